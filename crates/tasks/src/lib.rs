@@ -1,0 +1,97 @@
+//! Task store for AI coding agents: a state machine with atomic transitions, claims with leases
+//! and fencing tokens, queries and statistics, on SQLite or in memory.
+//!
+//! # Overview
+//!
+//! - [`TaskStore`]: the object-safe trait agents program against. Every change is one atomic
+//!   check-and-set; a change writes only the fields it is about; `version` bumps on every write.
+//! - [`SqliteTaskStore`]: the embedded default, one database file shared safely by threads and
+//!   processes (WAL, `BEGIN IMMEDIATE`, busy timeout), with [`StorageStats`] and slow-statement
+//!   reporting through SQLite's profiling callback.
+//! - [`MemoryTaskStore`]: the same semantics in memory, for tests.
+//! - [`Task`], [`TaskStatus`], [`TaskId`], [`NewTask`], [`TaskPatch`], [`Change`]: the model.
+//! - [`TaskQuery`], [`TaskFilter`], [`TaskPage`], [`TaskStats`]: listings and statistics.
+//! - [`Clock`], [`ManualClock`]: time is an input, so tests never sleep.
+//!
+//! ## Claims
+//!
+//! An agent claims work with [`TaskStore::claim`] or [`TaskStore::claim_next`] and gets a
+//! [`Lease`] whose fencing token is larger than every token handed out before by the same store.
+//! It extends the lease with [`TaskStore::heartbeat`] and finishes with [`TaskStore::complete`] or
+//! [`TaskStore::fail`], presenting the token; if the lease lapsed and the task was reaped or
+//! claimed by someone else, the call fails with [`Error::LeaseLost`] and changes nothing.
+//! [`TaskStore::reap_expired`] returns lapsed tasks to pending, or fails them once
+//! `max_attempts` runs have been spent.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use oc_tasks::{NewTask, SqliteTaskStore, TaskStore, TaskStatus, Error};
+//!
+//! let store = SqliteTaskStore::open_in_memory()?;
+//! store.create(NewTask::new("low").priority(1))?;
+//! store.create(NewTask::new("urgent").priority(9))?;
+//!
+//! let task = store.claim_next("agent-1", Duration::from_secs(30))?.expect("work to do");
+//! assert_eq!(task.name, "urgent");
+//! let token = task.lease.expect("claims grant a lease").token;
+//!
+//! // A stale token is refused, and nothing changes.
+//! assert!(matches!(store.complete(&task.id, Some(token + 1), None), Err(Error::LeaseLost { .. })));
+//! let done = store.complete(&task.id, Some(token), None)?;
+//! assert_eq!(done.status, TaskStatus::Completed);
+//!
+//! let stats = store.stats(5)?;
+//! assert_eq!((stats.total, stats.count(TaskStatus::Pending)), (2, 1));
+//! # Ok::<(), oc_tasks::Error>(())
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `bundled-sqlite` (default): compile SQLite from source; turn off to link the system library.
+//! - `testkit`: export [`testkit`], the conformance suite every `TaskStore` must pass, so other
+//!   backends (PostgreSQL, say) can run it.
+//!
+//! # Errors
+//!
+//! [`Error`] is non-exhaustive; classify with [`Error::is_not_found`], [`Error::is_conflict`]
+//! (invalid transition, lost lease, version mismatch, duplicate id), [`Error::is_invalid_input`]
+//! and [`Error::is_retryable`] (database busy).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod id;
+mod memory;
+mod model;
+mod query;
+mod sqlite;
+mod store;
+mod time;
+
+#[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+pub mod testkit;
+
+pub use crate::error::{Error, Result};
+pub use crate::id::{MAX_ID_LEN, TaskId};
+pub use crate::memory::MemoryTaskStore;
+pub use crate::model::{
+    Change, DEFAULT_MAX_ATTEMPTS, Lease, MAX_LEASE, MIN_LEASE, NewTask, ReapedTask, Task,
+    TaskPatch, TaskStatus, reap, transition,
+};
+pub use crate::query::{
+    Cursor, DEFAULT_LIMIT, MAX_LIMIT, Order, TaskFilter, TaskPage, TaskQuery, TaskStats,
+    TaskSummary,
+};
+pub use crate::sqlite::{
+    DEFAULT_BUSY_TIMEOUT, DEFAULT_SLOW_THRESHOLD, SlowCallback, SlowStatement, SqliteOptions,
+    SqliteTaskStore, StorageStats,
+};
+pub use crate::store::TaskStore;
+pub use crate::time::{Clock, ManualClock, SystemClock, Timestamp};
+
+/// Checks `id` by the [`TaskId`] rules without allocating; returns the broken rule.
+pub fn check_id(id: &str) -> std::result::Result<(), &'static str> {
+    crate::id::check(id)
+}

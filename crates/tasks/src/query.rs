@@ -1,0 +1,277 @@
+//! Queries: filters, ordering, cursor pagination and statistics.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, Task, TaskId, TaskStatus, Timestamp};
+
+/// Which tasks a query or count covers; empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TaskFilter {
+    /// Any of these statuses (empty: all).
+    pub statuses: Vec<TaskStatus>,
+    /// Exactly this owner.
+    pub owner: Option<String>,
+    /// Created at or after.
+    pub created_from: Option<Timestamp>,
+    /// Created before.
+    pub created_to: Option<Timestamp>,
+    /// Case-insensitive (ASCII) substring of the name, description or metadata JSON.
+    pub search: Option<String>,
+}
+
+impl TaskFilter {
+    /// A filter matching every task.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds a status.
+    pub fn status(mut self, s: TaskStatus) -> Self {
+        self.statuses.push(s);
+        self
+    }
+    /// Restricts to one owner.
+    pub fn owner(mut self, o: impl Into<String>) -> Self {
+        self.owner = Some(o.into());
+        self
+    }
+    /// Restricts to tasks created in `[from, to)`.
+    pub fn created_between(mut self, from: Option<Timestamp>, to: Option<Timestamp>) -> Self {
+        self.created_from = from;
+        self.created_to = to;
+        self
+    }
+    /// Restricts to tasks whose name, description or metadata contains `text`.
+    pub fn search(mut self, text: impl Into<String>) -> Self {
+        self.search = Some(text.into());
+        self
+    }
+
+    /// Whether `task` passes the filter (the reference semantics every store follows).
+    pub fn matches(&self, task: &Task) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&task.status))
+            && self
+                .owner
+                .as_ref()
+                .is_none_or(|o| task.owner.as_ref() == Some(o))
+            && self.created_from.is_none_or(|f| task.created_at >= f)
+            && self.created_to.is_none_or(|t| task.created_at < t)
+            && self.search.as_ref().is_none_or(|s| {
+                let needle = s.to_ascii_lowercase();
+                let hay = |h: &str| h.to_ascii_lowercase().contains(&needle);
+                hay(&task.name)
+                    || task.description.as_deref().is_some_and(hay)
+                    || hay(&metadata_text(task))
+            })
+    }
+}
+
+/// The metadata as stored and searched: compact JSON with sorted keys.
+pub(crate) fn metadata_text(task: &Task) -> String {
+    serde_json::Value::Object(task.metadata.clone()).to_string()
+}
+
+/// The order of a listing. Every order ends with the id, so it is total and pages never overlap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Order {
+    /// Newest first (by creation).
+    #[default]
+    Newest,
+    /// Oldest first (by creation).
+    Oldest,
+    /// Highest priority first, then oldest: the order `claim_next` takes.
+    Priority,
+}
+
+/// Where the next page starts: the sort key of the last task of the previous page.
+///
+/// Opaque to callers; it round-trips through its string form, which the CLI prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Cursor {
+    pub(crate) priority: i32,
+    pub(crate) created_at: Timestamp,
+    pub(crate) id: TaskId,
+}
+
+impl Cursor {
+    pub(crate) fn after(task: &Task) -> Self {
+        Cursor {
+            priority: task.priority,
+            created_at: task.created_at,
+            id: task.id.clone(),
+        }
+    }
+
+    /// Whether `task` comes after this cursor in `order`.
+    pub(crate) fn precedes(&self, task: &Task, order: Order) -> bool {
+        let key = (task.created_at, &task.id);
+        let mine = (self.created_at, &self.id);
+        match order {
+            Order::Newest => key < mine,
+            Order::Oldest => key > mine,
+            Order::Priority => {
+                task.priority < self.priority || (task.priority == self.priority && key > mine)
+            }
+        }
+    }
+}
+
+impl From<Cursor> for String {
+    fn from(c: Cursor) -> String {
+        format!("{}|{}|{}", c.priority, c.created_at.as_millis(), c.id)
+    }
+}
+
+impl TryFrom<String> for Cursor {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        let bad = || Error::InvalidInput {
+            field: "cursor",
+            reason: format!("{s:?} is not a cursor returned by a listing"),
+        };
+        let mut parts = s.splitn(3, '|');
+        let priority = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let created = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let id = parts
+            .next()
+            .and_then(|p| TaskId::new(p).ok())
+            .ok_or_else(bad)?;
+        Ok(Cursor {
+            priority,
+            created_at: Timestamp::from_millis(created),
+            id,
+        })
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Cursor::try_from(s.to_owned())
+    }
+}
+
+/// Default page size of a listing.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Largest page a listing returns.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// A listing: filter, order, page size and where to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TaskQuery {
+    /// Which tasks.
+    pub filter: TaskFilter,
+    /// In which order.
+    pub order: Order,
+    /// Page size (1–10,000; default 100).
+    pub limit: usize,
+    /// Continue after this cursor.
+    pub after: Option<Cursor>,
+}
+
+impl Default for TaskQuery {
+    fn default() -> Self {
+        TaskQuery {
+            filter: TaskFilter::default(),
+            order: Order::default(),
+            limit: DEFAULT_LIMIT,
+            after: None,
+        }
+    }
+}
+
+impl TaskQuery {
+    /// A query over `filter` with the default order and page size.
+    pub fn new(filter: TaskFilter) -> Self {
+        TaskQuery {
+            filter,
+            ..Default::default()
+        }
+    }
+    /// Sets the order.
+    pub fn order(mut self, o: Order) -> Self {
+        self.order = o;
+        self
+    }
+    /// Sets the page size.
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = n;
+        self
+    }
+    /// Continues after `c`.
+    pub fn after(mut self, c: Option<Cursor>) -> Self {
+        self.after = c;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.limit == 0 || self.limit > MAX_LIMIT {
+            return Err(Error::InvalidInput {
+                field: "limit",
+                reason: format!("must be between 1 and {MAX_LIMIT}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskPage {
+    /// The tasks, in the query's order.
+    pub tasks: Vec<Task>,
+    /// Pass this as `after` to get the next page; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+impl TaskPage {
+    pub(crate) fn from_overfetch(mut tasks: Vec<Task>, limit: usize) -> Self {
+        let next = if tasks.len() > limit {
+            tasks.truncate(limit);
+            tasks.last().map(Cursor::after)
+        } else {
+            None
+        };
+        TaskPage { tasks, next }
+    }
+}
+
+/// A task in a statistics listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// Id.
+    pub id: TaskId,
+    /// Name.
+    pub name: String,
+    /// Status.
+    pub status: TaskStatus,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// Counts by status and owner, and the most recent tasks: the seed's "Task Statistics".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStats {
+    /// All tasks.
+    pub total: u64,
+    /// Count per status, every status present, in [`TaskStatus::ALL`] order.
+    pub by_status: Vec<(TaskStatus, u64)>,
+    /// Count per owner (`None`: no owner), most tasks first, then by name.
+    pub by_owner: Vec<(Option<String>, u64)>,
+    /// The most recently created tasks, newest first.
+    pub recent: Vec<TaskSummary>,
+}
+
+impl TaskStats {
+    /// The count for one status.
+    pub fn count(&self, status: TaskStatus) -> u64 {
+        self.by_status
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n)
+    }
+}

@@ -1,0 +1,866 @@
+//! `SqliteTaskStore`: tasks in a SQLite file shared safely by threads and processes.
+
+mod ffi;
+mod schema;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::trace::{TraceEvent, TraceEventCodes};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+use crate::error::is_busy;
+use crate::model::{reap, transition};
+use crate::{
+    Change, Clock, Error, Lease, NewTask, Order, ReapedTask, Result, SystemClock, Task, TaskFilter,
+    TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp,
+};
+
+/// Default wait for another writer (thread or process) before a statement gives up.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default threshold above which a statement is reported as slow (the seed's one second).
+pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(1);
+/// How many slow statements are kept for [`StorageStats::recent_slow`].
+const SLOW_KEEP: usize = 32;
+/// Idle reader connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+/// Attempts at a write transaction that keeps finding the database busy.
+const WRITE_ATTEMPTS: u32 = 5;
+
+const COLS: &str = "id, name, description, status, owner, priority, metadata, result, error, \
+    attempts, max_attempts, version, created_at, updated_at, started_at, finished_at, \
+    lease_token, lease_expires_at";
+
+/// A statement that ran longer than the slow threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlowStatement {
+    /// The SQL text (unexpanded: parameters are not included).
+    pub sql: String,
+    /// How long SQLite took to run it.
+    pub duration_us: u64,
+    /// When it finished.
+    pub at: Timestamp,
+}
+
+/// Called for each slow statement, on the thread that ran it.
+pub type SlowCallback = Arc<dyn Fn(&SlowStatement) + Send + Sync>;
+
+struct SlowLog {
+    threshold: Duration,
+    count: AtomicU64,
+    recent: Mutex<VecDeque<SlowStatement>>,
+    callback: Option<SlowCallback>,
+    clock: Arc<dyn Clock>,
+}
+
+impl SlowLog {
+    fn record(&self, sql: &str, d: Duration) {
+        if d < self.threshold {
+            return;
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let s = SlowStatement {
+            sql: sql.to_owned(),
+            duration_us: u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            at: self.clock.now(),
+        };
+        if let Some(cb) = &self.callback {
+            cb(&s);
+        }
+        let mut recent = self.recent.lock();
+        if recent.len() == SLOW_KEEP {
+            recent.pop_front();
+        }
+        recent.push_back(s);
+    }
+}
+
+/// Size, cache and slow-statement figures of the database (for `oc db stats` and metrics).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageStats {
+    /// The database file.
+    pub path: PathBuf,
+    /// Bytes of the main database file.
+    pub file_bytes: u64,
+    /// Bytes of the write-ahead log (`-wal`), 0 when absent.
+    pub wal_bytes: u64,
+    /// Pages in the database.
+    pub page_count: u64,
+    /// Bytes per page.
+    pub page_size: u64,
+    /// Unused pages.
+    pub freelist_count: u64,
+    /// Page-cache hits summed over this store's open connections.
+    pub cache_hits: u64,
+    /// Page-cache misses summed over this store's open connections.
+    pub cache_misses: u64,
+    /// Statements slower than the threshold since the store opened.
+    pub slow_statements: u64,
+    /// The slow-statement threshold in milliseconds.
+    pub slow_threshold_ms: u64,
+    /// The most recent slow statements, oldest first.
+    pub recent_slow: Vec<SlowStatement>,
+}
+
+impl StorageStats {
+    /// Database size as SQLite sees it: page count × page size.
+    pub fn database_bytes(&self) -> u64 {
+        self.page_count * self.page_size
+    }
+}
+
+/// How to open a [`SqliteTaskStore`].
+#[derive(Clone)]
+pub struct SqliteOptions {
+    busy_timeout: Duration,
+    slow_threshold: Duration,
+    on_slow: Option<SlowCallback>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for SqliteOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteOptions")
+            .field("busy_timeout", &self.busy_timeout)
+            .field("slow_threshold", &self.slow_threshold)
+            .field("on_slow", &self.on_slow.is_some())
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            slow_threshold: DEFAULT_SLOW_THRESHOLD,
+            on_slow: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// Default options: 5 s busy timeout, 1 s slow threshold, system clock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// How long a statement waits for other writers before failing with a retryable error.
+    pub fn busy_timeout(mut self, d: Duration) -> Self {
+        self.busy_timeout = d;
+        self
+    }
+    /// Statements at least this slow are counted and kept in [`StorageStats::recent_slow`].
+    pub fn slow_threshold(mut self, d: Duration) -> Self {
+        self.slow_threshold = d;
+        self
+    }
+    /// Also calls `f` for each slow statement.
+    pub fn on_slow(mut self, f: impl Fn(&SlowStatement) + Send + Sync + 'static) -> Self {
+        self.on_slow = Some(Arc::new(f));
+        self
+    }
+    /// The clock for timestamps and leases.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteTaskStore> {
+        SqliteTaskStore::open_with(path.as_ref(), self)
+    }
+}
+
+/// A [`TaskStore`] in a SQLite database file.
+///
+/// One writer connection per store serialises this process's writes without busy-waiting;
+/// other processes are kept out by `BEGIN IMMEDIATE` and the busy timeout, so several processes
+/// can share one file. Reads use a small pool of connections and never block on writers (WAL).
+///
+/// ```
+/// use oc_tasks::{NewTask, SqliteTaskStore, TaskStore, TaskStatus};
+/// let dir = tempfile::tempdir()?;
+/// let store = SqliteTaskStore::open(dir.path().join("opencode.db"))?;
+/// let t = store.create(NewTask::new("review PR").owner("agent-1"))?;
+/// store.start(&t.id, "agent-1")?;
+/// let done = store.complete(&t.id, None, Some(serde_json::json!({"ok": true})))?;
+/// assert_eq!(done.status, TaskStatus::Completed);
+/// assert_eq!(done.owner.as_deref(), Some("agent-1"), "untouched fields survive");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SqliteTaskStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Option<Mutex<Vec<Connection>>>,
+    opts: SqliteOptions,
+    slow: Arc<SlowLog>,
+}
+
+impl fmt::Debug for SqliteTaskStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteTaskStore")
+            .field("path", &self.path)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteTaskStore {
+    /// Opens (creating if needed) the database at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path.as_ref(), SqliteOptions::default())
+    }
+
+    /// Options to open a store with.
+    pub fn options() -> SqliteOptions {
+        SqliteOptions::default()
+    }
+
+    /// A private in-memory database (one connection), for examples and tests.
+    pub fn open_in_memory() -> Result<Self> {
+        let opts = SqliteOptions::default();
+        let slow = slow_log(&opts);
+        let mut conn = Connection::open_in_memory()?;
+        configure(&mut conn, &opts, &slow, false)?;
+        schema::migrate(&mut conn)?;
+        Ok(SqliteTaskStore {
+            path: PathBuf::from(":memory:"),
+            writer: Mutex::new(conn),
+            readers: None,
+            opts,
+            slow,
+        })
+    }
+
+    fn open_with(path: &Path, opts: SqliteOptions) -> Result<Self> {
+        let slow = slow_log(&opts);
+        let mut writer = retry_busy(|| {
+            let mut c = Connection::open(path)?;
+            configure(&mut c, &opts, &slow, true)?;
+            Ok(c)
+        })?;
+        retry_busy(|| schema::migrate(&mut writer))?;
+        Ok(SqliteTaskStore {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Some(Mutex::new(Vec::new())),
+            opts,
+            slow,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a reader connection (the writer's for in-memory stores).
+    fn read<T>(&self, mut f: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
+        let Some(pool) = &self.readers else {
+            return f(&self.writer.lock());
+        };
+        let conn = match pool.lock().pop() {
+            Some(c) => c,
+            None => {
+                let mut c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&mut c, &self.opts, &self.slow, false)?;
+                c
+            }
+        };
+        let out = retry_busy(|| f(&conn));
+        let mut idle = pool.lock();
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer, committing on `Ok`.
+    fn write<T>(&self, mut f: impl FnMut(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock();
+        retry_busy(|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    /// File sizes, page counts, cache hits and misses, and slow statements.
+    pub fn storage_stats(&self) -> Result<StorageStats> {
+        let (page_count, page_size, freelist_count) = self.read(|c| {
+            Ok((
+                c.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))?,
+                c.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))?,
+                c.query_row("PRAGMA freelist_count", [], |r| r.get::<_, i64>(0))?,
+            ))
+        })?;
+        let (mut hits, mut misses) = ffi::cache_hits_misses(&self.writer.lock());
+        if let Some(pool) = &self.readers {
+            for c in pool.lock().iter() {
+                let (h, m) = ffi::cache_hits_misses(c);
+                hits += h;
+                misses += m;
+            }
+        }
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        Ok(StorageStats {
+            path: self.path.clone(),
+            file_bytes: size(&self.path),
+            wal_bytes: size(Path::new(&wal)),
+            page_count: u64::try_from(page_count).unwrap_or(0),
+            page_size: u64::try_from(page_size).unwrap_or(0),
+            freelist_count: u64::try_from(freelist_count).unwrap_or(0),
+            cache_hits: hits,
+            cache_misses: misses,
+            slow_statements: self.slow.count.load(Ordering::Relaxed),
+            slow_threshold_ms: u64::try_from(self.slow.threshold.as_millis()).unwrap_or(u64::MAX),
+            recent_slow: self.slow.recent.lock().iter().cloned().collect(),
+        })
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check`; returns the problems found (empty when healthy).
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut stmt = c.prepare("PRAGMA integrity_check")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let problems: Vec<String> = rows.collect::<rusqlite::Result<_>>()?;
+            Ok(problems.into_iter().filter(|p| p != "ok").collect())
+        })
+    }
+
+    /// Copies a consistent snapshot of the last committed state into a new file at `dest`
+    /// (`VACUUM INTO`), while other connections keep working.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        let dest_str = dest.to_str().ok_or_else(|| Error::InvalidInput {
+            field: "backup path",
+            reason: format!("{} is not valid UTF-8", dest.display()),
+        })?;
+        self.read(|c| {
+            c.execute("VACUUM INTO ?1", [dest_str])?;
+            Ok(())
+        })
+    }
+}
+
+fn slow_log(opts: &SqliteOptions) -> Arc<SlowLog> {
+    Arc::new(SlowLog {
+        threshold: opts.slow_threshold,
+        count: AtomicU64::new(0),
+        recent: Mutex::new(VecDeque::new()),
+        callback: opts.on_slow.clone(),
+        clock: opts.clock.clone(),
+    })
+}
+
+fn configure(
+    c: &mut Connection,
+    opts: &SqliteOptions,
+    slow: &Arc<SlowLog>,
+    writer: bool,
+) -> Result<()> {
+    c.busy_timeout(opts.busy_timeout)?;
+    c.set_prepared_statement_cache_capacity(64);
+    if writer {
+        // WAL lets readers run beside the writer and survives process crashes; with WAL,
+        // synchronous=NORMAL loses at most the last transactions on power loss, never integrity.
+        let mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+            return Err(Error::InvalidInput {
+                field: "database",
+                reason: format!("journal_mode is {mode}, WAL could not be enabled"),
+            });
+        }
+    }
+    c.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    let slow = slow.clone();
+    c.trace_v2(
+        TraceEventCodes::SQLITE_TRACE_PROFILE,
+        Some(move |ev: TraceEvent<'_>| {
+            if let TraceEvent::Profile(stmt, d) = ev {
+                slow.record(&stmt.sql(), d);
+            }
+        }),
+    )?;
+    Ok(())
+}
+
+/// Retries `f` while SQLite reports the database busy or locked, with a short backoff.
+/// The busy timeout already waited inside each attempt; this covers the cases SQLite does not
+/// retry itself (opening, WAL recovery, lock upgrades).
+fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(Error::Sqlite(e)) if is_busy(&e) && attempt + 1 < WRITE_ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(10 << attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp::from_millis)
+}
+
+fn corrupt(id: &str, reason: impl fmt::Display) -> Error {
+    Error::Corrupt {
+        id: id.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn row_to_task(r: &Row<'_>) -> Result<Task> {
+    let id: String = r.get(0)?;
+    let status: String = r.get(3)?;
+    let metadata: String = r.get(6)?;
+    let result: Option<String> = r.get(7)?;
+    let token: Option<i64> = r.get(16)?;
+    let expires: Option<i64> = r.get(17)?;
+    let u =
+        |v: i64, what: &str| u64::try_from(v).map_err(|_| corrupt(&id, format!("negative {what}")));
+    Ok(Task {
+        status: status.parse().map_err(|e| corrupt(&id, e))?,
+        metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(&id, e))?,
+        result: result
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| corrupt(&id, e))?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        owner: r.get(4)?,
+        priority: r.get(5)?,
+        error: r.get(8)?,
+        attempts: r.get(9)?,
+        max_attempts: r.get(10)?,
+        version: u(r.get(11)?, "version")?,
+        created_at: Timestamp::from_millis(r.get(12)?),
+        updated_at: Timestamp::from_millis(r.get(13)?),
+        started_at: opt_ts(r.get(14)?),
+        finished_at: opt_ts(r.get(15)?),
+        lease: match (token, expires) {
+            (Some(t), Some(e)) => Some(Lease {
+                token: u(t, "lease token")?,
+                expires_at: Timestamp::from_millis(e),
+            }),
+            _ => None,
+        },
+        id: TaskId::new(id.clone()).map_err(|e| corrupt(&id, e))?,
+    })
+}
+
+/// The column values of `t`, in `COLS` order.
+fn task_values(t: &Task) -> Result<Vec<SqlValue>> {
+    let i = |v: u64| SqlValue::Integer(i64::try_from(v).unwrap_or(i64::MAX));
+    let text = |s: &Option<String>| s.clone().map_or(SqlValue::Null, SqlValue::Text);
+    let ts = |t: Option<Timestamp>| t.map_or(SqlValue::Null, |t| SqlValue::Integer(t.as_millis()));
+    let json = |v: &serde_json::Value| {
+        serde_json::to_string(v).map_err(|e| Error::InvalidInput {
+            field: "result",
+            reason: e.to_string(),
+        })
+    };
+    Ok(vec![
+        SqlValue::Text(t.id.to_string()),
+        SqlValue::Text(t.name.clone()),
+        text(&t.description),
+        SqlValue::Text(t.status.as_str().to_owned()),
+        text(&t.owner),
+        SqlValue::Integer(t.priority.into()),
+        SqlValue::Text(crate::query::metadata_text(t)),
+        t.result
+            .as_ref()
+            .map(json)
+            .transpose()?
+            .map_or(SqlValue::Null, SqlValue::Text),
+        text(&t.error),
+        SqlValue::Integer(t.attempts.into()),
+        SqlValue::Integer(t.max_attempts.into()),
+        i(t.version),
+        ts(Some(t.created_at)),
+        ts(Some(t.updated_at)),
+        ts(t.started_at),
+        ts(t.finished_at),
+        t.lease.map_or(SqlValue::Null, |l| i(l.token)),
+        ts(t.lease.map(|l| l.expires_at)),
+    ])
+}
+
+fn load(tx: &Connection, id: &TaskId) -> Result<Option<Task>> {
+    let mut stmt = tx.prepare_cached(&format!("SELECT {COLS} FROM tasks WHERE id = ?1"))?;
+    let mut rows = stmt.query([id.as_str()])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(row_to_task(r)?)),
+        None => Ok(None),
+    }
+}
+
+/// Writes `next` over the row only if it is still at `prev`'s version and status: the
+/// check-and-set every change ends in.
+fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE tasks SET id = ?1, name = ?2, description = ?3, status = ?4, owner = ?5,
+            priority = ?6, metadata = ?7, result = ?8, error = ?9, attempts = ?10,
+            max_attempts = ?11, version = ?12, created_at = ?13, updated_at = ?14,
+            started_at = ?15, finished_at = ?16, lease_token = ?17, lease_expires_at = ?18
+         WHERE id = ?1 AND version = ?19 AND status = ?20",
+    )?;
+    let mut params = task_values(next)?;
+    params.push(SqlValue::Integer(
+        i64::try_from(prev.version).unwrap_or(i64::MAX),
+    ));
+    params.push(SqlValue::Text(prev.status.as_str().to_owned()));
+    let n = stmt.execute(rusqlite::params_from_iter(params))?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::VersionMismatch {
+            id: prev.id.clone(),
+            expected: prev.version,
+            actual: load(tx, &prev.id)?.map_or(0, |t| t.version),
+        })
+    }
+}
+
+/// The last fencing token handed out, and a closure-friendly way to take the next one.
+struct Tokens {
+    last: u64,
+    taken: bool,
+}
+
+impl Tokens {
+    fn read(tx: &Transaction<'_>) -> Result<Self> {
+        let last: i64 = tx
+            .prepare_cached("SELECT value FROM oc_tasks_meta WHERE key = 'lease_token'")?
+            .query_row([], |r| r.get(0))?;
+        Ok(Tokens {
+            last: u64::try_from(last).unwrap_or(0),
+            taken: false,
+        })
+    }
+    fn next(&mut self) -> u64 {
+        self.taken = true;
+        self.last + 1
+    }
+    fn save(&self, tx: &Transaction<'_>) -> Result<()> {
+        if self.taken {
+            tx.prepare_cached("UPDATE oc_tasks_meta SET value = ?1 WHERE key = 'lease_token'")?
+                .execute([i64::try_from(self.last + 1).unwrap_or(i64::MAX)])?;
+        }
+        Ok(())
+    }
+}
+
+fn apply_in(
+    tx: &Transaction<'_>,
+    id: &TaskId,
+    change: &Change,
+    expect: Option<u64>,
+    now: Timestamp,
+) -> Result<Task> {
+    let prev = load(tx, id)?.ok_or_else(|| Error::NotFound { id: id.clone() })?;
+    let mut tokens = Tokens::read(tx)?;
+    let next = transition(&prev, change, expect, now, || tokens.next())?;
+    store_cas(tx, &prev, &next)?;
+    tokens.save(tx)?;
+    Ok(next)
+}
+
+fn insert(tx: &Transaction<'_>, t: &Task) -> Result<()> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO tasks ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
+         ?13, ?14, ?15, ?16, ?17, ?18)"
+    ))?;
+    match stmt.execute(rusqlite::params_from_iter(task_values(t)?)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            Err(Error::AlreadyExists { id: t.id.clone() })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The WHERE clause and parameters of a filter (plus an optional cursor).
+fn where_clause(
+    filter: &TaskFilter,
+    after: Option<(&crate::query::Cursor, Order)>,
+) -> (String, Vec<SqlValue>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut params: Vec<SqlValue> = Vec::new();
+    let p = |v: SqlValue, params: &mut Vec<SqlValue>| {
+        params.push(v);
+        format!("?{}", params.len())
+    };
+    if !filter.statuses.is_empty() {
+        let marks: Vec<String> = filter
+            .statuses
+            .iter()
+            .map(|s| p(SqlValue::Text(s.as_str().into()), &mut params))
+            .collect();
+        conds.push(format!("status IN ({})", marks.join(", ")));
+    }
+    if let Some(o) = &filter.owner {
+        conds.push(format!(
+            "owner = {}",
+            p(SqlValue::Text(o.clone()), &mut params)
+        ));
+    }
+    if let Some(f) = filter.created_from {
+        conds.push(format!(
+            "created_at >= {}",
+            p(SqlValue::Integer(f.as_millis()), &mut params)
+        ));
+    }
+    if let Some(t) = filter.created_to {
+        conds.push(format!(
+            "created_at < {}",
+            p(SqlValue::Integer(t.as_millis()), &mut params)
+        ));
+    }
+    if let Some(s) = &filter.search {
+        let escaped: String = s
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let m = p(SqlValue::Text(format!("%{escaped}%")), &mut params);
+        conds.push(format!(
+            "(name LIKE {m} ESCAPE '\\' OR description LIKE {m} ESCAPE '\\' OR metadata LIKE {m} ESCAPE '\\')"
+        ));
+    }
+    if let Some((c, order)) = after {
+        let prio = p(SqlValue::Integer(c.priority.into()), &mut params);
+        let created = p(SqlValue::Integer(c.created_at.as_millis()), &mut params);
+        let id = p(SqlValue::Text(c.id.to_string()), &mut params);
+        conds.push(match order {
+            Order::Newest => format!("(created_at, id) < ({created}, {id})"),
+            Order::Oldest => format!("(created_at, id) > ({created}, {id})"),
+            Order::Priority => format!(
+                "(priority < {prio} OR (priority = {prio} AND (created_at, id) > ({created}, {id})))"
+            ),
+        });
+    }
+    let sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    (sql, params)
+}
+
+fn order_by(order: Order) -> &'static str {
+    match order {
+        Order::Newest => " ORDER BY created_at DESC, id DESC",
+        Order::Oldest => " ORDER BY created_at, id",
+        Order::Priority => " ORDER BY priority DESC, created_at, id",
+    }
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl TaskStore for SqliteTaskStore {
+    fn create(&self, new: NewTask) -> Result<Task> {
+        let t = new.into_task(self.opts.clock.now())?;
+        self.write(|tx| insert(tx, &t))?;
+        Ok(t)
+    }
+
+    fn create_many(&self, new: Vec<NewTask>) -> Result<Vec<Task>> {
+        let now = self.opts.clock.now();
+        let tasks = new
+            .into_iter()
+            .map(|n| n.into_task(now))
+            .collect::<Result<Vec<_>>>()?;
+        self.write(|tx| tasks.iter().try_for_each(|t| insert(tx, t)))?;
+        Ok(tasks)
+    }
+
+    fn get(&self, id: &TaskId) -> Result<Option<Task>> {
+        self.read(|c| load(c, id))
+    }
+
+    fn apply(&self, id: &TaskId, change: Change, expect: Option<u64>) -> Result<Task> {
+        change.validate()?;
+        self.write(|tx| apply_in(tx, id, &change, expect, self.opts.clock.now()))
+    }
+
+    fn claim_next(&self, owner: &str, ttl: Duration) -> Result<Option<Task>> {
+        let change = Change::Claim {
+            owner: owner.into(),
+            ttl,
+        };
+        change.validate()?;
+        self.write(|tx| {
+            let id: Option<String> = tx
+                .prepare_cached(
+                    "SELECT id FROM tasks WHERE status = 'pending'
+                     ORDER BY priority DESC, created_at, id LIMIT 1",
+                )?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            let Some(id) = id else { return Ok(None) };
+            let id = TaskId::new(id.clone()).map_err(|e| corrupt(&id, e))?;
+            apply_in(tx, &id, &change, None, self.opts.clock.now()).map(Some)
+        })
+    }
+
+    fn delete(&self, id: &TaskId, expect: Option<u64>) -> Result<Task> {
+        self.write(|tx| {
+            let prev = load(tx, id)?.ok_or_else(|| Error::NotFound { id: id.clone() })?;
+            if let Some(expected) = expect
+                && expected != prev.version
+            {
+                return Err(Error::VersionMismatch {
+                    id: id.clone(),
+                    expected,
+                    actual: prev.version,
+                });
+            }
+            tx.prepare_cached("DELETE FROM tasks WHERE id = ?1 AND version = ?2")?
+                .execute((id.as_str(), i64::try_from(prev.version).unwrap_or(i64::MAX)))?;
+            Ok(prev)
+        })
+    }
+
+    fn reap_expired(&self, now: Timestamp) -> Result<Vec<ReapedTask>> {
+        self.write(|tx| {
+            let expired: Vec<Task> = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {COLS} FROM tasks
+                     WHERE status = 'running' AND lease_expires_at <= ?1 ORDER BY id"
+                ))?;
+                let mut rows = stmt.query([now.as_millis()])?;
+                let mut v = Vec::new();
+                while let Some(r) = rows.next()? {
+                    v.push(row_to_task(r)?);
+                }
+                v
+            };
+            let mut reaped = Vec::with_capacity(expired.len());
+            for prev in expired {
+                if let Some(r) = reap(&prev, now) {
+                    store_cas(tx, &prev, &r.task)?;
+                    reaped.push(r);
+                }
+            }
+            Ok(reaped)
+        })
+    }
+
+    fn list(&self, query: &TaskQuery) -> Result<TaskPage> {
+        query.validate()?;
+        let (cond, mut params) = where_clause(
+            &query.filter,
+            query.after.as_ref().map(|c| (c, query.order)),
+        );
+        params.push(SqlValue::Integer(
+            i64::try_from(query.limit + 1).unwrap_or(i64::MAX),
+        ));
+        let sql = format!(
+            "SELECT {COLS} FROM tasks{cond}{} LIMIT ?{}",
+            order_by(query.order),
+            params.len()
+        );
+        let tasks = self.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+            let mut v = Vec::new();
+            while let Some(r) = rows.next()? {
+                v.push(row_to_task(r)?);
+            }
+            Ok(v)
+        })?;
+        Ok(TaskPage::from_overfetch(tasks, query.limit))
+    }
+
+    fn count(&self, filter: &TaskFilter) -> Result<u64> {
+        let (cond, params) = where_clause(filter, None);
+        let n: i64 = self.read(|c| {
+            Ok(
+                c.prepare_cached(&format!("SELECT COUNT(*) FROM tasks{cond}"))?
+                    .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?,
+            )
+        })?;
+        Ok(to_u64(n))
+    }
+
+    fn stats(&self, recent: usize) -> Result<TaskStats> {
+        self.read(|c| {
+            // One read transaction, so the three answers describe the same snapshot.
+            c.execute_batch("BEGIN")?;
+            let out = stats_in(c, recent);
+            c.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+            out
+        })
+    }
+
+    fn now(&self) -> Timestamp {
+        self.opts.clock.now()
+    }
+}
+
+fn stats_in(c: &Connection, recent: usize) -> Result<TaskStats> {
+    let mut by_status = TaskStatus::ALL.map(|s| (s, 0u64));
+    {
+        let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let s: String = r.get(0)?;
+            let status: TaskStatus = s.parse().map_err(|e| corrupt("(status count)", e))?;
+            if let Some(slot) = by_status.iter_mut().find(|(st, _)| *st == status) {
+                slot.1 = to_u64(r.get(1)?);
+            }
+        }
+    }
+    let by_owner = {
+        let mut stmt = c.prepare_cached(
+            "SELECT owner, COUNT(*) AS n FROM tasks GROUP BY owner ORDER BY n DESC, owner",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Option<String>>(0)?, to_u64(r.get(1)?)))
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let recent = {
+        let mut stmt = c.prepare_cached(
+            "SELECT id, name, status, created_at FROM tasks ORDER BY created_at DESC, id DESC LIMIT ?1",
+        )?;
+        let mut rows = stmt.query([i64::try_from(recent).unwrap_or(i64::MAX)])?;
+        let mut v = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let status: String = r.get(2)?;
+            v.push(TaskSummary {
+                id: TaskId::new(id.clone()).map_err(|e| corrupt(&id, e))?,
+                name: r.get(1)?,
+                status: status.parse().map_err(|e| corrupt(&id, e))?,
+                created_at: Timestamp::from_millis(r.get(3)?),
+            });
+        }
+        v
+    };
+    Ok(TaskStats {
+        total: by_status.iter().map(|(_, n)| n).sum(),
+        by_status: by_status.to_vec(),
+        by_owner,
+        recent,
+    })
+}

@@ -1,0 +1,83 @@
+//! Forward-only migrations of the task tables.
+//!
+//! Several crates keep tables in the same database file (`oc-locks` too), so the schema version
+//! cannot live in the single `PRAGMA user_version`; each component records its own row in
+//! `oc_schema(component, version)` instead.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::{Error, Result};
+
+const COMPONENT: &str = "oc-tasks";
+
+/// Each entry moves the schema from version `i` to `i + 1`. Never edit a shipped entry; append.
+const MIGRATIONS: &[&str] = &[
+    // 1: tasks and the lease-token counter.
+    "CREATE TABLE tasks (
+        id               TEXT PRIMARY KEY NOT NULL,
+        name             TEXT NOT NULL,
+        description      TEXT,
+        status           TEXT NOT NULL
+                         CHECK (status IN ('pending','running','completed','failed','cancelled')),
+        owner            TEXT,
+        priority         INTEGER NOT NULL DEFAULT 0,
+        metadata         TEXT NOT NULL DEFAULT '{}',
+        result           TEXT,
+        error            TEXT,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        max_attempts     INTEGER NOT NULL DEFAULT 3,
+        version          INTEGER NOT NULL DEFAULT 1,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        started_at       INTEGER,
+        finished_at      INTEGER,
+        lease_token      INTEGER,
+        lease_expires_at INTEGER
+    );
+    -- claim_next (pending, highest priority, oldest), status filters and GROUP BY status.
+    CREATE INDEX tasks_ready ON tasks (status, priority DESC, created_at, id);
+    -- owner filters and GROUP BY owner.
+    CREATE INDEX tasks_owner ON tasks (owner);
+    -- newest/oldest listings, recent tasks, created ranges.
+    CREATE INDEX tasks_created ON tasks (created_at, id);
+    -- the reaper only looks at running tasks with a lease.
+    CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE status = 'running';
+    CREATE TABLE oc_tasks_meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+    INSERT INTO oc_tasks_meta (key, value) VALUES ('lease_token', 0);",
+];
+
+/// The newest schema version this build knows.
+pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the task tables up to [`LATEST`], in one immediate transaction so that concurrent
+/// openers (other processes) wait for each other instead of migrating twice.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS oc_schema (
+            component TEXT PRIMARY KEY NOT NULL,
+            version   INTEGER NOT NULL
+        )",
+    )?;
+    let current: i64 = tx.query_row(
+        "SELECT coalesce((SELECT version FROM oc_schema WHERE component = ?1), 0)",
+        [COMPONENT],
+        |r| r.get(0),
+    )?;
+    if current > LATEST {
+        return Err(Error::SchemaTooNew {
+            found: current,
+            supported: LATEST,
+        });
+    }
+    for sql in &MIGRATIONS[usize::try_from(current).unwrap_or(0)..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.execute(
+        "INSERT INTO oc_schema (component, version) VALUES (?1, ?2)
+         ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+        (COMPONENT, LATEST),
+    )?;
+    tx.commit()?;
+    Ok(())
+}

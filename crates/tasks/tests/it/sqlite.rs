@@ -1,0 +1,152 @@
+//! Behaviour specific to `SqliteTaskStore`: persistence, storage statistics, slow statements.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oc_tasks::{NewTask, SqliteTaskStore, TaskFilter, TaskId, TaskStatus, TaskStore};
+
+fn open(dir: &tempfile::TempDir) -> SqliteTaskStore {
+    SqliteTaskStore::open(dir.path().join("opencode.db")).unwrap()
+}
+
+#[test]
+fn data_and_tokens_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_token = {
+        let s = open(&dir);
+        s.create_many((0..3).map(|i| NewTask::new(format!("t{i}"))).collect())
+            .unwrap();
+        let t = s.claim_next("a", Duration::from_secs(30)).unwrap().unwrap();
+        t.lease.unwrap().token
+    };
+    let s = open(&dir);
+    assert_eq!(s.count(&TaskFilter::new()).unwrap(), 3);
+    let t = s.claim_next("b", Duration::from_secs(30)).unwrap().unwrap();
+    assert!(
+        t.lease.unwrap().token > first_token,
+        "the token counter is persistent"
+    );
+}
+
+#[test]
+fn storage_stats_report_files_pages_and_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    s.create_many(
+        (0..500)
+            .map(|i| NewTask::new(format!("t{i}")).meta("i", i))
+            .collect(),
+    )
+    .unwrap();
+    for _ in 0..20 {
+        s.count(&TaskFilter::new().status(TaskStatus::Pending))
+            .unwrap();
+    }
+    let st = s.storage_stats().unwrap();
+    assert!(st.file_bytes > 0 || st.wal_bytes > 0);
+    assert!(st.wal_bytes > 0, "recent writes sit in the WAL");
+    assert_eq!(st.page_size, 4096);
+    assert!(st.page_count > 1);
+    assert_eq!(st.database_bytes(), st.page_count * st.page_size);
+    assert!(st.cache_hits > 0);
+    assert_eq!(st.slow_statements, 0, "nothing here takes a second");
+    assert_eq!(st.slow_threshold_ms, 1000);
+}
+
+#[test]
+fn slow_statements_are_reported_through_the_profile_callback() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let s = SqliteTaskStore::options()
+        .slow_threshold(Duration::ZERO)
+        .on_slow(move |st| sink.lock().unwrap().push(st.sql.clone()))
+        .open(dir.path().join("opencode.db"))
+        .unwrap();
+    s.create(NewTask::new("x")).unwrap();
+    s.count(&TaskFilter::new()).unwrap();
+    let st = s.storage_stats().unwrap();
+    assert!(
+        st.slow_statements >= 2,
+        "every statement is slow at threshold zero"
+    );
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.iter().any(|q| q.starts_with("INSERT INTO tasks")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|q| q.starts_with("SELECT COUNT(*) FROM tasks")),
+        "{seen:?}"
+    );
+    assert!(st.recent_slow.len() <= 32);
+}
+
+#[test]
+fn integrity_check_and_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    s.create(NewTask::new("x").id(TaskId::new("keep").unwrap()))
+        .unwrap();
+    assert!(s.integrity_check().unwrap().is_empty());
+    let copy = dir.path().join("backup.db");
+    s.backup_to(&copy).unwrap();
+    let b = SqliteTaskStore::open(&copy).unwrap();
+    assert!(b.get(&TaskId::new("keep").unwrap()).unwrap().is_some());
+}
+
+#[test]
+fn stats_over_many_tasks_use_sql_aggregates() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    for batch in 0..10 {
+        s.create_many(
+            (0..1000)
+                .map(|i| NewTask::new("n").owner(format!("agent-{}", (batch * 1000 + i) % 7)))
+                .collect(),
+        )
+        .unwrap();
+    }
+    let st = s.stats(5).unwrap();
+    assert_eq!(st.total, 10_000);
+    assert_eq!(st.by_owner.len(), 7);
+    assert_eq!(st.by_owner.iter().map(|(_, n)| n).sum::<u64>(), 10_000);
+    assert_eq!(st.recent.len(), 5);
+}
+
+#[test]
+fn a_newer_schema_is_refused_not_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("opencode.db");
+    drop(SqliteTaskStore::open(&path).unwrap());
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute(
+        "UPDATE oc_schema SET version = 99 WHERE component = 'oc-tasks'",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    let e = SqliteTaskStore::open(&path).unwrap_err();
+    assert!(
+        matches!(e, oc_tasks::Error::SchemaTooNew { found: 99, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn corrupt_rows_are_reported_not_swallowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("opencode.db");
+    let s = SqliteTaskStore::open(&path).unwrap();
+    s.create(NewTask::new("x").id(TaskId::new("bad").unwrap()))
+        .unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute(
+        "UPDATE tasks SET metadata = 'not json' WHERE id = 'bad'",
+        [],
+    )
+    .unwrap();
+    let e = s.get(&TaskId::new("bad").unwrap()).unwrap_err();
+    assert!(matches!(e, oc_tasks::Error::Corrupt { .. }), "{e}");
+}
