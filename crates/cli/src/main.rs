@@ -1,1 +1,162 @@
-fn main() {}
+//! `oc`: the command-line face of opencode-tools.
+//!
+//! Glue only: argument parsing, composition of the library crates, output and exit codes.
+//! Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found, 4 conflict.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod args;
+mod demo;
+mod output;
+mod task;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use oc_tasks::SqliteTaskStore;
+
+use crate::args::{Cli, Command};
+use crate::output::Output;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    Error = 1,
+    Usage = 2,
+    NotFound = 3,
+    Conflict = 4,
+}
+
+impl Exit {
+    fn code(self) -> &'static str {
+        match self {
+            Exit::Error => "error",
+            Exit::Usage => "usage",
+            Exit::NotFound => "not_found",
+            Exit::Conflict => "conflict",
+        }
+    }
+}
+
+/// An error in what the user typed (bad JSON, a bad duration...): exit code 2.
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Which exit code an error maps to.
+fn classify(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if cause.is::<UsageError>() {
+            return Exit::Usage;
+        }
+        if let Some(e) = cause.downcast_ref::<oc_tasks::Error>() {
+            if e.is_invalid_input() {
+                return Exit::Usage;
+            }
+            if e.is_not_found() {
+                return Exit::NotFound;
+            }
+            if e.is_conflict() {
+                return Exit::Conflict;
+            }
+        }
+    }
+    Exit::Error
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Opens the task store at `<data-dir>/opencode.db`, creating the directory on first use.
+pub(crate) fn open_store(data_dir: &Path) -> anyhow::Result<SqliteTaskStore> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let path: PathBuf = data_dir.join("opencode.db");
+    SqliteTaskStore::open(&path).with_context(|| format!("cannot open {}", path.display()))
+}
+
+fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Task(cmd) => task::run(&cli.global.data_dir, cmd, out),
+        Command::TaskStats => task::stats(&cli.global.data_dir, out),
+        Command::Demo(args) => demo::run(&cli.global.data_dir, args, out),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "oc", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+/// Prints an error as one line (or one JSON document) on stderr and returns its exit code.
+fn report(json: bool, exit: Exit, message: &str) -> ExitCode {
+    if json {
+        let doc = serde_json::json!({
+            "schema_version": output::SCHEMA_VERSION,
+            "error": { "code": exit.code(), "exit_code": exit as u8, "message": message },
+        });
+        eprintln!("{doc}");
+    } else {
+        eprintln!("oc: error: {message}");
+    }
+    ExitCode::from(exit as u8)
+}
+
+/// clap's usage errors, squeezed into one line with the valid values when clap knows them.
+fn usage_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid usage");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    if let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) {
+        line.push_str(&format!(" (possible values: {})", valid.join(", ")));
+    }
+    line.push_str("; see oc --help");
+    line
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            let json = std::env::args_os().any(|a| a == "--json");
+            return report(json, Exit::Usage, &usage_line(&e));
+        }
+    };
+    let mut out = Output::new(&cli.global);
+    let json = cli.global.json;
+    match run(cli, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain joined, outermost context first.
+            let message = e
+                .chain()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(": ");
+            report(json, classify(&e), &message)
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The command line, declared with clap.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use oc_tasks::{Order, TaskStatus};
+
+/// Coordinate AI coding agents: tasks, claims and statistics on an embedded SQLite store.
+#[derive(Debug, Parser)]
+#[command(name = "oc", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Data directory; the database is <DIR>/opencode.db.
+    #[arg(
+        long,
+        global = true,
+        env = "OC_DATA_DIR",
+        default_value = "./data",
+        value_name = "DIR"
+    )]
+    pub(crate) data_dir: PathBuf,
+    /// Print one versioned JSON document on stdout.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Print only what scripts need (ids, tokens).
+    #[arg(long, short, global = true)]
+    pub(crate) quiet: bool,
+    /// Never colour the output (NO_COLOR is honoured too).
+    #[arg(long, global = true)]
+    pub(crate) no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create, inspect and move tasks through their lifecycle.
+    #[command(subcommand)]
+    Task(TaskCmd),
+    /// Task statistics: totals, status and owner distribution, recent tasks.
+    TaskStats,
+    /// Run simulated agents against the store, then print the statistics.
+    Demo(DemoArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (try 30s, 5m, 1h)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TaskCmd {
+    /// Create a pending task.
+    Create {
+        /// Task name.
+        name: String,
+        /// Id to use (generated when absent).
+        #[arg(long)]
+        id: Option<String>,
+        /// Description.
+        #[arg(long, short)]
+        description: Option<String>,
+        /// Initial owner.
+        #[arg(long, short)]
+        owner: Option<String>,
+        /// Priority; higher is claimed first.
+        #[arg(long, short, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i32,
+        /// Metadata as a JSON object.
+        #[arg(long, short)]
+        metadata: Option<String>,
+        /// Runs allowed before an expired lease fails the task.
+        #[arg(long)]
+        max_attempts: Option<u32>,
+    },
+    /// List tasks, newest first.
+    List {
+        /// Only these statuses (repeatable).
+        #[arg(long, short, value_enum)]
+        status: Vec<StatusArg>,
+        /// Only this owner.
+        #[arg(long, short)]
+        owner: Option<String>,
+        /// Page size.
+        #[arg(long, short, default_value_t = 50)]
+        limit: usize,
+        /// Order.
+        #[arg(long, value_enum, default_value_t = OrderArg::Newest)]
+        order: OrderArg,
+        /// Continue after this cursor (printed at the end of a page).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Show one task.
+    Show {
+        /// Task id.
+        id: String,
+    },
+    /// Search names, descriptions and metadata (case-insensitive).
+    Find {
+        /// Text to look for.
+        query: String,
+        /// Only these statuses (repeatable).
+        #[arg(long, short, value_enum)]
+        status: Vec<StatusArg>,
+        /// Only this owner.
+        #[arg(long, short)]
+        owner: Option<String>,
+        /// Page size.
+        #[arg(long, short, default_value_t = 50)]
+        limit: usize,
+    },
+    /// pending → running for an agent, without a lease.
+    Start {
+        /// Task id.
+        id: String,
+        /// The agent.
+        #[arg(long, short)]
+        agent: String,
+    },
+    /// Claim a task (or the next ready one) with a lease; prints the id and lease token.
+    Claim {
+        /// Task id (or --next).
+        #[arg(required_unless_present = "next", conflicts_with = "next")]
+        id: Option<String>,
+        /// Claim the highest-priority, oldest pending task.
+        #[arg(long)]
+        next: bool,
+        /// The agent.
+        #[arg(long, short)]
+        agent: String,
+        /// Lease length.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        lease: Duration,
+    },
+    /// Extend a lease.
+    Heartbeat {
+        /// Task id.
+        id: String,
+        /// The lease token from the claim.
+        #[arg(long, short)]
+        token: u64,
+        /// New lease length from now.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        lease: Duration,
+    },
+    /// running → completed.
+    Complete {
+        /// Task id.
+        id: String,
+        /// The lease token, for claimed tasks.
+        #[arg(long, short)]
+        token: Option<u64>,
+        /// Result as JSON.
+        #[arg(long, short)]
+        result: Option<String>,
+    },
+    /// running → failed.
+    Fail {
+        /// Task id.
+        id: String,
+        /// The lease token, for claimed tasks.
+        #[arg(long, short)]
+        token: Option<u64>,
+        /// What went wrong.
+        #[arg(long, short)]
+        error: String,
+    },
+    /// pending | running → cancelled.
+    Cancel {
+        /// Task id.
+        id: String,
+    },
+    /// failed | cancelled → pending.
+    Retry {
+        /// Task id.
+        id: String,
+    },
+    /// Delete a task.
+    Delete {
+        /// Task id.
+        id: String,
+    },
+    /// Return tasks whose lease lapsed to pending (or fail them when out of attempts).
+    Reap,
+}
+
+/// A task status on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum StatusArg {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl From<StatusArg> for TaskStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Pending => TaskStatus::Pending,
+            StatusArg::Running => TaskStatus::Running,
+            StatusArg::Completed => TaskStatus::Completed,
+            StatusArg::Failed => TaskStatus::Failed,
+            StatusArg::Cancelled => TaskStatus::Cancelled,
+        }
+    }
+}
+
+/// A listing order on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum OrderArg {
+    Newest,
+    Oldest,
+    Priority,
+}
+
+impl From<OrderArg> for Order {
+    fn from(o: OrderArg) -> Self {
+        match o {
+            OrderArg::Newest => Order::Newest,
+            OrderArg::Oldest => Order::Oldest,
+            OrderArg::Priority => Order::Priority,
+        }
+    }
+}
+
+/// Options of `oc demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Simulated agents (threads).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) agents: usize,
+    /// Tasks to create and work through.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) tasks: usize,
+    /// Seed for the simulated work, to repeat a run.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+}

@@ -1,0 +1,297 @@
+//! `oc demo`: simulated agents doing real work against the embedded store.
+//!
+//! Each agent is a thread that claims the next ready task with a lease, heartbeats while it
+//! "works", then completes or fails it. Now and then an agent "crashes" (drops a task without
+//! finishing it); a reaper thread returns such tasks to pending once their lease lapses, and
+//! another agent picks them up. Failed tasks get one retry.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use oc_tasks::{Error, NewTask, SqliteTaskStore, Task, TaskId, TaskStatus, TaskStore};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::UsageError;
+use crate::args::DemoArgs;
+use crate::output::Output;
+use crate::task::{render_stats, stats_json};
+
+/// Lease the demo agents take: short, so crashed claims come back quickly.
+const LEASE: Duration = Duration::from_millis(800);
+const FAIL_RATE: f64 = 0.10;
+const CRASH_RATE: f64 = 0.03;
+
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    agents: usize,
+    tasks: usize,
+    claims: u64,
+    completed: u64,
+    failed: u64,
+    retried: u64,
+    crashed: u64,
+    reaped: u64,
+    lost_leases: u64,
+    elapsed_ms: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    claims: AtomicU64,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    crashed: AtomicU64,
+    reaped: AtomicU64,
+    lost_leases: AtomicU64,
+    /// Demo tasks that reached a final state (completed, or failed with no retry left).
+    finished: AtomicU64,
+}
+
+struct Shared {
+    store: SqliteTaskStore,
+    ours: HashSet<TaskId>,
+    counters: Counters,
+    done: AtomicBool,
+    progress: ProgressBar,
+}
+
+impl Shared {
+    fn finish_one(&self) {
+        let n = self.counters.finished.fetch_add(1, Ordering::Relaxed) + 1;
+        self.progress.set_position(n);
+        if n as usize >= self.ours.len() {
+            self.done.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::Result<()> {
+    if args.agents == 0 || args.agents > 64 {
+        return Err(UsageError("--agents must be between 1 and 64".into()).into());
+    }
+    if args.tasks == 0 || args.tasks > 100_000 {
+        return Err(UsageError("--tasks must be between 1 and 100000".into()).into());
+    }
+    let store = crate::open_store(data_dir)?;
+    let seed = args
+        .seed
+        .unwrap_or_else(|| SmallRng::from_os_rng().random());
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let run_id = format!("demo-{}", store.now().as_millis());
+    let files = [
+        "src/lib.rs",
+        "src/main.rs",
+        "src/store.rs",
+        "tests/it.rs",
+        "README.md",
+    ];
+    let new: Vec<NewTask> = (0..args.tasks)
+        .map(|i| {
+            NewTask::new(format!(
+                "{} #{i}: edit {}",
+                verb(&mut rng),
+                files[i % files.len()]
+            ))
+            .priority(rng.random_range(0..5))
+            .meta("demo_run", run_id.as_str())
+            .meta("file", files[i % files.len()])
+            .max_attempts(3)
+        })
+        .collect();
+    let created = store.create_many(new).context("creating the demo tasks")?;
+    let progress = if out.tty && !out.json && !out.quiet {
+        let pb =
+            ProgressBar::with_draw_target(Some(args.tasks as u64), ProgressDrawTarget::stdout());
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {pos}/{len} tasks finished [{elapsed}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb.enable_steady_tick(Duration::from_millis(100));
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+    let shared = Arc::new(Shared {
+        store,
+        ours: created.into_iter().map(|t| t.id).collect(),
+        counters: Counters::default(),
+        done: AtomicBool::new(false),
+        progress,
+    });
+    let started = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let reaper = s.spawn(|| reaper(&shared));
+        let agents: Vec<_> = (0..args.agents)
+            .map(|a| {
+                let shared = &shared;
+                let seed = seed.wrapping_add(a as u64 + 1);
+                std::thread::Builder::new()
+                    .name(format!("agent-{}", a + 1))
+                    .spawn_scoped(s, move || agent(shared, &format!("agent-{}", a + 1), seed))
+            })
+            .collect::<Result<_, _>>()
+            .context("spawning agent threads")?;
+        let mut first_err = None;
+        for h in agents {
+            let r = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("an agent thread panicked"));
+            if let Err(e) = r.and_then(|r| r) {
+                shared.done.store(true, Ordering::Relaxed);
+                first_err.get_or_insert(e);
+            }
+        }
+        shared.done.store(true, Ordering::Relaxed);
+        let r = reaper
+            .join()
+            .map_err(|_| anyhow::anyhow!("the reaper thread panicked"));
+        if let Err(e) = r.and_then(|r| r) {
+            first_err.get_or_insert(e);
+        }
+        first_err.map_or(Ok(()), Err)
+    })?;
+    shared.progress.finish_and_clear();
+    let c = &shared.counters;
+    let summary = Summary {
+        agents: args.agents,
+        tasks: args.tasks,
+        claims: c.claims.load(Ordering::Relaxed),
+        completed: c.completed.load(Ordering::Relaxed),
+        failed: c.failed.load(Ordering::Relaxed),
+        retried: c.retried.load(Ordering::Relaxed),
+        crashed: c.crashed.load(Ordering::Relaxed),
+        reaped: c.reaped.load(Ordering::Relaxed),
+        lost_leases: c.lost_leases.load(Ordering::Relaxed),
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let stats = shared.store.stats(5)?;
+    let doc = serde_json::json!({ "run": run_id, "seed": seed, "summary": summary, "task_stats": stats_json(&stats) });
+    out.emit("demo", &doc, |w, _| {
+        writeln!(w, "Demo {run_id}: {} agents worked through {} tasks in {:.1}s", summary.agents, summary.tasks, summary.elapsed_ms as f64 / 1000.0)?;
+        writeln!(
+            w,
+            "  claims {}, completed {}, failed {}, retried {}, crashed agents {}, reaped leases {}, lost leases {}",
+            summary.claims, summary.completed, summary.failed, summary.retried, summary.crashed, summary.reaped, summary.lost_leases
+        )?;
+        writeln!(w)?;
+        render_stats(w, &stats)
+    })
+}
+
+fn verb(rng: &mut SmallRng) -> &'static str {
+    const VERBS: [&str; 6] = ["refactor", "fix", "document", "test", "review", "optimise"];
+    VERBS[rng.random_range(0..VERBS.len())]
+}
+
+/// One agent: claim, work with heartbeats, then complete, fail, or crash.
+fn agent(shared: &Shared, name: &str, seed: u64) -> anyhow::Result<()> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let store = &shared.store;
+    while !shared.done.load(Ordering::Relaxed) {
+        let Some(task) = store.claim_next(name, LEASE)? else {
+            // Nothing ready: crashed claims are still leased; wait for the reaper.
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        shared.counters.claims.fetch_add(1, Ordering::Relaxed);
+        let token = task.lease.map(|l| l.token);
+        // Work in slices, heartbeating between them as a real agent would.
+        let slices = rng.random_range(1..4);
+        let mut lost = false;
+        for _ in 0..slices {
+            std::thread::sleep(Duration::from_millis(rng.random_range(2..12)));
+            if let Some(t) = token
+                && let Err(e) = store.heartbeat(&task.id, t, LEASE)
+            {
+                lost = lease_lost(shared, e)?;
+                break;
+            }
+        }
+        if lost {
+            continue;
+        }
+        let roll: f64 = rng.random();
+        if roll < CRASH_RATE {
+            // Walk away without a word: the lease lapses and the reaper takes over.
+            shared.counters.crashed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let outcome = if roll < CRASH_RATE + FAIL_RATE {
+            store.fail(&task.id, token, "simulated failure: tests did not pass")
+        } else {
+            store.complete(
+                &task.id,
+                token,
+                Some(serde_json::json!({"edited": true, "agent": name})),
+            )
+        };
+        match outcome {
+            Ok(t) => finished(shared, &t)?,
+            Err(e) => {
+                lease_lost(shared, e)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counts a lost lease (the reaper was faster); any other error ends the agent.
+fn lease_lost(shared: &Shared, e: Error) -> anyhow::Result<bool> {
+    if matches!(e, Error::LeaseLost { .. }) {
+        shared.counters.lost_leases.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    } else {
+        Err(e.into())
+    }
+}
+
+fn finished(shared: &Shared, t: &Task) -> anyhow::Result<()> {
+    let c = &shared.counters;
+    match t.status {
+        TaskStatus::Completed => {
+            c.completed.fetch_add(1, Ordering::Relaxed);
+        }
+        TaskStatus::Failed => {
+            c.failed.fetch_add(1, Ordering::Relaxed);
+            // One retry for a failure on the first run, as a supervisor would do.
+            if t.attempts < 2 {
+                match shared.store.retry(&t.id) {
+                    Ok(_) => {
+                        c.retried.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    Err(e) if e.is_conflict() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        _ => return Ok(()),
+    }
+    if shared.ours.contains(&t.id) {
+        shared.finish_one();
+    }
+    Ok(())
+}
+
+/// Returns lapsed claims to pending every 100 ms.
+fn reaper(shared: &Shared) -> anyhow::Result<()> {
+    while !shared.done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        let store = &shared.store;
+        for r in store.reap_expired(store.now())? {
+            shared.counters.reaped.fetch_add(1, Ordering::Relaxed);
+            if r.task.status == TaskStatus::Failed && shared.ours.contains(&r.task.id) {
+                shared.finish_one();
+            }
+        }
+    }
+    Ok(())
+}

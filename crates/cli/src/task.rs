@@ -1,0 +1,367 @@
+//! `oc task ...` and `oc task-stats`.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use comfy_table::{ContentArrangement, Table, presets};
+use oc_tasks::{
+    Cursor, NewTask, Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus,
+    TaskStore,
+};
+use serde_json::{Map, Value};
+
+use crate::args::TaskCmd;
+use crate::output::{Output, thousands};
+use crate::{UsageError, open_store};
+
+fn task_id(s: &str) -> anyhow::Result<TaskId> {
+    Ok(TaskId::new(s)?)
+}
+
+fn json_arg(flag: &str, s: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(s)
+        .map_err(|e| UsageError(format!("--{flag} is not valid JSON: {e}")).into())
+}
+
+fn json_object(flag: &str, s: &str) -> anyhow::Result<Map<String, Value>> {
+    match json_arg(flag, s)? {
+        Value::Object(m) => Ok(m),
+        other => Err(UsageError(format!("--{flag} must be a JSON object, not {other}")).into()),
+    }
+}
+
+pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Result<()> {
+    // Validate everything the user typed before the database is touched (or created).
+    let store = || open_store(data_dir);
+    match cmd {
+        TaskCmd::Create {
+            name,
+            id,
+            description,
+            owner,
+            priority,
+            metadata,
+            max_attempts,
+        } => {
+            let mut new = NewTask::new(name).priority(priority);
+            if let Some(id) = id {
+                new = new.id(task_id(&id)?);
+            }
+            if let Some(d) = description {
+                new = new.description(d);
+            }
+            if let Some(o) = owner {
+                new = new.owner(o);
+            }
+            if let Some(m) = metadata {
+                new = new.metadata(json_object("metadata", &m)?);
+            }
+            if let Some(n) = max_attempts {
+                new = new.max_attempts(n);
+            }
+            let t = store()?.create(new)?;
+            out.emit("task.create", &t, |w, o| {
+                if o.quiet {
+                    writeln!(w, "{}", t.id)
+                } else {
+                    writeln!(w, "Created task {} ({})", t.id, o.status(t.status))
+                }
+            })
+        }
+        TaskCmd::List {
+            status,
+            owner,
+            limit,
+            order,
+            after,
+        } => {
+            let mut filter = TaskFilter::new();
+            filter.statuses = status.into_iter().map(TaskStatus::from).collect();
+            filter.owner = owner;
+            let after = after.map(|c| c.parse::<Cursor>()).transpose()?;
+            let page = store()?.list(
+                &TaskQuery::new(filter)
+                    .order(order.into())
+                    .limit(limit)
+                    .after(after),
+            )?;
+            print_page("task.list", &page, out)
+        }
+        TaskCmd::Find {
+            query,
+            status,
+            owner,
+            limit,
+        } => {
+            let mut filter = TaskFilter::new().search(query);
+            filter.statuses = status.into_iter().map(TaskStatus::from).collect();
+            filter.owner = owner;
+            let page = store()?.list(&TaskQuery::new(filter).limit(limit))?;
+            print_page("task.find", &page, out)
+        }
+        TaskCmd::Show { id } => {
+            let id = task_id(&id)?;
+            let t = store()?.require(&id)?;
+            out.emit("task.show", &t, |w, o| print_task(w, o, &t))
+        }
+        TaskCmd::Start { id, agent } => {
+            let id = task_id(&id)?;
+            transition(out, "task.start", store()?.start(&id, &agent)?)
+        }
+        TaskCmd::Claim {
+            id,
+            next,
+            agent,
+            lease,
+        } => {
+            let id = id.as_deref().map(task_id).transpose()?;
+            let s = store()?;
+            let t = match id {
+                Some(id) => Some(s.claim(&id, &agent, lease)?),
+                None => {
+                    debug_assert!(next);
+                    s.claim_next(&agent, lease)?
+                }
+            };
+            out.emit("task.claim", &t, |w, o| match &t {
+                None => {
+                    if o.quiet {
+                        Ok(())
+                    } else {
+                        writeln!(w, "No pending task to claim")
+                    }
+                }
+                Some(t) => {
+                    let lease = t.lease.map(|l| (l.token, l.expires_at));
+                    let (token, expires) =
+                        lease.map_or((0, String::new()), |(t, e)| (t, e.to_string()));
+                    if o.quiet {
+                        writeln!(w, "{} {token}", t.id)
+                    } else {
+                        writeln!(
+                            w,
+                            "Claimed {} for {agent}: lease token {token}, expires {expires}",
+                            t.id
+                        )
+                    }
+                }
+            })
+        }
+        TaskCmd::Heartbeat { id, token, lease } => {
+            let id = task_id(&id)?;
+            transition(
+                out,
+                "task.heartbeat",
+                store()?.heartbeat(&id, token, lease)?,
+            )
+        }
+        TaskCmd::Complete { id, token, result } => {
+            let id = task_id(&id)?;
+            let result = result
+                .as_deref()
+                .map(|r| json_arg("result", r))
+                .transpose()?;
+            transition(out, "task.complete", store()?.complete(&id, token, result)?)
+        }
+        TaskCmd::Fail { id, token, error } => {
+            let id = task_id(&id)?;
+            transition(out, "task.fail", store()?.fail(&id, token, &error)?)
+        }
+        TaskCmd::Cancel { id } => {
+            let id = task_id(&id)?;
+            transition(out, "task.cancel", store()?.cancel(&id)?)
+        }
+        TaskCmd::Retry { id } => {
+            let id = task_id(&id)?;
+            transition(out, "task.retry", store()?.retry(&id)?)
+        }
+        TaskCmd::Delete { id } => {
+            let id = task_id(&id)?;
+            let t = store()?.delete(&id, None)?;
+            out.emit("task.delete", &t, |w, o| {
+                if o.quiet {
+                    Ok(())
+                } else {
+                    writeln!(w, "Deleted task {} ({})", t.id, o.status(t.status))
+                }
+            })
+        }
+        TaskCmd::Reap => {
+            let s = store()?;
+            let reaped = s.reap_expired(s.now()).context("reaping expired leases")?;
+            out.emit("task.reap", &reaped, |w, o| {
+                if !o.quiet {
+                    writeln!(w, "Reaped {} task(s) with lapsed leases", reaped.len())?;
+                }
+                for r in &reaped {
+                    writeln!(
+                        w,
+                        "  {} -> {} (was {}, token {})",
+                        r.task.id,
+                        o.status(r.task.status),
+                        r.expired_owner.as_deref().unwrap_or("none"),
+                        r.expired_lease.token
+                    )?;
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
+fn transition(out: &mut Output, command: &str, t: Task) -> anyhow::Result<()> {
+    out.emit(command, &t, |w, o| {
+        if o.quiet {
+            Ok(())
+        } else {
+            writeln!(
+                w,
+                "Task {} is {} (version {})",
+                t.id,
+                o.status(t.status),
+                t.version
+            )
+        }
+    })
+}
+
+fn print_task(w: &mut dyn Write, o: &Output, t: &Task) -> std::io::Result<()> {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    writeln!(w, "Task:        {}", t.id)?;
+    writeln!(w, "Name:        {}", t.name)?;
+    writeln!(w, "Status:      {}", o.status(t.status))?;
+    writeln!(w, "Owner:       {}", opt(t.owner.clone()))?;
+    writeln!(w, "Priority:    {}", t.priority)?;
+    writeln!(w, "Attempts:    {} of {}", t.attempts, t.max_attempts)?;
+    writeln!(w, "Version:     {}", t.version)?;
+    writeln!(w, "Created:     {}", t.created_at)?;
+    writeln!(w, "Updated:     {}", t.updated_at)?;
+    writeln!(
+        w,
+        "Started:     {}",
+        opt(t.started_at.map(|t| t.to_string()))
+    )?;
+    writeln!(
+        w,
+        "Finished:    {}",
+        opt(t.finished_at.map(|t| t.to_string()))
+    )?;
+    if let Some(l) = t.lease {
+        writeln!(
+            w,
+            "Lease:       token {}, expires {}",
+            l.token, l.expires_at
+        )?;
+    }
+    if let Some(d) = &t.description {
+        writeln!(w, "Description: {d}")?;
+    }
+    if !t.metadata.is_empty() {
+        writeln!(w, "Metadata:    {}", Value::Object(t.metadata.clone()))?;
+    }
+    if let Some(r) = &t.result {
+        writeln!(w, "Result:      {r}")?;
+    }
+    if let Some(e) = &t.error {
+        writeln!(w, "Error:       {e}")?;
+    }
+    Ok(())
+}
+
+fn print_page(command: &str, page: &TaskPage, out: &mut Output) -> anyhow::Result<()> {
+    out.emit(command, page, |w, o| {
+        if o.quiet {
+            for t in &page.tasks {
+                writeln!(w, "{}", t.id)?;
+            }
+            return Ok(());
+        }
+        if page.tasks.is_empty() {
+            return writeln!(w, "No tasks found");
+        }
+        let mut table = Table::new();
+        table
+            .load_style(presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(["ID", "NAME", "STATUS", "OWNER", "PRIO", "CREATED"]);
+        for t in &page.tasks {
+            table.add_row([
+                t.id.to_string(),
+                t.name.clone(),
+                // Plain: escape codes would throw the column widths off.
+                t.status.to_string(),
+                t.owner.clone().unwrap_or_else(|| "-".into()),
+                t.priority.to_string(),
+                t.created_at.to_rfc3339_seconds(),
+            ]);
+        }
+        for line in table.lines() {
+            writeln!(w, "{}", line.trim_end())?;
+        }
+        writeln!(w, "{} task(s)", page.tasks.len())?;
+        if let Some(next) = &page.next {
+            writeln!(w, "More: --after {}", String::from(next.clone()))?;
+        }
+        Ok(())
+    })
+}
+
+/// The seed's "Task Statistics" layout.
+pub(crate) fn render_stats(w: &mut dyn Write, st: &TaskStats) -> std::io::Result<()> {
+    writeln!(w, "Task Statistics")?;
+    writeln!(w, "===============")?;
+    writeln!(w, "Total Tasks: {}", thousands(st.total))?;
+    writeln!(w, "Status Distribution:")?;
+    for (s, n) in &st.by_status {
+        writeln!(w, "  - {s}: {}", thousands(*n))?;
+    }
+    writeln!(w)?;
+    writeln!(w, "Owner Distribution:")?;
+    for (owner, n) in &st.by_owner {
+        writeln!(
+            w,
+            "  - {}: {}",
+            owner.as_deref().unwrap_or("none"),
+            thousands(*n)
+        )?;
+    }
+    writeln!(w)?;
+    writeln!(w, "Recent Tasks (Last {}):", st.recent.len())?;
+    for (i, t) in st.recent.iter().enumerate() {
+        writeln!(
+            w,
+            "  {}. {} ({}) - {}",
+            i + 1,
+            t.id,
+            t.status,
+            t.created_at.to_rfc3339_seconds()
+        )?;
+    }
+    Ok(())
+}
+
+/// The `--json` shape of [`TaskStats`]: statuses as an object, owners as a list.
+pub(crate) fn stats_json(st: &TaskStats) -> Value {
+    let by_status: Map<String, Value> = st
+        .by_status
+        .iter()
+        .map(|(s, n)| (s.to_string(), Value::from(*n)))
+        .collect();
+    let by_owner: Vec<Value> = st
+        .by_owner
+        .iter()
+        .map(|(o, n)| serde_json::json!({ "owner": o, "count": n }))
+        .collect();
+    serde_json::json!({
+        "total": st.total,
+        "by_status": by_status,
+        "by_owner": by_owner,
+        "recent": st.recent,
+    })
+}
+
+pub(crate) fn stats(data_dir: &Path, out: &mut Output) -> anyhow::Result<()> {
+    let st = open_store(data_dir)?.stats(5)?;
+    out.emit("task-stats", &stats_json(&st), |w, _| render_stats(w, &st))
+}

@@ -1,0 +1,33 @@
+//! `oc demo` works through every task it creates, concurrently, and reports the statistics.
+
+use crate::util::Oc;
+
+#[test]
+fn demo_finishes_every_task() {
+    let oc = Oc::new();
+    let d = oc.json(&["demo", "--agents", "4", "--tasks", "60", "--seed", "7"]);
+    let s = &d["summary"];
+    let st = &d["task_stats"];
+    assert_eq!(st["total"], 60);
+    assert_eq!(st["by_status"]["pending"], 0, "{d}");
+    assert_eq!(st["by_status"]["running"], 0, "{d}");
+    let done = st["by_status"]["completed"].as_u64().unwrap()
+        + st["by_status"]["failed"].as_u64().unwrap();
+    assert_eq!(done, 60);
+    assert!(s["claims"].as_u64().unwrap() >= 60);
+    assert_eq!(s["completed"], st["by_status"]["completed"]);
+    let owners = st["by_owner"].as_array().unwrap();
+    assert!(owners.len() > 1, "several agents did work: {owners:?}");
+
+    // A second run adds to the same store.
+    let again = oc.json(&["demo", "--agents", "2", "--tasks", "10"]);
+    assert_eq!(again["task_stats"]["total"], 70);
+    let human = oc.run(&["demo", "--agents", "2", "--tasks", "5"]);
+    assert!(
+        human
+            .stdout
+            .contains("Task Statistics\n===============\nTotal Tasks: 75"),
+        "{}",
+        human.stdout
+    );
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of the `oc` binary: real processes on a real database in a temp dir.
+#![allow(clippy::unwrap_used)]
+
+mod demo;
+mod errors;
+mod tasks;
+mod util;

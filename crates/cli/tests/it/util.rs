@@ -1,0 +1,88 @@
+//! Running `oc` in a scratch data directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A scratch data directory and a way to run `oc` against it.
+pub(crate) struct Oc {
+    dir: tempfile::TempDir,
+}
+
+/// What one `oc` run produced.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    /// The `data` of a `--json` document, after checking the envelope.
+    pub(crate) fn data(&self) -> Value {
+        assert_eq!(self.code, 0, "oc failed: {self:?}");
+        let doc: Value =
+            serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"));
+        assert_eq!(doc["schema_version"], 1);
+        assert!(doc["command"].is_string());
+        doc["data"].clone()
+    }
+}
+
+impl Oc {
+    pub(crate) fn new() -> Self {
+        Oc {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub(crate) fn db(&self) -> PathBuf {
+        self.data_dir().join("opencode.db")
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
+        let out: Output = Command::new(env!("CARGO_BIN_EXE_oc"))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .env_remove("OC_DATA_DIR")
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    /// `oc --json <args>` and its data.
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        self.run(&all).data()
+    }
+}
+
+/// Every row of the tasks table, in id order, as text: to prove a failed command wrote nothing.
+pub(crate) fn dump(db: &Path) -> Vec<String> {
+    if !db.exists() {
+        return Vec::new();
+    }
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = c.prepare("SELECT * FROM tasks ORDER BY id").unwrap();
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| {
+            let cols: Vec<String> = (0..n)
+                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                .collect();
+            Ok(cols.join("|"))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
