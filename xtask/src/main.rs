@@ -1,1 +1,165 @@
-fn main() {}
+//! Project automation (`cargo xtask <task>`), instead of shell scripts.
+//!
+//! - `ci`: the checks `.ci/run` runs (fmt, clippy, tests, doc tests, docs, examples, benches
+//!   in test mode, `--no-default-features` builds, the no-tokio check).
+//! - `bench-report [--quick] [--json] [--runs N] [--no-c]`: runs the benchmark workloads in
+//!   release mode (and the same SQLite workloads as a C program linking the same amalgamation),
+//!   then prints figure, documented value, our value and ratios.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bench;
+#[cfg(test)]
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs a command in the workspace root, failing on a non-zero exit.
+fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed: {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The library crates, each checked alone without default features.
+const LIBS: [&str; 6] = [
+    "oc-tasks",
+    "oc-locks",
+    "oc-jsonl",
+    "oc-hooks",
+    "oc-metrics",
+    "oc-alerts",
+];
+
+fn ci() -> anyhow::Result<()> {
+    let deny = [("RUSTDOCFLAGS", "-D warnings"), ("CARGO_INCREMENTAL", "0")];
+    run("cargo", &["fmt", "--all", "--check"], &[])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &deny,
+    )?;
+    run(
+        "cargo",
+        &[
+            "nextest",
+            "run",
+            "--workspace",
+            "--all-features",
+            "--locked",
+            "--no-fail-fast",
+        ],
+        &deny,
+    )?;
+    run(
+        "cargo",
+        &["test", "--workspace", "--doc", "--all-features", "--locked"],
+        &deny,
+    )?;
+    run(
+        "cargo",
+        &[
+            "doc",
+            "--workspace",
+            "--no-deps",
+            "--all-features",
+            "--locked",
+        ],
+        &deny,
+    )?;
+    run(
+        "cargo",
+        &["build", "--workspace", "--examples", "--locked"],
+        &deny,
+    )?;
+    run(
+        "cargo",
+        &[
+            "run",
+            "--locked",
+            "-p",
+            "oc-examples",
+            "--example",
+            "task_queue",
+        ],
+        &deny,
+    )?;
+    run(
+        "cargo",
+        &["test", "-p", "oc-benches", "--benches", "--locked"],
+        &deny,
+    )?;
+    for lib in LIBS {
+        run(
+            "cargo",
+            &["check", "-p", lib, "--no-default-features", "--locked"],
+            &deny,
+        )?;
+    }
+    no_tokio()
+}
+
+/// The default build must not contain tokio (design rule); `cargo tree -i` cannot tell
+/// "absent" from other failures, so read the whole tree instead.
+fn no_tokio() -> anyhow::Result<()> {
+    let out = Command::new("cargo")
+        .args([
+            "tree", "-p", "oc-cli", "-e", "normal", "--prefix", "none", "--locked",
+        ])
+        .current_dir(root())
+        .output()
+        .context("cannot run cargo tree")?;
+    if !out.status.success() {
+        bail!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    if let Some(line) = tree.lines().find(|l| l.starts_with("tokio ")) {
+        bail!("tokio is in the default build of oc-cli: {line}");
+    }
+    eprintln!("no tokio in the default build");
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench-report") => bench::report(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <ci | bench-report [--quick] [--json] [--runs N] [--no-c]>"
+            );
+            std::process::exit(2);
+        }
+    }
+}

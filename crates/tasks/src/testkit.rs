@@ -631,12 +631,13 @@ pub fn check_claim_race(make: Factory<'_>) {
     }
 }
 
-/// Eight threads drain 400 tasks with `claim_next`: every task is claimed exactly once.
+/// Eight threads drain 1,000 tasks with `claim_next`: every task is claimed exactly once.
 pub fn check_claim_next_race(make: Factory<'_>) {
+    const N: usize = 1000;
     let (s, _) = setup(make);
     s.create_many(
-        (0..400)
-            .map(|i| new(&format!("n{i:03}")).priority(i % 4))
+        (0..N)
+            .map(|i| new(&format!("n{i:04}")).priority((i % 4) as i32))
             .collect(),
     )
     .unwrap();
@@ -659,21 +660,21 @@ pub fn check_claim_next_race(make: Factory<'_>) {
             .flat_map(|h| h.join().expect("no panic"))
             .collect()
     });
-    assert_eq!(claimed.len(), 400);
+    assert_eq!(claimed.len(), N);
     assert_eq!(
         claimed.iter().map(|c| &c.0).collect::<HashSet<_>>().len(),
-        400,
+        N,
         "no task twice"
     );
     assert_eq!(
         claimed.iter().map(|c| c.1).collect::<HashSet<_>>().len(),
-        400,
+        N,
         "no token twice"
     );
     assert_eq!(
         s.count(&TaskFilter::new().status(TaskStatus::Running))
             .unwrap(),
-        400
+        N as u64
     );
 }
 

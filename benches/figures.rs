@@ -1,0 +1,163 @@
+//! `oc-bench-figures`: runs the documented workloads and prints one JSON object per figure
+//! (`bench`, `measured`, `unit`, plus details) per line. `cargo xtask bench-report` runs it in
+//! release mode and sets the figures beside the documented ones.
+//!
+//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only]`
+//! (`--quick`: one run, no 1M-task stats).
+#![allow(clippy::print_stdout, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use oc_benches::{peak_rss, reset_peak_rss, sqlite, tasks};
+use oc_tasks::TaskStore;
+use serde_json::json;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn per_sec(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn emit(bench: &str, runs: Vec<f64>, unit: &str) {
+    let m = median(runs.clone());
+    println!(
+        "{}",
+        json!({ "bench": bench, "measured": m, "unit": unit, "runs": runs })
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let sqlite_only = args.iter().any(|a| a == "--sqlite-only");
+    let tasks_only = args.iter().any(|a| a == "--tasks-only");
+    let runs: usize = match args.iter().position(|a| a == "--runs") {
+        Some(i) => args.get(i + 1).context("--runs needs a number")?.parse()?,
+        None if quick => 1,
+        None => 5,
+    };
+
+    if !tasks_only {
+        sqlite_figures(runs)?;
+    }
+    if !sqlite_only {
+        task_figures(runs, quick)?;
+    }
+    Ok(())
+}
+
+/// sqlite.*: the original's sequence on one fresh database per run.
+fn sqlite_figures(runs: usize) -> anyhow::Result<()> {
+    let (mut ins, mut rd, mut rq, mut up, mut scan, mut main_b, mut wal_b, mut closed_b) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
+    for _ in 0..runs {
+        let mut db = sqlite::open_fresh()?;
+        ins.push(per_sec(sqlite::ROWS, sqlite::batch_insert(&mut db)?));
+        rd.push(per_sec(sqlite::READS, sqlite::single_read(&mut db)?));
+        rq.push(per_sec(sqlite::RANGES, sqlite::range_query(&mut db)?));
+        up.push(per_sec(sqlite::UPDATES, sqlite::update(&mut db)?));
+        let (d, rows) = sqlite::full_scan(&mut db)?;
+        scan.push(per_sec(rows, d));
+        let (m, w) = sqlite::sizes(&db);
+        main_b.push(m as f64);
+        wal_b.push(w as f64);
+        closed_b.push(sqlite::size_after_close(db) as f64);
+    }
+    emit("sqlite.batch_insert", ins, "rows/s");
+    emit("sqlite.single_read", rd, "reads/s");
+    emit("sqlite.range_query", rq, "queries/s");
+    emit("sqlite.update", up, "updates/s");
+    emit("sqlite.full_scan", scan, "rows/s");
+    emit(
+        "sqlite.db_size",
+        main_b.iter().map(|b| b / 1024.0 / 1024.0).collect(),
+        "MiB",
+    );
+    emit(
+        "sqlite.db_size_wal",
+        wal_b.iter().map(|b| b / 1024.0 / 1024.0).collect(),
+        "MiB",
+    );
+    emit(
+        "sqlite.db_size_closed",
+        closed_b.iter().map(|b| b / 1024.0 / 1024.0).collect(),
+        "MiB",
+    );
+    Ok(())
+}
+
+/// Product path through oc-tasks.
+fn task_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
+    let (mut create, mut c1, mut c2, mut st) = (vec![], vec![], vec![], vec![]);
+    for run in 0..runs as u64 {
+        let (store, _dir) = tasks::fresh()?;
+        create.push(per_sec(100_000, tasks::create_many(&store, 100_000, run)?));
+        let started = std::time::Instant::now();
+        store.stats(5)?;
+        st.push(started.elapsed().as_secs_f64() * 1000.0);
+        for (threads, out) in [(1, &mut c1), (2, &mut c2)] {
+            let (store, _dir) = tasks::fresh()?;
+            tasks::create_many(&store, 5_000, run)?;
+            out.push(per_sec(
+                5_000,
+                tasks::claim_next(Arc::new(store), 5_000, threads)?,
+            ));
+        }
+    }
+    emit("tasks.create_many", create, "tasks/s");
+    emit("tasks.claim_next_1t", c1, "claims/s");
+    emit("tasks.claim_next_2t", c2, "claims/s");
+    emit("tasks.stats_100k", st, "ms");
+
+    if !quick {
+        let (store, dir) = tasks::fresh()?;
+        tasks::create_many(&store, 1_000_000, 7)?;
+        drop(store);
+        // Measure the stats call alone: a fresh handle, and the peak-RSS mark reset.
+        let reset = reset_peak_rss();
+        let before = peak_rss().unwrap_or(0);
+        let store = oc_tasks::SqliteTaskStore::open(dir.path().join("opencode.db"))?;
+        let mut times = vec![];
+        for _ in 0..runs {
+            let started = std::time::Instant::now();
+            let s = store.stats(5)?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(s.total == 1_000_000, "stats saw {} tasks", s.total);
+        }
+        emit("tasks.stats_1m", times, "ms");
+        if reset {
+            let peak = peak_rss().unwrap_or(0);
+            emit(
+                "tasks.stats_1m_peak_rss",
+                vec![peak as f64 / 1024.0 / 1024.0],
+                "MiB",
+            );
+            emit(
+                "tasks.stats_1m_rss_growth",
+                vec![peak.saturating_sub(before) as f64 / 1024.0 / 1024.0],
+                "MiB",
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! `cargo xtask bench-report`: our figures beside the documented ones and a C baseline.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::root;
+
+/// A figure the seed documents, with the value it gives (Apple M1) and its unit.
+struct Documented {
+    bench: &'static str,
+    value: Option<f64>,
+    unit: &'static str,
+    /// What a C program reaches on this machine class per `benchmarks.md` (when no C run).
+    c_reference: Option<f64>,
+}
+
+const DOCUMENTED: &[Documented] = &[
+    Documented {
+        bench: "sqlite.batch_insert",
+        value: Some(212_319.0),
+        unit: "rows/s",
+        c_reference: Some(85_000.0),
+    },
+    Documented {
+        bench: "sqlite.single_read",
+        value: Some(302_724.0),
+        unit: "reads/s",
+        c_reference: Some(125_000.0),
+    },
+    Documented {
+        bench: "sqlite.range_query",
+        value: Some(18_197.0),
+        unit: "queries/s",
+        c_reference: Some(5_900.0),
+    },
+    Documented {
+        bench: "sqlite.update",
+        value: Some(13_009.0),
+        unit: "updates/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "sqlite.full_scan",
+        value: Some(731_917.0),
+        unit: "rows/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "sqlite.db_size",
+        value: Some(23.36),
+        unit: "MiB",
+        c_reference: None,
+    },
+    Documented {
+        bench: "sqlite.db_size_wal",
+        value: None,
+        unit: "MiB",
+        c_reference: None,
+    },
+    Documented {
+        bench: "sqlite.db_size_closed",
+        value: None,
+        unit: "MiB",
+        c_reference: None,
+    },
+    Documented {
+        bench: "tasks.create_many",
+        value: None,
+        unit: "tasks/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "tasks.claim_next_1t",
+        value: None,
+        unit: "claims/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "tasks.claim_next_2t",
+        value: None,
+        unit: "claims/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "tasks.stats_100k",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "tasks.stats_1m",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "tasks.stats_1m_peak_rss",
+        value: None,
+        unit: "MiB",
+        c_reference: None,
+    },
+    Documented {
+        bench: "tasks.stats_1m_rss_growth",
+        value: None,
+        unit: "MiB",
+        c_reference: None,
+    },
+];
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+fn parse_lines(text: &str) -> BTreeMap<String, Vec<f64>> {
+    let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let (Some(b), Some(m)) = (v["bench"].as_str(), v["measured"].as_f64()) else {
+            continue;
+        };
+        out.entry(b.to_owned()).or_default().push(m);
+    }
+    out
+}
+
+fn merge(into: &mut BTreeMap<String, Vec<f64>>, from: BTreeMap<String, Vec<f64>>) {
+    for (k, v) in from {
+        into.entry(k).or_default().extend(v);
+    }
+}
+
+/// Runs the release build of `oc-bench-figures` with `args` and parses its lines.
+fn cargo_figures(args: &[&str]) -> anyhow::Result<BTreeMap<String, Vec<f64>>> {
+    let out = Command::new("cargo")
+        .args([
+            "run",
+            "--release",
+            "--locked",
+            "-q",
+            "-p",
+            "oc-benches",
+            "--bin",
+            "oc-bench-figures",
+            "--",
+        ])
+        .args(args)
+        .current_dir(root())
+        .output()
+        .context("running oc-bench-figures")?;
+    if !out.status.success() {
+        bail!(
+            "oc-bench-figures failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(parse_lines(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Finds the SQLite amalgamation that rusqlite bundles, through `cargo metadata`.
+fn amalgamation() -> anyhow::Result<PathBuf> {
+    let out = Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(root())
+        .output()
+        .context("cargo metadata")?;
+    let meta: Value = serde_json::from_slice(&out.stdout).context("cargo metadata output")?;
+    let pkgs = meta["packages"].as_array().context("packages")?;
+    let sys = pkgs
+        .iter()
+        .find(|p| p["name"] == "libsqlite3-sys")
+        .context("libsqlite3-sys is not in the dependency graph")?;
+    let manifest = sys["manifest_path"].as_str().context("manifest_path")?;
+    let dir = Path::new(manifest)
+        .parent()
+        .context("manifest dir")?
+        .join("sqlite3");
+    if !dir.join("sqlite3.c").exists() {
+        bail!("no sqlite3.c in {}", dir.display());
+    }
+    Ok(dir)
+}
+
+/// Builds the C baseline with the same compile-time options rusqlite's bundled build uses.
+fn build_c() -> anyhow::Result<PathBuf> {
+    let src = amalgamation()?;
+    let out_dir = root().join("target").join("c-bench");
+    std::fs::create_dir_all(&out_dir)?;
+    let exe = out_dir.join("sqlite_bench");
+    let bench_c = root().join("benches/c/sqlite_bench.c");
+    let fresh = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if fresh(&exe).is_some() && fresh(&exe) >= fresh(&bench_c) {
+        return Ok(exe);
+    }
+    eprintln!("building the C baseline against {}", src.display());
+    let status = Command::new("cc")
+        .args([
+            "-O3",
+            "-DSQLITE_CORE",
+            "-DSQLITE_DEFAULT_FOREIGN_KEYS=1",
+            "-DSQLITE_ENABLE_API_ARMOR",
+            "-DSQLITE_ENABLE_COLUMN_METADATA",
+            "-DSQLITE_ENABLE_DBSTAT_VTAB",
+            "-DSQLITE_ENABLE_FTS3",
+            "-DSQLITE_ENABLE_FTS3_PARENTHESIS",
+            "-DSQLITE_ENABLE_FTS5",
+            "-DSQLITE_ENABLE_JSON1",
+            "-DSQLITE_ENABLE_LOAD_EXTENSION=1",
+            "-DSQLITE_ENABLE_RTREE",
+            "-DSQLITE_ENABLE_STAT4",
+            "-DSQLITE_SOUNDEX",
+            "-DSQLITE_THREADSAFE=1",
+            "-DSQLITE_USE_URI",
+        ])
+        .arg(format!("-I{}", src.display()))
+        .arg(&bench_c)
+        .arg(src.join("sqlite3.c"))
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe)
+        .status()
+        .context("cannot run cc")?;
+    if !status.success() {
+        bail!("building the C baseline failed: {status}");
+    }
+    Ok(exe)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores")
+}
+
+pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let json_out = args.iter().any(|a| a == "--json");
+    let with_c = !args.iter().any(|a| a == "--no-c");
+    let runs = match args.iter().position(|a| a == "--runs") {
+        Some(i) => args.get(i + 1).context("--runs needs a number")?.clone(),
+        None => {
+            if quick {
+                "1".into()
+            } else {
+                "5".into()
+            }
+        }
+    };
+
+    let runs_n: usize = runs.parse().context("--runs needs a number")?;
+    let c_exe = if with_c {
+        build_c()
+            .map_err(|e| eprintln!("no C baseline this run: {e:#}"))
+            .ok()
+    } else {
+        None
+    };
+    // Build first, so the timed runs below do not share the machine with the compiler.
+    crate::run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "-q",
+            "-p",
+            "oc-benches",
+            "--bin",
+            "oc-bench-figures",
+        ],
+        &[],
+    )?;
+
+    // The machine is shared and noisy: alternate C and Rust runs of the SQLite workloads so
+    // that each pair sees the same conditions, and report medians.
+    let mut c_figures: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut ours: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for round in 0..runs_n {
+        eprintln!("sqlite round {} of {runs_n}", round + 1);
+        if let Some(exe) = &c_exe {
+            let out = Command::new(exe)
+                .arg("1")
+                .arg(std::env::temp_dir())
+                .output()
+                .context("running the C baseline")?;
+            if !out.status.success() {
+                bail!(
+                    "the C baseline failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            merge(
+                &mut c_figures,
+                parse_lines(&String::from_utf8_lossy(&out.stdout)),
+            );
+        }
+        merge(&mut ours, cargo_figures(&["--runs", "1", "--sqlite-only"])?);
+    }
+    eprintln!("product-path figures");
+    let mut task_args = vec!["--runs", runs.as_str(), "--tasks-only"];
+    if quick {
+        task_args.push("--quick");
+    }
+    merge(&mut ours, cargo_figures(&task_args)?);
+
+    let machine = machine();
+    if !json_out {
+        println!("Machine: {machine}; medians of {runs} run(s)");
+        println!(
+            "{:<26} {:>12} {:>12} {:>10} {:>12} {:>9}  unit",
+            "figure", "documented", "ours", "ours/doc", "C same run", "ours/C"
+        );
+    }
+    for d in DOCUMENTED {
+        let Some(measured) = ours.get(d.bench).cloned().and_then(median) else {
+            continue;
+        };
+        let c = c_figures.get(d.bench).cloned().and_then(median);
+        let ratio_doc = d.value.map(|v| measured / v);
+        let ratio_c = c.map(|c| measured / c);
+        if json_out {
+            println!(
+                "{}",
+                json!({
+                    "bench": d.bench, "documented": d.value, "measured": measured, "unit": d.unit,
+                    "c_same_run": c, "c_reference": d.c_reference, "ratio_to_c": ratio_c, "machine": machine,
+                })
+            );
+        } else {
+            let f =
+                |v: Option<f64>, prec: usize| v.map_or("-".to_owned(), |v| format!("{v:.prec$}"));
+            let prec = if d.unit == "MiB" || d.unit == "ms" {
+                2
+            } else {
+                0
+            };
+            println!(
+                "{:<26} {:>12} {:>12} {:>10} {:>12} {:>9}  {}",
+                d.bench,
+                f(d.value, prec),
+                format!("{measured:.prec$}"),
+                f(ratio_doc, 2),
+                f(c, prec),
+                f(ratio_c, 2),
+                d.unit
+            );
+        }
+    }
+    Ok(())
+}
