@@ -19,7 +19,7 @@ pub(crate) struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub(crate) struct Global {
-    /// Data directory; the database is <DIR>/opencode.db.
+    /// Data directory; the database is `<DIR>/opencode.db`.
     #[arg(
         long,
         global = true,
