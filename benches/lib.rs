@@ -81,6 +81,7 @@ pub mod sqlite {
     }
 
     /// `batch_insert`: 100 transactions of 1,000 rows, rows generated inside the timed loop.
+    #[inline(never)]
     pub fn batch_insert(db: &mut Db) -> rusqlite::Result<Duration> {
         let start = Instant::now();
         for b in 0..ROWS / BATCH {
@@ -126,6 +127,7 @@ pub mod sqlite {
     }
 
     /// `single_read`: 10,000 prepared point reads on uniformly random ids.
+    #[inline(never)]
     pub fn single_read(db: &mut Db) -> rusqlite::Result<Duration> {
         let start = Instant::now();
         let mut stmt = db
@@ -144,6 +146,7 @@ pub mod sqlite {
     }
 
     /// `range_query`: 1,000 queries of 100 rows by status, cycling statuses.
+    #[inline(never)]
     pub fn range_query(db: &mut Db) -> rusqlite::Result<Duration> {
         let start = Instant::now();
         let mut stmt = db
@@ -161,6 +164,7 @@ pub mod sqlite {
     }
 
     /// `update`: 10,000 autocommit updates of random rows.
+    #[inline(never)]
     pub fn update(db: &mut Db) -> rusqlite::Result<Duration> {
         let start = Instant::now();
         let mut stmt = db.conn.prepare_cached(
@@ -174,6 +178,7 @@ pub mod sqlite {
     }
 
     /// `full_scan`: one `SELECT *` reading all rows; returns the time and the row count.
+    #[inline(never)]
     pub fn full_scan(db: &mut Db) -> rusqlite::Result<(Duration, usize)> {
         let start = Instant::now();
         let mut stmt = db.conn.prepare_cached("SELECT * FROM tasks")?;

@@ -5,6 +5,8 @@
 //! - `bench-report [--quick] [--json] [--runs N] [--no-c]`: runs the benchmark workloads in
 //!   release mode (and the same SQLite workloads as a C program linking the same amalgamation),
 //!   then prints figure, documented value, our value and ratios.
+//! - `bench-report --instructions [--json]`: the SQLite workloads, ours and C's, under callgrind;
+//!   instruction counts per phase are repeatable where wall-clock time on a shared machine is not.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
