@@ -251,17 +251,39 @@ fn machine() -> String {
 
 /// The SQLite phases, by figure name, C function and Rust function.
 const PHASES: [(&str, &str, &str); 5] = [
-    ("sqlite.batch_insert", "phase_batch_insert", "oc_benches::sqlite::batch_insert"),
-    ("sqlite.single_read", "phase_single_read", "oc_benches::sqlite::single_read"),
-    ("sqlite.range_query", "phase_range_query", "oc_benches::sqlite::range_query"),
-    ("sqlite.update", "phase_update", "oc_benches::sqlite::update"),
-    ("sqlite.full_scan", "phase_full_scan", "oc_benches::sqlite::full_scan"),
+    (
+        "sqlite.batch_insert",
+        "phase_batch_insert",
+        "oc_benches::sqlite::batch_insert",
+    ),
+    (
+        "sqlite.single_read",
+        "phase_single_read",
+        "oc_benches::sqlite::single_read",
+    ),
+    (
+        "sqlite.range_query",
+        "phase_range_query",
+        "oc_benches::sqlite::range_query",
+    ),
+    (
+        "sqlite.update",
+        "phase_update",
+        "oc_benches::sqlite::update",
+    ),
+    (
+        "sqlite.full_scan",
+        "phase_full_scan",
+        "oc_benches::sqlite::full_scan",
+    ),
 ];
 
 /// Runs `cmd` under callgrind and returns the inclusive instruction count of each function in
 /// `names` (the largest inclusive figure `callgrind_annotate` reports for it).
 fn callgrind(cmd: &mut Command, out_file: &Path, names: &[&str]) -> anyhow::Result<Vec<u64>> {
-    let status = cmd.status().context("running valgrind (is it installed?)")?;
+    let status = cmd
+        .status()
+        .context("running valgrind (is it installed?)")?;
     if !status.success() {
         bail!("callgrind run failed: {status}");
     }
@@ -276,7 +298,11 @@ fn callgrind(cmd: &mut Command, out_file: &Path, names: &[&str]) -> anyhow::Resu
         .map(|name| {
             text.lines()
                 .filter(|l| l.contains(&format!(":{name}")))
-                .filter_map(|l| l.split_whitespace().next().and_then(|n| n.replace(',', "").parse::<u64>().ok()))
+                .filter_map(|l| {
+                    l.split_whitespace()
+                        .next()
+                        .and_then(|n| n.replace(',', "").parse::<u64>().ok())
+                })
                 .max()
                 .with_context(|| format!("no callgrind figure for {name}"))
         })
@@ -287,15 +313,33 @@ fn callgrind(cmd: &mut Command, out_file: &Path, names: &[&str]) -> anyhow::Resu
 /// neighbours are doing, unlike wall-clock time here.
 fn instructions(json_out: bool) -> anyhow::Result<()> {
     let c_exe = build_c()?;
-    crate::run("cargo", &["build", "--release", "--locked", "-q", "-p", "oc-benches", "--bin", "oc-bench-figures"], &[])?;
+    crate::run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "-q",
+            "-p",
+            "oc-benches",
+            "--bin",
+            "oc-bench-figures",
+        ],
+        &[],
+    )?;
     let dir = root().join("target").join("c-bench");
     let (c_out, r_out) = (dir.join("c.callgrind"), dir.join("rust.callgrind"));
     let quiet = |c: &mut Command| {
-        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
     };
     eprintln!("C baseline under callgrind (about a minute)");
     let mut c = Command::new("valgrind");
-    c.arg("--tool=callgrind").arg(format!("--callgrind-out-file={}", c_out.display())).arg(&c_exe).arg("1").arg(std::env::temp_dir());
+    c.arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", c_out.display()))
+        .arg(&c_exe)
+        .arg("1")
+        .arg(std::env::temp_dir());
     quiet(&mut c);
     let c_ir = callgrind(&mut c, &c_out, &PHASES.map(|p| p.1))?;
     eprintln!("oc-benches under callgrind (about a minute)");
@@ -307,15 +351,24 @@ fn instructions(json_out: bool) -> anyhow::Result<()> {
     quiet(&mut r);
     let r_ir = callgrind(&mut r, &r_out, &PHASES.map(|p| p.2))?;
     if !json_out {
-        println!("{:<22} {:>16} {:>16} {:>12}", "figure", "C instructions", "our instructions", "speed vs C");
+        println!(
+            "{:<22} {:>16} {:>16} {:>12}",
+            "figure", "C instructions", "our instructions", "speed vs C"
+        );
     }
     for (i, (bench, _, _)) in PHASES.iter().enumerate() {
         // Fewer instructions for the same work is faster: C's count over ours.
         let ratio = c_ir[i] as f64 / r_ir[i] as f64;
         if json_out {
-            println!("{}", json!({ "bench": format!("{bench}.instructions"), "c": c_ir[i], "measured": r_ir[i], "unit": "instructions", "ratio_to_c": ratio }));
+            println!(
+                "{}",
+                json!({ "bench": format!("{bench}.instructions"), "c": c_ir[i], "measured": r_ir[i], "unit": "instructions", "ratio_to_c": ratio })
+            );
         } else {
-            println!("{bench:<22} {:>16} {:>16} {:>11.2}x", c_ir[i], r_ir[i], ratio);
+            println!(
+                "{bench:<22} {:>16} {:>16} {:>11.2}x",
+                c_ir[i], r_ir[i], ratio
+            );
         }
     }
     Ok(())
@@ -374,11 +427,21 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
             merge(&mut ours, cargo_figures(&["--runs", "1", "--sqlite-only"])?);
         }
         if let Some(exe) = &c_exe {
-            let out = Command::new(exe).arg("1").arg(std::env::temp_dir()).output().context("running the C baseline")?;
+            let out = Command::new(exe)
+                .arg("1")
+                .arg(std::env::temp_dir())
+                .output()
+                .context("running the C baseline")?;
             if !out.status.success() {
-                bail!("the C baseline failed: {}", String::from_utf8_lossy(&out.stderr));
+                bail!(
+                    "the C baseline failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
-            merge(&mut c_figures, parse_lines(&String::from_utf8_lossy(&out.stdout)));
+            merge(
+                &mut c_figures,
+                parse_lines(&String::from_utf8_lossy(&out.stdout)),
+            );
         }
         if round % 2 == 0 {
             merge(&mut ours, cargo_figures(&["--runs", "1", "--sqlite-only"])?);

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::UsageError;
 use crate::args::DemoArgs;
 use crate::output::Output;
-use crate::task::{render_stats, stats_json};
+use crate::task::{RECENT, render_stats, stats_json};
 
 /// Lease the demo agents take: short, so crashed claims come back quickly.
 const LEASE: Duration = Duration::from_millis(800);
@@ -172,7 +172,7 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
         lost_leases: c.lost_leases.load(Ordering::Relaxed),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
-    let stats = shared.store.stats(5)?;
+    let stats = shared.store.stats(RECENT)?;
     let doc = serde_json::json!({ "run": run_id, "seed": seed, "summary": summary, "task_stats": stats_json(&stats) });
     out.emit("demo", &doc, |w, _| {
         writeln!(w, "Demo {run_id}: {} agents worked through {} tasks in {:.1}s", summary.agents, summary.tasks, summary.elapsed_ms as f64 / 1000.0)?;

@@ -94,8 +94,11 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&cli.global.data_dir, args, out),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "oc", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "oc", &mut script);
+            let script = String::from_utf8(script)?;
+            let data = serde_json::json!({ "shell": shell.to_string(), "script": script });
+            out.emit("completions", &data, |w, _| w.write_all(script.as_bytes()))
         }
     }
 }

@@ -307,6 +307,9 @@ fn print_page(command: &str, page: &TaskPage, out: &mut Output) -> anyhow::Resul
     })
 }
 
+/// How many recent tasks `task-stats` shows.
+pub(crate) const RECENT: usize = 5;
+
 /// The seed's "Task Statistics" layout.
 pub(crate) fn render_stats(w: &mut dyn Write, st: &TaskStats) -> std::io::Result<()> {
     writeln!(w, "Task Statistics")?;
@@ -327,7 +330,7 @@ pub(crate) fn render_stats(w: &mut dyn Write, st: &TaskStats) -> std::io::Result
         )?;
     }
     writeln!(w)?;
-    writeln!(w, "Recent Tasks (Last {}):", st.recent.len())?;
+    writeln!(w, "Recent Tasks (Last {RECENT}):")?;
     for (i, t) in st.recent.iter().enumerate() {
         writeln!(
             w,
@@ -362,6 +365,6 @@ pub(crate) fn stats_json(st: &TaskStats) -> Value {
 }
 
 pub(crate) fn stats(data_dir: &Path, out: &mut Output) -> anyhow::Result<()> {
-    let st = open_store(data_dir)?.stats(5)?;
+    let st = open_store(data_dir)?.stats(RECENT)?;
     out.emit("task-stats", &stats_json(&st), |w, _| render_stats(w, &st))
 }

@@ -172,5 +172,11 @@ fn read_commands_on_a_fresh_directory_create_an_empty_store() {
     let oc = Oc::new();
     let st = oc.json(&["task-stats"]);
     assert_eq!(st["total"], 0);
+    let human = oc.run(&["task-stats"]);
+    assert!(
+        human.stdout.ends_with("Recent Tasks (Last 5):\n"),
+        "{}",
+        human.stdout
+    );
     assert!(oc.db().exists(), "the database is created on first use");
 }
