@@ -1,6 +1,69 @@
-//! Lock manager for AI coding agents (planned).
+//! Lock manager for AI coding agents: exclusive and shared locks on hierarchical resources,
+//! with fencing tokens, expiry, re-entrant holds and first-come-first-served waiting, in one
+//! process or shared by several processes through a SQLite file.
 //!
-//! `oc-locks` will provide the `LockManager` trait with an in-memory and a SQLite implementation:
-//! exclusive and shared modes, re-entrant holds, fencing tokens, TTL expiry, waiting with a deadline,
-//! hierarchical resources and cheap statistics.
-//! See `ARCHITECTURE.md` and issue 3; nothing is exported yet.
+//! # Overview
+//!
+//! - [`LockManager`]: the object-safe trait; [`LockManagerExt::guard`] adds RAII guards.
+//! - [`MemoryLockManager`]: one process, as fast as a mutex allows.
+//! - `SqliteLockManager` (feature `sqlite`): several processes on one machine share locks through
+//!   the database file the task store uses (its own tables and migrations).
+//! - [`Resource`] (`repo/src/main.rs`: a lock on `repo/src` overlaps it), [`Owner`], [`LockMode`],
+//!   [`LockRequest`], [`Lock`] (a grant, with its fencing token and expiry), [`LockStats`] (the
+//!   seed's `totalLocks`, `activeLocks`, `expiredLocks`, `conflictsDetected`, `averageHoldTime`, and more).
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use oc_locks::{LockManager, LockManagerExt, LockRequest, MemoryLockManager};
+//!
+//! let locks = MemoryLockManager::new();
+//! let a = locks.try_acquire(&LockRequest::shared("repo/docs", "agent-1")?)?;
+//! let b = locks.try_acquire(&LockRequest::shared("repo/docs/intro.md", "agent-2")?)?;
+//! assert!(b.token > a.token, "fencing tokens only grow");
+//! assert!(locks.try_acquire(&LockRequest::exclusive("repo", "agent-3")?).is_err());
+//!
+//! let guard = locks.guard(&LockRequest::exclusive("repo/src", "agent-3")?, Duration::from_secs(1))?;
+//! assert_eq!(locks.stats()?.active_locks, 3);
+//! drop(guard);
+//! assert_eq!(locks.stats()?.total_locks, 3);
+//! # Ok::<(), oc_locks::Error>(())
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `sqlite`: `SqliteLockManager`. `bundled-sqlite`: the same, compiling SQLite from source.
+//! - `testkit`: export [`testkit`], the conformance suite every `LockManager` must pass.
+//!
+//! # Errors
+//!
+//! [`Error`] is non-exhaustive. A refused request is `Conflict` (or `Timeout` after waiting) and
+//! names the holders; releasing or renewing a lock one does not hold is `NotHeld`, naming who does;
+//! a lock that lapsed first is `Expired`. Classify with [`Error::is_conflict`],
+//! [`Error::is_not_found`] and [`Error::is_invalid_input`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod manager;
+mod memory;
+mod model;
+mod resource;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+pub mod testkit;
+
+pub use crate::error::{Error, Result};
+pub use crate::manager::{LockGuard, LockManager, LockManagerExt};
+pub use crate::memory::MemoryLockManager;
+pub use crate::model::{
+    Holder, Lock, LockMode, LockRequest, LockStats, OldestLock, OwnerCount, TtlPolicy,
+};
+pub use crate::resource::{MAX_OWNER_LEN, MAX_RESOURCE_LEN, Owner, Resource};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use crate::sqlite::{SqliteLockManager, SqliteLockOptions};
+pub use oc_time::{Clock, ManualClock, SystemClock, Timestamp};

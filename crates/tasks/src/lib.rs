@@ -67,7 +67,6 @@ mod model;
 mod query;
 mod sqlite;
 mod store;
-mod time;
 
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
@@ -89,7 +88,7 @@ pub use crate::sqlite::{
     SqliteTaskStore, StorageStats,
 };
 pub use crate::store::TaskStore;
-pub use crate::time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use oc_time::{Clock, ManualClock, SystemClock, Timestamp};
 
 /// Checks `id` by the [`TaskId`] rules without allocating; returns the broken rule.
 pub fn check_id(id: &str) -> std::result::Result<(), &'static str> {

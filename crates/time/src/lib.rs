@@ -1,4 +1,17 @@
-//! Timestamps and clocks: time is an input, so tests never sleep.
+//! Timestamps and clocks shared by the opencode-tools crates: time is an input, so tests never
+//! sleep.
+//!
+//! - [`Timestamp`]: milliseconds since the Unix epoch, rendered as RFC 3339 (`2026-02-19T10:00:00.000Z`).
+//! - [`Clock`]: where stores and managers read the current time; [`SystemClock`] in production,
+//!   [`ManualClock`] in tests, which moves only when told to.
+//!
+//! ```
+//! use std::time::Duration;
+//! use oc_time::{Clock, ManualClock, Timestamp};
+//! let clock = ManualClock::new(Timestamp::from_millis(1_000));
+//! clock.advance(Duration::from_secs(2));
+//! assert_eq!(clock.now(), Timestamp::from_millis(3_000));
+//! ```
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,0 +1,146 @@
+//! The crate's error type.
+
+use std::time::Duration;
+
+use crate::Holder;
+use crate::model::list_holders;
+
+/// Everything that can go wrong in `oc-locks`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A resource path broke the path rules.
+    #[error("invalid resource {resource:?}: {reason}")]
+    InvalidResource {
+        /// The rejected path.
+        resource: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
+    /// An owner name broke the rules.
+    #[error("invalid owner {owner:?}: {reason}")]
+    InvalidOwner {
+        /// The rejected name.
+        owner: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
+    /// A TTL outside the manager's bounds.
+    #[error("invalid ttl {}: must be between {} and {}", humantime::format_duration(*ttl), humantime::format_duration(*min), humantime::format_duration(*max))]
+    InvalidTtl {
+        /// The TTL asked for.
+        ttl: Duration,
+        /// Shortest accepted.
+        min: Duration,
+        /// Longest accepted.
+        max: Duration,
+    },
+    /// Another argument was invalid.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The argument.
+        field: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The lock is held (or queued for) by others in a conflicting mode.
+    #[error("resource {resource} is locked by {}", list_holders(holders))]
+    Conflict {
+        /// The resource asked for.
+        resource: String,
+        /// Who holds or waits for it.
+        holders: Vec<Holder>,
+    },
+    /// Waiting for the lock took longer than allowed.
+    #[error("timed out after {} waiting for {resource}, locked by {}", humantime::format_duration(*waited), list_holders(holders))]
+    Timeout {
+        /// The resource asked for.
+        resource: String,
+        /// How long the caller waited.
+        waited: Duration,
+        /// Who held it at the end.
+        holders: Vec<Holder>,
+    },
+    /// The owner does not hold this lock (release or renew by someone else).
+    #[error(
+        "{owner} does not hold a lock on {resource} (held by {})",
+        list_holders(holders)
+    )]
+    NotHeld {
+        /// The resource.
+        resource: String,
+        /// The owner who asked.
+        owner: String,
+        /// Who does hold it.
+        holders: Vec<Holder>,
+    },
+    /// The owner's lock lapsed before it was renewed or released; it has been removed.
+    #[error("the lock of {owner} on {resource} expired")]
+    Expired {
+        /// The resource.
+        resource: String,
+        /// The owner.
+        owner: String,
+    },
+    /// The database file is newer than this build understands.
+    #[error("lock schema version {found} is newer than this build supports ({supported})")]
+    SchemaTooNew {
+        /// Version found in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// A stored lock row could not be decoded.
+    #[error("stored lock on {resource} is corrupt: {reason}")]
+    Corrupt {
+        /// The row's resource.
+        resource: String,
+        /// What failed.
+        reason: String,
+    },
+    /// SQLite reported an error.
+    #[cfg(feature = "sqlite")]
+    #[error("sqlite error")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl Error {
+    /// Someone else holds, or waits for, what was asked (also after waiting), or the lock was
+    /// lost: the request lost against the current state.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Error::Conflict { .. } | Error::Timeout { .. } | Error::Expired { .. } => true,
+            Error::NotHeld { holders, .. } => !holders.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Nothing is held where the caller expected its own lock.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotHeld { holders, .. } if holders.is_empty())
+    }
+
+    /// The caller's input was rejected before anything was looked at.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidResource { .. }
+                | Error::InvalidOwner { .. }
+                | Error::InvalidTtl { .. }
+                | Error::InvalidInput { .. }
+        )
+    }
+
+    /// The holders named by a conflict, timeout or wrong-owner error.
+    pub fn holders(&self) -> &[Holder] {
+        match self {
+            Error::Conflict { holders, .. }
+            | Error::Timeout { holders, .. }
+            | Error::NotHeld { holders, .. } => holders,
+            _ => &[],
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

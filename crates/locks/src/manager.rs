@@ -1,0 +1,148 @@
+//! The `LockManager` trait, and RAII guards on top of it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oc_time::Timestamp;
+
+use crate::{Lock, LockRequest, LockStats, Owner, Resource, Result};
+
+/// A lock manager: exclusive and shared locks on hierarchical resources, with fencing tokens,
+/// expiry, re-entrant holds and first-come-first-served waiting.
+///
+/// Object-safe (`&dyn LockManager`, `Arc<dyn LockManager>`); [`MemoryLockManager`](crate::MemoryLockManager)
+/// serves one process, `SqliteLockManager` (feature `sqlite`) several processes through one file.
+/// Both pass the conformance suite in [`crate::testkit`].
+///
+/// # Rules
+/// - Locks of different owners on overlapping resources conflict when either is exclusive.
+/// - Re-acquiring a lock one already holds adds a hold (same token, expiry extended); it is freed
+///   when released as many times. Asking exclusive while holding shared upgrades, if nobody else
+///   overlaps.
+/// - Every grant gets a fencing token larger than every token the manager granted before.
+/// - A lock lapses at its expiry unless renewed; lapsed locks never block anyone.
+/// - Waiters are served first come, first served: a request never overtakes an earlier waiter it
+///   conflicts with, so a stream of shared requests cannot starve an exclusive one.
+pub trait LockManager: Send + Sync {
+    /// Grants `req`, waiting up to `wait` for conflicting holders to go (zero: answer at once).
+    fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock>;
+
+    /// Grants all of `reqs` or none, taking them in canonical (sorted) order, waiting up to `wait`.
+    fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>>;
+
+    /// Extends the owner's lock to now + `ttl` (the default TTL when `None`).
+    fn renew(&self, resource: &Resource, owner: &Owner, ttl: Option<Duration>) -> Result<Lock>;
+
+    /// Drops one hold of the owner's lock; returns the lock as it is after (`holds == 0`: freed).
+    /// Releasing a lock one does not hold fails with `NotHeld`, naming the holders.
+    fn release(&self, resource: &Resource, owner: &Owner) -> Result<Lock>;
+
+    /// Frees every lock of `owner`, whatever its holds (emergency cleanup); returns them.
+    fn release_owner(&self, owner: &Owner) -> Result<Vec<Lock>>;
+
+    /// Removes every lapsed lock and returns them.
+    fn sweep_expired(&self) -> Result<Vec<Lock>>;
+
+    /// Live locks on `resource` or overlapping it.
+    fn holders(&self, resource: &Resource) -> Result<Vec<Lock>>;
+
+    /// Every live lock, by resource then owner.
+    fn list(&self) -> Result<Vec<Lock>>;
+
+    /// Counters and a snapshot of what is held.
+    fn stats(&self) -> Result<LockStats>;
+
+    /// The manager's current time, as used for expiry.
+    fn now(&self) -> Timestamp;
+
+    /// Grants `req` at once or fails with `Conflict`, naming the holders.
+    fn try_acquire(&self, req: &LockRequest) -> Result<Lock> {
+        self.acquire(req, Duration::ZERO)
+    }
+}
+
+macro_rules! forward {
+    ($($ty:ty),*) => {$(
+        impl<T: LockManager + ?Sized> LockManager for $ty {
+            fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> { (**self).acquire(req, wait) }
+            fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>> {
+                (**self).acquire_many(reqs, wait)
+            }
+            fn renew(&self, r: &Resource, o: &Owner, ttl: Option<Duration>) -> Result<Lock> { (**self).renew(r, o, ttl) }
+            fn release(&self, r: &Resource, o: &Owner) -> Result<Lock> { (**self).release(r, o) }
+            fn release_owner(&self, o: &Owner) -> Result<Vec<Lock>> { (**self).release_owner(o) }
+            fn sweep_expired(&self) -> Result<Vec<Lock>> { (**self).sweep_expired() }
+            fn holders(&self, r: &Resource) -> Result<Vec<Lock>> { (**self).holders(r) }
+            fn list(&self) -> Result<Vec<Lock>> { (**self).list() }
+            fn stats(&self) -> Result<LockStats> { (**self).stats() }
+            fn now(&self) -> Timestamp { (**self).now() }
+            fn try_acquire(&self, req: &LockRequest) -> Result<Lock> { (**self).try_acquire(req) }
+        }
+    )*};
+}
+
+forward!(&T, Box<T>, Arc<T>);
+
+/// A held lock that is released when dropped.
+///
+/// ```
+/// use std::time::Duration;
+/// use oc_locks::{LockManagerExt, LockRequest, MemoryLockManager};
+/// let locks = MemoryLockManager::new();
+/// {
+///     let g = locks.guard(&LockRequest::exclusive("repo/src/lib.rs", "agent-1")?, Duration::ZERO)?;
+///     assert!(g.token() > 0);
+/// } // released here
+/// assert!(locks.list()?.is_empty());
+/// # use oc_locks::LockManager;
+/// # Ok::<(), oc_locks::Error>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard<'a, M: LockManager + ?Sized> {
+    manager: &'a M,
+    lock: Lock,
+    armed: bool,
+}
+
+impl<M: LockManager + ?Sized> LockGuard<'_, M> {
+    /// The lock as granted.
+    pub fn lock(&self) -> &Lock {
+        &self.lock
+    }
+
+    /// The fencing token to pass to whatever the lock protects.
+    pub fn token(&self) -> u64 {
+        self.lock.token
+    }
+
+    /// Releases now, reporting any error (dropping releases too, but cannot report).
+    pub fn release(mut self) -> Result<Lock> {
+        self.armed = false;
+        self.manager.release(&self.lock.resource, &self.lock.owner)
+    }
+}
+
+impl<M: LockManager + ?Sized> Drop for LockGuard<'_, M> {
+    fn drop(&mut self) {
+        if self.armed {
+            // Nothing to report to: the lock may have lapsed, which is what expiry is for.
+            let _ = self.manager.release(&self.lock.resource, &self.lock.owner);
+        }
+    }
+}
+
+/// Conveniences for every [`LockManager`].
+pub trait LockManagerExt: LockManager {
+    /// Acquires `req` (waiting up to `wait`) and returns a guard that releases it on drop.
+    fn guard(&self, req: &LockRequest, wait: Duration) -> Result<LockGuard<'_, Self>> {
+        let lock = self.acquire(req, wait)?;
+        Ok(LockGuard {
+            manager: self,
+            lock,
+            armed: true,
+        })
+    }
+}
+
+impl<T: LockManager + ?Sized> LockManagerExt for T {}

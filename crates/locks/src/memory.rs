@@ -1,0 +1,498 @@
+//! `MemoryLockManager`: locks for the threads of one process, as fast as a mutex allows.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use oc_time::{Clock, SystemClock, Timestamp};
+
+use crate::model::{Blocked, Counters, Decision, decide};
+use crate::{
+    Error, Holder, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result,
+    TtlPolicy,
+};
+
+/// An in-process [`LockManager`].
+///
+/// One mutex guards a map from resource to holders; waiters sleep on a condition variable and
+/// wake when something is released (or when the lock they wait for is due to lapse).
+///
+/// ```
+/// use std::time::Duration;
+/// use oc_locks::{Error, LockManager, LockRequest, MemoryLockManager};
+/// let locks = MemoryLockManager::new();
+/// let dir = locks.try_acquire(&LockRequest::exclusive("repo/src", "agent-1")?)?;
+/// // A file inside the directory overlaps it:
+/// let e = locks.try_acquire(&LockRequest::shared("repo/src/main.rs", "agent-2")?).unwrap_err();
+/// assert!(matches!(e, Error::Conflict { .. }));
+/// assert!(e.to_string().contains("agent-1 (exclusive on repo/src)"));
+/// locks.release(&dir.resource, &dir.owner)?;
+/// let file = locks.acquire(&LockRequest::shared("repo/src/main.rs", "agent-2")?, Duration::from_secs(1))?;
+/// assert!(file.token > dir.token);
+/// # Ok::<(), oc_locks::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct MemoryLockManager {
+    clock: Arc<dyn Clock>,
+    ttl: TtlPolicy,
+    state: Mutex<State>,
+    freed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Holders by exact resource; entries are removed when their last holder goes.
+    locks: BTreeMap<Resource, Vec<Lock>>,
+    /// How many keys of `locks` are nested paths; while zero, no lock can lie below another,
+    /// so flat resources skip the descendant scan.
+    nested: usize,
+    queue: VecDeque<Waiter>,
+    next_ticket: u64,
+    last_token: u64,
+    counters: Counters,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    ticket: u64,
+    owner: Owner,
+    items: Vec<(Resource, LockMode)>,
+}
+
+/// A request with its TTL resolved.
+type Item<'a> = (&'a LockRequest, Duration);
+
+impl State {
+    /// Live locks on `res`, its ancestors and its descendants.
+    fn overlapping<'a>(
+        &'a self,
+        res: &'a Resource,
+        now: Timestamp,
+    ) -> impl Iterator<Item = &'a Lock> + Clone + 'a {
+        let exact = self.locks.get(res.as_str()).into_iter().flatten();
+        let ancestors = res.ancestors().filter_map(|a| self.locks.get(a)).flatten();
+        let below = (self.nested > 0).then(|| {
+            let lo = format!("{res}/");
+            let hi = format!("{res}0"); // '0' is the character right after '/'
+            self.locks
+                .range::<str, _>((Bound::Included(lo.as_str()), Bound::Excluded(hi.as_str())))
+        });
+        exact
+            .chain(ancestors)
+            .chain(below.into_iter().flatten().flat_map(|(_, v)| v))
+            .filter(move |l| !l.is_expired(now))
+    }
+
+    fn queued_before(
+        &self,
+        ticket: Option<u64>,
+    ) -> impl Iterator<Item = (&Resource, &Owner, LockMode)> {
+        self.queue
+            .iter()
+            .take_while(move |w| ticket.is_none_or(|t| w.ticket < t))
+            .flat_map(|w| w.items.iter().map(move |(r, m)| (r, &w.owner, *m)))
+    }
+
+    /// Grants every item or none.
+    fn try_grant(
+        &mut self,
+        items: &[Item<'_>],
+        ticket: Option<u64>,
+        now: Timestamp,
+        out: &mut dyn FnMut(Lock),
+    ) -> std::result::Result<(), Blocked> {
+        for (req, _) in items {
+            if let Decision::Blocked(h) = decide(
+                req,
+                self.overlapping(&req.resource, now),
+                self.queued_before(ticket),
+            ) {
+                return Err((req.resource.clone(), h));
+            }
+        }
+        for (req, ttl) in items {
+            out(self.grant(req, *ttl, now));
+        }
+        Ok(())
+    }
+
+    /// Adds a hold to the owner's lock on the resource, or a new lock.
+    fn grant(&mut self, req: &LockRequest, ttl: Duration, now: Timestamp) -> Lock {
+        let expires_at = now.saturating_add(ttl);
+        let nested = req.resource.is_nested();
+        let entry = self.locks.entry(req.resource.clone()).or_insert_with(|| {
+            if nested {
+                self.nested += 1;
+            }
+            Vec::with_capacity(1)
+        });
+        let before = entry.len();
+        entry.retain(|l| !l.is_expired(now) || l.owner == req.owner);
+        self.counters.expired += (before - entry.len()) as u64;
+        if let Some(own) = entry.iter_mut().find(|l| l.owner == req.owner) {
+            if own.is_expired(now) {
+                // The owner's own lapsed lock: it is gone; this is a fresh grant.
+                *own = Lock {
+                    resource: req.resource.clone(),
+                    owner: req.owner.clone(),
+                    mode: req.mode,
+                    token: 0,
+                    holds: 0,
+                    acquired_at: now,
+                    expires_at,
+                };
+                self.counters.expired += 1;
+            }
+            if own.holds == 0 {
+                self.last_token += 1;
+                own.token = self.last_token;
+                own.holds = 1;
+                self.counters.total += 1;
+            } else {
+                own.holds += 1;
+                own.expires_at = own.expires_at.max(expires_at);
+                if req.mode == LockMode::Exclusive {
+                    own.mode = LockMode::Exclusive;
+                }
+                self.counters.reentrant += 1;
+            }
+            return own.clone();
+        }
+        self.last_token += 1;
+        self.counters.total += 1;
+        let lock = Lock {
+            resource: req.resource.clone(),
+            owner: req.owner.clone(),
+            mode: req.mode,
+            token: self.last_token,
+            holds: 1,
+            acquired_at: now,
+            expires_at,
+        };
+        entry.push(lock.clone());
+        lock
+    }
+
+    /// Removes the entry of `res` if it has no holders left.
+    fn drop_if_empty(&mut self, res: &Resource) {
+        if self.locks.get(res.as_str()).is_some_and(Vec::is_empty) {
+            self.locks.remove(res.as_str());
+            if res.is_nested() {
+                self.nested -= 1;
+            }
+        }
+    }
+
+    fn dequeue(&mut self, ticket: u64) {
+        self.queue.retain(|w| w.ticket != ticket);
+    }
+
+    /// Removes every lapsed lock.
+    fn purge(&mut self, now: Timestamp) -> Vec<Lock> {
+        let mut gone = Vec::new();
+        for v in self.locks.values_mut() {
+            let (dead, live): (Vec<Lock>, Vec<Lock>) = v.drain(..).partition(|l| l.is_expired(now));
+            *v = live;
+            gone.extend(dead);
+        }
+        self.counters.expired += gone.len() as u64;
+        let empty: Vec<Resource> = self
+            .locks
+            .iter()
+            .filter(|(_, v)| v.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in empty {
+            self.drop_if_empty(&k);
+        }
+        gone
+    }
+
+    /// Live locks of other owners on exactly `res`, to name in a `NotHeld` error.
+    fn others_on(&self, res: &Resource, owner: &Owner, now: Timestamp) -> Vec<Holder> {
+        self.locks
+            .get(res.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|l| &l.owner != owner && !l.is_expired(now))
+            .map(Lock::holder)
+            .collect()
+    }
+}
+
+impl Default for MemoryLockManager {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryLockManager {
+    /// A manager on the system clock with the default TTL policy (30 s default, 1 s to 1 h).
+    pub fn new() -> Self {
+        Self::with(Arc::new(SystemClock), TtlPolicy::default())
+    }
+
+    /// A manager reading time from `clock`, with `ttl` limits.
+    pub fn with(clock: Arc<dyn Clock>, ttl: TtlPolicy) -> Self {
+        MemoryLockManager {
+            clock,
+            ttl,
+            state: Mutex::new(State::default()),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn acquire_items(
+        &self,
+        items: &[Item<'_>],
+        wait: Duration,
+        out: &mut dyn FnMut(Lock),
+    ) -> Result<()> {
+        let mut st = self.state.lock();
+        let first = self.clock.now();
+        let (resource, holders) = match st.try_grant(items, None, first, out) {
+            Ok(()) => return Ok(()),
+            Err(b) => b,
+        };
+        st.counters.conflicts += 1;
+        if wait.is_zero() {
+            return Err(Error::Conflict {
+                resource: resource.to_string(),
+                holders,
+            });
+        }
+        let started = Instant::now();
+        let deadline = started
+            .checked_add(wait)
+            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
+        st.next_ticket += 1;
+        let ticket = st.next_ticket;
+        let owner = items[0].0.owner.clone();
+        st.queue.push_back(Waiter {
+            ticket,
+            owner,
+            items: items
+                .iter()
+                .map(|(r, _)| (r.resource.clone(), r.mode))
+                .collect(),
+        });
+        st.counters.waits += 1;
+        loop {
+            let now = self.clock.now();
+            let (resource, holders) = match st.try_grant(items, Some(ticket), now, out) {
+                Ok(()) => {
+                    st.dequeue(ticket);
+                    self.freed.notify_all();
+                    return Ok(());
+                }
+                Err(b) => b,
+            };
+            let at = Instant::now();
+            if at >= deadline {
+                st.dequeue(ticket);
+                st.counters.timeouts += 1;
+                self.freed.notify_all();
+                return Err(Error::Timeout {
+                    resource: resource.to_string(),
+                    waited: at - started,
+                    holders,
+                });
+            }
+            // Sleep until something is freed, the first blocking lock is due to lapse, or the deadline.
+            let lapse = holders
+                .iter()
+                .filter_map(|h| h.expires_at)
+                .min()
+                .map(|e| at + e.since(now) + Duration::from_millis(1));
+            let until = lapse.map_or(deadline, |l| l.min(deadline));
+            self.freed.wait_until(&mut st, until);
+        }
+    }
+}
+
+/// Sorts requests into canonical order and merges duplicates (the stronger mode wins).
+pub(crate) fn canonical(reqs: &[LockRequest]) -> Result<Vec<LockRequest>> {
+    let Some(first) = reqs.first() else {
+        return Err(Error::InvalidInput {
+            field: "requests",
+            reason: "nothing to acquire".into(),
+        });
+    };
+    if reqs.iter().any(|r| r.owner != first.owner) {
+        return Err(Error::InvalidInput {
+            field: "requests",
+            reason: "acquire_many takes requests of one owner".into(),
+        });
+    }
+    let mut v = reqs.to_vec();
+    v.sort_by(|a, b| a.resource.cmp(&b.resource));
+    v.dedup_by(|later, kept| {
+        if later.resource == kept.resource {
+            if later.mode == LockMode::Exclusive {
+                kept.mode = LockMode::Exclusive;
+            }
+            kept.ttl = kept.ttl.max(later.ttl);
+            true
+        } else {
+            false
+        }
+    });
+    Ok(v)
+}
+
+impl LockManager for MemoryLockManager {
+    fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> {
+        let ttl = self.ttl.resolve(req.ttl)?;
+        let mut got = None;
+        self.acquire_items(&[(req, ttl)], wait, &mut |l| got = Some(l))?;
+        got.ok_or_else(|| Error::InvalidInput {
+            field: "request",
+            reason: "nothing was granted".into(),
+        })
+    }
+
+    fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>> {
+        let reqs = canonical(reqs)?;
+        let items = reqs
+            .iter()
+            .map(|r| Ok((r, self.ttl.resolve(r.ttl)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut got = Vec::with_capacity(items.len());
+        self.acquire_items(&items, wait, &mut |l| got.push(l))?;
+        Ok(got)
+    }
+
+    fn renew(&self, resource: &Resource, owner: &Owner, ttl: Option<Duration>) -> Result<Lock> {
+        let ttl = self.ttl.resolve(ttl)?;
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let not_held = |st: &State| Error::NotHeld {
+            resource: resource.to_string(),
+            owner: owner.to_string(),
+            holders: st.others_on(resource, owner, now),
+        };
+        let Some(v) = st.locks.get_mut(resource.as_str()) else {
+            return Err(not_held(st));
+        };
+        let Some(i) = v.iter().position(|l| &l.owner == owner) else {
+            return Err(not_held(st));
+        };
+        if v[i].is_expired(now) {
+            v.swap_remove(i);
+            st.counters.expired += 1;
+            st.drop_if_empty(resource);
+            self.freed.notify_all();
+            return Err(Error::Expired {
+                resource: resource.to_string(),
+                owner: owner.to_string(),
+            });
+        }
+        v[i].expires_at = now.saturating_add(ttl);
+        Ok(v[i].clone())
+    }
+
+    fn release(&self, resource: &Resource, owner: &Owner) -> Result<Lock> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let not_held = |st: &State| Error::NotHeld {
+            resource: resource.to_string(),
+            owner: owner.to_string(),
+            holders: st.others_on(resource, owner, now),
+        };
+        let Some(v) = st.locks.get_mut(resource.as_str()) else {
+            return Err(not_held(st));
+        };
+        let Some(i) = v.iter().position(|l| &l.owner == owner) else {
+            return Err(not_held(st));
+        };
+        if v[i].is_expired(now) {
+            v.swap_remove(i);
+            st.counters.expired += 1;
+            st.drop_if_empty(resource);
+            self.freed.notify_all();
+            return Err(Error::Expired {
+                resource: resource.to_string(),
+                owner: owner.to_string(),
+            });
+        }
+        v[i].holds -= 1;
+        if v[i].holds > 0 {
+            return Ok(v[i].clone());
+        }
+        let lock = v.swap_remove(i);
+        st.counters.record_release(&lock, now);
+        st.drop_if_empty(resource);
+        self.freed.notify_all();
+        Ok(lock)
+    }
+
+    fn release_owner(&self, owner: &Owner) -> Result<Vec<Lock>> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let mut freed = Vec::new();
+        for v in st.locks.values_mut() {
+            if let Some(i) = v.iter().position(|l| &l.owner == owner) {
+                freed.push(v.swap_remove(i));
+            }
+        }
+        for l in &freed {
+            if l.is_expired(now) {
+                st.counters.expired += 1;
+            } else {
+                st.counters.record_release(l, now);
+            }
+            st.drop_if_empty(&l.resource);
+        }
+        self.freed.notify_all();
+        freed.sort_by(|a, b| a.resource.cmp(&b.resource));
+        Ok(freed)
+    }
+
+    fn sweep_expired(&self) -> Result<Vec<Lock>> {
+        let now = self.clock.now();
+        let gone = self.state.lock().purge(now);
+        self.freed.notify_all();
+        Ok(gone)
+    }
+
+    fn holders(&self, resource: &Resource) -> Result<Vec<Lock>> {
+        let now = self.clock.now();
+        let st = self.state.lock();
+        let mut v: Vec<Lock> = st.overlapping(resource, now).cloned().collect();
+        v.sort_by(|a, b| (&a.resource, &a.owner).cmp(&(&b.resource, &b.owner)));
+        Ok(v)
+    }
+
+    fn list(&self) -> Result<Vec<Lock>> {
+        let now = self.clock.now();
+        let st = self.state.lock();
+        let mut v: Vec<Lock> = st
+            .locks
+            .values()
+            .flatten()
+            .filter(|l| !l.is_expired(now))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (&a.resource, &a.owner).cmp(&(&b.resource, &b.owner)));
+        Ok(v)
+    }
+
+    fn stats(&self) -> Result<LockStats> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        st.purge(now);
+        let waiting = st.queue.len() as u64;
+        Ok(st
+            .counters
+            .into_stats(st.locks.values().flatten(), waiting, now))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}

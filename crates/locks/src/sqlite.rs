@@ -1,0 +1,721 @@
+//! `SqliteLockManager`: locks shared by the processes of one machine through a SQLite file.
+//!
+//! The tables live beside the task store's in the same file (`oc_locks`, `oc_lock_waiters`,
+//! `oc_locks_meta`), migrated by this crate alone under its own row of `oc_schema`.
+//! Every operation is one `BEGIN IMMEDIATE` transaction, so the processes sharing the file see
+//! one consistent lock table; fencing tokens and counters live in `oc_locks_meta`, so they grow
+//! across processes and restarts. Expiry is judged by the wall clock, which all processes on
+//! one machine share.
+//!
+//! Waiting across processes: a waiter takes a ticket and records its request in
+//! `oc_lock_waiters` (with a short lease it refreshes, so a killed waiter drops out), and polls
+//! with exponential backoff up to 25 ms; releases in the same process wake it at once.
+//! A request never overtakes an earlier live waiter it conflicts with, whichever process that is.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+
+use oc_time::{Clock, SystemClock, Timestamp};
+
+use crate::memory::canonical;
+use crate::model::{Blocked, Counters, Decision, decide};
+use crate::{
+    Error, Holder, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result,
+    TtlPolicy,
+};
+
+const COMPONENT: &str = "oc-locks";
+const MIGRATIONS: &[&str] = &[
+    // 1: locks, waiters, token and counters.
+    "CREATE TABLE oc_locks (
+        resource    TEXT NOT NULL,
+        owner       TEXT NOT NULL,
+        mode        TEXT NOT NULL CHECK (mode IN ('exclusive', 'shared')),
+        token       INTEGER NOT NULL,
+        holds       INTEGER NOT NULL CHECK (holds > 0),
+        acquired_at INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        PRIMARY KEY (resource, owner)
+    ) WITHOUT ROWID;
+    CREATE INDEX oc_locks_owner ON oc_locks (owner);
+    CREATE INDEX oc_locks_expiry ON oc_locks (expires_at);
+    CREATE TABLE oc_lock_waiters (
+        ticket     INTEGER NOT NULL,
+        resource   TEXT NOT NULL,
+        owner      TEXT NOT NULL,
+        mode       TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (ticket, resource)
+    ) WITHOUT ROWID;
+    CREATE TABLE oc_locks_meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO oc_locks_meta (key, value) VALUES
+        ('token', 0), ('ticket', 0), ('total', 0), ('expired', 0), ('conflicts', 0), ('released', 0),
+        ('reentrant', 0), ('hold_total_ms', 0), ('hold_max_ms', 0), ('waits', 0), ('timeouts', 0);",
+];
+
+const COLS: &str = "resource, owner, mode, token, holds, acquired_at, expires_at";
+
+/// How to open a [`SqliteLockManager`].
+#[derive(Clone)]
+pub struct SqliteLockOptions {
+    busy_timeout: Duration,
+    ttl: TtlPolicy,
+    clock: Arc<dyn Clock>,
+    max_poll: Duration,
+    waiter_lease: Duration,
+}
+
+impl fmt::Debug for SqliteLockOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteLockOptions")
+            .field("busy_timeout", &self.busy_timeout)
+            .field("ttl", &self.ttl)
+            .field("max_poll", &self.max_poll)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SqliteLockOptions {
+    fn default() -> Self {
+        SqliteLockOptions {
+            busy_timeout: Duration::from_secs(5),
+            ttl: TtlPolicy::default(),
+            clock: Arc::new(SystemClock),
+            max_poll: Duration::from_millis(25),
+            waiter_lease: Duration::from_secs(2),
+        }
+    }
+}
+
+impl SqliteLockOptions {
+    /// The TTL policy (default 30 s, 1 s to 1 h).
+    pub fn ttl(mut self, ttl: TtlPolicy) -> Self {
+        self.ttl = ttl;
+        self
+    }
+    /// The clock for expiry (the system clock by default, shared by every process).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// How long a statement waits for another process's transaction.
+    pub fn busy_timeout(mut self, d: Duration) -> Self {
+        self.busy_timeout = d;
+        self
+    }
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteLockManager> {
+        SqliteLockManager::open_with(path.as_ref(), self)
+    }
+}
+
+/// A [`LockManager`] whose locks live in a SQLite file, shared by every process that opens it.
+///
+/// ```
+/// use oc_locks::{LockManager, LockRequest, Owner, SqliteLockManager};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("opencode.db");
+/// let a = SqliteLockManager::open(&path)?;
+/// let b = SqliteLockManager::open(&path)?; // as another process would
+/// let lock = a.try_acquire(&LockRequest::exclusive("repo/src", "agent-1")?)?;
+/// let refused = b.try_acquire(&LockRequest::exclusive("repo/src/lib.rs", "agent-2")?);
+/// assert!(refused.unwrap_err().to_string().contains("agent-1"));
+/// let e = b.release(&lock.resource, &Owner::new("agent-2")?).unwrap_err(); // not agent-2's lock
+/// assert!(e.to_string().contains("held by agent-1"));
+/// b.release(&lock.resource, &lock.owner)?; // the owner's release works from any handle
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SqliteLockManager {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    opts: SqliteLockOptions,
+    /// Bumped on every release in this process, to wake its waiters without polling.
+    freed: (Mutex<u64>, Condvar),
+}
+
+impl fmt::Debug for SqliteLockManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteLockManager")
+            .field("path", &self.path)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_busy(e: &Error) -> bool {
+    matches!(e, Error::Sqlite(e) if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)))
+}
+
+/// Retries `f` a few times while SQLite reports the database busy (after its own busy timeout).
+fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 0u32;
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) && attempt < 4 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(10 << attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS oc_schema (component TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL)")?;
+    let current: i64 = tx.query_row(
+        "SELECT coalesce((SELECT version FROM oc_schema WHERE component = ?1), 0)",
+        [COMPONENT],
+        |r| r.get(0),
+    )?;
+    let latest = MIGRATIONS.len() as i64;
+    if current > latest {
+        return Err(Error::SchemaTooNew {
+            found: current,
+            supported: latest,
+        });
+    }
+    for sql in &MIGRATIONS[usize::try_from(current).unwrap_or(0)..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.execute(
+        "INSERT INTO oc_schema (component, version) VALUES (?1, ?2)
+         ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+        (COMPONENT, latest),
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn corrupt(resource: &str, reason: impl fmt::Display) -> Error {
+    Error::Corrupt {
+        resource: resource.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn row_to_lock(r: &Row<'_>) -> Result<Lock> {
+    let resource: String = r.get(0)?;
+    let owner: String = r.get(1)?;
+    let mode: String = r.get(2)?;
+    let token: i64 = r.get(3)?;
+    Ok(Lock {
+        owner: Owner::new(&owner).map_err(|e| corrupt(&resource, e))?,
+        mode: mode.parse().map_err(|e| corrupt(&resource, e))?,
+        token: u64::try_from(token).map_err(|e| corrupt(&resource, e))?,
+        holds: r.get(4)?,
+        acquired_at: Timestamp::from_millis(r.get(5)?),
+        expires_at: Timestamp::from_millis(r.get(6)?),
+        resource: Resource::new(&resource).map_err(|e| corrupt(&resource, e))?,
+    })
+}
+
+fn query_locks(c: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Lock>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut v = Vec::new();
+    while let Some(r) = rows.next()? {
+        v.push(row_to_lock(r)?);
+    }
+    Ok(v)
+}
+
+/// Live locks on `res`, its descendants and its ancestors.
+fn overlapping(c: &Connection, res: &Resource, now: Timestamp) -> Result<Vec<Lock>> {
+    let mut v = query_locks(
+        c,
+        &format!(
+            "SELECT {COLS} FROM oc_locks WHERE expires_at > ?2
+             AND (resource = ?1 OR (resource >= ?1 || '/' AND resource < ?1 || '0'))"
+        ),
+        (res.as_str(), now.as_millis()),
+    )?;
+    for a in res.ancestors() {
+        v.extend(query_locks(
+            c,
+            &format!("SELECT {COLS} FROM oc_locks WHERE resource = ?1 AND expires_at > ?2"),
+            (a, now.as_millis()),
+        )?);
+    }
+    Ok(v)
+}
+
+/// Live waiters with a ticket below `before` (all live waiters when `None`), in ticket order.
+fn waiters(
+    c: &Connection,
+    before: Option<i64>,
+    now: Timestamp,
+) -> Result<Vec<(Resource, Owner, LockMode)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT resource, owner, mode FROM oc_lock_waiters
+         WHERE expires_at > ?1 AND (?2 IS NULL OR ticket < ?2) ORDER BY ticket",
+    )?;
+    let mut rows = stmt.query((now.as_millis(), before))?;
+    let mut v = Vec::new();
+    while let Some(r) = rows.next()? {
+        let res: String = r.get(0)?;
+        let owner: String = r.get(1)?;
+        let mode: String = r.get(2)?;
+        v.push((
+            Resource::new(&res).map_err(|e| corrupt(&res, e))?,
+            Owner::new(&owner).map_err(|e| corrupt(&res, e))?,
+            mode.parse().map_err(|e| corrupt(&res, e))?,
+        ));
+    }
+    Ok(v)
+}
+
+fn bump(tx: &Connection, key: &str, by: u64) -> Result<i64> {
+    Ok(tx
+        .prepare_cached(
+            "UPDATE oc_locks_meta SET value = value + ?2 WHERE key = ?1 RETURNING value",
+        )?
+        .query_row((key, i64::try_from(by).unwrap_or(i64::MAX)), |r| r.get(0))?)
+}
+
+fn record_release(tx: &Connection, lock: &Lock, now: Timestamp) -> Result<()> {
+    let held = now
+        .as_millis()
+        .saturating_sub(lock.acquired_at.as_millis())
+        .max(0);
+    bump(tx, "released", 1)?;
+    bump(tx, "hold_total_ms", u64::try_from(held).unwrap_or(0))?;
+    tx.prepare_cached("UPDATE oc_locks_meta SET value = max(value, ?1) WHERE key = 'hold_max_ms'")?
+        .execute([held])?;
+    Ok(())
+}
+
+fn delete_lock(tx: &Connection, l: &Lock) -> Result<()> {
+    tx.prepare_cached("DELETE FROM oc_locks WHERE resource = ?1 AND owner = ?2")?
+        .execute((l.resource.as_str(), l.owner.as_str()))?;
+    Ok(())
+}
+
+fn own_lock(tx: &Connection, res: &Resource, owner: &Owner) -> Result<Option<Lock>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {COLS} FROM oc_locks WHERE resource = ?1 AND owner = ?2"
+    ))?;
+    let mut rows = stmt.query((res.as_str(), owner.as_str()))?;
+    rows.next()?.map(row_to_lock).transpose()
+}
+
+fn others_on(
+    tx: &Connection,
+    res: &Resource,
+    owner: &Owner,
+    now: Timestamp,
+) -> Result<Vec<Holder>> {
+    Ok(query_locks(
+        tx,
+        &format!(
+            "SELECT {COLS} FROM oc_locks WHERE resource = ?1 AND owner != ?2 AND expires_at > ?3"
+        ),
+        (res.as_str(), owner.as_str(), now.as_millis()),
+    )?
+    .iter()
+    .map(Lock::holder)
+    .collect())
+}
+
+/// Grants all items or reports the first blocked one; writes nothing when blocked.
+fn try_grant(
+    tx: &Transaction<'_>,
+    items: &[(&LockRequest, Duration)],
+    ticket: Option<i64>,
+    now: Timestamp,
+) -> Result<std::result::Result<Vec<Lock>, Blocked>> {
+    let queued = waiters(tx, ticket, now)?;
+    for (req, _) in items {
+        let live = overlapping(tx, &req.resource, now)?;
+        if let Decision::Blocked(h) =
+            decide(req, live.iter(), queued.iter().map(|(r, o, m)| (r, o, *m)))
+        {
+            return Ok(Err((req.resource.clone(), h)));
+        }
+    }
+    let mut granted = Vec::with_capacity(items.len());
+    for (req, ttl) in items {
+        let expires_at = now.saturating_add(*ttl);
+        // Lapsed locks on this exact resource (the owner's own included) go first.
+        let n = tx
+            .prepare_cached("DELETE FROM oc_locks WHERE resource = ?1 AND expires_at <= ?2")?
+            .execute((req.resource.as_str(), now.as_millis()))?;
+        if n > 0 {
+            bump(tx, "expired", n as u64)?;
+        }
+        let lock = match own_lock(tx, &req.resource, &req.owner)? {
+            Some(mut own) => {
+                own.holds += 1;
+                own.expires_at = own.expires_at.max(expires_at);
+                if req.mode == LockMode::Exclusive {
+                    own.mode = LockMode::Exclusive;
+                }
+                tx.prepare_cached("UPDATE oc_locks SET holds = ?3, expires_at = ?4, mode = ?5 WHERE resource = ?1 AND owner = ?2")?
+                    .execute((own.resource.as_str(), own.owner.as_str(), own.holds, own.expires_at.as_millis(), own.mode.as_str()))?;
+                bump(tx, "reentrant", 1)?;
+                own
+            }
+            None => {
+                let token = bump(tx, "token", 1)?;
+                bump(tx, "total", 1)?;
+                let lock = Lock {
+                    resource: req.resource.clone(),
+                    owner: req.owner.clone(),
+                    mode: req.mode,
+                    token: u64::try_from(token).unwrap_or(0),
+                    holds: 1,
+                    acquired_at: now,
+                    expires_at,
+                };
+                tx.prepare_cached(&format!(
+                    "INSERT INTO oc_locks ({COLS}) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)"
+                ))?
+                .execute((
+                    lock.resource.as_str(),
+                    lock.owner.as_str(),
+                    lock.mode.as_str(),
+                    token,
+                    now.as_millis(),
+                    expires_at.as_millis(),
+                ))?;
+                lock
+            }
+        };
+        granted.push(lock);
+    }
+    Ok(Ok(granted))
+}
+
+impl SqliteLockManager {
+    /// Opens (creating if needed) the database at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path.as_ref(), SqliteLockOptions::default())
+    }
+
+    /// Options to open a manager with.
+    pub fn options() -> SqliteLockOptions {
+        SqliteLockOptions::default()
+    }
+
+    fn open_with(path: &Path, opts: SqliteLockOptions) -> Result<Self> {
+        let mut conn = retry_busy(|| {
+            let c = Connection::open(path)?;
+            c.busy_timeout(opts.busy_timeout)?;
+            c.set_prepared_statement_cache_capacity(64);
+            let _mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            c.execute_batch("PRAGMA synchronous = NORMAL")?;
+            Ok(c)
+        })?;
+        retry_busy(|| migrate(&mut conn))?;
+        Ok(SqliteLockManager {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+            opts,
+            freed: (Mutex::new(0), Condvar::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one immediate transaction and commits, whatever `f`'s inner answer is:
+    /// refusals also record counters and clean-ups.
+    fn write<T>(
+        &self,
+        mut f: impl FnMut(&Transaction<'_>, Timestamp) -> Result<Result<T>>,
+    ) -> Result<T> {
+        let mut conn = self.conn.lock();
+        retry_busy(|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx, self.opts.clock.now())?;
+            tx.commit()?;
+            Ok(out)
+        })?
+    }
+
+    fn wake(&self) {
+        *self.freed.0.lock() += 1;
+        self.freed.1.notify_all();
+    }
+
+    fn acquire_items(
+        &self,
+        items: &[(&LockRequest, Duration)],
+        wait: Duration,
+    ) -> Result<Vec<Lock>> {
+        let first = self.write(|tx, now| {
+            Ok(Ok(match try_grant(tx, items, None, now)? {
+                Ok(locks) => Ok(locks),
+                Err(blocked) => {
+                    bump(tx, "conflicts", 1)?;
+                    Err(blocked)
+                }
+            }))
+        })?;
+        let (resource, holders) = match first {
+            Ok(locks) => return Ok(locks),
+            Err(b) => b,
+        };
+        if wait.is_zero() {
+            return Err(Error::Conflict {
+                resource: resource.to_string(),
+                holders,
+            });
+        }
+        let started = Instant::now();
+        let deadline = started
+            .checked_add(wait)
+            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
+        let lease = self.opts.waiter_lease;
+        let ticket = self.write(|tx, now| {
+            let ticket = bump(tx, "ticket", 1)?;
+            bump(tx, "waits", 1)?;
+            for (req, _) in items {
+                tx.prepare_cached("INSERT INTO oc_lock_waiters (ticket, resource, owner, mode, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                    .execute((ticket, req.resource.as_str(), req.owner.as_str(), req.mode.as_str(), now.saturating_add(lease).as_millis()))?;
+            }
+            Ok(Ok(ticket))
+        })?;
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            let seen = *self.freed.0.lock();
+            let attempt = self.write(|tx, now| {
+                // Keep my place in the queue alive, and drop waiters whose process went away.
+                tx.prepare_cached("UPDATE oc_lock_waiters SET expires_at = ?2 WHERE ticket = ?1")?
+                    .execute((ticket, now.saturating_add(lease).as_millis()))?;
+                tx.prepare_cached("DELETE FROM oc_lock_waiters WHERE expires_at <= ?1")?
+                    .execute([now.as_millis()])?;
+                let r = try_grant(tx, items, Some(ticket), now)?;
+                if r.is_ok() {
+                    tx.prepare_cached("DELETE FROM oc_lock_waiters WHERE ticket = ?1")?
+                        .execute([ticket])?;
+                }
+                Ok(Ok((r, now)))
+            })?;
+            let (holders, now) = match attempt {
+                (Ok(locks), _) => return Ok(locks),
+                (Err((_, h)), now) => (h, now),
+            };
+            let at = Instant::now();
+            if at >= deadline {
+                self.write(|tx, _| {
+                    tx.prepare_cached("DELETE FROM oc_lock_waiters WHERE ticket = ?1")?
+                        .execute([ticket])?;
+                    bump(tx, "timeouts", 1)?;
+                    Ok(Ok(()))
+                })?;
+                return Err(Error::Timeout {
+                    resource: resource.to_string(),
+                    waited: at - started,
+                    holders,
+                });
+            }
+            let lapse = holders
+                .iter()
+                .filter_map(|h| h.expires_at)
+                .min()
+                .map(|e| at + e.since(now) + Duration::from_millis(1));
+            let until = [Some(deadline), Some(at + backoff), lapse]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(deadline);
+            let mut generation = self.freed.0.lock();
+            if *generation == seen {
+                self.freed.1.wait_until(&mut generation, until);
+            }
+            backoff = (backoff * 2).min(self.opts.max_poll);
+        }
+    }
+
+    /// Looks up the owner's live lock for `release`/`renew`; removes it if lapsed.
+    fn own_live(
+        tx: &Transaction<'_>,
+        res: &Resource,
+        owner: &Owner,
+        now: Timestamp,
+    ) -> Result<Result<Lock>> {
+        match own_lock(tx, res, owner)? {
+            None => Ok(Err(Error::NotHeld {
+                resource: res.to_string(),
+                owner: owner.to_string(),
+                holders: others_on(tx, res, owner, now)?,
+            })),
+            Some(l) if l.is_expired(now) => {
+                delete_lock(tx, &l)?;
+                bump(tx, "expired", 1)?;
+                Ok(Err(Error::Expired {
+                    resource: res.to_string(),
+                    owner: owner.to_string(),
+                }))
+            }
+            Some(l) => Ok(Ok(l)),
+        }
+    }
+}
+
+impl LockManager for SqliteLockManager {
+    fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> {
+        let ttl = self.opts.ttl.resolve(req.ttl)?;
+        let mut v = self.acquire_items(&[(req, ttl)], wait)?;
+        v.pop().ok_or_else(|| Error::InvalidInput {
+            field: "request",
+            reason: "nothing was granted".into(),
+        })
+    }
+
+    fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>> {
+        let reqs = canonical(reqs)?;
+        let items = reqs
+            .iter()
+            .map(|r| Ok((r, self.opts.ttl.resolve(r.ttl)?)))
+            .collect::<Result<Vec<_>>>()?;
+        self.acquire_items(&items, wait)
+    }
+
+    fn renew(&self, resource: &Resource, owner: &Owner, ttl: Option<Duration>) -> Result<Lock> {
+        let ttl = self.opts.ttl.resolve(ttl)?;
+        self.write(|tx, now| {
+            let mut l = match Self::own_live(tx, resource, owner, now)? {
+                Ok(l) => l,
+                Err(e) => return Ok(Err(e)),
+            };
+            l.expires_at = now.saturating_add(ttl);
+            tx.prepare_cached(
+                "UPDATE oc_locks SET expires_at = ?3 WHERE resource = ?1 AND owner = ?2",
+            )?
+            .execute((resource.as_str(), owner.as_str(), l.expires_at.as_millis()))?;
+            Ok(Ok(l))
+        })
+    }
+
+    fn release(&self, resource: &Resource, owner: &Owner) -> Result<Lock> {
+        let out = self.write(|tx, now| {
+            let mut l = match Self::own_live(tx, resource, owner, now)? {
+                Ok(l) => l,
+                Err(e) => return Ok(Err(e)),
+            };
+            l.holds -= 1;
+            if l.holds > 0 {
+                tx.prepare_cached(
+                    "UPDATE oc_locks SET holds = ?3 WHERE resource = ?1 AND owner = ?2",
+                )?
+                .execute((resource.as_str(), owner.as_str(), l.holds))?;
+            } else {
+                delete_lock(tx, &l)?;
+                record_release(tx, &l, now)?;
+            }
+            Ok(Ok(l))
+        });
+        if matches!(&out, Ok(l) if l.holds == 0) || matches!(out, Err(Error::Expired { .. })) {
+            self.wake();
+        }
+        out
+    }
+
+    fn release_owner(&self, owner: &Owner) -> Result<Vec<Lock>> {
+        let out = self.write(|tx, now| {
+            let locks = query_locks(
+                tx,
+                &format!("SELECT {COLS} FROM oc_locks WHERE owner = ?1 ORDER BY resource"),
+                [owner.as_str()],
+            )?;
+            for l in &locks {
+                delete_lock(tx, l)?;
+                if l.is_expired(now) {
+                    bump(tx, "expired", 1)?;
+                } else {
+                    record_release(tx, l, now)?;
+                }
+            }
+            Ok(Ok(locks))
+        });
+        self.wake();
+        out
+    }
+
+    fn sweep_expired(&self) -> Result<Vec<Lock>> {
+        let out = self.write(|tx, now| {
+            let gone = query_locks(
+                tx,
+                &format!(
+                    "SELECT {COLS} FROM oc_locks WHERE expires_at <= ?1 ORDER BY resource, owner"
+                ),
+                [now.as_millis()],
+            )?;
+            for l in &gone {
+                delete_lock(tx, l)?;
+            }
+            bump(tx, "expired", gone.len() as u64)?;
+            tx.prepare_cached("DELETE FROM oc_lock_waiters WHERE expires_at <= ?1")?
+                .execute([now.as_millis()])?;
+            Ok(Ok(gone))
+        });
+        self.wake();
+        out
+    }
+
+    fn holders(&self, resource: &Resource) -> Result<Vec<Lock>> {
+        let conn = self.conn.lock();
+        let mut v = overlapping(&conn, resource, self.opts.clock.now())?;
+        v.sort_by(|a, b| (&a.resource, &a.owner).cmp(&(&b.resource, &b.owner)));
+        Ok(v)
+    }
+
+    fn list(&self) -> Result<Vec<Lock>> {
+        let conn = self.conn.lock();
+        query_locks(
+            &conn,
+            &format!("SELECT {COLS} FROM oc_locks WHERE expires_at > ?1 ORDER BY resource, owner"),
+            [self.opts.clock.now().as_millis()],
+        )
+    }
+
+    fn stats(&self) -> Result<LockStats> {
+        // Sweep first, so `expiredLocks` counts every lock that has lapsed by now.
+        self.sweep_expired()?;
+        let conn = self.conn.lock();
+        let now = self.opts.clock.now();
+        let meta: std::collections::HashMap<String, i64> = {
+            let mut stmt = conn.prepare_cached("SELECT key, value FROM oc_locks_meta")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let get = |k: &str| u64::try_from(meta.get(k).copied().unwrap_or(0)).unwrap_or(0);
+        let counters = Counters {
+            total: get("total"),
+            expired: get("expired"),
+            conflicts: get("conflicts"),
+            released: get("released"),
+            reentrant: get("reentrant"),
+            hold_total_ms: get("hold_total_ms"),
+            hold_max_ms: get("hold_max_ms"),
+            waits: get("waits"),
+            timeouts: get("timeouts"),
+        };
+        let live = query_locks(
+            &conn,
+            &format!("SELECT {COLS} FROM oc_locks WHERE expires_at > ?1"),
+            [now.as_millis()],
+        )?;
+        let waiting: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(DISTINCT ticket) FROM oc_lock_waiters WHERE expires_at > ?1",
+            )?
+            .query_row([now.as_millis()], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        Ok(counters.into_stats(live.iter(), u64::try_from(waiting).unwrap_or(0), now))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.opts.clock.now()
+    }
+}

@@ -1,0 +1,37 @@
+//! The conformance suite against both managers.
+
+mod memory {
+    use std::sync::Arc;
+
+    use oc_locks::{LockManager, MemoryLockManager, TtlPolicy};
+
+    oc_locks::lock_conformance_tests!(
+        |clock| Arc::new(MemoryLockManager::with(
+            Arc::new(clock),
+            TtlPolicy::default()
+        )) as Arc<dyn LockManager>,
+        8,
+        1000
+    );
+}
+
+mod sqlite {
+    use std::sync::Arc;
+
+    use oc_locks::{LockManager, SqliteLockManager};
+
+    oc_locks::lock_conformance_tests!(
+        |clock| {
+            // Kept until the process ends: the manager outlives this closure.
+            let dir = tempfile::tempdir().unwrap().keep();
+            Arc::new(
+                SqliteLockManager::options()
+                    .clock(Arc::new(clock))
+                    .open(dir.join("opencode.db"))
+                    .unwrap(),
+            ) as Arc<dyn LockManager>
+        },
+        4,
+        100
+    );
+}

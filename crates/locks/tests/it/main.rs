@@ -1,0 +1,7 @@
+//! Integration tests of `oc-locks`: one binary, one module per concern.
+#![allow(clippy::unwrap_used)]
+
+mod conformance;
+mod model;
+mod processes;
+mod threads;
