@@ -42,7 +42,8 @@ fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()
 }
 
 /// The library crates, each checked alone without default features.
-const LIBS: [&str; 6] = [
+const LIBS: [&str; 7] = [
+    "oc-time",
     "oc-tasks",
     "oc-locks",
     "oc-jsonl",
