@@ -4,6 +4,10 @@
 //! "works", then completes or fails it. Now and then an agent "crashes" (drops a task without
 //! finishing it); a reaper thread returns such tasks to pending once their lease lapses, and
 //! another agent picks them up. Failed tasks get one retry.
+//!
+//! Before "editing", an agent takes an exclusive lock on the file its task targets (or on a
+//! whole directory, for refactors) in the lock manager that shares the database file, renews it
+//! with its heartbeats, and releases it when done; a crashed agent's lock lapses with its TTL.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -13,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use oc_locks::{LockManager, LockRequest, SqliteLockManager};
 use oc_tasks::{Error, NewTask, SqliteTaskStore, Task, TaskId, TaskStatus, TaskStore};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -25,8 +30,12 @@ use crate::task::{RECENT, render_stats, stats_json};
 
 /// Lease the demo agents take: short, so crashed claims come back quickly.
 const LEASE: Duration = Duration::from_millis(800);
+/// Lock TTL: long enough for the work, short enough that a crashed agent's lock lapses soon.
+const LOCK_TTL: Duration = Duration::from_secs(1);
+/// How long an agent waits for another agent's lock on its file.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
 const FAIL_RATE: f64 = 0.10;
-const CRASH_RATE: f64 = 0.03;
+const CRASH_RATE: f64 = 0.02;
 
 #[derive(Debug, Default, Serialize)]
 struct Summary {
@@ -57,6 +66,7 @@ struct Counters {
 
 struct Shared {
     store: SqliteTaskStore,
+    locks: SqliteLockManager,
     ours: HashSet<TaskId>,
     counters: Counters,
     done: AtomicBool,
@@ -81,6 +91,7 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
         return Err(UsageError("--tasks must be between 1 and 100000".into()).into());
     }
     let store = crate::open_store(data_dir)?;
+    let locks = crate::open_locks(data_dir)?;
     let seed = args
         .seed
         .unwrap_or_else(|| SmallRng::from_os_rng().random());
@@ -95,15 +106,17 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
     ];
     let new: Vec<NewTask> = (0..args.tasks)
         .map(|i| {
-            NewTask::new(format!(
-                "{} #{i}: edit {}",
-                verb(&mut rng),
-                files[i % files.len()]
-            ))
-            .priority(rng.random_range(0..5))
-            .meta("demo_run", run_id.as_str())
-            .meta("file", files[i % files.len()])
-            .max_attempts(3)
+            // Every tenth task refactors the whole src directory, overlapping the file edits.
+            let (what, target) = if i % 10 == 9 {
+                ("refactor", "src")
+            } else {
+                (verb(&mut rng), files[i % files.len()])
+            };
+            NewTask::new(format!("{what} #{i}: {target}"))
+                .priority(rng.random_range(0..5))
+                .meta("demo_run", run_id.as_str())
+                .meta("target", format!("repo/{target}"))
+                .max_attempts(3)
         })
         .collect();
     let created = store.create_many(new).context("creating the demo tasks")?;
@@ -121,6 +134,7 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
     };
     let shared = Arc::new(Shared {
         store,
+        locks,
         ours: created.into_iter().map(|t| t.id).collect(),
         counters: Counters::default(),
         done: AtomicBool::new(false),
@@ -173,7 +187,11 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     let stats = shared.store.stats(RECENT)?;
-    let doc = serde_json::json!({ "run": run_id, "seed": seed, "summary": summary, "task_stats": stats_json(&stats) });
+    let lock_stats = shared.locks.stats()?;
+    let doc = serde_json::json!({
+        "run": run_id, "seed": seed, "summary": summary,
+        "task_stats": stats_json(&stats), "lock_stats": lock_stats,
+    });
     out.emit("demo", &doc, |w, _| {
         writeln!(w, "Demo {run_id}: {} agents worked through {} tasks in {:.1}s", summary.agents, summary.tasks, summary.elapsed_ms as f64 / 1000.0)?;
         writeln!(
@@ -182,7 +200,9 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
             summary.claims, summary.completed, summary.failed, summary.retried, summary.crashed, summary.reaped, summary.lost_leases
         )?;
         writeln!(w)?;
-        render_stats(w, &stats)
+        render_stats(w, &stats)?;
+        writeln!(w)?;
+        crate::lock::render_stats(w, &lock_stats)
     })
 }
 
@@ -192,10 +212,14 @@ fn verb(rng: &mut SmallRng) -> &'static str {
 }
 
 /// One agent: claim, work with heartbeats, then complete, fail, or crash.
-fn agent(shared: &Shared, name: &str, seed: u64) -> anyhow::Result<()> {
+fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
     let mut rng = SmallRng::seed_from_u64(seed);
     let store = &shared.store;
+    // A crashed agent comes back as a new incarnation, so it owns none of what it left behind.
+    let mut me = base.to_owned();
+    let mut incarnation = 1;
     while !shared.done.load(Ordering::Relaxed) {
+        let name = me.as_str();
         let Some(task) = store.claim_next(name, LEASE)? else {
             // Nothing ready: crashed claims are still leased; wait for the reaper.
             std::thread::sleep(Duration::from_millis(20));
@@ -203,6 +227,27 @@ fn agent(shared: &Shared, name: &str, seed: u64) -> anyhow::Result<()> {
         };
         shared.counters.claims.fetch_add(1, Ordering::Relaxed);
         let token = task.lease.map(|l| l.token);
+        // Lock what the task edits before touching it.
+        let target = task
+            .metadata
+            .get("target")
+            .and_then(|t| t.as_str())
+            .unwrap_or("repo");
+        let req = LockRequest::exclusive(target, name)?.ttl(LOCK_TTL);
+        let file_lock = match shared.locks.acquire(&req, LOCK_WAIT) {
+            Ok(l) => l,
+            Err(e) if e.is_conflict() => {
+                // Could not get the file in time: give the task back as a failure (it is retried).
+                match store.fail(&task.id, token, &format!("could not lock {target}: {e}")) {
+                    Ok(t) => finished(shared, &t)?,
+                    Err(e) => {
+                        lease_lost(shared, e)?;
+                    }
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         // Work in slices, heartbeating between them as a real agent would.
         let slices = rng.random_range(1..4);
         let mut lost = false;
@@ -214,14 +259,22 @@ fn agent(shared: &Shared, name: &str, seed: u64) -> anyhow::Result<()> {
                 lost = lease_lost(shared, e)?;
                 break;
             }
-        }
-        if lost {
-            continue;
+            shared
+                .locks
+                .renew(&file_lock.resource, &file_lock.owner, Some(LOCK_TTL))?;
         }
         let roll: f64 = rng.random();
-        if roll < CRASH_RATE {
-            // Walk away without a word: the lease lapses and the reaper takes over.
+        if !lost && roll < CRASH_RATE {
+            // Walk away without a word: the lease and the file lock lapse; the reaper takes over.
             shared.counters.crashed.fetch_add(1, Ordering::Relaxed);
+            incarnation += 1;
+            me = format!("{base}.{incarnation}");
+            continue;
+        }
+        shared
+            .locks
+            .release(&file_lock.resource, &file_lock.owner)?;
+        if lost {
             continue;
         }
         let outcome = if roll < CRASH_RATE + FAIL_RATE {

@@ -6,6 +6,7 @@
 
 mod args;
 mod demo;
+mod lock;
 mod output;
 mod task;
 
@@ -58,18 +59,26 @@ fn classify(err: &anyhow::Error) -> Exit {
             return Exit::Usage;
         }
         if let Some(e) = cause.downcast_ref::<oc_tasks::Error>() {
-            if e.is_invalid_input() {
-                return Exit::Usage;
+            if let Some(exit) = exit_for(e.is_invalid_input(), e.is_not_found(), e.is_conflict()) {
+                return exit;
             }
-            if e.is_not_found() {
-                return Exit::NotFound;
-            }
-            if e.is_conflict() {
-                return Exit::Conflict;
+        }
+        if let Some(e) = cause.downcast_ref::<oc_locks::Error>() {
+            if let Some(exit) = exit_for(e.is_invalid_input(), e.is_not_found(), e.is_conflict()) {
+                return exit;
             }
         }
     }
     Exit::Error
+}
+
+fn exit_for(invalid: bool, not_found: bool, conflict: bool) -> Option<Exit> {
+    match (invalid, not_found, conflict) {
+        (true, _, _) => Some(Exit::Usage),
+        (_, true, _) => Some(Exit::NotFound),
+        (_, _, true) => Some(Exit::Conflict),
+        _ => None,
+    }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -79,18 +88,31 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Opens the task store at `<data-dir>/opencode.db`, creating the directory on first use.
-pub(crate) fn open_store(data_dir: &Path) -> anyhow::Result<SqliteTaskStore> {
+/// `<data-dir>/opencode.db`, creating the directory on first use.
+fn database(data_dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-    let path: PathBuf = data_dir.join("opencode.db");
+    Ok(data_dir.join("opencode.db"))
+}
+
+/// Opens the task store at `<data-dir>/opencode.db`.
+pub(crate) fn open_store(data_dir: &Path) -> anyhow::Result<SqliteTaskStore> {
+    let path = database(data_dir)?;
     SqliteTaskStore::open(&path).with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// Opens the lock manager on the same database file.
+pub(crate) fn open_locks(data_dir: &Path) -> anyhow::Result<oc_locks::SqliteLockManager> {
+    let path = database(data_dir)?;
+    oc_locks::SqliteLockManager::open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))
 }
 
 fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
     match cli.command {
         Command::Task(cmd) => task::run(&cli.global.data_dir, cmd, out),
         Command::TaskStats => task::stats(&cli.global.data_dir, out),
+        Command::Lock(cmd) => lock::run(&cli.global.data_dir, cmd, out),
         Command::Demo(args) => demo::run(&cli.global.data_dir, args, out),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

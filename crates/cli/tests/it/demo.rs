@@ -16,6 +16,12 @@ fn demo_finishes_every_task() {
     assert_eq!(done, 60);
     assert!(s["claims"].as_u64().unwrap() >= 60);
     assert_eq!(s["completed"], st["by_status"]["completed"]);
+    let locks = &d["lock_stats"];
+    assert!(
+        locks["totalLocks"].as_u64().unwrap() >= 60,
+        "every claim locked its file first: {locks}"
+    );
+    assert_eq!(locks["waiting"], 0);
     let owners = st["by_owner"].as_array().unwrap();
     assert!(owners.len() > 1, "several agents did work: {owners:?}");
 

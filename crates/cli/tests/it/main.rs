@@ -3,5 +3,6 @@
 
 mod demo;
 mod errors;
+mod locks;
 mod tasks;
 mod util;
