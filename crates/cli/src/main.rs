@@ -58,15 +58,15 @@ fn classify(err: &anyhow::Error) -> Exit {
         if cause.is::<UsageError>() {
             return Exit::Usage;
         }
-        if let Some(e) = cause.downcast_ref::<oc_tasks::Error>() {
-            if let Some(exit) = exit_for(e.is_invalid_input(), e.is_not_found(), e.is_conflict()) {
-                return exit;
-            }
-        }
-        if let Some(e) = cause.downcast_ref::<oc_locks::Error>() {
-            if let Some(exit) = exit_for(e.is_invalid_input(), e.is_not_found(), e.is_conflict()) {
-                return exit;
-            }
+        let class = if let Some(e) = cause.downcast_ref::<oc_tasks::Error>() {
+            exit_for(e.is_invalid_input(), e.is_not_found(), e.is_conflict())
+        } else if let Some(e) = cause.downcast_ref::<oc_locks::Error>() {
+            exit_for(e.is_invalid_input(), e.is_not_found(), e.is_conflict())
+        } else {
+            None
+        };
+        if let Some(exit) = class {
+            return exit;
         }
     }
     Exit::Error
