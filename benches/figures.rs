@@ -2,7 +2,7 @@
 //! (`bench`, `measured`, `unit`, plus details) per line. `cargo xtask bench-report` runs it in
 //! release mode and sets the figures beside the documented ones.
 //!
-//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only]`
+//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only | --locks-only]`
 //! (`--quick`: one run, no 1M-task stats).
 #![allow(clippy::print_stdout, missing_docs)]
 
@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use oc_benches::{peak_rss, reset_peak_rss, sqlite, tasks};
+use oc_benches::{locks, peak_rss, reset_peak_rss, sqlite, tasks};
+use oc_locks::{LockManager, MemoryLockManager, SqliteLockManager};
 use oc_tasks::TaskStore;
 use serde_json::json;
 
@@ -41,19 +42,23 @@ fn emit(bench: &str, runs: Vec<f64>, unit: &str) {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let sqlite_only = args.iter().any(|a| a == "--sqlite-only");
-    let tasks_only = args.iter().any(|a| a == "--tasks-only");
+    let only = ["--sqlite-only", "--tasks-only", "--locks-only"]
+        .into_iter()
+        .find(|o| args.iter().any(|a| a == o));
     let runs: usize = match args.iter().position(|a| a == "--runs") {
         Some(i) => args.get(i + 1).context("--runs needs a number")?.parse()?,
         None if quick => 1,
         None => 5,
     };
 
-    if !tasks_only {
+    if only.is_none_or(|o| o == "--sqlite-only") {
         sqlite_figures(runs)?;
     }
-    if !sqlite_only {
+    if only.is_none_or(|o| o == "--tasks-only") {
         task_figures(runs, quick)?;
+    }
+    if only.is_none_or(|o| o == "--locks-only") {
+        lock_figures(runs)?;
     }
     Ok(())
 }
@@ -159,5 +164,55 @@ fn task_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// locks.*: the documented loop on `MemoryLockManager`, latencies, contention, and SQLite.
+fn lock_figures(runs: usize) -> anyhow::Result<()> {
+    let reqs = locks::requests();
+    let (mut pairs, mut p50, mut p99, mut max, mut c50, mut c99, mut cmax, mut two, mut sql) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
+    for _ in 0..runs {
+        let m = MemoryLockManager::new();
+        // Warm the allocator and caches the way a long-running agent would be.
+        locks::acquire_release(&m, &reqs, 100_000)?;
+        pairs.push(per_sec(
+            locks::PAIRS,
+            locks::acquire_release(&m, &reqs, locks::PAIRS)?,
+        ));
+        let mut lat = locks::acquisition_latencies(&m, &reqs, locks::PAIRS)?;
+        lat.sort_unstable();
+        p50.push(locks::quantile(&lat, 0.5) as f64);
+        p99.push(locks::quantile(&lat, 0.99) as f64);
+        max.push(*lat.last().unwrap_or(&0) as f64);
+        let mut con = locks::conflict_latencies(&m, locks::REFUSALS)?;
+        con.sort_unstable();
+        c50.push(locks::quantile(&con, 0.5) as f64);
+        c99.push(locks::quantile(&con, 0.99) as f64);
+        cmax.push(*con.last().unwrap_or(&0) as f64);
+        two.push(per_sec(200_000, locks::contended(&m, 2, 200_000)?));
+        let dir = tempfile::tempdir()?;
+        let s = SqliteLockManager::open(dir.path().join("locks.db"))?;
+        sql.push(per_sec(5_000, locks::acquire_release(&s, &reqs, 5_000)?));
+        let _ = s.stats()?;
+    }
+    emit("locks.acquire_release", pairs, "pairs/s");
+    emit("locks.acquisition_latency_p50", p50, "ns");
+    emit("locks.acquisition_latency_p99", p99, "ns");
+    emit("locks.acquisition_latency_max", max, "ns");
+    emit("locks.conflict_detection_p50", c50, "ns");
+    emit("locks.conflict_detection_p99", c99, "ns");
+    emit("locks.conflict_detection_max", cmax, "ns");
+    emit("locks.contended_2t", two, "pairs/s");
+    emit("locks.sqlite_acquire_release", sql, "pairs/s");
     Ok(())
 }

@@ -1,13 +1,14 @@
 //! `MemoryLockManager`: locks for the threads of one process, as fast as a mutex allows.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use oc_time::{Clock, SystemClock, Timestamp};
+use oc_time::{Clock, CoarseClock, Timestamp};
 
 use crate::model::{Blocked, Counters, Decision, decide};
 use crate::{
@@ -44,11 +45,14 @@ pub struct MemoryLockManager {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Holders by exact resource; entries are removed when their last holder goes.
-    locks: BTreeMap<Resource, Vec<Lock>>,
-    /// How many keys of `locks` are nested paths; while zero, no lock can lie below another,
-    /// so flat resources skip the descendant scan.
-    nested: usize,
+    /// Holders by exact resource.
+    locks: HashMap<Resource, Vec<Lock>, FastHash>,
+    /// The keys of `locks` that are nested paths, in order, to find what lies below a resource.
+    /// While it is empty no lock lies below another, so flat resources look at their own entry only.
+    nested: BTreeSet<Resource>,
+    /// Keys of `locks` whose holder list is empty. Entries are kept when their last holder
+    /// leaves, so that re-locking a resource costs no allocation; they are pruned in bulk.
+    empty: usize,
     queue: VecDeque<Waiter>,
     next_ticket: u64,
     last_token: u64,
@@ -62,6 +66,64 @@ struct Waiter {
     items: Vec<(Resource, LockMode)>,
 }
 
+/// A seeded multiply-rotate hash for resource names: several times cheaper than SipHash on
+/// short keys. Names come from the agents of one process, which are not adversaries, and the
+/// per-manager random seed keeps collisions from being precomputed.
+#[derive(Debug, Clone, Copy)]
+struct FastHash(u64);
+
+impl Default for FastHash {
+    fn default() -> Self {
+        FastHash(
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish(),
+        )
+    }
+}
+
+impl BuildHasher for FastHash {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(self.0)
+    }
+}
+
+#[derive(Debug)]
+struct FastHasher(u64);
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Empty entries kept for reuse before they are pruned.
+const PRUNE_EMPTY: usize = 1024;
+
 /// A request with its TTL resolved.
 type Item<'a> = (&'a LockRequest, Duration);
 
@@ -74,26 +136,21 @@ impl State {
     ) -> impl Iterator<Item = &'a Lock> + Clone + 'a {
         let exact = self.locks.get(res.as_str()).into_iter().flatten();
         let ancestors = res.ancestors().filter_map(|a| self.locks.get(a)).flatten();
-        let below = (self.nested > 0).then(|| {
+        let below = (!self.nested.is_empty()).then(|| {
             let lo = format!("{res}/");
             let hi = format!("{res}0"); // '0' is the character right after '/'
-            self.locks
+            self.nested
                 .range::<str, _>((Bound::Included(lo.as_str()), Bound::Excluded(hi.as_str())))
         });
+        let below = below
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.locks.get(k.as_str()))
+            .flatten();
         exact
             .chain(ancestors)
-            .chain(below.into_iter().flatten().flat_map(|(_, v)| v))
+            .chain(below)
             .filter(move |l| !l.is_expired(now))
-    }
-
-    fn queued_before(
-        &self,
-        ticket: Option<u64>,
-    ) -> impl Iterator<Item = (&Resource, &Owner, LockMode)> {
-        self.queue
-            .iter()
-            .take_while(move |w| ticket.is_none_or(|t| w.ticket < t))
-            .flat_map(|w| w.items.iter().map(move |(r, m)| (r, &w.owner, *m)))
     }
 
     /// Grants every item or none.
@@ -104,12 +161,19 @@ impl State {
         now: Timestamp,
         out: &mut dyn FnMut(Lock),
     ) -> std::result::Result<(), Blocked> {
+        if let [(req, ttl)] = items
+            && self.nested.is_empty()
+            && !req.resource.is_nested()
+        {
+            return self.try_grant_flat(req, *ttl, ticket, now).map(|l| out(l));
+        }
         for (req, _) in items {
-            if let Decision::Blocked(h) = decide(
+            let decision = decide(
                 req,
                 self.overlapping(&req.resource, now),
-                self.queued_before(ticket),
-            ) {
+                queued(&self.queue, ticket),
+            );
+            if let Decision::Blocked(h) = decision {
                 return Err((req.resource.clone(), h));
             }
         }
@@ -121,69 +185,101 @@ impl State {
 
     /// Adds a hold to the owner's lock on the resource, or a new lock.
     fn grant(&mut self, req: &LockRequest, ttl: Duration, now: Timestamp) -> Lock {
-        let expires_at = now.saturating_add(ttl);
-        let nested = req.resource.is_nested();
+        let mut inserted = false;
         let entry = self.locks.entry(req.resource.clone()).or_insert_with(|| {
-            if nested {
-                self.nested += 1;
-            }
+            inserted = true;
             Vec::with_capacity(1)
         });
-        let before = entry.len();
-        entry.retain(|l| !l.is_expired(now) || l.owner == req.owner);
-        self.counters.expired += (before - entry.len()) as u64;
-        if let Some(own) = entry.iter_mut().find(|l| l.owner == req.owner) {
-            if own.is_expired(now) {
-                // The owner's own lapsed lock: it is gone; this is a fresh grant.
-                *own = Lock {
-                    resource: req.resource.clone(),
-                    owner: req.owner.clone(),
-                    mode: req.mode,
-                    token: 0,
-                    holds: 0,
-                    acquired_at: now,
-                    expires_at,
-                };
-                self.counters.expired += 1;
+        if inserted {
+            if req.resource.is_nested() {
+                self.nested.insert(req.resource.clone());
             }
-            if own.holds == 0 {
-                self.last_token += 1;
-                own.token = self.last_token;
-                own.holds = 1;
-                self.counters.total += 1;
-            } else {
-                own.holds += 1;
-                own.expires_at = own.expires_at.max(expires_at);
-                if req.mode == LockMode::Exclusive {
-                    own.mode = LockMode::Exclusive;
-                }
-                self.counters.reentrant += 1;
-            }
-            return own.clone();
+        } else if entry.is_empty() {
+            self.empty -= 1;
         }
-        self.last_token += 1;
-        self.counters.total += 1;
-        let lock = Lock {
-            resource: req.resource.clone(),
-            owner: req.owner.clone(),
-            mode: req.mode,
-            token: self.last_token,
-            holds: 1,
-            acquired_at: now,
-            expires_at,
-        };
-        entry.push(lock.clone());
-        lock
+        grant_into(
+            entry,
+            req,
+            ttl,
+            now,
+            &mut self.last_token,
+            &mut self.counters,
+        )
     }
 
-    /// Removes the entry of `res` if it has no holders left.
+    /// The fast path for one flat request while no nested resource is held: the decision and
+    /// the grant share a single map lookup.
+    fn try_grant_flat(
+        &mut self,
+        req: &LockRequest,
+        ttl: Duration,
+        ticket: Option<u64>,
+        now: Timestamp,
+    ) -> std::result::Result<Lock, Blocked> {
+        // Look the name up without cloning it: a new entry is only made for a first lock.
+        if let Some(entry) = self.locks.get_mut(req.resource.as_str()) {
+            let decision = decide(
+                req,
+                entry.iter().filter(|l| !l.is_expired(now)),
+                queued(&self.queue, ticket),
+            );
+            if let Decision::Blocked(h) = decision {
+                return Err((req.resource.clone(), h));
+            }
+            if entry.is_empty() {
+                self.empty -= 1;
+            }
+            return Ok(grant_into(
+                entry,
+                req,
+                ttl,
+                now,
+                &mut self.last_token,
+                &mut self.counters,
+            ));
+        }
+        if let Decision::Blocked(h) = decide(req, std::iter::empty(), queued(&self.queue, ticket)) {
+            return Err((req.resource.clone(), h));
+        }
+        let entry = self
+            .locks
+            .entry(req.resource.clone())
+            .or_insert_with(|| Vec::with_capacity(1));
+        Ok(grant_into(
+            entry,
+            req,
+            ttl,
+            now,
+            &mut self.last_token,
+            &mut self.counters,
+        ))
+    }
+
+    /// Notes that the entry of `res` may have lost its last holder; prunes empty entries in
+    /// bulk once there are many.
     fn drop_if_empty(&mut self, res: &Resource) {
         if self.locks.get(res.as_str()).is_some_and(Vec::is_empty) {
-            self.locks.remove(res.as_str());
-            if res.is_nested() {
-                self.nested -= 1;
-            }
+            self.one_more_empty();
         }
+    }
+
+    /// Counts an entry that just lost its last holder.
+    fn one_more_empty(&mut self) {
+        self.empty += 1;
+        if self.empty > PRUNE_EMPTY {
+            self.prune_empty();
+        }
+    }
+
+    fn prune_empty(&mut self) {
+        let nested = &mut self.nested;
+        self.locks.retain(|k, v| {
+            if v.is_empty() && k.is_nested() {
+                nested.remove(k.as_str());
+            }
+            !v.is_empty()
+        });
+        self.empty = 0;
     }
 
     fn dequeue(&mut self, ticket: u64) {
@@ -199,15 +295,7 @@ impl State {
             gone.extend(dead);
         }
         self.counters.expired += gone.len() as u64;
-        let empty: Vec<Resource> = self
-            .locks
-            .iter()
-            .filter(|(_, v)| v.is_empty())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in empty {
-            self.drop_if_empty(&k);
-        }
+        self.prune_empty();
         gone
     }
 
@@ -223,6 +311,74 @@ impl State {
     }
 }
 
+/// Live waiters with a ticket below `ticket` (all of them when `None`), in arrival order.
+fn queued(
+    queue: &VecDeque<Waiter>,
+    ticket: Option<u64>,
+) -> impl Iterator<Item = (&Resource, &Owner, LockMode)> {
+    queue
+        .iter()
+        .take_while(move |w| ticket.is_none_or(|t| w.ticket < t))
+        .flat_map(|w| w.items.iter().map(move |(r, m)| (r, &w.owner, *m)))
+}
+
+/// Grants `req` into the holders of its resource: a hold on the owner's lock, or a new lock.
+fn grant_into(
+    entry: &mut Vec<Lock>,
+    req: &LockRequest,
+    ttl: Duration,
+    now: Timestamp,
+    last_token: &mut u64,
+    counters: &mut Counters,
+) -> Lock {
+    let expires_at = now.saturating_add(ttl);
+    let before = entry.len();
+    entry.retain(|l| !l.is_expired(now) || l.owner == req.owner);
+    counters.expired += (before - entry.len()) as u64;
+    if let Some(own) = entry.iter_mut().find(|l| l.owner == req.owner) {
+        if own.is_expired(now) {
+            // The owner's own lapsed lock: it is gone; this is a fresh grant.
+            *own = Lock {
+                resource: req.resource.clone(),
+                owner: req.owner.clone(),
+                mode: req.mode,
+                token: 0,
+                holds: 0,
+                acquired_at: now,
+                expires_at,
+            };
+            counters.expired += 1;
+        }
+        if own.holds == 0 {
+            *last_token += 1;
+            own.token = *last_token;
+            own.holds = 1;
+            counters.total += 1;
+        } else {
+            own.holds += 1;
+            own.expires_at = own.expires_at.max(expires_at);
+            if req.mode == LockMode::Exclusive {
+                own.mode = LockMode::Exclusive;
+            }
+            counters.reentrant += 1;
+        }
+        return own.clone();
+    }
+    *last_token += 1;
+    counters.total += 1;
+    let lock = Lock {
+        resource: req.resource.clone(),
+        owner: req.owner.clone(),
+        mode: req.mode,
+        token: *last_token,
+        holds: 1,
+        acquired_at: now,
+        expires_at,
+    };
+    entry.push(lock.clone());
+    lock
+}
+
 impl Default for MemoryLockManager {
     fn default() -> Self {
         Self::new()
@@ -230,9 +386,11 @@ impl Default for MemoryLockManager {
 }
 
 impl MemoryLockManager {
-    /// A manager on the system clock with the default TTL policy (30 s default, 1 s to 1 h).
+    /// A manager with the default TTL policy (30 s default, 1 s to 1 h), reading the wall clock
+    /// through [`CoarseClock`] (1 ms ticks): a system call per acquisition would cost more than
+    /// the acquisition itself.
     pub fn new() -> Self {
-        Self::with(Arc::new(SystemClock), TtlPolicy::default())
+        Self::with(Arc::new(CoarseClock), TtlPolicy::default())
     }
 
     /// A manager reading time from `clock`, with `ttl` limits.
@@ -425,9 +583,14 @@ impl LockManager for MemoryLockManager {
             return Ok(v[i].clone());
         }
         let lock = v.swap_remove(i);
+        let emptied = v.is_empty();
         st.counters.record_release(&lock, now);
-        st.drop_if_empty(resource);
-        self.freed.notify_all();
+        if emptied {
+            st.one_more_empty();
+        }
+        if !st.queue.is_empty() {
+            self.freed.notify_all();
+        }
         Ok(lock)
     }
 

@@ -381,16 +381,21 @@ pub(crate) enum Decision {
 /// they conflict, so that a stream of shared requests cannot starve a waiting exclusive one.
 pub(crate) fn decide<'a>(
     req: &LockRequest,
-    live: impl Iterator<Item = &'a Lock> + Clone,
+    live: impl Iterator<Item = &'a Lock>,
     queued: impl Iterator<Item = (&'a Resource, &'a Owner, LockMode)>,
 ) -> Decision {
-    let own = live
-        .clone()
-        .find(|l| l.owner == req.owner && l.resource == req.resource);
-    let blockers: Vec<Holder> = live
-        .filter(|l| l.owner != req.owner && l.mode.conflicts_with(req.mode))
-        .map(Lock::holder)
-        .collect();
+    // One pass over the live locks; vectors are only allocated when someone stands in the way.
+    let mut own: Option<&Lock> = None;
+    let mut blockers: Vec<Holder> = Vec::new();
+    for l in live {
+        if l.owner == req.owner {
+            if l.resource == req.resource {
+                own = Some(l);
+            }
+        } else if l.mode.conflicts_with(req.mode) {
+            blockers.push(l.holder());
+        }
+    }
     if let Some(own) = own {
         // Re-entry never waits behind the queue (that would deadlock the holder against itself);
         // an upgrade to exclusive needs everyone else gone.
@@ -404,23 +409,23 @@ pub(crate) fn decide<'a>(
     if !blockers.is_empty() {
         return Decision::Blocked(blockers);
     }
-    let ahead: Vec<Holder> = queued
-        .filter(|(r, o, m)| {
-            **o != req.owner
-                && overlaps(r.as_str(), req.resource.as_str())
-                && m.conflicts_with(req.mode)
-        })
-        .map(|(r, o, m)| Holder {
-            resource: r.clone(),
-            owner: o.clone(),
-            mode: m,
-            expires_at: None,
-        })
-        .collect();
-    if ahead.is_empty() {
+    for (r, o, m) in queued {
+        if *o != req.owner
+            && m.conflicts_with(req.mode)
+            && overlaps(r.as_str(), req.resource.as_str())
+        {
+            blockers.push(Holder {
+                resource: r.clone(),
+                owner: o.clone(),
+                mode: m,
+                expires_at: None,
+            });
+        }
+    }
+    if blockers.is_empty() {
         Decision::Grant
     } else {
-        Decision::Blocked(ahead)
+        Decision::Blocked(blockers)
     }
 }
 

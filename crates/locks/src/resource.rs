@@ -27,8 +27,12 @@ pub const MAX_OWNER_LEN: usize = 256;
 /// assert!(Resource::new("repo//src").is_err());
 /// # Ok::<(), oc_locks::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Resource(Arc<str>);
+#[derive(Clone)]
+pub struct Resource {
+    path: Arc<str>,
+    /// Whether the path has a `/`, worked out once: the lock manager asks on every request.
+    nested: bool,
+}
 
 impl Resource {
     /// Validates `path`.
@@ -38,27 +42,30 @@ impl Resource {
             resource: path.to_owned(),
             reason,
         })?;
-        Ok(Resource(Arc::from(path)))
+        Ok(Resource {
+            path: Arc::from(path),
+            nested: path.contains('/'),
+        })
     }
 
     /// The path.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.path
     }
 
     /// Whether the two paths are equal or one lies below the other.
     pub fn overlaps(&self, other: &Resource) -> bool {
-        overlaps(&self.0, &other.0)
+        overlaps(&self.path, &other.path)
     }
 
     /// Whether the path has more than one segment.
     pub fn is_nested(&self) -> bool {
-        self.0.contains('/')
+        self.nested
     }
 
     /// The proper ancestors, outermost first: `a/b/c` gives `a`, `a/b`.
     pub fn ancestors(&self) -> impl Iterator<Item = &str> + Clone {
-        let s: &str = &self.0;
+        let s: &str = &self.path;
         s.match_indices('/').map(move |(i, _)| &s[..i])
     }
 }
@@ -94,24 +101,45 @@ fn check_resource(p: &str) -> std::result::Result<(), &'static str> {
 
 impl Borrow<str> for Resource {
     fn borrow(&self) -> &str {
-        &self.0
+        &self.path
     }
 }
 
 impl fmt::Display for Resource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.path)
     }
 }
 
 impl fmt::Debug for Resource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(&*self.path, f)
+    }
+}
+
+// Hash and order by the path alone, consistently with `Borrow<str>`.
+impl std::hash::Hash for Resource {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.path.hash(h);
+    }
+}
+
+impl Eq for Resource {}
+
+impl PartialOrd for Resource {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Resource {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.path.cmp(&other.path)
     }
 }
 
 /// Who holds a lock: an agent name, 1–256 bytes without control characters.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Eq, PartialOrd, Ord, Hash)]
 pub struct Owner(Arc<str>);
 
 impl Owner {
@@ -160,6 +188,20 @@ impl fmt::Debug for Owner {
     }
 }
 
+// Equality looks at the pointer first: a lock's names are clones of the request's, so the
+// hot path compares without touching the bytes.
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.path, &other.path) || self.path == other.path
+    }
+}
+
+impl PartialEq for Owner {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
 macro_rules! string_serde {
     ($t:ty) => {
         impl Serialize for $t {
@@ -176,8 +218,20 @@ macro_rules! string_serde {
     };
 }
 
-string_serde!(Resource);
 string_serde!(Owner);
+
+impl Serialize for Resource {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.path)
+    }
+}
+
+impl<'de> Deserialize<'de> for Resource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Resource::new(s).map_err(serde::de::Error::custom)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -44,6 +44,14 @@ fn helper_take_turns() {
     let req = LockRequest::exclusive("repo/shared-file", &name).unwrap();
     for i in 0..TURNS {
         let l = locks.acquire(&req, Duration::from_secs(60)).unwrap();
+        if i == 0 {
+            // Hold the first turn until the other process queues behind us, so the run
+            // starts contended however the two processes were scheduled.
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            while locks.stats().unwrap().waiting == 0 && std::time::Instant::now() < until {
+                std::thread::yield_now();
+            }
+        }
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
