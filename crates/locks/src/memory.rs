@@ -165,7 +165,7 @@ impl State {
             && self.nested.is_empty()
             && !req.resource.is_nested()
         {
-            return self.try_grant_flat(req, *ttl, ticket, now).map(|l| out(l));
+            return self.try_grant_flat(req, *ttl, ticket, now).map(out);
         }
         for (req, _) in items {
             let decision = decide(

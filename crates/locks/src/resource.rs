@@ -139,7 +139,7 @@ impl Ord for Resource {
 }
 
 /// Who holds a lock: an agent name, 1–256 bytes without control characters.
-#[derive(Clone, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct Owner(Arc<str>);
 
 impl Owner {
@@ -193,6 +193,12 @@ impl fmt::Debug for Owner {
 impl PartialEq for Resource {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.path, &other.path) || self.path == other.path
+    }
+}
+
+impl std::hash::Hash for Owner {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.hash(h);
     }
 }
 
