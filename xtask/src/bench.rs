@@ -447,6 +447,11 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
             merge(&mut ours, cargo_figures(&["--runs", "1", "--sqlite-only"])?);
         }
     }
+    eprintln!("lock figures");
+    merge(
+        &mut ours,
+        cargo_figures(&["--runs", runs.as_str(), "--locks-only"])?,
+    );
     eprintln!("product-path figures");
     let mut task_args = vec!["--runs", runs.as_str(), "--tasks-only"];
     if quick {
