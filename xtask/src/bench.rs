@@ -109,6 +109,60 @@ const DOCUMENTED: &[Documented] = &[
         unit: "MiB",
         c_reference: None,
     },
+    Documented {
+        bench: "locks.acquire_release",
+        value: Some(742_069.0),
+        unit: "pairs/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "locks.acquisition_latency_p50",
+        value: Some(1_000_000.0),
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "locks.acquisition_latency_p99",
+        value: Some(1_000_000.0),
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "locks.acquisition_latency_max",
+        value: Some(1_000_000.0),
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "locks.conflict_detection_p50",
+        value: Some(5_000_000.0),
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "locks.conflict_detection_p99",
+        value: Some(5_000_000.0),
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "locks.conflict_detection_max",
+        value: Some(5_000_000.0),
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "locks.contended_2t",
+        value: None,
+        unit: "pairs/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "locks.sqlite_acquire_release",
+        value: None,
+        unit: "pairs/s",
+        c_reference: None,
+    },
 ];
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
