@@ -195,6 +195,21 @@ fn merge(into: &mut BTreeMap<String, Vec<f64>>, from: BTreeMap<String, Vec<f64>>
     }
 }
 
+/// Builds `oc-bench-figures` in release mode, before anything is timed.
+fn build_figures() -> anyhow::Result<()> {
+    let args = [
+        "build",
+        "--release",
+        "--locked",
+        "-q",
+        "-p",
+        "oc-benches",
+        "--bin",
+        "oc-bench-figures",
+    ];
+    crate::run("cargo", &args, &[])
+}
+
 /// Runs the release build of `oc-bench-figures` with `args` and parses its lines.
 fn cargo_figures(args: &[&str]) -> anyhow::Result<BTreeMap<String, Vec<f64>>> {
     let out = Command::new("cargo")
@@ -367,20 +382,7 @@ fn callgrind(cmd: &mut Command, out_file: &Path, names: &[&str]) -> anyhow::Resu
 /// neighbours are doing, unlike wall-clock time here.
 fn instructions(json_out: bool) -> anyhow::Result<()> {
     let c_exe = build_c()?;
-    crate::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--locked",
-            "-q",
-            "-p",
-            "oc-benches",
-            "--bin",
-            "oc-bench-figures",
-        ],
-        &[],
-    )?;
+    build_figures()?;
     let dir = root().join("target").join("c-bench");
     let (c_out, r_out) = (dir.join("c.callgrind"), dir.join("rust.callgrind"));
     let quiet = |c: &mut Command| {
@@ -455,20 +457,7 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
         None
     };
     // Build first, so the timed runs below do not share the machine with the compiler.
-    crate::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--locked",
-            "-q",
-            "-p",
-            "oc-benches",
-            "--bin",
-            "oc-bench-figures",
-        ],
-        &[],
-    )?;
+    build_figures()?;
 
     // The machine is shared and noisy: alternate C and Rust runs of the SQLite workloads so
     // that each pair sees the same conditions, and report medians.

@@ -403,6 +403,39 @@ impl MemoryLockManager {
         }
     }
 
+    /// Runs `f` on the owner's live lock on `resource` (its holder list and index), for `renew`
+    /// and `release`; `NotHeld` (naming the holders) if there is none, `Expired` (after removing
+    /// it) if it lapsed.
+    fn with_own<T>(
+        &self,
+        st: &mut State,
+        resource: &Resource,
+        owner: &Owner,
+        now: Timestamp,
+        f: impl FnOnce(&mut Vec<Lock>, usize) -> T,
+    ) -> Result<T> {
+        if let Some(v) = st.locks.get_mut(resource.as_str())
+            && let Some(i) = v.iter().position(|l| &l.owner == owner)
+        {
+            if !v[i].is_expired(now) {
+                return Ok(f(v, i));
+            }
+            v.swap_remove(i);
+            st.counters.expired += 1;
+            st.drop_if_empty(resource);
+            self.freed.notify_all();
+            return Err(Error::Expired {
+                resource: resource.to_string(),
+                owner: owner.to_string(),
+            });
+        }
+        Err(Error::NotHeld {
+            resource: resource.to_string(),
+            owner: owner.to_string(),
+            holders: st.others_on(resource, owner, now),
+        })
+    }
+
     /// The hot path: a flat resource that nobody holds or waits for, while no nested lock is
     /// held, is granted at once with one map lookup and no conflict analysis.
     fn try_free_flat(&self, req: &LockRequest, ttl: Duration) -> Option<Lock> {
@@ -562,63 +595,28 @@ impl LockManager for MemoryLockManager {
         let ttl = self.ttl.resolve(ttl)?;
         let now = self.clock.now();
         let mut st = self.state.lock();
-        let st = &mut *st;
-        let not_held = |st: &State| Error::NotHeld {
-            resource: resource.to_string(),
-            owner: owner.to_string(),
-            holders: st.others_on(resource, owner, now),
-        };
-        let Some(v) = st.locks.get_mut(resource.as_str()) else {
-            return Err(not_held(st));
-        };
-        let Some(i) = v.iter().position(|l| &l.owner == owner) else {
-            return Err(not_held(st));
-        };
-        if v[i].is_expired(now) {
-            v.swap_remove(i);
-            st.counters.expired += 1;
-            st.drop_if_empty(resource);
-            self.freed.notify_all();
-            return Err(Error::Expired {
-                resource: resource.to_string(),
-                owner: owner.to_string(),
-            });
-        }
-        v[i].expires_at = now.saturating_add(ttl);
-        Ok(v[i].clone())
+        self.with_own(&mut st, resource, owner, now, |v, i| {
+            v[i].expires_at = now.saturating_add(ttl);
+            v[i].clone()
+        })
     }
 
     fn release(&self, resource: &Resource, owner: &Owner) -> Result<Lock> {
         let now = self.clock.now();
         let mut st = self.state.lock();
         let st = &mut *st;
-        let not_held = |st: &State| Error::NotHeld {
-            resource: resource.to_string(),
-            owner: owner.to_string(),
-            holders: st.others_on(resource, owner, now),
-        };
-        let Some(v) = st.locks.get_mut(resource.as_str()) else {
-            return Err(not_held(st));
-        };
-        let Some(i) = v.iter().position(|l| &l.owner == owner) else {
-            return Err(not_held(st));
-        };
-        if v[i].is_expired(now) {
-            v.swap_remove(i);
-            st.counters.expired += 1;
-            st.drop_if_empty(resource);
-            self.freed.notify_all();
-            return Err(Error::Expired {
-                resource: resource.to_string(),
-                owner: owner.to_string(),
-            });
+        let (lock, emptied) = self.with_own(st, resource, owner, now, |v, i| {
+            v[i].holds -= 1;
+            if v[i].holds > 0 {
+                (v[i].clone(), false)
+            } else {
+                let lock = v.swap_remove(i);
+                (lock, v.is_empty())
+            }
+        })?;
+        if lock.holds > 0 {
+            return Ok(lock);
         }
-        v[i].holds -= 1;
-        if v[i].holds > 0 {
-            return Ok(v[i].clone());
-        }
-        let lock = v.swap_remove(i);
-        let emptied = v.is_empty();
         st.counters.record_release(&lock, now);
         if emptied {
             st.one_more_empty();
