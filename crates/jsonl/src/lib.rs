@@ -1,5 +1,60 @@
-//! Crash-safe JSONL logs and per-task persistence (planned).
+//! Crash-safe JSONL logs and the per-task persistence layers.
 //!
-//! `oc-jsonl` will provide `JsonlWriter` with selectable durability, a streaming `JsonlReader`,
-//! rotation, and the per-task `state.json`, `logs.jsonl`, `decisions.jsonl` and checkpoint layers.
-//! See `ARCHITECTURE.md` and issue 4; nothing is exported yet.
+//! # Overview
+//!
+//! - [`JsonlWriter`]: `append` and `append_batch` with a [`Durability`] chosen per writer
+//!   (buffered, each append handed to the OS, `fdatasync` per append, or group commit), torn-tail
+//!   repair on open, and [`Rotation`] by size or line count with retention.
+//! - [`JsonlReader`]: every complete line across rotated files, oldest first, in bounded memory;
+//!   malformed lines are skipped and counted with their line numbers, a torn tail is reported;
+//!   [`Query`] filters by level, time and fields with limit and offset from either end;
+//!   [`JsonlReader::tail`] reads backwards; [`JsonlReader::analyze`] gives the seed's log analysis.
+//! - [`TaskFiles`]: `<data>/tasks/<id>/` with `state.json` (atomic, checksummed),
+//!   `logs.jsonl` ([`LogEntry`]), `decisions.jsonl` ([`Decision`]) and `checkpoints/<id>/`
+//!   (manifest of files and SHA-256 hashes; create, list, verified restore, prune).
+//!
+//! # Example
+//!
+//! ```
+//! use oc_jsonl::{JsonlReader, JsonlWriter, Level, LogEntry, Query, WriterOptions};
+//! use oc_time::Timestamp;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("logs.jsonl");
+//! let w = JsonlWriter::open(&path, WriterOptions::default())?;
+//! for (i, level) in [Level::Info, Level::Warn, Level::Error].into_iter().enumerate() {
+//!     w.append(&LogEntry::new(Timestamp::from_millis(i as i64), level, "t1", "step").with("i", i))?;
+//! }
+//! let (warnings, report) = JsonlReader::open(&path).query(&Query::new().min_level(Level::Warn))?;
+//! assert_eq!(warnings.len(), 2);
+//! assert_eq!((report.malformed, report.torn_tail_bytes), (0, 0));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Errors
+//!
+//! [`Error`] is non-exhaustive: I/O errors name their path; a file that fails verification is
+//! `Corrupt` and is never silently replaced; path-like task ids are `InvalidTaskId`.
+
+mod entry;
+mod error;
+mod reader;
+mod task;
+mod writer;
+
+pub use crate::entry::{Decision, Level, LogEntry};
+pub use crate::error::{Error, Result};
+pub use crate::reader::{JsonlReader, LogAnalysis, Query, ReadReport, read_records};
+pub use crate::task::{Checkpoint, CheckpointFile, TaskFiles, check_task_id};
+pub use crate::writer::{Durability, JsonlWriter, Rotation, WriterOptions, rotated_path};
+
+/// `fsync`s the directory holding `path`, so a rename or a new file in it survives power loss.
+pub(crate) fn sync_dir(path: &std::path::Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(error::io(dir))
+}

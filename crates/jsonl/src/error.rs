@@ -1,0 +1,87 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `oc-jsonl`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error on `path`.
+    #[error("i/o error on {}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record could not be serialised or a file could not be parsed.
+    #[error("json error in {}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A task id that is not a safe path segment.
+    #[error("invalid task id {id:?}: {reason}")]
+    InvalidTaskId {
+        /// The rejected id.
+        id: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
+    /// Another argument was invalid.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The argument.
+        field: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A file's contents do not match their checksum; nothing was replaced.
+    #[error("{} is corrupt: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What did not match.
+        reason: String,
+    },
+    /// The named thing does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+}
+
+impl Error {
+    /// Nothing was found.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+
+    /// The caller's input was rejected before anything was touched.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidTaskId { .. } | Error::InvalidInput { .. }
+        )
+    }
+
+    /// Stored data failed verification.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, Error::Corrupt { .. })
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of `oc-jsonl`: one binary, one module per concern.
+#![allow(clippy::unwrap_used)]
+
+mod crash;
+mod files;
+mod props;
+mod writer;

@@ -1,0 +1,206 @@
+//! Writers: concurrency, durability modes, rotation, queries.
+
+use std::collections::HashSet;
+
+use oc_jsonl::{
+    Durability, JsonlReader, JsonlWriter, Level, LogEntry, Query, Rotation, WriterOptions,
+    rotated_path,
+};
+use oc_time::Timestamp;
+use serde_json::{Value, json};
+
+fn opts(durability: Durability) -> WriterOptions {
+    WriterOptions {
+        durability,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn threads_never_interleave_within_a_line() {
+    for durability in [
+        Durability::Buffered,
+        Durability::Os,
+        Durability::GroupCommit,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.jsonl");
+        let w = JsonlWriter::open(&p, opts(durability)).unwrap();
+        let pad = "x".repeat(3000);
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (w, pad) = (&w, &pad);
+                s.spawn(move || {
+                    for i in 0..200 {
+                        if i % 10 == 0 {
+                            w.append_batch(&[
+                                json!({"t": t, "i": i, "pad": pad}),
+                                json!({"t": t, "i": -i}),
+                            ])
+                            .unwrap();
+                        } else {
+                            w.append(&json!({"t": t, "i": i, "pad": pad})).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        w.flush().unwrap();
+        let (records, report) = JsonlReader::open(&p).records::<Value>().unwrap();
+        assert_eq!(
+            report.malformed, 0,
+            "{durability:?}: no line was torn by another"
+        );
+        assert_eq!(records.len(), 8 * 220, "{durability:?}");
+        let seen: HashSet<(i64, i64)> = records
+            .iter()
+            .map(|r| (r["t"].as_i64().unwrap(), r["i"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(
+            seen.len(),
+            8 * 220 - 8,
+            "{durability:?}: every record once (i = 0 twice per thread)"
+        );
+    }
+}
+
+#[test]
+fn buffered_records_reach_the_file_on_flush_and_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("b.jsonl");
+    let w = JsonlWriter::open(&p, opts(Durability::Buffered)).unwrap();
+    w.append(&1).unwrap();
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), "", "still buffered");
+    w.flush().unwrap();
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), "1\n");
+    w.append(&2).unwrap();
+    drop(w);
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), "1\n2\n");
+}
+
+#[test]
+fn rotation_by_lines_and_bytes_keeps_n_files_and_reads_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("r.jsonl");
+    let rotation = Rotation {
+        max_lines: Some(10),
+        max_bytes: None,
+        keep: 3,
+    };
+    let w = JsonlWriter::open(
+        &p,
+        WriterOptions {
+            rotation,
+            durability: Durability::Fsync,
+        },
+    )
+    .unwrap();
+    for i in 0..55 {
+        w.append(&i).unwrap();
+    }
+    assert!(
+        rotated_path(&p, 3).exists() && !rotated_path(&p, 4).exists(),
+        "three rotated files kept"
+    );
+    let r = JsonlReader::open(&p);
+    assert_eq!(r.files().len(), 4);
+    let (all, _) = r.records::<i64>().unwrap();
+    assert_eq!(
+        all,
+        (20..55).collect::<Vec<_>>(),
+        "oldest kept first, in order"
+    );
+    let tail: Vec<String> = r
+        .tail(12)
+        .unwrap()
+        .into_iter()
+        .map(|l| String::from_utf8(l).unwrap())
+        .collect();
+    assert_eq!(
+        tail,
+        (43..55).map(|i| i.to_string()).collect::<Vec<_>>(),
+        "tail spans files"
+    );
+
+    let p2 = dir.path().join("s.jsonl");
+    let rotation = Rotation {
+        max_lines: None,
+        max_bytes: Some(100),
+        keep: 1,
+    };
+    let w = JsonlWriter::open(
+        &p2,
+        WriterOptions {
+            rotation,
+            durability: Durability::Os,
+        },
+    )
+    .unwrap();
+    for i in 0..100 {
+        w.append(&json!({ "i": i })).unwrap();
+    }
+    assert!(std::fs::metadata(&p2).unwrap().len() < 100);
+    assert!(!rotated_path(&p2, 2).exists());
+}
+
+#[test]
+fn queries_filter_and_page_from_either_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("q.jsonl");
+    let w = JsonlWriter::open(&p, WriterOptions::default()).unwrap();
+    for i in 0..50i64 {
+        let level = [Level::Debug, Level::Info, Level::Warn, Level::Error][(i % 4) as usize];
+        w.append(
+            &LogEntry::new(
+                Timestamp::from_millis(i * 1000),
+                level,
+                "t",
+                format!("m{i}"),
+            )
+            .with("even", i % 2 == 0),
+        )
+        .unwrap();
+    }
+    // The original wrote "warning"; it reads as warn.
+    std::fs::OpenOptions::new().append(true).open(&p).map(|mut f| {
+        use std::io::Write;
+        f.write_all(b"{\"timestamp\":\"1970-01-01T00:01:00Z\",\"level\":\"warning\",\"message\":\"old\",\"taskId\":\"t\"}\n").unwrap()
+    }).unwrap();
+    let r = JsonlReader::open(&p);
+    let q = |q: Query| {
+        r.query(&q)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|e| e.message)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(q(Query::new().min_level(Level::Error)).len(), 12);
+    assert_eq!(
+        q(Query::new().min_level(Level::Warn)).len(),
+        25,
+        "warn, warning and error"
+    );
+    assert_eq!(q(Query::new().page(0, Some(3))), ["m0", "m1", "m2"]);
+    assert_eq!(q(Query::new().page(2, Some(2))), ["m2", "m3"]);
+    assert_eq!(
+        q(Query::new().newest().page(0, Some(3))),
+        ["old", "m49", "m48"]
+    );
+    assert_eq!(q(Query::new().newest().page(1, Some(2))), ["m49", "m48"]);
+    let since = Some(Timestamp::from_millis(10_000));
+    let until = Some(Timestamp::from_millis(14_000));
+    assert_eq!(
+        q(Query::new().between(since, until)),
+        ["m10", "m11", "m12", "m13"]
+    );
+    assert_eq!(
+        q(Query::new().between(since, until).field("even", true)),
+        ["m10", "m12"]
+    );
+    let a = r.analyze().unwrap();
+    assert_eq!((a.total_logs, a.error_count), (51, 12));
+    assert_eq!(a.level_counts["warn"], 13);
+    assert!((a.error_rate - 12.0 * 100.0 / 51.0).abs() < 1e-9);
+    assert_eq!(a.span_ms, 60_000);
+}
