@@ -49,6 +49,17 @@ pub(crate) enum Command {
     /// Take, release and inspect locks shared by every process using the data directory.
     #[command(subcommand)]
     Lock(LockCmd),
+    /// Append to, read and analyse a task's log.
+    #[command(subcommand)]
+    Logs(LogsCmd),
+    /// A task's history: its log, oldest first (the seed's name for `logs query`).
+    TaskHistory(QueryArgs),
+    /// Record and list the decisions agents made on a task.
+    #[command(subcommand)]
+    Decisions(DecisionsCmd),
+    /// Snapshot a task's state, log and decisions, and restore them.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCmd),
     /// Run simulated agents against the store, then print the statistics.
     Demo(DemoArgs),
     /// Print a shell completion script.
@@ -249,6 +260,137 @@ pub(crate) enum LockCmd {
         /// Remove lapsed locks.
         #[arg(long)]
         expired: bool,
+    },
+}
+
+fn parse_level(s: &str) -> Result<oc_jsonl::Level, String> {
+    s.parse().map_err(|e: oc_jsonl::Error| e.to_string())
+}
+
+fn parse_time(s: &str) -> Result<oc_time::Timestamp, String> {
+    oc_time::Timestamp::parse_rfc3339(s)
+        .ok_or_else(|| format!("{s:?} is not an RFC 3339 time (2026-02-19T10:00:00Z)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LogsCmd {
+    /// Append an entry to a task's log.
+    Append {
+        /// Task id.
+        task: String,
+        /// trace, debug, info, warn (or warning), error.
+        #[arg(long, short, value_parser = parse_level, default_value = "info")]
+        level: oc_jsonl::Level,
+        /// What happened.
+        #[arg(long, short)]
+        message: String,
+        /// Structured fields, as a JSON object.
+        #[arg(long, short)]
+        data: Option<String>,
+    },
+    /// The last entries of a task's log, reading backwards from the end.
+    Tail {
+        /// Task id.
+        task: String,
+        /// How many entries.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: usize,
+        /// Keep printing entries as they are appended (until interrupted).
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Entries matching filters.
+    Query(QueryArgs),
+    /// Counts by level, errors, error rate and time span.
+    Analyze {
+        /// Task id.
+        task: String,
+    },
+}
+
+/// Filters of `oc logs query` and `oc task-history`.
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// Task id.
+    pub(crate) task: String,
+    /// Entries at this level or more severe.
+    #[arg(long, short, value_parser = parse_level)]
+    pub(crate) level: Option<oc_jsonl::Level>,
+    /// At or after this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub(crate) since: Option<oc_time::Timestamp>,
+    /// Before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub(crate) until: Option<oc_time::Timestamp>,
+    /// At most this many entries.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: usize,
+    /// Skip this many matches first.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) offset: usize,
+    /// Newest first (offset and limit count from the newest end).
+    #[arg(long)]
+    pub(crate) newest: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DecisionsCmd {
+    /// Record a decision.
+    Add {
+        /// Task id.
+        task: String,
+        /// The deciding agent.
+        #[arg(long, short)]
+        agent: String,
+        /// The decision.
+        #[arg(long, short)]
+        decision: String,
+        /// Why.
+        #[arg(long, short)]
+        reasoning: String,
+        /// Anything else, as a JSON object.
+        #[arg(long, short)]
+        metadata: Option<String>,
+    },
+    /// List decisions, oldest first.
+    List {
+        /// Task id.
+        task: String,
+        /// Only this agent's.
+        #[arg(long, short)]
+        agent: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CheckpointCmd {
+    /// Copy the task's state, log and decisions into a new checkpoint.
+    Create {
+        /// Task id.
+        task: String,
+        /// Why.
+        #[arg(long, short, default_value = "")]
+        description: String,
+    },
+    /// List checkpoints, newest first.
+    List {
+        /// Task id.
+        task: String,
+    },
+    /// Replace the task's files with a checkpoint's, after verifying its hashes.
+    Restore {
+        /// Task id.
+        task: String,
+        /// Checkpoint id.
+        checkpoint: String,
+    },
+    /// Delete all but the newest checkpoints.
+    Prune {
+        /// Task id.
+        task: String,
+        /// How many to keep.
+        #[arg(long)]
+        keep: usize,
     },
 }
 

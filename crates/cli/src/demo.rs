@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use oc_jsonl::{Decision, Level, LogEntry, TaskFiles};
 use oc_locks::{LockManager, LockRequest, SqliteLockManager};
 use oc_tasks::{Error, NewTask, SqliteTaskStore, Task, TaskId, TaskStatus, TaskStore};
+use oc_time::Timestamp;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -65,6 +67,7 @@ struct Counters {
 }
 
 struct Shared {
+    data_dir: std::path::PathBuf,
     store: SqliteTaskStore,
     locks: SqliteLockManager,
     ours: HashSet<TaskId>,
@@ -133,6 +136,7 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
         ProgressBar::hidden()
     };
     let shared = Arc::new(Shared {
+        data_dir: data_dir.to_owned(),
         store,
         locks,
         ours: created.into_iter().map(|t| t.id).collect(),
@@ -227,6 +231,18 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
         };
         shared.counters.claims.fetch_add(1, Ordering::Relaxed);
         let token = task.lease.map(|l| l.token);
+        // The task's own files: its log, its decisions, its checkpoints.
+        let files = TaskFiles::new(&shared.data_dir, task.id.as_str())?;
+        let log = |level: Level, message: String| {
+            files.append_log(
+                &LogEntry::new(Timestamp::now(), level, task.id.as_str(), message)
+                    .with("agent", name),
+            )
+        };
+        log(
+            Level::Info,
+            format!("claimed by {name} (attempt {})", task.attempts),
+        )?;
         // Lock what the task edits before touching it.
         let target = task
             .metadata
@@ -234,7 +250,7 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
             .and_then(|t| t.as_str())
             .unwrap_or("repo");
         let req = LockRequest::exclusive(target, name)?.ttl(LOCK_TTL);
-        let file_lock = match shared.locks.acquire(&req, LOCK_WAIT) {
+        let file_lock = match lock_with_heartbeats(shared, &req, &task.id, token) {
             Ok(l) => l,
             Err(e) if e.is_conflict() => {
                 // Could not get the file in time: give the task back as a failure (it is retried).
@@ -251,8 +267,20 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
         // Work in slices, heartbeating between them as a real agent would.
         let slices = rng.random_range(1..4);
         let mut lost = false;
-        for _ in 0..slices {
+        files.append_decision(&Decision {
+            timestamp: Timestamp::now(),
+            agent: name.to_owned(),
+            decision: format!("edit {target} in {slices} step(s)"),
+            reasoning: "small steps keep the lock short and the heartbeats regular".into(),
+            metadata: Default::default(),
+        })?;
+        files.save_state(&serde_json::json!({ "target": target, "steps": slices, "done": 0 }))?;
+        for step in 0..slices {
             std::thread::sleep(Duration::from_millis(rng.random_range(2..12)));
+            log(
+                Level::Debug,
+                format!("step {} of {slices} on {target}", step + 1),
+            )?;
             if let Some(t) = token
                 && let Err(e) = store.heartbeat(&task.id, t, LEASE)
             {
@@ -278,8 +306,14 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
             continue;
         }
         let outcome = if roll < CRASH_RATE + FAIL_RATE {
+            log(Level::Error, "tests did not pass".into())?;
             store.fail(&task.id, token, "simulated failure: tests did not pass")
         } else {
+            files.save_state(
+                &serde_json::json!({ "target": target, "steps": slices, "done": slices }),
+            )?;
+            files.create_checkpoint("before completion", Timestamp::now())?;
+            log(Level::Info, format!("completed {target}"))?;
             store.complete(
                 &task.id,
                 token,
@@ -294,6 +328,30 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Waits up to `LOCK_WAIT` for the file lock in short rounds, heartbeating the task's lease
+/// between them so that waiting for a busy file does not look like a crash.
+fn lock_with_heartbeats(
+    shared: &Shared,
+    req: &LockRequest,
+    task: &TaskId,
+    token: Option<u64>,
+) -> oc_locks::Result<oc_locks::Lock> {
+    let round = Duration::from_millis(250);
+    let mut waited = Duration::ZERO;
+    loop {
+        match shared.locks.acquire(req, round) {
+            Err(oc_locks::Error::Timeout { .. }) if waited + round < LOCK_WAIT => {
+                waited += round;
+                if let Some(t) = token {
+                    // A lost lease shows up when the agent next heartbeats or finishes.
+                    let _ = shared.store.heartbeat(task, t, LEASE);
+                }
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Counts a lost lease (the reaper was faster); any other error ends the agent.

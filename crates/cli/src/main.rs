@@ -7,6 +7,7 @@
 mod args;
 mod demo;
 mod lock;
+mod logs;
 mod output;
 mod task;
 
@@ -62,6 +63,8 @@ fn classify(err: &anyhow::Error) -> Exit {
             exit_for(e.is_invalid_input(), e.is_not_found(), e.is_conflict())
         } else if let Some(e) = cause.downcast_ref::<oc_locks::Error>() {
             exit_for(e.is_invalid_input(), e.is_not_found(), e.is_conflict())
+        } else if let Some(e) = cause.downcast_ref::<oc_jsonl::Error>() {
+            exit_for(e.is_invalid_input(), e.is_not_found(), false)
         } else {
             None
         };
@@ -113,6 +116,10 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         Command::Task(cmd) => task::run(&cli.global.data_dir, cmd, out),
         Command::TaskStats => task::stats(&cli.global.data_dir, out),
         Command::Lock(cmd) => lock::run(&cli.global.data_dir, cmd, out),
+        Command::Logs(cmd) => logs::logs(&cli.global.data_dir, cmd, out),
+        Command::TaskHistory(q) => logs::query(&cli.global.data_dir, "task-history", q, out),
+        Command::Decisions(cmd) => logs::decisions(&cli.global.data_dir, cmd, out),
+        Command::Checkpoint(cmd) => logs::checkpoint(&cli.global.data_dir, cmd, out),
         Command::Demo(args) => demo::run(&cli.global.data_dir, args, out),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

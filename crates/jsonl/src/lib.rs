@@ -44,7 +44,7 @@ mod writer;
 
 pub use crate::entry::{Decision, Level, LogEntry};
 pub use crate::error::{Error, Result};
-pub use crate::reader::{JsonlReader, LogAnalysis, Query, ReadReport, read_records};
+pub use crate::reader::{Follower, JsonlReader, LogAnalysis, Query, ReadReport, read_records};
 pub use crate::task::{Checkpoint, CheckpointFile, TaskFiles, check_task_id};
 pub use crate::writer::{Durability, JsonlWriter, Rotation, WriterOptions, rotated_path};
 

@@ -341,3 +341,83 @@ mod tests {
         assert_eq!(r.tail(5000).unwrap().len(), 1000);
     }
 }
+
+/// Follows a growing JSONL file, as `tail -f` does: each [`Follower::poll`] returns the complete
+/// lines appended since the last one. A rotated or truncated file is followed from its start.
+#[derive(Debug)]
+pub struct Follower {
+    path: PathBuf,
+    pos: u64,
+    id: Option<(u64, u64)>,
+    partial: Vec<u8>,
+}
+
+fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+impl Follower {
+    /// Follows `path` from its current end (or from the start once it appears).
+    pub fn from_end(path: impl AsRef<Path>) -> Self {
+        let path = path.as_ref().to_owned();
+        let meta = std::fs::metadata(&path).ok();
+        Follower {
+            pos: meta.as_ref().map_or(0, std::fs::Metadata::len),
+            id: meta.as_ref().and_then(file_id),
+            path,
+            partial: Vec::new(),
+        }
+    }
+
+    /// The complete lines appended since the last call (without newlines).
+    pub fn poll(&mut self) -> Result<Vec<Vec<u8>>> {
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(crate::Error::Io {
+                    path: self.path.clone(),
+                    source: e,
+                });
+            }
+        };
+        let id = file_id(&meta);
+        if meta.len() < self.pos || id != self.id {
+            // A new file (rotation) or a truncated one: start over.
+            self.pos = 0;
+            self.partial.clear();
+            self.id = id;
+        }
+        if meta.len() == self.pos {
+            return Ok(Vec::new());
+        }
+        let mut f = File::open(&self.path).map_err(io(&self.path))?;
+        f.seek(SeekFrom::Start(self.pos)).map_err(io(&self.path))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf).map_err(io(&self.path))?;
+        self.pos += buf.len() as u64;
+        self.partial.extend_from_slice(&buf);
+        let end = self
+            .partial
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let rest = self.partial.split_off(end);
+        let complete = std::mem::replace(&mut self.partial, rest);
+        let mut lines: Vec<Vec<u8>> = complete
+            .split(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect();
+        lines.pop();
+        Ok(lines)
+    }
+}

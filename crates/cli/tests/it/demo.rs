@@ -16,6 +16,29 @@ fn demo_finishes_every_task() {
     assert_eq!(done, 60);
     assert!(s["claims"].as_u64().unwrap() >= 60);
     assert_eq!(s["completed"], st["by_status"]["completed"]);
+    // Agents logged, decided and checkpointed in each task's directory.
+    let some = oc.json(&["task", "list", "--status", "completed", "--limit", "1"]);
+    let id = some["tasks"][0]["id"].as_str().unwrap().to_owned();
+    let history = oc.json(&["task-history", &id]);
+    assert!(
+        history["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().starts_with("completed"))
+    );
+    assert!(
+        !oc.json(&["decisions", "list", &id])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !oc.json(&["checkpoint", "list", &id])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let locks = &d["lock_stats"];
     assert!(
         locks["totalLocks"].as_u64().unwrap() >= 60,

@@ -4,5 +4,6 @@
 mod demo;
 mod errors;
 mod locks;
+mod logs;
 mod tasks;
 mod util;

@@ -1,0 +1,299 @@
+//! `oc logs ...`, `oc task-history`, `oc decisions ...`, `oc checkpoint ...`.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use oc_jsonl::{Decision, Follower, LogEntry, Query, TaskFiles};
+use oc_tasks::{TaskId, TaskStore};
+use oc_time::Timestamp;
+use serde_json::{Map, Value};
+
+use crate::args::{CheckpointCmd, DecisionsCmd, LogsCmd, QueryArgs};
+use crate::output::Output;
+use crate::{UsageError, open_store};
+
+/// The task's files; with `must_exist`, the task must be in the store (so writes never create
+/// the directory of a task that does not exist).
+fn task_files(data_dir: &Path, task: &str, must_exist: bool) -> anyhow::Result<TaskFiles> {
+    let files = TaskFiles::new(data_dir, task)?;
+    if must_exist {
+        open_store(data_dir)?.require(&TaskId::new(task)?)?;
+    }
+    Ok(files)
+}
+
+fn json_object(flag: &str, s: Option<&str>) -> anyhow::Result<Map<String, Value>> {
+    match s.map(serde_json::from_str::<Value>) {
+        None => Ok(Map::new()),
+        Some(Ok(Value::Object(m))) => Ok(m),
+        Some(Ok(other)) => {
+            Err(UsageError(format!("--{flag} must be a JSON object, not {other}")).into())
+        }
+        Some(Err(e)) => Err(UsageError(format!("--{flag} is not valid JSON: {e}")).into()),
+    }
+}
+
+/// One entry as a line: `2026-02-19T10:00:00.000Z [INFO] message {"data":...}`.
+pub(crate) fn render_entry(w: &mut dyn Write, e: &LogEntry) -> std::io::Result<()> {
+    write!(
+        w,
+        "{} [{}] {}",
+        e.timestamp,
+        e.level.as_str().to_uppercase(),
+        e.message
+    )?;
+    if !e.data.is_empty() {
+        write!(w, " {}", Value::Object(e.data.clone()))?;
+    }
+    writeln!(w)
+}
+
+fn print_raw_lines(w: &mut dyn Write, lines: &[Vec<u8>]) -> std::io::Result<()> {
+    for l in lines {
+        match serde_json::from_slice::<LogEntry>(l) {
+            Ok(e) => render_entry(w, &e)?,
+            Err(_) => writeln!(w, "{}", String::from_utf8_lossy(l))?,
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn logs(data_dir: &Path, cmd: LogsCmd, out: &mut Output) -> anyhow::Result<()> {
+    match cmd {
+        LogsCmd::Append {
+            task,
+            level,
+            message,
+            data,
+        } => {
+            let data = json_object("data", data.as_deref())?;
+            let files = task_files(data_dir, &task, true)?;
+            let mut e = LogEntry::new(Timestamp::now(), level, &task, message);
+            e.data = data;
+            files.append_log(&e)?;
+            out.emit("logs.append", &e, |w, o| {
+                if o.quiet { Ok(()) } else { render_entry(w, &e) }
+            })
+        }
+        LogsCmd::Tail {
+            task,
+            lines,
+            follow,
+        } => {
+            let files = task_files(data_dir, &task, false)?;
+            let last = files.logs().tail(lines)?;
+            let entries: Vec<Value> = last
+                .iter()
+                .filter_map(|l| serde_json::from_slice(l).ok())
+                .collect();
+            if !follow {
+                return out.emit("logs.tail", &entries, |w, _| print_raw_lines(w, &last));
+            }
+            // Following prints as it goes: one JSON entry per line with --json, text otherwise.
+            let mut follower = Follower::from_end(files.log_path());
+            let stdout = std::io::stdout();
+            let emit = |lines: &[Vec<u8>]| -> std::io::Result<()> {
+                let mut w = stdout.lock();
+                if out.json {
+                    for l in lines {
+                        w.write_all(l)?;
+                        writeln!(w)?;
+                    }
+                } else {
+                    print_raw_lines(&mut w, lines)?;
+                }
+                w.flush()
+            };
+            emit(&last)?;
+            loop {
+                let new = follower.poll()?;
+                if new.is_empty() {
+                    std::thread::sleep(Duration::from_millis(200));
+                } else {
+                    emit(&new)?;
+                }
+            }
+        }
+        LogsCmd::Query(q) => query(data_dir, "logs.query", q, out),
+        LogsCmd::Analyze { task } => {
+            let files = task_files(data_dir, &task, false)?;
+            let a = files.logs().analyze()?;
+            out.emit("logs.analyze", &a, |w, _| {
+                writeln!(w, "Log Analysis: {task}")?;
+                writeln!(w, "Total Logs: {}", a.total_logs)?;
+                writeln!(w, "Level Counts:")?;
+                for (l, n) in &a.level_counts {
+                    writeln!(w, "  - {l}: {n}")?;
+                }
+                writeln!(w, "Errors: {} ({:.2}%)", a.error_count, a.error_rate)?;
+                if let (Some(f), Some(l)) = (a.first, a.last) {
+                    writeln!(w, "Time Span: {f} to {l} ({} ms)", a.span_ms)?;
+                }
+                if a.read.malformed > 0 || a.read.torn_tail_bytes > 0 {
+                    writeln!(
+                        w,
+                        "Skipped: {} malformed line(s), {} torn byte(s)",
+                        a.read.malformed, a.read.torn_tail_bytes
+                    )?;
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
+pub(crate) fn query(
+    data_dir: &Path,
+    command: &str,
+    q: QueryArgs,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    let files = task_files(data_dir, &q.task, false)?;
+    let mut query = Query::new()
+        .between(q.since, q.until)
+        .page(q.offset, Some(q.limit));
+    if let Some(l) = q.level {
+        query = query.min_level(l);
+    }
+    if q.newest {
+        query = query.newest();
+    }
+    let (entries, report) = files.logs().query(&query)?;
+    let data = serde_json::json!({ "entries": entries, "read": report });
+    out.emit(command, &data, |w, o| {
+        for e in &entries {
+            render_entry(w, e)?;
+        }
+        if !o.quiet && report.malformed > 0 {
+            writeln!(
+                w,
+                "({} malformed line(s) skipped: lines {:?})",
+                report.malformed, report.malformed_lines
+            )?;
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn decisions(
+    data_dir: &Path,
+    cmd: DecisionsCmd,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    match cmd {
+        DecisionsCmd::Add {
+            task,
+            agent,
+            decision,
+            reasoning,
+            metadata,
+        } => {
+            let metadata = json_object("metadata", metadata.as_deref())?;
+            let files = task_files(data_dir, &task, true)?;
+            let d = Decision {
+                timestamp: Timestamp::now(),
+                agent,
+                decision,
+                reasoning,
+                metadata,
+            };
+            files.append_decision(&d)?;
+            out.emit("decisions.add", &d, |w, o| {
+                if o.quiet {
+                    Ok(())
+                } else {
+                    writeln!(w, "Recorded decision of {} on {task}", d.agent)
+                }
+            })
+        }
+        DecisionsCmd::List { task, agent } => {
+            let files = task_files(data_dir, &task, false)?;
+            let (all, _) = files.decisions()?;
+            let total = all.len();
+            let shown: Vec<Decision> = all
+                .into_iter()
+                .filter(|d| agent.as_ref().is_none_or(|a| &d.agent == a))
+                .collect();
+            out.emit("decisions.list", &shown, |w, _| {
+                for d in &shown {
+                    writeln!(w, "{} {}: {}", d.timestamp, d.agent, d.decision)?;
+                    for line in d.reasoning.lines() {
+                        writeln!(w, "    {line}")?;
+                    }
+                }
+                writeln!(w, "Showing {} of {total} decision(s)", shown.len())
+            })
+        }
+    }
+}
+
+pub(crate) fn checkpoint(
+    data_dir: &Path,
+    cmd: CheckpointCmd,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    match cmd {
+        CheckpointCmd::Create { task, description } => {
+            let files = task_files(data_dir, &task, true)?;
+            let cp = files.create_checkpoint(&description, Timestamp::now())?;
+            out.emit("checkpoint.create", &cp, |w, o| {
+                if o.quiet {
+                    writeln!(w, "{}", cp.id)
+                } else {
+                    writeln!(
+                        w,
+                        "Created checkpoint {} of {task} ({} file(s), {} bytes)",
+                        cp.id,
+                        cp.files.len(),
+                        cp.bytes()
+                    )
+                }
+            })
+        }
+        CheckpointCmd::List { task } => {
+            let files = task_files(data_dir, &task, false)?;
+            let cps = files.checkpoints()?;
+            out.emit("checkpoint.list", &cps, |w, _| {
+                for (i, c) in cps.iter().enumerate() {
+                    writeln!(
+                        w,
+                        "  {}. {} - {} - {} ({} bytes)",
+                        i + 1,
+                        c.id,
+                        c.created_at,
+                        c.description,
+                        c.bytes()
+                    )?;
+                }
+                writeln!(w, "{} checkpoint(s)", cps.len())
+            })
+        }
+        CheckpointCmd::Restore { task, checkpoint } => {
+            let files = task_files(data_dir, &task, false)?;
+            let cp = files.restore_checkpoint(&checkpoint)?;
+            out.emit("checkpoint.restore", &cp, |w, o| {
+                if o.quiet {
+                    Ok(())
+                } else {
+                    writeln!(
+                        w,
+                        "Restored {task} to checkpoint {} ({})",
+                        cp.id, cp.created_at
+                    )
+                }
+            })
+        }
+        CheckpointCmd::Prune { task, keep } => {
+            let files = task_files(data_dir, &task, false)?;
+            let gone = files.prune_checkpoints(keep)?;
+            out.emit("checkpoint.prune", &gone, |w, o| {
+                if o.quiet {
+                    Ok(())
+                } else {
+                    writeln!(w, "Deleted {} checkpoint(s)", gone.len())
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Logs, task history, decisions and checkpoints through the CLI.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::util::Oc;
+
+#[test]
+fn append_query_tail_analyze_history() {
+    let oc = Oc::new();
+    oc.run(&["task", "create", "t", "--id", "t1"]);
+    for (level, msg) in [
+        ("info", "one"),
+        ("warning", "two"),
+        ("error", "three"),
+        ("debug", "four"),
+    ] {
+        let out = oc.run(&[
+            "logs",
+            "append",
+            "t1",
+            "--level",
+            level,
+            "--message",
+            msg,
+            "--data",
+            r#"{"k":1}"#,
+        ]);
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    let q = oc.json(&["logs", "query", "t1", "--level", "warn"]);
+    let msgs: Vec<&str> = q["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        msgs,
+        ["two", "three"],
+        "warning is read as warn; warn and above"
+    );
+    let newest = oc.json(&["task-history", "t1", "--newest", "--limit", "1"]);
+    assert_eq!(newest["entries"][0]["message"], "four");
+    let tail = oc.run(&["logs", "tail", "t1", "-n", "2"]);
+    let lines: Vec<&str> = tail.stdout.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].contains("[ERROR] three {\"k\":1}") && lines[1].contains("[DEBUG] four"),
+        "{lines:?}"
+    );
+    let a = oc.json(&["logs", "analyze", "t1"]);
+    assert_eq!(
+        (a["totalLogs"].as_u64(), a["errorCount"].as_u64()),
+        (Some(4), Some(1))
+    );
+    assert_eq!(a["errorRate"], 25.0);
+}
+
+#[test]
+fn bad_log_input_is_refused() {
+    let oc = Oc::new();
+    oc.run(&["task", "create", "t", "--id", "t1"]);
+    for (args, code, needle) in [
+        (
+            vec!["logs", "append", "nope", "--message", "m"],
+            3,
+            "not found",
+        ),
+        (
+            vec!["logs", "append", "../x", "--message", "m"],
+            2,
+            "invalid task id",
+        ),
+        (
+            vec!["logs", "append", "t1", "--message", "m", "--level", "loud"],
+            2,
+            "unknown level",
+        ),
+        (
+            vec!["logs", "append", "t1", "--message", "m", "--data", "[1]"],
+            2,
+            "must be a JSON object",
+        ),
+        (
+            vec!["logs", "query", "t1", "--since", "yesterday"],
+            2,
+            "RFC 3339",
+        ),
+        (
+            vec!["checkpoint", "restore", "t1", "cp-none"],
+            3,
+            "not found",
+        ),
+        (
+            vec!["decisions", "add", "nope", "-a", "a", "-d", "d", "-r", "r"],
+            3,
+            "not found",
+        ),
+    ] {
+        let out = oc.run(&args);
+        assert_eq!(out.code, code, "{args:?}: {out:?}");
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+    }
+    assert!(
+        !oc.data_dir().join("tasks").join("nope").exists(),
+        "no directory for a missing task"
+    );
+}
+
+#[test]
+fn decisions_and_checkpoints() {
+    let oc = Oc::new();
+    oc.run(&["task", "create", "t", "--id", "t1"]);
+    oc.run(&[
+        "decisions",
+        "add",
+        "t1",
+        "-a",
+        "a1",
+        "-d",
+        "use WAL",
+        "-r",
+        "readers never block",
+    ]);
+    oc.run(&[
+        "decisions",
+        "add",
+        "t1",
+        "-a",
+        "a2",
+        "-d",
+        "add index",
+        "-r",
+        "queries by status",
+    ]);
+    let mine = oc.json(&["decisions", "list", "t1", "--agent", "a2"]);
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["decision"], "add index");
+    oc.run(&["logs", "append", "t1", "-m", "before"]);
+    let cp = oc.json(&["checkpoint", "create", "t1", "-d", "safe point"]);
+    let id = cp["id"].as_str().unwrap().to_owned();
+    oc.run(&["logs", "append", "t1", "-m", "after"]);
+    let restored = oc.json(&["checkpoint", "restore", "t1", &id]);
+    assert_eq!(restored["description"], "safe point");
+    let h = oc.json(&["task-history", "t1"]);
+    let msgs: Vec<&str> = h["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(msgs, ["before"], "restored, not appended");
+    oc.json(&["checkpoint", "create", "t1"]);
+    assert_eq!(
+        oc.json(&["checkpoint", "list", "t1"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        oc.json(&["checkpoint", "prune", "t1", "--keep", "1"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn tail_follow_prints_new_entries() {
+    let oc = Oc::new();
+    oc.run(&["task", "create", "t", "--id", "t1"]);
+    oc.run(&["logs", "append", "t1", "-m", "first"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oc"))
+        .arg("--data-dir")
+        .arg(oc.data_dir())
+        .args(["logs", "tail", "t1", "--follow", "-n", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("first"));
+    oc.run(&["logs", "append", "t1", "-m", "second"]);
+    assert!(
+        lines.next().unwrap().unwrap().contains("second"),
+        "follow shows appended entries"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
