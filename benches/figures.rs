@@ -2,7 +2,7 @@
 //! (`bench`, `measured`, `unit`, plus details) per line. `cargo xtask bench-report` runs it in
 //! release mode and sets the figures beside the documented ones.
 //!
-//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only | --locks-only]`
+//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only | --locks-only | --jsonl-only]`
 //! (`--quick`: one run, no 1M-task stats).
 #![allow(clippy::print_stdout, missing_docs)]
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use oc_benches::{locks, peak_rss, reset_peak_rss, sqlite, tasks};
+use oc_benches::{jsonl, locks, peak_rss, reset_peak_rss, sqlite, tasks};
 use oc_locks::{LockManager, MemoryLockManager, SqliteLockManager};
 use oc_tasks::TaskStore;
 use serde_json::json;
@@ -42,9 +42,14 @@ fn emit(bench: &str, runs: Vec<f64>, unit: &str) {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let only = ["--sqlite-only", "--tasks-only", "--locks-only"]
-        .into_iter()
-        .find(|o| args.iter().any(|a| a == o));
+    let only = [
+        "--sqlite-only",
+        "--tasks-only",
+        "--locks-only",
+        "--jsonl-only",
+    ]
+    .into_iter()
+    .find(|o| args.iter().any(|a| a == o));
     let runs: usize = match args.iter().position(|a| a == "--runs") {
         Some(i) => args.get(i + 1).context("--runs needs a number")?.parse()?,
         None if quick => 1,
@@ -59,6 +64,9 @@ fn main() -> anyhow::Result<()> {
     }
     if only.is_none_or(|o| o == "--locks-only") {
         lock_figures(runs)?;
+    }
+    if only.is_none_or(|o| o == "--jsonl-only") {
+        jsonl_figures(runs, quick)?;
     }
     Ok(())
 }
@@ -214,5 +222,81 @@ fn lock_figures(runs: usize) -> anyhow::Result<()> {
     emit("locks.conflict_detection_max", cmax, "ns");
     emit("locks.contended_2t", two, "pairs/s");
     emit("locks.sqlite_acquire_release", sql, "pairs/s");
+    Ok(())
+}
+
+/// jsonl.*: the documented append and read workloads, durable appends, a filtered read.
+fn jsonl_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
+    let (mut simple, mut batch, mut size, mut read, mut read_rss) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut filt, mut filt_rss) = (vec![], vec![]);
+    let (mut fsync1, mut g1, mut g4, mut g16) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..runs {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("simple.jsonl");
+        simple.push(per_sec(
+            jsonl::RECORDS,
+            jsonl::simple_append(&p, jsonl::RECORDS)?,
+        ));
+        size.push(std::fs::metadata(&p)?.len() as f64 / 1024.0 / 1024.0);
+        let b = dir.path().join("batch.jsonl");
+        batch.push(per_sec(
+            jsonl::RECORDS,
+            jsonl::batch_append(&b, jsonl::RECORDS)?,
+        ));
+        std::fs::remove_file(&b)?;
+        let reset = reset_peak_rss();
+        let base = peak_rss().unwrap_or(0);
+        let (d, lines) = jsonl::read_parse(&p)?;
+        read.push(lines as f64 / d.as_secs_f64());
+        if reset {
+            read_rss.push(peak_rss().unwrap_or(0).saturating_sub(base) as f64 / 1024.0 / 1024.0);
+        }
+        let reset = reset_peak_rss();
+        let (d, lines, _) = jsonl::filtered_read(&p)?;
+        filt.push(lines as f64 / d.as_secs_f64());
+        if reset {
+            filt_rss.push(peak_rss().unwrap_or(0) as f64 / 1024.0 / 1024.0);
+        }
+        let run = Duration::from_millis(if quick { 300 } else { 1000 });
+        let d = |name: &str| dir.path().join(name);
+        fsync1.push(jsonl::durable(
+            &d("f1.jsonl"),
+            oc_jsonl::Durability::Fsync,
+            1,
+            run,
+        )?);
+        g1.push(jsonl::durable(
+            &d("g1.jsonl"),
+            oc_jsonl::Durability::GroupCommit,
+            1,
+            run,
+        )?);
+        g4.push(jsonl::durable(
+            &d("g4.jsonl"),
+            oc_jsonl::Durability::GroupCommit,
+            4,
+            run,
+        )?);
+        g16.push(jsonl::durable(
+            &d("g16.jsonl"),
+            oc_jsonl::Durability::GroupCommit,
+            16,
+            run,
+        )?);
+    }
+    let ratio: Vec<f64> = g16.iter().zip(&fsync1).map(|(g, f)| g / f).collect();
+    emit("jsonl.simple_append", simple, "records/s");
+    emit("jsonl.batch_append", batch, "records/s");
+    emit("jsonl.file_size", size, "MiB");
+    emit("jsonl.read_parse", read, "lines/s");
+    emit("jsonl.read_parse_rss_growth", read_rss, "MiB");
+    emit("jsonl.filtered_read", filt, "lines/s");
+    emit("jsonl.filtered_read_peak_rss", filt_rss, "MiB");
+    emit("jsonl.durable_fsync_1w", fsync1, "appends/s");
+    emit("jsonl.durable_group_1w", g1, "appends/s");
+    emit("jsonl.durable_group_4w", g4, "appends/s");
+    emit("jsonl.durable_group_16w", g16, "appends/s");
+    emit("jsonl.group16_over_fsync1", ratio, "x");
     Ok(())
 }

@@ -392,6 +392,205 @@ pub mod locks {
     }
 }
 
+/// JSONL workloads (`jsonl.*` figures).
+pub mod jsonl {
+    use super::*;
+    use oc_jsonl::{Durability, JsonlReader, JsonlWriter, WriterOptions};
+    use serde::Serialize;
+
+    /// Records of the append workloads.
+    pub const RECORDS: usize = 1_000_000;
+    /// Records per `append_batch`.
+    pub const BATCH: usize = 100;
+
+    /// The benchmark record, field for field as the original script wrote it.
+    #[derive(Debug, Serialize)]
+    pub struct Record {
+        #[serde(rename = "taskId")]
+        task_id: String,
+        timestamp: String,
+        level: &'static str,
+        operation: &'static str,
+        version: u32,
+        data: Data,
+    }
+
+    /// The record's `data` object.
+    #[derive(Debug, Serialize)]
+    pub struct Data {
+        index: usize,
+        value: f64,
+        timestamp: i64,
+    }
+
+    thread_local! {
+        /// The last millisecond formatted, and its text: records of the same millisecond share it.
+        static ISO: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+
+    /// `now` as ISO-8601 with milliseconds, formatting once per millisecond.
+    fn iso(now: SystemTime, ms: i64) -> String {
+        ISO.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.0 != ms {
+                *c = (ms, humantime::format_rfc3339_millis(now).to_string());
+            }
+            c.1.clone()
+        })
+    }
+
+    /// Record `i`, generated now (generation is part of the timed loop).
+    pub fn record(i: usize, rng: &mut SmallRng) -> Record {
+        let now = SystemTime::now();
+        let ms = oc_time::Timestamp::from(now).as_millis();
+        Record {
+            task_id: format!("task-{i}"),
+            timestamp: iso(now, ms),
+            level: "info",
+            operation: "log-entry",
+            version: 1,
+            data: Data {
+                index: i,
+                value: rng.random(),
+                timestamp: ms,
+            },
+        }
+    }
+
+    fn writer(path: &Path, durability: Durability) -> oc_jsonl::Result<JsonlWriter> {
+        JsonlWriter::open(
+            path,
+            WriterOptions {
+                durability,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// `simple_append`: `n` records, one `append` each, each handed to the OS before it returns.
+    #[inline(never)]
+    pub fn simple_append(path: &Path, n: usize) -> oc_jsonl::Result<Duration> {
+        let w = writer(path, Durability::Os)?;
+        let mut rng = SmallRng::seed_from_u64(7);
+        let start = Instant::now();
+        for i in 0..n {
+            w.append(&record(i, &mut rng))?;
+        }
+        Ok(start.elapsed())
+    }
+
+    /// `batch_append`: the same records, `BATCH` per `append_batch`.
+    #[inline(never)]
+    pub fn batch_append(path: &Path, n: usize) -> oc_jsonl::Result<Duration> {
+        let w = writer(path, Durability::Os)?;
+        let mut rng = SmallRng::seed_from_u64(7);
+        let start = Instant::now();
+        let mut batch = Vec::with_capacity(BATCH);
+        for i in 0..n {
+            batch.push(record(i, &mut rng));
+            if batch.len() == BATCH {
+                w.append_batch(&batch)?;
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            w.append_batch(&batch)?;
+        }
+        Ok(start.elapsed())
+    }
+
+    /// A record as read back: every field parsed (strings borrowed from the line when unescaped).
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Parsed<'a> {
+        #[serde(rename = "taskId", borrow)]
+        task_id: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        timestamp: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        level: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        operation: std::borrow::Cow<'a, str>,
+        version: u32,
+        data: ParsedData,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct ParsedData {
+        index: u64,
+        value: f64,
+        timestamp: i64,
+    }
+
+    /// `read_parse`: every line read and parsed into the record type; returns the time and the lines.
+    pub fn read_parse(path: &Path) -> oc_jsonl::Result<(Duration, u64)> {
+        let start = Instant::now();
+        let mut parsed = 0u64;
+        let report = JsonlReader::open(path).for_each_line(|_, line| {
+            if serde_json::from_slice::<Parsed<'_>>(line).is_ok() {
+                parsed += 1;
+            }
+            true
+        })?;
+        std::hint::black_box(report);
+        Ok((start.elapsed(), parsed))
+    }
+
+    /// A filtered read: records whose `data.index` is a multiple of 1000, streaming.
+    pub fn filtered_read(path: &Path) -> oc_jsonl::Result<(Duration, u64, u64)> {
+        #[derive(serde::Deserialize)]
+        struct Slim {
+            data: SlimData,
+        }
+        #[derive(serde::Deserialize)]
+        struct SlimData {
+            index: u64,
+        }
+        let start = Instant::now();
+        let mut hits = 0u64;
+        let report = JsonlReader::open(path).for_each_line(|_, line| {
+            if serde_json::from_slice::<Slim>(line).is_ok_and(|r| r.data.index % 1000 == 0) {
+                hits += 1;
+            }
+            true
+        })?;
+        Ok((start.elapsed(), report.lines, hits))
+    }
+
+    /// Durable appends per second: `writers` threads appending for `run` under `durability`.
+    pub fn durable(
+        path: &Path,
+        durability: Durability,
+        writers: usize,
+        run: Duration,
+    ) -> oc_jsonl::Result<f64> {
+        let w = writer(path, durability)?;
+        let start = Instant::now();
+        let total: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..writers)
+                .map(|t| {
+                    let w = &w;
+                    s.spawn(move || -> oc_jsonl::Result<usize> {
+                        let mut rng = SmallRng::seed_from_u64(t as u64);
+                        let mut n = 0;
+                        while start.elapsed() < run {
+                            w.append(&record(n, &mut rng))?;
+                            n += 1;
+                        }
+                        Ok(n)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("writer thread"))
+                .sum::<oc_jsonl::Result<usize>>()
+        })?;
+        Ok(total as f64 / start.elapsed().as_secs_f64())
+    }
+}
+
 /// Peak resident memory of this process so far, in bytes (Linux `VmHWM`), if known.
 pub fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -163,6 +163,78 @@ const DOCUMENTED: &[Documented] = &[
         unit: "pairs/s",
         c_reference: None,
     },
+    Documented {
+        bench: "jsonl.simple_append",
+        value: Some(10_785.0),
+        unit: "records/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "jsonl.batch_append",
+        value: Some(377_060.0),
+        unit: "records/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "jsonl.file_size",
+        value: Some(183.15),
+        unit: "MiB",
+        c_reference: None,
+    },
+    Documented {
+        bench: "jsonl.read_parse",
+        value: Some(1_101_795.0),
+        unit: "lines/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "jsonl.read_parse_rss_growth",
+        value: Some(270.0),
+        unit: "MiB",
+        c_reference: None,
+    },
+    Documented {
+        bench: "jsonl.filtered_read",
+        value: None,
+        unit: "lines/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "jsonl.filtered_read_peak_rss",
+        value: None,
+        unit: "MiB",
+        c_reference: None,
+    },
+    Documented {
+        bench: "jsonl.durable_fsync_1w",
+        value: None,
+        unit: "appends/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "jsonl.durable_group_1w",
+        value: None,
+        unit: "appends/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "jsonl.durable_group_4w",
+        value: None,
+        unit: "appends/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "jsonl.durable_group_16w",
+        value: None,
+        unit: "appends/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "jsonl.group16_over_fsync1",
+        value: None,
+        unit: "x",
+        c_reference: None,
+    },
 ];
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -495,6 +567,12 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
         &mut ours,
         cargo_figures(&["--runs", runs.as_str(), "--locks-only"])?,
     );
+    eprintln!("jsonl figures");
+    let mut jsonl_args = vec!["--runs", runs.as_str(), "--jsonl-only"];
+    if quick {
+        jsonl_args.push("--quick");
+    }
+    merge(&mut ours, cargo_figures(&jsonl_args)?);
     eprintln!("product-path figures");
     let mut task_args = vec!["--runs", runs.as_str(), "--tasks-only"];
     if quick {
@@ -528,7 +606,7 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
         } else {
             let f =
                 |v: Option<f64>, prec: usize| v.map_or("-".to_owned(), |v| format!("{v:.prec$}"));
-            let prec = if d.unit == "MiB" || d.unit == "ms" {
+            let prec = if d.unit == "MiB" || d.unit == "ms" || d.unit == "x" {
                 2
             } else {
                 0

@@ -300,6 +300,8 @@ impl JsonlWriter {
             }
             s.syncing = true;
             drop(s);
+            // Let writers that are ready append first, so that this sync covers them too.
+            std::thread::yield_now();
             // Never hold both locks: read what to sync, then sync without either.
             let (target, file) = {
                 let i = self.inner.lock();
