@@ -46,7 +46,9 @@ pub use crate::entry::{Decision, Level, LogEntry};
 pub use crate::error::{Error, Result};
 pub use crate::reader::{Follower, JsonlReader, LogAnalysis, Query, ReadReport, read_records};
 pub use crate::task::{Checkpoint, CheckpointFile, TaskFiles, check_task_id};
-pub use crate::writer::{Durability, JsonlWriter, Rotation, WriterOptions, rotated_path};
+pub use crate::writer::{
+    Durability, JsonlWriter, Rotation, WriterOptions, existing_rotated, rotated_path,
+};
 
 /// `fsync`s the directory holding `path`, so a rename or a new file in it survives power loss.
 pub(crate) fn sync_dir(path: &std::path::Path) -> Result<()> {

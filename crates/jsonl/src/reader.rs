@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::io;
-use crate::writer::rotated_path;
+use crate::writer::existing_rotated;
 use crate::{Level, LogEntry, Result};
 
 /// Malformed line numbers kept in a report (the count goes on).
@@ -39,10 +39,7 @@ impl JsonlReader {
     /// The reader of `path` together with `path.1`, `path.2`, … (rotated files).
     pub fn open(path: impl AsRef<Path>) -> Self {
         let path = path.as_ref();
-        let mut rotated: Vec<PathBuf> = (1..)
-            .map(|n| rotated_path(path, n))
-            .take_while(|p| p.exists())
-            .collect();
+        let mut rotated: Vec<PathBuf> = (1..).map_while(|n| existing_rotated(path, n)).collect();
         rotated.reverse();
         rotated.push(path.to_owned());
         JsonlReader {
@@ -61,7 +58,15 @@ impl JsonlReader {
         let mut report = ReadReport::default();
         let mut buf = Vec::with_capacity(512);
         for path in &self.files {
-            let mut r = BufReader::with_capacity(64 * 1024, File::open(path).map_err(io(path))?);
+            let file = File::open(path).map_err(io(path))?;
+            let mut r: Box<dyn BufRead> = if is_gz(path) {
+                Box::new(BufReader::with_capacity(
+                    64 * 1024,
+                    flate2::read::GzDecoder::new(file),
+                ))
+            } else {
+                Box::new(BufReader::with_capacity(64 * 1024, file))
+            };
             loop {
                 buf.clear();
                 let n = r.read_until(b'\n', &mut buf).map_err(io(path))?;
@@ -160,8 +165,27 @@ fn note_malformed(report: &mut ReadReport, bad: Vec<u64>) {
     report.malformed_lines = bad.into_iter().take(KEEP_MALFORMED).collect();
 }
 
-/// The last `n` complete lines of one file, reading 64 KiB chunks from the end.
+fn is_gz(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
+}
+
+/// The last `n` complete lines of one file, reading 64 KiB chunks from the end (a gzipped
+/// rotated file is streamed instead, keeping `n` lines).
 fn tail_file(path: &Path, n: usize) -> Result<Vec<Vec<u8>>> {
+    if is_gz(path) {
+        let mut last: VecDeque<Vec<u8>> = VecDeque::with_capacity(n + 1);
+        JsonlReader {
+            files: vec![path.to_owned()],
+        }
+        .for_each_line(|_, l| {
+            last.push_back(l.to_vec());
+            if last.len() > n {
+                last.pop_front();
+            }
+            true
+        })?;
+        return Ok(last.into());
+    }
     let mut f = File::open(path).map_err(io(path))?;
     let len = f.metadata().map_err(io(path))?.len();
     let mut tail: Vec<u8> = Vec::new();

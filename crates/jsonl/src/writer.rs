@@ -45,6 +45,8 @@ pub struct Rotation {
     pub max_lines: Option<u64>,
     /// Rotated files to keep (`name.1` newest … `name.N` oldest); older ones are deleted.
     pub keep: usize,
+    /// Gzip rotated files (`name.1.gz` …); readers decompress them transparently.
+    pub compress: bool,
 }
 
 impl Rotation {
@@ -62,11 +64,41 @@ pub struct WriterOptions {
     pub rotation: Rotation,
 }
 
-/// The path of rotated file `n` of `path` (`logs.jsonl.1` is the newest).
+/// The path of rotated file `n` of `path` (`logs.jsonl.1` is the newest), uncompressed.
 pub fn rotated_path(path: &Path, n: usize) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(format!(".{n}"));
     PathBuf::from(p)
+}
+
+/// Rotated file `n` of `path` as it exists on disk: `path.n` or `path.n.gz`.
+pub fn existing_rotated(path: &Path, n: usize) -> Option<PathBuf> {
+    let plain = rotated_path(path, n);
+    if plain.exists() {
+        return Some(plain);
+    }
+    let gz = gz_path(&plain);
+    gz.exists().then_some(gz)
+}
+
+fn gz_path(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".gz");
+    PathBuf::from(s)
+}
+
+/// Gzips `src` into `src.gz` (written atomically), then removes `src`.
+fn compress(src: &Path) -> Result<()> {
+    let dst = gz_path(src);
+    let data = std::fs::read(src).map_err(io(src))?;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::default(),
+    );
+    enc.write_all(&data).map_err(io(src))?;
+    let bytes = enc.finish().map_err(io(src))?;
+    crate::task::write_atomic(&dst, &bytes)?;
+    std::fs::remove_file(src).map_err(io(src))
 }
 
 struct Inner {
@@ -338,18 +370,23 @@ impl JsonlWriter {
         if keep == 0 {
             std::fs::remove_file(&self.path).map_err(io(&self.path))?;
         } else {
-            let oldest = rotated_path(&self.path, keep);
-            if oldest.exists() {
+            if let Some(oldest) = existing_rotated(&self.path, keep) {
                 std::fs::remove_file(&oldest).map_err(io(&oldest))?;
             }
             for n in (1..keep).rev() {
-                let from = rotated_path(&self.path, n);
-                if from.exists() {
-                    let to = rotated_path(&self.path, n + 1);
+                if let Some(from) = existing_rotated(&self.path, n) {
+                    let mut to = rotated_path(&self.path, n + 1);
+                    if from.extension().is_some_and(|e| e == "gz") {
+                        to = gz_path(&to);
+                    }
                     std::fs::rename(&from, &to).map_err(io(&from))?;
                 }
             }
-            std::fs::rename(&self.path, rotated_path(&self.path, 1)).map_err(io(&self.path))?;
+            let first = rotated_path(&self.path, 1);
+            std::fs::rename(&self.path, &first).map_err(io(&self.path))?;
+            if self.opts.rotation.compress {
+                compress(&first)?;
+            }
         }
         let (file, bytes, lines, _) = open_append(&self.path)?;
         crate::sync_dir(&self.path)?;

@@ -84,8 +84,8 @@ fn rotation_by_lines_and_bytes_keeps_n_files_and_reads_in_order() {
     let p = dir.path().join("r.jsonl");
     let rotation = Rotation {
         max_lines: Some(10),
-        max_bytes: None,
         keep: 3,
+        ..Default::default()
     };
     let w = JsonlWriter::open(
         &p,
@@ -124,9 +124,9 @@ fn rotation_by_lines_and_bytes_keeps_n_files_and_reads_in_order() {
 
     let p2 = dir.path().join("s.jsonl");
     let rotation = Rotation {
-        max_lines: None,
         max_bytes: Some(100),
         keep: 1,
+        ..Default::default()
     };
     let w = JsonlWriter::open(
         &p2,
@@ -203,4 +203,62 @@ fn queries_filter_and_page_from_either_end() {
     assert_eq!(a.level_counts["warn"], 13);
     assert!((a.error_rate - 12.0 * 100.0 / 51.0).abs() < 1e-9);
     assert_eq!(a.span_ms, 60_000);
+}
+
+#[test]
+fn compressed_rotation_is_read_transparently() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("z.jsonl");
+    let rotation = Rotation {
+        max_lines: Some(100),
+        keep: 2,
+        compress: true,
+        ..Default::default()
+    };
+    let w = JsonlWriter::open(
+        &p,
+        WriterOptions {
+            rotation,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let pad = "y".repeat(200);
+    for i in 0..250 {
+        w.append(&json!({ "i": i, "pad": pad })).unwrap();
+    }
+    let gz1 = dir.path().join("z.jsonl.1.gz");
+    let gz2 = dir.path().join("z.jsonl.2.gz");
+    assert!(gz1.exists() && gz2.exists() && !dir.path().join("z.jsonl.1").exists());
+    assert!(
+        std::fs::metadata(&gz1).unwrap().len() < 100 * 200 / 4,
+        "compressed"
+    );
+    let r = JsonlReader::open(&p);
+    let (all, report) = r.records::<Value>().unwrap();
+    assert_eq!(report.malformed, 0);
+    let idx: Vec<i64> = all.iter().map(|v| v["i"].as_i64().unwrap()).collect();
+    assert_eq!(idx, (0..250).collect::<Vec<_>>());
+    let tail: Vec<Value> = r
+        .tail(60)
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(
+        tail.first().unwrap()["i"],
+        190,
+        "tail spans into a gzipped file"
+    );
+    for i in 250..350 {
+        w.append(&json!({ "i": i })).unwrap();
+    }
+    assert!(
+        !dir.path().join("z.jsonl.3.gz").exists(),
+        "retention applies to compressed files"
+    );
+    assert_eq!(
+        JsonlReader::open(&p).records::<Value>().unwrap().0.len(),
+        250
+    );
 }
