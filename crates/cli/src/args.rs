@@ -306,6 +306,21 @@ pub(crate) enum LogsCmd {
         /// Task id.
         task: String,
     },
+    /// Send log entries not shipped yet to an HTTP collector, as JSON batches.
+    Ship {
+        /// Task id (or --all).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        task: Option<String>,
+        /// Every task with a log.
+        #[arg(long)]
+        all: bool,
+        /// The collector's URL (http:// or https://).
+        #[arg(long)]
+        to: String,
+        /// Only entries at this level or more severe.
+        #[arg(long, short, value_parser = parse_level)]
+        level: Option<oc_jsonl::Level>,
+    },
 }
 
 /// Filters of `oc logs query` and `oc task-history`.

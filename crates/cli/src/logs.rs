@@ -4,7 +4,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use oc_jsonl::{Decision, Follower, LogEntry, Query, TaskFiles};
+use anyhow::Context;
+use oc_jsonl::{Decision, Follower, LogEntry, Query, ShipOptions, Shipper, TaskFiles};
 use oc_tasks::{TaskId, TaskStore};
 use oc_time::Timestamp;
 use serde_json::{Map, Value};
@@ -21,6 +22,25 @@ fn task_files(data_dir: &Path, task: &str, must_exist: bool) -> anyhow::Result<T
         open_store(data_dir)?.require(&TaskId::new(task)?)?;
     }
     Ok(files)
+}
+
+/// The ids of every task with a directory under `<data>/tasks`, sorted.
+fn task_dirs(data_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let root = data_dir.join("tasks");
+    let mut ids: Vec<String> = match std::fs::read_dir(&root) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|id| oc_jsonl::check_task_id(id).is_ok())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot list {}", root.display())));
+        }
+    };
+    ids.sort();
+    Ok(ids)
 }
 
 fn json_object(flag: &str, s: Option<&str>) -> anyhow::Result<Map<String, Value>> {
@@ -116,6 +136,44 @@ pub(crate) fn logs(data_dir: &Path, cmd: LogsCmd, out: &mut Output) -> anyhow::R
             }
         }
         LogsCmd::Query(q) => query(data_dir, "logs.query", q, out),
+        LogsCmd::Ship {
+            task,
+            all,
+            to,
+            level,
+        } => {
+            let shipper = Shipper::new(&to, ShipOptions::default().min_level(level))?;
+            let tasks: Vec<String> = match task {
+                Some(t) => vec![t],
+                None => {
+                    debug_assert!(all);
+                    task_dirs(data_dir)?
+                }
+            };
+            let mut reports = Vec::new();
+            for t in &tasks {
+                let files = task_files(data_dir, t, false)?;
+                let r = shipper
+                    .ship_task(&files)
+                    .with_context(|| format!("shipping the log of {t}"))?;
+                reports.push(serde_json::json!({ "task": t, "report": r }));
+            }
+            out.emit("logs.ship", &reports, |w, o| {
+                if o.quiet {
+                    return Ok(());
+                }
+                for r in &reports {
+                    writeln!(
+                        w,
+                        "{}: shipped {} entr(ies) in {} batch(es)",
+                        r["task"].as_str().unwrap_or(""),
+                        r["report"]["shipped"],
+                        r["report"]["batches"]
+                    )?;
+                }
+                Ok(())
+            })
+        }
         LogsCmd::Analyze { task } => {
             let files = task_files(data_dir, &task, false)?;
             let a = files.logs().analyze()?;

@@ -12,6 +12,8 @@
 //! - [`TaskFiles`]: `<data>/tasks/<id>/` with `state.json` (atomic, checksummed),
 //!   `logs.jsonl` ([`LogEntry`]), `decisions.jsonl` ([`Decision`]) and `checkpoints/<id>/`
 //!   (manifest of files and SHA-256 hashes; create, list, verified restore, prune).
+//! - `Shipper` (feature `ship`): log aggregation to an HTTP collector in JSON batches, with
+//!   retries, backoff and a per-collector cursor, so nothing is sent twice or skipped.
 //!
 //! # Example
 //!
@@ -31,6 +33,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Feature flags
+//!
+//! - `ship`: `Shipper`, with `ureq` (rustls) as the HTTP client.
+//!
 //! # Errors
 //!
 //! [`Error`] is non-exhaustive: I/O errors name their path; a file that fails verification is
@@ -39,12 +45,16 @@
 mod entry;
 mod error;
 mod reader;
+#[cfg(feature = "ship")]
+mod ship;
 mod task;
 mod writer;
 
 pub use crate::entry::{Decision, Level, LogEntry};
 pub use crate::error::{Error, Result};
 pub use crate::reader::{Follower, JsonlReader, LogAnalysis, Query, ReadReport, read_records};
+#[cfg(feature = "ship")]
+pub use crate::ship::{ShipOptions, ShipReport, Shipper};
 pub use crate::task::{Checkpoint, CheckpointFile, TaskFiles, check_task_id};
 pub use crate::writer::{
     Durability, JsonlWriter, Rotation, WriterOptions, existing_rotated, rotated_path,

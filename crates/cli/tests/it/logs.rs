@@ -190,3 +190,51 @@ fn tail_follow_prints_new_entries() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn ship_all_tasks_to_a_local_collector() {
+    let oc = Oc::new();
+    for t in ["a", "b"] {
+        oc.run(&["task", "create", t, "--id", t]);
+        for i in 0..3 {
+            oc.run(&[
+                "logs",
+                "append",
+                t,
+                "-m",
+                &format!("{t}{i}"),
+                "--level",
+                if i == 2 { "error" } else { "info" },
+            ]);
+        }
+    }
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/logs", server.server_addr().to_ip().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for mut req in server.incoming_requests() {
+            let mut body = String::new();
+            std::io::Read::read_to_string(req.as_reader(), &mut body).unwrap();
+            let batch: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+            sink.lock().unwrap().extend(
+                batch
+                    .iter()
+                    .map(|e| e["message"].as_str().unwrap().to_owned()),
+            );
+            let _ = req.respond(tiny_http::Response::empty(204));
+        }
+    });
+    let r = oc.json(&["logs", "ship", "--all", "--to", &url, "--level", "error"]);
+    assert_eq!(r.as_array().unwrap().len(), 2);
+    assert_eq!(*got.lock().unwrap(), ["a2", "b2"]);
+    oc.run(&["logs", "append", "a", "-m", "a3", "--level", "error"]);
+    let r = oc.json(&["logs", "ship", "a", "--to", &url]);
+    assert_eq!(
+        r[0]["report"]["shipped"], 1,
+        "only what is new since the last run"
+    );
+    assert_eq!(*got.lock().unwrap(), ["a2", "b2", "a3"]);
+    let bad = oc.run(&["logs", "ship", "a", "--to", "ftp://nowhere"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+}

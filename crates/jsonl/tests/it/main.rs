@@ -4,4 +4,5 @@
 mod crash;
 mod files;
 mod props;
+mod ship;
 mod writer;
