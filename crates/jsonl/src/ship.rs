@@ -246,11 +246,11 @@ impl Shipper {
                         first_line = n;
                     }
                     batch.push(e);
-                    if batch.len() == self.opts.batch {
-                        if let Err(err) = flush(&mut batch, first_line, &cur, &mut report) {
-                            failure = Some(err);
-                            return false;
-                        }
+                    if batch.len() == self.opts.batch
+                        && let Err(err) = flush(&mut batch, first_line, &cur, &mut report)
+                    {
+                        failure = Some(err);
+                        return false;
                     }
                 }
             }
