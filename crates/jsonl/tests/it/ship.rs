@@ -54,7 +54,6 @@ fn collector(fail_every: u64) -> Collector {
     }
 }
 
-use std::io::Read as _;
 
 fn log(t: &TaskFiles, from: usize, to: usize) {
     for i in from..to {
