@@ -439,12 +439,30 @@ pub mod jsonl {
         })
     }
 
+    /// `task-<i>`, without the formatting machinery.
+    fn task_name(mut i: usize) -> String {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (i % 10) as u8;
+            i /= 10;
+            if i == 0 {
+                break;
+            }
+        }
+        let mut s = String::with_capacity(5 + digits.len() - at);
+        s.push_str("task-");
+        s.extend(digits[at..].iter().map(|&d| d as char));
+        s
+    }
+
     /// Record `i`, generated now (generation is part of the timed loop).
     pub fn record(i: usize, rng: &mut SmallRng) -> Record {
         let now = SystemTime::now();
         let ms = oc_time::Timestamp::from(now).as_millis();
         Record {
-            task_id: format!("task-{i}"),
+            task_id: task_name(i),
             timestamp: iso(now, ms),
             level: "info",
             operation: "log-entry",

@@ -110,6 +110,8 @@ struct Inner {
     lines: u64,
     /// Records handed to the OS so far (all files), for group commit.
     written: u64,
+    /// Records in `buf`.
+    pending: u64,
 }
 
 #[derive(Default)]
@@ -228,6 +230,7 @@ impl JsonlWriter {
                 bytes,
                 lines,
                 written: 0,
+                pending: 0,
             }),
             sync: Mutex::new(SyncState::default()),
             synced: Condvar::new(),
@@ -247,12 +250,12 @@ impl JsonlWriter {
 
     /// Appends one record as a line.
     pub fn append<T: Serialize + ?Sized>(&self, record: &T) -> Result<()> {
-        self.append_with(|buf| serde_json::to_writer(buf, record))
+        self.append_with(1, |buf| serde_json::to_writer(buf, record))
     }
 
     /// Appends records as consecutive lines with one write.
     pub fn append_batch<T: Serialize>(&self, records: &[T]) -> Result<()> {
-        self.append_with(|buf| {
+        self.append_with(records.len() as u64, |buf| {
             for (i, r) in records.iter().enumerate() {
                 if i > 0 {
                     buf.push(b'\n');
@@ -263,7 +266,35 @@ impl JsonlWriter {
         })
     }
 
-    fn append_with(&self, fill: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>) -> Result<()> {
+    /// Appends `records` lines that `fill` serialises (separated by newlines, without the last).
+    fn append_with(
+        &self,
+        records: u64,
+        fill: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> Result<()> {
+        if records == 0 {
+            return Ok(());
+        }
+        let (seq, rotated_at) = self.append_locked(records, fill)?;
+        if let Some(seq) = rotated_at {
+            // Rotation synced the old file: everything written so far is durable.
+            let mut s = self.sync.lock();
+            s.synced = s.synced.max(seq);
+            self.synced.notify_all();
+        }
+        if self.opts.durability == Durability::GroupCommit {
+            self.wait_durable(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Serialises and writes under the writer's lock; returns the record sequence number and,
+    /// after a rotation, the sequence number the rotation made durable.
+    fn append_locked(
+        &self,
+        records: u64,
+        fill: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> Result<(u64, Option<u64>)> {
         let json = |source| Error::Json {
             path: self.path.clone(),
             source,
@@ -278,9 +309,10 @@ impl JsonlWriter {
                 return Err(json(e));
             }
             inner.buf.push(b'\n');
-            let added = &inner.buf[start..];
-            inner.bytes += added.len() as u64;
-            inner.lines += added.iter().filter(|&&b| b == b'\n').count() as u64;
+            // Serialised JSON escapes newlines inside strings, so each record is one line.
+            inner.bytes += (inner.buf.len() - start) as u64;
+            inner.lines += records;
+            inner.pending += records;
             let buffered = self.opts.durability == Durability::Buffered;
             if !buffered || inner.buf.len() >= 64 * 1024 {
                 self.write_out(inner)?;
@@ -294,26 +326,17 @@ impl JsonlWriter {
             }
             inner.written
         };
-        if let Some(seq) = rotated_at {
-            // Rotation synced the old file: everything written so far is durable.
-            let mut s = self.sync.lock();
-            s.synced = s.synced.max(seq);
-            self.synced.notify_all();
-        }
-        if self.opts.durability == Durability::GroupCommit {
-            self.wait_durable(seq)?;
-        }
-        Ok(())
+        Ok((seq, rotated_at))
     }
 
     fn write_out(&self, inner: &mut Inner) -> Result<()> {
         if inner.buf.is_empty() {
             return Ok(());
         }
-        let n = inner.buf.iter().filter(|&&b| b == b'\n').count() as u64;
         let file: &File = &inner.file;
         let res = (&*file).write_all(&inner.buf);
         inner.buf.clear();
+        let n = std::mem::take(&mut inner.pending);
         res.map_err(io(&self.path))?;
         inner.written += n;
         Ok(())

@@ -54,7 +54,6 @@ fn collector(fail_every: u64) -> Collector {
     }
 }
 
-
 fn log(t: &TaskFiles, from: usize, to: usize) {
     for i in from..to {
         let level = if i % 5 == 0 {
