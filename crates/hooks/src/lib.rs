@@ -1,5 +1,54 @@
-//! Task lifecycle hooks (planned).
+//! Task lifecycle hooks that can veto, and `TaskLifecycle`, the one API for transitions.
 //!
-//! `oc-hooks` will provide `TaskEvent`, a hook registry with vetoing before-hooks and isolated after-hooks,
-//! and `TaskLifecycle`, which composes an `oc_tasks::TaskStore`, the hooks and the task log.
-//! See `ARCHITECTURE.md` and issue 5; nothing is exported yet.
+//! # Overview
+//!
+//! - [`TaskEvent`] / [`EventKind`]: created, started, claimed, completed, failed, cancelled,
+//!   retried, lease expired, deleted, each with the task as it is after the change.
+//! - [`Hooks`]: before-hooks (may veto with a reason: [`Error::Vetoed`]) and after-hooks (run
+//!   after the change is committed; errors and panics are caught, counted and reported, never
+//!   undo anything), by kind, with priorities (lower first, ties in registration order);
+//!   background after-hooks on their own thread behind a bounded queue ([`Overflow`]); slow-hook
+//!   reports; per-hook [`HookStats`]; the seed's `register_after_task_start/complete/fail`.
+//! - [`TaskLifecycle`]: any `TaskStore` + the hooks + the task's `logs.jsonl`: every transition
+//!   is previewed, offered to the before-hooks, written with a check-and-set, logged
+//!   (who, from, to, when) and handed to the after-hooks.
+//! - [`builtin`]: a checkpoint before completion; forwarding events to any `Fn(&TaskEvent)`.
+//!
+//! # Example: the seed's monitoring hooks
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use oc_hooks::{Hooks, TaskLifecycle};
+//! use oc_tasks::{MemoryTaskStore, NewTask};
+//!
+//! let hooks = Arc::new(Hooks::new());
+//! let seen = Arc::new(Mutex::new(Vec::new()));
+//! let s = seen.clone();
+//! hooks.register_after_task_start(move |task, agent| s.lock().unwrap().push(format!("started {} by {agent}", task.id)));
+//! let s = seen.clone();
+//! hooks.register_after_task_complete(move |task, _result| s.lock().unwrap().push(format!("completed {}", task.id)));
+//!
+//! let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), hooks);
+//! let t = life.create(NewTask::new("x").id("t1".parse()?))?.task;
+//! life.start(&t.id, "agent-1")?;
+//! life.complete(&t.id, None, None)?;
+//! assert_eq!(*seen.lock().unwrap(), ["started t1 by agent-1", "completed t1"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Errors
+//!
+//! [`Error::Vetoed`] names the hook and its reason; store errors pass through as [`Error::Task`].
+
+mod error;
+mod event;
+mod lifecycle;
+mod registry;
+
+pub use crate::error::{Error, Result};
+pub use crate::event::{EventKind, TaskEvent};
+pub use crate::lifecycle::{Committed, TaskLifecycle, builtin};
+pub use crate::registry::{
+    AfterFn, BeforeFn, DEFAULT_SLOW_THRESHOLD, FailureCallback, HookFailure, HookId, HookInfo,
+    HookReport, HookStats, Hooks, Overflow, Phase, SlowHook,
+};

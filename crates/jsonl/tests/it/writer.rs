@@ -75,7 +75,11 @@ fn buffered_records_reach_the_file_on_flush_and_drop() {
     assert_eq!(std::fs::read_to_string(&p).unwrap(), "1\n");
     w.append_batch::<i32>(&[]).unwrap();
     w.flush().unwrap();
-    assert_eq!(std::fs::read_to_string(&p).unwrap(), "1\n", "an empty batch writes nothing");
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap(),
+        "1\n",
+        "an empty batch writes nothing"
+    );
     w.append(&2).unwrap();
     drop(w);
     assert_eq!(std::fs::read_to_string(&p).unwrap(), "1\n2\n");

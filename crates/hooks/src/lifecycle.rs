@@ -1,0 +1,452 @@
+//! `TaskLifecycle`: every transition through the store, the hooks and the task's log.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oc_jsonl::{Level, LogEntry, TaskFiles};
+use oc_tasks::{
+    Change, NewTask, Order, Task, TaskFilter, TaskId, TaskQuery, TaskStatus, TaskStore, Timestamp,
+    transition,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{EventKind, HookReport, Hooks, Result, TaskEvent};
+
+/// A committed transition: the task as stored, and what the hooks and the log did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Committed {
+    /// The task after the change (before it, for a deletion).
+    pub task: Task,
+    /// Failures and slow hooks.
+    pub hooks: HookReport,
+    /// Why the transition could not be written to the task's log, if it could not
+    /// (the change stands regardless).
+    pub log_error: Option<String>,
+}
+
+/// The API agents and the CLI call for transitions: the store's atomic change, framed by
+/// before-hooks (which may veto it) and after-hooks, and recorded in the task's `logs.jsonl`.
+///
+/// A transition the state machine would refuse is refused before any hook runs. Before-hooks see
+/// the task as it would be; the change is then written only if the task is still at the version
+/// they saw, so a concurrent change makes this one fail (and no after-hook fires for it).
+///
+/// ```
+/// use std::sync::Arc;
+/// use oc_hooks::{EventKind, Hooks, TaskLifecycle};
+/// use oc_tasks::{MemoryTaskStore, NewTask};
+///
+/// let hooks = Arc::new(Hooks::new());
+/// hooks.before("no-forbidden", &[EventKind::Created], 0, |ev| {
+///     if ev.task().name.starts_with("forbidden-") { Err("forbidden work".into()) } else { Ok(()) }
+/// });
+/// let dir = tempfile::tempdir()?;
+/// let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), hooks).with_logs(dir.path());
+/// assert!(life.create(NewTask::new("forbidden-rm-rf")).unwrap_err().is_vetoed());
+/// let t = life.create(NewTask::new("write tests"))?.task;
+/// life.start(&t.id, "agent-1")?;
+/// let done = life.complete(&t.id, None, None)?;
+/// assert_eq!(done.task.status, oc_tasks::TaskStatus::Completed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct TaskLifecycle {
+    store: Arc<dyn TaskStore>,
+    hooks: Arc<Hooks>,
+    data_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for TaskLifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskLifecycle")
+            .field("hooks", &self.hooks)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who did it, for the log line.
+fn actor(ev: &TaskEvent) -> Option<&str> {
+    match ev {
+        TaskEvent::Started { agent, .. } | TaskEvent::Claimed { agent, .. } => Some(agent),
+        TaskEvent::LeaseExpired { .. } => Some("reaper"),
+        _ => ev.task().owner.as_deref(),
+    }
+}
+
+impl TaskLifecycle {
+    /// Transitions on `store` with `hooks`; no task logs until [`TaskLifecycle::with_logs`].
+    pub fn new(store: Arc<dyn TaskStore>, hooks: Arc<Hooks>) -> Self {
+        TaskLifecycle {
+            store,
+            hooks,
+            data_dir: None,
+        }
+    }
+
+    /// Also records every transition in `<data_dir>/tasks/<id>/logs.jsonl`.
+    pub fn with_logs(mut self, data_dir: &std::path::Path) -> Self {
+        self.data_dir = Some(data_dir.to_owned());
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn TaskStore> {
+        &self.store
+    }
+
+    /// The hooks.
+    pub fn hooks(&self) -> &Arc<Hooks> {
+        &self.hooks
+    }
+
+    fn log(&self, ev: &TaskEvent, from: Option<TaskStatus>) -> Option<String> {
+        let dir = self.data_dir.as_ref()?;
+        let task = ev.task();
+        let files = match TaskFiles::new(dir, task.id.as_str()) {
+            Ok(f) => f,
+            Err(e) => return Some(e.to_string()),
+        };
+        let level = match ev.kind() {
+            EventKind::Failed => Level::Error,
+            EventKind::Cancelled | EventKind::LeaseExpired | EventKind::Deleted => Level::Warn,
+            _ => Level::Info,
+        };
+        let to = if ev.kind() == EventKind::Deleted {
+            "deleted".to_owned()
+        } else {
+            task.status.to_string()
+        };
+        let from_s = from.map_or("none".to_owned(), |f| f.to_string());
+        let who = actor(ev).unwrap_or("system");
+        let mut entry = LogEntry::new(
+            Timestamp::now(),
+            level,
+            task.id.as_str(),
+            format!("{}: {from_s} -> {to} by {who}", ev.kind()),
+        )
+        .with("event", ev.kind().as_str())
+        .with("from", from_s)
+        .with("to", to)
+        .with("by", who)
+        .with("version", task.version);
+        match ev {
+            TaskEvent::Failed { error, .. } => {
+                entry = entry.with("error", error.clone());
+            }
+            TaskEvent::Claimed { lease, .. } => {
+                entry = entry.with("token", lease.token);
+            }
+            _ => {}
+        }
+        files.append_log(&entry).err().map(|e| e.to_string())
+    }
+
+    /// Runs the after side of a committed change.
+    fn committed(
+        &self,
+        ev: TaskEvent,
+        from: Option<TaskStatus>,
+        mut hooks: HookReport,
+    ) -> Committed {
+        let log_error = self.log(&ev, from);
+        self.hooks.run_after(&ev, &mut hooks);
+        let task = match ev {
+            TaskEvent::Created { task }
+            | TaskEvent::Started { task, .. }
+            | TaskEvent::Claimed { task, .. }
+            | TaskEvent::Completed { task, .. }
+            | TaskEvent::Failed { task, .. }
+            | TaskEvent::Cancelled { task }
+            | TaskEvent::Retried { task }
+            | TaskEvent::LeaseExpired { task, .. }
+            | TaskEvent::Deleted { task } => task,
+        };
+        Committed {
+            task,
+            hooks,
+            log_error,
+        }
+    }
+
+    /// The event a change makes of `task` (before or after it).
+    fn event(change: &Change, task: Task) -> TaskEvent {
+        match change {
+            Change::Start { agent } => TaskEvent::Started {
+                agent: agent.clone(),
+                task,
+            },
+            Change::Claim { owner, .. } => {
+                let lease = task.lease.unwrap_or(oc_tasks::Lease {
+                    token: 0,
+                    expires_at: Timestamp::EPOCH,
+                });
+                TaskEvent::Claimed {
+                    agent: owner.clone(),
+                    lease,
+                    task,
+                }
+            }
+            Change::Complete { result, .. } => TaskEvent::Completed {
+                result: result.clone(),
+                duration: task.run_duration(),
+                task,
+            },
+            Change::Fail { error, .. } => TaskEvent::Failed {
+                error: error.clone(),
+                duration: task.run_duration(),
+                task,
+            },
+            Change::Cancel => TaskEvent::Cancelled { task },
+            _ => TaskEvent::Retried { task },
+        }
+    }
+
+    /// One transition: preview, before-hooks, check-and-set write, log, after-hooks.
+    fn apply(&self, id: &TaskId, change: Change) -> Result<Committed> {
+        let current = self.store.require(id)?;
+        let mut report = HookReport::default();
+        let kind = Self::event(&change, current.clone()).kind();
+        if self.hooks.has_before(kind) {
+            // The state machine decides first: refused transitions never reach the hooks.
+            let preview = transition(&current, &change, None, self.store.now(), || 0)?;
+            self.hooks
+                .run_before(&Self::event(&change, preview), &mut report)?;
+        }
+        let task = self
+            .store
+            .apply(id, change.clone(), Some(current.version))?;
+        Ok(self.committed(Self::event(&change, task), Some(current.status), report))
+    }
+
+    /// Creates a task (before-hooks may veto it).
+    pub fn create(&self, new: NewTask) -> Result<Committed> {
+        let mut report = HookReport::default();
+        let new = match new.id.clone() {
+            Some(_) => new,
+            None => new.id(TaskId::generate()),
+        };
+        if self.hooks.has_before(EventKind::Created) {
+            let preview = new.clone().into_task(self.store.now())?;
+            self.hooks
+                .run_before(&TaskEvent::Created { task: preview }, &mut report)?;
+        }
+        let task = self.store.create(new)?;
+        Ok(self.committed(TaskEvent::Created { task }, None, report))
+    }
+
+    /// pending → running for `agent`.
+    pub fn start(&self, id: &TaskId, agent: &str) -> Result<Committed> {
+        self.apply(
+            id,
+            Change::Start {
+                agent: agent.into(),
+            },
+        )
+    }
+
+    /// pending → running for `owner`, with a lease.
+    pub fn claim(&self, id: &TaskId, owner: &str, ttl: Duration) -> Result<Committed> {
+        self.apply(
+            id,
+            Change::Claim {
+                owner: owner.into(),
+                ttl,
+            },
+        )
+    }
+
+    /// Claims the next ready task. Without before-hooks on claims this is the store's atomic
+    /// `claim_next`; with them, candidates are tried in claim order and a vetoed one is passed over.
+    pub fn claim_next(&self, owner: &str, ttl: Duration) -> Result<Option<Committed>> {
+        if !self.hooks.has_before(EventKind::Claimed) {
+            return Ok(self.store.claim_next(owner, ttl)?.map(|task| {
+                let change = Change::Claim {
+                    owner: owner.into(),
+                    ttl,
+                };
+                self.committed(
+                    Self::event(&change, task),
+                    Some(TaskStatus::Pending),
+                    HookReport::default(),
+                )
+            }));
+        }
+        let mut after = None;
+        loop {
+            let q = TaskQuery::new(TaskFilter::new().status(TaskStatus::Pending))
+                .order(Order::Priority)
+                .limit(32)
+                .after(after.clone());
+            let page = self.store.list(&q)?;
+            for t in &page.tasks {
+                match self.claim(&t.id, owner, ttl) {
+                    Ok(c) => return Ok(Some(c)),
+                    Err(e) if e.is_vetoed() || e.is_conflict() || e.is_not_found() => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            match page.next {
+                Some(c) => after = Some(c),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Extends a lease (no event: heartbeats are not transitions).
+    pub fn heartbeat(&self, id: &TaskId, token: u64, ttl: Duration) -> Result<Task> {
+        Ok(self.store.heartbeat(id, token, ttl)?)
+    }
+
+    /// running → completed.
+    pub fn complete(
+        &self,
+        id: &TaskId,
+        token: Option<u64>,
+        result: Option<Value>,
+    ) -> Result<Committed> {
+        self.apply(id, Change::Complete { token, result })
+    }
+
+    /// running → failed.
+    pub fn fail(&self, id: &TaskId, token: Option<u64>, error: &str) -> Result<Committed> {
+        self.apply(
+            id,
+            Change::Fail {
+                token,
+                error: error.into(),
+            },
+        )
+    }
+
+    /// pending | running → cancelled.
+    pub fn cancel(&self, id: &TaskId) -> Result<Committed> {
+        self.apply(id, Change::Cancel)
+    }
+
+    /// failed | cancelled → pending.
+    pub fn retry(&self, id: &TaskId) -> Result<Committed> {
+        self.apply(id, Change::Retry)
+    }
+
+    /// Deletes a task (before-hooks may veto it).
+    pub fn delete(&self, id: &TaskId) -> Result<Committed> {
+        let current = self.store.require(id)?;
+        let mut report = HookReport::default();
+        if self.hooks.has_before(EventKind::Deleted) {
+            self.hooks.run_before(
+                &TaskEvent::Deleted {
+                    task: current.clone(),
+                },
+                &mut report,
+            )?;
+        }
+        let task = self.store.delete(id, Some(current.version))?;
+        Ok(self.committed(TaskEvent::Deleted { task }, Some(current.status), report))
+    }
+
+    /// Returns lapsed claims to pending (or fails them), firing `LeaseExpired` for each.
+    pub fn reap(&self, now: Timestamp) -> Result<Vec<Committed>> {
+        Ok(self
+            .store
+            .reap_expired(now)?
+            .into_iter()
+            .map(|r| {
+                let ev = TaskEvent::LeaseExpired {
+                    task: r.task,
+                    expired_owner: r.expired_owner,
+                    expired_lease: r.expired_lease,
+                };
+                self.committed(ev, Some(TaskStatus::Running), HookReport::default())
+            })
+            .collect())
+    }
+}
+
+/// Ready-made hooks.
+pub mod builtin {
+    use super::*;
+
+    /// An after-hook body that calls `f` for every event (register it for the kinds you want).
+    pub fn forward(
+        f: impl Fn(&TaskEvent) + Send + Sync + 'static,
+    ) -> impl Fn(&TaskEvent) -> std::result::Result<(), String> + Send + Sync + 'static {
+        move |ev| {
+            f(ev);
+            Ok(())
+        }
+    }
+
+    /// A before-hook body for `Completed` that checkpoints the task's files (described as the
+    /// original did, "Checkpoint before completion"), so a completion can always be rolled back.
+    /// A checkpoint that cannot be written vetoes the completion.
+    pub fn checkpoint_before_completion(
+        data_dir: PathBuf,
+    ) -> impl Fn(&TaskEvent) -> std::result::Result<(), String> + Send + Sync + 'static {
+        move |ev| {
+            let files =
+                TaskFiles::new(&data_dir, ev.task().id.as_str()).map_err(|e| e.to_string())?;
+            files
+                .create_checkpoint("Checkpoint before completion", Timestamp::now())
+                .map(|_| ())
+                .map_err(|e| format!("checkpoint failed: {e}"))
+        }
+    }
+}
+
+/// The seed's `taskLifecycleHooks.registerAfterTaskStart/Complete/Fail`, in Rust.
+impl Hooks {
+    /// Calls `f(task, agent)` after every start or claim.
+    pub fn register_after_task_start(
+        &self,
+        f: impl Fn(&Task, &str) + Send + Sync + 'static,
+    ) -> crate::HookId {
+        self.after(
+            "after-task-start",
+            &[EventKind::Started, EventKind::Claimed],
+            10,
+            move |ev| {
+                match ev {
+                    TaskEvent::Started { task, agent } | TaskEvent::Claimed { task, agent, .. } => {
+                        f(task, agent)
+                    }
+                    _ => {}
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Calls `f(task, result)` after every completion.
+    pub fn register_after_task_complete(
+        &self,
+        f: impl Fn(&Task, Option<&Value>) + Send + Sync + 'static,
+    ) -> crate::HookId {
+        self.after(
+            "after-task-complete",
+            &[EventKind::Completed],
+            10,
+            move |ev| {
+                if let TaskEvent::Completed { task, result, .. } = ev {
+                    f(task, result.as_ref());
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Calls `f(task, error)` after every failure.
+    pub fn register_after_task_fail(
+        &self,
+        f: impl Fn(&Task, &str) + Send + Sync + 'static,
+    ) -> crate::HookId {
+        self.after("after-task-fail", &[EventKind::Failed], 10, move |ev| {
+            if let TaskEvent::Failed { task, error, .. } = ev {
+                f(task, error);
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,296 @@
+//! Vetoes, isolation of failing hooks, ordering, races, logs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use oc_hooks::{EventKind, Hooks, TaskEvent, TaskLifecycle};
+use oc_jsonl::{LogEntry, TaskFiles};
+use oc_tasks::{NewTask, SqliteTaskStore, TaskId, TaskStatus, TaskStore};
+
+fn setup() -> (
+    tempfile::TempDir,
+    Arc<SqliteTaskStore>,
+    Arc<Hooks>,
+    TaskLifecycle,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteTaskStore::open(dir.path().join("opencode.db")).unwrap());
+    let hooks = Arc::new(Hooks::new());
+    let life = TaskLifecycle::new(store.clone(), hooks.clone()).with_logs(dir.path());
+    (dir, store, hooks, life)
+}
+
+fn log_lines(dir: &std::path::Path, id: &str) -> Vec<LogEntry> {
+    TaskFiles::new(dir, id).unwrap().logs().records().unwrap().0
+}
+
+#[test]
+fn a_veto_writes_nothing() {
+    let (dir, store, hooks, life) = setup();
+    let t = life
+        .create(NewTask::new("x").id("t1".parse().unwrap()))
+        .unwrap()
+        .task;
+    life.start(&t.id, "a").unwrap();
+    let before = store.get(&t.id).unwrap().unwrap();
+    let logged = log_lines(dir.path(), "t1").len();
+    let after_ran = Arc::new(AtomicU64::new(0));
+    let c = after_ran.clone();
+    hooks.after("count", &[], 0, move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    hooks.before("no-completion", &[EventKind::Completed], 0, |ev| {
+        Err(format!("not yet: {}", ev.task().id))
+    });
+    let e = life.complete(&t.id, None, None).unwrap_err();
+    assert!(e.is_vetoed(), "{e}");
+    assert_eq!(e.to_string(), "vetoed by hook no-completion: not yet: t1");
+    assert_eq!(
+        store.get(&t.id).unwrap().unwrap(),
+        before,
+        "byte-for-byte unchanged"
+    );
+    assert_eq!(
+        log_lines(dir.path(), "t1").len(),
+        logged,
+        "nothing in the log"
+    );
+    assert_eq!(after_ran.load(Ordering::SeqCst), 0);
+    // A transition the state machine refuses never reaches the hooks.
+    let vetoes = hooks.stats().iter().map(|s| s.vetoes).sum::<u64>();
+    let e = life.retry(&t.id).unwrap_err();
+    assert!(e.is_conflict(), "{e}");
+    assert_eq!(hooks.stats().iter().map(|s| s.vetoes).sum::<u64>(), vetoes);
+    // Creation can be vetoed too, and leaves no task.
+    hooks.before("no-forbidden", &[EventKind::Created], 0, |ev| {
+        if ev.task().name.starts_with("forbidden-") {
+            Err("forbidden".into())
+        } else {
+            Ok(())
+        }
+    });
+    assert!(
+        life.create(NewTask::new("forbidden-x").id("f1".parse().unwrap()))
+            .unwrap_err()
+            .is_vetoed()
+    );
+    assert!(store.get(&"f1".parse().unwrap()).unwrap().is_none());
+    assert!(!dir.path().join("tasks").join("f1").exists());
+}
+
+#[test]
+fn failing_and_panicking_after_hooks_are_isolated() {
+    let (_dir, store, hooks, life) = setup();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let f = failures.clone();
+    hooks.on_failure(move |fail| f.lock().unwrap().push(fail.hook.clone()));
+    for (name, prio) in [("third", 5), ("first", -1), ("second", 0), ("second-b", 0)] {
+        let o = order.clone();
+        hooks.after(name, &[EventKind::Completed], prio, move |_| {
+            o.lock().unwrap().push(name);
+            Ok(())
+        });
+    }
+    hooks.after("errs", &[EventKind::Completed], 1, |_| {
+        Err("webhook down".into())
+    });
+    hooks.after("panics", &[EventKind::Completed], 2, |_| panic!("boom"));
+    let t = life.create(NewTask::new("x")).unwrap().task;
+    life.start(&t.id, "a").unwrap();
+    let c = life.complete(&t.id, None, None).unwrap();
+    assert_eq!(c.task.status, TaskStatus::Completed);
+    assert_eq!(
+        store.get(&t.id).unwrap().unwrap().status,
+        TaskStatus::Completed,
+        "the change stands"
+    );
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["first", "second", "second-b", "third"],
+        "priority order, ties by registration"
+    );
+    let failed: Vec<&str> = c.hooks.failures.iter().map(|f| f.hook.as_str()).collect();
+    assert_eq!(failed, ["errs", "panics"]);
+    assert!(c.hooks.failures[1].error.contains("boom"));
+    assert_eq!(
+        *failures.lock().unwrap(),
+        ["errs", "panics"],
+        "reported through the callback too"
+    );
+    let stats: HashMap<String, u64> = hooks
+        .stats()
+        .into_iter()
+        .map(|s| (s.name, s.failures))
+        .collect();
+    assert_eq!((stats["errs"], stats["panics"], stats["first"]), (1, 1, 0));
+    let listed: Vec<String> = hooks.list().into_iter().map(|h| h.name).collect();
+    assert_eq!(
+        listed,
+        ["first", "second", "second-b", "errs", "panics", "third"]
+    );
+    let id = hooks.list()[3].id;
+    assert!(hooks.unregister(id));
+    assert!(!hooks.unregister(id));
+    assert_eq!(hooks.list().len(), 5);
+}
+
+#[test]
+fn every_transition_is_logged() {
+    let (dir, _store, _hooks, life) = setup();
+    let t = life
+        .create(NewTask::new("x").id("t1".parse().unwrap()))
+        .unwrap()
+        .task;
+    let claimed = life
+        .claim(&t.id, "agent-1", Duration::from_secs(30))
+        .unwrap()
+        .task;
+    life.fail(&t.id, claimed.lease.map(|l| l.token), "broke")
+        .unwrap();
+    life.retry(&t.id).unwrap();
+    life.cancel(&t.id).unwrap();
+    let lines: Vec<String> = log_lines(dir.path(), "t1")
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "created: none -> pending by system",
+            "claimed: pending -> running by agent-1",
+            "failed: running -> failed by agent-1",
+            "retried: failed -> pending by agent-1",
+            "cancelled: pending -> cancelled by agent-1",
+        ]
+    );
+}
+
+#[test]
+fn slow_hooks_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = Arc::new(Hooks::with_slow_threshold(Duration::ZERO));
+    hooks.after("any", &[], 0, |_| Ok(()));
+    let life = TaskLifecycle::new(Arc::new(oc_tasks::MemoryTaskStore::new()), hooks.clone())
+        .with_logs(dir.path());
+    let c = life.create(NewTask::new("x")).unwrap();
+    assert_eq!(c.hooks.slow.len(), 1);
+    assert_eq!(hooks.stats()[0].slow, 1);
+}
+
+#[test]
+fn claim_next_passes_over_vetoed_tasks() {
+    let (_dir, _store, hooks, life) = setup();
+    for (id, prio) in [("hot-forbidden", 9), ("ok", 1)] {
+        life.create(NewTask::new(id).id(id.parse().unwrap()).priority(prio))
+            .unwrap();
+    }
+    hooks.before("skip", &[EventKind::Claimed], 0, |ev| {
+        if ev.task().name.contains("forbidden") {
+            Err("not for agents".into())
+        } else {
+            Ok(())
+        }
+    });
+    let got = life
+        .claim_next("a", Duration::from_secs(30))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.task.id.as_str(), "ok");
+    assert!(got.task.lease.is_some());
+    assert!(
+        life.claim_next("a", Duration::from_secs(30))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn racing_transitions_fire_after_hooks_exactly_once() {
+    let (_dir, _store, hooks, life) = setup();
+    let fired: Arc<Mutex<Vec<(TaskId, EventKind)>>> = Arc::new(Mutex::new(Vec::new()));
+    let f = fired.clone();
+    hooks.after(
+        "record",
+        &[
+            EventKind::Completed,
+            EventKind::Failed,
+            EventKind::Cancelled,
+        ],
+        0,
+        move |ev| {
+            f.lock().unwrap().push((ev.task().id.clone(), ev.kind()));
+            Ok(())
+        },
+    );
+    // A before-hook widens the window between reading the task and writing it.
+    hooks.before(
+        "dawdle",
+        &[
+            EventKind::Completed,
+            EventKind::Failed,
+            EventKind::Cancelled,
+        ],
+        0,
+        |_| {
+            std::thread::yield_now();
+            Ok(())
+        },
+    );
+    let ids: Vec<TaskId> = (0..30)
+        .map(|i| {
+            let t = life
+                .create(NewTask::new("r").id(format!("r{i}").parse().unwrap()))
+                .unwrap()
+                .task;
+            life.start(&t.id, "a").unwrap();
+            t.id
+        })
+        .collect();
+    let wins = AtomicU64::new(0);
+    let barrier = Barrier::new(8);
+    std::thread::scope(|s| {
+        for th in 0..8 {
+            let (life, ids, wins, barrier) = (&life, &ids, &wins, &barrier);
+            s.spawn(move || {
+                barrier.wait();
+                for id in ids {
+                    let r = match th % 3 {
+                        0 => life.complete(id, None, None),
+                        1 => life.fail(id, None, "x"),
+                        _ => life.cancel(id),
+                    };
+                    match r {
+                        Ok(_) => {
+                            wins.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => assert!(e.is_conflict(), "losers lose cleanly: {e}"),
+                    }
+                }
+            });
+        }
+    });
+    let fired = fired.lock().unwrap();
+    assert_eq!(
+        wins.load(Ordering::SeqCst),
+        30,
+        "exactly one transition per task wins"
+    );
+    assert_eq!(
+        fired.len(),
+        30,
+        "after-hooks fired once per committed transition"
+    );
+    let mut per_task: HashMap<&TaskId, usize> = HashMap::new();
+    for (id, _) in fired.iter() {
+        *per_task.entry(id).or_default() += 1;
+    }
+    assert!(per_task.values().all(|&n| n == 1));
+    let _ = TaskEvent::Cancelled {
+        task: life.store().require(&ids[0]).unwrap(),
+    }
+    .kind();
+}

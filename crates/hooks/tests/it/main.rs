@@ -1,0 +1,5 @@
+//! Integration tests of `oc-hooks`.
+#![allow(clippy::unwrap_used)]
+
+mod background;
+mod lifecycle;
