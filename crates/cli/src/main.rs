@@ -63,6 +63,12 @@ fn classify(err: &anyhow::Error) -> Exit {
             exit_for(e.is_invalid_input(), e.is_not_found(), e.is_conflict())
         } else if let Some(e) = cause.downcast_ref::<oc_locks::Error>() {
             exit_for(e.is_invalid_input(), e.is_not_found(), e.is_conflict())
+        } else if let Some(e) = cause.downcast_ref::<oc_hooks::Error>() {
+            exit_for(
+                e.is_invalid_input(),
+                e.is_not_found(),
+                e.is_conflict() || e.is_vetoed(),
+            )
         } else if let Some(e) = cause.downcast_ref::<oc_jsonl::Error>() {
             exit_for(e.is_invalid_input(), e.is_not_found(), false)
         } else {

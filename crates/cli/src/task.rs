@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::args::TaskCmd;
 use crate::output::{Output, thousands};
 use crate::{UsageError, open_store};
+use oc_hooks::{Committed, Hooks, TaskLifecycle};
 
 fn task_id(s: &str) -> anyhow::Result<TaskId> {
     Ok(TaskId::new(s)?)
@@ -34,6 +35,7 @@ fn json_object(flag: &str, s: &str) -> anyhow::Result<Map<String, Value>> {
 pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Result<()> {
     // Validate everything the user typed before the database is touched (or created).
     let store = || open_store(data_dir);
+    let life = || lifecycle(data_dir);
     match cmd {
         TaskCmd::Create {
             name,
@@ -60,7 +62,7 @@ pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Re
             if let Some(n) = max_attempts {
                 new = new.max_attempts(n);
             }
-            let t = store()?.create(new)?;
+            let t = committed(life()?.create(new)?);
             out.emit("task.create", &t, |w, o| {
                 if o.quiet {
                     writeln!(w, "{}", t.id)
@@ -107,7 +109,7 @@ pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Re
         }
         TaskCmd::Start { id, agent } => {
             let id = task_id(&id)?;
-            transition(out, "task.start", store()?.start(&id, &agent)?)
+            transition(out, "task.start", committed(life()?.start(&id, &agent)?))
         }
         TaskCmd::Claim {
             id,
@@ -116,12 +118,12 @@ pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Re
             lease,
         } => {
             let id = id.as_deref().map(task_id).transpose()?;
-            let s = store()?;
+            let l = life()?;
             let t = match id {
-                Some(id) => Some(s.claim(&id, &agent, lease)?),
+                Some(id) => Some(committed(l.claim(&id, &agent, lease)?)),
                 None => {
                     debug_assert!(next);
-                    s.claim_next(&agent, lease)?
+                    l.claim_next(&agent, lease)?.map(committed)
                 }
             };
             out.emit("task.claim", &t, |w, o| match &t {
@@ -150,11 +152,7 @@ pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Re
         }
         TaskCmd::Heartbeat { id, token, lease } => {
             let id = task_id(&id)?;
-            transition(
-                out,
-                "task.heartbeat",
-                store()?.heartbeat(&id, token, lease)?,
-            )
+            transition(out, "task.heartbeat", life()?.heartbeat(&id, token, lease)?)
         }
         TaskCmd::Complete { id, token, result } => {
             let id = task_id(&id)?;
@@ -162,23 +160,31 @@ pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Re
                 .as_deref()
                 .map(|r| json_arg("result", r))
                 .transpose()?;
-            transition(out, "task.complete", store()?.complete(&id, token, result)?)
+            transition(
+                out,
+                "task.complete",
+                committed(life()?.complete(&id, token, result)?),
+            )
         }
         TaskCmd::Fail { id, token, error } => {
             let id = task_id(&id)?;
-            transition(out, "task.fail", store()?.fail(&id, token, &error)?)
+            transition(
+                out,
+                "task.fail",
+                committed(life()?.fail(&id, token, &error)?),
+            )
         }
         TaskCmd::Cancel { id } => {
             let id = task_id(&id)?;
-            transition(out, "task.cancel", store()?.cancel(&id)?)
+            transition(out, "task.cancel", committed(life()?.cancel(&id)?))
         }
         TaskCmd::Retry { id } => {
             let id = task_id(&id)?;
-            transition(out, "task.retry", store()?.retry(&id)?)
+            transition(out, "task.retry", committed(life()?.retry(&id)?))
         }
         TaskCmd::Delete { id } => {
             let id = task_id(&id)?;
-            let t = store()?.delete(&id, None)?;
+            let t = committed(life()?.delete(&id)?);
             out.emit("task.delete", &t, |w, o| {
                 if o.quiet {
                     Ok(())
@@ -188,8 +194,24 @@ pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Re
             })
         }
         TaskCmd::Reap => {
-            let s = store()?;
-            let reaped = s.reap_expired(s.now()).context("reaping expired leases")?;
+            let l = life()?;
+            let reaped: Vec<oc_tasks::ReapedTask> = l
+                .reap(l.store().now())
+                .context("reaping expired leases")?
+                .into_iter()
+                .filter_map(|c| match c.event {
+                    oc_hooks::TaskEvent::LeaseExpired {
+                        task,
+                        expired_owner,
+                        expired_lease,
+                    } => Some(oc_tasks::ReapedTask {
+                        task,
+                        expired_owner,
+                        expired_lease,
+                    }),
+                    _ => None,
+                })
+                .collect();
             out.emit("task.reap", &reaped, |w, o| {
                 if !o.quiet {
                     writeln!(w, "Reaped {} task(s) with lapsed leases", reaped.len())?;
@@ -208,6 +230,26 @@ pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Re
             })
         }
     }
+}
+
+/// The lifecycle every transition goes through: the store, hooks, and the task logs.
+pub(crate) fn lifecycle(data_dir: &Path) -> anyhow::Result<TaskLifecycle> {
+    let store: std::sync::Arc<dyn TaskStore> = std::sync::Arc::new(open_store(data_dir)?);
+    Ok(TaskLifecycle::new(store, std::sync::Arc::new(Hooks::new())).with_logs(data_dir))
+}
+
+/// The task of a committed transition; hook failures and log problems are warnings on stderr.
+pub(crate) fn committed(c: Committed) -> Task {
+    for f in &c.hooks.failures {
+        eprintln!(
+            "oc: warning: hook {} failed on {}: {}",
+            f.hook, f.event, f.error
+        );
+    }
+    if let Some(e) = &c.log_error {
+        eprintln!("oc: warning: the transition could not be written to the task log: {e}");
+    }
+    c.into_task()
 }
 
 fn transition(out: &mut Output, command: &str, t: Task) -> anyhow::Result<()> {

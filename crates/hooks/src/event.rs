@@ -154,6 +154,21 @@ impl TaskEvent {
         }
     }
 
+    /// The task, by value.
+    pub fn into_task(self) -> Task {
+        match self {
+            TaskEvent::Created { task }
+            | TaskEvent::Started { task, .. }
+            | TaskEvent::Claimed { task, .. }
+            | TaskEvent::Completed { task, .. }
+            | TaskEvent::Failed { task, .. }
+            | TaskEvent::Cancelled { task }
+            | TaskEvent::Retried { task }
+            | TaskEvent::LeaseExpired { task, .. }
+            | TaskEvent::Deleted { task } => task,
+        }
+    }
+
     /// The task.
     pub fn task(&self) -> &Task {
         match self {

@@ -29,7 +29,7 @@
 //! hooks.register_after_task_complete(move |task, _result| s.lock().unwrap().push(format!("completed {}", task.id)));
 //!
 //! let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), hooks);
-//! let t = life.create(NewTask::new("x").id("t1".parse()?))?.task;
+//! let t = life.create(NewTask::new("x").id("t1".parse()?))?.into_task();
 //! life.start(&t.id, "agent-1")?;
 //! life.complete(&t.id, None, None)?;
 //! assert_eq!(*seen.lock().unwrap(), ["started t1 by agent-1", "completed t1"]);

@@ -14,11 +14,11 @@ use serde_json::Value;
 
 use crate::{EventKind, HookReport, Hooks, Result, TaskEvent};
 
-/// A committed transition: the task as stored, and what the hooks and the log did.
+/// A committed transition: the event (with the task as stored), and what the hooks and the log did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Committed {
-    /// The task after the change (before it, for a deletion).
-    pub task: Task,
+    /// What happened, with the task after the change (before it, for a deletion).
+    pub event: TaskEvent,
     /// Failures and slow hooks.
     pub hooks: HookReport,
     /// Why the transition could not be written to the task's log, if it could not
@@ -45,10 +45,10 @@ pub struct Committed {
 /// let dir = tempfile::tempdir()?;
 /// let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), hooks).with_logs(dir.path());
 /// assert!(life.create(NewTask::new("forbidden-rm-rf")).unwrap_err().is_vetoed());
-/// let t = life.create(NewTask::new("write tests"))?.task;
+/// let t = life.create(NewTask::new("write tests"))?.into_task();
 /// life.start(&t.id, "agent-1")?;
 /// let done = life.complete(&t.id, None, None)?;
-/// assert_eq!(done.task.status, oc_tasks::TaskStatus::Completed);
+/// assert_eq!(done.task().status, oc_tasks::TaskStatus::Completed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -73,6 +73,18 @@ fn actor(ev: &TaskEvent) -> Option<&str> {
         TaskEvent::Started { agent, .. } | TaskEvent::Claimed { agent, .. } => Some(agent),
         TaskEvent::LeaseExpired { .. } => Some("reaper"),
         _ => ev.task().owner.as_deref(),
+    }
+}
+
+impl Committed {
+    /// The task after the change (before it, for a deletion).
+    pub fn task(&self) -> &Task {
+        self.event.task()
+    }
+
+    /// The task, by value.
+    pub fn into_task(self) -> Task {
+        self.event.into_task()
     }
 }
 
@@ -153,19 +165,8 @@ impl TaskLifecycle {
     ) -> Committed {
         let log_error = self.log(&ev, from);
         self.hooks.run_after(&ev, &mut hooks);
-        let task = match ev {
-            TaskEvent::Created { task }
-            | TaskEvent::Started { task, .. }
-            | TaskEvent::Claimed { task, .. }
-            | TaskEvent::Completed { task, .. }
-            | TaskEvent::Failed { task, .. }
-            | TaskEvent::Cancelled { task }
-            | TaskEvent::Retried { task }
-            | TaskEvent::LeaseExpired { task, .. }
-            | TaskEvent::Deleted { task } => task,
-        };
         Committed {
-            task,
+            event: ev,
             hooks,
             log_error,
         }

@@ -117,6 +117,15 @@ fn claim_heartbeat_complete_with_tokens() {
     assert_eq!(oc.json(&["task", "cancel", "a"])["status"], "cancelled");
     assert_eq!(oc.json(&["task", "delete", "a"])["id"], "a");
     assert_eq!(oc.run(&["task", "show", "a"]).code, 3);
+    // Every transition went through the lifecycle, so the task's log holds its whole history.
+    let h = oc.json(&["task-history", "b"]);
+    let events: Vec<&str> = h["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["created", "claimed", "completed"]);
     let none = oc.json(&["task", "claim", "--next", "--agent", "w"]);
     assert!(none.is_null(), "nothing pending is an answer, not an error");
 }

@@ -46,12 +46,12 @@ fn a_blocked_background_hook_does_not_hold_up_transitions() {
         )
         .unwrap();
     let life = life(&hooks);
-    let t = life.create(NewTask::new("x")).unwrap().task;
+    let t = life.create(NewTask::new("x")).unwrap().into_task();
     life.start(&t.id, "a").unwrap();
     let l2 = life.clone();
     let id = t.id.clone();
     let done = must_return(move || l2.complete(&id, None, None).unwrap());
-    assert_eq!(done.task.status, oc_tasks::TaskStatus::Completed);
+    assert_eq!(done.task().status, oc_tasks::TaskStatus::Completed);
     started_rx.recv_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!(
         seen.load(Ordering::SeqCst),

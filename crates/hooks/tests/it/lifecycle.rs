@@ -32,7 +32,7 @@ fn a_veto_writes_nothing() {
     let t = life
         .create(NewTask::new("x").id("t1".parse().unwrap()))
         .unwrap()
-        .task;
+        .into_task();
     life.start(&t.id, "a").unwrap();
     let before = store.get(&t.id).unwrap().unwrap();
     let logged = log_lines(dir.path(), "t1").len();
@@ -99,10 +99,10 @@ fn failing_and_panicking_after_hooks_are_isolated() {
         Err("webhook down".into())
     });
     hooks.after("panics", &[EventKind::Completed], 2, |_| panic!("boom"));
-    let t = life.create(NewTask::new("x")).unwrap().task;
+    let t = life.create(NewTask::new("x")).unwrap().into_task();
     life.start(&t.id, "a").unwrap();
     let c = life.complete(&t.id, None, None).unwrap();
-    assert_eq!(c.task.status, TaskStatus::Completed);
+    assert_eq!(c.task().status, TaskStatus::Completed);
     assert_eq!(
         store.get(&t.id).unwrap().unwrap().status,
         TaskStatus::Completed,
@@ -144,11 +144,11 @@ fn every_transition_is_logged() {
     let t = life
         .create(NewTask::new("x").id("t1".parse().unwrap()))
         .unwrap()
-        .task;
+        .into_task();
     let claimed = life
         .claim(&t.id, "agent-1", Duration::from_secs(30))
         .unwrap()
-        .task;
+        .into_task();
     life.fail(&t.id, claimed.lease.map(|l| l.token), "broke")
         .unwrap();
     life.retry(&t.id).unwrap();
@@ -199,8 +199,8 @@ fn claim_next_passes_over_vetoed_tasks() {
         .claim_next("a", Duration::from_secs(30))
         .unwrap()
         .unwrap();
-    assert_eq!(got.task.id.as_str(), "ok");
-    assert!(got.task.lease.is_some());
+    assert_eq!(got.task().id.as_str(), "ok");
+    assert!(got.task().lease.is_some());
     assert!(
         life.claim_next("a", Duration::from_secs(30))
             .unwrap()
@@ -245,7 +245,7 @@ fn racing_transitions_fire_after_hooks_exactly_once() {
             let t = life
                 .create(NewTask::new("r").id(format!("r{i}").parse().unwrap()))
                 .unwrap()
-                .task;
+                .into_task();
             life.start(&t.id, "a").unwrap();
             t.id
         })
