@@ -17,10 +17,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
+
+use oc_hooks::{EventKind, Hooks, TaskLifecycle};
 use oc_jsonl::{Decision, Level, LogEntry, TaskFiles};
 use oc_locks::{LockManager, LockRequest, SqliteLockManager};
 use oc_tasks::{Error, NewTask, SqliteTaskStore, Task, TaskId, TaskStatus, TaskStore};
 use oc_time::Timestamp;
+use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -50,6 +54,8 @@ struct Summary {
     crashed: u64,
     reaped: u64,
     lost_leases: u64,
+    vetoed: u64,
+    hook_events: BTreeMap<EventKind, u64>,
     elapsed_ms: u64,
 }
 
@@ -67,8 +73,9 @@ struct Counters {
 }
 
 struct Shared {
+    life: TaskLifecycle,
     data_dir: std::path::PathBuf,
-    store: SqliteTaskStore,
+    store: Arc<SqliteTaskStore>,
     locks: SqliteLockManager,
     ours: HashSet<TaskId>,
     counters: Counters,
@@ -93,8 +100,24 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
     if args.tasks == 0 || args.tasks > 100_000 {
         return Err(UsageError("--tasks must be between 1 and 100000".into()).into());
     }
-    let store = crate::open_store(data_dir)?;
+    let store = Arc::new(crate::open_store(data_dir)?);
     let locks = crate::open_locks(data_dir)?;
+    // Hooks: one counts every committed event, one vetoes a class of tasks.
+    let hooks = Arc::new(Hooks::new());
+    let events: Arc<Mutex<BTreeMap<EventKind, u64>>> = Arc::default();
+    let counted = events.clone();
+    hooks.after("count-events", &[], 100, move |ev| {
+        *counted.lock().entry(ev.kind()).or_default() += 1;
+        Ok(())
+    });
+    hooks.before("no-forbidden-tasks", &[EventKind::Created], 0, |ev| {
+        if ev.task().name.starts_with("forbidden-") {
+            Err("forbidden-* tasks are not for agents".into())
+        } else {
+            Ok(())
+        }
+    });
+    let life = TaskLifecycle::new(store.clone(), hooks.clone()).with_logs(data_dir);
     let seed = args
         .seed
         .unwrap_or_else(|| SmallRng::from_os_rng().random());
@@ -104,8 +127,13 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
         "src/lib.rs",
         "src/main.rs",
         "src/store.rs",
+        "src/query.rs",
+        "src/error.rs",
         "tests/it.rs",
+        "tests/model.rs",
+        "docs/guide.md",
         "README.md",
+        "Cargo.toml",
     ];
     let new: Vec<NewTask> = (0..args.tasks)
         .map(|i| {
@@ -115,17 +143,27 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
             } else {
                 (verb(&mut rng), files[i % files.len()])
             };
-            NewTask::new(format!("{what} #{i}: {target}"))
+            // Every twenty-fifth is one the veto hook refuses.
+            let prefix = if i % 25 == 24 { "forbidden-" } else { "" };
+            NewTask::new(format!("{prefix}{what} #{i}: {target}"))
                 .priority(rng.random_range(0..5))
                 .meta("demo_run", run_id.as_str())
                 .meta("target", format!("repo/{target}"))
                 .max_attempts(3)
         })
         .collect();
-    let created = store.create_many(new).context("creating the demo tasks")?;
+    let mut created = Vec::with_capacity(new.len());
+    let mut vetoed = 0u64;
+    for n in new {
+        match life.create(n) {
+            Ok(c) => created.push(c.into_task()),
+            Err(e) if e.is_vetoed() => vetoed += 1,
+            Err(e) => return Err(anyhow::Error::new(e).context("creating the demo tasks")),
+        }
+    }
     let progress = if out.tty && !out.json && !out.quiet {
         let pb =
-            ProgressBar::with_draw_target(Some(args.tasks as u64), ProgressDrawTarget::stdout());
+            ProgressBar::with_draw_target(Some(created.len() as u64), ProgressDrawTarget::stdout());
         pb.set_style(
             ProgressStyle::with_template("{spinner} {pos}/{len} tasks finished [{elapsed}] {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -135,7 +173,9 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
     } else {
         ProgressBar::hidden()
     };
+    let planned = created.len() as u64;
     let shared = Arc::new(Shared {
+        life,
         data_dir: data_dir.to_owned(),
         store,
         locks,
@@ -180,7 +220,7 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
     let c = &shared.counters;
     let summary = Summary {
         agents: args.agents,
-        tasks: args.tasks,
+        tasks: planned as usize,
         claims: c.claims.load(Ordering::Relaxed),
         completed: c.completed.load(Ordering::Relaxed),
         failed: c.failed.load(Ordering::Relaxed),
@@ -188,6 +228,8 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
         crashed: c.crashed.load(Ordering::Relaxed),
         reaped: c.reaped.load(Ordering::Relaxed),
         lost_leases: c.lost_leases.load(Ordering::Relaxed),
+        vetoed,
+        hook_events: events.lock().clone(),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     let stats = shared.store.stats(RECENT)?;
@@ -203,6 +245,8 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
             "  claims {}, completed {}, failed {}, retried {}, crashed agents {}, reaped leases {}, lost leases {}",
             summary.claims, summary.completed, summary.failed, summary.retried, summary.crashed, summary.reaped, summary.lost_leases
         )?;
+        let counts: Vec<String> = summary.hook_events.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        writeln!(w, "  hooks saw: {}; vetoed {} forbidden-* task(s) at creation", counts.join(", "), summary.vetoed)?;
         writeln!(w)?;
         render_stats(w, &stats)?;
         writeln!(w)?;
@@ -224,7 +268,7 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
     let mut incarnation = 1;
     while !shared.done.load(Ordering::Relaxed) {
         let name = me.as_str();
-        let Some(task) = store.claim_next(name, LEASE)? else {
+        let Some(task) = shared.life.claim_next(name, LEASE)?.map(|c| c.into_task()) else {
             // Nothing ready: crashed claims are still leased; wait for the reaper.
             std::thread::sleep(Duration::from_millis(20));
             continue;
@@ -254,8 +298,11 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
             Ok(l) => l,
             Err(e) if e.is_conflict() => {
                 // Could not get the file in time: give the task back as a failure (it is retried).
-                match store.fail(&task.id, token, &format!("could not lock {target}: {e}")) {
-                    Ok(t) => finished(shared, &t)?,
+                match shared
+                    .life
+                    .fail(&task.id, token, &format!("could not lock {target}: {e}"))
+                {
+                    Ok(c) => finished(shared, c.task())?,
                     Err(e) => {
                         lease_lost(shared, e)?;
                     }
@@ -284,7 +331,7 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
             if let Some(t) = token
                 && let Err(e) = store.heartbeat(&task.id, t, LEASE)
             {
-                lost = lease_lost(shared, e)?;
+                lost = lease_lost(shared, e.into())?;
                 break;
             }
             shared
@@ -307,21 +354,23 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
         }
         let outcome = if roll < CRASH_RATE + FAIL_RATE {
             log(Level::Error, "tests did not pass".into())?;
-            store.fail(&task.id, token, "simulated failure: tests did not pass")
+            shared
+                .life
+                .fail(&task.id, token, "simulated failure: tests did not pass")
         } else {
             files.save_state(
                 &serde_json::json!({ "target": target, "steps": slices, "done": slices }),
             )?;
             files.create_checkpoint("before completion", Timestamp::now())?;
             log(Level::Info, format!("completed {target}"))?;
-            store.complete(
+            shared.life.complete(
                 &task.id,
                 token,
                 Some(serde_json::json!({"edited": true, "agent": name})),
             )
         };
         match outcome {
-            Ok(t) => finished(shared, &t)?,
+            Ok(c) => finished(shared, c.task())?,
             Err(e) => {
                 lease_lost(shared, e)?;
             }
@@ -355,8 +404,8 @@ fn lock_with_heartbeats(
 }
 
 /// Counts a lost lease (the reaper was faster); any other error ends the agent.
-fn lease_lost(shared: &Shared, e: Error) -> anyhow::Result<bool> {
-    if matches!(e, Error::LeaseLost { .. }) {
+fn lease_lost(shared: &Shared, e: oc_hooks::Error) -> anyhow::Result<bool> {
+    if matches!(e, oc_hooks::Error::Task(Error::LeaseLost { .. })) {
         shared.counters.lost_leases.fetch_add(1, Ordering::Relaxed);
         Ok(true)
     } else {
@@ -374,7 +423,7 @@ fn finished(shared: &Shared, t: &Task) -> anyhow::Result<()> {
             c.failed.fetch_add(1, Ordering::Relaxed);
             // One retry for a failure on the first run, as a supervisor would do.
             if t.attempts < 2 {
-                match shared.store.retry(&t.id) {
+                match shared.life.retry(&t.id) {
                     Ok(_) => {
                         c.retried.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
@@ -396,10 +445,10 @@ fn finished(shared: &Shared, t: &Task) -> anyhow::Result<()> {
 fn reaper(shared: &Shared) -> anyhow::Result<()> {
     while !shared.done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        let store = &shared.store;
-        for r in store.reap_expired(store.now())? {
+        for c in shared.life.reap(shared.store.now())? {
             shared.counters.reaped.fetch_add(1, Ordering::Relaxed);
-            if r.task.status == TaskStatus::Failed && shared.ours.contains(&r.task.id) {
+            let t = c.task();
+            if t.status == TaskStatus::Failed && shared.ours.contains(&t.id) {
                 shared.finish_one();
             }
         }
