@@ -2,7 +2,7 @@
 //! (`bench`, `measured`, `unit`, plus details) per line. `cargo xtask bench-report` runs it in
 //! release mode and sets the figures beside the documented ones.
 //!
-//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only | --locks-only | --jsonl-only]`
+//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only | --locks-only | --jsonl-only | --hooks-only]`
 //! (`--quick`: one run, no 1M-task stats).
 #![allow(clippy::print_stdout, missing_docs)]
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use oc_benches::{jsonl, locks, peak_rss, reset_peak_rss, sqlite, tasks};
+use oc_benches::{hooks, jsonl, locks, peak_rss, reset_peak_rss, sqlite, tasks};
 use oc_locks::{LockManager, MemoryLockManager, SqliteLockManager};
 use oc_tasks::TaskStore;
 use serde_json::json;
@@ -47,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         "--tasks-only",
         "--locks-only",
         "--jsonl-only",
+        "--hooks-only",
     ]
     .into_iter()
     .find(|o| args.iter().any(|a| a == o));
@@ -67,6 +68,9 @@ fn main() -> anyhow::Result<()> {
     }
     if only.is_none_or(|o| o == "--jsonl-only") {
         jsonl_figures(runs, quick)?;
+    }
+    if only.is_none_or(|o| o == "--hooks-only") {
+        hook_figures(runs)?;
     }
     Ok(())
 }
@@ -298,5 +302,27 @@ fn jsonl_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
     emit("jsonl.durable_group_4w", g4, "appends/s");
     emit("jsonl.durable_group_16w", g16, "appends/s");
     emit("jsonl.group16_over_fsync1", ratio, "x");
+    Ok(())
+}
+
+/// hooks.*: one lifecycle transition (a creation) with 0, 1 and 10 hooks, inline and background.
+fn hook_figures(runs: usize) -> anyhow::Result<()> {
+    const N: usize = 100_000;
+    for (name, n, background) in [
+        ("hooks.transition_0", 0, false),
+        ("hooks.transition_1_inline", 1, false),
+        ("hooks.transition_10_inline", 10, false),
+        ("hooks.transition_1_background", 1, true),
+        ("hooks.transition_10_background", 10, true),
+    ] {
+        let mut ns = Vec::new();
+        for _ in 0..runs {
+            let life = hooks::lifecycle(n, background);
+            hooks::creates(&life, 10_000)?;
+            let d = hooks::creates(&life, N)?;
+            ns.push(d.as_nanos() as f64 / N as f64);
+        }
+        emit(name, ns, "ns");
+    }
     Ok(())
 }

@@ -235,6 +235,36 @@ const DOCUMENTED: &[Documented] = &[
         unit: "x",
         c_reference: None,
     },
+    Documented {
+        bench: "hooks.transition_0",
+        value: None,
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "hooks.transition_1_inline",
+        value: None,
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "hooks.transition_10_inline",
+        value: None,
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "hooks.transition_1_background",
+        value: None,
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "hooks.transition_10_background",
+        value: None,
+        unit: "ns",
+        c_reference: None,
+    },
 ];
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -573,6 +603,11 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
         jsonl_args.push("--quick");
     }
     merge(&mut ours, cargo_figures(&jsonl_args)?);
+    eprintln!("hook figures");
+    merge(
+        &mut ours,
+        cargo_figures(&["--runs", runs.as_str(), "--hooks-only"])?,
+    );
     eprintln!("product-path figures");
     let mut task_args = vec!["--runs", runs.as_str(), "--tasks-only"];
     if quick {

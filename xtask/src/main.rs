@@ -102,18 +102,18 @@ fn ci() -> anyhow::Result<()> {
         &["build", "--workspace", "--examples", "--locked"],
         &deny,
     )?;
-    run(
-        "cargo",
-        &[
+    for example in ["task_queue", "file_locks", "monitoring_hooks"] {
+        let args = [
             "run",
             "--locked",
+            "-q",
             "-p",
             "oc-examples",
             "--example",
-            "task_queue",
-        ],
-        &deny,
-    )?;
+            example,
+        ];
+        run("cargo", &args, &deny)?;
+    }
     run(
         "cargo",
         &["test", "-p", "oc-benches", "--benches", "--locked"],
