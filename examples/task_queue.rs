@@ -1,5 +1,6 @@
 //! A work queue shared by agent threads: claim with a lease, heartbeat, finish with the fencing
-//! token, and a reaper that hands a crashed agent's task to someone else.
+//! token, and a reaper that hands a crashed agent's task to someone else; every transition goes
+//! through `TaskLifecycle`, so each task's log tells its story.
 //!
 //! Run with `cargo run -p oc-examples --example task_queue`.
 #![allow(clippy::print_stdout)]
@@ -8,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
+use oc_hooks::{Hooks, TaskLifecycle};
+use oc_jsonl::{LogEntry, TaskFiles};
 use oc_tasks::{
     Error, ManualClock, NewTask, SqliteTaskStore, TaskFilter, TaskStatus, TaskStore, Timestamp,
 };
@@ -21,30 +24,31 @@ fn main() -> anyhow::Result<()> {
             .clock(Arc::new(clock.clone()))
             .open(dir.path().join("opencode.db"))?,
     );
-    store.create_many(
-        (0..20)
-            .map(|i| NewTask::new(format!("job {i}")).priority(i % 3))
-            .collect(),
-    )?;
+    let life = TaskLifecycle::new(store.clone(), Arc::new(Hooks::new())).with_logs(dir.path());
+    for i in 0..20 {
+        life.create(NewTask::new(format!("job {i}")).priority(i % 3))?;
+    }
 
     // An agent that claims a task and then "crashes": its lease will lapse.
-    let crashed = store
+    let crashed = life
         .claim_next("crashy-agent", Duration::from_millis(50))?
-        .context("a pending task")?;
+        .context("a pending task")?
+        .into_task();
     let stale_token = crashed.lease.context("claims have leases")?.token;
 
     // Four well-behaved agents drain the queue.
     std::thread::scope(|s| {
         for a in 0..4 {
-            let store = store.clone();
-            s.spawn(move || -> oc_tasks::Result<()> {
+            let life = life.clone();
+            s.spawn(move || -> oc_hooks::Result<()> {
                 let me = format!("agent-{a}");
-                while let Some(t) = store.claim_next(&me, Duration::from_secs(30))? {
+                while let Some(c) = life.claim_next(&me, Duration::from_secs(30))? {
+                    let t = c.into_task();
                     let token = t.lease.map(|l| l.token);
                     if let Some(tok) = token {
-                        store.heartbeat(&t.id, tok, Duration::from_secs(30))?;
+                        life.heartbeat(&t.id, tok, Duration::from_secs(30))?;
                     }
-                    store.complete(&t.id, token, Some(serde_json::json!({ "by": me })))?;
+                    life.complete(&t.id, token, Some(serde_json::json!({ "by": me })))?;
                 }
                 Ok(())
             });
@@ -53,14 +57,15 @@ fn main() -> anyhow::Result<()> {
 
     // Once the crashed agent's lease has lapsed, the reaper returns its task to the queue.
     clock.advance(Duration::from_millis(60));
-    let reaped = store.reap_expired(store.now())?;
+    let reaped = life.reap(store.now())?;
     ensure!(
-        reaped.len() == 1 && reaped[0].task.id == crashed.id,
+        reaped.len() == 1 && reaped[0].task().id == crashed.id,
         "the lapsed claim is reaped"
     );
-    let again = store
+    let again = life
         .claim_next("agent-9", Duration::from_secs(30))?
-        .context("the reaped task")?;
+        .context("the reaped task")?
+        .into_task();
     let new_token = again.lease.context("lease")?.token;
     ensure!(
         new_token > stale_token,
@@ -68,13 +73,13 @@ fn main() -> anyhow::Result<()> {
     );
 
     // The crashed agent wakes up and tries to finish: its stale token is refused.
-    match store.complete(&crashed.id, Some(stale_token), None) {
-        Err(Error::LeaseLost { .. }) => {
+    match life.complete(&crashed.id, Some(stale_token), None) {
+        Err(oc_hooks::Error::Task(Error::LeaseLost { .. })) => {
             println!("stale token {stale_token} refused, as it should be")
         }
         other => anyhow::bail!("stale completion was not refused: {other:?}"),
     }
-    store.complete(&again.id, Some(new_token), None)?;
+    life.complete(&again.id, Some(new_token), None)?;
 
     let stats = store.stats(3)?;
     ensure!(
@@ -86,6 +91,18 @@ fn main() -> anyhow::Result<()> {
         "{} tasks completed by {} agents",
         stats.total,
         stats.by_owner.len()
+    );
+
+    // The crashed task's log tells its story.
+    let (log, _) = TaskFiles::new(dir.path(), crashed.id.as_str())?
+        .logs()
+        .records::<LogEntry>()?;
+    for e in &log {
+        println!("  {} {}", crashed.id, e.message);
+    }
+    ensure!(
+        log.len() == 5,
+        "created, claimed, lease expired, claimed, completed"
     );
     Ok(())
 }

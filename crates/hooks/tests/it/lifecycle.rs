@@ -294,3 +294,35 @@ fn racing_transitions_fire_after_hooks_exactly_once() {
     }
     .kind();
 }
+
+#[test]
+fn builtin_checkpoint_before_completion() {
+    let (dir, _store, hooks, life) = setup();
+    hooks.before(
+        "checkpoint",
+        &[EventKind::Completed],
+        0,
+        oc_hooks::builtin::checkpoint_before_completion(dir.path().to_owned()),
+    );
+    let t = life
+        .create(NewTask::new("x").id("c1".parse().unwrap()))
+        .unwrap()
+        .into_task();
+    life.start(&t.id, "a").unwrap();
+    life.complete(&t.id, None, None).unwrap();
+    let files = TaskFiles::new(dir.path(), "c1").unwrap();
+    let cps = files.checkpoints().unwrap();
+    assert_eq!(cps.len(), 1);
+    assert_eq!(cps[0].description, "Checkpoint before completion");
+    // The checkpoint holds the log as it was before the completion was recorded.
+    files.restore_checkpoint(&cps[0].id).unwrap();
+    let events: Vec<String> = log_lines(dir.path(), "c1")
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(
+        events.len(),
+        2,
+        "created and started, not completed: {events:?}"
+    );
+}
