@@ -592,28 +592,19 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
             merge(&mut ours, cargo_figures(&["--runs", "1", "--sqlite-only"])?);
         }
     }
-    eprintln!("lock figures");
-    merge(
-        &mut ours,
-        cargo_figures(&["--runs", runs.as_str(), "--locks-only"])?,
-    );
-    eprintln!("jsonl figures");
-    let mut jsonl_args = vec!["--runs", runs.as_str(), "--jsonl-only"];
-    if quick {
-        jsonl_args.push("--quick");
+    for (label, flag) in [
+        ("lock", "--locks-only"),
+        ("jsonl", "--jsonl-only"),
+        ("hook", "--hooks-only"),
+        ("product-path", "--tasks-only"),
+    ] {
+        eprintln!("{label} figures");
+        let mut args = vec!["--runs", runs.as_str(), flag];
+        if quick {
+            args.push("--quick");
+        }
+        merge(&mut ours, cargo_figures(&args)?);
     }
-    merge(&mut ours, cargo_figures(&jsonl_args)?);
-    eprintln!("hook figures");
-    merge(
-        &mut ours,
-        cargo_figures(&["--runs", runs.as_str(), "--hooks-only"])?,
-    );
-    eprintln!("product-path figures");
-    let mut task_args = vec!["--runs", runs.as_str(), "--tasks-only"];
-    if quick {
-        task_args.push("--quick");
-    }
-    merge(&mut ours, cargo_figures(&task_args)?);
 
     let machine = machine();
     if !json_out {
