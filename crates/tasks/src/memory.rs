@@ -37,6 +37,12 @@ pub struct MemoryTaskStore {
 struct State {
     tasks: HashMap<TaskId, Task>,
     last_token: u64,
+    /// Entries into each status, indexed like `TaskStatus::ALL`.
+    entered: [u64; 5],
+}
+
+fn slot(s: TaskStatus) -> usize {
+    TaskStatus::ALL.iter().position(|x| *x == s).unwrap_or(0)
 }
 
 impl Default for MemoryTaskStore {
@@ -100,6 +106,7 @@ impl TaskStore for MemoryTaskStore {
         for t in &tasks {
             st.tasks.insert(t.id.clone(), t.clone());
         }
+        st.entered[slot(TaskStatus::Pending)] += tasks.len() as u64;
         Ok(tasks)
     }
 
@@ -120,6 +127,9 @@ impl TaskStore for MemoryTaskStore {
             st.last_token += 1;
             st.last_token
         })?;
+        if next.status != task.status {
+            st.entered[slot(next.status)] += 1;
+        }
         *task = next.clone();
         Ok(next)
     }
@@ -150,6 +160,7 @@ impl TaskStore for MemoryTaskStore {
             st.last_token += 1;
             st.last_token
         })?;
+        st.entered[slot(next.status)] += 1;
         *task = next.clone();
         Ok(Some(next))
     }
@@ -179,6 +190,7 @@ impl TaskStore for MemoryTaskStore {
         let mut reaped: Vec<ReapedTask> = st.tasks.values().filter_map(|t| reap(t, now)).collect();
         reaped.sort_by(|a, b| a.task.id.cmp(&b.task.id));
         for r in &reaped {
+            st.entered[slot(r.task.status)] += 1;
             st.tasks.insert(r.task.id.clone(), r.task.clone());
         }
         Ok(reaped)
@@ -236,6 +248,10 @@ impl TaskStore for MemoryTaskStore {
             by_status: by_status.to_vec(),
             by_owner,
             recent,
+            entered: TaskStatus::ALL
+                .iter()
+                .map(|s| (*s, st.entered[slot(*s)]))
+                .collect(),
         })
     }
 

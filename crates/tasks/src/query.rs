@@ -264,6 +264,9 @@ pub struct TaskStats {
     pub by_owner: Vec<(Option<String>, u64)>,
     /// The most recently created tasks, newest first.
     pub recent: Vec<TaskSummary>,
+    /// How many times tasks entered each status since the store was created (creations count
+    /// as entering pending), every status present: the counters behind `opencode_tasks_total`.
+    pub entered: Vec<(TaskStatus, u64)>,
 }
 
 impl TaskStats {

@@ -589,6 +589,20 @@ pub fn check_stats(make: Factory<'_>) {
     let recent: Vec<&str> = st.recent.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(recent, ["s9", "s8", "s7"]);
     assert_eq!(st.recent[0].status, TaskStatus::Running);
+    let entered = |status: TaskStatus| {
+        st.entered
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n)
+    };
+    assert_eq!(
+        TaskStatus::ALL.map(entered),
+        [10, 1, 0, 0, 1],
+        "creations enter pending; the start and the cancel count once each"
+    );
+    s.delete(&id("s9"), None).unwrap();
+    let after = s.stats(0).unwrap();
+    assert_eq!(after.entered, st.entered, "deleting does not undo history");
 }
 
 /// Deleting returns the task and removes it.

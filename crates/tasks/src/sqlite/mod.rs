@@ -511,6 +511,16 @@ fn load(tx: &Connection, id: &TaskId) -> Result<Option<Task>> {
 
 /// Writes `next` over the row only if it is still at `prev`'s version and status: the
 /// check-and-set every change ends in.
+/// Counts `n` more entries of tasks into `status`.
+fn entered(tx: &Transaction<'_>, status: TaskStatus, n: usize) -> Result<()> {
+    tx.prepare_cached("UPDATE oc_tasks_meta SET value = value + ?2 WHERE key = ?1")?
+        .execute((
+            format!("entered_{status}"),
+            i64::try_from(n).unwrap_or(i64::MAX),
+        ))?;
+    Ok(())
+}
+
 fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "UPDATE tasks SET id = ?1, name = ?2, description = ?3, status = ?4, owner = ?5,
@@ -526,6 +536,9 @@ fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task) -> Result<()> {
     params.push(SqlValue::Text(prev.status.as_str().to_owned()));
     let n = stmt.execute(rusqlite::params_from_iter(params))?;
     if n == 1 {
+        if next.status != prev.status {
+            entered(tx, next.status, 1)?;
+        }
         Ok(())
     } else {
         Err(Error::VersionMismatch {
@@ -679,7 +692,10 @@ fn to_u64(n: i64) -> u64 {
 impl TaskStore for SqliteTaskStore {
     fn create(&self, new: NewTask) -> Result<Task> {
         let t = new.into_task(self.opts.clock.now())?;
-        self.write(|tx| insert(tx, &t))?;
+        self.write(|tx| {
+            insert(tx, &t)?;
+            entered(tx, TaskStatus::Pending, 1)
+        })?;
         Ok(t)
     }
 
@@ -689,7 +705,10 @@ impl TaskStore for SqliteTaskStore {
             .into_iter()
             .map(|n| n.into_task(now))
             .collect::<Result<Vec<_>>>()?;
-        self.write(|tx| tasks.iter().try_for_each(|t| insert(tx, t)))?;
+        self.write(|tx| {
+            tasks.iter().try_for_each(|t| insert(tx, t))?;
+            entered(tx, TaskStatus::Pending, tasks.len())
+        })?;
         Ok(tasks)
     }
 
@@ -857,10 +876,26 @@ fn stats_in(c: &Connection, recent: usize) -> Result<TaskStats> {
         }
         v
     };
+    let mut entered = TaskStatus::ALL.map(|s| (s, 0u64));
+    {
+        let mut stmt =
+            c.prepare_cached("SELECT key, value FROM oc_tasks_meta WHERE key LIKE 'entered_%'")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(0)?;
+            if let Some(slot) = entered
+                .iter_mut()
+                .find(|(s, _)| key == format!("entered_{s}"))
+            {
+                slot.1 = to_u64(r.get(1)?);
+            }
+        }
+    }
     Ok(TaskStats {
         total: by_status.iter().map(|(_, n)| n).sum(),
         by_status: by_status.to_vec(),
         by_owner,
         recent,
+        entered: entered.to_vec(),
     })
 }

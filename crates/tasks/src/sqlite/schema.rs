@@ -44,6 +44,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE status = 'running';
     CREATE TABLE oc_tasks_meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
     INSERT INTO oc_tasks_meta (key, value) VALUES ('lease_token', 0);",
+    // 2: how many times tasks entered each status (for `opencode_tasks_total`); a database
+    // that predates the counters starts them at the current counts.
+    "INSERT INTO oc_tasks_meta (key, value)
+        SELECT 'entered_' || s.status, (SELECT COUNT(*) FROM tasks WHERE tasks.status = s.status)
+        FROM (SELECT 'pending' AS status UNION ALL SELECT 'running' UNION ALL SELECT 'completed'
+              UNION ALL SELECT 'failed' UNION ALL SELECT 'cancelled') AS s;",
 ];
 
 /// The newest schema version this build knows.
