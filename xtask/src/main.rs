@@ -5,6 +5,7 @@
 //! - `bench-report [--quick] [--json] [--runs N] [--no-c]`: runs the benchmark workloads in
 //!   release mode (and the same SQLite workloads as a C program linking the same amalgamation),
 //!   then prints figure, documented value, our value and ratios.
+//! - `codegen`: regenerates `docs/METRICS.md` from the metric catalogue (a test checks it).
 //! - `bench-report --instructions [--json]`: the SQLite workloads, ours and C's, under callgrind;
 //!   instruction counts per phase are repeatable where wall-clock time on a shared machine is not.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -153,11 +154,21 @@ fn no_tokio() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Regenerates the files made from code: `docs/METRICS.md` from the metric catalogue.
+fn codegen() -> anyhow::Result<()> {
+    let path = root().join("docs/METRICS.md");
+    std::fs::write(&path, oc_metrics::catalogue::markdown())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench-report") => bench::report(&args[1..]),
+        Some("codegen") => codegen(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <ci | bench-report [--quick] [--json] [--runs N] [--no-c]>"

@@ -60,6 +60,17 @@ pub(crate) enum Command {
     /// Snapshot a task's state, log and decisions, and restore them.
     #[command(subcommand)]
     Checkpoint(CheckpointCmd),
+    /// Metrics from the data directory, as Prometheus text or JSON.
+    Metrics {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = MetricsFormat::Prometheus)]
+        format: MetricsFormat,
+    },
+    /// Database statistics and integrity.
+    #[command(subcommand)]
+    Db(DbCmd),
+    /// Check the database, the data directory and the disk; exits 1 when unhealthy.
+    Health,
     /// Run simulated agents against the store, then print the statistics.
     Demo(DemoArgs),
     /// Print a shell completion script.
@@ -407,6 +418,21 @@ pub(crate) enum CheckpointCmd {
         #[arg(long)]
         keep: usize,
     },
+}
+
+/// `oc metrics` output formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum MetricsFormat {
+    Prometheus,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DbCmd {
+    /// Sizes, pages, cache hits and misses, slow statements.
+    Stats,
+    /// SQLite's integrity check; exits 1 when it finds problems.
+    Check,
 }
 
 /// A lock mode on the command line.

@@ -8,6 +8,7 @@ mod args;
 mod demo;
 mod lock;
 mod logs;
+mod ops;
 mod output;
 mod task;
 
@@ -126,6 +127,9 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         Command::TaskHistory(q) => logs::query(&cli.global.data_dir, "task-history", q, out),
         Command::Decisions(cmd) => logs::decisions(&cli.global.data_dir, cmd, out),
         Command::Checkpoint(cmd) => logs::checkpoint(&cli.global.data_dir, cmd, out),
+        Command::Metrics { format } => ops::metrics(&cli.global.data_dir, format, out),
+        Command::Db(cmd) => ops::db(&cli.global.data_dir, cmd, out),
+        Command::Health => ops::health(&cli.global.data_dir, out),
         Command::Demo(args) => demo::run(&cli.global.data_dir, args, out),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -1,5 +1,355 @@
-//! Metrics for opencode-tools (planned).
+//! Metrics for opencode-tools: the Prometheus catalogue, collectors that read the other crates'
+//! statistics at scrape time, latency percentiles, SQLite and process statistics, and the seed's
+//! performance goals.
 //!
-//! `oc-metrics` will provide the metric catalogue, collectors that read the other crates' statistics at scrape time,
-//! a latency tracker with percentiles, process and SQLite statistics, and performance goals.
-//! See `ARCHITECTURE.md` and issue 6; nothing is exported yet.
+//! # Overview
+//!
+//! - [`catalogue`]: every metric name, type, unit, labels and help text (`docs/METRICS.md`).
+//! - [`collect`] builds a [`Snapshot`] from the task store, the lock manager, the data directory,
+//!   the process, a [`LatencyTracker`] and the [`Hooks`]: all from durable state, so a fresh
+//!   process reports the true counts.
+//! - [`Exporter`] renders a snapshot as Prometheus text through `metrics-exporter-prometheus`
+//!   (a local recorder: this crate never installs a global one), and gives a lifecycle hook that
+//!   observes task durations into `opencode_task_duration_seconds` as tasks finish.
+//! - [`LatencyTracker`]: the last 1,000 samples per operation with p50/p95/p99;
+//!   [`PerformanceGoals`]: the seed's goals checked against the measured p95.
+//! - [`ProcessStats`]: resident memory, CPU time, threads (Linux `/proc`).
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use oc_metrics::{Exporter, Sources, collect};
+//! use oc_tasks::{NewTask, SqliteTaskStore, TaskStore};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = SqliteTaskStore::open(dir.path().join("opencode.db"))?;
+//! store.create(NewTask::new("a"))?;
+//! let snap = collect(&Sources::new(&store).storage(&store).data_dir(dir.path()))?;
+//! let text = Exporter::new()?.render(&snap);
+//! assert!(text.contains("opencode_tasks{status=\"pending\"} 1"));
+//! assert!(text.contains("opencode_tasks_total{status=\"pending\"} 1"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Errors
+//!
+//! [`Error`] wraps the failures of the crates it reads from.
+
+pub mod catalogue;
+mod goals;
+mod latency;
+mod process;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use oc_hooks::{HookStats, Hooks, TaskEvent};
+use oc_locks::{LockManager, LockStats};
+use oc_tasks::{SqliteTaskStore, StorageStats, TaskStats, TaskStore};
+use oc_time::Timestamp;
+use serde::Serialize;
+
+pub use crate::catalogue::{CATALOGUE, Kind, MetricDef, TASK_DURATION_BUCKETS};
+pub use crate::goals::{PerformanceGoals, Violation};
+pub use crate::latency::{LatencyStats, LatencyTracker, SlowCall, WINDOW};
+pub use crate::process::ProcessStats;
+
+/// Everything that can go wrong in `oc-metrics`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading the task store failed.
+    #[error(transparent)]
+    Tasks(#[from] oc_tasks::Error),
+    /// Reading the lock manager failed.
+    #[error(transparent)]
+    Locks(#[from] oc_locks::Error),
+    /// Reading the logs failed.
+    #[error(transparent)]
+    Logs(#[from] oc_jsonl::Error),
+    /// The exporter could not be configured.
+    #[error("metrics exporter: {0}")]
+    Exporter(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Task logs on disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LogVolume {
+    /// Tasks with a log.
+    pub tasks: u64,
+    /// Log files (rotated ones included).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Complete entries in them.
+    pub entries: u64,
+}
+
+/// What one scrape found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// When it was taken.
+    pub taken_at: Timestamp,
+    /// Task counts.
+    pub tasks: TaskStats,
+    /// Lock statistics, when a lock manager was given.
+    pub locks: Option<LockStats>,
+    /// Database figures, when a SQLite store was given.
+    pub storage: Option<StorageStats>,
+    /// Task logs, when a data directory was given.
+    pub logs: Option<LogVolume>,
+    /// This process.
+    pub process: Option<ProcessStats>,
+    /// Latency percentiles per operation.
+    pub latency: Vec<LatencyStats>,
+    /// Performance goals the measured p95 misses.
+    pub violations: Vec<Violation>,
+    /// Per-hook statistics.
+    pub hooks: Vec<HookStats>,
+}
+
+/// Where [`collect`] reads from; everything but the task store is optional.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    store: &'a dyn TaskStore,
+    storage: Option<&'a SqliteTaskStore>,
+    locks: Option<&'a dyn LockManager>,
+    data_dir: Option<&'a Path>,
+    latency: Option<&'a LatencyTracker>,
+    goals: PerformanceGoals,
+    hooks: Option<&'a Hooks>,
+}
+
+impl std::fmt::Debug for Sources<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources")
+            .field("data_dir", &self.data_dir)
+            .field("goals", &self.goals)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Sources<'a> {
+    /// Reads tasks from `store`.
+    pub fn new(store: &'a dyn TaskStore) -> Self {
+        Sources {
+            store,
+            storage: None,
+            locks: None,
+            data_dir: None,
+            latency: None,
+            goals: PerformanceGoals::default(),
+            hooks: None,
+        }
+    }
+    /// Database figures from this SQLite store.
+    pub fn storage(mut self, s: &'a SqliteTaskStore) -> Self {
+        self.storage = Some(s);
+        self
+    }
+    /// Lock statistics from this manager.
+    pub fn locks(mut self, l: &'a dyn LockManager) -> Self {
+        self.locks = Some(l);
+        self
+    }
+    /// Task logs under `<dir>/tasks`.
+    pub fn data_dir(mut self, d: &'a Path) -> Self {
+        self.data_dir = Some(d);
+        self
+    }
+    /// Latency percentiles (and goal checks) from this tracker.
+    pub fn latency(mut self, t: &'a LatencyTracker, goals: PerformanceGoals) -> Self {
+        self.latency = Some(t);
+        self.goals = goals;
+        self
+    }
+    /// Hook statistics from this registry.
+    pub fn hooks(mut self, h: &'a Hooks) -> Self {
+        self.hooks = Some(h);
+        self
+    }
+}
+
+/// Bytes and entries of every task log under `<data_dir>/tasks`.
+pub fn log_volume(data_dir: &Path) -> Result<LogVolume> {
+    let mut v = LogVolume::default();
+    let Ok(dirs) = std::fs::read_dir(data_dir.join("tasks")) else {
+        return Ok(v);
+    };
+    for d in dirs.filter_map(|e| e.ok()) {
+        let log = d.path().join("logs.jsonl");
+        let reader = oc_jsonl::JsonlReader::open(&log);
+        if reader.files().is_empty() {
+            continue;
+        }
+        v.tasks += 1;
+        for f in reader.files() {
+            v.files += 1;
+            v.bytes += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        }
+        v.entries += reader.for_each_line(|_, _| true)?.lines;
+    }
+    Ok(v)
+}
+
+/// Reads every source into a snapshot.
+pub fn collect(src: &Sources<'_>) -> Result<Snapshot> {
+    Ok(Snapshot {
+        taken_at: Timestamp::now(),
+        tasks: src.store.stats(0)?,
+        locks: src.locks.map(|l| l.stats()).transpose()?,
+        storage: src.storage.map(|s| s.storage_stats()).transpose()?,
+        logs: src.data_dir.map(log_volume).transpose()?,
+        process: ProcessStats::read(),
+        latency: src.latency.map(|t| t.all()).unwrap_or_default(),
+        violations: src.latency.map(|t| src.goals.check(t)).unwrap_or_default(),
+        hooks: src.hooks.map(|h| h.stats()).unwrap_or_default(),
+    })
+}
+
+/// Renders snapshots as Prometheus text, with a local `metrics` recorder.
+pub struct Exporter {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter").finish_non_exhaustive()
+    }
+}
+
+impl Exporter {
+    /// An exporter whose `*_seconds` histograms use the catalogue's buckets.
+    pub fn new() -> Result<Self> {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(catalogue::TASK_DURATION.to_owned()),
+                TASK_DURATION_BUCKETS,
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".to_owned()),
+                    &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
+                )
+            })
+            .map_err(|e| Error::Exporter(e.to_string()))?
+            .build_recorder();
+        let handle = recorder.handle();
+        let e = Exporter {
+            recorder: Arc::new(recorder),
+            handle,
+        };
+        metrics::with_local_recorder(&*e.recorder, describe_all);
+        Ok(e)
+    }
+
+    /// A lifecycle after-hook body observing each finished task's run time into
+    /// `opencode_task_duration_seconds`.
+    pub fn task_duration_hook(
+        &self,
+    ) -> impl Fn(&TaskEvent) -> std::result::Result<(), String> + Send + Sync + 'static {
+        let recorder = self.recorder.clone();
+        move |ev| {
+            let d = match ev {
+                TaskEvent::Completed { duration, .. } | TaskEvent::Failed { duration, .. } => {
+                    *duration
+                }
+                _ => None,
+            };
+            if let Some(d) = d {
+                metrics::with_local_recorder(&*recorder, || {
+                    histogram!(catalogue::TASK_DURATION).record(d.as_secs_f64())
+                });
+            }
+            Ok(())
+        }
+    }
+
+    /// Sets every metric from `snap` and renders the exposition text.
+    pub fn render(&self, snap: &Snapshot) -> String {
+        metrics::with_local_recorder(&*self.recorder, || record(snap));
+        self.handle.render()
+    }
+}
+
+fn unit(m: &MetricDef) -> Unit {
+    match m.unit {
+        "seconds" => Unit::Seconds,
+        "bytes" => Unit::Bytes,
+        _ => Unit::Count,
+    }
+}
+
+fn describe_all() {
+    for m in CATALOGUE {
+        match m.kind {
+            Kind::Counter => describe_counter!(m.name, unit(m), m.help),
+            Kind::Gauge => describe_gauge!(m.name, unit(m), m.help),
+            Kind::Histogram => describe_histogram!(m.name, unit(m), m.help),
+        }
+    }
+}
+
+fn record(s: &Snapshot) {
+    use catalogue::*;
+    for (status, n) in &s.tasks.by_status {
+        gauge!(TASKS, "status" => status.as_str()).set(*n as f64);
+    }
+    for (status, n) in &s.tasks.entered {
+        counter!(TASKS_TOTAL, "status" => status.as_str()).absolute(*n);
+    }
+    if let Some(l) = &s.locks {
+        // The managers count grants, not grants per mode, so the total carries mode="all".
+        counter!(LOCK_ACQUISITIONS_TOTAL, "mode" => "all").absolute(l.total_locks);
+        counter!(LOCK_CONFLICTS_TOTAL).absolute(l.conflicts_detected);
+        gauge!(LOCKS_ACTIVE).set(l.active_locks as f64);
+        gauge!(LOCK_HOLD, "stat" => "avg").set(l.average_hold_time / 1000.0);
+        gauge!(LOCK_HOLD, "stat" => "max").set(l.max_hold_time as f64 / 1000.0);
+    }
+    if let Some(st) = &s.storage {
+        gauge!(DB_SIZE).set(st.database_bytes() as f64);
+        gauge!(DB_WAL).set(st.wal_bytes as f64);
+        counter!(DB_CACHE, "result" => "hit").absolute(st.cache_hits);
+        counter!(DB_CACHE, "result" => "miss").absolute(st.cache_misses);
+        counter!(SLOW_QUERIES_TOTAL).absolute(st.slow_statements);
+    }
+    if let Some(v) = &s.logs {
+        counter!(LOG_APPENDS_TOTAL).absolute(v.entries);
+        gauge!(LOG_BYTES).set(v.bytes as f64);
+    }
+    for h in &s.hooks {
+        gauge!(HOOK_DURATION, "hook" => h.name.clone(), "stat" => "total")
+            .set(h.total_us as f64 / 1e6);
+        gauge!(HOOK_DURATION, "hook" => h.name.clone(), "stat" => "max").set(h.max_us as f64 / 1e6);
+        counter!(HOOK_FAILURES_TOTAL, "hook" => h.name.clone()).absolute(h.failures);
+    }
+    for l in &s.latency {
+        for (q, v) in [("0.5", l.p50_ms), ("0.95", l.p95_ms), ("0.99", l.p99_ms)] {
+            gauge!(OPERATION_DURATION, "operation" => l.operation.clone(), "quantile" => q)
+                .set(v / 1000.0);
+        }
+    }
+    for (_, metric) in PerformanceGoals::OPERATIONS {
+        let violated = s.violations.iter().any(|v| v.metric == metric);
+        gauge!(GOAL_VIOLATIONS, "metric" => metric).set(if violated { 1.0 } else { 0.0 });
+    }
+    if let Some(p) = &s.process {
+        gauge!(PROCESS_RSS).set(p.resident_bytes as f64);
+        // `metrics` counters are integers: whole seconds.
+        counter!(PROCESS_CPU, "mode" => "user").absolute(p.cpu_user_seconds as u64);
+        counter!(PROCESS_CPU, "mode" => "system").absolute(p.cpu_system_seconds as u64);
+        gauge!(PROCESS_THREADS).set(p.threads as f64);
+        gauge!(PROCESS_START).set(p.start_time_seconds);
+    }
+}

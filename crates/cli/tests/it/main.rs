@@ -5,5 +5,6 @@ mod demo;
 mod errors;
 mod locks;
 mod logs;
+mod ops;
 mod tasks;
 mod util;

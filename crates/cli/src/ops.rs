@@ -1,0 +1,229 @@
+//! `oc metrics`, `oc db stats|check`, `oc health`.
+
+use std::path::Path;
+
+use oc_metrics::{Exporter, Sources, collect};
+use serde::Serialize;
+
+use crate::args::{DbCmd, MetricsFormat};
+use crate::output::{Output, thousands};
+use crate::{open_locks, open_store};
+
+pub(crate) fn metrics(
+    data_dir: &Path,
+    format: MetricsFormat,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let locks = open_locks(data_dir)?;
+    let snap = collect(
+        &Sources::new(&store)
+            .storage(&store)
+            .locks(&locks)
+            .data_dir(data_dir),
+    )?;
+    match format {
+        MetricsFormat::Json => out.emit("metrics", &snap, |w, _| {
+            serde_json::to_writer_pretty(&mut *w, &snap)?;
+            writeln!(w)
+        }),
+        MetricsFormat::Prometheus => {
+            let text = Exporter::new()?.render(&snap);
+            out.emit(
+                "metrics",
+                &serde_json::json!({ "prometheus": text }),
+                |w, _| w.write_all(text.as_bytes()),
+            )
+        }
+    }
+}
+
+pub(crate) fn db(data_dir: &Path, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    match cmd {
+        DbCmd::Stats => {
+            let st = store.storage_stats()?;
+            out.emit("db.stats", &st, |w, _| {
+                writeln!(w, "Database: {}", st.path.display())?;
+                writeln!(
+                    w,
+                    "Size: {} bytes ({} pages of {} bytes, {} free)",
+                    thousands(st.database_bytes()),
+                    thousands(st.page_count),
+                    st.page_size,
+                    thousands(st.freelist_count)
+                )?;
+                writeln!(
+                    w,
+                    "File: {} bytes, WAL: {} bytes",
+                    thousands(st.file_bytes),
+                    thousands(st.wal_bytes)
+                )?;
+                writeln!(
+                    w,
+                    "Cache: {} hits, {} misses (this process)",
+                    thousands(st.cache_hits),
+                    thousands(st.cache_misses)
+                )?;
+                writeln!(
+                    w,
+                    "Slow statements (>= {} ms): {}",
+                    st.slow_threshold_ms, st.slow_statements
+                )?;
+                for s in &st.recent_slow {
+                    writeln!(w, "  {} us  {}", s.duration_us, s.sql)?;
+                }
+                Ok(())
+            })
+        }
+        DbCmd::Check => {
+            let problems = store.integrity_check()?;
+            out.emit(
+                "db.check",
+                &serde_json::json!({ "ok": problems.is_empty(), "problems": problems }),
+                |w, _| {
+                    if problems.is_empty() {
+                        writeln!(w, "ok")
+                    } else {
+                        problems.iter().try_for_each(|p| writeln!(w, "{p}"))
+                    }
+                },
+            )?;
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "the database failed its integrity check ({} problem(s))",
+                    problems.len()
+                )
+            }
+        }
+    }
+}
+
+/// One health check.
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    status: &'static str,
+    message: String,
+}
+
+fn check(name: &'static str, r: anyhow::Result<(bool, String)>) -> Check {
+    match r {
+        Ok((true, message)) => Check {
+            name,
+            status: "healthy",
+            message,
+        },
+        Ok((false, message)) => Check {
+            name,
+            status: "warning",
+            message,
+        },
+        Err(e) => Check {
+            name,
+            status: "unhealthy",
+            message: format!("{e:#}"),
+        },
+    }
+}
+
+/// Free and total bytes of the filesystem holding `dir`, from `df -Pk`.
+fn disk_space(dir: &Path) -> anyhow::Result<(u64, u64)> {
+    let out = std::process::Command::new("df")
+        .arg("-Pk")
+        .arg(dir)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = text
+        .lines()
+        .nth(1)
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let kb = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| anyhow::anyhow!("cannot read `df` output"))
+    };
+    Ok((kb(3)? * 1024, kb(1)? * 1024))
+}
+
+pub(crate) fn health(data_dir: &Path, out: &mut Output) -> anyhow::Result<()> {
+    let checks = vec![
+        check(
+            "database",
+            (|| {
+                let store = open_store(data_dir)?;
+                let problems = store.integrity_check()?;
+                anyhow::ensure!(
+                    problems.is_empty(),
+                    "integrity check failed: {}",
+                    problems.join("; ")
+                );
+                let st = store.storage_stats()?;
+                Ok((
+                    true,
+                    format!("ok, {} bytes", thousands(st.database_bytes())),
+                ))
+            })(),
+        ),
+        check(
+            "data_dir",
+            (|| {
+                let probe = data_dir.join(".oc-health-probe");
+                std::fs::write(&probe, b"ok")?;
+                std::fs::remove_file(&probe)?;
+                Ok((true, format!("{} is writable", data_dir.display())))
+            })(),
+        ),
+        check(
+            "disk",
+            (|| {
+                let (free, total) = disk_space(data_dir)?;
+                let used = 100.0 * (1.0 - free as f64 / total.max(1) as f64);
+                anyhow::ensure!(
+                    used < 95.0,
+                    "{used:.1}% used, {} bytes free",
+                    thousands(free)
+                );
+                Ok((
+                    used < 90.0,
+                    format!("{used:.1}% used, {} bytes free", thousands(free)),
+                ))
+            })(),
+        ),
+    ];
+    let healthy = checks.iter().all(|c| c.status != "unhealthy");
+    let overall = if healthy {
+        if checks.iter().all(|c| c.status == "healthy") {
+            "healthy"
+        } else {
+            "warning"
+        }
+    } else {
+        "unhealthy"
+    };
+    out.emit(
+        "health",
+        &serde_json::json!({ "overall": overall, "checks": checks }),
+        |w, _| {
+            for c in &checks {
+                writeln!(w, "{:<10} {:<9} {}", c.name, c.status, c.message)?;
+            }
+            writeln!(w, "overall: {overall}")
+        },
+    )?;
+    anyhow::ensure!(
+        healthy,
+        "unhealthy: {}",
+        checks
+            .iter()
+            .filter(|c| c.status == "unhealthy")
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}

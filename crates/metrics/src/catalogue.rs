@@ -1,0 +1,102 @@
+//! The metric catalogue: every name `oc-metrics` exports, its type, unit, labels and help.
+//! The names are a contract (dashboards and alert rules use them); `docs/METRICS.md` is
+//! generated from this table by `cargo xtask codegen` and a test keeps it in step.
+
+use serde::Serialize;
+
+/// How a metric behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Observations in buckets.
+    Histogram,
+}
+
+impl Kind {
+    /// The Prometheus type name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric of the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MetricDef {
+    /// The Prometheus name.
+    pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: Kind,
+    /// Unit (`seconds`, `bytes`, or `1` for counts).
+    pub unit: &'static str,
+    /// Label names.
+    pub labels: &'static [&'static str],
+    /// Help text.
+    pub help: &'static str,
+}
+
+macro_rules! catalogue {
+    ($($konst:ident = $name:literal, $kind:ident, $unit:literal, [$($l:literal),*], $help:literal;)*) => {
+        $(
+            #[doc = concat!("`", $name, "`: ", $help)]
+            pub const $konst: &str = $name;
+        )*
+        /// Every metric, in the order `docs/METRICS.md` lists them.
+        pub const CATALOGUE: &[MetricDef] = &[$(MetricDef { name: $name, kind: Kind::$kind, unit: $unit, labels: &[$($l),*], help: $help }),*];
+    };
+}
+
+catalogue! {
+    TASKS_TOTAL = "opencode_tasks_total", Counter, "1", ["status"], "Transitions of tasks into each status since the database was created (created counts as pending).";
+    TASKS = "opencode_tasks", Gauge, "1", ["status"], "Tasks in each status now.";
+    TASK_DURATION = "opencode_task_duration_seconds", Histogram, "seconds", [], "Run time of finished tasks (start or claim to completion or failure), observed as they finish.";
+    LOCK_ACQUISITIONS_TOTAL = "opencode_lock_acquisitions_total", Counter, "1", ["mode"], "Locks granted (re-entrant holds excluded).";
+    LOCK_CONFLICTS_TOTAL = "opencode_lock_conflicts_total", Counter, "1", [], "Lock requests that found a conflicting holder or waiter.";
+    LOCKS_ACTIVE = "opencode_locks_active", Gauge, "1", [], "Locks held now.";
+    LOCK_HOLD = "opencode_lock_hold_seconds", Gauge, "seconds", ["stat"], "Time locks were held, from grant to final release: average and max.";
+    LOCK_WAIT = "opencode_lock_wait_seconds", Histogram, "seconds", [], "Time lock requests waited, observed as they are granted or time out (not emitted yet).";
+    DB_SIZE = "opencode_db_size_bytes", Gauge, "bytes", [], "Database size: page count times page size.";
+    DB_WAL = "opencode_db_wal_bytes", Gauge, "bytes", [], "Size of the database's write-ahead log.";
+    DB_CACHE = "opencode_db_cache_total", Counter, "1", ["result"], "Page-cache hits and misses of this process's connections.";
+    SLOW_QUERIES_TOTAL = "opencode_slow_queries_total", Counter, "1", [], "Statements slower than the slow-query threshold in this process.";
+    LOG_APPENDS_TOTAL = "opencode_log_appends_total", Counter, "1", [], "Task log entries on disk (all tasks).";
+    LOG_BYTES = "opencode_log_bytes", Gauge, "bytes", [], "Bytes of task logs on disk (all tasks, rotated files included).";
+    LOG_FSYNC = "opencode_log_fsync_seconds", Histogram, "seconds", [], "Time of log fsyncs, observed as they happen (not emitted yet).";
+    HOOK_DURATION = "opencode_hook_duration_seconds", Gauge, "seconds", ["hook", "stat"], "Hook run time: total and max, per hook.";
+    HOOK_FAILURES_TOTAL = "opencode_hook_failures_total", Counter, "1", ["hook"], "Hook runs that failed (error or panic).";
+    OPERATION_DURATION = "opencode_operation_duration_seconds", Gauge, "seconds", ["operation", "quantile"], "Latency percentiles over the last 1,000 calls of each tracked operation.";
+    GOAL_VIOLATIONS = "opencode_performance_goal_violations", Gauge, "1", ["metric"], "1 when the measured p95 of an operation exceeds its performance goal.";
+    ALERTS_FIRING = "opencode_alerts_firing", Gauge, "1", ["severity"], "Alerts firing now, by severity (emitted by oc-alerts, not yet built).";
+    PROCESS_RSS = "process_resident_memory_bytes", Gauge, "bytes", [], "Resident memory of this process.";
+    PROCESS_CPU = "process_cpu_seconds_total", Counter, "seconds", ["mode"], "CPU time of this process, user and system.";
+    PROCESS_THREADS = "process_threads", Gauge, "1", [], "Threads of this process.";
+    PROCESS_START = "process_start_time_seconds", Gauge, "seconds", [], "Start time of this process since the Unix epoch.";
+}
+
+/// The histogram buckets of `opencode_task_duration_seconds`, as the seed defined them.
+pub const TASK_DURATION_BUCKETS: &[f64] = &[1.0, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+/// The catalogue as Markdown (what `docs/METRICS.md` holds).
+pub fn markdown() -> String {
+    let mut s = String::from(
+        "# Metrics\n\nGenerated from `crates/metrics/src/catalogue.rs` by `cargo xtask codegen`; a test fails when this file is stale.\nThe names are a contract: the Grafana dashboard and the Prometheus rules in `docs/` use them.\n\n| Name | Type | Unit | Labels | Help |\n|---|---|---|---|---|\n",
+    );
+    for m in CATALOGUE {
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            m.name,
+            m.kind.as_str(),
+            m.unit,
+            m.labels.join(", "),
+            m.help
+        ));
+    }
+    s
+}

@@ -1,0 +1,5 @@
+//! Integration tests of `oc-metrics`.
+#![allow(clippy::unwrap_used)]
+
+mod catalogue;
+mod values;

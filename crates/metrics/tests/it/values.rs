@@ -1,0 +1,196 @@
+//! Rendered values equal the stores' truth; labels are escaped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oc_hooks::{EventKind, Hooks, TaskLifecycle};
+use oc_locks::{LockManager, LockRequest, SqliteLockManager};
+use oc_metrics::{Exporter, LatencyTracker, PerformanceGoals, Sources, collect};
+use oc_tasks::{ManualClock, NewTask, SqliteTaskStore, Timestamp};
+
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))[series.len() + 1..]
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn rendered_values_match_the_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("opencode.db");
+    let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
+    let store = Arc::new(
+        SqliteTaskStore::options()
+            .clock(Arc::new(clock.clone()))
+            .open(&db)
+            .unwrap(),
+    );
+    let exporter = Exporter::new().unwrap();
+    let hooks = Arc::new(Hooks::new());
+    hooks.after(
+        "task-duration",
+        &[EventKind::Completed, EventKind::Failed],
+        0,
+        exporter.task_duration_hook(),
+    );
+    let life = TaskLifecycle::new(store.clone(), hooks.clone()).with_logs(dir.path());
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            life.create(NewTask::new(format!("t{i}")))
+                .unwrap()
+                .into_task()
+                .id,
+        );
+    }
+    // Runs of 2 s, 7 s and 400 s land in the buckets 5, 10 and +Inf.
+    for (id, secs, ok) in [
+        (&ids[0], 2, true),
+        (&ids[1], 7, true),
+        (&ids[2], 400, false),
+    ] {
+        life.start(id, "a").unwrap();
+        clock.advance(Duration::from_secs(secs));
+        if ok {
+            life.complete(id, None, None).unwrap();
+        } else {
+            life.fail(id, None, "x").unwrap();
+        }
+    }
+    life.cancel(&ids[3]).unwrap();
+    let locks = SqliteLockManager::open(&db).unwrap();
+    locks
+        .try_acquire(&LockRequest::exclusive("repo/src", "a").unwrap())
+        .unwrap();
+    assert!(
+        locks
+            .try_acquire(&LockRequest::exclusive("repo/src/x", "b").unwrap())
+            .is_err()
+    );
+    let tracker = LatencyTracker::new(Duration::from_secs(1));
+    for ms in 1..=100 {
+        tracker.record("db_query", Duration::from_millis(ms));
+    }
+
+    let snap = collect(
+        &Sources::new(&*store)
+            .storage(&store)
+            .locks(&locks)
+            .data_dir(dir.path())
+            .latency(&tracker, PerformanceGoals::default())
+            .hooks(&hooks),
+    )
+    .unwrap();
+    let text = exporter.render(&snap);
+    for (status, n) in [
+        ("pending", 2.0),
+        ("running", 0.0),
+        ("completed", 2.0),
+        ("failed", 1.0),
+        ("cancelled", 1.0),
+    ] {
+        assert_eq!(
+            value(&text, &format!("opencode_tasks{{status=\"{status}\"}}")),
+            n,
+            "{status}"
+        );
+    }
+    assert_eq!(
+        value(&text, "opencode_tasks_total{status=\"pending\"}"),
+        6.0
+    );
+    assert_eq!(
+        value(&text, "opencode_tasks_total{status=\"running\"}"),
+        3.0
+    );
+    assert_eq!(value(&text, "opencode_lock_conflicts_total"), 1.0);
+    assert_eq!(value(&text, "opencode_locks_active"), 1.0);
+    assert_eq!(
+        value(&text, "opencode_task_duration_seconds_bucket{le=\"1\"}"),
+        0.0
+    );
+    assert_eq!(
+        value(&text, "opencode_task_duration_seconds_bucket{le=\"5\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&text, "opencode_task_duration_seconds_bucket{le=\"10\"}"),
+        2.0
+    );
+    assert_eq!(
+        value(&text, "opencode_task_duration_seconds_bucket{le=\"300\"}"),
+        2.0
+    );
+    assert_eq!(
+        value(&text, "opencode_task_duration_seconds_bucket{le=\"+Inf\"}"),
+        3.0
+    );
+    assert_eq!(value(&text, "opencode_task_duration_seconds_sum"), 409.0);
+    let st = store.storage_stats().unwrap();
+    assert_eq!(
+        value(&text, "opencode_db_size_bytes"),
+        st.database_bytes() as f64
+    );
+    assert_eq!(
+        value(&text, "opencode_log_appends_total"),
+        6.0 + 3.0 * 2.0 + 1.0,
+        "created, started and finished, cancelled"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "opencode_performance_goal_violations{metric=\"dbQueryMs\"}"
+        ),
+        1.0,
+        "p95 96 ms > 5 ms"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "opencode_operation_duration_seconds{operation=\"db_query\",quantile=\"0.95\"}"
+        ),
+        0.096
+    );
+    assert!(value(&text, "process_resident_memory_bytes") > 0.0);
+    assert_eq!(
+        text.matches("# TYPE opencode_tasks gauge").count(),
+        1,
+        "HELP and TYPE once per metric"
+    );
+    assert!(text.contains("# HELP opencode_tasks_total "));
+}
+
+#[test]
+fn awkward_label_values_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteTaskStore::open(dir.path().join("opencode.db")).unwrap();
+    let hooks = Hooks::new();
+    hooks.after(
+        "quote\" back\\slash new\nline",
+        &[],
+        0,
+        |_| Err("no".into()),
+    );
+    let life = TaskLifecycle::new(
+        Arc::new(oc_tasks::MemoryTaskStore::new()),
+        Arc::new(Hooks::new()),
+    );
+    let _ = life;
+    let mut report = oc_hooks::HookReport::default();
+    hooks.run_after(
+        &oc_hooks::TaskEvent::Created {
+            task: NewTask::new("x").into_task(Timestamp::EPOCH).unwrap(),
+        },
+        &mut report,
+    );
+    let text = Exporter::new()
+        .unwrap()
+        .render(&collect(&Sources::new(&store).hooks(&hooks)).unwrap());
+    assert!(
+        text.contains(r#"opencode_hook_failures_total{hook="quote\" back\\slash new\nline"} 1"#),
+        "{text}"
+    );
+}
