@@ -66,6 +66,12 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = MetricsFormat::Prometheus)]
         format: MetricsFormat,
     },
+    /// Serve /metrics (Prometheus), /healthz and /api/stats (JSON) over HTTP until stopped.
+    Serve {
+        /// Address to listen on (loopback by default).
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        addr: std::net::SocketAddr,
+    },
     /// Database statistics and integrity.
     #[command(subcommand)]
     Db(DbCmd),

@@ -130,6 +130,7 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         Command::Metrics { format } => ops::metrics(&cli.global.data_dir, format, out),
         Command::Db(cmd) => ops::db(&cli.global.data_dir, cmd, out),
         Command::Health => ops::health(&cli.global.data_dir, out),
+        Command::Serve { addr } => ops::serve(&cli.global.data_dir, addr, out),
         Command::Demo(args) => demo::run(&cli.global.data_dir, args, out),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use oc_metrics::{Exporter, Sources, collect};
+use std::sync::Arc;
+
+use oc_metrics::{Exporter, PROMETHEUS_CONTENT_TYPE, Reply, Sources, collect};
 use serde::Serialize;
 
 use crate::args::{DbCmd, MetricsFormat};
@@ -225,5 +227,61 @@ pub(crate) fn health(data_dir: &Path, out: &mut Output) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    Ok(())
+}
+
+pub(crate) fn serve(
+    data_dir: &Path,
+    addr: std::net::SocketAddr,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    let store = Arc::new(open_store(data_dir)?);
+    let locks = Arc::new(open_locks(data_dir)?);
+    let exporter = Arc::new(Exporter::new()?);
+    let dir = data_dir.to_owned();
+    let app = move |path: &str| -> Reply {
+        let snap = || {
+            collect(
+                &Sources::new(&*store)
+                    .storage(&store)
+                    .locks(&*locks)
+                    .data_dir(&dir),
+            )
+        };
+        match path {
+            "/metrics" => match snap() {
+                Ok(s) => (200, PROMETHEUS_CONTENT_TYPE, exporter.render(&s)),
+                Err(e) => (500, "text/plain", format!("{e}\n")),
+            },
+            "/api/stats" => match snap().map(|s| serde_json::to_string_pretty(&s)) {
+                Ok(Ok(json)) => (200, "application/json", json),
+                Ok(Err(e)) => (500, "text/plain", format!("{e}\n")),
+                Err(e) => (500, "text/plain", format!("{e}\n")),
+            },
+            "/healthz" => match store.integrity_check() {
+                Ok(p) if p.is_empty() => (200, "text/plain", "ok\n".into()),
+                Ok(p) => (503, "text/plain", format!("{}\n", p.join("\n"))),
+                Err(e) => (503, "text/plain", format!("{e}\n")),
+            },
+            _ => (
+                404,
+                "text/plain",
+                "try /metrics, /healthz or /api/stats\n".into(),
+            ),
+        }
+    };
+    let server = oc_metrics::serve(addr, Arc::new(app))?;
+    let bound = server.addr();
+    out.emit(
+        "serve",
+        &serde_json::json!({ "addr": bound.to_string() }),
+        |w, _| {
+            writeln!(
+                w,
+                "Serving http://{bound}/metrics, /healthz and /api/stats (Ctrl-C to stop)"
+            )
+        },
+    )?;
+    server.wait();
     Ok(())
 }

@@ -14,6 +14,7 @@
 //! - [`LatencyTracker`]: the last 1,000 samples per operation with p50/p95/p99;
 //!   [`PerformanceGoals`]: the seed's goals checked against the measured p95.
 //! - [`ProcessStats`]: resident memory, CPU time, threads (Linux `/proc`).
+//! - `serve` (feature `http`): `/metrics` and friends over `tiny_http`, no async runtime.
 //!
 //! # Example
 //!
@@ -32,6 +33,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Feature flags
+//!
+//! - `http`: `serve`, a small HTTP server (`tiny_http`) for `/metrics`, `/healthz` and JSON.
+//!
 //! # Errors
 //!
 //! [`Error`] wraps the failures of the crates it reads from.
@@ -40,6 +45,8 @@ pub mod catalogue;
 mod goals;
 mod latency;
 mod process;
+#[cfg(feature = "http")]
+mod serve;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -60,6 +67,8 @@ pub use crate::catalogue::{CATALOGUE, Kind, MetricDef, TASK_DURATION_BUCKETS};
 pub use crate::goals::{PerformanceGoals, Violation};
 pub use crate::latency::{LatencyStats, LatencyTracker, SlowCall, WINDOW};
 pub use crate::process::ProcessStats;
+#[cfg(feature = "http")]
+pub use crate::serve::{App, PROMETHEUS_CONTENT_TYPE, Reply, ServerHandle, serve};
 
 /// Everything that can go wrong in `oc-metrics`.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +86,9 @@ pub enum Error {
     /// The exporter could not be configured.
     #[error("metrics exporter: {0}")]
     Exporter(String),
+    /// The HTTP server could not start.
+    #[error("{0}")]
+    Serve(String),
 }
 
 /// `Result` with this crate's [`Error`].

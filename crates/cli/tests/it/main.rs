@@ -6,5 +6,6 @@ mod errors;
 mod locks;
 mod logs;
 mod ops;
+mod serve;
 mod tasks;
 mod util;

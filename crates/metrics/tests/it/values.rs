@@ -193,4 +193,33 @@ fn awkward_label_values_are_escaped() {
         text.contains(r#"opencode_hook_failures_total{hook="quote\" back\\slash new\nline"} 1"#),
         "{text}"
     );
+    promtool_accepts(&text);
+}
+
+/// Prometheus's own parser accepts `text` (when `promtool` is installed; CI requires it).
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let spawned = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut c) = spawned else {
+        assert!(
+            std::env::var_os("OC_REQUIRE_PROMTOOL").is_none(),
+            "promtool is required here but missing"
+        );
+        eprintln!("promtool not installed: skipping its check");
+        return;
+    };
+    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
