@@ -1,5 +1,5 @@
 //! End-to-end tests of the `oc` binary: real processes on a real database in a temp dir.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod demo;
 mod errors;

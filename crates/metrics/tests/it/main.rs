@@ -1,5 +1,5 @@
 //! Integration tests of `oc-metrics`.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod catalogue;
 mod values;
