@@ -109,3 +109,77 @@ fn serves_metrics_health_and_stats() {
         taken.stderr
     );
 }
+
+/// A real Prometheus scrapes `oc serve` while `oc demo` runs, and its HTTP API reports the
+/// demo's counts.
+#[test]
+fn a_real_prometheus_scrapes_the_demo() {
+    let found = Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("OC_REQUIRE_PROMTOOL").is_none(),
+            "prometheus is required here but missing"
+        );
+        eprintln!("prometheus not installed: skipping");
+        return;
+    }
+    let oc = Oc::new();
+    oc.run(&["task-stats"]);
+    let served = serve(&oc, "127.0.0.1:0");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: oc\n    static_configs:\n      - targets: ['{}']\n", served.1),
+    )
+    .unwrap();
+    let prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _prom = Served(prom, String::new());
+    let demo = oc.json(&["demo", "--agents", "2", "--tasks", "30", "--seed", "5"]);
+    let created = demo["summary"]["hook_events"]["created"].as_f64().unwrap();
+    let prom_addr = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        // Prometheus scrapes on its own schedule: ask until it has seen the finished demo.
+        let pending_total = std::net::TcpStream::connect(&prom_addr).ok().and_then(|_| {
+            let (status, body) = get(
+                &prom_addr,
+                "/api/v1/query?query=opencode_tasks_total%7Bstatus%3D%22pending%22%7D",
+            );
+            if !status.contains("200") {
+                return None;
+            }
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            v["data"]["result"][0]["value"][1]
+                .as_str()?
+                .parse::<f64>()
+                .ok()
+        });
+        if pending_total.is_some_and(|n| n >= created) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus never reported the demo's {created} tasks (last: {pending_total:?})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}

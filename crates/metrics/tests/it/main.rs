@@ -2,4 +2,5 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod catalogue;
+mod rules;
 mod values;
