@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use oc_hooks::{EventKind, Hooks, TaskLifecycle};
 use oc_jsonl::{Decision, Level, LogEntry, TaskFiles};
 use oc_locks::{LockManager, LockRequest, SqliteLockManager};
+use oc_metrics::{LatencyTracker, PerformanceGoals};
 use oc_tasks::{Error, NewTask, SqliteTaskStore, Task, TaskId, TaskStatus, TaskStore};
 use oc_time::Timestamp;
 use parking_lot::Mutex;
@@ -73,6 +74,7 @@ struct Counters {
 }
 
 struct Shared {
+    latency: Arc<LatencyTracker>,
     life: TaskLifecycle,
     data_dir: std::path::PathBuf,
     store: Arc<SqliteTaskStore>,
@@ -118,6 +120,8 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
         }
     });
     let life = TaskLifecycle::new(store.clone(), hooks.clone()).with_logs(data_dir);
+    // The seed's response-time tracking, checked against its performance goals at the end.
+    let latency = Arc::new(LatencyTracker::new(Duration::from_secs(1)));
     let seed = args
         .seed
         .unwrap_or_else(|| SmallRng::from_os_rng().random());
@@ -155,7 +159,7 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
     let mut created = Vec::with_capacity(new.len());
     let mut vetoed = 0u64;
     for n in new {
-        match life.create(n) {
+        match latency.time("task_creation", || life.create(n)) {
             Ok(c) => created.push(c.into_task()),
             Err(e) if e.is_vetoed() => vetoed += 1,
             Err(e) => return Err(anyhow::Error::new(e).context("creating the demo tasks")),
@@ -175,6 +179,7 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
     };
     let planned = created.len() as u64;
     let shared = Arc::new(Shared {
+        latency: latency.clone(),
         life,
         data_dir: data_dir.to_owned(),
         store,
@@ -233,10 +238,13 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     let stats = shared.store.stats(RECENT)?;
+    let timings = shared.latency.all();
+    let violations = PerformanceGoals::default().check(&shared.latency);
     let lock_stats = shared.locks.stats()?;
     let doc = serde_json::json!({
         "run": run_id, "seed": seed, "summary": summary,
         "task_stats": stats_json(&stats), "lock_stats": lock_stats,
+        "latency": timings, "goal_violations": violations,
     });
     out.emit("demo", &doc, |w, _| {
         writeln!(w, "Demo {run_id}: {} agents worked through {} tasks in {:.1}s", summary.agents, summary.tasks, summary.elapsed_ms as f64 / 1000.0)?;
@@ -250,7 +258,19 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
         writeln!(w)?;
         render_stats(w, &stats)?;
         writeln!(w)?;
-        crate::lock::render_stats(w, &lock_stats)
+        crate::lock::render_stats(w, &lock_stats)?;
+        writeln!(w)?;
+        writeln!(w, "Latency (ms, last {} calls)", oc_metrics::WINDOW)?;
+        writeln!(w, "  {:<20} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8}", "operation", "count", "avg", "p50", "p95", "p99", "max")?;
+        for t in &timings {
+            writeln!(w, "  {:<20} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}", t.operation, t.count, t.avg_ms, t.p50_ms, t.p95_ms, t.p99_ms, t.max_ms)?;
+        }
+        if violations.is_empty() {
+            writeln!(w, "Performance goals: all met")
+        } else {
+            writeln!(w, "Performance goals missed:")?;
+            violations.iter().try_for_each(|v| writeln!(w, "  - {}: goal {} ms, p95 {:.2} ms", v.metric, v.goal, v.actual))
+        }
     })
 }
 
@@ -268,7 +288,10 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
     let mut incarnation = 1;
     while !shared.done.load(Ordering::Relaxed) {
         let name = me.as_str();
-        let Some(task) = shared.life.claim_next(name, LEASE)?.map(|c| c.into_task()) else {
+        let claimed = shared
+            .latency
+            .time("db_query", || shared.life.claim_next(name, LEASE))?;
+        let Some(task) = claimed.map(|c| c.into_task()) else {
             // Nothing ready: crashed claims are still leased; wait for the reaper.
             std::thread::sleep(Duration::from_millis(20));
             continue;
@@ -278,10 +301,11 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
         // The task's own files: its log, its decisions, its checkpoints.
         let files = TaskFiles::new(&shared.data_dir, task.id.as_str())?;
         let log = |level: Level, message: String| {
-            files.append_log(
-                &LogEntry::new(Timestamp::now(), level, task.id.as_str(), message)
-                    .with("agent", name),
-            )
+            let entry = LogEntry::new(Timestamp::now(), level, task.id.as_str(), message)
+                .with("agent", name);
+            shared
+                .latency
+                .time("log_append", || files.append_log(&entry))
         };
         log(
             Level::Info,
@@ -361,7 +385,9 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
             files.save_state(
                 &serde_json::json!({ "target": target, "steps": slices, "done": slices }),
             )?;
-            files.create_checkpoint("before completion", Timestamp::now())?;
+            shared.latency.time("checkpoint_creation", || {
+                files.create_checkpoint("before completion", Timestamp::now())
+            })?;
             log(Level::Info, format!("completed {target}"))?;
             shared.life.complete(
                 &task.id,
@@ -390,7 +416,10 @@ fn lock_with_heartbeats(
     let round = Duration::from_millis(250);
     let mut waited = Duration::ZERO;
     loop {
-        match shared.locks.acquire(req, round) {
+        match shared
+            .latency
+            .time("lock_acquisition", || shared.locks.acquire(req, round))
+        {
             Err(oc_locks::Error::Timeout { .. }) if waited + round < LOCK_WAIT => {
                 waited += round;
                 if let Some(t) = token {

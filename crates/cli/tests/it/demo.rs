@@ -46,6 +46,23 @@ fn demo_finishes_every_task() {
             .unwrap()
             .is_empty()
     );
+    // The latency of the seed's five operations was tracked, and the goals checked.
+    let ops: Vec<&str> = d["latency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["operation"].as_str().unwrap())
+        .collect();
+    for op in [
+        "checkpoint_creation",
+        "db_query",
+        "lock_acquisition",
+        "log_append",
+        "task_creation",
+    ] {
+        assert!(ops.contains(&op), "{op} in {ops:?}");
+    }
+    assert!(d["goal_violations"].is_array());
     let locks = &d["lock_stats"];
     assert!(
         locks["totalLocks"].as_u64().unwrap() >= 60,
