@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use oc_benches::{hooks, jsonl, locks, peak_rss, reset_peak_rss, sqlite, tasks};
+use oc_benches::{hooks, jsonl, locks, metrics, peak_rss, reset_peak_rss, sqlite, tasks};
 use oc_locks::{LockManager, MemoryLockManager, SqliteLockManager};
 use oc_tasks::TaskStore;
 use serde_json::json;
@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         "--locks-only",
         "--jsonl-only",
         "--hooks-only",
+        "--metrics-only",
     ]
     .into_iter()
     .find(|o| args.iter().any(|a| a == o));
@@ -71,6 +72,9 @@ fn main() -> anyhow::Result<()> {
     }
     if only.is_none_or(|o| o == "--hooks-only") {
         hook_figures(runs)?;
+    }
+    if only.is_none_or(|o| o == "--metrics-only") {
+        metric_figures(runs)?;
     }
     Ok(())
 }
@@ -324,5 +328,41 @@ fn hook_figures(runs: usize) -> anyhow::Result<()> {
         }
         emit(name, ns, "ns");
     }
+    Ok(())
+}
+
+/// metrics.*: what instrumentation adds to a transition, and rendering 10,000 series.
+fn metric_figures(runs: usize) -> anyhow::Result<()> {
+    const N: usize = 50_000;
+    let (mut plain, mut instrumented, mut render) = (vec![], vec![], vec![]);
+    for _ in 0..runs {
+        for (on, out) in [(false, &mut plain), (true, &mut instrumented)] {
+            let (life, ids, _exporter) = metrics::lifecycle(N, on);
+            let d = metrics::run(&life, &ids)?;
+            out.push(d.as_nanos() as f64 / (2 * N) as f64);
+        }
+        let exporter = oc_metrics::Exporter::new()?;
+        let snap = metrics::big_snapshot(10_000);
+        exporter.render(&snap);
+        let started = std::time::Instant::now();
+        let text = exporter.render(&snap);
+        render.push(started.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(
+            text.lines()
+                .filter(|l| l.starts_with("opencode_hook"))
+                .count()
+                >= 9_999,
+            "10,000 series rendered"
+        );
+    }
+    let added: Vec<f64> = instrumented
+        .iter()
+        .zip(&plain)
+        .map(|(i, p)| i - p)
+        .collect();
+    emit("metrics.transition_plain", plain, "ns");
+    emit("metrics.transition_instrumented", instrumented, "ns");
+    emit("metrics.transition_added", added, "ns");
+    emit("metrics.render_10k_series", render, "ms");
     Ok(())
 }

@@ -644,6 +644,77 @@ pub mod hooks {
     }
 }
 
+/// Metrics workloads (`metrics.*` figures).
+pub mod metrics {
+    use super::*;
+    use std::sync::Arc;
+
+    use oc_hooks::{EventKind, Hooks, TaskLifecycle};
+    use oc_metrics::{Exporter, Snapshot};
+    use oc_tasks::{MemoryTaskStore, NewTask, TaskId, TaskStore};
+
+    /// A lifecycle on an in-memory store with `n` pending tasks, with or without the exporter's
+    /// task-duration hook.
+    pub fn lifecycle(
+        n: usize,
+        instrumented: bool,
+    ) -> (TaskLifecycle, Vec<TaskId>, Option<Exporter>) {
+        let hooks = Arc::new(Hooks::new());
+        let exporter = instrumented.then(|| Exporter::new().expect("exporter"));
+        if let Some(e) = &exporter {
+            hooks.after(
+                "task-duration",
+                &[EventKind::Completed, EventKind::Failed],
+                0,
+                e.task_duration_hook(),
+            );
+        }
+        let store = Arc::new(MemoryTaskStore::new());
+        let ids = store
+            .create_many((0..n).map(|i| NewTask::new(format!("t{i}"))).collect())
+            .expect("create")
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        (TaskLifecycle::new(store, hooks), ids, exporter)
+    }
+
+    /// Starts and completes each task: two transitions each; returns the time.
+    #[inline(never)]
+    pub fn run(life: &TaskLifecycle, ids: &[TaskId]) -> oc_hooks::Result<Duration> {
+        let start = Instant::now();
+        for id in ids {
+            life.start(id, "a")?;
+            life.complete(id, None, None)?;
+        }
+        Ok(start.elapsed())
+    }
+
+    /// A snapshot with `series` hook series (three per hook), for render timing.
+    pub fn big_snapshot(series: usize) -> Snapshot {
+        let tasks = MemoryTaskStore::new().stats(0).expect("stats");
+        let hooks = (0..series / 3)
+            .map(|i| oc_hooks::HookStats {
+                id: i as u64,
+                name: format!("hook-{i}"),
+                runs: i as u64,
+                ..Default::default()
+            })
+            .collect();
+        Snapshot {
+            taken_at: oc_time::Timestamp::now(),
+            tasks,
+            locks: None,
+            storage: None,
+            logs: None,
+            process: None,
+            latency: Vec::new(),
+            violations: Vec::new(),
+            hooks,
+        }
+    }
+}
+
 /// Peak resident memory of this process so far, in bytes (Linux `VmHWM`), if known.
 pub fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

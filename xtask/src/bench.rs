@@ -265,6 +265,30 @@ const DOCUMENTED: &[Documented] = &[
         unit: "ns",
         c_reference: None,
     },
+    Documented {
+        bench: "metrics.transition_plain",
+        value: None,
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "metrics.transition_instrumented",
+        value: None,
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "metrics.transition_added",
+        value: None,
+        unit: "ns",
+        c_reference: None,
+    },
+    Documented {
+        bench: "metrics.render_10k_series",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
 ];
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -596,6 +620,7 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
         ("lock", "--locks-only"),
         ("jsonl", "--jsonl-only"),
         ("hook", "--hooks-only"),
+        ("metrics", "--metrics-only"),
         ("product-path", "--tasks-only"),
     ] {
         eprintln!("{label} figures");

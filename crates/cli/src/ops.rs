@@ -4,7 +4,9 @@ use std::path::Path;
 
 use std::sync::Arc;
 
-use oc_metrics::{Exporter, PROMETHEUS_CONTENT_TYPE, Reply, Sources, collect};
+use oc_metrics::{
+    Exporter, LatencyTracker, PROMETHEUS_CONTENT_TYPE, PerformanceGoals, Reply, Sources, collect,
+};
 use serde::Serialize;
 
 use crate::args::{DbCmd, MetricsFormat};
@@ -238,15 +240,20 @@ pub(crate) fn serve(
     let store = Arc::new(open_store(data_dir)?);
     let locks = Arc::new(open_locks(data_dir)?);
     let exporter = Arc::new(Exporter::new()?);
+    // Each scrape's reads are timed as `db_query`, so /metrics carries its own latency and the
+    // db-query goal is checked against it.
+    let latency = Arc::new(LatencyTracker::new(std::time::Duration::from_secs(1)));
     let dir = data_dir.to_owned();
     let app = move |path: &str| -> Reply {
         let snap = || {
-            collect(
-                &Sources::new(&*store)
-                    .storage(&store)
-                    .locks(&*locks)
-                    .data_dir(&dir),
-            )
+            let sources = Sources::new(&*store)
+                .storage(&store)
+                .locks(&*locks)
+                .data_dir(&dir);
+            let mut snap = latency.time("db_query", || collect(&sources))?;
+            snap.latency = latency.all();
+            snap.violations = PerformanceGoals::default().check(&latency);
+            Ok::<_, oc_metrics::Error>(snap)
         };
         match path {
             "/metrics" => match snap() {

@@ -71,7 +71,7 @@ catalogue! {
     LOG_FSYNC = "opencode_log_fsync_seconds", Histogram, "seconds", [], "Time of log fsyncs, observed as they happen (not emitted yet).";
     HOOK_DURATION = "opencode_hook_duration_seconds", Gauge, "seconds", ["hook", "stat"], "Hook run time: total and max, per hook.";
     HOOK_FAILURES_TOTAL = "opencode_hook_failures_total", Counter, "1", ["hook"], "Hook runs that failed (error or panic).";
-    OPERATION_DURATION = "opencode_operation_duration_seconds", Gauge, "seconds", ["operation", "quantile"], "Latency percentiles over the last 1,000 calls of each tracked operation.";
+    OPERATION_DURATION = "opencode_operation_duration_seconds", Gauge, "seconds", ["operation", "percentile"], "Latency percentiles (p50, p95, p99) over the last 1,000 calls of each tracked operation.";
     GOAL_VIOLATIONS = "opencode_performance_goal_violations", Gauge, "1", ["metric"], "1 when the measured p95 of an operation exceeds its performance goal.";
     ALERTS_FIRING = "opencode_alerts_firing", Gauge, "1", ["severity"], "Alerts firing now, by severity (emitted by oc-alerts, not yet built).";
     PROCESS_RSS = "process_resident_memory_bytes", Gauge, "bytes", [], "Resident memory of this process.";

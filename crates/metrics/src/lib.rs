@@ -351,8 +351,9 @@ fn record(s: &Snapshot) {
         counter!(HOOK_FAILURES_TOTAL, "hook" => h.name.clone()).absolute(h.failures);
     }
     for l in &s.latency {
-        for (q, v) in [("0.5", l.p50_ms), ("0.95", l.p95_ms), ("0.99", l.p99_ms)] {
-            gauge!(OPERATION_DURATION, "operation" => l.operation.clone(), "quantile" => q)
+        // A `quantile` label is reserved for summaries (promtool rejects it on a gauge).
+        for (q, v) in [("p50", l.p50_ms), ("p95", l.p95_ms), ("p99", l.p99_ms)] {
+            gauge!(OPERATION_DURATION, "operation" => l.operation.clone(), "percentile" => q)
                 .set(v / 1000.0);
         }
     }

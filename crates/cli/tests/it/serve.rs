@@ -98,6 +98,10 @@ fn serves_metrics_health_and_stats() {
     assert!(status.contains("200"));
     let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(stats["tasks"]["total"], 20);
+    assert_eq!(
+        stats["latency"][0]["operation"], "db_query",
+        "scrapes time themselves"
+    );
     assert!(get(&s.1, "/nope").0.contains("404"));
 
     // The same address again: a clear error, not a hang.

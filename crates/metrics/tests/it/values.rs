@@ -150,7 +150,7 @@ fn rendered_values_match_the_stores() {
     assert_eq!(
         value(
             &text,
-            "opencode_operation_duration_seconds{operation=\"db_query\",quantile=\"0.95\"}"
+            "opencode_operation_duration_seconds{operation=\"db_query\",percentile=\"p95\"}"
         ),
         0.096
     );
