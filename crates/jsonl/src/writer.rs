@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
@@ -143,7 +144,11 @@ pub struct JsonlWriter {
     sync: Mutex<SyncState>,
     synced: Condvar,
     repaired: u64,
+    on_fsync: Option<FsyncObserver>,
 }
+
+/// Called with the duration of each `fdatasync` a writer runs.
+type FsyncObserver = Box<dyn Fn(Duration) + Send + Sync>;
 
 impl std::fmt::Debug for JsonlWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -235,7 +240,46 @@ impl JsonlWriter {
             sync: Mutex::new(SyncState::default()),
             synced: Condvar::new(),
             repaired,
+            on_fsync: None,
         })
+    }
+
+    /// Calls `observe` with the duration of every `fdatasync` this writer runs from now on
+    /// (appends under `Fsync` or `GroupCommit`, [`sync`](Self::sync), rotation), for
+    /// instance to feed a latency histogram. Without an observer nothing is timed.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+    /// use oc_jsonl::{Durability, JsonlWriter, WriterOptions};
+    /// let dir = tempfile::tempdir()?;
+    /// let syncs = Arc::new(AtomicU32::new(0));
+    /// let seen = syncs.clone();
+    /// let opts = WriterOptions { durability: Durability::Fsync, ..Default::default() };
+    /// let w = JsonlWriter::open(dir.path().join("log.jsonl"), opts)?
+    ///     .observe_fsync(move |_took| { seen.fetch_add(1, Ordering::Relaxed); });
+    /// w.append(&1)?;
+    /// w.append(&2)?;
+    /// assert_eq!(syncs.load(Ordering::Relaxed), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn observe_fsync(mut self, observe: impl Fn(Duration) + Send + Sync + 'static) -> Self {
+        self.on_fsync = Some(Box::new(observe));
+        self
+    }
+
+    /// `fdatasync`s `file`, timing it for the observer if there is one.
+    fn fdatasync(&self, file: &File) -> Result<()> {
+        let res = match &self.on_fsync {
+            None => file.sync_data(),
+            Some(observe) => {
+                let start = Instant::now();
+                let res = file.sync_data();
+                observe(start.elapsed());
+                res
+            }
+        };
+        res.map_err(io(&self.path))
     }
 
     /// The file written to.
@@ -318,7 +362,7 @@ impl JsonlWriter {
                 self.write_out(inner)?;
             }
             if self.opts.durability == Durability::Fsync {
-                inner.file.sync_data().map_err(io(&self.path))?;
+                self.fdatasync(&inner.file)?;
             }
             if self.opts.rotation.due(inner.bytes, inner.lines) {
                 self.rotate(inner)?;
@@ -362,14 +406,14 @@ impl JsonlWriter {
                 let i = self.inner.lock();
                 (i.written, i.file.clone())
             };
-            let res = file.sync_data();
+            let res = self.fdatasync(&file);
             s = self.sync.lock();
             s.syncing = false;
             if res.is_ok() {
                 s.synced = s.synced.max(target);
             }
             self.synced.notify_all();
-            res.map_err(io(&self.path))?;
+            res?;
         }
     }
 
@@ -383,12 +427,12 @@ impl JsonlWriter {
     pub fn sync(&self) -> Result<()> {
         let mut inner = self.inner.lock();
         self.write_out(&mut inner)?;
-        inner.file.sync_data().map_err(io(&self.path))
+        self.fdatasync(&inner.file)
     }
 
     fn rotate(&self, inner: &mut Inner) -> Result<()> {
         self.write_out(inner)?;
-        inner.file.sync_data().map_err(io(&self.path))?;
+        self.fdatasync(&inner.file)?;
         let keep = self.opts.rotation.keep;
         if keep == 0 {
             std::fs::remove_file(&self.path).map_err(io(&self.path))?;

@@ -61,14 +61,14 @@ catalogue! {
     LOCK_CONFLICTS_TOTAL = "opencode_lock_conflicts_total", Counter, "1", [], "Lock requests that found a conflicting holder or waiter.";
     LOCKS_ACTIVE = "opencode_locks_active", Gauge, "1", [], "Locks held now.";
     LOCK_HOLD = "opencode_lock_hold_seconds", Gauge, "seconds", ["stat"], "Time locks were held, from grant to final release: average and max.";
-    LOCK_WAIT = "opencode_lock_wait_seconds", Histogram, "seconds", [], "Time lock requests waited, observed as they are granted or time out (not emitted yet).";
+    LOCK_WAIT = "opencode_lock_wait_seconds", Histogram, "seconds", [], "Time lock requests allowed to wait took, observed as they are granted or time out (through `Exporter::timed_locks`).";
     DB_SIZE = "opencode_db_size_bytes", Gauge, "bytes", [], "Database size: page count times page size.";
     DB_WAL = "opencode_db_wal_bytes", Gauge, "bytes", [], "Size of the database's write-ahead log.";
     DB_CACHE = "opencode_db_cache_total", Counter, "1", ["result"], "Page-cache hits and misses of this process's connections.";
     SLOW_QUERIES_TOTAL = "opencode_slow_queries_total", Counter, "1", [], "Statements slower than the slow-query threshold in this process.";
     LOG_APPENDS_TOTAL = "opencode_log_appends_total", Counter, "1", [], "Task log entries on disk (all tasks).";
     LOG_BYTES = "opencode_log_bytes", Gauge, "bytes", [], "Bytes of task logs on disk (all tasks, rotated files included).";
-    LOG_FSYNC = "opencode_log_fsync_seconds", Histogram, "seconds", [], "Time of log fsyncs, observed as they happen (not emitted yet).";
+    LOG_FSYNC = "opencode_log_fsync_seconds", Histogram, "seconds", [], "Time of log `fdatasync`s, observed as they happen (through `Exporter::fsync_observer`).";
     HOOK_DURATION = "opencode_hook_duration_seconds", Gauge, "seconds", ["hook", "stat"], "Hook run time: total and max, per hook.";
     HOOK_FAILURES_TOTAL = "opencode_hook_failures_total", Counter, "1", ["hook"], "Hook runs that failed (error or panic).";
     OPERATION_DURATION = "opencode_operation_duration_seconds", Gauge, "seconds", ["operation", "percentile"], "Latency percentiles (p50, p95, p99) over the last 1,000 calls of each tracked operation.";

@@ -9,8 +9,10 @@
 //!   the process, a [`LatencyTracker`] and the [`Hooks`]: all from durable state, so a fresh
 //!   process reports the true counts.
 //! - [`Exporter`] renders a snapshot as Prometheus text through `metrics-exporter-prometheus`
-//!   (a local recorder: this crate never installs a global one), and gives a lifecycle hook that
-//!   observes task durations into `opencode_task_duration_seconds` as tasks finish.
+//!   (a local recorder: this crate never installs a global one). Three histograms are observed
+//!   as things happen rather than read at scrape time: task durations (a lifecycle hook,
+//!   [`Exporter::task_duration_hook`]), lock waits ([`Exporter::timed_locks`] wraps any lock
+//!   manager) and log `fdatasync`s ([`Exporter::fsync_observer`] for a `JsonlWriter`).
 //! - [`LatencyTracker`]: the last 1,000 samples per operation with p50/p95/p99;
 //!   [`PerformanceGoals`]: the seed's goals checked against the measured p95.
 //! - [`ProcessStats`]: resident memory, CPU time, threads (Linux `/proc`).
@@ -51,6 +53,7 @@ mod latency;
 mod process;
 #[cfg(feature = "http")]
 mod serve;
+mod timed;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -73,6 +76,7 @@ pub use crate::latency::{LatencyStats, LatencyTracker, SlowCall, WINDOW};
 pub use crate::process::ProcessStats;
 #[cfg(feature = "http")]
 pub use crate::serve::{App, PROMETHEUS_CONTENT_TYPE, Reply, ServerHandle, serve};
+pub use crate::timed::TimedLocks;
 
 /// Everything that can go wrong in `oc-metrics`.
 #[derive(Debug, thiserror::Error)]
@@ -289,6 +293,23 @@ impl Exporter {
                 });
             }
             Ok(())
+        }
+    }
+
+    /// Wraps `locks` so that requests allowed to wait are observed into
+    /// `opencode_lock_wait_seconds`; see [`TimedLocks`].
+    pub fn timed_locks<M: LockManager>(&self, locks: M) -> TimedLocks<M> {
+        TimedLocks::new(locks, self.recorder.clone())
+    }
+
+    /// An observer for [`JsonlWriter::observe_fsync`](oc_jsonl::JsonlWriter::observe_fsync)
+    /// recording each `fdatasync` into `opencode_log_fsync_seconds`.
+    pub fn fsync_observer(&self) -> impl Fn(std::time::Duration) + Send + Sync + 'static {
+        let recorder = self.recorder.clone();
+        move |took| {
+            metrics::with_local_recorder(&*recorder, || {
+                histogram!(catalogue::LOG_FSYNC).record(took.as_secs_f64())
+            })
         }
     }
 

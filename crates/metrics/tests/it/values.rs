@@ -223,3 +223,83 @@ fn promtool_accepts(text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn lock_waits_and_log_fsyncs_are_observed_as_they_happen() {
+    use oc_jsonl::{Durability, JsonlWriter, WriterOptions};
+    use oc_locks::MemoryLockManager;
+
+    let exporter = Exporter::new().unwrap();
+    let locks = Arc::new(exporter.timed_locks(MemoryLockManager::new()));
+    let held = locks
+        .acquire(
+            &LockRequest::exclusive("repo/a", "holder").unwrap(),
+            Duration::ZERO,
+        )
+        .unwrap();
+    let waiter = {
+        let locks = locks.clone();
+        std::thread::spawn(move || {
+            let req = LockRequest::exclusive("repo/a", "waiter").unwrap();
+            locks.acquire(&req, Duration::from_secs(30))
+        })
+    };
+    // The waiter is queued before the holder lets go.
+    while locks.stats().unwrap().waiting == 0 {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(Duration::from_millis(60));
+    locks.release(&held.resource, &held.owner).unwrap();
+    assert!(waiter.join().unwrap().is_ok());
+    // A timed-out request is observed too; a zero-wait one is not.
+    let timeout = locks.acquire(
+        &LockRequest::exclusive("repo/a", "late").unwrap(),
+        Duration::from_millis(20),
+    );
+    assert!(
+        matches!(timeout, Err(oc_locks::Error::Timeout { .. })),
+        "{timeout:?}"
+    );
+    assert!(
+        locks
+            .try_acquire(&LockRequest::exclusive("repo/a", "late").unwrap())
+            .is_err()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let opts = WriterOptions {
+        durability: Durability::Fsync,
+        ..Default::default()
+    };
+    let log = JsonlWriter::open(dir.path().join("logs.jsonl"), opts)
+        .unwrap()
+        .observe_fsync(exporter.fsync_observer());
+    for i in 0..3 {
+        log.append(&i).unwrap();
+    }
+    log.sync().unwrap();
+
+    let text = exporter.render(
+        &collect(&Sources::new(
+            &SqliteTaskStore::open(dir.path().join("o.db")).unwrap(),
+        ))
+        .unwrap(),
+    );
+    assert_eq!(
+        value(&text, "opencode_lock_wait_seconds_count"),
+        2.0,
+        "{text}"
+    );
+    let waited = value(&text, "opencode_lock_wait_seconds_sum");
+    assert!(waited >= 0.06 + 0.02, "waited {waited}s");
+    assert_eq!(
+        value(&text, "opencode_log_fsync_seconds_count"),
+        4.0,
+        "{text}"
+    );
+    assert!(
+        text.contains("opencode_log_fsync_seconds_bucket{le=\"+Inf\"} 4"),
+        "{text}"
+    );
+    promtool_accepts(&text);
+}
