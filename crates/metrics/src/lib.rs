@@ -138,6 +138,128 @@ pub struct Snapshot {
     pub hooks: Vec<HookStats>,
 }
 
+/// One series of a [`Snapshot`]: a catalogue metric, its labels and its value (in the
+/// catalogue's unit: seconds, bytes or a count).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    /// The metric.
+    #[serde(rename = "name", serialize_with = "def_name")]
+    pub def: &'static MetricDef,
+    /// Label names and values, in the catalogue's order.
+    pub labels: Vec<(&'static str, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+fn def_name<S: serde::Serializer>(
+    d: &&'static MetricDef,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(d.name)
+}
+
+impl Sample {
+    /// The value of label `name`, if the sample has it.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Snapshot {
+    /// Every series this snapshot exports, exactly as `/metrics` shows them (histograms
+    /// excepted: they are observed as things happen). Alert rules read these.
+    pub fn samples(&self) -> Vec<Sample> {
+        use catalogue::*;
+        let mut out = Vec::new();
+        let mut push = |name: &str, labels: Vec<(&'static str, String)>, value: f64| {
+            let def = CATALOGUE
+                .iter()
+                .find(|d| d.name == name)
+                .expect("every sample names a catalogue metric");
+            out.push(Sample { def, labels, value });
+        };
+        let l = |k: &'static str, v: &str| vec![(k, v.to_owned())];
+        for (status, n) in &self.tasks.by_status {
+            push(TASKS, l("status", status.as_str()), *n as f64);
+        }
+        for (status, n) in &self.tasks.entered {
+            push(TASKS_TOTAL, l("status", status.as_str()), *n as f64);
+        }
+        if let Some(k) = &self.locks {
+            // The managers count grants, not grants per mode, so the total carries mode="all".
+            push(
+                LOCK_ACQUISITIONS_TOTAL,
+                l("mode", "all"),
+                k.total_locks as f64,
+            );
+            push(LOCK_CONFLICTS_TOTAL, vec![], k.conflicts_detected as f64);
+            push(LOCKS_ACTIVE, vec![], k.active_locks as f64);
+            push(LOCK_HOLD, l("stat", "avg"), k.average_hold_time / 1000.0);
+            push(LOCK_HOLD, l("stat", "max"), k.max_hold_time as f64 / 1000.0);
+        }
+        if let Some(st) = &self.storage {
+            push(DB_SIZE, vec![], st.database_bytes() as f64);
+            push(DB_WAL, vec![], st.wal_bytes as f64);
+            push(DB_CACHE, l("result", "hit"), st.cache_hits as f64);
+            push(DB_CACHE, l("result", "miss"), st.cache_misses as f64);
+            push(SLOW_QUERIES_TOTAL, vec![], st.slow_statements as f64);
+        }
+        if let Some(v) = &self.logs {
+            push(LOG_APPENDS_TOTAL, vec![], v.entries as f64);
+            push(LOG_BYTES, vec![], v.bytes as f64);
+        }
+        for h in &self.hooks {
+            let hook = |stat: &str| vec![("hook", h.name.clone()), ("stat", stat.to_owned())];
+            push(HOOK_DURATION, hook("total"), h.total_us as f64 / 1e6);
+            push(HOOK_DURATION, hook("max"), h.max_us as f64 / 1e6);
+            push(HOOK_FAILURES_TOTAL, l("hook", &h.name), h.failures as f64);
+        }
+        for t in &self.latency {
+            // A `quantile` label is reserved for summaries (promtool rejects it on a gauge).
+            for (q, v) in [("p50", t.p50_ms), ("p95", t.p95_ms), ("p99", t.p99_ms)] {
+                let labels = vec![
+                    ("operation", t.operation.clone()),
+                    ("percentile", q.to_owned()),
+                ];
+                push(OPERATION_DURATION, labels, v / 1000.0);
+            }
+        }
+        for (_, metric) in PerformanceGoals::OPERATIONS {
+            let violated = self.violations.iter().any(|v| v.metric == metric);
+            push(
+                GOAL_VIOLATIONS,
+                l("metric", metric),
+                if violated { 1.0 } else { 0.0 },
+            );
+        }
+        if let Some(p) = &self.process {
+            push(PROCESS_RSS, vec![], p.resident_bytes as f64);
+            push(PROCESS_CPU, l("mode", "user"), p.cpu_user_seconds.trunc());
+            push(
+                PROCESS_CPU,
+                l("mode", "system"),
+                p.cpu_system_seconds.trunc(),
+            );
+            push(PROCESS_THREADS, vec![], p.threads as f64);
+            push(PROCESS_START, vec![], p.start_time_seconds);
+        }
+        out
+    }
+
+    /// The value of the series `name` whose labels include every pair of `labels`, summed
+    /// when several match (`value("opencode_tasks", &[])` is all tasks); `None` when none does.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples()
+            .iter()
+            .filter(|s| s.def.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))
+            .map(|s| s.value)
+            .reduce(|a, b| a + b)
+    }
+}
+
 /// Where [`collect`] reads from; everything but the task store is optional.
 #[derive(Clone, Copy)]
 pub struct Sources<'a> {
@@ -339,55 +461,18 @@ fn describe_all() {
 }
 
 fn record(s: &Snapshot) {
-    use catalogue::*;
-    for (status, n) in &s.tasks.by_status {
-        gauge!(TASKS, "status" => status.as_str()).set(*n as f64);
-    }
-    for (status, n) in &s.tasks.entered {
-        counter!(TASKS_TOTAL, "status" => status.as_str()).absolute(*n);
-    }
-    if let Some(l) = &s.locks {
-        // The managers count grants, not grants per mode, so the total carries mode="all".
-        counter!(LOCK_ACQUISITIONS_TOTAL, "mode" => "all").absolute(l.total_locks);
-        counter!(LOCK_CONFLICTS_TOTAL).absolute(l.conflicts_detected);
-        gauge!(LOCKS_ACTIVE).set(l.active_locks as f64);
-        gauge!(LOCK_HOLD, "stat" => "avg").set(l.average_hold_time / 1000.0);
-        gauge!(LOCK_HOLD, "stat" => "max").set(l.max_hold_time as f64 / 1000.0);
-    }
-    if let Some(st) = &s.storage {
-        gauge!(DB_SIZE).set(st.database_bytes() as f64);
-        gauge!(DB_WAL).set(st.wal_bytes as f64);
-        counter!(DB_CACHE, "result" => "hit").absolute(st.cache_hits);
-        counter!(DB_CACHE, "result" => "miss").absolute(st.cache_misses);
-        counter!(SLOW_QUERIES_TOTAL).absolute(st.slow_statements);
-    }
-    if let Some(v) = &s.logs {
-        counter!(LOG_APPENDS_TOTAL).absolute(v.entries);
-        gauge!(LOG_BYTES).set(v.bytes as f64);
-    }
-    for h in &s.hooks {
-        gauge!(HOOK_DURATION, "hook" => h.name.clone(), "stat" => "total")
-            .set(h.total_us as f64 / 1e6);
-        gauge!(HOOK_DURATION, "hook" => h.name.clone(), "stat" => "max").set(h.max_us as f64 / 1e6);
-        counter!(HOOK_FAILURES_TOTAL, "hook" => h.name.clone()).absolute(h.failures);
-    }
-    for l in &s.latency {
-        // A `quantile` label is reserved for summaries (promtool rejects it on a gauge).
-        for (q, v) in [("p50", l.p50_ms), ("p95", l.p95_ms), ("p99", l.p99_ms)] {
-            gauge!(OPERATION_DURATION, "operation" => l.operation.clone(), "percentile" => q)
-                .set(v / 1000.0);
+    for sample in s.samples() {
+        let labels: Vec<metrics::Label> = sample
+            .labels
+            .iter()
+            .map(|(k, v)| metrics::Label::new(*k, v.clone()))
+            .collect();
+        match sample.def.kind {
+            // `metrics` counters are integers (process CPU: whole seconds).
+            Kind::Counter => counter!(sample.def.name, labels).absolute(sample.value as u64),
+            Kind::Gauge => gauge!(sample.def.name, labels).set(sample.value),
+            // Histograms are observed as things happen, never from a snapshot.
+            Kind::Histogram => {}
         }
-    }
-    for (_, metric) in PerformanceGoals::OPERATIONS {
-        let violated = s.violations.iter().any(|v| v.metric == metric);
-        gauge!(GOAL_VIOLATIONS, "metric" => metric).set(if violated { 1.0 } else { 0.0 });
-    }
-    if let Some(p) = &s.process {
-        gauge!(PROCESS_RSS).set(p.resident_bytes as f64);
-        // `metrics` counters are integers: whole seconds.
-        counter!(PROCESS_CPU, "mode" => "user").absolute(p.cpu_user_seconds as u64);
-        counter!(PROCESS_CPU, "mode" => "system").absolute(p.cpu_system_seconds as u64);
-        gauge!(PROCESS_THREADS).set(p.threads as f64);
-        gauge!(PROCESS_START).set(p.start_time_seconds);
     }
 }

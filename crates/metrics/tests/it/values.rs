@@ -85,6 +85,30 @@ fn rendered_values_match_the_stores() {
     )
     .unwrap();
     let text = exporter.render(&snap);
+    // The samples alert rules read are the rendered series.
+    assert_eq!(
+        snap.value("opencode_tasks", &[("status", "failed")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        snap.value("opencode_tasks", &[]),
+        Some(6.0),
+        "summed over statuses"
+    );
+    assert_eq!(snap.value("opencode_tasks", &[("status", "nope")]), None);
+    for s in snap.samples() {
+        let labels: Vec<String> = s
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
+        let series = if labels.is_empty() {
+            s.def.name.to_owned()
+        } else {
+            format!("{}{{{}}}", s.def.name, labels.join(","))
+        };
+        assert_eq!(value(&text, &series), s.value, "{series}");
+    }
     for (status, n) in [
         ("pending", 2.0),
         ("running", 0.0),
