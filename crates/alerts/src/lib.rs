@@ -1,5 +1,90 @@
-//! Alerting for opencode-tools (planned).
+//! Alerting for opencode-tools: rules over the metrics snapshot, alert states with pending
+//! durations, repeats, silences and inhibition, and a state file that survives restarts.
 //!
-//! `oc-alerts` will provide alert rules with pending durations, states, silences and inhibition,
-//! an evaluator, and notifiers (log, webhook, Slack, PagerDuty, email, Alertmanager).
-//! See `ARCHITECTURE.md` and issue 7; nothing is exported yet.
+//! # Overview
+//!
+//! - [`Rule`]: a name, a [`Severity`], a [`Condition`] (a closure over the
+//!   [`Snapshot`](oc_metrics::Snapshot), or a threshold over a catalogue metric or a ratio of
+//!   two), a pending duration (`for`), labels, and summary and description templates.
+//! - [`builtin_rules`]: the seed's conditions (failure rate above 10 %, database above 100 MB,
+//!   lock conflict rate above 20 %, more than 100 conflicts, average hold above 30 s,
+//!   performance goals missed), with configurable [`Thresholds`].
+//! - [`Config`]: the same from a TOML file, plus declarative rules.
+//! - [`Engine`]: evaluates the rules at an explicit `now`; alerts go pending → firing →
+//!   resolved; it returns one [`Notification`] per change of state, repeats a firing alert
+//!   only after the repeat interval, mutes [`Silence`]d alerts, lets a critical alert inhibit
+//!   lower-severity alerts of the same rule and labels, and keeps its state in a file.
+//!
+//! # Example
+//!
+//! ```
+//! use oc_alerts::{Condition, Engine, Kind, Rule, Severity};
+//! use oc_metrics::{Sources, collect};
+//! use oc_tasks::{NewTask, SqliteTaskStore, TaskStore};
+//!
+//! let store = SqliteTaskStore::open_in_memory()?;
+//! let rule = Rule::new("TooManyTasks", Severity::Medium, Condition::when(|snap| {
+//!     let n = snap.tasks.total as f64;
+//!     (n > 2.0).then_some(n)
+//! }))
+//! .summary("{{value}} tasks");
+//! let mut engine = Engine::new(vec![rule])?;
+//! for _ in 0..3 {
+//!     store.create(NewTask::new("t"))?;
+//! }
+//! let sent = engine.evaluate(&collect(&Sources::new(&store))?, oc_time::Timestamp::now())?;
+//! assert_eq!(sent.len(), 1);
+//! assert_eq!(sent[0].kind, Kind::Firing);
+//! assert_eq!(sent[0].alert.summary, "3 tasks");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Errors
+//!
+//! [`Error`] names what was wrong: the rule, the matcher, the config file and line, or the
+//! state file. Nothing is saved from a failed call.
+
+mod config;
+mod engine;
+mod rule;
+
+use std::path::PathBuf;
+
+pub use crate::config::Config;
+pub use crate::engine::{Alert, Engine, Kind, Matcher, Notification, Silence, State};
+pub use crate::rule::{
+    Condition, Hit, Measure, Op, Rule, Selector, Severity, Thresholds, builtin_rules,
+};
+
+/// Everything that can go wrong in `oc-alerts`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A rule, matcher, severity or setting is not valid.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// What was invalid.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The configuration could not be read or parsed.
+    #[error("alert config {origin}: {reason}")]
+    Config {
+        /// The file (or another origin) read.
+        origin: String,
+        /// What was wrong, with the line when the parser knows it.
+        reason: String,
+    },
+    /// The state file could not be read or written.
+    #[error("alert state {}: {reason}", path.display())]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -55,7 +55,7 @@ pub use crate::error::{Error, Result};
 pub use crate::reader::{Follower, JsonlReader, LogAnalysis, Query, ReadReport, read_records};
 #[cfg(feature = "ship")]
 pub use crate::ship::{ShipOptions, ShipReport, Shipper};
-pub use crate::task::{Checkpoint, CheckpointFile, TaskFiles, check_task_id};
+pub use crate::task::{Checkpoint, CheckpointFile, TaskFiles, check_task_id, write_atomic};
 pub use crate::writer::{
     Durability, JsonlWriter, Rotation, WriterOptions, existing_rotated, rotated_path,
 };

@@ -49,7 +49,8 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file, `fsync`, rename, directory `fsync`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// After a crash `path` holds the old bytes or the new ones, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().ok_or_else(|| Error::InvalidInput {
         field: "path",
         reason: format!("{} has no directory", path.display()),
