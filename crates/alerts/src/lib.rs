@@ -45,13 +45,17 @@
 //! state file. Nothing is saved from a failed call.
 
 mod config;
+mod deliver;
 mod engine;
+pub mod notify;
 mod rule;
 
 use std::path::PathBuf;
 
 pub use crate::config::Config;
+pub use crate::deliver::{DeliveryStats, Dispatcher, Receiver, RetryPolicy};
 pub use crate::engine::{Alert, Engine, Kind, Matcher, Notification, Silence, State};
+pub use crate::notify::{Notifier, SendError};
 pub use crate::rule::{
     Condition, Hit, Measure, Op, Rule, Selector, Severity, Thresholds, builtin_rules,
 };

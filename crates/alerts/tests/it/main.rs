@@ -1,6 +1,8 @@
 //! Integration tests of `oc-alerts`.
 #![allow(clippy::unwrap_used)]
 
+mod alertmanager;
+mod channels;
 mod config;
 mod engine;
 mod rules;

@@ -1,0 +1,283 @@
+//! Delivery: routing by severity, one worker thread per receiver, timeouts, retries with
+//! exponential backoff, and counted failures.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError, bounded};
+use serde::Serialize;
+
+use crate::engine::Notification;
+use crate::notify::{Notifier, SendError};
+use crate::rule::Severity;
+
+/// A named notifier and the lowest severity it receives.
+pub struct Receiver {
+    name: String,
+    notifier: Box<dyn Notifier>,
+    min_severity: Severity,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("name", &self.name)
+            .field("kind", &self.notifier.kind())
+            .field("min_severity", &self.min_severity)
+            .finish()
+    }
+}
+
+impl Receiver {
+    /// `notifier` under `name`, routed as the seed does: the log and Alertmanager get every
+    /// alert, PagerDuty only critical ones, the others (chat, webhook, email) high and critical.
+    pub fn new(name: &str, notifier: impl Notifier + 'static) -> Self {
+        let min_severity = match notifier.kind() {
+            "log" | "alertmanager" => Severity::Low,
+            "pagerduty" => Severity::Critical,
+            _ => Severity::High,
+        };
+        Receiver {
+            name: name.to_owned(),
+            notifier: Box::new(notifier),
+            min_severity,
+        }
+    }
+
+    /// Receives alerts of `s` and above.
+    #[must_use]
+    pub fn min_severity(mut self, s: Severity) -> Self {
+        self.min_severity = s;
+        self
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// How often and how patiently to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all (at least 1).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled each time after.
+    pub backoff: Duration,
+    /// The longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Sends `n` through `notifier`, retrying transient failures; counts into `c`.
+    fn deliver(
+        &self,
+        notifier: &dyn Notifier,
+        n: &Notification,
+        c: &Counters,
+    ) -> Result<(), SendError> {
+        let mut wait = self.backoff;
+        let attempts = self.attempts.max(1);
+        for attempt in 1..=attempts {
+            match notifier.send(n) {
+                Ok(()) => {
+                    c.sent.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) if e.permanent || attempt == attempts => {
+                    c.failed.fetch_add(1, Ordering::Relaxed);
+                    *c.last_error.lock() = Some(e.reason.clone());
+                    return Err(e);
+                }
+                Err(_) => {
+                    c.retries.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(wait);
+                    wait = wait.saturating_mul(2).min(self.max_backoff);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    failed: AtomicU64,
+    retries: AtomicU64,
+    dropped: AtomicU64,
+    /// Queued or being delivered.
+    in_flight: AtomicU64,
+    last_error: parking_lot::Mutex<Option<String>>,
+}
+
+/// Deliveries of one receiver so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryStats {
+    /// The receiver.
+    pub receiver: String,
+    /// Its channel (`slack`, `email`, …).
+    pub kind: &'static str,
+    /// Notifications delivered.
+    pub sent: u64,
+    /// Notifications given up on (after the last retry, or refused outright).
+    pub failed: u64,
+    /// Attempts repeated after a transient failure.
+    pub retries: u64,
+    /// Notifications dropped because the receiver's queue was full.
+    pub dropped: u64,
+    /// The last failure's reason.
+    pub last_error: Option<String>,
+}
+
+struct Worker {
+    name: String,
+    kind: &'static str,
+    min_severity: Severity,
+    tx: Sender<Notification>,
+    counters: Arc<Counters>,
+    notifier: Arc<dyn Notifier>,
+    _thread: JoinHandle<()>,
+}
+
+/// Routes notifications to receivers by severity and delivers them on one worker thread per
+/// receiver, so a dead receiver delays neither the evaluator nor the other receivers.
+///
+/// [`dispatch`](Dispatcher::dispatch) never blocks: each receiver has a queue of 1,024, and a
+/// notification that finds it full is dropped and counted.
+pub struct Dispatcher {
+    workers: Vec<Worker>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field(
+                "receivers",
+                &self.workers.iter().map(|w| &w.name).collect::<Vec<_>>(),
+            )
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+const QUEUE: usize = 1024;
+
+impl Dispatcher {
+    /// Starts one worker per receiver; fails if a thread cannot start.
+    pub fn new(receivers: Vec<Receiver>, retry: RetryPolicy) -> crate::Result<Self> {
+        let workers = receivers
+            .into_iter()
+            .map(|r| {
+                let (tx, rx) = bounded::<Notification>(QUEUE);
+                let counters = Arc::new(Counters::default());
+                let notifier: Arc<dyn Notifier> = Arc::from(r.notifier);
+                let thread = {
+                    let (c, n) = (counters.clone(), notifier.clone());
+                    std::thread::Builder::new()
+                        .name(format!("oc-alerts-{}", r.name))
+                        .spawn(move || {
+                            for note in rx {
+                                let _ = retry.deliver(&*n, &note, &c);
+                                c.in_flight.fetch_sub(1, Ordering::SeqCst);
+                            }
+                        })
+                };
+                let thread = thread.map_err(|e| crate::Error::Invalid {
+                    what: format!("receiver {:?}", r.name),
+                    reason: format!("cannot start its worker thread: {e}"),
+                })?;
+                Ok(Worker {
+                    kind: notifier.kind(),
+                    name: r.name,
+                    min_severity: r.min_severity,
+                    tx,
+                    counters,
+                    notifier,
+                    _thread: thread,
+                })
+            })
+            .collect::<crate::Result<_>>()?;
+        Ok(Dispatcher { workers, retry })
+    }
+
+    /// Queues each notification for every receiver its severity reaches.
+    pub fn dispatch(&self, notes: &[Notification]) {
+        for n in notes {
+            for w in self
+                .workers
+                .iter()
+                .filter(|w| n.alert.severity >= w.min_severity)
+            {
+                w.counters.in_flight.fetch_add(1, Ordering::SeqCst);
+                match w.tx.try_send(n.clone()) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                        w.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        w.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until every queued notification is delivered or given up on, at most `timeout`;
+    /// false if some are still in flight.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            let busy = self
+                .workers
+                .iter()
+                .any(|w| w.counters.in_flight.load(Ordering::SeqCst) > 0);
+            if !busy {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Sends `n` to receiver `name` now, whatever its severity, with the retry policy
+    /// (`oc alerts test`). `None` if there is no such receiver.
+    pub fn send_now(&self, name: &str, n: &Notification) -> Option<Result<(), SendError>> {
+        let w = self.workers.iter().find(|w| w.name == name)?;
+        Some(self.retry.deliver(&*w.notifier, n, &w.counters))
+    }
+
+    /// The receivers' names.
+    pub fn receivers(&self) -> impl Iterator<Item = &str> {
+        self.workers.iter().map(|w| w.name.as_str())
+    }
+
+    /// Per-receiver counts.
+    pub fn stats(&self) -> Vec<DeliveryStats> {
+        self.workers
+            .iter()
+            .map(|w| DeliveryStats {
+                receiver: w.name.clone(),
+                kind: w.kind,
+                sent: w.counters.sent.load(Ordering::Relaxed),
+                failed: w.counters.failed.load(Ordering::Relaxed),
+                retries: w.counters.retries.load(Ordering::Relaxed),
+                dropped: w.counters.dropped.load(Ordering::Relaxed),
+                last_error: w.counters.last_error.lock().clone(),
+            })
+            .collect()
+    }
+}
