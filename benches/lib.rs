@@ -711,6 +711,7 @@ pub mod metrics {
             latency: Vec::new(),
             violations: Vec::new(),
             hooks,
+            alerts: None,
         }
     }
 }

@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::deliver::{Receiver, RetryPolicy};
+use crate::notify::{
+    AlertmanagerNotifier, DEFAULT_TIMEOUT, EmailNotifier, LogNotifier, PAGERDUTY_URL,
+    PagerDutyNotifier, SlackNotifier, WebhookNotifier,
+};
 use crate::rule::{Condition, Op, Rule, Selector, Severity, Thresholds, builtin_rules};
 use crate::{Error, Result};
 
@@ -41,6 +46,47 @@ pub struct Config {
     pub repeat_interval: Duration,
     /// How often the background evaluator runs.
     pub interval: Duration,
+    /// Where notifications go; none configured: the log only.
+    pub receivers: Vec<ReceiverSpec>,
+    /// How deliveries are retried.
+    pub retry: RetryPolicy,
+}
+
+/// One `[[receiver]]` of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverSpec {
+    /// Unique name (`oc alerts test NAME`).
+    pub name: String,
+    /// `log`, `webhook`, `slack`, `pagerduty`, `email` or `alertmanager`.
+    pub kind: String,
+    /// Endpoint: the webhook, Slack or PagerDuty URL, or the Alertmanager base URL.
+    pub url: Option<String>,
+    /// Slack: the channel.
+    pub channel: Option<String>,
+    /// PagerDuty: the integration's routing key.
+    pub routing_key: Option<String>,
+    /// Email: the SMTP server, `host:port`.
+    pub server: Option<String>,
+    /// Email: the sender.
+    pub from: Option<String>,
+    /// Email: the recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Log: the JSONL file (default `alerts.jsonl` in the data directory).
+    pub path: Option<String>,
+    /// Lowest severity received (default by kind: see [`Receiver::new`]).
+    pub min_severity: Option<Severity>,
+    /// Time one attempt may take (default 10 s).
+    pub timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetrySpec {
+    attempts: Option<u32>,
+    backoff: Option<String>,
+    max_backoff: Option<String>,
 }
 
 impl Default for Config {
@@ -49,6 +95,8 @@ impl Default for Config {
             rules: builtin_rules(&Thresholds::default()),
             repeat_interval: Duration::from_secs(4 * 3600),
             interval: Duration::from_secs(60),
+            receivers: Vec::new(),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -64,6 +112,9 @@ struct FileSpec {
     interval: Option<String>,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleSpec>,
+    #[serde(default, rename = "receiver")]
+    receivers: Vec<ReceiverSpec>,
+    retry: Option<RetrySpec>,
 }
 
 fn yes() -> bool {
@@ -144,7 +195,123 @@ impl Config {
             rule.validate().map_err(in_file)?;
             cfg.rules.push(rule);
         }
+        if let Some(r) = spec.retry {
+            if let Some(a) = r.attempts {
+                cfg.retry.attempts = a.max(1);
+            }
+            if let Some(b) = &r.backoff {
+                cfg.retry.backoff = duration("retry.backoff", b).map_err(in_file)?;
+            }
+            if let Some(m) = &r.max_backoff {
+                cfg.retry.max_backoff = duration("retry.max_backoff", m).map_err(in_file)?;
+            }
+        }
+        for r in &spec.receivers {
+            r.check().map_err(in_file)?;
+            if spec.receivers.iter().filter(|o| o.name == r.name).count() > 1 {
+                return Err(in_file(Error::Invalid {
+                    what: format!("receiver {:?}", r.name),
+                    reason: "defined twice".into(),
+                }));
+            }
+        }
+        cfg.receivers = spec.receivers;
         Ok(cfg)
+    }
+
+    /// The configured receivers, or a log receiver on `<data_dir>/alerts.jsonl` when none is.
+    pub fn build_receivers(&self, data_dir: &Path) -> Result<Vec<Receiver>> {
+        if self.receivers.is_empty() {
+            let log =
+                LogNotifier::open(data_dir.join("alerts.jsonl")).map_err(|e| Error::Invalid {
+                    what: "receiver \"log\"".into(),
+                    reason: e.reason,
+                })?;
+            return Ok(vec![Receiver::new("log", log)]);
+        }
+        self.receivers.iter().map(|r| r.build(data_dir)).collect()
+    }
+}
+
+impl ReceiverSpec {
+    /// Checks kind, required fields and timeout, touching no file.
+    fn check(&self) -> Result<()> {
+        if self.kind == "log" {
+            if let Some(t) = &self.timeout {
+                duration(&format!("receiver {:?}: timeout", self.name), t)?;
+            }
+            return Ok(());
+        }
+        self.build(Path::new("")).map(drop)
+    }
+
+    /// The receiver this describes; a relative log path is under `data_dir`.
+    pub fn build(&self, data_dir: &Path) -> Result<Receiver> {
+        let bad = |reason: String| Error::Invalid {
+            what: format!("receiver {:?}", self.name),
+            reason,
+        };
+        let need = |v: &Option<String>, field: &str| {
+            v.clone()
+                .ok_or_else(|| bad(format!("a {} receiver needs `{field}`", self.kind)))
+        };
+        let timeout = match &self.timeout {
+            Some(t) => duration(&format!("receiver {:?}: timeout", self.name), t)?,
+            None => DEFAULT_TIMEOUT,
+        };
+        let receiver = match self.kind.as_str() {
+            "log" => {
+                let path = data_dir.join(self.path.as_deref().unwrap_or("alerts.jsonl"));
+                Receiver::new(
+                    &self.name,
+                    LogNotifier::open(path).map_err(|e| bad(e.reason))?,
+                )
+            }
+            "webhook" => Receiver::new(
+                &self.name,
+                WebhookNotifier::new(&need(&self.url, "url")?, timeout),
+            ),
+            "slack" => Receiver::new(
+                &self.name,
+                SlackNotifier::new(&need(&self.url, "url")?, self.channel.as_deref(), timeout),
+            ),
+            "pagerduty" => Receiver::new(
+                &self.name,
+                PagerDutyNotifier::new(
+                    self.url.as_deref().unwrap_or(PAGERDUTY_URL),
+                    &need(&self.routing_key, "routing_key")?,
+                    timeout,
+                ),
+            ),
+            "email" => {
+                if self.to.is_empty() {
+                    return Err(bad("an email receiver needs `to`".into()));
+                }
+                let to: Vec<&str> = self.to.iter().map(String::as_str).collect();
+                Receiver::new(
+                    &self.name,
+                    EmailNotifier::new(
+                        &need(&self.server, "server")?,
+                        &need(&self.from, "from")?,
+                        &to,
+                        timeout,
+                    ),
+                )
+            }
+            "alertmanager" => Receiver::new(
+                &self.name,
+                AlertmanagerNotifier::new(&need(&self.url, "url")?, timeout),
+            ),
+            other => {
+                return Err(bad(format!(
+                    "unknown kind {other:?} (log, webhook, slack, pagerduty, email, alertmanager)"
+                )));
+            }
+        };
+        Ok(match self.min_severity {
+            Some(s) => receiver.min_severity(s),
+            None => receiver,
+        })
     }
 }
 

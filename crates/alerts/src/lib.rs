@@ -47,14 +47,16 @@
 mod config;
 mod deliver;
 mod engine;
+mod evaluator;
 pub mod notify;
 mod rule;
 
 use std::path::PathBuf;
 
-pub use crate::config::Config;
+pub use crate::config::{Config, ReceiverSpec};
 pub use crate::deliver::{DeliveryStats, Dispatcher, Receiver, RetryPolicy};
 pub use crate::engine::{Alert, Engine, Kind, Matcher, Notification, Silence, State};
+pub use crate::evaluator::{Evaluator, EvaluatorStats, evaluate_once, figures};
 pub use crate::notify::{Notifier, SendError};
 pub use crate::rule::{
     Condition, Hit, Measure, Op, Rule, Selector, Severity, Thresholds, builtin_rules,

@@ -73,7 +73,9 @@ catalogue! {
     HOOK_FAILURES_TOTAL = "opencode_hook_failures_total", Counter, "1", ["hook"], "Hook runs that failed (error or panic).";
     OPERATION_DURATION = "opencode_operation_duration_seconds", Gauge, "seconds", ["operation", "percentile"], "Latency percentiles (p50, p95, p99) over the last 1,000 calls of each tracked operation.";
     GOAL_VIOLATIONS = "opencode_performance_goal_violations", Gauge, "1", ["metric"], "1 when the measured p95 of an operation exceeds its performance goal.";
-    ALERTS_FIRING = "opencode_alerts_firing", Gauge, "1", ["severity"], "Alerts firing now, by severity (emitted by oc-alerts, not yet built).";
+    ALERTS_FIRING = "opencode_alerts_firing", Gauge, "1", ["severity"], "Alerts firing now, by severity (where an oc-alerts evaluator runs).";
+    ALERT_NOTIFICATIONS_TOTAL = "opencode_alert_notifications_total", Counter, "1", ["receiver", "result"], "Notifications per receiver: sent, failed (after the last retry) or dropped (queue full).";
+    ALERT_RETRIES_TOTAL = "opencode_alert_delivery_retries_total", Counter, "1", ["receiver"], "Delivery attempts repeated after a transient failure.";
     PROCESS_RSS = "process_resident_memory_bytes", Gauge, "bytes", [], "Resident memory of this process.";
     PROCESS_CPU = "process_cpu_seconds_total", Counter, "seconds", ["mode"], "CPU time of this process, user and system.";
     PROCESS_THREADS = "process_threads", Gauge, "1", [], "Threads of this process.";

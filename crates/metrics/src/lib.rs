@@ -136,6 +136,33 @@ pub struct Snapshot {
     pub violations: Vec<Violation>,
     /// Per-hook statistics.
     pub hooks: Vec<HookStats>,
+    /// Alerting figures, set by whoever runs an alert evaluator (`oc-alerts`).
+    pub alerts: Option<AlertFigures>,
+}
+
+/// Alerting figures: what fires and how deliveries went. `oc-metrics` does not evaluate
+/// alerts; `oc-alerts` fills this in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AlertFigures {
+    /// Alerts firing now per severity (`low` … `critical`).
+    pub firing: Vec<(String, u64)>,
+    /// Deliveries per receiver.
+    pub receivers: Vec<ReceiverFigures>,
+}
+
+/// Deliveries of one receiver.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReceiverFigures {
+    /// Its name.
+    pub receiver: String,
+    /// Notifications delivered.
+    pub sent: u64,
+    /// Notifications given up on.
+    pub failed: u64,
+    /// Notifications dropped (queue full).
+    pub dropped: u64,
+    /// Repeated attempts.
+    pub retries: u64,
 }
 
 /// One series of a [`Snapshot`]: a catalogue metric, its labels and its value (in the
@@ -234,6 +261,27 @@ impl Snapshot {
                 l("metric", metric),
                 if violated { 1.0 } else { 0.0 },
             );
+        }
+        if let Some(a) = &self.alerts {
+            for (severity, n) in &a.firing {
+                push(ALERTS_FIRING, l("severity", severity), *n as f64);
+            }
+            for r in &a.receivers {
+                let result =
+                    |res: &str| vec![("receiver", r.receiver.clone()), ("result", res.to_owned())];
+                push(ALERT_NOTIFICATIONS_TOTAL, result("sent"), r.sent as f64);
+                push(ALERT_NOTIFICATIONS_TOTAL, result("failed"), r.failed as f64);
+                push(
+                    ALERT_NOTIFICATIONS_TOTAL,
+                    result("dropped"),
+                    r.dropped as f64,
+                );
+                push(
+                    ALERT_RETRIES_TOTAL,
+                    l("receiver", &r.receiver),
+                    r.retries as f64,
+                );
+            }
         }
         if let Some(p) = &self.process {
             push(PROCESS_RSS, vec![], p.resident_bytes as f64);
@@ -356,6 +404,7 @@ pub fn collect(src: &Sources<'_>) -> Result<Snapshot> {
         latency: src.latency.map(|t| t.all()).unwrap_or_default(),
         violations: src.latency.map(|t| src.goals.check(t)).unwrap_or_default(),
         hooks: src.hooks.map(|h| h.stats()).unwrap_or_default(),
+        alerts: None,
     })
 }
 

@@ -5,4 +5,5 @@ mod alertmanager;
 mod channels;
 mod config;
 mod engine;
+mod evaluator;
 mod rules;

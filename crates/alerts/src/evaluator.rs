@@ -1,0 +1,149 @@
+//! The background evaluator: every interval, a snapshot, an evaluation, and the resulting
+//! notifications handed to the dispatcher.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, bounded};
+use oc_metrics::{AlertFigures, ReceiverFigures, Snapshot};
+use oc_time::Timestamp;
+use parking_lot::Mutex;
+
+use crate::deliver::Dispatcher;
+use crate::engine::{Engine, Notification, State};
+use crate::rule::Severity;
+use crate::{Error, Result};
+
+/// What fires now (every severity, zeros included) and how `dispatcher`'s deliveries went,
+/// for `opencode_alerts_firing` and `opencode_alert_notifications_total`: set it as the
+/// snapshot's `alerts` before rendering.
+pub fn figures(engine: &Engine, dispatcher: Option<&Dispatcher>) -> AlertFigures {
+    let firing = Severity::ALL
+        .iter()
+        .map(|s| {
+            let n = engine
+                .alerts()
+                .filter(|a| a.severity == *s && a.state == State::Firing)
+                .count();
+            (s.as_str().to_owned(), n as u64)
+        })
+        .collect();
+    let receivers = dispatcher
+        .map(|d| {
+            d.stats()
+                .into_iter()
+                .map(|s| ReceiverFigures {
+                    receiver: s.receiver,
+                    sent: s.sent,
+                    failed: s.failed,
+                    dropped: s.dropped,
+                    retries: s.retries,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    AlertFigures { firing, receivers }
+}
+
+/// Takes a snapshot, evaluates `engine` over it at `now` and dispatches what it returns.
+pub fn evaluate_once(
+    engine: &Mutex<Engine>,
+    dispatcher: &Dispatcher,
+    snap: &Snapshot,
+    now: Timestamp,
+) -> Result<Vec<Notification>> {
+    let notes = engine.lock().evaluate(snap, now)?;
+    dispatcher.dispatch(&notes);
+    Ok(notes)
+}
+
+/// How the background evaluator has fared.
+#[derive(Debug, Default)]
+pub struct EvaluatorStats {
+    /// Evaluations run.
+    pub runs: AtomicU64,
+    /// Evaluations that failed (the snapshot or the state file).
+    pub failures: AtomicU64,
+    /// The last failure.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// Evaluates on its own thread at an interval (the first run at once) until stopped or
+/// dropped. Delivery happens on the dispatcher's workers, so a slow receiver never delays
+/// an evaluation.
+#[derive(Debug)]
+pub struct Evaluator {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<EvaluatorStats>,
+}
+
+impl Evaluator {
+    /// Starts evaluating `engine` every `interval` over the snapshots `snapshot` takes.
+    pub fn spawn(
+        engine: Arc<Mutex<Engine>>,
+        dispatcher: Arc<Dispatcher>,
+        interval: Duration,
+        snapshot: impl Fn() -> std::result::Result<Snapshot, String> + Send + 'static,
+    ) -> Result<Self> {
+        let (stop, stopped) = bounded::<()>(0);
+        let stats = Arc::new(EvaluatorStats::default());
+        let st = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("oc-alerts-evaluator".into())
+            .spawn(move || {
+                loop {
+                    let res = snapshot().and_then(|snap| {
+                        evaluate_once(&engine, &dispatcher, &snap, Timestamp::now())
+                            .map_err(|e| e.to_string())
+                    });
+                    st.runs.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = res {
+                        st.failures.fetch_add(1, Ordering::Relaxed);
+                        *st.last_error.lock() = Some(e);
+                    }
+                    // A message or a disconnect both mean stop.
+                    if !matches!(
+                        stopped.recv_timeout(interval),
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                    ) {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::Invalid {
+                what: "evaluator".into(),
+                reason: format!("cannot start its thread: {e}"),
+            })?;
+        Ok(Evaluator {
+            stop: Some(stop),
+            thread: Some(thread),
+            stats,
+        })
+    }
+
+    /// Runs and failures so far.
+    pub fn stats(&self) -> &EvaluatorStats {
+        &self.stats
+    }
+
+    /// Stops after the evaluation in progress, if any.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Evaluator {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
