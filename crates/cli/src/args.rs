@@ -71,6 +71,17 @@ pub(crate) enum Command {
         /// Address to listen on (loopback by default).
         #[arg(long, default_value = "127.0.0.1:9464")]
         addr: std::net::SocketAddr,
+        /// Also evaluate alerts with this configuration (TOML) in the background.
+        #[arg(long, value_name = "FILE")]
+        alerts: Option<std::path::PathBuf>,
+    },
+    /// Alert rules, their states, silences and receivers.
+    Alerts {
+        /// Alert configuration (TOML); without it, the built-in rules and a log receiver.
+        #[arg(long, global = true, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        #[command(subcommand)]
+        cmd: AlertsCmd,
     },
     /// Database statistics and integrity.
     #[command(subcommand)]
@@ -424,6 +435,38 @@ pub(crate) enum CheckpointCmd {
         #[arg(long)]
         keep: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlertsCmd {
+    /// The rules and the current state of their alerts.
+    List,
+    /// Evaluate once now, send what changed, and print what fires (exit 0 also when some do).
+    Check,
+    /// Send a test notification to a receiver.
+    Test {
+        /// The receiver's name (`log` when none is configured).
+        receiver: String,
+    },
+    /// Mute alerts matching all of `name=value` / `name!=value` for a while.
+    Silence {
+        /// Matchers, e.g. `alertname=OpencodeDatabaseSize severity=medium`.
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// How long.
+        #[arg(long = "for", value_parser = parse_duration, default_value = "2h")]
+        duration: Duration,
+        /// Why.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// End a silence now.
+    Unsilence {
+        /// The silence's id.
+        id: u64,
+    },
+    /// Run the evaluator in the foreground at the configured interval until stopped.
+    Run,
 }
 
 /// `oc metrics` output formats.

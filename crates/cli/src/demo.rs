@@ -241,10 +241,17 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
     let timings = shared.latency.all();
     let violations = PerformanceGoals::default().check(&shared.latency);
     let lock_stats = shared.locks.stats()?;
+    let snap = oc_metrics::collect(
+        &oc_metrics::Sources::new(&*shared.store)
+            .storage(&shared.store)
+            .locks(&shared.locks)
+            .latency(&shared.latency, PerformanceGoals::default()),
+    )?;
+    let alerts = crate::alerts::would_fire(&snap)?;
     let doc = serde_json::json!({
         "run": run_id, "seed": seed, "summary": summary,
         "task_stats": stats_json(&stats), "lock_stats": lock_stats,
-        "latency": timings, "goal_violations": violations,
+        "latency": timings, "goal_violations": violations, "alerts": alerts,
     });
     out.emit("demo", &doc, |w, _| {
         writeln!(w, "Demo {run_id}: {} agents worked through {} tasks in {:.1}s", summary.agents, summary.tasks, summary.elapsed_ms as f64 / 1000.0)?;
@@ -266,10 +273,17 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
             writeln!(w, "  {:<20} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}", t.operation, t.count, t.avg_ms, t.p50_ms, t.p95_ms, t.p99_ms, t.max_ms)?;
         }
         if violations.is_empty() {
-            writeln!(w, "Performance goals: all met")
+            writeln!(w, "Performance goals: all met")?;
         } else {
             writeln!(w, "Performance goals missed:")?;
-            violations.iter().try_for_each(|v| writeln!(w, "  - {}: goal {} ms, p95 {:.2} ms", v.metric, v.goal, v.actual))
+            violations.iter().try_for_each(|v| writeln!(w, "  - {}: goal {} ms, p95 {:.2} ms", v.metric, v.goal, v.actual))?;
+        }
+        writeln!(w)?;
+        if alerts.is_empty() {
+            writeln!(w, "Alerts: none of the built-in rules would fire")
+        } else {
+            writeln!(w, "Alerts this run would fire (built-in rules, `oc alerts check` to evaluate and send):")?;
+            alerts.iter().try_for_each(|a| writeln!(w, "  - [{}] {}: {}", a.severity, a.rule, a.description))
         }
     })
 }

@@ -4,6 +4,7 @@
 //! Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found, 4 conflict.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod alerts;
 mod args;
 mod demo;
 mod lock;
@@ -54,11 +55,26 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// Something named on the command line does not exist: exit code 3.
+#[derive(Debug)]
+pub(crate) struct NotFoundError(pub(crate) String);
+
+impl std::fmt::Display for NotFoundError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFoundError {}
+
 /// Which exit code an error maps to.
 fn classify(err: &anyhow::Error) -> Exit {
     for cause in err.chain() {
         if cause.is::<UsageError>() {
             return Exit::Usage;
+        }
+        if cause.is::<NotFoundError>() {
+            return Exit::NotFound;
         }
         let class = if let Some(e) = cause.downcast_ref::<oc_tasks::Error>() {
             exit_for(e.is_invalid_input(), e.is_not_found(), e.is_conflict())
@@ -72,6 +88,12 @@ fn classify(err: &anyhow::Error) -> Exit {
             )
         } else if let Some(e) = cause.downcast_ref::<oc_jsonl::Error>() {
             exit_for(e.is_invalid_input(), e.is_not_found(), false)
+        } else if let Some(e) = cause.downcast_ref::<oc_alerts::Error>() {
+            let invalid = matches!(
+                e,
+                oc_alerts::Error::Invalid { .. } | oc_alerts::Error::Config { .. }
+            );
+            exit_for(invalid, false, false)
         } else {
             None
         };
@@ -130,7 +152,12 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         Command::Metrics { format } => ops::metrics(&cli.global.data_dir, format, out),
         Command::Db(cmd) => ops::db(&cli.global.data_dir, cmd, out),
         Command::Health => ops::health(&cli.global.data_dir, out),
-        Command::Serve { addr } => ops::serve(&cli.global.data_dir, addr, out),
+        Command::Serve { addr, alerts } => {
+            ops::serve(&cli.global.data_dir, addr, alerts.as_deref(), out)
+        }
+        Command::Alerts { config, cmd } => {
+            alerts::run(&cli.global.data_dir, config.as_deref(), cmd, out)
+        }
         Command::Demo(args) => demo::run(&cli.global.data_dir, args, out),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

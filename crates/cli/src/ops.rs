@@ -235,8 +235,15 @@ pub(crate) fn health(data_dir: &Path, out: &mut Output) -> anyhow::Result<()> {
 pub(crate) fn serve(
     data_dir: &Path,
     addr: std::net::SocketAddr,
+    alerts: Option<&Path>,
     out: &mut Output,
 ) -> anyhow::Result<()> {
+    // With --alerts, rules are evaluated in the background and /metrics reports what fires.
+    let alerting = alerts
+        .map(|cfg| crate::alerts::Alerting::open(data_dir, Some(cfg)))
+        .transpose()?;
+    let _evaluator = alerting.as_ref().map(|a| a.spawn(data_dir)).transpose()?;
+    let alert_state = alerting.map(|a| (a.engine, a.dispatcher));
     let store = Arc::new(open_store(data_dir)?);
     let locks = Arc::new(open_locks(data_dir)?);
     let exporter = Arc::new(Exporter::new()?);
@@ -253,6 +260,9 @@ pub(crate) fn serve(
             let mut snap = latency.time("db_query", || collect(&sources))?;
             snap.latency = latency.all();
             snap.violations = PerformanceGoals::default().check(&latency);
+            snap.alerts = alert_state
+                .as_ref()
+                .map(|(engine, d)| oc_alerts::figures(&engine.lock(), Some(d)));
             Ok::<_, oc_metrics::Error>(snap)
         };
         match path {

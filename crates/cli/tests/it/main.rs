@@ -1,6 +1,7 @@
 //! End-to-end tests of the `oc` binary: real processes on a real database in a temp dir.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod alerts;
 mod demo;
 mod errors;
 mod locks;

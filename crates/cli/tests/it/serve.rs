@@ -62,10 +62,15 @@ impl Drop for Served {
 }
 
 fn serve(oc: &Oc, addr: &str) -> Served {
+    serve_with(oc, &["--addr", addr])
+}
+
+fn serve_with(oc: &Oc, args: &[&str]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_oc"))
         .arg("--data-dir")
         .arg(oc.data_dir())
-        .args(["--json", "serve", "--addr", addr])
+        .args(["--json", "serve"])
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -186,4 +191,38 @@ fn a_real_prometheus_scrapes_the_demo() {
         );
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
+}
+
+/// `oc serve --alerts FILE` evaluates in the background; /metrics reports what fires.
+#[test]
+fn serve_evaluates_alerts_and_exports_them() {
+    let oc = Oc::new();
+    oc.json(&["task", "create", "one"]);
+    let cfg = oc.data_dir().join("alerts.toml");
+    std::fs::write(
+        &cfg,
+        "builtin = false\ninterval = \"50ms\"\n[[rule]]\nname = \"AnyPending\"\nseverity = \"high\"\nmetric = \"opencode_tasks\"\nmatch = { status = \"pending\" }\nop = \">\"\nthreshold = 0\n",
+    )
+    .unwrap();
+    let s = serve_with(
+        &oc,
+        &["--addr", "127.0.0.1:0", "--alerts", cfg.to_str().unwrap()],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let body = loop {
+        let (_, body) = get(&s.1, "/metrics");
+        if body.contains("opencode_alerts_firing{severity=\"high\"} 1") {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "never fired: {body}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        body.contains("opencode_alert_notifications_total{receiver=\"log\",result=\"sent\"} 1"),
+        "{body}"
+    );
+    promtool_check_metrics(&body);
+    let log = std::fs::read_to_string(oc.data_dir().join("alerts.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 1, "one notification in the log: {log}");
+    assert!(log.contains("\"rule\":\"AnyPending\""), "{log}");
 }

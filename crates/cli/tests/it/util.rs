@@ -60,6 +60,13 @@ impl Oc {
         }
     }
 
+    /// Writes `name` in the scratch directory (beside the data directory); returns its path.
+    pub(crate) fn dir_file(&self, name: &str, contents: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, contents).unwrap();
+        p.to_str().unwrap().to_owned()
+    }
+
     /// `oc --json <args>` and its data.
     pub(crate) fn json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];

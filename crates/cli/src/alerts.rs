@@ -1,0 +1,286 @@
+//! `oc alerts list|check|test|silence|unsilence|run`, and the alerting `oc serve --alerts` runs.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use oc_alerts::{
+    Alert, Config, Dispatcher, Engine, Evaluator, Kind, Matcher, Notification, Severity, State,
+    evaluate_once,
+};
+use oc_metrics::{Snapshot, Sources, collect};
+use oc_time::Timestamp;
+use parking_lot::Mutex;
+use serde_json::json;
+
+use crate::args::AlertsCmd;
+use crate::output::Output;
+use crate::{open_locks, open_store};
+
+/// The state file in the data directory.
+const STATE: &str = "alerts-state.json";
+
+/// Rules, engine (with its state file) and receivers, from a configuration.
+pub(crate) struct Alerting {
+    pub(crate) config: Config,
+    pub(crate) engine: Arc<Mutex<Engine>>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
+}
+
+impl Alerting {
+    pub(crate) fn open(data_dir: &Path, config: Option<&Path>) -> anyhow::Result<Self> {
+        let config = match config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let engine = Engine::open(config.rules.clone(), data_dir.join(STATE))?
+            .repeat_interval(config.repeat_interval);
+        let dispatcher = Dispatcher::new(config.build_receivers(data_dir)?, config.retry)?;
+        Ok(Alerting {
+            config,
+            engine: Arc::new(Mutex::new(engine)),
+            dispatcher: Arc::new(dispatcher),
+        })
+    }
+
+    /// Starts the background evaluator over fresh snapshots of `data_dir`.
+    pub(crate) fn spawn(&self, data_dir: &Path) -> anyhow::Result<Evaluator> {
+        let dir = data_dir.to_owned();
+        Ok(Evaluator::spawn(
+            self.engine.clone(),
+            self.dispatcher.clone(),
+            self.config.interval,
+            move || snapshot(&dir).map_err(|e| format!("{e:#}")),
+        )?)
+    }
+}
+
+/// Everything the rules read: tasks, database, locks, logs.
+pub(crate) fn snapshot(data_dir: &Path) -> anyhow::Result<Snapshot> {
+    let store = open_store(data_dir)?;
+    let locks = open_locks(data_dir)?;
+    Ok(collect(
+        &Sources::new(&store)
+            .storage(&store)
+            .locks(&locks)
+            .data_dir(data_dir),
+    )?)
+}
+
+pub(crate) fn run(
+    data_dir: &Path,
+    config: Option<&Path>,
+    cmd: AlertsCmd,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    let a = Alerting::open(data_dir, config)?;
+    let now = Timestamp::now();
+    match cmd {
+        AlertsCmd::List => {
+            let engine = a.engine.lock();
+            let rows: Vec<_> = engine
+                .rules()
+                .iter()
+                .map(|r| {
+                    let alerts: Vec<&Alert> = engine
+                        .alerts()
+                        .filter(|x| x.rule == r.name && x.severity == r.severity)
+                        .collect();
+                    json!({
+                        "rule": r.name, "severity": r.severity,
+                        "for_seconds": r.pending.as_secs(), "summary": r.summary,
+                        "alerts": alerts,
+                    })
+                })
+                .collect();
+            let silences = engine.silences().to_vec();
+            out.emit(
+                "alerts.list",
+                &json!({"rules": rows, "silences": silences}),
+                |w, _| {
+                    writeln!(w, "{:<32} {:<9} {:>6}  state", "rule", "severity", "for")?;
+                    for r in engine.rules() {
+                        let states: Vec<String> = engine
+                            .alerts()
+                            .filter(|x| x.rule == r.name && x.severity == r.severity)
+                            .map(describe)
+                            .collect();
+                        let state = if states.is_empty() {
+                            "inactive".to_owned()
+                        } else {
+                            states.join("; ")
+                        };
+                        let pending = humantime::format_duration(r.pending).to_string();
+                        writeln!(
+                            w,
+                            "{:<32} {:<9} {:>6}  {state}",
+                            r.name,
+                            r.severity.as_str(),
+                            pending
+                        )?;
+                    }
+                    for s in &silences {
+                        let m: Vec<String> = s.matchers.iter().map(ToString::to_string).collect();
+                        writeln!(
+                            w,
+                            "silence {}: {} until {} {}",
+                            s.id,
+                            m.join(" "),
+                            s.ends_at,
+                            s.comment
+                        )?;
+                    }
+                    Ok(())
+                },
+            )
+        }
+        AlertsCmd::Check => {
+            let snap = snapshot(data_dir)?;
+            let sent = evaluate_once(&a.engine, &a.dispatcher, &snap, now)?;
+            let delivered = a.dispatcher.flush(Duration::from_secs(60));
+            let engine = a.engine.lock();
+            let active: Vec<Alert> = engine
+                .alerts()
+                .filter(|x| x.state != State::Resolved)
+                .cloned()
+                .collect();
+            let firing = active.iter().filter(|x| x.state == State::Firing).count();
+            let deliveries = a.dispatcher.stats();
+            let doc = json!({
+                "firing": firing, "alerts": active, "sent": sent, "deliveries": deliveries,
+                "delivered": delivered,
+            });
+            out.emit("alerts.check", &doc, |w, _| {
+                if active.is_empty() {
+                    writeln!(w, "No alerts firing or pending.")?;
+                }
+                for x in &active {
+                    writeln!(w, "{}", describe(x))?;
+                }
+                if firing > 0 {
+                    writeln!(w, "{firing} alert(s) firing.")?;
+                }
+                writeln!(w, "Sent {} notification(s).", sent.len())?;
+                for d in deliveries.iter().filter(|d| d.failed > 0) {
+                    writeln!(
+                        w,
+                        "Receiver {} failed {} time(s): {}",
+                        d.receiver,
+                        d.failed,
+                        d.last_error.as_deref().unwrap_or("")
+                    )?;
+                }
+                Ok(())
+            })
+        }
+        AlertsCmd::Test { receiver } => {
+            let note = test_notification(now);
+            let names: Vec<String> = a.dispatcher.receivers().map(str::to_owned).collect();
+            let res = a.dispatcher.send_now(&receiver, &note).ok_or_else(|| {
+                crate::NotFoundError(format!(
+                    "no receiver {receiver:?} (receivers: {})",
+                    names.join(", ")
+                ))
+            })?;
+            res.map_err(|e| anyhow::anyhow!("receiver {receiver:?}: {e}"))?;
+            out.emit(
+                "alerts.test",
+                &json!({"receiver": receiver, "sent": true}),
+                |w, _| writeln!(w, "Sent a test notification to {receiver}."),
+            )
+        }
+        AlertsCmd::Silence {
+            matchers,
+            duration,
+            comment,
+        } => {
+            let matchers = matchers
+                .iter()
+                .map(|m| Matcher::parse(m))
+                .collect::<Result<Vec<_>, _>>()?;
+            let s = a.engine.lock().silence(matchers, now, duration, &comment)?;
+            out.emit("alerts.silence", &s, |w, _| {
+                writeln!(w, "Silence {} until {}.", s.id, s.ends_at)
+            })
+        }
+        AlertsCmd::Unsilence { id } => {
+            if !a.engine.lock().expire_silence(id, now)? {
+                return Err(crate::NotFoundError(format!("no silence {id}")).into());
+            }
+            out.emit("alerts.unsilence", &json!({"id": id}), |w, _| {
+                writeln!(w, "Silence {id} ended.")
+            })
+        }
+        AlertsCmd::Run => {
+            let ev = a.spawn(data_dir)?;
+            out.emit(
+                "alerts.run",
+                &json!({"interval_seconds": a.config.interval.as_secs()}),
+                |w, _| {
+                    writeln!(
+                        w,
+                        "Evaluating {} rules every {} (Ctrl-C to stop)",
+                        a.config.rules.len(),
+                        humantime::format_duration(a.config.interval)
+                    )
+                },
+            )?;
+            // Runs until the process is stopped; every evaluation has saved its state.
+            loop {
+                std::thread::park();
+                let _ = &ev;
+            }
+        }
+    }
+}
+
+fn describe(a: &Alert) -> String {
+    let state = match a.state {
+        State::Pending => "pending",
+        State::Firing => "FIRING",
+        State::Resolved => "resolved",
+    };
+    format!(
+        "{state} [{}] {}: {} (since {})",
+        a.severity, a.rule, a.summary, a.since
+    )
+}
+
+fn test_notification(now: Timestamp) -> Notification {
+    Notification {
+        kind: Kind::Firing,
+        repeat: false,
+        alert: Alert {
+            rule: "OcTestNotification".into(),
+            severity: Severity::Critical,
+            labels: Default::default(),
+            state: State::Firing,
+            value: 1.0,
+            summary: "Test notification from oc".into(),
+            description: "Sent by `oc alerts test`; nothing is wrong.".into(),
+            active_since: now,
+            since: now,
+            notified_at: None,
+            fingerprint: "0000000000000000".into(),
+        },
+    }
+}
+
+/// The alerts a demo's final snapshot fires: the built-in rules without their pending
+/// durations, evaluated in memory (nothing sent, no state kept).
+pub(crate) fn would_fire(snap: &Snapshot) -> anyhow::Result<Vec<Alert>> {
+    let rules = Config::default()
+        .rules
+        .into_iter()
+        .map(|r| r.pending(Duration::ZERO))
+        .collect();
+    let mut engine = Engine::new(rules)?;
+    Ok(engine
+        .evaluate(snap, Timestamp::now())?
+        .into_iter()
+        .map(|n| n.alert)
+        .collect())
+}

@@ -1,0 +1,170 @@
+//! `oc alerts`: check, list, silence, test, exit codes; the demo's alerts.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::util::Oc;
+
+fn sink() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", server.server_addr().to_ip().unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for mut req in server.incoming_requests() {
+            let mut body = String::new();
+            req.as_reader().read_to_string(&mut body).unwrap();
+            seen.lock()
+                .unwrap()
+                .push(serde_json::from_str(&body).unwrap());
+            let _ = req.respond(tiny_http::Response::from_string(""));
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn check_sends_once_and_remembers_across_runs() {
+    let oc = Oc::new();
+    for t in ["a", "b"] {
+        oc.json(&["task", "create", t]);
+    }
+    let (url, got) = sink();
+    let cfg = oc.data_dir().join("alerts.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"builtin = false
+[[rule]]
+name = "Backlog"
+severity = "high"
+metric = "opencode_tasks"
+match = {{ status = "pending" }}
+op = ">="
+threshold = 2
+summary = "{{{{value}}}} tasks wait"
+
+[[receiver]]
+name = "hook"
+kind = "webhook"
+url = "{url}"
+"#
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+
+    let first = oc.json(&["alerts", "--config", cfg, "check"]);
+    assert_eq!(first["firing"], 1, "{first}");
+    assert_eq!(first["sent"].as_array().unwrap().len(), 1);
+    assert_eq!(first["deliveries"][0]["sent"], 1);
+    assert_eq!(got.lock().unwrap().len(), 1);
+    assert_eq!(got.lock().unwrap()[0]["alert"]["summary"], "2 tasks wait");
+
+    // A new process: the alert is still firing, and nothing is sent again.
+    let human = oc.run(&["alerts", "--config", cfg, "check"]);
+    assert_eq!(human.code, 0, "exit 0 also when alerts fire: {human:?}");
+    assert!(
+        human.stdout.contains("1 alert(s) firing."),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("Sent 0 notification(s)."),
+        "{}",
+        human.stdout
+    );
+    assert_eq!(got.lock().unwrap().len(), 1);
+
+    let list = oc.json(&["alerts", "--config", cfg, "list"]);
+    assert_eq!(list["rules"][0]["alerts"][0]["state"], "firing", "{list}");
+
+    // Silenced while it resolves and fires again: nothing is sent.
+    let s = oc.json(&[
+        "alerts",
+        "--config",
+        cfg,
+        "silence",
+        "alertname=Backlog",
+        "--for",
+        "1h",
+    ]);
+    assert_eq!(s["id"], 1);
+    let id = oc.json(&["task", "list"])["tasks"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    oc.json(&["task", "cancel", &id]);
+    oc.json(&["alerts", "--config", cfg, "check"]);
+    assert_eq!(
+        got.lock().unwrap().len(),
+        2,
+        "the resolution of a sent alert is sent"
+    );
+    assert_eq!(got.lock().unwrap()[1]["status"], "resolved");
+    oc.json(&["task", "create", "c"]);
+    let quiet = oc.json(&["alerts", "--config", cfg, "check"]);
+    assert_eq!(quiet["firing"], 1);
+    assert_eq!(got.lock().unwrap().len(), 2, "silenced");
+    oc.json(&["alerts", "--config", cfg, "unsilence", "1"]);
+    oc.json(&["alerts", "--config", cfg, "check"]);
+    assert_eq!(got.lock().unwrap().len(), 3, "sent once the silence ends");
+
+    // A test notification, on demand.
+    oc.json(&["alerts", "--config", cfg, "test", "hook"]);
+    let last = got.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last["alert"]["rule"], "OcTestNotification");
+}
+
+#[test]
+fn bad_input_exits_with_usage_or_not_found() {
+    let oc = Oc::new();
+    let cfg = oc.dir_file("bad.toml", "[[rule]]\nname = \"x\"\n");
+    let r = oc.run(&["alerts", "--config", &cfg, "check"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("bad.toml"), "{}", r.stderr);
+    let r = oc.run(&["alerts", "silence", "no-equals-sign"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("no-equals-sign"), "{}", r.stderr);
+    let r = oc.run(&["alerts", "test", "nobody"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("receivers: log"), "{}", r.stderr);
+    let r = oc.run(&["alerts", "unsilence", "42"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    let r = oc.run(&["alerts", "--config", "/nonexistent.toml", "list"]);
+    assert_eq!(r.code, 2, "{r:?}");
+}
+
+#[test]
+fn the_demo_reports_the_alerts_it_would_fire() {
+    let oc = Oc::new();
+    let demo = oc.json(&["demo", "--agents", "3", "--tasks", "40", "--seed", "7"]);
+    let names: Vec<&str> = demo["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap())
+        .collect();
+    let l = &demo["lock_stats"];
+    let conflict_rate =
+        l["conflictsDetected"].as_f64().unwrap() / l["totalLocks"].as_f64().unwrap();
+    assert_eq!(
+        names.contains(&"OpencodeHighLockConflictRate"),
+        conflict_rate > 0.2,
+        "conflict rate {conflict_rate}: {names:?}"
+    );
+    let t = &demo["task_stats"];
+    let failure_rate = t["by_status"]["failed"].as_f64().unwrap() / t["total"].as_f64().unwrap();
+    assert_eq!(
+        names.contains(&"OpencodeHighTaskFailureRate"),
+        failure_rate > 0.1,
+        "failure rate {failure_rate}: {names:?}"
+    );
+    let missed = !demo["goal_violations"].as_array().unwrap().is_empty();
+    assert_eq!(
+        names.contains(&"OpencodePerformanceGoalMissed"),
+        missed,
+        "{names:?}"
+    );
+}
