@@ -289,6 +289,12 @@ const DOCUMENTED: &[Documented] = &[
         unit: "ms",
         c_reference: None,
     },
+    Documented {
+        bench: "alerts.evaluate_1k_rules",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
 ];
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -621,6 +627,7 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
         ("jsonl", "--jsonl-only"),
         ("hook", "--hooks-only"),
         ("metrics", "--metrics-only"),
+        ("alerts", "--alerts-only"),
         ("product-path", "--tasks-only"),
     ] {
         eprintln!("{label} figures");

@@ -1,5 +1,6 @@
 //! Alerting for opencode-tools: rules over the metrics snapshot, alert states with pending
-//! durations, repeats, silences and inhibition, and a state file that survives restarts.
+//! durations, repeats, silences and inhibition, a state file that survives restarts, and
+//! notification channels with routing and retries.
 //!
 //! # Overview
 //!
@@ -14,6 +15,12 @@
 //!   resolved; it returns one [`Notification`] per change of state, repeats a firing alert
 //!   only after the repeat interval, mutes [`Silence`]d alerts, lets a critical alert inhibit
 //!   lower-severity alerts of the same rule and labels, and keeps its state in a file.
+//! - [`notify`]: the [`Notifier`] trait and the channels: log, generic webhook, Slack,
+//!   PagerDuty Events v2, email over SMTP, Prometheus Alertmanager.
+//! - [`Dispatcher`]: routing by severity, one worker per [`Receiver`], timeouts, retries with
+//!   backoff, counted failures; [`Evaluator`]: evaluation on a background thread at an
+//!   interval; [`figures`]: what fires and how deliveries went, for `oc-metrics`.
+//! - [`guide`]: the monitoring guide, whose samples run as this crate's doc tests.
 //!
 //! # Example
 //!
@@ -43,6 +50,11 @@
 //!
 //! [`Error`] names what was wrong: the rule, the matcher, the config file and line, or the
 //! state file. Nothing is saved from a failed call.
+
+/// The monitoring guide (`docs/MONITORING.md`); its Rust samples run as doc tests here, in
+/// the one library crate that can use all the others.
+#[doc = include_str!("../../../docs/MONITORING.md")]
+pub mod guide {}
 
 mod config;
 mod deliver;

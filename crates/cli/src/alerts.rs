@@ -215,7 +215,7 @@ pub(crate) fn run(
             })
         }
         AlertsCmd::Run => {
-            let ev = a.spawn(data_dir)?;
+            let _evaluator = a.spawn(data_dir)?;
             out.emit(
                 "alerts.run",
                 &json!({"interval_seconds": a.config.interval.as_secs()}),
@@ -231,7 +231,6 @@ pub(crate) fn run(
             // Runs until the process is stopped; every evaluation has saved its state.
             loop {
                 std::thread::park();
-                let _ = &ev;
             }
         }
     }

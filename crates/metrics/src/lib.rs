@@ -45,9 +45,6 @@
 
 pub mod catalogue;
 
-/// The monitoring guide (`docs/MONITORING.md`); its Rust samples run as doc tests.
-#[doc = include_str!("../../../docs/MONITORING.md")]
-pub mod guide {}
 mod goals;
 mod latency;
 mod process;

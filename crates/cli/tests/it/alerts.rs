@@ -168,3 +168,33 @@ fn the_demo_reports_the_alerts_it_would_fire() {
         "{names:?}"
     );
 }
+
+#[test]
+fn run_evaluates_in_the_foreground_until_stopped() {
+    let oc = Oc::new();
+    oc.json(&["task", "create", "a"]);
+    let cfg = oc.dir_file(
+        "alerts.toml",
+        "builtin = false\ninterval = \"50ms\"\n[[rule]]\nname = \"AnyTask\"\nseverity = \"low\"\nmetric = \"opencode_tasks\"\nop = \">\"\nthreshold = 0\n",
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oc"))
+        .arg("--data-dir")
+        .arg(oc.data_dir())
+        .args(["alerts", "--config", &cfg, "run"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = oc.data_dir().join("alerts.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("AnyTask")) {
+        assert!(std::time::Instant::now() < deadline, "run never notified");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Killed mid-flight, its state file is whole: a check sees the alert firing, sends nothing.
+    let check = oc.json(&["alerts", "--config", &cfg, "check"]);
+    assert_eq!(check["firing"], 1, "{check}");
+    assert_eq!(check["sent"].as_array().unwrap().len(), 0, "{check}");
+}

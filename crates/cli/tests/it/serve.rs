@@ -211,16 +211,17 @@ fn serve_evaluates_alerts_and_exports_them() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let body = loop {
         let (_, body) = get(&s.1, "/metrics");
-        if body.contains("opencode_alerts_firing{severity=\"high\"} 1") {
+        // Delivery is asynchronous: the alert fires, then its notification is sent.
+        let sent = "opencode_alert_notifications_total{receiver=\"log\",result=\"sent\"} 1";
+        if body.contains("opencode_alerts_firing{severity=\"high\"} 1") && body.contains(sent) {
             break body;
         }
-        assert!(std::time::Instant::now() < deadline, "never fired: {body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never fired and sent: {body}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    assert!(
-        body.contains("opencode_alert_notifications_total{receiver=\"log\",result=\"sent\"} 1"),
-        "{body}"
-    );
     promtool_check_metrics(&body);
     let log = std::fs::read_to_string(oc.data_dir().join("alerts.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 1, "one notification in the log: {log}");
