@@ -121,6 +121,14 @@ impl Notifier for LogNotifier {
     }
 }
 
+/// `RESOLVED ` before the texts of a resolution, so that it does not read as a new alert.
+fn resolved_prefix(n: &Notification) -> &'static str {
+    match n.kind {
+        Kind::Firing => "",
+        Kind::Resolved => "RESOLVED ",
+    }
+}
+
 fn status(n: &Notification) -> &'static str {
     match n.kind {
         Kind::Firing => "firing",
@@ -217,11 +225,7 @@ impl SlackNotifier {
 
     /// The text Slack shows.
     pub fn text(n: &Notification) -> String {
-        let resolved = if n.kind == Kind::Resolved {
-            "RESOLVED "
-        } else {
-            ""
-        };
+        let resolved = resolved_prefix(n);
         format!(
             "{resolved}[{}] {}: {}",
             n.alert.severity,
@@ -365,11 +369,7 @@ impl EmailNotifier {
 
     /// The subject line.
     pub fn subject(n: &Notification) -> String {
-        let resolved = if n.kind == Kind::Resolved {
-            "RESOLVED "
-        } else {
-            ""
-        };
+        let resolved = resolved_prefix(n);
         format!(
             "{resolved}[{}] {}",
             n.alert.severity.as_str().to_uppercase(),

@@ -18,12 +18,12 @@ use oc_time::Timestamp;
 use serde_json::{Value, json};
 
 /// An HTTP receiver answering with the scripted statuses (then 200), recording each body.
-struct Sink {
-    url: String,
-    got: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct Sink {
+    pub(crate) url: String,
+    pub(crate) got: Arc<Mutex<Vec<Value>>>,
 }
 
-fn sink(script: &[u16]) -> Sink {
+pub(crate) fn sink(script: &[u16]) -> Sink {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let url = format!("http://{}", server.server_addr().to_ip().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));

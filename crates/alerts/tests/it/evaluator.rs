@@ -2,7 +2,7 @@
 //! exports through `oc-metrics`.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oc_alerts::{
@@ -11,25 +11,6 @@ use oc_alerts::{
 };
 use oc_metrics::{Exporter, Sources, collect};
 use oc_tasks::{NewTask, SqliteTaskStore, TaskStore};
-use serde_json::Value;
-
-fn webhook_sink() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", server.server_addr().to_ip().unwrap());
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let seen = got.clone();
-    std::thread::spawn(move || {
-        for mut req in server.incoming_requests() {
-            let mut body = String::new();
-            req.as_reader().read_to_string(&mut body).unwrap();
-            seen.lock()
-                .unwrap()
-                .push(serde_json::from_str(&body).unwrap());
-            let _ = req.respond(tiny_http::Response::from_string(""));
-        }
-    });
-    (url, got)
-}
 
 #[test]
 fn evaluates_in_the_background_and_notifies_once() {
@@ -43,7 +24,7 @@ fn evaluates_in_the_background_and_notifies_once() {
     let engine = Arc::new(parking_lot::Mutex::new(
         Engine::open(vec![rule], dir.path().join("alerts.json")).unwrap(),
     ));
-    let (url, got) = webhook_sink();
+    let crate::channels::Sink { url, got } = crate::channels::sink(&[]);
     let hook = oc_alerts::notify::WebhookNotifier::new(&url, Duration::from_secs(5));
     let dispatcher = Arc::new(
         Dispatcher::new(vec![Receiver::new("hook", hook)], RetryPolicy::default()).unwrap(),
