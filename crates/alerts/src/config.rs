@@ -229,7 +229,12 @@ impl Config {
                 })?;
             return Ok(vec![Receiver::new("log", log)]);
         }
-        self.receivers.iter().map(|r| r.build(data_dir)).collect()
+        // Alertmanager holds a firing alert until the repeat is due, and a margin.
+        let hold = self.repeat_interval + 2 * self.interval;
+        self.receivers
+            .iter()
+            .map(|r| r.build(data_dir, hold))
+            .collect()
     }
 }
 
@@ -242,11 +247,12 @@ impl ReceiverSpec {
             }
             return Ok(());
         }
-        self.build(Path::new("")).map(drop)
+        self.build(Path::new(""), Duration::ZERO).map(drop)
     }
 
-    /// The receiver this describes; a relative log path is under `data_dir`.
-    pub fn build(&self, data_dir: &Path) -> Result<Receiver> {
+    /// The receiver this describes; a relative log path is under `data_dir`; an Alertmanager
+    /// holds firing alerts for `hold` (see [`AlertmanagerNotifier`]).
+    pub fn build(&self, data_dir: &Path, hold: Duration) -> Result<Receiver> {
         let bad = |reason: String| Error::Invalid {
             what: format!("receiver {:?}", self.name),
             reason,
@@ -300,7 +306,7 @@ impl ReceiverSpec {
             }
             "alertmanager" => Receiver::new(
                 &self.name,
-                AlertmanagerNotifier::new(&need(&self.url, "url")?, timeout),
+                AlertmanagerNotifier::new(&need(&self.url, "url")?, timeout).hold(hold),
             ),
             other => {
                 return Err(bad(format!(

@@ -310,30 +310,50 @@ impl Notifier for PagerDutyNotifier {
 }
 
 /// Prometheus Alertmanager, through `POST /api/v2/alerts`: labels (with `alertname` and
-/// `severity`), annotations (`summary`, `description`), `startsAt`, and `endsAt` once
-/// resolved. Alertmanager then groups, routes and silences on its side.
+/// `severity`), annotations (`summary`, `description`), `startsAt` and `endsAt`.
+/// Alertmanager then groups, routes and silences on its side.
+///
+/// Alertmanager resolves an alert by itself at its `endsAt` (or after its `resolve_timeout`,
+/// 5 minutes, when there is none), so a firing alert is sent with `endsAt` = now + the hold:
+/// longer than the engine's repeat interval, so that the repeat arrives first. A resolution
+/// carries the time it resolved.
 #[derive(Debug, Clone)]
-pub struct AlertmanagerNotifier(Http);
+pub struct AlertmanagerNotifier {
+    http: Http,
+    hold: Duration,
+}
 
 impl AlertmanagerNotifier {
-    /// Sends to the Alertmanager at `base` (`http://127.0.0.1:9093`).
+    /// Sends to the Alertmanager at `base` (`http://127.0.0.1:9093`); firing alerts are held
+    /// 4 hours and 2 minutes (the default repeat interval, and a margin).
     pub fn new(base: &str, timeout: Duration) -> Self {
         let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
-        AlertmanagerNotifier(Http::new(&url, timeout))
+        AlertmanagerNotifier {
+            http: Http::new(&url, timeout),
+            hold: Duration::from_secs(4 * 3600 + 120),
+        }
     }
 
-    /// The body: a list with the one alert.
-    pub fn body(n: &Notification) -> Value {
+    /// Holds firing alerts for `d` (set it above the engine's repeat interval).
+    #[must_use]
+    pub fn hold(mut self, d: Duration) -> Self {
+        self.hold = d;
+        self
+    }
+
+    /// The body at `now`: a list with the one alert.
+    pub fn body(&self, n: &Notification, now: Timestamp) -> Value {
         let a = &n.alert;
-        let mut alert = json!({
+        let ends = match n.kind {
+            Kind::Firing => now.saturating_add(self.hold),
+            Kind::Resolved => a.since,
+        };
+        json!([{
             "labels": a.match_labels(),
             "annotations": { "summary": title(n), "description": message(n) },
             "startsAt": a.active_since.to_rfc3339_seconds(),
-        });
-        if n.kind == Kind::Resolved {
-            alert["endsAt"] = json!(a.since.to_rfc3339_seconds());
-        }
-        json!([alert])
+            "endsAt": ends.to_rfc3339_seconds(),
+        }])
     }
 }
 
@@ -342,7 +362,7 @@ impl Notifier for AlertmanagerNotifier {
         "alertmanager"
     }
     fn send(&self, n: &Notification) -> Result<(), SendError> {
-        self.0.post(&Self::body(n))
+        self.http.post(&self.body(n, Timestamp::now()))
     }
 }
 

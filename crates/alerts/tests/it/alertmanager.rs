@@ -110,6 +110,11 @@ fn a_real_alertmanager_receives_and_resolves() {
         "Sent by the oc-alerts tests"
     );
     assert_eq!(a["status"]["state"], "active");
+    let ends = Timestamp::parse_rfc3339(a["endsAt"].as_str().unwrap()).unwrap();
+    assert!(
+        ends.since(now) >= Duration::from_secs(4 * 3600),
+        "held until the repeat: {a}"
+    );
 
     n.kind = Kind::Resolved;
     n.alert.state = State::Resolved;

@@ -1,8 +1,8 @@
 //! The background evaluator over a real store, delivering to a local webhook; the figures it
 //! exports through `oc-metrics`.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use oc_alerts::{
