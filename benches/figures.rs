@@ -297,30 +297,19 @@ fn jsonl_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
         }
         let run = Duration::from_millis(if quick { 300 } else { 1000 });
         let d = |name: &str| dir.path().join(name);
-        fsync1.push(jsonl::durable(
-            &d("f1.jsonl"),
-            oc_jsonl::Durability::Fsync,
-            1,
-            run,
-        )?);
-        g1.push(jsonl::durable(
-            &d("g1.jsonl"),
-            oc_jsonl::Durability::GroupCommit,
-            1,
-            run,
-        )?);
-        g4.push(jsonl::durable(
-            &d("g4.jsonl"),
-            oc_jsonl::Durability::GroupCommit,
-            4,
-            run,
-        )?);
-        g16.push(jsonl::durable(
-            &d("g16.jsonl"),
-            oc_jsonl::Durability::GroupCommit,
-            16,
-            run,
-        )?);
+        for (name, durability, writers, out) in [
+            ("f1", oc_jsonl::Durability::Fsync, 1, &mut fsync1),
+            ("g1", oc_jsonl::Durability::GroupCommit, 1, &mut g1),
+            ("g4", oc_jsonl::Durability::GroupCommit, 4, &mut g4),
+            ("g16", oc_jsonl::Durability::GroupCommit, 16, &mut g16),
+        ] {
+            out.push(jsonl::durable(
+                &d(&format!("{name}.jsonl")),
+                durability,
+                writers,
+                run,
+            )?);
+        }
     }
     let ratio: Vec<f64> = g16.iter().zip(&fsync1).map(|(g, f)| g / f).collect();
     emit("jsonl.simple_append", simple, "records/s");

@@ -10,7 +10,7 @@ use parking_lot::{Condvar, Mutex};
 
 use oc_time::{Clock, CoarseClock, Timestamp};
 
-use crate::model::{Blocked, Counters, Decision, decide};
+use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
 use crate::{
     Error, Holder, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result,
     TtlPolicy,
@@ -525,12 +525,7 @@ impl MemoryLockManager {
                 });
             }
             // Sleep until something is freed, the first blocking lock is due to lapse, or the deadline.
-            let lapse = holders
-                .iter()
-                .filter_map(|h| h.expires_at)
-                .min()
-                .map(|e| at + e.since(now) + Duration::from_millis(1));
-            let until = lapse.map_or(deadline, |l| l.min(deadline));
+            let until = next_lapse(&holders, at, now).map_or(deadline, |l| l.min(deadline));
             self.freed.wait_until(&mut st, until);
         }
     }

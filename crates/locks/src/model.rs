@@ -175,6 +175,20 @@ impl fmt::Display for Holder {
     }
 }
 
+/// When (on the monotonic clock, `at` being `now`) the first of `holders`' locks lapses, plus
+/// a millisecond: a waiter sleeps no longer than that before looking again.
+pub(crate) fn next_lapse(
+    holders: &[Holder],
+    at: std::time::Instant,
+    now: Timestamp,
+) -> Option<std::time::Instant> {
+    holders
+        .iter()
+        .filter_map(|h| h.expires_at)
+        .min()
+        .map(|e| at + e.since(now) + Duration::from_millis(1))
+}
+
 pub(crate) fn list_holders(h: &[Holder]) -> String {
     if h.is_empty() {
         return "nobody".into();

@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use oc_time::{Clock, SystemClock, Timestamp};
 
 use crate::memory::canonical;
-use crate::model::{Blocked, Counters, Decision, decide};
+use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
 use crate::{
     Error, Holder, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result,
     TtlPolicy,
@@ -517,16 +517,15 @@ impl SqliteLockManager {
                     holders,
                 });
             }
-            let lapse = holders
-                .iter()
-                .filter_map(|h| h.expires_at)
-                .min()
-                .map(|e| at + e.since(now) + Duration::from_millis(1));
-            let until = [Some(deadline), Some(at + backoff), lapse]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(deadline);
+            let until = [
+                Some(deadline),
+                Some(at + backoff),
+                next_lapse(&holders, at, now),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(deadline);
             let mut generation = self.freed.0.lock();
             if *generation == seen {
                 self.freed.1.wait_until(&mut generation, until);
