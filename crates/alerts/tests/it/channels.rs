@@ -339,3 +339,38 @@ fn email_to_a_closed_port_is_a_transient_error() {
     assert!(!err.permanent);
     assert!(err.reason.contains(&addr), "{err}");
 }
+
+/// Delivers nothing until the test lets it: a receiver stuck on one notification.
+struct Stuck(crossbeam_channel::Receiver<()>);
+
+impl Notifier for Stuck {
+    fn kind(&self) -> &'static str {
+        "stuck"
+    }
+    fn send(&self, _: &Notification) -> Result<(), oc_alerts::SendError> {
+        self.0
+            .recv()
+            .map_err(|_| oc_alerts::SendError::transient("closed"))
+    }
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_instead_of_blocking() {
+    let (release, wait) = crossbeam_channel::unbounded();
+    let d = Dispatcher::new(
+        vec![Receiver::new("stuck", Stuck(wait)).min_severity(Severity::Low)],
+        quick(),
+    )
+    .unwrap();
+    let notes = vec![note(Kind::Firing, Severity::High); 1030];
+    d.dispatch(&notes);
+    let dropped = d.stats()[0].dropped;
+    // 1,024 queued, and at most one taken by the worker before the queue filled.
+    assert!((5..=6).contains(&dropped), "dropped {dropped}");
+    for _ in 0..1030 {
+        release.send(()).unwrap();
+    }
+    assert!(d.flush(Duration::from_secs(10)));
+    let st = &d.stats()[0];
+    assert_eq!(st.sent + st.dropped, 1030, "{st:?}");
+}

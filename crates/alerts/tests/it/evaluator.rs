@@ -38,7 +38,11 @@ fn evaluates_in_the_background_and_notifies_once() {
     )
     .unwrap();
 
-    std::thread::sleep(Duration::from_millis(100));
+    // Two evaluations over an empty store, and their deliveries, are done: nothing was sent.
+    while ev.stats().runs.load(Ordering::Relaxed) < 2 {
+        std::thread::yield_now();
+    }
+    assert!(dispatcher.flush(Duration::from_secs(5)));
     assert!(
         got.lock().unwrap().is_empty(),
         "nothing fires with no tasks"
@@ -161,4 +165,24 @@ to = ["ops@example.com"]
         "[[receiver]]\nname = \"x\"\nkind = \"log\"\ntimeout = \"later\"\n",
         "not a duration",
     );
+}
+
+#[test]
+fn failed_snapshots_are_counted_and_evaluation_goes_on() {
+    let engine = Arc::new(parking_lot::Mutex::new(Engine::new(vec![]).unwrap()));
+    let dispatcher = Arc::new(Dispatcher::new(vec![], RetryPolicy::default()).unwrap());
+    let ev = Evaluator::spawn(engine, dispatcher, Duration::from_millis(1), || {
+        Err("database is locked".to_owned())
+    })
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ev.stats().failures.load(Ordering::Relaxed) < 3 {
+        assert!(Instant::now() < deadline, "never retried");
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        ev.stats().last_error.lock().as_deref(),
+        Some("database is locked")
+    );
+    ev.stop();
 }
