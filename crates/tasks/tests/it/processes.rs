@@ -4,7 +4,7 @@
 //! test runs and does the child's part.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -38,11 +38,14 @@ fn helper_claim_all() {
         return;
     };
     let store = SqliteTaskStore::open(&db).expect("child opens the store");
-    // Start together: wait for the parent's go line once the store is open.
-    let mut go = String::new();
-    std::io::stdin().read_line(&mut go).expect("go line");
+    // Start together: say the store is open, then wait for the parent's go line, which it
+    // sends once both children are ready.
     let out = std::io::stdout();
     let mut out = out.lock();
+    writeln!(out, "ready").expect("stdout");
+    out.flush().expect("stdout");
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).expect("go line");
     while let Some(t) = store
         .claim_next(&agent, Duration::from_secs(300))
         .expect("no error reaches the caller")
@@ -78,26 +81,39 @@ fn two_processes_never_claim_the_same_task() {
     store
         .create_many((0..1000).map(|i| NewTask::new(format!("t{i}"))).collect())
         .unwrap();
-    let children: Vec<_> = ["p1", "p2"]
+    let mut children: Vec<_> = ["p1", "p2"]
         .iter()
         .map(|a| {
-            child("processes::helper_claim_all", &db, a)
+            let mut c = child("processes::helper_claim_all", &db, a)
                 .spawn()
-                .expect("spawn child")
+                .expect("spawn child");
+            let out = BufReader::new(c.stdout.take().expect("piped stdout"));
+            (c, out)
         })
         .collect();
-    for c in &children {
-        // Dropping the handle after writing closes the pipe.
+    // Wait until both have their store open, so that neither can drain the queue alone.
+    for (_, out) in &mut children {
+        let mut line = String::new();
+        while !line.contains("ready") {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).expect("child stdout") > 0,
+                "child exited early"
+            );
+        }
+    }
+    for (c, _) in &children {
         let mut stdin = c.stdin.as_ref().expect("piped stdin");
         stdin.write_all(b"go\n").expect("write go");
     }
     let mut ids = Vec::new();
     let mut tokens = Vec::new();
     let mut per_child = Vec::new();
-    for c in children {
-        let out = c.wait_with_output().expect("child runs");
-        assert!(out.status.success(), "child failed: {:?}", out.status);
-        let text = String::from_utf8(out.stdout).unwrap();
+    for (mut c, mut out) in children {
+        let mut text = String::new();
+        out.read_to_string(&mut text).expect("child stdout");
+        let status = c.wait().expect("child runs");
+        assert!(status.success(), "child failed: {status:?}");
         // libtest prints "test name ... " without a newline before the body runs, so a claim
         // line may follow it on the same line.
         let mine: Vec<_> = text
