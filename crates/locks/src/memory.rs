@@ -99,6 +99,7 @@ impl FastHasher {
 }
 
 impl Hasher for FastHasher {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
@@ -106,12 +107,22 @@ impl Hasher for FastHasher {
             w.copy_from_slice(c);
             self.add(u64::from_le_bytes(w));
         }
+        // The last 1-7 bytes, read as at most two overlapping words (no copy of a
+        // variable length, which would be a call to `memcpy`).
         let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
-        }
+        let n = rest.len();
+        let word = |i: usize, len: usize| {
+            rest[i..i + len]
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b))
+        };
+        let tail = match n {
+            0 => return,
+            1..=3 => word(0, 1) | word(n / 2, 1) << 8 | word(n - 1, 1) << 16,
+            _ => word(0, 4) | word(n - 4, 4) << 32,
+        };
+        self.add(tail ^ ((n as u64) << 56));
     }
     fn write_u8(&mut self, i: u8) {
         self.add(u64::from(i));
@@ -134,7 +145,7 @@ impl State {
         res: &'a Resource,
         now: Timestamp,
     ) -> impl Iterator<Item = &'a Lock> + Clone + 'a {
-        let exact = self.locks.get(res.as_str()).into_iter().flatten();
+        let exact = self.locks.get(res).into_iter().flatten();
         let ancestors = res.ancestors().filter_map(|a| self.locks.get(a)).flatten();
         let below = (!self.nested.is_empty()).then(|| {
             let lo = format!("{res}/");
@@ -145,7 +156,7 @@ impl State {
         let below = below
             .into_iter()
             .flatten()
-            .filter_map(|k| self.locks.get(k.as_str()))
+            .filter_map(|k| self.locks.get(k))
             .flatten();
         exact
             .chain(ancestors)
@@ -217,7 +228,7 @@ impl State {
         now: Timestamp,
     ) -> std::result::Result<Lock, Blocked> {
         // Look the name up without cloning it: a new entry is only made for a first lock.
-        if let Some(entry) = self.locks.get_mut(req.resource.as_str()) {
+        if let Some(entry) = self.locks.get_mut(&req.resource) {
             let decision = decide(
                 req,
                 entry.iter().filter(|l| !l.is_expired(now)),
@@ -258,7 +269,7 @@ impl State {
     /// Notes that the entry of `res` may have lost its last holder; prunes empty entries in
     /// bulk once there are many.
     fn drop_if_empty(&mut self, res: &Resource) {
-        if self.locks.get(res.as_str()).is_some_and(Vec::is_empty) {
+        if self.locks.get(res).is_some_and(Vec::is_empty) {
             self.one_more_empty();
         }
     }
@@ -275,7 +286,7 @@ impl State {
         let nested = &mut self.nested;
         self.locks.retain(|k, v| {
             if v.is_empty() && k.is_nested() {
-                nested.remove(k.as_str());
+                nested.remove(k);
             }
             !v.is_empty()
         });
@@ -302,7 +313,7 @@ impl State {
     /// Live locks of other owners on exactly `res`, to name in a `NotHeld` error.
     fn others_on(&self, res: &Resource, owner: &Owner, now: Timestamp) -> Vec<Holder> {
         self.locks
-            .get(res.as_str())
+            .get(res)
             .into_iter()
             .flatten()
             .filter(|l| &l.owner != owner && !l.is_expired(now))
@@ -414,7 +425,7 @@ impl MemoryLockManager {
         now: Timestamp,
         f: impl FnOnce(&mut Vec<Lock>, usize) -> T,
     ) -> Result<T> {
-        if let Some(v) = st.locks.get_mut(resource.as_str())
+        if let Some(v) = st.locks.get_mut(resource)
             && let Some(i) = v.iter().position(|l| &l.owner == owner)
         {
             if !v[i].is_expired(now) {
@@ -448,7 +459,7 @@ impl MemoryLockManager {
         if !st.nested.is_empty() || !st.queue.is_empty() {
             return None;
         }
-        let entry = st.locks.get_mut(req.resource.as_str())?;
+        let entry = st.locks.get_mut(&req.resource)?;
         if !entry.is_empty() {
             return None;
         }
