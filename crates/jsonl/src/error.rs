@@ -48,6 +48,15 @@ pub enum Error {
         /// What did not match.
         reason: String,
     },
+    /// A group-commit writer whose earlier write or `fdatasync` failed: records appended since
+    /// may or may not be on disk, and none is reported durable. Reopen the file.
+    #[error("{}: an earlier write or fdatasync failed ({cause}); records cannot be made durable until the writer is reopened", path.display())]
+    WriterBroken {
+        /// The file.
+        path: PathBuf,
+        /// The failure, with its causes.
+        cause: String,
+    },
     /// The named thing does not exist.
     #[error("{what} not found")]
     NotFound {

@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -22,8 +23,11 @@ use crate::{Error, Result};
 /// | `GroupCommit` | written and covered by an `fdatasync` shared with concurrent appenders | yes | yes |
 ///
 /// `GroupCommit` has the guarantee of `Fsync` at a fraction of the cost when several threads
-/// append: while one `fdatasync` runs, the records written meanwhile wait for the next one,
-/// which covers them all.
+/// append: while one `fdatasync` runs, the records appended meanwhile gather in the buffer, and
+/// the next sync hands them to the OS in one `write` and covers them all. If that write or sync
+/// fails, its appenders get the error and the writer refuses to call anything durable again
+/// ([`Error::WriterBroken`](crate::Error::WriterBroken)): after a failed `fdatasync`, a later
+/// one can succeed without the lost pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// Buffered in process memory.
@@ -117,9 +121,38 @@ struct Inner {
 
 #[derive(Default)]
 struct SyncState {
+    /// Records covered by a completed `fdatasync`.
     synced: u64,
+    /// A group is being gathered or synced.
     syncing: bool,
+    /// Records written out when the last group was closed: that sync covers them.
+    target: u64,
+    /// Appenders waiting for a record past `target`: the next group so far.
+    fresh: usize,
+    /// The size of the last group: how many the next one waits to gather.
+    last_group: usize,
+    /// How long the last `fdatasync` took: the longest the next one waits to gather its group.
+    last_sync: Duration,
+    /// Followers parked until a sync completes.
+    sleepers: Vec<std::thread::Thread>,
+    /// Why a group's write or `fdatasync` failed, after which nothing more is called durable.
+    broken: Option<String>,
 }
+
+/// An error and its causes, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
+/// The longest a group-commit leader waits for its group, however slow the disk.
+const MAX_GATHER: Duration = Duration::from_millis(1);
 
 /// Appends JSON records, one per line, to a file.
 ///
@@ -142,7 +175,10 @@ pub struct JsonlWriter {
     opts: WriterOptions,
     inner: Mutex<Inner>,
     sync: Mutex<SyncState>,
-    synced: Condvar,
+    /// `synced`, readable without the lock by woken followers.
+    durable: AtomicU64,
+    /// Wakes a group-commit leader once its group has gathered.
+    gathered: Condvar,
     repaired: u64,
     on_fsync: Option<FsyncObserver>,
 }
@@ -212,6 +248,14 @@ fn open_append(path: &Path) -> Result<(File, u64, u64, u64)> {
         .append(true)
         .open(path)
         .map_err(io(path))?;
+    let meta = file.metadata().map_err(io(path))?;
+    if !meta.is_file() {
+        // A device or a pipe has no tail to repair and no end to count lines up to.
+        return Err(Error::InvalidInput {
+            field: "path",
+            reason: format!("{} is not a regular file", path.display()),
+        });
+    }
     let repaired = repair(&mut file, path)?;
     let bytes = file.metadata().map_err(io(path))?.len();
     let lines = count_lines(&mut file, path)?;
@@ -238,7 +282,8 @@ impl JsonlWriter {
                 pending: 0,
             }),
             sync: Mutex::new(SyncState::default()),
-            synced: Condvar::new(),
+            durable: AtomicU64::new(0),
+            gathered: Condvar::new(),
             repaired,
             on_fsync: None,
         })
@@ -322,9 +367,7 @@ impl JsonlWriter {
         let (seq, rotated_at) = self.append_locked(records, fill)?;
         if let Some(seq) = rotated_at {
             // Rotation synced the old file: everything written so far is durable.
-            let mut s = self.sync.lock();
-            s.synced = s.synced.max(seq);
-            self.synced.notify_all();
+            self.mark_durable(self.sync.lock(), seq);
         }
         if self.opts.durability == Durability::GroupCommit {
             self.wait_durable(seq)?;
@@ -357,7 +400,10 @@ impl JsonlWriter {
             inner.bytes += (inner.buf.len() - start) as u64;
             inner.lines += records;
             inner.pending += records;
-            let buffered = self.opts.durability == Durability::Buffered;
+            let buffered = matches!(
+                self.opts.durability,
+                Durability::Buffered | Durability::GroupCommit
+            );
             if !buffered || inner.buf.len() >= 64 * 1024 {
                 self.write_out(inner)?;
             }
@@ -368,7 +414,7 @@ impl JsonlWriter {
                 self.rotate(inner)?;
                 rotated_at = Some(inner.written);
             }
-            inner.written
+            inner.written + inner.pending
         };
         Ok((seq, rotated_at))
     }
@@ -387,33 +433,95 @@ impl JsonlWriter {
     }
 
     /// Waits until record `seq` is covered by an `fdatasync`, running one if nobody is.
+    ///
+    /// Group commit: the first waiter to find no sync running leads. It waits (at most as long
+    /// as the last `fdatasync` took, at most [`MAX_GATHER`]) until as many appenders wait as the
+    /// last group had, then syncs every record written so far; the others sleep until a sync
+    /// covers theirs. Without the gathering, groups alternate between the few who were ready
+    /// when a sync started and the many who arrived during it.
+    ///
+    /// Followers park on their own thread and read the durable mark without the lock when
+    /// woken: with a condition variable, each would retake the mutex in turn, and on a busy
+    /// machine that chain of hand-offs took longer than the `fdatasync` itself.
     fn wait_durable(&self, seq: u64) -> Result<()> {
         let mut s = self.sync.lock();
+        if seq > s.target {
+            s.fresh += 1;
+            if s.syncing && s.fresh >= s.last_group {
+                self.gathered.notify_one();
+            }
+        }
         loop {
             if s.synced >= seq {
                 return Ok(());
             }
+            if let Some(cause) = &s.broken {
+                return Err(Error::WriterBroken {
+                    path: self.path.clone(),
+                    cause: cause.clone(),
+                });
+            }
             if s.syncing {
-                self.synced.wait(&mut s);
+                s.sleepers.push(std::thread::current());
+                drop(s);
+                std::thread::park();
+                if self.durable.load(Ordering::Acquire) >= seq {
+                    // Covered: no need to queue for the lock again.
+                    return Ok(());
+                }
+                s = self.sync.lock();
                 continue;
             }
             s.syncing = true;
-            drop(s);
-            // Let writers that are ready append first, so that this sync covers them too.
-            std::thread::yield_now();
-            // Never hold both locks: read what to sync, then sync without either.
-            let (target, file) = {
-                let i = self.inner.lock();
-                (i.written, i.file.clone())
-            };
-            let res = self.fdatasync(&file);
-            s = self.sync.lock();
-            s.syncing = false;
-            if res.is_ok() {
-                s.synced = s.synced.max(target);
+            let deadline = Instant::now() + s.last_sync.min(MAX_GATHER);
+            while s.fresh < s.last_group {
+                if self.gathered.wait_until(&mut s, deadline).timed_out() {
+                    break;
+                }
             }
-            self.synced.notify_all();
-            res?;
+            // Close the group: every fresh waiter wrote before arriving, so the records written
+            // by now include theirs. (The one place both locks are held, always in this order;
+            // appenders never take this lock while holding `inner`.)
+            // The group's records were only buffered: one `write` hands them all to the OS.
+            let closed = {
+                let mut i = self.inner.lock();
+                self.write_out(&mut i).map(|()| (i.written, i.file.clone()))
+            };
+            let start = Instant::now();
+            let res = closed.and_then(|(target, file)| {
+                s.target = target;
+                s.last_group = std::mem::take(&mut s.fresh);
+                parking_lot::MutexGuard::unlocked(&mut s, || self.fdatasync(&file))?;
+                Ok(target)
+            });
+            s.syncing = false;
+            s.last_sync = start.elapsed();
+            match res {
+                Ok(target) => {
+                    self.mark_durable(s, target);
+                    s = self.sync.lock();
+                }
+                Err(e) => {
+                    // Whatever was in the group is lost or of unknown fate, and after a failed
+                    // `fdatasync` a later one can succeed without the lost pages: no record
+                    // past this point can be called durable any more.
+                    s.broken = Some(error_chain(&e));
+                    self.mark_durable(s, 0);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Records everything up to `upto` as durable and wakes every sleeping follower (those
+    /// still not covered go back to waiting, and one of them leads the next sync).
+    fn mark_durable(&self, mut s: parking_lot::MutexGuard<'_, SyncState>, upto: u64) {
+        s.synced = s.synced.max(upto);
+        self.durable.store(s.synced, Ordering::Release);
+        let sleepers = std::mem::take(&mut s.sleepers);
+        drop(s);
+        for t in sleepers {
+            t.unpark();
         }
     }
 

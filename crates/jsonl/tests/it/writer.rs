@@ -269,3 +269,107 @@ fn compressed_rotation_is_read_transparently() {
         250
     );
 }
+
+/// Child part of the next test: runs under `ulimit -f`, so writes past a few KiB fail.
+#[test]
+fn helper_append_until_the_disk_is_full() {
+    let Some(path) = std::env::var_os("OC_CHILD_FULL") else {
+        return;
+    };
+    let w = JsonlWriter::open(&path, opts(Durability::GroupCommit)).unwrap();
+    let out = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (w, out) = (&w, &out);
+            s.spawn(move || {
+                for i in 0..100 {
+                    let line = match w
+                        .append(&json!({"id": format!("{t}-{i}"), "pad": "x".repeat(100)}))
+                    {
+                        Ok(()) => format!("ok {t}-{i}"),
+                        Err(oc_jsonl::Error::WriterBroken { .. }) => format!("broken {t}-{i}"),
+                        Err(e) => {
+                            let cause = std::error::Error::source(&e).map(ToString::to_string);
+                            format!("failed {t}-{i} {e}: {}", cause.unwrap_or_default())
+                        }
+                    };
+                    out.lock().unwrap().push(line);
+                }
+            });
+        }
+    });
+    for line in out.into_inner().unwrap() {
+        println!("result {line}");
+    }
+}
+
+#[test]
+fn a_failed_group_write_fails_its_appenders_and_nothing_after_is_called_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("full.jsonl");
+    // The shell ignores SIGXFSZ (inherited across exec), so a write past the limit fails with
+    // EFBIG instead of killing the process: a disk that fills up mid-run.
+    let out = std::process::Command::new("sh")
+        .args(["-c", "trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\""])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "writer::helper_append_until_the_disk_is_full",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("OC_CHILD_FULL", &p)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let results: Vec<(&str, &str)> = stdout
+        .lines()
+        .filter_map(|l| l.find("result ").map(|i| &l[i + 7..]))
+        .map(|l| {
+            let mut it = l.splitn(3, ' ');
+            (it.next().unwrap(), it.next().unwrap())
+        })
+        .collect();
+    assert_eq!(results.len(), 400, "{stdout}");
+    let count = |what| results.iter().filter(|(k, _)| *k == what).count();
+    assert!(count("ok") > 0, "some appends fit: {stdout}");
+    assert!(count("failed") > 0, "the failing group is told: {stdout}");
+    assert!(count("broken") > 0, "later appends are refused: {stdout}");
+    assert!(
+        stdout.contains("File too large"),
+        "the cause is named: {stdout}"
+    );
+    // Each thread: nothing succeeds after its first failure.
+    for t in 0..4 {
+        let mine: Vec<&str> = results
+            .iter()
+            .filter(|(_, id)| id.starts_with(&format!("{t}-")))
+            .map(|(k, _)| *k)
+            .collect();
+        if let Some(first) = mine.iter().position(|k| *k != "ok") {
+            assert!(
+                mine[first..].iter().all(|k| *k != "ok"),
+                "thread {t}: {mine:?}"
+            );
+        }
+    }
+    // Every append reported durable is in the file.
+    let (records, _) = JsonlReader::open(&p).records::<Value>().unwrap();
+    let have: HashSet<String> = records
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect();
+    for (k, id) in &results {
+        if *k == "ok" {
+            assert!(have.contains(*id), "{id} was reported durable");
+        }
+    }
+}
+
+#[test]
+fn only_regular_files_are_opened() {
+    let e = JsonlWriter::open("/dev/null", opts(Durability::Os)).unwrap_err();
+    assert!(e.is_invalid_input(), "{e}");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+}
