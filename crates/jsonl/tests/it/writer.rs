@@ -373,3 +373,41 @@ fn only_regular_files_are_opened() {
     assert!(e.is_invalid_input(), "{e}");
     assert!(e.to_string().contains("not a regular file"), "{e}");
 }
+
+#[test]
+fn group_commit_shares_fdatasyncs_between_appenders() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("g.jsonl");
+    let syncs = Arc::new(AtomicUsize::new(0));
+    let counted = syncs.clone();
+    let w = JsonlWriter::open(&p, opts(Durability::GroupCommit))
+        .unwrap()
+        .observe_fsync(move |_| {
+            counted.fetch_add(1, Ordering::Relaxed);
+        });
+    let (threads, each) = (8, 100);
+    let start = Barrier::new(threads);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (w, start) = (&w, &start);
+            s.spawn(move || {
+                start.wait();
+                for i in 0..each {
+                    w.append(&json!({"t": t, "i": i})).unwrap();
+                }
+            });
+        }
+    });
+    let appends = threads * each;
+    let syncs = syncs.load(Ordering::Relaxed);
+    // Each append returned only once durable; while one fdatasync runs, the other seven
+    // threads' records wait for the next, so a sync covers several of them.
+    assert!(
+        syncs * 2 <= appends,
+        "{syncs} fdatasyncs for {appends} appends"
+    );
+    let (records, report) = JsonlReader::open(&p).records::<Value>().unwrap();
+    assert_eq!((records.len(), report.malformed), (appends, 0));
+}
