@@ -440,9 +440,8 @@ impl JsonlWriter {
     /// covers theirs. Without the gathering, groups alternate between the few who were ready
     /// when a sync started and the many who arrived during it.
     ///
-    /// Followers park on their own thread and read the durable mark without the lock when
-    /// woken: with a condition variable, each would retake the mutex in turn, and on a busy
-    /// machine that chain of hand-offs took longer than the `fdatasync` itself.
+    /// Followers park on their own thread and, once woken, read the durable mark from an
+    /// atomic: a covered follower returns without queueing for the lock again.
     fn wait_durable(&self, seq: u64) -> Result<()> {
         let mut s = self.sync.lock();
         if seq > s.target {
@@ -479,10 +478,10 @@ impl JsonlWriter {
                     break;
                 }
             }
-            // Close the group: every fresh waiter wrote before arriving, so the records written
-            // by now include theirs. (The one place both locks are held, always in this order;
-            // appenders never take this lock while holding `inner`.)
-            // The group's records were only buffered: one `write` hands them all to the OS.
+            // Close the group: every fresh waiter appended before arriving, so the buffer holds
+            // their records, and one `write` hands them all to the OS. (The one place both
+            // locks are held, always in this order; appenders never take this lock while
+            // holding `inner`.)
             let closed = {
                 let mut i = self.inner.lock();
                 self.write_out(&mut i).map(|()| (i.written, i.file.clone()))
