@@ -267,7 +267,7 @@ fn jsonl_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
     let (mut simple, mut batch, mut size, mut read, mut read_rss) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut filt, mut filt_rss) = (vec![], vec![]);
-    let (mut fsync1, mut g1, mut g4, mut g16) = (vec![], vec![], vec![], vec![]);
+    let (mut fsync1, mut g1, mut g4, mut g16, mut g16s) = (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..runs {
         let dir = tempfile::tempdir()?;
         let p = dir.path().join("simple.jsonl");
@@ -297,21 +297,27 @@ fn jsonl_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
         }
         let run = Duration::from_millis(if quick { 300 } else { 1000 });
         let d = |name: &str| dir.path().join(name);
-        for (name, durability, writers, out) in [
-            ("f1", oc_jsonl::Durability::Fsync, 1, &mut fsync1),
-            ("g1", oc_jsonl::Durability::GroupCommit, 1, &mut g1),
-            ("g4", oc_jsonl::Durability::GroupCommit, 4, &mut g4),
-            ("g16", oc_jsonl::Durability::GroupCommit, 16, &mut g16),
+        use oc_jsonl::Durability::{Fsync, GroupCommit};
+        let (none, spin) = (Duration::ZERO, Duration::from_micros(100));
+        for (name, durability, spin, writers, out) in [
+            ("f1", Fsync, none, 1, &mut fsync1),
+            ("g1", GroupCommit, none, 1, &mut g1),
+            ("g4", GroupCommit, none, 4, &mut g4),
+            ("g16", GroupCommit, none, 16, &mut g16),
+            ("g16s", GroupCommit, spin, 16, &mut g16s),
         ] {
             out.push(jsonl::durable(
                 &d(&format!("{name}.jsonl")),
                 durability,
+                spin,
                 writers,
                 run,
             )?);
         }
     }
-    let ratio: Vec<f64> = g16.iter().zip(&fsync1).map(|(g, f)| g / f).collect();
+    let over_fsync1 =
+        |g: &[f64]| -> Vec<f64> { g.iter().zip(&fsync1).map(|(g, f)| g / f).collect() };
+    let (ratio, ratio_spin) = (over_fsync1(&g16), over_fsync1(&g16s));
     emit("jsonl.simple_append", simple, "records/s");
     emit("jsonl.batch_append", batch, "records/s");
     emit("jsonl.file_size", size, "MiB");
@@ -323,7 +329,9 @@ fn jsonl_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
     emit("jsonl.durable_group_1w", g1, "appends/s");
     emit("jsonl.durable_group_4w", g4, "appends/s");
     emit("jsonl.durable_group_16w", g16, "appends/s");
+    emit("jsonl.durable_group_16w_spin", g16s, "appends/s");
     emit("jsonl.group16_over_fsync1", ratio, "x");
+    emit("jsonl.group16_spin_over_fsync1", ratio_spin, "x");
     Ok(())
 }
 

@@ -476,10 +476,19 @@ pub mod jsonl {
     }
 
     fn writer(path: &Path, durability: Durability) -> oc_jsonl::Result<JsonlWriter> {
+        spinning_writer(path, durability, Duration::ZERO)
+    }
+
+    fn spinning_writer(
+        path: &Path,
+        durability: Durability,
+        spin: Duration,
+    ) -> oc_jsonl::Result<JsonlWriter> {
         JsonlWriter::open(
             path,
             WriterOptions {
                 durability,
+                spin,
                 ..Default::default()
             },
         )
@@ -576,14 +585,16 @@ pub mod jsonl {
         Ok((start.elapsed(), report.lines, hits))
     }
 
-    /// Durable appends per second: `writers` threads appending for `run` under `durability`.
+    /// Durable appends per second: `writers` threads appending for `run` under `durability`
+    /// (waiters spinning for up to `spin` under group commit).
     pub fn durable(
         path: &Path,
         durability: Durability,
+        spin: Duration,
         writers: usize,
         run: Duration,
     ) -> oc_jsonl::Result<f64> {
-        let w = writer(path, durability)?;
+        let w = spinning_writer(path, durability, spin)?;
         let start = Instant::now();
         let total: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..writers)

@@ -230,7 +230,19 @@ const DOCUMENTED: &[Documented] = &[
         c_reference: None,
     },
     Documented {
+        bench: "jsonl.durable_group_16w_spin",
+        value: None,
+        unit: "appends/s",
+        c_reference: None,
+    },
+    Documented {
         bench: "jsonl.group16_over_fsync1",
+        value: None,
+        unit: "x",
+        c_reference: None,
+    },
+    Documented {
+        bench: "jsonl.group16_spin_over_fsync1",
         value: None,
         unit: "x",
         c_reference: None,

@@ -57,7 +57,7 @@ pub use crate::reader::{Follower, JsonlReader, LogAnalysis, Query, ReadReport, r
 pub use crate::ship::{ShipOptions, ShipReport, Shipper};
 pub use crate::task::{Checkpoint, CheckpointFile, TaskFiles, check_task_id, write_atomic};
 pub use crate::writer::{
-    Durability, JsonlWriter, Rotation, WriterOptions, existing_rotated, rotated_path,
+    Durability, JsonlWriter, MAX_SPIN, Rotation, WriterOptions, existing_rotated, rotated_path,
 };
 
 /// `fsync`s the directory holding `path`, so a rename or a new file in it survives power loss.

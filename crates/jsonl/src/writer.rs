@@ -67,7 +67,18 @@ pub struct WriterOptions {
     pub durability: Durability,
     /// When to rotate (never, by default).
     pub rotation: Rotation,
+    /// Group commit only: how long an appender waiting for its `fdatasync` yields the CPU in a
+    /// loop before it sleeps (zero, the default: it sleeps at once; at most [`MAX_SPIN`]).
+    ///
+    /// Spinning keeps the CPUs awake through the sync, so appenders resume without being woken
+    /// from an idle CPU: on a 2-core VM with a 0.1 ms `fdatasync`, 16 writers appended 10 to 30 %
+    /// faster with 100 µs, at the price of both cores busy during every sync. Worth it on a
+    /// machine given to the writer; not on a laptop shared with the user.
+    pub spin: Duration,
 }
+
+/// The longest [`WriterOptions::spin`] accepted.
+pub const MAX_SPIN: Duration = Duration::from_millis(10);
 
 /// The path of rotated file `n` of `path` (`logs.jsonl.1` is the newest), uncompressed.
 pub fn rotated_path(path: &Path, n: usize) -> PathBuf {
@@ -266,6 +277,12 @@ impl JsonlWriter {
     /// Opens (creating if needed) `path` for appending, repairing a torn tail first.
     pub fn open(path: impl AsRef<Path>, opts: WriterOptions) -> Result<Self> {
         let path = path.as_ref().to_owned();
+        if opts.spin > MAX_SPIN {
+            return Err(Error::InvalidInput {
+                field: "spin",
+                reason: format!("{:?} is longer than the {MAX_SPIN:?} allowed", opts.spin),
+            });
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
@@ -463,6 +480,9 @@ impl JsonlWriter {
             if s.syncing {
                 s.sleepers.push(std::thread::current());
                 drop(s);
+                if self.spin_until_durable(seq) {
+                    return Ok(());
+                }
                 std::thread::park();
                 if self.durable.load(Ordering::Acquire) >= seq {
                     // Covered: no need to queue for the lock again.
@@ -508,6 +528,25 @@ impl JsonlWriter {
                     self.mark_durable(s, 0);
                     return Err(e);
                 }
+            }
+        }
+    }
+
+    /// Yields the CPU in a loop for up to [`WriterOptions::spin`]; whether `seq` became durable.
+    fn spin_until_durable(&self, seq: u64) -> bool {
+        if self.opts.spin.is_zero() {
+            return false;
+        }
+        let until = Instant::now() + self.opts.spin;
+        loop {
+            std::thread::yield_now();
+            if self.durable.load(Ordering::Acquire) >= seq {
+                // Still on the leader's list: its unpark leaves a token that makes a later
+                // `park` return at once, which the wait loop tolerates.
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
             }
         }
     }

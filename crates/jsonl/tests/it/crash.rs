@@ -21,10 +21,16 @@ fn helper_append_forever() {
     } else {
         Durability::GroupCommit
     };
+    let spin = if mode == "group-spin" {
+        std::time::Duration::from_micros(100)
+    } else {
+        std::time::Duration::ZERO
+    };
     let w = JsonlWriter::open(
         &path,
         WriterOptions {
             durability,
+            spin,
             ..Default::default()
         },
     )
@@ -57,7 +63,7 @@ fn sigkill_never_loses_a_returned_append() {
     let path = dir.path().join("crash.jsonl");
     let mut promised = Vec::new();
     for run in 0..20u64 {
-        let mode = if run % 2 == 0 { "group" } else { "fsync" };
+        let mode = ["group", "fsync", "group-spin"][run as usize % 3];
         let mut c = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",

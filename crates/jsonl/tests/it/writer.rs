@@ -6,6 +6,8 @@ use oc_jsonl::{
     Durability, JsonlReader, JsonlWriter, Level, LogEntry, Query, Rotation, WriterOptions,
     rotated_path,
 };
+use std::time::Duration;
+
 use oc_time::Timestamp;
 use serde_json::{Value, json};
 
@@ -99,6 +101,7 @@ fn rotation_by_lines_and_bytes_keeps_n_files_and_reads_in_order() {
         WriterOptions {
             rotation,
             durability: Durability::Fsync,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -140,6 +143,7 @@ fn rotation_by_lines_and_bytes_keeps_n_files_and_reads_in_order() {
         WriterOptions {
             rotation,
             durability: Durability::Os,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -378,36 +382,58 @@ fn only_regular_files_are_opened() {
 fn group_commit_shares_fdatasyncs_between_appenders() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Barrier};
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("g.jsonl");
-    let syncs = Arc::new(AtomicUsize::new(0));
-    let counted = syncs.clone();
-    let w = JsonlWriter::open(&p, opts(Durability::GroupCommit))
-        .unwrap()
-        .observe_fsync(move |_| {
-            counted.fetch_add(1, Ordering::Relaxed);
-        });
-    let (threads, each) = (8, 100);
-    let start = Barrier::new(threads);
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let (w, start) = (&w, &start);
-            s.spawn(move || {
-                start.wait();
-                for i in 0..each {
-                    w.append(&json!({"t": t, "i": i})).unwrap();
-                }
+    for spin in [Duration::ZERO, Duration::from_micros(100)] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.jsonl");
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let counted = syncs.clone();
+        let options = WriterOptions {
+            spin,
+            ..opts(Durability::GroupCommit)
+        };
+        let w = JsonlWriter::open(&p, options)
+            .unwrap()
+            .observe_fsync(move |_| {
+                counted.fetch_add(1, Ordering::Relaxed);
             });
-        }
-    });
-    let appends = threads * each;
-    let syncs = syncs.load(Ordering::Relaxed);
-    // Each append returned only once durable; while one fdatasync runs, the other seven
-    // threads' records wait for the next, so a sync covers several of them.
+        let (threads, each) = (8, 100);
+        let start = Barrier::new(threads);
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let (w, start) = (&w, &start);
+                s.spawn(move || {
+                    start.wait();
+                    for i in 0..each {
+                        w.append(&json!({"t": t, "i": i})).unwrap();
+                    }
+                });
+            }
+        });
+        let appends = threads * each;
+        let syncs = syncs.load(Ordering::Relaxed);
+        // Each append returned only once durable; while one fdatasync runs, the other seven
+        // threads' records wait for the next, so a sync covers several of them.
+        assert!(
+            syncs * 2 <= appends,
+            "{spin:?}: {syncs} fdatasyncs for {appends} appends"
+        );
+        let (records, report) = JsonlReader::open(&p).records::<Value>().unwrap();
+        assert_eq!((records.len(), report.malformed), (appends, 0), "{spin:?}");
+    }
+}
+
+#[test]
+fn absurd_spins_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.jsonl");
+    let options = WriterOptions {
+        spin: oc_jsonl::MAX_SPIN + Duration::from_millis(1),
+        ..opts(Durability::GroupCommit)
+    };
+    let e = JsonlWriter::open(&p, options).unwrap_err();
     assert!(
-        syncs * 2 <= appends,
-        "{syncs} fdatasyncs for {appends} appends"
+        e.is_invalid_input() && e.to_string().contains("spin"),
+        "{e}"
     );
-    let (records, report) = JsonlReader::open(&p).records::<Value>().unwrap();
-    assert_eq!((records.len(), report.malformed), (appends, 0));
+    assert!(!p.exists(), "nothing created");
 }
