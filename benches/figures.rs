@@ -298,7 +298,7 @@ fn jsonl_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
         let run = Duration::from_millis(if quick { 300 } else { 1000 });
         let d = |name: &str| dir.path().join(name);
         use oc_jsonl::Durability::{Fsync, GroupCommit};
-        let (none, spin) = (Duration::ZERO, Duration::from_micros(100));
+        let (none, spin) = (Duration::ZERO, Duration::from_micros(300));
         for (name, durability, spin, writers, out) in [
             ("f1", Fsync, none, 1, &mut fsync1),
             ("g1", GroupCommit, none, 1, &mut g1),
