@@ -39,6 +39,36 @@ fn emit(bench: &str, runs: Vec<f64>, unit: &str) {
     );
 }
 
+/// Samples per figure, one per run, printed in the order the figures were first recorded.
+#[derive(Default)]
+struct Figures(Vec<(&'static str, &'static str, Vec<f64>)>);
+
+impl Figures {
+    fn add(&mut self, bench: &'static str, unit: &'static str, value: f64) {
+        match self.0.iter_mut().find(|(b, ..)| *b == bench) {
+            Some((.., runs)) => runs.push(value),
+            None => self.0.push((bench, unit, vec![value])),
+        }
+    }
+
+    /// The samples of `bench` so far.
+    fn runs(&self, bench: &str) -> Vec<f64> {
+        self.0
+            .iter()
+            .find(|(b, ..)| *b == bench)
+            .map(|(.., runs)| runs.clone())
+            .unwrap_or_default()
+    }
+
+    fn emit(self) {
+        for (bench, unit, runs) in self.0 {
+            emit(bench, runs, unit);
+        }
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -110,49 +140,30 @@ fn alert_figures(runs: usize) -> anyhow::Result<()> {
 
 /// sqlite.*: the original's sequence on one fresh database per run.
 fn sqlite_figures(runs: usize) -> anyhow::Result<()> {
-    let (mut ins, mut rd, mut rq, mut up, mut scan, mut main_b, mut wal_b, mut closed_b) = (
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-    );
+    let mut f = Figures::default();
     for _ in 0..runs {
         let mut db = sqlite::open_fresh()?;
-        ins.push(per_sec(sqlite::ROWS, sqlite::batch_insert(&mut db)?));
-        rd.push(per_sec(sqlite::READS, sqlite::single_read(&mut db)?));
-        rq.push(per_sec(sqlite::RANGES, sqlite::range_query(&mut db)?));
-        up.push(per_sec(sqlite::UPDATES, sqlite::update(&mut db)?));
+        let d = sqlite::batch_insert(&mut db)?;
+        f.add("sqlite.batch_insert", "rows/s", per_sec(sqlite::ROWS, d));
+        let d = sqlite::single_read(&mut db)?;
+        f.add("sqlite.single_read", "reads/s", per_sec(sqlite::READS, d));
+        let d = sqlite::range_query(&mut db)?;
+        f.add(
+            "sqlite.range_query",
+            "queries/s",
+            per_sec(sqlite::RANGES, d),
+        );
+        let d = sqlite::update(&mut db)?;
+        f.add("sqlite.update", "updates/s", per_sec(sqlite::UPDATES, d));
         let (d, rows) = sqlite::full_scan(&mut db)?;
-        scan.push(per_sec(rows, d));
-        let (m, w) = sqlite::sizes(&db);
-        main_b.push(m as f64);
-        wal_b.push(w as f64);
-        closed_b.push(sqlite::size_after_close(db) as f64);
+        f.add("sqlite.full_scan", "rows/s", per_sec(rows, d));
+        let (main, wal) = sqlite::sizes(&db);
+        f.add("sqlite.db_size", "MiB", main as f64 / MIB);
+        f.add("sqlite.db_size_wal", "MiB", wal as f64 / MIB);
+        let closed = sqlite::size_after_close(db);
+        f.add("sqlite.db_size_closed", "MiB", closed as f64 / MIB);
     }
-    emit("sqlite.batch_insert", ins, "rows/s");
-    emit("sqlite.single_read", rd, "reads/s");
-    emit("sqlite.range_query", rq, "queries/s");
-    emit("sqlite.update", up, "updates/s");
-    emit("sqlite.full_scan", scan, "rows/s");
-    emit(
-        "sqlite.db_size",
-        main_b.iter().map(|b| b / 1024.0 / 1024.0).collect(),
-        "MiB",
-    );
-    emit(
-        "sqlite.db_size_wal",
-        wal_b.iter().map(|b| b / 1024.0 / 1024.0).collect(),
-        "MiB",
-    );
-    emit(
-        "sqlite.db_size_closed",
-        closed_b.iter().map(|b| b / 1024.0 / 1024.0).collect(),
-        "MiB",
-    );
+    f.emit();
     Ok(())
 }
 
@@ -215,123 +226,127 @@ fn task_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
 /// locks.*: the documented loop on `MemoryLockManager`, latencies, contention, and SQLite.
 fn lock_figures(runs: usize) -> anyhow::Result<()> {
     let reqs = locks::requests();
-    let (mut pairs, mut p50, mut p99, mut max, mut c50, mut c99, mut cmax, mut two, mut sql) = (
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-    );
+    let mut f = Figures::default();
     for _ in 0..runs {
         let m = MemoryLockManager::new();
         // Warm the allocator and caches the way a long-running agent would be.
         locks::acquire_release(&m, &reqs, 100_000)?;
-        pairs.push(per_sec(
-            locks::PAIRS,
-            locks::acquire_release(&m, &reqs, locks::PAIRS)?,
-        ));
+        let d = locks::acquire_release(&m, &reqs, locks::PAIRS)?;
+        f.add("locks.acquire_release", "pairs/s", per_sec(locks::PAIRS, d));
         let mut lat = locks::acquisition_latencies(&m, &reqs, locks::PAIRS)?;
         lat.sort_unstable();
-        p50.push(locks::quantile(&lat, 0.5) as f64);
-        p99.push(locks::quantile(&lat, 0.99) as f64);
-        max.push(*lat.last().unwrap_or(&0) as f64);
         let mut con = locks::conflict_latencies(&m, locks::REFUSALS)?;
         con.sort_unstable();
-        c50.push(locks::quantile(&con, 0.5) as f64);
-        c99.push(locks::quantile(&con, 0.99) as f64);
-        cmax.push(*con.last().unwrap_or(&0) as f64);
-        two.push(per_sec(200_000, locks::contended(&m, 2, 200_000)?));
+        for ([p50, p99, max], sorted) in [
+            (
+                [
+                    "locks.acquisition_latency_p50",
+                    "locks.acquisition_latency_p99",
+                    "locks.acquisition_latency_max",
+                ],
+                &lat,
+            ),
+            (
+                [
+                    "locks.conflict_detection_p50",
+                    "locks.conflict_detection_p99",
+                    "locks.conflict_detection_max",
+                ],
+                &con,
+            ),
+        ] {
+            f.add(p50, "ns", locks::quantile(sorted, 0.5) as f64);
+            f.add(p99, "ns", locks::quantile(sorted, 0.99) as f64);
+            f.add(max, "ns", *sorted.last().unwrap_or(&0) as f64);
+        }
+        let d = locks::contended(&m, 2, 200_000)?;
+        f.add("locks.contended_2t", "pairs/s", per_sec(200_000, d));
         let dir = tempfile::tempdir()?;
         let s = SqliteLockManager::open(dir.path().join("locks.db"))?;
-        sql.push(per_sec(5_000, locks::acquire_release(&s, &reqs, 5_000)?));
+        let d = locks::acquire_release(&s, &reqs, 5_000)?;
+        f.add("locks.sqlite_acquire_release", "pairs/s", per_sec(5_000, d));
         let _ = s.stats()?;
     }
-    emit("locks.acquire_release", pairs, "pairs/s");
-    emit("locks.acquisition_latency_p50", p50, "ns");
-    emit("locks.acquisition_latency_p99", p99, "ns");
-    emit("locks.acquisition_latency_max", max, "ns");
-    emit("locks.conflict_detection_p50", c50, "ns");
-    emit("locks.conflict_detection_p99", c99, "ns");
-    emit("locks.conflict_detection_max", cmax, "ns");
-    emit("locks.contended_2t", two, "pairs/s");
-    emit("locks.sqlite_acquire_release", sql, "pairs/s");
+    f.emit();
     Ok(())
 }
 
 /// jsonl.*: the documented append and read workloads, durable appends, a filtered read.
 fn jsonl_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
-    let (mut simple, mut batch, mut size, mut read, mut read_rss) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    let (mut filt, mut filt_rss) = (vec![], vec![]);
-    let (mut fsync1, mut g1, mut g4, mut g16, mut g16s) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut f = Figures::default();
     for _ in 0..runs {
         let dir = tempfile::tempdir()?;
         let p = dir.path().join("simple.jsonl");
-        simple.push(per_sec(
-            jsonl::RECORDS,
-            jsonl::simple_append(&p, jsonl::RECORDS)?,
-        ));
-        size.push(std::fs::metadata(&p)?.len() as f64 / 1024.0 / 1024.0);
+        let d = jsonl::simple_append(&p, jsonl::RECORDS)?;
+        f.add(
+            "jsonl.simple_append",
+            "records/s",
+            per_sec(jsonl::RECORDS, d),
+        );
         let b = dir.path().join("batch.jsonl");
-        batch.push(per_sec(
-            jsonl::RECORDS,
-            jsonl::batch_append(&b, jsonl::RECORDS)?,
-        ));
+        let d = jsonl::batch_append(&b, jsonl::RECORDS)?;
+        f.add(
+            "jsonl.batch_append",
+            "records/s",
+            per_sec(jsonl::RECORDS, d),
+        );
         std::fs::remove_file(&b)?;
+        f.add(
+            "jsonl.file_size",
+            "MiB",
+            std::fs::metadata(&p)?.len() as f64 / MIB,
+        );
         let reset = reset_peak_rss();
         let base = peak_rss().unwrap_or(0);
         let (d, lines) = jsonl::read_parse(&p)?;
-        read.push(lines as f64 / d.as_secs_f64());
+        f.add(
+            "jsonl.read_parse",
+            "lines/s",
+            lines as f64 / d.as_secs_f64(),
+        );
         if reset {
-            read_rss.push(peak_rss().unwrap_or(0).saturating_sub(base) as f64 / 1024.0 / 1024.0);
+            let growth = peak_rss().unwrap_or(0).saturating_sub(base);
+            f.add("jsonl.read_parse_rss_growth", "MiB", growth as f64 / MIB);
         }
         let reset = reset_peak_rss();
         let (d, lines, _) = jsonl::filtered_read(&p)?;
-        filt.push(lines as f64 / d.as_secs_f64());
+        f.add(
+            "jsonl.filtered_read",
+            "lines/s",
+            lines as f64 / d.as_secs_f64(),
+        );
         if reset {
-            filt_rss.push(peak_rss().unwrap_or(0) as f64 / 1024.0 / 1024.0);
+            let peak = peak_rss().unwrap_or(0);
+            f.add("jsonl.filtered_read_peak_rss", "MiB", peak as f64 / MIB);
         }
         let run = Duration::from_millis(if quick { 300 } else { 1000 });
-        let d = |name: &str| dir.path().join(name);
         use oc_jsonl::Durability::{Fsync, GroupCommit};
         let (none, spin) = (Duration::ZERO, Duration::from_micros(300));
-        for (name, durability, spin, writers, out) in [
-            ("f1", Fsync, none, 1, &mut fsync1),
-            ("g1", GroupCommit, none, 1, &mut g1),
-            ("g4", GroupCommit, none, 4, &mut g4),
-            ("g16", GroupCommit, none, 16, &mut g16),
-            ("g16s", GroupCommit, spin, 16, &mut g16s),
+        for (name, durability, spin, writers) in [
+            ("jsonl.durable_fsync_1w", Fsync, none, 1),
+            ("jsonl.durable_group_1w", GroupCommit, none, 1),
+            ("jsonl.durable_group_4w", GroupCommit, none, 4),
+            ("jsonl.durable_group_16w", GroupCommit, none, 16),
+            ("jsonl.durable_group_16w_spin", GroupCommit, spin, 16),
         ] {
-            out.push(jsonl::durable(
-                &d(&format!("{name}.jsonl")),
-                durability,
-                spin,
-                writers,
-                run,
-            )?);
+            let path = dir.path().join(format!("{name}.jsonl"));
+            let rate = jsonl::durable(&path, durability, spin, writers, run)?;
+            f.add(name, "appends/s", rate);
         }
     }
-    let over_fsync1 =
-        |g: &[f64]| -> Vec<f64> { g.iter().zip(&fsync1).map(|(g, f)| g / f).collect() };
-    let (ratio, ratio_spin) = (over_fsync1(&g16), over_fsync1(&g16s));
-    emit("jsonl.simple_append", simple, "records/s");
-    emit("jsonl.batch_append", batch, "records/s");
-    emit("jsonl.file_size", size, "MiB");
-    emit("jsonl.read_parse", read, "lines/s");
-    emit("jsonl.read_parse_rss_growth", read_rss, "MiB");
-    emit("jsonl.filtered_read", filt, "lines/s");
-    emit("jsonl.filtered_read_peak_rss", filt_rss, "MiB");
-    emit("jsonl.durable_fsync_1w", fsync1, "appends/s");
-    emit("jsonl.durable_group_1w", g1, "appends/s");
-    emit("jsonl.durable_group_4w", g4, "appends/s");
-    emit("jsonl.durable_group_16w", g16, "appends/s");
-    emit("jsonl.durable_group_16w_spin", g16s, "appends/s");
-    emit("jsonl.group16_over_fsync1", ratio, "x");
-    emit("jsonl.group16_spin_over_fsync1", ratio_spin, "x");
+    let fsync1 = f.runs("jsonl.durable_fsync_1w");
+    for (ratio, group) in [
+        ("jsonl.group16_over_fsync1", "jsonl.durable_group_16w"),
+        (
+            "jsonl.group16_spin_over_fsync1",
+            "jsonl.durable_group_16w_spin",
+        ),
+    ] {
+        for (g, one) in f.runs(group).iter().zip(&fsync1) {
+            f.add(ratio, "x", g / one);
+        }
+    }
+    f.emit();
     Ok(())
 }
 
@@ -360,19 +375,27 @@ fn hook_figures(runs: usize) -> anyhow::Result<()> {
 /// metrics.*: what instrumentation adds to a transition, and rendering 10,000 series.
 fn metric_figures(runs: usize) -> anyhow::Result<()> {
     const N: usize = 50_000;
-    let (mut plain, mut instrumented, mut render) = (vec![], vec![], vec![]);
+    let mut f = Figures::default();
     for _ in 0..runs {
-        for (on, out) in [(false, &mut plain), (true, &mut instrumented)] {
+        let mut per_transition = [0.0; 2];
+        for (on, name) in [
+            (false, "metrics.transition_plain"),
+            (true, "metrics.transition_instrumented"),
+        ] {
             let (life, ids, _exporter) = metrics::lifecycle(N, on);
             let d = metrics::run(&life, &ids)?;
-            out.push(d.as_nanos() as f64 / (2 * N) as f64);
+            per_transition[usize::from(on)] = d.as_nanos() as f64 / (2 * N) as f64;
+            f.add(name, "ns", per_transition[usize::from(on)]);
         }
+        let [plain, instrumented] = per_transition;
+        f.add("metrics.transition_added", "ns", instrumented - plain);
         let exporter = oc_metrics::Exporter::new()?;
         let snap = metrics::big_snapshot(10_000);
         exporter.render(&snap);
         let started = std::time::Instant::now();
         let text = exporter.render(&snap);
-        render.push(started.elapsed().as_secs_f64() * 1000.0);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        f.add("metrics.render_10k_series", "ms", ms);
         anyhow::ensure!(
             text.lines()
                 .filter(|l| l.starts_with("opencode_hook"))
@@ -381,14 +404,6 @@ fn metric_figures(runs: usize) -> anyhow::Result<()> {
             "10,000 series rendered"
         );
     }
-    let added: Vec<f64> = instrumented
-        .iter()
-        .zip(&plain)
-        .map(|(i, p)| i - p)
-        .collect();
-    emit("metrics.transition_plain", plain, "ns");
-    emit("metrics.transition_instrumented", instrumented, "ns");
-    emit("metrics.transition_added", added, "ns");
-    emit("metrics.render_10k_series", render, "ms");
+    f.emit();
     Ok(())
 }
