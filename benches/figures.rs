@@ -330,8 +330,11 @@ fn jsonl_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
             ("jsonl.durable_group_16w_spin", GroupCommit, spin, 16),
         ] {
             let path = dir.path().join(format!("{name}.jsonl"));
-            let rate = jsonl::durable(&path, durability, spin, writers, run)?;
+            let (rate, per_sync) = jsonl::durable(&path, durability, spin, writers, run)?;
             f.add(name, "appends/s", rate);
+            if name == "jsonl.durable_group_16w" {
+                f.add("jsonl.durable_group_16w_per_sync", "appends", per_sync);
+            }
         }
     }
     let fsync1 = f.runs("jsonl.durable_fsync_1w");

@@ -585,16 +585,20 @@ pub mod jsonl {
         Ok((start.elapsed(), report.lines, hits))
     }
 
-    /// Durable appends per second: `writers` threads appending for `run` under `durability`
-    /// (waiters spinning for up to `spin` under group commit).
+    /// Durable appends per second, and appends per `fdatasync`: `writers` threads appending
+    /// for `run` under `durability` (waiters spinning for up to `spin` under group commit).
     pub fn durable(
         path: &Path,
         durability: Durability,
         spin: Duration,
         writers: usize,
         run: Duration,
-    ) -> oc_jsonl::Result<f64> {
-        let w = spinning_writer(path, durability, spin)?;
+    ) -> oc_jsonl::Result<(f64, f64)> {
+        let syncs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = syncs.clone();
+        let w = spinning_writer(path, durability, spin)?.observe_fsync(move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
         let start = Instant::now();
         let total: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..writers)
@@ -616,7 +620,11 @@ pub mod jsonl {
                 .map(|h| h.join().expect("writer thread"))
                 .sum::<oc_jsonl::Result<usize>>()
         })?;
-        Ok(total as f64 / start.elapsed().as_secs_f64())
+        let syncs = syncs.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        Ok((
+            total as f64 / start.elapsed().as_secs_f64(),
+            total as f64 / syncs as f64,
+        ))
     }
 }
 

@@ -230,6 +230,12 @@ const DOCUMENTED: &[Documented] = &[
         c_reference: None,
     },
     Documented {
+        bench: "jsonl.durable_group_16w_per_sync",
+        value: None,
+        unit: "appends",
+        c_reference: None,
+    },
+    Documented {
         bench: "jsonl.durable_group_16w_spin",
         value: None,
         unit: "appends/s",
