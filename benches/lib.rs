@@ -404,11 +404,14 @@ pub mod jsonl {
     pub const BATCH: usize = 100;
 
     /// The benchmark record, field for field as the original script wrote it.
+    ///
+    /// Generating it allocates nothing: the task id is held inline and records of the same
+    /// millisecond share one timestamp text, as a Rust agent would build its log records.
     #[derive(Debug, Serialize)]
     pub struct Record {
         #[serde(rename = "taskId")]
-        task_id: String,
-        timestamp: String,
+        task_id: TaskName,
+        timestamp: Shared,
         level: &'static str,
         operation: &'static str,
         version: u32,
@@ -423,38 +426,72 @@ pub mod jsonl {
         timestamp: i64,
     }
 
+    /// Text shared by the records that hold it, serialised as a JSON string.
+    #[derive(Debug, Clone)]
+    pub struct Shared(std::rc::Rc<str>);
+
+    impl Serialize for Shared {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&self.0)
+        }
+    }
+
     thread_local! {
         /// The last millisecond formatted, and its text: records of the same millisecond share it.
-        static ISO: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+        static ISO: std::cell::RefCell<(i64, Shared)> = std::cell::RefCell::new((i64::MIN, Shared("".into())));
     }
 
     /// `now` as ISO-8601 with milliseconds, formatting once per millisecond.
-    fn iso(now: SystemTime, ms: i64) -> String {
+    fn iso(now: SystemTime, ms: i64) -> Shared {
         ISO.with(|c| {
             let mut c = c.borrow_mut();
             if c.0 != ms {
-                *c = (ms, humantime::format_rfc3339_millis(now).to_string());
+                *c = (
+                    ms,
+                    Shared(humantime::format_rfc3339_millis(now).to_string().into()),
+                );
             }
             c.1.clone()
         })
     }
 
-    /// `task-<i>`, without the formatting machinery.
-    fn task_name(mut i: usize) -> String {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (i % 10) as u8;
-            i /= 10;
-            if i == 0 {
-                break;
+    /// `task-<i>`, held inline and serialised as a JSON string.
+    #[derive(Debug)]
+    pub struct TaskName {
+        text: [u8; 25],
+        len: u8,
+    }
+
+    impl TaskName {
+        /// `task-<i>`, without the formatting machinery.
+        fn new(mut i: usize) -> Self {
+            let mut digits = [0u8; 20];
+            let mut at = digits.len();
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (i % 10) as u8;
+                i /= 10;
+                if i == 0 {
+                    break;
+                }
+            }
+            let mut text = [0u8; 25];
+            text[..5].copy_from_slice(b"task-");
+            let len = 5 + digits.len() - at;
+            text[5..len].copy_from_slice(&digits[at..]);
+            Self {
+                text,
+                len: len as u8,
             }
         }
-        let mut s = String::with_capacity(5 + digits.len() - at);
-        s.push_str("task-");
-        s.extend(digits[at..].iter().map(|&d| d as char));
-        s
+    }
+
+    impl Serialize for TaskName {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let text = std::str::from_utf8(&self.text[..usize::from(self.len)])
+                .map_err(serde::ser::Error::custom)?;
+            s.serialize_str(text)
+        }
     }
 
     /// Record `i`, generated now (generation is part of the timed loop).
@@ -462,7 +499,7 @@ pub mod jsonl {
         let now = SystemTime::now();
         let ms = oc_time::Timestamp::from(now).as_millis();
         Record {
-            task_id: task_name(i),
+            task_id: TaskName::new(i),
             timestamp: iso(now, ms),
             level: "info",
             operation: "log-entry",
@@ -625,6 +662,38 @@ pub mod jsonl {
             total as f64 / start.elapsed().as_secs_f64(),
             total as f64 / syncs as f64,
         ))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn records_have_the_original_layout() {
+            let mut rng = SmallRng::seed_from_u64(7);
+            let line = serde_json::to_string(&record(12_345, &mut rng)).expect("serialise");
+            let v: serde_json::Value = serde_json::from_str(&line).expect("parse");
+            let ms = v["data"]["timestamp"].as_i64().expect("epoch ms");
+            let iso = v["timestamp"].as_str().expect("ISO text");
+            assert_eq!(iso.len(), "2026-02-19T10:00:00.000Z".len());
+            assert_eq!(
+                humantime::parse_rfc3339(iso).expect("ISO-8601"),
+                SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64)
+            );
+            let value = v["data"]["value"].as_f64().expect("random float");
+            let expected = format!(
+                r#"{{"taskId":"task-12345","timestamp":"{iso}","level":"info","operation":"log-entry","version":1,"data":{{"index":12345,"value":{value},"timestamp":{ms}}}}}"#
+            );
+            assert_eq!(line, expected);
+        }
+
+        #[test]
+        fn task_names_hold_any_index() {
+            for i in [0, 9, 10, 99_999, usize::MAX] {
+                let json = serde_json::to_string(&TaskName::new(i)).expect("serialise");
+                assert_eq!(json, format!("\"task-{i}\""));
+            }
+        }
     }
 }
 
