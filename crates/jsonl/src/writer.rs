@@ -459,9 +459,10 @@ impl JsonlWriter {
     ///
     /// Group commit: the first waiter to find no sync running leads. It waits (at most as long
     /// as the last `fdatasync` took, at most [`MAX_GATHER`]; yielding for the first
-    /// [`GATHER_SPIN`], then asleep) until as many appenders wait as the last group had, then syncs every record written so far; the others sleep until a sync
-    /// covers theirs. Without the gathering, groups alternate between the few who were ready
-    /// when a sync started and the many who arrived during it.
+    /// [`GATHER_SPIN`], then asleep) until as many appenders wait as the last group had, then
+    /// syncs every record written so far; the others sleep until a sync covers theirs. Without
+    /// the gathering, groups alternate between the few who were ready when a sync started and
+    /// the many who arrived during it.
     ///
     /// Followers park on their own thread and, once woken, read the durable mark from an
     /// atomic: a covered follower returns without queueing for the lock again.
