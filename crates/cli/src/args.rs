@@ -427,13 +427,18 @@ pub(crate) enum CheckpointCmd {
         /// Checkpoint id.
         checkpoint: String,
     },
-    /// Delete all but the newest checkpoints.
+    /// Delete the oldest checkpoints: all but the newest `--keep`, then as many more as it takes
+    /// for the rest to hold at most `--max-bytes`.
+    #[command(group(clap::ArgGroup::new("limit").required(true).multiple(true).args(["keep", "max_bytes"])))]
     Prune {
         /// Task id.
         task: String,
         /// How many to keep.
         #[arg(long)]
-        keep: usize,
+        keep: Option<usize>,
+        /// The most bytes the checkpoints kept may hold, together.
+        #[arg(long)]
+        max_bytes: Option<u64>,
     },
 }
 

@@ -342,9 +342,19 @@ pub(crate) fn checkpoint(
                 }
             })
         }
-        CheckpointCmd::Prune { task, keep } => {
+        CheckpointCmd::Prune {
+            task,
+            keep,
+            max_bytes,
+        } => {
             let files = task_files(data_dir, &task, false)?;
-            let gone = files.prune_checkpoints(keep)?;
+            let mut gone = match keep {
+                Some(keep) => files.prune_checkpoints(keep)?,
+                None => Vec::new(),
+            };
+            if let Some(max) = max_bytes {
+                gone.extend(files.prune_checkpoints_to_bytes(max)?);
+            }
             out.emit("checkpoint.prune", &gone, |w, o| {
                 if o.quiet {
                     Ok(())

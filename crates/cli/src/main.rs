@@ -184,17 +184,25 @@ fn report(json: bool, exit: Exit, message: &str) -> ExitCode {
     ExitCode::from(exit as u8)
 }
 
-/// clap's usage errors, squeezed into one line with the valid values when clap knows them.
+/// clap's usage errors, squeezed into one line: the message with the arguments or the valid
+/// values it lists, and clap's tips (a similar subcommand, `--` before a value like a flag).
 fn usage_line(e: &clap::Error) -> String {
-    use clap::error::{ContextKind, ContextValue};
     let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid usage");
-    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
-    if let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) {
-        line.push_str(&format!(" (possible values: {})", valid.join(", ")));
-    }
-    line.push_str("; see oc --help");
-    line
+    let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
+    let text = lines
+        .split(|l| l.is_empty())
+        .enumerate()
+        .filter(|(i, p)| *i == 0 || p.first().is_some_and(|l| l.starts_with("tip:")))
+        .map(|(_, p)| p.join(" "))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let text = if text.is_empty() {
+        "invalid usage"
+    } else {
+        text
+    };
+    format!("{text}; see oc --help")
 }
 
 fn main() -> ExitCode {

@@ -98,6 +98,18 @@ fn bad_input_exit_codes() {
     );
     check(
         &oc,
+        &["logs", "append", "t1"],
+        2,
+        "required arguments were not provided: --message <MESSAGE>",
+    );
+    check(
+        &oc,
+        &["tsk"],
+        2,
+        "similar subcommands exist: 'task-history', 'task-stats', 'task'",
+    );
+    check(
+        &oc,
         &["task", "list", "--after", "garbage"],
         2,
         "invalid cursor",

@@ -171,6 +171,32 @@ fn decisions_and_checkpoints() {
             .len(),
         1
     );
+    let kept = oc.json(&["checkpoint", "list", "t1"]);
+    let bytes = kept[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["bytes"].as_u64().unwrap())
+        .sum::<u64>();
+    oc.json(&["checkpoint", "create", "t1"]);
+    let gone = oc.json(&[
+        "checkpoint",
+        "prune",
+        "t1",
+        "--max-bytes",
+        &(2 * bytes - 1).to_string(),
+    ]);
+    assert_eq!(gone, serde_json::json!([kept[0]["id"]]), "the oldest goes");
+    assert_eq!(
+        oc.json(&["checkpoint", "list", "t1"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let refused = oc.run(&["checkpoint", "prune", "t1"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("--keep"), "{refused:?}");
 }
 
 #[test]
