@@ -4,7 +4,9 @@
 //!
 //! - [`JsonlWriter`]: `append` and `append_batch` with a [`Durability`] chosen per writer
 //!   (buffered, each append handed to the OS, `fdatasync` per append, or group commit), torn-tail
-//!   repair on open, and [`Rotation`] by size or line count with retention.
+//!   repair on open, and [`Rotation`] by size or line count with retention. Records are written
+//!   as compact JSON, byte for byte as `serde_json::to_writer` writes them (by a serialiser of
+//!   our own that is faster on short strings, and leaves what it does not handle to `serde_json`).
 //! - [`JsonlReader`]: every complete line across rotated files, oldest first, in bounded memory;
 //!   malformed lines are skipped and counted with their line numbers, a torn tail is reported;
 //!   [`Query`] filters by level, time and fields with limit and offset from either end;
@@ -44,6 +46,7 @@
 
 mod entry;
 mod error;
+mod json;
 mod reader;
 #[cfg(feature = "ship")]
 mod ship;

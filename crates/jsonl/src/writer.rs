@@ -362,7 +362,7 @@ impl JsonlWriter {
 
     /// Appends one record as a line.
     pub fn append<T: Serialize + ?Sized>(&self, record: &T) -> Result<()> {
-        self.append_with(1, |buf| serde_json::to_writer(buf, record))
+        self.append_with(1, |buf| crate::json::write(buf, record))
     }
 
     /// Appends records as consecutive lines with one write.
@@ -372,7 +372,7 @@ impl JsonlWriter {
                 if i > 0 {
                     buf.push(b'\n');
                 }
-                serde_json::to_writer(&mut *buf, r)?;
+                crate::json::write(buf, r)?;
             }
             Ok(())
         })

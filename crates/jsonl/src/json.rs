@@ -1,0 +1,829 @@
+//! Compact JSON exactly as `serde_json` writes it, faster for the short strings of log records.
+//!
+//! `serde_json` checks every byte of every key and string on its own and hands each piece to
+//! the writer as a separate copy; in a log record of a dozen short keys and values that is half
+//! of the time of an append. [`write`] checks strings eight bytes at a time and stores a short
+//! key with its quotes, separator and colon through fixed-size moves straight into the buffer.
+//!
+//! It is a serde `Serializer` of its own, so it must write what `serde_json` writes, byte for
+//! byte. It does so for everything records are usually made of (structs, maps with string
+//! keys, sequences, enums, strings, numbers, options); for the rest (non-string map keys,
+//! `serde_json`'s private number and raw-value types, a `Serialize` impl that fails) it gives up,
+//! and [`write`] cuts off what it wrote and has `serde_json` write the record again, errors
+//! included. A property test compares the two on arbitrary values.
+
+use std::fmt::Display;
+
+use serde::Serialize;
+use serde::ser::{self, Impossible};
+
+/// Appends `value` to `out` as compact JSON, the bytes `serde_json::to_writer` would write.
+pub(crate) fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
+    let start = out.len();
+    if value.serialize(Json(out)).is_ok() {
+        return Ok(());
+    }
+    out.truncate(start);
+    serde_json::to_writer(out, value)
+}
+
+/// Why [`Json`] gave up: `serde_json` writes the value instead (and reports any error).
+#[derive(Debug)]
+pub(crate) struct GiveUp;
+
+impl Display for GiveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("left to serde_json")
+    }
+}
+
+impl std::error::Error for GiveUp {}
+
+impl ser::Error for GiveUp {
+    fn custom<M: Display>(_: M) -> Self {
+        GiveUp
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, GiveUp>;
+
+/// Ones in every byte.
+const LO: u64 = 0x0101_0101_0101_0101;
+/// The high bit of every byte.
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether a byte of `w` needs escaping in a JSON string: a control character, `"` or `\`.
+#[inline(always)]
+fn dirty(w: u64) -> bool {
+    let zero_byte = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
+    (below_space | zero_byte(w ^ (LO * u64::from(b'"'))) | zero_byte(w ^ (LO * u64::from(b'\\'))))
+        != 0
+}
+
+#[inline(always)]
+fn word(b: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+#[inline(always)]
+fn half(b: &[u8], at: usize) -> u64 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u64::from(u32::from_le_bytes(w))
+}
+
+/// Whether `b` holds nothing to escape: whole words at a time, the last one overlapping.
+#[inline(always)]
+fn clean(b: &[u8]) -> bool {
+    let n = b.len();
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 < n {
+            if dirty(word(b, at)) {
+                return false;
+            }
+            at += 8;
+        }
+        !dirty(word(b, n - 8))
+    } else if n >= 4 {
+        !dirty(half(b, 0) | half(b, n - 4) << 32)
+    } else {
+        b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\')
+    }
+}
+
+/// The longest text [`put_short`] places.
+const SHORT: usize = 32;
+/// Room reserved for a short text and what surrounds it.
+const ROOM: usize = SHORT + 8;
+
+/// Copies `b` (at most [`SHORT`] bytes) to `to[at..]` as two overlapping fixed-size moves.
+#[inline(always)]
+fn place(to: &mut [u8], at: usize, b: &[u8]) {
+    let n = b.len();
+    if n >= 16 {
+        to[at..at + 16].copy_from_slice(&b[..16]);
+        to[at + n - 16..at + n].copy_from_slice(&b[n - 16..]);
+    } else if n >= 8 {
+        to[at..at + 8].copy_from_slice(&b[..8]);
+        to[at + n - 8..at + n].copy_from_slice(&b[n - 8..]);
+    } else if n >= 4 {
+        to[at..at + 4].copy_from_slice(&b[..4]);
+        to[at + n - 4..at + n].copy_from_slice(&b[n - 4..]);
+    } else {
+        for (i, &c) in b.iter().enumerate() {
+            to[at + i] = c;
+        }
+    }
+}
+
+/// Appends `b`; up to [`SHORT`] bytes without a call to `memcpy`: the buffer grows by a fixed
+/// amount, the bytes are stored in place, and the rest is cut off again. (Staging them in an
+/// array first would be as many instructions, but reading back bytes just stored stalls.)
+#[inline(always)]
+fn put_short(out: &mut Vec<u8>, b: &[u8]) {
+    if b.len() > SHORT {
+        out.extend_from_slice(b);
+        return;
+    }
+    let start = out.len();
+    out.extend_from_slice(&[0; ROOM]);
+    place(out, start, b);
+    out.truncate(start + b.len());
+}
+
+/// Appends `lead` (unless 0), `s` as a JSON string, then `tail` (unless 0).
+#[inline(always)]
+fn string(out: &mut Vec<u8>, lead: u8, s: &str, tail: u8) -> Result {
+    let b = s.as_bytes();
+    if b.len() <= SHORT && clean(b) {
+        let start = out.len();
+        out.extend_from_slice(&[0; ROOM]);
+        let mut at = start;
+        if lead != 0 {
+            out[at] = lead;
+            at += 1;
+        }
+        out[at] = b'"';
+        place(out, at + 1, b);
+        at += b.len() + 1;
+        out[at] = b'"';
+        at += 1;
+        if tail != 0 {
+            out[at] = tail;
+            at += 1;
+        }
+        out.truncate(at);
+        return Ok(());
+    }
+    if lead != 0 {
+        out.push(lead);
+    }
+    if clean(b) {
+        out.reserve(b.len() + 2 + usize::from(tail != 0));
+        out.push(b'"');
+        out.extend_from_slice(b);
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).map_err(|_| GiveUp)?;
+    }
+    if tail != 0 {
+        out.push(tail);
+    }
+    Ok(())
+}
+
+/// The serializer: compact JSON into a byte buffer.
+struct Json<'a>(&'a mut Vec<u8>);
+
+macro_rules! integers {
+    ($($method:ident: $ty:ty),* $(,)?) => {
+        $(
+            #[inline]
+            fn $method(self, v: $ty) -> Result {
+                put_short(self.0, itoa::Buffer::new().format(v).as_bytes());
+                Ok(())
+            }
+        )*
+    };
+}
+
+impl<'a> ser::Serializer for Json<'a> {
+    type Ok = ();
+    type Error = GiveUp;
+    type SerializeSeq = Compound<'a>;
+    type SerializeTuple = Compound<'a>;
+    type SerializeTupleStruct = Compound<'a>;
+    type SerializeTupleVariant = Compound<'a>;
+    type SerializeMap = Compound<'a>;
+    type SerializeStruct = Compound<'a>;
+    type SerializeStructVariant = Compound<'a>;
+
+    fn serialize_bool(self, v: bool) -> Result {
+        self.0.extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+
+    integers!(
+        serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
+        serialize_u64: u64, serialize_u128: u128,
+    );
+
+    fn serialize_f32(self, v: f32) -> Result {
+        if v.is_finite() {
+            put_short(self.0, zmij::Buffer::new().format_finite(v).as_bytes());
+        } else {
+            self.0.extend_from_slice(b"null");
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_f64(self, v: f64) -> Result {
+        if v.is_finite() {
+            put_short(self.0, zmij::Buffer::new().format_finite(v).as_bytes());
+        } else {
+            self.0.extend_from_slice(b"null");
+        }
+        Ok(())
+    }
+
+    fn serialize_char(self, v: char) -> Result {
+        string(self.0, 0, v.encode_utf8(&mut [0; 4]), 0)
+    }
+
+    #[inline]
+    fn serialize_str(self, v: &str) -> Result {
+        string(self.0, 0, v, 0)
+    }
+
+    fn serialize_bytes(self, v: &[u8]) -> Result {
+        self.0.push(b'[');
+        for (i, &byte) in v.iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            put_short(self.0, itoa::Buffer::new().format(byte).as_bytes());
+        }
+        self.0.push(b']');
+        Ok(())
+    }
+
+    fn serialize_none(self) -> Result {
+        self.serialize_unit()
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    fn serialize_unit_struct(self, _: &'static str) -> Result {
+        self.serialize_unit()
+    }
+
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result {
+        string(self.0, 0, variant, 0)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result {
+        string(self.0, b'{', variant, b':')?;
+        value.serialize(Json(&mut *self.0))?;
+        self.0.push(b'}');
+        Ok(())
+    }
+
+    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a>> {
+        Ok(Compound::open(self.0, b'[', len, false))
+    }
+
+    fn serialize_tuple(self, len: usize) -> Result<Compound<'a>> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Compound<'a>> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a>> {
+        string(self.0, b'{', variant, b':')?;
+        Ok(Compound::open(self.0, b'[', Some(len), true))
+    }
+
+    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a>> {
+        Ok(Compound::open(self.0, b'{', len, false))
+    }
+
+    #[inline]
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Compound<'a>> {
+        // `serde_json`'s arbitrary-precision numbers and raw values are structs with private
+        // names that only it knows how to write.
+        if name.starts_with("$serde_json::private::") {
+            return Err(GiveUp);
+        }
+        self.serialize_map(Some(len))
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a>> {
+        string(self.0, b'{', variant, b':')?;
+        Ok(Compound::open(self.0, b'{', Some(len), true))
+    }
+}
+
+/// An array or object being written, in `serde_json`'s states: empty (already closed, as a
+/// declared length of 0 has it), before the first element, or after it.
+struct Compound<'a> {
+    out: &'a mut Vec<u8>,
+    state: State,
+    /// `]` or `}`.
+    close: u8,
+    /// Inside a variant's `{"name":...}`, which `end` closes too.
+    variant: bool,
+}
+
+#[derive(PartialEq, Eq)]
+enum State {
+    Empty,
+    First,
+    Rest,
+}
+
+impl<'a> Compound<'a> {
+    fn open(out: &'a mut Vec<u8>, open: u8, len: Option<usize>, variant: bool) -> Self {
+        let close = if open == b'[' { b']' } else { b'}' };
+        out.push(open);
+        let state = if len == Some(0) {
+            out.push(close);
+            State::Empty
+        } else {
+            State::First
+        };
+        Compound {
+            out,
+            state,
+            close,
+            variant,
+        }
+    }
+
+    /// The separator before the next element, and the state after it.
+    #[inline]
+    fn next(&mut self) -> Result<u8> {
+        let lead = match self.state {
+            State::Empty => return Err(GiveUp),
+            State::First => 0,
+            State::Rest => b',',
+        };
+        self.state = State::Rest;
+        Ok(lead)
+    }
+
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+        let lead = self.next()?;
+        if lead != 0 {
+            self.out.push(lead);
+        }
+        value.serialize(Json(&mut *self.out))
+    }
+
+    #[inline]
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result {
+        let lead = self.next()?;
+        string(self.out, lead, key, b':')?;
+        value.serialize(Json(&mut *self.out))
+    }
+
+    fn close(self) -> Result {
+        if self.state != State::Empty {
+            self.out.push(self.close);
+        }
+        if self.variant {
+            self.out.push(b'}');
+        }
+        Ok(())
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_> {
+    type Ok = ();
+    type Error = GiveUp;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+        self.element(value)
+    }
+
+    fn end(self) -> Result {
+        self.close()
+    }
+}
+
+impl ser::SerializeTuple for Compound<'_> {
+    type Ok = ();
+    type Error = GiveUp;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+        self.element(value)
+    }
+
+    fn end(self) -> Result {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleStruct for Compound<'_> {
+    type Ok = ();
+    type Error = GiveUp;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+        self.element(value)
+    }
+
+    fn end(self) -> Result {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleVariant for Compound<'_> {
+    type Ok = ();
+    type Error = GiveUp;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+        self.element(value)
+    }
+
+    fn end(self) -> Result {
+        self.close()
+    }
+}
+
+impl ser::SerializeMap for Compound<'_> {
+    type Ok = ();
+    type Error = GiveUp;
+
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result {
+        let lead = self.next()?;
+        key.serialize(Key {
+            out: &mut *self.out,
+            lead,
+        })
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+        value.serialize(Json(&mut *self.out))
+    }
+
+    fn end(self) -> Result {
+        self.close()
+    }
+}
+
+impl ser::SerializeStruct for Compound<'_> {
+    type Ok = ();
+    type Error = GiveUp;
+
+    #[inline]
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
+        self.field(key, value)
+    }
+
+    fn end(self) -> Result {
+        self.close()
+    }
+}
+
+impl ser::SerializeStructVariant for Compound<'_> {
+    type Ok = ();
+    type Error = GiveUp;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
+        self.field(key, value)
+    }
+
+    fn end(self) -> Result {
+        self.close()
+    }
+}
+
+/// A map key: a string (with the separator before it and the colon after it); any other kind
+/// of key, which `serde_json` quotes or refuses by rules of its own, is left to it.
+struct Key<'a> {
+    out: &'a mut Vec<u8>,
+    lead: u8,
+}
+
+macro_rules! give_up {
+    ($($method:ident: $ty:ty),* $(,)?) => {
+        $(
+            fn $method(self, _: $ty) -> Result {
+                Err(GiveUp)
+            }
+        )*
+    };
+}
+
+impl ser::Serializer for Key<'_> {
+    type Ok = ();
+    type Error = GiveUp;
+    type SerializeSeq = Impossible<(), GiveUp>;
+    type SerializeTuple = Impossible<(), GiveUp>;
+    type SerializeTupleStruct = Impossible<(), GiveUp>;
+    type SerializeTupleVariant = Impossible<(), GiveUp>;
+    type SerializeMap = Impossible<(), GiveUp>;
+    type SerializeStruct = Impossible<(), GiveUp>;
+    type SerializeStructVariant = Impossible<(), GiveUp>;
+
+    fn serialize_str(self, v: &str) -> Result {
+        string(self.out, self.lead, v, b':')
+    }
+
+    give_up!(
+        serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
+        serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
+        serialize_u32: u32, serialize_u64: u64, serialize_u128: u128, serialize_f32: f32,
+        serialize_f64: f64, serialize_char: char, serialize_bytes: &[u8],
+        serialize_unit_struct: &'static str,
+    );
+
+    fn serialize_none(self) -> Result {
+        Err(GiveUp)
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result {
+        Err(GiveUp)
+    }
+
+    fn serialize_unit(self) -> Result {
+        Err(GiveUp)
+    }
+
+    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result {
+        Err(GiveUp)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, _: &T) -> Result {
+        Err(GiveUp)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result {
+        Err(GiveUp)
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq> {
+        Err(GiveUp)
+    }
+
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple> {
+        Err(GiveUp)
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct> {
+        Err(GiveUp)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant> {
+        Err(GiveUp)
+    }
+
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap> {
+        Err(GiveUp)
+    }
+
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct> {
+        Err(GiveUp)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant> {
+        Err(GiveUp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use proptest::prelude::*;
+    use serde::Serialize;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// What the fast path writes, if it does not give up.
+    fn fast<T: Serialize + ?Sized>(value: &T) -> Option<Vec<u8>> {
+        let mut out = b"prefix ".to_vec();
+        value.serialize(Json(&mut out)).ok()?;
+        Some(out.split_off(7))
+    }
+
+    /// What `write` appends after existing bytes, which it must leave alone.
+    fn written<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
+        let mut out = b"prefix ".to_vec();
+        write(&mut out, value)?;
+        assert!(out.starts_with(b"prefix "));
+        Ok(out.split_off(7))
+    }
+
+    /// Text with what JSON must escape, multi-byte characters, and lengths on both sides of
+    /// every size the fast path treats differently.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z]{0,40}",
+            "[ -~]{0,40}",
+            "[\\x00-\\x1f\"\\\\a]{0,10}",
+            "\\PC{0,20}",
+            any::<String>(),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            text().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(text(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_value_is_written_as_serde_json_writes_it(v in value()) {
+            let expected = serde_json::to_vec(&v).unwrap();
+            prop_assert_eq!(fast(&v), Some(expected.clone()), "the fast path handles it");
+            prop_assert_eq!(written(&v).unwrap(), expected);
+        }
+
+        #[test]
+        fn any_string_is_escaped_as_serde_json_escapes_it(s in text()) {
+            prop_assert_eq!(fast(&s).unwrap(), serde_json::to_vec(&s).unwrap());
+        }
+
+        #[test]
+        fn any_number_is_written_as_serde_json_writes_it(
+            i in any::<i128>(), u in any::<u128>(), f in any::<f32>(), d in any::<f64>(), c in any::<char>()
+        ) {
+            let v = (i, u, f, d, c, i as i8, u as u16, i as i32, u as u64);
+            prop_assert_eq!(fast(&v).unwrap(), serde_json::to_vec(&v).unwrap());
+        }
+    }
+
+    #[derive(Serialize)]
+    struct Unit;
+
+    #[derive(Serialize)]
+    struct Newtype(u8);
+
+    #[derive(Serialize)]
+    struct Pair(i32, &'static str);
+
+    #[derive(Serialize)]
+    struct Nothing {}
+
+    #[derive(Serialize)]
+    enum Shape {
+        Dot,
+        Circle(f64),
+        Line(i32, i32),
+        Rect { w: u32, h: u32 },
+        Empty {},
+        Bare(),
+    }
+
+    struct Bytes(&'static [u8]);
+
+    impl Serialize for Bytes {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+
+    #[derive(Serialize)]
+    struct Everything {
+        unit: (),
+        unit_struct: Unit,
+        newtype: Newtype,
+        pair: Pair,
+        nothing: Nothing,
+        shapes: Vec<Shape>,
+        bytes: Bytes,
+        no_bytes: Bytes,
+        none: Option<u8>,
+        some: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        skipped: Option<u8>,
+        empty: Vec<u8>,
+        empty_map: BTreeMap<String, u8>,
+        map: BTreeMap<&'static str, Vec<f32>>,
+        nan: f64,
+        infinite: f32,
+        #[serde(rename = "weird \"key\"\n")]
+        weird: char,
+    }
+
+    #[test]
+    fn every_kind_of_value_is_written_as_serde_json_writes_it() {
+        let v = Everything {
+            unit: (),
+            unit_struct: Unit,
+            newtype: Newtype(7),
+            pair: Pair(-1, "a\tb"),
+            nothing: Nothing {},
+            shapes: vec![
+                Shape::Dot,
+                Shape::Circle(1.5),
+                Shape::Line(1, -2),
+                Shape::Rect { w: 3, h: 4 },
+                Shape::Empty {},
+                Shape::Bare(),
+            ],
+            bytes: Bytes(&[0, 1, 255]),
+            no_bytes: Bytes(&[]),
+            none: None,
+            some: Some("é"),
+            skipped: None,
+            empty: Vec::new(),
+            empty_map: BTreeMap::new(),
+            map: BTreeMap::from([("k", vec![0.1, -0.0, 1e30])]),
+            nan: f64::NAN,
+            infinite: f32::NEG_INFINITY,
+            weird: '\u{1}',
+        };
+        let expected = serde_json::to_vec(&v).unwrap();
+        assert_eq!(fast(&v).as_deref(), Some(&expected[..]));
+        assert_eq!(written(&v).unwrap(), expected);
+    }
+
+    #[test]
+    fn what_the_fast_path_leaves_is_written_by_serde_json() {
+        // Integer and boolean keys: serde_json quotes them.
+        let ints = HashMap::from([(1u32, "one")]);
+        assert_eq!(fast(&ints), None);
+        assert_eq!(written(&ints).unwrap(), br#"{"1":"one"}"#);
+        let nested = serde_json::json!({"a": [1, {"b": null}]});
+        let with_bools = (nested, BTreeMap::from([(true, 1)]));
+        assert_eq!(fast(&with_bools), None);
+        assert_eq!(
+            written(&with_bools).unwrap(),
+            serde_json::to_vec(&with_bools).unwrap()
+        );
+    }
+
+    #[test]
+    fn failures_are_serde_json_s_own() {
+        struct Fails;
+        impl Serialize for Fails {
+            fn serialize<S: ser::Serializer>(&self, _: S) -> std::result::Result<S::Ok, S::Error> {
+                Err(ser::Error::custom("no, thanks"))
+            }
+        }
+        let v = (1, Fails);
+        let ours = written(&v).unwrap_err().to_string();
+        assert_eq!(ours, serde_json::to_vec(&v).unwrap_err().to_string());
+        assert_eq!(ours, "no, thanks");
+        // A map key serde_json refuses.
+        let refused = BTreeMap::from([(vec![1], 2)]);
+        assert_eq!(
+            written(&refused).unwrap_err().to_string(),
+            serde_json::to_vec(&refused).unwrap_err().to_string()
+        );
+    }
+}
