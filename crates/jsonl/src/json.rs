@@ -7,15 +7,15 @@
 //!
 //! It is a serde `Serializer` of its own, so it must write what `serde_json` writes, byte for
 //! byte. It does so for everything records are usually made of (structs, maps with string
-//! keys, sequences, enums, strings, numbers, options); for the rest (non-string map keys,
-//! `serde_json`'s private number and raw-value types, a `Serialize` impl that fails) it gives up,
-//! and [`write`] cuts off what it wrote and has `serde_json` write the record again, errors
-//! included. A property test compares the two on arbitrary values.
+//! keys, sequences, enums, strings, numbers, options). For the rest (map keys that are not
+//! strings, `serde_json`'s private number and raw-value types, a `Serialize` impl that fails)
+//! it gives up, and [`write`] cuts off what it wrote and has `serde_json` write the record
+//! again, errors included. Property tests compare the two on arbitrary values.
 
 use std::fmt::Display;
 
 use serde::Serialize;
-use serde::ser::{self, Impossible};
+use serde::ser;
 
 /// Appends `value` to `out` as compact JSON, the bytes `serde_json::to_writer` would write.
 pub(crate) fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
@@ -29,7 +29,7 @@ pub(crate) fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serd
 
 /// Why [`Json`] gave up: `serde_json` writes the value instead (and reports any error).
 #[derive(Debug)]
-pub(crate) struct GiveUp;
+struct GiveUp;
 
 impl Display for GiveUp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -414,57 +414,32 @@ impl<'a> Compound<'a> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_> {
-    type Ok = ();
-    type Error = GiveUp;
+/// Arrays: a sequence, a tuple, a tuple struct, or a tuple variant's fields.
+macro_rules! arrays {
+    ($($trait:ident::$method:ident),* $(,)?) => {
+        $(
+            impl ser::$trait for Compound<'_> {
+                type Ok = ();
+                type Error = GiveUp;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        self.element(value)
-    }
+                fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+                    self.element(value)
+                }
 
-    fn end(self) -> Result {
-        self.close()
-    }
+                fn end(self) -> Result {
+                    self.close()
+                }
+            }
+        )*
+    };
 }
 
-impl ser::SerializeTuple for Compound<'_> {
-    type Ok = ();
-    type Error = GiveUp;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        self.element(value)
-    }
-
-    fn end(self) -> Result {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_> {
-    type Ok = ();
-    type Error = GiveUp;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        self.element(value)
-    }
-
-    fn end(self) -> Result {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_> {
-    type Ok = ();
-    type Error = GiveUp;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        self.element(value)
-    }
-
-    fn end(self) -> Result {
-        self.close()
-    }
-}
+arrays!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+);
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
@@ -472,10 +447,18 @@ impl ser::SerializeMap for Compound<'_> {
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result {
         let lead = self.next()?;
-        key.serialize(Key {
-            out: &mut *self.out,
-            lead,
-        })
+        if lead != 0 {
+            self.out.push(lead);
+        }
+        let at = self.out.len();
+        key.serialize(Json(&mut *self.out))?;
+        // Keys written as strings here are what `serde_json` writes for them too; others it
+        // quotes (numbers, booleans) or refuses by rules of its own, so they are left to it.
+        if self.out.get(at) != Some(&b'"') {
+            return Err(GiveUp);
+        }
+        self.out.push(b':');
+        Ok(())
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
@@ -511,121 +494,6 @@ impl ser::SerializeStructVariant for Compound<'_> {
 
     fn end(self) -> Result {
         self.close()
-    }
-}
-
-/// A map key: a string (with the separator before it and the colon after it); any other kind
-/// of key, which `serde_json` quotes or refuses by rules of its own, is left to it.
-struct Key<'a> {
-    out: &'a mut Vec<u8>,
-    lead: u8,
-}
-
-macro_rules! give_up {
-    ($($method:ident: $ty:ty),* $(,)?) => {
-        $(
-            fn $method(self, _: $ty) -> Result {
-                Err(GiveUp)
-            }
-        )*
-    };
-}
-
-impl ser::Serializer for Key<'_> {
-    type Ok = ();
-    type Error = GiveUp;
-    type SerializeSeq = Impossible<(), GiveUp>;
-    type SerializeTuple = Impossible<(), GiveUp>;
-    type SerializeTupleStruct = Impossible<(), GiveUp>;
-    type SerializeTupleVariant = Impossible<(), GiveUp>;
-    type SerializeMap = Impossible<(), GiveUp>;
-    type SerializeStruct = Impossible<(), GiveUp>;
-    type SerializeStructVariant = Impossible<(), GiveUp>;
-
-    fn serialize_str(self, v: &str) -> Result {
-        string(self.out, self.lead, v, b':')
-    }
-
-    give_up!(
-        serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
-        serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
-        serialize_u32: u32, serialize_u64: u64, serialize_u128: u128, serialize_f32: f32,
-        serialize_f64: f64, serialize_char: char, serialize_bytes: &[u8],
-        serialize_unit_struct: &'static str,
-    );
-
-    fn serialize_none(self) -> Result {
-        Err(GiveUp)
-    }
-
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result {
-        Err(GiveUp)
-    }
-
-    fn serialize_unit(self) -> Result {
-        Err(GiveUp)
-    }
-
-    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result {
-        Err(GiveUp)
-    }
-
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, _: &T) -> Result {
-        Err(GiveUp)
-    }
-
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result {
-        Err(GiveUp)
-    }
-
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq> {
-        Err(GiveUp)
-    }
-
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple> {
-        Err(GiveUp)
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct> {
-        Err(GiveUp)
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant> {
-        Err(GiveUp)
-    }
-
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap> {
-        Err(GiveUp)
-    }
-
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct> {
-        Err(GiveUp)
-    }
-
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant> {
-        Err(GiveUp)
     }
 }
 
@@ -709,6 +577,15 @@ mod tests {
     #[derive(Serialize)]
     struct Unit;
 
+    #[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+    enum Color {
+        Red,
+        Blue,
+    }
+
+    #[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+    struct Name(&'static str);
+
     #[derive(Serialize)]
     struct Newtype(u8);
 
@@ -757,6 +634,10 @@ mod tests {
         infinite: f32,
         #[serde(rename = "weird \"key\"\n")]
         weird: char,
+        variant_keys: BTreeMap<Color, u8>,
+        char_keys: BTreeMap<char, u8>,
+        newtype_keys: BTreeMap<Name, u8>,
+        some_keys: BTreeMap<Option<&'static str>, u8>,
     }
 
     #[test]
@@ -786,6 +667,10 @@ mod tests {
             nan: f64::NAN,
             infinite: f32::NEG_INFINITY,
             weird: '\u{1}',
+            variant_keys: BTreeMap::from([(Color::Red, 1), (Color::Blue, 2)]),
+            char_keys: BTreeMap::from([('"', 1), ('é', 2)]),
+            newtype_keys: BTreeMap::from([(Name("n"), 1)]),
+            some_keys: BTreeMap::from([(Some("s"), 1)]),
         };
         let expected = serde_json::to_vec(&v).unwrap();
         assert_eq!(fast(&v).as_deref(), Some(&expected[..]));
@@ -819,11 +704,15 @@ mod tests {
         let ours = written(&v).unwrap_err().to_string();
         assert_eq!(ours, serde_json::to_vec(&v).unwrap_err().to_string());
         assert_eq!(ours, "no, thanks");
-        // A map key serde_json refuses.
+        // Map keys serde_json refuses.
         let refused = BTreeMap::from([(vec![1], 2)]);
         assert_eq!(
             written(&refused).unwrap_err().to_string(),
             serde_json::to_vec(&refused).unwrap_err().to_string()
         );
+        let refused = BTreeMap::from([(None::<&str>, 2)]);
+        let message = serde_json::to_vec(&refused).unwrap_err().to_string();
+        assert_eq!(written(&refused).unwrap_err().to_string(), message);
+        assert_eq!(message, "key must be a string");
     }
 }
