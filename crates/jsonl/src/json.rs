@@ -176,6 +176,17 @@ fn string(out: &mut Vec<u8>, lead: u8, s: &str, tail: u8) -> Result {
     Ok(())
 }
 
+/// A float as `serde_json` writes it: the shortest text that reads back the same, or `null`.
+#[inline(always)]
+fn float<F: zmij::Float>(out: &mut Vec<u8>, v: F, finite: bool) -> Result {
+    if finite {
+        put_short(out, zmij::Buffer::new().format_finite(v).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+    Ok(())
+}
+
 /// The serializer: compact JSON into a byte buffer.
 struct Json<'a>(&'a mut Vec<u8>);
 
@@ -214,22 +225,12 @@ impl<'a> ser::Serializer for Json<'a> {
     );
 
     fn serialize_f32(self, v: f32) -> Result {
-        if v.is_finite() {
-            put_short(self.0, zmij::Buffer::new().format_finite(v).as_bytes());
-        } else {
-            self.0.extend_from_slice(b"null");
-        }
-        Ok(())
+        float(self.0, v, v.is_finite())
     }
 
     #[inline]
     fn serialize_f64(self, v: f64) -> Result {
-        if v.is_finite() {
-            put_short(self.0, zmij::Buffer::new().format_finite(v).as_bytes());
-        } else {
-            self.0.extend_from_slice(b"null");
-        }
-        Ok(())
+        float(self.0, v, v.is_finite())
     }
 
     fn serialize_char(self, v: char) -> Result {
@@ -310,8 +311,7 @@ impl<'a> ser::Serializer for Json<'a> {
         variant: &'static str,
         len: usize,
     ) -> Result<Compound<'a>> {
-        string(self.0, b'{', variant, b':')?;
-        Ok(Compound::open(self.0, b'[', Some(len), true))
+        Compound::variant(self.0, variant, b'[', len)
     }
 
     fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a>> {
@@ -335,8 +335,7 @@ impl<'a> ser::Serializer for Json<'a> {
         variant: &'static str,
         len: usize,
     ) -> Result<Compound<'a>> {
-        string(self.0, b'{', variant, b':')?;
-        Ok(Compound::open(self.0, b'{', Some(len), true))
+        Compound::variant(self.0, variant, b'{', len)
     }
 }
 
@@ -374,6 +373,12 @@ impl<'a> Compound<'a> {
             close,
             variant,
         }
+    }
+
+    /// `{"variant":` and an array or object inside it, which `end` closes with the variant.
+    fn variant(out: &'a mut Vec<u8>, variant: &str, open: u8, len: usize) -> Result<Self> {
+        string(out, b'{', variant, b':')?;
+        Ok(Self::open(out, open, Some(len), true))
     }
 
     /// The separator before the next element, and the state after it.
