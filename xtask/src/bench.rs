@@ -315,6 +315,54 @@ const DOCUMENTED: &[Documented] = &[
     },
 ];
 
+/// A goal a figure is held to (`benchmarks.md` and the issues).
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    AtLeast(f64),
+    Below(f64),
+    /// At least this share of the C program's figure: of the same run when there is one, else of
+    /// the reference `benchmarks.md` gives for this machine class.
+    OfC(f64),
+}
+
+const TARGETS: &[(&str, Target)] = &[
+    ("sqlite.batch_insert", Target::OfC(0.9)),
+    ("sqlite.single_read", Target::OfC(0.9)),
+    ("sqlite.range_query", Target::OfC(0.9)),
+    ("locks.acquire_release", Target::AtLeast(5_000_000.0)),
+    ("locks.acquisition_latency_p99", Target::Below(1_000_000.0)),
+    ("locks.conflict_detection_p99", Target::Below(5_000_000.0)),
+    ("jsonl.simple_append", Target::AtLeast(500_000.0)),
+    ("jsonl.batch_append", Target::AtLeast(1_500_000.0)),
+    ("jsonl.filtered_read_peak_rss", Target::Below(32.0)),
+    ("jsonl.group16_over_fsync1", Target::AtLeast(8.0)),
+    ("jsonl.group16_spin_over_fsync1", Target::AtLeast(8.0)),
+    ("metrics.transition_added", Target::Below(1_000.0)),
+];
+
+impl Target {
+    fn of(bench: &str) -> Option<Target> {
+        TARGETS.iter().find(|(b, _)| *b == bench).map(|&(_, t)| t)
+    }
+
+    /// Whether `measured` meets it (`None`: a share of C with no C figure to compare).
+    fn met(self, measured: f64, c: Option<f64>) -> Option<bool> {
+        match self {
+            Target::AtLeast(v) => Some(measured >= v),
+            Target::Below(v) => Some(measured < v),
+            Target::OfC(share) => c.map(|c| measured >= share * c),
+        }
+    }
+
+    fn text(self) -> String {
+        match self {
+            Target::AtLeast(v) => format!(">= {v}"),
+            Target::Below(v) => format!("< {v}"),
+            Target::OfC(share) => format!(">= {share} C"),
+        }
+    }
+}
+
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -660,8 +708,8 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
     if !json_out {
         println!("Machine: {machine}; medians of {runs} run(s)");
         println!(
-            "{:<26} {:>12} {:>12} {:>10} {:>12} {:>9}  unit",
-            "figure", "documented", "ours", "ours/doc", "C same run", "ours/C"
+            "{:<32} {:>12} {:>12} {:>10} {:>12} {:>9}  {:<16} {:<4} unit",
+            "figure", "documented", "ours", "ours/doc", "C same run", "ours/C", "target", "met"
         );
     }
     for d in DOCUMENTED {
@@ -671,33 +719,74 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
         let c = c_figures.get(d.bench).cloned().and_then(median);
         let ratio_doc = d.value.map(|v| measured / v);
         let ratio_c = c.map(|c| measured / c);
+        let target = Target::of(d.bench);
+        let met = target.and_then(|t| t.met(measured, c.or(d.c_reference)));
         if json_out {
             println!(
                 "{}",
                 json!({
                     "bench": d.bench, "documented": d.value, "measured": measured, "unit": d.unit,
                     "c_same_run": c, "c_reference": d.c_reference, "ratio_to_c": ratio_c, "machine": machine,
+                    "target": target.map(Target::text), "target_met": met,
                 })
             );
         } else {
             let f =
                 |v: Option<f64>, prec: usize| v.map_or("-".to_owned(), |v| format!("{v:.prec$}"));
-            let prec = if d.unit == "MiB" || d.unit == "ms" || d.unit == "x" {
+            let prec = if ["MiB", "ms", "x", "appends"].contains(&d.unit) {
                 2
             } else {
                 0
             };
+            let met = match met {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "",
+            };
             println!(
-                "{:<26} {:>12} {:>12} {:>10} {:>12} {:>9}  {}",
+                "{:<32} {:>12} {:>12} {:>10} {:>12} {:>9}  {:<16} {:<4} {}",
                 d.bench,
                 f(d.value, prec),
                 format!("{measured:.prec$}"),
                 f(ratio_doc, 2),
                 f(c, prec),
                 f(ratio_c, 2),
+                target.map(Target::text).unwrap_or_default(),
+                met,
                 d.unit
             );
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_is_a_documented_figure() {
+        for (bench, _) in TARGETS {
+            assert!(
+                DOCUMENTED.iter().any(|d| d.bench == *bench),
+                "{bench} has a target but is not reported"
+            );
+        }
+    }
+
+    #[test]
+    fn targets_say_whether_they_are_met() {
+        assert_eq!(Target::AtLeast(8.0).met(8.0, None), Some(true));
+        assert_eq!(Target::AtLeast(8.0).met(7.9, None), Some(false));
+        assert_eq!(Target::Below(32.0).met(32.0, None), Some(false));
+        assert_eq!(Target::OfC(0.9).met(90.0, Some(100.0)), Some(true));
+        assert_eq!(Target::OfC(0.9).met(89.0, Some(100.0)), Some(false));
+        assert_eq!(Target::OfC(0.9).met(89.0, None), None);
+        assert_eq!(
+            Target::of("jsonl.batch_append")
+                .map(Target::text)
+                .as_deref(),
+            Some(">= 1500000")
+        );
+    }
 }

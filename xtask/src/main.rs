@@ -4,7 +4,8 @@
 //!   in test mode, `--no-default-features` builds, the no-tokio check).
 //! - `bench-report [--quick] [--json] [--runs N] [--no-c]`: runs the benchmark workloads in
 //!   release mode (and the same SQLite workloads as a C program linking the same amalgamation),
-//!   then prints figure, documented value, our value and ratios.
+//!   then prints figure, documented value, our value, ratios, and the target with whether it
+//!   was met.
 //! - `codegen`: regenerates `docs/METRICS.md` from the metric catalogue (a test checks it).
 //! - `bench-report --instructions [--json]`: the SQLite workloads, ours and C's, under callgrind;
 //!   instruction counts per phase are repeatable where wall-clock time on a shared machine is not.
