@@ -557,7 +557,146 @@ mod tests {
         })
     }
 
+    /// A value of any serde data type, nested, serialised through the serializer's own methods
+    /// (sequences and maps with and without a declared length).
+    #[derive(Debug, Clone)]
+    enum Tree {
+        Bool(bool),
+        Int(i64),
+        Byte(u8),
+        Float(f32),
+        Char(char),
+        Str(String),
+        Bytes(Vec<u8>),
+        Unit,
+        None,
+        Some(Box<Tree>),
+        UnitStruct,
+        UnitVariant,
+        NewtypeStruct(Box<Tree>),
+        NewtypeVariant(Box<Tree>),
+        Seq(Vec<Tree>, bool),
+        Tuple(Vec<Tree>),
+        TupleVariant(Vec<Tree>),
+        Map(Vec<(String, Tree)>, bool),
+        Struct(Vec<Tree>),
+        StructVariant(Vec<Tree>),
+    }
+
+    /// Field names: structs need `'static` ones.
+    const FIELDS: [&str; 4] = [
+        "a",
+        "field",
+        "with \"quote\"",
+        "a rather long field name, past 32 bytes",
+    ];
+
+    impl Serialize for Tree {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            use ser::{SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant};
+            use ser::{SerializeTuple, SerializeTupleVariant};
+            match self {
+                Tree::Bool(v) => s.serialize_bool(*v),
+                Tree::Int(v) => s.serialize_i64(*v),
+                Tree::Byte(v) => s.serialize_u8(*v),
+                Tree::Float(v) => s.serialize_f32(*v),
+                Tree::Char(v) => s.serialize_char(*v),
+                Tree::Str(v) => s.serialize_str(v),
+                Tree::Bytes(v) => s.serialize_bytes(v),
+                Tree::Unit => s.serialize_unit(),
+                Tree::None => s.serialize_none(),
+                Tree::Some(v) => s.serialize_some(v),
+                Tree::UnitStruct => s.serialize_unit_struct("U"),
+                Tree::UnitVariant => s.serialize_unit_variant("E", 0, "Variant"),
+                Tree::NewtypeStruct(v) => s.serialize_newtype_struct("N", v),
+                Tree::NewtypeVariant(v) => s.serialize_newtype_variant("E", 1, "New", v),
+                Tree::Seq(items, sized) => {
+                    let mut seq = s.serialize_seq(sized.then_some(items.len()))?;
+                    for item in items {
+                        seq.serialize_element(item)?;
+                    }
+                    seq.end()
+                }
+                Tree::Tuple(items) => {
+                    let mut t = s.serialize_tuple(items.len())?;
+                    for item in items {
+                        t.serialize_element(item)?;
+                    }
+                    t.end()
+                }
+                Tree::TupleVariant(items) => {
+                    let mut t = s.serialize_tuple_variant("E", 2, "Tup", items.len())?;
+                    for item in items {
+                        t.serialize_field(item)?;
+                    }
+                    t.end()
+                }
+                Tree::Map(entries, sized) => {
+                    let mut m = s.serialize_map(sized.then_some(entries.len()))?;
+                    for (k, v) in entries {
+                        m.serialize_entry(k, v)?;
+                    }
+                    m.end()
+                }
+                Tree::Struct(fields) => {
+                    let mut st = s.serialize_struct("S", fields.len())?;
+                    for (i, v) in fields.iter().enumerate() {
+                        st.serialize_field(FIELDS[i % FIELDS.len()], v)?;
+                    }
+                    st.end()
+                }
+                Tree::StructVariant(fields) => {
+                    let mut st = s.serialize_struct_variant("E", 3, "Rec", fields.len())?;
+                    for (i, v) in fields.iter().enumerate() {
+                        st.serialize_field(FIELDS[i % FIELDS.len()], v)?;
+                    }
+                    st.end()
+                }
+            }
+        }
+    }
+
+    fn tree() -> impl Strategy<Value = Tree> {
+        let leaf = prop_oneof![
+            any::<bool>().prop_map(Tree::Bool),
+            any::<i64>().prop_map(Tree::Int),
+            any::<u8>().prop_map(Tree::Byte),
+            any::<f32>().prop_map(Tree::Float),
+            any::<char>().prop_map(Tree::Char),
+            text().prop_map(Tree::Str),
+            prop::collection::vec(any::<u8>(), 0..4).prop_map(Tree::Bytes),
+            Just(Tree::Unit),
+            Just(Tree::None),
+            Just(Tree::UnitStruct),
+            Just(Tree::UnitVariant),
+        ];
+        leaf.prop_recursive(4, 48, 5, |inner| {
+            let items = prop::collection::vec(inner.clone(), 0..5);
+            prop_oneof![
+                inner.clone().prop_map(|t| Tree::Some(Box::new(t))),
+                inner.clone().prop_map(|t| Tree::NewtypeStruct(Box::new(t))),
+                inner
+                    .clone()
+                    .prop_map(|t| Tree::NewtypeVariant(Box::new(t))),
+                (items.clone(), any::<bool>()).prop_map(|(v, sized)| Tree::Seq(v, sized)),
+                items.clone().prop_map(Tree::Tuple),
+                items.clone().prop_map(Tree::TupleVariant),
+                (prop::collection::vec((text(), inner), 0..5), any::<bool>())
+                    .prop_map(|(m, sized)| Tree::Map(m, sized)),
+                items.clone().prop_map(Tree::Struct),
+                items.prop_map(Tree::StructVariant),
+            ]
+        })
+    }
+
     proptest! {
+        #[test]
+        fn any_serde_data_is_written_as_serde_json_writes_it(t in tree()) {
+            let expected = serde_json::to_vec(&t).unwrap();
+            prop_assert_eq!(fast(&t), Some(expected.clone()), "the fast path handles it");
+            prop_assert_eq!(written(&t).unwrap(), expected);
+        }
+
         #[test]
         fn any_json_value_is_written_as_serde_json_writes_it(v in value()) {
             let expected = serde_json::to_vec(&v).unwrap();
