@@ -61,6 +61,7 @@ fn dirty(w: u64) -> bool {
         != 0
 }
 
+/// The eight bytes of `b` from `at`, as one word.
 #[inline(always)]
 fn word(b: &[u8], at: usize) -> u64 {
     let mut w = [0; 8];
@@ -68,6 +69,7 @@ fn word(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// The four bytes of `b` from `at`, as the low half of a word.
 #[inline(always)]
 fn half(b: &[u8], at: usize) -> u64 {
     let mut w = [0; 4];
@@ -139,7 +141,8 @@ fn put_short(out: &mut Vec<u8>, b: &[u8]) {
 #[inline(always)]
 fn string(out: &mut Vec<u8>, lead: u8, s: &str, tail: u8) -> Result {
     let b = s.as_bytes();
-    if b.len() <= SHORT && clean(b) {
+    let clean = clean(b);
+    if clean && b.len() <= SHORT {
         let start = out.len();
         out.extend_from_slice(&[0; ROOM]);
         let mut at = start;
@@ -162,7 +165,7 @@ fn string(out: &mut Vec<u8>, lead: u8, s: &str, tail: u8) -> Result {
     if lead != 0 {
         out.push(lead);
     }
-    if clean(b) {
+    if clean {
         out.reserve(b.len() + 2 + usize::from(tail != 0));
         out.push(b'"');
         out.extend_from_slice(b);
