@@ -16,21 +16,27 @@ fn get(addr: &str, path: &str) -> (String, String) {
     (head.lines().next().unwrap().to_owned(), body.to_owned())
 }
 
-/// `promtool`, when installed; CI sets `OC_REQUIRE_PROMTOOL` so its absence fails there.
-pub(crate) fn promtool() -> Option<&'static str> {
-    let found = Command::new("promtool")
+/// `tool` (a Prometheus program), when installed; CI sets `OC_REQUIRE_PROMTOOL` so that its
+/// absence fails there instead of skipping.
+fn installed(tool: &'static str) -> Option<&'static str> {
+    let found = Command::new(tool)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
         assert!(
             std::env::var_os("OC_REQUIRE_PROMTOOL").is_none(),
-            "promtool is required here but missing"
+            "{tool} is required here but missing"
         );
-        eprintln!("promtool not installed: skipping its checks");
+        eprintln!("{tool} not installed: skipping its checks");
         return None;
     }
-    Some("promtool")
+    Some(tool)
+}
+
+/// `promtool`, when installed.
+pub(crate) fn promtool() -> Option<&'static str> {
+    installed("promtool")
 }
 
 pub(crate) fn promtool_check_metrics(text: &str) {
@@ -123,18 +129,9 @@ fn serves_metrics_health_and_stats() {
 /// demo's counts.
 #[test]
 fn a_real_prometheus_scrapes_the_demo() {
-    let found = Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("OC_REQUIRE_PROMTOOL").is_none(),
-            "prometheus is required here but missing"
-        );
-        eprintln!("prometheus not installed: skipping");
+    let Some(prometheus) = installed("prometheus") else {
         return;
-    }
+    };
     let oc = Oc::new();
     oc.run(&["task-stats"]);
     let served = serve(&oc, "127.0.0.1:0");
@@ -150,7 +147,7 @@ fn a_real_prometheus_scrapes_the_demo() {
         format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: oc\n    static_configs:\n      - targets: ['{}']\n", served.1),
     )
     .unwrap();
-    let prom = Command::new("prometheus")
+    let prom = Command::new(prometheus)
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",

@@ -132,26 +132,16 @@ fn rendered_values_match_the_stores() {
     );
     assert_eq!(value(&text, "opencode_lock_conflicts_total"), 1.0);
     assert_eq!(value(&text, "opencode_locks_active"), 1.0);
-    assert_eq!(
-        value(&text, "opencode_task_duration_seconds_bucket{le=\"1\"}"),
-        0.0
-    );
-    assert_eq!(
-        value(&text, "opencode_task_duration_seconds_bucket{le=\"5\"}"),
-        1.0
-    );
-    assert_eq!(
-        value(&text, "opencode_task_duration_seconds_bucket{le=\"10\"}"),
-        2.0
-    );
-    assert_eq!(
-        value(&text, "opencode_task_duration_seconds_bucket{le=\"300\"}"),
-        2.0
-    );
-    assert_eq!(
-        value(&text, "opencode_task_duration_seconds_bucket{le=\"+Inf\"}"),
-        3.0
-    );
+    for (le, count) in [
+        ("1", 0.0),
+        ("5", 1.0),
+        ("10", 2.0),
+        ("300", 2.0),
+        ("+Inf", 3.0),
+    ] {
+        let bucket = format!("opencode_task_duration_seconds_bucket{{le=\"{le}\"}}");
+        assert_eq!(value(&text, &bucket), count, "{bucket}");
+    }
     assert_eq!(value(&text, "opencode_task_duration_seconds_sum"), 409.0);
     let st = store.storage_stats().unwrap();
     assert_eq!(
