@@ -44,8 +44,9 @@ fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()
 }
 
 /// The library crates, each checked alone without default features.
-const LIBS: [&str; 7] = [
+const LIBS: [&str; 8] = [
     "oc-time",
+    "oc-sqlite",
     "oc-tasks",
     "oc-locks",
     "oc-jsonl",

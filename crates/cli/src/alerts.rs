@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 
 use crate::args::AlertsCmd;
-use crate::output::Output;
+use crate::output::{Clean, Output};
 use crate::{open_locks, open_store};
 
 /// The state file in the data directory.
@@ -242,9 +242,13 @@ fn describe(a: &Alert) -> String {
         State::Firing => "FIRING",
         State::Resolved => "resolved",
     };
+    // Summaries interpolate labels, which may carry what agents wrote.
     format!(
         "{state} [{}] {}: {} (since {})",
-        a.severity, a.rule, a.summary, a.since
+        a.severity,
+        Clean(&a.rule),
+        Clean(&a.summary),
+        a.since
     )
 }
 

@@ -11,7 +11,7 @@ use oc_time::Timestamp;
 use serde_json::{Map, Value};
 
 use crate::args::{CheckpointCmd, DecisionsCmd, LogsCmd, QueryArgs};
-use crate::output::Output;
+use crate::output::{Clean, Output};
 use crate::{UsageError, open_store};
 
 /// The task's files; with `must_exist`, the task must be in the store (so writes never create
@@ -61,10 +61,11 @@ pub(crate) fn render_entry(w: &mut dyn Write, e: &LogEntry) -> std::io::Result<(
         "{} [{}] {}",
         e.timestamp,
         e.level.as_str().to_uppercase(),
-        e.message
+        Clean(&e.message)
     )?;
+    // JSON escapes C0 itself, but not DEL or C1.
     if !e.data.is_empty() {
-        write!(w, " {}", Value::Object(e.data.clone()))?;
+        write!(w, " {}", Clean(&Value::Object(e.data.clone()).to_string()))?;
     }
     writeln!(w)
 }
@@ -73,7 +74,7 @@ fn print_raw_lines(w: &mut dyn Write, lines: &[Vec<u8>]) -> std::io::Result<()> 
     for l in lines {
         match serde_json::from_slice::<LogEntry>(l) {
             Ok(e) => render_entry(w, &e)?,
-            Err(_) => writeln!(w, "{}", String::from_utf8_lossy(l))?,
+            Err(_) => writeln!(w, "{}", Clean(&String::from_utf8_lossy(l)))?,
         }
     }
     Ok(())
@@ -261,7 +262,7 @@ pub(crate) fn decisions(
                 if o.quiet {
                     Ok(())
                 } else {
-                    writeln!(w, "Recorded decision of {} on {task}", d.agent)
+                    writeln!(w, "Recorded decision of {} on {task}", Clean(&d.agent))
                 }
             })
         }
@@ -275,9 +276,11 @@ pub(crate) fn decisions(
                 .collect();
             out.emit("decisions.list", &shown, |w, _| {
                 for d in &shown {
-                    writeln!(w, "{} {}: {}", d.timestamp, d.agent, d.decision)?;
+                    let (agent, decision) = (Clean(&d.agent), Clean(&d.decision));
+                    writeln!(w, "{} {agent}: {decision}", d.timestamp)?;
+                    // Reasoning keeps its lines, each escaped.
                     for line in d.reasoning.lines() {
-                        writeln!(w, "    {line}")?;
+                        writeln!(w, "    {}", Clean(line))?;
                     }
                 }
                 writeln!(w, "Showing {} of {total} decision(s)", shown.len())
@@ -320,7 +323,7 @@ pub(crate) fn checkpoint(
                         i + 1,
                         c.id,
                         c.created_at,
-                        c.description,
+                        Clean(&c.description),
                         c.bytes()
                     )?;
                 }

@@ -179,7 +179,8 @@ fn report(json: bool, exit: Exit, message: &str) -> ExitCode {
         });
         eprintln!("{doc}");
     } else {
-        eprintln!("oc: error: {message}");
+        // Messages quote what agents wrote (a lock holder, a task's error): one escaped line.
+        eprintln!("oc: error: {}", output::Clean(message));
     }
     ExitCode::from(exit as u8)
 }

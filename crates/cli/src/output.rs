@@ -72,6 +72,41 @@ impl Output {
     }
 }
 
+/// Text that agents wrote, made safe to print on a terminal: control characters (C0, newlines
+/// and tabs included, DEL, C1) are shown as escapes (`\n`, `\x1b`, `\u{9b}`), so a task name
+/// cannot recolour, clear or retitle the operator's terminal, nor forge lines of output.
+/// `--json` prints the exact text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clean<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for Clean<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rest = self.0;
+        while let Some(at) = rest.find(char::is_control) {
+            f.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if u32::from(c) < 0x80 => write!(f, "\\x{:02x}", u32::from(c))?,
+                c => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        f.write_str(rest)
+    }
+}
+
+/// [`Clean`] as a string, borrowed when there was nothing to escape.
+pub(crate) fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(char::is_control) {
+        Clean(s).to_string().into()
+    } else {
+        s.into()
+    }
+}
+
 /// `1234567` → `1,234,567`.
 pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -87,7 +122,21 @@ pub(crate) fn thousands(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{clean, thousands};
+
+    #[test]
+    fn escapes_every_control_character() {
+        for (raw, shown) in [
+            ("plain", "plain"),
+            ("evil\x1b[31mRED\x1b[0m", "evil\\x1b[31mRED\\x1b[0m"),
+            ("a\nb\r\tc", "a\\nb\\r\\tc"),
+            ("\0\x07\x7f", "\\x00\\x07\\x7f"),
+            ("c1 \u{9b}2J \u{85}", "c1 \\u{9b}2J \\u{85}"),
+            ("ünïcode ✓ \u{a0}", "ünïcode ✓ \u{a0}"),
+        ] {
+            assert_eq!(clean(raw), shown);
+        }
+    }
 
     #[test]
     fn groups_thousands() {

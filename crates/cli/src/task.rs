@@ -12,7 +12,7 @@ use oc_tasks::{
 use serde_json::{Map, Value};
 
 use crate::args::TaskCmd;
-use crate::output::{Output, thousands};
+use crate::output::{Clean, Output, clean, thousands};
 use crate::{UsageError, open_store};
 use oc_hooks::{Committed, Hooks, TaskLifecycle};
 
@@ -143,8 +143,9 @@ pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Re
                     } else {
                         writeln!(
                             w,
-                            "Claimed {} for {agent}: lease token {token}, expires {expires}",
-                            t.id
+                            "Claimed {} for {}: lease token {token}, expires {expires}",
+                            t.id,
+                            Clean(&agent)
                         )
                     }
                 }
@@ -222,7 +223,7 @@ pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Re
                         "  {} -> {} (was {}, token {})",
                         r.task.id,
                         o.status(r.task.status),
-                        r.expired_owner.as_deref().unwrap_or("none"),
+                        Clean(r.expired_owner.as_deref().unwrap_or("none")),
                         r.expired_lease.token
                     )?;
                 }
@@ -243,11 +244,16 @@ pub(crate) fn committed(c: Committed) -> Task {
     for f in &c.hooks.failures {
         eprintln!(
             "oc: warning: hook {} failed on {}: {}",
-            f.hook, f.event, f.error
+            Clean(&f.hook),
+            f.event,
+            Clean(&f.error)
         );
     }
     if let Some(e) = &c.log_error {
-        eprintln!("oc: warning: the transition could not be written to the task log: {e}");
+        eprintln!(
+            "oc: warning: the transition could not be written to the task log: {}",
+            Clean(&e.to_string())
+        );
     }
     c.into_task()
 }
@@ -271,9 +277,13 @@ fn transition(out: &mut Output, command: &str, t: Task) -> anyhow::Result<()> {
 fn print_task(w: &mut dyn Write, o: &Output, t: &Task) -> std::io::Result<()> {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     writeln!(w, "Task:        {}", t.id)?;
-    writeln!(w, "Name:        {}", t.name)?;
+    writeln!(w, "Name:        {}", Clean(&t.name))?;
     writeln!(w, "Status:      {}", o.status(t.status))?;
-    writeln!(w, "Owner:       {}", opt(t.owner.clone()))?;
+    writeln!(
+        w,
+        "Owner:       {}",
+        Clean(t.owner.as_deref().unwrap_or("-"))
+    )?;
     writeln!(w, "Priority:    {}", t.priority)?;
     writeln!(w, "Attempts:    {} of {}", t.attempts, t.max_attempts)?;
     writeln!(w, "Version:     {}", t.version)?;
@@ -297,16 +307,18 @@ fn print_task(w: &mut dyn Write, o: &Output, t: &Task) -> std::io::Result<()> {
         )?;
     }
     if let Some(d) = &t.description {
-        writeln!(w, "Description: {d}")?;
+        writeln!(w, "Description: {}", Clean(d))?;
     }
+    // JSON escapes C0 itself, but not DEL or C1.
     if !t.metadata.is_empty() {
-        writeln!(w, "Metadata:    {}", Value::Object(t.metadata.clone()))?;
+        let m = Value::Object(t.metadata.clone()).to_string();
+        writeln!(w, "Metadata:    {}", Clean(&m))?;
     }
     if let Some(r) = &t.result {
-        writeln!(w, "Result:      {r}")?;
+        writeln!(w, "Result:      {}", Clean(&r.to_string()))?;
     }
     if let Some(e) = &t.error {
-        writeln!(w, "Error:       {e}")?;
+        writeln!(w, "Error:       {}", Clean(e))?;
     }
     Ok(())
 }
@@ -330,10 +342,10 @@ fn print_page(command: &str, page: &TaskPage, out: &mut Output) -> anyhow::Resul
         for t in &page.tasks {
             table.add_row([
                 t.id.to_string(),
-                t.name.clone(),
+                clean(&t.name).into_owned(),
                 // Plain: escape codes would throw the column widths off.
                 t.status.to_string(),
-                t.owner.clone().unwrap_or_else(|| "-".into()),
+                clean(t.owner.as_deref().unwrap_or("-")).into_owned(),
                 t.priority.to_string(),
                 t.created_at.to_rfc3339_seconds(),
             ]);
@@ -367,7 +379,7 @@ pub(crate) fn render_stats(w: &mut dyn Write, st: &TaskStats) -> std::io::Result
         writeln!(
             w,
             "  - {}: {}",
-            owner.as_deref().unwrap_or("none"),
+            Clean(owner.as_deref().unwrap_or("none")),
             thousands(*n)
         )?;
     }

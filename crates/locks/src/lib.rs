@@ -7,7 +7,9 @@
 //! - [`LockManager`]: the object-safe trait; [`LockManagerExt::guard`] adds RAII guards.
 //! - [`MemoryLockManager`]: one process, as fast as a mutex allows.
 //! - `SqliteLockManager` (feature `sqlite`): several processes on one machine share locks through
-//!   the database file the task store uses (its own tables and migrations).
+//!   the database file the task store uses (its own tables and migrations). Its fencing tokens
+//!   are never handed out twice, not even after an OS crash or a power loss, while a grant
+//!   itself may roll back then (see `oc_sqlite` for what survives what).
 //! - [`Resource`] (`repo/src/main.rs`: a lock on `repo/src` overlaps it), [`Owner`], [`LockMode`],
 //!   [`LockRequest`], [`Lock`] (a grant, with its fencing token and expiry), [`LockStats`] (the
 //!   seed's `totalLocks`, `activeLocks`, `expiredLocks`, `conflictsDetected`, `averageHoldTime`, and more).

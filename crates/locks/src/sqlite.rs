@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
+use oc_sqlite::Fence;
 use oc_time::{Clock, SystemClock, Timestamp};
 
 use crate::memory::canonical;
@@ -56,6 +57,10 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO oc_locks_meta (key, value) VALUES
         ('token', 0), ('ticket', 0), ('total', 0), ('expired', 0), ('conflicts', 0), ('released', 0),
         ('reentrant', 0), ('hold_total_ms', 0), ('hold_max_ms', 0), ('waits', 0), ('timeouts', 0);",
+    // 2: the synced ceiling of fencing tokens (`oc_sqlite::Fence`): no token above it was ever
+    // handed out.
+    "INSERT INTO oc_locks_meta (key, value)
+        SELECT 'token_ceiling', value FROM oc_locks_meta WHERE key = 'token';",
 ];
 
 const COLS: &str = "resource, owner, mode, token, holds, acquired_at, expires_at";
@@ -68,6 +73,8 @@ pub struct SqliteLockOptions {
     clock: Arc<dyn Clock>,
     max_poll: Duration,
     waiter_lease: Duration,
+    token_reserve: u64,
+    sync_every_commit: bool,
 }
 
 impl fmt::Debug for SqliteLockOptions {
@@ -76,6 +83,8 @@ impl fmt::Debug for SqliteLockOptions {
             .field("busy_timeout", &self.busy_timeout)
             .field("ttl", &self.ttl)
             .field("max_poll", &self.max_poll)
+            .field("token_reserve", &self.token_reserve)
+            .field("sync_every_commit", &self.sync_every_commit)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +97,8 @@ impl Default for SqliteLockOptions {
             clock: Arc::new(SystemClock),
             max_poll: Duration::from_millis(25),
             waiter_lease: Duration::from_secs(2),
+            token_reserve: oc_sqlite::DEFAULT_RESERVE,
+            sync_every_commit: false,
         }
     }
 }
@@ -106,6 +117,21 @@ impl SqliteLockOptions {
     /// How long a statement waits for another process's transaction.
     pub fn busy_timeout(mut self, d: Duration) -> Self {
         self.busy_timeout = d;
+        self
+    }
+    /// Fencing tokens covered by one synced commit (default 256, at least 1). Tokens survive
+    /// power loss whatever this is; a larger reserve syncs less often and leaves larger gaps
+    /// between the tokens of different handles.
+    pub fn token_reserve(mut self, n: u64) -> Self {
+        self.token_reserve = n.max(1);
+        self
+    }
+    /// Waits for `fdatasync` at every commit (`synchronous=FULL`), so that no grant or release
+    /// is lost to an OS crash or a power loss, at the cost of a sync per operation. Off by
+    /// default: then the last grants before such a crash may roll back (their tokens never
+    /// repeat).
+    pub fn sync_every_commit(mut self, on: bool) -> Self {
+        self.sync_every_commit = on;
         self
     }
     /// Opens (creating if needed) the database at `path`.
@@ -134,6 +160,7 @@ pub struct SqliteLockManager {
     path: PathBuf,
     conn: Mutex<Connection>,
     opts: SqliteLockOptions,
+    fence: Fence,
     /// Bumped on every release in this process, to wake its waiters without polling.
     freed: (Mutex<u64>, Condvar),
 }
@@ -325,6 +352,7 @@ fn others_on(
 /// Grants all items or reports the first blocked one; writes nothing when blocked.
 fn try_grant(
     tx: &Transaction<'_>,
+    fence: &Fence,
     items: &[(&LockRequest, Duration)],
     ticket: Option<i64>,
     now: Timestamp,
@@ -339,6 +367,7 @@ fn try_grant(
         }
     }
     let mut granted = Vec::with_capacity(items.len());
+    let mut tokens = fence.issue(tx)?;
     for (req, ttl) in items {
         let expires_at = now.saturating_add(*ttl);
         // Lapsed locks on this exact resource (the owner's own included) go first.
@@ -361,13 +390,13 @@ fn try_grant(
                 own
             }
             None => {
-                let token = bump(tx, "token", 1)?;
+                let token = tokens.take();
                 bump(tx, "total", 1)?;
                 let lock = Lock {
                     resource: req.resource.clone(),
                     owner: req.owner.clone(),
                     mode: req.mode,
-                    token: u64::try_from(token).unwrap_or(0),
+                    token,
                     holds: 1,
                     acquired_at: now,
                     expires_at,
@@ -379,7 +408,7 @@ fn try_grant(
                     lock.resource.as_str(),
                     lock.owner.as_str(),
                     lock.mode.as_str(),
-                    token,
+                    i64::try_from(token).unwrap_or(i64::MAX),
                     now.as_millis(),
                     expires_at.as_millis(),
                 ))?;
@@ -388,6 +417,7 @@ fn try_grant(
         };
         granted.push(lock);
     }
+    tokens.save(tx)?;
     Ok(Ok(granted))
 }
 
@@ -408,13 +438,23 @@ impl SqliteLockManager {
             c.busy_timeout(opts.busy_timeout)?;
             c.set_prepared_statement_cache_capacity(64);
             let _mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-            c.execute_batch("PRAGMA synchronous = NORMAL")?;
+            c.execute_batch(if opts.sync_every_commit {
+                "PRAGMA synchronous = FULL"
+            } else {
+                "PRAGMA synchronous = NORMAL"
+            })?;
             Ok(c)
         })?;
         retry_busy(|| migrate(&mut conn))?;
         Ok(SqliteLockManager {
             path: path.to_owned(),
             conn: Mutex::new(conn),
+            fence: Fence::new(
+                "oc_locks_meta",
+                "token",
+                "token_ceiling",
+                opts.token_reserve,
+            ),
             opts,
             freed: (Mutex::new(0), Condvar::new()),
         })
@@ -426,18 +466,27 @@ impl SqliteLockManager {
     }
 
     /// Runs `f` in one immediate transaction and commits, whatever `f`'s inner answer is:
-    /// refusals also record counters and clean-ups.
+    /// refusals also record counters and clean-ups. Then makes any fencing token it took
+    /// durable before the caller sees it.
     fn write<T>(
         &self,
         mut f: impl FnMut(&Transaction<'_>, Timestamp) -> Result<Result<T>>,
     ) -> Result<T> {
         let mut conn = self.conn.lock();
-        retry_busy(|| {
+        let out = retry_busy(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = f(&tx, self.opts.clock.now())?;
             tx.commit()?;
             Ok(out)
-        })?
+        })?;
+        retry_busy(|| Ok(self.fence.settle(&mut conn)?))?;
+        out
+    }
+
+    /// Synced commits this handle made so that its fencing tokens survive power loss (one per
+    /// reserve of tokens, plus one for its first token).
+    pub fn token_syncs(&self) -> u64 {
+        self.fence.syncs()
     }
 
     fn wake(&self) {
@@ -451,7 +500,7 @@ impl SqliteLockManager {
         wait: Duration,
     ) -> Result<Vec<Lock>> {
         let first = self.write(|tx, now| {
-            Ok(Ok(match try_grant(tx, items, None, now)? {
+            Ok(Ok(match try_grant(tx, &self.fence, items, None, now)? {
                 Ok(locks) => Ok(locks),
                 Err(blocked) => {
                     bump(tx, "conflicts", 1)?;
@@ -492,7 +541,7 @@ impl SqliteLockManager {
                     .execute((ticket, now.saturating_add(lease).as_millis()))?;
                 tx.prepare_cached("DELETE FROM oc_lock_waiters WHERE expires_at <= ?1")?
                     .execute([now.as_millis()])?;
-                let r = try_grant(tx, items, Some(ticket), now)?;
+                let r = try_grant(tx, &self.fence, items, Some(ticket), now)?;
                 if r.is_ok() {
                     tx.prepare_cached("DELETE FROM oc_lock_waiters WHERE ticket = ?1")?
                         .execute([ticket])?;

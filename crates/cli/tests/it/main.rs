@@ -4,6 +4,7 @@
 mod alerts;
 mod demo;
 mod errors;
+mod escapes;
 mod locks;
 mod logs;
 mod ops;

@@ -3,5 +3,6 @@
 
 mod conformance;
 mod model;
+mod power_loss;
 mod processes;
 mod threads;

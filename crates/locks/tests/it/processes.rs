@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use oc_locks::{LockManager, LockRequest, SqliteLockManager};
 
-fn child(helper: &str, db: &Path, arg: &str) -> Command {
+pub(crate) fn child(helper: &str, db: &Path, arg: &str) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());
     c.args(["--exact", helper, "--nocapture", "--test-threads=1"])
         .env("OC_CHILD", "1")
@@ -21,7 +21,7 @@ fn child(helper: &str, db: &Path, arg: &str) -> Command {
     c
 }
 
-fn child_env() -> Option<(std::path::PathBuf, String)> {
+pub(crate) fn child_env() -> Option<(std::path::PathBuf, String)> {
     std::env::var_os("OC_CHILD")?;
     Some((
         std::env::var_os("OC_CHILD_DB")?.into(),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use oc_sqlite::Fence;
 use parking_lot::Mutex;
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::types::Value as SqlValue;
@@ -120,6 +121,8 @@ impl StorageStats {
 #[derive(Clone)]
 pub struct SqliteOptions {
     busy_timeout: Duration,
+    token_reserve: u64,
+    sync_every_commit: bool,
     slow_threshold: Duration,
     on_slow: Option<SlowCallback>,
     clock: Arc<dyn Clock>,
@@ -130,6 +133,8 @@ impl fmt::Debug for SqliteOptions {
         f.debug_struct("SqliteOptions")
             .field("busy_timeout", &self.busy_timeout)
             .field("slow_threshold", &self.slow_threshold)
+            .field("token_reserve", &self.token_reserve)
+            .field("sync_every_commit", &self.sync_every_commit)
             .field("on_slow", &self.on_slow.is_some())
             .field("clock", &self.clock)
             .finish()
@@ -140,6 +145,8 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            token_reserve: oc_sqlite::DEFAULT_RESERVE,
+            sync_every_commit: false,
             slow_threshold: DEFAULT_SLOW_THRESHOLD,
             on_slow: None,
             clock: Arc::new(SystemClock),
@@ -165,6 +172,21 @@ impl SqliteOptions {
     /// Also calls `f` for each slow statement.
     pub fn on_slow(mut self, f: impl Fn(&SlowStatement) + Send + Sync + 'static) -> Self {
         self.on_slow = Some(Arc::new(f));
+        self
+    }
+    /// Fencing tokens covered by one synced commit (default 256, at least 1). Tokens survive
+    /// power loss whatever this is; a larger reserve syncs less often and leaves larger gaps
+    /// between the tokens of different handles.
+    pub fn token_reserve(mut self, n: u64) -> Self {
+        self.token_reserve = n.max(1);
+        self
+    }
+    /// Waits for `fdatasync` at every commit (`synchronous=FULL`), so that no committed
+    /// change is lost to an OS crash or a power loss, at the cost of a sync per write.
+    /// Off by default: then the last changes before such a crash may roll back (fencing tokens
+    /// never do; see the crate docs).
+    pub fn sync_every_commit(mut self, on: bool) -> Self {
+        self.sync_every_commit = on;
         self
     }
     /// The clock for timestamps and leases.
@@ -201,6 +223,7 @@ pub struct SqliteTaskStore {
     readers: Option<Mutex<Vec<Connection>>>,
     opts: SqliteOptions,
     slow: Arc<SlowLog>,
+    fence: Fence,
 }
 
 impl fmt::Debug for SqliteTaskStore {
@@ -234,6 +257,7 @@ impl SqliteTaskStore {
             path: PathBuf::from(":memory:"),
             writer: Mutex::new(conn),
             readers: None,
+            fence: fence(&opts),
             opts,
             slow,
         })
@@ -251,6 +275,7 @@ impl SqliteTaskStore {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers: Some(Mutex::new(Vec::new())),
+            fence: fence(&opts),
             opts,
             slow,
         })
@@ -285,15 +310,24 @@ impl SqliteTaskStore {
         out
     }
 
-    /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer, committing on `Ok`.
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer, committing on `Ok`; then
+    /// makes any fencing token it took durable before the caller sees it.
     fn write<T>(&self, mut f: impl FnMut(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.writer.lock();
-        retry_busy(|| {
+        let out = retry_busy(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.commit()?;
             Ok(out)
-        })
+        })?;
+        retry_busy(|| Ok(self.fence.settle(&mut conn)?))?;
+        Ok(out)
+    }
+
+    /// Synced commits this handle made so that its fencing tokens survive power loss (one per
+    /// reserve of tokens, plus one for its first token).
+    pub fn token_syncs(&self) -> u64 {
+        self.fence.syncs()
     }
 
     /// File sizes, page counts, cache hits and misses, and slow statements.
@@ -355,6 +389,15 @@ impl SqliteTaskStore {
     }
 }
 
+fn fence(opts: &SqliteOptions) -> Fence {
+    Fence::new(
+        "oc_tasks_meta",
+        "lease_token",
+        "lease_token_ceiling",
+        opts.token_reserve,
+    )
+}
+
 fn slow_log(opts: &SqliteOptions) -> Arc<SlowLog> {
     Arc::new(SlowLog {
         threshold: opts.slow_threshold,
@@ -384,7 +427,11 @@ fn configure(
             });
         }
     }
-    c.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    c.execute_batch(if opts.sync_every_commit {
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+    } else {
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+    })?;
     let slow = slow.clone();
     c.trace_v2(
         TraceEventCodes::SQLITE_TRACE_PROFILE,
@@ -549,45 +596,17 @@ fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task) -> Result<()> {
     }
 }
 
-/// The last fencing token handed out, and a closure-friendly way to take the next one.
-struct Tokens {
-    last: u64,
-    taken: bool,
-}
-
-impl Tokens {
-    fn read(tx: &Transaction<'_>) -> Result<Self> {
-        let last: i64 = tx
-            .prepare_cached("SELECT value FROM oc_tasks_meta WHERE key = 'lease_token'")?
-            .query_row([], |r| r.get(0))?;
-        Ok(Tokens {
-            last: u64::try_from(last).unwrap_or(0),
-            taken: false,
-        })
-    }
-    fn next(&mut self) -> u64 {
-        self.taken = true;
-        self.last + 1
-    }
-    fn save(&self, tx: &Transaction<'_>) -> Result<()> {
-        if self.taken {
-            tx.prepare_cached("UPDATE oc_tasks_meta SET value = ?1 WHERE key = 'lease_token'")?
-                .execute([i64::try_from(self.last + 1).unwrap_or(i64::MAX)])?;
-        }
-        Ok(())
-    }
-}
-
 fn apply_in(
     tx: &Transaction<'_>,
+    fence: &Fence,
     id: &TaskId,
     change: &Change,
     expect: Option<u64>,
     now: Timestamp,
 ) -> Result<Task> {
     let prev = load(tx, id)?.ok_or_else(|| Error::NotFound { id: id.clone() })?;
-    let mut tokens = Tokens::read(tx)?;
-    let next = transition(&prev, change, expect, now, || tokens.next())?;
+    let mut tokens = fence.issue(tx)?;
+    let next = transition(&prev, change, expect, now, || tokens.take())?;
     store_cas(tx, &prev, &next)?;
     tokens.save(tx)?;
     Ok(next)
@@ -718,7 +737,7 @@ impl TaskStore for SqliteTaskStore {
 
     fn apply(&self, id: &TaskId, change: Change, expect: Option<u64>) -> Result<Task> {
         change.validate()?;
-        self.write(|tx| apply_in(tx, id, &change, expect, self.opts.clock.now()))
+        self.write(|tx| apply_in(tx, &self.fence, id, &change, expect, self.opts.clock.now()))
     }
 
     fn claim_next(&self, owner: &str, ttl: Duration) -> Result<Option<Task>> {
@@ -737,7 +756,7 @@ impl TaskStore for SqliteTaskStore {
                 .optional()?;
             let Some(id) = id else { return Ok(None) };
             let id = TaskId::new(id.clone()).map_err(|e| corrupt(&id, e))?;
-            apply_in(tx, &id, &change, None, self.opts.clock.now()).map(Some)
+            apply_in(tx, &self.fence, &id, &change, None, self.opts.clock.now()).map(Some)
         })
     }
 

@@ -50,6 +50,10 @@ const MIGRATIONS: &[&str] = &[
         SELECT 'entered_' || s.status, (SELECT COUNT(*) FROM tasks WHERE tasks.status = s.status)
         FROM (SELECT 'pending' AS status UNION ALL SELECT 'running' UNION ALL SELECT 'completed'
               UNION ALL SELECT 'failed' UNION ALL SELECT 'cancelled') AS s;",
+    // 3: the synced ceiling of lease tokens (`oc_sqlite::Fence`): no token above it was ever
+    // handed out.
+    "INSERT INTO oc_tasks_meta (key, value)
+        SELECT 'lease_token_ceiling', value FROM oc_tasks_meta WHERE key = 'lease_token';",
 ];
 
 /// The newest schema version this build knows.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use oc_tasks::{NewTask, SqliteTaskStore, TaskFilter, TaskStatus, TaskStore};
 
-fn child(helper: &str, db: &Path, arg: &str) -> Command {
+pub(crate) fn child(helper: &str, db: &Path, arg: &str) -> Command {
     let mut c = Command::new(std::env::current_exe().expect("test binary path"));
     c.args(["--exact", helper, "--nocapture", "--test-threads=1"])
         .env("OC_CHILD", "1")
@@ -23,7 +23,7 @@ fn child(helper: &str, db: &Path, arg: &str) -> Command {
     c
 }
 
-fn child_env() -> Option<(std::path::PathBuf, String)> {
+pub(crate) fn child_env() -> Option<(std::path::PathBuf, String)> {
     std::env::var_os("OC_CHILD")?;
     Some((
         std::env::var_os("OC_CHILD_DB")?.into(),

@@ -1,0 +1,339 @@
+//! A simulated power loss for a SQLite database in WAL mode, from what `strace` saw a process
+//! write and sync.
+//!
+//! A power loss keeps what reached the disk and drops what sat in the page cache. For a WAL
+//! database whose main file is not written meanwhile (no checkpoint), what reached the disk is
+//! the main file as it was and the log up to its last `fdatasync`. [`PowerLoss::record`] runs a
+//! workload under `strace`, which reports every `pwrite64` with its offset and length and every
+//! sync; the workload appends a line to a marks file (one `write` each) whenever it hands
+//! something out, a token say. [`PowerLoss::crash_after`] then writes the database a power loss
+//! right after any mark would have left: the main file, and the log cut at the end of the last
+//! write synced before that mark. Opening it runs SQLite's own recovery, as a reboot would.
+//!
+//! A real power loss may keep more than was synced, never less; the log is checksummed, so
+//! recovery keeps a prefix of the commits. The cut here is the least that must survive, the
+//! worst case for a promise such as "no token is handed out twice".
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Whether `strace` can be run here.
+pub fn strace_available() -> bool {
+    Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// For tests: `true` when `strace` runs here. When it does not, says so on stderr and returns
+/// `false` (skip), unless `OC_REQUIRE_STRACE` is set (as CI sets it): then it panics, so a
+/// missing tool fails the run instead of skipping quietly.
+#[allow(clippy::print_stderr)]
+pub fn strace_for_tests() -> bool {
+    if strace_available() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("OC_REQUIRE_STRACE").is_none(),
+        "strace is required (OC_REQUIRE_STRACE is set) but cannot be run"
+    );
+    eprintln!("strace is not installed: skipping the simulated power loss");
+    false
+}
+
+/// One system call of interest, in the order they finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    /// `pwrite64` to `path` of `len` bytes at `offset`.
+    Write { path: String, offset: u64, len: u64 },
+    /// `fsync` or `fdatasync` of `path`.
+    Sync { path: String },
+    /// A line appended to the marks file.
+    Mark(String),
+}
+
+/// A recorded workload: what it wrote and synced, the database as it started, and its log as
+/// it ended.
+pub struct PowerLoss {
+    calls: Vec<Call>,
+    db: String,
+    wal: String,
+    main: Vec<u8>,
+    log: Vec<u8>,
+}
+
+impl fmt::Debug for PowerLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PowerLoss")
+            .field("db", &self.db)
+            .field("calls", &self.calls.len())
+            .field("marks", &self.marks().len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+impl PowerLoss {
+    /// Checkpoints `db` (so its log is empty and its main file synced), then runs `cmd` under
+    /// `strace`, tracing writes and syncs. `marks` is the file the workload appends its marks to,
+    /// one `write` per line. Keep another connection to `db` open meanwhile: then the workload's
+    /// last close does not checkpoint, and the log it leaves is the log it wrote.
+    pub fn record(cmd: &Command, db: &Path, marks: &Path) -> io::Result<PowerLoss> {
+        let conn = rusqlite::Connection::open(db).map_err(io::Error::other)?;
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .map_err(io::Error::other)?;
+        drop(conn);
+        if busy != 0 {
+            return Err(invalid(
+                "the database is busy: cannot checkpoint before recording",
+            ));
+        }
+        let main = std::fs::read(db)?;
+        let trace = trace_path(db, "strace")?;
+        let mut traced = Command::new("strace");
+        traced
+            .args(["-f", "-qq", "-y", "-s", "64"])
+            .args(["-e", "trace=pwrite64,write,fsync,fdatasync", "-o"])
+            .arg(&trace)
+            .arg("--")
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => traced.env(k, v),
+                None => traced.env_remove(k),
+            };
+        }
+        if let Some(d) = cmd.get_current_dir() {
+            traced.current_dir(d);
+        }
+        let status = traced.status()?;
+        if !status.success() {
+            return Err(io::Error::other(format!(
+                "the traced workload failed: {status}"
+            )));
+        }
+        let text = std::fs::read_to_string(&trace)?;
+        std::fs::remove_file(&trace)?;
+        let name = |p: &Path| p.to_string_lossy().into_owned();
+        let wal = format!("{}-wal", name(db));
+        let log = std::fs::read(&wal).unwrap_or_default();
+        Ok(PowerLoss {
+            calls: parse(&text, &name(marks))?,
+            db: name(db),
+            wal,
+            main,
+            log,
+        })
+    }
+
+    /// The marks, in the order they were written.
+    pub fn marks(&self) -> Vec<&str> {
+        self.calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Mark(m) => Some(m.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Syncs of the log before mark `i` (counted from 0).
+    pub fn syncs_before(&self, i: usize) -> usize {
+        self.before(i)
+            .iter()
+            .filter(|c| matches!(c, Call::Sync { path } if *path == self.wal))
+            .count()
+    }
+
+    fn before(&self, i: usize) -> &[Call] {
+        let mut seen = 0;
+        let end = self
+            .calls
+            .iter()
+            .position(|c| {
+                let hit = matches!(c, Call::Mark(_)) && seen == i;
+                seen += usize::from(matches!(c, Call::Mark(_)));
+                hit
+            })
+            .unwrap_or(self.calls.len());
+        &self.calls[..end]
+    }
+
+    /// Writes into `dir` the database as a power loss right after mark `i` would leave it, and
+    /// returns its path (with the same file name as the recorded one). Fails when the trace
+    /// cannot tell: the main file was written, or the log restarted, before that mark.
+    pub fn crash_after(&self, i: usize, dir: &Path) -> io::Result<PathBuf> {
+        let before = self.before(i + 1);
+        let (mut written, mut synced, mut header) = (0u64, 0u64, false);
+        for c in before {
+            match c {
+                Call::Write { path, .. } if *path == self.db => {
+                    return Err(invalid(
+                        "the main database file was written (a checkpoint): cannot simulate",
+                    ));
+                }
+                Call::Write { path, offset, len } if *path == self.wal => {
+                    if *offset == 0 {
+                        if header {
+                            return Err(invalid("the log restarted: cannot simulate"));
+                        }
+                        header = true;
+                    }
+                    written = written.max(offset + len);
+                }
+                Call::Sync { path } if *path == self.wal => synced = written,
+                _ => {}
+            }
+        }
+        let synced = usize::try_from(synced).unwrap_or(usize::MAX);
+        if synced > self.log.len() {
+            return Err(invalid("the log is shorter than what was synced"));
+        }
+        let file = Path::new(&self.db)
+            .file_name()
+            .ok_or_else(|| invalid("the database path has no file name"))?;
+        let dest = dir.join(file);
+        std::fs::write(&dest, &self.main)?;
+        let mut wal = dest.clone().into_os_string();
+        wal.push("-wal");
+        if synced > 0 {
+            std::fs::write(&wal, &self.log[..synced])?;
+        }
+        Ok(dest)
+    }
+}
+
+fn trace_path(db: &Path, ext: &str) -> io::Result<PathBuf> {
+    let dir = db
+        .parent()
+        .ok_or_else(|| invalid("the database path has no directory"))?;
+    Ok(dir.join(format!("power-loss.{}.{ext}", std::process::id())))
+}
+
+/// Parses `strace -f -y` output: joins calls split by other threads, keeps finished calls.
+fn parse(text: &str, marks: &str) -> io::Result<Vec<Call>> {
+    let mut pending: HashMap<&str, String> = HashMap::new();
+    let mut calls = Vec::new();
+    for line in text.lines() {
+        let (pid, rest) = line.split_once(' ').unwrap_or(("", line));
+        let rest = rest.trim_start();
+        let full = if let Some(head) = rest.strip_suffix(" <unfinished ...>") {
+            pending.insert(pid, head.to_owned());
+            continue;
+        } else if let Some(tail) = rest.strip_prefix("<... ") {
+            let Some((_, after)) = tail.split_once(" resumed>") else {
+                continue;
+            };
+            match pending.remove(pid) {
+                Some(head) => format!("{head}{after}"),
+                None => continue,
+            }
+        } else {
+            rest.to_owned()
+        };
+        if let Some(c) = call(&full, marks)? {
+            calls.push(c);
+        }
+    }
+    Ok(calls)
+}
+
+/// One finished call of `name(fd<path>, …) = ret`, if it is one we trace and it succeeded.
+fn call(line: &str, marks: &str) -> io::Result<Option<Call>> {
+    let Some((name, args)) = line.split_once('(') else {
+        return Ok(None);
+    };
+    // strace pads the return value: `fdatasync(4</x>)      = 0`.
+    let Some((args, ret)) = args.rsplit_once(" = ") else {
+        return Ok(None);
+    };
+    let Some(args) = args.trim_end().strip_suffix(')') else {
+        return Ok(None);
+    };
+    if ret.trim().starts_with('-') {
+        return Ok(None);
+    }
+    let path = || -> io::Result<String> {
+        let start = args
+            .find('<')
+            .ok_or_else(|| invalid(format!("no path in {line}")))?;
+        let end = args[start..]
+            .find(">,")
+            .or_else(|| args[start..].rfind('>'))
+            .ok_or_else(|| invalid(format!("no path in {line}")))?;
+        Ok(args[start + 1..start + end].to_owned())
+    };
+    let number = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| invalid(format!("bad number {s:?} in {line}")))
+    };
+    Ok(match name {
+        "pwrite64" => {
+            let (head, offset) = args
+                .rsplit_once(", ")
+                .ok_or_else(|| invalid(line.to_owned()))?;
+            let (_, len) = head
+                .rsplit_once(", ")
+                .ok_or_else(|| invalid(line.to_owned()))?;
+            Some(Call::Write {
+                path: path()?,
+                offset: number(offset)?,
+                len: number(len)?,
+            })
+        }
+        "fsync" | "fdatasync" => Some(Call::Sync { path: path()? }),
+        "write" if path()? == marks => {
+            let open = args.find('"').ok_or_else(|| invalid(line.to_owned()))?;
+            let close = args.rfind('"').ok_or_else(|| invalid(line.to_owned()))?;
+            let text = args.get(open + 1..close).unwrap_or("");
+            Some(Call::Mark(text.trim_end_matches("\\n").to_owned()))
+        }
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_writes_syncs_marks_and_split_calls() {
+        let text = r#"11 pwrite64(4</d/x.db-wal>, "7\177\6"..., 32, 0) = 32
+11 fdatasync(4</d/x.db-wal>)      = 0
+12 pwrite64(4</d/x.db-wal>, "a, b", 24, 32 <unfinished ...>
+11 write(6</d/marks>, "token 5\n", 8) = 8
+12 <... pwrite64 resumed>) = 24
+11 write(1<pipe:[1]>, "token 9\n", 8) = 8
+11 fdatasync(4</d/x.db-wal>) = -1 EIO (Input/output error)
+"#;
+        let calls = parse(text, "/d/marks").unwrap();
+        let wal = "/d/x.db-wal".to_owned();
+        assert_eq!(
+            calls,
+            [
+                Call::Write {
+                    path: wal.clone(),
+                    offset: 0,
+                    len: 32
+                },
+                Call::Sync { path: wal.clone() },
+                Call::Mark("token 5".into()),
+                Call::Write {
+                    path: wal,
+                    offset: 32,
+                    len: 24
+                },
+            ]
+        );
+    }
+}

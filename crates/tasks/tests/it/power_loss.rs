@@ -1,0 +1,87 @@
+//! A fencing token is never handed out twice, not even after a power loss.
+//!
+//! A child process claims tasks under `strace` while this process keeps the database open (as
+//! other agents do), and appends each token to a marks file as it gets it. For every token,
+//! the database is rebuilt as a power loss right after it would have left it (the log cut at
+//! its last sync, `oc_sqlite::testkit`), and a fresh store must hand out a greater token.
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use oc_sqlite::testkit::{PowerLoss, strace_for_tests};
+use oc_tasks::{NewTask, SqliteTaskStore, TaskStore};
+
+use crate::processes::{child, child_env};
+
+/// Tokens per synced commit in the child: small, so the run crosses several reserves.
+const RESERVE: u64 = 8;
+
+/// Child part: claims `n` tasks, appending `<token>` to the marks file after each claim.
+#[test]
+fn helper_claim_and_mark() {
+    let Some((db, arg)) = child_env() else {
+        return;
+    };
+    let (n, marks) = arg.split_once(' ').unwrap();
+    let store = SqliteTaskStore::options()
+        .token_reserve(RESERVE)
+        .open(&db)
+        .unwrap();
+    let mut marks = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(marks)
+        .unwrap();
+    for _ in 0..n.parse::<usize>().unwrap() {
+        let t = store
+            .claim_next("child", Duration::from_secs(300))
+            .unwrap()
+            .unwrap();
+        marks
+            .write_all(format!("{}\n", t.lease.unwrap().token).as_bytes())
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_lease_token_is_never_handed_out_twice_after_a_power_loss() {
+    if !strace_for_tests() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("opencode.db");
+    let marks = dir.path().join("marks");
+    let keeper = SqliteTaskStore::open(&db).unwrap();
+    keeper
+        .create_many((0..40).map(|i| NewTask::new(format!("t{i}"))).collect())
+        .unwrap();
+    let mut cmd = child(
+        "power_loss::helper_claim_and_mark",
+        &db,
+        &format!("30 {}", marks.display()),
+    );
+    cmd.stdin(Stdio::null());
+    let run = PowerLoss::record(&cmd, &db, &marks).unwrap();
+    let tokens: Vec<u64> = run.marks().iter().map(|m| m.parse().unwrap()).collect();
+    assert_eq!(tokens.len(), 30);
+    assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
+    // What it costs: a sync per reserve of tokens, one for the first, one for the log's header.
+    assert!(run.syncs_before(29) <= 2 + 30 / RESERVE as usize + 1);
+    for (i, handed_out) in tokens.iter().enumerate() {
+        let crashed = tempfile::tempdir().unwrap();
+        let copy = run.crash_after(i, crashed.path()).unwrap();
+        let after = SqliteTaskStore::open(&copy).unwrap();
+        assert!(after.integrity_check().unwrap().is_empty());
+        let t = after
+            .claim_next("after-reboot", Duration::from_secs(30))
+            .unwrap()
+            .expect("some task is still pending");
+        let token = t.lease.unwrap().token;
+        assert!(
+            token > *handed_out,
+            "a power loss right after token {handed_out} was handed out: the next claim got {token}"
+        );
+    }
+    drop(keeper);
+}
