@@ -737,24 +737,37 @@ pub mod metrics {
     use super::*;
     use std::sync::Arc;
 
-    use oc_hooks::{EventKind, Hooks, TaskLifecycle};
-    use oc_metrics::{Exporter, Snapshot};
+    use oc_hooks::{EventKind, Hooks, TaskEvent, TaskLifecycle};
+    use oc_metrics::{LatencyTracker, Snapshot};
     use oc_tasks::{MemoryTaskStore, NewTask, TaskId, TaskStore};
 
-    /// A lifecycle on an in-memory store with `n` pending tasks, with or without the exporter's
-    /// task-duration hook.
+    /// A lifecycle on an in-memory store with `n` pending tasks, with or without in-process
+    /// instrumentation: an after-hook recording each finished run into a `LatencyTracker`.
+    /// (Run durations themselves are counted by every store, instrumented or not.)
     pub fn lifecycle(
         n: usize,
         instrumented: bool,
-    ) -> (TaskLifecycle, Vec<TaskId>, Option<Exporter>) {
+    ) -> (TaskLifecycle, Vec<TaskId>, Option<Arc<LatencyTracker>>) {
         let hooks = Arc::new(Hooks::new());
-        let exporter = instrumented.then(|| Exporter::new().expect("exporter"));
-        if let Some(e) = &exporter {
+        let tracker = instrumented.then(|| Arc::new(LatencyTracker::new(Duration::from_secs(1))));
+        if let Some(t) = &tracker {
+            let t = t.clone();
             hooks.after(
                 "task-duration",
                 &[EventKind::Completed, EventKind::Failed],
                 0,
-                e.task_duration_hook(),
+                move |ev| {
+                    if let TaskEvent::Completed {
+                        duration: Some(d), ..
+                    }
+                    | TaskEvent::Failed {
+                        duration: Some(d), ..
+                    } = ev
+                    {
+                        t.record("task", *d);
+                    }
+                    Ok(())
+                },
             );
         }
         let store = Arc::new(MemoryTaskStore::new());
@@ -764,7 +777,7 @@ pub mod metrics {
             .into_iter()
             .map(|t| t.id)
             .collect();
-        (TaskLifecycle::new(store, hooks), ids, exporter)
+        (TaskLifecycle::new(store, hooks), ids, tracker)
     }
 
     /// Starts and completes each task: two transitions each; returns the time.

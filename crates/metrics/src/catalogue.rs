@@ -56,7 +56,7 @@ macro_rules! catalogue {
 catalogue! {
     TASKS_TOTAL = "opencode_tasks_total", Counter, "1", ["status"], "Transitions of tasks into each status since the database was created (created counts as pending).";
     TASKS = "opencode_tasks", Gauge, "1", ["status"], "Tasks in each status now.";
-    TASK_DURATION = "opencode_task_duration_seconds", Histogram, "seconds", [], "Run time of finished tasks (start or claim to completion or failure), observed as they finish.";
+    TASK_DURATION = "opencode_task_duration_seconds", Histogram, "seconds", [], "Run time of finished tasks (start or claim to completion or failure; buckets 1, 5, 10, 30, 60, 300 s), counted by the store as they finish, so every process exports the same.";
     LOCK_ACQUISITIONS_TOTAL = "opencode_lock_acquisitions_total", Counter, "1", ["mode"], "Locks granted (re-entrant holds excluded).";
     LOCK_CONFLICTS_TOTAL = "opencode_lock_conflicts_total", Counter, "1", [], "Lock requests that found a conflicting holder or waiter.";
     LOCKS_ACTIVE = "opencode_locks_active", Gauge, "1", [], "Locks held now.";
@@ -82,9 +82,6 @@ catalogue! {
     PROCESS_START = "process_start_time_seconds", Gauge, "seconds", [], "Start time of this process since the Unix epoch.";
 }
 
-/// The histogram buckets of `opencode_task_duration_seconds`, as the seed defined them.
-pub const TASK_DURATION_BUCKETS: &[f64] = &[1.0, 5.0, 10.0, 30.0, 60.0, 300.0];
-
 /// The catalogue as Markdown (what `docs/METRICS.md` holds).
 pub fn markdown() -> String {
     let mut s = String::from(
@@ -100,5 +97,23 @@ pub fn markdown() -> String {
             m.help
         ));
     }
+    s.push_str(HISTOGRAMS);
     s
 }
+
+/// Where each histogram comes from, for `docs/METRICS.md`.
+const HISTOGRAMS: &str = "
+## Where the histograms come from
+
+Counters and gauges are read from durable state at scrape time, so a fresh `oc metrics` or `oc serve` reports what every process did.
+Histograms differ in where their observations live:
+
+| Histogram | Source | Seen by |
+|---|---|---|
+| `opencode_task_duration_seconds` | durable: the task store counts each finished run into its bucket in the transaction that finishes it (`TaskStats::runs`; SQLite, PostgreSQL and memory alike) | every process, the same numbers |
+| `opencode_lock_wait_seconds` | in-process: `Exporter::timed_locks` observes the waits of the lock manager it wraps | the process that waited |
+| `opencode_log_fsync_seconds` | in-process: `Exporter::fsync_observer` observes a `JsonlWriter`'s syncs | the process that synced |
+
+Lock hold times are kept durably as a total and a maximum, not per bucket, so `opencode_lock_hold_seconds` is a gauge of the average and the maximum.
+Hook durations (`opencode_hook_duration_seconds`) are gauges of the total and maximum per hook, kept by the registry of the process that runs the hooks.
+";

@@ -9,10 +9,11 @@
 //!   the process, a [`LatencyTracker`] and the [`Hooks`]: all from durable state, so a fresh
 //!   process reports the true counts.
 //! - [`Exporter`] renders a snapshot as Prometheus text through `metrics-exporter-prometheus`
-//!   (a local recorder: this crate never installs a global one). Three histograms are observed
-//!   as things happen rather than read at scrape time: task durations (a lifecycle hook,
-//!   [`Exporter::task_duration_hook`]), lock waits ([`Exporter::timed_locks`] wraps any lock
-//!   manager) and log `fdatasync`s ([`Exporter::fsync_observer`] for a `JsonlWriter`).
+//!   (a local recorder: this crate never installs a global one). Task durations come from the
+//!   store like the counts (every store counts finished runs into buckets as they finish), so
+//!   any process exports the same histogram. Where nothing durable exists, two histograms are
+//!   observed in the process where things happen: lock waits ([`Exporter::timed_locks`] wraps
+//!   any lock manager) and log `fdatasync`s ([`Exporter::fsync_observer`] for a `JsonlWriter`).
 //! - [`LatencyTracker`]: the last 1,000 samples per operation with p50/p95/p99;
 //!   [`PerformanceGoals`]: the seed's goals checked against the measured p95.
 //! - [`ProcessStats`]: resident memory, CPU time, threads (Linux `/proc`).
@@ -61,13 +62,13 @@ use metrics::{
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use oc_hooks::{HookStats, Hooks, TaskEvent};
+use oc_hooks::{HookStats, Hooks};
 use oc_locks::{LockManager, LockStats};
-use oc_tasks::{SqliteTaskStore, StorageStats, TaskStats, TaskStore};
+use oc_tasks::{RunDurations, SqliteTaskStore, StorageStats, TaskStats, TaskStore};
 use oc_time::Timestamp;
 use serde::Serialize;
 
-pub use crate::catalogue::{CATALOGUE, Kind, MetricDef, TASK_DURATION_BUCKETS};
+pub use crate::catalogue::{CATALOGUE, Kind, MetricDef};
 pub use crate::goals::{PerformanceGoals, Violation};
 pub use crate::latency::{LatencyStats, LatencyTracker, SlowCall, WINDOW};
 pub use crate::process::ProcessStats;
@@ -194,7 +195,7 @@ impl Sample {
 
 impl Snapshot {
     /// Every series this snapshot exports, exactly as `/metrics` shows them (histograms
-    /// excepted: they are observed as things happen). Alert rules read these.
+    /// excepted). Alert rules read these.
     pub fn samples(&self) -> Vec<Sample> {
         use catalogue::*;
         let mut out = Vec::new();
@@ -422,15 +423,9 @@ impl Exporter {
     pub fn new() -> Result<Self> {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
-                Matcher::Full(catalogue::TASK_DURATION.to_owned()),
-                TASK_DURATION_BUCKETS,
+                Matcher::Suffix("_seconds".to_owned()),
+                &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
             )
-            .and_then(|b| {
-                b.set_buckets_for_metric(
-                    Matcher::Suffix("_seconds".to_owned()),
-                    &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
-                )
-            })
             .map_err(|e| Error::Exporter(e.to_string()))?
             .build_recorder();
         let handle = recorder.handle();
@@ -440,28 +435,6 @@ impl Exporter {
         };
         metrics::with_local_recorder(&*e.recorder, describe_all);
         Ok(e)
-    }
-
-    /// A lifecycle after-hook body observing each finished task's run time into
-    /// `opencode_task_duration_seconds`.
-    pub fn task_duration_hook(
-        &self,
-    ) -> impl Fn(&TaskEvent) -> std::result::Result<(), String> + Send + Sync + 'static {
-        let recorder = self.recorder.clone();
-        move |ev| {
-            let d = match ev {
-                TaskEvent::Completed { duration, .. } | TaskEvent::Failed { duration, .. } => {
-                    *duration
-                }
-                _ => None,
-            };
-            if let Some(d) = d {
-                metrics::with_local_recorder(&*recorder, || {
-                    histogram!(catalogue::TASK_DURATION).record(d.as_secs_f64())
-                });
-            }
-            Ok(())
-        }
     }
 
     /// Wraps `locks` so that requests allowed to wait are observed into
@@ -484,8 +457,39 @@ impl Exporter {
     /// Sets every metric from `snap` and renders the exposition text.
     pub fn render(&self, snap: &Snapshot) -> String {
         metrics::with_local_recorder(&*self.recorder, || record(snap));
-        self.handle.render()
+        let mut text = self.handle.render();
+        render_runs(&mut text, &snap.tasks.runs);
+        text
     }
+}
+
+/// `opencode_task_duration_seconds` from the store's durable counts, in exposition format (a
+/// recorder only takes observations, and these were observed by whichever process finished
+/// the run).
+fn render_runs(text: &mut String, runs: &RunDurations) {
+    use std::fmt::Write;
+    let name = catalogue::TASK_DURATION;
+    let help = CATALOGUE
+        .iter()
+        .find(|d| d.name == name)
+        .map_or("", |d| d.help);
+    if !text.is_empty() && !text.ends_with("\n\n") {
+        text.push('\n');
+    }
+    let _ = writeln!(text, "# HELP {name} {help}");
+    let _ = writeln!(text, "# TYPE {name} histogram");
+    for (bound, n) in runs.cumulative() {
+        match bound {
+            Some(ms) => {
+                let _ = writeln!(text, "{name}_bucket{{le=\"{}\"}} {n}", ms as f64 / 1000.0);
+            }
+            None => {
+                let _ = writeln!(text, "{name}_bucket{{le=\"+Inf\"}} {n}");
+            }
+        }
+    }
+    let _ = writeln!(text, "{name}_sum {}", runs.sum_ms as f64 / 1000.0);
+    let _ = writeln!(text, "{name}_count {}", runs.count());
 }
 
 fn unit(m: &MetricDef) -> Unit {
@@ -517,7 +521,7 @@ fn record(s: &Snapshot) {
             // `metrics` counters are integers (process CPU: whole seconds).
             Kind::Counter => counter!(sample.def.name, labels).absolute(sample.value as u64),
             Kind::Gauge => gauge!(sample.def.name, labels).set(sample.value),
-            // Histograms are observed as things happen, never from a snapshot.
+            // Task durations are rendered from the store's counts, the others observed.
             Kind::Histogram => {}
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::model::{reap, transition};
-use crate::query::Cursor;
+use crate::query::{Cursor, RunDurations, finished_run};
 use crate::{
     Change, Clock, Error, NewTask, Order, ReapedTask, Result, SystemClock, Task, TaskFilter,
     TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp,
@@ -39,6 +39,7 @@ struct State {
     last_token: u64,
     /// Entries into each status, indexed like `TaskStatus::ALL`.
     entered: [u64; 5],
+    runs: RunDurations,
 }
 
 fn slot(s: TaskStatus) -> usize {
@@ -130,6 +131,9 @@ impl TaskStore for MemoryTaskStore {
         if next.status != task.status {
             st.entered[slot(next.status)] += 1;
         }
+        if let Some(d) = finished_run(task, &next) {
+            st.runs.observe(d);
+        }
         *task = next.clone();
         Ok(next)
     }
@@ -191,7 +195,11 @@ impl TaskStore for MemoryTaskStore {
         reaped.sort_by(|a, b| a.task.id.cmp(&b.task.id));
         for r in &reaped {
             st.entered[slot(r.task.status)] += 1;
-            st.tasks.insert(r.task.id.clone(), r.task.clone());
+            if let Some(prev) = st.tasks.insert(r.task.id.clone(), r.task.clone())
+                && let Some(d) = finished_run(&prev, &r.task)
+            {
+                st.runs.observe(d);
+            }
         }
         Ok(reaped)
     }
@@ -252,6 +260,7 @@ impl TaskStore for MemoryTaskStore {
                 .iter()
                 .map(|s| (*s, st.entered[slot(*s)]))
                 .collect(),
+            runs: st.runs,
         })
     }
 

@@ -267,6 +267,68 @@ pub struct TaskStats {
     /// How many times tasks entered each status since the store was created (creations count
     /// as entering pending), every status present: the counters behind `opencode_tasks_total`.
     pub entered: Vec<(TaskStatus, u64)>,
+    /// How long finished runs took, counted as they finished: the histogram behind
+    /// `opencode_task_duration_seconds`.
+    pub runs: RunDurations,
+}
+
+/// Upper bounds, in milliseconds, of the buckets [`RunDurations`] counts in: the seed's 1, 5,
+/// 10, 30, 60 and 300 seconds. A store keeps these counts durably, so they are part of its
+/// format: never change them, add a new histogram instead.
+pub const RUN_BUCKETS_MS: [u64; 6] = [1_000, 5_000, 10_000, 30_000, 60_000, 300_000];
+
+/// Run time of every finished run (a running task completed or failed, timed from its start or
+/// claim), counted by the store in the same transaction as the transition, so every process
+/// reads the same histogram and it never goes down (deleting a task does not undo history).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunDurations {
+    /// Runs per bucket, not cumulative: `counts[i]` took more than `RUN_BUCKETS_MS[i - 1]` and
+    /// at most `RUN_BUCKETS_MS[i]`; the last counts those above 300 s.
+    pub counts: [u64; RUN_BUCKETS_MS.len() + 1],
+    /// Their run time summed, in milliseconds.
+    pub sum_ms: u64,
+}
+
+impl RunDurations {
+    /// Finished runs counted.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// `(upper bound in ms, runs at most that long)` per bucket, ending with `(None, all)`: the
+    /// cumulative form Prometheus exposes.
+    pub fn cumulative(&self) -> Vec<(Option<u64>, u64)> {
+        let mut total = 0;
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                total += n;
+                (RUN_BUCKETS_MS.get(i).copied(), total)
+            })
+            .collect()
+    }
+
+    /// The bucket a run of `ms` milliseconds falls in.
+    pub fn bucket(ms: u64) -> usize {
+        RUN_BUCKETS_MS.partition_point(|&b| b < ms)
+    }
+
+    /// Counts one run.
+    pub(crate) fn observe(&mut self, d: std::time::Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.counts[Self::bucket(ms)] += 1;
+        self.sum_ms = self.sum_ms.saturating_add(ms);
+    }
+}
+
+/// The run a write finishes, if it finishes one: `prev` was running and `next` completed or
+/// failed. Every store counts these into its [`RunDurations`].
+pub(crate) fn finished_run(prev: &crate::Task, next: &crate::Task) -> Option<std::time::Duration> {
+    (prev.status == TaskStatus::Running
+        && matches!(next.status, TaskStatus::Completed | TaskStatus::Failed))
+    .then(|| next.run_duration())
+    .flatten()
 }
 
 impl TaskStats {

@@ -605,6 +605,46 @@ pub fn check_stats(make: Factory<'_>) {
     assert_eq!(after.entered, st.entered, "deleting does not undo history");
 }
 
+/// Finished runs are counted into the run-duration histogram as they finish: completed and
+/// failed runs (the reaper's failures included), timed from start or claim; never a cancel, a
+/// reap back to pending, or anything undone by a delete.
+pub fn check_run_durations(make: Factory<'_>) {
+    let (s, clock) = setup(make);
+    let ttl = Duration::from_secs(10);
+    for name in ["a", "b", "c", "d", "e"] {
+        s.create(new(name)).unwrap();
+    }
+    s.create(new("f").max_attempts(1)).unwrap();
+    s.start(&id("a"), "w").unwrap();
+    clock.advance(Duration::from_millis(2_500));
+    s.complete(&id("a"), None, None).unwrap(); // 2.5 s
+    let b = s.claim(&id("b"), "w", Duration::from_secs(900)).unwrap();
+    clock.advance(Duration::from_secs(400));
+    s.fail(&id("b"), b.lease.map(|l| l.token), "boom").unwrap(); // 400 s
+    s.start(&id("c"), "w").unwrap();
+    s.cancel(&id("c")).unwrap(); // not a finished run
+    s.claim(&id("d"), "w", ttl).unwrap();
+    s.claim(&id("f"), "w", ttl).unwrap();
+    s.start(&id("e"), "w").unwrap();
+    clock.advance(Duration::from_secs(11));
+    // d goes back to pending (not finished); f is out of attempts and fails after 11 s.
+    assert_eq!(s.reap_expired(s.now()).unwrap().len(), 2);
+    s.complete(&id("e"), None, None).unwrap(); // 11 s, counted once
+    let runs = s.stats(0).unwrap().runs;
+    assert_eq!(
+        runs.counts,
+        [0, 1, 0, 2, 0, 0, 1],
+        "2.5 s, 11 s twice, 400 s"
+    );
+    assert_eq!(runs.count(), 4);
+    assert_eq!(runs.sum_ms, 2_500 + 400_000 + 11_000 + 11_000);
+    let cumulative: Vec<u64> = runs.cumulative().iter().map(|(_, n)| *n).collect();
+    assert_eq!(cumulative, [0, 1, 1, 3, 3, 3, 4]);
+    s.delete(&id("a"), None).unwrap();
+    s.retry(&id("b")).unwrap();
+    assert_eq!(s.stats(0).unwrap().runs, runs, "history is not undone");
+}
+
 /// Deleting returns the task and removes it.
 pub fn check_delete(make: Factory<'_>) {
     let (s, _) = setup(make);
@@ -700,7 +740,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             check_create_and_get, check_rejects_bad_input, check_duplicates_and_batches,
             check_state_machine, check_updates_keep_untouched_fields, check_version_check_and_set,
-            check_claims_and_leases, check_reaping, check_queries, check_stats, check_delete,
+            check_claims_and_leases, check_reaping, check_queries, check_stats, check_run_durations,
+            check_delete,
             check_claim_race, check_claim_next_race);
     };
     (@each $make:expr; $($check:ident),*) => {$(

@@ -84,3 +84,35 @@ fn demo_finishes_every_task() {
         human.stdout
     );
 }
+
+/// A fresh process exports the run-duration histogram of the work other processes did: the
+/// store counted each finished run, so nothing depends on the process that observed it.
+#[test]
+fn a_fresh_oc_metrics_has_the_demo_task_durations() {
+    let oc = Oc::new();
+    let d = oc.json(&["demo", "--agents", "3", "--tasks", "30", "--seed", "3"]);
+    let st = &d["task_stats"]["by_status"];
+    let finished = st["completed"].as_u64().unwrap() + st["failed"].as_u64().unwrap();
+    let text = oc.run(&["metrics"]).stdout;
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    // One observation per finished run: the demo retries some failed tasks, and a histogram
+    // never forgets a run (it only grows), so the count is the number of times tasks finished.
+    let runs = value("opencode_tasks_total{status=\"completed\"}")
+        + value("opencode_tasks_total{status=\"failed\"}");
+    assert!(runs >= finished as f64);
+    assert_eq!(
+        value("opencode_task_duration_seconds_count"),
+        runs,
+        "{text}"
+    );
+    assert_eq!(
+        value("opencode_task_duration_seconds_bucket{le=\"+Inf\"}"),
+        runs
+    );
+    assert!(value("opencode_task_duration_seconds_sum") >= 0.0);
+    crate::serve::promtool_check_metrics(&text);
+}

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use oc_hooks::{EventKind, Hooks, TaskLifecycle};
+use oc_hooks::{Hooks, TaskLifecycle};
 use oc_locks::{LockManager, LockRequest, SqliteLockManager};
 use oc_metrics::{Exporter, LatencyTracker, PerformanceGoals, Sources, collect};
 use oc_tasks::{ManualClock, NewTask, SqliteTaskStore, Timestamp};
@@ -30,12 +30,6 @@ fn rendered_values_match_the_stores() {
     );
     let exporter = Exporter::new().unwrap();
     let hooks = Arc::new(Hooks::new());
-    hooks.after(
-        "task-duration",
-        &[EventKind::Completed, EventKind::Failed],
-        0,
-        exporter.task_duration_hook(),
-    );
     let life = TaskLifecycle::new(store.clone(), hooks.clone()).with_logs(dir.path());
     let mut ids = Vec::new();
     for i in 0..6 {

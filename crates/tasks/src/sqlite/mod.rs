@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::is_busy;
 use crate::model::{reap, transition};
+use crate::query::{RUN_BUCKETS_MS, RunDurations, finished_run};
 use crate::{
     Change, Clock, Error, Lease, NewTask, Order, ReapedTask, Result, SystemClock, Task, TaskFilter,
     TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp,
@@ -568,6 +569,24 @@ fn entered(tx: &Transaction<'_>, status: TaskStatus, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// The meta key of run-duration bucket `i` (`RUN_BUCKETS_MS`, then `inf`).
+fn run_key(i: usize) -> String {
+    RUN_BUCKETS_MS
+        .get(i)
+        .map_or_else(|| "run_le_inf".to_owned(), |b| format!("run_le_{b}"))
+}
+
+/// Counts a finished run of `d` into its bucket and the sum.
+fn observe_run(tx: &Transaction<'_>, d: Duration) -> Result<()> {
+    let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    tx.prepare_cached(
+        "UPDATE oc_tasks_meta SET value = value + CASE key WHEN 'run_ms_sum' THEN ?2 ELSE 1 END
+         WHERE key IN (?1, 'run_ms_sum')",
+    )?
+    .execute((run_key(RunDurations::bucket(to_u64(ms))), ms))?;
+    Ok(())
+}
+
 fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "UPDATE tasks SET id = ?1, name = ?2, description = ?3, status = ?4, owner = ?5,
@@ -585,6 +604,9 @@ fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task) -> Result<()> {
     if n == 1 {
         if next.status != prev.status {
             entered(tx, next.status, 1)?;
+        }
+        if let Some(d) = finished_run(prev, next) {
+            observe_run(tx, d)?;
         }
         Ok(())
     } else {
@@ -910,11 +932,27 @@ fn stats_in(c: &Connection, recent: usize) -> Result<TaskStats> {
             }
         }
     }
+    let mut runs = RunDurations::default();
+    {
+        let mut stmt =
+            c.prepare_cached("SELECT key, value FROM oc_tasks_meta WHERE key LIKE 'run_%'")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(0)?;
+            let value = to_u64(r.get(1)?);
+            if key == "run_ms_sum" {
+                runs.sum_ms = value;
+            } else if let Some(i) = (0..runs.counts.len()).find(|i| run_key(*i) == key) {
+                runs.counts[i] = value;
+            }
+        }
+    }
     Ok(TaskStats {
         total: by_status.iter().map(|(_, n)| n).sum(),
         by_status: by_status.to_vec(),
         by_owner,
         recent,
         entered: entered.to_vec(),
+        runs,
     })
 }

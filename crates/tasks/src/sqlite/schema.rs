@@ -54,6 +54,20 @@ const MIGRATIONS: &[&str] = &[
     // handed out.
     "INSERT INTO oc_tasks_meta (key, value)
         SELECT 'lease_token_ceiling', value FROM oc_tasks_meta WHERE key = 'lease_token';",
+    // 4: run durations per bucket (`RunDurations`, bounds `RUN_BUCKETS_MS`) and their sum, for
+    // `opencode_task_duration_seconds`; a database that predates them starts them from the
+    // finished runs it still holds.
+    "WITH runs AS (
+        SELECT max(finished_at - started_at, 0) AS ms FROM tasks
+        WHERE status IN ('completed', 'failed')
+          AND started_at IS NOT NULL AND finished_at IS NOT NULL
+     ), buckets (key, lo, hi) AS (VALUES
+        ('run_le_1000', -1, 1000), ('run_le_5000', 1000, 5000), ('run_le_10000', 5000, 10000),
+        ('run_le_30000', 10000, 30000), ('run_le_60000', 30000, 60000),
+        ('run_le_300000', 60000, 300000), ('run_le_inf', 300000, 9223372036854775807))
+     INSERT INTO oc_tasks_meta (key, value)
+        SELECT key, (SELECT COUNT(*) FROM runs WHERE ms > lo AND ms <= hi) FROM buckets
+        UNION ALL SELECT 'run_ms_sum', (SELECT coalesce(sum(ms), 0) FROM runs);",
 ];
 
 /// The newest schema version this build knows.

@@ -150,3 +150,34 @@ fn corrupt_rows_are_reported_not_swallowed() {
     let e = s.get(&TaskId::new("bad").unwrap()).unwrap_err();
     assert!(matches!(e, oc_tasks::Error::Corrupt { .. }), "{e}");
 }
+
+#[test]
+fn a_database_from_before_run_durations_counts_the_runs_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("opencode.db");
+    let clock = oc_tasks::ManualClock::new(oc_tasks::Timestamp::from_millis(1_000_000));
+    let counted = {
+        let s = SqliteTaskStore::options()
+            .clock(Arc::new(clock.clone()))
+            .open(&db)
+            .unwrap();
+        for (name, secs) in [("a", 3), ("b", 45), ("c", 301)] {
+            let t = s.create(NewTask::new(name)).unwrap();
+            s.start(&t.id, "w").unwrap();
+            clock.advance(Duration::from_secs(secs));
+            s.complete(&t.id, None, None).unwrap();
+        }
+        s.stats(0).unwrap().runs
+    };
+    assert_eq!(counted.counts, [0, 1, 0, 0, 1, 0, 1]);
+    // As the file was before migration 4: no run rows, schema version 3.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "DELETE FROM oc_tasks_meta WHERE key LIKE 'run_%';
+         UPDATE oc_schema SET version = 3 WHERE component = 'oc-tasks';",
+    )
+    .unwrap();
+    drop(c);
+    let s = SqliteTaskStore::open(&db).unwrap();
+    assert_eq!(s.stats(0).unwrap().runs, counted, "migrated from the tasks");
+}
