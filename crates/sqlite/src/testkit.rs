@@ -211,6 +211,45 @@ impl PowerLoss {
     }
 }
 
+impl PowerLoss {
+    /// Checks that a store never hands out a token twice: the marks are tokens (numbers, one
+    /// per line) and strictly increase, and for a power loss right after each of them,
+    /// `next_token`, given the database as the loss would leave it, takes a greater one.
+    /// Returns the tokens checked, or what went wrong.
+    pub fn check_tokens_never_repeat(
+        &self,
+        mut next_token: impl FnMut(&Path) -> u64,
+    ) -> Result<Vec<u64>, String> {
+        let tokens = self
+            .marks()
+            .iter()
+            .map(|m| m.parse::<u64>().map_err(|e| format!("mark {m:?}: {e}")))
+            .collect::<Result<Vec<u64>, String>>()?;
+        if let Some(w) = tokens.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(format!("token {} came after {}", w[1], w[0]));
+        }
+        for (i, handed_out) in tokens.iter().enumerate() {
+            let dir = std::env::temp_dir().join(format!(
+                "oc-power-loss-{}-{i}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let next = self
+                .crash_after(i, &dir)
+                .map(|db| next_token(&db))
+                .map_err(|e| e.to_string());
+            std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+            let next = next?;
+            if next <= *handed_out {
+                return Err(format!(
+                    "a power loss right after token {handed_out} was handed out: the next one was {next}"
+                ));
+            }
+        }
+        Ok(tokens)
+    }
+}
+
 fn trace_path(db: &Path, ext: &str) -> io::Result<PathBuf> {
     let dir = db
         .parent()
