@@ -44,9 +44,10 @@ fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()
 }
 
 /// The library crates, each checked alone without default features.
-const LIBS: [&str; 8] = [
+const LIBS: [&str; 9] = [
     "oc-time",
     "oc-sqlite",
+    "oc-postgres",
     "oc-tasks",
     "oc-locks",
     "oc-jsonl",

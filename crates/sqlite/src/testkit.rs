@@ -229,10 +229,8 @@ impl PowerLoss {
             return Err(format!("token {} came after {}", w[1], w[0]));
         }
         for (i, handed_out) in tokens.iter().enumerate() {
-            let dir = std::env::temp_dir().join(format!(
-                "oc-power-loss-{}-{i}",
-                std::process::id()
-            ));
+            let dir =
+                std::env::temp_dir().join(format!("oc-power-loss-{}-{i}", std::process::id()));
             std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
             let next = self
                 .crash_after(i, &dir)

@@ -90,6 +90,16 @@ pub enum Error {
     /// SQLite reported an error.
     #[error("sqlite error")]
     Sqlite(#[from] rusqlite::Error),
+    /// Another storage backend (PostgreSQL, or an embedder's own) failed.
+    #[error("{backend}: {message}")]
+    Backend {
+        /// Which backend (`postgres`, say).
+        backend: &'static str,
+        /// What failed, never including a password.
+        message: String,
+        /// Whether trying again may succeed (a lost connection, a serialization failure).
+        retryable: bool,
+    },
 }
 
 impl Error {
@@ -115,10 +125,12 @@ impl Error {
         matches!(self, Error::InvalidId { .. } | Error::InvalidInput { .. })
     }
 
-    /// Trying again later may succeed (the database was busy or locked).
+    /// Trying again later may succeed (the database was busy or locked, or a networked backend
+    /// lost its connection).
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Sqlite(e) => is_busy(e),
+            Error::Backend { retryable, .. } => *retryable,
             _ => false,
         }
     }

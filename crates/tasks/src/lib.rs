@@ -67,6 +67,7 @@
 //! and [`Error::is_retryable`] (database busy).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod backend;
 mod error;
 mod id;
 mod memory;

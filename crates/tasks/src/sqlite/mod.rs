@@ -686,14 +686,10 @@ fn where_clause(
         ));
     }
     if let Some(s) = &filter.search {
-        let escaped: String = s
-            .chars()
-            .flat_map(|c| match c {
-                '%' | '_' | '\\' => vec!['\\', c],
-                c => vec![c],
-            })
-            .collect();
-        let m = p(SqlValue::Text(format!("%{escaped}%")), &mut params);
+        let m = p(
+            SqlValue::Text(crate::backend::like_anywhere(s)),
+            &mut params,
+        );
         conds.push(format!(
             "(name LIKE {m} ESCAPE '\\' OR description LIKE {m} ESCAPE '\\' OR metadata LIKE {m} ESCAPE '\\')"
         ));

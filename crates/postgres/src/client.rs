@@ -1,0 +1,362 @@
+//! The synchronous face of `tokio-postgres`: a private runtime on its own thread, a small pool
+//! of connections with their prepared statements, and errors classified.
+//!
+//! Callers block on a channel, never on a runtime, so the stores work from any thread,
+//! including a thread that drives the caller's own tokio runtime (where the `postgres` crate's
+//! `block_on` would panic). Each operation is one statement or one server-side function, so
+//! connections are shared (`tokio-postgres` pipelines concurrent queries) and no lock is held
+//! across a network round trip.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls};
+
+/// Connection settings shared by the PostgreSQL stores.
+#[derive(Clone)]
+pub struct PgOptions {
+    pub(crate) config: tokio_postgres::Config,
+    pub(crate) schema: String,
+    pub(crate) pool_size: usize,
+    pub(crate) clock: Option<Arc<dyn oc_time::Clock>>,
+}
+
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password: only where and what.
+        f.debug_struct("PgOptions")
+            .field("hosts", &self.config.get_hosts().len())
+            .field("dbname", &self.config.get_dbname())
+            .field("user", &self.config.get_user())
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("clock", &self.clock.is_some())
+            .finish()
+    }
+}
+
+/// Default connections per store.
+pub const DEFAULT_POOL_SIZE: usize = 4;
+/// Default wait for a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl PgOptions {
+    /// Options for the server at `url`: a `postgresql://` URL or `key=value` pairs, as libpq
+    /// takes them. Sessions get `statement_timeout=30s`, `lock_timeout=10s` and
+    /// `idle_in_transaction_session_timeout=30s`.
+    pub fn new(url: &str) -> Result<Self, oc_tasks::Error> {
+        let mut config: tokio_postgres::Config =
+            url.parse()
+                .map_err(|e: tokio_postgres::Error| oc_tasks::Error::InvalidInput {
+                    field: "database url",
+                    reason: redact(&e.to_string()),
+                })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        config.options(
+            "-c statement_timeout=30s -c lock_timeout=10s -c idle_in_transaction_session_timeout=30s",
+        );
+        if config.get_application_name().is_none() {
+            config.application_name("oc");
+        }
+        Ok(PgOptions {
+            config,
+            schema: "oc".to_owned(),
+            pool_size: DEFAULT_POOL_SIZE,
+            clock: None,
+        })
+    }
+
+    /// The PostgreSQL schema holding the tables (default `oc`): letters, digits and `_`,
+    /// starting with a letter or `_`, at most 63 bytes.
+    pub fn schema(mut self, schema: &str) -> Result<Self, oc_tasks::Error> {
+        let ok = !schema.is_empty()
+            && schema.len() <= 63
+            && schema.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(oc_tasks::Error::InvalidInput {
+                field: "schema",
+                reason: format!(
+                    "{schema:?} must be 1-63 of [A-Za-z0-9_], not starting with a digit"
+                ),
+            });
+        }
+        self.schema = schema.to_ascii_lowercase();
+        Ok(self)
+    }
+
+    /// Connections per store (default 4, at least 1).
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+
+    /// How long to wait for the server when connecting (default 5 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.connect_timeout(d);
+        self
+    }
+
+    /// Reads time from `clock` instead of the database's clock: for tests that move time by
+    /// hand. In production leave it unset, so that every host's leases and expiries are
+    /// judged by the one database clock.
+    pub fn clock(mut self, clock: Arc<dyn oc_time::Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+}
+
+/// Removes anything that looks like a password from a message.
+pub(crate) fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for word in message.split_inclusive(char::is_whitespace) {
+        let lower = word.to_ascii_lowercase();
+        if let Some(i) = lower.find("password=") {
+            out.push_str(&word[..i + "password=".len()]);
+            out.push_str("***");
+            if word.ends_with(char::is_whitespace) {
+                out.push(' ');
+            }
+        } else if let (Some(at), Some(scheme)) = (word.find('@'), word.find("://")) {
+            // postgresql://user:secret@host → postgresql://user:***@host
+            let creds = &word[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => {
+                    out.push_str(&word[..scheme + 3 + colon + 1]);
+                    out.push_str("***");
+                    out.push_str(&word[at..]);
+                }
+                None => out.push_str(word),
+            }
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+/// Whether trying again may succeed.
+pub(crate) fn retryable(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::LOCK_NOT_AVAILABLE
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+                || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+                || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+                || code.code().starts_with("08")
+        }
+        // No SQLSTATE: an I/O or protocol failure on the way.
+        None => true,
+    }
+}
+
+/// A task-store error for a failed call.
+pub(crate) fn task_error(f: Failure) -> oc_tasks::Error {
+    let (message, retryable) = match f {
+        Failure::Pg(e) => (describe(&e), retryable(&e)),
+        Failure::Stopped => ("the client's runtime thread stopped".to_owned(), false),
+    };
+    oc_tasks::Error::Backend {
+        backend: "postgres",
+        message,
+        retryable,
+    }
+}
+
+/// The server's message and SQLSTATE, or the client's error; never a password.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    let message = match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    };
+    redact(&message)
+}
+
+/// The statements a store prepares on each connection.
+pub(crate) trait Prepare: Sized + Send + Sync + 'static {
+    fn prepare(
+        client: &Client,
+        schema: &str,
+    ) -> impl Future<Output = Result<Self, tokio_postgres::Error>> + Send;
+}
+
+/// One connection and its statements.
+pub(crate) struct Conn<S> {
+    pub(crate) client: Client,
+    pub(crate) stmts: S,
+}
+
+struct Shared<S> {
+    config: tokio_postgres::Config,
+    schema: String,
+    slots: Vec<tokio::sync::Mutex<Option<Arc<Conn<S>>>>>,
+    next: AtomicUsize,
+}
+
+impl<S: Prepare> Shared<S> {
+    /// A live connection, connecting (and preparing) when the slot is empty or its connection
+    /// was lost.
+    async fn conn(&self) -> Result<Arc<Conn<S>>, tokio_postgres::Error> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut slot = self.slots[i].lock().await;
+        if let Some(c) = slot.as_ref()
+            && !c.client.is_closed()
+        {
+            return Ok(c.clone());
+        }
+        let (client, connection) = self.config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            // Ends when the client is dropped or the connection breaks; the next call
+            // reconnects.
+            let _ = connection.await;
+        });
+        let stmts = S::prepare(&client, &self.schema).await?;
+        let c = Arc::new(Conn { client, stmts });
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+}
+
+/// A runtime thread and a pool of connections whose statements are `S`.
+pub(crate) struct Pool<S> {
+    shared: Arc<Shared<S>>,
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<S> std::fmt::Debug for Pool<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("connections", &self.shared.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Prepare> Pool<S> {
+    /// Starts the runtime thread; connections are made on first use.
+    pub(crate) fn new(opts: &PgOptions, name: &str) -> std::io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("oc-postgres-{name}"))
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        Ok(Pool {
+            shared: Arc::new(Shared {
+                config: opts.config.clone(),
+                schema: opts.schema.clone(),
+                slots: (0..opts.pool_size)
+                    .map(|_| tokio::sync::Mutex::new(None))
+                    .collect(),
+                next: AtomicUsize::new(0),
+            }),
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs `f` with a connection on the runtime thread and waits for its answer.
+    pub(crate) fn call<T, F, Fut>(&self, f: F) -> Result<T, Failure>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Conn<S>>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let shared = self.shared.clone();
+        self.handle.spawn(async move {
+            let out = match shared.conn().await {
+                Ok(c) => f(c).await,
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(out);
+        });
+        match rx.recv() {
+            Ok(out) => out.map_err(Failure::Pg),
+            // The task was dropped before answering: the runtime is gone.
+            Err(_) => Err(Failure::Stopped),
+        }
+    }
+}
+
+impl<S> Pool<S> {
+    /// Runs `f` on a connection of its own, made for it and closed after (for a transaction,
+    /// such as the migrations), on the runtime thread.
+    pub(crate) fn dedicated<T, F, Fut>(&self, f: F) -> Result<T, Failure>
+    where
+        T: Send + 'static,
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let config = self.shared.config.clone();
+        self.handle.spawn(async move {
+            let out = match config.connect(NoTls).await {
+                Ok((client, connection)) => {
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    f(client).await
+                }
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(out);
+        });
+        match rx.recv() {
+            Ok(out) => out.map_err(Failure::Pg),
+            Err(_) => Err(Failure::Stopped),
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// PostgreSQL, or the way to it, failed.
+    Pg(tokio_postgres::Error),
+    /// The runtime thread stopped before answering.
+    Stopped,
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Failure::Pg(e)
+    }
+}
+
+impl<S> Drop for Pool<S> {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! PostgreSQL backend for opencode-tools: [`PgTaskStore`] implements [`oc_tasks::TaskStore`]
+//! for agents on many machines, with the semantics of the SQLite store (the same conformance
+//! suite passes against both).
+//!
+//! # Overview
+//!
+//! - [`PgOptions`]: where the server is (a `postgresql://` URL or libpq `key=value` pairs),
+//!   the schema holding the tables (default `oc`), the pool size, an optional test clock.
+//! - [`PgTaskStore`]: transitions computed by [`oc_tasks::transition`] and written by one
+//!   conditional statement; `claim_next` with `FOR UPDATE SKIP LOCKED`; fencing tokens from a
+//!   counter row, strictly increasing across every host; time from the database's clock.
+//! - `testkit` (feature `testkit`): a throwaway server for tests, on a Unix socket.
+//!
+//! The API is synchronous. Inside, `tokio-postgres` runs on a private runtime thread and
+//! callers wait on a channel, so the stores work from any thread, including one that runs the
+//! caller's own tokio runtime. No library crate below this one depends on tokio.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use oc_postgres::{PgOptions, PgTaskStore};
+//! use oc_tasks::{NewTask, TaskStore};
+//!
+//! let store = PgTaskStore::connect(PgOptions::new("postgresql://agent@db.internal/work")?)?;
+//! store.create(NewTask::new("index the repository"))?;
+//! let task = store.claim_next("agent-7", Duration::from_secs(30))?;
+//! # Ok::<(), oc_tasks::Error>(())
+//! ```
+//!
+//! # Errors
+//!
+//! Failures of the server or the connection are [`oc_tasks::Error::Backend`], retryable when
+//! trying again may succeed (a lost connection, a server restarting, a serialization
+//! failure). Messages never include a password.
+
+mod client;
+mod schema;
+mod tasks;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use crate::client::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
+pub use crate::tasks::PgTaskStore;

@@ -1,0 +1,62 @@
+//! Forward-only migrations in the store's own PostgreSQL schema, run once even when several
+//! hosts start at once.
+
+use tokio_postgres::Client;
+
+/// Runs `migrations[current..]` of `component` in `schema`, in one transaction serialised by
+/// an advisory lock on the schema, and returns the version found before. `{s}` in a migration
+/// stands for the schema. A schema newer than `migrations` is refused: `Err(Ok(found))`.
+pub(crate) async fn migrate(
+    client: &mut Client,
+    schema: &str,
+    component: &str,
+    migrations: &[&str],
+) -> Result<Result<i64, i64>, tokio_postgres::Error> {
+    let latest = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(schema)])
+        .await?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+         CREATE TABLE IF NOT EXISTS \"{schema}\".oc_schema (
+             component text PRIMARY KEY,
+             version   bigint NOT NULL
+         );"
+    ))
+    .await?;
+    let current: i64 = tx
+        .query_opt(
+            &format!("SELECT version FROM \"{schema}\".oc_schema WHERE component = $1"),
+            &[&component],
+        )
+        .await?
+        .map(|r| r.get(0))
+        .unwrap_or(0);
+    if current > latest {
+        return Ok(Err(current));
+    }
+    let quoted = format!("\"{schema}\"");
+    for sql in &migrations[usize::try_from(current).unwrap_or(0)..] {
+        tx.batch_execute(&sql.replace("{s}", &quoted)).await?;
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO \"{schema}\".oc_schema (component, version) VALUES ($1, $2)
+             ON CONFLICT (component) DO UPDATE SET version = excluded.version"
+        ),
+        &[&component, &latest],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(current))
+}
+
+/// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the name.
+fn lock_key(schema: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in "oc-postgres migrate ".bytes().chain(schema.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}

@@ -1,0 +1,5 @@
+//! Integration tests of `oc-postgres` against real, throwaway PostgreSQL servers.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+mod conformance;
+mod server;

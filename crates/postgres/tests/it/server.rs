@@ -1,0 +1,31 @@
+//! One throwaway server per test process, and a fresh schema per store.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use oc_postgres::testkit::{PgServer, postgres_for_tests};
+use oc_postgres::{PgOptions, PgTaskStore};
+use oc_tasks::{Clock, ManualClock};
+
+static SERVER: OnceLock<Option<PgServer>> = OnceLock::new();
+
+/// The process's server, started on first use; `None` when PostgreSQL is not installed (and
+/// `OC_REQUIRE_POSTGRES` is not set).
+pub(crate) fn server() -> Option<&'static PgServer> {
+    SERVER.get_or_init(postgres_for_tests).as_ref()
+}
+
+/// Options for a schema no other store in this process uses.
+pub(crate) fn fresh_options(pg: &PgServer) -> PgOptions {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let schema = format!("t{}", N.fetch_add(1, Ordering::Relaxed));
+    PgOptions::new(&pg.url("postgres"))
+        .unwrap()
+        .schema(&schema)
+        .unwrap()
+}
+
+/// A store in a fresh schema on `clock`.
+pub(crate) fn task_store(pg: &PgServer, clock: ManualClock) -> PgTaskStore {
+    PgTaskStore::connect(fresh_options(pg).clock(Arc::new(clock) as Arc<dyn Clock>)).unwrap()
+}

@@ -1,0 +1,58 @@
+//! For implementers of [`TaskStore`](crate::TaskStore) (the PostgreSQL store, an embedder's
+//! own): the pieces every backend shares, so that they agree with the SQLite and memory stores
+//! by construction rather than by copy.
+
+use std::time::Duration;
+
+use crate::{Change, Cursor, Result, Task, TaskPage, TaskQuery, Timestamp};
+
+/// The metadata as stored: its compact JSON text (what the search matches).
+pub fn metadata_text(task: &Task) -> String {
+    crate::query::metadata_text(task)
+}
+
+/// The run a write from `prev` to `next` finishes, if it finishes one: counted into
+/// [`RunDurations`](crate::RunDurations) in the same transaction.
+pub fn finished_run(prev: &Task, next: &Task) -> Option<Duration> {
+    crate::query::finished_run(prev, next)
+}
+
+/// Checks a change's own arguments, before the store is touched.
+pub fn validate_change(change: &Change) -> Result<()> {
+    change.validate()
+}
+
+/// Checks a query's limit and cursor, before the store is touched.
+pub fn validate_query(query: &TaskQuery) -> Result<()> {
+    query.validate()
+}
+
+/// A page from up to `limit + 1` tasks read in the query's order: the extra one only says
+/// that there is more.
+pub fn page(tasks: Vec<Task>, limit: usize) -> TaskPage {
+    TaskPage::from_overfetch(tasks, limit)
+}
+
+/// A cursor's position: priority, creation time and id of the last task of the page before.
+pub fn cursor_position(c: &Cursor) -> (i32, Timestamp, &crate::TaskId) {
+    (c.priority, c.created_at, &c.id)
+}
+
+/// The SQL `LIKE` pattern (with `\` as the escape character) that matches `text` anywhere.
+pub fn like_anywhere(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The error a task failed by the reaper records.
+pub fn reap_error(attempts: u32) -> String {
+    crate::model::reap_error(attempts)
+}
