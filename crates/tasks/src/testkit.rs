@@ -22,6 +22,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+#[path = "testkit_model.rs"]
+pub mod model;
+
 use crate::{
     Change, Error, ManualClock, NewTask, Order, Task, TaskFilter, TaskId, TaskPatch, TaskQuery,
     TaskStatus, TaskStore, Timestamp,

@@ -2,4 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod conformance;
+mod model;
+mod runtime;
 mod server;

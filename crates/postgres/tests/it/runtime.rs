@@ -1,0 +1,56 @@
+//! Every operation works when called from inside a tokio runtime, as most Rust agents run on
+//! one (the `postgres` crate's blocking client panics there).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oc_tasks::{NewTask, TaskFilter, TaskQuery, TaskStore};
+
+use crate::server::{fresh_options, server};
+
+#[test]
+fn every_task_operation_works_inside_a_multi_thread_runtime() {
+    let Some(pg) = server() else { return };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let opts = fresh_options(pg);
+    rt.block_on(async move {
+        // Connecting (and migrating) from a runtime worker too.
+        let store = Arc::new(oc_postgres::PgTaskStore::connect(opts).unwrap());
+        let mut joins = Vec::new();
+        for i in 0..4 {
+            let store = store.clone();
+            joins.push(tokio::spawn(async move {
+                let t = store.create(NewTask::new(format!("t{i}"))).unwrap();
+                assert_eq!(store.get(&t.id).unwrap().unwrap().name, format!("t{i}"));
+                let c = store
+                    .claim_next(&format!("agent-{i}"), Duration::from_secs(30))
+                    .unwrap()
+                    .expect("a pending task");
+                let token = c.lease.unwrap().token;
+                store
+                    .heartbeat(&c.id, token, Duration::from_secs(30))
+                    .unwrap();
+                store.complete(&c.id, Some(token), None).unwrap();
+                token
+            }));
+        }
+        let mut tokens = Vec::new();
+        for j in joins {
+            tokens.push(j.await.unwrap());
+        }
+        tokens.sort_unstable();
+        tokens.dedup();
+        assert_eq!(tokens.len(), 4, "distinct tokens");
+        let extra = store.create(NewTask::new("x")).unwrap();
+        store.cancel(&extra.id).unwrap();
+        store.retry(&extra.id).unwrap();
+        store.delete(&extra.id, None).unwrap();
+        assert_eq!(store.count(&TaskFilter::new()).unwrap(), 4);
+        assert_eq!(store.list(&TaskQuery::default()).unwrap().tasks.len(), 4);
+        assert!(store.reap_expired(store.now()).unwrap().is_empty());
+        assert_eq!(store.stats(2).unwrap().runs.count(), 4);
+    });
+}
