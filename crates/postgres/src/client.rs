@@ -92,6 +92,11 @@ impl PgOptions {
         Ok(self)
     }
 
+    /// The schema the tables live in.
+    pub fn schema_name(&self) -> &str {
+        &self.schema
+    }
+
     /// Connections per store (default 4, at least 1).
     pub fn pool_size(mut self, n: usize) -> Self {
         self.pool_size = n.max(1);

@@ -3,5 +3,6 @@
 
 mod conformance;
 mod model;
+mod processes;
 mod runtime;
 mod server;
