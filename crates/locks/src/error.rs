@@ -102,6 +102,16 @@ pub enum Error {
     #[cfg(feature = "sqlite")]
     #[error("sqlite error")]
     Sqlite(#[from] rusqlite::Error),
+    /// Another storage backend (PostgreSQL, or an embedder's own) failed.
+    #[error("{backend}: {message}")]
+    Backend {
+        /// Which backend (`postgres`, say).
+        backend: &'static str,
+        /// What failed, never including a password.
+        message: String,
+        /// Whether trying again may succeed (a lost connection, a server restarting).
+        retryable: bool,
+    },
 }
 
 impl Error {
@@ -128,6 +138,17 @@ impl Error {
                 | Error::InvalidOwner { .. }
                 | Error::InvalidTtl { .. }
                 | Error::InvalidInput { .. }
+        )
+    }
+
+    /// Trying again later may succeed: a networked backend lost its connection, say.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Backend {
+                retryable: true,
+                ..
+            }
         )
     }
 

@@ -46,6 +46,7 @@
 //! [`Error::is_not_found`] and [`Error::is_invalid_input`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod backend;
 mod error;
 mod manager;
 mod memory;

@@ -139,7 +139,8 @@ impl Lock {
         self.expires_at <= now
     }
 
-    pub(crate) fn holder(&self) -> Holder {
+    /// The lock as a [`Holder`] standing in someone's way.
+    pub fn holder(&self) -> Holder {
         Holder {
             resource: self.resource.clone(),
             owner: self.owner.clone(),

@@ -311,6 +311,11 @@ impl<S: Prepare> Pool<S> {
 }
 
 impl<S> Pool<S> {
+    /// Runs `task` on the runtime thread, in the background.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.handle.spawn(task);
+    }
+
     /// Runs `f` on a connection of its own, made for it and closed after (for a transaction,
     /// such as the migrations), on the runtime thread.
     pub(crate) fn dedicated<T, F, Fut>(&self, f: F) -> Result<T, Failure>

@@ -35,10 +35,12 @@
 //! failure). Messages never include a password.
 
 mod client;
+mod locks;
 mod schema;
 mod tasks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use crate::client::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
+pub use crate::locks::{PgLockManager, PgLockOptions};
 pub use crate::tasks::PgTaskStore;

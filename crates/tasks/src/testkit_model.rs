@@ -384,4 +384,3 @@ pub fn run(store: &dyn TaskStore, clock: &ManualClock, ops: &[Op]) {
         }
     }
 }
-

@@ -1,17 +1,43 @@
-//! The task store's conformance suite, unchanged, against PostgreSQL.
+//! The conformance suites of the task store and the lock manager, unchanged, against
+//! PostgreSQL.
 
-use std::sync::Arc;
+mod tasks {
+    use std::sync::Arc;
 
-use oc_tasks::{MemoryTaskStore, TaskStore};
+    use oc_tasks::{MemoryTaskStore, TaskStore};
 
-use crate::server::{server, task_store};
+    use crate::server::{server, task_store};
 
-oc_tasks::conformance_tests!(|clock| {
-    match server() {
-        Some(pg) => Arc::new(task_store(pg, clock)) as Arc<dyn TaskStore>,
-        None => {
-            eprintln!("skipped: no PostgreSQL (the memory store stands in)");
-            Arc::new(MemoryTaskStore::with_clock(Arc::new(clock))) as Arc<dyn TaskStore>
+    oc_tasks::conformance_tests!(|clock| {
+        match server() {
+            Some(pg) => Arc::new(task_store(pg, clock)) as Arc<dyn TaskStore>,
+            None => {
+                eprintln!("skipped: no PostgreSQL (the memory store stands in)");
+                Arc::new(MemoryTaskStore::with_clock(Arc::new(clock))) as Arc<dyn TaskStore>
+            }
+        }
+    });
+}
+
+mod locks {
+    use std::sync::Arc;
+
+    use oc_locks::{LockManager, MemoryLockManager, TtlPolicy};
+
+    use crate::server::{lock_manager, server};
+
+    fn make(clock: oc_locks::ManualClock) -> Arc<dyn LockManager> {
+        match server() {
+            Some(pg) => Arc::new(lock_manager(pg, clock)),
+            None => {
+                eprintln!("skipped: no PostgreSQL (the memory manager stands in)");
+                Arc::new(MemoryLockManager::with(
+                    Arc::new(clock),
+                    TtlPolicy::default(),
+                ))
+            }
         }
     }
-});
+
+    oc_locks::lock_conformance_tests!(make, 4, 100);
+}

@@ -63,7 +63,12 @@ fn two_processes_of_sixteen_threads_claim_each_task_once() {
     let store = PgTaskStore::connect(opts).unwrap();
     for chunk in (0..TASKS).collect::<Vec<_>>().chunks(2_000) {
         store
-            .create_many(chunk.iter().map(|i| NewTask::new(format!("t{i}"))).collect())
+            .create_many(
+                chunk
+                    .iter()
+                    .map(|i| NewTask::new(format!("t{i}")))
+                    .collect(),
+            )
             .unwrap();
     }
     let children: Vec<_> = (0..2)
@@ -89,7 +94,10 @@ fn two_processes_of_sixteen_threads_claim_each_task_once() {
             let (id, token) = rest.split_once(' ').unwrap();
             total += 1;
             assert!(ids.insert(id.to_owned()), "task {id} claimed twice");
-            assert!(tokens.insert(token.parse::<u64>().unwrap()), "token {token} twice");
+            assert!(
+                tokens.insert(token.parse::<u64>().unwrap()),
+                "token {token} twice"
+            );
         }
         assert!(c.wait().unwrap().success());
     }

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use oc_postgres::testkit::{PgServer, postgres_for_tests};
-use oc_postgres::{PgOptions, PgTaskStore};
+use oc_postgres::{PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
 use oc_tasks::{Clock, ManualClock};
 
 static SERVER: OnceLock<Option<PgServer>> = OnceLock::new();
@@ -28,4 +28,10 @@ pub(crate) fn fresh_options(pg: &PgServer) -> PgOptions {
 /// A store in a fresh schema on `clock`.
 pub(crate) fn task_store(pg: &PgServer, clock: ManualClock) -> PgTaskStore {
     PgTaskStore::connect(fresh_options(pg).clock(Arc::new(clock) as Arc<dyn Clock>)).unwrap()
+}
+
+/// A lock manager in a fresh schema on `clock`.
+pub(crate) fn lock_manager(pg: &PgServer, clock: ManualClock) -> PgLockManager {
+    let opts = fresh_options(pg).clock(Arc::new(clock) as Arc<dyn Clock>);
+    PgLockManager::connect(PgLockOptions::new(opts)).unwrap()
 }

@@ -1,0 +1,63 @@
+//! For implementers of [`LockManager`](crate::LockManager) (the PostgreSQL manager, an
+//! embedder's own): the pieces every manager shares, so that they agree with the memory and
+//! SQLite managers by construction rather than by copy.
+
+use std::time::Instant;
+
+use crate::{Holder, Lock, LockRequest, LockStats, Result, Timestamp};
+
+/// The requests of an `acquire_many` in canonical order (by resource), duplicates merged
+/// (exclusive wins, the longest TTL wins); refused when empty or of several owners.
+pub fn canonical(reqs: &[LockRequest]) -> Result<Vec<LockRequest>> {
+    crate::memory::canonical(reqs)
+}
+
+/// When a waiter should look again: just after the earliest of `holders`' expiries (read at
+/// `now`, on the monotonic clock at `at`), if any.
+pub fn next_lapse(holders: &[Holder], at: Instant, now: Timestamp) -> Option<Instant> {
+    crate::model::next_lapse(holders, at, now)
+}
+
+/// The counters a manager keeps, from which [`stats`] derives [`LockStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Locks granted (re-entries excluded).
+    pub total: u64,
+    /// Locks that lapsed and were removed.
+    pub expired: u64,
+    /// Requests refused or made to wait.
+    pub conflicts: u64,
+    /// Locks released by their owner.
+    pub released: u64,
+    /// Re-entrant holds granted.
+    pub reentrant: u64,
+    /// Hold time of the released locks, summed, in milliseconds.
+    pub hold_total_ms: u64,
+    /// The longest hold of a released lock, in milliseconds.
+    pub hold_max_ms: u64,
+    /// Requests that waited.
+    pub waits: u64,
+    /// Waits that timed out.
+    pub timeouts: u64,
+}
+
+/// The statistics of a manager with these counters, live locks and waiters, at `now`.
+pub fn stats<'a>(
+    c: Counters,
+    live: impl Iterator<Item = &'a Lock>,
+    waiting: u64,
+    now: Timestamp,
+) -> LockStats {
+    crate::model::Counters {
+        total: c.total,
+        expired: c.expired,
+        conflicts: c.conflicts,
+        released: c.released,
+        reentrant: c.reentrant,
+        hold_total_ms: c.hold_total_ms,
+        hold_max_ms: c.hold_max_ms,
+        waits: c.waits,
+        timeouts: c.timeouts,
+    }
+    .into_stats(live, waiting, now)
+}
