@@ -4,12 +4,28 @@
 
 use std::time::Instant;
 
-use crate::{Holder, Lock, LockRequest, LockStats, Result, Timestamp};
+use std::time::Duration;
+
+use crate::{Holder, Lock, LockRequest, LockStats, Result, Timestamp, TtlPolicy};
 
 /// The requests of an `acquire_many` in canonical order (by resource), duplicates merged
 /// (exclusive wins, the longest TTL wins); refused when empty or of several owners.
 pub fn canonical(reqs: &[LockRequest]) -> Result<Vec<LockRequest>> {
     crate::memory::canonical(reqs)
+}
+
+/// The requests of an `acquire_many` in canonical order with their TTLs resolved by `policy`.
+pub fn canonical_items(
+    reqs: &[LockRequest],
+    policy: &TtlPolicy,
+) -> Result<Vec<(LockRequest, Duration)>> {
+    canonical(reqs)?
+        .into_iter()
+        .map(|r| {
+            let ttl = policy.resolve(r.ttl)?;
+            Ok((r, ttl))
+        })
+        .collect()
 }
 
 /// When a waiter should look again: just after the earliest of `holders`' expiries (read at

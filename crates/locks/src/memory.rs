@@ -587,11 +587,8 @@ impl LockManager for MemoryLockManager {
     }
 
     fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>> {
-        let reqs = canonical(reqs)?;
-        let items = reqs
-            .iter()
-            .map(|r| Ok((r, self.ttl.resolve(r.ttl)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let items = crate::backend::canonical_items(reqs, &self.ttl)?;
+        let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
         let mut got = Vec::with_capacity(items.len());
         self.acquire_items(&items, wait, &mut |l| got.push(l))?;
         Ok(got)

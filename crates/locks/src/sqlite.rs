@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use oc_sqlite::Fence;
 use oc_time::{Clock, SystemClock, Timestamp};
 
-use crate::memory::canonical;
+use crate::backend::canonical_items;
 use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
 use crate::{
     Error, Holder, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result,
@@ -620,11 +620,8 @@ impl LockManager for SqliteLockManager {
     }
 
     fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>> {
-        let reqs = canonical(reqs)?;
-        let items = reqs
-            .iter()
-            .map(|r| Ok((r, self.opts.ttl.resolve(r.ttl)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let items = canonical_items(reqs, &self.opts.ttl)?;
+        let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
         self.acquire_items(&items, wait)
     }
 

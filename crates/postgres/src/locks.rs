@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oc_locks::backend::{Counters, canonical, next_lapse, stats};
+use oc_locks::backend::{Counters, canonical_items, next_lapse, stats};
 use oc_locks::{
     Error, Holder, Lock, LockManager, LockRequest, LockStats, Owner, Resource, Result, Timestamp,
     TtlPolicy,
@@ -729,11 +729,8 @@ impl LockManager for PgLockManager {
     }
 
     fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>> {
-        let reqs = canonical(reqs)?;
-        let items = reqs
-            .iter()
-            .map(|r| Ok((r, self.opts.ttl.resolve(r.ttl)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let items = canonical_items(reqs, &self.opts.ttl)?;
+        let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
         self.acquire_items(&items, wait)
     }
 

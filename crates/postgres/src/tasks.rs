@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oc_tasks::backend::{
-    cursor_position, finished_run, like_anywhere, metadata_text, page, validate_change,
-    validate_query,
+    after_sql, cursor_position, finished_run, like_anywhere, metadata_text, order_by_sql, page,
+    validate_change, validate_query,
 };
 use oc_tasks::{
     Change, Error, Lease, NewTask, Order, RUN_BUCKETS_MS, ReapedTask, Result, RunDurations, Task,
@@ -528,16 +528,9 @@ fn where_clause(
         let (prio, created, id) = cursor_position(c);
         let created = p(Box::new(created.as_millis()), &mut params);
         let id = p(Box::new(id.to_string()), &mut params);
-        conds.push(match order {
-            Order::Newest => format!("(created_at, id) < ({created}, {id})"),
-            Order::Oldest => format!("(created_at, id) > ({created}, {id})"),
-            _ => {
-                let prio = p(Box::new(prio), &mut params);
-                format!(
-                    "(priority < {prio} OR (priority = {prio} AND (created_at, id) > ({created}, {id})))"
-                )
-            }
-        });
+        conds.push(after_sql(order, &created, &id, || {
+            p(Box::new(prio), &mut params)
+        }));
     }
     let sql = if conds.is_empty() {
         String::new()
@@ -545,14 +538,6 @@ fn where_clause(
         format!(" WHERE {}", conds.join(" AND "))
     };
     (sql, params)
-}
-
-fn order_by(order: Order) -> &'static str {
-    match order {
-        Order::Newest => " ORDER BY created_at DESC, id DESC",
-        Order::Oldest => " ORDER BY created_at, id",
-        _ => " ORDER BY priority DESC, created_at, id",
-    }
 }
 
 fn to_u64(n: i64) -> u64 {
@@ -694,7 +679,7 @@ impl TaskStore for PgTaskStore {
         let table = self.table_schema();
         let sql = format!(
             "SELECT {COLS} FROM {table}.tasks{cond}{} LIMIT ${}",
-            order_by(query.order),
+            order_by_sql(query.order),
             params.len()
         );
         let rows = self.call(move |c| async move { c.client.query(&sql, &refs(&params)).await })?;

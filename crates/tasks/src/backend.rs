@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::{Change, Cursor, Result, Task, TaskPage, TaskQuery, Timestamp};
+use crate::{Change, Cursor, Order, Result, Task, TaskPage, TaskQuery, Timestamp};
 
 /// The metadata as stored: its compact JSON text (what the search matches).
 pub fn metadata_text(task: &Task) -> String {
@@ -55,4 +55,32 @@ pub fn like_anywhere(text: &str) -> String {
 /// The error a task failed by the reaper records.
 pub fn reap_error(attempts: u32) -> String {
     crate::model::reap_error(attempts)
+}
+
+/// The SQL `ORDER BY` of a listing in `order` (over the columns `priority`, `created_at`, `id`),
+/// with a leading space.
+pub fn order_by_sql(order: Order) -> &'static str {
+    match order {
+        Order::Newest => " ORDER BY created_at DESC, id DESC",
+        Order::Oldest => " ORDER BY created_at, id",
+        Order::Priority => " ORDER BY priority DESC, created_at, id",
+    }
+}
+
+/// The SQL condition "after the cursor" in `order`, given the placeholders of the cursor's
+/// position; `priority` is only asked for in priority order (an unused placeholder has no type).
+pub fn after_sql(
+    order: Order,
+    created: &str,
+    id: &str,
+    priority: impl FnOnce() -> String,
+) -> String {
+    match order {
+        Order::Newest => format!("(created_at, id) < ({created}, {id})"),
+        Order::Oldest => format!("(created_at, id) > ({created}, {id})"),
+        Order::Priority => {
+            let p = priority();
+            format!("(priority < {p} OR (priority = {p} AND (created_at, id) > ({created}, {id})))")
+        }
+    }
 }

@@ -695,16 +695,11 @@ fn where_clause(
         ));
     }
     if let Some((c, order)) = after {
-        let prio = p(SqlValue::Integer(c.priority.into()), &mut params);
         let created = p(SqlValue::Integer(c.created_at.as_millis()), &mut params);
         let id = p(SqlValue::Text(c.id.to_string()), &mut params);
-        conds.push(match order {
-            Order::Newest => format!("(created_at, id) < ({created}, {id})"),
-            Order::Oldest => format!("(created_at, id) > ({created}, {id})"),
-            Order::Priority => format!(
-                "(priority < {prio} OR (priority = {prio} AND (created_at, id) > ({created}, {id})))"
-            ),
-        });
+        conds.push(crate::backend::after_sql(order, &created, &id, || {
+            p(SqlValue::Integer(c.priority.into()), &mut params)
+        }));
     }
     let sql = if conds.is_empty() {
         String::new()
@@ -712,14 +707,6 @@ fn where_clause(
         format!(" WHERE {}", conds.join(" AND "))
     };
     (sql, params)
-}
-
-fn order_by(order: Order) -> &'static str {
-    match order {
-        Order::Newest => " ORDER BY created_at DESC, id DESC",
-        Order::Oldest => " ORDER BY created_at, id",
-        Order::Priority => " ORDER BY priority DESC, created_at, id",
-    }
 }
 
 fn to_u64(n: i64) -> u64 {
@@ -832,7 +819,7 @@ impl TaskStore for SqliteTaskStore {
         ));
         let sql = format!(
             "SELECT {COLS} FROM tasks{cond}{} LIMIT ?{}",
-            order_by(query.order),
+            crate::backend::order_by_sql(query.order),
             params.len()
         );
         let tasks = self.read(|c| {
