@@ -1,6 +1,7 @@
 //! PostgreSQL backend for opencode-tools: [`PgTaskStore`] implements [`oc_tasks::TaskStore`]
-//! for agents on many machines, with the semantics of the SQLite store (the same conformance
-//! suite passes against both).
+//! and [`PgLockManager`] implements [`oc_locks::LockManager`] for agents on many machines,
+//! with the semantics of the SQLite backends (the same conformance suites and model-based
+//! property tests pass against all of them).
 //!
 //! # Overview
 //!
@@ -9,6 +10,10 @@
 //! - [`PgTaskStore`]: transitions computed by [`oc_tasks::transition`] and written by one
 //!   conditional statement; `claim_next` with `FOR UPDATE SKIP LOCKED`; fencing tokens from a
 //!   counter row, strictly increasing across every host; time from the database's clock.
+//! - [`PgLockManager`]: exclusive and shared locks on hierarchical resources, re-entrant holds,
+//!   TTLs and fencing tokens; each operation one call of a server-side function that locks the
+//!   manager's row, decides and writes; first-come-first-served waiting across hosts, woken
+//!   by `LISTEN/NOTIFY` with polling as the fallback.
 //! - `testkit` (feature `testkit`): a throwaway server for tests, on a Unix socket.
 //!
 //! The API is synchronous. Inside, `tokio-postgres` runs on a private runtime thread and
