@@ -6,12 +6,37 @@ use std::time::Instant;
 
 use std::time::Duration;
 
-use crate::{Holder, Lock, LockRequest, LockStats, Result, Timestamp, TtlPolicy};
+use crate::{Error, Holder, Lock, LockMode, LockRequest, LockStats, Result, Timestamp, TtlPolicy};
 
 /// The requests of an `acquire_many` in canonical order (by resource), duplicates merged
 /// (exclusive wins, the longest TTL wins); refused when empty or of several owners.
 pub fn canonical(reqs: &[LockRequest]) -> Result<Vec<LockRequest>> {
-    crate::memory::canonical(reqs)
+    let Some(first) = reqs.first() else {
+        return Err(Error::InvalidInput {
+            field: "requests",
+            reason: "nothing to acquire".into(),
+        });
+    };
+    if reqs.iter().any(|r| r.owner != first.owner) {
+        return Err(Error::InvalidInput {
+            field: "requests",
+            reason: "acquire_many takes requests of one owner".into(),
+        });
+    }
+    let mut v = reqs.to_vec();
+    v.sort_by(|a, b| a.resource.cmp(&b.resource));
+    v.dedup_by(|later, kept| {
+        if later.resource == kept.resource {
+            if later.mode == LockMode::Exclusive {
+                kept.mode = LockMode::Exclusive;
+            }
+            kept.ttl = kept.ttl.max(later.ttl);
+            true
+        } else {
+            false
+        }
+    });
+    Ok(v)
 }
 
 /// The requests of an `acquire_many` in canonical order with their TTLs resolved by `policy`.

@@ -542,36 +542,6 @@ impl MemoryLockManager {
     }
 }
 
-/// Sorts requests into canonical order and merges duplicates (the stronger mode wins).
-pub(crate) fn canonical(reqs: &[LockRequest]) -> Result<Vec<LockRequest>> {
-    let Some(first) = reqs.first() else {
-        return Err(Error::InvalidInput {
-            field: "requests",
-            reason: "nothing to acquire".into(),
-        });
-    };
-    if reqs.iter().any(|r| r.owner != first.owner) {
-        return Err(Error::InvalidInput {
-            field: "requests",
-            reason: "acquire_many takes requests of one owner".into(),
-        });
-    }
-    let mut v = reqs.to_vec();
-    v.sort_by(|a, b| a.resource.cmp(&b.resource));
-    v.dedup_by(|later, kept| {
-        if later.resource == kept.resource {
-            if later.mode == LockMode::Exclusive {
-                kept.mode = LockMode::Exclusive;
-            }
-            kept.ttl = kept.ttl.max(later.ttl);
-            true
-        } else {
-            false
-        }
-    });
-    Ok(v)
-}
-
 impl LockManager for MemoryLockManager {
     fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> {
         let ttl = self.ttl.resolve(req.ttl)?;
