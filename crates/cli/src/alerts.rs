@@ -9,14 +9,14 @@ use oc_alerts::{
     Alert, Config, Dispatcher, Engine, Evaluator, Kind, Matcher, Notification, Severity, State,
     evaluate_once,
 };
-use oc_metrics::{Snapshot, Sources, collect};
+use oc_metrics::{Snapshot, collect};
 use oc_time::Timestamp;
 use parking_lot::Mutex;
 use serde_json::json;
 
 use crate::args::AlertsCmd;
 use crate::output::{Clean, Output};
-use crate::{open_locks, open_store};
+use crate::{Site, sources};
 
 /// The state file in the data directory.
 const STATE: &str = "alerts-state.json";
@@ -29,7 +29,8 @@ pub(crate) struct Alerting {
 }
 
 impl Alerting {
-    pub(crate) fn open(data_dir: &Path, config: Option<&Path>) -> anyhow::Result<Self> {
+    pub(crate) fn open(site: &Site, config: Option<&Path>) -> anyhow::Result<Self> {
+        let data_dir = site.data_dir.as_path();
         let config = match config {
             Some(p) => Config::load(p)?,
             None => Config::default(),
@@ -47,36 +48,35 @@ impl Alerting {
     }
 
     /// Starts the background evaluator over fresh snapshots of `data_dir`.
-    pub(crate) fn spawn(&self, data_dir: &Path) -> anyhow::Result<Evaluator> {
-        let dir = data_dir.to_owned();
+    pub(crate) fn spawn(&self, site: &Site) -> anyhow::Result<Evaluator> {
+        let site = site.clone();
         Ok(Evaluator::spawn(
             self.engine.clone(),
             self.dispatcher.clone(),
             self.config.interval,
-            move || snapshot(&dir).map_err(|e| format!("{e:#}")),
+            move || snapshot(&site).map_err(|e| format!("{e:#}")),
         )?)
     }
 }
 
 /// Everything the rules read: tasks, database, locks, logs.
-pub(crate) fn snapshot(data_dir: &Path) -> anyhow::Result<Snapshot> {
-    let store = open_store(data_dir)?;
-    let locks = open_locks(data_dir)?;
+pub(crate) fn snapshot(site: &Site) -> anyhow::Result<Snapshot> {
+    let tasks = site.tasks()?;
+    let locks = site.locks()?;
     Ok(collect(
-        &Sources::new(&store)
-            .storage(&store)
-            .locks(&locks)
-            .data_dir(data_dir),
+        &sources(&*tasks.store, tasks.sqlite.as_deref())
+            .locks(&*locks)
+            .data_dir(&site.data_dir),
     )?)
 }
 
 pub(crate) fn run(
-    data_dir: &Path,
+    site: &Site,
     config: Option<&Path>,
     cmd: AlertsCmd,
     out: &mut Output,
 ) -> anyhow::Result<()> {
-    let a = Alerting::open(data_dir, config)?;
+    let a = Alerting::open(site, config)?;
     let now = Timestamp::now();
     match cmd {
         AlertsCmd::List => {
@@ -138,7 +138,7 @@ pub(crate) fn run(
             )
         }
         AlertsCmd::Check => {
-            let snap = snapshot(data_dir)?;
+            let snap = snapshot(site)?;
             let sent = evaluate_once(&a.engine, &a.dispatcher, &snap, now)?;
             let delivered = a.dispatcher.flush(Duration::from_secs(60));
             let engine = a.engine.lock();
@@ -215,7 +215,7 @@ pub(crate) fn run(
             })
         }
         AlertsCmd::Run => {
-            let _evaluator = a.spawn(data_dir)?;
+            let _evaluator = a.spawn(site)?;
             out.emit(
                 "alerts.run",
                 &json!({"interval_seconds": a.config.interval.as_secs()}),

@@ -28,6 +28,16 @@ pub(crate) struct Global {
         value_name = "DIR"
     )]
     pub(crate) data_dir: PathBuf,
+    /// Put tasks and locks on PostgreSQL (`postgresql://user@host/db`, or libpq `key=value`
+    /// pairs; `connect_timeout=5` in it bounds the wait); logs stay in the data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "OC_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) database: Option<String>,
     /// Print one versioned JSON document on stdout.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -485,8 +495,11 @@ pub(crate) enum MetricsFormat {
 pub(crate) enum DbCmd {
     /// Sizes, pages, cache hits and misses, slow statements.
     Stats,
-    /// SQLite's integrity check; exits 1 when it finds problems.
+    /// SQLite's integrity check, or the PostgreSQL store's token check; exits 1 on problems.
     Check,
+    /// Brings the schemas of the task store and the lock manager to this build's version
+    /// (every command does it on first use; this does only that).
+    Migrate,
 }
 
 /// A lock mode on the command line.

@@ -10,7 +10,6 @@
 //! with its heartbeats, and releases it when done; a crashed agent's lock lapses with its TTL.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ use std::collections::BTreeMap;
 
 use oc_hooks::{EventKind, Hooks, TaskLifecycle};
 use oc_jsonl::{Decision, Level, LogEntry, TaskFiles};
-use oc_locks::{LockManager, LockRequest, SqliteLockManager};
+use oc_locks::{LockManager, LockRequest};
 use oc_metrics::{LatencyTracker, PerformanceGoals};
 use oc_tasks::{Error, NewTask, SqliteTaskStore, Task, TaskId, TaskStatus, TaskStore};
 use oc_time::Timestamp;
@@ -34,6 +33,7 @@ use crate::UsageError;
 use crate::args::DemoArgs;
 use crate::output::Output;
 use crate::task::{RECENT, render_stats, stats_json};
+use crate::{Site, sources};
 
 /// Lease the demo agents take: short, so crashed claims come back quickly.
 const LEASE: Duration = Duration::from_millis(800);
@@ -77,8 +77,10 @@ struct Shared {
     latency: Arc<LatencyTracker>,
     life: TaskLifecycle,
     data_dir: std::path::PathBuf,
-    store: Arc<SqliteTaskStore>,
-    locks: SqliteLockManager,
+    store: Arc<dyn TaskStore>,
+    /// The SQLite store behind `store`, for the database figures only it has.
+    sqlite: Option<Arc<SqliteTaskStore>>,
+    locks: Arc<dyn LockManager>,
     ours: HashSet<TaskId>,
     counters: Counters,
     done: AtomicBool,
@@ -95,15 +97,17 @@ impl Shared {
     }
 }
 
-pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::Result<()> {
+pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Result<()> {
+    let data_dir = site.data_dir.as_path();
     if args.agents == 0 || args.agents > 64 {
         return Err(UsageError("--agents must be between 1 and 64".into()).into());
     }
     if args.tasks == 0 || args.tasks > 100_000 {
         return Err(UsageError("--tasks must be between 1 and 100000".into()).into());
     }
-    let store = Arc::new(crate::open_store(data_dir)?);
-    let locks = crate::open_locks(data_dir)?;
+    let tasks = site.tasks()?;
+    let (store, sqlite) = (tasks.store, tasks.sqlite);
+    let locks = site.locks()?;
     // Hooks: one counts every committed event, one vetoes a class of tasks.
     let hooks = Arc::new(Hooks::new());
     let events: Arc<Mutex<BTreeMap<EventKind, u64>>> = Arc::default();
@@ -183,6 +187,7 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
         life,
         data_dir: data_dir.to_owned(),
         store,
+        sqlite,
         locks,
         ours: created.into_iter().map(|t| t.id).collect(),
         counters: Counters::default(),
@@ -242,9 +247,8 @@ pub(crate) fn run(data_dir: &Path, args: DemoArgs, out: &mut Output) -> anyhow::
     let violations = PerformanceGoals::default().check(&shared.latency);
     let lock_stats = shared.locks.stats()?;
     let snap = oc_metrics::collect(
-        &oc_metrics::Sources::new(&*shared.store)
-            .storage(&shared.store)
-            .locks(&shared.locks)
+        &sources(&*shared.store, shared.sqlite.as_deref())
+            .locks(&*shared.locks)
             .latency(&shared.latency, PerformanceGoals::default()),
     )?;
     let alerts = crate::alerts::would_fire(&snap)?;

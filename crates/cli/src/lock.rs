@@ -1,13 +1,12 @@
 //! `oc lock ...`.
 
 use std::io::Write;
-use std::path::Path;
 
 use comfy_table::{ContentArrangement, Table, presets};
 use oc_locks::{Lock, LockManager, LockRequest, LockStats, Owner, Resource};
 
+use crate::Site;
 use crate::args::LockCmd;
-use crate::open_locks;
 use crate::output::{Output, thousands};
 
 fn describe(l: &Lock) -> String {
@@ -17,7 +16,7 @@ fn describe(l: &Lock) -> String {
     )
 }
 
-pub(crate) fn run(data_dir: &Path, cmd: LockCmd, out: &mut Output) -> anyhow::Result<()> {
+pub(crate) fn run(site: &Site, cmd: LockCmd, out: &mut Output) -> anyhow::Result<()> {
     match cmd {
         LockCmd::Acquire {
             resource,
@@ -27,7 +26,7 @@ pub(crate) fn run(data_dir: &Path, cmd: LockCmd, out: &mut Output) -> anyhow::Re
             wait,
         } => {
             let req = LockRequest::new(&resource, &owner, mode.into())?.ttl(ttl);
-            let l = open_locks(data_dir)?.acquire(&req, wait)?;
+            let l = site.locks()?.acquire(&req, wait)?;
             out.emit("lock.acquire", &l, |w, o| {
                 if o.quiet {
                     writeln!(w, "{}", l.token)
@@ -38,7 +37,7 @@ pub(crate) fn run(data_dir: &Path, cmd: LockCmd, out: &mut Output) -> anyhow::Re
         }
         LockCmd::Release { resource, owner } => {
             let (r, o) = (Resource::new(&resource)?, Owner::new(&owner)?);
-            let l = open_locks(data_dir)?.release(&r, &o)?;
+            let l = site.locks()?.release(&r, &o)?;
             out.emit("lock.release", &l, |w, o| {
                 if o.quiet {
                     Ok(())
@@ -63,7 +62,7 @@ pub(crate) fn run(data_dir: &Path, cmd: LockCmd, out: &mut Output) -> anyhow::Re
             ttl,
         } => {
             let (r, o) = (Resource::new(&resource)?, Owner::new(&owner)?);
-            let l = open_locks(data_dir)?.renew(&r, &o, Some(ttl))?;
+            let l = site.locks()?.renew(&r, &o, Some(ttl))?;
             out.emit("lock.renew", &l, |w, o| {
                 if o.quiet {
                     Ok(())
@@ -73,7 +72,7 @@ pub(crate) fn run(data_dir: &Path, cmd: LockCmd, out: &mut Output) -> anyhow::Re
             })
         }
         LockCmd::List => {
-            let locks = open_locks(data_dir)?.list()?;
+            let locks = site.locks()?.list()?;
             out.emit("lock.list", &locks, |w, o| {
                 if o.quiet {
                     for l in &locks {
@@ -108,12 +107,12 @@ pub(crate) fn run(data_dir: &Path, cmd: LockCmd, out: &mut Output) -> anyhow::Re
             })
         }
         LockCmd::Stats => {
-            let st = open_locks(data_dir)?.stats()?;
+            let st = site.locks()?.stats()?;
             out.emit("lock.stats", &st, |w, _| render_stats(w, &st))
         }
         LockCmd::Cleanup { owner, expired } => {
             let owner = owner.as_deref().map(Owner::new).transpose()?;
-            let locks = open_locks(data_dir)?;
+            let locks = site.locks()?;
             let swept = if expired || owner.is_none() {
                 locks.sweep_expired()?
             } else {

@@ -12,14 +12,15 @@ use serde_json::{Map, Value};
 
 use crate::args::{CheckpointCmd, DecisionsCmd, LogsCmd, QueryArgs};
 use crate::output::{Clean, Output};
-use crate::{UsageError, open_store};
+use crate::{Site, UsageError};
 
 /// The task's files; with `must_exist`, the task must be in the store (so writes never create
 /// the directory of a task that does not exist).
-fn task_files(data_dir: &Path, task: &str, must_exist: bool) -> anyhow::Result<TaskFiles> {
+fn task_files(site: &Site, task: &str, must_exist: bool) -> anyhow::Result<TaskFiles> {
+    let data_dir = site.data_dir.as_path();
     let files = TaskFiles::new(data_dir, task)?;
     if must_exist {
-        open_store(data_dir)?.require(&TaskId::new(task)?)?;
+        site.store()?.require(&TaskId::new(task)?)?;
     }
     Ok(files)
 }
@@ -80,7 +81,8 @@ fn print_raw_lines(w: &mut dyn Write, lines: &[Vec<u8>]) -> std::io::Result<()> 
     Ok(())
 }
 
-pub(crate) fn logs(data_dir: &Path, cmd: LogsCmd, out: &mut Output) -> anyhow::Result<()> {
+pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Result<()> {
+    let data_dir = site.data_dir.as_path();
     match cmd {
         LogsCmd::Append {
             task,
@@ -89,7 +91,7 @@ pub(crate) fn logs(data_dir: &Path, cmd: LogsCmd, out: &mut Output) -> anyhow::R
             data,
         } => {
             let data = json_object("data", data.as_deref())?;
-            let files = task_files(data_dir, &task, true)?;
+            let files = task_files(site, &task, true)?;
             let mut e = LogEntry::new(Timestamp::now(), level, &task, message);
             e.data = data;
             files.append_log(&e)?;
@@ -102,7 +104,7 @@ pub(crate) fn logs(data_dir: &Path, cmd: LogsCmd, out: &mut Output) -> anyhow::R
             lines,
             follow,
         } => {
-            let files = task_files(data_dir, &task, false)?;
+            let files = task_files(site, &task, false)?;
             let last = files.logs().tail(lines)?;
             let entries: Vec<Value> = last
                 .iter()
@@ -136,7 +138,7 @@ pub(crate) fn logs(data_dir: &Path, cmd: LogsCmd, out: &mut Output) -> anyhow::R
                 }
             }
         }
-        LogsCmd::Query(q) => query(data_dir, "logs.query", q, out),
+        LogsCmd::Query(q) => query(site, "logs.query", q, out),
         LogsCmd::Ship {
             task,
             all,
@@ -153,7 +155,7 @@ pub(crate) fn logs(data_dir: &Path, cmd: LogsCmd, out: &mut Output) -> anyhow::R
             };
             let mut reports = Vec::new();
             for t in &tasks {
-                let files = task_files(data_dir, t, false)?;
+                let files = task_files(site, t, false)?;
                 let r = shipper
                     .ship_task(&files)
                     .with_context(|| format!("shipping the log of {t}"))?;
@@ -176,7 +178,7 @@ pub(crate) fn logs(data_dir: &Path, cmd: LogsCmd, out: &mut Output) -> anyhow::R
             })
         }
         LogsCmd::Analyze { task } => {
-            let files = task_files(data_dir, &task, false)?;
+            let files = task_files(site, &task, false)?;
             let a = files.logs().analyze()?;
             out.emit("logs.analyze", &a, |w, _| {
                 writeln!(w, "Log Analysis: {task}")?;
@@ -203,12 +205,12 @@ pub(crate) fn logs(data_dir: &Path, cmd: LogsCmd, out: &mut Output) -> anyhow::R
 }
 
 pub(crate) fn query(
-    data_dir: &Path,
+    site: &Site,
     command: &str,
     q: QueryArgs,
     out: &mut Output,
 ) -> anyhow::Result<()> {
-    let files = task_files(data_dir, &q.task, false)?;
+    let files = task_files(site, &q.task, false)?;
     let mut query = Query::new()
         .between(q.since, q.until)
         .page(q.offset, Some(q.limit));
@@ -235,11 +237,7 @@ pub(crate) fn query(
     })
 }
 
-pub(crate) fn decisions(
-    data_dir: &Path,
-    cmd: DecisionsCmd,
-    out: &mut Output,
-) -> anyhow::Result<()> {
+pub(crate) fn decisions(site: &Site, cmd: DecisionsCmd, out: &mut Output) -> anyhow::Result<()> {
     match cmd {
         DecisionsCmd::Add {
             task,
@@ -249,7 +247,7 @@ pub(crate) fn decisions(
             metadata,
         } => {
             let metadata = json_object("metadata", metadata.as_deref())?;
-            let files = task_files(data_dir, &task, true)?;
+            let files = task_files(site, &task, true)?;
             let d = Decision {
                 timestamp: Timestamp::now(),
                 agent,
@@ -267,7 +265,7 @@ pub(crate) fn decisions(
             })
         }
         DecisionsCmd::List { task, agent } => {
-            let files = task_files(data_dir, &task, false)?;
+            let files = task_files(site, &task, false)?;
             let (all, _) = files.decisions()?;
             let total = all.len();
             let shown: Vec<Decision> = all
@@ -289,14 +287,10 @@ pub(crate) fn decisions(
     }
 }
 
-pub(crate) fn checkpoint(
-    data_dir: &Path,
-    cmd: CheckpointCmd,
-    out: &mut Output,
-) -> anyhow::Result<()> {
+pub(crate) fn checkpoint(site: &Site, cmd: CheckpointCmd, out: &mut Output) -> anyhow::Result<()> {
     match cmd {
         CheckpointCmd::Create { task, description } => {
-            let files = task_files(data_dir, &task, true)?;
+            let files = task_files(site, &task, true)?;
             let cp = files.create_checkpoint(&description, Timestamp::now())?;
             out.emit("checkpoint.create", &cp, |w, o| {
                 if o.quiet {
@@ -313,7 +307,7 @@ pub(crate) fn checkpoint(
             })
         }
         CheckpointCmd::List { task } => {
-            let files = task_files(data_dir, &task, false)?;
+            let files = task_files(site, &task, false)?;
             let cps = files.checkpoints()?;
             out.emit("checkpoint.list", &cps, |w, _| {
                 for (i, c) in cps.iter().enumerate() {
@@ -331,7 +325,7 @@ pub(crate) fn checkpoint(
             })
         }
         CheckpointCmd::Restore { task, checkpoint } => {
-            let files = task_files(data_dir, &task, false)?;
+            let files = task_files(site, &task, false)?;
             let cp = files.restore_checkpoint(&checkpoint)?;
             out.emit("checkpoint.restore", &cp, |w, o| {
                 if o.quiet {
@@ -350,7 +344,7 @@ pub(crate) fn checkpoint(
             keep,
             max_bytes,
         } => {
-            let files = task_files(data_dir, &task, false)?;
+            let files = task_files(site, &task, false)?;
             let mut gone = match keep {
                 Some(keep) => files.prune_checkpoints(keep)?,
                 None => Vec::new(),

@@ -13,12 +13,15 @@ mod ops;
 mod output;
 mod task;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use oc_tasks::SqliteTaskStore;
+use oc_locks::LockManager;
+use oc_postgres::{PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
+use oc_tasks::{SqliteTaskStore, TaskStore};
 
 use crate::args::{Cli, Command};
 use crate::output::Output;
@@ -120,45 +123,140 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// `<data-dir>/opencode.db`, creating the directory on first use.
-fn database(data_dir: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-    Ok(data_dir.join("opencode.db"))
+/// Where the stores live: tasks and locks in `<data-dir>/opencode.db`, or on PostgreSQL when a
+/// database URL is given; logs, decisions and checkpoints always in the data directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Site {
+    pub(crate) data_dir: PathBuf,
+    database: Option<String>,
 }
 
-/// Opens the task store at `<data-dir>/opencode.db`.
-pub(crate) fn open_store(data_dir: &Path) -> anyhow::Result<SqliteTaskStore> {
-    let path = database(data_dir)?;
-    SqliteTaskStore::open(&path).with_context(|| format!("cannot open {}", path.display()))
+/// The task store a [`Site`] opened, and the SQLite store behind it when it is one (for the
+/// figures only SQLite has).
+pub(crate) struct Tasks {
+    pub(crate) store: Arc<dyn TaskStore>,
+    pub(crate) sqlite: Option<Arc<SqliteTaskStore>>,
+    pub(crate) postgres: Option<Arc<PgTaskStore>>,
 }
 
-/// Opens the lock manager on the same database file.
-pub(crate) fn open_locks(data_dir: &Path) -> anyhow::Result<oc_locks::SqliteLockManager> {
-    let path = database(data_dir)?;
-    oc_locks::SqliteLockManager::open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))
+impl Tasks {
+    /// The database's own consistency check: SQLite's integrity check, or the PostgreSQL
+    /// store's token check. The problems found; empty when healthy.
+    pub(crate) fn check(&self) -> anyhow::Result<Vec<String>> {
+        Ok(match (&self.sqlite, &self.postgres) {
+            (Some(db), _) => db.integrity_check()?,
+            (_, Some(pg)) => pg.check()?,
+            _ => Vec::new(),
+        })
+    }
+
+    /// The database's size in bytes.
+    pub(crate) fn size(&self) -> anyhow::Result<u64> {
+        Ok(match (&self.sqlite, &self.postgres) {
+            (Some(db), _) => db.storage_stats()?.database_bytes(),
+            (_, Some(pg)) => pg.storage_stats()?.database_bytes,
+            _ => 0,
+        })
+    }
+}
+
+impl Site {
+    fn new(g: &args::Global) -> Self {
+        Site {
+            data_dir: g.data_dir.clone(),
+            database: g.database.clone().filter(|u| !u.is_empty()),
+        }
+    }
+
+    /// `<data-dir>/opencode.db`, creating the directory on first use.
+    fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create data directory {}", self.data_dir.display()))?;
+        Ok(self.data_dir.join("opencode.db"))
+    }
+
+    /// The PostgreSQL options, when a database URL was given.
+    fn postgres(&self) -> anyhow::Result<Option<PgOptions>> {
+        self.database
+            .as_deref()
+            .map(|url| PgOptions::new(url).map_err(anyhow::Error::from))
+            .transpose()
+    }
+
+    /// Opens the task store (migrating it).
+    pub(crate) fn tasks(&self) -> anyhow::Result<Tasks> {
+        if let Some(opts) = self.postgres()? {
+            let target = opts.target();
+            let store = Arc::new(
+                PgTaskStore::connect(opts)
+                    .with_context(|| format!("cannot open the task store on {target}"))?,
+            );
+            return Ok(Tasks {
+                store: store.clone(),
+                sqlite: None,
+                postgres: Some(store),
+            });
+        }
+        let path = self.sqlite_path()?;
+        let store = Arc::new(
+            SqliteTaskStore::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?,
+        );
+        Ok(Tasks {
+            store: store.clone(),
+            sqlite: Some(store),
+            postgres: None,
+        })
+    }
+
+    /// Opens the task store.
+    pub(crate) fn store(&self) -> anyhow::Result<Arc<dyn TaskStore>> {
+        Ok(self.tasks()?.store)
+    }
+
+    /// Opens the lock manager beside the task store.
+    pub(crate) fn locks(&self) -> anyhow::Result<Arc<dyn LockManager>> {
+        if let Some(opts) = self.postgres()? {
+            let target = opts.target();
+            let locks = PgLockManager::connect(PgLockOptions::new(opts))
+                .with_context(|| format!("cannot open the lock manager on {target}"))?;
+            return Ok(Arc::new(locks));
+        }
+        let path = self.sqlite_path()?;
+        let locks = oc_locks::SqliteLockManager::open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Arc::new(locks))
+    }
+}
+
+/// Metric sources over a task store, with the database figures when it is SQLite.
+pub(crate) fn sources<'a>(
+    store: &'a dyn TaskStore,
+    sqlite: Option<&'a SqliteTaskStore>,
+) -> oc_metrics::Sources<'a> {
+    let s = oc_metrics::Sources::new(store);
+    match sqlite {
+        Some(db) => s.storage(db),
+        None => s,
+    }
 }
 
 fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
+    let site = Site::new(&cli.global);
     match cli.command {
-        Command::Task(cmd) => task::run(&cli.global.data_dir, cmd, out),
-        Command::TaskStats => task::stats(&cli.global.data_dir, out),
-        Command::Lock(cmd) => lock::run(&cli.global.data_dir, cmd, out),
-        Command::Logs(cmd) => logs::logs(&cli.global.data_dir, cmd, out),
-        Command::TaskHistory(q) => logs::query(&cli.global.data_dir, "task-history", q, out),
-        Command::Decisions(cmd) => logs::decisions(&cli.global.data_dir, cmd, out),
-        Command::Checkpoint(cmd) => logs::checkpoint(&cli.global.data_dir, cmd, out),
-        Command::Metrics { format } => ops::metrics(&cli.global.data_dir, format, out),
-        Command::Db(cmd) => ops::db(&cli.global.data_dir, cmd, out),
-        Command::Health => ops::health(&cli.global.data_dir, out),
-        Command::Serve { addr, alerts } => {
-            ops::serve(&cli.global.data_dir, addr, alerts.as_deref(), out)
-        }
-        Command::Alerts { config, cmd } => {
-            alerts::run(&cli.global.data_dir, config.as_deref(), cmd, out)
-        }
-        Command::Demo(args) => demo::run(&cli.global.data_dir, args, out),
+        Command::Task(cmd) => task::run(&site, cmd, out),
+        Command::TaskStats => task::stats(&site, out),
+        Command::Lock(cmd) => lock::run(&site, cmd, out),
+        Command::Logs(cmd) => logs::logs(&site, cmd, out),
+        Command::TaskHistory(q) => logs::query(&site, "task-history", q, out),
+        Command::Decisions(cmd) => logs::decisions(&site, cmd, out),
+        Command::Checkpoint(cmd) => logs::checkpoint(&site, cmd, out),
+        Command::Metrics { format } => ops::metrics(&site, format, out),
+        Command::Db(cmd) => ops::db(&site, cmd, out),
+        Command::Health => ops::health(&site, out),
+        Command::Serve { addr, alerts } => ops::serve(&site, addr, alerts.as_deref(), out),
+        Command::Alerts { config, cmd } => alerts::run(&site, config.as_deref(), cmd, out),
+        Command::Demo(args) => demo::run(&site, args, out),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

@@ -5,26 +5,21 @@ use std::path::Path;
 use std::sync::Arc;
 
 use oc_metrics::{
-    Exporter, LatencyTracker, PROMETHEUS_CONTENT_TYPE, PerformanceGoals, Reply, Sources, collect,
+    Exporter, LatencyTracker, PROMETHEUS_CONTENT_TYPE, PerformanceGoals, Reply, collect,
 };
 use serde::Serialize;
 
 use crate::args::{DbCmd, MetricsFormat};
 use crate::output::{Output, thousands};
-use crate::{open_locks, open_store};
+use crate::{Site, sources};
 
-pub(crate) fn metrics(
-    data_dir: &Path,
-    format: MetricsFormat,
-    out: &mut Output,
-) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
-    let locks = open_locks(data_dir)?;
+pub(crate) fn metrics(site: &Site, format: MetricsFormat, out: &mut Output) -> anyhow::Result<()> {
+    let tasks = site.tasks()?;
+    let locks = site.locks()?;
     let snap = collect(
-        &Sources::new(&store)
-            .storage(&store)
-            .locks(&locks)
-            .data_dir(data_dir),
+        &sources(&*tasks.store, tasks.sqlite.as_deref())
+            .locks(&*locks)
+            .data_dir(&site.data_dir),
     )?;
     match format {
         MetricsFormat::Json => out.emit("metrics", &snap, |w, _| {
@@ -42,10 +37,54 @@ pub(crate) fn metrics(
     }
 }
 
-pub(crate) fn db(data_dir: &Path, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()> {
+    let tasks = site.tasks()?;
     match cmd {
+        DbCmd::Migrate => {
+            // Opening migrates, once, whatever other hosts do at the same time.
+            site.locks()?;
+            let place = if tasks.postgres.is_some() {
+                "the PostgreSQL schema".to_owned()
+            } else {
+                site.data_dir.join("opencode.db").display().to_string()
+            };
+            out.emit(
+                "db.migrate",
+                &serde_json::json!({ "migrated": true }),
+                |w, o| {
+                    if o.quiet {
+                        Ok(())
+                    } else {
+                        writeln!(w, "Tasks and locks in {place} are at this build's schema")
+                    }
+                },
+            )
+        }
+        DbCmd::Stats if tasks.postgres.is_some() => {
+            let st = tasks
+                .postgres
+                .as_ref()
+                .map(|pg| pg.storage_stats())
+                .transpose()?;
+            out.emit("db.stats", &st, |w, _| {
+                if let Some(st) = &st {
+                    writeln!(w, "Server: {}", st.server_version)?;
+                    writeln!(w, "Database: {} bytes", thousands(st.database_bytes))?;
+                    writeln!(w, "Tasks table: {} bytes", thousands(st.tasks_bytes))?;
+                    writeln!(
+                        w,
+                        "Cache: {} hits, {} reads (the whole server)",
+                        thousands(st.cache_hits),
+                        thousands(st.cache_reads)
+                    )?;
+                }
+                Ok(())
+            })
+        }
         DbCmd::Stats => {
+            let Some(store) = &tasks.sqlite else {
+                anyhow::bail!("no database statistics for this store")
+            };
             let st = store.storage_stats()?;
             out.emit("db.stats", &st, |w, _| {
                 writeln!(w, "Database: {}", st.path.display())?;
@@ -81,7 +120,7 @@ pub(crate) fn db(data_dir: &Path, cmd: DbCmd, out: &mut Output) -> anyhow::Resul
             })
         }
         DbCmd::Check => {
-            let problems = store.integrity_check()?;
+            let problems = tasks.check()?;
             out.emit(
                 "db.check",
                 &serde_json::json!({ "ok": problems.is_empty(), "problems": problems }),
@@ -154,22 +193,28 @@ fn disk_space(dir: &Path) -> anyhow::Result<(u64, u64)> {
     Ok((kb(3)? * 1024, kb(1)? * 1024))
 }
 
-pub(crate) fn health(data_dir: &Path, out: &mut Output) -> anyhow::Result<()> {
+pub(crate) fn health(site: &Site, out: &mut Output) -> anyhow::Result<()> {
+    let data_dir = site.data_dir.as_path();
     let checks = vec![
         check(
             "database",
             (|| {
-                let store = open_store(data_dir)?;
-                let problems = store.integrity_check()?;
+                let tasks = site.tasks()?;
+                let problems = tasks.check()?;
                 anyhow::ensure!(
                     problems.is_empty(),
                     "integrity check failed: {}",
                     problems.join("; ")
                 );
-                let st = store.storage_stats()?;
+                let size = thousands(tasks.size()?);
                 Ok((
                     true,
-                    format!("ok, {} bytes", thousands(st.database_bytes())),
+                    match &tasks.postgres {
+                        Some(pg) => {
+                            format!("ok, {size} bytes, {}", pg.storage_stats()?.server_version)
+                        }
+                        None => format!("ok, {size} bytes"),
+                    },
                 ))
             })(),
         ),
@@ -233,19 +278,20 @@ pub(crate) fn health(data_dir: &Path, out: &mut Output) -> anyhow::Result<()> {
 }
 
 pub(crate) fn serve(
-    data_dir: &Path,
+    site: &Site,
     addr: std::net::SocketAddr,
     alerts: Option<&Path>,
     out: &mut Output,
 ) -> anyhow::Result<()> {
+    let data_dir = site.data_dir.as_path();
     // With --alerts, rules are evaluated in the background and /metrics reports what fires.
     let alerting = alerts
-        .map(|cfg| crate::alerts::Alerting::open(data_dir, Some(cfg)))
+        .map(|cfg| crate::alerts::Alerting::open(site, Some(cfg)))
         .transpose()?;
-    let _evaluator = alerting.as_ref().map(|a| a.spawn(data_dir)).transpose()?;
+    let _evaluator = alerting.as_ref().map(|a| a.spawn(site)).transpose()?;
     let alert_state = alerting.map(|a| (a.engine, a.dispatcher));
-    let store = Arc::new(open_store(data_dir)?);
-    let locks = Arc::new(open_locks(data_dir)?);
+    let tasks = site.tasks()?;
+    let locks = site.locks()?;
     let exporter = Arc::new(Exporter::new()?);
     // Each scrape's reads are timed as `db_query`, so /metrics carries its own latency and the
     // db-query goal is checked against it.
@@ -253,8 +299,7 @@ pub(crate) fn serve(
     let dir = data_dir.to_owned();
     let app = move |path: &str| -> Reply {
         let snap = || {
-            let sources = Sources::new(&*store)
-                .storage(&store)
+            let sources = sources(&*tasks.store, tasks.sqlite.as_deref())
                 .locks(&*locks)
                 .data_dir(&dir);
             let mut snap = latency.time("db_query", || collect(&sources))?;
@@ -275,7 +320,7 @@ pub(crate) fn serve(
                 Ok(Err(e)) => (500, "text/plain", format!("{e}\n")),
                 Err(e) => (500, "text/plain", format!("{e}\n")),
             },
-            "/healthz" => match store.integrity_check() {
+            "/healthz" => match tasks.check() {
                 Ok(p) if p.is_empty() => (200, "text/plain", "ok\n".into()),
                 Ok(p) => (503, "text/plain", format!("{}\n", p.join("\n"))),
                 Err(e) => (503, "text/plain", format!("{e}\n")),

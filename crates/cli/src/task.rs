@@ -1,7 +1,6 @@
 //! `oc task ...` and `oc task-stats`.
 
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::Context;
 use comfy_table::{ContentArrangement, Table, presets};
@@ -13,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::args::TaskCmd;
 use crate::output::{Clean, Output, clean, thousands};
-use crate::{UsageError, open_store};
+use crate::{Site, UsageError};
 use oc_hooks::{Committed, Hooks, TaskLifecycle};
 
 fn task_id(s: &str) -> anyhow::Result<TaskId> {
@@ -32,10 +31,10 @@ fn json_object(flag: &str, s: &str) -> anyhow::Result<Map<String, Value>> {
     }
 }
 
-pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Result<()> {
+pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result<()> {
     // Validate everything the user typed before the database is touched (or created).
-    let store = || open_store(data_dir);
-    let life = || lifecycle(data_dir);
+    let store = || site.store();
+    let life = || lifecycle(site);
     match cmd {
         TaskCmd::Create {
             name,
@@ -234,8 +233,9 @@ pub(crate) fn run(data_dir: &Path, cmd: TaskCmd, out: &mut Output) -> anyhow::Re
 }
 
 /// The lifecycle every transition goes through: the store, hooks, and the task logs.
-pub(crate) fn lifecycle(data_dir: &Path) -> anyhow::Result<TaskLifecycle> {
-    let store: std::sync::Arc<dyn TaskStore> = std::sync::Arc::new(open_store(data_dir)?);
+pub(crate) fn lifecycle(site: &Site) -> anyhow::Result<TaskLifecycle> {
+    let data_dir = site.data_dir.as_path();
+    let store: std::sync::Arc<dyn TaskStore> = std::sync::Arc::new(site.store()?);
     Ok(TaskLifecycle::new(store, std::sync::Arc::new(Hooks::new())).with_logs(data_dir))
 }
 
@@ -418,7 +418,7 @@ pub(crate) fn stats_json(st: &TaskStats) -> Value {
     })
 }
 
-pub(crate) fn stats(data_dir: &Path, out: &mut Output) -> anyhow::Result<()> {
-    let st = open_store(data_dir)?.stats(RECENT)?;
+pub(crate) fn stats(site: &Site, out: &mut Output) -> anyhow::Result<()> {
+    let st = site.store()?.stats(RECENT)?;
     out.emit("task-stats", &stats_json(&st), |w, _| render_stats(w, &st))
 }

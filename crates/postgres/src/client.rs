@@ -92,6 +92,31 @@ impl PgOptions {
         Ok(self)
     }
 
+    /// Where the server is, for messages: hosts (or socket directories) and ports, the
+    /// database and the schema; never a password.
+    pub fn target(&self) -> String {
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let ports = self.config.get_ports();
+        let port = ports.first().copied().unwrap_or(5432);
+        format!(
+            "{}:{port}/{} (schema {})",
+            hosts.join(","),
+            self.config
+                .get_dbname()
+                .or(self.config.get_user())
+                .unwrap_or("postgres"),
+            self.schema
+        )
+    }
+
     /// The schema the tables live in.
     pub fn schema_name(&self) -> &str {
         &self.schema

@@ -48,4 +48,4 @@ pub mod testkit;
 
 pub use crate::client::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
 pub use crate::locks::{PgLockManager, PgLockOptions};
-pub use crate::tasks::PgTaskStore;
+pub use crate::tasks::{PgStorageStats, PgTaskStore};

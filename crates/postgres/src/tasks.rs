@@ -771,7 +771,71 @@ impl TaskStore for PgTaskStore {
     }
 }
 
+/// What `oc db stats` shows of a PostgreSQL store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PgStorageStats {
+    /// `SELECT version()`.
+    pub server_version: String,
+    /// The database's size on disk.
+    pub database_bytes: u64,
+    /// The tasks table with its indexes and TOAST.
+    pub tasks_bytes: u64,
+    /// Buffer hits of the database since the server's statistics were reset.
+    pub cache_hits: u64,
+    /// Blocks read from disk (or the OS cache) instead.
+    pub cache_reads: u64,
+}
+
 impl PgTaskStore {
+    /// Server version, sizes and cache figures.
+    pub fn storage_stats(&self) -> Result<PgStorageStats> {
+        let table = format!("{}.tasks", self.table_schema());
+        let row = self.call(move |c| async move {
+            c.client
+                .query_one(
+                    "SELECT version(), pg_database_size(current_database()),
+                        pg_total_relation_size($1::text::regclass),
+                        coalesce(blks_hit, 0), coalesce(blks_read, 0)
+                     FROM pg_stat_database WHERE datname = current_database()",
+                    &[&table],
+                )
+                .await
+        })?;
+        let n = |i: usize| -> Result<u64> {
+            let v: i64 = row.try_get(i).map_err(|e| corrupt("(stats)", e))?;
+            Ok(to_u64(v))
+        };
+        Ok(PgStorageStats {
+            server_version: row.try_get(0).map_err(|e| corrupt("(stats)", e))?,
+            database_bytes: n(1)?,
+            tasks_bytes: n(2)?,
+            cache_hits: n(3)?,
+            cache_reads: n(4)?,
+        })
+    }
+
+    /// Checks what the schema's constraints cannot: the token counter lies at or above every
+    /// lease token in use (else a token could be handed out twice). Returns the problems found.
+    pub fn check(&self) -> Result<Vec<String>> {
+        let s = self.table_schema();
+        let sql = format!(
+            "SELECT (SELECT value FROM {s}.tasks_meta WHERE key = 'lease_token'),
+                    (SELECT coalesce(max(lease_token), 0) FROM {s}.tasks)"
+        );
+        let row = self.call(move |c| async move { c.client.query_one(&sql, &[]).await })?;
+        let (counter, max): (i64, i64) = (
+            row.try_get(0).map_err(|e| corrupt("(check)", e))?,
+            row.try_get(1).map_err(|e| corrupt("(check)", e))?,
+        );
+        Ok(if counter < max {
+            vec![format!(
+                "the lease-token counter ({counter}) is below a token in use ({max})"
+            )]
+        } else {
+            Vec::new()
+        })
+    }
+
     /// The quoted schema, for the statements built per call.
     fn table_schema(&self) -> String {
         format!("\"{}\"", self.opts.schema)

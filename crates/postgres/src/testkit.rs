@@ -207,12 +207,13 @@ impl PgServer {
         )
     }
 
-    /// Runs `sql` as the superuser in database `postgres` (through `psql`).
-    pub fn psql(&self, sql: &str) -> io::Result<String> {
+    /// Runs `sql` as the superuser in database `db` (through `psql`); returns its rows, one
+    /// per line, columns separated by `|`.
+    pub fn psql(&self, db: &str, sql: &str) -> io::Result<String> {
         let out = Command::new(self.bin.join("psql"))
             .arg("-h")
             .arg(&self.dir)
-            .args(["-p", "5432", "-U", "postgres", "-d", "postgres"])
+            .args(["-p", "5432", "-U", "postgres", "-d", db])
             .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
             .output()?;
         if out.status.success() {

@@ -8,6 +8,7 @@ mod escapes;
 mod locks;
 mod logs;
 mod ops;
+mod postgres;
 mod serve;
 mod tasks;
 mod util;

@@ -8,6 +8,7 @@ use serde_json::Value;
 /// A scratch data directory and a way to run `oc` against it.
 pub(crate) struct Oc {
     dir: tempfile::TempDir,
+    database: Option<String>,
 }
 
 /// What one `oc` run produced.
@@ -34,6 +35,15 @@ impl Oc {
     pub(crate) fn new() -> Self {
         Oc {
             dir: tempfile::tempdir().unwrap(),
+            database: None,
+        }
+    }
+
+    /// A scratch data directory, with tasks and locks on the PostgreSQL database at `url`.
+    pub(crate) fn on_database(url: &str) -> Self {
+        Oc {
+            database: Some(url.to_owned()),
+            ..Oc::new()
         }
     }
 
@@ -46,11 +56,15 @@ impl Oc {
     }
 
     pub(crate) fn run(&self, args: &[&str]) -> Run {
-        let out: Output = Command::new(env!("CARGO_BIN_EXE_oc"))
-            .arg("--data-dir")
-            .arg(self.data_dir())
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oc"));
+        cmd.arg("--data-dir").arg(self.data_dir());
+        if let Some(url) = &self.database {
+            cmd.arg("--database").arg(url);
+        }
+        let out: Output = cmd
             .args(args)
             .env_remove("OC_DATA_DIR")
+            .env_remove("OC_DATABASE_URL")
             .output()
             .unwrap();
         Run {

@@ -1,0 +1,130 @@
+//! `oc --database URL`: tasks and locks on a real, throwaway PostgreSQL server; logs in the
+//! data directory.
+
+use std::sync::OnceLock;
+
+use oc_postgres::testkit::{PgServer, postgres_for_tests};
+
+use crate::util::Oc;
+
+static SERVER: OnceLock<Option<PgServer>> = OnceLock::new();
+
+/// A fresh database on the process's server, and `oc` pointed at it.
+fn oc(name: &str) -> Option<(Oc, String)> {
+    let pg = SERVER.get_or_init(postgres_for_tests).as_ref()?;
+    pg.psql("postgres", &format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let url = pg.url(name);
+    Some((Oc::on_database(&url), url))
+}
+
+#[test]
+fn task_and_lock_commands_work_on_postgres() {
+    let Some((oc, url)) = oc("cli_commands") else {
+        return;
+    };
+    let t = oc.json(&["task", "create", "index the repo", "--id", "a"]);
+    assert_eq!(t["status"], "pending");
+    let claimed = oc.json(&["task", "claim", "a", "--agent", "w1"]);
+    let token = claimed["lease"]["token"].as_u64().unwrap();
+    let stale = oc.run(&["task", "complete", "a", "--token", &(token + 1).to_string()]);
+    assert_eq!(stale.code, 4, "{stale:?}");
+    oc.json(&["task", "complete", "a", "--token", &token.to_string()]);
+    assert_eq!(oc.json(&["task", "show", "a"])["status"], "completed");
+    assert_eq!(oc.json(&["task-stats"])["by_status"]["completed"], 1);
+
+    oc.json(&["lock", "acquire", "repo/src", "--owner", "x"]);
+    let refused = oc.run(&["lock", "acquire", "repo/src/lib.rs", "--owner", "y"]);
+    assert_eq!(refused.code, 4);
+    assert!(refused.stderr.contains('x'), "{}", refused.stderr);
+    assert_eq!(oc.json(&["lock", "list"]).as_array().unwrap().len(), 1);
+
+    // Logs stay on this machine, in the data directory.
+    oc.json(&[
+        "logs",
+        "append",
+        "a",
+        "--level",
+        "info",
+        "--message",
+        "hello",
+    ]);
+    assert!(oc.data_dir().join("tasks/a/logs.jsonl").exists());
+    let missing = oc.run(&[
+        "logs",
+        "append",
+        "nope",
+        "--level",
+        "info",
+        "--message",
+        "x",
+    ]);
+    assert_eq!(missing.code, 3, "the task is looked up on PostgreSQL");
+
+    let metrics = oc.run(&["metrics"]).stdout;
+    assert!(
+        metrics.contains("opencode_tasks{status=\"completed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("opencode_task_duration_seconds_count 1"),
+        "{metrics}"
+    );
+    assert!(oc.run(&["db", "stats"]).stdout.contains("PostgreSQL"));
+    assert_eq!(oc.json(&["db", "check"])["ok"], true);
+    oc.json(&["db", "migrate"]);
+    let health = oc.json(&["health"]);
+    assert_eq!(health["overall"], "healthy", "{health}");
+
+    // Another "host": a second data directory on the same database sees the same tasks.
+    let other = Oc::on_database(&url);
+    assert_eq!(other.json(&["task", "show", "a"])["status"], "completed");
+}
+
+#[test]
+fn the_demo_runs_on_postgres() {
+    let Some((oc, url)) = oc("cli_demo") else {
+        return;
+    };
+    let d = oc.json(&["demo", "--agents", "3", "--tasks", "20", "--seed", "5"]);
+    let st = &d["task_stats"]["by_status"];
+    assert_eq!(st["pending"], 0, "{d}");
+    assert_eq!(st["running"], 0, "{d}");
+    let fresh = Oc::on_database(&url).json(&["task-stats"]);
+    assert_eq!(fresh["total"], d["task_stats"]["total"]);
+}
+
+#[test]
+fn bad_urls_unreachable_servers_and_newer_schemas_are_one_clear_line() {
+    let bad = Oc::on_database("postgresql://[::1");
+    let r = bad.run(&["task", "list"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+
+    let gone =
+        Oc::on_database("host=/nonexistent/oc-test user=agent password=hunter2 connect_timeout=2");
+    let r = gone.run(&["task", "list"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+    assert!(
+        !r.stderr.contains("hunter2"),
+        "a password was printed: {}",
+        r.stderr
+    );
+    let r = gone.run(&["--json", "task", "list"]);
+    assert!(!r.stderr.contains("hunter2"));
+
+    let Some((oc, _)) = oc("cli_newer") else {
+        return;
+    };
+    oc.json(&["task", "list"]);
+    let pg = SERVER.get().and_then(Option::as_ref).unwrap();
+    pg.psql(
+        "cli_newer",
+        "UPDATE oc.oc_schema SET version = 99 WHERE component = 'oc-tasks'",
+    )
+    .unwrap();
+    let r = oc.run(&["task", "list"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("newer than this build"), "{}", r.stderr);
+}
