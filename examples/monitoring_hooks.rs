@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
         }),
     )?;
 
-    let life = TaskLifecycle::new(store, hooks.clone()).with_logs(dir.path());
+    let life = TaskLifecycle::new(store, hooks.clone());
     let ok = life
         .create(NewTask::new("index the repository"))?
         .into_task();

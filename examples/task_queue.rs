@@ -24,7 +24,7 @@ fn main() -> anyhow::Result<()> {
             .clock(Arc::new(clock.clone()))
             .open(dir.path().join("opencode.db"))?,
     );
-    let life = TaskLifecycle::new(store.clone(), Arc::new(Hooks::new())).with_logs(dir.path());
+    let life = TaskLifecycle::new(store.clone(), Arc::new(Hooks::new()));
     for i in 0..20 {
         life.create(NewTask::new(format!("job {i}")).priority(i % 3))?;
     }

@@ -123,7 +123,7 @@ pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Resu
             Ok(())
         }
     });
-    let life = TaskLifecycle::new(store.clone(), hooks.clone()).with_logs(data_dir);
+    let life = TaskLifecycle::new(store.clone(), hooks.clone());
     // The seed's response-time tracking, checked against its performance goals at the end.
     let latency = Arc::new(LatencyTracker::new(Duration::from_secs(1)));
     let seed = args

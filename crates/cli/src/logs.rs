@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use oc_jsonl::{Decision, Follower, LogEntry, Query, ShipOptions, Shipper, TaskFiles};
-use oc_tasks::{TaskId, TaskStore};
+use oc_jsonl::{Decision, Follower, Level, LogEntry, Query, ShipOptions, Shipper, TaskFiles};
+use oc_tasks::{HistoryEntry, HistoryKind, TaskId, TaskStore};
 use oc_time::Timestamp;
 use serde_json::{Map, Value};
 
@@ -223,6 +223,70 @@ pub(crate) fn query(
     let (entries, report) = files.logs().query(&query)?;
     let data = serde_json::json!({ "entries": entries, "read": report });
     out.emit(command, &data, |w, o| {
+        for e in &entries {
+            render_entry(w, e)?;
+        }
+        if !o.quiet && report.malformed > 0 {
+            writeln!(
+                w,
+                "({} malformed line(s) skipped: lines {:?})",
+                report.malformed, report.malformed_lines
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// A store history entry as a log line, so `task-history` shows it among the agent's entries.
+fn history_line(h: &HistoryEntry) -> LogEntry {
+    let level = match h.kind {
+        HistoryKind::Failed => Level::Error,
+        HistoryKind::Cancelled | HistoryKind::LeaseExpired => Level::Warn,
+        _ => Level::Info,
+    };
+    let mut e = LogEntry::new(h.at, level, h.task.as_str(), h.describe())
+        .with("source", "store")
+        .with("event", h.kind.as_str())
+        .with("from", h.from.map_or("none", |s| s.as_str()))
+        .with("to", h.to.as_str())
+        .with("version", h.version);
+    if let Some(a) = &h.actor {
+        e = e.with("by", a.as_str());
+    }
+    if let Some(t) = h.token {
+        e = e.with("token", t);
+    }
+    if let Some(err) = &h.error {
+        e = e.with("error", err.as_str());
+    }
+    e
+}
+
+/// `oc task-history`: the store's record of every transition (the same from every host),
+/// merged in time order with the agent's own log entries on this machine.
+pub(crate) fn history(site: &Site, q: QueryArgs, out: &mut Output) -> anyhow::Result<()> {
+    let id = TaskId::new(q.task.as_str())?;
+    let recorded = site.store()?.history(&id)?;
+    let files = TaskFiles::new(&site.data_dir, &q.task)?;
+    let mut filter = Query::new().between(q.since, q.until);
+    if let Some(l) = q.level {
+        filter = filter.min_level(l);
+    }
+    let (logged, report) = files.logs().query(&filter)?;
+    let mut entries: Vec<LogEntry> = recorded
+        .iter()
+        .map(history_line)
+        .filter(|e| filter.matches(e))
+        .chain(logged)
+        .collect();
+    // Stable: at the same millisecond, the transition comes before what the agent logged.
+    entries.sort_by_key(|e| e.timestamp);
+    if q.newest {
+        entries.reverse();
+    }
+    let entries: Vec<LogEntry> = entries.into_iter().skip(q.offset).take(q.limit).collect();
+    let data = serde_json::json!({ "entries": entries, "read": report });
+    out.emit("task-history", &data, |w, o| {
         for e in &entries {
             render_entry(w, e)?;
         }

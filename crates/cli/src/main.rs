@@ -248,7 +248,7 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         Command::TaskStats => task::stats(&site, out),
         Command::Lock(cmd) => lock::run(&site, cmd, out),
         Command::Logs(cmd) => logs::logs(&site, cmd, out),
-        Command::TaskHistory(q) => logs::query(&site, "task-history", q, out),
+        Command::TaskHistory(q) => logs::history(&site, q, out),
         Command::Decisions(cmd) => logs::decisions(&site, cmd, out),
         Command::Checkpoint(cmd) => logs::checkpoint(&site, cmd, out),
         Command::Metrics { format } => ops::metrics(&site, format, out),

@@ -234,9 +234,8 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
 
 /// The lifecycle every transition goes through: the store, hooks, and the task logs.
 pub(crate) fn lifecycle(site: &Site) -> anyhow::Result<TaskLifecycle> {
-    let data_dir = site.data_dir.as_path();
     let store: std::sync::Arc<dyn TaskStore> = std::sync::Arc::new(site.store()?);
-    Ok(TaskLifecycle::new(store, std::sync::Arc::new(Hooks::new())).with_logs(data_dir))
+    Ok(TaskLifecycle::new(store, std::sync::Arc::new(Hooks::new())))
 }
 
 /// The task of a committed transition; hook failures and log problems are warnings on stderr.
@@ -247,12 +246,6 @@ pub(crate) fn committed(c: Committed) -> Task {
             Clean(&f.hook),
             f.event,
             Clean(&f.error)
-        );
-    }
-    if let Some(e) = &c.log_error {
-        eprintln!(
-            "oc: warning: the transition could not be written to the task log: {}",
-            Clean(&e.to_string())
         );
     }
     c.into_task()

@@ -9,9 +9,9 @@
 //!   undo anything), by kind, with priorities (lower first, ties in registration order);
 //!   background after-hooks on their own thread behind a bounded queue ([`Overflow`]); slow-hook
 //!   reports; per-hook [`HookStats`]; the seed's `register_after_task_start/complete/fail`.
-//! - [`TaskLifecycle`]: any `TaskStore` + the hooks + the task's `logs.jsonl`: every transition
-//!   is previewed, offered to the before-hooks, written with a check-and-set, logged
-//!   (who, from, to, when) and handed to the after-hooks.
+//! - [`TaskLifecycle`]: any `TaskStore` + the hooks: every transition is previewed, offered
+//!   to the before-hooks, written with a check-and-set (the store records it in the task's
+//!   history in the same transaction) and handed to the after-hooks.
 //! - [`builtin`]: a checkpoint before completion; forwarding events to any `Fn(&TaskEvent)`.
 //!
 //! # Example: the seed's monitoring hooks

@@ -1,10 +1,9 @@
-//! `TaskLifecycle`: every transition through the store, the hooks and the task's log.
+//! `TaskLifecycle`: every transition through the store (which records it in the task's
+//! history) and the hooks.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oc_jsonl::{Level, LogEntry, TaskFiles};
 use oc_tasks::{
     Change, NewTask, Order, Task, TaskFilter, TaskId, TaskQuery, TaskStatus, TaskStore, Timestamp,
     transition,
@@ -14,20 +13,19 @@ use serde_json::Value;
 
 use crate::{EventKind, HookReport, Hooks, Result, TaskEvent};
 
-/// A committed transition: the event (with the task as stored), and what the hooks and the log did.
+/// A committed transition: the event (with the task as stored), and what the hooks did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Committed {
     /// What happened, with the task after the change (before it, for a deletion).
     pub event: TaskEvent,
     /// Failures and slow hooks.
     pub hooks: HookReport,
-    /// Why the transition could not be written to the task's log, if it could not
-    /// (the change stands regardless).
-    pub log_error: Option<String>,
 }
 
 /// The API agents and the CLI call for transitions: the store's atomic change, framed by
-/// before-hooks (which may veto it) and after-hooks, and recorded in the task's `logs.jsonl`.
+/// before-hooks (which may veto it) and after-hooks. The store records every transition in
+/// the task's history in the same transaction ([`TaskStore::history`]); the task's
+/// `logs.jsonl` is the agent's own.
 ///
 /// A transition the state machine would refuse is refused before any hook runs. Before-hooks see
 /// the task as it would be; the change is then written only if the task is still at the version
@@ -42,37 +40,27 @@ pub struct Committed {
 /// hooks.before("no-forbidden", &[EventKind::Created], 0, |ev| {
 ///     if ev.task().name.starts_with("forbidden-") { Err("forbidden work".into()) } else { Ok(()) }
 /// });
-/// let dir = tempfile::tempdir()?;
-/// let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), hooks).with_logs(dir.path());
+/// let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), hooks);
 /// assert!(life.create(NewTask::new("forbidden-rm-rf")).unwrap_err().is_vetoed());
 /// let t = life.create(NewTask::new("write tests"))?.into_task();
 /// life.start(&t.id, "agent-1")?;
 /// let done = life.complete(&t.id, None, None)?;
 /// assert_eq!(done.task().status, oc_tasks::TaskStatus::Completed);
+/// let history = life.store().history(&t.id)?;
+/// assert_eq!(history.len(), 3, "created, started, completed");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
 pub struct TaskLifecycle {
     store: Arc<dyn TaskStore>,
     hooks: Arc<Hooks>,
-    data_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for TaskLifecycle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TaskLifecycle")
             .field("hooks", &self.hooks)
-            .field("data_dir", &self.data_dir)
             .finish_non_exhaustive()
-    }
-}
-
-/// Who did it, for the log line.
-fn actor(ev: &TaskEvent) -> Option<&str> {
-    match ev {
-        TaskEvent::Started { agent, .. } | TaskEvent::Claimed { agent, .. } => Some(agent),
-        TaskEvent::LeaseExpired { .. } => Some("reaper"),
-        _ => ev.task().owner.as_deref(),
     }
 }
 
@@ -89,19 +77,9 @@ impl Committed {
 }
 
 impl TaskLifecycle {
-    /// Transitions on `store` with `hooks`; no task logs until [`TaskLifecycle::with_logs`].
+    /// Transitions on `store` with `hooks`.
     pub fn new(store: Arc<dyn TaskStore>, hooks: Arc<Hooks>) -> Self {
-        TaskLifecycle {
-            store,
-            hooks,
-            data_dir: None,
-        }
-    }
-
-    /// Also records every transition in `<data_dir>/tasks/<id>/logs.jsonl`.
-    pub fn with_logs(mut self, data_dir: &std::path::Path) -> Self {
-        self.data_dir = Some(data_dir.to_owned());
-        self
+        TaskLifecycle { store, hooks }
     }
 
     /// The store.
@@ -114,62 +92,10 @@ impl TaskLifecycle {
         &self.hooks
     }
 
-    fn log(&self, ev: &TaskEvent, from: Option<TaskStatus>) -> Option<String> {
-        let dir = self.data_dir.as_ref()?;
-        let task = ev.task();
-        let files = match TaskFiles::new(dir, task.id.as_str()) {
-            Ok(f) => f,
-            Err(e) => return Some(e.to_string()),
-        };
-        let level = match ev.kind() {
-            EventKind::Failed => Level::Error,
-            EventKind::Cancelled | EventKind::LeaseExpired | EventKind::Deleted => Level::Warn,
-            _ => Level::Info,
-        };
-        let to = if ev.kind() == EventKind::Deleted {
-            "deleted".to_owned()
-        } else {
-            task.status.to_string()
-        };
-        let from_s = from.map_or("none".to_owned(), |f| f.to_string());
-        let who = actor(ev).unwrap_or("system");
-        let mut entry = LogEntry::new(
-            Timestamp::now(),
-            level,
-            task.id.as_str(),
-            format!("{}: {from_s} -> {to} by {who}", ev.kind()),
-        )
-        .with("event", ev.kind().as_str())
-        .with("from", from_s)
-        .with("to", to)
-        .with("by", who)
-        .with("version", task.version);
-        match ev {
-            TaskEvent::Failed { error, .. } => {
-                entry = entry.with("error", error.clone());
-            }
-            TaskEvent::Claimed { lease, .. } => {
-                entry = entry.with("token", lease.token);
-            }
-            _ => {}
-        }
-        files.append_log(&entry).err().map(|e| e.to_string())
-    }
-
     /// Runs the after side of a committed change.
-    fn committed(
-        &self,
-        ev: TaskEvent,
-        from: Option<TaskStatus>,
-        mut hooks: HookReport,
-    ) -> Committed {
-        let log_error = self.log(&ev, from);
+    fn committed(&self, ev: TaskEvent, mut hooks: HookReport) -> Committed {
         self.hooks.run_after(&ev, &mut hooks);
-        Committed {
-            event: ev,
-            hooks,
-            log_error,
-        }
+        Committed { event: ev, hooks }
     }
 
     /// The event a change makes of `task` (before or after it).
@@ -219,7 +145,7 @@ impl TaskLifecycle {
         let task = self
             .store
             .apply(id, change.clone(), Some(current.version))?;
-        Ok(self.committed(Self::event(&change, task), Some(current.status), report))
+        Ok(self.committed(Self::event(&change, task), report))
     }
 
     /// Creates a task (before-hooks may veto it).
@@ -235,7 +161,7 @@ impl TaskLifecycle {
                 .run_before(&TaskEvent::Created { task: preview }, &mut report)?;
         }
         let task = self.store.create(new)?;
-        Ok(self.committed(TaskEvent::Created { task }, None, report))
+        Ok(self.committed(TaskEvent::Created { task }, report))
     }
 
     /// pending → running for `agent`.
@@ -268,11 +194,7 @@ impl TaskLifecycle {
                     owner: owner.into(),
                     ttl,
                 };
-                self.committed(
-                    Self::event(&change, task),
-                    Some(TaskStatus::Pending),
-                    HookReport::default(),
-                )
+                self.committed(Self::event(&change, task), HookReport::default())
             }));
         }
         let mut after = None;
@@ -345,7 +267,7 @@ impl TaskLifecycle {
             )?;
         }
         let task = self.store.delete(id, Some(current.version))?;
-        Ok(self.committed(TaskEvent::Deleted { task }, Some(current.status), report))
+        Ok(self.committed(TaskEvent::Deleted { task }, report))
     }
 
     /// Returns lapsed claims to pending (or fails them), firing `LeaseExpired` for each.
@@ -360,7 +282,7 @@ impl TaskLifecycle {
                     expired_owner: r.expired_owner,
                     expired_lease: r.expired_lease,
                 };
-                self.committed(ev, Some(TaskStatus::Running), HookReport::default())
+                self.committed(ev, HookReport::default())
             })
             .collect())
     }
@@ -368,6 +290,10 @@ impl TaskLifecycle {
 
 /// Ready-made hooks.
 pub mod builtin {
+    use std::path::PathBuf;
+
+    use oc_jsonl::TaskFiles;
+
     use super::*;
 
     /// An after-hook body that calls `f` for every event (register it for the kinds you want).

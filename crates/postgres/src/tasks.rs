@@ -8,9 +8,9 @@ use oc_tasks::backend::{
     validate_change, validate_query,
 };
 use oc_tasks::{
-    Change, Error, Lease, NewTask, Order, RUN_BUCKETS_MS, ReapedTask, Result, RunDurations, Task,
-    TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary,
-    Timestamp, reap, transition,
+    Change, Error, HistoryEntry, Lease, NewTask, Order, RUN_BUCKETS_MS, ReapedTask, Result,
+    RunDurations, Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore,
+    TaskSummary, Timestamp, reap, transition,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
@@ -56,6 +56,19 @@ const MIGRATIONS: &[&str] = &[
         ('entered_completed', 0), ('entered_failed', 0), ('entered_cancelled', 0),
         ('run_le_1000', 0), ('run_le_5000', 0), ('run_le_10000', 0), ('run_le_30000', 0),
         ('run_le_60000', 0), ('run_le_300000', 0), ('run_le_inf', 0), ('run_ms_sum', 0);",
+    // 2: each task's history of status transitions, written in the statement of each.
+    "CREATE TABLE {s}.task_history (
+        task_id     text COLLATE \"C\" NOT NULL,
+        version     bigint NOT NULL,
+        at          bigint NOT NULL,
+        kind        text NOT NULL,
+        from_status text,
+        to_status   text NOT NULL,
+        actor       text,
+        token       bigint,
+        error       text,
+        PRIMARY KEY (task_id, version)
+    );",
 ];
 
 const COLS: &str = "id, name, description, status, owner, priority, metadata, result, error, \
@@ -79,6 +92,7 @@ pub(crate) struct TaskStatements {
     delete: Statement,
     expired: Statement,
     stats: Statement,
+    history: Statement,
 }
 
 impl Prepare for TaskStatements {
@@ -121,6 +135,14 @@ impl Prepare for TaskStatements {
                         SET value = value + CASE WHEN key = 'run_ms_sum' THEN $24::bigint ELSE 1 END
                         WHERE $23::text <> '' AND key IN ($23::text, 'run_ms_sum')
                           AND EXISTS (SELECT 1 FROM upd)
+                    ), hist AS (
+                        INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
+                            to_status, actor, token, error)
+                        SELECT $1, $12, $14, $25::text, $26::text, $4, $27::text,
+                            CASE WHEN $21::boolean THEN (SELECT lease_token FROM upd)
+                                 ELSE $28::bigint END,
+                            $29::text
+                        WHERE $25::text <> '' AND EXISTS (SELECT 1 FROM upd)
                     )
                     SELECT lease_token FROM upd"
                 ))
@@ -133,7 +155,11 @@ impl Prepare for TaskStatements {
                             $5::text[], $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[],
                             $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::int8[],
                             $16::int8[], $17::int8[], $18::int8[])
-                        RETURNING 1
+                        RETURNING id, version, created_at, owner
+                    ), hist AS (
+                        INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
+                            to_status, actor)
+                        SELECT id, version, created_at, 'created', NULL, 'pending', owner FROM ins
                     )
                     UPDATE {s}.tasks_meta SET value = value + (SELECT count(*) FROM ins)
                     WHERE key = 'entered_pending'"
@@ -161,6 +187,12 @@ impl Prepare for TaskStatements {
                     ), ent AS (
                         UPDATE {s}.tasks_meta SET value = value + 1
                         WHERE key = 'entered_running' AND EXISTS (SELECT 1 FROM upd)
+                    ), hist AS (
+                        INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
+                            to_status, actor, token)
+                        SELECT id, version, updated_at, 'claimed', 'pending', 'running', owner,
+                            lease_token
+                        FROM upd
                     )
                     SELECT {COLS} FROM upd",
                     now_sql(3),
@@ -169,7 +201,12 @@ impl Prepare for TaskStatements {
                 .await?,
             delete: c
                 .prepare(&format!(
-                    "DELETE FROM {s}.tasks WHERE id = $1 AND version = $2 RETURNING id"
+                    "WITH d AS (
+                        DELETE FROM {s}.tasks WHERE id = $1 AND version = $2 RETURNING id
+                    ), h AS (
+                        DELETE FROM {s}.task_history WHERE task_id IN (SELECT id FROM d)
+                    )
+                    SELECT id FROM d"
                 ))
                 .await?,
             expired: c
@@ -191,6 +228,14 @@ impl Prepare for TaskStatements {
                          FROM (SELECT id, name, status, created_at FROM {s}.tasks
                                ORDER BY created_at DESC, id DESC LIMIT $1) c)::text,
                       (SELECT json_object_agg(key, value) FROM {s}.tasks_meta)::text"
+                ))
+                .await?,
+            history: c
+                .prepare(&format!(
+                    "SELECT EXISTS (SELECT 1 FROM {s}.tasks WHERE id = $1),
+                      (SELECT coalesce(json_agg(json_build_array(version, at, kind, from_status,
+                              to_status, actor, token, error) ORDER BY version), '[]')
+                       FROM {s}.task_history WHERE task_id = $1)::text"
                 ))
                 .await?,
         })
@@ -385,7 +430,7 @@ impl PgTaskStore {
 
     /// Writes `next` over `prev` if the row is still at `prev`'s version and status, with the
     /// counters; `take_token` replaces `next`'s lease token by a new one from the counter.
-    fn cas(&self, prev: &Task, next: &Task, take_token: bool) -> Result<Cas> {
+    fn cas(&self, prev: &Task, next: &Task, take_token: bool, reaped: bool) -> Result<Cas> {
         let mut p = task_params(next)?;
         p.push(Box::new(i64_of(prev.version)));
         p.push(Box::new(prev.status.as_str().to_owned()));
@@ -404,6 +449,18 @@ impl PgTaskStore {
         p.push(Box::new(run.map_or(0, |d| {
             i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
         })));
+        let h = HistoryEntry::of(Some(prev), next, reaped);
+        p.push(Box::new(
+            h.as_ref()
+                .map_or(String::new(), |h| h.kind.as_str().to_owned()),
+        ));
+        p.push(Box::new(
+            h.as_ref()
+                .and_then(|h| h.from.map(|f| f.as_str().to_owned())),
+        ));
+        p.push(Box::new(h.as_ref().and_then(|h| h.actor.clone())));
+        p.push(Box::new(h.as_ref().and_then(|h| h.token.map(i64_of))));
+        p.push(Box::new(h.as_ref().and_then(|h| h.error.clone())));
         let rows =
             self.call(move |c| async move { c.client.query(&c.stmts.cas, &refs(&p)).await })?;
         Ok(match rows.first() {
@@ -578,7 +635,7 @@ impl TaskStore for PgTaskStore {
                 took = true;
                 0
             })?;
-            match self.cas(&prev, &next, took)? {
+            match self.cas(&prev, &next, took, false)? {
                 Cas::Written(token) => {
                     if let (Some(lease), Some(token)) = (next.lease.as_mut(), token) {
                         lease.token = token;
@@ -661,7 +718,7 @@ impl TaskStore for PgTaskStore {
             // Each reap is a check-and-set on the row as read: a heartbeat or a completion
             // that committed in between wins, and this task is left alone.
             if let Some(x) = reap(&prev, now)
-                && let Cas::Written(_) = self.cas(&prev, &x.task, false)?
+                && let Cas::Written(_) = self.cas(&prev, &x.task, false, true)?
             {
                 reaped.push(x);
             }
@@ -762,6 +819,37 @@ impl TaskStore for PgTaskStore {
                 .collect(),
             runs,
         })
+    }
+
+    fn history(&self, id: &TaskId) -> Result<Vec<HistoryEntry>> {
+        let sid = id.to_string();
+        let row =
+            self.call(move |c| async move { c.client.query_one(&c.stmts.history, &[&sid]).await })?;
+        let bad = |e: String| corrupt(id.as_str(), e);
+        let exists: bool = row.try_get(0).map_err(|e| bad(e.to_string()))?;
+        if !exists {
+            return Err(Error::NotFound { id: id.clone() });
+        }
+        let text: String = row.try_get(1).map_err(|e| bad(e.to_string()))?;
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        rows.iter()
+            .map(|r| {
+                let text = |i: usize| r[i].as_str().map(str::to_owned);
+                let status = |t: String| t.parse::<TaskStatus>().map_err(|e| bad(e.to_string()));
+                Ok(HistoryEntry {
+                    task: id.clone(),
+                    version: r[0].as_u64().unwrap_or(0),
+                    at: Timestamp::from_millis(r[1].as_i64().unwrap_or(0)),
+                    kind: text(2).unwrap_or_default().parse().map_err(bad)?,
+                    from: text(3).map(status).transpose()?,
+                    to: status(text(4).unwrap_or_default())?,
+                    actor: text(5),
+                    token: r[6].as_u64(),
+                    error: text(7),
+                })
+            })
+            .collect()
     }
 
     fn now(&self) -> Timestamp {

@@ -69,6 +69,7 @@
 
 pub mod backend;
 mod error;
+mod history;
 mod id;
 mod memory;
 mod model;
@@ -81,6 +82,7 @@ mod store;
 pub mod testkit;
 
 pub use crate::error::{Error, Result};
+pub use crate::history::{HistoryEntry, HistoryKind};
 pub use crate::id::{MAX_ID_LEN, TaskId};
 pub use crate::memory::MemoryTaskStore;
 pub use crate::model::{

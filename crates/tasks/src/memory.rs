@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::HistoryEntry;
 use crate::model::{reap, transition};
 use crate::query::{Cursor, RunDurations, finished_run};
 use crate::{
@@ -40,6 +41,22 @@ struct State {
     /// Entries into each status, indexed like `TaskStatus::ALL`.
     entered: [u64; 5],
     runs: RunDurations,
+    history: HashMap<TaskId, Vec<HistoryEntry>>,
+}
+
+impl State {
+    /// Records what a write from `prev` to `next` changed: counters and history.
+    fn record(&mut self, prev: Option<&Task>, next: &Task, reaped: bool) {
+        if prev.is_none_or(|p| p.status != next.status) {
+            self.entered[slot(next.status)] += 1;
+        }
+        if let Some(d) = prev.and_then(|p| finished_run(p, next)) {
+            self.runs.observe(d);
+        }
+        if let Some(h) = HistoryEntry::of(prev, next, reaped) {
+            self.history.entry(next.id.clone()).or_default().push(h);
+        }
+    }
 }
 
 fn slot(s: TaskStatus) -> usize {
@@ -106,8 +123,8 @@ impl TaskStore for MemoryTaskStore {
         }
         for t in &tasks {
             st.tasks.insert(t.id.clone(), t.clone());
+            st.record(None, t, false);
         }
-        st.entered[slot(TaskStatus::Pending)] += tasks.len() as u64;
         Ok(tasks)
     }
 
@@ -128,13 +145,8 @@ impl TaskStore for MemoryTaskStore {
             st.last_token += 1;
             st.last_token
         })?;
-        if next.status != task.status {
-            st.entered[slot(next.status)] += 1;
-        }
-        if let Some(d) = finished_run(task, &next) {
-            st.runs.observe(d);
-        }
-        *task = next.clone();
+        let prev = std::mem::replace(task, next.clone());
+        st.record(Some(&prev), &next, false);
         Ok(next)
     }
 
@@ -164,8 +176,8 @@ impl TaskStore for MemoryTaskStore {
             st.last_token += 1;
             st.last_token
         })?;
-        st.entered[slot(next.status)] += 1;
-        *task = next.clone();
+        let prev = std::mem::replace(task, next.clone());
+        st.record(Some(&prev), &next, false);
         Ok(Some(next))
     }
 
@@ -184,6 +196,7 @@ impl TaskStore for MemoryTaskStore {
                 actual: task.version,
             });
         }
+        st.history.remove(id);
         st.tasks
             .remove(id)
             .ok_or_else(|| Error::NotFound { id: id.clone() })
@@ -194,11 +207,8 @@ impl TaskStore for MemoryTaskStore {
         let mut reaped: Vec<ReapedTask> = st.tasks.values().filter_map(|t| reap(t, now)).collect();
         reaped.sort_by(|a, b| a.task.id.cmp(&b.task.id));
         for r in &reaped {
-            st.entered[slot(r.task.status)] += 1;
-            if let Some(prev) = st.tasks.insert(r.task.id.clone(), r.task.clone())
-                && let Some(d) = finished_run(&prev, &r.task)
-            {
-                st.runs.observe(d);
+            if let Some(prev) = st.tasks.insert(r.task.id.clone(), r.task.clone()) {
+                st.record(Some(&prev), &r.task, true);
             }
         }
         Ok(reaped)
@@ -262,6 +272,14 @@ impl TaskStore for MemoryTaskStore {
                 .collect(),
             runs: st.runs,
         })
+    }
+
+    fn history(&self, id: &TaskId) -> Result<Vec<HistoryEntry>> {
+        let st = self.state.lock();
+        if !st.tasks.contains_key(id) {
+            return Err(Error::NotFound { id: id.clone() });
+        }
+        Ok(st.history.get(id).cloned().unwrap_or_default())
     }
 
     fn now(&self) -> Timestamp {

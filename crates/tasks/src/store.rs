@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::{
-    Change, Error, NewTask, ReapedTask, Result, Task, TaskFilter, TaskId, TaskPage, TaskPatch,
-    TaskQuery, TaskStats, Timestamp,
+    Change, Error, HistoryEntry, NewTask, ReapedTask, Result, Task, TaskFilter, TaskId, TaskPage,
+    TaskPatch, TaskQuery, TaskStats, Timestamp,
 };
 
 /// A store of tasks with an atomic state machine.
@@ -21,6 +21,8 @@ use crate::{
 ///   or fails with a typed error and leaves the task byte-for-byte unchanged.
 /// - A change only writes the fields it is about; nothing else is erased.
 /// - Fencing tokens handed out by claims strictly increase across the whole store.
+/// - Every status transition is recorded in the task's history ([`HistoryEntry::of`]) in the
+///   same transaction.
 /// - The conformance suite in [`crate::testkit`] (feature `testkit`) checks all of this.
 pub trait TaskStore: Send + Sync {
     /// Inserts a new pending task.
@@ -54,6 +56,11 @@ pub trait TaskStore: Send + Sync {
 
     /// Totals by status and owner and the `recent` newest tasks.
     fn stats(&self, recent: usize) -> Result<TaskStats>;
+
+    /// The task's history: every status transition, oldest first, as the store recorded it in
+    /// the transaction of the transition (deleting a task deletes its history). `NotFound` when
+    /// the task does not exist.
+    fn history(&self, id: &TaskId) -> Result<Vec<HistoryEntry>>;
 
     /// The store's current time (its clock), as used for leases and timestamps.
     fn now(&self) -> Timestamp;
@@ -142,6 +149,7 @@ macro_rules! forward {
             fn list(&self, query: &TaskQuery) -> Result<TaskPage> { (**self).list(query) }
             fn count(&self, filter: &TaskFilter) -> Result<u64> { (**self).count(filter) }
             fn stats(&self, recent: usize) -> Result<TaskStats> { (**self).stats(recent) }
+            fn history(&self, id: &TaskId) -> Result<Vec<HistoryEntry>> { (**self).history(id) }
             fn now(&self) -> Timestamp { (**self).now() }
         }
     )*};

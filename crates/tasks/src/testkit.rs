@@ -648,6 +648,110 @@ pub fn check_run_durations(make: Factory<'_>) {
     assert_eq!(s.stats(0).unwrap().runs, runs, "history is not undone");
 }
 
+/// Every status transition is in the task's history, in order, with who, when, token and
+/// error; heartbeats and updates are not; deleting a task deletes its history.
+pub fn check_history(make: Factory<'_>) {
+    use crate::{HistoryEntry, HistoryKind as K};
+    let (s, clock) = setup(make);
+    let ttl = Duration::from_secs(10);
+    s.create(new("a").owner("planner")).unwrap();
+    clock.advance(Duration::from_secs(1));
+    let t = s.claim(&id("a"), "w1", ttl).unwrap();
+    let token = t.lease.unwrap().token;
+    s.heartbeat(&id("a"), token, ttl).unwrap();
+    s.update(&id("a"), crate::TaskPatch::new().priority(3))
+        .unwrap();
+    clock.advance(Duration::from_secs(2));
+    s.complete(&id("a"), Some(token), None).unwrap();
+    let h = s.history(&id("a")).unwrap();
+    let brief = |h: &[HistoryEntry]| {
+        h.iter()
+            .map(|e| (e.kind, e.from, e.to, e.actor.clone(), e.token))
+            .collect::<Vec<_>>()
+    };
+    use TaskStatus::*;
+    assert_eq!(
+        brief(&h),
+        [
+            (K::Created, None, Pending, Some("planner".into()), None),
+            (
+                K::Claimed,
+                Some(Pending),
+                Running,
+                Some("w1".into()),
+                Some(token)
+            ),
+            (
+                K::Completed,
+                Some(Running),
+                Completed,
+                Some("w1".into()),
+                Some(token)
+            ),
+        ],
+        "heartbeats and updates are not transitions"
+    );
+    assert_eq!(h[0].at, START);
+    assert_eq!(h[2].at, START.saturating_add(Duration::from_secs(3)));
+    assert_eq!(h.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 5]);
+    assert!(
+        h[2].describe()
+            .starts_with("completed: running -> completed by w1")
+    );
+
+    s.create(new("b")).unwrap();
+    s.start(&id("b"), "w2").unwrap();
+    s.fail(&id("b"), None, "disk full").unwrap();
+    s.retry(&id("b")).unwrap();
+    s.cancel(&id("b")).unwrap();
+    let h = s.history(&id("b")).unwrap();
+    assert_eq!(
+        brief(&h),
+        [
+            (K::Created, None, Pending, None, None),
+            (K::Started, Some(Pending), Running, Some("w2".into()), None),
+            (K::Failed, Some(Running), Failed, Some("w2".into()), None),
+            (K::Retried, Some(Failed), Pending, None, None),
+            (K::Cancelled, Some(Pending), Cancelled, None, None),
+        ]
+    );
+    assert_eq!(h[2].error.as_deref(), Some("disk full"));
+
+    s.create(new("c").max_attempts(1)).unwrap();
+    let c = s.claim(&id("c"), "w3", ttl).unwrap();
+    clock.advance(Duration::from_secs(11));
+    s.reap_expired(s.now()).unwrap();
+    let h = s.history(&id("c")).unwrap();
+    let last = h.last().unwrap();
+    assert_eq!(
+        (
+            last.kind,
+            last.from,
+            last.to,
+            last.actor.as_deref(),
+            last.token
+        ),
+        (
+            K::LeaseExpired,
+            Some(Running),
+            Failed,
+            Some("w3"),
+            c.lease.map(|l| l.token)
+        )
+    );
+    assert!(last.error.is_some(), "a reaped failure says why");
+
+    assert!(s.history(&id("nope")).unwrap_err().is_not_found());
+    s.delete(&id("b"), None).unwrap();
+    assert!(s.history(&id("b")).unwrap_err().is_not_found());
+    s.create(new("b")).unwrap();
+    assert_eq!(
+        s.history(&id("b")).unwrap().len(),
+        1,
+        "a new task of the same id starts afresh"
+    );
+}
+
 /// Deleting returns the task and removes it.
 pub fn check_delete(make: Factory<'_>) {
     let (s, _) = setup(make);
@@ -744,7 +848,7 @@ macro_rules! conformance_tests {
             check_create_and_get, check_rejects_bad_input, check_duplicates_and_batches,
             check_state_machine, check_updates_keep_untouched_fields, check_version_check_and_set,
             check_claims_and_leases, check_reaping, check_queries, check_stats, check_run_durations,
-            check_delete,
+            check_history, check_delete,
             check_claim_race, check_claim_next_race);
     };
     (@each $make:expr; $($check:ident),*) => {$(

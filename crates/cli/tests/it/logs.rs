@@ -52,10 +52,10 @@ fn append_query_tail_analyze_history() {
     let a = oc.json(&["logs", "analyze", "t1"]);
     assert_eq!(
         (a["totalLogs"].as_u64(), a["errorCount"].as_u64()),
-        (Some(5), Some(1)),
-        "the four and the creation"
+        (Some(4), Some(1)),
+        "the agent's four (transitions are the store's history, not log lines)"
     );
-    assert_eq!(a["errorRate"], 20.0);
+    assert_eq!(a["errorRate"], 25.0);
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn decisions_and_checkpoints() {
         .collect();
     assert_eq!(
         msgs,
-        ["created: none -> pending by system", "before"],
+        ["created: none -> pending", "before"],
         "restored, not appended"
     );
     oc.json(&["checkpoint", "create", "t1"]);

@@ -12,6 +12,7 @@ fn metrics_db_and_health_report_the_database() {
     oc.run(&["task", "complete", "t0"]);
     oc.run(&["lock", "acquire", "repo", "--owner", "a"]);
     oc.run(&["lock", "acquire", "repo/x", "--owner", "b"]);
+    oc.run(&["logs", "append", "t0", "--level", "info", "-m", "did it"]);
     let text = oc.run(&["metrics"]).stdout;
     for line in [
         "opencode_tasks{status=\"pending\"} 2",
@@ -20,7 +21,8 @@ fn metrics_db_and_health_report_the_database() {
         "opencode_tasks_total{status=\"completed\"} 1",
         "opencode_lock_conflicts_total 1",
         "opencode_locks_active 1",
-        "opencode_log_appends_total 5",
+        "opencode_log_appends_total 1",
+        "opencode_task_duration_seconds_count 1",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }

@@ -79,6 +79,15 @@ fn task_and_lock_commands_work_on_postgres() {
     // Another "host": a second data directory on the same database sees the same tasks.
     let other = Oc::on_database(&url);
     assert_eq!(other.json(&["task", "show", "a"])["status"], "completed");
+    // And the same history, which the store wrote with each transition.
+    let h = other.run(&["task-history", "a"]).stdout;
+    assert!(h.contains("claimed: pending -> running by w1"), "{h}");
+    assert!(h.contains("completed: running -> completed by w1"), "{h}");
+    assert!(
+        !h.contains("hello"),
+        "the agent's log stays on its machine: {h}"
+    );
+    assert!(oc.run(&["task-history", "a"]).stdout.contains("hello"));
 }
 
 #[test]

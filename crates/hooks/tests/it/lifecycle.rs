@@ -18,7 +18,7 @@ fn setup() -> (
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteTaskStore::open(dir.path().join("opencode.db")).unwrap());
     let hooks = Arc::new(Hooks::new());
-    let life = TaskLifecycle::new(store.clone(), hooks.clone()).with_logs(dir.path());
+    let life = TaskLifecycle::new(store.clone(), hooks.clone());
     (dir, store, hooks, life)
 }
 
@@ -35,7 +35,7 @@ fn a_veto_writes_nothing() {
         .into_task();
     life.start(&t.id, "a").unwrap();
     let before = store.get(&t.id).unwrap().unwrap();
-    let logged = log_lines(dir.path(), "t1").len();
+    let recorded = store.history(&t.id).unwrap();
     let after_ran = Arc::new(AtomicU64::new(0));
     let c = after_ran.clone();
     hooks.after("count", &[], 0, move |_| {
@@ -54,9 +54,9 @@ fn a_veto_writes_nothing() {
         "byte-for-byte unchanged"
     );
     assert_eq!(
-        log_lines(dir.path(), "t1").len(),
-        logged,
-        "nothing in the log"
+        store.history(&t.id).unwrap(),
+        recorded,
+        "nothing in the history"
     );
     assert_eq!(after_ran.load(Ordering::SeqCst), 0);
     // A transition the state machine refuses never reaches the hooks.
@@ -139,8 +139,8 @@ fn failing_and_panicking_after_hooks_are_isolated() {
 }
 
 #[test]
-fn every_transition_is_logged() {
-    let (dir, _store, _hooks, life) = setup();
+fn every_transition_is_in_the_store_history_and_none_in_the_agents_log() {
+    let (dir, store, _hooks, life) = setup();
     let t = life
         .create(NewTask::new("x").id("t1".parse().unwrap()))
         .unwrap()
@@ -153,29 +153,37 @@ fn every_transition_is_logged() {
         .unwrap();
     life.retry(&t.id).unwrap();
     life.cancel(&t.id).unwrap();
-    let lines: Vec<String> = log_lines(dir.path(), "t1")
-        .into_iter()
-        .map(|e| e.message)
+    let token = claimed.lease.unwrap().token;
+    let lines: Vec<String> = store
+        .history(&t.id)
+        .unwrap()
+        .iter()
+        .map(|e| e.describe())
         .collect();
     assert_eq!(
         lines,
         [
-            "created: none -> pending by system",
-            "claimed: pending -> running by agent-1",
-            "failed: running -> failed by agent-1",
-            "retried: failed -> pending by agent-1",
-            "cancelled: pending -> cancelled by agent-1",
+            "created: none -> pending".to_owned(),
+            format!("claimed: pending -> running by agent-1 (token {token})"),
+            format!("failed: running -> failed by agent-1 (token {token}): broke"),
+            "retried: failed -> pending".to_owned(),
+            "cancelled: pending -> cancelled".to_owned(),
         ]
+    );
+    assert!(
+        !TaskFiles::new(dir.path(), "t1")
+            .unwrap()
+            .log_path()
+            .exists(),
+        "logs.jsonl is the agent's own"
     );
 }
 
 #[test]
 fn slow_hooks_are_reported() {
-    let dir = tempfile::tempdir().unwrap();
     let hooks = Arc::new(Hooks::with_slow_threshold(Duration::ZERO));
     hooks.after("any", &[], 0, |_| Ok(()));
-    let life = TaskLifecycle::new(Arc::new(oc_tasks::MemoryTaskStore::new()), hooks.clone())
-        .with_logs(dir.path());
+    let life = TaskLifecycle::new(Arc::new(oc_tasks::MemoryTaskStore::new()), hooks.clone());
     let c = life.create(NewTask::new("x")).unwrap();
     assert_eq!(c.hooks.slow.len(), 1);
     assert_eq!(hooks.stats()[0].slow, 1);
@@ -309,20 +317,24 @@ fn builtin_checkpoint_before_completion() {
         .unwrap()
         .into_task();
     life.start(&t.id, "a").unwrap();
-    life.complete(&t.id, None, None).unwrap();
     let files = TaskFiles::new(dir.path(), "c1").unwrap();
+    files
+        .append_log(&LogEntry::new(
+            oc_tasks::Timestamp::now(),
+            oc_jsonl::Level::Info,
+            "c1",
+            "tests pass",
+        ))
+        .unwrap();
+    life.complete(&t.id, None, None).unwrap();
     let cps = files.checkpoints().unwrap();
     assert_eq!(cps.len(), 1);
     assert_eq!(cps[0].description, "Checkpoint before completion");
-    // The checkpoint holds the log as it was before the completion was recorded.
+    // The checkpoint holds the agent's log as it was when the completion was asked for.
     files.restore_checkpoint(&cps[0].id).unwrap();
     let events: Vec<String> = log_lines(dir.path(), "c1")
         .into_iter()
         .map(|e| e.message)
         .collect();
-    assert_eq!(
-        events.len(),
-        2,
-        "created and started, not completed: {events:?}"
-    );
+    assert_eq!(events, ["tests pass"]);
 }

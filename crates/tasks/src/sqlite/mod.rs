@@ -21,8 +21,9 @@ use crate::error::is_busy;
 use crate::model::{reap, transition};
 use crate::query::{RUN_BUCKETS_MS, RunDurations, finished_run};
 use crate::{
-    Change, Clock, Error, Lease, NewTask, Order, ReapedTask, Result, SystemClock, Task, TaskFilter,
-    TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp,
+    Change, Clock, Error, HistoryEntry, Lease, NewTask, Order, ReapedTask, Result, SystemClock,
+    Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary,
+    Timestamp,
 };
 
 /// Default wait for another writer (thread or process) before a statement gives up.
@@ -587,7 +588,35 @@ fn observe_run(tx: &Transaction<'_>, d: Duration) -> Result<()> {
     Ok(())
 }
 
-fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task) -> Result<()> {
+/// Records the history entry of a write from `prev` to `next`, if it changes the status.
+fn record_history(
+    tx: &Transaction<'_>,
+    prev: Option<&Task>,
+    next: &Task,
+    reaped: bool,
+) -> Result<()> {
+    let Some(h) = HistoryEntry::of(prev, next, reaped) else {
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "INSERT INTO task_history (task_id, version, at, kind, from_status, to_status, actor,
+            token, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute((
+        h.task.as_str(),
+        i64::try_from(h.version).unwrap_or(i64::MAX),
+        h.at.as_millis(),
+        h.kind.as_str(),
+        h.from.map(|s| s.as_str()),
+        h.to.as_str(),
+        h.actor.as_deref(),
+        h.token.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+        h.error.as_deref(),
+    ))?;
+    Ok(())
+}
+
+fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task, reaped: bool) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "UPDATE tasks SET id = ?1, name = ?2, description = ?3, status = ?4, owner = ?5,
             priority = ?6, metadata = ?7, result = ?8, error = ?9, attempts = ?10,
@@ -608,7 +637,7 @@ fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task) -> Result<()> {
         if let Some(d) = finished_run(prev, next) {
             observe_run(tx, d)?;
         }
-        Ok(())
+        record_history(tx, Some(prev), next, reaped)
     } else {
         Err(Error::VersionMismatch {
             id: prev.id.clone(),
@@ -629,7 +658,7 @@ fn apply_in(
     let prev = load(tx, id)?.ok_or_else(|| Error::NotFound { id: id.clone() })?;
     let mut tokens = fence.issue(tx)?;
     let next = transition(&prev, change, expect, now, || tokens.take())?;
-    store_cas(tx, &prev, &next)?;
+    store_cas(tx, &prev, &next, false)?;
     tokens.save(tx)?;
     Ok(next)
 }
@@ -640,7 +669,7 @@ fn insert(tx: &Transaction<'_>, t: &Task) -> Result<()> {
          ?13, ?14, ?15, ?16, ?17, ?18)"
     ))?;
     match stmt.execute(rusqlite::params_from_iter(task_values(t)?)) {
-        Ok(_) => Ok(()),
+        Ok(_) => record_history(tx, None, t, false),
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
             Err(Error::AlreadyExists { id: t.id.clone() })
         }
@@ -779,6 +808,8 @@ impl TaskStore for SqliteTaskStore {
             }
             tx.prepare_cached("DELETE FROM tasks WHERE id = ?1 AND version = ?2")?
                 .execute((id.as_str(), i64::try_from(prev.version).unwrap_or(i64::MAX)))?;
+            tx.prepare_cached("DELETE FROM task_history WHERE task_id = ?1")?
+                .execute([id.as_str()])?;
             Ok(prev)
         })
     }
@@ -800,7 +831,7 @@ impl TaskStore for SqliteTaskStore {
             let mut reaped = Vec::with_capacity(expired.len());
             for prev in expired {
                 if let Some(r) = reap(&prev, now) {
-                    store_cas(tx, &prev, &r.task)?;
+                    store_cas(tx, &prev, &r.task, true)?;
                     reaped.push(r);
                 }
             }
@@ -855,9 +886,53 @@ impl TaskStore for SqliteTaskStore {
         })
     }
 
+    fn history(&self, id: &TaskId) -> Result<Vec<HistoryEntry>> {
+        self.read(|c| {
+            // One read transaction: the task and its history from the same snapshot.
+            c.execute_batch("BEGIN")?;
+            let out = history_in(c, id);
+            c.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+            out
+        })
+    }
+
     fn now(&self) -> Timestamp {
         self.opts.clock.now()
     }
+}
+
+fn history_in(c: &Connection, id: &TaskId) -> Result<Vec<HistoryEntry>> {
+    if load(c, id)?.is_none() {
+        return Err(Error::NotFound { id: id.clone() });
+    }
+    let mut stmt = c.prepare_cached(
+        "SELECT version, at, kind, from_status, to_status, actor, token, error
+         FROM task_history WHERE task_id = ?1 ORDER BY version",
+    )?;
+    let mut rows = stmt.query([id.as_str()])?;
+    let mut v = Vec::new();
+    while let Some(r) = rows.next()? {
+        let bad = |e: String| corrupt(id.as_str(), e);
+        let kind: String = r.get(2)?;
+        let from: Option<String> = r.get(3)?;
+        let to: String = r.get(4)?;
+        let token: Option<i64> = r.get(6)?;
+        v.push(HistoryEntry {
+            task: id.clone(),
+            version: to_u64(r.get(0)?),
+            at: Timestamp::from_millis(r.get(1)?),
+            kind: kind.parse().map_err(bad)?,
+            from: from
+                .map(|f| f.parse())
+                .transpose()
+                .map_err(|e: crate::Error| bad(e.to_string()))?,
+            to: to.parse().map_err(|e: crate::Error| bad(e.to_string()))?,
+            actor: r.get(5)?,
+            token: token.map(to_u64),
+            error: r.get(7)?,
+        });
+    }
+    Ok(v)
 }
 
 fn stats_in(c: &Connection, recent: usize) -> Result<TaskStats> {

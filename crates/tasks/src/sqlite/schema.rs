@@ -68,6 +68,19 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO oc_tasks_meta (key, value)
         SELECT key, (SELECT COUNT(*) FROM runs WHERE ms > lo AND ms <= hi) FROM buckets
         UNION ALL SELECT 'run_ms_sum', (SELECT coalesce(sum(ms), 0) FROM runs);",
+    // 5: each task's history of status transitions (`HistoryEntry`), written with them.
+    "CREATE TABLE task_history (
+        task_id     TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        kind        TEXT NOT NULL,
+        from_status TEXT,
+        to_status   TEXT NOT NULL,
+        actor       TEXT,
+        token       INTEGER,
+        error       TEXT,
+        PRIMARY KEY (task_id, version)
+    ) WITHOUT ROWID;",
 ];
 
 /// The newest schema version this build knows.

@@ -193,5 +193,14 @@ fn sigkill_during_batches_keeps_every_committed_batch() {
             now - before
         );
         assert_eq!(now % 100, 0, "batches are all or nothing");
+        // The history was written in the same transactions: one creation per task, no more.
+        let page = store
+            .list(&oc_tasks::TaskQuery::new(TaskFilter::new()).limit(1000))
+            .unwrap();
+        for t in page.tasks.iter().take(200) {
+            let h = store.history(&t.id).unwrap();
+            assert_eq!(h.len(), 1, "{}: {h:?}", t.id);
+            assert_eq!(h[0].kind, oc_tasks::HistoryKind::Created);
+        }
     }
 }

@@ -174,6 +174,7 @@ fn a_database_from_before_run_durations_counts_the_runs_it_holds() {
     let c = rusqlite::Connection::open(&db).unwrap();
     c.execute_batch(
         "DELETE FROM oc_tasks_meta WHERE key LIKE 'run_%';
+         DROP TABLE task_history;
          UPDATE oc_schema SET version = 3 WHERE component = 'oc-tasks';",
     )
     .unwrap();
