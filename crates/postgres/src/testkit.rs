@@ -27,6 +27,18 @@ pub struct PgServer {
     bin: PathBuf,
     guard: Child,
     stdin: Option<ChildStdin>,
+    netns: Option<String>,
+}
+
+/// Where a [`PgServer`] listens besides its Unix socket.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Run the server inside this network namespace.
+    pub netns: Option<String>,
+    /// Listen on this TCP address too (inside the namespace, when one is given).
+    pub listen: Option<String>,
+    /// Let clients from this network (CIDR) in without a password.
+    pub trust: Option<String>,
 }
 
 /// The directory holding `initdb` and `postgres`: `$OC_PG_BIN`, else the newest
@@ -84,6 +96,12 @@ impl PgServer {
     /// Initialises a cluster in a new temporary directory and starts a server on a Unix socket
     /// there. `NotFound` when no server binaries are installed.
     pub fn start() -> io::Result<PgServer> {
+        Self::start_with(&ServerOptions::default())
+    }
+
+    /// As [`PgServer::start`], listening also where `opts` says (inside a network namespace,
+    /// on a TCP address, trusting a network).
+    pub fn start_with(opts: &ServerOptions) -> io::Result<PgServer> {
         let bin = server_binaries().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
@@ -132,16 +150,27 @@ impl PgServer {
             "trap '' PIPE; {as_pg}'{initdb}' -D '{dir}/data' -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
                --no-sync >'{dir}/initdb.log' 2>&1 || {{ echo initdb-failed; cat '{dir}/initdb.log'; \
                rm -rf '{dir}'; exit 1; }}; \
-             {as_pg}'{postgres}' -D '{dir}/data' -c listen_addresses='' \
+             {trust} \
+             {netns}{as_pg}'{postgres}' -D '{dir}/data' -c listen_addresses='{listen}' \
                -c unix_socket_directories='{dir}' -c port=5432 -c fsync=off \
                -c synchronous_commit=off -c full_page_writes=off -c autovacuum=off \
                -c max_connections=100 >'{dir}/log' 2>&1 & pid=$!; echo started; \
-             read _; kill -INT $pid; \
-             for i in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done; \
-             kill -KILL $pid 2>/dev/null; wait $pid; rm -rf '{dir}'",
+             read _; p=$(head -n1 '{dir}/data/postmaster.pid' 2>/dev/null); p=${{p:-$pid}}; \
+             kill -INT $p; \
+             for i in $(seq 100); do kill -0 $p 2>/dev/null || break; sleep 0.1; done; \
+             kill -KILL $p 2>/dev/null; wait $pid; rm -rf '{dir}'",
             initdb = bin.join("initdb").display(),
             postgres = bin.join("postgres").display(),
-            dir = dir.display()
+            dir = dir.display(),
+            listen = opts.listen.as_deref().unwrap_or(""),
+            netns = opts
+                .netns
+                .as_deref()
+                .map_or(String::new(), |n| format!("ip netns exec '{n}' ")),
+            trust = opts.trust.as_deref().map_or(String::new(), |cidr| format!(
+                "echo 'host all all {cidr} trust' >> '{}/data/pg_hba.conf';",
+                dir.display()
+            )),
         );
         let mut guard = Command::new("setsid")
             .args(["sh", "-c", &script])
@@ -167,6 +196,7 @@ impl PgServer {
             bin,
             guard,
             stdin,
+            netns: opts.netns.clone(),
         };
         server.wait_ready()?;
         Ok(server)
@@ -192,6 +222,44 @@ impl PgServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl restart -m immediate`: no
+    /// checkpoint, clients cut off), and starts it again; returns once it accepts connections.
+    pub fn restart_immediately(&self) -> io::Result<()> {
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]);
+                c
+            }
+            None => Command::new("env"),
+        };
+        if is_root() {
+            c.args([
+                "setpriv",
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ]);
+        }
+        let out = c
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "-l"])
+            // A file of the server's user's own: `log` belongs to the guard shell.
+            .arg(self.dir.join("restart.log"))
+            .arg("restart")
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "pg_ctl restart failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        self.wait_ready()
     }
 
     /// The directory of the server's Unix socket (and its cluster).
@@ -234,5 +302,149 @@ impl Drop for PgServer {
             let _ = stdin.write_all(b"\n");
         }
         let _ = self.guard.wait();
+    }
+}
+
+/// Hosts on one machine, for tests of what crosses a network: a server namespace with a
+/// bridge, and client namespaces joined to it by veth links, on a private subnet that a
+/// `blackhole` route keeps from ever leaving the machine. Made by `ip netns` (root only);
+/// every namespace, link and route is removed on drop.
+#[derive(Debug)]
+pub struct Network {
+    subnet: String,
+    server: String,
+    hosts: Vec<String>,
+}
+
+fn ip(args: &[&str]) -> io::Result<()> {
+    let out = Command::new("ip").args(args).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "ip {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+impl Network {
+    /// A server namespace and `hosts` client namespaces. The subnet is `10.231.<n>.0/24`
+    /// with `n` from this process's id, the server at `.1`, the hosts from `.2`.
+    pub fn create(hosts: usize) -> io::Result<Network> {
+        let pid = std::process::id();
+        let subnet = format!("10.231.{}", pid % 250);
+        // Before anything else: nothing for the test subnet leaves this machine.
+        ip(&["route", "add", "blackhole", &format!("{subnet}.0/24")])?;
+        let mut net = Network {
+            subnet,
+            server: format!("ocs{pid}"),
+            hosts: Vec::new(),
+        };
+        let s = net.server.clone();
+        ip(&["netns", "add", &s])?;
+        ip(&["-n", &s, "link", "set", "lo", "up"])?;
+        ip(&["-n", &s, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &s, "link", "set", "br0", "up"])?;
+        ip(&[
+            "-n",
+            &s,
+            "addr",
+            "add",
+            &format!("{}.1/24", net.subnet),
+            "dev",
+            "br0",
+        ])?;
+        for i in 0..hosts {
+            let h = format!("och{pid}x{i}");
+            ip(&["netns", "add", &h])?;
+            net.hosts.push(h.clone());
+            let v = format!("v{pid}x{i}");
+            ip(&[
+                "link", "add", &v, "type", "veth", "peer", "name", "eth0", "netns", &h,
+            ])?;
+            ip(&["link", "set", &v, "netns", &s])?;
+            ip(&["-n", &s, "link", "set", &v, "master", "br0"])?;
+            ip(&["-n", &s, "link", "set", &v, "up"])?;
+            ip(&["-n", &h, "link", "set", "lo", "up"])?;
+            ip(&["-n", &h, "link", "set", "eth0", "up"])?;
+            let addr = format!("{}.{}/24", net.subnet, i + 2);
+            ip(&["-n", &h, "addr", "add", &addr, "dev", "eth0"])?;
+        }
+        Ok(net)
+    }
+
+    /// The server's namespace.
+    pub fn server_netns(&self) -> &str {
+        &self.server
+    }
+
+    /// The server's address.
+    pub fn server_addr(&self) -> String {
+        format!("{}.1", self.subnet)
+    }
+
+    /// The subnet, as a CIDR.
+    pub fn cidr(&self) -> String {
+        format!("{}.0/24", self.subnet)
+    }
+
+    /// `cmd` to be run inside host `i`'s namespace.
+    pub fn on_host(&self, i: usize, cmd: &Command) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.hosts[i]])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+
+    /// Cuts host `i` off the network (its link goes down).
+    pub fn cut(&self, i: usize) -> io::Result<()> {
+        ip(&["-n", &self.hosts[i], "link", "set", "eth0", "down"])
+    }
+
+    /// Joins host `i` to the network again.
+    pub fn heal(&self, i: usize) -> io::Result<()> {
+        ip(&["-n", &self.hosts[i], "link", "set", "eth0", "up"])
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its links (and their veth peers).
+        for h in &self.hosts {
+            let _ = ip(&["netns", "del", h]);
+        }
+        let _ = ip(&["netns", "del", &self.server]);
+        let _ = ip(&[
+            "route",
+            "del",
+            "blackhole",
+            &format!("{}.0/24", self.subnet),
+        ]);
+    }
+}
+
+/// For tests: a [`Network`] of `hosts` client namespaces, or `None` (after saying so on
+/// stderr) when namespaces cannot be made here; under `CI=true` that panics instead.
+#[allow(clippy::print_stderr)]
+pub fn network_for_tests(hosts: usize) -> Option<Network> {
+    match Network::create(hosts) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "network namespaces are required under CI=true: {e}"
+            );
+            eprintln!("skipped: cannot make network namespaces here: {e}");
+            None
+        }
     }
 }
