@@ -39,6 +39,10 @@ pub struct ServerOptions {
     pub listen: Option<String>,
     /// Let clients from this network (CIDR) in without a password.
     pub trust: Option<String>,
+    /// Commit only once the WAL reached the OS (`synchronous_commit=on`), so a server crash
+    /// loses no acknowledged commit; off by default, for speed (`fsync` stays off either way:
+    /// the tests crash the server, not the machine).
+    pub durable_commits: bool,
 }
 
 /// The directory holding `initdb` and `postgres`: `$OC_PG_BIN`, else the newest
@@ -153,7 +157,7 @@ impl PgServer {
              {trust} \
              {netns}{as_pg}'{postgres}' -D '{dir}/data' -c listen_addresses='{listen}' \
                -c unix_socket_directories='{dir}' -c port=5432 -c fsync=off \
-               -c synchronous_commit=off -c full_page_writes=off -c autovacuum=off \
+               -c synchronous_commit={sync} -c full_page_writes=off -c autovacuum=off \
                -c max_connections=100 >'{dir}/log' 2>&1 & pid=$!; echo started; \
              read _; p=$(head -n1 '{dir}/data/postmaster.pid' 2>/dev/null); p=${{p:-$pid}}; \
              kill -INT $p; \
@@ -163,6 +167,7 @@ impl PgServer {
             postgres = bin.join("postgres").display(),
             dir = dir.display(),
             listen = opts.listen.as_deref().unwrap_or(""),
+            sync = if opts.durable_commits { "on" } else { "off" },
             netns = opts
                 .netns
                 .as_deref()

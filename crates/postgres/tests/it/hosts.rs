@@ -136,6 +136,7 @@ fn two_hosts_share_tasks_and_locks_and_a_cut_host_loses_its_lease() {
         netns: Some(net.server_netns().to_owned()),
         listen: Some(net.server_addr()),
         trust: Some(net.cidr()),
+        ..ServerOptions::default()
     })
     .unwrap();
     let schema = "hosts";

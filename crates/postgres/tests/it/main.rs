@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod conformance;
+mod faults;
 mod hosts;
 mod model;
 mod processes;
