@@ -80,7 +80,7 @@ fn helper_host() {
             std::io::stdin().read_line(&mut go).unwrap();
             let said = match store.complete(&id, Some(token), None) {
                 Ok(_) => "ok".to_owned(),
-                Err(e) if matches!(e, oc_tasks::Error::LeaseLost { .. }) => "lease_lost".into(),
+                Err(oc_tasks::Error::LeaseLost { .. }) => "lease_lost".into(),
                 Err(e) => format!("error {e}"),
             };
             writeln!(out.lock().unwrap(), "complete {said}").unwrap();
