@@ -14,9 +14,9 @@ use oc_time::Timestamp;
 use parking_lot::Mutex;
 use serde_json::json;
 
+use crate::Site;
 use crate::args::AlertsCmd;
 use crate::output::{Clean, Output};
-use crate::{Site, sources};
 
 /// The state file in the data directory.
 const STATE: &str = "alerts-state.json";
@@ -64,9 +64,7 @@ pub(crate) fn snapshot(site: &Site) -> anyhow::Result<Snapshot> {
     let tasks = site.tasks()?;
     let locks = site.locks()?;
     Ok(collect(
-        &sources(&*tasks.store, tasks.sqlite.as_deref())
-            .locks(&*locks)
-            .data_dir(&site.data_dir),
+        &tasks.sources().locks(&*locks).data_dir(&site.data_dir),
     )?)
 }
 

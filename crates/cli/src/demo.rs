@@ -22,18 +22,18 @@ use oc_hooks::{EventKind, Hooks, TaskLifecycle};
 use oc_jsonl::{Decision, Level, LogEntry, TaskFiles};
 use oc_locks::{LockManager, LockRequest};
 use oc_metrics::{LatencyTracker, PerformanceGoals};
-use oc_tasks::{Error, NewTask, SqliteTaskStore, Task, TaskId, TaskStatus, TaskStore};
+use oc_tasks::{Error, NewTask, Task, TaskId, TaskStatus, TaskStore};
 use oc_time::Timestamp;
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use crate::Site;
 use crate::UsageError;
 use crate::args::DemoArgs;
 use crate::output::Output;
 use crate::task::{RECENT, render_stats, stats_json};
-use crate::{Site, sources};
 
 /// Lease the demo agents take: short, so crashed claims come back quickly.
 const LEASE: Duration = Duration::from_millis(800);
@@ -77,9 +77,8 @@ struct Shared {
     latency: Arc<LatencyTracker>,
     life: TaskLifecycle,
     data_dir: std::path::PathBuf,
+    tasks: crate::Tasks,
     store: Arc<dyn TaskStore>,
-    /// The SQLite store behind `store`, for the database figures only it has.
-    sqlite: Option<Arc<SqliteTaskStore>>,
     locks: Arc<dyn LockManager>,
     ours: HashSet<TaskId>,
     counters: Counters,
@@ -106,7 +105,7 @@ pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Resu
         return Err(UsageError("--tasks must be between 1 and 100000".into()).into());
     }
     let tasks = site.tasks()?;
-    let (store, sqlite) = (tasks.store, tasks.sqlite);
+    let store = tasks.store.clone();
     let locks = site.locks()?;
     // Hooks: one counts every committed event, one vetoes a class of tasks.
     let hooks = Arc::new(Hooks::new());
@@ -186,8 +185,8 @@ pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Resu
         latency: latency.clone(),
         life,
         data_dir: data_dir.to_owned(),
+        tasks,
         store,
-        sqlite,
         locks,
         ours: created.into_iter().map(|t| t.id).collect(),
         counters: Counters::default(),
@@ -247,7 +246,9 @@ pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Resu
     let violations = PerformanceGoals::default().check(&shared.latency);
     let lock_stats = shared.locks.stats()?;
     let snap = oc_metrics::collect(
-        &sources(&*shared.store, shared.sqlite.as_deref())
+        &shared
+            .tasks
+            .sources()
             .locks(&*shared.locks)
             .latency(&shared.latency, PerformanceGoals::default()),
     )?;

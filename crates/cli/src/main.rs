@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::Parser;
 use oc_locks::LockManager;
 use oc_postgres::{PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
-use oc_tasks::{SqliteTaskStore, TaskStore};
+use oc_tasks::{SqliteTaskStore, StorageSource, TaskStore};
 
 use crate::args::{Cli, Command};
 use crate::output::Output;
@@ -154,7 +154,7 @@ impl Tasks {
     pub(crate) fn size(&self) -> anyhow::Result<u64> {
         Ok(match (&self.sqlite, &self.postgres) {
             (Some(db), _) => db.storage_stats()?.database_bytes(),
-            (_, Some(pg)) => pg.storage_stats()?.database_bytes,
+            (_, Some(pg)) => pg.server_stats()?.database_bytes,
             _ => 0,
         })
     }
@@ -229,15 +229,23 @@ impl Site {
     }
 }
 
-/// Metric sources over a task store, with the database figures when it is SQLite.
-pub(crate) fn sources<'a>(
-    store: &'a dyn TaskStore,
-    sqlite: Option<&'a SqliteTaskStore>,
-) -> oc_metrics::Sources<'a> {
-    let s = oc_metrics::Sources::new(store);
-    match sqlite {
-        Some(db) => s.storage(db),
-        None => s,
+impl Tasks {
+    /// Where the database figures come from: the SQLite or the PostgreSQL store.
+    pub(crate) fn storage(&self) -> Option<&dyn StorageSource> {
+        match (&self.sqlite, &self.postgres) {
+            (Some(db), _) => Some(&**db),
+            (_, Some(pg)) => Some(&**pg),
+            _ => None,
+        }
+    }
+
+    /// Metric sources over the task store, with its database figures.
+    pub(crate) fn sources(&self) -> oc_metrics::Sources<'_> {
+        let s = oc_metrics::Sources::new(&*self.store);
+        match self.storage() {
+            Some(db) => s.storage(db),
+            None => s,
+        }
     }
 }
 

@@ -9,18 +9,14 @@ use oc_metrics::{
 };
 use serde::Serialize;
 
+use crate::Site;
 use crate::args::{DbCmd, MetricsFormat};
 use crate::output::{Output, thousands};
-use crate::{Site, sources};
 
 pub(crate) fn metrics(site: &Site, format: MetricsFormat, out: &mut Output) -> anyhow::Result<()> {
     let tasks = site.tasks()?;
     let locks = site.locks()?;
-    let snap = collect(
-        &sources(&*tasks.store, tasks.sqlite.as_deref())
-            .locks(&*locks)
-            .data_dir(&site.data_dir),
-    )?;
+    let snap = collect(&tasks.sources().locks(&*locks).data_dir(&site.data_dir))?;
     match format {
         MetricsFormat::Json => out.emit("metrics", &snap, |w, _| {
             serde_json::to_writer_pretty(&mut *w, &snap)?;
@@ -64,7 +60,7 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
             let st = tasks
                 .postgres
                 .as_ref()
-                .map(|pg| pg.storage_stats())
+                .map(|pg| pg.server_stats())
                 .transpose()?;
             out.emit("db.stats", &st, |w, _| {
                 if let Some(st) = &st {
@@ -211,7 +207,7 @@ pub(crate) fn health(site: &Site, out: &mut Output) -> anyhow::Result<()> {
                     true,
                     match &tasks.postgres {
                         Some(pg) => {
-                            format!("ok, {size} bytes, {}", pg.storage_stats()?.server_version)
+                            format!("ok, {size} bytes, {}", pg.server_stats()?.server_version)
                         }
                         None => format!("ok, {size} bytes"),
                     },
@@ -299,9 +295,7 @@ pub(crate) fn serve(
     let dir = data_dir.to_owned();
     let app = move |path: &str| -> Reply {
         let snap = || {
-            let sources = sources(&*tasks.store, tasks.sqlite.as_deref())
-                .locks(&*locks)
-                .data_dir(&dir);
+            let sources = tasks.sources().locks(&*locks).data_dir(&dir);
             let mut snap = latency.time("db_query", || collect(&sources))?;
             snap.latency = latency.all();
             snap.violations = PerformanceGoals::default().check(&latency);

@@ -64,7 +64,7 @@ use metrics_exporter_prometheus::{
 };
 use oc_hooks::{HookStats, Hooks};
 use oc_locks::{LockManager, LockStats};
-use oc_tasks::{RunDurations, SqliteTaskStore, StorageStats, TaskStats, TaskStore};
+use oc_tasks::{RunDurations, StorageSource, StorageStats, TaskStats, TaskStore};
 use oc_time::Timestamp;
 use serde::Serialize;
 
@@ -122,7 +122,7 @@ pub struct Snapshot {
     pub tasks: TaskStats,
     /// Lock statistics, when a lock manager was given.
     pub locks: Option<LockStats>,
-    /// Database figures, when a SQLite store was given.
+    /// Database figures, when a store that reports them (SQLite, PostgreSQL) was given.
     pub storage: Option<StorageStats>,
     /// Task logs, when a data directory was given.
     pub logs: Option<LogVolume>,
@@ -310,7 +310,7 @@ impl Snapshot {
 #[derive(Clone, Copy)]
 pub struct Sources<'a> {
     store: &'a dyn TaskStore,
-    storage: Option<&'a SqliteTaskStore>,
+    storage: Option<&'a dyn StorageSource>,
     locks: Option<&'a dyn LockManager>,
     data_dir: Option<&'a Path>,
     latency: Option<&'a LatencyTracker>,
@@ -340,8 +340,8 @@ impl<'a> Sources<'a> {
             hooks: None,
         }
     }
-    /// Database figures from this SQLite store.
-    pub fn storage(mut self, s: &'a SqliteTaskStore) -> Self {
+    /// Database figures from this store (SQLite or PostgreSQL).
+    pub fn storage(mut self, s: &'a dyn StorageSource) -> Self {
         self.storage = Some(s);
         self
     }

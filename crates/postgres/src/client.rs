@@ -22,6 +22,7 @@ pub struct PgOptions {
     pub(crate) schema: String,
     pub(crate) pool_size: usize,
     pub(crate) clock: Option<Arc<dyn oc_time::Clock>>,
+    pub(crate) slow_threshold: Duration,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -68,6 +69,7 @@ impl PgOptions {
             schema: "oc".to_owned(),
             pool_size: DEFAULT_POOL_SIZE,
             clock: None,
+            slow_threshold: oc_tasks::DEFAULT_SLOW_THRESHOLD,
         })
     }
 
@@ -125,6 +127,12 @@ impl PgOptions {
     /// Connections per store (default 4, at least 1).
     pub fn pool_size(mut self, n: usize) -> Self {
         self.pool_size = n.max(1);
+        self
+    }
+
+    /// Calls at least this slow are counted as slow statements (default 1 s, the seed's).
+    pub fn slow_threshold(mut self, d: Duration) -> Self {
+        self.slow_threshold = d;
         self
     }
 

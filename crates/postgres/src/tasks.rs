@@ -9,8 +9,8 @@ use oc_tasks::backend::{
 };
 use oc_tasks::{
     Change, Error, HistoryEntry, Lease, NewTask, Order, RUN_BUCKETS_MS, ReapedTask, Result,
-    RunDurations, Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore,
-    TaskSummary, Timestamp, reap, transition,
+    RunDurations, SlowStatement, StorageSource, StorageStats, Task, TaskFilter, TaskId, TaskPage,
+    TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, reap, transition,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
@@ -261,6 +261,38 @@ impl Prepare for TaskStatements {
 pub struct PgTaskStore {
     pool: Pool<TaskStatements>,
     opts: PgOptions,
+    slow: SlowLog,
+}
+
+/// Calls slower than the threshold, as this client saw them (queueing and the network
+/// included).
+#[derive(Debug)]
+struct SlowLog {
+    threshold: Duration,
+    count: std::sync::atomic::AtomicU64,
+    recent: parking_lot::Mutex<std::collections::VecDeque<SlowStatement>>,
+}
+
+/// How many slow calls are kept.
+const SLOW_KEEP: usize = 32;
+
+impl SlowLog {
+    fn record(&self, op: &str, took: Duration, now_ms: Option<i64>) {
+        if took < self.threshold {
+            return;
+        }
+        self.count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut recent = self.recent.lock();
+        if recent.len() == SLOW_KEEP {
+            recent.pop_front();
+        }
+        recent.push_back(SlowStatement {
+            sql: op.to_owned(),
+            duration_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            at: now_ms.map_or_else(Timestamp::now, Timestamp::from_millis),
+        });
+    }
 }
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
@@ -395,7 +427,15 @@ impl PgTaskStore {
                 supported: i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX),
             });
         }
-        Ok(PgTaskStore { pool, opts })
+        Ok(PgTaskStore {
+            pool,
+            slow: SlowLog {
+                threshold: opts.slow_threshold,
+                count: Default::default(),
+                recent: Default::default(),
+            },
+            opts,
+        })
     }
 
     /// Connects to `url` with default options.
@@ -408,21 +448,27 @@ impl PgTaskStore {
         self.opts.clock.as_ref().map(|c| c.now().as_millis())
     }
 
+    /// Runs `f` on a pooled connection; a call slower than the threshold is counted.
     fn call<T: Send + 'static, Fut>(
         &self,
+        op: &'static str,
         f: impl FnOnce(Arc<crate::client::Conn<TaskStatements>>) -> Fut + Send + 'static,
     ) -> Result<T>
     where
         Fut: std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send,
     {
-        self.pool.call(f).map_err(task_error)
+        let started = std::time::Instant::now();
+        let out = self.pool.call(f).map_err(task_error);
+        self.slow.record(op, started.elapsed(), self.clock_ms());
+        out
     }
 
     /// The task and the time, read in one statement.
     fn read(&self, id: &TaskId) -> Result<(Option<Task>, Timestamp)> {
         let (id, now) = (id.to_string(), self.clock_ms());
-        let row = self
-            .call(move |c| async move { c.client.query_one(&c.stmts.read, &[&id, &now]).await })?;
+        let row = self.call("read", move |c| async move {
+            c.client.query_one(&c.stmts.read, &[&id, &now]).await
+        })?;
         let now = Timestamp::from_millis(row.try_get(0).map_err(|e| corrupt("(now)", e))?);
         let present: Option<String> = row.try_get(1).map_err(|e| corrupt("(row)", e))?;
         Ok((present.map(|_| row_task(&row, 1)).transpose()?, now))
@@ -461,8 +507,9 @@ impl PgTaskStore {
         p.push(Box::new(h.as_ref().and_then(|h| h.actor.clone())));
         p.push(Box::new(h.as_ref().and_then(|h| h.token.map(i64_of))));
         p.push(Box::new(h.as_ref().and_then(|h| h.error.clone())));
-        let rows =
-            self.call(move |c| async move { c.client.query(&c.stmts.cas, &refs(&p)).await })?;
+        let rows = self.call("cas", move |c| async move {
+            c.client.query(&c.stmts.cas, &refs(&p)).await
+        })?;
         Ok(match rows.first() {
             None => Cas::Lost,
             Some(r) => {
@@ -529,8 +576,9 @@ impl PgTaskStore {
 
     fn db_now(&self) -> Result<Timestamp> {
         let now = self.clock_ms();
-        let row =
-            self.call(move |c| async move { c.client.query_one(&c.stmts.now, &[&now]).await })?;
+        let row = self.call("db_now", move |c| async move {
+            c.client.query_one(&c.stmts.now, &[&now]).await
+        })?;
         Ok(Timestamp::from_millis(
             row.try_get(0).map_err(|e| corrupt("(now)", e))?,
         ))
@@ -670,7 +718,7 @@ impl TaskStore for PgTaskStore {
         let owner = owner.to_owned();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let now = self.clock_ms();
-        let rows = self.call(move |c| async move {
+        let rows = self.call("claim_next", move |c| async move {
             c.client
                 .query(&c.stmts.claim_next, &[&owner, &ttl_ms, &now])
                 .await
@@ -694,7 +742,7 @@ impl TaskStore for PgTaskStore {
                 });
             }
             let (sid, version) = (id.to_string(), i64_of(prev.version));
-            let n = self.call(move |c| async move {
+            let n = self.call("delete", move |c| async move {
                 c.client.query(&c.stmts.delete, &[&sid, &version]).await
             })?;
             if !n.is_empty() {
@@ -710,8 +758,9 @@ impl TaskStore for PgTaskStore {
 
     fn reap_expired(&self, now: Timestamp) -> Result<Vec<ReapedTask>> {
         let at = now.as_millis();
-        let rows =
-            self.call(move |c| async move { c.client.query(&c.stmts.expired, &[&at]).await })?;
+        let rows = self.call("reap_expired", move |c| async move {
+            c.client.query(&c.stmts.expired, &[&at]).await
+        })?;
         let mut reaped = Vec::with_capacity(rows.len());
         for r in &rows {
             let prev = row_task(r, 0)?;
@@ -739,7 +788,9 @@ impl TaskStore for PgTaskStore {
             order_by_sql(query.order),
             params.len()
         );
-        let rows = self.call(move |c| async move { c.client.query(&sql, &refs(&params)).await })?;
+        let rows = self.call("list", move |c| async move {
+            c.client.query(&sql, &refs(&params)).await
+        })?;
         let tasks = rows
             .iter()
             .map(|r| row_task(r, 0))
@@ -751,15 +802,17 @@ impl TaskStore for PgTaskStore {
         let (cond, params) = where_clause(filter, None);
         let table = self.table_schema();
         let sql = format!("SELECT count(*) FROM {table}.tasks{cond}");
-        let row =
-            self.call(move |c| async move { c.client.query_one(&sql, &refs(&params)).await })?;
+        let row = self.call("count", move |c| async move {
+            c.client.query_one(&sql, &refs(&params)).await
+        })?;
         Ok(to_u64(row.try_get(0).map_err(|e| corrupt("(count)", e))?))
     }
 
     fn stats(&self, recent: usize) -> Result<TaskStats> {
         let n = i64::try_from(recent).unwrap_or(i64::MAX);
-        let row =
-            self.call(move |c| async move { c.client.query_one(&c.stmts.stats, &[&n]).await })?;
+        let row = self.call("stats", move |c| async move {
+            c.client.query_one(&c.stmts.stats, &[&n]).await
+        })?;
         let json = |i: usize| -> Result<serde_json::Value> {
             let text: Option<String> = row.try_get(i).map_err(|e| corrupt("(stats)", e))?;
             serde_json::from_str(text.as_deref().unwrap_or("null"))
@@ -823,8 +876,9 @@ impl TaskStore for PgTaskStore {
 
     fn history(&self, id: &TaskId) -> Result<Vec<HistoryEntry>> {
         let sid = id.to_string();
-        let row =
-            self.call(move |c| async move { c.client.query_one(&c.stmts.history, &[&sid]).await })?;
+        let row = self.call("history", move |c| async move {
+            c.client.query_one(&c.stmts.history, &[&sid]).await
+        })?;
         let bad = |e: String| corrupt(id.as_str(), e);
         let exists: bool = row.try_get(0).map_err(|e| bad(e.to_string()))?;
         if !exists {
@@ -872,18 +926,49 @@ pub struct PgStorageStats {
     pub cache_hits: u64,
     /// Blocks read from disk (or the OS cache) instead.
     pub cache_reads: u64,
+    /// The server's block (page) size.
+    pub block_size: u64,
+}
+
+impl StorageSource for PgTaskStore {
+    /// The database's size in its block size, buffer hits and reads (the whole database's,
+    /// since the server's statistics were reset), and this client's slow calls; PostgreSQL has
+    /// no free list or WAL file of the database's own to report.
+    fn storage_stats(&self) -> Result<StorageStats> {
+        let st = self.server_stats()?;
+        let block = st.block_size.max(1);
+        Ok(StorageStats {
+            path: std::path::PathBuf::from(format!("postgresql://{}", self.opts.target())),
+            file_bytes: st.database_bytes,
+            wal_bytes: 0,
+            page_count: st.database_bytes / block,
+            page_size: block,
+            freelist_count: 0,
+            cache_hits: st.cache_hits,
+            cache_misses: st.cache_reads,
+            slow_statements: self.slow.count.load(std::sync::atomic::Ordering::Relaxed),
+            slow_threshold_ms: u64::try_from(self.slow.threshold.as_millis()).unwrap_or(u64::MAX),
+            recent_slow: self.slow.recent.lock().iter().cloned().collect(),
+        })
+    }
 }
 
 impl PgTaskStore {
     /// Server version, sizes and cache figures.
-    pub fn storage_stats(&self) -> Result<PgStorageStats> {
+    pub fn server_stats(&self) -> Result<PgStorageStats> {
+        self.storage_stats_pg()
+    }
+
+    /// Server version, sizes and cache figures.
+    fn storage_stats_pg(&self) -> Result<PgStorageStats> {
         let table = format!("{}.tasks", self.table_schema());
-        let row = self.call(move |c| async move {
+        let row = self.call("storage_stats", move |c| async move {
             c.client
                 .query_one(
                     "SELECT version(), pg_database_size(current_database()),
                         pg_total_relation_size($1::text::regclass),
-                        coalesce(blks_hit, 0), coalesce(blks_read, 0)
+                        coalesce(blks_hit, 0), coalesce(blks_read, 0),
+                        current_setting('block_size')::bigint
                      FROM pg_stat_database WHERE datname = current_database()",
                     &[&table],
                 )
@@ -899,6 +984,7 @@ impl PgTaskStore {
             tasks_bytes: n(2)?,
             cache_hits: n(3)?,
             cache_reads: n(4)?,
+            block_size: n(5)?,
         })
     }
 
@@ -910,7 +996,9 @@ impl PgTaskStore {
             "SELECT (SELECT value FROM {s}.tasks_meta WHERE key = 'lease_token'),
                     (SELECT coalesce(max(lease_token), 0) FROM {s}.tasks)"
         );
-        let row = self.call(move |c| async move { c.client.query_one(&sql, &[]).await })?;
+        let row = self.call("check", move |c| async move {
+            c.client.query_one(&sql, &[]).await
+        })?;
         let (counter, max): (i64, i64) = (
             row.try_get(0).map_err(|e| corrupt("(check)", e))?,
             row.try_get(1).map_err(|e| corrupt("(check)", e))?,

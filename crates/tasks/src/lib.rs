@@ -97,7 +97,7 @@ pub use crate::sqlite::{
     DEFAULT_BUSY_TIMEOUT, DEFAULT_SLOW_THRESHOLD, SlowCallback, SlowStatement, SqliteOptions,
     SqliteTaskStore, StorageStats,
 };
-pub use crate::store::TaskStore;
+pub use crate::store::{StorageSource, TaskStore};
 pub use oc_time::{Clock, ManualClock, SystemClock, Timestamp};
 
 /// Checks `id` by the [`TaskId`] rules without allocating; returns the broken rule.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::{
-    Change, Error, HistoryEntry, NewTask, ReapedTask, Result, Task, TaskFilter, TaskId, TaskPage,
-    TaskPatch, TaskQuery, TaskStats, Timestamp,
+    Change, Error, HistoryEntry, NewTask, ReapedTask, Result, StorageStats, Task, TaskFilter,
+    TaskId, TaskPage, TaskPatch, TaskQuery, TaskStats, Timestamp,
 };
 
 /// A store of tasks with an atomic state machine.
@@ -156,3 +156,28 @@ macro_rules! forward {
 }
 
 forward!(&T, Box<T>, Arc<T>);
+
+/// A store that can report its database's size, cache and slow statements (for metrics and
+/// `oc db stats`): the SQLite store, the PostgreSQL store.
+pub trait StorageSource: Send + Sync {
+    /// The figures, read now.
+    fn storage_stats(&self) -> Result<StorageStats>;
+}
+
+impl<T: StorageSource + ?Sized> StorageSource for &T {
+    fn storage_stats(&self) -> Result<StorageStats> {
+        (**self).storage_stats()
+    }
+}
+
+impl<T: StorageSource + ?Sized> StorageSource for Box<T> {
+    fn storage_stats(&self) -> Result<StorageStats> {
+        (**self).storage_stats()
+    }
+}
+
+impl<T: StorageSource + ?Sized> StorageSource for Arc<T> {
+    fn storage_stats(&self) -> Result<StorageStats> {
+        (**self).storage_stats()
+    }
+}

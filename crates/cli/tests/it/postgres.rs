@@ -70,6 +70,14 @@ fn task_and_lock_commands_work_on_postgres() {
         metrics.contains("opencode_task_duration_seconds_count 1"),
         "{metrics}"
     );
+    let size = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("opencode_db_size_bytes "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(
+        size.is_some_and(|b| b > 1e6),
+        "the PostgreSQL database's size: {metrics}"
+    );
     assert!(oc.run(&["db", "stats"]).stdout.contains("PostgreSQL"));
     assert_eq!(oc.json(&["db", "check"])["ok"], true);
     oc.json(&["db", "migrate"]);

@@ -86,6 +86,8 @@ impl SlowLog {
 }
 
 /// Size, cache and slow-statement figures of the database (for `oc db stats` and metrics).
+/// Other backends fill in what they have: PostgreSQL reports its database's size in its
+/// block size, its buffer hits and reads, no WAL size and no free list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StorageStats {
     /// The database file.
@@ -740,6 +742,12 @@ fn where_clause(
 
 fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+impl crate::StorageSource for SqliteTaskStore {
+    fn storage_stats(&self) -> Result<StorageStats> {
+        SqliteTaskStore::storage_stats(self)
+    }
 }
 
 impl TaskStore for SqliteTaskStore {
