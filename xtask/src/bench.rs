@@ -302,6 +302,66 @@ const DOCUMENTED: &[Documented] = &[
         c_reference: None,
     },
     Documented {
+        bench: "pg.create_many",
+        value: None,
+        unit: "tasks/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.claim_next_1t",
+        value: None,
+        unit: "claims/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.claim_next_4t",
+        value: None,
+        unit: "claims/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.claim_next_16t",
+        value: None,
+        unit: "claims/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.claim_latency_16t_p50",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.claim_latency_16t_p99",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.pgbench_claim_16c",
+        value: None,
+        unit: "claims/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.claim16_over_pgbench",
+        value: None,
+        unit: "x",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.lock_pair_1t",
+        value: None,
+        unit: "pairs/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.lock_pair_16t",
+        value: None,
+        unit: "pairs/s",
+        c_reference: None,
+    },
+    Documented {
         bench: "metrics.render_10k_series",
         value: None,
         unit: "ms",
@@ -338,6 +398,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("jsonl.group16_over_fsync1", Target::AtLeast(8.0)),
     ("jsonl.group16_spin_over_fsync1", Target::AtLeast(8.0)),
     ("metrics.transition_added", Target::Below(1_000.0)),
+    ("pg.claim16_over_pgbench", Target::AtLeast(0.9)),
 ];
 
 impl Target {
@@ -695,6 +756,7 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
         ("metrics", "--metrics-only"),
         ("alerts", "--alerts-only"),
         ("product-path", "--tasks-only"),
+        ("postgres", "--pg-only"),
     ] {
         eprintln!("{label} figures");
         let mut args = vec!["--runs", runs.as_str(), flag];

@@ -83,6 +83,48 @@ fn now_sql(n: usize) -> String {
 /// How often a transition is recomputed when another writer changed the task in between.
 const CAS_ATTEMPTS: usize = 32;
 
+/// The one statement `claim_next` runs (`$1` owner, `$2` lease in milliseconds, `$3` the
+/// time or NULL for the database's), with the schema `s` quoted.
+pub(crate) fn claim_next_sql(s: &str) -> String {
+    let cols = COLS
+        .split(", ")
+        .map(|c| format!("t.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "WITH n AS (SELECT {} AS ms),
+                    next AS MATERIALIZED (
+                        SELECT id FROM {s}.tasks WHERE status = 'pending'
+                        ORDER BY priority DESC, created_at, id LIMIT 1
+                        FOR UPDATE SKIP LOCKED
+                    ), tok AS (
+                        UPDATE {s}.tasks_meta SET value = value + 1
+                        WHERE key = 'lease_token' AND EXISTS (SELECT 1 FROM next) RETURNING value
+                    ), upd AS (
+                        UPDATE {s}.tasks t SET status = 'running', owner = $1,
+                            attempts = t.attempts + 1, started_at = n.ms, finished_at = NULL,
+                            lease_token = (SELECT value FROM tok),
+                            lease_expires_at = n.ms + $2::bigint,
+                            version = t.version + 1, updated_at = n.ms
+                        FROM next, n
+                        WHERE t.id = next.id AND t.status = 'pending'
+                        RETURNING {}
+                    ), ent AS (
+                        UPDATE {s}.tasks_meta SET value = value + 1
+                        WHERE key = 'entered_running' AND EXISTS (SELECT 1 FROM upd)
+                    ), hist AS (
+                        INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
+                            to_status, actor, token)
+                        SELECT id, version, updated_at, 'claimed', 'pending', 'running', owner,
+                            lease_token
+                        FROM upd
+                    )
+                    SELECT {COLS} FROM upd",
+        now_sql(3),
+        cols
+    )
+}
+
 pub(crate) struct TaskStatements {
     read: Statement,
     now: Statement,
@@ -165,40 +207,7 @@ impl Prepare for TaskStatements {
                     WHERE key = 'entered_pending'"
                 ))
                 .await?,
-            claim_next: c
-                .prepare(&format!(
-                    "WITH n AS (SELECT {} AS ms),
-                    next AS MATERIALIZED (
-                        SELECT id FROM {s}.tasks WHERE status = 'pending'
-                        ORDER BY priority DESC, created_at, id LIMIT 1
-                        FOR UPDATE SKIP LOCKED
-                    ), tok AS (
-                        UPDATE {s}.tasks_meta SET value = value + 1
-                        WHERE key = 'lease_token' AND EXISTS (SELECT 1 FROM next) RETURNING value
-                    ), upd AS (
-                        UPDATE {s}.tasks t SET status = 'running', owner = $1,
-                            attempts = t.attempts + 1, started_at = n.ms, finished_at = NULL,
-                            lease_token = (SELECT value FROM tok),
-                            lease_expires_at = n.ms + $2::bigint,
-                            version = t.version + 1, updated_at = n.ms
-                        FROM next, n
-                        WHERE t.id = next.id AND t.status = 'pending'
-                        RETURNING {}
-                    ), ent AS (
-                        UPDATE {s}.tasks_meta SET value = value + 1
-                        WHERE key = 'entered_running' AND EXISTS (SELECT 1 FROM upd)
-                    ), hist AS (
-                        INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
-                            to_status, actor, token)
-                        SELECT id, version, updated_at, 'claimed', 'pending', 'running', owner,
-                            lease_token
-                        FROM upd
-                    )
-                    SELECT {COLS} FROM upd",
-                    now_sql(3),
-                    cols("t.")
-                ))
-                .await?,
+            claim_next: c.prepare(&claim_next_sql(&s)).await?,
             delete: c
                 .prepare(&format!(
                     "WITH d AS (

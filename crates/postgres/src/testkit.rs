@@ -310,6 +310,13 @@ impl Drop for PgServer {
     }
 }
 
+/// The one statement `PgTaskStore::claim_next` runs on schema `schema` (`$1` owner, `$2` lease
+/// in milliseconds, `$3` the time or NULL for the database's): for benchmarks that drive the
+/// same statement with `pgbench`.
+pub fn claim_next_sql(schema: &str) -> String {
+    crate::tasks::claim_next_sql(&format!("\"{schema}\""))
+}
+
 /// Hosts on one machine, for tests of what crosses a network: a server namespace with a
 /// bridge, and client namespaces joined to it by veth links, on a private subnet that a
 /// `blackhole` route keeps from ever leaving the machine. Made by `ip netns` (root only);
