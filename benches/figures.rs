@@ -4,7 +4,7 @@
 //!
 //! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only | --locks-only | --jsonl-only | --hooks-only | --metrics-only | --alerts-only | --pg-only]`
 //! (`--quick`: one run, no 1M-task stats).
-#![allow(clippy::print_stdout, missing_docs)]
+#![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
 use std::sync::Arc;
 use std::time::Duration;
