@@ -403,3 +403,48 @@ impl<S> Drop for Pool<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        for (msg, shown) in [
+            (
+                "cannot connect to postgresql://agent:hunter2@db:5432/work now",
+                "cannot connect to postgresql://agent:***@db:5432/work now",
+            ),
+            (
+                "host=db user=agent password=hunter2 dbname=x",
+                "host=db user=agent password=*** dbname=x",
+            ),
+            ("nothing secret here", "nothing secret here"),
+        ] {
+            assert_eq!(redact(msg), shown);
+        }
+        let opts = PgOptions::new("postgresql://agent:hunter2@db.internal/work").unwrap();
+        assert!(!format!("{opts:?}").contains("hunter2"));
+        assert!(!opts.target().contains("hunter2"));
+        assert_eq!(opts.target(), "db.internal:5432/work (schema oc)");
+    }
+
+    #[test]
+    fn bad_urls_and_schemas_are_invalid_input() {
+        for url in [
+            "postgresql://[::1",
+            "host=x port=notaport",
+            "sslmode=sometimes",
+        ] {
+            let e = PgOptions::new(url).unwrap_err();
+            assert!(e.is_invalid_input(), "{url}: {e}");
+        }
+        let opts = PgOptions::new("host=/tmp").unwrap();
+        for schema in ["", "1abc", "a-b", "a;drop", &"x".repeat(64)] {
+            let e = opts.clone().schema(schema).unwrap_err();
+            assert!(e.is_invalid_input(), "{schema:?}: {e}");
+        }
+        assert_eq!(opts.schema("Team_A").unwrap().schema_name(), "team_a");
+    }
+}

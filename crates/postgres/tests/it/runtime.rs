@@ -54,3 +54,29 @@ fn every_task_operation_works_inside_a_multi_thread_runtime() {
         assert_eq!(store.stats(2).unwrap().runs.count(), 4);
     });
 }
+
+#[test]
+fn hosts_starting_together_migrate_once() {
+    let Some(pg) = server() else { return };
+    let opts = fresh_options(pg);
+    let stores: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                let opts = opts.clone();
+                s.spawn(move || oc_postgres::PgTaskStore::connect(opts))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(stores.iter().all(Result::is_ok), "every opener succeeded");
+    let version = pg
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT version FROM {}.oc_schema WHERE component = 'oc-tasks'",
+                opts.schema_name()
+            ),
+        )
+        .unwrap();
+    assert_eq!(version.trim(), "2");
+}
