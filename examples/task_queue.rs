@@ -1,6 +1,6 @@
 //! A work queue shared by agent threads: claim with a lease, heartbeat, finish with the fencing
 //! token, and a reaper that hands a crashed agent's task to someone else; every transition goes
-//! through `TaskLifecycle`, so each task's log tells its story.
+//! through `TaskLifecycle`, and the store's history of each task tells its story.
 //!
 //! Run with `cargo run -p oc-examples --example task_queue`.
 #![allow(clippy::print_stdout)]
@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use oc_hooks::{Hooks, TaskLifecycle};
-use oc_jsonl::{LogEntry, TaskFiles};
 use oc_tasks::{
     Error, ManualClock, NewTask, SqliteTaskStore, TaskFilter, TaskStatus, TaskStore, Timestamp,
 };
@@ -93,15 +92,13 @@ fn main() -> anyhow::Result<()> {
         stats.by_owner.len()
     );
 
-    // The crashed task's log tells its story.
-    let (log, _) = TaskFiles::new(dir.path(), crashed.id.as_str())?
-        .logs()
-        .records::<LogEntry>()?;
-    for e in &log {
-        println!("  {} {}", crashed.id, e.message);
+    // The crashed task's history, recorded by the store with each transition, tells its story.
+    let history = store.history(&crashed.id)?;
+    for e in &history {
+        println!("  {} {}", crashed.id, e.describe());
     }
     ensure!(
-        log.len() == 5,
+        history.len() == 5,
         "created, claimed, lease expired, claimed, completed"
     );
     Ok(())
