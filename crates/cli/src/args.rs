@@ -38,6 +38,10 @@ pub(crate) struct Global {
         hide_env_values = true
     )]
     pub(crate) database: Option<String>,
+    /// Trust the certificate authorities in this PEM file for TLS to the database (instead of
+    /// the web PKI's); ask for TLS in the URL (`sslmode=require`).
+    #[arg(long, global = true, env = "OC_DATABASE_CA", value_name = "FILE")]
+    pub(crate) database_ca: Option<PathBuf>,
     /// Print one versioned JSON document on stdout.
     #[arg(long, global = true)]
     pub(crate) json: bool,

@@ -129,6 +129,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 pub(crate) struct Site {
     pub(crate) data_dir: PathBuf,
     database: Option<String>,
+    database_ca: Option<PathBuf>,
 }
 
 /// The task store a [`Site`] opened, and the SQLite store behind it when it is one (for the
@@ -165,6 +166,7 @@ impl Site {
         Site {
             data_dir: g.data_dir.clone(),
             database: g.database.clone().filter(|u| !u.is_empty()),
+            database_ca: g.database_ca.clone(),
         }
     }
 
@@ -177,10 +179,14 @@ impl Site {
 
     /// The PostgreSQL options, when a database URL was given.
     fn postgres(&self) -> anyhow::Result<Option<PgOptions>> {
-        self.database
-            .as_deref()
-            .map(|url| PgOptions::new(url).map_err(anyhow::Error::from))
-            .transpose()
+        let Some(url) = self.database.as_deref() else {
+            return Ok(None);
+        };
+        let opts = PgOptions::new(url)?;
+        Ok(Some(match &self.database_ca {
+            Some(ca) => opts.tls_ca_file(ca)?,
+            None => opts,
+        }))
     }
 
     /// Opens the task store (migrating it).

@@ -12,8 +12,56 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls};
+
+/// How connections are secured: not at all, or with TLS through rustls (feature `tls`).
+#[derive(Clone, Default)]
+pub(crate) enum Tls {
+    #[default]
+    Off,
+    #[cfg(feature = "tls")]
+    Rustls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+/// Drives a connection, handing its messages (notifications) to `on_message`, until it ends.
+async fn drive<S, T>(mut conn: Connection<S, T>, mut on_message: impl FnMut(AsyncMessage))
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(msg) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+        match msg {
+            Ok(m) => on_message(m),
+            // The connection broke: its client reports itself closed, and the next call
+            // connects again.
+            Err(_) => break,
+        }
+    }
+}
+
+/// Connects (with TLS when configured) and drives the connection on the runtime; messages
+/// go to `on_message`.
+pub(crate) async fn connect(
+    config: &tokio_postgres::Config,
+    tls: &Tls,
+    on_message: impl FnMut(AsyncMessage) + Send + 'static,
+) -> Result<Client, tokio_postgres::Error> {
+    match tls {
+        Tls::Off => {
+            let (client, conn) = config.connect(NoTls).await?;
+            tokio::spawn(drive(conn, on_message));
+            Ok(client)
+        }
+        #[cfg(feature = "tls")]
+        Tls::Rustls(make) => {
+            let (client, conn) = config.connect(make.clone()).await?;
+            tokio::spawn(drive(conn, on_message));
+            Ok(client)
+        }
+    }
+}
 
 /// Connection settings shared by the PostgreSQL stores.
 #[derive(Clone)]
@@ -23,6 +71,7 @@ pub struct PgOptions {
     pub(crate) pool_size: usize,
     pub(crate) clock: Option<Arc<dyn oc_time::Clock>>,
     pub(crate) slow_threshold: Duration,
+    pub(crate) tls: Tls,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -35,6 +84,7 @@ impl std::fmt::Debug for PgOptions {
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
             .field("clock", &self.clock.is_some())
+            .field("tls", &!matches!(self.tls, Tls::Off))
             .finish()
     }
 }
@@ -70,6 +120,7 @@ impl PgOptions {
             pool_size: DEFAULT_POOL_SIZE,
             clock: None,
             slow_threshold: oc_tasks::DEFAULT_SLOW_THRESHOLD,
+            tls: default_tls(),
         })
     }
 
@@ -128,6 +179,30 @@ impl PgOptions {
     pub fn pool_size(mut self, n: usize) -> Self {
         self.pool_size = n.max(1);
         self
+    }
+
+    /// Trusts the certificate authorities in the PEM file at `path` (instead of the web PKI's)
+    /// for TLS to the server; ask for TLS in the URL (`sslmode=require`).
+    #[cfg(feature = "tls")]
+    pub fn tls_ca_file(mut self, path: &std::path::Path) -> Result<Self, oc_tasks::Error> {
+        use rustls_pki_types::pem::PemObject;
+        let bad = |reason: String| oc_tasks::Error::InvalidInput {
+            field: "certificate authority file",
+            reason: format!("{}: {reason}", path.display()),
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in
+            rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?
+        {
+            roots
+                .add(cert.map_err(|e| bad(e.to_string()))?)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(bad("no certificate in it".into()));
+        }
+        self.tls = rustls_tls(roots);
+        Ok(self)
     }
 
     /// Calls at least this slow are counted as slow statements (default 1 s, the seed's).
@@ -198,8 +273,10 @@ pub(crate) fn retryable(e: &tokio_postgres::Error) -> bool {
                 || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
                 || code.code().starts_with("08")
         }
-        // No SQLSTATE: an I/O or protocol failure on the way.
-        None => true,
+        // No SQLSTATE: a failure on the way. A refused TLS handshake (an untrusted or wrong
+        // certificate) fails the same way again; a lost or refused connection, a timeout may
+        // not.
+        None => !e.to_string().contains("TLS"),
     }
 }
 
@@ -244,6 +321,7 @@ pub(crate) struct Conn<S> {
 
 struct Shared<S> {
     config: tokio_postgres::Config,
+    tls: Tls,
     schema: String,
     slots: Vec<tokio::sync::Mutex<Option<Arc<Conn<S>>>>>,
     next: AtomicUsize,
@@ -260,12 +338,7 @@ impl<S: Prepare> Shared<S> {
         {
             return Ok(c.clone());
         }
-        let (client, connection) = self.config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            // Ends when the client is dropped or the connection breaks; the next call
-            // reconnects.
-            let _ = connection.await;
-        });
+        let client = connect(&self.config, &self.tls, |_| {}).await?;
         let stmts = S::prepare(&client, &self.schema).await?;
         let c = Arc::new(Conn { client, stmts });
         *slot = Some(c.clone());
@@ -307,6 +380,7 @@ impl<S: Prepare> Pool<S> {
         Ok(Pool {
             shared: Arc::new(Shared {
                 config: opts.config.clone(),
+                tls: opts.tls.clone(),
                 schema: opts.schema.clone(),
                 slots: (0..opts.pool_size)
                     .map(|_| tokio::sync::Mutex::new(None))
@@ -358,15 +432,10 @@ impl<S> Pool<S> {
         Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send,
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let config = self.shared.config.clone();
+        let (config, tls) = (self.shared.config.clone(), self.shared.tls.clone());
         self.handle.spawn(async move {
-            let out = match config.connect(NoTls).await {
-                Ok((client, connection)) => {
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
-                    f(client).await
-                }
+            let out = match connect(&config, &tls, |_| {}).await {
+                Ok(client) => f(client).await,
                 Err(e) => Err(e),
             };
             let _ = tx.send(out);
@@ -401,6 +470,33 @@ impl<S> Drop for Pool<S> {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// TLS with the web PKI's roots when built with `tls`; used only where the URL asks for it
+/// (`sslmode=prefer`, the default, falls back to plain text when the server has no TLS).
+fn default_tls() -> Tls {
+    #[cfg(feature = "tls")]
+    {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        rustls_tls(roots)
+    }
+    #[cfg(not(feature = "tls"))]
+    Tls::Off
+}
+
+#[cfg(feature = "tls")]
+fn rustls_tls(roots: rustls::RootCertStore) -> Tls {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|b| b.with_root_certificates(roots).with_no_client_auth());
+    match config {
+        Ok(c) => Tls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(c)),
+        // ring supports the default protocol versions; nothing else can fail here.
+        Err(_) => Tls::Off,
     }
 }
 

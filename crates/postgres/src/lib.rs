@@ -33,6 +33,13 @@
 //! # Ok::<(), oc_tasks::Error>(())
 //! ```
 //!
+//! # Feature flags
+//!
+//! - `tls`: TLS to the server through rustls (ring), checked against the web PKI's roots or
+//!   [`PgOptions::tls_ca_file`]; used where the URL asks for it (`sslmode=require`).
+//! - `testkit`: throwaway servers, network namespaces and the claim statement, for tests and
+//!   benchmarks.
+//!
 //! # Errors
 //!
 //! Failures of the server or the connection are [`oc_tasks::Error::Backend`], retryable when

@@ -16,7 +16,7 @@ use oc_locks::{
     TtlPolicy,
 };
 use parking_lot::{Condvar, Mutex};
-use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Statement};
+use tokio_postgres::{AsyncMessage, Client, Row, Statement};
 
 use crate::client::{Failure, PgOptions, Pool, Prepare, describe, retryable};
 use crate::schema::migrate;
@@ -579,30 +579,28 @@ impl PgLockManager {
             return;
         }
         *started = true;
-        let config = self.opts.pg.config.clone();
+        let (config, tls) = (self.opts.pg.config.clone(), self.opts.pg.tls.clone());
         let channel = format!("oc_locks_{}", self.opts.pg.schema);
         let freed = self.freed.clone();
         self.pool.spawn(async move {
-            let Ok((client, mut connection)) = config.connect(NoTls).await else {
+            let wake = move |m: AsyncMessage| {
+                if let AsyncMessage::Notification(_) = m {
+                    freed.wake();
+                }
+            };
+            let Ok(client) = crate::client::connect(&config, &tls, wake).await else {
                 return;
             };
-            // LISTEN is sent while this task polls the connection; the client lives as long as
-            // the loop does, and with it the session.
-            let client = Arc::new(client);
-            let listener = client.clone();
-            tokio::spawn(async move {
-                let _ = listener
-                    .batch_execute(&format!("LISTEN \"{channel}\""))
-                    .await;
-            });
-            while let Some(msg) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                match msg {
-                    Ok(AsyncMessage::Notification(_)) => freed.wake(),
-                    Ok(_) => {}
-                    Err(_) => break,
+            // The session lives as long as the client: keep it until the connection ends.
+            if client
+                .batch_execute(&format!("LISTEN \"{channel}\""))
+                .await
+                .is_ok()
+            {
+                while !client.is_closed() {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
             }
-            drop(client);
         });
     }
 

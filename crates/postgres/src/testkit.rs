@@ -28,6 +28,7 @@ pub struct PgServer {
     guard: Child,
     stdin: Option<ChildStdin>,
     netns: Option<String>,
+    port: u16,
 }
 
 /// Where a [`PgServer`] listens besides its Unix socket.
@@ -43,6 +44,10 @@ pub struct ServerOptions {
     /// loses no acknowledged commit; off by default, for speed (`fsync` stays off either way:
     /// the tests crash the server, not the machine).
     pub durable_commits: bool,
+    /// The port (default 5432; it also names the Unix socket, so any free one will do).
+    pub port: Option<u16>,
+    /// Serve TLS with this certificate and key (PEM files), copied into the cluster.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// The directory holding `initdb` and `postgres`: `$OC_PG_BIN`, else the newest
@@ -156,7 +161,7 @@ impl PgServer {
                rm -rf '{dir}'; exit 1; }}; \
              {trust} \
              {netns}{as_pg}'{postgres}' -D '{dir}/data' -c listen_addresses='{listen}' \
-               -c unix_socket_directories='{dir}' -c port=5432 -c fsync=off \
+               -c unix_socket_directories='{dir}' -c port={port} -c fsync=off {ssl} \
                -c synchronous_commit={sync} -c full_page_writes=off -c autovacuum=off \
                -c max_connections=100 >'{dir}/log' 2>&1 & pid=$!; echo started; \
              read _; p=$(head -n1 '{dir}/data/postmaster.pid' 2>/dev/null); p=${{p:-$pid}}; \
@@ -168,14 +173,45 @@ impl PgServer {
             dir = dir.display(),
             listen = opts.listen.as_deref().unwrap_or(""),
             sync = if opts.durable_commits { "on" } else { "off" },
+            port = opts.port.unwrap_or(5432),
+            ssl = if opts.tls.is_some() {
+                format!(
+                    "-c ssl=on -c ssl_cert_file='{d}/server.crt' -c ssl_key_file='{d}/server.key'",
+                    d = dir.display()
+                )
+            } else {
+                String::new()
+            },
             netns = opts
                 .netns
                 .as_deref()
                 .map_or(String::new(), |n| format!("ip netns exec '{n}' ")),
-            trust = opts.trust.as_deref().map_or(String::new(), |cidr| format!(
-                "echo 'host all all {cidr} trust' >> '{}/data/pg_hba.conf';",
-                dir.display()
-            )),
+            trust = {
+                let mut t = opts.trust.as_deref().map_or(String::new(), |cidr| {
+                    format!(
+                        "echo 'host all all {cidr} trust' >> '{}/data/pg_hba.conf';",
+                        dir.display()
+                    )
+                });
+                if let Some((cert, key)) = &opts.tls {
+                    t.push_str(&format!(
+                        "cp '{c}' '{d}/server.crt'; cp '{k}' '{d}/server.key'; \
+                         chmod 600 '{d}/server.key'; {own}",
+                        c = cert.display(),
+                        k = key.display(),
+                        d = dir.display(),
+                        own = if is_root() {
+                            format!(
+                                "chown postgres:postgres '{d}/server.crt' '{d}/server.key';",
+                                d = dir.display()
+                            )
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
+                t
+            },
         );
         let mut guard = Command::new("setsid")
             .args(["sh", "-c", &script])
@@ -202,6 +238,7 @@ impl PgServer {
             guard,
             stdin,
             netns: opts.netns.clone(),
+            port: opts.port.unwrap_or(5432),
         };
         server.wait_ready()?;
         Ok(server)
@@ -213,7 +250,7 @@ impl PgServer {
             let ready = Command::new(self.bin.join("pg_isready"))
                 .arg("-h")
                 .arg(&self.dir)
-                .args(["-p", "5432", "-U", "postgres", "-q"])
+                .args(["-p", &self.port.to_string(), "-U", "postgres", "-q"])
                 .status()
                 .is_ok_and(|s| s.success());
             if ready {
@@ -267,6 +304,11 @@ impl PgServer {
         self.wait_ready()
     }
 
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The directory of the server's Unix socket (and its cluster).
     pub fn socket_dir(&self) -> &Path {
         &self.dir
@@ -275,8 +317,9 @@ impl PgServer {
     /// A connection string for database `db` as the superuser `postgres`, over the socket.
     pub fn url(&self, db: &str) -> String {
         format!(
-            "host={} port=5432 user=postgres dbname={db}",
-            self.dir.display()
+            "host={} port={} user=postgres dbname={db}",
+            self.dir.display(),
+            self.port
         )
     }
 
@@ -286,7 +329,7 @@ impl PgServer {
         let out = Command::new(self.bin.join("psql"))
             .arg("-h")
             .arg(&self.dir)
-            .args(["-p", "5432", "-U", "postgres", "-d", db])
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
             .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
             .output()?;
         if out.status.success() {

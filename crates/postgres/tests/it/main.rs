@@ -8,3 +8,4 @@ mod model;
 mod processes;
 mod runtime;
 mod server;
+mod tls;
