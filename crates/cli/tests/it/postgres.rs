@@ -81,6 +81,8 @@ fn task_and_lock_commands_work_on_postgres() {
     assert!(oc.run(&["db", "stats"]).stdout.contains("PostgreSQL"));
     assert_eq!(oc.json(&["db", "check"])["ok"], true);
     oc.json(&["db", "migrate"]);
+    let alerts = oc.json(&["alerts", "check"]);
+    assert!(alerts.is_object() || alerts.is_array(), "{alerts}");
     let health = oc.json(&["health"]);
     assert_eq!(health["overall"], "healthy", "{health}");
 

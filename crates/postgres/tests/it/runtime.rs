@@ -80,3 +80,65 @@ fn hosts_starting_together_migrate_once() {
         .unwrap();
     assert_eq!(version.trim(), "2");
 }
+
+#[test]
+fn every_lock_operation_works_inside_a_multi_thread_runtime() {
+    use oc_locks::{LockManager, LockRequest, Owner, Resource};
+    let Some(pg) = server() else { return };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let opts = oc_postgres::PgLockOptions::new(fresh_options(pg));
+    rt.block_on(async move {
+        let locks = Arc::new(oc_postgres::PgLockManager::connect(opts).unwrap());
+        let a = locks
+            .try_acquire(&LockRequest::exclusive("repo/src", "a").unwrap())
+            .unwrap();
+        // A waiter on a runtime worker, freed by a release from another task.
+        let waiter = {
+            let locks = locks.clone();
+            tokio::spawn(async move {
+                tokio::task::block_in_place(|| {
+                    locks.acquire(
+                        &LockRequest::exclusive("repo/src/lib.rs", "b").unwrap(),
+                        Duration::from_secs(20),
+                    )
+                })
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(locks.holders(&a.resource).unwrap().len(), 1);
+        locks
+            .renew(&a.resource, &a.owner, Some(Duration::from_secs(60)))
+            .unwrap();
+        locks.release(&a.resource, &a.owner).unwrap();
+        let b = waiter.await.unwrap().unwrap();
+        assert!(b.token > a.token);
+        let many = locks
+            .acquire_many(
+                &[
+                    LockRequest::shared("docs/a", "c").unwrap(),
+                    LockRequest::shared("docs/b", "c").unwrap(),
+                ],
+                Duration::ZERO,
+            )
+            .unwrap();
+        assert_eq!(many.len(), 2);
+        assert_eq!(locks.list().unwrap().len(), 3);
+        assert_eq!(
+            locks
+                .release_owner(&Owner::new("c").unwrap())
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(locks.sweep_expired().unwrap().is_empty());
+        assert_eq!(locks.stats().unwrap().active_locks, 1);
+        locks
+            .release(&Resource::new("repo/src/lib.rs").unwrap(), &b.owner)
+            .unwrap();
+        assert!(locks.now().as_millis() > 0);
+    });
+}
