@@ -40,6 +40,8 @@ pub struct ServerOptions {
     pub listen: Option<String>,
     /// Let clients from this network (CIDR) in without a password.
     pub trust: Option<String>,
+    /// Let clients from this network (CIDR) in with a password (SCRAM).
+    pub password_network: Option<String>,
     /// Commit only once the WAL reached the OS (`synchronous_commit=on`), so a server crash
     /// loses no acknowledged commit; off by default, for speed (`fsync` stays off either way:
     /// the tests crash the server, not the machine).
@@ -193,6 +195,13 @@ impl PgServer {
                         dir.display()
                     )
                 });
+                if let Some(cidr) = &opts.password_network {
+                    // First, before initdb's trust lines: the first matching line decides.
+                    t.push_str(&format!(
+                        "sed -i '1i host all all {cidr} scram-sha-256' '{}/data/pg_hba.conf';",
+                        dir.display()
+                    ));
+                }
                 if let Some((cert, key)) = &opts.tls {
                     t.push_str(&format!(
                         "cp '{c}' '{d}/server.crt'; cp '{k}' '{d}/server.key'; \

@@ -147,3 +147,72 @@ fn bad_urls_unreachable_servers_and_newer_schemas_are_one_clear_line() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("newer than this build"), "{}", r.stderr);
 }
+
+#[test]
+fn oc_serve_reports_the_postgresql_store() {
+    let Some((oc, _)) = oc("cli_serve") else {
+        return;
+    };
+    for i in 0..3 {
+        oc.json(&["task", "create", &format!("t{i}")]);
+    }
+    let s = crate::serve::serve(&oc, "127.0.0.1:0");
+    let (status, body) = crate::serve::get(&s.1, "/metrics");
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        body.contains("opencode_tasks{status=\"pending\"} 3"),
+        "{body}"
+    );
+    crate::serve::promtool_check_metrics(&body);
+    let (status, body) = crate::serve::get(&s.1, "/healthz");
+    assert!(status.contains("200") && body == "ok\n", "{status} {body}");
+}
+
+#[test]
+fn a_wrong_password_is_one_line_and_changes_nothing() {
+    if oc_postgres::testkit::server_binaries().is_none()
+        && std::env::var_os("OC_REQUIRE_POSTGRES").is_none()
+    {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pg = PgServer::start_with(&oc_postgres::testkit::ServerOptions {
+        listen: Some("127.0.0.1".into()),
+        password_network: Some("127.0.0.1/32".into()),
+        port: Some(port),
+        ..Default::default()
+    })
+    .unwrap();
+    pg.psql("postgres", "CREATE ROLE agent LOGIN PASSWORD 'right-horse'")
+        .unwrap();
+    let url =
+        |pw: &str| format!("host=127.0.0.1 port={port} user=agent password={pw} dbname=postgres");
+    let wrong = Oc::on_database(&url("battery-staple"));
+    let r = wrong.run(&["task", "list"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+    assert!(
+        r.stderr.contains("password authentication failed"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("battery-staple"), "{}", r.stderr);
+    let schemas = pg
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'oc'",
+        )
+        .unwrap();
+    assert_eq!(schemas.trim(), "0", "nothing was created");
+    pg.psql("postgres", "GRANT CREATE ON DATABASE postgres TO agent")
+        .unwrap();
+    let right = Oc::on_database(&url("right-horse"));
+    assert_eq!(
+        right.json(&["task", "list"])["tasks"],
+        serde_json::json!([])
+    );
+}

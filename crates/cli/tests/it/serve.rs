@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use crate::util::Oc;
 
 /// A GET over a plain TCP connection: status line and body.
-fn get(addr: &str, path: &str) -> (String, String) {
+pub(crate) fn get(addr: &str, path: &str) -> (String, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
         .unwrap();
@@ -58,7 +58,7 @@ pub(crate) fn promtool_check_metrics(text: &str) {
     );
 }
 
-struct Served(Child, String);
+pub(crate) struct Served(Child, pub(crate) String);
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -67,14 +67,13 @@ impl Drop for Served {
     }
 }
 
-fn serve(oc: &Oc, addr: &str) -> Served {
+pub(crate) fn serve(oc: &Oc, addr: &str) -> Served {
     serve_with(oc, &["--addr", addr])
 }
 
 fn serve_with(oc: &Oc, args: &[&str]) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oc"))
-        .arg("--data-dir")
-        .arg(oc.data_dir())
+    let mut child = oc
+        .command()
         .args(["--json", "serve"])
         .args(args)
         .stdout(Stdio::piped())

@@ -56,22 +56,25 @@ impl Oc {
     }
 
     pub(crate) fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oc"));
-        cmd.arg("--data-dir").arg(self.data_dir());
-        if let Some(url) = &self.database {
-            cmd.arg("--database").arg(url);
-        }
-        let out: Output = cmd
-            .args(args)
-            .env_remove("OC_DATA_DIR")
-            .env_remove("OC_DATABASE_URL")
-            .output()
-            .unwrap();
+        let out: Output = self.command().args(args).output().unwrap();
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8(out.stdout).unwrap(),
             stderr: String::from_utf8(out.stderr).unwrap(),
         }
+    }
+
+    /// `oc` on this data directory (and database), its environment cleared of ours.
+    pub(crate) fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oc"));
+        cmd.arg("--data-dir").arg(self.data_dir());
+        if let Some(url) = &self.database {
+            cmd.arg("--database").arg(url);
+        }
+        cmd.env_remove("OC_DATA_DIR")
+            .env_remove("OC_DATABASE_URL")
+            .env_remove("OC_DATABASE_CA");
+        cmd
     }
 
     /// Writes `name` in the scratch directory (beside the data directory); returns its path.
