@@ -221,9 +221,19 @@ pub(crate) fn query(
         query = query.newest();
     }
     let (entries, report) = files.logs().query(&query)?;
+    print_entries(out, command, &entries, &report)
+}
+
+/// Entries as a page: one line each, and what was skipped.
+fn print_entries(
+    out: &mut Output,
+    command: &str,
+    entries: &[LogEntry],
+    report: &oc_jsonl::ReadReport,
+) -> anyhow::Result<()> {
     let data = serde_json::json!({ "entries": entries, "read": report });
     out.emit(command, &data, |w, o| {
-        for e in &entries {
+        for e in entries {
             render_entry(w, e)?;
         }
         if !o.quiet && report.malformed > 0 {
@@ -285,20 +295,7 @@ pub(crate) fn history(site: &Site, q: QueryArgs, out: &mut Output) -> anyhow::Re
         entries.reverse();
     }
     let entries: Vec<LogEntry> = entries.into_iter().skip(q.offset).take(q.limit).collect();
-    let data = serde_json::json!({ "entries": entries, "read": report });
-    out.emit("task-history", &data, |w, o| {
-        for e in &entries {
-            render_entry(w, e)?;
-        }
-        if !o.quiet && report.malformed > 0 {
-            writeln!(
-                w,
-                "({} malformed line(s) skipped: lines {:?})",
-                report.malformed, report.malformed_lines
-            )?;
-        }
-        Ok(())
-    })
+    print_entries(out, "task-history", &entries, &report)
 }
 
 pub(crate) fn decisions(site: &Site, cmd: DecisionsCmd, out: &mut Output) -> anyhow::Result<()> {
