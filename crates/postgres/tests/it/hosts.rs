@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,7 +50,14 @@ fn helper_host() {
                 s.spawn(move || {
                     let me = format!("{}-{t}", std::env::var("OC_CHILD_NAME").unwrap());
                     let req = LockRequest::exclusive("repo/counter", &me).unwrap();
+                    // Only each host's first thread claims before both hosts have one task, so
+                    // both compete however the machine schedules their processes.
+                    if t != 0 {
+                        wait_all(counter, "first");
+                    }
+                    let mut claimed = 0;
                     while let Some(task) = store.claim_next(&me, Duration::from_secs(60)).unwrap() {
+                        claimed += 1;
                         let token = task.lease.unwrap().token;
                         let lock = locks.acquire(&req, Duration::from_secs(60)).unwrap();
                         // Read, pause, write: only mutual exclusion keeps this exact.
@@ -63,6 +71,10 @@ fn helper_host() {
                         locks.release(&lock.resource, &lock.owner).unwrap();
                         store.complete(&task.id, Some(token), None).unwrap();
                         writeln!(out.lock().unwrap(), "claimed {} {token}", task.id).unwrap();
+                        if t == 0 && claimed == 1 {
+                            arrive(counter, "first");
+                            wait_all(counter, "first");
+                        }
                     }
                 });
             }
@@ -104,6 +116,25 @@ fn helper_host() {
             writeln!(out.lock().unwrap(), "claimed {token}\ncomplete ok").unwrap();
         }
         other => panic!("unknown role {other}"),
+    }
+}
+
+/// Says this host reached `point` (a file beside the counter, on the filesystem the
+/// namespaces share).
+fn arrive(counter: &str, point: &str) {
+    let me = std::env::var("OC_CHILD_NAME").unwrap();
+    std::fs::write(format!("{counter}.{point}-{me}"), "").unwrap();
+}
+
+/// Waits until both hosts reached `point`.
+fn wait_all(counter: &str, point: &str) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while !["a", "b"]
+        .iter()
+        .all(|h| Path::new(&format!("{counter}.{point}-{h}")).exists())
+    {
+        assert!(Instant::now() < until, "a host never reached {point}");
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -46,11 +46,19 @@ fn helper_claim_all() {
     out.flush().expect("stdout");
     let mut go = String::new();
     std::io::stdin().read_line(&mut go).expect("go line");
+    let mut first = true;
     while let Some(t) = store
         .claim_next(&agent, Duration::from_secs(300))
         .expect("no error reaches the caller")
     {
         writeln!(out, "claimed {} {}", t.id, t.lease.expect("lease").token).expect("stdout");
+        if first {
+            // Each child claims once before either goes on, so both compete whatever the
+            // scheduler does on a loaded machine.
+            out.flush().expect("stdout");
+            std::io::stdin().read_line(&mut go).expect("second go line");
+            first = false;
+        }
     }
 }
 
@@ -106,11 +114,28 @@ fn two_processes_never_claim_the_same_task() {
         let mut stdin = c.stdin.as_ref().expect("piped stdin");
         stdin.write_all(b"go\n").expect("write go");
     }
+    // Each child's first claim, then both go on.
+    let mut firsts = Vec::new();
+    for (_, out) in &mut children {
+        let mut line = String::new();
+        while !line.contains("claimed ") {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).expect("child stdout") > 0,
+                "child exited early"
+            );
+        }
+        firsts.push(line);
+    }
+    for (c, _) in &children {
+        let mut stdin = c.stdin.as_ref().expect("piped stdin");
+        stdin.write_all(b"go\n").expect("write go");
+    }
     let mut ids = Vec::new();
     let mut tokens = Vec::new();
     let mut per_child = Vec::new();
-    for (mut c, mut out) in children {
-        let mut text = String::new();
+    for ((mut c, mut out), first) in children.into_iter().zip(firsts) {
+        let mut text = first;
         out.read_to_string(&mut text).expect("child stdout");
         let status = c.wait().expect("child runs");
         assert!(status.success(), "child failed: {status:?}");
