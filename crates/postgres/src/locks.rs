@@ -79,19 +79,8 @@ const MIGRATIONS: &[&str] = &[concat!(
                            '{}'::text[])
            FROM generate_series(1, cardinality(string_to_array(r, '/')) - 1) AS k $$;
 
-    CREATE FUNCTION {s}.lock_bump(k text, by_n bigint) RETURNS bigint LANGUAGE sql VOLATILE AS
-        $$ UPDATE {s}.lock_meta SET value = value + by_n WHERE key = k RETURNING value $$;
-
-    CREATE FUNCTION {s}.lock_freed() RETURNS void LANGUAGE sql VOLATILE AS
-        $$ SELECT pg_notify('oc_locks_' || '{n}', '') $$;
-
-    -- A release's bookkeeping: counted, its hold time summed and maxed.
-    CREATE FUNCTION {s}.lock_record_release(held bigint) RETURNS void LANGUAGE sql VOLATILE AS
-        $$ UPDATE {s}.lock_meta SET value = CASE key
-               WHEN 'released' THEN value + 1
-               WHEN 'hold_total_ms' THEN value + greatest(held, 0)
-               ELSE greatest(value, held) END
-           WHERE key IN ('released', 'hold_total_ms', 'hold_max_ms') $$;
+    -- Every function below is PL/pgSQL with its statements inline: their plans are cached
+    -- per session, where a call of an SQL function is planned anew each time.
 
     -- Grants every request or none; when one is blocked, returns its blockers (granted false).
     CREATE FUNCTION {s}.lock_acquire(p_res text[], p_owner text, p_mode text[], p_ttl bigint[],
@@ -101,7 +90,7 @@ const MIGRATIONS: &[&str] = &[concat!(
         LANGUAGE plpgsql VOLATILE AS $$
     #variable_conflict use_column
     DECLARE
-        v_now bigint := {s}.lock_now(p_now);
+        v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
         i integer; r text; m text; a text[]; own_mode text; has_own boolean; n bigint; tok bigint;
     BEGIN
         PERFORM 1 FROM {s}.lock_meta WHERE key = 'token' FOR UPDATE;
@@ -119,7 +108,7 @@ const MIGRATIONS: &[&str] = &[concat!(
                 IF EXISTS (SELECT 1 FROM {s}.locks l WHERE l.expires_at > v_now
                            AND l.owner <> p_owner AND (l.mode = 'exclusive' OR m = 'exclusive')
                            AND ", overlap!("l.resource"), ") THEN
-                    IF p_count_conflict THEN PERFORM {s}.lock_bump('conflicts', 1); END IF;
+                    IF p_count_conflict THEN UPDATE {s}.lock_meta SET value = value + 1 WHERE key = 'conflicts'; END IF;
                     RETURN QUERY SELECT false, r, l.resource::text, l.owner::text, l.mode,
                             NULL::bigint, NULL::integer, NULL::bigint, l.expires_at
                         FROM {s}.locks l WHERE l.expires_at > v_now
@@ -134,7 +123,7 @@ const MIGRATIONS: &[&str] = &[concat!(
                        AND (p_ticket IS NULL OR w.ticket < p_ticket) AND w.owner <> p_owner
                        AND (w.mode = 'exclusive' OR m = 'exclusive')
                        AND ", overlap!("w.resource"), ") THEN
-                IF p_count_conflict THEN PERFORM {s}.lock_bump('conflicts', 1); END IF;
+                IF p_count_conflict THEN UPDATE {s}.lock_meta SET value = value + 1 WHERE key = 'conflicts'; END IF;
                 RETURN QUERY SELECT false, r, w.resource::text, w.owner::text, w.mode,
                         NULL::bigint, NULL::integer, NULL::bigint, NULL::bigint
                     FROM {s}.lock_waiters w WHERE w.expires_at > v_now
@@ -150,16 +139,18 @@ const MIGRATIONS: &[&str] = &[concat!(
             -- Lapsed locks on this exact resource (the owner's own included) go first.
             DELETE FROM {s}.locks l WHERE l.resource = r AND l.expires_at <= v_now;
             GET DIAGNOSTICS n = ROW_COUNT;
-            IF n > 0 THEN PERFORM {s}.lock_bump('expired', n); END IF;
+            IF n > 0 THEN UPDATE {s}.lock_meta SET value = value + n WHERE key = 'expired'; END IF;
             UPDATE {s}.locks l SET holds = l.holds + 1,
                     expires_at = greatest(l.expires_at, v_now + p_ttl[i]),
                     mode = CASE WHEN m = 'exclusive' THEN 'exclusive' ELSE l.mode END
                 WHERE l.resource = r AND l.owner = p_owner;
             IF FOUND THEN
-                PERFORM {s}.lock_bump('reentrant', 1);
+                UPDATE {s}.lock_meta SET value = value + 1 WHERE key = 'reentrant';
             ELSE
-                tok := {s}.lock_bump('token', 1);
-                PERFORM {s}.lock_bump('total', 1);
+                WITH u AS (
+                    UPDATE {s}.lock_meta SET value = value + 1 WHERE key IN ('token', 'total')
+                    RETURNING key, value
+                ) SELECT u.value INTO tok FROM u WHERE u.key = 'token';
                 INSERT INTO {s}.locks (resource, owner, mode, token, holds, acquired_at, expires_at)
                     VALUES (r, p_owner, m, tok, 1, v_now, v_now + p_ttl[i]);
             END IF;
@@ -174,11 +165,11 @@ const MIGRATIONS: &[&str] = &[concat!(
 
     CREATE FUNCTION {s}.lock_enqueue(p_res text[], p_owner text, p_mode text[], p_lease bigint,
             p_now bigint) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
-    DECLARE v_now bigint := {s}.lock_now(p_now); t bigint;
+    DECLARE v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint); t bigint;
     BEGIN
         PERFORM 1 FROM {s}.lock_meta WHERE key = 'token' FOR UPDATE;
-        t := {s}.lock_bump('ticket', 1);
-        PERFORM {s}.lock_bump('waits', 1);
+        UPDATE {s}.lock_meta SET value = value + 1 WHERE key = 'ticket' RETURNING value INTO t;
+        UPDATE {s}.lock_meta SET value = value + 1 WHERE key = 'waits';
         INSERT INTO {s}.lock_waiters (ticket, resource, owner, mode, expires_at)
             SELECT t, x.r, p_owner, x.m, v_now + p_lease FROM unnest(p_res, p_mode) AS x(r, m);
         RETURN t;
@@ -188,7 +179,7 @@ const MIGRATIONS: &[&str] = &[concat!(
     BEGIN
         PERFORM 1 FROM {s}.lock_meta WHERE key = 'token' FOR UPDATE;
         DELETE FROM {s}.lock_waiters w WHERE w.ticket = p_ticket;
-        PERFORM {s}.lock_bump('timeouts', 1);
+        UPDATE {s}.lock_meta SET value = value + 1 WHERE key = 'timeouts';
     END $$;
 
     -- Release or renew the owner's live lock. The first row says what happened
@@ -198,7 +189,7 @@ const MIGRATIONS: &[&str] = &[concat!(
                        holds integer, acquired_at bigint, expires_at bigint)
         LANGUAGE plpgsql VOLATILE AS $$
     #variable_conflict use_column
-    DECLARE v_now bigint := {s}.lock_now(p_now); l {s}.locks%ROWTYPE;
+    DECLARE v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint); l {s}.locks%ROWTYPE;
     BEGIN
         PERFORM 1 FROM {s}.lock_meta WHERE key = 'token' FOR UPDATE;
         SELECT * INTO l FROM {s}.locks x WHERE x.resource = p_res AND x.owner = p_owner;
@@ -213,8 +204,8 @@ const MIGRATIONS: &[&str] = &[concat!(
         END IF;
         IF l.expires_at <= v_now THEN
             DELETE FROM {s}.locks x WHERE x.resource = p_res AND x.owner = p_owner;
-            PERFORM {s}.lock_bump('expired', 1);
-            PERFORM {s}.lock_freed();
+            UPDATE {s}.lock_meta SET value = value + 1 WHERE key = 'expired';
+            PERFORM pg_notify('oc_locks_' || '{n}', '') WHERE EXISTS (SELECT 1 FROM {s}.lock_waiters);
             RETURN QUERY SELECT 'expired', NULL::text, NULL::text, NULL::text, NULL::bigint,
                 NULL::integer, NULL::bigint, NULL::bigint;
             RETURN;
@@ -232,8 +223,8 @@ const MIGRATIONS: &[&str] = &[concat!(
             UPDATE {s}.locks x SET holds = l.holds WHERE x.resource = p_res AND x.owner = p_owner;
         ELSE
             DELETE FROM {s}.locks x WHERE x.resource = p_res AND x.owner = p_owner;
-            PERFORM {s}.lock_record_release(v_now - l.acquired_at);
-            PERFORM {s}.lock_freed();
+            UPDATE {s}.lock_meta SET value = CASE key WHEN 'released' THEN value + 1 WHEN 'hold_total_ms' THEN value + greatest(v_now - l.acquired_at, 0) ELSE greatest(value, v_now - l.acquired_at) END WHERE key IN ('released', 'hold_total_ms', 'hold_max_ms');
+            PERFORM pg_notify('oc_locks_' || '{n}', '') WHERE EXISTS (SELECT 1 FROM {s}.lock_waiters);
         END IF;
         RETURN QUERY SELECT 'released', l.resource::text, l.owner::text, l.mode, l.token,
             l.holds, l.acquired_at, l.expires_at;
@@ -241,32 +232,32 @@ const MIGRATIONS: &[&str] = &[concat!(
 
     CREATE FUNCTION {s}.lock_release_owner(p_owner text, p_now bigint)
         RETURNS SETOF {s}.locks LANGUAGE plpgsql VOLATILE AS $$
-    DECLARE v_now bigint := {s}.lock_now(p_now); l {s}.locks%ROWTYPE;
+    DECLARE v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint); l {s}.locks%ROWTYPE;
     BEGIN
         PERFORM 1 FROM {s}.lock_meta WHERE key = 'token' FOR UPDATE;
         FOR l IN DELETE FROM {s}.locks x WHERE x.owner = p_owner RETURNING * LOOP
             IF l.expires_at <= v_now THEN
-                PERFORM {s}.lock_bump('expired', 1);
+                UPDATE {s}.lock_meta SET value = value + 1 WHERE key = 'expired';
             ELSE
-                PERFORM {s}.lock_record_release(v_now - l.acquired_at);
+                UPDATE {s}.lock_meta SET value = CASE key WHEN 'released' THEN value + 1 WHEN 'hold_total_ms' THEN value + greatest(v_now - l.acquired_at, 0) ELSE greatest(value, v_now - l.acquired_at) END WHERE key IN ('released', 'hold_total_ms', 'hold_max_ms');
             END IF;
             RETURN NEXT l;
         END LOOP;
-        PERFORM {s}.lock_freed();
+        PERFORM pg_notify('oc_locks_' || '{n}', '') WHERE EXISTS (SELECT 1 FROM {s}.lock_waiters);
     END $$;
 
     CREATE FUNCTION {s}.lock_sweep(p_now bigint)
         RETURNS SETOF {s}.locks LANGUAGE plpgsql VOLATILE AS $$
-    DECLARE v_now bigint := {s}.lock_now(p_now); n bigint := 0; l {s}.locks%ROWTYPE;
+    DECLARE v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint); n bigint := 0; l {s}.locks%ROWTYPE;
     BEGIN
         PERFORM 1 FROM {s}.lock_meta WHERE key = 'token' FOR UPDATE;
         FOR l IN DELETE FROM {s}.locks x WHERE x.expires_at <= v_now RETURNING * LOOP
             n := n + 1;
             RETURN NEXT l;
         END LOOP;
-        PERFORM {s}.lock_bump('expired', n);
+        UPDATE {s}.lock_meta SET value = value + n WHERE key = 'expired';
         DELETE FROM {s}.lock_waiters w WHERE w.expires_at <= v_now;
-        IF n > 0 THEN PERFORM {s}.lock_freed(); END IF;
+        IF n > 0 THEN PERFORM pg_notify('oc_locks_' || '{n}', '') WHERE EXISTS (SELECT 1 FROM {s}.lock_waiters); END IF;
     END $$;"
 )];
 
