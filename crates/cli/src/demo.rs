@@ -105,7 +105,7 @@ pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Resu
         return Err(UsageError("--tasks must be between 1 and 100000".into()).into());
     }
     let tasks = site.tasks()?;
-    let store = tasks.store.clone();
+    let store = tasks.store();
     let locks = site.locks()?;
     // Hooks: one counts every committed event, one vetoes a class of tasks.
     let hooks = Arc::new(Hooks::new());

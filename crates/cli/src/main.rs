@@ -132,32 +132,50 @@ pub(crate) struct Site {
     database_ca: Option<PathBuf>,
 }
 
-/// The task store a [`Site`] opened, and the SQLite store behind it when it is one (for the
-/// figures only SQLite has).
-pub(crate) struct Tasks {
-    pub(crate) store: Arc<dyn TaskStore>,
-    pub(crate) sqlite: Option<Arc<SqliteTaskStore>>,
-    pub(crate) postgres: Option<Arc<PgTaskStore>>,
+/// The task store a [`Site`] opened: SQLite in the data directory, or PostgreSQL.
+pub(crate) enum Tasks {
+    Sqlite(Arc<SqliteTaskStore>),
+    Postgres(Arc<PgTaskStore>),
 }
 
 impl Tasks {
+    /// The store, for everything the trait does.
+    pub(crate) fn store(&self) -> Arc<dyn TaskStore> {
+        match self {
+            Tasks::Sqlite(db) => db.clone(),
+            Tasks::Postgres(pg) => pg.clone(),
+        }
+    }
+
+    /// Where the database figures come from.
+    fn storage(&self) -> &dyn StorageSource {
+        match self {
+            Tasks::Sqlite(db) => &**db,
+            Tasks::Postgres(pg) => &**pg,
+        }
+    }
+
+    /// Metric sources over the task store, with its database figures.
+    pub(crate) fn sources(&self) -> oc_metrics::Sources<'_> {
+        let store: &dyn TaskStore = match self {
+            Tasks::Sqlite(db) => &**db,
+            Tasks::Postgres(pg) => &**pg,
+        };
+        oc_metrics::Sources::new(store).storage(self.storage())
+    }
+
     /// The database's own consistency check: SQLite's integrity check, or the PostgreSQL
     /// store's token check. The problems found; empty when healthy.
     pub(crate) fn check(&self) -> anyhow::Result<Vec<String>> {
-        Ok(match (&self.sqlite, &self.postgres) {
-            (Some(db), _) => db.integrity_check()?,
-            (_, Some(pg)) => pg.check()?,
-            _ => Vec::new(),
+        Ok(match self {
+            Tasks::Sqlite(db) => db.integrity_check()?,
+            Tasks::Postgres(pg) => pg.check()?,
         })
     }
 
     /// The database's size in bytes.
     pub(crate) fn size(&self) -> anyhow::Result<u64> {
-        Ok(match (&self.sqlite, &self.postgres) {
-            (Some(db), _) => db.storage_stats()?.database_bytes(),
-            (_, Some(pg)) => pg.server_stats()?.database_bytes,
-            _ => 0,
-        })
+        Ok(self.storage().storage_stats()?.database_bytes())
     }
 }
 
@@ -193,31 +211,19 @@ impl Site {
     pub(crate) fn tasks(&self) -> anyhow::Result<Tasks> {
         if let Some(opts) = self.postgres()? {
             let target = opts.target();
-            let store = Arc::new(
-                PgTaskStore::connect(opts)
-                    .with_context(|| format!("cannot open the task store on {target}"))?,
-            );
-            return Ok(Tasks {
-                store: store.clone(),
-                sqlite: None,
-                postgres: Some(store),
-            });
+            let store = PgTaskStore::connect(opts)
+                .with_context(|| format!("cannot open the task store on {target}"))?;
+            return Ok(Tasks::Postgres(Arc::new(store)));
         }
         let path = self.sqlite_path()?;
-        let store = Arc::new(
-            SqliteTaskStore::open(&path)
-                .with_context(|| format!("cannot open {}", path.display()))?,
-        );
-        Ok(Tasks {
-            store: store.clone(),
-            sqlite: Some(store),
-            postgres: None,
-        })
+        let store = SqliteTaskStore::open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Tasks::Sqlite(Arc::new(store)))
     }
 
     /// Opens the task store.
     pub(crate) fn store(&self) -> anyhow::Result<Arc<dyn TaskStore>> {
-        Ok(self.tasks()?.store)
+        Ok(self.tasks()?.store())
     }
 
     /// Opens the lock manager beside the task store.
@@ -232,26 +238,6 @@ impl Site {
         let locks = oc_locks::SqliteLockManager::open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         Ok(Arc::new(locks))
-    }
-}
-
-impl Tasks {
-    /// Where the database figures come from: the SQLite or the PostgreSQL store.
-    pub(crate) fn storage(&self) -> Option<&dyn StorageSource> {
-        match (&self.sqlite, &self.postgres) {
-            (Some(db), _) => Some(&**db),
-            (_, Some(pg)) => Some(&**pg),
-            _ => None,
-        }
-    }
-
-    /// Metric sources over the task store, with its database figures.
-    pub(crate) fn sources(&self) -> oc_metrics::Sources<'_> {
-        let s = oc_metrics::Sources::new(&*self.store);
-        match self.storage() {
-            Some(db) => s.storage(db),
-            None => s,
-        }
     }
 }
 

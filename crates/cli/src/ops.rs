@@ -9,9 +9,9 @@ use oc_metrics::{
 };
 use serde::Serialize;
 
-use crate::Site;
 use crate::args::{DbCmd, MetricsFormat};
 use crate::output::{Output, thousands};
+use crate::{Site, Tasks};
 
 pub(crate) fn metrics(site: &Site, format: MetricsFormat, out: &mut Output) -> anyhow::Result<()> {
     let tasks = site.tasks()?;
@@ -39,10 +39,9 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
         DbCmd::Migrate => {
             // Opening migrates, once, whatever other hosts do at the same time.
             site.locks()?;
-            let place = if tasks.postgres.is_some() {
-                "the PostgreSQL schema".to_owned()
-            } else {
-                site.data_dir.join("opencode.db").display().to_string()
+            let place = match tasks {
+                Tasks::Postgres(_) => "the PostgreSQL schema".to_owned(),
+                Tasks::Sqlite(db) => db.path().display().to_string(),
             };
             out.emit(
                 "db.migrate",
@@ -56,30 +55,23 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
                 },
             )
         }
-        DbCmd::Stats if tasks.postgres.is_some() => {
-            let st = tasks
-                .postgres
-                .as_ref()
-                .map(|pg| pg.server_stats())
-                .transpose()?;
-            out.emit("db.stats", &st, |w, _| {
-                if let Some(st) = &st {
-                    writeln!(w, "Server: {}", st.server_version)?;
-                    writeln!(w, "Database: {} bytes", thousands(st.database_bytes))?;
-                    writeln!(w, "Tasks table: {} bytes", thousands(st.tasks_bytes))?;
-                    writeln!(
-                        w,
-                        "Cache: {} hits, {} reads (the whole server)",
-                        thousands(st.cache_hits),
-                        thousands(st.cache_reads)
-                    )?;
-                }
-                Ok(())
-            })
-        }
         DbCmd::Stats => {
-            let Some(store) = &tasks.sqlite else {
-                anyhow::bail!("no database statistics for this store")
+            let store = match tasks {
+                Tasks::Sqlite(db) => db,
+                Tasks::Postgres(pg) => {
+                    let st = pg.server_stats()?;
+                    return out.emit("db.stats", &st, |w, _| {
+                        writeln!(w, "Server: {}", st.server_version)?;
+                        writeln!(w, "Database: {} bytes", thousands(st.database_bytes))?;
+                        writeln!(w, "Tasks table: {} bytes", thousands(st.tasks_bytes))?;
+                        writeln!(
+                            w,
+                            "Cache: {} hits, {} reads (the whole server)",
+                            thousands(st.cache_hits),
+                            thousands(st.cache_reads)
+                        )
+                    });
+                }
             };
             let st = store.storage_stats()?;
             out.emit("db.stats", &st, |w, _| {
@@ -205,11 +197,11 @@ pub(crate) fn health(site: &Site, out: &mut Output) -> anyhow::Result<()> {
                 let size = thousands(tasks.size()?);
                 Ok((
                     true,
-                    match &tasks.postgres {
-                        Some(pg) => {
+                    match &tasks {
+                        Tasks::Postgres(pg) => {
                             format!("ok, {size} bytes, {}", pg.server_stats()?.server_version)
                         }
-                        None => format!("ok, {size} bytes"),
+                        Tasks::Sqlite(_) => format!("ok, {size} bytes"),
                     },
                 ))
             })(),

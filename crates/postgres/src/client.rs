@@ -42,25 +42,23 @@ where
 }
 
 /// Connects (with TLS when configured) and drives the connection on the runtime; messages
-/// go to `on_message`.
+/// go to `on_message`. The handle ends when the connection does.
 pub(crate) async fn connect(
     config: &tokio_postgres::Config,
     tls: &Tls,
     on_message: impl FnMut(AsyncMessage) + Send + 'static,
-) -> Result<Client, tokio_postgres::Error> {
-    match tls {
+) -> Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error> {
+    Ok(match tls {
         Tls::Off => {
             let (client, conn) = config.connect(NoTls).await?;
-            tokio::spawn(drive(conn, on_message));
-            Ok(client)
+            (client, tokio::spawn(drive(conn, on_message)))
         }
         #[cfg(feature = "tls")]
         Tls::Rustls(make) => {
             let (client, conn) = config.connect(make.clone()).await?;
-            tokio::spawn(drive(conn, on_message));
-            Ok(client)
+            (client, tokio::spawn(drive(conn, on_message)))
         }
-    }
+    })
 }
 
 /// Connection settings shared by the PostgreSQL stores.
@@ -274,10 +272,24 @@ pub(crate) fn retryable(e: &tokio_postgres::Error) -> bool {
                 || code.code().starts_with("08")
         }
         // No SQLSTATE: a failure on the way. A refused TLS handshake (an untrusted or wrong
-        // certificate) fails the same way again; a lost or refused connection, a timeout may
-        // not.
-        None => !e.to_string().contains("TLS"),
+        // certificate: tokio-rustls reports it as invalid data) fails the same way again; a
+        // lost or refused connection, a timeout may not.
+        None => !invalid_data(e),
     }
+}
+
+/// Whether an I/O error of kind `InvalidData` (what a TLS handshake refusal is) caused `e`.
+fn invalid_data(e: &tokio_postgres::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// A task-store error for a failed call.
@@ -338,7 +350,7 @@ impl<S: Prepare> Shared<S> {
         {
             return Ok(c.clone());
         }
-        let client = connect(&self.config, &self.tls, |_| {}).await?;
+        let (client, _) = connect(&self.config, &self.tls, |_| {}).await?;
         let stmts = S::prepare(&client, &self.schema).await?;
         let c = Arc::new(Conn { client, stmts });
         *slot = Some(c.clone());
@@ -435,7 +447,7 @@ impl<S> Pool<S> {
         let (config, tls) = (self.shared.config.clone(), self.shared.tls.clone());
         self.handle.spawn(async move {
             let out = match connect(&config, &tls, |_| {}).await {
-                Ok(client) => f(client).await,
+                Ok((client, _)) => f(client).await,
                 Err(e) => Err(e),
             };
             let _ = tx.send(out);

@@ -385,7 +385,7 @@ pub struct PgLockManager {
     pool: Pool<LockStatements>,
     opts: PgLockOptions,
     freed: Arc<Freed>,
-    listening: Mutex<bool>,
+    listening: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for PgLockManager {
@@ -485,7 +485,7 @@ impl PgLockManager {
             pool,
             opts,
             freed: Arc::new(Freed::default()),
-            listening: Mutex::new(false),
+            listening: Arc::default(),
         })
     }
 
@@ -565,33 +565,33 @@ impl PgLockManager {
 
     /// Starts listening for releases on every host (once per manager).
     fn listen(&self) {
-        let mut started = self.listening.lock();
-        if *started {
+        if self
+            .listening
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
             return;
         }
-        *started = true;
         let (config, tls) = (self.opts.pg.config.clone(), self.opts.pg.tls.clone());
         let channel = format!("oc_locks_{}", self.opts.pg.schema);
-        let freed = self.freed.clone();
+        let (freed, listening) = (self.freed.clone(), self.listening.clone());
         self.pool.spawn(async move {
             let wake = move |m: AsyncMessage| {
                 if let AsyncMessage::Notification(_) = m {
                     freed.wake();
                 }
             };
-            let Ok(client) = crate::client::connect(&config, &tls, wake).await else {
-                return;
-            };
-            // The session lives as long as the client: keep it until the connection ends.
-            if client
-                .batch_execute(&format!("LISTEN \"{channel}\""))
-                .await
-                .is_ok()
+            if let Ok((client, driver)) = crate::client::connect(&config, &tls, wake).await
+                && client
+                    .batch_execute(&format!("LISTEN \"{channel}\""))
+                    .await
+                    .is_ok()
             {
-                while !client.is_closed() {
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
+                // The session lasts as long as the connection, which the client keeps open.
+                let _ = driver.await;
+                drop(client);
             }
+            // Lost (or never made): the next wait listens again; waiters poll meanwhile.
+            listening.store(false, std::sync::atomic::Ordering::Release);
         });
     }
 

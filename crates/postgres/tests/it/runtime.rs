@@ -108,7 +108,10 @@ fn every_lock_operation_works_inside_a_multi_thread_runtime() {
                 })
             })
         };
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The waiter is queued (a row of its own) before the holder lets go.
+        while locks.stats().unwrap().waiting == 0 {
+            tokio::task::yield_now().await;
+        }
         assert_eq!(locks.holders(&a.resource).unwrap().len(), 1);
         locks
             .renew(&a.resource, &a.owner, Some(Duration::from_secs(60)))
@@ -203,7 +206,6 @@ fn waiters_of_different_managers_are_served_in_arrival_order() {
                     )
                     .unwrap();
                 order.lock().unwrap().push(who);
-                std::thread::sleep(Duration::from_millis(50));
                 m.release(&l.resource, &l.owner).unwrap();
             }
         };
