@@ -372,6 +372,12 @@ impl PgLockOptions {
         self.ttl = ttl;
         self
     }
+    /// The longest a waiter sleeps between looks when no notification wakes it (default
+    /// 50 ms): notifications can be lost, so waiters poll too, backing off from 1 ms to this.
+    pub fn max_poll(mut self, d: Duration) -> Self {
+        self.max_poll = d.max(Duration::from_millis(1));
+        self
+    }
 }
 
 /// A [`LockManager`] on PostgreSQL: every host connected to the same database and schema

@@ -221,3 +221,69 @@ fn waiters_of_different_managers_are_served_in_arrival_order() {
     });
     assert_eq!(*order.lock().unwrap(), ["b", "c"]);
 }
+
+/// A release on one host wakes a waiter on another at once, by `NOTIFY`: with polling made
+/// rare (up to 30 s apart), the waiter still gets the lock within a second of the release.
+#[test]
+fn a_release_wakes_a_waiter_of_another_manager_by_notification() {
+    use oc_locks::{LockManager, LockRequest};
+    let Some(pg) = server() else { return };
+    let opts = fresh_options(pg);
+    let holder =
+        oc_postgres::PgLockManager::connect(oc_postgres::PgLockOptions::new(opts.clone())).unwrap();
+    let waiter = oc_postgres::PgLockManager::connect(
+        oc_postgres::PgLockOptions::new(opts).max_poll(Duration::from_secs(30)),
+    )
+    .unwrap();
+    let held = holder
+        .try_acquire(&LockRequest::exclusive("repo", "a").unwrap())
+        .unwrap();
+    std::thread::scope(|s| {
+        let w = s.spawn(|| {
+            waiter
+                .acquire(
+                    &LockRequest::exclusive("repo/x", "b").unwrap(),
+                    Duration::from_secs(60),
+                )
+                .map(|_| std::time::Instant::now())
+        });
+        while holder.stats().unwrap().waiting == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Long enough for the waiter's backoff to reach seconds between looks.
+        std::thread::sleep(Duration::from_secs(5));
+        let released = std::time::Instant::now();
+        holder.release(&held.resource, &held.owner).unwrap();
+        let granted = w.join().unwrap().unwrap();
+        let took = granted - released;
+        assert!(took < Duration::from_millis(1500), "woken after {took:?}");
+    });
+}
+
+/// Calls slower than the threshold are counted, and `check` finds a token counter that fell
+/// below a token in use.
+#[test]
+fn slow_calls_are_counted_and_check_finds_a_counter_behind_its_tokens() {
+    use oc_tasks::{NewTask, StorageSource, TaskStore};
+    let Some(pg) = server() else { return };
+    let opts = fresh_options(pg).slow_threshold(Duration::ZERO);
+    let schema = opts.schema_name().to_owned();
+    let store = oc_postgres::PgTaskStore::connect(opts).unwrap();
+    store.create(NewTask::new("x")).unwrap();
+    store
+        .claim_next("a", Duration::from_secs(30))
+        .unwrap()
+        .unwrap();
+    let st = store.storage_stats().unwrap();
+    assert!(st.slow_statements >= 2, "{st:?}");
+    assert!(st.recent_slow.iter().any(|s| s.sql == "claim_next"));
+    assert!(st.database_bytes() > 0);
+    assert!(store.check().unwrap().is_empty());
+    pg.psql(
+        "postgres",
+        &format!("UPDATE {schema}.tasks_meta SET value = 0 WHERE key = 'lease_token'"),
+    )
+    .unwrap();
+    let problems = store.check().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+}
