@@ -44,6 +44,28 @@ pub fn strace_for_tests() -> bool {
     false
 }
 
+/// The marks file of a recorded workload: each mark is one `write` of one line, which is how
+/// [`PowerLoss`] tells marks apart from the workload's other writes.
+#[derive(Debug)]
+pub struct Marks(std::fs::File);
+
+impl Marks {
+    /// Opens (creating) the marks file at `path` for appending.
+    pub fn open(path: &Path) -> io::Result<Marks> {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map(Marks)
+    }
+
+    /// Appends `mark` as one line, in one `write`.
+    pub fn mark(&mut self, mark: impl fmt::Display) -> io::Result<()> {
+        use std::io::Write;
+        self.0.write_all(format!("{mark}\n").as_bytes())
+    }
+}
+
 /// One system call of interest, in the order they finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Call {

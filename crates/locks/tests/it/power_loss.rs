@@ -5,11 +5,11 @@
 //! the database is rebuilt as a power loss right after it would have left it (the log cut at
 //! its last sync, `oc_sqlite::testkit`), and a fresh manager must grant a greater token.
 
-use std::io::Write;
+use std::path::Path;
 use std::process::Stdio;
 
 use oc_locks::{LockManager, LockRequest, SqliteLockManager};
-use oc_sqlite::testkit::{PowerLoss, strace_for_tests};
+use oc_sqlite::testkit::{Marks, PowerLoss, strace_for_tests};
 
 use crate::processes::{child, child_env};
 
@@ -27,17 +27,11 @@ fn helper_lock_and_mark() {
         .token_reserve(RESERVE)
         .open(&db)
         .unwrap();
-    let mut marks = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(marks)
-        .unwrap();
+    let mut marks = Marks::open(Path::new(marks)).unwrap();
     for i in 0..n.parse::<usize>().unwrap() {
         let req = LockRequest::exclusive(&format!("repo/f{}", i % 3), "child").unwrap();
         let l = locks.try_acquire(&req).unwrap();
-        marks
-            .write_all(format!("{}\n", l.token).as_bytes())
-            .unwrap();
+        marks.mark(l.token).unwrap();
         locks.release(&l.resource, &l.owner).unwrap();
     }
 }

@@ -11,7 +11,7 @@ use oc_postgres::testkit::{PgServer, ServerOptions, server_binaries};
 use oc_postgres::{PgOptions, PgTaskStore};
 use oc_tasks::{HistoryKind, NewTask, TaskFilter, TaskQuery, TaskStatus, TaskStore};
 
-use crate::server::{fresh_options, server};
+use crate::server::{child, child_options, fresh_options, server};
 
 const TASKS: usize = 2_000;
 
@@ -95,13 +95,9 @@ fn an_immediate_restart_under_load_loses_no_acknowledged_claim() {
 /// Child part: claims and finishes tasks one after the other, forever.
 #[test]
 fn helper_busy_client() {
-    let (Ok(url), Ok(schema)) = (
-        std::env::var("OC_CHILD_PG_URL"),
-        std::env::var("OC_CHILD_PG_SCHEMA"),
-    ) else {
+    let Some(opts) = child_options() else {
         return;
     };
-    let opts = PgOptions::new(&url).unwrap().schema(&schema).unwrap();
     let store = PgTaskStore::connect(opts).unwrap();
     let mut out = std::io::stdout();
     for n in 0u64.. {
@@ -128,10 +124,7 @@ fn a_client_killed_mid_operation_leaves_nothing_half_written() {
         .create_many((0..TASKS).map(|i| NewTask::new(format!("t{i}"))).collect())
         .unwrap();
     for round in 0..3u64 {
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "faults::helper_busy_client", "--nocapture"])
-            .env("OC_CHILD_PG_URL", pg.url("postgres"))
-            .env("OC_CHILD_PG_SCHEMA", &schema)
+        let mut child = child("faults::helper_busy_client", &pg.url("postgres"), &schema)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -27,11 +27,8 @@ const THREADS: usize = 4;
 /// The child's options and role, when this process is a child.
 fn child() -> Option<(PgOptions, String, String)> {
     let role = std::env::var("OC_CHILD_HOST").ok()?;
-    let url = std::env::var("OC_CHILD_PG_URL").ok()?;
-    let schema = std::env::var("OC_CHILD_PG_SCHEMA").ok()?;
     let arg = std::env::var("OC_CHILD_ARG").unwrap_or_default();
-    let opts = PgOptions::new(&url).unwrap().schema(&schema).unwrap();
-    Some((opts, role, arg))
+    Some((crate::server::child_options()?, role, arg))
 }
 
 /// Child part, on either host: threads claim, lock, bump the shared counter, complete.
@@ -140,12 +137,9 @@ fn wait_all(counter: &str, point: &str) {
 
 /// This test binary as a child with `role` and `arg`, on the server at `url`.
 fn helper(url: &str, schema: &str, name: &str, role: &str, arg: &str) -> Command {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--exact", "hosts::helper_host", "--nocapture"])
-        .env("OC_CHILD_HOST", role)
+    let mut c = crate::server::child("hosts::helper_host", url, schema);
+    c.env("OC_CHILD_HOST", role)
         .env("OC_CHILD_NAME", name)
-        .env("OC_CHILD_PG_URL", url)
-        .env("OC_CHILD_PG_SCHEMA", schema)
         .env("OC_CHILD_ARG", arg);
     c
 }

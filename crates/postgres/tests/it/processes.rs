@@ -5,14 +5,14 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oc_postgres::{PgOptions, PgTaskStore};
+use oc_postgres::PgTaskStore;
 use oc_tasks::{NewTask, TaskStore};
 
-use crate::server::{fresh_options, server};
+use crate::server::{child, child_options, fresh_options, server};
 
 const TASKS: usize = 10_000;
 const THREADS: usize = 16;
@@ -20,16 +20,9 @@ const THREADS: usize = 16;
 /// Child part: sixteen threads claim until nothing is pending, printing `<id> <token>`.
 #[test]
 fn helper_claim_all() {
-    let (Some(url), Ok(schema)) = (
-        std::env::var_os("OC_CHILD_PG_URL"),
-        std::env::var("OC_CHILD_PG_SCHEMA"),
-    ) else {
+    let Some(opts) = child_options() else {
         return;
     };
-    let opts = PgOptions::new(&url.to_string_lossy())
-        .unwrap()
-        .schema(&schema)
-        .unwrap();
     let store = Arc::new(PgTaskStore::connect(opts).unwrap());
     let claimed: Vec<(String, u64)> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..THREADS)
@@ -73,10 +66,7 @@ fn two_processes_of_sixteen_threads_claim_each_task_once() {
     }
     let children: Vec<_> = (0..2)
         .map(|_| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "processes::helper_claim_all", "--nocapture"])
-                .env("OC_CHILD_PG_URL", pg.url("postgres"))
-                .env("OC_CHILD_PG_SCHEMA", &schema)
+            child("processes::helper_claim_all", &pg.url("postgres"), &schema)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()

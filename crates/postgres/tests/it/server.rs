@@ -35,3 +35,20 @@ pub(crate) fn lock_manager(pg: &PgServer, clock: ManualClock) -> PgLockManager {
     let opts = fresh_options(pg).clock(Arc::new(clock) as Arc<dyn Clock>);
     PgLockManager::connect(PgLockOptions::new(opts)).unwrap()
 }
+
+/// This test binary, to run only `helper` (a test that does a child's part), on the server at
+/// `url` in `schema`.
+pub(crate) fn child(helper: &str, url: &str, schema: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", helper, "--nocapture"])
+        .env("OC_CHILD_PG_URL", url)
+        .env("OC_CHILD_PG_SCHEMA", schema);
+    c
+}
+
+/// In a child: the options its parent gave; `None` when this process is not a child.
+pub(crate) fn child_options() -> Option<PgOptions> {
+    let url = std::env::var("OC_CHILD_PG_URL").ok()?;
+    let schema = std::env::var("OC_CHILD_PG_SCHEMA").ok()?;
+    Some(PgOptions::new(&url).unwrap().schema(&schema).unwrap())
+}

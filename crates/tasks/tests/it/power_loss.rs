@@ -5,11 +5,11 @@
 //! the database is rebuilt as a power loss right after it would have left it (the log cut at
 //! its last sync, `oc_sqlite::testkit`), and a fresh store must hand out a greater token.
 
-use std::io::Write;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use oc_sqlite::testkit::{PowerLoss, strace_for_tests};
+use oc_sqlite::testkit::{Marks, PowerLoss, strace_for_tests};
 use oc_tasks::{NewTask, SqliteTaskStore, TaskStore};
 
 use crate::processes::{child, child_env};
@@ -28,19 +28,13 @@ fn helper_claim_and_mark() {
         .token_reserve(RESERVE)
         .open(&db)
         .unwrap();
-    let mut marks = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(marks)
-        .unwrap();
+    let mut marks = Marks::open(Path::new(marks)).unwrap();
     for _ in 0..n.parse::<usize>().unwrap() {
         let t = store
             .claim_next("child", Duration::from_secs(300))
             .unwrap()
             .unwrap();
-        marks
-            .write_all(format!("{}\n", t.lease.unwrap().token).as_bytes())
-            .unwrap();
+        marks.mark(t.lease.unwrap().token).unwrap();
     }
 }
 
@@ -97,14 +91,10 @@ fn helper_create_and_mark() {
         .sync_every_commit(mode == "sync")
         .open(&db)
         .unwrap();
-    let mut marks = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(marks)
-        .unwrap();
+    let mut marks = Marks::open(Path::new(marks)).unwrap();
     for i in 0..n.parse::<usize>().unwrap() {
         let t = store.create(NewTask::new(format!("c{i}"))).unwrap();
-        marks.write_all(format!("{}\n", t.id).as_bytes()).unwrap();
+        marks.mark(t.id).unwrap();
     }
 }
 
