@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
-use oc_sqlite::Fence;
+use oc_sqlite::{Durability, Fence};
 use oc_time::{Clock, SystemClock, Timestamp};
 
 use crate::backend::canonical_items;
@@ -73,8 +73,7 @@ pub struct SqliteLockOptions {
     clock: Arc<dyn Clock>,
     max_poll: Duration,
     waiter_lease: Duration,
-    token_reserve: u64,
-    sync_every_commit: bool,
+    durability: Durability,
 }
 
 impl fmt::Debug for SqliteLockOptions {
@@ -83,8 +82,7 @@ impl fmt::Debug for SqliteLockOptions {
             .field("busy_timeout", &self.busy_timeout)
             .field("ttl", &self.ttl)
             .field("max_poll", &self.max_poll)
-            .field("token_reserve", &self.token_reserve)
-            .field("sync_every_commit", &self.sync_every_commit)
+            .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
 }
@@ -97,8 +95,7 @@ impl Default for SqliteLockOptions {
             clock: Arc::new(SystemClock),
             max_poll: Duration::from_millis(25),
             waiter_lease: Duration::from_secs(2),
-            token_reserve: oc_sqlite::DEFAULT_RESERVE,
-            sync_every_commit: false,
+            durability: Durability::default(),
         }
     }
 }
@@ -119,19 +116,10 @@ impl SqliteLockOptions {
         self.busy_timeout = d;
         self
     }
-    /// Fencing tokens covered by one synced commit (default 256, at least 1). Tokens survive
-    /// power loss whatever this is; a larger reserve syncs less often and leaves larger gaps
-    /// between the tokens of different handles.
-    pub fn token_reserve(mut self, n: u64) -> Self {
-        self.token_reserve = n.max(1);
-        self
-    }
-    /// Waits for `fdatasync` at every commit (`synchronous=FULL`), so that no grant or release
-    /// is lost to an OS crash or a power loss, at the cost of a sync per operation. Off by
-    /// default: then the last grants before such a crash may roll back (their tokens never
-    /// repeat).
-    pub fn sync_every_commit(mut self, on: bool) -> Self {
-        self.sync_every_commit = on;
+    /// What survives an OS crash or a power loss, at what cost (`oc_sqlite::Durability`:
+    /// tokens covered by one synced commit, or a sync at every commit).
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
         self
     }
     /// Opens (creating if needed) the database at `path`.
@@ -438,23 +426,16 @@ impl SqliteLockManager {
             c.busy_timeout(opts.busy_timeout)?;
             c.set_prepared_statement_cache_capacity(64);
             let _mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-            c.execute_batch(if opts.sync_every_commit {
-                "PRAGMA synchronous = FULL"
-            } else {
-                "PRAGMA synchronous = NORMAL"
-            })?;
+            c.execute_batch(opts.durability.synchronous_pragma())?;
             Ok(c)
         })?;
         retry_busy(|| migrate(&mut conn))?;
         Ok(SqliteLockManager {
             path: path.to_owned(),
             conn: Mutex::new(conn),
-            fence: Fence::new(
-                "oc_locks_meta",
-                "token",
-                "token_ceiling",
-                opts.token_reserve,
-            ),
+            fence: opts
+                .durability
+                .fence("oc_locks_meta", "token", "token_ceiling"),
             opts,
             freed: (Mutex::new(0), Condvar::new()),
         })

@@ -36,7 +36,7 @@
 //! For `SqliteTaskStore` (`oc-tasks`) and `SqliteLockManager` (`oc-locks`, feature `sqlite`),
 //! once a call has returned:
 //!
-//! | What | process crash (SIGKILL) | OS crash or power loss (default) | OS crash or power loss with `sync_every_commit(true)` |
+//! | What | process crash (SIGKILL) | OS crash or power loss (default) | OS crash or power loss with [`Durability::sync_every_commit`] |
 //! |---|---|---|---|
 //! | tasks created, their transitions and updates | kept | the last changes may roll back (those after the last synced commit); the file stays consistent | kept |
 //! | claims (a task running under a lease) | kept | may roll back: the task is as it was before the claim and is claimed again, with a greater token | kept |
@@ -89,6 +89,56 @@ use rusqlite::{Connection, TransactionBehavior};
 
 /// Tokens covered by one synced commit, unless a store is told otherwise.
 pub const DEFAULT_RESERVE: u64 = 256;
+
+/// How a SQLite store trades durability for speed (the table above), the same for every
+/// store: `SqliteOptions::durability` in `oc-tasks`, `SqliteLockOptions::durability` in
+/// `oc-locks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    reserve: u64,
+    every_commit: bool,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability {
+            reserve: DEFAULT_RESERVE,
+            every_commit: false,
+        }
+    }
+}
+
+impl Durability {
+    /// Fencing tokens covered by one synced commit (default 256, at least 1). Tokens survive
+    /// power loss whatever this is; a larger reserve syncs less often and leaves larger gaps
+    /// between the tokens of different handles.
+    pub fn token_reserve(mut self, n: u64) -> Self {
+        self.reserve = n.max(1);
+        self
+    }
+
+    /// Waits for `fdatasync` at every commit (`synchronous=FULL`), so that nothing committed
+    /// is lost to an OS crash or a power loss, at the cost of a sync per write. Off by default:
+    /// then the last changes before such a crash may roll back (fencing tokens never do).
+    pub fn sync_every_commit(mut self, on: bool) -> Self {
+        self.every_commit = on;
+        self
+    }
+
+    /// The `PRAGMA synchronous` every connection of the store runs.
+    pub fn synchronous_pragma(&self) -> &'static str {
+        if self.every_commit {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        }
+    }
+
+    /// The fence over the rows `counter` and `ceiling` of `table`, with this reserve.
+    pub fn fence(&self, table: &str, counter: &str, ceiling: &str) -> Fence {
+        Fence::new(table, counter, ceiling, self.reserve)
+    }
+}
 
 /// A fencing-token counter in a `(key TEXT, value INTEGER)` table whose tokens survive power
 /// loss (see the crate docs).

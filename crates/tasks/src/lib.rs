@@ -28,7 +28,7 @@
 //! [`SqliteTaskStore`] commits with `synchronous=NORMAL`: a process crash loses nothing that was
 //! committed, an OS crash or a power loss may roll back the last changes, but a fencing token is
 //! never handed out twice, whatever crashes (see `oc_sqlite` for the table of what survives
-//! what, and [`SqliteOptions::sync_every_commit`] to sync every commit).
+//! what, and [`SqliteOptions::durability`] to sync every commit).
 //!
 //! # Example
 //!

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use oc_locks::{LockManager, LockRequest, SqliteLockManager};
+use oc_sqlite::Durability;
 use oc_sqlite::testkit::{Marks, PowerLoss, strace_for_tests};
 
 use crate::processes::{child, child_env};
@@ -24,7 +25,7 @@ fn helper_lock_and_mark() {
     };
     let (n, marks) = arg.split_once(' ').unwrap();
     let locks = SqliteLockManager::options()
-        .token_reserve(RESERVE)
+        .durability(Durability::default().token_reserve(RESERVE))
         .open(&db)
         .unwrap();
     let mut marks = Marks::open(Path::new(marks)).unwrap();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use oc_sqlite::Fence;
+use oc_sqlite::{Durability, Fence};
 use parking_lot::Mutex;
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::types::Value as SqlValue;
@@ -125,8 +125,7 @@ impl StorageStats {
 #[derive(Clone)]
 pub struct SqliteOptions {
     busy_timeout: Duration,
-    token_reserve: u64,
-    sync_every_commit: bool,
+    durability: Durability,
     slow_threshold: Duration,
     on_slow: Option<SlowCallback>,
     clock: Arc<dyn Clock>,
@@ -137,8 +136,7 @@ impl fmt::Debug for SqliteOptions {
         f.debug_struct("SqliteOptions")
             .field("busy_timeout", &self.busy_timeout)
             .field("slow_threshold", &self.slow_threshold)
-            .field("token_reserve", &self.token_reserve)
-            .field("sync_every_commit", &self.sync_every_commit)
+            .field("durability", &self.durability)
             .field("on_slow", &self.on_slow.is_some())
             .field("clock", &self.clock)
             .finish()
@@ -149,8 +147,7 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
-            token_reserve: oc_sqlite::DEFAULT_RESERVE,
-            sync_every_commit: false,
+            durability: Durability::default(),
             slow_threshold: DEFAULT_SLOW_THRESHOLD,
             on_slow: None,
             clock: Arc::new(SystemClock),
@@ -178,19 +175,10 @@ impl SqliteOptions {
         self.on_slow = Some(Arc::new(f));
         self
     }
-    /// Fencing tokens covered by one synced commit (default 256, at least 1). Tokens survive
-    /// power loss whatever this is; a larger reserve syncs less often and leaves larger gaps
-    /// between the tokens of different handles.
-    pub fn token_reserve(mut self, n: u64) -> Self {
-        self.token_reserve = n.max(1);
-        self
-    }
-    /// Waits for `fdatasync` at every commit (`synchronous=FULL`), so that no committed
-    /// change is lost to an OS crash or a power loss, at the cost of a sync per write.
-    /// Off by default: then the last changes before such a crash may roll back (fencing tokens
-    /// never do; see the crate docs).
-    pub fn sync_every_commit(mut self, on: bool) -> Self {
-        self.sync_every_commit = on;
+    /// What survives an OS crash or a power loss, at what cost (`oc_sqlite::Durability`:
+    /// tokens covered by one synced commit, or a sync at every commit).
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
         self
     }
     /// The clock for timestamps and leases.
@@ -394,12 +382,8 @@ impl SqliteTaskStore {
 }
 
 fn fence(opts: &SqliteOptions) -> Fence {
-    Fence::new(
-        "oc_tasks_meta",
-        "lease_token",
-        "lease_token_ceiling",
-        opts.token_reserve,
-    )
+    opts.durability
+        .fence("oc_tasks_meta", "lease_token", "lease_token_ceiling")
 }
 
 fn slow_log(opts: &SqliteOptions) -> Arc<SlowLog> {
@@ -431,11 +415,8 @@ fn configure(
             });
         }
     }
-    c.execute_batch(if opts.sync_every_commit {
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
-    } else {
-        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
-    })?;
+    c.execute_batch(opts.durability.synchronous_pragma())?;
+    c.execute_batch("PRAGMA foreign_keys = ON")?;
     let slow = slow.clone();
     c.trace_v2(
         TraceEventCodes::SQLITE_TRACE_PROFILE,

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use oc_sqlite::Durability;
 use oc_sqlite::testkit::{Marks, PowerLoss, strace_for_tests};
 use oc_tasks::{NewTask, SqliteTaskStore, TaskStore};
 
@@ -25,7 +26,7 @@ fn helper_claim_and_mark() {
     };
     let (n, marks) = arg.split_once(' ').unwrap();
     let store = SqliteTaskStore::options()
-        .token_reserve(RESERVE)
+        .durability(Durability::default().token_reserve(RESERVE))
         .open(&db)
         .unwrap();
     let mut marks = Marks::open(Path::new(marks)).unwrap();
@@ -88,7 +89,7 @@ fn helper_create_and_mark() {
         args.next().unwrap(),
     );
     let store = SqliteTaskStore::options()
-        .sync_every_commit(mode == "sync")
+        .durability(Durability::default().sync_every_commit(mode == "sync"))
         .open(&db)
         .unwrap();
     let mut marks = Marks::open(Path::new(marks)).unwrap();
