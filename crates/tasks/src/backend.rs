@@ -6,6 +6,19 @@ use std::time::Duration;
 
 use crate::{Change, Cursor, Order, Result, Task, TaskPage, TaskQuery, Timestamp};
 
+pub use crate::graph::{find_path, plan_submit};
+
+/// The error for an edge `task → on` that would close a cycle, given the path from `on` back
+/// to `task` ([`find_path`]).
+pub fn cycle_error(task: &crate::TaskId, path: Vec<crate::TaskId>) -> crate::Error {
+    crate::graph::cycle_error(task, path)
+}
+
+/// Checks a filter's labels, before the store is touched.
+pub fn validate_labels(filter: &crate::LabelFilter) -> Result<()> {
+    filter.validate()
+}
+
 /// The metadata as stored: its compact JSON text (what the search matches).
 pub fn metadata_text(task: &Task) -> String {
     crate::query::metadata_text(task)

@@ -90,6 +90,39 @@ pub enum Error {
     /// SQLite reported an error.
     #[error("sqlite error")]
     Sqlite(#[from] rusqlite::Error),
+    /// A dependency edge would close a cycle (or is a task depending on itself); nothing
+    /// changed.
+    #[error("dependency cycle: {}", cycle.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" -> "))]
+    Cycle {
+        /// The cycle, starting and ending with the same task.
+        cycle: Vec<TaskId>,
+    },
+    /// A dependency or parent names a task that does not exist.
+    #[error("{field} names task {id}, which does not exist")]
+    MissingReference {
+        /// `depends_on` or `parent`.
+        field: &'static str,
+        /// The missing task.
+        id: TaskId,
+    },
+    /// A task others depend on, or with children, was asked to be deleted without saying
+    /// what happens to them (cascade, or drop the edges).
+    #[error("task {id} has dependents or children ({}); delete them too (cascade) or drop their edges", list(dependents))]
+    HasDependents {
+        /// The task.
+        id: TaskId,
+        /// Some of the tasks that depend on it or are its children.
+        dependents: Vec<TaskId>,
+    },
+    /// Another unfinished task holds this unique key, so this task cannot take it back (a
+    /// retry of a finished task whose key was taken meanwhile).
+    #[error("unique key {key:?} is held by task {holder}")]
+    UniqueKeyHeld {
+        /// The key.
+        key: String,
+        /// The task holding it.
+        holder: TaskId,
+    },
     /// Another storage backend (PostgreSQL, or an embedder's own) failed.
     #[error("{backend}: {message}")]
     Backend {
@@ -105,11 +138,15 @@ pub enum Error {
 impl Error {
     /// The task or an argument was not found (`NotFound`).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::NotFound { .. })
+        matches!(
+            self,
+            Error::NotFound { .. } | Error::MissingReference { .. }
+        )
     }
 
-    /// The request lost against the task's current state: an invalid transition, a lost lease,
-    /// a version mismatch or a duplicate id.
+    /// The request lost against the store's current state: an invalid transition, a lost
+    /// lease, a version mismatch, a duplicate id, a dependency cycle, dependents in the way of
+    /// a delete, or a unique key held by another task.
     pub fn is_conflict(&self) -> bool {
         matches!(
             self,
@@ -117,6 +154,9 @@ impl Error {
                 | Error::LeaseLost { .. }
                 | Error::VersionMismatch { .. }
                 | Error::AlreadyExists { .. }
+                | Error::Cycle { .. }
+                | Error::HasDependents { .. }
+                | Error::UniqueKeyHeld { .. }
         )
     }
 
@@ -133,6 +173,16 @@ impl Error {
             Error::Backend { retryable, .. } => *retryable,
             _ => false,
         }
+    }
+}
+
+fn list(ids: &[TaskId]) -> String {
+    let shown: Vec<&str> = ids.iter().take(5).map(|t| t.as_str()).collect();
+    let more = ids.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
     }
 }
 

@@ -30,11 +30,13 @@ pub enum HistoryKind {
     Retried,
     /// Its lease lapsed: back to pending, or failed once out of attempts.
     LeaseExpired,
+    /// Its run failed and its retry policy put it back to pending, waiting out a backoff.
+    RetryScheduled,
 }
 
 impl HistoryKind {
     /// Every kind.
-    pub const ALL: [HistoryKind; 8] = [
+    pub const ALL: [HistoryKind; 9] = [
         HistoryKind::Created,
         HistoryKind::Started,
         HistoryKind::Claimed,
@@ -43,6 +45,7 @@ impl HistoryKind {
         HistoryKind::Cancelled,
         HistoryKind::Retried,
         HistoryKind::LeaseExpired,
+        HistoryKind::RetryScheduled,
     ];
 
     /// The lowercase name (`lease_expired`).
@@ -56,6 +59,7 @@ impl HistoryKind {
             HistoryKind::Cancelled => "cancelled",
             HistoryKind::Retried => "retried",
             HistoryKind::LeaseExpired => "lease_expired",
+            HistoryKind::RetryScheduled => "retry_scheduled",
         }
     }
 }
@@ -143,6 +147,9 @@ impl HistoryEntry {
             }
             TaskStatus::Failed => entry(HistoryKind::Failed, prev.owner.as_ref(), held, true),
             TaskStatus::Cancelled => entry(HistoryKind::Cancelled, None, held, false),
+            TaskStatus::Pending if prev.status == TaskStatus::Running => {
+                entry(HistoryKind::RetryScheduled, prev.owner.as_ref(), held, true)
+            }
             TaskStatus::Pending => entry(HistoryKind::Retried, None, None, false),
         })
     }

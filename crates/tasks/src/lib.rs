@@ -69,6 +69,7 @@
 
 pub mod backend;
 mod error;
+pub mod graph;
 mod history;
 mod id;
 mod memory;
@@ -82,6 +83,10 @@ mod store;
 pub mod testkit;
 
 pub use crate::error::{Error, Result};
+pub use crate::graph::{
+    Blockers, Created, LabelFilter, OnDependents, Readiness, RetryPolicy, Rollup, Unique,
+    UniqueScope, is_ready,
+};
 pub use crate::history::{HistoryEntry, HistoryKind};
 pub use crate::id::{MAX_ID_LEN, TaskId};
 pub use crate::memory::MemoryTaskStore;

@@ -6,18 +6,19 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::HistoryEntry;
+use crate::graph::{cycle_error, find_path, plan_submit};
 use crate::model::{reap, transition};
 use crate::query::{Cursor, RunDurations, finished_run};
 use crate::{
-    Change, Clock, Error, NewTask, Order, ReapedTask, Result, SystemClock, Task, TaskFilter,
-    TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp,
+    Change, Clock, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
+    ReapedTask, Result, SystemClock, Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats,
+    TaskStatus, TaskStore, TaskSummary, Timestamp, Unique, is_ready,
 };
 
 /// An in-memory [`TaskStore`] with the same semantics as the SQLite one.
 ///
-/// Everything lives behind one mutex; listings scan every task, which is fine for tests
-/// and small embedded uses.
+/// Everything lives behind one mutex; listings scan every task and readiness is worked out
+/// from the dependencies' statuses, which is fine for tests and small embedded uses.
 ///
 /// ```
 /// use oc_tasks::{MemoryTaskStore, NewTask, TaskStore};
@@ -56,6 +57,54 @@ impl State {
         if let Some(h) = HistoryEntry::of(prev, next, reaped) {
             self.history.entry(next.id.clone()).or_default().push(h);
         }
+    }
+}
+
+impl State {
+    /// Whether `t` is ready at `now`.
+    fn ready(&self, t: &Task, now: Timestamp) -> bool {
+        let unfinished = t
+            .depends_on
+            .iter()
+            .filter(|d| {
+                self.tasks
+                    .get(*d)
+                    .is_some_and(|x| x.status != TaskStatus::Completed)
+            })
+            .count();
+        is_ready(t, unfinished, now)
+    }
+
+    /// The task other than `except` holding `key`.
+    fn holder(&self, key: &str, except: Option<&TaskId>) -> Option<&Task> {
+        self.tasks
+            .values()
+            .find(|t| Some(&t.id) != except && Unique::held_by(t) == Some(key))
+    }
+
+    /// Checks that writing `next` keeps unique keys unique.
+    fn check_key(&self, next: &Task) -> Result<()> {
+        if let Some(key) = Unique::held_by(next)
+            && let Some(h) = self.holder(key, Some(&next.id))
+        {
+            return Err(Error::UniqueKeyHeld {
+                key: key.to_owned(),
+                holder: h.id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Tasks depending on `id` or children of it.
+    fn dependents(&self, id: &TaskId) -> Vec<TaskId> {
+        let mut v: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|t| t.depends_on.contains(id) || t.parent.as_ref() == Some(id))
+            .map(|t| t.id.clone())
+            .collect();
+        v.sort();
+        v
     }
 }
 
@@ -99,33 +148,30 @@ fn sorted<'a>(tasks: impl Iterator<Item = &'a Task>, order: Order) -> Vec<&'a Ta
 }
 
 impl TaskStore for MemoryTaskStore {
-    fn create(&self, new: NewTask) -> Result<Task> {
-        self.create_many(vec![new])?
-            .pop()
-            .ok_or_else(|| Error::InvalidInput {
-                field: "tasks",
-                reason: "nothing to create".into(),
-            })
-    }
-
-    fn create_many(&self, new: Vec<NewTask>) -> Result<Vec<Task>> {
+    fn submit_many(&self, new: Vec<NewTask>) -> Result<Vec<Created>> {
         let now = self.clock.now();
         let tasks = new
             .into_iter()
             .map(|n| n.into_task(now))
             .collect::<Result<Vec<_>>>()?;
         let mut st = self.state.lock();
-        let mut seen = std::collections::HashSet::new();
-        for t in &tasks {
-            if st.tasks.contains_key(&t.id) || !seen.insert(&t.id) {
-                return Err(Error::AlreadyExists { id: t.id.clone() });
+        let out = plan_submit(
+            tasks,
+            |key| Ok(st.holder(key, None).cloned()),
+            |id| Ok(st.tasks.contains_key(id)),
+        )?;
+        for c in out.iter().filter(|c| !c.duplicate) {
+            if st.tasks.contains_key(&c.task.id) {
+                return Err(Error::AlreadyExists {
+                    id: c.task.id.clone(),
+                });
             }
         }
-        for t in &tasks {
-            st.tasks.insert(t.id.clone(), t.clone());
-            st.record(None, t, false);
+        for c in out.iter().filter(|c| !c.duplicate) {
+            st.tasks.insert(c.task.id.clone(), c.task.clone());
+            st.record(None, &c.task, false);
         }
-        Ok(tasks)
+        Ok(out)
     }
 
     fn get(&self, id: &TaskId) -> Result<Option<Task>> {
@@ -141,47 +187,123 @@ impl TaskStore for MemoryTaskStore {
             .tasks
             .get_mut(id)
             .ok_or_else(|| Error::NotFound { id: id.clone() })?;
+        let mut token = st.last_token;
         let next = transition(task, &change, expect, now, || {
-            st.last_token += 1;
-            st.last_token
+            token += 1;
+            token
         })?;
-        let prev = std::mem::replace(task, next.clone());
-        st.record(Some(&prev), &next, false);
+        st.check_key(&next)?;
+        st.last_token = token;
+        let prev = st.tasks.insert(id.clone(), next.clone());
+        st.record(prev.as_ref(), &next, false);
         Ok(next)
     }
 
-    fn claim_next(&self, owner: &str, ttl: Duration) -> Result<Option<Task>> {
+    fn claim_many(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Vec<Task>> {
         let change = Change::Claim {
             owner: owner.into(),
             ttl,
         };
         change.validate()?;
+        filter.validate()?;
         let now = self.clock.now();
         let mut st = self.state.lock();
         let st = &mut *st;
-        let Some(id) = sorted(
+        let ids: Vec<TaskId> = sorted(
             st.tasks
                 .values()
-                .filter(|t| t.status == TaskStatus::Pending),
+                .filter(|t| st.ready(t, now) && filter.matches(&t.labels)),
             Order::Priority,
         )
-        .first()
-        .map(|t| t.id.clone()) else {
-            return Ok(None);
-        };
-        let Some(task) = st.tasks.get_mut(&id) else {
-            return Ok(None);
-        };
-        let next = transition(task, &change, None, now, || {
-            st.last_token += 1;
-            st.last_token
-        })?;
-        let prev = std::mem::replace(task, next.clone());
-        st.record(Some(&prev), &next, false);
-        Ok(Some(next))
+        .into_iter()
+        .take(n)
+        .map(|t| t.id.clone())
+        .collect();
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(task) = st.tasks.get_mut(&id) else {
+                continue;
+            };
+            let next = transition(task, &change, None, now, || {
+                st.last_token += 1;
+                st.last_token
+            })?;
+            let prev = std::mem::replace(task, next.clone());
+            st.record(Some(&prev), &next, false);
+            claimed.push(next);
+        }
+        Ok(claimed)
     }
 
-    fn delete(&self, id: &TaskId, expect: Option<u64>) -> Result<Task> {
+    fn add_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let t = st
+            .tasks
+            .get(task)
+            .ok_or_else(|| Error::NotFound { id: task.clone() })?
+            .clone();
+        if task == on {
+            return Err(Error::Cycle {
+                cycle: vec![task.clone(), task.clone()],
+            });
+        }
+        if !st.tasks.contains_key(on) {
+            return Err(Error::MissingReference {
+                field: "depends_on",
+                id: on.clone(),
+            });
+        }
+        if t.depends_on.contains(on) {
+            return Ok(t);
+        }
+        let path = find_path(on, task, |frontier| {
+            Ok(frontier
+                .iter()
+                .filter_map(|f| st.tasks.get(f))
+                .flat_map(|x| x.depends_on.iter().map(|d| (x.id.clone(), d.clone())))
+                .collect())
+        })?;
+        if let Some(path) = path {
+            return Err(cycle_error(task, path));
+        }
+        let mut next = t;
+        next.depends_on.push(on.clone());
+        next.depends_on.sort();
+        next.version += 1;
+        next.updated_at = now;
+        st.tasks.insert(task.clone(), next.clone());
+        Ok(next)
+    }
+
+    fn remove_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let t = st
+            .tasks
+            .get_mut(task)
+            .ok_or_else(|| Error::NotFound { id: task.clone() })?;
+        if let Some(i) = t.depends_on.iter().position(|d| d == on) {
+            t.depends_on.remove(i);
+            t.version += 1;
+            t.updated_at = now;
+        }
+        Ok(t.clone())
+    }
+
+    fn delete_with(
+        &self,
+        id: &TaskId,
+        expect: Option<u64>,
+        dependents: OnDependents,
+    ) -> Result<Vec<Task>> {
+        let now = self.clock.now();
         let mut st = self.state.lock();
         let task = st
             .tasks
@@ -196,15 +318,56 @@ impl TaskStore for MemoryTaskStore {
                 actual: task.version,
             });
         }
-        st.history.remove(id);
-        st.tasks
-            .remove(id)
-            .ok_or_else(|| Error::NotFound { id: id.clone() })
+        // The tasks to delete: this one, and with a cascade everything below it.
+        let mut doomed = vec![id.clone()];
+        let mut i = 0;
+        while i < doomed.len() {
+            let below = st.dependents(&doomed[i]);
+            if !below.is_empty() && dependents == OnDependents::Refuse {
+                return Err(Error::HasDependents {
+                    id: id.clone(),
+                    dependents: below,
+                });
+            }
+            if dependents == OnDependents::Cascade {
+                for d in below {
+                    if !doomed.contains(&d) {
+                        doomed.push(d);
+                    }
+                }
+            }
+            i += 1;
+        }
+        let mut out = Vec::with_capacity(doomed.len());
+        for d in &doomed {
+            st.history.remove(d);
+            if let Some(t) = st.tasks.remove(d) {
+                out.push(t);
+            }
+        }
+        // What is left keeps no edge to what went.
+        for t in st.tasks.values_mut() {
+            let before = (t.depends_on.len(), t.parent.clone());
+            t.depends_on.retain(|d| !doomed.contains(d));
+            if t.parent.as_ref().is_some_and(|p| doomed.contains(p)) {
+                t.parent = None;
+            }
+            if before != (t.depends_on.len(), t.parent.clone()) {
+                t.version += 1;
+                t.updated_at = now;
+            }
+        }
+        Ok(out)
     }
 
     fn reap_expired(&self, now: Timestamp) -> Result<Vec<ReapedTask>> {
         let mut st = self.state.lock();
-        let mut reaped: Vec<ReapedTask> = st.tasks.values().filter_map(|t| reap(t, now)).collect();
+        let mut reaped: Vec<ReapedTask> = st
+            .tasks
+            .values()
+            .filter_map(|t| reap(t, now))
+            .filter(|r| st.check_key(&r.task).is_ok())
+            .collect();
         reaped.sort_by(|a, b| a.task.id.cmp(&b.task.id));
         for r in &reaped {
             if let Some(prev) = st.tasks.insert(r.task.id.clone(), r.task.clone()) {
@@ -216,10 +379,11 @@ impl TaskStore for MemoryTaskStore {
 
     fn list(&self, query: &TaskQuery) -> Result<TaskPage> {
         query.validate()?;
+        let now = self.clock.now();
         let st = self.state.lock();
         let tasks = sorted(
             st.tasks.values().filter(|t| {
-                query.filter.matches(t)
+                query.filter.matches(t, st.ready(t, now))
                     && query
                         .after
                         .as_ref()
@@ -235,12 +399,20 @@ impl TaskStore for MemoryTaskStore {
     }
 
     fn count(&self, filter: &TaskFilter) -> Result<u64> {
+        filter.validate()?;
+        let now = self.clock.now();
         let st = self.state.lock();
-        Ok(st.tasks.values().filter(|t| filter.matches(t)).count() as u64)
+        Ok(st
+            .tasks
+            .values()
+            .filter(|t| filter.matches(t, st.ready(t, now)))
+            .count() as u64)
     }
 
     fn stats(&self, recent: usize) -> Result<TaskStats> {
+        let now = self.clock.now();
         let st = self.state.lock();
+        let ready = st.tasks.values().filter(|t| st.ready(t, now)).count() as u64;
         let mut by_owner: BTreeMap<Option<String>, u64> = BTreeMap::new();
         let mut by_status = TaskStatus::ALL.map(|s| (s, 0u64));
         for t in st.tasks.values() {
@@ -271,6 +443,8 @@ impl TaskStore for MemoryTaskStore {
                 .map(|s| (*s, st.entered[slot(*s)]))
                 .collect(),
             runs: st.runs,
+            ready,
+            blocked: by_status[0].1 - ready,
         })
     }
 

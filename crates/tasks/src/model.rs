@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{Error, Result, TaskId, Timestamp};
+use crate::graph::{MAX_DEPENDENCIES, MAX_SCHEDULE_AHEAD, MAX_UNIQUE_KEY_LEN, check_labels};
+use crate::{Error, Result, RetryPolicy, TaskId, Timestamp, Unique, UniqueScope};
 
 /// Default number of runs before an expired lease fails the task instead of returning it to pending.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -148,6 +149,24 @@ pub struct Task {
     pub finished_at: Option<Timestamp>,
     /// Present while running under a claim.
     pub lease: Option<Lease>,
+    /// The tasks this one waits for, sorted: it is ready only once all of them completed.
+    #[serde(default)]
+    pub depends_on: Vec<TaskId>,
+    /// The task this one is part of.
+    #[serde(default)]
+    pub parent: Option<TaskId>,
+    /// Labels, sorted: claims can take only tasks with some labels, or without some.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Not ready before this time (a delayed task, or a failed run waiting out its backoff).
+    #[serde(default)]
+    pub run_at: Option<Timestamp>,
+    /// What a failed run does.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// The unique key, if the task was created with one.
+    #[serde(default)]
+    pub unique: Option<Unique>,
 }
 
 impl Task {
@@ -181,6 +200,19 @@ pub struct NewTask {
     pub metadata: Map<String, Value>,
     /// Runs allowed before an expired lease fails the task (default 3, at least 1).
     pub max_attempts: Option<u32>,
+    /// Tasks that must complete before this one is ready (existing ones, or earlier or later
+    /// in the same batch).
+    pub depends_on: Vec<TaskId>,
+    /// The parent task (existing, or in the same batch).
+    pub parent: Option<TaskId>,
+    /// Labels (each 1–64 bytes of ASCII letters, digits and `- _ . : /`, no duplicates).
+    pub labels: Vec<String>,
+    /// Not ready before this time (at most ten years ahead).
+    pub run_at: Option<Timestamp>,
+    /// What a failed run does (default: the failure is final).
+    pub retry: RetryPolicy,
+    /// A unique key: while a task holds it, creating another with it returns that task.
+    pub unique: Option<Unique>,
 }
 
 impl NewTask {
@@ -226,6 +258,47 @@ impl NewTask {
         self.max_attempts = Some(n);
         self
     }
+    /// Adds a dependency.
+    pub fn depends_on(mut self, id: TaskId) -> Self {
+        self.depends_on.push(id);
+        self
+    }
+    /// Sets the parent.
+    pub fn parent(mut self, id: TaskId) -> Self {
+        self.parent = Some(id);
+        self
+    }
+    /// Adds a label.
+    pub fn label(mut self, l: impl Into<String>) -> Self {
+        self.labels.push(l.into());
+        self
+    }
+    /// Not ready before `at`.
+    pub fn run_at(mut self, at: Timestamp) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+    /// Sets the retry policy.
+    pub fn retry(mut self, p: RetryPolicy) -> Self {
+        self.retry = p;
+        self
+    }
+    /// Sets a unique key, held while the task is unfinished.
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        self.unique = Some(Unique {
+            key: key.into(),
+            scope: UniqueScope::Unfinished,
+        });
+        self
+    }
+    /// Sets a unique key held as long as the task exists.
+    pub fn unique_key_always(mut self, key: impl Into<String>) -> Self {
+        self.unique = Some(Unique {
+            key: key.into(),
+            scope: UniqueScope::Always,
+        });
+        self
+    }
 
     /// Checks the fields and builds the pending task, created at `now`.
     pub fn into_task(self, now: Timestamp) -> Result<Task> {
@@ -240,6 +313,23 @@ impl NewTask {
         if max_attempts == 0 {
             return Err(invalid("max_attempts", "must be at least 1"));
         }
+        check_labels(&self.labels)?;
+        if let Some(at) = self.run_at {
+            check_run_at(at, now)?;
+        }
+        self.retry.validate()?;
+        if let Some(u) = &self.unique {
+            check_text("unique key", &u.key, 1, MAX_UNIQUE_KEY_LEN)?;
+        }
+        if self.depends_on.len() > MAX_DEPENDENCIES {
+            return Err(invalid(
+                "depends_on",
+                format!("at most {MAX_DEPENDENCIES} dependencies"),
+            ));
+        }
+        let (mut depends_on, mut labels) = (self.depends_on, self.labels);
+        depends_on.sort();
+        labels.sort();
         Ok(Task {
             id: self.id.unwrap_or_else(TaskId::generate),
             name: self.name,
@@ -258,8 +348,26 @@ impl NewTask {
             started_at: None,
             finished_at: None,
             lease: None,
+            depends_on,
+            parent: self.parent,
+            labels,
+            run_at: self.run_at,
+            retry: self.retry,
+            unique: self.unique,
         })
     }
+}
+
+/// Checks a `run_at` against the store's clock: not before the epoch, at most
+/// [`MAX_SCHEDULE_AHEAD`] ahead.
+pub(crate) fn check_run_at(at: Timestamp, now: Timestamp) -> Result<()> {
+    if at < Timestamp::EPOCH || at > now.saturating_add(MAX_SCHEDULE_AHEAD) {
+        return Err(invalid(
+            "run_at",
+            format!("{at} is not between 1970 and ten years from now"),
+        ));
+    }
+    Ok(())
 }
 
 const MAX_NAME_LEN: usize = 1024;
@@ -324,6 +432,12 @@ pub struct TaskPatch {
     pub metadata: Option<Map<String, Value>>,
     /// New attempt budget.
     pub max_attempts: Option<u32>,
+    /// New labels, replacing the old ones.
+    pub labels: Option<Vec<String>>,
+    /// New `run_at` (`Some(None)` clears it).
+    pub run_at: Option<Option<Timestamp>>,
+    /// New retry policy.
+    pub retry: Option<RetryPolicy>,
 }
 
 impl TaskPatch {
@@ -361,6 +475,21 @@ impl TaskPatch {
         self.max_attempts = Some(n);
         self
     }
+    /// Replaces the labels.
+    pub fn labels(mut self, l: Vec<String>) -> Self {
+        self.labels = Some(l);
+        self
+    }
+    /// Sets or clears `run_at`.
+    pub fn run_at(mut self, at: Option<Timestamp>) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+    /// Sets the retry policy.
+    pub fn retry(mut self, p: RetryPolicy) -> Self {
+        self.retry = Some(p);
+        self
+    }
 
     pub(crate) fn validate(&self) -> Result<()> {
         if let Some(n) = &self.name {
@@ -374,6 +503,12 @@ impl TaskPatch {
         }
         if self.max_attempts == Some(0) {
             return Err(invalid("max_attempts", "must be at least 1"));
+        }
+        if let Some(l) = &self.labels {
+            check_labels(l)?;
+        }
+        if let Some(r) = &self.retry {
+            r.validate()?;
         }
         Ok(())
     }
@@ -541,8 +676,15 @@ pub fn transition(
             t.result = result.clone();
         }
         Change::Fail { error, .. } => {
-            finish(&mut t, TaskStatus::Failed, now);
             t.error = Some(error.clone());
+            match backoff(&t, now) {
+                Some(at) => {
+                    t.status = TaskStatus::Pending;
+                    t.lease = None;
+                    t.run_at = Some(at);
+                }
+                None => finish(&mut t, TaskStatus::Failed, now),
+            }
         }
         Change::Cancel => finish(&mut t, TaskStatus::Cancelled, now),
         Change::Retry => {
@@ -550,7 +692,12 @@ pub fn transition(
             t.finished_at = None;
             t.lease = None;
         }
-        Change::Update(p) => apply_patch(&mut t, p),
+        Change::Update(p) => {
+            if let Some(Some(at)) = p.run_at {
+                check_run_at(at, now)?;
+            }
+            apply_patch(&mut t, p);
+        }
     }
     t.version += 1;
     t.updated_at = now;
@@ -591,6 +738,26 @@ fn apply_patch(t: &mut Task, p: &TaskPatch) {
     if let Some(n) = p.max_attempts {
         t.max_attempts = n;
     }
+    if let Some(l) = &p.labels {
+        let mut l = l.clone();
+        l.sort();
+        t.labels = l;
+    }
+    if let Some(at) = p.run_at {
+        t.run_at = at;
+    }
+    if let Some(r) = p.retry {
+        t.retry = r;
+    }
+}
+
+/// When the next run of `t`, whose run `t.attempts` just failed at `now`, may start: `None`
+/// when the failure is final (no retry policy, or no attempts left).
+fn backoff(t: &Task, now: Timestamp) -> Option<Timestamp> {
+    if t.attempts >= t.max_attempts {
+        return None;
+    }
+    Some(now.saturating_add(t.retry.delay(&t.id, t.attempts)?))
 }
 
 /// RFC 7396 JSON merge patch of an object into an object (the same as SQLite's `json_patch`).
@@ -648,6 +815,9 @@ pub fn reap(task: &Task, now: Timestamp) -> Option<ReapedTask> {
         t.finished_at = Some(now);
     } else {
         t.status = TaskStatus::Pending;
+        if let Some(at) = backoff(&t, now) {
+            t.run_at = Some(at);
+        }
     }
     t.version += 1;
     t.updated_at = now;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, Task, TaskId, TaskStatus, Timestamp};
+use crate::{Error, LabelFilter, Readiness, Result, Task, TaskId, TaskStatus, Timestamp};
 
 /// Which tasks a query or count covers; empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +18,18 @@ pub struct TaskFilter {
     pub created_to: Option<Timestamp>,
     /// Case-insensitive (ASCII) substring of the name, description or metadata JSON.
     pub search: Option<String>,
+    /// Labels required and excluded.
+    #[serde(default)]
+    pub labels: LabelFilter,
+    /// Children of this task.
+    #[serde(default)]
+    pub parent: Option<TaskId>,
+    /// Tasks that depend on this one (its dependents).
+    #[serde(default)]
+    pub dependents_of: Option<TaskId>,
+    /// Only ready tasks, or only blocked ones (both pending), by the store's clock.
+    #[serde(default)]
+    pub readiness: Option<Readiness>,
 }
 
 impl TaskFilter {
@@ -47,9 +59,50 @@ impl TaskFilter {
         self
     }
 
-    /// Whether `task` passes the filter (the reference semantics every store follows).
-    pub fn matches(&self, task: &Task) -> bool {
-        (self.statuses.is_empty() || self.statuses.contains(&task.status))
+    /// Requires `label`.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.labels.all.push(label.into());
+        self
+    }
+    /// Excludes `label`.
+    pub fn without_label(mut self, label: impl Into<String>) -> Self {
+        self.labels.none.push(label.into());
+        self
+    }
+    /// Restricts to the children of `parent`.
+    pub fn parent(mut self, parent: TaskId) -> Self {
+        self.parent = Some(parent);
+        self
+    }
+    /// Restricts to the tasks that depend on `id`.
+    pub fn dependents_of(mut self, id: TaskId) -> Self {
+        self.dependents_of = Some(id);
+        self
+    }
+    /// Restricts to ready or to blocked tasks.
+    pub fn readiness(mut self, r: Readiness) -> Self {
+        self.readiness = Some(r);
+        self
+    }
+
+    /// Checks the labels named.
+    pub(crate) fn validate(&self) -> Result<()> {
+        self.labels.validate()
+    }
+
+    /// Whether `task` passes the filter (the reference semantics every store follows), all
+    /// but `readiness`, which needs the graph: `ready` says whether the task is ready.
+    pub fn matches(&self, task: &Task, ready: bool) -> bool {
+        self.readiness.is_none_or(|r| match r {
+            Readiness::Ready => ready,
+            Readiness::Blocked => task.status == TaskStatus::Pending && !ready,
+        }) && self.labels.matches(&task.labels)
+            && self.parent.as_ref().is_none_or(|p| task.parent.as_ref() == Some(p))
+            && self
+                .dependents_of
+                .as_ref()
+                .is_none_or(|d| task.depends_on.contains(d))
+            && (self.statuses.is_empty() || self.statuses.contains(&task.status))
             && self
                 .owner
                 .as_ref()
@@ -209,6 +262,7 @@ impl TaskQuery {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        self.filter.validate()?;
         if self.limit == 0 || self.limit > MAX_LIMIT {
             return Err(Error::InvalidInput {
                 field: "limit",
@@ -270,6 +324,12 @@ pub struct TaskStats {
     /// How long finished runs took, counted as they finished: the histogram behind
     /// `opencode_task_duration_seconds`.
     pub runs: RunDurations,
+    /// Pending tasks ready to be claimed now.
+    #[serde(default)]
+    pub ready: u64,
+    /// Pending tasks waiting on a dependency or their `run_at`.
+    #[serde(default)]
+    pub blocked: u64,
 }
 
 /// Upper bounds, in milliseconds, of the buckets [`RunDurations`] counts in: the seed's 1, 5,

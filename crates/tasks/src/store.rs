@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::{
-    Change, Error, HistoryEntry, NewTask, ReapedTask, Result, StorageStats, Task, TaskFilter,
-    TaskId, TaskPage, TaskPatch, TaskQuery, TaskStats, Timestamp,
+    Blockers, Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents,
+    ReapedTask, Result, Rollup, StorageStats, Task, TaskFilter, TaskId, TaskPage, TaskPatch,
+    TaskQuery, TaskStats, TaskStatus, Timestamp,
 };
 
 /// A store of tasks with an atomic state machine.
@@ -23,13 +24,16 @@ use crate::{
 /// - Fencing tokens handed out by claims strictly increase across the whole store.
 /// - Every status transition is recorded in the task's history ([`HistoryEntry::of`]) in the
 ///   same transaction.
+/// - Claims hand out ready tasks only (see [`crate::graph`](crate::is_ready)); the graph never
+///   has a cycle; a unique key is held by at most one task.
 /// - The conformance suite in [`crate::testkit`] (feature `testkit`) checks all of this.
 pub trait TaskStore: Send + Sync {
-    /// Inserts a new pending task.
-    fn create(&self, new: NewTask) -> Result<Task>;
-
-    /// Inserts many tasks in one transaction: all of them or none.
-    fn create_many(&self, new: Vec<NewTask>) -> Result<Vec<Task>>;
+    /// Inserts new pending tasks in one transaction, all of them or none. A task whose unique
+    /// key is held (by a stored task or an earlier one of the batch) is not created: its
+    /// [`Created`] holds the holder, with `duplicate` set, and dependencies on its id in the
+    /// batch point at the holder. Dependencies and parents must exist or come in the batch;
+    /// an edge that would close a cycle is refused with [`Error::Cycle`].
+    fn submit_many(&self, new: Vec<NewTask>) -> Result<Vec<Created>>;
 
     /// The task with this id, if any.
     fn get(&self, id: &TaskId) -> Result<Option<Task>>;
@@ -37,12 +41,33 @@ pub trait TaskStore: Send + Sync {
     /// Applies one change atomically; with `expect_version`, only if the task is at that version.
     fn apply(&self, id: &TaskId, change: Change, expect_version: Option<u64>) -> Result<Task>;
 
-    /// Claims the ready task with the highest priority (oldest first among equals) for `owner`,
-    /// with a lease of `ttl`; `None` when nothing is pending.
-    fn claim_next(&self, owner: &str, ttl: Duration) -> Result<Option<Task>>;
+    /// Claims up to `n` ready tasks that pass `filter`, highest priority first (oldest first
+    /// among equals), for `owner` with a lease of `ttl` each, in one transaction.
+    fn claim_many(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Vec<Task>>;
 
-    /// Deletes a task in any status and returns it as it was.
-    fn delete(&self, id: &TaskId, expect_version: Option<u64>) -> Result<Task>;
+    /// Makes `task` depend on `on` (bumping `task`'s version); nothing changes when it already
+    /// does. Refused with [`Error::MissingReference`] when `on` does not exist and with
+    /// [`Error::Cycle`] when `on` already depends on `task`, directly or not.
+    fn add_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task>;
+
+    /// Removes the edge `task → on` (bumping `task`'s version); nothing changes when there is
+    /// none.
+    fn remove_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task>;
+
+    /// Deletes a task in any status, deciding by `dependents` what happens to the tasks that
+    /// depend on it or are its children; returns every task deleted, this one first.
+    fn delete_with(
+        &self,
+        id: &TaskId,
+        expect_version: Option<u64>,
+        dependents: OnDependents,
+    ) -> Result<Vec<Task>>;
 
     /// Returns running tasks whose lease lapsed at or before `now` to pending, or fails them
     /// when their attempts are used up; reports each one.
@@ -64,6 +89,93 @@ pub trait TaskStore: Send + Sync {
 
     /// The store's current time (its clock), as used for leases and timestamps.
     fn now(&self) -> Timestamp;
+
+    /// Inserts a new pending task (or finds the task holding its unique key).
+    fn submit(&self, new: NewTask) -> Result<Created> {
+        self.submit_many(vec![new])?
+            .pop()
+            .ok_or_else(|| Error::InvalidInput {
+                field: "tasks",
+                reason: "nothing to create".into(),
+            })
+    }
+
+    /// Inserts a new pending task; with a unique key held by another task, returns that one.
+    fn create(&self, new: NewTask) -> Result<Task> {
+        Ok(self.submit(new)?.task)
+    }
+
+    /// Inserts many tasks in one transaction: all of them or none (see [`TaskStore::submit_many`]).
+    fn create_many(&self, new: Vec<NewTask>) -> Result<Vec<Task>> {
+        Ok(self
+            .submit_many(new)?
+            .into_iter()
+            .map(|c| c.task)
+            .collect())
+    }
+
+    /// Claims the ready task with the highest priority (oldest first among equals) for `owner`,
+    /// with a lease of `ttl`; `None` when nothing is ready.
+    fn claim_next(&self, owner: &str, ttl: Duration) -> Result<Option<Task>> {
+        self.claim_next_matching(owner, ttl, &LabelFilter::any())
+    }
+
+    /// As [`TaskStore::claim_next`], among the tasks that pass `filter`.
+    fn claim_next_matching(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        filter: &LabelFilter,
+    ) -> Result<Option<Task>> {
+        Ok(self.claim_many(owner, ttl, 1, filter)?.pop())
+    }
+
+    /// Deletes a task that nothing depends on and that has no children, and returns it as it
+    /// was; [`Error::HasDependents`] otherwise.
+    fn delete(&self, id: &TaskId, expect_version: Option<u64>) -> Result<Task> {
+        self.delete_with(id, expect_version, OnDependents::Refuse)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NotFound { id: id.clone() })
+    }
+
+    /// What keeps a task from being ready: its unfinished dependencies and a `run_at` still
+    /// ahead (empty for a ready task, and for one that is not pending).
+    fn blockers(&self, id: &TaskId) -> Result<Blockers> {
+        let task = self.require(id)?;
+        let mut out = Blockers {
+            task: id.clone(),
+            waiting_on: Vec::new(),
+            run_at: None,
+        };
+        if task.status != TaskStatus::Pending {
+            return Ok(out);
+        }
+        for dep in &task.depends_on {
+            if let Some(d) = self.get(dep)?
+                && d.status != TaskStatus::Completed
+            {
+                out.waiting_on.push((d.id, d.status));
+            }
+        }
+        out.run_at = task.run_at.filter(|at| *at > self.now());
+        Ok(out)
+    }
+
+    /// A parent's children counted by status.
+    fn rollup(&self, parent: &TaskId) -> Result<Rollup> {
+        self.require(parent)?;
+        let mut by_status = Vec::with_capacity(TaskStatus::ALL.len());
+        for s in TaskStatus::ALL {
+            let f = TaskFilter::new().parent(parent.clone()).status(s);
+            by_status.push((s, self.count(&f)?));
+        }
+        Ok(Rollup {
+            parent: parent.clone(),
+            total: by_status.iter().map(|(_, n)| n).sum(),
+            by_status,
+        })
+    }
 
     /// The task with this id, or `NotFound`.
     fn require(&self, id: &TaskId) -> Result<Task> {
@@ -135,16 +247,23 @@ pub trait TaskStore: Send + Sync {
 macro_rules! forward {
     ($($ty:ty),*) => {$(
         impl<T: TaskStore + ?Sized> TaskStore for $ty {
-            fn create(&self, new: NewTask) -> Result<Task> { (**self).create(new) }
-            fn create_many(&self, new: Vec<NewTask>) -> Result<Vec<Task>> { (**self).create_many(new) }
+            fn submit_many(&self, new: Vec<NewTask>) -> Result<Vec<Created>> { (**self).submit_many(new) }
             fn get(&self, id: &TaskId) -> Result<Option<Task>> { (**self).get(id) }
             fn apply(&self, id: &TaskId, change: Change, expect: Option<u64>) -> Result<Task> {
                 (**self).apply(id, change, expect)
             }
-            fn claim_next(&self, owner: &str, ttl: Duration) -> Result<Option<Task>> {
-                (**self).claim_next(owner, ttl)
+            fn claim_many(&self, owner: &str, ttl: Duration, n: usize, f: &LabelFilter) -> Result<Vec<Task>> {
+                (**self).claim_many(owner, ttl, n, f)
             }
-            fn delete(&self, id: &TaskId, expect: Option<u64>) -> Result<Task> { (**self).delete(id, expect) }
+            fn add_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
+                (**self).add_dependency(task, on)
+            }
+            fn remove_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
+                (**self).remove_dependency(task, on)
+            }
+            fn delete_with(&self, id: &TaskId, expect: Option<u64>, d: OnDependents) -> Result<Vec<Task>> {
+                (**self).delete_with(id, expect, d)
+            }
             fn reap_expired(&self, now: Timestamp) -> Result<Vec<ReapedTask>> { (**self).reap_expired(now) }
             fn list(&self, query: &TaskQuery) -> Result<TaskPage> { (**self).list(query) }
             fn count(&self, filter: &TaskFilter) -> Result<u64> { (**self).count(filter) }

@@ -25,6 +25,10 @@ use serde_json::{Value, json};
 #[path = "testkit_model.rs"]
 pub mod model;
 
+#[path = "testkit_graph.rs"]
+mod graph;
+pub use graph::*;
+
 use crate::{
     Change, Error, ManualClock, NewTask, Order, Task, TaskFilter, TaskId, TaskPatch, TaskQuery,
     TaskStatus, TaskStore, Timestamp,
@@ -849,7 +853,11 @@ macro_rules! conformance_tests {
             check_state_machine, check_updates_keep_untouched_fields, check_version_check_and_set,
             check_claims_and_leases, check_reaping, check_queries, check_stats, check_run_durations,
             check_history, check_delete,
-            check_claim_race, check_claim_next_race);
+            check_claim_race, check_claim_next_race,
+            check_dependencies_gate_claims, check_dependency_edits, check_batch_graph,
+            check_parents_and_deletes, check_labels_route_claims, check_scheduling_and_backoff,
+            check_unique_keys, check_claim_many, check_graph_rejects_bad_input,
+            check_ready_claim_race, check_unique_key_race);
     };
     (@each $make:expr; $($check:ident),*) => {$(
         #[test]

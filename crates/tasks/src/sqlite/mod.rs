@@ -14,16 +14,17 @@ use oc_sqlite::{Durability, Fence};
 use parking_lot::Mutex;
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Row, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::error::is_busy;
 use crate::model::{reap, transition};
 use crate::query::{RUN_BUCKETS_MS, RunDurations, finished_run};
+use crate::graph::{cycle_error, find_path, plan_submit};
 use crate::{
-    Change, Clock, Error, HistoryEntry, Lease, NewTask, Order, ReapedTask, Result, SystemClock,
-    Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary,
-    Timestamp,
+    Change, Clock, Created, Error, HistoryEntry, LabelFilter, Lease, NewTask, OnDependents, Order,
+    Readiness, ReapedTask, Result, RetryPolicy, SystemClock, Task, TaskFilter, TaskId, TaskPage,
+    TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, Unique,
 };
 
 /// Default wait for another writer (thread or process) before a statement gives up.
@@ -37,9 +38,21 @@ const MAX_IDLE_READERS: usize = 8;
 /// Attempts at a write transaction that keeps finding the database busy.
 const WRITE_ATTEMPTS: u32 = 5;
 
-const COLS: &str = "id, name, description, status, owner, priority, metadata, result, error, \
-    attempts, max_attempts, version, created_at, updated_at, started_at, finished_at, \
-    lease_token, lease_expires_at";
+/// The stored columns of a task, in [`task_values`] order.
+macro_rules! stored_cols {
+    () => {
+        "id, name, description, status, owner, priority, metadata, result, error, attempts, \
+         max_attempts, version, created_at, updated_at, started_at, finished_at, lease_token, \
+         lease_expires_at, parent, labels, run_at, retry_base_ms, retry_cap_ms, retry_jitter, \
+         unique_key, unique_scope"
+    };
+}
+const STORED_COLS: &str = stored_cols!();
+/// What a task is read from: the stored columns and its dependencies (as a JSON array).
+const COLS: &str = concat!(
+    stored_cols!(),
+    ", (SELECT json_group_array(depends_on) FROM task_deps WHERE task_deps.task_id = tasks.id)"
+);
 
 /// A statement that ran longer than the slow threshold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -465,7 +478,42 @@ fn row_to_task(r: &Row<'_>) -> Result<Task> {
     let expires: Option<i64> = r.get(17)?;
     let u =
         |v: i64, what: &str| u64::try_from(v).map_err(|_| corrupt(&id, format!("negative {what}")));
+    let parent: Option<String> = r.get(18)?;
+    let labels: String = r.get(19)?;
+    let retry = (r.get::<_, Option<i64>>(21)?, r.get::<_, Option<i64>>(22)?);
+    let jitter: Option<i64> = r.get(23)?;
+    let unique_key: Option<String> = r.get(24)?;
+    let unique_scope: Option<String> = r.get(25)?;
+    let deps: Option<String> = r.get(26)?;
+    let task_id = |s: String| TaskId::new(s.clone()).map_err(|e| corrupt(&id, e));
     Ok(Task {
+        depends_on: serde_json::from_str::<Vec<String>>(deps.as_deref().unwrap_or("[]"))
+            .map_err(|e| corrupt(&id, e))?
+            .into_iter()
+            .map(task_id)
+            .collect::<Result<_>>()?,
+        parent: parent.map(task_id).transpose()?,
+        labels: serde_json::from_str(&labels).map_err(|e| corrupt(&id, e))?,
+        run_at: opt_ts(r.get(20)?),
+        retry: match retry {
+            (Some(base), Some(cap)) => RetryPolicy::backoff(
+                Duration::from_millis(u(base, "backoff")?),
+                Duration::from_millis(u(cap, "backoff")?),
+            )
+            .jitter(u8::try_from(jitter.unwrap_or(0)).map_err(|e| corrupt(&id, e))?),
+            _ => RetryPolicy::None,
+        },
+        unique: match unique_key {
+            Some(key) => Some(Unique {
+                key,
+                scope: unique_scope
+                    .as_deref()
+                    .unwrap_or("unfinished")
+                    .parse()
+                    .map_err(|e| corrupt(&id, e))?,
+            }),
+            None => None,
+        },
         status: status.parse().map_err(|e| corrupt(&id, e))?,
         metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(&id, e))?,
         result: result
@@ -495,7 +543,7 @@ fn row_to_task(r: &Row<'_>) -> Result<Task> {
     })
 }
 
-/// The column values of `t`, in `COLS` order.
+/// The column values of `t`, in `STORED_COLS` order.
 fn task_values(t: &Task) -> Result<Vec<SqlValue>> {
     let i = |v: u64| SqlValue::Integer(i64::try_from(v).unwrap_or(i64::MAX));
     let text = |s: &Option<String>| s.clone().map_or(SqlValue::Null, SqlValue::Text);
@@ -529,7 +577,36 @@ fn task_values(t: &Task) -> Result<Vec<SqlValue>> {
         ts(t.finished_at),
         t.lease.map_or(SqlValue::Null, |l| i(l.token)),
         ts(t.lease.map(|l| l.expires_at)),
+        t.parent
+            .as_ref()
+            .map_or(SqlValue::Null, |p| SqlValue::Text(p.to_string())),
+        SqlValue::Text(labels_json(&t.labels)),
+        ts(t.run_at),
+        retry_value(&t.retry, |b, _, _| b),
+        retry_value(&t.retry, |_, c, _| c),
+        retry_value(&t.retry, |_, _, j| j),
+        text(&t.unique.as_ref().map(|u| u.key.clone())),
+        text(&t.unique.as_ref().map(|u| u.scope.as_str().to_owned())),
     ])
+}
+
+fn labels_json(labels: &[String]) -> String {
+    serde_json::Value::from(labels.to_vec()).to_string()
+}
+
+/// One column of a retry policy (base, cap or jitter), NULL without one.
+fn retry_value(p: &RetryPolicy, pick: impl Fn(i64, i64, i64) -> i64) -> SqlValue {
+    match *p {
+        RetryPolicy::None => SqlValue::Null,
+        RetryPolicy::Backoff {
+            base,
+            cap,
+            jitter_pct,
+        } => {
+            let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            SqlValue::Integer(pick(ms(base), ms(cap), i64::from(jitter_pct)))
+        }
+    }
 }
 
 fn load(tx: &Connection, id: &TaskId) -> Result<Option<Task>> {
@@ -599,13 +676,75 @@ fn record_history(
     Ok(())
 }
 
+/// The task other than `except` that holds `key` now.
+fn key_holder(c: &Connection, key: &str, except: Option<&TaskId>) -> Result<Option<Task>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLS} FROM tasks WHERE unique_key = ?1 AND id IS NOT ?2
+           AND (unique_scope = 'always' OR status IN ('pending', 'running'))"
+    ))?;
+    let mut rows = stmt.query((key, except.map(|e| e.as_str())))?;
+    rows.next()?.map(row_to_task).transpose()
+}
+
+/// Whether a task with this id exists.
+fn exists(c: &Connection, id: &TaskId) -> Result<bool> {
+    Ok(c.prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?
+        .exists([id.as_str()])?)
+}
+
+/// The dependency edges `(task, on)` of the tasks in `ids`.
+fn edges_of(c: &Connection, ids: &[TaskId]) -> Result<Vec<(TaskId, TaskId)>> {
+    let mut stmt = c.prepare_cached("SELECT depends_on FROM task_deps WHERE task_id = ?1")?;
+    let mut out = Vec::new();
+    for id in ids {
+        let mut rows = stmt.query([id.as_str()])?;
+        while let Some(r) = rows.next()? {
+            let on: String = r.get(0)?;
+            out.push((id.clone(), TaskId::new(on.clone()).map_err(|e| corrupt(&on, e))?));
+        }
+    }
+    Ok(out)
+}
+
+/// The tasks that depend on `id` or are its children.
+fn dependents(c: &Connection, id: &TaskId) -> Result<Vec<TaskId>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT task_id FROM task_deps WHERE depends_on = ?1
+         UNION SELECT id FROM tasks WHERE parent = ?1 ORDER BY 1",
+    )?;
+    let rows = stmt.query_map([id.as_str()], |r| r.get::<_, String>(0))?;
+    rows.map(|r| {
+        let s = r?;
+        TaskId::new(s.clone()).map_err(|e| corrupt(&s, e))
+    })
+    .collect()
+}
+
+/// Bumps the version of `id` as a write at `now` that is not a transition.
+fn touch(tx: &Transaction<'_>, id: &str, now: Timestamp) -> Result<()> {
+    tx.prepare_cached("UPDATE tasks SET version = version + 1, updated_at = ?2 WHERE id = ?1")?
+        .execute((id, now.as_millis()))?;
+    Ok(())
+}
+
 fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task, reaped: bool) -> Result<()> {
+    if let Some(key) = Unique::held_by(next)
+        && Unique::held_by(prev).is_none()
+        && let Some(h) = key_holder(tx, key, Some(&next.id))?
+    {
+        return Err(Error::UniqueKeyHeld {
+            key: key.to_owned(),
+            holder: h.id,
+        });
+    }
     let mut stmt = tx.prepare_cached(
         "UPDATE tasks SET id = ?1, name = ?2, description = ?3, status = ?4, owner = ?5,
             priority = ?6, metadata = ?7, result = ?8, error = ?9, attempts = ?10,
             max_attempts = ?11, version = ?12, created_at = ?13, updated_at = ?14,
-            started_at = ?15, finished_at = ?16, lease_token = ?17, lease_expires_at = ?18
-         WHERE id = ?1 AND version = ?19 AND status = ?20",
+            started_at = ?15, finished_at = ?16, lease_token = ?17, lease_expires_at = ?18,
+            parent = ?19, labels = ?20, run_at = ?21, retry_base_ms = ?22, retry_cap_ms = ?23,
+            retry_jitter = ?24, unique_key = ?25, unique_scope = ?26
+         WHERE id = ?1 AND version = ?27 AND status = ?28",
     )?;
     let mut params = task_values(next)?;
     params.push(SqlValue::Integer(
@@ -619,6 +758,14 @@ fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task, reaped: bool) -> Re
         }
         if let Some(d) = finished_run(prev, next) {
             observe_run(tx, d)?;
+        }
+        if next.status == TaskStatus::Completed && prev.status != TaskStatus::Completed {
+            // Its dependents wait for one dependency fewer, in this transaction.
+            tx.prepare_cached(
+                "UPDATE tasks SET waiting = waiting - 1
+                 WHERE id IN (SELECT task_id FROM task_deps WHERE depends_on = ?1)",
+            )?
+            .execute([next.id.as_str()])?;
         }
         record_history(tx, Some(prev), next, reaped)
     } else {
@@ -648,8 +795,8 @@ fn apply_in(
 
 fn insert(tx: &Transaction<'_>, t: &Task) -> Result<()> {
     let mut stmt = tx.prepare_cached(&format!(
-        "INSERT INTO tasks ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
-         ?13, ?14, ?15, ?16, ?17, ?18)"
+        "INSERT INTO tasks ({STORED_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
+         ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
     ))?;
     match stmt.execute(rusqlite::params_from_iter(task_values(t)?)) {
         Ok(_) => record_history(tx, None, t, false),
@@ -660,10 +807,39 @@ fn insert(tx: &Transaction<'_>, t: &Task) -> Result<()> {
     }
 }
 
-/// The WHERE clause and parameters of a filter (plus an optional cursor).
+/// The SQL condition "ready at `now`" (`now` a placeholder): the terms of the partial index
+/// `tasks_claimable`, so the planner walks it, and the `run_at` check.
+fn ready_sql(now: &str) -> String {
+    format!("status = 'pending' AND waiting = 0 AND (run_at IS NULL OR run_at <= {now})")
+}
+
+/// The conditions of a label filter, with their parameters pushed by `p`.
+fn label_conds(
+    f: &LabelFilter,
+    mut p: impl FnMut(SqlValue) -> String,
+    conds: &mut Vec<String>,
+) {
+    for l in &f.all {
+        let m = p(SqlValue::Text(l.clone()));
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM json_each(tasks.labels) WHERE value = {m})"
+        ));
+    }
+    if !f.none.is_empty() {
+        let marks: Vec<String> = f.none.iter().map(|l| p(SqlValue::Text(l.clone()))).collect();
+        conds.push(format!(
+            "NOT EXISTS (SELECT 1 FROM json_each(tasks.labels) WHERE value IN ({}))",
+            marks.join(", ")
+        ));
+    }
+}
+
+/// The WHERE clause and parameters of a filter (plus an optional cursor), readiness judged
+/// at `now`.
 fn where_clause(
     filter: &TaskFilter,
     after: Option<(&crate::query::Cursor, Order)>,
+    now: Timestamp,
 ) -> (String, Vec<SqlValue>) {
     let mut conds: Vec<String> = Vec::new();
     let mut params: Vec<SqlValue> = Vec::new();
@@ -671,6 +847,28 @@ fn where_clause(
         params.push(v);
         format!("?{}", params.len())
     };
+    if let Some(r) = filter.readiness {
+        let now = p(SqlValue::Integer(now.as_millis()), &mut params);
+        conds.push(match r {
+            Readiness::Ready => ready_sql(&now),
+            Readiness::Blocked => {
+                format!("status = 'pending' AND (waiting > 0 OR run_at > {now})")
+            }
+        });
+    }
+    label_conds(&filter.labels, |v| p(v, &mut params), &mut conds);
+    if let Some(parent) = &filter.parent {
+        conds.push(format!(
+            "parent = {}",
+            p(SqlValue::Text(parent.to_string()), &mut params)
+        ));
+    }
+    if let Some(d) = &filter.dependents_of {
+        conds.push(format!(
+            "id IN (SELECT task_id FROM task_deps WHERE depends_on = {})",
+            p(SqlValue::Text(d.to_string()), &mut params)
+        ));
+    }
     if !filter.statuses.is_empty() {
         let marks: Vec<String> = filter
             .statuses
@@ -732,26 +930,40 @@ impl crate::StorageSource for SqliteTaskStore {
 }
 
 impl TaskStore for SqliteTaskStore {
-    fn create(&self, new: NewTask) -> Result<Task> {
-        let t = new.into_task(self.opts.clock.now())?;
-        self.write(|tx| {
-            insert(tx, &t)?;
-            entered(tx, TaskStatus::Pending, 1)
-        })?;
-        Ok(t)
-    }
-
-    fn create_many(&self, new: Vec<NewTask>) -> Result<Vec<Task>> {
+    fn submit_many(&self, new: Vec<NewTask>) -> Result<Vec<Created>> {
         let now = self.opts.clock.now();
         let tasks = new
             .into_iter()
             .map(|n| n.into_task(now))
             .collect::<Result<Vec<_>>>()?;
         self.write(|tx| {
-            tasks.iter().try_for_each(|t| insert(tx, t))?;
-            entered(tx, TaskStatus::Pending, tasks.len())
-        })?;
-        Ok(tasks)
+            let out = plan_submit(
+                tasks.clone(),
+                |key| key_holder(tx, key, None),
+                |id| exists(tx, id),
+            )?;
+            let fresh = || out.iter().filter(|c| !c.duplicate).map(|c| &c.task);
+            for t in fresh() {
+                insert(tx, t)?;
+            }
+            let mut edge = tx.prepare_cached(
+                "INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)",
+            )?;
+            let mut waiting = tx.prepare_cached(
+                "UPDATE tasks SET waiting = (
+                    SELECT count(*) FROM task_deps d JOIN tasks x ON x.id = d.depends_on
+                    WHERE d.task_id = ?1 AND x.status <> 'completed')
+                 WHERE id = ?1",
+            )?;
+            for t in fresh().filter(|t| !t.depends_on.is_empty()) {
+                for d in &t.depends_on {
+                    edge.execute((t.id.as_str(), d.as_str()))?;
+                }
+                waiting.execute([t.id.as_str()])?;
+            }
+            entered(tx, TaskStatus::Pending, fresh().count())?;
+            Ok(out)
+        })
     }
 
     fn get(&self, id: &TaskId) -> Result<Option<Task>> {
@@ -763,27 +975,102 @@ impl TaskStore for SqliteTaskStore {
         self.write(|tx| apply_in(tx, &self.fence, id, &change, expect, self.opts.clock.now()))
     }
 
-    fn claim_next(&self, owner: &str, ttl: Duration) -> Result<Option<Task>> {
+    fn claim_many(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Vec<Task>> {
         let change = Change::Claim {
             owner: owner.into(),
             ttl,
         };
         change.validate()?;
+        filter.validate()?;
+        let now = self.opts.clock.now();
+        let mut params = vec![SqlValue::Integer(now.as_millis())];
+        let mut conds = vec![ready_sql("?1")];
+        label_conds(
+            filter,
+            |v| {
+                params.push(v);
+                format!("?{}", params.len())
+            },
+            &mut conds,
+        );
+        params.push(SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT id FROM tasks WHERE {} ORDER BY priority DESC, created_at, id LIMIT ?{}",
+            conds.join(" AND "),
+            params.len()
+        );
         self.write(|tx| {
-            let id: Option<String> = tx
-                .prepare_cached(
-                    "SELECT id FROM tasks WHERE status = 'pending'
-                     ORDER BY priority DESC, created_at, id LIMIT 1",
-                )?
-                .query_row([], |r| r.get(0))
-                .optional()?;
-            let Some(id) = id else { return Ok(None) };
-            let id = TaskId::new(id.clone()).map_err(|e| corrupt(&id, e))?;
-            apply_in(tx, &self.fence, &id, &change, None, self.opts.clock.now()).map(Some)
+            let ids: Vec<String> = tx
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut claimed = Vec::with_capacity(ids.len());
+            for id in ids {
+                let id = TaskId::new(id.clone()).map_err(|e| corrupt(&id, e))?;
+                claimed.push(apply_in(tx, &self.fence, &id, &change, None, now)?);
+            }
+            Ok(claimed)
         })
     }
 
-    fn delete(&self, id: &TaskId, expect: Option<u64>) -> Result<Task> {
+    fn add_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
+        let now = self.opts.clock.now();
+        self.write(|tx| {
+            let t = load(tx, task)?.ok_or_else(|| Error::NotFound { id: task.clone() })?;
+            if task == on {
+                return Err(Error::Cycle {
+                    cycle: vec![task.clone(), task.clone()],
+                });
+            }
+            let Some(dep) = load(tx, on)? else {
+                return Err(Error::MissingReference {
+                    field: "depends_on",
+                    id: on.clone(),
+                });
+            };
+            if t.depends_on.contains(on) {
+                return Ok(t);
+            }
+            if let Some(path) = find_path(on, task, |f| edges_of(tx, f))? {
+                return Err(cycle_error(task, path));
+            }
+            tx.prepare_cached("INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)")?
+                .execute((task.as_str(), on.as_str()))?;
+            if dep.status != TaskStatus::Completed {
+                tx.prepare_cached("UPDATE tasks SET waiting = waiting + 1 WHERE id = ?1")?
+                    .execute([task.as_str()])?;
+            }
+            touch(tx, task.as_str(), now)?;
+            load(tx, task)?.ok_or_else(|| Error::NotFound { id: task.clone() })
+        })
+    }
+
+    fn remove_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
+        let now = self.opts.clock.now();
+        self.write(|tx| {
+            let t = load(tx, task)?.ok_or_else(|| Error::NotFound { id: task.clone() })?;
+            if !t.depends_on.contains(on) {
+                return Ok(t);
+            }
+            drop_edge(tx, task.as_str(), on.as_str())?;
+            touch(tx, task.as_str(), now)?;
+            load(tx, task)?.ok_or_else(|| Error::NotFound { id: task.clone() })
+        })
+    }
+
+    fn delete_with(
+        &self,
+        id: &TaskId,
+        expect: Option<u64>,
+        on_dependents: OnDependents,
+    ) -> Result<Vec<Task>> {
+        let now = self.opts.clock.now();
         self.write(|tx| {
             let prev = load(tx, id)?.ok_or_else(|| Error::NotFound { id: id.clone() })?;
             if let Some(expected) = expect
@@ -795,11 +1082,55 @@ impl TaskStore for SqliteTaskStore {
                     actual: prev.version,
                 });
             }
-            tx.prepare_cached("DELETE FROM tasks WHERE id = ?1 AND version = ?2")?
-                .execute((id.as_str(), i64::try_from(prev.version).unwrap_or(i64::MAX)))?;
-            tx.prepare_cached("DELETE FROM task_history WHERE task_id = ?1")?
-                .execute([id.as_str()])?;
-            Ok(prev)
+            let mut doomed = vec![prev];
+            let mut i = 0;
+            while i < doomed.len() {
+                let below = dependents(tx, &doomed[i].id)?;
+                if !below.is_empty() && on_dependents == OnDependents::Refuse {
+                    return Err(Error::HasDependents {
+                        id: id.clone(),
+                        dependents: below,
+                    });
+                }
+                if on_dependents == OnDependents::Cascade {
+                    for d in below {
+                        if !doomed.iter().any(|t| t.id == d)
+                            && let Some(t) = load(tx, &d)?
+                        {
+                            doomed.push(t);
+                        }
+                    }
+                }
+                i += 1;
+            }
+            for t in &doomed {
+                let id = t.id.as_str();
+                // Whoever is left stops waiting for it and loses it as a parent.
+                let kept: Vec<String> = tx
+                    .prepare_cached("SELECT task_id FROM task_deps WHERE depends_on = ?1")?
+                    .query_map([id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for k in kept {
+                    drop_edge(tx, &k, id)?;
+                    touch(tx, &k, now)?;
+                }
+                let orphans: Vec<String> = tx
+                    .prepare_cached("SELECT id FROM tasks WHERE parent = ?1")?
+                    .query_map([id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for o in orphans {
+                    tx.prepare_cached("UPDATE tasks SET parent = NULL WHERE id = ?1")?
+                        .execute([&o])?;
+                    touch(tx, &o, now)?;
+                }
+                tx.prepare_cached("DELETE FROM task_deps WHERE task_id = ?1")?
+                    .execute([id])?;
+                tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?
+                    .execute([id])?;
+                tx.prepare_cached("DELETE FROM task_history WHERE task_id = ?1")?
+                    .execute([id])?;
+            }
+            Ok(doomed)
         })
     }
 
@@ -833,6 +1164,7 @@ impl TaskStore for SqliteTaskStore {
         let (cond, mut params) = where_clause(
             &query.filter,
             query.after.as_ref().map(|c| (c, query.order)),
+            self.opts.clock.now(),
         );
         params.push(SqlValue::Integer(
             i64::try_from(query.limit + 1).unwrap_or(i64::MAX),
@@ -855,7 +1187,8 @@ impl TaskStore for SqliteTaskStore {
     }
 
     fn count(&self, filter: &TaskFilter) -> Result<u64> {
-        let (cond, params) = where_clause(filter, None);
+        filter.validate()?;
+        let (cond, params) = where_clause(filter, None, self.opts.clock.now());
         let n: i64 = self.read(|c| {
             Ok(
                 c.prepare_cached(&format!("SELECT COUNT(*) FROM tasks{cond}"))?
@@ -869,7 +1202,7 @@ impl TaskStore for SqliteTaskStore {
         self.read(|c| {
             // One read transaction, so the three answers describe the same snapshot.
             c.execute_batch("BEGIN")?;
-            let out = stats_in(c, recent);
+            let out = stats_in(c, recent, self.opts.clock.now());
             c.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
             out
         })
@@ -924,7 +1257,22 @@ fn history_in(c: &Connection, id: &TaskId) -> Result<Vec<HistoryEntry>> {
     Ok(v)
 }
 
-fn stats_in(c: &Connection, recent: usize) -> Result<TaskStats> {
+/// Drops the edge `task → on`; `task` waits for one dependency fewer if `on` is unfinished.
+fn drop_edge(tx: &Transaction<'_>, task: &str, on: &str) -> Result<()> {
+    let n = tx
+        .prepare_cached("DELETE FROM task_deps WHERE task_id = ?1 AND depends_on = ?2")?
+        .execute((task, on))?;
+    if n == 1 {
+        tx.prepare_cached(
+            "UPDATE tasks SET waiting = waiting - 1
+             WHERE id = ?1 AND (SELECT status FROM tasks WHERE id = ?2) <> 'completed'",
+        )?
+        .execute((task, on))?;
+    }
+    Ok(())
+}
+
+fn stats_in(c: &Connection, recent: usize, now: Timestamp) -> Result<TaskStats> {
     let mut by_status = TaskStatus::ALL.map(|s| (s, 0u64));
     {
         let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
@@ -994,8 +1342,17 @@ fn stats_in(c: &Connection, recent: usize) -> Result<TaskStats> {
             }
         }
     }
+    let ready = to_u64(
+        c.prepare_cached(&format!(
+            "SELECT count(*) FROM tasks WHERE {}",
+            ready_sql("?1")
+        ))?
+        .query_row([now.as_millis()], |r| r.get(0))?,
+    );
     Ok(TaskStats {
         total: by_status.iter().map(|(_, n)| n).sum(),
+        blocked: by_status[0].1.saturating_sub(ready),
+        ready,
         by_status: by_status.to_vec(),
         by_owner,
         recent,

@@ -81,6 +81,30 @@ const MIGRATIONS: &[&str] = &[
         error       TEXT,
         PRIMARY KEY (task_id, version)
     ) WITHOUT ROWID;",
+    // 6: the work graph. `waiting` counts the dependencies not completed, kept by the writes
+    // that change it (a completion, an edge added or dropped), so readiness is an index
+    // lookup: `tasks_claimable` holds exactly the pending tasks with nothing to wait for.
+    "ALTER TABLE tasks ADD COLUMN parent TEXT;
+    ALTER TABLE tasks ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE tasks ADD COLUMN run_at INTEGER;
+    ALTER TABLE tasks ADD COLUMN retry_base_ms INTEGER;
+    ALTER TABLE tasks ADD COLUMN retry_cap_ms INTEGER;
+    ALTER TABLE tasks ADD COLUMN retry_jitter INTEGER;
+    ALTER TABLE tasks ADD COLUMN unique_key TEXT;
+    ALTER TABLE tasks ADD COLUMN unique_scope TEXT;
+    ALTER TABLE tasks ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE task_deps (
+        task_id    TEXT NOT NULL,
+        depends_on TEXT NOT NULL,
+        PRIMARY KEY (task_id, depends_on)
+    ) WITHOUT ROWID;
+    CREATE INDEX task_deps_dependents ON task_deps (depends_on, task_id);
+    CREATE INDEX tasks_claimable ON tasks (priority DESC, created_at, id)
+        WHERE status = 'pending' AND waiting = 0;
+    CREATE INDEX tasks_parent ON tasks (parent, created_at, id) WHERE parent IS NOT NULL;
+    CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key)
+        WHERE unique_key IS NOT NULL
+          AND (unique_scope = 'always' OR status IN ('pending', 'running'));",
 ];
 
 /// The newest schema version this build knows.

@@ -3,7 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use oc_tasks::{NewTask, SqliteTaskStore, TaskFilter, TaskId, TaskStatus, TaskStore};
+use oc_tasks::{
+    NewTask, Readiness, SqliteTaskStore, Task, TaskFilter, TaskId, TaskQuery, TaskStatus, TaskStore,
+};
 
 fn open(dir: &tempfile::TempDir) -> SqliteTaskStore {
     SqliteTaskStore::open(dir.path().join("opencode.db")).unwrap()
@@ -175,10 +177,61 @@ fn a_database_from_before_run_durations_counts_the_runs_it_holds() {
     c.execute_batch(
         "DELETE FROM oc_tasks_meta WHERE key LIKE 'run_%';
          DROP TABLE task_history;
+         DROP INDEX tasks_claimable; DROP INDEX tasks_parent; DROP INDEX tasks_unique_key;
+         DROP TABLE task_deps;
+         ALTER TABLE tasks DROP COLUMN parent; ALTER TABLE tasks DROP COLUMN labels;
+         ALTER TABLE tasks DROP COLUMN run_at; ALTER TABLE tasks DROP COLUMN retry_base_ms;
+         ALTER TABLE tasks DROP COLUMN retry_cap_ms; ALTER TABLE tasks DROP COLUMN retry_jitter;
+         ALTER TABLE tasks DROP COLUMN unique_key; ALTER TABLE tasks DROP COLUMN unique_scope;
+         ALTER TABLE tasks DROP COLUMN waiting;
          UPDATE oc_schema SET version = 3 WHERE component = 'oc-tasks';",
     )
     .unwrap();
     drop(c);
     let s = SqliteTaskStore::open(&db).unwrap();
     assert_eq!(s.stats(0).unwrap().runs, counted, "migrated from the tasks");
+}
+
+/// A database written by the release before the work graph (schema 5, kept as a fixture:
+/// five tasks in every status, with history) opens, upgrades in place and keeps every task.
+#[test]
+fn a_database_from_the_release_before_the_work_graph_upgrades_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("opencode.db");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    std::fs::copy(fixtures.join("schema5.db"), &db).unwrap();
+    let listed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("schema5.tasks.json")).unwrap(),
+    )
+    .unwrap();
+    let before: Vec<Task> = serde_json::from_value(listed["data"]["tasks"].clone()).unwrap();
+    assert_eq!(before.len(), 5);
+    let s = SqliteTaskStore::open(&db).unwrap();
+    let version: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT version FROM oc_schema WHERE component = 'oc-tasks'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(version > 5, "upgraded to {version}");
+    for t in &before {
+        assert_eq!(&s.get(&t.id).unwrap().unwrap(), t, "kept as it was");
+        assert!(!s.history(&t.id).unwrap().is_empty(), "history kept");
+    }
+    assert!(s.integrity_check().unwrap().is_empty());
+    // The old tasks take part in the graph.
+    let lint = TaskId::new("lint").unwrap();
+    let build = TaskId::new("build").unwrap();
+    s.add_dependency(&lint, &build).unwrap();
+    let ready = s
+        .list(&TaskQuery::new(TaskFilter::new().readiness(Readiness::Ready)))
+        .unwrap();
+    assert_eq!(
+        ready.tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["build"]
+    );
+    let stats = s.stats(0).unwrap();
+    assert_eq!((stats.ready, stats.blocked), (1, 1));
 }
