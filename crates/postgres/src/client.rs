@@ -3,18 +3,20 @@
 //!
 //! Callers block on a channel, never on a runtime, so the stores work from any thread,
 //! including a thread that drives the caller's own tokio runtime (where the `postgres` crate's
-//! `block_on` would panic). Each operation is one statement or one server-side function, so
+//! `block_on` would panic). Most operations are one statement or one server-side function, so
 //! connections are shared (`tokio-postgres` pipelines concurrent queries) and no lock is held
-//! across a network round trip.
+//! across a network round trip; the few that need several statements in one transaction (the
+//! work graph's) take a connection of their own from a second set ([`Pool::transaction`]).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{AsyncMessage, Client, Connection, NoTls};
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Transaction};
 
 /// How connections are secured: not at all, or with TLS through rustls (feature `tls`).
 #[derive(Clone, Default)]
@@ -337,7 +339,15 @@ struct Shared<S> {
     schema: String,
     slots: Vec<tokio::sync::Mutex<Option<Arc<Conn<S>>>>>,
     next: AtomicUsize,
+    /// Connections lent to one transaction at a time.
+    tx_slots: Vec<tokio::sync::Mutex<Option<Conn<S>>>>,
+    tx_next: AtomicUsize,
 }
+
+/// What a [`Pool::transaction`] body returns: the database failed (`Err`), or it finished
+/// with `Ok(Ok(x))` (committed) or `Ok(Err(e))` (rolled back).
+pub(crate) type TxFuture<'a, X, E> =
+    Pin<Box<dyn Future<Output = Result<Result<X, E>, tokio_postgres::Error>> + Send + 'a>>;
 
 impl<S: Prepare> Shared<S> {
     /// A live connection, connecting (and preparing) when the slot is empty or its connection
@@ -355,6 +365,20 @@ impl<S: Prepare> Shared<S> {
         let c = Arc::new(Conn { client, stmts });
         *slot = Some(c.clone());
         Ok(c)
+    }
+
+    /// A connection no one else uses until the guard drops.
+    async fn exclusive(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, Option<Conn<S>>>, tokio_postgres::Error> {
+        let i = self.tx_next.fetch_add(1, Ordering::Relaxed) % self.tx_slots.len();
+        let mut slot = self.tx_slots[i].lock().await;
+        if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
+            let (client, _) = connect(&self.config, &self.tls, |_| {}).await?;
+            let stmts = S::prepare(&client, &self.schema).await?;
+            *slot = Some(Conn { client, stmts });
+        }
+        Ok(slot)
     }
 }
 
@@ -398,6 +422,10 @@ impl<S: Prepare> Pool<S> {
                     .map(|_| tokio::sync::Mutex::new(None))
                     .collect(),
                 next: AtomicUsize::new(0),
+                tx_slots: (0..opts.pool_size)
+                    .map(|_| tokio::sync::Mutex::new(None))
+                    .collect(),
+                tx_next: AtomicUsize::new(0),
             }),
             handle,
             stop: Some(stop),
@@ -424,6 +452,42 @@ impl<S: Prepare> Pool<S> {
         match rx.recv() {
             Ok(out) => out.map_err(Failure::Pg),
             // The task was dropped before answering: the runtime is gone.
+            Err(_) => Err(Failure::Stopped),
+        }
+    }
+}
+
+impl<S: Prepare + Send + Sync + 'static> Pool<S> {
+    /// Runs `f` in a transaction (READ COMMITTED) on a connection lent to it alone, on the
+    /// runtime thread: committed when `f` answers `Ok(Ok(_))`, rolled back otherwise.
+    pub(crate) fn transaction<X, E, F>(&self, f: F) -> Result<Result<X, E>, Failure>
+    where
+        X: Send + 'static,
+        E: Send + 'static,
+        F: for<'a> FnOnce(&'a Transaction<'a>, &'a S) -> TxFuture<'a, X, E> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let shared = self.shared.clone();
+        self.handle.spawn(async move {
+            let out = async {
+                let mut guard = shared.exclusive().await?;
+                let Some(Conn { client, stmts }) = guard.as_mut() else {
+                    unreachable!("exclusive() fills its slot");
+                };
+                let t = client.transaction().await?;
+                let out = f(&t, stmts).await?;
+                if out.is_ok() {
+                    t.commit().await?;
+                } else {
+                    t.rollback().await?;
+                }
+                Ok(out)
+            }
+            .await;
+            let _ = tx.send(out);
+        });
+        match rx.recv() {
+            Ok(out) => out.map_err(Failure::Pg),
             Err(_) => Err(Failure::Stopped),
         }
     }

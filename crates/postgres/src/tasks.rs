@@ -3,17 +3,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::{HashMap, HashSet};
+
 use oc_tasks::backend::{
-    after_sql, cursor_position, finished_run, like_anywhere, metadata_text, order_by_sql, page,
-    validate_change, validate_query,
+    after_sql, cursor_position, cycle_error, find_path, finished_run, like_anywhere, metadata_text,
+    order_by_sql, page, plan_submit, validate_change, validate_labels, validate_query,
 };
 use oc_tasks::{
-    Change, Error, HistoryEntry, Lease, NewTask, Order, RUN_BUCKETS_MS, ReapedTask, Result,
-    RunDurations, SlowStatement, StorageSource, StorageStats, Task, TaskFilter, TaskId, TaskPage,
-    TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, reap, transition,
+    Change, Created, Error, HistoryEntry, LabelFilter, Lease, NewTask, OnDependents, Order,
+    RUN_BUCKETS_MS, Readiness, ReapedTask, Result, RetryPolicy, RunDurations, SlowStatement,
+    StorageSource, StorageStats, Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats,
+    TaskStatus, TaskStore, TaskSummary, Timestamp, Unique, reap, transition,
 };
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row, Statement};
+use tokio_postgres::{Client, Row, Statement, Transaction};
 
 use crate::client::{Failure, PgOptions, Pool, Prepare, task_error};
 use crate::schema::migrate;
@@ -69,11 +72,58 @@ const MIGRATIONS: &[&str] = &[
         error       text,
         PRIMARY KEY (task_id, version)
     );",
+    // 3: the work graph, as in SQLite: `waiting` counts the dependencies not completed, so
+    // readiness is an index lookup (`tasks_claimable`).
+    "ALTER TABLE {s}.tasks ADD COLUMN parent text COLLATE \"C\",
+        ADD COLUMN labels text[] NOT NULL DEFAULT '{}',
+        ADD COLUMN run_at bigint,
+        ADD COLUMN retry_base_ms bigint,
+        ADD COLUMN retry_cap_ms bigint,
+        ADD COLUMN retry_jitter integer,
+        ADD COLUMN unique_key text,
+        ADD COLUMN unique_scope text,
+        ADD COLUMN waiting integer NOT NULL DEFAULT 0;
+    CREATE TABLE {s}.task_deps (
+        task_id    text COLLATE \"C\" NOT NULL,
+        depends_on text COLLATE \"C\" NOT NULL,
+        PRIMARY KEY (task_id, depends_on)
+    );
+    CREATE INDEX task_deps_dependents ON {s}.task_deps (depends_on, task_id);
+    CREATE INDEX tasks_claimable ON {s}.tasks (priority DESC, created_at, id)
+        WHERE status = 'pending' AND waiting = 0;
+    CREATE INDEX tasks_parent ON {s}.tasks (parent, created_at, id) WHERE parent IS NOT NULL;
+    CREATE UNIQUE INDEX tasks_unique_key ON {s}.tasks (unique_key)
+        WHERE unique_key IS NOT NULL
+          AND (unique_scope = 'always' OR status IN ('pending', 'running'));",
 ];
 
+/// The stored columns of a task, in [`task_params`] order.
 const COLS: &str = "id, name, description, status, owner, priority, metadata, result, error, \
     attempts, max_attempts, version, created_at, updated_at, started_at, finished_at, \
-    lease_token, lease_expires_at";
+    lease_token, lease_expires_at, parent, labels, run_at, retry_base_ms, retry_cap_ms, \
+    retry_jitter, unique_key, unique_scope";
+
+/// What a task is read from, the table aliased `t` in schema `s`: the stored columns and its
+/// dependencies.
+fn select_cols(s: &str, t: &str) -> String {
+    let cols = COLS
+        .split(", ")
+        .map(|c| format!("{t}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "{cols}, ARRAY(SELECT d.depends_on FROM {s}.task_deps d WHERE d.task_id = {t}.id \
+         ORDER BY 1)"
+    )
+}
+
+/// The SQL condition "ready at `now`" over the table aliased `t`: the terms of the partial
+/// index `tasks_claimable`, and the `run_at` check.
+fn ready_sql(t: &str, now: &str) -> String {
+    format!(
+        "{t}.status = 'pending' AND {t}.waiting = 0 AND ({t}.run_at IS NULL OR {t}.run_at <= {now})"
+    )
+}
 
 /// The database clock in milliseconds, unless the caller passed a time (`$n`).
 fn now_sql(n: usize) -> String {
@@ -83,8 +133,10 @@ fn now_sql(n: usize) -> String {
 /// How often a transition is recomputed when another writer changed the task in between.
 const CAS_ATTEMPTS: usize = 32;
 
-/// The one statement `claim_next` runs (`$1` owner, `$2` lease in milliseconds, `$3` the
-/// time or NULL for the database's), with the schema `s` quoted.
+/// The one statement `claim_many` runs (`$1` owner, `$2` lease in milliseconds, `$3` the
+/// time or NULL for the database's, `$4` how many, `$5` labels required, `$6` labels
+/// excluded), with the schema `s` quoted: the ready tasks locked with `FOR UPDATE SKIP
+/// LOCKED` in a materialised CTE, one token each from one bump of the counter, in claim order.
 pub(crate) fn claim_next_sql(s: &str) -> String {
     let cols = COLS
         .split(", ")
@@ -92,25 +144,31 @@ pub(crate) fn claim_next_sql(s: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "WITH n AS (SELECT {} AS ms),
-                    next AS MATERIALIZED (
-                        SELECT id FROM {s}.tasks WHERE status = 'pending'
-                        ORDER BY priority DESC, created_at, id LIMIT 1
-                        FOR UPDATE SKIP LOCKED
+        "WITH n AS (SELECT {now} AS ms),
+                    locked AS MATERIALIZED (
+                        SELECT c.id, c.priority, c.created_at FROM {s}.tasks c, n
+                        WHERE {ready}
+                          AND c.labels @> $5::text[] AND NOT (c.labels && $6::text[])
+                        ORDER BY c.priority DESC, c.created_at, c.id LIMIT $4
+                        FOR UPDATE OF c SKIP LOCKED
+                    ), next AS MATERIALIZED (
+                        SELECT id, row_number() OVER (ORDER BY priority DESC, created_at, id) AS rn,
+                            count(*) OVER () AS n
+                        FROM locked
                     ), tok AS (
-                        UPDATE {s}.tasks_meta SET value = value + 1
+                        UPDATE {s}.tasks_meta SET value = value + (SELECT count(*) FROM next)
                         WHERE key = 'lease_token' AND EXISTS (SELECT 1 FROM next) RETURNING value
                     ), upd AS (
                         UPDATE {s}.tasks t SET status = 'running', owner = $1,
                             attempts = t.attempts + 1, started_at = n.ms, finished_at = NULL,
-                            lease_token = (SELECT value FROM tok),
+                            lease_token = (SELECT value FROM tok) - next.n + next.rn,
                             lease_expires_at = n.ms + $2::bigint,
                             version = t.version + 1, updated_at = n.ms
                         FROM next, n
-                        WHERE t.id = next.id AND t.status = 'pending'
-                        RETURNING {}
+                        WHERE t.id = next.id AND t.status = 'pending' AND t.waiting = 0
+                        RETURNING {cols}
                     ), ent AS (
-                        UPDATE {s}.tasks_meta SET value = value + 1
+                        UPDATE {s}.tasks_meta SET value = value + (SELECT count(*) FROM upd)
                         WHERE key = 'entered_running' AND EXISTS (SELECT 1 FROM upd)
                     ), hist AS (
                         INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
@@ -119,9 +177,10 @@ pub(crate) fn claim_next_sql(s: &str) -> String {
                             lease_token
                         FROM upd
                     )
-                    SELECT {COLS} FROM upd",
-        now_sql(3),
-        cols
+                    SELECT {sel} FROM upd u ORDER BY u.lease_token",
+        now = now_sql(3),
+        ready = ready_sql("c", "n.ms"),
+        sel = select_cols(s, "u"),
     )
 }
 
@@ -131,26 +190,23 @@ pub(crate) struct TaskStatements {
     cas: Statement,
     insert: Statement,
     claim_next: Statement,
-    delete: Statement,
     expired: Statement,
     stats: Statement,
     history: Statement,
+    release: Statement,
+    edges: Statement,
+    lock_refs: Statement,
+    holders: Statement,
 }
 
 impl Prepare for TaskStatements {
     async fn prepare(c: &Client, schema: &str) -> std::result::Result<Self, tokio_postgres::Error> {
         let s = format!("\"{schema}\"");
-        let cols = |prefix: &str| {
-            COLS.split(", ")
-                .map(|c| format!("{prefix}{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let sel = select_cols(&s, "t");
         Ok(TaskStatements {
             read: c
                 .prepare(&format!(
-                    "SELECT n.ms, {} FROM (SELECT {} AS ms) n LEFT JOIN {s}.tasks t ON t.id = $1",
-                    cols("t."),
+                    "SELECT n.ms, {sel} FROM (SELECT {} AS ms) n LEFT JOIN {s}.tasks t ON t.id = $1",
                     now_sql(2)
                 ))
                 .await?,
@@ -166,7 +222,9 @@ impl Prepare for TaskStatements {
                             max_attempts = $11, version = $12, created_at = $13, updated_at = $14,
                             started_at = $15, finished_at = $16,
                             lease_token = CASE WHEN $21::boolean THEN (SELECT value FROM tok) ELSE $17 END,
-                            lease_expires_at = $18
+                            lease_expires_at = $18, labels = $30::text[], run_at = $31::bigint,
+                            retry_base_ms = $32::bigint, retry_cap_ms = $33::bigint,
+                            retry_jitter = $34::integer
                         WHERE id = $1 AND version = $19 AND status = $20
                         RETURNING lease_token
                     ), ent AS (
@@ -192,11 +250,25 @@ impl Prepare for TaskStatements {
             insert: c
                 .prepare(&format!(
                     "WITH ins AS (
-                        INSERT INTO {s}.tasks ({COLS})
-                        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                        INSERT INTO {s}.tasks ({COLS}, waiting)
+                        SELECT u.id, u.name, u.description, u.status, u.owner, u.priority,
+                            u.metadata, u.result, u.error, u.attempts, u.max_attempts, u.version,
+                            u.created_at, u.updated_at, u.started_at, u.finished_at,
+                            u.lease_token, u.lease_expires_at, u.parent,
+                            ARRAY(SELECT json_array_elements_text(u.labels::json)), u.run_at,
+                            u.retry_base_ms, u.retry_cap_ms, u.retry_jitter, u.unique_key,
+                            u.unique_scope, u.waiting
+                        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
                             $5::text[], $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[],
                             $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::int8[],
-                            $16::int8[], $17::int8[], $18::int8[])
+                            $16::int8[], $17::int8[], $18::int8[], $19::text[], $20::text[],
+                            $21::int8[], $22::int8[], $23::int8[], $24::int4[], $25::text[],
+                            $26::text[], $27::int4[])
+                          AS u(id, name, description, status, owner, priority, metadata, result,
+                            error, attempts, max_attempts, version, created_at, updated_at,
+                            started_at, finished_at, lease_token, lease_expires_at, parent,
+                            labels, run_at, retry_base_ms, retry_cap_ms, retry_jitter,
+                            unique_key, unique_scope, waiting)
                         RETURNING id, version, created_at, owner
                     ), hist AS (
                         INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
@@ -208,20 +280,10 @@ impl Prepare for TaskStatements {
                 ))
                 .await?,
             claim_next: c.prepare(&claim_next_sql(&s)).await?,
-            delete: c
-                .prepare(&format!(
-                    "WITH d AS (
-                        DELETE FROM {s}.tasks WHERE id = $1 AND version = $2 RETURNING id
-                    ), h AS (
-                        DELETE FROM {s}.task_history WHERE task_id IN (SELECT id FROM d)
-                    )
-                    SELECT id FROM d"
-                ))
-                .await?,
             expired: c
                 .prepare(&format!(
-                    "SELECT {COLS} FROM {s}.tasks
-                     WHERE status = 'running' AND lease_expires_at <= $1 ORDER BY id"
+                    "SELECT {sel} FROM {s}.tasks t
+                     WHERE t.status = 'running' AND t.lease_expires_at <= $1 ORDER BY t.id"
                 ))
                 .await?,
             stats: c
@@ -236,7 +298,9 @@ impl Prepare for TaskStatements {
                                 ORDER BY created_at DESC, id DESC), '[]')
                          FROM (SELECT id, name, status, created_at FROM {s}.tasks
                                ORDER BY created_at DESC, id DESC LIMIT $1) c)::text,
-                      (SELECT json_object_agg(key, value) FROM {s}.tasks_meta)::text"
+                      (SELECT json_object_agg(key, value) FROM {s}.tasks_meta)::text,
+                      (SELECT count(*) FROM {s}.tasks t WHERE {})",
+                    ready_sql("t", &now_sql(2))
                 ))
                 .await?,
             history: c
@@ -245,6 +309,32 @@ impl Prepare for TaskStatements {
                       (SELECT coalesce(json_agg(json_build_array(version, at, kind, from_status,
                               to_status, actor, token, error) ORDER BY version), '[]')
                        FROM {s}.task_history WHERE task_id = $1)::text"
+                ))
+                .await?,
+            release: c
+                .prepare(&format!(
+                    "UPDATE {s}.tasks SET waiting = waiting - 1
+                     WHERE id IN (SELECT task_id FROM {s}.task_deps WHERE depends_on = $1)"
+                ))
+                .await?,
+            edges: c
+                .prepare(&format!(
+                    "INSERT INTO {s}.task_deps (task_id, depends_on)
+                     SELECT * FROM unnest($1::text[], $2::text[])"
+                ))
+                .await?,
+            lock_refs: c
+                .prepare(&format!(
+                    "SELECT id, status FROM {s}.tasks WHERE id = ANY($1::text[]) ORDER BY id
+                     FOR SHARE"
+                ))
+                .await?,
+            holders: c
+                .prepare(&format!(
+                    "SELECT {sel} FROM {s}.tasks t
+                     WHERE t.unique_key = ANY($1::text[])
+                       AND (t.unique_scope = 'always' OR t.status IN ('pending', 'running'))
+                     ORDER BY t.id FOR SHARE OF t"
                 ))
                 .await?,
         })
@@ -335,7 +425,40 @@ fn row_task(r: &Row, at: usize) -> Result<Task> {
     let token: Option<i64> = r.try_get(at + 16).map_err(get_err)?;
     let expires: Option<i64> = r.try_get(at + 17).map_err(get_err)?;
     let opt_ts = |v: Option<i64>| v.map(Timestamp::from_millis);
+    let task_id = |s: String| TaskId::new(s.clone()).map_err(|e| corrupt(&id, e));
+    let parent: Option<String> = r.try_get(at + 18).map_err(get_err)?;
+    let retry: (Option<i64>, Option<i64>, Option<i32>) = (
+        r.try_get(at + 21).map_err(get_err)?,
+        r.try_get(at + 22).map_err(get_err)?,
+        r.try_get(at + 23).map_err(get_err)?,
+    );
+    let unique_key: Option<String> = r.try_get(at + 24).map_err(get_err)?;
+    let unique_scope: Option<String> = r.try_get(at + 25).map_err(get_err)?;
+    let deps: Vec<String> = r.try_get(at + 26).map_err(get_err)?;
     Ok(Task {
+        depends_on: deps.into_iter().map(task_id).collect::<Result<_>>()?,
+        parent: parent.map(task_id).transpose()?,
+        labels: r.try_get(at + 19).map_err(get_err)?,
+        run_at: opt_ts(r.try_get(at + 20).map_err(get_err)?),
+        retry: match retry {
+            (Some(base), Some(cap), jitter) => RetryPolicy::backoff(
+                Duration::from_millis(u(base, "backoff")?),
+                Duration::from_millis(u(cap, "backoff")?),
+            )
+            .jitter(u8::try_from(jitter.unwrap_or(0)).map_err(|e| corrupt(&id, e))?),
+            _ => RetryPolicy::None,
+        },
+        unique: match unique_key {
+            Some(key) => Some(Unique {
+                key,
+                scope: unique_scope
+                    .as_deref()
+                    .unwrap_or("unfinished")
+                    .parse()
+                    .map_err(|e| corrupt(&id, e))?,
+            }),
+            None => None,
+        },
         status: status.parse().map_err(|e| corrupt(&id, e))?,
         metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(&id, e))?,
         result: result
@@ -400,6 +523,21 @@ fn task_params(t: &Task) -> Result<Params> {
         Box::new(t.lease.map(|l| i64_of(l.token))),
         Box::new(ts(t.lease.map(|l| l.expires_at))),
     ])
+}
+
+/// The retry policy's base, cap and jitter, NULL without one.
+fn retry_columns(p: &RetryPolicy) -> (Option<i64>, Option<i64>, Option<i32>) {
+    match *p {
+        RetryPolicy::None => (None, None, None),
+        RetryPolicy::Backoff {
+            base,
+            cap,
+            jitter_pct,
+        } => {
+            let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            (Some(ms(base)), Some(ms(cap)), Some(i32::from(jitter_pct)))
+        }
+    }
 }
 
 /// The meta key of run-duration bucket `i`.
@@ -516,9 +654,43 @@ impl PgTaskStore {
         p.push(Box::new(h.as_ref().and_then(|h| h.actor.clone())));
         p.push(Box::new(h.as_ref().and_then(|h| h.token.map(i64_of))));
         p.push(Box::new(h.as_ref().and_then(|h| h.error.clone())));
-        let rows = self.call("cas", move |c| async move {
-            c.client.query(&c.stmts.cas, &refs(&p)).await
-        })?;
+        p.push(Box::new(next.labels.clone()));
+        p.push(Box::new(next.run_at.map(|t| t.as_millis())));
+        let (base, cap, jitter) = retry_columns(&next.retry);
+        p.push(Box::new(base));
+        p.push(Box::new(cap));
+        p.push(Box::new(jitter));
+        // A completion releases its dependents in the same transaction, by a statement of its
+        // own: one that starts after the task's row is locked, so it sees every edge to it
+        // (an edge is only added with the task's row locked for share).
+        let completes =
+            next.status == TaskStatus::Completed && prev.status != TaskStatus::Completed;
+        let out = if completes {
+            let id = next.id.to_string();
+            self.pool
+                .transaction(move |t, st| {
+                    Box::pin(async move {
+                        let rows = t.query(&st.cas, &refs(&p)).await?;
+                        if !rows.is_empty() {
+                            t.execute(&st.release, &[&id]).await?;
+                        }
+                        Ok(Ok::<_, ()>(rows))
+                    })
+                })
+                .map(|r| r.unwrap_or_default())
+        } else {
+            self.pool
+                .call(move |c| async move { c.client.query(&c.stmts.cas, &refs(&p)).await })
+        };
+        let rows = match out {
+            Ok(rows) => rows,
+            Err(Failure::Pg(e)) if is_unique_key_violation(&e) => {
+                let key = Unique::held_by(next).unwrap_or_default().to_owned();
+                let holder = self.holder(&key)?.map_or_else(|| next.id.clone(), |h| h.id);
+                return Err(Error::UniqueKeyHeld { key, holder });
+            }
+            Err(f) => return Err(task_error(f)),
+        };
         Ok(match rows.first() {
             None => Cas::Lost,
             Some(r) => {
@@ -528,59 +700,160 @@ impl PgTaskStore {
         })
     }
 
+    /// Inserts tasks without graph edges or unique keys (so none can conflict but by id), in
+    /// one statement.
     fn insert(&self, tasks: &[Task]) -> Result<()> {
-        // Column arrays for `unnest`: each parameter is one column of every row.
-        let mut arrays: Params = Vec::with_capacity(18);
-        macro_rules! column {
-            ($ty:ty, $get:expr) => {{
-                let v: Vec<$ty> = tasks.iter().map($get).collect();
-                arrays.push(Box::new(v));
-            }};
-        }
-        let ts = |t: Option<Timestamp>| t.map(|t| t.as_millis());
-        column!(String, |t: &Task| t.id.to_string());
-        column!(String, |t: &Task| t.name.clone());
-        column!(Option<String>, |t: &Task| t.description.clone());
-        column!(String, |t: &Task| t.status.as_str().to_owned());
-        column!(Option<String>, |t: &Task| t.owner.clone());
-        column!(i32, |t: &Task| t.priority);
-        column!(String, metadata_text);
-        let results = tasks.iter().map(result_text).collect::<Result<Vec<_>>>()?;
-        arrays.push(Box::new(results));
-        column!(Option<String>, |t: &Task| t.error.clone());
-        column!(i64, |t: &Task| i64::from(t.attempts));
-        column!(i64, |t: &Task| i64::from(t.max_attempts));
-        column!(i64, |t: &Task| i64_of(t.version));
-        column!(i64, |t: &Task| t.created_at.as_millis());
-        column!(i64, |t: &Task| t.updated_at.as_millis());
-        column!(Option<i64>, |t: &Task| ts(t.started_at));
-        column!(Option<i64>, |t: &Task| ts(t.finished_at));
-        column!(Option<i64>, |t: &Task| t.lease.map(|l| i64_of(l.token)));
-        column!(Option<i64>, |t: &Task| ts(t.lease.map(|l| l.expires_at)));
+        let arrays = insert_params(tasks, &vec![0; tasks.len()])?;
         let first = tasks.first().map(|t| t.id.clone());
         let out = self
             .pool
             .call(move |c| async move { c.client.execute(&c.stmts.insert, &refs(&arrays)).await });
         match out {
             Ok(_) => Ok(()),
-            Err(Failure::Pg(e))
-                if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
-            {
-                // "Key (id)=(x) already exists."
-                let id = e
-                    .as_db_error()
-                    .and_then(|d| d.detail())
-                    .and_then(|d| d.split_once("=(").map(|(_, r)| r))
-                    .and_then(|r| r.split_once(')').map(|(id, _)| id.to_owned()))
-                    .and_then(|id| TaskId::new(id).ok())
-                    .or(first);
-                match id {
-                    Some(id) => Err(Error::AlreadyExists { id }),
-                    None => Err(task_error(Failure::Pg(e))),
-                }
-            }
-            Err(f) => Err(task_error(f)),
+            Err(f) => Err(insert_error(f, first)),
         }
+    }
+
+    /// Runs `f` in a transaction of its own (see [`Pool::transaction`]); a slow one is counted
+    /// as `op`.
+    fn graph_tx<X: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl for<'a> FnOnce(&'a Transaction<'a>) -> GraphFuture<'a, X> + Send + 'static,
+    ) -> Result<X> {
+        let started = std::time::Instant::now();
+        let out = self.pool.transaction(move |t, _| {
+            Box::pin(async move {
+                match f(t).await {
+                    Ok(x) => Ok(Ok(x)),
+                    Err(TxErr::Task(e)) => Ok(Err(e)),
+                    Err(TxErr::Pg(e)) => Err(e),
+                }
+            })
+        });
+        self.slow.record(op, started.elapsed(), self.clock_ms());
+        out.map_err(task_error)?
+    }
+
+    /// The task holding `key` now.
+    fn holder(&self, key: &str) -> Result<Option<Task>> {
+        let keys = vec![key.to_owned()];
+        let rows = self.call("holder", move |c| async move {
+            c.client.query(&c.stmts.holders, &[&keys]).await
+        })?;
+        rows.first().map(|r| row_task(r, 0)).transpose()
+    }
+
+    /// `submit_many` of a batch with dependencies, parents or unique keys: one transaction
+    /// that locks (for share) the stored tasks it refers to and the holders of its keys, plans
+    /// the batch from them ([`oc_tasks::backend::plan_submit`]), and inserts the tasks, each
+    /// with its count of unfinished dependencies, and their edges. A concurrent creation of
+    /// the same key makes the insert fail; the whole transaction is then tried again, and
+    /// finds the new holder.
+    fn submit_graph(&self, tasks: Vec<Task>) -> Result<Vec<Created>> {
+        for _ in 0..CAS_ATTEMPTS {
+            let batch = tasks.clone();
+            let first = batch.first().map(|t| t.id.clone());
+            let out = self.pool.transaction(move |t, st| {
+                Box::pin(async move {
+                    let in_batch: HashSet<TaskId> = batch.iter().map(|t| t.id.clone()).collect();
+                    let keys: Vec<String> = batch
+                        .iter()
+                        .filter_map(|t| Unique::held_by(t).map(str::to_owned))
+                        .collect();
+                    let mut holders: HashMap<String, Task> = HashMap::new();
+                    let mut status: HashMap<TaskId, TaskStatus> = HashMap::new();
+                    if !keys.is_empty() {
+                        for r in t.query(&st.holders, &[&keys]).await? {
+                            let h = match row_task(&r, 0) {
+                                Ok(h) => h,
+                                Err(e) => return Ok(Err(e)),
+                            };
+                            status.insert(h.id.clone(), h.status);
+                            if let Some(k) = Unique::held_by(&h) {
+                                holders.insert(k.to_owned(), h.clone());
+                            }
+                        }
+                    }
+                    let refs_out: Vec<String> = batch
+                        .iter()
+                        .flat_map(|t| t.depends_on.iter().chain(t.parent.iter()))
+                        .filter(|r| !in_batch.contains(*r))
+                        .map(|r| r.to_string())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    if !refs_out.is_empty() {
+                        for r in t.query(&st.lock_refs, &[&refs_out]).await? {
+                            let (id, s): (String, String) = (r.get(0), r.get(1));
+                            match (TaskId::new(id.clone()), s.parse::<TaskStatus>()) {
+                                (Ok(id), Ok(s)) => {
+                                    status.insert(id, s);
+                                }
+                                _ => return Ok(Err(corrupt(&id, "bad id or status"))),
+                            }
+                        }
+                    }
+                    let planned = match plan_submit(
+                        batch,
+                        |key| Ok(holders.get(key).cloned()),
+                        |id| Ok(status.contains_key(id)),
+                    ) {
+                        Ok(p) => p,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    let fresh: Vec<Task> = planned
+                        .iter()
+                        .filter(|c| !c.duplicate)
+                        .map(|c| c.task.clone())
+                        .collect();
+                    let fresh_ids: HashSet<&TaskId> = fresh.iter().map(|t| &t.id).collect();
+                    let waiting: Vec<i32> = fresh
+                        .iter()
+                        .map(|t| {
+                            let n = t
+                                .depends_on
+                                .iter()
+                                .filter(|d| {
+                                    fresh_ids.contains(d)
+                                        || status.get(*d) != Some(&TaskStatus::Completed)
+                                })
+                                .count();
+                            i32::try_from(n).unwrap_or(i32::MAX)
+                        })
+                        .collect();
+                    if !fresh.is_empty() {
+                        let arrays = match insert_params(&fresh, &waiting) {
+                            Ok(a) => a,
+                            Err(e) => return Ok(Err(e)),
+                        };
+                        t.execute(&st.insert, &refs(&arrays)).await?;
+                        let (from, to): (Vec<String>, Vec<String>) = fresh
+                            .iter()
+                            .flat_map(|t| {
+                                t.depends_on
+                                    .iter()
+                                    .map(|d| (t.id.to_string(), d.to_string()))
+                            })
+                            .unzip();
+                        if !from.is_empty() {
+                            t.execute(&st.edges, &[&from, &to]).await?;
+                        }
+                    }
+                    Ok(Ok(planned))
+                })
+            });
+            match out {
+                Ok(r) => return r,
+                Err(Failure::Pg(e)) if is_unique_key_violation(&e) => continue,
+                Err(f) => return Err(insert_error(f, first)),
+            }
+        }
+        Err(Error::Backend {
+            backend: "postgres",
+            message: format!("unique keys kept changing under {CAS_ATTEMPTS} attempts"),
+            retryable: true,
+        })
     }
 
     fn db_now(&self) -> Result<Timestamp> {
@@ -594,10 +867,161 @@ impl PgTaskStore {
     }
 }
 
+/// Why a graph transaction stopped: the database failed, or the request was refused.
+enum TxErr {
+    Pg(tokio_postgres::Error),
+    Task(Error),
+}
+
+impl From<tokio_postgres::Error> for TxErr {
+    fn from(e: tokio_postgres::Error) -> Self {
+        TxErr::Pg(e)
+    }
+}
+
+impl From<Error> for TxErr {
+    fn from(e: Error) -> Self {
+        TxErr::Task(e)
+    }
+}
+
+type GraphFuture<'a, X> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<X, TxErr>> + Send + 'a>>;
+
+/// The task `id`, locked for update until the transaction ends.
+async fn lock_task(
+    t: &Transaction<'_>,
+    s: &str,
+    id: &TaskId,
+) -> std::result::Result<Option<Task>, TxErr> {
+    let row = t
+        .query_opt(
+            &format!(
+                "SELECT {} FROM {s}.tasks t WHERE t.id = $1 FOR UPDATE OF t",
+                select_cols(s, "t")
+            ),
+            &[&id.as_str()],
+        )
+        .await?;
+    Ok(row.map(|r| row_task(&r, 0)).transpose()?)
+}
+
+/// A write to `id` that is not a transition (an edge added or dropped): the version bumped,
+/// `waiting` moved by `waiting`.
+async fn touch(
+    t: &Transaction<'_>,
+    s: &str,
+    id: &TaskId,
+    now: Option<i64>,
+    waiting: i32,
+) -> std::result::Result<(), TxErr> {
+    t.execute(
+        &format!(
+            "UPDATE {s}.tasks SET waiting = waiting + $2, version = version + 1,
+                updated_at = {} WHERE id = $1",
+            now_sql(3)
+        ),
+        &[&id.as_str(), &waiting, &now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The advisory-lock key that serialises edge additions in schema `s` (FNV-1a).
+fn graph_lock_key(s: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in "oc-postgres graph ".bytes().chain(s.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// Whether `e` is a second holder of a unique key refused by `tasks_unique_key`.
+fn is_unique_key_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+        && e.as_db_error().and_then(|d| d.constraint()) == Some("tasks_unique_key")
+}
+
+/// The error of an insert that failed: a duplicate id names the id.
+fn insert_error(f: Failure, first: Option<TaskId>) -> Error {
+    match f {
+        Failure::Pg(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            // "Key (id)=(x) already exists."
+            let id = e
+                .as_db_error()
+                .and_then(|d| d.detail())
+                .and_then(|d| d.split_once("=(").map(|(_, r)| r))
+                .and_then(|r| r.split_once(')').map(|(id, _)| id.to_owned()))
+                .and_then(|id| TaskId::new(id).ok())
+                .or(first);
+            match id {
+                Some(id) => Error::AlreadyExists { id },
+                None => task_error(Failure::Pg(e)),
+            }
+        }
+        f => task_error(f),
+    }
+}
+
+/// The column arrays of the insert statement: each parameter is one column of every row.
+fn insert_params(tasks: &[Task], waiting: &[i32]) -> Result<Params> {
+    let mut arrays: Params = Vec::with_capacity(27);
+    macro_rules! column {
+        ($ty:ty, $get:expr) => {{
+            let v: Vec<$ty> = tasks.iter().map($get).collect();
+            arrays.push(Box::new(v));
+        }};
+    }
+    let ts = |t: Option<Timestamp>| t.map(|t| t.as_millis());
+    column!(String, |t: &Task| t.id.to_string());
+    column!(String, |t: &Task| t.name.clone());
+    column!(Option<String>, |t: &Task| t.description.clone());
+    column!(String, |t: &Task| t.status.as_str().to_owned());
+    column!(Option<String>, |t: &Task| t.owner.clone());
+    column!(i32, |t: &Task| t.priority);
+    column!(String, metadata_text);
+    let results = tasks.iter().map(result_text).collect::<Result<Vec<_>>>()?;
+    arrays.push(Box::new(results));
+    column!(Option<String>, |t: &Task| t.error.clone());
+    column!(i64, |t: &Task| i64::from(t.attempts));
+    column!(i64, |t: &Task| i64::from(t.max_attempts));
+    column!(i64, |t: &Task| i64_of(t.version));
+    column!(i64, |t: &Task| t.created_at.as_millis());
+    column!(i64, |t: &Task| t.updated_at.as_millis());
+    column!(Option<i64>, |t: &Task| ts(t.started_at));
+    column!(Option<i64>, |t: &Task| ts(t.finished_at));
+    column!(Option<i64>, |t: &Task| t.lease.map(|l| i64_of(l.token)));
+    column!(Option<i64>, |t: &Task| ts(t.lease.map(|l| l.expires_at)));
+    column!(Option<String>, |t: &Task| t
+        .parent
+        .as_ref()
+        .map(|p| p.to_string()));
+    column!(String, |t: &Task| serde_json::Value::from(t.labels.clone())
+        .to_string());
+    column!(Option<i64>, |t: &Task| ts(t.run_at));
+    column!(Option<i64>, |t: &Task| retry_columns(&t.retry).0);
+    column!(Option<i64>, |t: &Task| retry_columns(&t.retry).1);
+    column!(Option<i32>, |t: &Task| retry_columns(&t.retry).2);
+    column!(Option<String>, |t: &Task| t
+        .unique
+        .as_ref()
+        .map(|u| u.key.clone()));
+    column!(Option<String>, |t: &Task| t
+        .unique
+        .as_ref()
+        .map(|u| u.scope.as_str().to_owned()));
+    arrays.push(Box::new(waiting.to_vec()));
+    Ok(arrays)
+}
+
 /// The WHERE clause and parameters of a filter, with an optional cursor.
+/// (The table is aliased `t`; readiness is judged at `now`, or the database's time.)
 fn where_clause(
     filter: &TaskFilter,
     after: Option<(&oc_tasks::Cursor, Order)>,
+    now: Option<i64>,
+    s: &str,
 ) -> (String, Params) {
     let mut conds: Vec<String> = Vec::new();
     let mut params: Params = Vec::new();
@@ -605,6 +1029,34 @@ fn where_clause(
         params.push(v);
         format!("${}", params.len())
     };
+    if let Some(r) = filter.readiness {
+        p(Box::new(now), &mut params);
+        let now = now_sql(params.len());
+        conds.push(match r {
+            Readiness::Ready => ready_sql("t", &now),
+            Readiness::Blocked => {
+                format!("t.status = 'pending' AND (t.waiting > 0 OR t.run_at > {now})")
+            }
+        });
+    }
+    if !filter.labels.all.is_empty() {
+        let m = p(Box::new(filter.labels.all.clone()), &mut params);
+        conds.push(format!("t.labels @> {m}::text[]"));
+    }
+    if !filter.labels.none.is_empty() {
+        let m = p(Box::new(filter.labels.none.clone()), &mut params);
+        conds.push(format!("NOT (t.labels && {m}::text[])"));
+    }
+    if let Some(parent) = &filter.parent {
+        let m = p(Box::new(parent.to_string()), &mut params);
+        conds.push(format!("t.parent = {m}"));
+    }
+    if let Some(d) = &filter.dependents_of {
+        let m = p(Box::new(d.to_string()), &mut params);
+        conds.push(format!(
+            "t.id IN (SELECT d.task_id FROM {s}.task_deps d WHERE d.depends_on = {m})"
+        ));
+    }
     if !filter.statuses.is_empty() {
         let v: Vec<String> = filter
             .statuses
@@ -659,23 +1111,31 @@ fn to_u64(n: i64) -> u64 {
 }
 
 impl TaskStore for PgTaskStore {
-    fn create(&self, new: NewTask) -> Result<Task> {
-        let t = new.into_task(self.db_now()?)?;
-        self.insert(std::slice::from_ref(&t))?;
-        Ok(t)
-    }
-
-    fn create_many(&self, new: Vec<NewTask>) -> Result<Vec<Task>> {
+    fn submit_many(&self, new: Vec<NewTask>) -> Result<Vec<Created>> {
         let now = self.db_now()?;
         let tasks = new
             .into_iter()
             .map(|n| n.into_task(now))
             .collect::<Result<Vec<_>>>()?;
         if tasks.is_empty() {
-            return Ok(tasks);
+            return Ok(Vec::new());
         }
+        let graph = tasks
+            .iter()
+            .any(|t| !t.depends_on.is_empty() || t.parent.is_some() || t.unique.is_some());
+        if graph {
+            return self.submit_graph(tasks);
+        }
+        // Without edges or keys, only ids can clash: one statement.
+        plan_submit(tasks.clone(), |_| Ok(None), |_| Ok(false))?;
         self.insert(&tasks)?;
-        Ok(tasks)
+        Ok(tasks
+            .into_iter()
+            .map(|task| Created {
+                task,
+                duplicate: false,
+            })
+            .collect())
     }
 
     fn get(&self, id: &TaskId) -> Result<Option<Task>> {
@@ -718,50 +1178,253 @@ impl TaskStore for PgTaskStore {
         })
     }
 
-    fn claim_next(&self, owner: &str, ttl: Duration) -> Result<Option<Task>> {
+    fn claim_many(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Vec<Task>> {
         let change = Change::Claim {
             owner: owner.into(),
             ttl,
         };
         validate_change(&change)?;
+        validate_labels(filter)?;
         let owner = owner.to_owned();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let now = self.clock_ms();
-        let rows = self.call("claim_next", move |c| async move {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let (all, none) = (filter.all.clone(), filter.none.clone());
+        let rows = self.call("claim_many", move |c| async move {
             c.client
-                .query(&c.stmts.claim_next, &[&owner, &ttl_ms, &now])
+                .query(
+                    &c.stmts.claim_next,
+                    &[&owner, &ttl_ms, &now, &n, &all, &none],
+                )
                 .await
         })?;
-        rows.first().map(|r| row_task(r, 0)).transpose()
+        rows.iter().map(|r| row_task(r, 0)).collect()
     }
 
-    fn delete(&self, id: &TaskId, expect: Option<u64>) -> Result<Task> {
-        for _ in 0..CAS_ATTEMPTS {
-            let prev = self
-                .read(id)?
-                .0
-                .ok_or_else(|| Error::NotFound { id: id.clone() })?;
-            if let Some(expected) = expect
-                && expected != prev.version
-            {
-                return Err(Error::VersionMismatch {
-                    id: id.clone(),
-                    expected,
-                    actual: prev.version,
-                });
-            }
-            let (sid, version) = (id.to_string(), i64_of(prev.version));
-            let n = self.call("delete", move |c| async move {
-                c.client.query(&c.stmts.delete, &[&sid, &version]).await
-            })?;
-            if !n.is_empty() {
-                return Ok(prev);
-            }
-        }
-        Err(Error::Backend {
-            backend: "postgres",
-            message: format!("task {id} kept changing under {CAS_ATTEMPTS} attempts to delete it"),
-            retryable: true,
+    fn add_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
+        let (s, now) = (self.table_schema(), self.clock_ms());
+        let (task, on) = (task.clone(), on.clone());
+        self.graph_tx("add_dependency", move |t| {
+            Box::pin(async move {
+                // Edges are added one at a time: two could close a cycle together.
+                t.execute("SELECT pg_advisory_xact_lock($1)", &[&graph_lock_key(&s)])
+                    .await?;
+                // The dependency first (for share), then the task: the order a completion
+                // locks them in.
+                let on_status = t
+                    .query_opt(
+                        &format!("SELECT status FROM {s}.tasks WHERE id = $1 FOR SHARE"),
+                        &[&on.as_str()],
+                    )
+                    .await?
+                    .map(|r| r.get::<_, String>(0));
+                let Some(prev) = lock_task(t, &s, &task).await? else {
+                    return Err(Error::NotFound { id: task }.into());
+                };
+                if task == on {
+                    return Err(Error::Cycle {
+                        cycle: vec![task.clone(), task],
+                    }
+                    .into());
+                }
+                let Some(on_status) = on_status else {
+                    return Err(Error::MissingReference {
+                        field: "depends_on",
+                        id: on,
+                    }
+                    .into());
+                };
+                if prev.depends_on.contains(&on) {
+                    return Ok(prev);
+                }
+                let mut path = None;
+                let mut frontier = vec![on.clone()];
+                let mut edges: Vec<(TaskId, TaskId)> = Vec::new();
+                // Breadth first, one query per level, then the shared path search.
+                let mut seen: HashSet<TaskId> = HashSet::from([on.clone()]);
+                while !frontier.is_empty() && path.is_none() {
+                    let ids: Vec<String> = frontier.iter().map(|f| f.to_string()).collect();
+                    let rows = t
+                        .query(
+                            &format!(
+                                "SELECT task_id, depends_on FROM {s}.task_deps
+                                 WHERE task_id = ANY($1::text[])"
+                            ),
+                            &[&ids],
+                        )
+                        .await?;
+                    frontier.clear();
+                    for r in rows {
+                        let (a, b): (String, String) = (r.get(0), r.get(1));
+                        let (Ok(a), Ok(b)) = (TaskId::new(a.clone()), TaskId::new(b)) else {
+                            return Err(corrupt(&a, "bad edge").into());
+                        };
+                        if seen.insert(b.clone()) {
+                            frontier.push(b.clone());
+                        }
+                        edges.push((a, b));
+                    }
+                    if seen.contains(&task) {
+                        path = find_path(&on, &task, |f| {
+                            Ok(edges
+                                .iter()
+                                .filter(|(a, _)| f.contains(a))
+                                .cloned()
+                                .collect())
+                        })?;
+                    }
+                }
+                if let Some(path) = path {
+                    return Err(cycle_error(&task, path).into());
+                }
+                t.execute(
+                    &format!("INSERT INTO {s}.task_deps (task_id, depends_on) VALUES ($1, $2)"),
+                    &[&task.as_str(), &on.as_str()],
+                )
+                .await?;
+                let blocks = i32::from(on_status != "completed");
+                touch(t, &s, &task, now, blocks).await?;
+                lock_task(t, &s, &task)
+                    .await?
+                    .ok_or_else(|| Error::NotFound { id: task }.into())
+            })
+        })
+    }
+
+    fn remove_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
+        let (s, now) = (self.table_schema(), self.clock_ms());
+        let (task, on) = (task.clone(), on.clone());
+        self.graph_tx("remove_dependency", move |t| {
+            Box::pin(async move {
+                let on_status = t
+                    .query_opt(
+                        &format!("SELECT status FROM {s}.tasks WHERE id = $1 FOR SHARE"),
+                        &[&on.as_str()],
+                    )
+                    .await?
+                    .map(|r| r.get::<_, String>(0));
+                let Some(prev) = lock_task(t, &s, &task).await? else {
+                    return Err(Error::NotFound { id: task }.into());
+                };
+                let removed = t
+                    .execute(
+                        &format!(
+                            "DELETE FROM {s}.task_deps WHERE task_id = $1 AND depends_on = $2"
+                        ),
+                        &[&task.as_str(), &on.as_str()],
+                    )
+                    .await?;
+                if removed == 0 {
+                    return Ok(prev);
+                }
+                let unblocks = i32::from(on_status.as_deref() != Some("completed"));
+                touch(t, &s, &task, now, -unblocks).await?;
+                lock_task(t, &s, &task)
+                    .await?
+                    .ok_or_else(|| Error::NotFound { id: task }.into())
+            })
+        })
+    }
+
+    fn delete_with(
+        &self,
+        id: &TaskId,
+        expect: Option<u64>,
+        on_dependents: OnDependents,
+    ) -> Result<Vec<Task>> {
+        let (s, now) = (self.table_schema(), self.clock_ms());
+        let id = id.clone();
+        self.graph_tx("delete", move |t| {
+            Box::pin(async move {
+                let Some(prev) = lock_task(t, &s, &id).await? else {
+                    return Err(Error::NotFound { id }.into());
+                };
+                if let Some(expected) = expect
+                    && expected != prev.version
+                {
+                    return Err(Error::VersionMismatch {
+                        id,
+                        expected,
+                        actual: prev.version,
+                    }
+                    .into());
+                }
+                let below_sql = format!(
+                    "SELECT task_id FROM {s}.task_deps WHERE depends_on = $1
+                     UNION SELECT id FROM {s}.tasks WHERE parent = $1 ORDER BY 1"
+                );
+                let mut doomed = vec![prev];
+                let mut i = 0;
+                while i < doomed.len() {
+                    let below: Vec<TaskId> = t
+                        .query(&below_sql, &[&doomed[i].id.as_str()])
+                        .await?
+                        .iter()
+                        .filter_map(|r| TaskId::new(r.get::<_, String>(0)).ok())
+                        .collect();
+                    if !below.is_empty() && on_dependents == OnDependents::Refuse {
+                        return Err(Error::HasDependents {
+                            id,
+                            dependents: below,
+                        }
+                        .into());
+                    }
+                    if on_dependents == OnDependents::Cascade {
+                        for d in below {
+                            if !doomed.iter().any(|x| x.id == d)
+                                && let Some(x) = lock_task(t, &s, &d).await?
+                            {
+                                doomed.push(x);
+                            }
+                        }
+                    }
+                    i += 1;
+                }
+                let gone: Vec<String> = doomed.iter().map(|x| x.id.to_string()).collect();
+                for x in &doomed {
+                    let xid = x.id.as_str();
+                    // Whoever is left stops waiting for it and loses it as a parent.
+                    let unblocks = i32::from(x.status != TaskStatus::Completed);
+                    t.execute(
+                        &format!(
+                            "UPDATE {s}.tasks SET waiting = waiting - $3, version = version + 1,
+                                updated_at = {now_ms}
+                             WHERE id IN (SELECT task_id FROM {s}.task_deps WHERE depends_on = $1)
+                               AND NOT (id = ANY($2::text[]))",
+                            now_ms = now_sql(4)
+                        ),
+                        &[&xid, &gone, &unblocks, &now],
+                    )
+                    .await?;
+                    t.execute(
+                        &format!(
+                            "UPDATE {s}.tasks SET parent = NULL, version = version + 1,
+                                updated_at = {now_ms}
+                             WHERE parent = $1 AND NOT (id = ANY($2::text[]))",
+                            now_ms = now_sql(3)
+                        ),
+                        &[&xid, &gone, &now],
+                    )
+                    .await?;
+                    t.execute(
+                        &format!(
+                            "WITH e AS (DELETE FROM {s}.task_deps
+                                        WHERE task_id = $1 OR depends_on = $1),
+                                  h AS (DELETE FROM {s}.task_history WHERE task_id = $1)
+                             DELETE FROM {s}.tasks WHERE id = $1"
+                        ),
+                        &[&xid],
+                    )
+                    .await?;
+                }
+                Ok(doomed)
+            })
         })
     }
 
@@ -786,14 +1449,17 @@ impl TaskStore for PgTaskStore {
 
     fn list(&self, query: &TaskQuery) -> Result<TaskPage> {
         validate_query(query)?;
+        let table = self.table_schema();
         let (cond, mut params) = where_clause(
             &query.filter,
             query.after.as_ref().map(|c| (c, query.order)),
+            self.clock_ms(),
+            &table,
         );
         params.push(Box::new(i64::try_from(query.limit + 1).unwrap_or(i64::MAX)));
-        let table = self.table_schema();
         let sql = format!(
-            "SELECT {COLS} FROM {table}.tasks{cond}{} LIMIT ${}",
+            "SELECT {} FROM {table}.tasks t{cond}{} LIMIT ${}",
+            select_cols(&table, "t"),
             order_by_sql(query.order),
             params.len()
         );
@@ -808,9 +1474,10 @@ impl TaskStore for PgTaskStore {
     }
 
     fn count(&self, filter: &TaskFilter) -> Result<u64> {
-        let (cond, params) = where_clause(filter, None);
+        validate_labels(&filter.labels)?;
         let table = self.table_schema();
-        let sql = format!("SELECT count(*) FROM {table}.tasks{cond}");
+        let (cond, params) = where_clause(filter, None, self.clock_ms(), &table);
+        let sql = format!("SELECT count(*) FROM {table}.tasks t{cond}");
         let row = self.call("count", move |c| async move {
             c.client.query_one(&sql, &refs(&params)).await
         })?;
@@ -819,9 +1486,11 @@ impl TaskStore for PgTaskStore {
 
     fn stats(&self, recent: usize) -> Result<TaskStats> {
         let n = i64::try_from(recent).unwrap_or(i64::MAX);
+        let now = self.clock_ms();
         let row = self.call("stats", move |c| async move {
-            c.client.query_one(&c.stmts.stats, &[&n]).await
+            c.client.query_one(&c.stmts.stats, &[&n, &now]).await
         })?;
+        let ready = to_u64(row.try_get(4).map_err(|e| corrupt("(stats)", e))?);
         let json = |i: usize| -> Result<serde_json::Value> {
             let text: Option<String> = row.try_get(i).map_err(|e| corrupt("(stats)", e))?;
             serde_json::from_str(text.as_deref().unwrap_or("null"))
@@ -880,6 +1549,8 @@ impl TaskStore for PgTaskStore {
                 .map(|s| (*s, meta(&format!("entered_{s}"))))
                 .collect(),
             runs,
+            blocked: by_status[0].1.saturating_sub(ready),
+            ready,
         })
     }
 
@@ -998,27 +1669,39 @@ impl PgTaskStore {
     }
 
     /// Checks what the schema's constraints cannot: the token counter lies at or above every
-    /// lease token in use (else a token could be handed out twice). Returns the problems found.
+    /// lease token in use (else a token could be handed out twice), and every task's count of
+    /// unfinished dependencies matches its edges (else it would be handed out too early, or
+    /// never). Returns the problems found.
     pub fn check(&self) -> Result<Vec<String>> {
         let s = self.table_schema();
         let sql = format!(
             "SELECT (SELECT value FROM {s}.tasks_meta WHERE key = 'lease_token'),
-                    (SELECT coalesce(max(lease_token), 0) FROM {s}.tasks)"
+                    (SELECT coalesce(max(lease_token), 0) FROM {s}.tasks),
+                    ARRAY(SELECT t.id FROM {s}.tasks t WHERE t.waiting <> (
+                        SELECT count(*) FROM {s}.task_deps d JOIN {s}.tasks x ON x.id = d.depends_on
+                        WHERE d.task_id = t.id AND x.status <> 'completed') ORDER BY 1 LIMIT 10)"
         );
         let row = self.call("check", move |c| async move {
             c.client.query_one(&sql, &[]).await
         })?;
-        let (counter, max): (i64, i64) = (
+        let (counter, max, miscounted): (i64, i64, Vec<String>) = (
             row.try_get(0).map_err(|e| corrupt("(check)", e))?,
             row.try_get(1).map_err(|e| corrupt("(check)", e))?,
+            row.try_get(2).map_err(|e| corrupt("(check)", e))?,
         );
-        Ok(if counter < max {
-            vec![format!(
+        let mut problems = Vec::new();
+        if counter < max {
+            problems.push(format!(
                 "the lease-token counter ({counter}) is below a token in use ({max})"
-            )]
-        } else {
-            Vec::new()
-        })
+            ));
+        }
+        if !miscounted.is_empty() {
+            problems.push(format!(
+                "unfinished dependencies miscounted on {}",
+                miscounted.join(", ")
+            ));
+        }
+        Ok(problems)
     }
 
     /// The quoted schema, for the statements built per call.

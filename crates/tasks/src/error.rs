@@ -107,7 +107,10 @@ pub enum Error {
     },
     /// A task others depend on, or with children, was asked to be deleted without saying
     /// what happens to them (cascade, or drop the edges).
-    #[error("task {id} has dependents or children ({}); delete them too (cascade) or drop their edges", list(dependents))]
+    #[error(
+        "task {id} has dependents or children ({}); delete them too (cascade) or drop their edges",
+        list(dependents)
+    )]
     HasDependents {
         /// The task.
         id: TaskId,

@@ -184,7 +184,9 @@ impl FromStr for RetryPolicy {
     fn from_str(s: &str) -> Result<Self> {
         let bad = || Error::InvalidInput {
             field: "retry",
-            reason: format!("{s:?} is not `none` or `backoff:BASE..CAP[:JITTER_PCT]` (say backoff:1s..5m:20)"),
+            reason: format!(
+                "{s:?} is not `none` or `backoff:BASE..CAP[:JITTER_PCT]` (say backoff:1s..5m:20)"
+            ),
         };
         if s == "none" {
             return Ok(RetryPolicy::None);
@@ -523,7 +525,11 @@ pub(crate) fn check_batch(tasks: &[Task]) -> Result<()> {
     let mut waiting: HashMap<&TaskId, usize> = HashMap::new();
     let mut dependents: HashMap<&TaskId, Vec<&TaskId>> = HashMap::new();
     for t in tasks {
-        let inner: Vec<&TaskId> = t.depends_on.iter().filter(|d| ids.contains_key(d)).collect();
+        let inner: Vec<&TaskId> = t
+            .depends_on
+            .iter()
+            .filter(|d| ids.contains_key(d))
+            .collect();
         waiting.insert(&t.id, inner.len());
         for d in inner {
             dependents.entry(d).or_default().push(&t.id);
@@ -722,7 +728,11 @@ mod tests {
     #[test]
     fn labels_are_checked() {
         assert!(check_labels(&["frontend".into(), "area/db".into()]).is_ok());
-        for bad in [vec!["a".into(), "a".into()], vec!["".into()], vec!["a b".into()]] {
+        for bad in [
+            vec!["a".into(), "a".into()],
+            vec!["".into()],
+            vec!["a b".into()],
+        ] {
             assert!(check_labels(&bad).unwrap_err().is_invalid_input());
         }
         let too_many: Vec<String> = (0..=MAX_LABELS).map(|i| format!("l{i}")).collect();

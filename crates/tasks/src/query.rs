@@ -97,7 +97,10 @@ impl TaskFilter {
             Readiness::Ready => ready,
             Readiness::Blocked => task.status == TaskStatus::Pending && !ready,
         }) && self.labels.matches(&task.labels)
-            && self.parent.as_ref().is_none_or(|p| task.parent.as_ref() == Some(p))
+            && self
+                .parent
+                .as_ref()
+                .is_none_or(|p| task.parent.as_ref() == Some(p))
             && self
                 .dependents_of
                 .as_ref()

@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::{
-    Blockers, Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents,
-    ReapedTask, Result, Rollup, StorageStats, Task, TaskFilter, TaskId, TaskPage, TaskPatch,
-    TaskQuery, TaskStats, TaskStatus, Timestamp,
+    Blockers, Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, ReapedTask,
+    Result, Rollup, StorageStats, Task, TaskFilter, TaskId, TaskPage, TaskPatch, TaskQuery,
+    TaskStats, TaskStatus, Timestamp,
 };
 
 /// A store of tasks with an atomic state machine.
@@ -107,11 +107,7 @@ pub trait TaskStore: Send + Sync {
 
     /// Inserts many tasks in one transaction: all of them or none (see [`TaskStore::submit_many`]).
     fn create_many(&self, new: Vec<NewTask>) -> Result<Vec<Task>> {
-        Ok(self
-            .submit_many(new)?
-            .into_iter()
-            .map(|c| c.task)
-            .collect())
+        Ok(self.submit_many(new)?.into_iter().map(|c| c.task).collect())
     }
 
     /// Claims the ready task with the highest priority (oldest first among equals) for `owner`,

@@ -59,11 +59,18 @@ pub fn check_dependencies_gate_claims(make: Factory<'_>) {
     assert_eq!((stats.ready, stats.blocked), (1, 2));
     assert_eq!(
         s.blockers(&c.id).unwrap().waiting_on,
-        vec![(id("a"), TaskStatus::Pending), (id("b"), TaskStatus::Pending)]
+        vec![
+            (id("a"), TaskStatus::Pending),
+            (id("b"), TaskStatus::Pending)
+        ]
     );
     let first = s.claim_next("w", LEASE).unwrap().unwrap();
     assert_eq!(first.id, a.id, "the blocked high-priority tasks wait");
-    assert_eq!(s.claim_next("w", LEASE).unwrap(), None, "nothing else ready");
+    assert_eq!(
+        s.claim_next("w", LEASE).unwrap(),
+        None,
+        "nothing else ready"
+    );
     // Starting or claiming a blocked task by id is the caller's business: the state
     // machine allows it, readiness only steers claim_next.
     s.complete(&a.id, Some(token(&first)), None).unwrap();
@@ -122,14 +129,21 @@ pub fn check_dependency_edits(make: Factory<'_>) {
         e => panic!("expected a cycle, got {e}"),
     }
     let e = s.add_dependency(&id("a"), &id("a")).unwrap_err();
-    assert!(matches!(&e, Error::Cycle { cycle } if cycle == &[id("a"), id("a")]), "{e}");
+    assert!(
+        matches!(&e, Error::Cycle { cycle } if cycle == &[id("a"), id("a")]),
+        "{e}"
+    );
     assert!(e.is_conflict());
     let e = s.add_dependency(&id("a"), &id("ghost")).unwrap_err();
     assert!(
         matches!(&e, Error::MissingReference { field: "depends_on", id } if id.as_str() == "ghost"),
         "{e}"
     );
-    assert!(s.add_dependency(&id("ghost"), &id("a")).unwrap_err().is_not_found());
+    assert!(
+        s.add_dependency(&id("ghost"), &id("a"))
+            .unwrap_err()
+            .is_not_found()
+    );
     let after: Vec<_> = ["a", "b", "c"]
         .iter()
         .map(|k| s.get(&id(k)).unwrap().unwrap())
@@ -243,7 +257,11 @@ pub fn check_parents_and_deletes(make: Factory<'_>) {
         .unwrap();
     assert_eq!(ids(&gone), ["epic"]);
     let k2 = s.get(&id("k2")).unwrap().unwrap();
-    assert_eq!((k2.parent, k2.version), (None, 2), "orphaned, version bumped");
+    assert_eq!(
+        (k2.parent, k2.version),
+        (None, 2),
+        "orphaned, version bumped"
+    );
 
     // a <- b <- c, and d depends on a too.
     s.create_many(vec![
@@ -261,7 +279,11 @@ pub fn check_parents_and_deletes(make: Factory<'_>) {
     let gone = s
         .delete_with(&id("b"), None, OnDependents::Cascade)
         .unwrap();
-    assert_eq!(ids(&gone), ["b", "c"], "the task first, then what hung on it");
+    assert_eq!(
+        ids(&gone),
+        ["b", "c"],
+        "the task first, then what hung on it"
+    );
     let gone = s
         .delete_with(&id("a"), None, OnDependents::DropEdges)
         .unwrap();
@@ -353,7 +375,11 @@ pub fn check_scheduling_and_backoff(make: Factory<'_>) {
             Some("timeout")
         )
     );
-    assert_eq!(s.claim_next("w", LEASE).unwrap(), None, "waits out its backoff");
+    assert_eq!(
+        s.claim_next("w", LEASE).unwrap(),
+        None,
+        "waits out its backoff"
+    );
     clock.advance(Duration::from_secs(10));
     // The second run's lease lapses: the reaper follows the same policy (capped at 15 s).
     let t = s.claim_next("w", Duration::from_secs(1)).unwrap().unwrap();
@@ -422,7 +448,10 @@ pub fn check_unique_keys(make: Factory<'_>) {
         matches!(&e, Error::UniqueKeyHeld { key, holder } if key == "deploy" && holder.as_str() == "u3"),
         "{e}"
     );
-    assert_eq!(s.get(&id("u1")).unwrap().unwrap().status, TaskStatus::Failed);
+    assert_eq!(
+        s.get(&id("u1")).unwrap().unwrap().status,
+        TaskStatus::Failed
+    );
     // Held always: even completed.
     let a = s.submit(new("a1").unique_key_always("once")).unwrap();
     finish(&*s, &a.task);
@@ -450,7 +479,11 @@ pub fn check_claim_many(make: Factory<'_>) {
     assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
     let rest = s.claim_many("w", LEASE, 10, &LabelFilter::any()).unwrap();
     assert_eq!(ids(&rest), ["m1", "m0"], "the blocked one stays");
-    assert!(s.claim_many("w", LEASE, 10, &LabelFilter::any()).unwrap().is_empty());
+    assert!(
+        s.claim_many("w", LEASE, 10, &LabelFilter::any())
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Bad graph input (labels, run_at, backoff, unique key) is a typed error and stores nothing.
@@ -467,10 +500,7 @@ pub fn check_graph_rejects_bad_input(make: Factory<'_>) {
             Duration::from_secs(10),
             Duration::from_secs(1),
         )),
-        new("x").retry(RetryPolicy::backoff(
-            Duration::ZERO,
-            Duration::from_secs(1),
-        )),
+        new("x").retry(RetryPolicy::backoff(Duration::ZERO, Duration::from_secs(1))),
         new("x").retry(
             RetryPolicy::backoff(Duration::from_secs(1), Duration::from_secs(2)).jitter(101),
         ),
@@ -534,7 +564,7 @@ pub fn check_ready_claim_race(make: Factory<'_>) {
                             }
                         }
                         n += 1;
-                        if n % 3 == 0 {
+                        if n.is_multiple_of(3) {
                             s.fail(&t.id, Some(token(&t)), "flaky").unwrap();
                             s.retry(&t.id).unwrap();
                         } else {
@@ -565,9 +595,7 @@ pub fn check_unique_key_race(make: Factory<'_>) {
                     sc.spawn(move || {
                         barrier.wait();
                         let c = s
-                            .submit(
-                                NewTask::new(format!("w{w}")).unique_key(format!("key{round}")),
-                            )
+                            .submit(NewTask::new(format!("w{w}")).unique_key(format!("key{round}")))
                             .unwrap();
                         (c.task.id, c.duplicate)
                     })

@@ -18,9 +18,9 @@ use rusqlite::{Connection, OpenFlags, Row, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::error::is_busy;
+use crate::graph::{cycle_error, find_path, plan_submit};
 use crate::model::{reap, transition};
 use crate::query::{RUN_BUCKETS_MS, RunDurations, finished_run};
-use crate::graph::{cycle_error, find_path, plan_submit};
 use crate::{
     Change, Clock, Created, Error, HistoryEntry, LabelFilter, Lease, NewTask, OnDependents, Order,
     Readiness, ReapedTask, Result, RetryPolicy, SystemClock, Task, TaskFilter, TaskId, TaskPage,
@@ -370,13 +370,33 @@ impl SqliteTaskStore {
         })
     }
 
-    /// Runs SQLite's `PRAGMA integrity_check`; returns the problems found (empty when healthy).
+    /// Runs SQLite's `PRAGMA integrity_check`, then checks that every task's count of
+    /// unfinished dependencies matches its edges; returns the problems found (empty when
+    /// healthy).
     pub fn integrity_check(&self) -> Result<Vec<String>> {
         self.read(|c| {
             let mut stmt = c.prepare("PRAGMA integrity_check")?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
             let problems: Vec<String> = rows.collect::<rusqlite::Result<_>>()?;
-            Ok(problems.into_iter().filter(|p| p != "ok").collect())
+            let mut problems: Vec<String> = problems.into_iter().filter(|p| p != "ok").collect();
+            if problems.is_empty() {
+                let miscounted: Vec<String> = c
+                    .prepare(
+                        "SELECT t.id FROM tasks t WHERE t.waiting <> (
+                            SELECT count(*) FROM task_deps d JOIN tasks x ON x.id = d.depends_on
+                            WHERE d.task_id = t.id AND x.status <> 'completed')
+                         ORDER BY 1 LIMIT 10",
+                    )?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if !miscounted.is_empty() {
+                    problems.push(format!(
+                        "unfinished dependencies miscounted on {}",
+                        miscounted.join(", ")
+                    ));
+                }
+            }
+            Ok(problems)
         })
     }
 
@@ -700,7 +720,10 @@ fn edges_of(c: &Connection, ids: &[TaskId]) -> Result<Vec<(TaskId, TaskId)>> {
         let mut rows = stmt.query([id.as_str()])?;
         while let Some(r) = rows.next()? {
             let on: String = r.get(0)?;
-            out.push((id.clone(), TaskId::new(on.clone()).map_err(|e| corrupt(&on, e))?));
+            out.push((
+                id.clone(),
+                TaskId::new(on.clone()).map_err(|e| corrupt(&on, e))?,
+            ));
         }
     }
     Ok(out)
@@ -814,11 +837,7 @@ fn ready_sql(now: &str) -> String {
 }
 
 /// The conditions of a label filter, with their parameters pushed by `p`.
-fn label_conds(
-    f: &LabelFilter,
-    mut p: impl FnMut(SqlValue) -> String,
-    conds: &mut Vec<String>,
-) {
+fn label_conds(f: &LabelFilter, mut p: impl FnMut(SqlValue) -> String, conds: &mut Vec<String>) {
     for l in &f.all {
         let m = p(SqlValue::Text(l.clone()));
         conds.push(format!(
@@ -826,7 +845,11 @@ fn label_conds(
         ));
     }
     if !f.none.is_empty() {
-        let marks: Vec<String> = f.none.iter().map(|l| p(SqlValue::Text(l.clone()))).collect();
+        let marks: Vec<String> = f
+            .none
+            .iter()
+            .map(|l| p(SqlValue::Text(l.clone())))
+            .collect();
         conds.push(format!(
             "NOT EXISTS (SELECT 1 FROM json_each(tasks.labels) WHERE value IN ({}))",
             marks.join(", ")
@@ -946,9 +969,8 @@ impl TaskStore for SqliteTaskStore {
             for t in fresh() {
                 insert(tx, t)?;
             }
-            let mut edge = tx.prepare_cached(
-                "INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)",
-            )?;
+            let mut edge =
+                tx.prepare_cached("INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)")?;
             let mut waiting = tx.prepare_cached(
                 "UPDATE tasks SET waiting = (
                     SELECT count(*) FROM task_deps d JOIN tasks x ON x.id = d.depends_on

@@ -226,10 +226,16 @@ fn a_database_from_the_release_before_the_work_graph_upgrades_in_place() {
     let build = TaskId::new("build").unwrap();
     s.add_dependency(&lint, &build).unwrap();
     let ready = s
-        .list(&TaskQuery::new(TaskFilter::new().readiness(Readiness::Ready)))
+        .list(&TaskQuery::new(
+            TaskFilter::new().readiness(Readiness::Ready),
+        ))
         .unwrap();
     assert_eq!(
-        ready.tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ready
+            .tasks
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>(),
         ["build"]
     );
     let stats = s.stats(0).unwrap();
