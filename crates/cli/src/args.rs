@@ -136,9 +136,31 @@ pub(crate) enum TaskCmd {
         /// Metadata as a JSON object.
         #[arg(long, short)]
         metadata: Option<String>,
-        /// Runs allowed before an expired lease fails the task.
+        /// Runs allowed before an expired lease fails the task (or its retries end).
         #[arg(long)]
         max_attempts: Option<u32>,
+        /// A task that must complete before this one is ready (repeatable).
+        #[arg(long = "depends-on", value_name = "ID")]
+        depends_on: Vec<String>,
+        /// The task this one is part of.
+        #[arg(long, value_name = "ID")]
+        parent: Option<String>,
+        /// A label; claims can ask for labels (repeatable).
+        #[arg(long = "label", value_name = "LABEL")]
+        labels: Vec<String>,
+        /// Not ready before this time: RFC 3339, or a delay from now (`10m`).
+        #[arg(long, value_name = "TIME", value_parser = parse_when)]
+        run_at: Option<When>,
+        /// While an unfinished task holds this key, creating another with it returns that one.
+        #[arg(long, value_name = "KEY")]
+        unique_key: Option<String>,
+        /// The unique key stays held after the task finishes.
+        #[arg(long, requires = "unique_key")]
+        unique_always: bool,
+        /// What a failed run does: `none`, or `backoff:BASE..CAP[:JITTER_PCT]` (back to pending
+        /// after BASE, doubling up to CAP, until the attempts are spent).
+        #[arg(long, value_name = "POLICY", value_parser = parse_retry)]
+        retry: Option<oc_tasks::RetryPolicy>,
     },
     /// List tasks, newest first.
     List {
@@ -148,6 +170,11 @@ pub(crate) enum TaskCmd {
         /// Only this owner.
         #[arg(long, short)]
         owner: Option<String>,
+        #[command(flatten)]
+        labels: LabelArgs,
+        /// Only the children of this task.
+        #[arg(long, value_name = "ID")]
+        parent: Option<String>,
         /// Page size.
         #[arg(long, short, default_value_t = 50)]
         limit: usize,
@@ -190,9 +217,12 @@ pub(crate) enum TaskCmd {
         /// Task id (or --next).
         #[arg(required_unless_present = "next", conflicts_with = "next")]
         id: Option<String>,
-        /// Claim the highest-priority, oldest pending task.
+        /// Claim the highest-priority, oldest ready task.
         #[arg(long)]
         next: bool,
+        /// With --next: only tasks with these labels, or without.
+        #[command(flatten)]
+        labels: LabelArgs,
         /// The agent.
         #[arg(long, short)]
         agent: String,
@@ -243,13 +273,123 @@ pub(crate) enum TaskCmd {
         /// Task id.
         id: String,
     },
-    /// Delete a task.
+    /// Delete a task (refused while others depend on it or it has children, unless told).
     Delete {
         /// Task id.
         id: String,
+        /// Delete what depends on it and its children too, transitively.
+        #[arg(long, conflicts_with = "drop_edges")]
+        cascade: bool,
+        /// Keep what depends on it: drop their edges to it, and clear their parent.
+        #[arg(long)]
+        drop_edges: bool,
     },
     /// Return tasks whose lease lapsed to pending (or fail them when out of attempts).
     Reap,
+    /// Add or remove a dependency.
+    #[command(subcommand)]
+    Dep(DepCmd),
+    /// Ready tasks, in the order claims take them.
+    Ready {
+        #[command(flatten)]
+        labels: LabelArgs,
+        /// Page size.
+        #[arg(long, short, default_value_t = 50)]
+        limit: usize,
+        /// Continue after this cursor (printed at the end of a page).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Pending tasks that wait, each with what it waits for.
+    Blocked {
+        /// Page size.
+        #[arg(long, short, default_value_t = 50)]
+        limit: usize,
+        /// Continue after this cursor (printed at the end of a page).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// A task's dependencies and children as an indented tree.
+    Tree {
+        /// Task id.
+        id: String,
+    },
+    /// The work graph as Graphviz `dot` or Mermaid, statuses marked.
+    Graph {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        /// Only what this task depends on and its children, transitively.
+        #[arg(long, value_name = "ID")]
+        root: Option<String>,
+    },
+}
+
+/// Label filters of listings and claims.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LabelArgs {
+    /// Only tasks with this label (repeatable: all of them).
+    #[arg(long = "label", value_name = "LABEL")]
+    pub(crate) labels: Vec<String>,
+    /// Only tasks without this label (repeatable: none of them).
+    #[arg(long = "without-label", value_name = "LABEL")]
+    pub(crate) without: Vec<String>,
+}
+
+impl LabelArgs {
+    pub(crate) fn filter(&self) -> oc_tasks::LabelFilter {
+        let mut f = oc_tasks::LabelFilter::any();
+        f.all.clone_from(&self.labels);
+        f.none.clone_from(&self.without);
+        f
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DepCmd {
+    /// Make TASK wait for ON.
+    Add {
+        /// The task that waits.
+        task: String,
+        /// The task it waits for.
+        on: String,
+    },
+    /// Stop TASK waiting for ON.
+    Rm {
+        /// The task that waits.
+        task: String,
+        /// The task it waits for.
+        on: String,
+    },
+}
+
+/// How `oc task graph` draws.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum GraphFormat {
+    /// Graphviz (`dot -Tsvg`).
+    Dot,
+    /// Mermaid (a Markdown viewer draws it in a ```mermaid block).
+    Mermaid,
+}
+
+/// A time on the command line: absolute, or a delay from the store's now.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum When {
+    At(oc_time::Timestamp),
+    In(Duration),
+}
+
+fn parse_when(s: &str) -> Result<When, String> {
+    if let Some(t) = oc_time::Timestamp::parse_rfc3339(s) {
+        return Ok(When::At(t));
+    }
+    humantime::parse_duration(s)
+        .map(When::In)
+        .map_err(|_| format!("{s:?} is neither an RFC 3339 time nor a delay (10m, 2h)"))
+}
+
+fn parse_retry(s: &str) -> Result<oc_tasks::RetryPolicy, String> {
+    s.parse().map_err(|e: oc_tasks::Error| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@
 mod alerts;
 mod args;
 mod demo;
+mod graph;
 mod lock;
 mod logs;
 mod ops;

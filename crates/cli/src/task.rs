@@ -10,12 +10,12 @@ use oc_tasks::{
 };
 use serde_json::{Map, Value};
 
-use crate::args::TaskCmd;
+use crate::args::{TaskCmd, When};
 use crate::output::{Clean, Output, clean, thousands};
 use crate::{Site, UsageError};
 use oc_hooks::{Committed, Hooks, TaskLifecycle};
 
-fn task_id(s: &str) -> anyhow::Result<TaskId> {
+pub(crate) fn task_id(s: &str) -> anyhow::Result<TaskId> {
     Ok(TaskId::new(s)?)
 }
 
@@ -44,8 +44,34 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
             priority,
             metadata,
             max_attempts,
+            depends_on,
+            parent,
+            labels,
+            run_at,
+            unique_key,
+            unique_always,
+            retry,
         } => {
             let mut new = NewTask::new(name).priority(priority);
+            for d in &depends_on {
+                new = new.depends_on(task_id(d)?);
+            }
+            if let Some(p) = parent {
+                new = new.parent(task_id(&p)?);
+            }
+            for l in labels {
+                new = new.label(l);
+            }
+            if let Some(k) = unique_key {
+                new = if unique_always {
+                    new.unique_key_always(k)
+                } else {
+                    new.unique_key(k)
+                };
+            }
+            if let Some(r) = retry {
+                new = new.retry(r);
+            }
             if let Some(id) = id {
                 new = new.id(task_id(&id)?);
             }
@@ -61,10 +87,30 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
             if let Some(n) = max_attempts {
                 new = new.max_attempts(n);
             }
-            let t = committed(life()?.create(new)?);
-            out.emit("task.create", &t, |w, o| {
+            let l = life()?;
+            if let Some(when) = run_at {
+                new = new.run_at(match when {
+                    When::At(t) => t,
+                    When::In(d) => l.store().now().saturating_add(d),
+                });
+            }
+            let c = l.create(new)?;
+            let duplicate = c.duplicate;
+            let t = committed(c);
+            let mut doc = serde_json::to_value(&t)?;
+            doc["duplicate"] = duplicate.into();
+            out.emit("task.create", &doc, |w, o| {
                 if o.quiet {
                     writeln!(w, "{}", t.id)
+                } else if duplicate {
+                    let key = t.unique.as_ref().map_or("", |u| u.key.as_str());
+                    writeln!(
+                        w,
+                        "Task {} ({}) holds unique key {}: nothing created",
+                        t.id,
+                        o.status(t.status),
+                        Clean(key)
+                    )
                 } else {
                     writeln!(w, "Created task {} ({})", t.id, o.status(t.status))
                 }
@@ -73,6 +119,8 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
         TaskCmd::List {
             status,
             owner,
+            labels,
+            parent,
             limit,
             order,
             after,
@@ -80,6 +128,8 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
             let mut filter = TaskFilter::new();
             filter.statuses = status.into_iter().map(TaskStatus::from).collect();
             filter.owner = owner;
+            filter.labels = labels.filter();
+            filter.parent = parent.as_deref().map(task_id).transpose()?;
             let after = after.map(|c| c.parse::<Cursor>()).transpose()?;
             let page = store()?.list(
                 &TaskQuery::new(filter)
@@ -103,8 +153,14 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
         }
         TaskCmd::Show { id } => {
             let id = task_id(&id)?;
-            let t = store()?.require(&id)?;
-            out.emit("task.show", &t, |w, o| print_task(w, o, &t))
+            let s = store()?;
+            let t = s.require(&id)?;
+            let blockers = s.blockers(&id)?;
+            let children = s.rollup(&id)?;
+            out.emit("task.show", &t, |w, o| {
+                print_task(w, o, &t)?;
+                crate::graph::print_graph_fields(w, &t, &blockers, &children)
+            })
         }
         TaskCmd::Start { id, agent } => {
             let id = task_id(&id)?;
@@ -113,16 +169,22 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
         TaskCmd::Claim {
             id,
             next,
+            labels,
             agent,
             lease,
         } => {
             let id = id.as_deref().map(task_id).transpose()?;
+            let filter = labels.filter();
+            if id.is_some() && !filter.is_any() {
+                return Err(UsageError("--label and --without-label go with --next".into()).into());
+            }
             let l = life()?;
             let t = match id {
                 Some(id) => Some(committed(l.claim(&id, &agent, lease)?)),
                 None => {
                     debug_assert!(next);
-                    l.claim_next(&agent, lease)?.map(committed)
+                    l.claim_next_matching(&agent, lease, &filter)?
+                        .map(committed)
                 }
             };
             out.emit("task.claim", &t, |w, o| match &t {
@@ -130,7 +192,7 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
                     if o.quiet {
                         Ok(())
                     } else {
-                        writeln!(w, "No pending task to claim")
+                        writeln!(w, "No ready task to claim")
                     }
                 }
                 Some(t) => {
@@ -182,16 +244,48 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
             let id = task_id(&id)?;
             transition(out, "task.retry", committed(life()?.retry(&id)?))
         }
-        TaskCmd::Delete { id } => {
+        TaskCmd::Delete {
+            id,
+            cascade,
+            drop_edges,
+        } => {
             let id = task_id(&id)?;
-            let t = committed(life()?.delete(&id)?);
-            out.emit("task.delete", &t, |w, o| {
+            let mode = match (cascade, drop_edges) {
+                (true, _) => oc_tasks::OnDependents::Cascade,
+                (_, true) => oc_tasks::OnDependents::DropEdges,
+                _ => oc_tasks::OnDependents::Refuse,
+            };
+            let gone: Vec<Task> = life()?
+                .delete_with(&id, mode)?
+                .into_iter()
+                .map(committed)
+                .collect();
+            // One task as before; a cascade reports every task it deleted.
+            let doc = match gone.as_slice() {
+                [one] => serde_json::to_value(one)?,
+                many => serde_json::to_value(many)?,
+            };
+            out.emit("task.delete", &doc, |w, o| {
                 if o.quiet {
-                    Ok(())
-                } else {
-                    writeln!(w, "Deleted task {} ({})", t.id, o.status(t.status))
+                    return Ok(());
                 }
+                for t in &gone {
+                    writeln!(w, "Deleted task {} ({})", t.id, o.status(t.status))?;
+                }
+                Ok(())
             })
+        }
+        TaskCmd::Dep(cmd) => crate::graph::dep(site, cmd, out),
+        TaskCmd::Ready {
+            labels,
+            limit,
+            after,
+        } => crate::graph::ready(site, &labels, limit, after, out),
+        TaskCmd::Blocked { limit, after } => crate::graph::blocked(site, limit, after, out),
+        TaskCmd::Tree { id } => crate::graph::tree(site, &task_id(&id)?, out),
+        TaskCmd::Graph { format, root } => {
+            let root = root.as_deref().map(task_id).transpose()?;
+            crate::graph::graph(site, format, root.as_ref(), out)
         }
         TaskCmd::Reap => {
             let l = life()?;
@@ -316,7 +410,7 @@ fn print_task(w: &mut dyn Write, o: &Output, t: &Task) -> std::io::Result<()> {
     Ok(())
 }
 
-fn print_page(command: &str, page: &TaskPage, out: &mut Output) -> anyhow::Result<()> {
+pub(crate) fn print_page(command: &str, page: &TaskPage, out: &mut Output) -> anyhow::Result<()> {
     out.emit(command, page, |w, o| {
         if o.quiet {
             for t in &page.tasks {
@@ -388,6 +482,10 @@ pub(crate) fn render_stats(w: &mut dyn Write, st: &TaskStats) -> std::io::Result
             t.created_at.to_rfc3339_seconds()
         )?;
     }
+    writeln!(w)?;
+    writeln!(w, "Work Graph:")?;
+    writeln!(w, "  - ready: {}", thousands(st.ready))?;
+    writeln!(w, "  - blocked: {}", thousands(st.blocked))?;
     Ok(())
 }
 
@@ -408,6 +506,8 @@ pub(crate) fn stats_json(st: &TaskStats) -> Value {
         "by_status": by_status,
         "by_owner": by_owner,
         "recent": st.recent,
+        "ready": st.ready,
+        "blocked": st.blocked,
     })
 }
 

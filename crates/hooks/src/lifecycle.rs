@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oc_tasks::{
-    Change, NewTask, Order, Task, TaskFilter, TaskId, TaskQuery, TaskStatus, TaskStore, Timestamp,
-    transition,
+    Change, LabelFilter, NewTask, OnDependents, Order, Readiness, Task, TaskFilter, TaskId,
+    TaskQuery, TaskStore, Timestamp, transition,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -20,6 +20,9 @@ pub struct Committed {
     pub event: TaskEvent,
     /// Failures and slow hooks.
     pub hooks: HookReport,
+    /// Set by [`TaskLifecycle::create`] when a task holding the new task's unique key was
+    /// found instead: nothing was created, the event holds that task, no after-hook ran.
+    pub duplicate: bool,
 }
 
 /// The API agents and the CLI call for transitions: the store's atomic change, framed by
@@ -95,7 +98,11 @@ impl TaskLifecycle {
     /// Runs the after side of a committed change.
     fn committed(&self, ev: TaskEvent, mut hooks: HookReport) -> Committed {
         self.hooks.run_after(&ev, &mut hooks);
-        Committed { event: ev, hooks }
+        Committed {
+            event: ev,
+            hooks,
+            duplicate: false,
+        }
     }
 
     /// The event a change makes of `task` (before or after it).
@@ -148,7 +155,8 @@ impl TaskLifecycle {
         Ok(self.committed(Self::event(&change, task), report))
     }
 
-    /// Creates a task (before-hooks may veto it).
+    /// Creates a task (before-hooks may veto it); with a unique key held by another task,
+    /// returns that one, marked [`Committed::duplicate`].
     pub fn create(&self, new: NewTask) -> Result<Committed> {
         let mut report = HookReport::default();
         let new = match new.id.clone() {
@@ -160,8 +168,15 @@ impl TaskLifecycle {
             self.hooks
                 .run_before(&TaskEvent::Created { task: preview }, &mut report)?;
         }
-        let task = self.store.create(new)?;
-        Ok(self.committed(TaskEvent::Created { task }, report))
+        let created = self.store.submit(new)?;
+        if created.duplicate {
+            return Ok(Committed {
+                event: TaskEvent::Created { task: created.task },
+                hooks: report,
+                duplicate: true,
+            });
+        }
+        Ok(self.committed(TaskEvent::Created { task: created.task }, report))
     }
 
     /// pending → running for `agent`.
@@ -188,18 +203,33 @@ impl TaskLifecycle {
     /// Claims the next ready task. Without before-hooks on claims this is the store's atomic
     /// `claim_next`; with them, candidates are tried in claim order and a vetoed one is passed over.
     pub fn claim_next(&self, owner: &str, ttl: Duration) -> Result<Option<Committed>> {
+        self.claim_next_matching(owner, ttl, &LabelFilter::any())
+    }
+
+    /// As [`TaskLifecycle::claim_next`], among the ready tasks that pass `filter`.
+    pub fn claim_next_matching(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        filter: &LabelFilter,
+    ) -> Result<Option<Committed>> {
         if !self.hooks.has_before(EventKind::Claimed) {
-            return Ok(self.store.claim_next(owner, ttl)?.map(|task| {
-                let change = Change::Claim {
-                    owner: owner.into(),
-                    ttl,
-                };
-                self.committed(Self::event(&change, task), HookReport::default())
-            }));
+            return Ok(self
+                .store
+                .claim_next_matching(owner, ttl, filter)?
+                .map(|task| {
+                    let change = Change::Claim {
+                        owner: owner.into(),
+                        ttl,
+                    };
+                    self.committed(Self::event(&change, task), HookReport::default())
+                }));
         }
         let mut after = None;
+        let mut candidates = TaskFilter::new().readiness(Readiness::Ready);
+        candidates.labels = filter.clone();
         loop {
-            let q = TaskQuery::new(TaskFilter::new().status(TaskStatus::Pending))
+            let q = TaskQuery::new(candidates.clone())
                 .order(Order::Priority)
                 .limit(32)
                 .after(after.clone());
@@ -254,8 +284,17 @@ impl TaskLifecycle {
         self.apply(id, Change::Retry)
     }
 
-    /// Deletes a task (before-hooks may veto it).
+    /// Deletes a task nothing depends on (before-hooks may veto it).
     pub fn delete(&self, id: &TaskId) -> Result<Committed> {
+        self.delete_with(id, OnDependents::Refuse)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| oc_tasks::Error::NotFound { id: id.clone() }.into())
+    }
+
+    /// Deletes a task, and with [`OnDependents::Cascade`] what depends on it (before-hooks on
+    /// the task may veto it); one `Deleted` event per task deleted, this one first.
+    pub fn delete_with(&self, id: &TaskId, dependents: OnDependents) -> Result<Vec<Committed>> {
         let current = self.store.require(id)?;
         let mut report = HookReport::default();
         if self.hooks.has_before(EventKind::Deleted) {
@@ -266,8 +305,18 @@ impl TaskLifecycle {
                 &mut report,
             )?;
         }
-        let task = self.store.delete(id, Some(current.version))?;
-        Ok(self.committed(TaskEvent::Deleted { task }, report))
+        let mut gone = self
+            .store
+            .delete_with(id, Some(current.version), dependents)?
+            .into_iter();
+        let mut out = Vec::with_capacity(gone.len());
+        if let Some(task) = gone.next() {
+            out.push(self.committed(TaskEvent::Deleted { task }, report));
+        }
+        out.extend(
+            gone.map(|task| self.committed(TaskEvent::Deleted { task }, HookReport::default())),
+        );
+        Ok(out)
     }
 
     /// Returns lapsed claims to pending (or fails them), firing `LeaseExpired` for each.

@@ -186,7 +186,9 @@ fn read_commands_on_a_fresh_directory_create_an_empty_store() {
     assert_eq!(st["total"], 0);
     let human = oc.run(&["task-stats"]);
     assert!(
-        human.stdout.ends_with("Recent Tasks (Last 5):\n"),
+        human
+            .stdout
+            .ends_with("Recent Tasks (Last 5):\n\nWork Graph:\n  - ready: 0\n  - blocked: 0\n"),
         "{}",
         human.stdout
     );

@@ -5,6 +5,7 @@ mod alerts;
 mod demo;
 mod errors;
 mod escapes;
+mod graph;
 mod locks;
 mod logs;
 mod ops;

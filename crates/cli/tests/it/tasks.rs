@@ -28,6 +28,11 @@ fn create_show_list_find() {
     assert_eq!(t["metadata"], json!({"area": "Parser", "n": 1}));
     assert_eq!(t["version"], 1);
     let shown = oc.json(&["task", "show", "p1"]);
+    let mut t = t;
+    assert_eq!(
+        t.as_object_mut().unwrap().remove("duplicate"),
+        Some(json!(false))
+    );
     assert_eq!(shown, t);
     let human = oc.run(&["task", "show", "p1"]);
     assert!(
@@ -191,8 +196,13 @@ fn task_stats_has_the_seed_layout() {
             "Recent Tasks (Last 5):",
         ]
     );
-    assert_eq!(lines.len(), 21);
-    for (i, line) in lines[16..].iter().enumerate() {
+    assert_eq!(lines.len(), 25);
+    assert_eq!(
+        lines[21..],
+        ["", "Work Graph:", "  - ready: 1,232", "  - blocked: 0"],
+        "the graph's counts come after the seed's layout"
+    );
+    for (i, line) in lines[16..21].iter().enumerate() {
         let rest = line
             .strip_prefix(&format!("  {}. t", i + 1))
             .unwrap_or_else(|| panic!("{line}"));

@@ -92,7 +92,8 @@ impl Oc {
     }
 }
 
-/// Every row of the tasks table, in id order, as text: to prove a failed command wrote nothing.
+/// Every row of the tasks table, in id order, and every dependency edge, as text: to prove a
+/// failed command wrote nothing.
 pub(crate) fn dump(db: &Path) -> Vec<String> {
     if !db.exists() {
         return Vec::new();
@@ -108,5 +109,18 @@ pub(crate) fn dump(db: &Path) -> Vec<String> {
             Ok(cols.join("|"))
         })
         .unwrap();
-    rows.map(Result::unwrap).collect()
+    let mut all: Vec<String> = rows.map(Result::unwrap).collect();
+    if let Ok(mut stmt) = c.prepare("SELECT task_id, depends_on FROM task_deps ORDER BY 1, 2") {
+        let edges = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "{} -> {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?
+                ))
+            })
+            .unwrap();
+        all.extend(edges.map(Result::unwrap));
+    }
+    all
 }

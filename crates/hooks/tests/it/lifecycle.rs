@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use oc_hooks::{EventKind, Hooks, TaskEvent, TaskLifecycle};
 use oc_jsonl::{LogEntry, TaskFiles};
-use oc_tasks::{NewTask, SqliteTaskStore, TaskId, TaskStatus, TaskStore};
+use oc_tasks::{LabelFilter, NewTask, SqliteTaskStore, TaskId, TaskStatus, TaskStore};
 
 fn setup() -> (
     tempfile::TempDir,
@@ -337,4 +337,88 @@ fn builtin_checkpoint_before_completion() {
         .map(|e| e.message)
         .collect();
     assert_eq!(events, ["tests pass"]);
+}
+
+#[test]
+fn claims_through_hooks_take_ready_tasks_that_pass_the_filter() {
+    let (_dir, _store, hooks, life) = setup();
+    let first = TaskId::new("first").unwrap();
+    life.create(NewTask::new("first").id(first.clone()).label("backend"))
+        .unwrap();
+    for (id, prio, label) in [("after", 9, "frontend"), ("css", 1, "frontend")] {
+        let mut t = NewTask::new(id)
+            .id(id.parse().unwrap())
+            .priority(prio)
+            .label(label);
+        if id == "after" {
+            t = t.depends_on(first.clone());
+        }
+        life.create(t).unwrap();
+    }
+    // A before-hook takes the careful path: candidates listed, then claimed one by one.
+    hooks.before("allow", &[EventKind::Claimed], 0, |_| Ok(()));
+    let front = LabelFilter::any().require("frontend");
+    let ttl = Duration::from_secs(30);
+    let got = life
+        .claim_next_matching("fe", ttl, &front)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.task().id.as_str(),
+        "css",
+        "the blocked one is passed over"
+    );
+    assert!(
+        life.claim_next_matching("fe", ttl, &front)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn creating_a_duplicate_by_unique_key_fires_no_after_hook() {
+    let (_dir, store, hooks, life) = setup();
+    let created = Arc::new(AtomicU64::new(0));
+    let c = created.clone();
+    hooks.after("count", &[EventKind::Created], 0, move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    let a = life
+        .create(NewTask::new("plan").unique_key("plan"))
+        .unwrap();
+    let b = life
+        .create(NewTask::new("plan").unique_key("plan"))
+        .unwrap();
+    assert!(!a.duplicate && b.duplicate);
+    assert_eq!(a.task(), b.task());
+    assert_eq!(created.load(Ordering::SeqCst), 1);
+    assert_eq!(store.count(&oc_tasks::TaskFilter::new()).unwrap(), 1);
+}
+
+#[test]
+fn a_cascading_delete_fires_one_event_per_task() {
+    let (_dir, store, hooks, life) = setup();
+    let deleted: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let d = deleted.clone();
+    hooks.after("record", &[EventKind::Deleted], 0, move |ev| {
+        d.lock().unwrap().push(ev.task().id.to_string());
+        Ok(())
+    });
+    let root = TaskId::new("root").unwrap();
+    life.create(NewTask::new("root").id(root.clone())).unwrap();
+    life.create(
+        NewTask::new("leaf")
+            .id("leaf".parse().unwrap())
+            .depends_on(root.clone()),
+    )
+    .unwrap();
+    let e = life.delete(&root).unwrap_err();
+    assert!(e.to_string().contains("leaf"), "{e}");
+    let gone = life
+        .delete_with(&root, oc_tasks::OnDependents::Cascade)
+        .unwrap();
+    assert_eq!(gone.len(), 2);
+    assert_eq!(*deleted.lock().unwrap(), ["root", "leaf"]);
+    assert_eq!(store.count(&oc_tasks::TaskFilter::new()).unwrap(), 0);
 }
