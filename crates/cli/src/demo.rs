@@ -1,9 +1,17 @@
 //! `oc demo`: simulated agents doing real work against the embedded store.
 //!
-//! Each agent is a thread that claims the next ready task with a lease, heartbeats while it
-//! "works", then completes or fails it. Now and then an agent "crashes" (drops a task without
-//! finishing it); a reaper thread returns such tasks to pending once their lease lapses, and
-//! another agent picks them up. Failed tasks get one retry.
+//! The work is planned as a graph: in each group of five tasks, the second and third wait for
+//! the first, the fourth and fifth for the third ("design, then the migration, then the
+//! handler, then its tests and docs"). Tasks on documentation carry the label `docs`: one
+//! agent (when there are three or more) takes only those, the others everything else.
+//!
+//! Each agent is a thread that claims the next ready task it takes with a lease, heartbeats
+//! while it "works", then completes or fails it. Now and then an agent "crashes" (drops a task
+//! without finishing it); a reaper thread returns such tasks to pending once their lease
+//! lapses, and another agent picks them up. A failed run goes back to pending after a short
+//! backoff (the tasks' retry policy) until its attempts are spent; the tasks that wait for a
+//! task failed for good are cancelled. At the end the demo reads every task's history and
+//! checks that no task started before all its dependencies had completed.
 //!
 //! Before "editing", an agent takes an exclusive lock on the file its task targets (or on a
 //! whole directory, for refactors) in the lock manager that shares the database file, renews it
@@ -22,7 +30,10 @@ use oc_hooks::{EventKind, Hooks, TaskLifecycle};
 use oc_jsonl::{Decision, Level, LogEntry, TaskFiles};
 use oc_locks::{LockManager, LockRequest};
 use oc_metrics::{LatencyTracker, PerformanceGoals};
-use oc_tasks::{Error, NewTask, Task, TaskId, TaskStatus, TaskStore};
+use oc_tasks::{
+    Error, HistoryKind, LabelFilter, NewTask, RetryPolicy, Task, TaskFilter, TaskId, TaskQuery,
+    TaskStatus, TaskStore,
+};
 use oc_time::Timestamp;
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
@@ -43,6 +54,8 @@ const LOCK_TTL: Duration = Duration::from_secs(1);
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 const FAIL_RATE: f64 = 0.10;
 const CRASH_RATE: f64 = 0.02;
+/// The label of documentation tasks, which only the docs agent takes.
+const DOCS: &str = "docs";
 
 #[derive(Debug, Default, Serialize)]
 struct Summary {
@@ -56,6 +69,13 @@ struct Summary {
     reaped: u64,
     lost_leases: u64,
     vetoed: u64,
+    /// Dependency edges planned.
+    dependencies: u64,
+    /// Tasks cancelled because a task they waited for failed for good.
+    cancelled: u64,
+    /// Claims of a task before all its dependencies had completed (read back from the
+    /// histories): must be none.
+    early_starts: Vec<String>,
     hook_events: BTreeMap<EventKind, u64>,
     elapsed_ms: u64,
 }
@@ -69,6 +89,7 @@ struct Counters {
     crashed: AtomicU64,
     reaped: AtomicU64,
     lost_leases: AtomicU64,
+    cancelled: AtomicU64,
     /// Demo tasks that reached a final state (completed, or failed with no retry left).
     finished: AtomicU64,
 }
@@ -142,6 +163,8 @@ pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Resu
         "README.md",
         "Cargo.toml",
     ];
+    let ids: Vec<TaskId> = (0..args.tasks).map(|_| TaskId::generate()).collect();
+    let mut dependencies = 0u64;
     let new: Vec<NewTask> = (0..args.tasks)
         .map(|i| {
             // Every tenth task refactors the whole src directory, overlapping the file edits.
@@ -150,13 +173,33 @@ pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Resu
             } else {
                 (verb(&mut rng), files[i % files.len()])
             };
-            // Every twenty-fifth is one the veto hook refuses.
+            // Every twenty-fifth is one the veto hook refuses (the last of a group: nothing
+            // waits for it).
             let prefix = if i % 25 == 24 { "forbidden-" } else { "" };
-            NewTask::new(format!("{prefix}{what} #{i}: {target}"))
+            let mut t = NewTask::new(format!("{prefix}{what} #{i}: {target}"))
+                .id(ids[i].clone())
                 .priority(rng.random_range(0..5))
                 .meta("demo_run", run_id.as_str())
                 .meta("target", format!("repo/{target}"))
                 .max_attempts(3)
+                .retry(RetryPolicy::backoff(
+                    Duration::from_millis(50),
+                    Duration::from_millis(400),
+                ));
+            let group = i - i % 5;
+            let waits_for = match i % 5 {
+                1 | 2 => Some(group),
+                3 | 4 => Some(group + 2),
+                _ => None,
+            };
+            if let Some(d) = waits_for.filter(|d| *d < i) {
+                t = t.depends_on(ids[d].clone());
+                dependencies += 1;
+            }
+            if target.starts_with("docs") || target == "README.md" {
+                t = t.label(DOCS);
+            }
+            t
         })
         .collect();
     let mut created = Vec::with_capacity(new.len());
@@ -200,9 +243,20 @@ pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Resu
             .map(|a| {
                 let shared = &shared;
                 let seed = seed.wrapping_add(a as u64 + 1);
+                // With three agents or more, the first writes the docs and nothing else.
+                let takes = match (args.agents >= 3, a) {
+                    (true, 0) => LabelFilter::any().require(DOCS),
+                    (true, _) => LabelFilter::any().exclude(DOCS),
+                    (false, _) => LabelFilter::any(),
+                };
+                let name = if matches!((args.agents >= 3, a), (true, 0)) {
+                    "docs-agent".to_owned()
+                } else {
+                    format!("agent-{}", a + 1)
+                };
                 std::thread::Builder::new()
-                    .name(format!("agent-{}", a + 1))
-                    .spawn_scoped(s, move || agent(shared, &format!("agent-{}", a + 1), seed))
+                    .name(name.clone())
+                    .spawn_scoped(s, move || agent(shared, &name, &takes, seed))
             })
             .collect::<Result<_, _>>()
             .context("spawning agent threads")?;
@@ -238,6 +292,9 @@ pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Resu
         reaped: c.reaped.load(Ordering::Relaxed),
         lost_leases: c.lost_leases.load(Ordering::Relaxed),
         vetoed,
+        dependencies,
+        cancelled: c.cancelled.load(Ordering::Relaxed),
+        early_starts: early_starts(&*shared.store, &shared.ours)?,
         hook_events: events.lock().clone(),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
@@ -267,6 +324,11 @@ pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Resu
         )?;
         let counts: Vec<String> = summary.hook_events.iter().map(|(k, n)| format!("{k} {n}")).collect();
         writeln!(w, "  hooks saw: {}; vetoed {} forbidden-* task(s) at creation", counts.join(", "), summary.vetoed)?;
+        if summary.early_starts.is_empty() {
+            writeln!(w, "  work graph: {} dependencies; every task started after all it waits for completed ({} cancelled behind a final failure)", summary.dependencies, summary.cancelled)?;
+        } else {
+            writeln!(w, "  work graph: {} task(s) started before their dependencies completed: {}", summary.early_starts.len(), summary.early_starts.join("; "))?;
+        }
         writeln!(w)?;
         render_stats(w, &stats)?;
         writeln!(w)?;
@@ -298,8 +360,8 @@ fn verb(rng: &mut SmallRng) -> &'static str {
     VERBS[rng.random_range(0..VERBS.len())]
 }
 
-/// One agent: claim, work with heartbeats, then complete, fail, or crash.
-fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
+/// One agent: claim (what it takes), work with heartbeats, then complete, fail, or crash.
+fn agent(shared: &Shared, base: &str, takes: &LabelFilter, seed: u64) -> anyhow::Result<()> {
     let mut rng = SmallRng::seed_from_u64(seed);
     let store = &shared.store;
     // A crashed agent comes back as a new incarnation, so it owns none of what it left behind.
@@ -309,7 +371,7 @@ fn agent(shared: &Shared, base: &str, seed: u64) -> anyhow::Result<()> {
         let name = me.as_str();
         let claimed = shared
             .latency
-            .time("db_query", || shared.life.claim_next(name, LEASE))?;
+            .time("db_query", || shared.life.claim_next_matching(name, LEASE, takes))?;
         let Some(task) = claimed.map(|c| c.into_task()) else {
             // Nothing ready: crashed claims are still leased; wait for the reaper.
             std::thread::sleep(Duration::from_millis(20));
@@ -467,19 +529,15 @@ fn finished(shared: &Shared, t: &Task) -> anyhow::Result<()> {
         TaskStatus::Completed => {
             c.completed.fetch_add(1, Ordering::Relaxed);
         }
+        // The retry policy put it back to pending, after a backoff.
+        TaskStatus::Pending => {
+            c.failed.fetch_add(1, Ordering::Relaxed);
+            c.retried.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         TaskStatus::Failed => {
             c.failed.fetch_add(1, Ordering::Relaxed);
-            // One retry for a failure on the first run, as a supervisor would do.
-            if t.attempts < 2 {
-                match shared.life.retry(&t.id) {
-                    Ok(_) => {
-                        c.retried.fetch_add(1, Ordering::Relaxed);
-                        return Ok(());
-                    }
-                    Err(e) if e.is_conflict() => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            cancel_dependents(shared, &t.id)?;
         }
         _ => return Ok(()),
     }
@@ -489,6 +547,59 @@ fn finished(shared: &Shared, t: &Task) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Cancels what waits, directly or not, for a task that failed for good, as a supervisor
+/// would: it can never become ready.
+fn cancel_dependents(shared: &Shared, failed: &TaskId) -> anyhow::Result<()> {
+    let mut todo = vec![failed.clone()];
+    while let Some(id) = todo.pop() {
+        let q = TaskQuery::new(TaskFilter::new().dependents_of(id)).limit(1000);
+        for t in shared.store.list(&q)?.tasks {
+            match shared.life.cancel(&t.id) {
+                Ok(_) => {
+                    shared.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+                    if shared.ours.contains(&t.id) {
+                        shared.finish_one();
+                    }
+                    todo.push(t.id);
+                }
+                // Cancelled already, behind another failure.
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The claims of the demo's tasks that came before one of their dependencies completed, read
+/// back from the stores' histories (each entry stamped in the transaction that made it).
+fn early_starts(store: &dyn TaskStore, ours: &HashSet<TaskId>) -> anyhow::Result<Vec<String>> {
+    let mut completed_at = BTreeMap::new();
+    let mut tasks = Vec::with_capacity(ours.len());
+    for id in ours {
+        let Some(t) = store.get(id)? else { continue };
+        let history = store.history(id)?;
+        if let Some(done) = history.iter().find(|h| h.kind == HistoryKind::Completed) {
+            completed_at.insert(id.clone(), done.at);
+        }
+        tasks.push((t, history));
+    }
+    let mut early = Vec::new();
+    for (t, history) in tasks {
+        for claim in history
+            .iter()
+            .filter(|h| matches!(h.kind, HistoryKind::Claimed | HistoryKind::Started))
+        {
+            for d in &t.depends_on {
+                if completed_at.get(d).is_none_or(|done| claim.at < *done) {
+                    early.push(format!("{} claimed before {d} completed", t.id));
+                }
+            }
+        }
+    }
+    Ok(early)
+}
+
 /// Returns lapsed claims to pending every 100 ms.
 fn reaper(shared: &Shared) -> anyhow::Result<()> {
     while !shared.done.load(Ordering::Relaxed) {
@@ -496,8 +607,11 @@ fn reaper(shared: &Shared) -> anyhow::Result<()> {
         for c in shared.life.reap(shared.store.now())? {
             shared.counters.reaped.fetch_add(1, Ordering::Relaxed);
             let t = c.task();
-            if t.status == TaskStatus::Failed && shared.ours.contains(&t.id) {
-                shared.finish_one();
+            if t.status == TaskStatus::Failed {
+                cancel_dependents(shared, &t.id)?;
+                if shared.ours.contains(&t.id) {
+                    shared.finish_one();
+                }
             }
         }
     }

@@ -19,8 +19,21 @@ fn demo_finishes_every_task() {
     assert_eq!(st["by_status"]["pending"], 0, "{d}");
     assert_eq!(st["by_status"]["running"], 0, "{d}");
     let done = st["by_status"]["completed"].as_u64().unwrap()
-        + st["by_status"]["failed"].as_u64().unwrap();
+        + st["by_status"]["failed"].as_u64().unwrap()
+        + st["by_status"]["cancelled"].as_u64().unwrap();
     assert_eq!(done, 58);
+    // The work was a graph, and no task started before what it waits for had completed.
+    assert!(s["dependencies"].as_u64().unwrap() >= 40, "{s}");
+    assert_eq!(s["early_starts"], serde_json::json!([]), "{s}");
+    // Documentation tasks went to the docs agent, and only those.
+    let all = oc.json(&["task", "list", "--limit", "100"]);
+    for t in all["tasks"].as_array().unwrap() {
+        let docs = t["labels"].as_array().unwrap().iter().any(|l| l == "docs");
+        let owner = t["owner"].as_str().unwrap_or("");
+        if t["status"] == "completed" {
+            assert_eq!(docs, owner.starts_with("docs-agent"), "{t}");
+        }
+    }
     assert!(s["claims"].as_u64().unwrap() >= 58);
     assert_eq!(s["hook_events"]["claimed"], s["claims"]);
     assert_eq!(s["completed"], st["by_status"]["completed"]);
