@@ -56,6 +56,8 @@ macro_rules! catalogue {
 catalogue! {
     TASKS_TOTAL = "opencode_tasks_total", Counter, "1", ["status"], "Transitions of tasks into each status since the database was created (created counts as pending).";
     TASKS = "opencode_tasks", Gauge, "1", ["status"], "Tasks in each status now.";
+    TASKS_READY = "opencode_tasks_ready", Gauge, "1", [], "Pending tasks ready to be claimed now: every dependency completed, `run_at` passed.";
+    TASKS_BLOCKED = "opencode_tasks_blocked", Gauge, "1", [], "Pending tasks waiting for a dependency or their `run_at`.";
     TASK_DURATION = "opencode_task_duration_seconds", Histogram, "seconds", [], "Run time of finished tasks (start or claim to completion or failure; buckets 1, 5, 10, 30, 60, 300 s), counted by the store as they finish, so every process exports the same.";
     LOCK_ACQUISITIONS_TOTAL = "opencode_lock_acquisitions_total", Counter, "1", ["mode"], "Locks granted (re-entrant holds excluded).";
     LOCK_CONFLICTS_TOTAL = "opencode_lock_conflicts_total", Counter, "1", [], "Lock requests that found a conflicting holder or waiter.";

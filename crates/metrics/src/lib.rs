@@ -210,6 +210,8 @@ impl Snapshot {
         for (status, n) in &self.tasks.by_status {
             push(TASKS, l("status", status.as_str()), *n as f64);
         }
+        push(TASKS_READY, vec![], self.tasks.ready as f64);
+        push(TASKS_BLOCKED, vec![], self.tasks.blocked as f64);
         for (status, n) in &self.tasks.entered {
             push(TASKS_TOTAL, l("status", status.as_str()), *n as f64);
         }

@@ -55,6 +55,8 @@ fn rendered_values_match_the_stores() {
         }
     }
     life.cancel(&ids[3]).unwrap();
+    // Of the two pending tasks, one waits for the failed one.
+    oc_tasks::TaskStore::add_dependency(&*store, &ids[5], &ids[2]).unwrap();
     // The agents' own log lines (transitions are the store's history, not log lines).
     let files = oc_jsonl::TaskFiles::new(dir.path(), ids[0].as_str()).unwrap();
     for i in 0..4 {
@@ -115,6 +117,8 @@ fn rendered_values_match_the_stores() {
         };
         assert_eq!(value(&text, &series), s.value, "{series}");
     }
+    assert_eq!(value(&text, "opencode_tasks_ready"), 1.0);
+    assert_eq!(value(&text, "opencode_tasks_blocked"), 1.0);
     for (status, n) in [
         ("pending", 2.0),
         ("running", 0.0),
