@@ -369,9 +369,9 @@ fn agent(shared: &Shared, base: &str, takes: &LabelFilter, seed: u64) -> anyhow:
     let mut incarnation = 1;
     while !shared.done.load(Ordering::Relaxed) {
         let name = me.as_str();
-        let claimed = shared
-            .latency
-            .time("db_query", || shared.life.claim_next_matching(name, LEASE, takes))?;
+        let claimed = shared.latency.time("db_query", || {
+            shared.life.claim_next_matching(name, LEASE, takes)
+        })?;
         let Some(task) = claimed.map(|c| c.into_task()) else {
             // Nothing ready: crashed claims are still leased; wait for the reaper.
             std::thread::sleep(Duration::from_millis(20));

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod conformance;
+mod graph_processes;
 mod model;
 mod power_loss;
 mod processes;
