@@ -3,6 +3,7 @@
 
 mod conformance;
 mod faults;
+mod graph;
 mod hosts;
 mod model;
 mod processes;
