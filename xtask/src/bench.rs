@@ -110,6 +110,42 @@ const DOCUMENTED: &[Documented] = &[
         c_reference: None,
     },
     Documented {
+        bench: "tasks.claim_next_flat_100k",
+        value: None,
+        unit: "claims/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "tasks.claim_next_blocked90_100k",
+        value: None,
+        unit: "claims/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "tasks.claim_blocked90_over_flat",
+        value: None,
+        unit: "x",
+        c_reference: None,
+    },
+    Documented {
+        bench: "tasks.complete_fanout_1000",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "tasks.ready_pages_1m",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "tasks.ready_pages_1m_rss_growth",
+        value: None,
+        unit: "MiB",
+        c_reference: None,
+    },
+    Documented {
         bench: "locks.acquire_release",
         value: Some(742_069.0),
         unit: "pairs/s",
@@ -350,6 +386,42 @@ const DOCUMENTED: &[Documented] = &[
         c_reference: None,
     },
     Documented {
+        bench: "pg.claim_next_flat_100k",
+        value: None,
+        unit: "claims/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.claim_next_blocked90_100k",
+        value: None,
+        unit: "claims/s",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.claim_blocked90_over_flat",
+        value: None,
+        unit: "x",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.complete_fanout_1000",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.ready_pages_1m",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "pg.ready_pages_1m_rss_growth",
+        value: None,
+        unit: "MiB",
+        c_reference: None,
+    },
+    Documented {
         bench: "pg.lock_pair_1t",
         value: None,
         unit: "pairs/s",
@@ -399,6 +471,10 @@ const TARGETS: &[(&str, Target)] = &[
     ("jsonl.group16_spin_over_fsync1", Target::AtLeast(8.0)),
     ("metrics.transition_added", Target::Below(1_000.0)),
     ("pg.claim16_over_pgbench", Target::AtLeast(0.9)),
+    ("tasks.claim_blocked90_over_flat", Target::AtLeast(0.8)),
+    ("pg.claim_blocked90_over_flat", Target::AtLeast(0.8)),
+    ("tasks.ready_pages_1m_rss_growth", Target::Below(32.0)),
+    ("pg.ready_pages_1m_rss_growth", Target::Below(32.0)),
 ];
 
 impl Target {

@@ -497,6 +497,12 @@ pub(crate) fn cycle_error(task: &TaskId, path: Vec<TaskId>) -> Error {
 /// no duplicate dependency, and no cycle among the batch (a new task can only depend on
 /// tasks that exist or come in the same batch, so only the batch can close a cycle).
 pub(crate) fn check_batch(tasks: &[Task]) -> Result<()> {
+    if tasks
+        .iter()
+        .all(|t| t.depends_on.is_empty() && t.parent.is_none())
+    {
+        return Ok(());
+    }
     let ids: HashMap<&TaskId, &Task> = tasks.iter().map(|t| (&t.id, t)).collect();
     for t in tasks {
         let mut seen = HashSet::new();
@@ -591,11 +597,25 @@ pub fn plan_submit(
     mut exists: impl FnMut(&TaskId) -> Result<bool>,
 ) -> Result<Vec<Created>> {
     check_batch(&tasks)?;
-    let mut seen_ids = HashSet::new();
+    let mut seen_ids = HashSet::with_capacity(tasks.len());
     for t in &tasks {
-        if !seen_ids.insert(t.id.clone()) {
+        if !seen_ids.insert(&t.id) {
             return Err(Error::AlreadyExists { id: t.id.clone() });
         }
+    }
+    drop(seen_ids);
+    if tasks
+        .iter()
+        .all(|t| t.depends_on.is_empty() && t.parent.is_none() && t.unique.is_none())
+    {
+        // Nothing to look up: every task is new as it is.
+        return Ok(tasks
+            .into_iter()
+            .map(|task| Created {
+                task,
+                duplicate: false,
+            })
+            .collect());
     }
     let mut out: Vec<Created> = Vec::with_capacity(tasks.len());
     let mut held: HashMap<String, usize> = HashMap::new();

@@ -831,10 +831,15 @@ fn insert(tx: &Transaction<'_>, t: &Task) -> Result<()> {
 }
 
 /// The SQL condition "ready at `now`" (`now` a placeholder): the terms of the partial index
-/// `tasks_claimable`, so the planner walks it, and the `run_at` check.
+/// `tasks_claimable`, and the `run_at` check.
 fn ready_sql(now: &str) -> String {
     format!("status = 'pending' AND waiting = 0 AND (run_at IS NULL OR run_at <= {now})")
 }
+
+/// The tasks table read through `tasks_claimable`, for queries over ready tasks only: without
+/// statistics the planner would rather walk `tasks_ready` by status and read every pending
+/// row, blocked ones included, to find the few ready ones.
+const READY_TABLE: &str = "tasks INDEXED BY tasks_claimable";
 
 /// The conditions of a label filter, with their parameters pushed by `p`.
 fn label_conds(f: &LabelFilter, mut p: impl FnMut(SqlValue) -> String, conds: &mut Vec<String>) {
@@ -959,6 +964,19 @@ impl TaskStore for SqliteTaskStore {
             .into_iter()
             .map(|n| n.into_task(now))
             .collect::<Result<Vec<_>>>()?;
+        // Without edges or keys there is nothing to look up: plan once, outside the
+        // transaction (which may be tried again when the database is busy).
+        let plain = tasks
+            .iter()
+            .all(|t| t.depends_on.is_empty() && t.parent.is_none() && t.unique.is_none());
+        if plain {
+            let out = plan_submit(tasks, |_| Ok(None), |_| Ok(false))?;
+            self.write(|tx| {
+                out.iter().try_for_each(|c| insert(tx, &c.task))?;
+                entered(tx, TaskStatus::Pending, out.len())
+            })?;
+            return Ok(out);
+        }
         self.write(|tx| {
             let out = plan_submit(
                 tasks.clone(),
@@ -1023,7 +1041,7 @@ impl TaskStore for SqliteTaskStore {
         );
         params.push(SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
         let sql = format!(
-            "SELECT id FROM tasks WHERE {} ORDER BY priority DESC, created_at, id LIMIT ?{}",
+            "SELECT id FROM {READY_TABLE} WHERE {} ORDER BY priority DESC, created_at, id LIMIT ?{}",
             conds.join(" AND "),
             params.len()
         );
@@ -1191,8 +1209,12 @@ impl TaskStore for SqliteTaskStore {
         params.push(SqlValue::Integer(
             i64::try_from(query.limit + 1).unwrap_or(i64::MAX),
         ));
+        let table = match query.filter.readiness {
+            Some(Readiness::Ready) => READY_TABLE,
+            _ => "tasks",
+        };
         let sql = format!(
-            "SELECT {COLS} FROM tasks{cond}{} LIMIT ?{}",
+            "SELECT {COLS} FROM {table}{cond}{} LIMIT ?{}",
             crate::backend::order_by_sql(query.order),
             params.len()
         );
@@ -1211,9 +1233,13 @@ impl TaskStore for SqliteTaskStore {
     fn count(&self, filter: &TaskFilter) -> Result<u64> {
         filter.validate()?;
         let (cond, params) = where_clause(filter, None, self.opts.clock.now());
+        let table = match filter.readiness {
+            Some(Readiness::Ready) => READY_TABLE,
+            _ => "tasks",
+        };
         let n: i64 = self.read(|c| {
             Ok(
-                c.prepare_cached(&format!("SELECT COUNT(*) FROM tasks{cond}"))?
+                c.prepare_cached(&format!("SELECT COUNT(*) FROM {table}{cond}"))?
                     .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?,
             )
         })?;
@@ -1366,7 +1392,7 @@ fn stats_in(c: &Connection, recent: usize, now: Timestamp) -> Result<TaskStats> 
     }
     let ready = to_u64(
         c.prepare_cached(&format!(
-            "SELECT count(*) FROM tasks WHERE {}",
+            "SELECT count(*) FROM {READY_TABLE} WHERE {}",
             ready_sql("?1")
         ))?
         .query_row([now.as_millis()], |r| r.get(0))?,
