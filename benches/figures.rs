@@ -205,9 +205,8 @@ fn pg_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
             .replace("$1", "'pgbench'")
             .replace("$2::bigint", "600000::bigint")
             .replace("$3::bigint", "NULL::bigint")
-            .replace("LIMIT $4", "LIMIT 1")
-            .replace("$5::text[]", "'{}'::text[]")
-            .replace("$6::text[]", "'{}'::text[]");
+            .replace("$4::text[]", "'{}'::text[]")
+            .replace("$5::text[]", "'{}'::text[]");
         let script = std::env::temp_dir().join(format!("oc-claim-{}.sql", std::process::id()));
         std::fs::write(&script, format!("{};\n", sql.trim()))?;
         let out = std::process::Command::new(bin.join("pgbench"))

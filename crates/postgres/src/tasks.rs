@@ -133,11 +133,20 @@ fn now_sql(n: usize) -> String {
 /// How often a transition is recomputed when another writer changed the task in between.
 const CAS_ATTEMPTS: usize = 32;
 
-/// The one statement `claim_many` runs (`$1` owner, `$2` lease in milliseconds, `$3` the
-/// time or NULL for the database's, `$4` how many, `$5` labels required, `$6` labels
-/// excluded), with the schema `s` quoted: the ready tasks locked with `FOR UPDATE SKIP
+/// The one statement a claim runs (`$1` owner, `$2` lease in milliseconds, `$3` the time or
+/// NULL for the database's, `$4` labels required, `$5` labels excluded, and for a batch `$6`
+/// how many), with the schema `s` quoted: the ready tasks locked with `FOR UPDATE SKIP
 /// LOCKED` in a materialised CTE, one token each from one bump of the counter, in claim order.
-pub(crate) fn claim_next_sql(s: &str) -> String {
+///
+/// The rows are locked as they are chosen, which re-checks the whole condition on their
+/// latest version; the `UPDATE` re-checks only the status, so that the planner finds them by
+/// primary key (with `waiting = 0` repeated there, it would walk the partial index of ready
+/// tasks instead, every one of them, for each claim).
+///
+/// A single claim says `LIMIT 1` in the text and is prepared once: a prepared statement's
+/// generic plan guesses a `LIMIT $n` at a tenth of the table and would join the claimed rows
+/// by a scan of it. A batch is sent as text and planned with its own limit.
+pub(crate) fn claim_sql(s: &str, batch: bool) -> String {
     let cols = COLS
         .split(", ")
         .map(|c| format!("t.{}", c.trim()))
@@ -148,14 +157,10 @@ pub(crate) fn claim_next_sql(s: &str) -> String {
                     locked AS MATERIALIZED (
                         SELECT c.id, c.priority, c.created_at FROM {s}.tasks c, n
                         WHERE {ready}
-                          AND c.labels @> $5::text[] AND NOT (c.labels && $6::text[])
-                        ORDER BY c.priority DESC, c.created_at, c.id LIMIT $4
+                          AND c.labels @> $4::text[] AND NOT (c.labels && $5::text[])
+                        ORDER BY c.priority DESC, c.created_at, c.id LIMIT {limit}
                         FOR UPDATE OF c SKIP LOCKED
-                    ), next AS MATERIALIZED (
-                        SELECT id, row_number() OVER (ORDER BY priority DESC, created_at, id) AS rn,
-                            count(*) OVER () AS n
-                        FROM locked
-                    ), tok AS (
+                    ), next AS MATERIALIZED ({numbered}), tok AS (
                         UPDATE {s}.tasks_meta SET value = value + (SELECT count(*) FROM next)
                         WHERE key = 'lease_token' AND EXISTS (SELECT 1 FROM next) RETURNING value
                     ), upd AS (
@@ -165,7 +170,7 @@ pub(crate) fn claim_next_sql(s: &str) -> String {
                             lease_expires_at = n.ms + $2::bigint,
                             version = t.version + 1, updated_at = n.ms
                         FROM next, n
-                        WHERE t.id = next.id AND t.status = 'pending' AND t.waiting = 0
+                        WHERE t.id = next.id AND t.status = 'pending'
                         RETURNING {cols}
                     ), ent AS (
                         UPDATE {s}.tasks_meta SET value = value + (SELECT count(*) FROM upd)
@@ -181,6 +186,15 @@ pub(crate) fn claim_next_sql(s: &str) -> String {
         now = now_sql(3),
         ready = ready_sql("c", "n.ms"),
         sel = select_cols(s, "u"),
+        limit = if batch { "$6" } else { "1" },
+        // Each claimed row's place in claim order (`rn`) and their number (`n`): for one row,
+        // constants rather than two window functions and a sort.
+        numbered = if batch {
+            "SELECT id, row_number() OVER (ORDER BY priority DESC, created_at, id) AS rn,
+                count(*) OVER () AS n FROM locked"
+        } else {
+            "SELECT id, 1 AS rn, 1 AS n FROM locked"
+        },
     )
 }
 
@@ -279,7 +293,7 @@ impl Prepare for TaskStatements {
                     WHERE key = 'entered_pending'"
                 ))
                 .await?,
-            claim_next: c.prepare(&claim_next_sql(&s)).await?,
+            claim_next: c.prepare(&claim_sql(&s, false)).await?,
             expired: c
                 .prepare(&format!(
                     "SELECT {sel} FROM {s}.tasks t
@@ -1194,16 +1208,24 @@ impl TaskStore for PgTaskStore {
         let owner = owner.to_owned();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let now = self.clock_ms();
-        let n = i64::try_from(n).unwrap_or(i64::MAX);
         let (all, none) = (filter.all.clone(), filter.none.clone());
-        let rows = self.call("claim_many", move |c| async move {
-            c.client
-                .query(
-                    &c.stmts.claim_next,
-                    &[&owner, &ttl_ms, &now, &n, &all, &none],
-                )
-                .await
-        })?;
+        let rows = match n {
+            0 => return Ok(Vec::new()),
+            1 => self.call("claim_next", move |c| async move {
+                c.client
+                    .query(&c.stmts.claim_next, &[&owner, &ttl_ms, &now, &all, &none])
+                    .await
+            })?,
+            n => {
+                let n = i64::try_from(n).unwrap_or(i64::MAX);
+                let sql = claim_sql(&self.table_schema(), true);
+                self.call("claim_many", move |c| async move {
+                    c.client
+                        .query(&sql, &[&owner, &ttl_ms, &now, &all, &none, &n])
+                        .await
+                })?
+            }
+        };
         rows.iter().map(|r| row_task(r, 0)).collect()
     }
 

@@ -10,6 +10,7 @@
 //!   reporting through SQLite's profiling callback.
 //! - [`MemoryTaskStore`]: the same semantics in memory, for tests.
 //! - [`Task`], [`TaskStatus`], [`TaskId`], [`NewTask`], [`TaskPatch`], [`Change`]: the model.
+//! - [`graph`]: dependencies, readiness, parents, labels, retry policies and unique keys.
 //! - [`TaskQuery`], [`TaskFilter`], [`TaskPage`], [`TaskStats`]: listings and statistics.
 //! - [`Clock`], [`ManualClock`]: time is an input, so tests never sleep.
 //!
@@ -22,6 +23,42 @@
 //! claimed by someone else, the call fails with [`Error::LeaseLost`] and changes nothing.
 //! [`TaskStore::reap_expired`] returns lapsed tasks to pending, or fails them once
 //! `max_attempts` runs have been spent.
+//!
+//! ## The work graph
+//!
+//! Tasks may depend on other tasks ([`NewTask::depends_on`], [`TaskStore::add_dependency`]),
+//! have a parent ([`NewTask::parent`], [`TaskStore::rollup`]), carry labels that claims can
+//! ask for ([`TaskStore::claim_next_matching`] with a [`LabelFilter`]), wait for a time
+//! ([`NewTask::run_at`]), retry failed runs after a backoff ([`RetryPolicy`]), and hold a
+//! unique key ([`NewTask::unique_key`]: creating a task whose key is held returns the holder,
+//! see [`Created`]). A task is **ready** when it is pending, every dependency completed and its
+//! `run_at` passed; claims hand out ready tasks only, and listings can ask for ready or
+//! blocked tasks ([`Readiness`], [`TaskStore::blockers`]). See [`graph`] for the rules.
+//!
+//! ```
+//! use std::time::Duration;
+//! use oc_tasks::{LabelFilter, MemoryTaskStore, NewTask, TaskId, TaskStore};
+//!
+//! let store = MemoryTaskStore::new();
+//! let migration = TaskId::new("migration")?;
+//! store.create(NewTask::new("write the migration").id(migration.clone()).label("backend"))?;
+//! store.create(NewTask::new("the handler").depends_on(migration.clone()).label("backend"))?;
+//! store.create(NewTask::new("the page").label("frontend"))?;
+//!
+//! let ttl = Duration::from_secs(30);
+//! let backend = LabelFilter::any().require("backend");
+//! let t = store.claim_next_matching("be-agent", ttl, &backend)?.expect("ready");
+//! assert_eq!(t.id, migration, "the handler waits for the migration");
+//! assert_eq!(store.claim_next_matching("be-agent", ttl, &backend)?, None);
+//! store.complete(&t.id, t.lease.map(|l| l.token), None)?;
+//! let next = store.claim_next_matching("be-agent", ttl, &backend)?.expect("now ready");
+//! assert_eq!(next.name, "the handler");
+//!
+//! let first = store.submit(NewTask::new("nightly build").unique_key("nightly"))?;
+//! let again = store.submit(NewTask::new("nightly build").unique_key("nightly"))?;
+//! assert!(again.duplicate && again.task.id == first.task.id);
+//! # Ok::<(), oc_tasks::Error>(())
+//! ```
 //!
 //! ## Durability
 //!
@@ -62,9 +99,10 @@
 //!
 //! # Errors
 //!
-//! [`Error`] is non-exhaustive; classify with [`Error::is_not_found`], [`Error::is_conflict`]
-//! (invalid transition, lost lease, version mismatch, duplicate id), [`Error::is_invalid_input`]
-//! and [`Error::is_retryable`] (database busy).
+//! [`Error`] is non-exhaustive; classify with [`Error::is_not_found`] (a missing task, or a
+//! dependency or parent naming one), [`Error::is_conflict`] (invalid transition, lost lease,
+//! version mismatch, duplicate id, dependency cycle, dependents in the way of a delete, a unique
+//! key held), [`Error::is_invalid_input`] and [`Error::is_retryable`] (database busy).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;

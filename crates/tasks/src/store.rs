@@ -24,7 +24,7 @@ use crate::{
 /// - Fencing tokens handed out by claims strictly increase across the whole store.
 /// - Every status transition is recorded in the task's history ([`HistoryEntry::of`]) in the
 ///   same transaction.
-/// - Claims hand out ready tasks only (see [`crate::graph`](crate::is_ready)); the graph never
+/// - Claims hand out ready tasks only ([`crate::is_ready`]); the graph never
 ///   has a cycle; a unique key is held by at most one task.
 /// - The conformance suite in [`crate::testkit`] (feature `testkit`) checks all of this.
 pub trait TaskStore: Send + Sync {

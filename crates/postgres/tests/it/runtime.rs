@@ -276,7 +276,7 @@ fn slow_calls_are_counted_and_check_finds_a_counter_behind_its_tokens() {
         .unwrap();
     let st = store.storage_stats().unwrap();
     assert!(st.slow_statements >= 2, "{st:?}");
-    assert!(st.recent_slow.iter().any(|s| s.sql == "claim_many"));
+    assert!(st.recent_slow.iter().any(|s| s.sql == "claim_next"));
     assert!(st.database_bytes() > 0);
     assert!(store.check().unwrap().is_empty());
     pg.psql(

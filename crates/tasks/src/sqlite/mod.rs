@@ -454,7 +454,10 @@ fn configure(
     c.trace_v2(
         TraceEventCodes::SQLITE_TRACE_PROFILE,
         Some(move |ev: TraceEvent<'_>| {
-            if let TraceEvent::Profile(stmt, d) = ev {
+            // Only a slow statement's text is read: the profile fires for every statement.
+            if let TraceEvent::Profile(stmt, d) = ev
+                && d >= slow.threshold
+            {
                 slow.record(&stmt.sql(), d);
             }
         }),
@@ -830,16 +833,17 @@ fn insert(tx: &Transaction<'_>, t: &Task) -> Result<()> {
     }
 }
 
-/// The SQL condition "ready at `now`" (`now` a placeholder): the terms of the partial index
-/// `tasks_claimable`, and the `run_at` check.
+/// The SQL condition "ready at `now`" (`now` a placeholder): the leading terms of the index
+/// `tasks_ready` (status, waiting, claim order, run_at), and the `run_at` check it covers.
 fn ready_sql(now: &str) -> String {
     format!("status = 'pending' AND waiting = 0 AND (run_at IS NULL OR run_at <= {now})")
 }
 
-/// The tasks table read through `tasks_claimable`, for queries over ready tasks only: without
-/// statistics the planner would rather walk `tasks_ready` by status and read every pending
-/// row, blocked ones included, to find the few ready ones.
-const READY_TABLE: &str = "tasks INDEXED BY tasks_claimable";
+/// The tasks table read through `tasks_ready`, for queries over ready tasks: named, so that a
+/// planner without statistics never walks another index and reads every pending row, blocked
+/// ones included, to find the ready ones (and so that a query fails rather than slows down if
+/// the index ever stops serving them).
+const READY_TABLE: &str = "tasks INDEXED BY tasks_ready";
 
 /// The conditions of a label filter, with their parameters pushed by `p`.
 fn label_conds(f: &LabelFilter, mut p: impl FnMut(SqlValue) -> String, conds: &mut Vec<String>) {

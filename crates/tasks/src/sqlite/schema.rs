@@ -83,8 +83,9 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
     // 6: the work graph. `waiting` counts the dependencies not completed, kept by the writes
     // that change it (a completion, an edge added or dropped), so readiness is an index
-    // lookup: `tasks_claimable` holds exactly the pending tasks with nothing to wait for, in
-    // claim order, with `run_at` so that counting the ready ones reads the index alone.
+    // lookup: `tasks_ready` becomes (status, waiting, claim order, run_at), so the ready tasks
+    // are one range of it in claim order, counting them reads the index alone, and status
+    // counts and filters keep their index (one index, not a second one to maintain).
     "ALTER TABLE tasks ADD COLUMN parent TEXT;
     ALTER TABLE tasks ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE tasks ADD COLUMN run_at INTEGER;
@@ -100,8 +101,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (task_id, depends_on)
     ) WITHOUT ROWID;
     CREATE INDEX task_deps_dependents ON task_deps (depends_on, task_id);
-    CREATE INDEX tasks_claimable ON tasks (priority DESC, created_at, id, run_at)
-        WHERE status = 'pending' AND waiting = 0;
+    DROP INDEX tasks_ready;
+    CREATE INDEX tasks_ready ON tasks (status, waiting, priority DESC, created_at, id, run_at);
     CREATE INDEX tasks_parent ON tasks (parent, created_at, id) WHERE parent IS NOT NULL;
     CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key)
         WHERE unique_key IS NOT NULL

@@ -177,7 +177,8 @@ fn a_database_from_before_run_durations_counts_the_runs_it_holds() {
     c.execute_batch(
         "DELETE FROM oc_tasks_meta WHERE key LIKE 'run_%';
          DROP TABLE task_history;
-         DROP INDEX tasks_claimable; DROP INDEX tasks_parent; DROP INDEX tasks_unique_key;
+         DROP INDEX tasks_ready; DROP INDEX tasks_parent; DROP INDEX tasks_unique_key;
+         CREATE INDEX tasks_ready ON tasks (status, priority DESC, created_at, id);
          DROP TABLE task_deps;
          ALTER TABLE tasks DROP COLUMN parent; ALTER TABLE tasks DROP COLUMN labels;
          ALTER TABLE tasks DROP COLUMN run_at; ALTER TABLE tasks DROP COLUMN retry_base_ms;
