@@ -322,7 +322,7 @@ pub mod tasks {
         Ok(took)
     }
 
-    /// Pages through every ready task in claim order, 1,000 at a time; returns the tasks seen
+    /// Pages through every ready task, oldest first, 1,000 at a time; returns the tasks seen
     /// and the time.
     pub fn page_ready(store: &dyn TaskStore) -> oc_tasks::Result<(usize, Duration)> {
         let start = Instant::now();
@@ -333,7 +333,7 @@ pub mod tasks {
                 &oc_tasks::TaskQuery::new(
                     oc_tasks::TaskFilter::new().readiness(oc_tasks::Readiness::Ready),
                 )
-                .order(oc_tasks::Order::Priority)
+                .order(oc_tasks::Order::Oldest)
                 .limit(1000)
                 .after(after),
             )?;

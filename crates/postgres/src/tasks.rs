@@ -7,13 +7,14 @@ use std::collections::{HashMap, HashSet};
 
 use oc_tasks::backend::{
     after_sql, cursor_position, cycle_error, find_path, finished_run, like_anywhere, metadata_text,
-    order_by_sql, page, plan_submit, validate_change, validate_labels, validate_query,
+    order_by_sql, page, plan_submit, retry_columns, retry_policy, unique, validate_change,
+    validate_labels, validate_query,
 };
 use oc_tasks::{
     Change, Created, Error, HistoryEntry, LabelFilter, Lease, NewTask, OnDependents, Order,
-    RUN_BUCKETS_MS, Readiness, ReapedTask, Result, RetryPolicy, RunDurations, SlowStatement,
-    StorageSource, StorageStats, Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats,
-    TaskStatus, TaskStore, TaskSummary, Timestamp, Unique, reap, transition,
+    RUN_BUCKETS_MS, Readiness, ReapedTask, Result, RunDurations, SlowStatement, StorageSource,
+    StorageStats, Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore,
+    TaskSummary, Timestamp, Unique, reap, transition,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
@@ -362,9 +363,13 @@ impl Prepare for TaskStatements {
 ///   one conditional `UPDATE` (on the version and status read), together with the counters;
 ///   a change that lost a race is recomputed from the new row (or refused with
 ///   `VersionMismatch` when the caller asked for a version).
-/// - `claim_next` is one statement: the next pending task locked with `FOR UPDATE SKIP LOCKED`
-///   in a materialised CTE, the state re-checked in the `UPDATE`, so two hosts never claim the
-///   same task.
+/// - `claim_next` and `claim_many` are one statement: the next ready tasks (that pass the label
+///   filter) locked with `FOR UPDATE SKIP LOCKED` in a materialised CTE, the state re-checked
+///   in the `UPDATE`, so two hosts never claim the same task.
+/// - The work graph's counts (`waiting`, the unfinished dependencies of each task) stay exact
+///   under concurrency: a completion releases its dependents in a second statement of its
+///   transaction, after its row is locked, and whoever adds an edge to a task, or creates a
+///   task depending on it, locks that task's row `FOR SHARE` first (see `ARCHITECTURE.md`).
 /// - Fencing tokens come from a counter row bumped in the claiming statement: they strictly
 ///   increase in commit order across every host, and survive crashes with the commit
 ///   (`synchronous_commit=on`, PostgreSQL's default).
@@ -454,25 +459,9 @@ fn row_task(r: &Row, at: usize) -> Result<Task> {
         parent: parent.map(task_id).transpose()?,
         labels: r.try_get(at + 19).map_err(get_err)?,
         run_at: opt_ts(r.try_get(at + 20).map_err(get_err)?),
-        retry: match retry {
-            (Some(base), Some(cap), jitter) => RetryPolicy::backoff(
-                Duration::from_millis(u(base, "backoff")?),
-                Duration::from_millis(u(cap, "backoff")?),
-            )
-            .jitter(u8::try_from(jitter.unwrap_or(0)).map_err(|e| corrupt(&id, e))?),
-            _ => RetryPolicy::None,
-        },
-        unique: match unique_key {
-            Some(key) => Some(Unique {
-                key,
-                scope: unique_scope
-                    .as_deref()
-                    .unwrap_or("unfinished")
-                    .parse()
-                    .map_err(|e| corrupt(&id, e))?,
-            }),
-            None => None,
-        },
+        retry: retry_policy(retry.0, retry.1, retry.2.map(i64::from))
+            .map_err(|e| corrupt(&id, e))?,
+        unique: unique(unique_key, unique_scope.as_deref()).map_err(|e| corrupt(&id, e))?,
         status: status.parse().map_err(|e| corrupt(&id, e))?,
         metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(&id, e))?,
         result: result
@@ -537,21 +526,6 @@ fn task_params(t: &Task) -> Result<Params> {
         Box::new(t.lease.map(|l| i64_of(l.token))),
         Box::new(ts(t.lease.map(|l| l.expires_at))),
     ])
-}
-
-/// The retry policy's base, cap and jitter, NULL without one.
-fn retry_columns(p: &RetryPolicy) -> (Option<i64>, Option<i64>, Option<i32>) {
-    match *p {
-        RetryPolicy::None => (None, None, None),
-        RetryPolicy::Backoff {
-            base,
-            cap,
-            jitter_pct,
-        } => {
-            let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-            (Some(ms(base)), Some(ms(cap)), Some(i32::from(jitter_pct)))
-        }
-    }
 }
 
 /// The meta key of run-duration bucket `i`.
@@ -673,7 +647,7 @@ impl PgTaskStore {
         let (base, cap, jitter) = retry_columns(&next.retry);
         p.push(Box::new(base));
         p.push(Box::new(cap));
-        p.push(Box::new(jitter));
+        p.push(Box::new(jitter.and_then(|j| i32::try_from(j).ok())));
         // A completion releases its dependents in the same transaction, by a statement of its
         // own: one that starts after the task's row is locked, so it sees every edge to it
         // (an edge is only added with the task's row locked for share).
@@ -1016,7 +990,9 @@ fn insert_params(tasks: &[Task], waiting: &[i32]) -> Result<Params> {
     column!(Option<i64>, |t: &Task| ts(t.run_at));
     column!(Option<i64>, |t: &Task| retry_columns(&t.retry).0);
     column!(Option<i64>, |t: &Task| retry_columns(&t.retry).1);
-    column!(Option<i32>, |t: &Task| retry_columns(&t.retry).2);
+    column!(Option<i32>, |t: &Task| retry_columns(&t.retry)
+        .2
+        .and_then(|j| i32::try_from(j).ok()));
     column!(Option<String>, |t: &Task| t
         .unique
         .as_ref()

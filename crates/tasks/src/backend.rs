@@ -92,8 +92,61 @@ pub fn after_sql(
         Order::Newest => format!("(created_at, id) < ({created}, {id})"),
         Order::Oldest => format!("(created_at, id) > ({created}, {id})"),
         Order::Priority => {
+            // `priority <= p` first: a range start an index in claim order can seek to.
             let p = priority();
-            format!("(priority < {p} OR (priority = {p} AND (created_at, id) > ({created}, {id})))")
+            format!(
+                "(priority <= {p} AND (priority < {p} OR (created_at, id) > ({created}, {id})))"
+            )
         }
     }
+}
+
+/// A retry policy as stored: base and cap in milliseconds and the jitter in percent, all
+/// `NULL` without one.
+pub fn retry_columns(p: &crate::RetryPolicy) -> (Option<i64>, Option<i64>, Option<i64>) {
+    match *p {
+        crate::RetryPolicy::None => (None, None, None),
+        crate::RetryPolicy::Backoff {
+            base,
+            cap,
+            jitter_pct,
+        } => {
+            let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            (Some(ms(base)), Some(ms(cap)), Some(i64::from(jitter_pct)))
+        }
+    }
+}
+
+/// The retry policy of the stored columns ([`retry_columns`]); the reason when they are not one.
+pub fn retry_policy(
+    base: Option<i64>,
+    cap: Option<i64>,
+    jitter: Option<i64>,
+) -> std::result::Result<crate::RetryPolicy, String> {
+    let ms = |v: i64| u64::try_from(v).map_err(|_| format!("negative backoff {v}"));
+    match (base, cap) {
+        (Some(base), Some(cap)) => Ok(crate::RetryPolicy::backoff(
+            Duration::from_millis(ms(base)?),
+            Duration::from_millis(ms(cap)?),
+        )
+        .jitter(u8::try_from(jitter.unwrap_or(0)).map_err(|e| e.to_string())?)),
+        _ => Ok(crate::RetryPolicy::None),
+    }
+}
+
+/// The unique key of the stored key and scope columns; the reason when they are not one.
+pub fn unique(
+    key: Option<String>,
+    scope: Option<&str>,
+) -> std::result::Result<Option<crate::Unique>, String> {
+    key.map(|key| {
+        Ok(crate::Unique {
+            key,
+            scope: scope
+                .unwrap_or("unfinished")
+                .parse()
+                .map_err(|e: crate::Error| e.to_string())?,
+        })
+    })
+    .transpose()
 }

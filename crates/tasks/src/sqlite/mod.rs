@@ -23,8 +23,8 @@ use crate::model::{reap, transition};
 use crate::query::{RUN_BUCKETS_MS, RunDurations, finished_run};
 use crate::{
     Change, Clock, Created, Error, HistoryEntry, LabelFilter, Lease, NewTask, OnDependents, Order,
-    Readiness, ReapedTask, Result, RetryPolicy, SystemClock, Task, TaskFilter, TaskId, TaskPage,
-    TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, Unique,
+    Readiness, ReapedTask, Result, SystemClock, Task, TaskFilter, TaskId, TaskPage, TaskQuery,
+    TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, Unique,
 };
 
 /// Default wait for another writer (thread or process) before a statement gives up.
@@ -518,25 +518,10 @@ fn row_to_task(r: &Row<'_>) -> Result<Task> {
         parent: parent.map(task_id).transpose()?,
         labels: serde_json::from_str(&labels).map_err(|e| corrupt(&id, e))?,
         run_at: opt_ts(r.get(20)?),
-        retry: match retry {
-            (Some(base), Some(cap)) => RetryPolicy::backoff(
-                Duration::from_millis(u(base, "backoff")?),
-                Duration::from_millis(u(cap, "backoff")?),
-            )
-            .jitter(u8::try_from(jitter.unwrap_or(0)).map_err(|e| corrupt(&id, e))?),
-            _ => RetryPolicy::None,
-        },
-        unique: match unique_key {
-            Some(key) => Some(Unique {
-                key,
-                scope: unique_scope
-                    .as_deref()
-                    .unwrap_or("unfinished")
-                    .parse()
-                    .map_err(|e| corrupt(&id, e))?,
-            }),
-            None => None,
-        },
+        retry: crate::backend::retry_policy(retry.0, retry.1, jitter)
+            .map_err(|e| corrupt(&id, e))?,
+        unique: crate::backend::unique(unique_key, unique_scope.as_deref())
+            .map_err(|e| corrupt(&id, e))?,
         status: status.parse().map_err(|e| corrupt(&id, e))?,
         metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(&id, e))?,
         result: result
@@ -571,6 +556,8 @@ fn task_values(t: &Task) -> Result<Vec<SqlValue>> {
     let i = |v: u64| SqlValue::Integer(i64::try_from(v).unwrap_or(i64::MAX));
     let text = |s: &Option<String>| s.clone().map_or(SqlValue::Null, SqlValue::Text);
     let ts = |t: Option<Timestamp>| t.map_or(SqlValue::Null, |t| SqlValue::Integer(t.as_millis()));
+    let int = |v: Option<i64>| v.map_or(SqlValue::Null, SqlValue::Integer);
+    let retry = crate::backend::retry_columns(&t.retry);
     let json = |v: &serde_json::Value| {
         serde_json::to_string(v).map_err(|e| Error::InvalidInput {
             field: "result",
@@ -605,9 +592,9 @@ fn task_values(t: &Task) -> Result<Vec<SqlValue>> {
             .map_or(SqlValue::Null, |p| SqlValue::Text(p.to_string())),
         SqlValue::Text(labels_json(&t.labels)),
         ts(t.run_at),
-        retry_value(&t.retry, |b, _, _| b),
-        retry_value(&t.retry, |_, c, _| c),
-        retry_value(&t.retry, |_, _, j| j),
+        int(retry.0),
+        int(retry.1),
+        int(retry.2),
         text(&t.unique.as_ref().map(|u| u.key.clone())),
         text(&t.unique.as_ref().map(|u| u.scope.as_str().to_owned())),
     ])
@@ -615,21 +602,6 @@ fn task_values(t: &Task) -> Result<Vec<SqlValue>> {
 
 fn labels_json(labels: &[String]) -> String {
     serde_json::Value::from(labels.to_vec()).to_string()
-}
-
-/// One column of a retry policy (base, cap or jitter), NULL without one.
-fn retry_value(p: &RetryPolicy, pick: impl Fn(i64, i64, i64) -> i64) -> SqlValue {
-    match *p {
-        RetryPolicy::None => SqlValue::Null,
-        RetryPolicy::Backoff {
-            base,
-            cap,
-            jitter_pct,
-        } => {
-            let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-            SqlValue::Integer(pick(ms(base), ms(cap), i64::from(jitter_pct)))
-        }
-    }
 }
 
 fn load(tx: &Connection, id: &TaskId) -> Result<Option<Task>> {
@@ -1213,8 +1185,12 @@ impl TaskStore for SqliteTaskStore {
         params.push(SqlValue::Integer(
             i64::try_from(query.limit + 1).unwrap_or(i64::MAX),
         ));
-        let table = match query.filter.readiness {
-            Some(Readiness::Ready) => READY_TABLE,
+        // Ready tasks in claim order are one range of `tasks_ready`. In order of creation,
+        // pages walk `tasks_created` from the cursor and skip what is not ready: left to
+        // itself the planner would take the ready range and sort all of it for every page.
+        let table = match (query.filter.readiness, query.order) {
+            (Some(Readiness::Ready), Order::Priority) => READY_TABLE,
+            (Some(Readiness::Ready), _) => "tasks INDEXED BY tasks_created",
             _ => "tasks",
         };
         let sql = format!(
