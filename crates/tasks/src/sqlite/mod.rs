@@ -1302,15 +1302,21 @@ fn drop_edge(tx: &Transaction<'_>, task: &str, on: &str) -> Result<()> {
 
 fn stats_in(c: &Connection, recent: usize, now: Timestamp) -> Result<TaskStats> {
     let mut by_status = TaskStatus::ALL.map(|s| (s, 0u64));
+    let mut ready = 0;
     {
-        let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
-        let mut rows = stmt.query([])?;
+        // One walk of `tasks_ready` (it covers these columns) counts both.
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT status, COUNT(*), coalesce(sum({}), 0) FROM {READY_TABLE} GROUP BY status",
+            ready_sql("?1")
+        ))?;
+        let mut rows = stmt.query([now.as_millis()])?;
         while let Some(r) = rows.next()? {
             let s: String = r.get(0)?;
             let status: TaskStatus = s.parse().map_err(|e| corrupt("(status count)", e))?;
             if let Some(slot) = by_status.iter_mut().find(|(st, _)| *st == status) {
                 slot.1 = to_u64(r.get(1)?);
             }
+            ready += to_u64(r.get(2)?);
         }
     }
     let by_owner = {
@@ -1370,13 +1376,6 @@ fn stats_in(c: &Connection, recent: usize, now: Timestamp) -> Result<TaskStats> 
             }
         }
     }
-    let ready = to_u64(
-        c.prepare_cached(&format!(
-            "SELECT count(*) FROM {READY_TABLE} WHERE {}",
-            ready_sql("?1")
-        ))?
-        .query_row([now.as_millis()], |r| r.get(0))?,
-    );
     Ok(TaskStats {
         total: by_status.iter().map(|(_, n)| n).sum(),
         blocked: by_status[0].1.saturating_sub(ready),
