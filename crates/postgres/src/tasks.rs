@@ -211,6 +211,8 @@ pub(crate) struct TaskStatements {
     release: Statement,
     edges: Statement,
     lock_refs: Statement,
+    read_refs: Statement,
+    lock_task_key: Statement,
     holders: Statement,
 }
 
@@ -242,14 +244,19 @@ impl Prepare for TaskStatements {
                             retry_jitter = $34::integer
                         WHERE id = $1 AND version = $19 AND status = $20
                         RETURNING lease_token
-                    ), ent AS (
-                        UPDATE {s}.tasks_meta SET value = value + 1
-                        WHERE key = $22::text AND EXISTS (SELECT 1 FROM upd)
-                    ), run AS (
+                    ), counts AS (
+                        -- The status entered, and a finished run's bucket and sum: one UPDATE
+                        -- that locks its rows in key order, so that transitions holding them
+                        -- (a completion holds them until it has released its dependents)
+                        -- never wait for each other in a circle.
                         UPDATE {s}.tasks_meta
                         SET value = value + CASE WHEN key = 'run_ms_sum' THEN $24::bigint ELSE 1 END
-                        WHERE $23::text <> '' AND key IN ($23::text, 'run_ms_sum')
-                          AND EXISTS (SELECT 1 FROM upd)
+                        WHERE key IN (
+                            SELECT key FROM {s}.tasks_meta
+                            WHERE (key = $22::text
+                                   OR ($23::text <> '' AND key IN ($23::text, 'run_ms_sum')))
+                              AND EXISTS (SELECT 1 FROM upd)
+                            ORDER BY key FOR UPDATE)
                     ), hist AS (
                         INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
                             to_status, actor, token, error)
@@ -326,10 +333,16 @@ impl Prepare for TaskStatements {
                        FROM {s}.task_history WHERE task_id = $1)::text"
                 ))
                 .await?,
+            // The dependents are locked in id order first, like every write to several of
+            // them: two completions releasing overlapping sets of dependents would otherwise
+            // lock them in whatever order each plan reads them, and deadlock.
             release: c
                 .prepare(&format!(
                     "UPDATE {s}.tasks SET waiting = waiting - 1
-                     WHERE id IN (SELECT task_id FROM {s}.task_deps WHERE depends_on = $1)"
+                     WHERE id IN (SELECT id FROM {s}.tasks
+                                  WHERE id IN (SELECT task_id FROM {s}.task_deps
+                                               WHERE depends_on = $1)
+                                  ORDER BY id FOR UPDATE)"
                 ))
                 .await?,
             edges: c
@@ -338,18 +351,27 @@ impl Prepare for TaskStatements {
                      SELECT * FROM unnest($1::text[], $2::text[])"
                 ))
                 .await?,
+            // Shared task locks on the ids, in key order (the same order everywhere); the
+            // statuses are read by `read_refs`, a later statement, whose snapshot comes after
+            // the locks (one statement's snapshot would be taken before it waited for them).
             lock_refs: c
+                .prepare(
+                    "SELECT count(pg_advisory_xact_lock_shared(k))
+                     FROM (SELECT DISTINCT k FROM unnest($1::int8[]) k ORDER BY k) o",
+                )
+                .await?,
+            read_refs: c
                 .prepare(&format!(
-                    "SELECT id, status FROM {s}.tasks WHERE id = ANY($1::text[]) ORDER BY id
-                     FOR SHARE"
+                    "SELECT id, status FROM {s}.tasks WHERE id = ANY($1::text[]) ORDER BY id"
                 ))
                 .await?,
+            lock_task_key: c.prepare("SELECT pg_advisory_xact_lock($1)").await?,
             holders: c
                 .prepare(&format!(
                     "SELECT {sel} FROM {s}.tasks t
                      WHERE t.unique_key = ANY($1::text[])
                        AND (t.unique_scope = 'always' OR t.status IN ('pending', 'running'))
-                     ORDER BY t.id FOR SHARE OF t"
+                     ORDER BY t.id"
                 ))
                 .await?,
         })
@@ -369,7 +391,8 @@ impl Prepare for TaskStatements {
 /// - The work graph's counts (`waiting`, the unfinished dependencies of each task) stay exact
 ///   under concurrency: a completion releases its dependents in a second statement of its
 ///   transaction, after its row is locked, and whoever adds an edge to a task, or creates a
-///   task depending on it, locks that task's row `FOR SHARE` first (see `ARCHITECTURE.md`).
+///   task depending on it, takes that task's advisory lock shared first ([`task_lock_key`],
+///   `ARCHITECTURE.md`).
 /// - Fencing tokens come from a counter row bumped in the claiming statement: they strictly
 ///   increase in commit order across every host, and survive crashes with the commit
 ///   (`synchronous_commit=on`, PostgreSQL's default).
@@ -650,14 +673,16 @@ impl PgTaskStore {
         p.push(Box::new(jitter.and_then(|j| i32::try_from(j).ok())));
         // A completion releases its dependents in the same transaction, by a statement of its
         // own: one that starts after the task's row is locked, so it sees every edge to it
-        // (an edge is only added with the task's row locked for share).
+        // (an edge is only added under the task's lock, taken shared; this takes it exclusively).
         let completes =
             next.status == TaskStatus::Completed && prev.status != TaskStatus::Completed;
         let out = if completes {
             let id = next.id.to_string();
+            let key = task_lock_key(&self.table_schema(), &next.id);
             self.pool
                 .transaction(move |t, st| {
                     Box::pin(async move {
+                        t.execute(&st.lock_task_key, &[&key]).await?;
                         let rows = t.query(&st.cas, &refs(&p)).await?;
                         if !rows.is_empty() {
                             t.execute(&st.release, &[&id]).await?;
@@ -733,7 +758,8 @@ impl PgTaskStore {
     }
 
     /// `submit_many` of a batch with dependencies, parents or unique keys: one transaction
-    /// that locks (for share) the stored tasks it refers to and the holders of its keys, plans
+    /// that takes shared task locks on the stored tasks it refers to and the holders of its
+    /// keys (see [`task_lock_key`]), reads their statuses after them, plans
     /// the batch from them ([`oc_tasks::backend::plan_submit`]), and inserts the tasks, each
     /// with its count of unfinished dependencies, and their edges. A concurrent creation of
     /// the same key makes the insert fail; the whole transaction is then tried again, and
@@ -742,6 +768,7 @@ impl PgTaskStore {
         for _ in 0..CAS_ATTEMPTS {
             let batch = tasks.clone();
             let first = batch.first().map(|t| t.id.clone());
+            let schema = self.table_schema();
             let out = self.pool.transaction(move |t, st| {
                 Box::pin(async move {
                     let in_batch: HashSet<TaskId> = batch.iter().map(|t| t.id.clone()).collect();
@@ -767,12 +794,19 @@ impl PgTaskStore {
                         .iter()
                         .flat_map(|t| t.depends_on.iter().chain(t.parent.iter()))
                         .filter(|r| !in_batch.contains(*r))
+                        .chain(holders.values().map(|h| &h.id))
                         .map(|r| r.to_string())
                         .collect::<std::collections::BTreeSet<_>>()
                         .into_iter()
                         .collect();
                     if !refs_out.is_empty() {
-                        for r in t.query(&st.lock_refs, &[&refs_out]).await? {
+                        let keys: Vec<i64> = refs_out
+                            .iter()
+                            .map(|r| task_lock_key_str(&schema, r))
+                            .collect();
+                        status.clear();
+                        t.query(&st.lock_refs, &[&keys]).await?;
+                        for r in t.query(&st.read_refs, &[&refs_out]).await? {
                             let (id, s): (String, String) = (r.get(0), r.get(1));
                             match (TaskId::new(id.clone()), s.parse::<TaskStatus>()) {
                                 (Ok(id), Ok(s)) => {
@@ -876,6 +910,26 @@ impl From<Error> for TxErr {
 type GraphFuture<'a, X> =
     std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<X, TxErr>> + Send + 'a>>;
 
+/// The status of task `id` (if it exists), read after taking its task lock shared (see
+/// [`task_lock_key`]).
+async fn shared_status(
+    t: &Transaction<'_>,
+    s: &str,
+    id: &TaskId,
+) -> std::result::Result<Option<String>, TxErr> {
+    t.execute(
+        "SELECT pg_advisory_xact_lock_shared($1)",
+        &[&task_lock_key(s, id)],
+    )
+    .await?;
+    Ok(t.query_opt(
+        &format!("SELECT status FROM {s}.tasks WHERE id = $1"),
+        &[&id.as_str()],
+    )
+    .await?
+    .map(|r| r.get::<_, String>(0)))
+}
+
 /// The task `id`, locked for update until the transaction ends.
 async fn lock_task(
     t: &Transaction<'_>,
@@ -913,6 +967,33 @@ async fn touch(
     )
     .await?;
     Ok(())
+}
+
+/// The advisory-lock key of task `id` in schema `s` (FNV-1a; a collision only serialises two
+/// tasks' graph writes more than needed).
+///
+/// A task's completion and its deletion hold it exclusively for their transaction; a creation
+/// that refers to it, an edge added to or removed from it, hold it shared, and read its status
+/// after. So whichever comes second sees what the first did: the new task counts a completed
+/// dependency as done, or the completion's release (a later statement) sees the new edge. Row
+/// locks would do the same, but a share lock on a task's row also blocks the release that
+/// decrements that task's own count, and two such waits in opposite order deadlock.
+pub(crate) fn task_lock_key(s: &str, id: &TaskId) -> i64 {
+    task_lock_key_str(s, id.as_str())
+}
+
+fn task_lock_key_str(s: &str, id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in "oc-postgres task "
+        .bytes()
+        .chain(s.bytes())
+        .chain([0])
+        .chain(id.bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
 }
 
 /// The advisory-lock key that serialises edge additions in schema `s` (FNV-1a).
@@ -1213,15 +1294,8 @@ impl TaskStore for PgTaskStore {
                 // Edges are added one at a time: two could close a cycle together.
                 t.execute("SELECT pg_advisory_xact_lock($1)", &[&graph_lock_key(&s)])
                     .await?;
-                // The dependency first (for share), then the task: the order a completion
-                // locks them in.
-                let on_status = t
-                    .query_opt(
-                        &format!("SELECT status FROM {s}.tasks WHERE id = $1 FOR SHARE"),
-                        &[&on.as_str()],
-                    )
-                    .await?
-                    .map(|r| r.get::<_, String>(0));
+                // The dependency's task lock (shared), then its status, then the task's row.
+                let on_status = shared_status(t, &s, &on).await?;
                 let Some(prev) = lock_task(t, &s, &task).await? else {
                     return Err(Error::NotFound { id: task }.into());
                 };
@@ -1300,13 +1374,7 @@ impl TaskStore for PgTaskStore {
         let (task, on) = (task.clone(), on.clone());
         self.graph_tx("remove_dependency", move |t| {
             Box::pin(async move {
-                let on_status = t
-                    .query_opt(
-                        &format!("SELECT status FROM {s}.tasks WHERE id = $1 FOR SHARE"),
-                        &[&on.as_str()],
-                    )
-                    .await?
-                    .map(|r| r.get::<_, String>(0));
+                let on_status = shared_status(t, &s, &on).await?;
                 let Some(prev) = lock_task(t, &s, &task).await? else {
                     return Err(Error::NotFound { id: task }.into());
                 };
@@ -1340,6 +1408,11 @@ impl TaskStore for PgTaskStore {
         let id = id.clone();
         self.graph_tx("delete", move |t| {
             Box::pin(async move {
+                t.execute(
+                    "SELECT pg_advisory_xact_lock($1)",
+                    &[&task_lock_key(&s, &id)],
+                )
+                .await?;
                 let Some(prev) = lock_task(t, &s, &id).await? else {
                     return Err(Error::NotFound { id }.into());
                 };
@@ -1375,9 +1448,15 @@ impl TaskStore for PgTaskStore {
                     }
                     if on_dependents == OnDependents::Cascade {
                         for d in below {
-                            if !doomed.iter().any(|x| x.id == d)
-                                && let Some(x) = lock_task(t, &s, &d).await?
-                            {
+                            if doomed.iter().any(|x| x.id == d) {
+                                continue;
+                            }
+                            t.execute(
+                                "SELECT pg_advisory_xact_lock($1)",
+                                &[&task_lock_key(&s, &d)],
+                            )
+                            .await?;
+                            if let Some(x) = lock_task(t, &s, &d).await? {
                                 doomed.push(x);
                             }
                         }
@@ -1393,8 +1472,11 @@ impl TaskStore for PgTaskStore {
                         &format!(
                             "UPDATE {s}.tasks SET waiting = waiting - $3, version = version + 1,
                                 updated_at = {now_ms}
-                             WHERE id IN (SELECT task_id FROM {s}.task_deps WHERE depends_on = $1)
-                               AND NOT (id = ANY($2::text[]))",
+                             WHERE id IN (SELECT id FROM {s}.tasks
+                                          WHERE id IN (SELECT task_id FROM {s}.task_deps
+                                                       WHERE depends_on = $1)
+                                            AND NOT (id = ANY($2::text[]))
+                                          ORDER BY id FOR UPDATE)",
                             now_ms = now_sql(4)
                         ),
                         &[&xid, &gone, &unblocks, &now],
@@ -1404,7 +1486,9 @@ impl TaskStore for PgTaskStore {
                         &format!(
                             "UPDATE {s}.tasks SET parent = NULL, version = version + 1,
                                 updated_at = {now_ms}
-                             WHERE parent = $1 AND NOT (id = ANY($2::text[]))",
+                             WHERE id IN (SELECT id FROM {s}.tasks
+                                          WHERE parent = $1 AND NOT (id = ANY($2::text[]))
+                                          ORDER BY id FOR UPDATE)",
                             now_ms = now_sql(3)
                         ),
                         &[&xid, &gone, &now],

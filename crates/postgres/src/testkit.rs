@@ -335,11 +335,24 @@ impl PgServer {
     /// Runs `sql` as the superuser in database `db` (through `psql`); returns its rows, one
     /// per line, columns separated by `|`.
     pub fn psql(&self, db: &str, sql: &str) -> io::Result<String> {
+        self.psql_args(db, &["-c", sql])
+    }
+
+    /// Runs the script `file` (a `pg_dump`, say) as the superuser in database `db`.
+    pub fn psql_file(&self, db: &str, file: &Path) -> io::Result<String> {
+        let file = file
+            .to_str()
+            .ok_or_else(|| io::Error::other("a non-UTF-8 path"))?;
+        self.psql_args(db, &["-f", file])
+    }
+
+    fn psql_args(&self, db: &str, what: &[&str]) -> io::Result<String> {
         let out = Command::new(self.bin.join("psql"))
             .arg("-h")
             .arg(&self.dir)
             .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
-            .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+            .args(["-v", "ON_ERROR_STOP=1", "-At"])
+            .args(what)
             .output()?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())

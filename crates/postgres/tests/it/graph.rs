@@ -210,3 +210,50 @@ fn two_processes_work_a_growing_graph_and_never_start_a_task_early() {
     assert_eq!(store.count(&done).unwrap(), TOTAL as u64);
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }
+
+/// A schema written by the release before the work graph (schema version 2, kept as a
+/// `pg_dump` fixture: five tasks in every status, with their history) is upgraded in place on
+/// first use and keeps every task.
+#[test]
+fn a_schema_from_the_release_before_the_work_graph_upgrades_in_place() {
+    let Some(pg) = server() else { return };
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    pg.psql("postgres", "CREATE DATABASE before_graph").unwrap();
+    pg.psql_file("before_graph", &fixtures.join("schema2.sql"))
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("schema2.tasks.json")).unwrap(),
+    )
+    .unwrap();
+    let before: Vec<oc_tasks::Task> =
+        serde_json::from_value(listed["data"]["tasks"].clone()).unwrap();
+    assert_eq!(before.len(), 5);
+    let store = PgTaskStore::connect(
+        oc_postgres::PgOptions::new(&pg.url("before_graph"))
+            .unwrap()
+            .schema("oc")
+            .unwrap(),
+    )
+    .unwrap();
+    let version = pg
+        .psql(
+            "before_graph",
+            "SELECT version FROM oc.oc_schema WHERE component = 'oc-tasks'",
+        )
+        .unwrap();
+    assert_eq!(version.trim(), "3", "upgraded");
+    for t in &before {
+        assert_eq!(&store.get(&t.id).unwrap().unwrap(), t, "kept as it was");
+        assert!(!store.history(&t.id).unwrap().is_empty(), "history kept");
+    }
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    let (lint, build) = (TaskId::new("lint").unwrap(), TaskId::new("build").unwrap());
+    store.add_dependency(&lint, &build).unwrap();
+    let stats = store.stats(0).unwrap();
+    assert_eq!((stats.ready, stats.blocked), (1, 1));
+    let next = store
+        .claim_next("a", Duration::from_secs(30))
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.id, build);
+}
