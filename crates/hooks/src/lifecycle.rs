@@ -263,7 +263,8 @@ impl TaskLifecycle {
         self.apply(id, Change::Complete { token, result })
     }
 
-    /// running → failed.
+    /// running → failed (or back to pending after a backoff, under the task's retry policy;
+    /// the `Failed` event fires either way, with the task as stored).
     pub fn fail(&self, id: &TaskId, token: Option<u64>, error: &str) -> Result<Committed> {
         self.apply(
             id,

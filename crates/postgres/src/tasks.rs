@@ -391,7 +391,7 @@ impl Prepare for TaskStatements {
 /// - The work graph's counts (`waiting`, the unfinished dependencies of each task) stay exact
 ///   under concurrency: a completion releases its dependents in a second statement of its
 ///   transaction, after its row is locked, and whoever adds an edge to a task, or creates a
-///   task depending on it, takes that task's advisory lock shared first ([`task_lock_key`],
+///   task depending on it, takes that task's advisory lock shared first (see
 ///   `ARCHITECTURE.md`).
 /// - Fencing tokens come from a counter row bumped in the claiming statement: they strictly
 ///   increase in commit order across every host, and survive crashes with the commit

@@ -212,7 +212,8 @@ pub trait TaskStore: Send + Sync {
         self.apply(id, Change::Complete { token, result }, None)
     }
 
-    /// running → failed.
+    /// running → failed, or back to pending with a `run_at` after a backoff when the task has a
+    /// retry policy and attempts left.
     fn fail(&self, id: &TaskId, token: Option<u64>, error: &str) -> Result<Task> {
         self.apply(
             id,
