@@ -6,12 +6,11 @@ use std::time::Duration;
 use std::collections::{HashMap, HashSet};
 
 use oc_tasks::backend::{
-    after_sql, cursor_position, cycle_error, find_path, finished_run, like_anywhere, metadata_text,
-    order_by_sql, page, plan_submit, retry_columns, retry_policy, unique, validate_change,
-    validate_labels, validate_query,
+    StoredTask, after_sql, cursor_position, cycle_error, find_path, finished_run, like_anywhere,
+    metadata_text, order_by_sql, page, plan_submit, retry_columns, validate_change, validate_query,
 };
 use oc_tasks::{
-    Change, Created, Error, HistoryEntry, LabelFilter, Lease, NewTask, OnDependents, Order,
+    Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
     RUN_BUCKETS_MS, Readiness, ReapedTask, Result, RunDurations, SlowStatement, StorageSource,
     StorageStats, Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore,
     TaskSummary, Timestamp, Unique, reap, transition,
@@ -456,62 +455,42 @@ fn i64_of(v: u64) -> i64 {
 /// A task from the columns of `COLS`, starting at column `at`.
 fn row_task(r: &Row, at: usize) -> Result<Task> {
     let get_err = |e: tokio_postgres::Error| corrupt("(row)", e);
-    let id: String = r.try_get(at).map_err(get_err)?;
-    let u =
-        |v: i64, what: &str| u64::try_from(v).map_err(|_| corrupt(&id, format!("negative {what}")));
-    let u32_ =
-        |v: i64, what: &str| u32::try_from(v).map_err(|_| corrupt(&id, format!("bad {what}")));
-    let status: String = r.try_get(at + 3).map_err(get_err)?;
-    let metadata: String = r.try_get(at + 6).map_err(get_err)?;
-    let result: Option<String> = r.try_get(at + 7).map_err(get_err)?;
-    let token: Option<i64> = r.try_get(at + 16).map_err(get_err)?;
-    let expires: Option<i64> = r.try_get(at + 17).map_err(get_err)?;
-    let opt_ts = |v: Option<i64>| v.map(Timestamp::from_millis);
-    let task_id = |s: String| TaskId::new(s.clone()).map_err(|e| corrupt(&id, e));
-    let parent: Option<String> = r.try_get(at + 18).map_err(get_err)?;
-    let retry: (Option<i64>, Option<i64>, Option<i32>) = (
-        r.try_get(at + 21).map_err(get_err)?,
-        r.try_get(at + 22).map_err(get_err)?,
-        r.try_get(at + 23).map_err(get_err)?,
-    );
-    let unique_key: Option<String> = r.try_get(at + 24).map_err(get_err)?;
-    let unique_scope: Option<String> = r.try_get(at + 25).map_err(get_err)?;
-    let deps: Vec<String> = r.try_get(at + 26).map_err(get_err)?;
-    Ok(Task {
-        depends_on: deps.into_iter().map(task_id).collect::<Result<_>>()?,
-        parent: parent.map(task_id).transpose()?,
-        labels: r.try_get(at + 19).map_err(get_err)?,
-        run_at: opt_ts(r.try_get(at + 20).map_err(get_err)?),
-        retry: retry_policy(retry.0, retry.1, retry.2.map(i64::from))
-            .map_err(|e| corrupt(&id, e))?,
-        unique: unique(unique_key, unique_scope.as_deref()).map_err(|e| corrupt(&id, e))?,
-        status: status.parse().map_err(|e| corrupt(&id, e))?,
-        metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(&id, e))?,
-        result: result
-            .map(|s| serde_json::from_str(&s))
-            .transpose()
-            .map_err(|e| corrupt(&id, e))?,
-        name: r.try_get(at + 1).map_err(get_err)?,
-        description: r.try_get(at + 2).map_err(get_err)?,
-        owner: r.try_get(at + 4).map_err(get_err)?,
-        priority: r.try_get(at + 5).map_err(get_err)?,
-        error: r.try_get(at + 8).map_err(get_err)?,
-        attempts: u32_(r.try_get(at + 9).map_err(get_err)?, "attempts")?,
-        max_attempts: u32_(r.try_get(at + 10).map_err(get_err)?, "max_attempts")?,
-        version: u(r.try_get(at + 11).map_err(get_err)?, "version")?,
-        created_at: Timestamp::from_millis(r.try_get(at + 12).map_err(get_err)?),
-        updated_at: Timestamp::from_millis(r.try_get(at + 13).map_err(get_err)?),
-        started_at: opt_ts(r.try_get(at + 14).map_err(get_err)?),
-        finished_at: opt_ts(r.try_get(at + 15).map_err(get_err)?),
-        lease: match (token, expires) {
-            (Some(t), Some(e)) => Some(Lease {
-                token: u(t, "lease token")?,
-                expires_at: Timestamp::from_millis(e),
-            }),
-            _ => None,
-        },
-        id: TaskId::new(id.clone()).map_err(|e| corrupt(&id, e))?,
-    })
+    macro_rules! col {
+        ($i:expr) => {
+            r.try_get(at + $i).map_err(get_err)?
+        };
+    }
+    let jitter: Option<i32> = col!(23);
+    StoredTask {
+        id: col!(0),
+        name: col!(1),
+        description: col!(2),
+        status: col!(3),
+        owner: col!(4),
+        priority: col!(5),
+        metadata: col!(6),
+        result: col!(7),
+        error: col!(8),
+        attempts: col!(9),
+        max_attempts: col!(10),
+        version: col!(11),
+        created_at: col!(12),
+        updated_at: col!(13),
+        started_at: col!(14),
+        finished_at: col!(15),
+        lease_token: col!(16),
+        lease_expires_at: col!(17),
+        parent: col!(18),
+        labels: col!(19),
+        run_at: col!(20),
+        retry_base_ms: col!(21),
+        retry_cap_ms: col!(22),
+        retry_jitter: jitter.map(i64::from),
+        unique_key: col!(24),
+        unique_scope: col!(25),
+        depends_on: col!(26),
+    }
+    .into_task()
 }
 
 fn result_text(t: &Task) -> Result<Option<String>> {
@@ -1261,7 +1240,7 @@ impl TaskStore for PgTaskStore {
             ttl,
         };
         validate_change(&change)?;
-        validate_labels(filter)?;
+        filter.validate()?;
         let owner = owner.to_owned();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let now = self.clock_ms();
@@ -1556,7 +1535,7 @@ impl TaskStore for PgTaskStore {
     }
 
     fn count(&self, filter: &TaskFilter) -> Result<u64> {
-        validate_labels(&filter.labels)?;
+        filter.labels.validate()?;
         let table = self.table_schema();
         let (cond, params) = where_clause(filter, None, self.clock_ms(), &table);
         let sql = format!("SELECT count(*) FROM {table}.tasks t{cond}");

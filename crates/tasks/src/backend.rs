@@ -6,17 +6,12 @@ use std::time::Duration;
 
 use crate::{Change, Cursor, Order, Result, Task, TaskPage, TaskQuery, Timestamp};
 
-pub use crate::graph::{find_path, plan_submit};
+pub use crate::graph::{doomed, find_path, plan_submit};
 
 /// The error for an edge `task → on` that would close a cycle, given the path from `on` back
 /// to `task` ([`find_path`]).
 pub fn cycle_error(task: &crate::TaskId, path: Vec<crate::TaskId>) -> crate::Error {
     crate::graph::cycle_error(task, path)
-}
-
-/// Checks a filter's labels, before the store is touched.
-pub fn validate_labels(filter: &crate::LabelFilter) -> Result<()> {
-    filter.validate()
 }
 
 /// The metadata as stored: its compact JSON text (what the search matches).
@@ -117,36 +112,115 @@ pub fn retry_columns(p: &crate::RetryPolicy) -> (Option<i64>, Option<i64>, Optio
     }
 }
 
-/// The retry policy of the stored columns ([`retry_columns`]); the reason when they are not one.
-pub fn retry_policy(
-    base: Option<i64>,
-    cap: Option<i64>,
-    jitter: Option<i64>,
-) -> std::result::Result<crate::RetryPolicy, String> {
-    let ms = |v: i64| u64::try_from(v).map_err(|_| format!("negative backoff {v}"));
-    match (base, cap) {
-        (Some(base), Some(cap)) => Ok(crate::RetryPolicy::backoff(
-            Duration::from_millis(ms(base)?),
-            Duration::from_millis(ms(cap)?),
-        )
-        .jitter(u8::try_from(jitter.unwrap_or(0)).map_err(|e| e.to_string())?)),
-        _ => Ok(crate::RetryPolicy::None),
-    }
+/// A task as its columns store it, in `COLS` order of both SQL stores: what each backend reads
+/// from a row, turned into a [`Task`] in one place ([`StoredTask::into_task`]).
+#[derive(Debug, Clone, Default)]
+#[allow(missing_docs)]
+pub struct StoredTask {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: String,
+    pub owner: Option<String>,
+    pub priority: i32,
+    /// The metadata object as JSON text.
+    pub metadata: String,
+    /// The result as JSON text.
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub lease_token: Option<i64>,
+    pub lease_expires_at: Option<i64>,
+    pub parent: Option<String>,
+    pub labels: Vec<String>,
+    pub run_at: Option<i64>,
+    pub retry_base_ms: Option<i64>,
+    pub retry_cap_ms: Option<i64>,
+    pub retry_jitter: Option<i64>,
+    pub unique_key: Option<String>,
+    pub unique_scope: Option<String>,
+    pub depends_on: Vec<String>,
 }
 
-/// The unique key of the stored key and scope columns; the reason when they are not one.
-pub fn unique(
-    key: Option<String>,
-    scope: Option<&str>,
-) -> std::result::Result<Option<crate::Unique>, String> {
-    key.map(|key| {
-        Ok(crate::Unique {
-            key,
-            scope: scope
-                .unwrap_or("unfinished")
+impl StoredTask {
+    /// The task, or `Corrupt` naming the row and what did not decode.
+    pub fn into_task(self) -> Result<Task> {
+        let id = self.id;
+        let bad = |reason: String| crate::Error::Corrupt {
+            id: id.clone(),
+            reason,
+        };
+        let task_id = |s: String| crate::TaskId::new(s).map_err(|e| bad(e.to_string()));
+        let u64_ =
+            |v: i64, what: &str| u64::try_from(v).map_err(|_| bad(format!("negative {what}")));
+        let u32_ = |v: i64, what: &str| u32::try_from(v).map_err(|_| bad(format!("bad {what}")));
+        let ts = |v: Option<i64>| v.map(Timestamp::from_millis);
+        let ms = |v: i64| u64_(v, "backoff").map(Duration::from_millis);
+        Ok(Task {
+            status: self
+                .status
                 .parse()
-                .map_err(|e: crate::Error| e.to_string())?,
+                .map_err(|e: crate::Error| bad(e.to_string()))?,
+            metadata: serde_json::from_str(&self.metadata).map_err(|e| bad(e.to_string()))?,
+            result: self
+                .result
+                .map(|r| serde_json::from_str(&r))
+                .transpose()
+                .map_err(|e| bad(e.to_string()))?,
+            name: self.name,
+            description: self.description,
+            owner: self.owner,
+            priority: self.priority,
+            error: self.error,
+            attempts: u32_(self.attempts, "attempts")?,
+            max_attempts: u32_(self.max_attempts, "max_attempts")?,
+            version: u64_(self.version, "version")?,
+            created_at: Timestamp::from_millis(self.created_at),
+            updated_at: Timestamp::from_millis(self.updated_at),
+            started_at: ts(self.started_at),
+            finished_at: ts(self.finished_at),
+            lease: match (self.lease_token, self.lease_expires_at) {
+                (Some(t), Some(e)) => Some(crate::Lease {
+                    token: u64_(t, "lease token")?,
+                    expires_at: Timestamp::from_millis(e),
+                }),
+                _ => None,
+            },
+            depends_on: self
+                .depends_on
+                .into_iter()
+                .map(task_id)
+                .collect::<Result<_>>()?,
+            parent: self.parent.map(task_id).transpose()?,
+            labels: self.labels,
+            run_at: ts(self.run_at),
+            retry: match (self.retry_base_ms, self.retry_cap_ms) {
+                (Some(base), Some(cap)) => crate::RetryPolicy::backoff(ms(base)?, ms(cap)?).jitter(
+                    u8::try_from(self.retry_jitter.unwrap_or(0)).map_err(|e| bad(e.to_string()))?,
+                ),
+                _ => crate::RetryPolicy::None,
+            },
+            unique: self
+                .unique_key
+                .map(|key| -> Result<crate::Unique> {
+                    Ok(crate::Unique {
+                        key,
+                        scope: self
+                            .unique_scope
+                            .as_deref()
+                            .unwrap_or("unfinished")
+                            .parse()
+                            .map_err(|e: crate::Error| bad(e.to_string()))?,
+                    })
+                })
+                .transpose()?,
+            id: task_id(id.clone())?,
         })
-    })
-    .transpose()
+    }
 }

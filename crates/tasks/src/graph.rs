@@ -579,6 +579,39 @@ pub(crate) fn check_batch(tasks: &[Task]) -> Result<()> {
     }
 }
 
+/// The tasks a delete of `root` removes under `mode`, `root` first: with a cascade, also what
+/// depends on it or is its child, transitively (`below` lists those of one task); with
+/// [`OnDependents::Refuse`], [`Error::HasDependents`] when `root` has any.
+pub fn doomed(
+    root: &TaskId,
+    mode: OnDependents,
+    mut below: impl FnMut(&TaskId) -> Result<Vec<TaskId>>,
+) -> Result<Vec<TaskId>> {
+    let mut doomed = vec![root.clone()];
+    let mut i = 0;
+    while i < doomed.len() {
+        let under = below(&doomed[i])?;
+        match mode {
+            OnDependents::Refuse if !under.is_empty() => {
+                return Err(Error::HasDependents {
+                    id: root.clone(),
+                    dependents: under,
+                });
+            }
+            OnDependents::Cascade => {
+                for d in under {
+                    if !doomed.contains(&d) {
+                        doomed.push(d);
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(doomed)
+}
+
 /// Plans a [`TaskStore::submit_many`](crate::TaskStore::submit_many) of `tasks` (built by
 /// [`NewTask::into_task`](crate::NewTask::into_task)), the same way on every backend:
 ///

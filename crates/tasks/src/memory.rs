@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::graph::{cycle_error, find_path, plan_submit};
+use crate::graph::{cycle_error, doomed, find_path, plan_submit};
 use crate::model::{reap, transition};
 use crate::query::{Cursor, RunDurations, finished_run};
 use crate::{
@@ -318,26 +318,7 @@ impl TaskStore for MemoryTaskStore {
                 actual: task.version,
             });
         }
-        // The tasks to delete: this one, and with a cascade everything below it.
-        let mut doomed = vec![id.clone()];
-        let mut i = 0;
-        while i < doomed.len() {
-            let below = st.dependents(&doomed[i]);
-            if !below.is_empty() && dependents == OnDependents::Refuse {
-                return Err(Error::HasDependents {
-                    id: id.clone(),
-                    dependents: below,
-                });
-            }
-            if dependents == OnDependents::Cascade {
-                for d in below {
-                    if !doomed.contains(&d) {
-                        doomed.push(d);
-                    }
-                }
-            }
-            i += 1;
-        }
+        let doomed = doomed(id, dependents, |t| Ok(st.dependents(t)))?;
         let mut out = Vec::with_capacity(doomed.len());
         for d in &doomed {
             st.history.remove(d);

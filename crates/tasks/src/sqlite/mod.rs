@@ -22,7 +22,7 @@ use crate::graph::{cycle_error, find_path, plan_submit};
 use crate::model::{reap, transition};
 use crate::query::{RUN_BUCKETS_MS, RunDurations, finished_run};
 use crate::{
-    Change, Clock, Created, Error, HistoryEntry, LabelFilter, Lease, NewTask, OnDependents, Order,
+    Change, Clock, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
     Readiness, ReapedTask, Result, SystemClock, Task, TaskFilter, TaskId, TaskPage, TaskQuery,
     TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, Unique,
 };
@@ -481,10 +481,6 @@ fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     }
 }
 
-fn opt_ts(v: Option<i64>) -> Option<Timestamp> {
-    v.map(Timestamp::from_millis)
-}
-
 fn corrupt(id: &str, reason: impl fmt::Display) -> Error {
     Error::Corrupt {
         id: id.to_owned(),
@@ -494,61 +490,40 @@ fn corrupt(id: &str, reason: impl fmt::Display) -> Error {
 
 fn row_to_task(r: &Row<'_>) -> Result<Task> {
     let id: String = r.get(0)?;
-    let status: String = r.get(3)?;
-    let metadata: String = r.get(6)?;
-    let result: Option<String> = r.get(7)?;
-    let token: Option<i64> = r.get(16)?;
-    let expires: Option<i64> = r.get(17)?;
-    let u =
-        |v: i64, what: &str| u64::try_from(v).map_err(|_| corrupt(&id, format!("negative {what}")));
-    let parent: Option<String> = r.get(18)?;
-    let labels: String = r.get(19)?;
-    let retry = (r.get::<_, Option<i64>>(21)?, r.get::<_, Option<i64>>(22)?);
-    let jitter: Option<i64> = r.get(23)?;
-    let unique_key: Option<String> = r.get(24)?;
-    let unique_scope: Option<String> = r.get(25)?;
-    let deps: Option<String> = r.get(26)?;
-    let task_id = |s: String| TaskId::new(s.clone()).map_err(|e| corrupt(&id, e));
-    Ok(Task {
-        depends_on: serde_json::from_str::<Vec<String>>(deps.as_deref().unwrap_or("[]"))
-            .map_err(|e| corrupt(&id, e))?
-            .into_iter()
-            .map(task_id)
-            .collect::<Result<_>>()?,
-        parent: parent.map(task_id).transpose()?,
-        labels: serde_json::from_str(&labels).map_err(|e| corrupt(&id, e))?,
-        run_at: opt_ts(r.get(20)?),
-        retry: crate::backend::retry_policy(retry.0, retry.1, jitter)
-            .map_err(|e| corrupt(&id, e))?,
-        unique: crate::backend::unique(unique_key, unique_scope.as_deref())
-            .map_err(|e| corrupt(&id, e))?,
-        status: status.parse().map_err(|e| corrupt(&id, e))?,
-        metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(&id, e))?,
-        result: result
-            .map(|s| serde_json::from_str(&s))
-            .transpose()
-            .map_err(|e| corrupt(&id, e))?,
+    // Labels and dependencies are JSON arrays here (PostgreSQL has arrays).
+    let list = |text: Option<String>| -> Result<Vec<String>> {
+        serde_json::from_str(text.as_deref().unwrap_or("[]")).map_err(|e| corrupt(&id, e))
+    };
+    crate::backend::StoredTask {
+        labels: list(r.get(19)?)?,
+        depends_on: list(r.get(26)?)?,
         name: r.get(1)?,
         description: r.get(2)?,
+        status: r.get(3)?,
         owner: r.get(4)?,
         priority: r.get(5)?,
+        metadata: r.get(6)?,
+        result: r.get(7)?,
         error: r.get(8)?,
         attempts: r.get(9)?,
         max_attempts: r.get(10)?,
-        version: u(r.get(11)?, "version")?,
-        created_at: Timestamp::from_millis(r.get(12)?),
-        updated_at: Timestamp::from_millis(r.get(13)?),
-        started_at: opt_ts(r.get(14)?),
-        finished_at: opt_ts(r.get(15)?),
-        lease: match (token, expires) {
-            (Some(t), Some(e)) => Some(Lease {
-                token: u(t, "lease token")?,
-                expires_at: Timestamp::from_millis(e),
-            }),
-            _ => None,
-        },
-        id: TaskId::new(id.clone()).map_err(|e| corrupt(&id, e))?,
-    })
+        version: r.get(11)?,
+        created_at: r.get(12)?,
+        updated_at: r.get(13)?,
+        started_at: r.get(14)?,
+        finished_at: r.get(15)?,
+        lease_token: r.get(16)?,
+        lease_expires_at: r.get(17)?,
+        parent: r.get(18)?,
+        run_at: r.get(20)?,
+        retry_base_ms: r.get(21)?,
+        retry_cap_ms: r.get(22)?,
+        retry_jitter: r.get(23)?,
+        unique_key: r.get(24)?,
+        unique_scope: r.get(25)?,
+        id,
+    }
+    .into_task()
 }
 
 /// The column values of `t`, in `STORED_COLS` order.
@@ -1099,25 +1074,13 @@ impl TaskStore for SqliteTaskStore {
                 });
             }
             let mut doomed = vec![prev];
-            let mut i = 0;
-            while i < doomed.len() {
-                let below = dependents(tx, &doomed[i].id)?;
-                if !below.is_empty() && on_dependents == OnDependents::Refuse {
-                    return Err(Error::HasDependents {
-                        id: id.clone(),
-                        dependents: below,
-                    });
+            for d in crate::graph::doomed(id, on_dependents, |t| dependents(tx, t))?
+                .into_iter()
+                .skip(1)
+            {
+                if let Some(t) = load(tx, &d)? {
+                    doomed.push(t);
                 }
-                if on_dependents == OnDependents::Cascade {
-                    for d in below {
-                        if !doomed.iter().any(|t| t.id == d)
-                            && let Some(t) = load(tx, &d)?
-                        {
-                            doomed.push(t);
-                        }
-                    }
-                }
-                i += 1;
             }
             for t in &doomed {
                 let id = t.id.as_str();
