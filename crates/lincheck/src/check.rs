@@ -225,11 +225,7 @@ fn describe<O: fmt::Debug, R: fmt::Debug>(e: &Event<O, R>, t0: u64) -> String {
 /// each configuration once. An operation may go next when it was invoked before every pending
 /// operation with a known answer returned; operations of unknown outcome may go at any point
 /// after their invocation, or never.
-fn search<M: Model>(
-    model: &M,
-    mut events: Part<'_, M>,
-    budget: u64,
-) -> (u64, Verdict) {
+fn search<M: Model>(model: &M, mut events: Part<'_, M>, budget: u64) -> (u64, Verdict) {
     events.sort_by_key(|e| (e.invoked, e.returned()));
     let n = events.len();
     let known = events.iter().filter(|e| e.ret().is_some()).count();

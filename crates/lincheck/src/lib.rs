@@ -27,6 +27,9 @@
 //!   Porcupine does). A search that exceeds its budget is reported undecided, never passed.
 //! - **Direct checks.** [`check_tokens`] checks fencing tokens in linear time: no two grants
 //!   share a token, and a grant that returned before another was invoked has the smaller one.
+//! - **Figures.** [`publish`] appends a check's figures to `OC_RELIABILITY_OUT`, which
+//!   `cargo xtask reliability` collects; [`runs`] picks the quick or the soak (`OC_SOAK=1`)
+//!   count; [`SplitMix`] draws workloads from a seed, so a failure names what replays it.
 //!
 //! ```
 //! use oc_lincheck::{History, Model, check};
@@ -61,10 +64,14 @@
 
 mod check;
 mod clock;
+mod figures;
 mod history;
+mod rng;
 mod tokens;
 
 pub use check::{Failure, Model, Report, check, check_by, check_with};
 pub use clock::{mono_ns, wall_ms};
+pub use figures::{publish, runs};
 pub use history::{Call, Event, History, Outcome, ProcessLog, Recorder, read_logs};
+pub use rng::SplitMix;
 pub use tokens::{Grant, TokenReport, check_tokens};

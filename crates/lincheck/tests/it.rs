@@ -155,21 +155,7 @@ impl SequentialSpec for MutexSpec {
     }
 }
 
-/// splitmix64: a seeded generator, so a failing case names its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use oc_lincheck::SplitMix as Rng;
 
 /// A random history of 2–4 threads with up to 4 operations each, interleaved at random, with
 /// random answers (most histories are not linearizable, many are), fed to both checkers; the
@@ -220,7 +206,7 @@ where
 fn agrees_with_stateright_on_random_register_histories() {
     let (mut yes, mut no) = (0, 0);
     for seed in 0..4_000u64 {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let (h, theirs) = random_history(
             &mut rng,
             |r, _| match r.below(3) {
@@ -247,7 +233,7 @@ fn agrees_with_stateright_on_random_register_histories() {
 fn agrees_with_stateright_on_random_fencing_mutex_histories() {
     let (mut yes, mut no) = (0, 0);
     for seed in 0..4_000u64 {
-        let mut rng = Rng(seed ^ 0xfeed);
+        let mut rng = Rng::new(seed ^ 0xfeed);
         let (h, theirs) = random_history(
             &mut rng,
             |r, th| {

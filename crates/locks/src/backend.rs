@@ -8,6 +8,23 @@ use std::time::Duration;
 
 use crate::{Error, Holder, Lock, LockMode, LockRequest, LockStats, Result, Timestamp, TtlPolicy};
 
+/// A grant reaches its caller only while it lives: `Expired` (naming the first lapsed lock)
+/// when any of `locks` lapsed at `now`, the time the answer reached the caller.
+///
+/// The lesson of etcd-io/etcd#11456, where a lock whose lease lapsed while the answer was on
+/// its way (a long wait, a slow commit, a stalled connection) was returned as held, and two
+/// clients believed they held it. The linearizability check of the conformance suite
+/// (`testkit::check_linearizable`) found the same in the PostgreSQL manager.
+pub fn unexpired(locks: &[Lock], now: Timestamp) -> Result<()> {
+    match locks.iter().find(|l| l.is_expired(now)) {
+        Some(l) => Err(Error::Expired {
+            resource: l.resource.to_string(),
+            owner: l.owner.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The requests of an `acquire_many` in canonical order (by resource), duplicates merged
 /// (exclusive wins, the longest TTL wins); refused when empty or of several owners.
 pub fn canonical(reqs: &[LockRequest]) -> Result<Vec<LockRequest>> {

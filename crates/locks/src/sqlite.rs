@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use oc_sqlite::{Durability, Fence};
 use oc_time::{Clock, SystemClock, Timestamp};
 
-use crate::backend::canonical_items;
+use crate::backend::{canonical_items, unexpired};
 use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
 use crate::{
     Error, Holder, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result,
@@ -490,7 +490,7 @@ impl SqliteLockManager {
             }))
         })?;
         let (resource, holders) = match first {
-            Ok(locks) => return Ok(locks),
+            Ok(locks) => return unexpired(&locks, self.opts.clock.now()).map(|()| locks),
             Err(b) => b,
         };
         if wait.is_zero() {
@@ -530,7 +530,9 @@ impl SqliteLockManager {
                 Ok(Ok((r, now)))
             })?;
             let (holders, now) = match attempt {
-                (Ok(locks), _) => return Ok(locks),
+                (Ok(locks), _) => {
+                    return unexpired(&locks, self.opts.clock.now()).map(|()| locks);
+                }
                 (Err((_, h)), now) => (h, now),
             };
             let at = Instant::now();
@@ -620,6 +622,7 @@ impl LockManager for SqliteLockManager {
             .execute((resource.as_str(), owner.as_str(), l.expires_at.as_millis()))?;
             Ok(Ok(l))
         })
+        .and_then(|l| unexpired(std::slice::from_ref(&l), self.opts.clock.now()).map(|()| l))
     }
 
     fn release(&self, resource: &Resource, owner: &Owner) -> Result<Lock> {

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oc_locks::backend::{Counters, canonical_items, next_lapse, stats};
+use oc_locks::backend::{Counters, canonical_items, next_lapse, stats, unexpired};
 use oc_locks::{
     Error, Holder, Lock, LockManager, LockRequest, LockStats, Owner, Resource, Result, Timestamp,
     TtlPolicy,
@@ -601,13 +601,27 @@ impl PgLockManager {
         });
     }
 
+    /// `locks` if they still live now that the answer arrived (`backend::unexpired`). With a
+    /// clock given, by that clock; with the database's, which is a round trip away, by time
+    /// elapsed: each lease runs for at least `ttl` from a moment after `sent`, so it surely
+    /// lives while less than `ttl` has passed since, and is taken as lapsed after.
+    fn delivered(&self, locks: &[Lock], sent: Instant, ttl: Duration) -> Result<()> {
+        match self.clock_ms() {
+            Some(now) => unexpired(locks, Timestamp::from_millis(now)),
+            None if sent.elapsed() < ttl => Ok(()),
+            None => unexpired(locks, Timestamp::from_millis(i64::MAX)),
+        }
+    }
+
     fn acquire_items(
         &self,
         items: &[(&LockRequest, Duration)],
         wait: Duration,
     ) -> Result<Vec<Lock>> {
+        let ttl = items.iter().map(|(_, t)| *t).min().unwrap_or_default();
+        let sent = Instant::now();
         let (resource, holders) = match self.attempt(items, None)? {
-            Ok(locks) => return Ok(locks),
+            Ok(locks) => return self.delivered(&locks, sent, ttl).map(|()| locks),
             Err(b) => b,
         };
         if wait.is_zero() {
@@ -637,8 +651,9 @@ impl PgLockManager {
         let mut backoff = Duration::from_millis(1);
         loop {
             let seen = *self.freed.generation.lock();
+            let sent = Instant::now();
             let holders = match self.attempt(items, Some(ticket))? {
-                Ok(locks) => return Ok(locks),
+                Ok(locks) => return self.delivered(&locks, sent, ttl).map(|()| locks),
                 Err((_, h)) => h,
             };
             let at = Instant::now();
@@ -731,7 +746,10 @@ impl LockManager for PgLockManager {
 
     fn renew(&self, resource: &Resource, owner: &Owner, ttl: Option<Duration>) -> Result<Lock> {
         let ttl = self.opts.ttl.resolve(ttl)?;
-        self.own(resource, owner, Some(ms(ttl)))
+        let sent = Instant::now();
+        let l = self.own(resource, owner, Some(ms(ttl)))?;
+        self.delivered(std::slice::from_ref(&l), sent, ttl)
+            .map(|()| l)
     }
 
     fn release(&self, resource: &Resource, owner: &Owner) -> Result<Lock> {

@@ -27,6 +27,9 @@ pub mod model;
 
 #[path = "testkit_graph.rs"]
 mod graph;
+
+#[path = "testkit_history.rs"]
+pub mod history;
 pub use graph::*;
 
 use crate::{
@@ -843,6 +846,50 @@ pub fn check_claim_next_race(make: Factory<'_>) {
     );
 }
 
+/// Histories of concurrent calls are linearizable: [`history::record`] runs the random
+/// workload on 6 threads over 6 pairs of dependent tasks (100 ms of the store's clock pass per
+/// real millisecond, so leases lapse and reaps find them), and [`history::check`] checks each
+/// against the model and for fencing tokens; 8 histories, 80 with `OC_SOAK=1`. Publishes its
+/// figures (`oc_lincheck::publish`) under `tasks.linearizable.` and the test's name.
+pub fn check_linearizable(make: Factory<'_>) {
+    let histories = oc_lincheck::runs(8, 80);
+    let (mut ops, mut claims, mut largest, mut nodes) = (0, 0, 0, 0);
+    let mut answers = std::collections::BTreeMap::new();
+    for seed in 0..histories as u64 {
+        let (s, clock) = setup(make);
+        let w = history::Workload {
+            seed,
+            ..history::Workload::default()
+        };
+        let h = history::record(&*s, &w, Some(&clock));
+        let checked = history::check(&h);
+        assert!(
+            checked.is_ok(),
+            "seed {seed} (history::Workload {{ seed: {seed}, ..Default::default() }} replays the calls): {checked}"
+        );
+        ops += h.len();
+        claims += checked.tokens.grants;
+        largest = largest.max(checked.linearizability.largest);
+        nodes += checked.linearizability.nodes;
+        for (k, n) in history::tally(&h) {
+            *answers.entry(k).or_insert(0) += n;
+        }
+    }
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .replace("::", ".");
+    oc_lincheck::publish(
+        &format!("tasks.linearizable.{name}"),
+        json!({
+            "histories": histories, "operations": ops, "claims": claims,
+            "concurrency": history::Workload::default().threads, "largest_part": largest,
+            "search_nodes": nodes, "not_linearizable": 0, "tokens_repeated": 0,
+            "answers": answers,
+        }),
+    );
+}
+
 /// Generates one `#[test]` per conformance check for the store built by `$make`,
 /// a closure from [`ManualClock`](crate::ManualClock) to `Arc<dyn TaskStore>`.
 #[macro_export]
@@ -857,7 +904,7 @@ macro_rules! conformance_tests {
             check_dependencies_gate_claims, check_dependency_edits, check_batch_graph,
             check_parents_and_deletes, check_labels_route_claims, check_scheduling_and_backoff,
             check_unique_keys, check_claim_many, check_graph_rejects_bad_input,
-            check_ready_claim_race, check_unique_key_race);
+            check_ready_claim_race, check_unique_key_race, check_linearizable);
     };
     (@each $make:expr; $($check:ident),*) => {$(
         #[test]

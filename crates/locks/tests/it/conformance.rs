@@ -34,4 +34,17 @@ mod sqlite {
         4,
         100
     );
+
+    #[test]
+    fn check_late_grants_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        oc_locks::testkit::check_late_grants_refused(&|clock| {
+            Arc::new(
+                SqliteLockManager::options()
+                    .clock(clock)
+                    .open(dir.path().join("late.db"))
+                    .unwrap(),
+            )
+        });
+    }
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod conformance;
+mod history;
 mod model;
 mod power_loss;
 mod processes;

@@ -40,4 +40,18 @@ mod locks {
     }
 
     oc_locks::lock_conformance_tests!(make, 4, 100);
+
+    #[test]
+    fn check_late_grants_refused() {
+        let Some(pg) = server() else {
+            eprintln!("skipped: no PostgreSQL");
+            return;
+        };
+        oc_locks::testkit::check_late_grants_refused(&|clock| {
+            let opts = crate::server::fresh_options(pg).clock(clock);
+            Arc::new(
+                oc_postgres::PgLockManager::connect(oc_postgres::PgLockOptions::new(opts)).unwrap(),
+            )
+        });
+    }
 }

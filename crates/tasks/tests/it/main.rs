@@ -3,6 +3,7 @@
 
 mod conformance;
 mod graph_processes;
+mod history;
 mod model;
 mod power_loss;
 mod processes;

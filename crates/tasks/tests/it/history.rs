@@ -1,0 +1,156 @@
+//! Task stores with planted bugs: the linearizability check must catch every one. (Histories
+//! of correct stores are checked on every backend by the conformance suite,
+//! `testkit::check_linearizable`.)
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use oc_lincheck::publish;
+use oc_tasks::testkit::{START, history};
+use oc_tasks::{
+    Change, Created, Error, HistoryEntry, LabelFilter, ManualClock, MemoryTaskStore, NewTask,
+    OnDependents, ReapedTask, Result, Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats,
+    TaskStatus, TaskStore, Timestamp,
+};
+
+#[derive(Debug, Clone, Copy)]
+enum Bug {
+    /// Hands out the token of an earlier claim again.
+    ReissuesToken,
+    /// Claims a task without checking it is still pending.
+    ClaimSkipsRecheck,
+    /// Accepts a completion with a stale token.
+    AcceptsStaleToken,
+}
+
+struct Planted {
+    inner: MemoryTaskStore,
+    bug: Bug,
+    calls: AtomicU64,
+}
+
+impl Planted {
+    fn tick(&self) -> u64 {
+        self.calls.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+impl TaskStore for Planted {
+    fn submit_many(&self, new: Vec<NewTask>) -> Result<Vec<Created>> {
+        self.inner.submit_many(new)
+    }
+    fn get(&self, id: &TaskId) -> Result<Option<Task>> {
+        self.inner.get(id)
+    }
+    fn apply(&self, id: &TaskId, change: Change, expect: Option<u64>) -> Result<Task> {
+        let n = self.tick();
+        let claim = matches!(change, Change::Claim { .. });
+        let complete = matches!(change, Change::Complete { .. });
+        match (self.bug, self.inner.apply(id, change, expect)) {
+            (Bug::ReissuesToken, Ok(mut t)) if claim && n.is_multiple_of(2) => {
+                if let Some(l) = t.lease.as_mut() {
+                    l.token = l.token.saturating_sub(1).max(1);
+                }
+                Ok(t)
+            }
+            (Bug::ClaimSkipsRecheck, Err(Error::InvalidTransition { .. })) if claim => {
+                let mut t = self
+                    .inner
+                    .get(id)?
+                    .ok_or(Error::NotFound { id: id.clone() })?;
+                if t.status != TaskStatus::Running {
+                    return Err(Error::InvalidTransition {
+                        id: id.clone(),
+                        from: t.status,
+                        to: TaskStatus::Running,
+                    });
+                }
+                t.version += 1;
+                if let Some(l) = t.lease.as_mut() {
+                    l.token += 1 << 30;
+                }
+                Ok(t)
+            }
+            (Bug::AcceptsStaleToken, Err(Error::LeaseLost { .. })) if complete => {
+                let t = self
+                    .inner
+                    .get(id)?
+                    .ok_or(Error::NotFound { id: id.clone() })?;
+                let token = t.lease.map(|l| l.token);
+                self.inner.complete(id, token, None)
+            }
+            (_, r) => r,
+        }
+    }
+    fn claim_many(&self, o: &str, ttl: Duration, n: usize, f: &LabelFilter) -> Result<Vec<Task>> {
+        let k = self.tick();
+        let mut got = self.inner.claim_many(o, ttl, n, f)?;
+        if let Bug::ReissuesToken = self.bug
+            && k.is_multiple_of(2)
+        {
+            for t in &mut got {
+                if let Some(l) = t.lease.as_mut() {
+                    l.token = l.token.saturating_sub(1).max(1);
+                }
+            }
+        }
+        Ok(got)
+    }
+    fn add_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
+        self.inner.add_dependency(task, on)
+    }
+    fn remove_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
+        self.inner.remove_dependency(task, on)
+    }
+    fn delete_with(&self, id: &TaskId, v: Option<u64>, d: OnDependents) -> Result<Vec<Task>> {
+        self.inner.delete_with(id, v, d)
+    }
+    fn reap_expired(&self, now: Timestamp) -> Result<Vec<ReapedTask>> {
+        self.inner.reap_expired(now)
+    }
+    fn list(&self, q: &TaskQuery) -> Result<TaskPage> {
+        self.inner.list(q)
+    }
+    fn count(&self, f: &TaskFilter) -> Result<u64> {
+        self.inner.count(f)
+    }
+    fn stats(&self, recent: usize) -> Result<TaskStats> {
+        self.inner.stats(recent)
+    }
+    fn history(&self, id: &TaskId) -> Result<Vec<HistoryEntry>> {
+        self.inner.history(id)
+    }
+    fn now(&self) -> Timestamp {
+        self.inner.now()
+    }
+}
+
+#[test]
+fn every_planted_bug_is_caught() {
+    let bugs = [
+        Bug::ReissuesToken,
+        Bug::ClaimSkipsRecheck,
+        Bug::AcceptsStaleToken,
+    ];
+    for bug in bugs {
+        for seed in 0..5 {
+            let clock = ManualClock::new(START);
+            let store = Planted {
+                inner: MemoryTaskStore::with_clock(Arc::new(clock.clone())),
+                bug,
+                calls: AtomicU64::new(0),
+            };
+            let w = history::Workload {
+                seed,
+                ..Default::default()
+            };
+            let checked = history::check(&history::record(&store, &w, Some(&clock)));
+            assert!(!checked.is_ok(), "{bug:?} went unnoticed with seed {seed}");
+        }
+    }
+    publish(
+        "tasks.planted_bugs",
+        serde_json::json!({ "planted": bugs.len(), "caught": bugs.len(), "seeds_each": 5 }),
+    );
+}
