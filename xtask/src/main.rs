@@ -6,12 +6,16 @@
 //!   release mode (and the same SQLite workloads as a C program linking the same amalgamation),
 //!   then prints figure, documented value, our value, ratios, and the target with whether it
 //!   was met.
+//! - `reliability [--soak]`: runs the evidence tests (linearizability, planted bugs, fenced
+//!   writes, faults, power loss, fuzz corpora) and prints the figures each published; `ci`
+//!   collects the same figures from its test run and prints them too.
 //! - `codegen`: regenerates `docs/METRICS.md` from the metric catalogue (a test checks it).
 //! - `bench-report --instructions [--json]`: the SQLite workloads, ours and C's, under callgrind;
 //!   instruction counts per phase are repeatable where wall-clock time on a shared machine is not.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod reliability;
 #[cfg(test)]
 mod tidy;
 
@@ -73,6 +77,10 @@ fn ci() -> anyhow::Result<()> {
         ],
         &deny,
     )?;
+    // The whole suite includes the evidence tests: their figures are collected on the way.
+    let figures = reliability::figures_path();
+    let _ = std::fs::remove_file(&figures);
+    let figures_s = figures.to_string_lossy().into_owned();
     run(
         "cargo",
         &[
@@ -83,8 +91,13 @@ fn ci() -> anyhow::Result<()> {
             "--locked",
             "--no-fail-fast",
         ],
-        &deny,
+        &[
+            ("RUSTDOCFLAGS", "-D warnings"),
+            ("CARGO_INCREMENTAL", "0"),
+            ("OC_RELIABILITY_OUT", figures_s.as_str()),
+        ],
     )?;
+    reliability::print_figures(&figures)?;
     run(
         "cargo",
         &["test", "--workspace", "--doc", "--all-features", "--locked"],
@@ -175,9 +188,10 @@ fn main() -> anyhow::Result<()> {
         Some("ci") => ci(),
         Some("bench-report") => bench::report(&args[1..]),
         Some("codegen") => codegen(),
+        Some("reliability") => reliability::reliability(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench-report [--quick] [--json] [--runs N] [--no-c]>"
+                "usage: cargo xtask <ci | reliability [--soak] | bench-report [--quick] [--json] [--runs N] [--no-c] | codegen>"
             );
             std::process::exit(2);
         }

@@ -29,3 +29,14 @@ pub fn runs(quick: usize, soak: usize) -> usize {
         quick
     }
 }
+
+/// The running test, as `package.module.test` (`oc-postgres.conformance.locks.check_linearizable`):
+/// a conformance check names its figures after the backend's test that ran it.
+pub fn test_name() -> String {
+    let package = std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "unknown".into());
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .replace("::", ".");
+    format!("{package}.{test}")
+}

@@ -71,7 +71,7 @@ mod tokens;
 
 pub use check::{Failure, Model, Report, check, check_by, check_with};
 pub use clock::{mono_ns, wall_ms};
-pub use figures::{publish, runs};
+pub use figures::{publish, runs, test_name};
 pub use history::{Call, Event, History, Outcome, ProcessLog, Recorder, read_logs};
 pub use rng::SplitMix;
 pub use tokens::{Grant, TokenReport, check_tokens};

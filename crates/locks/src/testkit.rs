@@ -529,10 +529,7 @@ pub fn check_linearizable(make: Factory<'_>) {
             *answers.entry(k).or_insert(0) += n;
         }
     }
-    let name = std::thread::current()
-        .name()
-        .unwrap_or("unnamed")
-        .replace("::", ".");
+    let name = oc_lincheck::test_name();
     oc_lincheck::publish(
         &format!("locks.linearizable.{name}"),
         serde_json::json!({

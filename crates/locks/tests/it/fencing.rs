@@ -3,9 +3,11 @@
 //! and write the set back with one more element. The parent stops the lock holder with
 //! SIGSTOP for longer than the TTL, so the lock passes to another writer, then resumes it.
 //!
-//! With fencing, the register accepts a write only with a token at least the greatest it has
-//! seen: the woken writer's stale write is refused, no acknowledged element is lost, and no
-//! stale write is accepted. Without fencing, the same run loses acknowledged elements: proof
+//! With fencing, the register serves a read or a write only with a token at least the greatest
+//! it has seen, and remembers the token of each: the woken writer's stale access is refused, no
+//! acknowledged element is lost, and no stale write is accepted. (Fencing the write alone is
+//! not enough for a read-modify-write: a first version did that and lost an element in one run
+//! of ten, a stale write landing between the next holder's read and its write.) Without fencing, the same run loses acknowledged elements: proof
 //! that the pauses really bit.
 
 use std::path::{Path, PathBuf};
@@ -62,9 +64,32 @@ fn helper_fenced_writer() {
             continue;
         };
         // Read, think (here the parent's SIGSTOP lands), write back with one more element.
-        let items: String = reg
-            .query_row("SELECT items FROM reg", [], |r| r.get(0))
+        // Fenced, the register checks the token on the read too, and remembers it: a write
+        // checked alone would let a stale holder's write land between the next holder's read
+        // and its write, and the next holder would then overwrite it.
+        let token = lock.token as i64;
+        let tx = reg
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .unwrap();
+        let (items, highest): (String, i64) = tx
+            .query_row("SELECT items, token FROM reg", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        if fenced {
+            if token < highest {
+                tx.execute(
+                    "INSERT INTO writes (writer, token, item, accepted) VALUES (?1, ?2, 0, 0)",
+                    (id, token),
+                )
+                .unwrap();
+                tx.commit().unwrap();
+                let _ = locks.release(&lock.resource, &lock.owner);
+                continue;
+            }
+            tx.execute("UPDATE reg SET token = ?1", [token]).unwrap();
+        }
+        tx.commit().unwrap();
         let mut items: Vec<i64> = serde_json::from_str(&items).unwrap();
         std::thread::sleep(Duration::from_millis(30));
         n += 1;
@@ -76,7 +101,6 @@ fn helper_fenced_writer() {
         let highest: i64 = tx
             .query_row("SELECT token FROM reg", [], |r| r.get(0))
             .unwrap();
-        let token = lock.token as i64;
         let accepted = !fenced || token >= highest;
         if accepted {
             tx.execute(
