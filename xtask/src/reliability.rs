@@ -78,17 +78,8 @@ pub(crate) fn print_figures(path: &Path) -> anyhow::Result<()> {
         let mut figures = Vec::new();
         flatten("", line, &mut figures);
         for (k, v) in &figures {
-            let bad = [
-                "not_linearizable",
-                "tokens_repeated",
-                "stale_accepted",
-                "lost",
-                "crashes",
-                "panics",
-                "missing",
-                "mismatches",
-            ];
-            if bad.iter().any(|b| k.ends_with(b)) && !k.starts_with("unfenced") {
+            let last = k.rsplit('.').next().unwrap_or(k);
+            if ANOMALIES.contains(&last) && !k.starts_with("unfenced") {
                 anomalies += v.as_u64().unwrap_or(0);
             }
         }
