@@ -517,10 +517,17 @@ pub fn check_linearizable(make: Factory<'_>) {
         };
         let h = history::record(&*m, &w, Some(&clock));
         let checked = history::check(&h, 0);
-        assert!(
-            checked.is_ok(),
-            "seed {seed} (history::Workload {{ seed: {seed}, ..Default::default() }} replays the calls): {checked}"
-        );
+        if !checked.is_ok() {
+            let saved = std::env::temp_dir().join(format!(
+                "oc-lock-history-{}-{seed}.json",
+                std::process::id()
+            ));
+            let _ = h.save(&saved);
+            panic!(
+                "seed {seed} (history::Workload {{ seed: {seed}, ..Default::default() }} makes the same calls; OC_REPLAY_HISTORY={} cargo test -p oc-locks --all-features --test it replay_saved_history replays the check): {checked}",
+                saved.display()
+            );
+        }
         ops += h.len();
         grants += checked.tokens.grants;
         largest = largest.max(checked.linearizability.largest);

@@ -409,19 +409,20 @@ impl LockModel {
     ) -> Vec<LockState> {
         let key = (op.resource.clone(), op.owner.clone());
         let own = s.holds.get(&key);
+        // A grant we know nothing precise of: how many holds, which token, until when.
+        let mut vague = s.clone();
+        vague.holds.insert(
+            key.clone(),
+            Hold {
+                mode: own.map_or(mode, |h| h.mode.min(mode)),
+                holds: None,
+                token: None,
+                expires: None,
+            },
+        );
         let Some(ret) = ret else {
-            // Unknown: nothing happened, or a grant we know nothing precise of.
-            let mut granted = s.clone();
-            granted.holds.insert(
-                key,
-                Hold {
-                    mode: own.map_or(mode, |h| h.mode.min(mode)),
-                    holds: None,
-                    token: None,
-                    expires: None,
-                },
-            );
-            return vec![s.clone(), granted];
+            // Unknown: nothing happened, or that grant.
+            return vec![s.clone(), vague];
         };
         match ret.answer {
             Answer::Granted {
@@ -498,12 +499,9 @@ impl LockModel {
             }
             Answer::Timeout => vec![s.clone()],
             // Granted, but lapsed before the answer arrived (the manager said so rather than
-            // return a dead grant): as good as refused, though the lock may have been taken.
-            Answer::Expired => {
-                let mut gone = s.clone();
-                gone.holds.remove(&key);
-                vec![s.clone(), gone]
-            }
+            // return a dead grant). The lock was held meanwhile, for a while nobody outside can
+            // tell: it may have stood in others' way, or not.
+            Answer::Expired => vec![vague],
             _ => vec![],
         }
     }

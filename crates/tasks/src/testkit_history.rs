@@ -550,7 +550,10 @@ impl Model for TaskModel {
             },
             TaskCall::Reap => match answer {
                 Some(TaskAnswer::Reaped(list)) => {
-                    // Exactly the running tasks whose lease lapsed at the reap's time go back.
+                    // Every task the reap reports was running under a lease lapsed at the reap's
+                    // time, and is pending after. A reap is atomic per task, not across tasks:
+                    // two concurrent reaps may share the work (each reaps what it wins), so a
+                    // lapsed task it does not report is no anomaly.
                     let now = op.op.at;
                     let mut next = s.clone();
                     for (i, t) in s.tasks.iter().enumerate() {
@@ -571,11 +574,6 @@ impl Model for TaskModel {
                                     version: Some(seen.version),
                                     lease: None,
                                 };
-                            }
-                            None if t.status == Some(TaskStatus::Running)
-                                && matches!(lapsed, Some(Some(true))) =>
-                            {
-                                return vec![];
                             }
                             None => {}
                         }

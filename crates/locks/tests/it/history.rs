@@ -219,7 +219,7 @@ fn processes_sharing_a_file_are_linearizable_while_one_is_killed() {
             let saved = std::env::temp_dir().join(format!("oc-lock-history-{seed}.json"));
             h.save(&saved).unwrap();
             panic!(
-                "seed {seed}: {checked}\nhistory saved to {} (oc_lincheck::History::load replays it)",
+                "seed {seed}: {checked}\nhistory saved: OC_REPLAY_HISTORY={} OC_REPLAY_SLACK_MS=5 cargo test -p oc-locks --all-features --test it replay_saved_history replays the check",
                 saved.display()
             );
         }
@@ -237,4 +237,23 @@ fn processes_sharing_a_file_are_linearizable_while_one_is_killed() {
             "answers": answers,
         }),
     );
+}
+
+/// Replays the check of a saved history: `OC_REPLAY_HISTORY=<file> [OC_REPLAY_SLACK_MS=5]
+/// cargo test -p oc-locks --all-features --test it replay_saved_history -- --nocapture` (a
+/// failing check prints the file it saved). Does nothing without the variable.
+#[test]
+#[allow(clippy::print_stderr)]
+fn replay_saved_history() {
+    let Some(path) = std::env::var_os("OC_REPLAY_HISTORY") else {
+        return;
+    };
+    let slack = std::env::var("OC_REPLAY_SLACK_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let h: LockHistory = oc_lincheck::History::load(path.as_ref()).unwrap();
+    let checked = history::check(&h, slack);
+    eprintln!("{checked}");
+    assert!(checked.is_ok());
 }

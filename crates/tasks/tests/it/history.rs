@@ -154,3 +154,18 @@ fn every_planted_bug_is_caught() {
         serde_json::json!({ "planted": bugs.len(), "caught": bugs.len(), "seeds_each": 5 }),
     );
 }
+
+/// Replays the check of a saved history: `OC_REPLAY_HISTORY=<file> cargo test -p oc-tasks
+/// --all-features --test it replay_saved_history -- --nocapture` (a failing check prints the
+/// file it saved). Does nothing without the variable.
+#[test]
+#[allow(clippy::print_stderr)]
+fn replay_saved_history() {
+    let Some(path) = std::env::var_os("OC_REPLAY_HISTORY") else {
+        return;
+    };
+    let h: history::TaskHistory = oc_lincheck::History::load(path.as_ref()).unwrap();
+    let checked = history::check(&h);
+    eprintln!("{checked}");
+    assert!(checked.is_ok());
+}
