@@ -556,27 +556,23 @@ impl Model for TaskModel {
                     // lapsed task it does not report is no anomaly.
                     let now = op.op.at;
                     let mut next = s.clone();
-                    for (i, t) in s.tasks.iter().enumerate() {
-                        let reaped = list.iter().find(|r| r.task == (op.part, i as u8));
+                    for seen in list.iter().filter(|r| r.task.0 == op.part) {
+                        let i = usize::from(seen.task.1.min(1));
+                        let t = &s.tasks[i];
                         let lapsed = t.lease.map(|(_, e)| e.map(|e| e <= now));
-                        match reaped {
-                            Some(seen) => {
-                                if !known(t.status, TaskStatus::Running)
-                                    || matches!(lapsed, Some(Some(false)))
-                                    || t.status.is_some() && t.lease.is_none()
-                                    || !known(t.version.map(|v| v + 1), seen.version)
-                                    || seen.status != TaskStatus::Pending
-                                {
-                                    return vec![];
-                                }
-                                next.tasks[i] = ModelTask {
-                                    status: Some(seen.status),
-                                    version: Some(seen.version),
-                                    lease: None,
-                                };
-                            }
-                            None => {}
+                        if !known(t.status, TaskStatus::Running)
+                            || matches!(lapsed, Some(Some(false)))
+                            || t.status.is_some() && t.lease.is_none()
+                            || !known(t.version.map(|v| v + 1), seen.version)
+                            || seen.status != TaskStatus::Pending
+                        {
+                            return vec![];
                         }
+                        next.tasks[i] = ModelTask {
+                            status: Some(seen.status),
+                            version: Some(seen.version),
+                            lease: None,
+                        };
                     }
                     vec![next]
                 }
