@@ -9,12 +9,15 @@
 //! - `reliability [--soak]`: runs the evidence tests (linearizability, planted bugs, fenced
 //!   writes, faults, power loss, fuzz corpora) and prints the figures each published; `ci`
 //!   collects the same figures from its test run and prints them too.
+//! - `fuzz [--seconds N] [--soak]`: builds the cargo-fuzz targets in `fuzz/` and runs each
+//!   for a bounded time (20 s; 30 min with `--soak`), adding their figures.
 //! - `codegen`: regenerates `docs/METRICS.md` from the metric catalogue (a test checks it).
 //! - `bench-report --instructions [--json]`: the SQLite workloads, ours and C's, under callgrind;
 //!   instruction counts per phase are repeatable where wall-clock time on a shared machine is not.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod fuzz;
 mod reliability;
 #[cfg(test)]
 mod tidy;
@@ -34,11 +37,16 @@ fn root() -> PathBuf {
 
 /// Runs a command in the workspace root, failing on a non-zero exit.
 fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
+    run_in(&root(), program, args, envs)
+}
+
+/// Runs a command in `dir`, failing on a non-zero exit.
+fn run_in(dir: &Path, program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
     eprintln!("$ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
         .envs(envs.iter().copied())
-        .current_dir(root())
+        .current_dir(dir)
         .status()
         .with_context(|| format!("cannot run {program}"))?;
     if !status.success() {
@@ -97,6 +105,7 @@ fn ci() -> anyhow::Result<()> {
             ("OC_RELIABILITY_OUT", figures_s.as_str()),
         ],
     )?;
+    fuzz::run_targets(20)?;
     reliability::print_figures(&figures)?;
     run(
         "cargo",
@@ -189,9 +198,10 @@ fn main() -> anyhow::Result<()> {
         Some("bench-report") => bench::report(&args[1..]),
         Some("codegen") => codegen(),
         Some("reliability") => reliability::reliability(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | reliability [--soak] | bench-report [--quick] [--json] [--runs N] [--no-c] | codegen>"
+                "usage: cargo xtask <ci | reliability [--soak] | fuzz [--seconds N] [--soak] | bench-report [--quick] [--json] [--runs N] [--no-c] | codegen>"
             );
             std::process::exit(2);
         }

@@ -1,6 +1,7 @@
 //! `cargo xtask reliability [--soak]`: runs the evidence tests (linearizability checks, planted
-//! bugs, fenced writes, injected faults, power loss, fuzz corpora) and prints the figures each
-//! published (`oc_lincheck::publish`), the table `docs/RELIABILITY.md` reports.
+//! bugs, fenced writes, injected faults, power loss, fuzz corpora) and a bounded run of each fuzz
+//! target, and prints the figures each published (`oc_lincheck::publish`), the table
+//! `docs/RELIABILITY.md` reports.
 
 use std::path::Path;
 
@@ -56,7 +57,20 @@ pub(crate) fn reliability(args: &[String]) -> anyhow::Result<()> {
         ],
         &envs,
     )?;
+    crate::fuzz::run_targets(if soak { 1800 } else { 20 })?;
     print_figures(&out)
+}
+
+/// Appends one line of figures to this run's figures file (for steps outside the test run).
+pub(crate) fn append_figures(line: &serde_json::Value) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = figures_path();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(f, "{line}").with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Prints the figures in `path`, one block per check, and a closing line with the anomalies.
