@@ -48,8 +48,10 @@ pub enum Error {
         /// What did not match.
         reason: String,
     },
-    /// A group-commit writer whose earlier write or `fdatasync` failed: records appended since
-    /// may or may not be on disk, and none is reported durable. Reopen the file.
+    /// A writer whose earlier write or `fdatasync` failed (in any durability mode): the file may
+    /// end in a torn record, and after a failed `fdatasync` a later one can succeed without the
+    /// lost pages, so nothing more is written or reported durable. Reopen the file (which cuts
+    /// a torn tail).
     #[error("{}: an earlier write or fdatasync failed ({cause}); records cannot be made durable until the writer is reopened", path.display())]
     WriterBroken {
         /// The file.

@@ -129,6 +129,10 @@ struct Inner {
     written: u64,
     /// Records in `buf`.
     pending: u64,
+    /// Why a write or an `fdatasync` failed: the file may end in a torn record, and after a
+    /// failed sync a later one can succeed without the lost pages, so nothing more is written
+    /// or called durable until the file is reopened (which cuts the torn tail).
+    broken: Option<String>,
 }
 
 #[derive(Default)]
@@ -303,6 +307,7 @@ impl JsonlWriter {
                 lines,
                 written: 0,
                 pending: 0,
+                broken: None,
             }),
             sync: Mutex::new(SyncState::default()),
             durable: AtomicU64::new(0),
@@ -413,6 +418,7 @@ impl JsonlWriter {
         let seq = {
             let mut guard = self.inner.lock();
             let inner = &mut *guard;
+            self.check_broken(inner)?;
             let start = inner.buf.len();
             if let Err(e) = fill(&mut inner.buf) {
                 inner.buf.truncate(start);
@@ -431,7 +437,7 @@ impl JsonlWriter {
                 self.write_out(inner)?;
             }
             if self.opts.durability == Durability::Fsync {
-                self.fdatasync(&inner.file)?;
+                self.sync_locked(inner)?;
             }
             if self.opts.rotation.due(inner.bytes, inner.lines) {
                 self.rotate(inner)?;
@@ -450,9 +456,34 @@ impl JsonlWriter {
         let res = (&*file).write_all(&inner.buf);
         inner.buf.clear();
         let n = std::mem::take(&mut inner.pending);
-        res.map_err(io(&self.path))?;
+        if let Err(e) = res {
+            return Err(Self::broke(inner, io(&self.path)(e)));
+        }
         inner.written += n;
         Ok(())
+    }
+
+    /// `fdatasync`s the current file; a failure breaks the writer.
+    fn sync_locked(&self, inner: &mut Inner) -> Result<()> {
+        self.fdatasync(&inner.file)
+            .map_err(|e| Self::broke(inner, e))
+    }
+
+    /// Records that the writer is broken by `e` (the first cause is kept); returns `e`.
+    fn broke(inner: &mut Inner, e: Error) -> Error {
+        inner.broken.get_or_insert_with(|| error_chain(&e));
+        e
+    }
+
+    /// `WriterBroken` once a write or a sync failed.
+    fn check_broken(&self, inner: &Inner) -> Result<()> {
+        match &inner.broken {
+            Some(cause) => Err(Error::WriterBroken {
+                path: self.path.clone(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Waits until record `seq` is covered by an `fdatasync`, running one if nobody is.
@@ -534,8 +565,12 @@ impl JsonlWriter {
                 Err(e) => {
                     // Whatever was in the group is lost or of unknown fate, and after a failed
                     // `fdatasync` a later one can succeed without the lost pages: no record
-                    // past this point can be called durable any more.
+                    // past this point can be called durable any more, nor written.
                     s.broken = Some(error_chain(&e));
+                    self.inner
+                        .lock()
+                        .broken
+                        .get_or_insert_with(|| error_chain(&e));
                     self.mark_durable(s, 0);
                     return Err(e);
                 }
@@ -577,19 +612,21 @@ impl JsonlWriter {
     /// Writes out buffered records (they reach the OS; see [`Durability`]).
     pub fn flush(&self) -> Result<()> {
         let mut inner = self.inner.lock();
+        self.check_broken(&inner)?;
         self.write_out(&mut inner)
     }
 
     /// Writes out and `fdatasync`s everything appended so far.
     pub fn sync(&self) -> Result<()> {
         let mut inner = self.inner.lock();
+        self.check_broken(&inner)?;
         self.write_out(&mut inner)?;
-        self.fdatasync(&inner.file)
+        self.sync_locked(&mut inner)
     }
 
     fn rotate(&self, inner: &mut Inner) -> Result<()> {
         self.write_out(inner)?;
-        self.fdatasync(&inner.file)?;
+        self.sync_locked(inner)?;
         let keep = self.opts.rotation.keep;
         if keep == 0 {
             std::fs::remove_file(&self.path).map_err(io(&self.path))?;

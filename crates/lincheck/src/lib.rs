@@ -27,6 +27,8 @@
 //!   Porcupine does). A search that exceeds its budget is reported undecided, never passed.
 //! - **Direct checks.** [`check_tokens`] checks fencing tokens in linear time: no two grants
 //!   share a token, and a grant that returned before another was invoked has the smaller one.
+//! - **Faults.** [`faults`]: libfiu's preload around a child process (failing or short
+//!   `write`s and syncs) and a tmpfs that fills up, for the stores' fault tests.
 //! - **Figures.** [`publish`] appends a check's figures to `OC_RELIABILITY_OUT`, which
 //!   `cargo xtask reliability` collects; [`runs`] picks the quick or the soak (`OC_SOAK=1`)
 //!   count; [`SplitMix`] draws workloads from a seed, so a failure names what replays it.
@@ -64,6 +66,7 @@
 
 mod check;
 mod clock;
+pub mod faults;
 mod figures;
 mod history;
 mod rng;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod crash;
+mod faults;
 mod files;
 mod props;
 mod ship;
