@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod conformance;
+mod faults;
 mod graph_processes;
 mod history;
 mod model;
