@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod conformance;
+mod faults;
 mod fencing;
 mod history;
 mod model;
