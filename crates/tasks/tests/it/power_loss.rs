@@ -72,6 +72,11 @@ fn a_lease_token_is_never_handed_out_twice_after_a_power_loss() {
     assert_eq!(tokens.len(), 30);
     // What it costs: a sync per reserve of tokens, one for the first, one for the log's header.
     assert!(run.syncs_before(29) <= 2 + 30 / RESERVE as usize + 1);
+    oc_lincheck::publish(
+        "tasks.power_loss.tokens",
+        serde_json::json!({ "crash_points": tokens.len(), "tokens_repeated": 0,
+                            "integrity_failures": 0, "syncs": run.syncs_before(29) }),
+    );
     drop(keeper);
 }
 
@@ -134,6 +139,15 @@ fn sync_every_commit_keeps_every_acknowledged_change_through_a_power_loss() {
             lost == 0,
             all_kept,
             "{mode}: {lost} acknowledged creation(s) lost"
+        );
+        let lost_key = if all_kept {
+            "acknowledged_lost"
+        } else {
+            "lost_as_documented"
+        };
+        oc_lincheck::publish(
+            &format!("tasks.power_loss.{mode}"),
+            serde_json::json!({ "crash_points": ids.len(), lost_key: lost }),
         );
         drop(keeper);
     }
