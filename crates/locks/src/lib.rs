@@ -36,7 +36,9 @@
 //! # Feature flags
 //!
 //! - `sqlite`: `SqliteLockManager`. `bundled-sqlite`: the same, compiling SQLite from source.
-//! - `testkit`: export [`testkit`], the conformance suite every `LockManager` must pass.
+//! - `testkit`: export [`testkit`], the conformance suite every `LockManager` must pass, its
+//!   model-based property test, and `testkit::history`: a concurrent workload and a sequential
+//!   model its recorded histories are checked against for linearizability (with `oc-lincheck`).
 //!
 //! # Errors
 //!

@@ -95,7 +95,9 @@
 //!
 //! - `bundled-sqlite` (default): compile SQLite from source; turn off to link the system library.
 //! - `testkit`: export [`testkit`], the conformance suite every `TaskStore` must pass, so other
-//!   backends (PostgreSQL, say) can run it.
+//!   backends (PostgreSQL, say) can run it, with its model-based property test and
+//!   `testkit::history`: a concurrent workload and a sequential model its recorded histories
+//!   are checked against for linearizability (with `oc-lincheck`).
 //!
 //! # Errors
 //!
