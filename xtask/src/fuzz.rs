@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::{reliability, root};
+use crate::{append_figures, root};
 
 /// The targets, as named in `fuzz/Cargo.toml` and `oc_fuzz_oracles::TARGETS`.
 const TARGETS: [&str; 5] = [
@@ -105,7 +105,7 @@ pub(crate) fn run_targets(seconds: u64) -> anyhow::Result<()> {
             );
             crashed.push(target);
         }
-        reliability::append_figures(&serde_json::json!({
+        append_figures(&serde_json::json!({
             "test": format!("fuzz.{target}"),
             "seconds": seconds,
             "executions": execs,

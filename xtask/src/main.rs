@@ -55,6 +55,23 @@ fn run_in(dir: &Path, program: &str, args: &[&str], envs: &[(&str, &str)]) -> an
     Ok(())
 }
 
+/// Where the figures of a run go.
+pub(crate) fn figures_path() -> std::path::PathBuf {
+    root().join("target/reliability.jsonl")
+}
+
+/// Appends one line of figures to this run's figures file (for steps outside the test run).
+pub(crate) fn append_figures(line: &serde_json::Value) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = figures_path();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(f, "{line}").with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// The library crates, each checked alone without default features.
 const LIBS: [&str; 9] = [
     "oc-time",
@@ -86,7 +103,7 @@ fn ci() -> anyhow::Result<()> {
         &deny,
     )?;
     // The whole suite includes the evidence tests: their figures are collected on the way.
-    let figures = reliability::figures_path();
+    let figures = figures_path();
     let _ = std::fs::remove_file(&figures);
     let figures_s = figures.to_string_lossy().into_owned();
     run(

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::{root, run};
+use crate::{figures_path, run};
 
 /// The tests that publish figures, as a nextest filter.
 pub(crate) const FILTER: &str = "test(/check_linearizable|planted_bug|fenced_writes|late_grants|processes_sharing_a_file_are_linearizable|power_loss|io_fault|corpus/)";
@@ -26,11 +26,6 @@ const ANOMALIES: [&str; 10] = [
     "integrity_failures",
     "acknowledged_lost",
 ];
-
-/// Where the figures of a run go.
-pub(crate) fn figures_path() -> std::path::PathBuf {
-    root().join("target/reliability.jsonl")
-}
 
 /// Runs the evidence tests (the quick tier, or the soak tier with `--soak`) and prints their
 /// figures.
@@ -59,18 +54,6 @@ pub(crate) fn reliability(args: &[String]) -> anyhow::Result<()> {
     )?;
     crate::fuzz::run_targets(if soak { 1800 } else { 20 })?;
     print_figures(&out)
-}
-
-/// Appends one line of figures to this run's figures file (for steps outside the test run).
-pub(crate) fn append_figures(line: &serde_json::Value) -> anyhow::Result<()> {
-    use std::io::Write;
-    let path = figures_path();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    writeln!(f, "{line}").with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Prints the figures in `path`, one block per check, and a closing line with the anomalies.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use oc_tasks::{Order, TaskStatus};
+use oc_tasks::{Order, TaskId, TaskStatus};
 
 /// Coordinate AI coding agents: tasks, claims and statistics on an embedded SQLite store.
 #[derive(Debug, Parser)]
@@ -715,4 +715,9 @@ pub(crate) struct DemoArgs {
     /// Seed for the simulated work, to repeat a run.
     #[arg(long)]
     pub(crate) seed: Option<u64>,
+}
+
+/// A task id as typed, checked by the store's rules.
+pub(crate) fn task_id(s: &str) -> anyhow::Result<TaskId> {
+    Ok(TaskId::new(s)?)
 }

@@ -9,9 +9,8 @@ use oc_tasks::{
 };
 
 use crate::Site;
-use crate::args::{DepCmd, GraphFormat, LabelArgs};
-use crate::output::{Clean, Output, clean};
-use crate::task::{print_page, task_id};
+use crate::args::{DepCmd, GraphFormat, LabelArgs, task_id};
+use crate::output::{Clean, Output, clean, print_page};
 
 /// Most tasks `oc task graph` draws.
 const GRAPH_MAX: usize = 2_000;

@@ -2,7 +2,8 @@
 
 use std::io::{IsTerminal, Write};
 
-use oc_tasks::TaskStatus;
+use comfy_table::{ContentArrangement, Table, presets};
+use oc_tasks::{TaskPage, TaskStatus};
 use serde::Serialize;
 
 use crate::args::Global;
@@ -150,4 +151,42 @@ mod tests {
             assert_eq!(thousands(n), s);
         }
     }
+}
+
+pub(crate) fn print_page(command: &str, page: &TaskPage, out: &mut Output) -> anyhow::Result<()> {
+    out.emit(command, page, |w, o| {
+        if o.quiet {
+            for t in &page.tasks {
+                writeln!(w, "{}", t.id)?;
+            }
+            return Ok(());
+        }
+        if page.tasks.is_empty() {
+            return writeln!(w, "No tasks found");
+        }
+        let mut table = Table::new();
+        table
+            .load_style(presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(["ID", "NAME", "STATUS", "OWNER", "PRIO", "CREATED"]);
+        for t in &page.tasks {
+            table.add_row([
+                t.id.to_string(),
+                clean(&t.name).into_owned(),
+                // Plain: escape codes would throw the column widths off.
+                t.status.to_string(),
+                clean(t.owner.as_deref().unwrap_or("-")).into_owned(),
+                t.priority.to_string(),
+                t.created_at.to_rfc3339_seconds(),
+            ]);
+        }
+        for line in table.lines() {
+            writeln!(w, "{}", line.trim_end())?;
+        }
+        writeln!(w, "{} task(s)", page.tasks.len())?;
+        if let Some(next) = &page.next {
+            writeln!(w, "More: --after {}", String::from(next.clone()))?;
+        }
+        Ok(())
+    })
 }

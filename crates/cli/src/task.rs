@@ -3,21 +3,13 @@
 use std::io::Write;
 
 use anyhow::Context;
-use comfy_table::{ContentArrangement, Table, presets};
-use oc_tasks::{
-    Cursor, NewTask, Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus,
-    TaskStore,
-};
+use oc_tasks::{Cursor, NewTask, Task, TaskFilter, TaskQuery, TaskStats, TaskStatus, TaskStore};
 use serde_json::{Map, Value};
 
-use crate::args::{TaskCmd, When};
-use crate::output::{Clean, Output, clean, thousands};
+use crate::args::{TaskCmd, When, task_id};
+use crate::output::{Clean, Output, print_page, thousands};
 use crate::{Site, UsageError};
 use oc_hooks::{Committed, Hooks, TaskLifecycle};
-
-pub(crate) fn task_id(s: &str) -> anyhow::Result<TaskId> {
-    Ok(TaskId::new(s)?)
-}
 
 fn json_arg(flag: &str, s: &str) -> anyhow::Result<Value> {
     serde_json::from_str(s)
@@ -408,44 +400,6 @@ fn print_task(w: &mut dyn Write, o: &Output, t: &Task) -> std::io::Result<()> {
         writeln!(w, "Error:       {}", Clean(e))?;
     }
     Ok(())
-}
-
-pub(crate) fn print_page(command: &str, page: &TaskPage, out: &mut Output) -> anyhow::Result<()> {
-    out.emit(command, page, |w, o| {
-        if o.quiet {
-            for t in &page.tasks {
-                writeln!(w, "{}", t.id)?;
-            }
-            return Ok(());
-        }
-        if page.tasks.is_empty() {
-            return writeln!(w, "No tasks found");
-        }
-        let mut table = Table::new();
-        table
-            .load_style(presets::NOTHING)
-            .set_content_arrangement(ContentArrangement::Disabled)
-            .set_header(["ID", "NAME", "STATUS", "OWNER", "PRIO", "CREATED"]);
-        for t in &page.tasks {
-            table.add_row([
-                t.id.to_string(),
-                clean(&t.name).into_owned(),
-                // Plain: escape codes would throw the column widths off.
-                t.status.to_string(),
-                clean(t.owner.as_deref().unwrap_or("-")).into_owned(),
-                t.priority.to_string(),
-                t.created_at.to_rfc3339_seconds(),
-            ]);
-        }
-        for line in table.lines() {
-            writeln!(w, "{}", line.trim_end())?;
-        }
-        writeln!(w, "{} task(s)", page.tasks.len())?;
-        if let Some(next) = &page.next {
-            writeln!(w, "More: --after {}", String::from(next.clone()))?;
-        }
-        Ok(())
-    })
 }
 
 /// How many recent tasks `task-stats` shows.

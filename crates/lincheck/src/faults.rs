@@ -114,3 +114,13 @@ pub fn fill(dir: &Path, keep: u64) -> io::Result<std::path::PathBuf> {
     f.set_len(len.saturating_sub(keep))?;
     Ok(path)
 }
+
+/// Writes 100 blocks of 4 KiB to a new file at `path` with plain `write`s and counts those that
+/// came up short: run inside a child under [`under_fiu`], evidence that the faults were live.
+pub fn short_write_probe(path: &Path) -> io::Result<usize> {
+    use std::io::Write;
+    let f = std::fs::File::create(path)?;
+    Ok((0..100)
+        .filter(|_| (&f).write(&[7u8; 4096]).is_ok_and(|n| n < 4096))
+        .count())
+}

@@ -70,6 +70,7 @@ pub mod faults;
 mod figures;
 mod history;
 mod rng;
+mod summary;
 mod tokens;
 
 pub use check::{Failure, Model, Report, check, check_by, check_with};
@@ -77,4 +78,5 @@ pub use clock::{mono_ns, wall_ms};
 pub use figures::{publish, runs, test_name};
 pub use history::{Call, Event, History, Outcome, ProcessLog, Recorder, read_logs};
 pub use rng::SplitMix;
+pub use summary::{Checked, Summary, fail};
 pub use tokens::{Grant, TokenReport, check_tokens};

@@ -506,45 +506,30 @@ pub fn check_late_grants_refused(make: &dyn Fn(Arc<dyn crate::Clock>) -> Arc<dyn
 /// tokens; 8 histories, 80 with `OC_SOAK=1`. Publishes its figures (`oc_lincheck::publish`)
 /// under `locks.linearizable.` and the test's name.
 pub fn check_linearizable(make: Factory<'_>) {
-    let histories = oc_lincheck::runs(8, 80);
-    let (mut ops, mut grants, mut largest, mut nodes) = (0, 0, 0, 0);
-    let mut answers = std::collections::BTreeMap::new();
-    for seed in 0..histories as u64 {
-        let (m, clock) = setup(make);
+    let mut summary = oc_lincheck::Summary::default();
+    for seed in 0..oc_lincheck::runs(8, 80) as u64 {
+        let (store, clock) = setup(make);
         let w = history::Workload {
             seed,
             ..history::Workload::default()
         };
-        let h = history::record(&*m, &w, Some(&clock));
+        let h = history::record(&*store, &w, Some(&clock));
         let checked = history::check(&h, 0);
         if !checked.is_ok() {
-            let saved = std::env::temp_dir().join(format!(
-                "oc-lock-history-{}-{seed}.json",
-                std::process::id()
-            ));
-            let _ = h.save(&saved);
-            panic!(
-                "seed {seed} (history::Workload {{ seed: {seed}, ..Default::default() }} makes the same calls; OC_REPLAY_HISTORY={} cargo test -p oc-locks --all-features --test it replay_saved_history replays the check): {checked}",
-                saved.display()
+            oc_lincheck::fail(
+                &h,
+                &format!(
+                    "seed {seed} (history::Workload {{ seed: {seed}, ..Default::default() }} makes the same calls)"
+                ),
+                "OC_REPLAY_HISTORY={} cargo test -p oc-locks --all-features --test it replay_saved_history",
+                &checked,
             );
         }
-        ops += h.len();
-        grants += checked.tokens.grants;
-        largest = largest.max(checked.linearizability.largest);
-        nodes += checked.linearizability.nodes;
-        for (k, n) in history::tally(&h) {
-            *answers.entry(k).or_insert(0) += n;
-        }
+        summary.add(&checked, history::tally(&h));
     }
-    let name = oc_lincheck::test_name();
     oc_lincheck::publish(
-        &format!("locks.linearizable.{name}"),
-        serde_json::json!({
-            "histories": histories, "operations": ops, "grants": grants,
-            "concurrency": history::Workload::default().threads, "largest_part": largest,
-            "search_nodes": nodes, "not_linearizable": 0, "tokens_repeated": 0,
-            "answers": answers,
-        }),
+        &format!("locks.linearizable.{}", oc_lincheck::test_name()),
+        summary.figures(history::Workload::default().threads, serde_json::json!({})),
     );
 }
 

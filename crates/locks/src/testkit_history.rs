@@ -21,11 +21,10 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use oc_lincheck::{Grant, History, Model, ProcessLog, Recorder, Report, SplitMix, TokenReport};
+use oc_lincheck::{Checked, Grant, History, Model, ProcessLog, Recorder, SplitMix};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Lock, LockManager, LockMode, LockRequest, ManualClock, Owner, Resource};
@@ -627,28 +626,6 @@ pub fn tally(h: &LockHistory) -> BTreeMap<&'static str, usize> {
         *t.entry(kind).or_insert(0) += 1;
     }
     t
-}
-
-/// What [`check`] found.
-#[derive(Debug, Clone)]
-pub struct Checked {
-    /// The linearizability search, one part per subtree.
-    pub linearizability: Report,
-    /// Fencing tokens over all grants.
-    pub tokens: TokenReport,
-}
-
-impl Checked {
-    /// Whether both checks passed.
-    pub fn is_ok(&self) -> bool {
-        self.linearizability.is_linearizable() && self.tokens.is_ok()
-    }
-}
-
-impl fmt::Display for Checked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}tokens: {}", self.linearizability, self.tokens)
-    }
 }
 
 /// Checks a history: linearizable against [`LockModel`] (one part per subtree, by the first

@@ -852,45 +852,30 @@ pub fn check_claim_next_race(make: Factory<'_>) {
 /// against the model and for fencing tokens; 8 histories, 80 with `OC_SOAK=1`. Publishes its
 /// figures (`oc_lincheck::publish`) under `tasks.linearizable.` and the test's name.
 pub fn check_linearizable(make: Factory<'_>) {
-    let histories = oc_lincheck::runs(8, 80);
-    let (mut ops, mut claims, mut largest, mut nodes) = (0, 0, 0, 0);
-    let mut answers = std::collections::BTreeMap::new();
-    for seed in 0..histories as u64 {
-        let (s, clock) = setup(make);
+    let mut summary = oc_lincheck::Summary::default();
+    for seed in 0..oc_lincheck::runs(8, 80) as u64 {
+        let (store, clock) = setup(make);
         let w = history::Workload {
             seed,
             ..history::Workload::default()
         };
-        let h = history::record(&*s, &w, Some(&clock));
+        let h = history::record(&*store, &w, Some(&clock));
         let checked = history::check(&h);
         if !checked.is_ok() {
-            let saved = std::env::temp_dir().join(format!(
-                "oc-task-history-{}-{seed}.json",
-                std::process::id()
-            ));
-            let _ = h.save(&saved);
-            panic!(
-                "seed {seed} (history::Workload {{ seed: {seed}, ..Default::default() }} makes the same calls; OC_REPLAY_HISTORY={} cargo test -p oc-tasks --all-features --test it replay_saved_history replays the check): {checked}",
-                saved.display()
+            oc_lincheck::fail(
+                &h,
+                &format!(
+                    "seed {seed} (history::Workload {{ seed: {seed}, ..Default::default() }} makes the same calls)"
+                ),
+                "OC_REPLAY_HISTORY={} cargo test -p oc-tasks --all-features --test it replay_saved_history",
+                &checked,
             );
         }
-        ops += h.len();
-        claims += checked.tokens.grants;
-        largest = largest.max(checked.linearizability.largest);
-        nodes += checked.linearizability.nodes;
-        for (k, n) in history::tally(&h) {
-            *answers.entry(k).or_insert(0) += n;
-        }
+        summary.add(&checked, history::tally(&h));
     }
-    let name = oc_lincheck::test_name();
     oc_lincheck::publish(
-        &format!("tasks.linearizable.{name}"),
-        json!({
-            "histories": histories, "operations": ops, "claims": claims,
-            "concurrency": history::Workload::default().threads, "largest_part": largest,
-            "search_nodes": nodes, "not_linearizable": 0, "tokens_repeated": 0,
-            "answers": answers,
-        }),
+        &format!("tasks.linearizable.{}", oc_lincheck::test_name()),
+        summary.figures(history::Workload::default().threads, serde_json::json!({})),
     );
 }
 

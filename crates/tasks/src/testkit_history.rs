@@ -20,10 +20,9 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
-use oc_lincheck::{Grant, History, Model, Recorder, Report, SplitMix, TokenReport};
+use oc_lincheck::{Checked, Grant, History, Model, Recorder, SplitMix};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, ManualClock, NewTask, Task, TaskId, TaskStatus, TaskStore};
@@ -633,28 +632,6 @@ pub fn grants(h: &TaskHistory) -> Vec<Grant> {
             _ => None,
         })
         .collect()
-}
-
-/// What [`check`] found.
-#[derive(Debug, Clone)]
-pub struct Checked {
-    /// The linearizability search, one part per pair.
-    pub linearizability: Report,
-    /// Fencing tokens over all claims.
-    pub tokens: TokenReport,
-}
-
-impl Checked {
-    /// Whether both checks passed.
-    pub fn is_ok(&self) -> bool {
-        self.linearizability.is_linearizable() && self.tokens.is_ok()
-    }
-}
-
-impl fmt::Display for Checked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}tokens: {}", self.linearizability, self.tokens)
-    }
 }
 
 /// How many calls ended in each kind of answer.

@@ -47,10 +47,10 @@ fn helper_append_under_faults() {
         return;
     };
     // Evidence that the faults are live in this process: plain `write`s that came up short.
-    let probe = std::fs::File::create(std::path::Path::new(&path).with_extension("probe")).unwrap();
-    let short = (0..100)
-        .filter(|_| std::io::Write::write(&mut &probe, &[7u8; 4096]).is_ok_and(|n| n < 4096))
-        .count();
+    let short = oc_lincheck::faults::short_write_probe(
+        &std::path::Path::new(&path).with_extension("probe"),
+    )
+    .unwrap();
     println!("result short {short}");
     let w = JsonlWriter::open(&path, opts(Durability::Fsync)).unwrap();
     for (i, o) in append_all(&w, APPENDS).into_iter().enumerate() {

@@ -24,10 +24,7 @@ fn helper_locks_under_faults() {
     let Some((db, _)) = child_env() else {
         return;
     };
-    let probe = std::fs::File::create(db.with_extension("probe")).unwrap();
-    let short = (0..100)
-        .filter(|_| std::io::Write::write(&mut &probe, &[7u8; 4096]).is_ok_and(|n| n < 4096))
-        .count();
+    let short = oc_lincheck::faults::short_write_probe(&db.with_extension("probe")).unwrap();
     println!("ack short {short}");
     let m = match SqliteLockManager::options()
         .durability(Durability::default().token_reserve(4))

@@ -184,8 +184,7 @@ fn helper_lock_history() {
 /// linearizable, with tokens unique and growing.
 #[test]
 fn processes_sharing_a_file_are_linearizable_while_one_is_killed() {
-    let (mut ops, mut unknown, mut kills) = (0, 0, 0);
-    let mut answers = std::collections::BTreeMap::new();
+    let mut summary = oc_lincheck::Summary::default();
     let rounds = runs(2, 20);
     for seed in 0..rounds as u64 {
         let dir = tempfile::tempdir().unwrap();
@@ -208,7 +207,6 @@ fn processes_sharing_a_file_are_linearizable_while_one_is_killed() {
             .collect();
         std::thread::sleep(Duration::from_millis(100));
         children[0].kill().unwrap();
-        kills += 1;
         for c in &mut children {
             c.wait().unwrap();
         }
@@ -216,26 +214,18 @@ fn processes_sharing_a_file_are_linearizable_while_one_is_killed() {
         // Processes read their own clocks: a little slack for the coarse clock's lag.
         let checked = history::check(&h, 5);
         if !checked.is_ok() {
-            let saved = std::env::temp_dir().join(format!("oc-lock-history-{seed}.json"));
-            h.save(&saved).unwrap();
-            panic!(
-                "seed {seed}: {checked}\nhistory saved: OC_REPLAY_HISTORY={} OC_REPLAY_SLACK_MS=5 cargo test -p oc-locks --all-features --test it replay_saved_history replays the check",
-                saved.display()
+            oc_lincheck::fail(
+                &h,
+                &format!("seed {seed}"),
+                "OC_REPLAY_HISTORY={} OC_REPLAY_SLACK_MS=5 cargo test -p oc-locks --all-features --test it replay_saved_history",
+                &checked,
             );
         }
-        ops += h.len();
-        unknown += h.unknown();
-        for (k, n) in history::tally(&h) {
-            *answers.entry(k).or_insert(0) += n;
-        }
+        summary.add(&checked, history::tally(&h));
     }
     publish(
         "locks.sqlite.processes",
-        serde_json::json!({
-            "histories": rounds, "operations": ops, "unknown_outcomes": unknown,
-            "concurrency": PROCS, "kills": kills, "not_linearizable": 0, "tokens_repeated": 0,
-            "answers": answers,
-        }),
+        summary.figures(PROCS as usize, serde_json::json!({ "kills": rounds })),
     );
 }
 

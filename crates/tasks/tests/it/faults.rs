@@ -153,10 +153,7 @@ fn helper_tasks_under_faults() {
             return;
         }
     };
-    let probe = std::fs::File::create(db.with_extension("probe")).unwrap();
-    let short = (0..100)
-        .filter(|_| std::io::Write::write(&mut &probe, &[7u8; 4096]).is_ok_and(|n| n < 4096))
-        .count();
+    let short = oc_lincheck::faults::short_write_probe(&db.with_extension("probe")).unwrap();
     println!("ack short {short}");
     let pad = arg.parse().unwrap_or(100);
     workload(&store, STEPS, pad, &mut |line| println!("ack {line}"));
