@@ -121,38 +121,6 @@ pub(crate) fn thousands(n: u64) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{clean, thousands};
-
-    #[test]
-    fn escapes_every_control_character() {
-        for (raw, shown) in [
-            ("plain", "plain"),
-            ("evil\x1b[31mRED\x1b[0m", "evil\\x1b[31mRED\\x1b[0m"),
-            ("a\nb\r\tc", "a\\nb\\r\\tc"),
-            ("\0\x07\x7f", "\\x00\\x07\\x7f"),
-            ("c1 \u{9b}2J \u{85}", "c1 \\u{9b}2J \\u{85}"),
-            ("ünïcode ✓ \u{a0}", "ünïcode ✓ \u{a0}"),
-        ] {
-            assert_eq!(clean(raw), shown);
-        }
-    }
-
-    #[test]
-    fn groups_thousands() {
-        for (n, s) in [
-            (0, "0"),
-            (999, "999"),
-            (1000, "1,000"),
-            (1234, "1,234"),
-            (1_234_567, "1,234,567"),
-        ] {
-            assert_eq!(thousands(n), s);
-        }
-    }
-}
-
 pub(crate) fn print_page(command: &str, page: &TaskPage, out: &mut Output) -> anyhow::Result<()> {
     out.emit(command, page, |w, o| {
         if o.quiet {
@@ -189,4 +157,36 @@ pub(crate) fn print_page(command: &str, page: &TaskPage, out: &mut Output) -> an
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{clean, thousands};
+
+    #[test]
+    fn escapes_every_control_character() {
+        for (raw, shown) in [
+            ("plain", "plain"),
+            ("evil\x1b[31mRED\x1b[0m", "evil\\x1b[31mRED\\x1b[0m"),
+            ("a\nb\r\tc", "a\\nb\\r\\tc"),
+            ("\0\x07\x7f", "\\x00\\x07\\x7f"),
+            ("c1 \u{9b}2J \u{85}", "c1 \\u{9b}2J \\u{85}"),
+            ("ünïcode ✓ \u{a0}", "ünïcode ✓ \u{a0}"),
+        ] {
+            assert_eq!(clean(raw), shown);
+        }
+    }
+
+    #[test]
+    fn groups_thousands() {
+        for (n, s) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (1234, "1,234"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), s);
+        }
+    }
 }
