@@ -297,3 +297,77 @@ pub fn read_logs<O: DeserializeOwned, R: DeserializeOwned, P: AsRef<Path>>(
     }
     Ok(history)
 }
+
+/// Where a workload records its calls: [`ThreadSink`] (one thread's share of a [`Recorder`])
+/// or a [`ProcessLog`] (a process's file). The same workload code runs on both.
+pub trait Sink<O, R> {
+    /// Records that `op` is invoked, runs `call`, and records its answer (`None`: no answer the
+    /// caller can trust, an unknown outcome); returns the answer.
+    fn record(&mut self, op: O, call: impl FnOnce(&O) -> Option<R>) -> io::Result<Option<R>>;
+}
+
+/// One thread's share of a [`Recorder`].
+#[derive(Debug)]
+pub struct ThreadSink<'a, O, R> {
+    recorder: &'a Recorder<O, R>,
+    process: u64,
+}
+
+impl<O: Clone, R: Clone> Sink<O, R> for ThreadSink<'_, O, R> {
+    fn record(&mut self, op: O, call: impl FnOnce(&O) -> Option<R>) -> io::Result<Option<R>> {
+        let pending = self.recorder.invoke(self.process, op.clone());
+        let ret = call(&op);
+        if let Some(r) = &ret {
+            pending.returned(r.clone());
+        }
+        Ok(ret)
+    }
+}
+
+impl<O: Serialize, R: Serialize> Sink<O, R> for ProcessLog {
+    fn record(&mut self, op: O, call: impl FnOnce(&O) -> Option<R>) -> io::Result<Option<R>> {
+        let id = self.invoke(&op)?;
+        let ret = call(&op);
+        if let Some(r) = &ret {
+            self.returned(id, r)?;
+        }
+        Ok(ret)
+    }
+}
+
+/// Runs `body` on `threads` threads (given its id and its sink) and returns the history they
+/// recorded. With `tick`, a further thread calls it every millisecond meanwhile (to move a
+/// manual clock, say).
+pub fn run_threads<O: Clone + Send, R: Clone + Send>(
+    threads: usize,
+    tick: Option<&(dyn Fn() + Sync)>,
+    body: impl Fn(u64, &mut ThreadSink<'_, O, R>) + Sync,
+) -> History<O, R> {
+    let recorder: Recorder<O, R> = Recorder::new();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        if let Some(tick) = tick {
+            let done = &done;
+            s.spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    tick();
+                }
+            });
+        }
+        let workers: Vec<_> = (0..threads as u64)
+            .map(|process| {
+                let (recorder, body) = (&recorder, &body);
+                s.spawn(move || {
+                    body(process, &mut ThreadSink { recorder, process });
+                })
+            })
+            .collect();
+        for w in workers {
+            // A worker that panicked left its call unknown; the history is still checked.
+            let _ = w.join();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    recorder.into_history()
+}

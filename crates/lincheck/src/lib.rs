@@ -76,7 +76,9 @@ mod tokens;
 pub use check::{Failure, Model, Report, check, check_by, check_with};
 pub use clock::{mono_ns, wall_ms};
 pub use figures::{publish, runs, test_name};
-pub use history::{Call, Event, History, Outcome, ProcessLog, Recorder, read_logs};
+pub use history::{
+    Call, Event, History, Outcome, ProcessLog, Recorder, Sink, ThreadSink, read_logs, run_threads,
+};
 pub use rng::SplitMix;
 pub use summary::{Checked, Summary, fail};
 pub use tokens::{Grant, TokenReport, check_tokens};

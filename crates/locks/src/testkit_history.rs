@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::time::Duration;
 
-use oc_lincheck::{Checked, Grant, History, Model, ProcessLog, Recorder, SplitMix};
+use oc_lincheck::{Checked, Grant, History, Model, ProcessLog, Sink, SplitMix};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Lock, LockManager, LockMode, LockRequest, ManualClock, Owner, Resource};
@@ -234,13 +234,13 @@ fn perform(m: &dyn LockManager, op: &LockOp) -> crate::Result<Lock> {
     }
 }
 
-/// One agent's loop; `record` wraps each call.
-fn agent(
+/// One agent's loop, recording each call in `sink`; stops at the first failure to record.
+fn agent<S: Sink<LockOp, LockRet>>(
     m: &dyn LockManager,
     w: &Workload,
     id: u64,
-    mut record: impl FnMut(LockOp, &dyn Fn(&LockOp) -> Option<LockRet>) -> Option<LockRet>,
-) {
+    sink: &mut S,
+) -> io::Result<()> {
     let mut rng = SplitMix::new(w.seed.wrapping_mul(1_000_003).wrapping_add(id));
     let owner = format!("p{id}");
     let mut held: Vec<usize> = Vec::new();
@@ -250,15 +250,15 @@ fn agent(
             owner: owner.clone(),
             resource: RESOURCES[r].to_owned(),
             call,
-            at: 0,
+            at: m.now().as_millis(),
         };
-        let ret = record(op, &|op| {
+        let ret = sink.record(op, |op| {
             let answer = Answer::of(&op.call, perform(m, op));
             answer.map(|answer| LockRet {
                 at: m.now().as_millis(),
                 answer,
             })
-        });
+        })?;
         match ret.map(|r| r.answer) {
             Some(Answer::Granted { .. }) => held.push(r),
             Some(Answer::Released { .. } | Answer::NotHeld | Answer::Expired) => {
@@ -272,47 +272,22 @@ fn agent(
             std::thread::sleep(Duration::from_micros(rng.below(w.pause_us)));
         }
     }
+    Ok(())
 }
 
 /// Runs the workload on `w.threads` threads against `m` and returns the recorded history.
 /// With `clock` (the manual clock `m` reads), a ticker thread moves it 100 ms per real
 /// millisecond meanwhile, so TTLs of a few seconds lapse during the run.
 pub fn record(m: &dyn LockManager, w: &Workload, clock: Option<&ManualClock>) -> LockHistory {
-    let rec: Recorder<LockOp, LockRet> = Recorder::new();
-    let done = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| {
-        if let Some(clock) = clock {
-            let done = &done;
-            s.spawn(move || {
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(1));
-                    clock.advance(Duration::from_millis(100));
-                }
-            });
-        }
-        let agents: Vec<_> = (0..w.threads as u64)
-            .map(|id| {
-                let rec = &rec;
-                s.spawn(move || {
-                    agent(m, w, id, |mut op, run| {
-                        op.at = m.now().as_millis();
-                        let call = rec.invoke(id, op.clone());
-                        let ret = run(&op);
-                        if let Some(ret) = &ret {
-                            call.returned(ret.clone());
-                        }
-                        ret
-                    });
-                })
-            })
-            .collect();
-        for a in agents {
-            // An agent that panicked left its call unknown; the check still runs.
-            let _ = a.join();
-        }
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
-    rec.into_history()
+    let tick = clock.map(|c| move || c.advance(Duration::from_millis(100)));
+    oc_lincheck::run_threads(
+        w.threads,
+        tick.as_ref().map(|t| t as &(dyn Fn() + Sync)),
+        |id, sink| {
+            // A thread's history cannot fail to record.
+            let _ = agent(m, w, id, sink);
+        },
+    )
 }
 
 /// Runs agent `id`'s part of the workload against `m`, appending its calls to `log`: the body
@@ -323,25 +298,7 @@ pub fn run_process(
     id: u64,
     log: &mut ProcessLog,
 ) -> io::Result<()> {
-    let mut failed = None;
-    agent(m, w, id, |mut op, run| {
-        op.at = m.now().as_millis();
-        let n = match log.invoke(&op) {
-            Ok(n) => n,
-            Err(e) => {
-                failed.get_or_insert(e);
-                return None;
-            }
-        };
-        let ret = run(&op);
-        if let Some(ret) = &ret
-            && let Err(e) = log.returned(n, ret)
-        {
-            failed.get_or_insert(e);
-        }
-        ret
-    });
-    failed.map_or(Ok(()), Err)
+    agent(m, w, id, log)
 }
 
 /// A lock as the model holds it; `None` where an operation of unknown outcome left it unknown.

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use oc_lincheck::{Checked, Grant, History, Model, Recorder, SplitMix};
+use oc_lincheck::{Checked, Grant, History, Model, Sink, SplitMix};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, ManualClock, NewTask, Task, TaskId, TaskStatus, TaskStore};
@@ -237,72 +237,78 @@ fn next_call(rng: &mut SplitMix, w: &Workload, held: &[((u32, u8), u64)]) -> Tas
     }
 }
 
+/// One agent's loop, recording each call in `sink`; stops at the first failure to record.
+fn agent<S: Sink<TaskOp, TaskRet>>(
+    store: &dyn TaskStore,
+    w: &Workload,
+    n: u64,
+    sink: &mut S,
+) -> std::io::Result<()> {
+    let lease = Duration::from_millis(w.lease_ms);
+    let mut rng = SplitMix::new(w.seed.wrapping_mul(1_000_003).wrapping_add(n));
+    let agent = format!("agent{n}");
+    let mut held: Vec<((u32, u8), u64)> = Vec::new();
+    for _ in 0..w.ops {
+        let call = next_call(&mut rng, w, &held);
+        let op = TaskOp {
+            agent: agent.clone(),
+            call,
+            at: store.now().as_millis(),
+        };
+        let ret = sink.record(op.clone(), |op| {
+            perform(store, &agent, op, lease).map(|answer| TaskRet {
+                at: store.now().as_millis(),
+                answer,
+            })
+        })?;
+        if let Some(TaskRet {
+            answer: TaskAnswer::Task(t),
+            ..
+        }) = ret
+        {
+            held.retain(|(task, _)| *task != t.task);
+            if t.status == TaskStatus::Running
+                && let Some(token) = t.token
+                && matches!(op.call, TaskCall::ClaimNext | TaskCall::Claim(..))
+            {
+                held.push((t.task, token));
+            }
+        }
+        if w.pause_us > 0 {
+            std::thread::sleep(Duration::from_micros(rng.below(w.pause_us)));
+        }
+    }
+    Ok(())
+}
+
 /// Creates the tasks, runs the workload on `w.threads` threads against `store` and returns the
 /// history. With `clock` (the manual clock the store reads), a ticker thread moves it 100 ms per
 /// real millisecond, so leases lapse and reaps find them.
 pub fn record(store: &dyn TaskStore, w: &Workload, clock: Option<&ManualClock>) -> TaskHistory {
-    let rec: Recorder<TaskOp, TaskRet> = Recorder::new();
     if let Err(e) = setup(store, w) {
         panic!("creating the workload's tasks failed: {e}");
     }
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let lease = Duration::from_millis(w.lease_ms);
-    std::thread::scope(|s| {
-        if let Some(clock) = clock {
-            let done = &done;
-            s.spawn(move || {
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(1));
-                    clock.advance(Duration::from_millis(100));
-                }
-            });
-        }
-        let agents: Vec<_> = (0..w.threads as u64)
-            .map(|n| {
-                let rec = &rec;
-                s.spawn(move || {
-                    let mut rng = SplitMix::new(w.seed.wrapping_mul(1_000_003).wrapping_add(n));
-                    let agent = format!("agent{n}");
-                    let mut held: Vec<((u32, u8), u64)> = Vec::new();
-                    for _ in 0..w.ops {
-                        let call = next_call(&mut rng, w, &held);
-                        let op = TaskOp {
-                            agent: agent.clone(),
-                            call,
-                            at: store.now().as_millis(),
-                        };
-                        let pending = rec.invoke(n, op.clone());
-                        let got = perform(store, &agent, &op, lease);
-                        let Some(answer) = got else {
-                            drop(pending);
-                            continue;
-                        };
-                        pending.returned(TaskRet {
-                            at: store.now().as_millis(),
-                            answer: answer.clone(),
-                        });
-                        if let TaskAnswer::Task(t) = answer {
-                            held.retain(|(task, _)| *task != t.task);
-                            if t.status == TaskStatus::Running
-                                && let Some(token) = t.token
-                                && matches!(op.call, TaskCall::ClaimNext | TaskCall::Claim(..))
-                            {
-                                held.push((t.task, token));
-                            }
-                        }
-                        if w.pause_us > 0 {
-                            std::thread::sleep(Duration::from_micros(rng.below(w.pause_us)));
-                        }
-                    }
-                })
-            })
-            .collect();
-        for a in agents {
-            let _ = a.join();
-        }
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
-    rec.into_history()
+    let tick = clock.map(|c| move || c.advance(Duration::from_millis(100)));
+    oc_lincheck::run_threads(
+        w.threads,
+        tick.as_ref().map(|t| t as &(dyn Fn() + Sync)),
+        |n, sink| {
+            // A thread's history cannot fail to record.
+            let _ = agent(store, w, n, sink);
+        },
+    )
+}
+
+/// Runs agent `n`'s part of the workload against `store` (whose tasks [`setup`] created),
+/// appending its calls to `log`: the body of one process of a multi-process run (killed at any
+/// moment, it leaves its calls behind).
+pub fn run_process(
+    store: &dyn TaskStore,
+    w: &Workload,
+    n: u64,
+    log: &mut oc_lincheck::ProcessLog,
+) -> std::io::Result<()> {
+    agent(store, w, n, log)
 }
 
 /// One task in the model; `None` fields are unknown (left so by a call of unknown outcome).

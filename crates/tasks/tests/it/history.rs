@@ -169,3 +169,83 @@ fn replay_saved_history() {
     eprintln!("{checked}");
     assert!(checked.is_ok());
 }
+
+const PROCS: u64 = 4;
+
+fn process_workload(seed: u64) -> history::Workload {
+    history::Workload {
+        seed,
+        ops: 150,
+        lease_ms: 150,
+        pause_us: 4_000,
+        ..Default::default()
+    }
+}
+
+/// Child part: agent `n` of the workload on a shared SQLite file, on the system clock, its
+/// calls appended to its own log.
+#[test]
+fn helper_task_history() {
+    let Some((db, arg)) = crate::processes::child_env() else {
+        return;
+    };
+    let mut args = arg.split(' ');
+    let (n, seed, log): (u64, u64, &str) = (
+        args.next().unwrap().parse().unwrap(),
+        args.next().unwrap().parse().unwrap(),
+        args.next().unwrap(),
+    );
+    let store = oc_tasks::SqliteTaskStore::open(&db).unwrap();
+    let mut log = oc_lincheck::ProcessLog::open(std::path::Path::new(log), n).unwrap();
+    history::run_process(&store, &process_workload(seed), n, &mut log).unwrap();
+}
+
+/// Four processes share a SQLite file; one is killed mid-run. The joined history must be
+/// linearizable, with claim tokens unique and growing.
+#[test]
+fn processes_sharing_a_file_are_linearizable_while_one_is_killed() {
+    let mut summary = oc_lincheck::Summary::default();
+    let rounds = oc_lincheck::runs(2, 20);
+    for seed in 0..rounds as u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("opencode.db");
+        let w = process_workload(seed);
+        history::setup(&oc_tasks::SqliteTaskStore::open(&db).unwrap(), &w).unwrap();
+        let logs: Vec<_> = (0..PROCS)
+            .map(|i| dir.path().join(format!("p{i}.jsonl")))
+            .collect();
+        let mut children: Vec<_> = (0..PROCS)
+            .map(|i| {
+                crate::processes::child(
+                    "history::helper_task_history",
+                    &db,
+                    &format!("{i} {seed} {}", logs[i as usize].display()),
+                )
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(120));
+        children[0].kill().unwrap();
+        for c in &mut children {
+            c.wait().unwrap();
+        }
+        let h: history::TaskHistory = oc_lincheck::read_logs(&logs).unwrap();
+        let checked = history::check_pairs(&h, w.pairs);
+        if !checked.is_ok() {
+            oc_lincheck::fail(
+                &h,
+                &format!("seed {seed}"),
+                "OC_REPLAY_HISTORY={} cargo test -p oc-tasks --all-features --test it replay_saved_history",
+                &checked,
+            );
+        }
+        summary.add(&checked, history::tally(&h));
+    }
+    publish(
+        "tasks.sqlite.processes",
+        summary.figures(PROCS as usize, serde_json::json!({ "kills": rounds })),
+    );
+}
