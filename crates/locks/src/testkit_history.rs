@@ -234,11 +234,21 @@ fn perform(m: &dyn LockManager, op: &LockOp) -> crate::Result<Lock> {
     }
 }
 
+/// The time around a call, read without I/O so that it brackets the call closely: the manual
+/// clock the store reads in a thread run, the wall clock otherwise (the clock of SQLite's
+/// stores, and PostgreSQL's when it runs on this host; `slack_ms` covers the rest). The
+/// store's own `now()` would do: but PostgreSQL's is a round trip, which can return late.
+fn read_clock(clock: Option<&ManualClock>) -> i64 {
+    use oc_time::Clock;
+    clock.map_or_else(oc_lincheck::wall_ms, |c| c.now().as_millis())
+}
+
 /// One agent's loop, recording each call in `sink`; stops at the first failure to record.
 fn agent<S: Sink<LockOp, LockRet>>(
     m: &dyn LockManager,
     w: &Workload,
     id: u64,
+    now: &dyn Fn() -> i64,
     sink: &mut S,
 ) -> io::Result<()> {
     let mut rng = SplitMix::new(w.seed.wrapping_mul(1_000_003).wrapping_add(id));
@@ -250,14 +260,11 @@ fn agent<S: Sink<LockOp, LockRet>>(
             owner: owner.clone(),
             resource: RESOURCES[r].to_owned(),
             call,
-            at: m.now().as_millis(),
+            at: now(),
         };
         let ret = sink.record(op, |op| {
             let answer = Answer::of(&op.call, perform(m, op));
-            answer.map(|answer| LockRet {
-                at: m.now().as_millis(),
-                answer,
-            })
+            answer.map(|answer| LockRet { at: now(), answer })
         })?;
         match ret.map(|r| r.answer) {
             Some(Answer::Granted { .. }) => held.push(r),
@@ -285,7 +292,7 @@ pub fn record(m: &dyn LockManager, w: &Workload, clock: Option<&ManualClock>) ->
         tick.as_ref().map(|t| t as &(dyn Fn() + Sync)),
         |id, sink| {
             // A thread's history cannot fail to record.
-            let _ = agent(m, w, id, sink);
+            let _ = agent(m, w, id, &|| read_clock(clock), sink);
         },
     )
 }
@@ -298,7 +305,7 @@ pub fn run_process(
     id: u64,
     log: &mut ProcessLog,
 ) -> io::Result<()> {
-    agent(m, w, id, log)
+    agent(m, w, id, &|| read_clock(None), log)
 }
 
 /// A lock as the model holds it; `None` where an operation of unknown outcome left it unknown.
@@ -515,15 +522,26 @@ impl LockModel {
             },
             (_, Answer::NotHeld | Answer::Expired) => match own {
                 None => vec![s.clone()],
-                Some(h) if self.may_lapse(h, ret.at) => vec![gone],
-                // A renewal that lapsed before its answer arrived.
-                Some(_)
-                    if matches!((&op.call, &ret.answer), (LockCall::Renew { ttl_ms }, Answer::Expired)
-                        if op.at.saturating_add(i64::try_from(*ttl_ms).unwrap_or(i64::MAX)) <= ret.at + self.slack_ms) =>
-                {
-                    vec![gone]
+                Some(h) => {
+                    let mut out = Vec::new();
+                    if self.may_lapse(h, ret.at) {
+                        out.push(gone);
+                    }
+                    // A renewal that took effect but lapsed before its answer arrived: the
+                    // lock lived on for a while nobody outside can tell.
+                    if matches!(
+                        (&op.call, &ret.answer),
+                        (LockCall::Renew { .. }, Answer::Expired)
+                    ) && self.may_live(h, op.at)
+                    {
+                        let mut renewed = s.clone();
+                        let mut h = h.clone();
+                        h.expires = None;
+                        renewed.holds.insert(key, h);
+                        out.push(renewed);
+                    }
+                    out
                 }
-                Some(_) => vec![],
             },
             _ => vec![],
         }

@@ -42,39 +42,24 @@ macro_rules! overlap {
     };
 }
 
-const MIGRATIONS: &[&str] = &[concat!(
-    // 1: locks, waiters, counters, and the functions every operation is one call of.
-    "CREATE TABLE {s}.lock_meta (key text PRIMARY KEY, value bigint NOT NULL);
-    INSERT INTO {s}.lock_meta (key, value) VALUES
-        ('token', 0), ('ticket', 0), ('total', 0), ('expired', 0), ('conflicts', 0),
-        ('released', 0), ('reentrant', 0), ('hold_total_ms', 0), ('hold_max_ms', 0),
-        ('waits', 0), ('timeouts', 0);
-    CREATE TABLE {s}.locks (
-        resource    text COLLATE \"C\" NOT NULL,
-        owner       text COLLATE \"C\" NOT NULL,
-        mode        text NOT NULL CHECK (mode IN ('exclusive', 'shared')),
-        token       bigint NOT NULL,
-        holds       integer NOT NULL CHECK (holds > 0),
-        acquired_at bigint NOT NULL,
-        expires_at  bigint NOT NULL,
-        PRIMARY KEY (resource, owner)
-    );
-    CREATE INDEX locks_owner ON {s}.locks (owner);
-    CREATE INDEX locks_expiry ON {s}.locks (expires_at);
-    CREATE TABLE {s}.lock_waiters (
-        ticket     bigint NOT NULL,
-        resource   text COLLATE \"C\" NOT NULL,
-        owner      text COLLATE \"C\" NOT NULL,
-        mode       text NOT NULL,
-        expires_at bigint NOT NULL,
-        PRIMARY KEY (ticket, resource)
-    );
-    CREATE INDEX lock_waiters_resource ON {s}.lock_waiters (resource);
+/// The functions every lock operation is one call of, created by the first migration and
+/// replaced by later ones whenever they change.
+macro_rules! lock_functions {
+    () => {
+        concat!(
+            "    -- The manager's time, read once the operation holds the manager's row: the caller's or the
+    -- database's clock, but never behind a time an earlier operation used, so an operation that
+    -- waited for the row behind a later one cannot act in the past (and see as live a lock
+    -- another operation already took as lapsed).
+    CREATE OR REPLACE FUNCTION {s}.lock_clock(p_now bigint) RETURNS bigint LANGUAGE sql VOLATILE AS
+        $$ UPDATE {s}.lock_meta
+           SET value = greatest(value, coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint))
+           WHERE key = 'clock' RETURNING value $$;
 
-    CREATE FUNCTION {s}.lock_now(p_now bigint) RETURNS bigint LANGUAGE sql VOLATILE AS
+CREATE OR REPLACE FUNCTION {s}.lock_now(p_now bigint) RETURNS bigint LANGUAGE sql VOLATILE AS
         $$ SELECT coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) $$;
 
-    CREATE FUNCTION {s}.lock_ancestors(r text) RETURNS text[] LANGUAGE sql IMMUTABLE AS
+    CREATE OR REPLACE FUNCTION {s}.lock_ancestors(r text) RETURNS text[] LANGUAGE sql IMMUTABLE AS
         $$ SELECT coalesce(array_agg(array_to_string((string_to_array(r, '/'))[1:k], '/') ORDER BY k),
                            '{}'::text[])
            FROM generate_series(1, cardinality(string_to_array(r, '/')) - 1) AS k $$;
@@ -83,17 +68,18 @@ const MIGRATIONS: &[&str] = &[concat!(
     -- per session, where a call of an SQL function is planned anew each time.
 
     -- Grants every request or none; when one is blocked, returns its blockers (granted false).
-    CREATE FUNCTION {s}.lock_acquire(p_res text[], p_owner text, p_mode text[], p_ttl bigint[],
+    CREATE OR REPLACE FUNCTION {s}.lock_acquire(p_res text[], p_owner text, p_mode text[], p_ttl bigint[],
             p_ticket bigint, p_lease bigint, p_count_conflict boolean, p_now bigint)
         RETURNS TABLE (granted boolean, blocked text, resource text, owner text, mode text,
                        token bigint, holds integer, acquired_at bigint, expires_at bigint)
         LANGUAGE plpgsql VOLATILE AS $$
     #variable_conflict use_column
     DECLARE
-        v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+        v_now bigint;
         i integer; r text; m text; a text[]; own_mode text; has_own boolean; n bigint; tok bigint;
     BEGIN
         PERFORM 1 FROM {s}.lock_meta WHERE key = 'token' FOR UPDATE;
+        v_now := {s}.lock_clock(p_now);
         IF p_ticket IS NOT NULL THEN
             UPDATE {s}.lock_waiters w SET expires_at = v_now + p_lease WHERE w.ticket = p_ticket;
             DELETE FROM {s}.lock_waiters w WHERE w.expires_at <= v_now;
@@ -163,11 +149,12 @@ const MIGRATIONS: &[&str] = &[concat!(
         END IF;
     END $$;
 
-    CREATE FUNCTION {s}.lock_enqueue(p_res text[], p_owner text, p_mode text[], p_lease bigint,
+    CREATE OR REPLACE FUNCTION {s}.lock_enqueue(p_res text[], p_owner text, p_mode text[], p_lease bigint,
             p_now bigint) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
-    DECLARE v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint); t bigint;
+    DECLARE v_now bigint; t bigint;
     BEGIN
         PERFORM 1 FROM {s}.lock_meta WHERE key = 'token' FOR UPDATE;
+        v_now := {s}.lock_clock(p_now);
         UPDATE {s}.lock_meta SET value = value + 1 WHERE key = 'ticket' RETURNING value INTO t;
         UPDATE {s}.lock_meta SET value = value + 1 WHERE key = 'waits';
         INSERT INTO {s}.lock_waiters (ticket, resource, owner, mode, expires_at)
@@ -175,7 +162,7 @@ const MIGRATIONS: &[&str] = &[concat!(
         RETURN t;
     END $$;
 
-    CREATE FUNCTION {s}.lock_abandon(p_ticket bigint) RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+    CREATE OR REPLACE FUNCTION {s}.lock_abandon(p_ticket bigint) RETURNS void LANGUAGE plpgsql VOLATILE AS $$
     BEGIN
         PERFORM 1 FROM {s}.lock_meta WHERE key = 'token' FOR UPDATE;
         DELETE FROM {s}.lock_waiters w WHERE w.ticket = p_ticket;
@@ -184,14 +171,15 @@ const MIGRATIONS: &[&str] = &[concat!(
 
     -- Release or renew the owner's live lock. The first row says what happened
     -- (released, renewed, expired, not_held) with the lock; after a not_held come the holders.
-    CREATE FUNCTION {s}.lock_own(p_res text, p_owner text, p_renew_ttl bigint, p_now bigint)
+    CREATE OR REPLACE FUNCTION {s}.lock_own(p_res text, p_owner text, p_renew_ttl bigint, p_now bigint)
         RETURNS TABLE (outcome text, resource text, owner text, mode text, token bigint,
                        holds integer, acquired_at bigint, expires_at bigint)
         LANGUAGE plpgsql VOLATILE AS $$
     #variable_conflict use_column
-    DECLARE v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint); l {s}.locks%ROWTYPE;
+    DECLARE v_now bigint; l {s}.locks%ROWTYPE;
     BEGIN
         PERFORM 1 FROM {s}.lock_meta WHERE key = 'token' FOR UPDATE;
+        v_now := {s}.lock_clock(p_now);
         SELECT * INTO l FROM {s}.locks x WHERE x.resource = p_res AND x.owner = p_owner;
         IF NOT FOUND THEN
             RETURN QUERY SELECT 'not_held', NULL::text, NULL::text, NULL::text, NULL::bigint,
@@ -230,11 +218,12 @@ const MIGRATIONS: &[&str] = &[concat!(
             l.holds, l.acquired_at, l.expires_at;
     END $$;
 
-    CREATE FUNCTION {s}.lock_release_owner(p_owner text, p_now bigint)
+    CREATE OR REPLACE FUNCTION {s}.lock_release_owner(p_owner text, p_now bigint)
         RETURNS SETOF {s}.locks LANGUAGE plpgsql VOLATILE AS $$
-    DECLARE v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint); l {s}.locks%ROWTYPE;
+    DECLARE v_now bigint; l {s}.locks%ROWTYPE;
     BEGIN
         PERFORM 1 FROM {s}.lock_meta WHERE key = 'token' FOR UPDATE;
+        v_now := {s}.lock_clock(p_now);
         FOR l IN DELETE FROM {s}.locks x WHERE x.owner = p_owner RETURNING * LOOP
             IF l.expires_at <= v_now THEN
                 UPDATE {s}.lock_meta SET value = value + 1 WHERE key = 'expired';
@@ -246,11 +235,12 @@ const MIGRATIONS: &[&str] = &[concat!(
         PERFORM pg_notify('oc_locks_' || '{n}', '') WHERE EXISTS (SELECT 1 FROM {s}.lock_waiters);
     END $$;
 
-    CREATE FUNCTION {s}.lock_sweep(p_now bigint)
+    CREATE OR REPLACE FUNCTION {s}.lock_sweep(p_now bigint)
         RETURNS SETOF {s}.locks LANGUAGE plpgsql VOLATILE AS $$
-    DECLARE v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint); n bigint := 0; l {s}.locks%ROWTYPE;
+    DECLARE v_now bigint; n bigint := 0; l {s}.locks%ROWTYPE;
     BEGIN
         PERFORM 1 FROM {s}.lock_meta WHERE key = 'token' FOR UPDATE;
+        v_now := {s}.lock_clock(p_now);
         FOR l IN DELETE FROM {s}.locks x WHERE x.expires_at <= v_now RETURNING * LOOP
             n := n + 1;
             RETURN NEXT l;
@@ -259,7 +249,47 @@ const MIGRATIONS: &[&str] = &[concat!(
         DELETE FROM {s}.lock_waiters w WHERE w.expires_at <= v_now;
         IF n > 0 THEN PERFORM pg_notify('oc_locks_' || '{n}', '') WHERE EXISTS (SELECT 1 FROM {s}.lock_waiters); END IF;
     END $$;"
-)];
+        )
+    };
+}
+
+const MIGRATIONS: &[&str] = &[
+    concat!(
+        // 1: locks, waiters, counters, and the functions every operation is one call of.
+        "CREATE TABLE {s}.lock_meta (key text PRIMARY KEY, value bigint NOT NULL);
+    INSERT INTO {s}.lock_meta (key, value) VALUES
+        ('token', 0), ('ticket', 0), ('total', 0), ('expired', 0), ('conflicts', 0),
+        ('released', 0), ('reentrant', 0), ('hold_total_ms', 0), ('hold_max_ms', 0),
+        ('waits', 0), ('timeouts', 0);
+    CREATE TABLE {s}.locks (
+        resource    text COLLATE \"C\" NOT NULL,
+        owner       text COLLATE \"C\" NOT NULL,
+        mode        text NOT NULL CHECK (mode IN ('exclusive', 'shared')),
+        token       bigint NOT NULL,
+        holds       integer NOT NULL CHECK (holds > 0),
+        acquired_at bigint NOT NULL,
+        expires_at  bigint NOT NULL,
+        PRIMARY KEY (resource, owner)
+    );
+    CREATE INDEX locks_owner ON {s}.locks (owner);
+    CREATE INDEX locks_expiry ON {s}.locks (expires_at);
+    CREATE TABLE {s}.lock_waiters (
+        ticket     bigint NOT NULL,
+        resource   text COLLATE \"C\" NOT NULL,
+        owner      text COLLATE \"C\" NOT NULL,
+        mode       text NOT NULL,
+        expires_at bigint NOT NULL,
+        PRIMARY KEY (ticket, resource)
+    );
+    CREATE INDEX lock_waiters_resource ON {s}.lock_waiters (resource);",
+        lock_functions!()
+    ),
+    // 2: the manager's time is read after its row is locked, and never goes back.
+    concat!(
+        "INSERT INTO {s}.lock_meta (key, value) VALUES ('clock', 0) ON CONFLICT (key) DO NOTHING;",
+        lock_functions!()
+    ),
+];
 
 const LOCK_COLS: &str = "resource, owner, mode, token, holds, acquired_at, expires_at";
 

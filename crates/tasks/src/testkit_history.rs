@@ -237,11 +237,21 @@ fn next_call(rng: &mut SplitMix, w: &Workload, held: &[((u32, u8), u64)]) -> Tas
     }
 }
 
+/// The time around a call, read without I/O so that it brackets the call closely: the manual
+/// clock the store reads in a thread run, the wall clock otherwise (the clock of SQLite's
+/// stores, and PostgreSQL's when it runs on this host; `slack_ms` covers the rest). The
+/// store's own `now()` would do: but PostgreSQL's is a round trip, which can return late.
+fn read_clock(clock: Option<&ManualClock>) -> i64 {
+    use oc_time::Clock;
+    clock.map_or_else(oc_lincheck::wall_ms, |c| c.now().as_millis())
+}
+
 /// One agent's loop, recording each call in `sink`; stops at the first failure to record.
 fn agent<S: Sink<TaskOp, TaskRet>>(
     store: &dyn TaskStore,
     w: &Workload,
     n: u64,
+    now: &dyn Fn() -> i64,
     sink: &mut S,
 ) -> std::io::Result<()> {
     let lease = Duration::from_millis(w.lease_ms);
@@ -253,13 +263,10 @@ fn agent<S: Sink<TaskOp, TaskRet>>(
         let op = TaskOp {
             agent: agent.clone(),
             call,
-            at: store.now().as_millis(),
+            at: now(),
         };
         let ret = sink.record(op.clone(), |op| {
-            perform(store, &agent, op, lease).map(|answer| TaskRet {
-                at: store.now().as_millis(),
-                answer,
-            })
+            perform(store, &agent, op, lease).map(|answer| TaskRet { at: now(), answer })
         })?;
         if let Some(TaskRet {
             answer: TaskAnswer::Task(t),
@@ -294,7 +301,7 @@ pub fn record(store: &dyn TaskStore, w: &Workload, clock: Option<&ManualClock>) 
         tick.as_ref().map(|t| t as &(dyn Fn() + Sync)),
         |n, sink| {
             // A thread's history cannot fail to record.
-            let _ = agent(store, w, n, sink);
+            let _ = agent(store, w, n, &|| read_clock(clock), sink);
         },
     )
 }
@@ -308,7 +315,7 @@ pub fn run_process(
     n: u64,
     log: &mut oc_lincheck::ProcessLog,
 ) -> std::io::Result<()> {
-    agent(store, w, n, log)
+    agent(store, w, n, &|| read_clock(None), log)
 }
 
 /// One task in the model; `None` fields are unknown (left so by a call of unknown outcome).

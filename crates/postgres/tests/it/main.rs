@@ -4,6 +4,7 @@
 mod conformance;
 mod faults;
 mod graph;
+mod histories;
 mod hosts;
 mod model;
 mod processes;
