@@ -29,6 +29,8 @@
 //!   share a token, and a grant that returned before another was invoked has the smaller one.
 //! - **Faults.** [`faults`]: libfiu's preload around a child process (failing or short
 //!   `write`s and syncs) and a tmpfs that fills up, for the stores' fault tests.
+//! - **Power loss.** [`strace`]: what a process wrote and synced, the raw material of a
+//!   simulated power loss (a crash keeps what was synced and may drop the rest).
 //! - **Figures.** [`publish`] appends a check's figures to `OC_RELIABILITY_OUT`, which
 //!   `cargo xtask reliability` collects; [`runs`] picks the quick or the soak (`OC_SOAK=1`)
 //!   count; [`SplitMix`] draws workloads from a seed, so a failure names what replays it.
@@ -70,6 +72,7 @@ pub mod faults;
 mod figures;
 mod history;
 mod rng;
+pub mod strace;
 mod summary;
 mod tokens;
 

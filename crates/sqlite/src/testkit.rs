@@ -14,35 +14,12 @@
 //! recovery keeps a prefix of the commits. The cut here is the least that must survive, the
 //! worst case for a promise such as "no token is handed out twice".
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Whether `strace` can be run here.
-pub fn strace_available() -> bool {
-    Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// For tests: `true` when `strace` runs here. When it does not, says so on stderr and returns
-/// `false` (skip), unless `OC_REQUIRE_STRACE` is set (as CI sets it): then it panics, so a
-/// missing tool fails the run instead of skipping quietly.
-#[allow(clippy::print_stderr)]
-pub fn strace_for_tests() -> bool {
-    if strace_available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("OC_REQUIRE_STRACE").is_none(),
-        "strace is required (OC_REQUIRE_STRACE is set) but cannot be run"
-    );
-    eprintln!("strace is not installed: skipping the simulated power loss");
-    false
-}
+pub use oc_lincheck::strace::{strace_available, strace_for_tests};
 
 /// The marks file of a recorded workload: each mark is one `write` of one line, which is how
 /// [`PowerLoss`] tells marks apart from the workload's other writes.
@@ -119,23 +96,7 @@ impl PowerLoss {
         }
         let main = std::fs::read(db)?;
         let trace = trace_path(db, "strace")?;
-        let mut traced = Command::new("strace");
-        traced
-            .args(["-f", "-qq", "-y", "-s", "64"])
-            .args(["-e", "trace=pwrite64,write,fsync,fdatasync", "-o"])
-            .arg(&trace)
-            .arg("--")
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => traced.env(k, v),
-                None => traced.env_remove(k),
-            };
-        }
-        if let Some(d) = cmd.get_current_dir() {
-            traced.current_dir(d);
-        }
+        let mut traced = oc_lincheck::strace::traced(cmd, "pwrite64,write,fsync,fdatasync", &trace);
         let status = traced.status()?;
         if !status.success() {
             return Err(io::Error::other(format!(
@@ -148,7 +109,7 @@ impl PowerLoss {
         let wal = format!("{}-wal", name(db));
         let log = std::fs::read(&wal).unwrap_or_default();
         Ok(PowerLoss {
-            calls: parse(&text, &name(marks))?,
+            calls: calls(&text, &name(marks))?,
             db: name(db),
             wal,
             main,
@@ -277,87 +238,23 @@ fn trace_path(db: &Path, ext: &str) -> io::Result<PathBuf> {
     Ok(dir.join(format!("power-loss.{}.{ext}", std::process::id())))
 }
 
-/// Parses `strace -f -y` output: joins calls split by other threads, keeps finished calls.
-fn parse(text: &str, marks: &str) -> io::Result<Vec<Call>> {
-    let mut pending: HashMap<&str, String> = HashMap::new();
-    let mut calls = Vec::new();
-    for line in text.lines() {
-        let (pid, rest) = line.split_once(' ').unwrap_or(("", line));
-        let rest = rest.trim_start();
-        let full = if let Some(head) = rest.strip_suffix(" <unfinished ...>") {
-            pending.insert(pid, head.to_owned());
-            continue;
-        } else if let Some(tail) = rest.strip_prefix("<... ") {
-            let Some((_, after)) = tail.split_once(" resumed>") else {
-                continue;
-            };
-            match pending.remove(pid) {
-                Some(head) => format!("{head}{after}"),
-                None => continue,
+/// The writes to the database, its syncs, and the marks, from `strace`'s output.
+fn calls(text: &str, marks: &str) -> io::Result<Vec<Call>> {
+    Ok(oc_lincheck::strace::parse(text)?
+        .into_iter()
+        .filter_map(|c| match c.name.as_str() {
+            "pwrite64" => Some(Call::Write {
+                path: c.path,
+                offset: c.offset?,
+                len: c.len?,
+            }),
+            "fsync" | "fdatasync" => Some(Call::Sync { path: c.path }),
+            "write" if c.path == marks => {
+                Some(Call::Mark(c.text?.trim_end_matches("\\n").to_owned()))
             }
-        } else {
-            rest.to_owned()
-        };
-        if let Some(c) = call(&full, marks)? {
-            calls.push(c);
-        }
-    }
-    Ok(calls)
-}
-
-/// One finished call of `name(fd<path>, …) = ret`, if it is one we trace and it succeeded.
-fn call(line: &str, marks: &str) -> io::Result<Option<Call>> {
-    let Some((name, args)) = line.split_once('(') else {
-        return Ok(None);
-    };
-    // strace pads the return value: `fdatasync(4</x>)      = 0`.
-    let Some((args, ret)) = args.rsplit_once(" = ") else {
-        return Ok(None);
-    };
-    let Some(args) = args.trim_end().strip_suffix(')') else {
-        return Ok(None);
-    };
-    if ret.trim().starts_with('-') {
-        return Ok(None);
-    }
-    let path = || -> io::Result<String> {
-        let start = args
-            .find('<')
-            .ok_or_else(|| invalid(format!("no path in {line}")))?;
-        let end = args[start..]
-            .find(">,")
-            .or_else(|| args[start..].rfind('>'))
-            .ok_or_else(|| invalid(format!("no path in {line}")))?;
-        Ok(args[start + 1..start + end].to_owned())
-    };
-    let number = |s: &str| {
-        s.trim()
-            .parse::<u64>()
-            .map_err(|_| invalid(format!("bad number {s:?} in {line}")))
-    };
-    Ok(match name {
-        "pwrite64" => {
-            let (head, offset) = args
-                .rsplit_once(", ")
-                .ok_or_else(|| invalid(line.to_owned()))?;
-            let (_, len) = head
-                .rsplit_once(", ")
-                .ok_or_else(|| invalid(line.to_owned()))?;
-            Some(Call::Write {
-                path: path()?,
-                offset: number(offset)?,
-                len: number(len)?,
-            })
-        }
-        "fsync" | "fdatasync" => Some(Call::Sync { path: path()? }),
-        "write" if path()? == marks => {
-            let open = args.find('"').ok_or_else(|| invalid(line.to_owned()))?;
-            let close = args.rfind('"').ok_or_else(|| invalid(line.to_owned()))?;
-            let text = args.get(open + 1..close).unwrap_or("");
-            Some(Call::Mark(text.trim_end_matches("\\n").to_owned()))
-        }
-        _ => None,
-    })
+            _ => None,
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -375,7 +272,7 @@ mod tests {
 11 write(1<pipe:[1]>, "token 9\n", 8) = 8
 11 fdatasync(4</d/x.db-wal>) = -1 EIO (Input/output error)
 "#;
-        let calls = parse(text, "/d/marks").unwrap();
+        let calls = calls(text, "/d/marks").unwrap();
         let wal = "/d/x.db-wal".to_owned();
         assert_eq!(
             calls,
