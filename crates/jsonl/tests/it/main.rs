@@ -4,6 +4,7 @@
 mod crash;
 mod faults;
 mod files;
+mod power_loss;
 mod props;
 mod ship;
 mod writer;
