@@ -11,6 +11,8 @@
 //!   collects the same figures from its test run and prints them too.
 //! - `fuzz [--seconds N] [--soak]`: builds the cargo-fuzz targets in `fuzz/` and runs each
 //!   for a bounded time (20 s; 30 min with `--soak`), adding their figures.
+//! - `shuttle`: the in-memory lock manager's waiter queue under shuttle's random and PCT
+//!   schedulers (a build with `--cfg shuttle`, in `target/shuttle`).
 //! - `codegen`: regenerates `docs/METRICS.md` from the metric catalogue (a test checks it).
 //! - `bench-report --instructions [--json]`: the SQLite workloads, ours and C's, under callgrind;
 //!   instruction counts per phase are repeatable where wall-clock time on a shared machine is not.
@@ -72,6 +74,22 @@ pub(crate) fn append_figures(line: &serde_json::Value) -> anyhow::Result<()> {
     writeln!(f, "{line}").with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The interleaving tests built with `--cfg shuttle` (shuttle's synchronisation swapped in), in a
+/// target directory of their own so the main build stays cached; their figures join this run's.
+fn shuttle() -> anyhow::Result<()> {
+    let target = root().join("target/shuttle");
+    let figures = figures_path();
+    run(
+        "cargo",
+        &["test", "-p", "oc-locks", "--test", "shuttle", "--locked"],
+        &[
+            ("RUSTFLAGS", "--cfg shuttle"),
+            ("CARGO_TARGET_DIR", &target.to_string_lossy()),
+            ("OC_RELIABILITY_OUT", &figures.to_string_lossy()),
+        ],
+    )
+}
+
 /// The library crates, each checked alone without default features.
 const LIBS: [&str; 9] = [
     "oc-time",
@@ -122,6 +140,7 @@ fn ci() -> anyhow::Result<()> {
             ("OC_RELIABILITY_OUT", figures_s.as_str()),
         ],
     )?;
+    shuttle()?;
     fuzz::run_targets(20)?;
     reliability::print_figures(&figures)?;
     run(
@@ -216,9 +235,10 @@ fn main() -> anyhow::Result<()> {
         Some("codegen") => codegen(),
         Some("reliability") => reliability::reliability(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("shuttle") => shuttle(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | reliability [--soak] | fuzz [--seconds N] [--soak] | bench-report [--quick] [--json] [--runs N] [--no-c] | codegen>"
+                "usage: cargo xtask <ci | reliability [--soak] | fuzz [--seconds N] [--soak] | shuttle | bench-report [--quick] [--json] [--runs N] [--no-c] | codegen>"
             );
             std::process::exit(2);
         }

@@ -56,6 +56,7 @@ mod model;
 mod resource;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod sync;
 
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
