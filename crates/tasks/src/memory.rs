@@ -19,6 +19,7 @@ use crate::{
 ///
 /// Everything lives behind one mutex; listings scan every task and readiness is worked out
 /// from the dependencies' statuses, which is fine for tests and small embedded uses.
+/// The clock is read under the mutex, so the times it records follow the order of its changes.
 ///
 /// ```
 /// use oc_tasks::{MemoryTaskStore, NewTask, TaskStore};
@@ -180,8 +181,8 @@ impl TaskStore for MemoryTaskStore {
 
     fn apply(&self, id: &TaskId, change: Change, expect: Option<u64>) -> Result<Task> {
         change.validate()?;
-        let now = self.clock.now();
         let mut st = self.state.lock();
+        let now = self.clock.now();
         let st = &mut *st;
         let task = st
             .tasks
@@ -212,8 +213,8 @@ impl TaskStore for MemoryTaskStore {
         };
         change.validate()?;
         filter.validate()?;
-        let now = self.clock.now();
         let mut st = self.state.lock();
+        let now = self.clock.now();
         let st = &mut *st;
         let ids: Vec<TaskId> = sorted(
             st.tasks
@@ -242,8 +243,8 @@ impl TaskStore for MemoryTaskStore {
     }
 
     fn add_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
-        let now = self.clock.now();
         let mut st = self.state.lock();
+        let now = self.clock.now();
         let t = st
             .tasks
             .get(task)
@@ -283,8 +284,8 @@ impl TaskStore for MemoryTaskStore {
     }
 
     fn remove_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
-        let now = self.clock.now();
         let mut st = self.state.lock();
+        let now = self.clock.now();
         let t = st
             .tasks
             .get_mut(task)
@@ -303,8 +304,8 @@ impl TaskStore for MemoryTaskStore {
         expect: Option<u64>,
         dependents: OnDependents,
     ) -> Result<Vec<Task>> {
-        let now = self.clock.now();
         let mut st = self.state.lock();
+        let now = self.clock.now();
         let task = st
             .tasks
             .get(id)
@@ -360,8 +361,8 @@ impl TaskStore for MemoryTaskStore {
 
     fn list(&self, query: &TaskQuery) -> Result<TaskPage> {
         query.validate()?;
-        let now = self.clock.now();
         let st = self.state.lock();
+        let now = self.clock.now();
         let tasks = sorted(
             st.tasks.values().filter(|t| {
                 query.filter.matches(t, st.ready(t, now))
@@ -381,8 +382,8 @@ impl TaskStore for MemoryTaskStore {
 
     fn count(&self, filter: &TaskFilter) -> Result<u64> {
         filter.validate()?;
-        let now = self.clock.now();
         let st = self.state.lock();
+        let now = self.clock.now();
         Ok(st
             .tasks
             .values()
@@ -391,8 +392,8 @@ impl TaskStore for MemoryTaskStore {
     }
 
     fn stats(&self, recent: usize) -> Result<TaskStats> {
-        let now = self.clock.now();
         let st = self.state.lock();
+        let now = self.clock.now();
         let ready = st.tasks.values().filter(|t| st.ready(t, now)).count() as u64;
         let mut by_owner: BTreeMap<Option<String>, u64> = BTreeMap::new();
         let mut by_status = TaskStatus::ALL.map(|s| (s, 0u64));

@@ -979,8 +979,9 @@ impl TaskStore for SqliteTaskStore {
         };
         change.validate()?;
         filter.validate()?;
-        let now = self.opts.clock.now();
-        let mut params = vec![SqlValue::Integer(now.as_millis())];
+        // The time is read inside the transaction (below), not before waiting for the writer:
+        // a claim that waited behind a completion must not be stamped before it.
+        let mut params = vec![SqlValue::Integer(0)];
         let mut conds = vec![ready_sql("?1")];
         label_conds(
             filter,
@@ -997,6 +998,8 @@ impl TaskStore for SqliteTaskStore {
             params.len()
         );
         self.write(|tx| {
+            let now = self.opts.clock.now();
+            params[0] = SqlValue::Integer(now.as_millis());
             let ids: Vec<String> = tx
                 .prepare_cached(&sql)?
                 .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?
@@ -1011,8 +1014,8 @@ impl TaskStore for SqliteTaskStore {
     }
 
     fn add_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
-        let now = self.opts.clock.now();
         self.write(|tx| {
+            let now = self.opts.clock.now();
             let t = load(tx, task)?.ok_or_else(|| Error::NotFound { id: task.clone() })?;
             if task == on {
                 return Err(Error::Cycle {
@@ -1043,8 +1046,8 @@ impl TaskStore for SqliteTaskStore {
     }
 
     fn remove_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
-        let now = self.opts.clock.now();
         self.write(|tx| {
+            let now = self.opts.clock.now();
             let t = load(tx, task)?.ok_or_else(|| Error::NotFound { id: task.clone() })?;
             if !t.depends_on.contains(on) {
                 return Ok(t);
@@ -1061,8 +1064,8 @@ impl TaskStore for SqliteTaskStore {
         expect: Option<u64>,
         on_dependents: OnDependents,
     ) -> Result<Vec<Task>> {
-        let now = self.opts.clock.now();
         self.write(|tx| {
+            let now = self.opts.clock.now();
             let prev = load(tx, id)?.ok_or_else(|| Error::NotFound { id: id.clone() })?;
             if let Some(expected) = expect
                 && expected != prev.version
