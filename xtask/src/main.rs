@@ -11,8 +11,9 @@
 //!   collects the same figures from its test run and prints them too.
 //! - `fuzz [--seconds N] [--soak]`: builds the cargo-fuzz targets in `fuzz/` and runs each
 //!   for a bounded time (20 s; 30 min with `--soak`), adding their figures.
-//! - `shuttle`: the in-memory lock manager's waiter queue under shuttle's random and PCT
-//!   schedulers (a build with `--cfg shuttle`, in `target/shuttle`).
+//! - `shuttle`: the in-memory lock manager's waiter queue and the JSONL group commit's hand-off
+//!   under shuttle's random and PCT schedulers (a build with `--cfg shuttle`, in
+//!   `target/shuttle`).
 //! - `codegen`: regenerates `docs/METRICS.md` from the metric catalogue (a test checks it).
 //! - `bench-report --instructions [--json]`: the SQLite workloads, ours and C's, under callgrind;
 //!   instruction counts per phase are repeatable where wall-clock time on a shared machine is not.
@@ -81,7 +82,9 @@ fn shuttle() -> anyhow::Result<()> {
     let figures = figures_path();
     run(
         "cargo",
-        &["test", "-p", "oc-locks", "--test", "shuttle", "--locked"],
+        &[
+            "test", "-p", "oc-locks", "-p", "oc-jsonl", "--test", "shuttle", "--locked",
+        ],
         &[
             ("RUSTFLAGS", "--cfg shuttle"),
             ("CARGO_TARGET_DIR", &target.to_string_lossy()),

@@ -50,6 +50,7 @@ mod json;
 mod reader;
 #[cfg(feature = "ship")]
 mod ship;
+mod sync;
 mod task;
 mod writer;
 

@@ -4,10 +4,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{
+    AtomicU64, Condvar, Mutex, MutexGuard, Thread, current, park, unlocked, yield_now,
+};
 use serde::Serialize;
 
 use crate::error::io;
@@ -150,7 +152,7 @@ struct SyncState {
     /// How long the last `fdatasync` took: the longest the next one waits to gather its group.
     last_sync: Duration,
     /// Followers parked until a sync completes.
-    sleepers: Vec<std::thread::Thread>,
+    sleepers: Vec<Thread>,
     /// Why a group's write or `fdatasync` failed, after which nothing more is called durable.
     broken: Option<String>,
 }
@@ -516,12 +518,12 @@ impl JsonlWriter {
                 });
             }
             if s.syncing {
-                s.sleepers.push(std::thread::current());
+                s.sleepers.push(current());
                 drop(s);
                 if self.spin_until_durable(seq) {
                     return Ok(());
                 }
-                std::thread::park();
+                park();
                 if self.durable.load(Ordering::Acquire) >= seq {
                     // Covered: no need to queue for the lock again.
                     return Ok(());
@@ -533,7 +535,7 @@ impl JsonlWriter {
             let deadline = Instant::now() + s.last_sync.min(MAX_GATHER);
             let spin_until = deadline.min(Instant::now() + GATHER_SPIN);
             while s.fresh < s.last_group && Instant::now() < spin_until {
-                parking_lot::MutexGuard::unlocked(&mut s, std::thread::yield_now);
+                unlocked(&mut s, yield_now);
             }
             while s.fresh < s.last_group {
                 if self.gathered.wait_until(&mut s, deadline).timed_out() {
@@ -552,7 +554,7 @@ impl JsonlWriter {
             let res = closed.and_then(|(target, file)| {
                 s.target = target;
                 s.last_group = std::mem::take(&mut s.fresh);
-                parking_lot::MutexGuard::unlocked(&mut s, || self.fdatasync(&file))?;
+                unlocked(&mut s, || self.fdatasync(&file))?;
                 Ok(target)
             });
             s.syncing = false;
@@ -585,7 +587,7 @@ impl JsonlWriter {
         }
         let until = Instant::now() + self.opts.spin;
         loop {
-            std::thread::yield_now();
+            yield_now();
             if self.durable.load(Ordering::Acquire) >= seq {
                 // Still on the leader's list: its unpark leaves a token that makes a later
                 // `park` return at once, which the wait loop tolerates.
@@ -599,7 +601,7 @@ impl JsonlWriter {
 
     /// Records everything up to `upto` as durable and wakes every sleeping follower (those
     /// still not covered go back to waiting, and one of them leads the next sync).
-    fn mark_durable(&self, mut s: parking_lot::MutexGuard<'_, SyncState>, upto: u64) {
+    fn mark_durable(&self, mut s: MutexGuard<'_, SyncState>, upto: u64) {
         s.synced = s.synced.max(upto);
         self.durable.store(s.synced, Ordering::Release);
         let sleepers = std::mem::take(&mut s.sleepers);
