@@ -94,8 +94,9 @@ fn shuttle() -> anyhow::Result<()> {
 }
 
 /// The library crates, each checked alone without default features.
-const LIBS: [&str; 9] = [
+const LIBS: [&str; 11] = [
     "oc-time",
+    "oc-lincheck",
     "oc-sqlite",
     "oc-postgres",
     "oc-tasks",
@@ -104,6 +105,7 @@ const LIBS: [&str; 9] = [
     "oc-hooks",
     "oc-metrics",
     "oc-alerts",
+    "oc-mcp",
 ];
 
 fn ci() -> anyhow::Result<()> {

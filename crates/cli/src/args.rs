@@ -89,6 +89,17 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         alerts: Option<std::path::PathBuf>,
     },
+    /// Serve tasks and locks to coding agents as a Model Context Protocol server over stdin and
+    /// stdout (register it with Claude Code, Codex, opencode or Cursor as the command `oc mcp`).
+    Mcp {
+        /// Which tools to serve: the compact default set, or all of them.
+        #[arg(long, value_enum, default_value_t = McpTools::Default)]
+        tools: McpTools,
+        /// The agent name writes use when a call names none (several agents may share one
+        /// server, each passing its own `agent`).
+        #[arg(long, env = "OC_AGENT")]
+        agent: Option<String>,
+    },
     /// Alert rules, their states, silences and receivers.
     Alerts {
         /// Alert configuration (TOML); without it, the built-in rules and a log receiver.
@@ -720,4 +731,13 @@ pub(crate) struct DemoArgs {
 /// A task id as typed, checked by the store's rules.
 pub(crate) fn task_id(s: &str) -> anyhow::Result<TaskId> {
     Ok(TaskId::new(s)?)
+}
+
+/// Which tools `oc mcp` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum McpTools {
+    /// The compact default set: tasks and locks.
+    Default,
+    /// Every tool.
+    All,
 }

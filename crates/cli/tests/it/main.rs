@@ -8,6 +8,7 @@ mod escapes;
 mod graph;
 mod locks;
 mod logs;
+mod mcp;
 mod ops;
 mod postgres;
 mod serve;

@@ -1,0 +1,39 @@
+//! The toolkit as a Model Context Protocol server: coding agents (Claude Code, Codex, opencode,
+//! Cursor) call tasks and locks as tools, with the toolkit's guarantees intact.
+//!
+//! - [`Server`] is the protocol core. It does no I/O of its own: it takes one line (one
+//!   JSON-RPC message) and returns the lines to write back. It speaks both generations of the
+//!   protocol that agents use today: the handshake era (`initialize`, versions 2024-11-05 to
+//!   2025-11-25, answering the client's version when it is one of them) and the stateless
+//!   2026-07-28 revision (`server/discover`, the per-request `_meta`, `resultType`,
+//!   `ttlMs`/`cacheScope`).
+//! - [`Toolbox`] holds what the tools act on: a `TaskLifecycle` (so hooks and history apply to
+//!   agents' calls as to the CLI's) and a `LockManager`. Embedders build one over their own
+//!   backends.
+//! - [`serve`] runs the server over a reader and a writer (stdin and stdout): one compact JSON
+//!   message per line, nothing else on the writer, and it returns at the end of input.
+//!
+//! Business outcomes (a conflict, a lost lease, a missing task, a bad argument value) are tool
+//! results with `isError` and a message a model can act on; an unknown tool or a malformed
+//! request is a JSON-RPC error; a malformed line never ends the server.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use oc_hooks::{Hooks, TaskLifecycle};
+//! use oc_locks::MemoryLockManager;
+//! use oc_mcp::{Server, Toolbox};
+//! use oc_tasks::MemoryTaskStore;
+//!
+//! let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), Arc::new(Hooks::new()));
+//! let mut server = Server::new(Toolbox::new(life, Arc::new(MemoryLockManager::new())));
+//! let out = server.handle(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#);
+//! assert!(out[0].contains(r#""protocolVersion":"2025-11-25""#));
+//! ```
+
+mod protocol;
+mod tools;
+
+pub use protocol::{
+    LEGACY_VERSIONS, MAX_MESSAGE_BYTES, MODERN_VERSION, SERVER_NAME, Server, serve,
+};
+pub use tools::{Tool, ToolError, Toolbox};
