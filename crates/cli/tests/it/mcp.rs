@@ -156,3 +156,37 @@ fn two_servers_race_for_one_task_and_one_lock() {
         "the loser is told who holds it"
     );
 }
+
+/// The official MCP Python SDK drives `oc mcp` in both protocol generations
+/// (`tests/mcp/client.py`): `OC_MCP_PYTHON` names the Python of a virtual environment with the
+/// pinned SDK (`.ci/run` makes it); without it the test skips, unless `OC_REQUIRE_MCP_SDK` is
+/// set (as CI sets it).
+#[test]
+fn the_official_python_client_runs_the_workflow_in_both_generations() {
+    let Some(python) = std::env::var_os("OC_MCP_PYTHON") else {
+        assert!(
+            std::env::var_os("OC_REQUIRE_MCP_SDK").is_none(),
+            "the MCP Python SDK is required (OC_REQUIRE_MCP_SDK is set) but OC_MCP_PYTHON is not"
+        );
+        eprintln!("OC_MCP_PYTHON is not set: skipping the official MCP client");
+        return;
+    };
+    let oc = Oc::new();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_oc"))
+        .arg(oc.data_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("legacy: ok") && stdout.contains("auto: ok"),
+        "{stdout}"
+    );
+}
