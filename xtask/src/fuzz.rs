@@ -10,12 +10,13 @@ use anyhow::{Context, bail};
 use crate::{append_figures, root};
 
 /// The targets, as named in `fuzz/Cargo.toml` and `oc_fuzz_oracles::TARGETS`.
-const TARGETS: [&str; 5] = [
+const TARGETS: [&str; 6] = [
     "jsonl_repair",
     "json_serializer",
     "resource",
     "alert_config",
     "corrupt_database",
+    "mcp_messages",
 ];
 
 fn cargo_fuzz_available() -> bool {

@@ -13,6 +13,8 @@
 //!   naming where, never panics.
 //! - [`corrupt_database`]: a task database with bytes changed or cut opens with a typed error
 //!   or answers queries (with typed errors where it must), never panics.
+//! - [`mcp_messages`]: any lines fed to the MCP server get well-formed answers, one line each,
+//!   never a panic.
 
 use std::io::Write;
 use std::path::Path;
@@ -26,12 +28,13 @@ use serde_json::Value;
 pub type Oracle = fn(&[u8]);
 
 /// The targets, by the names of their corpora (`fuzz/corpus/<name>/`).
-pub const TARGETS: [(&str, Oracle); 5] = [
+pub const TARGETS: [(&str, Oracle); 6] = [
     ("jsonl_repair", jsonl_repair),
     ("json_serializer", json_serializer),
     ("resource", resource),
     ("alert_config", alert_config),
     ("corrupt_database", corrupt_database),
+    ("mcp_messages", mcp_messages),
 ];
 
 fn scratch() -> tempfile::TempDir {
@@ -314,4 +317,34 @@ pub fn corrupt_database(data: &[u8]) {
     let path = dir.path().join("t.db");
     ok(std::fs::write(&path, corrupt(data)), "write");
     probe(&path);
+}
+
+/// Each line of the input, fed to an MCP server over in-memory stores: every answer is one
+/// line of JSON-RPC 2.0 with a result or an error, never both, and an id that is a string, a
+/// number or null.
+pub fn mcp_messages(data: &[u8]) {
+    let life = oc_hooks::TaskLifecycle::new(
+        std::sync::Arc::new(oc_tasks::MemoryTaskStore::new()),
+        std::sync::Arc::new(oc_hooks::Hooks::new()),
+    );
+    let toolbox = oc_mcp::Toolbox::new(
+        life,
+        std::sync::Arc::new(oc_locks::MemoryLockManager::new()),
+    );
+    let mut server = oc_mcp::Server::new(toolbox).all_tools();
+    for line in String::from_utf8_lossy(data).split('\n') {
+        for out in server.handle(line) {
+            assert!(!out.contains('\n'), "an answer spans lines: {out}");
+            let v: Value = ok(serde_json::from_str(&out), "an answer is JSON");
+            assert_eq!(v["jsonrpc"], "2.0", "{out}");
+            assert!(
+                v.get("result").is_some() != v.get("error").is_some(),
+                "result or error: {out}"
+            );
+            assert!(
+                v["id"].is_string() || v["id"].is_number() || v["id"].is_null(),
+                "{out}"
+            );
+        }
+    }
 }
