@@ -77,7 +77,8 @@ pub(crate) fn append_figures(line: &serde_json::Value) -> anyhow::Result<()> {
 
 /// The interleaving tests built with `--cfg shuttle` (shuttle's synchronisation swapped in), in a
 /// target directory of their own so the main build stays cached; their figures join this run's.
-fn shuttle() -> anyhow::Result<()> {
+/// `soak` runs twenty times as many schedules.
+fn shuttle(soak: bool) -> anyhow::Result<()> {
     let target = root().join("target/shuttle");
     let figures = figures_path();
     run(
@@ -89,6 +90,7 @@ fn shuttle() -> anyhow::Result<()> {
             ("RUSTFLAGS", "--cfg shuttle"),
             ("CARGO_TARGET_DIR", &target.to_string_lossy()),
             ("OC_RELIABILITY_OUT", &figures.to_string_lossy()),
+            ("OC_SOAK", if soak { "1" } else { "0" }),
         ],
     )
 }
@@ -145,7 +147,7 @@ fn ci() -> anyhow::Result<()> {
             ("OC_RELIABILITY_OUT", figures_s.as_str()),
         ],
     )?;
-    shuttle()?;
+    shuttle(false)?;
     fuzz::run_targets(20)?;
     reliability::print_figures(&figures)?;
     run(
@@ -240,7 +242,7 @@ fn main() -> anyhow::Result<()> {
         Some("codegen") => codegen(),
         Some("reliability") => reliability::reliability(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
-        Some("shuttle") => shuttle(),
+        Some("shuttle") => shuttle(args.iter().any(|a| a == "--soak")),
         _ => {
             eprintln!(
                 "usage: cargo xtask <ci | reliability [--soak] | fuzz [--seconds N] [--soak] | shuttle | bench-report [--quick] [--json] [--runs N] [--no-c] | codegen>"

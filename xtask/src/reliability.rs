@@ -52,7 +52,7 @@ pub(crate) fn reliability(args: &[String]) -> anyhow::Result<()> {
         ],
         &envs,
     )?;
-    crate::shuttle()?;
+    crate::shuttle(soak)?;
     crate::fuzz::run_targets(if soak { 1800 } else { 20 })?;
     print_figures(&out)
 }

@@ -121,9 +121,10 @@ impl Server {
             // A notification (no id) or a response to us (we send no requests): no answer.
             return Vec::new();
         };
+        let none = Map::new();
         let params = match obj.get("params") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(p)) => p.clone(),
+            None | Some(Value::Null) => &none,
+            Some(Value::Object(p)) => p,
             Some(_) => {
                 return vec![error_line(
                     &id,
@@ -131,7 +132,7 @@ impl Server {
                 )];
             }
         };
-        match self.request(method, &params) {
+        match self.request(method, params) {
             Ok(result) => vec![json!({ "jsonrpc": "2.0", "id": id, "result": result }).to_string()],
             Err(e) => vec![error_line(&id, e)],
         }
@@ -264,7 +265,7 @@ impl Server {
                 {
                     e.extend(d);
                 }
-                let body = json!({ "error": error, "now": self.toolbox_now() });
+                let body = json!({ "error": error, "now": self.toolbox.now() });
                 Ok(json!({
                     "content": [{ "type": "text", "text": body.to_string() }],
                     "isError": true,
@@ -272,10 +273,6 @@ impl Server {
             }
             Err(ToolError::Internal(m)) => Err(RpcError::new(-32603, m)),
         }
-    }
-
-    fn toolbox_now(&self) -> String {
-        crate::tools::now_of(&self.toolbox)
     }
 }
 

@@ -44,14 +44,10 @@ impl Toolbox {
         self
     }
 
-    fn now(&self) -> String {
+    /// The store's time, for answers that carry `now`.
+    pub(crate) fn now(&self) -> String {
         self.life.store().now().to_string()
     }
-}
-
-/// The store's time, for answers that carry `now`.
-pub(crate) fn now_of(tb: &Toolbox) -> String {
-    tb.now()
 }
 
 /// Why a tool call failed: a business outcome the model can act on (`isError` result), or an

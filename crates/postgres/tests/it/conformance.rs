@@ -41,6 +41,50 @@ mod locks {
 
     oc_locks::lock_conformance_tests!(make, 4, 100);
 
+    /// A request that reaches the manager with an older time than one it already served (it
+    /// read its clock, then waited for the manager's row) acts at the later time: it cannot
+    /// see as live a lock the other already took as lapsed (migration 2, `lock_clock`).
+    #[test]
+    fn the_managers_time_never_goes_back() {
+        use std::time::Duration;
+
+        use oc_locks::testkit::START;
+        use oc_locks::{Error, LockRequest, ManualClock, Owner, Resource};
+
+        let Some(pg) = server() else {
+            eprintln!("skipped: no PostgreSQL");
+            return;
+        };
+        let clock = ManualClock::new(START);
+        let m = lock_manager(pg, clock.clone());
+        let ex = |r: &str, o: &str, secs| {
+            LockRequest::exclusive(r, o)
+                .unwrap()
+                .ttl(Duration::from_secs(secs))
+        };
+        m.try_acquire(&ex("repo/src", "a", 1)).unwrap();
+        clock.advance(Duration::from_secs(2));
+        // a's lock lapsed: b takes the directory above it.
+        m.try_acquire(&ex("repo", "b", 60)).unwrap();
+        // a's renewal arrives stamped before that.
+        clock.set(START.saturating_add(Duration::from_millis(500)));
+        let e = m
+            .renew(
+                &Resource::new("repo/src").unwrap(),
+                &Owner::new("a").unwrap(),
+                Some(Duration::from_secs(60)),
+            )
+            .unwrap_err();
+        assert!(matches!(e, Error::Expired { .. }), "{e}");
+        let held: Vec<String> = m
+            .list()
+            .unwrap()
+            .iter()
+            .map(|l| l.owner.to_string())
+            .collect();
+        assert_eq!(held, ["b"], "never two conflicting holders");
+    }
+
     #[test]
     fn check_late_grants_refused() {
         let Some(pg) = server() else {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use oc_lincheck::{ProcessLog, Summary, publish, read_logs};
 use oc_locks::TtlPolicy;
 use oc_locks::testkit::history as locks;
-use oc_postgres::testkit::{PgServer, ServerOptions, network_for_tests};
+use oc_postgres::testkit::network_for_tests;
 use oc_postgres::{PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
 use oc_tasks::testkit::history as tasks;
 
@@ -82,17 +82,7 @@ fn two_hosts_histories_are_linearizable_through_a_partition_and_a_kill() {
     let Some(net) = network_for_tests(2) else {
         return;
     };
-    let pg = PgServer::start_with(&ServerOptions {
-        netns: Some(net.server_netns().to_owned()),
-        listen: Some(net.server_addr()),
-        trust: Some(net.cidr()),
-        ..ServerOptions::default()
-    })
-    .unwrap();
-    let url = format!(
-        "host={} port=5432 user=postgres dbname=postgres",
-        net.server_addr()
-    );
+    let (pg, url) = crate::server::server_on(&net);
     let rounds = oc_lincheck::runs(1, 10);
     for kind in ["locks", "tasks"] {
         let mut summary = Summary::default();

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oc_locks::{LockManager, LockRequest};
-use oc_postgres::testkit::{PgServer, ServerOptions, network_for_tests};
+use oc_postgres::testkit::network_for_tests;
 use oc_postgres::{PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
 use oc_tasks::{NewTask, TaskId, TaskStatus, TaskStore};
 
@@ -157,13 +157,7 @@ fn two_hosts_share_tasks_and_locks_and_a_cut_host_loses_its_lease() {
     let Some(net) = network_for_tests(2) else {
         return;
     };
-    let pg = PgServer::start_with(&ServerOptions {
-        netns: Some(net.server_netns().to_owned()),
-        listen: Some(net.server_addr()),
-        trust: Some(net.cidr()),
-        ..ServerOptions::default()
-    })
-    .unwrap();
+    let (pg, url) = crate::server::server_on(&net);
     let schema = "hosts";
     // This process sets up and checks through the Unix socket, never the network.
     let local = PgOptions::new(&pg.url("postgres"))
@@ -177,10 +171,6 @@ fn two_hosts_share_tasks_and_locks_and_a_cut_host_loses_its_lease() {
         .unwrap();
     let counter = pg.socket_dir().join("counter");
     std::fs::write(&counter, "0\n").unwrap();
-    let url = format!(
-        "host={} port=5432 user=postgres dbname=postgres",
-        net.server_addr()
-    );
 
     // Both hosts at once.
     let children: Vec<_> = ["a", "b"]

@@ -52,3 +52,20 @@ pub(crate) fn child_options() -> Option<PgOptions> {
     let schema = std::env::var("OC_CHILD_PG_SCHEMA").ok()?;
     Some(PgOptions::new(&url).unwrap().schema(&schema).unwrap())
 }
+
+/// A server in `net`'s server namespace, listening on its address for the hosts, and the URL
+/// the hosts reach it by (this process uses the server's Unix socket instead).
+pub(crate) fn server_on(net: &oc_postgres::testkit::Network) -> (PgServer, String) {
+    let pg = PgServer::start_with(&oc_postgres::testkit::ServerOptions {
+        netns: Some(net.server_netns().to_owned()),
+        listen: Some(net.server_addr()),
+        trust: Some(net.cidr()),
+        ..Default::default()
+    })
+    .unwrap();
+    let url = format!(
+        "host={} port=5432 user=postgres dbname=postgres",
+        net.server_addr()
+    );
+    (pg, url)
+}
