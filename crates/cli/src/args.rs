@@ -252,6 +252,14 @@ pub(crate) enum TaskCmd {
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         lease: Duration,
     },
+    /// running → pending: give a claimed task back (the attempt is refunded).
+    Release {
+        /// Task id.
+        id: String,
+        /// The lease token from the claim.
+        #[arg(long, short)]
+        token: u64,
+    },
     /// running → completed.
     Complete {
         /// Task id.

@@ -208,6 +208,10 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
             let id = task_id(&id)?;
             transition(out, "task.heartbeat", life()?.heartbeat(&id, token, lease)?)
         }
+        TaskCmd::Release { id, token } => {
+            let id = task_id(&id)?;
+            transition(out, "task.release", committed(life()?.release(&id, token)?))
+        }
         TaskCmd::Complete { id, token, result } => {
             let id = task_id(&id)?;
             let result = result

@@ -27,13 +27,15 @@ pub enum EventKind {
     Retried,
     /// A claim's lease lapsed and the reaper took the task back.
     LeaseExpired,
+    /// The holder of a claim gave the task back.
+    Released,
     /// A task was deleted.
     Deleted,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Created,
         EventKind::Started,
         EventKind::Claimed,
@@ -42,6 +44,7 @@ impl EventKind {
         EventKind::Cancelled,
         EventKind::Retried,
         EventKind::LeaseExpired,
+        EventKind::Released,
         EventKind::Deleted,
     ];
 
@@ -56,6 +59,7 @@ impl EventKind {
             EventKind::Cancelled => "cancelled",
             EventKind::Retried => "retried",
             EventKind::LeaseExpired => "lease_expired",
+            EventKind::Released => "released",
             EventKind::Deleted => "deleted",
         }
     }
@@ -131,6 +135,13 @@ pub enum TaskEvent {
         /// The lapsed lease.
         expired_lease: Lease,
     },
+    /// The holder of the lease `token` gave the task back (pending again).
+    Released {
+        /// The task.
+        task: Task,
+        /// The token of the lease that ended.
+        token: u64,
+    },
     /// Deleted.
     Deleted {
         /// The task as it was.
@@ -150,6 +161,7 @@ impl TaskEvent {
             TaskEvent::Cancelled { .. } => EventKind::Cancelled,
             TaskEvent::Retried { .. } => EventKind::Retried,
             TaskEvent::LeaseExpired { .. } => EventKind::LeaseExpired,
+            TaskEvent::Released { .. } => EventKind::Released,
             TaskEvent::Deleted { .. } => EventKind::Deleted,
         }
     }
@@ -165,6 +177,7 @@ impl TaskEvent {
             | TaskEvent::Cancelled { task }
             | TaskEvent::Retried { task }
             | TaskEvent::LeaseExpired { task, .. }
+            | TaskEvent::Released { task, .. }
             | TaskEvent::Deleted { task } => task,
         }
     }
@@ -180,6 +193,7 @@ impl TaskEvent {
             | TaskEvent::Cancelled { task }
             | TaskEvent::Retried { task }
             | TaskEvent::LeaseExpired { task, .. }
+            | TaskEvent::Released { task, .. }
             | TaskEvent::Deleted { task } => task,
         }
     }

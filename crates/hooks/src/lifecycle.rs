@@ -134,6 +134,10 @@ impl TaskLifecycle {
                 task,
             },
             Change::Cancel => TaskEvent::Cancelled { task },
+            Change::Release { token } => TaskEvent::Released {
+                token: *token,
+                task,
+            },
             _ => TaskEvent::Retried { task },
         }
     }
@@ -251,6 +255,11 @@ impl TaskLifecycle {
     /// Extends a lease (no event: heartbeats are not transitions).
     pub fn heartbeat(&self, id: &TaskId, token: u64, ttl: Duration) -> Result<Task> {
         Ok(self.store.heartbeat(id, token, ttl)?)
+    }
+
+    /// running → pending: the holder of the lease `token` gives the task back.
+    pub fn release(&self, id: &TaskId, token: u64) -> Result<Committed> {
+        self.apply(id, Change::Release { token })
     }
 
     /// running → completed.

@@ -32,11 +32,13 @@ pub enum HistoryKind {
     LeaseExpired,
     /// Its run failed and its retry policy put it back to pending, waiting out a backoff.
     RetryScheduled,
+    /// Its holder gave it back: running → pending, the attempt refunded.
+    Released,
 }
 
 impl HistoryKind {
     /// Every kind.
-    pub const ALL: [HistoryKind; 9] = [
+    pub const ALL: [HistoryKind; 10] = [
         HistoryKind::Created,
         HistoryKind::Started,
         HistoryKind::Claimed,
@@ -46,6 +48,7 @@ impl HistoryKind {
         HistoryKind::Retried,
         HistoryKind::LeaseExpired,
         HistoryKind::RetryScheduled,
+        HistoryKind::Released,
     ];
 
     /// The lowercase name (`lease_expired`).
@@ -60,6 +63,7 @@ impl HistoryKind {
             HistoryKind::Retried => "retried",
             HistoryKind::LeaseExpired => "lease_expired",
             HistoryKind::RetryScheduled => "retry_scheduled",
+            HistoryKind::Released => "released",
         }
     }
 }
@@ -147,6 +151,12 @@ impl HistoryEntry {
             }
             TaskStatus::Failed => entry(HistoryKind::Failed, prev.owner.as_ref(), held, true),
             TaskStatus::Cancelled => entry(HistoryKind::Cancelled, None, held, false),
+            // Only a release refunds the attempt; a failure's backoff keeps it.
+            TaskStatus::Pending
+                if prev.status == TaskStatus::Running && next.attempts < prev.attempts =>
+            {
+                entry(HistoryKind::Released, prev.owner.as_ref(), held, false)
+            }
             TaskStatus::Pending if prev.status == TaskStatus::Running => {
                 entry(HistoryKind::RetryScheduled, prev.owner.as_ref(), held, true)
             }

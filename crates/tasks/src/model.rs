@@ -555,6 +555,14 @@ pub enum Change {
     Cancel,
     /// failed | cancelled → pending.
     Retry,
+    /// running → pending: the holder of the lease identified by `token` gives the task back
+    /// (the lease ends, the attempt is refunded, the owner is kept as the reaper keeps it).
+    /// A lease operation like [`Change::Heartbeat`]: only the current lease's token passes,
+    /// and only a running task holds one.
+    Release {
+        /// The current lease's token.
+        token: u64,
+    },
     /// Changes fields without touching the status.
     Update(TaskPatch),
 }
@@ -568,14 +576,14 @@ impl Change {
             Change::Fail { .. } => Some(TaskStatus::Failed),
             Change::Cancel => Some(TaskStatus::Cancelled),
             Change::Retry => Some(TaskStatus::Pending),
-            Change::Heartbeat { .. } | Change::Update(_) => None,
+            Change::Heartbeat { .. } | Change::Release { .. } | Change::Update(_) => None,
         }
     }
 
     /// The lease token this change must present, if it is token-checked.
     pub(crate) fn token_check(&self) -> Option<Option<u64>> {
         match self {
-            Change::Heartbeat { token, .. } => Some(Some(*token)),
+            Change::Heartbeat { token, .. } | Change::Release { token } => Some(Some(*token)),
             Change::Complete { token, .. } | Change::Fail { token, .. } => Some(*token),
             _ => None,
         }
@@ -591,6 +599,7 @@ impl Change {
             Change::Fail { .. } => "fail",
             Change::Cancel => "cancel",
             Change::Retry => "retry",
+            Change::Release { .. } => "release",
             Change::Update(_) => "update",
         }
     }
@@ -606,7 +615,9 @@ impl Change {
             Change::Heartbeat { ttl, .. } => check_lease(*ttl),
             Change::Fail { error, .. } => check_text("error", error, 0, MAX_TEXT_LEN),
             Change::Update(p) => p.validate(),
-            Change::Complete { .. } | Change::Cancel | Change::Retry => Ok(()),
+            Change::Complete { .. } | Change::Cancel | Change::Retry | Change::Release { .. } => {
+                Ok(())
+            }
         }
     }
 }
@@ -691,6 +702,11 @@ pub fn transition(
             t.status = TaskStatus::Pending;
             t.finished_at = None;
             t.lease = None;
+        }
+        Change::Release { .. } => {
+            t.status = TaskStatus::Pending;
+            t.lease = None;
+            t.attempts = t.attempts.saturating_sub(1);
         }
         Change::Update(p) => {
             if let Some(Some(at)) = p.run_at {

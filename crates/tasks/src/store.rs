@@ -207,6 +207,12 @@ pub trait TaskStore: Send + Sync {
         self.apply(id, Change::Heartbeat { token, ttl }, None)
     }
 
+    /// running → pending: gives back a claimed task (the lease ends, the attempt is refunded,
+    /// another agent may claim it at once); `LeaseLost` if `token` is no longer current.
+    fn release(&self, id: &TaskId, token: u64) -> Result<Task> {
+        self.apply(id, Change::Release { token }, None)
+    }
+
     /// running → completed.
     fn complete(&self, id: &TaskId, token: Option<u64>, result: Option<Value>) -> Result<Task> {
         self.apply(id, Change::Complete { token, result }, None)

@@ -759,6 +759,70 @@ pub fn check_history(make: Factory<'_>) {
     );
 }
 
+/// Releasing: the lease holder gives a claimed task back (pending, attempt refunded, claimable
+/// at once, recorded); any other token, or a task not running, is refused and nothing changes.
+pub fn check_release(make: Factory<'_>) {
+    let (s, clock) = setup(make);
+    s.create(new("r").max_attempts(1)).unwrap();
+    let t = s.claim(&id("r"), "w1", LEASE).unwrap();
+    let held = token(&t);
+    for bad in [held + 1, held.saturating_sub(1)] {
+        assert!(
+            matches!(s.release(&t.id, bad), Err(Error::LeaseLost { .. })),
+            "token {bad} is not the lease"
+        );
+    }
+    assert_eq!(
+        s.get(&t.id).unwrap().unwrap(),
+        t,
+        "refused releases wrote nothing"
+    );
+    clock.advance(Duration::from_secs(1));
+    let r = s.release(&t.id, held).unwrap();
+    assert_eq!(
+        (r.status, r.lease, r.attempts, r.owner.as_deref(), r.version),
+        (TaskStatus::Pending, None, 0, Some("w1"), t.version + 1)
+    );
+    assert!(
+        matches!(s.release(&t.id, held), Err(Error::LeaseLost { .. })),
+        "a released lease is gone"
+    );
+    assert!(matches!(
+        s.complete(&t.id, Some(held), None),
+        Err(Error::LeaseLost { .. })
+    ));
+    let h = s.history(&t.id).unwrap();
+    let last = h.last().unwrap();
+    assert_eq!(
+        (
+            last.kind,
+            last.from,
+            last.to,
+            last.actor.as_deref(),
+            last.token
+        ),
+        (
+            crate::HistoryKind::Released,
+            Some(TaskStatus::Running),
+            TaskStatus::Pending,
+            Some("w1"),
+            Some(held)
+        )
+    );
+    // The refunded attempt: a task with one attempt can be claimed, and reaped, once more.
+    let again = s
+        .claim_next("w2", LEASE)
+        .unwrap()
+        .expect("released work is ready");
+    assert_eq!((again.id.as_str(), again.attempts), ("r", 1));
+    assert!(token(&again) > held, "a new claim gets a new token");
+    s.complete(&again.id, Some(token(&again)), None).unwrap();
+    assert!(matches!(
+        s.release(&again.id, token(&again)),
+        Err(Error::LeaseLost { .. })
+    ));
+}
+
 /// Deleting returns the task and removes it.
 pub fn check_delete(make: Factory<'_>) {
     let (s, _) = setup(make);
@@ -888,7 +952,7 @@ macro_rules! conformance_tests {
             check_create_and_get, check_rejects_bad_input, check_duplicates_and_batches,
             check_state_machine, check_updates_keep_untouched_fields, check_version_check_and_set,
             check_claims_and_leases, check_reaping, check_queries, check_stats, check_run_durations,
-            check_history, check_delete,
+            check_history, check_release, check_delete,
             check_claim_race, check_claim_next_race,
             check_dependencies_gate_claims, check_dependency_edits, check_batch_graph,
             check_parents_and_deletes, check_labels_route_claims, check_scheduling_and_backoff,

@@ -80,6 +80,17 @@ fn claim_heartbeat_complete_with_tokens() {
     assert_eq!(id, "b", "highest priority first");
     let t = oc.json(&["task", "heartbeat", "b", "--token", token, "--lease", "2m"]);
     assert_eq!(t["lease"]["token"].to_string(), token);
+    let wrong = oc.run(&["task", "release", "b", "--token", "999"]);
+    assert_eq!(wrong.code, 4, "{wrong:?}");
+    let back = oc.json(&["task", "release", "b", "--token", token]);
+    assert_eq!(
+        (&back["status"], &back["lease"]),
+        (&json!("pending"), &json!(null))
+    );
+    let claimed = oc.run(&["--quiet", "task", "claim", "b", "--agent", "w1"]);
+    let (_, token) = claimed.stdout.trim().split_once(' ').unwrap();
+    let token = token.to_owned();
+    let token = token.as_str();
     let stale = oc.run(&["task", "complete", "b", "--token", "999"]);
     assert_eq!(stale.code, 4, "{stale:?}");
     assert!(stale.stderr.contains("lease lost"), "{}", stale.stderr);
@@ -130,7 +141,10 @@ fn claim_heartbeat_complete_with_tokens() {
         .iter()
         .map(|e| e["data"]["event"].as_str().unwrap())
         .collect();
-    assert_eq!(events, ["created", "claimed", "completed"]);
+    assert_eq!(
+        events,
+        ["created", "claimed", "released", "claimed", "completed"]
+    );
     let none = oc.json(&["task", "claim", "--next", "--agent", "w"]);
     assert!(none.is_null(), "nothing pending is an answer, not an error");
 }
