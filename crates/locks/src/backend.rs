@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use std::time::Duration;
 
+use crate::manager::{KeepWaiting, WATCH_EVERY};
 use crate::{Error, Holder, Lock, LockMode, LockRequest, LockStats, Result, Timestamp, TtlPolicy};
 
 /// A grant reaches its caller only while it lives: `Expired` (naming the first lapsed lock)
@@ -74,6 +75,57 @@ pub fn canonical_items(
 /// `now`, on the monotonic clock at `at`), if any.
 pub fn next_lapse(holders: &[Holder], at: Instant, now: Timestamp) -> Option<Instant> {
     crate::model::next_lapse(holders, at, now)
+}
+
+/// How long a waiting acquire keeps waiting: until `wait` has passed, or, when it is watched
+/// ([`LockManager::acquire_many_watched`](crate::LockManager::acquire_many_watched)), until its
+/// watcher says stop; the watcher is asked at least every [`WATCH_EVERY`].
+pub struct Patience<'a> {
+    started: Instant,
+    deadline: Instant,
+    watcher: Option<&'a KeepWaiting<'a>>,
+}
+
+impl std::fmt::Debug for Patience<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Patience")
+            .field("deadline", &self.deadline)
+            .field("watched", &self.watcher.is_some())
+            .finish()
+    }
+}
+
+impl<'a> Patience<'a> {
+    /// Patience for `wait` from now, watched by `watcher` if given.
+    pub fn new(wait: Duration, watcher: Option<&'a KeepWaiting<'a>>) -> Patience<'a> {
+        let started = Instant::now();
+        let deadline = started
+            .checked_add(wait)
+            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
+        Patience {
+            started,
+            deadline,
+            watcher,
+        }
+    }
+
+    /// Whether to give up at `at`: the deadline passed, or the watcher said stop.
+    pub fn over(&self, at: Instant) -> bool {
+        at >= self.deadline || self.watcher.is_some_and(|w| !w(at - self.started))
+    }
+
+    /// How long the caller has waited at `at`.
+    pub fn waited(&self, at: Instant) -> Duration {
+        at - self.started
+    }
+
+    /// The latest moment to look again after `at`: the deadline, or sooner when watched.
+    pub fn wake_by(&self, at: Instant) -> Instant {
+        match self.watcher {
+            Some(_) => self.deadline.min(at + WATCH_EVERY),
+            None => self.deadline,
+        }
+    }
 }
 
 /// The counters a manager keeps, from which [`stats`] derives [`LockStats`].

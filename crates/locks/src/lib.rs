@@ -63,7 +63,7 @@ mod sync;
 pub mod testkit;
 
 pub use crate::error::{Error, Result};
-pub use crate::manager::{LockGuard, LockManager, LockManagerExt};
+pub use crate::manager::{KeepWaiting, LockGuard, LockManager, LockManagerExt, WATCH_EVERY};
 pub use crate::memory::MemoryLockManager;
 pub use crate::model::{
     Holder, Lock, LockMode, LockRequest, LockStats, OldestLock, OwnerCount, TtlPolicy,

@@ -5,7 +5,14 @@ use std::time::Duration;
 
 use oc_time::Timestamp;
 
-use crate::{Lock, LockRequest, LockStats, Owner, Resource, Result};
+use crate::{Error, Lock, LockRequest, LockStats, Owner, Resource, Result};
+
+/// Asked by [`LockManager::acquire_many_watched`], with how long the request has waited, whether
+/// to go on waiting.
+pub type KeepWaiting<'a> = dyn Fn(Duration) -> bool + Sync + 'a;
+
+/// How often a watched wait asks its watcher, at least.
+pub const WATCH_EVERY: Duration = Duration::from_millis(100);
 
 /// A lock manager: exclusive and shared locks on hierarchical resources, with fencing tokens,
 /// expiry, re-entrant holds and first-come-first-served waiting.
@@ -29,6 +36,45 @@ pub trait LockManager: Send + Sync {
 
     /// Grants all of `reqs` or none, taking them in canonical (sorted) order, waiting up to `wait`.
     fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>>;
+
+    /// As [`LockManager::acquire_many`], but a wait also ends, with `Timeout`, as soon as
+    /// `keep_waiting` (given how long the request has waited) returns false. While the request
+    /// waits, the manager asks at least every [`WATCH_EVERY`]: a caller can report progress from
+    /// it and stop a wait its own caller no longer wants (the MCP server does both). A request
+    /// that stops leaves the queue at once.
+    ///
+    /// The default waits in slices of [`WATCH_EVERY`], each queueing afresh; the memory, SQLite
+    /// and PostgreSQL managers keep the request's place in the queue throughout.
+    fn acquire_many_watched(
+        &self,
+        reqs: &[LockRequest],
+        wait: Duration,
+        keep_waiting: &KeepWaiting<'_>,
+    ) -> Result<Vec<Lock>> {
+        let patience = crate::backend::Patience::new(wait, Some(keep_waiting));
+        loop {
+            let now = std::time::Instant::now();
+            let slice = patience.wake_by(now).saturating_duration_since(now);
+            match self.acquire_many(reqs, slice) {
+                Err(
+                    Error::Conflict { resource, holders }
+                    | Error::Timeout {
+                        resource, holders, ..
+                    },
+                ) if !slice.is_zero() => {
+                    let at = std::time::Instant::now();
+                    if patience.over(at) {
+                        return Err(Error::Timeout {
+                            resource,
+                            waited: patience.waited(at),
+                            holders,
+                        });
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
 
     /// Extends the owner's lock to now + `ttl` (the default TTL when `None`).
     fn renew(&self, resource: &Resource, owner: &Owner, ttl: Option<Duration>) -> Result<Lock>;
@@ -67,6 +113,9 @@ macro_rules! forward {
             fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> { (**self).acquire(req, wait) }
             fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>> {
                 (**self).acquire_many(reqs, wait)
+            }
+            fn acquire_many_watched(&self, reqs: &[LockRequest], wait: Duration, keep_waiting: &KeepWaiting<'_>) -> Result<Vec<Lock>> {
+                (**self).acquire_many_watched(reqs, wait, keep_waiting)
             }
             fn renew(&self, r: &Resource, o: &Owner, ttl: Option<Duration>) -> Result<Lock> { (**self).renew(r, o, ttl) }
             fn release(&self, r: &Resource, o: &Owner) -> Result<Lock> { (**self).release(r, o) }

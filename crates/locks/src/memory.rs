@@ -10,10 +10,11 @@ use crate::sync::{Condvar, Mutex};
 
 use oc_time::{Clock, CoarseClock, Timestamp};
 
+use crate::backend::Patience;
 use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
 use crate::{
-    Error, Holder, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result,
-    TtlPolicy,
+    Error, Holder, KeepWaiting, Lock, LockManager, LockMode, LockRequest, LockStats, Owner,
+    Resource, Result, TtlPolicy,
 };
 
 /// An in-process [`LockManager`].
@@ -479,10 +480,24 @@ impl MemoryLockManager {
         Some(lock)
     }
 
+    fn acquire_many_with(
+        &self,
+        reqs: &[LockRequest],
+        wait: Duration,
+        watcher: Option<&KeepWaiting<'_>>,
+    ) -> Result<Vec<Lock>> {
+        let items = crate::backend::canonical_items(reqs, &self.ttl)?;
+        let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
+        let mut got = Vec::with_capacity(items.len());
+        self.acquire_items(&items, wait, watcher, &mut |l| got.push(l))?;
+        Ok(got)
+    }
+
     fn acquire_items(
         &self,
         items: &[Item<'_>],
         wait: Duration,
+        watcher: Option<&KeepWaiting<'_>>,
         out: &mut dyn FnMut(Lock),
     ) -> Result<()> {
         let mut st = self.state.lock();
@@ -498,10 +513,7 @@ impl MemoryLockManager {
                 holders,
             });
         }
-        let started = Instant::now();
-        let deadline = started
-            .checked_add(wait)
-            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
+        let patience = Patience::new(wait, watcher);
         st.next_ticket += 1;
         let ticket = st.next_ticket;
         let owner = items[0].0.owner.clone();
@@ -525,18 +537,20 @@ impl MemoryLockManager {
                 Err(b) => b,
             };
             let at = Instant::now();
-            if at >= deadline {
+            if patience.over(at) {
                 st.dequeue(ticket);
                 st.counters.timeouts += 1;
                 self.freed.notify_all();
                 return Err(Error::Timeout {
                     resource: resource.to_string(),
-                    waited: at - started,
+                    waited: patience.waited(at),
                     holders,
                 });
             }
-            // Sleep until something is freed, the first blocking lock is due to lapse, or the deadline.
-            let until = next_lapse(&holders, at, now).map_or(deadline, |l| l.min(deadline));
+            // Sleep until something is freed, the first blocking lock is due to lapse, or the
+            // deadline (or the watcher's next look).
+            let wake_by = patience.wake_by(at);
+            let until = next_lapse(&holders, at, now).map_or(wake_by, |l| l.min(wake_by));
             self.freed.wait_until(&mut st, until);
         }
     }
@@ -549,7 +563,7 @@ impl LockManager for MemoryLockManager {
             return Ok(lock);
         }
         let mut got = None;
-        self.acquire_items(&[(req, ttl)], wait, &mut |l| got = Some(l))?;
+        self.acquire_items(&[(req, ttl)], wait, None, &mut |l| got = Some(l))?;
         got.ok_or_else(|| Error::InvalidInput {
             field: "request",
             reason: "nothing was granted".into(),
@@ -557,11 +571,16 @@ impl LockManager for MemoryLockManager {
     }
 
     fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>> {
-        let items = crate::backend::canonical_items(reqs, &self.ttl)?;
-        let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
-        let mut got = Vec::with_capacity(items.len());
-        self.acquire_items(&items, wait, &mut |l| got.push(l))?;
-        Ok(got)
+        self.acquire_many_with(reqs, wait, None)
+    }
+
+    fn acquire_many_watched(
+        &self,
+        reqs: &[LockRequest],
+        wait: Duration,
+        keep_waiting: &KeepWaiting<'_>,
+    ) -> Result<Vec<Lock>> {
+        self.acquire_many_with(reqs, wait, Some(keep_waiting))
     }
 
     fn renew(&self, resource: &Resource, owner: &Owner, ttl: Option<Duration>) -> Result<Lock> {

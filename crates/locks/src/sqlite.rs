@@ -23,7 +23,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use oc_sqlite::{Durability, Fence};
 use oc_time::{Clock, SystemClock, Timestamp};
 
-use crate::backend::{canonical_items, unexpired};
+use crate::KeepWaiting;
+use crate::backend::{Patience, canonical_items, unexpired};
 use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
 use crate::{
     Error, Holder, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result,
@@ -475,10 +476,22 @@ impl SqliteLockManager {
         self.freed.1.notify_all();
     }
 
+    fn acquire_many_with(
+        &self,
+        reqs: &[LockRequest],
+        wait: Duration,
+        watcher: Option<&KeepWaiting<'_>>,
+    ) -> Result<Vec<Lock>> {
+        let items = canonical_items(reqs, &self.opts.ttl)?;
+        let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
+        self.acquire_items(&items, wait, watcher)
+    }
+
     fn acquire_items(
         &self,
         items: &[(&LockRequest, Duration)],
         wait: Duration,
+        watcher: Option<&KeepWaiting<'_>>,
     ) -> Result<Vec<Lock>> {
         let first = self.write(|tx, now| {
             Ok(Ok(match try_grant(tx, &self.fence, items, None, now)? {
@@ -499,10 +512,7 @@ impl SqliteLockManager {
                 holders,
             });
         }
-        let started = Instant::now();
-        let deadline = started
-            .checked_add(wait)
-            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
+        let patience = Patience::new(wait, watcher);
         let lease = self.opts.waiter_lease;
         let ticket = self.write(|tx, now| {
             let ticket = bump(tx, "ticket", 1)?;
@@ -536,7 +546,7 @@ impl SqliteLockManager {
                 (Err((_, h)), now) => (h, now),
             };
             let at = Instant::now();
-            if at >= deadline {
+            if patience.over(at) {
                 self.write(|tx, _| {
                     tx.prepare_cached("DELETE FROM oc_lock_waiters WHERE ticket = ?1")?
                         .execute([ticket])?;
@@ -545,19 +555,19 @@ impl SqliteLockManager {
                 })?;
                 return Err(Error::Timeout {
                     resource: resource.to_string(),
-                    waited: at - started,
+                    waited: patience.waited(at),
                     holders,
                 });
             }
             let until = [
-                Some(deadline),
+                Some(patience.wake_by(at)),
                 Some(at + backoff),
                 next_lapse(&holders, at, now),
             ]
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or(deadline);
+            .unwrap_or(at);
             let mut generation = self.freed.0.lock();
             if *generation == seen {
                 self.freed.1.wait_until(&mut generation, until);
@@ -595,7 +605,7 @@ impl SqliteLockManager {
 impl LockManager for SqliteLockManager {
     fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> {
         let ttl = self.opts.ttl.resolve(req.ttl)?;
-        let mut v = self.acquire_items(&[(req, ttl)], wait)?;
+        let mut v = self.acquire_items(&[(req, ttl)], wait, None)?;
         v.pop().ok_or_else(|| Error::InvalidInput {
             field: "request",
             reason: "nothing was granted".into(),
@@ -603,9 +613,16 @@ impl LockManager for SqliteLockManager {
     }
 
     fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>> {
-        let items = canonical_items(reqs, &self.opts.ttl)?;
-        let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
-        self.acquire_items(&items, wait)
+        self.acquire_many_with(reqs, wait, None)
+    }
+
+    fn acquire_many_watched(
+        &self,
+        reqs: &[LockRequest],
+        wait: Duration,
+        keep_waiting: &KeepWaiting<'_>,
+    ) -> Result<Vec<Lock>> {
+        self.acquire_many_with(reqs, wait, Some(keep_waiting))
     }
 
     fn renew(&self, resource: &Resource, owner: &Owner, ttl: Option<Duration>) -> Result<Lock> {

@@ -360,6 +360,57 @@ pub fn check_waiting(make: Factory<'_>) {
     assert_eq!((st.waits, st.timeouts, st.waiting), (2, 1, 0));
 }
 
+/// A watched wait: its watcher is asked while it waits, it is granted when the holder releases,
+/// and it ends, leaving the queue, as soon as the watcher says stop.
+pub fn check_watched_wait(make: Factory<'_>) {
+    use std::sync::atomic::AtomicBool;
+    let (asked, stop) = (AtomicU64::new(0), AtomicBool::new(false));
+    let (m, _) = setup(make);
+    m.try_acquire(&ex("f", "a")).unwrap();
+    let watcher = |_: Duration| {
+        asked.fetch_add(1, Ordering::SeqCst);
+        !stop.load(Ordering::SeqCst)
+    };
+    std::thread::scope(|s| {
+        let waiter =
+            s.spawn(|| m.acquire_many_watched(&[ex("f", "b")], Duration::from_secs(60), &watcher));
+        let until = Instant::now() + Duration::from_secs(30);
+        while asked.load(Ordering::SeqCst) < 2 {
+            assert!(Instant::now() < until, "the watcher was never asked");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::SeqCst);
+        let e = waiter.join().unwrap().unwrap_err();
+        assert!(
+            matches!(&e, Error::Timeout { waited, .. } if *waited < Duration::from_secs(60)),
+            "stopped before the deadline: {e}"
+        );
+    });
+    assert_eq!(
+        m.stats().unwrap().waiting,
+        0,
+        "a stopped waiter left the queue"
+    );
+    m.release(&res("f"), &own("a")).unwrap();
+    m.try_acquire(&ex("f", "c")).unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            m.acquire_many_watched(
+                &[ex("f", "b"), ex("g", "b")],
+                Duration::from_secs(60),
+                &|_| true,
+            )
+        });
+        wait_for_waiters(&*m, 1);
+        m.release(&res("f"), &own("c")).unwrap();
+        let got = waiter.join().unwrap().unwrap();
+        assert_eq!(
+            got.iter().map(|l| l.owner.as_str()).collect::<Vec<_>>(),
+            ["b", "b"]
+        );
+    });
+}
+
 fn wait_for_waiters(m: &dyn LockManager, n: u64) {
     let until = Instant::now() + Duration::from_secs(30);
     while m.stats().unwrap().waiting < n {
@@ -541,7 +592,7 @@ macro_rules! lock_conformance_tests {
     ($make:expr, $threads:expr, $per_thread:expr) => {
         $crate::lock_conformance_tests!(@each $make; check_modes, check_hierarchy, check_reentrant_holds,
             check_upgrade, check_wrong_owner, check_bad_input, check_expiry, check_acquire_many,
-            check_stats, check_waiting, check_no_starvation, check_tokens_increase,
+            check_stats, check_waiting, check_watched_wait, check_no_starvation, check_tokens_increase,
             check_linearizable);
         #[test]
         fn check_mutual_exclusion() {

@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oc_locks::backend::{Counters, canonical_items, next_lapse, stats, unexpired};
+use oc_locks::backend::{Counters, Patience, canonical_items, next_lapse, stats, unexpired};
 use oc_locks::{
-    Error, Holder, Lock, LockManager, LockRequest, LockStats, Owner, Resource, Result, Timestamp,
-    TtlPolicy,
+    Error, Holder, KeepWaiting, Lock, LockManager, LockRequest, LockStats, Owner, Resource, Result,
+    Timestamp, TtlPolicy,
 };
 use parking_lot::{Condvar, Mutex};
 use tokio_postgres::{AsyncMessage, Client, Row, Statement};
@@ -643,10 +643,22 @@ impl PgLockManager {
         }
     }
 
+    fn acquire_many_with(
+        &self,
+        reqs: &[LockRequest],
+        wait: Duration,
+        watcher: Option<&KeepWaiting<'_>>,
+    ) -> Result<Vec<Lock>> {
+        let items = canonical_items(reqs, &self.opts.ttl)?;
+        let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
+        self.acquire_items(&items, wait, watcher)
+    }
+
     fn acquire_items(
         &self,
         items: &[(&LockRequest, Duration)],
         wait: Duration,
+        watcher: Option<&KeepWaiting<'_>>,
     ) -> Result<Vec<Lock>> {
         let ttl = items.iter().map(|(_, t)| *t).min().unwrap_or_default();
         let sent = Instant::now();
@@ -658,10 +670,7 @@ impl PgLockManager {
             return Err(Error::Conflict { resource, holders });
         }
         self.listen();
-        let started = Instant::now();
-        let deadline = started
-            .checked_add(wait)
-            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
+        let patience = Patience::new(wait, watcher);
         let res: Vec<String> = items.iter().map(|(r, _)| r.resource.to_string()).collect();
         let modes: Vec<String> = items
             .iter()
@@ -687,26 +696,26 @@ impl PgLockManager {
                 Err((_, h)) => h,
             };
             let at = Instant::now();
-            if at >= deadline {
+            if patience.over(at) {
                 self.call(
                     move |c| async move { c.client.execute(&c.stmts.abandon, &[&ticket]).await },
                 )?;
                 return Err(Error::Timeout {
                     resource,
-                    waited: at - started,
+                    waited: patience.waited(at),
                     holders,
                 });
             }
             let now = self.now_of_db()?;
             let until = [
-                Some(deadline),
+                Some(patience.wake_by(at)),
                 Some(at + backoff),
                 next_lapse(&holders, at, now),
             ]
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or(deadline);
+            .unwrap_or(at);
             let mut generation = self.freed.generation.lock();
             if *generation == seen {
                 self.freed.cond.wait_until(&mut generation, until);
@@ -761,7 +770,7 @@ impl PgLockManager {
 impl LockManager for PgLockManager {
     fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> {
         let ttl = self.opts.ttl.resolve(req.ttl)?;
-        let mut v = self.acquire_items(&[(req, ttl)], wait)?;
+        let mut v = self.acquire_items(&[(req, ttl)], wait, None)?;
         v.pop().ok_or_else(|| Error::InvalidInput {
             field: "request",
             reason: "nothing was granted".into(),
@@ -769,9 +778,16 @@ impl LockManager for PgLockManager {
     }
 
     fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>> {
-        let items = canonical_items(reqs, &self.opts.ttl)?;
-        let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
-        self.acquire_items(&items, wait)
+        self.acquire_many_with(reqs, wait, None)
+    }
+
+    fn acquire_many_watched(
+        &self,
+        reqs: &[LockRequest],
+        wait: Duration,
+        keep_waiting: &KeepWaiting<'_>,
+    ) -> Result<Vec<Lock>> {
+        self.acquire_many_with(reqs, wait, Some(keep_waiting))
     }
 
     fn renew(&self, resource: &Resource, owner: &Owner, ttl: Option<Duration>) -> Result<Lock> {

@@ -48,3 +48,60 @@ mod sqlite {
         });
     }
 }
+
+/// A manager of an embedder's that implements only the required methods: the trait's default
+/// `acquire_many_watched` (waiting in slices) still passes.
+mod defaults {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use oc_locks::{
+        Lock, LockManager, LockRequest, LockStats, MemoryLockManager, Owner, Resource, Result,
+        Timestamp, TtlPolicy,
+    };
+
+    struct Plain(MemoryLockManager);
+
+    impl LockManager for Plain {
+        fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> {
+            self.0.acquire(req, wait)
+        }
+        fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>> {
+            self.0.acquire_many(reqs, wait)
+        }
+        fn renew(&self, r: &Resource, o: &Owner, ttl: Option<Duration>) -> Result<Lock> {
+            self.0.renew(r, o, ttl)
+        }
+        fn release(&self, r: &Resource, o: &Owner) -> Result<Lock> {
+            self.0.release(r, o)
+        }
+        fn release_owner(&self, o: &Owner) -> Result<Vec<Lock>> {
+            self.0.release_owner(o)
+        }
+        fn sweep_expired(&self) -> Result<Vec<Lock>> {
+            self.0.sweep_expired()
+        }
+        fn holders(&self, r: &Resource) -> Result<Vec<Lock>> {
+            self.0.holders(r)
+        }
+        fn list(&self) -> Result<Vec<Lock>> {
+            self.0.list()
+        }
+        fn stats(&self) -> Result<LockStats> {
+            self.0.stats()
+        }
+        fn now(&self) -> Timestamp {
+            self.0.now()
+        }
+    }
+
+    #[test]
+    fn check_watched_wait() {
+        oc_locks::testkit::check_watched_wait(&|clock| {
+            Arc::new(Plain(MemoryLockManager::with(
+                Arc::new(clock),
+                TtlPolicy::default(),
+            ))) as Arc<dyn LockManager>
+        });
+    }
+}
