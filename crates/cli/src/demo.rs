@@ -44,7 +44,7 @@ use crate::Site;
 use crate::UsageError;
 use crate::args::DemoArgs;
 use crate::output::Output;
-use crate::task::{RECENT, render_stats, stats_json};
+use crate::task::{RECENT, render_stats};
 
 /// Lease the demo agents take: short, so crashed claims come back quickly.
 const LEASE: Duration = Duration::from_millis(800);
@@ -312,7 +312,7 @@ pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Resu
     let alerts = crate::alerts::would_fire(&snap)?;
     let doc = serde_json::json!({
         "run": run_id, "seed": seed, "summary": summary,
-        "task_stats": stats_json(&stats), "lock_stats": lock_stats,
+        "task_stats": stats.to_json(), "lock_stats": lock_stats,
         "latency": timings, "goal_violations": violations, "alerts": alerts,
     });
     out.emit("demo", &doc, |w, _| {

@@ -257,18 +257,15 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         Command::Health => ops::health(&site, out),
         Command::Serve { addr, alerts } => ops::serve(&site, addr, alerts.as_deref(), out),
         Command::Mcp { tools, agent } => {
-            let toolbox =
-                oc_mcp::Toolbox::new(task::lifecycle(&site)?, site.locks()?).default_agent(agent);
+            let toolbox = oc_mcp::Toolbox::new(task::lifecycle(&site)?, site.locks()?)
+                .files(&site.data_dir)
+                .default_agent(agent);
             let mut server = oc_mcp::Server::new(toolbox);
             if tools == args::McpTools::All {
                 server = server.all_tools();
             }
             // Only MCP messages on stdout; diagnostics go to stderr.
-            oc_mcp::serve(
-                &mut server,
-                std::io::stdin().lock(),
-                std::io::stdout().lock(),
-            )?;
+            oc_mcp::serve(&server, std::io::stdin().lock(), std::io::stdout())?;
             Ok(())
         }
         Command::Alerts { config, cmd } => alerts::run(&site, config.as_deref(), cmd, out),

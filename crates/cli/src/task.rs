@@ -447,29 +447,7 @@ pub(crate) fn render_stats(w: &mut dyn Write, st: &TaskStats) -> std::io::Result
     Ok(())
 }
 
-/// The `--json` shape of [`TaskStats`]: statuses as an object, owners as a list.
-pub(crate) fn stats_json(st: &TaskStats) -> Value {
-    let by_status: Map<String, Value> = st
-        .by_status
-        .iter()
-        .map(|(s, n)| (s.to_string(), Value::from(*n)))
-        .collect();
-    let by_owner: Vec<Value> = st
-        .by_owner
-        .iter()
-        .map(|(o, n)| serde_json::json!({ "owner": o, "count": n }))
-        .collect();
-    serde_json::json!({
-        "total": st.total,
-        "by_status": by_status,
-        "by_owner": by_owner,
-        "recent": st.recent,
-        "ready": st.ready,
-        "blocked": st.blocked,
-    })
-}
-
 pub(crate) fn stats(site: &Site, out: &mut Output) -> anyhow::Result<()> {
     let st = site.store()?.stats(RECENT)?;
-    out.emit("task-stats", &stats_json(&st), |w, _| render_stats(w, &st))
+    out.emit("task-stats", &st.to_json(), |w, _| render_stats(w, &st))
 }

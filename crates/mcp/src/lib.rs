@@ -25,7 +25,7 @@
 //! use oc_tasks::MemoryTaskStore;
 //!
 //! let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), Arc::new(Hooks::new()));
-//! let mut server = Server::new(Toolbox::new(life, Arc::new(MemoryLockManager::new())));
+//! let server = Server::new(Toolbox::new(life, Arc::new(MemoryLockManager::new())));
 //! let out = server.handle(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#);
 //! assert!(out[0].contains(r#""protocolVersion":"2025-11-25""#));
 //! ```
@@ -34,6 +34,7 @@ mod protocol;
 mod tools;
 
 pub use protocol::{
-    LEGACY_VERSIONS, MAX_MESSAGE_BYTES, MODERN_VERSION, SERVER_NAME, Server, serve,
+    Incoming, LEGACY_VERSIONS, MAX_MESSAGE_BYTES, MAX_WAITING_CALLS, MODERN_VERSION, PendingCall,
+    SERVER_NAME, Server, serve,
 };
-pub use tools::{Tool, ToolError, Toolbox};
+pub use tools::{CallContext, Tool, ToolError, Toolbox};

@@ -1,10 +1,13 @@
 //! The protocol core: JSON-RPC over one line per message, in both generations of MCP.
 
+use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value, json};
 
-use crate::tools::{Tool, ToolError, Toolbox, all};
+use crate::tools::{CallContext, Tool, ToolError, Toolbox, all};
 
 /// The server's name, in `serverInfo`.
 pub const SERVER_NAME: &str = "oc";
@@ -14,6 +17,9 @@ pub const MODERN_VERSION: &str = "2026-07-28";
 pub const LEGACY_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 /// Longer messages are refused (and skipped) without being parsed.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// At most this many calls that wait (a `lock_acquire` with `wait_ms`) run at once beside the
+/// reading of further messages; more wait their turn.
+pub const MAX_WAITING_CALLS: usize = 32;
 
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
@@ -45,13 +51,35 @@ impl RpcError {
 }
 
 /// The protocol core: one message in, the messages to write out. It does no I/O; [`serve`]
-/// drives it over stdin and stdout.
+/// drives it over stdin and stdout. Shared between threads, it serves calls concurrently.
 #[derive(Debug)]
 pub struct Server {
     toolbox: Toolbox,
     tools: Vec<Tool>,
     /// The version a handshake (`initialize`) settled on, if one happened.
-    legacy: Option<String>,
+    legacy: Mutex<Option<String>>,
+}
+
+/// What a message asks of the server ([`Server::accept`]).
+#[derive(Debug)]
+pub enum Incoming {
+    /// Lines to write back at once (none for a notification).
+    Answer(Vec<String>),
+    /// A tool call to run ([`PendingCall::run`]), which may take a while.
+    Call(PendingCall),
+    /// The client cancelled the request with this id (`notifications/cancelled`).
+    Cancel(Value),
+}
+
+/// A tool call accepted and not yet run.
+#[derive(Debug)]
+pub struct PendingCall {
+    id: Value,
+    tool: usize,
+    arguments: Map<String, Value>,
+    structured: bool,
+    modern: bool,
+    progress_token: Option<Value>,
 }
 
 /// How a request is to be answered.
@@ -63,16 +91,17 @@ enum Era {
 impl Server {
     /// A server with the compact default set of tools over `toolbox`.
     pub fn new(toolbox: Toolbox) -> Server {
+        let tools = offered(&toolbox, true);
         Server {
             toolbox,
-            tools: all().into_iter().filter(|t| t.default_set).collect(),
-            legacy: None,
+            tools,
+            legacy: Mutex::new(None),
         }
     }
 
     /// Serves every tool, not only the default set (`oc mcp --tools all`).
     pub fn all_tools(mut self) -> Server {
-        self.tools = all();
+        self.tools = offered(&self.toolbox, false);
         self
     }
 
@@ -81,60 +110,85 @@ impl Server {
         &self.tools
     }
 
-    /// Handles one line (one message); returns the lines to write back (none for a
-    /// notification or a blank line), each one compact JSON message.
-    pub fn handle(&mut self, line: &str) -> Vec<String> {
+    /// Handles one line (one message) to the end, a tool call included; returns the lines to
+    /// write back (none for a notification or a blank line), each one compact JSON message.
+    pub fn handle(&self, line: &str) -> Vec<String> {
+        match self.accept(line) {
+            Incoming::Answer(lines) => lines,
+            Incoming::Call(call) => {
+                let never = AtomicBool::new(false);
+                call.run(self, &|_| {}, &never).into_iter().collect()
+            }
+            Incoming::Cancel(_) => Vec::new(),
+        }
+    }
+
+    /// Reads one line (one message): what to answer at once, or a tool call to run.
+    pub fn accept(&self, line: &str) -> Incoming {
+        let answer = |line| Incoming::Answer(vec![line]);
         if line.trim().is_empty() {
-            return Vec::new();
+            return Incoming::Answer(Vec::new());
         }
         if line.len() > MAX_MESSAGE_BYTES {
-            return vec![too_long(line.len())];
+            return answer(too_long(line.len()));
         }
         let msg: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
-                return vec![error_line(
+                return answer(error_line(
                     &Value::Null,
                     RpcError::new(-32700, format!("parse error: {e}")),
-                )];
+                ));
             }
         };
         let Some(obj) = msg.as_object() else {
-            return vec![error_line(
+            return answer(error_line(
                 &Value::Null,
                 RpcError::new(
                     -32600,
                     "a message is one JSON object (batches are not supported)",
                 ),
-            )];
+            ));
         };
         let id = obj.get("id").cloned();
         let valid_id = matches!(id, None | Some(Value::String(_) | Value::Number(_)));
         let method = obj.get("method").and_then(Value::as_str);
         if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") || !valid_id {
-            return vec![error_line(
+            return answer(error_line(
                 &id.filter(|_| valid_id).unwrap_or(Value::Null),
                 RpcError::new(-32600, "not a JSON-RPC 2.0 request"),
-            )];
+            ));
         }
-        let (Some(method), Some(id)) = (method, id) else {
-            // A notification (no id) or a response to us (we send no requests): no answer.
-            return Vec::new();
-        };
         let none = Map::new();
         let params = match obj.get("params") {
             None | Some(Value::Null) => &none,
             Some(Value::Object(p)) => p,
             Some(_) => {
-                return vec![error_line(
-                    &id,
-                    RpcError::new(-32602, "params must be an object"),
-                )];
+                return match id {
+                    Some(id) => answer(error_line(
+                        &id,
+                        RpcError::new(-32602, "params must be an object"),
+                    )),
+                    None => Incoming::Answer(Vec::new()),
+                };
             }
         };
+        let (Some(method), Some(id)) = (method, id) else {
+            // A notification (no id) or a response to us (we send no requests): no answer.
+            return match (method, params.get("requestId")) {
+                (Some("notifications/cancelled"), Some(r)) => Incoming::Cancel(r.clone()),
+                _ => Incoming::Answer(Vec::new()),
+            };
+        };
+        if method == "tools/call" {
+            return match self.pending(id.clone(), params) {
+                Ok(call) => Incoming::Call(call),
+                Err(e) => answer(error_line(&id, e)),
+            };
+        }
         match self.request(method, params) {
-            Ok(result) => vec![json!({ "jsonrpc": "2.0", "id": id, "result": result }).to_string()],
-            Err(e) => vec![error_line(&id, e)],
+            Ok(result) => answer(reply(&id, result)),
+            Err(e) => answer(error_line(&id, e)),
         }
     }
 
@@ -161,7 +215,7 @@ impl Server {
                 }
                 Ok(Some(Era::Modern))
             }
-            None => match &self.legacy {
+            None => match &*self.legacy.lock().unwrap_or_else(PoisonError::into_inner) {
                 Some(v) => Ok(Some(Era::Legacy(v.clone()))),
                 // Before a handshake only these need none.
                 None if matches!(method, "initialize" | "ping") => Ok(None),
@@ -175,7 +229,7 @@ impl Server {
         }
     }
 
-    fn request(&mut self, method: &str, params: &Map<String, Value>) -> Result<Value, RpcError> {
+    fn request(&self, method: &str, params: &Map<String, Value>) -> Result<Value, RpcError> {
         if method == "initialize" {
             return Ok(self.initialize(params));
         }
@@ -200,25 +254,23 @@ impl Server {
                 }
                 r
             }
-            "tools/call" => self.call(params, structured(&era))?,
             other => return Err(RpcError::new(-32601, format!("Method not found: {other}"))),
         };
         if matches!(era, Some(Era::Modern)) || method == "server/discover" {
-            result["resultType"] = json!("complete");
-            result["_meta"] = json!({ META_SERVER: server_info() });
+            modern_result(&mut result);
         }
         Ok(result)
     }
 
     /// The handshake: the client's version when it is one we speak, else our newest
     /// handshake-era one (never the stateless revision, which has no handshake).
-    fn initialize(&mut self, params: &Map<String, Value>) -> Value {
+    fn initialize(&self, params: &Map<String, Value>) -> Value {
         let asked = params.get("protocolVersion").and_then(Value::as_str);
         let version = asked
             .filter(|v| LEGACY_VERSIONS.contains(v))
             .unwrap_or(LEGACY_VERSIONS[0])
             .to_owned();
-        self.legacy = Some(version.clone());
+        *self.legacy.lock().unwrap_or_else(PoisonError::into_inner) = Some(version.clone());
         json!({
             "protocolVersion": version,
             "capabilities": { "tools": { "listChanged": false } },
@@ -227,7 +279,9 @@ impl Server {
         })
     }
 
-    fn call(&self, params: &Map<String, Value>, structured: bool) -> Result<Value, RpcError> {
+    /// Checks a `tools/call` request: the tool exists and its arguments are an object.
+    fn pending(&self, id: Value, params: &Map<String, Value>) -> Result<PendingCall, RpcError> {
+        let era = self.era("tools/call", params)?;
         let name = params
             .get("name")
             .and_then(Value::as_str)
@@ -235,24 +289,75 @@ impl Server {
         let tool = self
             .tools
             .iter()
-            .find(|t| t.name == name)
+            .position(|t| t.name == name)
             .ok_or_else(|| RpcError::new(-32602, format!("Unknown tool: {name}")))?;
-        let empty = Map::new();
-        let args = match params.get("arguments") {
-            None | Some(Value::Null) => &empty,
-            Some(Value::Object(a)) => a,
+        let arguments = match params.get("arguments") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(a)) => a.clone(),
             Some(_) => return Err(RpcError::new(-32602, "`arguments` must be an object")),
         };
-        match tool.call(&self.toolbox, args) {
+        let progress_token = params
+            .get("_meta")
+            .and_then(|m| m.get("progressToken"))
+            .filter(|t| t.is_string() || t.is_number())
+            .cloned();
+        Ok(PendingCall {
+            id,
+            tool,
+            arguments,
+            structured: structured(&era),
+            modern: matches!(era, Some(Era::Modern)),
+            progress_token,
+        })
+    }
+}
+
+impl PendingCall {
+    /// The request's id.
+    pub fn id(&self) -> &Value {
+        &self.id
+    }
+
+    /// Whether the call may wait (so a transport should run it beside reading further
+    /// messages, to notice a cancellation).
+    pub fn may_wait(&self, server: &Server) -> bool {
+        server.tools[self.tool].may_wait(&self.arguments)
+    }
+
+    /// Runs the call: `notify` gets each progress notification (only when the request asked
+    /// for them, with a `progressToken`); the answer is returned, or nothing once `cancelled`
+    /// is set while the call waits.
+    pub fn run(
+        self,
+        server: &Server,
+        notify: &(dyn Fn(String) + Sync),
+        cancelled: &AtomicBool,
+    ) -> Option<String> {
+        let progress = |done: f64, total: Option<f64>, message: &str| {
+            if let Some(token) = &self.progress_token {
+                let mut params =
+                    json!({ "progressToken": token, "progress": done, "message": message });
+                if let Some(t) = total {
+                    params["total"] = json!(t);
+                }
+                notify(
+                    json!({ "jsonrpc": "2.0", "method": "notifications/progress", "params": params })
+                        .to_string(),
+                );
+            }
+        };
+        let ctx = CallContext::new(&progress, cancelled);
+        let tb = &server.toolbox;
+        let mut result = match server.tools[self.tool].call(tb, &self.arguments, &ctx) {
             Ok(out) => {
                 let mut r = json!({
                     "content": [{ "type": "text", "text": out.to_string() }],
                     "isError": false,
                 });
-                if structured {
+                if self.structured {
                     r["structuredContent"] = out;
                 }
-                Ok(r)
+                r
             }
             Err(ToolError::Refused {
                 code,
@@ -265,15 +370,41 @@ impl Server {
                 {
                     e.extend(d);
                 }
-                let body = json!({ "error": error, "now": self.toolbox.now() });
-                Ok(json!({
+                let body = json!({ "error": error, "now": tb.now() });
+                json!({
                     "content": [{ "type": "text", "text": body.to_string() }],
                     "isError": true,
-                }))
+                })
             }
-            Err(ToolError::Internal(m)) => Err(RpcError::new(-32603, m)),
+            Err(ToolError::Internal(m)) => {
+                return Some(error_line(&self.id, RpcError::new(-32603, m)));
+            }
+            Err(ToolError::Cancelled) => return None,
+        };
+        if self.modern {
+            modern_result(&mut result);
         }
+        Some(reply(&self.id, result))
     }
+}
+
+/// The tools of `toolbox` can serve: the default set only, or all; those on task files only
+/// when it has them.
+fn offered(toolbox: &Toolbox, default_only: bool) -> Vec<Tool> {
+    all()
+        .into_iter()
+        .filter(|t| (t.default_set || !default_only) && (!t.needs_files || toolbox.has_files()))
+        .collect()
+}
+
+/// What every result of the stateless revision carries.
+fn modern_result(result: &mut Value) {
+    result["resultType"] = json!("complete");
+    result["_meta"] = json!({ META_SERVER: server_info() });
+}
+
+fn reply(id: &Value, result: Value) -> String {
+    json!({ "jsonrpc": "2.0", "id": id, "result": result }).to_string()
 }
 
 fn too_long(len: usize) -> String {
@@ -307,45 +438,167 @@ fn error_line(id: &Value, e: RpcError) -> String {
 }
 
 /// Serves `server` over `input` and `output` (stdin and stdout): one message per line in,
-/// one per line out, flushed after each; returns at the end of input. A line that is not
-/// UTF-8 or too long is answered with an error and skipped.
+/// one per line out, each written whole and flushed; returns at the end of input, once the
+/// calls under way have answered. A line that is not UTF-8 or too long is answered with an
+/// error and skipped.
+///
+/// Calls that may wait (a `lock_acquire` with `wait_ms`) run on their own threads, so the
+/// server goes on reading: other calls are answered meanwhile, and a `notifications/cancelled`
+/// for a waiting call stops its wait (and nothing is answered for it).
 pub fn serve(
-    server: &mut Server,
+    server: &Server,
     input: impl BufRead,
-    mut output: impl Write,
+    output: impl Write + Send,
 ) -> std::io::Result<()> {
-    let mut input = input;
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        // Read at most one byte past the limit, so a huge line cannot exhaust memory.
-        let n = Read::take(&mut input, MAX_MESSAGE_BYTES as u64 + 1).read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            return Ok(());
+    let out = Mutex::new(Output {
+        writer: output,
+        failed: None,
+    });
+    let write = |line: &str| {
+        let mut o = out.lock().unwrap_or_else(PoisonError::into_inner);
+        o.write_line(line);
+    };
+    // Waiting calls by request id (its JSON text), with the flag that cancels each.
+    let waiting: Mutex<HashMap<String, Arc<AtomicBool>>> = Mutex::new(HashMap::new());
+    let running = AtomicUsize::new(0);
+    let read = std::thread::scope(|scope| -> std::io::Result<()> {
+        let mut lines = Lines::new(input);
+        while let Some(line) = lines.next_line()? {
+            if out
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .failed
+                .is_some()
+            {
+                break;
+            }
+            let call = match line {
+                Line::Text(text) => server.accept(&text),
+                Line::NotUtf8 => server.accept("\u{0}not utf-8"),
+                Line::TooLong(len) => Incoming::Answer(vec![too_long(len)]),
+            };
+            match call {
+                Incoming::Answer(lines) => lines.iter().for_each(|l| write(l)),
+                Incoming::Cancel(id) => {
+                    if let Some(flag) = waiting
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get(&id.to_string())
+                    {
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                }
+                Incoming::Call(call)
+                    if call.may_wait(server)
+                        && running.load(Ordering::SeqCst) < MAX_WAITING_CALLS =>
+                {
+                    let key = call.id().to_string();
+                    let flag = Arc::new(AtomicBool::new(false));
+                    waiting
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(key.clone(), Arc::clone(&flag));
+                    running.fetch_add(1, Ordering::SeqCst);
+                    let (write, waiting, running) = (&write, &waiting, &running);
+                    scope.spawn(move || {
+                        if let Some(answer) = call.run(server, &|n| write(&n), &flag) {
+                            write(&answer);
+                        }
+                        let mut w = waiting.lock().unwrap_or_else(PoisonError::into_inner);
+                        if w.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flag)) {
+                            w.remove(&key);
+                        }
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+                Incoming::Call(call) => {
+                    let never = AtomicBool::new(false);
+                    if let Some(answer) = call.run(server, &|n| write(&n), &never) {
+                        write(&answer);
+                    }
+                }
+            }
         }
-        let replies = if buf.last() != Some(&b'\n') && n > MAX_MESSAGE_BYTES {
+        Ok(())
+    });
+    let mut o = out.into_inner().unwrap_or_else(PoisonError::into_inner);
+    read?;
+    match o.failed.take() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The writer, and the first error writing to it (after which nothing more is written).
+struct Output<W> {
+    writer: W,
+    failed: Option<std::io::Error>,
+}
+
+impl<W: Write> Output<W> {
+    fn write_line(&mut self, line: &str) {
+        if self.failed.is_some() {
+            return;
+        }
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        if let Err(e) = self
+            .writer
+            .write_all(&buf)
+            .and_then(|()| self.writer.flush())
+        {
+            self.failed = Some(e);
+        }
+    }
+}
+
+/// One input line, as read.
+enum Line {
+    Text(String),
+    NotUtf8,
+    TooLong(usize),
+}
+
+/// Reads lines of at most [`MAX_MESSAGE_BYTES`], so a huge line cannot exhaust memory.
+struct Lines<R> {
+    input: R,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead> Lines<R> {
+    fn new(input: R) -> Lines<R> {
+        Lines {
+            input,
+            buf: Vec::new(),
+        }
+    }
+
+    fn next_line(&mut self) -> std::io::Result<Option<Line>> {
+        self.buf.clear();
+        // Read at most one byte past the limit.
+        let n = Read::take(&mut self.input, MAX_MESSAGE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut self.buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if self.buf.last() != Some(&b'\n') && n > MAX_MESSAGE_BYTES {
             // Skip the rest of the over-long line.
             let mut skipped = n;
             let mut sink = Vec::new();
             loop {
                 sink.clear();
-                let m = Read::take(&mut input, 1 << 20).read_until(b'\n', &mut sink)?;
+                let m = Read::take(&mut self.input, 1 << 20).read_until(b'\n', &mut sink)?;
                 skipped += m;
                 if m == 0 || sink.last() == Some(&b'\n') {
                     break;
                 }
             }
-            vec![too_long(skipped)]
-        } else {
-            match std::str::from_utf8(&buf) {
-                Ok(line) => server.handle(line.trim_end_matches(['\n', '\r'])),
-                Err(_) => server.handle("\u{0}not utf-8"),
-            }
-        };
-        for r in replies {
-            output.write_all(r.as_bytes())?;
-            output.write_all(b"\n")?;
-            output.flush()?;
+            return Ok(Some(Line::TooLong(skipped)));
         }
+        Ok(Some(match std::str::from_utf8(&self.buf) {
+            Ok(line) => Line::Text(line.trim_end_matches(['\n', '\r']).to_owned()),
+            Err(_) => Line::NotUtf8,
+        }))
     }
 }

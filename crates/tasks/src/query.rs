@@ -335,6 +335,31 @@ pub struct TaskStats {
     pub blocked: u64,
 }
 
+impl TaskStats {
+    /// The JSON that `oc task-stats --json` and the MCP `task_stats` tool show:
+    /// totals, statuses as an object, owners as a list, the recent tasks, ready and blocked.
+    pub fn to_json(&self) -> serde_json::Value {
+        let by_status: serde_json::Map<String, serde_json::Value> = self
+            .by_status
+            .iter()
+            .map(|(s, n)| (s.to_string(), (*n).into()))
+            .collect();
+        let by_owner: Vec<serde_json::Value> = self
+            .by_owner
+            .iter()
+            .map(|(o, n)| serde_json::json!({ "owner": o, "count": n }))
+            .collect();
+        serde_json::json!({
+            "total": self.total,
+            "by_status": by_status,
+            "by_owner": by_owner,
+            "recent": self.recent,
+            "ready": self.ready,
+            "blocked": self.blocked,
+        })
+    }
+}
+
 /// Upper bounds, in milliseconds, of the buckets [`RunDurations`] counts in: the seed's 1, 5,
 /// 10, 30, 60 and 300 seconds. A store keeps these counts durably, so they are part of its
 /// format: never change them, add a new histogram instead.

@@ -1,0 +1,290 @@
+//! A task's files as tools: append to and query its log, record and list decisions, create,
+//! list and restore checkpoints (`oc_jsonl::TaskFiles`, the same files `oc logs`,
+//! `oc decisions` and `oc checkpoint` use).
+
+use oc_jsonl::{Decision, Level, LogEntry, Query, TaskFiles};
+use oc_time::Timestamp;
+use serde_json::{Map, Value, json};
+
+use super::{
+    Args, CallContext, Tool, ToolError, Toolbox, agent, any_object, boolean, integer, list, string,
+};
+
+impl From<oc_jsonl::Error> for ToolError {
+    fn from(e: oc_jsonl::Error) -> ToolError {
+        let message = e.to_string();
+        match &e {
+            _ if e.is_not_found() => ToolError::refused("NOT_FOUND", message),
+            _ if e.is_invalid_input() => ToolError::refused("INVALID_ARGUMENT", message),
+            oc_jsonl::Error::Corrupt { .. } => ToolError::refused("CORRUPT", message),
+            _ => ToolError::Internal(message),
+        }
+    }
+}
+
+/// The task's files; for a write (`must_exist`), the task must be in the store, so a write
+/// never creates the directory of a task that does not exist.
+fn task_files(tb: &Toolbox, a: &Args<'_>, must_exist: bool) -> Result<TaskFiles, ToolError> {
+    let id = a.task_id("task_id")?;
+    let Some(root) = &tb.files else {
+        return Err(ToolError::Internal(
+            "this server keeps no task files".into(),
+        ));
+    };
+    if must_exist {
+        tb.life.store().require(&id)?;
+    }
+    Ok(TaskFiles::new(root, id.as_str())?)
+}
+
+fn object_arg<'a>(a: &Args<'a>, name: &str) -> Result<Map<String, Value>, ToolError> {
+    match a.map.get(name) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(other) => Err(ToolError::invalid(
+            name,
+            format!("must be an object, not {other}"),
+        )),
+    }
+}
+
+fn time_arg(a: &Args<'_>, name: &str) -> Result<Option<Timestamp>, ToolError> {
+    a.opt_str(name)?
+        .map(|s| {
+            Timestamp::parse_rfc3339(s)
+                .ok_or_else(|| ToolError::invalid(name, format!("{s:?} is not an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+fn level_arg(a: &Args<'_>, name: &str) -> Result<Option<Level>, ToolError> {
+    a.opt_str(name)?
+        .map(|s| s.parse().map_err(|e| ToolError::invalid(name, e)))
+        .transpose()
+}
+
+fn json_of(v: &impl serde::Serialize) -> Result<Value, ToolError> {
+    serde_json::to_value(v).map_err(|e| ToolError::Internal(e.to_string()))
+}
+
+fn log_append(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    let agent = a.agent(tb)?;
+    let files = task_files(tb, a, true)?;
+    let level = level_arg(a, "level")?.unwrap_or(Level::Info);
+    let mut entry = LogEntry::new(
+        tb.life.store().now(),
+        level,
+        a.task_id("task_id")?.as_str(),
+        a.str("message")?,
+    );
+    entry.data = object_arg(a, "data")?;
+    entry.data.insert("agent".into(), json!(agent));
+    files.append_log(&entry)?;
+    Ok(json!({ "entry": json_of(&entry)? }))
+}
+
+fn log_query(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    let files = task_files(tb, a, false)?;
+    let limit = a.opt_u64("limit", 500)?.unwrap_or(50) as usize;
+    let mut query = Query::new()
+        .between(time_arg(a, "since")?, time_arg(a, "until")?)
+        .page(0, Some(limit + 1));
+    if let Some(l) = level_arg(a, "level")? {
+        query = query.min_level(l);
+    }
+    if a.opt_bool("newest")? == Some(true) {
+        query = query.newest();
+    }
+    let (mut entries, report) = files.logs().query(&query)?;
+    let truncated = entries.len() > limit;
+    entries.truncate(limit);
+    Ok(
+        json!({ "entries": json_of(&entries)?, "truncated": truncated,
+               "skipped_malformed_lines": report.malformed }),
+    )
+}
+
+fn decision_record(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    let agent = a.agent(tb)?;
+    let files = task_files(tb, a, true)?;
+    let d = Decision {
+        timestamp: tb.life.store().now(),
+        agent,
+        decision: a.str("decision")?.to_owned(),
+        reasoning: a.opt_str("reasoning")?.unwrap_or_default().to_owned(),
+        metadata: object_arg(a, "metadata")?,
+    };
+    files.append_decision(&d)?;
+    Ok(json!({ "decision": json_of(&d)? }))
+}
+
+fn decision_list(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    let files = task_files(tb, a, false)?;
+    let by = a.opt_str("agent")?;
+    let (all, _) = files.decisions()?;
+    let shown: Vec<&Decision> = all
+        .iter()
+        .filter(|d| by.is_none_or(|a| d.agent == a))
+        .collect();
+    Ok(json!({ "decisions": json_of(&shown)? }))
+}
+
+fn checkpoint_create(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    a.agent(tb)?;
+    let files = task_files(tb, a, true)?;
+    let cp = files.create_checkpoint(a.str("description")?, tb.life.store().now())?;
+    Ok(json!({ "checkpoint": json_of(&cp)? }))
+}
+
+fn checkpoint_list(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    let files = task_files(tb, a, false)?;
+    Ok(json!({ "checkpoints": json_of(&files.checkpoints()?)? }))
+}
+
+fn checkpoint_restore(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    a.agent(tb)?;
+    let files = task_files(tb, a, true)?;
+    let cp = files.restore_checkpoint(a.str("checkpoint_id")?)?;
+    Ok(json!({ "checkpoint": json_of(&cp)? }))
+}
+
+pub(super) fn tools() -> Vec<Tool> {
+    let task_id = || ("task_id", string("The task's id."));
+    let level = |d| {
+        (
+            "level",
+            json!({"type": "string", "enum": ["trace", "debug", "info", "warn", "error"], "description": d}),
+        )
+    };
+    let checkpoint = [("checkpoint", any_object("The checkpoint's manifest."))];
+    vec![
+        Tool::new(
+            "task_log_append",
+            "Log progress",
+            "Append an entry to a task's log (what you did, found or are about to do), with optional structured data. Entries are durable and shown by task_log_query and `oc logs`.",
+            log_append,
+        )
+        .args(
+            &[
+                agent(),
+                task_id(),
+                ("message", string("What happened.")),
+                level("info (default), or trace, debug, warn, error."),
+                ("data", any_object("Structured details.")),
+            ],
+            &["task_id", "message"],
+        )
+        .answers(&[("entry", any_object("The entry written."))], &["entry"])
+        .on_files(),
+        Tool::new(
+            "task_log_query",
+            "Read a task's log",
+            "A task's log entries, oldest first (newest=true for newest first), at or above a level, within a time window.",
+            log_query,
+        )
+        .args(
+            &[
+                task_id(),
+                level("Only entries at this level or above."),
+                ("since", string("At or after this time (RFC 3339).")),
+                ("until", string("Before this time (RFC 3339).")),
+                ("limit", integer("At most this many (default 50).", 1, 500)),
+                ("newest", boolean("Newest first.")),
+            ],
+            &["task_id"],
+        )
+        .answers(
+            &[
+                ("entries", list("The entries.")),
+                ("truncated", boolean("More entries match.")),
+                (
+                    "skipped_malformed_lines",
+                    integer("Lines of the file that were not entries.", 0, u64::MAX),
+                ),
+            ],
+            &["entries", "truncated"],
+        )
+        .read_only()
+        .on_files()
+        .extra(),
+        Tool::new(
+            "decision_record",
+            "Record a decision",
+            "Record a decision you made on a task and why, so other agents and people can follow your reasoning.",
+            decision_record,
+        )
+        .args(
+            &[
+                agent(),
+                task_id(),
+                ("decision", string("What you decided.")),
+                ("reasoning", string("Why.")),
+                ("metadata", any_object("Anything else.")),
+            ],
+            &["task_id", "decision"],
+        )
+        .answers(
+            &[("decision", any_object("The decision recorded."))],
+            &["decision"],
+        )
+        .on_files()
+        .extra(),
+        Tool::new(
+            "decision_list",
+            "List decisions",
+            "The decisions recorded on a task, oldest first, optionally only one agent's.",
+            decision_list,
+        )
+        .args(
+            &[task_id(), ("agent", string("Only this agent's decisions."))],
+            &["task_id"],
+        )
+        .answers(&[("decisions", list("The decisions."))], &["decisions"])
+        .read_only()
+        .on_files()
+        .extra(),
+        Tool::new(
+            "checkpoint_create",
+            "Checkpoint a task",
+            "Save a copy of the task's state, log and decisions, to restore if what comes next goes wrong.",
+            checkpoint_create,
+        )
+        .args(
+            &[agent(), task_id(), ("description", string("Why."))],
+            &["task_id", "description"],
+        )
+        .answers(&checkpoint, &["checkpoint"])
+        .on_files()
+        .extra(),
+        Tool::new(
+            "checkpoint_list",
+            "List checkpoints",
+            "A task's checkpoints, newest first, with their files and sizes.",
+            checkpoint_list,
+        )
+        .args(&[task_id()], &["task_id"])
+        .answers(&[("checkpoints", list("The checkpoints."))], &["checkpoints"])
+        .read_only()
+        .on_files()
+        .extra(),
+        Tool::new(
+            "checkpoint_restore",
+            "Restore a checkpoint",
+            "Put the task's state, log and decisions back as they were at a checkpoint (after checking every file against it); what was written since is replaced.",
+            checkpoint_restore,
+        )
+        .args(
+            &[
+                agent(),
+                task_id(),
+                ("checkpoint_id", string("The checkpoint's id.")),
+            ],
+            &["task_id", "checkpoint_id"],
+        )
+        .answers(&checkpoint, &["checkpoint"])
+        .idempotent()
+        .destructive()
+        .on_files()
+        .extra(),
+    ]
+}

@@ -1,0 +1,511 @@
+//! The tools: their definitions (names every client accepts, flat schemas, annotations) and
+//! what each does with the [`Toolbox`]. Tasks are in `tasks`, locks in `locks`, a task's log,
+//! decisions and checkpoints in `files`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use oc_hooks::TaskLifecycle;
+use oc_locks::{Error as LockError, LockManager};
+use oc_tasks::{Error as TaskError, TaskId};
+use serde_json::{Map, Value, json};
+
+mod files;
+mod locks;
+mod tasks;
+
+/// What the tools act on.
+pub struct Toolbox {
+    life: TaskLifecycle,
+    locks: Arc<dyn LockManager>,
+    files: Option<PathBuf>,
+    default_agent: Option<String>,
+}
+
+impl std::fmt::Debug for Toolbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Toolbox")
+            .field("files", &self.files)
+            .field("default_agent", &self.default_agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Toolbox {
+    /// Tools over `life` (tasks, with hooks and history) and `locks`.
+    pub fn new(life: TaskLifecycle, locks: Arc<dyn LockManager>) -> Toolbox {
+        Toolbox {
+            life,
+            locks,
+            files: None,
+            default_agent: None,
+        }
+    }
+
+    /// Serves each task's log, decisions and checkpoints (`oc_jsonl::TaskFiles`) under
+    /// `<data_dir>/tasks/<id>/`: without it, those tools are not offered.
+    pub fn files(mut self, data_dir: impl Into<PathBuf>) -> Toolbox {
+        self.files = Some(data_dir.into());
+        self
+    }
+
+    /// The agent name a write uses when its call names none (`oc mcp` passes `OC_AGENT`).
+    /// Several agents may share one server: the name is an argument, never the connection.
+    pub fn default_agent(mut self, agent: Option<String>) -> Toolbox {
+        self.default_agent = agent.filter(|a| !a.is_empty());
+        self
+    }
+
+    /// Whether the tools on task files are served ([`Toolbox::files`]).
+    pub(crate) fn has_files(&self) -> bool {
+        self.files.is_some()
+    }
+
+    /// The store's time, for answers that carry `now`.
+    pub(crate) fn now(&self) -> String {
+        self.life.store().now().to_string()
+    }
+}
+
+/// Why a tool call failed: a business outcome the model can act on (`isError` result), or an
+/// internal failure (a JSON-RPC error).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolError {
+    /// A refusal with a stable code (`LOCK_CONFLICT`, `LEASE_LOST`, `NOT_FOUND`,
+    /// `INVALID_ARGUMENT`...), a message, and details.
+    Refused {
+        /// Stable, upper-case code.
+        code: &'static str,
+        /// What happened and what to do about it.
+        message: String,
+        /// Machine-readable details (conflicting holders, the current state...).
+        details: Value,
+    },
+    /// The backend failed (a database error): the call's outcome is unknown.
+    Internal(String),
+    /// The caller cancelled the call while it waited: nothing is answered.
+    Cancelled,
+}
+
+impl ToolError {
+    fn refused(code: &'static str, message: impl Into<String>) -> ToolError {
+        ToolError::Refused {
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    fn invalid(arg: &str, reason: impl std::fmt::Display) -> ToolError {
+        ToolError::refused("INVALID_ARGUMENT", format!("argument `{arg}`: {reason}"))
+    }
+}
+
+impl From<TaskError> for ToolError {
+    fn from(e: TaskError) -> ToolError {
+        let code = match &e {
+            TaskError::NotFound { .. } | TaskError::MissingReference { .. } => "NOT_FOUND",
+            TaskError::LeaseLost { .. } => "LEASE_LOST",
+            TaskError::InvalidTransition { .. } => "INVALID_TRANSITION",
+            TaskError::VersionMismatch { .. } => "CONFLICT",
+            TaskError::UniqueKeyHeld { .. } => "DUPLICATE",
+            TaskError::InvalidId { .. }
+            | TaskError::InvalidInput { .. }
+            | TaskError::Cycle { .. }
+            | TaskError::HasDependents { .. } => "INVALID_ARGUMENT",
+            _ => return ToolError::Internal(e.to_string()),
+        };
+        ToolError::refused(code, e.to_string())
+    }
+}
+
+impl From<oc_hooks::Error> for ToolError {
+    fn from(e: oc_hooks::Error) -> ToolError {
+        match e {
+            oc_hooks::Error::Task(t) => t.into(),
+            oc_hooks::Error::Vetoed { .. } => ToolError::refused("VETOED", e.to_string()),
+            oc_hooks::Error::InvalidInput { .. } => {
+                ToolError::refused("INVALID_ARGUMENT", e.to_string())
+            }
+            other => ToolError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<LockError> for ToolError {
+    fn from(e: LockError) -> ToolError {
+        let message = e.to_string();
+        match &e {
+            LockError::Conflict { holders, .. } | LockError::Timeout { holders, .. } => {
+                ToolError::Refused {
+                    code: "LOCK_CONFLICT",
+                    message,
+                    details: json!({ "conflicts": locks::holders_json(holders) }),
+                }
+            }
+            LockError::NotHeld { holders, .. } => ToolError::Refused {
+                code: "NOT_HELD",
+                message,
+                details: json!({ "holders": locks::holders_json(holders) }),
+            },
+            LockError::Expired { .. } => ToolError::refused("EXPIRED", message),
+            LockError::InvalidResource { .. }
+            | LockError::InvalidOwner { .. }
+            | LockError::InvalidTtl { .. }
+            | LockError::InvalidInput { .. } => ToolError::refused("INVALID_ARGUMENT", message),
+            _ => ToolError::Internal(message),
+        }
+    }
+}
+
+/// A tool call's arguments, checked against the tool's declared properties.
+struct Args<'a> {
+    map: &'a Map<String, Value>,
+}
+
+impl<'a> Args<'a> {
+    fn new(map: &'a Map<String, Value>, tool: &Tool) -> Result<Args<'a>, ToolError> {
+        let known = tool.input_schema["properties"].as_object();
+        for key in map.keys() {
+            if !known.is_some_and(|k| k.contains_key(key)) {
+                return Err(ToolError::invalid(key, "is not an argument of this tool"));
+            }
+        }
+        Ok(Args { map })
+    }
+
+    fn opt_str(&self, name: &str) -> Result<Option<&'a str>, ToolError> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(ToolError::invalid(
+                name,
+                format!("must be a string, not {other}"),
+            )),
+        }
+    }
+
+    fn str(&self, name: &str) -> Result<&'a str, ToolError> {
+        self.opt_str(name)?
+            .ok_or_else(|| ToolError::invalid(name, "is required"))
+    }
+
+    fn opt_u64(&self, name: &str, max: u64) -> Result<Option<u64>, ToolError> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if n <= max => Ok(Some(n)),
+                _ => Err(ToolError::invalid(
+                    name,
+                    format!("must be an integer from 0 to {max}, not {v}"),
+                )),
+            },
+        }
+    }
+
+    fn opt_bool(&self, name: &str) -> Result<Option<bool>, ToolError> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(ToolError::invalid(
+                name,
+                format!("must be true or false, not {other}"),
+            )),
+        }
+    }
+
+    fn strings(&self, name: &str) -> Result<Vec<&'a str>, ToolError> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str().ok_or_else(|| {
+                        ToolError::invalid(name, format!("must hold strings, not {v}"))
+                    })
+                })
+                .collect(),
+            Some(other) => Err(ToolError::invalid(
+                name,
+                format!("must be a list of strings, not {other}"),
+            )),
+        }
+    }
+
+    fn task_id(&self, name: &str) -> Result<TaskId, ToolError> {
+        TaskId::new(self.str(name)?).map_err(|e| ToolError::invalid(name, e))
+    }
+
+    /// The calling agent: the argument, or the server's default (`OC_AGENT`).
+    fn agent(&self, tb: &Toolbox) -> Result<String, ToolError> {
+        match self.opt_str("agent")? {
+            Some(a) => Ok(a.to_owned()),
+            None => tb.default_agent.clone().ok_or_else(|| {
+                ToolError::invalid(
+                    "agent",
+                    "is required (or start the server with OC_AGENT set)",
+                )
+            }),
+        }
+    }
+
+    fn secs(&self, name: &str, default: u64) -> Result<Duration, ToolError> {
+        Ok(Duration::from_secs(
+            self.opt_u64(name, 86_400)?.unwrap_or(default),
+        ))
+    }
+}
+
+/// What a running call may do besides answering: report progress (sent to the client only when
+/// its request asked for it) and learn that the client cancelled it.
+pub struct CallContext<'a> {
+    progress: &'a (dyn Fn(f64, Option<f64>, &str) + Sync),
+    cancelled: &'a AtomicBool,
+}
+
+impl std::fmt::Debug for CallContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("cancelled", &self.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> CallContext<'a> {
+    /// A context reporting progress to `progress` (done so far, the total if known, a message;
+    /// done strictly increases) and cancelled once `cancelled` is set.
+    pub fn new(
+        progress: &'a (dyn Fn(f64, Option<f64>, &str) + Sync),
+        cancelled: &'a AtomicBool,
+    ) -> CallContext<'a> {
+        CallContext {
+            progress,
+            cancelled,
+        }
+    }
+
+    /// Reports progress.
+    pub fn report(&self, done: f64, total: Option<f64>, message: &str) {
+        (self.progress)(done, total, message);
+    }
+
+    /// Whether the client cancelled the call.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+type Handler = fn(&Toolbox, &Args<'_>, &CallContext<'_>) -> Result<Value, ToolError>;
+
+/// A tool: its definition as `tools/list` shows it, and what it does.
+pub struct Tool {
+    /// `snake_case`, matching `^[a-zA-Z0-9_-]{1,64}$` (every client accepts that).
+    pub name: &'static str,
+    /// A short human title.
+    pub title: &'static str,
+    /// What it does, for the model.
+    pub description: &'static str,
+    /// JSON Schema of the arguments: a flat object, `additionalProperties: false`.
+    pub input_schema: Value,
+    /// JSON Schema of the answer (`structuredContent`), which always has the server's `now`.
+    pub output_schema: Value,
+    /// Changes nothing.
+    pub read_only: bool,
+    /// Calling it twice does what calling it once does.
+    pub idempotent: bool,
+    /// May remove or overwrite something.
+    pub destructive: bool,
+    /// In the compact default set (the others with `--tools all`).
+    pub default_set: bool,
+    /// Works on a task's files (log, decisions, checkpoints): offered only with
+    /// [`Toolbox::files`].
+    pub needs_files: bool,
+    /// The argument (milliseconds) for which a call may wait, if any: such calls run beside
+    /// the others, report progress and can be cancelled.
+    pub waits_on: Option<&'static str>,
+    handler: Handler,
+}
+
+impl std::fmt::Debug for Tool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tool")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tool {
+    /// A tool in the default set that writes, takes no arguments and answers only `now`; the
+    /// builder methods below say the rest.
+    fn new(
+        name: &'static str,
+        title: &'static str,
+        description: &'static str,
+        handler: Handler,
+    ) -> Tool {
+        Tool {
+            name,
+            title,
+            description,
+            input_schema: object(&[], &[]),
+            output_schema: answer(&[], &[]),
+            read_only: false,
+            idempotent: false,
+            destructive: false,
+            default_set: true,
+            needs_files: false,
+            waits_on: None,
+            handler,
+        }
+    }
+
+    fn args(mut self, props: &[(&str, Value)], required: &[&str]) -> Tool {
+        self.input_schema = object(props, required);
+        self
+    }
+
+    fn answers(mut self, props: &[(&str, Value)], required: &[&str]) -> Tool {
+        self.output_schema = answer(props, required);
+        self
+    }
+
+    /// Changes nothing (so calling it again is harmless too).
+    fn read_only(mut self) -> Tool {
+        self.read_only = true;
+        self.idempotent = true;
+        self
+    }
+
+    fn idempotent(mut self) -> Tool {
+        self.idempotent = true;
+        self
+    }
+
+    fn destructive(mut self) -> Tool {
+        self.destructive = true;
+        self
+    }
+
+    /// Only with `--tools all`.
+    fn extra(mut self) -> Tool {
+        self.default_set = false;
+        self
+    }
+
+    fn on_files(mut self) -> Tool {
+        self.needs_files = true;
+        self
+    }
+
+    fn waits_on(mut self, arg: &'static str) -> Tool {
+        self.waits_on = Some(arg);
+        self
+    }
+
+    /// Whether a call with `arguments` may wait (and so should run beside other calls).
+    pub fn may_wait(&self, arguments: &Map<String, Value>) -> bool {
+        self.waits_on
+            .and_then(|a| arguments.get(a))
+            .and_then(Value::as_u64)
+            .is_some_and(|ms| ms > 0)
+    }
+
+    /// Runs the tool on `arguments`.
+    pub fn call(
+        &self,
+        tb: &Toolbox,
+        arguments: &Map<String, Value>,
+        ctx: &CallContext<'_>,
+    ) -> Result<Value, ToolError> {
+        let args = Args::new(arguments, self)?;
+        let mut out = (self.handler)(tb, &args, ctx)?;
+        if let Value::Object(m) = &mut out {
+            m.entry("now").or_insert_with(|| Value::String(tb.now()));
+        }
+        Ok(out)
+    }
+
+    /// The definition `tools/list` returns; `outputSchema` and `title` only for clients that
+    /// know them (2025-06-18 on).
+    pub fn definition(&self, structured: bool) -> Value {
+        let mut d = json!({
+            "name": self.name,
+            "description": self.description,
+            "inputSchema": self.input_schema,
+            "annotations": {
+                "readOnlyHint": self.read_only, "idempotentHint": self.idempotent,
+                "destructiveHint": self.destructive, "openWorldHint": false,
+            },
+        });
+        if structured && let Value::Object(m) = &mut d {
+            m.insert("title".into(), json!(self.title));
+            m.insert("outputSchema".into(), self.output_schema.clone());
+        }
+        d
+    }
+}
+
+/// Every tool, in the order `tools/list` shows them.
+pub(crate) fn all() -> Vec<Tool> {
+    let mut all = tasks::tools();
+    all.extend(locks::tools());
+    all.extend(files::tools());
+    all
+}
+
+/// A flat object schema from `(name, schema)` pairs and the required names.
+fn object(props: &[(&str, Value)], required: &[&str]) -> Value {
+    let properties: Map<String, Value> = props
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    json!({ "type": "object", "properties": properties, "required": required,
+            "additionalProperties": false })
+}
+
+fn string(description: &str) -> Value {
+    json!({ "type": "string", "description": description })
+}
+
+fn strings(description: &str) -> Value {
+    json!({ "type": "array", "items": { "type": "string" }, "description": description })
+}
+
+fn integer(description: &str, min: u64, max: u64) -> Value {
+    json!({ "type": "integer", "minimum": min, "maximum": max, "description": description })
+}
+
+/// An answer's schema: the properties given, and the server's `now`.
+fn answer(props: &[(&str, Value)], required: &[&str]) -> Value {
+    let mut schema = object(props, required);
+    if let Some(p) = schema["properties"].as_object_mut() {
+        p.insert("now".into(), string("The server's time (RFC 3339)."));
+    }
+    if let Some(r) = schema["required"].as_array_mut() {
+        r.push(json!("now"));
+    }
+    schema
+}
+
+fn boolean(description: &str) -> Value {
+    json!({ "type": "boolean", "description": description })
+}
+
+fn list(description: &str) -> Value {
+    json!({ "type": "array", "description": description })
+}
+
+fn any_object(description: &str) -> Value {
+    json!({ "type": "object", "description": description })
+}
+
+fn agent() -> (&'static str, Value) {
+    (
+        "agent",
+        string(
+            "Your agent name (defaults to the server's OC_AGENT). Several agents may share one server.",
+        ),
+    )
+}

@@ -1,0 +1,340 @@
+//! Task tools: create, list, get, claim, heartbeat, finish, release, statistics.
+
+use oc_tasks::{LabelFilter, NewTask, Readiness, Task, TaskFilter, TaskQuery, TaskStatus};
+use serde_json::{Value, json};
+
+use super::{
+    Args, CallContext, Tool, ToolError, Toolbox, agent, any_object, boolean, integer, list, string,
+    strings,
+};
+
+/// How many recent tasks `task_stats` shows.
+const RECENT: usize = 5;
+
+fn task_json(t: &Task) -> Result<Value, ToolError> {
+    serde_json::to_value(t).map_err(|e| ToolError::Internal(e.to_string()))
+}
+
+fn brief(t: &Task) -> Value {
+    json!({ "id": t.id.as_str(), "name": t.name, "status": t.status, "owner": t.owner,
+            "priority": t.priority, "labels": t.labels, "depends_on": t.depends_on })
+}
+
+fn task_create(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    let mut new = NewTask::new(a.str("name")?).owner(a.agent(tb)?);
+    if let Some(d) = a.opt_str("description")? {
+        new = new.description(d);
+    }
+    if let Some(p) = a.opt_u64("priority", 1_000_000)? {
+        new = new.priority(i32::try_from(p).unwrap_or(i32::MAX));
+    }
+    for d in a.strings("depends_on")? {
+        new = new
+            .depends_on(oc_tasks::TaskId::new(d).map_err(|e| ToolError::invalid("depends_on", e))?);
+    }
+    for l in a.strings("labels")? {
+        new = new.label(l);
+    }
+    if a.opt_str("parent")?.is_some() {
+        new = new.parent(a.task_id("parent")?);
+    }
+    let c = tb.life.create(new)?;
+    Ok(json!({ "task": task_json(c.task())?, "duplicate": c.duplicate }))
+}
+
+fn task_get(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    let id = a.task_id("task_id")?;
+    match tb.life.store().get(&id)? {
+        Some(t) => Ok(json!({ "task": task_json(&t)? })),
+        None => Err(ToolError::refused("NOT_FOUND", format!("no task {id}"))),
+    }
+}
+
+fn task_list(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    let mut filter = TaskFilter::new();
+    if let Some(s) = a.opt_str("status")? {
+        let status: TaskStatus = s.parse().map_err(|e| ToolError::invalid("status", e))?;
+        filter = filter.status(status);
+    }
+    if let Some(o) = a.opt_str("owner")? {
+        filter = filter.owner(o);
+    }
+    for l in a.strings("labels")? {
+        filter = filter.label(l);
+    }
+    if a.opt_bool("ready")? == Some(true) {
+        filter = filter.readiness(Readiness::Ready);
+    }
+    let limit = a.opt_u64("limit", 100)?.unwrap_or(20) as usize;
+    let page = tb.life.store().list(&TaskQuery::new(filter).limit(limit))?;
+    let full = a.opt_bool("full")? == Some(true);
+    let tasks: Vec<Value> = page
+        .tasks
+        .iter()
+        .map(|t| if full { task_json(t) } else { Ok(brief(t)) })
+        .collect::<Result<_, _>>()?;
+    Ok(json!({ "tasks": tasks, "truncated": page.next.is_some() }))
+}
+
+fn claimed(t: &Task) -> Result<Value, ToolError> {
+    let lease = t
+        .lease
+        .ok_or_else(|| ToolError::Internal(format!("claimed task {} has no lease", t.id)))?;
+    Ok(
+        json!({ "claimed": true, "task_id": t.id.as_str(), "fencing_token": lease.token,
+               "lease_expires_at": lease.expires_at.to_string(), "task": task_json(t)? }),
+    )
+}
+
+fn task_claim(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    let agent = a.agent(tb)?;
+    let ttl = a.secs("lease_secs", 300)?;
+    if a.opt_str("task_id")?.is_some() {
+        let c = tb.life.claim(&a.task_id("task_id")?, &agent, ttl)?;
+        return claimed(c.task());
+    }
+    let mut filter = LabelFilter::any();
+    for l in a.strings("labels")? {
+        filter = filter.require(l);
+    }
+    match tb.life.claim_next_matching(&agent, ttl, &filter)? {
+        Some(c) => claimed(c.task()),
+        None => Ok(json!({ "claimed": false, "reason": "no ready task matches" })),
+    }
+}
+
+fn token_arg(a: &Args<'_>) -> Result<u64, ToolError> {
+    a.opt_u64("fencing_token", u64::MAX)?.ok_or_else(|| {
+        ToolError::invalid(
+            "fencing_token",
+            "is required: the token task_claim returned",
+        )
+    })
+}
+
+fn task_heartbeat(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    a.agent(tb)?;
+    let t = tb.life.heartbeat(
+        &a.task_id("task_id")?,
+        token_arg(a)?,
+        a.secs("lease_secs", 300)?,
+    )?;
+    let expires = t.lease.map(|l| l.expires_at.to_string());
+    Ok(json!({ "task_id": t.id.as_str(), "lease_expires_at": expires }))
+}
+
+fn task_finish(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    a.agent(tb)?;
+    let id = a.task_id("task_id")?;
+    let token = Some(token_arg(a)?);
+    let c = match a.str("outcome")? {
+        "completed" => {
+            let result = a.map.get("result").cloned().filter(|v| !v.is_null());
+            tb.life.complete(&id, token, result)?
+        }
+        "failed" => tb
+            .life
+            .fail(&id, token, a.opt_str("error")?.unwrap_or("failed"))?,
+        other => {
+            return Err(ToolError::invalid(
+                "outcome",
+                format!("must be completed or failed, not {other:?}"),
+            ));
+        }
+    };
+    Ok(json!({ "task": task_json(c.task())? }))
+}
+
+fn task_release(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    a.agent(tb)?;
+    let c = tb.life.release(&a.task_id("task_id")?, token_arg(a)?)?;
+    Ok(json!({ "task": task_json(c.task())? }))
+}
+
+fn task_stats(tb: &Toolbox, _: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+    Ok(json!({ "stats": tb.life.store().stats(RECENT)?.to_json() }))
+}
+
+pub(super) fn tools() -> Vec<Tool> {
+    let task_id = || ("task_id", string("The task's id."));
+    let token = || {
+        (
+            "fencing_token",
+            integer("The token task_claim returned.", 1, u64::MAX),
+        )
+    };
+    let lease = || {
+        (
+            "lease_secs",
+            integer("Lease length in seconds (default 300).", 1, 86_400),
+        )
+    };
+    let one_task = [("task", any_object("The task, every field."))];
+    vec![
+        Tool::new(
+            "task_create",
+            "Create a task",
+            "Create a pending task, optionally depending on other tasks (it becomes ready once they complete), under a parent, with labels.",
+            task_create,
+        )
+        .args(
+            &[
+                agent(),
+                ("name", string("What the task is.")),
+                ("description", string("Details.")),
+                (
+                    "priority",
+                    integer("Higher runs first (default 0).", 0, 1_000_000),
+                ),
+                (
+                    "depends_on",
+                    strings("Ids of tasks that must complete first."),
+                ),
+                ("labels", strings("Labels for routing.")),
+                ("parent", string("Id of the parent task.")),
+            ],
+            &["name"],
+        )
+        .answers(
+            &[
+                one_task[0].clone(),
+                (
+                    "duplicate",
+                    boolean("An unfinished task with its unique key already existed."),
+                ),
+            ],
+            &["task"],
+        ),
+        Tool::new(
+            "task_list",
+            "List tasks",
+            "List tasks, newest first: by status, owner, labels, or only those ready to claim. Brief by default; full=true for every field.",
+            task_list,
+        )
+        .args(
+            &[
+                (
+                    "status",
+                    json!({"type": "string", "enum": ["pending", "running", "completed", "failed", "cancelled"]}),
+                ),
+                ("owner", string("Only this owner's tasks.")),
+                ("labels", strings("Only tasks with all these labels.")),
+                ("ready", boolean("Only tasks ready to claim.")),
+                ("limit", integer("At most this many (default 20).", 1, 100)),
+                ("full", boolean("Every field of each task.")),
+            ],
+            &[],
+        )
+        .answers(
+            &[
+                ("tasks", list("The tasks.")),
+                ("truncated", boolean("More tasks match.")),
+            ],
+            &["tasks", "truncated"],
+        )
+        .read_only(),
+        Tool::new(
+            "task_get",
+            "Get a task",
+            "One task with every field: status, owner, lease, dependencies, result or error.",
+            task_get,
+        )
+        .args(&[task_id()], &["task_id"])
+        .answers(&one_task, &["task"])
+        .read_only(),
+        Tool::new(
+            "task_claim",
+            "Claim a task",
+            "Atomically claim the next ready task (or the given one) for `agent`, with a lease. Returns fencing_token and lease_expires_at: pass the token to task_heartbeat and task_finish, and heartbeat before the lease expires or another agent may take the task.",
+            task_claim,
+        )
+        .args(
+            &[
+                agent(),
+                task_id(),
+                lease(),
+                (
+                    "labels",
+                    strings("Claim only a task with all these labels."),
+                ),
+            ],
+            &[],
+        )
+        .answers(
+            &[
+                ("claimed", boolean("Whether a task was claimed.")),
+                ("task_id", string("The claimed task.")),
+                (
+                    "fencing_token",
+                    json!({"type": "integer", "description": "Pass it to task_heartbeat, task_finish, task_release."}),
+                ),
+                ("lease_expires_at", string("When the lease lapses.")),
+                ("task", any_object("The claimed task.")),
+                ("reason", string("Why nothing was claimed.")),
+            ],
+            &["claimed"],
+        ),
+        Tool::new(
+            "task_heartbeat",
+            "Extend a lease",
+            "Extend your lease on a claimed task. Fails with LEASE_LOST if the token is no longer the task's (the lease lapsed and another agent claimed it): stop working on it then.",
+            task_heartbeat,
+        )
+        .args(
+            &[agent(), task_id(), token(), lease()],
+            &["task_id", "fencing_token"],
+        )
+        .answers(
+            &[
+                ("task_id", string("The task.")),
+                ("lease_expires_at", string("The new expiry.")),
+            ],
+            &["task_id"],
+        )
+        .idempotent(),
+        Tool::new(
+            "task_finish",
+            "Finish a task",
+            "Finish a claimed task as completed (with an optional result) or failed (with an error); a failed task may be retried by its retry policy. Needs the fencing token.",
+            task_finish,
+        )
+        .args(
+            &[
+                agent(),
+                task_id(),
+                token(),
+                (
+                    "outcome",
+                    json!({"type": "string", "enum": ["completed", "failed"]}),
+                ),
+                ("result", any_object("What was done (completed).")),
+                ("error", string("What went wrong (failed).")),
+            ],
+            &["task_id", "fencing_token", "outcome"],
+        )
+        .answers(&one_task, &["task"]),
+        Tool::new(
+            "task_release",
+            "Give a task back",
+            "Give back a task you claimed but will not finish: it is pending again at once for another agent, and the attempt does not count. Needs the fencing token.",
+            task_release,
+        )
+        .args(
+            &[agent(), task_id(), token()],
+            &["task_id", "fencing_token"],
+        )
+        .answers(&one_task, &["task"]),
+        Tool::new(
+            "task_stats",
+            "Task statistics",
+            "Totals by status and owner, ready and blocked counts, the most recent tasks.",
+            task_stats,
+        )
+        .answers(
+            &[("stats", any_object("The statistics."))],
+            &["stats"],
+        )
+        .read_only()
+        .extra(),
+    ]
+}
