@@ -319,19 +319,23 @@ pub fn corrupt_database(data: &[u8]) {
     probe(&path);
 }
 
-/// Each line of the input, fed to an MCP server over in-memory stores: every answer is one
-/// line of JSON-RPC 2.0 with a result or an error, never both, and an id that is a string, a
-/// number or null.
+/// Each line of the input, fed to an MCP server with every tool over in-memory stores and task
+/// files in a temporary directory: every answer is one line of JSON-RPC 2.0 with a result or an
+/// error, never both, and an id that is a string, a number or null; nothing is written outside
+/// the directory.
 pub fn mcp_messages(data: &[u8]) {
     let life = oc_hooks::TaskLifecycle::new(
         std::sync::Arc::new(oc_tasks::MemoryTaskStore::new()),
         std::sync::Arc::new(oc_hooks::Hooks::new()),
     );
+    let root = ok(tempfile::tempdir(), "a temporary directory");
+    let files = root.path().join("data");
     let toolbox = oc_mcp::Toolbox::new(
         life,
         std::sync::Arc::new(oc_locks::MemoryLockManager::new()),
-    );
-    let mut server = oc_mcp::Server::new(toolbox).all_tools();
+    )
+    .files(&files);
+    let server = oc_mcp::Server::new(toolbox).all_tools();
     for line in String::from_utf8_lossy(data).split('\n') {
         for out in server.handle(line) {
             assert!(!out.contains('\n'), "an answer spans lines: {out}");
@@ -347,4 +351,13 @@ pub fn mcp_messages(data: &[u8]) {
             );
         }
     }
+    let outside: Vec<_> = ok(std::fs::read_dir(root.path()), "the directory")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() != "data")
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "written outside the data directory: {outside:?}"
+    );
 }

@@ -116,13 +116,21 @@ fn lock_acquire(tb: &Toolbox, a: &Args<'_>, ctx: &CallContext<'_>) -> Result<Val
             .acquire_many_watched(&reqs, Duration::from_millis(wait_ms), &watcher)
     };
     match got {
+        // Granted as the client cancelled: a cancelled call takes nothing.
+        Ok(locks) if ctx.is_cancelled() => {
+            for l in &locks {
+                tb.locks.release(&l.resource, &l.owner)?;
+            }
+            Err(ToolError::Cancelled)
+        }
         Ok(locks) => Ok(json!({ "locks": locks.iter().map(lock_json).collect::<Vec<_>>() })),
         Err(_) if ctx.is_cancelled() => Err(ToolError::Cancelled),
         Err(e) => Err(refused(tb, e)),
     }
 }
 
-/// Renews or releases each path; a per-path outcome, never a bare count.
+/// Renews or releases each path; a per-path outcome, never a bare count. When no path
+/// succeeded, the call is refused (with the outcomes).
 fn each_path(
     tb: &Toolbox,
     a: &Args<'_>,
@@ -130,18 +138,30 @@ fn each_path(
 ) -> Result<Value, ToolError> {
     let owner = owner_arg(tb, a)?;
     let mut results = Vec::new();
+    let mut failed = None;
     for r in paths_arg(a)? {
         results.push(match f(&r, &owner) {
             Ok(l) => json!({ "path": r.as_str(), "ok": true, "lock": lock_json(&l) }),
             Err(e) => match ToolError::from(e) {
                 ToolError::Refused { code, message, .. } => {
-                    json!({ "path": r.as_str(), "ok": false, "code": code, "message": message })
+                    let outcome = json!({ "path": r.as_str(), "ok": false, "code": code, "message": message });
+                    failed.get_or_insert((code, message));
+                    outcome
                 }
                 other => return Err(other),
             },
         });
     }
-    Ok(json!({ "results": results }))
+    match failed {
+        Some((code, message)) if results.iter().all(|r| r["ok"] == false) => {
+            Err(ToolError::Refused {
+                code,
+                message,
+                details: json!({ "results": results }),
+            })
+        }
+        _ => Ok(json!({ "results": results })),
+    }
 }
 
 fn lock_renew(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {

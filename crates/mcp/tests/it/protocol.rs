@@ -1,56 +1,11 @@
 //! The protocol core: every message kind and error path, the tools' definitions, the workflow
 //! through tools, and any sequence of lines answered with well-formed messages.
 
-#![allow(clippy::unwrap_used)]
-
-use std::sync::Arc;
-
-use oc_hooks::{Hooks, TaskLifecycle};
-use oc_locks::MemoryLockManager;
-use oc_mcp::{MAX_MESSAGE_BYTES, Server, Toolbox, serve};
-use oc_tasks::MemoryTaskStore;
+use oc_mcp::{MAX_MESSAGE_BYTES, serve};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-fn server() -> Server {
-    let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), Arc::new(Hooks::new()));
-    Server::new(Toolbox::new(life, Arc::new(MemoryLockManager::new())))
-}
-
-fn one(s: &mut Server, msg: Value) -> Value {
-    let out = s.handle(&msg.to_string());
-    assert_eq!(out.len(), 1, "one answer to {msg}: {out:?}");
-    assert!(!out[0].contains('\n'), "one line");
-    serde_json::from_str(&out[0]).unwrap()
-}
-
-fn init(s: &mut Server, version: &str) -> Value {
-    one(
-        s,
-        json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":version,"capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
-    )
-}
-
-fn modern_meta() -> Value {
-    json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}})
-}
-
-/// A tool call in the handshake era; returns (isError, the JSON body).
-fn call(s: &mut Server, name: &str, args: Value) -> (bool, Value) {
-    let r = one(
-        s,
-        json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":name,"arguments":args}}),
-    );
-    let result = &r["result"];
-    let text: Value = serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
-    if result["isError"] == json!(false) {
-        assert_eq!(
-            result["structuredContent"], text,
-            "structured content is the whole answer"
-        );
-    }
-    (result["isError"] == json!(true), text)
-}
+use crate::{call, init, modern_meta, one, server, server_with_files};
 
 #[test]
 fn the_handshake_answers_the_clients_version_when_it_speaks_it() {
@@ -61,7 +16,7 @@ fn the_handshake_answers_the_clients_version_when_it_speaks_it() {
         ("2026-07-28", "2025-11-25"),
         ("1999-01-01", "2025-11-25"),
     ] {
-        let r = init(&mut server(), asked);
+        let r = init(&server(), asked);
         assert_eq!(r["result"]["protocolVersion"], answered, "{asked}");
         assert_eq!(r["result"]["serverInfo"]["name"], "oc");
         assert!(
@@ -79,9 +34,9 @@ fn the_handshake_answers_the_clients_version_when_it_speaks_it() {
 
 #[test]
 fn the_stateless_revision_discovers_and_validates_meta() {
-    let mut s = server();
+    let s = server();
     let r = one(
-        &mut s,
+        &s,
         json!({"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":modern_meta()}}),
     );
     let res = &r["result"];
@@ -93,42 +48,42 @@ fn the_stateless_revision_discovers_and_validates_meta() {
         "oc"
     );
     let r = one(
-        &mut s,
+        &s,
         json!({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":modern_meta()}}),
     );
     assert_eq!(r["result"]["resultType"], "complete");
     assert!(r["result"]["ttlMs"].is_u64());
     let r = one(
-        &mut s,
+        &s,
         json!({"jsonrpc":"2.0","id":3,"method":"tools/list","params":{}}),
     );
     assert_eq!(r["error"]["code"], -32602, "no _meta and no handshake");
     let r = one(
-        &mut s,
+        &s,
         json!({"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2099-01-01","io.modelcontextprotocol/clientCapabilities":{}}}}),
     );
     assert_eq!(r["error"]["code"], -32022);
     assert_eq!(r["error"]["data"]["requested"], "2099-01-01");
     let r = one(
-        &mut s,
+        &s,
         json!({"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}),
     );
     assert_eq!(r["error"]["code"], -32602, "capabilities are required");
     let r = one(
-        &mut s,
+        &s,
         json!({"jsonrpc":"2.0","id":6,"method":"ping","params":{"_meta":modern_meta()}}),
     );
     assert_eq!(r["error"]["code"], -32601, "ping is gone in 2026-07-28");
     // A discover does not lock the era: an initialize after it still works.
     assert_eq!(
-        init(&mut s, "2025-11-25")["result"]["protocolVersion"],
+        init(&s, "2025-11-25")["result"]["protocolVersion"],
         "2025-11-25"
     );
 }
 
 #[test]
 fn malformed_messages_get_errors_and_notifications_nothing() {
-    let mut s = server();
+    let s = server();
     let r: Value = serde_json::from_str(&s.handle("{not json")[0]).unwrap();
     assert_eq!(
         (r["error"]["code"].clone(), r["id"].clone()),
@@ -136,21 +91,18 @@ fn malformed_messages_get_errors_and_notifications_nothing() {
     );
     let r: Value = serde_json::from_str(&s.handle("[1,2]")[0]).unwrap();
     assert_eq!(r["error"]["code"], -32600);
-    let r = one(&mut s, json!({"jsonrpc":"1.0","id":1,"method":"ping"}));
+    let r = one(&s, json!({"jsonrpc":"1.0","id":1,"method":"ping"}));
     assert_eq!(r["error"]["code"], -32600);
-    let r = one(
-        &mut s,
-        json!({"jsonrpc":"2.0","id":{"x":1},"method":"ping"}),
-    );
+    let r = one(&s, json!({"jsonrpc":"2.0","id":{"x":1},"method":"ping"}));
     assert_eq!(
         (r["error"]["code"].clone(), r["id"].clone()),
         (json!(-32600), Value::Null)
     );
-    let r = one(&mut s, json!({"jsonrpc":"2.0","id":1,"method":"ping"}));
+    let r = one(&s, json!({"jsonrpc":"2.0","id":1,"method":"ping"}));
     assert_eq!(r["result"], json!({}), "ping works before the handshake");
-    init(&mut s, "2025-11-25");
+    init(&s, "2025-11-25");
     let r = one(
-        &mut s,
+        &s,
         json!({"jsonrpc":"2.0","id":"a","method":"resources/list"}),
     );
     assert_eq!(
@@ -158,7 +110,7 @@ fn malformed_messages_get_errors_and_notifications_nothing() {
         (json!(-32601), json!("a"))
     );
     let r = one(
-        &mut s,
+        &s,
         json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":[1]}),
     );
     assert_eq!(r["error"]["code"], -32602);
@@ -184,12 +136,10 @@ fn malformed_messages_get_errors_and_notifications_nothing() {
 
 #[test]
 fn tool_definitions_suit_every_client() {
-    let mut s = server().all_tools();
-    init(&mut s, "2025-11-25");
-    let r = one(
-        &mut s,
-        json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    let r = one(&s, json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}));
     let tools = r["result"]["tools"].as_array().unwrap();
     assert!(tools.len() >= 10);
     let mut names = std::collections::HashSet::new();
@@ -219,58 +169,79 @@ fn tool_definitions_suit_every_client() {
         assert!(t["description"].as_str().unwrap().len() > 20);
     }
     // Older clients get neither output schemas nor titles.
-    let mut old = server();
-    init(&mut old, "2025-03-26");
-    let r = one(
-        &mut old,
-        json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
-    );
+    let old = server();
+    init(&old, "2025-03-26");
+    let r = one(&old, json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}));
     assert!(r["result"]["tools"][0].get("outputSchema").is_none());
     // The default set is compact.
-    let mut default = server();
-    init(&mut default, "2025-11-25");
+    let default = server();
+    init(&default, "2025-11-25");
     let r = one(
-        &mut default,
+        &default,
         json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
     );
-    assert!(r["result"]["tools"].as_array().unwrap().len() < tools.len());
+    let default_names: Vec<&str> = r["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        default_names,
+        [
+            "task_create",
+            "task_list",
+            "task_get",
+            "task_claim",
+            "task_heartbeat",
+            "task_finish",
+            "task_release",
+            "lock_acquire",
+            "lock_renew",
+            "lock_release",
+            "lock_check"
+        ],
+        "the workflow's tools; a server without task files offers no tools on them"
+    );
+    assert_eq!(
+        tools.len(),
+        21,
+        "every tool with --tools all and task files"
+    );
+    assert!(names.contains("task_log_append") && names.contains("checkpoint_restore"));
 }
 
 #[test]
 fn the_workflow_claim_lock_heartbeat_finish() {
-    let mut s = server();
-    init(&mut s, "2025-11-25");
+    let s = server();
+    init(&s, "2025-11-25");
     let (err, created) = call(
-        &mut s,
+        &s,
         "task_create",
         json!({"agent":"planner","name":"write docs","labels":["docs"]}),
     );
     assert!(!err, "{created}");
     let id = created["task"]["id"].as_str().unwrap().to_owned();
     assert!(created["now"].is_string(), "every answer carries now");
-    let (_, claimed) = call(
-        &mut s,
-        "task_claim",
-        json!({"agent":"alice","labels":["docs"]}),
-    );
+    let (_, claimed) = call(&s, "task_claim", json!({"agent":"alice","labels":["docs"]}));
     assert_eq!(
         (claimed["claimed"].clone(), claimed["task_id"].clone()),
         (json!(true), json!(id))
     );
     let token = claimed["fencing_token"].as_u64().unwrap();
     assert!(claimed["lease_expires_at"].is_string());
-    let (_, none) = call(&mut s, "task_claim", json!({"agent":"bob"}));
+    let (_, none) = call(&s, "task_claim", json!({"agent":"bob"}));
     assert_eq!(none["claimed"], false, "nothing else is ready");
 
     let (err, locked) = call(
-        &mut s,
+        &s,
         "lock_acquire",
         json!({"agent":"alice","paths":["repo/docs","repo/README.md"]}),
     );
     assert!(!err, "{locked}");
     assert_eq!(locked["locks"].as_array().unwrap().len(), 2);
     let (err, refused) = call(
-        &mut s,
+        &s,
         "lock_acquire",
         json!({"agent":"bob","paths":["repo/docs/intro.md"],"mode":"shared"}),
     );
@@ -285,27 +256,27 @@ fn the_workflow_claim_lock_heartbeat_finish() {
         "and until when"
     );
     let (_, check) = call(
-        &mut s,
+        &s,
         "lock_check",
         json!({"paths":["repo/docs"],"agent":"alice"}),
     );
     assert_eq!(check["free"], true, "one's own locks are no conflict");
 
     let (err, hb) = call(
-        &mut s,
+        &s,
         "task_heartbeat",
         json!({"agent":"alice","task_id":id,"fencing_token":token,"lease_secs":600}),
     );
     assert!(!err, "{hb}");
     let (err, stale) = call(
-        &mut s,
+        &s,
         "task_heartbeat",
         json!({"agent":"bob","task_id":id,"fencing_token":token + 100}),
     );
     assert!(err);
     assert_eq!(stale["error"]["code"], "LEASE_LOST");
     let (_, released) = call(
-        &mut s,
+        &s,
         "lock_release",
         json!({"agent":"alice","paths":["repo/docs","repo/README.md","repo/other"]}),
     );
@@ -317,23 +288,23 @@ fn the_workflow_claim_lock_heartbeat_finish() {
         .collect();
     assert_eq!(oks, [true, true, false], "each path's outcome: {released}");
     let (err, done) = call(
-        &mut s,
+        &s,
         "task_finish",
         json!({"agent":"alice","task_id":id,"fencing_token":token,"outcome":"completed","result":{"pages":3}}),
     );
     assert!(!err, "{done}");
-    let (_, got) = call(&mut s, "task_get", json!({"task_id":id}));
+    let (_, got) = call(&s, "task_get", json!({"task_id":id}));
     assert_eq!(got["task"]["status"], "completed");
-    let (_, list) = call(&mut s, "task_list", json!({"status":"completed"}));
+    let (_, list) = call(&s, "task_list", json!({"status":"completed"}));
     assert_eq!(list["tasks"][0]["id"], json!(id));
 }
 
 #[test]
 fn bad_arguments_are_tool_errors_and_unknown_tools_protocol_errors() {
-    let mut s = server();
-    init(&mut s, "2025-11-25");
+    let s = server();
+    init(&s, "2025-11-25");
     let r = one(
-        &mut s,
+        &s,
         json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"nope","arguments":{}}}),
     );
     assert_eq!(r["error"]["code"], -32602);
@@ -377,12 +348,12 @@ fn bad_arguments_are_tool_errors_and_unknown_tools_protocol_errors() {
             "name",
         ),
     ] {
-        let (err, body) = call(&mut s, tool, args);
+        let (err, body) = call(&s, tool, args);
         assert!(err, "{tool}: {body}");
         let msg = body["error"]["message"].as_str().unwrap();
         assert!(msg.contains(word), "{tool}: {msg} should name {word}");
     }
-    let (_, list) = call(&mut s, "task_list", json!({}));
+    let (_, list) = call(&s, "task_list", json!({}));
     assert_eq!(
         list["tasks"],
         json!([]),
@@ -399,7 +370,7 @@ fn serve_answers_line_by_line_and_ends_with_its_input() {
         json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
     );
     let mut out = Vec::new();
-    serve(&mut server(), std::io::Cursor::new(input), &mut out).unwrap();
+    serve(&server(), std::io::Cursor::new(input), &mut out).unwrap();
     let lines: Vec<Value> = String::from_utf8(out)
         .unwrap()
         .lines()
@@ -414,7 +385,7 @@ fn serve_answers_line_by_line_and_ends_with_its_input() {
         json!({"jsonrpc":"2.0","id":3,"method":"ping"})
     );
     let mut out = Vec::new();
-    serve(&mut server(), std::io::Cursor::new(input), &mut out).unwrap();
+    serve(&server(), std::io::Cursor::new(input), &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2);
@@ -443,7 +414,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn any_sequence_of_lines_gets_well_formed_answers(lines in proptest::collection::vec(line(), 1..30)) {
-        let mut s = server();
+        let s = server();
         for l in &lines {
             for out in s.handle(l) {
                 prop_assert!(!out.contains('\n'));

@@ -1,0 +1,160 @@
+//! The tools beyond the workflow: giving a task back, a task's log, decisions and checkpoints,
+//! statistics.
+
+use serde_json::json;
+
+use crate::{call, init, server_with_files};
+
+#[test]
+fn a_released_task_is_ready_again_and_its_token_is_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    call(&s, "task_create", json!({"agent":"p","name":"t"}));
+    let (_, c) = call(&s, "task_claim", json!({"agent":"a"}));
+    let (id, token) = (c["task_id"].clone(), c["fencing_token"].clone());
+    let (err, body) = call(
+        &s,
+        "task_release",
+        json!({"agent":"a","task_id":id,"fencing_token":token.as_u64().unwrap() + 1}),
+    );
+    assert!(err && body["error"]["code"] == "LEASE_LOST", "{body}");
+    let (err, body) = call(
+        &s,
+        "task_release",
+        json!({"agent":"a","task_id":id,"fencing_token":token}),
+    );
+    assert!(!err, "{body}");
+    assert_eq!(
+        (&body["task"]["status"], &body["task"]["attempts"]),
+        (&json!("pending"), &json!(0))
+    );
+    let (_, again) = call(&s, "task_claim", json!({"agent":"b"}));
+    assert_eq!(again["task_id"], id, "ready again at once");
+    let (err, body) = call(
+        &s,
+        "task_finish",
+        json!({"agent":"a","task_id":id,"fencing_token":token,"outcome":"completed"}),
+    );
+    assert!(err && body["error"]["code"] == "LEASE_LOST", "{body}");
+}
+
+#[test]
+fn a_tasks_log_decisions_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    let (_, c) = call(&s, "task_create", json!({"agent":"p","name":"t"}));
+    let id = c["task"]["id"].clone();
+
+    let (err, body) = call(
+        &s,
+        "task_log_append",
+        json!({"agent":"a","task_id":"no-such-task","message":"x"}),
+    );
+    assert!(err && body["error"]["code"] == "NOT_FOUND", "{body}");
+    assert!(
+        !dir.path().join("tasks/no-such-task").exists(),
+        "a refused write creates nothing"
+    );
+    for (level, message) in [
+        ("info", "started"),
+        ("error", "tests failed"),
+        ("warn", "flaky"),
+    ] {
+        let (err, body) = call(
+            &s,
+            "task_log_append",
+            json!({"agent":"a","task_id":id,"message":message,"level":level,"data":{"n":1}}),
+        );
+        assert!(!err, "{body}");
+        assert_eq!(
+            body["entry"]["data"]["agent"], "a",
+            "the entry names its agent"
+        );
+    }
+    let (_, q) = call(
+        &s,
+        "task_log_query",
+        json!({"task_id":id,"level":"warn","limit":1}),
+    );
+    assert_eq!(q["entries"][0]["message"], "tests failed");
+    assert_eq!(q["truncated"], true, "one more matches");
+    let (_, q) = call(&s, "task_log_query", json!({"task_id":id,"newest":true}));
+    assert_eq!(q["entries"][0]["message"], "flaky");
+    let (err, body) = call(
+        &s,
+        "task_log_query",
+        json!({"task_id":id,"since":"yesterday"}),
+    );
+    assert!(err && body["error"]["message"].as_str().unwrap().contains("since"));
+
+    let (_, cp) = call(
+        &s,
+        "checkpoint_create",
+        json!({"agent":"a","task_id":id,"description":"before"}),
+    );
+    let cp_id = cp["checkpoint"]["id"].clone();
+    let (err, d) = call(
+        &s,
+        "decision_record",
+        json!({"agent":"a","task_id":id,"decision":"rewrite","reasoning":"too slow","metadata":{"x":1}}),
+    );
+    assert!(!err, "{d}");
+    call(
+        &s,
+        "decision_record",
+        json!({"agent":"b","task_id":id,"decision":"keep"}),
+    );
+    let (_, l) = call(&s, "decision_list", json!({"task_id":id,"agent":"a"}));
+    assert_eq!(l["decisions"].as_array().unwrap().len(), 1);
+    assert_eq!(l["decisions"][0]["decision"], "rewrite");
+
+    let (_, l) = call(&s, "checkpoint_list", json!({"task_id":id}));
+    assert_eq!(l["checkpoints"][0]["id"], cp_id);
+    let (err, body) = call(
+        &s,
+        "checkpoint_restore",
+        json!({"agent":"a","task_id":id,"checkpoint_id":"cp-nope"}),
+    );
+    assert!(err && body["error"]["code"] == "NOT_FOUND", "{body}");
+    let (err, body) = call(
+        &s,
+        "checkpoint_restore",
+        json!({"agent":"a","task_id":id,"checkpoint_id":cp_id}),
+    );
+    assert!(!err, "{body}");
+    let (_, l) = call(&s, "decision_list", json!({"task_id":id}));
+    assert_eq!(
+        l["decisions"],
+        json!([]),
+        "restored to before the decisions"
+    );
+    let (_, q) = call(&s, "task_log_query", json!({"task_id":id}));
+    assert_eq!(
+        q["entries"].as_array().unwrap().len(),
+        3,
+        "the log as it was"
+    );
+}
+
+#[test]
+fn statistics_of_tasks_and_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    call(&s, "task_create", json!({"agent":"p","name":"t1"}));
+    call(&s, "task_create", json!({"agent":"p","name":"t2"}));
+    call(&s, "task_claim", json!({"agent":"a"}));
+    call(&s, "lock_acquire", json!({"agent":"a","paths":["src"]}));
+    call(&s, "lock_acquire", json!({"agent":"b","paths":["src/x"]}));
+    let (_, t) = call(&s, "task_stats", json!({}));
+    assert_eq!(t["stats"]["total"], 2);
+    assert_eq!(t["stats"]["by_status"]["running"], 1);
+    assert_eq!(t["stats"]["ready"], 1);
+    let (_, l) = call(&s, "lock_stats", json!({}));
+    assert_eq!(
+        (&l["stats"]["activeLocks"], &l["stats"]["conflictsDetected"]),
+        (&json!(1), &json!(1))
+    );
+}

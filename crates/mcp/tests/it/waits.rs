@@ -1,0 +1,184 @@
+//! Calls that wait: progress while a `lock_acquire` waits, a cancellation that stops the wait
+//! (and answers nothing), other requests answered meanwhile, and the end of input waiting for
+//! the calls under way.
+
+use std::io::{BufRead, BufReader, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use oc_mcp::{Incoming, serve};
+use serde_json::{Value, json};
+
+use crate::{call, init, server_with_files};
+
+fn wait_call(id: Value, agent: &str, wait_ms: u64, progress: Option<&str>) -> Value {
+    let mut params =
+        json!({"name":"lock_acquire","arguments":{"agent":agent,"paths":["f"],"wait_ms":wait_ms}});
+    if let Some(p) = progress {
+        params["_meta"] = json!({ "progressToken": p });
+    }
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":params})
+}
+
+fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_waiting_call_reports_progress_and_a_cancelled_one_answers_nothing_and_takes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    call(&s, "lock_acquire", json!({"agent":"a","paths":["f"]}));
+    let Incoming::Call(pending) =
+        s.accept(&wait_call(json!("w"), "b", 60_000, Some("p1")).to_string())
+    else {
+        panic!("a tool call")
+    };
+    assert!(pending.may_wait(&s));
+    let (notes, cancelled) = (Mutex::new(Vec::<String>::new()), AtomicBool::new(false));
+    std::thread::scope(|t| {
+        let run = t.spawn(|| pending.run(&s, &|n| notes.lock().unwrap().push(n), &cancelled));
+        until("two progress notifications", || {
+            notes.lock().unwrap().len() >= 2
+        });
+        cancelled.store(true, Ordering::SeqCst);
+        assert_eq!(
+            run.join().unwrap(),
+            None,
+            "a cancelled call answers nothing"
+        );
+    });
+    let notes: Vec<Value> = notes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| serde_json::from_str(n).unwrap())
+        .collect();
+    for n in &notes {
+        assert_eq!(n["method"], "notifications/progress");
+        assert_eq!(
+            (&n["params"]["progressToken"], &n["params"]["total"]),
+            (&json!("p1"), &json!(60_000.0))
+        );
+        assert!(n.get("id").is_none(), "a notification");
+    }
+    let done: Vec<f64> = notes
+        .iter()
+        .map(|n| n["params"]["progress"].as_f64().unwrap())
+        .collect();
+    assert!(
+        done.windows(2).all(|w| w[0] < w[1]),
+        "progress increases: {done:?}"
+    );
+    let (_, st) = call(&s, "lock_stats", json!({}));
+    assert_eq!(
+        st["stats"]["waiting"], 0,
+        "the cancelled wait left the queue"
+    );
+
+    // Without a progress token: no notifications; granted once the holder lets go.
+    let Incoming::Call(pending) = s.accept(&wait_call(json!(5), "b", 60_000, None).to_string())
+    else {
+        panic!("a tool call")
+    };
+    let notes = Mutex::new(Vec::<String>::new());
+    let never = AtomicBool::new(false);
+    std::thread::scope(|t| {
+        let run = t.spawn(|| pending.run(&s, &|n| notes.lock().unwrap().push(n), &never));
+        until("b waits", || {
+            call(&s, "lock_stats", json!({})).1["stats"]["waiting"] == 1
+        });
+        call(&s, "lock_release", json!({"agent":"a","paths":["f"]}));
+        let answer: Value = serde_json::from_str(&run.join().unwrap().unwrap()).unwrap();
+        assert_eq!(answer["id"], 5);
+        assert_eq!(
+            answer["result"]["structuredContent"]["locks"][0]["path"],
+            "f"
+        );
+    });
+    assert!(notes.lock().unwrap().is_empty(), "no token, no progress");
+}
+
+/// `serve` over real pipes, as a client drives it: the server keeps reading while a call waits.
+#[test]
+fn serve_answers_others_while_a_call_waits_and_a_cancel_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    let (in_r, mut in_w) = std::io::pipe().unwrap();
+    let (out_r, out_w) = std::io::pipe().unwrap();
+    let mut send = move |v: Value| {
+        in_w.write_all(format!("{v}\n").as_bytes()).unwrap();
+    };
+    std::thread::scope(|t| {
+        let server = t.spawn(|| serve(&s, BufReader::new(in_r), out_w));
+        let mut lines = BufReader::new(out_r).lines();
+        let mut next =
+            || -> Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
+        send(
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+        );
+        assert_eq!(next()["id"], 0);
+        send(
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lock_acquire","arguments":{"agent":"a","paths":["f"]}}}),
+        );
+        assert_eq!(next()["result"]["isError"], false);
+        send(wait_call(json!(2), "b", 60_000, Some("p2")));
+        send(json!({"jsonrpc":"2.0","id":3,"method":"ping"}));
+        let (mut pinged, mut progressed) = (false, false);
+        while !(pinged && progressed) {
+            let m = next();
+            assert_ne!(m["id"], 2, "the waiting call has not answered: {m}");
+            pinged |= m["id"] == 3;
+            progressed |= m["method"] == "notifications/progress";
+            assert!(
+                m["id"] == 3 || m["method"] == "notifications/progress",
+                "{m}"
+            );
+        }
+        // Cancel, then free the path at once: the cancelled call takes nothing.
+        send(
+            json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2,"reason":"user"}}),
+        );
+        send(
+            json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"lock_release","arguments":{"agent":"a","paths":["f"]}}}),
+        );
+        drop(send); // the end of input
+        let rest: Vec<Value> = std::iter::from_fn(|| {
+            lines
+                .next()
+                .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        })
+        .collect();
+        server.join().unwrap().unwrap();
+        assert!(rest.iter().any(|m| m["id"] == 4), "{rest:?}");
+        assert!(
+            rest.iter().all(|m| m["id"] != 2),
+            "nothing answered for a cancelled call: {rest:?}"
+        );
+    });
+    let (_, check) = call(&s, "lock_check", json!({"agent":"c","paths":["f"]}));
+    assert_eq!(check["free"], true, "{check}");
+}
+
+#[test]
+fn the_end_of_input_waits_for_calls_under_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    call(&s, "lock_acquire", json!({"agent":"a","paths":["f"]}));
+    let input = format!("{}\n", wait_call(json!(9), "b", 300, None));
+    let mut out = Vec::new();
+    serve(&s, std::io::Cursor::new(input), &mut out).unwrap();
+    let answer: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(answer["id"], 9);
+    let body: Value =
+        serde_json::from_str(answer["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "LOCK_CONFLICT", "{body}");
+    assert!(body["error"]["retry_after_ms"].as_u64().unwrap() > 0);
+}
