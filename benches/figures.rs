@@ -2,7 +2,7 @@
 //! (`bench`, `measured`, `unit`, plus details) per line. `cargo xtask bench-report` runs it in
 //! release mode and sets the figures beside the documented ones.
 //!
-//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only | --locks-only | --jsonl-only | --hooks-only | --metrics-only | --alerts-only | --pg-only]`
+//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only | --locks-only | --jsonl-only | --hooks-only | --metrics-only | --alerts-only | --pg-only | --mcp-only]`
 //! (`--quick`: one run, no 1M-task stats).
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use oc_benches::{hooks, jsonl, locks, metrics, peak_rss, reset_peak_rss, sqlite, tasks};
+use oc_benches::{hooks, jsonl, locks, mcp, metrics, peak_rss, reset_peak_rss, sqlite, tasks};
 use oc_locks::{LockManager, MemoryLockManager, SqliteLockManager};
 use oc_tasks::TaskStore;
 use serde_json::json;
@@ -82,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         "--metrics-only",
         "--alerts-only",
         "--pg-only",
+        "--mcp-only",
     ]
     .into_iter()
     .find(|o| args.iter().any(|a| a == o));
@@ -114,6 +115,9 @@ fn main() -> anyhow::Result<()> {
     }
     if only.is_none_or(|o| o == "--pg-only") {
         pg_figures(runs, quick)?;
+    }
+    if only.is_none_or(|o| o == "--mcp-only") {
+        mcp_figures(runs, quick)?;
     }
     Ok(())
 }
@@ -660,4 +664,74 @@ fn metric_figures(runs: usize) -> anyhow::Result<()> {
     }
     f.emit();
     Ok(())
+}
+
+/// mcp.*: tool calls over stdio to one `oc mcp` on a SQLite data directory, round trip, p50 and
+/// p99; beside them the same operations as one `oc` process per call, and how many times
+/// faster the tool call is.
+fn mcp_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
+    let oc = mcp::oc_binary()?;
+    let (calls, spawns) = if quick { (500, 20) } else { (2_000, 50) };
+    let mut f = Figures::default();
+    for run in 0..runs {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path();
+        let mut s = mcp::Session::start(&oc, data)?;
+        let mut ids = Vec::new();
+        for i in 0..calls + spawns {
+            let t = s.call("task_create", json!({ "name": format!("task {i}") }))?;
+            ids.push(t["task"]["id"].as_str().context("an id")?.to_owned());
+        }
+        let get = mcp::latencies(calls, |i| {
+            s.call("task_get", json!({ "task_id": ids[i % ids.len()] }))
+                .map(drop)
+        })?;
+        let claim = mcp::latencies(calls, |_| {
+            let c = s.call("task_claim", json!({ "lease_secs": 600 }))?;
+            anyhow::ensure!(c["claimed"] == true, "nothing to claim");
+            Ok(())
+        })?;
+        let lock = mcp::latencies(calls, |i| {
+            s.call(
+                "lock_acquire",
+                json!({ "paths": [format!("run{run}/mcp/{i}")] }),
+            )
+            .map(drop)
+        })?;
+        drop(s);
+        let spawn_get = mcp::latencies(spawns, |i| {
+            mcp::oc_once(&oc, data, &["task", "show", &ids[i]])
+        })?;
+        let spawn_claim = mcp::latencies(spawns, |_| {
+            mcp::oc_once(&oc, data, &["task", "claim", "--next", "--agent", "bench"])
+        })?;
+        let spawn_lock = mcp::latencies(spawns, |i| {
+            let path = format!("run{run}/spawn/{i}");
+            mcp::oc_once(&oc, data, &["lock", "acquire", &path, "--owner", "bench"])
+        })?;
+        for (name, over_stdio, spawned) in [
+            ("task_get", get, spawn_get),
+            ("task_claim", claim, spawn_claim),
+            ("lock_acquire", lock, spawn_lock),
+        ] {
+            let (p50, p99) = (quantile(&over_stdio, 0.50), quantile(&over_stdio, 0.99));
+            let (s50, s99) = (quantile(&spawned, 0.50), quantile(&spawned, 0.99));
+            f.add(format!("mcp.{name}_p50"), "ms", p50);
+            f.add(format!("mcp.{name}_p99"), "ms", p99);
+            f.add(format!("mcp.spawn_{name}_p50"), "ms", s50);
+            f.add(format!("mcp.spawn_{name}_p99"), "ms", s99);
+            f.add(format!("mcp.{name}_speedup"), "x", s50 / p50);
+        }
+    }
+    f.emit();
+    Ok(())
+}
+
+/// The `q` quantile of `samples` (nearest rank).
+fn quantile(samples: &[f64], q: f64) -> f64 {
+    let mut v = samples.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(((v.len().saturating_sub(1)) as f64 * q).round() as usize)
+        .copied()
+        .unwrap_or(0.0)
 }

@@ -434,6 +434,78 @@ const DOCUMENTED: &[Documented] = &[
         c_reference: None,
     },
     Documented {
+        bench: "mcp.task_get_p50",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "mcp.task_get_p99",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "mcp.spawn_task_get_p50",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "mcp.task_get_speedup",
+        value: None,
+        unit: "x",
+        c_reference: None,
+    },
+    Documented {
+        bench: "mcp.task_claim_p50",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "mcp.task_claim_p99",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "mcp.spawn_task_claim_p50",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "mcp.task_claim_speedup",
+        value: None,
+        unit: "x",
+        c_reference: None,
+    },
+    Documented {
+        bench: "mcp.lock_acquire_p50",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "mcp.lock_acquire_p99",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "mcp.spawn_lock_acquire_p50",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "mcp.lock_acquire_speedup",
+        value: None,
+        unit: "x",
+        c_reference: None,
+    },
+    Documented {
         bench: "metrics.render_10k_series",
         value: None,
         unit: "ms",
@@ -475,6 +547,10 @@ const TARGETS: &[(&str, Target)] = &[
     ("pg.claim_blocked90_over_flat", Target::AtLeast(0.8)),
     ("tasks.ready_pages_1m_rss_growth", Target::Below(32.0)),
     ("pg.ready_pages_1m_rss_growth", Target::Below(32.0)),
+    ("mcp.task_get_p50", Target::Below(1.0)),
+    ("mcp.task_get_speedup", Target::AtLeast(10.0)),
+    ("mcp.task_claim_speedup", Target::AtLeast(10.0)),
+    ("mcp.lock_acquire_speedup", Target::AtLeast(10.0)),
 ];
 
 impl Target {
@@ -531,18 +607,22 @@ fn merge(into: &mut BTreeMap<String, Vec<f64>>, from: BTreeMap<String, Vec<f64>>
 }
 
 /// Builds `oc-bench-figures` in release mode, before anything is timed.
+/// Builds `oc-bench-figures`, and `oc` beside it for the `mcp.*` figures.
 fn build_figures() -> anyhow::Result<()> {
-    let args = [
-        "build",
-        "--release",
-        "--locked",
-        "-q",
-        "-p",
-        "oc-benches",
-        "--bin",
-        "oc-bench-figures",
-    ];
-    crate::run("cargo", &args, &[])
+    for (package, bin) in [("oc-benches", "oc-bench-figures"), ("oc-cli", "oc")] {
+        let args = [
+            "build",
+            "--release",
+            "--locked",
+            "-q",
+            "-p",
+            package,
+            "--bin",
+            bin,
+        ];
+        crate::run("cargo", &args, &[])?;
+    }
+    Ok(())
 }
 
 /// Runs the release build of `oc-bench-figures` with `args` and parses its lines.
@@ -833,6 +913,7 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
         ("alerts", "--alerts-only"),
         ("product-path", "--tasks-only"),
         ("postgres", "--pg-only"),
+        ("MCP", "--mcp-only"),
     ] {
         eprintln!("{label} figures");
         let mut args = vec!["--runs", runs.as_str(), flag];

@@ -1,17 +1,23 @@
 //! The toolkit as a Model Context Protocol server: coding agents (Claude Code, Codex, opencode,
-//! Cursor) call tasks and locks as tools, with the toolkit's guarantees intact.
+//! Cursor) call tasks, locks and a task's log, decisions and checkpoints as tools, with the
+//! toolkit's guarantees intact.
 //!
-//! - [`Server`] is the protocol core. It does no I/O of its own: it takes one line (one
-//!   JSON-RPC message) and returns the lines to write back. It speaks both generations of the
-//!   protocol that agents use today: the handshake era (`initialize`, versions 2024-11-05 to
-//!   2025-11-25, answering the client's version when it is one of them) and the stateless
+//! - [`Server`] is the protocol core. It does no I/O of its own: [`Server::accept`] takes one
+//!   line (one JSON-RPC message) and says what to answer at once, or hands back a tool call
+//!   ([`PendingCall`]) to run, which reports progress through a callback and answers nothing
+//!   once cancelled; [`Server::handle`] does both in one step. It speaks both generations of
+//!   the protocol that agents use today: the handshake era (`initialize`, versions 2024-11-05
+//!   to 2025-11-25, answering the client's version when it is one of them) and the stateless
 //!   2026-07-28 revision (`server/discover`, the per-request `_meta`, `resultType`,
 //!   `ttlMs`/`cacheScope`).
 //! - [`Toolbox`] holds what the tools act on: a `TaskLifecycle` (so hooks and history apply to
-//!   agents' calls as to the CLI's) and a `LockManager`. Embedders build one over their own
-//!   backends.
+//!   agents' calls as to the CLI's), a `LockManager`, and optionally the data directory of the
+//!   tasks' files ([`Toolbox::files`]). Embedders build one over their own backends.
 //! - [`serve`] runs the server over a reader and a writer (stdin and stdout): one compact JSON
-//!   message per line, nothing else on the writer, and it returns at the end of input.
+//!   message per line, nothing else on the writer. A `lock_acquire` that waits runs beside the
+//!   reading of further messages: it sends progress notifications when asked to, and a
+//!   `notifications/cancelled` stops it. `serve` returns at the end of input, once the calls
+//!   under way have answered.
 //!
 //! Business outcomes (a conflict, a lost lease, a missing task, a bad argument value) are tool
 //! results with `isError` and a message a model can act on; an unknown tool or a malformed

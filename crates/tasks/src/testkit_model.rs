@@ -54,6 +54,7 @@ pub enum Op {
     /// Claims the next ready task (with label `l{n}` when given).
     ClaimNext(u64, Option<u8>),
     Heartbeat(u8, TokenPick),
+    Release(u8, TokenPick),
     Complete(u8, TokenPick),
     Fail(u8, TokenPick),
     Cancel(u8),
@@ -111,6 +112,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         4 => (1..50u64, proptest::option::weighted(0.3, 0..2u8))
             .prop_map(|(t, l)| Op::ClaimNext(t, l)),
         1 => (k.clone(), pick.clone()).prop_map(|(k, p)| Op::Heartbeat(k, p)),
+        1 => (k.clone(), pick.clone()).prop_map(|(k, p)| Op::Release(k, p)),
         4 => (k.clone(), pick.clone()).prop_map(|(k, p)| Op::Complete(k, p)),
         2 => (k.clone(), pick).prop_map(|(k, p)| Op::Fail(k, p)),
         1 => k.clone().prop_map(Op::Cancel),
@@ -501,6 +503,23 @@ pub fn run(store: &dyn TaskStore, clock: &ManualClock, ops: &[Op]) {
                     outcome(store.heartbeat(&id(*k), tok.unwrap_or(0), Duration::from_secs(30))),
                     want,
                 )
+            }
+            Op::Release(k, pick) => {
+                let tok = m.presented(*k, *pick);
+                let want = match m.tasks.get_mut(k) {
+                    None => Outcome::NotFound,
+                    // Only the current lease's token gives a task back, and only a running
+                    // task holds one.
+                    Some(t) if tok.is_none() || t.token != tok => Outcome::LeaseLost,
+                    Some(t) => {
+                        t.status = TaskStatus::Pending;
+                        t.token = None;
+                        t.attempts -= 1;
+                        t.version += 1;
+                        Outcome::Ok
+                    }
+                };
+                (outcome(store.release(&id(*k), tok.unwrap_or(0))), want)
             }
             Op::Complete(k, pick) => {
                 let tok = m.presented(*k, *pick);

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::util::Oc;
 
 /// Runs `oc mcp` with `lines` on stdin (then end of input); returns its stdout lines as JSON.
-fn session(oc: &Oc, lines: &[Value]) -> Vec<Value> {
+pub(crate) fn session(oc: &Oc, lines: &[Value]) -> Vec<Value> {
     let mut child = oc
         .command()
         .arg("mcp")
@@ -44,15 +44,15 @@ fn session(oc: &Oc, lines: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-fn init() -> Value {
+pub(crate) fn init() -> Value {
     json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}})
 }
 
-fn tool(id: u64, name: &str, args: Value) -> Value {
+pub(crate) fn tool(id: u64, name: &str, args: Value) -> Value {
     json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":name,"arguments":args}})
 }
 
-fn body(answer: &Value) -> Value {
+pub(crate) fn body(answer: &Value) -> Value {
     serde_json::from_str(answer["result"]["content"][0]["text"].as_str().unwrap()).unwrap()
 }
 

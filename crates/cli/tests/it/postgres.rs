@@ -216,3 +216,42 @@ fn a_wrong_password_is_one_line_and_changes_nothing() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn mcp_serves_tasks_and_locks_on_postgres() {
+    use crate::mcp::{body, init, session, tool};
+    use serde_json::json;
+    let Some((oc, _)) = oc("cli_mcp") else {
+        return;
+    };
+    oc.json(&["task", "create", "on postgres", "--id", "p"]);
+    let out = session(
+        &oc,
+        &[
+            init(),
+            tool(1, "task_claim", json!({"agent":"w1"})),
+            tool(
+                2,
+                "lock_acquire",
+                json!({"agent":"w1","paths":["repo/src"]}),
+            ),
+            tool(
+                3,
+                "task_log_append",
+                json!({"agent":"w1","task_id":"p","message":"started"}),
+            ),
+        ],
+    );
+    assert_eq!(out.len(), 4, "{out:?}");
+    assert_eq!(body(&out[1])["task_id"], "p");
+    assert!(body(&out[2])["locks"][0]["fencing_token"].is_u64());
+    assert_eq!(body(&out[3])["entry"]["message"], "started");
+    // The CLI sees what the agent did, through the same database.
+    let t = oc.json(&["task", "show", "p"]);
+    assert_eq!(
+        (&t["status"], &t["owner"]),
+        (&json!("running"), &json!("w1"))
+    );
+    assert_eq!(oc.json(&["lock", "list"])[0]["owner"], "w1");
+    assert!(oc.data_dir().join("tasks/p/logs.jsonl").exists());
+}
