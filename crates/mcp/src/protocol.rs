@@ -29,9 +29,10 @@ const TTL_MS: u64 = 3_600_000;
 
 const INSTRUCTIONS: &str = "Coordinate with other agents through shared tasks and path locks. \
 Workflow: task_claim (note fencing_token and lease_expires_at) -> lock_acquire the paths you will \
-edit -> work, calling task_heartbeat before the lease expires -> lock_release -> task_finish \
-with the token. Pass your agent name as `agent` on every write. A result with isError explains \
-what happened (who holds a lock and until when, a lost lease) and what to do.";
+edit -> work, recording progress with task_log_append and calling task_heartbeat before the \
+lease expires -> lock_release -> task_finish with the token (or task_release to give the task \
+back). Pass your agent name as `agent` on every write. A result with isError explains what \
+happened (who holds a lock and until when, a lost lease) and what to do.";
 
 /// A JSON-RPC error.
 struct RpcError {
@@ -517,6 +518,21 @@ pub fn serve(
                         write(&answer);
                     }
                 }
+            }
+        }
+        // Nobody reads the answers any more: stop the waits rather than finish them.
+        if out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failed
+            .is_some()
+        {
+            for flag in waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values()
+            {
+                flag.store(true, Ordering::SeqCst);
             }
         }
         Ok(())

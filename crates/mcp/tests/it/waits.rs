@@ -182,3 +182,38 @@ fn the_end_of_input_waits_for_calls_under_way() {
     assert_eq!(body["error"]["code"], "LOCK_CONFLICT", "{body}");
     assert!(body["error"]["retry_after_ms"].as_u64().unwrap() > 0);
 }
+
+/// A writer whose reader went away.
+struct Gone;
+
+impl Write for Gone {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::BrokenPipe.into())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn waits_stop_when_nobody_reads_the_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    call(&s, "lock_acquire", json!({"agent":"a","paths":["f"]}));
+    let ping = json!({"jsonrpc":"2.0","id":2,"method":"ping"});
+    let input = format!(
+        "{}\n{ping}\n{ping}\n",
+        wait_call(json!(1), "b", 600_000, None)
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|t| {
+        t.spawn(|| tx.send(serve(&s, std::io::Cursor::new(input), Gone)));
+        let served = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve returned without waiting out a 10-minute lock wait");
+        assert_eq!(served.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+    });
+    let (_, st) = call(&s, "lock_stats", json!({}));
+    assert_eq!(st["stats"]["waiting"], 0);
+}
