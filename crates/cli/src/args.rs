@@ -81,14 +81,7 @@ pub(crate) enum Command {
         format: MetricsFormat,
     },
     /// Serve /metrics (Prometheus), /healthz and /api/stats (JSON) over HTTP until stopped.
-    Serve {
-        /// Address to listen on (loopback by default).
-        #[arg(long, default_value = "127.0.0.1:9464")]
-        addr: std::net::SocketAddr,
-        /// Also evaluate alerts with this configuration (TOML) in the background.
-        #[arg(long, value_name = "FILE")]
-        alerts: Option<std::path::PathBuf>,
-    },
+    Serve(ServeArgs),
     /// Serve tasks and locks to coding agents as a Model Context Protocol server over stdin and
     /// stdout (register it with Claude Code, Codex, opencode or Cursor as the command `oc mcp`).
     Mcp {
@@ -748,4 +741,29 @@ pub(crate) enum McpTools {
     Default,
     /// Every tool.
     All,
+}
+
+/// `oc serve`: the status pages, `/metrics`, `/healthz` and `/api/stats`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (loopback by default; any other needs a token).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub(crate) addr: std::net::SocketAddr,
+    /// Also evaluate alerts with this configuration (TOML) in the background.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) alerts: Option<std::path::PathBuf>,
+    /// Refuse every action (retry, cancel, release) on the server side.
+    #[arg(long)]
+    pub(crate) read_only: bool,
+    /// A host name the pages may be reached by, besides localhost and loopback addresses
+    /// (against DNS rebinding, others are refused); repeat for several.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub(crate) allowed_hosts: Vec<String>,
+    /// A file holding the token every request must carry (as a Bearer token, or as the
+    /// password of Basic auth); required to listen beyond loopback.
+    #[arg(long, value_name = "FILE", conflicts_with = "token_env")]
+    pub(crate) token_file: Option<std::path::PathBuf>,
+    /// The token itself, from the environment.
+    #[arg(long = "token-from-env", hide = true, env = "OC_SERVE_TOKEN", hide_env_values = true)]
+    pub(crate) token_env: Option<String>,
 }

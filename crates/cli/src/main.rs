@@ -148,6 +148,14 @@ impl Tasks {
         }
     }
 
+    /// Where the database figures come from, shared.
+    pub(crate) fn storage_source(&self) -> Arc<dyn StorageSource> {
+        match self {
+            Tasks::Sqlite(db) => db.clone(),
+            Tasks::Postgres(pg) => pg.clone(),
+        }
+    }
+
     /// Where the database figures come from.
     fn storage(&self) -> &dyn StorageSource {
         match self {
@@ -255,7 +263,7 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         Command::Metrics { format } => ops::metrics(&site, format, out),
         Command::Db(cmd) => ops::db(&site, cmd, out),
         Command::Health => ops::health(&site, out),
-        Command::Serve { addr, alerts } => ops::serve(&site, addr, alerts.as_deref(), out),
+        Command::Serve(args) => ops::serve(&site, args, out),
         Command::Mcp { tools, agent } => {
             let toolbox = oc_mcp::Toolbox::new(task::lifecycle(&site)?, site.locks()?)
                 .files(&site.data_dir)

@@ -1,17 +1,15 @@
-//! `oc metrics`, `oc db stats|check`, `oc health`.
+//! `oc metrics`, `oc db stats|check`, `oc health`, `oc serve`.
 
 use std::path::Path;
-
 use std::sync::Arc;
 
-use oc_metrics::{
-    Exporter, LatencyTracker, PROMETHEUS_CONTENT_TYPE, PerformanceGoals, Reply, collect,
-};
+use anyhow::Context;
+use oc_metrics::{Exporter, collect};
 use serde::Serialize;
 
-use crate::args::{DbCmd, MetricsFormat};
+use crate::args::{DbCmd, MetricsFormat, ServeArgs};
 use crate::output::{Output, thousands};
-use crate::{Site, Tasks};
+use crate::{Site, Tasks, UsageError};
 
 pub(crate) fn metrics(site: &Site, format: MetricsFormat, out: &mut Output) -> anyhow::Result<()> {
     let tasks = site.tasks()?;
@@ -265,60 +263,44 @@ pub(crate) fn health(site: &Site, out: &mut Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn serve(
-    site: &Site,
-    addr: std::net::SocketAddr,
-    alerts: Option<&Path>,
-    out: &mut Output,
-) -> anyhow::Result<()> {
-    let data_dir = site.data_dir.as_path();
-    // With --alerts, rules are evaluated in the background and /metrics reports what fires.
-    let alerting = alerts
+pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::Result<()> {
+    // With --alerts, rules are evaluated in the background, /metrics reports what fires and
+    // the alerts page shows every rule.
+    let alerting = args
+        .alerts
+        .as_deref()
         .map(|cfg| crate::alerts::Alerting::open(site, Some(cfg)))
         .transpose()?;
     let _evaluator = alerting.as_ref().map(|a| a.spawn(site)).transpose()?;
-    let alert_state = alerting.map(|a| (a.engine, a.dispatcher));
-    let tasks = site.tasks()?;
-    let locks = site.locks()?;
-    let exporter = Arc::new(Exporter::new()?);
-    // Each scrape's reads are timed as `db_query`, so /metrics carries its own latency and the
-    // db-query goal is checked against it.
-    let latency = Arc::new(LatencyTracker::new(std::time::Duration::from_secs(1)));
-    let dir = data_dir.to_owned();
-    let app = move |path: &str| -> Reply {
-        let snap = || {
-            let sources = tasks.sources().locks(&*locks).data_dir(&dir);
-            let mut snap = latency.time("db_query", || collect(&sources))?;
-            snap.latency = latency.all();
-            snap.violations = PerformanceGoals::default().check(&latency);
-            snap.alerts = alert_state
-                .as_ref()
-                .map(|(engine, d)| oc_alerts::figures(&engine.lock(), Some(d)));
-            Ok::<_, oc_metrics::Error>(snap)
-        };
-        match path {
-            "/metrics" => match snap() {
-                Ok(s) => (200, PROMETHEUS_CONTENT_TYPE, exporter.render(&s)),
-                Err(e) => (500, "text/plain", format!("{e}\n")),
-            },
-            "/api/stats" => match snap().map(|s| serde_json::to_string_pretty(&s)) {
-                Ok(Ok(json)) => (200, "application/json", json),
-                Ok(Err(e)) => (500, "text/plain", format!("{e}\n")),
-                Err(e) => (500, "text/plain", format!("{e}\n")),
-            },
-            "/healthz" => match tasks.check() {
-                Ok(p) if p.is_empty() => (200, "text/plain", "ok\n".into()),
-                Ok(p) => (503, "text/plain", format!("{}\n", p.join("\n"))),
-                Err(e) => (503, "text/plain", format!("{e}\n")),
-            },
-            _ => (
-                404,
-                "text/plain",
-                "try /metrics, /healthz or /api/stats\n".into(),
-            ),
+    let token = match (&args.token_file, args.token_env) {
+        (Some(file), _) => {
+            let t = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the token file {}", file.display()))?;
+            let t = t.trim().to_owned();
+            if t.is_empty() {
+                return Err(UsageError(format!("the token file {} is empty", file.display())).into());
+            }
+            Some(t)
         }
+        (None, t) => t.filter(|t| !t.is_empty()),
     };
-    let server = oc_metrics::serve(addr, Arc::new(app))?;
+    let tasks = Arc::new(site.tasks()?);
+    let life = oc_hooks::TaskLifecycle::new(tasks.store(), Arc::new(oc_hooks::Hooks::new()));
+    let checked = Arc::clone(&tasks);
+    let mut web = oc_web::Web::new(life, site.locks()?)
+        .data_dir(&site.data_dir)
+        .storage(tasks.storage_source())
+        .health(move || checked.check().map_err(|e| format!("{e:#}")))
+        .read_only(args.read_only);
+    if let Some(a) = alerting {
+        web = web.alerting((a.engine, a.dispatcher));
+    }
+    let opts = oc_web::ServeOptions {
+        allowed_hosts: args.allowed_hosts,
+        token,
+        ..oc_web::ServeOptions::default()
+    };
+    let server = oc_web::serve(args.addr, Arc::new(web), opts)?;
     let bound = server.addr();
     out.emit(
         "serve",
@@ -326,7 +308,7 @@ pub(crate) fn serve(
         |w, _| {
             writeln!(
                 w,
-                "Serving http://{bound}/metrics, /healthz and /api/stats (Ctrl-C to stop)"
+                "Serving http://{bound}/ (status pages), /metrics, /healthz and /api/stats (Ctrl-C to stop)"
             )
         },
     )?;

@@ -17,7 +17,7 @@
 //! - [`LatencyTracker`]: the last 1,000 samples per operation with p50/p95/p99;
 //!   [`PerformanceGoals`]: the seed's goals checked against the measured p95.
 //! - [`ProcessStats`]: resident memory, CPU time, threads (Linux `/proc`).
-//! - `serve` (feature `http`): `/metrics` and friends over `tiny_http`, no async runtime.
+//! - [`PROMETHEUS_CONTENT_TYPE`]: what a server answering `/metrics` sends (`oc-web` serves it).
 //!
 //! # Example
 //!
@@ -36,10 +36,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! # Feature flags
-//!
-//! - `http`: `serve`, a small HTTP server (`tiny_http`) for `/metrics`, `/healthz` and JSON.
-//!
 //! # Errors
 //!
 //! [`Error`] wraps the failures of the crates it reads from.
@@ -49,8 +45,6 @@ pub mod catalogue;
 mod goals;
 mod latency;
 mod process;
-#[cfg(feature = "http")]
-mod serve;
 mod timed;
 
 use std::path::Path;
@@ -72,8 +66,6 @@ pub use crate::catalogue::{CATALOGUE, Kind, MetricDef};
 pub use crate::goals::{PerformanceGoals, Violation};
 pub use crate::latency::{LatencyStats, LatencyTracker, SlowCall, WINDOW};
 pub use crate::process::ProcessStats;
-#[cfg(feature = "http")]
-pub use crate::serve::{App, PROMETHEUS_CONTENT_TYPE, Reply, ServerHandle, serve};
 pub use crate::timed::TimedLocks;
 
 /// Everything that can go wrong in `oc-metrics`.
@@ -92,10 +84,10 @@ pub enum Error {
     /// The exporter could not be configured.
     #[error("metrics exporter: {0}")]
     Exporter(String),
-    /// The HTTP server could not start.
-    #[error("{0}")]
-    Serve(String),
 }
+
+/// The Prometheus text exposition content type, for the answer to a scrape.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

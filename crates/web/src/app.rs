@@ -1,0 +1,242 @@
+//! The app: what it is built over, and the router.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oc_alerts::{Dispatcher, Engine};
+use oc_hooks::TaskLifecycle;
+use oc_locks::{LockManager, Owner};
+use oc_metrics::{
+    Exporter, LatencyTracker, PROMETHEUS_CONTENT_TYPE, PerformanceGoals, Snapshot, Sources,
+    collect,
+};
+use oc_tasks::{StorageSource, TaskId, TaskStore};
+use parking_lot::Mutex;
+
+use crate::http::{Method, Request, Response};
+use crate::pages;
+
+/// The alert engine `oc serve --alerts` evaluates in the background, and its receivers.
+pub type Alerting = (Arc<Mutex<Engine>>, Arc<Dispatcher>);
+
+/// The consistency check `/healthz` runs: the problems found (none: healthy).
+type Health = dyn Fn() -> Result<Vec<String>, String> + Send + Sync;
+
+/// How long every open page shares one reading of the overview.
+const SHARED_FOR: Duration = Duration::from_secs(1);
+
+/// The app behind `oc serve`: the machine routes and the pages.
+pub struct Web {
+    pub(crate) life: TaskLifecycle,
+    pub(crate) locks: Arc<dyn LockManager>,
+    pub(crate) data_dir: Option<PathBuf>,
+    storage: Option<Arc<dyn StorageSource>>,
+    health: Option<Arc<Health>>,
+    pub(crate) alerting: Option<Alerting>,
+    pub(crate) read_only: bool,
+    exporter: Option<Exporter>,
+    latency: LatencyTracker,
+    overview: Mutex<Option<(Instant, Arc<pages::overview::Data>)>>,
+}
+
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Web")
+            .field("data_dir", &self.data_dir)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Web {
+    /// The app over `life` (tasks, with hooks and history) and `locks`.
+    pub fn new(life: TaskLifecycle, locks: Arc<dyn LockManager>) -> Web {
+        Web {
+            life,
+            locks,
+            data_dir: None,
+            storage: None,
+            health: None,
+            alerting: None,
+            read_only: false,
+            exporter: Exporter::new().ok(),
+            latency: LatencyTracker::new(Duration::from_secs(1)),
+            overview: Mutex::new(None),
+        }
+    }
+
+    /// The data directory: the tasks' logs, decisions and checkpoints, and the log volume in
+    /// `/metrics`.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Web {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// The database's storage figures, for `/metrics`.
+    pub fn storage(mut self, storage: Arc<dyn StorageSource>) -> Web {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// The database's consistency check, for `/healthz`.
+    pub fn health(
+        mut self,
+        check: impl Fn() -> Result<Vec<String>, String> + Send + Sync + 'static,
+    ) -> Web {
+        self.health = Some(Arc::new(check));
+        self
+    }
+
+    /// The alert engine and its receivers: `/metrics` reports what fires, the alerts page
+    /// shows every rule and alert.
+    pub fn alerting(mut self, alerting: Alerting) -> Web {
+        self.alerting = Some(alerting);
+        self
+    }
+
+    /// Refuses every action (403) and shows none.
+    pub fn read_only(mut self, read_only: bool) -> Web {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Whether actions are refused.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn TaskStore> {
+        self.life.store()
+    }
+
+    /// Answers `req` (which has passed the guard).
+    pub fn respond(&self, req: &Request) -> Response {
+        let path = req.path.as_str();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (req.method, segments.as_slice()) {
+            (Method::Get, ["metrics"]) => self.metrics(),
+            (Method::Get, ["healthz"]) => self.healthz(),
+            (Method::Get, ["api", "stats"]) => match self
+                .snapshot()
+                .map(|s| serde_json::to_string_pretty(&s))
+            {
+                Ok(Ok(json)) => Response::new(200, "application/json", json),
+                Ok(Err(e)) => Response::text(500, format!("{e}\n")),
+                Err(e) => Response::text(500, format!("{e}\n")),
+            },
+            (Method::Get, ["static", name]) => pages::asset(name),
+            (Method::Get, [""]) => pages::overview::page(self),
+            (Method::Get, ["ui", "tasks"]) => pages::tasks::list(self, req),
+            (Method::Get, ["ui", "tasks", id]) => pages::tasks::detail(self, id),
+            (Method::Get, ["ui", "locks"]) => pages::locks::page(self),
+            (Method::Get, ["ui", "agents"]) => pages::agents::page(self),
+            (Method::Get, ["ui", "alerts"]) => pages::alerts::page(self),
+            (Method::Post, ["ui", "tasks", id, action]) => self.task_action(id, action),
+            (Method::Post, ["ui", "locks", "release"]) => self.release_owner(req),
+            (Method::Post, _) | (Method::Other, _) => {
+                Response::text(405, "nothing to do here\n")
+            }
+            (Method::Get, _) => pages::not_found(self, path),
+        }
+    }
+
+    /// Everything `/metrics` and `/api/stats` report, each reading timed as `db_query`.
+    fn snapshot(&self) -> oc_metrics::Result<Snapshot> {
+        let mut sources = Sources::new(&**self.store()).locks(&*self.locks);
+        if let Some(s) = &self.storage {
+            sources = sources.storage(&**s);
+        }
+        if let Some(d) = &self.data_dir {
+            sources = sources.data_dir(d);
+        }
+        let mut snap = self.latency.time("db_query", || collect(&sources))?;
+        snap.latency = self.latency.all();
+        snap.violations = PerformanceGoals::default().check(&self.latency);
+        snap.alerts = self
+            .alerting
+            .as_ref()
+            .map(|(engine, d)| oc_alerts::figures(&engine.lock(), Some(d)));
+        Ok(snap)
+    }
+
+    fn metrics(&self) -> Response {
+        let Some(exporter) = &self.exporter else {
+            return Response::text(500, "the metrics exporter could not start\n");
+        };
+        match self.snapshot() {
+            Ok(s) => Response::new(200, PROMETHEUS_CONTENT_TYPE, exporter.render(&s)),
+            Err(e) => Response::text(500, format!("{e}\n")),
+        }
+    }
+
+    fn healthz(&self) -> Response {
+        match self.health.as_ref().map(|h| h()) {
+            None => Response::text(200, "ok\n"),
+            Some(Ok(p)) if p.is_empty() => Response::text(200, "ok\n"),
+            Some(Ok(p)) => Response::text(503, format!("{}\n", p.join("\n"))),
+            Some(Err(e)) => Response::text(503, format!("{e}\n")),
+        }
+    }
+
+    /// The overview's figures, read at most once a second whatever the number of open pages.
+    pub(crate) fn overview(&self) -> Result<Arc<pages::overview::Data>, String> {
+        let mut cached = self.overview.lock();
+        if let Some((at, data)) = &*cached
+            && at.elapsed() < SHARED_FOR
+        {
+            return Ok(Arc::clone(data));
+        }
+        let data = Arc::new(pages::overview::Data::read(self)?);
+        *cached = Some((Instant::now(), Arc::clone(&data)));
+        Ok(data)
+    }
+
+    /// A task's action from its page (a form post): retry or cancel, through the lifecycle,
+    /// then back to the page (303), or a page saying why not.
+    fn task_action(&self, id: &str, action: &str) -> Response {
+        let Ok(task) = TaskId::new(id) else {
+            return pages::not_found(self, id);
+        };
+        let done = match action {
+            "retry" => self.life.retry(&task),
+            "cancel" => self.life.cancel(&task),
+            _ => return Response::text(404, format!("no action {action:?}\n")),
+        };
+        self.forget_overview();
+        match done {
+            Ok(_) => Response::see_other(&format!("/ui/tasks/{task}")),
+            Err(e) if e.is_not_found() => pages::not_found(self, id),
+            Err(e) => pages::refused(
+                self,
+                &format!("Cannot {action} {task}"),
+                &e.to_string(),
+                &format!("/ui/tasks/{task}"),
+            ),
+        }
+    }
+
+    /// Frees every lock of an owner (emergency cleanup from the locks page).
+    fn release_owner(&self, req: &Request) -> Response {
+        let form = req.form_pairs();
+        let owner = form.iter().find(|(k, _)| k == "owner").map(|(_, v)| v);
+        let Some(Ok(owner)) = owner.map(Owner::new) else {
+            return pages::refused(
+                self,
+                "Cannot release",
+                "the form names no valid owner",
+                "/ui/locks",
+            );
+        };
+        self.forget_overview();
+        match self.locks.release_owner(&owner) {
+            Ok(_) => Response::see_other("/ui/locks"),
+            Err(e) => pages::refused(self, "Cannot release", &e.to_string(), "/ui/locks"),
+        }
+    }
+
+    /// After an action, the next page shows its effect at once.
+    fn forget_overview(&self) {
+        *self.overview.lock() = None;
+    }
+}
