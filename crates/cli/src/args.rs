@@ -764,6 +764,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "token_env")]
     pub(crate) token_file: Option<std::path::PathBuf>,
     /// The token itself, from the environment.
-    #[arg(long = "token-from-env", hide = true, env = "OC_SERVE_TOKEN", hide_env_values = true)]
+    #[arg(
+        long = "token-from-env",
+        hide = true,
+        env = "OC_SERVE_TOKEN",
+        hide_env_values = true
+    )]
     pub(crate) token_env: Option<String>,
 }

@@ -278,7 +278,9 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
                 .with_context(|| format!("cannot read the token file {}", file.display()))?;
             let t = t.trim().to_owned();
             if t.is_empty() {
-                return Err(UsageError(format!("the token file {} is empty", file.display())).into());
+                return Err(
+                    UsageError(format!("the token file {} is empty", file.display())).into(),
+                );
             }
             Some(t)
         }

@@ -8,8 +8,7 @@ use oc_alerts::{Dispatcher, Engine};
 use oc_hooks::TaskLifecycle;
 use oc_locks::{LockManager, Owner};
 use oc_metrics::{
-    Exporter, LatencyTracker, PROMETHEUS_CONTENT_TYPE, PerformanceGoals, Snapshot, Sources,
-    collect,
+    Exporter, LatencyTracker, PROMETHEUS_CONTENT_TYPE, PerformanceGoals, Snapshot, Sources, collect,
 };
 use oc_tasks::{StorageSource, TaskId, TaskStore};
 use parking_lot::Mutex;
@@ -117,14 +116,13 @@ impl Web {
         match (req.method, segments.as_slice()) {
             (Method::Get, ["metrics"]) => self.metrics(),
             (Method::Get, ["healthz"]) => self.healthz(),
-            (Method::Get, ["api", "stats"]) => match self
-                .snapshot()
-                .map(|s| serde_json::to_string_pretty(&s))
-            {
-                Ok(Ok(json)) => Response::new(200, "application/json", json),
-                Ok(Err(e)) => Response::text(500, format!("{e}\n")),
-                Err(e) => Response::text(500, format!("{e}\n")),
-            },
+            (Method::Get, ["api", "stats"]) => {
+                match self.snapshot().map(|s| serde_json::to_string_pretty(&s)) {
+                    Ok(Ok(json)) => Response::new(200, "application/json", json),
+                    Ok(Err(e)) => Response::text(500, format!("{e}\n")),
+                    Err(e) => Response::text(500, format!("{e}\n")),
+                }
+            }
             (Method::Get, ["static", name]) => pages::asset(name),
             (Method::Get, [""]) => pages::overview::page(self),
             (Method::Get, ["ui", "tasks"]) => pages::tasks::list(self, req),
@@ -134,9 +132,7 @@ impl Web {
             (Method::Get, ["ui", "alerts"]) => pages::alerts::page(self),
             (Method::Post, ["ui", "tasks", id, action]) => self.task_action(id, action),
             (Method::Post, ["ui", "locks", "release"]) => self.release_owner(req),
-            (Method::Post, _) | (Method::Other, _) => {
-                Response::text(405, "nothing to do here\n")
-            }
+            (Method::Post, _) | (Method::Other, _) => Response::text(405, "nothing to do here\n"),
             (Method::Get, _) => pages::not_found(self, path),
         }
     }

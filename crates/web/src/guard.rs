@@ -56,8 +56,14 @@ impl Guard {
             && !authorized(req, token)
         {
             return Some(
-                Response::text(401, "a token is required (Bearer, or the password of Basic auth)\n")
-                    .with("WWW-Authenticate", "Basic realm=\"oc\", charset=\"UTF-8\"".into()),
+                Response::text(
+                    401,
+                    "a token is required (Bearer, or the password of Basic auth)\n",
+                )
+                .with(
+                    "WWW-Authenticate",
+                    "Basic realm=\"oc\", charset=\"UTF-8\"".into(),
+                ),
             );
         }
         match req.method {
@@ -80,7 +86,7 @@ impl Guard {
 
     fn host_allowed(&self, host: &str) -> bool {
         let name = host_name(host);
-        is_loopback_name(&name) || self.allowed_hosts.iter().any(|h| *h == name)
+        is_loopback_name(&name) || self.allowed_hosts.contains(&name)
     }
 }
 
@@ -113,9 +119,8 @@ fn is_loopback_name(name: &str) -> bool {
 /// `Origin` with `Host`; a request with neither is not from a browser and carries no ambient
 /// credentials of one.
 fn same_origin(req: &Request) -> bool {
-    match req.header_value("sec-fetch-site") {
-        Some(site) => return matches!(site, "same-origin" | "none"),
-        None => {}
+    if let Some(site) = req.header_value("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
     }
     match (req.header_value("origin"), req.header_value("host")) {
         (None, _) => true,
@@ -216,23 +221,47 @@ mod tests {
             let req = Request::new(Method::Get, "/").header("Host", host);
             assert_eq!(status(&g, &req), 200, "{host}");
         }
-        for host in ["evil.example", "127.0.0.1.evil.example", "10.0.0.1:9464", "[::2]"] {
+        for host in [
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "10.0.0.1:9464",
+            "[::2]",
+        ] {
             let req = Request::new(Method::Get, "/").header("Host", host);
             assert_eq!(status(&g, &req), 403, "{host}");
         }
-        assert_eq!(status(&g, &Request::new(Method::Get, "/")), 200, "HTTP/1.0 without Host");
+        assert_eq!(
+            status(&g, &Request::new(Method::Get, "/")),
+            200,
+            "HTTP/1.0 without Host"
+        );
     }
 
     #[test]
     fn posts_only_from_the_same_origin() {
         let g = guard(None, false);
         let post = || Request::new(Method::Post, "/ui/tasks/a/retry").header("Host", "127.0.0.1:1");
-        assert_eq!(status(&g, &post().header("Sec-Fetch-Site", "same-origin")), 200);
+        assert_eq!(
+            status(&g, &post().header("Sec-Fetch-Site", "same-origin")),
+            200
+        );
         assert_eq!(status(&g, &post().header("Sec-Fetch-Site", "none")), 200);
-        assert_eq!(status(&g, &post().header("Sec-Fetch-Site", "same-site")), 403);
-        assert_eq!(status(&g, &post().header("Sec-Fetch-Site", "cross-site")), 403);
-        assert_eq!(status(&g, &post().header("Origin", "http://127.0.0.1:1")), 200);
-        assert_eq!(status(&g, &post().header("Origin", "http://127.0.0.1:2")), 403);
+        assert_eq!(
+            status(&g, &post().header("Sec-Fetch-Site", "same-site")),
+            403
+        );
+        assert_eq!(
+            status(&g, &post().header("Sec-Fetch-Site", "cross-site")),
+            403
+        );
+        assert_eq!(
+            status(&g, &post().header("Origin", "http://127.0.0.1:1")),
+            200
+        );
+        assert_eq!(
+            status(&g, &post().header("Origin", "http://127.0.0.1:2")),
+            403
+        );
         assert_eq!(status(&g, &post().header("Origin", "null")), 403);
         assert_eq!(status(&g, &post()), 200, "not a browser");
         assert_eq!(status(&g, &Request::new(Method::Other, "/")), 405);
@@ -246,13 +275,31 @@ mod tests {
         let g = guard(Some("s3cret"), false);
         let get = || Request::new(Method::Get, "/");
         assert_eq!(status(&g, &get()), 401);
-        assert_eq!(status(&g, &get().header("Authorization", "Bearer s3cret")), 200);
-        assert_eq!(status(&g, &get().header("Authorization", "bearer s3cret")), 200);
-        assert_eq!(status(&g, &get().header("Authorization", "Bearer s3cre")), 401);
-        assert_eq!(status(&g, &get().header("Authorization", "Bearer s3cret2")), 401);
+        assert_eq!(
+            status(&g, &get().header("Authorization", "Bearer s3cret")),
+            200
+        );
+        assert_eq!(
+            status(&g, &get().header("Authorization", "bearer s3cret")),
+            200
+        );
+        assert_eq!(
+            status(&g, &get().header("Authorization", "Bearer s3cre")),
+            401
+        );
+        assert_eq!(
+            status(&g, &get().header("Authorization", "Bearer s3cret2")),
+            401
+        );
         // "any:s3cret" and "any:wrong"
-        assert_eq!(status(&g, &get().header("Authorization", "Basic YW55OnMzY3JldA==")), 200);
-        assert_eq!(status(&g, &get().header("Authorization", "Basic YW55Ondyb25n")), 401);
+        assert_eq!(
+            status(&g, &get().header("Authorization", "Basic YW55OnMzY3JldA==")),
+            200
+        );
+        assert_eq!(
+            status(&g, &get().header("Authorization", "Basic YW55Ondyb25n")),
+            401
+        );
         assert_eq!(status(&g, &get().header("Authorization", "Basic !!!")), 401);
         assert_eq!(status(&g, &get().header("Authorization", "Digest x")), 401);
     }

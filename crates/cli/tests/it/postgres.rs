@@ -149,7 +149,7 @@ fn bad_urls_unreachable_servers_and_newer_schemas_are_one_clear_line() {
 }
 
 #[test]
-fn oc_serve_reports_the_postgresql_store() {
+fn oc_serve_reports_the_postgresql_store_and_its_pages() {
     let Some((oc, _)) = oc("cli_serve") else {
         return;
     };
@@ -166,6 +166,17 @@ fn oc_serve_reports_the_postgresql_store() {
     crate::serve::promtool_check_metrics(&body);
     let (status, body) = crate::serve::get(&s.1, "/healthz");
     assert!(status.contains("200") && body == "ok\n", "{status} {body}");
+    // The pages read the same store.
+    let (status, body) = crate::serve::get(&s.1, "/ui/tasks?order=oldest");
+    assert!(
+        status.contains("200") && body.contains(">t0<") && body.contains(">t2<"),
+        "{body}"
+    );
+    let (status, body) = crate::serve::get(&s.1, "/");
+    assert!(
+        status.contains("200") && body.contains(r#"href="/ui/tasks?status=pending">3<"#),
+        "{body}"
+    );
 }
 
 #[test]

@@ -222,4 +222,53 @@ fn serve_evaluates_alerts_and_exports_them() {
     let log = std::fs::read_to_string(oc.data_dir().join("alerts.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 1, "one notification in the log: {log}");
     assert!(log.contains("\"rule\":\"AnyPending\""), "{log}");
+    let (status, page) = get(&s.1, "/ui/alerts");
+    assert!(
+        status.contains("200") && page.contains("AnyPending"),
+        "{page}"
+    );
+}
+
+/// A POST over a plain TCP connection, as from a page of the server itself.
+fn post(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(
+        format!("POST {path} HTTP/1.0\r\nHost: {addr}\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    reply.lines().next().unwrap_or_default().to_owned()
+}
+
+/// The pages on the data directory: a failed task retried from its page; `--read-only`
+/// refuses the same action; a token is required beyond loopback, and read from its file.
+#[test]
+fn serve_shows_pages_and_acts_unless_read_only() {
+    let oc = Oc::new();
+    oc.json(&["task", "create", "<b>flaky</b> job", "--id", "f"]);
+    oc.json(&["task", "start", "f", "--agent", "a1"]);
+    oc.json(&["task", "fail", "f", "--error", "boom"]);
+    let ro = serve_with(&oc, &["--addr", "127.0.0.1:0", "--read-only"]);
+    let (status, page) = get(&ro.1, "/ui/tasks/f");
+    assert!(status.contains("200"), "{status}");
+    assert!(page.contains("&lt;b&gt;flaky&lt;/b&gt; job") && page.contains("disabled"));
+    assert!(post(&ro.1, "/ui/tasks/f/retry").contains("403"));
+    assert_eq!(oc.json(&["task", "show", "f"])["status"], "failed");
+    drop(ro);
+    let rw = serve(&oc, "127.0.0.1:0");
+    assert!(post(&rw.1, "/ui/tasks/f/retry").contains("303"));
+    assert_eq!(oc.json(&["task", "show", "f"])["status"], "pending");
+    assert!(get(&rw.1, "/").1.contains("Overview"));
+
+    let open = oc.run(&["serve", "--addr", "0.0.0.0:0"]);
+    assert_eq!(open.code, 1, "{open:?}");
+    assert!(open.stderr.contains("token"), "{}", open.stderr);
+    let empty = oc.dir_file("token", "\n");
+    let refused = oc.run(&["serve", "--addr", "127.0.0.1:0", "--token-file", &empty]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    let file = oc.dir_file("token2", "s3cret\n");
+    let guarded = serve_with(&oc, &["--addr", "127.0.0.1:0", "--token-file", &file]);
+    assert!(get(&guarded.1, "/").0.contains("401"));
 }

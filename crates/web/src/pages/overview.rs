@@ -66,8 +66,11 @@ pub(crate) fn page(web: &Web) -> Response {
         Ok(d) => d,
         Err(e) => return super::refused(web, "Overview", &e, "/"),
     };
-    let agents: std::collections::BTreeSet<&str> =
-        d.running.iter().filter_map(|t| t.owner.as_deref()).collect();
+    let agents: std::collections::BTreeSet<&str> = d
+        .running
+        .iter()
+        .filter_map(|t| t.owner.as_deref())
+        .collect();
     let firing = d.alerts.iter().filter(|a| a.state == State::Firing).count();
     let body = html! {
         @if firing > 0 {

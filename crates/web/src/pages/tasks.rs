@@ -4,9 +4,7 @@
 
 use maud::{Markup, html};
 use oc_jsonl::TaskFiles;
-use oc_tasks::{
-    Cursor, Order, TaskFilter, TaskId, TaskQuery, TaskStatus,
-};
+use oc_tasks::{Cursor, Order, TaskFilter, TaskId, TaskQuery, TaskStatus};
 
 use super::{layout, next_link, not_found, status, when};
 use crate::Web;

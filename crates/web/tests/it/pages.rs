@@ -1,0 +1,213 @@
+//! The pages, answered without a socket: content, escaping, filters and paging, actions.
+
+use std::time::{Duration, Instant};
+
+use oc_tasks::{NewTask, TaskId, TaskStatus};
+use oc_web::{Method, Request, Response, Web};
+
+use crate::filled;
+
+fn get(web: &Web, target: &str) -> Response {
+    web.respond(&Request::new(Method::Get, target))
+}
+
+fn post(web: &Web, target: &str, form: &[(&str, &str)]) -> Response {
+    web.respond(&Request::new(Method::Post, target).form(form))
+}
+
+#[test]
+fn every_page_renders_and_shows_agents_text_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _, _) = filled(dir.path());
+    for path in [
+        "/",
+        "/ui/tasks",
+        "/ui/tasks?status=failed",
+        "/ui/tasks/f1",
+        "/ui/tasks/r1",
+        "/ui/locks",
+        "/ui/agents",
+        "/ui/alerts",
+    ] {
+        let r = get(&web, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.content_type, "text/html; charset=utf-8");
+        let body = r.body_text();
+        for raw in ["<img src=x", "<script>boom", "<b>1</b>", "<i>flaky"] {
+            assert!(!body.contains(raw), "{path} renders {raw} as markup");
+        }
+        assert!(body.contains(r#"<main id="main""#), "{path}");
+    }
+    let f1 = get(&web, "/ui/tasks/f1").body_text();
+    assert!(f1.contains("&lt;img src=x onerror=alert(1)&gt; build docs"));
+    assert!(
+        f1.contains("&lt;script&gt;boom()&lt;/script&gt;"),
+        "the error, escaped"
+    );
+    assert!(
+        f1.contains(r#"action="/ui/tasks/f1/retry""#),
+        "a failed task can be retried"
+    );
+    let r1 = get(&web, "/ui/tasks/r1").body_text();
+    assert!(
+        r1.contains("&lt;i&gt;flaky&lt;/i&gt; test"),
+        "the log's tail"
+    );
+    assert!(r1.contains(r#"action="/ui/tasks/r1/cancel""#));
+    assert!(
+        get(&web, "/ui/agents")
+            .body_text()
+            .contains("agent-&lt;b&gt;1&lt;/b&gt;")
+    );
+    assert!(
+        get(&web, "/ui/locks")
+            .body_text()
+            .contains("repo/src/lib.rs")
+    );
+    let overview = get(&web, "/").body_text();
+    assert!(
+        overview.contains(r#"href="/ui/tasks?status=failed">1<"#),
+        "{overview}"
+    );
+    assert_eq!(get(&web, "/ui/tasks/nope").status, 404);
+    assert_eq!(get(&web, "/ui/tasks/..%2Fetc").status, 404);
+    assert_eq!(get(&web, "/nowhere").status, 404);
+}
+
+#[test]
+fn filters_stay_in_the_url_and_pages_follow_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, store, _) = filled(dir.path());
+    for i in 0..120 {
+        store
+            .create(NewTask::new(format!("bulk {i}")).label("bulk"))
+            .unwrap();
+    }
+    let first = get(&web, "/ui/tasks?label=bulk&order=oldest").body_text();
+    assert_eq!(first.matches("<tr>").count(), 51, "a header and 50 rows");
+    assert!(first.contains(">bulk 0<") && !first.contains(">bulk 50<"));
+    let next = first
+        .split(r#"rel="next" href=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a next link")
+        .replace("&amp;", "&");
+    assert!(
+        next.contains("label=bulk") && next.contains("order=oldest"),
+        "{next}"
+    );
+    let second = get(&web, &next).body_text();
+    assert!(second.contains(">bulk 50<") && !second.contains(">bulk 0<"));
+    assert!(
+        get(&web, "/ui/tasks?q=bulk+7")
+            .body_text()
+            .contains(">bulk 7<")
+    );
+    let bad = get(&web, "/ui/tasks?status=done").body_text();
+    assert!(
+        bad.contains(r#"role="alert""#) && bad.contains("done"),
+        "{bad}"
+    );
+    let bad = get(&web, "/ui/tasks?after=garbage").body_text();
+    assert!(bad.contains(r#"role="alert""#), "{bad}");
+}
+
+#[test]
+fn actions_go_through_the_lifecycle_and_refusals_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, store, locks) = filled(dir.path());
+    let id = |s: &str| TaskId::new(s).unwrap();
+    let r = post(&web, "/ui/tasks/f1/retry", &[]);
+    assert_eq!(r.status, 303);
+    assert!(r.headers.contains(&("Location", "/ui/tasks/f1".into())));
+    assert_eq!(
+        store.get(&id("f1")).unwrap().unwrap().status,
+        TaskStatus::Pending
+    );
+    let r = post(&web, "/ui/tasks/c1/retry", &[]);
+    assert_eq!(r.status, 409);
+    assert!(r.body_text().contains("completed"), "{}", r.body_text());
+    assert_eq!(
+        store.get(&id("c1")).unwrap().unwrap().status,
+        TaskStatus::Completed
+    );
+    assert_eq!(post(&web, "/ui/tasks/p1/cancel", &[]).status, 303);
+    assert_eq!(
+        store.get(&id("p1")).unwrap().unwrap().status,
+        TaskStatus::Cancelled
+    );
+    assert_eq!(post(&web, "/ui/tasks/p1/explode", &[]).status, 404);
+    assert_eq!(post(&web, "/ui/tasks/nope/retry", &[]).status, 404);
+    assert_eq!(post(&web, "/ui/locks/release", &[]).status, 409);
+    assert_eq!(
+        post(&web, "/ui/locks/release", &[("owner", "agent-2")]).status,
+        303
+    );
+    assert!(locks.list().unwrap().is_empty());
+    let history = store.history(&id("f1")).unwrap();
+    assert_eq!(
+        history.last().unwrap().kind,
+        oc_tasks::HistoryKind::Retried,
+        "recorded like any other retry"
+    );
+}
+
+#[test]
+fn a_read_only_app_shows_its_actions_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _, _) = filled(dir.path());
+    let web = web.read_only(true);
+    let page = get(&web, "/ui/tasks/f1").body_text();
+    assert!(page.contains("disabled"), "{page}");
+    assert!(page.contains("read-only"));
+    assert!(get(&web, "/ui/locks").body_text().contains("disabled"));
+}
+
+/// The overview's count of all tasks.
+fn total(web: &Web) -> String {
+    let page = get(web, "/").body_text();
+    page.split(r#"<dd><a href="/ui/tasks">"#)
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_overview_is_read_once_a_second_for_every_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, store, _) = filled(dir.path());
+    let started = Instant::now();
+    let before = total(&web);
+    store.create(NewTask::new("late")).unwrap();
+    let again = total(&web);
+    if started.elapsed() < Duration::from_millis(900) {
+        assert_eq!(before, again, "the second reader shares the first reading");
+    }
+    // An action through the page is shown at once.
+    post(&web, "/ui/tasks/f1/retry", &[]);
+    assert_eq!(total(&web), "5");
+}
+
+#[test]
+fn the_script_and_stylesheet_are_served_from_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _, _) = filled(dir.path());
+    let js = get(&web, "/static/app.js");
+    assert_eq!(
+        (js.status, js.content_type),
+        (200, "text/javascript; charset=utf-8")
+    );
+    assert!(js.body_text().contains("visibilitychange"));
+    let css = get(&web, "/static/app.css");
+    assert_eq!(
+        (css.status, css.content_type),
+        (200, "text/css; charset=utf-8")
+    );
+    assert_eq!(get(&web, "/static/other.js").status, 404);
+    let page = get(&web, "/").body_text();
+    assert!(
+        !page.contains("<script>") && !page.contains("<style"),
+        "nothing inline"
+    );
+}
