@@ -96,7 +96,7 @@ fn shuttle(soak: bool) -> anyhow::Result<()> {
 }
 
 /// The library crates, each checked alone without default features.
-const LIBS: [&str; 11] = [
+const LIBS: [&str; 12] = [
     "oc-time",
     "oc-lincheck",
     "oc-sqlite",
@@ -108,6 +108,7 @@ const LIBS: [&str; 11] = [
     "oc-metrics",
     "oc-alerts",
     "oc-mcp",
+    "oc-web",
 ];
 
 fn ci() -> anyhow::Result<()> {

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use std::time::Duration;
 
-use crate::manager::{KeepWaiting, WATCH_EVERY};
 use crate::{Error, Holder, Lock, LockMode, LockRequest, LockStats, Result, Timestamp, TtlPolicy};
 
 /// A grant reaches its caller only while it lives: `Expired` (naming the first lapsed lock)
@@ -76,6 +75,13 @@ pub fn canonical_items(
 pub fn next_lapse(holders: &[Holder], at: Instant, now: Timestamp) -> Option<Instant> {
     crate::model::next_lapse(holders, at, now)
 }
+
+/// Asked by [`LockManager::acquire_many_watched`](crate::LockManager::acquire_many_watched), with how long the request has waited, whether
+/// to go on waiting.
+pub type KeepWaiting<'a> = dyn Fn(Duration) -> bool + Sync + 'a;
+
+/// How often a watched wait asks its watcher, at least.
+pub const WATCH_EVERY: Duration = Duration::from_millis(100);
 
 /// How long a waiting acquire keeps waiting: until `wait` has passed, or, when it is watched
 /// ([`LockManager::acquire_many_watched`](crate::LockManager::acquire_many_watched)), until its

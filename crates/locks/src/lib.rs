@@ -62,8 +62,9 @@ mod sync;
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 
+pub use crate::backend::{KeepWaiting, WATCH_EVERY};
 pub use crate::error::{Error, Result};
-pub use crate::manager::{KeepWaiting, LockGuard, LockManager, LockManagerExt, WATCH_EVERY};
+pub use crate::manager::{LockGuard, LockManager, LockManagerExt};
 pub use crate::memory::MemoryLockManager;
 pub use crate::model::{
     Holder, Lock, LockMode, LockRequest, LockStats, OldestLock, OwnerCount, TtlPolicy,

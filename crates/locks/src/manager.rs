@@ -5,14 +5,8 @@ use std::time::Duration;
 
 use oc_time::Timestamp;
 
+use crate::backend::{KeepWaiting, Patience};
 use crate::{Error, Lock, LockRequest, LockStats, Owner, Resource, Result};
-
-/// Asked by [`LockManager::acquire_many_watched`], with how long the request has waited, whether
-/// to go on waiting.
-pub type KeepWaiting<'a> = dyn Fn(Duration) -> bool + Sync + 'a;
-
-/// How often a watched wait asks its watcher, at least.
-pub const WATCH_EVERY: Duration = Duration::from_millis(100);
 
 /// A lock manager: exclusive and shared locks on hierarchical resources, with fencing tokens,
 /// expiry, re-entrant holds and first-come-first-served waiting.
@@ -39,19 +33,20 @@ pub trait LockManager: Send + Sync {
 
     /// As [`LockManager::acquire_many`], but a wait also ends, with `Timeout`, as soon as
     /// `keep_waiting` (given how long the request has waited) returns false. While the request
-    /// waits, the manager asks at least every [`WATCH_EVERY`]: a caller can report progress from
-    /// it and stop a wait its own caller no longer wants (the MCP server does both). A request
-    /// that stops leaves the queue at once.
+    /// waits, the manager asks at least every [`WATCH_EVERY`](crate::WATCH_EVERY): a caller
+    /// can report progress from it and stop a wait its own caller no longer wants (the MCP
+    /// server does both). A request that stops leaves the queue at once.
     ///
-    /// The default waits in slices of [`WATCH_EVERY`], each queueing afresh; the memory, SQLite
-    /// and PostgreSQL managers keep the request's place in the queue throughout.
+    /// The default waits in slices of [`WATCH_EVERY`](crate::WATCH_EVERY), each queueing
+    /// afresh; the memory, SQLite and PostgreSQL managers keep the request's place in the queue
+    /// throughout.
     fn acquire_many_watched(
         &self,
         reqs: &[LockRequest],
         wait: Duration,
         keep_waiting: &KeepWaiting<'_>,
     ) -> Result<Vec<Lock>> {
-        let patience = crate::backend::Patience::new(wait, Some(keep_waiting));
+        let patience = Patience::new(wait, Some(keep_waiting));
         loop {
             let now = std::time::Instant::now();
             let slice = patience.wake_by(now).saturating_duration_since(now);

@@ -35,12 +35,12 @@ mod app;
 mod guard;
 mod http;
 mod pages;
+mod server;
 
 pub use crate::app::{Alerting, Web};
 pub use crate::guard::SECURITY_HEADERS;
-pub use crate::http::{
-    MAX_BODY_BYTES, Method, Request, Response, ServeOptions, ServerHandle, serve,
-};
+pub use crate::http::{Method, Request, Response, ServeOptions};
+pub use crate::server::{MAX_BODY_BYTES, ServerHandle, serve};
 
 /// What can go wrong starting the server.
 #[derive(Debug)]
