@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod alerts;
+mod browser;
 mod demo;
 mod errors;
 mod escapes;
