@@ -132,6 +132,8 @@ impl Web {
             (Method::Get, ["ui", "alerts"]) => pages::alerts::page(self),
             (Method::Post, ["ui", "tasks", id, action]) => self.task_action(id, action),
             (Method::Post, ["ui", "locks", "release"]) => self.release_owner(req),
+            (Method::Post, ["ui", "alerts", "silence"]) => self.silence(req),
+            (Method::Post, ["ui", "alerts", "unsilence"]) => self.unsilence(req),
             (Method::Post, _) | (Method::Other, _) => Response::text(405, "nothing to do here\n"),
             (Method::Get, _) => pages::not_found(self, path),
         }
@@ -228,6 +230,65 @@ impl Web {
         match self.locks.release_owner(&owner) {
             Ok(_) => Response::see_other("/ui/locks"),
             Err(e) => pages::refused(self, "Cannot release", &e.to_string(), "/ui/locks"),
+        }
+    }
+
+    /// Silences the alerts a matcher picks (`alertname=Rule`) for `duration_secs`.
+    fn silence(&self, req: &Request) -> Response {
+        let form = req.form_pairs();
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let refuse = |why: &str| pages::refused(self, "Cannot silence", why, "/ui/alerts");
+        let Some((engine, _)) = &self.alerting else {
+            return refuse("this server evaluates no alert rules");
+        };
+        let matcher = match field("matcher").map(oc_alerts::Matcher::parse) {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return refuse(&e.to_string()),
+            None => return refuse("the form names no matcher"),
+        };
+        let secs = match field("duration_secs").map(str::parse::<u64>) {
+            Some(Ok(s)) if (60..=7 * 86_400).contains(&s) => s,
+            _ => return refuse("the duration must be a whole number of seconds from 60 to 604800"),
+        };
+        let comment = field("comment").unwrap_or_default().trim();
+        let comment = if comment.is_empty() {
+            "silenced from oc serve"
+        } else {
+            comment
+        };
+        let now = self.store().now();
+        let done = engine
+            .lock()
+            .silence(vec![matcher], now, Duration::from_secs(secs), comment);
+        self.forget_overview();
+        match done {
+            Ok(_) => Response::see_other("/ui/alerts"),
+            Err(e) => refuse(&e.to_string()),
+        }
+    }
+
+    /// Ends a silence now.
+    fn unsilence(&self, req: &Request) -> Response {
+        let form = req.form_pairs();
+        let id = form
+            .iter()
+            .find(|(k, _)| k == "id")
+            .and_then(|(_, v)| v.parse::<u64>().ok());
+        let refuse = |why: &str| pages::refused(self, "Cannot end the silence", why, "/ui/alerts");
+        let (Some((engine, _)), Some(id)) = (&self.alerting, id) else {
+            return refuse("the form names no silence of this server");
+        };
+        let now = self.store().now();
+        let done = engine.lock().expire_silence(id, now);
+        self.forget_overview();
+        match done {
+            Ok(true) => Response::see_other("/ui/alerts"),
+            Ok(false) => refuse(&format!("there is no silence {id}")),
+            Err(e) => refuse(&e.to_string()),
         }
     }
 

@@ -1,7 +1,7 @@
 //! `/ui/alerts`: every rule, every alert with its state (pending, firing, resolved) and
 //! value, and the silences.
 
-use maud::html;
+use maud::{Markup, html};
 use oc_alerts::State;
 
 use super::{layout, when};
@@ -31,6 +31,7 @@ pub(crate) fn page(web: &Web) -> Response {
                 thead { tr {
                     th scope="col" { "Rule" } th scope="col" { "Severity" } th scope="col" { "State" }
                     th scope="col" { "Since" } th scope="col" { "Value" } th scope="col" { "Summary" }
+                    th scope="col" { "Silence" }
                 } }
                 tbody {
                     @for a in &alerts {
@@ -41,6 +42,7 @@ pub(crate) fn page(web: &Web) -> Response {
                             td { (when(a.since, now)) }
                             td { (a.value) }
                             td { (a.summary) }
+                            td { (silence_form(web, &a.rule)) }
                         }
                     }
                 }
@@ -55,11 +57,54 @@ pub(crate) fn page(web: &Web) -> Response {
         h2 { "Silences" }
         @if engine.silences().is_empty() { p { "None." } } @else {
             ul {
-                @for s in engine.silences() {
-                    li { "#" (s.id) " until " (when(s.ends_at, now)) ": " (s.comment) }
+                @for s in engine.silences().iter().filter(|s| s.ends_at > now) {
+                    li {
+                        form method="post" action="/ui/alerts/unsilence" class="action" {
+                            input type="hidden" name="id" value=(s.id);
+                            "#" (s.id) " "
+                            @for m in &s.matchers { code { (m.to_string()) } " " }
+                            "until " (when(s.ends_at, now)) ": " (s.comment) " "
+                            (button(web, "End", &format!("End silence {}", s.id)))
+                        }
+                    }
                 }
             }
         }
     };
     Response::html(200, layout(web, "Alerts", "/ui/alerts", true, body))
+}
+
+/// How long a silence from the page lasts: seconds, label.
+const DURATIONS: [(u64, &str); 4] = [
+    (3_600, "1 h"),
+    (4 * 3_600, "4 h"),
+    (86_400, "1 day"),
+    (7 * 86_400, "1 week"),
+];
+
+/// A form silencing every alert of `rule`.
+fn silence_form(web: &Web, rule: &str) -> Markup {
+    html! {
+        form method="post" action="/ui/alerts/silence" class="action" {
+            input type="hidden" name="matcher" value={ "alertname=" (rule) };
+            label { span class="sr-only" { "How long to silence " (rule) } select name="duration_secs" {
+                @for (secs, label) in DURATIONS { option value=(secs) { (label) } }
+            } }
+            " "
+            label { span class="sr-only" { "Why" } input type="text" name="comment" placeholder="why"; }
+            " "
+            (button(web, "Silence", &format!("Silence {rule}")))
+        }
+    }
+}
+
+/// A submit button, disabled with the reason on a read-only server.
+fn button(web: &Web, label: &str, name: &str) -> Markup {
+    html! {
+        @if web.read_only {
+            button type="submit" disabled title="This server is read-only" aria-label=(name) { (label) }
+        } @else {
+            button type="submit" aria-label=(name) { (label) }
+        }
+    }
 }

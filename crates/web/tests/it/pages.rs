@@ -211,3 +211,75 @@ fn the_script_and_stylesheet_are_served_from_the_binary() {
         "nothing inline"
     );
 }
+
+#[test]
+fn alerts_are_shown_and_silenced_from_the_page() {
+    use std::sync::Arc;
+
+    use oc_alerts::{Condition, Dispatcher, Engine, RetryPolicy, Rule, Severity};
+    use parking_lot::Mutex;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (web, store, _) = filled(dir.path());
+    let rule = Rule::new(
+        "<b>TooMany</b>",
+        Severity::High,
+        Condition::when(|snap| Some(snap.tasks.total as f64)),
+    )
+    .summary("{{value}} tasks");
+    let mut engine = Engine::new(vec![rule]).unwrap();
+    let snap = oc_metrics::collect(&oc_metrics::Sources::new(&*store)).unwrap();
+    engine.evaluate(&snap, store.now()).unwrap();
+    let engine = Arc::new(Mutex::new(engine));
+    let dispatcher = Arc::new(Dispatcher::new(Vec::new(), RetryPolicy::default()).unwrap());
+    let web = web.alerting((Arc::clone(&engine), dispatcher));
+    let page = get(&web, "/ui/alerts").body_text();
+    assert!(
+        page.contains("&lt;b&gt;TooMany&lt;/b&gt;") && page.contains("firing"),
+        "{page}"
+    );
+    assert!(
+        get(&web, "/").body_text().contains(r#"role="alert""#),
+        "the firing banner"
+    );
+
+    let r = post(
+        &web,
+        "/ui/alerts/silence",
+        &[
+            ("matcher", "alertname=<b>TooMany</b>"),
+            ("duration_secs", "3600"),
+            ("comment", "deploying"),
+        ],
+    );
+    assert_eq!(r.status, 303);
+    let silences = engine.lock().silences().to_vec();
+    assert_eq!(silences.len(), 1);
+    assert_eq!(silences[0].comment, "deploying");
+    assert!(get(&web, "/ui/alerts").body_text().contains("deploying"));
+    for bad in [
+        vec![("matcher", "no matcher here"), ("duration_secs", "3600")],
+        vec![("matcher", "alertname=x"), ("duration_secs", "5")],
+        vec![("duration_secs", "3600")],
+    ] {
+        assert_eq!(
+            post(&web, "/ui/alerts/silence", &bad).status,
+            409,
+            "{bad:?}"
+        );
+    }
+    assert_eq!(engine.lock().silences().len(), 1, "refusals added nothing");
+    let id = silences[0].id.to_string();
+    assert_eq!(
+        post(&web, "/ui/alerts/unsilence", &[("id", &id)]).status,
+        303
+    );
+    assert_eq!(
+        post(&web, "/ui/alerts/unsilence", &[("id", "999")]).status,
+        409
+    );
+    assert!(
+        !get(&web, "/ui/alerts").body_text().contains("deploying"),
+        "ended"
+    );
+}
