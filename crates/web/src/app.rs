@@ -37,6 +37,7 @@ pub struct Web {
     exporter: Option<Exporter>,
     latency: LatencyTracker,
     overview: Mutex<Option<(Instant, Arc<pages::overview::Data>)>>,
+    pub(crate) samples: Mutex<pages::chart::Samples>,
 }
 
 impl std::fmt::Debug for Web {
@@ -62,6 +63,7 @@ impl Web {
             exporter: Exporter::new().ok(),
             latency: LatencyTracker::new(Duration::from_secs(1)),
             overview: Mutex::new(None),
+            samples: Mutex::new(pages::chart::Samples::default()),
         }
     }
 
@@ -175,6 +177,13 @@ impl Web {
             Some(Ok(p)) => Response::text(503, format!("{}\n", p.join("\n"))),
             Some(Err(e)) => Response::text(503, format!("{e}\n")),
         }
+    }
+
+    /// Reads the overview's figures if they are older than a second, which also samples the
+    /// throughput chart's counters; `serve` calls it every few seconds, so the chart fills in
+    /// while nobody watches.
+    pub fn sample(&self) -> Result<(), String> {
+        self.overview().map(drop)
     }
 
     /// The overview's figures, read at most once a second whatever the number of open pages.

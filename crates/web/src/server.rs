@@ -11,6 +11,9 @@ use crate::guard::{Guard, SECURITY_HEADERS};
 use crate::http::{Method, Request, Response, ServeOptions};
 use crate::{Error, Result, Web};
 
+/// How often the server samples the throughput chart's counters.
+const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The largest request body read; longer ones are refused (413).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -19,6 +22,8 @@ pub struct ServerHandle {
     addr: SocketAddr,
     server: Arc<tiny_http::Server>,
     threads: Vec<JoinHandle<()>>,
+    /// Dropped to stop the sampler.
+    sampling: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -41,6 +46,7 @@ impl ServerHandle {
     }
 
     fn shutdown(&mut self) {
+        self.sampling = None;
         for _ in &self.threads {
             self.server.unblock();
         }
@@ -93,10 +99,25 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
             .map_err(|e| Error::Serve(format!("cannot start a server thread: {e}")))?;
         threads.push(t);
     }
+    // The throughput chart's samples, taken whether or not anyone watches.
+    let (sampling, stop) = std::sync::mpsc::channel::<()>();
+    let sampler = std::thread::Builder::new()
+        .name("oc-web-sampler".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stop.recv_timeout(SAMPLE_EVERY)
+            {
+                // A failed reading shows on the page; the next tick tries again.
+                let _ = web.sample();
+            }
+        })
+        .map_err(|e| Error::Serve(format!("cannot start the sampler thread: {e}")))?;
+    threads.push(sampler);
     Ok(ServerHandle {
         addr: bound,
         server,
         threads,
+        sampling: Some(sampling),
     })
 }
 

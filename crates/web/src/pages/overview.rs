@@ -30,6 +30,7 @@ impl Data {
     pub(crate) fn read(web: &Web) -> Result<Data, String> {
         let store = web.store();
         let stats = store.stats(0).map_err(|e| e.to_string())?;
+        web.samples.lock().record(&stats, store.now());
         let page = store
             .list(
                 &TaskQuery::new(TaskFilter::new().status(TaskStatus::Running))
@@ -94,6 +95,10 @@ pub(crate) fn page(web: &Web) -> Response {
                 div { dt { "Ready" } dd { (d.stats.ready) } }
                 div { dt { "Blocked" } dd { (d.stats.blocked) } }
             }
+        }
+        section aria-labelledby="throughput-h" {
+            h2 id="throughput-h" { "Throughput" }
+            (web.samples.lock().render(d.now))
         }
         section aria-labelledby="running-h" {
             h2 id="running-h" { "Running now" }
