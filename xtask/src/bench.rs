@@ -506,6 +506,36 @@ const DOCUMENTED: &[Documented] = &[
         c_reference: None,
     },
     Documented {
+        bench: "web.overview_1m",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "web.overview_shared_1m",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "web.tasks_page_1m",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "web.tasks_filtered_1m",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "web.task_page_1m",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
         bench: "metrics.render_10k_series",
         value: None,
         unit: "ms",
@@ -551,6 +581,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("mcp.task_get_speedup", Target::AtLeast(10.0)),
     ("mcp.task_claim_speedup", Target::AtLeast(10.0)),
     ("mcp.lock_acquire_speedup", Target::AtLeast(10.0)),
+    ("web.overview_1m", Target::Below(100.0)),
+    ("web.tasks_page_1m", Target::Below(100.0)),
 ];
 
 impl Target {
@@ -914,6 +946,7 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
         ("product-path", "--tasks-only"),
         ("postgres", "--pg-only"),
         ("MCP", "--mcp-only"),
+        ("web", "--web-only"),
     ] {
         eprintln!("{label} figures");
         let mut args = vec!["--runs", runs.as_str(), flag];
