@@ -128,6 +128,8 @@ impl Web {
             (Method::Get, ["static", name]) => pages::asset(name),
             (Method::Get, [""]) => pages::overview::page(self),
             (Method::Get, ["ui", "tasks"]) => pages::tasks::list(self, req),
+            (Method::Get, ["ui", "bulk"]) => pages::bulk::confirm(self, req),
+            (Method::Post, ["ui", "bulk"]) => pages::bulk::apply(self, req),
             (Method::Get, ["ui", "tasks", id]) => pages::tasks::detail(self, id),
             (Method::Get, ["ui", "locks"]) => pages::locks::page(self),
             (Method::Get, ["ui", "agents"]) => pages::agents::page(self),
@@ -302,7 +304,7 @@ impl Web {
     }
 
     /// After an action, the next page shows its effect at once.
-    fn forget_overview(&self) {
+    pub(crate) fn forget_overview(&self) {
         *self.overview.lock() = None;
     }
 }

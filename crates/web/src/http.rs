@@ -68,10 +68,7 @@ impl Request {
 
     /// The first value of query parameter `name`, if not empty.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(n, v)| n == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
+        crate::pages::tasks::param(&self.query, name)
     }
 
     /// The body's form pairs.

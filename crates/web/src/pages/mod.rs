@@ -10,6 +10,7 @@ use crate::http::Response;
 
 pub(crate) mod agents;
 pub(crate) mod alerts;
+pub(crate) mod bulk;
 pub(crate) mod chart;
 pub(crate) mod locks;
 pub(crate) mod overview;

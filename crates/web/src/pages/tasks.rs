@@ -15,24 +15,38 @@ const PAGE: usize = 50;
 /// Log lines a task's page shows.
 const LOG_TAIL: usize = 20;
 
-pub(crate) fn list(web: &Web, req: &Request) -> Response {
+/// The first non-empty value of `name` among `pairs` (a query's or a form's).
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(n, v)| n == name && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+/// The filters of the tasks list (`status`, `owner`, `label`, `q`) from a query or a form.
+pub(crate) fn task_filter(pairs: &[(String, String)]) -> Result<TaskFilter, String> {
     let mut filter = TaskFilter::new();
-    let mut problems = Vec::new();
-    if let Some(s) = req.param("status") {
-        match s.parse::<TaskStatus>() {
-            Ok(s) => filter = filter.status(s),
-            Err(e) => problems.push(e.to_string()),
-        }
+    if let Some(s) = param(pairs, "status") {
+        filter = filter.status(s.parse::<TaskStatus>().map_err(|e| e.to_string())?);
     }
-    if let Some(o) = req.param("owner") {
+    if let Some(o) = param(pairs, "owner") {
         filter = filter.owner(o);
     }
-    if let Some(l) = req.param("label") {
+    if let Some(l) = param(pairs, "label") {
         filter = filter.label(l);
     }
-    if let Some(q) = req.param("q") {
+    if let Some(q) = param(pairs, "q") {
         filter = filter.search(q);
     }
+    Ok(filter)
+}
+
+pub(crate) fn list(web: &Web, req: &Request) -> Response {
+    let mut problems = Vec::new();
+    let filter = task_filter(&req.query).unwrap_or_else(|e| {
+        problems.push(e);
+        TaskFilter::new()
+    });
     let order = match req.param("order") {
         Some("oldest") => Order::Oldest,
         Some("priority") => Order::Priority,
@@ -101,6 +115,7 @@ pub(crate) fn list(web: &Web, req: &Request) -> Response {
                     }
                 }
                 (next_link("/ui/tasks", &req.query, page.next.clone().map(String::from)))
+                (super::bulk::offer(req))
             }
         }
     };

@@ -283,3 +283,56 @@ fn alerts_are_shown_and_silenced_from_the_page() {
         "ended"
     );
 }
+
+#[test]
+fn bulk_actions_confirm_the_count_and_act_through_the_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, store, _) = filled(dir.path());
+    for i in 0..3 {
+        let t = store
+            .create(NewTask::new(format!("flaky {i}")).label("ci"))
+            .unwrap();
+        store.start(&t.id, "a").unwrap();
+        store.fail(&t.id, None, "flaked").unwrap();
+    }
+    let list = get(&web, "/ui/tasks?status=failed&label=ci").body_text();
+    assert!(
+        list.contains("/ui/bulk?action=retry&amp;status=failed&amp;label=ci"),
+        "{list}"
+    );
+    let confirm = get(&web, "/ui/bulk?action=retry&status=failed&label=ci").body_text();
+    assert!(confirm.contains("<strong>3</strong>"), "{confirm}");
+    let r = post(
+        &web,
+        "/ui/bulk",
+        &[("action", "retry"), ("status", "failed"), ("label", "ci")],
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body_text().contains("<strong>3</strong> task(s) done"),
+        "{}",
+        r.body_text()
+    );
+    assert_eq!(
+        store
+            .count(&oc_tasks::TaskFilter::new().status(TaskStatus::Failed))
+            .unwrap(),
+        1,
+        "the failed task without the label is untouched"
+    );
+    for bad in [
+        vec![("action", "retry")],
+        vec![("action", "retry"), ("status", "completed")],
+        vec![("action", "cancel"), ("status", "failed")],
+        vec![("action", "retry"), ("status", "bogus")],
+    ] {
+        assert_eq!(post(&web, "/ui/bulk", &bad).status, 409, "{bad:?}");
+    }
+    assert_eq!(
+        store
+            .count(&oc_tasks::TaskFilter::new().status(TaskStatus::Failed))
+            .unwrap(),
+        1,
+        "refusals changed nothing"
+    );
+}
