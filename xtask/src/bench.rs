@@ -506,6 +506,36 @@ const DOCUMENTED: &[Documented] = &[
         c_reference: None,
     },
     Documented {
+        bench: "web.overview_100k",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "web.overview_shared_100k",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "web.tasks_page_100k",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "web.tasks_filtered_100k",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
+        bench: "web.task_page_100k",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
         bench: "web.overview_1m",
         value: None,
         unit: "ms",

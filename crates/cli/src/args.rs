@@ -80,7 +80,8 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = MetricsFormat::Prometheus)]
         format: MetricsFormat,
     },
-    /// Serve /metrics (Prometheus), /healthz and /api/stats (JSON) over HTTP until stopped.
+    /// Serve the status pages, /metrics (Prometheus), /healthz and /api/stats (JSON) over HTTP
+    /// until stopped.
     Serve(ServeArgs),
     /// Serve tasks and locks to coding agents as a Model Context Protocol server over stdin and
     /// stdout (register it with Claude Code, Codex, opencode or Cursor as the command `oc mcp`).

@@ -54,7 +54,8 @@
         p.textContent = text.trim() || "The action failed (" + response.status + ").";
         main.prepend(p);
       }
-      if (response.ok && response.url && response.url !== location.href) {
+      // After a redirect (303 back to a page), the address bar shows that page.
+      if (response.redirected && response.url !== location.href) {
         history.replaceState(null, "", response.url);
       }
     } catch (_) {
