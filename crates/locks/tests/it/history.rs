@@ -109,6 +109,9 @@ impl<M: LockManager> LockManager for Planted<M> {
     }
 }
 
+/// Schedules tried per seed before a planted bug counts as unnoticed.
+const SCHEDULES: usize = 3;
+
 #[test]
 fn every_planted_bug_is_caught() {
     let bugs = [
@@ -119,29 +122,33 @@ fn every_planted_bug_is_caught() {
     ];
     let mut caught = 0;
     for bug in bugs {
-        // Every seed must catch it, not just some.
+        // Every seed must catch it, not just some. A seed fixes the calls; the threads'
+        // schedule still varies, and on a loaded machine one schedule may never bring the
+        // racing calls together: the seed catches the bug if one of three schedules does.
         for seed in 0..5 {
-            let clock = ManualClock::new(START);
-            let m = Planted {
-                inner: memory(&clock),
-                bug,
-                clock: clock.clone(),
-                calls: AtomicU64::new(0),
-            };
-            let w = Workload {
-                seed,
-                threads: 4,
-                ops: 60,
-                ..Workload::default()
-            };
-            let checked = history::check(&history::record(&m, &w, Some(&clock)), 0);
-            assert!(!checked.is_ok(), "{bug:?} went unnoticed with seed {seed}");
+            let caught = (0..SCHEDULES).any(|_| {
+                let clock = ManualClock::new(START);
+                let m = Planted {
+                    inner: memory(&clock),
+                    bug,
+                    clock: clock.clone(),
+                    calls: AtomicU64::new(0),
+                };
+                let w = Workload {
+                    seed,
+                    threads: 4,
+                    ops: 60,
+                    ..Workload::default()
+                };
+                !history::check(&history::record(&m, &w, Some(&clock)), 0).is_ok()
+            });
+            assert!(caught, "{bug:?} went unnoticed with seed {seed}");
         }
         caught += 1;
     }
     publish(
         "locks.planted_bugs",
-        serde_json::json!({ "planted": bugs.len(), "caught": caught, "seeds_each": 5 }),
+        serde_json::json!({ "planted": bugs.len(), "caught": caught, "seeds_each": 5, "schedules_per_seed_at_most": SCHEDULES }),
     );
 }
 

@@ -126,6 +126,9 @@ impl TaskStore for Planted {
     }
 }
 
+/// Schedules tried per seed before a planted bug counts as unnoticed.
+const SCHEDULES: usize = 3;
+
 #[test]
 fn every_planted_bug_is_caught() {
     let bugs = [
@@ -135,23 +138,28 @@ fn every_planted_bug_is_caught() {
     ];
     for bug in bugs {
         for seed in 0..5 {
-            let clock = ManualClock::new(START);
-            let store = Planted {
-                inner: MemoryTaskStore::with_clock(Arc::new(clock.clone())),
-                bug,
-                calls: AtomicU64::new(0),
-            };
-            let w = history::Workload {
-                seed,
-                ..Default::default()
-            };
-            let checked = history::check(&history::record(&store, &w, Some(&clock)));
-            assert!(!checked.is_ok(), "{bug:?} went unnoticed with seed {seed}");
+            // A seed fixes the calls; the threads' schedule still varies, and on a loaded
+            // machine one schedule may never bring the racing calls together: the seed
+            // catches the bug if one of three schedules does.
+            let caught = (0..SCHEDULES).any(|_| {
+                let clock = ManualClock::new(START);
+                let store = Planted {
+                    inner: MemoryTaskStore::with_clock(Arc::new(clock.clone())),
+                    bug,
+                    calls: AtomicU64::new(0),
+                };
+                let w = history::Workload {
+                    seed,
+                    ..Default::default()
+                };
+                !history::check(&history::record(&store, &w, Some(&clock))).is_ok()
+            });
+            assert!(caught, "{bug:?} went unnoticed with seed {seed}");
         }
     }
     publish(
         "tasks.planted_bugs",
-        serde_json::json!({ "planted": bugs.len(), "caught": bugs.len(), "seeds_each": 5 }),
+        serde_json::json!({ "planted": bugs.len(), "caught": bugs.len(), "seeds_each": 5, "schedules_per_seed_at_most": SCHEDULES }),
     );
 }
 
