@@ -73,7 +73,8 @@ impl Drop for ServerHandle {
 /// without a token; a taken port is a clear error naming the address. A read-only `web`
 /// ([`Web::read_only`]) gets every POST refused here, before it is read.
 pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<ServerHandle> {
-    if !addr.ip().is_loopback() && opts.token.is_none() {
+    // An empty token is no token: the guard would let everyone in.
+    if !addr.ip().is_loopback() && opts.token.as_deref().is_none_or(str::is_empty) {
         return Err(Error::Serve(format!(
             "{addr} is reachable from other machines: set a token (--token-file or OC_SERVE_TOKEN) to serve there"
         )));

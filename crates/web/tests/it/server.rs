@@ -157,11 +157,21 @@ fn a_token_is_asked_for_and_required_beyond_loopback() {
 
     let dir = tempfile::tempdir().unwrap();
     let (web, _, _) = filled(dir.path());
+    let web = Arc::new(web);
     let e = serve(
         "0.0.0.0:0".parse().unwrap(),
-        Arc::new(web),
+        Arc::clone(&web),
         ServeOptions::default(),
     )
     .unwrap_err();
     assert!(e.to_string().contains("token"), "{e}");
+    let empty = ServeOptions {
+        token: Some(String::new()),
+        ..ServeOptions::default()
+    };
+    let e = serve("0.0.0.0:0".parse().unwrap(), web, empty).unwrap_err();
+    assert!(
+        e.to_string().contains("token"),
+        "an empty token is none: {e}"
+    );
 }
