@@ -13,7 +13,7 @@ use oc_metrics::{
 use oc_tasks::{StorageSource, TaskId, TaskStore};
 use parking_lot::Mutex;
 
-use crate::http::{Method, Request, Response};
+use crate::http::{Method, Request, Response, param};
 use crate::pages;
 
 /// The alert engine `oc serve --alerts` evaluates in the background, and its receivers.
@@ -228,8 +228,7 @@ impl Web {
     /// Frees every lock of an owner (emergency cleanup from the locks page).
     fn release_owner(&self, req: &Request) -> Response {
         let form = req.form_pairs();
-        let owner = form.iter().find(|(k, _)| k == "owner").map(|(_, v)| v);
-        let Some(Ok(owner)) = owner.map(Owner::new) else {
+        let Some(Ok(owner)) = param(&form, "owner").map(Owner::new) else {
             return pages::refused(
                 self,
                 "Cannot release",
@@ -247,11 +246,7 @@ impl Web {
     /// Silences the alerts a matcher picks (`alertname=Rule`) for `duration_secs`.
     fn silence(&self, req: &Request) -> Response {
         let form = req.form_pairs();
-        let field = |name: &str| {
-            form.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let field = |name: &str| param(&form, name);
         let refuse = |why: &str| pages::refused(self, "Cannot silence", why, "/ui/alerts");
         let Some((engine, _)) = &self.alerting else {
             return refuse("this server evaluates no alert rules");
@@ -265,12 +260,10 @@ impl Web {
             Some(Ok(s)) if (60..=7 * 86_400).contains(&s) => s,
             _ => return refuse("the duration must be a whole number of seconds from 60 to 604800"),
         };
-        let comment = field("comment").unwrap_or_default().trim();
-        let comment = if comment.is_empty() {
-            "silenced from oc serve"
-        } else {
-            comment
-        };
+        let comment = field("comment")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .unwrap_or("silenced from oc serve");
         let now = self.store().now();
         let done = engine
             .lock()
@@ -285,10 +278,7 @@ impl Web {
     /// Ends a silence now.
     fn unsilence(&self, req: &Request) -> Response {
         let form = req.form_pairs();
-        let id = form
-            .iter()
-            .find(|(k, _)| k == "id")
-            .and_then(|(_, v)| v.parse::<u64>().ok());
+        let id = param(&form, "id").and_then(|v| v.parse::<u64>().ok());
         let refuse = |why: &str| pages::refused(self, "Cannot end the silence", why, "/ui/alerts");
         let (Some((engine, _)), Some(id)) = (&self.alerting, id) else {
             return refuse("the form names no silence of this server");

@@ -68,13 +68,21 @@ impl Request {
 
     /// The first value of query parameter `name`, if not empty.
     pub fn param(&self, name: &str) -> Option<&str> {
-        crate::pages::tasks::param(&self.query, name)
+        param(&self.query, name)
     }
 
     /// The body's form pairs.
     pub fn form_pairs(&self) -> Vec<(String, String)> {
         form_urlencoded::parse(&self.body).into_owned().collect()
     }
+}
+
+/// The first non-empty value of `name` among `pairs` (a query's or a form's).
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(n, v)| n == name && !v.is_empty())
+        .map(|(_, v)| v.as_str())
 }
 
 /// A response as the app makes it; the server adds the security headers.

@@ -77,5 +77,5 @@ pub(crate) fn page(web: &Web) -> Response {
             }
         }
     };
-    Response::html(200, layout(web, "Agents", "/ui/agents", true, body))
+    Response::html(200, layout(web, now, "Agents", "/ui/agents", true, body))
 }

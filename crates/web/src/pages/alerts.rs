@@ -9,13 +9,13 @@ use crate::Web;
 use crate::http::Response;
 
 pub(crate) fn page(web: &Web) -> Response {
+    let now = web.store().now();
     let Some((engine, _)) = &web.alerting else {
         let body = html! {
             p { "This server evaluates no alert rules. Start it with " code { "oc serve --alerts FILE" } " to see them here." }
         };
-        return Response::html(200, layout(web, "Alerts", "/ui/alerts", false, body));
+        return Response::html(200, layout(web, now, "Alerts", "/ui/alerts", false, body));
     };
-    let now = web.store().now();
     let engine = engine.lock();
     let state = |s: State| match s {
         State::Pending => "pending",
@@ -71,7 +71,7 @@ pub(crate) fn page(web: &Web) -> Response {
             }
         }
     };
-    Response::html(200, layout(web, "Alerts", "/ui/alerts", true, body))
+    Response::html(200, layout(web, now, "Alerts", "/ui/alerts", true, body))
 }
 
 /// How long a silence from the page lasts: seconds, label.

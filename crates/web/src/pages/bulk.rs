@@ -7,9 +7,9 @@ use maud::{Markup, html};
 use oc_tasks::{Order, TaskQuery, TaskStatus};
 
 use super::layout;
-use super::tasks::{param, task_filter};
+use super::tasks::task_filter;
 use crate::Web;
-use crate::http::{Request, Response};
+use crate::http::{Request, Response, param};
 
 /// The most tasks one bulk action touches.
 pub(crate) const MAX_BULK: usize = 1_000;
@@ -87,7 +87,14 @@ pub(crate) fn confirm(web: &Web, req: &Request) -> Response {
     };
     Response::html(
         200,
-        layout(web, &format!("{label} in bulk"), "/ui/tasks", false, body),
+        layout(
+            web,
+            web.store().now(),
+            &format!("{label} in bulk"),
+            "/ui/tasks",
+            false,
+            body,
+        ),
     )
 }
 
@@ -129,6 +136,13 @@ pub(crate) fn apply(web: &Web, req: &Request) -> Response {
     };
     Response::html(
         200,
-        layout(web, &format!("{label} in bulk"), "/ui/tasks", false, body),
+        layout(
+            web,
+            web.store().now(),
+            &format!("{label} in bulk"),
+            "/ui/tasks",
+            false,
+            body,
+        ),
     )
 }

@@ -66,5 +66,5 @@ pub(crate) fn page(web: &Web) -> Response {
             }
         }
     };
-    Response::html(200, layout(web, "Locks", "/ui/locks", true, body))
+    Response::html(200, layout(web, now, "Locks", "/ui/locks", true, body))
 }

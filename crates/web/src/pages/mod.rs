@@ -37,9 +37,18 @@ const NAV: [(&str, &str); 5] = [
     ("/ui/alerts", "Alerts"),
 ];
 
-/// A whole page: `title`, the navigation with `current` marked, and `body`. With `live`, the
-/// page's script refreshes `main` every few seconds while the tab is visible.
-pub(crate) fn layout(web: &Web, title: &str, current: &str, live: bool, body: Markup) -> Markup {
+/// A whole page: `title`, the navigation with `current` marked, `body`, and the time its
+/// figures were read (`now`, already read by the page: on PostgreSQL every reading of the
+/// store's clock is a round trip). With `live`, the page's script refreshes `main` every few
+/// seconds while the tab is visible.
+pub(crate) fn layout(
+    web: &Web,
+    now: Timestamp,
+    title: &str,
+    current: &str,
+    live: bool,
+    body: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -74,7 +83,7 @@ pub(crate) fn layout(web: &Web, title: &str, current: &str, live: bool, body: Ma
                 main id="main" data-live=[live.then_some("5")] {
                     h1 { (title) }
                     (body)
-                    p class="as-of" role="status" { "As of " (web.store().now().to_rfc3339_seconds()) }
+                    p class="as-of" role="status" { "As of " (now.to_rfc3339_seconds()) }
                 }
             }
         }
@@ -87,6 +96,7 @@ pub(crate) fn not_found(web: &Web, what: &str) -> Response {
         404,
         layout(
             web,
+            web.store().now(),
             "Not found",
             "",
             false,
@@ -101,6 +111,7 @@ pub(crate) fn refused(web: &Web, title: &str, why: &str, back: &str) -> Response
         409,
         layout(
             web,
+            web.store().now(),
             title,
             "",
             false,

@@ -29,8 +29,9 @@ pub(crate) struct Data {
 impl Data {
     pub(crate) fn read(web: &Web) -> Result<Data, String> {
         let store = web.store();
+        let now = store.now();
         let stats = store.stats(0).map_err(|e| e.to_string())?;
-        web.samples.lock().record(&stats, store.now());
+        web.samples.lock().record(&stats, now);
         let page = store
             .list(
                 &TaskQuery::new(TaskFilter::new().status(TaskStatus::Running))
@@ -51,7 +52,7 @@ impl Data {
             })
             .unwrap_or_default();
         Ok(Data {
-            now: store.now(),
+            now,
             stats,
             more_running: page.next.is_some(),
             running: page.tasks,
@@ -147,5 +148,5 @@ pub(crate) fn page(web: &Web) -> Response {
             }
         }
     };
-    Response::html(200, layout(web, "Overview", "/", true, body))
+    Response::html(200, layout(web, d.now, "Overview", "/", true, body))
 }

@@ -8,20 +8,12 @@ use oc_tasks::{Cursor, Order, TaskFilter, TaskId, TaskQuery, TaskStatus};
 
 use super::{layout, next_link, not_found, status, when};
 use crate::Web;
-use crate::http::{Request, Response};
+use crate::http::{Request, Response, param};
 
 /// Tasks per page.
 const PAGE: usize = 50;
 /// Log lines a task's page shows.
 const LOG_TAIL: usize = 20;
-
-/// The first non-empty value of `name` among `pairs` (a query's or a form's).
-pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(n, v)| n == name && !v.is_empty())
-        .map(|(_, v)| v.as_str())
-}
 
 /// The filters of the tasks list (`status`, `owner`, `label`, `q`) from a query or a form.
 pub(crate) fn task_filter(pairs: &[(String, String)]) -> Result<TaskFilter, String> {
@@ -119,7 +111,7 @@ pub(crate) fn list(web: &Web, req: &Request) -> Response {
             }
         }
     };
-    Response::html(200, layout(web, "Tasks", "/ui/tasks", true, body))
+    Response::html(200, layout(web, now, "Tasks", "/ui/tasks", true, body))
 }
 
 pub(crate) fn detail(web: &Web, id: &str) -> Response {
@@ -231,7 +223,7 @@ pub(crate) fn detail(web: &Web, id: &str) -> Response {
             }
         }
     };
-    Response::html(200, layout(web, &task.name, "/ui/tasks", true, body))
+    Response::html(200, layout(web, now, &task.name, "/ui/tasks", true, body))
 }
 
 /// The actions the state machine allows from `s`, as forms (refused by the server when it is
