@@ -10,10 +10,10 @@ use oc_tasks::backend::{
     metadata_text, order_by_sql, page, plan_submit, retry_columns, validate_change, validate_query,
 };
 use oc_tasks::{
-    Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
+    Capped, Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
     RUN_BUCKETS_MS, Readiness, ReapedTask, Result, RunDurations, SlowStatement, StorageSource,
-    StorageStats, Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore,
-    TaskSummary, Timestamp, Unique, reap, transition,
+    StorageStats, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus,
+    TaskStore, TaskSummary, Timestamp, Unique, reap, transition,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
@@ -95,7 +95,67 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX tasks_unique_key ON {s}.tasks (unique_key)
         WHERE unique_key IS NOT NULL
           AND (unique_scope = 'always' OR status IN ('pending', 'running'));",
+    // 4: tasks per status, kept by triggers on every write that inserts, deletes or moves a
+    // task, as rows of changes that readers sum and now and then fold into one row per
+    // status: never one row that every writer updates, which would make claims and
+    // completions on different hosts wait for each other. And the blocked pending tasks in
+    // two partial indexes, so that they are counted by short ranges.
+    "CREATE TABLE {s}.task_counts (status text NOT NULL, delta bigint NOT NULL);
+    INSERT INTO {s}.task_counts (status, delta)
+        SELECT status, count(*) FROM {s}.tasks GROUP BY status;
+    CREATE FUNCTION {s}.task_counts_added() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO {s}.task_counts (status, delta)
+            SELECT status, count(*) FROM added GROUP BY status;
+        RETURN NULL;
+    END $$;
+    CREATE FUNCTION {s}.task_counts_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO {s}.task_counts (status, delta)
+            SELECT status, -count(*) FROM removed GROUP BY status;
+        RETURN NULL;
+    END $$;
+    CREATE FUNCTION {s}.task_counts_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO {s}.task_counts (status, delta) VALUES (OLD.status, -1), (NEW.status, 1);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER task_counts_added AFTER INSERT ON {s}.tasks
+        REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION {s}.task_counts_added();
+    CREATE TRIGGER task_counts_removed AFTER DELETE ON {s}.tasks
+        REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION {s}.task_counts_removed();
+    CREATE TRIGGER task_counts_moved AFTER UPDATE OF status ON {s}.tasks
+        FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+        EXECUTE FUNCTION {s}.task_counts_moved();
+    CREATE INDEX tasks_waiting ON {s}.tasks (id) WHERE status = 'pending' AND waiting > 0;
+    CREATE INDEX tasks_scheduled ON {s}.tasks (run_at)
+        WHERE status = 'pending' AND waiting = 0 AND run_at IS NOT NULL;",
 ];
+
+/// How many rows of changes `task_counts` may gather before a reader folds them.
+const FOLD_AT: i64 = 1_000;
+
+/// How many calls a store makes between folds of its own (so that the rows of changes stay
+/// few when nobody reads the counts).
+const CALLS_PER_FOLD: u64 = 4_096;
+
+/// The counts that `counts` and `stats` read, as select-list items over schema `s` (`$lim`
+/// the cap plus one, or NULL for no cap; `$now` the time): the sums by status as JSON, the
+/// pending tasks waiting on a dependency, and those with every dependency done but scheduled
+/// for later, each counted through its partial index up to the cap.
+fn counts_sql(s: &str, lim: &str, now: &str) -> String {
+    format!(
+        "(SELECT coalesce(json_agg(json_build_array(status, n)), '[]')
+            FROM (SELECT status, sum(delta) AS n FROM {s}.task_counts GROUP BY status) a)::text,
+         (SELECT count(*) FROM (SELECT 1 FROM {s}.tasks
+            WHERE status = 'pending' AND waiting > 0 LIMIT {lim}) w),
+         (SELECT count(*) FROM (SELECT 1 FROM {s}.tasks
+            WHERE status = 'pending' AND waiting = 0 AND run_at IS NOT NULL AND run_at > {now}
+            LIMIT {lim}) l)"
+    )
+}
 
 /// The stored columns of a task, in [`task_params`] order.
 const COLS: &str = "id, name, description, status, owner, priority, metadata, result, error, \
@@ -128,6 +188,46 @@ fn ready_sql(t: &str, now: &str) -> String {
 /// The database clock in milliseconds, unless the caller passed a time (`$n`).
 fn now_sql(n: usize) -> String {
     format!("coalesce(${n}::bigint, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)")
+}
+
+/// The text column `i` of `row`, parsed as JSON (`null` when SQL NULL).
+fn json_column(row: &Row, i: usize) -> Result<serde_json::Value> {
+    let text: Option<String> = row.try_get(i).map_err(|e| corrupt("(counts)", e))?;
+    serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|e| corrupt("(counts)", e))
+}
+
+/// The first three columns of [`counts_sql`].
+struct CountsRow {
+    /// The counts by status.
+    by_status: [(TaskStatus, u64); 5],
+    /// The pending tasks waiting on a dependency, counted up to the cap.
+    waiting: Capped,
+    /// The pending tasks scheduled for later, counted up to the cap.
+    scheduled: Capped,
+}
+
+/// Reads the first three columns of [`counts_sql`], counted up to `cap`.
+fn read_counts(row: &Row, cap: u64) -> Result<CountsRow> {
+    let mut by_status = TaskStatus::ALL.map(|s| (s, 0u64));
+    for p in json_column(row, 0)?.as_array().into_iter().flatten() {
+        let s: TaskStatus = p[0]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| corrupt("(status count)", e))?;
+        if let Some(slot) = by_status.iter_mut().find(|(x, _)| *x == s) {
+            slot.1 = p[1].as_i64().map_or(0, to_u64);
+        }
+    }
+    let capped = |i: usize| -> Result<Capped> {
+        let n: i64 = row.try_get(i).map_err(|e| corrupt("(counts)", e))?;
+        Ok(Capped::up_to(to_u64(n), cap))
+    };
+    Ok(CountsRow {
+        by_status,
+        waiting: capped(1)?,
+        scheduled: capped(2)?,
+    })
 }
 
 /// How often a transition is recomputed when another writer changed the task in between.
@@ -210,6 +310,9 @@ pub(crate) struct TaskStatements {
     claim_next: Statement,
     skipped: Statement,
     expired: Statement,
+    counts: Statement,
+    ready_up_to: Statement,
+    fold: Statement,
     stats: Statement,
     history: Statement,
     release: Statement,
@@ -321,11 +424,37 @@ impl Prepare for TaskStatements {
                      WHERE t.status = 'running' AND t.lease_expires_at <= $1 ORDER BY t.id"
                 ))
                 .await?,
+            counts: c
+                .prepare(&format!(
+                    "SELECT {}, (SELECT json_object_agg(key, value) FROM {s}.tasks_meta
+                                WHERE key LIKE 'entered\\_%')::text,
+                            (SELECT count(*) FROM {s}.task_counts)
+                     FROM (SELECT {} AS ms) n",
+                    counts_sql(&s, "$1", "n.ms"),
+                    now_sql(2)
+                ))
+                .await?,
+            ready_up_to: c
+                .prepare(&format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM {s}.tasks c, (SELECT {} AS ms) n
+                                           WHERE {} LIMIT $1) r",
+                    now_sql(2),
+                    ready_sql("c", "n.ms")
+                ))
+                .await?,
+            // Folds the rows of changes into one per status, unless another call is folding.
+            fold: c
+                .prepare(&format!(
+                    "WITH ok AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($1) AS ok),
+                     gone AS (DELETE FROM {s}.task_counts WHERE (SELECT ok FROM ok)
+                              RETURNING status, delta)
+                     INSERT INTO {s}.task_counts (status, delta)
+                     SELECT status, sum(delta) FROM gone GROUP BY status HAVING sum(delta) <> 0"
+                ))
+                .await?,
             stats: c
                 .prepare(&format!(
-                    "SELECT
-                      (SELECT coalesce(json_agg(json_build_array(status, n)), '[]')
-                         FROM (SELECT status, count(*) AS n FROM {s}.tasks GROUP BY status) a)::text,
+                    "SELECT {},
                       (SELECT coalesce(json_agg(json_build_array(owner, n)
                                 ORDER BY n DESC, owner NULLS FIRST), '[]')
                          FROM (SELECT owner, count(*) AS n FROM {s}.tasks GROUP BY owner) b)::text,
@@ -333,9 +462,10 @@ impl Prepare for TaskStatements {
                                 ORDER BY created_at DESC, id DESC), '[]')
                          FROM (SELECT id, name, status, created_at FROM {s}.tasks
                                ORDER BY created_at DESC, id DESC LIMIT $1) c)::text,
-                      (SELECT json_object_agg(key, value) FROM {s}.tasks_meta)::text,
-                      (SELECT count(*) FROM {s}.tasks t WHERE {})",
-                    ready_sql("t", &now_sql(2))
+                      (SELECT json_object_agg(key, value) FROM {s}.tasks_meta)::text
+                     FROM (SELECT {} AS ms) n",
+                    counts_sql(&s, "NULL", "n.ms"),
+                    now_sql(2)
                 ))
                 .await?,
             history: c
@@ -416,6 +546,8 @@ pub struct PgTaskStore {
     pool: Pool<TaskStatements>,
     opts: PgOptions,
     slow: SlowLog,
+    /// Calls made, for folding the rows of changes to the counts every [`CALLS_PER_FOLD`].
+    calls: std::sync::atomic::AtomicU64,
 }
 
 /// Calls slower than the threshold, as this client saw them (queueing and the network
@@ -586,6 +718,7 @@ impl PgTaskStore {
                 recent: Default::default(),
             },
             opts,
+            calls: Default::default(),
         })
     }
 
@@ -611,6 +744,13 @@ impl PgTaskStore {
         let started = std::time::Instant::now();
         let out = self.pool.call(f).map_err(task_error);
         self.slow.record(op, started.elapsed(), self.clock_ms());
+        let calls = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if calls % CALLS_PER_FOLD == CALLS_PER_FOLD - 1 {
+            // Best effort: the counts stay right unfolded, and the next fold catches up.
+            let _ = self.fold();
+        }
         out
     }
 
@@ -1587,25 +1727,18 @@ impl TaskStore for PgTaskStore {
         let row = self.call("stats", move |c| async move {
             c.client.query_one(&c.stmts.stats, &[&n, &now]).await
         })?;
-        let ready = to_u64(row.try_get(4).map_err(|e| corrupt("(stats)", e))?);
-        let json = |i: usize| -> Result<serde_json::Value> {
-            let text: Option<String> = row.try_get(i).map_err(|e| corrupt("(stats)", e))?;
-            serde_json::from_str(text.as_deref().unwrap_or("null"))
-                .map_err(|e| corrupt("(stats)", e))
-        };
-        let (statuses, owners, recent, meta) = (json(0)?, json(1)?, json(2)?, json(3)?);
+        let CountsRow {
+            by_status,
+            waiting,
+            scheduled,
+        } = read_counts(&row, u64::MAX)?;
+        let json = |i: usize| json_column(&row, i);
+        let (owners, recent, meta) = (json(3)?, json(4)?, json(5)?);
         let pairs = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
-        let mut by_status = TaskStatus::ALL.map(|s| (s, 0u64));
-        for p in pairs(&statuses) {
-            let s: TaskStatus = p[0]
-                .as_str()
-                .unwrap_or_default()
-                .parse()
-                .map_err(|e| corrupt("(status count)", e))?;
-            if let Some(slot) = by_status.iter_mut().find(|(x, _)| *x == s) {
-                slot.1 = p[1].as_u64().unwrap_or(0);
-            }
-        }
+        let (ready, blocked) =
+            TaskCounts::split_pending(by_status[0].1, waiting, scheduled, || {
+                Err(corrupt("(stats)", "a count without a cap stopped"))
+            })?;
         let by_owner = pairs(&owners)
             .iter()
             .map(|p| (p[0].as_str().map(str::to_owned), p[1].as_u64().unwrap_or(0)))
@@ -1646,8 +1779,48 @@ impl TaskStore for PgTaskStore {
                 .map(|s| (*s, meta(&format!("entered_{s}"))))
                 .collect(),
             runs,
-            blocked: by_status[0].1.saturating_sub(ready),
+            ready: ready.n,
+            blocked: blocked.n,
+        })
+    }
+
+    fn counts(&self, cap: u64) -> Result<TaskCounts> {
+        let lim = i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX);
+        let now = self.clock_ms();
+        let row = self.call("counts", move |c| async move {
+            c.client.query_one(&c.stmts.counts, &[&lim, &now]).await
+        })?;
+        let CountsRow {
+            by_status,
+            waiting,
+            scheduled,
+        } = read_counts(&row, cap)?;
+        let entered = json_column(&row, 3)?;
+        let changes: i64 = row.try_get(4).map_err(|e| corrupt("(counts)", e))?;
+        if changes > FOLD_AT {
+            self.fold()?;
+        }
+        let (ready, blocked) =
+            TaskCounts::split_pending(by_status[0].1, waiting, scheduled, || {
+                let row = self.call("counts", move |c| async move {
+                    c.client
+                        .query_one(&c.stmts.ready_up_to, &[&lim, &now])
+                        .await
+                })?;
+                let n: i64 = row.try_get(0).map_err(|e| corrupt("(counts)", e))?;
+                Ok::<_, Error>(Capped::up_to(to_u64(n), cap))
+            })?;
+        Ok(TaskCounts {
+            by_status: by_status.to_vec(),
             ready,
+            blocked,
+            entered: TaskStatus::ALL
+                .iter()
+                .map(|s| {
+                    let n = entered.get(format!("entered_{s}")).and_then(|v| v.as_i64());
+                    (*s, n.map_or(0, to_u64))
+                })
+                .collect(),
         })
     }
 
@@ -1766,9 +1939,9 @@ impl PgTaskStore {
     }
 
     /// Checks what the schema's constraints cannot: the token counter lies at or above every
-    /// lease token in use (else a token could be handed out twice), and every task's count of
+    /// lease token in use (else a token could be handed out twice), every task's count of
     /// unfinished dependencies matches its edges (else it would be handed out too early, or
-    /// never). Returns the problems found.
+    /// never), and the kept counts by status match the tasks. Returns the problems found.
     pub fn check(&self) -> Result<Vec<String>> {
         let s = self.table_schema();
         let sql = format!(
@@ -1776,7 +1949,14 @@ impl PgTaskStore {
                     (SELECT coalesce(max(lease_token), 0) FROM {s}.tasks),
                     ARRAY(SELECT t.id FROM {s}.tasks t WHERE t.waiting <> (
                         SELECT count(*) FROM {s}.task_deps d JOIN {s}.tasks x ON x.id = d.depends_on
-                        WHERE d.task_id = t.id AND x.status <> 'completed') ORDER BY 1 LIMIT 10)"
+                        WHERE d.task_id = t.id AND x.status <> 'completed') ORDER BY 1 LIMIT 10),
+                    ARRAY(SELECT format('%s is %s, the tasks say %s', s, coalesce(k.n, 0),
+                                        coalesce(t.n, 0))
+                          FROM (SELECT status AS s, sum(delta) AS n FROM {s}.task_counts
+                                GROUP BY status) k
+                          FULL JOIN (SELECT status AS s, count(*) AS n FROM {s}.tasks
+                                     GROUP BY status) t USING (s)
+                          WHERE coalesce(k.n, 0) <> coalesce(t.n, 0) ORDER BY 1)"
         );
         let row = self.call("check", move |c| async move {
             c.client.query_one(&sql, &[]).await
@@ -1798,7 +1978,21 @@ impl PgTaskStore {
                 miscounted.join(", ")
             ));
         }
+        let off: Vec<String> = row.try_get(3).map_err(|e| corrupt("(check)", e))?;
+        if !off.is_empty() {
+            problems.push(format!("tasks by status miscounted: {}", off.join("; ")));
+        }
         Ok(problems)
+    }
+
+    /// Folds the rows of changes to the counts by status into one row per status (unless
+    /// another call is folding them at this moment).
+    fn fold(&self) -> Result<()> {
+        let key = task_lock_key_str(&self.table_schema(), "");
+        self.pool
+            .call(move |c| async move { c.client.execute(&c.stmts.fold, &[&key]).await })
+            .map(drop)
+            .map_err(task_error)
     }
 
     /// The quoted schema, for the statements built per call.

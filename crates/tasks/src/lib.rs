@@ -135,8 +135,8 @@ pub use crate::model::{
     TaskPatch, TaskStatus, reap, transition,
 };
 pub use crate::query::{
-    Cursor, DEFAULT_LIMIT, MAX_LIMIT, Order, RUN_BUCKETS_MS, RunDurations, TaskFilter, TaskPage,
-    TaskQuery, TaskStats, TaskSummary,
+    Capped, Cursor, DEFAULT_LIMIT, MAX_LIMIT, Order, RUN_BUCKETS_MS, RunDurations, TaskCounts,
+    TaskFilter, TaskPage, TaskQuery, TaskStats, TaskSummary,
 };
 pub use crate::sqlite::{
     DEFAULT_BUSY_TIMEOUT, DEFAULT_SLOW_THRESHOLD, SlowCallback, SlowStatement, SqliteOptions,

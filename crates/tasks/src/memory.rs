@@ -10,9 +10,9 @@ use crate::graph::{cycle_error, doomed, find_path, plan_submit};
 use crate::model::{reap, transition};
 use crate::query::{Cursor, RunDurations, finished_run};
 use crate::{
-    Change, Clock, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
-    ReapedTask, Result, SystemClock, Task, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats,
-    TaskStatus, TaskStore, TaskSummary, Timestamp, Unique, is_ready,
+    Capped, Change, Clock, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
+    ReapedTask, Result, SystemClock, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery,
+    TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, Unique, is_ready,
 };
 
 /// An in-memory [`TaskStore`] with the same semantics as the SQLite one.
@@ -427,6 +427,26 @@ impl TaskStore for MemoryTaskStore {
             runs: st.runs,
             ready,
             blocked: by_status[0].1 - ready,
+        })
+    }
+
+    /// One walk of the tasks, counting exactly (a map in memory has no cheaper way).
+    fn counts(&self, _cap: u64) -> Result<TaskCounts> {
+        let st = self.state.lock();
+        let now = self.clock.now();
+        let (mut by_status, mut ready) = (TaskStatus::ALL.map(|s| (s, 0u64)), 0);
+        for t in st.tasks.values() {
+            by_status[slot(t.status)].1 += 1;
+            ready += u64::from(st.ready(t, now));
+        }
+        Ok(TaskCounts {
+            ready: Capped::exact(ready),
+            blocked: Capped::exact(by_status[slot(TaskStatus::Pending)].1 - ready),
+            by_status: by_status.to_vec(),
+            entered: TaskStatus::ALL
+                .iter()
+                .map(|s| (*s, st.entered[slot(*s)]))
+                .collect(),
         })
     }
 

@@ -422,9 +422,111 @@ pub(crate) fn finished_run(prev: &crate::Task, next: &crate::Task) -> Option<std
 impl TaskStats {
     /// The count for one status.
     pub fn count(&self, status: TaskStatus) -> u64 {
-        self.by_status
-            .iter()
-            .find(|(s, _)| *s == status)
-            .map_or(0, |(_, n)| *n)
+        of(&self.by_status, status)
+    }
+}
+
+/// The count of `status` in a per-status list.
+fn of(list: &[(TaskStatus, u64)], status: TaskStatus) -> u64 {
+    list.iter()
+        .find(|(s, _)| *s == status)
+        .map_or(0, |(_, n)| *n)
+}
+
+/// How many tasks are in each status, and how many pending ones are ready or blocked, read
+/// without walking every task ([`TaskStore::counts`](crate::TaskStore::counts)): what a
+/// dashboard refreshes every few seconds over millions of tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCounts {
+    /// Count per status, exact, every status present, in [`TaskStatus::ALL`] order.
+    pub by_status: Vec<(TaskStatus, u64)>,
+    /// Pending tasks ready to be claimed now.
+    pub ready: Capped,
+    /// Pending tasks waiting on a dependency or their `run_at`.
+    pub blocked: Capped,
+    /// How many times tasks entered each status, as in [`TaskStats::entered`].
+    pub entered: Vec<(TaskStatus, u64)>,
+}
+
+impl TaskCounts {
+    /// The count for one status.
+    pub fn count(&self, status: TaskStatus) -> u64 {
+        of(&self.by_status, status)
+    }
+
+    /// All tasks.
+    pub fn total(&self) -> u64 {
+        self.by_status.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Ready and blocked, from the exact count of pending tasks and the blocked ones counted in
+    /// two parts up to a cap each: those `waiting` on a dependency and those with every
+    /// dependency done but `scheduled` for later. When neither part reached its cap, ready is
+    /// the rest of the pending tasks, exactly; otherwise it is counted by `count_ready`.
+    pub fn split_pending<E>(
+        pending: u64,
+        waiting: Capped,
+        scheduled: Capped,
+        count_ready: impl FnOnce() -> std::result::Result<Capped, E>,
+    ) -> std::result::Result<(Capped, Capped), E> {
+        let blocked = Capped {
+            n: waiting.n + scheduled.n,
+            more: waiting.more || scheduled.more,
+        };
+        let ready = if blocked.more {
+            count_ready()?
+        } else {
+            Capped::exact(pending.saturating_sub(blocked.n))
+        };
+        Ok((ready, blocked))
+    }
+
+    /// The counts within full statistics (exact, whatever the cap).
+    pub fn of_stats(stats: &TaskStats) -> TaskCounts {
+        TaskCounts {
+            by_status: stats.by_status.clone(),
+            ready: Capped::exact(stats.ready),
+            blocked: Capped::exact(stats.blocked),
+            entered: stats.entered.clone(),
+        }
+    }
+}
+
+/// A count that may have stopped at a cap: `n` things were counted, and when `more` is set
+/// there are more than that (counting stopped at `n`).
+///
+/// ```
+/// use oc_tasks::Capped;
+/// assert_eq!(Capped::up_to(42, 10_000).to_string(), "42");
+/// assert_eq!(Capped::up_to(10_001, 10_000).to_string(), "10000+");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capped {
+    /// Counted.
+    pub n: u64,
+    /// Whether counting stopped before the end.
+    pub more: bool,
+}
+
+impl Capped {
+    /// An exact count.
+    pub fn exact(n: u64) -> Capped {
+        Capped { n, more: false }
+    }
+
+    /// What counting up to `cap` found, from `n` counted with a limit of `cap + 1`: exact
+    /// up to `cap`, else at least `cap`.
+    pub fn up_to(n: u64, cap: u64) -> Capped {
+        Capped {
+            n: n.min(cap),
+            more: n > cap,
+        }
+    }
+}
+
+impl std::fmt::Display for Capped {
+    /// `1234`, or `10000+` when counting stopped.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.n, if self.more { "+" } else { "" })
     }
 }

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::{
     Blockers, Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, ReapedTask,
-    Result, Rollup, StorageStats, Task, TaskFilter, TaskId, TaskPage, TaskPatch, TaskQuery,
-    TaskStats, TaskStatus, Timestamp,
+    Result, Rollup, StorageStats, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskPatch,
+    TaskQuery, TaskStats, TaskStatus, Timestamp,
 };
 
 /// A store of tasks with an atomic state machine.
@@ -81,6 +81,15 @@ pub trait TaskStore: Send + Sync {
 
     /// Totals by status and owner and the `recent` newest tasks.
     fn stats(&self, recent: usize) -> Result<TaskStats>;
+
+    /// Tasks by status, exactly, and the ready and blocked ones counted up to `cap` each
+    /// (a store may count further, or exactly): cheap enough to read every second over
+    /// millions of tasks. The SQLite and PostgreSQL stores keep the counts by status as they
+    /// write; this default takes them from [`stats`](TaskStore::stats).
+    fn counts(&self, cap: u64) -> Result<TaskCounts> {
+        let _ = cap;
+        Ok(TaskCounts::of_stats(&self.stats(0)?))
+    }
 
     /// The task's history: every status transition, oldest first, as the store recorded it in
     /// the transaction of the transition (deleting a task deletes its history). `NotFound` when
@@ -271,6 +280,7 @@ macro_rules! forward {
             fn list(&self, query: &TaskQuery) -> Result<TaskPage> { (**self).list(query) }
             fn count(&self, filter: &TaskFilter) -> Result<u64> { (**self).count(filter) }
             fn stats(&self, recent: usize) -> Result<TaskStats> { (**self).stats(recent) }
+            fn counts(&self, cap: u64) -> Result<TaskCounts> { (**self).counts(cap) }
             fn history(&self, id: &TaskId) -> Result<Vec<HistoryEntry>> { (**self).history(id) }
             fn now(&self) -> Timestamp { (**self).now() }
         }

@@ -956,7 +956,7 @@ macro_rules! conformance_tests {
             check_claim_race, check_claim_next_race,
             check_dependencies_gate_claims, check_dependency_edits, check_batch_graph,
             check_parents_and_deletes, check_labels_route_claims, check_scheduling_and_backoff,
-            check_unique_keys, check_claim_many, check_graph_rejects_bad_input,
+            check_unique_keys, check_claim_many, check_graph_rejects_bad_input, check_counts,
             check_ready_claim_race, check_unique_key_race, check_linearizable);
     };
     (@each $make:expr; $($check:ident),*) => {$(

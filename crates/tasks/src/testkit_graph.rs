@@ -22,6 +22,89 @@ fn listed(s: &dyn TaskStore, filter: TaskFilter) -> Vec<String> {
     page.tasks.iter().map(|t| t.id.to_string()).collect()
 }
 
+/// Asserts that `counts(cap)` of `s` says exactly `by_status` (in [`TaskStatus::ALL`] order)
+/// and, for `ready` and `blocked`, either the exact number or, when it stopped counting, at
+/// least the cap and no more than there are.
+pub(crate) fn assert_counts(
+    s: &dyn TaskStore,
+    cap: u64,
+    by_status: [u64; 5],
+    (ready, blocked): (u64, u64),
+    ctx: &str,
+) {
+    let c = s.counts(cap).unwrap();
+    assert_eq!(
+        c.by_status,
+        TaskStatus::ALL
+            .iter()
+            .copied()
+            .zip(by_status)
+            .collect::<Vec<_>>(),
+        "{ctx}: by status"
+    );
+    assert_eq!(c.total(), by_status.iter().sum::<u64>(), "{ctx}: total");
+    for (what, got, want) in [("ready", c.ready, ready), ("blocked", c.blocked, blocked)] {
+        if got.more {
+            assert!(
+                got.n >= cap && got.n <= want,
+                "{ctx}: {what} counted to {got} with a cap of {cap}, but there are {want}"
+            );
+        } else {
+            assert_eq!(got.n, want, "{ctx}: {what} with a cap of {cap}");
+        }
+    }
+}
+
+/// `counts` agrees with the tasks after every kind of write (creations, claims, completions
+/// releasing dependents, failures with backoff, cancels, retries, deletes, time passing):
+/// statuses exactly, ready and blocked exactly below the cap and at least the cap above it.
+pub fn check_counts(make: Factory<'_>) {
+    let (s, clock) = setup(make);
+    let check = |by_status, split, ctx: &str| {
+        for cap in [0, 1, 2, 3, 1_000, u64::MAX] {
+            assert_counts(&*s, cap, by_status, split, &format!("{ctx}, cap {cap}"));
+        }
+    };
+    check([0; 5], (0, 0), "empty");
+    let later = START.saturating_add(Duration::from_secs(60));
+    for i in 0..4 {
+        s.create(new(&format!("r{i}"))).unwrap();
+    }
+    for i in 0..3 {
+        s.create(new(&format!("w{i}")).depends_on(id("r0")))
+            .unwrap();
+    }
+    for i in 0..2 {
+        s.create(new(&format!("l{i}")).run_at(later)).unwrap();
+    }
+    s.create(new("past").run_at(START)).unwrap();
+    s.create(new("both").run_at(later).depends_on(id("r0")))
+        .unwrap();
+    check([11, 0, 0, 0, 0], (5, 6), "created");
+    let a = s.claim(&id("r0"), "w", LEASE).unwrap();
+    let b = s.claim(&id("r1"), "w", LEASE).unwrap();
+    check([9, 2, 0, 0, 0], (3, 6), "claimed");
+    s.complete(&a.id, Some(token(&a)), None).unwrap();
+    check([9, 1, 1, 0, 0], (6, 3), "a dependency completed");
+    s.fail(&b.id, Some(token(&b)), "boom").unwrap();
+    check([9, 0, 1, 1, 0], (6, 3), "failed");
+    s.retry(&b.id).unwrap();
+    s.cancel(&id("w0")).unwrap();
+    check([9, 0, 1, 0, 1], (6, 3), "retried and cancelled");
+    clock.advance(Duration::from_secs(60));
+    check([9, 0, 1, 0, 1], (9, 0), "the scheduled ones came due");
+    s.delete(&id("r2"), None).unwrap();
+    s.delete(&id("w0"), None).unwrap();
+    s.add_dependency(&id("r3"), &id("w1")).unwrap();
+    check([8, 0, 1, 0, 0], (7, 1), "deleted, and a dependency added");
+    let entered = |c: crate::TaskCounts| c.entered;
+    assert_eq!(
+        entered(s.counts(0).unwrap()),
+        s.stats(0).unwrap().entered,
+        "the entries into each status are the statistics'"
+    );
+}
+
 fn ready(s: &dyn TaskStore) -> Vec<String> {
     listed(s, TaskFilter::new().readiness(Readiness::Ready))
 }

@@ -691,10 +691,16 @@ pub fn run(store: &dyn TaskStore, clock: &ManualClock, ops: &[Op]) {
             "step {step}: blocked set"
         );
         let stats = store.stats(0).unwrap();
+        let split = (ready.len() as u64, blocked.len() as u64);
         assert_eq!(
             (stats.ready, stats.blocked),
-            (ready.len() as u64, blocked.len() as u64),
+            split,
             "step {step}: ready and blocked counts"
         );
+        let by_status =
+            TaskStatus::ALL.map(|s| m.tasks.values().filter(|t| t.status == s).count() as u64);
+        for cap in [1, 3, u64::MAX] {
+            super::graph::assert_counts(store, cap, by_status, split, &format!("step {step}"));
+        }
     }
 }

@@ -241,7 +241,7 @@ fn a_schema_from_the_release_before_the_work_graph_upgrades_in_place() {
             "SELECT version FROM oc.oc_schema WHERE component = 'oc-tasks'",
         )
         .unwrap();
-    assert_eq!(version.trim(), "3", "upgraded");
+    assert_eq!(version.trim(), "4", "upgraded");
     for t in &before {
         assert_eq!(&store.get(&t.id).unwrap().unwrap(), t, "kept as it was");
         assert!(!store.history(&t.id).unwrap().is_empty(), "history kept");
@@ -251,6 +251,12 @@ fn a_schema_from_the_release_before_the_work_graph_upgrades_in_place() {
     store.add_dependency(&lint, &build).unwrap();
     let stats = store.stats(0).unwrap();
     assert_eq!((stats.ready, stats.blocked), (1, 1));
+    assert_eq!(
+        store.counts(10).unwrap().by_status,
+        stats.by_status,
+        "the kept counts start from the tasks"
+    );
+    assert_eq!(stats.total, 5);
     let next = store
         .claim_next("a", Duration::from_secs(30))
         .unwrap()

@@ -22,9 +22,9 @@ use crate::graph::{cycle_error, find_path, plan_submit};
 use crate::model::{reap, transition};
 use crate::query::{RUN_BUCKETS_MS, RunDurations, finished_run};
 use crate::{
-    Change, Clock, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
-    Readiness, ReapedTask, Result, SystemClock, Task, TaskFilter, TaskId, TaskPage, TaskQuery,
-    TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, Unique,
+    Capped, Change, Clock, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
+    Readiness, ReapedTask, Result, SystemClock, Task, TaskCounts, TaskFilter, TaskId, TaskPage,
+    TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, Unique,
 };
 
 /// Default wait for another writer (thread or process) before a statement gives up.
@@ -292,6 +292,16 @@ impl SqliteTaskStore {
     }
 
     /// Runs `f` on a reader connection (the writer's for in-memory stores).
+    /// Runs several reads in one read transaction, so that they describe the same snapshot.
+    fn read_snapshot<T>(&self, f: impl Fn(&Connection) -> Result<T>) -> Result<T> {
+        self.read(|c| {
+            c.execute_batch("BEGIN")?;
+            let out = f(c);
+            c.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+            out
+        })
+    }
+
     fn read<T>(&self, mut f: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
         let Some(pool) = &self.readers else {
             return f(&self.writer.lock());
@@ -371,8 +381,8 @@ impl SqliteTaskStore {
     }
 
     /// Runs SQLite's `PRAGMA integrity_check`, then checks that every task's count of
-    /// unfinished dependencies matches its edges; returns the problems found (empty when
-    /// healthy).
+    /// unfinished dependencies matches its edges and that the kept counts by status match
+    /// the tasks; returns the problems found (empty when healthy).
     pub fn integrity_check(&self) -> Result<Vec<String>> {
         self.read(|c| {
             let mut stmt = c.prepare("PRAGMA integrity_check")?;
@@ -394,6 +404,18 @@ impl SqliteTaskStore {
                         "unfinished dependencies miscounted on {}",
                         miscounted.join(", ")
                     ));
+                }
+                let off: Vec<String> = c
+                    .prepare(
+                        "SELECT m.key || ' is ' || m.value || ', the tasks say ' || (
+                            SELECT count(*) FROM tasks WHERE 'count_' || status = m.key)
+                         FROM oc_tasks_meta m WHERE m.key LIKE 'count_%' AND m.value <> (
+                            SELECT count(*) FROM tasks WHERE 'count_' || status = m.key)",
+                    )?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if !off.is_empty() {
+                    problems.push(format!("tasks by status miscounted: {}", off.join("; ")));
                 }
             }
             Ok(problems)
@@ -1193,23 +1215,15 @@ impl TaskStore for SqliteTaskStore {
     }
 
     fn stats(&self, recent: usize) -> Result<TaskStats> {
-        self.read(|c| {
-            // One read transaction, so the three answers describe the same snapshot.
-            c.execute_batch("BEGIN")?;
-            let out = stats_in(c, recent, self.opts.clock.now());
-            c.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
-            out
-        })
+        self.read_snapshot(|c| stats_in(c, recent, self.opts.clock.now()))
+    }
+
+    fn counts(&self, cap: u64) -> Result<TaskCounts> {
+        self.read_snapshot(|c| counts_in(c, cap, self.opts.clock.now()))
     }
 
     fn history(&self, id: &TaskId) -> Result<Vec<HistoryEntry>> {
-        self.read(|c| {
-            // One read transaction: the task and its history from the same snapshot.
-            c.execute_batch("BEGIN")?;
-            let out = history_in(c, id);
-            c.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
-            out
-        })
+        self.read_snapshot(|c| history_in(c, id))
     }
 
     fn now(&self) -> Timestamp {
@@ -1266,25 +1280,63 @@ fn drop_edge(tx: &Transaction<'_>, task: &str, on: &str) -> Result<()> {
     Ok(())
 }
 
-fn stats_in(c: &Connection, recent: usize, now: Timestamp) -> Result<TaskStats> {
+/// The counts by status and of entries into each (kept by the writes in `oc_tasks_meta`),
+/// and the ready and blocked tasks counted up to `cap` by index ranges: those waiting on a
+/// dependency in `tasks_ready`, those scheduled for later in `tasks_scheduled`.
+fn counts_in(c: &Connection, cap: u64, now: Timestamp) -> Result<TaskCounts> {
     let mut by_status = TaskStatus::ALL.map(|s| (s, 0u64));
-    let mut ready = 0;
+    let mut entered = by_status;
     {
-        // One walk of `tasks_ready` (it covers these columns) counts both.
-        let mut stmt = c.prepare_cached(&format!(
-            "SELECT status, COUNT(*), coalesce(sum({}), 0) FROM {READY_TABLE} GROUP BY status",
-            ready_sql("?1")
-        ))?;
-        let mut rows = stmt.query([now.as_millis()])?;
+        let mut stmt = c.prepare_cached("SELECT key, value FROM oc_tasks_meta")?;
+        let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            let s: String = r.get(0)?;
-            let status: TaskStatus = s.parse().map_err(|e| corrupt("(status count)", e))?;
-            if let Some(slot) = by_status.iter_mut().find(|(st, _)| *st == status) {
+            let key: String = r.get(0)?;
+            let (list, status) = match key.split_once('_') {
+                Some(("count", s)) => (&mut by_status, s),
+                Some(("entered", s)) => (&mut entered, s),
+                _ => continue,
+            };
+            let status: TaskStatus = status.parse().map_err(|e| corrupt("(counts)", e))?;
+            if let Some(slot) = list.iter_mut().find(|(s, _)| *s == status) {
                 slot.1 = to_u64(r.get(1)?);
             }
-            ready += to_u64(r.get(2)?);
         }
     }
+    let limit = i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX);
+    let count = |sql: &str, with_now: bool| -> Result<Capped> {
+        let mut stmt = c.prepare_cached(&format!("SELECT count(*) FROM ({sql} LIMIT ?1)"))?;
+        let n: i64 = if with_now {
+            stmt.query_row((limit, now.as_millis()), |r| r.get(0))?
+        } else {
+            stmt.query_row([limit], |r| r.get(0))?
+        };
+        Ok(Capped::up_to(to_u64(n), cap))
+    };
+    let waiting = count(
+        &format!("SELECT 1 FROM {READY_TABLE} WHERE status = 'pending' AND waiting > 0"),
+        false,
+    )?;
+    let scheduled = count(
+        "SELECT 1 FROM tasks INDEXED BY tasks_scheduled
+         WHERE status = 'pending' AND run_at IS NOT NULL AND run_at > ?2 AND waiting = 0",
+        true,
+    )?;
+    let (ready, blocked) = TaskCounts::split_pending(by_status[0].1, waiting, scheduled, || {
+        count(
+            &format!("SELECT 1 FROM {READY_TABLE} WHERE {}", ready_sql("?2")),
+            true,
+        )
+    })?;
+    Ok(TaskCounts {
+        by_status: by_status.to_vec(),
+        ready,
+        blocked,
+        entered: entered.to_vec(),
+    })
+}
+
+fn stats_in(c: &Connection, recent: usize, now: Timestamp) -> Result<TaskStats> {
+    let counts = counts_in(c, u64::MAX, now)?;
     let by_owner = {
         let mut stmt = c.prepare_cached(
             "SELECT owner, COUNT(*) AS n FROM tasks GROUP BY owner ORDER BY n DESC, owner",
@@ -1312,21 +1364,6 @@ fn stats_in(c: &Connection, recent: usize, now: Timestamp) -> Result<TaskStats> 
         }
         v
     };
-    let mut entered = TaskStatus::ALL.map(|s| (s, 0u64));
-    {
-        let mut stmt =
-            c.prepare_cached("SELECT key, value FROM oc_tasks_meta WHERE key LIKE 'entered_%'")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let key: String = r.get(0)?;
-            if let Some(slot) = entered
-                .iter_mut()
-                .find(|(s, _)| key == format!("entered_{s}"))
-            {
-                slot.1 = to_u64(r.get(1)?);
-            }
-        }
-    }
     let mut runs = RunDurations::default();
     {
         let mut stmt =
@@ -1343,13 +1380,13 @@ fn stats_in(c: &Connection, recent: usize, now: Timestamp) -> Result<TaskStats> 
         }
     }
     Ok(TaskStats {
-        total: by_status.iter().map(|(_, n)| n).sum(),
-        blocked: by_status[0].1.saturating_sub(ready),
-        ready,
-        by_status: by_status.to_vec(),
+        total: counts.total(),
+        ready: counts.ready.n,
+        blocked: counts.blocked.n,
+        by_status: counts.by_status,
         by_owner,
         recent,
-        entered: entered.to_vec(),
+        entered: counts.entered,
         runs,
     })
 }

@@ -175,7 +175,9 @@ fn a_database_from_before_run_durations_counts_the_runs_it_holds() {
     // As the file was before migration 4: no run rows, schema version 3.
     let c = rusqlite::Connection::open(&db).unwrap();
     c.execute_batch(
-        "DELETE FROM oc_tasks_meta WHERE key LIKE 'run_%';
+        "DELETE FROM oc_tasks_meta WHERE key LIKE 'run_%' OR key LIKE 'count_%';
+         DROP INDEX tasks_scheduled; DROP TRIGGER tasks_count_insert;
+         DROP TRIGGER tasks_count_delete; DROP TRIGGER tasks_count_status;
          DROP TABLE task_history;
          DROP INDEX tasks_ready; DROP INDEX tasks_parent; DROP INDEX tasks_unique_key;
          CREATE INDEX tasks_ready ON tasks (status, priority DESC, created_at, id);
@@ -191,6 +193,12 @@ fn a_database_from_before_run_durations_counts_the_runs_it_holds() {
     drop(c);
     let s = SqliteTaskStore::open(&db).unwrap();
     assert_eq!(s.stats(0).unwrap().runs, counted, "migrated from the tasks");
+    assert_eq!(
+        s.counts(10).unwrap().count(TaskStatus::Completed),
+        3,
+        "counted from the tasks"
+    );
+    assert!(s.integrity_check().unwrap().is_empty());
 }
 
 /// A database written by the release before the work graph (schema 5, kept as a fixture:
@@ -241,4 +249,46 @@ fn a_database_from_the_release_before_the_work_graph_upgrades_in_place() {
     );
     let stats = s.stats(0).unwrap();
     assert_eq!((stats.ready, stats.blocked), (1, 1));
+    assert_eq!(
+        s.counts(10).unwrap().by_status,
+        stats.by_status,
+        "the kept counts start from the tasks"
+    );
+    assert_eq!(stats.total, 5);
+}
+
+/// The counts by status kept in the database follow writes made by another connection that
+/// knows nothing of them (the triggers do the keeping), and a miscount is reported.
+#[test]
+fn counts_by_status_are_kept_by_the_database_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("opencode.db");
+    let s = SqliteTaskStore::open(&db).unwrap();
+    for i in 0..5 {
+        s.create(NewTask::new(format!("t{i}"))).unwrap();
+    }
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "UPDATE tasks SET status = 'cancelled' WHERE rowid IN (SELECT rowid FROM tasks LIMIT 2);
+         DELETE FROM tasks WHERE rowid = (SELECT max(rowid) FROM tasks);",
+    )
+    .unwrap();
+    let counts = s.counts(100).unwrap();
+    assert_eq!(
+        (
+            counts.count(TaskStatus::Pending),
+            counts.count(TaskStatus::Cancelled)
+        ),
+        (2, 2)
+    );
+    assert!(s.integrity_check().unwrap().is_empty());
+    c.execute(
+        "UPDATE oc_tasks_meta SET value = 7 WHERE key = 'count_pending'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(
+        s.integrity_check().unwrap(),
+        ["tasks by status miscounted: count_pending is 7, the tasks say 2"]
+    );
 }

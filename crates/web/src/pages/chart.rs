@@ -1,11 +1,11 @@
 //! Throughput over the last hour: claims, completions and failures per minute, from samples
-//! of the store's per-status transition counters (`TaskStats::entered`), drawn as SVG bars on
+//! of the store's per-status transition counters (`TaskCounts::entered`), drawn as SVG bars on
 //! the server with the same numbers in a table.
 
 use std::collections::VecDeque;
 
 use maud::{Markup, html};
-use oc_tasks::{TaskStats, TaskStatus};
+use oc_tasks::TaskStatus;
 use oc_time::Timestamp;
 
 /// The counters a sample keeps: entered running (claims and starts), completed, failed.
@@ -23,15 +23,10 @@ const MINUTES: usize = 60;
 pub(crate) struct Samples(VecDeque<(Timestamp, [u64; 3])>);
 
 impl Samples {
-    /// Records the counters of `stats` at `now`, and forgets what is older than the chart.
-    pub(crate) fn record(&mut self, stats: &TaskStats, now: Timestamp) {
-        let count = |s: TaskStatus| {
-            stats
-                .entered
-                .iter()
-                .find(|(t, _)| *t == s)
-                .map_or(0, |(_, n)| *n)
-        };
+    /// Records the counters of tasks `entered` into each status at `now`, and forgets what is
+    /// older than the chart.
+    pub(crate) fn record(&mut self, entered: &[(TaskStatus, u64)], now: Timestamp) {
+        let count = |s: TaskStatus| entered.iter().find(|(t, _)| *t == s).map_or(0, |(_, n)| *n);
         let sample = SERIES.map(|(s, _)| count(s));
         if self.0.back().is_some_and(|(at, _)| *at >= now) {
             return;
@@ -137,23 +132,12 @@ fn bars(label: &str, values: &[Option<u64>]) -> Markup {
 mod tests {
     use super::*;
 
-    fn stats(running: u64, completed: u64, failed: u64) -> TaskStats {
-        let mut s = TaskStats {
-            total: 0,
-            by_status: Vec::new(),
-            by_owner: Vec::new(),
-            recent: Vec::new(),
-            entered: Vec::new(),
-            runs: Default::default(),
-            ready: 0,
-            blocked: 0,
-        };
-        s.entered = vec![
+    fn stats(running: u64, completed: u64, failed: u64) -> Vec<(TaskStatus, u64)> {
+        vec![
             (TaskStatus::Running, running),
             (TaskStatus::Completed, completed),
             (TaskStatus::Failed, failed),
-        ];
-        s
+        ]
     }
 
     #[test]

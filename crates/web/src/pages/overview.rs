@@ -4,7 +4,7 @@
 use maud::html;
 use oc_alerts::{Alert, State};
 use oc_locks::{Lock, LockStats};
-use oc_tasks::{Order, Task, TaskFilter, TaskQuery, TaskStats, TaskStatus};
+use oc_tasks::{Order, Task, TaskCounts, TaskFilter, TaskQuery, TaskStatus};
 use oc_time::Timestamp;
 
 use super::{layout, status, when};
@@ -14,11 +14,15 @@ use crate::http::Response;
 /// How many running tasks the overview lists.
 const RUNNING_SHOWN: usize = 20;
 
+/// Where counting ready and blocked tasks stops ("10000+"): the counts by status are kept by
+/// the store, but these two depend on the time and the graph, and are counted from indexes.
+const COUNT_CAP: u64 = 10_000;
+
 /// What the overview shows, read once and shared by every open page for a second.
 #[derive(Debug)]
 pub(crate) struct Data {
     now: Timestamp,
-    stats: TaskStats,
+    counts: TaskCounts,
     running: Vec<Task>,
     more_running: bool,
     locks: Vec<Lock>,
@@ -30,8 +34,8 @@ impl Data {
     pub(crate) fn read(web: &Web) -> Result<Data, String> {
         let store = web.store();
         let now = store.now();
-        let stats = store.stats(0).map_err(|e| e.to_string())?;
-        web.samples.lock().record(&stats, now);
+        let counts = store.counts(COUNT_CAP).map_err(|e| e.to_string())?;
+        web.samples.lock().record(&counts.entered, now);
         let page = store
             .list(
                 &TaskQuery::new(TaskFilter::new().status(TaskStatus::Running))
@@ -53,7 +57,7 @@ impl Data {
             .unwrap_or_default();
         Ok(Data {
             now,
-            stats,
+            counts,
             more_running: page.next.is_some(),
             running: page.tasks,
             locks: web.locks.list().map_err(|e| e.to_string())?,
@@ -86,15 +90,15 @@ pub(crate) fn page(web: &Web) -> Response {
         section aria-labelledby="tasks-h" {
             h2 id="tasks-h" { "Tasks" }
             dl class="cards" {
-                div { dt { "All" } dd { a href="/ui/tasks" { (d.stats.total) } } }
-                @for (s, n) in &d.stats.by_status {
+                div { dt { "All" } dd { a href="/ui/tasks" { (d.counts.total()) } } }
+                @for (s, n) in &d.counts.by_status {
                     div {
                         dt { (status(*s)) }
                         dd { a href={ "/ui/tasks?status=" (s.as_str()) } { (n) } }
                     }
                 }
-                div { dt { "Ready" } dd { (d.stats.ready) } }
-                div { dt { "Blocked" } dd { (d.stats.blocked) } }
+                div { dt { "Ready" } dd { (d.counts.ready) } }
+                div { dt { "Blocked" } dd { (d.counts.blocked) } }
             }
         }
         section aria-labelledby="throughput-h" {
@@ -103,7 +107,7 @@ pub(crate) fn page(web: &Web) -> Response {
         }
         section aria-labelledby="running-h" {
             h2 id="running-h" { "Running now" }
-            p { (d.stats.count(TaskStatus::Running)) " running, for " (agents.len()) " agent(s). " a href="/ui/agents" { "By agent" } }
+            p { (d.counts.count(TaskStatus::Running)) " running, for " (agents.len()) " agent(s). " a href="/ui/agents" { "By agent" } }
             @if d.running.is_empty() {
                 p { "Nothing is running." }
             } @else {
