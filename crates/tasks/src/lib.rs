@@ -88,6 +88,11 @@
 //!
 //! let stats = store.stats(5)?;
 //! assert_eq!((stats.total, stats.count(TaskStatus::Pending)), (2, 1));
+//!
+//! // What a dashboard reads every second: the counts the store keeps as it writes, and the
+//! // ready and blocked tasks counted up to a cap.
+//! let counts = store.counts(10_000)?;
+//! assert_eq!((counts.count(TaskStatus::Completed), counts.ready.to_string()), (1, "1".into()));
 //! # Ok::<(), oc_tasks::Error>(())
 //! ```
 //!

@@ -69,6 +69,25 @@ impl Drop for ServerHandle {
     }
 }
 
+/// Samples the throughput chart's counters of `web` every `every`, whether or not anyone
+/// watches, until the returned sender is dropped.
+fn start_sampler(
+    web: Arc<Web>,
+    every: std::time::Duration,
+) -> Result<(std::sync::mpsc::Sender<()>, JoinHandle<()>)> {
+    let (sampling, stop) = std::sync::mpsc::channel::<()>();
+    let sampler = std::thread::Builder::new()
+        .name("oc-web-sampler".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
+                // A failed reading shows on the page; the next tick tries again.
+                let _ = web.sample();
+            }
+        })
+        .map_err(|e| Error::Serve(format!("cannot start the sampler thread: {e}")))?;
+    Ok((sampling, sampler))
+}
+
 /// Serves `web` on `addr` from `opts.workers` threads. Refuses to listen beyond loopback
 /// without a token; a taken port is a clear error naming the address. A read-only `web`
 /// ([`Web::read_only`]) gets every POST refused here, before it is read.
@@ -100,19 +119,7 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
             .map_err(|e| Error::Serve(format!("cannot start a server thread: {e}")))?;
         threads.push(t);
     }
-    // The throughput chart's samples, taken whether or not anyone watches.
-    let (sampling, stop) = std::sync::mpsc::channel::<()>();
-    let sampler = std::thread::Builder::new()
-        .name("oc-web-sampler".into())
-        .spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stop.recv_timeout(SAMPLE_EVERY)
-            {
-                // A failed reading shows on the page; the next tick tries again.
-                let _ = web.sample();
-            }
-        })
-        .map_err(|e| Error::Serve(format!("cannot start the sampler thread: {e}")))?;
+    let (sampling, sampler) = start_sampler(web, SAMPLE_EVERY)?;
     threads.push(sampler);
     Ok(ServerHandle {
         addr: bound,
@@ -167,4 +174,50 @@ fn answer(mut req: tiny_http::Request, web: &Web, guard: &Guard) {
     }
     // A client that went away is its own problem.
     let _ = req.respond(resp);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use oc_hooks::{Hooks, TaskLifecycle};
+    use oc_locks::MemoryLockManager;
+    use oc_tasks::{MemoryTaskStore, NewTask, TaskStore};
+
+    use super::*;
+
+    /// The sampler fills the chart while no page is open, and stops when told.
+    #[test]
+    fn the_sampler_samples_while_nobody_watches() {
+        let store = Arc::new(MemoryTaskStore::new());
+        let web = Arc::new(Web::new(
+            TaskLifecycle::new(store.clone(), Arc::new(Hooks::new())),
+            Arc::new(MemoryLockManager::new()),
+        ));
+        let (stop, sampler) = start_sampler(Arc::clone(&web), Duration::from_millis(10)).unwrap();
+        let samples = || web.samples.lock().len();
+        let until = |what: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !what() {
+                assert!(Instant::now() < deadline, "the sampler took no sample");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        until(&|| samples() >= 1);
+        store.create(NewTask::new("x")).unwrap();
+        store.claim_next("a", Duration::from_secs(60)).unwrap();
+        // A new sample once the shared reading is a second old: it saw the claim.
+        until(&|| samples() >= 2);
+        drop(stop);
+        sampler.join().unwrap();
+        let taken = samples();
+        let page = web
+            .respond(&crate::Request::new(crate::Method::Get, "/"))
+            .body_text();
+        assert!(
+            page.contains("<td>1</td>"),
+            "the claim counted in its minute: {page}"
+        );
+        assert!(samples() <= taken + 1, "stopped");
+    }
 }

@@ -38,6 +38,12 @@ impl Samples {
         }
     }
 
+    /// How many samples are kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Per series, per minute of the last hour (oldest first): how many entered, or `None`
     /// for a minute that ended before the first sample (the minute of the first sample counts
     /// from it).
