@@ -18,6 +18,9 @@
 //!   [`PerformanceGoals`]: the seed's goals checked against the measured p95.
 //! - [`ProcessStats`]: resident memory, CPU time, threads (Linux `/proc`).
 //! - [`PROMETHEUS_CONTENT_TYPE`]: what a server answering `/metrics` sends (`oc-web` serves it).
+//! - [`publish`] and [`Publisher`]: a snapshot into the `metrics` recorder the embedding
+//!   process installed (its Prometheus, OpenTelemetry or StatsD exporter), under the
+//!   catalogue's names and labels, once or every so often.
 //!
 //! # Example
 //!
@@ -45,6 +48,7 @@ pub mod catalogue;
 mod goals;
 mod latency;
 mod process;
+mod publish;
 mod timed;
 
 use std::path::Path;
@@ -66,6 +70,7 @@ pub use crate::catalogue::{CATALOGUE, Kind, MetricDef};
 pub use crate::goals::{PerformanceGoals, Violation};
 pub use crate::latency::{LatencyStats, LatencyTracker, SlowCall, WINDOW};
 pub use crate::process::ProcessStats;
+pub use crate::publish::{Publisher, publish};
 pub use crate::timed::TimedLocks;
 
 /// Everything that can go wrong in `oc-metrics`.

@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod catalogue;
+mod publish;
 mod rules;
 mod values;

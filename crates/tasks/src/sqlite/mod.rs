@@ -14,7 +14,7 @@ use oc_sqlite::{Durability, Fence};
 use parking_lot::Mutex;
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OpenFlags, Row, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::error::is_busy;
@@ -610,15 +610,31 @@ fn load(tx: &Connection, id: &TaskId) -> Result<Option<Task>> {
     }
 }
 
-/// Writes `next` over the row only if it is still at `prev`'s version and status: the
-/// check-and-set every change ends in.
-/// Counts `n` more entries of tasks into `status`.
-fn entered(tx: &Transaction<'_>, status: TaskStatus, n: usize) -> Result<()> {
-    tx.prepare_cached("UPDATE oc_tasks_meta SET value = value + ?2 WHERE key = ?1")?
-        .execute((
-            format!("entered_{status}"),
-            i64::try_from(n).unwrap_or(i64::MAX),
-        ))?;
+/// Counts `n` tasks moving from status `from` (`None`: created) into `to`: the entries into
+/// `to` and the tasks in each status, beside each other (a delete counts itself, in
+/// [`uncount`]).
+fn moved(tx: &Transaction<'_>, from: Option<TaskStatus>, to: TaskStatus, n: usize) -> Result<()> {
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    let mut add =
+        tx.prepare_cached("UPDATE oc_tasks_meta SET value = value + ?2 WHERE key = ?1")?;
+    add.execute((format!("entered_{to}"), n))?;
+    add.execute((format!("count_{to}"), n))?;
+    if let Some(from) = from {
+        add.execute((format!("count_{from}"), -n))?;
+    }
+    Ok(())
+}
+
+/// Deletes the task `id` from the tasks and from the counts by status.
+fn uncount(tx: &Transaction<'_>, id: &str) -> Result<()> {
+    let status: Option<String> = tx
+        .prepare_cached("DELETE FROM tasks WHERE id = ?1 RETURNING status")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    if let Some(status) = status {
+        tx.prepare_cached("UPDATE oc_tasks_meta SET value = value + ?2 WHERE key = ?1")?
+            .execute((format!("count_{status}"), -1))?;
+    }
     Ok(())
 }
 
@@ -722,6 +738,8 @@ fn touch(tx: &Transaction<'_>, id: &str, now: Timestamp) -> Result<()> {
     Ok(())
 }
 
+/// Writes `next` over the row only if it is still at `prev`'s version and status: the
+/// check-and-set every change ends in.
 fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task, reaped: bool) -> Result<()> {
     if let Some(key) = Unique::held_by(next)
         && Unique::held_by(prev).is_none()
@@ -749,7 +767,7 @@ fn store_cas(tx: &Transaction<'_>, prev: &Task, next: &Task, reaped: bool) -> Re
     let n = stmt.execute(rusqlite::params_from_iter(params))?;
     if n == 1 {
         if next.status != prev.status {
-            entered(tx, next.status, 1)?;
+            moved(tx, Some(prev.status), next.status, 1)?;
         }
         if let Some(d) = finished_run(prev, next) {
             observe_run(tx, d)?;
@@ -946,7 +964,7 @@ impl TaskStore for SqliteTaskStore {
             let out = plan_submit(tasks, |_| Ok(None), |_| Ok(false))?;
             self.write(|tx| {
                 out.iter().try_for_each(|c| insert(tx, &c.task))?;
-                entered(tx, TaskStatus::Pending, out.len())
+                moved(tx, None, TaskStatus::Pending, out.len())
             })?;
             return Ok(out);
         }
@@ -974,7 +992,7 @@ impl TaskStore for SqliteTaskStore {
                 }
                 waiting.execute([t.id.as_str()])?;
             }
-            entered(tx, TaskStatus::Pending, fresh().count())?;
+            moved(tx, None, TaskStatus::Pending, fresh().count())?;
             Ok(out)
         })
     }
@@ -1129,8 +1147,7 @@ impl TaskStore for SqliteTaskStore {
                 }
                 tx.prepare_cached("DELETE FROM task_deps WHERE task_id = ?1")?
                     .execute([id])?;
-                tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?
-                    .execute([id])?;
+                uncount(tx, id)?;
                 tx.prepare_cached("DELETE FROM task_history WHERE task_id = ?1")?
                     .execute([id])?;
             }

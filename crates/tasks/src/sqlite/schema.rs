@@ -107,25 +107,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key)
         WHERE unique_key IS NOT NULL
           AND (unique_scope = 'always' OR status IN ('pending', 'running'));",
-    // 7: tasks per status, kept by triggers on every write that inserts, deletes or moves a
-    // task (`count_<status>`), so that a dashboard reads them instead of counting a million
-    // rows; and the pending tasks with a `run_at`, so that those scheduled for later are one
-    // short range to count.
+    // 7: tasks per status (`count_<status>`), kept by every write that creates, deletes or
+    // moves a task, beside the entries into each status, so that a dashboard reads them
+    // instead of counting a million rows (a trigger on every inserted row halved the speed of
+    // batch creation); and the pending tasks with a `run_at`, so that those scheduled for
+    // later are one short range to count.
     "INSERT INTO oc_tasks_meta (key, value)
         SELECT 'count_' || s.status, (SELECT COUNT(*) FROM tasks WHERE tasks.status = s.status)
         FROM (SELECT 'pending' AS status UNION ALL SELECT 'running' UNION ALL SELECT 'completed'
               UNION ALL SELECT 'failed' UNION ALL SELECT 'cancelled') AS s;
-    CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN
-        UPDATE oc_tasks_meta SET value = value + 1 WHERE key = 'count_' || NEW.status;
-    END;
-    CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN
-        UPDATE oc_tasks_meta SET value = value - 1 WHERE key = 'count_' || OLD.status;
-    END;
-    CREATE TRIGGER tasks_count_status AFTER UPDATE OF status ON tasks
-    WHEN OLD.status <> NEW.status BEGIN
-        UPDATE oc_tasks_meta SET value = value - 1 WHERE key = 'count_' || OLD.status;
-        UPDATE oc_tasks_meta SET value = value + 1 WHERE key = 'count_' || NEW.status;
-    END;
     CREATE INDEX tasks_scheduled ON tasks (status, run_at, waiting)
         WHERE status = 'pending' AND run_at IS NOT NULL;",
 ];
