@@ -172,7 +172,7 @@ fn ci() -> anyhow::Result<()> {
         &["build", "--workspace", "--examples", "--locked"],
         &deny,
     )?;
-    for example in ["task_queue", "file_locks", "monitoring_hooks"] {
+    for example in ["task_queue", "file_locks", "monitoring_hooks", "tracing"] {
         let args = [
             "run",
             "--locked",

@@ -131,13 +131,21 @@ struct Counters {
 }
 
 impl Counters {
-    fn record(&self, d: Duration, slow: bool) {
+    /// Counts a run of the hook `name` that took `d`; a `slow` one is also reported to
+    /// `tracing` (`WARN`, target `oc_hooks`).
+    fn record(&self, name: &str, d: Duration, slow: bool) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.runs.fetch_add(1, Ordering::Relaxed);
         self.total_ns.fetch_add(ns, Ordering::Relaxed);
         self.max_ns.fetch_max(ns, Ordering::Relaxed);
         if slow {
             self.slow.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                target: "oc_hooks",
+                hook = name,
+                duration_us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+                "slow hook"
+            );
         }
     }
 }
@@ -319,7 +327,7 @@ impl Hooks {
                     let start = Instant::now();
                     let res = guarded(|| f(&ev));
                     let d = start.elapsed();
-                    worker_counters.record(d, d >= slow);
+                    worker_counters.record(&wname, d, d >= slow);
                     if let Err(error) = res {
                         worker_counters.failures.fetch_add(1, Ordering::Relaxed);
                         if let Some(cb) = &on_failure {
@@ -453,7 +461,7 @@ impl Hooks {
 
     fn note_slow(&self, e: &Entry, d: Duration, report: &mut HookReport) {
         let slow = d >= self.slow_threshold;
-        e.counters.record(d, slow);
+        e.counters.record(&e.name, d, slow);
         if slow {
             report.slow.push(SlowHook {
                 id: e.id,

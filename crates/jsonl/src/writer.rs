@@ -559,6 +559,14 @@ impl JsonlWriter {
             });
             s.syncing = false;
             s.last_sync = start.elapsed();
+            tracing::debug!(
+                target: "oc_jsonl",
+                path = %self.path.display(),
+                appends = s.last_group,
+                took_us = u64::try_from(s.last_sync.as_micros()).unwrap_or(u64::MAX),
+                ok = res.is_ok(),
+                "group commit synced"
+            );
             match res {
                 Ok(target) => {
                     self.mark_durable(s, target);

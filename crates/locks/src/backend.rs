@@ -86,10 +86,15 @@ pub const WATCH_EVERY: Duration = Duration::from_millis(100);
 /// How long a waiting acquire keeps waiting: until `wait` has passed, or, when it is watched
 /// ([`LockManager::acquire_many_watched`](crate::LockManager::acquire_many_watched)), until its
 /// watcher says stop; the watcher is asked at least every [`WATCH_EVERY`].
+///
+/// It is also the wait's `tracing` span (`lock_wait`, `DEBUG`, target `oc_locks`, with the
+/// resource, the owner and the allowed wait), open from the first conflict until the grant or
+/// the end of the wait, so a subscriber sees how long each wait took.
 pub struct Patience<'a> {
     started: Instant,
     deadline: Instant,
     watcher: Option<&'a KeepWaiting<'a>>,
+    span: tracing::Span,
 }
 
 impl std::fmt::Debug for Patience<'_> {
@@ -102,16 +107,48 @@ impl std::fmt::Debug for Patience<'_> {
 }
 
 impl<'a> Patience<'a> {
-    /// Patience for `wait` from now, watched by `watcher` if given.
-    pub fn new(wait: Duration, watcher: Option<&'a KeepWaiting<'a>>) -> Patience<'a> {
+    /// Patience for `wait` from now, watched by `watcher` if given, for `req` (the first of
+    /// the requests waiting together).
+    pub fn new(
+        wait: Duration,
+        watcher: Option<&'a KeepWaiting<'a>>,
+        req: &LockRequest,
+    ) -> Patience<'a> {
         let started = Instant::now();
         let deadline = started
             .checked_add(wait)
             .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
+        let span = tracing::debug_span!(
+            target: "oc_locks",
+            "lock_wait",
+            resource = %req.resource,
+            owner = %req.owner,
+            mode = req.mode.as_str(),
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        );
         Patience {
             started,
             deadline,
             watcher,
+            span,
+        }
+    }
+
+    /// The error of a wait that gave up at `at` on `resource`, reported in the wait's span.
+    pub fn timed_out(&self, resource: String, holders: Vec<Holder>, at: Instant) -> Error {
+        let waited = self.waited(at);
+        tracing::debug!(
+            target: "oc_locks",
+            parent: &self.span,
+            resource = %resource,
+            waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            holders = holders.len(),
+            "lock wait gave up"
+        );
+        Error::Timeout {
+            resource,
+            waited,
+            holders,
         }
     }
 
@@ -132,6 +169,19 @@ impl<'a> Patience<'a> {
             None => self.deadline,
         }
     }
+}
+
+/// The refusal of a request that may not wait (`wait` zero) because of `holders`, reported
+/// to `tracing` (`DEBUG`, target `oc_locks`).
+pub fn conflict(resource: String, holders: Vec<Holder>) -> Error {
+    tracing::debug!(
+        target: "oc_locks",
+        resource = %resource,
+        holders = holders.len(),
+        held_by = holders.first().map(|h| h.owner.as_str()),
+        "lock conflict"
+    );
+    Error::Conflict { resource, holders }
 }
 
 /// The counters a manager keeps, from which [`stats`] derives [`LockStats`].

@@ -46,7 +46,10 @@ pub trait LockManager: Send + Sync {
         wait: Duration,
         keep_waiting: &KeepWaiting<'_>,
     ) -> Result<Vec<Lock>> {
-        let patience = Patience::new(wait, Some(keep_waiting));
+        let Some(first) = reqs.first() else {
+            return self.acquire_many(reqs, wait);
+        };
+        let patience = Patience::new(wait, Some(keep_waiting), first);
         loop {
             let now = std::time::Instant::now();
             let slice = patience.wake_by(now).saturating_duration_since(now);
@@ -59,11 +62,7 @@ pub trait LockManager: Send + Sync {
                 ) if !slice.is_zero() => {
                     let at = std::time::Instant::now();
                     if patience.over(at) {
-                        return Err(Error::Timeout {
-                            resource,
-                            waited: patience.waited(at),
-                            holders,
-                        });
+                        return Err(patience.timed_out(resource, holders, at));
                     }
                 }
                 other => return other,

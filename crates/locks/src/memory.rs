@@ -10,7 +10,7 @@ use crate::sync::{Condvar, Mutex};
 
 use oc_time::{Clock, CoarseClock, Timestamp};
 
-use crate::backend::Patience;
+use crate::backend::{Patience, conflict};
 use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
 use crate::{
     Error, Holder, KeepWaiting, Lock, LockManager, LockMode, LockRequest, LockStats, Owner,
@@ -508,12 +508,9 @@ impl MemoryLockManager {
         };
         st.counters.conflicts += 1;
         if wait.is_zero() {
-            return Err(Error::Conflict {
-                resource: resource.to_string(),
-                holders,
-            });
+            return Err(conflict(resource.to_string(), holders));
         }
-        let patience = Patience::new(wait, watcher);
+        let patience = Patience::new(wait, watcher, items[0].0);
         st.next_ticket += 1;
         let ticket = st.next_ticket;
         let owner = items[0].0.owner.clone();
@@ -541,11 +538,7 @@ impl MemoryLockManager {
                 st.dequeue(ticket);
                 st.counters.timeouts += 1;
                 self.freed.notify_all();
-                return Err(Error::Timeout {
-                    resource: resource.to_string(),
-                    waited: patience.waited(at),
-                    holders,
-                });
+                return Err(patience.timed_out(resource.to_string(), holders, at));
             }
             // Sleep until something is freed, the first blocking lock is due to lapse, or the
             // deadline (or the watcher's next look).

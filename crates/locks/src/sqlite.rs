@@ -24,7 +24,7 @@ use oc_sqlite::{Durability, Fence};
 use oc_time::{Clock, SystemClock, Timestamp};
 
 use crate::KeepWaiting;
-use crate::backend::{Patience, canonical_items, unexpired};
+use crate::backend::{Patience, canonical_items, conflict, unexpired};
 use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
 use crate::{
     Error, Holder, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result,
@@ -507,12 +507,9 @@ impl SqliteLockManager {
             Err(b) => b,
         };
         if wait.is_zero() {
-            return Err(Error::Conflict {
-                resource: resource.to_string(),
-                holders,
-            });
+            return Err(conflict(resource.to_string(), holders));
         }
-        let patience = Patience::new(wait, watcher);
+        let patience = Patience::new(wait, watcher, items[0].0);
         let lease = self.opts.waiter_lease;
         let ticket = self.write(|tx, now| {
             let ticket = bump(tx, "ticket", 1)?;
@@ -553,11 +550,7 @@ impl SqliteLockManager {
                     bump(tx, "timeouts", 1)?;
                     Ok(Ok(()))
                 })?;
-                return Err(Error::Timeout {
-                    resource: resource.to_string(),
-                    waited: patience.waited(at),
-                    holders,
-                });
+                return Err(patience.timed_out(resource.to_string(), holders, at));
             }
             let until = [
                 Some(patience.wake_by(at)),

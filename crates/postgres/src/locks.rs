@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oc_locks::backend::{Counters, Patience, canonical_items, next_lapse, stats, unexpired};
+use oc_locks::backend::{
+    Counters, Patience, canonical_items, conflict, next_lapse, stats, unexpired,
+};
 use oc_locks::{
     Error, Holder, KeepWaiting, Lock, LockManager, LockRequest, LockStats, Owner, Resource, Result,
     Timestamp, TtlPolicy,
@@ -667,10 +669,10 @@ impl PgLockManager {
             Err(b) => b,
         };
         if wait.is_zero() {
-            return Err(Error::Conflict { resource, holders });
+            return Err(conflict(resource, holders));
         }
         self.listen();
-        let patience = Patience::new(wait, watcher);
+        let patience = Patience::new(wait, watcher, items[0].0);
         let res: Vec<String> = items.iter().map(|(r, _)| r.resource.to_string()).collect();
         let modes: Vec<String> = items
             .iter()
@@ -700,11 +702,7 @@ impl PgLockManager {
                 self.call(
                     move |c| async move { c.client.execute(&c.stmts.abandon, &[&ticket]).await },
                 )?;
-                return Err(Error::Timeout {
-                    resource,
-                    waited: patience.waited(at),
-                    holders,
-                });
+                return Err(patience.timed_out(resource, holders, at));
             }
             let now = self.now_of_db()?;
             let until = [

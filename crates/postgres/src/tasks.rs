@@ -10,10 +10,10 @@ use oc_tasks::backend::{
     metadata_text, order_by_sql, page, plan_submit, retry_columns, validate_change, validate_query,
 };
 use oc_tasks::{
-    Capped, Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
-    RUN_BUCKETS_MS, Readiness, ReapedTask, Result, RunDurations, SlowStatement, StorageSource,
-    StorageStats, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus,
-    TaskStore, TaskSummary, Timestamp, Unique, reap, transition,
+    Capped, Change, Created, Error, HistoryEntry, HistoryKind, LabelFilter, NewTask, OnDependents,
+    Order, RUN_BUCKETS_MS, Readiness, ReapedTask, Result, RunDurations, SlowStatement,
+    StorageSource, StorageStats, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery,
+    TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, Unique, reap, transition,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
@@ -573,11 +573,13 @@ impl SlowLog {
         if recent.len() == SLOW_KEEP {
             recent.pop_front();
         }
-        recent.push_back(SlowStatement {
+        let s = SlowStatement {
             sql: op.to_owned(),
             duration_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             at: now_ms.map_or_else(Timestamp::now, Timestamp::from_millis),
-        });
+        };
+        s.trace("postgres");
+        recent.push_back(s);
     }
 }
 
@@ -841,7 +843,15 @@ impl PgTaskStore {
             None => Cas::Lost,
             Some(r) => {
                 let token: Option<i64> = r.try_get(0).map_err(|e| corrupt("(token)", e))?;
-                Cas::Written(token.and_then(|t| u64::try_from(t).ok()))
+                let token = token.and_then(|t| u64::try_from(t).ok());
+                if let Some(mut h) = h {
+                    // A new lease's token comes from the statement, like its history row's.
+                    if take_token {
+                        h.token = token;
+                    }
+                    h.trace();
+                }
+                Cas::Written(token)
             }
         })
     }
@@ -999,7 +1009,11 @@ impl PgTaskStore {
                 })
             });
             match out {
-                Ok(r) => return r,
+                Ok(Ok(created)) => {
+                    trace_created(&created);
+                    return Ok(created);
+                }
+                Ok(Err(e)) => return Err(e),
                 Err(Failure::Pg(e)) if is_unique_key_violation(&e) => continue,
                 Err(f) => return Err(insert_error(f, first)),
             }
@@ -1019,6 +1033,15 @@ impl PgTaskStore {
         Ok(Timestamp::from_millis(
             row.try_get(0).map_err(|e| corrupt("(now)", e))?,
         ))
+    }
+}
+
+/// Reports the creations the insert statement recorded in the history.
+fn trace_created(created: &[Created]) {
+    for c in created.iter().filter(|c| !c.duplicate) {
+        if let Some(h) = HistoryEntry::of(None, &c.task, false) {
+            h.trace();
+        }
     }
 }
 
@@ -1333,13 +1356,15 @@ impl TaskStore for PgTaskStore {
         // Without edges or keys, only ids can clash: one statement.
         plan_submit(tasks.clone(), |_| Ok(None), |_| Ok(false))?;
         self.insert(&tasks)?;
-        Ok(tasks
+        let created: Vec<Created> = tasks
             .into_iter()
             .map(|task| Created {
                 task,
                 duplicate: false,
             })
-            .collect())
+            .collect();
+        trace_created(&created);
+        Ok(created)
     }
 
     fn get(&self, id: &TaskId) -> Result<Option<Task>> {
@@ -1424,7 +1449,26 @@ impl TaskStore for PgTaskStore {
                 })?
             };
             if !rows.is_empty() {
-                return rows.iter().map(|r| row_task(r, 0)).collect();
+                let claimed = rows
+                    .iter()
+                    .map(|r| row_task(r, 0))
+                    .collect::<Result<Vec<_>>>()?;
+                // The history rows the statement wrote, reported.
+                for t in &claimed {
+                    HistoryEntry {
+                        task: t.id.clone(),
+                        version: t.version,
+                        at: t.updated_at,
+                        kind: HistoryKind::Claimed,
+                        from: Some(TaskStatus::Pending),
+                        to: TaskStatus::Running,
+                        actor: t.owner.clone(),
+                        token: t.lease.map(|l| l.token),
+                        error: None,
+                    }
+                    .trace();
+                }
+                return Ok(claimed);
             }
             let (all, none) = (filter.all.clone(), filter.none.clone());
             let row = self.call("claim_skipped", move |c| async move {

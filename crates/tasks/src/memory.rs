@@ -56,6 +56,7 @@ impl State {
             self.runs.observe(d);
         }
         if let Some(h) = HistoryEntry::of(prev, next, reaped) {
+            h.trace();
             self.history.entry(next.id.clone()).or_default().push(h);
         }
     }

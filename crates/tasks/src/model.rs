@@ -649,6 +649,13 @@ pub fn transition(
         // A token that is not the current lease's is a lost lease whatever the status; no token
         // on a claimed task is one too, since only the lease holder may finish it.
         if token.is_some() || task.status == TaskStatus::Running {
+            tracing::info!(
+                target: "oc_tasks",
+                task = %task.id,
+                token,
+                held = task.lease.map(|l| l.token),
+                "lease lost"
+            );
             return Err(Error::LeaseLost {
                 id: task.id.clone(),
                 token,

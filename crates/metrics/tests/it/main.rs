@@ -4,4 +4,5 @@
 mod catalogue;
 mod publish;
 mod rules;
+mod tracing;
 mod values;

@@ -65,6 +65,19 @@ pub struct SlowStatement {
     pub at: Timestamp,
 }
 
+impl SlowStatement {
+    /// Reports it to `tracing`: a `WARN` event of target `oc_tasks` naming the backend.
+    pub fn trace(&self, backend: &str) {
+        tracing::warn!(
+            target: "oc_tasks",
+            backend,
+            sql = %self.sql,
+            duration_us = self.duration_us,
+            "slow statement"
+        );
+    }
+}
+
 /// Called for each slow statement, on the thread that ran it.
 pub type SlowCallback = Arc<dyn Fn(&SlowStatement) + Send + Sync>;
 
@@ -87,6 +100,7 @@ impl SlowLog {
             duration_us: u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
             at: self.clock.now(),
         };
+        s.trace("sqlite");
         if let Some(cb) = &self.callback {
             cb(&s);
         }
@@ -681,6 +695,7 @@ fn record_history(
         h.token.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
         h.error.as_deref(),
     ))?;
+    h.trace();
     Ok(())
 }
 
