@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::root;
+use crate::{baseline, root};
 
 /// A figure the seed documents, with the value it gives (Apple M1) and its unit.
 struct Documented {
@@ -657,7 +657,14 @@ fn parse_lines(text: &str) -> BTreeMap<String, Vec<f64>> {
         let (Some(b), Some(m)) = (v["bench"].as_str(), v["measured"].as_f64()) else {
             continue;
         };
-        out.entry(b.to_owned()).or_default().push(m);
+        // Every run the figure was measured in, for the noise `--compare` needs.
+        let runs: Vec<f64> = v["runs"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        out.entry(b.to_owned())
+            .or_default()
+            .extend(if runs.is_empty() { vec![m] } else { runs });
     }
     out
 }
@@ -668,8 +675,8 @@ fn merge(into: &mut BTreeMap<String, Vec<f64>>, from: BTreeMap<String, Vec<f64>>
     }
 }
 
-/// Builds `oc-bench-figures` in release mode, before anything is timed.
-/// Builds `oc-bench-figures`, and `oc` beside it for the `mcp.*` figures.
+/// Builds `oc-bench-figures` in release mode, and `oc` beside it for the `mcp.*` figures,
+/// before anything is timed.
 fn build_figures() -> anyhow::Result<()> {
     for (package, bin) in [("oc-benches", "oc-bench-figures"), ("oc-cli", "oc")] {
         let args = [
@@ -926,6 +933,19 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
     };
 
     let runs_n: usize = runs.parse().context("--runs needs a number")?;
+    let named = |flag: &str| -> anyhow::Result<Option<String>> {
+        match args.iter().position(|a| a == flag) {
+            Some(i) => Ok(Some(
+                args.get(i + 1)
+                    .with_context(|| format!("{flag} needs a name"))?
+                    .clone(),
+            )),
+            None => Ok(None),
+        }
+    };
+    let (save, compare) = (named("--save")?, named("--compare")?);
+    // A missing or broken saved run is known before minutes of measuring.
+    let before = compare.as_deref().map(baseline::load).transpose()?;
     let c_exe = if with_c {
         build_c()
             .map_err(|e| eprintln!("no C baseline this run: {e:#}"))
@@ -987,6 +1007,13 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
     }
 
     let machine = machine();
+    if let Some(name) = &save {
+        let path = baseline::save(name, &machine, &ours)?;
+        eprintln!("saved as {name} ({})", path.display());
+    }
+    if let (Some(name), Some((saved_on, before))) = (&compare, &before) {
+        return print_comparison(name, saved_on, &machine, before, &ours, json_out);
+    }
     if !json_out {
         println!("Machine: {machine}; medians of {runs} run(s)");
         println!(
@@ -1036,6 +1063,65 @@ pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
                 target.map(Target::text).unwrap_or_default(),
                 met,
                 d.unit
+            );
+        }
+    }
+    Ok(())
+}
+
+/// This run against the one saved as `name`: per figure, both medians, the change, the noise
+/// and whether the change is beyond it.
+fn print_comparison(
+    name: &str,
+    saved_on: &str,
+    machine: &str,
+    before: &BTreeMap<String, Vec<f64>>,
+    now: &BTreeMap<String, Vec<f64>>,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let changes = baseline::compare(before, now);
+    if !json_out {
+        println!("Against {name} (saved on {saved_on}); this run on {machine}");
+        if saved_on != machine {
+            println!("note: another machine; expect differences beyond noise");
+        }
+        println!(
+            "{:<34} {:>12} {:>12} {:>9} {:>8}  verdict",
+            "figure", name, "now", "change", "noise"
+        );
+    }
+    for c in &changes {
+        let unit = DOCUMENTED
+            .iter()
+            .find(|d| d.bench == c.bench)
+            .map(|d| d.unit);
+        let better = unit.map(|u| (c.change > 0.0) == baseline::higher_is_better(u));
+        let verdict = match (c.flagged, c.noise, better) {
+            (true, _, Some(true)) => "BETTER",
+            (true, _, Some(false)) => "WORSE",
+            (true, _, None) => "CHANGED",
+            (false, Some(_), _) => "within noise",
+            (false, None, _) => "noise unknown (3+ runs each)",
+        };
+        if json_out {
+            println!(
+                "{}",
+                json!({
+                    "bench": c.bench, "saved": c.before, "measured": c.now, "change": c.change,
+                    "noise": c.noise, "flagged": c.flagged, "verdict": verdict, "unit": unit,
+                })
+            );
+        } else {
+            let noise = c
+                .noise
+                .map_or("?".to_owned(), |n| format!("±{:.1}%", n * 100.0));
+            println!(
+                "{:<34} {:>12.3} {:>12.3} {:>+8.1}% {:>8}  {verdict}",
+                c.bench,
+                c.before,
+                c.now,
+                c.change * 100.0,
+                noise
             );
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! - `ci`: the checks `.ci/run` runs (fmt, clippy, tests, doc tests, docs, examples, benches
 //!   in test mode, `--no-default-features` builds, the no-tokio check).
-//! - `bench-report [--quick] [--json] [--runs N] [--no-c]`: runs the benchmark workloads in
+//! - `bench-report [--quick] [--json] [--runs N] [--no-c] [--save NAME] [--compare NAME] | bench-report --instructions [--check | --update]`: runs the benchmark workloads in
 //!   release mode (and the same SQLite workloads as a C program linking the same amalgamation),
 //!   then prints figure, documented value, our value, ratios, and the target with whether it
 //!   was met.
@@ -19,6 +19,7 @@
 //!   instruction counts per phase are repeatable where wall-clock time on a shared machine is not.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod baseline;
 mod bench;
 mod fuzz;
 mod reliability;
@@ -246,7 +247,7 @@ fn main() -> anyhow::Result<()> {
         Some("shuttle") => shuttle(args.iter().any(|a| a == "--soak")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | reliability [--soak] | fuzz [--seconds N] [--soak] | shuttle | bench-report [--quick] [--json] [--runs N] [--no-c] | codegen>"
+                "usage: cargo xtask <ci | reliability [--soak] | fuzz [--seconds N] [--soak] | shuttle | bench-report [--quick] [--json] [--runs N] [--no-c] [--save NAME] [--compare NAME] | bench-report --instructions [--check | --update] | codegen>"
             );
             std::process::exit(2);
         }

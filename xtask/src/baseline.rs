@@ -1,0 +1,172 @@
+//! `cargo xtask bench-report --save NAME` and `--compare NAME`: a run's figures kept under
+//! `target/bench-report/NAME.json`, and a later run's change against them, flagged only when it
+//! exceeds the noise measured in the runs of both.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::root;
+
+/// Where a saved run lives; `name` is letters, digits, `.`, `_` and `-`.
+fn path_of(name: &str) -> anyhow::Result<PathBuf> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        bail!("a saved run's name is 1 to 64 letters, digits, '.', '_' or '-' (got {name:?})");
+    }
+    Ok(root().join("target/bench-report").join(format!("{name}.json")))
+}
+
+/// Saves every run of every figure of this report as `name`.
+pub(crate) fn save(
+    name: &str,
+    machine: &str,
+    figures: &BTreeMap<String, Vec<f64>>,
+) -> anyhow::Result<PathBuf> {
+    let path = path_of(name)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let doc = json!({ "version": 1, "machine": machine, "figures": figures });
+    std::fs::write(&path, serde_json::to_string_pretty(&doc)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The runs saved as `name`, and the machine they ran on.
+pub(crate) fn load(name: &str) -> anyhow::Result<(String, BTreeMap<String, Vec<f64>>)> {
+    let path = path_of(name)?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no saved run {name:?} at {} (save one with --save {name})",
+            path.display()
+        )
+    })?;
+    let doc: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a saved run", path.display()))?;
+    if doc["version"] != 1 {
+        bail!("{} is a saved run of another version", path.display());
+    }
+    let figures = serde_json::from_value(doc["figures"].clone())
+        .with_context(|| format!("{}: figures are not lists of numbers", path.display()))?;
+    Ok((doc["machine"].as_str().unwrap_or("").to_owned(), figures))
+}
+
+/// The median and the noise of a figure's runs: half their range, relative to the median
+/// (`None` with fewer than three runs, too few to say).
+fn centre_and_noise(runs: &[f64]) -> Option<(f64, Option<f64>)> {
+    let mut v = runs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = match n {
+        0 => return None,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    };
+    let noise = (n >= 3 && median != 0.0).then(|| (v[n - 1] - v[0]) / 2.0 / median.abs());
+    Some((median, noise))
+}
+
+/// What a comparison says of one figure.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Change {
+    pub(crate) bench: String,
+    pub(crate) before: f64,
+    pub(crate) now: f64,
+    /// `now / before − 1`.
+    pub(crate) change: f64,
+    /// The larger of the two runs' noise, when both had enough runs to measure it.
+    pub(crate) noise: Option<f64>,
+    /// Whether the change exceeds twice the noise.
+    pub(crate) flagged: bool,
+}
+
+/// Every figure both runs have, compared: a change is flagged when it is more than twice the
+/// noise measured in the runs of either (so a figure whose runs spread by ±10 % needs to move
+/// by more than 20 %); without three runs on each side nothing is flagged.
+pub(crate) fn compare(
+    before: &BTreeMap<String, Vec<f64>>,
+    now: &BTreeMap<String, Vec<f64>>,
+) -> Vec<Change> {
+    now.iter()
+        .filter_map(|(bench, runs)| {
+            let (b, b_noise) = centre_and_noise(before.get(bench)?)?;
+            let (n, n_noise) = centre_and_noise(runs)?;
+            let change = if b == 0.0 { 0.0 } else { n / b - 1.0 };
+            let noise = b_noise.zip(n_noise).map(|(x, y)| x.max(y));
+            Some(Change {
+                bench: bench.clone(),
+                before: b,
+                now: n,
+                change,
+                noise,
+                flagged: noise.is_some_and(|e| change.abs() > 2.0 * e),
+            })
+        })
+        .collect()
+}
+
+/// Whether a larger value of a figure in `unit` is better (rates and ratios) or worse
+/// (times, sizes, counts of instructions).
+pub(crate) fn higher_is_better(unit: &str) -> bool {
+    unit.contains("/s") || unit == "x"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs(pairs: &[(&str, &[f64])]) -> BTreeMap<String, Vec<f64>> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())).collect()
+    }
+
+    #[test]
+    fn a_change_is_flagged_only_beyond_twice_the_measured_noise() {
+        let before = runs(&[
+            ("steady", &[100.0, 101.0, 99.0]),
+            ("noisy", &[100.0, 130.0, 70.0]),
+            ("single", &[100.0]),
+            ("gone", &[1.0, 1.0, 1.0]),
+        ]);
+        let now = runs(&[
+            ("steady", &[110.0, 111.0, 109.0]),
+            ("noisy", &[125.0, 140.0, 110.0]),
+            ("single", &[200.0]),
+            ("new", &[1.0, 1.0, 1.0]),
+        ]);
+        let c = compare(&before, &now);
+        let by = |b: &str| c.iter().find(|x| x.bench == b).cloned();
+        let steady = by("steady").unwrap();
+        assert!(steady.flagged, "+10 % against ±1 %: {steady:?}");
+        assert!((steady.change - 0.10).abs() < 1e-9);
+        let noisy = by("noisy").unwrap();
+        assert!(!noisy.flagged, "+25 % against ±30 %: {noisy:?}");
+        let single = by("single").unwrap();
+        assert_eq!(single.noise, None, "one run measures no noise");
+        assert!(!single.flagged);
+        assert!(by("gone").is_none() && by("new").is_none(), "only figures in both");
+    }
+
+    #[test]
+    fn names_are_checked_before_any_file_is_touched() {
+        for bad in ["", "../x", ".hidden", "a/b", "x y"] {
+            assert!(path_of(bad).is_err(), "{bad:?}");
+        }
+        assert!(path_of("before-pr_12.3").is_ok());
+    }
+
+    #[test]
+    fn direction_follows_the_unit() {
+        assert!(higher_is_better("claims/s"));
+        assert!(higher_is_better("x"));
+        assert!(!higher_is_better("ms"));
+        assert!(!higher_is_better("instructions"));
+    }
+}
