@@ -21,7 +21,9 @@ fn path_of(name: &str) -> anyhow::Result<PathBuf> {
     if !ok {
         bail!("a saved run's name is 1 to 64 letters, digits, '.', '_' or '-' (got {name:?})");
     }
-    Ok(root().join("target/bench-report").join(format!("{name}.json")))
+    Ok(root()
+        .join("target/bench-report")
+        .join(format!("{name}.json")))
 }
 
 /// Saves every run of every figure of this report as `name`.
@@ -124,7 +126,10 @@ mod tests {
     use super::*;
 
     fn runs(pairs: &[(&str, &[f64])]) -> BTreeMap<String, Vec<f64>> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+            .collect()
     }
 
     #[test]
@@ -151,7 +156,10 @@ mod tests {
         let single = by("single").unwrap();
         assert_eq!(single.noise, None, "one run measures no noise");
         assert!(!single.flagged);
-        assert!(by("gone").is_none() && by("new").is_none(), "only figures in both");
+        assert!(
+            by("gone").is_none() && by("new").is_none(),
+            "only figures in both"
+        );
     }
 
     #[test]

@@ -833,7 +833,11 @@ const PHASES: [(&str, &str, &str); 5] = [
 
 /// Runs `cmd` under callgrind and returns the inclusive instruction count of each function in
 /// `names` (the largest inclusive figure `callgrind_annotate` reports for it).
-fn callgrind(cmd: &mut Command, out_file: &Path, names: &[&str]) -> anyhow::Result<Vec<u64>> {
+pub(crate) fn callgrind(
+    cmd: &mut Command,
+    out_file: &Path,
+    names: &[&str],
+) -> anyhow::Result<Vec<u64>> {
     let status = cmd
         .status()
         .context("running valgrind (is it installed?)")?;
@@ -842,6 +846,7 @@ fn callgrind(cmd: &mut Command, out_file: &Path, names: &[&str]) -> anyhow::Resu
     }
     let out = Command::new("callgrind_annotate")
         .arg("--inclusive=yes")
+        .arg("--threshold=100")
         .arg(out_file)
         .output()
         .context("running callgrind_annotate")?;

@@ -2,7 +2,7 @@
 //!
 //! - `ci`: the checks `.ci/run` runs (fmt, clippy, tests, doc tests, docs, examples, benches
 //!   in test mode, `--no-default-features` builds, the no-tokio check).
-//! - `bench-report [--quick] [--json] [--runs N] [--no-c] [--save NAME] [--compare NAME] | bench-report --instructions [--check | --update]`: runs the benchmark workloads in
+//! - `bench-report [--quick] [--json] [--runs N] [--no-c] [--save NAME] [--compare NAME] | instructions [--check | --update]`: runs the benchmark workloads in
 //!   release mode (and the same SQLite workloads as a C program linking the same amalgamation),
 //!   then prints figure, documented value, our value, ratios, and the target with whether it
 //!   was met.
@@ -17,11 +17,17 @@
 //! - `codegen`: regenerates `docs/METRICS.md` from the metric catalogue (a test checks it).
 //! - `bench-report --instructions [--json]`: the SQLite workloads, ours and C's, under callgrind;
 //!   instruction counts per phase are repeatable where wall-clock time on a shared machine is not.
+//! - `bench-report --save NAME` / `--compare NAME`: keep a run's figures, and compare a later
+//!   run against them, each change judged against the noise measured in both.
+//! - `instructions [--check | --update]`: instructions per operation of the hot paths under
+//!   callgrind, against the committed `benches/instructions.json` (`--check` fails on a growth
+//!   beyond 5 %; `--update` rewrites it on purpose).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod baseline;
 mod bench;
 mod fuzz;
+mod instructions;
 mod reliability;
 #[cfg(test)]
 mod tidy;
@@ -40,6 +46,16 @@ fn root() -> PathBuf {
 }
 
 /// Runs a command in the workspace root, failing on a non-zero exit.
+/// Whether `program` runs here (found on the `PATH`).
+fn which(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
 fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
     run_in(&root(), program, args, envs)
 }
@@ -190,6 +206,12 @@ fn ci() -> anyhow::Result<()> {
         &["test", "-p", "oc-benches", "--benches", "--locked"],
         &deny,
     )?;
+    // The hot paths' instruction counts against the committed baseline (needs valgrind).
+    if which("valgrind") || std::env::var_os("OC_REQUIRE_VALGRIND").is_some() {
+        instructions::instructions(&["--check".to_owned()])?;
+    } else {
+        eprintln!("skipped: the hot paths' instruction counts (no valgrind)");
+    }
     for lib in LIBS {
         run(
             "cargo",
@@ -242,12 +264,13 @@ fn main() -> anyhow::Result<()> {
         Some("ci") => ci(),
         Some("bench-report") => bench::report(&args[1..]),
         Some("codegen") => codegen(),
+        Some("instructions") => instructions::instructions(&args[1..]),
         Some("reliability") => reliability::reliability(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("shuttle") => shuttle(args.iter().any(|a| a == "--soak")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | reliability [--soak] | fuzz [--seconds N] [--soak] | shuttle | bench-report [--quick] [--json] [--runs N] [--no-c] [--save NAME] [--compare NAME] | bench-report --instructions [--check | --update] | codegen>"
+                "usage: cargo xtask <ci | reliability [--soak] | fuzz [--seconds N] [--soak] | shuttle | bench-report [--quick] [--json] [--runs N] [--no-c] [--save NAME] [--compare NAME] | instructions [--check | --update] | codegen>"
             );
             std::process::exit(2);
         }
