@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use crate::deliver::{Receiver, RetryPolicy};
 use crate::notify::{
-    AlertmanagerNotifier, DEFAULT_TIMEOUT, EmailNotifier, LogNotifier, PAGERDUTY_URL,
-    PagerDutyNotifier, SlackNotifier, WebhookNotifier,
+    AlertmanagerNotifier, DEFAULT_TIMEOUT, EmailNotifier, EmailSettings, LogNotifier,
+    PAGERDUTY_URL, PagerDutyNotifier, SlackNotifier, SmtpSecurity, WebhookNotifier,
 };
 use crate::rule::{Condition, Op, Rule, Selector, Severity, Thresholds, builtin_rules};
 use crate::{Error, Result};
@@ -73,6 +73,23 @@ pub struct ReceiverSpec {
     /// Email: the recipients.
     #[serde(default)]
     pub to: Vec<String>,
+    /// Email: `starttls` (the default; `tls` on port 465) or `tls` (implicit TLS), or `none`
+    /// for a relay on the same machine.
+    pub security: Option<String>,
+    /// Email: the user name to authenticate as (with a password from `password_env` or
+    /// `password_file`).
+    pub username: Option<String>,
+    /// Email: the environment variable holding the password.
+    pub password_env: Option<String>,
+    /// Email: the file holding the password (its first line; a relative path is under the
+    /// data directory).
+    pub password_file: Option<String>,
+    /// Email: a PEM file of the authority that signed the server's certificate, trusted
+    /// instead of the web PKI's roots (a relative path is under the data directory).
+    pub ca_file: Option<String>,
+    /// Refused with a clear message: secrets stay out of the configuration.
+    #[serde(default)]
+    pub password: Option<String>,
     /// Log: the JSONL file (default `alerts.jsonl` in the data directory).
     pub path: Option<String>,
     /// Lowest severity received (default by kind: see [`Receiver::new`]).
@@ -239,8 +256,101 @@ impl Config {
 }
 
 impl ReceiverSpec {
+    /// An email receiver's notifier: its settings, with the password read from the
+    /// environment or its file and the authority from its file under `data_dir`; with no
+    /// `data_dir` (checking the configuration), everything but the secrets and files.
+    fn email(
+        &self,
+        data_dir: Option<&Path>,
+        timeout: Duration,
+    ) -> std::result::Result<EmailNotifier, String> {
+        if self.password.is_some() {
+            return Err(
+                "a password does not belong in the configuration: name the environment \
+                        variable that holds it (`password_env`) or a file (`password_file`)"
+                    .into(),
+            );
+        }
+        let need = |v: &Option<String>, field: &str| {
+            v.clone()
+                .ok_or_else(|| format!("an email receiver needs `{field}`"))
+        };
+        if self.to.is_empty() {
+            return Err("an email receiver needs `to`".into());
+        }
+        let to: Vec<&str> = self.to.iter().map(String::as_str).collect();
+        let mut settings = EmailSettings::new(
+            &need(&self.server, "server")?,
+            &need(&self.from, "from")?,
+            &to,
+        );
+        settings.timeout = timeout;
+        if let Some(s) = &self.security {
+            settings.security = SmtpSecurity::parse(s)
+                .ok_or_else(|| format!("security {s:?} is not starttls, tls or none"))?;
+        }
+        let password = match (&self.password_env, &self.password_file) {
+            (Some(_), Some(_)) => {
+                return Err("give the password once: `password_env` or `password_file`".into());
+            }
+            (Some(_), None) | (None, Some(_)) if data_dir.is_none() => Some(String::new()),
+            (Some(var), None) => Some(std::env::var(var).map_err(|_| {
+                format!("the environment variable {var:?} (password_env) is not set")
+            })?),
+            (None, Some(file)) => {
+                let path = data_dir.unwrap_or(Path::new("")).join(file);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    format!(
+                        "cannot read the password file {} (password_file): {e}",
+                        path.display()
+                    )
+                })?;
+                Some(text.lines().next().unwrap_or("").to_owned())
+            }
+            (None, None) => None,
+        };
+        settings.credentials = match (&self.username, password) {
+            (Some(u), Some(p)) => {
+                if settings.security == SmtpSecurity::None {
+                    return Err(
+                        "a password is only sent over TLS: set `security` to starttls or tls"
+                            .into(),
+                    );
+                }
+                Some((u.clone(), p))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(
+                    "`username` needs a password (`password_env` or `password_file`)".into(),
+                );
+            }
+            (None, Some(_)) => return Err("a password needs `username`".into()),
+        };
+        if let (Some(file), Some(dir)) = (&self.ca_file, data_dir) {
+            let path = dir.join(file);
+            settings.ca_pem = Some(std::fs::read(&path).map_err(|e| {
+                format!(
+                    "cannot read the authority {} (ca_file): {e}",
+                    path.display()
+                )
+            })?);
+        }
+        EmailNotifier::new(settings)
+    }
+
     /// Checks kind, required fields and timeout, touching no file.
     fn check(&self) -> Result<()> {
+        if self.kind == "email" {
+            // The secrets and the authority are read when the receiver is built.
+            return self
+                .email(None, DEFAULT_TIMEOUT)
+                .map(drop)
+                .map_err(|reason| Error::Invalid {
+                    what: format!("receiver {:?}", self.name),
+                    reason,
+                });
+        }
         if self.kind == "log" {
             if let Some(t) = &self.timeout {
                 duration(&format!("receiver {:?}: timeout", self.name), t)?;
@@ -289,21 +399,10 @@ impl ReceiverSpec {
                     timeout,
                 ),
             ),
-            "email" => {
-                if self.to.is_empty() {
-                    return Err(bad("an email receiver needs `to`".into()));
-                }
-                let to: Vec<&str> = self.to.iter().map(String::as_str).collect();
-                Receiver::new(
-                    &self.name,
-                    EmailNotifier::new(
-                        &need(&self.server, "server")?,
-                        &need(&self.from, "from")?,
-                        &to,
-                        timeout,
-                    ),
-                )
-            }
+            "email" => Receiver::new(
+                &self.name,
+                self.email(Some(data_dir), timeout).map_err(bad)?,
+            ),
             "alertmanager" => Receiver::new(
                 &self.name,
                 AlertmanagerNotifier::new(&need(&self.url, "url")?, timeout).hold(hold),

@@ -1,8 +1,6 @@
 //! Notification channels: the log, a generic JSON webhook, Slack, PagerDuty Events v2, email
 //! over SMTP, and Prometheus Alertmanager's v2 API.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -366,25 +364,184 @@ impl Notifier for AlertmanagerNotifier {
     }
 }
 
-/// Email over plain SMTP (a local relay; no TLS or authentication): subject
-/// `[SEVERITY] title`, the message as body.
-#[derive(Debug, Clone)]
-pub struct EmailNotifier {
-    server: String,
-    from: String,
-    to: Vec<String>,
-    timeout: Duration,
+/// Whether a TLS handshake failed (a certificate not trusted or not for this server, no
+/// common protocol): `lettre` reports those as network errors, with rustls' error inside.
+fn tls_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
-impl EmailNotifier {
-    /// Sends through the SMTP server at `server` (`host:port`) from `from` to `to`.
-    pub fn new(server: &str, from: &str, to: &[&str], timeout: Duration) -> Self {
-        EmailNotifier {
+/// How an email receiver protects its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain SMTP, then `STARTTLS` before anything else is sent (refused when the server does
+    /// not offer it): the submission port, 587.
+    StartTls,
+    /// TLS from the first byte ("implicit TLS", SMTPS): port 465.
+    Tls,
+    /// No TLS: only for a relay on the same machine or network.
+    None,
+}
+
+impl SmtpSecurity {
+    /// `starttls`, `tls` or `none`.
+    pub fn parse(s: &str) -> Option<SmtpSecurity> {
+        match s {
+            "starttls" => Some(SmtpSecurity::StartTls),
+            "tls" => Some(SmtpSecurity::Tls),
+            "none" => Some(SmtpSecurity::None),
+            _ => None,
+        }
+    }
+}
+
+/// Where and how an [`EmailNotifier`] sends.
+#[derive(Clone)]
+pub struct EmailSettings {
+    /// The SMTP server, `host:port`.
+    pub server: String,
+    /// The sender's address.
+    pub from: String,
+    /// The recipients' addresses.
+    pub to: Vec<String>,
+    /// `STARTTLS` (the default), implicit TLS (the default on port 465), or none.
+    pub security: SmtpSecurity,
+    /// The user name and password to authenticate with (`AUTH PLAIN` or `LOGIN`, only over
+    /// TLS).
+    pub credentials: Option<(String, String)>,
+    /// The authority to trust for the server's certificate, as PEM, instead of the web PKI's
+    /// roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Time one delivery may take.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for EmailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailSettings")
+            .field("server", &self.server)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("security", &self.security)
+            .field("user", &self.credentials.as_ref().map(|(u, _)| u))
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl EmailSettings {
+    /// Sending through `server` (`host:port`) from `from` to `to`, over implicit TLS on port
+    /// 465 and `STARTTLS` elsewhere, without authentication, trusting the web PKI.
+    pub fn new(server: &str, from: &str, to: &[&str]) -> EmailSettings {
+        EmailSettings {
             server: server.to_owned(),
             from: from.to_owned(),
             to: to.iter().map(|s| (*s).to_owned()).collect(),
-            timeout,
+            security: if server.ends_with(":465") {
+                SmtpSecurity::Tls
+            } else {
+                SmtpSecurity::StartTls
+            },
+            credentials: None,
+            ca_pem: None,
+            timeout: DEFAULT_TIMEOUT,
         }
+    }
+}
+
+/// Email through an SMTP server with `lettre` (rustls, `STARTTLS` or implicit TLS, `AUTH`,
+/// timeouts): subject `[SEVERITY] title`, the message as a plain-text body. A refusal the
+/// server gives as permanent (5xx: a wrong password, an unknown recipient), a certificate that
+/// is not trusted or a server without `STARTTLS` is a permanent failure; a closed port, a
+/// timeout or a 4xx reply is transient, retried.
+pub struct EmailNotifier {
+    server: String,
+    from: lettre::message::Mailbox,
+    to: Vec<lettre::message::Mailbox>,
+    transport: lettre::SmtpTransport,
+}
+
+impl std::fmt::Debug for EmailNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailNotifier")
+            .field("server", &self.server)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmailNotifier {
+    /// A notifier with `settings`, checked now: the addresses, the server's `host:port`, the
+    /// authority's PEM. The error says which is wrong.
+    pub fn new(settings: EmailSettings) -> Result<EmailNotifier, String> {
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+        let mailbox = |a: &str| {
+            a.parse::<lettre::message::Mailbox>()
+                .map_err(|e| format!("{a:?} is not an email address: {e}"))
+        };
+        let from = mailbox(&settings.from)?;
+        let to = settings
+            .to
+            .iter()
+            .map(|a| mailbox(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        if to.is_empty() {
+            return Err("no recipients".into());
+        }
+        let (host, port) = settings
+            .server
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+            .filter(|(h, _)| !h.is_empty())
+            .ok_or_else(|| format!("server {:?} is not host:port", settings.server))?;
+        let tls = || -> Result<TlsParameters, String> {
+            let mut b = TlsParameters::builder(host.to_owned());
+            if let Some(pem) = &settings.ca_pem {
+                let cert = Certificate::from_pem(pem)
+                    .map_err(|e| format!("the authority is not a PEM certificate: {e}"))?;
+                b = b
+                    .certificate_store(CertificateStore::None)
+                    .add_root_certificate(cert);
+            }
+            b.build_rustls()
+                .map_err(|e| format!("cannot set up TLS: {e}"))
+        };
+        let mut builder = lettre::SmtpTransport::builder_dangerous(host)
+            .port(port)
+            .timeout(Some(settings.timeout))
+            .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
+                "opencode-tools".into(),
+            ))
+            .tls(match settings.security {
+                SmtpSecurity::StartTls => Tls::Required(tls()?),
+                SmtpSecurity::Tls => Tls::Wrapper(tls()?),
+                SmtpSecurity::None => Tls::None,
+            });
+        if let Some((user, password)) = &settings.credentials {
+            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        Ok(EmailNotifier {
+            server: settings.server,
+            from,
+            to,
+            transport: builder.build(),
+        })
     }
 
     /// The subject line.
@@ -397,79 +554,20 @@ impl EmailNotifier {
         )
     }
 
-    fn dialogue(&self, n: &Notification) -> std::io::Result<Result<(), SendError>> {
-        let addr = self
-            .server
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| std::io::Error::other("no address"))?;
-        let stream = TcpStream::connect_timeout(&addr, self.timeout)?;
-        stream.set_read_timeout(Some(self.timeout))?;
-        stream.set_write_timeout(Some(self.timeout))?;
-        let mut reader = BufReader::new(stream.try_clone()?);
-        let mut w = stream;
-        // Reads a (possibly multi-line) reply; returns its code.
-        let mut reply = |expect: u16| -> std::io::Result<Result<(), SendError>> {
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line)? == 0 {
-                    return Ok(Err(SendError::transient("the SMTP server hung up")));
-                }
-                if line.as_bytes().get(3) != Some(&b'-') {
-                    break;
-                }
-            }
-            let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-            Ok(match code {
-                c if c == expect => Ok(()),
-                500..=599 => Err(SendError::permanent(format!("SMTP: {}", line.trim_end()))),
-                _ => Err(SendError::transient(format!("SMTP: {}", line.trim_end()))),
-            })
-        };
-        macro_rules! step {
-            ($expect:expr) => {
-                if let Err(e) = reply($expect)? {
-                    return Ok(Err(e));
-                }
-            };
-            ($cmd:expr, $expect:expr) => {
-                w.write_all($cmd.as_bytes())?;
-                step!($expect)
-            };
-        }
-        step!(220);
-        step!("HELO opencode-tools\r\n", 250);
-        step!(format!("MAIL FROM:<{}>\r\n", self.from), 250);
-        for to in &self.to {
-            step!(format!("RCPT TO:<{to}>\r\n"), 250);
-        }
-        step!("DATA\r\n", 354);
-        let mut body = String::new();
-        for line in message(n).lines() {
-            // Dot-stuffing: a line starting with a dot gets another.
-            if line.starts_with('.') {
-                body.push('.');
-            }
-            body.push_str(line);
-            body.push_str("\r\n");
-        }
+    fn message(&self, n: &Notification) -> Result<lettre::Message, SendError> {
         let subject: String = Self::subject(n)
             .chars()
             .filter(|c| !c.is_control())
             .collect();
-        let msg = format!(
-            "From: <{}>\r\nTo: {}\r\nSubject: {subject}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}.\r\n",
-            self.from,
-            self.to
-                .iter()
-                .map(|t| format!("<{t}>"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        );
-        step!(msg, 250);
-        w.write_all(b"QUIT\r\n")?;
-        Ok(Ok(()))
+        let mut b = lettre::Message::builder()
+            .from(self.from.clone())
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN);
+        for to in &self.to {
+            b = b.to(to.clone());
+        }
+        b.body(message(n).to_owned())
+            .map_err(|e| SendError::permanent(format!("cannot build the email: {e}")))
     }
 }
 
@@ -478,9 +576,17 @@ impl Notifier for EmailNotifier {
         "email"
     }
     fn send(&self, n: &Notification) -> Result<(), SendError> {
-        match self.dialogue(n) {
-            Ok(res) => res,
-            Err(e) => Err(SendError::transient(format!("SMTP {}: {e}", self.server))),
-        }
+        use lettre::Transport;
+        let msg = self.message(n)?;
+        self.transport.send(&msg).map(drop).map_err(|e| {
+            let reason = format!("SMTP {}: {e}", self.server);
+            // Retrying cannot fix a refusal the server calls permanent, an untrusted
+            // certificate, or a server that cannot do what was asked (no STARTTLS, no AUTH).
+            if e.is_permanent() || e.is_tls() || e.is_client() || tls_refused(&e) {
+                SendError::permanent(reason)
+            } else {
+                SendError::transient(reason)
+            }
+        })
     }
 }

@@ -2,14 +2,12 @@
 //! backoff, permanent failures, routing, and a dead receiver that delays nobody.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oc_alerts::notify::{
-    AlertmanagerNotifier, EmailNotifier, LogNotifier, PagerDutyNotifier, SlackNotifier,
-    WebhookNotifier,
+    AlertmanagerNotifier, LogNotifier, PagerDutyNotifier, SlackNotifier, WebhookNotifier,
 };
 use oc_alerts::{
     Alert, Dispatcher, Kind, Notification, Notifier, Receiver, RetryPolicy, Severity, State,
@@ -42,7 +40,7 @@ pub(crate) fn sink(script: &[u16]) -> Sink {
     Sink { url, got }
 }
 
-fn note(kind: Kind, severity: Severity) -> Notification {
+pub(crate) fn note(kind: Kind, severity: Severity) -> Notification {
     let t = Timestamp::from_millis(1_800_000_000_000);
     Notification {
         kind,
@@ -256,88 +254,6 @@ fn log_channel_appends_json_lines() {
     assert_eq!(lines[0]["message"], "alert firing: High task failure rate");
     assert_eq!(lines[1]["level"], "info");
     assert_eq!(lines[1]["data"]["alert"]["fingerprint"], "0123456789abcdef");
-}
-
-/// A minimal SMTP server: accepts one message and hands back the DATA section.
-fn smtp_receiver() -> (String, std::thread::JoinHandle<(Vec<String>, String)>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let h = std::thread::spawn(move || {
-        let (s, _) = l.accept().unwrap();
-        let mut r = BufReader::new(s.try_clone().unwrap());
-        let mut w = s;
-        let mut cmds = Vec::new();
-        let mut data = String::new();
-        w.write_all(b"220 test ESMTP\r\n").unwrap();
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap() == 0 {
-                break;
-            }
-            let cmd = line.trim_end().to_owned();
-            if cmd == "DATA" {
-                w.write_all(b"354 go ahead\r\n").unwrap();
-                loop {
-                    let mut l = String::new();
-                    r.read_line(&mut l).unwrap();
-                    if l == ".\r\n" {
-                        break;
-                    }
-                    data.push_str(&l);
-                }
-                w.write_all(b"250 queued\r\n").unwrap();
-            } else if cmd == "QUIT" {
-                w.write_all(b"221 bye\r\n").unwrap();
-                break;
-            } else {
-                w.write_all(b"250 ok\r\n").unwrap();
-            }
-            cmds.push(cmd);
-        }
-        (cmds, data)
-    });
-    (addr, h)
-}
-
-#[test]
-fn email_goes_out_over_smtp_with_the_seeds_subject() {
-    let (addr, server) = smtp_receiver();
-    let mut n = note(Kind::Firing, Severity::Critical);
-    n.alert.description = "line one\n.starts with a dot".into();
-    EmailNotifier::new(&addr, "oc@example.com", &["ops@example.com"], T)
-        .send(&n)
-        .unwrap();
-    let (cmds, data) = server.join().unwrap();
-    assert_eq!(
-        cmds,
-        [
-            "HELO opencode-tools",
-            "MAIL FROM:<oc@example.com>",
-            "RCPT TO:<ops@example.com>",
-            "DATA"
-        ]
-    );
-    assert!(
-        data.contains("Subject: [CRITICAL] High task failure rate\r\n"),
-        "{data}"
-    );
-    assert!(data.contains("To: <ops@example.com>\r\n"), "{data}");
-    assert!(
-        data.ends_with("\r\n\r\nline one\r\n..starts with a dot\r\n"),
-        "dot-stuffed: {data:?}"
-    );
-}
-
-#[test]
-fn email_to_a_closed_port_is_a_transient_error() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    drop(l);
-    let err = EmailNotifier::new(&addr, "a@b", &["c@d"], T)
-        .send(&note(Kind::Firing, Severity::High))
-        .unwrap_err();
-    assert!(!err.permanent);
-    assert!(err.reason.contains(&addr), "{err}");
 }
 
 /// Delivers nothing until the test lets it: a receiver stuck on one notification.

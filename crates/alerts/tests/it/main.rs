@@ -4,6 +4,7 @@
 mod alertmanager;
 mod channels;
 mod config;
+mod email;
 mod engine;
 mod evaluator;
 mod rules;
