@@ -189,7 +189,13 @@ fn ci() -> anyhow::Result<()> {
         &["build", "--workspace", "--examples", "--locked"],
         &deny,
     )?;
-    for example in ["task_queue", "file_locks", "monitoring_hooks", "tracing"] {
+    for example in [
+        "task_queue",
+        "file_locks",
+        "monitoring_hooks",
+        "tracing",
+        "tokio_agent",
+    ] {
         let args = [
             "run",
             "--locked",

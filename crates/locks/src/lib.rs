@@ -39,6 +39,9 @@
 //! - `testkit`: export [`testkit`], the conformance suite every `LockManager` must pass, its
 //!   model-based property test, and `testkit::history`: a concurrent workload and a sequential
 //!   model its recorded histories are checked against for linearizability (with `oc-lincheck`).
+//! - `tokio`: `AsyncLockManager`, the manager for callers on a tokio runtime: waits run on the
+//!   runtime's blocking pool, never a worker, keep their place in the queue, and end when their
+//!   future is dropped, taking nothing. Off by default, so the default build has no tokio.
 //!
 //! # Errors
 //!
@@ -48,6 +51,8 @@
 //! [`Error::is_not_found`] and [`Error::is_invalid_input`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 pub mod backend;
 mod error;
 mod manager;
@@ -62,6 +67,8 @@ mod sync;
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 
+#[cfg(feature = "tokio")]
+pub use crate::asynchronous::AsyncLockManager;
 pub use crate::backend::{KeepWaiting, WATCH_EVERY};
 pub use crate::error::{Error, Result};
 pub use crate::manager::{LockGuard, LockManager, LockManagerExt};

@@ -103,6 +103,9 @@
 //!   backends (PostgreSQL, say) can run it, with its model-based property test and
 //!   `testkit::history`: a concurrent workload and a sequential model its recorded histories
 //!   are checked against for linearizability (with `oc-lincheck`).
+//! - `tokio`: `AsyncTaskStore`, the store for callers on a tokio runtime: every call on the
+//!   runtime's blocking pool, never a worker; a claim whose future is dropped gives its task
+//!   back. Off by default, so the default build has no tokio.
 //!
 //! # Errors
 //!
@@ -112,6 +115,8 @@
 //! key held), [`Error::is_invalid_input`] and [`Error::is_retryable`] (database busy).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 pub mod backend;
 mod error;
 pub mod graph;
@@ -127,6 +132,8 @@ mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 
+#[cfg(feature = "tokio")]
+pub use crate::asynchronous::AsyncTaskStore;
 pub use crate::error::{Error, Result};
 pub use crate::graph::{
     Blockers, Created, LabelFilter, OnDependents, Readiness, RetryPolicy, Rollup, Unique,

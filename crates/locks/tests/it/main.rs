@@ -9,3 +9,4 @@ mod model;
 mod power_loss;
 mod processes;
 mod threads;
+mod tokio;
