@@ -678,20 +678,24 @@ fn merge(into: &mut BTreeMap<String, Vec<f64>>, from: BTreeMap<String, Vec<f64>>
 /// Builds `oc-bench-figures` in release mode, and `oc` beside it for the `mcp.*` figures,
 /// before anything is timed.
 fn build_figures() -> anyhow::Result<()> {
-    for (package, bin) in [("oc-benches", "oc-bench-figures"), ("oc-cli", "oc")] {
-        let args = [
-            "build",
-            "--release",
-            "--locked",
-            "-q",
-            "-p",
-            package,
-            "--bin",
-            bin,
-        ];
-        crate::run("cargo", &args, &[])?;
-    }
-    Ok(())
+    build_release("oc-benches", "oc-bench-figures")?;
+    build_release("oc-cli", "oc").map(drop)
+}
+
+/// Builds the binary `bin` of `package` in release mode; returns where it is.
+pub(crate) fn build_release(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
+    let args = [
+        "build",
+        "--release",
+        "--locked",
+        "-q",
+        "-p",
+        package,
+        "--bin",
+        bin,
+    ];
+    crate::run("cargo", &args, &[])?;
+    Ok(root().join("target/release").join(bin))
 }
 
 /// Runs the release build of `oc-bench-figures` with `args` and parses its lines.

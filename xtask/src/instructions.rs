@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::{bench::callgrind, root};
+use crate::bench::{build_release, callgrind};
+use crate::root;
 
 /// How much a hot path may grow before `--check` fails, in percent.
 const TOLERANCE_PERCENT: u128 = 5;
@@ -22,22 +23,8 @@ fn baseline_path() -> std::path::PathBuf {
 
 /// Instructions per operation of each hot path, measured now.
 fn measure() -> anyhow::Result<BTreeMap<String, u64>> {
-    crate::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--locked",
-            "-q",
-            "-p",
-            "oc-benches",
-            "--bin",
-            "oc-bench-instructions",
-        ],
-        &[],
-    )?;
+    let exe = build_release("oc-benches", "oc-bench-instructions")?;
     // The binary says which functions to count and how many operations each ran.
-    let exe = root().join("target/release/oc-bench-instructions");
     let listed = Command::new(&exe)
         .arg("--list")
         .output()

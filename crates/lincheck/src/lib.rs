@@ -31,6 +31,8 @@
 //!   `write`s and syncs) and a tmpfs that fills up, for the stores' fault tests.
 //! - **Power loss.** [`strace`]: what a process wrote and synced, the raw material of a
 //!   simulated power loss (a crash keeps what was synced and may drop the rest).
+//! - **TLS.** [`pki`]: an authority and a server certificate for 127.0.0.1, for the tests of
+//!   clients that must verify a server (PostgreSQL, SMTP).
 //! - **Figures.** [`publish`] appends a check's figures to `OC_RELIABILITY_OUT`, which
 //!   `cargo xtask reliability` collects; [`runs`] picks the quick or the soak (`OC_SOAK=1`)
 //!   count; [`SplitMix`] draws workloads from a seed, so a failure names what replays it.
@@ -71,6 +73,7 @@ mod clock;
 pub mod faults;
 mod figures;
 mod history;
+pub mod pki;
 mod rng;
 pub mod strace;
 mod summary;

@@ -27,84 +27,6 @@ fn python() -> Option<PathBuf> {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// An authority `ca.crt` and, signed by it, `server.crt` for 127.0.0.1; and `stranger.crt`,
-/// an authority that signed nothing.
-fn certificates(d: &Path) {
-    for ca in ["ca", "stranger"] {
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.crt"),
-                "-subj",
-                &format!("/CN={ca}"),
-            ],
-        );
-    }
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(
-        d.join("ext.cnf"),
-        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "1",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-}
-
 /// A free port on 127.0.0.1.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -181,7 +103,7 @@ fn settings(addr: &str, certs: &Path, security: SmtpSecurity, password: &str) ->
 fn email_goes_out_over_starttls_with_authentication_and_refusals_are_classified() {
     let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path());
+    oc_lincheck::pki::test_pki(dir.path()).unwrap();
     let mut smtp = Smtp::start(&py, dir.path(), &[]);
     let mut n = note(Kind::Firing, Severity::Critical);
     n.alert.description = "line one\n.starts with a dot".into();
@@ -257,7 +179,7 @@ fn email_goes_out_over_starttls_with_authentication_and_refusals_are_classified(
 fn implicit_tls_and_a_plain_local_relay_deliver() {
     let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path());
+    oc_lincheck::pki::test_pki(dir.path()).unwrap();
     let mut tls = Smtp::start(&py, dir.path(), &["--implicit"]);
     let n = note(Kind::Resolved, Severity::High);
     EmailNotifier::new(settings(&tls.addr, dir.path(), SmtpSecurity::Tls, "s3cret"))
@@ -336,7 +258,7 @@ fn the_configuration_keeps_secrets_out_and_says_what_is_wrong() {
 fn a_configured_email_receiver_delivers() {
     let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path());
+    oc_lincheck::pki::test_pki(dir.path()).unwrap();
     let mut smtp = Smtp::start(&py, dir.path(), &[]);
     std::fs::write(dir.path().join("smtp-password"), "s3cret\n").unwrap();
     let cfg = Config::parse(

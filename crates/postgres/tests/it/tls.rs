@@ -1,47 +1,9 @@
 //! TLS to the server through rustls: a server with a certificate from a test authority,
 //! clients that trust it (and one that does not), over TCP on 127.0.0.1.
 
-use std::path::Path;
-use std::process::Command;
-
 use oc_postgres::testkit::{PgServer, ServerOptions, server_binaries};
 use oc_postgres::{PgOptions, PgTaskStore};
 use oc_tasks::{NewTask, TaskStore};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A certificate authority, and a server certificate for 127.0.0.1 it signed.
-fn certificates(dir: &Path, ca: &str) {
-    let subject = format!("/CN={ca}");
-    openssl(
-        dir,
-        &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ]
-        .iter()
-        .copied()
-        .chain([
-            "-keyout",
-            &format!("{ca}.key"),
-            "-out",
-            &format!("{ca}.crt"),
-            "-subj",
-            &subject,
-        ])
-        .collect::<Vec<_>>(),
-    );
-}
 
 #[test]
 fn tls_connections_verify_the_server_and_refuse_an_unknown_one() {
@@ -50,48 +12,7 @@ fn tls_connections_verify_the_server_and_refuse_an_unknown_one() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    certificates(d, "ca");
-    certificates(d, "stranger");
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(
-        d.join("ext.cnf"),
-        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-out",
-            "server.crt",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
+    oc_lincheck::pki::test_pki(d).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -6,8 +6,7 @@
 use maud::{Markup, html};
 use oc_tasks::{Order, TaskQuery, TaskStatus};
 
-use super::layout;
-use super::tasks::task_filter;
+use super::{layout, task_filter};
 use crate::Web;
 use crate::http::{Request, Response, param};
 

@@ -2,11 +2,11 @@
 //! through `maud`'s escaping; nothing agents wrote is ever spliced in raw.
 
 use maud::{DOCTYPE, Markup, html};
-use oc_tasks::TaskStatus;
+use oc_tasks::{TaskFilter, TaskStatus};
 use oc_time::Timestamp;
 
 use crate::Web;
-use crate::http::Response;
+use crate::http::{Response, param};
 
 pub(crate) mod agents;
 pub(crate) mod alerts;
@@ -158,6 +158,24 @@ pub(crate) fn next_link(path: &str, query: &[(String, String)], after: Option<St
     }
     q.append_pair("after", &after);
     html! { p { a rel="next" href={ (path) "?" (q.finish()) } { "Next page →" } } }
+}
+
+/// The filters of the tasks list (`status`, `owner`, `label`, `q`) from a query or a form.
+pub(crate) fn task_filter(pairs: &[(String, String)]) -> Result<TaskFilter, String> {
+    let mut filter = TaskFilter::new();
+    if let Some(s) = param(pairs, "status") {
+        filter = filter.status(s.parse::<TaskStatus>().map_err(|e| e.to_string())?);
+    }
+    if let Some(o) = param(pairs, "owner") {
+        filter = filter.owner(o);
+    }
+    if let Some(l) = param(pairs, "label") {
+        filter = filter.label(l);
+    }
+    if let Some(q) = param(pairs, "q") {
+        filter = filter.search(q);
+    }
+    Ok(filter)
 }
 
 #[cfg(test)]

@@ -6,32 +6,14 @@ use maud::{Markup, html};
 use oc_jsonl::TaskFiles;
 use oc_tasks::{Cursor, Order, TaskFilter, TaskId, TaskQuery, TaskStatus};
 
-use super::{layout, next_link, not_found, status, when};
+use super::{layout, next_link, not_found, status, task_filter, when};
 use crate::Web;
-use crate::http::{Request, Response, param};
+use crate::http::{Request, Response};
 
 /// Tasks per page.
 const PAGE: usize = 50;
 /// Log lines a task's page shows.
 const LOG_TAIL: usize = 20;
-
-/// The filters of the tasks list (`status`, `owner`, `label`, `q`) from a query or a form.
-pub(crate) fn task_filter(pairs: &[(String, String)]) -> Result<TaskFilter, String> {
-    let mut filter = TaskFilter::new();
-    if let Some(s) = param(pairs, "status") {
-        filter = filter.status(s.parse::<TaskStatus>().map_err(|e| e.to_string())?);
-    }
-    if let Some(o) = param(pairs, "owner") {
-        filter = filter.owner(o);
-    }
-    if let Some(l) = param(pairs, "label") {
-        filter = filter.label(l);
-    }
-    if let Some(q) = param(pairs, "q") {
-        filter = filter.search(q);
-    }
-    Ok(filter)
-}
 
 pub(crate) fn list(web: &Web, req: &Request) -> Response {
     let mut problems = Vec::new();
