@@ -1131,7 +1131,7 @@ pub mod mcp {
 }
 
 /// The hot paths whose instruction counts are kept in `benches/instructions.json` and checked
-/// by CI (`cargo xtask instructions --check`): each function runs its operation [`ITERATIONS`]
+/// by CI (`cargo xtask instructions --check`): each function runs its operation `ITERATIONS`
 /// times on fixtures made before it, so callgrind's inclusive count of the function divided by
 /// the iterations is the cost of one, repeatable on a noisy machine where time is not.
 pub mod hot {
