@@ -4,7 +4,7 @@
 use maud::{Markup, html};
 use oc_alerts::State;
 
-use super::{layout, when};
+use super::{layout, submit, when};
 use crate::Web;
 use crate::http::Response;
 
@@ -64,7 +64,7 @@ pub(crate) fn page(web: &Web) -> Response {
                             "#" (s.id) " "
                             @for m in &s.matchers { code { (m.to_string()) } " " }
                             "until " (when(s.ends_at, now)) ": " (s.comment) " "
-                            (button(web, "End", &format!("End silence {}", s.id)))
+                            (submit(web, "End", Some(&format!("End silence {}", s.id))))
                         }
                     }
                 }
@@ -93,18 +93,7 @@ fn silence_form(web: &Web, rule: &str) -> Markup {
             " "
             label { span class="sr-only" { "Why" } input type="text" name="comment" placeholder="why"; }
             " "
-            (button(web, "Silence", &format!("Silence {rule}")))
-        }
-    }
-}
-
-/// A submit button, disabled with the reason on a read-only server.
-fn button(web: &Web, label: &str, name: &str) -> Markup {
-    html! {
-        @if web.read_only {
-            button type="submit" disabled title="This server is read-only" aria-label=(name) { (label) }
-        } @else {
-            button type="submit" aria-label=(name) { (label) }
+            (submit(web, "Silence", Some(&format!("Silence {rule}"))))
         }
     }
 }

@@ -6,7 +6,7 @@
 use maud::{Markup, html};
 use oc_tasks::{Order, TaskQuery, TaskStatus};
 
-use super::{layout, task_filter};
+use super::{layout, submit, task_filter};
 use crate::Web;
 use crate::http::{Request, Response, param};
 
@@ -76,25 +76,11 @@ pub(crate) fn confirm(web: &Web, req: &Request) -> Response {
         form method="post" action="/ui/bulk" class="action" {
             input type="hidden" name="action" value=(action);
             @for f in FIELDS { @if let Some(v) = req.param(f) { input type="hidden" name=(f) value=(v); } }
-            @if web.read_only {
-                button type="submit" disabled title="This server is read-only" { (label) " " (n.min(MAX_BULK as u64)) " task(s)" }
-            } @else {
-                button type="submit" { (label) " " (n.min(MAX_BULK as u64)) " task(s)" }
-            }
+            (submit(web, &format!("{label} {} task(s)", n.min(MAX_BULK as u64)), None))
         }
         p { a href="/ui/tasks" { "Back to the tasks" } }
     };
-    Response::html(
-        200,
-        layout(
-            web,
-            web.store().now(),
-            &format!("{label} in bulk"),
-            "/ui/tasks",
-            false,
-            body,
-        ),
-    )
+    bulk_page(web, label, body)
 }
 
 /// Acts on up to [`MAX_BULK`] matching tasks, oldest first, each through the lifecycle.
@@ -133,15 +119,14 @@ pub(crate) fn apply(web: &Web, req: &Request) -> Response {
         }
         p { a href="/ui/tasks" { "Back to the tasks" } }
     };
+    bulk_page(web, label, body)
+}
+
+/// A bulk page titled by its action.
+fn bulk_page(web: &Web, label: &str, body: Markup) -> Response {
+    let title = format!("{label} in bulk");
     Response::html(
         200,
-        layout(
-            web,
-            web.store().now(),
-            &format!("{label} in bulk"),
-            "/ui/tasks",
-            false,
-            body,
-        ),
+        layout(web, web.store().now(), &title, "/ui/tasks", false, body),
     )
 }

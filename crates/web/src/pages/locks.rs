@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use maud::html;
 
-use super::{layout, when};
+use super::{layout, submit, when};
 use crate::Web;
 use crate::http::Response;
 
@@ -55,11 +55,7 @@ pub(crate) fn page(web: &Web) -> Response {
                         form method="post" action="/ui/locks/release" class="action" {
                             input type="hidden" name="owner" value=(owner);
                             (owner) " (" (n) " lock(s)) "
-                            @if web.read_only {
-                                button type="submit" disabled title="This server is read-only" { "Release all" }
-                            } @else {
-                                button type="submit" aria-label={ "Release all locks of " (owner) } { "Release all" }
-                            }
+                            (submit(web, "Release all", Some(&format!("Release all locks of {owner}"))))
                         }
                     }
                 }

@@ -160,6 +160,15 @@ pub(crate) fn next_link(path: &str, query: &[(String, String)], after: Option<St
     html! { p { a rel="next" href={ (path) "?" (q.finish()) } { "Next page →" } } }
 }
 
+/// A form's submit button showing `label`, named `name` for screen readers when given;
+/// disabled, with the reason, on a read-only server (which refuses the action anyway).
+pub(crate) fn submit(web: &Web, label: &str, name: Option<&str>) -> Markup {
+    let why = web.read_only.then_some("This server is read-only");
+    html! {
+        button type="submit" disabled[web.read_only] title=[why] aria-label=[name] { (label) }
+    }
+}
+
 /// The filters of the tasks list (`status`, `owner`, `label`, `q`) from a query or a form.
 pub(crate) fn task_filter(pairs: &[(String, String)]) -> Result<TaskFilter, String> {
     let mut filter = TaskFilter::new();

@@ -6,7 +6,7 @@ use maud::{Markup, html};
 use oc_jsonl::TaskFiles;
 use oc_tasks::{Cursor, Order, TaskFilter, TaskId, TaskQuery, TaskStatus};
 
-use super::{layout, next_link, not_found, status, task_filter, when};
+use super::{layout, next_link, not_found, status, submit, task_filter, when};
 use crate::Web;
 use crate::http::{Request, Response};
 
@@ -219,11 +219,7 @@ fn actions(web: &Web, id: &TaskId, s: TaskStatus) -> Markup {
     html! {
         @for (action, label) in allowed {
             form method="post" action={ "/ui/tasks/" (id) "/" (action) } class="action" {
-                @if web.read_only {
-                    button type="submit" disabled title="This server is read-only" { (label) }
-                } @else {
-                    button type="submit" { (label) }
-                }
+                (submit(web, label, None))
             }
         }
     }
