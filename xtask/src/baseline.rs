@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::bench::median;
 use crate::root;
 
 /// Where a saved run lives; `name` is letters, digits, `.`, `_` and `-`.
@@ -64,15 +65,13 @@ pub(crate) fn load(name: &str) -> anyhow::Result<(String, BTreeMap<String, Vec<f
 /// The median and the noise of a figure's runs: half their range, relative to the median
 /// (`None` with fewer than three runs, too few to say).
 fn centre_and_noise(runs: &[f64]) -> Option<(f64, Option<f64>)> {
-    let mut v = runs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let median = match n {
-        0 => return None,
-        _ if n % 2 == 1 => v[n / 2],
-        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    };
-    let noise = (n >= 3 && median != 0.0).then(|| (v[n - 1] - v[0]) / 2.0 / median.abs());
+    let median = median(runs.to_vec())?;
+    let (lo, hi) = runs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+            (lo.min(*r), hi.max(*r))
+        });
+    let noise = (runs.len() >= 3 && median != 0.0).then(|| (hi - lo) / 2.0 / median.abs());
     Some((median, noise))
 }
 
@@ -160,6 +159,20 @@ mod tests {
             by("gone").is_none() && by("new").is_none(),
             "only figures in both"
         );
+    }
+
+    #[test]
+    fn a_saved_run_loads_back_as_it_was() {
+        let figures = runs(&[
+            ("sqlite.update", &[1.5, 2.5, 3.5]),
+            ("web.overview_1m", &[0.3]),
+        ]);
+        let name = format!("xtask-test-{}", std::process::id());
+        let path = save(&name, "test machine", &figures).unwrap();
+        let (machine, loaded) = load(&name).unwrap();
+        std::fs::remove_file(path).unwrap();
+        assert_eq!((machine.as_str(), loaded), ("test machine", figures));
+        assert!(load(&name).is_err(), "a missing run is an error naming it");
     }
 
     #[test]
