@@ -67,7 +67,7 @@ fn waits_do_not_hold_the_workers() {
     let dir = tempfile::tempdir().unwrap();
     let m: Arc<dyn LockManager> =
         Arc::new(SqliteLockManager::open(dir.path().join("opencode.db")).unwrap());
-    let locks = AsyncLockManager::new(m);
+    let locks = AsyncLockManager::new(Arc::clone(&m));
     runtime().block_on(async {
         let held = locks
             .acquire(req("src/b.rs", "holder"), Duration::ZERO)
@@ -85,11 +85,12 @@ fn waits_do_not_hold_the_workers() {
                 })
             })
             .collect();
-        // The runtime still runs other work: a timer fires and a task completes.
+        // Once all eight wait in the queue, the two workers still run other tasks (were the
+        // waits on the workers, this spawned task could not run before they timed out).
+        until(|| m.stats().unwrap().waiting == 8).await;
         let started = Instant::now();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let ticked = tokio::spawn(async { 42 }).await.unwrap();
-        assert_eq!(ticked, 42);
+        let ran = tokio::spawn(async { 42 }).await.unwrap();
+        assert_eq!(ran, 42);
         assert!(started.elapsed() < Duration::from_secs(10));
         locks.release(held.resource, held.owner).await.unwrap();
         for w in waiters {
