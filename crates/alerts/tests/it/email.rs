@@ -202,6 +202,26 @@ fn implicit_tls_and_a_plain_local_relay_deliver() {
     assert_eq!(relay.received()["tls"].as_bool(), Some(false));
 }
 
+/// Implicit TLS on the SMTPS port, STARTTLS elsewhere, unless told otherwise.
+#[test]
+fn security_defaults_follow_the_port() {
+    let of =
+        |server: &str| EmailSettings::new(server, "a@example.com", &["b@example.com"]).security;
+    assert_eq!(of("smtp.example.com:465"), SmtpSecurity::Tls);
+    assert_eq!(of("smtp.example.com:587"), SmtpSecurity::StartTls);
+    assert_eq!(of("127.0.0.1:25"), SmtpSecurity::StartTls);
+    for bad in ["no-port", ":25", "host:smtp"] {
+        let e = EmailNotifier::new(EmailSettings::new(bad, "a@example.com", &["b@example.com"]));
+        assert!(e.is_err_and(|e| e.contains(bad)), "{bad}");
+    }
+    let e = EmailNotifier::new(EmailSettings::new(
+        "h:25",
+        "not an address",
+        &["b@example.com"],
+    ));
+    assert!(e.is_err_and(|e| e.contains("not an address")));
+}
+
 /// The configuration names where secrets are, never holds them; its mistakes are clear.
 #[test]
 fn the_configuration_keeps_secrets_out_and_says_what_is_wrong() {

@@ -349,3 +349,37 @@ fn counts_by_status_are_kept_folded_and_checked() {
         ["tasks by status miscounted: pending is 7, the tasks say 2"]
     );
 }
+
+/// A store folds the rows of changes itself every few thousand calls, so they stay few even
+/// when nobody reads the counts.
+#[test]
+fn a_store_folds_the_counts_rows_when_nobody_reads_them() {
+    let Some(pg) = server() else { return };
+    let opts = fresh_options(pg);
+    let schema = opts.schema_name().to_owned();
+    let store = oc_postgres::PgTaskStore::connect(opts).unwrap();
+    pg.psql(
+        "postgres",
+        &format!(
+            "INSERT INTO {schema}.task_counts (status, delta)
+                 SELECT 'pending', 0 FROM generate_series(1, 2000)"
+        ),
+    )
+    .unwrap();
+    let rows = || -> i64 {
+        pg.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM {schema}.task_counts"),
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    let missing = oc_tasks::TaskId::new("missing").unwrap();
+    // Calls that read no count: only the store's own cadence folds.
+    for _ in 0..4_096 {
+        assert!(store.get(&missing).unwrap().is_none());
+    }
+    assert_eq!(rows(), 0, "the changes that sum to nothing are folded away");
+}
