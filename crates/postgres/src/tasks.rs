@@ -1038,6 +1038,9 @@ impl PgTaskStore {
 
 /// Reports the creations the insert statement recorded in the history.
 fn trace_created(created: &[Created]) {
+    if !HistoryEntry::traced() {
+        return;
+    }
     for c in created.iter().filter(|c| !c.duplicate) {
         if let Some(h) = HistoryEntry::of(None, &c.task, false) {
             h.trace();
@@ -1454,7 +1457,12 @@ impl TaskStore for PgTaskStore {
                     .map(|r| row_task(r, 0))
                     .collect::<Result<Vec<_>>>()?;
                 // The history rows the statement wrote, reported.
-                for t in &claimed {
+                let traced = if HistoryEntry::traced() {
+                    &claimed[..]
+                } else {
+                    &[]
+                };
+                for t in traced {
                     HistoryEntry {
                         task: t.id.clone(),
                         version: t.version,

@@ -109,6 +109,12 @@ pub struct HistoryEntry {
 }
 
 impl HistoryEntry {
+    /// Whether a `tracing` subscriber listens to [`trace`](Self::trace): a store that must
+    /// build the entries it reports (their rows written by SQL) builds them only then.
+    pub fn traced() -> bool {
+        tracing::enabled!(target: "oc_tasks", tracing::Level::DEBUG)
+    }
+
     /// Reports this transition to `tracing`: a `DEBUG` event of target `oc_tasks` with the
     /// task, the kind, the statuses, the actor, the lease token and the error. Every store
     /// reports each entry it records, as it records it; with no subscriber listening, this

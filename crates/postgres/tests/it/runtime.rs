@@ -383,3 +383,48 @@ fn a_store_folds_the_counts_rows_when_nobody_reads_them() {
     }
     assert_eq!(rows(), 0, "the changes that sum to nothing are folded away");
 }
+
+/// The transitions whose history rows SQL writes (a batch's creations, a claim) are reported
+/// to `tracing` like the others, with the token the statement handed out.
+#[test]
+fn transitions_are_traced_like_on_every_backend() {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let Some(pg) = server() else { return };
+    let store = oc_postgres::PgTaskStore::connect(fresh_options(pg)).unwrap();
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        store.create(NewTask::new("x")).unwrap();
+        let t = store
+            .claim_next("agent-7", Duration::from_secs(30))
+            .unwrap()
+            .unwrap();
+        store
+            .complete(&t.id, t.lease.map(|l| l.token), None)
+            .unwrap();
+    });
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    for want in [
+        "task created",
+        "task claimed",
+        "actor=\"agent-7\" token=1",
+        "task completed",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+}
