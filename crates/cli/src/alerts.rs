@@ -115,20 +115,22 @@ pub(crate) fn run(
                         writeln!(
                             w,
                             "{:<32} {:<9} {:>6}  {state}",
-                            r.name,
+                            Clean(&r.name).to_string(),
                             r.severity.as_str(),
                             pending
                         )?;
                     }
                     for s in &silences {
+                        // Anyone who can reach the page may post a silence: its matchers and
+                        // comment are shown escaped.
                         let m: Vec<String> = s.matchers.iter().map(ToString::to_string).collect();
                         writeln!(
                             w,
                             "silence {}: {} until {} {}",
                             s.id,
-                            m.join(" "),
+                            Clean(&m.join(" ")),
                             s.ends_at,
-                            s.comment
+                            Clean(&s.comment)
                         )?;
                     }
                     Ok(())

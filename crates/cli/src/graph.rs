@@ -139,7 +139,7 @@ pub(crate) fn print_graph_fields(
         )?;
     }
     if !t.labels.is_empty() {
-        writeln!(w, "Labels:      {}", t.labels.join(", "))?;
+        writeln!(w, "Labels:      {}", Clean(&t.labels.join(", ")))?;
     }
     if let Some(at) = t.run_at {
         writeln!(w, "Run at:      {at}")?;

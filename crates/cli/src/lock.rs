@@ -7,12 +7,17 @@ use oc_locks::{Lock, LockManager, LockRequest, LockStats, Owner, Resource};
 
 use crate::Site;
 use crate::args::LockCmd;
-use crate::output::{Output, thousands};
+use crate::output::{Clean, Output, thousands};
 
 fn describe(l: &Lock) -> String {
     format!(
         "{} on {} for {}: token {}, holds {}, expires {}",
-        l.mode, l.resource, l.owner, l.token, l.holds, l.expires_at
+        l.mode,
+        Clean(l.resource.as_str()),
+        Clean(l.owner.as_str()),
+        l.token,
+        l.holds,
+        l.expires_at
     )
 }
 
@@ -45,13 +50,17 @@ pub(crate) fn run(site: &Site, cmd: LockCmd, out: &mut Output) -> anyhow::Result
                     writeln!(
                         w,
                         "Released {} on {} (token {})",
-                        l.mode, l.resource, l.token
+                        l.mode,
+                        Clean(l.resource.as_str()),
+                        l.token
                     )
                 } else {
                     writeln!(
                         w,
                         "Released one hold; {} still holds {} ({} left)",
-                        l.owner, l.resource, l.holds
+                        Clean(l.owner.as_str()),
+                        Clean(l.resource.as_str()),
+                        l.holds
                     )
                 }
             })
@@ -76,7 +85,8 @@ pub(crate) fn run(site: &Site, cmd: LockCmd, out: &mut Output) -> anyhow::Result
             out.emit("lock.list", &locks, |w, o| {
                 if o.quiet {
                     for l in &locks {
-                        writeln!(w, "{} {}", l.resource, l.owner)?;
+                        let (r, o) = (Clean(l.resource.as_str()), Clean(l.owner.as_str()));
+                        writeln!(w, "{r} {o}")?;
                     }
                     return Ok(());
                 }
@@ -91,8 +101,8 @@ pub(crate) fn run(site: &Site, cmd: LockCmd, out: &mut Output) -> anyhow::Result
                     ]);
                 for l in &locks {
                     t.add_row([
-                        l.resource.to_string(),
-                        l.owner.to_string(),
+                        Clean(l.resource.as_str()).to_string(),
+                        Clean(l.owner.as_str()).to_string(),
                         l.mode.to_string(),
                         l.token.to_string(),
                         l.holds.to_string(),
@@ -129,6 +139,7 @@ pub(crate) fn run(site: &Site, cmd: LockCmd, out: &mut Output) -> anyhow::Result
                 }
                 writeln!(w, "Removed {} lapsed lock(s)", swept.len())?;
                 if let Some(owner) = &owner {
+                    let owner = Clean(owner.as_str());
                     writeln!(w, "Released {} lock(s) of {owner}", freed.len())?;
                 }
                 Ok(())
@@ -160,14 +171,16 @@ pub(crate) fn render_stats(w: &mut dyn Write, st: &LockStats) -> std::io::Result
     if !st.by_owner.is_empty() {
         writeln!(w, "Locks by Owner:")?;
         for oc in &st.by_owner {
-            writeln!(w, "  - {}: {}", oc.owner, oc.count)?;
+            writeln!(w, "  - {}: {}", Clean(&oc.owner), oc.count)?;
         }
     }
     if let Some(o) = &st.oldest_lock {
         writeln!(
             w,
             "Oldest Lock: {} ({}, {} ms)",
-            o.resource, o.owner, o.age_ms
+            Clean(&o.resource),
+            Clean(&o.owner),
+            o.age_ms
         )?;
     }
     Ok(())

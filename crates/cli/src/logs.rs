@@ -355,12 +355,12 @@ pub(crate) fn checkpoint(site: &Site, cmd: CheckpointCmd, out: &mut Output) -> a
             let cp = files.create_checkpoint(&description, Timestamp::now())?;
             out.emit("checkpoint.create", &cp, |w, o| {
                 if o.quiet {
-                    writeln!(w, "{}", cp.id)
+                    writeln!(w, "{}", Clean(&cp.id))
                 } else {
                     writeln!(
                         w,
                         "Created checkpoint {} of {task} ({} file(s), {} bytes)",
-                        cp.id,
+                        Clean(&cp.id),
                         cp.files.len(),
                         cp.bytes()
                     )
@@ -376,7 +376,8 @@ pub(crate) fn checkpoint(site: &Site, cmd: CheckpointCmd, out: &mut Output) -> a
                         w,
                         "  {}. {} - {} - {} ({} bytes)",
                         i + 1,
-                        c.id,
+                        // A manifest planted in the data directory names any id.
+                        Clean(&c.id),
                         c.created_at,
                         Clean(&c.description),
                         c.bytes()
@@ -395,7 +396,8 @@ pub(crate) fn checkpoint(site: &Site, cmd: CheckpointCmd, out: &mut Output) -> a
                     writeln!(
                         w,
                         "Restored {task} to checkpoint {} ({})",
-                        cp.id, cp.created_at
+                        Clean(&cp.id),
+                        cp.created_at
                     )
                 }
             })

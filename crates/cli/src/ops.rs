@@ -8,7 +8,7 @@ use oc_metrics::{Exporter, collect};
 use serde::Serialize;
 
 use crate::args::{DbCmd, MetricsFormat, ServeArgs};
-use crate::output::{Output, thousands};
+use crate::output::{Clean, Output, thousands};
 use crate::{Site, Tasks, UsageError};
 
 pub(crate) fn metrics(site: &Site, format: MetricsFormat, out: &mut Output) -> anyhow::Result<()> {
@@ -100,7 +100,7 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
                     st.slow_threshold_ms, st.slow_statements
                 )?;
                 for s in &st.recent_slow {
-                    writeln!(w, "  {} us  {}", s.duration_us, s.sql)?;
+                    writeln!(w, "  {} us  {}", s.duration_us, Clean(&s.sql))?;
                 }
                 Ok(())
             })
@@ -114,7 +114,9 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
                     if problems.is_empty() {
                         writeln!(w, "ok")
                     } else {
-                        problems.iter().try_for_each(|p| writeln!(w, "{p}"))
+                        problems
+                            .iter()
+                            .try_for_each(|p| writeln!(w, "{}", Clean(&p.to_string())))
                     }
                 },
             )?;
@@ -245,7 +247,7 @@ pub(crate) fn health(site: &Site, out: &mut Output) -> anyhow::Result<()> {
         &serde_json::json!({ "overall": overall, "checks": checks }),
         |w, _| {
             for c in &checks {
-                writeln!(w, "{:<10} {:<9} {}", c.name, c.status, c.message)?;
+                writeln!(w, "{:<10} {:<9} {}", c.name, c.status, Clean(&c.message))?;
             }
             writeln!(w, "overall: {overall}")
         },

@@ -75,7 +75,9 @@ impl Output {
 
 /// Text that agents wrote, made safe to print on a terminal: control characters (C0, newlines
 /// and tabs included, DEL, C1) are shown as escapes (`\n`, `\x1b`, `\u{9b}`), so a task name
-/// cannot recolour, clear or retitle the operator's terminal, nor forge lines of output.
+/// cannot recolour, clear or retitle the operator's terminal, nor forge lines of output; so are
+/// the invisible characters that make a line read differently from what it is ([`unseen`]:
+/// bidirectional overrides, embeddings, isolates and marks, line and paragraph separators).
 /// `--json` prints the exact text.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clean<'a>(pub(crate) &'a str);
@@ -83,7 +85,7 @@ pub(crate) struct Clean<'a>(pub(crate) &'a str);
 impl std::fmt::Display for Clean<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut rest = self.0;
-        while let Some(at) = rest.find(char::is_control) {
+        while let Some(at) = rest.find(escaped) {
             f.write_str(&rest[..at])?;
             let c = rest[at..].chars().next().unwrap_or_default();
             match c {
@@ -99,9 +101,31 @@ impl std::fmt::Display for Clean<'_> {
     }
 }
 
+/// Whether `c` is invisible and changes how the text around it reads: the bidirectional
+/// embeddings and overrides (U+202A–U+202E), isolates (U+2066–U+2069) and marks (U+200E,
+/// U+200F, U+061C), which reorder what follows them (a "Trojan Source" line), and the line and
+/// paragraph separators (U+2028, U+2029), which some terminals break lines at.
+fn unseen(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{061c}'
+            | '\u{2028}'
+            | '\u{2029}'
+    )
+}
+
+/// What [`Clean`] shows as an escape.
+fn escaped(c: char) -> bool {
+    c.is_control() || unseen(c)
+}
+
 /// [`Clean`] as a string, borrowed when there was nothing to escape.
 pub(crate) fn clean(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains(char::is_control) {
+    if s.contains(escaped) {
         Clean(s).to_string().into()
     } else {
         s.into()
@@ -172,6 +196,21 @@ mod tests {
             ("\0\x07\x7f", "\\x00\\x07\\x7f"),
             ("c1 \u{9b}2J \u{85}", "c1 \\u{9b}2J \\u{85}"),
             ("ünïcode ✓ \u{a0}", "ünïcode ✓ \u{a0}"),
+            // Bidirectional overrides, isolates and marks, and separators.
+            (
+                "a\u{202e}b\u{202a}\u{202b}\u{202c}\u{202d}",
+                "a\\u{202e}b\\u{202a}\\u{202b}\\u{202c}\\u{202d}",
+            ),
+            (
+                "\u{2066}\u{2067}\u{2068}\u{2069}",
+                "\\u{2066}\\u{2067}\\u{2068}\\u{2069}",
+            ),
+            (
+                "\u{200e}\u{200f}\u{61c}\u{2028}\u{2029}",
+                "\\u{200e}\\u{200f}\\u{61c}\\u{2028}\\u{2029}",
+            ),
+            // Other format characters stay: joiners are part of emoji and scripts.
+            ("\u{200d}\u{2069}", "\u{200d}\\u{2069}"),
         ] {
             assert_eq!(clean(raw), shown);
         }

@@ -1,12 +1,23 @@
 //! Agents' text never reaches the operator's terminal raw: every command that prints what an
-//! agent wrote shows its control characters as escapes, and `--json` keeps the exact text.
+//! agent (or anyone who can reach the page or the data directory) wrote shows its control
+//! characters and its bidirectional overrides, isolates and marks as escapes, and `--json`
+//! keeps the exact text.
 
 use crate::util::{Oc, Run};
 
-/// Recolours, retitles (OSC 0), clears the screen (C1 CSI), deletes, and forges a line.
-const EVIL: &str = "evil\x1b[31mRED\x1b[0m\x1b]0;pwned\x07 \u{9b}2J\x7f\nforged line";
+/// Recolours, retitles (OSC 0), clears the screen (C1 CSI), deletes, forges a line, and reads
+/// backwards (a right-to-left override, then an isolate).
+const EVIL: &str =
+    "evil\x1b[31mRED\x1b[0m\x1b]0;pwned\x07 \u{9b}2J\x7f\nforged line\u{202e}desrever\u{2066}x";
 /// How it must be shown.
-const SHOWN: &str = "evil\\x1b[31mRED\\x1b[0m\\x1b]0;pwned\\x07 \\u{9b}2J\\x7f\\nforged line";
+const SHOWN: &str = "evil\\x1b[31mRED\\x1b[0m\\x1b]0;pwned\\x07 \\u{9b}2J\\x7f\\nforged line\\u{202e}desrever\\u{2066}x";
+
+/// Characters no text output may print raw: controls (but the newlines that end lines) and
+/// the invisible ones that change how a line reads.
+fn raw_danger(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}' | '\u{2028}' | '\u{2029}')
+}
 
 /// `oc <args>` printed no raw control character but newlines (on stdout or stderr), and shows
 /// the evil text escaped `times` times at least (JSON fields in text show it JSON-escaped, and
@@ -15,10 +26,7 @@ fn check(oc: &Oc, args: &[&str], times: usize) -> Run {
     let run = oc.run(args);
     assert_eq!(run.code, 0, "{args:?}: {run:?}");
     for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
-        let raw: Vec<char> = text
-            .chars()
-            .filter(|c| c.is_control() && *c != '\n')
-            .collect();
+        let raw: Vec<char> = text.chars().filter(|c| raw_danger(*c)).collect();
         assert!(
             raw.is_empty(),
             "{args:?} printed {raw:?} on {stream}: {text:?}"
@@ -170,10 +178,77 @@ fn errors_quote_bad_input_escaped() {
         let run = oc.run(args);
         assert_eq!(run.code, 2, "{run:?}");
         assert!(
-            !run.stderr.contains(|c: char| c.is_control() && c != '\n'),
+            !run.stderr.contains(raw_danger),
             "{args:?}: {:?}",
             run.stderr
         );
         assert_eq!(run.stderr.lines().count(), 1, "{:?}", run.stderr);
     }
+}
+
+#[test]
+fn lock_commands_escape_owners_and_resources() {
+    let oc = Oc::new();
+    // Owners and paths refuse control characters, but not the direction overrides.
+    let (owner, path) = ("agent\u{202e}1gnp.exe", "repo/\u{2067}src\u{2069}/a.rs");
+    for args in [
+        &["lock", "acquire", path, "--owner", owner][..],
+        &["lock", "list"],
+        &["lock", "list", "--quiet"],
+        &["lock", "stats"],
+        &["lock", "renew", path, "--owner", owner],
+        &["lock", "cleanup", "--owner", owner],
+    ] {
+        check(&oc, args, 0);
+    }
+    assert_eq!(oc.json(&["lock", "list"]).as_array().unwrap().len(), 0);
+    check(&oc, &["lock", "acquire", path, "--owner", owner], 0);
+    check(&oc, &["lock", "release", path, "--owner", owner], 0);
+}
+
+#[test]
+fn alerts_list_escapes_silences_posted_by_anyone() {
+    let oc = Oc::new();
+    let matcher = format!("alertname={EVIL}");
+    check(
+        &oc,
+        &[
+            "alerts",
+            "silence",
+            &matcher,
+            "--comment",
+            EVIL,
+            "--for",
+            "1h",
+        ],
+        0,
+    );
+    let listed = check(&oc, &["alerts", "list"], 2);
+    assert!(listed.stdout.contains("silence 1: "), "{}", listed.stdout);
+    let exact = oc.json(&["alerts", "list"]);
+    assert_eq!(
+        exact["silences"][0]["comment"], EVIL,
+        "--json keeps the exact text"
+    );
+}
+
+#[test]
+fn checkpoint_list_escapes_a_planted_manifest() {
+    let oc = Oc::new();
+    oc.run(&["task", "create", "planted", "--id", "t1"]);
+    check(
+        &oc,
+        &["checkpoint", "create", "t1", "--description", "real"],
+        0,
+    );
+    // Anyone who can write the data directory can leave a manifest naming any id.
+    let dir = oc.data_dir().join("tasks/t1/checkpoints/cp-planted");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = serde_json::json!({
+        "id": EVIL, "taskId": "t1", "createdAt": "2026-01-01T00:00:00Z",
+        "description": EVIL, "files": [],
+    });
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    // Listed escaped, or not listed at all: never raw.
+    check(&oc, &["checkpoint", "list", "t1"], 0);
 }
