@@ -56,7 +56,10 @@ mod writer;
 
 pub use crate::entry::{Decision, Level, LogEntry};
 pub use crate::error::{Error, Result};
-pub use crate::reader::{Follower, JsonlReader, LogAnalysis, Query, ReadReport, read_records};
+pub use crate::reader::{
+    Follower, JsonlReader, LineAt, LogAnalysis, Query, ReadReport, TAIL_BLOCK, Tail, TailLine,
+    read_records,
+};
 #[cfg(feature = "ship")]
 pub use crate::ship::{ShipOptions, ShipReport, Shipper};
 pub use crate::task::{Checkpoint, CheckpointFile, TaskFiles, check_task_id, write_atomic};

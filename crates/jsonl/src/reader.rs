@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::io;
 use crate::writer::existing_rotated;
-use crate::{Level, LogEntry, Result};
+use crate::{Error, Level, LogEntry, Result};
 
 /// Malformed line numbers kept in a report (the count goes on).
 const KEEP_MALFORMED: usize = 100;
@@ -27,6 +27,39 @@ pub struct ReadReport {
     pub malformed_lines: Vec<u64>,
     /// Bytes after the last newline of a file: a record cut short by a crash.
     pub torn_tail_bytes: u64,
+}
+
+/// The last lines of a log, from [`JsonlReader::tail_lines`], with what reading them cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tail {
+    /// The lines, oldest first.
+    pub lines: Vec<TailLine>,
+    /// Whether older lines come before them.
+    pub more: bool,
+    /// Bytes searched for newlines (a byte searched twice counts twice).
+    pub scanned: u64,
+    /// Bytes copied into lines or between buffers (a byte copied twice counts twice).
+    pub copied: u64,
+}
+
+/// One complete line of a [`Tail`] and where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TailLine {
+    /// The line, without its newline.
+    pub text: Vec<u8>,
+    /// Where it starts, for [`JsonlReader::line_at`].
+    pub at: LineAt,
+}
+
+/// Where a line starts: a file of the reader and a byte offset in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct LineAt {
+    /// The file, counted from the newest (0 is the file being written, 1 the one rotated last).
+    pub file: u32,
+    /// Bytes before the line in that file (after decompression, for a gzipped one).
+    pub offset: u64,
 }
 
 /// Reads the JSONL file at `path` and its rotated predecessors, oldest first.
@@ -145,18 +178,146 @@ impl JsonlReader {
     }
 
     /// The last `n` complete lines, oldest first, read backwards from the end of the newest
-    /// files without reading the rest.
+    /// files without reading the rest (see [`JsonlReader::tail_lines`]).
     pub fn tail(&self, n: usize) -> Result<Vec<Vec<u8>>> {
-        let mut lines: Vec<Vec<u8>> = Vec::new();
-        for path in self.files.iter().rev() {
-            if lines.len() >= n {
+        Ok(self
+            .tail_lines(0, n)?
+            .lines
+            .into_iter()
+            .map(|l| l.text)
+            .collect())
+    }
+
+    /// The `n` complete lines before the last `skip`, oldest first, with where each starts and
+    /// what reading them cost: a page of the log counted from its newest end.
+    ///
+    /// Files are read backwards in blocks of [`TAIL_BLOCK`] bytes and each block is searched
+    /// for newlines once, so the cost is the bytes of the `skip + n` lines and at most one
+    /// block more, however long the lines are; skipped lines are searched, not copied. A torn
+    /// tail (bytes after the last newline) is not a line. A gzipped rotated file is streamed
+    /// whole instead, keeping only the lines asked for.
+    pub fn tail_lines(&self, skip: usize, n: usize) -> Result<Tail> {
+        self.tail_by(skip, n, TAIL_BLOCK)
+    }
+
+    /// [`JsonlReader::tail_lines`] reading `block` bytes at a time.
+    fn tail_by(&self, skip: usize, n: usize, block: u64) -> Result<Tail> {
+        let mut c = Collect {
+            skip,
+            want: skip.saturating_add(n),
+            found: 0,
+            newest_first: Vec::new(),
+            scanned: 0,
+            copied: 0,
+        };
+        let mut more = false;
+        for (i, path) in self.files.iter().rev().enumerate() {
+            if c.done() {
                 break;
             }
-            let mut got = tail_file(path, n - lines.len())?;
-            got.append(&mut lines);
-            lines = got;
+            let file = u32::try_from(i).unwrap_or(u32::MAX);
+            let earlier = if is_gz(path) {
+                tail_gz(path, file, &mut c)?
+            } else {
+                tail_file(path, file, block, &mut c)?
+            };
+            // Rotated files are cut at line ends and never empty: an older one has lines.
+            more = c.done() && (earlier || i + 1 < self.files.len());
         }
-        Ok(lines)
+        let mut lines = c.newest_first;
+        lines.reverse();
+        Ok(Tail {
+            lines,
+            more,
+            scanned: c.scanned,
+            copied: c.copied,
+        })
+    }
+
+    /// The complete line that starts at `at` (as [`TailLine::at`] gave it), or `None` if no line
+    /// starts there (any more): the offset is inside a line or past the last newline, or the
+    /// file is gone.
+    pub fn line_at(&self, at: LineAt) -> Result<Option<Vec<u8>>> {
+        let Some(path) = usize::try_from(at.file)
+            .ok()
+            .and_then(|i| self.files.len().checked_sub(i.checked_add(1)?))
+            .and_then(|i| self.files.get(i))
+        else {
+            return Ok(None);
+        };
+        if is_gz(path) {
+            let mut offset = 0u64;
+            let mut found = None;
+            JsonlReader {
+                files: vec![path.clone()],
+            }
+            .for_each_line(|_, line| {
+                if offset == at.offset {
+                    found = Some(line.to_vec());
+                }
+                offset += line.len() as u64 + 1;
+                found.is_none() && offset <= at.offset
+            })?;
+            return Ok(found);
+        }
+        let mut f = File::open(path).map_err(io(path))?;
+        let len = f.metadata().map_err(io(path))?.len();
+        if at.offset >= len {
+            return Ok(None);
+        }
+        if let Some(before) = at.offset.checked_sub(1) {
+            let mut b = [0u8; 1];
+            f.seek(SeekFrom::Start(before)).map_err(io(path))?;
+            f.read_exact(&mut b).map_err(io(path))?;
+            if b[0] != b'\n' {
+                return Ok(None);
+            }
+        }
+        let mut line = Vec::new();
+        BufReader::new(f)
+            .read_until(b'\n', &mut line)
+            .map_err(io(path))?;
+        if line.pop() != Some(b'\n') {
+            return Ok(None);
+        }
+        Ok(Some(line))
+    }
+}
+
+/// The bytes [`JsonlReader::tail_lines`] reads at a time, backwards from the end of a file.
+pub const TAIL_BLOCK: u64 = 64 * 1024;
+
+/// Lines gathered from the newest end, across files.
+struct Collect {
+    skip: usize,
+    /// `skip + n`.
+    want: usize,
+    /// Lines met so far, skipped ones included.
+    found: usize,
+    newest_first: Vec<TailLine>,
+    scanned: u64,
+    copied: u64,
+}
+
+impl Collect {
+    fn done(&self) -> bool {
+        self.found >= self.want
+    }
+
+    /// A line met going backwards: `head`, then `pieces` in reverse order (each piece is the
+    /// part of an earlier-read, later block before its first newline).
+    fn line(&mut self, at: LineAt, head: &[u8], pieces: &[Vec<u8>]) {
+        if self.found >= self.skip {
+            let len = head.len() + pieces.iter().map(Vec::len).sum::<usize>();
+            let mut text = Vec::with_capacity(len);
+            text.extend_from_slice(head);
+            for p in pieces.iter().rev() {
+                text.extend_from_slice(p);
+            }
+            self.copied += len as u64;
+            self.newest_first.push(TailLine { text, at });
+        }
+        self.found += 1;
     }
 }
 
@@ -169,55 +330,83 @@ fn is_gz(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "gz")
 }
 
-/// The last `n` complete lines of one file, reading 64 KiB chunks from the end (a gzipped
-/// rotated file is streamed instead, keeping `n` lines).
-fn tail_file(path: &Path, n: usize) -> Result<Vec<Vec<u8>>> {
-    if is_gz(path) {
-        let mut last: VecDeque<Vec<u8>> = VecDeque::with_capacity(n + 1);
-        JsonlReader {
-            files: vec![path.to_owned()],
-        }
-        .for_each_line(|_, l| {
-            last.push_back(l.to_vec());
-            if last.len() > n {
-                last.pop_front();
-            }
-            true
-        })?;
-        return Ok(last.into());
-    }
+/// Gathers lines of one plain file from its end into `c`, reading blocks backwards;
+/// returns whether the file has lines before those met.
+fn tail_file(path: &Path, file: u32, block_size: u64, c: &mut Collect) -> Result<bool> {
     let mut f = File::open(path).map_err(io(path))?;
     let len = f.metadata().map_err(io(path))?.len();
-    let mut tail: Vec<u8> = Vec::new();
+    // Bytes from `pos` on have been read; those of the line being met are in `pieces`, the
+    // block read last first.
     let mut pos = len;
-    let chunk = 64 * 1024u64;
-    // A torn tail (no final newline) is not a line.
-    loop {
-        let newlines = tail.iter().filter(|&&b| b == b'\n').count();
-        if newlines > n || pos == 0 {
-            break;
-        }
-        let start = pos.saturating_sub(chunk);
-        let mut buf = vec![0u8; usize::try_from(pos - start).unwrap_or(0)];
+    let mut pieces: Vec<Vec<u8>> = Vec::new();
+    // Whether the file's last newline was met: what follows it is a torn tail, not a line.
+    let mut ended = false;
+    while pos > 0 {
+        let start = pos.saturating_sub(block_size.max(1));
+        let size = usize::try_from(pos - start).map_err(|_| Error::InvalidInput {
+            field: "tail block",
+            reason: format!("{} bytes do not fit in memory", pos - start),
+        })?;
+        let mut block = vec![0u8; size];
         f.seek(SeekFrom::Start(start)).map_err(io(path))?;
-        f.read_exact(&mut buf).map_err(io(path))?;
-        buf.extend_from_slice(&tail);
-        tail = buf;
+        f.read_exact(&mut block).map_err(io(path))?;
+        // `block[..end]` is not yet part of a line met.
+        let mut end = block.len();
+        while let Some(nl) = block[..end].iter().rposition(|&b| b == b'\n') {
+            c.scanned += (end - nl) as u64;
+            if ended {
+                let at = LineAt {
+                    file,
+                    offset: start + nl as u64 + 1,
+                };
+                c.line(at, &block[nl + 1..end], &pieces);
+            }
+            ended = true;
+            pieces.clear();
+            end = nl;
+            if c.done() {
+                // The newline at `nl` ends an earlier line.
+                return Ok(true);
+            }
+        }
+        c.scanned += end as u64;
+        block.truncate(end);
+        pieces.push(block);
         pos = start;
     }
-    let end = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let complete = &tail[..end];
-    let mut lines: Vec<Vec<u8>> = complete
-        .split(|&b| b == b'\n')
-        .map(<[u8]>::to_vec)
-        .collect();
-    lines.pop(); // the empty piece after the last newline
-    // The first piece may be partial if we stopped mid-file.
-    if pos > 0 && !lines.is_empty() {
-        lines.remove(0);
+    if ended {
+        // The bytes before the first newline: the file's first line.
+        c.line(LineAt { file, offset: 0 }, &[], &pieces);
     }
-    let skip = lines.len().saturating_sub(n);
-    Ok(lines.split_off(skip))
+    Ok(false)
+}
+
+/// Gathers lines of a gzipped rotated file into `c`, streaming it whole and keeping the lines
+/// still wanted; returns whether it has lines before those kept.
+fn tail_gz(path: &Path, file: u32, c: &mut Collect) -> Result<bool> {
+    let keep = c.want - c.found;
+    let mut last: VecDeque<(u64, Vec<u8>)> = VecDeque::with_capacity(keep.min(1024) + 1);
+    let mut offset = 0u64;
+    let mut total = 0usize;
+    JsonlReader {
+        files: vec![path.to_owned()],
+    }
+    .for_each_line(|_, l| {
+        c.scanned += l.len() as u64 + 1;
+        c.copied += l.len() as u64;
+        last.push_back((offset, l.to_vec()));
+        offset += l.len() as u64 + 1;
+        total += 1;
+        if last.len() > keep {
+            last.pop_front();
+        }
+        true
+    })?;
+    let earlier = total > last.len();
+    for (offset, text) in last.into_iter().rev() {
+        c.line(LineAt { file, offset }, &text, &[]);
+    }
+    Ok(earlier)
 }
 
 /// Filters and paging for [`JsonlReader::query`].
@@ -363,6 +552,62 @@ mod tests {
             .collect();
         assert_eq!(t, ["{\"i\":997}", "{\"i\":998}", "{\"i\":999}"]);
         assert_eq!(r.tail(5000).unwrap().len(), 1000);
+    }
+
+    /// The lines of the reader's files as `for_each_line` reads them, oldest first, with where
+    /// each starts.
+    fn model(r: &JsonlReader) -> Vec<(Vec<u8>, LineAt)> {
+        let mut all = Vec::new();
+        for (i, path) in r.files().iter().enumerate() {
+            let file = u32::try_from(r.files().len() - 1 - i).unwrap();
+            let mut offset = 0;
+            JsonlReader {
+                files: vec![path.clone()],
+            }
+            .for_each_line(|_, l| {
+                all.push((l.to_vec(), LineAt { file, offset }));
+                offset += l.len() as u64 + 1;
+                true
+            })
+            .unwrap();
+        }
+        all
+    }
+
+    proptest::proptest! {
+        /// Any page of a tail, read by any block size, is the model's lines at those places,
+        /// and each reads back from where it starts.
+        #[test]
+        fn any_tail_is_the_lines_of_the_file(
+            rotated in proptest::collection::vec("[a-c\n]{1,40}\n", 0..3),
+            live in "[a-c\n]{0,60}",
+            block in 1u64..24,
+            skip in 0usize..12,
+            n in 0usize..12,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("t.jsonl");
+            for (i, body) in rotated.iter().enumerate() {
+                std::fs::write(crate::rotated_path(&p, rotated.len() - i), body).unwrap();
+            }
+            std::fs::write(&p, &live).unwrap();
+            let r = JsonlReader::open(&p);
+            let all = model(&r);
+            let end = all.len().saturating_sub(skip);
+            let start = end.saturating_sub(n);
+            let t = r.tail_by(skip, n, block).unwrap();
+            let got: Vec<(Vec<u8>, LineAt)> = t.lines.iter().map(|l| (l.text.clone(), l.at)).collect();
+            proptest::prop_assert_eq!(&got[..], &all[start..end]);
+            if n > 0 {
+                proptest::prop_assert_eq!(t.more, start > 0);
+            }
+            let bytes: u64 = all[start..].iter().map(|(l, _)| l.len() as u64 + 1).sum::<u64>()
+                + live.len() as u64;
+            proptest::prop_assert!(t.scanned <= bytes + block, "{} > {}", t.scanned, bytes + block);
+            for l in &t.lines {
+                proptest::prop_assert_eq!(r.line_at(l.at).unwrap(), Some(l.text.clone()));
+            }
+        }
     }
 }
 

@@ -7,4 +7,5 @@ mod files;
 mod power_loss;
 mod props;
 mod ship;
+mod tail;
 mod writer;
