@@ -59,6 +59,16 @@ pub enum Error {
         /// The failure, with its causes.
         cause: String,
     },
+    /// A path in the data directory that is not what it must be (a symbolic link, a special
+    /// file, a directory where a file belongs): refused, and nothing was followed, read or written
+    /// through it.
+    #[error("refusing {}: it {reason}", path.display())]
+    Unsafe {
+        /// The refused path.
+        path: PathBuf,
+        /// What it is (`"is a symbolic link"`, `"is not a regular file"`, ...).
+        reason: &'static str,
+    },
     /// The named thing does not exist.
     #[error("{what} not found")]
     NotFound {
@@ -79,6 +89,12 @@ impl Error {
             self,
             Error::InvalidTaskId { .. } | Error::InvalidInput { .. }
         )
+    }
+
+    /// A path was refused because it is a link, a special file or otherwise not what the data
+    /// directory holds there.
+    pub fn is_unsafe(&self) -> bool {
+        matches!(self, Error::Unsafe { .. })
     }
 
     /// Stored data failed verification.

@@ -46,6 +46,7 @@
 
 mod entry;
 mod error;
+mod fsx;
 mod json;
 mod reader;
 #[cfg(feature = "ship")]
@@ -62,18 +63,10 @@ pub use crate::reader::{
 };
 #[cfg(feature = "ship")]
 pub use crate::ship::{ShipOptions, ShipReport, Shipper};
-pub use crate::task::{Checkpoint, CheckpointFile, TaskFiles, check_task_id, write_atomic};
+pub use crate::task::{
+    Checkpoint, CheckpointFile, MAX_DESCRIPTION, MAX_MANIFEST_BYTES, TaskFiles,
+    check_checkpoint_id, check_task_id, write_atomic,
+};
 pub use crate::writer::{
     Durability, JsonlWriter, MAX_SPIN, Rotation, WriterOptions, existing_rotated, rotated_path,
 };
-
-/// `fsync`s the directory holding `path`, so a rename or a new file in it survives power loss.
-pub(crate) fn sync_dir(path: &std::path::Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(error::io(dir))
-}

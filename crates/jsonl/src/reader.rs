@@ -1,7 +1,6 @@
 //! `JsonlReader`: complete lines, across rotated files, in bounded memory.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -91,7 +90,7 @@ impl JsonlReader {
         let mut report = ReadReport::default();
         let mut buf = Vec::with_capacity(512);
         for path in &self.files {
-            let file = File::open(path).map_err(io(path))?;
+            let file = crate::fsx::open_read(path)?;
             let mut r: Box<dyn BufRead> = if is_gz(path) {
                 Box::new(BufReader::with_capacity(
                     64 * 1024,
@@ -260,7 +259,7 @@ impl JsonlReader {
             })?;
             return Ok(found);
         }
-        let mut f = File::open(path).map_err(io(path))?;
+        let mut f = crate::fsx::open_read(path)?;
         let len = f.metadata().map_err(io(path))?.len();
         if at.offset >= len {
             return Ok(None);
@@ -333,7 +332,7 @@ fn is_gz(path: &Path) -> bool {
 /// Gathers lines of one plain file from its end into `c`, reading blocks backwards;
 /// returns whether the file has lines before those met.
 fn tail_file(path: &Path, file: u32, block_size: u64, c: &mut Collect) -> Result<bool> {
-    let mut f = File::open(path).map_err(io(path))?;
+    let mut f = crate::fsx::open_read(path)?;
     let len = f.metadata().map_err(io(path))?.len();
     // Bytes from `pos` on have been read; those of the line being met are in `pieces`, the
     // block read last first.
@@ -638,7 +637,7 @@ impl Follower {
     /// Follows `path` from its current end (or from the start once it appears).
     pub fn from_end(path: impl AsRef<Path>) -> Self {
         let path = path.as_ref().to_owned();
-        let meta = std::fs::metadata(&path).ok();
+        let meta = std::fs::symlink_metadata(&path).ok();
         Follower {
             pos: meta.as_ref().map_or(0, std::fs::Metadata::len),
             id: meta.as_ref().and_then(file_id),
@@ -649,7 +648,7 @@ impl Follower {
 
     /// The complete lines appended since the last call (without newlines).
     pub fn poll(&mut self) -> Result<Vec<Vec<u8>>> {
-        let meta = match std::fs::metadata(&self.path) {
+        let meta = match std::fs::symlink_metadata(&self.path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
@@ -669,7 +668,7 @@ impl Follower {
         if meta.len() == self.pos {
             return Ok(Vec::new());
         }
-        let mut f = File::open(&self.path).map_err(io(&self.path))?;
+        let mut f = crate::fsx::open_read(&self.path)?;
         f.seek(SeekFrom::Start(self.pos)).map_err(io(&self.path))?;
         let mut buf = Vec::new();
         f.read_to_end(&mut buf).map_err(io(&self.path))?;

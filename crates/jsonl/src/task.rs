@@ -1,7 +1,7 @@
 //! `TaskFiles`: the per-task persistence layers under `<data>/tasks/<id>/`.
 
-use std::fs::File;
-use std::io::Write;
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use oc_time::Timestamp;
@@ -10,6 +10,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::io;
+use crate::fsx::{self, Access, Dir};
 use crate::{
     Decision, Error, JsonlReader, JsonlWriter, LogEntry, ReadReport, Result, WriterOptions,
 };
@@ -40,31 +41,66 @@ pub fn check_task_id(id: &str) -> Result<()> {
     }
 }
 
-/// Hex SHA-256 of `bytes`.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// Checks that `id` has the form [`TaskFiles::create_checkpoint`] gives ids
+/// (`cp-<millis>-<n>`: `cp-`, 1–19 digits, `-`, 1–10 digits), so it is one safe path segment
+/// under `checkpoints/` and nothing else.
+pub fn check_checkpoint_id(id: &str) -> Result<()> {
+    let digits = |s: &str, max: usize| {
+        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    let ok = id
+        .strip_prefix("cp-")
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(millis, n)| digits(millis, 19) && digits(n, 10));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput {
+            field: "checkpoint id",
+            reason: format!(
+                "{:?} is not a checkpoint id (cp-<millis>-<n>)",
+                id.chars().take(80).collect::<String>()
+            ),
+        })
+    }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file, `fsync`, rename, directory `fsync`.
-/// After a crash `path` holds the old bytes or the new ones, never a mix.
+/// Hex SHA-256 of `bytes`.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Copies `src` to `dst` in 64 KiB chunks; returns the bytes copied and their SHA-256 (hex).
+fn copy_hashing(src: &mut impl Read, dst: &mut impl Write) -> std::io::Result<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        dst.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    Ok((total, hex(&hasher.finalize())))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file created exclusively under a fresh name
+/// (never an existing file, never through a link; removed if anything fails), `fsync`, rename,
+/// directory `fsync`. After a crash `path` holds the old bytes or the new ones, never a mix. The
+/// directories on the way are the caller's (created if missing); `path` itself, if it is a link,
+/// is replaced, not followed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().ok_or_else(|| Error::InvalidInput {
-        field: "path",
-        reason: format!("{} has no directory", path.display()),
-    })?;
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    crate::sync_dir(path)
+    let (dir, name) = Dir::of(path, true)?;
+    dir.write_atomic(&name, bytes)
 }
 
 /// What `state.json` holds: the state and the checksum of its canonical JSON.
@@ -105,17 +141,102 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Bytes of the files it holds.
+    /// Bytes of the files it holds (saturating: a manifest is untrusted input).
     pub fn bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.bytes).sum()
+        self.files
+            .iter()
+            .fold(0u64, |sum, f| sum.saturating_add(f.bytes))
     }
 }
 
-/// The files a checkpoint copies.
+/// The files a task has, and the only ones a checkpoint copies or a manifest may name.
 const LAYERS: [&str; 3] = ["state.json", "logs.jsonl", "decisions.jsonl"];
+
+/// The most a manifest may hold: it is read from the data directory, so it is bounded before it
+/// is parsed. Our own stay far below it ([`MAX_DESCRIPTION`] and three file entries).
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// The longest checkpoint description accepted, in bytes.
+pub const MAX_DESCRIPTION: usize = 64 * 1024;
+
+/// How many checkpoints may be created within one millisecond (`cp-<millis>-0` ...).
+const MAX_PER_MILLI: u32 = 1000;
+
+/// What is wrong with a manifest read from `checkpoints/<dir_name>/`, if anything: every field
+/// is checked before anything is built from it.
+fn manifest_fault(cp: &Checkpoint, dir_name: &str, task_id: &str) -> Option<String> {
+    if cp.id != dir_name {
+        return Some(format!(
+            "its id {:?} does not match its directory {dir_name}",
+            cp.id.chars().take(80).collect::<String>()
+        ));
+    }
+    if cp.task_id != task_id {
+        return Some(format!(
+            "it belongs to another task ({:?})",
+            cp.task_id.chars().take(80).collect::<String>()
+        ));
+    }
+    if cp.description.len() > MAX_DESCRIPTION {
+        return Some(format!(
+            "its description is longer than {MAX_DESCRIPTION} bytes"
+        ));
+    }
+    if cp.files.len() > LAYERS.len() {
+        return Some(format!(
+            "it lists {} files; a task has {}",
+            cp.files.len(),
+            LAYERS.len()
+        ));
+    }
+    for (i, f) in cp.files.iter().enumerate() {
+        if !LAYERS.contains(&f.name.as_str()) {
+            return Some(format!(
+                "{:?} is not a file a task has ({})",
+                f.name.chars().take(200).collect::<String>(),
+                LAYERS.join(", ")
+            ));
+        }
+        if cp.files[..i].iter().any(|g| g.name == f.name) {
+            return Some(format!("{} is listed twice", f.name));
+        }
+        if f.sha256.len() != 64
+            || !f
+                .sha256
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Some(format!("the hash of {} is not a SHA-256", f.name));
+        }
+    }
+    None
+}
+
+/// The manifest of the checkpoint in `cdir` (named `id`), bounded and validated; `None` if it
+/// has none (a checkpoint interrupted before its manifest was written).
+fn read_manifest(cdir: &Dir, id: &str, task_id: &str) -> Result<Option<Checkpoint>> {
+    let Some(bytes) = cdir.read_bounded("manifest.json", MAX_MANIFEST_BYTES)? else {
+        return Ok(None);
+    };
+    let path = cdir.join("manifest.json");
+    let cp: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        path: path.clone(),
+        reason: format!("not a manifest: {e}"),
+    })?;
+    match manifest_fault(&cp, id, task_id) {
+        Some(reason) => Err(Error::Corrupt { path, reason }),
+        None => Ok(Some(cp)),
+    }
+}
 
 /// The persistence layers of one task: `state.json`, `logs.jsonl`, `decisions.jsonl` and
 /// `checkpoints/`.
+///
+/// Everything in the data directory is untrusted: every path is built from validated names
+/// (the task id, the fixed file names, checkpoint ids of the generated form), and `tasks/`,
+/// `tasks/<id>/`, `checkpoints/` and `checkpoints/<id>/` are each opened without following a
+/// link, with every file reached relative to its directory's handle, again without following
+/// (see [`Error::Unsafe`]). Only the data directory itself is opened by its path.
 ///
 /// ```
 /// use oc_jsonl::{Level, LogEntry, TaskFiles};
@@ -134,6 +255,7 @@ const LAYERS: [&str; 3] = ["state.json", "logs.jsonl", "decisions.jsonl"];
 #[derive(Debug, Clone)]
 pub struct TaskFiles {
     task_id: String,
+    data_dir: PathBuf,
     dir: PathBuf,
 }
 
@@ -143,6 +265,7 @@ impl TaskFiles {
         check_task_id(task_id)?;
         Ok(TaskFiles {
             task_id: task_id.to_owned(),
+            data_dir: data_dir.to_owned(),
             dir: data_dir.join("tasks").join(task_id),
         })
     }
@@ -152,6 +275,24 @@ impl TaskFiles {
         &self.dir
     }
 
+    /// `tasks/<id>/`, opened without following links; `None` if it does not exist.
+    fn task_dir(&self) -> Result<Option<Dir>> {
+        let Some(root) = Dir::open(&self.data_dir)? else {
+            return Ok(None);
+        };
+        match root.sub("tasks")? {
+            Some(tasks) => tasks.sub(&self.task_id),
+            None => Ok(None),
+        }
+    }
+
+    /// `tasks/<id>/`, created if missing, without following links.
+    fn task_dir_create(&self) -> Result<Dir> {
+        Dir::create(&self.data_dir)?
+            .sub_create("tasks")?
+            .sub_create(&self.task_id)
+    }
+
     /// `logs.jsonl`.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("logs.jsonl")
@@ -159,7 +300,7 @@ impl TaskFiles {
 
     /// A writer on `logs.jsonl`, for agents that log a lot (keep it open).
     pub fn log_writer(&self, opts: WriterOptions) -> Result<JsonlWriter> {
-        JsonlWriter::open(self.log_path(), opts)
+        JsonlWriter::open_in(self.task_dir_create()?, OsStr::new("logs.jsonl"), opts)
     }
 
     /// Appends one entry to `logs.jsonl` (opening the file for this call).
@@ -168,18 +309,32 @@ impl TaskFiles {
     }
 
     /// A reader of `logs.jsonl` and its rotated files.
+    ///
+    /// The directories on the way are checked for links first, and the reader opens each file
+    /// without following it. If a directory is a link, the reader is one of that link, which it
+    /// refuses to read ([`Error::Unsafe`]) rather than follow.
     pub fn logs(&self) -> JsonlReader {
-        JsonlReader::open(self.log_path())
+        match self.task_dir() {
+            Err(Error::Unsafe { path, reason }) if reason == fsx::SYMLINK => {
+                JsonlReader::open(path)
+            }
+            _ => JsonlReader::open(self.log_path()),
+        }
     }
 
     /// Appends a decision to `decisions.jsonl`.
     pub fn append_decision(&self, d: &Decision) -> Result<()> {
-        JsonlWriter::open(self.dir.join("decisions.jsonl"), WriterOptions::default())?.append(d)
+        let dir = self.task_dir_create()?;
+        JsonlWriter::open_in(dir, OsStr::new("decisions.jsonl"), WriterOptions::default())?
+            .append(d)
     }
 
     /// Every decision, oldest first.
     pub fn decisions(&self) -> Result<(Vec<Decision>, ReadReport)> {
-        JsonlReader::open(self.dir.join("decisions.jsonl")).records()
+        match self.task_dir()? {
+            Some(_) => JsonlReader::open(self.dir.join("decisions.jsonl")).records(),
+            None => Ok((Vec::new(), ReadReport::default())),
+        }
     }
 
     fn state_path(&self) -> PathBuf {
@@ -201,18 +356,22 @@ impl TaskFiles {
             path: self.state_path(),
             source,
         })?;
-        write_atomic(&self.state_path(), &bytes)
+        self.task_dir_create()?.write_atomic("state.json", &bytes)
     }
 
     /// The saved state, `None` if never saved; `Corrupt` if the file does not verify
     /// (it is left as it is, for inspection).
     pub fn load_state(&self) -> Result<Option<Value>> {
         let path = self.state_path();
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::Io { path, source: e }),
+        let Some(dir) = self.task_dir()? else {
+            return Ok(None);
         };
+        let Some(file) = dir.open_file("state.json", Access::Read)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        let mut file = file;
+        file.read_to_end(&mut bytes).map_err(io(&path))?;
         let file: StateFile = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
             path: path.clone(),
             reason: format!("not a state file: {e}"),
@@ -234,126 +393,161 @@ impl TaskFiles {
         Ok(Some(file.state))
     }
 
-    fn checkpoints_dir(&self) -> PathBuf {
-        self.dir.join("checkpoints")
-    }
-
     /// Copies the live files into `checkpoints/<id>/` with a manifest of their hashes.
-    /// The manifest is written last, so a checkpoint interrupted by a crash is never listed.
+    /// The manifest is written last, so a checkpoint interrupted by a crash is never listed; on
+    /// an error, what was copied is removed. A live file that is a link or not a regular file
+    /// fails the checkpoint ([`Error::Unsafe`]): nothing is copied through it.
     pub fn create_checkpoint(&self, description: &str, now: Timestamp) -> Result<Checkpoint> {
-        let root = self.checkpoints_dir();
-        std::fs::create_dir_all(&root).map_err(io(&root))?;
-        let (id, dir) = (0..)
-            .map(|n| {
-                let id = format!("cp-{:013}-{n}", now.as_millis());
-                let dir = root.join(&id);
-                (id, dir)
-            })
-            .find(|(_, d)| !d.exists())
-            .ok_or_else(|| Error::InvalidInput {
-                field: "checkpoint",
-                reason: "no free id".into(),
-            })?;
-        std::fs::create_dir(&dir).map_err(io(&dir))?;
-        let mut files = Vec::new();
-        for name in LAYERS {
-            let src = self.dir.join(name);
-            let bytes = match std::fs::read(&src) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(Error::Io {
-                        path: src,
-                        source: e,
-                    });
-                }
-            };
-            write_atomic(&dir.join(name), &bytes)?;
-            files.push(CheckpointFile {
-                name: name.to_owned(),
-                bytes: bytes.len() as u64,
-                sha256: sha256_hex(&bytes),
+        if description.len() > MAX_DESCRIPTION {
+            return Err(Error::InvalidInput {
+                field: "description",
+                reason: format!(
+                    "{} bytes; at most {MAX_DESCRIPTION} are kept",
+                    description.len()
+                ),
             });
         }
-        let cp = Checkpoint {
-            id,
-            task_id: self.task_id.clone(),
-            created_at: now,
-            description: description.to_owned(),
-            files,
-        };
-        let manifest = dir.join("manifest.json");
-        let bytes = serde_json::to_vec_pretty(&cp).map_err(|source| Error::Json {
-            path: manifest.clone(),
-            source,
+        let tdir = self.task_dir_create()?;
+        let root = tdir.sub_create("checkpoints")?;
+        let millis = now.as_millis().max(0);
+        let mut id = None;
+        for n in 0..MAX_PER_MILLI {
+            let candidate = format!("cp-{millis:013}-{n}");
+            if root.mkdir(&candidate)? {
+                id = Some(candidate);
+                break;
+            }
+        }
+        let id = id.ok_or_else(|| Error::InvalidInput {
+            field: "checkpoint",
+            reason: format!("no free id: {MAX_PER_MILLI} checkpoints in the same millisecond"),
         })?;
-        write_atomic(&manifest, &bytes)?;
-        Ok(cp)
+        let made = (|| {
+            let cdir = root.sub(&id)?.ok_or_else(|| Error::NotFound {
+                what: format!("checkpoint {id} of task {}", self.task_id),
+            })?;
+            let mut files = Vec::new();
+            for name in LAYERS {
+                let Some(mut src) = tdir.open_file(name, Access::Read)? else {
+                    continue;
+                };
+                let mut copied = None;
+                cdir.replace_with(name, |dst| {
+                    copied = Some(copy_hashing(&mut src, dst)?);
+                    Ok(())
+                })?;
+                if let Some((bytes, sha256)) = copied {
+                    files.push(CheckpointFile {
+                        name: name.to_owned(),
+                        bytes,
+                        sha256,
+                    });
+                }
+            }
+            let cp = Checkpoint {
+                id: id.clone(),
+                task_id: self.task_id.clone(),
+                created_at: now,
+                description: description.to_owned(),
+                files,
+            };
+            let bytes = serde_json::to_vec_pretty(&cp).map_err(|source| Error::Json {
+                path: cdir.join("manifest.json"),
+                source,
+            })?;
+            cdir.write_atomic("manifest.json", &bytes)?;
+            root.sync()?;
+            Ok(cp)
+        })();
+        if made.is_err() {
+            // Best effort: an unlisted directory without a manifest is harmless if it stays.
+            let _ = root.remove_tree(&id);
+        }
+        made
     }
 
-    /// Complete checkpoints, newest first (incomplete or unreadable ones are skipped).
+    /// Complete checkpoints, newest first. Incomplete ones, unreadable ones and any whose
+    /// manifest does not validate (an id other than its directory's, another task, a file a task
+    /// does not have, more than [`MAX_MANIFEST_BYTES`]) are skipped; so are directories that are
+    /// links or whose names are not checkpoint ids.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
-        let root = self.checkpoints_dir();
-        let entries = match std::fs::read_dir(&root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(Error::Io {
-                    path: root,
-                    source: e,
-                });
-            }
+        let Some(tdir) = self.task_dir()? else {
+            return Ok(Vec::new());
         };
-        let mut v: Vec<Checkpoint> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| std::fs::read(e.path().join("manifest.json")).ok())
-            .filter_map(|b| serde_json::from_slice(&b).ok())
-            .collect();
+        let Some(root) = tdir.sub("checkpoints")? else {
+            return Ok(Vec::new());
+        };
+        let mut v = Vec::new();
+        for (name, _) in root.entries()? {
+            let Some(name) = name.to_str() else { continue };
+            if check_checkpoint_id(name).is_err() {
+                continue;
+            }
+            let read = root.sub(name).and_then(|cdir| match cdir {
+                Some(cdir) => read_manifest(&cdir, name, &self.task_id),
+                None => Ok(None),
+            });
+            match read {
+                Ok(Some(cp)) => v.push(cp),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(
+                    target: "oc_jsonl",
+                    checkpoint = name,
+                    error = %e,
+                    "checkpoint skipped"
+                ),
+            }
+        }
         v.sort_by(|a, b| b.id.cmp(&a.id));
         Ok(v)
-    }
-
-    fn checkpoint(&self, id: &str) -> Result<Checkpoint> {
-        check_task_id(id).map_err(|_| Error::InvalidInput {
-            field: "checkpoint id",
-            reason: format!("{id:?} is not a checkpoint id"),
-        })?;
-        self.checkpoints()?
-            .into_iter()
-            .find(|c| c.id == id)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("checkpoint {id} of task {}", self.task_id),
-            })
     }
 
     /// Replaces the live files with the checkpoint's, after verifying every one against the
     /// manifest (nothing is touched if one does not match). Live files the checkpoint does not
     /// hold are removed, so the task is exactly as it was. Close log writers first.
+    ///
+    /// The id must have the generated form and the manifest must validate (see
+    /// [`checkpoints`](Self::checkpoints)); each file is read only up to the size the manifest
+    /// records, from the checkpoint's own directory, never through a link, and copied into a
+    /// fresh temporary file that is renamed over the live one once all have verified.
     pub fn restore_checkpoint(&self, id: &str) -> Result<Checkpoint> {
-        let cp = self.checkpoint(id)?;
-        let dir = self.checkpoints_dir().join(&cp.id);
-        let mut verified = Vec::new();
-        for f in &cp.files {
-            let path = dir.join(&f.name);
-            let bytes = std::fs::read(&path).map_err(io(&path))?;
-            let actual = sha256_hex(&bytes);
-            if actual != f.sha256 {
-                return Err(Error::Corrupt {
-                    path,
-                    reason: format!("hash {actual} does not match the manifest's {}", f.sha256),
-                });
+        check_checkpoint_id(id)?;
+        let not_found = || Error::NotFound {
+            what: format!("checkpoint {id} of task {}", self.task_id),
+        };
+        let tdir = self.task_dir()?.ok_or_else(not_found)?;
+        let cdir = tdir
+            .sub("checkpoints")?
+            .ok_or_else(not_found)?
+            .sub(id)?
+            .ok_or_else(not_found)?;
+        let cp = read_manifest(&cdir, id, &self.task_id)?.ok_or_else(not_found)?;
+        let mut staged: Vec<(OsString, &'static str)> = Vec::new();
+        let verified = cp.files.iter().try_for_each(|f| {
+            staged.push(stage(&cdir, &tdir, f)?);
+            Ok(())
+        });
+        let mut pending = staged.iter();
+        let installed = verified.and_then(|()| {
+            for name in LAYERS {
+                match staged.iter().find(|(_, n)| *n == name) {
+                    Some((tmp, _)) => {
+                        pending.next();
+                        tdir.rename(tmp, name)?;
+                    }
+                    None => {
+                        tdir.remove_file(name)?;
+                    }
+                }
             }
-            verified.push((f.name.clone(), bytes));
-        }
-        for name in LAYERS {
-            let live = self.dir.join(name);
-            match verified.iter().find(|(n, _)| n == name) {
-                Some((_, bytes)) => write_atomic(&live, bytes)?,
-                None if live.exists() => std::fs::remove_file(&live).map_err(io(&live))?,
-                None => {}
+            tdir.sync()
+        });
+        if installed.is_err() {
+            for (tmp, _) in pending {
+                let _ = tdir.remove_file(tmp);
             }
         }
-        Ok(cp)
+        installed.map(|()| cp)
     }
 
     /// Deletes all but the newest `keep` checkpoints; returns the ids deleted.
@@ -367,7 +561,7 @@ impl TaskFiles {
         let all = self.checkpoints()?;
         let mut total = 0u64;
         let cut = all.iter().position(|c| {
-            total += c.bytes();
+            total = total.saturating_add(c.bytes());
             total > max_bytes
         });
         match cut {
@@ -376,13 +570,79 @@ impl TaskFiles {
         }
     }
 
+    /// Removes `checkpoints/<id>` for each listed (so validated) checkpoint, relative to the
+    /// handle of `checkpoints/`: a link found there is removed itself, never followed.
     fn delete_checkpoints(&self, doomed: impl Iterator<Item = Checkpoint>) -> Result<Vec<String>> {
         let mut gone = Vec::new();
+        let Some(root) = self
+            .task_dir()?
+            .map(|t| t.sub("checkpoints"))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(gone);
+        };
         for c in doomed {
-            let dir = self.checkpoints_dir().join(&c.id);
-            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            check_checkpoint_id(&c.id)?;
+            root.remove_tree(&c.id)?;
             gone.push(c.id);
         }
+        if !gone.is_empty() {
+            root.sync()?;
+        }
         Ok(gone)
+    }
+}
+
+/// Copies checkpoint file `f` from `cdir` into a fresh temporary file in `tdir`, reading at most
+/// the size the manifest records and verifying its hash; returns the temporary name and the
+/// live name it replaces. The temporary file is removed on any failure.
+fn stage(cdir: &Dir, tdir: &Dir, f: &CheckpointFile) -> Result<(OsString, &'static str)> {
+    let Some(name) = LAYERS.into_iter().find(|n| *n == f.name) else {
+        return Err(Error::Corrupt {
+            path: cdir.join("manifest.json"),
+            reason: format!("{:?} is not a file a task has", f.name),
+        });
+    };
+    let path = cdir.join(name);
+    let src = cdir
+        .open_file(name, Access::Read)?
+        .ok_or_else(|| Error::Corrupt {
+            path: path.clone(),
+            reason: "it is missing".into(),
+        })?;
+    let len = src.metadata().map_err(io(&path))?.len();
+    if len != f.bytes {
+        return Err(Error::Corrupt {
+            path,
+            reason: format!("it is {len} bytes; the manifest records {}", f.bytes),
+        });
+    }
+    let (mut dst, tmp) = tdir.create_temp(name)?;
+    let checked = copy_hashing(&mut src.take(f.bytes), &mut dst)
+        .and_then(|copied| dst.sync_all().map(|()| copied))
+        .map_err(io(&path))
+        .and_then(|(bytes, sha256)| {
+            if bytes != f.bytes {
+                Err(Error::Corrupt {
+                    path: path.clone(),
+                    reason: format!("it changed while it was read ({bytes} bytes)"),
+                })
+            } else if sha256 != f.sha256 {
+                Err(Error::Corrupt {
+                    path: path.clone(),
+                    reason: format!("hash {sha256} does not match the manifest's {}", f.sha256),
+                })
+            } else {
+                Ok(())
+            }
+        });
+    drop(dst);
+    match checked {
+        Ok(()) => Ok((tmp, name)),
+        Err(e) => {
+            let _ = tdir.remove_file(&tmp);
+            Err(e)
+        }
     }
 }

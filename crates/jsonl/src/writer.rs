@@ -1,6 +1,7 @@
 //! `JsonlWriter`: appends with a chosen durability, repairs torn tails, rotates.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::sync::{
 use serde::Serialize;
 
 use crate::error::io;
+use crate::fsx::{Access, Dir};
 use crate::{Error, Result};
 
 /// When an append counts as done. What each survives:
@@ -90,34 +92,64 @@ pub fn rotated_path(path: &Path, n: usize) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Rotated file `n` of `path` as it exists on disk: `path.n` or `path.n.gz`.
+/// Rotated file `n` of `path` as it exists on disk: `path.n` or `path.n.gz`. Whatever is there
+/// counts, a link included (it is not followed to decide: readers refuse it).
 pub fn existing_rotated(path: &Path, n: usize) -> Option<PathBuf> {
     let plain = rotated_path(path, n);
-    if plain.exists() {
+    if plain.symlink_metadata().is_ok() {
         return Some(plain);
     }
     let gz = gz_path(&plain);
-    gz.exists().then_some(gz)
+    gz.symlink_metadata().is_ok().then_some(gz)
 }
 
 fn gz_path(p: &Path) -> PathBuf {
-    let mut s = p.as_os_str().to_owned();
-    s.push(".gz");
-    PathBuf::from(s)
+    PathBuf::from(gz_name(p.as_os_str()))
 }
 
-/// Gzips `src` into `src.gz` (written atomically), then removes `src`.
-fn compress(src: &Path) -> Result<()> {
-    let dst = gz_path(src);
-    let data = std::fs::read(src).map_err(io(src))?;
+fn gz_name(name: &OsStr) -> OsString {
+    let mut s = name.to_owned();
+    s.push(".gz");
+    s
+}
+
+/// `name.n`.
+fn rotated_name(name: &OsStr, n: usize) -> OsString {
+    let mut s = name.to_owned();
+    s.push(format!(".{n}"));
+    s
+}
+
+/// Rotated file `n` of `name` in `dir` as it exists (`name.n` or `name.n.gz`), not followed.
+fn existing_rotated_in(dir: &Dir, name: &OsStr, n: usize) -> Result<Option<OsString>> {
+    let plain = rotated_name(name, n);
+    if dir.kind(&plain)?.is_some() {
+        return Ok(Some(plain));
+    }
+    let gz = gz_name(&plain);
+    Ok(dir.kind(&gz)?.map(|_| gz))
+}
+
+/// Gzips `src` into `src.gz` (written atomically), then removes `src`; all in `dir`, never
+/// through a link.
+fn compress(dir: &Dir, src: &OsStr) -> Result<()> {
+    let path = dir.join(src);
+    let mut data = Vec::new();
+    dir.open_file(src, Access::Read)?
+        .ok_or_else(|| Error::Io {
+            path: path.clone(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?
+        .read_to_end(&mut data)
+        .map_err(io(&path))?;
     let mut enc = flate2::write::GzEncoder::new(
         Vec::with_capacity(data.len() / 4),
         flate2::Compression::default(),
     );
-    enc.write_all(&data).map_err(io(src))?;
-    let bytes = enc.finish().map_err(io(src))?;
-    crate::task::write_atomic(&dst, &bytes)?;
-    std::fs::remove_file(src).map_err(io(src))
+    enc.write_all(&data).map_err(io(&path))?;
+    let bytes = enc.finish().map_err(io(&path))?;
+    dir.write_atomic(gz_name(src), &bytes)?;
+    dir.remove_file(src).map(drop)
 }
 
 struct Inner {
@@ -195,6 +227,11 @@ const GATHER_SPIN: Duration = Duration::from_micros(100);
 /// ```
 pub struct JsonlWriter {
     path: PathBuf,
+    /// The directory the file is in, held open: the file, its rotated files and temporaries are
+    /// all reached relative to it, never through a link.
+    dir: Dir,
+    /// The file's name in `dir`.
+    name: OsString,
     opts: WriterOptions,
     inner: Mutex<Inner>,
     sync: Mutex<SyncState>,
@@ -264,21 +301,17 @@ fn count_lines(file: &mut File, path: &Path) -> Result<u64> {
     }
 }
 
-fn open_append(path: &Path) -> Result<(File, u64, u64, u64)> {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .read(true)
-        .append(true)
-        .open(path)
-        .map_err(io(path))?;
-    let meta = file.metadata().map_err(io(path))?;
-    if !meta.is_file() {
-        // A device or a pipe has no tail to repair and no end to count lines up to.
-        return Err(Error::InvalidInput {
-            field: "path",
-            reason: format!("{} is not a regular file", path.display()),
-        });
-    }
+/// Opens (creating) `name` in `dir` to append: never through a link, and only a regular file (a
+/// device or a pipe has no tail to repair and no end to count lines up to), so the repair's cut
+/// only ever reaches the log itself.
+fn open_append(dir: &Dir, name: &OsStr) -> Result<(File, u64, u64, u64)> {
+    let path = &dir.join(name);
+    let mut file = dir
+        .open_file(name, Access::Append)?
+        .ok_or_else(|| Error::Io {
+            path: path.clone(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
     let repaired = repair(&mut file, path)?;
     let bytes = file.metadata().map_err(io(path))?.len();
     let lines = count_lines(&mut file, path)?;
@@ -287,20 +320,35 @@ fn open_append(path: &Path) -> Result<(File, u64, u64, u64)> {
 
 impl JsonlWriter {
     /// Opens (creating if needed) `path` for appending, repairing a torn tail first.
+    ///
+    /// The file itself is never reached through a symbolic link, and must be a regular file:
+    /// either is refused ([`Error::Unsafe`]) before anything is read, cut or written. The
+    /// directories on the way are the caller's to choose (and are created if missing).
     pub fn open(path: impl AsRef<Path>, opts: WriterOptions) -> Result<Self> {
-        let path = path.as_ref().to_owned();
+        let path = path.as_ref();
+        Self::check_opts(&opts)?;
+        let (dir, name) = Dir::of(path, true)?;
+        Self::open_in(dir, &name, opts)
+    }
+
+    fn check_opts(opts: &WriterOptions) -> Result<()> {
         if opts.spin > MAX_SPIN {
             return Err(Error::InvalidInput {
                 field: "spin",
                 reason: format!("{:?} is longer than the {MAX_SPIN:?} allowed", opts.spin),
             });
         }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        let (file, bytes, lines, repaired) = open_append(&path)?;
+        Ok(())
+    }
+
+    /// Opens `name` in `dir` (a directory already opened without following links).
+    pub(crate) fn open_in(dir: Dir, name: &OsStr, opts: WriterOptions) -> Result<Self> {
+        Self::check_opts(&opts)?;
+        let (file, bytes, lines, repaired) = open_append(&dir, name)?;
         Ok(JsonlWriter {
-            path,
+            path: dir.join(name),
+            dir,
+            name: name.to_owned(),
             opts,
             inner: Mutex::new(Inner {
                 file: Arc::new(file),
@@ -389,7 +437,7 @@ impl JsonlWriter {
     fn append_with(
         &self,
         records: u64,
-        fill: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+        fill: impl FnOnce(&mut Vec<u8>) -> crate::json::WriteResult,
     ) -> Result<()> {
         if records == 0 {
             return Ok(());
@@ -410,12 +458,10 @@ impl JsonlWriter {
     fn append_locked(
         &self,
         records: u64,
-        fill: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+        fill: impl FnOnce(&mut Vec<u8>) -> crate::json::WriteResult,
     ) -> Result<(u64, Option<u64>)> {
-        let json = |source| Error::Json {
-            path: self.path.clone(),
-            source,
-        };
+        // A record too deep to read back is refused here, before anything is written.
+        let json = |e: crate::json::WriteError| e.at(&self.path);
         let mut rotated_at = None;
         let seq = {
             let mut guard = self.inner.lock();
@@ -638,29 +684,32 @@ impl JsonlWriter {
         self.write_out(inner)?;
         self.sync_locked(inner)?;
         let keep = self.opts.rotation.keep;
+        // Every name below is `name` plus a fixed suffix, in the directory held open: a link
+        // planted on one is removed or renamed itself, never followed.
+        let (dir, name) = (&self.dir, self.name.as_os_str());
         if keep == 0 {
-            std::fs::remove_file(&self.path).map_err(io(&self.path))?;
+            dir.remove_file(name)?;
         } else {
-            if let Some(oldest) = existing_rotated(&self.path, keep) {
-                std::fs::remove_file(&oldest).map_err(io(&oldest))?;
+            if let Some(oldest) = existing_rotated_in(dir, name, keep)? {
+                dir.remove_file(&oldest)?;
             }
             for n in (1..keep).rev() {
-                if let Some(from) = existing_rotated(&self.path, n) {
-                    let mut to = rotated_path(&self.path, n + 1);
-                    if from.extension().is_some_and(|e| e == "gz") {
-                        to = gz_path(&to);
+                if let Some(from) = existing_rotated_in(dir, name, n)? {
+                    let mut to = rotated_name(name, n + 1);
+                    if Path::new(&from).extension().is_some_and(|e| e == "gz") {
+                        to = gz_name(&to);
                     }
-                    std::fs::rename(&from, &to).map_err(io(&from))?;
+                    dir.rename(&from, &to)?;
                 }
             }
-            let first = rotated_path(&self.path, 1);
-            std::fs::rename(&self.path, &first).map_err(io(&self.path))?;
+            let first = rotated_name(name, 1);
+            dir.rename(name, &first)?;
             if self.opts.rotation.compress {
-                compress(&first)?;
+                compress(dir, &first)?;
             }
         }
-        let (file, bytes, lines, _) = open_append(&self.path)?;
-        crate::sync_dir(&self.path)?;
+        let (file, bytes, lines, _) = open_append(dir, name)?;
+        dir.sync()?;
         inner.file = Arc::new(file);
         inner.bytes = bytes;
         inner.lines = lines;

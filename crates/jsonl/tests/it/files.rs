@@ -106,7 +106,7 @@ fn checkpoints_restore_exactly_and_refuse_tampering() {
     assert!(e.is_corrupt(), "{e}");
     assert_eq!(std::fs::read(t.dir().join("state.json")).unwrap(), before);
     assert!(
-        t.restore_checkpoint("cp-missing")
+        t.restore_checkpoint("cp-0000000000000-99")
             .unwrap_err()
             .is_not_found()
     );

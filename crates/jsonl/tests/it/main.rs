@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod crash;
+mod datadir;
 mod faults;
 mod files;
 mod power_loss;

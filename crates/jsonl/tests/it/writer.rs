@@ -374,7 +374,7 @@ fn a_failed_group_write_fails_its_appenders_and_nothing_after_is_called_durable(
 #[test]
 fn only_regular_files_are_opened() {
     let e = JsonlWriter::open("/dev/null", opts(Durability::Os)).unwrap_err();
-    assert!(e.is_invalid_input(), "{e}");
+    assert!(e.is_unsafe(), "{e}");
     assert!(e.to_string().contains("not a regular file"), "{e}");
 }
 
