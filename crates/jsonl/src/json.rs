@@ -17,35 +17,131 @@ use std::fmt::Display;
 use serde::Serialize;
 use serde::ser;
 
-/// Appends `value` to `out` as compact JSON, the bytes `serde_json::to_writer` would write.
-pub(crate) fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
+/// The deepest nesting of arrays and objects a record may have, the record itself counted:
+/// a log entry's `data` and a decision's `metadata` are the record's second level, so what an
+/// agent puts there may nest 63 deep. `serde_json` reads at most 127 levels; a record deeper
+/// than this is refused when appended rather than written and then skipped as malformed by
+/// every reader.
+pub const MAX_DEPTH: usize = 64;
+
+/// Appends `value` to `out` as compact JSON, the bytes `serde_json::to_writer` would write;
+/// refuses a value nested deeper than [`MAX_DEPTH`] (leaving `out` as it was).
+pub(crate) fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> WriteResult {
     let start = out.len();
-    if value.serialize(Json(out)).is_ok() {
-        return Ok(());
+    match value.serialize(Json(out, 0)) {
+        Ok(()) => return Ok(()),
+        Err(Stop::TooDeep) => {
+            out.truncate(start);
+            return Err(WriteError::TooDeep);
+        }
+        Err(Stop::GiveUp) => out.truncate(start),
     }
-    out.truncate(start);
-    serde_json::to_writer(out, value)
+    serde_json::to_writer(&mut *out, value).map_err(WriteError::Json)?;
+    // `serde_json` writes any depth: hold what it wrote (rare values, see above) to the limit.
+    if nesting(&out[start..]) > MAX_DEPTH {
+        out.truncate(start);
+        return Err(WriteError::TooDeep);
+    }
+    Ok(())
 }
 
-/// Why [`Json`] gave up: `serde_json` writes the value instead (and reports any error).
+/// What [`write`] returns.
+pub(crate) type WriteResult = std::result::Result<(), WriteError>;
+
+/// Why [`write`] wrote nothing.
 #[derive(Debug)]
-struct GiveUp;
+pub(crate) enum WriteError {
+    /// `serde_json` refused the value.
+    Json(serde_json::Error),
+    /// Arrays and objects nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
 
-impl Display for GiveUp {
+impl WriteError {
+    /// The crate's error for a record meant for `path`.
+    pub(crate) fn at(self, path: &std::path::Path) -> crate::Error {
+        match self {
+            WriteError::Json(source) => crate::Error::Json {
+                path: path.to_owned(),
+                source,
+            },
+            WriteError::TooDeep => crate::Error::InvalidInput {
+                field: "record",
+                reason: format!(
+                    "arrays and objects nested more than {MAX_DEPTH} deep, the record counted \
+                     (more than {} in a log entry's data or a decision's metadata), would not \
+                     read back; nothing was written",
+                    MAX_DEPTH - 1
+                ),
+            },
+        }
+    }
+}
+
+/// The deepest nesting of arrays and objects in the JSON text `b`.
+fn nesting(b: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &c in b {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Why [`Json`] stopped: it gave up (`serde_json` writes the value instead and reports any
+/// error), or the value nests deeper than [`MAX_DEPTH`] (nothing is written).
+#[derive(Debug)]
+enum Stop {
+    GiveUp,
+    TooDeep,
+}
+
+impl Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("left to serde_json")
+        f.write_str(match self {
+            Stop::GiveUp => "left to serde_json",
+            Stop::TooDeep => "nested too deep",
+        })
     }
 }
 
-impl std::error::Error for GiveUp {}
+impl std::error::Error for Stop {}
 
-impl ser::Error for GiveUp {
+impl ser::Error for Stop {
     fn custom<M: Display>(_: M) -> Self {
-        GiveUp
+        Stop::GiveUp
     }
 }
 
-type Result<T = ()> = std::result::Result<T, GiveUp>;
+type Result<T = ()> = std::result::Result<T, Stop>;
+
+/// The depth of a container opened inside `depth` enclosing ones, if within [`MAX_DEPTH`].
+#[inline(always)]
+fn deeper(depth: usize) -> Result<usize> {
+    if depth < MAX_DEPTH {
+        Ok(depth + 1)
+    } else {
+        Err(Stop::TooDeep)
+    }
+}
 
 /// Ones in every byte.
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -171,7 +267,7 @@ fn string(out: &mut Vec<u8>, lead: u8, s: &str, tail: u8) -> Result {
         out.extend_from_slice(b);
         out.push(b'"');
     } else {
-        serde_json::to_writer(&mut *out, s).map_err(|_| GiveUp)?;
+        serde_json::to_writer(&mut *out, s).map_err(|_| Stop::GiveUp)?;
     }
     if tail != 0 {
         out.push(tail);
@@ -190,8 +286,8 @@ fn float<F: zmij::Float>(out: &mut Vec<u8>, v: F, finite: bool) -> Result {
     Ok(())
 }
 
-/// The serializer: compact JSON into a byte buffer.
-struct Json<'a>(&'a mut Vec<u8>);
+/// The serializer: compact JSON into a byte buffer, inside this many arrays and objects.
+struct Json<'a>(&'a mut Vec<u8>, usize);
 
 macro_rules! integers {
     ($($method:ident: $ty:ty),* $(,)?) => {
@@ -207,7 +303,7 @@ macro_rules! integers {
 
 impl<'a> ser::Serializer for Json<'a> {
     type Ok = ();
-    type Error = GiveUp;
+    type Error = Stop;
     type SerializeSeq = Compound<'a>;
     type SerializeTuple = Compound<'a>;
     type SerializeTupleStruct = Compound<'a>;
@@ -246,6 +342,7 @@ impl<'a> ser::Serializer for Json<'a> {
     }
 
     fn serialize_bytes(self, v: &[u8]) -> Result {
+        deeper(self.1)?;
         self.0.push(b'[');
         for (i, &byte) in v.iter().enumerate() {
             if i > 0 {
@@ -289,14 +386,15 @@ impl<'a> ser::Serializer for Json<'a> {
         variant: &'static str,
         value: &T,
     ) -> Result {
+        let depth = deeper(self.1)?;
         string(self.0, b'{', variant, b':')?;
-        value.serialize(Json(&mut *self.0))?;
+        value.serialize(Json(&mut *self.0, depth))?;
         self.0.push(b'}');
         Ok(())
     }
 
     fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a>> {
-        Ok(Compound::open(self.0, b'[', len, false))
+        Ok(Compound::open(self.0, b'[', len, false, deeper(self.1)?))
     }
 
     fn serialize_tuple(self, len: usize) -> Result<Compound<'a>> {
@@ -314,11 +412,11 @@ impl<'a> ser::Serializer for Json<'a> {
         variant: &'static str,
         len: usize,
     ) -> Result<Compound<'a>> {
-        Compound::variant(self.0, variant, b'[', len)
+        Compound::variant(self.0, variant, b'[', len, deeper(deeper(self.1)?)?)
     }
 
     fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a>> {
-        Ok(Compound::open(self.0, b'{', len, false))
+        Ok(Compound::open(self.0, b'{', len, false, deeper(self.1)?))
     }
 
     #[inline]
@@ -326,7 +424,7 @@ impl<'a> ser::Serializer for Json<'a> {
         // `serde_json`'s arbitrary-precision numbers and raw values are structs with private
         // names that only it knows how to write.
         if name.starts_with("$serde_json::private::") {
-            return Err(GiveUp);
+            return Err(Stop::GiveUp);
         }
         self.serialize_map(Some(len))
     }
@@ -338,7 +436,7 @@ impl<'a> ser::Serializer for Json<'a> {
         variant: &'static str,
         len: usize,
     ) -> Result<Compound<'a>> {
-        Compound::variant(self.0, variant, b'{', len)
+        Compound::variant(self.0, variant, b'{', len, deeper(deeper(self.1)?)?)
     }
 }
 
@@ -351,6 +449,8 @@ struct Compound<'a> {
     close: u8,
     /// Inside a variant's `{"name":...}`, which `end` closes too.
     variant: bool,
+    /// Arrays and objects around its elements, itself counted.
+    depth: usize,
 }
 
 #[derive(PartialEq, Eq)]
@@ -361,7 +461,13 @@ enum State {
 }
 
 impl<'a> Compound<'a> {
-    fn open(out: &'a mut Vec<u8>, open: u8, len: Option<usize>, variant: bool) -> Self {
+    fn open(
+        out: &'a mut Vec<u8>,
+        open: u8,
+        len: Option<usize>,
+        variant: bool,
+        depth: usize,
+    ) -> Self {
         let close = if open == b'[' { b']' } else { b'}' };
         out.push(open);
         let state = if len == Some(0) {
@@ -375,20 +481,27 @@ impl<'a> Compound<'a> {
             state,
             close,
             variant,
+            depth,
         }
     }
 
     /// `{"variant":` and an array or object inside it, which `end` closes with the variant.
-    fn variant(out: &'a mut Vec<u8>, variant: &str, open: u8, len: usize) -> Result<Self> {
+    fn variant(
+        out: &'a mut Vec<u8>,
+        variant: &str,
+        open: u8,
+        len: usize,
+        depth: usize,
+    ) -> Result<Self> {
         string(out, b'{', variant, b':')?;
-        Ok(Self::open(out, open, Some(len), true))
+        Ok(Self::open(out, open, Some(len), true, depth))
     }
 
     /// The separator before the next element, and the state after it.
     #[inline]
     fn next(&mut self) -> Result<u8> {
         let lead = match self.state {
-            State::Empty => return Err(GiveUp),
+            State::Empty => return Err(Stop::GiveUp),
             State::First => 0,
             State::Rest => b',',
         };
@@ -401,14 +514,14 @@ impl<'a> Compound<'a> {
         if lead != 0 {
             self.out.push(lead);
         }
-        value.serialize(Json(&mut *self.out))
+        value.serialize(Json(&mut *self.out, self.depth))
     }
 
     #[inline]
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result {
         let lead = self.next()?;
         string(self.out, lead, key, b':')?;
-        value.serialize(Json(&mut *self.out))
+        value.serialize(Json(&mut *self.out, self.depth))
     }
 
     fn close(self) -> Result {
@@ -428,7 +541,7 @@ macro_rules! arrays {
         $(
             impl ser::$trait for Compound<'_> {
                 type Ok = ();
-                type Error = GiveUp;
+                type Error = Stop;
 
                 fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
                     self.element(value)
@@ -451,7 +564,7 @@ arrays!(
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
-    type Error = GiveUp;
+    type Error = Stop;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result {
         let lead = self.next()?;
@@ -459,18 +572,18 @@ impl ser::SerializeMap for Compound<'_> {
             self.out.push(lead);
         }
         let at = self.out.len();
-        key.serialize(Json(&mut *self.out))?;
+        key.serialize(Json(&mut *self.out, self.depth))?;
         // Keys written as strings here are what `serde_json` writes for them too; others it
         // quotes (numbers, booleans) or refuses by rules of its own, so they are left to it.
         if self.out.get(at) != Some(&b'"') {
-            return Err(GiveUp);
+            return Err(Stop::GiveUp);
         }
         self.out.push(b':');
         Ok(())
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        value.serialize(Json(&mut *self.out))
+        value.serialize(Json(&mut *self.out, self.depth))
     }
 
     fn end(self) -> Result {
@@ -480,7 +593,7 @@ impl ser::SerializeMap for Compound<'_> {
 
 impl ser::SerializeStruct for Compound<'_> {
     type Ok = ();
-    type Error = GiveUp;
+    type Error = Stop;
 
     #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
@@ -494,7 +607,7 @@ impl ser::SerializeStruct for Compound<'_> {
 
 impl ser::SerializeStructVariant for Compound<'_> {
     type Ok = ();
-    type Error = GiveUp;
+    type Error = Stop;
 
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
         self.field(key, value)
@@ -518,14 +631,17 @@ mod tests {
     /// What the fast path writes, if it does not give up.
     fn fast<T: Serialize + ?Sized>(value: &T) -> Option<Vec<u8>> {
         let mut out = b"prefix ".to_vec();
-        value.serialize(Json(&mut out)).ok()?;
+        value.serialize(Json(&mut out, 0)).ok()?;
         Some(out.split_off(7))
     }
 
     /// What `write` appends after existing bytes, which it must leave alone.
     fn written<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
         let mut out = b"prefix ".to_vec();
-        write(&mut out, value)?;
+        write(&mut out, value).map_err(|e| match e {
+            WriteError::Json(e) => e,
+            WriteError::TooDeep => panic!("refused as too deep"),
+        })?;
         assert!(out.starts_with(b"prefix "));
         Ok(out.split_off(7))
     }
@@ -837,6 +953,37 @@ mod tests {
             written(&with_bools).unwrap(),
             serde_json::to_vec(&with_bools).unwrap()
         );
+    }
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings() {
+        let check =
+            |text: &str, depth: usize| assert_eq!(nesting(text.as_bytes()), depth, "{text}");
+        check(r#""[{""#, 0);
+        check(r#"{"a":"[{\"[","b":[[],{}]}"#, 3);
+        check(r#"[[["\\"]],"]"]"#, 3);
+        check("1", 0);
+    }
+
+    #[test]
+    fn values_too_deep_are_refused_by_both_paths_with_nothing_appended() {
+        let mut v = Value::from(1);
+        for _ in 0..MAX_DEPTH {
+            v = Value::Array(vec![v]);
+        }
+        assert_eq!(written(&v).unwrap().len(), 2 * MAX_DEPTH + 1);
+        let deep = Value::Array(vec![v.clone()]);
+        let mut out = b"prefix".to_vec();
+        assert!(matches!(write(&mut out, &deep), Err(WriteError::TooDeep)));
+        // Integer keys send the value to `serde_json`.
+        let by_number: BTreeMap<u8, Value> = [(1, deep)].into();
+        assert!(matches!(
+            write(&mut out, &by_number),
+            Err(WriteError::TooDeep)
+        ));
+        let by_number: BTreeMap<u8, Value> = [(1, Value::Array(vec![]))].into();
+        write(&mut out, &by_number).unwrap();
+        assert_eq!(out, br#"prefix{"1":[]}"#);
     }
 
     #[test]

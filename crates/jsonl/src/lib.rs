@@ -57,6 +57,7 @@ mod writer;
 
 pub use crate::entry::{Decision, Level, LogEntry};
 pub use crate::error::{Error, Result};
+pub use crate::json::MAX_DEPTH;
 pub use crate::reader::{
     Follower, JsonlReader, LineAt, LogAnalysis, Query, ReadReport, TAIL_BLOCK, Tail, TailLine,
     read_records,

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod crash;
+mod depth;
 mod datadir;
 mod faults;
 mod files;
