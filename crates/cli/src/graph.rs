@@ -14,6 +14,11 @@ use crate::output::{Clean, Output, clean, print_page};
 
 /// Most tasks `oc task graph` draws.
 const GRAPH_MAX: usize = 2_000;
+/// Deepest level below the root that `oc task tree` shows: a node there with more below says
+/// so (and how to go on, with `oc task tree <its id>`). It keeps the walk's recursion, the
+/// printed indentation and the `--json` document's nesting (two levels a node, which readers
+/// such as `serde_json` stop at 127) bounded whatever chain agents made.
+const TREE_DEPTH: usize = 50;
 
 pub(crate) fn dep(site: &Site, cmd: DepCmd, out: &mut Output) -> anyhow::Result<()> {
     let store = site.store()?;
@@ -190,13 +195,18 @@ struct Node {
     relation: &'static str,
     /// Already shown higher up: not expanded again.
     repeated: bool,
+    /// At [`TREE_DEPTH`] with dependencies or children not shown.
+    truncated: bool,
     below: Vec<Node>,
 }
 
+/// The node of `t` at `depth` below the root, and below it (to [`TREE_DEPTH`]) what it waits
+/// for and its children. Recursion is bounded by [`TREE_DEPTH`].
 fn node(
     store: &dyn TaskStore,
     t: Task,
     relation: &'static str,
+    depth: usize,
     seen: &mut HashSet<TaskId>,
 ) -> anyhow::Result<Node> {
     let mut n = Node {
@@ -204,26 +214,39 @@ fn node(
         name: t.name.clone(),
         status: t.status,
         relation,
-        repeated: !seen.insert(t.id.clone()),
+        repeated: seen.contains(&t.id),
+        truncated: false,
         below: Vec::new(),
     };
     if n.repeated {
         return Ok(n);
     }
+    let children = TaskFilter::new().parent(t.id.clone());
+    if depth >= TREE_DEPTH {
+        // Not marked as seen: met again higher up, it is shown there with what is below it.
+        n.truncated = !t.depends_on.is_empty()
+            || !store
+                .list(&TaskQuery::new(children).limit(1))?
+                .tasks
+                .is_empty();
+        return Ok(n);
+    }
+    seen.insert(t.id.clone());
     for d in &t.depends_on {
         if let Some(dep) = store.get(d)? {
-            n.below.push(node(store, dep, "depends_on", seen)?);
+            n.below
+                .push(node(store, dep, "depends_on", depth + 1, seen)?);
         }
     }
-    for child in all(store, TaskFilter::new().parent(t.id.clone()), GRAPH_MAX)? {
-        n.below.push(node(store, child, "child", seen)?);
+    for child in all(store, children, GRAPH_MAX)? {
+        n.below.push(node(store, child, "child", depth + 1, seen)?);
     }
     Ok(n)
 }
 
 pub(crate) fn tree(site: &Site, id: &TaskId, out: &mut Output) -> anyhow::Result<()> {
     let store = site.store()?;
-    let root = node(&*store, store.require(id)?, "", &mut HashSet::new())?;
+    let root = node(&*store, store.require(id)?, "", 0, &mut HashSet::new())?;
     out.emit("task.tree", &root, |w, o| print_node(w, o, &root, ""))
 }
 
@@ -233,14 +256,20 @@ fn print_node(w: &mut dyn Write, o: &Output, n: &Node, indent: &str) -> std::io:
         "child" => "child ",
         _ => "",
     };
-    writeln!(
+    write!(
         w,
-        "{indent}{relation}{} ({}) {}{}",
+        "{indent}{relation}{} ({}) {}",
         n.id,
         o.status(n.status),
         Clean(&n.name),
-        if n.repeated { " (shown above)" } else { "" }
     )?;
+    if n.repeated {
+        write!(w, " (shown above)")?;
+    }
+    if n.truncated {
+        write!(w, " (more below: oc task tree {})", n.id)?;
+    }
+    writeln!(w)?;
     let deeper = format!("{indent}  ");
     for b in &n.below {
         print_node(w, o, b, &deeper)?;

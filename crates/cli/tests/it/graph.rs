@@ -308,3 +308,56 @@ fn agent_text_in_pictures_is_escaped() {
         "{mermaid}"
     );
 }
+
+/// A parent chain as long as an agent makes through MCP `task_create` in a few seconds
+/// (8,000 took 3 s) used to overflow the stack of `oc task tree`: it now stops at a stated
+/// depth and says where to go on.
+#[test]
+fn a_chain_of_ten_thousand_is_shown_to_a_stated_depth() {
+    use oc_tasks::{NewTask, TaskId, TaskStore};
+    let oc = Oc::new();
+    assert_eq!(oc.run(&["task", "create", "Root", "--id", "c0"]).code, 0);
+    let id = |i: usize| TaskId::new(format!("c{i}")).unwrap();
+    let store = oc_tasks::SqliteTaskStore::open(oc.db()).unwrap();
+    store
+        .create_many(
+            (1..10_000)
+                .map(|i| {
+                    NewTask::new(format!("Step {i}"))
+                        .id(id(i))
+                        .parent(id(i - 1))
+                })
+                .collect(),
+        )
+        .unwrap();
+    drop(store);
+    let tree = oc.run(&["task", "tree", "c0"]);
+    assert_eq!(tree.code, 0, "{tree:?}");
+    let lines: Vec<&str> = tree.stdout.lines().collect();
+    assert_eq!(lines.len(), 51, "{}", tree.stdout);
+    assert_eq!(lines[0], "c0 (pending) Root");
+    assert_eq!(lines[1], "  child c1 (pending) Step 1");
+    assert_eq!(
+        lines[50],
+        format!(
+            "{}child c50 (pending) Step 50 (more below: oc task tree c50)",
+            "  ".repeat(50)
+        )
+    );
+    // The JSON document nests as deep, and parses (serde_json reads 127 levels).
+    let mut node = oc.json(&["task", "tree", "c0"]);
+    let mut depth = 0;
+    while let Some(below) = node["below"].as_array().and_then(|b| b.first()).cloned() {
+        node = below;
+        depth += 1;
+    }
+    assert_eq!((depth, node["id"].as_str()), (50, Some("c50")));
+    assert_eq!(node["truncated"], true);
+    // From near the end of the chain, all of it.
+    let tail = oc.run(&["task", "tree", "c9990"]);
+    assert_eq!(tail.stdout.lines().count(), 10, "{tail:?}");
+    assert!(!tail.stdout.contains("more below"), "{tail:?}");
+    // The picture of the whole chain is bounded and drawn.
+    let graph = oc.run(&["task", "graph", "--root", "c0"]);
+    assert_eq!(graph.code, 0, "{graph:?}");
+}
