@@ -493,6 +493,10 @@ pub(crate) enum LogsCmd {
         /// Keep printing entries as they are appended (until interrupted).
         #[arg(long, short)]
         follow: bool,
+        /// Show each entry whole (text output cuts a message, reasoning or data past
+        /// 4 KiB, saying so; `--json` always has entries whole).
+        #[arg(long)]
+        full: bool,
     },
     /// Entries matching filters.
     Query(QueryArgs),
@@ -541,6 +545,10 @@ pub(crate) struct QueryArgs {
     /// Newest first (offset and limit count from the newest end).
     #[arg(long)]
     pub(crate) newest: bool,
+    /// Show each entry whole (text output cuts a message or data past 4 KiB, saying so;
+    /// `--json` always has entries whole).
+    #[arg(long)]
+    pub(crate) full: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -569,6 +577,10 @@ pub(crate) enum DecisionsCmd {
         /// Only this agent's.
         #[arg(long, short)]
         agent: Option<String>,
+        /// Show each entry whole (text output cuts a message, reasoning or data past
+        /// 4 KiB, saying so; `--json` always has entries whole).
+        #[arg(long)]
+        full: bool,
     },
 }
 

@@ -55,27 +55,55 @@ fn json_object(flag: &str, s: Option<&str>) -> anyhow::Result<Map<String, Value>
     }
 }
 
-/// One entry as a line: `2026-02-19T10:00:00.000Z [INFO] message {"data":...}`.
-pub(crate) fn render_entry(w: &mut dyn Write, e: &LogEntry) -> std::io::Result<()> {
-    write!(
-        w,
-        "{} [{}] {}",
-        e.timestamp,
-        e.level.as_str().to_uppercase(),
-        Clean(&e.message)
-    )?;
+/// `n` with thousands separated by commas: `800,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Text an agent wrote, escaped; unless `full`, cut to [`oc_jsonl::SHOWN_BYTES`] with a note of
+/// its whole length and of `--full`.
+fn shown(w: &mut dyn Write, text: &str, full: bool) -> std::io::Result<()> {
+    let (text, whole) = if full {
+        (text, None)
+    } else {
+        oc_jsonl::cut(text, oc_jsonl::SHOWN_BYTES)
+    };
+    write!(w, "{}", Clean(text))?;
+    match whole {
+        Some(n) => write!(w, "… (cut: {} bytes; --full for all)", thousands(n)),
+        None => Ok(()),
+    }
+}
+
+/// One entry as a line: `2026-02-19T10:00:00.000Z [INFO] message {"data":...}`, the message
+/// and the data each cut past 4 KiB unless `full`.
+pub(crate) fn render_entry(w: &mut dyn Write, e: &LogEntry, full: bool) -> std::io::Result<()> {
+    write!(w, "{} [{}] ", e.timestamp, e.level.as_str().to_uppercase(),)?;
+    shown(w, &e.message, full)?;
     // JSON escapes C0 itself, but not DEL or C1.
     if !e.data.is_empty() {
-        write!(w, " {}", Clean(&Value::Object(e.data.clone()).to_string()))?;
+        write!(w, " ")?;
+        shown(w, &Value::Object(e.data.clone()).to_string(), full)?;
     }
     writeln!(w)
 }
 
-fn print_raw_lines(w: &mut dyn Write, lines: &[Vec<u8>]) -> std::io::Result<()> {
+fn print_raw_lines(w: &mut dyn Write, lines: &[Vec<u8>], full: bool) -> std::io::Result<()> {
     for l in lines {
         match serde_json::from_slice::<LogEntry>(l) {
-            Ok(e) => render_entry(w, &e)?,
-            Err(_) => writeln!(w, "{}", Clean(&String::from_utf8_lossy(l)))?,
+            Ok(e) => render_entry(w, &e, full)?,
+            Err(_) => {
+                shown(w, &String::from_utf8_lossy(l), full)?;
+                writeln!(w)?;
+            }
         }
     }
     Ok(())
@@ -96,13 +124,18 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
             e.data = data;
             files.append_log(&e)?;
             out.emit("logs.append", &e, |w, o| {
-                if o.quiet { Ok(()) } else { render_entry(w, &e) }
+                if o.quiet {
+                    Ok(())
+                } else {
+                    render_entry(w, &e, false)
+                }
             })
         }
         LogsCmd::Tail {
             task,
             lines,
             follow,
+            full,
         } => {
             let files = task_files(site, &task, false)?;
             let last = files.logs().tail(lines)?;
@@ -111,7 +144,9 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
                 .filter_map(|l| serde_json::from_slice(l).ok())
                 .collect();
             if !follow {
-                return out.emit("logs.tail", &entries, |w, _| print_raw_lines(w, &last));
+                return out.emit("logs.tail", &entries, |w, _| {
+                    print_raw_lines(w, &last, full)
+                });
             }
             // Following prints as it goes: one JSON entry per line with --json, text otherwise.
             let mut follower = Follower::from_end(files.log_path());
@@ -124,7 +159,7 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
                         writeln!(w)?;
                     }
                 } else {
-                    print_raw_lines(&mut w, lines)?;
+                    print_raw_lines(&mut w, lines, full)?;
                 }
                 w.flush()
             };
@@ -221,20 +256,21 @@ pub(crate) fn query(
         query = query.newest();
     }
     let (entries, report) = files.logs().query(&query)?;
-    print_entries(out, command, &entries, &report)
+    print_entries(out, command, &entries, &report, q.full)
 }
 
-/// Entries as a page: one line each, and what was skipped.
+/// Entries as a page: one line each (cut past 4 KiB unless `full`), and what was skipped.
 fn print_entries(
     out: &mut Output,
     command: &str,
     entries: &[LogEntry],
     report: &oc_jsonl::ReadReport,
+    full: bool,
 ) -> anyhow::Result<()> {
     let data = serde_json::json!({ "entries": entries, "read": report });
     out.emit(command, &data, |w, o| {
         for e in entries {
-            render_entry(w, e)?;
+            render_entry(w, e, full)?;
         }
         if !o.quiet && report.malformed > 0 {
             writeln!(
@@ -295,7 +331,7 @@ pub(crate) fn history(site: &Site, q: QueryArgs, out: &mut Output) -> anyhow::Re
         entries.reverse();
     }
     let entries: Vec<LogEntry> = entries.into_iter().skip(q.offset).take(q.limit).collect();
-    print_entries(out, "task-history", &entries, &report)
+    print_entries(out, "task-history", &entries, &report, q.full)
 }
 
 pub(crate) fn decisions(site: &Site, cmd: DecisionsCmd, out: &mut Output) -> anyhow::Result<()> {
@@ -325,7 +361,7 @@ pub(crate) fn decisions(site: &Site, cmd: DecisionsCmd, out: &mut Output) -> any
                 }
             })
         }
-        DecisionsCmd::List { task, agent } => {
+        DecisionsCmd::List { task, agent, full } => {
             let files = task_files(site, &task, false)?;
             let (all, _) = files.decisions()?;
             let total = all.len();
@@ -335,11 +371,22 @@ pub(crate) fn decisions(site: &Site, cmd: DecisionsCmd, out: &mut Output) -> any
                 .collect();
             out.emit("decisions.list", &shown, |w, _| {
                 for d in &shown {
-                    let (agent, decision) = (Clean(&d.agent), Clean(&d.decision));
-                    writeln!(w, "{} {agent}: {decision}", d.timestamp)?;
-                    // Reasoning keeps its lines, each escaped.
-                    for line in d.reasoning.lines() {
-                        writeln!(w, "    {}", Clean(line))?;
+                    write!(w, "{} {}: ", d.timestamp, Clean(&d.agent))?;
+                    self::shown(w, &d.decision, full)?;
+                    writeln!(w)?;
+                    // Reasoning keeps its lines, each escaped, and is cut past 4 KiB in all.
+                    let (reasoning, whole) = if full {
+                        (d.reasoning.as_str(), None)
+                    } else {
+                        oc_jsonl::cut(&d.reasoning, oc_jsonl::SHOWN_BYTES)
+                    };
+                    let mut lines = reasoning.lines().peekable();
+                    while let Some(line) = lines.next() {
+                        write!(w, "    {}", Clean(line))?;
+                        if let (None, Some(n)) = (lines.peek(), whole) {
+                            write!(w, "… (cut: {} bytes; --full for all)", thousands(n))?;
+                        }
+                        writeln!(w)?;
                     }
                 }
                 writeln!(w, "Showing {} of {total} decision(s)", shown.len())

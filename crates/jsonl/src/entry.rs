@@ -9,6 +9,29 @@ use serde_json::{Map, Value};
 
 use crate::{Error, Result};
 
+/// The bytes of one text of an entry (a message, a decision's reasoning, data as JSON) that a
+/// page or a terminal shows: past it the text is cut (see [`cut`]) and the whole entry is one
+/// link or one `--full` away. Machine-readable output (`--json`, the MCP tools) is never cut.
+pub const SHOWN_BYTES: usize = 4 * 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary, and its whole length in bytes
+/// when it was cut (`None` when it is shown whole).
+///
+/// ```
+/// assert_eq!(oc_jsonl::cut("héllo", 2), ("h", Some(6)));
+/// assert_eq!(oc_jsonl::cut("hello", 5), ("hello", None));
+/// ```
+pub fn cut(text: &str, max: usize) -> (&str, Option<usize>) {
+    if text.len() <= max {
+        return (text, None);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&text[..end], Some(text.len()))
+}
+
 /// Severity of a log entry, ordered `Trace < Debug < Info < Warn < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

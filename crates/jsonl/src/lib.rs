@@ -55,7 +55,7 @@ mod sync;
 mod task;
 mod writer;
 
-pub use crate::entry::{Decision, Level, LogEntry};
+pub use crate::entry::{Decision, Level, LogEntry, SHOWN_BYTES, cut};
 pub use crate::error::{Error, Result};
 pub use crate::json::MAX_DEPTH;
 pub use crate::reader::{

@@ -269,3 +269,165 @@ fn ship_all_tasks_to_a_local_collector() {
     let bad = oc.run(&["logs", "ship", "a", "--to", "ftp://nowhere"]);
     assert_eq!(bad.code, 2, "{bad:?}");
 }
+
+/// `{"a":{"a":...}}`, `depth` objects deep.
+fn nested_object(depth: usize) -> String {
+    format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth))
+}
+
+/// The issue's case: data and metadata nested 127 deep were acknowledged (exit 0) and then
+/// skipped as malformed by every reader. Now refused with exit 2 and nothing written; 63 deep
+/// (the record's 64 levels) is written and read back.
+#[test]
+fn records_too_deep_to_read_back_are_refused_and_nothing_is_written() {
+    let oc = Oc::new();
+    oc.run(&["task", "create", "t", "--id", "t1"]);
+    let log = oc.data_dir().join("tasks/t1/logs.jsonl");
+    let decisions = oc.data_dir().join("tasks/t1/decisions.jsonl");
+    let ok = oc.run(&[
+        "logs",
+        "append",
+        "t1",
+        "--message",
+        "deepest",
+        "--data",
+        &nested_object(63),
+    ]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let ok = oc.run(&[
+        "decisions",
+        "add",
+        "t1",
+        "--agent",
+        "a",
+        "--decision",
+        "d",
+        "--reasoning",
+        "r",
+        "--metadata",
+        &nested_object(63),
+    ]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let log_before = std::fs::read(&log).unwrap();
+    let decisions_before = std::fs::read(&decisions).unwrap();
+    for depth in [127, 64] {
+        let data = nested_object(depth);
+        let out = oc.run(&["logs", "append", "t1", "--message", "deep", "--data", &data]);
+        assert_eq!(out.code, 2, "{depth}: {out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        assert!(
+            out.stderr.contains("nested more than 64 deep"),
+            "{depth}: {}",
+            out.stderr
+        );
+        let out = oc.run(&[
+            "decisions",
+            "add",
+            "t1",
+            "--agent",
+            "a",
+            "--decision",
+            "d",
+            "--reasoning",
+            "r",
+            "--metadata",
+            &data,
+        ]);
+        assert_eq!(out.code, 2, "{depth}: {out:?}");
+        assert!(
+            out.stderr.contains("nested more than 64 deep"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert_eq!(std::fs::read(&log).unwrap(), log_before, "nothing written");
+    assert_eq!(std::fs::read(&decisions).unwrap(), decisions_before);
+    let tail = oc.json(&["logs", "tail", "t1"]);
+    assert_eq!(tail.as_array().unwrap().len(), 1);
+    assert_eq!(tail[0]["message"], "deepest");
+    let q = oc.json(&["logs", "query", "t1"]);
+    assert_eq!(q["read"]["malformed"], 0);
+    assert_eq!(
+        oc.json(&["decisions", "list", "t1"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// One entry on a terminal is cut to 4 KiB of text and says so; `--full` shows it whole, and
+/// `--json` always has it whole (scripts read it).
+#[test]
+fn long_entries_are_cut_on_the_terminal_and_whole_with_full_or_json() {
+    let oc = Oc::new();
+    oc.run(&["task", "create", "t", "--id", "t1"]);
+    let long = "x".repeat(100_000);
+    let data = format!(r#"{{"blob":"{}"}}"#, "y".repeat(50_000));
+    let out = oc.run(&["logs", "append", "t1", "--message", &long, "--data", &data]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.len() < 10_000,
+        "the echo is cut: {} bytes",
+        out.stdout.len()
+    );
+    let cut_message = format!("{}… (cut: 100,000 bytes; --full for all)", "x".repeat(4096));
+    let cut_data = format!(
+        r#"{{"blob":"{}… (cut: 50,011 bytes; --full for all)"#,
+        "y".repeat(4096 - 9)
+    );
+    for args in [
+        &["logs", "tail", "t1"][..],
+        &["logs", "query", "t1"],
+        &["task-history", "t1"],
+    ] {
+        let shown = oc.run(args);
+        assert_eq!(shown.code, 0, "{shown:?}");
+        let line = shown.stdout.lines().find(|l| l.contains("xxx")).unwrap();
+        assert!(line.contains(&cut_message), "{args:?}: {}", &line[..200]);
+        assert!(
+            line.ends_with(&cut_data),
+            "{args:?}: {}",
+            &line[line.len() - 200..]
+        );
+        assert!(line.len() < 10_000, "{args:?}: {} bytes", line.len());
+        let mut full = args.to_vec();
+        full.push("--full");
+        let whole = oc.run(&full);
+        assert!(whole.stdout.contains(&long), "{args:?}");
+        assert!(whole.stdout.contains(&data), "{args:?}");
+        assert!(!whole.stdout.contains("(cut:"), "{args:?}");
+    }
+    let tail = oc.json(&["logs", "tail", "t1"]);
+    assert_eq!(tail[0]["message"], long.as_str());
+    let q = oc.json(&["logs", "query", "t1"]);
+    assert_eq!(q["entries"][0]["message"], long.as_str());
+
+    let reasoning = "r".repeat(100_000);
+    let out = oc.run(&[
+        "decisions",
+        "add",
+        "t1",
+        "--agent",
+        "a",
+        "--decision",
+        "d",
+        "--reasoning",
+        &reasoning,
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let list = oc.run(&["decisions", "list", "t1"]).stdout;
+    assert!(
+        list.contains(&format!(
+            "{}… (cut: 100,000 bytes; --full for all)",
+            "r".repeat(4096)
+        )),
+        "{}",
+        &list[..200]
+    );
+    assert!(list.len() < 10_000);
+    let whole = oc.run(&["decisions", "list", "t1", "--full"]).stdout;
+    assert!(whole.contains(&reasoning));
+    let listed = oc.json(&["decisions", "list", "t1"]);
+    assert_eq!(listed[0]["reasoning"], reasoning.as_str());
+}
