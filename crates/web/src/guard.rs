@@ -196,7 +196,7 @@ mod tests {
             &ServeOptions {
                 allowed_hosts: vec!["ops.example.".into()],
                 token: token.map(str::to_owned),
-                workers: 1,
+                ..ServeOptions::default()
             },
             read_only,
         )

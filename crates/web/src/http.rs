@@ -1,5 +1,5 @@
 //! Requests and responses as plain data, so the app and the guard are tested without a
-//! socket; `server` turns `tiny_http`'s into these.
+//! socket; `server` turns hyper's into these.
 
 /// An HTTP method we answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,8 +143,10 @@ pub struct ServeOptions {
     pub allowed_hosts: Vec<String>,
     /// A token every request must carry (Bearer, or the password of Basic auth).
     pub token: Option<String>,
-    /// Worker threads.
+    /// Requests the app answers at once (its threads); more wait, within `limits`.
     pub workers: usize,
+    /// The bounds on what clients may hold, applied before the guard.
+    pub limits: crate::Limits,
 }
 
 impl Default for ServeOptions {
@@ -153,6 +155,7 @@ impl Default for ServeOptions {
             allowed_hosts: Vec::new(),
             token: None,
             workers: 4,
+            limits: crate::Limits::default(),
         }
     }
 }

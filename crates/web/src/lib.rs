@@ -1,15 +1,23 @@
 //! The HTTP face of opencode-tools, as `oc serve` runs it: `/metrics` (rendered by
-//! `oc-metrics`), `/healthz`, `/api/stats`, and the operator's status pages, on a small
-//! synchronous server (`tiny_http`, a few worker threads, no async runtime).
+//! `oc-metrics`), `/healthz`, `/api/stats`, and the operator's status pages, on a bounded
+//! HTTP/1.1 server (hyper on a small tokio runtime of its own, behind the `server` feature).
 //!
 //! - [`Web`] is the app: built over a `TaskLifecycle` (so the actions a page offers go through
 //!   hooks and history, as the CLI's do), a `LockManager`, the data directory and, optionally,
 //!   the alert engine. [`Web::respond`] answers a [`Request`] with a [`Response`] and does no
 //!   I/O, so every page and refusal is testable without a socket.
-//! - [`serve`] runs it on an address: loopback by default, a token required beyond it; every
-//!   request passes the `Host` allow-list (against DNS rebinding), the token, and, for the
-//!   POSTs that change anything, the same-origin check and the read-only switch; every
-//!   response carries a strict Content-Security-Policy and the other security headers.
+//! - `serve` (feature `server`) runs it on an address: loopback by default, a token required
+//!   beyond it; every request passes the `Host` allow-list (against DNS rebinding), the token,
+//!   and, for the POSTs that change anything, the same-origin check and the read-only switch;
+//!   every response carries a strict Content-Security-Policy and the other security headers.
+//! - Before any of that, every client is bounded ([`Limits`], in [`ServeOptions`]): request line
+//!   and headers (16 KiB, 64 headers: else 431), the body ([`MAX_BODY_BYTES`]: a larger declared
+//!   length gets 413 before anything is read, a chunked body is cut as it streams), the time to
+//!   send headers (also the keep-alive idle time), the body, and to take an answer, the open
+//!   connections (beyond the cap, clients wait in the listen queue), and the requests answered at
+//!   once (`ServeOptions::workers` threads run the synchronous app; a bounded queue waits a
+//!   bounded time for them, then 503 with `Retry-After`). The accept loop survives every error,
+//!   resting briefly when descriptors run out.
 //! - The pages are HTML rendered on the server (`maud`, which escapes everything agents wrote),
 //!   with one small script and one stylesheet shipped inside the binary. Every action is a
 //!   plain form that works with scripts off; with scripts on, the page refreshes itself every
@@ -33,17 +41,29 @@
 //! assert!(page.body_text().contains("&lt;b&gt;index&lt;/b&gt; the repo"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Features
+//!
+//! - `server`: `serve` and `ServerHandle`, over hyper, hyper-util and tokio. Without it the crate
+//!   has no async runtime in its tree; the app, its pages and refusals, and the limits' data are
+//!   all there.
 
 mod app;
+// Only the server asks the guard; without it the guard is kept, and tested, for when it is on.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 mod guard;
 mod http;
+mod limits;
 mod pages;
+#[cfg(feature = "server")]
 mod server;
 
 pub use crate::app::{Alerting, Web};
 pub use crate::guard::SECURITY_HEADERS;
 pub use crate::http::{Method, Request, Response, ServeOptions};
-pub use crate::server::{MAX_BODY_BYTES, ServerHandle, serve};
+pub use crate::limits::{Limits, MAX_BODY_BYTES};
+#[cfg(feature = "server")]
+pub use crate::server::{ServerHandle, serve};
 
 /// What can go wrong starting the server.
 #[derive(Debug)]

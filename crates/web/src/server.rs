@@ -1,26 +1,63 @@
-//! The server: worker threads on one listening socket, each request read (its body up to a
-//! limit), checked by the guard, answered by the [`Web`] app, and sent with the security
-//! headers.
+//! The server: hyper's HTTP/1.1 on a small tokio runtime of its own, every client bounded
+//! ([`Limits`]) before the guard sees its request, the synchronous app run on the runtime's
+//! blocking threads behind a semaphore, and every answer sent with the security headers.
+//!
+//! One request goes through [`answer`]: a declared body over [`MAX_BODY_BYTES`] is refused at
+//! once, the guard checks the headers, the body is read (bounded in size and time), a thread
+//! of the app is waited for (bounded in number and time), and [`Web::respond`] answers.
+//! Streaming routes (MCP over Streamable HTTP, later) belong in [`answer`] before the app's
+//! thread is taken: they would answer with a streaming body type instead of [`Full`].
 
-use std::io::Read;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Bytes, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::guard::{Guard, SECURITY_HEADERS};
 use crate::http::{Method, Request, Response, ServeOptions};
+use crate::limits::{Limits, MAX_BODY_BYTES};
 use crate::{Error, Result, Web};
 
 /// How often the server samples the throughput chart's counters.
-const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+const SAMPLE_EVERY: Duration = Duration::from_secs(15);
 
-/// The largest request body read; longer ones are refused (413).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Descriptors left for everything but connections (the database, logs, the listener).
+const RESERVED_DESCRIPTORS: u64 = 32;
+
+/// How long the accept loop rests when the process is out of descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How much of a refused request's body is read and thrown away, so that closing the
+/// connection does not reset it before the client reads the refusal.
+const DRAIN_BYTES: usize = 256 * 1024;
+
+/// How long that draining may take.
+const DRAIN_FOR: Duration = Duration::from_secs(1);
+
+/// How long stopping waits for answers under way.
+const STOP_WITHIN: Duration = Duration::from_secs(1);
 
 /// A running server; stops when dropped (or with [`ServerHandle::stop`]).
 pub struct ServerHandle {
     addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
+    /// Set to stop the accept loop (and, with it, the runtime and every connection).
+    stopping: Option<watch::Sender<bool>>,
+    /// The thread that runs the runtime, then the sampler.
     threads: Vec<JoinHandle<()>>,
     /// Dropped to stop the sampler.
     sampling: Option<std::sync::mpsc::Sender<()>>,
@@ -40,15 +77,16 @@ impl ServerHandle {
         self.addr
     }
 
-    /// Stops accepting requests and waits for the workers.
+    /// Stops accepting, closes every connection (answers under way get a second to finish)
+    /// and waits for the server's threads.
     pub fn stop(mut self) {
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
         self.sampling = None;
-        for _ in &self.threads {
-            self.server.unblock();
+        if let Some(stopping) = self.stopping.take() {
+            let _ = stopping.send(true);
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -73,7 +111,7 @@ impl Drop for ServerHandle {
 /// watches, until the returned sender is dropped.
 fn start_sampler(
     web: Arc<Web>,
-    every: std::time::Duration,
+    every: Duration,
 ) -> Result<(std::sync::mpsc::Sender<()>, JoinHandle<()>)> {
     let (sampling, stop) = std::sync::mpsc::channel::<()>();
     let sampler = std::thread::Builder::new()
@@ -88,9 +126,23 @@ fn start_sampler(
     Ok((sampling, sampler))
 }
 
-/// Serves `web` on `addr` from `opts.workers` threads. Refuses to listen beyond loopback
-/// without a token; a taken port is a clear error naming the address. A read-only `web`
-/// ([`Web::read_only`]) gets every POST refused here, before it is read.
+/// What every connection shares.
+struct Shared {
+    web: Arc<Web>,
+    guard: Guard,
+    limits: Limits,
+    /// HTTP/1.1 as configured from the limits.
+    http: http1::Builder,
+    /// One permit per thread of the app.
+    workers: Arc<Semaphore>,
+    /// Requests waiting for a permit.
+    queued: AtomicUsize,
+}
+
+/// Serves `web` on `addr`: HTTP/1.1, `opts.workers` requests answered at once, every client
+/// bounded by `opts.limits`. Refuses to listen beyond loopback without a token; a taken port
+/// is a clear error naming the address. A read-only `web` ([`Web::read_only`]) gets every POST
+/// refused here, before its body is read.
 pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<ServerHandle> {
     // An empty token is no token: the guard would let everyone in.
     if !addr.ip().is_loopback() && opts.token.as_deref().is_none_or(str::is_empty) {
@@ -98,87 +150,395 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
             "{addr} is reachable from other machines: set a token (--token-file or OC_SERVE_TOKEN) to serve there"
         )));
     }
-    let server = tiny_http::Server::http(addr)
+    let workers = opts.workers.max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(workers)
+        .thread_name("oc-web")
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Serve(format!("cannot start the server's runtime: {e}")))?;
+    let listener = runtime
+        .block_on(TcpListener::bind(addr))
         .map_err(|e| Error::Serve(format!("cannot listen on {addr}: {e}")))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| Error::Serve(format!("{addr} is not an IP address")))?;
-    let server = Arc::new(server);
-    let guard = Arc::new(Guard::new(&opts, web.is_read_only()));
-    let mut threads = Vec::new();
-    for n in 0..opts.workers.max(1) {
-        let (server, web, guard) = (Arc::clone(&server), Arc::clone(&web), Arc::clone(&guard));
-        let t = std::thread::Builder::new()
-            .name(format!("oc-web-{n}"))
-            .spawn(move || {
-                while let Ok(req) = server.recv() {
-                    answer(req, &web, &guard);
-                }
-            })
-            .map_err(|e| Error::Serve(format!("cannot start a server thread: {e}")))?;
-        threads.push(t);
-    }
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Serve(format!("cannot read the address of {addr}: {e}")))?;
+    let mut limits = opts.limits.clone();
+    limits.max_connections = connection_cap(limits.max_connections);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8 * 1024))
+        .max_header_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers)
+        // Header names as they were always sent (`Content-Type`), for whoever greps them.
+        .title_case_headers(true)
+        .half_close(false)
+        .keep_alive(true);
+    let shared = Arc::new(Shared {
+        guard: Guard::new(&opts, web.is_read_only()),
+        web: Arc::clone(&web),
+        http,
+        workers: Arc::new(Semaphore::new(workers)),
+        queued: AtomicUsize::new(0),
+        limits,
+    });
+    let (stopping, stop) = watch::channel(false);
+    let server = std::thread::Builder::new()
+        .name("oc-web-accept".into())
+        .spawn(move || {
+            runtime.block_on(accept(listener, shared, stop));
+            runtime.shutdown_timeout(STOP_WITHIN);
+        })
+        .map_err(|e| Error::Serve(format!("cannot start the server thread: {e}")))?;
     let (sampling, sampler) = start_sampler(web, SAMPLE_EVERY)?;
-    threads.push(sampler);
     Ok(ServerHandle {
         addr: bound,
-        server,
-        threads,
+        stopping: Some(stopping),
+        threads: vec![server, sampler],
         sampling: Some(sampling),
     })
 }
 
-/// Reads one request (its body up to the limit), answers it, and writes the answer.
-fn answer(mut req: tiny_http::Request, web: &Web, guard: &Guard) {
-    let method = match req.method() {
-        tiny_http::Method::Get | tiny_http::Method::Head => Method::Get,
-        tiny_http::Method::Post => Method::Post,
+/// `wanted` connections at most, and no more than the process's descriptors allow.
+fn connection_cap(wanted: usize) -> usize {
+    #[cfg(unix)]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        if let Some(n) = limit.current {
+            let room = n.saturating_sub(RESERVED_DESCRIPTORS).max(1);
+            return wanted
+                .min(usize::try_from(room).unwrap_or(usize::MAX))
+                .max(1);
+        }
+    }
+    wanted.max(1)
+}
+
+/// Whether an accept error means the process is out of something (descriptors, memory), so
+/// that trying again at once would only spin.
+fn exhausted(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        use rustix::io::Errno;
+        let errno = Errno::from_io_error(e);
+        errno
+            .is_some_and(|n| [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM].contains(&n))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        true
+    }
+}
+
+/// Accepts connections until told to stop, never more than `max_connections` open at once:
+/// beyond that, clients wait in the listening socket's queue. No error ends it.
+async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let open = Arc::new(Semaphore::new(shared.limits.max_connections));
+    loop {
+        let permit = tokio::select! {
+            _ = stop.changed() => return,
+            permit = Arc::clone(&open).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                // Small answers go out at once rather than after the peer's delayed ack.
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(connection(stream, Arc::clone(&shared), permit));
+            }
+            Err(e) => {
+                // A connection reset before it was accepted costs nothing; running out of
+                // descriptors or memory passes as connections close: rest a moment.
+                let rest = if exhausted(&e) {
+                    ACCEPT_BACKOFF
+                } else {
+                    Duration::from_millis(1)
+                };
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    () = tokio::time::sleep(rest) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Serves one connection; its permit is released when it closes.
+async fn connection(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaphorePermit) {
+    let io = TokioIo::new(TimedWrites::new(stream, shared.limits.write_timeout));
+    let service = {
+        let shared = Arc::clone(&shared);
+        hyper::service::service_fn(move |req| {
+            let shared = Arc::clone(&shared);
+            async move { Ok::<_, Infallible>(answer(req, &shared).await) }
+        })
+    };
+    // Whatever ends a connection (a client gone, a timeout, a malformed request hyper has
+    // already answered) is the client's own business.
+    let _ = shared.http.serve_connection(io, service).await;
+}
+
+/// Answers one request, bounding everything before the guard and the app see it.
+async fn answer(req: hyper::Request<Incoming>, shared: &Shared) -> hyper::Response<Full<Bytes>> {
+    let method = match *req.method() {
+        hyper::Method::GET | hyper::Method::HEAD => Method::Get,
+        hyper::Method::POST => Method::Post,
         _ => Method::Other,
     };
-    let mut ours = Request::new(method, req.url());
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut ours = Request::new(method, target);
     ours.headers = req
         .headers()
         .iter()
-        .map(|h| {
+        .map(|(name, value)| {
             (
-                h.field.as_str().as_str().to_ascii_lowercase(),
-                h.value.as_str().to_owned(),
+                name.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
             )
         })
         .collect();
-    let mut body = Vec::new();
-    let read = req
-        .as_reader()
-        .take(MAX_BODY_BYTES as u64 + 1)
-        .read_to_end(&mut body);
-    let response = if read.is_err() {
-        Response::text(400, "the request body could not be read\n")
-    } else if body.len() > MAX_BODY_BYTES {
-        Response::text(
-            413,
-            format!("request bodies are limited to {MAX_BODY_BYTES} bytes\n"),
-        )
-    } else {
-        ours.body = body;
-        guard.check(&ours).unwrap_or_else(|| web.respond(&ours))
+    let mut body = req.into_body();
+    // A declared length over the limit is refused before anything is read or allocated.
+    if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
+        drain(body);
+        return to_hyper(too_large());
+    }
+    if let Some(refused) = shared.guard.check(&ours) {
+        drain(body);
+        return to_hyper(refused);
+    }
+    ours.body = match tokio::time::timeout(shared.limits.body_timeout, read(&mut body)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(Unread::TooLarge)) => {
+            drain(body);
+            return to_hyper(too_large());
+        }
+        Ok(Err(Unread::Broken)) => {
+            return to_hyper(Response::text(400, "the request body could not be read\n"));
+        }
+        // Dropping the body unread closes the connection after this answer.
+        Err(_) => {
+            return to_hyper(Response::text(
+                408,
+                "the request body did not arrive in time\n",
+            ));
+        }
     };
-    let mut resp = tiny_http::Response::from_data(response.body).with_status_code(response.status);
+    let Some(permit) = worker(shared).await else {
+        return to_hyper(
+            Response::text(503, "the server is busy: try again in a moment\n")
+                .with("Retry-After", "1".into()),
+        );
+    };
+    let web = Arc::clone(&shared.web);
+    let answered = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        web.respond(&ours)
+    })
+    .await;
+    to_hyper(
+        answered.unwrap_or_else(|_| Response::text(500, "the request could not be answered\n")),
+    )
+}
+
+fn too_large() -> Response {
+    Response::text(
+        413,
+        format!("request bodies are limited to {MAX_BODY_BYTES} bytes\n"),
+    )
+}
+
+/// Why a body was not read.
+enum Unread {
+    /// It grew past [`MAX_BODY_BYTES`].
+    TooLarge,
+    /// The connection broke (or the chunked encoding was malformed).
+    Broken,
+}
+
+/// Reads `body` whole, refusing it as soon as it passes [`MAX_BODY_BYTES`] (a chunked body
+/// declares no length).
+async fn read(body: &mut Incoming) -> std::result::Result<Vec<u8>, Unread> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| Unread::Broken)?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > MAX_BODY_BYTES {
+                return Err(Unread::TooLarge);
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
+}
+
+/// Reads and throws away up to [`DRAIN_BYTES`] of a refused body for up to [`DRAIN_FOR`], so
+/// that the client, still sending, reads the refusal instead of a reset connection. Hyper
+/// closes the connection if the body is not read to its end.
+fn drain(mut body: Incoming) {
+    if body.is_end_stream() {
+        return;
+    }
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(DRAIN_FOR, async {
+            let mut seen = 0;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, Bytes::len);
+                if seen > DRAIN_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+}
+
+/// A thread of the app: at once if one is free, else after waiting in a bounded queue for a
+/// bounded time; `None` when the server is too busy.
+async fn worker(shared: &Shared) -> Option<OwnedSemaphorePermit> {
+    if let Ok(permit) = Arc::clone(&shared.workers).try_acquire_owned() {
+        return Some(permit);
+    }
+    struct Queued<'a>(&'a AtomicUsize);
+    impl Drop for Queued<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let before = shared.queued.fetch_add(1, Ordering::Relaxed);
+    let _queued = Queued(&shared.queued);
+    if before >= shared.limits.max_queued {
+        return None;
+    }
+    let waited = tokio::time::timeout(
+        shared.limits.queue_wait,
+        Arc::clone(&shared.workers).acquire_owned(),
+    )
+    .await;
+    waited.ok()?.ok()
+}
+
+/// The app's response as hyper's, with the security headers. A HEAD request gets the same
+/// head without the body (hyper leaves it out).
+fn to_hyper(response: Response) -> hyper::Response<Full<Bytes>> {
+    let mut out = hyper::Response::new(Full::new(Bytes::from(response.body)));
+    *out.status_mut() = hyper::StatusCode::from_u16(response.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = std::iter::once(("Content-Type", response.content_type.to_owned()))
         .chain(response.headers)
         .chain(SECURITY_HEADERS.iter().map(|(n, v)| (*n, (*v).to_owned())));
     for (name, value) in headers {
-        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            resp = resp.with_header(h);
+        // A header the app could not have meant (a newline in a value) is left out.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            out.headers_mut().append(name, value);
         }
     }
-    // A client that went away is its own problem.
-    let _ = req.respond(resp);
+    out
+}
+
+/// A connection whose writes fail once one has been blocked for `limit` (a client that does
+/// not read its answers); reads are bounded by hyper's header timeout and the body timeout.
+struct TimedWrites {
+    stream: TcpStream,
+    limit: Duration,
+    /// When the blocked write gives up; set while a write is blocked.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl TimedWrites {
+    fn new(stream: TcpStream, limit: Duration) -> TimedWrites {
+        TimedWrites {
+            stream,
+            limit,
+            deadline: None,
+        }
+    }
+
+    /// Passes on a ready write and forgets the deadline; arms it on a blocked one, and fails
+    /// once it has passed.
+    fn timed<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.deadline = None;
+            return polled;
+        }
+        let limit = self.limit;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not read its answer in time",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for TimedWrites {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TimedWrites {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.timed(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.timed(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        self.timed(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.stream).poll_shutdown(cx);
+        self.timed(cx, polled)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use oc_hooks::{Hooks, TaskLifecycle};
     use oc_locks::MemoryLockManager;
@@ -219,5 +579,15 @@ mod tests {
             "the claim counted in its minute: {page}"
         );
         assert!(samples() <= taken + 1, "stopped");
+    }
+
+    /// Accept errors that mean "out of something" are told from the rest.
+    #[test]
+    fn running_out_of_descriptors_is_exhaustion() {
+        assert!(exhausted(&io::Error::from_raw_os_error(24)), "EMFILE");
+        assert!(exhausted(&io::Error::from_raw_os_error(23)), "ENFILE");
+        assert!(!exhausted(&io::Error::from(
+            io::ErrorKind::ConnectionAborted
+        )));
     }
 }

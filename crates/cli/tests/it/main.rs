@@ -13,5 +13,6 @@ mod mcp;
 mod ops;
 mod postgres;
 mod serve;
+mod serve_hostile;
 mod tasks;
 mod util;

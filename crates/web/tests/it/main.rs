@@ -11,6 +11,7 @@ use oc_tasks::{MemoryTaskStore, NewTask, TaskId, TaskStore};
 use oc_web::Web;
 
 mod pages;
+#[cfg(feature = "server")]
 mod server;
 
 /// A task name no page may render as markup.

@@ -1,11 +1,13 @@
-//! The server over real sockets on 127.0.0.1: what it refuses, and the headers it sends.
+//! The server over real sockets on 127.0.0.1: what it refuses, the headers it sends, and the
+//! limits that hold before the guard (sizes, timeouts, the busy answer).
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use oc_tasks::{TaskId, TaskStatus, TaskStore};
-use oc_web::{ServeOptions, ServerHandle, Web, serve};
+use oc_web::{Limits, ServeOptions, ServerHandle, Web, serve};
 
 use crate::filled;
 
@@ -140,7 +142,12 @@ fn a_token_is_asked_for_and_required_beyond_loopback() {
     let a = server.addr();
     let (status, reply) = send(a, &format!("GET / HTTP/1.1\r\nHost: {a}"), b"");
     assert_eq!(status, 401);
-    assert!(reply.contains("WWW-Authenticate: Basic"));
+    // Header names are case-insensitive (hyper writes this one `Www-Authenticate`).
+    assert!(
+        reply
+            .to_ascii_lowercase()
+            .contains("www-authenticate: basic")
+    );
     let (status, _) = send(
         a,
         &format!("GET / HTTP/1.1\r\nHost: {a}\r\nAuthorization: Bearer s3cret"),
@@ -173,5 +180,234 @@ fn a_token_is_asked_for_and_required_beyond_loopback() {
     assert!(
         e.to_string().contains("token"),
         "an empty token is none: {e}"
+    );
+}
+
+/// A server on 127.0.0.1 with `limits` lowered for the test.
+fn limited(web: Web, workers: usize, limits: Limits) -> ServerHandle {
+    started(
+        web,
+        ServeOptions {
+            workers,
+            limits,
+            ..ServeOptions::default()
+        },
+    )
+}
+
+/// Everything the server sends before it closes the connection (or 10 s pass).
+fn rest_of(s: &mut std::net::TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// Whether the server closed `s` (as opposed to the 10 s read timeout running out).
+fn closed(s: &mut std::net::TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+#[test]
+fn head_is_answered_as_get_without_a_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _, _) = filled(dir.path());
+    let server = started(web, ServeOptions::default());
+    let a = server.addr();
+    let (status, reply) = send(a, &format!("HEAD /healthz HTTP/1.1\r\nHost: {a}"), b"");
+    assert_eq!(status, 200, "{reply}");
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("Content-Length: 3"), "{head}");
+    assert!(head.contains("X-Frame-Options: DENY"), "{head}");
+    assert_eq!(body, "", "no body");
+}
+
+/// A chunked body has no declared length: it is cut as it streams, past the limit.
+#[test]
+fn a_chunked_body_over_the_limit_gets_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _, _) = filled(dir.path());
+    let server = started(web, ServeOptions::default());
+    let a = server.addr();
+    let mut s = std::net::TcpStream::connect(a).unwrap();
+    s.write_all(
+        format!(
+            "POST /ui/locks/release HTTP/1.1\r\nHost: {a}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let chunk = format!("1000\r\n{}\r\n", "x".repeat(0x1000));
+    for _ in 0..(oc_web::MAX_BODY_BYTES / 0x1000 + 1) {
+        s.write_all(chunk.as_bytes()).unwrap();
+    }
+    let reply = rest_of(&mut s);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+}
+
+/// Headers beyond the limits get 431, before the guard (the token is not asked for).
+#[test]
+fn too_many_or_too_long_headers_get_431() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _, _) = filled(dir.path());
+    let opts = ServeOptions {
+        token: Some("s3cret".into()),
+        ..ServeOptions::default()
+    };
+    let server = started(web, opts);
+    let a = server.addr();
+    let long = format!(
+        "GET / HTTP/1.1\r\nHost: {a}\r\nX-Long: {}",
+        "a".repeat(20_000)
+    );
+    assert_eq!(send(a, &long, b"").0, 431);
+    let many: String = (0..100).map(|i| format!("\r\nX-{i}: v")).collect();
+    assert_eq!(
+        send(a, &format!("GET / HTTP/1.1\r\nHost: {a}{many}"), b"").0,
+        431
+    );
+    assert_eq!(send(a, &format!("GET / HTTP/1.1\r\nHost: {a}"), b"").0, 401);
+}
+
+/// A client that sends no request, or stays idle after one, is closed after the header
+/// timeout; one whose body does not arrive gets 408 and is closed after the body timeout.
+#[test]
+fn slow_and_idle_clients_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _, _) = filled(dir.path());
+    let server = limited(
+        web,
+        4,
+        Limits {
+            header_timeout: Duration::from_millis(200),
+            body_timeout: Duration::from_millis(200),
+            ..Limits::default()
+        },
+    );
+    let a = server.addr();
+    let mut silent = std::net::TcpStream::connect(a).unwrap();
+    assert!(closed(&mut silent), "a connection that sends nothing");
+    let mut half = std::net::TcpStream::connect(a).unwrap();
+    half.write_all(format!("GET / HTTP/1.1\r\nHost: {a}\r\n").as_bytes())
+        .unwrap();
+    assert!(closed(&mut half), "a request whose headers never end");
+    let mut kept = std::net::TcpStream::connect(a).unwrap();
+    kept.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {a}\r\n\r\n").as_bytes())
+        .unwrap();
+    let reply = rest_of(&mut kept);
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "answered, then closed when idle: {reply}"
+    );
+    let mut slow = std::net::TcpStream::connect(a).unwrap();
+    slow.write_all(
+        format!("POST /ui/locks/release HTTP/1.1\r\nHost: {a}\r\nContent-Length: 10\r\n\r\nab")
+            .as_bytes(),
+    )
+    .unwrap();
+    let reply = rest_of(&mut slow);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+}
+
+/// With every thread of the app busy and no room to wait, a request gets 503 and
+/// `Retry-After` at once; the busy one still completes.
+#[test]
+fn a_busy_server_answers_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _, _) = filled(dir.path());
+    let (entered, wait_entered) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (entered, released) = (
+        std::sync::Mutex::new(entered),
+        std::sync::Mutex::new(released),
+    );
+    let web = web.health(move || {
+        entered.lock().unwrap().send(()).unwrap();
+        released.lock().unwrap().recv().unwrap();
+        Ok(Vec::new())
+    });
+    let server = limited(
+        web,
+        1,
+        Limits {
+            max_queued: 0,
+            ..Limits::default()
+        },
+    );
+    let a = server.addr();
+    let busy =
+        std::thread::spawn(move || send(a, &format!("GET /healthz HTTP/1.1\r\nHost: {a}"), b""));
+    wait_entered.recv().unwrap();
+    let (status, reply) = send(a, &format!("GET /api/stats HTTP/1.1\r\nHost: {a}"), b"");
+    assert_eq!(status, 503, "{reply}");
+    assert!(
+        reply.to_ascii_lowercase().contains("retry-after: 1"),
+        "{reply}"
+    );
+    release.send(()).unwrap();
+    assert_eq!(busy.join().unwrap().0, 200);
+}
+
+/// A client that asks and never reads is cut off once a write has been blocked for the write
+/// timeout, instead of holding its connection for ever.
+#[test]
+fn a_client_that_does_not_read_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _, _) = filled(dir.path());
+    let server = limited(
+        web,
+        4,
+        Limits {
+            write_timeout: Duration::from_millis(200),
+            ..Limits::default()
+        },
+    );
+    let a = server.addr();
+    let mut s = std::net::TcpStream::connect(a).unwrap();
+    let request = format!("GET /ui/tasks HTTP/1.1\r\nHost: {a}\r\n\r\n");
+    let asked = 5000;
+    let mut sent = 0;
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    for _ in 0..asked {
+        if s.write_all(request.as_bytes()).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    // Time for the server's writes to block, and for its timeout to pass.
+    std::thread::sleep(Duration::from_secs(2));
+    let reply = rest_of(&mut s);
+    let answers = reply.matches("HTTP/1.1 200").count();
+    assert!(
+        answers > 0 && answers < sent,
+        "{answers} answers to {sent} requests"
+    );
+}
+
+/// Stopping the server closes its connections, kept-alive ones included.
+#[test]
+fn stopping_closes_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _, _) = filled(dir.path());
+    let server = started(web, ServeOptions::default());
+    let a = server.addr();
+    let mut idle = std::net::TcpStream::connect(a).unwrap();
+    idle.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {a}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut buf = [0; 1024];
+    assert!(idle.read(&mut buf).unwrap() > 0);
+    server.stop();
+    assert!(closed(&mut idle));
+    assert!(
+        std::net::TcpStream::connect(a).is_err(),
+        "no longer listening"
     );
 }
