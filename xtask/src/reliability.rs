@@ -1,7 +1,7 @@
 //! `cargo xtask reliability [--soak]`: runs the evidence tests (linearizability checks, planted
-//! bugs, fenced writes, injected faults, power loss, fuzz corpora) and a bounded run of each fuzz
-//! target, and prints the figures each published (`oc_lincheck::publish`), the table
-//! `docs/RELIABILITY.md` reports.
+//! bugs, fenced writes, injected faults, power loss, fuzz corpora, `oc serve` under hostile
+//! clients) and a bounded run of each fuzz target, and prints the figures each published
+//! (`oc_lincheck::publish`), the table `docs/RELIABILITY.md` reports.
 
 use std::path::Path;
 
@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::{figures_path, run};
 
 /// The tests that publish figures, as a nextest filter.
-pub(crate) const FILTER: &str = "test(/check_linearizable|planted_bug|fenced_writes|late_grants|processes_sharing_a_file_are_linearizable|two_hosts_histories|power_loss|io_fault|corpus/)";
+pub(crate) const FILTER: &str = "test(/check_linearizable|planted_bug|fenced_writes|late_grants|processes_sharing_a_file_are_linearizable|two_hosts_histories|power_loss|io_fault|corpus|serve_hostile/)";
 
 /// Figures that count anomalies: any non-zero one fails the run (the unfenced baseline's
 /// losses are the evidence that the fault bit, not an anomaly).

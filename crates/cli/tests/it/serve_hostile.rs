@@ -145,6 +145,28 @@ fn reply_of(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&reply).into_owned()
 }
 
+/// Appends `figures` as one line (`{"test": "oc-cli.serve_hostile.<test>", ...}`) to the file
+/// `OC_RELIABILITY_OUT` names, as `oc_lincheck::publish` does: `cargo xtask reliability` and
+/// `cargo xtask ci` print them. Figures are evidence, not results: a failed write is ignored.
+fn publish(test: &str, figures: serde_json::Value) {
+    let Some(path) = std::env::var_os("OC_RELIABILITY_OUT") else {
+        return;
+    };
+    let mut line = serde_json::json!({ "test": format!("oc-cli.serve_hostile.{test}") });
+    if let (Some(line), serde_json::Value::Object(f)) = (line.as_object_mut(), figures) {
+        line.extend(f);
+    }
+    let mut text = line.to_string();
+    text.push('\n');
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(text.as_bytes());
+    }
+}
+
 /// Lets this process open `n` descriptors (the storm holds over a thousand sockets).
 fn allow_descriptors(n: u64) {
     use rustix::process::{Resource, getrlimit, setrlimit};
@@ -239,6 +261,14 @@ fn http2_request_lines_leak_nothing() {
             now.0, now.1
         );
         if now.0 <= threads + 4 && now.1 <= fds + 4 {
+            publish(
+                "http2_request_lines_leak_nothing",
+                serde_json::json!({
+                    "lines": 1000, "nofile": 256,
+                    "threads_before": threads, "threads_after": now.0,
+                    "fds_before": fds, "fds_after": now.1,
+                }),
+            );
             break;
         }
         assert!(
@@ -304,6 +334,13 @@ fn huge_headers_are_refused_in_bounded_memory() {
     let after = server.rss_kib();
     eprintln!(
         "header attacks: VmRSS {before} KiB, {after_line} KiB after the 48 MiB line, {after} KiB after 400,000 headers"
+    );
+    publish(
+        "huge_headers_are_refused_in_bounded_memory",
+        serde_json::json!({
+            "rss_before_kib": before, "rss_after_line_kib": after_line,
+            "rss_after_headers_kib": after, "rss_bound_growth_kib": HEADER_ATTACK_RSS_KIB,
+        }),
     );
     assert!(
         after_line.max(after) < before + HEADER_ATTACK_RSS_KIB,
@@ -402,6 +439,16 @@ fn a_storm_of_hostile_clients_leaves_healthz_answering() {
     eprintln!(
         "storm: {took:?}, /healthz asked {asked} times, slowest {slowest:?}; VmRSS {before} KiB before, peak {peak} KiB, {after} KiB after; at most {fds} descriptors and {threads} threads; {} of 10000 malformed lines answered",
         answered.load(Ordering::Relaxed)
+    );
+    publish(
+        "storm",
+        serde_json::json!({
+            "seconds": took.as_secs_f64(), "healthz_asked": asked,
+            "healthz_slowest_ms": slowest.as_secs_f64() * 1e3,
+            "rss_before_kib": before, "rss_peak_kib": peak, "rss_after_kib": after,
+            "rss_bound_kib": STORM_RSS_KIB, "fds_peak": fds, "threads_peak": threads,
+            "malformed_answered": answered.load(Ordering::Relaxed),
+        }),
     );
     assert!(asked >= 1);
     assert!(
