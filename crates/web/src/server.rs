@@ -151,20 +151,6 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
         )));
     }
     let workers = opts.workers.max(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(workers)
-        .thread_name("oc-web")
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::Serve(format!("cannot start the server's runtime: {e}")))?;
-    let listener = runtime
-        .block_on(TcpListener::bind(addr))
-        .map_err(|e| Error::Serve(format!("cannot listen on {addr}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::Serve(format!("cannot read the address of {addr}: {e}")))?;
     let mut limits = opts.limits.clone();
     limits.max_connections = connection_cap(limits.max_connections);
     let mut http = http1::Builder::new();
@@ -186,20 +172,80 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
         limits,
     });
     let (stopping, stop) = watch::channel(false);
+    // The runtime is built, used and dropped on the server's own thread only, so that `serve`
+    // may be called from anywhere, a thread driving the caller's tokio runtime included.
+    let (listening, listened) = std::sync::mpsc::channel::<Result<SocketAddr>>();
     let server = std::thread::Builder::new()
         .name("oc-web-accept".into())
         .spawn(move || {
+            let Some((runtime, listener)) = listen(addr, workers, &listening) else {
+                return;
+            };
             runtime.block_on(accept(listener, shared, stop));
             runtime.shutdown_timeout(STOP_WITHIN);
         })
         .map_err(|e| Error::Serve(format!("cannot start the server thread: {e}")))?;
-    let (sampling, sampler) = start_sampler(web, SAMPLE_EVERY)?;
-    Ok(ServerHandle {
+    let bound = listened.recv().unwrap_or_else(|_| {
+        Err(Error::Serve(
+            "the server thread ended before listening".into(),
+        ))
+    });
+    let bound = match bound {
+        Ok(bound) => bound,
+        Err(e) => {
+            let _ = server.join();
+            return Err(e);
+        }
+    };
+    let mut handle = ServerHandle {
         addr: bound,
         stopping: Some(stopping),
-        threads: vec![server, sampler],
-        sampling: Some(sampling),
-    })
+        threads: vec![server],
+        sampling: None,
+    };
+    // On an error the handle, dropped, stops the server.
+    let (sampling, sampler) = start_sampler(web, SAMPLE_EVERY)?;
+    handle.threads.push(sampler);
+    handle.sampling = Some(sampling);
+    Ok(handle)
+}
+
+/// Builds the server's runtime and listens on `addr`, telling `listening` the address bound
+/// (or why not).
+fn listen(
+    addr: SocketAddr,
+    workers: usize,
+    listening: &std::sync::mpsc::Sender<Result<SocketAddr>>,
+) -> Option<(tokio::runtime::Runtime, TcpListener)> {
+    let started = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(workers)
+        .thread_name("oc-web")
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Serve(format!("cannot start the server's runtime: {e}")))
+        .and_then(|runtime| {
+            // Listening through tokio: a backlog of 1,024, where clients beyond the
+            // connection cap wait.
+            let listener = runtime
+                .block_on(TcpListener::bind(addr))
+                .map_err(|e| Error::Serve(format!("cannot listen on {addr}: {e}")))?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| Error::Serve(format!("cannot read the address of {addr}: {e}")))?;
+            Ok((runtime, listener, bound))
+        });
+    match started {
+        Ok((runtime, listener, bound)) => {
+            let _ = listening.send(Ok(bound));
+            Some((runtime, listener))
+        }
+        Err(e) => {
+            let _ = listening.send(Err(e));
+            None
+        }
+    }
 }
 
 /// `wanted` connections at most, and no more than the process's descriptors allow.

@@ -411,3 +411,32 @@ fn stopping_closes_every_connection() {
         "no longer listening"
     );
 }
+
+/// `serve` may be called from a thread that drives a tokio runtime (most Rust agents run on
+/// one): the server's runtime is built, used and dropped on its own thread, and a taken port is
+/// an error there too, not a panic.
+#[test]
+fn serve_works_from_inside_a_tokio_runtime() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (web, _, _) = filled(dir.path());
+        let web = Arc::new(web);
+        let server = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::clone(&web),
+            ServeOptions::default(),
+        )
+        .unwrap();
+        let a = server.addr();
+        assert_eq!(
+            send(a, &format!("GET /healthz HTTP/1.1\r\nHost: {a}"), b"").0,
+            200
+        );
+        let e = serve(a, web, ServeOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("cannot listen on"), "{e}");
+        server.stop();
+    });
+}
