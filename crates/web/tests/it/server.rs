@@ -440,3 +440,44 @@ fn serve_works_from_inside_a_tokio_runtime() {
         server.stop();
     });
 }
+
+/// Out of descriptors (`EMFILE`), the accept loop rests and goes on: once some are free again
+/// the server answers. (The old server's accept thread panicked and every later connection
+/// was refused.)
+#[cfg(target_os = "linux")]
+#[test]
+fn the_accept_loop_survives_running_out_of_descriptors() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _, _) = filled(dir.path());
+    // The connection cap is taken from the limit at start: lowering it afterwards lets the
+    // accepts themselves fail.
+    let server = started(web, ServeOptions::default());
+    let a = server.addr();
+    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    let mut limit = getrlimit(Resource::Nofile);
+    let restore = limit.clone();
+    limit.current = Some(open + 40);
+    setrlimit(Resource::Nofile, limit).unwrap();
+    // Client and server share this process's descriptors: the clients take what is left, so
+    // the server's accepts fail.
+    let mut held = Vec::new();
+    while let Ok(s) = std::net::TcpStream::connect(a) {
+        held.push(s);
+        assert!(held.len() < 1000, "the limit did not hold");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(held);
+    setrlimit(Resource::Nofile, restore).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let answered = std::panic::catch_unwind(|| {
+            send(a, &format!("GET /healthz HTTP/1.1\r\nHost: {a}"), b"").0
+        });
+        if answered.is_ok_and(|status| status == 200) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no longer answers");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
