@@ -456,7 +456,7 @@ fn the_accept_loop_survives_running_out_of_descriptors() {
     let a = server.addr();
     let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
     let mut limit = getrlimit(Resource::Nofile);
-    let restore = limit.clone();
+    let restore = limit;
     limit.current = Some(open + 40);
     setrlimit(Resource::Nofile, limit).unwrap();
     // Client and server share this process's descriptors: the clients take what is left, so
