@@ -329,6 +329,13 @@ impl TaskFiles {
             .append(d)
     }
 
+    /// A reader of `decisions.jsonl`, for a page of the newest ([`JsonlReader::tail_lines`])
+    /// without reading them all; the directories on the way are checked for links first.
+    pub fn decision_log(&self) -> Result<JsonlReader> {
+        self.task_dir()?;
+        Ok(JsonlReader::open(self.dir.join("decisions.jsonl")))
+    }
+
     /// Every decision, oldest first.
     pub fn decisions(&self) -> Result<(Vec<Decision>, ReadReport)> {
         match self.task_dir()? {

@@ -130,7 +130,7 @@ impl Web {
             (Method::Get, ["ui", "tasks"]) => pages::tasks::list(self, req),
             (Method::Get, ["ui", "bulk"]) => pages::bulk::confirm(self, req),
             (Method::Post, ["ui", "bulk"]) => pages::bulk::apply(self, req),
-            (Method::Get, ["ui", "tasks", id]) => pages::tasks::detail(self, id),
+            (Method::Get, ["ui", "tasks", id]) => pages::tasks::detail(self, id, req),
             (Method::Get, ["ui", "locks"]) => pages::locks::page(self),
             (Method::Get, ["ui", "agents"]) => pages::agents::page(self),
             (Method::Get, ["ui", "alerts"]) => pages::alerts::page(self),

@@ -1,10 +1,20 @@
 //! `/ui/tasks` (filters kept in the URL, keyset paging) and `/ui/tasks/{id}` (every field, the
-//! graph around it, its history, the tail of its log, decisions, checkpoints, and the actions
-//! its state allows).
+//! graph around it, the newest of its history, log, decisions and checkpoints with pages to
+//! the rest, and the actions its state allows).
+//!
+//! Agents write without bound, so a task's page shows a bounded amount whatever they wrote:
+//! the newest [`HISTORY_SHOWN`] transitions, [`LOG_TAIL`] log entries, [`DECISIONS_SHOWN`]
+//! decisions and [`CHECKPOINTS_SHOWN`] checkpoints, each list with links to older and newer
+//! pages (`?history=`, `?log=`, `?decisions=`, `?checkpoints=`: how many of the newest to
+//! skip). Each text an agent wrote is cut past [`oc_jsonl::SHOWN_BYTES`], saying so; a cut log
+//! entry or decision links to itself whole (`?entry=<byte offset>[&file=<rotation>]`,
+//! `?decision=<byte offset>`). The log and the decisions are read backwards from their end
+//! ([`oc_jsonl::JsonlReader::tail_lines`]), at the cost of the entries shown and skipped.
 
 use maud::{Markup, html};
-use oc_jsonl::TaskFiles;
-use oc_tasks::{Cursor, Order, TaskFilter, TaskId, TaskQuery, TaskStatus};
+use oc_jsonl::{JsonlReader, LineAt, SHOWN_BYTES, TaskFiles};
+use oc_tasks::{Cursor, Order, Task, TaskFilter, TaskId, TaskQuery, TaskStatus};
+use oc_time::Timestamp;
 
 use super::{layout, next_link, not_found, status, submit, task_filter, when};
 use crate::Web;
@@ -12,8 +22,16 @@ use crate::http::{Request, Response};
 
 /// Tasks per page.
 const PAGE: usize = 50;
-/// Log lines a task's page shows.
+/// Log entries a task's page shows.
 const LOG_TAIL: usize = 20;
+/// Decisions a task's page shows.
+const DECISIONS_SHOWN: usize = 20;
+/// Transitions a task's page shows.
+const HISTORY_SHOWN: usize = 50;
+/// Checkpoints a task's page shows.
+const CHECKPOINTS_SHOWN: usize = 20;
+/// The query parameters that show one entry whole instead of the page.
+const WHOLE: [&str; 3] = ["entry", "file", "decision"];
 
 pub(crate) fn list(web: &Web, req: &Request) -> Response {
     let mut problems = Vec::new();
@@ -96,7 +114,7 @@ pub(crate) fn list(web: &Web, req: &Request) -> Response {
     Response::html(200, layout(web, now, "Tasks", "/ui/tasks", true, body))
 }
 
-pub(crate) fn detail(web: &Web, id: &str) -> Response {
+pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
     let Ok(id) = TaskId::new(id) else {
         return not_found(web, id);
     };
@@ -107,7 +125,18 @@ pub(crate) fn detail(web: &Web, id: &str) -> Response {
         Err(e) => return super::refused(web, "Task", &e.to_string(), "/ui/tasks"),
     };
     let now = store.now();
+    let files = web
+        .data_dir
+        .as_ref()
+        .and_then(|d| TaskFiles::new(d, id.as_str()).ok());
+    if req.param("entry").is_some() || req.param("decision").is_some() {
+        return whole(web, &task, files.as_ref(), req, now);
+    }
     let history = store.history(&id).unwrap_or_default();
+    let history_skip = skip(req, "history");
+    let history_end = history.len().saturating_sub(history_skip);
+    let history_start = history_end.saturating_sub(HISTORY_SHOWN);
+    let history_page = &history[history_start..history_end];
     let children = store
         .list(&TaskQuery::new(TaskFilter::new().parent(id.clone())).limit(PAGE))
         .map(|p| p.tasks)
@@ -116,26 +145,49 @@ pub(crate) fn detail(web: &Web, id: &str) -> Response {
         .list(&TaskQuery::new(TaskFilter::new().dependents_of(id.clone())).limit(PAGE))
         .map(|p| p.tasks)
         .unwrap_or_default();
-    let files = web
-        .data_dir
+    let log_skip = skip(req, "log");
+    let (log, log_more) = files
         .as_ref()
-        .and_then(|d| TaskFiles::new(d, id.as_str()).ok());
-    let log: Vec<oc_jsonl::LogEntry> = files
+        .and_then(|f| f.logs().tail_lines(log_skip, LOG_TAIL).ok())
+        .map(|t| {
+            let entries: Vec<(LineAt, oc_jsonl::LogEntry)> = t
+                .lines
+                .iter()
+                .filter_map(|l| Some((l.at, serde_json::from_slice(&l.text).ok()?)))
+                .collect();
+            (entries, t.more)
+        })
+        .unwrap_or_default();
+    let decisions_skip = skip(req, "decisions");
+    let (decisions, decisions_more) = files
         .as_ref()
-        .and_then(|f| f.logs().tail(LOG_TAIL).ok())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|l| serde_json::from_slice(l).ok())
-        .collect();
-    let decisions = files
-        .as_ref()
-        .and_then(|f| f.decisions().ok())
-        .map(|(d, _)| d)
+        .and_then(|f| f.decision_log().ok())
+        .and_then(|r| r.tail_lines(decisions_skip, DECISIONS_SHOWN).ok())
+        .map(|t| {
+            let decisions: Vec<(LineAt, oc_jsonl::Decision)> = t
+                .lines
+                .iter()
+                .filter_map(|l| Some((l.at, serde_json::from_slice(&l.text).ok()?)))
+                .collect();
+            (decisions, t.more)
+        })
         .unwrap_or_default();
     let checkpoints = files
         .as_ref()
         .and_then(|f| f.checkpoints().ok())
         .unwrap_or_default();
+    // Newest first, as `checkpoints` lists them.
+    let checkpoints_skip = skip(req, "checkpoints");
+    let checkpoints_page: Vec<&oc_jsonl::Checkpoint> = checkpoints
+        .iter()
+        .skip(checkpoints_skip)
+        .take(CHECKPOINTS_SHOWN)
+        .collect();
+    let checkpoints_more = checkpoints.len() > checkpoints_skip.saturating_add(CHECKPOINTS_SHOWN);
+    let here = format!("/ui/tasks/{id}");
+    let pages = |name: &str, per: usize, skipped: usize, more: bool| {
+        paging(&here, req, name, per, skipped, more)
+    };
     let body = html! {
         p { (status(task.status)) " " code { (task.id) } }
         section aria-labelledby="actions-h" {
@@ -172,40 +224,206 @@ pub(crate) fn detail(web: &Web, id: &str) -> Response {
             (links("Children", &children.iter().map(|t| (t.id.to_string(), Some(t.status))).collect::<Vec<_>>()))
         }
         section aria-labelledby="history-h" {
-            h2 id="history-h" { "History" }
+            h2 id="history-h" { "History" (range(history_skip, history_page.len())) }
             ol class="history" {
-                @for h in &history {
-                    li { (when(h.at, now)) " " (h.describe()) }
+                @for h in history_page {
+                    li { (when(h.at, now)) " " (cut(&h.describe(), None)) }
                 }
             }
+            (pages("history", HISTORY_SHOWN, history_skip, history_start > 0))
         }
         section aria-labelledby="log-h" {
-            h2 id="log-h" { "Log (last " (LOG_TAIL) " entries)" }
+            h2 id="log-h" { "Log" (range(log_skip, LOG_TAIL)) }
             @if log.is_empty() { p { "Nothing logged." } } @else {
                 ol class="log" {
-                    @for e in &log {
+                    @for (at, e) in &log {
+                        @let link = entry_link(&here, "entry", *at);
                         li class={ "level " (e.level.as_str()) } {
-                            (when(e.timestamp, now)) " " strong { (e.level.as_str()) } " " (e.message)
-                            @if !e.data.is_empty() { " " code { (serde_json::Value::Object(e.data.clone()).to_string()) } }
+                            (when(e.timestamp, now)) " " strong { (e.level.as_str()) } " " (cut(&e.message, Some(&link)))
+                            @if !e.data.is_empty() { " " code { (cut(&serde_json::Value::Object(e.data.clone()).to_string(), Some(&link))) } }
                         }
                     }
                 }
             }
+            (pages("log", LOG_TAIL, log_skip, log_more))
         }
         section aria-labelledby="decisions-h" {
-            h2 id="decisions-h" { "Decisions" }
+            h2 id="decisions-h" { "Decisions" (range(decisions_skip, DECISIONS_SHOWN)) }
             @if decisions.is_empty() { p { "None recorded." } } @else {
-                ul { @for d in &decisions { li { (when(d.timestamp, now)) " " strong { (d.agent) } ": " (d.decision) @if !d.reasoning.is_empty() { " — " (d.reasoning) } } } }
+                ul { @for (at, d) in &decisions {
+                    @let link = entry_link(&here, "decision", *at);
+                    li { (when(d.timestamp, now)) " " strong { (cut(&d.agent, Some(&link))) } ": " (cut(&d.decision, Some(&link))) @if !d.reasoning.is_empty() { " — " (cut(&d.reasoning, Some(&link))) } }
+                } }
             }
+            (pages("decisions", DECISIONS_SHOWN, decisions_skip, decisions_more))
         }
         section aria-labelledby="checkpoints-h" {
-            h2 id="checkpoints-h" { "Checkpoints" }
-            @if checkpoints.is_empty() { p { "None." } } @else {
-                ul { @for c in &checkpoints { li { code { (c.id) } " " (when(c.created_at, now)) " " (c.description) " (" (c.files.len()) " file(s), " (c.bytes()) " bytes)" } } }
+            h2 id="checkpoints-h" { "Checkpoints" (range(checkpoints_skip, CHECKPOINTS_SHOWN)) }
+            @if checkpoints_page.is_empty() { p { "None." } } @else {
+                ul { @for c in &checkpoints_page { li { code { (c.id) } " " (when(c.created_at, now)) " " (cut(&c.description, None)) " (" (c.files.len()) " file(s), " (c.bytes()) " bytes)" } } }
             }
+            (pages("checkpoints", CHECKPOINTS_SHOWN, checkpoints_skip, checkpoints_more))
         }
     };
     Response::html(200, layout(web, now, &task.name, "/ui/tasks", true, body))
+}
+
+/// How many of the newest entries of list `name` to skip (`?name=N`); anything but a number
+/// is 0.
+fn skip(req: &Request, name: &str) -> usize {
+    req.param(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// What a heading adds for a page of a list: nothing for the newest page.
+fn range(skipped: usize, per: usize) -> String {
+    if skipped == 0 {
+        format!(" (newest {per})")
+    } else {
+        format!(" ({per} before the newest {skipped})")
+    }
+}
+
+/// Links to the older and the newer page of list `name` (`per` entries a page, `skipped` of
+/// the newest skipped now), keeping the other lists' pages.
+fn paging(
+    here: &str,
+    req: &Request,
+    name: &str,
+    per: usize,
+    skipped: usize,
+    older: bool,
+) -> Markup {
+    let to = |n: usize| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in req
+            .query
+            .iter()
+            .filter(|(k, _)| k != name && !WHOLE.contains(&k.as_str()))
+        {
+            q.append_pair(k, v);
+        }
+        q.append_pair(name, &n.to_string());
+        format!("{here}?{}", q.finish())
+    };
+    html! {
+        @if older || skipped > 0 {
+            p class="paging" {
+                @if skipped > 0 { a rel="prev" href=(to(skipped.saturating_sub(per))) { "← Newer" } " " }
+                @if older { a rel="next" href=(to(skipped.saturating_add(per))) { "Older →" } }
+            }
+        }
+    }
+}
+
+/// The link to one log entry (`param` "entry") or decision ("decision") whole.
+fn entry_link(here: &str, param: &str, at: LineAt) -> String {
+    if at.file == 0 {
+        format!("{here}?{param}={}", at.offset)
+    } else {
+        format!("{here}?{param}={}&file={}", at.offset, at.file)
+    }
+}
+
+/// Text an agent wrote, cut past [`SHOWN_BYTES`] with its whole length and, when given, a link
+/// to the entry whole.
+fn cut(text: &str, whole: Option<&str>) -> Markup {
+    let (shown, len) = oc_jsonl::cut(text, SHOWN_BYTES);
+    html! {
+        (shown)
+        @if let Some(len) = len {
+            "… (cut: " (thousands(len)) " bytes"
+            @if let Some(href) = whole { "; " a href=(href) { "whole entry" } }
+            ")"
+        }
+    }
+}
+
+/// `n` with thousands separated by commas: `800,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One log entry (`?entry=<offset>[&file=<n>]`) or decision (`?decision=<offset>`) whole, read
+/// from where it starts; 404 when no entry starts there (a made-up offset, or one rotated away).
+fn whole(
+    web: &Web,
+    task: &Task,
+    files: Option<&TaskFiles>,
+    req: &Request,
+    now: Timestamp,
+) -> Response {
+    let here = format!("/ui/tasks/{}", task.id);
+    let decision = req.param("decision");
+    let offset = decision
+        .or(req.param("entry"))
+        .and_then(|v| v.parse::<u64>().ok());
+    let file = match req.param("file").map(str::parse::<u32>) {
+        None => Some(0),
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => None,
+    };
+    let reader: Option<JsonlReader> = match decision {
+        Some(_) => files.and_then(|f| f.decision_log().ok()),
+        None => files.map(TaskFiles::logs),
+    };
+    let line = match (reader, offset, file) {
+        (Some(r), Some(offset), Some(file)) => r.line_at(LineAt { file, offset }).ok().flatten(),
+        _ => None,
+    };
+    let what = if decision.is_some() {
+        "decision"
+    } else {
+        "log entry"
+    };
+    let body = match line {
+        Some(line) if decision.is_some() => {
+            match serde_json::from_slice::<oc_jsonl::Decision>(&line) {
+                Ok(d) => html! {
+                    p { a href=(here) { "← " (task.name) } }
+                    dl class="fields" {
+                        dt { "Recorded" } dd { (when(d.timestamp, now)) }
+                        dt { "Agent" } dd { (d.agent) }
+                        dt { "Decision" } dd { pre class="whole" { (d.decision) } }
+                        dt { "Reasoning" } dd { pre class="whole" { (d.reasoning) } }
+                        @if !d.metadata.is_empty() {
+                            dt { "Metadata" } dd { pre class="whole" { (serde_json::to_string_pretty(&d.metadata).unwrap_or_default()) } }
+                        }
+                    }
+                },
+                Err(_) => html! { p { "The line there is not a decision." } },
+            }
+        }
+        Some(line) => match serde_json::from_slice::<oc_jsonl::LogEntry>(&line) {
+            Ok(e) => html! {
+                p { a href=(here) { "← " (task.name) } }
+                dl class="fields" {
+                    dt { "Logged" } dd { (when(e.timestamp, now)) }
+                    dt { "Level" } dd { (e.level.as_str()) }
+                    dt { "Message" } dd { pre class="whole" { (e.message) } }
+                    @if !e.data.is_empty() {
+                        dt { "Data" } dd { pre class="whole" { (serde_json::to_string_pretty(&e.data).unwrap_or_default()) } }
+                    }
+                }
+            },
+            Err(_) => html! { p { "The line there is not a log entry." } },
+        },
+        None => {
+            let body = html! {
+                p { "No " (what) " of " code { (task.id) } " starts there (any more)." }
+                p { a href=(here) { "← " (task.name) } }
+            };
+            return Response::html(404, layout(web, now, "Not found", "/ui/tasks", false, body));
+        }
+    };
+    Response::html(200, layout(web, now, &task.name, "/ui/tasks", false, body))
 }
 
 /// The actions the state machine allows from `s`, as forms (refused by the server when it is

@@ -336,3 +336,160 @@ fn bulk_actions_confirm_the_count_and_act_through_the_lifecycle() {
         "refusals changed nothing"
     );
 }
+
+/// What an agent can pile up on a task: 5,000 decisions, 21 log entries of 800 KB, 90
+/// transitions, 30 checkpoints. The page shows the newest of each, pages to the rest, cuts
+/// each entry past 4 KiB with a link to it whole, and stays small.
+#[test]
+fn a_task_page_shows_the_newest_of_each_and_pages_to_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, store, _) = filled(dir.path());
+    let id = TaskId::new("big").unwrap();
+    store.create(NewTask::new("big").id(id.clone())).unwrap();
+    for _ in 0..45 {
+        let t = store.claim(&id, "agent", Duration::from_secs(60)).unwrap();
+        store.release(&id, t.lease.unwrap().token).unwrap();
+    }
+    let files = oc_jsonl::TaskFiles::new(dir.path(), "big").unwrap();
+    for i in 0..30 {
+        files
+            .create_checkpoint(&format!("cp <b>{i}</b>"), store.now())
+            .unwrap();
+    }
+    let decision = |i: usize| oc_jsonl::Decision {
+        timestamp: store.now(),
+        agent: "a".into(),
+        decision: format!("decision <b>{i}</b>;"),
+        reasoning: "r".repeat(if i == 4_999 { 10_000 } else { 400 }),
+        metadata: Default::default(),
+    };
+    files.append_decision(&decision(0)).unwrap();
+    oc_jsonl::JsonlWriter::open(
+        files.dir().join("decisions.jsonl"),
+        oc_jsonl::WriterOptions::default(),
+    )
+    .unwrap()
+    .append_batch(&(1..5_000).map(decision).collect::<Vec<_>>())
+    .unwrap();
+    let log = files
+        .log_writer(oc_jsonl::WriterOptions::default())
+        .unwrap();
+    for i in 0..21 {
+        log.append(
+            &oc_jsonl::LogEntry::new(
+                store.now(),
+                oc_jsonl::Level::Info,
+                "big",
+                format!("<i>{i}</i>{}", "x".repeat(800_000)),
+            )
+            .with("i", i),
+        )
+        .unwrap();
+    }
+    drop(log);
+
+    let page = get(&web, "/ui/tasks/big");
+    assert_eq!(page.status, 200);
+    let body = page.body_text();
+    assert!(body.len() < 300_000, "{} bytes", body.len());
+    for (shown, hidden) in [
+        (
+            "decision &lt;b&gt;4999&lt;/b&gt;;",
+            "decision &lt;b&gt;4979&lt;/b&gt;;",
+        ),
+        ("cp &lt;b&gt;29&lt;/b&gt;", "cp &lt;b&gt;9&lt;/b&gt;"),
+        ("&lt;i&gt;20&lt;/i&gt;", "&lt;i&gt;0&lt;/i&gt;"),
+    ] {
+        assert!(body.contains(shown), "{shown}");
+        assert!(!body.contains(hidden), "{hidden}");
+    }
+    assert!(body.contains("decision &lt;b&gt;4980&lt;/b&gt;;"));
+    assert_eq!(
+        body.matches("released: running").count(),
+        25,
+        "the last 50 transitions"
+    );
+    assert!(
+        !body.contains("created: none"),
+        "the oldest transition is on an older page"
+    );
+    assert!(
+        body.contains("… (cut: 10,000 bytes; ") && body.contains("… (cut: 800,009 bytes; "),
+        "log entries are cut"
+    );
+    for (name, older) in [
+        ("decisions", "/ui/tasks/big?decisions=20"),
+        ("history", "/ui/tasks/big?history=50"),
+        ("log", "/ui/tasks/big?log=20"),
+        ("checkpoints", "/ui/tasks/big?checkpoints=20"),
+    ] {
+        assert!(body.contains(&format!(r#"href="{older}""#)), "older {name}");
+    }
+
+    let older = get(&web, "/ui/tasks/big?decisions=20&log=20").body_text();
+    assert!(
+        older.contains("decision &lt;b&gt;4979&lt;/b&gt;;")
+            && older.contains("decision &lt;b&gt;4960&lt;/b&gt;;")
+    );
+    assert!(!older.contains("decision &lt;b&gt;4980&lt;/b&gt;;"));
+    assert!(older.contains("&lt;i&gt;0&lt;/i&gt;") && !older.contains("&lt;i&gt;1&lt;/i&gt;"));
+    assert!(
+        older.contains(r#"href="/ui/tasks/big?log=20&amp;decisions=0""#),
+        "back to the newest, the other page kept"
+    );
+    let last = get(&web, "/ui/tasks/big?decisions=4990").body_text();
+    assert!(
+        last.contains("decision &lt;b&gt;9&lt;/b&gt;;")
+            && last.contains("decision &lt;b&gt;0&lt;/b&gt;;")
+    );
+    assert!(
+        !last.contains("?decisions=5010"),
+        "no older page after the oldest"
+    );
+    assert!(
+        get(&web, "/ui/tasks/big?decisions=99999")
+            .body_text()
+            .contains("None recorded")
+    );
+
+    // One click to an entry whole: the link the cut entry carries.
+    let at = body.rfind("?entry=").unwrap();
+    let href: String = body[at..].chars().take_while(|&c| c != '"').collect();
+    let whole = get(
+        &web,
+        &format!("/ui/tasks/big{}", href.replace("&amp;", "&")),
+    );
+    assert_eq!(whole.status, 200);
+    let whole = whole.body_text();
+    assert!(whole.contains(&format!("&lt;i&gt;20&lt;/i&gt;{}", "x".repeat(800_000))));
+    let at = body.rfind("?decision=").unwrap();
+    let href: String = body[at..].chars().take_while(|&c| c != '"').collect();
+    assert!(
+        get(&web, &format!("/ui/tasks/big{href}"))
+            .body_text()
+            .contains(&"r".repeat(10_000)),
+        "a decision whole"
+    );
+    // Offsets an agent or a stale link makes up: not found, nothing else.
+    for bad in [
+        "?entry=1",
+        "?entry=99999999999",
+        "?entry=0&file=9",
+        "?entry=x",
+        "?decision=3",
+    ] {
+        let r = get(&web, &format!("/ui/tasks/big{bad}"));
+        assert_eq!(r.status, 404, "{bad}");
+    }
+    for bad in [
+        "?decisions=x",
+        "?log=-1",
+        "?history=99999999999999999999999",
+    ] {
+        assert_eq!(
+            get(&web, &format!("/ui/tasks/big{bad}")).status,
+            200,
+            "{bad}"
+        );
+    }
+}
