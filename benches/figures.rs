@@ -578,6 +578,15 @@ fn jsonl_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
             let peak = peak_rss().unwrap_or(0);
             f.add("jsonl.filtered_read_peak_rss", "MiB", peak as f64 / MIB);
         }
+        let big = dir.path().join("big.jsonl");
+        jsonl::large_log(&big, jsonl::TAIL_LOG_ENTRIES)?;
+        let (d, parsed) = jsonl::tail_large(&big, jsonl::TAIL_LINES)?;
+        anyhow::ensure!(
+            parsed == jsonl::TAIL_LINES,
+            "the tail parsed {parsed} entries"
+        );
+        f.add("jsonl.tail_large", "ms", d.as_secs_f64() * 1e3);
+        std::fs::remove_file(&big)?;
         let run = Duration::from_millis(if quick { 300 } else { 1000 });
         use oc_jsonl::Durability::{Fsync, GroupCommit};
         let (none, spin) = (Duration::ZERO, Duration::from_micros(300));

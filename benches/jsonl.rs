@@ -1,5 +1,5 @@
 //! Criterion benches of the JSONL workloads: one append handed to the OS, batches of 100,
-//! and reading every line back.
+//! reading every line back, and the tail of a large log.
 #![allow(missing_docs)]
 
 use std::time::Duration;
@@ -39,6 +39,17 @@ fn benches(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| jsonl::read_parse(&p).expect("read").0)
+                .sum()
+        })
+    });
+    // The last 20 entries of a 44 MB log of 800 KB entries (a task's page, `oc logs tail`).
+    let big = dir.path().join("big.jsonl");
+    jsonl::large_log(&big, jsonl::TAIL_LOG_ENTRIES).expect("large log");
+    g.throughput(Throughput::Elements(jsonl::TAIL_LINES as u64));
+    g.bench_function("tail_large", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| jsonl::tail_large(&big, jsonl::TAIL_LINES).expect("tail").0)
                 .sum()
         })
     });

@@ -692,6 +692,41 @@ pub mod jsonl {
         Ok((start.elapsed(), parsed))
     }
 
+    /// Bytes of each entry's message in the tail workload, as an agent writes them over MCP.
+    pub const TAIL_ENTRY: usize = 800_000;
+    /// Entries of the tail workload's log: 44 MB, the log that took 21 s in `oc logs tail`
+    /// when each 64 KiB block read re-searched and re-copied what was read before.
+    pub const TAIL_LOG_ENTRIES: usize = 55;
+    /// Entries the tail workload reads: what a task's page shows.
+    pub const TAIL_LINES: usize = 20;
+
+    /// A log at `path` of `entries` entries of [`TAIL_ENTRY`] bytes.
+    pub fn large_log(path: &Path, entries: usize) -> oc_jsonl::Result<()> {
+        let w = writer(path, Durability::Os)?;
+        let message = "x".repeat(TAIL_ENTRY);
+        for i in 0..entries {
+            let at = oc_time::Timestamp::from_millis(i64::try_from(i).unwrap_or(i64::MAX));
+            w.append(
+                &oc_jsonl::LogEntry::new(at, oc_jsonl::Level::Info, "big", message.as_str())
+                    .with("i", i),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `tail_large`: the last `n` entries of the log at `path`, read backwards and parsed;
+    /// returns the time and the entries parsed.
+    pub fn tail_large(path: &Path, n: usize) -> oc_jsonl::Result<(Duration, usize)> {
+        let start = Instant::now();
+        let tail = JsonlReader::open(path).tail_lines(0, n)?;
+        let parsed = tail
+            .lines
+            .iter()
+            .filter(|l| serde_json::from_slice::<oc_jsonl::LogEntry>(&l.text).is_ok())
+            .count();
+        Ok((start.elapsed(), parsed))
+    }
+
     /// A filtered read: records whose `data.index` is a multiple of 1000, streaming.
     pub fn filtered_read(path: &Path) -> oc_jsonl::Result<(Duration, u64, u64)> {
         #[derive(serde::Deserialize)]

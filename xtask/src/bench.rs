@@ -290,6 +290,12 @@ const DOCUMENTED: &[Documented] = &[
         c_reference: None,
     },
     Documented {
+        bench: "jsonl.tail_large",
+        value: None,
+        unit: "ms",
+        c_reference: None,
+    },
+    Documented {
         bench: "hooks.transition_0",
         value: None,
         unit: "ns",
