@@ -7,10 +7,17 @@
 //!   repair on open, and [`Rotation`] by size or line count with retention. Records are written
 //!   as compact JSON, byte for byte as `serde_json::to_writer` writes them (by a serialiser of
 //!   our own that is faster on short strings, and leaves what it does not handle to `serde_json`).
+//!   A record nested deeper than [`MAX_DEPTH`] (64 levels of arrays and objects) is refused
+//!   with nothing written: `serde_json` reads 127, and a record it cannot read back is never
+//!   acknowledged.
 //! - [`JsonlReader`]: every complete line across rotated files, oldest first, in bounded memory;
 //!   malformed lines are skipped and counted with their line numbers, a torn tail is reported;
 //!   [`Query`] filters by level, time and fields with limit and offset from either end;
-//!   [`JsonlReader::tail`] reads backwards; [`JsonlReader::analyze`] gives the seed's log analysis.
+//!   [`JsonlReader::tail`] and [`JsonlReader::tail_lines`] read backwards in blocks of
+//!   [`TAIL_BLOCK`], at the cost of the lines they return and skip (each byte searched once,
+//!   [`Tail`] says how many), with where each line starts for [`JsonlReader::line_at`];
+//!   [`JsonlReader::analyze`] gives the seed's log analysis.
+//! - [`cut`] and [`SHOWN_BYTES`]: how much of one text of an entry a page or a terminal shows.
 //! - [`TaskFiles`]: `<data>/tasks/<id>/` with `state.json` (atomic, checksummed),
 //!   `logs.jsonl` ([`LogEntry`]), `decisions.jsonl` ([`Decision`]) and `checkpoints/<id>/`
 //!   (manifest of files and SHA-256 hashes; create, list, verified restore, prune).
@@ -42,7 +49,8 @@
 //! # Errors
 //!
 //! [`Error`] is non-exhaustive: I/O errors name their path; a file that fails verification is
-//! `Corrupt` and is never silently replaced; path-like task ids are `InvalidTaskId`.
+//! `Corrupt` and is never silently replaced; path-like task ids are `InvalidTaskId`; a record
+//! too deep to read back is `InvalidInput` (field `record`), refused before anything is written.
 
 mod entry;
 mod error;
