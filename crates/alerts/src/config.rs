@@ -11,6 +11,7 @@ use crate::notify::{
     AlertmanagerNotifier, DEFAULT_TIMEOUT, EmailNotifier, EmailSettings, LogNotifier,
     PAGERDUTY_URL, PagerDutyNotifier, SlackNotifier, SmtpSecurity, WebhookNotifier,
 };
+use crate::redact::{redact, secret_name};
 use crate::rule::{Condition, Op, Rule, Selector, Severity, Thresholds, builtin_rules};
 use crate::{Error, Result};
 
@@ -166,6 +167,55 @@ fn duration(what: &str, s: &str) -> Result<Duration> {
     })
 }
 
+/// A TOML error as a message that names the line, column and key but never shows the text
+/// there: the parser's own rendering quotes the offending line (`password = hunter2`), so it
+/// is rebuilt from the message and position, with anything quoted from the line's value hidden.
+fn parse_error(e: &toml::de::Error, text: &str) -> String {
+    let mut message = e.message().trim().replace('\n', "; ");
+    let Some(span) = e.span() else {
+        return redact(&message);
+    };
+    let at = span.start.min(text.len());
+    let before = text.get(..at).unwrap_or("");
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, v)| (k.trim().trim_matches('"'), v));
+    let secret = |k: &str| {
+        let last = k.rsplit('.').next().unwrap_or(k);
+        secret_name(last) || last == "url"
+    };
+    if let Some((_, value)) = key.filter(|(k, _)| secret(k)) {
+        // `invalid type: integer `31337``: a secret's value quoted from the line is hidden.
+        let quoted: Vec<String> = message
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        for q in quoted {
+            if !q.is_empty() && value.contains(q.as_str()) {
+                message = message.replace(&format!("`{q}`"), "`***`");
+            }
+        }
+    }
+    let place = match key {
+        Some((k, _)) if !k.is_empty() && k.len() <= 64 && !k.contains(char::is_control) => {
+            let secret = if secret(k) {
+                ", a secret whose value is never shown"
+            } else {
+                ""
+            };
+            format!("line {line_no}, column {column}, key `{k}`{secret}")
+        }
+        _ => format!("line {line_no}, column {column}"),
+    };
+    redact(&format!("{place}: {message}"))
+}
+
 impl Config {
     /// Reads and checks the TOML file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
@@ -181,11 +231,12 @@ impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let spec: FileSpec = toml::from_str(text).map_err(|e| Error::Config {
             origin: origin.to_owned(),
-            reason: e.to_string(),
+            reason: parse_error(&e, text),
         })?;
+        // A reason may quote a value: a URL or a secret-named field in it is hidden.
         let in_file = |e: Error| Error::Config {
             origin: origin.to_owned(),
-            reason: e.to_string(),
+            reason: redact(&e.to_string()),
         };
         let mut cfg = Config {
             rules: if spec.builtin {
@@ -341,6 +392,15 @@ impl ReceiverSpec {
 
     /// Checks kind, required fields and timeout, touching no file.
     fn check(&self) -> Result<()> {
+        if self.password.is_some() {
+            // Whatever the kind: a password left in the file is refused, not ignored.
+            return Err(Error::Invalid {
+                what: format!("receiver {:?}", self.name),
+                reason: "a password does not belong in the configuration: name the environment \
+                         variable that holds it (`password_env`) or a file (`password_file`)"
+                    .into(),
+            });
+        }
         if self.kind == "email" {
             // The secrets and the authority are read when the receiver is built.
             return self

@@ -98,6 +98,11 @@ impl RetryPolicy {
                 }
                 Err(e) if e.permanent || attempt == attempts => {
                     c.failed.fetch_add(1, Ordering::Relaxed);
+                    // An embedder's notifier may quote its URL: hidden before it is kept.
+                    let e = SendError {
+                        reason: crate::redact(&e.reason),
+                        ..e
+                    };
                     *c.last_error.lock() = Some(e.reason.clone());
                     return Err(e);
                 }

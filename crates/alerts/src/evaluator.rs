@@ -102,7 +102,7 @@ impl Evaluator {
                     st.runs.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = res {
                         st.failures.fetch_add(1, Ordering::Relaxed);
-                        *st.last_error.lock() = Some(e);
+                        *st.last_error.lock() = Some(crate::redact(&e));
                     }
                     // A message or a disconnect both mean stop.
                     if !matches!(

@@ -50,6 +50,14 @@
 //!
 //! [`Error`] names what was wrong: the rule, the matcher, the config file and line, or the
 //! state file. Nothing is saved from a failed call.
+//!
+//! # Secrets
+//!
+//! A receiver's URL is often its credential (`user:password@`, a token in the path or the
+//! query). No message of this crate shows one: errors, delivery failures
+//! ([`DeliveryStats::last_error`]) and configuration errors pass through [`redact`] and
+//! [`redact_url`], which the CLI and the pages use as well; a TOML error names the line and
+//! key, never the text there.
 
 /// The monitoring guide (`docs/MONITORING.md`); its Rust samples run as doc tests here, in
 /// the one library crate that can use all the others.
@@ -61,6 +69,7 @@ mod deliver;
 mod engine;
 mod evaluator;
 pub mod notify;
+mod redact;
 mod rule;
 
 use std::path::PathBuf;
@@ -70,6 +79,7 @@ pub use crate::deliver::{DeliveryStats, Dispatcher, Receiver, RetryPolicy};
 pub use crate::engine::{Alert, Engine, Kind, Matcher, Notification, Silence, State};
 pub use crate::evaluator::{Evaluator, EvaluatorStats, evaluate_once, figures};
 pub use crate::notify::{Notifier, SendError};
+pub use crate::redact::{redact, redact_url};
 pub use crate::rule::{
     Condition, Hit, Measure, Op, Rule, Selector, Severity, Thresholds, builtin_rules,
 };

@@ -10,6 +10,7 @@ use oc_time::Timestamp;
 use serde_json::{Value, json};
 
 use crate::engine::{Kind, Notification};
+use crate::redact::{redact, redact_url};
 use crate::rule::Severity;
 
 /// Why a delivery attempt failed.
@@ -22,19 +23,20 @@ pub struct SendError {
 }
 
 impl SendError {
-    /// A failure worth retrying (network, timeout, HTTP 5xx or 429).
+    /// A failure worth retrying (network, timeout, HTTP 5xx or 429); URLs and secret-named
+    /// values in `reason` are hidden ([`redact`](crate::redact())).
     pub fn transient(reason: impl Into<String>) -> Self {
         SendError {
             permanent: false,
-            reason: reason.into(),
+            reason: redact(&reason.into()),
         }
     }
 
-    /// A failure retrying cannot fix.
+    /// A failure retrying cannot fix; URLs and secret-named values in `reason` are hidden.
     pub fn permanent(reason: impl Into<String>) -> Self {
         SendError {
             permanent: true,
-            reason: reason.into(),
+            reason: redact(&reason.into()),
         }
     }
 }
@@ -134,11 +136,20 @@ fn status(n: &Notification) -> &'static str {
     }
 }
 
-/// POSTs JSON with a timeout; 2xx is success, 4xx (but 429) is permanent.
-#[derive(Debug, Clone)]
+/// POSTs JSON with a timeout; 2xx is success, 4xx (but 429) is permanent. Its URL is shown
+/// only redacted (in errors and `Debug`): it often is the credential.
+#[derive(Clone)]
 struct Http {
     url: String,
     agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("url", &redact_url(&self.url))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Http {
@@ -162,15 +173,23 @@ impl Http {
             .send(body.to_string().as_bytes());
         match res {
             Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => Err(
-                SendError::permanent(format!("{} refused it: HTTP {}", self.url, r.status())),
-            ),
+            Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
+                Err(SendError::permanent(format!(
+                    "{} refused it: HTTP {}",
+                    redact_url(&self.url),
+                    r.status()
+                )))
+            }
             Ok(r) => Err(SendError::transient(format!(
                 "{}: HTTP {}",
-                self.url,
+                redact_url(&self.url),
                 r.status()
             ))),
-            Err(e) => Err(SendError::transient(format!("{}: {e}", self.url))),
+            // The library's error may quote the URL too: the whole message is redacted.
+            Err(e) => Err(SendError::transient(format!(
+                "{}: {e}",
+                redact_url(&self.url)
+            ))),
         }
     }
 }

@@ -172,7 +172,10 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
             }
             let l = life()?;
             let t = match id {
-                Some(id) => Some(committed(l.claim(&id, &agent, lease)?)),
+                Some(id) => Some(committed(
+                    l.claim(&id, &agent, lease)
+                        .map_err(|e| explain(&l, &id, "claim", e))?,
+                )),
                 None => {
                     debug_assert!(next);
                     l.claim_next_matching(&agent, lease, &filter)?
@@ -206,11 +209,19 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
         }
         TaskCmd::Heartbeat { id, token, lease } => {
             let id = task_id(&id)?;
-            transition(out, "task.heartbeat", life()?.heartbeat(&id, token, lease)?)
+            let l = life()?;
+            let t = l
+                .heartbeat(&id, token, lease)
+                .map_err(|e| explain(&l, &id, "renew", e))?;
+            transition(out, "task.heartbeat", t)
         }
         TaskCmd::Release { id, token } => {
             let id = task_id(&id)?;
-            transition(out, "task.release", committed(life()?.release(&id, token)?))
+            let l = life()?;
+            let c = l
+                .release(&id, token)
+                .map_err(|e| explain(&l, &id, "release", e))?;
+            transition(out, "task.release", committed(c))
         }
         TaskCmd::Complete { id, token, result } => {
             let id = task_id(&id)?;
@@ -218,19 +229,19 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
                 .as_deref()
                 .map(|r| json_arg("result", r))
                 .transpose()?;
-            transition(
-                out,
-                "task.complete",
-                committed(life()?.complete(&id, token, result)?),
-            )
+            let l = life()?;
+            let c = l
+                .complete(&id, token, result)
+                .map_err(|e| explain(&l, &id, "complete", e))?;
+            transition(out, "task.complete", committed(c))
         }
         TaskCmd::Fail { id, token, error } => {
             let id = task_id(&id)?;
-            transition(
-                out,
-                "task.fail",
-                committed(life()?.fail(&id, token, &error)?),
-            )
+            let l = life()?;
+            let c = l
+                .fail(&id, token, &error)
+                .map_err(|e| explain(&l, &id, "fail", e))?;
+            transition(out, "task.fail", committed(c))
         }
         TaskCmd::Cancel { id } => {
             let id = task_id(&id)?;
@@ -329,6 +340,49 @@ pub(crate) fn lifecycle(site: &Site) -> anyhow::Result<TaskLifecycle> {
 }
 
 /// The task of a committed transition; hook failures and log problems are warnings on stderr.
+/// A refused claim or token-checked change, said from what the task is now (its exit code
+/// stays the store's): a running task names who holds it and until when, a finished one says
+/// it is finished and when, rather than a bare "cannot go from running to running" or a lost
+/// lease.
+fn explain(
+    l: &TaskLifecycle,
+    id: &oc_tasks::TaskId,
+    action: &str,
+    e: oc_hooks::Error,
+) -> anyhow::Error {
+    let refused = matches!(
+        &e,
+        oc_hooks::Error::Task(
+            oc_tasks::Error::InvalidTransition { .. } | oc_tasks::Error::LeaseLost { .. }
+        )
+    );
+    let Some(t) = refused.then(|| l.store().get(id).ok().flatten()).flatten() else {
+        return e.into();
+    };
+    let owner = t.owner.as_deref().unwrap_or("nobody");
+    let said = match (t.status, t.lease) {
+        (s, _) if s.is_finished() => {
+            let at = t
+                .finished_at
+                .map_or_else(|| "an unknown time".into(), |f| f.to_string());
+            format!("task {id} is already {s} at {at}: nothing to {action}")
+        }
+        (TaskStatus::Running, Some(lease)) if action == "claim" => format!(
+            "task {id} is running: {owner} holds it until {} (its lease)",
+            lease.expires_at
+        ),
+        (TaskStatus::Running, Some(lease)) => format!(
+            "the lease is lost: {owner} holds task {id} now, until {}",
+            lease.expires_at
+        ),
+        (TaskStatus::Pending, _) => format!(
+            "the lease is lost: task {id} is pending again (the lease lapsed or was given back)"
+        ),
+        _ => return e.into(),
+    };
+    anyhow::Error::new(e).context(said)
+}
+
 pub(crate) fn committed(c: Committed) -> Task {
     for f in &c.hooks.failures {
         eprintln!(

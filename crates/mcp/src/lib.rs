@@ -15,13 +15,26 @@
 //!   tasks' files ([`Toolbox::files`]). Embedders build one over their own backends.
 //! - [`serve`] runs the server over a reader and a writer (stdin and stdout): one compact JSON
 //!   message per line, nothing else on the writer. A `lock_acquire` that waits runs beside the
-//!   reading of further messages: it sends progress notifications when asked to, and a
-//!   `notifications/cancelled` stops it. `serve` returns at the end of input, once the calls
-//!   under way have answered.
+//!   reading of further messages (at most [`MAX_WAITING_CALLS`] at once; more are refused with
+//!   `TOO_MANY_WAITS`, and reading goes on): it sends progress notifications when asked to, and
+//!   a `notifications/cancelled` stops it.
+//! - The end of input means the client went away: [`serve`] cancels every wait under way (it
+//!   leaves the queue and takes nothing) and returns as soon as they have stopped. An answer is
+//!   written only while its call is still wanted, and a grant whose answer is not delivered
+//!   (cancelled or cut off as it was made, or the writer failing) is released
+//!   ([`PendingCall::run_and_deliver`]): a departed agent never holds a lock for its TTL.
+//! - JSON-RPC batches are accepted exactly in sessions negotiated at [`BATCH_VERSION`]
+//!   (2025-03-26, whose specification requires them; the other revisions have none): one array
+//!   of the answers, none for notifications, an empty array an Invalid Request, and no call in
+//!   a batch waits ([`Batch`]).
 //!
 //! Business outcomes (a conflict, a lost lease, a missing task, a bad argument value) are tool
 //! results with `isError` and a message a model can act on; an unknown tool or a malformed
-//! request is a JSON-RPC error; a malformed line never ends the server.
+//! request is a JSON-RPC error; a malformed line never ends the server. Refusals are said from
+//! what the task is now: a claim of a running task names who holds it and until when
+//! (`ALREADY_CLAIMED`, with `owner`, `lease_expires_at`, `retry_after_ms`), finishing or
+//! claiming a finished task says it is "already completed at …" (`ALREADY_FINISHED`), and a
+//! lost lease says where the task went.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -40,7 +53,7 @@ mod protocol;
 mod tools;
 
 pub use protocol::{
-    Incoming, LEGACY_VERSIONS, MAX_MESSAGE_BYTES, MAX_WAITING_CALLS, MODERN_VERSION, PendingCall,
-    SERVER_NAME, Server, serve,
+    BATCH_VERSION, Batch, Incoming, LEGACY_VERSIONS, MAX_BATCH, MAX_MESSAGE_BYTES,
+    MAX_WAITING_CALLS, MODERN_VERSION, PendingCall, SERVER_NAME, Server, serve,
 };
 pub use tools::{CallContext, Tool, ToolError, Toolbox};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value, json};
 
-use crate::tools::{CallContext, Tool, ToolError, Toolbox, all};
+use crate::tools::{CallContext, Taken, Tool, ToolError, Toolbox, all};
 
 /// The server's name, in `serverInfo`.
 pub const SERVER_NAME: &str = "oc";
@@ -18,8 +18,14 @@ pub const LEGACY_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26"
 /// Longer messages are refused (and skipped) without being parsed.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 /// At most this many calls that wait (a `lock_acquire` with `wait_ms`) run at once beside the
-/// reading of further messages; more wait their turn.
+/// reading of further messages; [`serve`] refuses more (a tool error, `TOO_MANY_WAITS`, naming
+/// the limit) and goes on reading.
 pub const MAX_WAITING_CALLS: usize = 32;
+/// The one revision whose sessions accept JSON-RPC batches (it says servers must; the
+/// revisions before and after it have none).
+pub const BATCH_VERSION: &str = "2025-03-26";
+/// A batch holds at most this many messages.
+pub const MAX_BATCH: usize = 1000;
 
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
@@ -70,6 +76,15 @@ pub enum Incoming {
     Call(PendingCall),
     /// The client cancelled the request with this id (`notifications/cancelled`).
     Cancel(Value),
+    /// A JSON-RPC batch (sessions negotiated at [`BATCH_VERSION`] only): run it with
+    /// [`Batch::run`], which answers one array.
+    Batch(Batch),
+}
+
+/// A JSON-RPC batch accepted: what each of its messages asks, in order.
+#[derive(Debug)]
+pub struct Batch {
+    items: Vec<Incoming>,
 }
 
 /// A tool call accepted and not yet run.
@@ -121,6 +136,19 @@ impl Server {
                 call.run(self, &|_| {}, &never).into_iter().collect()
             }
             Incoming::Cancel(_) => Vec::new(),
+            Incoming::Batch(batch) => {
+                let never = AtomicBool::new(false);
+                let answer = Mutex::new(None);
+                batch.run(self, true, &|_| {}, &never, &|line| {
+                    *answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(line.to_owned());
+                    true
+                });
+                answer
+                    .into_inner()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .into_iter()
+                    .collect()
+            }
         }
     }
 
@@ -142,13 +170,66 @@ impl Server {
                 ));
             }
         };
+        if let Value::Array(items) = msg {
+            return self.batch(items);
+        }
+        self.accept_value(msg)
+    }
+
+    /// A batch: accepted exactly in sessions negotiated at [`BATCH_VERSION`].
+    fn batch(&self, items: Vec<Value>) -> Incoming {
+        let refuse = |message: String| {
+            Incoming::Answer(vec![error_line(
+                &Value::Null,
+                RpcError::new(-32600, message),
+            )])
+        };
+        let session = self
+            .legacy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if session.as_deref() != Some(BATCH_VERSION) {
+            return refuse(format!(
+                "a message is one JSON object: batches are accepted only in sessions negotiated at protocol version {BATCH_VERSION} (this one: {})",
+                session.as_deref().unwrap_or("none yet")
+            ));
+        }
+        if items.is_empty() {
+            return refuse("an empty batch is not a valid request".into());
+        }
+        if items.len() > MAX_BATCH {
+            return refuse(format!(
+                "a batch of {} messages refused: the limit is {MAX_BATCH}",
+                items.len()
+            ));
+        }
+        let items = items
+            .into_iter()
+            .map(|item| {
+                let id = item.get("id").filter(|i| i.is_string() || i.is_number());
+                if item.get("method").and_then(Value::as_str) == Some("initialize") {
+                    let id = id.cloned().unwrap_or(Value::Null);
+                    let e = RpcError::new(-32600, "initialize cannot be part of a batch");
+                    return Incoming::Answer(vec![error_line(&id, e)]);
+                }
+                if !item.is_object() {
+                    let e = RpcError::new(-32600, "a batch holds JSON-RPC objects");
+                    return Incoming::Answer(vec![error_line(&Value::Null, e)]);
+                }
+                self.accept_value(item)
+            })
+            .collect();
+        Incoming::Batch(Batch { items })
+    }
+
+    /// One parsed message (not a batch).
+    fn accept_value(&self, msg: Value) -> Incoming {
+        let answer = |line| Incoming::Answer(vec![line]);
         let Some(obj) = msg.as_object() else {
             return answer(error_line(
                 &Value::Null,
-                RpcError::new(
-                    -32600,
-                    "a message is one JSON object (batches are not supported)",
-                ),
+                RpcError::new(-32600, "a message is one JSON object"),
             ));
         };
         let id = obj.get("id").cloned();
@@ -334,6 +415,54 @@ impl PendingCall {
         notify: &(dyn Fn(String) + Sync),
         cancelled: &AtomicBool,
     ) -> Option<String> {
+        let answer = Mutex::new(None);
+        self.run_and_deliver(server, notify, cancelled, &|line| {
+            *answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(line.to_owned());
+            true
+        });
+        answer.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs the call as [`PendingCall::run`] does and hands its answer to `deliver`, which
+    /// says whether the answer reached the client. When it did not (the client went away or
+    /// cancelled the call just as it was granted), what the call took is given back: the locks
+    /// a `lock_acquire` was granted are released, so a departed agent holds nothing. Returns
+    /// whether an answer was delivered.
+    pub fn run_and_deliver(
+        self,
+        server: &Server,
+        notify: &(dyn Fn(String) + Sync),
+        cancelled: &AtomicBool,
+        deliver: &dyn Fn(&str) -> bool,
+    ) -> bool {
+        let (answer, taken) = self.execute(server, notify, cancelled);
+        match answer {
+            Some(line) if deliver(&line) => true,
+            _ => {
+                server.toolbox.give_back(&taken);
+                false
+            }
+        }
+    }
+
+    /// Answers the call with a refusal (an `isError` result) without running it.
+    pub fn refuse(self, server: &Server, code: &'static str, message: String) -> String {
+        let refusal = ToolError::Refused {
+            code,
+            message,
+            details: Value::Null,
+        };
+        self.answer(&server.toolbox, Err(refusal))
+            .unwrap_or_default()
+    }
+
+    /// Runs the call: its answer (none once cancelled) and what it took.
+    fn execute(
+        &self,
+        server: &Server,
+        notify: &(dyn Fn(String) + Sync),
+        cancelled: &AtomicBool,
+    ) -> (Option<String>, Vec<Taken>) {
         let progress = |done: f64, total: Option<f64>, message: &str| {
             if let Some(token) = &self.progress_token {
                 let mut params =
@@ -349,7 +478,13 @@ impl PendingCall {
         };
         let ctx = CallContext::new(&progress, cancelled);
         let tb = &server.toolbox;
-        let mut result = match server.tools[self.tool].call(tb, &self.arguments, &ctx) {
+        let outcome = server.tools[self.tool].call(tb, &self.arguments, &ctx);
+        (self.answer(tb, outcome), ctx.into_taken())
+    }
+
+    /// The answer to a call that ended with `outcome`; none when it was cancelled.
+    fn answer(&self, tb: &Toolbox, outcome: Result<Value, ToolError>) -> Option<String> {
+        let mut result = match outcome {
             Ok(out) => {
                 let mut r = json!({
                     "content": [{ "type": "text", "text": out.to_string() }],
@@ -386,6 +521,62 @@ impl PendingCall {
             modern_result(&mut result);
         }
         Some(reply(&self.id, result))
+    }
+}
+
+impl Batch {
+    /// The messages it holds.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether it holds none (never, once accepted).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Runs every message in order and hands `deliver` one array of the answers (nothing when
+    /// all were notifications); a cancellation in it cancels nothing (its calls run one after
+    /// another). With `waits` false, a call that would wait is refused (`TOO_MANY_WAITS`:
+    /// [`serve`] never blocks its reading on a batch). What the calls took is given back when
+    /// the array is not delivered.
+    pub fn run(
+        self,
+        server: &Server,
+        waits: bool,
+        notify: &(dyn Fn(String) + Sync),
+        cancelled: &AtomicBool,
+        deliver: &dyn Fn(&str) -> bool,
+    ) -> bool {
+        let mut lines = Vec::new();
+        let mut taken = Vec::new();
+        for item in self.items {
+            match item {
+                Incoming::Answer(a) => lines.extend(a),
+                Incoming::Cancel(_) | Incoming::Batch(_) => {}
+                Incoming::Call(call) if !waits && call.may_wait(server) => {
+                    lines.push(call.refuse(
+                        server,
+                        "TOO_MANY_WAITS",
+                        "a call in a batch does not wait: send lock_acquire with wait_ms on its own, or with wait_ms 0".into(),
+                    ));
+                }
+                Incoming::Call(call) => {
+                    let (answer, took) = call.execute(server, notify, cancelled);
+                    lines.extend(answer);
+                    taken.extend(took);
+                }
+            }
+        }
+        if lines.is_empty() {
+            server.toolbox.give_back(&taken);
+            return false;
+        }
+        let delivered = deliver(&format!("[{}]", lines.join(",")));
+        if !delivered {
+            server.toolbox.give_back(&taken);
+        }
+        delivered
     }
 }
 
@@ -439,13 +630,19 @@ fn error_line(id: &Value, e: RpcError) -> String {
 }
 
 /// Serves `server` over `input` and `output` (stdin and stdout): one message per line in,
-/// one per line out, each written whole and flushed; returns at the end of input, once the
-/// calls under way have answered. A line that is not UTF-8 or too long is answered with an
-/// error and skipped.
+/// one per line out, each written whole and flushed. A line that is not UTF-8 or too long is
+/// answered with an error and skipped.
 ///
-/// Calls that may wait (a `lock_acquire` with `wait_ms`) run on their own threads, so the
-/// server goes on reading: other calls are answered meanwhile, and a `notifications/cancelled`
-/// for a waiting call stops its wait (and nothing is answered for it).
+/// Calls that may wait (a `lock_acquire` with `wait_ms`) run on their own threads, at most
+/// [`MAX_WAITING_CALLS`] at once (more are refused at once, `TOO_MANY_WAITS`), so the server
+/// always goes on reading: other calls are answered meanwhile, and a
+/// `notifications/cancelled` for a waiting call stops its wait (and nothing is answered for it).
+///
+/// The end of input means the client went away: every wait under way is cancelled (it leaves
+/// the queue, taking nothing) and `serve` returns as soon as they have stopped, within
+/// [`WATCH_EVERY`](oc_locks::WATCH_EVERY) or so. An answer is written only while its call is
+/// still wanted: a grant made just as the input ended, or whose answer cannot be written, is
+/// released rather than left to a client that will never read it.
 pub fn serve(
     server: &Server,
     input: impl BufRead,
@@ -458,20 +655,31 @@ pub fn serve(
     let write = |line: &str| {
         let mut o = out.lock().unwrap_or_else(PoisonError::into_inner);
         o.write_line(line);
+        o.failed.is_none()
     };
-    // Waiting calls by request id (its JSON text), with the flag that cancels each.
+    let notify = &|n: String| {
+        write(&n);
+    };
+    // Waiting calls by request id (its JSON text), with the flag that cancels each. Delivering
+    // a waiting call's answer and cancelling it both happen under this lock, so a call is
+    // either answered or cancelled (and gives back what it took), never both nor neither.
     let waiting: Mutex<HashMap<String, Arc<AtomicBool>>> = Mutex::new(HashMap::new());
     let running = AtomicUsize::new(0);
     let read = std::thread::scope(|scope| -> std::io::Result<()> {
         let mut lines = Lines::new(input);
-        while let Some(line) = lines.next_line()? {
+        let read = loop {
+            let line = match lines.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            };
             if out
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .failed
                 .is_some()
             {
-                break;
+                break Ok(());
             }
             let call = match line {
                 Line::Text(text) => server.accept(&text),
@@ -479,7 +687,9 @@ pub fn serve(
                 Line::TooLong(len) => Incoming::Answer(vec![too_long(len)]),
             };
             match call {
-                Incoming::Answer(lines) => lines.iter().for_each(|l| write(l)),
+                Incoming::Answer(lines) => lines.iter().for_each(|l| {
+                    write(l);
+                }),
                 Incoming::Cancel(id) => {
                     if let Some(flag) = waiting
                         .lock()
@@ -489,10 +699,17 @@ pub fn serve(
                         flag.store(true, Ordering::SeqCst);
                     }
                 }
-                Incoming::Call(call)
-                    if call.may_wait(server)
-                        && running.load(Ordering::SeqCst) < MAX_WAITING_CALLS =>
-                {
+                Incoming::Call(call) if call.may_wait(server) => {
+                    if running.load(Ordering::SeqCst) >= MAX_WAITING_CALLS {
+                        write(&call.refuse(
+                            server,
+                            "TOO_MANY_WAITS",
+                            format!(
+                                "{MAX_WAITING_CALLS} calls are already waiting, the most this server runs at once: retry once one has answered, or call with wait_ms 0"
+                            ),
+                        ));
+                        continue;
+                    }
                     let key = call.id().to_string();
                     let flag = Arc::new(AtomicBool::new(false));
                     waiting
@@ -500,11 +717,19 @@ pub fn serve(
                         .unwrap_or_else(PoisonError::into_inner)
                         .insert(key.clone(), Arc::clone(&flag));
                     running.fetch_add(1, Ordering::SeqCst);
-                    let (write, waiting, running) = (&write, &waiting, &running);
+                    let (waiting, running, out) = (&waiting, &running, &out);
                     scope.spawn(move || {
-                        if let Some(answer) = call.run(server, &|n| write(&n), &flag) {
-                            write(&answer);
-                        }
+                        let deliver = |answer: &str| {
+                            let w = waiting.lock().unwrap_or_else(PoisonError::into_inner);
+                            if flag.load(Ordering::SeqCst) {
+                                return false;
+                            }
+                            let mut o = out.lock().unwrap_or_else(PoisonError::into_inner);
+                            o.write_line(answer);
+                            drop(w);
+                            o.failed.is_none()
+                        };
+                        call.run_and_deliver(server, notify, &flag, &deliver);
                         let mut w = waiting.lock().unwrap_or_else(PoisonError::into_inner);
                         if w.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flag)) {
                             w.remove(&key);
@@ -514,28 +739,24 @@ pub fn serve(
                 }
                 Incoming::Call(call) => {
                     let never = AtomicBool::new(false);
-                    if let Some(answer) = call.run(server, &|n| write(&n), &never) {
-                        write(&answer);
-                    }
+                    call.run_and_deliver(server, notify, &never, &|a| write(a));
+                }
+                Incoming::Batch(batch) => {
+                    let never = AtomicBool::new(false);
+                    batch.run(server, false, notify, &never, &|a| write(a));
                 }
             }
-        }
-        // Nobody reads the answers any more: stop the waits rather than finish them.
-        if out
+        };
+        // The client went away (or nobody reads the answers any more): stop the waits rather
+        // than finish them; an answer not yet written will not be.
+        for flag in waiting
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .failed
-            .is_some()
+            .values()
         {
-            for flag in waiting
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .values()
-            {
-                flag.store(true, Ordering::SeqCst);
-            }
+            flag.store(true, Ordering::SeqCst);
         }
-        Ok(())
+        read
     });
     let mut o = out.into_inner().unwrap_or_else(PoisonError::into_inner);
     read?;

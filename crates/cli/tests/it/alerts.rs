@@ -198,3 +198,105 @@ fn run_evaluates_in_the_foreground_until_stopped() {
     assert_eq!(check["firing"], 1, "{check}");
     assert_eq!(check["sent"].as_array().unwrap().len(), 0, "{check}");
 }
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The secrets a webhook URL carries: credentials, a token in the path, one in the query.
+const URL_SECRETS: [&str; 4] = ["s3cr3tpw", "T000", "XXXXTOKEN", "qtok123"];
+
+#[test]
+fn failing_webhooks_never_show_their_credentials() {
+    let oc = Oc::new();
+    oc.json(&["task", "create", "a"]);
+    let url = format!(
+        "http://ops:s3cr3tpw@127.0.0.1:{}/services/T000/B000/XXXXTOKEN?token=qtok123",
+        closed_port()
+    );
+    let cfg = oc.dir_file(
+        "alerts.toml",
+        &format!(
+            r#"builtin = false
+[retry]
+attempts = 1
+[[rule]]
+name = "Backlog"
+severity = "high"
+metric = "opencode_tasks"
+match = {{ status = "pending" }}
+op = ">="
+threshold = 1
+summary = "tasks wait"
+
+[[receiver]]
+name = "hook"
+kind = "webhook"
+url = "{url}"
+"#
+        ),
+    );
+    let test = oc.run(&["alerts", "--config", &cfg, "test", "hook"]);
+    assert_ne!(test.code, 0, "{test:?}");
+    let check = oc.run(&["alerts", "--config", &cfg, "check"]);
+    assert_eq!(check.code, 0, "{check:?}");
+    assert!(
+        check
+            .stdout
+            .contains("Receiver hook failed 1 time(s): http://***@127.0.0.1:"),
+        "{}",
+        check.stdout
+    );
+    let json = oc.run(&["--json", "alerts", "--config", &cfg, "check"]);
+    for run in [&test, &check, &json] {
+        for secret in URL_SECRETS {
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "{secret} shown: {run:?}"
+            );
+        }
+    }
+    // Still names the endpoint that failed.
+    assert!(test.stderr.contains("127.0.0.1"), "{}", test.stderr);
+}
+
+#[test]
+fn config_errors_name_the_line_but_not_the_secret() {
+    let oc = Oc::new();
+    let receiver = "[[receiver]]\nname = \"hook\"\nkind = \"webhook\"\n";
+    for (text, line, secret) in [
+        // Not TOML: the parser's own message quotes the line.
+        (
+            format!("{receiver}password = hunter2\n"),
+            "line 4",
+            "hunter2",
+        ),
+        (
+            format!("{receiver}url = \"http://u:hunter2@h/x\" junk\n"),
+            "line 4",
+            "hunter2",
+        ),
+        // TOML, but a value the field cannot take: quoted back by the parser.
+        (
+            format!("{receiver}url = \"x\"\nrouting_key = 2202\n"),
+            "line 5",
+            "2202",
+        ),
+        (format!("{receiver}password = 31337\n"), "line 4", "31337"),
+        // Valid, and refused.
+        (
+            format!("{receiver}url = \"http://h/x\"\npassword = \"hunter2\"\n"),
+            "",
+            "hunter2",
+        ),
+    ] {
+        let cfg = oc.dir_file("alerts.toml", &text);
+        let r = oc.run(&["alerts", "--config", &cfg, "check"]);
+        assert_eq!(r.code, 2, "{text}: {r:?}");
+        assert!(!r.stderr.contains(secret), "{text}: {}", r.stderr);
+        assert!(!r.stdout.contains(secret), "{text}: {}", r.stdout);
+        assert!(r.stderr.contains(line), "{text}: {}", r.stderr);
+    }
+}

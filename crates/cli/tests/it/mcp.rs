@@ -190,3 +190,213 @@ fn the_official_python_client_runs_the_workflow_in_both_generations() {
         "{stdout}"
     );
 }
+
+/// `oc mcp` as a child process whose answers arrive line by line.
+struct Live {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl Live {
+    fn start(oc: &Oc) -> Live {
+        let mut child = oc
+            .command()
+            .arg("mcp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(stdout).lines() {
+                let _ = tx.send(serde_json::from_str(&l.unwrap()).unwrap());
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut live = Live {
+            child,
+            stdin,
+            lines,
+        };
+        live.send(&init());
+        assert_eq!(live.next()["id"], 0);
+        live
+    }
+
+    fn send(&mut self, msg: &Value) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{msg}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next line written, within a bound far above what it takes.
+    fn next(&self) -> Value {
+        self.lines
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("an answer")
+    }
+
+    /// Closes stdin; the exit status, if the process exits within `bound`.
+    fn close(&mut self, bound: std::time::Duration) -> Option<std::process::ExitStatus> {
+        drop(self.stdin.take());
+        let deadline = std::time::Instant::now() + bound;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        None
+    }
+
+    /// Every line written until the end.
+    fn rest(&self) -> Vec<Value> {
+        self.lines.iter().collect()
+    }
+}
+
+fn wait_for(id: u64, agent: &str, path: &str, wait_ms: u64) -> Value {
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"lock_acquire",
+        "arguments":{"agent":agent,"paths":[path],"wait_ms":wait_ms},"_meta":{"progressToken":id}}})
+}
+
+/// Whom `oc lock list` shows holding something.
+fn holders(oc: &Oc) -> Vec<String> {
+    oc.json(&["lock", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["owner"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_client_that_goes_away_mid_wait_ends_the_process_and_takes_nothing() {
+    let oc = Oc::new();
+    oc.run(&["lock", "acquire", "repo/f", "--owner", "a", "--ttl", "1h"]);
+    let mut live = Live::start(&oc);
+    live.send(&wait_for(1, "b", "repo/f", 60_000));
+    // The first progress notification: b is queued.
+    assert_eq!(live.next()["method"], "notifications/progress");
+    let status = live
+        .close(std::time::Duration::from_secs(5))
+        .expect("oc mcp exits at the end of input, not when its 60 s wait runs out");
+    assert!(status.success(), "{status:?}");
+    assert!(live.rest().iter().all(|m| m["id"] != 1), "nothing answered");
+    // Once a lets go, the lock is free: b left the queue.
+    oc.run(&["lock", "release", "repo/f", "--owner", "a"]);
+    assert_eq!(holders(&oc), Vec::<String>::new());
+    let c = oc.run(&["lock", "acquire", "repo/f", "--owner", "c"]);
+    assert_eq!(c.code, 0, "{c:?}");
+}
+
+#[test]
+fn a_grant_as_the_client_goes_away_is_released_unless_it_was_answered() {
+    let oc = Oc::new();
+    for round in 0..5 {
+        let path = format!("repo/f{round}");
+        oc.run(&["lock", "acquire", &path, "--owner", "a", "--ttl", "1h"]);
+        let mut live = Live::start(&oc);
+        live.send(&wait_for(1, "b", &path, 60_000));
+        assert_eq!(live.next()["method"], "notifications/progress");
+        // The lock frees and the client goes, at once.
+        let release = tool(2, "lock_release", json!({"agent":"a","paths":[&path]}));
+        live.send(&release);
+        let status = live
+            .close(std::time::Duration::from_secs(5))
+            .expect("exits");
+        assert!(status.success());
+        let answered = live
+            .rest()
+            .iter()
+            .any(|m| m["id"] == 1 && m["result"]["isError"] == false);
+        let held: Vec<String> = oc
+            .json(&["lock", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["resource"] == path.as_str())
+            .map(|l| l["owner"].as_str().unwrap().to_owned())
+            .collect();
+        // b holds the lock only if its grant was written before the input ended.
+        let expected: Vec<String> = if answered { vec!["b".into()] } else { vec![] };
+        assert_eq!(held, expected, "round {round}, answered: {answered}");
+    }
+}
+
+#[test]
+fn thirty_three_waits_keep_the_reader_reading() {
+    let oc = Oc::new();
+    oc.run(&["lock", "acquire", "repo/f", "--owner", "a", "--ttl", "1h"]);
+    let mut live = Live::start(&oc);
+    let limit = 32;
+    for i in 1..=limit + 1 {
+        live.send(
+            &json!({"jsonrpc":"2.0","id":i,"method":"tools/call","params":{"name":"lock_acquire",
+            "arguments":{"agent":format!("b{i}"),"paths":["repo/f"],"wait_ms":60_000}}}),
+        );
+    }
+    live.send(
+        &json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}),
+    );
+    live.send(&json!({"jsonrpc":"2.0","id":"ping","method":"ping"}));
+    // The 33rd is refused at once, naming the limit; the ping is answered.
+    let refused = live.next();
+    assert_eq!(refused["id"], limit + 1, "{refused}");
+    let text = body(&refused);
+    assert_eq!(text["error"]["code"], "TOO_MANY_WAITS", "{text}");
+    assert!(text["error"]["message"].as_str().unwrap().contains("32"));
+    assert_eq!(live.next()["id"], "ping");
+    let status = live
+        .close(std::time::Duration::from_secs(10))
+        .expect("exits");
+    assert!(status.success());
+    assert!(
+        live.rest().is_empty(),
+        "nothing for the cancelled or abandoned waits"
+    );
+    oc.run(&["lock", "release", "repo/f", "--owner", "a"]);
+    assert_eq!(holders(&oc), Vec::<String>::new());
+}
+
+#[test]
+fn the_cli_says_who_holds_a_task_and_that_a_finished_one_is_finished() {
+    let oc = Oc::new();
+    oc.run(&["task", "create", "t", "--id", "t1"]);
+    let claim = oc.json(&["task", "claim", "t1", "--agent", "alice"]);
+    let (token, until) = (
+        claim["lease"]["token"].to_string(),
+        claim["lease"]["expires_at"].as_str().unwrap().to_owned(),
+    );
+    let r = oc.run(&["task", "claim", "t1", "--agent", "bob"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr
+            .contains(&format!("task t1 is running: alice holds it until {until}")),
+        "{}",
+        r.stderr
+    );
+    oc.json(&["task", "complete", "t1", "--token", &token]);
+    let at = oc.json(&["task", "show", "t1"])["finished_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for args in [
+        &["task", "complete", "t1", "--token", &token][..],
+        &["task", "fail", "t1", "--token", &token, "--error", "x"],
+    ] {
+        let r = oc.run(args);
+        assert_eq!(r.code, 4, "{r:?}");
+        assert!(
+            r.stderr
+                .contains(&format!("task t1 is already completed at {at}")),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}

@@ -60,7 +60,10 @@ async def run(mode):
         r = await c.call_tool("task_finish", {"task_id": task, "fencing_token": token, "outcome": "completed"})
         assert not r.is_error and r.structured_content["task"]["status"] == "completed", r
         r = await c.call_tool("task_heartbeat", {"task_id": task, "fencing_token": token})
-        assert r.is_error and "LEASE_LOST" in r.content[0].text, r
+        assert r.is_error and "ALREADY_FINISHED" in r.content[0].text, r
+        assert "already completed at" in r.content[0].text, r
+        r = await c.call_tool("task_finish", {"task_id": task, "fencing_token": token, "outcome": "completed"})
+        assert r.is_error and "ALREADY_FINISHED" in r.content[0].text, r
         r = await c.call_tool("task_stats", {})
         assert r.structured_content["stats"]["by_status"]["completed"] >= 1, r
 

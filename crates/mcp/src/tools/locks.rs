@@ -123,7 +123,11 @@ fn lock_acquire(tb: &Toolbox, a: &Args<'_>, ctx: &CallContext<'_>) -> Result<Val
             }
             Err(ToolError::Cancelled)
         }
-        Ok(locks) => Ok(json!({ "locks": locks.iter().map(lock_json).collect::<Vec<_>>() })),
+        Ok(locks) => {
+            // Released again if the answer cannot reach the client.
+            ctx.took(&locks);
+            Ok(json!({ "locks": locks.iter().map(lock_json).collect::<Vec<_>>() }))
+        }
         Err(_) if ctx.is_cancelled() => Err(ToolError::Cancelled),
         Err(e) => Err(refused(tb, e)),
     }

@@ -3,12 +3,12 @@
 //! decisions and checkpoints in `files`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use oc_hooks::TaskLifecycle;
-use oc_locks::{Error as LockError, LockManager};
+use oc_locks::{Error as LockError, Lock, LockManager, Owner, Resource};
 use oc_tasks::{Error as TaskError, TaskId};
 use serde_json::{Map, Value, json};
 
@@ -61,6 +61,15 @@ impl Toolbox {
     /// Whether the tools on task files are served ([`Toolbox::files`]).
     pub(crate) fn has_files(&self) -> bool {
         self.files.is_some()
+    }
+
+    /// Gives back what calls took whose answers never reached their client: one hold of each
+    /// lock. A lock that lapsed or was taken over meanwhile is no longer this call's to give.
+    pub(crate) fn give_back(&self, taken: &[Taken]) {
+        for (resource, owner) in taken {
+            // Nothing to do about a failure: the lock lapses at the end of its TTL.
+            let _ = self.locks.release(resource, owner);
+        }
     }
 
     /// The store's time, for answers that carry `now`.
@@ -258,11 +267,16 @@ impl<'a> Args<'a> {
     }
 }
 
+/// A lock a call took: given back when its answer cannot be delivered.
+pub(crate) type Taken = (Resource, Owner);
+
 /// What a running call may do besides answering: report progress (sent to the client only when
-/// its request asked for it) and learn that the client cancelled it.
+/// its request asked for it), learn that the client cancelled it, and record what it took (to
+/// be given back if its answer never reaches the client).
 pub struct CallContext<'a> {
     progress: &'a (dyn Fn(f64, Option<f64>, &str) + Sync),
     cancelled: &'a AtomicBool,
+    taken: Mutex<Vec<Taken>>,
 }
 
 impl std::fmt::Debug for CallContext<'_> {
@@ -283,7 +297,23 @@ impl<'a> CallContext<'a> {
         CallContext {
             progress,
             cancelled,
+            taken: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Records locks the call was granted, to release should its answer not be delivered.
+    pub(crate) fn took(&self, locks: &[Lock]) {
+        self.taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(locks.iter().map(|l| (l.resource.clone(), l.owner.clone())));
+    }
+
+    /// What the call took.
+    pub(crate) fn into_taken(self) -> Vec<Taken> {
+        self.taken
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reports progress.

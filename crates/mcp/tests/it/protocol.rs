@@ -426,3 +426,73 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn batches_are_accepted_exactly_in_sessions_at_2025_03_26() {
+    let ping = |id: u64| json!({"jsonrpc":"2.0","id":id,"method":"ping"});
+    let note = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    let check = json!({"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"lock_check","arguments":{"paths":["f"]}}});
+    let s = server();
+    init(&s, "2025-03-26");
+    // One array of the answers, none for the notification, in order.
+    let out = s.handle(&json!([ping(1), note, check, ping(2)]).to_string());
+    assert_eq!(out.len(), 1, "one line: {out:?}");
+    let answers: Value = serde_json::from_str(&out[0]).unwrap();
+    let ids: Vec<&Value> = answers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["id"])
+        .collect();
+    assert_eq!(ids, [&json!(1), &json!("c"), &json!(2)], "{answers}");
+    assert_eq!(answers[0]["result"], json!({}));
+    let text = answers[1]["result"]["content"][0]["text"].as_str().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(text).unwrap()["free"], true);
+    // Only notifications: nothing at all.
+    assert!(s.handle(&json!([note]).to_string()).is_empty());
+    // An empty array, and a bad member, are invalid requests.
+    let empty = one(&s, json!([]));
+    assert_eq!(empty["error"]["code"], -32600, "{empty}");
+    let bad: Value = serde_json::from_str(&s.handle(&json!([1, ping(3)]).to_string())[0]).unwrap();
+    assert_eq!(bad[0]["error"]["code"], -32600, "{bad}");
+    assert_eq!(bad[1]["id"], 3);
+    // initialize never belongs to a batch.
+    let init_in = json!([{"jsonrpc":"2.0","id":9,"method":"initialize","params":{"protocolVersion":"2025-03-26"}}]);
+    let refused: Value = serde_json::from_str(&s.handle(&init_in.to_string())[0]).unwrap();
+    assert_eq!(refused[0]["error"]["code"], -32600, "{refused}");
+
+    // Other revisions have no batches.
+    for version in ["2025-11-25", "2025-06-18", "2024-11-05"] {
+        let s = server();
+        init(&s, version);
+        let r = one(&s, json!([ping(1)]));
+        assert_eq!(r["error"]["code"], -32600, "{version}: {r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("2025-03-26"),
+            "{r}"
+        );
+    }
+    let r = one(&server(), json!([ping(1)]));
+    assert_eq!(r["error"]["code"], -32600, "before a handshake: {r}");
+}
+
+#[test]
+fn serve_answers_a_batch_in_one_line_and_never_waits_in_one() {
+    let s = server();
+    init(&s, "2025-03-26");
+    let wait = json!({"jsonrpc":"2.0","id":"w","method":"tools/call","params":{"name":"lock_acquire","arguments":{"agent":"b","paths":["f"],"wait_ms":60000}}});
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
+    let input = format!("{}\n", json!([wait, ping]));
+    let mut out = Vec::new();
+    serve(&s, std::io::Cursor::new(input), &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let answers: Value = serde_json::from_str(&text).unwrap();
+    let body: Value =
+        serde_json::from_str(answers[0]["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "TOO_MANY_WAITS", "{body}");
+    assert_eq!(answers[1]["id"], 1);
+}

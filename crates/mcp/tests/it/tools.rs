@@ -158,3 +158,52 @@ fn statistics_of_tasks_and_locks() {
         (&json!(1), &json!(1))
     );
 }
+
+#[test]
+fn refusals_say_who_holds_a_task_and_that_a_finished_one_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    let (_, c) = call(&s, "task_create", json!({"agent":"p","name":"t"}));
+    let id = c["task"]["id"].clone();
+    let (_, claim) = call(&s, "task_claim", json!({"agent":"alice","task_id":id}));
+    let (token, until) = (
+        claim["fencing_token"].clone(),
+        claim["lease_expires_at"].clone(),
+    );
+
+    // A running task: who holds it, until when.
+    let (err, body) = call(&s, "task_claim", json!({"agent":"bob","task_id":id}));
+    assert!(err, "{body}");
+    assert_eq!(body["error"]["code"], "ALREADY_CLAIMED", "{body}");
+    assert_eq!(body["error"]["owner"], "alice", "{body}");
+    assert_eq!(body["error"]["lease_expires_at"], until, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("alice") && message.contains(until.as_str().unwrap()),
+        "{message}"
+    );
+
+    // Finished twice: the second says it is finished already, and when.
+    let finish = json!({"agent":"alice","task_id":id,"fencing_token":token,"outcome":"completed"});
+    let (err, done) = call(&s, "task_finish", finish.clone());
+    assert!(!err, "{done}");
+    let at = done["task"]["finished_at"].as_str().unwrap().to_owned();
+    for again in [
+        finish,
+        json!({"agent":"alice","task_id":id,"fencing_token":token,"outcome":"failed"}),
+    ] {
+        let (err, body) = call(&s, "task_finish", again);
+        assert!(err, "{body}");
+        assert_eq!(body["error"]["code"], "ALREADY_FINISHED", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("already completed at {at}")),
+            "{message}"
+        );
+        assert_eq!(body["error"]["status"], "completed");
+    }
+    // Claiming it is refused the same way.
+    let (err, body) = call(&s, "task_claim", json!({"agent":"bob","task_id":id}));
+    assert!(err && body["error"]["code"] == "ALREADY_FINISHED", "{body}");
+}

@@ -1,6 +1,6 @@
 //! Calls that wait: progress while a `lock_acquire` waits, a cancellation that stops the wait
-//! (and answers nothing), other requests answered meanwhile, and the end of input waiting for
-//! the calls under way.
+//! (and answers nothing), other requests answered meanwhile, the end of input cancelling the
+//! calls under way, grants that cannot be delivered given back, and the limit on waits.
 
 use std::io::{BufRead, BufReader, Write};
 use std::sync::Mutex;
@@ -167,20 +167,133 @@ fn serve_answers_others_while_a_call_waits_and_a_cancel_stops_it() {
 }
 
 #[test]
-fn the_end_of_input_waits_for_calls_under_way() {
+fn the_end_of_input_cancels_the_waits_and_takes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = server_with_files(dir.path());
     init(&s, "2025-11-25");
     call(&s, "lock_acquire", json!({"agent":"a","paths":["f"]}));
-    let input = format!("{}\n", wait_call(json!(9), "b", 300, None));
+    let input = format!("{}\n", wait_call(json!(9), "b", 600_000, None));
     let mut out = Vec::new();
-    serve(&s, std::io::Cursor::new(input), &mut out).unwrap();
-    let answer: Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(answer["id"], 9);
-    let body: Value =
-        serde_json::from_str(answer["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
-    assert_eq!(body["error"]["code"], "LOCK_CONFLICT", "{body}");
-    assert!(body["error"]["retry_after_ms"].as_u64().unwrap() > 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|t| {
+        t.spawn(|| tx.send(serve(&s, std::io::Cursor::new(input), &mut out)));
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("serve returned without waiting out a 10-minute lock wait")
+            .unwrap();
+    });
+    assert!(
+        out.is_empty(),
+        "nothing answered to a departed client: {out:?}"
+    );
+    let (_, st) = call(&s, "lock_stats", json!({}));
+    assert_eq!(st["stats"]["waiting"], 0, "the wait left the queue");
+    call(&s, "lock_release", json!({"agent":"a","paths":["f"]}));
+    let (_, check) = call(&s, "lock_check", json!({"paths":["f"]}));
+    assert_eq!(
+        check["free"], true,
+        "the departed agent took nothing: {check}"
+    );
+}
+
+#[test]
+fn a_grant_that_cannot_be_delivered_is_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    // Granted at once (no wait) and at the end of a wait; neither answer reaches the client.
+    call(&s, "lock_acquire", json!({"agent":"a","paths":["f"]}));
+    for (msg, free) in [
+        (
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lock_acquire","arguments":{"agent":"b","paths":["g"]}}}),
+            false,
+        ),
+        (wait_call(json!(2), "b", 60_000, None), true),
+    ] {
+        let Incoming::Call(pending) = s.accept(&msg.to_string()) else {
+            panic!("a tool call")
+        };
+        let never = AtomicBool::new(false);
+        std::thread::scope(|t| {
+            if free {
+                t.spawn(|| {
+                    until("b waits", || {
+                        call(&s, "lock_stats", json!({})).1["stats"]["waiting"] == 1
+                    });
+                    call(&s, "lock_release", json!({"agent":"a","paths":["f"]}));
+                });
+            }
+            let msg = msg.clone();
+            let delivered = pending.run_and_deliver(&s, &|_| {}, &never, &|answer| {
+                assert!(answer.contains("fencing_token"), "granted: {answer}");
+                false
+            });
+            assert!(!delivered, "{msg}");
+        });
+    }
+    let (_, locks) = call(&s, "lock_list", json!({}));
+    assert_eq!(locks["locks"], json!([]), "b holds nothing: {locks}");
+}
+
+#[test]
+fn past_the_waiting_limit_calls_are_refused_and_reading_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    call(&s, "lock_acquire", json!({"agent":"a","paths":["f"]}));
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let (answers, out) = std::io::pipe().unwrap();
+    std::thread::scope(|t| {
+        let s = &s;
+        // The answers' pipe closes when serve returns.
+        let served = t.spawn(move || serve(s, BufReader::new(reader), out));
+        let limit = oc_mcp::MAX_WAITING_CALLS as u64;
+        for i in 1..=limit + 3 {
+            writeln!(
+                writer,
+                "{}",
+                wait_call(json!(i), &format!("b{i}"), 60_000, None)
+            )
+            .unwrap();
+        }
+        let cancel =
+            json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}});
+        writeln!(writer, "{cancel}").unwrap();
+        writeln!(
+            writer,
+            "{}",
+            json!({"jsonrpc":"2.0","id":"ping","method":"ping"})
+        )
+        .unwrap();
+        // Three refusals, then the ping: the reader never stopped.
+        let mut lines = BufReader::new(answers).lines();
+        let mut refused = Vec::new();
+        loop {
+            let line: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+            if line["id"] == "ping" {
+                break;
+            }
+            let text = line["result"]["content"][0]["text"].as_str().unwrap();
+            let body: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(body["error"]["code"], "TOO_MANY_WAITS", "{line}");
+            assert!(
+                body["error"]["message"].as_str().unwrap().contains("32"),
+                "{body}"
+            );
+            refused.push(line["id"].as_u64().unwrap());
+        }
+        assert_eq!(refused, [limit + 1, limit + 2, limit + 3]);
+        until("the cancelled wait stopped", || {
+            call(s, "lock_stats", json!({})).1["stats"]["waiting"] == limit - 1
+        });
+        drop(writer);
+        served.join().unwrap().unwrap();
+        assert!(
+            lines.next().is_none(),
+            "nothing answered for the cancelled calls"
+        );
+    });
+    let (_, st) = call(&s, "lock_stats", json!({}));
+    assert_eq!(st["stats"]["waiting"], 0);
 }
 
 /// A writer whose reader went away.
@@ -216,4 +329,10 @@ fn waits_stop_when_nobody_reads_the_answers() {
     });
     let (_, st) = call(&s, "lock_stats", json!({}));
     assert_eq!(st["stats"]["waiting"], 0);
+    let (_, locks) = call(&s, "lock_list", json!({}));
+    assert_eq!(
+        locks["locks"].as_array().unwrap().len(),
+        1,
+        "a's lock only: {locks}"
+    );
 }
