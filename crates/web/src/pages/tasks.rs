@@ -219,7 +219,8 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
         }
         section aria-labelledby="graph-h" {
             h2 id="graph-h" { "Dependencies and children" }
-            (links("Waits for", &task.depends_on.iter().map(|d| (d.to_string(), None)).collect::<Vec<_>>()))
+            (links("Waits for", &task.depends_on.iter().take(PAGE).map(|d| (d.to_string(), None)).collect::<Vec<_>>()))
+            @if task.depends_on.len() > PAGE { p { "… and " (task.depends_on.len() - PAGE) " more (" code { "oc task show " (task.id) } ")" } }
             (links("Needed by", &dependents.iter().map(|t| (t.id.to_string(), Some(t.status))).collect::<Vec<_>>()))
             (links("Children", &children.iter().map(|t| (t.id.to_string(), Some(t.status))).collect::<Vec<_>>()))
         }

@@ -345,7 +345,15 @@ fn a_task_page_shows_the_newest_of_each_and_pages_to_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let (web, store, _) = filled(dir.path());
     let id = TaskId::new("big").unwrap();
-    store.create(NewTask::new("big").id(id.clone())).unwrap();
+    let deps: Vec<NewTask> = (0..200)
+        .map(|i| NewTask::new("dep").id(TaskId::new(format!("dep{i}")).unwrap()))
+        .collect();
+    store.create_many(deps).unwrap();
+    let mut big = NewTask::new("big").id(id.clone());
+    for i in 0..200 {
+        big = big.depends_on(TaskId::new(format!("dep{i}")).unwrap());
+    }
+    store.create(big).unwrap();
     for _ in 0..45 {
         let t = store.claim(&id, "agent", Duration::from_secs(60)).unwrap();
         store.release(&id, t.lease.unwrap().token).unwrap();
@@ -404,6 +412,12 @@ fn a_task_page_shows_the_newest_of_each_and_pages_to_the_rest() {
         assert!(!body.contains(hidden), "{hidden}");
     }
     assert!(body.contains("decision &lt;b&gt;4980&lt;/b&gt;;"));
+    assert_eq!(
+        body.matches(r#"href="/ui/tasks/dep"#).count(),
+        50,
+        "50 of 200 dependencies"
+    );
+    assert!(body.contains("… and 150 more"));
     assert_eq!(
         body.matches("released: running").count(),
         25,
