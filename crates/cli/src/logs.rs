@@ -31,7 +31,8 @@ fn task_dirs(data_dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut ids: Vec<String> = match std::fs::read_dir(&root) {
         Ok(entries) => entries
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
+            // Not `path().is_dir()`, which follows a link planted in `tasks/`.
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|id| oc_jsonl::check_task_id(id).is_ok())
             .collect(),

@@ -209,9 +209,22 @@ pub(crate) fn health(site: &Site, out: &mut Output) -> anyhow::Result<()> {
         check(
             "data_dir",
             (|| {
-                let probe = data_dir.join(".oc-health-probe");
-                std::fs::write(&probe, b"ok")?;
-                std::fs::remove_file(&probe)?;
+                // A fresh, unguessable name created exclusively (`O_CREAT | O_EXCL` never follows
+                // a link, nor opens what someone planted), and removed after: whatever else is
+                // in the data directory is never written through.
+                use rand::{Rng, SeedableRng};
+                let token: u64 = rand::rngs::StdRng::from_os_rng().random();
+                let probe = data_dir.join(format!(".oc-health-probe-{token:016x}"));
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&probe)
+                    .with_context(|| format!("cannot create {}", probe.display()))?;
+                let written = std::io::Write::write_all(&mut f, b"ok");
+                drop(f);
+                std::fs::remove_file(&probe)
+                    .with_context(|| format!("cannot remove {}", probe.display()))?;
+                written.with_context(|| format!("cannot write {}", probe.display()))?;
                 Ok((true, format!("{} is writable", data_dir.display())))
             })(),
         ),

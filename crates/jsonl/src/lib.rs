@@ -20,7 +20,9 @@
 //! - [`cut`] and [`SHOWN_BYTES`]: how much of one text of an entry a page or a terminal shows.
 //! - [`TaskFiles`]: `<data>/tasks/<id>/` with `state.json` (atomic, checksummed),
 //!   `logs.jsonl` ([`LogEntry`]), `decisions.jsonl` ([`Decision`]) and `checkpoints/<id>/`
-//!   (manifest of files and SHA-256 hashes; create, list, verified restore, prune).
+//!   (manifest of files and SHA-256 hashes; create, list, verified restore, prune). Nothing in
+//!   the data directory is trusted: every path is built from validated names, and no link is
+//!   followed on the way (directories opened with `O_NOFOLLOW`, files reached with `openat`).
 //! - `Shipper` (feature `ship`): log aggregation to an HTTP collector in JSON batches, with
 //!   retries, backoff and a per-collector cursor, so nothing is sent twice or skipped.
 //!
@@ -50,7 +52,9 @@
 //!
 //! [`Error`] is non-exhaustive: I/O errors name their path; a file that fails verification is
 //! `Corrupt` and is never silently replaced; path-like task ids are `InvalidTaskId`; a record
-//! too deep to read back is `InvalidInput` (field `record`), refused before anything is written.
+//! too deep to read back is `InvalidInput` (field `record`), refused before anything is written;
+//! a symbolic link, special file or misplaced directory met in the data directory is `Unsafe`
+//! (naming the path and what it is), refused without following, reading or writing through it.
 
 mod entry;
 mod error;

@@ -89,7 +89,7 @@ fn bad_log_input_is_refused() {
             "RFC 3339",
         ),
         (
-            vec!["checkpoint", "restore", "t1", "cp-none"],
+            vec!["checkpoint", "restore", "t1", "cp-0000000000000-0"],
             3,
             "not found",
         ),

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod browser;
+mod datadir;
 mod demo;
 mod errors;
 mod escapes;

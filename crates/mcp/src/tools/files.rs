@@ -17,6 +17,9 @@ impl From<oc_jsonl::Error> for ToolError {
             _ if e.is_not_found() => ToolError::refused("NOT_FOUND", message),
             _ if e.is_invalid_input() => ToolError::refused("INVALID_ARGUMENT", message),
             oc_jsonl::Error::Corrupt { .. } => ToolError::refused("CORRUPT", message),
+            // A link, a special file or a directory swapped into the data directory: refused,
+            // nothing followed; the agent is told which path and why.
+            _ if e.is_unsafe() => ToolError::refused("UNSAFE_PATH", message),
             _ => ToolError::Internal(message),
         }
     }

@@ -115,7 +115,7 @@ fn a_tasks_log_decisions_and_checkpoints() {
     let (err, body) = call(
         &s,
         "checkpoint_restore",
-        json!({"agent":"a","task_id":id,"checkpoint_id":"cp-nope"}),
+        json!({"agent":"a","task_id":id,"checkpoint_id":"cp-0000000000000-0"}),
     );
     assert!(err && body["error"]["code"] == "NOT_FOUND", "{body}");
     let (err, body) = call(
