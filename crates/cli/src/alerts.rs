@@ -168,9 +168,11 @@ pub(crate) fn run(
                     writeln!(
                         w,
                         "Receiver {} failed {} time(s): {}",
-                        d.receiver,
+                        Clean(&d.receiver),
                         d.failed,
-                        d.last_error.as_deref().unwrap_or("")
+                        // Redacted where it was made (oc_alerts::redact); it may still
+                        // quote what a remote server said.
+                        Clean(d.last_error.as_deref().unwrap_or(""))
                     )?;
                 }
                 Ok(())

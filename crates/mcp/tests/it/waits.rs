@@ -336,3 +336,36 @@ fn waits_stop_when_nobody_reads_the_answers() {
         "a's lock only: {locks}"
     );
 }
+
+#[test]
+fn a_grant_whose_answer_cannot_be_written_is_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    call(&s, "lock_acquire", json!({"agent":"a","paths":["f"]}));
+    // Granted at once, and at the end of a wait that a's release ends: neither answer can be
+    // written.
+    let now = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lock_acquire","arguments":{"agent":"b","paths":["g"]}}});
+    let input = format!("{now}\n");
+    assert!(serve(&s, std::io::Cursor::new(input), Gone).is_err());
+    // The wait is the only line; the input stays open until b's grant has been given back.
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    writeln!(writer, "{}", wait_call(json!(2), "b", 60_000, None)).unwrap();
+    std::thread::scope(|t| {
+        let s = &s;
+        let served = t.spawn(move || serve(s, BufReader::new(reader), Gone));
+        until("b waits", || {
+            call(s, "lock_stats", json!({})).1["stats"]["waiting"] == 1
+        });
+        call(s, "lock_release", json!({"agent":"a","paths":["f"]}));
+        // a's lock, b's on g, b's on f: three granted, none held.
+        until("b's grant given back", || {
+            let st = call(s, "lock_stats", json!({})).1["stats"].clone();
+            st["totalLocks"] == 3 && st["activeLocks"] == 0
+        });
+        drop(writer);
+        assert!(served.join().unwrap().is_err());
+    });
+    let (_, locks) = call(&s, "lock_list", json!({}));
+    assert_eq!(locks["locks"], json!([]), "b holds nothing: {locks}");
+}
