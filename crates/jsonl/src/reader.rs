@@ -1,15 +1,19 @@
 //! `JsonlReader`: complete lines, across rotated files, in bounded memory.
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use oc_time::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::io;
-use crate::writer::existing_rotated;
+use crate::fsx::{Access, Dir};
+use crate::writer::{existing_rotated, existing_rotated_in};
 use crate::{Error, Level, LogEntry, Result};
 
 /// Malformed line numbers kept in a report (the count goes on).
@@ -62,9 +66,17 @@ pub struct LineAt {
 }
 
 /// Reads the JSONL file at `path` and its rotated predecessors, oldest first.
+///
+/// Each file is opened without following a symbolic link and must be a regular file (else
+/// [`Error::Unsafe`]). A reader from [`TaskFiles`](crate::TaskFiles) also
+/// holds its directory open and reaches the files relative to it, so a directory on the way
+/// swapped for a link after the reader was made is not followed either.
 #[derive(Debug, Clone)]
 pub struct JsonlReader {
     files: Vec<PathBuf>,
+    /// The directory the files are in, opened without following links, when the reader was
+    /// made from one; the files are then opened by their names relative to it.
+    dir: Option<Arc<Dir>>,
 }
 
 impl JsonlReader {
@@ -76,7 +88,47 @@ impl JsonlReader {
         rotated.push(path.to_owned());
         JsonlReader {
             files: rotated.into_iter().filter(|p| p.exists()).collect(),
+            dir: None,
         }
+    }
+
+    /// The reader of `name` and its rotated files in `dir`, all reached relative to it.
+    pub(crate) fn open_in(dir: Dir, name: &str) -> Result<Self> {
+        let name = OsStr::new(name);
+        let mut names = Vec::new();
+        for n in 1.. {
+            match existing_rotated_in(&dir, name, n)? {
+                Some(rotated) => names.push(rotated),
+                None => break,
+            }
+        }
+        names.reverse();
+        if dir.kind(name)?.is_some() {
+            names.push(name.to_owned());
+        }
+        Ok(JsonlReader {
+            files: names.iter().map(|n| dir.join(n)).collect(),
+            dir: Some(Arc::new(dir)),
+        })
+    }
+
+    /// A reader of one of this reader's files.
+    fn only(&self, path: &Path) -> JsonlReader {
+        JsonlReader {
+            files: vec![path.to_owned()],
+            dir: self.dir.clone(),
+        }
+    }
+
+    /// Opens one of the reader's files: never through a link, a regular file only.
+    fn open_file(&self, path: &Path) -> Result<File> {
+        let (Some(dir), Some(name)) = (&self.dir, path.file_name()) else {
+            return crate::fsx::open_read(path);
+        };
+        dir.open_file(name, Access::Read)?.ok_or_else(|| Error::Io {
+            path: path.to_owned(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })
     }
 
     /// The files read, oldest first.
@@ -90,7 +142,7 @@ impl JsonlReader {
         let mut report = ReadReport::default();
         let mut buf = Vec::with_capacity(512);
         for path in &self.files {
-            let file = crate::fsx::open_read(path)?;
+            let file = self.open_file(path)?;
             let mut r: Box<dyn BufRead> = if is_gz(path) {
                 Box::new(BufReader::with_capacity(
                     64 * 1024,
@@ -216,9 +268,9 @@ impl JsonlReader {
             }
             let file = u32::try_from(i).unwrap_or(u32::MAX);
             let earlier = if is_gz(path) {
-                tail_gz(path, file, &mut c)?
+                tail_gz(self, path, file, &mut c)?
             } else {
-                tail_file(path, file, block, &mut c)?
+                tail_file(self, path, file, block, &mut c)?
             };
             // Rotated files are cut at line ends and never empty: an older one has lines.
             more = c.done() && (earlier || i + 1 < self.files.len());
@@ -247,10 +299,7 @@ impl JsonlReader {
         if is_gz(path) {
             let mut offset = 0u64;
             let mut found = None;
-            JsonlReader {
-                files: vec![path.clone()],
-            }
-            .for_each_line(|_, line| {
+            self.only(path).for_each_line(|_, line| {
                 if offset == at.offset {
                     found = Some(line.to_vec());
                 }
@@ -259,7 +308,7 @@ impl JsonlReader {
             })?;
             return Ok(found);
         }
-        let mut f = crate::fsx::open_read(path)?;
+        let mut f = self.open_file(path)?;
         let len = f.metadata().map_err(io(path))?.len();
         if at.offset >= len {
             return Ok(None);
@@ -331,8 +380,14 @@ fn is_gz(path: &Path) -> bool {
 
 /// Gathers lines of one plain file from its end into `c`, reading blocks backwards;
 /// returns whether the file has lines before those met.
-fn tail_file(path: &Path, file: u32, block_size: u64, c: &mut Collect) -> Result<bool> {
-    let mut f = crate::fsx::open_read(path)?;
+fn tail_file(
+    r: &JsonlReader,
+    path: &Path,
+    file: u32,
+    block_size: u64,
+    c: &mut Collect,
+) -> Result<bool> {
+    let mut f = r.open_file(path)?;
     let len = f.metadata().map_err(io(path))?.len();
     // Bytes from `pos` on have been read; those of the line being met are in `pieces`, the
     // block read last first.
@@ -386,15 +441,12 @@ fn tail_file(path: &Path, file: u32, block_size: u64, c: &mut Collect) -> Result
 
 /// Gathers lines of a gzipped rotated file into `c`, streaming it whole and keeping the lines
 /// still wanted; returns whether it has lines before those kept.
-fn tail_gz(path: &Path, file: u32, c: &mut Collect) -> Result<bool> {
+fn tail_gz(r: &JsonlReader, path: &Path, file: u32, c: &mut Collect) -> Result<bool> {
     let keep = c.want - c.found;
     let mut last: VecDeque<(u64, Vec<u8>)> = VecDeque::with_capacity(keep.min(1024) + 1);
     let mut offset = 0u64;
     let mut total = 0usize;
-    JsonlReader {
-        files: vec![path.to_owned()],
-    }
-    .for_each_line(|_, l| {
+    r.only(path).for_each_line(|_, l| {
         c.scanned += l.len() as u64 + 1;
         c.copied += l.len() as u64;
         last.push_back((offset, l.to_vec()));
@@ -564,15 +616,13 @@ mod tests {
         for (i, path) in r.files().iter().enumerate() {
             let file = u32::try_from(r.files().len() - 1 - i).unwrap();
             let mut offset = 0;
-            JsonlReader {
-                files: vec![path.clone()],
-            }
-            .for_each_line(|_, l| {
-                all.push((l.to_vec(), LineAt { file, offset }));
-                offset += l.len() as u64 + 1;
-                true
-            })
-            .unwrap();
+            r.only(path)
+                .for_each_line(|_, l| {
+                    all.push((l.to_vec(), LineAt { file, offset }));
+                    offset += l.len() as u64 + 1;
+                    true
+                })
+                .unwrap();
         }
         all
     }

@@ -310,15 +310,27 @@ impl TaskFiles {
 
     /// A reader of `logs.jsonl` and its rotated files.
     ///
-    /// The directories on the way are checked for links first, and the reader opens each file
-    /// without following it. If a directory is a link, the reader is one of that link, which it
-    /// refuses to read ([`Error::Unsafe`]) rather than follow.
+    /// The reader holds the task directory open (reached without following links) and opens
+    /// each file relative to it, without following it. If a directory on the way is a link,
+    /// the reader is one of that link, which it refuses to read ([`Error::Unsafe`]).
     pub fn logs(&self) -> JsonlReader {
+        self.reader("logs.jsonl")
+    }
+
+    /// A reader of `name` in the task directory (see [`logs`](Self::logs)).
+    fn reader(&self, name: &str) -> JsonlReader {
+        let path = self.dir.join(name);
         match self.task_dir() {
+            Ok(Some(dir)) => JsonlReader::open_in(dir, name).unwrap_or_else(|e| {
+                // Listing the rotated files failed: the reader by path still opens each file
+                // without following it, and reports the error if it persists.
+                tracing::debug!(target: "oc_jsonl", path = %path.display(), error = %e, "reader by path");
+                JsonlReader::open(&path)
+            }),
             Err(Error::Unsafe { path, reason }) if reason == fsx::SYMLINK => {
                 JsonlReader::open(path)
             }
-            _ => JsonlReader::open(self.log_path()),
+            _ => JsonlReader::open(&path),
         }
     }
 
@@ -330,18 +342,19 @@ impl TaskFiles {
     }
 
     /// A reader of `decisions.jsonl`, for a page of the newest ([`JsonlReader::tail_lines`])
-    /// without reading them all; the directories on the way are checked for links first.
+    /// without reading them all. It holds the task directory open, reached without following
+    /// links (a link on the way is refused here, [`Error::Unsafe`]), and opens the file
+    /// relative to it, without following it.
     pub fn decision_log(&self) -> Result<JsonlReader> {
-        self.task_dir()?;
-        Ok(JsonlReader::open(self.dir.join("decisions.jsonl")))
+        match self.task_dir()? {
+            Some(dir) => JsonlReader::open_in(dir, "decisions.jsonl"),
+            None => Ok(JsonlReader::open(self.dir.join("decisions.jsonl"))),
+        }
     }
 
     /// Every decision, oldest first.
     pub fn decisions(&self) -> Result<(Vec<Decision>, ReadReport)> {
-        match self.task_dir()? {
-            Some(_) => JsonlReader::open(self.dir.join("decisions.jsonl")).records(),
-            None => Ok((Vec::new(), ReadReport::default())),
-        }
+        self.decision_log()?.records()
     }
 
     fn state_path(&self) -> PathBuf {

@@ -121,7 +121,7 @@ fn rotated_name(name: &OsStr, n: usize) -> OsString {
 }
 
 /// Rotated file `n` of `name` in `dir` as it exists (`name.n` or `name.n.gz`), not followed.
-fn existing_rotated_in(dir: &Dir, name: &OsStr, n: usize) -> Result<Option<OsString>> {
+pub(crate) fn existing_rotated_in(dir: &Dir, name: &OsStr, n: usize) -> Result<Option<OsString>> {
     let plain = rotated_name(name, n);
     if dir.kind(&plain)?.is_some() {
         return Ok(Some(plain));

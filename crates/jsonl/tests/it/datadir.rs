@@ -396,3 +396,34 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_directory_swapped_for_a_link_after_the_check_is_not_followed() {
+    let s = Site::new();
+    let t = s.task("t");
+    t.append_log(&entry("mine")).unwrap();
+    t.append_decision(&decision()).unwrap();
+    let log = t.logs();
+    let decisions = t.decision_log().unwrap();
+    // Between the check and the read, the task directory is swapped for a link to the
+    // attacker's own, holding files of the same names.
+    let theirs = s.outside.join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    let line = serde_json::to_string(&entry("theirs")).unwrap();
+    for name in ["logs.jsonl", "decisions.jsonl"] {
+        std::fs::write(theirs.join(name), format!("{line}\n")).unwrap();
+    }
+    std::fs::rename(t.dir(), s.outside.join("moved")).unwrap();
+    symlink(&theirs, t.dir()).unwrap();
+    for (what, r) in [("log", &log), ("decisions", &decisions)] {
+        let lines = r.tail(10).unwrap();
+        assert_eq!(lines.len(), 1, "{what}");
+        let text = String::from_utf8(lines[0].clone()).unwrap();
+        assert!(
+            !text.contains("theirs"),
+            "{what}: the link was followed: {text}"
+        );
+        let (all, _) = r.records::<serde_json::Value>().unwrap();
+        assert!(!all[0].to_string().contains("theirs"), "{what}");
+    }
+}
