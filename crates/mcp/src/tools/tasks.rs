@@ -324,7 +324,7 @@ pub(super) fn tools() -> Vec<Tool> {
         Tool::new(
             "task_claim",
             "Claim a task",
-            "Atomically claim the next ready task (or the given one) for `agent`, with a lease. Returns fencing_token and lease_expires_at: pass the token to task_heartbeat and task_finish, and heartbeat before the lease expires or another agent may take the task.",
+            "Atomically claim the next ready task (or the given one) for `agent`, with a lease. Returns fencing_token and lease_expires_at: pass the token to task_heartbeat and task_finish, and heartbeat before the lease expires or another agent may take the task. A task another agent holds is refused with ALREADY_CLAIMED (owner, lease_expires_at, retry_after_ms); a finished one with ALREADY_FINISHED.",
             task_claim,
         )
         .args(
@@ -356,7 +356,7 @@ pub(super) fn tools() -> Vec<Tool> {
         Tool::new(
             "task_heartbeat",
             "Extend a lease",
-            "Extend your lease on a claimed task. Fails with LEASE_LOST if the token is no longer the task's (the lease lapsed and another agent claimed it): stop working on it then.",
+            "Extend your lease on a claimed task. Fails with LEASE_LOST if the token is no longer the task's (the lease lapsed and another agent claimed it, or the task is pending again), saying who holds it now: stop working on it then; ALREADY_FINISHED if the task is finished.",
             task_heartbeat,
         )
         .args(
@@ -374,7 +374,7 @@ pub(super) fn tools() -> Vec<Tool> {
         Tool::new(
             "task_finish",
             "Finish a task",
-            "Finish a claimed task as completed (with an optional result) or failed (with an error); a failed task may be retried by its retry policy. Needs the fencing token.",
+            "Finish a claimed task as completed (with an optional result) or failed (with an error); a failed task may be retried by its retry policy. Needs the fencing token. A task finished already is refused with ALREADY_FINISHED (status, finished_at); LEASE_LOST says who holds it now.",
             task_finish,
         )
         .args(
