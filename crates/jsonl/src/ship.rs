@@ -6,7 +6,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::task::{sha256_hex, write_atomic};
+use crate::task::sha256_hex;
+
+/// Where a task's cursors are kept, in its directory.
+const CURSOR_FILE: &str = "ship-cursor.json";
+
+/// The most a cursor file may hold (one cursor per collector, each a line number and a hash).
+const MAX_CURSOR_BYTES: u64 = 1 << 20;
 use crate::{Error, Level, LogEntry, Result, TaskFiles};
 
 /// How to ship.
@@ -115,18 +121,19 @@ impl Shipper {
     }
 
     fn cursor_path(files: &TaskFiles) -> PathBuf {
-        files.dir().join("ship-cursor.json")
+        files.dir().join(CURSOR_FILE)
     }
 
+    /// The cursors, read through the task directory's handle (never through a link), at most
+    /// [`MAX_CURSOR_BYTES`].
     fn load_cursors(files: &TaskFiles) -> Result<BTreeMap<String, Cursor>> {
         let path = Self::cursor_path(files);
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
+        match files.read_file(CURSOR_FILE, MAX_CURSOR_BYTES)? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
                 path,
                 reason: e.to_string(),
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(e) => Err(Error::Io { path, source: e }),
+            None => Ok(BTreeMap::new()),
         }
     }
 
@@ -138,7 +145,7 @@ impl Shipper {
             path: path.clone(),
             source,
         })?;
-        write_atomic(&path, &bytes)
+        files.write_file(CURSOR_FILE, &bytes)
     }
 
     /// Sends one batch, retrying; the error after the last attempt names the cause.

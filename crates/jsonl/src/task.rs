@@ -357,6 +357,24 @@ impl TaskFiles {
         self.decision_log()?.records()
     }
 
+    /// The whole of `name` in the task directory (`None` if it or the directory is missing),
+    /// never through a link, refused past `max` bytes: for the crate's own fixed-name files
+    /// (the shipper's cursors).
+    #[cfg_attr(not(feature = "ship"), allow(dead_code))]
+    pub(crate) fn read_file(&self, name: &'static str, max: u64) -> Result<Option<Vec<u8>>> {
+        match self.task_dir()? {
+            Some(dir) => dir.read_bounded(name, max),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces `name` in the task directory atomically (see [`write_atomic`]), reaching the
+    /// directory without following links.
+    #[cfg_attr(not(feature = "ship"), allow(dead_code))]
+    pub(crate) fn write_file(&self, name: &'static str, bytes: &[u8]) -> Result<()> {
+        self.task_dir_create()?.write_atomic(name, bytes)
+    }
+
     fn state_path(&self) -> PathBuf {
         self.dir.join("state.json")
     }

@@ -427,3 +427,18 @@ fn a_directory_swapped_for_a_link_after_the_check_is_not_followed() {
         assert!(!all[0].to_string().contains("theirs"), "{what}");
     }
 }
+
+#[test]
+fn the_ship_cursor_is_never_read_or_written_through_a_link() {
+    let s = Site::new();
+    let t = s.task("t");
+    t.append_log(&entry("x")).unwrap();
+    let secret = s.victim("secret", "{}");
+    symlink(&secret, t.dir().join("ship-cursor.json")).unwrap();
+    // Nothing listens on the port: the cursor is read before anything is sent.
+    let shipper =
+        oc_jsonl::Shipper::new("http://127.0.0.1:9/", oc_jsonl::ShipOptions::default()).unwrap();
+    let e = shipper.ship_task(&t).unwrap_err();
+    assert_link_refused(&e, &t.dir().join("ship-cursor.json"));
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "{}");
+}
