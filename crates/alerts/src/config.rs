@@ -11,7 +11,7 @@ use crate::notify::{
     AlertmanagerNotifier, DEFAULT_TIMEOUT, EmailNotifier, EmailSettings, LogNotifier,
     PAGERDUTY_URL, PagerDutyNotifier, SlackNotifier, SmtpSecurity, WebhookNotifier,
 };
-use crate::redact::{redact, secret_name};
+use crate::redact::{redact, redact_url, secret_name};
 use crate::rule::{Condition, Op, Rule, Selector, Severity, Thresholds, builtin_rules};
 use crate::{Error, Result};
 
@@ -53,8 +53,9 @@ pub struct Config {
     pub retry: RetryPolicy,
 }
 
-/// One `[[receiver]]` of the configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// One `[[receiver]]` of the configuration. Its `Debug` shows the URL redacted
+/// ([`redact_url`](crate::redact_url)) and no secret (routing key, password).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiverSpec {
     /// Unique name (`oc alerts test NAME`).
@@ -97,6 +98,31 @@ pub struct ReceiverSpec {
     pub min_severity: Option<Severity>,
     /// Time one attempt may take (default 10 s).
     pub timeout: Option<String>,
+}
+
+impl std::fmt::Debug for ReceiverSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("ReceiverSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("channel", &self.channel)
+            .field("routing_key", &hidden(&self.routing_key))
+            .field("server", &self.server)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password_env", &self.password_env)
+            .field("password_file", &self.password_file)
+            .field("ca_file", &self.ca_file)
+            .field("password", &hidden(&self.password))
+            .field("path", &self.path)
+            .field("min_severity", &self.min_severity)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Deserialize)]

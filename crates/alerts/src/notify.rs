@@ -267,10 +267,20 @@ impl Notifier for SlackNotifier {
 
 /// PagerDuty Events API v2: `trigger` while firing and `resolve` after, with the alert's
 /// fingerprint as the stable `dedup_key`, so one incident opens and closes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PagerDutyNotifier {
     http: Http,
     routing_key: String,
+}
+
+impl std::fmt::Debug for PagerDutyNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The routing key is the integration's credential.
+        f.debug_struct("PagerDutyNotifier")
+            .field("http", &self.http)
+            .field("routing_key", &"***")
+            .finish()
+    }
 }
 
 /// PagerDuty's Events API v2 endpoint.

@@ -131,3 +131,42 @@ fn bad_configs_name_what_is_wrong() {
         "{missing}"
     );
 }
+
+#[test]
+fn debug_output_never_shows_a_receivers_secrets() {
+    let cfg = oc_alerts::Config::parse(
+        r#"
+[[receiver]]
+name = "hook"
+kind = "webhook"
+url = "https://ops:s3cr3tpw@hooks.slack.com/services/T000/B000/XXXXTOKEN?token=qtok123"
+
+[[receiver]]
+name = "pager"
+kind = "pagerduty"
+routing_key = "R0UTINGKEY42"
+"#,
+        "inline",
+    )
+    .unwrap();
+    let receivers = cfg
+        .build_receivers(std::path::Path::new("/nonexistent"))
+        .unwrap();
+    use oc_alerts::notify::{
+        AlertmanagerNotifier, DEFAULT_TIMEOUT, PAGERDUTY_URL, PagerDutyNotifier, SlackNotifier,
+        WebhookNotifier,
+    };
+    let url = cfg.receivers[0].url.clone().unwrap();
+    let notifiers = format!(
+        "{:?} {:?} {:?} {:?}",
+        WebhookNotifier::new(&url, DEFAULT_TIMEOUT),
+        SlackNotifier::new(&url, None, DEFAULT_TIMEOUT),
+        AlertmanagerNotifier::new(&url, DEFAULT_TIMEOUT),
+        PagerDutyNotifier::new(PAGERDUTY_URL, "R0UTINGKEY42", DEFAULT_TIMEOUT),
+    );
+    let shown = format!("{cfg:?} {:?} {receivers:?} {notifiers}", cfg.receivers);
+    for secret in ["s3cr3tpw", "T000", "XXXXTOKEN", "qtok123", "R0UTINGKEY42"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("hooks.slack.com"), "{shown}");
+}
