@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use oc_jsonl::{Decision, Follower, Level, LogEntry, Query, ShipOptions, Shipper, TaskFiles};
+use oc_jsonl::{Decision, Level, LogEntry, Query, ShipOptions, Shipper, TaskFiles};
 use oc_tasks::{HistoryEntry, HistoryKind, TaskId, TaskStore};
 use oc_time::Timestamp;
 use serde_json::{Map, Value};
@@ -150,7 +150,8 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
                 });
             }
             // Following prints as it goes: one JSON entry per line with --json, text otherwise.
-            let mut follower = Follower::from_end(files.log_path());
+            // Each poll walks to the log through directory handles: never through a link.
+            let mut follower = files.log_follower();
             let stdout = std::io::stdout();
             let emit = |lines: &[Vec<u8>]| -> std::io::Result<()> {
                 let mut w = stdout.lock();

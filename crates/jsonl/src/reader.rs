@@ -682,6 +682,10 @@ mod tests {
 #[derive(Debug)]
 pub struct Follower {
     path: PathBuf,
+    /// The task whose log this is, when the follower was made by
+    /// [`TaskFiles::log_follower`](crate::TaskFiles::log_follower): every poll then walks to
+    /// the log again through directory handles, never following a link.
+    task: Option<crate::TaskFiles>,
     pos: u64,
     id: Option<(u64, u64)>,
     partial: Vec<u8>,
@@ -702,29 +706,60 @@ fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
 
 impl Follower {
     /// Follows `path` from its current end (or from the start once it appears).
+    ///
+    /// The file is opened without following a link, and must be a regular file.
     pub fn from_end(path: impl AsRef<Path>) -> Self {
-        let path = path.as_ref().to_owned();
-        let meta = std::fs::symlink_metadata(&path).ok();
-        Follower {
-            pos: meta.as_ref().map_or(0, std::fs::Metadata::len),
-            id: meta.as_ref().and_then(file_id),
+        Self::starting(path.as_ref().to_owned(), None)
+    }
+
+    /// Follows the log of `task` from its current end, walking to it through directory
+    /// handles at each poll.
+    pub(crate) fn of_task(task: crate::TaskFiles) -> Self {
+        Self::starting(task.log_path(), Some(task))
+    }
+
+    fn starting(path: PathBuf, task: Option<crate::TaskFiles>) -> Self {
+        let mut f = Follower {
             path,
+            task,
+            pos: 0,
+            id: None,
             partial: Vec::new(),
+        };
+        // Missing or unreadable now: followed from its start once it can be read.
+        if let Ok(Some(meta)) = f.open().and_then(|file| {
+            file.map(|file| file.metadata().map_err(io(&f.path)))
+                .transpose()
+        }) {
+            f.pos = meta.len();
+            f.id = file_id(&meta);
+        }
+        f
+    }
+
+    /// The file, never through a link; `None` if it does not exist (yet).
+    fn open(&self) -> Result<Option<File>> {
+        if let Some(task) = &self.task {
+            return match task.task_dir()? {
+                Some(dir) => dir.open_file("logs.jsonl", Access::Read),
+                None => Ok(None),
+            };
+        }
+        match crate::fsx::open_read(&self.path) {
+            Ok(f) => Ok(Some(f)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
     /// The complete lines appended since the last call (without newlines).
     pub fn poll(&mut self) -> Result<Vec<Vec<u8>>> {
-        let meta = match std::fs::symlink_metadata(&self.path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(crate::Error::Io {
-                    path: self.path.clone(),
-                    source: e,
-                });
-            }
+        let Some(mut f) = self.open()? else {
+            return Ok(Vec::new());
         };
+        let meta = f.metadata().map_err(io(&self.path))?;
         let id = file_id(&meta);
         if meta.len() < self.pos || id != self.id {
             // A new file (rotation) or a truncated one: start over.
@@ -735,7 +770,6 @@ impl Follower {
         if meta.len() == self.pos {
             return Ok(Vec::new());
         }
-        let mut f = crate::fsx::open_read(&self.path)?;
         f.seek(SeekFrom::Start(self.pos)).map_err(io(&self.path))?;
         let mut buf = Vec::new();
         f.read_to_end(&mut buf).map_err(io(&self.path))?;

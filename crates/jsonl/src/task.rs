@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use crate::error::io;
 use crate::fsx::{self, Access, Dir};
 use crate::{
-    Decision, Error, JsonlReader, JsonlWriter, LogEntry, ReadReport, Result, WriterOptions,
+    Decision, Error, Follower, JsonlReader, JsonlWriter, LogEntry, ReadReport, Result,
+    WriterOptions,
 };
 
 /// Checks `id` by the task-id rules of `oc-tasks` (1–128 of `[A-Za-z0-9._:-]`, not starting
@@ -276,7 +277,7 @@ impl TaskFiles {
     }
 
     /// `tasks/<id>/`, opened without following links; `None` if it does not exist.
-    fn task_dir(&self) -> Result<Option<Dir>> {
+    pub(crate) fn task_dir(&self) -> Result<Option<Dir>> {
         let Some(root) = Dir::open(&self.data_dir)? else {
             return Ok(None);
         };
@@ -315,6 +316,13 @@ impl TaskFiles {
     /// the reader is one of that link, which it refuses to read ([`Error::Unsafe`]).
     pub fn logs(&self) -> JsonlReader {
         self.reader("logs.jsonl")
+    }
+
+    /// A follower of `logs.jsonl` from its current end (`oc logs tail --follow`). Every poll
+    /// walks to the log through directory handles and opens it without following a link: a
+    /// link on the way, even one swapped in while following, is refused ([`Error::Unsafe`]).
+    pub fn log_follower(&self) -> Follower {
+        Follower::of_task(self.clone())
     }
 
     /// A reader of `name` in the task directory (see [`logs`](Self::logs)).

@@ -442,3 +442,32 @@ fn the_ship_cursor_is_never_read_or_written_through_a_link() {
     assert_link_refused(&e, &t.dir().join("ship-cursor.json"));
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "{}");
 }
+
+#[test]
+fn a_follower_never_follows_a_directory_swapped_for_a_link() {
+    let s = Site::new();
+    let t = s.task("t");
+    t.append_log(&entry("mine")).unwrap();
+    let mut follower = t.log_follower();
+    t.append_log(&entry("more")).unwrap();
+    assert_eq!(follower.poll().unwrap().len(), 1, "it follows the log");
+    let theirs = s.outside.join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    let line = serde_json::to_string(&entry("theirs")).unwrap();
+    std::fs::write(
+        theirs.join("logs.jsonl"),
+        format!("{line}\n{line}\n{line}\n"),
+    )
+    .unwrap();
+    std::fs::rename(t.dir(), s.outside.join("moved")).unwrap();
+    symlink(&theirs, t.dir()).unwrap();
+    match follower.poll() {
+        Ok(lines) => {
+            for line in lines {
+                let text = String::from_utf8(line).unwrap();
+                assert!(!text.contains("theirs"), "the link was followed: {text}");
+            }
+        }
+        Err(e) => assert_link_refused(&e, t.dir()),
+    }
+}
