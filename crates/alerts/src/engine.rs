@@ -165,6 +165,9 @@ struct Saved {
 
 const STATE_VERSION: u32 = 1;
 
+/// The most of a state file read back (alerts and silences; far more than a real one holds).
+const MAX_STATE_BYTES: u64 = 64 << 20;
+
 /// How long a resolved alert stays listed.
 const KEEP_RESOLVED: Duration = Duration::from_secs(3600);
 
@@ -213,8 +216,10 @@ impl Engine {
     pub fn open(rules: Vec<Rule>, path: impl AsRef<Path>) -> Result<Self> {
         let mut e = Engine::new(rules)?;
         let path = path.as_ref().to_owned();
-        match std::fs::read(&path) {
-            Ok(bytes) => {
+        // Never through a link, a regular file only, and bounded: the data directory is
+        // writable by anything that steers an agent.
+        match oc_jsonl::read_file(&path, MAX_STATE_BYTES) {
+            Ok(Some(bytes)) => {
                 let saved: Saved = serde_json::from_slice(&bytes).map_err(|err| Error::State {
                     path: path.clone(),
                     reason: err.to_string(),
@@ -236,7 +241,7 @@ impl Engine {
                 e.silences = saved.silences;
                 e.next_silence = saved.next_silence.max(1);
             }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(None) => {}
             Err(err) => {
                 return Err(Error::State {
                     path,

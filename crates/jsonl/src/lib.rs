@@ -78,7 +78,7 @@ pub use crate::reader::{
 pub use crate::ship::{ShipOptions, ShipReport, Shipper};
 pub use crate::task::{
     Checkpoint, CheckpointFile, MAX_DESCRIPTION, MAX_MANIFEST_BYTES, TaskFiles,
-    check_checkpoint_id, check_task_id, write_atomic,
+    check_checkpoint_id, check_task_id, read_file, write_atomic,
 };
 pub use crate::writer::{
     Durability, JsonlWriter, MAX_SPIN, Rotation, WriterOptions, existing_rotated, rotated_path,

@@ -104,6 +104,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     dir.write_atomic(&name, bytes)
 }
 
+/// Reads the whole of `path`, at most `max` bytes (`Corrupt` past that); `None` if it does not
+/// exist. The file itself is never reached through a symbolic link and must be a regular file
+/// (else [`Error::Unsafe`]): a state file planted as a link to a secret or to `/dev/zero` is
+/// refused, not read. The directories on the way are the caller's.
+pub fn read_file(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+    let name = path.file_name().ok_or_else(|| Error::InvalidInput {
+        field: "path",
+        reason: format!("{} does not name a file", path.display()),
+    })?;
+    match Dir::open(path.parent().unwrap_or(Path::new("")))? {
+        Some(dir) => dir.read_bounded(name, max),
+        None => Ok(None),
+    }
+}
+
 /// What `state.json` holds: the state and the checksum of its canonical JSON.
 #[derive(Debug, Serialize, Deserialize)]
 struct StateFile {

@@ -374,17 +374,34 @@ pub fn log_volume(data_dir: &Path) -> Result<LogVolume> {
         return Ok(v);
     };
     for d in dirs.filter_map(|e| e.ok()) {
-        let log = d.path().join("logs.jsonl");
-        let reader = oc_jsonl::JsonlReader::open(&log);
+        // Only real task directories (a link planted in `tasks/` is not followed), read through
+        // `TaskFiles`, which never follows a link below the data directory; a task whose log is
+        // refused (a link, a special file) is left out rather than failing the whole scrape.
+        if !d.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Some(files) = d
+            .file_name()
+            .to_str()
+            .and_then(|id| oc_jsonl::TaskFiles::new(data_dir, id).ok())
+        else {
+            continue;
+        };
+        let reader = files.logs();
         if reader.files().is_empty() {
             continue;
         }
+        let entries = match reader.for_each_line(|_, _| true) {
+            Ok(report) => report.lines,
+            Err(e) if e.is_unsafe() => continue,
+            Err(e) => return Err(e.into()),
+        };
         v.tasks += 1;
+        v.entries += entries;
         for f in reader.files() {
             v.files += 1;
-            v.bytes += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            v.bytes += std::fs::symlink_metadata(f).map(|m| m.len()).unwrap_or(0);
         }
-        v.entries += reader.for_each_line(|_, _| true)?.lines;
     }
     Ok(v)
 }

@@ -355,3 +355,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_state_file_planted_as_a_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let level = Arc::new(AtomicU64::new(3));
+    let rules = || vec![switch_rule("Sticky", Severity::High, &level)];
+    // A valid state elsewhere, with a silence: through a link it would be loaded as ours.
+    let elsewhere = dir.path().join("elsewhere.json");
+    Engine::open(rules(), &elsewhere)
+        .unwrap()
+        .silence(
+            vec![Matcher::parse("alertname=Sticky").unwrap()],
+            at(0),
+            Duration::from_secs(7200),
+            "planted",
+        )
+        .unwrap();
+    let path = dir.path().join("alerts.json");
+    std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+    let err = Engine::open(rules(), &path).unwrap_err();
+    assert!(matches!(err, Error::State { .. }), "{err}");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+}

@@ -471,3 +471,27 @@ fn a_follower_never_follows_a_directory_swapped_for_a_link() {
         Err(e) => assert_link_refused(&e, t.dir()),
     }
 }
+
+#[test]
+fn read_file_refuses_links_special_files_and_excess() {
+    let s = Site::new();
+    let secret = s.victim("secret", "{\"password\":\"hunter2\"}");
+    let state = s.data.join("state.json");
+    assert_eq!(oc_jsonl::read_file(&state, 100).unwrap(), None);
+    symlink(&secret, &state).unwrap();
+    assert_link_refused(&oc_jsonl::read_file(&state, 100).unwrap_err(), &state);
+    std::fs::remove_file(&state).unwrap();
+    symlink("/dev/zero", &state).unwrap();
+    assert!(oc_jsonl::read_file(&state, 100).unwrap_err().is_unsafe());
+    std::fs::remove_file(&state).unwrap();
+    std::fs::write(&state, "x".repeat(101)).unwrap();
+    let e = oc_jsonl::read_file(&state, 100).unwrap_err();
+    assert!(
+        e.is_corrupt() && e.to_string().contains("larger than"),
+        "{e}"
+    );
+    assert_eq!(
+        oc_jsonl::read_file(&state, 101).unwrap().unwrap().len(),
+        101
+    );
+}

@@ -323,3 +323,29 @@ fn lock_waits_and_log_fsyncs_are_observed_as_they_happen() {
     );
     promtool_accepts(&text);
 }
+
+#[test]
+fn log_volume_never_follows_a_link_in_the_data_directory() {
+    use oc_jsonl::{Level, LogEntry, TaskFiles};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let entry = |m: &str| LogEntry::new(oc_time::Timestamp::from_millis(1), Level::Info, "t", m);
+    let real = TaskFiles::new(&data, "real").unwrap();
+    real.append_log(&entry("a")).unwrap();
+    real.append_log(&entry("b")).unwrap();
+    // Someone else's directory linked in as a task, and a task whose log is a link.
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let line = serde_json::to_string(&entry("theirs")).unwrap();
+    std::fs::write(
+        outside.join("logs.jsonl"),
+        format!("{line}\n{line}\n{line}\n"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&outside, data.join("tasks/linked")).unwrap();
+    let odd = TaskFiles::new(&data, "odd").unwrap();
+    std::fs::create_dir_all(odd.dir()).unwrap();
+    std::os::unix::fs::symlink(outside.join("logs.jsonl"), odd.log_path()).unwrap();
+    let v = oc_metrics::log_volume(&data).unwrap();
+    assert_eq!((v.tasks, v.files, v.entries), (1, 1, 2), "{v:?}");
+}
