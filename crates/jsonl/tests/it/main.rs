@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod crash;
-mod depth;
 mod datadir;
+mod depth;
 mod faults;
 mod files;
 mod power_loss;
