@@ -150,9 +150,9 @@ fn redact_urls(text: &str) -> String {
     let mut rest = text;
     while let Some(at) = rest.find("://") {
         // The scheme runs back over its characters.
-        let start = rest[..at]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-            .map_or(0, |i| i + 1);
+        let start = after_last(&rest[..at], |c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        });
         let end = rest[at..].find(url_end).map_or(rest.len(), |e| at + e);
         out.push_str(&rest[..start]);
         if start == at {
@@ -168,6 +168,15 @@ fn redact_urls(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Where the run of characters at the end of `text` that are not `stop` begins: just past the
+/// last `stop` character (whatever its width in bytes), or 0.
+fn after_last(text: &str, stop: impl Fn(char) -> bool) -> usize {
+    text.char_indices()
+        .rev()
+        .find(|&(_, c)| stop(c))
+        .map_or(0, |(i, c)| i + c.len_utf8())
 }
 
 /// Hides the value after each secret-named field: `name=value`, `name: value`,
@@ -191,9 +200,9 @@ fn redact_fields(text: &str) -> String {
         // The name before the separator: word characters, maybe quoted, maybe spaced.
         let before = text[..i].trim_end_matches([' ', '\t']);
         let before = before.strip_suffix('"').unwrap_or(before);
-        let name_start = before
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-            .map_or(0, |p| p + 1);
+        let name_start = after_last(before, |c| {
+            !(c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
         let name = &before[name_start..];
         if name.is_empty() || !secret_name(name) {
             i += 1;
@@ -300,6 +309,79 @@ mod tests {
             ),
         ] {
             assert_eq!(redact(raw), shown, "{raw}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::{redact, redact_url};
+
+    const SECRET: &str = "S3cr3tQz";
+
+    #[test]
+    fn non_ascii_text_is_redacted_not_a_panic() {
+        assert_eq!(redact("température: 20"), "température: 20");
+        // `»` is not where a URL ends: the segment it ends is hidden, as any odd segment is.
+        assert_eq!(redact("«http://example.com/a»"), "«http://example.com/***");
+        assert_eq!(
+            redact("é password=hunter2 «http://u:pw@h/Tök»"),
+            "é password=*** «http://***@h/***"
+        );
+        assert_eq!(redact_url("http://ü:pw@hé/ä?ö=1"), "http://***@hé/***?***");
+    }
+
+    proptest! {
+        #[test]
+        fn redact_never_panics(text in any::<String>()) {
+            let _ = redact(&text);
+            let _ = redact_url(&text);
+        }
+
+        #[test]
+        fn redact_never_panics_near_separators(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    any::<String>(),
+                    Just("://".to_owned()),
+                    Just("=".to_owned()),
+                    Just(": ".to_owned()),
+                    Just("@".to_owned()),
+                    Just("«é".to_owned()),
+                    Just("password".to_owned()),
+                    Just("\"".to_owned()),
+                ],
+                0..12,
+            )
+        ) {
+            let text = parts.concat();
+            let _ = redact(&text);
+            let _ = redact_url(&text);
+        }
+
+        #[test]
+        fn a_planted_secret_never_shows(
+            before in any::<String>(),
+            after in any::<String>(),
+            scheme in "[a-z][a-z0-9+.-]{0,8}",
+            how in 0..4usize,
+        ) {
+            prop_assume!(!before.contains(SECRET) && !after.contains(SECRET));
+            let planted = match how {
+                0 => format!("{scheme}://user:{SECRET}@host/"),
+                1 => format!("{scheme}://host/hook?token={SECRET}&n=1"),
+                2 => format!("password = {SECRET}"),
+                _ => format!("{scheme}://h/services/{SECRET}"),
+            };
+            let text = format!("{before} {planted} {after}");
+            let shown = redact(&text);
+            prop_assert!(!shown.contains(SECRET), "{text:?} shown as {shown:?}");
+            if how != 2 {
+                let shown = redact_url(planted.trim_end());
+                prop_assert!(!shown.contains(SECRET), "{planted:?} shown as {shown:?}");
+            }
         }
     }
 }
