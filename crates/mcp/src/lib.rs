@@ -17,16 +17,24 @@
 //!   message per line, nothing else on the writer. A `lock_acquire` that waits runs beside the
 //!   reading of further messages (at most [`MAX_WAITING_CALLS`] at once; more are refused with
 //!   `TOO_MANY_WAITS`, and reading goes on): it sends progress notifications when asked to, and
-//!   a `notifications/cancelled` stops it.
+//!   a `notifications/cancelled` (on its own or inside a batch) stops it. Request ids are unique
+//!   within a session: a waiting call whose id a waiting call under way already has is refused
+//!   (`-32600`, "id already in use"), so a cancellation, and the end of input, reach every wait.
 //! - The end of input means the client went away: [`serve`] cancels every wait under way (it
 //!   leaves the queue and takes nothing) and returns as soon as they have stopped. An answer is
 //!   written only while its call is still wanted, and a grant whose answer is not delivered
 //!   (cancelled or cut off as it was made, or the writer failing) is released
-//!   ([`PendingCall::run_and_deliver`]): a departed agent never holds a lock for its TTL.
+//!   ([`PendingCall::run_and_deliver`]): a departed agent never holds a lock for its TTL. What
+//!   is given back is the hold the call was granted, by its fencing token: a newer hold of the
+//!   same agent name (another session's) stays, and a hold a later call of the same batch
+//!   released is not released twice.
 //! - JSON-RPC batches are accepted exactly in sessions negotiated at [`BATCH_VERSION`]
 //!   (2025-03-26, whose specification requires them; the other revisions have none): one array
 //!   of the answers, none for notifications, an empty array an Invalid Request, and no call in
 //!   a batch waits ([`Batch`]).
+//! - Lists are bounded: `task_log_query` and `decision_list` answer a page (50 by default, at
+//!   most 500 entries and 1,000 decisions), the decisions read backwards from the newest end at
+//!   the cost of the page, with `skip`/`next_skip` to the older ones.
 //!
 //! Business outcomes (a conflict, a lost lease, a missing task, a bad argument value) are tool
 //! results with `isError` and a message a model can act on; an unknown tool or a malformed

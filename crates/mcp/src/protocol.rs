@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value, json};
 
-use crate::tools::{CallContext, Taken, Tool, ToolError, Toolbox, all};
+use crate::tools::{CallContext, Taken, Took, Tool, ToolError, Toolbox, all};
 
 /// The server's name, in `serverInfo`.
 pub const SERVER_NAME: &str = "oc";
@@ -138,16 +138,12 @@ impl Server {
             Incoming::Cancel(_) => Vec::new(),
             Incoming::Batch(batch) => {
                 let never = AtomicBool::new(false);
-                let answer = Mutex::new(None);
-                batch.run(self, true, &|_| {}, &never, &|line| {
-                    *answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(line.to_owned());
+                let mut answer = Vec::new();
+                batch.run(self, true, &|_| {}, &never, &mut |line| {
+                    answer.push(line.to_owned());
                     true
                 });
                 answer
-                    .into_inner()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .into_iter()
-                    .collect()
             }
         }
     }
@@ -415,31 +411,32 @@ impl PendingCall {
         notify: &(dyn Fn(String) + Sync),
         cancelled: &AtomicBool,
     ) -> Option<String> {
-        let answer = Mutex::new(None);
-        self.run_and_deliver(server, notify, cancelled, &|line| {
-            *answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(line.to_owned());
+        let mut answer = None;
+        self.run_and_deliver(server, notify, cancelled, &mut |line| {
+            answer = Some(line.to_owned());
             true
         });
-        answer.into_inner().unwrap_or_else(PoisonError::into_inner)
+        answer
     }
 
     /// Runs the call as [`PendingCall::run`] does and hands its answer to `deliver`, which
     /// says whether the answer reached the client. When it did not (the client went away or
-    /// cancelled the call just as it was granted), what the call took is given back: the locks
-    /// a `lock_acquire` was granted are released, so a departed agent holds nothing. Returns
-    /// whether an answer was delivered.
+    /// cancelled the call just as it was granted), what the call took is given back: each hold
+    /// a `lock_acquire` was granted is released if it is still held with the fencing token
+    /// granted, so a departed agent holds nothing and a newer hold of the same agent name
+    /// (another session's) stays. Returns whether an answer was delivered.
     pub fn run_and_deliver(
         self,
         server: &Server,
         notify: &(dyn Fn(String) + Sync),
         cancelled: &AtomicBool,
-        deliver: &dyn Fn(&str) -> bool,
+        deliver: &mut dyn FnMut(&str) -> bool,
     ) -> bool {
-        let (answer, taken) = self.execute(server, notify, cancelled);
+        let (answer, took) = self.execute(server, notify, cancelled);
         match answer {
             Some(line) if deliver(&line) => true,
             _ => {
-                server.toolbox.give_back(&taken);
+                server.toolbox.give_back(&took.taken);
                 false
             }
         }
@@ -462,7 +459,7 @@ impl PendingCall {
         server: &Server,
         notify: &(dyn Fn(String) + Sync),
         cancelled: &AtomicBool,
-    ) -> (Option<String>, Vec<Taken>) {
+    ) -> (Option<String>, Took) {
         let progress = |done: f64, total: Option<f64>, message: &str| {
             if let Some(token) = &self.progress_token {
                 let mut params =
@@ -479,7 +476,7 @@ impl PendingCall {
         let ctx = CallContext::new(&progress, cancelled);
         let tb = &server.toolbox;
         let outcome = server.tools[self.tool].call(tb, &self.arguments, &ctx);
-        (self.answer(tb, outcome), ctx.into_taken())
+        (self.answer(tb, outcome), ctx.into_took())
     }
 
     /// The answer to a call that ended with `outcome`; none when it was cancelled.
@@ -535,21 +532,35 @@ impl Batch {
         self.items.is_empty()
     }
 
+    /// The request ids its `notifications/cancelled` name: none of its own calls (they run
+    /// one after another, none waits in [`serve`]), so a transport routes them to the calls it
+    /// runs beside the batch, as it does a cancellation sent on its own.
+    pub fn cancels(&self) -> impl Iterator<Item = &Value> {
+        self.items.iter().filter_map(|item| match item {
+            Incoming::Cancel(id) => Some(id),
+            _ => None,
+        })
+    }
+
     /// Runs every message in order and hands `deliver` one array of the answers (nothing when
-    /// all were notifications); a cancellation in it cancels nothing (its calls run one after
-    /// another). With `waits` false, a call that would wait is refused (`TOO_MANY_WAITS`:
-    /// [`serve`] never blocks its reading on a batch). What the calls took is given back when
-    /// the array is not delivered.
+    /// all were notifications); its cancellations are not acted on here ([`Batch::cancels`]).
+    /// With `waits` false, a call that would wait is refused (`TOO_MANY_WAITS`: [`serve`]
+    /// never blocks its reading on a batch).
+    ///
+    /// When the array is not delivered, what each call took and still holds is given back, as
+    /// for a call on its own ([`PendingCall::run_and_deliver`]): a hold a later call of the
+    /// same batch released (`[lock_acquire R, lock_release R]`) was given back already and is
+    /// not released a second time.
     pub fn run(
         self,
         server: &Server,
         waits: bool,
         notify: &(dyn Fn(String) + Sync),
         cancelled: &AtomicBool,
-        deliver: &dyn Fn(&str) -> bool,
+        deliver: &mut dyn FnMut(&str) -> bool,
     ) -> bool {
         let mut lines = Vec::new();
-        let mut taken = Vec::new();
+        let mut taken: Vec<Taken> = Vec::new();
         for item in self.items {
             match item {
                 Incoming::Answer(a) => lines.extend(a),
@@ -564,7 +575,16 @@ impl Batch {
                 Incoming::Call(call) => {
                     let (answer, took) = call.execute(server, notify, cancelled);
                     lines.extend(answer);
-                    taken.extend(took);
+                    // A release undoes the batch's latest take of that lock by that owner.
+                    for (resource, owner) in took.released {
+                        if let Some(i) = taken
+                            .iter()
+                            .rposition(|t| t.resource == resource && t.owner == owner)
+                        {
+                            taken.remove(i);
+                        }
+                    }
+                    taken.extend(took.taken);
                 }
             }
         }
@@ -636,7 +656,10 @@ fn error_line(id: &Value, e: RpcError) -> String {
 /// Calls that may wait (a `lock_acquire` with `wait_ms`) run on their own threads, at most
 /// [`MAX_WAITING_CALLS`] at once (more are refused at once, `TOO_MANY_WAITS`), so the server
 /// always goes on reading: other calls are answered meanwhile, and a
-/// `notifications/cancelled` for a waiting call stops its wait (and nothing is answered for it).
+/// `notifications/cancelled` for a waiting call (on its own or inside a batch) stops its wait
+/// (and nothing is answered for it). Request ids are unique within a session: a waiting call
+/// whose id a waiting call under way already has is refused (JSON-RPC `-32600`, "id already in
+/// use"), so every cancellation reaches the one call it names.
 ///
 /// The end of input means the client went away: every wait under way is cancelled (it leaves
 /// the queue, taking nothing) and `serve` returns as soon as they have stopped, within
@@ -665,6 +688,16 @@ pub fn serve(
     // either answered or cancelled (and gives back what it took), never both nor neither.
     let waiting: Mutex<HashMap<String, Arc<AtomicBool>>> = Mutex::new(HashMap::new());
     let running = AtomicUsize::new(0);
+    // A `notifications/cancelled`, on its own or in a batch: stops the waiting call it names.
+    let cancel = |id: &Value| {
+        if let Some(flag) = waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id.to_string())
+        {
+            flag.store(true, Ordering::SeqCst);
+        }
+    };
     let read = std::thread::scope(|scope| -> std::io::Result<()> {
         let mut lines = Lines::new(input);
         let read = loop {
@@ -690,15 +723,7 @@ pub fn serve(
                 Incoming::Answer(lines) => lines.iter().for_each(|l| {
                     write(l);
                 }),
-                Incoming::Cancel(id) => {
-                    if let Some(flag) = waiting
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .get(&id.to_string())
-                    {
-                        flag.store(true, Ordering::SeqCst);
-                    }
-                }
+                Incoming::Cancel(id) => cancel(&id),
                 Incoming::Call(call) if call.may_wait(server) => {
                     if running.load(Ordering::SeqCst) >= MAX_WAITING_CALLS {
                         write(&call.refuse(
@@ -712,14 +737,29 @@ pub fn serve(
                     }
                     let key = call.id().to_string();
                     let flag = Arc::new(AtomicBool::new(false));
-                    waiting
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert(key.clone(), Arc::clone(&flag));
+                    {
+                        let mut w = waiting.lock().unwrap_or_else(PoisonError::into_inner);
+                        if w.contains_key(&key) {
+                            // Ids are unique within a session: a second call under this id
+                            // could be neither cancelled nor told apart in the answers.
+                            drop(w);
+                            write(&error_line(
+                                call.id(),
+                                RpcError::new(
+                                    -32600,
+                                    format!(
+                                        "id already in use: the call {key} is still waiting; request ids must be unique within a session"
+                                    ),
+                                ),
+                            ));
+                            continue;
+                        }
+                        w.insert(key.clone(), Arc::clone(&flag));
+                    }
                     running.fetch_add(1, Ordering::SeqCst);
                     let (waiting, running, out) = (&waiting, &running, &out);
                     scope.spawn(move || {
-                        let deliver = |answer: &str| {
+                        let mut deliver = |answer: &str| {
                             let w = waiting.lock().unwrap_or_else(PoisonError::into_inner);
                             if flag.load(Ordering::SeqCst) {
                                 return false;
@@ -729,7 +769,7 @@ pub fn serve(
                             drop(w);
                             o.failed.is_none()
                         };
-                        call.run_and_deliver(server, notify, &flag, &deliver);
+                        call.run_and_deliver(server, notify, &flag, &mut deliver);
                         let mut w = waiting.lock().unwrap_or_else(PoisonError::into_inner);
                         if w.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flag)) {
                             w.remove(&key);
@@ -739,11 +779,12 @@ pub fn serve(
                 }
                 Incoming::Call(call) => {
                     let never = AtomicBool::new(false);
-                    call.run_and_deliver(server, notify, &never, &|a| write(a));
+                    call.run_and_deliver(server, notify, &never, &mut |a| write(a));
                 }
                 Incoming::Batch(batch) => {
+                    batch.cancels().for_each(&cancel);
                     let never = AtomicBool::new(false);
-                    batch.run(server, false, notify, &never, &|a| write(a));
+                    batch.run(server, false, notify, &never, &mut |a| write(a));
                 }
             }
         };

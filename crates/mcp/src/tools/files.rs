@@ -121,15 +121,69 @@ fn decision_record(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Va
     Ok(json!({ "decision": json_of(&d)? }))
 }
 
+/// The most decisions one `decision_list` answers (and its default).
+const DECISIONS_MAX: u64 = 1000;
+const DECISIONS_DEFAULT: u64 = 50;
+/// With an `agent` filter, at most this many lines are read (from the newest end) per call;
+/// `next_skip` says where to go on.
+const DECISIONS_SCANNED: usize = 10_000;
+
+/// A page of decisions counted from the newest end of the file (`skip` the newest, then the
+/// `limit` before them), read backwards at the cost of the lines read
+/// ([`oc_jsonl::JsonlReader::tail_lines`]), never the whole file.
 fn decision_list(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
     let files = task_files(tb, a, false)?;
     let by = a.opt_str("agent")?;
-    let (all, _) = files.decisions()?;
-    let shown: Vec<&Decision> = all
-        .iter()
-        .filter(|d| by.is_none_or(|a| d.agent == a))
-        .collect();
-    Ok(json!({ "decisions": json_of(&shown)? }))
+    let limit = a
+        .opt_u64("limit", DECISIONS_MAX)?
+        .unwrap_or(DECISIONS_DEFAULT) as usize;
+    if limit == 0 {
+        return Err(ToolError::invalid("limit", "must be at least 1"));
+    }
+    let skip = a.opt_u64("skip", u64::from(u32::MAX))?.unwrap_or(0) as usize;
+    let newest_first = a.opt_bool("newest")? == Some(true);
+    let log = files.decision_log()?;
+    // Newest first while collecting; `at` is how many lines from the newest end were read.
+    let (mut shown, mut at, mut more, mut malformed) = (Vec::new(), skip, false, 0usize);
+    loop {
+        let want = if by.is_some() {
+            (DECISIONS_SCANNED + skip)
+                .saturating_sub(at)
+                .min(limit.max(256))
+        } else {
+            limit - shown.len()
+        };
+        if want == 0 {
+            break;
+        }
+        let page = log.tail_lines(at, want)?;
+        let read = page.lines.len();
+        let mut page_more = page.more;
+        for (i, line) in page.lines.iter().enumerate().rev() {
+            match serde_json::from_slice::<Decision>(&line.text) {
+                Ok(d) if by.is_none_or(|b| d.agent == b) => shown.push(d),
+                Ok(_) => {}
+                Err(_) => malformed += 1,
+            }
+            at += 1;
+            if shown.len() == limit {
+                // Older lines remain: those of this page not looked at, or older pages.
+                page_more |= i > 0;
+                break;
+            }
+        }
+        more = page_more;
+        if shown.len() == limit || read < want || !page.more {
+            break;
+        }
+    }
+    if !newest_first {
+        shown.reverse();
+    }
+    Ok(
+        json!({ "decisions": json_of(&shown)?, "more": more, "next_skip": at,
+               "skipped_malformed_lines": malformed }),
+    )
 }
 
 fn checkpoint_create(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
@@ -235,14 +289,44 @@ pub(super) fn tools() -> Vec<Tool> {
         Tool::new(
             "decision_list",
             "List decisions",
-            "The decisions recorded on a task, oldest first, optionally only one agent's.",
+            "The newest decisions recorded on a task (limit, default 50), oldest first (newest=true for newest first), optionally only one agent's. For older ones pass the answer's next_skip as skip while more is true.",
             decision_list,
         )
         .args(
-            &[task_id(), ("agent", string("Only this agent's decisions."))],
+            &[
+                task_id(),
+                ("agent", string("Only this agent's decisions.")),
+                (
+                    "limit",
+                    integer("At most this many (default 50).", 1, DECISIONS_MAX),
+                ),
+                (
+                    "skip",
+                    integer(
+                        "Leave out this many of the newest decisions (count every agent's): the previous answer's next_skip.",
+                        0,
+                        u64::from(u32::MAX),
+                    ),
+                ),
+                ("newest", boolean("Newest first.")),
+            ],
             &["task_id"],
         )
-        .answers(&[("decisions", list("The decisions."))], &["decisions"])
+        .answers(
+            &[
+                ("decisions", list("The decisions.")),
+                ("more", boolean("Older decisions remain: call again with skip = next_skip.")),
+                (
+                    "next_skip",
+                    integer("The skip that continues with older decisions.", 0, u64::MAX),
+                ),
+                (
+                    "skipped_malformed_lines",
+                    integer("Lines read that were not decisions.", 0, u64::MAX),
+                ),
+            ],
+            &["decisions", "more", "next_skip"],
+        )
         .read_only()
         .on_files()
         .extra(),

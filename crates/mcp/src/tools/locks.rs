@@ -8,8 +8,8 @@ use oc_locks::{Error as LockError, Holder, Lock, LockMode, LockRequest, Owner, R
 use serde_json::{Value, json};
 
 use super::{
-    Args, CallContext, Tool, ToolError, Toolbox, agent, any_object, boolean, integer, list, string,
-    strings,
+    Args, CallContext, Taken, Tool, ToolError, Toolbox, agent, any_object, boolean, integer, list,
+    string, strings,
 };
 
 /// The longest wait a call may ask for.
@@ -118,9 +118,7 @@ fn lock_acquire(tb: &Toolbox, a: &Args<'_>, ctx: &CallContext<'_>) -> Result<Val
     match got {
         // Granted as the client cancelled: a cancelled call takes nothing.
         Ok(locks) if ctx.is_cancelled() => {
-            for l in &locks {
-                tb.locks.release(&l.resource, &l.owner)?;
-            }
+            tb.give_back(&locks.iter().map(Taken::of).collect::<Vec<_>>());
             Err(ToolError::Cancelled)
         }
         Ok(locks) => {
@@ -173,8 +171,12 @@ fn lock_renew(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, 
     each_path(tb, a, &|r, o| tb.locks.renew(r, o, Some(ttl)))
 }
 
-fn lock_release(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
-    each_path(tb, a, &|r, o| tb.locks.release(r, o))
+fn lock_release(tb: &Toolbox, a: &Args<'_>, ctx: &CallContext<'_>) -> Result<Value, ToolError> {
+    each_path(tb, a, &|r, o| {
+        let lock = tb.locks.release(r, o)?;
+        ctx.released(r, o);
+        Ok(lock)
+    })
 }
 
 fn lock_check(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {

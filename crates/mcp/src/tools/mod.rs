@@ -64,11 +64,23 @@ impl Toolbox {
     }
 
     /// Gives back what calls took whose answers never reached their client: one hold of each
-    /// lock. A lock that lapsed or was taken over meanwhile is no longer this call's to give.
+    /// lock, only while the owner still holds it with the fencing token the call was granted.
+    /// A lock that lapsed, was released or was granted afresh meanwhile (a new token: another
+    /// session using the same agent name) is no longer this call's to give.
+    ///
+    /// The check and the release are two steps of the [`LockManager`] (which has no release by
+    /// token): between them the lock can only change hands if it lapses or its owner releases
+    /// it in that instant, and a re-entrant hold keeps its token, so one hold is what goes.
     pub(crate) fn give_back(&self, taken: &[Taken]) {
-        for (resource, owner) in taken {
-            // Nothing to do about a failure: the lock lapses at the end of its TTL.
-            let _ = self.locks.release(resource, owner);
+        for t in taken {
+            let still_held = self.locks.holders(&t.resource).is_ok_and(|held| {
+                held.iter()
+                    .any(|l| l.resource == t.resource && l.owner == t.owner && l.token == t.token)
+            });
+            if still_held {
+                // Nothing to do about a failure: the lock lapses at the end of its TTL.
+                let _ = self.locks.release(&t.resource, &t.owner);
+            }
         }
     }
 
@@ -267,8 +279,31 @@ impl<'a> Args<'a> {
     }
 }
 
-/// A lock a call took: given back when its answer cannot be delivered.
-pub(crate) type Taken = (Resource, Owner);
+/// A hold a call took: given back when its answer cannot be delivered, if still held with
+/// this fencing token.
+#[derive(Debug, Clone)]
+pub(crate) struct Taken {
+    pub(crate) resource: Resource,
+    pub(crate) owner: Owner,
+    pub(crate) token: u64,
+}
+
+impl Taken {
+    pub(crate) fn of(lock: &Lock) -> Taken {
+        Taken {
+            resource: lock.resource.clone(),
+            owner: lock.owner.clone(),
+            token: lock.token,
+        }
+    }
+}
+
+/// What a call took (holds granted) and gave back (holds released), in order.
+#[derive(Debug, Default)]
+pub(crate) struct Took {
+    pub(crate) taken: Vec<Taken>,
+    pub(crate) released: Vec<(Resource, Owner)>,
+}
 
 /// What a running call may do besides answering: report progress (sent to the client only when
 /// its request asked for it), learn that the client cancelled it, and record what it took (to
@@ -276,7 +311,7 @@ pub(crate) type Taken = (Resource, Owner);
 pub struct CallContext<'a> {
     progress: &'a (dyn Fn(f64, Option<f64>, &str) + Sync),
     cancelled: &'a AtomicBool,
-    taken: Mutex<Vec<Taken>>,
+    took: Mutex<Took>,
 }
 
 impl std::fmt::Debug for CallContext<'_> {
@@ -297,21 +332,32 @@ impl<'a> CallContext<'a> {
         CallContext {
             progress,
             cancelled,
-            taken: Mutex::new(Vec::new()),
+            took: Mutex::new(Took::default()),
         }
     }
 
     /// Records locks the call was granted, to release should its answer not be delivered.
     pub(crate) fn took(&self, locks: &[Lock]) {
-        self.taken
+        self.took
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .extend(locks.iter().map(|l| (l.resource.clone(), l.owner.clone())));
+            .taken
+            .extend(locks.iter().map(Taken::of));
     }
 
-    /// What the call took.
-    pub(crate) fn into_taken(self) -> Vec<Taken> {
-        self.taken
+    /// Records a hold the call released (so a batch does not give back, a second time, a hold
+    /// an earlier call of it took).
+    pub(crate) fn released(&self, resource: &Resource, owner: &Owner) {
+        self.took
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .released
+            .push((resource.clone(), owner.clone()));
+    }
+
+    /// What the call took and released.
+    pub(crate) fn into_took(self) -> Took {
+        self.took
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
     }

@@ -1,7 +1,7 @@
 //! The tools beyond the workflow: giving a task back, a task's log, decisions and checkpoints,
 //! statistics.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{call, init, server_with_files};
 
@@ -206,4 +206,58 @@ fn refusals_say_who_holds_a_task_and_that_a_finished_one_is_finished() {
     // Claiming it is refused the same way.
     let (err, body) = call(&s, "task_claim", json!({"agent":"bob","task_id":id}));
     assert!(err && body["error"]["code"] == "ALREADY_FINISHED", "{body}");
+}
+
+/// `decision_list` answers a bounded page, the newest by default, with paging to the rest.
+#[test]
+fn decision_list_pages_from_the_newest_and_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    let (_, t) = call(&s, "task_create", json!({"agent":"a","name":"t"}));
+    let id = t["task"]["id"].as_str().unwrap().to_owned();
+    for i in 0..60 {
+        let agent = if i % 3 == 0 { "b" } else { "a" };
+        call(
+            &s,
+            "decision_record",
+            json!({"agent":agent,"task_id":id,"decision":format!("d{i}")}),
+        );
+    }
+    let names = |l: &Value| -> Vec<String> {
+        l["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["decision"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The newest 50 by default, oldest first.
+    let (_, l) = call(&s, "decision_list", json!({"task_id":id}));
+    let d = names(&l);
+    assert_eq!((d.len(), d[0].as_str(), d[49].as_str()), (50, "d10", "d59"));
+    assert_eq!((&l["more"], &l["next_skip"]), (&json!(true), &json!(50)));
+    // The page before, newest first.
+    let (_, l) = call(
+        &s,
+        "decision_list",
+        json!({"task_id":id,"skip":50,"limit":20,"newest":true}),
+    );
+    let d = names(&l);
+    assert_eq!(
+        d,
+        (0..10).rev().map(|i| format!("d{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(l["more"], false);
+    // One agent's: its newest 5.
+    let (_, l) = call(
+        &s,
+        "decision_list",
+        json!({"task_id":id,"agent":"b","limit":5}),
+    );
+    assert_eq!(names(&l), ["d45", "d48", "d51", "d54", "d57"]);
+    assert_eq!(l["more"], true);
+    // Bounded.
+    let (err, body) = call(&s, "decision_list", json!({"task_id":id,"limit":1001}));
+    assert!(err && body["error"]["code"] == "INVALID_ARGUMENT", "{body}");
 }
