@@ -339,50 +339,23 @@ pub(crate) fn lifecycle(site: &Site) -> anyhow::Result<TaskLifecycle> {
     Ok(TaskLifecycle::new(store, std::sync::Arc::new(Hooks::new())))
 }
 
-/// The task of a committed transition; hook failures and log problems are warnings on stderr.
-/// A refused claim or token-checked change, said from what the task is now (its exit code
-/// stays the store's): a running task names who holds it and until when, a finished one says
-/// it is finished and when, rather than a bare "cannot go from running to running" or a lost
-/// lease.
+/// A refused claim or token-checked change, said from what the task is now
+/// ([`oc_hooks::Refusal`], in the MCP server's words too; its exit code stays the store's): a
+/// running task names who holds it and until when, a finished one says it is finished and
+/// when, rather than a bare "cannot go from running to running" or a lost lease.
 fn explain(
     l: &TaskLifecycle,
     id: &oc_tasks::TaskId,
     action: &str,
     e: oc_hooks::Error,
 ) -> anyhow::Error {
-    let refused = matches!(
-        &e,
-        oc_hooks::Error::Task(
-            oc_tasks::Error::InvalidTransition { .. } | oc_tasks::Error::LeaseLost { .. }
-        )
-    );
-    let Some(t) = refused.then(|| l.store().get(id).ok().flatten()).flatten() else {
-        return e.into();
-    };
-    let owner = t.owner.as_deref().unwrap_or("nobody");
-    let said = match (t.status, t.lease) {
-        (s, _) if s.is_finished() => {
-            let at = t
-                .finished_at
-                .map_or_else(|| "an unknown time".into(), |f| f.to_string());
-            format!("task {id} is already {s} at {at}: nothing to {action}")
-        }
-        (TaskStatus::Running, Some(lease)) if action == "claim" => format!(
-            "task {id} is running: {owner} holds it until {} (its lease)",
-            lease.expires_at
-        ),
-        (TaskStatus::Running, Some(lease)) => format!(
-            "the lease is lost: {owner} holds task {id} now, until {}",
-            lease.expires_at
-        ),
-        (TaskStatus::Pending, _) => format!(
-            "the lease is lost: task {id} is pending again (the lease lapsed or was given back)"
-        ),
-        _ => return e.into(),
-    };
-    anyhow::Error::new(e).context(said)
+    match l.refusal(id, action, &e) {
+        Some(said) => anyhow::Error::new(e).context(said.to_string()),
+        None => e.into(),
+    }
 }
 
+/// The task of a committed transition; hook failures and log problems are warnings on stderr.
 pub(crate) fn committed(c: Committed) -> Task {
     for f in &c.hooks.failures {
         eprintln!(

@@ -13,6 +13,9 @@
 //!   to the before-hooks, written with a check-and-set (the store records it in the task's
 //!   history in the same transaction) and handed to the after-hooks.
 //! - [`builtin`]: a checkpoint before completion; forwarding events to any `Fn(&TaskEvent)`.
+//! - [`Refusal`]: a refused claim or token-checked change said from what the task is now
+//!   (who holds it until when, finished when, where a lost lease went), in the words the CLI
+//!   and the MCP server both use ([`TaskLifecycle::refusal`]).
 //!
 //! # Example: the seed's monitoring hooks
 //!
@@ -43,11 +46,13 @@
 mod error;
 mod event;
 mod lifecycle;
+mod refusal;
 mod registry;
 
 pub use crate::error::{Error, Result};
 pub use crate::event::{EventKind, TaskEvent};
 pub use crate::lifecycle::{Committed, TaskLifecycle, builtin};
+pub use crate::refusal::Refusal;
 pub use crate::registry::{
     AfterFn, BeforeFn, DEFAULT_SLOW_THRESHOLD, FailureCallback, HookFailure, HookId, HookInfo,
     HookReport, HookStats, Hooks, Overflow, Phase, SlowHook,

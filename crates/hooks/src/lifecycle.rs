@@ -11,7 +11,7 @@ use oc_tasks::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{EventKind, HookReport, Hooks, Result, TaskEvent};
+use crate::{Error, EventKind, HookReport, Hooks, Result, TaskEvent};
 
 /// A committed transition: the event (with the task as stored), and what the hooks did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -88,6 +88,14 @@ impl TaskLifecycle {
     /// The store.
     pub fn store(&self) -> &Arc<dyn TaskStore> {
         &self.store
+    }
+
+    /// What the refusal `error` of a change of task `id` asked as `action` (`claim`, `renew`,
+    /// `complete`...) means, from the task as it is now ([`Refusal::of`](crate::Refusal::of));
+    /// `None` when the task cannot be read or says nothing more than `error`.
+    pub fn refusal(&self, id: &TaskId, action: &str, error: &Error) -> Option<crate::Refusal> {
+        let task = self.store.get(id).ok().flatten()?;
+        crate::Refusal::of(error, &task, action)
     }
 
     /// The hooks.

@@ -747,9 +747,7 @@ pub fn serve(
                                 call.id(),
                                 RpcError::new(
                                     -32600,
-                                    format!(
-                                        "id already in use: the call {key} is still waiting; request ids must be unique within a session"
-                                    ),
+                                    "id already in use: a call with this id is still waiting; request ids must be unique within a session",
                                 ),
                             ));
                             continue;

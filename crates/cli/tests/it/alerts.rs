@@ -285,10 +285,10 @@ fn config_errors_name_the_line_but_not_the_secret() {
             "2202",
         ),
         (format!("{receiver}password = 31337\n"), "line 4", "31337"),
-        // Valid, and refused.
+        // Valid TOML, and refused: no line to name, but what to do instead.
         (
             format!("{receiver}url = \"http://h/x\"\npassword = \"hunter2\"\n"),
-            "",
+            "name the environment variable that holds it (`password_env`)",
             "hunter2",
         ),
     ] {

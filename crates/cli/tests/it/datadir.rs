@@ -2,41 +2,13 @@
 //! probe files are refused with a clear message and a non-zero exit, and nothing outside the
 //! task's directory is read, truncated, overwritten or deleted.
 
-use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
-use std::process::Stdio;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::mcp::{init, tool};
-use crate::util::Oc;
-
-/// `oc mcp --tools all` with `lines` on stdin; its answers.
-fn session(oc: &Oc, lines: &[Value]) -> Vec<Value> {
-    let mut child = oc
-        .command()
-        .args(["mcp", "--tools", "all"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use crate::util::{Oc, session};
 
 /// A data directory with task `t1` and a file beside it the attacker aims at.
 fn site() -> (Oc, PathBuf) {

@@ -7,42 +7,7 @@ use std::process::Stdio;
 
 use serde_json::{Value, json};
 
-use crate::util::Oc;
-
-/// Runs `oc mcp` with `lines` on stdin (then end of input); returns its stdout lines as JSON.
-pub(crate) fn session(oc: &Oc, lines: &[Value]) -> Vec<Value> {
-    let mut child = oc
-        .command()
-        .arg("mcp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = String::new();
-    for l in lines {
-        input.push_str(&l.to_string());
-        input.push('\n');
-    }
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "oc mcp exits 0 at the end of input: {out:?}"
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("not an MCP message: {l:?}: {e}"))
-        })
-        .collect()
-}
+use crate::util::{Oc, session};
 
 pub(crate) fn init() -> Value {
     json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}})

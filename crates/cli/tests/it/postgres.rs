@@ -230,7 +230,8 @@ fn a_wrong_password_is_one_line_and_changes_nothing() {
 
 #[test]
 fn mcp_serves_tasks_and_locks_on_postgres() {
-    use crate::mcp::{body, init, session, tool};
+    use crate::mcp::{body, init, tool};
+    use crate::util::session;
     use serde_json::json;
     let Some((oc, _)) = oc("cli_mcp") else {
         return;

@@ -1,7 +1,8 @@
 //! Running `oc` in a scratch data directory.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -123,4 +124,37 @@ pub(crate) fn dump(db: &Path) -> Vec<String> {
         all.extend(edges.map(Result::unwrap));
     }
     all
+}
+
+/// Runs `oc mcp --tools all` (every tool, the default set among them) with `lines` on stdin,
+/// then the end of input; checks that it exits 0 and returns its stdout lines, each an MCP
+/// message.
+pub(crate) fn session(oc: &Oc, lines: &[Value]) -> Vec<Value> {
+    let mut child = oc
+        .command()
+        .args(["mcp", "--tools", "all"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "oc mcp exits 0 at the end of input: {out:?}"
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not an MCP message: {l:?}: {e}"))
+        })
+        .collect()
 }

@@ -1,5 +1,6 @@
 //! Task tools: create, list, get, claim, heartbeat, finish, release, statistics.
 
+use oc_hooks::Refusal;
 use oc_tasks::{LabelFilter, NewTask, Readiness, Task, TaskFilter, TaskId, TaskQuery, TaskStatus};
 use serde_json::{Value, json};
 
@@ -86,71 +87,38 @@ fn claimed(t: &Task) -> Result<Value, ToolError> {
     )
 }
 
-/// A refused change of task `id` explained from what the task is now, so the agent can act:
-/// a running task names who holds it and until when (`ALREADY_CLAIMED` for a claim), a
-/// finished one says so and when (`ALREADY_FINISHED`), a lost lease says where the task went.
-/// The store's own answer (`INVALID_TRANSITION`, `LEASE_LOST`) stays when the task says no more.
-fn explain(tb: &Toolbox, id: &TaskId, action: &str, refusal: ToolError) -> ToolError {
-    let ToolError::Refused { code, .. } = &refusal else {
-        return refusal;
+/// A refused change of task `id` explained from what the task is now
+/// ([`oc_hooks::Refusal`], the CLI's words too), so the agent can act: a running task names
+/// who holds it and until when (`ALREADY_CLAIMED` for a claim), a finished one says so and when
+/// (`ALREADY_FINISHED`), a lost lease says where the task went (`LEASE_LOST`). The store's own
+/// answer (`INVALID_TRANSITION`, `LEASE_LOST`) stays when the task says no more.
+fn explain(tb: &Toolbox, id: &TaskId, action: &str, e: oc_hooks::Error) -> ToolError {
+    let Some(r) = tb.life.refusal(id, action, &e) else {
+        return e.into();
     };
-    if !matches!(*code, "INVALID_TRANSITION" | "LEASE_LOST") {
-        return refusal;
-    }
-    let Ok(Some(t)) = tb.life.store().get(id) else {
-        return refusal;
-    };
-    let owner = t.owner.as_deref().unwrap_or("nobody");
-    if t.status.is_finished() {
-        let at = t
-            .finished_at
-            .map_or_else(|| "an unknown time".to_owned(), |f| f.to_string());
-        return ToolError::Refused {
-            code: "ALREADY_FINISHED",
-            message: format!(
-                "task {id} is already {} at {at}: nothing to {action}",
-                t.status
-            ),
-            details: json!({ "status": t.status, "finished_at": t.finished_at.map(|f| f.to_string()),
-                             "owner": t.owner }),
-        };
-    }
-    match (t.status, t.lease) {
-        (TaskStatus::Running, Some(lease)) => {
-            let until = lease.expires_at.to_string();
-            let retry_ms = lease
-                .expires_at
+    let details = match &r {
+        Refusal::AlreadyFinished {
+            status, at, owner, ..
+        } => json!({ "status": status, "finished_at": at.map(|f| f.to_string()), "owner": owner }),
+        Refusal::AlreadyClaimed { owner, until, .. }
+        | Refusal::LeaseLost {
+            holder: Some((owner, until)),
+            ..
+        } => {
+            let retry_ms = until
                 .as_millis()
                 .saturating_sub(tb.life.store().now().as_millis())
                 .max(0);
-            let details = json!({ "status": t.status, "owner": t.owner, "lease_expires_at": until,
-                                  "retry_after_ms": retry_ms });
-            if action == "claim" {
-                ToolError::Refused {
-                    code: "ALREADY_CLAIMED",
-                    message: format!(
-                        "task {id} is running: {owner} holds it until {until} (its lease); claim another task, or try again once the lease has lapsed"
-                    ),
-                    details,
-                }
-            } else {
-                ToolError::Refused {
-                    code: "LEASE_LOST",
-                    message: format!(
-                        "your lease on task {id} is lost: {owner} holds it now, until {until}; stop working on it (claim another task)"
-                    ),
-                    details,
-                }
-            }
+            json!({ "status": TaskStatus::Running, "owner": owner,
+                    "lease_expires_at": until.to_string(), "retry_after_ms": retry_ms })
         }
-        (TaskStatus::Pending, _) if *code == "LEASE_LOST" => ToolError::Refused {
-            code: "LEASE_LOST",
-            message: format!(
-                "your lease on task {id} is lost: the task is pending again (the lease lapsed or was given back); claim it again to go on"
-            ),
-            details: json!({ "status": t.status }),
-        },
-        _ => refusal,
+        Refusal::LeaseLost { holder: None, .. } => json!({ "status": TaskStatus::Pending }),
+        _ => Value::Null,
+    };
+    ToolError::Refused {
+        code: r.code(),
+        message: r.to_string(),
+        details,
     }
 }
 
@@ -162,7 +130,7 @@ fn task_claim(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, 
         let c = tb
             .life
             .claim(&id, &agent, ttl)
-            .map_err(|e| explain(tb, &id, "claim", e.into()))?;
+            .map_err(|e| explain(tb, &id, "claim", e))?;
         return claimed(c.task());
     }
     let mut filter = LabelFilter::any();
@@ -190,7 +158,7 @@ fn task_heartbeat(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Val
     let t = tb
         .life
         .heartbeat(&id, token_arg(a)?, a.secs("lease_secs", 300)?)
-        .map_err(|e| explain(tb, &id, "renew", e.into()))?;
+        .map_err(|e| explain(tb, &id, "renew", e))?;
     let expires = t.lease.map(|l| l.expires_at.to_string());
     Ok(json!({ "task_id": t.id.as_str(), "lease_expires_at": expires }))
 }
@@ -204,12 +172,12 @@ fn task_finish(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value,
             let result = a.map.get("result").cloned().filter(|v| !v.is_null());
             tb.life
                 .complete(&id, token, result)
-                .map_err(|e| explain(tb, &id, "finish", e.into()))?
+                .map_err(|e| explain(tb, &id, "finish", e))?
         }
         "failed" => tb
             .life
             .fail(&id, token, a.opt_str("error")?.unwrap_or("failed"))
-            .map_err(|e| explain(tb, &id, "finish", e.into()))?,
+            .map_err(|e| explain(tb, &id, "finish", e))?,
         other => {
             return Err(ToolError::invalid(
                 "outcome",
@@ -226,7 +194,7 @@ fn task_release(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value
     let c = tb
         .life
         .release(&id, token_arg(a)?)
-        .map_err(|e| explain(tb, &id, "release", e.into()))?;
+        .map_err(|e| explain(tb, &id, "release", e))?;
     Ok(json!({ "task": task_json(c.task())? }))
 }
 
