@@ -55,9 +55,11 @@
 //!
 //! A receiver's URL is often its credential (`user:password@`, a token in the path or the
 //! query). No message of this crate shows one: errors, delivery failures
-//! ([`DeliveryStats::last_error`]) and configuration errors pass through [`redact`] and
-//! [`redact_url`], which the CLI and the pages use as well; a TOML error names the line and
-//! key, never the text there.
+//! ([`DeliveryStats::last_error`]), the evaluator's last error and configuration errors pass
+//! through [`redact`] and [`redact_url`] where they are made, so whatever shows them (today
+//! `oc alerts check`; the metrics carry counts only, the alerts page no error text) shows them
+//! redacted; a TOML error names the line and key, never the text there. Both functions take
+//! any text (a remote server's reply in any script) without panicking.
 
 /// The monitoring guide (`docs/MONITORING.md`); its Rust samples run as doc tests here, in
 /// the one library crate that can use all the others.
