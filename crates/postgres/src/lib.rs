@@ -48,6 +48,8 @@
 
 mod client;
 mod locks;
+#[cfg(test)]
+mod pinned;
 mod schema;
 mod tasks;
 #[cfg(feature = "testkit")]
@@ -56,3 +58,4 @@ pub mod testkit;
 pub use crate::client::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
 pub use crate::locks::{PgLockManager, PgLockOptions};
 pub use crate::tasks::{PgStorageStats, PgTaskStore};
+

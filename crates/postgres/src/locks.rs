@@ -255,7 +255,7 @@ CREATE OR REPLACE FUNCTION {s}.lock_now(p_now bigint) RETURNS bigint LANGUAGE sq
     };
 }
 
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     concat!(
         // 1: locks, waiters, counters, and the functions every operation is one call of.
         "CREATE TABLE {s}.lock_meta (key text PRIMARY KEY, value bigint NOT NULL);

@@ -24,7 +24,7 @@ use crate::schema::migrate;
 const COMPONENT: &str = "oc-tasks";
 
 /// Each entry moves the schema one version up; `{s}` is the schema. Never edit a shipped entry.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: tasks as in SQLite (timestamps in milliseconds, metadata and result as JSON text),
     // counters, the lease-token counter and the run-duration buckets.
     "CREATE TABLE {s}.tasks (
