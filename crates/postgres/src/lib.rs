@@ -46,16 +46,17 @@
 //! trying again may succeed (a lost connection, a server restarting, a serialization
 //! failure). Messages never include a password.
 
-mod client;
+mod errors;
 mod locks;
+mod options;
 #[cfg(test)]
 mod pinned;
+mod pool;
 mod schema;
 mod tasks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use crate::client::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
 pub use crate::locks::{PgLockManager, PgLockOptions};
+pub use crate::options::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
 pub use crate::tasks::{PgStorageStats, PgTaskStore};
-

@@ -20,7 +20,9 @@ use oc_locks::{
 use parking_lot::{Condvar, Mutex};
 use tokio_postgres::{AsyncMessage, Client, Row, Statement};
 
-use crate::client::{Failure, PgOptions, Pool, Prepare, describe, retryable};
+use crate::errors::lock_error;
+use crate::options::PgOptions;
+use crate::pool::{Pool, Prepare};
 use crate::schema::migrate;
 
 mod migrations;
@@ -168,18 +170,6 @@ impl std::fmt::Debug for PgLockManager {
     }
 }
 
-fn lock_error(f: Failure) -> Error {
-    let (message, retryable) = match f {
-        Failure::Pg(e) => (describe(&e), retryable(&e)),
-        Failure::Stopped => ("the client's runtime thread stopped".to_owned(), false),
-    };
-    Error::Backend {
-        backend: "postgres",
-        message,
-        retryable,
-    }
-}
-
 fn corrupt(what: &str, reason: impl std::fmt::Display) -> Error {
     Error::Corrupt {
         resource: what.to_owned(),
@@ -267,7 +257,7 @@ impl PgLockManager {
 
     fn call<T: Send + 'static, Fut>(
         &self,
-        f: impl FnOnce(Arc<crate::client::Conn<LockStatements>>) -> Fut + Send + 'static,
+        f: impl FnOnce(Arc<crate::pool::Conn<LockStatements>>) -> Fut + Send + 'static,
     ) -> Result<T>
     where
         Fut: std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send,
@@ -352,7 +342,7 @@ impl PgLockManager {
                     freed.wake();
                 }
             };
-            if let Ok((client, driver)) = crate::client::connect(&config, &tls, wake).await
+            if let Ok((client, driver)) = crate::pool::connect(&config, &tls, wake).await
                 && client
                     .batch_execute(&format!("LISTEN \"{channel}\""))
                     .await

@@ -18,7 +18,9 @@ use oc_tasks::{
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 
-use crate::client::{Failure, PgOptions, Pool, Prepare, task_error};
+use crate::errors::{Failure, task_error};
+use crate::options::PgOptions;
+use crate::pool::{Pool, Prepare};
 use crate::schema::migrate;
 
 mod migrations;
@@ -629,7 +631,7 @@ impl PgTaskStore {
     fn call<T: Send + 'static, Fut>(
         &self,
         op: &'static str,
-        f: impl FnOnce(Arc<crate::client::Conn<TaskStatements>>) -> Fut + Send + 'static,
+        f: impl FnOnce(Arc<crate::pool::Conn<TaskStatements>>) -> Fut + Send + 'static,
     ) -> Result<T>
     where
         Fut: std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>> + Send,
