@@ -47,12 +47,14 @@
 //! failure). Messages never include a password.
 
 mod errors;
+mod keys;
 mod locks;
 mod options;
 #[cfg(test)]
 mod pinned;
 mod pool;
 mod schema;
+mod slow;
 mod tasks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
