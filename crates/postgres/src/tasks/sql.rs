@@ -37,20 +37,12 @@ pub(super) fn now_sql(n: usize) -> String {
     format!("coalesce(${n}::bigint, {DB_NOW})")
 }
 
-/// The counts that `counts` and `stats` read, as select-list items over schema `s` (`$lim`
-/// the cap plus one, or NULL for no cap; `$now` the time): the sums by status as JSON, the
-/// pending tasks waiting on a dependency, and those with every dependency done but scheduled
-/// for later, each counted through its partial index up to the cap.
-pub(super) fn counts_sql(s: &str, lim: &str, now: &str) -> String {
-    format!(
-        "(SELECT coalesce(json_agg(json_build_array(status, n)), '[]')
-            FROM (SELECT status, sum(delta) AS n FROM {s}.task_counts GROUP BY status) a)::text,
-         (SELECT count(*) FROM (SELECT 1 FROM {s}.tasks
-            WHERE status = 'pending' AND waiting > 0 LIMIT {lim}) w),
-         (SELECT count(*) FROM (SELECT 1 FROM {s}.tasks
-            WHERE status = 'pending' AND waiting = 0 AND run_at IS NOT NULL AND run_at > {now}
-            LIMIT {lim}) l)"
-    )
+/// The counts that `counts.sql` and `stats.sql` read first (`{counts_by_status}`), counted up
+/// to `lim` (the cap plus one, or `NULL` for no cap) at `n.ms`: the sums by status as JSON,
+/// the pending tasks waiting on a dependency, and those with every dependency done but
+/// scheduled for later, each counted through its partial index up to the cap.
+pub(super) fn counts_sql(lim: &str) -> String {
+    include_str!("sql/counts_by_status.sql").replace("{lim}", lim)
 }
 
 /// The text of a statement from its `.sql` template for schema `s` (quoted): `{s}` is the
@@ -74,10 +66,6 @@ pub(super) fn render(template: &str, s: &str, vars: &[(&str, &str)]) -> String {
     sql.replace("{s}", s)
 }
 
-/// The statement of a transition (see `transition.sql`).
-pub(super) const TRANSITION: &str = include_str!("sql/transition.sql");
-/// The statement inserting a batch of tasks (see `insert.sql`).
-pub(super) const INSERT: &str = include_str!("sql/insert.sql");
 /// The statement of a claim (see `claim.sql`).
 const CLAIM: &str = include_str!("sql/claim.sql");
 
@@ -117,16 +105,26 @@ pub(crate) fn claim_sql(s: &str, batch: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
     fn every_placeholder_is_filled() {
-        for sql in [
-            render(TRANSITION, "\"x\"", &[]),
-            render(INSERT, "\"x\"", &[]),
-            claim_sql("\"x\"", false),
-            claim_sql("\"x\"", true),
-        ] {
+        let mut all = vec![claim_sql("\"x\"", false), claim_sql("\"x\"", true)];
+        for entry in
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/tasks/sql")).unwrap()
+        {
+            let path = entry.unwrap().path();
+            if path.ends_with("claim.sql") {
+                continue; // Filled by `claim_sql`, above.
+            }
+            let template = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("{lim}", "$1");
+            let counts = counts_sql("$1");
+            all.push(render(&template, "\"x\"", &[("counts_by_status", &counts)]));
+        }
+        for sql in all {
             assert!(!sql.contains('{') && !sql.contains('}'), "{sql}");
         }
     }
