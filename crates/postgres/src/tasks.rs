@@ -67,8 +67,11 @@ pub struct PgTaskStore {
     pool: Pool<TaskStatements>,
     opts: PgOptions,
     slow: SlowLog,
-    /// Calls made, for folding the rows of changes to the counts every [`CALLS_PER_FOLD`].
+    /// Calls made, for folding the rows of changes to the counts every
+    /// `counts::CALLS_PER_FOLD`.
     calls: std::sync::atomic::AtomicU64,
+    /// The text of a batch claim (planned per call, with its own limit), rendered once.
+    claim_batch: Arc<str>,
 }
 
 impl PgTaskStore {
@@ -92,11 +95,13 @@ impl PgTaskStore {
                 supported: i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX),
             });
         }
+        let claim_batch = claim_sql(&format!("\"{}\"", opts.schema), true).into();
         Ok(PgTaskStore {
             pool,
             slow: SlowLog::new(opts.slow_threshold),
             opts,
             calls: Default::default(),
+            claim_batch,
         })
     }
 

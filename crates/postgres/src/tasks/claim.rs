@@ -7,7 +7,6 @@ use oc_tasks::{Change, HistoryEntry, HistoryKind, LabelFilter, Result, Task, Tas
 
 use super::PgTaskStore;
 use super::row::{corrupt, row_task};
-use super::sql::claim_sql;
 
 /// How often a claim that found nothing, while ready tasks were held locked by others, runs
 /// again before it answers "nothing" (about a second of pauses in all).
@@ -48,10 +47,10 @@ impl PgTaskStore {
                 })?
             } else {
                 let n = i64::try_from(n).unwrap_or(i64::MAX);
-                let sql = claim_sql(&self.table_schema(), true);
+                let sql = self.claim_batch.clone();
                 self.call("claim_many", move |c| async move {
                     c.client
-                        .query(&sql, &[&owner, &ttl_ms, &now, &all, &none, &n])
+                        .query(&*sql, &[&owner, &ttl_ms, &now, &all, &none, &n])
                         .await
                 })?
             };
