@@ -72,6 +72,8 @@ pub struct PgTaskStore {
     calls: std::sync::atomic::AtomicU64,
     /// The text of a batch claim (planned per call, with its own limit), rendered once.
     claim_batch: Arc<str>,
+    /// The text of the work graph's statements, rendered once.
+    graph_sql: Arc<graph::GraphSql>,
 }
 
 impl PgTaskStore {
@@ -95,13 +97,16 @@ impl PgTaskStore {
                 supported: i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX),
             });
         }
-        let claim_batch = claim_sql(&format!("\"{}\"", opts.schema), true).into();
+        let quoted = format!("\"{}\"", opts.schema);
+        let claim_batch = claim_sql(&quoted, true).into();
+        let graph_sql = Arc::new(graph::GraphSql::new(&quoted));
         Ok(PgTaskStore {
             pool,
             slow: SlowLog::new(opts.slow_threshold),
             opts,
             calls: Default::default(),
             claim_batch,
+            graph_sql,
         })
     }
 

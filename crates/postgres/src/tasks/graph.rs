@@ -9,7 +9,7 @@ use tokio_postgres::Transaction;
 
 use super::PgTaskStore;
 use super::row::{corrupt, row_task};
-use super::sql::{now_sql, select_cols};
+use super::sql::render;
 use crate::errors::task_error;
 use crate::keys::{graph_lock_key, task_lock_key};
 
@@ -34,41 +34,79 @@ impl From<Error> for TxErr {
 pub(super) type GraphFuture<'a, X> =
     std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<X, TxErr>> + Send + 'a>>;
 
+/// The text of the graph's statements for one schema, rendered once per store (they run as
+/// text inside the graph's transactions, each planned for its own parameters), from the files
+/// under `sql/graph/`.
+pub(super) struct GraphSql {
+    /// The quoted schema, for the task locks' keys.
+    schema: String,
+    lock_graph: String,
+    lock_task_shared: String,
+    lock_task_key: String,
+    status: String,
+    lock_task: String,
+    touch: String,
+    edges_from: String,
+    add_edge: String,
+    remove_edge: String,
+    below: String,
+    release_deleted: String,
+    orphan: String,
+    delete: String,
+}
+
+impl GraphSql {
+    /// The statements for schema `s` (quoted).
+    pub(super) fn new(s: &str) -> Self {
+        let r = |template: &str| render(template, s, &[]);
+        GraphSql {
+            schema: s.to_owned(),
+            lock_graph: r(include_str!("sql/graph/lock_graph.sql")),
+            lock_task_shared: r(include_str!("sql/graph/lock_task_shared.sql")),
+            lock_task_key: r(include_str!("sql/graph/lock_task_key.sql")),
+            status: r(include_str!("sql/graph/status.sql")),
+            lock_task: r(include_str!("sql/graph/lock_task.sql")),
+            touch: r(include_str!("sql/graph/touch.sql")),
+            edges_from: r(include_str!("sql/graph/edges_from.sql")),
+            add_edge: r(include_str!("sql/graph/add_edge.sql")),
+            remove_edge: r(include_str!("sql/graph/remove_edge.sql")),
+            below: r(include_str!("sql/graph/below.sql")),
+            release_deleted: r(include_str!("sql/graph/release_deleted.sql")),
+            orphan: r(include_str!("sql/graph/orphan.sql")),
+            delete: r(include_str!("sql/graph/delete.sql")),
+        }
+    }
+}
+
+impl std::fmt::Debug for GraphSql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphSql")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The status of task `id` (if it exists), read after taking its task lock shared (see
 /// [`task_lock_key`]).
 pub(super) async fn shared_status(
     t: &Transaction<'_>,
-    s: &str,
+    g: &GraphSql,
     id: &TaskId,
 ) -> std::result::Result<Option<String>, TxErr> {
-    t.execute(
-        "SELECT pg_advisory_xact_lock_shared($1)",
-        &[&task_lock_key(s, id)],
-    )
-    .await?;
-    Ok(t.query_opt(
-        &format!("SELECT status FROM {s}.tasks WHERE id = $1"),
-        &[&id.as_str()],
-    )
-    .await?
-    .map(|r| r.get::<_, String>(0)))
+    t.execute(&g.lock_task_shared, &[&task_lock_key(&g.schema, id)])
+        .await?;
+    Ok(t.query_opt(&g.status, &[&id.as_str()])
+        .await?
+        .map(|r| r.get::<_, String>(0)))
 }
 
 /// The task `id`, locked for update until the transaction ends.
 pub(super) async fn lock_task(
     t: &Transaction<'_>,
-    s: &str,
+    g: &GraphSql,
     id: &TaskId,
 ) -> std::result::Result<Option<Task>, TxErr> {
-    let row = t
-        .query_opt(
-            &format!(
-                "SELECT {} FROM {s}.tasks t WHERE t.id = $1 FOR UPDATE OF t",
-                select_cols(s, "t")
-            ),
-            &[&id.as_str()],
-        )
-        .await?;
+    let row = t.query_opt(&g.lock_task, &[&id.as_str()]).await?;
     Ok(row.map(|r| row_task(&r, 0)).transpose()?)
 }
 
@@ -76,20 +114,12 @@ pub(super) async fn lock_task(
 /// `waiting` moved by `waiting`.
 pub(super) async fn touch(
     t: &Transaction<'_>,
-    s: &str,
+    g: &GraphSql,
     id: &TaskId,
     now: Option<i64>,
     waiting: i32,
 ) -> std::result::Result<(), TxErr> {
-    t.execute(
-        &format!(
-            "UPDATE {s}.tasks SET waiting = waiting + $2, version = version + 1,
-                updated_at = {} WHERE id = $1",
-            now_sql(3)
-        ),
-        &[&id.as_str(), &waiting, &now],
-    )
-    .await?;
+    t.execute(&g.touch, &[&id.as_str(), &waiting, &now]).await?;
     Ok(())
 }
 
@@ -116,16 +146,16 @@ impl PgTaskStore {
     }
 
     pub(super) fn add_edge(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
-        let (s, now) = (self.table_schema(), self.clock_ms());
+        let (g, now) = (self.graph_sql.clone(), self.clock_ms());
         let (task, on) = (task.clone(), on.clone());
         self.graph_tx("add_dependency", move |t| {
             Box::pin(async move {
                 // Edges are added one at a time: two could close a cycle together.
-                t.execute("SELECT pg_advisory_xact_lock($1)", &[&graph_lock_key(&s)])
+                t.execute(&g.lock_graph, &[&graph_lock_key(&g.schema)])
                     .await?;
                 // The dependency's task lock (shared), then its status, then the task's row.
-                let on_status = shared_status(t, &s, &on).await?;
-                let Some(prev) = lock_task(t, &s, &task).await? else {
+                let on_status = shared_status(t, &g, &on).await?;
+                let Some(prev) = lock_task(t, &g, &task).await? else {
                     return Err(Error::NotFound { id: task }.into());
                 };
                 if task == on {
@@ -151,15 +181,7 @@ impl PgTaskStore {
                 let mut seen: HashSet<TaskId> = HashSet::from([on.clone()]);
                 while !frontier.is_empty() && path.is_none() {
                     let ids: Vec<String> = frontier.iter().map(|f| f.to_string()).collect();
-                    let rows = t
-                        .query(
-                            &format!(
-                                "SELECT task_id, depends_on FROM {s}.task_deps
-                                 WHERE task_id = ANY($1::text[])"
-                            ),
-                            &[&ids],
-                        )
-                        .await?;
+                    let rows = t.query(&g.edges_from, &[&ids]).await?;
                     frontier.clear();
                     for r in rows {
                         let (a, b): (String, String) = (r.get(0), r.get(1));
@@ -184,14 +206,11 @@ impl PgTaskStore {
                 if let Some(path) = path {
                     return Err(cycle_error(&task, path).into());
                 }
-                t.execute(
-                    &format!("INSERT INTO {s}.task_deps (task_id, depends_on) VALUES ($1, $2)"),
-                    &[&task.as_str(), &on.as_str()],
-                )
-                .await?;
+                t.execute(&g.add_edge, &[&task.as_str(), &on.as_str()])
+                    .await?;
                 let blocks = i32::from(on_status != "completed");
-                touch(t, &s, &task, now, blocks).await?;
-                lock_task(t, &s, &task)
+                touch(t, &g, &task, now, blocks).await?;
+                lock_task(t, &g, &task)
                     .await?
                     .ok_or_else(|| Error::NotFound { id: task }.into())
             })
@@ -199,28 +218,23 @@ impl PgTaskStore {
     }
 
     pub(super) fn remove_edge(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
-        let (s, now) = (self.table_schema(), self.clock_ms());
+        let (g, now) = (self.graph_sql.clone(), self.clock_ms());
         let (task, on) = (task.clone(), on.clone());
         self.graph_tx("remove_dependency", move |t| {
             Box::pin(async move {
-                let on_status = shared_status(t, &s, &on).await?;
-                let Some(prev) = lock_task(t, &s, &task).await? else {
+                let on_status = shared_status(t, &g, &on).await?;
+                let Some(prev) = lock_task(t, &g, &task).await? else {
                     return Err(Error::NotFound { id: task }.into());
                 };
                 let removed = t
-                    .execute(
-                        &format!(
-                            "DELETE FROM {s}.task_deps WHERE task_id = $1 AND depends_on = $2"
-                        ),
-                        &[&task.as_str(), &on.as_str()],
-                    )
+                    .execute(&g.remove_edge, &[&task.as_str(), &on.as_str()])
                     .await?;
                 if removed == 0 {
                     return Ok(prev);
                 }
                 let unblocks = i32::from(on_status.as_deref() != Some("completed"));
-                touch(t, &s, &task, now, -unblocks).await?;
-                lock_task(t, &s, &task)
+                touch(t, &g, &task, now, -unblocks).await?;
+                lock_task(t, &g, &task)
                     .await?
                     .ok_or_else(|| Error::NotFound { id: task }.into())
             })
@@ -233,16 +247,13 @@ impl PgTaskStore {
         expect: Option<u64>,
         on_dependents: OnDependents,
     ) -> Result<Vec<Task>> {
-        let (s, now) = (self.table_schema(), self.clock_ms());
+        let (g, now) = (self.graph_sql.clone(), self.clock_ms());
         let id = id.clone();
         self.graph_tx("delete", move |t| {
             Box::pin(async move {
-                t.execute(
-                    "SELECT pg_advisory_xact_lock($1)",
-                    &[&task_lock_key(&s, &id)],
-                )
-                .await?;
-                let Some(prev) = lock_task(t, &s, &id).await? else {
+                t.execute(&g.lock_task_key, &[&task_lock_key(&g.schema, &id)])
+                    .await?;
+                let Some(prev) = lock_task(t, &g, &id).await? else {
                     return Err(Error::NotFound { id }.into());
                 };
                 if let Some(expected) = expect
@@ -255,15 +266,11 @@ impl PgTaskStore {
                     }
                     .into());
                 }
-                let below_sql = format!(
-                    "SELECT task_id FROM {s}.task_deps WHERE depends_on = $1
-                     UNION SELECT id FROM {s}.tasks WHERE parent = $1 ORDER BY 1"
-                );
                 let mut doomed = vec![prev];
                 let mut i = 0;
                 while i < doomed.len() {
                     let below: Vec<TaskId> = t
-                        .query(&below_sql, &[&doomed[i].id.as_str()])
+                        .query(&g.below, &[&doomed[i].id.as_str()])
                         .await?
                         .iter()
                         .filter_map(|r| TaskId::new(r.get::<_, String>(0)).ok())
@@ -280,12 +287,9 @@ impl PgTaskStore {
                             if doomed.iter().any(|x| x.id == d) {
                                 continue;
                             }
-                            t.execute(
-                                "SELECT pg_advisory_xact_lock($1)",
-                                &[&task_lock_key(&s, &d)],
-                            )
-                            .await?;
-                            if let Some(x) = lock_task(t, &s, &d).await? {
+                            t.execute(&g.lock_task_key, &[&task_lock_key(&g.schema, &d)])
+                                .await?;
+                            if let Some(x) = lock_task(t, &g, &d).await? {
                                 doomed.push(x);
                             }
                         }
@@ -297,42 +301,10 @@ impl PgTaskStore {
                     let xid = x.id.as_str();
                     // Whoever is left stops waiting for it and loses it as a parent.
                     let unblocks = i32::from(x.status != TaskStatus::Completed);
-                    t.execute(
-                        &format!(
-                            "UPDATE {s}.tasks SET waiting = waiting - $3, version = version + 1,
-                                updated_at = {now_ms}
-                             WHERE id IN (SELECT id FROM {s}.tasks
-                                          WHERE id IN (SELECT task_id FROM {s}.task_deps
-                                                       WHERE depends_on = $1)
-                                            AND NOT (id = ANY($2::text[]))
-                                          ORDER BY id FOR UPDATE)",
-                            now_ms = now_sql(4)
-                        ),
-                        &[&xid, &gone, &unblocks, &now],
-                    )
-                    .await?;
-                    t.execute(
-                        &format!(
-                            "UPDATE {s}.tasks SET parent = NULL, version = version + 1,
-                                updated_at = {now_ms}
-                             WHERE id IN (SELECT id FROM {s}.tasks
-                                          WHERE parent = $1 AND NOT (id = ANY($2::text[]))
-                                          ORDER BY id FOR UPDATE)",
-                            now_ms = now_sql(3)
-                        ),
-                        &[&xid, &gone, &now],
-                    )
-                    .await?;
-                    t.execute(
-                        &format!(
-                            "WITH e AS (DELETE FROM {s}.task_deps
-                                        WHERE task_id = $1 OR depends_on = $1),
-                                  h AS (DELETE FROM {s}.task_history WHERE task_id = $1)
-                             DELETE FROM {s}.tasks WHERE id = $1"
-                        ),
-                        &[&xid],
-                    )
-                    .await?;
+                    t.execute(&g.release_deleted, &[&xid, &gone, &unblocks, &now])
+                        .await?;
+                    t.execute(&g.orphan, &[&xid, &gone, &now]).await?;
+                    t.execute(&g.delete, &[&xid]).await?;
                 }
                 Ok(doomed)
             })

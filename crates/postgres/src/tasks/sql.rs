@@ -111,12 +111,15 @@ mod tests {
     #[test]
     fn every_placeholder_is_filled() {
         let mut all = vec![claim_sql("\"x\"", false), claim_sql("\"x\"", true)];
-        for entry in
-            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/tasks/sql")).unwrap()
-        {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/tasks/sql");
+        let graph = concat!(env!("CARGO_MANIFEST_DIR"), "/src/tasks/sql/graph");
+        let files = std::fs::read_dir(dir)
+            .unwrap()
+            .chain(std::fs::read_dir(graph).unwrap());
+        for entry in files {
             let path = entry.unwrap().path();
-            if path.ends_with("claim.sql") {
-                continue; // Filled by `claim_sql`, above.
+            if path.is_dir() || path.ends_with("claim.sql") {
+                continue; // `claim.sql` is filled by `claim_sql`, above.
             }
             let template = std::fs::read_to_string(&path)
                 .unwrap()
