@@ -5,6 +5,7 @@ use oc_tasks::{Result, StorageSource, StorageStats};
 
 use super::PgTaskStore;
 use super::row::{corrupt, to_u64};
+use super::sql::render;
 
 /// What `oc db stats` shows of a PostgreSQL store.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -57,14 +58,7 @@ impl PgTaskStore {
         let table = format!("{}.tasks", self.table_schema());
         let row = self.call("storage_stats", move |c| async move {
             c.client
-                .query_one(
-                    "SELECT version(), pg_database_size(current_database()),
-                        pg_total_relation_size($1::text::regclass),
-                        coalesce(blks_hit, 0), coalesce(blks_read, 0),
-                        current_setting('block_size')::bigint
-                     FROM pg_stat_database WHERE datname = current_database()",
-                    &[&table],
-                )
+                .query_one(include_str!("sql/server_stats.sql"), &[&table])
                 .await
         })?;
         let n = |i: usize| -> Result<u64> {
@@ -87,20 +81,7 @@ impl PgTaskStore {
     /// never), and the kept counts by status match the tasks. Returns the problems found.
     pub fn check(&self) -> Result<Vec<String>> {
         let s = self.table_schema();
-        let sql = format!(
-            "SELECT (SELECT value FROM {s}.tasks_meta WHERE key = 'lease_token'),
-                    (SELECT coalesce(max(lease_token), 0) FROM {s}.tasks),
-                    ARRAY(SELECT t.id FROM {s}.tasks t WHERE t.waiting <> (
-                        SELECT count(*) FROM {s}.task_deps d JOIN {s}.tasks x ON x.id = d.depends_on
-                        WHERE d.task_id = t.id AND x.status <> 'completed') ORDER BY 1 LIMIT 10),
-                    ARRAY(SELECT format('%s is %s, the tasks say %s', s, coalesce(k.n, 0),
-                                        coalesce(t.n, 0))
-                          FROM (SELECT status AS s, sum(delta) AS n FROM {s}.task_counts
-                                GROUP BY status) k
-                          FULL JOIN (SELECT status AS s, count(*) AS n FROM {s}.tasks
-                                     GROUP BY status) t USING (s)
-                          WHERE coalesce(k.n, 0) <> coalesce(t.n, 0) ORDER BY 1)"
-        );
+        let sql = render(include_str!("sql/check.sql"), &s, &[]);
         let row = self.call("check", move |c| async move {
             c.client.query_one(&sql, &[]).await
         })?;
