@@ -44,15 +44,37 @@
 //!
 //! Failures of the server or the connection are [`oc_tasks::Error::Backend`], retryable when
 //! trying again may succeed (a lost connection, a server restarting, a serialization
-//! failure). Messages never include a password.
+//! failure). Messages never include a password. What a failure means is decided by its
+//! SQLSTATE and constraint name (a second task with an id violates `tasks_pkey`, a second
+//! holder of a unique key `tasks_unique_key`), never by reading the server's message.
+//!
+//! # Layout
+//!
+//! One concept per file (see `docs/decisions/0005-postgres-by-concept.md`):
+//!
+//! - `options.rs` the connection settings, `pool.rs` the runtime thread and the connections,
+//!   `errors.rs` failures classified, `keys.rs` the advisory-lock keys, `slow.rs` the slow
+//!   calls, `schema.rs` the migration runner.
+//! - `tasks.rs` the task store, with one file per part of it under `tasks/`; its SQL in
+//!   `tasks/sql/*.sql` and its schema's versions in `tasks/migrations/*.sql`.
+//! - `locks.rs` the lock manager; its schema's versions in `locks/migrations/*.sql` and its
+//!   server-side functions in `locks/functions/NNNN/*.sql`.
+//!
+//! Shipped migrations never change: `pinned.rs` holds the SHA-256 of each, as it shipped.
 
-mod client;
+mod errors;
+mod keys;
 mod locks;
+mod options;
+#[cfg(test)]
+mod pinned;
+mod pool;
 mod schema;
+mod slow;
 mod tasks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use crate::client::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
 pub use crate::locks::{PgLockManager, PgLockOptions};
+pub use crate::options::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
 pub use crate::tasks::{PgStorageStats, PgTaskStore};

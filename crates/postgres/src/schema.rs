@@ -34,8 +34,11 @@ pub(crate) async fn migrate(
         }
     }
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(schema)])
-        .await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&crate::keys::migrate_key(schema)],
+    )
+    .await?;
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
          CREATE TABLE IF NOT EXISTS \"{schema}\".oc_schema (
@@ -69,14 +72,4 @@ pub(crate) async fn migrate(
     .await?;
     tx.commit().await?;
     Ok(Ok(current))
-}
-
-/// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the name.
-fn lock_key(schema: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in "oc-postgres migrate ".bytes().chain(schema.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    i64::from_ne_bytes(h.to_ne_bytes())
 }

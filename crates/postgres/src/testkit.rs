@@ -378,8 +378,13 @@ impl Drop for PgServer {
 /// The one statement `PgTaskStore::claim_next` runs on schema `schema` (`$1` owner, `$2` lease
 /// in milliseconds, `$3` the time or NULL for the database's, `$4` and `$5` the labels
 /// required and excluded): for benchmarks that drive the same statement with `pgbench`.
+/// Without the comment lines of its `.sql` file (where a `$n` would be replaced too).
 pub fn claim_next_sql(schema: &str) -> String {
     crate::tasks::claim_sql(&format!("\"{schema}\""), false)
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Hosts on one machine, for tests of what crosses a network: a server namespace with a

@@ -9,5 +9,6 @@ mod hosts;
 mod model;
 mod processes;
 mod runtime;
+mod schemas;
 mod server;
 mod tls;

@@ -1,0 +1,36 @@
+//! The lock manager's schema, one `.sql` file per version, and its server-side functions, one
+//! file per function. `{s}` stands for the quoted schema, `{n}` for its bare name (in the
+//! notification channel).
+//!
+//! Shipped text never changes (the checksums in `pinned.rs` fail): a function that changes is
+//! written to a new file under `functions/NNNN/`, where `NNNN` is the migration that replaces
+//! it, and that migration installs it (`CREATE OR REPLACE FUNCTION`).
+
+/// The name the versions are recorded under in `oc_schema`.
+pub(crate) const COMPONENT: &str = "oc-locks";
+
+/// The functions every lock operation is one call of, as migrations 1 and 2 installed them.
+macro_rules! functions_0001 {
+    () => {
+        concat!(
+            include_str!("functions/0001/lock_clock.sql"),
+            include_str!("functions/0001/lock_now.sql"),
+            include_str!("functions/0001/lock_ancestors.sql"),
+            include_str!("functions/0001/lock_acquire.sql"),
+            include_str!("functions/0001/lock_enqueue.sql"),
+            include_str!("functions/0001/lock_abandon.sql"),
+            include_str!("functions/0001/lock_own.sql"),
+            include_str!("functions/0001/lock_release_owner.sql"),
+            include_str!("functions/0001/lock_sweep.sql"),
+        )
+    };
+}
+
+/// Each entry moves the schema one version up (entry `i` makes version `i + 1`).
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: locks, waiters, counters, and the functions every operation is one call of.
+    concat!(include_str!("migrations/0001_locks.sql"), functions_0001!()),
+    // 2: the manager's time is read after its row is locked, and never goes back (the
+    // functions of 1 installed again, as this migration shipped).
+    concat!(include_str!("migrations/0002_clock.sql"), functions_0001!()),
+];

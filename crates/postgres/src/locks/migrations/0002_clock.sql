@@ -1,0 +1,1 @@
+INSERT INTO {s}.lock_meta (key, value) VALUES ('clock', 0) ON CONFLICT (key) DO NOTHING;

@@ -1,0 +1,3 @@
+-- Grants every request or none (see `lock_acquire`): resources, owner, modes, TTLs, the
+-- waiter's ticket or NULL, its lease, whether to count a conflict, the time or NULL.
+SELECT * FROM {s}.lock_acquire($1, $2, $3, $4, $5, $6, $7, $8)

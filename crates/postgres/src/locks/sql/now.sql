@@ -1,0 +1,2 @@
+-- The time: `$1`, or the database's.
+SELECT {s}.lock_now($1)

@@ -1,0 +1,54 @@
+//! The statements a lock manager prepares on every connection, each from its file under
+//! `sql/`: most are one call of a server-side function (see `functions/`).
+
+use tokio_postgres::{Client, Statement};
+
+use super::row::LOCK_COLS;
+use crate::pool::Prepare;
+
+/// The statements a lock manager prepares on each connection.
+pub(crate) struct LockStatements {
+    pub(super) acquire: Statement,
+    pub(super) enqueue: Statement,
+    pub(super) abandon: Statement,
+    pub(super) own: Statement,
+    pub(super) release_owner: Statement,
+    pub(super) sweep: Statement,
+    pub(super) holders: Statement,
+    pub(super) list: Statement,
+    pub(super) counters: Statement,
+    pub(super) now: Statement,
+}
+
+impl Prepare for LockStatements {
+    async fn prepare(c: &Client, schema: &str) -> std::result::Result<Self, tokio_postgres::Error> {
+        let s = format!("\"{schema}\"");
+        Ok(LockStatements {
+            acquire: prepare(c, &s, include_str!("sql/acquire.sql")).await?,
+            enqueue: prepare(c, &s, include_str!("sql/enqueue.sql")).await?,
+            abandon: prepare(c, &s, include_str!("sql/abandon.sql")).await?,
+            own: prepare(c, &s, include_str!("sql/own.sql")).await?,
+            release_owner: prepare(c, &s, include_str!("sql/release_owner.sql")).await?,
+            sweep: prepare(c, &s, include_str!("sql/sweep.sql")).await?,
+            holders: prepare(c, &s, include_str!("sql/holders.sql")).await?,
+            list: prepare(c, &s, include_str!("sql/list.sql")).await?,
+            counters: prepare(c, &s, include_str!("sql/counters.sql")).await?,
+            now: prepare(c, &s, include_str!("sql/now.sql")).await?,
+        })
+    }
+}
+
+/// Prepares the statement of `template` for schema `s`: `{s}` is the quoted schema,
+/// `{lock_columns}` the columns a lock is read from.
+async fn prepare(
+    c: &Client,
+    s: &str,
+    template: &str,
+) -> std::result::Result<Statement, tokio_postgres::Error> {
+    c.prepare(
+        &template
+            .replace("{lock_columns}", LOCK_COLS)
+            .replace("{s}", s),
+    )
+    .await
+}

@@ -1,0 +1,69 @@
+//! Shipped migrations never change: each is pinned by the SHA-256 of its exact text (the
+//! template, before the schema is put in), as sqlx pins its migrations. The constants were
+//! computed from the text as it shipped; a failure here means a shipped migration was edited.
+//! Add a migration instead, and its checksum below.
+
+use sha2::{Digest, Sha256};
+
+/// The SHA-256 of each oc-tasks migration, in order.
+const TASKS: &[&str] = &[
+    "dbbf7601cd29ef6b64bfe663570eede7edc8a0f4ea8b926b0994b7a666fdc597",
+    "fe1890e39d16bba2d5bff93384a335f4d69c2950d66c7064c6686884e0ee91a5",
+    "03a2f0ee821298c1d3a00487251823b6d8a76fc416bb60f1a4cd1046bf521255",
+    "b59356de91807dac91426f7500310be7bf203f085a8fe1f1b9ee576ac2b8c75c",
+];
+
+/// The SHA-256 of each oc-locks migration, in order.
+const LOCKS: &[&str] = &[
+    "4c1cb110f9ed89f2850f6a3d1c696c35e88cc7c208ff0b850475703596451e94",
+    "dc3c90c7d38cff71e1654680c6b10c4fd2d384b95fc38fd93541e6fbbc9cffe0",
+];
+
+fn sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn check(component: &str, texts: &[String], pinned: &[&str]) {
+    assert_eq!(
+        texts.len(),
+        pinned.len(),
+        "{component}: a migration was added or removed; pin every shipped one (and only those)"
+    );
+    for (i, (text, want)) in texts.iter().zip(pinned).enumerate() {
+        assert_eq!(
+            sha256(text),
+            *want,
+            "{component} migration {} changed after it shipped: add a new migration instead",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn shipped_task_migrations_never_change() {
+    let texts: Vec<String> = crate::tasks::MIGRATIONS
+        .iter()
+        .map(|m| (*m).to_owned())
+        .collect();
+    check("oc-tasks", &texts, TASKS);
+}
+
+#[test]
+fn shipped_lock_migrations_never_change() {
+    let texts: Vec<String> = crate::locks::MIGRATIONS
+        .iter()
+        .map(|m| (*m).to_owned())
+        .collect();
+    check("oc-locks", &texts, LOCKS);
+}
+
+#[test]
+fn the_checksum_is_sha256() {
+    assert_eq!(
+        sha256("abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+}

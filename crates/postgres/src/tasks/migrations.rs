@@ -1,0 +1,24 @@
+//! The task store's schema, one `.sql` file per version: never edit a shipped file (the
+//! checksums in `pinned.rs` fail); add the next one instead. `{s}` stands for the quoted
+//! schema.
+
+/// The name the versions are recorded under in `oc_schema`.
+pub(crate) const COMPONENT: &str = "oc-tasks";
+
+/// Each entry moves the schema one version up (entry `i` makes version `i + 1`).
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: tasks as in SQLite (timestamps in milliseconds, metadata and result as JSON text),
+    // counters, the lease-token counter and the run-duration buckets.
+    include_str!("migrations/0001_tasks.sql"),
+    // 2: each task's history of status transitions, written in the statement of each.
+    include_str!("migrations/0002_task_history.sql"),
+    // 3: the work graph, as in SQLite: `waiting` counts the dependencies not completed, so
+    // readiness is an index lookup (`tasks_claimable`).
+    include_str!("migrations/0003_work_graph.sql"),
+    // 4: tasks per status, kept by triggers on every write that inserts, deletes or moves a
+    // task, as rows of changes that readers sum and now and then fold into one row per
+    // status: never one row that every writer updates, which would make claims and
+    // completions on different hosts wait for each other. And the blocked pending tasks in
+    // two partial indexes, so that they are counted by short ranges.
+    include_str!("migrations/0004_task_counts.sql"),
+];

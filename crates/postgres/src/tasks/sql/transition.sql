@@ -1,0 +1,40 @@
+-- A transition computed in Rust, written if the row is still at the version and status read
+-- ($19, $20), with the counters and the history row, in one statement. The parameters are
+-- `TransitionParams`, in `TransitionParams::params` order.
+WITH tok AS (
+    UPDATE {s}.tasks_meta SET value = value + 1
+    WHERE key = 'lease_token' AND $21::boolean RETURNING value
+), upd AS (
+    UPDATE {s}.tasks SET name = $2, description = $3, status = $4, owner = $5,
+        priority = $6, metadata = $7, result = $8, error = $9, attempts = $10,
+        max_attempts = $11, version = $12, created_at = $13, updated_at = $14,
+        started_at = $15, finished_at = $16,
+        lease_token = CASE WHEN $21::boolean THEN (SELECT value FROM tok) ELSE $17 END,
+        lease_expires_at = $18, labels = $30::text[], run_at = $31::bigint,
+        retry_base_ms = $32::bigint, retry_cap_ms = $33::bigint,
+        retry_jitter = $34::integer
+    WHERE id = $1 AND version = $19 AND status = $20
+    RETURNING lease_token
+), counts AS (
+    -- The status entered, and a finished run's bucket and sum: one UPDATE
+    -- that locks its rows in key order, so that transitions holding them
+    -- (a completion holds them until it has released its dependents)
+    -- never wait for each other in a circle.
+    UPDATE {s}.tasks_meta
+    SET value = value + CASE WHEN key = 'run_ms_sum' THEN $24::bigint ELSE 1 END
+    WHERE key IN (
+        SELECT key FROM {s}.tasks_meta
+        WHERE (key = $22::text
+               OR ($23::text <> '' AND key IN ($23::text, 'run_ms_sum')))
+          AND EXISTS (SELECT 1 FROM upd)
+        ORDER BY key FOR UPDATE)
+), hist AS (
+    INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
+        to_status, actor, token, error)
+    SELECT $1, $12, $14, $25::text, $26::text, $4, $27::text,
+        CASE WHEN $21::boolean THEN (SELECT lease_token FROM upd)
+             ELSE $28::bigint END,
+        $29::text
+    WHERE $25::text <> '' AND EXISTS (SELECT 1 FROM upd)
+)
+SELECT lease_token FROM upd
