@@ -56,7 +56,7 @@ use statements::TaskStatements;
 ///   under concurrency: a completion releases its dependents in a second statement of its
 ///   transaction, after its row is locked, and whoever adds an edge to a task, or creates a
 ///   task depending on it, takes that task's advisory lock shared first (see
-///   `ARCHITECTURE.md`).
+///   `docs/decisions/0022-postgres-graph-advisory-locks.md`).
 /// - Fencing tokens come from a counter row bumped in the claiming statement: they strictly
 ///   increase in commit order across every host, and survive crashes with the commit
 ///   (`synchronous_commit=on`, PostgreSQL's default).
