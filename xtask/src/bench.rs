@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::flags::BenchReport;
 use crate::{baseline, root};
 
 /// A figure the seed documents, with the value it gives (Apple M1) and its unit.
@@ -929,36 +930,16 @@ fn instructions(json_out: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn report(args: &[String]) -> anyhow::Result<()> {
-    if args.iter().any(|a| a == "--instructions") {
-        return instructions(args.iter().any(|a| a == "--json"));
+pub(crate) fn report(flags: &BenchReport) -> anyhow::Result<()> {
+    if flags.instructions {
+        return instructions(flags.json);
     }
-    let quick = args.iter().any(|a| a == "--quick");
-    let json_out = args.iter().any(|a| a == "--json");
-    let with_c = !args.iter().any(|a| a == "--no-c");
-    let runs = match args.iter().position(|a| a == "--runs") {
-        Some(i) => args.get(i + 1).context("--runs needs a number")?.clone(),
-        None => {
-            if quick {
-                "1".into()
-            } else {
-                "5".into()
-            }
-        }
-    };
-
-    let runs_n: usize = runs.parse().context("--runs needs a number")?;
-    let named = |flag: &str| -> anyhow::Result<Option<String>> {
-        match args.iter().position(|a| a == flag) {
-            Some(i) => Ok(Some(
-                args.get(i + 1)
-                    .with_context(|| format!("{flag} needs a name"))?
-                    .clone(),
-            )),
-            None => Ok(None),
-        }
-    };
-    let (save, compare) = (named("--save")?, named("--compare")?);
+    let quick = flags.quick;
+    let json_out = flags.json;
+    let with_c = !flags.no_c;
+    let runs_n = flags.runs.unwrap_or(if quick { 1 } else { 5 });
+    let runs = runs_n.to_string();
+    let (save, compare) = (flags.save.clone(), flags.compare.clone());
     // A missing or broken saved run is known before minutes of measuring.
     let before = compare.as_deref().map(baseline::load).transpose()?;
     let c_exe = if with_c {

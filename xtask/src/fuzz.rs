@@ -27,14 +27,10 @@ fn cargo_fuzz_available() -> bool {
 }
 
 /// Runs every target for `seconds` (CI: a quick bounded run) and publishes the figures.
-pub(crate) fn fuzz(args: &[String]) -> anyhow::Result<()> {
-    let soak =
-        args.iter().any(|a| a == "--soak") || std::env::var("OC_SOAK").is_ok_and(|v| v == "1");
-    let seconds: u64 = match args.iter().position(|a| a == "--seconds") {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|s| s.parse().ok())
-            .context("--seconds takes a number")?,
+pub(crate) fn fuzz(flags: &crate::flags::Fuzz) -> anyhow::Result<()> {
+    let soak = flags.soak || std::env::var("OC_SOAK").is_ok_and(|v| v == "1");
+    let seconds = match flags.seconds {
+        Some(seconds) => seconds,
         None if soak => 1800,
         None => 20,
     };

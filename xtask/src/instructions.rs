@@ -77,11 +77,8 @@ fn load(path: &Path) -> anyhow::Result<BTreeMap<String, u64>> {
         .with_context(|| format!("{}: per_operation is not a map of counts", path.display()))
 }
 
-pub(crate) fn instructions(args: &[String]) -> anyhow::Result<()> {
-    let (check, update) = (
-        args.iter().any(|a| a == "--check"),
-        args.iter().any(|a| a == "--update"),
-    );
+pub(crate) fn instructions(flags: &crate::flags::Instructions) -> anyhow::Result<()> {
+    let (check, update) = (flags.check, flags.update);
     let now = measure()?;
     let path = baseline_path();
     if update {

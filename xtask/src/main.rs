@@ -26,6 +26,7 @@
 
 mod baseline;
 mod bench;
+mod flags;
 mod fuzz;
 mod instructions;
 mod reliability;
@@ -214,7 +215,10 @@ fn ci() -> anyhow::Result<()> {
     )?;
     // The hot paths' instruction counts against the committed baseline (needs valgrind).
     if which("valgrind") || std::env::var_os("OC_REQUIRE_VALGRIND").is_some() {
-        instructions::instructions(&["--check".to_owned()])?;
+        instructions::instructions(&flags::Instructions {
+            check: true,
+            update: false,
+        })?;
     } else {
         eprintln!("skipped: the hot paths' instruction counts (no valgrind)");
     }
@@ -265,20 +269,15 @@ fn codegen() -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("ci") => ci(),
-        Some("bench-report") => bench::report(&args[1..]),
-        Some("codegen") => codegen(),
-        Some("instructions") => instructions::instructions(&args[1..]),
-        Some("reliability") => reliability::reliability(&args[1..]),
-        Some("fuzz") => fuzz::fuzz(&args[1..]),
-        Some("shuttle") => shuttle(args.iter().any(|a| a == "--soak")),
-        _ => {
-            eprintln!(
-                "usage: cargo xtask <ci | reliability [--soak] | fuzz [--seconds N] [--soak] | shuttle | bench-report [--quick] [--json] [--runs N] [--no-c] [--save NAME] [--compare NAME] | instructions [--check | --update] | codegen>"
-            );
-            std::process::exit(2);
-        }
+    // `--help`, an unknown flag or a missing value end here (help: exit 0; errors: exit 2).
+    let flags::Xtask { command } = clap::Parser::parse();
+    match command {
+        flags::Cmd::Ci => ci(),
+        flags::Cmd::Reliability { soak } => reliability::reliability(soak),
+        flags::Cmd::Fuzz(f) => fuzz::fuzz(&f),
+        flags::Cmd::Shuttle { soak } => shuttle(soak),
+        flags::Cmd::BenchReport(b) => bench::report(&b),
+        flags::Cmd::Instructions(i) => instructions::instructions(&i),
+        flags::Cmd::Codegen => codegen(),
     }
 }

@@ -29,8 +29,7 @@ const ANOMALIES: [&str; 10] = [
 
 /// Runs the evidence tests (the quick tier, or the soak tier with `--soak`) and prints their
 /// figures.
-pub(crate) fn reliability(args: &[String]) -> anyhow::Result<()> {
-    let soak = args.iter().any(|a| a == "--soak");
+pub(crate) fn reliability(soak: bool) -> anyhow::Result<()> {
     let out = figures_path();
     let _ = std::fs::remove_file(&out);
     let out_s = out.to_string_lossy().into_owned();
