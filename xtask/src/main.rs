@@ -26,10 +26,12 @@
 
 mod baseline;
 mod bench;
+mod documented;
 mod flags;
 mod fuzz;
 mod instructions;
 mod reliability;
+mod stats;
 #[cfg(test)]
 mod tidy;
 
