@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::root;
 use crate::stats::centre_and_noise;
+use crate::workspace::root;
 
 /// Where a saved run lives; `name` is letters, digits, `.`, `_` and `-`.
 fn path_of(name: &str) -> anyhow::Result<PathBuf> {

@@ -1,4 +1,5 @@
-//! `cargo xtask bench-report`: our figures beside the documented ones and a C baseline.
+//! `cargo xtask bench-report`: our figures beside the documented ones (`benches/figures.toml`,
+//! read by `documented.rs`) and a C baseline, or against a saved run (`baseline.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,10 +8,12 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::baseline;
+use crate::callgrind::callgrind;
 use crate::documented::{self, Documented};
 use crate::flags::BenchReport;
 use crate::stats::median;
-use crate::{baseline, root};
+use crate::workspace::{build_release, root};
 
 fn parse_lines(text: &str) -> BTreeMap<String, Vec<f64>> {
     let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -44,22 +47,6 @@ fn merge(into: &mut BTreeMap<String, Vec<f64>>, from: BTreeMap<String, Vec<f64>>
 fn build_figures() -> anyhow::Result<()> {
     build_release("oc-benches", "oc-bench-figures")?;
     build_release("oc-cli", "oc").map(drop)
-}
-
-/// Builds the binary `bin` of `package` in release mode; returns where it is.
-pub(crate) fn build_release(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
-    let args = [
-        "build",
-        "--release",
-        "--locked",
-        "-q",
-        "-p",
-        package,
-        "--bin",
-        bin,
-    ];
-    crate::run("cargo", &args, &[])?;
-    Ok(root().join("target/release").join(bin))
 }
 
 /// Runs the release build of `oc-bench-figures` with `args` and parses its lines.
@@ -198,42 +185,6 @@ const PHASES: [(&str, &str, &str); 5] = [
         "oc_benches::sqlite::full_scan",
     ),
 ];
-
-/// Runs `cmd` under callgrind and returns the inclusive instruction count of each function in
-/// `names` (the largest inclusive figure `callgrind_annotate` reports for it).
-pub(crate) fn callgrind(
-    cmd: &mut Command,
-    out_file: &Path,
-    names: &[&str],
-) -> anyhow::Result<Vec<u64>> {
-    let status = cmd
-        .status()
-        .context("running valgrind (is it installed?)")?;
-    if !status.success() {
-        bail!("callgrind run failed: {status}");
-    }
-    let out = Command::new("callgrind_annotate")
-        .arg("--inclusive=yes")
-        .arg("--threshold=100")
-        .arg(out_file)
-        .output()
-        .context("running callgrind_annotate")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    names
-        .iter()
-        .map(|name| {
-            text.lines()
-                .filter(|l| l.contains(&format!(":{name}")))
-                .filter_map(|l| {
-                    l.split_whitespace()
-                        .next()
-                        .and_then(|n| n.replace(',', "").parse::<u64>().ok())
-                })
-                .max()
-                .with_context(|| format!("no callgrind figure for {name}"))
-        })
-        .collect()
-}
 
 /// Instruction counts of the SQLite phases, ours and C's: repeatable whatever the machine's
 /// neighbours are doing, unlike wall-clock time here.

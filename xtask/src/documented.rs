@@ -133,7 +133,8 @@ mod tests {
 
     #[test]
     fn every_target_is_written_as_the_report_prints_it() {
-        let text = std::fs::read_to_string(crate::root().join("benches/figures.toml")).unwrap();
+        let text =
+            std::fs::read_to_string(crate::workspace::root().join("benches/figures.toml")).unwrap();
         for d in figures().unwrap() {
             if let Some(t) = d.target {
                 assert!(

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::{append_figures, root};
+use crate::workspace::{append_figures, root, run_in};
 
 /// The targets, as named in `fuzz/Cargo.toml` and `oc_fuzz_oracles::TARGETS`.
 const TARGETS: [&str; 6] = [
@@ -50,7 +50,7 @@ pub(crate) fn run_targets(seconds: u64) -> anyhow::Result<()> {
         return Ok(());
     }
     let dir = root().join("fuzz");
-    crate::run_in(&dir, "cargo", &["fuzz", "build", "-s", "none"], &[])?;
+    run_in(&dir, "cargo", &["fuzz", "build", "-s", "none"], &[])?;
     let mut crashed = Vec::new();
     for target in TARGETS {
         let corpus = dir.join("corpus").join(target);

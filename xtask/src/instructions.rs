@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::bench::{build_release, callgrind};
-use crate::root;
+use crate::callgrind::callgrind;
+use crate::workspace::{build_release, root};
 
 /// How much a hot path may grow before `--check` fails, in percent.
 const TOLERANCE_PERCENT: u128 = 5;
