@@ -1,6 +1,6 @@
 //! `oc-alerts`: evaluating many rules over one snapshot.
 
-use super::*;
+use std::time::Duration;
 
 use oc_alerts::{Condition, Engine, Op, Rule, Selector, Severity};
 use oc_locks::{LockManager, LockRequest, MemoryLockManager};

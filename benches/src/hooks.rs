@@ -1,7 +1,7 @@
 //! Lifecycle workloads (`hooks.*` figures): the cost of a transition with hooks.
 
-use super::*;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use oc_hooks::{Hooks, Overflow, TaskLifecycle};
 use oc_tasks::{MemoryTaskStore, NewTask};

@@ -3,14 +3,18 @@
 //! times on fixtures made before it, so callgrind's inclusive count of the function divided by
 //! the iterations is the cost of one, repeatable on a noisy machine where time is not.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use oc_hooks::{Hooks, TaskLifecycle};
 use oc_jsonl::JsonlWriter;
 use oc_locks::{LockManager, LockRequest};
 use oc_tasks::{TaskId, TaskStore};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 
-use super::*;
+use crate::jsonl;
 
 /// Operations per hot path.
 pub const ITERATIONS: usize = 2_000;

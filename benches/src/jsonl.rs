@@ -1,7 +1,11 @@
 //! JSONL workloads (`jsonl.*` figures).
 
-use super::*;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
 use oc_jsonl::{Durability, JsonlReader, JsonlWriter, WriterOptions};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 /// Records of the append workloads.

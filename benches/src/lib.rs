@@ -8,12 +8,6 @@
 //! One module per family of figures (`sqlite.*`, `tasks.*`, `locks.*`, ...), and [`hot`], the
 //! hot paths whose instruction counts CI checks.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
-
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-
 pub mod alerts;
 pub mod hooks;
 pub mod hot;

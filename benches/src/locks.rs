@@ -1,6 +1,7 @@
 //! Lock workloads (`locks.*` figures).
 
-use super::*;
+use std::time::{Duration, Instant};
+
 use oc_locks::{LockManager, LockRequest};
 
 /// Iterations of the throughput loop.

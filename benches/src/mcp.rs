@@ -2,12 +2,12 @@
 //! operations as one `oc` process per call.
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-
-use super::*;
 
 /// The `oc` binary: `$OC_BIN`, or the one built beside the running executable.
 pub fn oc_binary() -> anyhow::Result<PathBuf> {

@@ -1,7 +1,7 @@
 //! Metrics workloads (`metrics.*` figures).
 
-use super::*;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use oc_hooks::{EventKind, Hooks, TaskEvent, TaskLifecycle};
 use oc_metrics::{LatencyTracker, Snapshot};

@@ -1,6 +1,10 @@
 //! The raw SQLite workloads (`sqlite.*` figures).
 
-use super::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use rusqlite::Connection;
 
 /// Rows loaded by `batch_insert`.

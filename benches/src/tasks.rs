@@ -1,9 +1,11 @@
 //! Product-path workloads through `oc-tasks`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::*;
 use oc_tasks::{NewTask, SqliteTaskStore, TaskStore};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 /// A fresh store in its own temp directory.
 pub fn fresh() -> oc_tasks::Result<(SqliteTaskStore, tempfile::TempDir)> {
