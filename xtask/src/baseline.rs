@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::bench::median;
-use crate::root;
+use crate::stats::centre_and_noise;
+use crate::workspace::root;
 
 /// Where a saved run lives; `name` is letters, digits, `.`, `_` and `-`.
 fn path_of(name: &str) -> anyhow::Result<PathBuf> {
@@ -60,19 +60,6 @@ pub(crate) fn load(name: &str) -> anyhow::Result<(String, BTreeMap<String, Vec<f
     let figures = serde_json::from_value(doc["figures"].clone())
         .with_context(|| format!("{}: figures are not lists of numbers", path.display()))?;
     Ok((doc["machine"].as_str().unwrap_or("").to_owned(), figures))
-}
-
-/// The median and the noise of a figure's runs: half their range, relative to the median
-/// (`None` with fewer than three runs, too few to say).
-fn centre_and_noise(runs: &[f64]) -> Option<(f64, Option<f64>)> {
-    let median = median(runs.to_vec())?;
-    let (lo, hi) = runs
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
-            (lo.min(*r), hi.max(*r))
-        });
-    let noise = (runs.len() >= 3 && median != 0.0).then(|| (hi - lo) / 2.0 / median.abs());
-    Some((median, noise))
 }
 
 /// What a comparison says of one figure.
@@ -173,6 +160,40 @@ mod tests {
         std::fs::remove_file(path).unwrap();
         assert_eq!((machine.as_str(), loaded), ("test machine", figures));
         assert!(load(&name).is_err(), "a missing run is an error naming it");
+    }
+
+    #[test]
+    fn a_run_saved_before_loads() {
+        // As `--save` has written it since version 1.
+        let name = format!("xtask-test-old-{}", std::process::id());
+        let path = path_of(&name).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let old = r#"{
+  "figures": {
+    "locks.acquire_release": [
+      812000.5,
+      790100.0,
+      805000.25
+    ],
+    "sqlite.db_size": [
+      23.4
+    ]
+  },
+  "machine": "AMD EPYC 7B13, 2 cores",
+  "version": 1
+}"#;
+        std::fs::write(&path, old).unwrap();
+        let loaded = load(&name);
+        std::fs::remove_file(&path).unwrap();
+        let (machine, figures) = loaded.unwrap();
+        assert_eq!(machine, "AMD EPYC 7B13, 2 cores");
+        assert_eq!(
+            figures,
+            runs(&[
+                ("locks.acquire_release", &[812000.5, 790100.0, 805000.25]),
+                ("sqlite.db_size", &[23.4]),
+            ])
+        );
     }
 
     #[test]

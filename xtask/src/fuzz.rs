@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::{append_figures, root};
+use crate::workspace::{append_figures, root, run_in};
 
 /// The targets, as named in `fuzz/Cargo.toml` and `oc_fuzz_oracles::TARGETS`.
 const TARGETS: [&str; 6] = [
@@ -27,14 +27,10 @@ fn cargo_fuzz_available() -> bool {
 }
 
 /// Runs every target for `seconds` (CI: a quick bounded run) and publishes the figures.
-pub(crate) fn fuzz(args: &[String]) -> anyhow::Result<()> {
-    let soak =
-        args.iter().any(|a| a == "--soak") || std::env::var("OC_SOAK").is_ok_and(|v| v == "1");
-    let seconds: u64 = match args.iter().position(|a| a == "--seconds") {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|s| s.parse().ok())
-            .context("--seconds takes a number")?,
+pub(crate) fn fuzz(flags: &crate::flags::Fuzz) -> anyhow::Result<()> {
+    let soak = flags.soak || std::env::var("OC_SOAK").is_ok_and(|v| v == "1");
+    let seconds = match flags.seconds {
+        Some(seconds) => seconds,
         None if soak => 1800,
         None => 20,
     };
@@ -54,7 +50,7 @@ pub(crate) fn run_targets(seconds: u64) -> anyhow::Result<()> {
         return Ok(());
     }
     let dir = root().join("fuzz");
-    crate::run_in(&dir, "cargo", &["fuzz", "build", "-s", "none"], &[])?;
+    run_in(&dir, "cargo", &["fuzz", "build", "-s", "none"], &[])?;
     let mut crashed = Vec::new();
     for target in TARGETS {
         let corpus = dir.join("corpus").join(target);

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::bench::{build_release, callgrind};
-use crate::root;
+use crate::callgrind::callgrind;
+use crate::workspace::{build_release, root};
 
 /// How much a hot path may grow before `--check` fails, in percent.
 const TOLERANCE_PERCENT: u128 = 5;
@@ -77,11 +77,8 @@ fn load(path: &Path) -> anyhow::Result<BTreeMap<String, u64>> {
         .with_context(|| format!("{}: per_operation is not a map of counts", path.display()))
 }
 
-pub(crate) fn instructions(args: &[String]) -> anyhow::Result<()> {
-    let (check, update) = (
-        args.iter().any(|a| a == "--check"),
-        args.iter().any(|a| a == "--update"),
-    );
+pub(crate) fn instructions(flags: &crate::flags::Instructions) -> anyhow::Result<()> {
+    let (check, update) = (flags.check, flags.update);
     let now = measure()?;
     let path = baseline_path();
     if update {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::{figures_path, run};
+use crate::workspace::{figures_path, run};
 
 /// The tests that publish figures, as a nextest filter.
 pub(crate) const FILTER: &str = "test(/check_linearizable|planted_bug|fenced_writes|late_grants|processes_sharing_a_file_are_linearizable|two_hosts_histories|power_loss|io_fault|corpus|serve_hostile/)";
@@ -29,8 +29,7 @@ const ANOMALIES: [&str; 10] = [
 
 /// Runs the evidence tests (the quick tier, or the soak tier with `--soak`) and prints their
 /// figures.
-pub(crate) fn reliability(args: &[String]) -> anyhow::Result<()> {
-    let soak = args.iter().any(|a| a == "--soak");
+pub(crate) fn reliability(soak: bool) -> anyhow::Result<()> {
     let out = figures_path();
     let _ = std::fs::remove_file(&out);
     let out_s = out.to_string_lossy().into_owned();
@@ -52,7 +51,7 @@ pub(crate) fn reliability(args: &[String]) -> anyhow::Result<()> {
         ],
         &envs,
     )?;
-    crate::shuttle(soak)?;
+    crate::shuttle::shuttle(soak)?;
     crate::fuzz::run_targets(if soak { 1800 } else { 20 })?;
     print_figures(&out)
 }

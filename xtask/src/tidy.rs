@@ -23,7 +23,7 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 #[test]
 fn every_rust_file_starts_with_a_module_doc() {
     let mut files = Vec::new();
-    rust_files(&crate::root(), &mut files);
+    rust_files(&crate::workspace::root(), &mut files);
     assert!(files.len() > 10, "found the workspace's files");
     let missing: Vec<_> = files
         .iter()

@@ -1,0 +1,191 @@
+//! `pg.*`: the PostgreSQL store and lock manager against a throwaway server, beside `pgbench`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use oc_locks::LockManager;
+use oc_tasks::TaskStore;
+
+use crate::tasks::{graph_figures, ready_pages};
+use crate::{Figures, per_sec};
+
+/// pg.*: the PostgreSQL store and lock manager against a throwaway server (Unix socket,
+/// `fsync=off`, `synchronous_commit=off`), and the same claim statement driven by `pgbench`.
+pub(crate) fn figures(runs: usize, quick: bool) -> anyhow::Result<()> {
+    use oc_postgres::testkit::{PgServer, claim_next_sql, server_binaries};
+    use oc_postgres::{PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
+    use oc_tasks::NewTask;
+
+    const CREATE: usize = 100_000;
+    const CLAIMS: usize = 16_000;
+    let Some(bin) = server_binaries() else {
+        eprintln!("pg figures skipped: no PostgreSQL server binaries");
+        return Ok(());
+    };
+    let pg = PgServer::start()?;
+    let mut f = Figures::default();
+    for run in 0..runs {
+        let opts = |schema: &str, pool: usize| -> anyhow::Result<PgOptions> {
+            Ok(PgOptions::new(&pg.url("postgres"))?
+                .schema(schema)?
+                .pool_size(pool))
+        };
+        let schema = format!("bench{run}");
+        let store = Arc::new(PgTaskStore::connect(opts(&schema, 16)?)?);
+        let started = std::time::Instant::now();
+        for b in 0..CREATE / 1000 {
+            store.create_many(
+                (0..1000)
+                    .map(|i| NewTask::new(format!("b{b}-{i}")))
+                    .collect(),
+            )?;
+        }
+        f.add(
+            "pg.create_many",
+            "tasks/s",
+            per_sec(CREATE, started.elapsed()),
+        );
+        let mut latencies = Vec::new();
+        for (threads, name) in [
+            (1, "pg.claim_next_1t"),
+            (4, "pg.claim_next_4t"),
+            (16, "pg.claim_next_16t"),
+        ] {
+            let per = if threads == 1 {
+                2_000
+            } else {
+                CLAIMS / threads
+            };
+            let started = std::time::Instant::now();
+            let lat = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let store = store.clone();
+                        s.spawn(move || -> anyhow::Result<Vec<f64>> {
+                            let mut v = Vec::with_capacity(per);
+                            for _ in 0..per {
+                                let at = std::time::Instant::now();
+                                store
+                                    .claim_next(&format!("w{t}"), Duration::from_secs(600))?
+                                    .context("ran out of pending tasks")?;
+                                v.push(at.elapsed().as_secs_f64() * 1000.0);
+                            }
+                            Ok(v)
+                        })
+                    })
+                    .collect();
+                hs.into_iter()
+                    .map(|h| {
+                        h.join()
+                            .map_err(|_| anyhow::anyhow!("a claim thread panicked"))?
+                    })
+                    .collect::<anyhow::Result<Vec<Vec<f64>>>>()
+            })?;
+            f.add(name, "claims/s", per_sec(per * threads, started.elapsed()));
+            if threads == 16 {
+                latencies = lat.concat();
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+        f.add("pg.claim_latency_16t_p50", "ms", pct(0.50));
+        f.add("pg.claim_latency_16t_p99", "ms", pct(0.99));
+
+        // The same statement, as fast as the engine takes it: pgbench, 16 clients, prepared.
+        let sql = claim_next_sql(&schema)
+            .replace("$1", "'pgbench'")
+            .replace("$2::bigint", "600000::bigint")
+            .replace("$3::bigint", "NULL::bigint")
+            .replace("$4::text[]", "'{}'::text[]")
+            .replace("$5::text[]", "'{}'::text[]");
+        let script = std::env::temp_dir().join(format!("oc-claim-{}.sql", std::process::id()));
+        std::fs::write(&script, format!("{};\n", sql.trim()))?;
+        let out = std::process::Command::new(bin.join("pgbench"))
+            .arg("-h")
+            .arg(pg.socket_dir())
+            .args([
+                "-p", "5432", "-U", "postgres", "-n", "-M", "prepared", "-c", "16", "-j", "2",
+            ])
+            .args(["-t", &(CLAIMS / 16).to_string(), "-f"])
+            .arg(&script)
+            .arg("postgres")
+            .output()?;
+        std::fs::remove_file(&script)?;
+        anyhow::ensure!(
+            out.status.success(),
+            "pgbench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let tps: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("tps = "))
+            .and_then(|l| l.split_whitespace().next())
+            .context("no tps in pgbench's output")?
+            .parse()?;
+        f.add("pg.pgbench_claim_16c", "claims/s", tps);
+        let ours = f.runs("pg.claim_next_16t").last().copied().unwrap_or(0.0);
+        f.add("pg.claim16_over_pgbench", "x", ours / tps);
+
+        let locks = Arc::new(PgLockManager::connect(PgLockOptions::new(opts(
+            &schema, 16,
+        )?))?);
+        for (threads, name, per) in [(1, "pg.lock_pair_1t", 2_000), (16, "pg.lock_pair_16t", 250)] {
+            let started = std::time::Instant::now();
+            std::thread::scope(|s| -> anyhow::Result<()> {
+                let hs: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let locks = locks.clone();
+                        s.spawn(move || -> anyhow::Result<()> {
+                            let req = oc_locks::LockRequest::exclusive(
+                                &format!("repo/w{t}/file"),
+                                &format!("w{t}"),
+                            )?;
+                            for _ in 0..per {
+                                let l = locks.try_acquire(&req)?;
+                                locks.release(&l.resource, &l.owner)?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("a lock thread panicked"))??;
+                }
+                Ok(())
+            })?;
+            f.add(name, "pairs/s", per_sec(per * threads, started.elapsed()));
+        }
+        let fresh_schema = std::sync::atomic::AtomicUsize::new(0);
+        graph_figures(&mut f, "pg", run as u64, &|| {
+            let n = fresh_schema.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let store = PgTaskStore::connect(opts(&format!("graph{run}_{n}"), 4)?)?;
+            Ok((
+                Box::new(store) as Box<dyn oc_tasks::TaskStore>,
+                Box::new(()) as Box<dyn std::any::Any>,
+            ))
+        })?;
+    }
+    f.emit();
+    if !quick {
+        let store = PgTaskStore::connect(
+            PgOptions::new(&pg.url("postgres"))?
+                .schema("pages")?
+                .pool_size(4),
+        )?;
+        for b in 0..1000 {
+            store.create_many(
+                (0..1000)
+                    .map(|i| NewTask::new(format!("p{b}-{i}")))
+                    .collect(),
+            )?;
+        }
+        // The statistics autovacuum (off on this server) would gather after a bulk load:
+        // without them the planner takes the ready tasks' index and sorts it for every page.
+        pg.psql("postgres", "ANALYZE pages.tasks")?;
+        ready_pages(&store, "pg")?;
+    }
+    Ok(())
+}
