@@ -76,8 +76,8 @@ pub use crate::entry::{Decision, Level, LogEntry, SHOWN_BYTES, cut, thousands};
 pub use crate::error::{Error, Result};
 pub use crate::json::{MAX_DEPTH, MAX_LINE_BYTES};
 pub use crate::reader::{
-    FOLLOW_CHUNK, Follower, JsonlReader, LineAt, LineCount, LineCounts, LogAnalysis, MAX_GZ_BYTES,
-    Query, ReadReport, TAIL_BLOCK, Tail, TailLine, read_records,
+    COUNT_BUDGET, FOLLOW_CHUNK, Follower, JsonlReader, LineAt, LineCount, LineCounts, LogAnalysis,
+    MAX_GZ_BYTES, Query, ReadReport, TAIL_BLOCK, Tail, TailLine, read_records,
 };
 #[cfg(feature = "ship")]
 pub use crate::ship::{ShipOptions, ShipReport, Shipper};

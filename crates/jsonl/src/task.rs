@@ -577,18 +577,30 @@ impl TaskFiles {
     /// does not have, more than [`MAX_MANIFEST_BYTES`]) are skipped; so are directories that are
     /// links or whose names are not checkpoint ids.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        Ok(self.checkpoint_page(0, usize::MAX)?.0)
+    }
+
+    /// A page of [`checkpoints`](Self::checkpoints), newest first, reading only the manifests
+    /// of the page: the checkpoint directories are listed and sorted by name (their ids), the
+    /// `skip` newest passed over, and the manifests of the next `n` read (those that do not
+    /// validate are left out, so a page may hold fewer). Also whether older ones follow.
+    pub fn checkpoint_page(&self, skip: usize, n: usize) -> Result<(Vec<Checkpoint>, bool)> {
         let Some(tdir) = self.task_dir()? else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         };
         let Some(root) = tdir.sub("checkpoints")? else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         };
+        let mut names: Vec<String> = root
+            .entries()?
+            .into_iter()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| check_checkpoint_id(name).is_ok())
+            .collect();
+        names.sort_unstable_by(|a, b| b.cmp(a));
+        let more = names.len() > skip.saturating_add(n);
         let mut v = Vec::new();
-        for (name, _) in root.entries()? {
-            let Some(name) = name.to_str() else { continue };
-            if check_checkpoint_id(name).is_err() {
-                continue;
-            }
+        for name in names.iter().skip(skip).take(n) {
             let read = root.sub(name).and_then(|cdir| match cdir {
                 Some(cdir) => read_manifest(&cdir, name, &self.task_id),
                 None => Ok(None),
@@ -604,8 +616,7 @@ impl TaskFiles {
                 ),
             }
         }
-        v.sort_by(|a, b| b.id.cmp(&a.id));
-        Ok(v)
+        Ok((v, more))
     }
 
     /// Replaces the live files with the checkpoint's, after verifying every one against the

@@ -88,7 +88,9 @@ fn line_counts_read_only_what_was_appended() {
     use std::os::unix::fs::FileExt;
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("logs.jsonl");
-    std::fs::write(&p, b"{}\n{}\n{}\n").unwrap();
+    // A first line longer than the bytes compared at a file's start.
+    let first = format!("{{\"pad\":\"{}\"}}\n", "a".repeat(70));
+    std::fs::write(&p, format!("{first}{{}}\n{{}}\n")).unwrap();
     let mut cache = oc_jsonl::LineCounts::new();
     let count = |cache: &mut oc_jsonl::LineCounts| {
         let c = JsonlReader::open(&p).count_lines(cache).unwrap();
@@ -101,14 +103,43 @@ fn line_counts_read_only_what_was_appended() {
     assert_eq!(count(&mut cache), (1, 5));
     f.write_all(b"}\n").unwrap();
     assert_eq!(count(&mut cache), (1, 6));
-    // What was counted is not read again: bytes rewritten in place (as no log is) go unseen.
+    // What was counted is not read again: bytes rewritten in place (as no log is) go unseen,
+    // but for the file's first bytes (an inode reused for another file is counted anew).
     let g = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-    g.write_all_at(b"xxxxxxxxx", 0).unwrap();
+    g.write_all_at(b"xxx", first.len() as u64 + 3).unwrap();
     assert_eq!(count(&mut cache), (1, 6));
+    let mut other = oc_jsonl::LineCounts::new();
+    assert_eq!(count(&mut other), (1, 5));
+    g.write_all_at(b"x", 0).unwrap();
+    assert_eq!(count(&mut other), (1, 5));
+    g.write_all_at(b"{", 0).unwrap();
     // A rotated file keeps its count; the new one is counted.
     std::fs::rename(&p, dir.path().join("logs.jsonl.1")).unwrap();
     std::fs::write(&p, b"{}\n").unwrap();
     assert_eq!(count(&mut cache), (2, 7));
     // A fresh cache counts everything.
-    assert_eq!(count(&mut oc_jsonl::LineCounts::new()), (2, 4));
+    assert_eq!(count(&mut oc_jsonl::LineCounts::new()), (2, 6));
+    // Within a budget of bytes per round: the rest in later rounds.
+    let mut small = oc_jsonl::LineCounts::with_budget(48);
+    let rounds: Vec<(u64, u64)> = (0..3).map(|_| count(&mut small)).collect();
+    assert_eq!(rounds, [(2, 0), (2, 5), (2, 6)]);
+}
+
+#[test]
+fn checkpoints_are_paged_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = oc_jsonl::TaskFiles::new(dir.path(), "t").unwrap();
+    t.save_state(&json!(1)).unwrap();
+    for i in 0..25 {
+        t.create_checkpoint("c", oc_time::Timestamp::from_millis(1000 + i))
+            .unwrap();
+    }
+    let all = t.checkpoints().unwrap();
+    assert_eq!(all.len(), 25);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id));
+    let (first, more) = t.checkpoint_page(0, 20).unwrap();
+    assert_eq!((&first[..], more), (&all[..20], true));
+    let (rest, more) = t.checkpoint_page(20, 20).unwrap();
+    assert_eq!((&rest[..], more), (&all[20..], false));
+    assert_eq!(t.checkpoint_page(30, 20).unwrap(), (Vec::new(), false));
 }
