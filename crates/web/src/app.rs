@@ -22,6 +22,9 @@ pub type Alerting = (Arc<Mutex<Engine>>, Arc<Dispatcher>);
 /// The consistency check `/healthz` runs: the problems found (none: healthy).
 type Health = dyn Fn() -> Result<Vec<String>, String> + Send + Sync;
 
+/// What a run of the health check found.
+type Checked = Result<Vec<String>, String>;
+
 /// How long one run of the health check answers `/healthz`: the check (SQLite's integrity
 /// check reads the whole database) runs at most this often, whatever the number of probes.
 pub const HEALTH_FOR: Duration = Duration::from_secs(5);
@@ -37,7 +40,7 @@ pub struct Web {
     storage: Option<Arc<dyn StorageSource>>,
     health: Option<Arc<Health>>,
     /// The last run of the health check and when it ended.
-    checked: Mutex<Option<(Instant, Result<Vec<String>, String>)>>,
+    checked: Mutex<Option<(Instant, Checked)>>,
     pub(crate) alerting: Option<Alerting>,
     pub(crate) read_only: bool,
     exporter: Option<Exporter>,
