@@ -27,22 +27,7 @@ fn task_files(site: &Site, task: &str, must_exist: bool) -> anyhow::Result<TaskF
 
 /// The ids of every task with a directory under `<data>/tasks`, sorted.
 fn task_dirs(data_dir: &Path) -> anyhow::Result<Vec<String>> {
-    let root = data_dir.join("tasks");
-    let mut ids: Vec<String> = match std::fs::read_dir(&root) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok())
-            // Not `path().is_dir()`, which follows a link planted in `tasks/`.
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|id| oc_jsonl::check_task_id(id).is_ok())
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!("cannot list {}", root.display())));
-        }
-    };
-    ids.sort();
-    Ok(ids)
+    Ok(TaskFiles::list(data_dir)?)
 }
 
 fn json_object(flag: &str, s: Option<&str>) -> anyhow::Result<Map<String, Value>> {
@@ -56,19 +41,6 @@ fn json_object(flag: &str, s: Option<&str>) -> anyhow::Result<Map<String, Value>
     }
 }
 
-/// `n` with thousands separated by commas: `800,000`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Text an agent wrote, escaped; unless `full`, cut to [`oc_jsonl::SHOWN_BYTES`] with a note of
 /// its whole length and of `--full`.
 fn shown(w: &mut dyn Write, text: &str, full: bool) -> std::io::Result<()> {
@@ -79,7 +51,11 @@ fn shown(w: &mut dyn Write, text: &str, full: bool) -> std::io::Result<()> {
     };
     write!(w, "{}", Clean(text))?;
     match whole {
-        Some(n) => write!(w, "… (cut: {} bytes; --full for all)", thousands(n)),
+        Some(n) => write!(
+            w,
+            "… (cut: {} bytes; --full for all)",
+            oc_jsonl::thousands(n as u64)
+        ),
         None => Ok(()),
     }
 }
@@ -149,7 +125,8 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
                     print_raw_lines(w, &last, full)
                 });
             }
-            // Following prints as it goes: one JSON entry per line with --json, text otherwise.
+            // Following prints as it goes: one JSON entry per line with --json (only lines that
+            // parse, written anew: never the raw bytes of a malformed line), text otherwise.
             // Each poll walks to the log through directory handles: never through a link.
             let mut follower = files.log_follower();
             let stdout = std::io::stdout();
@@ -157,7 +134,10 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
                 let mut w = stdout.lock();
                 if out.json {
                     for l in lines {
-                        w.write_all(l)?;
+                        let Ok(v) = serde_json::from_slice::<Value>(l) else {
+                            continue;
+                        };
+                        serde_json::to_writer(&mut w, &v)?;
                         writeln!(w)?;
                     }
                 } else {
@@ -386,7 +366,11 @@ pub(crate) fn decisions(site: &Site, cmd: DecisionsCmd, out: &mut Output) -> any
                     while let Some(line) = lines.next() {
                         write!(w, "    {}", Clean(line))?;
                         if let (None, Some(n)) = (lines.peek(), whole) {
-                            write!(w, "… (cut: {} bytes; --full for all)", thousands(n))?;
+                            write!(
+                                w,
+                                "… (cut: {} bytes; --full for all)",
+                                oc_jsonl::thousands(n as u64)
+                            )?;
                         }
                         writeln!(w)?;
                     }

@@ -132,18 +132,8 @@ pub(crate) fn clean(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// `1234567` → `1,234,567`.
-pub(crate) fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `1234567` → `1,234,567` (one definition, in `oc-jsonl`, for the CLI and the pages).
+pub(crate) use oc_jsonl::thousands;
 
 pub(crate) fn print_page(command: &str, page: &TaskPage, out: &mut Output) -> anyhow::Result<()> {
     out.emit(command, page, |w, o| {

@@ -32,6 +32,24 @@ pub fn cut(text: &str, max: usize) -> (&str, Option<usize>) {
     (&text[..end], Some(text.len()))
 }
 
+/// `n` with thousands separated by commas, as pages and terminals show counts:
+///
+/// ```
+/// assert_eq!(oc_jsonl::thousands(1_234_567), "1,234,567");
+/// assert_eq!(oc_jsonl::thousands(999), "999");
+/// ```
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Severity of a log entry, ordered `Trace < Debug < Info < Warn < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

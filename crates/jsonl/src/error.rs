@@ -103,6 +103,44 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The same error again, for a value that carries one to every later use (`Json`'s cause,
+    /// which cannot be copied, is given by its message, as `Corrupt`).
+    pub(crate) fn replay(&self) -> Error {
+        match self {
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Json { path, source } => Error::Corrupt {
+                path: path.clone(),
+                reason: source.to_string(),
+            },
+            Error::InvalidTaskId { id, reason } => Error::InvalidTaskId {
+                id: id.clone(),
+                reason,
+            },
+            Error::InvalidInput { field, reason } => Error::InvalidInput {
+                field,
+                reason: reason.clone(),
+            },
+            Error::Corrupt { path, reason } => Error::Corrupt {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::WriterBroken { path, cause } => Error::WriterBroken {
+                path: path.clone(),
+                cause: cause.clone(),
+            },
+            Error::Unsafe { path, reason } => Error::Unsafe {
+                path: path.clone(),
+                reason,
+            },
+            Error::NotFound { what } => Error::NotFound { what: what.clone() },
+        }
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -24,9 +24,26 @@ use serde::ser;
 /// every reader.
 pub const MAX_DEPTH: usize = 64;
 
+/// The longest line a record may take, in bytes (its newline not counted): a longer record is
+/// refused when appended, and readers skip a longer line as malformed without holding it.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
 /// Appends `value` to `out` as compact JSON, the bytes `serde_json::to_writer` would write;
-/// refuses a value nested deeper than [`MAX_DEPTH`] (leaving `out` as it was).
+/// refuses a value nested deeper than [`MAX_DEPTH`] or longer than [`MAX_LINE_BYTES`] (leaving
+/// `out` as it was).
 pub(crate) fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> WriteResult {
+    let start = out.len();
+    write_any(out, value)?;
+    if out.len() - start > MAX_LINE_BYTES {
+        let len = out.len() - start;
+        out.truncate(start);
+        return Err(WriteError::TooLong(len));
+    }
+    Ok(())
+}
+
+/// [`write`] without the length limit.
+fn write_any<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> WriteResult {
     let start = out.len();
     match value.serialize(Json(out, 0)) {
         Ok(()) => return Ok(()),
@@ -55,6 +72,8 @@ pub(crate) enum WriteError {
     Json(serde_json::Error),
     /// Arrays and objects nested deeper than [`MAX_DEPTH`].
     TooDeep,
+    /// A line of this many bytes, more than [`MAX_LINE_BYTES`].
+    TooLong(usize),
 }
 
 impl WriteError {
@@ -72,6 +91,13 @@ impl WriteError {
                      (more than {} in a log entry's data or a decision's metadata), would not \
                      read back; nothing was written",
                     MAX_DEPTH - 1
+                ),
+            },
+            WriteError::TooLong(len) => crate::Error::InvalidInput {
+                field: "record",
+                reason: format!(
+                    "{len} bytes of JSON; a record may take at most {MAX_LINE_BYTES}, the most \
+                     readers read back; nothing was written"
                 ),
             },
         }
@@ -641,6 +667,7 @@ mod tests {
         write(&mut out, value).map_err(|e| match e {
             WriteError::Json(e) => e,
             WriteError::TooDeep => panic!("refused as too deep"),
+            WriteError::TooLong(n) => panic!("refused as too long ({n} bytes)"),
         })?;
         assert!(out.starts_with(b"prefix "));
         Ok(out.split_off(7))

@@ -16,8 +16,13 @@
 //!   [`JsonlReader::tail`] and [`JsonlReader::tail_lines`] read backwards in blocks of
 //!   [`TAIL_BLOCK`], at the cost of the lines they return and skip (each byte searched once,
 //!   [`Tail`] says how many), with where each line starts for [`JsonlReader::line_at`];
-//!   [`JsonlReader::analyze`] gives the seed's log analysis.
-//! - [`cut`] and [`SHOWN_BYTES`]: how much of one text of an entry a page or a terminal shows.
+//!   [`JsonlReader::analyze`] gives the seed's log analysis; [`JsonlReader::count_lines`]
+//!   counts lines reading only what was appended since the last count ([`LineCounts`]).
+//!   A line longer than [`MAX_LINE_BYTES`] is never held (skipped as malformed; the writer
+//!   refuses such a record), a gzipped file is read up to [`MAX_GZ_BYTES`] decompressed, and a
+//!   [`Follower`] reads at most [`FOLLOW_CHUNK`] per poll.
+//! - [`cut`] and [`SHOWN_BYTES`]: how much of one text of an entry a page or a terminal shows;
+//!   [`thousands`]: counts as pages and terminals show them (`1,234,567`).
 //! - [`TaskFiles`]: `<data>/tasks/<id>/` with `state.json` (atomic, checksummed),
 //!   `logs.jsonl` ([`LogEntry`]), `decisions.jsonl` ([`Decision`]) and `checkpoints/<id>/`
 //!   (manifest of files and SHA-256 hashes; create, list, verified restore, prune). Nothing in
@@ -67,17 +72,17 @@ mod sync;
 mod task;
 mod writer;
 
-pub use crate::entry::{Decision, Level, LogEntry, SHOWN_BYTES, cut};
+pub use crate::entry::{Decision, Level, LogEntry, SHOWN_BYTES, cut, thousands};
 pub use crate::error::{Error, Result};
-pub use crate::json::MAX_DEPTH;
+pub use crate::json::{MAX_DEPTH, MAX_LINE_BYTES};
 pub use crate::reader::{
-    Follower, JsonlReader, LineAt, LogAnalysis, Query, ReadReport, TAIL_BLOCK, Tail, TailLine,
-    read_records,
+    COUNT_BUDGET, FOLLOW_CHUNK, Follower, JsonlReader, LineAt, LineCount, LineCounts, LogAnalysis,
+    MAX_GZ_BYTES, Query, ReadReport, TAIL_BLOCK, Tail, TailLine, read_records,
 };
 #[cfg(feature = "ship")]
 pub use crate::ship::{ShipOptions, ShipReport, Shipper};
 pub use crate::task::{
-    Checkpoint, CheckpointFile, MAX_DESCRIPTION, MAX_MANIFEST_BYTES, TaskFiles,
+    Checkpoint, CheckpointFile, MAX_DESCRIPTION, MAX_MANIFEST_BYTES, MAX_STATE_BYTES, TaskFiles,
     check_checkpoint_id, check_task_id, read_file, write_atomic,
 };
 pub use crate::writer::{

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::io;
 use crate::fsx::{Access, Dir};
 use crate::writer::{existing_rotated, existing_rotated_in};
-use crate::{Error, Level, LogEntry, Result};
+use crate::{Error, Level, LogEntry, MAX_LINE_BYTES, Result};
 
 /// Malformed line numbers kept in a report (the count goes on).
 const KEEP_MALFORMED: usize = 100;
@@ -30,6 +30,9 @@ pub struct ReadReport {
     pub malformed_lines: Vec<u64>,
     /// Bytes after the last newline of a file: a record cut short by a crash.
     pub torn_tail_bytes: u64,
+    /// Gzipped files read only up to [`MAX_GZ_BYTES`] decompressed (the rest was not read).
+    #[serde(default)]
+    pub gz_cut: u64,
 }
 
 /// The last lines of a log, from [`JsonlReader::tail_lines`], with what reading them cost.
@@ -77,6 +80,10 @@ pub struct JsonlReader {
     /// The directory the files are in, opened without following links, when the reader was
     /// made from one; the files are then opened by their names relative to it.
     dir: Option<Arc<Dir>>,
+    /// Why the reader could not be made: every read returns it.
+    failed: Option<Arc<Error>>,
+    /// The most bytes a gzipped file is decompressed to ([`MAX_GZ_BYTES`]).
+    gz_cap: u64,
 }
 
 impl JsonlReader {
@@ -89,6 +96,34 @@ impl JsonlReader {
         JsonlReader {
             files: rotated.into_iter().filter(|p| p.exists()).collect(),
             dir: None,
+            failed: None,
+            gz_cap: MAX_GZ_BYTES,
+        }
+    }
+
+    /// A reader with no files: it reads nothing.
+    pub(crate) fn empty() -> Self {
+        JsonlReader {
+            files: Vec::new(),
+            dir: None,
+            failed: None,
+            gz_cap: MAX_GZ_BYTES,
+        }
+    }
+
+    /// A reader that could not be made: every read returns `e`.
+    pub(crate) fn failed(e: Error) -> Self {
+        JsonlReader {
+            failed: Some(Arc::new(e)),
+            ..Self::empty()
+        }
+    }
+
+    /// The error the reader was made with, if any.
+    fn check(&self) -> Result<()> {
+        match &self.failed {
+            Some(e) => Err(e.replay()),
+            None => Ok(()),
         }
     }
 
@@ -109,14 +144,19 @@ impl JsonlReader {
         Ok(JsonlReader {
             files: names.iter().map(|n| dir.join(n)).collect(),
             dir: Some(Arc::new(dir)),
+            failed: None,
+            gz_cap: MAX_GZ_BYTES,
         })
     }
 
     /// A reader of one of this reader's files.
+    #[cfg(test)]
     fn only(&self, path: &Path) -> JsonlReader {
         JsonlReader {
             files: vec![path.to_owned()],
             dir: self.dir.clone(),
+            failed: self.failed.clone(),
+            gz_cap: self.gz_cap,
         }
     }
 
@@ -137,38 +177,47 @@ impl JsonlReader {
     }
 
     /// Calls `f` with every complete line (without its newline), oldest first; stops early when
-    /// `f` returns `false`. Memory use is one line at a time.
+    /// `f` returns `false`. Memory use is one line at a time: a line longer than
+    /// [`MAX_LINE_BYTES`] is not held (nor passed to `f`) but counted as malformed, and a
+    /// gzipped file is read up to [`MAX_GZ_BYTES`] decompressed (see [`ReadReport::gz_cut`]).
     pub fn for_each_line(&self, mut f: impl FnMut(u64, &[u8]) -> bool) -> Result<ReadReport> {
+        self.check()?;
         let mut report = ReadReport::default();
+        let mut long = Vec::new();
         let mut buf = Vec::with_capacity(512);
         for path in &self.files {
-            let file = self.open_file(path)?;
-            let mut r: Box<dyn BufRead> = if is_gz(path) {
-                Box::new(BufReader::with_capacity(
-                    64 * 1024,
-                    flate2::read::GzDecoder::new(file),
-                ))
-            } else {
-                Box::new(BufReader::with_capacity(64 * 1024, file))
-            };
+            let mut lines = self.lines_of(path)?;
             loop {
-                buf.clear();
-                let n = r.read_until(b'\n', &mut buf).map_err(io(path))?;
-                if n == 0 {
-                    break;
-                }
-                if buf.last() != Some(&b'\n') {
-                    report.torn_tail_bytes += n as u64;
-                    break;
-                }
-                report.lines += 1;
-                buf.pop();
-                if !f(report.lines, &buf) {
-                    return Ok(report);
+                let (next, n) = lines.next(&mut buf)?;
+                match next {
+                    Next::End => break,
+                    Next::Torn => {
+                        report.torn_tail_bytes += n;
+                        break;
+                    }
+                    Next::TooLong => {
+                        report.lines += 1;
+                        long.push(report.lines);
+                    }
+                    Next::Line => {
+                        report.lines += 1;
+                        if !f(report.lines, &buf) {
+                            note_malformed(&mut report, long);
+                            return Ok(report);
+                        }
+                    }
                 }
             }
+            report.gz_cut += u64::from(lines.cut());
         }
+        note_malformed(&mut report, long);
         Ok(report)
+    }
+
+    /// The lines of one of the reader's files, decompressed if it is gzipped.
+    fn lines_of(&self, path: &Path) -> Result<Lines> {
+        let file = self.open_file(path)?;
+        Ok(Lines::new(file, path, self.gz_cap))
     }
 
     /// Every record that parses as `T`, oldest first; malformed lines are skipped and reported.
@@ -244,15 +293,18 @@ impl JsonlReader {
     ///
     /// Files are read backwards in blocks of [`TAIL_BLOCK`] bytes and each block is searched
     /// for newlines once, so the cost is the bytes of the `skip + n` lines and at most one
-    /// block more, however long the lines are; skipped lines are searched, not copied. A torn
-    /// tail (bytes after the last newline) is not a line. A gzipped rotated file is streamed
-    /// whole instead, keeping only the lines asked for.
+    /// block more, however long the lines are; skipped lines are searched, not copied nor kept.
+    /// A torn tail (bytes after the last newline) is not a line. A line longer than
+    /// [`MAX_LINE_BYTES`] is given with empty text (a page shows it as malformed), never held.
+    /// A gzipped rotated file is streamed whole instead, twice (to count its lines, then to keep
+    /// only the lines asked for).
     pub fn tail_lines(&self, skip: usize, n: usize) -> Result<Tail> {
         self.tail_by(skip, n, TAIL_BLOCK)
     }
 
     /// [`JsonlReader::tail_lines`] reading `block` bytes at a time.
     fn tail_by(&self, skip: usize, n: usize, block: u64) -> Result<Tail> {
+        self.check()?;
         let mut c = Collect {
             skip,
             want: skip.saturating_add(n),
@@ -287,8 +339,10 @@ impl JsonlReader {
 
     /// The complete line that starts at `at` (as [`TailLine::at`] gave it), or `None` if no line
     /// starts there (any more): the offset is inside a line or past the last newline, or the
-    /// file is gone.
+    /// file is gone; `None` too for a line longer than [`MAX_LINE_BYTES`], which is not read
+    /// into memory.
     pub fn line_at(&self, at: LineAt) -> Result<Option<Vec<u8>>> {
+        self.check()?;
         let Some(path) = usize::try_from(at.file)
             .ok()
             .and_then(|i| self.files.len().checked_sub(i.checked_add(1)?))
@@ -296,17 +350,19 @@ impl JsonlReader {
         else {
             return Ok(None);
         };
+        let mut buf = Vec::new();
         if is_gz(path) {
+            let mut lines = self.lines_of(path)?;
             let mut offset = 0u64;
-            let mut found = None;
-            self.only(path).for_each_line(|_, line| {
-                if offset == at.offset {
-                    found = Some(line.to_vec());
+            while offset <= at.offset {
+                let (next, n) = lines.next(&mut buf)?;
+                match next {
+                    Next::Line if offset == at.offset => return Ok(Some(buf)),
+                    Next::Line | Next::TooLong => offset += n,
+                    Next::End | Next::Torn => break,
                 }
-                offset += line.len() as u64 + 1;
-                found.is_none() && offset <= at.offset
-            })?;
-            return Ok(found);
+            }
+            return Ok(None);
         }
         let mut f = self.open_file(path)?;
         let len = f.metadata().map_err(io(path))?.len();
@@ -320,16 +376,181 @@ impl JsonlReader {
             if b[0] != b'\n' {
                 return Ok(None);
             }
+        } else {
+            f.seek(SeekFrom::Start(0)).map_err(io(path))?;
         }
-        let mut line = Vec::new();
-        BufReader::new(f)
-            .read_until(b'\n', &mut line)
-            .map_err(io(path))?;
-        if line.pop() != Some(b'\n') {
-            return Ok(None);
+        match Lines::new(f, path, self.gz_cap).next(&mut buf)?.0 {
+            Next::Line => Ok(Some(buf)),
+            Next::TooLong | Next::End | Next::Torn => Ok(None),
         }
-        Ok(Some(line))
     }
+}
+
+/// Complete lines counted in files by their identity, so that counting them again costs only
+/// what was appended since ([`JsonlReader::count_lines`]), and at most a budget of bytes per
+/// round: a file larger than the budget is counted over several rounds (its count lags until
+/// then). Holds one entry per file counted last round.
+#[derive(Debug)]
+pub struct LineCounts {
+    /// (device, inode) → what was counted there.
+    known: std::collections::HashMap<(u64, u64), Counted>,
+    /// The files met by the round under way.
+    seen: std::collections::HashMap<(u64, u64), Counted>,
+    /// Bytes a round may read.
+    budget: u64,
+    /// Bytes the round under way may still read.
+    left: u64,
+}
+
+impl Default for LineCounts {
+    fn default() -> Self {
+        Self::with_budget(COUNT_BUDGET)
+    }
+}
+
+/// The bytes one round of [`JsonlReader::count_lines`] reads at most, by default.
+pub const COUNT_BUDGET: u64 = 64 << 20;
+
+impl LineCounts {
+    /// An empty cache reading at most [`COUNT_BUDGET`] bytes per round.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty cache reading at most `budget` bytes per round.
+    pub fn with_budget(budget: u64) -> Self {
+        LineCounts {
+            known: Default::default(),
+            seen: Default::default(),
+            budget,
+            left: budget,
+        }
+    }
+
+    /// Ends a round of counts: files not met since the last call are forgotten, and the
+    /// budget is whole again.
+    pub fn sweep(&mut self) {
+        self.known = std::mem::take(&mut self.seen);
+        self.left = self.budget;
+    }
+}
+
+/// What [`LineCounts`] knows of one file.
+#[derive(Debug, Clone, Default)]
+struct Counted {
+    /// Bytes counted.
+    at: u64,
+    /// Complete lines in them.
+    lines: u64,
+    /// The file's first bytes (at most [`HEAD_BYTES`]): a file whose inode was reused for
+    /// another after a deletion does not start as the counted one did, and is counted anew.
+    head: Vec<u8>,
+}
+
+/// How many of a file's first bytes [`LineCounts`] compares.
+const HEAD_BYTES: usize = 64;
+
+/// What [`JsonlReader::count_lines`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LineCount {
+    /// The files.
+    pub files: u64,
+    /// Their bytes on disk.
+    pub bytes: u64,
+    /// Complete lines counted in them (decompressed, for a gzipped file: up to
+    /// [`MAX_GZ_BYTES`]); fewer than they hold while the round's budget did not reach them.
+    pub lines: u64,
+    /// Bytes not counted yet for want of budget (a gzipped file: its size on disk).
+    pub behind: u64,
+}
+
+impl JsonlReader {
+    /// The files, their bytes on disk and their complete lines, reading only what `cache` has
+    /// not counted, within the round's budget: a file counted before (same device and inode)
+    /// that has only grown, and still starts with the bytes it started with, is read from where
+    /// the last count stopped (logs are appended to); an unchanged one not at all. Call [`LineCounts::sweep`] after a round over every reader.
+    pub fn count_lines(&self, cache: &mut LineCounts) -> Result<LineCount> {
+        self.check()?;
+        let mut c = LineCount::default();
+        for path in &self.files {
+            let mut f = self.open_file(path)?;
+            let meta = f.metadata().map_err(io(path))?;
+            let len = meta.len();
+            let id = file_id(&meta).unwrap_or((0, 0));
+            let mut head = vec![0u8; HEAD_BYTES.min(usize::try_from(len).unwrap_or(HEAD_BYTES))];
+            f.read_exact(&mut head).map_err(io(path))?;
+            let (mut at, mut lines) = cache
+                .seen
+                .get(&id)
+                .or_else(|| cache.known.get(&id))
+                .filter(|k| k.at <= len && head.starts_with(&k.head))
+                .map_or((0, 0), |k| (k.at, k.lines));
+            if is_gz(path) {
+                if at != len {
+                    if cache.left > 0 {
+                        f.seek(SeekFrom::Start(0)).map_err(io(path))?;
+                        let mut n = 0;
+                        let mut read = Lines::new(f, path, self.gz_cap);
+                        let mut buf = Vec::new();
+                        while let (Next::Line | Next::TooLong, _) = read.next(&mut buf)? {
+                            n += 1;
+                        }
+                        cache.left = cache.left.saturating_sub(read.read);
+                        (at, lines) = (len, n);
+                    } else {
+                        (at, lines) = (0, 0);
+                    }
+                }
+            } else if at < len {
+                let upto = len.min(at.saturating_add(cache.left));
+                f.seek(SeekFrom::Start(at)).map_err(io(path))?;
+                lines += newlines(f.take(upto - at), path)?;
+                cache.left -= upto - at;
+                at = upto;
+            }
+            head.truncate(usize::try_from(at).unwrap_or(HEAD_BYTES));
+            cache.seen.insert(id, Counted { at, lines, head });
+            c.files += 1;
+            c.bytes += len;
+            c.lines += lines;
+            c.behind += len - at;
+        }
+        Ok(c)
+    }
+}
+
+/// The newlines in what `r` gives, read 64 KiB at a time (a count that stopped inside a line
+/// goes on from where it stopped: each line is counted at its newline).
+fn newlines(mut r: impl Read, path: &Path) -> Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let got = match r.read(&mut buf) {
+            Ok(0) => return Ok(n),
+            Ok(got) => got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(path)(e)),
+        };
+        n += count_newlines(&buf[..got]);
+    }
+}
+
+/// The newlines in `bytes`, eight bytes at a time.
+fn count_newlines(bytes: &[u8]) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const NL: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut n = 0u64;
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        let x = u64::from_ne_bytes(word) ^ NL;
+        // The high bit of each byte of `x` that is zero (a newline), and of no other.
+        let zero = !(((x & LOW7) + LOW7) | x | LOW7);
+        n += u64::from(zero.count_ones());
+    }
+    n + chunks.remainder().iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 /// The bytes [`JsonlReader::tail_lines`] reads at a time, backwards from the end of a file.
@@ -369,9 +590,102 @@ impl Collect {
     }
 }
 
+/// Adds the malformed line numbers `bad` (ascending, after any already noted) to `report`.
 fn note_malformed(report: &mut ReadReport, bad: Vec<u64>) {
-    report.malformed = bad.len() as u64;
-    report.malformed_lines = bad.into_iter().take(KEEP_MALFORMED).collect();
+    report.malformed += bad.len() as u64;
+    report.malformed_lines.extend(bad);
+    report.malformed_lines.sort_unstable();
+    report.malformed_lines.truncate(KEEP_MALFORMED);
+}
+
+/// The most bytes a gzipped rotated file is decompressed to when read: what lies past it is
+/// not read (a gzip bomb planted as `logs.jsonl.1.gz` costs this much time, and no memory
+/// beyond one line), and [`ReadReport::gz_cut`] counts the file.
+pub const MAX_GZ_BYTES: u64 = 1 << 30;
+
+/// What [`Lines::next`] met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// The end of the file.
+    End,
+    /// A complete line, in the buffer.
+    Line,
+    /// A complete line longer than [`MAX_LINE_BYTES`], consumed but not kept.
+    TooLong,
+    /// Bytes after the last newline.
+    Torn,
+}
+
+/// The lines of one file, each at most [`MAX_LINE_BYTES`] held.
+struct Lines {
+    inner: Box<dyn BufRead>,
+    path: PathBuf,
+    /// The most bytes a gzipped file is decompressed to; `None` for a plain file.
+    gz: Option<u64>,
+    /// Bytes consumed.
+    read: u64,
+}
+
+impl Lines {
+    /// The lines of `file` (from where it is), decompressed up to [`MAX_GZ_BYTES`] if `path`
+    /// names a gzipped file (`cap`: [`MAX_GZ_BYTES`] but in tests).
+    fn new(file: File, path: &Path, cap: u64) -> Lines {
+        let gz = is_gz(path).then_some(cap);
+        let inner: Box<dyn BufRead> = match gz {
+            Some(cap) => Box::new(BufReader::with_capacity(
+                64 * 1024,
+                flate2::read::GzDecoder::new(file).take(cap),
+            )),
+            None => Box::new(BufReader::with_capacity(64 * 1024, file)),
+        };
+        Lines {
+            inner,
+            path: path.to_owned(),
+            gz,
+            read: 0,
+        }
+    }
+
+    /// Reads the next line into `buf` (cleared first, without its newline); returns what it met
+    /// and the bytes it consumed, the newline included. A line longer than [`MAX_LINE_BYTES`] is
+    /// read on to its newline without being kept (`buf` is left empty).
+    fn next(&mut self, buf: &mut Vec<u8>) -> Result<(Next, u64)> {
+        buf.clear();
+        let mut n = 0u64;
+        let mut long = false;
+        loop {
+            let avail = match self.inner.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io(&self.path)(e)),
+            };
+            if avail.is_empty() {
+                let next = if n == 0 { Next::End } else { Next::Torn };
+                return Ok((next, n));
+            }
+            let nl = avail.iter().position(|&b| b == b'\n');
+            let part = &avail[..nl.unwrap_or(avail.len())];
+            if !long && buf.len() + part.len() <= MAX_LINE_BYTES {
+                buf.extend_from_slice(part);
+            } else {
+                long = true;
+                buf.clear();
+            }
+            let used = part.len() + usize::from(nl.is_some());
+            self.inner.consume(used);
+            n += used as u64;
+            self.read += used as u64;
+            if nl.is_some() {
+                return Ok((if long { Next::TooLong } else { Next::Line }, n));
+            }
+        }
+    }
+
+    /// Whether a gzipped file was cut at [`MAX_GZ_BYTES`] (after [`next`](Self::next) met its
+    /// end).
+    fn cut(&self) -> bool {
+        self.gz.is_some_and(|cap| self.read >= cap)
+    }
 }
 
 fn is_gz(path: &Path) -> bool {
@@ -379,7 +693,9 @@ fn is_gz(path: &Path) -> bool {
 }
 
 /// Gathers lines of one plain file from its end into `c`, reading blocks backwards;
-/// returns whether the file has lines before those met.
+/// returns whether the file has lines before those met. The blocks of a line are kept only if
+/// the line is wanted (not skipped) and while they stay within [`MAX_LINE_BYTES`]: a skipped
+/// line costs one block of memory, a longer one is given empty.
 fn tail_file(
     r: &JsonlReader,
     path: &Path,
@@ -390,9 +706,11 @@ fn tail_file(
     let mut f = r.open_file(path)?;
     let len = f.metadata().map_err(io(path))?.len();
     // Bytes from `pos` on have been read; those of the line being met are in `pieces`, the
-    // block read last first.
+    // block read last first, unless the line is skipped or too long.
     let mut pos = len;
     let mut pieces: Vec<Vec<u8>> = Vec::new();
+    // Bytes of the line being met in later blocks (kept in `pieces` or not).
+    let mut later = 0usize;
     // Whether the file's last newline was met: what follows it is a torn tail, not a line.
     let mut ended = false;
     while pos > 0 {
@@ -413,10 +731,16 @@ fn tail_file(
                     file,
                     offset: start + nl as u64 + 1,
                 };
-                c.line(at, &block[nl + 1..end], &pieces);
+                let head = &block[nl + 1..end];
+                if later.saturating_add(head.len()) > MAX_LINE_BYTES {
+                    c.line(at, &[], &[]);
+                } else {
+                    c.line(at, head, &pieces);
+                }
             }
             ended = true;
             pieces.clear();
+            later = 0;
             end = nl;
             if c.done() {
                 // The newline at `nl` ends an earlier line.
@@ -425,43 +749,76 @@ fn tail_file(
         }
         c.scanned += end as u64;
         // Before the last newline is met, what was read is a torn tail: not kept, so a file
-        // with no newline costs one block of memory, whatever its length.
+        // with no newline costs one block of memory, whatever its length; nor is a line that
+        // is skipped or too long.
         if ended {
-            block.truncate(end);
-            pieces.push(block);
+            later = later.saturating_add(end);
+            if c.found >= c.skip && later <= MAX_LINE_BYTES {
+                block.truncate(end);
+                pieces.push(block);
+            } else {
+                pieces.clear();
+            }
         }
         pos = start;
     }
     if ended {
         // The bytes before the first newline: the file's first line.
-        c.line(LineAt { file, offset: 0 }, &[], &pieces);
+        let at = LineAt { file, offset: 0 };
+        if later > MAX_LINE_BYTES {
+            c.line(at, &[], &[]);
+        } else {
+            c.line(at, &[], &pieces);
+        }
     }
     Ok(false)
 }
 
-/// Gathers lines of a gzipped rotated file into `c`, streaming it whole and keeping the lines
-/// still wanted; returns whether it has lines before those kept.
+/// Gathers lines of a gzipped rotated file into `c`, streaming it twice: once to count its
+/// lines, once to keep only those wanted (not those skipped), each at most [`MAX_LINE_BYTES`]
+/// (a longer one is given empty). Returns whether it has lines before those met.
 fn tail_gz(r: &JsonlReader, path: &Path, file: u32, c: &mut Collect) -> Result<bool> {
-    let keep = c.want - c.found;
-    let mut last: VecDeque<(u64, Vec<u8>)> = VecDeque::with_capacity(keep.min(1024) + 1);
-    let mut offset = 0u64;
+    let mut buf = Vec::new();
     let mut total = 0usize;
-    r.only(path).for_each_line(|_, l| {
-        c.scanned += l.len() as u64 + 1;
-        c.copied += l.len() as u64;
-        last.push_back((offset, l.to_vec()));
-        offset += l.len() as u64 + 1;
-        total += 1;
-        if last.len() > keep {
-            last.pop_front();
+    let mut lines = r.lines_of(path)?;
+    loop {
+        let (next, n) = lines.next(&mut buf)?;
+        c.scanned += n;
+        match next {
+            Next::Line | Next::TooLong => total += 1,
+            Next::End | Next::Torn => break,
         }
-        true
-    })?;
-    let earlier = total > last.len();
-    for (offset, text) in last.into_iter().rev() {
-        c.line(LineAt { file, offset }, &text, &[]);
     }
-    Ok(earlier)
+    // Lines `first..total` are met: the newest `skipping` of them skipped, the rest kept.
+    let meet = (c.want - c.found).min(total);
+    let first = total - meet;
+    let skipping = c.skip.saturating_sub(c.found).min(meet);
+    let kept_end = total - skipping;
+    let mut kept: Vec<(LineAt, Vec<u8>)> = Vec::new();
+    if first < kept_end {
+        let mut lines = r.lines_of(path)?;
+        let mut offset = 0u64;
+        for i in 0..kept_end {
+            let (next, n) = lines.next(&mut buf)?;
+            c.scanned += n;
+            let at = LineAt { file, offset };
+            offset += n;
+            match next {
+                Next::Line if i >= first => kept.push((at, std::mem::take(&mut buf))),
+                Next::TooLong if i >= first => kept.push((at, Vec::new())),
+                Next::Line | Next::TooLong => {}
+                // Changed since counted: what is there is what is kept.
+                Next::End | Next::Torn => break,
+            }
+        }
+    }
+    for _ in 0..skipping {
+        c.line(LineAt { file, offset: 0 }, &[], &[]);
+    }
+    for (at, text) in kept.into_iter().rev() {
+        c.line(at, &text, &[]);
+    }
+    Ok(first > 0)
 }
 
 /// Filters and paging for [`JsonlReader::query`].
@@ -628,6 +985,39 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn newlines_are_counted_exactly(bytes in proptest::collection::vec(
+            proptest::sample::select(vec![b'\n', b'a', 0x0b, 0x8a, 0x09, 0xff, 0]), 0..64)) {
+            let want = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            proptest::prop_assert_eq!(count_newlines(&bytes), want);
+        }
+    }
+
+    #[test]
+    fn a_gzipped_file_is_read_up_to_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.jsonl");
+        let line = format!("{{\"a\":\"{}\"}}\n", "a".repeat(1000));
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(dir.path().join("t.jsonl.1.gz")).unwrap(),
+            flate2::Compression::fast(),
+        );
+        for _ in 0..3000 {
+            std::io::Write::write_all(&mut gz, line.as_bytes()).unwrap();
+        }
+        gz.finish().unwrap();
+        std::fs::write(&p, &line).unwrap();
+        let mut r = JsonlReader::open(&p);
+        let whole = r.for_each_line(|_, _| true).unwrap();
+        assert_eq!((whole.lines, whole.gz_cut), (3001, 0));
+        r.gz_cap = 1 << 20;
+        let cut = r.for_each_line(|_, _| true).unwrap();
+        assert_eq!(cut.gz_cut, 1);
+        assert_eq!(cut.lines, (1 << 20) / line.len() as u64 + 1);
+        assert!(cut.torn_tail_bytes > 0);
+    }
+
+    proptest::proptest! {
         /// Any page of a tail, read by any block size, is the model's lines at those places,
         /// and each reads back from where it starts.
         #[test]
@@ -667,8 +1057,8 @@ mod tests {
             }
             let bytes: u64 = all[start..].iter().map(|(l, _)| l.len() as u64 + 1).sum::<u64>()
                 + live.len() as u64
-                // A gzipped file is streamed whole.
-                + if gzipped { rotated.iter().map(|b| b.len() as u64).sum() } else { 0 };
+                // A gzipped file is streamed whole, twice.
+                + if gzipped { 2 * rotated.iter().map(|b| b.len() as u64).sum::<u64>() } else { 0 };
             proptest::prop_assert!(t.scanned <= bytes + block, "{} > {}", t.scanned, bytes + block);
             for l in &t.lines {
                 proptest::prop_assert_eq!(r.line_at(l.at).unwrap(), Some(l.text.clone()));
@@ -688,8 +1078,14 @@ pub struct Follower {
     task: Option<crate::TaskFiles>,
     pos: u64,
     id: Option<(u64, u64)>,
+    /// The start of a line not yet complete, at most [`MAX_LINE_BYTES`].
     partial: Vec<u8>,
+    /// Whether the line not yet complete is longer than [`MAX_LINE_BYTES`] (then not kept).
+    long: bool,
 }
+
+/// The most bytes one [`Follower::poll`] reads: the rest is read by the next polls.
+pub const FOLLOW_CHUNK: u64 = 4 << 20;
 
 fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
     #[cfg(unix)]
@@ -725,6 +1121,7 @@ impl Follower {
             pos: 0,
             id: None,
             partial: Vec::new(),
+            long: false,
         };
         // Missing or unreadable now: followed from its start once it can be read.
         if let Ok(Some(meta)) = f.open().and_then(|file| {
@@ -754,7 +1151,9 @@ impl Follower {
         }
     }
 
-    /// The complete lines appended since the last call (without newlines).
+    /// The complete lines appended since the last call (without newlines), reading at most
+    /// [`FOLLOW_CHUNK`] bytes (the next call goes on from there). A line longer than
+    /// [`MAX_LINE_BYTES`] is skipped without being held.
     pub fn poll(&mut self) -> Result<Vec<Vec<u8>>> {
         let Some(mut f) = self.open()? else {
             return Ok(Vec::new());
@@ -765,6 +1164,7 @@ impl Follower {
             // A new file (rotation) or a truncated one: start over.
             self.pos = 0;
             self.partial.clear();
+            self.long = false;
             self.id = id;
         }
         if meta.len() == self.pos {
@@ -772,21 +1172,29 @@ impl Follower {
         }
         f.seek(SeekFrom::Start(self.pos)).map_err(io(&self.path))?;
         let mut buf = Vec::new();
-        f.read_to_end(&mut buf).map_err(io(&self.path))?;
+        f.take(FOLLOW_CHUNK)
+            .read_to_end(&mut buf)
+            .map_err(io(&self.path))?;
         self.pos += buf.len() as u64;
-        self.partial.extend_from_slice(&buf);
-        let end = self
-            .partial
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        let rest = self.partial.split_off(end);
-        let complete = std::mem::replace(&mut self.partial, rest);
-        let mut lines: Vec<Vec<u8>> = complete
-            .split(|&b| b == b'\n')
-            .map(<[u8]>::to_vec)
-            .collect();
-        lines.pop();
+        let mut lines = Vec::new();
+        let mut rest = &buf[..];
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            let part = &rest[..nl];
+            if !self.long && self.partial.len() + part.len() <= MAX_LINE_BYTES {
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(part);
+                lines.push(line);
+            }
+            self.partial.clear();
+            self.long = false;
+            rest = &rest[nl + 1..];
+        }
+        if !self.long && self.partial.len() + rest.len() <= MAX_LINE_BYTES {
+            self.partial.extend_from_slice(rest);
+        } else {
+            self.long = true;
+            self.partial = Vec::new();
+        }
         Ok(lines)
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::io;
-use crate::fsx::{self, Access, Dir};
+use crate::fsx::{Access, Dir};
 use crate::{
     Decision, Error, Follower, JsonlReader, JsonlWriter, LogEntry, ReadReport, Result,
     WriterOptions,
@@ -172,6 +172,10 @@ const LAYERS: [&str; 3] = ["state.json", "logs.jsonl", "decisions.jsonl"];
 /// is parsed. Our own stay far below it ([`MAX_DESCRIPTION`] and three file entries).
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 
+/// The largest `state.json` saved or loaded, in bytes (as written: pretty-printed, with its
+/// checksum): it is read from the data directory, so it is bounded before it is parsed.
+pub const MAX_STATE_BYTES: u64 = 64 << 20;
+
 /// The longest checkpoint description accepted, in bytes.
 pub const MAX_DESCRIPTION: usize = 64 * 1024;
 
@@ -286,6 +290,35 @@ impl TaskFiles {
         })
     }
 
+    /// The ids of the tasks that have a directory under `<data_dir>/tasks`, sorted: names
+    /// that are valid task ids of real directories, listed through the directory's handle
+    /// (`tasks/` itself opened without following a link; a link or a file in it is left out).
+    /// Empty if there is no `tasks/`.
+    pub fn list(data_dir: &Path) -> Result<Vec<String>> {
+        let Some(root) = Dir::open(data_dir)? else {
+            return Ok(Vec::new());
+        };
+        let Some(tasks) = root.sub("tasks")? else {
+            return Ok(Vec::new());
+        };
+        let mut ids = Vec::new();
+        for (name, kind) in tasks.entries()? {
+            let Some(id) = name.to_str() else { continue };
+            if check_task_id(id).is_err() {
+                continue;
+            }
+            let kind = match kind {
+                rustix::fs::FileType::Unknown => tasks.kind(id)?,
+                k => Some(k),
+            };
+            if kind == Some(rustix::fs::FileType::Directory) {
+                ids.push(id.to_owned());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
     /// The task directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -328,7 +361,7 @@ impl TaskFiles {
     ///
     /// The reader holds the task directory open (reached without following links) and opens
     /// each file relative to it, without following it. If a directory on the way is a link,
-    /// the reader is one of that link, which it refuses to read ([`Error::Unsafe`]).
+    /// every read returns [`Error::Unsafe`]; if the directory is missing, the reader is empty.
     pub fn logs(&self) -> JsonlReader {
         self.reader("logs.jsonl")
     }
@@ -340,20 +373,14 @@ impl TaskFiles {
         Follower::of_task(self.clone())
     }
 
-    /// A reader of `name` in the task directory (see [`logs`](Self::logs)).
+    /// A reader of `name` in the task directory (see [`logs`](Self::logs)): empty if the
+    /// directory is missing, carrying the error if it cannot be opened safely. The files are
+    /// never reached by their paths.
     fn reader(&self, name: &str) -> JsonlReader {
-        let path = self.dir.join(name);
         match self.task_dir() {
-            Ok(Some(dir)) => JsonlReader::open_in(dir, name).unwrap_or_else(|e| {
-                // Listing the rotated files failed: the reader by path still opens each file
-                // without following it, and reports the error if it persists.
-                tracing::debug!(target: "oc_jsonl", path = %path.display(), error = %e, "reader by path");
-                JsonlReader::open(&path)
-            }),
-            Err(Error::Unsafe { path, reason }) if reason == fsx::SYMLINK => {
-                JsonlReader::open(path)
-            }
-            _ => JsonlReader::open(&path),
+            Ok(Some(dir)) => JsonlReader::open_in(dir, name).unwrap_or_else(JsonlReader::failed),
+            Ok(None) => JsonlReader::empty(),
+            Err(e) => JsonlReader::failed(e),
         }
     }
 
@@ -371,7 +398,7 @@ impl TaskFiles {
     pub fn decision_log(&self) -> Result<JsonlReader> {
         match self.task_dir()? {
             Some(dir) => JsonlReader::open_in(dir, "decisions.jsonl"),
-            None => Ok(JsonlReader::open(self.dir.join("decisions.jsonl"))),
+            None => Ok(JsonlReader::empty()),
         }
     }
 
@@ -402,8 +429,15 @@ impl TaskFiles {
         self.dir.join("state.json")
     }
 
-    /// Replaces `state.json` atomically, with a checksum of the state.
+    /// Replaces `state.json` atomically, with a checksum of the state. A state whose file
+    /// would be larger than [`MAX_STATE_BYTES`] is refused (`InvalidInput`, nothing written):
+    /// it could not be loaded back.
     pub fn save_state(&self, state: &Value) -> Result<()> {
+        self.save_state_within(state, MAX_STATE_BYTES)
+    }
+
+    /// [`save_state`](Self::save_state) with a bound of `max` bytes.
+    fn save_state_within(&self, state: &Value, max: u64) -> Result<()> {
         let canonical = serde_json::to_vec(state).map_err(|source| Error::Json {
             path: self.state_path(),
             source,
@@ -417,22 +451,33 @@ impl TaskFiles {
             path: self.state_path(),
             source,
         })?;
+        if bytes.len() as u64 > max {
+            return Err(Error::InvalidInput {
+                field: "state",
+                reason: format!(
+                    "its file would take {} bytes; at most {max} are read back",
+                    bytes.len()
+                ),
+            });
+        }
         self.task_dir_create()?.write_atomic("state.json", &bytes)
     }
 
-    /// The saved state, `None` if never saved; `Corrupt` if the file does not verify
-    /// (it is left as it is, for inspection).
+    /// The saved state, `None` if never saved; `Corrupt` if the file does not verify or is
+    /// larger than [`MAX_STATE_BYTES`] (it is left as it is, for inspection).
     pub fn load_state(&self) -> Result<Option<Value>> {
+        self.load_state_within(MAX_STATE_BYTES)
+    }
+
+    /// [`load_state`](Self::load_state) with a bound of `max` bytes.
+    fn load_state_within(&self, max: u64) -> Result<Option<Value>> {
         let path = self.state_path();
         let Some(dir) = self.task_dir()? else {
             return Ok(None);
         };
-        let Some(file) = dir.open_file("state.json", Access::Read)? else {
+        let Some(bytes) = dir.read_bounded("state.json", max)? else {
             return Ok(None);
         };
-        let mut bytes = Vec::new();
-        let mut file = file;
-        file.read_to_end(&mut bytes).map_err(io(&path))?;
         let file: StateFile = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
             path: path.clone(),
             reason: format!("not a state file: {e}"),
@@ -532,18 +577,30 @@ impl TaskFiles {
     /// does not have, more than [`MAX_MANIFEST_BYTES`]) are skipped; so are directories that are
     /// links or whose names are not checkpoint ids.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        Ok(self.checkpoint_page(0, usize::MAX)?.0)
+    }
+
+    /// A page of [`checkpoints`](Self::checkpoints), newest first, reading only the manifests
+    /// of the page: the checkpoint directories are listed and sorted by name (their ids), the
+    /// `skip` newest passed over, and the manifests of the next `n` read (those that do not
+    /// validate are left out, so a page may hold fewer). Also whether older ones follow.
+    pub fn checkpoint_page(&self, skip: usize, n: usize) -> Result<(Vec<Checkpoint>, bool)> {
         let Some(tdir) = self.task_dir()? else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         };
         let Some(root) = tdir.sub("checkpoints")? else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         };
+        let mut names: Vec<String> = root
+            .entries()?
+            .into_iter()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| check_checkpoint_id(name).is_ok())
+            .collect();
+        names.sort_unstable_by(|a, b| b.cmp(a));
+        let more = names.len() > skip.saturating_add(n);
         let mut v = Vec::new();
-        for (name, _) in root.entries()? {
-            let Some(name) = name.to_str() else { continue };
-            if check_checkpoint_id(name).is_err() {
-                continue;
-            }
+        for name in names.iter().skip(skip).take(n) {
             let read = root.sub(name).and_then(|cdir| match cdir {
                 Some(cdir) => read_manifest(&cdir, name, &self.task_id),
                 None => Ok(None),
@@ -559,8 +616,7 @@ impl TaskFiles {
                 ),
             }
         }
-        v.sort_by(|a, b| b.id.cmp(&a.id));
-        Ok(v)
+        Ok((v, more))
     }
 
     /// Replaces the live files with the checkpoint's, after verifying every one against the
@@ -588,12 +644,10 @@ impl TaskFiles {
             staged.push(stage(&cdir, &tdir, f)?);
             Ok(())
         });
-        let mut pending = staged.iter();
         let installed = verified.and_then(|()| {
             for name in LAYERS {
                 match staged.iter().find(|(_, n)| *n == name) {
                     Some((tmp, _)) => {
-                        pending.next();
                         tdir.rename(tmp, name)?;
                     }
                     None => {
@@ -604,7 +658,8 @@ impl TaskFiles {
             tdir.sync()
         });
         if installed.is_err() {
-            for (tmp, _) in pending {
+            // Every temporary name staged: those already renamed are gone (harmless).
+            for (tmp, _) in &staged {
                 let _ = tdir.remove_file(tmp);
             }
         }
@@ -705,5 +760,29 @@ fn stage(cdir: &Dir, tdir: &Dir, f: &CheckpointFile) -> Result<(OsString, &'stat
             let _ = tdir.remove_file(&tmp);
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn state_is_bounded_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = TaskFiles::new(dir.path(), "t").unwrap();
+        let max = 64 * 1024;
+        let big = Value::String("a".repeat(max));
+        let e = t.save_state_within(&big, max as u64).unwrap_err();
+        assert!(e.is_invalid_input(), "{e}");
+        // A valid state file past the bound, planted: refused before it is parsed.
+        t.save_state(&big).unwrap();
+        assert_eq!(t.load_state().unwrap(), Some(big));
+        let e = t.load_state_within(max as u64).unwrap_err();
+        assert!(
+            e.is_corrupt() && e.to_string().contains("larger than"),
+            "{e}"
+        );
     }
 }

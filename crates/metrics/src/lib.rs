@@ -367,42 +367,46 @@ impl<'a> Sources<'a> {
     }
 }
 
+/// The lines counted in task logs by earlier scrapes of this process, so that a scrape reads
+/// only what was appended since ([`oc_jsonl::LineCounts`]).
+static COUNTED: parking_lot::Mutex<Option<oc_jsonl::LineCounts>> = parking_lot::Mutex::new(None);
+
 /// Bytes and entries of every task log under `<data_dir>/tasks`.
+///
+/// The tasks are listed by [`oc_jsonl::TaskFiles::list`] and each log read through
+/// `TaskFiles`, never following a link (a task whose log is refused, a link or a special file,
+/// is left out rather than failing the whole scrape). Entries are counted once: later scrapes
+/// read only the bytes appended since (counts are kept per file, by device and inode), so a
+/// scrape costs the log's growth, not its length.
 pub fn log_volume(data_dir: &Path) -> Result<LogVolume> {
     let mut v = LogVolume::default();
-    let Ok(dirs) = std::fs::read_dir(data_dir.join("tasks")) else {
-        return Ok(v);
+    let mut counted = COUNTED.lock();
+    let cache = counted.get_or_insert_with(oc_jsonl::LineCounts::new);
+    let ids = match oc_jsonl::TaskFiles::list(data_dir) {
+        Ok(ids) => ids,
+        // A linked `tasks/` (or data directory) is not followed: no task logs to count.
+        Err(e) if e.is_unsafe() => return Ok(v),
+        Err(e) => return Err(e.into()),
     };
-    for d in dirs.filter_map(|e| e.ok()) {
-        // Only real task directories (a link planted in `tasks/` is not followed), read through
-        // `TaskFiles`, which never follows a link below the data directory; a task whose log is
-        // refused (a link, a special file) is left out rather than failing the whole scrape.
-        if !d.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let Some(files) = d
-            .file_name()
-            .to_str()
-            .and_then(|id| oc_jsonl::TaskFiles::new(data_dir, id).ok())
-        else {
+    for id in ids {
+        let Ok(files) = oc_jsonl::TaskFiles::new(data_dir, &id) else {
             continue;
         };
         let reader = files.logs();
         if reader.files().is_empty() {
             continue;
         }
-        let entries = match reader.for_each_line(|_, _| true) {
-            Ok(report) => report.lines,
+        let count = match reader.count_lines(cache) {
+            Ok(c) => c,
             Err(e) if e.is_unsafe() => continue,
             Err(e) => return Err(e.into()),
         };
         v.tasks += 1;
-        v.entries += entries;
-        for f in reader.files() {
-            v.files += 1;
-            v.bytes += std::fs::symlink_metadata(f).map(|m| m.len()).unwrap_or(0);
-        }
+        v.entries += count.lines;
+        v.files += count.files;
+        v.bytes += count.bytes;
     }
+    cache.sweep();
     Ok(v)
 }
 

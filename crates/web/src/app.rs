@@ -22,6 +22,13 @@ pub type Alerting = (Arc<Mutex<Engine>>, Arc<Dispatcher>);
 /// The consistency check `/healthz` runs: the problems found (none: healthy).
 type Health = dyn Fn() -> Result<Vec<String>, String> + Send + Sync;
 
+/// What a run of the health check found.
+type Checked = Result<Vec<String>, String>;
+
+/// How long one run of the health check answers `/healthz`: the check (SQLite's integrity
+/// check reads the whole database) runs at most this often, whatever the number of probes.
+pub const HEALTH_FOR: Duration = Duration::from_secs(5);
+
 /// How long every open page shares one reading of the overview.
 const SHARED_FOR: Duration = Duration::from_secs(1);
 
@@ -32,6 +39,8 @@ pub struct Web {
     pub(crate) data_dir: Option<PathBuf>,
     storage: Option<Arc<dyn StorageSource>>,
     health: Option<Arc<Health>>,
+    /// The last run of the health check and when it ended.
+    checked: Mutex<Option<(Instant, Checked)>>,
     pub(crate) alerting: Option<Alerting>,
     pub(crate) read_only: bool,
     exporter: Option<Exporter>,
@@ -58,6 +67,7 @@ impl Web {
             data_dir: None,
             storage: None,
             health: None,
+            checked: Mutex::new(None),
             alerting: None,
             read_only: false,
             exporter: Exporter::new().ok(),
@@ -172,8 +182,21 @@ impl Web {
         }
     }
 
+    /// The health check's answer, run at most once per [`HEALTH_FOR`]: one probe runs it while
+    /// the others are answered by its last run (or wait for the first).
     fn healthz(&self) -> Response {
-        match self.health.as_ref().map(|h| h()) {
+        let checked = self.health.as_ref().map(|h| {
+            let mut last = self.checked.lock();
+            match &*last {
+                Some((at, found)) if at.elapsed() < HEALTH_FOR => found.clone(),
+                _ => {
+                    let found = h();
+                    *last = Some((Instant::now(), found.clone()));
+                    found
+                }
+            }
+        });
+        match checked {
             None => Response::text(200, "ok\n"),
             Some(Ok(p)) if p.is_empty() => Response::text(200, "ok\n"),
             Some(Ok(p)) => Response::text(503, format!("{}\n", p.join("\n"))),

@@ -14,10 +14,14 @@
 //!   and headers (16 KiB, 64 headers: else 431), the body ([`MAX_BODY_BYTES`]: a larger declared
 //!   length gets 413 before anything is read, a chunked body is cut as it streams), the time to
 //!   send headers (also the keep-alive idle time), the body, and to take an answer, the open
-//!   connections (beyond the cap, clients wait in the listen queue), and the requests answered at
-//!   once (`ServeOptions::workers` threads run the synchronous app; a bounded queue waits a
-//!   bounded time for them, then 503 with `Retry-After`). The accept loop survives every error,
-//!   resting briefly when descriptors run out.
+//!   connections (the soft descriptor limit is raised to the hard one at start; at the cap, a
+//!   new client is served by closing the oldest connection with no request being answered,
+//!   idle or still sending headers), and the requests answered at once
+//!   (`ServeOptions::workers` threads run the synchronous app; a bounded queue waits a bounded
+//!   time for them, then 503 with `Retry-After`; `/healthz` has one more thread of its own).
+//!   The accept loop survives every error, resting briefly when descriptors run out.
+//! - `/healthz` runs the health check (SQLite's integrity check, for `oc serve`) at most once
+//!   per [`HEALTH_FOR`]; probes in between get its last answer.
 //! - The pages are HTML rendered on the server (`maud`, which escapes everything agents wrote),
 //!   with one small script and one stylesheet shipped inside the binary. Every action is a
 //!   plain form that works with scripts off; with scripts on, the page refreshes itself every
@@ -58,7 +62,7 @@ mod pages;
 #[cfg(feature = "server")]
 mod server;
 
-pub use crate::app::{Alerting, Web};
+pub use crate::app::{Alerting, HEALTH_FOR, Web};
 pub use crate::guard::SECURITY_HEADERS;
 pub use crate::http::{Method, Request, Response, ServeOptions};
 pub use crate::limits::{Limits, MAX_BODY_BYTES};

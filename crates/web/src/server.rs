@@ -137,6 +137,11 @@ struct Shared {
     workers: Arc<Semaphore>,
     /// Requests waiting for a permit.
     queued: AtomicUsize,
+    /// The open connections, oldest first, for [`Shared::evict`].
+    open: parking_lot::Mutex<Conns>,
+    /// One more thread, for `/healthz` only: a probe is answered while every worker is busy
+    /// with slow pages (it waits for neither them nor the queue).
+    probe: Arc<Semaphore>,
 }
 
 /// Serves `web` on `addr`: HTTP/1.1, `opts.workers` requests answered at once, every client
@@ -151,6 +156,7 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
         )));
     }
     let workers = opts.workers.max(1);
+    raise_descriptor_limit();
     let mut limits = opts.limits.clone();
     limits.max_connections = connection_cap(limits.max_connections);
     let mut http = http1::Builder::new();
@@ -169,6 +175,8 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
         http,
         workers: Arc::new(Semaphore::new(workers)),
         queued: AtomicUsize::new(0),
+        probe: Arc::new(Semaphore::new(1)),
+        open: parking_lot::Mutex::new(Conns::default()),
         limits,
     });
     let (stopping, stop) = watch::channel(false);
@@ -219,7 +227,8 @@ fn listen(
 ) -> Option<(tokio::runtime::Runtime, TcpListener)> {
     let started = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .max_blocking_threads(workers)
+        // One more than the app's workers: the thread reserved for `/healthz`.
+        .max_blocking_threads(workers + 1)
         .thread_name("oc-web")
         .enable_io()
         .enable_time()
@@ -244,6 +253,64 @@ fn listen(
         Err(e) => {
             let _ = listening.send(Err(e));
             None
+        }
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard one, so that the connection cap is
+/// what the system allows rather than a shell's default soft 1,024 (best effort: left as it
+/// is if refused).
+fn raise_descriptor_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if let (Some(soft), Some(hard)) = (limit.current, limit.maximum)
+            && soft < hard
+        {
+            let _ = setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(hard),
+                    maximum: Some(hard),
+                },
+            );
+        }
+    }
+}
+
+/// The open connections: for each, whether it has a request being answered, and how to close
+/// it.
+#[derive(Default)]
+struct Conns {
+    next: u64,
+    /// By id, which grows: the oldest first.
+    all: std::collections::BTreeMap<u64, Conn>,
+}
+
+struct Conn {
+    /// Requests of the connection the app is answering (or whose body is being read).
+    busy: Arc<AtomicUsize>,
+    /// Closes the connection.
+    close: Arc<tokio::sync::Notify>,
+}
+
+impl Shared {
+    /// At the connection cap: closes the oldest connection that has no request being answered
+    /// (idle, or still sending its headers), so that a new client is served; whether one was.
+    fn evict(&self) -> bool {
+        let mut open = self.open.lock();
+        let oldest = open
+            .all
+            .iter()
+            .find(|(_, c)| c.busy.load(Ordering::Relaxed) == 0)
+            .map(|(id, _)| *id);
+        match oldest.and_then(|id| open.all.remove(&id)) {
+            Some(c) => {
+                c.close.notify_one();
+                true
+            }
+            None => false,
         }
     }
 }
@@ -285,19 +352,28 @@ fn exhausted(e: &io::Error) -> bool {
 async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let open = Arc::new(Semaphore::new(shared.limits.max_connections));
     loop {
-        let permit = tokio::select! {
-            _ = stop.changed() => return,
-            permit = Arc::clone(&open).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
         let accepted = tokio::select! {
             _ = stop.changed() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, _)) => {
+                // At the cap, the oldest connection with nothing being answered makes room
+                // (idle ones, and those still sending headers): a fresh client is served
+                // however many idle connections someone holds. Else it waits for one to close.
+                let permit = match Arc::clone(&open).try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        shared.evict();
+                        tokio::select! {
+                            _ = stop.changed() => return,
+                            permit = Arc::clone(&open).acquire_owned() => match permit {
+                                Ok(p) => p,
+                                Err(_) => return,
+                            },
+                        }
+                    }
+                };
                 // Small answers go out at once rather than after the peer's delayed ack.
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(connection(stream, Arc::clone(&shared), permit));
@@ -319,19 +395,56 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Rec
     }
 }
 
-/// Serves one connection; its permit is released when it closes.
+/// Serves one connection; its permit is released when it closes (or when it is evicted, see
+/// [`Shared::evict`]).
 async fn connection(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaphorePermit) {
+    let busy = Arc::new(AtomicUsize::new(0));
+    let close = Arc::new(tokio::sync::Notify::new());
+    let id = {
+        let mut open = shared.open.lock();
+        let id = open.next;
+        open.next += 1;
+        open.all.insert(
+            id,
+            Conn {
+                busy: Arc::clone(&busy),
+                close: Arc::clone(&close),
+            },
+        );
+        id
+    };
+    struct Registered<'a>(&'a Shared, u64);
+    impl Drop for Registered<'_> {
+        fn drop(&mut self) {
+            self.0.open.lock().all.remove(&self.1);
+        }
+    }
+    let _registered = Registered(&shared, id);
     let io = TokioIo::new(TimedWrites::new(stream, shared.limits.write_timeout));
     let service = {
         let shared = Arc::clone(&shared);
         hyper::service::service_fn(move |req| {
             let shared = Arc::clone(&shared);
-            async move { Ok::<_, Infallible>(answer(req, &shared).await) }
+            let busy = Arc::clone(&busy);
+            async move {
+                struct Busy(Arc<AtomicUsize>);
+                impl Drop for Busy {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+                busy.fetch_add(1, Ordering::Relaxed);
+                let _busy = Busy(busy);
+                Ok::<_, Infallible>(answer(req, &shared).await)
+            }
         })
     };
     // Whatever ends a connection (a client gone, a timeout, a malformed request hyper has
-    // already answered) is the client's own business.
-    let _ = shared.http.serve_connection(io, service).await;
+    // already answered, an eviction) is the client's own business.
+    tokio::select! {
+        _ = shared.http.serve_connection(io, service) => {}
+        () = close.notified() => {}
+    }
 }
 
 /// Answers one request, bounding everything before the guard and the app see it.
@@ -380,7 +493,12 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared) -> hyper::Respon
             ));
         }
     };
-    let Some(permit) = worker(shared).await else {
+    let permit = if ours.path == "/healthz" {
+        probe_worker(shared).await
+    } else {
+        worker(shared).await
+    };
+    let Some(permit) = permit else {
         return to_hyper(
             Response::text(503, "the server is busy: try again in a moment\n")
                 .with("Retry-After", "1".into()),
@@ -469,6 +587,20 @@ async fn worker(shared: &Shared) -> Option<OwnedSemaphorePermit> {
     let waited = tokio::time::timeout(
         shared.limits.queue_wait,
         Arc::clone(&shared.workers).acquire_owned(),
+    )
+    .await;
+    waited.ok()?.ok()
+}
+
+/// A thread for `/healthz`: a free worker if there is one, else the one reserved for probes,
+/// waited for at most the queue's wait; `None` when even that one stays busy.
+async fn probe_worker(shared: &Shared) -> Option<OwnedSemaphorePermit> {
+    if let Ok(permit) = Arc::clone(&shared.workers).try_acquire_owned() {
+        return Some(permit);
+    }
+    let waited = tokio::time::timeout(
+        shared.limits.queue_wait,
+        Arc::clone(&shared.probe).acquire_owned(),
     )
     .await;
     waited.ok()?.ok()

@@ -241,14 +241,17 @@ fn checkpoint_list_escapes_a_planted_manifest() {
         &["checkpoint", "create", "t1", "--description", "real"],
         0,
     );
-    // Anyone who can write the data directory can leave a manifest naming any id.
-    let dir = oc.data_dir().join("tasks/t1/checkpoints/cp-planted");
+    // Anyone who can write the data directory can leave a manifest that validates (its id
+    // its directory's, its task this one) with any description: it is listed, escaped.
+    let dir = oc
+        .data_dir()
+        .join("tasks/t1/checkpoints/cp-0000000000001-0");
     std::fs::create_dir_all(&dir).unwrap();
     let manifest = serde_json::json!({
-        "id": EVIL, "taskId": "t1", "createdAt": "2026-01-01T00:00:00Z",
+        "id": "cp-0000000000001-0", "taskId": "t1", "createdAt": "2026-01-01T00:00:00Z",
         "description": EVIL, "files": [],
     });
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
-    // Listed escaped, or not listed at all: never raw.
-    check(&oc, &["checkpoint", "list", "t1"], 0);
+    let run = check(&oc, &["checkpoint", "list", "t1"], 1);
+    assert!(run.stdout.contains("cp-0000000000001-0"), "{run:?}");
 }

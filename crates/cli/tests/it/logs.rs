@@ -223,6 +223,43 @@ fn tail_follow_prints_new_entries() {
 }
 
 #[test]
+fn tail_follow_json_prints_only_entries_never_raw_lines() {
+    let oc = Oc::new();
+    oc.run(&["task", "create", "t", "--id", "t1"]);
+    oc.run(&["logs", "append", "t1", "-m", "first"]);
+    // A malformed line planted between entries: terminal escapes and a bidi override.
+    let log = oc.data_dir().join("tasks/t1/logs.jsonl");
+    let mut body = std::fs::read(&log).unwrap();
+    body.extend_from_slice("\x1b[31mEVIL\u{202e}x\n".as_bytes());
+    std::fs::write(&log, body).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oc"))
+        .arg("--data-dir")
+        .arg(oc.data_dir())
+        .args(["--json", "logs", "tail", "t1", "--follow", "-n", "5"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    oc.run(&["logs", "append", "t1", "-m", "second"]);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let l = lines.next().unwrap().unwrap();
+        seen.push(l);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for l in &seen {
+        assert!(!l.contains('\x1b') && !l.contains('\u{202e}'), "{seen:?}");
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["message"].is_string(), "{l}");
+    }
+    assert!(
+        seen[0].contains("first") && seen[1].contains("second"),
+        "{seen:?}"
+    );
+}
+
+#[test]
 fn ship_all_tasks_to_a_local_collector() {
     let oc = Oc::new();
     for t in ["a", "b"] {

@@ -495,3 +495,60 @@ fn read_file_refuses_links_special_files_and_excess() {
         101
     );
 }
+
+#[test]
+fn a_linked_task_directory_is_never_read_by_its_path() {
+    let s = Site::new();
+    let elsewhere = s.outside.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    symlink(&elsewhere, s.data.join("tasks/t")).unwrap();
+    // A stray beside the link, named as a rotated file of `tasks/t` would be.
+    let theirs = serde_json::to_string(&entry("a stray")).unwrap();
+    std::fs::write(s.data.join("tasks/t.1"), format!("{theirs}\n")).unwrap();
+    let t = s.task("t");
+    for r in [t.logs(), t.decision_log().unwrap_or_else(|_| t.logs())] {
+        assert!(r.files().is_empty(), "{:?}", r.files());
+        let mut seen = Vec::new();
+        let e = r
+            .for_each_line(|_, l| {
+                seen.push(l.to_vec());
+                true
+            })
+            .unwrap_err();
+        assert_link_refused(&e, &s.data.join("tasks/t"));
+        assert!(seen.is_empty());
+    }
+    // A task with no directory has an empty reader.
+    let t = s.task("none");
+    assert!(t.logs().files().is_empty());
+    assert!(t.decision_log().unwrap().files().is_empty());
+}
+
+#[test]
+fn a_failed_restore_leaves_no_temporary_file() {
+    let s = Site::new();
+    let t = s.task("t");
+    t.append_log(&entry("x")).unwrap();
+    t.append_decision(&decision()).unwrap();
+    t.save_state(&json!(1)).unwrap();
+    let cp = t.create_checkpoint("x", Timestamp::from_millis(1)).unwrap();
+    // A valid manifest in another order than the task's files.
+    let mut reordered = cp.clone();
+    reordered.files.reverse();
+    let manifest = t
+        .dir()
+        .join("checkpoints")
+        .join(&cp.id)
+        .join("manifest.json");
+    std::fs::write(&manifest, serde_json::to_vec(&reordered).unwrap()).unwrap();
+    // A live name that cannot be renamed over: the second rename fails.
+    std::fs::remove_file(t.dir().join("logs.jsonl")).unwrap();
+    std::fs::create_dir(t.dir().join("logs.jsonl")).unwrap();
+    t.restore_checkpoint(&cp.id).unwrap_err();
+    let left: Vec<String> = std::fs::read_dir(t.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -1,6 +1,7 @@
 //! Integration tests of `oc-jsonl`: one binary, one module per concern.
 #![allow(clippy::unwrap_used)]
 
+mod bounds;
 mod crash;
 mod datadir;
 mod depth;

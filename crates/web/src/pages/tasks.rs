@@ -172,18 +172,12 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
             (decisions, t.more)
         })
         .unwrap_or_default();
-    let checkpoints = files
-        .as_ref()
-        .and_then(|f| f.checkpoints().ok())
-        .unwrap_or_default();
-    // Newest first, as `checkpoints` lists them.
+    // Newest first; only the manifests of the page shown are read.
     let checkpoints_skip = skip(req, "checkpoints");
-    let checkpoints_page: Vec<&oc_jsonl::Checkpoint> = checkpoints
-        .iter()
-        .skip(checkpoints_skip)
-        .take(CHECKPOINTS_SHOWN)
-        .collect();
-    let checkpoints_more = checkpoints.len() > checkpoints_skip.saturating_add(CHECKPOINTS_SHOWN);
+    let (checkpoints_page, checkpoints_more) = files
+        .as_ref()
+        .and_then(|f| f.checkpoint_page(checkpoints_skip, CHECKPOINTS_SHOWN).ok())
+        .unwrap_or_default();
     let here = format!("/ui/tasks/{id}");
     let pages = |name: &str, per: usize, skipped: usize, more: bool| {
         paging(&here, req, name, per, skipped, more)
@@ -332,24 +326,11 @@ fn cut(text: &str, whole: Option<&str>) -> Markup {
     html! {
         (shown)
         @if let Some(len) = len {
-            "… (cut: " (thousands(len)) " bytes"
+            "… (cut: " (oc_jsonl::thousands(len as u64)) " bytes"
             @if let Some(href) = whole { "; " a href=(href) { "whole entry" } }
             ")"
         }
     }
-}
-
-/// `n` with thousands separated by commas: `800,000`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// One log entry (`?entry=<offset>[&file=<n>]`) or decision (`?decision=<offset>`) whole, read

@@ -444,9 +444,34 @@ fn serve_works_from_inside_a_tokio_runtime() {
 /// Out of descriptors (`EMFILE`), the accept loop rests and goes on: once some are free again
 /// the server answers. (The old server's accept thread panicked and every later connection
 /// was refused.)
+///
+/// The descriptor limit is the whole process's: lowering it would make other tests running
+/// beside this one on threads (`cargo test`) fail, so the test runs itself in a child process,
+/// alone.
 #[cfg(target_os = "linux")]
 #[test]
 fn the_accept_loop_survives_running_out_of_descriptors() {
+    const ALONE: &str = "OC_WEB_TEST_ALONE";
+    if std::env::var_os(ALONE).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "server::the_accept_loop_survives_running_out_of_descriptors",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(ALONE, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "the test alone: {:?}\n{text}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
     use rustix::process::{Resource, getrlimit, setrlimit};
     let dir = tempfile::tempdir().unwrap();
     let (web, _, _) = filled(dir.path());
