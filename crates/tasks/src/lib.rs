@@ -10,9 +10,12 @@
 //!   reporting through SQLite's profiling callback.
 //! - [`MemoryTaskStore`]: the same semantics in memory, for tests.
 //! - [`Task`], [`TaskStatus`], [`TaskId`], [`NewTask`], [`TaskPatch`], [`Change`]: the model.
-//! - [`graph`]: dependencies, readiness, parents, labels, retry policies and unique keys.
+//! - [`RetryPolicy`], [`Unique`], [`LabelFilter`], [`Blockers`], [`Rollup`], [`Created`]: the
+//!   work graph (dependencies, readiness, parents, labels, retry policies, unique keys).
 //! - [`TaskQuery`], [`TaskFilter`], [`TaskPage`], [`TaskStats`]: listings and statistics.
 //! - [`Clock`], [`ManualClock`]: time is an input, so tests never sleep.
+//! - [`backend`]: for authors of a backend only (shared validation, graph algorithms, row
+//!   mapping, SQL text); no semver promise beyond the crate's minor version.
 //!
 //! ## Claims
 //!
@@ -33,7 +36,9 @@
 //! unique key ([`NewTask::unique_key`]: creating a task whose key is held returns the holder,
 //! see [`Created`]). A task is **ready** when it is pending, every dependency completed and its
 //! `run_at` passed; claims hand out ready tasks only, and listings can ask for ready or
-//! blocked tasks ([`Readiness`], [`TaskStore::blockers`]). See [`graph`] for the rules.
+//! blocked tasks ([`Readiness`], [`TaskStore::blockers`], [`is_ready`]). Stores keep readiness
+//! incrementally (a count of unfinished dependencies per task, written in the transaction that
+//! completes a dependency), never by walking the graph on a claim.
 //!
 //! ```
 //! use std::time::Duration;
@@ -119,7 +124,7 @@
 mod asynchronous;
 pub mod backend;
 mod error;
-pub mod graph;
+mod graph;
 mod history;
 mod id;
 mod memory;
@@ -136,7 +141,8 @@ pub mod testkit;
 pub use crate::asynchronous::AsyncTaskStore;
 pub use crate::error::{Error, Result};
 pub use crate::graph::{
-    Blockers, Created, LabelFilter, OnDependents, Readiness, RetryPolicy, Rollup, Unique,
+    Blockers, Created, LabelFilter, MAX_BACKOFF, MAX_DEPENDENCIES, MAX_LABEL_LEN, MAX_LABELS,
+    MAX_SCHEDULE_AHEAD, MAX_UNIQUE_KEY_LEN, OnDependents, Readiness, RetryPolicy, Rollup, Unique,
     UniqueScope, is_ready,
 };
 pub use crate::history::{HistoryEntry, HistoryKind};
@@ -156,8 +162,3 @@ pub use crate::sqlite::{
 };
 pub use crate::store::{StorageSource, TaskStore};
 pub use oc_time::{Clock, ManualClock, SystemClock, Timestamp};
-
-/// Checks `id` by the [`TaskId`] rules without allocating; returns the broken rule.
-pub fn check_id(id: &str) -> std::result::Result<(), &'static str> {
-    crate::id::check(id)
-}

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::graph::{cycle_error, doomed, find_path, plan_submit};
+use crate::backend::{cycle_error, doomed, find_path, finished_run, plan_submit};
 use crate::model::{reap, transition};
-use crate::query::{Cursor, RunDurations, finished_run};
+use crate::query::{Cursor, RunDurations};
 use crate::{
     Capped, Change, Clock, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
     ReapedTask, Result, SystemClock, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery,

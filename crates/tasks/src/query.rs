@@ -123,7 +123,7 @@ impl TaskFilter {
 }
 
 /// The metadata as stored and searched: compact JSON with sorted keys.
-pub(crate) fn metadata_text(task: &Task) -> String {
+pub fn metadata_text(task: &Task) -> String {
     serde_json::Value::Object(task.metadata.clone()).to_string()
 }
 
@@ -264,7 +264,8 @@ impl TaskQuery {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Checks the query's filter, limit and cursor, before a store is touched.
+    pub fn validate(&self) -> Result<()> {
         self.filter.validate()?;
         if self.limit == 0 || self.limit > MAX_LIMIT {
             return Err(Error::InvalidInput {
@@ -286,7 +287,9 @@ pub struct TaskPage {
 }
 
 impl TaskPage {
-    pub(crate) fn from_overfetch(mut tasks: Vec<Task>, limit: usize) -> Self {
+    /// The page from up to `limit + 1` tasks read in the query's order: the extra one only
+    /// says that there is more (and is dropped), the last one kept is the next page's cursor.
+    pub fn from_overfetch(mut tasks: Vec<Task>, limit: usize) -> Self {
         let next = if tasks.len() > limit {
             tasks.truncate(limit);
             tasks.last().map(Cursor::after)
@@ -412,7 +415,7 @@ impl RunDurations {
 
 /// The run a write finishes, if it finishes one: `prev` was running and `next` completed or
 /// failed. Every store counts these into its [`RunDurations`].
-pub(crate) fn finished_run(prev: &crate::Task, next: &crate::Task) -> Option<std::time::Duration> {
+pub fn finished_run(prev: &crate::Task, next: &crate::Task) -> Option<std::time::Duration> {
     (prev.status == TaskStatus::Running
         && matches!(next.status, TaskStatus::Completed | TaskStatus::Failed))
     .then(|| next.run_duration())

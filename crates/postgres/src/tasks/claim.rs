@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use oc_tasks::backend::validate_change;
 use oc_tasks::{Change, HistoryEntry, HistoryKind, LabelFilter, Result, Task, TaskStatus};
 
 use super::PgTaskStore;
@@ -24,7 +23,7 @@ impl PgTaskStore {
             owner: owner.into(),
             ttl,
         };
-        validate_change(&change)?;
+        change.validate()?;
         filter.validate()?;
         let owner = owner.to_owned();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);

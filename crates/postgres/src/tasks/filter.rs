@@ -1,8 +1,7 @@
 //! Listing and counting by filter: the `WHERE` clause built from a [`TaskFilter`].
 
-use oc_tasks::backend::{
-    after_sql, cursor_position, like_anywhere, order_by_sql, page, validate_query,
-};
+use oc_tasks::backend::cursor_position;
+use oc_tasks::backend::sql::{after_sql, like_anywhere, order_by_sql};
 use oc_tasks::{Order, Readiness, Result, TaskFilter, TaskPage, TaskQuery};
 use tokio_postgres::types::ToSql;
 
@@ -110,7 +109,7 @@ fn where_clause(
 
 impl PgTaskStore {
     pub(super) fn list_page(&self, query: &TaskQuery) -> Result<TaskPage> {
-        validate_query(query)?;
+        query.validate()?;
         let table = self.table_schema();
         let (cond, mut params) = where_clause(
             &query.filter,
@@ -132,7 +131,7 @@ impl PgTaskStore {
             .iter()
             .map(|r| row_task(r, 0))
             .collect::<Result<Vec<_>>>()?;
-        Ok(page(tasks, query.limit))
+        Ok(TaskPage::from_overfetch(tasks, query.limit))
     }
 
     pub(super) fn count_matching(&self, filter: &TaskFilter) -> Result<u64> {

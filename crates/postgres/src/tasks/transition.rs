@@ -2,7 +2,7 @@
 //! read, written by one conditional statement (`sql/transition.sql`) with the counters and
 //! the history row; recomputed when another writer won the race.
 
-use oc_tasks::backend::{finished_run, retry_columns, validate_change};
+use oc_tasks::backend::{finished_run, metadata_text, retry_columns};
 use oc_tasks::{
     Change, Error, HistoryEntry, ReapedTask, Result, RunDurations, Task, TaskId, TaskStatus,
     Timestamp, Unique, reap, transition,
@@ -85,7 +85,7 @@ impl TransitionParams {
             status: next.status.as_str().to_owned(),
             owner: next.owner.clone(),
             priority: next.priority,
-            metadata: oc_tasks::backend::metadata_text(next),
+            metadata: metadata_text(next),
             result: result_text(next)?,
             error: next.error.clone(),
             attempts: i64::from(next.attempts),
@@ -172,7 +172,7 @@ impl PgTaskStore {
         change: Change,
         expect: Option<u64>,
     ) -> Result<Task> {
-        validate_change(&change)?;
+        change.validate()?;
         for _ in 0..CAS_ATTEMPTS {
             let (prev, now) = self.read(id)?;
             let prev = prev.ok_or_else(|| Error::NotFound { id: id.clone() })?;

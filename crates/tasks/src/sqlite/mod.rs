@@ -17,10 +17,10 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::{cycle_error, find_path, finished_run, metadata_text, plan_submit};
 use crate::error::is_busy;
-use crate::graph::{cycle_error, find_path, plan_submit};
 use crate::model::{reap, transition};
-use crate::query::{RUN_BUCKETS_MS, RunDurations, finished_run};
+use crate::query::{RUN_BUCKETS_MS, RunDurations};
 use crate::{
     Capped, Change, Clock, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
     Readiness, ReapedTask, Result, SystemClock, Task, TaskCounts, TaskFilter, TaskId, TaskPage,
@@ -582,7 +582,7 @@ fn task_values(t: &Task) -> Result<Vec<SqlValue>> {
         SqlValue::Text(t.status.as_str().to_owned()),
         text(&t.owner),
         SqlValue::Integer(t.priority.into()),
-        SqlValue::Text(crate::query::metadata_text(t)),
+        SqlValue::Text(metadata_text(t)),
         t.result
             .as_ref()
             .map(json)
@@ -931,7 +931,7 @@ fn where_clause(
     }
     if let Some(s) = &filter.search {
         let m = p(
-            SqlValue::Text(crate::backend::like_anywhere(s)),
+            SqlValue::Text(crate::backend::sql::like_anywhere(s)),
             &mut params,
         );
         conds.push(format!(
@@ -941,7 +941,7 @@ fn where_clause(
     if let Some((c, order)) = after {
         let created = p(SqlValue::Integer(c.created_at.as_millis()), &mut params);
         let id = p(SqlValue::Text(c.id.to_string()), &mut params);
-        conds.push(crate::backend::after_sql(order, &created, &id, || {
+        conds.push(crate::backend::sql::after_sql(order, &created, &id, || {
             p(SqlValue::Integer(c.priority.into()), &mut params)
         }));
     }
@@ -1132,7 +1132,7 @@ impl TaskStore for SqliteTaskStore {
                 });
             }
             let mut doomed = vec![prev];
-            for d in crate::graph::doomed(id, on_dependents, |t| dependents(tx, t))?
+            for d in crate::backend::doomed(id, on_dependents, |t| dependents(tx, t))?
                 .into_iter()
                 .skip(1)
             {
@@ -1215,7 +1215,7 @@ impl TaskStore for SqliteTaskStore {
         };
         let sql = format!(
             "SELECT {COLS} FROM {table}{cond}{} LIMIT ?{}",
-            crate::backend::order_by_sql(query.order),
+            crate::backend::sql::order_by_sql(query.order),
             params.len()
         );
         let tasks = self.read(|c| {

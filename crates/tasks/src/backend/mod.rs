@@ -1,99 +1,34 @@
-//! For implementers of [`TaskStore`](crate::TaskStore) (the PostgreSQL store, an embedder's
-//! own): the pieces every backend shares, so that they agree with the SQLite and memory stores
-//! by construction rather than by copy.
+//! For authors of a [`TaskStore`](crate::TaskStore) backend (the SQLite and PostgreSQL stores,
+//! an embedder's own), not for code that only uses a store: the pieces every backend shares, so
+//! that they agree with the memory and SQLite stores by construction rather than by copy.
+//!
+//! **No semver promise beyond the crate's minor version**: these items follow the stores'
+//! internals and may change in any minor release. Embedders program against
+//! [`TaskStore`](crate::TaskStore) and the types at the crate root.
+//!
+//! Each shared function has one name, and backends import it from here:
+//!
+//! - the model: [`transition`](crate::transition) and [`reap`](crate::reap) (at the crate root,
+//!   since embedders use them too), [`Change::validate`](crate::Change::validate),
+//!   [`TaskQuery::validate`](crate::TaskQuery::validate),
+//!   [`TaskPage::from_overfetch`](crate::TaskPage::from_overfetch);
+//! - the graph: [`find_path`] and [`cycle_error`], [`doomed`], [`plan_submit`];
+//! - rows: [`StoredTask`], [`retry_columns`], [`metadata_text`], [`finished_run`],
+//!   [`cursor_position`];
+//! - SQL text both SQL stores build their listings from: [`sql`].
 
 use std::time::Duration;
 
-use crate::{Change, Cursor, Order, Result, Task, TaskPage, TaskQuery, Timestamp};
+use crate::{Cursor, Result, Task, Timestamp};
 
-pub use crate::graph::{doomed, find_path, plan_submit};
+pub mod sql;
 
-/// The error for an edge `task → on` that would close a cycle, given the path from `on` back
-/// to `task` ([`find_path`]).
-pub fn cycle_error(task: &crate::TaskId, path: Vec<crate::TaskId>) -> crate::Error {
-    crate::graph::cycle_error(task, path)
-}
-
-/// The metadata as stored: its compact JSON text (what the search matches).
-pub fn metadata_text(task: &Task) -> String {
-    crate::query::metadata_text(task)
-}
-
-/// The run a write from `prev` to `next` finishes, if it finishes one: counted into
-/// [`RunDurations`](crate::RunDurations) in the same transaction.
-pub fn finished_run(prev: &Task, next: &Task) -> Option<Duration> {
-    crate::query::finished_run(prev, next)
-}
-
-/// Checks a change's own arguments, before the store is touched.
-pub fn validate_change(change: &Change) -> Result<()> {
-    change.validate()
-}
-
-/// Checks a query's limit and cursor, before the store is touched.
-pub fn validate_query(query: &TaskQuery) -> Result<()> {
-    query.validate()
-}
-
-/// A page from up to `limit + 1` tasks read in the query's order: the extra one only says
-/// that there is more.
-pub fn page(tasks: Vec<Task>, limit: usize) -> TaskPage {
-    TaskPage::from_overfetch(tasks, limit)
-}
+pub use crate::graph::algorithms::{cycle_error, doomed, find_path, plan_submit};
+pub use crate::query::{finished_run, metadata_text};
 
 /// A cursor's position: priority, creation time and id of the last task of the page before.
 pub fn cursor_position(c: &Cursor) -> (i32, Timestamp, &crate::TaskId) {
     (c.priority, c.created_at, &c.id)
-}
-
-/// The SQL `LIKE` pattern (with `\` as the escape character) that matches `text` anywhere.
-pub fn like_anywhere(text: &str) -> String {
-    let mut p = String::with_capacity(text.len() + 2);
-    p.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
-}
-
-/// The error a task failed by the reaper records.
-pub fn reap_error(attempts: u32) -> String {
-    crate::model::reap_error(attempts)
-}
-
-/// The SQL `ORDER BY` of a listing in `order` (over the columns `priority`, `created_at`, `id`),
-/// with a leading space.
-pub fn order_by_sql(order: Order) -> &'static str {
-    match order {
-        Order::Newest => " ORDER BY created_at DESC, id DESC",
-        Order::Oldest => " ORDER BY created_at, id",
-        Order::Priority => " ORDER BY priority DESC, created_at, id",
-    }
-}
-
-/// The SQL condition "after the cursor" in `order`, given the placeholders of the cursor's
-/// position; `priority` is only asked for in priority order (an unused placeholder has no type).
-pub fn after_sql(
-    order: Order,
-    created: &str,
-    id: &str,
-    priority: impl FnOnce() -> String,
-) -> String {
-    match order {
-        Order::Newest => format!("(created_at, id) < ({created}, {id})"),
-        Order::Oldest => format!("(created_at, id) > ({created}, {id})"),
-        Order::Priority => {
-            // `priority <= p` first: a range start an index in claim order can seek to.
-            let p = priority();
-            format!(
-                "(priority <= {p} AND (priority < {p} OR (created_at, id) > ({created}, {id})))"
-            )
-        }
-    }
 }
 
 /// A retry policy as stored: base and cap in milliseconds and the jitter in percent, all
