@@ -10,14 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use oc_sqlite::{Durability, Fence};
+use oc_sqlite::{Connect, Durability, Fence};
 use parking_lot::Mutex;
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use crate::error::is_busy;
 use crate::graph::{cycle_error, find_path, plan_submit};
 use crate::model::{reap, transition};
 use crate::query::{RUN_BUCKETS_MS, RunDurations, finished_run};
@@ -35,8 +34,6 @@ pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(1);
 const SLOW_KEEP: usize = 32;
 /// Idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 8;
-/// Attempts at a write transaction that keeps finding the database busy.
-const WRITE_ATTEMPTS: u32 = 5;
 
 /// The stored columns of a task, in [`task_values`] order.
 macro_rules! stored_cols {
@@ -270,7 +267,8 @@ impl SqliteTaskStore {
         let opts = SqliteOptions::default();
         let slow = slow_log(&opts);
         let mut conn = Connection::open_in_memory()?;
-        configure(&mut conn, &opts, &slow, false)?;
+        connect(&opts).configure(&conn, false).map_err(plumbing)?;
+        instrument(&mut conn, &slow)?;
         schema::migrate(&mut conn)?;
         Ok(SqliteTaskStore {
             path: PathBuf::from(":memory:"),
@@ -285,8 +283,8 @@ impl SqliteTaskStore {
     fn open_with(path: &Path, opts: SqliteOptions) -> Result<Self> {
         let slow = slow_log(&opts);
         let mut writer = retry_busy(|| {
-            let mut c = Connection::open(path)?;
-            configure(&mut c, &opts, &slow, true)?;
+            let mut c = connect(&opts).writer(path).map_err(plumbing)?;
+            instrument(&mut c, &slow)?;
             Ok(c)
         })?;
         retry_busy(|| schema::migrate(&mut writer))?;
@@ -323,11 +321,8 @@ impl SqliteTaskStore {
         let conn = match pool.lock().pop() {
             Some(c) => c,
             None => {
-                let mut c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                configure(&mut c, &self.opts, &self.slow, false)?;
+                let mut c = connect(&self.opts).reader(&self.path).map_err(plumbing)?;
+                instrument(&mut c, &self.slow)?;
                 c
             }
         };
@@ -465,26 +460,14 @@ fn slow_log(opts: &SqliteOptions) -> Arc<SlowLog> {
     })
 }
 
-fn configure(
-    c: &mut Connection,
-    opts: &SqliteOptions,
-    slow: &Arc<SlowLog>,
-    writer: bool,
-) -> Result<()> {
-    c.busy_timeout(opts.busy_timeout)?;
-    c.set_prepared_statement_cache_capacity(64);
-    if writer {
-        // WAL lets readers run beside the writer and survives process crashes; with WAL,
-        // synchronous=NORMAL loses at most the last transactions on power loss, never integrity.
-        let mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
-            return Err(Error::InvalidInput {
-                field: "database",
-                reason: format!("journal_mode is {mode}, WAL could not be enabled"),
-            });
-        }
-    }
-    c.execute_batch(opts.durability.synchronous_pragma())?;
+/// How the store's connections are opened: its busy timeout and durability.
+fn connect(opts: &SqliteOptions) -> Connect {
+    Connect::new(opts.busy_timeout, opts.durability)
+}
+
+/// What this store adds to every connection [`Connect`] configured: foreign keys and the
+/// slow-statement log.
+fn instrument(c: &mut Connection, slow: &Arc<SlowLog>) -> Result<()> {
     c.execute_batch("PRAGMA foreign_keys = ON")?;
     let slow = slow.clone();
     c.trace_v2(
@@ -501,20 +484,28 @@ fn configure(
     Ok(())
 }
 
-/// Retries `f` while SQLite reports the database busy or locked, with a short backoff.
-/// The busy timeout already waited inside each attempt; this covers the cases SQLite does not
-/// retry itself (opening, WAL recovery, lock upgrades).
-fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
-    let mut attempt = 0;
-    loop {
-        match f() {
-            Err(Error::Sqlite(e)) if is_busy(&e) && attempt + 1 < WRITE_ATTEMPTS => {
-                attempt += 1;
-                std::thread::sleep(Duration::from_millis(10 << attempt));
-            }
-            other => return other,
+/// The shared plumbing's error as this crate's (a refused journal mode is invalid input).
+fn plumbing(e: oc_sqlite::Error) -> Error {
+    match e {
+        oc_sqlite::Error::Sqlite(e) => Error::Sqlite(e),
+        oc_sqlite::Error::SchemaTooNew { found, supported } => {
+            Error::SchemaTooNew { found, supported }
         }
+        other => Error::InvalidInput {
+            field: "database",
+            reason: other.to_string(),
+        },
     }
+}
+
+/// Whether `e` is SQLite finding the database busy or locked.
+fn busy(e: &Error) -> bool {
+    matches!(e, Error::Sqlite(e) if oc_sqlite::is_busy(e))
+}
+
+/// Retries `f` while SQLite reports the database busy or locked ([`oc_sqlite::retry_busy`]).
+fn retry_busy<T>(f: impl FnMut() -> Result<T>) -> Result<T> {
+    oc_sqlite::retry_busy(busy, f)
 }
 
 fn corrupt(id: &str, reason: impl fmt::Display) -> Error {
