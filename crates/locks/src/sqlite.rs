@@ -1,7 +1,9 @@
 //! `SqliteLockManager`: locks shared by the processes of one machine through a SQLite file.
 //!
 //! The tables live beside the task store's in the same file (`oc_locks`, `oc_lock_waiters`,
-//! `oc_locks_meta`), migrated by this crate alone under its own row of `oc_schema`.
+//! `oc_locks_meta`), migrated by this crate alone under its own row of `oc_schema`; the connection is
+//! opened and migrated by `oc_sqlite` (`Connect`, `migrate`), so a file where WAL cannot be enabled
+//! is refused, as the task store refuses it.
 //! Every operation is one `BEGIN IMMEDIATE` transaction, so the processes sharing the file see
 //! one consistent lock table; fencing tokens and counters live in `oc_locks_meta`, so they grow
 //! across processes and restarts. Expiry is judged by the wall clock, which all processes on
