@@ -178,7 +178,7 @@ impl Tasks {
     pub(crate) fn check(&self) -> anyhow::Result<Vec<String>> {
         Ok(match self {
             Tasks::Sqlite(db) => db.integrity_check()?,
-            Tasks::Postgres(pg) => pg.check()?,
+            Tasks::Postgres(pg) => pg.integrity_check()?,
         })
     }
 

@@ -73,7 +73,7 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
             };
             let st = store.storage_stats()?;
             out.emit("db.stats", &st, |w, _| {
-                writeln!(w, "Database: {}", st.path.display())?;
+                writeln!(w, "Database: {}", st.location)?;
                 writeln!(
                     w,
                     "Size: {} bytes ({} pages of {} bytes, {} free)",

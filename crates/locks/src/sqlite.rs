@@ -1,7 +1,9 @@
 //! `SqliteLockManager`: locks shared by the processes of one machine through a SQLite file.
 //!
 //! The tables live beside the task store's in the same file (`oc_locks`, `oc_lock_waiters`,
-//! `oc_locks_meta`), migrated by this crate alone under its own row of `oc_schema`.
+//! `oc_locks_meta`), migrated by this crate alone under its own row of `oc_schema`; the connection is
+//! opened and migrated by `oc_sqlite` (`Connect`, `migrate`), so a file where WAL cannot be enabled
+//! is refused, as the task store refuses it.
 //! Every operation is one `BEGIN IMMEDIATE` transaction, so the processes sharing the file see
 //! one consistent lock table; fencing tokens and counters live in `oc_locks_meta`, so they grow
 //! across processes and restarts. Expiry is judged by the wall clock, which all processes on
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
-use oc_sqlite::{Durability, Fence};
+use oc_sqlite::{Connect, Durability, Fence};
 use oc_time::{Clock, SystemClock, Timestamp};
 
 use crate::KeepWaiting;
@@ -163,49 +165,28 @@ impl fmt::Debug for SqliteLockManager {
     }
 }
 
+/// Whether `e` is SQLite finding the database busy or locked ([`oc_sqlite::retry_busy`]).
 fn is_busy(e: &Error) -> bool {
-    matches!(e, Error::Sqlite(e) if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)))
+    matches!(e, Error::Sqlite(e) if oc_sqlite::is_busy(e))
 }
 
 /// Retries `f` a few times while SQLite reports the database busy (after its own busy timeout).
-fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
-    let mut attempt = 0u32;
-    loop {
-        match f() {
-            Err(e) if is_busy(&e) && attempt < 4 => {
-                attempt += 1;
-                std::thread::sleep(Duration::from_millis(10 << attempt));
-            }
-            other => return other,
-        }
-    }
+fn retry_busy<T>(f: impl FnMut() -> Result<T>) -> Result<T> {
+    oc_sqlite::retry_busy(is_busy, f)
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute_batch("CREATE TABLE IF NOT EXISTS oc_schema (component TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL)")?;
-    let current: i64 = tx.query_row(
-        "SELECT coalesce((SELECT version FROM oc_schema WHERE component = ?1), 0)",
-        [COMPONENT],
-        |r| r.get(0),
-    )?;
-    let latest = MIGRATIONS.len() as i64;
-    if current > latest {
-        return Err(Error::SchemaTooNew {
-            found: current,
-            supported: latest,
-        });
+/// The shared plumbing's error as this crate's (a refused journal mode is invalid input).
+fn plumbing(e: oc_sqlite::Error) -> Error {
+    match e {
+        oc_sqlite::Error::Sqlite(e) => Error::Sqlite(e),
+        oc_sqlite::Error::SchemaTooNew { found, supported } => {
+            Error::SchemaTooNew { found, supported }
+        }
+        other => Error::InvalidInput {
+            field: "database",
+            reason: other.to_string(),
+        },
     }
-    for sql in &MIGRATIONS[usize::try_from(current).unwrap_or(0)..] {
-        tx.execute_batch(sql)?;
-    }
-    tx.execute(
-        "INSERT INTO oc_schema (component, version) VALUES (?1, ?2)
-         ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-        (COMPONENT, latest),
-    )?;
-    tx.commit()?;
-    Ok(())
 }
 
 fn corrupt(resource: &str, reason: impl fmt::Display) -> Error {
@@ -422,15 +403,9 @@ impl SqliteLockManager {
     }
 
     fn open_with(path: &Path, opts: SqliteLockOptions) -> Result<Self> {
-        let mut conn = retry_busy(|| {
-            let c = Connection::open(path)?;
-            c.busy_timeout(opts.busy_timeout)?;
-            c.set_prepared_statement_cache_capacity(64);
-            let _mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-            c.execute_batch(opts.durability.synchronous_pragma())?;
-            Ok(c)
-        })?;
-        retry_busy(|| migrate(&mut conn))?;
+        let connect = Connect::new(opts.busy_timeout, opts.durability);
+        let mut conn = retry_busy(|| connect.writer(path).map_err(plumbing))?;
+        retry_busy(|| oc_sqlite::migrate(&mut conn, COMPONENT, MIGRATIONS).map_err(plumbing))?;
         Ok(SqliteLockManager {
             path: path.to_owned(),
             conn: Mutex::new(conn),

@@ -1,5 +1,14 @@
 //! SQLite plumbing shared by the opencode-tools stores (`oc-tasks`, `oc-locks`): fencing tokens
-//! that are never handed out twice, not even after a power loss.
+//! that are never handed out twice, not even after a power loss; and one implementation of
+//! what both stores do with SQLite besides their own tables:
+//!
+//! - [`Connect`]: opening the writer (in WAL mode, or refused: [`Error::NotWal`]) and the
+//!   readers, with the busy timeout, the statement cache and the [`Durability`]'s
+//!   `PRAGMA synchronous`;
+//! - [`migrate`]: forward-only migrations, one version per component in `oc_schema`;
+//! - [`retry_busy`] and [`is_busy`]: trying again while another connection holds the database.
+//!
+//! Each store keeps its own error type and maps [`Error`] into it.
 //!
 //! # Why
 //!
@@ -81,6 +90,16 @@
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+mod busy;
+mod connect;
+mod error;
+mod migrate;
+
+pub use crate::busy::{BUSY_ATTEMPTS, is_busy, retry_busy};
+pub use crate::connect::{Connect, STATEMENT_CACHE};
+pub use crate::error::Error;
+pub use crate::migrate::migrate;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -131,6 +131,7 @@ mod memory;
 mod model;
 mod query;
 mod sqlite;
+mod storage;
 mod store;
 
 #[cfg(feature = "testkit")]
@@ -157,8 +158,8 @@ pub use crate::query::{
     TaskFilter, TaskPage, TaskQuery, TaskStats, TaskSummary,
 };
 pub use crate::sqlite::{
-    DEFAULT_BUSY_TIMEOUT, DEFAULT_SLOW_THRESHOLD, SlowCallback, SlowStatement, SqliteOptions,
-    SqliteTaskStore, StorageStats,
+    DEFAULT_BUSY_TIMEOUT, DEFAULT_SLOW_THRESHOLD, SqliteOptions, SqliteTaskStore,
 };
+pub use crate::storage::{SlowCallback, SlowStatement, StorageStats};
 pub use crate::store::{StorageSource, TaskStore};
 pub use oc_time::{Clock, ManualClock, SystemClock, Timestamp};

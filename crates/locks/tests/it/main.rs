@@ -8,5 +8,6 @@ mod history;
 mod model;
 mod power_loss;
 mod processes;
+mod sqlite;
 mod threads;
 mod tokio;

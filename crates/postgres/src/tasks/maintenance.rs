@@ -32,7 +32,7 @@ impl StorageSource for PgTaskStore {
         let st = self.server_stats()?;
         let block = st.block_size.max(1);
         Ok(StorageStats {
-            path: std::path::PathBuf::from(format!("postgresql://{}", self.opts.target())),
+            location: format!("postgresql://{}", self.opts.target()),
             file_bytes: st.database_bytes,
             wal_bytes: 0,
             page_count: st.database_bytes / block,
@@ -79,7 +79,7 @@ impl PgTaskStore {
     /// lease token in use (else a token could be handed out twice), every task's count of
     /// unfinished dependencies matches its edges (else it would be handed out too early, or
     /// never), and the kept counts by status match the tasks. Returns the problems found.
-    pub fn check(&self) -> Result<Vec<String>> {
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
         let s = self.table_schema();
         let sql = render(include_str!("sql/check.sql"), &s, &[]);
         let row = self.call("check", move |c| async move {

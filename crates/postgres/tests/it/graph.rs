@@ -208,7 +208,7 @@ fn two_processes_work_a_growing_graph_and_never_start_a_task_early() {
     }
     let done = TaskFilter::new().status(TaskStatus::Completed);
     assert_eq!(store.count(&done).unwrap(), TOTAL as u64);
-    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());
 }
 
 /// A schema written by the release before the work graph (schema version 2, kept as a
@@ -246,7 +246,7 @@ fn a_schema_from_the_release_before_the_work_graph_upgrades_in_place() {
         assert_eq!(&store.get(&t.id).unwrap().unwrap(), t, "kept as it was");
         assert!(!store.history(&t.id).unwrap().is_empty(), "history kept");
     }
-    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());
     let (lint, build) = (TaskId::new("lint").unwrap(), TaskId::new("build").unwrap());
     store.add_dependency(&lint, &build).unwrap();
     let stats = store.stats(0).unwrap();

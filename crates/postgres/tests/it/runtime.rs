@@ -278,13 +278,13 @@ fn slow_calls_are_counted_and_check_finds_a_counter_behind_its_tokens() {
     assert!(st.slow_statements >= 2, "{st:?}");
     assert!(st.recent_slow.iter().any(|s| s.sql == "claim_next"));
     assert!(st.database_bytes() > 0);
-    assert!(store.check().unwrap().is_empty());
+    assert!(store.integrity_check().unwrap().is_empty());
     pg.psql(
         "postgres",
         &format!("UPDATE {schema}.tasks_meta SET value = 0 WHERE key = 'lease_token'"),
     )
     .unwrap();
-    let problems = store.check().unwrap();
+    let problems = store.integrity_check().unwrap();
     assert_eq!(problems.len(), 1, "{problems:?}");
 }
 
@@ -338,14 +338,14 @@ fn counts_by_status_are_kept_folded_and_checked() {
         counts,
         "folding changed nothing"
     );
-    assert!(store.check().unwrap().is_empty());
+    assert!(store.integrity_check().unwrap().is_empty());
     pg.psql(
         "postgres",
         &format!("INSERT INTO {schema}.task_counts (status, delta) VALUES ('pending', 5)"),
     )
     .unwrap();
     assert_eq!(
-        store.check().unwrap(),
+        store.integrity_check().unwrap(),
         ["tasks by status miscounted: pending is 7, the tasks say 2"]
     );
 }

@@ -46,7 +46,7 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
         "nothing migrated"
     );
     assert_eq!(store.count(&TaskFilter::new()).unwrap(), 1);
-    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new());
     let task = store
         .claim_next("agent-2", Duration::from_secs(30))
         .unwrap()

@@ -1,12 +1,9 @@
-//! Forward-only migrations of the task tables.
-//!
-//! Several crates keep tables in the same database file (`oc-locks` too), so the schema version
-//! cannot live in the single `PRAGMA user_version`; each component records its own row in
-//! `oc_schema(component, version)` instead.
+//! Forward-only migrations of the task tables, run by [`oc_sqlite::migrate`] under the
+//! component `oc-tasks` of `oc_schema` (`oc-locks` keeps its tables in the same file).
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
-use crate::{Error, Result};
+use crate::Result;
 
 const COMPONENT: &str = "oc-tasks";
 
@@ -120,38 +117,7 @@ const MIGRATIONS: &[&str] = &[
         WHERE status = 'pending' AND run_at IS NOT NULL;",
 ];
 
-/// The newest schema version this build knows.
-pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
-
-/// Brings the task tables up to [`LATEST`], in one immediate transaction so that concurrent
-/// openers (other processes) wait for each other instead of migrating twice.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS oc_schema (
-            component TEXT PRIMARY KEY NOT NULL,
-            version   INTEGER NOT NULL
-        )",
-    )?;
-    let current: i64 = tx.query_row(
-        "SELECT coalesce((SELECT version FROM oc_schema WHERE component = ?1), 0)",
-        [COMPONENT],
-        |r| r.get(0),
-    )?;
-    if current > LATEST {
-        return Err(Error::SchemaTooNew {
-            found: current,
-            supported: LATEST,
-        });
-    }
-    for sql in &MIGRATIONS[usize::try_from(current).unwrap_or(0)..] {
-        tx.execute_batch(sql)?;
-    }
-    tx.execute(
-        "INSERT INTO oc_schema (component, version) VALUES (?1, ?2)
-         ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-        (COMPONENT, LATEST),
-    )?;
-    tx.commit()?;
-    Ok(())
+/// Brings the task tables up to the newest version ([`oc_sqlite::migrate`]).
+pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+    oc_sqlite::migrate(conn, COMPONENT, MIGRATIONS).map_err(super::plumbing)
 }

@@ -1,0 +1,279 @@
+//! Reads: the filter's SQL, the ready tasks' index, counts, statistics and history.
+
+use rusqlite::Connection;
+use rusqlite::types::Value as SqlValue;
+
+use super::rows::{corrupt, load, to_u64};
+use super::write::run_key;
+use crate::query::RunDurations;
+use crate::{
+    Capped, Error, HistoryEntry, LabelFilter, Order, Readiness, Result, TaskCounts, TaskFilter,
+    TaskId, TaskStats, TaskStatus, TaskSummary, Timestamp,
+};
+
+/// The SQL condition "ready at `now`" (`now` a placeholder): the leading terms of the index
+/// `tasks_ready` (status, waiting, claim order, run_at), and the `run_at` check it covers.
+pub(super) fn ready_sql(now: &str) -> String {
+    format!("status = 'pending' AND waiting = 0 AND (run_at IS NULL OR run_at <= {now})")
+}
+
+/// The tasks table read through `tasks_ready`, for queries over ready tasks: named, so that a
+/// planner without statistics never walks another index and reads every pending row, blocked
+/// ones included, to find the ready ones (and so that a query fails rather than slows down if
+/// the index ever stops serving them).
+pub(super) const READY_TABLE: &str = "tasks INDEXED BY tasks_ready";
+
+/// The conditions of a label filter, with their parameters pushed by `p`.
+pub(super) fn label_conds(
+    f: &LabelFilter,
+    mut p: impl FnMut(SqlValue) -> String,
+    conds: &mut Vec<String>,
+) {
+    for l in &f.all {
+        let m = p(SqlValue::Text(l.clone()));
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM json_each(tasks.labels) WHERE value = {m})"
+        ));
+    }
+    if !f.none.is_empty() {
+        let marks: Vec<String> = f
+            .none
+            .iter()
+            .map(|l| p(SqlValue::Text(l.clone())))
+            .collect();
+        conds.push(format!(
+            "NOT EXISTS (SELECT 1 FROM json_each(tasks.labels) WHERE value IN ({}))",
+            marks.join(", ")
+        ));
+    }
+}
+
+/// The WHERE clause and parameters of a filter (plus an optional cursor), readiness judged
+/// at `now`.
+pub(super) fn where_clause(
+    filter: &TaskFilter,
+    after: Option<(&crate::query::Cursor, Order)>,
+    now: Timestamp,
+) -> (String, Vec<SqlValue>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut params: Vec<SqlValue> = Vec::new();
+    let p = |v: SqlValue, params: &mut Vec<SqlValue>| {
+        params.push(v);
+        format!("?{}", params.len())
+    };
+    if let Some(r) = filter.readiness {
+        let now = p(SqlValue::Integer(now.as_millis()), &mut params);
+        conds.push(match r {
+            Readiness::Ready => ready_sql(&now),
+            Readiness::Blocked => {
+                format!("status = 'pending' AND (waiting > 0 OR run_at > {now})")
+            }
+        });
+    }
+    label_conds(&filter.labels, |v| p(v, &mut params), &mut conds);
+    if let Some(parent) = &filter.parent {
+        conds.push(format!(
+            "parent = {}",
+            p(SqlValue::Text(parent.to_string()), &mut params)
+        ));
+    }
+    if let Some(d) = &filter.dependents_of {
+        conds.push(format!(
+            "id IN (SELECT task_id FROM task_deps WHERE depends_on = {})",
+            p(SqlValue::Text(d.to_string()), &mut params)
+        ));
+    }
+    if !filter.statuses.is_empty() {
+        let marks: Vec<String> = filter
+            .statuses
+            .iter()
+            .map(|s| p(SqlValue::Text(s.as_str().into()), &mut params))
+            .collect();
+        conds.push(format!("status IN ({})", marks.join(", ")));
+    }
+    if let Some(o) = &filter.owner {
+        conds.push(format!(
+            "owner = {}",
+            p(SqlValue::Text(o.clone()), &mut params)
+        ));
+    }
+    if let Some(f) = filter.created_from {
+        conds.push(format!(
+            "created_at >= {}",
+            p(SqlValue::Integer(f.as_millis()), &mut params)
+        ));
+    }
+    if let Some(t) = filter.created_to {
+        conds.push(format!(
+            "created_at < {}",
+            p(SqlValue::Integer(t.as_millis()), &mut params)
+        ));
+    }
+    if let Some(s) = &filter.search {
+        let m = p(
+            SqlValue::Text(crate::backend::sql::like_anywhere(s)),
+            &mut params,
+        );
+        conds.push(format!(
+            "(name LIKE {m} ESCAPE '\\' OR description LIKE {m} ESCAPE '\\' OR metadata LIKE {m} ESCAPE '\\')"
+        ));
+    }
+    if let Some((c, order)) = after {
+        let created = p(SqlValue::Integer(c.created_at.as_millis()), &mut params);
+        let id = p(SqlValue::Text(c.id.to_string()), &mut params);
+        conds.push(crate::backend::sql::after_sql(order, &created, &id, || {
+            p(SqlValue::Integer(c.priority.into()), &mut params)
+        }));
+    }
+    let sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    (sql, params)
+}
+
+pub(super) fn history_in(c: &Connection, id: &TaskId) -> Result<Vec<HistoryEntry>> {
+    if load(c, id)?.is_none() {
+        return Err(Error::NotFound { id: id.clone() });
+    }
+    let mut stmt = c.prepare_cached(
+        "SELECT version, at, kind, from_status, to_status, actor, token, error
+         FROM task_history WHERE task_id = ?1 ORDER BY version",
+    )?;
+    let mut rows = stmt.query([id.as_str()])?;
+    let mut v = Vec::new();
+    while let Some(r) = rows.next()? {
+        let bad = |e: String| corrupt(id.as_str(), e);
+        let kind: String = r.get(2)?;
+        let from: Option<String> = r.get(3)?;
+        let to: String = r.get(4)?;
+        let token: Option<i64> = r.get(6)?;
+        v.push(HistoryEntry {
+            task: id.clone(),
+            version: to_u64(r.get(0)?),
+            at: Timestamp::from_millis(r.get(1)?),
+            kind: kind.parse().map_err(bad)?,
+            from: from
+                .map(|f| f.parse())
+                .transpose()
+                .map_err(|e: crate::Error| bad(e.to_string()))?,
+            to: to.parse().map_err(|e: crate::Error| bad(e.to_string()))?,
+            actor: r.get(5)?,
+            token: token.map(to_u64),
+            error: r.get(7)?,
+        });
+    }
+    Ok(v)
+}
+
+/// The counts by status and of entries into each (kept by the writes in `oc_tasks_meta`),
+/// and the ready and blocked tasks counted up to `cap` by index ranges: those waiting on a
+/// dependency in `tasks_ready`, those scheduled for later in `tasks_scheduled`.
+pub(super) fn counts_in(c: &Connection, cap: u64, now: Timestamp) -> Result<TaskCounts> {
+    let mut by_status = TaskStatus::ALL.map(|s| (s, 0u64));
+    let mut entered = by_status;
+    {
+        let mut stmt = c.prepare_cached("SELECT key, value FROM oc_tasks_meta")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(0)?;
+            let (list, status) = match key.split_once('_') {
+                Some(("count", s)) => (&mut by_status, s),
+                Some(("entered", s)) => (&mut entered, s),
+                _ => continue,
+            };
+            let status: TaskStatus = status.parse().map_err(|e| corrupt("(counts)", e))?;
+            if let Some(slot) = list.iter_mut().find(|(s, _)| *s == status) {
+                slot.1 = to_u64(r.get(1)?);
+            }
+        }
+    }
+    let limit = i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX);
+    let count = |sql: &str, with_now: bool| -> Result<Capped> {
+        let mut stmt = c.prepare_cached(&format!("SELECT count(*) FROM ({sql} LIMIT ?1)"))?;
+        let n: i64 = if with_now {
+            stmt.query_row((limit, now.as_millis()), |r| r.get(0))?
+        } else {
+            stmt.query_row([limit], |r| r.get(0))?
+        };
+        Ok(Capped::up_to(to_u64(n), cap))
+    };
+    let waiting = count(
+        &format!("SELECT 1 FROM {READY_TABLE} WHERE status = 'pending' AND waiting > 0"),
+        false,
+    )?;
+    let scheduled = count(
+        "SELECT 1 FROM tasks INDEXED BY tasks_scheduled
+         WHERE status = 'pending' AND run_at IS NOT NULL AND run_at > ?2 AND waiting = 0",
+        true,
+    )?;
+    let (ready, blocked) = TaskCounts::split_pending(by_status[0].1, waiting, scheduled, || {
+        count(
+            &format!("SELECT 1 FROM {READY_TABLE} WHERE {}", ready_sql("?2")),
+            true,
+        )
+    })?;
+    Ok(TaskCounts {
+        by_status: by_status.to_vec(),
+        ready,
+        blocked,
+        entered: entered.to_vec(),
+    })
+}
+
+pub(super) fn stats_in(c: &Connection, recent: usize, now: Timestamp) -> Result<TaskStats> {
+    let counts = counts_in(c, u64::MAX, now)?;
+    let by_owner = {
+        let mut stmt = c.prepare_cached(
+            "SELECT owner, COUNT(*) AS n FROM tasks GROUP BY owner ORDER BY n DESC, owner",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Option<String>>(0)?, to_u64(r.get(1)?)))
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let recent = {
+        let mut stmt = c.prepare_cached(
+            "SELECT id, name, status, created_at FROM tasks ORDER BY created_at DESC, id DESC LIMIT ?1",
+        )?;
+        let mut rows = stmt.query([i64::try_from(recent).unwrap_or(i64::MAX)])?;
+        let mut v = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let status: String = r.get(2)?;
+            v.push(TaskSummary {
+                id: TaskId::new(id.clone()).map_err(|e| corrupt(&id, e))?,
+                name: r.get(1)?,
+                status: status.parse().map_err(|e| corrupt(&id, e))?,
+                created_at: Timestamp::from_millis(r.get(3)?),
+            });
+        }
+        v
+    };
+    let mut runs = RunDurations::default();
+    {
+        let mut stmt =
+            c.prepare_cached("SELECT key, value FROM oc_tasks_meta WHERE key LIKE 'run_%'")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(0)?;
+            let value = to_u64(r.get(1)?);
+            if key == "run_ms_sum" {
+                runs.sum_ms = value;
+            } else if let Some(i) = (0..runs.counts.len()).find(|i| run_key(*i) == key) {
+                runs.counts[i] = value;
+            }
+        }
+    }
+    Ok(TaskStats {
+        total: counts.total(),
+        ready: counts.ready.n,
+        blocked: counts.blocked.n,
+        by_status: counts.by_status,
+        by_owner,
+        recent,
+        entered: counts.entered,
+        runs,
+    })
+}

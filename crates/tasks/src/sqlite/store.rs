@@ -1,0 +1,320 @@
+//! The [`TaskStore`] implementation: each method one read or one write transaction.
+
+use std::time::Duration;
+
+use rusqlite::types::Value as SqlValue;
+
+use super::SqliteTaskStore;
+use super::graph::{dependents, drop_edge, edges_of};
+use super::listing::{
+    READY_TABLE, counts_in, history_in, label_conds, ready_sql, stats_in, where_clause,
+};
+use super::rows::{COLS, corrupt, load, row_to_task, to_u64};
+use super::write::{apply_in, exists, insert, key_holder, moved, store_cas, touch, uncount};
+use crate::backend::{cycle_error, find_path, plan_submit};
+use crate::model::reap;
+use crate::{
+    Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order, Readiness,
+    ReapedTask, Result, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats,
+    TaskStatus, TaskStore, Timestamp,
+};
+
+impl TaskStore for SqliteTaskStore {
+    fn submit_many(&self, new: Vec<NewTask>) -> Result<Vec<Created>> {
+        let now = self.opts.clock.now();
+        let tasks = new
+            .into_iter()
+            .map(|n| n.into_task(now))
+            .collect::<Result<Vec<_>>>()?;
+        // Without edges or keys there is nothing to look up: plan once, outside the
+        // transaction (which may be tried again when the database is busy).
+        let plain = tasks
+            .iter()
+            .all(|t| t.depends_on.is_empty() && t.parent.is_none() && t.unique.is_none());
+        if plain {
+            let out = plan_submit(tasks, |_| Ok(None), |_| Ok(false))?;
+            self.write(|tx| {
+                out.iter().try_for_each(|c| insert(tx, &c.task))?;
+                moved(tx, None, TaskStatus::Pending, out.len())
+            })?;
+            return Ok(out);
+        }
+        self.write(|tx| {
+            let out = plan_submit(
+                tasks.clone(),
+                |key| key_holder(tx, key, None),
+                |id| exists(tx, id),
+            )?;
+            let fresh = || out.iter().filter(|c| !c.duplicate).map(|c| &c.task);
+            for t in fresh() {
+                insert(tx, t)?;
+            }
+            let mut edge =
+                tx.prepare_cached("INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)")?;
+            let mut waiting = tx.prepare_cached(
+                "UPDATE tasks SET waiting = (
+                    SELECT count(*) FROM task_deps d JOIN tasks x ON x.id = d.depends_on
+                    WHERE d.task_id = ?1 AND x.status <> 'completed')
+                 WHERE id = ?1",
+            )?;
+            for t in fresh().filter(|t| !t.depends_on.is_empty()) {
+                for d in &t.depends_on {
+                    edge.execute((t.id.as_str(), d.as_str()))?;
+                }
+                waiting.execute([t.id.as_str()])?;
+            }
+            moved(tx, None, TaskStatus::Pending, fresh().count())?;
+            Ok(out)
+        })
+    }
+
+    fn get(&self, id: &TaskId) -> Result<Option<Task>> {
+        self.read(|c| load(c, id))
+    }
+
+    fn apply(&self, id: &TaskId, change: Change, expect: Option<u64>) -> Result<Task> {
+        change.validate()?;
+        self.write(|tx| apply_in(tx, &self.fence, id, &change, expect, self.opts.clock.now()))
+    }
+
+    fn claim_many(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Vec<Task>> {
+        let change = Change::Claim {
+            owner: owner.into(),
+            ttl,
+        };
+        change.validate()?;
+        filter.validate()?;
+        // The time is read inside the transaction (below), not before waiting for the writer:
+        // a claim that waited behind a completion must not be stamped before it.
+        let mut params = vec![SqlValue::Integer(0)];
+        let mut conds = vec![ready_sql("?1")];
+        label_conds(
+            filter,
+            |v| {
+                params.push(v);
+                format!("?{}", params.len())
+            },
+            &mut conds,
+        );
+        params.push(SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT id FROM {READY_TABLE} WHERE {} ORDER BY priority DESC, created_at, id LIMIT ?{}",
+            conds.join(" AND "),
+            params.len()
+        );
+        self.write(|tx| {
+            let now = self.opts.clock.now();
+            params[0] = SqlValue::Integer(now.as_millis());
+            let ids: Vec<String> = tx
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut claimed = Vec::with_capacity(ids.len());
+            for id in ids {
+                let id = TaskId::new(id.clone()).map_err(|e| corrupt(&id, e))?;
+                claimed.push(apply_in(tx, &self.fence, &id, &change, None, now)?);
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn add_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
+        self.write(|tx| {
+            let now = self.opts.clock.now();
+            let t = load(tx, task)?.ok_or_else(|| Error::NotFound { id: task.clone() })?;
+            if task == on {
+                return Err(Error::Cycle {
+                    cycle: vec![task.clone(), task.clone()],
+                });
+            }
+            let Some(dep) = load(tx, on)? else {
+                return Err(Error::MissingReference {
+                    field: "depends_on",
+                    id: on.clone(),
+                });
+            };
+            if t.depends_on.contains(on) {
+                return Ok(t);
+            }
+            if let Some(path) = find_path(on, task, |f| edges_of(tx, f))? {
+                return Err(cycle_error(task, path));
+            }
+            tx.prepare_cached("INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)")?
+                .execute((task.as_str(), on.as_str()))?;
+            if dep.status != TaskStatus::Completed {
+                tx.prepare_cached("UPDATE tasks SET waiting = waiting + 1 WHERE id = ?1")?
+                    .execute([task.as_str()])?;
+            }
+            touch(tx, task.as_str(), now)?;
+            load(tx, task)?.ok_or_else(|| Error::NotFound { id: task.clone() })
+        })
+    }
+
+    fn remove_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
+        self.write(|tx| {
+            let now = self.opts.clock.now();
+            let t = load(tx, task)?.ok_or_else(|| Error::NotFound { id: task.clone() })?;
+            if !t.depends_on.contains(on) {
+                return Ok(t);
+            }
+            drop_edge(tx, task.as_str(), on.as_str())?;
+            touch(tx, task.as_str(), now)?;
+            load(tx, task)?.ok_or_else(|| Error::NotFound { id: task.clone() })
+        })
+    }
+
+    fn delete_with(
+        &self,
+        id: &TaskId,
+        expect: Option<u64>,
+        on_dependents: OnDependents,
+    ) -> Result<Vec<Task>> {
+        self.write(|tx| {
+            let now = self.opts.clock.now();
+            let prev = load(tx, id)?.ok_or_else(|| Error::NotFound { id: id.clone() })?;
+            if let Some(expected) = expect
+                && expected != prev.version
+            {
+                return Err(Error::VersionMismatch {
+                    id: id.clone(),
+                    expected,
+                    actual: prev.version,
+                });
+            }
+            let mut doomed = vec![prev];
+            for d in crate::backend::doomed(id, on_dependents, |t| dependents(tx, t))?
+                .into_iter()
+                .skip(1)
+            {
+                if let Some(t) = load(tx, &d)? {
+                    doomed.push(t);
+                }
+            }
+            for t in &doomed {
+                let id = t.id.as_str();
+                // Whoever is left stops waiting for it and loses it as a parent.
+                let kept: Vec<String> = tx
+                    .prepare_cached("SELECT task_id FROM task_deps WHERE depends_on = ?1")?
+                    .query_map([id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for k in kept {
+                    drop_edge(tx, &k, id)?;
+                    touch(tx, &k, now)?;
+                }
+                let orphans: Vec<String> = tx
+                    .prepare_cached("SELECT id FROM tasks WHERE parent = ?1")?
+                    .query_map([id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for o in orphans {
+                    tx.prepare_cached("UPDATE tasks SET parent = NULL WHERE id = ?1")?
+                        .execute([&o])?;
+                    touch(tx, &o, now)?;
+                }
+                tx.prepare_cached("DELETE FROM task_deps WHERE task_id = ?1")?
+                    .execute([id])?;
+                uncount(tx, id)?;
+                tx.prepare_cached("DELETE FROM task_history WHERE task_id = ?1")?
+                    .execute([id])?;
+            }
+            Ok(doomed)
+        })
+    }
+
+    fn reap_expired(&self, now: Timestamp) -> Result<Vec<ReapedTask>> {
+        self.write(|tx| {
+            let expired: Vec<Task> = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {COLS} FROM tasks
+                     WHERE status = 'running' AND lease_expires_at <= ?1 ORDER BY id"
+                ))?;
+                let mut rows = stmt.query([now.as_millis()])?;
+                let mut v = Vec::new();
+                while let Some(r) = rows.next()? {
+                    v.push(row_to_task(r)?);
+                }
+                v
+            };
+            let mut reaped = Vec::with_capacity(expired.len());
+            for prev in expired {
+                if let Some(r) = reap(&prev, now) {
+                    store_cas(tx, &prev, &r.task, true)?;
+                    reaped.push(r);
+                }
+            }
+            Ok(reaped)
+        })
+    }
+
+    fn list(&self, query: &TaskQuery) -> Result<TaskPage> {
+        query.validate()?;
+        let (cond, mut params) = where_clause(
+            &query.filter,
+            query.after.as_ref().map(|c| (c, query.order)),
+            self.opts.clock.now(),
+        );
+        params.push(SqlValue::Integer(
+            i64::try_from(query.limit + 1).unwrap_or(i64::MAX),
+        ));
+        // Ready tasks in claim order are one range of `tasks_ready`. In order of creation,
+        // pages walk `tasks_created` from the cursor and skip what is not ready: left to
+        // itself the planner would take the ready range and sort all of it for every page.
+        let table = match (query.filter.readiness, query.order) {
+            (Some(Readiness::Ready), Order::Priority) => READY_TABLE,
+            (Some(Readiness::Ready), _) => "tasks INDEXED BY tasks_created",
+            _ => "tasks",
+        };
+        let sql = format!(
+            "SELECT {COLS} FROM {table}{cond}{} LIMIT ?{}",
+            crate::backend::sql::order_by_sql(query.order),
+            params.len()
+        );
+        let tasks = self.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+            let mut v = Vec::new();
+            while let Some(r) = rows.next()? {
+                v.push(row_to_task(r)?);
+            }
+            Ok(v)
+        })?;
+        Ok(TaskPage::from_overfetch(tasks, query.limit))
+    }
+
+    fn count(&self, filter: &TaskFilter) -> Result<u64> {
+        filter.validate()?;
+        let (cond, params) = where_clause(filter, None, self.opts.clock.now());
+        let table = match filter.readiness {
+            Some(Readiness::Ready) => READY_TABLE,
+            _ => "tasks",
+        };
+        let n: i64 = self.read(|c| {
+            Ok(
+                c.prepare_cached(&format!("SELECT COUNT(*) FROM {table}{cond}"))?
+                    .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?,
+            )
+        })?;
+        Ok(to_u64(n))
+    }
+
+    fn stats(&self, recent: usize) -> Result<TaskStats> {
+        self.read_snapshot(|c| stats_in(c, recent, self.opts.clock.now()))
+    }
+
+    fn counts(&self, cap: u64) -> Result<TaskCounts> {
+        self.read_snapshot(|c| counts_in(c, cap, self.opts.clock.now()))
+    }
+
+    fn history(&self, id: &TaskId) -> Result<Vec<HistoryEntry>> {
+        self.read_snapshot(|c| history_in(c, id))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.opts.clock.now()
+    }
+}
