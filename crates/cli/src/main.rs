@@ -134,6 +134,7 @@ pub(crate) struct Site {
 }
 
 /// The task store a [`Site`] opened: SQLite in the data directory, or PostgreSQL.
+#[derive(Clone)]
 pub(crate) enum Tasks {
     Sqlite(Arc<SqliteTaskStore>),
     Postgres(Arc<PgTaskStore>),

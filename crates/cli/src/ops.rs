@@ -301,9 +301,9 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         }
         (None, t) => t.filter(|t| !t.is_empty()),
     };
-    let tasks = Arc::new(site.tasks()?);
+    let tasks = site.tasks()?;
     let life = oc_hooks::TaskLifecycle::new(tasks.store(), Arc::new(oc_hooks::Hooks::new()));
-    let checked = Arc::clone(&tasks);
+    let checked = tasks.clone();
     let mut web = oc_web::Web::new(life, site.locks()?)
         .data_dir(&site.data_dir)
         .storage(tasks.storage_source())

@@ -335,8 +335,10 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
 
 /// The lifecycle every transition goes through: the store, hooks, and the task logs.
 pub(crate) fn lifecycle(site: &Site) -> anyhow::Result<TaskLifecycle> {
-    let store: std::sync::Arc<dyn TaskStore> = std::sync::Arc::new(site.store()?);
-    Ok(TaskLifecycle::new(store, std::sync::Arc::new(Hooks::new())))
+    Ok(TaskLifecycle::new(
+        site.store()?,
+        std::sync::Arc::new(Hooks::new()),
+    ))
 }
 
 /// A refused claim or token-checked change, said from what the task is now

@@ -24,9 +24,28 @@ use crate::{Error, Lock, LockRequest, LockStats, Owner, Resource, Result};
 /// - A lock lapses at its expiry unless renewed; lapsed locks never block anyone.
 /// - Waiters are served first come, first served: a request never overtakes an earlier waiter it
 ///   conflicts with, so a stream of shared requests cannot starve an exclusive one.
+///
+/// # Implementing
+///
+/// [`acquire_many`](LockManager::acquire_many) is the one acquiring method a manager must write;
+/// the others are defaulted from it. A manager that queues its waiters overrides
+/// [`acquire_many_watched`](LockManager::acquire_many_watched) so that a watched wait keeps its
+/// place (the default waits in slices, each queueing afresh), and may override
+/// [`acquire`](LockManager::acquire) to skip the canonical ordering's allocations (the memory,
+/// SQLite and PostgreSQL managers do all three). A wrapper forwards all three, or its callers
+/// get the defaults rather than what the wrapped manager does. Why the watched form is not the
+/// required one: `docs/decisions/0031-lock-manager-required-methods.md`.
 pub trait LockManager: Send + Sync {
     /// Grants `req`, waiting up to `wait` for conflicting holders to go (zero: answer at once).
-    fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock>;
+    ///
+    /// The default is [`acquire_many`](LockManager::acquire_many) of the one request.
+    fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> {
+        let mut got = self.acquire_many(std::slice::from_ref(req), wait)?;
+        got.pop().ok_or_else(|| Error::InvalidInput {
+            field: "request",
+            reason: "nothing was granted".into(),
+        })
+    }
 
     /// Grants all of `reqs` or none, taking them in canonical (sorted) order, waiting up to `wait`.
     fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>>;

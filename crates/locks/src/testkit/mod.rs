@@ -19,11 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-#[path = "testkit_model.rs"]
-pub mod model;
-
-#[path = "testkit_history.rs"]
 pub mod history;
+pub mod model;
 
 use crate::{
     Error, Lock, LockManager, LockMode, LockRequest, ManualClock, Owner, Resource, Timestamp,
