@@ -8,8 +8,8 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
 use super::rows::{COLS, STORED_COLS, load, row_to_task, task_values, to_u64};
-use crate::model::transition;
 use crate::backend::finished_run;
+use crate::model::transition;
 use crate::query::{RUN_BUCKETS_MS, RunDurations};
 use crate::{Change, Error, HistoryEntry, Result, Task, TaskId, TaskStatus, Timestamp, Unique};
 
