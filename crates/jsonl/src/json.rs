@@ -159,10 +159,16 @@ impl ser::Error for Stop {
 
 type Result<T = ()> = std::result::Result<T, Stop>;
 
+/// Arrays and objects around a value, as the serializer carries it: one byte, so that
+/// [`Compound`] stays two words and is returned in registers.
+type Depth = u8;
+
+const _: () = assert!(MAX_DEPTH < Depth::MAX as usize);
+
 /// The depth of a container opened inside `depth` enclosing ones, if within [`MAX_DEPTH`].
 #[inline(always)]
-fn deeper(depth: usize) -> Result<usize> {
-    if depth < MAX_DEPTH {
+fn deeper(depth: Depth) -> Result<Depth> {
+    if (depth as usize) < MAX_DEPTH {
         Ok(depth + 1)
     } else {
         Err(Stop::TooDeep)
@@ -313,7 +319,7 @@ fn float<F: zmij::Float>(out: &mut Vec<u8>, v: F, finite: bool) -> Result {
 }
 
 /// The serializer: compact JSON into a byte buffer, inside this many arrays and objects.
-struct Json<'a>(&'a mut Vec<u8>, usize);
+struct Json<'a>(&'a mut Vec<u8>, Depth);
 
 macro_rules! integers {
     ($($method:ident: $ty:ty),* $(,)?) => {
@@ -419,6 +425,7 @@ impl<'a> ser::Serializer for Json<'a> {
         Ok(())
     }
 
+    #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a>> {
         Ok(Compound::open(self.0, b'[', len, false, deeper(self.1)?))
     }
@@ -441,6 +448,7 @@ impl<'a> ser::Serializer for Json<'a> {
         Compound::variant(self.0, variant, b'[', len, deeper(deeper(self.1)?)?)
     }
 
+    #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a>> {
         Ok(Compound::open(self.0, b'{', len, false, deeper(self.1)?))
     }
@@ -476,7 +484,7 @@ struct Compound<'a> {
     /// Inside a variant's `{"name":...}`, which `end` closes too.
     variant: bool,
     /// Arrays and objects around its elements, itself counted.
-    depth: usize,
+    depth: Depth,
 }
 
 #[derive(PartialEq, Eq)]
@@ -487,12 +495,13 @@ enum State {
 }
 
 impl<'a> Compound<'a> {
+    #[inline]
     fn open(
         out: &'a mut Vec<u8>,
         open: u8,
         len: Option<usize>,
         variant: bool,
-        depth: usize,
+        depth: Depth,
     ) -> Self {
         let close = if open == b'[' { b']' } else { b'}' };
         out.push(open);
@@ -517,7 +526,7 @@ impl<'a> Compound<'a> {
         variant: &str,
         open: u8,
         len: usize,
-        depth: usize,
+        depth: Depth,
     ) -> Result<Self> {
         string(out, b'{', variant, b':')?;
         Ok(Self::open(out, open, Some(len), true, depth))
@@ -535,6 +544,7 @@ impl<'a> Compound<'a> {
         Ok(lead)
     }
 
+    #[inline]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
         let lead = self.next()?;
         if lead != 0 {
@@ -550,6 +560,7 @@ impl<'a> Compound<'a> {
         value.serialize(Json(&mut *self.out, self.depth))
     }
 
+    #[inline]
     fn close(self) -> Result {
         if self.state != State::Empty {
             self.out.push(self.close);
@@ -626,6 +637,7 @@ impl ser::SerializeStruct for Compound<'_> {
         self.field(key, value)
     }
 
+    #[inline]
     fn end(self) -> Result {
         self.close()
     }
