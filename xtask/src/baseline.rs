@@ -1,5 +1,5 @@
-//! `cargo xtask bench-report --save NAME` and `--compare NAME`: a run's figures kept under
-//! `target/bench-report/NAME.json`, and a later run's change against them, flagged only when it
+//! `cargo xtask bench-report --save NAME` and `--compare NAME`: a run's figures kept as
+//! `bench-report/NAME.json` in cargo's target directory, and a later run's change against them, flagged only when it
 //! exceeds the noise measured in the runs of both.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::stats::centre_and_noise;
-use crate::workspace::root;
+use crate::workspace::target_dir;
 
 /// Where a saved run lives; `name` is letters, digits, `.`, `_` and `-`.
 fn path_of(name: &str) -> anyhow::Result<PathBuf> {
@@ -22,8 +22,8 @@ fn path_of(name: &str) -> anyhow::Result<PathBuf> {
     if !ok {
         bail!("a saved run's name is 1 to 64 letters, digits, '.', '_' or '-' (got {name:?})");
     }
-    Ok(root()
-        .join("target/bench-report")
+    Ok(target_dir()
+        .join("bench-report")
         .join(format!("{name}.json")))
 }
 

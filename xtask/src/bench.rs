@@ -13,7 +13,7 @@ use crate::callgrind::callgrind;
 use crate::documented::{self, Documented};
 use crate::flags::BenchReport;
 use crate::stats::median;
-use crate::workspace::{build_release, root};
+use crate::workspace::{build_release, root, target_dir};
 
 fn parse_lines(text: &str) -> BTreeMap<String, Vec<f64>> {
     let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -43,10 +43,11 @@ fn merge(into: &mut BTreeMap<String, Vec<f64>>, from: BTreeMap<String, Vec<f64>>
 }
 
 /// Builds `oc-bench-figures` in release mode, and `oc` beside it for the `mcp.*` figures,
-/// before anything is timed.
-fn build_figures() -> anyhow::Result<()> {
-    build_release("oc-benches", "oc-bench-figures")?;
-    build_release("oc-cli", "oc").map(drop)
+/// before anything is timed; returns where `oc-bench-figures` is.
+fn build_figures() -> anyhow::Result<PathBuf> {
+    let figures = build_release("oc-benches", "oc-bench-figures")?;
+    build_release("oc-cli", "oc")?;
+    Ok(figures)
 }
 
 /// Runs the release build of `oc-bench-figures` with `args` and parses its lines.
@@ -103,7 +104,7 @@ fn amalgamation() -> anyhow::Result<PathBuf> {
 /// Builds the C baseline with the same compile-time options rusqlite's bundled build uses.
 fn build_c() -> anyhow::Result<PathBuf> {
     let src = amalgamation()?;
-    let out_dir = root().join("target").join("c-bench");
+    let out_dir = target_dir().join("c-bench");
     std::fs::create_dir_all(&out_dir)?;
     let exe = out_dir.join("sqlite_bench");
     let bench_c = root().join("benches/c/sqlite_bench.c");
@@ -190,8 +191,8 @@ const PHASES: [(&str, &str, &str); 5] = [
 /// neighbours are doing, unlike wall-clock time here.
 fn instructions(json_out: bool) -> anyhow::Result<()> {
     let c_exe = build_c()?;
-    build_figures()?;
-    let dir = root().join("target").join("c-bench");
+    let figures_exe = build_figures()?;
+    let dir = target_dir().join("c-bench");
     let (c_out, r_out) = (dir.join("c.callgrind"), dir.join("rust.callgrind"));
     let quiet = |c: &mut Command| {
         c.stdout(std::process::Stdio::null())
@@ -210,7 +211,7 @@ fn instructions(json_out: bool) -> anyhow::Result<()> {
     let mut r = Command::new("valgrind");
     r.arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", r_out.display()))
-        .arg(root().join("target/release/oc-bench-figures"))
+        .arg(&figures_exe)
         .args(["--runs", "1", "--sqlite-only"]);
     quiet(&mut r);
     let r_ir = callgrind(&mut r, &r_out, &PHASES.map(|p| p.2))?;

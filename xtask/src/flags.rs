@@ -30,7 +30,7 @@ pub(crate) enum Cmd {
     /// figures.
     Fuzz(Fuzz),
     /// The interleaving tests under shuttle's schedulers (a build with `--cfg shuttle`, in
-    /// `target/shuttle`).
+    /// `shuttle/` of cargo's target directory).
     Shuttle {
         /// Twenty times as many schedules.
         #[arg(long)]
@@ -72,7 +72,7 @@ pub(crate) struct BenchReport {
     /// No C baseline.
     #[arg(long)]
     pub(crate) no_c: bool,
-    /// Keeps every run of every figure as `target/bench-report/NAME.json`.
+    /// Keeps every run of every figure as `bench-report/NAME.json` in cargo's target directory.
     #[arg(long, value_name = "NAME")]
     pub(crate) save: Option<String>,
     /// Compares this run with the one saved as NAME, each change judged against the noise.

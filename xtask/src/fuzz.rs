@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::workspace::{append_figures, root, run_in};
+use crate::workspace::{append_figures, root, run_in, target_dir};
 
 /// The targets, as named in `fuzz/Cargo.toml` and `oc_fuzz_oracles::TARGETS`.
 const TARGETS: [&str; 6] = [
@@ -56,7 +56,7 @@ pub(crate) fn run_targets(seconds: u64) -> anyhow::Result<()> {
         let corpus = dir.join("corpus").join(target);
         let corpus_before = count(&corpus);
         // New inputs go to a scratch directory; the committed corpus is only read.
-        let scratch = root().join("target/fuzz-corpus").join(target);
+        let scratch = target_dir().join("fuzz-corpus").join(target);
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("cannot create {}", scratch.display()))?;
         let out = Command::new("cargo")

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::callgrind::callgrind;
-use crate::workspace::{build_release, root};
+use crate::workspace::{build_release, root, target_dir};
 
 /// How much a hot path may grow before `--check` fails, in percent.
 const TOLERANCE_PERCENT: u128 = 5;
@@ -36,7 +36,7 @@ fn measure() -> anyhow::Result<BTreeMap<String, u64>> {
     let iterations = list["iterations"].as_u64().context("no iterations")?;
     let paths: Vec<(String, String)> = serde_json::from_value(list["paths"].clone())
         .context("its paths are not pairs of names")?;
-    let out = root().join("target/instructions/hot.callgrind");
+    let out = target_dir().join("instructions/hot.callgrind");
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -13,8 +13,8 @@
 //! - `fuzz [--seconds N] [--soak]`: builds the cargo-fuzz targets in `fuzz/` and runs each
 //!   for a bounded time (20 s; 30 min with `--soak`), adding their figures.
 //! - `shuttle`: the in-memory lock manager's waiter queue and the JSONL group commit's hand-off
-//!   under shuttle's random and PCT schedulers (a build with `--cfg shuttle`, in
-//!   `target/shuttle`).
+//!   under shuttle's random and PCT schedulers (a build with `--cfg shuttle`, in `shuttle/` of
+//!   cargo's target directory).
 //! - `codegen`: regenerates `docs/METRICS.md` from the metric catalogue (a test checks it).
 //! - `bench-report --instructions [--json]`: the SQLite workloads, ours and C's, under callgrind;
 //!   instruction counts per phase are repeatable where wall-clock time on a shared machine is not.

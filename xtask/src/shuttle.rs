@@ -1,13 +1,13 @@
 //! `cargo xtask shuttle [--soak]`: the in-memory lock manager's waiter queue and the JSONL group
 //! commit's hand-off under shuttle's random and PCT schedulers.
 
-use crate::workspace::{figures_path, root, run};
+use crate::workspace::{figures_path, run, target_dir};
 
 /// The interleaving tests built with `--cfg shuttle` (shuttle's synchronisation swapped in), in a
 /// target directory of their own so the main build stays cached; their figures join this run's.
 /// `soak` runs twenty times as many schedules.
 pub(crate) fn shuttle(soak: bool) -> anyhow::Result<()> {
-    let target = root().join("target/shuttle");
+    let target = target_dir().join("shuttle");
     let figures = figures_path();
     run(
         "cargo",
