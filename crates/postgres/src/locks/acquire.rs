@@ -7,6 +7,7 @@ use oc_locks::backend::{Patience, canonical_items, conflict, next_lapse, unexpir
 use oc_locks::{Holder, KeepWaiting, Lock, LockRequest, Result, Timestamp};
 use parking_lot::{Condvar, Mutex};
 use tokio_postgres::AsyncMessage;
+use tokio_postgres::types::ToSql;
 
 use super::PgLockManager;
 use super::row::{corrupt, ms, row_holder, row_lock};
@@ -29,6 +30,81 @@ impl Freed {
 
 type Blocked = (String, Vec<Holder>);
 
+/// The parameters of `sql/acquire.sql` by name (`lock_acquire`'s arguments): the requests, who
+/// asks, the waiter's ticket and the time. `sql/enqueue.sql` takes some of them.
+struct AcquireParams {
+    /// The resources requested, in the canonical order of the requests.
+    resources: Vec<String>,
+    /// The owner of the requests (of the first; they all have the same).
+    owner: String,
+    /// Each request's mode.
+    modes: Vec<String>,
+    /// Each request's lease in milliseconds.
+    ttls: Vec<i64>,
+    /// The waiter's ticket, or `None` for the first attempt, before waiting in line.
+    ticket: Option<i64>,
+    /// How long the waiter's row lives unless an attempt renews it, in milliseconds.
+    lease: i64,
+    /// Whether a conflict is counted: on the first attempt only.
+    count_conflict: bool,
+    /// The manager's clock in milliseconds, or `None` for the database's.
+    now: Option<i64>,
+}
+
+impl AcquireParams {
+    /// The parameters of an attempt at `items` by the waiter `ticket` (if any), with waiters'
+    /// rows living `waiter_lease`, at `now`.
+    fn new(
+        items: &[(&LockRequest, Duration)],
+        ticket: Option<i64>,
+        waiter_lease: Duration,
+        now: Option<i64>,
+    ) -> Self {
+        AcquireParams {
+            resources: items.iter().map(|(r, _)| r.resource.to_string()).collect(),
+            owner: items
+                .first()
+                .map(|(r, _)| r.owner.to_string())
+                .unwrap_or_default(),
+            modes: items
+                .iter()
+                .map(|(r, _)| r.mode.as_str().to_owned())
+                .collect(),
+            ttls: items.iter().map(|(_, t)| ms(*t)).collect(),
+            ticket,
+            lease: ms(waiter_lease),
+            count_conflict: ticket.is_none(),
+            now,
+        }
+    }
+
+    /// The parameters in the order of `sql/acquire.sql` (`$1` … `$8`).
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.resources,
+            &self.owner,
+            &self.modes,
+            &self.ttls,
+            &self.ticket,
+            &self.lease,
+            &self.count_conflict,
+            &self.now,
+        ]
+    }
+
+    /// The parameters of `sql/enqueue.sql` (`$1` … `$5`): the requests, who asks, the lease of
+    /// the waiter's row and the time.
+    fn enqueue_params(&self) -> [&(dyn ToSql + Sync); 5] {
+        [
+            &self.resources,
+            &self.owner,
+            &self.modes,
+            &self.lease,
+            &self.now,
+        ]
+    }
+}
+
 impl PgLockManager {
     /// One attempt at granting `items` (all or none); `Err` carries the first blocked
     /// resource and who blocks it.
@@ -37,29 +113,9 @@ impl PgLockManager {
         items: &[(&LockRequest, Duration)],
         ticket: Option<i64>,
     ) -> Result<std::result::Result<Vec<Lock>, Blocked>> {
-        let res: Vec<String> = items.iter().map(|(r, _)| r.resource.to_string()).collect();
-        let modes: Vec<String> = items
-            .iter()
-            .map(|(r, _)| r.mode.as_str().to_owned())
-            .collect();
-        let ttls: Vec<i64> = items.iter().map(|(_, t)| ms(*t)).collect();
-        let owner = items
-            .first()
-            .map(|(r, _)| r.owner.to_string())
-            .unwrap_or_default();
-        let (lease, count, now) = (
-            ms(self.opts.waiter_lease),
-            ticket.is_none(),
-            self.clock_ms(),
-        );
-        let rows = self.call(move |c| async move {
-            c.client
-                .query(
-                    &c.stmts.acquire,
-                    &[&res, &owner, &modes, &ttls, &ticket, &lease, &count, &now],
-                )
-                .await
-        })?;
+        let p = AcquireParams::new(items, ticket, self.opts.waiter_lease, self.clock_ms());
+        let rows =
+            self.call(move |c| async move { c.client.query(&c.stmts.acquire, &p.params()).await })?;
         let granted: bool = match rows.first() {
             Some(r) => r.try_get(0).map_err(|e| corrupt("(acquire)", e))?,
             None => {
@@ -153,19 +209,10 @@ impl PgLockManager {
         }
         self.listen();
         let patience = Patience::new(wait, watcher, items[0].0);
-        let res: Vec<String> = items.iter().map(|(r, _)| r.resource.to_string()).collect();
-        let modes: Vec<String> = items
-            .iter()
-            .map(|(r, _)| r.mode.as_str().to_owned())
-            .collect();
-        let owner = items
-            .first()
-            .map(|(r, _)| r.owner.to_string())
-            .unwrap_or_default();
-        let (lease, now) = (ms(self.opts.waiter_lease), self.clock_ms());
+        let p = AcquireParams::new(items, None, self.opts.waiter_lease, self.clock_ms());
         let row = self.call(move |c| async move {
             c.client
-                .query_one(&c.stmts.enqueue, &[&res, &owner, &modes, &lease, &now])
+                .query_one(&c.stmts.enqueue, &p.enqueue_params())
                 .await
         })?;
         let ticket: i64 = row.try_get(0).map_err(|e| corrupt("(ticket)", e))?;

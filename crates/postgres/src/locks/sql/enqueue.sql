@@ -1,2 +1,3 @@
--- Queues a waiter (see `lock_enqueue`): resources, owner, modes, lease, the time or NULL.
+-- Queues a waiter (see `lock_enqueue`). The parameters are `AcquireParams` (resources, owner,
+-- modes, lease, the time or NULL), in `AcquireParams::enqueue_params` order.
 SELECT {s}.lock_enqueue($1, $2, $3, $4, $5)
