@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use oc_tasks::EventKind;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, EventKind, Result, TaskEvent};
+use crate::{Error, Result, TaskEvent};
 
 /// Identifies a registered hook.
 pub type HookId = u64;

@@ -146,12 +146,12 @@ pub use crate::graph::{
     MAX_SCHEDULE_AHEAD, MAX_UNIQUE_KEY_LEN, OnDependents, Readiness, RetryPolicy, Rollup, Unique,
     UniqueScope, is_ready,
 };
-pub use crate::history::{HistoryEntry, HistoryKind};
+pub use crate::history::HistoryEntry;
 pub use crate::id::{MAX_ID_LEN, TaskId};
 pub use crate::memory::MemoryTaskStore;
 pub use crate::model::{
-    Change, DEFAULT_MAX_ATTEMPTS, Lease, MAX_LEASE, MIN_LEASE, NewTask, ReapedTask, Task,
-    TaskPatch, TaskStatus, reap, transition,
+    Change, DEFAULT_MAX_ATTEMPTS, EventKind, Lease, MAX_LEASE, MIN_LEASE, NewTask, ReapedTask,
+    Task, TaskPatch, TaskStatus, reap, transition,
 };
 pub use crate::query::{
     Capped, Cursor, DEFAULT_LIMIT, MAX_LIMIT, Order, RUN_BUCKETS_MS, RunDurations, TaskCounts,
