@@ -9,7 +9,10 @@
 //!   processes (WAL, `BEGIN IMMEDIATE`, busy timeout), with [`StorageStats`] and slow-statement
 //!   reporting through SQLite's profiling callback.
 //! - [`MemoryTaskStore`]: the same semantics in memory, for tests.
-//! - [`Task`], [`TaskStatus`], [`TaskId`], [`NewTask`], [`TaskPatch`], [`Change`]: the model.
+//! - [`Task`], [`TaskStatus`], [`TaskId`], [`NewTask`], [`TaskPatch`], [`Change`]: the model;
+//!   [`transition`] applies a change and returns its [`EventKind`], the one list of what
+//!   happens to a task, which the store records in the task's history ([`HistoryEntry`],
+//!   [`TaskStore::history`]) and hooks (`oc-hooks`) are registered on.
 //! - [`RetryPolicy`], [`Unique`], [`LabelFilter`], [`Blockers`], [`Rollup`], [`Created`]: the
 //!   work graph (dependencies, readiness, parents, labels, retry policies, unique keys).
 //! - [`TaskQuery`], [`TaskFilter`], [`TaskPage`], [`TaskStats`]: listings and statistics.
