@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::ensure;
-use oc_hooks::{EventKind, Hooks, Overflow, TaskLifecycle, builtin};
-use oc_tasks::{NewTask, SqliteTaskStore};
+use oc_hooks::{Hooks, Overflow, TaskLifecycle, builtin};
+use oc_tasks::{EventKind, NewTask, SqliteTaskStore};
 use serde_json::{Value, json};
 
 fn main() -> anyhow::Result<()> {

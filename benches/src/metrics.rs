@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oc_hooks::{EventKind, Hooks, TaskEvent, TaskLifecycle};
+use oc_hooks::{Hooks, TaskEvent, TaskLifecycle};
 use oc_metrics::{LatencyTracker, Snapshot};
-use oc_tasks::{MemoryTaskStore, NewTask, TaskId, TaskStore};
+use oc_tasks::{EventKind, MemoryTaskStore, NewTask, TaskId, TaskStore};
 
 /// A lifecycle on an in-memory store with `n` pending tasks, with or without in-process
 /// instrumentation: an after-hook recording each finished run into a `LatencyTracker`.

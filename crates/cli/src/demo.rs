@@ -26,12 +26,12 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 
-use oc_hooks::{EventKind, Hooks, TaskLifecycle};
+use oc_hooks::{Hooks, TaskLifecycle};
 use oc_jsonl::{Decision, Level, LogEntry, TaskFiles};
 use oc_locks::{LockManager, LockRequest};
 use oc_metrics::{LatencyTracker, PerformanceGoals};
 use oc_tasks::{
-    Error, HistoryKind, LabelFilter, NewTask, RetryPolicy, Task, TaskFilter, TaskId, TaskQuery,
+    Error, EventKind, LabelFilter, NewTask, RetryPolicy, Task, TaskFilter, TaskId, TaskQuery,
     TaskStatus, TaskStore,
 };
 use oc_time::Timestamp;
@@ -579,7 +579,7 @@ fn early_starts(store: &dyn TaskStore, ours: &HashSet<TaskId>) -> anyhow::Result
     for id in ours {
         let Some(t) = store.get(id)? else { continue };
         let history = store.history(id)?;
-        if let Some(done) = history.iter().find(|h| h.kind == HistoryKind::Completed) {
+        if let Some(done) = history.iter().find(|h| h.kind == EventKind::Completed) {
             completed_at.insert(id.clone(), done.at);
         }
         tasks.push((t, history));
@@ -588,7 +588,7 @@ fn early_starts(store: &dyn TaskStore, ours: &HashSet<TaskId>) -> anyhow::Result
     for (t, history) in tasks {
         for claim in history
             .iter()
-            .filter(|h| matches!(h.kind, HistoryKind::Claimed | HistoryKind::Started))
+            .filter(|h| matches!(h.kind, EventKind::Claimed | EventKind::Started))
         {
             for d in &t.depends_on {
                 if completed_at.get(d).is_none_or(|done| claim.at < *done) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use oc_jsonl::{Decision, Level, LogEntry, Query, ShipOptions, Shipper, TaskFiles};
-use oc_tasks::{HistoryEntry, HistoryKind, TaskId, TaskStore};
+use oc_tasks::{EventKind, HistoryEntry, TaskId, TaskStore};
 use oc_time::Timestamp;
 use serde_json::{Map, Value};
 
@@ -268,8 +268,8 @@ fn print_entries(
 /// A store history entry as a log line, so `task-history` shows it among the agent's entries.
 fn history_line(h: &HistoryEntry) -> LogEntry {
     let level = match h.kind {
-        HistoryKind::Failed => Level::Error,
-        HistoryKind::Cancelled | HistoryKind::LeaseExpired => Level::Warn,
+        EventKind::Failed => Level::Error,
+        EventKind::Cancelled | EventKind::LeaseExpired => Level::Warn,
         _ => Level::Info,
     };
     let mut e = LogEntry::new(h.at, level, h.task.as_str(), h.describe())

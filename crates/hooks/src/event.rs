@@ -1,78 +1,20 @@
 //! `TaskEvent`: what happened to a task, with the task as it is after the change.
 
-use std::fmt;
 use std::time::Duration;
 
-use oc_tasks::{Lease, Task};
+use oc_tasks::{Change, EventKind, Lease, Task, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The kinds of events, for registering a hook on some of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// A task was created.
-    Created,
-    /// An agent started a task (without a lease).
-    Started,
-    /// An agent claimed a task with a lease.
-    Claimed,
-    /// A task completed.
-    Completed,
-    /// A task failed.
-    Failed,
-    /// A task was cancelled.
-    Cancelled,
-    /// A failed or cancelled task went back to pending.
-    Retried,
-    /// A claim's lease lapsed and the reaper took the task back.
-    LeaseExpired,
-    /// The holder of a claim gave the task back.
-    Released,
-    /// A task was deleted.
-    Deleted,
-}
-
-impl EventKind {
-    /// Every kind.
-    pub const ALL: [EventKind; 10] = [
-        EventKind::Created,
-        EventKind::Started,
-        EventKind::Claimed,
-        EventKind::Completed,
-        EventKind::Failed,
-        EventKind::Cancelled,
-        EventKind::Retried,
-        EventKind::LeaseExpired,
-        EventKind::Released,
-        EventKind::Deleted,
-    ];
-
-    /// The snake_case name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Created => "created",
-            EventKind::Started => "started",
-            EventKind::Claimed => "claimed",
-            EventKind::Completed => "completed",
-            EventKind::Failed => "failed",
-            EventKind::Cancelled => "cancelled",
-            EventKind::Retried => "retried",
-            EventKind::LeaseExpired => "lease_expired",
-            EventKind::Released => "released",
-            EventKind::Deleted => "deleted",
-        }
-    }
-}
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// What happened to a task. Before-hooks see the task as it would be after the change; after-hooks
 /// see it as committed. A deleted task is shown as it was.
+///
+/// Its kind ([`TaskEvent::kind`], what hooks are registered on) is the [`EventKind`] the state
+/// machine decided for the change ([`oc_tasks::transition`]), with one rule: a failure whose
+/// retry policy puts the task back to pending ([`EventKind::RetryScheduled`] in the history) is
+/// a [`TaskEvent::Failed`], of kind [`EventKind::Failed`], with the task pending again: the run
+/// failed either way, so the hooks on failures see every failed run, and no event is of kind
+/// `RetryScheduled`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -107,7 +49,7 @@ pub enum TaskEvent {
         /// How long the run took.
         duration: Option<Duration>,
     },
-    /// Failed.
+    /// Failed: the task failed, or its retry policy put it back to pending after a backoff.
     Failed {
         /// The task.
         task: Task,
@@ -150,7 +92,50 @@ pub enum TaskEvent {
 }
 
 impl TaskEvent {
-    /// The event's kind.
+    /// The event of `change`, which the state machine decided is of `kind`
+    /// ([`Change::kind`]), leaving `task`; what the task does not say (the agent, the result,
+    /// the error, the released token) comes from the change.
+    pub(crate) fn of(kind: Option<EventKind>, change: &Change, task: Task) -> TaskEvent {
+        match (kind, change) {
+            (Some(EventKind::Started), Change::Start { agent }) => TaskEvent::Started {
+                agent: agent.clone(),
+                task,
+            },
+            (Some(EventKind::Claimed), Change::Claim { owner, .. }) => {
+                let lease = task.lease.unwrap_or(Lease {
+                    token: 0,
+                    expires_at: Timestamp::EPOCH,
+                });
+                TaskEvent::Claimed {
+                    agent: owner.clone(),
+                    lease,
+                    task,
+                }
+            }
+            (Some(EventKind::Completed), Change::Complete { result, .. }) => TaskEvent::Completed {
+                result: result.clone(),
+                duration: task.run_duration(),
+                task,
+            },
+            // A failure put back to pending by its retry policy is a failure to hooks.
+            (Some(EventKind::Failed | EventKind::RetryScheduled), Change::Fail { error, .. }) => {
+                TaskEvent::Failed {
+                    error: error.clone(),
+                    duration: task.run_duration(),
+                    task,
+                }
+            }
+            (Some(EventKind::Cancelled), _) => TaskEvent::Cancelled { task },
+            (Some(EventKind::Released), Change::Release { token }) => TaskEvent::Released {
+                token: *token,
+                task,
+            },
+            // A retry: the lifecycle makes no other change.
+            _ => TaskEvent::Retried { task },
+        }
+    }
+
+    /// The event's kind, never [`EventKind::RetryScheduled`] (see [`TaskEvent`]).
     pub fn kind(&self) -> EventKind {
         match self {
             TaskEvent::Created { .. } => EventKind::Created,

@@ -2,8 +2,10 @@
 //!
 //! # Overview
 //!
-//! - [`TaskEvent`] / [`EventKind`]: created, started, claimed, completed, failed, cancelled,
-//!   retried, lease expired, deleted, each with the task as it is after the change.
+//! - [`TaskEvent`]: created, started, claimed, completed, failed, cancelled, retried, lease
+//!   expired, released, deleted, each with the task as it is after the change; hooks are
+//!   registered on kinds of [`oc_tasks::EventKind`], the one list the task's history records
+//!   too (a failure retried after a backoff is a `Failed` event; see [`TaskEvent`]).
 //! - [`Hooks`]: before-hooks (may veto with a reason: [`Error::Vetoed`]) and after-hooks (run
 //!   after the change is committed; errors and panics are caught, counted and reported, never
 //!   undo anything), by kind, with priorities (lower first, ties in registration order);
@@ -50,7 +52,7 @@ mod refusal;
 mod registry;
 
 pub use crate::error::{Error, Result};
-pub use crate::event::{EventKind, TaskEvent};
+pub use crate::event::TaskEvent;
 pub use crate::lifecycle::{Committed, TaskLifecycle, builtin};
 pub use crate::refusal::Refusal;
 pub use crate::registry::{

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oc_tasks::{
-    Change, LabelFilter, NewTask, OnDependents, Order, Readiness, Task, TaskFilter, TaskId,
-    TaskQuery, TaskStore, Timestamp, transition,
+    Change, EventKind, LabelFilter, NewTask, OnDependents, Order, Readiness, Task, TaskFilter,
+    TaskId, TaskQuery, TaskStore, Timestamp, transition,
 };
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{Error, EventKind, HookReport, Hooks, Result, TaskEvent};
+use crate::{Error, HookReport, Hooks, Result, TaskEvent};
 
 /// A committed transition: the event (with the task as stored), and what the hooks did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,8 +36,8 @@ pub struct Committed {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use oc_hooks::{EventKind, Hooks, TaskLifecycle};
-/// use oc_tasks::{MemoryTaskStore, NewTask};
+/// use oc_hooks::{Hooks, TaskLifecycle};
+/// use oc_tasks::{EventKind, MemoryTaskStore, NewTask};
 ///
 /// let hooks = Arc::new(Hooks::new());
 /// hooks.before("no-forbidden", &[EventKind::Created], 0, |ev| {
@@ -113,58 +113,25 @@ impl TaskLifecycle {
         }
     }
 
-    /// The event a change makes of `task` (before or after it).
-    fn event(change: &Change, task: Task) -> TaskEvent {
-        match change {
-            Change::Start { agent } => TaskEvent::Started {
-                agent: agent.clone(),
-                task,
-            },
-            Change::Claim { owner, .. } => {
-                let lease = task.lease.unwrap_or(oc_tasks::Lease {
-                    token: 0,
-                    expires_at: Timestamp::EPOCH,
-                });
-                TaskEvent::Claimed {
-                    agent: owner.clone(),
-                    lease,
-                    task,
-                }
-            }
-            Change::Complete { result, .. } => TaskEvent::Completed {
-                result: result.clone(),
-                duration: task.run_duration(),
-                task,
-            },
-            Change::Fail { error, .. } => TaskEvent::Failed {
-                error: error.clone(),
-                duration: task.run_duration(),
-                task,
-            },
-            Change::Cancel => TaskEvent::Cancelled { task },
-            Change::Release { token } => TaskEvent::Released {
-                token: *token,
-                task,
-            },
-            _ => TaskEvent::Retried { task },
-        }
-    }
-
     /// One transition: preview, before-hooks, check-and-set write, log, after-hooks.
     fn apply(&self, id: &TaskId, change: Change) -> Result<Committed> {
         let current = self.store.require(id)?;
         let mut report = HookReport::default();
-        let kind = Self::event(&change, current.clone()).kind();
-        if self.hooks.has_before(kind) {
+        // The state machine's decision, the one the store makes from the same version.
+        let kind = change.kind(&current);
+        if self
+            .hooks
+            .has_before(TaskEvent::of(kind, &change, current.clone()).kind())
+        {
             // The state machine decides first: refused transitions never reach the hooks.
-            let preview = transition(&current, &change, None, self.store.now(), || 0)?;
+            let (preview, kind) = transition(&current, &change, None, self.store.now(), || 0)?;
             self.hooks
-                .run_before(&Self::event(&change, preview), &mut report)?;
+                .run_before(&TaskEvent::of(kind, &change, preview), &mut report)?;
         }
         let task = self
             .store
             .apply(id, change.clone(), Some(current.version))?;
-        Ok(self.committed(Self::event(&change, task), report))
+        Ok(self.committed(TaskEvent::of(kind, &change, task), report))
     }
 
     /// Creates a task (before-hooks may veto it); with a unique key held by another task,
@@ -234,7 +201,8 @@ impl TaskLifecycle {
                         owner: owner.into(),
                         ttl,
                     };
-                    self.committed(Self::event(&change, task), HookReport::default())
+                    let kind = Some(EventKind::Claimed);
+                    self.committed(TaskEvent::of(kind, &change, task), HookReport::default())
                 }));
         }
         let mut after = None;
@@ -280,8 +248,9 @@ impl TaskLifecycle {
         self.apply(id, Change::Complete { token, result })
     }
 
-    /// running → failed (or back to pending after a backoff, under the task's retry policy;
-    /// the `Failed` event fires either way, with the task as stored).
+    /// running → failed (or back to pending after a backoff, under the task's retry policy:
+    /// `retry_scheduled` in the history; the `Failed` event fires either way, with the task as
+    /// stored, see [`TaskEvent`]).
     pub fn fail(&self, id: &TaskId, token: Option<u64>, error: &str) -> Result<Committed> {
         self.apply(
             id,

@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use oc_tasks::EventKind;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, EventKind, Result, TaskEvent};
+use crate::{Error, Result, TaskEvent};
 
 /// Identifies a registered hook.
 pub type HookId = u64;
@@ -191,6 +192,11 @@ struct Worker {
 
 /// The hook registry. Cheap to share (`Arc<Hooks>`); hooks may be added and removed at any time,
 /// also from inside a hook (each transition runs the hooks registered when it started).
+///
+/// Hooks are registered on kinds of [`EventKind`], the list the task's history records too;
+/// a failure put back to pending by its retry policy fires the hooks on
+/// [`EventKind::Failed`], so a hook on [`EventKind::RetryScheduled`] never runs (see
+/// [`TaskEvent`]).
 pub struct Hooks {
     entries: RwLock<Vec<Entry>>,
     /// Statistics of removed hooks, kept for `stats`.

@@ -2,87 +2,9 @@
 //! as the transition itself, so it is exact after a crash at any moment and the same from
 //! every host that shares the store.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::{Task, TaskId, TaskStatus, Timestamp};
-
-/// What happened to a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum HistoryKind {
-    /// Created (pending).
-    Created,
-    /// Started without a lease.
-    Started,
-    /// Claimed with a lease.
-    Claimed,
-    /// Completed by its runner.
-    Completed,
-    /// Failed by its runner.
-    Failed,
-    /// Cancelled.
-    Cancelled,
-    /// Put back to pending after a failure or a cancellation.
-    Retried,
-    /// Its lease lapsed: back to pending, or failed once out of attempts.
-    LeaseExpired,
-    /// Its run failed and its retry policy put it back to pending, waiting out a backoff.
-    RetryScheduled,
-    /// Its holder gave it back: running → pending, the attempt refunded.
-    Released,
-}
-
-impl HistoryKind {
-    /// Every kind.
-    pub const ALL: [HistoryKind; 10] = [
-        HistoryKind::Created,
-        HistoryKind::Started,
-        HistoryKind::Claimed,
-        HistoryKind::Completed,
-        HistoryKind::Failed,
-        HistoryKind::Cancelled,
-        HistoryKind::Retried,
-        HistoryKind::LeaseExpired,
-        HistoryKind::RetryScheduled,
-        HistoryKind::Released,
-    ];
-
-    /// The lowercase name (`lease_expired`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HistoryKind::Created => "created",
-            HistoryKind::Started => "started",
-            HistoryKind::Claimed => "claimed",
-            HistoryKind::Completed => "completed",
-            HistoryKind::Failed => "failed",
-            HistoryKind::Cancelled => "cancelled",
-            HistoryKind::Retried => "retried",
-            HistoryKind::LeaseExpired => "lease_expired",
-            HistoryKind::RetryScheduled => "retry_scheduled",
-            HistoryKind::Released => "released",
-        }
-    }
-}
-
-impl fmt::Display for HistoryKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for HistoryKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        HistoryKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown history kind {s:?}"))
-    }
-}
+use crate::{EventKind, Task, TaskId, TaskStatus, Timestamp};
 
 /// One transition of a task, as its store recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,8 +15,9 @@ pub struct HistoryEntry {
     pub version: u64,
     /// When, by the store's clock.
     pub at: Timestamp,
-    /// What happened.
-    pub kind: HistoryKind,
+    /// What happened: the kind [`crate::transition`] returned for the change (the reaper's
+    /// is [`EventKind::LeaseExpired`]).
+    pub kind: EventKind,
     /// The status before (`None` for the creation).
     pub from: Option<TaskStatus>,
     /// The status after.
@@ -133,11 +56,25 @@ impl HistoryEntry {
         );
     }
 
-    /// The entry a write from `prev` (`None` for a creation) to `next` records, if it changes
-    /// the status; `reaped` says the reaper made it. Every store records exactly these, in the
-    /// transaction of the write.
-    pub fn of(prev: Option<&Task>, next: &Task, reaped: bool) -> Option<HistoryEntry> {
-        let entry = |kind, actor: Option<&String>, token: Option<u64>, error: bool| HistoryEntry {
+    /// The entry of a transition of `kind` from `prev` (`None` for a creation) to `next`: the
+    /// task, version, time and statuses from the two, and who and which token by the kind
+    /// (the creator for a creation, the new owner and its token for a start or a claim, the
+    /// holder and its token for what ends a run, no one for the operator's cancellations and
+    /// retries). Every store records exactly these, in the transaction of the write, with the
+    /// kind [`crate::transition`] returned (the reaper's is [`EventKind::LeaseExpired`]).
+    pub fn new(kind: EventKind, prev: Option<&Task>, next: &Task) -> HistoryEntry {
+        let held = prev.and_then(|p| p.lease).map(|l| l.token);
+        let prev_owner = prev.and_then(|p| p.owner.as_ref());
+        let (actor, token, error) = match kind {
+            EventKind::Created | EventKind::Started => (next.owner.as_ref(), None, false),
+            EventKind::Claimed => (next.owner.as_ref(), next.lease.map(|l| l.token), false),
+            EventKind::Completed | EventKind::Released => (prev_owner, held, false),
+            EventKind::Failed | EventKind::RetryScheduled => (prev_owner, held, true),
+            EventKind::LeaseExpired => (prev_owner, held, next.status == TaskStatus::Failed),
+            EventKind::Cancelled | EventKind::Deleted => (None, held, false),
+            EventKind::Retried => (None, None, false),
+        };
+        HistoryEntry {
             task: next.id.clone(),
             version: next.version,
             at: next.updated_at,
@@ -147,45 +84,7 @@ impl HistoryEntry {
             actor: actor.cloned(),
             token,
             error: if error { next.error.clone() } else { None },
-        };
-        let Some(prev) = prev else {
-            return Some(entry(
-                HistoryKind::Created,
-                next.owner.as_ref(),
-                None,
-                false,
-            ));
-        };
-        if prev.status == next.status {
-            return None;
         }
-        let held = prev.lease.map(|l| l.token);
-        let failed = next.status == TaskStatus::Failed;
-        Some(match next.status {
-            _ if reaped => entry(HistoryKind::LeaseExpired, prev.owner.as_ref(), held, failed),
-            TaskStatus::Running if next.lease.is_some() => entry(
-                HistoryKind::Claimed,
-                next.owner.as_ref(),
-                next.lease.map(|l| l.token),
-                false,
-            ),
-            TaskStatus::Running => entry(HistoryKind::Started, next.owner.as_ref(), None, false),
-            TaskStatus::Completed => {
-                entry(HistoryKind::Completed, prev.owner.as_ref(), held, false)
-            }
-            TaskStatus::Failed => entry(HistoryKind::Failed, prev.owner.as_ref(), held, true),
-            TaskStatus::Cancelled => entry(HistoryKind::Cancelled, None, held, false),
-            // Only a release refunds the attempt; a failure's backoff keeps it.
-            TaskStatus::Pending
-                if prev.status == TaskStatus::Running && next.attempts < prev.attempts =>
-            {
-                entry(HistoryKind::Released, prev.owner.as_ref(), held, false)
-            }
-            TaskStatus::Pending if prev.status == TaskStatus::Running => {
-                entry(HistoryKind::RetryScheduled, prev.owner.as_ref(), held, true)
-            }
-            TaskStatus::Pending => entry(HistoryKind::Retried, None, None, false),
-        })
     }
 
     /// One line for people: `completed: running -> completed by agent-1 (token 7)`.

@@ -9,7 +9,10 @@
 //!   processes (WAL, `BEGIN IMMEDIATE`, busy timeout), with [`StorageStats`] and slow-statement
 //!   reporting through SQLite's profiling callback.
 //! - [`MemoryTaskStore`]: the same semantics in memory, for tests.
-//! - [`Task`], [`TaskStatus`], [`TaskId`], [`NewTask`], [`TaskPatch`], [`Change`]: the model.
+//! - [`Task`], [`TaskStatus`], [`TaskId`], [`NewTask`], [`TaskPatch`], [`Change`]: the model;
+//!   [`transition`] applies a change and returns its [`EventKind`], the one list of what
+//!   happens to a task, which the store records in the task's history ([`HistoryEntry`],
+//!   [`TaskStore::history`]) and hooks (`oc-hooks`) are registered on.
 //! - [`RetryPolicy`], [`Unique`], [`LabelFilter`], [`Blockers`], [`Rollup`], [`Created`]: the
 //!   work graph (dependencies, readiness, parents, labels, retry policies, unique keys).
 //! - [`TaskQuery`], [`TaskFilter`], [`TaskPage`], [`TaskStats`]: listings and statistics.
@@ -146,12 +149,12 @@ pub use crate::graph::{
     MAX_SCHEDULE_AHEAD, MAX_UNIQUE_KEY_LEN, OnDependents, Readiness, RetryPolicy, Rollup, Unique,
     UniqueScope, is_ready,
 };
-pub use crate::history::{HistoryEntry, HistoryKind};
+pub use crate::history::HistoryEntry;
 pub use crate::id::{MAX_ID_LEN, TaskId};
 pub use crate::memory::MemoryTaskStore;
 pub use crate::model::{
-    Change, DEFAULT_MAX_ATTEMPTS, Lease, MAX_LEASE, MIN_LEASE, NewTask, ReapedTask, Task,
-    TaskPatch, TaskStatus, reap, transition,
+    Change, DEFAULT_MAX_ATTEMPTS, EventKind, Lease, MAX_LEASE, MIN_LEASE, NewTask, ReapedTask,
+    Task, TaskPatch, TaskStatus, reap, transition,
 };
 pub use crate::query::{
     Capped, Cursor, DEFAULT_LIMIT, MAX_LIMIT, Order, RUN_BUCKETS_MS, RunDurations, TaskCounts,

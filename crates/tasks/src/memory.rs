@@ -10,9 +10,10 @@ use crate::backend::{cycle_error, doomed, find_path, finished_run, plan_submit};
 use crate::model::{reap, transition};
 use crate::query::{Cursor, RunDurations};
 use crate::{
-    Capped, Change, Clock, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
-    ReapedTask, Result, SystemClock, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery,
-    TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, Unique, is_ready,
+    Capped, Change, Clock, Created, Error, EventKind, HistoryEntry, LabelFilter, NewTask,
+    OnDependents, Order, ReapedTask, Result, SystemClock, Task, TaskCounts, TaskFilter, TaskId,
+    TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, Unique,
+    is_ready,
 };
 
 /// An in-memory [`TaskStore`] with the same semantics as the SQLite one.
@@ -47,15 +48,17 @@ struct State {
 }
 
 impl State {
-    /// Records what a write from `prev` to `next` changed: counters and history.
-    fn record(&mut self, prev: Option<&Task>, next: &Task, reaped: bool) {
+    /// Records what a write from `prev` to `next` changed: counters, and the history entry of
+    /// `kind` (the one [`transition`] returned; `None` records none).
+    fn record(&mut self, prev: Option<&Task>, next: &Task, kind: Option<EventKind>) {
         if prev.is_none_or(|p| p.status != next.status) {
             self.entered[slot(next.status)] += 1;
         }
         if let Some(d) = prev.and_then(|p| finished_run(p, next)) {
             self.runs.observe(d);
         }
-        if let Some(h) = HistoryEntry::of(prev, next, reaped) {
+        if let Some(kind) = kind {
+            let h = HistoryEntry::new(kind, prev, next);
             h.trace();
             self.history.entry(next.id.clone()).or_default().push(h);
         }
@@ -171,7 +174,7 @@ impl TaskStore for MemoryTaskStore {
         }
         for c in out.iter().filter(|c| !c.duplicate) {
             st.tasks.insert(c.task.id.clone(), c.task.clone());
-            st.record(None, &c.task, false);
+            st.record(None, &c.task, Some(EventKind::Created));
         }
         Ok(out)
     }
@@ -190,14 +193,14 @@ impl TaskStore for MemoryTaskStore {
             .get_mut(id)
             .ok_or_else(|| Error::NotFound { id: id.clone() })?;
         let mut token = st.last_token;
-        let next = transition(task, &change, expect, now, || {
+        let (next, kind) = transition(task, &change, expect, now, || {
             token += 1;
             token
         })?;
         st.check_key(&next)?;
         st.last_token = token;
         let prev = st.tasks.insert(id.clone(), next.clone());
-        st.record(prev.as_ref(), &next, false);
+        st.record(prev.as_ref(), &next, kind);
         Ok(next)
     }
 
@@ -232,12 +235,12 @@ impl TaskStore for MemoryTaskStore {
             let Some(task) = st.tasks.get_mut(&id) else {
                 continue;
             };
-            let next = transition(task, &change, None, now, || {
+            let (next, kind) = transition(task, &change, None, now, || {
                 st.last_token += 1;
                 st.last_token
             })?;
             let prev = std::mem::replace(task, next.clone());
-            st.record(Some(&prev), &next, false);
+            st.record(Some(&prev), &next, kind);
             claimed.push(next);
         }
         Ok(claimed)
@@ -354,7 +357,7 @@ impl TaskStore for MemoryTaskStore {
         reaped.sort_by(|a, b| a.task.id.cmp(&b.task.id));
         for r in &reaped {
             if let Some(prev) = st.tasks.insert(r.task.id.clone(), r.task.clone()) {
-                st.record(Some(&prev), &r.task, true);
+                st.record(Some(&prev), &r.task, Some(EventKind::LeaseExpired));
             }
         }
         Ok(reaped)

@@ -22,8 +22,9 @@ use crate::{
 ///   or fails with a typed error and leaves the task byte-for-byte unchanged.
 /// - A change only writes the fields it is about; nothing else is erased.
 /// - Fencing tokens handed out by claims strictly increase across the whole store.
-/// - Every status transition is recorded in the task's history ([`HistoryEntry::of`]) in the
-///   same transaction.
+/// - Every status transition is recorded in the task's history in the same transaction, as
+///   the [`HistoryEntry::new`] of the kind [`crate::transition`] returned (of
+///   [`crate::EventKind::LeaseExpired`] for the reaper's).
 /// - Claims hand out ready tasks only ([`crate::is_ready`]); the graph never
 ///   has a cycle; a unique key is held by at most one task.
 /// - The conformance suite in [`crate::testkit`] (feature `testkit`) checks all of this.

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::bounded;
-use oc_hooks::{EventKind, Hooks, Overflow, TaskLifecycle};
-use oc_tasks::{MemoryTaskStore, NewTask};
+use oc_hooks::{Hooks, Overflow, TaskLifecycle};
+use oc_tasks::{EventKind, MemoryTaskStore, NewTask};
 
 fn life(hooks: &Arc<Hooks>) -> TaskLifecycle {
     TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), hooks.clone())

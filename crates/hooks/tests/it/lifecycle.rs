@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use oc_hooks::{EventKind, Hooks, TaskEvent, TaskLifecycle};
+use oc_hooks::{Hooks, TaskEvent, TaskLifecycle};
 use oc_jsonl::{LogEntry, TaskFiles};
-use oc_tasks::{LabelFilter, NewTask, SqliteTaskStore, TaskId, TaskStatus, TaskStore};
+use oc_tasks::{EventKind, LabelFilter, NewTask, SqliteTaskStore, TaskId, TaskStatus, TaskStore};
 
 fn setup() -> (
     tempfile::TempDir,
@@ -421,4 +421,59 @@ fn a_cascading_delete_fires_one_event_per_task() {
     assert_eq!(gone.len(), 2);
     assert_eq!(*deleted.lock().unwrap(), ["root", "leaf"]);
     assert_eq!(store.count(&oc_tasks::TaskFilter::new()).unwrap(), 0);
+}
+
+#[test]
+fn a_failure_put_back_by_its_retry_policy_fires_the_failure_hooks() {
+    // One list of kinds: the history records `retry_scheduled`, and the hooks on failures see
+    // the run that failed (a `Failed` event, the task pending again); no event is of kind
+    // `RetryScheduled`.
+    let (_dir, store, hooks, life) = setup();
+    let seen: Arc<Mutex<Vec<(EventKind, TaskStatus, String)>>> = Arc::default();
+    let s = seen.clone();
+    hooks.before("failures", &[EventKind::Failed], 0, move |ev| {
+        if let TaskEvent::Failed { task, error, .. } = ev {
+            s.lock()
+                .unwrap()
+                .push((ev.kind(), task.status, error.clone()));
+        }
+        Ok(())
+    });
+    let never = Arc::new(AtomicU64::new(0));
+    let n = never.clone();
+    hooks.after(
+        "retry-scheduled",
+        &[EventKind::RetryScheduled],
+        0,
+        move |_| {
+            n.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        },
+    );
+    let t = life
+        .create(
+            NewTask::new("x")
+                .id("t1".parse().unwrap())
+                .max_attempts(2)
+                .retry(oc_tasks::RetryPolicy::backoff(
+                    Duration::from_millis(1),
+                    Duration::from_millis(1),
+                )),
+        )
+        .unwrap()
+        .into_task();
+    life.start(&t.id, "a").unwrap();
+    let c = life.fail(&t.id, None, "broke").unwrap();
+    assert!(matches!(c.event, TaskEvent::Failed { .. }));
+    assert_eq!(c.event.kind(), EventKind::Failed);
+    assert_eq!(c.task().status, TaskStatus::Pending);
+    assert_eq!(
+        store.history(&t.id).unwrap().last().map(|h| h.kind),
+        Some(EventKind::RetryScheduled)
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(EventKind::Failed, TaskStatus::Pending, "broke".to_owned())]
+    );
+    assert_eq!(never.load(Ordering::Relaxed), 0);
 }

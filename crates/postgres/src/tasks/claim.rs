@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use oc_tasks::{Change, HistoryEntry, HistoryKind, LabelFilter, Result, Task, TaskStatus};
+use oc_tasks::{Change, EventKind, HistoryEntry, LabelFilter, Result, Task, TaskStatus};
 
 use super::PgTaskStore;
 use super::row::{corrupt, row_task};
@@ -69,7 +69,7 @@ impl PgTaskStore {
                         task: t.id.clone(),
                         version: t.version,
                         at: t.updated_at,
-                        kind: HistoryKind::Claimed,
+                        kind: EventKind::Claimed,
                         from: Some(TaskStatus::Pending),
                         to: TaskStatus::Running,
                         actor: t.owner.clone(),

@@ -4,7 +4,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use oc_tasks::backend::{metadata_text, plan_submit, retry_columns};
-use oc_tasks::{Created, Error, HistoryEntry, NewTask, Result, Task, TaskId, TaskStatus, Unique};
+use oc_tasks::{
+    Created, Error, EventKind, HistoryEntry, NewTask, Result, Task, TaskId, TaskStatus, Unique,
+};
 use tokio_postgres::types::ToSql;
 
 use super::PgTaskStore;
@@ -336,8 +338,6 @@ pub(super) fn trace_created(created: &[Created]) {
         return;
     }
     for c in created.iter().filter(|c| !c.duplicate) {
-        if let Some(h) = HistoryEntry::of(None, &c.task, false) {
-            h.trace();
-        }
+        HistoryEntry::new(EventKind::Created, None, &c.task).trace();
     }
 }

@@ -4,8 +4,8 @@
 
 use oc_tasks::backend::{finished_run, metadata_text, retry_columns};
 use oc_tasks::{
-    Change, Error, HistoryEntry, ReapedTask, Result, RunDurations, Task, TaskId, TaskStatus,
-    Timestamp, Unique, reap, transition,
+    Change, Error, EventKind, HistoryEntry, ReapedTask, Result, RunDurations, Task, TaskId,
+    TaskStatus, Timestamp, Unique, reap, transition,
 };
 use tokio_postgres::types::ToSql;
 
@@ -177,11 +177,11 @@ impl PgTaskStore {
             let (prev, now) = self.read(id)?;
             let prev = prev.ok_or_else(|| Error::NotFound { id: id.clone() })?;
             let mut took = false;
-            let mut next = transition(&prev, &change, expect, now, || {
+            let (mut next, kind) = transition(&prev, &change, expect, now, || {
                 took = true;
                 0
             })?;
-            match self.cas(&prev, &next, took, false)? {
+            match self.cas(&prev, &next, took, kind)? {
                 Cas::Written(token) => {
                     if let (Some(lease), Some(token)) = (next.lease.as_mut(), token) {
                         lease.token = token;
@@ -208,15 +208,17 @@ impl PgTaskStore {
     }
 
     /// Writes `next` over `prev` if the row is still at `prev`'s version and status, with the
-    /// counters; `take_token` replaces `next`'s lease token by a new one from the counter.
+    /// counters and the history entry of `kind` (the one [`transition`] returned, or the
+    /// reaper's), if any; `take_token` replaces `next`'s lease token by a new one from the
+    /// counter.
     pub(super) fn cas(
         &self,
         prev: &Task,
         next: &Task,
         take_token: bool,
-        reaped: bool,
+        kind: Option<EventKind>,
     ) -> Result<Cas> {
-        let h = HistoryEntry::of(Some(prev), next, reaped);
+        let h = kind.map(|k| HistoryEntry::new(k, Some(prev), next));
         let p = TransitionParams::new(prev, next, take_token, h.as_ref())?;
         // A completion releases its dependents in the same transaction, by a statement of its
         // own: one that starts after the task's row is locked, so it sees every edge to it
@@ -279,7 +281,8 @@ impl PgTaskStore {
             // Each reap is a check-and-set on the row as read: a heartbeat or a completion
             // that committed in between wins, and this task is left alone.
             if let Some(x) = reap(&prev, now)
-                && let Cas::Written(_) = self.cas(&prev, &x.task, false, true)?
+                && let Cas::Written(_) =
+                    self.cas(&prev, &x.task, false, Some(EventKind::LeaseExpired))?
             {
                 reaped.push(x);
             }

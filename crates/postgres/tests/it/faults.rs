@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use oc_postgres::testkit::{PgServer, ServerOptions, server_binaries};
 use oc_postgres::{PgOptions, PgTaskStore};
-use oc_tasks::{HistoryKind, NewTask, TaskFilter, TaskQuery, TaskStatus, TaskStore};
+use oc_tasks::{EventKind, NewTask, TaskFilter, TaskQuery, TaskStatus, TaskStore};
 
 use crate::server::{child, child_options, fresh_options, server};
 
@@ -144,7 +144,7 @@ fn a_client_killed_mid_operation_leaves_nothing_half_written() {
 
 /// Every task's row agrees with its history and the counters agree with both.
 fn check_consistent(store: &PgTaskStore) {
-    let mut kinds: HashMap<HistoryKind, u64> = HashMap::new();
+    let mut kinds: HashMap<EventKind, u64> = HashMap::new();
     let mut after = None;
     loop {
         let page = store
@@ -170,12 +170,12 @@ fn check_consistent(store: &PgTaskStore) {
     }
     let st = store.stats(0).unwrap();
     let entered = |s: TaskStatus| st.entered.iter().find(|(x, _)| *x == s).unwrap().1;
-    let kind = |k: HistoryKind| kinds.get(&k).copied().unwrap_or(0);
-    assert_eq!(entered(TaskStatus::Running), kind(HistoryKind::Claimed));
-    assert_eq!(entered(TaskStatus::Completed), kind(HistoryKind::Completed));
-    assert_eq!(entered(TaskStatus::Failed), kind(HistoryKind::Failed));
+    let kind = |k: EventKind| kinds.get(&k).copied().unwrap_or(0);
+    assert_eq!(entered(TaskStatus::Running), kind(EventKind::Claimed));
+    assert_eq!(entered(TaskStatus::Completed), kind(EventKind::Completed));
+    assert_eq!(entered(TaskStatus::Failed), kind(EventKind::Failed));
     assert_eq!(
         st.runs.count(),
-        kind(HistoryKind::Completed) + kind(HistoryKind::Failed)
+        kind(EventKind::Completed) + kind(EventKind::Failed)
     );
 }

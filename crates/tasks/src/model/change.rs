@@ -1,5 +1,6 @@
 //! Changes to a task and the pure functions every backend follows: [`TaskPatch`], [`Change`],
-//! [`transition`] (the row a change writes) and [`reap`] (what a lapsed lease becomes).
+//! [`transition`] (the row a change writes, and the [`EventKind`] of the change) and [`reap`]
+//! (what a lapsed lease becomes).
 
 use std::time::Duration;
 
@@ -7,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
-    Lease, MAX_NAME_LEN, MAX_TEXT_LEN, Task, TaskStatus, check_agent, check_lease, check_run_at,
-    check_text, invalid,
+    EventKind, Lease, MAX_NAME_LEN, MAX_TEXT_LEN, Task, TaskStatus, check_agent, check_lease,
+    check_run_at, check_text, invalid,
 };
 use crate::graph::check_labels;
 use crate::{Error, Result, RetryPolicy, Timestamp};
@@ -177,6 +178,38 @@ impl Change {
         }
     }
 
+    /// What this change does to `task` if the state machine grants it (this does not check
+    /// that it does; [`transition`] does): the kind the store records in the task's history
+    /// and returns from [`transition`]. `None` for a heartbeat or an update, which change no
+    /// status and are not recorded. A failure is [`EventKind::RetryScheduled`] when the task's
+    /// retry policy gives it another run after a backoff, [`EventKind::Failed`] otherwise.
+    ///
+    /// ```
+    /// use oc_tasks::{Change, EventKind, NewTask, RetryPolicy, Timestamp};
+    /// use std::time::Duration;
+    /// let mut t = NewTask::new("t").into_task(Timestamp::EPOCH)?;
+    /// t.attempts = 1;
+    /// let fail = Change::Fail { token: None, error: "broke".into() };
+    /// assert_eq!(fail.kind(&t), Some(EventKind::Failed));
+    /// t.retry = RetryPolicy::backoff(Duration::from_secs(1), Duration::from_secs(60));
+    /// assert_eq!(fail.kind(&t), Some(EventKind::RetryScheduled));
+    /// assert_eq!(Change::Update(Default::default()).kind(&t), None);
+    /// # Ok::<(), oc_tasks::Error>(())
+    /// ```
+    pub fn kind(&self, task: &Task) -> Option<EventKind> {
+        Some(match self {
+            Change::Start { .. } => EventKind::Started,
+            Change::Claim { .. } => EventKind::Claimed,
+            Change::Complete { .. } => EventKind::Completed,
+            Change::Fail { .. } if retry_delay(task).is_some() => EventKind::RetryScheduled,
+            Change::Fail { .. } => EventKind::Failed,
+            Change::Cancel => EventKind::Cancelled,
+            Change::Retry => EventKind::Retried,
+            Change::Release { .. } => EventKind::Released,
+            Change::Heartbeat { .. } | Change::Update(_) => return None,
+        })
+    }
+
     /// The lease token this change must present, if it is token-checked.
     pub(crate) fn token_check(&self) -> Option<Option<u64>> {
         match self {
@@ -222,14 +255,16 @@ impl Change {
 /// Applies `change` to `task` at `now`, the reference semantics every store follows.
 ///
 /// `next_token` is called only when the change is granted and needs a fencing token.
-/// Returns the task as it is after the change, or the typed reason it was refused.
+/// Returns the task as it is after the change with the kind of the change
+/// ([`Change::kind`]: what the store records in the history, `None` for a heartbeat or an
+/// update), or the typed reason it was refused.
 pub fn transition(
     task: &Task,
     change: &Change,
     expect_version: Option<u64>,
     now: Timestamp,
     next_token: impl FnOnce() -> u64,
-) -> Result<Task> {
+) -> Result<(Task, Option<EventKind>)> {
     change.validate()?;
     if let Some(expected) = expect_version
         && expected != task.version
@@ -268,6 +303,7 @@ pub fn transition(
             to,
         });
     }
+    let kind = change.kind(task);
     let mut t = task.clone();
     match change {
         Change::Start { agent } => {
@@ -292,13 +328,12 @@ pub fn transition(
         }
         Change::Fail { error, .. } => {
             t.error = Some(error.clone());
-            match backoff(&t, now) {
-                Some(at) => {
-                    t.status = TaskStatus::Pending;
-                    t.lease = None;
-                    t.run_at = Some(at);
-                }
-                None => finish(&mut t, TaskStatus::Failed, now),
+            if kind == Some(EventKind::RetryScheduled) {
+                t.status = TaskStatus::Pending;
+                t.lease = None;
+                t.run_at = backoff(&t, now);
+            } else {
+                finish(&mut t, TaskStatus::Failed, now);
             }
         }
         Change::Cancel => finish(&mut t, TaskStatus::Cancelled, now),
@@ -321,7 +356,7 @@ pub fn transition(
     }
     t.version += 1;
     t.updated_at = now;
-    Ok(t)
+    Ok((t, kind))
 }
 
 fn start_run(t: &mut Task, agent: &str, now: Timestamp) {
@@ -371,13 +406,19 @@ fn apply_patch(t: &mut Task, p: &TaskPatch) {
     }
 }
 
-/// When the next run of `t`, whose run `t.attempts` just failed at `now`, may start: `None`
-/// when the failure is final (no retry policy, or no attempts left).
-fn backoff(t: &Task, now: Timestamp) -> Option<Timestamp> {
+/// How long `t`, whose run `t.attempts` just failed, waits before its next run: `None` when
+/// the failure is final (no retry policy, or no attempts left).
+fn retry_delay(t: &Task) -> Option<Duration> {
     if t.attempts >= t.max_attempts {
         return None;
     }
-    Some(now.saturating_add(t.retry.delay(&t.id, t.attempts)?))
+    t.retry.delay(&t.id, t.attempts)
+}
+
+/// When the next run of `t`, whose run `t.attempts` just failed at `now`, may start: `None`
+/// when the failure is final.
+fn backoff(t: &Task, now: Timestamp) -> Option<Timestamp> {
+    Some(now.saturating_add(retry_delay(t)?))
 }
 
 /// RFC 7396 JSON merge patch of an object into an object (the same as SQLite's `json_patch`).
@@ -518,7 +559,8 @@ mod tests {
             Timestamp::from_millis(5),
             || 7,
         )
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(claimed.lease.unwrap().token, 7);
         for token in [None, Some(6)] {
             let e = transition(
@@ -544,7 +586,8 @@ mod tests {
             Timestamp::EPOCH,
             || 0,
         )
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(done.status, TaskStatus::Completed);
         assert_eq!(done.version, 3);
         assert_eq!(done.lease, None);
@@ -566,7 +609,8 @@ mod tests {
                 now,
                 || attempt,
             )
-            .unwrap();
+            .unwrap()
+            .0;
             assert!(reap(&t, now.saturating_add(Duration::from_millis(9))).is_none());
             t = reap(&t, now.saturating_add(Duration::from_millis(10)))
                 .unwrap()
@@ -574,5 +618,139 @@ mod tests {
         }
         assert_eq!(t.status, TaskStatus::Failed);
         assert_eq!(t.error.as_deref(), Some("lease expired after 2 attempt(s)"));
+    }
+
+    /// A task in `status`, run once under a lease of token 7 when running.
+    fn in_status(status: TaskStatus) -> Task {
+        let mut t = pending();
+        t.status = status;
+        if status != TaskStatus::Pending {
+            t.attempts = 1;
+            t.owner = Some("a".into());
+        }
+        if status == TaskStatus::Running {
+            t.lease = Some(Lease {
+                token: 7,
+                expires_at: Timestamp::from_millis(1_000),
+            });
+        }
+        t
+    }
+
+    #[test]
+    fn transition_returns_the_kind_of_each_change() {
+        use EventKind as K;
+        use TaskStatus::*;
+        let ttl = Duration::from_secs(1);
+        let fail = Change::Fail {
+            token: Some(7),
+            error: "broke".into(),
+        };
+        let with_retries = |mut t: Task| {
+            t.retry = RetryPolicy::backoff(Duration::from_secs(1), Duration::from_secs(60));
+            t
+        };
+        let out_of_attempts = |mut t: Task| {
+            t.max_attempts = t.attempts;
+            with_retries(t)
+        };
+        // A release of a run counted zero times (a row written by hand): the attempt count
+        // cannot go down, and the history used to call this a failure's backoff.
+        let uncounted = |mut t: Task| {
+            t.attempts = 0;
+            t
+        };
+        let cases: Vec<(Task, Change, Option<EventKind>, TaskStatus)> = vec![
+            (
+                in_status(Pending),
+                Change::Start { agent: "a".into() },
+                Some(K::Started),
+                Running,
+            ),
+            (
+                in_status(Pending),
+                Change::Claim {
+                    owner: "a".into(),
+                    ttl,
+                },
+                Some(K::Claimed),
+                Running,
+            ),
+            (
+                in_status(Running),
+                Change::Heartbeat { token: 7, ttl },
+                None,
+                Running,
+            ),
+            (
+                in_status(Running),
+                Change::Complete {
+                    token: Some(7),
+                    result: None,
+                },
+                Some(K::Completed),
+                Completed,
+            ),
+            (in_status(Running), fail.clone(), Some(K::Failed), Failed),
+            (
+                with_retries(in_status(Running)),
+                fail.clone(),
+                Some(K::RetryScheduled),
+                Pending,
+            ),
+            (
+                out_of_attempts(in_status(Running)),
+                fail.clone(),
+                Some(K::Failed),
+                Failed,
+            ),
+            (
+                in_status(Pending),
+                Change::Cancel,
+                Some(K::Cancelled),
+                Cancelled,
+            ),
+            (
+                in_status(Running),
+                Change::Cancel,
+                Some(K::Cancelled),
+                Cancelled,
+            ),
+            (in_status(Failed), Change::Retry, Some(K::Retried), Pending),
+            (
+                in_status(Cancelled),
+                Change::Retry,
+                Some(K::Retried),
+                Pending,
+            ),
+            (
+                in_status(Running),
+                Change::Release { token: 7 },
+                Some(K::Released),
+                Pending,
+            ),
+            (
+                uncounted(in_status(Running)),
+                Change::Release { token: 7 },
+                Some(K::Released),
+                Pending,
+            ),
+            (
+                in_status(Pending),
+                Change::Update(TaskPatch::new().priority(3)),
+                None,
+                Pending,
+            ),
+        ];
+        for (task, change, kind, status) in cases {
+            let what = format!("{} of a {} task", change.name(), task.status);
+            assert_eq!(change.kind(&task), kind, "{what}");
+            let (next, got) = transition(&task, &change, None, Timestamp::from_millis(5), || 8)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(got, kind, "{what}");
+            assert_eq!(next.status, status, "{what}");
+            let entry = got.map(|k| crate::HistoryEntry::new(k, Some(&task), &next));
+            assert_eq!(entry.map(|h| h.kind), kind, "{what}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The task model: statuses and their transition table, tasks, new tasks and their checks;
-//! the changes a store applies are in `change.rs`.
+//! the changes a store applies are in `change.rs`, the kinds of what happens to a task in
+//! `event.rs`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,8 +13,10 @@ use crate::graph::{MAX_DEPENDENCIES, MAX_SCHEDULE_AHEAD, MAX_UNIQUE_KEY_LEN, che
 use crate::{Error, Result, RetryPolicy, TaskId, Timestamp, Unique, UniqueScope};
 
 mod change;
+mod event;
 
 pub use change::{Change, ReapedTask, TaskPatch, reap, transition};
+pub use event::EventKind;
 
 /// Default number of runs before an expired lease fails the task instead of returning it to pending.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;

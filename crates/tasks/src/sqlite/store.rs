@@ -14,9 +14,9 @@ use super::write::{apply_in, exists, insert, key_holder, moved, store_cas, touch
 use crate::backend::{cycle_error, find_path, plan_submit};
 use crate::model::reap;
 use crate::{
-    Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, Order, Readiness,
-    ReapedTask, Result, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats,
-    TaskStatus, TaskStore, Timestamp,
+    Change, Created, Error, EventKind, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
+    Readiness, ReapedTask, Result, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery,
+    TaskStats, TaskStatus, TaskStore, Timestamp,
 };
 
 impl TaskStore for SqliteTaskStore {
@@ -243,7 +243,7 @@ impl TaskStore for SqliteTaskStore {
             let mut reaped = Vec::with_capacity(expired.len());
             for prev in expired {
                 if let Some(r) = reap(&prev, now) {
-                    store_cas(tx, &prev, &r.task, true)?;
+                    store_cas(tx, &prev, &r.task, Some(EventKind::LeaseExpired))?;
                     reaped.push(r);
                 }
             }

@@ -11,7 +11,9 @@ use super::rows::{COLS, STORED_COLS, load, row_to_task, task_values, to_u64};
 use crate::backend::finished_run;
 use crate::model::transition;
 use crate::query::{RUN_BUCKETS_MS, RunDurations};
-use crate::{Change, Error, HistoryEntry, Result, Task, TaskId, TaskStatus, Timestamp, Unique};
+use crate::{
+    Change, Error, EventKind, HistoryEntry, Result, Task, TaskId, TaskStatus, Timestamp, Unique,
+};
 
 /// Counts `n` tasks moving from status `from` (`None`: created) into `to`: the entries into
 /// `to` and the tasks in each status, beside each other (a delete counts itself, in
@@ -64,16 +66,14 @@ pub(super) fn observe_run(tx: &Transaction<'_>, d: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Records the history entry of a write from `prev` to `next`, if it changes the status.
+/// Records the history entry of a transition of `kind` from `prev` (`None`: created) to `next`.
 pub(super) fn record_history(
     tx: &Transaction<'_>,
+    kind: EventKind,
     prev: Option<&Task>,
     next: &Task,
-    reaped: bool,
 ) -> Result<()> {
-    let Some(h) = HistoryEntry::of(prev, next, reaped) else {
-        return Ok(());
-    };
+    let h = HistoryEntry::new(kind, prev, next);
     tx.prepare_cached(
         "INSERT INTO task_history (task_id, version, at, kind, from_status, to_status, actor,
             token, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -121,12 +121,13 @@ pub(super) fn touch(tx: &Transaction<'_>, id: &str, now: Timestamp) -> Result<()
 }
 
 /// Writes `next` over the row only if it is still at `prev`'s version and status: the
-/// check-and-set every change ends in.
+/// check-and-set every change ends in; records the history entry of `kind` (the one
+/// [`transition`] returned, or the reaper's), if any.
 pub(super) fn store_cas(
     tx: &Transaction<'_>,
     prev: &Task,
     next: &Task,
-    reaped: bool,
+    kind: Option<EventKind>,
 ) -> Result<()> {
     if let Some(key) = Unique::held_by(next)
         && Unique::held_by(prev).is_none()
@@ -167,7 +168,10 @@ pub(super) fn store_cas(
             )?
             .execute([next.id.as_str()])?;
         }
-        record_history(tx, Some(prev), next, reaped)
+        match kind {
+            Some(kind) => record_history(tx, kind, Some(prev), next),
+            None => Ok(()),
+        }
     } else {
         Err(Error::VersionMismatch {
             id: prev.id.clone(),
@@ -187,8 +191,8 @@ pub(super) fn apply_in(
 ) -> Result<Task> {
     let prev = load(tx, id)?.ok_or_else(|| Error::NotFound { id: id.clone() })?;
     let mut tokens = fence.issue(tx)?;
-    let next = transition(&prev, change, expect, now, || tokens.take())?;
-    store_cas(tx, &prev, &next, false)?;
+    let (next, kind) = transition(&prev, change, expect, now, || tokens.take())?;
+    store_cas(tx, &prev, &next, kind)?;
     tokens.save(tx)?;
     Ok(next)
 }
@@ -199,7 +203,7 @@ pub(super) fn insert(tx: &Transaction<'_>, t: &Task) -> Result<()> {
          ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
     ))?;
     match stmt.execute(rusqlite::params_from_iter(task_values(t)?)) {
-        Ok(_) => record_history(tx, None, t, false),
+        Ok(_) => record_history(tx, EventKind::Created, None, t),
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
             Err(Error::AlreadyExists { id: t.id.clone() })
         }

@@ -192,7 +192,7 @@ pub fn check_release(make: Factory<'_>) {
             last.token
         ),
         (
-            crate::HistoryKind::Released,
+            crate::EventKind::Released,
             Some(TaskStatus::Running),
             TaskStatus::Pending,
             Some("w1"),

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::{Factory, LEASE, START, id, new, setup, token};
 use crate::{
-    Blockers, Error, HistoryKind, LabelFilter, NewTask, OnDependents, Order, Readiness,
-    RetryPolicy, TaskFilter, TaskId, TaskPatch, TaskQuery, TaskStatus, TaskStore,
+    Blockers, Error, EventKind, LabelFilter, NewTask, OnDependents, Order, Readiness, RetryPolicy,
+    TaskFilter, TaskId, TaskPatch, TaskQuery, TaskStatus, TaskStore,
 };
 
 fn ids(tasks: &[crate::Task]) -> Vec<&str> {
@@ -452,7 +452,7 @@ pub fn check_scheduling_and_backoff(make: Factory<'_>) {
     assert_eq!(
         (last.kind, last.from, last.to, last.error.as_deref()),
         (
-            HistoryKind::RetryScheduled,
+            EventKind::RetryScheduled,
             Some(TaskStatus::Running),
             TaskStatus::Pending,
             Some("timeout")

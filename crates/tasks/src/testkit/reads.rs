@@ -211,7 +211,7 @@ pub fn check_run_durations(make: Factory<'_>) {
 /// Every status transition is in the task's history, in order, with who, when, token and
 /// error; heartbeats and updates are not; deleting a task deletes its history.
 pub fn check_history(make: Factory<'_>) {
-    use crate::{HistoryEntry, HistoryKind as K};
+    use crate::{EventKind as K, HistoryEntry};
     let (s, clock) = setup(make);
     let ttl = Duration::from_secs(10);
     s.create(new("a").owner("planner")).unwrap();

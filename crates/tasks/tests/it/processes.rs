@@ -225,7 +225,7 @@ fn sigkill_during_batches_keeps_every_committed_batch() {
         for t in page.tasks.iter().take(200) {
             let h = store.history(&t.id).unwrap();
             assert_eq!(h.len(), 1, "{}: {h:?}", t.id);
-            assert_eq!(h[0].kind, oc_tasks::HistoryKind::Created);
+            assert_eq!(h[0].kind, oc_tasks::EventKind::Created);
         }
     }
 }

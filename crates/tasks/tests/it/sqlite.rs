@@ -298,3 +298,27 @@ fn a_database_where_wal_cannot_be_enabled_is_refused() {
         "invalid database: journal_mode is delete, WAL could not be enabled"
     );
 }
+
+#[test]
+fn a_release_is_recorded_as_a_release_even_of_a_run_counted_zero_times() {
+    // The history records the kind the state machine decided, not one guessed from the row:
+    // a release of a row whose attempt count cannot go down (written by hand here) used to be
+    // recorded as a failure's backoff.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("opencode.db");
+    let s = SqliteTaskStore::open(&path).unwrap();
+    let id = TaskId::new("r").unwrap();
+    s.create(NewTask::new("x").id(id.clone())).unwrap();
+    let t = s.claim(&id, "a1", Duration::from_secs(30)).unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute("UPDATE tasks SET attempts = 0 WHERE id = 'r'", [])
+        .unwrap();
+    let token = t.lease.unwrap().token;
+    let released = s.release(&id, token).unwrap();
+    assert_eq!(released.status, TaskStatus::Pending);
+    let last = s.history(&id).unwrap().pop().unwrap();
+    assert_eq!(last.kind, oc_tasks::EventKind::Released);
+    assert_eq!(last.actor.as_deref(), Some("a1"));
+    assert_eq!(last.token, Some(token));
+    assert_eq!(last.error, None);
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oc_tasks::{AsyncTaskStore, HistoryKind, NewTask, SqliteTaskStore, TaskStatus, TaskStore};
+use oc_tasks::{AsyncTaskStore, EventKind, NewTask, SqliteTaskStore, TaskStatus, TaskStore};
 
 #[test]
 fn a_dropped_claim_gives_its_task_back_and_the_workers_stay_free() {
@@ -44,7 +44,7 @@ fn a_dropped_claim_gives_its_task_back_and_the_workers_stay_free() {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let h = tasks.history(t.id.clone()).await.unwrap();
-            if h.last().map(|e| e.kind) == Some(HistoryKind::Released) {
+            if h.last().map(|e| e.kind) == Some(EventKind::Released) {
                 break;
             }
             assert!(Instant::now() < deadline, "never given back: {h:?}");

@@ -147,7 +147,7 @@ fn actions_go_through_the_lifecycle_and_refusals_say_why() {
     let history = store.history(&id("f1")).unwrap();
     assert_eq!(
         history.last().unwrap().kind,
-        oc_tasks::HistoryKind::Retried,
+        oc_tasks::EventKind::Retried,
         "recorded like any other retry"
     );
 }
