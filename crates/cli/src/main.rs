@@ -93,11 +93,7 @@ fn classify(err: &anyhow::Error) -> Exit {
         } else if let Some(e) = cause.downcast_ref::<oc_jsonl::Error>() {
             exit_for(e.is_invalid_input(), e.is_not_found(), false)
         } else if let Some(e) = cause.downcast_ref::<oc_alerts::Error>() {
-            let invalid = matches!(
-                e,
-                oc_alerts::Error::Invalid { .. } | oc_alerts::Error::Config { .. }
-            );
-            exit_for(invalid, false, false)
+            exit_for(e.is_invalid_input(), false, false)
         } else {
             None
         };
@@ -114,6 +110,41 @@ fn exit_for(invalid: bool, not_found: bool, conflict: bool) -> Option<Exit> {
         (_, true, _) => Some(Exit::NotFound),
         (_, _, true) => Some(Exit::Conflict),
         _ => None,
+    }
+}
+
+/// The error in one line: the chain joined, outermost context first, down to a storage
+/// backend's failure, whose message already says what its source (the driver's own error)
+/// says, in one line and without a password.
+pub(crate) fn one_line(err: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in err.chain() {
+        parts.push(cause.to_string());
+        if is_backend_failure(cause) {
+            break;
+        }
+    }
+    parts.join(": ")
+}
+
+/// Whether `e` is a storage backend's failure, or an error that shows one (transparently).
+fn is_backend_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let task = |t: &oc_tasks::Error| matches!(t, oc_tasks::Error::Backend { .. });
+    let lock = |l: &oc_locks::Error| matches!(l, oc_locks::Error::Backend { .. });
+    if let Some(t) = e.downcast_ref::<oc_tasks::Error>() {
+        task(t)
+    } else if let Some(l) = e.downcast_ref::<oc_locks::Error>() {
+        lock(l)
+    } else if let Some(h) = e.downcast_ref::<oc_hooks::Error>() {
+        matches!(h, oc_hooks::Error::Task(t) if task(t))
+    } else if let Some(m) = e.downcast_ref::<oc_metrics::Error>() {
+        match m {
+            oc_metrics::Error::Tasks(t) => task(t),
+            oc_metrics::Error::Locks(l) => lock(l),
+            _ => false,
+        }
+    } else {
+        false
     }
 }
 
@@ -348,14 +379,6 @@ fn main() -> ExitCode {
     match run(cli, &mut out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            // One line: the chain joined, outermost context first.
-            let message = e
-                .chain()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(": ");
-            report(json, classify(&e), &message)
-        }
+        Err(e) => report(json, classify(&e), &one_line(&e)),
     }
 }
