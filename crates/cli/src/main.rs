@@ -382,3 +382,59 @@ fn main() -> ExitCode {
         Err(e) => report(json, classify(&e), &one_line(&e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A driver's error that repeats nothing of what the backend's message said.
+    #[derive(Debug)]
+    struct Driver;
+
+    impl std::fmt::Display for Driver {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("driver detail")
+        }
+    }
+
+    impl std::error::Error for Driver {}
+
+    fn backend() -> oc_tasks::Error {
+        oc_tasks::Error::Backend {
+            backend: "postgres",
+            message: "relation \"tasks\" does not exist (42P01)".into(),
+            retryable: false,
+            source: Box::new(Driver),
+        }
+    }
+
+    #[test]
+    fn a_backend_failure_is_printed_once_through_any_wrapper() {
+        let line = "listing tasks: postgres: relation \"tasks\" does not exist (42P01)";
+        let direct = anyhow::Error::new(backend()).context("listing tasks");
+        assert_eq!(one_line(&direct), line);
+        let hooked = anyhow::Error::new(oc_hooks::Error::Task(backend())).context("listing tasks");
+        assert_eq!(one_line(&hooked), line);
+        let metrics =
+            anyhow::Error::new(oc_metrics::Error::Tasks(backend())).context("listing tasks");
+        assert_eq!(one_line(&metrics), line);
+        // Other sources are joined as before.
+        let io = anyhow::Error::new(std::io::Error::other("disk full")).context("writing");
+        assert_eq!(one_line(&io), "writing: disk full");
+        assert_eq!(classify(&direct), Exit::Error);
+    }
+
+    #[test]
+    fn alert_errors_are_classified_by_their_crate() {
+        let invalid = oc_alerts::Error::Invalid {
+            what: "rule".into(),
+            reason: "no name".into(),
+        };
+        assert_eq!(classify(&invalid.into()), Exit::Usage);
+        let state = oc_alerts::Error::State {
+            path: "alerts.json".into(),
+            reason: "disk full".into(),
+        };
+        assert_eq!(classify(&state.into()), Exit::Error);
+    }
+}
