@@ -190,9 +190,17 @@ impl Error {
     /// message) as its source and its text as the message.
     ///
     /// ```
+    /// use std::error::Error as _;
+    ///
     /// let e = oc_tasks::Error::backend("mine", true, "the server went away");
     /// assert!(e.is_retryable());
     /// assert_eq!(e.to_string(), "mine: the server went away");
+    ///
+    /// // A caller gets the backend's own error back.
+    /// let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    /// let e = oc_tasks::Error::backend("mine", true, io);
+    /// let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+    /// assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionReset));
     /// ```
     pub fn backend(
         backend: &'static str,
