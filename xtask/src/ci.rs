@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: the checks `.ci/run` runs (fmt, clippy, tests collecting the reliability
 //! figures, shuttle, fuzz, doc tests, docs, examples, benches in test mode, the hot paths'
-//! instruction counts, `--no-default-features` builds, the no-tokio check).
+//! instruction counts, `--no-default-features` builds, the no-tokio and no-SQLite checks).
 
 use std::process::Command;
 
@@ -125,32 +125,68 @@ pub(crate) fn ci() -> anyhow::Result<()> {
             &deny,
         )?;
     }
-    no_tokio()
+    // The task store without SQLite, with what a PostgreSQL-only embedder adds.
+    run(
+        "cargo",
+        &[
+            "check",
+            "-p",
+            "oc-tasks",
+            "--no-default-features",
+            "--features",
+            "testkit,tokio",
+            "--locked",
+        ],
+        &deny,
+    )?;
+    no_tokio()?;
+    no_sqlite()
 }
 
 /// The library crates' default builds must not contain tokio (design rule); only
 /// `oc-postgres`, whose client needs a runtime inside, and the `oc` binary that ships it may.
-/// `cargo tree -i` cannot tell "absent" from other failures, so read each whole tree instead.
 pub(crate) fn no_tokio() -> anyhow::Result<()> {
     for lib in LIBS.iter().filter(|l| **l != "oc-postgres") {
-        let out = Command::new("cargo")
-            .args([
-                "tree", "-p", lib, "-e", "normal", "--prefix", "none", "--locked",
-            ])
-            .current_dir(root())
-            .output()
-            .context("cannot run cargo tree")?;
-        if !out.status.success() {
-            bail!(
-                "cargo tree failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let tree = String::from_utf8_lossy(&out.stdout);
-        if let Some(line) = tree.lines().find(|l| l.starts_with("tokio ")) {
+        if let Some(line) = found_in(lib, "tokio")? {
             bail!("tokio is in the default build of {lib}: {line}");
         }
     }
     eprintln!("no tokio in the default build of any library crate but oc-postgres");
     Ok(())
+}
+
+/// A PostgreSQL-only embedder builds no SQLite: `oc-postgres` takes `oc-tasks` and `oc-locks`
+/// without their `sqlite` features.
+pub(crate) fn no_sqlite() -> anyhow::Result<()> {
+    for krate in ["rusqlite", "libsqlite3-sys"] {
+        if let Some(line) = found_in("oc-postgres", krate)? {
+            bail!("{krate} is in the build of oc-postgres: {line}");
+        }
+    }
+    eprintln!("no SQLite in the build of oc-postgres");
+    Ok(())
+}
+
+/// The line naming `krate` in the normal dependency tree of `lib`'s default build, if any.
+/// `cargo tree -i` cannot tell "absent" from other failures, so read the whole tree instead.
+fn found_in(lib: &str, krate: &str) -> anyhow::Result<Option<String>> {
+    let out = Command::new("cargo")
+        .args([
+            "tree", "-p", lib, "-e", "normal", "--prefix", "none", "--locked",
+        ])
+        .current_dir(root())
+        .output()
+        .context("cannot run cargo tree")?;
+    if !out.status.success() {
+        bail!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("{krate} ");
+    Ok(tree
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .map(str::to_owned))
 }

@@ -17,7 +17,7 @@ pub(crate) struct Xtask {
 pub(crate) enum Cmd {
     /// The checks `.ci/run` runs: fmt, clippy, tests (collecting the reliability figures),
     /// shuttle, fuzz, doc tests, docs, examples, benches in test mode, the hot paths'
-    /// instruction counts, `--no-default-features` builds, the no-tokio check.
+    /// instruction counts, `--no-default-features` builds, the no-tokio and no-SQLite checks.
     Ci,
     /// Runs the evidence tests (linearizability, planted bugs, fenced writes, faults, power loss,
     /// fuzz corpora) and prints the figures each published.

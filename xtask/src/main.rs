@@ -2,7 +2,7 @@
 //! declared in `flags.rs` (`cargo xtask <task> --help`); each task lives in a file of its own.
 //!
 //! - `ci`: the checks `.ci/run` runs (fmt, clippy, tests, doc tests, docs, examples, benches
-//!   in test mode, `--no-default-features` builds, the no-tokio check).
+//!   in test mode, `--no-default-features` builds, the no-tokio and no-SQLite checks).
 //! - `bench-report [--quick] [--json] [--runs N] [--no-c] [--save NAME] [--compare NAME]`: runs
 //!   the benchmark workloads in release mode (and the same SQLite workloads as a C program
 //!   linking the same amalgamation), then prints figure, documented value (`benches/figures.toml`),

@@ -49,7 +49,8 @@
 //! # Errors
 //!
 //! [`Error`] names what was wrong: the rule, the matcher, the config file and line, or the
-//! state file. Nothing is saved from a failed call.
+//! state file; [`Error::is_invalid_input`] tells the caller's mistakes from the state file's
+//! failures. Nothing is saved from a failed call.
 //!
 //! # Secrets
 //!
@@ -114,6 +115,15 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+}
+
+impl Error {
+    /// What the caller gave was rejected: a rule, matcher, severity or setting that is not
+    /// valid, or a configuration that could not be read or parsed. The state file failing is
+    /// not (`oc` exits 2 for the first, 1 for the second).
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Error::Invalid { .. } | Error::Config { .. })
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -54,7 +54,7 @@ impl Alerting {
             self.engine.clone(),
             self.dispatcher.clone(),
             self.config.interval,
-            move || snapshot(&site).map_err(|e| format!("{e:#}")),
+            move || snapshot(&site).map_err(|e| crate::one_line(&e)),
         )?)
     }
 }

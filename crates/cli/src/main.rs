@@ -93,11 +93,7 @@ fn classify(err: &anyhow::Error) -> Exit {
         } else if let Some(e) = cause.downcast_ref::<oc_jsonl::Error>() {
             exit_for(e.is_invalid_input(), e.is_not_found(), false)
         } else if let Some(e) = cause.downcast_ref::<oc_alerts::Error>() {
-            let invalid = matches!(
-                e,
-                oc_alerts::Error::Invalid { .. } | oc_alerts::Error::Config { .. }
-            );
-            exit_for(invalid, false, false)
+            exit_for(e.is_invalid_input(), false, false)
         } else {
             None
         };
@@ -114,6 +110,41 @@ fn exit_for(invalid: bool, not_found: bool, conflict: bool) -> Option<Exit> {
         (_, true, _) => Some(Exit::NotFound),
         (_, _, true) => Some(Exit::Conflict),
         _ => None,
+    }
+}
+
+/// The error in one line: the chain joined, outermost context first, down to a storage
+/// backend's failure, whose message already says what its source (the driver's own error)
+/// says, in one line and without a password.
+pub(crate) fn one_line(err: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in err.chain() {
+        parts.push(cause.to_string());
+        if is_backend_failure(cause) {
+            break;
+        }
+    }
+    parts.join(": ")
+}
+
+/// Whether `e` is a storage backend's failure, or an error that shows one (transparently).
+fn is_backend_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let task = |t: &oc_tasks::Error| matches!(t, oc_tasks::Error::Backend { .. });
+    let lock = |l: &oc_locks::Error| matches!(l, oc_locks::Error::Backend { .. });
+    if let Some(t) = e.downcast_ref::<oc_tasks::Error>() {
+        task(t)
+    } else if let Some(l) = e.downcast_ref::<oc_locks::Error>() {
+        lock(l)
+    } else if let Some(h) = e.downcast_ref::<oc_hooks::Error>() {
+        matches!(h, oc_hooks::Error::Task(t) if task(t))
+    } else if let Some(m) = e.downcast_ref::<oc_metrics::Error>() {
+        match m {
+            oc_metrics::Error::Tasks(t) => task(t),
+            oc_metrics::Error::Locks(l) => lock(l),
+            _ => false,
+        }
+    } else {
+        false
     }
 }
 
@@ -348,14 +379,62 @@ fn main() -> ExitCode {
     match run(cli, &mut out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            // One line: the chain joined, outermost context first.
-            let message = e
-                .chain()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(": ");
-            report(json, classify(&e), &message)
+        Err(e) => report(json, classify(&e), &one_line(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A driver's error that repeats nothing of what the backend's message said.
+    #[derive(Debug)]
+    struct Driver;
+
+    impl std::fmt::Display for Driver {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("driver detail")
         }
+    }
+
+    impl std::error::Error for Driver {}
+
+    fn backend() -> oc_tasks::Error {
+        oc_tasks::Error::Backend {
+            backend: "postgres",
+            message: "relation \"tasks\" does not exist (42P01)".into(),
+            retryable: false,
+            source: Box::new(Driver),
+        }
+    }
+
+    #[test]
+    fn a_backend_failure_is_printed_once_through_any_wrapper() {
+        let line = "listing tasks: postgres: relation \"tasks\" does not exist (42P01)";
+        let direct = anyhow::Error::new(backend()).context("listing tasks");
+        assert_eq!(one_line(&direct), line);
+        let hooked = anyhow::Error::new(oc_hooks::Error::Task(backend())).context("listing tasks");
+        assert_eq!(one_line(&hooked), line);
+        let metrics =
+            anyhow::Error::new(oc_metrics::Error::Tasks(backend())).context("listing tasks");
+        assert_eq!(one_line(&metrics), line);
+        // Other sources are joined as before.
+        let io = anyhow::Error::new(std::io::Error::other("disk full")).context("writing");
+        assert_eq!(one_line(&io), "writing: disk full");
+        assert_eq!(classify(&direct), Exit::Error);
+    }
+
+    #[test]
+    fn alert_errors_are_classified_by_their_crate() {
+        let invalid = oc_alerts::Error::Invalid {
+            what: "rule".into(),
+            reason: "no name".into(),
+        };
+        assert_eq!(classify(&invalid.into()), Exit::Usage);
+        let state = oc_alerts::Error::State {
+            path: "alerts.json".into(),
+            reason: "disk full".into(),
+        };
+        assert_eq!(classify(&state.into()), Exit::Error);
     }
 }

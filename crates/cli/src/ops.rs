@@ -155,7 +155,7 @@ fn check(name: &'static str, r: anyhow::Result<(bool, String)>) -> Check {
         Err(e) => Check {
             name,
             status: "unhealthy",
-            message: format!("{e:#}"),
+            message: crate::one_line(&e),
         },
     }
 }
@@ -307,7 +307,7 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
     let mut web = oc_web::Web::new(life, site.locks()?)
         .data_dir(&site.data_dir)
         .storage(tasks.storage_source())
-        .health(move || checked.check().map_err(|e| format!("{e:#}")))
+        .health(move || checked.check().map_err(|e| crate::one_line(&e)))
         .read_only(args.read_only);
     if let Some(a) = alerting {
         web = web.alerting((a.engine, a.dispatcher));

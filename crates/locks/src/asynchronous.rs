@@ -33,6 +33,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
             backend: "tokio",
             message: format!("the blocking call did not finish: {e}"),
             retryable: true,
+            source: Box::new(e),
         }),
     }
 }
@@ -82,11 +83,11 @@ impl AsyncLockManager {
             Ok(got) => got,
             Err(_) => match worker.await {
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                _ => Err(Error::Backend {
-                    backend: "tokio",
-                    message: "the waiting call ended without an answer".into(),
-                    retryable: true,
-                }),
+                _ => Err(Error::backend(
+                    "tokio",
+                    true,
+                    "the waiting call ended without an answer",
+                )),
             },
         }
     }

@@ -98,19 +98,24 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
-    /// SQLite reported an error.
-    #[cfg(feature = "sqlite")]
-    #[error("sqlite error")]
-    Sqlite(#[from] rusqlite::Error),
-    /// Another storage backend (PostgreSQL, or an embedder's own) failed.
+    /// The storage backend failed: SQLite, PostgreSQL, or an embedder's own.
+    ///
+    /// The message is what a person reads (one line, never a password); the backend's own
+    /// error is the [`source`](std::error::Error::source), for a caller that needs more (a
+    /// `rusqlite::Error`'s code, a `tokio_postgres::Error`'s SQLSTATE): downcast it.
     #[error("{backend}: {message}")]
     Backend {
-        /// Which backend (`postgres`, say).
+        /// Which backend (`sqlite`, `postgres`, `tokio` for a blocking call its runtime
+        /// dropped).
         backend: &'static str,
         /// What failed, never including a password.
         message: String,
-        /// Whether trying again may succeed (a lost connection, a server restarting).
+        /// Whether trying again may succeed (the database busy, a lost connection, a server
+        /// restarting).
         retryable: bool,
+        /// The backend's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 }
 
@@ -141,7 +146,8 @@ impl Error {
         )
     }
 
-    /// Trying again later may succeed: a networked backend lost its connection, say.
+    /// Trying again later may succeed: the database was busy, or a networked backend lost its
+    /// connection (the backend said so when it made the error).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
@@ -152,6 +158,36 @@ impl Error {
         )
     }
 
+    /// A [`Error::Backend`] failure of `backend`, with `source` (the backend's own error, or a
+    /// message) as its source and its text as the message.
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    ///
+    /// let e = oc_locks::Error::backend("mine", true, "the server went away");
+    /// assert!(e.is_retryable());
+    /// assert_eq!(e.to_string(), "mine: the server went away");
+    ///
+    /// // A caller gets the backend's own error back.
+    /// let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    /// let e = oc_locks::Error::backend("mine", true, io);
+    /// let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+    /// assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionReset));
+    /// ```
+    pub fn backend(
+        backend: &'static str,
+        retryable: bool,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Error {
+        let source = source.into();
+        Error::Backend {
+            backend,
+            message: source.to_string(),
+            retryable,
+            source,
+        }
+    }
+
     /// The holders named by a conflict, timeout or wrong-owner error.
     pub fn holders(&self) -> &[Holder] {
         match self {
@@ -160,6 +196,14 @@ impl Error {
             | Error::NotHeld { holders, .. } => holders,
             _ => &[],
         }
+    }
+}
+
+/// SQLite's errors, retryable when SQLite found the database busy or locked.
+#[cfg(feature = "sqlite")]
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::backend("sqlite", oc_sqlite::is_busy(&e), e)
     }
 }
 

@@ -48,7 +48,10 @@
 //! [`Error`] is non-exhaustive. A refused request is `Conflict` (or `Timeout` after waiting) and
 //! names the holders; releasing or renewing a lock one does not hold is `NotHeld`, naming who does;
 //! a lock that lapsed first is `Expired`. Classify with [`Error::is_conflict`],
-//! [`Error::is_not_found`] and [`Error::is_invalid_input`].
+//! [`Error::is_not_found`], [`Error::is_invalid_input`] and [`Error::is_retryable`]. Every
+//! backend fails the same way, [`Error::Backend`]: a message for people and the backend's own
+//! error as the source (a `rusqlite::Error`, a `tokio_postgres::Error`), for a caller that needs
+//! its code.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "tokio")]

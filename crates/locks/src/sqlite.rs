@@ -167,7 +167,14 @@ impl fmt::Debug for SqliteLockManager {
 
 /// Whether `e` is SQLite finding the database busy or locked ([`oc_sqlite::retry_busy`]).
 fn is_busy(e: &Error) -> bool {
-    matches!(e, Error::Sqlite(e) if oc_sqlite::is_busy(e))
+    matches!(
+        e,
+        Error::Backend {
+            backend: "sqlite",
+            retryable: true,
+            ..
+        }
+    )
 }
 
 /// Retries `f` a few times while SQLite reports the database busy (after its own busy timeout).
@@ -178,7 +185,7 @@ fn retry_busy<T>(f: impl FnMut() -> Result<T>) -> Result<T> {
 /// The shared plumbing's error as this crate's (a refused journal mode is invalid input).
 fn plumbing(e: oc_sqlite::Error) -> Error {
     match e {
-        oc_sqlite::Error::Sqlite(e) => Error::Sqlite(e),
+        oc_sqlite::Error::Sqlite(e) => e.into(),
         oc_sqlite::Error::SchemaTooNew { found, supported } => {
             Error::SchemaTooNew { found, supported }
         }

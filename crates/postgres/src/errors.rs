@@ -122,31 +122,40 @@ fn invalid_data(e: &tokio_postgres::Error) -> bool {
     false
 }
 
-/// The message and whether it is retryable, for a failed call.
-fn backend(f: Failure) -> (String, bool) {
+/// The source of a failed call's error when the client's runtime thread stopped before
+/// answering (the store is being dropped, or the thread panicked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the client's runtime thread stopped")]
+#[non_exhaustive]
+pub struct ClientStopped;
+
+/// The message, whether it is retryable and the source, for a failed call.
+fn backend(f: Failure) -> (String, bool, Box<dyn std::error::Error + Send + Sync>) {
     match f {
-        Failure::Pg(e) => (describe(&e), retryable(&e)),
-        Failure::Stopped => ("the client's runtime thread stopped".to_owned(), false),
+        Failure::Pg(e) => (describe(&e), retryable(&e), Box::new(e)),
+        Failure::Stopped => (ClientStopped.to_string(), false, Box::new(ClientStopped)),
     }
 }
 
-/// A task-store error for a failed call.
+/// A task-store error for a failed call, with the `tokio_postgres::Error` as its source.
 pub(crate) fn task_error(f: Failure) -> oc_tasks::Error {
-    let (message, retryable) = backend(f);
+    let (message, retryable, source) = backend(f);
     oc_tasks::Error::Backend {
         backend: "postgres",
         message,
         retryable,
+        source,
     }
 }
 
-/// A lock-manager error for a failed call.
+/// A lock-manager error for a failed call, with the `tokio_postgres::Error` as its source.
 pub(crate) fn lock_error(f: Failure) -> oc_locks::Error {
-    let (message, retryable) = backend(f);
+    let (message, retryable, source) = backend(f);
     oc_locks::Error::Backend {
         backend: "postgres",
         message,
         retryable,
+        source,
     }
 }
 

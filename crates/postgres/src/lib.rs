@@ -42,9 +42,12 @@
 //!
 //! # Errors
 //!
-//! Failures of the server or the connection are [`oc_tasks::Error::Backend`], retryable when
-//! trying again may succeed (a lost connection, a server restarting, a serialization
-//! failure). Messages never include a password. What a failure means is decided by its
+//! Failures of the server or the connection are [`oc_tasks::Error::Backend`] (and
+//! [`oc_locks::Error::Backend`]), retryable when trying again may succeed (a lost connection, a
+//! server restarting, a serialization failure). Their message is the server's (with its
+//! SQLSTATE) or the client's, one line, never a password; their source is the
+//! `tokio_postgres::Error` itself (downcast it for its `code()`), or [`ClientStopped`] when the
+//! client's runtime thread stopped. What a failure means is decided by its
 //! SQLSTATE and constraint name (a second task with an id violates `tasks_pkey`, a second
 //! holder of a unique key `tasks_unique_key`), never by reading the server's message.
 //!
@@ -75,6 +78,7 @@ mod tasks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use crate::errors::ClientStopped;
 pub use crate::locks::{PgLockManager, PgLockOptions};
 pub use crate::options::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
 pub use crate::tasks::{PgStorageStats, PgTaskStore};

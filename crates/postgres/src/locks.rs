@@ -69,6 +69,7 @@ impl PgLockManager {
             backend: "postgres",
             message: format!("cannot start the client thread: {e}"),
             retryable: false,
+            source: Box::new(e),
         })?;
         let schema = opts.pg.schema.clone();
         let migrations: Vec<String> = MIGRATIONS

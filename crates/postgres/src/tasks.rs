@@ -84,6 +84,7 @@ impl PgTaskStore {
             backend: "postgres",
             message: format!("cannot start the client thread: {e}"),
             retryable: false,
+            source: Box::new(e),
         })?;
         let schema = opts.schema.clone();
         let found = pool

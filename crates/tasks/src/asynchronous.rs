@@ -30,11 +30,12 @@ impl std::fmt::Debug for AsyncTaskStore {
 }
 
 /// The error of a blocking call the runtime dropped (it was shutting down).
-fn unfinished(e: &tokio::task::JoinError) -> Error {
+fn unfinished(e: tokio::task::JoinError) -> Error {
     Error::Backend {
         backend: "tokio",
         message: format!("the blocking call did not finish: {e}"),
         retryable: true,
+        source: Box::new(e),
     }
 }
 
@@ -59,7 +60,7 @@ impl AsyncTaskStore {
         match tokio::task::spawn_blocking(move || f(&*store)).await {
             Ok(out) => out,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(unfinished(&e)),
+            Err(e) => Err(unfinished(e)),
         }
     }
 
@@ -111,12 +112,12 @@ impl AsyncTaskStore {
             Ok(got) => got,
             Err(_) => match worker.await {
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => Err(unfinished(&e)),
-                Ok(()) => Err(Error::Backend {
-                    backend: "tokio",
-                    message: "the claim ended without an answer".into(),
-                    retryable: true,
-                }),
+                Err(e) => Err(unfinished(e)),
+                Ok(()) => Err(Error::backend(
+                    "tokio",
+                    true,
+                    "the claim ended without an answer",
+                )),
             },
         }
     }

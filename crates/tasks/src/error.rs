@@ -87,9 +87,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// SQLite reported an error.
-    #[error("sqlite error")]
-    Sqlite(#[from] rusqlite::Error),
     /// A dependency edge would close a cycle (or is a task depending on itself); nothing
     /// changed.
     #[error("dependency cycle: {}", cycle.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" -> "))]
@@ -126,15 +123,24 @@ pub enum Error {
         /// The task holding it.
         holder: TaskId,
     },
-    /// Another storage backend (PostgreSQL, or an embedder's own) failed.
+    /// The storage backend failed: SQLite, PostgreSQL, or an embedder's own.
+    ///
+    /// The message is what a person reads (one line, never a password); the backend's own
+    /// error is the [`source`](std::error::Error::source), for a caller that needs more (a
+    /// `rusqlite::Error`'s code, a `tokio_postgres::Error`'s SQLSTATE): downcast it.
     #[error("{backend}: {message}")]
     Backend {
-        /// Which backend (`postgres`, say).
+        /// Which backend (`sqlite`, `postgres`, `tokio` for a blocking call its runtime
+        /// dropped).
         backend: &'static str,
         /// What failed, never including a password.
         message: String,
-        /// Whether trying again may succeed (a lost connection, a serialization failure).
+        /// Whether trying again may succeed (the database busy, a lost connection, a
+        /// serialization failure).
         retryable: bool,
+        /// The backend's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 }
 
@@ -169,13 +175,53 @@ impl Error {
     }
 
     /// Trying again later may succeed (the database was busy or locked, or a networked backend
-    /// lost its connection).
+    /// lost its connection): the backend said so when it made the error.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Sqlite(e) => is_busy(e),
-            Error::Backend { retryable, .. } => *retryable,
-            _ => false,
+        matches!(
+            self,
+            Error::Backend {
+                retryable: true,
+                ..
+            }
+        )
+    }
+
+    /// A [`Error::Backend`] failure of `backend`, with `source` (the backend's own error, or a
+    /// message) as its source and its text as the message.
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    ///
+    /// let e = oc_tasks::Error::backend("mine", true, "the server went away");
+    /// assert!(e.is_retryable());
+    /// assert_eq!(e.to_string(), "mine: the server went away");
+    ///
+    /// // A caller gets the backend's own error back.
+    /// let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    /// let e = oc_tasks::Error::backend("mine", true, io);
+    /// let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+    /// assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionReset));
+    /// ```
+    pub fn backend(
+        backend: &'static str,
+        retryable: bool,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Error {
+        let source = source.into();
+        Error::Backend {
+            backend,
+            message: source.to_string(),
+            retryable,
+            source,
         }
+    }
+}
+
+/// SQLite's errors, retryable when SQLite found the database busy or locked.
+#[cfg(feature = "sqlite")]
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::backend("sqlite", oc_sqlite::is_busy(&e), e)
     }
 }
 
@@ -187,13 +233,6 @@ fn list(ids: &[TaskId]) -> String {
     } else {
         shown.join(", ")
     }
-}
-
-pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }
 
 /// `Result` with this crate's [`Error`].

@@ -106,7 +106,10 @@
 //!
 //! # Feature flags
 //!
-//! - `bundled-sqlite` (default): compile SQLite from source; turn off to link the system library.
+//! - `sqlite` (default): [`SqliteTaskStore`]. Without it nothing links SQLite: an embedder on
+//!   PostgreSQL only (`oc-postgres` builds `oc-tasks` so) builds neither rusqlite nor SQLite.
+//! - `bundled-sqlite` (default, implies `sqlite`): compile SQLite from source; turn off to link
+//!   the system library.
 //! - `testkit`: export [`testkit`], the conformance suite every `TaskStore` must pass, so other
 //!   backends (PostgreSQL, say) can run it, with its model-based property test and
 //!   `testkit::history`: a concurrent workload and a sequential model its recorded histories
@@ -120,7 +123,10 @@
 //! [`Error`] is non-exhaustive; classify with [`Error::is_not_found`] (a missing task, or a
 //! dependency or parent naming one), [`Error::is_conflict`] (invalid transition, lost lease,
 //! version mismatch, duplicate id, dependency cycle, dependents in the way of a delete, a unique
-//! key held), [`Error::is_invalid_input`] and [`Error::is_retryable`] (database busy).
+//! key held), [`Error::is_invalid_input`] and [`Error::is_retryable`] (database busy, a lost
+//! connection). Every backend fails the same way, [`Error::Backend`]: a message for people and
+//! the backend's own error as the source (a `rusqlite::Error`, a `tokio_postgres::Error`), for a
+//! caller that needs its code.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "tokio")]
@@ -133,6 +139,7 @@ mod id;
 mod memory;
 mod model;
 mod query;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod storage;
 mod store;
@@ -160,9 +167,9 @@ pub use crate::query::{
     Capped, Cursor, DEFAULT_LIMIT, MAX_LIMIT, Order, RUN_BUCKETS_MS, RunDurations, TaskCounts,
     TaskFilter, TaskPage, TaskQuery, TaskStats, TaskSummary,
 };
-pub use crate::sqlite::{
-    DEFAULT_BUSY_TIMEOUT, DEFAULT_SLOW_THRESHOLD, SqliteOptions, SqliteTaskStore,
-};
-pub use crate::storage::{SlowCallback, SlowStatement, StorageStats};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use crate::sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteOptions, SqliteTaskStore};
+pub use crate::storage::{DEFAULT_SLOW_THRESHOLD, SlowCallback, SlowStatement, StorageStats};
 pub use crate::store::{StorageSource, TaskStore};
 pub use oc_time::{Clock, ManualClock, SystemClock, Timestamp};

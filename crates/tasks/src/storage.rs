@@ -2,10 +2,15 @@
 //! `oc db stats` and the metrics, and the [`SlowStatement`]s among them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
+
+/// Default threshold above which a statement (or call) is reported as slow (the seed's one
+/// second), on every backend.
+pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(1);
 
 /// A statement (or call) that ran longer than the store's slow threshold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

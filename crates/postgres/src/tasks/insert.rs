@@ -293,11 +293,11 @@ impl PgTaskStore {
                 Err(f) => return Err(self.insert_error(f, &ids)),
             }
         }
-        Err(Error::Backend {
-            backend: "postgres",
-            message: format!("unique keys kept changing under {CAS_ATTEMPTS} attempts"),
-            retryable: true,
-        })
+        Err(Error::backend(
+            "postgres",
+            true,
+            format!("unique keys kept changing under {CAS_ATTEMPTS} attempts"),
+        ))
     }
 
     /// The error of an insert of `batch` that failed: a second task with an id names the first

@@ -200,11 +200,11 @@ impl PgTaskStore {
                 Cas::Lost => continue,
             }
         }
-        Err(Error::Backend {
-            backend: "postgres",
-            message: format!("task {id} kept changing under {CAS_ATTEMPTS} attempts to write it"),
-            retryable: true,
-        })
+        Err(Error::backend(
+            "postgres",
+            true,
+            format!("task {id} kept changing under {CAS_ATTEMPTS} attempts to write it"),
+        ))
     }
 
     /// Writes `next` over `prev` if the row is still at `prev`'s version and status, with the

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod conformance;
+mod errors;
 mod faults;
 mod graph;
 mod histories;

@@ -91,7 +91,7 @@ pub(super) fn instrument(c: &mut Connection, slow: &Arc<SlowLog>) -> Result<()> 
 /// The shared plumbing's error as this crate's (a refused journal mode is invalid input).
 pub(super) fn plumbing(e: oc_sqlite::Error) -> Error {
     match e {
-        oc_sqlite::Error::Sqlite(e) => Error::Sqlite(e),
+        oc_sqlite::Error::Sqlite(e) => e.into(),
         oc_sqlite::Error::SchemaTooNew { found, supported } => {
             Error::SchemaTooNew { found, supported }
         }
@@ -102,9 +102,17 @@ pub(super) fn plumbing(e: oc_sqlite::Error) -> Error {
     }
 }
 
-/// Whether `e` is SQLite finding the database busy or locked.
+/// Whether `e` is SQLite finding the database busy or locked (the one SQLite error made
+/// retryable).
 pub(super) fn busy(e: &Error) -> bool {
-    matches!(e, Error::Sqlite(e) if oc_sqlite::is_busy(e))
+    matches!(
+        e,
+        Error::Backend {
+            backend: "sqlite",
+            retryable: true,
+            ..
+        }
+    )
 }
 
 /// Retries `f` while SQLite reports the database busy or locked ([`oc_sqlite::retry_busy`]).

@@ -27,7 +27,7 @@ use oc_sqlite::Fence;
 use parking_lot::Mutex;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-pub use self::options::{DEFAULT_BUSY_TIMEOUT, DEFAULT_SLOW_THRESHOLD, SqliteOptions};
+pub use self::options::{DEFAULT_BUSY_TIMEOUT, SqliteOptions};
 
 use self::connection::{SlowLog, connect, fence, instrument, plumbing, retry_busy, slow_log};
 use crate::Result;

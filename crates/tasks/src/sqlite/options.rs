@@ -8,13 +8,10 @@ use std::time::Duration;
 use oc_sqlite::Durability;
 
 use super::SqliteTaskStore;
-use crate::{Clock, Result, SlowCallback, SlowStatement, SystemClock};
+use crate::{Clock, DEFAULT_SLOW_THRESHOLD, Result, SlowCallback, SlowStatement, SystemClock};
 
 /// Default wait for another writer (thread or process) before a statement gives up.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Default threshold above which a statement is reported as slow (the seed's one second).
-pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(1);
 
 /// How to open a [`SqliteTaskStore`].
 #[derive(Clone)]

@@ -322,3 +322,61 @@ fn a_release_is_recorded_as_a_release_even_of_a_run_counted_zero_times() {
     assert_eq!(last.token, Some(token));
     assert_eq!(last.error, None);
 }
+
+/// SQLite's failures are `Error::Backend`: retryable when the database is busy, with a message
+/// naming the cause, and the `rusqlite::Error` itself as the source.
+#[test]
+fn a_busy_database_is_a_retryable_backend_error_with_sqlites_own_as_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("opencode.db");
+    let s = oc_tasks::SqliteOptions::new()
+        .busy_timeout(Duration::from_millis(10))
+        .open(&db)
+        .unwrap();
+    let other = rusqlite::Connection::open(&db).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let e = s.create(NewTask::new("blocked")).unwrap_err();
+    other.execute_batch("ROLLBACK").unwrap();
+
+    assert!(e.is_retryable(), "{e}");
+    assert!(!(e.is_conflict() || e.is_not_found() || e.is_invalid_input()));
+    assert_eq!(e.to_string(), "sqlite: database is locked");
+    let source = std::error::Error::source(&e).expect("the backend's own error");
+    let sqlite = source
+        .downcast_ref::<rusqlite::Error>()
+        .expect("a rusqlite::Error");
+    assert_eq!(
+        sqlite.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy)
+    );
+    assert!(matches!(
+        e,
+        oc_tasks::Error::Backend {
+            backend: "sqlite",
+            retryable: true,
+            ..
+        }
+    ));
+    // Once free, the same call goes through.
+    s.create(NewTask::new("free")).unwrap();
+}
+
+/// Another SQLite failure is not retryable, and still keeps its source.
+#[test]
+fn another_sqlite_failure_is_a_backend_error_not_worth_retrying() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("opencode.db");
+    let s = SqliteTaskStore::open(&db).unwrap();
+    let other = rusqlite::Connection::open(&db).unwrap();
+    // Someone else's hands in the file: the table is gone.
+    other.execute_batch("DROP TABLE tasks").unwrap();
+    let e = s.create(NewTask::new("refused")).unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().starts_with("sqlite: "), "{e}");
+    assert!(e.to_string().contains("no such table"), "{e}");
+    let source = std::error::Error::source(&e).expect("the backend's own error");
+    assert!(
+        source.downcast_ref::<rusqlite::Error>().is_some(),
+        "{source:?}"
+    );
+}
