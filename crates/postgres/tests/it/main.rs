@@ -8,6 +8,7 @@ mod histories;
 mod hosts;
 mod model;
 mod processes;
+mod readiness;
 mod runtime;
 mod schemas;
 mod server;
