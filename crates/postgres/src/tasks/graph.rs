@@ -251,29 +251,27 @@ impl PgTaskStore {
                     .into());
                 }
                 // The shared delete walk, locking each task it takes (in the order it takes
-                // them) before reading what is below it.
+                // them) before reading what is below it; the root is locked already, and a
+                // task deleted meanwhile has nothing below it.
                 let mut walk = Doomed::new(&id, on_dependents);
                 let mut doomed = vec![prev];
                 while let Some(d) = walk.wanted() {
                     let d = d.clone();
-                    let mut exists = true;
                     if d != id {
                         t.execute(&g.lock_task_key, &[&task_lock_key(&g.schema, &d)])
                             .await?;
-                        match lock_task(t, &g, &d).await? {
-                            Some(x) => doomed.push(x),
-                            None => exists = false,
-                        }
+                        let Some(x) = lock_task(t, &g, &d).await? else {
+                            walk.feed(Vec::new())?;
+                            continue;
+                        };
+                        doomed.push(x);
                     }
-                    let below: Vec<TaskId> = if exists {
-                        t.query(&g.below, &[&d.as_str()])
-                            .await?
-                            .iter()
-                            .filter_map(|r| TaskId::new(r.get::<_, String>(0)).ok())
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
+                    let below: Vec<TaskId> = t
+                        .query(&g.below, &[&d.as_str()])
+                        .await?
+                        .iter()
+                        .filter_map(|r| TaskId::new(r.get::<_, String>(0)).ok())
+                        .collect();
                     walk.feed(below)?;
                 }
                 let gone: Vec<String> = doomed.iter().map(|x| x.id.to_string()).collect();

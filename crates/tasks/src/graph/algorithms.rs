@@ -489,7 +489,7 @@ mod tests {
         );
         assert_eq!(
             walk(&edges, &a, OnDependents::DropEdges).unwrap(),
-            [a.clone()]
+            [id("a")]
         );
         assert!(matches!(
             walk(&edges, &a, OnDependents::Refuse),
