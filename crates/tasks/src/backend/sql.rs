@@ -43,14 +43,24 @@ pub enum SqlParam {
     TextList(Vec<String>),
 }
 
-/// The conditions built so far and their parameters.
+/// The `WHERE` clause built so far and its parameters.
 struct Conditions<'a> {
     dialect: Dialect<'a>,
-    conds: Vec<String>,
+    sql: String,
     params: Vec<SqlParam>,
 }
 
 impl Conditions<'_> {
+    /// Adds `cond`, joined to the ones before by `AND`.
+    fn and(&mut self, cond: String) {
+        self.sql.push_str(if self.sql.is_empty() {
+            " WHERE "
+        } else {
+            " AND "
+        });
+        self.sql.push_str(&cond);
+    }
+
     /// Binds `value`: its placeholder.
     fn bind(&mut self, value: SqlParam) -> String {
         self.params.push(value);
@@ -84,7 +94,7 @@ pub fn filter_sql(
     use Dialect::{Postgres, Sqlite};
     let mut b = Conditions {
         dialect,
-        conds: Vec::new(),
+        sql: String::new(),
         params: Vec::new(),
     };
     if let Some(r) = filter.readiness {
@@ -93,7 +103,7 @@ pub fn filter_sql(
             Sqlite => (None, m),
             Postgres { .. } => (Some("t"), format!("coalesce({m}::bigint, {POSTGRES_NOW})")),
         };
-        b.conds.push(match r {
+        b.and(match r {
             Readiness::Ready => ready_sql(table, &now),
             Readiness::Blocked => blocked_sql(table, &now),
         });
@@ -103,14 +113,14 @@ pub fn filter_sql(
         Sqlite => {
             for l in &filter.labels.all {
                 let m = b.bind(SqlParam::Text(l.clone()));
-                b.conds.push(format!(
+                b.and(format!(
                     "EXISTS (SELECT 1 FROM json_each(tasks.labels) WHERE value = {m})"
                 ));
             }
         }
         Postgres { .. } if !filter.labels.all.is_empty() => {
             let m = b.bind(SqlParam::TextList(filter.labels.all.clone()));
-            b.conds.push(format!("t.labels @> {m}::text[]"));
+            b.and(format!("t.labels @> {m}::text[]"));
         }
         Postgres { .. } => {}
     }
@@ -128,18 +138,18 @@ pub fn filter_sql(
                 format!("NOT (t.labels && {m}::text[])")
             }
         };
-        b.conds.push(cond);
+        b.and(cond);
     }
     if let Some(parent) = &filter.parent {
         let m = b.bind(SqlParam::Text(parent.to_string()));
-        b.conds.push(match dialect {
+        b.and(match dialect {
             Sqlite => format!("parent = {m}"),
             Postgres { .. } => format!("t.parent = {m}"),
         });
     }
     if let Some(d) = &filter.dependents_of {
         let m = b.bind(SqlParam::Text(d.to_string()));
-        b.conds.push(match dialect {
+        b.and(match dialect {
             Sqlite => format!("id IN (SELECT task_id FROM task_deps WHERE depends_on = {m})"),
             Postgres { schema } => format!(
                 "t.id IN (SELECT d.task_id FROM {schema}.task_deps d WHERE d.depends_on = {m})"
@@ -155,19 +165,19 @@ pub fn filter_sql(
                 format!("status = ANY({m}::text[])")
             }
         };
-        b.conds.push(cond);
+        b.and(cond);
     }
     if let Some(o) = &filter.owner {
         let m = b.bind(SqlParam::Text(o.clone()));
-        b.conds.push(format!("owner = {m}"));
+        b.and(format!("owner = {m}"));
     }
     if let Some(from) = filter.created_from {
         let m = b.bind(SqlParam::BigInt(Some(from.as_millis())));
-        b.conds.push(format!("created_at >= {m}"));
+        b.and(format!("created_at >= {m}"));
     }
     if let Some(to) = filter.created_to {
         let m = b.bind(SqlParam::BigInt(Some(to.as_millis())));
-        b.conds.push(format!("created_at < {m}"));
+        b.and(format!("created_at < {m}"));
     }
     if let Some(s) = &filter.search {
         // SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE does too.
@@ -176,7 +186,7 @@ pub fn filter_sql(
             Postgres { .. } => "ILIKE",
         };
         let m = b.bind(SqlParam::Text(like_anywhere(s)));
-        b.conds.push(format!(
+        b.and(format!(
             "(name {like} {m} ESCAPE '\\' OR description {like} {m} ESCAPE '\\' \
              OR metadata {like} {m} ESCAPE '\\')"
         ));
@@ -185,14 +195,9 @@ pub fn filter_sql(
         let created = b.bind(SqlParam::BigInt(Some(c.created_at.as_millis())));
         let id = b.bind(SqlParam::Text(c.id.to_string()));
         let cond = after_sql(order, &created, &id, || b.bind(SqlParam::Int(c.priority)));
-        b.conds.push(cond);
+        b.and(cond);
     }
-    let sql = if b.conds.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", b.conds.join(" AND "))
-    };
-    (sql, b.params)
+    (b.sql, b.params)
 }
 
 /// The SQL `LIKE` pattern (with `\` as the escape character) that matches `text` anywhere.

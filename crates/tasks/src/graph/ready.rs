@@ -20,23 +20,22 @@ pub fn is_ready(task: &Task, unfinished_deps: usize, now: Timestamp) -> bool {
 /// come in the order of the ready tasks' indexes (SQLite's `tasks_ready`, PostgreSQL's partial
 /// `tasks_claimable`), which serve it.
 pub fn ready_sql(table: Option<&str>, now: &str) -> String {
-    let [status, waiting, run_at] = columns(table, ["status", "waiting", "run_at"]);
-    format!("{status} = 'pending' AND {waiting} = 0 AND ({run_at} IS NULL OR {run_at} <= {now})")
+    let t = qualifier(table);
+    format!(
+        "{t}status = 'pending' AND {t}waiting = 0 AND ({t}run_at IS NULL OR {t}run_at <= {now})"
+    )
 }
 
 /// The SQL condition "blocked at `now`": pending but not ready ([`is_ready`] false), as
 /// [`ready_sql`] takes its arguments.
 pub fn blocked_sql(table: Option<&str>, now: &str) -> String {
-    let [status, waiting, run_at] = columns(table, ["status", "waiting", "run_at"]);
-    format!("{status} = 'pending' AND ({waiting} > 0 OR {run_at} > {now})")
+    let t = qualifier(table);
+    format!("{t}status = 'pending' AND ({t}waiting > 0 OR {t}run_at > {now})")
 }
 
-/// The columns `names`, qualified by `table` when given.
-fn columns<const N: usize>(table: Option<&str>, names: [&str; N]) -> [String; N] {
-    names.map(|c| match table {
-        Some(t) => format!("{t}.{c}"),
-        None => c.to_owned(),
-    })
+/// What qualifies a column of `table`: `t.`, or nothing.
+fn qualifier(table: Option<&str>) -> String {
+    table.map_or_else(String::new, |t| format!("{t}."))
 }
 
 #[cfg(test)]
