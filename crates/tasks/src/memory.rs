@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::backend::{cycle_error, doomed, find_path, finished_run, plan_submit};
+use crate::backend::{Doomed, PathSearch, cycle_error, finished_run, plan_submit};
 use crate::model::{reap, transition};
 use crate::query::{Cursor, RunDurations};
 use crate::{
@@ -268,14 +268,16 @@ impl TaskStore for MemoryTaskStore {
         if t.depends_on.contains(on) {
             return Ok(t);
         }
-        let path = find_path(on, task, |frontier| {
-            Ok(frontier
+        let mut search = PathSearch::new(on, task);
+        while let Some(level) = search.wanted() {
+            let edges: Vec<(TaskId, TaskId)> = level
                 .iter()
                 .filter_map(|f| st.tasks.get(f))
                 .flat_map(|x| x.depends_on.iter().map(|d| (x.id.clone(), d.clone())))
-                .collect())
-        })?;
-        if let Some(path) = path {
+                .collect();
+            search.feed(edges);
+        }
+        if let Some(path) = search.path() {
             return Err(cycle_error(task, path));
         }
         let mut next = t;
@@ -323,7 +325,12 @@ impl TaskStore for MemoryTaskStore {
                 actual: task.version,
             });
         }
-        let doomed = doomed(id, dependents, |t| Ok(st.dependents(t)))?;
+        let mut walk = Doomed::new(id, dependents);
+        while let Some(t) = walk.wanted() {
+            let below = st.dependents(t);
+            walk.feed(below)?;
+        }
+        let doomed = walk.tasks();
         let mut out = Vec::with_capacity(doomed.len());
         for d in &doomed {
             st.history.remove(d);

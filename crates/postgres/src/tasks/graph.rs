@@ -1,9 +1,7 @@
 //! The work graph's writes: edges added and removed, tasks deleted with what depends on them,
 //! each a transaction of its own under the tasks' advisory locks (see [`task_lock_key`]).
 
-use std::collections::HashSet;
-
-use oc_tasks::backend::{cycle_error, find_path};
+use oc_tasks::backend::{Doomed, PathSearch, cycle_error};
 use oc_tasks::{Error, OnDependents, Result, Task, TaskId, TaskStatus};
 use tokio_postgres::Transaction;
 
@@ -174,36 +172,22 @@ impl PgTaskStore {
                 if prev.depends_on.contains(&on) {
                     return Ok(prev);
                 }
-                let mut path = None;
-                let mut frontier = vec![on.clone()];
-                let mut edges: Vec<(TaskId, TaskId)> = Vec::new();
-                // Breadth first, one query per level, then the shared path search.
-                let mut seen: HashSet<TaskId> = HashSet::from([on.clone()]);
-                while !frontier.is_empty() && path.is_none() {
-                    let ids: Vec<String> = frontier.iter().map(|f| f.to_string()).collect();
+                // The shared path search, one query a level.
+                let mut search = PathSearch::new(&on, &task);
+                while let Some(level) = search.wanted() {
+                    let ids: Vec<&str> = level.iter().map(TaskId::as_str).collect();
                     let rows = t.query(&g.edges_from, &[&ids]).await?;
-                    frontier.clear();
+                    let mut edges = Vec::with_capacity(rows.len());
                     for r in rows {
                         let (a, b): (String, String) = (r.get(0), r.get(1));
                         let (Ok(a), Ok(b)) = (TaskId::new(a.clone()), TaskId::new(b)) else {
                             return Err(corrupt(&a, "bad edge").into());
                         };
-                        if seen.insert(b.clone()) {
-                            frontier.push(b.clone());
-                        }
                         edges.push((a, b));
                     }
-                    if seen.contains(&task) {
-                        path = find_path(&on, &task, |f| {
-                            Ok(edges
-                                .iter()
-                                .filter(|(a, _)| f.contains(a))
-                                .cloned()
-                                .collect())
-                        })?;
-                    }
+                    search.feed(edges);
                 }
-                if let Some(path) = path {
+                if let Some(path) = search.path() {
                     return Err(cycle_error(&task, path).into());
                 }
                 t.execute(&g.add_edge, &[&task.as_str(), &on.as_str()])
@@ -266,35 +250,29 @@ impl PgTaskStore {
                     }
                     .into());
                 }
+                // The shared delete walk, locking each task it takes (in the order it takes
+                // them) before reading what is below it; the root is locked already, and a
+                // task deleted meanwhile has nothing below it.
+                let mut walk = Doomed::new(&id, on_dependents);
                 let mut doomed = vec![prev];
-                let mut i = 0;
-                while i < doomed.len() {
+                while let Some(d) = walk.wanted() {
+                    let d = d.clone();
+                    if d != id {
+                        t.execute(&g.lock_task_key, &[&task_lock_key(&g.schema, &d)])
+                            .await?;
+                        let Some(x) = lock_task(t, &g, &d).await? else {
+                            walk.feed(Vec::new())?;
+                            continue;
+                        };
+                        doomed.push(x);
+                    }
                     let below: Vec<TaskId> = t
-                        .query(&g.below, &[&doomed[i].id.as_str()])
+                        .query(&g.below, &[&d.as_str()])
                         .await?
                         .iter()
                         .filter_map(|r| TaskId::new(r.get::<_, String>(0)).ok())
                         .collect();
-                    if !below.is_empty() && on_dependents == OnDependents::Refuse {
-                        return Err(Error::HasDependents {
-                            id,
-                            dependents: below,
-                        }
-                        .into());
-                    }
-                    if on_dependents == OnDependents::Cascade {
-                        for d in below {
-                            if doomed.iter().any(|x| x.id == d) {
-                                continue;
-                            }
-                            t.execute(&g.lock_task_key, &[&task_lock_key(&g.schema, &d)])
-                                .await?;
-                            if let Some(x) = lock_task(t, &g, &d).await? {
-                                doomed.push(x);
-                            }
-                        }
-                    }
-                    i += 1;
+                    walk.feed(below)?;
                 }
                 let gone: Vec<String> = doomed.iter().map(|x| x.id.to_string()).collect();
                 for x in &doomed {

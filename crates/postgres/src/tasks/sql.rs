@@ -1,14 +1,14 @@
-//! The SQL shared by the task store's statements: the column list a task is read from, the
-//! condition "ready", the database's clock, and the templates of the `.sql` files.
+//! The SQL shared by the task store's statements: the column list a task is read from and the
+//! templates of the `.sql` files. The database's clock and the condition "ready" they fill in
+//! come from `oc_tasks::backend::sql`, where the SQL of every store is written once.
+
+use oc_tasks::backend::sql::{POSTGRES_NOW, ready_sql};
 
 /// The stored columns of a task, in the order [`super::row::row_task`] reads them.
 pub(super) const COLS: &str = "id, name, description, status, owner, priority, metadata, result, error, \
     attempts, max_attempts, version, created_at, updated_at, started_at, finished_at, \
     lease_token, lease_expires_at, parent, labels, run_at, retry_base_ms, retry_cap_ms, \
     retry_jitter, unique_key, unique_scope";
-
-/// The database clock in milliseconds, as SQL.
-const DB_NOW: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 /// What a task is read from, the table aliased `t` in schema `s`: the stored columns and its
 /// dependencies.
@@ -22,19 +22,6 @@ pub(super) fn select_cols(s: &str, t: &str) -> String {
         "{cols}, ARRAY(SELECT d.depends_on FROM {s}.task_deps d WHERE d.task_id = {t}.id \
          ORDER BY 1)"
     )
-}
-
-/// The SQL condition "ready at `now`" over the table aliased `t`: the terms of the partial
-/// index `tasks_claimable`, and the `run_at` check.
-pub(super) fn ready_sql(t: &str, now: &str) -> String {
-    format!(
-        "{t}.status = 'pending' AND {t}.waiting = 0 AND ({t}.run_at IS NULL OR {t}.run_at <= {now})"
-    )
-}
-
-/// The database clock in milliseconds, unless the caller passed a time (`$n`).
-pub(super) fn now_sql(n: usize) -> String {
-    format!("coalesce(${n}::bigint, {DB_NOW})")
 }
 
 /// The counts that `counts.sql` and `stats.sql` read first (`{counts_by_status}`), counted up
@@ -58,8 +45,8 @@ pub(super) fn render(template: &str, s: &str, vars: &[(&str, &str)]) -> String {
     let mut sql = template
         .replace("{task_columns}", &select_cols(s, "t"))
         .replace("{stored_columns}", &stored)
-        .replace("{ready}", &ready_sql("c", "n.ms"))
-        .replace("{db_now}", DB_NOW);
+        .replace("{ready}", &ready_sql(Some("c"), "n.ms"))
+        .replace("{db_now}", POSTGRES_NOW);
     for (k, v) in vars {
         sql = sql.replace(&format!("{{{k}}}"), v);
     }

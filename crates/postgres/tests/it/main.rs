@@ -9,6 +9,7 @@ mod histories;
 mod hosts;
 mod model;
 mod processes;
+mod readiness;
 mod runtime;
 mod schemas;
 mod server;

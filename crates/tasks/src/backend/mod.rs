@@ -12,24 +12,20 @@
 //!   since embedders use them too), [`Change::validate`](crate::Change::validate),
 //!   [`TaskQuery::validate`](crate::TaskQuery::validate),
 //!   [`TaskPage::from_overfetch`](crate::TaskPage::from_overfetch);
-//! - the graph: [`find_path`] and [`cycle_error`], [`doomed`], [`plan_submit`];
-//! - rows: [`StoredTask`], [`retry_columns`], [`metadata_text`], [`finished_run`],
-//!   [`cursor_position`];
-//! - SQL text both SQL stores build their listings from: [`sql`].
+//! - the graph: [`PathSearch`] and [`cycle_error`], [`Doomed`], [`plan_submit`] (the two walks
+//!   over stored edges do no I/O: a store, synchronous or not, feeds them what they ask for);
+//! - rows: [`StoredTask`], [`retry_columns`], [`metadata_text`], [`finished_run`];
+//! - SQL text both SQL stores build their listings from: [`sql`] (the filter's `WHERE` clause
+//!   over a small dialect, the conditions "ready" and "blocked").
 
 use std::time::Duration;
 
-use crate::{Cursor, Result, Task, Timestamp};
+use crate::{Result, Task, Timestamp};
 
 pub mod sql;
 
-pub use crate::graph::algorithms::{cycle_error, doomed, find_path, plan_submit};
+pub use crate::graph::algorithms::{Doomed, PathSearch, cycle_error, plan_submit};
 pub use crate::query::{finished_run, metadata_text};
-
-/// A cursor's position: priority, creation time and id of the last task of the page before.
-pub fn cursor_position(c: &Cursor) -> (i32, Timestamp, &crate::TaskId) {
-    (c.priority, c.created_at, &c.id)
-}
 
 /// A retry policy as stored: base and cap in milliseconds and the jitter in percent, all
 /// `NULL` without one.

@@ -1,48 +1,95 @@
 //! The graph algorithms every store runs, so that they agree by construction: the path search
 //! that refuses a cycle, the check of a batch, the tasks a cascading delete takes, the plan of
 //! a submission. Backends reach them through [`crate::backend`].
+//!
+//! The two that walk stored edges, [`PathSearch`] and [`Doomed`], do no I/O: the store asks
+//! what they need next, reads it, and feeds it back, so that a synchronous store (memory,
+//! SQLite) and an asynchronous one (PostgreSQL, one query a step on its runtime) run the very
+//! same algorithm.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::{Created, OnDependents, Unique};
 use crate::{Error, Result, Task, TaskId};
 
-/// The path from `from` to `to` along dependency edges (`from` depends on … depends on
-/// `to`), found breadth first, level by level: `deps_of` returns the edges `(task, on)` of
-/// the tasks it is given. `None` when `to` cannot be reached.
+/// The path search that refuses a cycle, breadth first, level by level, with no I/O of its own:
+/// the store asks which tasks' dependency edges it needs next ([`PathSearch::wanted`]), reads
+/// them however it reads (a call, a query, an `await`), and feeds them back
+/// ([`PathSearch::feed`]) until the search is over; then [`PathSearch::path`] is the path from
+/// `from` to `to` along dependency edges (`from` depends on … depends on `to`), if any.
 ///
-/// A store calls it before adding the edge `to → from` (`to` depends on `from`): a path means
-/// the edge would close the cycle `to → from → … → to`.
-pub fn find_path(
-    from: &TaskId,
-    to: &TaskId,
-    mut deps_of: impl FnMut(&[TaskId]) -> Result<Vec<(TaskId, TaskId)>>,
-) -> Result<Option<Vec<TaskId>>> {
-    let mut came_from: HashMap<TaskId, TaskId> = HashMap::new();
-    let mut frontier = vec![from.clone()];
-    let mut seen: HashSet<TaskId> = HashSet::from([from.clone()]);
-    while !frontier.is_empty() {
+/// A store runs it before adding the edge `to → from` (`to` depends on `from`): a path means
+/// the edge would close the cycle `to → from → … → to` ([`cycle_error`]).
+///
+/// ```
+/// # use oc_tasks::{TaskId, backend::PathSearch};
+/// # let id = |s: &str| TaskId::new(s).unwrap();
+/// let edges = [(id("a"), id("b")), (id("b"), id("c"))];
+/// let mut search = PathSearch::new(&id("a"), &id("c"));
+/// while let Some(level) = search.wanted() {
+///     let found: Vec<_> = edges.iter().filter(|(t, _)| level.contains(t)).cloned().collect();
+///     search.feed(found);
+/// }
+/// assert_eq!(search.path(), Some(vec![id("a"), id("b"), id("c")]));
+/// ```
+#[derive(Debug, Clone)]
+pub struct PathSearch {
+    to: TaskId,
+    /// The tasks of the level whose edges are wanted next.
+    frontier: Vec<TaskId>,
+    seen: HashSet<TaskId>,
+    /// How each task seen was reached: the task that depends on it.
+    came_from: HashMap<TaskId, TaskId>,
+    path: Option<Vec<TaskId>>,
+}
+
+impl PathSearch {
+    /// A search for a path from `from` to `to`.
+    pub fn new(from: &TaskId, to: &TaskId) -> Self {
+        PathSearch {
+            to: to.clone(),
+            frontier: vec![from.clone()],
+            seen: HashSet::from([from.clone()]),
+            came_from: HashMap::new(),
+            path: None,
+        }
+    }
+
+    /// The tasks whose dependency edges the search needs next; `None` once it is over.
+    pub fn wanted(&self) -> Option<&[TaskId]> {
+        (self.path.is_none() && !self.frontier.is_empty()).then_some(self.frontier.as_slice())
+    }
+
+    /// Feeds the dependency edges `(task, on)` of the tasks [`wanted`](Self::wanted), in the
+    /// order the store read them (which decides the path when several are as short).
+    pub fn feed(&mut self, edges: impl IntoIterator<Item = (TaskId, TaskId)>) {
         let mut next = Vec::new();
-        for (task, on) in deps_of(&frontier)? {
-            if seen.insert(on.clone()) {
-                came_from.insert(on.clone(), task);
-                if &on == to {
+        for (task, on) in edges {
+            if self.seen.insert(on.clone()) {
+                self.came_from.insert(on.clone(), task);
+                if on == self.to {
                     let mut path = VecDeque::from([on]);
-                    while let Some(prev) = path.front().and_then(|p| came_from.get(p)) {
+                    while let Some(prev) = path.front().and_then(|p| self.came_from.get(p)) {
                         path.push_front(prev.clone());
                     }
-                    return Ok(Some(path.into()));
+                    self.path = Some(path.into());
+                    break;
                 }
                 next.push(on);
             }
         }
-        frontier = next;
+        self.frontier = next;
     }
-    Ok(None)
+
+    /// The path found, `from` first and `to` last; `None` when `to` cannot be reached (or the
+    /// search is not over).
+    pub fn path(self) -> Option<Vec<TaskId>> {
+        self.path
+    }
 }
 
 /// The error for an edge `task → on` that would close a cycle, given the path from `on` to
-/// `task` ([`find_path`]).
+/// `task` ([`PathSearch`]).
 pub fn cycle_error(task: &TaskId, path: Vec<TaskId>) -> Error {
     let mut cycle = vec![task.clone()];
     cycle.extend(path);
@@ -135,37 +182,65 @@ pub(crate) fn check_batch(tasks: &[Task]) -> Result<()> {
     }
 }
 
-/// The tasks a delete of `root` removes under `mode`, `root` first: with a cascade, also what
-/// depends on it or is its child, transitively (`below` lists those of one task); with
-/// [`OnDependents::Refuse`], [`Error::HasDependents`] when `root` has any.
-pub fn doomed(
-    root: &TaskId,
+/// The tasks a delete of `root` removes under `mode`, `root` first, worked out with no I/O of
+/// its own: the store asks whose dependents and children the walk needs next
+/// ([`Doomed::wanted`]), reads them, and feeds them back ([`Doomed::feed`]) until the walk is
+/// over; [`Doomed::tasks`] is then the list. With a cascade, the walk takes what depends on
+/// `root` or is its child, transitively; with [`OnDependents::Refuse`], feeding any for `root`
+/// is [`Error::HasDependents`]; with [`OnDependents::DropEdges`], it takes `root` alone.
+#[derive(Debug, Clone)]
+pub struct Doomed {
+    root: TaskId,
     mode: OnDependents,
-    mut below: impl FnMut(&TaskId) -> Result<Vec<TaskId>>,
-) -> Result<Vec<TaskId>> {
-    let mut doomed = vec![root.clone()];
-    let mut i = 0;
-    while i < doomed.len() {
-        let under = below(&doomed[i])?;
-        match mode {
-            OnDependents::Refuse if !under.is_empty() => {
-                return Err(Error::HasDependents {
-                    id: root.clone(),
-                    dependents: under,
-                });
-            }
+    /// The tasks taken, in the order they were found.
+    doomed: Vec<TaskId>,
+    /// How many of them have had their dependents fed.
+    walked: usize,
+}
+
+impl Doomed {
+    /// The walk for a delete of `root` under `mode`.
+    pub fn new(root: &TaskId, mode: OnDependents) -> Self {
+        Doomed {
+            root: root.clone(),
+            mode,
+            doomed: vec![root.clone()],
+            walked: 0,
+        }
+    }
+
+    /// The task whose dependents and children the walk needs next; `None` once it is over.
+    pub fn wanted(&self) -> Option<&TaskId> {
+        match self.mode {
+            OnDependents::DropEdges => None,
+            OnDependents::Refuse | OnDependents::Cascade => self.doomed.get(self.walked),
+        }
+    }
+
+    /// Feeds the tasks that depend on the task [`wanted`](Self::wanted) or are its children.
+    pub fn feed(&mut self, below: Vec<TaskId>) -> Result<()> {
+        self.walked += 1;
+        match self.mode {
+            OnDependents::Refuse if !below.is_empty() => Err(Error::HasDependents {
+                id: self.root.clone(),
+                dependents: below,
+            }),
             OnDependents::Cascade => {
-                for d in under {
-                    if !doomed.contains(&d) {
-                        doomed.push(d);
+                for d in below {
+                    if !self.doomed.contains(&d) {
+                        self.doomed.push(d);
                     }
                 }
+                Ok(())
             }
-            _ => {}
+            _ => Ok(()),
         }
-        i += 1;
     }
-    Ok(doomed)
+
+    /// The tasks the delete removes, `root` first.
+    pub fn tasks(self) -> Vec<TaskId> {
+        self.doomed
+    }
 }
 
 /// Plans a [`TaskStore::submit_many`](crate::TaskStore::submit_many) of `tasks` (built by
@@ -286,30 +361,179 @@ pub fn plan_submit(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use proptest::prelude::*;
 
     fn id(s: &str) -> TaskId {
         TaskId::new(s).unwrap()
     }
 
+    /// Runs a path search over `edges`, fed level by level in the order of `edges`.
+    fn search(edges: &[(TaskId, TaskId)], from: &TaskId, to: &TaskId) -> Option<Vec<TaskId>> {
+        let mut s = PathSearch::new(from, to);
+        while let Some(level) = s.wanted() {
+            let found: Vec<_> = edges
+                .iter()
+                .filter(|(t, _)| level.contains(t))
+                .cloned()
+                .collect();
+            s.feed(found);
+        }
+        s.path()
+    }
+
+    /// Runs a delete walk over `edges` (`(task, on)`: `task` is below `on`).
+    fn walk(edges: &[(TaskId, TaskId)], root: &TaskId, mode: OnDependents) -> Result<Vec<TaskId>> {
+        let mut w = Doomed::new(root, mode);
+        while let Some(t) = w.wanted() {
+            let mut below: Vec<TaskId> = edges
+                .iter()
+                .filter(|(_, on)| on == t)
+                .map(|(d, _)| d.clone())
+                .collect();
+            below.sort();
+            below.dedup();
+            w.feed(below)?;
+        }
+        Ok(w.tasks())
+    }
+
+    /// The path search as it was written before it was stepped, with a callback: the reference.
+    fn reference_path(
+        from: &TaskId,
+        to: &TaskId,
+        mut deps_of: impl FnMut(&[TaskId]) -> Vec<(TaskId, TaskId)>,
+    ) -> Option<Vec<TaskId>> {
+        let mut came_from: HashMap<TaskId, TaskId> = HashMap::new();
+        let mut frontier = vec![from.clone()];
+        let mut seen: HashSet<TaskId> = HashSet::from([from.clone()]);
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for (task, on) in deps_of(&frontier) {
+                if seen.insert(on.clone()) {
+                    came_from.insert(on.clone(), task);
+                    if &on == to {
+                        let mut path = VecDeque::from([on]);
+                        while let Some(prev) = path.front().and_then(|p| came_from.get(p)) {
+                            path.push_front(prev.clone());
+                        }
+                        return Some(path.into());
+                    }
+                    next.push(on);
+                }
+            }
+            frontier = next;
+        }
+        None
+    }
+
+    /// The delete walk as it was written before it was stepped, with a callback: the reference.
+    fn reference_doomed(
+        root: &TaskId,
+        mode: OnDependents,
+        mut below: impl FnMut(&TaskId) -> Vec<TaskId>,
+    ) -> Result<Vec<TaskId>> {
+        let mut doomed = vec![root.clone()];
+        let mut i = 0;
+        while i < doomed.len() {
+            let under = below(&doomed[i]);
+            match mode {
+                OnDependents::Refuse if !under.is_empty() => {
+                    return Err(Error::HasDependents {
+                        id: root.clone(),
+                        dependents: under,
+                    });
+                }
+                OnDependents::Cascade => {
+                    for d in under {
+                        if !doomed.contains(&d) {
+                            doomed.push(d);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        Ok(doomed)
+    }
+
     #[test]
     fn paths_and_cycles_are_named() {
-        let edges = [("a", "b"), ("b", "c"), ("c", "d"), ("x", "a")];
-        let deps = |f: &[TaskId]| {
-            Ok(edges
-                .iter()
-                .filter(|(t, _)| f.iter().any(|x| x.as_str() == *t))
-                .map(|(t, o)| (id(t), id(o)))
-                .collect())
-        };
+        let edges: Vec<(TaskId, TaskId)> = [("a", "b"), ("b", "c"), ("c", "d"), ("x", "a")]
+            .iter()
+            .map(|(t, o)| (id(t), id(o)))
+            .collect();
         assert_eq!(
-            find_path(&id("a"), &id("d"), deps).unwrap(),
+            search(&edges, &id("a"), &id("d")),
             Some(vec![id("a"), id("b"), id("c"), id("d")])
         );
-        assert_eq!(find_path(&id("d"), &id("a"), deps).unwrap(), None);
+        assert_eq!(search(&edges, &id("d"), &id("a")), None);
         // d → a would close d → a → b → c → d.
-        let path = find_path(&id("a"), &id("d"), deps).unwrap().unwrap();
+        let path = search(&edges, &id("a"), &id("d")).unwrap();
         let e = cycle_error(&id("d"), path);
         assert_eq!(e.to_string(), "dependency cycle: d -> a -> b -> c -> d");
+    }
+
+    #[test]
+    fn a_delete_walk_cascades_refuses_or_takes_the_root_alone() {
+        let edges: Vec<(TaskId, TaskId)> = [("b", "a"), ("c", "b"), ("c", "a"), ("d", "x")]
+            .iter()
+            .map(|(t, o)| (id(t), id(o)))
+            .collect();
+        let a = id("a");
+        assert_eq!(
+            walk(&edges, &a, OnDependents::Cascade).unwrap(),
+            [id("a"), id("b"), id("c")]
+        );
+        assert_eq!(
+            walk(&edges, &a, OnDependents::DropEdges).unwrap(),
+            [id("a")]
+        );
+        assert!(matches!(
+            walk(&edges, &a, OnDependents::Refuse),
+            Err(Error::HasDependents { dependents, .. }) if dependents == [id("b"), id("c")]
+        ));
+        assert_eq!(
+            walk(&edges, &id("d"), OnDependents::Refuse).unwrap(),
+            [id("d")]
+        );
+    }
+
+    /// Random graphs over ten tasks (cycles allowed: the walks must stop on them too).
+    fn graph() -> impl Strategy<Value = Vec<(TaskId, TaskId)>> {
+        proptest::collection::vec((0..10u8, 0..10u8), 0..30).prop_map(|v| {
+            v.into_iter()
+                .map(|(a, b)| (id(&format!("t{a}")), id(&format!("t{b}"))))
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn stepped_walks_answer_as_the_callback_forms_did(
+            edges in graph(),
+            a in 0..10u8,
+            b in 0..10u8,
+            cascade in any::<bool>(),
+        ) {
+            let (a, b) = (id(&format!("t{a}")), id(&format!("t{b}")));
+            let deps_of = |f: &[TaskId]| -> Vec<(TaskId, TaskId)> {
+                edges.iter().filter(|(t, _)| f.contains(t)).cloned().collect()
+            };
+            prop_assert_eq!(search(&edges, &a, &b), reference_path(&a, &b, deps_of));
+            let below = |t: &TaskId| -> Vec<TaskId> {
+                let mut v: Vec<TaskId> =
+                    edges.iter().filter(|(_, on)| on == t).map(|(d, _)| d.clone()).collect();
+                v.sort();
+                v.dedup();
+                v
+            };
+            let mode = if cascade { OnDependents::Cascade } else { OnDependents::Refuse };
+            let got = walk(&edges, &a, mode).map_err(|e| e.to_string());
+            let want = reference_doomed(&a, mode, below).map_err(|e| e.to_string());
+            prop_assert_eq!(got, want);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The work graph and job semantics: dependencies, readiness, parents, labels, scheduled
 //! retries and unique keys. Its types are exported at the crate root, its algorithms (in
-//! `algorithms.rs`) to backends through [`crate::backend`].
+//! `algorithms.rs`) and the SQL twins of readiness (in `ready.rs`, beside [`is_ready`]) to
+//! backends through [`crate::backend`].
 //!
 //! A task is **ready** when it is pending, every task it depends on is completed, and its
 //! `run_at` (if any) has passed; `claim_next` and `claim_many` hand out ready tasks only.
@@ -17,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result, Task, TaskId, TaskStatus, Timestamp};
 
 pub(crate) mod algorithms;
+pub(crate) mod ready;
+
+pub use ready::is_ready;
 
 /// Most labels a task may carry.
 pub const MAX_LABELS: usize = 32;
@@ -402,13 +406,6 @@ impl Rollup {
             .find(|(s, _)| *s == TaskStatus::Completed)
             .map_or(0, |(_, n)| *n)
     }
-}
-
-/// Whether `task` is ready at `now`, given how many of its dependencies are unfinished.
-pub fn is_ready(task: &Task, unfinished_deps: usize, now: Timestamp) -> bool {
-    task.status == TaskStatus::Pending
-        && unfinished_deps == 0
-        && task.run_at.is_none_or(|at| at <= now)
 }
 
 pub(crate) fn check_label(l: &str) -> Result<()> {

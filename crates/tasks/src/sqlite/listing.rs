@@ -1,21 +1,17 @@
-//! Reads: the filter's SQL, the ready tasks' index, counts, statistics and history.
+//! Reads: the filter's SQL (the shared builder's, bound as SQLite values), the ready tasks'
+//! index, counts, statistics and history.
 
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
 
 use super::rows::{corrupt, load, to_u64};
 use super::write::run_key;
+use crate::backend::sql::{Dialect, SqlParam, filter_sql, ready_sql};
 use crate::query::RunDurations;
 use crate::{
-    Capped, Error, HistoryEntry, LabelFilter, Order, Readiness, Result, TaskCounts, TaskFilter,
-    TaskId, TaskStats, TaskStatus, TaskSummary, Timestamp,
+    Capped, Error, HistoryEntry, Order, Result, TaskCounts, TaskFilter, TaskId, TaskStats,
+    TaskStatus, TaskSummary, Timestamp,
 };
-
-/// The SQL condition "ready at `now`" (`now` a placeholder): the leading terms of the index
-/// `tasks_ready` (status, waiting, claim order, run_at), and the `run_at` check it covers.
-pub(super) fn ready_sql(now: &str) -> String {
-    format!("status = 'pending' AND waiting = 0 AND (run_at IS NULL OR run_at <= {now})")
-}
 
 /// The tasks table read through `tasks_ready`, for queries over ready tasks: named, so that a
 /// planner without statistics never walks another index and reads every pending row, blocked
@@ -23,114 +19,28 @@ pub(super) fn ready_sql(now: &str) -> String {
 /// the index ever stops serving them).
 pub(super) const READY_TABLE: &str = "tasks INDEXED BY tasks_ready";
 
-/// The conditions of a label filter, with their parameters pushed by `p`.
-pub(super) fn label_conds(
-    f: &LabelFilter,
-    mut p: impl FnMut(SqlValue) -> String,
-    conds: &mut Vec<String>,
-) {
-    for l in &f.all {
-        let m = p(SqlValue::Text(l.clone()));
-        conds.push(format!(
-            "EXISTS (SELECT 1 FROM json_each(tasks.labels) WHERE value = {m})"
-        ));
-    }
-    if !f.none.is_empty() {
-        let marks: Vec<String> = f
-            .none
-            .iter()
-            .map(|l| p(SqlValue::Text(l.clone())))
-            .collect();
-        conds.push(format!(
-            "NOT EXISTS (SELECT 1 FROM json_each(tasks.labels) WHERE value IN ({}))",
-            marks.join(", ")
-        ));
-    }
-}
-
 /// The WHERE clause and parameters of a filter (plus an optional cursor), readiness judged
-/// at `now`.
+/// at `now`: the shared builder's SQLite text ([`filter_sql`]), its parameters bound as SQLite
+/// values.
 pub(super) fn where_clause(
     filter: &TaskFilter,
     after: Option<(&crate::query::Cursor, Order)>,
     now: Timestamp,
 ) -> (String, Vec<SqlValue>) {
-    let mut conds: Vec<String> = Vec::new();
-    let mut params: Vec<SqlValue> = Vec::new();
-    let p = |v: SqlValue, params: &mut Vec<SqlValue>| {
-        params.push(v);
-        format!("?{}", params.len())
-    };
-    if let Some(r) = filter.readiness {
-        let now = p(SqlValue::Integer(now.as_millis()), &mut params);
-        conds.push(match r {
-            Readiness::Ready => ready_sql(&now),
-            Readiness::Blocked => {
-                format!("status = 'pending' AND (waiting > 0 OR run_at > {now})")
-            }
-        });
+    let (sql, params) = filter_sql(Dialect::Sqlite, filter, after, Some(now));
+    (sql, params.into_iter().map(sql_value).collect())
+}
+
+/// A parameter of the shared SQL as SQLite binds it (a list, which SQLite's SQL never asks
+/// for, as the JSON array `json_each` would read).
+fn sql_value(p: SqlParam) -> SqlValue {
+    match p {
+        SqlParam::BigInt(Some(v)) => SqlValue::Integer(v),
+        SqlParam::BigInt(None) => SqlValue::Null,
+        SqlParam::Int(v) => SqlValue::Integer(v.into()),
+        SqlParam::Text(s) => SqlValue::Text(s),
+        SqlParam::TextList(v) => SqlValue::Text(serde_json::Value::from(v).to_string()),
     }
-    label_conds(&filter.labels, |v| p(v, &mut params), &mut conds);
-    if let Some(parent) = &filter.parent {
-        conds.push(format!(
-            "parent = {}",
-            p(SqlValue::Text(parent.to_string()), &mut params)
-        ));
-    }
-    if let Some(d) = &filter.dependents_of {
-        conds.push(format!(
-            "id IN (SELECT task_id FROM task_deps WHERE depends_on = {})",
-            p(SqlValue::Text(d.to_string()), &mut params)
-        ));
-    }
-    if !filter.statuses.is_empty() {
-        let marks: Vec<String> = filter
-            .statuses
-            .iter()
-            .map(|s| p(SqlValue::Text(s.as_str().into()), &mut params))
-            .collect();
-        conds.push(format!("status IN ({})", marks.join(", ")));
-    }
-    if let Some(o) = &filter.owner {
-        conds.push(format!(
-            "owner = {}",
-            p(SqlValue::Text(o.clone()), &mut params)
-        ));
-    }
-    if let Some(f) = filter.created_from {
-        conds.push(format!(
-            "created_at >= {}",
-            p(SqlValue::Integer(f.as_millis()), &mut params)
-        ));
-    }
-    if let Some(t) = filter.created_to {
-        conds.push(format!(
-            "created_at < {}",
-            p(SqlValue::Integer(t.as_millis()), &mut params)
-        ));
-    }
-    if let Some(s) = &filter.search {
-        let m = p(
-            SqlValue::Text(crate::backend::sql::like_anywhere(s)),
-            &mut params,
-        );
-        conds.push(format!(
-            "(name LIKE {m} ESCAPE '\\' OR description LIKE {m} ESCAPE '\\' OR metadata LIKE {m} ESCAPE '\\')"
-        ));
-    }
-    if let Some((c, order)) = after {
-        let created = p(SqlValue::Integer(c.created_at.as_millis()), &mut params);
-        let id = p(SqlValue::Text(c.id.to_string()), &mut params);
-        conds.push(crate::backend::sql::after_sql(order, &created, &id, || {
-            p(SqlValue::Integer(c.priority.into()), &mut params)
-        }));
-    }
-    let sql = if conds.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conds.join(" AND "))
-    };
-    (sql, params)
 }
 
 pub(super) fn history_in(c: &Connection, id: &TaskId) -> Result<Vec<HistoryEntry>> {
@@ -210,7 +120,10 @@ pub(super) fn counts_in(c: &Connection, cap: u64, now: Timestamp) -> Result<Task
     )?;
     let (ready, blocked) = TaskCounts::split_pending(by_status[0].1, waiting, scheduled, || {
         count(
-            &format!("SELECT 1 FROM {READY_TABLE} WHERE {}", ready_sql("?2")),
+            &format!(
+                "SELECT 1 FROM {READY_TABLE} WHERE {}",
+                ready_sql(None, "?2")
+            ),
             true,
         )
     })?;

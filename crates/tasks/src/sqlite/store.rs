@@ -6,12 +6,10 @@ use rusqlite::types::Value as SqlValue;
 
 use super::SqliteTaskStore;
 use super::graph::{dependents, drop_edge, edges_of};
-use super::listing::{
-    READY_TABLE, counts_in, history_in, label_conds, ready_sql, stats_in, where_clause,
-};
+use super::listing::{READY_TABLE, counts_in, history_in, stats_in, where_clause};
 use super::rows::{COLS, corrupt, load, row_to_task, to_u64};
 use super::write::{apply_in, exists, insert, key_holder, moved, store_cas, touch, uncount};
-use crate::backend::{cycle_error, find_path, plan_submit};
+use crate::backend::{Doomed, PathSearch, cycle_error, plan_submit};
 use crate::model::reap;
 use crate::{
     Change, Created, Error, EventKind, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
@@ -90,22 +88,17 @@ impl TaskStore for SqliteTaskStore {
         };
         change.validate()?;
         filter.validate()?;
-        // The time is read inside the transaction (below), not before waiting for the writer:
-        // a claim that waited behind a completion must not be stamped before it.
-        let mut params = vec![SqlValue::Integer(0)];
-        let mut conds = vec![ready_sql("?1")];
-        label_conds(
-            filter,
-            |v| {
-                params.push(v);
-                format!("?{}", params.len())
-            },
-            &mut conds,
-        );
+        // The time (`?1`) is read inside the transaction (below), not before waiting for the
+        // writer: a claim that waited behind a completion must not be stamped before it.
+        let ready = TaskFilter {
+            labels: filter.clone(),
+            readiness: Some(Readiness::Ready),
+            ..TaskFilter::default()
+        };
+        let (cond, mut params) = where_clause(&ready, None, Timestamp::from_millis(0));
         params.push(SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
         let sql = format!(
-            "SELECT id FROM {READY_TABLE} WHERE {} ORDER BY priority DESC, created_at, id LIMIT ?{}",
-            conds.join(" AND "),
+            "SELECT id FROM {READY_TABLE}{cond} ORDER BY priority DESC, created_at, id LIMIT ?{}",
             params.len()
         );
         self.write(|tx| {
@@ -142,7 +135,12 @@ impl TaskStore for SqliteTaskStore {
             if t.depends_on.contains(on) {
                 return Ok(t);
             }
-            if let Some(path) = find_path(on, task, |f| edges_of(tx, f))? {
+            let mut search = PathSearch::new(on, task);
+            while let Some(level) = search.wanted() {
+                let edges = edges_of(tx, level)?;
+                search.feed(edges);
+            }
+            if let Some(path) = search.path() {
                 return Err(cycle_error(task, path));
             }
             tx.prepare_cached("INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)")?
@@ -187,11 +185,13 @@ impl TaskStore for SqliteTaskStore {
                     actual: prev.version,
                 });
             }
+            let mut walk = Doomed::new(id, on_dependents);
+            while let Some(t) = walk.wanted() {
+                let below = dependents(tx, t)?;
+                walk.feed(below)?;
+            }
             let mut doomed = vec![prev];
-            for d in crate::backend::doomed(id, on_dependents, |t| dependents(tx, t))?
-                .into_iter()
-                .skip(1)
-            {
+            for d in walk.tasks().into_iter().skip(1) {
                 if let Some(t) = load(tx, &d)? {
                     doomed.push(t);
                 }
