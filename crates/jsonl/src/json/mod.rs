@@ -16,6 +16,7 @@
 //! `serializer.rs`, the strings and numbers it writes a word at a time in `text.rs`.
 
 mod serializer;
+mod stop;
 mod text;
 
 #[cfg(test)]
@@ -23,7 +24,8 @@ mod tests;
 
 use serde::Serialize;
 
-use self::serializer::{Json, Stop};
+use self::serializer::Json;
+use self::stop::Stop;
 
 /// The deepest nesting of arrays and objects a record may have, the record itself counted:
 /// a log entry's `data` and a decision's `metadata` are the record's second level, so what an

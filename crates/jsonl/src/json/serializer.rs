@@ -1,40 +1,12 @@
 //! The serializer: [`Json`] writes one value, [`Compound`] an array or object, as `serde_json`
 //! would; it stops where it gives up or where the value nests deeper than [`MAX_DEPTH`].
 
-use std::fmt::Display;
-
 use serde::Serialize;
 use serde::ser;
 
 use super::MAX_DEPTH;
+use super::stop::{Result, Stop};
 use super::text::{float, put_short, string};
-
-/// Why [`Json`] stopped: it gave up (`serde_json` writes the value instead and reports any
-/// error), or the value nests deeper than [`MAX_DEPTH`] (nothing is written).
-#[derive(Debug)]
-pub(super) enum Stop {
-    GiveUp,
-    TooDeep,
-}
-
-impl Display for Stop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Stop::GiveUp => "left to serde_json",
-            Stop::TooDeep => "nested too deep",
-        })
-    }
-}
-
-impl std::error::Error for Stop {}
-
-impl ser::Error for Stop {
-    fn custom<M: Display>(_: M) -> Self {
-        Stop::GiveUp
-    }
-}
-
-pub(super) type Result<T = ()> = std::result::Result<T, Stop>;
 
 /// Arrays and objects around a value, as the serializer carries it: one byte, so that
 /// [`Compound`] stays two words and is returned in registers.

@@ -1,7 +1,7 @@
 //! Strings and numbers as JSON text: strings checked for what needs escaping eight bytes at a
 //! time, and short texts stored through fixed-size moves straight into the buffer.
 
-use super::serializer::{Result, Stop};
+use super::stop::{Result, Stop};
 
 /// Ones in every byte.
 const LO: u64 = 0x0101_0101_0101_0101;
