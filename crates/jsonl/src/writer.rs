@@ -275,7 +275,7 @@ fn repair(file: &mut File, path: &Path) -> Result<u64> {
         let n = usize::try_from(end - start).unwrap_or(0);
         file.seek(SeekFrom::Start(start)).map_err(io(path))?;
         file.read_exact(&mut chunk[..n]).map_err(io(path))?;
-        if let Some(i) = chunk[..n].iter().rposition(|&b| b == b'\n') {
+        if let Some(i) = memchr::memrchr(b'\n', &chunk[..n]) {
             break start + i as u64 + 1;
         }
         if start == 0 {

@@ -119,7 +119,7 @@ impl Follower {
         self.pos += buf.len() as u64;
         let mut lines = Vec::new();
         let mut rest = &buf[..];
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
             let part = &rest[..nl];
             if !self.long && self.partial.len() + part.len() <= MAX_LINE_BYTES {
                 let mut line = std::mem::take(&mut self.partial);

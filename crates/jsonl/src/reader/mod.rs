@@ -326,7 +326,7 @@ impl Lines {
                 let next = if n == 0 { Next::End } else { Next::Torn };
                 return Ok((next, n));
             }
-            let nl = avail.iter().position(|&b| b == b'\n');
+            let nl = memchr::memchr(b'\n', avail);
             let part = &avail[..nl.unwrap_or(avail.len())];
             if !long && buf.len() + part.len() <= MAX_LINE_BYTES {
                 buf.extend_from_slice(part);

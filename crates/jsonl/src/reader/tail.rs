@@ -220,7 +220,7 @@ fn tail_file(
         f.read_exact(&mut block).map_err(io(path))?;
         // `block[..end]` is not yet part of a line met.
         let mut end = block.len();
-        while let Some(nl) = block[..end].iter().rposition(|&b| b == b'\n') {
+        while let Some(nl) = memchr::memrchr(b'\n', &block[..end]) {
             c.scanned += (end - nl) as u64;
             if ended {
                 let at = LineAt {
