@@ -283,6 +283,16 @@ mod tests {
         ]
     }
 
+    /// Asserts that the filters build exactly `want` (text and parameters, in order) in `d`.
+    fn assert_built(d: Dialect<'_>, now: Option<i64>, want: &[(&str, Vec<SqlParam>)]) {
+        let got = built(d, now);
+        assert_eq!(got.len(), want.len());
+        for ((sql, params), (want_sql, want_params)) in got.iter().zip(want) {
+            assert_eq!(sql, want_sql);
+            assert_eq!(params, want_params);
+        }
+    }
+
     fn built(d: Dialect<'_>, now: Option<i64>) -> Vec<(String, Vec<SqlParam>)> {
         filters()
             .iter()
@@ -355,12 +365,7 @@ mod tests {
                 vec![text("c"), BigInt(Some(9)), text("z")],
             ),
         ];
-        let got = built(Dialect::Sqlite, Some(42));
-        for ((sql, params), (want_sql, want_params)) in got.iter().zip(&want) {
-            assert_eq!(sql, want_sql);
-            assert_eq!(params, want_params);
-        }
-        assert_eq!(got.len(), want.len());
+        assert_built(Dialect::Sqlite, Some(42), &want);
     }
 
     /// The text the PostgreSQL store sent before the builder was shared (pinned from it).
@@ -414,12 +419,7 @@ mod tests {
                     vec![list(&["c"]), BigInt(Some(9)), text("z")],
                 ),
             ];
-            let got = built(Dialect::Postgres { schema: "\"s\"" }, now);
-            for ((sql, params), (want_sql, want_params)) in got.iter().zip(&want) {
-                assert_eq!(sql, want_sql);
-                assert_eq!(params, want_params);
-            }
-            assert_eq!(got.len(), want.len());
+            assert_built(Dialect::Postgres { schema: "\"s\"" }, now, &want);
         }
     }
 
