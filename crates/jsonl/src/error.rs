@@ -75,6 +75,22 @@ pub enum Error {
         /// What was looked for.
         what: String,
     },
+    /// A store's backend failed: PostgreSQL, or an embedder's own (decision 0033).
+    ///
+    /// The message is what a person reads (one line, never a password); the backend's own
+    /// error is the [`source`](std::error::Error::source): downcast it for more.
+    #[error("{backend}: {message}")]
+    Backend {
+        /// Which backend (`postgres`, or an embedder's name).
+        backend: &'static str,
+        /// What failed, never including a password.
+        message: String,
+        /// Whether trying again may succeed (a lost connection, a serialization failure).
+        retryable: bool,
+        /// The backend's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 impl Error {
@@ -100,6 +116,39 @@ impl Error {
     /// Stored data failed verification.
     pub fn is_corrupt(&self) -> bool {
         matches!(self, Error::Corrupt { .. })
+    }
+
+    /// Trying again later may succeed: the backend said so when it made the error.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Backend {
+                retryable: true,
+                ..
+            }
+        )
+    }
+
+    /// A [`Error::Backend`] failure of `backend`, with `source` (the backend's own error, or a
+    /// message) as its source and its text as the message.
+    ///
+    /// ```
+    /// let e = oc_jsonl::Error::backend("mine", true, "the server went away");
+    /// assert!(e.is_retryable());
+    /// assert_eq!(e.to_string(), "mine: the server went away");
+    /// ```
+    pub fn backend(
+        backend: &'static str,
+        retryable: bool,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Error {
+        let source = source.into();
+        Error::Backend {
+            backend,
+            message: source.to_string(),
+            retryable,
+            source,
+        }
     }
 }
 
@@ -137,6 +186,17 @@ impl Error {
                 reason,
             },
             Error::NotFound { what } => Error::NotFound { what: what.clone() },
+            Error::Backend {
+                backend,
+                message,
+                retryable,
+                ..
+            } => Error::Backend {
+                backend,
+                message: message.clone(),
+                retryable: *retryable,
+                source: message.clone().into(),
+            },
         }
     }
 }

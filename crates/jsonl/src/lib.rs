@@ -28,6 +28,8 @@
 //!   (manifest of files and SHA-256 hashes; create, list, verified restore, prune). Nothing in
 //!   the data directory is trusted: every path is built from validated names, and no link is
 //!   followed on the way (directories opened with `O_NOFOLLOW`, files reached with `openat`).
+//! - [`TaskFileStore`]: the same layers behind one object-safe trait, on a data directory or
+//!   in PostgreSQL (`oc_postgres::PgFileStore`), so every host of a fleet reads what any wrote.
 //! - `Shipper` (feature `ship`): log aggregation to an HTTP collector in JSON batches, with
 //!   retries, backoff and a per-collector cursor, so nothing is sent twice or skipped.
 //!
@@ -68,6 +70,7 @@ mod json;
 mod reader;
 #[cfg(feature = "ship")]
 mod ship;
+mod store;
 mod sync;
 mod task;
 mod writer;
@@ -81,6 +84,11 @@ pub use crate::reader::{
 };
 #[cfg(feature = "ship")]
 pub use crate::ship::{ShipOptions, ShipReport, Shipper};
+pub use crate::store::{
+    Ack, After, Append, Appended, EntryId, FileCounts, KEY_WINDOW_ENTRIES, LogCursor, LogVolume,
+    MAX_APPEND_KEY_BYTES, MAX_CHECKPOINT_FILE_BYTES, Overview, OverviewRequest, Page, Retention,
+    Stored, TaskFileStore, WAIT_POLL, check_append_key,
+};
 pub use crate::task::{
     Checkpoint, CheckpointFile, MAX_DESCRIPTION, MAX_MANIFEST_BYTES, MAX_STATE_BYTES, TaskFiles,
     check_checkpoint_id, check_task_id, read_file, write_atomic,
