@@ -66,6 +66,7 @@
 //! Shipped migrations never change: `pinned.rs` holds the SHA-256 of each, as it shipped.
 
 mod errors;
+mod files;
 mod keys;
 mod locks;
 mod options;
@@ -78,7 +79,8 @@ mod tasks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use crate::errors::ClientStopped;
+pub use crate::errors::{BatchFailed, ClientStopped};
+pub use crate::files::{MAX_APPEND_BYTES, MAX_APPEND_ENTRIES, PgFileStore};
 pub use crate::locks::{PgLockManager, PgLockOptions};
 pub use crate::options::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
 pub use crate::tasks::{PgStorageStats, PgTaskStore};

@@ -6,10 +6,10 @@
     -- each other in a cycle; a request whose key is known writes nothing and answers the
     -- range its key recorded (`duplicate`); the others get `seq` ranges in request order,
     -- under the row lock, so a task's entries commit in `seq` order. Each task is notified
-    -- once. Returns every request's first `seq` and count.
+    -- once. `p_async`: commit without waiting for the WAL's flush. Returns every request's first `seq` and count.
     CREATE OR REPLACE FUNCTION {s}.files_append(p_tasks text[], p_counts integer[], p_keys text[],
             p_streams text[], p_ts bigint[], p_levels smallint[], p_agents text[], p_bodies text[],
-            p_now bigint)
+            p_now bigint, p_async boolean)
         RETURNS TABLE (request integer, first_seq bigint, count integer, duplicate boolean)
         LANGUAGE plpgsql VOLATILE AS $$
     #variable_conflict use_column
@@ -18,8 +18,12 @@
         v_fresh integer[];
         t text;
     BEGIN
+        -- A call of `Written` requests alone commits without waiting for the WAL's flush.
+        IF p_async THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+        END IF;
         INSERT INTO {s}.file_tasks AS f (task)
-            SELECT DISTINCT x FROM unnest(p_tasks) x ORDER BY 1
+            SELECT DISTINCT x COLLATE "C" FROM unnest(p_tasks) x ORDER BY 1
             ON CONFLICT (task) DO UPDATE SET generation = f.generation;
         -- The requests to write: those without a key, and the first with each new key.
         WITH r AS (
