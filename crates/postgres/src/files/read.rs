@@ -175,6 +175,9 @@ impl PgFileStore {
         for r in &rows {
             let level: Option<i16> = r.try_get(0).map_err(bad)?;
             let n = unsigned(r.try_get(1).map_err(bad)?);
+            if n == 0 {
+                continue;
+            }
             a.read.lines += n;
             match level.and_then(level_of) {
                 Some(l) => {
