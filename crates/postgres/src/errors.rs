@@ -179,7 +179,11 @@ pub struct BatchFailed(pub(crate) std::sync::Arc<tokio_postgres::Error>);
 
 impl std::fmt::Display for BatchFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the group commit this append was part of failed: {}", describe(&self.0))
+        write!(
+            f,
+            "the group commit this append was part of failed: {}",
+            describe(&self.0)
+        )
     }
 }
 

@@ -180,10 +180,7 @@ impl PgFileStore {
         if rows.len() > MAX_APPEND_ENTRIES {
             return Err(Error::InvalidInput {
                 field: "entries",
-                reason: format!(
-                    "{} in one append; at most {MAX_APPEND_ENTRIES}",
-                    rows.len()
-                ),
+                reason: format!("{} in one append; at most {MAX_APPEND_ENTRIES}", rows.len()),
             });
         }
         let bytes: usize = rows.iter().map(|r| r.body.len() + 1).sum();
@@ -198,7 +195,9 @@ impl PgFileStore {
                 let task = task.to_owned();
                 move |c| async move { c.client.query_one(&c.stmts.log_end, &[&task]).await }
             })?;
-            let next: i64 = end.try_get(1).map_err(|e| self.corrupt(task, "logs.jsonl", e))?;
+            let next: i64 = end
+                .try_get(1)
+                .map_err(|e| self.corrupt(task, "logs.jsonl", e))?;
             return Ok(Appended {
                 first: EntryId(unsigned(next) + 1),
                 count: 0,
@@ -296,9 +295,10 @@ impl TaskFileStore for PgFileStore {
         }
         let after = after.map(str::to_owned);
         let limit = signed(limit.min(MAX_TASKS_PAGE));
-        let rows = self.call(move |c| async move {
-            c.client.query(&c.stmts.tasks, &[&after, &limit]).await
-        })?;
+        let rows =
+            self.call(
+                move |c| async move { c.client.query(&c.stmts.tasks, &[&after, &limit]).await },
+            )?;
         rows.iter()
             .map(|r| r.try_get(0).map_err(|e| self.corrupt("", "", e)))
             .collect()
@@ -307,10 +307,11 @@ impl TaskFileStore for PgFileStore {
     fn counts(&self, task: &str) -> Result<FileCounts> {
         check_task_id(task)?;
         let t = task.to_owned();
-        let r = self
-            .call(move |c| async move { c.client.query_one(&c.stmts.counts, &[&t]).await })?;
+        let r =
+            self.call(move |c| async move { c.client.query_one(&c.stmts.counts, &[&t]).await })?;
         let get = |i: usize| -> Result<i64> {
-            r.try_get(i).map_err(|e| self.corrupt(task, "logs.jsonl", e))
+            r.try_get(i)
+                .map_err(|e| self.corrupt(task, "logs.jsonl", e))
         };
         Ok(FileCounts {
             log_entries: unsigned(get(0)?),
@@ -523,8 +524,12 @@ impl TaskFileStore for PgFileStore {
         match row {
             None => Ok(None),
             Some(r) => {
-                let g: i64 = r.try_get(0).map_err(|e| self.corrupt(task, "logs.jsonl", e))?;
-                let s: i64 = r.try_get(1).map_err(|e| self.corrupt(task, "logs.jsonl", e))?;
+                let g: i64 = r
+                    .try_get(0)
+                    .map_err(|e| self.corrupt(task, "logs.jsonl", e))?;
+                let s: i64 = r
+                    .try_get(1)
+                    .map_err(|e| self.corrupt(task, "logs.jsonl", e))?;
                 Self::cursor(g, s).map(Some)
             }
         }

@@ -179,9 +179,8 @@ impl PgFileStore {
             None => return Err(not_found()),
         };
         let (t, i) = (task.to_owned(), id.to_owned());
-        let r = self.call(move |c| async move {
-            c.client.query_one(&c.stmts.restore, &[&t, &i]).await
-        })?;
+        let r = self
+            .call(move |c| async move { c.client.query_one(&c.stmts.restore, &[&t, &i]).await })?;
         let bad = |e: tokio_postgres::Error| self.corrupt(task, "checkpoints", e);
         let outcome: String = r.try_get(0).map_err(bad)?;
         match outcome.as_str() {
@@ -205,13 +204,14 @@ impl PgFileStore {
         }
         let (t, v) = (task.to_owned(), ids.to_vec());
         let rows = self.call(move |c| async move {
-            c.client
-                .query(&c.stmts.checkpoint_delete, &[&t, &v])
-                .await
+            c.client.query(&c.stmts.checkpoint_delete, &[&t, &v]).await
         })?;
         let gone: Vec<String> = rows
             .iter()
-            .map(|r| r.try_get(0).map_err(|e| self.corrupt(task, "checkpoints", e)))
+            .map(|r| {
+                r.try_get(0)
+                    .map_err(|e| self.corrupt(task, "checkpoints", e))
+            })
             .collect::<Result<_>>()?;
         let mut out = Vec::with_capacity(gone.len());
         for id in ids {

@@ -195,7 +195,8 @@ impl AppendParams {
         let mut replies = Vec::with_capacity(batch.len());
         for r in batch {
             p.tasks.push(r.task);
-            p.counts.push(i32::try_from(r.rows.len()).unwrap_or(i32::MAX));
+            p.counts
+                .push(i32::try_from(r.rows.len()).unwrap_or(i32::MAX));
             p.keys.push(r.key);
             p.streams.push(r.stream.as_str());
             for row in r.rows {
@@ -274,9 +275,8 @@ async fn commit(
             }
         }
         Err(e) if replies.len() == 1 => {
-            for reply in replies {
+            if let Some(reply) = replies.into_iter().next() {
                 let _ = reply.send(Err(Refused::Own(Failure::Pg(e))));
-                break;
             }
         }
         Err(e) => {

@@ -168,9 +168,10 @@ impl PgFileStore {
                 let rows = self.select_rows(s)?;
                 let done = (rows.len() as i64) < CHUNK;
                 for r in &rows {
-                    after = Some(r.try_get::<_, i64>(0).map_err(|e| {
-                        self.corrupt(task, "logs.jsonl", e)
-                    })?);
+                    after = Some(
+                        r.try_get::<_, i64>(0)
+                            .map_err(|e| self.corrupt(task, "logs.jsonl", e))?,
+                    );
                     let Some(e) = self.log_row(task, r, 0, &mut read)? else {
                         continue;
                     };

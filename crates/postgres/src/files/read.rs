@@ -76,9 +76,8 @@ impl PgFileStore {
 
     pub(super) fn tail(&self, task: &str, skip: usize, n: usize) -> Result<Page<LogEntry>> {
         let (t, off, lim) = (task.to_owned(), signed(skip), signed(n).saturating_add(1));
-        let rows = self.call(move |c| async move {
-            c.client.query(&c.stmts.tail, &[&t, &off, &lim]).await
-        })?;
+        let rows = self
+            .call(move |c| async move { c.client.query(&c.stmts.tail, &[&t, &off, &lim]).await })?;
         let more = rows.len() > n;
         let mut read = ReadReport::default();
         let mut entries = Vec::with_capacity(n.min(rows.len()));
@@ -133,9 +132,8 @@ impl PgFileStore {
             return Ok(None);
         };
         let t = task.to_owned();
-        let row = self.call(move |c| async move {
-            c.client.query_opt(&c.stmts.entry, &[&t, &seq]).await
-        })?;
+        let row = self
+            .call(move |c| async move { c.client.query_opt(&c.stmts.entry, &[&t, &seq]).await })?;
         let Some(r) = row else { return Ok(None) };
         let bad = |e: tokio_postgres::Error| self.corrupt(task, "logs.jsonl", e);
         let level: Option<i16> = r.try_get(0).map_err(bad)?;
@@ -150,9 +148,10 @@ impl PgFileStore {
             return Ok(None);
         };
         let t = task.to_owned();
-        let row = self.call(move |c| async move {
-            c.client.query_opt(&c.stmts.decision, &[&t, &seq]).await
-        })?;
+        let row =
+            self.call(
+                move |c| async move { c.client.query_opt(&c.stmts.decision, &[&t, &seq]).await },
+            )?;
         let Some(r) = row else { return Ok(None) };
         let body: &str = r
             .try_get(0)
@@ -164,8 +163,8 @@ impl PgFileStore {
     /// times, without reading a row's body.
     pub(super) fn analysis(&self, task: &str) -> Result<LogAnalysis> {
         let t = task.to_owned();
-        let rows = self
-            .call(move |c| async move { c.client.query(&c.stmts.analyze, &[&t]).await })?;
+        let rows =
+            self.call(move |c| async move { c.client.query(&c.stmts.analyze, &[&t]).await })?;
         let mut a = LogAnalysis::default();
         for l in Level::ALL {
             a.level_counts.insert(l.to_string(), 0);
@@ -209,8 +208,8 @@ impl PgFileStore {
     /// The log's generation and last sequence number.
     pub(super) fn end(&self, task: &str) -> Result<(i64, i64)> {
         let t = task.to_owned();
-        let r = self
-            .call(move |c| async move { c.client.query_one(&c.stmts.log_end, &[&t]).await })?;
+        let r =
+            self.call(move |c| async move { c.client.query_one(&c.stmts.log_end, &[&t]).await })?;
         let bad = |e: tokio_postgres::Error| self.corrupt(task, "logs.jsonl", e);
         Ok((r.try_get(0).map_err(bad)?, r.try_get(1).map_err(bad)?))
     }
@@ -256,10 +255,8 @@ impl PgFileStore {
 
     fn fetch_after(&self, task: &str, seq: i64, lim: i64) -> Result<Vec<Row>> {
         let t = task.to_owned();
-        self.call(move |c| async move {
-            c.client
-                .query(&c.stmts.read_after, &[&t, &seq, &lim])
-                .await
-        })
+        self.call(
+            move |c| async move { c.client.query(&c.stmts.read_after, &[&t, &seq, &lim]).await },
+        )
     }
 }

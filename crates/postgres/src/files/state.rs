@@ -50,9 +50,9 @@ impl PgFileStore {
             )));
         }
         let t = task.to_owned();
-        self.call(move |c| async move {
-            c.client.execute(&c.stmts.save_state, &[&t, &bytes]).await
-        })?;
+        self.call(
+            move |c| async move { c.client.execute(&c.stmts.save_state, &[&t, &bytes]).await },
+        )?;
         Ok(())
     }
 
@@ -76,8 +76,8 @@ impl PgFileStore {
         };
         let file: StateFile = serde_json::from_slice(&bytes)
             .map_err(|e| self.corrupt(task, "state.json", format!("not a state file: {e}")))?;
-        let canonical = serde_json::to_vec(&file.state)
-            .map_err(|e| self.corrupt(task, "state.json", e))?;
+        let canonical =
+            serde_json::to_vec(&file.state).map_err(|e| self.corrupt(task, "state.json", e))?;
         let actual = sha256_hex(&canonical);
         if actual != file.checksum {
             return Err(self.corrupt(

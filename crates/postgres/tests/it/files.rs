@@ -3,9 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oc_jsonl::{
-    Append, Decision, EntryId, Level, LogEntry, Query, Retention, TaskFileStore,
-};
+use oc_jsonl::{Append, Decision, EntryId, Level, LogEntry, Query, Retention, TaskFileStore};
 use oc_postgres::PgFileStore;
 use oc_postgres::testkit::PgServer;
 use oc_time::Timestamp;
@@ -18,9 +16,14 @@ fn store(pg: &PgServer) -> PgFileStore {
 }
 
 fn entry(i: i64, level: Level) -> LogEntry {
-    LogEntry::new(Timestamp::from_millis(1_000 + i), level, "t1", format!("step {i}"))
-        .with("i", i)
-        .with("even", i % 2 == 0)
+    LogEntry::new(
+        Timestamp::from_millis(1_000 + i),
+        level,
+        "t1",
+        format!("step {i}"),
+    )
+    .with("i", i)
+    .with("even", i % 2 == 0)
 }
 
 fn messages(entries: &[oc_jsonl::Stored<LogEntry>]) -> Vec<String> {
@@ -43,7 +46,10 @@ fn appends_read_back_singly_and_batched_with_increasing_ids() {
     assert_eq!(page.entries[4].record, batch[3]);
     let ids: Vec<u64> = page.entries.iter().map(|e| e.id.0).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5]);
-    assert_eq!(s.log_entry("t1", EntryId(3)).unwrap(), Some(batch[1].clone()));
+    assert_eq!(
+        s.log_entry("t1", EntryId(3)).unwrap(),
+        Some(batch[1].clone())
+    );
     assert_eq!(s.log_entry("t1", EntryId(99)).unwrap(), None);
     let page = s.log_tail("t1", 1, 2).unwrap();
     assert_eq!(messages(&page.entries), ["step 2", "step 3"]);
@@ -68,9 +74,18 @@ fn appends_read_back_singly_and_batched_with_increasing_ids() {
         assert_eq!(got.first, EntryId(i as u64 + 1));
     }
     let by_a = s.decisions("t1", Some("a"), 0, 10).unwrap();
-    let names: Vec<&str> = by_a.entries.iter().map(|d| d.record.decision.as_str()).collect();
+    let names: Vec<&str> = by_a
+        .entries
+        .iter()
+        .map(|d| d.record.decision.as_str())
+        .collect();
     assert_eq!(names, ["d0", "d2"]);
-    assert_eq!(s.decisions("t1", None, 1, 1).unwrap().entries[0].record.decision, "d1");
+    assert_eq!(
+        s.decisions("t1", None, 1, 1).unwrap().entries[0]
+            .record
+            .decision,
+        "d1"
+    );
     assert_eq!(s.decision("t1", EntryId(2)).unwrap().unwrap().agent, "b");
     // Too deep or too long: refused, nothing written.
     let mut deep = json!(1);
@@ -82,7 +97,11 @@ fn appends_read_back_singly_and_batched_with_increasing_ids() {
         .unwrap_err();
     assert!(e.is_invalid_input(), "{e}");
     assert_eq!(s.counts("t1").unwrap().log_entries, 5);
-    assert!(s.append_log("../x", &entry(9, Level::Info)).unwrap_err().is_invalid_input());
+    assert!(
+        s.append_log("../x", &entry(9, Level::Info))
+            .unwrap_err()
+            .is_invalid_input()
+    );
 }
 
 /// The bytes of a task's log as lines, summed from the rows read back.
@@ -101,13 +120,25 @@ fn a_retry_with_the_same_key_writes_nothing_and_answers_the_first() {
     let s = store(pg);
     let batch: Vec<LogEntry> = (0..3).map(|i| entry(i, Level::Info)).collect();
     s.append_log("t1", &entry(100, Level::Info)).unwrap();
-    let first = s.append_logs("t1", &batch, &Append::durable().key("k1")).unwrap();
-    assert_eq!((first.first, first.count, first.duplicate), (EntryId(2), 3, false));
-    let again = s.append_logs("t1", &batch, &Append::durable().key("k1")).unwrap();
-    assert_eq!((again.first, again.count, again.duplicate), (EntryId(2), 3, true));
+    let first = s
+        .append_logs("t1", &batch, &Append::durable().key("k1"))
+        .unwrap();
+    assert_eq!(
+        (first.first, first.count, first.duplicate),
+        (EntryId(2), 3, false)
+    );
+    let again = s
+        .append_logs("t1", &batch, &Append::durable().key("k1"))
+        .unwrap();
+    assert_eq!(
+        (again.first, again.count, again.duplicate),
+        (EntryId(2), 3, true)
+    );
     assert_eq!(s.counts("t1").unwrap().log_entries, 4);
     // Another task, or the other stream, with the same key: written.
-    let other = s.append_logs("t2", &batch, &Append::durable().key("k1")).unwrap();
+    let other = s
+        .append_logs("t2", &batch, &Append::durable().key("k1"))
+        .unwrap();
     assert!(!other.duplicate);
     let d = Decision {
         timestamp: Timestamp::from_millis(1),
@@ -116,13 +147,22 @@ fn a_retry_with_the_same_key_writes_nothing_and_answers_the_first() {
         reasoning: "r".into(),
         metadata: Default::default(),
     };
-    assert!(!s.append_decision("t1", &d, &Append::durable().key("k1")).unwrap().duplicate);
-    assert!(s.append_decision("t1", &d, &Append::durable().key("k1")).unwrap().duplicate);
+    assert!(
+        !s.append_decision("t1", &d, &Append::durable().key("k1"))
+            .unwrap()
+            .duplicate
+    );
+    assert!(
+        s.append_decision("t1", &d, &Append::durable().key("k1"))
+            .unwrap()
+            .duplicate
+    );
     assert!(s.append_log("t1", &entry(1, Level::Info)).is_ok());
-    assert!(s
-        .append_logs("t1", &batch, &Append::durable().key(&"k".repeat(201)))
-        .unwrap_err()
-        .is_invalid_input());
+    assert!(
+        s.append_logs("t1", &batch, &Append::durable().key(&"k".repeat(201)))
+            .unwrap_err()
+            .is_invalid_input()
+    );
     // Many threads retrying one key at once: one writes, the rest are duplicates of it.
     let s = Arc::new(s);
     let answers: Vec<_> = (0..8)
@@ -130,7 +170,8 @@ fn a_retry_with_the_same_key_writes_nothing_and_answers_the_first() {
             let s = s.clone();
             let batch = batch.clone();
             std::thread::spawn(move || {
-                s.append_logs("t3", &batch, &Append::durable().key("same")).unwrap()
+                s.append_logs("t3", &batch, &Append::durable().key("same"))
+                    .unwrap()
             })
         })
         .collect::<Vec<_>>()
@@ -138,7 +179,11 @@ fn a_retry_with_the_same_key_writes_nothing_and_answers_the_first() {
         .map(|h| h.join().unwrap())
         .collect();
     assert_eq!(answers.iter().filter(|a| !a.duplicate).count(), 1);
-    assert!(answers.iter().all(|a| a.first == EntryId(1) && a.count == 3));
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.first == EntryId(1) && a.count == 3)
+    );
     assert_eq!(s.counts("t3").unwrap().log_entries, 3);
 }
 
@@ -156,10 +201,11 @@ fn sixteen_threads_of_durable_appends_are_all_there_once_in_order() {
                 let task = format!("task-{}", t % 4);
                 let mut ids = Vec::new();
                 for i in 0..EACH {
-                    let e = LogEntry::new(Timestamp::from_millis(i as i64), Level::Info, &task, "m")
-                        .with("thread", t)
-                        .with("i", i)
-                        .with("pad", "x".repeat(t * 7));
+                    let e =
+                        LogEntry::new(Timestamp::from_millis(i as i64), Level::Info, &task, "m")
+                            .with("thread", t)
+                            .with("i", i)
+                            .with("pad", "x".repeat(t * 7));
                     let a = s.append_logs(&task, &[e], &Append::durable()).unwrap();
                     ids.push(a.first.0);
                 }
@@ -169,7 +215,10 @@ fn sixteen_threads_of_durable_appends_are_all_there_once_in_order() {
         .collect();
     for h in handles {
         let ids = h.join().unwrap();
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "a thread's ids increase");
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "a thread's ids increase"
+        );
     }
     let took = started.elapsed();
     eprintln!(
@@ -183,7 +232,11 @@ fn sixteen_threads_of_durable_appends_are_all_there_once_in_order() {
         assert_eq!(page.read.malformed, 0, "none torn");
         assert_eq!(page.entries.len(), EACH * THREADS / 4);
         let ids: Vec<u64> = page.entries.iter().map(|e| e.id.0).collect();
-        assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "seq without gaps");
+        assert_eq!(
+            ids,
+            (1..=ids.len() as u64).collect::<Vec<_>>(),
+            "seq without gaps"
+        );
         let mut seen = std::collections::HashSet::new();
         let mut last = std::collections::HashMap::new();
         for e in &page.entries {
@@ -200,8 +253,11 @@ fn sixteen_threads_of_durable_appends_are_all_there_once_in_order() {
 
 /// The plan of `sql` as the server ran it, in text.
 fn explain(pg: &PgServer, sql: &str) -> String {
-    pg.psql("postgres", &format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}"))
-        .unwrap()
+    pg.psql(
+        "postgres",
+        &format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}"),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -210,7 +266,13 @@ fn a_tail_reads_the_rows_it_returns_and_the_analysis_reads_no_bodies() {
     let opts = fresh_options(pg);
     let schema = opts.schema_name().to_owned();
     let s = PgFileStore::connect(opts).unwrap();
-    let levels = [Level::Info, Level::Info, Level::Warn, Level::Error, Level::Debug];
+    let levels = [
+        Level::Info,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Debug,
+    ];
     let all: Vec<LogEntry> = (0..20_000)
         .map(|i| entry(i, levels[i as usize % levels.len()]))
         .collect();
@@ -224,8 +286,11 @@ fn a_tail_reads_the_rows_it_returns_and_the_analysis_reads_no_bodies() {
     // The WAL flushed first, so that vacuum can mark the (asynchronously committed) rows
     // visible to all, as it would in a while.
     pg.psql("postgres", "CHECKPOINT").unwrap();
-    pg.psql("postgres", &format!("VACUUM ANALYZE \"{schema}\".log_entries"))
-        .unwrap();
+    pg.psql(
+        "postgres",
+        &format!("VACUUM ANALYZE \"{schema}\".log_entries"),
+    )
+    .unwrap();
     let plan = explain(
         pg,
         &format!(
@@ -248,7 +313,10 @@ fn a_tail_reads_the_rows_it_returns_and_the_analysis_reads_no_bodies() {
         .replace("{s}", &format!("\"{schema}\""))
         .replace("$1", "'t1'");
     let plan = explain(pg, &analyze);
-    assert!(!plan.contains("Seq Scan") && !plan.contains("Heap Scan"), "{plan}");
+    assert!(
+        !plan.contains("Seq Scan") && !plan.contains("Heap Scan"),
+        "{plan}"
+    );
     assert!(plan.contains("Index Only Scan"), "{plan}");
     let a = s.analyze("t1").unwrap();
     assert_eq!(a.total_logs, 20_000);
@@ -266,7 +334,14 @@ fn a_tail_reads_the_rows_it_returns_and_the_analysis_reads_no_bodies() {
 fn queries_agree_with_query_matches() {
     let Some(pg) = server() else { return };
     let s = store(pg);
-    let levels = [Level::Trace, Level::Info, Level::Warn, Level::Error, Level::Debug, Level::Warn];
+    let levels = [
+        Level::Trace,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Debug,
+        Level::Warn,
+    ];
     let all: Vec<LogEntry> = (0..300)
         .map(|i| {
             entry(i, levels[i as usize % levels.len()])
@@ -280,14 +355,22 @@ fn queries_agree_with_query_matches() {
         Query::new(),
         Query::new().min_level(Level::Warn),
         Query::new().min_level(Level::Error).newest(),
-        Query::new().between(Some(Timestamp::from_millis(1_050)), Some(Timestamp::from_millis(1_100))),
+        Query::new().between(
+            Some(Timestamp::from_millis(1_050)),
+            Some(Timestamp::from_millis(1_100)),
+        ),
         Query::new().field("s", "v1"),
         Query::new().field("f", 1),
         Query::new().field("f", 1.0),
-        Query::new().field("o", json!({"k": 1})).min_level(Level::Info),
+        Query::new()
+            .field("o", json!({"k": 1}))
+            .min_level(Level::Info),
         Query::new().field("even", true).page(5, Some(7)),
         Query::new().field("s", "v2").page(3, Some(4)).newest(),
-        Query::new().min_level(Level::Warn).page(10, Some(10)).newest(),
+        Query::new()
+            .min_level(Level::Warn)
+            .page(10, Some(10))
+            .newest(),
         Query::new().page(290, Some(20)),
         Query::new().field("missing", json!(null)),
     ];
@@ -354,7 +437,10 @@ fn a_checkpoint_restores_exactly_and_a_corrupt_one_changes_nothing() {
     assert_eq!(s.load_state("t1").unwrap(), Some(json!({"step": 3})));
     assert_eq!(s.decisions("t1", None, 0, 10).unwrap().entries[0].record, d);
     let c = s.counts("t1").unwrap();
-    assert_eq!((c.log_entries, c.decisions, c.checkpoints, c.state), (50, 1, 1, true));
+    assert_eq!(
+        (c.log_entries, c.decisions, c.checkpoints, c.state),
+        (50, 1, 1, true)
+    );
     assert_eq!(c.log_bytes, cp.files[1].bytes);
     let a = s.analyze("t1").unwrap();
     assert_eq!(a.total_logs, 50);
@@ -364,10 +450,15 @@ fn a_checkpoint_restores_exactly_and_a_corrupt_one_changes_nothing() {
     assert!(after.restarted);
     assert_eq!(after.entries[0].record, before[0]);
     // Appends go on after the restored log.
-    assert_eq!(s.append_log("t1", &entry(51, Level::Info)).unwrap().first, EntryId(51));
+    assert_eq!(
+        s.append_log("t1", &entry(51, Level::Info)).unwrap().first,
+        EntryId(51)
+    );
 
     // A byte of the checkpoint's log flipped: refused, nothing changed.
-    let cp2 = s.create_checkpoint("t1", "second", Timestamp::from_millis(1_700_000_000_000)).unwrap();
+    let cp2 = s
+        .create_checkpoint("t1", "second", Timestamp::from_millis(1_700_000_000_000))
+        .unwrap();
     assert_eq!(cp2.id, "cp-1700000000000-1");
     pg.psql(
         "postgres",
@@ -385,18 +476,29 @@ fn a_checkpoint_restores_exactly_and_a_corrupt_one_changes_nothing() {
     let e = s.restore_checkpoint("t1", &cp.id).unwrap_err();
     assert!(e.is_corrupt(), "{e}");
     assert!(
-        e.to_string().contains(&format!("postgres:{schema}/tasks/t1/checkpoints/{}/logs.jsonl", cp.id)),
+        e.to_string().contains(&format!(
+            "postgres:{schema}/tasks/t1/checkpoints/{}/logs.jsonl",
+            cp.id
+        )),
         "{e}"
     );
     assert_eq!(s.load_state("t1").unwrap(), state_before);
     assert_eq!(s.log_tail("t1", 0, 1_000).unwrap(), tail_before);
     assert_eq!(s.log_end("t1").unwrap(), end_before);
     // Not there, or not an id.
-    assert!(s.restore_checkpoint("t1", "cp-1-0").unwrap_err().is_not_found());
-    assert!(s.restore_checkpoint("t1", "../x").unwrap_err().is_invalid_input());
+    assert!(
+        s.restore_checkpoint("t1", "cp-1-0")
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        s.restore_checkpoint("t1", "../x")
+            .unwrap_err()
+            .is_invalid_input()
+    );
     // Pruned: newest first.
     assert_eq!(s.checkpoints("t1").unwrap().len(), 2);
-    assert_eq!(s.prune_checkpoints("t1", 1).unwrap(), [cp.id.clone()]);
+    assert_eq!(s.prune_checkpoints("t1", 1).unwrap(), vec![cp.id]);
     assert_eq!(s.checkpoints("t1").unwrap()[0].id, cp2.id);
 }
 
@@ -410,7 +512,9 @@ fn retention_keeps_the_newest_within_every_bound_exactly() {
     }
     let now = Timestamp::from_millis(1_000 + 30_000);
     // By count: more than one step of 10,000.
-    let gone = s.retain("t1", &Retention::new().max_entries(4_000), now).unwrap();
+    let gone = s
+        .retain("t1", &Retention::new().max_entries(4_000), now)
+        .unwrap();
     assert_eq!(gone, 21_000);
     let c = s.counts("t1").unwrap();
     assert_eq!(c.log_entries, 4_000);
@@ -419,10 +523,17 @@ fn retention_keeps_the_newest_within_every_bound_exactly() {
     assert_eq!(c.log_bytes, page_lines(&s, "t1"));
     // By age: entries logged more than 3,000 ms before now go (their time < now - 3 s).
     let gone = s
-        .retain("t1", &Retention::new().max_age(Duration::from_millis(6_000)), now)
+        .retain(
+            "t1",
+            &Retention::new().max_age(Duration::from_millis(6_000)),
+            now,
+        )
         .unwrap();
     assert_eq!(gone, 24_000 - 21_000);
-    assert_eq!(s.log_tail("t1", 0, 1).unwrap().entries[0].record, all[24_999]);
+    assert_eq!(
+        s.log_tail("t1", 0, 1).unwrap().entries[0].record,
+        all[24_999]
+    );
     assert_eq!(s.counts("t1").unwrap().log_entries, 1_000);
     // By bytes: the newest whose lines fit.
     let sizes: Vec<u64> = all[24_000..]
@@ -430,12 +541,18 @@ fn retention_keeps_the_newest_within_every_bound_exactly() {
         .map(|e| serde_json::to_string(e).unwrap().len() as u64 + 1)
         .collect();
     let budget: u64 = sizes[sizes.len() - 300..].iter().sum::<u64>() + 5;
-    let gone = s.retain("t1", &Retention::new().max_bytes(budget), now).unwrap();
+    let gone = s
+        .retain("t1", &Retention::new().max_bytes(budget), now)
+        .unwrap();
     assert_eq!(gone, 700);
     let c = s.counts("t1").unwrap();
     assert_eq!(c.log_entries, 300);
     assert!(c.log_bytes <= budget);
-    assert_eq!(s.retain("t1", &Retention::new().max_bytes(budget), now).unwrap(), 0);
+    assert_eq!(
+        s.retain("t1", &Retention::new().max_bytes(budget), now)
+            .unwrap(),
+        0
+    );
     assert_eq!(s.analyze("t1").unwrap().total_logs, 300);
 }
 
@@ -461,20 +578,37 @@ fn a_follower_sees_an_append_from_another_host_within_two_seconds() {
     let sent = Instant::now();
     a.append_log("t1", &entry(1, Level::Warn)).unwrap();
     let (_, after) = waiter.join().unwrap();
-    assert!(sent.elapsed() < Duration::from_secs(2), "{:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
     assert_eq!(messages(&after.entries), ["step 1"]);
     assert!(!after.restarted);
     // Nothing new: wait returns at its timeout, and the cursor stays.
     let started = Instant::now();
-    b.wait("t1", &after.cursor, Duration::from_millis(300)).unwrap();
+    b.wait("t1", &after.cursor, Duration::from_millis(300))
+        .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(300));
-    assert!(b.read_after("t1", Some(&after.cursor), 10).unwrap().entries.is_empty());
+    assert!(
+        b.read_after("t1", Some(&after.cursor), 10)
+            .unwrap()
+            .entries
+            .is_empty()
+    );
     // Ship cursors, per collector.
     b.set_ship_cursor("t1", "c1", &after.cursor).unwrap();
-    assert_eq!(a.ship_cursor("t1", "c1").unwrap(), Some(after.cursor.clone()));
+    assert_eq!(
+        a.ship_cursor("t1", "c1").unwrap(),
+        Some(after.cursor.clone())
+    );
     assert_eq!(a.ship_cursor("t1", "c2").unwrap(), None);
     let bad = oc_jsonl::LogCursor::new("nonsense").unwrap();
-    assert!(a.read_after("t1", Some(&bad), 1).unwrap_err().is_invalid_input());
+    assert!(
+        a.read_after("t1", Some(&bad), 1)
+            .unwrap_err()
+            .is_invalid_input()
+    );
 }
 
 #[test]
@@ -484,14 +618,20 @@ fn state_round_trips_and_is_bounded() {
     let schema = opts.schema_name().to_owned();
     let s = PgFileStore::connect(opts).unwrap();
     assert_eq!(s.load_state("t1").unwrap(), None);
-    s.save_state("t1", &json!({"a": [1, 2, {"b": null}]})).unwrap();
-    assert_eq!(s.load_state("t1").unwrap(), Some(json!({"a": [1, 2, {"b": null}]})));
+    s.save_state("t1", &json!({"a": [1, 2, {"b": null}]}))
+        .unwrap();
+    assert_eq!(
+        s.load_state("t1").unwrap(),
+        Some(json!({"a": [1, 2, {"b": null}]}))
+    );
     assert!(s.counts("t1").unwrap().state);
     let big = json!("x".repeat(oc_jsonl::MAX_STATE_BYTES as usize));
     assert!(s.save_state("t1", &big).unwrap_err().is_invalid_input());
     pg.psql(
         "postgres",
-        &format!("UPDATE \"{schema}\".file_tasks SET state = set_byte(state, 30, 65) WHERE task = 't1'"),
+        &format!(
+            "UPDATE \"{schema}\".file_tasks SET state = set_byte(state, 30, 65) WHERE task = 't1'"
+        ),
     )
     .unwrap();
     assert!(s.load_state("t1").unwrap_err().is_corrupt());
@@ -504,12 +644,22 @@ fn failures_keep_the_servers_error_and_no_password() {
     let schema = opts.schema_name().to_owned();
     let s = PgFileStore::connect(opts).unwrap();
     s.append_log("t1", &entry(0, Level::Info)).unwrap();
-    pg.psql("postgres", &format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
+    pg.psql("postgres", &format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .unwrap();
     for e in [
         s.log_tail("t1", 0, 1).unwrap_err(),
         s.append_log("t1", &entry(1, Level::Info)).unwrap_err(),
     ] {
-        assert!(matches!(e, oc_jsonl::Error::Backend { backend: "postgres", .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                oc_jsonl::Error::Backend {
+                    backend: "postgres",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         assert!(!e.is_retryable(), "{e}");
         let source = std::error::Error::source(&e).expect("a source");
         let pg_error = source
