@@ -273,12 +273,15 @@ fn check_text(field: &'static str, s: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks a collector's name: 1 to 200 bytes, no control characters.
+/// The longest collector name, in bytes, as on disk.
+const MAX_COLLECTOR_BYTES: usize = 2048;
+
+/// Checks a collector's name: 1 to [`MAX_COLLECTOR_BYTES`], no control characters.
 fn check_collector(c: &str) -> Result<()> {
-    if c.is_empty() || c.len() > 200 || c.chars().any(char::is_control) {
+    if c.is_empty() || c.len() > MAX_COLLECTOR_BYTES || c.chars().any(char::is_control) {
         return Err(Error::InvalidInput {
             field: "collector",
-            reason: "must be 1 to 200 bytes without control characters".to_owned(),
+            reason: format!("must be 1 to {MAX_COLLECTOR_BYTES} bytes without control characters"),
         });
     }
     Ok(())
@@ -291,7 +294,7 @@ impl TaskFileStore for PgFileStore {
 
     fn tasks(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
         if let Some(a) = after {
-            check_text("after", a)?;
+            check_task_id(a)?;
         }
         let after = after.map(str::to_owned);
         let limit = signed(limit.min(MAX_TASKS_PAGE));

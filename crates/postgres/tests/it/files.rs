@@ -554,6 +554,29 @@ fn retention_keeps_the_newest_within_every_bound_exactly() {
         0
     );
     assert_eq!(s.analyze("t1").unwrap().total_logs, 300);
+    // By age, the leading run of old entries only, as on disk: an old entry after a young
+    // one stays.
+    let at = |ms: i64, m: &str| LogEntry::new(Timestamp::from_millis(ms), Level::Info, "t2", m);
+    let now = Timestamp::from_millis(100_000);
+    let mixed = [
+        at(1, "old"),
+        at(2, "old"),
+        at(99_000, "young"),
+        at(3, "late old"),
+    ];
+    s.append_logs("t2", &mixed, &Append::durable()).unwrap();
+    let gone = s
+        .retain(
+            "t2",
+            &Retention::new().max_age(Duration::from_secs(10)),
+            now,
+        )
+        .unwrap();
+    assert_eq!(gone, 2);
+    assert_eq!(
+        messages(&s.log_tail("t2", 0, 10).unwrap().entries),
+        ["young", "late old"]
+    );
 }
 
 #[test]

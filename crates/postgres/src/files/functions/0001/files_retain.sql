@@ -1,8 +1,9 @@
 
     -- One step of retention of task `p_task`'s log, in the caller's transaction: deletes at
-    -- most `p_limit` of its oldest entries, those before the first one kept. The kept suffix
-    -- is the longest whose entries are all at most `p_max_age` old (by `ts`, at `p_now`), that
-    -- holds at most `p_max_entries` entries and `p_max_bytes` bytes (each bound NULL for none).
+    -- most `p_limit` of its oldest entries, those before the first one kept, as a data
+    -- directory's retention keeps: not the leading run of entries logged more than `p_max_age`
+    -- before `p_now`, and at most the newest `p_max_entries` entries and `p_max_bytes` bytes
+    -- of lines (each bound NULL for none).
     -- Keys older than `p_key_age` go too. Answers the entries deleted; call again until 0.
     CREATE OR REPLACE FUNCTION {s}.files_retain(p_task text, p_max_age bigint, p_max_entries bigint,
             p_max_bytes bigint, p_now bigint, p_limit integer, p_key_age bigint)
@@ -20,8 +21,14 @@
         PERFORM 1 FROM {s}.file_tasks t WHERE t.task = p_task FOR UPDATE;
         IF NOT FOUND THEN RETURN 0; END IF;
         IF p_max_age IS NOT NULL THEN
-            SELECT max(e.seq) INTO v_seq FROM {s}.log_entries e
-                WHERE e.task = p_task AND e.ts < v_now - p_max_age;
+            -- The leading run of old entries (a malformed one is old among old ones), as on
+            -- disk: the first entry logged within the bound ends it.
+            SELECT e.seq - 1 INTO v_seq FROM {s}.log_entries e
+                WHERE e.task = p_task AND e.ts >= v_now - p_max_age AND e.level IS NOT NULL
+                ORDER BY e.seq LIMIT 1;
+            IF NOT FOUND THEN
+                SELECT max(e.seq) INTO v_seq FROM {s}.log_entries e WHERE e.task = p_task;
+            END IF;
             v_cut := greatest(v_cut, coalesce(v_seq, 0));
         END IF;
         IF p_max_entries IS NOT NULL THEN
