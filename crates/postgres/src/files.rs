@@ -49,8 +49,6 @@ pub const MAX_APPEND_BYTES: usize = 64 << 20;
 const RETAIN_STEP: i32 = 10_000;
 /// How long idempotency keys are kept, at least.
 const KEY_AGE: Duration = Duration::from_secs(24 * 3600);
-/// The most ids one `tasks` call answers.
-const MAX_TASKS_PAGE: usize = 10_000;
 
 /// A [`TaskFileStore`] on PostgreSQL: every host connected to the same database and schema
 /// reads what any of them wrote.
@@ -297,7 +295,7 @@ impl TaskFileStore for PgFileStore {
             check_task_id(a)?;
         }
         let after = after.map(str::to_owned);
-        let limit = signed(limit.min(MAX_TASKS_PAGE));
+        let limit = signed(limit);
         let rows =
             self.call(
                 move |c| async move { c.client.query(&c.stmts.tasks, &[&after, &limit]).await },

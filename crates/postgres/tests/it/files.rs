@@ -60,7 +60,16 @@ fn appends_read_back_singly_and_batched_with_increasing_ids() {
     let lines: u64 = page_lines(&s, "t1");
     assert_eq!(c.log_bytes, lines);
     assert_eq!(s.tasks(None, 10).unwrap(), ["t1"]);
-    assert_eq!(s.volume().unwrap().entries, 5);
+    s.append_log("t0", &entry(0, Level::Info)).unwrap();
+    s.save_state("t2", &json!(1)).unwrap();
+    assert_eq!(s.tasks(None, 2).unwrap(), ["t0", "t1"]);
+    assert_eq!(s.tasks(Some("t1"), 2).unwrap(), ["t2"]);
+    assert!(s.tasks(Some("../"), 2).unwrap_err().is_invalid_input());
+    let v = s.volume().unwrap();
+    assert_eq!((v.tasks, v.entries), (2, 6));
+    // Nothing to append: nothing written, the next id answered.
+    let none = s.append_logs("t1", &[], &Append::durable()).unwrap();
+    assert_eq!((none.first, none.count), (EntryId(6), 0));
     // Decisions, by agent.
     for (i, agent) in ["a", "b", "a"].into_iter().enumerate() {
         let d = Decision {
@@ -73,6 +82,15 @@ fn appends_read_back_singly_and_batched_with_increasing_ids() {
         let got = s.append_decision("t1", &d, &Append::durable()).unwrap();
         assert_eq!(got.first, EntryId(i as u64 + 1));
     }
+    let nul = Decision {
+        agent: "a\0b".into(),
+        ..s.decision("t1", EntryId(1)).unwrap().unwrap()
+    };
+    assert!(
+        s.append_decision("t1", &nul, &Append::durable())
+            .unwrap_err()
+            .is_invalid_input()
+    );
     let by_a = s.decisions("t1", Some("a"), 0, 10).unwrap();
     let names: Vec<&str> = by_a
         .entries
