@@ -664,3 +664,144 @@ fn the_overview_walks_to_the_task_once() {
         );
     }
 }
+
+#[test]
+fn a_retried_key_writes_nothing_and_answers_the_first_append() {
+    let (dir, s) = store();
+    let first = s
+        .append_logs(
+            "t1",
+            &[entry(0), entry(1), entry(2)],
+            &Append::durable().key("k-1"),
+        )
+        .unwrap();
+    s.append_log("t1", &entry(3)).unwrap();
+    let again = s
+        .append_logs(
+            "t1",
+            &[entry(0), entry(1), entry(2)],
+            &Append::written().key("k-1"),
+        )
+        .unwrap();
+    assert_eq!(
+        (again.first, again.count, again.duplicate),
+        (first.first, 3, true)
+    );
+    assert!(!first.duplicate);
+    // Other keys, other tasks and the other stream are not duplicates.
+    let other = s.append_log("t1", &entry(4)).unwrap();
+    assert!(
+        !s.append_logs("t1", &[entry(5)], &Append::durable().key("k-2"))
+            .unwrap()
+            .duplicate
+    );
+    assert!(
+        !s.append_logs("t2", &[entry(0)], &Append::durable().key("k-1"))
+            .unwrap()
+            .duplicate
+    );
+    let d = decision(1, "a");
+    let da = s
+        .append_decision("t1", &d, &Append::durable().key("k-1"))
+        .unwrap();
+    assert!(!da.duplicate);
+    let db = s
+        .append_decision("t1", &d, &Append::durable().key("k-1"))
+        .unwrap();
+    assert_eq!((db.first, db.duplicate), (da.first, true));
+    // A key holding quotes and non-ASCII is a key like any other.
+    let odd = "k \"quoted\" é \\ end";
+    let o1 = s
+        .append_logs("t1", &[entry(6)], &Append::durable().key(odd))
+        .unwrap();
+    let o2 = s
+        .append_logs("t1", &[entry(6)], &Append::durable().key(odd))
+        .unwrap();
+    assert_eq!((o2.first, o2.duplicate), (o1.first, true));
+    // Nothing written twice, and every reader gives the records as appended: `idem` is ignored.
+    let want = [0, 1, 2, 3, 4, 5, 6].map(entry);
+    assert_eq!(records(&s.log_tail("t1", 0, 100).unwrap().entries), want);
+    assert_eq!(
+        records(&s.query("t1", &Query::new()).unwrap().entries),
+        want
+    );
+    assert_eq!(
+        records(&s.read_after("t1", None, 100).unwrap().entries),
+        want
+    );
+    let files = TaskFiles::new(dir.path(), "t1").unwrap();
+    let (read, report) = files.logs().records::<LogEntry>().unwrap();
+    assert_eq!((read, report.malformed), (want.to_vec(), 0));
+    assert_eq!(files.decisions().unwrap().0, [d.clone()]);
+    assert_eq!(s.log_entry("t1", first.first).unwrap(), Some(entry(0)));
+    assert_eq!(s.log_entry("t1", other.first).unwrap(), Some(entry(4)));
+    assert_eq!(s.analyze("t1").unwrap().total_logs, 7);
+    assert_eq!(
+        records(&s.decisions("t1", Some("a"), 0, 5).unwrap().entries),
+        [d]
+    );
+    let text = std::fs::read_to_string(dir.path().join("tasks/t1/logs.jsonl")).unwrap();
+    assert_eq!(text.matches("\"idem\"").count(), 3, "{text}");
+}
+
+#[test]
+fn keys_are_remembered_for_the_last_thousand_entries() {
+    let (_dir, s) = store();
+    let keyed = s
+        .append_logs("t1", &[entry(0), entry(1)], &Append::written().key("old"))
+        .unwrap();
+    let batch: Vec<LogEntry> = (0..oc_jsonl::KEY_WINDOW_ENTRIES as i64 - 2)
+        .map(entry)
+        .collect();
+    s.append_logs("t1", &batch, &Append::written()).unwrap();
+    // The keyed append's last line is the 1,000th newest: still known.
+    let again = s
+        .append_logs("t1", &[entry(0)], &Append::written().key("old"))
+        .unwrap();
+    assert_eq!(
+        (again.first, again.count, again.duplicate),
+        (keyed.first, 2, true)
+    );
+    assert_eq!(
+        s.counts("t1").unwrap().log_entries,
+        oc_jsonl::KEY_WINDOW_ENTRIES as u64
+    );
+}
+
+#[test]
+fn durable_appends_from_eight_threads_land_once_each_whole() {
+    let (dir, s) = store();
+    let s = Arc::new(s);
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    let e = entry(i).with("thread", t);
+                    let key = format!("t{t}-{i}");
+                    let a = s
+                        .append_logs("t1", &[e], &Append::durable().key(&key))
+                        .unwrap();
+                    assert!(!a.duplicate);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let (all, report) = TaskFiles::new(dir.path(), "t1")
+        .unwrap()
+        .logs()
+        .records::<LogEntry>()
+        .unwrap();
+    assert_eq!((report.malformed, report.torn_tail_bytes), (0, 0));
+    let mut seen = std::collections::HashSet::new();
+    for e in &all {
+        assert!(
+            seen.insert((e.data["thread"].clone(), e.data["i"].clone())),
+            "{e:?} twice"
+        );
+    }
+    assert_eq!(seen.len(), 8 * 500);
+}
