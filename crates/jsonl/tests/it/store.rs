@@ -732,7 +732,7 @@ fn a_retried_key_writes_nothing_and_answers_the_first_append() {
     let files = TaskFiles::new(dir.path(), "t1").unwrap();
     let (read, report) = files.logs().records::<LogEntry>().unwrap();
     assert_eq!((read, report.malformed), (want.to_vec(), 0));
-    assert_eq!(files.decisions().unwrap().0, [d.clone()]);
+    assert_eq!(files.decisions().unwrap().0, std::slice::from_ref(&d));
     assert_eq!(s.log_entry("t1", first.first).unwrap(), Some(entry(0)));
     assert_eq!(s.log_entry("t1", other.first).unwrap(), Some(entry(4)));
     assert_eq!(s.analyze("t1").unwrap().total_logs, 7);
