@@ -27,6 +27,8 @@ struct Line<T> {
     id: u64,
     record: T,
     key: Option<(String, Appended)>,
+    /// Appended with a key (every line of a keyed batch).
+    keyed: bool,
     bytes: u64,
 }
 
@@ -218,7 +220,7 @@ impl ModelStore {
             .lock()
             .tasks
             .get(task)
-            .is_some_and(|t| t.log.iter().any(|l| l.key.is_some()))
+            .is_some_and(|t| t.log.iter().any(|l| l.keyed))
     }
 
     fn path(task: &str, rest: &str) -> PathBuf {
@@ -279,6 +281,7 @@ impl ModelStore {
                 key: (i == 0)
                     .then(|| how.key.map(|k| (k.to_owned(), answer)))
                     .flatten(),
+                keyed: how.key.is_some(),
                 bytes,
             });
         }
