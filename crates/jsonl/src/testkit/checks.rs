@@ -538,8 +538,10 @@ pub fn check_idempotency_keys(store: &dyn TaskFileStore, _: &Corrupter) {
     assert_decisions(store, t, &[decision(0)], "one decision");
     assert_log(store, t, &entries(t, 0..5), "keyed and plain appends");
     assert_eq!(store.counts(t).unwrap().log_entries, 5);
-    // A key stays known across many later appends (at least KEY_WINDOW_ENTRIES of them).
-    let later = entries(t, 5..105);
+    // A key stays known while its first entry is among the stream's newest
+    // KEY_WINDOW_ENTRIES: k1's is the 5th newest, then the 1,000th.
+    let window = crate::KEY_WINDOW_ENTRIES as u64;
+    let later = entries(t, 5..window);
     store.append_logs(t, &later, &Append::written()).unwrap();
     let old = store
         .append_logs(t, &batch, &Append::durable().key("k1"))
@@ -547,9 +549,9 @@ pub fn check_idempotency_keys(store: &dyn TaskFileStore, _: &Corrupter) {
     assert_eq!(
         (old.first, old.duplicate),
         (first.first, true),
-        "still known"
+        "a key whose first entry is the {window}th newest is still known"
     );
-    assert_eq!(store.counts(t).unwrap().log_entries, 105);
+    assert_eq!(store.counts(t).unwrap().log_entries, window);
 }
 
 /// `analyze` counts by level (every level present), errors, the error rate, first and last.
@@ -991,6 +993,30 @@ pub fn check_wait_returns_by_timeout(store: &dyn TaskFileStore, _: &Corrupter) {
         .wait("wait-none", &end, Duration::from_millis(100))
         .unwrap_or(());
     assert!(started.elapsed() <= Duration::from_secs(3));
+    // A log that grows (already, or while waiting) ends the wait long before its timeout.
+    let long = Duration::from_secs(30);
+    append_each(store, t, &entries(t, 2..3));
+    let started = Instant::now();
+    store.wait(t, &end, long).unwrap();
+    assert!(
+        started.elapsed() <= Duration::from_secs(5),
+        "wait on a log that already grew took {:?}",
+        started.elapsed()
+    );
+    let end = store.log_end(t).unwrap();
+    let took = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            append_each(store, t, &entries(t, 3..4));
+        });
+        let started = Instant::now();
+        store.wait(t, &end, long).unwrap();
+        started.elapsed()
+    });
+    assert!(
+        took <= Duration::from_secs(5),
+        "wait while an entry is appended took {took:?}"
+    );
 }
 
 /// Ship cursors read back as set, per collector and per task, independently.
@@ -1032,6 +1058,24 @@ pub fn check_ship_cursors(store: &dyn TaskFileStore, _: &Corrupter) {
         "moved on"
     );
     assert_eq!(store.ship_cursor(t, "b").unwrap().as_ref(), Some(&at6));
+    // Collector names are the collectors' own (URLs): each is refused as invalid or kept
+    // apart from every other.
+    let names = ["https://logs.example/in?x=1", "a/b", "../a", "é ✓", "a\\"];
+    let mut kept = vec![("a", at6.clone()), ("b", at6.clone())];
+    for (i, name) in names.into_iter().enumerate() {
+        let at = if i % 2 == 0 { &at3 } else { &at6 };
+        match store.set_ship_cursor(t, name, at) {
+            Ok(()) => kept.push((name, at.clone())),
+            Err(e) => assert!(e.is_invalid_input(), "collector {name:?}: {e}"),
+        }
+        for (c, at) in &kept {
+            assert_eq!(
+                store.ship_cursor(t, c).unwrap().as_ref(),
+                Some(at),
+                "collector {c:?}"
+            );
+        }
+    }
 }
 
 fn retain_case(
