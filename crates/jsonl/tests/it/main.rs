@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bounds;
+mod conformance;
 mod crash;
 mod datadir;
 mod depth;
