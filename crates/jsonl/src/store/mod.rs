@@ -22,6 +22,10 @@ use serde_json::Value;
 
 use crate::{Checkpoint, Decision, Error, LogAnalysis, LogEntry, Query, ReadReport, Result};
 
+mod dir;
+
+pub use dir::{DECISIONS_SCANNED, DirFileStore, MAX_OPEN_WRITERS};
+
 /// The most bytes one file of a checkpoint may hold, on every backend: past it,
 /// `create_checkpoint` is [`Error::InvalidInput`] and nothing is written.
 pub const MAX_CHECKPOINT_FILE_BYTES: u64 = 256 << 20;
@@ -408,7 +412,8 @@ pub trait TaskFileStore: Send + Sync + fmt::Debug {
     /// Returns when `task`'s log may have grown past `at`, or after `timeout`. The default
     /// sleeps at most [`WAIT_POLL`]: a store that can be woken returns sooner.
     fn wait(&self, task: &str, at: &LogCursor, timeout: Duration) -> Result<()> {
-        let _ = (task, at);
+        let _ = at;
+        crate::check_task_id(task)?;
         std::thread::sleep(timeout.min(WAIT_POLL));
         Ok(())
     }
