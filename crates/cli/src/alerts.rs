@@ -9,6 +9,7 @@ use oc_alerts::{
     Alert, Config, Dispatcher, Engine, Evaluator, Kind, Matcher, Notification, Severity, State,
     evaluate_once,
 };
+use oc_jsonl::TaskFileStore;
 use oc_metrics::{Snapshot, collect};
 use oc_time::Timestamp;
 use parking_lot::Mutex;
@@ -47,25 +48,28 @@ impl Alerting {
         })
     }
 
-    /// Starts the background evaluator over fresh snapshots of `data_dir`.
-    pub(crate) fn spawn(&self, site: &Site) -> anyhow::Result<Evaluator> {
+    /// Starts the background evaluator over fresh snapshots of the stores, reading the task
+    /// files from `files` (one store for every evaluation, so its counts carry over).
+    pub(crate) fn spawn(
+        &self,
+        site: &Site,
+        files: Arc<dyn TaskFileStore>,
+    ) -> anyhow::Result<Evaluator> {
         let site = site.clone();
         Ok(Evaluator::spawn(
             self.engine.clone(),
             self.dispatcher.clone(),
             self.config.interval,
-            move || snapshot(&site).map_err(|e| crate::one_line(&e)),
+            move || snapshot(&site, &*files).map_err(|e| crate::one_line(&e)),
         )?)
     }
 }
 
 /// Everything the rules read: tasks, database, locks, logs.
-pub(crate) fn snapshot(site: &Site) -> anyhow::Result<Snapshot> {
+pub(crate) fn snapshot(site: &Site, files: &dyn TaskFileStore) -> anyhow::Result<Snapshot> {
     let tasks = site.tasks()?;
     let locks = site.locks()?;
-    Ok(collect(
-        &tasks.sources().locks(&*locks).data_dir(&site.data_dir),
-    )?)
+    Ok(collect(&tasks.sources().locks(&*locks).files(files))?)
 }
 
 pub(crate) fn run(
@@ -138,7 +142,7 @@ pub(crate) fn run(
             )
         }
         AlertsCmd::Check => {
-            let snap = snapshot(site)?;
+            let snap = snapshot(site, &*site.files()?)?;
             let sent = evaluate_once(&a.engine, &a.dispatcher, &snap, now)?;
             let delivered = a.dispatcher.flush(Duration::from_secs(60));
             let engine = a.engine.lock();
@@ -217,7 +221,7 @@ pub(crate) fn run(
             })
         }
         AlertsCmd::Run => {
-            let _evaluator = a.spawn(site)?;
+            let _evaluator = a.spawn(site, site.files()?)?;
             out.emit(
                 "alerts.run",
                 &json!({"interval_seconds": a.config.interval.as_secs()}),

@@ -14,7 +14,8 @@ use crate::{Site, Tasks, UsageError};
 pub(crate) fn metrics(site: &Site, format: MetricsFormat, out: &mut Output) -> anyhow::Result<()> {
     let tasks = site.tasks()?;
     let locks = site.locks()?;
-    let snap = collect(&tasks.sources().locks(&*locks).data_dir(&site.data_dir))?;
+    let files = site.files()?;
+    let snap = collect(&tasks.sources().locks(&*locks).files(&*files))?;
     match format {
         MetricsFormat::Json => out.emit("metrics", &snap, |w, _| {
             serde_json::to_writer_pretty(&mut *w, &snap)?;
@@ -286,7 +287,11 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         .as_deref()
         .map(|cfg| crate::alerts::Alerting::open(site, Some(cfg)))
         .transpose()?;
-    let _evaluator = alerting.as_ref().map(|a| a.spawn(site)).transpose()?;
+    let files = site.files()?;
+    let _evaluator = alerting
+        .as_ref()
+        .map(|a| a.spawn(site, files.clone()))
+        .transpose()?;
     let token = match (&args.token_file, args.token_env) {
         (Some(file), _) => {
             let t = std::fs::read_to_string(file)
@@ -305,7 +310,7 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
     let life = oc_hooks::TaskLifecycle::new(tasks.store(), Arc::new(oc_hooks::Hooks::new()));
     let checked = tasks.clone();
     let mut web = oc_web::Web::new(life, site.locks()?)
-        .data_dir(&site.data_dir)
+        .files(files)
         .storage(tasks.storage_source())
         .health(move || checked.check().map_err(|e| crate::one_line(&e)))
         .read_only(args.read_only);
