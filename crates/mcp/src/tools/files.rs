@@ -370,3 +370,36 @@ pub(super) fn tools() -> Vec<Tool> {
         .extra(),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_failure_is_internal_and_the_callers_mistakes_are_refusals() {
+        // The store's backend failed (PostgreSQL away): the outcome is unknown, as for tasks.
+        let down = oc_jsonl::Error::backend("postgres", true, "connection refused");
+        assert_eq!(
+            ToolError::from(down),
+            ToolError::Internal("postgres: connection refused".into())
+        );
+        let not_found = oc_jsonl::Error::NotFound {
+            what: "checkpoint cp-1".into(),
+        };
+        assert!(matches!(
+            ToolError::from(not_found),
+            ToolError::Refused {
+                code: "NOT_FOUND",
+                ..
+            }
+        ));
+        let bad_key = check_append_key("").unwrap_err();
+        assert!(matches!(
+            ToolError::from(bad_key),
+            ToolError::Refused {
+                code: "INVALID_ARGUMENT",
+                ..
+            }
+        ));
+    }
+}
