@@ -1,5 +1,6 @@
 //! `oc logs ...`, `oc task-history`, `oc decisions ...`, `oc checkpoint ...`.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -159,7 +160,7 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
         } => {
             let files = task_files(site, &task, false)?;
             // Where following starts, taken before the tail: what is appended in between is
-            // both in the tail and after the cursor, and is shown once (by its id).
+            // both in the tail and after the cursor, and is shown once.
             let mut cursor = if follow {
                 Some(files.log_end(&task)?)
             } else {
@@ -185,27 +186,32 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
                 w.flush()
             };
             emit(&last.entries)?;
-            let mut shown: Option<EntryId> = last.entries.last().map(|e| e.id);
+            // The tail's entries, until each is met again after the cursor (or the log is
+            // replaced): an id alone could name a newer entry once the log rotated.
+            let mut overlap: HashMap<EntryId, LogEntry> =
+                last.entries.into_iter().map(|e| (e.id, e.record)).collect();
             loop {
                 let next = files.read_after(&task, Some(&at), FOLLOW_BATCH)?;
                 at = next.cursor;
-                let fresh: Vec<Stored<LogEntry>> = if next.restarted {
-                    // The log was replaced (restored): it is shown again from its start.
-                    next.entries
-                } else {
-                    next.entries
-                        .into_iter()
-                        .filter(|e| shown.is_none_or(|s| e.id > s))
-                        .collect()
-                };
                 if next.restarted {
-                    shown = None;
+                    // The log was replaced (restored): it is shown again from its start.
+                    overlap.clear();
                 }
-                if let Some(e) = fresh.last() {
-                    shown = Some(e.id);
-                    emit(&fresh)?;
-                } else {
+                let fresh: Vec<Stored<LogEntry>> = next
+                    .entries
+                    .into_iter()
+                    .filter(|e| match overlap.get(&e.id) {
+                        Some(seen) if *seen == e.record => {
+                            overlap.remove(&e.id);
+                            false
+                        }
+                        _ => true,
+                    })
+                    .collect();
+                if fresh.is_empty() {
                     files.wait(&task, &at, FOLLOW_WAIT)?;
+                } else {
+                    emit(&fresh)?;
                 }
             }
         }
