@@ -426,4 +426,81 @@ impl Dir {
     pub(crate) fn sync(&self) -> Result<()> {
         rustix::fs::fsync(&self.fd).map_err(|e| errno_at(&self.path, e))
     }
+
+    /// Opens `name` for reading and takes an `flock` on it (`exclusive`: `LOCK_EX`, else
+    /// `LOCK_SH`), making sure the file locked is still the one named `name` (a replacer
+    /// renames over it under `LOCK_EX`: a lock on the old file is retaken on the new one).
+    /// `None` if there is no such file. The lock goes with the returned [`Locked`].
+    pub(crate) fn lock_file(
+        &self,
+        name: impl AsRef<OsStr>,
+        exclusive: bool,
+    ) -> Result<Option<Locked>> {
+        let name = name.as_ref();
+        let path = self.join(name);
+        for _ in 0..MAX_RELOCKS {
+            let Some(file) = self.open_file(name, Access::Read)? else {
+                return Ok(None);
+            };
+            let locked = Locked::take(file, exclusive, &path)?;
+            let st = rustix::fs::fstat(&locked.file).map_err(|e| errno_at(&path, e))?;
+            let named = match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(now) => Some((now.st_dev, now.st_ino)),
+                Err(Errno::NOENT) => None,
+                Err(e) => return Err(errno_at(&path, e)),
+            };
+            if st.st_nlink > 0 && named == Some((st.st_dev, st.st_ino)) {
+                return Ok(Some(locked));
+            }
+        }
+        Err(Error::Io {
+            path,
+            source: std::io::Error::other("the file kept being replaced while it was locked"),
+        })
+    }
+}
+
+/// How many times [`Dir::lock_file`] retakes a lock on a file replaced under it.
+const MAX_RELOCKS: u32 = 1000;
+
+/// A file with an `flock` on it, released when dropped.
+#[derive(Debug)]
+pub(crate) struct Locked {
+    pub(crate) file: File,
+}
+
+impl Locked {
+    /// Takes the lock on `file` (waiting for it).
+    pub(crate) fn take(file: File, exclusive: bool, path: &Path) -> Result<Locked> {
+        flock(&file, exclusive, path)?;
+        Ok(Locked { file })
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        // Closing the descriptor releases the lock too; unlocking first only makes it prompt.
+        let _ = rustix::fs::flock(&self.file, rustix::fs::FlockOperation::Unlock);
+    }
+}
+
+/// Takes `LOCK_EX` or `LOCK_SH` on `file`, retrying when interrupted.
+pub(crate) fn flock(file: &impl std::os::fd::AsFd, exclusive: bool, path: &Path) -> Result<()> {
+    let op = if exclusive {
+        rustix::fs::FlockOperation::LockExclusive
+    } else {
+        rustix::fs::FlockOperation::LockShared
+    };
+    loop {
+        match rustix::fs::flock(file, op) {
+            Ok(()) => return Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(errno_at(path, e)),
+        }
+    }
+}
+
+/// Releases an `flock` taken by [`flock`].
+pub(crate) fn unlock(file: &impl std::os::fd::AsFd) {
+    let _ = rustix::fs::flock(file, rustix::fs::FlockOperation::Unlock);
 }

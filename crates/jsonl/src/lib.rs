@@ -28,8 +28,12 @@
 //!   (manifest of files and SHA-256 hashes; create, list, verified restore, prune). Nothing in
 //!   the data directory is trusted: every path is built from validated names, and no link is
 //!   followed on the way (directories opened with `O_NOFOLLOW`, files reached with `openat`).
-//! - [`TaskFileStore`]: the same layers behind one object-safe trait, on a data directory or
-//!   in PostgreSQL (`oc_postgres::PgFileStore`), so every host of a fleet reads what any wrote.
+//! - [`TaskFileStore`]: the same layers behind one object-safe trait, on a data directory
+//!   ([`DirFileStore`]) or in PostgreSQL (`oc_postgres::PgFileStore`), so every host of a fleet
+//!   reads what any wrote. [`DirFileStore`] keeps up to [`MAX_OPEN_WRITERS`] writers open (group
+//!   commit for [`Ack::Durable`]), takes idempotency keys (a top-level `idem` field on an
+//!   append's last line, which readers ignore), and replaces a live log (restore, retention)
+//!   under its `flock`, so no process's append is lost.
 //! - `Shipper` (feature `ship`): log aggregation to an HTTP collector in JSON batches, with
 //!   retries, backoff and a per-collector cursor, so nothing is sent twice or skipped.
 //!
@@ -85,9 +89,10 @@ pub use crate::reader::{
 #[cfg(feature = "ship")]
 pub use crate::ship::{ShipOptions, ShipReport, Shipper};
 pub use crate::store::{
-    Ack, After, Append, Appended, EntryId, FileCounts, KEY_WINDOW_ENTRIES, LogCursor, LogVolume,
-    MAX_APPEND_KEY_BYTES, MAX_CHECKPOINT_FILE_BYTES, Overview, OverviewRequest, Page, Retention,
-    Stored, TaskFileStore, WAIT_POLL, check_append_key,
+    Ack, After, Append, Appended, DECISIONS_SCANNED, DirFileStore, EntryId, FileCounts,
+    KEY_WINDOW_ENTRIES, LogCursor, LogVolume, MAX_APPEND_KEY_BYTES, MAX_CHECKPOINT_FILE_BYTES,
+    MAX_OPEN_WRITERS, Overview, OverviewRequest, Page, Retention, Stored, TaskFileStore, WAIT_POLL,
+    check_append_key,
 };
 pub use crate::task::{
     Checkpoint, CheckpointFile, MAX_DESCRIPTION, MAX_MANIFEST_BYTES, MAX_STATE_BYTES, TaskFiles,

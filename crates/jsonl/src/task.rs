@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use crate::error::io;
 use crate::fsx::{Access, Dir};
 use crate::{
-    Decision, Error, Follower, JsonlReader, JsonlWriter, LogEntry, ReadReport, Result,
-    WriterOptions,
+    Decision, Error, Follower, JsonlReader, JsonlWriter, LogEntry, MAX_CHECKPOINT_FILE_BYTES,
+    ReadReport, Result, WriterOptions,
 };
 
 /// Checks `id` by the task-id rules of `oc-tasks` (1–128 of `[A-Za-z0-9._:-]`, not starting
@@ -336,7 +336,7 @@ impl TaskFiles {
     }
 
     /// `tasks/<id>/`, created if missing, without following links.
-    fn task_dir_create(&self) -> Result<Dir> {
+    pub(crate) fn task_dir_create(&self) -> Result<Dir> {
         Dir::create(&self.data_dir)?
             .sub_create("tasks")?
             .sub_create(&self.task_id)
@@ -348,8 +348,11 @@ impl TaskFiles {
     }
 
     /// A writer on `logs.jsonl`, for agents that log a lot (keep it open).
+    ///
+    /// Each of its write-outs holds `LOCK_SH` on the log and, if a restore or a retention
+    /// replaced the log meanwhile, reopens it and writes there: no append is lost to them.
     pub fn log_writer(&self, opts: WriterOptions) -> Result<JsonlWriter> {
-        JsonlWriter::open_in(self.task_dir_create()?, OsStr::new("logs.jsonl"), opts)
+        JsonlWriter::open_guarded(self.task_dir_create()?, OsStr::new("logs.jsonl"), opts)
     }
 
     /// Appends one entry to `logs.jsonl` (opening the file for this call).
@@ -387,7 +390,7 @@ impl TaskFiles {
     /// Appends a decision to `decisions.jsonl`.
     pub fn append_decision(&self, d: &Decision) -> Result<()> {
         let dir = self.task_dir_create()?;
-        JsonlWriter::open_in(dir, OsStr::new("decisions.jsonl"), WriterOptions::default())?
+        JsonlWriter::open_guarded(dir, OsStr::new("decisions.jsonl"), WriterOptions::default())?
             .append(d)
     }
 
@@ -410,7 +413,6 @@ impl TaskFiles {
     /// The whole of `name` in the task directory (`None` if it or the directory is missing),
     /// never through a link, refused past `max` bytes: for the crate's own fixed-name files
     /// (the shipper's cursors).
-    #[cfg_attr(not(feature = "ship"), allow(dead_code))]
     pub(crate) fn read_file(&self, name: &'static str, max: u64) -> Result<Option<Vec<u8>>> {
         match self.task_dir()? {
             Some(dir) => dir.read_bounded(name, max),
@@ -420,7 +422,6 @@ impl TaskFiles {
 
     /// Replaces `name` in the task directory atomically (see [`write_atomic`]), reaching the
     /// directory without following links.
-    #[cfg_attr(not(feature = "ship"), allow(dead_code))]
     pub(crate) fn write_file(&self, name: &'static str, bytes: &[u8]) -> Result<()> {
         self.task_dir_create()?.write_atomic(name, bytes)
     }
@@ -503,7 +504,35 @@ impl TaskFiles {
     /// The manifest is written last, so a checkpoint interrupted by a crash is never listed; on
     /// an error, what was copied is removed. A live file that is a link or not a regular file
     /// fails the checkpoint ([`Error::Unsafe`]): nothing is copied through it.
+    ///
+    /// A live file larger than [`MAX_CHECKPOINT_FILE_BYTES`] is refused (`InvalidInput`,
+    /// nothing written). The log and the decisions are copied under their `LOCK_EX`, so a copy
+    /// never ends in half an append.
     pub fn create_checkpoint(&self, description: &str, now: Timestamp) -> Result<Checkpoint> {
+        self.create_checkpoint_within(description, now, MAX_CHECKPOINT_FILE_BYTES)
+    }
+
+    /// [`create_checkpoint`](Self::create_checkpoint) with files bounded by `max` bytes.
+    pub(crate) fn create_checkpoint_within(
+        &self,
+        description: &str,
+        now: Timestamp,
+        max: u64,
+    ) -> Result<Checkpoint> {
+        let too_big = |name: &str, len: u64| Error::InvalidInput {
+            field: "checkpoint",
+            reason: format!("{name} is {len} bytes; a checkpoint's file may hold at most {max}"),
+        };
+        if let Some(tdir) = self.task_dir()? {
+            for name in LAYERS {
+                if let Some(f) = tdir.open_file(name, Access::Read)? {
+                    let len = f.metadata().map_err(io(&tdir.join(name)))?.len();
+                    if len > max {
+                        return Err(too_big(name, len));
+                    }
+                }
+            }
+        }
         if description.len() > MAX_DESCRIPTION {
             return Err(Error::InvalidInput {
                 field: "description",
@@ -534,14 +563,28 @@ impl TaskFiles {
             })?;
             let mut files = Vec::new();
             for name in LAYERS {
-                let Some(mut src) = tdir.open_file(name, Access::Read)? else {
+                let src = if name == "state.json" {
+                    tdir.open_file(name, Access::Read)?.map(Held::Plain)
+                } else {
+                    tdir.lock_file(name, true)?.map(Held::Locked)
+                };
+                let Some(src) = src else {
                     continue;
                 };
                 let mut copied = None;
                 cdir.replace_with(name, |dst| {
-                    copied = Some(copy_hashing(&mut src, dst)?);
+                    copied = Some(copy_hashing(
+                        &mut src.file().take(max.saturating_add(1)),
+                        dst,
+                    )?);
                     Ok(())
                 })?;
+                drop(src);
+                if let Some((bytes, _)) = copied
+                    && bytes > max
+                {
+                    return Err(too_big(name, bytes));
+                }
                 if let Some((bytes, sha256)) = copied {
                     files.push(CheckpointFile {
                         name: name.to_owned(),
@@ -585,43 +628,17 @@ impl TaskFiles {
     /// `skip` newest passed over, and the manifests of the next `n` read (those that do not
     /// validate are left out, so a page may hold fewer). Also whether older ones follow.
     pub fn checkpoint_page(&self, skip: usize, n: usize) -> Result<(Vec<Checkpoint>, bool)> {
-        let Some(tdir) = self.task_dir()? else {
-            return Ok((Vec::new(), false));
-        };
-        let Some(root) = tdir.sub("checkpoints")? else {
-            return Ok((Vec::new(), false));
-        };
-        let mut names: Vec<String> = root
-            .entries()?
-            .into_iter()
-            .filter_map(|(name, _)| name.into_string().ok())
-            .filter(|name| check_checkpoint_id(name).is_ok())
-            .collect();
-        names.sort_unstable_by(|a, b| b.cmp(a));
-        let more = names.len() > skip.saturating_add(n);
-        let mut v = Vec::new();
-        for name in names.iter().skip(skip).take(n) {
-            let read = root.sub(name).and_then(|cdir| match cdir {
-                Some(cdir) => read_manifest(&cdir, name, &self.task_id),
-                None => Ok(None),
-            });
-            match read {
-                Ok(Some(cp)) => v.push(cp),
-                Ok(None) => {}
-                Err(e) => tracing::debug!(
-                    target: "oc_jsonl",
-                    checkpoint = name,
-                    error = %e,
-                    "checkpoint skipped"
-                ),
-            }
+        match self.task_dir()? {
+            Some(tdir) => checkpoint_page_in(&tdir, &self.task_id, skip, n),
+            None => Ok((Vec::new(), false)),
         }
-        Ok((v, more))
     }
 
     /// Replaces the live files with the checkpoint's, after verifying every one against the
     /// manifest (nothing is touched if one does not match). Live files the checkpoint does not
-    /// hold are removed, so the task is exactly as it was. Close log writers first.
+    /// hold are removed, so the task is exactly as it was. The log and the decisions are
+    /// replaced under their `LOCK_EX`: a writer appending meanwhile (through
+    /// [`log_writer`](Self::log_writer) or a store) writes to the restored file after.
     ///
     /// The id must have the generated form and the manifest must validate (see
     /// [`checkpoints`](Self::checkpoints)); each file is read only up to the size the manifest
@@ -645,6 +662,10 @@ impl TaskFiles {
             Ok(())
         });
         let installed = verified.and_then(|()| {
+            let mut held = Vec::new();
+            for name in ["logs.jsonl", "decisions.jsonl"] {
+                held.extend(tdir.lock_file(name, true)?);
+            }
             for name in LAYERS {
                 match staged.iter().find(|(_, n)| *n == name) {
                     Some((tmp, _)) => {
@@ -686,6 +707,34 @@ impl TaskFiles {
         }
     }
 
+    /// Removes `checkpoints/<id>` for each of `ids` that exists (each checked first: a bad id is
+    /// `InvalidInput` and nothing is removed); returns the ids removed.
+    pub(crate) fn delete_checkpoint_ids(&self, ids: &[String]) -> Result<Vec<String>> {
+        for id in ids {
+            check_checkpoint_id(id)?;
+        }
+        let mut gone = Vec::new();
+        let Some(root) = self
+            .task_dir()?
+            .map(|t| t.sub("checkpoints"))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(gone);
+        };
+        for id in ids {
+            if gone.contains(id) || root.kind(id)?.is_none() {
+                continue;
+            }
+            root.remove_tree(id)?;
+            gone.push(id.clone());
+        }
+        if !gone.is_empty() {
+            root.sync()?;
+        }
+        Ok(gone)
+    }
+
     /// Removes `checkpoints/<id>` for each listed (so validated) checkpoint, relative to the
     /// handle of `checkpoints/`: a link found there is removed itself, never followed.
     fn delete_checkpoints(&self, doomed: impl Iterator<Item = Checkpoint>) -> Result<Vec<String>> {
@@ -708,6 +757,60 @@ impl TaskFiles {
         }
         Ok(gone)
     }
+}
+
+/// A live file being copied into a checkpoint: the log and the decisions with their lock.
+enum Held {
+    Plain(std::fs::File),
+    Locked(crate::fsx::Locked),
+}
+
+impl Held {
+    fn file(&self) -> &std::fs::File {
+        match self {
+            Held::Plain(f) => f,
+            Held::Locked(l) => &l.file,
+        }
+    }
+}
+
+/// A page of the checkpoints of `task_id` in its directory `tdir` (see
+/// [`TaskFiles::checkpoint_page`]).
+pub(crate) fn checkpoint_page_in(
+    tdir: &Dir,
+    task_id: &str,
+    skip: usize,
+    n: usize,
+) -> Result<(Vec<Checkpoint>, bool)> {
+    let Some(root) = tdir.sub("checkpoints")? else {
+        return Ok((Vec::new(), false));
+    };
+    let mut names: Vec<String> = root
+        .entries()?
+        .into_iter()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| check_checkpoint_id(name).is_ok())
+        .collect();
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    let more = names.len() > skip.saturating_add(n);
+    let mut v = Vec::new();
+    for name in names.iter().skip(skip).take(n) {
+        let read = root.sub(name).and_then(|cdir| match cdir {
+            Some(cdir) => read_manifest(&cdir, name, task_id),
+            None => Ok(None),
+        });
+        match read {
+            Ok(Some(cp)) => v.push(cp),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(
+                target: "oc_jsonl",
+                checkpoint = name,
+                error = %e,
+                "checkpoint skipped"
+            ),
+        }
+    }
+    Ok((v, more))
 }
 
 /// Copies checkpoint file `f` from `cdir` into a fresh temporary file in `tdir`, reading at most

@@ -241,6 +241,11 @@ pub struct JsonlWriter {
     gathered: Condvar,
     repaired: u64,
     on_fsync: Option<FsyncObserver>,
+    /// A writer of the data directory's stores (decision 0036): every write-out holds
+    /// `LOCK_SH` on the file, and a file found unlinked (replaced by a restore or a retention,
+    /// which hold `LOCK_EX`) is reopened and written again, so no append is lost to a
+    /// replacement. Its torn tail is repaired under `LOCK_EX`.
+    guarded: bool,
 }
 
 /// Called with the duration of each `fdatasync` a writer runs.
@@ -303,19 +308,76 @@ fn count_lines(file: &mut File, path: &Path) -> Result<u64> {
 
 /// Opens (creating) `name` in `dir` to append: never through a link, and only a regular file (a
 /// device or a pipe has no tail to repair and no end to count lines up to), so the repair's cut
-/// only ever reaches the log itself.
-fn open_append(dir: &Dir, name: &OsStr) -> Result<(File, u64, u64, u64)> {
+/// only ever reaches the log itself. Lines are counted only when `count` (rotation by lines
+/// needs them; nothing else does). `guarded`: the repair runs under `LOCK_EX`, so it never cuts
+/// a line another process is writing under `LOCK_SH`, and on the file that has the name.
+fn open_append(
+    dir: &Dir,
+    name: &OsStr,
+    count: bool,
+    guarded: bool,
+) -> Result<(File, u64, u64, u64)> {
     let path = &dir.join(name);
-    let mut file = dir
-        .open_file(name, Access::Append)?
-        .ok_or_else(|| Error::Io {
-            path: path.clone(),
-            source: std::io::ErrorKind::NotFound.into(),
-        })?;
-    let repaired = repair(&mut file, path)?;
-    let bytes = file.metadata().map_err(io(path))?.len();
-    let lines = count_lines(&mut file, path)?;
-    Ok((file, bytes, lines, repaired))
+    for _ in 0..MAX_REOPENS {
+        let mut file = dir
+            .open_file(name, Access::Append)?
+            .ok_or_else(|| Error::Io {
+                path: path.clone(),
+                source: std::io::ErrorKind::NotFound.into(),
+            })?;
+        if guarded {
+            crate::fsx::flock(&file, true, path)?;
+            if unlinked(&file, path)? {
+                crate::fsx::unlock(&file);
+                continue;
+            }
+        }
+        let repaired = repair(&mut file, path);
+        if guarded {
+            crate::fsx::unlock(&file);
+        }
+        let repaired = repaired?;
+        let bytes = file.metadata().map_err(io(path))?.len();
+        let lines = if count {
+            count_lines(&mut file, path)?
+        } else {
+            0
+        };
+        return Ok((file, bytes, lines, repaired));
+    }
+    Err(replaced(path))
+}
+
+/// How many times a guarded writer reopens a file replaced under it before it gives up.
+const MAX_REOPENS: u32 = 1000;
+
+fn replaced(path: &Path) -> Error {
+    Error::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other("the file kept being replaced while it was written"),
+    }
+}
+
+/// Whether `file` has no name any more (replaced by a rename, or removed).
+fn unlinked(file: &File, path: &Path) -> Result<bool> {
+    let st = rustix::fs::fstat(file).map_err(|e| Error::Io {
+        path: path.to_owned(),
+        source: e.into(),
+    })?;
+    Ok(st.st_nlink == 0)
+}
+
+/// Given the locked file and its length, where an append with the same key starts and how many
+/// lines it has, if there is one.
+pub(crate) type KnownFn<'a> = dyn FnMut(&File, u64) -> Result<Option<(u64, u32)>> + 'a;
+
+/// What [`JsonlWriter::append_store`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wrote {
+    /// The lines were written starting at this offset of the live file.
+    At(u64),
+    /// `known` found them there already: nothing was written.
+    Known(u64, u32),
 }
 
 impl JsonlWriter {
@@ -343,8 +405,19 @@ impl JsonlWriter {
 
     /// Opens `name` in `dir` (a directory already opened without following links).
     pub(crate) fn open_in(dir: Dir, name: &OsStr, opts: WriterOptions) -> Result<Self> {
+        Self::open_with(dir, name, opts, false)
+    }
+
+    /// Opens `name` in `dir` as a guarded writer (see [`JsonlWriter::guarded`]): for the data
+    /// directory's task files, which a restore or a retention may replace while it is open.
+    pub(crate) fn open_guarded(dir: Dir, name: &OsStr, opts: WriterOptions) -> Result<Self> {
+        Self::open_with(dir, name, opts, true)
+    }
+
+    fn open_with(dir: Dir, name: &OsStr, opts: WriterOptions, guarded: bool) -> Result<Self> {
         Self::check_opts(&opts)?;
-        let (file, bytes, lines, repaired) = open_append(&dir, name)?;
+        let count = opts.rotation.max_lines.is_some();
+        let (file, bytes, lines, repaired) = open_append(&dir, name, count, guarded)?;
         Ok(JsonlWriter {
             path: dir.join(name),
             dir,
@@ -364,6 +437,7 @@ impl JsonlWriter {
             gathered: Condvar::new(),
             repaired,
             on_fsync: None,
+            guarded,
         })
     }
 
@@ -500,15 +574,95 @@ impl JsonlWriter {
         if inner.buf.is_empty() {
             return Ok(());
         }
-        let file: &File = &inner.file;
-        let res = (&*file).write_all(&inner.buf);
+        let res = if self.guarded {
+            self.lock_live(inner, false).and_then(|file| {
+                let res = (&*file).write_all(&inner.buf).map_err(io(&self.path));
+                crate::fsx::unlock(&*file);
+                res
+            })
+        } else {
+            let file: &File = &inner.file;
+            (&*file).write_all(&inner.buf).map_err(io(&self.path))
+        };
         inner.buf.clear();
         let n = std::mem::take(&mut inner.pending);
         if let Err(e) = res {
-            return Err(Self::broke(inner, io(&self.path)(e)));
+            return Err(Self::broke(inner, e));
         }
         inner.written += n;
         Ok(())
+    }
+
+    /// Takes `flock` (`exclusive` or shared) on the live file, first reopening it while the file
+    /// held turns out to be unlinked (a restore or a retention renamed another over it);
+    /// returns the file locked, to unlock once written.
+    fn lock_live(&self, inner: &mut Inner, exclusive: bool) -> Result<Arc<File>> {
+        for _ in 0..MAX_REOPENS {
+            let file = inner.file.clone();
+            crate::fsx::flock(&*file, exclusive, &self.path)?;
+            if !unlinked(&file, &self.path)? {
+                return Ok(file);
+            }
+            crate::fsx::unlock(&*file);
+            let (file, bytes, _, _) = open_append(&self.dir, &self.name, false, true)?;
+            inner.file = Arc::new(file);
+            inner.bytes = bytes;
+        }
+        Err(replaced(&self.path))
+    }
+
+    /// Appends `lines` (`records` complete lines) for a store: under `LOCK_EX` when
+    /// `exclusive`, after asking `known` (given the locked file and its length) whether they
+    /// are there already; else under `LOCK_SH`. Returns where they start in the live file, and
+    /// once `durable`, waits until an (`fdatasync` shared by concurrent appenders) covers them.
+    /// Only for guarded writers with nothing buffered of their own (`Os` durability).
+    pub(crate) fn append_store(
+        &self,
+        lines: &[u8],
+        records: u64,
+        exclusive: bool,
+        durable: bool,
+        known: &mut KnownFn<'_>,
+    ) -> Result<Wrote> {
+        let (wrote, seq) = {
+            let mut guard = self.inner.lock();
+            let inner = &mut *guard;
+            self.check_broken(inner)?;
+            self.write_out(inner)?;
+            let file = self.lock_live(inner, exclusive)?;
+            let known = if exclusive {
+                file.metadata()
+                    .map_err(io(&self.path))
+                    .and_then(|m| known(&file, m.len()))
+            } else {
+                Ok(None)
+            };
+            let wrote = match known {
+                Ok(Some((first, count))) => Ok(Wrote::Known(first, count)),
+                Ok(None) => match (&*file).write_all(lines) {
+                    Ok(()) => (&*file)
+                        .stream_position()
+                        .map(|end| Wrote::At(end.saturating_sub(lines.len() as u64)))
+                        .map_err(io(&self.path)),
+                    // A failed write may have left part of the lines: nothing more goes
+                    // through this writer (the store opens another, which cuts the torn tail).
+                    Err(e) => Err(Self::broke(inner, io(&self.path)(e))),
+                },
+                Err(e) => Err(e),
+            };
+            crate::fsx::unlock(&*file);
+            let wrote = wrote?;
+            if let Wrote::At(_) = wrote {
+                inner.written += records;
+                inner.bytes += lines.len() as u64;
+                inner.lines += records;
+            }
+            (wrote, inner.written)
+        };
+        if durable {
+            self.wait_durable(seq)?;
+        }
+        Ok(wrote)
     }
 
     /// `fdatasync`s the current file; a failure breaks the writer.
@@ -708,7 +862,8 @@ impl JsonlWriter {
                 compress(dir, &first)?;
             }
         }
-        let (file, bytes, lines, _) = open_append(dir, name)?;
+        let count = self.opts.rotation.max_lines.is_some();
+        let (file, bytes, lines, _) = open_append(dir, name, count, self.guarded)?;
         dir.sync()?;
         inner.file = Arc::new(file);
         inner.bytes = bytes;

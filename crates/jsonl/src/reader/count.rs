@@ -50,6 +50,15 @@ impl LineCounts {
         }
     }
 
+    /// Counts `reader`'s lines whatever the round's budget (an exact count for one task),
+    /// reading only what was appended since the last count.
+    pub(crate) fn count_all(&mut self, reader: &JsonlReader) -> Result<LineCount> {
+        let left = std::mem::replace(&mut self.left, u64::MAX);
+        let counted = reader.count_lines(self);
+        self.left = left;
+        counted
+    }
+
     /// Ends a round of counts: files not met since the last call are forgotten, and the
     /// budget is whole again.
     pub fn sweep(&mut self) {

@@ -35,7 +35,7 @@ pub struct ReadReport {
     pub gz_cut: u64,
 }
 
-mod count;
+pub(crate) mod count;
 mod follow;
 mod tail;
 
@@ -103,7 +103,8 @@ impl JsonlReader {
     }
 
     /// The reader of `name` and its rotated files in `dir`, all reached relative to it.
-    pub(crate) fn open_in(dir: Dir, name: &str) -> Result<Self> {
+    pub(crate) fn open_in(dir: impl Into<Arc<Dir>>, name: &str) -> Result<Self> {
+        let dir = dir.into();
         let name = OsStr::new(name);
         let mut names = Vec::new();
         for n in 1.. {
@@ -118,7 +119,7 @@ impl JsonlReader {
         }
         Ok(JsonlReader {
             files: names.iter().map(|n| dir.join(n)).collect(),
-            dir: Some(Arc::new(dir)),
+            dir: Some(dir),
             failed: None,
             gz_cap: MAX_GZ_BYTES,
         })
@@ -156,14 +157,26 @@ impl JsonlReader {
     /// [`MAX_LINE_BYTES`] is not held (nor passed to `f`) but counted as malformed, and a
     /// gzipped file is read up to [`MAX_GZ_BYTES`] decompressed (see [`ReadReport::gz_cut`]).
     pub fn for_each_line(&self, mut f: impl FnMut(u64, &[u8]) -> bool) -> Result<ReadReport> {
+        self.for_each_line_at(|n, _, line| f(n, line))
+    }
+
+    /// [`for_each_line`](Self::for_each_line), also giving where each line starts.
+    pub(crate) fn for_each_line_at(
+        &self,
+        mut f: impl FnMut(u64, LineAt, &[u8]) -> bool,
+    ) -> Result<ReadReport> {
         self.check()?;
         let mut report = ReadReport::default();
         let mut long = Vec::new();
         let mut buf = Vec::with_capacity(512);
-        for path in &self.files {
+        for (i, path) in self.files.iter().enumerate() {
             let mut lines = self.lines_of(path)?;
+            let file = u32::try_from(self.files.len() - 1 - i).unwrap_or(u32::MAX);
+            let mut offset = 0u64;
             loop {
                 let (next, n) = lines.next(&mut buf)?;
+                let at = LineAt { file, offset };
+                offset += n;
                 match next {
                     Next::End => break,
                     Next::Torn => {
@@ -176,7 +189,7 @@ impl JsonlReader {
                     }
                     Next::Line => {
                         report.lines += 1;
-                        if !f(report.lines, &buf) {
+                        if !f(report.lines, at, &buf) {
                             note_malformed(&mut report, long);
                             return Ok(report);
                         }
@@ -268,7 +281,7 @@ pub const MAX_GZ_BYTES: u64 = 1 << 30;
 
 /// What [`Lines::next`] met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Next {
+pub(crate) enum Next {
     /// The end of the file.
     End,
     /// A complete line, in the buffer.
@@ -280,7 +293,7 @@ enum Next {
 }
 
 /// The lines of one file, each at most [`MAX_LINE_BYTES`] held.
-struct Lines {
+pub(crate) struct Lines {
     inner: Box<dyn BufRead>,
     path: PathBuf,
     /// The most bytes a gzipped file is decompressed to; `None` for a plain file.
@@ -292,7 +305,7 @@ struct Lines {
 impl Lines {
     /// The lines of `file` (from where it is), decompressed up to [`MAX_GZ_BYTES`] if `path`
     /// names a gzipped file (`cap`: [`MAX_GZ_BYTES`] but in tests).
-    fn new(file: File, path: &Path, cap: u64) -> Lines {
+    pub(crate) fn new(file: File, path: &Path, cap: u64) -> Lines {
         let gz = is_gz(path).then_some(cap);
         let inner: Box<dyn BufRead> = match gz {
             Some(cap) => Box::new(BufReader::with_capacity(
@@ -312,7 +325,7 @@ impl Lines {
     /// Reads the next line into `buf` (cleared first, without its newline); returns what it met
     /// and the bytes it consumed, the newline included. A line longer than [`MAX_LINE_BYTES`] is
     /// read on to its newline without being kept (`buf` is left empty).
-    fn next(&mut self, buf: &mut Vec<u8>) -> Result<(Next, u64)> {
+    pub(crate) fn next(&mut self, buf: &mut Vec<u8>) -> Result<(Next, u64)> {
         buf.clear();
         let mut n = 0u64;
         let mut long = false;

@@ -22,6 +22,10 @@ use serde_json::Value;
 
 use crate::{Checkpoint, Decision, Error, LogAnalysis, LogEntry, Query, ReadReport, Result};
 
+mod dir;
+
+pub use dir::{DECISIONS_SCANNED, DirFileStore, MAX_OPEN_WRITERS};
+
 /// The most bytes one file of a checkpoint may hold, on every backend: past it,
 /// `create_checkpoint` is [`Error::InvalidInput`] and nothing is written.
 pub const MAX_CHECKPOINT_FILE_BYTES: u64 = 256 << 20;

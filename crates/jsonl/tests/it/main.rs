@@ -10,5 +10,6 @@ mod files;
 mod power_loss;
 mod props;
 mod ship;
+mod store;
 mod tail;
 mod writer;

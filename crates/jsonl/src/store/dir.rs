@@ -1,0 +1,726 @@
+//! `DirFileStore`: [`TaskFileStore`] on the data directory (decision 0036), built on
+//! [`TaskFiles`], [`JsonlWriter`] and [`JsonlReader`] with their hardening (decision 0004: every
+//! path built from validated names, no link followed; decision 0002: bounded views).
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oc_time::Timestamp;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::fsx::Dir;
+use crate::reader::count::LineCounts;
+use crate::writer::Wrote;
+use crate::{
+    Ack, After, Append, Appended, Checkpoint, Decision, EntryId, Error, FileCounts, JsonlReader,
+    JsonlWriter, LineAt, LogAnalysis, LogCursor, LogEntry, LogVolume, MAX_LINE_BYTES, Overview,
+    OverviewRequest, Page, Query, ReadReport, Result, Retention, Stored, TaskFileStore, TaskFiles,
+    WriterOptions, check_append_key, check_task_id,
+};
+
+use super::MAX_CHECKPOINT_FILE_BYTES;
+
+mod follow;
+mod retain;
+mod scan;
+
+/// With an agent filter, the most decision lines one [`TaskFileStore::decisions`] call reads.
+pub const DECISIONS_SCANNED: usize = 10_000;
+
+/// How many writers a [`DirFileStore`] keeps open (the least recently used is closed).
+pub const MAX_OPEN_WRITERS: usize = 64;
+
+/// The bits of an [`EntryId`] that hold the byte offset; the file's generation (0: the live
+/// file, 1: the one rotated last, ...) is above them.
+const OFFSET_BITS: u32 = 48;
+
+/// A task's two append-only streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Stream {
+    Logs,
+    Decisions,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Logs => "logs.jsonl",
+            Stream::Decisions => "decisions.jsonl",
+        }
+    }
+}
+
+/// The writers kept open, least recently used first out.
+#[derive(Debug, Default)]
+struct Writers {
+    open: Vec<(String, Stream, Arc<JsonlWriter>, u64)>,
+    tick: u64,
+}
+
+/// The task files of a data directory (`<data>/tasks/<id>/`) as a [`TaskFileStore`].
+///
+/// Appends go through up to [`MAX_OPEN_WRITERS`] writers kept open, so concurrent
+/// [`Ack::Durable`] appends to one task share their `fdatasync`s (group commit). Each write
+/// holds `LOCK_SH` on the file (`LOCK_EX` with an idempotency key, which is looked for in the
+/// stream's last [`KEY_WINDOW_ENTRIES`](crate::KEY_WINDOW_ENTRIES) lines first); a restore or
+/// a retention replaces the file under `LOCK_EX`, and a writer that finds its file replaced
+/// writes to the new one, so no append is lost, from this process or another.
+///
+/// An [`EntryId`] is the file's generation (0 for the live file) in its top 16 bits and the
+/// line's byte offset below. A cursor ([`LogCursor`]) names the log file by device and inode,
+/// an offset and a hash of the bytes before it: a log replaced since reads as `restarted`.
+///
+/// ```
+/// use oc_jsonl::{Append, DirFileStore, Level, LogEntry, TaskFileStore};
+/// use oc_time::Timestamp;
+/// let dir = tempfile::tempdir()?;
+/// let store = DirFileStore::new(dir.path());
+/// let e = LogEntry::new(Timestamp::from_millis(1), Level::Info, "t1", "started");
+/// let a = store.append_logs("t1", &[e.clone()], &Append::durable().key("k1"))?;
+/// let again = store.append_logs("t1", &[e.clone()], &Append::durable().key("k1"))?;
+/// assert!(again.duplicate && again.first == a.first);
+/// let page = store.log_tail("t1", 0, 10)?;
+/// assert_eq!(page.entries.len(), 1);
+/// assert_eq!(store.log_entry("t1", a.first)?, Some(e));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct DirFileStore {
+    data_dir: PathBuf,
+    writers: parking_lot::Mutex<Writers>,
+    counts: parking_lot::Mutex<LineCounts>,
+}
+
+impl DirFileStore {
+    /// The store of `<data_dir>/tasks/` (created on the first write).
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        DirFileStore {
+            data_dir: data_dir.into(),
+            writers: parking_lot::Mutex::new(Writers::default()),
+            counts: parking_lot::Mutex::new(LineCounts::new()),
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// The layers of `task` (checked).
+    fn files(&self, task: &str) -> Result<TaskFiles> {
+        TaskFiles::new(&self.data_dir, task)
+    }
+
+    /// The open writer of `task`'s `stream`, opened if it is not.
+    fn writer(&self, task: &str, stream: Stream) -> Result<Arc<JsonlWriter>> {
+        {
+            let mut w = self.writers.lock();
+            w.tick += 1;
+            let tick = w.tick;
+            if let Some(entry) = w
+                .open
+                .iter_mut()
+                .find(|(t, s, _, _)| t == task && *s == stream)
+            {
+                entry.3 = tick;
+                return Ok(entry.2.clone());
+            }
+        }
+        // Opened without the lock held: opening may wait for a restore's `LOCK_EX`.
+        let dir = self.files(task)?.task_dir_create()?;
+        let writer = Arc::new(JsonlWriter::open_guarded(
+            dir,
+            OsStr::new(stream.name()),
+            WriterOptions::default(),
+        )?);
+        let mut w = self.writers.lock();
+        let tick = w.tick;
+        if let Some(entry) = w.open.iter().find(|(t, s, _, _)| t == task && *s == stream) {
+            return Ok(entry.2.clone());
+        }
+        if w.open.len() >= MAX_OPEN_WRITERS
+            && let Some(oldest) = w
+                .open
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.3)
+                .map(|(i, _)| i)
+        {
+            w.open.swap_remove(oldest);
+        }
+        w.open.push((task.to_owned(), stream, writer.clone(), tick));
+        Ok(writer)
+    }
+
+    /// Forgets `writer` (after it failed: the next append opens the file again).
+    fn forget(&self, writer: &Arc<JsonlWriter>) {
+        self.writers
+            .lock()
+            .open
+            .retain(|(_, _, w, _)| !Arc::ptr_eq(w, writer));
+    }
+
+    /// Appends `records` to `task`'s `stream` in one write, all or none.
+    fn append<T: Serialize>(
+        &self,
+        task: &str,
+        stream: Stream,
+        records: &[T],
+        how: &Append<'_>,
+    ) -> Result<Appended> {
+        let files = self.files(task)?;
+        if let Some(key) = how.key {
+            check_append_key(key)?;
+        }
+        let count = u32::try_from(records.len()).map_err(|_| Error::InvalidInput {
+            field: "entries",
+            reason: format!("{} in one append; at most {}", records.len(), u32::MAX),
+        })?;
+        let path = files.dir().join(stream.name());
+        let mut lines = Vec::with_capacity(256 * records.len());
+        for (i, r) in records.iter().enumerate() {
+            let start = lines.len();
+            crate::json::write(&mut lines, r).map_err(|e| e.at(&path))?;
+            if i + 1 == records.len()
+                && let Some(key) = how.key
+            {
+                let mut last = lines.split_off(start);
+                scan::add_key(&mut last, key, count, start as u64)?;
+                if last.len() > MAX_LINE_BYTES {
+                    return Err(Error::InvalidInput {
+                        field: "record",
+                        reason: format!(
+                            "{} bytes of JSON with its key; a record may take at most \
+                             {MAX_LINE_BYTES}",
+                            last.len()
+                        ),
+                    });
+                }
+                lines.extend_from_slice(&last);
+            }
+            lines.push(b'\n');
+        }
+        if records.is_empty() {
+            let end = follow::DiskCursor::parse(&self.log_end_of(task, stream)?)?;
+            return Ok(Appended {
+                first: EntryId(end.offset()),
+                count: 0,
+                duplicate: false,
+            });
+        }
+        let durable = how.ack == Ack::Durable;
+        let mut retried = false;
+        loop {
+            let writer = self.writer(task, stream)?;
+            let mut known = |file: &std::fs::File, len: u64| match how.key {
+                Some(key) => scan::find_key(file, len, key, &path),
+                None => Ok(None),
+            };
+            match writer.append_store(
+                &lines,
+                u64::from(count),
+                how.key.is_some(),
+                durable,
+                &mut known,
+            ) {
+                Ok(Wrote::At(first)) => {
+                    return Ok(Appended {
+                        first: EntryId(first),
+                        count,
+                        duplicate: false,
+                    });
+                }
+                Ok(Wrote::Known(first, count)) => {
+                    return Ok(Appended {
+                        first: EntryId(first),
+                        count,
+                        duplicate: true,
+                    });
+                }
+                Err(e) => {
+                    self.forget(&writer);
+                    // The task directory was removed under a writer kept open: once more
+                    // with a fresh one.
+                    let gone = matches!(&e, Error::Io { source, .. }
+                        if source.kind() == std::io::ErrorKind::NotFound);
+                    if retried || !gone {
+                        return Err(e);
+                    }
+                    retried = true;
+                }
+            }
+        }
+    }
+
+    fn log_end_of(&self, task: &str, stream: Stream) -> Result<LogCursor> {
+        let tdir = self.files(task)?.task_dir()?;
+        follow::log_end(tdir.as_ref(), stream.name())
+    }
+
+    /// The reader of `stream` in the task directory `tdir` (empty without one).
+    fn reader(tdir: Option<&Arc<Dir>>, stream: Stream) -> Result<JsonlReader> {
+        match tdir {
+            Some(d) => JsonlReader::open_in(d.clone(), stream.name()),
+            None => Ok(JsonlReader::empty()),
+        }
+    }
+
+    fn task_dir(&self, task: &str) -> Result<Option<Arc<Dir>>> {
+        Ok(self.files(task)?.task_dir()?.map(Arc::new))
+    }
+}
+
+/// `at` as an [`EntryId`].
+fn entry_id(at: LineAt) -> EntryId {
+    EntryId((u64::from(at.file) << OFFSET_BITS) | (at.offset & ((1 << OFFSET_BITS) - 1)))
+}
+
+/// `id` as where its line starts.
+fn line_at(id: EntryId) -> LineAt {
+    LineAt {
+        file: u32::try_from(id.0 >> OFFSET_BITS).unwrap_or(u32::MAX),
+        offset: id.0 & ((1 << OFFSET_BITS) - 1),
+    }
+}
+
+/// The `n` records before the newest `skip` of `reader`, oldest first: lines that do not parse
+/// (or are too long to be held) are counted in the report.
+fn tail_page<T: DeserializeOwned>(reader: &JsonlReader, skip: usize, n: usize) -> Result<Page<T>> {
+    let tail = reader.tail_lines(skip, n)?;
+    let mut report = ReadReport::default();
+    let mut entries = Vec::with_capacity(tail.lines.len());
+    for line in &tail.lines {
+        report.lines += 1;
+        match serde_json::from_slice::<T>(&line.text) {
+            Ok(record) => entries.push(Stored {
+                id: entry_id(line.at),
+                record,
+            }),
+            Err(_) => report.malformed += 1,
+        }
+    }
+    let next = skip.saturating_add(tail.lines.len()) as u64;
+    Ok(Page::new(entries, tail.more, next, report))
+}
+
+/// The line `id` of `reader`, parsed; `None` if no line starts there or it does not parse.
+fn by_id<T: DeserializeOwned>(reader: &JsonlReader, id: EntryId) -> Result<Option<T>> {
+    Ok(reader
+        .line_at(line_at(id))?
+        .and_then(|line| serde_json::from_slice(&line).ok()))
+}
+
+/// A page of decisions counted from the newest end (`skip` the newest, then `n` before them),
+/// by `agent` if given, reading at most [`DECISIONS_SCANNED`] lines with a filter.
+fn decision_page(
+    reader: &JsonlReader,
+    agent: Option<&str>,
+    skip: usize,
+    n: usize,
+) -> Result<Page<Decision>> {
+    let mut shown: Vec<Stored<Decision>> = Vec::new();
+    let (mut at, mut more) = (skip, false);
+    let mut report = ReadReport::default();
+    if n == 0 {
+        let page = reader.tail_lines(skip, 1)?;
+        return Ok(Page::new(
+            Vec::new(),
+            !page.lines.is_empty(),
+            skip as u64,
+            report,
+        ));
+    }
+    loop {
+        let want = if agent.is_some() {
+            DECISIONS_SCANNED
+                .saturating_add(skip)
+                .saturating_sub(at)
+                .min(n.max(256))
+        } else {
+            n - shown.len()
+        };
+        if want == 0 {
+            // The scan's budget is spent, with older lines left (the last page had more).
+            break;
+        }
+        let page = reader.tail_lines(at, want)?;
+        let read = page.lines.len();
+        let mut page_more = page.more;
+        for (i, line) in page.lines.iter().enumerate().rev() {
+            report.lines += 1;
+            match serde_json::from_slice::<Decision>(&line.text) {
+                Ok(d) if agent.is_none_or(|a| d.agent == a) => shown.push(Stored {
+                    id: entry_id(line.at),
+                    record: d,
+                }),
+                Ok(_) => {}
+                Err(_) => report.malformed += 1,
+            }
+            at += 1;
+            if shown.len() == n {
+                page_more |= i > 0;
+                break;
+            }
+        }
+        more = page_more;
+        if shown.len() == n || read < want || !page.more {
+            break;
+        }
+    }
+    shown.reverse();
+    Ok(Page::new(shown, more, at as u64, report))
+}
+
+/// Per collector, where it acknowledged the log: `{"cursor": "<LogCursor>"}` (the `Shipper`'s
+/// own entries, `{"line", "hash"}`, are kept as they are).
+const SHIP_FILE: &str = "ship-cursor.json";
+
+/// The most a ship cursor file may hold.
+const MAX_SHIP_FILE_BYTES: u64 = 1 << 20;
+
+/// The longest collector name.
+const MAX_COLLECTOR_BYTES: usize = 2048;
+
+fn check_collector(c: &str) -> Result<()> {
+    if c.is_empty() || c.len() > MAX_COLLECTOR_BYTES || c.chars().any(char::is_control) {
+        return Err(Error::InvalidInput {
+            field: "collector",
+            reason: format!("must be 1 to {MAX_COLLECTOR_BYTES} bytes without control characters"),
+        });
+    }
+    Ok(())
+}
+
+fn load_ship(files: &TaskFiles) -> Result<BTreeMap<String, Value>> {
+    match files.read_file(SHIP_FILE, MAX_SHIP_FILE_BYTES)? {
+        Some(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
+            path: files.dir().join(SHIP_FILE),
+            reason: e.to_string(),
+        }),
+        None => Ok(BTreeMap::new()),
+    }
+}
+
+impl TaskFileStore for DirFileStore {
+    fn location(&self) -> String {
+        self.data_dir.display().to_string()
+    }
+
+    fn tasks(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        if let Some(a) = after {
+            check_task_id(a)?;
+        }
+        Ok(TaskFiles::list(&self.data_dir)?
+            .into_iter()
+            .filter(|id| after.is_none_or(|a| id.as_str() > a))
+            .take(limit)
+            .collect())
+    }
+
+    fn counts(&self, task: &str) -> Result<FileCounts> {
+        let files = self.files(task)?;
+        let Some(tdir) = files.task_dir()?.map(Arc::new) else {
+            return Ok(FileCounts::default());
+        };
+        let mut cache = self.counts.lock();
+        let logs = cache.count_all(&Self::reader(Some(&tdir), Stream::Logs)?)?;
+        let decisions = cache.count_all(&Self::reader(Some(&tdir), Stream::Decisions)?)?;
+        drop(cache);
+        let checkpoints = match tdir.sub("checkpoints")? {
+            Some(root) => root
+                .entries()?
+                .into_iter()
+                .filter(|(name, _)| {
+                    name.to_str()
+                        .is_some_and(|n| crate::check_checkpoint_id(n).is_ok())
+                })
+                .count() as u64,
+            None => 0,
+        };
+        Ok(FileCounts {
+            log_entries: logs.lines,
+            log_bytes: logs.bytes,
+            decisions: decisions.lines,
+            checkpoints,
+            state: tdir.kind("state.json")?.is_some(),
+        })
+    }
+
+    fn volume(&self) -> Result<LogVolume> {
+        let mut v = LogVolume::default();
+        let ids = match TaskFiles::list(&self.data_dir) {
+            Ok(ids) => ids,
+            // A linked `tasks/` (or data directory) is not followed: no task logs to count.
+            Err(e) if e.is_unsafe() => return Ok(v),
+            Err(e) => return Err(e),
+        };
+        let mut cache = self.counts.lock();
+        for id in ids {
+            let Ok(files) = self.files(&id) else {
+                continue;
+            };
+            let reader = files.logs();
+            if reader.files().is_empty() {
+                continue;
+            }
+            let count = match reader.count_lines(&mut cache) {
+                Ok(c) => c,
+                Err(e) if e.is_unsafe() => continue,
+                Err(e) => return Err(e),
+            };
+            v.tasks += 1;
+            v.entries += count.lines;
+            v.files += count.files;
+            v.bytes += count.bytes;
+        }
+        cache.sweep();
+        Ok(v)
+    }
+
+    fn append_logs(&self, task: &str, entries: &[LogEntry], how: &Append<'_>) -> Result<Appended> {
+        self.append(task, Stream::Logs, entries, how)
+    }
+
+    fn query(&self, task: &str, q: &Query) -> Result<Page<LogEntry>> {
+        let reader = Self::reader(self.task_dir(task)?.as_ref(), Stream::Logs)?;
+        let mut kept: std::collections::VecDeque<Stored<LogEntry>> = Default::default();
+        let mut skipped = 0usize;
+        let mut bad = 0u64;
+        let mut more = false;
+        // One more than asked, to know whether more follow.
+        let window = q
+            .limit
+            .map(|l| l.saturating_add(q.offset).saturating_add(1));
+        let mut report = reader.for_each_line_at(|_, at, line| {
+            let Ok(record) = serde_json::from_slice::<LogEntry>(line) else {
+                bad += 1;
+                return true;
+            };
+            if !q.matches(&record) {
+                return true;
+            }
+            let s = Stored {
+                id: entry_id(at),
+                record,
+            };
+            if q.newest_first {
+                kept.push_back(s);
+                if window.is_some_and(|w| kept.len() > w) {
+                    kept.pop_front();
+                    more = true;
+                }
+                true
+            } else if skipped < q.offset {
+                skipped += 1;
+                true
+            } else if q.limit.is_some_and(|l| kept.len() >= l) {
+                more = true;
+                false
+            } else {
+                kept.push_back(s);
+                true
+            }
+        })?;
+        report.malformed += bad;
+        let limit = q.limit.unwrap_or(usize::MAX);
+        let entries: Vec<Stored<LogEntry>> = if q.newest_first {
+            let total = kept.len();
+            let shown: Vec<_> = kept.into_iter().rev().skip(q.offset).take(limit).collect();
+            more |= total > q.offset.saturating_add(shown.len());
+            shown
+        } else {
+            kept.into()
+        };
+        let next = q.offset.saturating_add(entries.len()) as u64;
+        Ok(Page::new(entries, more, next, report))
+    }
+
+    fn log_tail(&self, task: &str, skip: usize, n: usize) -> Result<Page<LogEntry>> {
+        let reader = Self::reader(self.task_dir(task)?.as_ref(), Stream::Logs)?;
+        tail_page(&reader, skip, n)
+    }
+
+    fn log_entry(&self, task: &str, id: EntryId) -> Result<Option<LogEntry>> {
+        let reader = Self::reader(self.task_dir(task)?.as_ref(), Stream::Logs)?;
+        by_id(&reader, id)
+    }
+
+    fn analyze(&self, task: &str) -> Result<LogAnalysis> {
+        self.files(task)?.logs().analyze()
+    }
+
+    fn log_end(&self, task: &str) -> Result<LogCursor> {
+        self.log_end_of(task, Stream::Logs)
+    }
+
+    fn read_after(&self, task: &str, after: Option<&LogCursor>, n: usize) -> Result<After> {
+        let tdir = self.files(task)?.task_dir()?;
+        follow::read_after(tdir.as_ref(), Stream::Logs.name(), after, n)
+    }
+
+    fn wait(&self, task: &str, at: &LogCursor, timeout: Duration) -> Result<()> {
+        let files = self.files(task)?;
+        follow::wait(|| files.task_dir(), Stream::Logs.name(), at, timeout)
+    }
+
+    fn append_decision(&self, task: &str, d: &Decision, how: &Append<'_>) -> Result<Appended> {
+        self.append(task, Stream::Decisions, std::slice::from_ref(d), how)
+    }
+
+    fn decisions(
+        &self,
+        task: &str,
+        agent: Option<&str>,
+        skip: usize,
+        n: usize,
+    ) -> Result<Page<Decision>> {
+        let reader = Self::reader(self.task_dir(task)?.as_ref(), Stream::Decisions)?;
+        decision_page(&reader, agent, skip, n)
+    }
+
+    fn decision(&self, task: &str, id: EntryId) -> Result<Option<Decision>> {
+        let reader = Self::reader(self.task_dir(task)?.as_ref(), Stream::Decisions)?;
+        by_id(&reader, id)
+    }
+
+    fn save_state(&self, task: &str, state: &Value) -> Result<()> {
+        self.files(task)?.save_state(state)
+    }
+
+    fn load_state(&self, task: &str) -> Result<Option<Value>> {
+        self.files(task)?.load_state()
+    }
+
+    fn create_checkpoint(
+        &self,
+        task: &str,
+        description: &str,
+        now: Timestamp,
+    ) -> Result<Checkpoint> {
+        self.files(task)?
+            .create_checkpoint_within(description, now, MAX_CHECKPOINT_FILE_BYTES)
+    }
+
+    fn checkpoint_page(
+        &self,
+        task: &str,
+        skip: usize,
+        n: usize,
+    ) -> Result<(Vec<Checkpoint>, bool)> {
+        self.files(task)?.checkpoint_page(skip, n)
+    }
+
+    fn restore_checkpoint(&self, task: &str, id: &str) -> Result<Checkpoint> {
+        self.files(task)?.restore_checkpoint(id)
+    }
+
+    fn delete_checkpoints(&self, task: &str, ids: &[String]) -> Result<Vec<String>> {
+        self.files(task)?.delete_checkpoint_ids(ids)
+    }
+
+    fn retain(&self, task: &str, r: &Retention, now: Timestamp) -> Result<u64> {
+        let files = self.files(task)?;
+        match files.task_dir()? {
+            Some(tdir) => retain::retain(&tdir, Stream::Logs.name(), r, now),
+            None => Ok(0),
+        }
+    }
+
+    fn ship_cursor(&self, task: &str, collector: &str) -> Result<Option<LogCursor>> {
+        let files = self.files(task)?;
+        check_collector(collector)?;
+        let all = load_ship(&files)?;
+        let Some(v) = all.get(collector) else {
+            return Ok(None);
+        };
+        if let Some(c) = v.get("cursor").and_then(Value::as_str) {
+            return LogCursor::new(c).map(Some);
+        }
+        // The `Shipper`'s own: a line count and the hash of that line.
+        let (Some(line), Some(hash)) = (
+            v.get("line").and_then(Value::as_u64),
+            v.get("hash").and_then(Value::as_str),
+        ) else {
+            return Err(Error::Corrupt {
+                path: files.dir().join(SHIP_FILE),
+                reason: format!("the cursor of {collector:?} is neither a cursor nor a line"),
+            });
+        };
+        if line == 0 {
+            return Ok(None);
+        }
+        let mut after = None;
+        let reader = files.logs();
+        reader.for_each_line_at(|n, at, text| {
+            if crate::task::sha256_hex(text) == hash {
+                after = Some((at, text.len() as u64 + 1));
+                return n < line;
+            }
+            true
+        })?;
+        let tdir = files.task_dir()?;
+        match after {
+            Some((at, len)) if at.file == 0 => {
+                follow::cursor_at(tdir.as_ref(), "logs.jsonl", at.offset + len).map(Some)
+            }
+            // In a rotated file: everything of the live file follows it.
+            Some(_) => follow::cursor_at(tdir.as_ref(), "logs.jsonl", 0).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn set_ship_cursor(&self, task: &str, collector: &str, at: &LogCursor) -> Result<()> {
+        let files = self.files(task)?;
+        check_collector(collector)?;
+        follow::DiskCursor::parse(at)?;
+        let mut all = load_ship(&files)?;
+        all.insert(
+            collector.to_owned(),
+            serde_json::json!({ "cursor": at.as_str() }),
+        );
+        let path = files.dir().join(SHIP_FILE);
+        let bytes = serde_json::to_vec_pretty(&all).map_err(|source| Error::Json {
+            path: path.clone(),
+            source,
+        })?;
+        if bytes.len() as u64 > MAX_SHIP_FILE_BYTES {
+            return Err(Error::InvalidInput {
+                field: "collector",
+                reason: format!(
+                    "the ship cursors would take {} bytes; at most {MAX_SHIP_FILE_BYTES}",
+                    bytes.len()
+                ),
+            });
+        }
+        files.write_file(SHIP_FILE, &bytes)
+    }
+
+    /// The log's newest end, the decisions' and a page of checkpoints, through one walk to
+    /// the task directory (the default walks three times).
+    fn overview(&self, task: &str, r: &OverviewRequest) -> Overview {
+        let tdir = match self.task_dir(task) {
+            Ok(d) => d,
+            Err(e) => {
+                let again = e.replay();
+                let third = e.replay();
+                return Overview::new(Err(e), Err(again), Err(third));
+            }
+        };
+        let log = Self::reader(tdir.as_ref(), Stream::Logs)
+            .and_then(|rd| tail_page(&rd, r.log_skip, r.log_n));
+        let decisions = Self::reader(tdir.as_ref(), Stream::Decisions)
+            .and_then(|rd| decision_page(&rd, None, r.decisions_skip, r.decisions_n));
+        let checkpoints = match &tdir {
+            Some(d) => {
+                crate::task::checkpoint_page_in(d, task, r.checkpoints_skip, r.checkpoints_n)
+            }
+            None => Ok((Vec::new(), false)),
+        };
+        Overview::new(log, decisions, checkpoints)
+    }
+}
