@@ -159,6 +159,50 @@ pub(crate) fn lock_error(f: Failure) -> oc_locks::Error {
     }
 }
 
+/// A task-file store error for a failed call, with the `tokio_postgres::Error` as its source.
+pub(crate) fn files_error(f: Failure) -> oc_jsonl::Error {
+    let (message, retryable, source) = backend(f);
+    oc_jsonl::Error::Backend {
+        backend: "postgres",
+        message,
+        retryable,
+        source,
+    }
+}
+
+/// The source of an append's error when the group commit it was part of failed: the
+/// server's error, shared by every append of the batch (downcast [`source`] to reach it).
+///
+/// [`source`]: std::error::Error::source
+#[derive(Debug, Clone)]
+pub struct BatchFailed(pub(crate) std::sync::Arc<tokio_postgres::Error>);
+
+impl std::fmt::Display for BatchFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the group commit this append was part of failed: {}",
+            describe(&self.0)
+        )
+    }
+}
+
+impl std::error::Error for BatchFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// A task-file store error for a group commit that failed for several appends at once.
+pub(crate) fn shared_files_error(e: std::sync::Arc<tokio_postgres::Error>) -> oc_jsonl::Error {
+    oc_jsonl::Error::Backend {
+        backend: "postgres",
+        message: describe(&e),
+        retryable: retryable(&e),
+        source: Box::new(BatchFailed(e)),
+    }
+}
+
 /// The server's message and SQLSTATE, or the client's error; never a password.
 pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     let message = match e.as_db_error() {

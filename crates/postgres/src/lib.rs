@@ -1,7 +1,8 @@
-//! PostgreSQL backend for opencode-tools: [`PgTaskStore`] implements [`oc_tasks::TaskStore`]
-//! and [`PgLockManager`] implements [`oc_locks::LockManager`] for agents on many machines,
-//! with the semantics of the SQLite backends (the same conformance suites and model-based
-//! property tests pass against all of them).
+//! PostgreSQL backend for opencode-tools: [`PgTaskStore`] implements [`oc_tasks::TaskStore`],
+//! [`PgLockManager`] implements [`oc_locks::LockManager`] and [`PgFileStore`] implements
+//! [`oc_jsonl::TaskFileStore`] for agents on many machines, with the semantics of the SQLite
+//! and data-directory backends (the same conformance suites and model-based property tests
+//! pass against all of them).
 //!
 //! # Overview
 //!
@@ -14,6 +15,13 @@
 //!   TTLs and fencing tokens; each operation one call of a server-side function that locks the
 //!   manager's row, decides and writes; first-come-first-served waiting across hosts, woken
 //!   by `LISTEN/NOTIFY` with polling as the fallback.
+//! - [`PgFileStore`]: a task's log, decisions, state, checkpoints and ship cursors, shared
+//!   by every host (decision 0036). Appends are group-committed: a bounded queue drained by
+//!   two committers into one call of a server-side function per batch, which assigns each
+//!   task's sequence numbers under its row lock and honours idempotency keys. Tails read the
+//!   primary key backwards, the analysis is computed by the server from an index, checkpoints
+//!   are the files a data directory holds, verified by their SHA-256 when restored in one
+//!   transaction; followers are woken by `LISTEN/NOTIFY` and poll every second.
 //! - `testkit` (feature `testkit`): a throwaway server for tests, on a Unix socket.
 //!
 //! The API is synchronous. Inside, `tokio-postgres` runs on a private runtime thread and
@@ -43,11 +51,14 @@
 //! # Errors
 //!
 //! Failures of the server or the connection are [`oc_tasks::Error::Backend`] (and
-//! [`oc_locks::Error::Backend`]), retryable when trying again may succeed (a lost connection, a
+//! [`oc_locks::Error::Backend`], [`oc_jsonl::Error::Backend`]), retryable when trying again may succeed (a lost connection, a
 //! server restarting, a serialization failure). Their message is the server's (with its
 //! SQLSTATE) or the client's, one line, never a password; their source is the
-//! `tokio_postgres::Error` itself (downcast it for its `code()`), or [`ClientStopped`] when the
-//! client's runtime thread stopped. What a failure means is decided by its
+//! `tokio_postgres::Error` itself (downcast it for its `code()`), [`BatchFailed`] (whose source
+//! is that error) when the group commit of several appends failed, or [`ClientStopped`] when
+//! the client's runtime thread stopped. A checkpoint file or state that fails its hash is
+//! [`oc_jsonl::Error::Corrupt`], with a path shaped as on disk
+//! (`postgres:<schema>/tasks/<id>/checkpoints/<cp>/logs.jsonl`). What a failure means is decided by its
 //! SQLSTATE and constraint name (a second task with an id violates `tasks_pkey`, a second
 //! holder of a unique key `tasks_unique_key`), never by reading the server's message.
 //!
@@ -62,10 +73,15 @@
 //!   `tasks/sql/*.sql` and its schema's versions in `tasks/migrations/*.sql`.
 //! - `locks.rs` the lock manager; its schema's versions in `locks/migrations/*.sql` and its
 //!   server-side functions in `locks/functions/NNNN/*.sql`.
+//! - `files.rs` the task-file store, with one file per part under `files/` (the group commit
+//!   in `commit.rs`); its schema in `files/migrations/*.sql`, its server-side functions
+//!   (`files_append`, `files_restore`, `files_retain`) in `files/functions/NNNN/*.sql` and its
+//!   statements in `files/sql/*.sql`.
 //!
 //! Shipped migrations never change: `pinned.rs` holds the SHA-256 of each, as it shipped.
 
 mod errors;
+mod files;
 mod keys;
 mod locks;
 mod options;
@@ -78,7 +94,8 @@ mod tasks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use crate::errors::ClientStopped;
+pub use crate::errors::{BatchFailed, ClientStopped};
+pub use crate::files::{MAX_APPEND_BYTES, MAX_APPEND_ENTRIES, PgFileStore};
 pub use crate::locks::{PgLockManager, PgLockOptions};
 pub use crate::options::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
 pub use crate::tasks::{PgStorageStats, PgTaskStore};

@@ -19,6 +19,9 @@ const LOCKS: &[&str] = &[
     "dc3c90c7d38cff71e1654680c6b10c4fd2d384b95fc38fd93541e6fbbc9cffe0",
 ];
 
+/// The SHA-256 of each oc-files migration (a task's files, decision 0036), in order.
+const FILES: &[&str] = &["a18f355a8fb4bb651f6f247d000a15c13d1a20591878ab7c6233aae75d0a3c05"];
+
 fn sha256(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
@@ -58,6 +61,15 @@ fn shipped_lock_migrations_never_change() {
         .map(|m| (*m).to_owned())
         .collect();
     check("oc-locks", &texts, LOCKS);
+}
+
+#[test]
+fn shipped_file_migrations_never_change() {
+    let texts: Vec<String> = crate::files::MIGRATIONS
+        .iter()
+        .map(|m| (*m).to_owned())
+        .collect();
+    check("oc-files", &texts, FILES);
 }
 
 #[test]
