@@ -22,7 +22,7 @@ use anyhow::Context;
 use clap::Parser;
 use oc_jsonl::{DirFileStore, TaskFileStore};
 use oc_locks::LockManager;
-use oc_postgres::{PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
+use oc_postgres::{PgFileStore, PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
 use oc_tasks::{SqliteTaskStore, StorageSource, TaskStore};
 
 use crate::args::{Cli, Command};
@@ -164,9 +164,9 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Where the stores live: tasks and locks in `<data-dir>/opencode.db`, or on PostgreSQL when a
-/// database URL is given; logs, decisions and checkpoints in the data directory
-/// ([`Site::files`]).
+/// Where the stores live: tasks and locks in `<data-dir>/opencode.db`, logs, decisions, state
+/// and checkpoints under `<data-dir>/tasks` ([`Site::files`]); or all of them on PostgreSQL
+/// when a database URL is given.
 #[derive(Debug, Clone)]
 pub(crate) struct Site {
     pub(crate) data_dir: PathBuf,
@@ -277,9 +277,16 @@ impl Site {
         Ok(self.tasks()?.store())
     }
 
-    /// Opens the store of the tasks' files (logs, decisions, state, checkpoints): the data
-    /// directory's. Chosen here once and passed to every command, tool and page.
+    /// Opens the store of the tasks' files (logs, decisions, state, checkpoints): on
+    /// PostgreSQL when a database URL was given (its own pool, migrating its schema), else the
+    /// data directory's. Chosen here once and passed to every command, tool and page.
     pub(crate) fn files(&self) -> anyhow::Result<Arc<dyn TaskFileStore>> {
+        if let Some(opts) = self.postgres()? {
+            let target = opts.target();
+            let files = PgFileStore::connect(opts)
+                .with_context(|| format!("cannot open the task files on {target}"))?;
+            return Ok(Arc::new(files));
+        }
         Ok(Arc::new(DirFileStore::new(&self.data_dir)))
     }
 

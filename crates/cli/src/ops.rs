@@ -38,9 +38,12 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
         DbCmd::Migrate => {
             // Opening migrates, once, whatever other hosts do at the same time.
             site.locks()?;
+            site.files()?;
             let place = match tasks {
-                Tasks::Postgres(_) => "the PostgreSQL schema".to_owned(),
-                Tasks::Sqlite(db) => db.path().display().to_string(),
+                Tasks::Postgres(_) => {
+                    "Tasks, locks and task files in the PostgreSQL schema".to_owned()
+                }
+                Tasks::Sqlite(db) => format!("Tasks and locks in {}", db.path().display()),
             };
             out.emit(
                 "db.migrate",
@@ -49,7 +52,7 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
                     if o.quiet {
                         Ok(())
                     } else {
-                        writeln!(w, "Tasks and locks in {place} are at this build's schema")
+                        writeln!(w, "{place} are at this build's schema")
                     }
                 },
             )

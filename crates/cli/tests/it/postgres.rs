@@ -1,5 +1,5 @@
-//! `oc --database URL`: tasks and locks on a real, throwaway PostgreSQL server; logs in the
-//! data directory.
+//! `oc --database URL`: tasks, locks and task files (logs, decisions, checkpoints) on a real,
+//! throwaway PostgreSQL server, the same from every data directory.
 
 use std::sync::OnceLock;
 
@@ -39,7 +39,7 @@ fn task_and_lock_commands_work_on_postgres() {
     assert!(refused.stderr.contains('x'), "{}", refused.stderr);
     assert_eq!(oc.json(&["lock", "list"]).as_array().unwrap().len(), 1);
 
-    // Logs stay on this machine, in the data directory.
+    // Logs go to the database too, not to this machine's data directory.
     oc.json(&[
         "logs",
         "append",
@@ -49,7 +49,7 @@ fn task_and_lock_commands_work_on_postgres() {
         "--message",
         "hello",
     ]);
-    assert!(oc.data_dir().join("tasks/a/logs.jsonl").exists());
+    assert!(!oc.data_dir().join("tasks/a/logs.jsonl").exists());
     let missing = oc.run(&[
         "logs",
         "append",
@@ -94,10 +94,10 @@ fn task_and_lock_commands_work_on_postgres() {
     assert!(h.contains("claimed: pending -> running by w1"), "{h}");
     assert!(h.contains("completed: running -> completed by w1"), "{h}");
     assert!(
-        !h.contains("hello"),
-        "the agent's log stays on its machine: {h}"
+        h.contains("hello"),
+        "the agent's log, written from the other data directory: {h}"
     );
-    assert!(oc.run(&["task-history", "a"]).stdout.contains("hello"));
+    assert_eq!(h, oc.run(&["task-history", "a"]).stdout);
 }
 
 #[test]
@@ -265,5 +265,101 @@ fn mcp_serves_tasks_and_locks_on_postgres() {
         (&json!("running"), &json!("w1"))
     );
     assert_eq!(oc.json(&["lock", "list"])[0]["owner"], "w1");
-    assert!(oc.data_dir().join("tasks/p/logs.jsonl").exists());
+    assert!(!oc.data_dir().join("tasks/p/logs.jsonl").exists());
+    let tail = oc.json(&["logs", "tail", "p"]);
+    assert_eq!(tail[0]["message"], "started", "{tail}");
+}
+
+/// Two data directories ("hosts") on one database: what one appends, decides and checkpoints,
+/// the other reads the same, to the byte of every `--json` answer; a keyed retry from either
+/// writes nothing; a restore from one is what the other reads next.
+#[test]
+fn two_data_directories_on_one_database_see_the_same_task_files() {
+    let Some((a, url)) = oc("cli_files") else {
+        return;
+    };
+    let b = Oc::on_database(&url);
+    a.json(&["task", "create", "shared", "--id", "t1"]);
+    for (level, message, key) in [
+        ("info", "started", "k1"),
+        ("warn", "flaky test", "k2"),
+        ("error", "tests failed", "k3"),
+    ] {
+        let first = a.json(&[
+            "logs", "append", "t1", "--level", level, "-m", message, "--key", key,
+        ]);
+        assert_eq!(first["duplicate"], false, "{first}");
+    }
+    // A's answer was lost; the retry comes from B, with the same key.
+    let again = b.json(&[
+        "logs", "append", "t1", "--level", "info", "-m", "started", "--key", "k1",
+    ]);
+    assert_eq!(again["duplicate"], true, "{again}");
+    a.json(&[
+        "decisions",
+        "add",
+        "t1",
+        "-a",
+        "w1",
+        "-d",
+        "use WAL",
+        "-r",
+        "readers never block",
+    ]);
+    b.json(&[
+        "decisions",
+        "add",
+        "t1",
+        "-a",
+        "w2",
+        "-d",
+        "add index",
+        "-r",
+        "by status",
+    ]);
+    let cp = a.json(&["checkpoint", "create", "t1", "-d", "before the rewrite"]);
+    b.json(&["logs", "append", "t1", "-m", "rewritten"]);
+
+    let reads: [&[&str]; 6] = [
+        &["logs", "tail", "t1", "-n", "10"],
+        &["logs", "query", "t1", "--level", "warn"],
+        &["logs", "analyze", "t1"],
+        &["decisions", "list", "t1"],
+        &["decisions", "list", "t1", "--agent", "w2"],
+        &["checkpoint", "list", "t1"],
+    ];
+    for args in reads {
+        let (from_a, from_b) = (a.run_json(args), b.run_json(args));
+        assert_eq!(from_a, from_b, "{args:?}");
+    }
+    let tail = b.json(&["logs", "tail", "t1", "-n", "10"]);
+    let messages: Vec<&str> = tail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        ["started", "flaky test", "tests failed", "rewritten"],
+        "each append once"
+    );
+    let decisions = b.json(&["decisions", "list", "t1"]);
+    assert_eq!(decisions.as_array().unwrap().len(), 2, "{decisions}");
+    assert_eq!(b.json(&["checkpoint", "list", "t1"])[0]["id"], cp["id"]);
+
+    // B restores A's checkpoint; A reads the log as it was.
+    b.json(&["checkpoint", "restore", "t1", cp["id"].as_str().unwrap()]);
+    let tail = a.json(&["logs", "tail", "t1"]);
+    assert_eq!(tail.as_array().unwrap().len(), 3, "{tail}");
+    assert_eq!(
+        a.run_json(&["logs", "tail", "t1"]),
+        b.run_json(&["logs", "tail", "t1"])
+    );
+    for oc in [&a, &b] {
+        assert!(
+            !oc.data_dir().join("tasks").exists(),
+            "nothing in a data directory"
+        );
+    }
 }
