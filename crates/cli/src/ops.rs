@@ -248,6 +248,24 @@ pub(crate) fn health(site: &Site, out: &mut Output) -> anyhow::Result<()> {
                 ))
             })(),
         ),
+        check(
+            "task_files",
+            (|| {
+                // Where every host reads logs, decisions and checkpoints from, and that it
+                // answers: the data directory's, or the database's.
+                let files = site.files()?;
+                let v = files.volume()?;
+                Ok((
+                    true,
+                    format!(
+                        "{}: {} task log(s), {} entries",
+                        files.location(),
+                        thousands(v.tasks),
+                        thousands(v.entries)
+                    ),
+                ))
+            })(),
+        ),
     ];
     let healthy = checks.iter().all(|c| c.status != "unhealthy");
     let overall = if healthy {

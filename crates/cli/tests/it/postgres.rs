@@ -85,6 +85,16 @@ fn task_and_lock_commands_work_on_postgres() {
     assert!(alerts.is_object() || alerts.is_array(), "{alerts}");
     let health = oc.json(&["health"]);
     assert_eq!(health["overall"], "healthy", "{health}");
+    let files = health["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "task_files")
+        .unwrap();
+    assert!(
+        files["message"].as_str().unwrap().starts_with("postgres:"),
+        "{health}"
+    );
 
     // Another "host": a second data directory on the same database sees the same tasks.
     let other = Oc::on_database(&url);
@@ -150,7 +160,7 @@ fn bad_urls_unreachable_servers_and_newer_schemas_are_one_clear_line() {
 
 #[test]
 fn oc_serve_reports_the_postgresql_store_and_its_pages() {
-    let Some((oc, _)) = oc("cli_serve") else {
+    let Some((oc, url)) = oc("cli_serve") else {
         return;
     };
     for i in 0..3 {
@@ -176,6 +186,15 @@ fn oc_serve_reports_the_postgresql_store_and_its_pages() {
     assert!(
         status.contains("200") && body.contains(r#"href="/ui/tasks?status=pending">3<"#),
         "{body}"
+    );
+    // The task files too, written from another data directory.
+    let other = Oc::on_database(&url);
+    other.json(&["task", "create", "paged", "--id", "t-page"]);
+    other.json(&["logs", "append", "t-page", "-m", "<b>from elsewhere</b>"]);
+    let (status, body) = crate::serve::get(&s.1, "/ui/tasks/t-page");
+    assert!(
+        status.contains("200") && body.contains("&lt;b&gt;from elsewhere&lt;/b&gt;"),
+        "{status} {body}"
     );
 }
 
