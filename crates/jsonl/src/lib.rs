@@ -58,6 +58,10 @@
 //! # Feature flags
 //!
 //! - `ship`: `Shipper`, with `ureq` (rustls) as the HTTP client.
+//! - `testkit`: `testkit`, the conformance suite every [`TaskFileStore`] must pass
+//!   (`file_store_conformance_tests!`, one `#[test]` per check), the model test
+//!   (`testkit::model`) and `testkit::ModelStore`, a store in memory (with `proptest` and
+//!   `oc-lincheck`).
 //!
 //! # Errors
 //!
@@ -77,6 +81,8 @@ mod ship;
 mod store;
 mod sync;
 mod task;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod writer;
 
 pub use crate::entry::{Decision, Level, LogEntry, SHOWN_BYTES, cut, thousands};

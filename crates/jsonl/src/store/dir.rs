@@ -291,6 +291,17 @@ fn line_at(id: EntryId) -> LineAt {
 /// The `n` records before the newest `skip` of `reader`, oldest first: lines that do not parse
 /// (or are too long to be held) are counted in the report.
 fn tail_page<T: DeserializeOwned>(reader: &JsonlReader, skip: usize, n: usize) -> Result<Page<T>> {
+    if n == 0 {
+        // `tail_lines` answers `more: false` for no lines: whether older ones exist is asked.
+        let page = reader.tail_lines(skip, 1)?;
+        let next = skip as u64;
+        return Ok(Page::new(
+            Vec::new(),
+            !page.lines.is_empty(),
+            next,
+            ReadReport::default(),
+        ));
+    }
     let tail = reader.tail_lines(skip, n)?;
     let mut report = ReadReport::default();
     let mut entries = Vec::with_capacity(tail.lines.len());

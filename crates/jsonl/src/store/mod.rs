@@ -412,7 +412,8 @@ pub trait TaskFileStore: Send + Sync + fmt::Debug {
     /// Returns when `task`'s log may have grown past `at`, or after `timeout`. The default
     /// sleeps at most [`WAIT_POLL`]: a store that can be woken returns sooner.
     fn wait(&self, task: &str, at: &LogCursor, timeout: Duration) -> Result<()> {
-        let _ = (task, at);
+        let _ = at;
+        crate::check_task_id(task)?;
         std::thread::sleep(timeout.min(WAIT_POLL));
         Ok(())
     }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bounds;
+mod conformance;
 mod crash;
 mod datadir;
 mod depth;
@@ -9,6 +10,7 @@ mod faults;
 mod files;
 mod power_loss;
 mod props;
+mod replace;
 mod ship;
 mod store;
 mod tail;

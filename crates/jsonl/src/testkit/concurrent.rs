@@ -1,0 +1,258 @@
+//! The checks of a store under concurrent callers: appends from many threads, and appends and
+//! tails checked for linearizability with `oc-lincheck`.
+
+use std::collections::BTreeMap;
+
+use oc_lincheck::{Model, Recorder, SplitMix};
+use serde::Serialize;
+
+use super::{Corrupter, at_secs};
+use crate::{Append, EntryId, Level, LogEntry, Query, TaskFileStore};
+
+/// Threads of [`check_concurrent_appends`].
+pub const APPEND_THREADS: u64 = 8;
+/// Durable appends of each of those threads.
+pub const APPENDS_PER_THREAD: u64 = 500;
+
+fn marked(task: &str, mark: u64) -> LogEntry {
+    LogEntry::new(
+        at_secs(mark % 1000),
+        Level::Info,
+        task,
+        format!("mark {mark}"),
+    )
+    .with("m", mark)
+}
+
+fn mark_of(e: &LogEntry) -> u64 {
+    e.data
+        .get("m")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or_else(|| panic!("an entry without its mark: {e:?}"))
+}
+
+/// 8 threads × 500 durable appends of one entry to one task: each is in the log exactly once,
+/// none torn or malformed, each thread's in the order it appended them, each readable by the
+/// id its append answered.
+pub fn check_concurrent_appends(store: &dyn TaskFileStore, _: &Corrupter) {
+    let t = "concurrent";
+    let acked: Vec<Vec<(u64, EntryId)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..APPEND_THREADS)
+            .map(|thread| {
+                s.spawn(move || {
+                    (0..APPENDS_PER_THREAD)
+                        .map(|i| {
+                            let mark = thread * 10_000 + i;
+                            let a = store
+                                .append_logs(t, &[marked(t, mark)], &Append::durable())
+                                .unwrap_or_else(|e| panic!("thread {thread}, append {i}: {e}"));
+                            assert_eq!((a.count, a.duplicate), (1, false));
+                            (mark, a.first)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| panic!("an appending thread panicked"))
+            })
+            .collect()
+    });
+    let page = store.query(t, &Query::new()).unwrap();
+    assert_eq!(page.read.malformed, 0, "no malformed line: {:?}", page.read);
+    assert_eq!(page.read.torn_tail_bytes, 0, "no torn line");
+    let total = (APPEND_THREADS * APPENDS_PER_THREAD) as usize;
+    assert_eq!(page.entries.len(), total, "every acknowledged append, once");
+    assert_eq!(store.counts(t).unwrap().log_entries, total as u64);
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut last_of_thread: BTreeMap<u64, u64> = BTreeMap::new();
+    for (pos, s) in page.entries.iter().enumerate() {
+        let m = mark_of(&s.record);
+        assert_eq!(s.record, marked(t, m), "entry {pos} read back whole");
+        assert!(seen.insert(m, pos).is_none(), "mark {m} twice");
+        let thread = m / 10_000;
+        if let Some(prev) = last_of_thread.insert(thread, m) {
+            assert!(prev < m, "thread {thread}'s {m} before its {prev}");
+        }
+    }
+    super::assert_ids_increase("concurrent appends", &page.entries);
+    for (thread, acks) in acked.iter().enumerate() {
+        for (mark, id) in acks {
+            assert_eq!(
+                store.log_entry(t, *id).unwrap(),
+                Some(marked(t, *mark)),
+                "thread {thread}: the id its append answered"
+            );
+        }
+    }
+}
+
+/// One call of the linearizability workload.
+#[derive(Debug, Clone, Serialize)]
+pub enum LinOp {
+    /// Appends entries with these marks, in one batch.
+    Append(Vec<u32>),
+    /// `log_tail(0, n)`.
+    Tail(usize),
+}
+
+/// Its answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum LinRet {
+    /// Acknowledged.
+    Appended,
+    /// The marks of the tail, oldest first.
+    Tail(Vec<u32>),
+}
+
+/// The sequential log: appends add their marks at the end; a tail is the last `n`.
+#[derive(Debug)]
+pub struct LogModel;
+
+impl Model for LogModel {
+    type Op = LinOp;
+    type Ret = LinRet;
+    type State = Vec<u32>;
+
+    fn init(&self) -> Vec<u32> {
+        Vec::new()
+    }
+
+    fn step(&self, s: &Vec<u32>, op: &LinOp, ret: Option<&LinRet>) -> Vec<Vec<u32>> {
+        match (op, ret) {
+            (LinOp::Append(ms), Some(LinRet::Appended)) => {
+                let mut next = s.clone();
+                next.extend(ms);
+                vec![next]
+            }
+            (LinOp::Append(ms), None) => {
+                let mut next = s.clone();
+                next.extend(ms);
+                vec![s.clone(), next]
+            }
+            (LinOp::Tail(n), Some(LinRet::Tail(got))) => {
+                if got[..] == s[s.len().saturating_sub(*n)..] {
+                    vec![s.clone()]
+                } else {
+                    vec![]
+                }
+            }
+            (LinOp::Tail(_), None) => vec![s.clone()],
+            _ => vec![],
+        }
+    }
+}
+
+/// Threads of [`check_linearizable`].
+pub const LIN_THREADS: u64 = 4;
+/// Calls of each.
+pub const LIN_CALLS: u64 = 30;
+
+/// Records a history of `LIN_THREADS` threads appending batches (1 to 3 entries, durable or
+/// written) and tailing (`log_tail(0, n)`, n from 1 to 6) on `task`, drawn from `seed`.
+pub fn record(
+    store: &dyn TaskFileStore,
+    task: &str,
+    seed: u64,
+) -> oc_lincheck::History<LinOp, LinRet> {
+    let rec: Recorder<LinOp, LinRet> = Recorder::new();
+    std::thread::scope(|s| {
+        for p in 0..LIN_THREADS {
+            let rec = &rec;
+            s.spawn(move || {
+                let mut rng = SplitMix::new(seed.wrapping_mul(1_000).wrapping_add(p));
+                for j in 0..LIN_CALLS {
+                    if rng.chance(55) {
+                        let size = 1 + rng.below(3);
+                        let marks: Vec<u32> = (0..size)
+                            .map(|k| (p * 10_000 + j * 10 + k) as u32)
+                            .collect();
+                        let batch: Vec<LogEntry> =
+                            marks.iter().map(|m| marked(task, u64::from(*m))).collect();
+                        let how = if rng.chance(50) {
+                            Append::durable()
+                        } else {
+                            Append::written()
+                        };
+                        let call = rec.invoke(p, LinOp::Append(marks));
+                        match store.append_logs(task, &batch, &how) {
+                            Ok(_) => call.returned(LinRet::Appended),
+                            Err(e) => panic!("thread {p}: append: {e}"),
+                        }
+                    } else {
+                        let n = 1 + rng.below(6) as usize;
+                        let call = rec.invoke(p, LinOp::Tail(n));
+                        match store.log_tail(task, 0, n) {
+                            Ok(page) => call.returned(LinRet::Tail(
+                                page.entries
+                                    .iter()
+                                    .map(|s| mark_of(&s.record) as u32)
+                                    .collect(),
+                            )),
+                            Err(e) => panic!("thread {p}: tail: {e}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    rec.into_history()
+}
+
+/// Appends and tails are linearizable: each tail is the last `n` of a prefix of the
+/// acknowledged appends, consistent with real time ([`LogModel`], `oc_lincheck::check`);
+/// and the log ends holding every acknowledged batch once, whole. 8 histories, 80 with
+/// `OC_SOAK=1`, each on its own task.
+pub fn check_linearizable(store: &dyn TaskFileStore, _: &Corrupter) {
+    for seed in 0..oc_lincheck::runs(8, 80) as u64 {
+        let task = format!("lin-{seed}");
+        let h = record(store, &task, seed);
+        let report = oc_lincheck::check(&LogModel, &h);
+        assert!(
+            report.is_linearizable(),
+            "seed {seed} (testkit::record(store, task, {seed}) makes the same calls): {report}"
+        );
+        let log: Vec<u32> = store
+            .query(&task, &Query::new())
+            .unwrap()
+            .entries
+            .iter()
+            .map(|s| mark_of(&s.record) as u32)
+            .collect();
+        let mut appended: Vec<Vec<u32>> = h
+            .events
+            .iter()
+            .filter_map(|e| match &e.op {
+                LinOp::Append(ms) => Some(ms.clone()),
+                LinOp::Tail(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            log.len(),
+            appended.iter().map(Vec::len).sum::<usize>(),
+            "seed {seed}: every acknowledged entry once"
+        );
+        // Each batch is contiguous in the log.
+        appended.sort();
+        let mut at = 0;
+        let mut batches = Vec::new();
+        while at < log.len() {
+            let b = appended
+                .iter()
+                .find(|b| b.first() == Some(&log[at]))
+                .unwrap_or_else(|| panic!("seed {seed}: mark {} begins no batch", log[at]));
+            assert_eq!(
+                &log[at..at + b.len()],
+                &b[..],
+                "seed {seed}: a batch torn apart"
+            );
+            at += b.len();
+            batches.push(b.clone());
+        }
+        batches.sort();
+        assert_eq!(batches, appended, "seed {seed}: each batch once");
+    }
+}
