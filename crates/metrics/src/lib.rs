@@ -68,7 +68,7 @@ use oc_tasks::{RunDurations, StorageSource, StorageStats, TaskStats, TaskStore};
 use oc_time::Timestamp;
 use serde::Serialize;
 
-pub use crate::catalogue::{CATALOGUE, Kind, MetricDef};
+pub use crate::catalogue::{CATALOGUE, Kind, MetricDef, Scope};
 pub use crate::goals::{PerformanceGoals, Violation};
 pub use crate::latency::{LatencyStats, LatencyTracker, SlowCall, WINDOW};
 pub use crate::process::ProcessStats;
