@@ -142,6 +142,17 @@ fn bad_urls_unreachable_servers_and_newer_schemas_are_one_clear_line() {
     );
     let r = gone.run(&["--json", "task", "list"]);
     assert!(!r.stderr.contains("hunter2"));
+    // The task files' store fails alike: a backend failure, exit 1, one line, no password.
+    for args in [
+        &["logs", "tail", "t1"][..],
+        &["checkpoint", "list", "t1"],
+        &["decisions", "list", "t1"],
+    ] {
+        let r = gone.run(args);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+        assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+    }
 
     let Some((oc, _)) = oc("cli_newer") else {
         return;
@@ -269,11 +280,18 @@ fn mcp_serves_tasks_and_locks_on_postgres() {
             tool(
                 3,
                 "task_log_append",
-                json!({"agent":"w1","task_id":"p","message":"started"}),
+                json!({"agent":"w1","task_id":"p","message":"started","idempotency_key":"s1"}),
+            ),
+            tool(
+                4,
+                "task_log_append",
+                json!({"agent":"w1","task_id":"p","message":"started","idempotency_key":"s1"}),
             ),
         ],
     );
-    assert_eq!(out.len(), 4, "{out:?}");
+    assert_eq!(out.len(), 5, "{out:?}");
+    assert_eq!(body(&out[4])["duplicate"], true, "{out:?}");
+    assert_eq!(body(&out[4])["id"], body(&out[3])["id"]);
     assert_eq!(body(&out[1])["task_id"], "p");
     assert!(body(&out[2])["locks"][0]["fencing_token"].is_u64());
     assert_eq!(body(&out[3])["entry"]["message"], "started");
@@ -286,6 +304,7 @@ fn mcp_serves_tasks_and_locks_on_postgres() {
     assert_eq!(oc.json(&["lock", "list"])[0]["owner"], "w1");
     assert!(!oc.data_dir().join("tasks/p/logs.jsonl").exists());
     let tail = oc.json(&["logs", "tail", "p"]);
+    assert_eq!(tail.as_array().unwrap().len(), 1, "written once: {tail}");
     assert_eq!(tail[0]["message"], "started", "{tail}");
 }
 
