@@ -401,3 +401,34 @@ fn two_data_directories_on_one_database_see_the_same_task_files() {
         );
     }
 }
+
+/// `oc logs tail --follow` on one data directory prints what another appends, through the
+/// database (woken by its notification, or its poll).
+#[test]
+fn a_follower_sees_what_another_data_directory_appends() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let Some((a, url)) = oc("cli_follow") else {
+        return;
+    };
+    let b = Oc::on_database(&url);
+    a.json(&["task", "create", "followed", "--id", "t1"]);
+    a.json(&["logs", "append", "t1", "-m", "first"]);
+    let mut child = b
+        .command()
+        .args(["logs", "tail", "t1", "--follow", "-n", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("first"));
+    a.json(&["logs", "append", "t1", "-m", "second"]);
+    a.json(&["logs", "append", "t1", "-m", "third"]);
+    let next: Vec<String> = (0..2).map(|_| lines.next().unwrap().unwrap()).collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        next[0].contains("second") && next[1].contains("third"),
+        "{next:?}"
+    );
+}
