@@ -146,7 +146,7 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
     let decisions_skip = skip(req, "decisions");
     let checkpoints_skip = skip(req, "checkpoints");
     // One call for the three lists (the disk store opens the task's directory once); a part
-    // that cannot be read shows as empty, as a missing file does.
+    // that cannot be read says why in its section, and the others are shown.
     let overview = web.files.as_ref().map(|f| {
         f.overview(
             id.as_str(),
@@ -157,17 +157,26 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
             ),
         )
     });
-    let (log, log_more, decisions, decisions_more, checkpoints_page, checkpoints_more) =
-        match overview {
-            None => Default::default(),
-            Some(o) => {
-                let (log, log_more) = o.log.map(|p| (p.entries, p.more)).unwrap_or_default();
-                let (decisions, decisions_more) =
-                    o.decisions.map(|p| (p.entries, p.more)).unwrap_or_default();
-                let (checkpoints, more) = o.checkpoints.unwrap_or_default();
-                (log, log_more, decisions, decisions_more, checkpoints, more)
-            }
-        };
+    let (log, decisions, checkpoints) = match overview {
+        None => (
+            Ok(Default::default()),
+            Ok(Default::default()),
+            Ok(Default::default()),
+        ),
+        Some(o) => (
+            o.log.map(|p| (p.entries, p.more)),
+            o.decisions.map(|p| (p.entries, p.more)),
+            o.checkpoints,
+        ),
+    };
+    let (log_problem, decisions_problem, checkpoints_problem) = (
+        log.as_ref().err().map(ToString::to_string),
+        decisions.as_ref().err().map(ToString::to_string),
+        checkpoints.as_ref().err().map(ToString::to_string),
+    );
+    let (log, log_more) = log.unwrap_or_default();
+    let (decisions, decisions_more) = decisions.unwrap_or_default();
+    let (checkpoints_page, checkpoints_more) = checkpoints.unwrap_or_default();
     let here = format!("/ui/tasks/{id}");
     let pages = |name: &str, per: usize, skipped: usize, more: bool| {
         paging(&here, req, name, per, skipped, more)
@@ -219,7 +228,8 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
         }
         section aria-labelledby="log-h" {
             h2 id="log-h" { "Log" (range(log_skip, LOG_TAIL)) }
-            @if log.is_empty() { p { "Nothing logged." } } @else {
+            @if let Some(e) = &log_problem { p class="error" role="alert" { (e) } }
+            @else if log.is_empty() { p { "Nothing logged." } } @else {
                 ol class="log" {
                     @for Stored { id: at, record: e } in &log {
                         @let link = entry_link(&here, "entry", *at);
@@ -234,7 +244,8 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
         }
         section aria-labelledby="decisions-h" {
             h2 id="decisions-h" { "Decisions" (range(decisions_skip, DECISIONS_SHOWN)) }
-            @if decisions.is_empty() { p { "None recorded." } } @else {
+            @if let Some(e) = &decisions_problem { p class="error" role="alert" { (e) } }
+            @else if decisions.is_empty() { p { "None recorded." } } @else {
                 ul { @for Stored { id: at, record: d } in &decisions {
                     @let link = entry_link(&here, "decision", *at);
                     li { (when(d.timestamp, now)) " " strong { (cut(&d.agent, Some(&link))) } ": " (cut(&d.decision, Some(&link))) @if !d.reasoning.is_empty() { " — " (cut(&d.reasoning, Some(&link))) } }
@@ -244,7 +255,8 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
         }
         section aria-labelledby="checkpoints-h" {
             h2 id="checkpoints-h" { "Checkpoints" (range(checkpoints_skip, CHECKPOINTS_SHOWN)) }
-            @if checkpoints_page.is_empty() { p { "None." } } @else {
+            @if let Some(e) = &checkpoints_problem { p class="error" role="alert" { (e) } }
+            @else if checkpoints_page.is_empty() { p { "None." } } @else {
                 ul { @for c in &checkpoints_page { li { code { (c.id) } " " (when(c.created_at, now)) " " (cut(&c.description, None)) " (" (c.files.len()) " file(s), " (c.bytes()) " bytes)" } } }
             }
             (pages("checkpoints", CHECKPOINTS_SHOWN, checkpoints_skip, checkpoints_more))
