@@ -10,7 +10,8 @@
 //! entry or decision links to itself whole (`?entry=<id>`, `?decision=<id>`, the store's
 //! [`EntryId`]). The log, the decisions and the checkpoints come from one
 //! [`TaskFileStore::overview`](oc_jsonl::TaskFileStore::overview) call, read from their newest
-//! end at the cost of the entries shown and skipped (on disk, the task's directory opened once).
+//! end at the cost of the entries shown and skipped (on disk, the task's directory opened once);
+//! a list the store cannot read says why in its section, and the others are shown.
 
 use maud::{Markup, html};
 use oc_jsonl::{EntryId, OverviewRequest, SHOWN_BYTES, Stored};
