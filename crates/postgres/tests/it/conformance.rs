@@ -1,5 +1,5 @@
-//! The conformance suites of the task store and the lock manager, unchanged, against
-//! PostgreSQL.
+//! The conformance suites of the task store, the lock manager and the task-file store,
+//! unchanged, against PostgreSQL.
 
 mod tasks {
     use std::sync::Arc;
@@ -97,5 +97,67 @@ mod locks {
                 oc_postgres::PgLockManager::connect(oc_postgres::PgLockOptions::new(opts)).unwrap(),
             )
         });
+    }
+}
+
+/// `PgFileStore` in a fresh schema per test; the corrupter flips the middle byte of a
+/// checkpoint file's `body` row.
+mod files {
+    use std::sync::Arc;
+
+    use oc_jsonl::TaskFileStore;
+    use oc_jsonl::testkit::{Corrupter, ModelStore};
+    use oc_postgres::PgFileStore;
+
+    use crate::server::{fresh_options, server};
+
+    pub(crate) fn make() -> (Arc<dyn TaskFileStore>, Corrupter) {
+        let Some(pg) = server() else {
+            eprintln!("skipped: no PostgreSQL (the model store stands in)");
+            let s = Arc::new(ModelStore::new());
+            let c = s.corrupter();
+            return (s, c);
+        };
+        let opts = fresh_options(pg);
+        let schema = opts.schema_name().to_owned();
+        let store = Arc::new(PgFileStore::connect(opts).unwrap()) as Arc<dyn TaskFileStore>;
+        let corrupt: Corrupter = Box::new(move |task: &str, cp: &str, file: &str| {
+            let flipped = pg
+                .psql(
+                    "postgres",
+                    &format!(
+                        "UPDATE \"{schema}\".checkpoint_files \
+                         SET body = set_byte(body, length(body) / 2, get_byte(body, length(body) / 2) # 1) \
+                         WHERE task = '{task}' AND id = '{cp}' AND name = '{file}' RETURNING name"
+                    ),
+                )
+                .unwrap();
+            assert_eq!(
+                flipped.lines().next(),
+                Some(file),
+                "{task} {cp} has no {file}"
+            );
+        });
+        (store, corrupt)
+    }
+
+    oc_jsonl::file_store_conformance_tests!(make);
+
+    mod model {
+        use oc_jsonl::testkit::model;
+        use oc_postgres::PgFileStore;
+        use proptest::prelude::*;
+
+        use crate::server::{fresh_options, server};
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+            #[test]
+            fn pg_file_store_agrees_with_the_model(ops in model::ops()) {
+                let Some(pg) = server() else { return Ok(()) };
+                model::run(&PgFileStore::connect(fresh_options(pg)).unwrap(), &ops);
+            }
+        }
     }
 }

@@ -727,3 +727,82 @@ fn failures_keep_the_servers_error_and_no_password() {
     assert!(!chain.iter().any(|t| t.contains("hunter2")), "{chain:?}");
     assert!(!format!("{e:?}").contains("hunter2"));
 }
+
+/// A server that crashes under keyed durable appends: each caller retries a failed append
+/// with its key until it is acknowledged, and finds every entry there exactly once.
+#[test]
+fn keyed_appends_retried_across_a_crash_are_there_once() {
+    use oc_postgres::testkit::{ServerOptions, server_binaries};
+    if server_binaries().is_none() && std::env::var_os("OC_REQUIRE_POSTGRES").is_none() {
+        return;
+    }
+    let pg = PgServer::start_with(&ServerOptions {
+        durable_commits: true,
+        ..ServerOptions::default()
+    })
+    .unwrap();
+    let opts = oc_postgres::PgOptions::new(&pg.url("postgres"))
+        .unwrap()
+        .schema("crash")
+        .unwrap();
+    let s = Arc::new(PgFileStore::connect(opts).unwrap());
+    const THREADS: u64 = 4;
+    const EACH: u64 = 300;
+    let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let retried = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let (s, acked, retried) = (s.clone(), acked.clone(), retried.clone());
+            scope.spawn(move || {
+                for i in 0..EACH {
+                    let e = LogEntry::new(Timestamp::from_millis(i as i64), Level::Info, "t1", "m")
+                        .with("thread", t)
+                        .with("i", i);
+                    let key = format!("w{t}-{i}");
+                    let until = Instant::now() + Duration::from_secs(60);
+                    loop {
+                        match s.append_logs(
+                            "t1",
+                            std::slice::from_ref(&e),
+                            &Append::durable().key(&key),
+                        ) {
+                            Ok(a) => {
+                                assert_eq!(a.count, 1);
+                                break;
+                            }
+                            Err(err) => {
+                                assert!(err.is_retryable(), "a failure during the crash: {err}");
+                                assert!(Instant::now() < until, "still failing: {err}");
+                                retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                        }
+                    }
+                    acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        while acked.load(std::sync::atomic::Ordering::Relaxed) < 300 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        pg.restart_immediately().unwrap();
+    });
+    assert!(
+        retried.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "callers saw the crash"
+    );
+    let page = s.log_tail("t1", 0, 100_000).unwrap();
+    let mut seen = std::collections::HashMap::new();
+    for e in &page.entries {
+        let t = e.record.data["thread"].as_u64().unwrap();
+        let i = e.record.data["i"].as_u64().unwrap();
+        *seen.entry((t, i)).or_insert(0) += 1;
+    }
+    for t in 0..THREADS {
+        for i in 0..EACH {
+            assert_eq!(seen.get(&(t, i)), Some(&1), "thread {t} entry {i}");
+        }
+    }
+    assert_eq!(page.entries.len() as u64, THREADS * EACH);
+    assert_eq!(s.counts("t1").unwrap().log_entries, THREADS * EACH);
+}
