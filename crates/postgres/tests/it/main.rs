@@ -4,6 +4,7 @@
 mod conformance;
 mod errors;
 mod faults;
+mod file_hosts;
 mod files;
 mod graph;
 mod histories;
