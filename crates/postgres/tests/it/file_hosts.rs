@@ -3,8 +3,9 @@
 //!
 //! Host A appends log entries, each with an idempotency key, records decisions and takes
 //! checkpoints; host B follows the log as it grows. In the middle of A's appends A's link is
-//! cut, its server connections are ended (as a server-side timeout would), and the link heals:
-//! A's appends in flight fail, and A retries each with its key until one is acknowledged.
+//! cut, A's next append is sent into the cut, the server ends A's sessions (as a server-side
+//! timeout would), and the link heals: the append in flight fails, and A retries it with its
+//! key until it is acknowledged.
 //! Afterwards every append A saw acknowledged is in the log exactly once, B followed exactly
 //! the log's entries in order, and B lists A's decisions and checkpoints and restores one.
 
@@ -74,6 +75,11 @@ fn helper_file_host() {
                     }
                 }
                 out.flush().unwrap();
+                if i == CUT_AFTER {
+                    // The parent cuts the link, then lets the next append start into the cut.
+                    let mut go = String::new();
+                    std::io::stdin().read_line(&mut go).unwrap();
+                }
                 if i % 100 == 99 {
                     let d = Decision {
                         timestamp: Timestamp::now(),
@@ -162,11 +168,13 @@ fn a_cut_host_retries_its_appends_once_each_while_another_follows() {
         .unwrap();
     let mut writer = net
         .on_host(0, &helper(&url, schema, "writer"))
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+    let mut go = writer.stdin.take().unwrap();
     let mut acked = Vec::new();
     let mut checkpoints = Vec::new();
     let mut cut = false;
@@ -182,6 +190,9 @@ fn a_cut_host_retries_its_appends_once_each_while_another_follows() {
             if i == CUT_AFTER && !cut {
                 cut = true;
                 net.cut(0).unwrap();
+                go.write_all(b"go\n").unwrap();
+                // The next append is sent into the cut.
+                std::thread::sleep(Duration::from_millis(300));
                 // The server ends A's sessions while A cannot hear it, as a timeout would.
                 let killer = pg
                     .psql(
