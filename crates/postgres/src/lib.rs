@@ -14,6 +14,9 @@
 //!   TTLs and fencing tokens; each operation one call of a server-side function that locks the
 //!   manager's row, decides and writes; first-come-first-served waiting across hosts, woken
 //!   by `LISTEN/NOTIFY` with polling as the fallback.
+//! - `PgAlertStore` (feature `alerts`): `oc_alerts::AlertStore` for replicas of an alert
+//!   evaluator on one database: states, silences, the outbox, and a lease on the database's
+//!   clock so that one replica evaluates and notifies at a time.
 //! - `testkit` (feature `testkit`): a throwaway server for tests, on a Unix socket.
 //!
 //! The API is synchronous. Inside, `tokio-postgres` runs on a private runtime thread and
@@ -37,6 +40,7 @@
 //!
 //! - `tls`: TLS to the server through rustls (ring), checked against the web PKI's roots or
 //!   [`PgOptions::tls_ca_file`]; used where the URL asks for it (`sslmode=require`).
+//! - `alerts`: `PgAlertStore`, with `oc-alerts`.
 //! - `testkit`: throwaway servers, network namespaces and the claim statement, for tests and
 //!   benchmarks.
 //!
@@ -62,9 +66,13 @@
 //!   `tasks/sql/*.sql` and its schema's versions in `tasks/migrations/*.sql`.
 //! - `locks.rs` the lock manager; its schema's versions in `locks/migrations/*.sql` and its
 //!   server-side functions in `locks/functions/NNNN/*.sql`.
+//! - `alerts.rs` the alert store; its schema's versions in `alerts/migrations/*.sql` (pinned
+//!   there), its statements in `alerts/statements.rs`.
 //!
 //! Shipped migrations never change: `pinned.rs` holds the SHA-256 of each, as it shipped.
 
+#[cfg(feature = "alerts")]
+mod alerts;
 mod errors;
 mod keys;
 mod locks;
@@ -78,6 +86,8 @@ mod tasks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+#[cfg(feature = "alerts")]
+pub use crate::alerts::PgAlertStore;
 pub use crate::errors::ClientStopped;
 pub use crate::locks::{PgLockManager, PgLockOptions};
 pub use crate::options::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
