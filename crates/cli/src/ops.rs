@@ -37,6 +37,7 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
         DbCmd::Migrate => {
             // Opening migrates, once, whatever other hosts do at the same time.
             site.locks()?;
+            crate::alerts::store(site)?;
             let place = match tasks {
                 Tasks::Postgres(_) => "the PostgreSQL schema".to_owned(),
                 Tasks::Sqlite(db) => db.path().display().to_string(),
