@@ -4,6 +4,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -98,6 +99,42 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug {
     /// ending, a server stopping). Nothing happens if `lease` is no longer the store's.
     fn release(&self, _lease: &Lease) -> Result<()> {
         Ok(())
+    }
+}
+
+impl<S: AlertStore + ?Sized> AlertStore for Arc<S> {
+    fn load(&self) -> Result<Vec<Alert>> {
+        (**self).load()
+    }
+    fn lease(&self, holder: &str, ttl: Duration) -> Result<Option<Lease>> {
+        (**self).lease(holder, ttl)
+    }
+    fn commit(
+        &self,
+        lease: &Lease,
+        changed: &[Alert],
+        gone: &[String],
+        outbox: &[Outgoing],
+    ) -> Result<bool> {
+        (**self).commit(lease, changed, gone, outbox)
+    }
+    fn outbox(&self, lease: &Lease, n: usize) -> Result<Vec<OutboxEntry>> {
+        (**self).outbox(lease, n)
+    }
+    fn delivered(&self, lease: &Lease, ids: &[u64]) -> Result<()> {
+        (**self).delivered(lease, ids)
+    }
+    fn silences(&self) -> Result<Vec<Silence>> {
+        (**self).silences()
+    }
+    fn add_silence(&self, silence: &Silence) -> Result<Silence> {
+        (**self).add_silence(silence)
+    }
+    fn expire_silence(&self, id: u64, now: Timestamp) -> Result<bool> {
+        (**self).expire_silence(id, now)
+    }
+    fn release(&self, lease: &Lease) -> Result<()> {
+        (**self).release(lease)
     }
 }
 

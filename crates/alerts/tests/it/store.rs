@@ -307,3 +307,94 @@ fn silences_from_another_replica_are_read_at_each_evaluation() {
     );
     assert_eq!(evaluator.silences().len(), 1);
 }
+
+/// What one step of the fleet model does.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Replica `i` evaluates, then delivers its outbox (or dies before delivering: `false`).
+    Evaluate(usize, bool),
+    /// The condition flips.
+    Flip,
+    /// Replica `i` dies and a new one, under a new holder name, takes its place.
+    Restart(usize),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0..3usize, proptest::bool::weighted(0.8)).prop_map(|(i, d)| Step::Evaluate(i, d)),
+        2 => Just(Step::Flip),
+        1 => (0..3usize).prop_map(Step::Restart),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(24))]
+
+    /// Three replicas on one store, evaluating in any order, dying between a commit and its
+    /// delivery, restarting: every row is delivered at most once, the notifications of the
+    /// alert alternate firing and resolved, and once someone delivers after the last change,
+    /// the last one says what the alert is.
+    #[test]
+    fn a_fleet_on_one_store_notifies_each_change_once(
+        steps in proptest::collection::vec(step(), 1..30),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts-state.json");
+        let level = Arc::new(AtomicU64::new(0));
+        let mut born = 0;
+        let open = |born: &mut u32| {
+            *born += 1;
+            let store: Arc<dyn AlertStore> = Arc::new(FileAlertStore::new(&path));
+            Engine::with_store(vec![rule(&level)], store, &format!("h{born}")).unwrap()
+        };
+        let mut fleet: Vec<Engine> = (0..3).map(|_| open(&mut born)).collect();
+        let snap = snapshot();
+        let t0 = Timestamp::from_millis(1_800_000_000_000);
+        let mut delivered: Vec<(u64, Kind)> = Vec::new();
+        let route = |_: &oc_alerts::Notification| vec!["r".to_owned()];
+        let deliver = |e: &Engine, delivered: &mut Vec<(u64, Kind)>| {
+            if let Some(o) = e.outbox() {
+                let rows = o.store.outbox(&o.lease, 100).unwrap();
+                let ids: Vec<u64> = rows.iter().map(|r| r.id).collect();
+                delivered.extend(rows.iter().map(|r| (r.id, r.notification.kind)));
+                o.store.delivered(&o.lease, &ids).unwrap();
+            }
+        };
+        for (n, s) in steps.into_iter().enumerate() {
+            let now = t0.saturating_add(Duration::from_secs(60 * n as u64));
+            match s {
+                Step::Evaluate(i, live) => {
+                    fleet[i].evaluate_routed(&snap, now, &route).unwrap();
+                    if live {
+                        deliver(&fleet[i], &mut delivered);
+                    } else {
+                        fleet[i] = open(&mut born);
+                    }
+                }
+                Step::Flip => {
+                    level.fetch_xor(1, Ordering::SeqCst);
+                }
+                Step::Restart(i) => fleet[i] = open(&mut born),
+            }
+        }
+        // Someone evaluates and delivers after the last change.
+        let end = t0.saturating_add(Duration::from_secs(60 * 100));
+        fleet[0].evaluate_routed(&snap, end, &route).unwrap();
+        deliver(&fleet[0], &mut delivered);
+
+        let mut ids: Vec<u64> = delivered.iter().map(|d| d.0).collect();
+        ids.dedup();
+        proptest::prop_assert_eq!(ids.len(), delivered.len(), "a row delivered twice");
+        for w in delivered.windows(2) {
+            proptest::prop_assert_ne!(w[0].1, w[1].1, "two {:?} in a row: {:?}", w[0].1, delivered);
+        }
+        proptest::prop_assert!(delivered.first().is_none_or(|d| d.1 == Kind::Firing));
+        let firing = level.load(Ordering::SeqCst) > 0;
+        let last = delivered.last().map(|d| d.1);
+        proptest::prop_assert!(
+            if firing { last == Some(Kind::Firing) } else { last != Some(Kind::Firing) },
+            "ends {:?} while firing is {}: {:?}", last, firing, delivered
+        );
+    }
+}
