@@ -202,13 +202,15 @@ const MAX_OUTBOX: usize = 10_000;
 /// atomically; for one host.
 ///
 /// Its lease is always granted: to a new holder with a new token, so that the previous
-/// holder's commits are refused from then on. The file is read bounded, never through a
-/// symbolic link, and must be a regular file: the data directory is writable by anything that
-/// steers an agent.
+/// holder's commits are refused from then on. Each call reads, changes and writes the file
+/// under an exclusive `flock` of `<file>.lock`, so that processes sharing it (`oc serve`
+/// evaluating, `oc alerts silence`) never lose each other's writes. The file is read bounded,
+/// never through a symbolic link, and must be a regular file (the lock file too): the data
+/// directory is writable by anything that steers an agent.
 #[derive(Debug)]
 pub struct FileAlertStore {
     path: PathBuf,
-    /// Serialises this process's read-modify-write cycles.
+    /// Serialises this process's read-modify-write cycles (the file lock, other processes').
     lock: Mutex<()>,
 }
 
@@ -259,6 +261,33 @@ impl FileAlertStore {
         oc_jsonl::write_atomic(&self.path, &bytes).map_err(|e| self.error(e))
     }
 
+    /// This process's turn and the file's lock (`flock` on `<file>.lock`, opened never
+    /// through a link), held until the guard drops: read-modify-write cycles of several
+    /// processes (`oc serve` evaluating, `oc alerts silence`) never lose each other's writes.
+    fn lock(&self) -> Result<(parking_lot::MutexGuard<'_, ()>, std::os::fd::OwnedFd)> {
+        use rustix::fs::{FlockOperation, Mode, OFlags};
+        let turn = self.lock.lock();
+        let mut name = self
+            .path
+            .file_name()
+            .ok_or_else(|| self.error("the path names no file"))?
+            .to_owned();
+        name.push(".lock");
+        let lock_path = self.path.with_file_name(name);
+        let fd = rustix::fs::open(
+            &lock_path,
+            OFlags::CREATE | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| self.error(format!("{}: {e}", lock_path.display())))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| self.error(e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(self.error(format!("{} is not a regular file", lock_path.display())));
+        }
+        rustix::fs::flock(&fd, FlockOperation::LockExclusive).map_err(|e| self.error(e))?;
+        Ok((turn, fd))
+    }
+
     fn holds(saved: &Saved, lease: &Lease) -> bool {
         saved.lease.as_ref().is_some_and(|l| l.token == lease.token)
     }
@@ -266,12 +295,12 @@ impl FileAlertStore {
 
 impl AlertStore for FileAlertStore {
     fn load(&self) -> Result<Vec<Alert>> {
-        let _g = self.lock.lock();
+        let _g = self.lock()?;
         Ok(self.read()?.alerts)
     }
 
     fn lease(&self, holder: &str, ttl: Duration) -> Result<Option<Lease>> {
-        let _g = self.lock.lock();
+        let _g = self.lock()?;
         let mut saved = self.read()?;
         let until = Timestamp::now().saturating_add(ttl);
         if let Some(l) = &saved.lease
@@ -298,7 +327,7 @@ impl AlertStore for FileAlertStore {
         gone: &[String],
         outbox: &[Outgoing],
     ) -> Result<bool> {
-        let _g = self.lock.lock();
+        let _g = self.lock()?;
         let mut saved = self.read()?;
         if !Self::holds(&saved, lease) {
             return Ok(false);
@@ -327,7 +356,7 @@ impl AlertStore for FileAlertStore {
     }
 
     fn outbox(&self, lease: &Lease, n: usize) -> Result<Vec<OutboxEntry>> {
-        let _g = self.lock.lock();
+        let _g = self.lock()?;
         let saved = self.read()?;
         if !Self::holds(&saved, lease) {
             return Ok(Vec::new());
@@ -336,7 +365,7 @@ impl AlertStore for FileAlertStore {
     }
 
     fn delivered(&self, _lease: &Lease, ids: &[u64]) -> Result<()> {
-        let _g = self.lock.lock();
+        let _g = self.lock()?;
         let mut saved = self.read()?;
         let before = saved.outbox.len();
         saved.outbox.retain(|e| !ids.contains(&e.id));
@@ -347,12 +376,12 @@ impl AlertStore for FileAlertStore {
     }
 
     fn silences(&self) -> Result<Vec<Silence>> {
-        let _g = self.lock.lock();
+        let _g = self.lock()?;
         Ok(self.read()?.silences)
     }
 
     fn add_silence(&self, silence: &Silence) -> Result<Silence> {
-        let _g = self.lock.lock();
+        let _g = self.lock()?;
         let mut saved = self.read()?;
         let s = Silence {
             id: saved.next_silence.max(1),
@@ -367,7 +396,7 @@ impl AlertStore for FileAlertStore {
     }
 
     fn expire_silence(&self, id: u64, now: Timestamp) -> Result<bool> {
-        let _g = self.lock.lock();
+        let _g = self.lock()?;
         let mut saved = self.read()?;
         let Some(s) = saved.silences.iter_mut().find(|s| s.id == id) else {
             return Ok(false);
@@ -378,7 +407,7 @@ impl AlertStore for FileAlertStore {
     }
 
     fn release(&self, lease: &Lease) -> Result<()> {
-        let _g = self.lock.lock();
+        let _g = self.lock()?;
         let mut saved = self.read()?;
         if Self::holds(&saved, lease) {
             saved.lease = None;

@@ -398,3 +398,58 @@ proptest::proptest! {
         );
     }
 }
+
+#[test]
+fn writers_of_one_state_file_never_lose_each_others_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts-state.json");
+    let now = Timestamp::now();
+    // Two stores on one file, as two processes have: only the file lock orders them.
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let store = FileAlertStore::new(&path);
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    store
+                        .add_silence(&oc_alerts::Silence {
+                            id: 0,
+                            matchers: vec![oc_alerts::Matcher::parse("a=b").unwrap()],
+                            starts_at: now,
+                            ends_at: now.saturating_add(Duration::from_secs(3600)),
+                            comment: format!("{w}-{i}"),
+                        })
+                        .unwrap();
+                    let l = store
+                        .lease(&format!("w{w}"), Duration::from_secs(15))
+                        .unwrap()
+                        .unwrap();
+                    let x = alert("X", &format!("{w}{i:03}"), State::Firing);
+                    let _ = store
+                        .commit(&l, std::slice::from_ref(&x), &[], &[])
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let store = FileAlertStore::new(&path);
+    let silences = store.silences().unwrap();
+    assert_eq!(silences.len(), 50, "every silence kept");
+    let mut ids: Vec<u64> = silences.iter().map(|s| s.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 50, "each under its own number");
+}
+
+#[test]
+fn a_lock_file_planted_as_a_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts-state.json");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::write(&elsewhere, b"").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join("alerts-state.json.lock")).unwrap();
+    let err = FileAlertStore::new(&path).load().unwrap_err();
+    assert!(matches!(err, oc_alerts::Error::State { .. }), "{err}");
+}
