@@ -112,7 +112,13 @@ pub(crate) fn run(
                     })
                 })
                 .collect();
-            let silences = engine.silences().to_vec();
+            // Ended silences stay in the store until a new one is added: not shown.
+            let silences: Vec<_> = engine
+                .silences()
+                .iter()
+                .filter(|s| s.ends_at > now)
+                .cloned()
+                .collect();
             out.emit(
                 "alerts.list",
                 &json!({"rules": rows, "silences": silences}),
