@@ -248,7 +248,8 @@ impl Engine {
     /// [`lease_ttl`](crate::lease_ttl) for the usual value).
     #[must_use]
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        // A year at most: deadlines stay far from any clock's end.
+        self.ttl = ttl.min(Duration::from_secs(365 * 86_400));
         self
     }
 

@@ -163,10 +163,12 @@ pub fn holder_name() -> String {
     format!("{host}/{}/{}", std::process::id(), &tag[..8])
 }
 
-/// The lease's duration for an evaluator running every `interval`: three intervals, and at
-/// least 15 seconds.
+/// The lease's duration for an evaluator running every `interval`: three intervals, at least
+/// 15 seconds (and at most a year).
 pub fn lease_ttl(interval: Duration) -> Duration {
-    interval.saturating_mul(3).max(Duration::from_secs(15))
+    interval
+        .saturating_mul(3)
+        .clamp(Duration::from_secs(15), Duration::from_secs(365 * 86_400))
 }
 
 /// The state file's contents.

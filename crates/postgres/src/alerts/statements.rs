@@ -39,7 +39,9 @@ impl Prepare for AlertStatements {
             async move { c.prepare(&sql).await }
         };
         Ok(AlertStatements {
-            load: p("SELECT body FROM {s}.alert_states ORDER BY fingerprint".into()).await?,
+            // Bounded: rules times their label sets, never near this.
+            load: p("SELECT body FROM {s}.alert_states ORDER BY fingerprint LIMIT 100000".into())
+                .await?,
             // Granted when free, lapsed, or already the holder's (who keeps its token); the
             // row lock serialises holders racing for it.
             lease: p(format!(
@@ -99,9 +101,13 @@ impl Prepare for AlertStatements {
                 now(2)
             ))
             .await?,
-            silences: p("SELECT id, matchers, starts_at, ends_at, comment
-                           FROM {s}.alert_silences ORDER BY id"
-                .into())
+            // The newest 10,000 at most (far more than anyone keeps).
+            silences: p(
+                "SELECT * FROM (SELECT id, matchers, starts_at, ends_at, comment
+                                          FROM {s}.alert_silences ORDER BY id DESC LIMIT 10000) n
+                          ORDER BY id"
+                    .into(),
+            )
             .await?,
             // Silences that ended before this one starts are of no more use.
             add_silence: p(
