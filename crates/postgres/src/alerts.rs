@@ -6,7 +6,8 @@
 //! renew, where an advisory lock would stay held as long as its session. A commit locks that
 //! row, checks the token and the deadline, and writes the changed states and their outbox rows
 //! in the same transaction. One concept per file: the schema (`migrations.rs`,
-//! `migrations/*.sql`), the statements (`statements.rs`); this file holds the store.
+//! `migrations/*.sql`), the statements (`statements.rs`, `sql/*.sql`); this file holds the
+//! store.
 
 use std::sync::Arc;
 use std::time::Duration;

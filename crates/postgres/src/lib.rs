@@ -66,8 +66,8 @@
 //!   `tasks/sql/*.sql` and its schema's versions in `tasks/migrations/*.sql`.
 //! - `locks.rs` the lock manager; its schema's versions in `locks/migrations/*.sql` and its
 //!   server-side functions in `locks/functions/NNNN/*.sql`.
-//! - `alerts.rs` the alert store; its schema's versions in `alerts/migrations/*.sql` (pinned
-//!   there), its statements in `alerts/statements.rs`.
+//! - `alerts.rs` the alert store; its SQL in `alerts/sql/*.sql` and its schema's versions in
+//!   `alerts/migrations/*.sql` (pinned there).
 //!
 //! Shipped migrations never change: `pinned.rs` holds the SHA-256 of each, as it shipped.
 
