@@ -268,3 +268,80 @@ fn sigkill(child: &mut Child) {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A webhook receiver on 127.0.0.1 recording each notification's status.
+fn sink() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", server.server_addr().to_ip().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for mut req in server.incoming_requests() {
+            let mut body = String::new();
+            req.as_reader().read_to_string(&mut body).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            seen.lock()
+                .unwrap()
+                .push(v["status"].as_str().unwrap_or("").to_owned());
+            let _ = req.respond(tiny_http::Response::from_string(""));
+        }
+    });
+    (url, got)
+}
+
+/// `oc alerts check` and `silence` from two hosts on one database: the state and silences are
+/// shared, and a one-off check gives the lease back, so the next evaluates at once.
+#[test]
+fn alerts_commands_on_one_database_share_state_and_silences() {
+    let Some(pg) = postgres_for_tests() else {
+        assert!(!in_ci(), "PostgreSQL is required under CI=true but missing");
+        return;
+    };
+    let db = "alerts_shared";
+    pg.psql("postgres", &format!("CREATE DATABASE {db}"))
+        .unwrap();
+    let url = pg.url(db);
+    let (a, b) = (Oc::on_database(&url), Oc::on_database(&url));
+    let (hook, got) = sink();
+    let cfg = a.dir_file(
+        "alerts.toml",
+        &format!(
+            "builtin = false\n[[rule]]\nname = \"Waiting\"\nseverity = \"high\"\nmetric = \"opencode_tasks\"\nmatch = {{ status = \"pending\" }}\nop = \">\"\nthreshold = 0\n\n[[receiver]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{hook}\"\n"
+        ),
+    );
+    a.json(&["task", "create", "one", "--id", "t1"]);
+    assert_eq!(a.json(&["alerts", "--config", &cfg, "check"])["firing"], 1);
+    assert_eq!(*got.lock().unwrap(), ["firing"]);
+    // The other host reads the same state: still firing, nothing sent again.
+    let again = b.json(&["alerts", "--config", &cfg, "check"]);
+    assert_eq!(again["firing"], 1, "{again}");
+    assert_eq!(again["sent"], serde_json::json!([]));
+    // The lease was given back: the resolution goes out at once, from whichever host.
+    b.json(&["task", "cancel", "t1"]);
+    let resolved = a.json(&["alerts", "--config", &cfg, "check"]);
+    assert_eq!(resolved["sent"].as_array().unwrap().len(), 1, "{resolved}");
+    assert_eq!(*got.lock().unwrap(), ["firing", "resolved"]);
+
+    // A silence set on b mutes a's evaluation; a lists it.
+    b.json(&[
+        "alerts",
+        "--config",
+        &cfg,
+        "silence",
+        "alertname=Waiting",
+        "--for",
+        "1h",
+        "--comment",
+        "from b",
+    ]);
+    let listed = a.json(&["alerts", "--config", &cfg, "list"]);
+    assert_eq!(listed["silences"][0]["comment"], "from b", "{listed}");
+    a.json(&["task", "create", "two", "--id", "t2"]);
+    let quiet = a.json(&["alerts", "--config", &cfg, "check"]);
+    assert_eq!(quiet["firing"], 1);
+    assert_eq!(got.lock().unwrap().len(), 2, "silenced from the other host");
+    assert!(
+        !a.data_dir().join("alerts-state.json").exists(),
+        "no state file on a database"
+    );
+}
