@@ -147,6 +147,17 @@ impl Error {
     pub fn is_invalid_input(&self) -> bool {
         matches!(self, Error::Invalid { .. } | Error::Config { .. })
     }
+
+    /// Trying again may succeed: a shared store's connection was lost, its server restarting.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Backend {
+                retryable: true,
+                ..
+            }
+        )
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -175,3 +175,38 @@ fn alert_engines_on_one_database_evaluate_one_at_a_time() {
         "a's unsent row is b's to send"
     );
 }
+
+#[test]
+fn alert_store_failures_are_backend_errors_without_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Nothing listens there now.
+    let opts = PgOptions::new(&format!(
+        "postgresql://agent:hunter2@127.0.0.1:{port}/work?connect_timeout=2"
+    ))
+    .unwrap();
+    let err = PgAlertStore::connect(opts).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            oc_alerts::Error::Backend {
+                backend: "postgres",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.is_retryable(),
+        "a refused connection may succeed later: {err}"
+    );
+    assert!(!err.is_invalid_input());
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "keeps its source"
+    );
+}
