@@ -25,10 +25,11 @@ pub(crate) fn figures(runs: usize, quick: bool) -> anyhow::Result<()> {
     }
     let locks: Arc<dyn LockManager> =
         Arc::new(SqliteLockManager::open(dir.path().join("opencode.db"))?);
+    let files: Arc<dyn oc_jsonl::TaskFileStore> = Arc::new(oc_jsonl::DirFileStore::new(dir.path()));
     let web = |store: &Arc<dyn TaskStore>| {
         let life =
             oc_hooks::TaskLifecycle::new(Arc::clone(store), Arc::new(oc_hooks::Hooks::new()));
-        Web::new(life, Arc::clone(&locks)).data_dir(dir.path())
+        Web::new(life, Arc::clone(&locks)).files(Arc::clone(&files))
     };
     let some_id = store
         .list(&oc_tasks::TaskQuery::new(oc_tasks::TaskFilter::new()).limit(1))?

@@ -482,6 +482,10 @@ pub(crate) enum LogsCmd {
         /// Structured fields, as a JSON object.
         #[arg(long, short)]
         data: Option<String>,
+        /// An idempotency key (at most 200 bytes): a retry with the same key writes nothing
+        /// and says it was a duplicate.
+        #[arg(long)]
+        key: Option<String>,
     },
     /// The last entries of a task's log, reading backwards from the end.
     Tail {

@@ -27,7 +27,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 
 use oc_hooks::{Hooks, TaskLifecycle};
-use oc_jsonl::{Decision, Level, LogEntry, TaskFiles};
+use oc_jsonl::{Append, Decision, Level, LogEntry, TaskFileStore};
 use oc_locks::{LockManager, LockRequest};
 use oc_metrics::{LatencyTracker, PerformanceGoals};
 use oc_tasks::{
@@ -97,7 +97,7 @@ struct Counters {
 struct Shared {
     latency: Arc<LatencyTracker>,
     life: TaskLifecycle,
-    data_dir: std::path::PathBuf,
+    files: Arc<dyn TaskFileStore>,
     tasks: crate::Tasks,
     store: Arc<dyn TaskStore>,
     locks: Arc<dyn LockManager>,
@@ -118,7 +118,6 @@ impl Shared {
 }
 
 pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Result<()> {
-    let data_dir = site.data_dir.as_path();
     if args.agents == 0 || args.agents > 64 {
         return Err(UsageError("--agents must be between 1 and 64".into()).into());
     }
@@ -227,7 +226,7 @@ pub(crate) fn run(site: &Site, args: DemoArgs, out: &mut Output) -> anyhow::Resu
     let shared = Arc::new(Shared {
         latency: latency.clone(),
         life,
-        data_dir: data_dir.to_owned(),
+        files: site.files()?,
         tasks,
         store,
         locks,
@@ -380,13 +379,12 @@ fn agent(shared: &Shared, base: &str, takes: &LabelFilter, seed: u64) -> anyhow:
         shared.counters.claims.fetch_add(1, Ordering::Relaxed);
         let token = task.lease.map(|l| l.token);
         // The task's own files: its log, its decisions, its checkpoints.
-        let files = TaskFiles::new(&shared.data_dir, task.id.as_str())?;
+        let (files, id) = (&*shared.files, task.id.as_str());
         let log = |level: Level, message: String| {
-            let entry = LogEntry::new(Timestamp::now(), level, task.id.as_str(), message)
-                .with("agent", name);
+            let entry = LogEntry::new(Timestamp::now(), level, id, message).with("agent", name);
             shared
                 .latency
-                .time("log_append", || files.append_log(&entry))
+                .time("log_append", || files.append_log(id, &entry))
         };
         log(
             Level::Info,
@@ -419,14 +417,21 @@ fn agent(shared: &Shared, base: &str, takes: &LabelFilter, seed: u64) -> anyhow:
         // Work in slices, heartbeating between them as a real agent would.
         let slices = rng.random_range(1..4);
         let mut lost = false;
-        files.append_decision(&Decision {
-            timestamp: Timestamp::now(),
-            agent: name.to_owned(),
-            decision: format!("edit {target} in {slices} step(s)"),
-            reasoning: "small steps keep the lock short and the heartbeats regular".into(),
-            metadata: Default::default(),
-        })?;
-        files.save_state(&serde_json::json!({ "target": target, "steps": slices, "done": 0 }))?;
+        files.append_decision(
+            id,
+            &Decision {
+                timestamp: Timestamp::now(),
+                agent: name.to_owned(),
+                decision: format!("edit {target} in {slices} step(s)"),
+                reasoning: "small steps keep the lock short and the heartbeats regular".into(),
+                metadata: Default::default(),
+            },
+            &Append::durable(),
+        )?;
+        files.save_state(
+            id,
+            &serde_json::json!({ "target": target, "steps": slices, "done": 0 }),
+        )?;
         for step in 0..slices {
             std::thread::sleep(Duration::from_millis(rng.random_range(2..12)));
             log(
@@ -464,10 +469,11 @@ fn agent(shared: &Shared, base: &str, takes: &LabelFilter, seed: u64) -> anyhow:
                 .fail(&task.id, token, "simulated failure: tests did not pass")
         } else {
             files.save_state(
+                id,
                 &serde_json::json!({ "target": target, "steps": slices, "done": slices }),
             )?;
             shared.latency.time("checkpoint_creation", || {
-                files.create_checkpoint("before completion", Timestamp::now())
+                files.create_checkpoint(id, "before completion", Timestamp::now())
             })?;
             log(Level::Info, format!("completed {target}"))?;
             shared.life.complete(

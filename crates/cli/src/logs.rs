@@ -1,11 +1,16 @@
 //! `oc logs ...`, `oc task-history`, `oc decisions ...`, `oc checkpoint ...`.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use oc_jsonl::{Decision, Level, LogEntry, Query, ShipOptions, Shipper, TaskFiles};
+use oc_jsonl::{
+    Append, Decision, EntryId, Level, LogEntry, Query, ShipOptions, Shipper, Stored, TaskFileStore,
+    TaskFiles, check_append_key,
+};
 use oc_tasks::{EventKind, HistoryEntry, TaskId, TaskStore};
 use oc_time::Timestamp;
 use serde_json::{Map, Value};
@@ -14,15 +19,21 @@ use crate::args::{CheckpointCmd, DecisionsCmd, LogsCmd, QueryArgs};
 use crate::output::{Clean, Output};
 use crate::{Site, UsageError};
 
-/// The task's files; with `must_exist`, the task must be in the store (so writes never create
-/// the directory of a task that does not exist).
-fn task_files(site: &Site, task: &str, must_exist: bool) -> anyhow::Result<TaskFiles> {
-    let data_dir = site.data_dir.as_path();
-    let files = TaskFiles::new(data_dir, task)?;
+/// The store of task files ([`Site::files`]), after checking `task`'s id; with `must_exist`,
+/// the task must be in the task store (so writes never store files for a task that does not
+/// exist).
+fn task_files(site: &Site, task: &str, must_exist: bool) -> anyhow::Result<Arc<dyn TaskFileStore>> {
+    oc_jsonl::check_task_id(task)?;
     if must_exist {
         site.store()?.require(&TaskId::new(task)?)?;
     }
-    Ok(files)
+    site.files()
+}
+
+/// The task's files in the data directory, for `oc logs ship` (which ships from there until it
+/// reads through the store).
+fn dir_files(site: &Site, task: &str) -> anyhow::Result<TaskFiles> {
+    Ok(TaskFiles::new(&site.data_dir, task)?)
 }
 
 /// The ids of every task with a directory under `<data>/tasks`, sorted.
@@ -73,18 +84,29 @@ pub(crate) fn render_entry(w: &mut dyn Write, e: &LogEntry, full: bool) -> std::
     writeln!(w)
 }
 
-fn print_raw_lines(w: &mut dyn Write, lines: &[Vec<u8>], full: bool) -> std::io::Result<()> {
-    for l in lines {
-        match serde_json::from_slice::<LogEntry>(l) {
-            Ok(e) => render_entry(w, &e, full)?,
-            Err(_) => {
-                shown(w, &String::from_utf8_lossy(l), full)?;
-                writeln!(w)?;
-            }
+/// Entries as `oc logs tail` prints them: one line each with text, one JSON entry per line
+/// with `json` (for following).
+fn print_stored(
+    w: &mut dyn Write,
+    entries: &[Stored<LogEntry>],
+    json: bool,
+    full: bool,
+) -> std::io::Result<()> {
+    for e in entries {
+        if json {
+            serde_json::to_writer(&mut *w, &e.record)?;
+            writeln!(w)?;
+        } else {
+            render_entry(w, &e.record, full)?;
         }
     }
     Ok(())
 }
+
+/// How many entries one read of a followed log takes at most.
+const FOLLOW_BATCH: usize = 1_000;
+/// How long a follower waits for the log to grow before reading again.
+const FOLLOW_WAIT: Duration = Duration::from_secs(1);
 
 pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Result<()> {
     let data_dir = site.data_dir.as_path();
@@ -94,15 +116,37 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
             level,
             message,
             data,
+            key,
         } => {
             let data = json_object("data", data.as_deref())?;
+            if let Some(k) = &key {
+                check_append_key(k).map_err(|e| UsageError(format!("--key: {e}")))?;
+            }
             let files = task_files(site, &task, true)?;
             let mut e = LogEntry::new(Timestamp::now(), level, &task, message);
             e.data = data;
-            files.append_log(&e)?;
-            out.emit("logs.append", &e, |w, o| {
+            let how = match &key {
+                Some(k) => Append::durable().key(k),
+                None => Append::durable(),
+            };
+            let done = files.append_logs(&task, std::slice::from_ref(&e), &how)?;
+            if done.duplicate {
+                // A retry: what the first append wrote, if it is still there.
+                if let Some(first) = files.log_entry(&task, done.first)? {
+                    e = first;
+                }
+            }
+            let mut doc = serde_json::to_value(&e)?;
+            if let Value::Object(m) = &mut doc {
+                m.insert("id".into(), done.first.0.into());
+                m.insert("duplicate".into(), done.duplicate.into());
+            }
+            out.emit("logs.append", &doc, |w, o| {
                 if o.quiet {
                     Ok(())
+                } else if done.duplicate {
+                    write!(w, "(duplicate: already appended with this key) ")?;
+                    render_entry(w, &e, false)
                 } else {
                     render_entry(w, &e, false)
                 }
@@ -115,43 +159,59 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
             full,
         } => {
             let files = task_files(site, &task, false)?;
-            let last = files.logs().tail(lines)?;
-            let entries: Vec<Value> = last
-                .iter()
-                .filter_map(|l| serde_json::from_slice(l).ok())
-                .collect();
-            if !follow {
-                return out.emit("logs.tail", &entries, |w, _| {
-                    print_raw_lines(w, &last, full)
-                });
-            }
-            // Following prints as it goes: one JSON entry per line with --json (only lines that
-            // parse, written anew: never the raw bytes of a malformed line), text otherwise.
-            // Each poll walks to the log through directory handles: never through a link.
-            let mut follower = files.log_follower();
-            let stdout = std::io::stdout();
-            let emit = |lines: &[Vec<u8>]| -> std::io::Result<()> {
-                let mut w = stdout.lock();
-                if out.json {
-                    for l in lines {
-                        let Ok(v) = serde_json::from_slice::<Value>(l) else {
-                            continue;
-                        };
-                        serde_json::to_writer(&mut w, &v)?;
-                        writeln!(w)?;
+            // Where following starts, taken before the tail: what is appended in between is
+            // both in the tail and after the cursor, and is shown once.
+            let mut cursor = if follow {
+                Some(files.log_end(&task)?)
+            } else {
+                None
+            };
+            let last = files.log_tail(&task, 0, lines)?;
+            let Some(mut at) = cursor.take() else {
+                let entries: Vec<&LogEntry> = last.entries.iter().map(|e| &e.record).collect();
+                return out.emit("logs.tail", &entries, |w, o| {
+                    print_stored(w, &last.entries, false, full)?;
+                    if !o.quiet && last.read.malformed > 0 {
+                        writeln!(w, "({} malformed line(s) skipped)", last.read.malformed)?;
                     }
-                } else {
-                    print_raw_lines(&mut w, lines, full)?;
-                }
+                    Ok(())
+                });
+            };
+            // Following prints as it goes: one JSON entry per line with --json (entries written
+            // anew: never the raw bytes of a malformed line), text otherwise.
+            let stdout = std::io::stdout();
+            let emit = |entries: &[Stored<LogEntry>]| -> std::io::Result<()> {
+                let mut w = stdout.lock();
+                print_stored(&mut w, entries, out.json, full)?;
                 w.flush()
             };
-            emit(&last)?;
+            emit(&last.entries)?;
+            // The tail's entries, until each is met again after the cursor (or the log is
+            // replaced): an id alone could name a newer entry once the log rotated.
+            let mut overlap: HashMap<EntryId, LogEntry> =
+                last.entries.into_iter().map(|e| (e.id, e.record)).collect();
             loop {
-                let new = follower.poll()?;
-                if new.is_empty() {
-                    std::thread::sleep(Duration::from_millis(200));
+                let next = files.read_after(&task, Some(&at), FOLLOW_BATCH)?;
+                at = next.cursor;
+                if next.restarted {
+                    // The log was replaced (restored): it is shown again from its start.
+                    overlap.clear();
+                }
+                let fresh: Vec<Stored<LogEntry>> = next
+                    .entries
+                    .into_iter()
+                    .filter(|e| match overlap.get(&e.id) {
+                        Some(seen) if *seen == e.record => {
+                            overlap.remove(&e.id);
+                            false
+                        }
+                        _ => true,
+                    })
+                    .collect();
+                if fresh.is_empty() {
+                    files.wait(&task, &at, FOLLOW_WAIT)?;
                 } else {
-                    emit(&new)?;
+                    emit(&fresh)?;
                 }
             }
         }
@@ -172,7 +232,7 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
             };
             let mut reports = Vec::new();
             for t in &tasks {
-                let files = task_files(site, t, false)?;
+                let files = dir_files(site, t)?;
                 let r = shipper
                     .ship_task(&files)
                     .with_context(|| format!("shipping the log of {t}"))?;
@@ -196,7 +256,7 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
         }
         LogsCmd::Analyze { task } => {
             let files = task_files(site, &task, false)?;
-            let a = files.logs().analyze()?;
+            let a = files.analyze(&task)?;
             out.emit("logs.analyze", &a, |w, _| {
                 writeln!(w, "Log Analysis: {task}")?;
                 writeln!(w, "Total Logs: {}", a.total_logs)?;
@@ -237,8 +297,9 @@ pub(crate) fn query(
     if q.newest {
         query = query.newest();
     }
-    let (entries, report) = files.logs().query(&query)?;
-    print_entries(out, command, &entries, &report, q.full)
+    let page = files.query(&q.task, &query)?;
+    let entries: Vec<LogEntry> = page.entries.into_iter().map(|e| e.record).collect();
+    print_entries(out, command, &entries, &page.read, q.full)
 }
 
 /// Entries as a page: one line each (cut past 4 KiB unless `full`), and what was skipped.
@@ -295,12 +356,14 @@ fn history_line(h: &HistoryEntry) -> LogEntry {
 pub(crate) fn history(site: &Site, q: QueryArgs, out: &mut Output) -> anyhow::Result<()> {
     let id = TaskId::new(q.task.as_str())?;
     let recorded = site.store()?.history(&id)?;
-    let files = TaskFiles::new(&site.data_dir, &q.task)?;
+    let files = task_files(site, &q.task, false)?;
     let mut filter = Query::new().between(q.since, q.until);
     if let Some(l) = q.level {
         filter = filter.min_level(l);
     }
-    let (logged, report) = files.logs().query(&filter)?;
+    let page = files.query(&q.task, &filter)?;
+    let report = page.read;
+    let logged = page.entries.into_iter().map(|e| e.record);
     let mut entries: Vec<LogEntry> = recorded
         .iter()
         .map(history_line)
@@ -334,7 +397,7 @@ pub(crate) fn decisions(site: &Site, cmd: DecisionsCmd, out: &mut Output) -> any
                 reasoning,
                 metadata,
             };
-            files.append_decision(&d)?;
+            files.append_decision(&task, &d, &Append::durable())?;
             out.emit("decisions.add", &d, |w, o| {
                 if o.quiet {
                     Ok(())
@@ -345,7 +408,7 @@ pub(crate) fn decisions(site: &Site, cmd: DecisionsCmd, out: &mut Output) -> any
         }
         DecisionsCmd::List { task, agent, full } => {
             let files = task_files(site, &task, false)?;
-            let (all, _) = files.decisions()?;
+            let all = every_decision(&*files, &task)?;
             let total = all.len();
             let shown: Vec<Decision> = all
                 .into_iter()
@@ -381,11 +444,36 @@ pub(crate) fn decisions(site: &Site, cmd: DecisionsCmd, out: &mut Output) -> any
     }
 }
 
+/// How many decisions one read of `oc decisions list` takes.
+const DECISIONS_PAGE: usize = 1_000;
+
+/// Every decision of `task`, oldest first, read from the newest end a page at a time.
+fn every_decision(files: &dyn TaskFileStore, task: &str) -> anyhow::Result<Vec<Decision>> {
+    let mut pages = Vec::new();
+    let mut skip = 0usize;
+    loop {
+        let page = files.decisions(task, None, skip, DECISIONS_PAGE)?;
+        let next = usize::try_from(page.next_skip).unwrap_or(usize::MAX);
+        let (more, moved) = (page.more, next > skip);
+        pages.push(page.entries);
+        if !more || !moved {
+            break;
+        }
+        skip = next;
+    }
+    Ok(pages
+        .into_iter()
+        .rev()
+        .flatten()
+        .map(|d| d.record)
+        .collect())
+}
+
 pub(crate) fn checkpoint(site: &Site, cmd: CheckpointCmd, out: &mut Output) -> anyhow::Result<()> {
     match cmd {
         CheckpointCmd::Create { task, description } => {
             let files = task_files(site, &task, true)?;
-            let cp = files.create_checkpoint(&description, Timestamp::now())?;
+            let cp = files.create_checkpoint(&task, &description, Timestamp::now())?;
             out.emit("checkpoint.create", &cp, |w, o| {
                 if o.quiet {
                     writeln!(w, "{}", Clean(&cp.id))
@@ -402,7 +490,7 @@ pub(crate) fn checkpoint(site: &Site, cmd: CheckpointCmd, out: &mut Output) -> a
         }
         CheckpointCmd::List { task } => {
             let files = task_files(site, &task, false)?;
-            let cps = files.checkpoints()?;
+            let cps = files.checkpoints(&task)?;
             out.emit("checkpoint.list", &cps, |w, _| {
                 for (i, c) in cps.iter().enumerate() {
                     writeln!(
@@ -421,7 +509,7 @@ pub(crate) fn checkpoint(site: &Site, cmd: CheckpointCmd, out: &mut Output) -> a
         }
         CheckpointCmd::Restore { task, checkpoint } => {
             let files = task_files(site, &task, false)?;
-            let cp = files.restore_checkpoint(&checkpoint)?;
+            let cp = files.restore_checkpoint(&task, &checkpoint)?;
             out.emit("checkpoint.restore", &cp, |w, o| {
                 if o.quiet {
                     Ok(())
@@ -442,11 +530,11 @@ pub(crate) fn checkpoint(site: &Site, cmd: CheckpointCmd, out: &mut Output) -> a
         } => {
             let files = task_files(site, &task, false)?;
             let mut gone = match keep {
-                Some(keep) => files.prune_checkpoints(keep)?,
+                Some(keep) => files.prune_checkpoints(&task, keep)?,
                 None => Vec::new(),
             };
             if let Some(max) = max_bytes {
-                gone.extend(files.prune_checkpoints_to_bytes(max)?);
+                gone.extend(files.prune_checkpoints_to_bytes(&task, max)?);
             }
             out.emit("checkpoint.prune", &gone, |w, o| {
                 if o.quiet {

@@ -20,8 +20,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use oc_jsonl::{DirFileStore, TaskFileStore};
 use oc_locks::LockManager;
-use oc_postgres::{PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
+use oc_postgres::{PgFileStore, PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
 use oc_tasks::{SqliteTaskStore, StorageSource, TaskStore};
 
 use crate::args::{Cli, Command};
@@ -131,16 +132,24 @@ pub(crate) fn one_line(err: &anyhow::Error) -> String {
 fn is_backend_failure(e: &(dyn std::error::Error + 'static)) -> bool {
     let task = |t: &oc_tasks::Error| matches!(t, oc_tasks::Error::Backend { .. });
     let lock = |l: &oc_locks::Error| matches!(l, oc_locks::Error::Backend { .. });
+    let files = |f: &oc_jsonl::Error| matches!(f, oc_jsonl::Error::Backend { .. });
     if let Some(t) = e.downcast_ref::<oc_tasks::Error>() {
         task(t)
     } else if let Some(l) = e.downcast_ref::<oc_locks::Error>() {
         lock(l)
+    } else if let Some(f) = e.downcast_ref::<oc_jsonl::Error>() {
+        files(f)
     } else if let Some(h) = e.downcast_ref::<oc_hooks::Error>() {
-        matches!(h, oc_hooks::Error::Task(t) if task(t))
+        match h {
+            oc_hooks::Error::Task(t) => task(t),
+            oc_hooks::Error::Files(f) => files(f),
+            _ => false,
+        }
     } else if let Some(m) = e.downcast_ref::<oc_metrics::Error>() {
         match m {
             oc_metrics::Error::Tasks(t) => task(t),
             oc_metrics::Error::Locks(l) => lock(l),
+            oc_metrics::Error::Logs(f) => files(f),
             _ => false,
         }
     } else {
@@ -155,8 +164,9 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Where the stores live: tasks and locks in `<data-dir>/opencode.db`, or on PostgreSQL when a
-/// database URL is given; logs, decisions and checkpoints always in the data directory.
+/// Where the stores live: tasks and locks in `<data-dir>/opencode.db`, logs, decisions, state
+/// and checkpoints under `<data-dir>/tasks` ([`Site::files`]); or all of them on PostgreSQL
+/// when a database URL is given.
 #[derive(Debug, Clone)]
 pub(crate) struct Site {
     pub(crate) data_dir: PathBuf,
@@ -267,6 +277,19 @@ impl Site {
         Ok(self.tasks()?.store())
     }
 
+    /// Opens the store of the tasks' files (logs, decisions, state, checkpoints): on
+    /// PostgreSQL when a database URL was given (its own pool, migrating its schema), else the
+    /// data directory's. Chosen here once and passed to every command, tool and page.
+    pub(crate) fn files(&self) -> anyhow::Result<Arc<dyn TaskFileStore>> {
+        if let Some(opts) = self.postgres()? {
+            let target = opts.target();
+            let files = PgFileStore::connect(opts)
+                .with_context(|| format!("cannot open the task files on {target}"))?;
+            return Ok(Arc::new(files));
+        }
+        Ok(Arc::new(DirFileStore::new(&self.data_dir)))
+    }
+
     /// Opens the lock manager beside the task store.
     pub(crate) fn locks(&self) -> anyhow::Result<Arc<dyn LockManager>> {
         if let Some(opts) = self.postgres()? {
@@ -298,7 +321,7 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         Command::Serve(args) => ops::serve(&site, args, out),
         Command::Mcp { tools, agent } => {
             let toolbox = oc_mcp::Toolbox::new(task::lifecycle(&site)?, site.locks()?)
-                .files(&site.data_dir)
+                .files(site.files()?)
                 .default_agent(agent);
             let mut server = oc_mcp::Server::new(toolbox);
             if tools == args::McpTools::All {
@@ -418,6 +441,23 @@ mod tests {
         let metrics =
             anyhow::Error::new(oc_metrics::Error::Tasks(backend())).context("listing tasks");
         assert_eq!(one_line(&metrics), line);
+        // The store of task files' failures alike, direct or through a hook or the metrics.
+        let files = || {
+            oc_jsonl::Error::backend(
+                "postgres",
+                true,
+                "relation \"tasks\" does not exist (42P01)",
+            )
+        };
+        for e in [
+            anyhow::Error::new(files()),
+            anyhow::Error::new(oc_hooks::Error::Files(files())),
+            anyhow::Error::new(oc_metrics::Error::Logs(files())),
+        ] {
+            let e = e.context("listing tasks");
+            assert_eq!(one_line(&e), line);
+            assert_eq!(classify(&e), Exit::Error);
+        }
         // Other sources are joined as before.
         let io = anyhow::Error::new(std::io::Error::other("disk full")).context("writing");
         assert_eq!(one_line(&io), "writing: disk full");

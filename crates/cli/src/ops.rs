@@ -14,7 +14,8 @@ use crate::{Site, Tasks, UsageError};
 pub(crate) fn metrics(site: &Site, format: MetricsFormat, out: &mut Output) -> anyhow::Result<()> {
     let tasks = site.tasks()?;
     let locks = site.locks()?;
-    let snap = collect(&tasks.sources().locks(&*locks).data_dir(&site.data_dir))?;
+    let files = site.files()?;
+    let snap = collect(&tasks.sources().locks(&*locks).files(&*files))?;
     match format {
         MetricsFormat::Json => out.emit("metrics", &snap, |w, _| {
             serde_json::to_writer_pretty(&mut *w, &snap)?;
@@ -37,9 +38,13 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
         DbCmd::Migrate => {
             // Opening migrates, once, whatever other hosts do at the same time.
             site.locks()?;
+            site.files()?;
+            crate::alerts::store(site)?;
             let place = match tasks {
-                Tasks::Postgres(_) => "the PostgreSQL schema".to_owned(),
-                Tasks::Sqlite(db) => db.path().display().to_string(),
+                Tasks::Postgres(_) => {
+                    "Tasks, locks, task files and alerts in the PostgreSQL schema".to_owned()
+                }
+                Tasks::Sqlite(db) => format!("Tasks and locks in {}", db.path().display()),
             };
             out.emit(
                 "db.migrate",
@@ -48,7 +53,7 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
                     if o.quiet {
                         Ok(())
                     } else {
-                        writeln!(w, "Tasks and locks in {place} are at this build's schema")
+                        writeln!(w, "{place} are at this build's schema")
                     }
                 },
             )
@@ -244,6 +249,24 @@ pub(crate) fn health(site: &Site, out: &mut Output) -> anyhow::Result<()> {
                 ))
             })(),
         ),
+        check(
+            "task_files",
+            (|| {
+                // Where every host reads logs, decisions and checkpoints from, and that it
+                // answers: the data directory's, or the database's.
+                let files = site.files()?;
+                let v = files.volume()?;
+                Ok((
+                    true,
+                    format!(
+                        "{}: {} task log(s), {} entries",
+                        files.location(),
+                        thousands(v.tasks),
+                        thousands(v.entries)
+                    ),
+                ))
+            })(),
+        ),
     ];
     let healthy = checks.iter().all(|c| c.status != "unhealthy");
     let overall = if healthy {
@@ -286,7 +309,11 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         .as_deref()
         .map(|cfg| crate::alerts::Alerting::open(site, Some(cfg)))
         .transpose()?;
-    let _evaluator = alerting.as_ref().map(|a| a.spawn(site)).transpose()?;
+    let files = site.files()?;
+    let _evaluator = alerting
+        .as_ref()
+        .map(|a| a.spawn(site, files.clone()))
+        .transpose()?;
     let token = match (&args.token_file, args.token_env) {
         (Some(file), _) => {
             let t = std::fs::read_to_string(file)
@@ -305,7 +332,7 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
     let life = oc_hooks::TaskLifecycle::new(tasks.store(), Arc::new(oc_hooks::Hooks::new()));
     let checked = tasks.clone();
     let mut web = oc_web::Web::new(life, site.locks()?)
-        .data_dir(&site.data_dir)
+        .files(files)
         .storage(tasks.storage_source())
         .health(move || checked.check().map_err(|e| crate::one_line(&e)))
         .read_only(args.read_only);

@@ -326,9 +326,9 @@ impl TaskLifecycle {
 
 /// Ready-made hooks.
 pub mod builtin {
-    use std::path::PathBuf;
+    use std::sync::Arc;
 
-    use oc_jsonl::TaskFiles;
+    use oc_jsonl::TaskFileStore;
 
     use super::*;
 
@@ -344,15 +344,18 @@ pub mod builtin {
 
     /// A before-hook body for `Completed` that checkpoints the task's files (described as the
     /// original did, "Checkpoint before completion"), so a completion can always be rolled back.
-    /// A checkpoint that cannot be written vetoes the completion.
+    /// A checkpoint that cannot be written vetoes the completion. `files` is whichever store
+    /// the task's files are in (a data directory's, PostgreSQL's).
     pub fn checkpoint_before_completion(
-        data_dir: PathBuf,
+        files: Arc<dyn TaskFileStore>,
     ) -> impl Fn(&TaskEvent) -> std::result::Result<(), String> + Send + Sync + 'static {
         move |ev| {
-            let files =
-                TaskFiles::new(&data_dir, ev.task().id.as_str()).map_err(|e| e.to_string())?;
             files
-                .create_checkpoint("Checkpoint before completion", Timestamp::now())
+                .create_checkpoint(
+                    ev.task().id.as_str(),
+                    "Checkpoint before completion",
+                    Timestamp::now(),
+                )
                 .map(|_| ())
                 .map_err(|e| format!("checkpoint failed: {e}"))
         }

@@ -11,8 +11,9 @@
 //!   2026-07-28 revision (`server/discover`, the per-request `_meta`, `resultType`,
 //!   `ttlMs`/`cacheScope`).
 //! - [`Toolbox`] holds what the tools act on: a `TaskLifecycle` (so hooks and history apply to
-//!   agents' calls as to the CLI's), a `LockManager`, and optionally the data directory of the
-//!   tasks' files ([`Toolbox::files`]). Embedders build one over their own backends.
+//!   agents' calls as to the CLI's), a `LockManager`, and optionally the store of the tasks'
+//!   files, an `Arc<dyn oc_jsonl::TaskFileStore>` on a data directory or PostgreSQL
+//!   ([`Toolbox::files`]). Embedders build one over their own backends.
 //! - [`serve`] runs the server over a reader and a writer (stdin and stdout): one compact JSON
 //!   message per line, nothing else on the writer. A `lock_acquire` that waits runs beside the
 //!   reading of further messages (at most [`MAX_WAITING_CALLS`] at once; more are refused with
@@ -35,6 +36,9 @@
 //! - Lists are bounded: `task_log_query` and `decision_list` answer a page (50 by default, at
 //!   most 500 entries and 1,000 decisions), the decisions read backwards from the newest end at
 //!   the cost of the page, with `skip`/`next_skip` to the older ones.
+//! - Appends are durable before they are answered; `task_log_append` takes an optional
+//!   `idempotency_key`, so a retry after a lost answer writes nothing and answers
+//!   `duplicate: true`.
 //!
 //! Business outcomes (a conflict, a lost lease, a missing task, a bad argument value) are tool
 //! results with `isError` and a message a model can act on; an unknown tool or a malformed

@@ -5,9 +5,10 @@
 //! # Overview
 //!
 //! - [`catalogue`]: every metric name, type, unit, labels and help text (`docs/METRICS.md`).
-//! - [`collect`] builds a [`Snapshot`] from the task store, the lock manager, the data directory,
-//!   the process, a [`LatencyTracker`] and the [`Hooks`]: all from durable state, so a fresh
-//!   process reports the true counts.
+//! - [`collect`] builds a [`Snapshot`] from the task store, the lock manager, the store of the
+//!   tasks' files (an `oc_jsonl::TaskFileStore`: its [`LogVolume`], the same from every host of a
+//!   shared store), the process, a [`LatencyTracker`] and the [`Hooks`]: all from durable state,
+//!   so a fresh process reports the true counts.
 //! - [`Exporter`] renders a snapshot as Prometheus text through `metrics-exporter-prometheus`
 //!   (a local recorder: this crate never installs a global one). Task durations come from the
 //!   store like the counts (every store counts finished runs into buckets as they finish), so
@@ -32,7 +33,8 @@
 //! let dir = tempfile::tempdir()?;
 //! let store = SqliteTaskStore::open(dir.path().join("opencode.db"))?;
 //! store.create(NewTask::new("a"))?;
-//! let snap = collect(&Sources::new(&store).storage(&store).data_dir(dir.path()))?;
+//! let files = oc_jsonl::DirFileStore::new(dir.path());
+//! let snap = collect(&Sources::new(&store).storage(&store).files(&files))?;
 //! let text = Exporter::new()?.render(&snap);
 //! assert!(text.contains("opencode_tasks{status=\"pending\"} 1"));
 //! assert!(text.contains("opencode_tasks_total{status=\"pending\"} 1"));
@@ -51,7 +53,6 @@ mod process;
 mod publish;
 mod timed;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use metrics::{
@@ -61,12 +62,13 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 use oc_hooks::{HookStats, Hooks};
+use oc_jsonl::TaskFileStore;
 use oc_locks::{LockManager, LockStats};
 use oc_tasks::{RunDurations, StorageSource, StorageStats, TaskStats, TaskStore};
 use oc_time::Timestamp;
 use serde::Serialize;
 
-pub use crate::catalogue::{CATALOGUE, Kind, MetricDef};
+pub use crate::catalogue::{CATALOGUE, Kind, MetricDef, Scope};
 pub use crate::goals::{PerformanceGoals, Violation};
 pub use crate::latency::{LatencyStats, LatencyTracker, SlowCall, WINDOW};
 pub use crate::process::ProcessStats;
@@ -97,18 +99,9 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Task logs on disk.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct LogVolume {
-    /// Tasks with a log.
-    pub tasks: u64,
-    /// Log files (rotated ones included).
-    pub files: u64,
-    /// Their bytes.
-    pub bytes: u64,
-    /// Complete entries in them.
-    pub entries: u64,
-}
+/// Every task's logs together, as the store of task files counts them
+/// ([`TaskFileStore::volume`]).
+pub use oc_jsonl::LogVolume;
 
 /// What one scrape found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -121,7 +114,7 @@ pub struct Snapshot {
     pub locks: Option<LockStats>,
     /// Database figures, when a store that reports them (SQLite, PostgreSQL) was given.
     pub storage: Option<StorageStats>,
-    /// Task logs, when a data directory was given.
+    /// Task logs, when a store of task files was given.
     pub logs: Option<LogVolume>,
     /// This process.
     pub process: Option<ProcessStats>,
@@ -311,7 +304,7 @@ pub struct Sources<'a> {
     store: &'a dyn TaskStore,
     storage: Option<&'a dyn StorageSource>,
     locks: Option<&'a dyn LockManager>,
-    data_dir: Option<&'a Path>,
+    files: Option<&'a dyn TaskFileStore>,
     latency: Option<&'a LatencyTracker>,
     goals: PerformanceGoals,
     hooks: Option<&'a Hooks>,
@@ -320,7 +313,7 @@ pub struct Sources<'a> {
 impl std::fmt::Debug for Sources<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sources")
-            .field("data_dir", &self.data_dir)
+            .field("files", &self.files.map(|f| f.location()))
             .field("goals", &self.goals)
             .finish_non_exhaustive()
     }
@@ -333,7 +326,7 @@ impl<'a> Sources<'a> {
             store,
             storage: None,
             locks: None,
-            data_dir: None,
+            files: None,
             latency: None,
             goals: PerformanceGoals::default(),
             hooks: None,
@@ -349,9 +342,9 @@ impl<'a> Sources<'a> {
         self.locks = Some(l);
         self
     }
-    /// Task logs under `<dir>/tasks`.
-    pub fn data_dir(mut self, d: &'a Path) -> Self {
-        self.data_dir = Some(d);
+    /// Task logs from this store of task files (a data directory's, or PostgreSQL's).
+    pub fn files(mut self, f: &'a dyn TaskFileStore) -> Self {
+        self.files = Some(f);
         self
     }
     /// Latency percentiles (and goal checks) from this tracker.
@@ -367,49 +360,6 @@ impl<'a> Sources<'a> {
     }
 }
 
-/// The lines counted in task logs by earlier scrapes of this process, so that a scrape reads
-/// only what was appended since ([`oc_jsonl::LineCounts`]).
-static COUNTED: parking_lot::Mutex<Option<oc_jsonl::LineCounts>> = parking_lot::Mutex::new(None);
-
-/// Bytes and entries of every task log under `<data_dir>/tasks`.
-///
-/// The tasks are listed by [`oc_jsonl::TaskFiles::list`] and each log read through
-/// `TaskFiles`, never following a link (a task whose log is refused, a link or a special file,
-/// is left out rather than failing the whole scrape). Entries are counted once: later scrapes
-/// read only the bytes appended since (counts are kept per file, by device and inode), so a
-/// scrape costs the log's growth, not its length.
-pub fn log_volume(data_dir: &Path) -> Result<LogVolume> {
-    let mut v = LogVolume::default();
-    let mut counted = COUNTED.lock();
-    let cache = counted.get_or_insert_with(oc_jsonl::LineCounts::new);
-    let ids = match oc_jsonl::TaskFiles::list(data_dir) {
-        Ok(ids) => ids,
-        // A linked `tasks/` (or data directory) is not followed: no task logs to count.
-        Err(e) if e.is_unsafe() => return Ok(v),
-        Err(e) => return Err(e.into()),
-    };
-    for id in ids {
-        let Ok(files) = oc_jsonl::TaskFiles::new(data_dir, &id) else {
-            continue;
-        };
-        let reader = files.logs();
-        if reader.files().is_empty() {
-            continue;
-        }
-        let count = match reader.count_lines(cache) {
-            Ok(c) => c,
-            Err(e) if e.is_unsafe() => continue,
-            Err(e) => return Err(e.into()),
-        };
-        v.tasks += 1;
-        v.entries += count.lines;
-        v.files += count.files;
-        v.bytes += count.bytes;
-    }
-    cache.sweep();
-    Ok(v)
-}
-
 /// Reads every source into a snapshot.
 pub fn collect(src: &Sources<'_>) -> Result<Snapshot> {
     Ok(Snapshot {
@@ -417,7 +367,7 @@ pub fn collect(src: &Sources<'_>) -> Result<Snapshot> {
         tasks: src.store.stats(0)?,
         locks: src.locks.map(|l| l.stats()).transpose()?,
         storage: src.storage.map(|s| s.storage_stats()).transpose()?,
-        logs: src.data_dir.map(log_volume).transpose()?,
+        logs: src.files.map(|f| f.volume()).transpose()?,
         process: ProcessStats::read(),
         latency: src.latency.map(|t| t.all()).unwrap_or_default(),
         violations: src.latency.map(|t| src.goals.check(t)).unwrap_or_default(),

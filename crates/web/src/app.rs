@@ -1,11 +1,11 @@
 //! The app: what it is built over, and the router.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oc_alerts::{Dispatcher, Engine};
 use oc_hooks::TaskLifecycle;
+use oc_jsonl::TaskFileStore;
 use oc_locks::{LockManager, Owner};
 use oc_metrics::{
     Exporter, LatencyTracker, PROMETHEUS_CONTENT_TYPE, PerformanceGoals, Snapshot, Sources, collect,
@@ -36,7 +36,7 @@ const SHARED_FOR: Duration = Duration::from_secs(1);
 pub struct Web {
     pub(crate) life: TaskLifecycle,
     pub(crate) locks: Arc<dyn LockManager>,
-    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) files: Option<Arc<dyn TaskFileStore>>,
     storage: Option<Arc<dyn StorageSource>>,
     health: Option<Arc<Health>>,
     /// The last run of the health check and when it ended.
@@ -52,7 +52,7 @@ pub struct Web {
 impl std::fmt::Debug for Web {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Web")
-            .field("data_dir", &self.data_dir)
+            .field("files", &self.files.as_ref().map(|f| f.location()))
             .field("read_only", &self.read_only)
             .finish_non_exhaustive()
     }
@@ -64,7 +64,7 @@ impl Web {
         Web {
             life,
             locks,
-            data_dir: None,
+            files: None,
             storage: None,
             health: None,
             checked: Mutex::new(None),
@@ -77,10 +77,11 @@ impl Web {
         }
     }
 
-    /// The data directory: the tasks' logs, decisions and checkpoints, and the log volume in
-    /// `/metrics`.
-    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Web {
-        self.data_dir = Some(dir.into());
+    /// The store of the tasks' files (a data directory's `oc_jsonl::DirFileStore`, or
+    /// PostgreSQL's): the tasks' logs, decisions and checkpoints on their pages, and the log
+    /// volume in `/metrics`.
+    pub fn files(mut self, files: Arc<dyn TaskFileStore>) -> Web {
+        self.files = Some(files);
         self
     }
 
@@ -159,8 +160,8 @@ impl Web {
         if let Some(s) = &self.storage {
             sources = sources.storage(&**s);
         }
-        if let Some(d) = &self.data_dir {
-            sources = sources.data_dir(d);
+        if let Some(f) = &self.files {
+            sources = sources.files(&**f);
         }
         let mut snap = self.latency.time("db_query", || collect(&sources))?;
         snap.latency = self.latency.all();

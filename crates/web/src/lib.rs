@@ -3,8 +3,8 @@
 //! HTTP/1.1 server (hyper on a small tokio runtime of its own, behind the `server` feature).
 //!
 //! - [`Web`] is the app: built over a `TaskLifecycle` (so the actions a page offers go through
-//!   hooks and history, as the CLI's do), a `LockManager`, the data directory and, optionally,
-//!   the alert engine. [`Web::respond`] answers a [`Request`] with a [`Response`] and does no
+//!   hooks and history, as the CLI's do), a `LockManager`, the store of the tasks' files
+//!   (`Arc<dyn oc_jsonl::TaskFileStore>`, [`Web::files`]) and, optionally, the alert engine. [`Web::respond`] answers a [`Request`] with a [`Response`] and does no
 //!   I/O, so every page and refusal is testable without a socket.
 //! - `serve` (feature `server`) runs it on an address: loopback by default, a token required
 //!   beyond it; every request passes the `Host` allow-list (against DNS rebinding), the token,

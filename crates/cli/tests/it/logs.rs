@@ -110,6 +110,56 @@ fn bad_log_input_is_refused() {
 }
 
 #[test]
+fn an_append_retried_with_its_key_is_written_once() {
+    let oc = Oc::new();
+    oc.run(&["task", "create", "t", "--id", "t1"]);
+    let append = |key: &str, message: &str| {
+        oc.run(&[
+            "--json", "logs", "append", "t1", "-m", message, "--key", key,
+        ])
+    };
+    let first = append("step-1", "tests pass").data();
+    assert_eq!(first["duplicate"], false, "{first}");
+    // The answer was lost (a timeout, a killed shell): the agent runs the same command again.
+    let again = append("step-1", "tests pass");
+    assert_eq!(again.code, 0, "a duplicate is not an error: {again:?}");
+    let again = again.data();
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(
+        again["timestamp"], first["timestamp"],
+        "the first append's entry"
+    );
+    let text = oc.run(&[
+        "logs",
+        "append",
+        "t1",
+        "-m",
+        "tests pass",
+        "--key",
+        "step-1",
+    ]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(text.stdout.contains("duplicate"), "{text:?}");
+    assert_eq!(append("step-2", "tests pass").data()["duplicate"], false);
+    let tail = oc.json(&["logs", "tail", "t1"]);
+    assert_eq!(tail.as_array().unwrap().len(), 2, "{tail}");
+
+    for bad in ["", "a\nb"] {
+        let out = oc.run(&["logs", "append", "t1", "-m", "x", "--key", bad]);
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(out.stderr.contains("--key"), "{out:?}");
+    }
+    let long = "k".repeat(201);
+    let out = oc.run(&["logs", "append", "t1", "-m", "x", "--key", &long]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(
+        oc.json(&["logs", "tail", "t1"]).as_array().unwrap().len(),
+        2
+    );
+}
+
+#[test]
 fn decisions_and_checkpoints() {
     let oc = Oc::new();
     oc.run(&["task", "create", "t", "--id", "t1"]);

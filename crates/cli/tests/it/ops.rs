@@ -35,6 +35,18 @@ fn metrics_db_and_health_report_the_database() {
     let h = oc.json(&["health"]);
     assert_eq!(h["checks"][0]["status"], "healthy");
     assert_eq!(h["checks"][1]["status"], "healthy");
+    let files = h["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "task_files")
+        .unwrap();
+    assert_eq!(files["status"], "healthy", "{h}");
+    let place = oc.data_dir().display().to_string();
+    assert!(
+        files["message"].as_str().unwrap().starts_with(&place),
+        "{h}"
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! `oc --database URL`: tasks and locks on a real, throwaway PostgreSQL server; logs in the
-//! data directory.
+//! `oc --database URL`: tasks, locks and task files (logs, decisions, checkpoints) on a real,
+//! throwaway PostgreSQL server, the same from every data directory.
 
 use std::sync::OnceLock;
 
@@ -39,7 +39,7 @@ fn task_and_lock_commands_work_on_postgres() {
     assert!(refused.stderr.contains('x'), "{}", refused.stderr);
     assert_eq!(oc.json(&["lock", "list"]).as_array().unwrap().len(), 1);
 
-    // Logs stay on this machine, in the data directory.
+    // Logs go to the database too, not to this machine's data directory.
     oc.json(&[
         "logs",
         "append",
@@ -49,7 +49,7 @@ fn task_and_lock_commands_work_on_postgres() {
         "--message",
         "hello",
     ]);
-    assert!(oc.data_dir().join("tasks/a/logs.jsonl").exists());
+    assert!(!oc.data_dir().join("tasks/a/logs.jsonl").exists());
     let missing = oc.run(&[
         "logs",
         "append",
@@ -85,6 +85,16 @@ fn task_and_lock_commands_work_on_postgres() {
     assert!(alerts.is_object() || alerts.is_array(), "{alerts}");
     let health = oc.json(&["health"]);
     assert_eq!(health["overall"], "healthy", "{health}");
+    let files = health["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "task_files")
+        .unwrap();
+    assert!(
+        files["message"].as_str().unwrap().starts_with("postgres:"),
+        "{health}"
+    );
 
     // Another "host": a second data directory on the same database sees the same tasks.
     let other = Oc::on_database(&url);
@@ -94,10 +104,10 @@ fn task_and_lock_commands_work_on_postgres() {
     assert!(h.contains("claimed: pending -> running by w1"), "{h}");
     assert!(h.contains("completed: running -> completed by w1"), "{h}");
     assert!(
-        !h.contains("hello"),
-        "the agent's log stays on its machine: {h}"
+        h.contains("hello"),
+        "the agent's log, written from the other data directory: {h}"
     );
-    assert!(oc.run(&["task-history", "a"]).stdout.contains("hello"));
+    assert_eq!(h, oc.run(&["task-history", "a"]).stdout);
 }
 
 #[test]
@@ -132,6 +142,17 @@ fn bad_urls_unreachable_servers_and_newer_schemas_are_one_clear_line() {
     );
     let r = gone.run(&["--json", "task", "list"]);
     assert!(!r.stderr.contains("hunter2"));
+    // The task files' store fails alike: a backend failure, exit 1, one line, no password.
+    for args in [
+        &["logs", "tail", "t1"][..],
+        &["checkpoint", "list", "t1"],
+        &["decisions", "list", "t1"],
+    ] {
+        let r = gone.run(args);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+        assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+    }
 
     let Some((oc, _)) = oc("cli_newer") else {
         return;
@@ -150,7 +171,7 @@ fn bad_urls_unreachable_servers_and_newer_schemas_are_one_clear_line() {
 
 #[test]
 fn oc_serve_reports_the_postgresql_store_and_its_pages() {
-    let Some((oc, _)) = oc("cli_serve") else {
+    let Some((oc, url)) = oc("cli_serve") else {
         return;
     };
     for i in 0..3 {
@@ -176,6 +197,15 @@ fn oc_serve_reports_the_postgresql_store_and_its_pages() {
     assert!(
         status.contains("200") && body.contains(r#"href="/ui/tasks?status=pending">3<"#),
         "{body}"
+    );
+    // The task files too, written from another data directory.
+    let other = Oc::on_database(&url);
+    other.json(&["task", "create", "paged", "--id", "t-page"]);
+    other.json(&["logs", "append", "t-page", "-m", "<b>from elsewhere</b>"]);
+    let (status, body) = crate::serve::get(&s.1, "/ui/tasks/t-page");
+    assert!(
+        status.contains("200") && body.contains("&lt;b&gt;from elsewhere&lt;/b&gt;"),
+        "{status} {body}"
     );
 }
 
@@ -250,11 +280,18 @@ fn mcp_serves_tasks_and_locks_on_postgres() {
             tool(
                 3,
                 "task_log_append",
-                json!({"agent":"w1","task_id":"p","message":"started"}),
+                json!({"agent":"w1","task_id":"p","message":"started","idempotency_key":"s1"}),
+            ),
+            tool(
+                4,
+                "task_log_append",
+                json!({"agent":"w1","task_id":"p","message":"started","idempotency_key":"s1"}),
             ),
         ],
     );
-    assert_eq!(out.len(), 4, "{out:?}");
+    assert_eq!(out.len(), 5, "{out:?}");
+    assert_eq!(body(&out[4])["duplicate"], true, "{out:?}");
+    assert_eq!(body(&out[4])["id"], body(&out[3])["id"]);
     assert_eq!(body(&out[1])["task_id"], "p");
     assert!(body(&out[2])["locks"][0]["fencing_token"].is_u64());
     assert_eq!(body(&out[3])["entry"]["message"], "started");
@@ -265,5 +302,133 @@ fn mcp_serves_tasks_and_locks_on_postgres() {
         (&json!("running"), &json!("w1"))
     );
     assert_eq!(oc.json(&["lock", "list"])[0]["owner"], "w1");
-    assert!(oc.data_dir().join("tasks/p/logs.jsonl").exists());
+    assert!(!oc.data_dir().join("tasks/p/logs.jsonl").exists());
+    let tail = oc.json(&["logs", "tail", "p"]);
+    assert_eq!(tail.as_array().unwrap().len(), 1, "written once: {tail}");
+    assert_eq!(tail[0]["message"], "started", "{tail}");
+}
+
+/// Two data directories ("hosts") on one database: what one appends, decides and checkpoints,
+/// the other reads the same, to the byte of every `--json` answer; a keyed retry from either
+/// writes nothing; a restore from one is what the other reads next.
+#[test]
+fn two_data_directories_on_one_database_see_the_same_task_files() {
+    let Some((a, url)) = oc("cli_files") else {
+        return;
+    };
+    let b = Oc::on_database(&url);
+    a.json(&["task", "create", "shared", "--id", "t1"]);
+    for (level, message, key) in [
+        ("info", "started", "k1"),
+        ("warn", "flaky test", "k2"),
+        ("error", "tests failed", "k3"),
+    ] {
+        let first = a.json(&[
+            "logs", "append", "t1", "--level", level, "-m", message, "--key", key,
+        ]);
+        assert_eq!(first["duplicate"], false, "{first}");
+    }
+    // A's answer was lost; the retry comes from B, with the same key.
+    let again = b.json(&[
+        "logs", "append", "t1", "--level", "info", "-m", "started", "--key", "k1",
+    ]);
+    assert_eq!(again["duplicate"], true, "{again}");
+    a.json(&[
+        "decisions",
+        "add",
+        "t1",
+        "-a",
+        "w1",
+        "-d",
+        "use WAL",
+        "-r",
+        "readers never block",
+    ]);
+    b.json(&[
+        "decisions",
+        "add",
+        "t1",
+        "-a",
+        "w2",
+        "-d",
+        "add index",
+        "-r",
+        "by status",
+    ]);
+    let cp = a.json(&["checkpoint", "create", "t1", "-d", "before the rewrite"]);
+    b.json(&["logs", "append", "t1", "-m", "rewritten"]);
+
+    let reads: [&[&str]; 6] = [
+        &["logs", "tail", "t1", "-n", "10"],
+        &["logs", "query", "t1", "--level", "warn"],
+        &["logs", "analyze", "t1"],
+        &["decisions", "list", "t1"],
+        &["decisions", "list", "t1", "--agent", "w2"],
+        &["checkpoint", "list", "t1"],
+    ];
+    for args in reads {
+        let (from_a, from_b) = (a.run_json(args), b.run_json(args));
+        assert_eq!(from_a, from_b, "{args:?}");
+    }
+    let tail = b.json(&["logs", "tail", "t1", "-n", "10"]);
+    let messages: Vec<&str> = tail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        ["started", "flaky test", "tests failed", "rewritten"],
+        "each append once"
+    );
+    let decisions = b.json(&["decisions", "list", "t1"]);
+    assert_eq!(decisions.as_array().unwrap().len(), 2, "{decisions}");
+    assert_eq!(b.json(&["checkpoint", "list", "t1"])[0]["id"], cp["id"]);
+
+    // B restores A's checkpoint; A reads the log as it was.
+    b.json(&["checkpoint", "restore", "t1", cp["id"].as_str().unwrap()]);
+    let tail = a.json(&["logs", "tail", "t1"]);
+    assert_eq!(tail.as_array().unwrap().len(), 3, "{tail}");
+    assert_eq!(
+        a.run_json(&["logs", "tail", "t1"]),
+        b.run_json(&["logs", "tail", "t1"])
+    );
+    for oc in [&a, &b] {
+        assert!(
+            !oc.data_dir().join("tasks").exists(),
+            "nothing in a data directory"
+        );
+    }
+}
+
+/// `oc logs tail --follow` on one data directory prints what another appends, through the
+/// database (woken by its notification, or its poll).
+#[test]
+fn a_follower_sees_what_another_data_directory_appends() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let Some((a, url)) = oc("cli_follow") else {
+        return;
+    };
+    let b = Oc::on_database(&url);
+    a.json(&["task", "create", "followed", "--id", "t1"]);
+    a.json(&["logs", "append", "t1", "-m", "first"]);
+    let mut child = b
+        .command()
+        .args(["logs", "tail", "t1", "--follow", "-n", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("first"));
+    a.json(&["logs", "append", "t1", "-m", "second"]);
+    a.json(&["logs", "append", "t1", "-m", "third"]);
+    let next: Vec<String> = (0..2).map(|_| lines.next().unwrap().unwrap()).collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        next[0].contains("second") && next[1].contains("third"),
+        "{next:?}"
+    );
 }

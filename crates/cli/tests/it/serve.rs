@@ -272,3 +272,74 @@ fn serve_shows_pages_and_acts_unless_read_only() {
     let guarded = serve_with(&oc, &["--addr", "127.0.0.1:0", "--token-file", &file]);
     assert!(get(&guarded.1, "/").0.contains("401"));
 }
+
+/// A task's page reads its log, decisions and checkpoints in one `overview` call: the data
+/// directory's store walks to the task's directory once for the three (issue 25's regression
+/// was a walk per list). Counted with `strace` attached to the running server, when installed.
+#[test]
+fn a_task_page_opens_the_task_directory_once() {
+    let strace_here = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !strace_here {
+        eprintln!("strace not installed: skipping");
+        return;
+    }
+    let oc = Oc::new();
+    oc.run(&["task", "create", "t", "--id", "t1"]);
+    for i in 0..3 {
+        oc.json(&["logs", "append", "t1", "-m", &format!("step {i}")]);
+        oc.json(&[
+            "decisions",
+            "add",
+            "t1",
+            "-a",
+            "a",
+            "-d",
+            &format!("d{i}"),
+            "-r",
+            "r",
+        ]);
+    }
+    oc.json(&["checkpoint", "create", "t1", "-d", "safe point"]);
+    let s = serve(&oc, "127.0.0.1:0");
+    let trace = oc.data_dir().parent().unwrap().join("trace");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-e", "trace=openat,open", "-o"])
+        .arg(&trace)
+        .arg("-p")
+        .arg(s.0.id().to_string())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut attached = String::new();
+    let mut err = BufReader::new(strace.stderr.take().unwrap());
+    err.read_line(&mut attached).unwrap();
+    if !attached.contains("attached") {
+        // Tracing is not allowed here (a container without ptrace): nothing to count.
+        eprintln!("strace cannot attach: {attached}");
+        let _ = strace.kill();
+        let _ = strace.wait();
+        return;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, body) = get(&s.1, "/ui/tasks/t1");
+    // strace detaches on SIGINT and writes out what it saw.
+    Command::new("kill")
+        .args(["-INT", &strace.id().to_string()])
+        .status()
+        .unwrap();
+    strace.wait().unwrap();
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        body.contains("step 2") && body.contains("d2") && body.contains("safe point"),
+        "{body}"
+    );
+    let seen = std::fs::read_to_string(&trace).unwrap();
+    let task_dir: Vec<&str> = seen
+        .lines()
+        .filter(|l| l.contains("open") && l.contains("\"t1\""))
+        .collect();
+    assert_eq!(task_dir.len(), 1, "{task_dir:#?}");
+}

@@ -85,6 +85,16 @@ impl Oc {
         p.to_str().unwrap().to_owned()
     }
 
+    /// `oc --json <args>`'s whole standard output, after checking it succeeded: for comparing
+    /// two runs byte for byte.
+    pub(crate) fn run_json(&self, args: &[&str]) -> String {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let run = self.run(&all);
+        assert_eq!(run.code, 0, "oc failed: {run:?}");
+        run.stdout
+    }
+
     /// `oc --json <args>` and its data.
     pub(crate) fn json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];

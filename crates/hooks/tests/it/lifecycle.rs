@@ -6,7 +6,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use oc_hooks::{Hooks, TaskEvent, TaskLifecycle};
-use oc_jsonl::{LogEntry, TaskFiles};
+use oc_jsonl::{DirFileStore, LogEntry, TaskFileStore, TaskFiles};
 use oc_tasks::{EventKind, LabelFilter, NewTask, SqliteTaskStore, TaskId, TaskStatus, TaskStore};
 
 fn setup() -> (
@@ -306,37 +306,85 @@ fn racing_transitions_fire_after_hooks_exactly_once() {
 #[test]
 fn builtin_checkpoint_before_completion() {
     let (dir, _store, hooks, life) = setup();
+    let files: Arc<dyn TaskFileStore> = Arc::new(DirFileStore::new(dir.path()));
     hooks.before(
         "checkpoint",
         &[EventKind::Completed],
         0,
-        oc_hooks::builtin::checkpoint_before_completion(dir.path().to_owned()),
+        oc_hooks::builtin::checkpoint_before_completion(Arc::clone(&files)),
     );
     let t = life
         .create(NewTask::new("x").id("c1".parse().unwrap()))
         .unwrap()
         .into_task();
     life.start(&t.id, "a").unwrap();
-    let files = TaskFiles::new(dir.path(), "c1").unwrap();
     files
-        .append_log(&LogEntry::new(
-            oc_tasks::Timestamp::now(),
-            oc_jsonl::Level::Info,
+        .append_log(
             "c1",
-            "tests pass",
-        ))
+            &LogEntry::new(
+                oc_tasks::Timestamp::now(),
+                oc_jsonl::Level::Info,
+                "c1",
+                "tests pass",
+            ),
+        )
         .unwrap();
     life.complete(&t.id, None, None).unwrap();
-    let cps = files.checkpoints().unwrap();
+    let cps = files.checkpoints("c1").unwrap();
     assert_eq!(cps.len(), 1);
     assert_eq!(cps[0].description, "Checkpoint before completion");
     // The checkpoint holds the agent's log as it was when the completion was asked for.
-    files.restore_checkpoint(&cps[0].id).unwrap();
+    files
+        .append_log(
+            "c1",
+            &LogEntry::new(
+                oc_tasks::Timestamp::now(),
+                oc_jsonl::Level::Info,
+                "c1",
+                "after",
+            ),
+        )
+        .unwrap();
+    files.restore_checkpoint("c1", &cps[0].id).unwrap();
     let events: Vec<String> = log_lines(dir.path(), "c1")
         .into_iter()
         .map(|e| e.message)
         .collect();
     assert_eq!(events, ["tests pass"]);
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_vetoes_the_completion() {
+    let (dir, _store, hooks, life) = setup();
+    let files: Arc<dyn TaskFileStore> = Arc::new(DirFileStore::new(dir.path()));
+    hooks.before(
+        "checkpoint",
+        &[EventKind::Completed],
+        0,
+        oc_hooks::builtin::checkpoint_before_completion(Arc::clone(&files)),
+    );
+    let t = life
+        .create(NewTask::new("x").id("c2".parse().unwrap()))
+        .unwrap()
+        .into_task();
+    life.start(&t.id, "a").unwrap();
+    // The task's directory is a link: the store refuses it, and the completion with it.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join("tasks/c2")).unwrap();
+    let e = life.complete(&t.id, None, None).unwrap_err();
+    assert!(e.is_vetoed(), "{e}");
+    assert!(e.to_string().contains("checkpoint failed"), "{e}");
+    assert_eq!(
+        life.store().require(&t.id).unwrap().status,
+        TaskStatus::Running
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written there"
+    );
 }
 
 #[test]

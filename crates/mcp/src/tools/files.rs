@@ -1,8 +1,8 @@
 //! A task's files as tools: append to and query its log, record and list decisions, create,
-//! list and restore checkpoints (`oc_jsonl::TaskFiles`, the same files `oc logs`,
-//! `oc decisions` and `oc checkpoint` use).
+//! list and restore checkpoints, through the [`TaskFileStore`] the server was given (the same
+//! store `oc logs`, `oc decisions` and `oc checkpoint` use).
 
-use oc_jsonl::{Decision, Level, LogEntry, Query, TaskFiles};
+use oc_jsonl::{Append, Decision, Level, LogEntry, Query, TaskFileStore, check_append_key};
 use oc_time::Timestamp;
 use serde_json::{Map, Value, json};
 
@@ -25,11 +25,15 @@ impl From<oc_jsonl::Error> for ToolError {
     }
 }
 
-/// The task's files; for a write (`must_exist`), the task must be in the store, so a write
-/// never creates the directory of a task that does not exist.
-fn task_files(tb: &Toolbox, a: &Args<'_>, must_exist: bool) -> Result<TaskFiles, ToolError> {
+/// The store of task files and the task's id; for a write (`must_exist`), the task must be in
+/// the task store, so a write never stores files for a task that does not exist.
+fn task_files<'t>(
+    tb: &'t Toolbox,
+    a: &Args<'_>,
+    must_exist: bool,
+) -> Result<(&'t dyn TaskFileStore, String), ToolError> {
     let id = a.task_id("task_id")?;
-    let Some(root) = &tb.files else {
+    let Some(files) = &tb.files else {
         return Err(ToolError::Internal(
             "this server keeps no task files".into(),
         ));
@@ -37,7 +41,7 @@ fn task_files(tb: &Toolbox, a: &Args<'_>, must_exist: bool) -> Result<TaskFiles,
     if must_exist {
         tb.life.store().require(&id)?;
     }
-    Ok(TaskFiles::new(root, id.as_str())?)
+    Ok((&**files, id.as_str().to_owned()))
 }
 
 fn object_arg<'a>(a: &Args<'a>, name: &str) -> Result<Map<String, Value>, ToolError> {
@@ -72,22 +76,31 @@ fn json_of(v: &impl serde::Serialize) -> Result<Value, ToolError> {
 
 fn log_append(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
     let agent = a.agent(tb)?;
-    let files = task_files(tb, a, true)?;
+    let key = a.opt_str("idempotency_key")?;
+    if let Some(k) = key {
+        check_append_key(k).map_err(|e| ToolError::invalid("idempotency_key", e))?;
+    }
+    let (files, task) = task_files(tb, a, true)?;
     let level = level_arg(a, "level")?.unwrap_or(Level::Info);
-    let mut entry = LogEntry::new(
-        tb.life.store().now(),
-        level,
-        a.task_id("task_id")?.as_str(),
-        a.str("message")?,
-    );
+    let mut entry = LogEntry::new(tb.life.store().now(), level, &task, a.str("message")?);
     entry.data = object_arg(a, "data")?;
     entry.data.insert("agent".into(), json!(agent));
-    files.append_log(&entry)?;
-    Ok(json!({ "entry": json_of(&entry)? }))
+    let how = match key {
+        Some(k) => Append::durable().key(k),
+        None => Append::durable(),
+    };
+    let done = files.append_logs(&task, std::slice::from_ref(&entry), &how)?;
+    if done.duplicate {
+        // A retry: answer the entry the first call wrote, if it is still there.
+        if let Some(first) = files.log_entry(&task, done.first)? {
+            entry = first;
+        }
+    }
+    Ok(json!({ "entry": json_of(&entry)?, "id": done.first.0, "duplicate": done.duplicate }))
 }
 
 fn log_query(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
-    let files = task_files(tb, a, false)?;
+    let (files, task) = task_files(tb, a, false)?;
     let limit = a.opt_u64("limit", 500)?.unwrap_or(50) as usize;
     let mut query = Query::new()
         .between(time_arg(a, "since")?, time_arg(a, "until")?)
@@ -98,18 +111,23 @@ fn log_query(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, T
     if a.opt_bool("newest")? == Some(true) {
         query = query.newest();
     }
-    let (mut entries, report) = files.logs().query(&query)?;
-    let truncated = entries.len() > limit;
-    entries.truncate(limit);
+    let page = files.query(&task, &query)?;
+    let truncated = page.entries.len() > limit || page.more;
+    let entries: Vec<LogEntry> = page
+        .entries
+        .into_iter()
+        .take(limit)
+        .map(|s| s.record)
+        .collect();
     Ok(
         json!({ "entries": json_of(&entries)?, "truncated": truncated,
-               "skipped_malformed_lines": report.malformed }),
+               "skipped_malformed_lines": page.read.malformed }),
     )
 }
 
 fn decision_record(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
     let agent = a.agent(tb)?;
-    let files = task_files(tb, a, true)?;
+    let (files, task) = task_files(tb, a, true)?;
     let d = Decision {
         timestamp: tb.life.store().now(),
         agent,
@@ -117,22 +135,18 @@ fn decision_record(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Va
         reasoning: a.opt_str("reasoning")?.unwrap_or_default().to_owned(),
         metadata: object_arg(a, "metadata")?,
     };
-    files.append_decision(&d)?;
+    files.append_decision(&task, &d, &Append::durable())?;
     Ok(json!({ "decision": json_of(&d)? }))
 }
 
 /// The most decisions one `decision_list` answers (and its default).
 const DECISIONS_MAX: u64 = 1000;
 const DECISIONS_DEFAULT: u64 = 50;
-/// With an `agent` filter, at most this many lines are read (from the newest end) per call;
-/// `next_skip` says where to go on.
-const DECISIONS_SCANNED: usize = 10_000;
-
-/// A page of decisions counted from the newest end of the file (`skip` the newest, then the
-/// `limit` before them), read backwards at the cost of the lines read
-/// ([`oc_jsonl::JsonlReader::tail_lines`]), never the whole file.
+/// A page of decisions counted from the newest end (`skip` the newest, then the `limit` before
+/// them), read by the store at the cost of what it shows ([`TaskFileStore::decisions`]): with
+/// an `agent` filter a page may hold fewer with `more` set, and `next_skip` goes on.
 fn decision_list(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
-    let files = task_files(tb, a, false)?;
+    let (files, task) = task_files(tb, a, false)?;
     let by = a.opt_str("agent")?;
     let limit = a
         .opt_u64("limit", DECISIONS_MAX)?
@@ -142,66 +156,33 @@ fn decision_list(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Valu
     }
     let skip = a.opt_u64("skip", u64::from(u32::MAX))?.unwrap_or(0) as usize;
     let newest_first = a.opt_bool("newest")? == Some(true);
-    let log = files.decision_log()?;
-    // Newest first while collecting; `at` is how many lines from the newest end were read.
-    let (mut shown, mut at, mut more, mut malformed) = (Vec::new(), skip, false, 0usize);
-    loop {
-        let want = if by.is_some() {
-            (DECISIONS_SCANNED + skip)
-                .saturating_sub(at)
-                .min(limit.max(256))
-        } else {
-            limit - shown.len()
-        };
-        if want == 0 {
-            break;
-        }
-        let page = log.tail_lines(at, want)?;
-        let read = page.lines.len();
-        let mut page_more = page.more;
-        for (i, line) in page.lines.iter().enumerate().rev() {
-            match serde_json::from_slice::<Decision>(&line.text) {
-                Ok(d) if by.is_none_or(|b| d.agent == b) => shown.push(d),
-                Ok(_) => {}
-                Err(_) => malformed += 1,
-            }
-            at += 1;
-            if shown.len() == limit {
-                // Older lines remain: those of this page not looked at, or older pages.
-                page_more |= i > 0;
-                break;
-            }
-        }
-        more = page_more;
-        if shown.len() == limit || read < want || !page.more {
-            break;
-        }
-    }
-    if !newest_first {
+    let page = files.decisions(&task, by, skip, limit)?;
+    let mut shown: Vec<Decision> = page.entries.into_iter().map(|s| s.record).collect();
+    if newest_first {
         shown.reverse();
     }
     Ok(
-        json!({ "decisions": json_of(&shown)?, "more": more, "next_skip": at,
-               "skipped_malformed_lines": malformed }),
+        json!({ "decisions": json_of(&shown)?, "more": page.more, "next_skip": page.next_skip,
+               "skipped_malformed_lines": page.read.malformed }),
     )
 }
 
 fn checkpoint_create(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
     a.agent(tb)?;
-    let files = task_files(tb, a, true)?;
-    let cp = files.create_checkpoint(a.str("description")?, tb.life.store().now())?;
+    let (files, task) = task_files(tb, a, true)?;
+    let cp = files.create_checkpoint(&task, a.str("description")?, tb.life.store().now())?;
     Ok(json!({ "checkpoint": json_of(&cp)? }))
 }
 
 fn checkpoint_list(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
-    let files = task_files(tb, a, false)?;
-    Ok(json!({ "checkpoints": json_of(&files.checkpoints()?)? }))
+    let (files, task) = task_files(tb, a, false)?;
+    Ok(json!({ "checkpoints": json_of(&files.checkpoints(&task)?)? }))
 }
 
 fn checkpoint_restore(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
     a.agent(tb)?;
-    let files = task_files(tb, a, true)?;
-    let cp = files.restore_checkpoint(a.str("checkpoint_id")?)?;
+    let (files, task) = task_files(tb, a, true)?;
+    let cp = files.restore_checkpoint(&task, a.str("checkpoint_id")?)?;
     Ok(json!({ "checkpoint": json_of(&cp)? }))
 }
 
@@ -218,7 +199,7 @@ pub(super) fn tools() -> Vec<Tool> {
         Tool::new(
             "task_log_append",
             "Log progress",
-            "Append an entry to a task's log (what you did, found or are about to do), with optional structured data. Entries are durable and shown by task_log_query and `oc logs`.",
+            "Append an entry to a task's log (what you did, found or are about to do), with optional structured data. Entries are durable and shown by task_log_query and `oc logs`. Pass an idempotency_key to retry safely: a retry with the same key writes nothing and answers duplicate=true.",
             log_append,
         )
         .args(
@@ -228,10 +209,24 @@ pub(super) fn tools() -> Vec<Tool> {
                 ("message", string("What happened.")),
                 level("info (default), or trace, debug, warn, error."),
                 ("data", any_object("Structured details.")),
+                (
+                    "idempotency_key",
+                    string("A key naming this append (at most 200 bytes): a retry with the same key writes nothing."),
+                ),
             ],
             &["task_id", "message"],
         )
-        .answers(&[("entry", any_object("The entry written."))], &["entry"])
+        .answers(
+            &[
+                ("entry", any_object("The entry written.")),
+                ("id", integer("Where the entry is stored.", 0, u64::MAX)),
+                (
+                    "duplicate",
+                    boolean("The key was already used: nothing was written now."),
+                ),
+            ],
+            &["entry"],
+        )
         .on_files(),
         Tool::new(
             "task_log_query",
@@ -374,4 +369,37 @@ pub(super) fn tools() -> Vec<Tool> {
         .on_files()
         .extra(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_failure_is_internal_and_the_callers_mistakes_are_refusals() {
+        // The store's backend failed (PostgreSQL away): the outcome is unknown, as for tasks.
+        let down = oc_jsonl::Error::backend("postgres", true, "connection refused");
+        assert_eq!(
+            ToolError::from(down),
+            ToolError::Internal("postgres: connection refused".into())
+        );
+        let not_found = oc_jsonl::Error::NotFound {
+            what: "checkpoint cp-1".into(),
+        };
+        assert!(matches!(
+            ToolError::from(not_found),
+            ToolError::Refused {
+                code: "NOT_FOUND",
+                ..
+            }
+        ));
+        let bad_key = check_append_key("").unwrap_err();
+        assert!(matches!(
+            ToolError::from(bad_key),
+            ToolError::Refused {
+                code: "INVALID_ARGUMENT",
+                ..
+            }
+        ));
+    }
 }

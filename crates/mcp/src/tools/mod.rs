@@ -2,12 +2,12 @@
 //! what each does with the [`Toolbox`]. Tasks are in `tasks`, locks in `locks`, a task's log,
 //! decisions and checkpoints in `files`.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use oc_hooks::TaskLifecycle;
+use oc_jsonl::TaskFileStore;
 use oc_locks::{Error as LockError, Lock, LockManager, Owner, Resource};
 use oc_tasks::{Error as TaskError, TaskId};
 use serde_json::{Map, Value, json};
@@ -20,14 +20,14 @@ mod tasks;
 pub struct Toolbox {
     life: TaskLifecycle,
     locks: Arc<dyn LockManager>,
-    files: Option<PathBuf>,
+    files: Option<Arc<dyn TaskFileStore>>,
     default_agent: Option<String>,
 }
 
 impl std::fmt::Debug for Toolbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Toolbox")
-            .field("files", &self.files)
+            .field("files", &self.files.as_ref().map(|f| f.location()))
             .field("default_agent", &self.default_agent)
             .finish_non_exhaustive()
     }
@@ -44,10 +44,10 @@ impl Toolbox {
         }
     }
 
-    /// Serves each task's log, decisions and checkpoints (`oc_jsonl::TaskFiles`) under
-    /// `<data_dir>/tasks/<id>/`: without it, those tools are not offered.
-    pub fn files(mut self, data_dir: impl Into<PathBuf>) -> Toolbox {
-        self.files = Some(data_dir.into());
+    /// Serves each task's log, decisions and checkpoints from `files` (a data directory's
+    /// `oc_jsonl::DirFileStore`, or PostgreSQL's): without it, those tools are not offered.
+    pub fn files(mut self, files: Arc<dyn TaskFileStore>) -> Toolbox {
+        self.files = Some(files);
         self
     }
 

@@ -45,7 +45,10 @@ fn bad_input_gets_errors_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), Arc::new(Hooks::new()));
     let locks: Arc<dyn LockManager> = Arc::new(MemoryLockManager::new());
-    let toolbox = || Toolbox::new(life.clone(), Arc::clone(&locks)).files(dir.path());
+    let toolbox = || {
+        Toolbox::new(life.clone(), Arc::clone(&locks))
+            .files(Arc::new(oc_jsonl::DirFileStore::new(dir.path())))
+    };
     let s = Server::new(toolbox()).all_tools();
     init(&s, "2025-11-25");
     let (_, t) = call(&s, "task_create", json!({"agent":"p","name":"held"}));

@@ -65,5 +65,6 @@ pub fn call(s: &Server, name: &str, args: Value) -> (bool, Value) {
 /// A server with every tool, the task files under `dir`.
 pub fn server_with_files(dir: &Path) -> Server {
     let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), Arc::new(Hooks::new()));
-    Server::new(Toolbox::new(life, Arc::new(MemoryLockManager::new())).files(dir)).all_tools()
+    let files = Arc::new(oc_jsonl::DirFileStore::new(dir));
+    Server::new(Toolbox::new(life, Arc::new(MemoryLockManager::new())).files(files)).all_tools()
 }

@@ -261,3 +261,64 @@ fn decision_list_pages_from_the_newest_and_is_bounded() {
     let (err, body) = call(&s, "decision_list", json!({"task_id":id,"limit":1001}));
     assert!(err && body["error"]["code"] == "INVALID_ARGUMENT", "{body}");
 }
+
+#[test]
+fn a_log_append_retried_with_its_key_is_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    let (_, c) = call(&s, "task_create", json!({"agent":"p","name":"t"}));
+    let id = c["task"]["id"].clone();
+    let append = |key: &str, message: &str| {
+        call(
+            &s,
+            "task_log_append",
+            json!({"agent":"a","task_id":id,"message":message,"idempotency_key":key}),
+        )
+    };
+    let (err, first) = append("step-1", "tests pass");
+    assert!(!err, "{first}");
+    assert_eq!(first["duplicate"], false);
+    // The answer was lost; the agent retries the same call.
+    let (err, again) = append("step-1", "tests pass");
+    assert!(!err, "{again}");
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["id"], first["id"], "the first append's id");
+    assert_eq!(
+        again["entry"], first["entry"],
+        "the entry the first call wrote"
+    );
+    let (err, other) = append("step-2", "tests pass");
+    assert!(!err && other["duplicate"] == false, "{other}");
+    let (_, q) = call(&s, "task_log_query", json!({"task_id":id}));
+    let messages: Vec<&Value> = q["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["message"])
+        .collect();
+    assert_eq!(
+        messages,
+        [&json!("tests pass"), &json!("tests pass")],
+        "{q}"
+    );
+
+    for bad in [String::new(), "k".repeat(201), "a\nb".to_owned()] {
+        let (err, body) = append(&bad, "x");
+        assert!(err, "{body}");
+        assert_eq!(body["error"]["code"], "INVALID_ARGUMENT", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("idempotency_key"),
+            "{body}"
+        );
+    }
+    let (_, q) = call(&s, "task_log_query", json!({"task_id":id}));
+    assert_eq!(
+        q["entries"].as_array().unwrap().len(),
+        2,
+        "refused keys write nothing"
+    );
+}

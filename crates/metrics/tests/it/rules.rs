@@ -50,6 +50,96 @@ fn assert_known(file: &str, text: &str) {
     }
 }
 
+/// The `store` series (docs/METRICS.md) `expr` uses outside `max without (instance) (...)`:
+/// each would be counted once per `oc serve` replica of the database.
+fn store_series_outside_max(expr: &str) -> Vec<String> {
+    const MAX: &str = "max without (instance) (";
+    // Where each `max without (instance) (` opens and, by its parentheses, closes.
+    let mut spans = Vec::new();
+    for (at, _) in expr.match_indices(MAX) {
+        let open = at + MAX.len();
+        let mut depth = 1usize;
+        let mut end = expr.len();
+        for (i, c) in expr[open..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        spans.push(open..end);
+    }
+    let mut outside = Vec::new();
+    for m in oc_metrics::CATALOGUE
+        .iter()
+        .filter(|m| m.scope == oc_metrics::Scope::Store)
+    {
+        for (at, _) in expr.match_indices(m.name) {
+            let whole = expr[at + m.name.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| !(c.is_ascii_lowercase() || c == '_'))
+                || ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .any(|s| expr[at + m.name.len()..].starts_with(s));
+            if whole && !spans.iter().any(|s| s.contains(&at)) {
+                outside.push(m.name.to_owned());
+            }
+        }
+    }
+    outside
+}
+
+/// Every expression of the rules and the dashboard.
+fn shipped_exprs() -> Vec<(String, String)> {
+    let mut exprs = Vec::new();
+    let rules = std::fs::read_to_string(docs().join("prometheus/rules.yml")).unwrap();
+    for line in rules.lines() {
+        if let Some(e) = line.trim().strip_prefix("expr: ") {
+            exprs.push(("rules.yml".to_owned(), e.to_owned()));
+        }
+    }
+    let text = std::fs::read_to_string(docs().join("grafana/opencode.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let e = t["expr"].as_str().unwrap().to_owned();
+            exprs.push((format!("panel {}", p["title"]), e));
+        }
+    }
+    exprs
+}
+
+#[test]
+fn store_series_count_one_replica_in_rules_and_dashboard() {
+    // The check itself: a bare store series is found, one under `max` is not.
+    assert_eq!(
+        store_series_outside_max("sum(opencode_tasks) + max without (instance) (opencode_tasks)"),
+        ["opencode_tasks"]
+    );
+    assert!(
+        store_series_outside_max(
+            "sum by (le) (max without (instance) (rate(opencode_task_duration_seconds_bucket[5m])))"
+        )
+        .is_empty()
+    );
+    let exprs = shipped_exprs();
+    assert!(exprs.len() > 20, "found {} expressions", exprs.len());
+    for (place, e) in exprs {
+        let bare = store_series_outside_max(&e);
+        assert!(
+            bare.is_empty(),
+            "{place}: {bare:?} taken without `max without (instance)` in {e}"
+        );
+    }
+}
+
 fn promtool(args: &[&str]) {
     let Ok(out) = Command::new("promtool")
         .args(args)

@@ -58,16 +58,19 @@ fn rendered_values_match_the_stores() {
     // Of the two pending tasks, one waits for the failed one.
     oc_tasks::TaskStore::add_dependency(&*store, &ids[5], &ids[2]).unwrap();
     // The agents' own log lines (transitions are the store's history, not log lines).
-    let files = oc_jsonl::TaskFiles::new(dir.path(), ids[0].as_str()).unwrap();
+    let files = oc_jsonl::DirFileStore::new(dir.path());
     for i in 0..4 {
-        files
-            .append_log(&oc_jsonl::LogEntry::new(
+        oc_jsonl::TaskFileStore::append_log(
+            &files,
+            ids[0].as_str(),
+            &oc_jsonl::LogEntry::new(
                 Timestamp::now(),
                 oc_jsonl::Level::Info,
                 ids[0].as_str(),
                 format!("step {i}"),
-            ))
-            .unwrap();
+            ),
+        )
+        .unwrap();
     }
     let locks = SqliteLockManager::open(&db).unwrap();
     locks
@@ -87,7 +90,7 @@ fn rendered_values_match_the_stores() {
         &Sources::new(&*store)
             .storage(&store)
             .locks(&locks)
-            .data_dir(dir.path())
+            .files(&files)
             .latency(&tracker, PerformanceGoals::default())
             .hooks(&hooks),
     )
@@ -326,7 +329,7 @@ fn lock_waits_and_log_fsyncs_are_observed_as_they_happen() {
 
 #[test]
 fn log_volume_never_follows_a_link_in_the_data_directory() {
-    use oc_jsonl::{Level, LogEntry, TaskFiles};
+    use oc_jsonl::{DirFileStore, Level, LogEntry, TaskFileStore, TaskFiles};
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let entry = |m: &str| LogEntry::new(oc_time::Timestamp::from_millis(1), Level::Info, "t", m);
@@ -346,6 +349,13 @@ fn log_volume_never_follows_a_link_in_the_data_directory() {
     let odd = TaskFiles::new(&data, "odd").unwrap();
     std::fs::create_dir_all(odd.dir()).unwrap();
     std::os::unix::fs::symlink(outside.join("logs.jsonl"), odd.log_path()).unwrap();
-    let v = oc_metrics::log_volume(&data).unwrap();
+    let store = oc_tasks::MemoryTaskStore::new();
+    let files = DirFileStore::new(&data);
+    let v = collect(&Sources::new(&store).files(&files)).unwrap().logs;
+    let v = v.unwrap();
     assert_eq!((v.tasks, v.files, v.entries), (1, 1, 2), "{v:?}");
+    // The same through the trait object a server holds.
+    let shared: Arc<dyn TaskFileStore> = Arc::new(DirFileStore::new(&data));
+    let v = collect(&Sources::new(&store).files(&*shared)).unwrap().logs;
+    assert_eq!(v.map(|v| (v.tasks, v.entries)), Some((1, 2)));
 }

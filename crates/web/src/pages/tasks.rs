@@ -7,12 +7,14 @@
 //! decisions and [`CHECKPOINTS_SHOWN`] checkpoints, each list with links to older and newer
 //! pages (`?history=`, `?log=`, `?decisions=`, `?checkpoints=`: how many of the newest to
 //! skip). Each text an agent wrote is cut past [`oc_jsonl::SHOWN_BYTES`], saying so; a cut log
-//! entry or decision links to itself whole (`?entry=<byte offset>[&file=<rotation>]`,
-//! `?decision=<byte offset>`). The log and the decisions are read backwards from their end
-//! ([`oc_jsonl::JsonlReader::tail_lines`]), at the cost of the entries shown and skipped.
+//! entry or decision links to itself whole (`?entry=<id>`, `?decision=<id>`, the store's
+//! [`EntryId`]). The log, the decisions and the checkpoints come from one
+//! [`TaskFileStore::overview`](oc_jsonl::TaskFileStore::overview) call, read from their newest
+//! end at the cost of the entries shown and skipped (on disk, the task's directory opened once);
+//! a list the store cannot read says why in its section, and the others are shown.
 
 use maud::{Markup, html};
-use oc_jsonl::{JsonlReader, LineAt, SHOWN_BYTES, TaskFiles};
+use oc_jsonl::{EntryId, OverviewRequest, SHOWN_BYTES, Stored};
 use oc_tasks::{Cursor, Order, Task, TaskFilter, TaskId, TaskQuery, TaskStatus};
 use oc_time::Timestamp;
 
@@ -31,7 +33,7 @@ const HISTORY_SHOWN: usize = 50;
 /// Checkpoints a task's page shows.
 const CHECKPOINTS_SHOWN: usize = 20;
 /// The query parameters that show one entry whole instead of the page.
-const WHOLE: [&str; 3] = ["entry", "file", "decision"];
+const WHOLE: [&str; 2] = ["entry", "decision"];
 
 pub(crate) fn list(web: &Web, req: &Request) -> Response {
     let mut problems = Vec::new();
@@ -125,12 +127,8 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
         Err(e) => return super::refused(web, "Task", &e.to_string(), "/ui/tasks"),
     };
     let now = store.now();
-    let files = web
-        .data_dir
-        .as_ref()
-        .and_then(|d| TaskFiles::new(d, id.as_str()).ok());
     if req.param("entry").is_some() || req.param("decision").is_some() {
-        return whole(web, &task, files.as_ref(), req, now);
+        return whole(web, &task, req, now);
     }
     let history = store.history(&id).unwrap_or_default();
     let history_skip = skip(req, "history");
@@ -146,38 +144,40 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
         .map(|p| p.tasks)
         .unwrap_or_default();
     let log_skip = skip(req, "log");
-    let (log, log_more) = files
-        .as_ref()
-        .and_then(|f| f.logs().tail_lines(log_skip, LOG_TAIL).ok())
-        .map(|t| {
-            let entries: Vec<(LineAt, oc_jsonl::LogEntry)> = t
-                .lines
-                .iter()
-                .filter_map(|l| Some((l.at, serde_json::from_slice(&l.text).ok()?)))
-                .collect();
-            (entries, t.more)
-        })
-        .unwrap_or_default();
     let decisions_skip = skip(req, "decisions");
-    let (decisions, decisions_more) = files
-        .as_ref()
-        .and_then(|f| f.decision_log().ok())
-        .and_then(|r| r.tail_lines(decisions_skip, DECISIONS_SHOWN).ok())
-        .map(|t| {
-            let decisions: Vec<(LineAt, oc_jsonl::Decision)> = t
-                .lines
-                .iter()
-                .filter_map(|l| Some((l.at, serde_json::from_slice(&l.text).ok()?)))
-                .collect();
-            (decisions, t.more)
-        })
-        .unwrap_or_default();
-    // Newest first; only the manifests of the page shown are read.
     let checkpoints_skip = skip(req, "checkpoints");
-    let (checkpoints_page, checkpoints_more) = files
-        .as_ref()
-        .and_then(|f| f.checkpoint_page(checkpoints_skip, CHECKPOINTS_SHOWN).ok())
-        .unwrap_or_default();
+    // One call for the three lists (the disk store opens the task's directory once); a part
+    // that cannot be read says why in its section, and the others are shown.
+    let overview = web.files.as_ref().map(|f| {
+        f.overview(
+            id.as_str(),
+            &OverviewRequest::new(
+                (log_skip, LOG_TAIL),
+                (decisions_skip, DECISIONS_SHOWN),
+                (checkpoints_skip, CHECKPOINTS_SHOWN),
+            ),
+        )
+    });
+    let (log, decisions, checkpoints) = match overview {
+        None => (
+            Ok(Default::default()),
+            Ok(Default::default()),
+            Ok(Default::default()),
+        ),
+        Some(o) => (
+            o.log.map(|p| (p.entries, p.more)),
+            o.decisions.map(|p| (p.entries, p.more)),
+            o.checkpoints,
+        ),
+    };
+    let (log_problem, decisions_problem, checkpoints_problem) = (
+        log.as_ref().err().map(ToString::to_string),
+        decisions.as_ref().err().map(ToString::to_string),
+        checkpoints.as_ref().err().map(ToString::to_string),
+    );
+    let (log, log_more) = log.unwrap_or_default();
+    let (decisions, decisions_more) = decisions.unwrap_or_default();
+    let (checkpoints_page, checkpoints_more) = checkpoints.unwrap_or_default();
     let here = format!("/ui/tasks/{id}");
     let pages = |name: &str, per: usize, skipped: usize, more: bool| {
         paging(&here, req, name, per, skipped, more)
@@ -229,9 +229,10 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
         }
         section aria-labelledby="log-h" {
             h2 id="log-h" { "Log" (range(log_skip, LOG_TAIL)) }
-            @if log.is_empty() { p { "Nothing logged." } } @else {
+            @if let Some(e) = &log_problem { p class="error" role="alert" { (e) } }
+            @else if log.is_empty() { p { "Nothing logged." } } @else {
                 ol class="log" {
-                    @for (at, e) in &log {
+                    @for Stored { id: at, record: e } in &log {
                         @let link = entry_link(&here, "entry", *at);
                         li class={ "level " (e.level.as_str()) } {
                             (when(e.timestamp, now)) " " strong { (e.level.as_str()) } " " (cut(&e.message, Some(&link)))
@@ -244,8 +245,9 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
         }
         section aria-labelledby="decisions-h" {
             h2 id="decisions-h" { "Decisions" (range(decisions_skip, DECISIONS_SHOWN)) }
-            @if decisions.is_empty() { p { "None recorded." } } @else {
-                ul { @for (at, d) in &decisions {
+            @if let Some(e) = &decisions_problem { p class="error" role="alert" { (e) } }
+            @else if decisions.is_empty() { p { "None recorded." } } @else {
+                ul { @for Stored { id: at, record: d } in &decisions {
                     @let link = entry_link(&here, "decision", *at);
                     li { (when(d.timestamp, now)) " " strong { (cut(&d.agent, Some(&link))) } ": " (cut(&d.decision, Some(&link))) @if !d.reasoning.is_empty() { " — " (cut(&d.reasoning, Some(&link))) } }
                 } }
@@ -254,7 +256,8 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
         }
         section aria-labelledby="checkpoints-h" {
             h2 id="checkpoints-h" { "Checkpoints" (range(checkpoints_skip, CHECKPOINTS_SHOWN)) }
-            @if checkpoints_page.is_empty() { p { "None." } } @else {
+            @if let Some(e) = &checkpoints_problem { p class="error" role="alert" { (e) } }
+            @else if checkpoints_page.is_empty() { p { "None." } } @else {
                 ul { @for c in &checkpoints_page { li { code { (c.id) } " " (when(c.created_at, now)) " " (cut(&c.description, None)) " (" (c.files.len()) " file(s), " (c.bytes()) " bytes)" } } }
             }
             (pages("checkpoints", CHECKPOINTS_SHOWN, checkpoints_skip, checkpoints_more))
@@ -311,12 +314,8 @@ fn paging(
 }
 
 /// The link to one log entry (`param` "entry") or decision ("decision") whole.
-fn entry_link(here: &str, param: &str, at: LineAt) -> String {
-    if at.file == 0 {
-        format!("{here}?{param}={}", at.offset)
-    } else {
-        format!("{here}?{param}={}&file={}", at.offset, at.file)
-    }
+fn entry_link(here: &str, param: &str, at: EntryId) -> String {
+    format!("{here}?{param}={at}")
 }
 
 /// Text an agent wrote, cut past [`SHOWN_BYTES`] with its whole length and, when given, a link
@@ -333,58 +332,41 @@ fn cut(text: &str, whole: Option<&str>) -> Markup {
     }
 }
 
-/// One log entry (`?entry=<offset>[&file=<n>]`) or decision (`?decision=<offset>`) whole, read
-/// from where it starts; 404 when no entry starts there (a made-up offset, or one rotated away).
-fn whole(
-    web: &Web,
-    task: &Task,
-    files: Option<&TaskFiles>,
-    req: &Request,
-    now: Timestamp,
-) -> Response {
+/// One log entry (`?entry=<id>`) or decision (`?decision=<id>`) whole, read by its
+/// [`EntryId`]; 404 when the store has none there (a made-up id, or one restored or retained
+/// away).
+fn whole(web: &Web, task: &Task, req: &Request, now: Timestamp) -> Response {
     let here = format!("/ui/tasks/{}", task.id);
     let decision = req.param("decision");
-    let offset = decision
+    let id = decision
         .or(req.param("entry"))
-        .and_then(|v| v.parse::<u64>().ok());
-    let file = match req.param("file").map(str::parse::<u32>) {
-        None => Some(0),
-        Some(Ok(n)) => Some(n),
-        Some(Err(_)) => None,
-    };
-    let reader: Option<JsonlReader> = match decision {
-        Some(_) => files.and_then(|f| f.decision_log().ok()),
-        None => files.map(TaskFiles::logs),
-    };
-    let line = match (reader, offset, file) {
-        (Some(r), Some(offset), Some(file)) => r.line_at(LineAt { file, offset }).ok().flatten(),
-        _ => None,
-    };
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(EntryId);
+    let task_id = task.id.as_str();
     let what = if decision.is_some() {
         "decision"
     } else {
         "log entry"
     };
-    let body = match line {
-        Some(line) if decision.is_some() => {
-            match serde_json::from_slice::<oc_jsonl::Decision>(&line) {
-                Ok(d) => html! {
-                    p { a href=(here) { "← " (task.name) } }
-                    dl class="fields" {
-                        dt { "Recorded" } dd { (when(d.timestamp, now)) }
-                        dt { "Agent" } dd { (d.agent) }
-                        dt { "Decision" } dd { pre class="whole" { (d.decision) } }
-                        dt { "Reasoning" } dd { pre class="whole" { (d.reasoning) } }
-                        @if !d.metadata.is_empty() {
-                            dt { "Metadata" } dd { pre class="whole" { (serde_json::to_string_pretty(&d.metadata).unwrap_or_default()) } }
-                        }
+    let body = match (web.files.as_ref(), id) {
+        (Some(files), Some(id)) if decision.is_some() => match files.decision(task_id, id) {
+            Ok(Some(d)) => Some(html! {
+                p { a href=(here) { "← " (task.name) } }
+                dl class="fields" {
+                    dt { "Recorded" } dd { (when(d.timestamp, now)) }
+                    dt { "Agent" } dd { (d.agent) }
+                    dt { "Decision" } dd { pre class="whole" { (d.decision) } }
+                    dt { "Reasoning" } dd { pre class="whole" { (d.reasoning) } }
+                    @if !d.metadata.is_empty() {
+                        dt { "Metadata" } dd { pre class="whole" { (serde_json::to_string_pretty(&d.metadata).unwrap_or_default()) } }
                     }
-                },
-                Err(_) => html! { p { "The line there is not a decision." } },
-            }
-        }
-        Some(line) => match serde_json::from_slice::<oc_jsonl::LogEntry>(&line) {
-            Ok(e) => html! {
+                }
+            }),
+            Ok(None) => None,
+            Err(e) => return unreadable(web, e, &here, now),
+        },
+        (Some(files), Some(id)) => match files.log_entry(task_id, id) {
+            Ok(Some(e)) => Some(html! {
                 p { a href=(here) { "← " (task.name) } }
                 dl class="fields" {
                     dt { "Logged" } dd { (when(e.timestamp, now)) }
@@ -394,18 +376,34 @@ fn whole(
                         dt { "Data" } dd { pre class="whole" { (serde_json::to_string_pretty(&e.data).unwrap_or_default()) } }
                     }
                 }
-            },
-            Err(_) => html! { p { "The line there is not a log entry." } },
+            }),
+            Ok(None) => None,
+            Err(e) => return unreadable(web, e, &here, now),
         },
-        None => {
-            let body = html! {
-                p { "No " (what) " of " code { (task.id) } " starts there (any more)." }
-                p { a href=(here) { "← " (task.name) } }
-            };
-            return Response::html(404, layout(web, now, "Not found", "/ui/tasks", false, body));
-        }
+        _ => None,
+    };
+    let Some(body) = body else {
+        let body = html! {
+            p { "No " (what) " of " code { (task.id) } " is there (any more)." }
+            p { a href=(here) { "← " (task.name) } }
+        };
+        return Response::html(404, layout(web, now, "Not found", "/ui/tasks", false, body));
     };
     Response::html(200, layout(web, now, &task.name, "/ui/tasks", false, body))
+}
+
+/// A failed read of one entry: the backend's failure is the server's (500); anything else (a
+/// link or special file refused, a file unreadable) answers as an entry that is not there.
+fn unreadable(web: &Web, e: oc_jsonl::Error, here: &str, now: Timestamp) -> Response {
+    let (code, title) = match e {
+        oc_jsonl::Error::Backend { .. } => (500, "Unavailable"),
+        _ => (404, "Not found"),
+    };
+    let body = html! {
+        p class="error" role="alert" { (e) }
+        p { a href=(here) { "Back" } }
+    };
+    Response::html(code, layout(web, now, title, "/ui/tasks", false, body))
 }
 
 /// The actions the state machine allows from `s`, as forms (refused by the server when it is

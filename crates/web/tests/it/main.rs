@@ -55,6 +55,6 @@ pub fn filled(dir: &std::path::Path) -> (Web, Arc<dyn TaskStore>, Arc<dyn LockMa
         ))
         .unwrap();
     let life = TaskLifecycle::new(Arc::clone(&store), Arc::new(Hooks::new()));
-    let web = Web::new(life, Arc::clone(&locks)).data_dir(dir);
+    let web = Web::new(life, Arc::clone(&locks)).files(Arc::new(oc_jsonl::DirFileStore::new(dir)));
     (web, store, locks)
 }

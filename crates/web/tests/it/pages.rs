@@ -488,7 +488,8 @@ fn a_task_page_shows_the_newest_of_each_and_pages_to_the_rest() {
     for bad in [
         "?entry=1",
         "?entry=99999999999",
-        "?entry=0&file=9",
+        // The first line of a rotated file that is not there (generation 9, offset 0).
+        "?entry=2533274790395904",
         "?entry=x",
         "?decision=3",
     ] {
@@ -506,4 +507,33 @@ fn a_task_page_shows_the_newest_of_each_and_pages_to_the_rest() {
             "{bad}"
         );
     }
+}
+
+/// Each list of a task's page fails alone and says why: a decisions file swapped for a link
+/// is refused (never followed) and named, while the log beside it is shown.
+#[test]
+fn a_part_of_a_task_page_that_cannot_be_read_says_why_and_the_rest_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _, _) = filled(dir.path());
+    let elsewhere = dir.path().join("elsewhere.jsonl");
+    std::fs::write(
+        &elsewhere,
+        "{\"timestamp\":\"2026-01-01T00:00:00Z\",\"agent\":\"x\",\"decision\":\"<b>planted</b>\",\"reasoning\":\"\"}\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join("tasks/r1/decisions.jsonl")).unwrap();
+    let page = get(&web, "/ui/tasks/r1");
+    assert_eq!(page.status, 200);
+    let body = page.body_text();
+    assert!(
+        body.contains("&lt;i&gt;flaky&lt;/i&gt; test"),
+        "the log is shown"
+    );
+    assert!(!body.contains("planted"), "nothing read through the link");
+    assert!(
+        body.contains(r#"<p class="error" role="alert">refusing "#)
+            && body.contains("symbolic link"),
+        "{body}"
+    );
+    assert!(!body.contains("None recorded."));
 }
