@@ -102,10 +102,10 @@ mod tasks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use crate::errors::{BatchFailed, ClientStopped};
-pub use crate::files::{MAX_APPEND_BYTES, MAX_APPEND_ENTRIES, PgFileStore};
 #[cfg(feature = "alerts")]
 pub use crate::alerts::PgAlertStore;
+pub use crate::errors::{BatchFailed, ClientStopped};
+pub use crate::files::{MAX_APPEND_BYTES, MAX_APPEND_ENTRIES, PgFileStore};
 pub use crate::locks::{PgLockManager, PgLockOptions};
 pub use crate::options::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
 pub use crate::tasks::{PgStorageStats, PgTaskStore};
