@@ -7,7 +7,7 @@ use oc_lincheck::{Model, Recorder, SplitMix};
 use serde::Serialize;
 
 use super::{Corrupter, at_secs};
-use crate::{Append, EntryId, Level, LogEntry, Query, TaskFileStore};
+use crate::{Append, EntryId, Level, LogEntry, Query, Retention, TaskFileStore};
 
 /// Threads of [`check_concurrent_appends`].
 pub const APPEND_THREADS: u64 = 8;
@@ -255,4 +255,147 @@ pub fn check_linearizable(store: &dyn TaskFileStore, _: &Corrupter) {
         batches.sort();
         assert_eq!(batches, appended, "seed {seed}: each batch once");
     }
+}
+
+/// When one call ran, by the monotonic clock.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    invoked: std::time::Instant,
+    returned: std::time::Instant,
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Span) {
+    let invoked = std::time::Instant::now();
+    let out = f();
+    (
+        out,
+        Span {
+            invoked,
+            returned: std::time::Instant::now(),
+        },
+    )
+}
+
+/// Restores and retentions while 4 threads append lose no append they did not replace: every
+/// append invoked after the last restore returned is in the log (the retentions delete only
+/// the checkpoint's entries, older than any appended), none is there twice, each thread's in
+/// order, and the retentions together delete exactly the checkpoint's entries each restore
+/// brought back.
+pub fn check_replacements_under_appends(store: &dyn TaskFileStore, _: &Corrupter) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let t = "replaced";
+    let old = |i: u64| marked(t, 900_000 + i);
+    let base: Vec<LogEntry> = (0..5).map(old).collect();
+    store.append_logs(t, &base, &Append::durable()).unwrap();
+    let c = store.create_checkpoint(t, "base", at_secs(1)).unwrap();
+    // New entries are at `now`, the checkpoint's at most 1,000 s after START: a retention by an
+    // hour at `now` deletes just those.
+    let now = at_secs(10_000);
+    let fresh = |mark: u64| {
+        let mut e = marked(t, mark);
+        e.timestamp = now;
+        e
+    };
+    let done = AtomicBool::new(false);
+    const ROUNDS: u64 = 5;
+
+    let (appends, (restores, deleted)) = std::thread::scope(|s| {
+        let appenders: Vec<_> = (0..4u64)
+            .map(|p| {
+                let (done, fresh) = (&done, &fresh);
+                s.spawn(move || {
+                    let mut spans = Vec::new();
+                    let mut after_done = 0;
+                    for i in 0..100_000u64 {
+                        if done.load(Ordering::SeqCst) {
+                            after_done += 1;
+                            if after_done > 20 {
+                                break;
+                            }
+                        }
+                        let mark = p * 100_000 + i;
+                        let how = if i % 2 == 0 {
+                            Append::durable()
+                        } else {
+                            Append::written()
+                        };
+                        let (r, span) = timed(|| store.append_logs(t, &[fresh(mark)], &how));
+                        r.unwrap_or_else(|e| panic!("thread {p}, append {i}: {e}"));
+                        spans.push((mark, span));
+                    }
+                    spans
+                })
+            })
+            .collect();
+        let replacer = s.spawn(|| {
+            let mut restores = Vec::new();
+            let mut deleted = 0u64;
+            for round in 0..ROUNDS {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                let (r, span) = timed(|| store.restore_checkpoint(t, &c.id));
+                r.unwrap_or_else(|e| panic!("round {round}: restore: {e}"));
+                restores.push(span);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                let r = Retention::new().max_age(std::time::Duration::from_secs(3600));
+                deleted += store
+                    .retain(t, &r, now)
+                    .unwrap_or_else(|e| panic!("round {round}: retain: {e}"));
+            }
+            done.store(true, Ordering::SeqCst);
+            (restores, deleted)
+        });
+        let appends: Vec<Vec<(u64, Span)>> = appenders
+            .into_iter()
+            .map(|a| a.join().unwrap_or_else(|_| panic!("an appender panicked")))
+            .collect();
+        let replaced = replacer
+            .join()
+            .unwrap_or_else(|_| panic!("the replacing thread panicked"));
+        (appends, replaced)
+    });
+    let page = store.query(t, &Query::new()).unwrap();
+    assert_eq!(page.read.malformed, 0, "no malformed line: {:?}", page.read);
+    let log: Vec<u64> = page.entries.iter().map(|s| mark_of(&s.record)).collect();
+    let mut seen = BTreeMap::new();
+    for (pos, m) in log.iter().enumerate() {
+        assert!(seen.insert(*m, pos).is_none(), "mark {m} twice in the log");
+    }
+    // Each restore brings the 5 base entries back, the oldest; each retention deletes them.
+    let old_left = log.iter().filter(|m| **m >= 900_000).count() as u64;
+    assert_eq!(
+        deleted + old_left,
+        ROUNDS * 5,
+        "the retentions deleted the old entries and nothing else ({old_left} old left)"
+    );
+    assert_eq!(old_left, 0, "the last retention left no old entry");
+    let last_restore = restores
+        .iter()
+        .map(|s| s.returned)
+        .max()
+        .unwrap_or_else(std::time::Instant::now);
+    let mut after = 0;
+    for (p, spans) in appends.iter().enumerate() {
+        let mut prev = None;
+        for (mark, span) in spans {
+            let at = seen.get(mark);
+            if span.invoked > last_restore {
+                after += 1;
+                assert!(
+                    at.is_some(),
+                    "thread {p}'s mark {mark}, appended after the last restore, is lost"
+                );
+            }
+            if let Some(at) = at {
+                if let Some(prev) = prev {
+                    assert!(
+                        prev < *at,
+                        "thread {p}'s mark {mark} before its predecessor"
+                    );
+                }
+                prev = Some(*at);
+            }
+        }
+    }
+    assert!(after >= 4 * 20, "appends after the last restore: {after}");
 }
