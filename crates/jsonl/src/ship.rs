@@ -126,7 +126,10 @@ impl Shipper {
 
     /// The cursors, read through the task directory's handle (never through a link), at most
     /// [`MAX_CURSOR_BYTES`].
-    fn load_cursors(files: &TaskFiles) -> Result<BTreeMap<String, Cursor>> {
+    ///
+    /// Entries are kept as JSON: a collector's cursor written by `DirFileStore`
+    /// (`{"cursor": ...}`) is carried over unchanged when this shipper saves its own.
+    fn load_cursors(files: &TaskFiles) -> Result<BTreeMap<String, serde_json::Value>> {
         let path = Self::cursor_path(files);
         match files.read_file(CURSOR_FILE, MAX_CURSOR_BYTES)? {
             Some(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
@@ -139,7 +142,11 @@ impl Shipper {
 
     fn save_cursor(&self, files: &TaskFiles, c: &Cursor) -> Result<()> {
         let mut all = Self::load_cursors(files)?;
-        all.insert(self.url.clone(), c.clone());
+        let own = serde_json::to_value(c).map_err(|source| Error::Json {
+            path: Self::cursor_path(files),
+            source,
+        })?;
+        all.insert(self.url.clone(), own);
         let path = Self::cursor_path(files);
         let bytes = serde_json::to_vec_pretty(&all).map_err(|source| Error::Json {
             path: path.clone(),
@@ -188,8 +195,10 @@ impl Shipper {
     /// Ships the entries of one task that were not shipped to this collector yet.
     pub fn ship_task(&self, files: &TaskFiles) -> Result<ShipReport> {
         let mut report = ShipReport::default();
-        let saved = Self::load_cursors(files)?
+        // Another format (the store's cursor) reads as nothing shipped here yet.
+        let saved: Cursor = Self::load_cursors(files)?
             .remove(&self.url)
+            .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
         let reader = files.logs();
         // Where to resume: the line after the one whose hash the cursor remembers (rotation may

@@ -10,6 +10,7 @@ mod faults;
 mod files;
 mod power_loss;
 mod props;
+mod replace;
 mod ship;
 mod store;
 mod tail;
