@@ -435,3 +435,144 @@ pub fn check_replacements_under_appends(store: &dyn TaskFileStore, _: &Corrupter
     }
     assert!(after >= 4 * 20, "appends after the last restore: {after}");
 }
+
+/// 8 threads append with the same key at once, 20 keys in turn: for each key exactly one
+/// append writes, every other answers its `Appended` as a duplicate; logs and decisions alike.
+pub fn check_key_race(store: &dyn TaskFileStore, _: &Corrupter) {
+    let t = "key-race";
+    for round in 0..20u64 {
+        let key = format!("race-{round}");
+        let barrier = std::sync::Barrier::new(8);
+        let answers: Vec<(crate::Appended, crate::Appended)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..8u64)
+                .map(|p| {
+                    let (key, barrier) = (&key, &barrier);
+                    s.spawn(move || {
+                        let batch = [marked(t, round * 100 + p), marked(t, round * 100 + 50 + p)];
+                        barrier.wait();
+                        let l = store
+                            .append_logs(t, &batch, &Append::durable().key(key))
+                            .unwrap_or_else(|e| panic!("round {round}, thread {p}: {e}"));
+                        let d = store
+                            .append_decision(
+                                t,
+                                &super::decision(round),
+                                &Append::written().key(key),
+                            )
+                            .unwrap_or_else(|e| panic!("round {round}, thread {p}: {e}"));
+                        (l, d)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|_| panic!("a thread panicked")))
+                .collect()
+        });
+        for (what, all) in [
+            ("log", answers.iter().map(|a| a.0).collect::<Vec<_>>()),
+            ("decisions", answers.iter().map(|a| a.1).collect()),
+        ] {
+            let written: Vec<_> = all.iter().filter(|a| !a.duplicate).collect();
+            assert_eq!(
+                written.len(),
+                1,
+                "round {round}, {what}: one append wrote: {all:?}"
+            );
+            assert!(
+                all.iter()
+                    .all(|a| a.first == written[0].first && a.count == written[0].count),
+                "round {round}, {what}: every answer names the one written: {all:?}"
+            );
+        }
+        let c = store.counts(t).unwrap();
+        assert_eq!(
+            (c.log_entries, c.decisions),
+            (2 * (round + 1), round + 1),
+            "round {round}: one append of each"
+        );
+    }
+}
+
+/// Checkpoints taken while 4 threads append batches hold whole appends: restored, each log is
+/// whole lines only, each thread's batches a prefix of what it appended, each batch whole.
+pub fn check_checkpoints_under_appends(store: &dyn TaskFileStore, _: &Corrupter) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let t = "cp-under";
+    let done = AtomicBool::new(false);
+    let pad = "p".repeat(1_200);
+    let cps = std::thread::scope(|s| {
+        for p in 0..4u64 {
+            let (done, pad) = (&done, &pad);
+            s.spawn(move || {
+                let mut i = 0u64;
+                while !done.load(Ordering::SeqCst) && i < 100_000 {
+                    let batch: Vec<LogEntry> = (0..3)
+                        .map(|k| marked(t, p * 1_000_000 + i * 10 + k).with("pad", pad.as_str()))
+                        .collect();
+                    let how = if i % 2 == 0 {
+                        Append::durable()
+                    } else {
+                        Append::written()
+                    };
+                    store
+                        .append_logs(t, &batch, &how)
+                        .unwrap_or_else(|e| panic!("thread {p}: {e}"));
+                    i += 1;
+                }
+            });
+        }
+        let mut cps = Vec::new();
+        for i in 0..10u64 {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+            cps.push(
+                store
+                    .create_checkpoint(t, &format!("under {i}"), at_secs(i))
+                    .unwrap_or_else(|e| panic!("checkpoint {i}: {e}")),
+            );
+        }
+        done.store(true, Ordering::SeqCst);
+        cps
+    });
+    let mut sizes = Vec::new();
+    for c in &cps {
+        store
+            .restore_checkpoint(t, &c.id)
+            .unwrap_or_else(|e| panic!("restoring {}: {e}", c.id));
+        let page = store.query(t, &Query::new()).unwrap();
+        assert_eq!(
+            (page.read.malformed, page.read.torn_tail_bytes),
+            (0, 0),
+            "{}: whole lines only",
+            c.id
+        );
+        let marks: Vec<u64> = page.entries.iter().map(|s| mark_of(&s.record)).collect();
+        for p in 0..4u64 {
+            let mine: Vec<u64> = marks
+                .iter()
+                .copied()
+                .filter(|m| m / 1_000_000 == p)
+                .collect();
+            let want: Vec<u64> = (0..mine.len() as u64)
+                .map(|j| p * 1_000_000 + (j / 3) * 10 + j % 3)
+                .collect();
+            assert_eq!(mine, want, "{}: thread {p}'s batches, in order", c.id);
+            assert_eq!(
+                mine.len() % 3,
+                0,
+                "{}: thread {p}'s batches whole: {mine:?}",
+                c.id
+            );
+        }
+        sizes.push(marks.len());
+    }
+    assert!(
+        sizes.windows(2).all(|w| w[0] <= w[1]),
+        "later checkpoints hold no less: {sizes:?}"
+    );
+    assert!(
+        sizes.last().is_some_and(|n| *n > 0),
+        "the appends ran while checkpoints were taken: {sizes:?}"
+    );
+}

@@ -74,7 +74,8 @@ mod dir_store {
         check_read_after, check_wait_returns_by_timeout, check_ship_cursors,
         check_retain_entries, check_retain_bytes, check_retain_age, check_counts_and_volume,
         check_tasks_listed, check_overview, check_concurrent_appends,
-        check_replacements_under_appends, check_linearizable_singles);
+        check_replacements_under_appends, check_key_race, check_checkpoints_under_appends,
+        check_linearizable_singles);
 
     mod model {
         use oc_jsonl::DirFileStore;
