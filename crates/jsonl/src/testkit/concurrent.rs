@@ -351,7 +351,7 @@ pub fn check_replacements_under_appends(store: &dyn TaskFileStore, _: &Corrupter
                             }
                         }
                         let mark = p * 100_000 + i;
-                        let how = if i % 2 == 0 {
+                        let how = if i.is_multiple_of(2) {
                             Append::durable()
                         } else {
                             Append::written()
@@ -511,7 +511,7 @@ pub fn check_checkpoints_under_appends(store: &dyn TaskFileStore, _: &Corrupter)
                     let batch: Vec<LogEntry> = (0..3)
                         .map(|k| marked(t, p * 1_000_000 + i * 10 + k).with("pad", pad.as_str()))
                         .collect();
-                    let how = if i % 2 == 0 {
+                    let how = if i.is_multiple_of(2) {
                         Append::durable()
                     } else {
                         Append::written()
