@@ -258,6 +258,11 @@ fn read_manifest(cdir: &Dir, id: &str, task_id: &str) -> Result<Option<Checkpoin
 /// link, with every file reached relative to its directory's handle, again without following
 /// (see [`Error::Unsafe`]). Only the data directory itself is opened by its path.
 ///
+/// [`DirFileStore`](crate::DirFileStore) is built on it: its state, checkpoints, restores and
+/// listings are these, and its writers are the guarded ones [`log_writer`](Self::log_writer)
+/// gives (each write-out under the log's `LOCK_SH`, reopening a log replaced meanwhile). Prefer
+/// the store in new code; this type stays for callers not yet switched to the trait.
+///
 /// ```
 /// use oc_jsonl::{Level, LogEntry, TaskFiles};
 /// use oc_time::Timestamp;
