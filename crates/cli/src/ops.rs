@@ -35,6 +35,7 @@ pub(crate) fn metrics(site: &Site, format: MetricsFormat, out: &mut Output) -> a
 pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()> {
     let tasks = site.tasks()?;
     match cmd {
+        DbCmd::ImportFiles { tasks } => crate::import::run(site, &tasks, out),
         DbCmd::Migrate => {
             // Opening migrates, once, whatever other hosts do at the same time.
             site.locks()?;

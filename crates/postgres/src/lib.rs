@@ -90,6 +90,7 @@
 mod alerts;
 mod errors;
 mod files;
+mod imports;
 mod keys;
 mod locks;
 mod options;
@@ -104,6 +105,10 @@ pub mod testkit;
 
 pub use crate::errors::{BatchFailed, ClientStopped};
 pub use crate::files::{MAX_APPEND_BYTES, MAX_APPEND_ENTRIES, PgFileStore};
+pub use crate::imports::{
+    Batch, Fate, IMPORT_BATCH_BYTES, IMPORT_BATCH_LINES, ImportCursor, ImportStream, PgFileImports,
+    check_source, line_hash,
+};
 #[cfg(feature = "alerts")]
 pub use crate::alerts::PgAlertStore;
 pub use crate::locks::{PgLockManager, PgLockOptions};
