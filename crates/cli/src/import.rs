@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use oc_jsonl::{
-    Checkpoint, Error as FileError, JsonlReader, MAX_CHECKPOINT_FILE_BYTES, ReadReport,
-    TaskFiles, check_checkpoint_id,
+    Checkpoint, Error as FileError, JsonlReader, MAX_CHECKPOINT_FILE_BYTES, ReadReport, TaskFiles,
+    check_checkpoint_id,
 };
 use oc_postgres::{
-    Batch, Fate, IMPORT_BATCH_BYTES, IMPORT_BATCH_LINES, ImportCursor, ImportStream,
-    PgFileImports, check_source,
+    Batch, Fate, IMPORT_BATCH_BYTES, IMPORT_BATCH_LINES, ImportCursor, ImportStream, PgFileImports,
+    check_source,
 };
 use serde::Serialize;
 
@@ -189,8 +189,8 @@ fn import_stream(
     let mut stop: Option<Stop> = None;
     let mut met_cursor = cursor.lines == 0;
     let flush = |batch: &mut Vec<(u64, Vec<u8>)>,
-                     cursor: &mut ImportCursor,
-                     rep: &mut StreamReport|
+                 cursor: &mut ImportCursor,
+                 rep: &mut StreamReport|
      -> Result<(), Stop> {
         if batch.is_empty() {
             return Ok(());
@@ -231,8 +231,7 @@ fn import_stream(
             }
             return true;
         }
-        if batch.len() >= IMPORT_BATCH_LINES || batch_bytes + line.len() + 1 > IMPORT_BATCH_BYTES
-        {
+        if batch.len() >= IMPORT_BATCH_LINES || batch_bytes + line.len() + 1 > IMPORT_BATCH_BYTES {
             if let Err(e) = flush(&mut batch, &mut cursor, &mut rep) {
                 stop = Some(e);
                 return false;

@@ -40,6 +40,9 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
             // Opening migrates, once, whatever other hosts do at the same time.
             site.locks()?;
             site.files()?;
+            if let Some(opts) = site.postgres()? {
+                oc_postgres::PgFileImports::connect(opts)?;
+            }
             crate::alerts::store(site)?;
             let place = match tasks {
                 Tasks::Postgres(_) => {

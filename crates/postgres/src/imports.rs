@@ -182,7 +182,9 @@ fn unsigned(n: i64) -> u64 {
 pub fn check_source(source: &str) -> Result<()> {
     if source.is_empty()
         || source.len() > MAX_SOURCE_BYTES
-        || !source.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        || !source
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
         return Err(Error::InvalidInput {
             field: "source",
@@ -411,8 +413,10 @@ impl PgFileImports {
             )));
         }
         let t = task.to_owned();
-        let r = self
-            .call(move |c| async move { c.client.query_one(&c.stmts.state, &[&t, &bytes]).await })?;
+        let r =
+            self.call(
+                move |c| async move { c.client.query_one(&c.stmts.state, &[&t, &bytes]).await },
+            )?;
         let bad = |e: tokio_postgres::Error| self.corrupt(task, "state.json", e);
         if r.try_get::<_, bool>(0).map_err(bad)? {
             return Ok(Fate::Moved);

@@ -69,10 +69,7 @@ fn decision(i: usize) -> Decision {
 fn append_raw(local: &Oc, task: &str, lines: &str) {
     use std::io::Write;
     let path = local.data_dir().join("tasks").join(task).join("logs.jsonl");
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     f.write_all(lines.as_bytes()).unwrap();
 }
 
@@ -160,7 +157,9 @@ fn import_moves_a_data_directory_as_it_is_and_a_second_import_moves_nothing() {
     on_json(&local, &url, &["task", "create", "one", "--id", "t1"]);
     let noted = on(&local, &url, &["logs", "tail", "t1"]);
     assert!(
-        noted.stderr.contains("has 41 log entries and 3 decisions not in the database"),
+        noted
+            .stderr
+            .contains("has 41 log entries and 3 decisions not in the database"),
         "{noted:?}"
     );
 
@@ -175,10 +174,7 @@ fn import_moves_a_data_directory_as_it_is_and_a_second_import_moves_nothing() {
 
     let after = views(&|a| on_json(&local, &url, a), "t1");
     assert_eq!(before, after);
-    assert_eq!(
-        on_json(&local, &url, &["task", "show", "t1"])["id"],
-        "t1"
-    );
+    assert_eq!(on_json(&local, &url, &["task", "show", "t1"])["id"], "t1");
     // Equal byte for byte: the database's log as a file hashes as the source does.
     let src = local.data_dir().join("tasks/t1/logs.jsonl");
     let (bytes, hash) = database_log_hash(&local, &url, "t1");
@@ -187,7 +183,9 @@ fn import_moves_a_data_directory_as_it_is_and_a_second_import_moves_nothing() {
 
     let noted = on(&local, &url, &["decisions", "list", "t1"]);
     assert!(
-        noted.stderr.contains("was imported into the database and is no longer read"),
+        noted
+            .stderr
+            .contains("was imported into the database and is no longer read"),
         "{noted:?}"
     );
 
@@ -215,7 +213,11 @@ fn import_moves_a_data_directory_as_it_is_and_a_second_import_moves_nothing() {
     // The source is as it was: nothing deleted.
     assert!(local.data_dir().join("tasks/t1/state.json").exists());
     assert_eq!(
-        local.json(&["checkpoint", "list", "t1"]).as_array().unwrap().len(),
+        local
+            .json(&["checkpoint", "list", "t1"])
+            .as_array()
+            .unwrap()
+            .len(),
         2
     );
 }
@@ -292,7 +294,11 @@ fn a_killed_import_resumes_and_moves_each_line_once() {
     let src = local.data_dir().join("tasks/big/logs.jsonl");
     let (bytes, hash) = database_log_hash(&local, &url, "big");
     assert_eq!(bytes, std::fs::metadata(&src).unwrap().len());
-    assert_eq!(hash, sha256_of(&src), "the same lines in the same order, once");
+    assert_eq!(
+        hash,
+        sha256_of(&src),
+        "the same lines in the same order, once"
+    );
     let last = on_json(&local, &url, &["db", "import-files"]);
     assert_eq!(last["tasks"][0]["logs"]["moved"], 0, "{last}");
 }
