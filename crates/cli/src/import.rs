@@ -6,18 +6,21 @@
 //! in batches of [`IMPORT_BATCH_LINES`] lines, each committed with its cursor by
 //! [`PgFileImports::import_batch`]. Nothing is deleted.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use oc_jsonl::{
-    Checkpoint, Error as FileError, JsonlReader, MAX_CHECKPOINT_FILE_BYTES, ReadReport, TaskFiles,
-    check_checkpoint_id,
+    Checkpoint, Error as FileError, JsonlReader, LineCounts, MAX_CHECKPOINT_FILE_BYTES, ReadReport,
+    TaskFiles, check_checkpoint_id,
 };
 use oc_postgres::{
     Batch, Fate, IMPORT_BATCH_BYTES, IMPORT_BATCH_LINES, ImportCursor, ImportStream, PgFileImports,
     check_source,
 };
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::args::{CheckpointCmd, Command, DecisionsCmd, LogsCmd};
@@ -533,60 +536,107 @@ pub(crate) fn task_of(cmd: &Command) -> Option<&str> {
 /// many of its lines are not in the database, or that they were imported and are no longer
 /// read. Quiet when there is nothing to say or it cannot tell.
 pub(crate) fn note(site: &Site, task: &str) {
-    if let Some(line) = note_line(site, task).ok().flatten() {
+    if let Some(line) = Notes::new(site).and_then(|n| n.line(task)) {
         eprintln!("note: {}", Clean(&line));
     }
 }
 
-fn note_line(site: &Site, task: &str) -> anyhow::Result<Option<String>> {
-    let Some(opts) = site.postgres()? else {
-        return Ok(None);
-    };
-    let files = TaskFiles::new(&site.data_dir, task)?;
-    let dir = files.dir().to_owned();
-    if !real_dir(&dir) {
-        return Ok(None);
+/// The most tasks whose line counts [`Notes`] keeps.
+const NOTED_TASKS: usize = 256;
+
+/// What to say about a task's files left in the data directory, on PostgreSQL: for the note
+/// of a command and the banner of a task's page. Counts lines as [`LineCounts`] does (what was
+/// appended since the last count, at most [`oc_jsonl::COUNT_BUDGET`] bytes a call), and opens
+/// the import cursors once.
+pub(crate) struct Notes {
+    data_dir: PathBuf,
+    opts: oc_postgres::PgOptions,
+    imports: Mutex<Option<Arc<PgFileImports>>>,
+    counts: Mutex<HashMap<String, LineCounts>>,
+}
+
+impl Notes {
+    /// `None` when the task files are in the data directory (no `--database`).
+    pub(crate) fn new(site: &Site) -> Option<Notes> {
+        Some(Notes {
+            data_dir: site.data_dir.clone(),
+            opts: site.postgres().ok().flatten()?,
+            imports: Mutex::new(None),
+            counts: Mutex::new(HashMap::new()),
+        })
     }
-    let count = |r: &JsonlReader| r.for_each_line(|_, _| true).map(|r| r.lines);
-    let logs = count(&files.logs())?;
-    let decisions = count(&files.decision_log()?)?;
-    let source = read_source(&site.data_dir)?;
-    let (mut moved_logs, mut moved_decisions) = (0, 0);
-    if let Some(source) = &source {
-        let imports = PgFileImports::connect(opts)?;
-        let at = |s| -> anyhow::Result<u64> {
-            Ok(imports
-                .cursor(source, task, s)?
-                .map_or(0, |c: ImportCursor| c.lines))
-        };
-        moved_logs = at(ImportStream::Log)?;
-        moved_decisions = at(ImportStream::Decision)?;
+
+    /// The note on `task`, if its directory is in the data directory.
+    pub(crate) fn line(&self, task: &str) -> Option<String> {
+        self.try_line(task).ok().flatten()
     }
-    let (l, d) = (
-        logs.saturating_sub(moved_logs),
-        decisions.saturating_sub(moved_decisions),
-    );
-    let dir = dir.display();
-    Ok(Some(match (l, d) {
-        (0, 0) if source.is_some() => {
-            format!("{dir} was imported into the database and is no longer read")
+
+    fn imports(&self) -> anyhow::Result<Arc<PgFileImports>> {
+        let mut held = self.imports.lock();
+        if let Some(i) = &*held {
+            return Ok(i.clone());
         }
-        (0, 0) => format!(
-            "{dir} holds files not in the database (never imported); oc db import-files moves them"
-        ),
-        (l, 0) => format!(
-            "{dir} has {} log entries not in the database; oc db import-files moves them",
-            thousands(l)
-        ),
-        (0, d) => format!(
-            "{dir} has {} decisions not in the database; oc db import-files moves them",
-            thousands(d)
-        ),
-        (l, d) => format!(
-            "{dir} has {} log entries and {} decisions not in the database; oc db import-files \
-             moves them",
-            thousands(l),
-            thousands(d)
-        ),
-    }))
+        let i = Arc::new(PgFileImports::connect(self.opts.clone())?);
+        *held = Some(i.clone());
+        Ok(i)
+    }
+
+    fn try_line(&self, task: &str) -> anyhow::Result<Option<String>> {
+        let files = TaskFiles::new(&self.data_dir, task)?;
+        let dir = files.dir().to_owned();
+        if !real_dir(&dir) {
+            return Ok(None);
+        }
+        let (logs, decisions) = {
+            let mut all = self.counts.lock();
+            if all.len() >= NOTED_TASKS && !all.contains_key(task) {
+                all.clear();
+            }
+            let cache = all.entry(task.to_owned()).or_default();
+            let logs = files.logs().count_lines(cache)?.lines;
+            let decisions = files.decision_log()?.count_lines(cache)?.lines;
+            cache.sweep();
+            (logs, decisions)
+        };
+        let source = read_source(&self.data_dir)?;
+        let (mut moved_logs, mut moved_decisions) = (0, 0);
+        if let Some(source) = &source {
+            let imports = self.imports()?;
+            let at = |s| -> anyhow::Result<u64> {
+                Ok(imports
+                    .cursor(source, task, s)?
+                    .map_or(0, |c: ImportCursor| c.lines))
+            };
+            moved_logs = at(ImportStream::Log)?;
+            moved_decisions = at(ImportStream::Decision)?;
+        }
+        let (l, d) = (
+            logs.saturating_sub(moved_logs),
+            decisions.saturating_sub(moved_decisions),
+        );
+        let dir = dir.display();
+        Ok(Some(match (l, d) {
+            (0, 0) if source.is_some() => {
+                format!("{dir} was imported into the database and is no longer read")
+            }
+            (0, 0) => format!(
+                "{dir} holds files not in the database (never imported); oc db import-files \
+                 moves them"
+            ),
+            (l, 0) => format!(
+                "{dir} has {} log entries not in the database; oc db import-files moves them",
+                thousands(l)
+            ),
+            (0, d) => format!(
+                "{dir} has {} decisions not in the database; oc db import-files moves them",
+                thousands(d)
+            ),
+            (l, d) => format!(
+                "{dir} has {} log entries and {} decisions not in the database; oc db \
+                 import-files moves them",
+                thousands(l),
+                thousands(d)
+            ),
+        }))
+    }
 }

@@ -337,6 +337,10 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
     let checked = tasks.clone();
     let mut web = oc_web::Web::new(life, site.locks()?)
         .files(files)
+        .file_notes(
+            crate::import::Notes::new(site)
+                .map(|n| Arc::new(move |task: &str| n.line(task)) as oc_web::FileNotes),
+        )
         .storage(tasks.storage_source())
         .health(move || checked.check().map_err(|e| crate::one_line(&e)))
         .read_only(args.read_only);

@@ -374,3 +374,27 @@ fn import_needs_a_database() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("--database"), "{r:?}");
 }
+
+#[test]
+fn the_task_page_shows_files_left_in_the_data_directory() {
+    let Some((_pg, url)) = database("import_page") else {
+        return;
+    };
+    // `oc serve` on the data directory that holds the files, and the database.
+    let oc = Oc::on_database(&url);
+    oc.json(&["task", "create", "three", "--id", "t3"]);
+    filled(&oc, "t3", 6);
+    let s = crate::serve::serve(&oc, "127.0.0.1:0");
+    let (status, body) = crate::serve::get(&s.1, "/ui/tasks/t3");
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        body.contains("has 7 log entries and 3 decisions not in the database"),
+        "{body}"
+    );
+    oc.json(&["db", "import-files"]);
+    let (_, body) = crate::serve::get(&s.1, "/ui/tasks/t3");
+    assert!(
+        body.contains("was imported into the database and is no longer read"),
+        "{body}"
+    );
+}
