@@ -22,6 +22,11 @@
 //!   primary key backwards, the analysis is computed by the server from an index, checkpoints
 //!   are the files a data directory holds, verified by their SHA-256 when restored in one
 //!   transaction; followers are woken by `LISTEN/NOTIFY` and poll every second.
+//! - [`PgFileImports`]: moves a data directory's task files into those tables
+//!   (`oc db import-files`), resumably: a cursor per data directory, task and stream
+//!   (`file_imports`) advanced in the transaction that appends each batch of lines, so a killed
+//!   import resumes after its last batch and a rerun moves nothing; states and checkpoints
+//!   verified and moved when the database has none of that name.
 //! - `PgAlertStore` (feature `alerts`): `oc_alerts::AlertStore` for replicas of an alert
 //!   evaluator on one database: states, silences, the outbox, and a lease on the database's
 //!   clock so that one replica evaluates and notifies at a time.
@@ -81,6 +86,9 @@
 //!   in `commit.rs`); its schema in `files/migrations/*.sql`, its server-side functions
 //!   (`files_append`, `files_restore`, `files_retain`) in `files/functions/NNNN/*.sql` and its
 //!   statements in `files/sql/*.sql`.
+//! - `imports.rs` the importer of data directories; its SQL in `imports/sql/*.sql` (appending
+//!   through `files_append`) and its schema's versions in `imports/migrations/*.sql` (pinned
+//!   there).
 //! - `alerts.rs` the alert store; its SQL in `alerts/sql/*.sql` and its schema's versions in
 //!   `alerts/migrations/*.sql` (pinned there).
 //!
@@ -90,6 +98,7 @@
 mod alerts;
 mod errors;
 mod files;
+mod imports;
 mod keys;
 mod locks;
 mod options;
@@ -106,6 +115,10 @@ pub mod testkit;
 pub use crate::alerts::PgAlertStore;
 pub use crate::errors::{BatchFailed, ClientStopped};
 pub use crate::files::{MAX_APPEND_BYTES, MAX_APPEND_ENTRIES, PgFileStore};
+pub use crate::imports::{
+    Batch, Fate, IMPORT_BATCH_BYTES, IMPORT_BATCH_LINES, ImportCursor, ImportStream, PgFileImports,
+    check_source, line_hash,
+};
 pub use crate::locks::{PgLockManager, PgLockOptions};
 pub use crate::options::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
 pub use crate::tasks::{PgStorageStats, PgTaskStore};

@@ -9,6 +9,7 @@ mod demo;
 mod errors;
 mod escapes;
 mod graph;
+mod import;
 mod locks;
 mod logs;
 mod mcp;

@@ -11,6 +11,7 @@ mod files;
 mod graph;
 mod histories;
 mod hosts;
+mod imports;
 mod model;
 mod processes;
 mod readiness;
