@@ -2,14 +2,13 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use oc_jsonl::{
     Append, Decision, EntryId, Level, LogEntry, Query, ShipOptions, Shipper, Stored, TaskFileStore,
-    TaskFiles, check_append_key,
+    check_append_key,
 };
 use oc_tasks::{EventKind, HistoryEntry, TaskId, TaskStore};
 use oc_time::Timestamp;
@@ -30,15 +29,31 @@ fn task_files(site: &Site, task: &str, must_exist: bool) -> anyhow::Result<Arc<d
     site.files()
 }
 
-/// The task's files in the data directory, for `oc logs ship` (which ships from there until it
-/// reads through the store).
-fn dir_files(site: &Site, task: &str) -> anyhow::Result<TaskFiles> {
-    Ok(TaskFiles::new(&site.data_dir, task)?)
-}
+/// How many task ids one read of [`TaskFileStore::tasks`] takes, for `--all`.
+const TASKS_PAGE: usize = 1_000;
 
-/// The ids of every task with a directory under `<data>/tasks`, sorted.
-fn task_dirs(data_dir: &Path) -> anyhow::Result<Vec<String>> {
-    Ok(TaskFiles::list(data_dir)?)
+/// `task`, or with `all` every task with anything in the store (read a page at a time), in id
+/// order; `each` is called on each id in turn.
+fn each_task(
+    files: &dyn TaskFileStore,
+    task: Option<String>,
+    mut each: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if let Some(t) = task {
+        oc_jsonl::check_task_id(&t)?;
+        return each(&t);
+    }
+    let mut after: Option<String> = None;
+    loop {
+        let page = files.tasks(after.as_deref(), TASKS_PAGE)?;
+        for t in &page {
+            each(t)?;
+        }
+        match page.last() {
+            Some(last) if page.len() == TASKS_PAGE => after = Some(last.clone()),
+            _ => return Ok(()),
+        }
+    }
 }
 
 fn json_object(flag: &str, s: Option<&str>) -> anyhow::Result<Map<String, Value>> {
@@ -109,7 +124,6 @@ const FOLLOW_BATCH: usize = 1_000;
 const FOLLOW_WAIT: Duration = Duration::from_secs(1);
 
 pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Result<()> {
-    let data_dir = site.data_dir.as_path();
     match cmd {
         LogsCmd::Append {
             task,
@@ -223,21 +237,18 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
             level,
         } => {
             let shipper = Shipper::new(&to, ShipOptions::default().min_level(level))?;
-            let tasks: Vec<String> = match task {
-                Some(t) => vec![t],
-                None => {
-                    debug_assert!(all);
-                    task_dirs(data_dir)?
-                }
-            };
+            debug_assert!(all || task.is_some());
+            // Through the store: on PostgreSQL, what any host appended, after the cursor any
+            // host moved for this collector.
+            let files = site.files()?;
             let mut reports = Vec::new();
-            for t in &tasks {
-                let files = dir_files(site, t)?;
+            each_task(&*files, task, |t| {
                 let r = shipper
-                    .ship_task(&files)
+                    .ship_task(&*files, t)
                     .with_context(|| format!("shipping the log of {t}"))?;
                 reports.push(serde_json::json!({ "task": t, "report": r }));
-            }
+                Ok(())
+            })?;
             out.emit("logs.ship", &reports, |w, o| {
                 if o.quiet {
                     return Ok(());

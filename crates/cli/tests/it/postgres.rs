@@ -961,3 +961,20 @@ fn hosts_a_and_b_answer_alike() {
         );
     }
 }
+
+/// `oc logs ship` on PostgreSQL ships what any data directory appended, each collector after
+/// its own cursor in the database, whichever host ships; nothing in the data directories.
+#[test]
+fn ship_on_postgres_sends_what_any_host_appended_once_per_collector() {
+    let Some((a, url)) = oc("cli_ship") else {
+        return;
+    };
+    let b = Oc::on_database(&url);
+    crate::logs::ship_from_two_hosts_to_two_collectors(&a, &b);
+    for oc in [&a, &b] {
+        assert!(
+            !oc.data_dir().join("tasks").exists(),
+            "nothing in a data directory"
+        );
+    }
+}
