@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use oc_jsonl::{
-    Append, Decision, EntryId, Level, LogEntry, Query, ShipOptions, Shipper, Stored, TaskFileStore,
-    check_append_key,
+    Append, Decision, EntryId, Level, LogEntry, Query, Retention, ShipOptions, Shipper, Stored,
+    TaskFileStore, check_append_key,
 };
 use oc_tasks::{EventKind, HistoryEntry, TaskId, TaskStore};
 use oc_time::Timestamp;
@@ -263,6 +263,56 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
                     )?;
                 }
                 Ok(())
+            })
+        }
+        LogsCmd::Retain {
+            task,
+            all,
+            max_age,
+            max_entries,
+            max_bytes,
+        } => {
+            debug_assert!(all || task.is_some());
+            let mut bounds = Retention::new();
+            if let Some(d) = max_age {
+                bounds = bounds.max_age(d);
+            }
+            if let Some(n) = max_entries {
+                bounds = bounds.max_entries(n);
+            }
+            if let Some(b) = max_bytes {
+                bounds = bounds.max_bytes(b);
+            }
+            let files = site.files()?;
+            let now = Timestamp::now();
+            let mut done: Vec<(String, u64)> = Vec::new();
+            each_task(&*files, task, |t| {
+                let deleted = files
+                    .retain(t, &bounds, now)
+                    .with_context(|| format!("retaining the log of {t}"))?;
+                done.push((t.to_owned(), deleted));
+                Ok(())
+            })?;
+            let total: u64 = done.iter().map(|(_, n)| n).sum();
+            let doc = serde_json::json!({
+                "tasks": done
+                    .iter()
+                    .map(|(t, n)| serde_json::json!({ "task": t, "deleted": n }))
+                    .collect::<Vec<_>>(),
+                "total": { "tasks": done.len(), "deleted": total },
+            });
+            out.emit("logs.retain", &doc, |w, o| {
+                if o.quiet {
+                    return Ok(());
+                }
+                for (t, n) in &done {
+                    writeln!(w, "{t}: deleted {n} entr(ies)")?;
+                }
+                writeln!(
+                    w,
+                    "Deleted {total} entr(ies) from the logs of {} task(s)",
+                    done.len()
+                )
             })
         }
         LogsCmd::Analyze { task } => {

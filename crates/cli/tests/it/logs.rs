@@ -626,3 +626,90 @@ fn ship_on_the_data_directory_keeps_a_cursor_per_collector() {
     let oc = Oc::new();
     ship_from_two_hosts_to_two_collectors(&oc, &oc);
 }
+
+/// The messages of `task`'s log, oldest first, read by `oc`.
+fn messages(oc: &Oc, task: &str) -> Vec<String> {
+    oc.json(&["logs", "tail", task, "-n", "100"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `oc logs retain` from host `b` on what host `a` appended (the same data directory, or two on
+/// one database): the oldest entries past each bound go, per task and in total, and `a` reads
+/// what is left; a second run deletes nothing.
+pub(crate) fn retain_from_another_host(a: &Oc, b: &Oc) {
+    for t in ["r1", "r2"] {
+        a.json(&["task", "create", t, "--id", t]);
+    }
+    for i in 0..10 {
+        a.json(&["logs", "append", "r1", "-m", &format!("m{i}")]);
+    }
+    for i in 0..3 {
+        a.json(&["logs", "append", "r2", "-m", &format!("n{i}")]);
+    }
+    let r = b.json(&["logs", "retain", "r1", "--max-entries", "4"]);
+    assert_eq!(
+        r["tasks"],
+        serde_json::json!([{"task": "r1", "deleted": 6}])
+    );
+    assert_eq!(r["total"], serde_json::json!({"tasks": 1, "deleted": 6}));
+    assert_eq!(messages(a, "r1"), ["m6", "m7", "m8", "m9"]);
+
+    let r = b.json(&["logs", "retain", "--all", "--max-entries", "2"]);
+    assert_eq!(
+        r["tasks"],
+        serde_json::json!([{"task": "r1", "deleted": 2}, {"task": "r2", "deleted": 1}]),
+        "{r}"
+    );
+    assert_eq!(r["total"], serde_json::json!({"tasks": 2, "deleted": 3}));
+    assert_eq!(messages(a, "r1"), ["m8", "m9"]);
+    assert_eq!(messages(a, "r2"), ["n1", "n2"]);
+    let again = a.json(&[
+        "logs",
+        "retain",
+        "--all",
+        "--max-entries",
+        "2",
+        "--max-bytes",
+        "100000",
+        "--max-age",
+        "1h",
+    ]);
+    assert_eq!(
+        again["total"]["deleted"], 0,
+        "a second run deletes nothing: {again}"
+    );
+
+    // Older than a millisecond: all of r2.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let text = b.run(&["logs", "retain", "r2", "--max-age", "1ms"]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert_eq!(
+        text.stdout,
+        "r2: deleted 2 entr(ies)\nDeleted 2 entr(ies) from the logs of 1 task(s)\n"
+    );
+    assert!(messages(a, "r2").is_empty());
+    assert_eq!(messages(a, "r1"), ["m8", "m9"], "other tasks keep theirs");
+
+    for bad in [
+        &["logs", "retain", "r1"][..],
+        &["logs", "retain", "r1", "--all", "--max-entries", "1"],
+        &["logs", "retain", "--max-entries", "1"],
+        &["logs", "retain", "../r1", "--max-entries", "1"],
+        &["logs", "retain", "r1", "--max-age", "soon"],
+    ] {
+        let r = b.run(bad);
+        assert_eq!(r.code, 2, "{bad:?}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+    }
+    assert_eq!(messages(a, "r1"), ["m8", "m9"]);
+}
+
+#[test]
+fn retain_on_the_data_directory() {
+    let oc = Oc::new();
+    retain_from_another_host(&oc, &oc);
+}

@@ -978,3 +978,19 @@ fn ship_on_postgres_sends_what_any_host_appended_once_per_collector() {
         );
     }
 }
+
+/// `oc logs retain` on PostgreSQL: one host retains what another appended.
+#[test]
+fn retain_on_postgres_deletes_for_every_host() {
+    let Some((a, url)) = oc("cli_retain") else {
+        return;
+    };
+    let b = Oc::on_database(&url);
+    crate::logs::retain_from_another_host(&a, &b);
+    for oc in [&a, &b] {
+        assert!(
+            !oc.data_dir().join("tasks").exists(),
+            "nothing in a data directory"
+        );
+    }
+}
