@@ -28,8 +28,9 @@ pub(crate) struct Global {
         value_name = "DIR"
     )]
     pub(crate) data_dir: PathBuf,
-    /// Put tasks and locks on PostgreSQL (`postgresql://user@host/db`, or libpq `key=value`
-    /// pairs; `connect_timeout=5` in it bounds the wait); logs stay in the data directory.
+    /// Put tasks, locks and task files (logs, decisions, state, checkpoints, ship cursors) on
+    /// PostgreSQL (`postgresql://user@host/db`, or libpq `key=value` pairs; `connect_timeout=5`
+    /// in it bounds the wait), the same from every host.
     #[arg(
         long,
         global = true,

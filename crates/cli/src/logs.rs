@@ -1,4 +1,9 @@
 //! `oc logs ...`, `oc task-history`, `oc decisions ...`, `oc checkpoint ...`.
+//!
+//! Every one reads and writes through [`Site::files`], the store of task files chosen once (the
+//! data directory, or PostgreSQL with `--database`), so on one database every host answers
+//! alike. `oc logs ship` keeps its cursor per collector in that store, and `--all` there (as
+//! `oc logs retain --all`) is every task with anything stored, read a page at a time.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -412,8 +417,9 @@ fn history_line(h: &HistoryEntry) -> LogEntry {
     e
 }
 
-/// `oc task-history`: the store's record of every transition (the same from every host),
-/// merged in time order with the agent's own log entries on this machine.
+/// `oc task-history`: the store's record of every transition, merged in time order with the
+/// agent's own log entries from the store of task files (on PostgreSQL, both the same from
+/// every host).
 pub(crate) fn history(site: &Site, q: QueryArgs, out: &mut Output) -> anyhow::Result<()> {
     let id = TaskId::new(q.task.as_str())?;
     let recorded = site.store()?.history(&id)?;
