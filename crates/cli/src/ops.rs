@@ -39,9 +39,10 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
             // Opening migrates, once, whatever other hosts do at the same time.
             site.locks()?;
             site.files()?;
+            crate::alerts::store(site)?;
             let place = match tasks {
                 Tasks::Postgres(_) => {
-                    "Tasks, locks and task files in the PostgreSQL schema".to_owned()
+                    "Tasks, locks, task files and alerts in the PostgreSQL schema".to_owned()
                 }
                 Tasks::Sqlite(db) => format!("Tasks and locks in {}", db.path().display()),
             };

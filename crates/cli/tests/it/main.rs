@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod alerts;
+mod alerts_fleet;
 mod browser;
 mod datadir;
 mod demo;

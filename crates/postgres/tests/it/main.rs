@@ -1,9 +1,12 @@
 //! Integration tests of `oc-postgres` against real, throwaway PostgreSQL servers.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+#[cfg(feature = "alerts")]
+mod alerts;
 mod conformance;
 mod errors;
 mod faults;
+mod file_hosts;
 mod files;
 mod graph;
 mod histories;
