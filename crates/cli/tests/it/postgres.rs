@@ -490,9 +490,11 @@ fn linked_ids(html: &str, needle: &str) -> Vec<String> {
 /// stored: the reading's own clock (`now`, `taken_at`), ages counted from it (`ageMs`), and the
 /// answering process's own figures (`process`: its CPU and memory; `latency`: its operations'
 /// durations, and `violations`, the performance goals they missed; `cache_hits`,
-/// `cache_misses`: its own connections' page cache). Taken out at any depth before comparing
-/// two hosts' JSON.
-const PER_READING: [&str; 8] = [
+/// `cache_misses`: its own connections' page cache; `slow_statements`, `recent_slow`: its own
+/// slow statements). Taken out at any depth before comparing two hosts' JSON.
+const PER_READING: [&str; 10] = [
+    "slow_statements",
+    "recent_slow",
     "violations",
     "now",
     "taken_at",
@@ -522,28 +524,28 @@ fn unclocked_json(text: &str) -> String {
     v.to_string()
 }
 
-/// Prometheus series of the answering process, not of the store: its CPU, memory, threads and
-/// start time (`process_*`), its own connections' page-cache hits (`opencode_db_cache_total`)
-/// and its own operations' durations (`opencode_operation_duration_seconds`).
-const PROCESS_SERIES: [&str; 3] = [
-    "process_",
-    "opencode_db_cache_total",
-    "opencode_operation_duration_seconds",
-];
-
-/// An exposition's lines but the [`PROCESS_SERIES`], sorted: families may come in another order
-/// from another process (the format does not order them).
-fn store_series(text: &str) -> String {
-    let mut lines: Vec<&str> = text
-        .lines()
-        .filter(|l| {
-            let name = l
-                .strip_prefix("# HELP ")
-                .or_else(|| l.strip_prefix("# TYPE "))
-                .unwrap_or(l);
-            !PROCESS_SERIES.iter().any(|p| name.starts_with(p))
+/// Whether a sample or comment line of an exposition is about a series the answering process
+/// counts itself (scope `process` in `oc_metrics::CATALOGUE`: its CPU and memory, its own
+/// connections' page cache, its operations' durations...), not one read from the store.
+fn of_the_process(line: &str) -> bool {
+    let line = line
+        .strip_prefix("# HELP ")
+        .or_else(|| line.strip_prefix("# TYPE "))
+        .unwrap_or(line);
+    let name = line.split(['{', ' ']).next().unwrap_or(line);
+    oc_metrics::CATALOGUE
+        .iter()
+        .filter(|d| d.scope == oc_metrics::Scope::Process)
+        .any(|d| {
+            name.strip_prefix(d.name)
+                .is_some_and(|rest| ["", "_bucket", "_sum", "_count"].contains(&rest))
         })
-        .collect();
+}
+
+/// An exposition's lines but the process's own ([`of_the_process`]), sorted: families may come
+/// in another order from another process (the format does not order them).
+fn store_series(text: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().filter(|l| !of_the_process(l)).collect();
     lines.sort_unstable();
     lines.join("\n")
 }
@@ -790,6 +792,7 @@ fn hosts_a_and_b_answer_alike() {
         &["metrics", "--format", "json"],
         &["metrics"],
         &["db", "check"],
+        &["db", "stats"],
         &["alerts", "list"],
     ];
     for args in reads {
