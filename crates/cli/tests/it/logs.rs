@@ -683,6 +683,21 @@ pub(crate) fn retain_from_another_host(a: &Oc, b: &Oc) {
         "a second run deletes nothing: {again}"
     );
 
+    // The largest bounds keep everything, on every store.
+    let max = u64::MAX.to_string();
+    let huge = b.json(&[
+        "logs",
+        "retain",
+        "--all",
+        "--max-entries",
+        &max,
+        "--max-bytes",
+        &max,
+        "--max-age",
+        "500000000y",
+    ]);
+    assert_eq!(huge["total"]["deleted"], 0, "{huge}");
+
     // Older than a millisecond: all of r2.
     std::thread::sleep(std::time::Duration::from_millis(20));
     let text = b.run(&["logs", "retain", "r2", "--max-age", "1ms"]);
