@@ -28,8 +28,9 @@ pub(crate) struct Global {
         value_name = "DIR"
     )]
     pub(crate) data_dir: PathBuf,
-    /// Put tasks and locks on PostgreSQL (`postgresql://user@host/db`, or libpq `key=value`
-    /// pairs; `connect_timeout=5` in it bounds the wait); logs stay in the data directory.
+    /// Put tasks, locks and task files (logs, decisions, state, checkpoints, ship cursors) on
+    /// PostgreSQL (`postgresql://user@host/db`, or libpq `key=value` pairs; `connect_timeout=5`
+    /// in it bounds the wait), the same from every host.
     #[arg(
         long,
         global = true,
@@ -508,6 +509,27 @@ pub(crate) enum LogsCmd {
     Analyze {
         /// Task id.
         task: String,
+    },
+    /// Delete a task's (or every task's) oldest log entries past the bounds: older than
+    /// `--max-age`, past the newest `--max-entries`, past the newest `--max-bytes`; prints what
+    /// it deleted per task and in total.
+    #[command(group(clap::ArgGroup::new("bound").required(true).multiple(true).args(["max_age", "max_entries", "max_bytes"])))]
+    Retain {
+        /// Task id (or --all).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        task: Option<String>,
+        /// Every task with anything stored.
+        #[arg(long)]
+        all: bool,
+        /// Entries logged longer ago than this go (30d, 12h).
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        max_age: Option<Duration>,
+        /// At most this many entries stay (the newest).
+        #[arg(long, value_name = "N")]
+        max_entries: Option<u64>,
+        /// At most this many bytes of entries stay (the newest).
+        #[arg(long, value_name = "BYTES")]
+        max_bytes: Option<u64>,
     },
     /// Send log entries not shipped yet to an HTTP collector, as JSON batches.
     Ship {

@@ -1,15 +1,19 @@
 //! `oc logs ...`, `oc task-history`, `oc decisions ...`, `oc checkpoint ...`.
+//!
+//! Every one reads and writes through [`Site::files`], the store of task files chosen once (the
+//! data directory, or PostgreSQL with `--database`), so on one database every host answers
+//! alike. `oc logs ship` keeps its cursor per collector in that store, and `--all` there (as
+//! `oc logs retain --all`) is every task with anything stored, read a page at a time.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use oc_jsonl::{
-    Append, Decision, EntryId, Level, LogEntry, Query, ShipOptions, Shipper, Stored, TaskFileStore,
-    TaskFiles, check_append_key,
+    Append, Decision, EntryId, Level, LogEntry, Query, Retention, ShipOptions, Shipper, Stored,
+    TaskFileStore, check_append_key,
 };
 use oc_tasks::{EventKind, HistoryEntry, TaskId, TaskStore};
 use oc_time::Timestamp;
@@ -30,15 +34,31 @@ fn task_files(site: &Site, task: &str, must_exist: bool) -> anyhow::Result<Arc<d
     site.files()
 }
 
-/// The task's files in the data directory, for `oc logs ship` (which ships from there until it
-/// reads through the store).
-fn dir_files(site: &Site, task: &str) -> anyhow::Result<TaskFiles> {
-    Ok(TaskFiles::new(&site.data_dir, task)?)
-}
+/// How many task ids one read of [`TaskFileStore::tasks`] takes, for `--all`.
+const TASKS_PAGE: usize = 1_000;
 
-/// The ids of every task with a directory under `<data>/tasks`, sorted.
-fn task_dirs(data_dir: &Path) -> anyhow::Result<Vec<String>> {
-    Ok(TaskFiles::list(data_dir)?)
+/// `task`, or with `all` every task with anything in the store (read a page at a time), in id
+/// order; `each` is called on each id in turn.
+fn each_task(
+    files: &dyn TaskFileStore,
+    task: Option<String>,
+    mut each: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if let Some(t) = task {
+        oc_jsonl::check_task_id(&t)?;
+        return each(&t);
+    }
+    let mut after: Option<String> = None;
+    loop {
+        let page = files.tasks(after.as_deref(), TASKS_PAGE)?;
+        for t in &page {
+            each(t)?;
+        }
+        match page.last() {
+            Some(last) if page.len() == TASKS_PAGE => after = Some(last.clone()),
+            _ => return Ok(()),
+        }
+    }
 }
 
 fn json_object(flag: &str, s: Option<&str>) -> anyhow::Result<Map<String, Value>> {
@@ -109,7 +129,6 @@ const FOLLOW_BATCH: usize = 1_000;
 const FOLLOW_WAIT: Duration = Duration::from_secs(1);
 
 pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Result<()> {
-    let data_dir = site.data_dir.as_path();
     match cmd {
         LogsCmd::Append {
             task,
@@ -223,21 +242,18 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
             level,
         } => {
             let shipper = Shipper::new(&to, ShipOptions::default().min_level(level))?;
-            let tasks: Vec<String> = match task {
-                Some(t) => vec![t],
-                None => {
-                    debug_assert!(all);
-                    task_dirs(data_dir)?
-                }
-            };
+            debug_assert!(all || task.is_some());
+            // Through the store: on PostgreSQL, what any host appended, after the cursor any
+            // host moved for this collector.
+            let files = site.files()?;
             let mut reports = Vec::new();
-            for t in &tasks {
-                let files = dir_files(site, t)?;
+            each_task(&*files, task, |t| {
                 let r = shipper
-                    .ship_task(&files)
+                    .ship_task(&*files, t)
                     .with_context(|| format!("shipping the log of {t}"))?;
                 reports.push(serde_json::json!({ "task": t, "report": r }));
-            }
+                Ok(())
+            })?;
             out.emit("logs.ship", &reports, |w, o| {
                 if o.quiet {
                     return Ok(());
@@ -252,6 +268,56 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
                     )?;
                 }
                 Ok(())
+            })
+        }
+        LogsCmd::Retain {
+            task,
+            all,
+            max_age,
+            max_entries,
+            max_bytes,
+        } => {
+            debug_assert!(all || task.is_some());
+            let mut bounds = Retention::new();
+            if let Some(d) = max_age {
+                bounds = bounds.max_age(d);
+            }
+            if let Some(n) = max_entries {
+                bounds = bounds.max_entries(n);
+            }
+            if let Some(b) = max_bytes {
+                bounds = bounds.max_bytes(b);
+            }
+            let files = site.files()?;
+            let now = Timestamp::now();
+            let mut done: Vec<(String, u64)> = Vec::new();
+            each_task(&*files, task, |t| {
+                let deleted = files
+                    .retain(t, &bounds, now)
+                    .with_context(|| format!("retaining the log of {t}"))?;
+                done.push((t.to_owned(), deleted));
+                Ok(())
+            })?;
+            let total: u64 = done.iter().map(|(_, n)| n).sum();
+            let doc = serde_json::json!({
+                "tasks": done
+                    .iter()
+                    .map(|(t, n)| serde_json::json!({ "task": t, "deleted": n }))
+                    .collect::<Vec<_>>(),
+                "total": { "tasks": done.len(), "deleted": total },
+            });
+            out.emit("logs.retain", &doc, |w, o| {
+                if o.quiet {
+                    return Ok(());
+                }
+                for (t, n) in &done {
+                    writeln!(w, "{t}: deleted {n} entr(ies)")?;
+                }
+                writeln!(
+                    w,
+                    "Deleted {total} entr(ies) from the logs of {} task(s)",
+                    done.len()
+                )
             })
         }
         LogsCmd::Analyze { task } => {
@@ -351,8 +417,9 @@ fn history_line(h: &HistoryEntry) -> LogEntry {
     e
 }
 
-/// `oc task-history`: the store's record of every transition (the same from every host),
-/// merged in time order with the agent's own log entries on this machine.
+/// `oc task-history`: the store's record of every transition, merged in time order with the
+/// agent's own log entries from the store of task files (on PostgreSQL, both the same from
+/// every host).
 pub(crate) fn history(site: &Site, q: QueryArgs, out: &mut Output) -> anyhow::Result<()> {
     let id = TaskId::new(q.task.as_str())?;
     let recorded = site.store()?.history(&id)?;

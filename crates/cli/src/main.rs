@@ -2,6 +2,11 @@
 //!
 //! Glue only: argument parsing, composition of the library crates, output and exit codes.
 //! Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found, 4 conflict.
+//!
+//! Every store is chosen once, in [`Site`]: tasks and locks in `<data-dir>/opencode.db` and task
+//! files under `<data-dir>/tasks`, or all of them on PostgreSQL with `--database`, where every
+//! read command, MCP tool and page answers the same from every host (the test
+//! `postgres::hosts_a_and_b_answer_alike` compares them).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod alerts;

@@ -35,7 +35,8 @@
 //!   append's last line, which readers ignore), and replaces a live log (restore, retention)
 //!   under its `flock`, so no process's append is lost.
 //! - `Shipper` (feature `ship`): log aggregation to an HTTP collector in JSON batches, with
-//!   retries, backoff and a per-collector cursor, so nothing is sent twice or skipped.
+//!   retries, backoff and a per-collector cursor kept by the store
+//!   (`TaskFileStore::ship_cursor`), so nothing is sent twice or skipped, on any store.
 //!
 //! # Example
 //!

@@ -1,19 +1,12 @@
 //! `Shipper`: log aggregation, sending entries to an HTTP collector (feature `ship`).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::task::sha256_hex;
-
-/// Where a task's cursors are kept, in its directory.
-const CURSOR_FILE: &str = "ship-cursor.json";
-
-/// The most a cursor file may hold (one cursor per collector, each a line number and a hash).
-const MAX_CURSOR_BYTES: u64 = 1 << 20;
-use crate::{Error, Level, LogEntry, Result, TaskFiles};
+use crate::{Error, Level, LogEntry, Result, TaskFileStore};
 
 /// How to ship.
 #[derive(Debug, Clone)]
@@ -72,20 +65,14 @@ pub struct ShipReport {
     pub retries: u64,
 }
 
-/// Where shipping stopped, per collector URL: the number of lines processed and the hash of
-/// the last one, so that rotation (which renumbers lines) cannot make it resend or skip.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Cursor {
-    line: u64,
-    hash: String,
-}
-
 /// Sends task log entries to an HTTP collector as JSON arrays, with retries and exponential
-/// backoff, remembering per task and collector what was acknowledged (in `ship-cursor.json`),
-/// so a rerun continues where the last one stopped: nothing twice, nothing skipped.
+/// backoff, remembering per task and collector what was acknowledged (the store's
+/// [`ship_cursor`](TaskFileStore::ship_cursor)), so a rerun continues where the last one
+/// stopped: nothing twice, nothing skipped, whichever host appended the entries and whichever
+/// ships them. Each collector (its URL) has its own cursor.
 ///
-/// Each request carries an `Idempotency-Key` (task, first line, hash of the batch), so a
-/// collector can also drop a batch it receives twice after a lost acknowledgement.
+/// Each request carries an `Idempotency-Key` (task, the batch's first entry id, hash of the
+/// batch), so a collector can also drop a batch it receives twice after a lost acknowledgement.
 #[derive(Debug)]
 pub struct Shipper {
     url: String,
@@ -118,41 +105,6 @@ impl Shipper {
             agent,
             opts,
         })
-    }
-
-    fn cursor_path(files: &TaskFiles) -> PathBuf {
-        files.dir().join(CURSOR_FILE)
-    }
-
-    /// The cursors, read through the task directory's handle (never through a link), at most
-    /// [`MAX_CURSOR_BYTES`].
-    ///
-    /// Entries are kept as JSON: a collector's cursor written by `DirFileStore`
-    /// (`{"cursor": ...}`) is carried over unchanged when this shipper saves its own.
-    fn load_cursors(files: &TaskFiles) -> Result<BTreeMap<String, serde_json::Value>> {
-        let path = Self::cursor_path(files);
-        match files.read_file(CURSOR_FILE, MAX_CURSOR_BYTES)? {
-            Some(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
-                path,
-                reason: e.to_string(),
-            }),
-            None => Ok(BTreeMap::new()),
-        }
-    }
-
-    fn save_cursor(&self, files: &TaskFiles, c: &Cursor) -> Result<()> {
-        let mut all = Self::load_cursors(files)?;
-        let own = serde_json::to_value(c).map_err(|source| Error::Json {
-            path: Self::cursor_path(files),
-            source,
-        })?;
-        all.insert(self.url.clone(), own);
-        let path = Self::cursor_path(files);
-        let bytes = serde_json::to_vec_pretty(&all).map_err(|source| Error::Json {
-            path: path.clone(),
-            source,
-        })?;
-        files.write_file(CURSOR_FILE, &bytes)
     }
 
     /// Sends one batch, retrying; the error after the last attempt names the cause.
@@ -192,93 +144,49 @@ impl Shipper {
         })
     }
 
-    /// Ships the entries of one task that were not shipped to this collector yet.
-    pub fn ship_task(&self, files: &TaskFiles) -> Result<ShipReport> {
+    /// Ships the entries of `task`'s log in `files` that were not shipped to this collector
+    /// yet, a batch at a time, moving the store's cursor after each acknowledged batch (a
+    /// failed batch leaves it before the batch). A log replaced since (restored, retained) is
+    /// shipped from its start.
+    pub fn ship_task(&self, files: &dyn TaskFileStore, task: &str) -> Result<ShipReport> {
         let mut report = ShipReport::default();
-        // Another format (the store's cursor) reads as nothing shipped here yet.
-        let saved: Cursor = Self::load_cursors(files)?
-            .remove(&self.url)
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
-        let reader = files.logs();
-        // Where to resume: the line after the one whose hash the cursor remembers (rotation may
-        // have renumbered it); without a match, the start.
-        let mut resume_after = 0u64;
-        if saved.line > 0 {
-            reader.for_each_line(|n, line| {
-                if sha256_hex(line) == saved.hash {
-                    resume_after = n;
-                    return n < saved.line;
-                }
-                true
-            })?;
-        }
-        let mut batch: Vec<LogEntry> = Vec::with_capacity(self.opts.batch);
-        let mut first_line = 0u64;
-        let mut last = Cursor {
-            line: resume_after,
-            hash: saved.hash.clone(),
-        };
-        let mut failure = None;
-        let flush = |batch: &mut Vec<LogEntry>,
-                     first_line: u64,
-                     upto: &Cursor,
-                     report: &mut ShipReport|
-         -> Result<()> {
+        let mut at = files.ship_cursor(task, &self.url)?;
+        loop {
+            let next = files.read_after(task, at.as_ref(), self.opts.batch)?;
+            report.malformed += next.read.malformed;
+            let read_any = !next.entries.is_empty() || next.read.malformed > 0;
+            let first = next.entries.first().map(|e| e.id);
+            let batch: Vec<LogEntry> = next
+                .entries
+                .into_iter()
+                .map(|e| e.record)
+                .filter(|e| {
+                    let kept = self.opts.min_level.is_none_or(|l| e.level >= l);
+                    if !kept {
+                        report.filtered += 1;
+                    }
+                    kept
+                })
+                .collect();
             if !batch.is_empty() {
-                let body = serde_json::to_vec(&*batch).map_err(|source| Error::Json {
-                    path: files.log_path(),
+                let body = serde_json::to_vec(&batch).map_err(|source| Error::Json {
+                    path: PathBuf::from(&self.url),
                     source,
                 })?;
                 let key = format!(
-                    "{}-{first_line}-{}",
-                    files
-                        .dir()
-                        .file_name()
-                        .map(|s| s.to_string_lossy())
-                        .unwrap_or_default(),
+                    "{task}-{}-{}",
+                    first.map_or(0, |id| id.0),
                     &sha256_hex(&body)[..16]
                 );
-                self.send(&key, &body, report)?;
+                self.send(&key, &body, &mut report)?;
                 report.shipped += batch.len() as u64;
                 report.batches += 1;
-                batch.clear();
             }
-            self.save_cursor(files, upto)
-        };
-        reader.for_each_line(|n, line| {
-            if n <= resume_after {
-                return true;
+            if !read_any {
+                return Ok(report);
             }
-            let cur = Cursor {
-                line: n,
-                hash: sha256_hex(line),
-            };
-            match serde_json::from_slice::<LogEntry>(line) {
-                Err(_) => report.malformed += 1,
-                Ok(e) if self.opts.min_level.is_some_and(|l| e.level < l) => report.filtered += 1,
-                Ok(e) => {
-                    if batch.is_empty() {
-                        first_line = n;
-                    }
-                    batch.push(e);
-                    if batch.len() == self.opts.batch
-                        && let Err(err) = flush(&mut batch, first_line, &cur, &mut report)
-                    {
-                        failure = Some(err);
-                        return false;
-                    }
-                }
-            }
-            last = cur;
-            true
-        })?;
-        if let Some(err) = failure {
-            return Err(err);
+            files.set_ship_cursor(task, &self.url, &next.cursor)?;
+            at = Some(next.cursor);
         }
-        if last.line > resume_after || !batch.is_empty() {
-            flush(&mut batch, first_line, &last, &mut report)?;
-        }
-        Ok(report)
     }
 }

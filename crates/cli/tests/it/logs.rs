@@ -518,3 +518,213 @@ fn long_entries_are_cut_on_the_terminal_and_whole_with_full_or_json() {
     let listed = oc.json(&["decisions", "list", "t1"]);
     assert_eq!(listed[0]["reasoning"], reasoning.as_str());
 }
+
+/// An HTTP collector on 127.0.0.1 that acknowledges every batch and records its messages, and
+/// how many requests came.
+pub(crate) struct Collector {
+    pub(crate) url: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Collector {
+    pub(crate) fn start() -> Collector {
+        use std::sync::atomic::Ordering;
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/logs", server.server_addr().to_ip().unwrap());
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (sink, count) = (got.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for mut req in server.incoming_requests() {
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut body = String::new();
+                std::io::Read::read_to_string(req.as_reader(), &mut body).unwrap();
+                let batch: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+                sink.lock().unwrap().extend(
+                    batch
+                        .iter()
+                        .map(|e| e["message"].as_str().unwrap().to_owned()),
+                );
+                let _ = req.respond(tiny_http::Response::empty(200));
+            }
+        });
+        Collector { url, got, requests }
+    }
+
+    /// The messages received, in order.
+    pub(crate) fn messages(&self) -> Vec<String> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// The requests received.
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The entries an `oc --json logs ship` run says it shipped, in all.
+fn shipped(reports: &serde_json::Value) -> u64 {
+    reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["report"]["shipped"].as_u64().unwrap())
+        .sum()
+}
+
+/// `oc logs ship` on host `a` and host `b` (the same data directory, or two on one database):
+/// each collector gets every entry once, whichever host appended it and whichever ships; a
+/// second ship sends nothing (no request at all); two collectors' cursors are independent.
+pub(crate) fn ship_from_two_hosts_to_two_collectors(a: &Oc, b: &Oc) {
+    for t in ["x", "y"] {
+        a.json(&["task", "create", t, "--id", t]);
+    }
+    for i in 0..5 {
+        a.json(&["logs", "append", "x", "-m", &format!("x{i}")]);
+    }
+    b.json(&["logs", "append", "y", "-m", "y0", "--level", "error"]);
+    // Decisions alone make no log to ship.
+    b.json(&["task", "create", "z", "--id", "z"]);
+    b.json(&["decisions", "add", "z", "-a", "w", "-d", "d", "-r", "r"]);
+    let (c1, c2) = (Collector::start(), Collector::start());
+
+    let r = b.json(&["logs", "ship", "--all", "--to", &c1.url]);
+    assert_eq!(shipped(&r), 6, "{r}");
+    assert_eq!(c1.messages(), ["x0", "x1", "x2", "x3", "x4", "y0"]);
+    let requests = c1.requests();
+    for oc in [a, b] {
+        let again = oc.json(&["logs", "ship", "--all", "--to", &c1.url]);
+        assert_eq!(shipped(&again), 0, "{again}");
+        let again = oc.json(&["logs", "ship", "x", "--to", &c1.url]);
+        assert_eq!(shipped(&again), 0, "{again}");
+    }
+    assert_eq!(c1.requests(), requests, "a second ship sends nothing");
+
+    a.json(&["logs", "append", "x", "-m", "x5"]);
+    // The second collector has its own cursor: everything, once.
+    let r = a.json(&["logs", "ship", "--all", "--to", &c2.url]);
+    assert_eq!(shipped(&r), 7, "{r}");
+    assert_eq!(c2.messages(), ["x0", "x1", "x2", "x3", "x4", "x5", "y0"]);
+    // The first collector only what is new to it, from either host.
+    let r = b.json(&["logs", "ship", "--all", "--to", &c1.url]);
+    assert_eq!(shipped(&r), 1, "{r}");
+    let r = a.json(&["logs", "ship", "--all", "--to", &c1.url]);
+    assert_eq!(shipped(&r), 0, "{r}");
+    assert_eq!(c1.messages(), ["x0", "x1", "x2", "x3", "x4", "y0", "x5"]);
+    let text = a.run(&["logs", "ship", "x", "--to", &c2.url]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(
+        text.stdout.contains("x: shipped 0 entr(ies)"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn ship_on_the_data_directory_keeps_a_cursor_per_collector() {
+    let oc = Oc::new();
+    ship_from_two_hosts_to_two_collectors(&oc, &oc);
+}
+
+/// The messages of `task`'s log, oldest first, read by `oc`.
+fn messages(oc: &Oc, task: &str) -> Vec<String> {
+    oc.json(&["logs", "tail", task, "-n", "100"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `oc logs retain` from host `b` on what host `a` appended (the same data directory, or two on
+/// one database): the oldest entries past each bound go, per task and in total, and `a` reads
+/// what is left; a second run deletes nothing.
+pub(crate) fn retain_from_another_host(a: &Oc, b: &Oc) {
+    for t in ["r1", "r2"] {
+        a.json(&["task", "create", t, "--id", t]);
+    }
+    for i in 0..10 {
+        a.json(&["logs", "append", "r1", "-m", &format!("m{i}")]);
+    }
+    for i in 0..3 {
+        a.json(&["logs", "append", "r2", "-m", &format!("n{i}")]);
+    }
+    let r = b.json(&["logs", "retain", "r1", "--max-entries", "4"]);
+    assert_eq!(
+        r["tasks"],
+        serde_json::json!([{"task": "r1", "deleted": 6}])
+    );
+    assert_eq!(r["total"], serde_json::json!({"tasks": 1, "deleted": 6}));
+    assert_eq!(messages(a, "r1"), ["m6", "m7", "m8", "m9"]);
+
+    let r = b.json(&["logs", "retain", "--all", "--max-entries", "2"]);
+    assert_eq!(
+        r["tasks"],
+        serde_json::json!([{"task": "r1", "deleted": 2}, {"task": "r2", "deleted": 1}]),
+        "{r}"
+    );
+    assert_eq!(r["total"], serde_json::json!({"tasks": 2, "deleted": 3}));
+    assert_eq!(messages(a, "r1"), ["m8", "m9"]);
+    assert_eq!(messages(a, "r2"), ["n1", "n2"]);
+    let again = a.json(&[
+        "logs",
+        "retain",
+        "--all",
+        "--max-entries",
+        "2",
+        "--max-bytes",
+        "100000",
+        "--max-age",
+        "1h",
+    ]);
+    assert_eq!(
+        again["total"]["deleted"], 0,
+        "a second run deletes nothing: {again}"
+    );
+
+    // The largest bounds keep everything, on every store.
+    let max = u64::MAX.to_string();
+    let huge = b.json(&[
+        "logs",
+        "retain",
+        "--all",
+        "--max-entries",
+        &max,
+        "--max-bytes",
+        &max,
+        "--max-age",
+        "500000000y",
+    ]);
+    assert_eq!(huge["total"]["deleted"], 0, "{huge}");
+
+    // Older than a millisecond: all of r2.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let text = b.run(&["logs", "retain", "r2", "--max-age", "1ms"]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert_eq!(
+        text.stdout,
+        "r2: deleted 2 entr(ies)\nDeleted 2 entr(ies) from the logs of 1 task(s)\n"
+    );
+    assert!(messages(a, "r2").is_empty());
+    assert_eq!(messages(a, "r1"), ["m8", "m9"], "other tasks keep theirs");
+
+    for bad in [
+        &["logs", "retain", "r1"][..],
+        &["logs", "retain", "r1", "--all", "--max-entries", "1"],
+        &["logs", "retain", "--max-entries", "1"],
+        &["logs", "retain", "../r1", "--max-entries", "1"],
+        &["logs", "retain", "r1", "--max-age", "soon"],
+    ] {
+        let r = b.run(bad);
+        assert_eq!(r.code, 2, "{bad:?}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+    }
+    assert_eq!(messages(a, "r1"), ["m8", "m9"]);
+}
+
+#[test]
+fn retain_on_the_data_directory() {
+    let oc = Oc::new();
+    retain_from_another_host(&oc, &oc);
+}

@@ -432,3 +432,568 @@ fn a_follower_sees_what_another_data_directory_appends() {
         "{next:?}"
     );
 }
+
+/// What differs between two hosts' answers: the name of each read and the first line that
+/// differs, gathered so that one run shows every difference.
+#[derive(Default)]
+struct Differences(Vec<String>);
+
+impl Differences {
+    fn check(&mut self, what: &str, from_a: &str, from_b: &str) {
+        if from_a == from_b {
+            return;
+        }
+        let (la, lb): (Vec<&str>, Vec<&str>) = (from_a.lines().collect(), from_b.lines().collect());
+        if la.len() == 1 && lb.len() == 1 {
+            let at = from_a
+                .bytes()
+                .zip(from_b.bytes())
+                .take_while(|(x, y)| x == y)
+                .count();
+            let near = |s: &str| {
+                s.get(at.saturating_sub(80)..(at + 120).min(s.len()))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            self.0.push(format!(
+                "{what}: at byte {at}:\n  A: {:?}\n  B: {:?}",
+                near(from_a),
+                near(from_b)
+            ));
+            return;
+        }
+        let at = (0..la.len().max(lb.len()))
+            .find(|&i| la.get(i) != lb.get(i))
+            .unwrap_or(0);
+        self.0.push(format!(
+            "{what}: line {at}:\n  A: {:?}\n  B: {:?}",
+            la.get(at).map(|l| l.chars().take(400).collect::<String>()),
+            lb.get(at).map(|l| l.chars().take(400).collect::<String>()),
+        ));
+    }
+}
+
+/// The first number after each `needle` in `html` (`?entry=` and `?decision=` links).
+fn linked_ids(html: &str, needle: &str) -> Vec<String> {
+    html.match_indices(needle)
+        .map(|(i, _)| {
+            html[i + needle.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .filter(|id| !id.is_empty())
+        .collect()
+}
+
+/// Keys whose values depend on when an answer is given, or by which process, not on what is
+/// stored: the reading's own clock (`now`, `taken_at`), ages counted from it (`ageMs`), and the
+/// answering process's own figures (`process`: its CPU and memory; `latency`: its operations'
+/// durations, and `violations`, the performance goals they missed; `cache_hits`,
+/// `cache_misses`: its own connections' page cache; `slow_statements`, `recent_slow`: its own
+/// slow statements). Taken out at any depth before comparing two hosts' JSON.
+const PER_READING: [&str; 10] = [
+    "slow_statements",
+    "recent_slow",
+    "violations",
+    "now",
+    "taken_at",
+    "ageMs",
+    "process",
+    "latency",
+    "cache_hits",
+    "cache_misses",
+];
+
+fn unclocked(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|k, _| !PER_READING.contains(&k.as_str()));
+            m.values_mut().for_each(unclocked);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(unclocked),
+        _ => {}
+    }
+}
+
+/// A JSON document without its [`PER_READING`] keys, as text.
+fn unclocked_json(text: &str) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    unclocked(&mut v);
+    v.to_string()
+}
+
+/// Whether a sample or comment line of an exposition is about a series the answering process
+/// counts itself (scope `process` in `oc_metrics::CATALOGUE`: its CPU and memory, its own
+/// connections' page cache, its operations' durations...), not one read from the store.
+fn of_the_process(line: &str) -> bool {
+    let line = line
+        .strip_prefix("# HELP ")
+        .or_else(|| line.strip_prefix("# TYPE "))
+        .unwrap_or(line);
+    let name = line.split(['{', ' ']).next().unwrap_or(line);
+    oc_metrics::CATALOGUE
+        .iter()
+        .filter(|d| d.scope == oc_metrics::Scope::Process)
+        .any(|d| {
+            name.strip_prefix(d.name)
+                .is_some_and(|rest| ["", "_bucket", "_sum", "_count"].contains(&rest))
+        })
+}
+
+/// An exposition's lines but the process's own ([`of_the_process`]), sorted: families may come
+/// in another order from another process (the format does not order them).
+fn store_series(text: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().filter(|l| !of_the_process(l)).collect();
+    lines.sort_unstable();
+    lines.join("\n")
+}
+
+/// A page without what depends on when it was rendered: each `<time>`'s text ("13 s ago"; its
+/// `datetime` stays) and the time after "As of ".
+fn unclocked_html(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(end) = rest.find("</time>") {
+        let text_start = rest[..end].rfind('>').map_or(end, |i| i + 1);
+        out.push_str(&rest[..text_start]);
+        out.push_str("</time>");
+        rest = &rest[end + "</time>".len()..];
+    }
+    out.push_str(rest);
+    let mut unclocked = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(at) = rest.find("As of ") {
+        let after = at + "As of ".len();
+        unclocked.push_str(&rest[..after]);
+        rest = &rest[after..];
+        rest = &rest[rest.find('<').unwrap_or(rest.len())..];
+    }
+    unclocked.push_str(rest);
+    unclocked
+}
+
+/// Issue 27's parity: host A (a data directory on the database) creates, claims, logs at every
+/// level with fields, records two agents' decisions, saves checkpoints and restores one, takes
+/// a lock; then every read command's `--json` output, every read-only MCP tool's result and
+/// every page of `oc serve` is the same, byte for byte, from host A and from host B (another
+/// data directory on the same database), but for the parts named below that are per host.
+#[test]
+fn hosts_a_and_b_answer_alike() {
+    use crate::mcp::{init, tool};
+    use crate::util::session;
+    use serde_json::{Value, json};
+
+    let Some((a, url)) = oc("cli_parity") else {
+        return;
+    };
+    let b = Oc::on_database(&url);
+
+    // Host A works.
+    a.json(&["task", "create", "the epic", "--id", "epic", "-p", "1"]);
+    a.json(&["task", "create", "schema", "--id", "d1", "--parent", "epic"]);
+    a.json(&[
+        "task",
+        "create",
+        "index the repo",
+        "--id",
+        "t1",
+        "--parent",
+        "epic",
+        "--depends-on",
+        "d1",
+        "--label",
+        "db",
+        "-d",
+        "the <b>big</b> one",
+        "-m",
+        r#"{"size":3}"#,
+    ]);
+    a.json(&[
+        "task",
+        "create",
+        "after",
+        "--id",
+        "t2",
+        "--depends-on",
+        "t1",
+    ]);
+    a.json(&["task", "create", "doomed", "--id", "t3", "--label", "db"]);
+    let d1 = a.json(&["task", "claim", "d1", "--agent", "w2"]);
+    let token = d1["lease"]["token"].as_u64().unwrap().to_string();
+    a.json(&[
+        "task",
+        "complete",
+        "d1",
+        "--token",
+        &token,
+        "-r",
+        r#"{"ok":true}"#,
+    ]);
+    a.json(&["task", "claim", "t1", "--agent", "w1", "--lease", "10m"]);
+    a.json(&["task", "start", "t3", "--agent", "w2"]);
+    a.json(&["task", "fail", "t3", "-e", "out of disk"]);
+    for (i, level) in ["trace", "debug", "info", "warn", "error", "info"]
+        .into_iter()
+        .enumerate()
+    {
+        let data =
+            json!({ "step": i, "file": format!("src/m{i}.rs"), "nested": { "ok": i % 2 == 0 } });
+        a.json(&[
+            "logs",
+            "append",
+            "t1",
+            "--level",
+            level,
+            "-m",
+            &format!("step {i} at {level}"),
+            "-d",
+            &data.to_string(),
+        ]);
+    }
+    // Long enough to be cut on the pages, so they link to it whole.
+    let long = "x".repeat(5_000);
+    a.json(&["logs", "append", "t1", "-m", &long, "--key", "long"]);
+    a.json(&[
+        "decisions",
+        "add",
+        "t1",
+        "-a",
+        "w1",
+        "-d",
+        "use WAL",
+        "-r",
+        "readers never block",
+    ]);
+    a.json(&[
+        "decisions",
+        "add",
+        "t1",
+        "-a",
+        "w2",
+        "-d",
+        "add an index",
+        "-r",
+        &long,
+        "-m",
+        r#"{"table":"tasks"}"#,
+    ]);
+    a.json(&[
+        "decisions",
+        "add",
+        "t1",
+        "-a",
+        "w1",
+        "-d",
+        "batch writes",
+        "-r",
+        "fewer fsyncs",
+    ]);
+    let cp1 = a.json(&["checkpoint", "create", "t1", "-d", "before the rewrite"]);
+    a.json(&[
+        "logs",
+        "append",
+        "t1",
+        "--level",
+        "error",
+        "-m",
+        "the rewrite broke it",
+    ]);
+    a.json(&[
+        "decisions",
+        "add",
+        "t1",
+        "-a",
+        "w2",
+        "-d",
+        "roll back",
+        "-r",
+        "it broke",
+    ]);
+    a.json(&["checkpoint", "create", "t1", "-d", "broken"]);
+    a.json(&["checkpoint", "restore", "t1", cp1["id"].as_str().unwrap()]);
+    a.json(&[
+        "logs",
+        "append",
+        "t1",
+        "--level",
+        "warn",
+        "-m",
+        "restored",
+        "-d",
+        r#"{"from":"cp1"}"#,
+    ]);
+    a.json(&["logs", "append", "d1", "-m", "schema done"]);
+    a.json(&[
+        "lock", "acquire", "repo/src", "--owner", "w1", "--ttl", "10m",
+    ]);
+    a.json(&[
+        "lock",
+        "acquire",
+        "repo/docs",
+        "--owner",
+        "w2",
+        "--mode",
+        "shared",
+        "--ttl",
+        "10m",
+    ]);
+
+    let mut diffs = Differences::default();
+
+    // Every read command, with --json. Per host, and so taken out: `oc health`'s checks of
+    // this machine's data directory and disk (their messages name the path and free bytes).
+    let reads: &[&[&str]] = &[
+        &["task", "list"],
+        &["task", "list", "--status", "running"],
+        &["task", "list", "--order", "oldest", "--label", "db"],
+        &["task", "list", "--parent", "epic", "--order", "priority"],
+        &["task", "show", "t1"],
+        &["task", "show", "d1"],
+        &["task", "find", "repo"],
+        &["task", "ready"],
+        &["task", "blocked"],
+        &["task", "tree", "epic"],
+        &["task", "tree", "t2"],
+        &["task", "graph"],
+        &["task", "graph", "--format", "mermaid", "--root", "t2"],
+        &["task-stats"],
+        &["task-history", "t1"],
+        &[
+            "task-history",
+            "t1",
+            "--level",
+            "warn",
+            "--newest",
+            "--limit",
+            "3",
+        ],
+        &["task-history", "d1"],
+        &["lock", "list"],
+        &["lock", "stats"],
+        &["logs", "tail", "t1"],
+        &["logs", "tail", "t1", "-n", "100"],
+        &["logs", "tail", "t1", "-n", "1"],
+        &["logs", "tail", "d1"],
+        &["logs", "tail", "t2"],
+        &["logs", "query", "t1"],
+        &["logs", "query", "t1", "--level", "warn"],
+        &[
+            "logs", "query", "t1", "--newest", "--limit", "2", "--offset", "1",
+        ],
+        &["logs", "analyze", "t1"],
+        &["logs", "analyze", "t2"],
+        &["decisions", "list", "t1"],
+        &["decisions", "list", "t1", "--agent", "w2"],
+        &["decisions", "list", "t2"],
+        &["checkpoint", "list", "t1"],
+        &["checkpoint", "list", "t2"],
+        &["metrics", "--format", "json"],
+        &["metrics"],
+        &["db", "check"],
+        &["db", "stats"],
+        &["alerts", "list"],
+    ];
+    for args in reads {
+        let what = format!("oc {}", args.join(" "));
+        let (from_a, from_b) = (a.run_json(args), b.run_json(args));
+        if *args == ["metrics"] {
+            let text = |doc: &str| {
+                let v: Value = serde_json::from_str(doc).unwrap();
+                store_series(v["data"]["prometheus"].as_str().unwrap())
+            };
+            diffs.check(&what, &text(&from_a), &text(&from_b));
+        } else {
+            diffs.check(&what, &unclocked_json(&from_a), &unclocked_json(&from_b));
+        }
+    }
+    let health = |oc: &Oc| {
+        let mut h = oc.json(&["health"]);
+        if let Some(checks) = h["checks"].as_array_mut() {
+            checks.retain(|c| c["name"] != "data_dir" && c["name"] != "disk");
+        }
+        unclocked(&mut h);
+        h.to_string()
+    };
+    diffs.check("oc health", &health(&a), &health(&b));
+
+    // Every read-only MCP tool (the list's readOnlyHint), each with the arguments below; a
+    // read tool added later fails here until it is given some.
+    let listed = session(
+        &a,
+        &[
+            init(),
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+        ],
+    );
+    let read_tools: Vec<String> = listed[1]["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["annotations"]["readOnlyHint"] == true)
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    let calls: Vec<(&str, Value)> = vec![
+        ("task_list", json!({})),
+        ("task_list", json!({"status": "running", "full": true})),
+        ("task_list", json!({"ready": true})),
+        ("task_get", json!({"task_id": "t1"})),
+        ("task_stats", json!({})),
+        ("task_log_query", json!({"task_id": "t1"})),
+        (
+            "task_log_query",
+            json!({"task_id": "t1", "level": "warn", "newest": true, "limit": 2}),
+        ),
+        ("decision_list", json!({"task_id": "t1"})),
+        (
+            "decision_list",
+            json!({"task_id": "t1", "agent": "w2", "limit": 1}),
+        ),
+        ("checkpoint_list", json!({"task_id": "t1"})),
+        (
+            "lock_check",
+            json!({"agent": "w3", "paths": ["repo/src/lib.rs", "repo/docs/a.md"]}),
+        ),
+        ("lock_list", json!({})),
+        ("lock_stats", json!({})),
+    ];
+    for name in &read_tools {
+        assert!(
+            calls.iter().any(|(n, _)| n == name),
+            "the read tool {name} is not compared: give it arguments here"
+        );
+    }
+    let mut lines = vec![
+        init(),
+        json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+    ];
+    for (i, (name, args)) in calls.iter().enumerate() {
+        lines.push(tool(i as u64 + 2, name, args.clone()));
+    }
+    let (from_a, from_b) = (session(&a, &lines), session(&b, &lines));
+    assert_eq!(from_a.len(), lines.len(), "{from_a:?}");
+    for (i, (x, y)) in from_a.iter().zip(&from_b).enumerate() {
+        let what = match i {
+            0 => "initialize".to_owned(),
+            1 => "tools/list".to_owned(),
+            _ => format!("MCP {} {}", calls[i - 2].0, calls[i - 2].1),
+        };
+        assert!(x["result"]["isError"] != true, "{what}: {x}");
+        // The answer's text is its structured content as JSON: both compared without their
+        // PER_READING keys.
+        let answer = |m: &Value| {
+            let mut m = m.clone();
+            if let Some(text) = m["result"]["content"][0]["text"].as_str() {
+                m["result"]["content"][0]["text"] = Value::String(unclocked_json(text));
+            }
+            unclocked(&mut m["result"]["structuredContent"]);
+            m.to_string()
+        };
+        diffs.check(&what, &answer(x), &answer(y));
+    }
+
+    // Every page, from an `oc serve` on each host.
+    let (sa, sb) = (
+        crate::serve::serve(&a, "127.0.0.1:0"),
+        crate::serve::serve(&b, "127.0.0.1:0"),
+    );
+    let (status, page) = crate::serve::get(&sa.1, "/ui/tasks/t1");
+    assert!(status.contains("200"), "{status}");
+    let entries = linked_ids(&page, "?entry=");
+    let decisions = linked_ids(&page, "?decision=");
+    assert!(
+        !entries.is_empty() && !decisions.is_empty(),
+        "cut texts link to themselves: {page}"
+    );
+    let mut paths: Vec<String> = [
+        "/",
+        "/ui/tasks",
+        "/ui/tasks?status=running",
+        "/ui/tasks?status=failed&order=oldest",
+        "/ui/tasks?label=db",
+        "/ui/tasks/t1",
+        "/ui/tasks/t1?log=2",
+        "/ui/tasks/t1?decisions=1",
+        "/ui/tasks/t1?checkpoints=1",
+        "/ui/tasks/t1?history=1",
+        "/ui/tasks/t1?entry=999999",
+        "/ui/tasks/t1?decision=999999",
+        "/ui/tasks/d1",
+        "/ui/tasks/t2",
+        "/ui/tasks/t3",
+        "/ui/tasks/epic",
+        "/ui/tasks/nope",
+        "/ui/locks",
+        "/ui/agents",
+        "/ui/alerts",
+        "/api/stats",
+        "/metrics",
+        "/healthz",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    paths.extend(entries.iter().map(|id| format!("/ui/tasks/t1?entry={id}")));
+    paths.extend(
+        decisions
+            .iter()
+            .map(|id| format!("/ui/tasks/t1?decision={id}")),
+    );
+    for path in &paths {
+        let (ha, pa) = crate::serve::get(&sa.1, path);
+        let (hb, pb) = crate::serve::get(&sb.1, path);
+        diffs.check(&format!("GET {path} (status)"), &ha, &hb);
+        let (pa, pb) = match path.as_str() {
+            "/metrics" => (store_series(&pa), store_series(&pb)),
+            "/api/stats" => (unclocked_json(&pa), unclocked_json(&pb)),
+            _ => (unclocked_html(&pa), unclocked_html(&pb)),
+        };
+        diffs.check(&format!("GET {path}"), &pa, &pb);
+    }
+    drop((sa, sb));
+
+    assert!(
+        diffs.0.is_empty(),
+        "hosts A and B answer differently:\n{}",
+        diffs.0.join("\n")
+    );
+    for oc in [&a, &b] {
+        assert!(
+            !oc.data_dir().join("tasks").exists(),
+            "nothing in a data directory"
+        );
+    }
+}
+
+/// `oc logs ship` on PostgreSQL ships what any data directory appended, each collector after
+/// its own cursor in the database, whichever host ships; nothing in the data directories.
+#[test]
+fn ship_on_postgres_sends_what_any_host_appended_once_per_collector() {
+    let Some((a, url)) = oc("cli_ship") else {
+        return;
+    };
+    let b = Oc::on_database(&url);
+    crate::logs::ship_from_two_hosts_to_two_collectors(&a, &b);
+    for oc in [&a, &b] {
+        assert!(
+            !oc.data_dir().join("tasks").exists(),
+            "nothing in a data directory"
+        );
+    }
+}
+
+/// `oc logs retain` on PostgreSQL: one host retains what another appended.
+#[test]
+fn retain_on_postgres_deletes_for_every_host() {
+    let Some((a, url)) = oc("cli_retain") else {
+        return;
+    };
+    let b = Oc::on_database(&url);
+    crate::logs::retain_from_another_host(&a, &b);
+    for oc in [&a, &b] {
+        assert!(
+            !oc.data_dir().join("tasks").exists(),
+            "nothing in a data directory"
+        );
+    }
+}

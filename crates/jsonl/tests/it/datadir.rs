@@ -438,7 +438,9 @@ fn the_ship_cursor_is_never_read_or_written_through_a_link() {
     // Nothing listens on the port: the cursor is read before anything is sent.
     let shipper =
         oc_jsonl::Shipper::new("http://127.0.0.1:9/", oc_jsonl::ShipOptions::default()).unwrap();
-    let e = shipper.ship_task(&t).unwrap_err();
+    let e = shipper
+        .ship_task(&oc_jsonl::DirFileStore::new(&s.data), "t")
+        .unwrap_err();
     assert_link_refused(&e, &t.dir().join("ship-cursor.json"));
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "{}");
 }

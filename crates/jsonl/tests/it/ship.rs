@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use oc_jsonl::{Level, LogEntry, ShipOptions, Shipper, TaskFiles};
+use oc_jsonl::{DirFileStore, Level, LogEntry, ShipOptions, Shipper, TaskFiles};
 use oc_time::Timestamp;
 use serde_json::Value;
 
@@ -96,16 +96,27 @@ fn every_entry_arrives_exactly_once() {
     let c = collector(3);
     log(&t, 0, 50);
     let shipper = Shipper::new(&c.url, opts()).unwrap();
-    let r = shipper.ship_task(&t).unwrap();
+    let r = shipper
+        .ship_task(&DirFileStore::new(dir.path()), "t1")
+        .unwrap();
     assert_eq!(r.shipped, 50);
     assert!(r.retries > 0, "the collector failed some requests: {r:?}");
     log(&t, 50, 73);
     assert_eq!(
-        shipper.ship_task(&t).unwrap().shipped,
+        shipper
+            .ship_task(&DirFileStore::new(dir.path()), "t1")
+            .unwrap()
+            .shipped,
         23,
         "a rerun sends only what is new"
     );
-    assert_eq!(shipper.ship_task(&t).unwrap().shipped, 0);
+    assert_eq!(
+        shipper
+            .ship_task(&DirFileStore::new(dir.path()), "t1")
+            .unwrap()
+            .shipped,
+        0
+    );
     assert_eq!(
         received_indexes(&c),
         (0..73).collect::<Vec<_>>(),
@@ -120,10 +131,14 @@ fn a_dead_collector_leaves_the_cursor_before_the_failed_batch() {
     let c = collector(u64::MAX);
     log(&t, 0, 20);
     let shipper = Shipper::new(&c.url, opts()).unwrap();
-    shipper.ship_task(&t).unwrap();
+    shipper
+        .ship_task(&DirFileStore::new(dir.path()), "t1")
+        .unwrap();
     log(&t, 20, 40);
     c.down.store(true, Ordering::SeqCst);
-    let e = shipper.ship_task(&t).unwrap_err();
+    let e = shipper
+        .ship_task(&DirFileStore::new(dir.path()), "t1")
+        .unwrap_err();
     assert!(
         e.to_string().contains(&c.url) || format!("{e:?}").contains("gave up"),
         "{e:?}"
@@ -134,7 +149,13 @@ fn a_dead_collector_leaves_the_cursor_before_the_failed_batch() {
         "three batches, then four attempts"
     );
     c.down.store(false, Ordering::SeqCst);
-    assert_eq!(shipper.ship_task(&t).unwrap().shipped, 20);
+    assert_eq!(
+        shipper
+            .ship_task(&DirFileStore::new(dir.path()), "t1")
+            .unwrap()
+            .shipped,
+        20
+    );
     assert_eq!(received_indexes(&c), (0..40).collect::<Vec<_>>());
 }
 
@@ -146,7 +167,7 @@ fn level_filter_and_bad_urls() {
     log(&t, 0, 30);
     let r = Shipper::new(&c.url, opts().min_level(Some(Level::Error)))
         .unwrap()
-        .ship_task(&t)
+        .ship_task(&DirFileStore::new(dir.path()), "t1")
         .unwrap();
     assert_eq!((r.shipped, r.filtered), (6, 24));
     assert_eq!(received_indexes(&c), [0, 5, 10, 15, 20, 25]);
