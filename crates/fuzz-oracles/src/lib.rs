@@ -334,7 +334,7 @@ pub fn mcp_messages(data: &[u8]) {
         life,
         std::sync::Arc::new(oc_locks::MemoryLockManager::new()),
     )
-    .files(&files);
+    .files(std::sync::Arc::new(oc_jsonl::DirFileStore::new(&files)));
     let server = oc_mcp::Server::new(toolbox).all_tools();
     for line in String::from_utf8_lossy(data).split('\n') {
         for out in server.handle(line) {
