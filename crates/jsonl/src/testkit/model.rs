@@ -260,8 +260,8 @@ pub fn run(store: &dyn TaskFileStore, ops: &[Op]) {
     let mut log_keys: [Keys; 3] = Default::default();
     let mut decision_keys: [Keys; 3] = Default::default();
     let mut fresh = 0u64;
-    // The store's and the model's follow cursors, and whether they are at the log's start.
-    let mut cursors: [Option<(LogCursor, LogCursor, bool)>; 3] = Default::default();
+    // The store's and the model's follow cursors.
+    let mut cursors: [Option<(LogCursor, LogCursor)>; 3] = Default::default();
     for (step, op) in ops.iter().enumerate() {
         now = now.saturating_add(Duration::from_secs(1));
         let ctx = format!("op {step}: {op:?}");
@@ -617,21 +617,19 @@ pub fn run(store: &dyn TaskFileStore, ops: &[Op]) {
                 let ti = usize::from(*task);
                 let t = TASKS[ti];
                 let n = usize::from(*n);
-                let (sc, mc, at_start) = match &cursors[ti] {
-                    Some((s, m, at_start)) => (Some(s), Some(m), *at_start),
-                    None => (None, None, true),
+                let (sc, mc) = match &cursors[ti] {
+                    Some((s, m)) => (Some(s), Some(m)),
+                    None => (None, None),
                 };
-                // From a cursor at the log's start, what follows it is the log from its start:
-                // whether that is called a restart after a restore is the backend's.
+                // A restore replaces the log even when it was empty and stays so: restarted.
                 if let Some((s, m)) = agree(
                     &ctx,
                     store.read_after(t, sc, n),
                     model.read_after(t, mc, n),
-                    |a| (records(&a.entries), a.restarted && !at_start),
+                    |a| (records(&a.entries), a.restarted),
                 ) {
                     super::assert_ids_increase(&ctx, &s.entries);
-                    let at_start = (at_start || m.restarted) && m.entries.is_empty();
-                    cursors[ti] = Some((s.cursor, m.cursor, at_start));
+                    cursors[ti] = Some((s.cursor, m.cursor));
                 }
             }
             Op::Advance { secs } => {

@@ -31,16 +31,17 @@ mod model_store {
 /// `DirFileStore` on a fresh temporary data directory per test; the corrupter flips a byte of
 /// `<data>/tasks/<task>/checkpoints/<cp>/<file>`.
 mod dir_store {
-    use std::path::PathBuf;
     use std::sync::Arc;
 
     use oc_jsonl::testkit::Corrupter;
     use oc_jsonl::{DirFileStore, TaskFileStore};
 
-    /// Flips the middle byte of a checkpoint's file under `data`.
-    pub(crate) fn corrupter(data: PathBuf) -> Corrupter {
+    /// Flips the middle byte of a checkpoint's file under `data`, which it owns: the directory
+    /// goes when the test drops the corrupter.
+    pub(crate) fn corrupter(data: tempfile::TempDir) -> Corrupter {
         Box::new(move |task: &str, cp: &str, file: &str| {
             let path = data
+                .path()
                 .join("tasks")
                 .join(task)
                 .join("checkpoints")
@@ -55,9 +56,8 @@ mod dir_store {
     }
 
     pub(crate) fn make() -> (Arc<dyn TaskFileStore>, Corrupter) {
-        // Kept until the process ends: the store outlives this closure.
-        let dir = tempfile::tempdir().unwrap().keep();
-        let store = Arc::new(DirFileStore::new(&dir)) as Arc<dyn TaskFileStore>;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(DirFileStore::new(dir.path())) as Arc<dyn TaskFileStore>;
         (store, corrupter(dir))
     }
 
