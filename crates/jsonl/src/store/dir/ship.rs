@@ -38,7 +38,8 @@ fn load_ship(files: &TaskFiles) -> Result<BTreeMap<String, Value>> {
     }
 }
 
-/// Where `collector` acknowledged the log (see [`TaskFileStore::ship_cursor`](crate::TaskFileStore::ship_cursor)).
+/// Where `collector` acknowledged the log (see
+/// [`TaskFileStore::ship_cursor`](crate::TaskFileStore::ship_cursor)).
 pub(super) fn cursor(files: &TaskFiles, collector: &str) -> Result<Option<LogCursor>> {
     check_collector(collector)?;
     let all = load_ship(files)?;
