@@ -5,7 +5,10 @@
 
 use std::time::Instant;
 
-use oc_jsonl::{Append, DirFileStore, JsonlWriter, Level, LogEntry, TaskFileStore, WriterOptions};
+use oc_jsonl::{
+    Append, DirFileStore, JsonlWriter, Level, LogEntry, OverviewRequest, TaskFileStore,
+    WriterOptions,
+};
 use oc_time::Timestamp;
 
 #[allow(clippy::print_stdout)]
@@ -66,5 +69,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "DirFileStore (batches of 100): {:>11.0} records/s",
         rate(start, n / 100 * 100)
     );
+
+    // A task's page: the overview walks to the task directory once, three calls three times.
+    let r = OverviewRequest::new((0, 20), (0, 20), (0, 10));
+    store.create_checkpoint("t1", "page", Timestamp::from_millis(0))?;
+    let pages = 2_000;
+    let start = Instant::now();
+    for _ in 0..pages {
+        let o = store.overview("t1", &r);
+        o.log?;
+    }
+    let one = start.elapsed() / pages;
+    let start = Instant::now();
+    for _ in 0..pages {
+        store.log_tail("t1", 0, 20)?;
+        store.decisions("t1", None, 0, 20)?;
+        store.checkpoint_page("t1", 0, 10)?;
+    }
+    let three = start.elapsed() / pages;
+    println!("a task's page: overview {one:?}, three calls {three:?}");
     Ok(())
 }

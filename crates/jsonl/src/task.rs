@@ -13,7 +13,7 @@ use crate::error::io;
 use crate::fsx::{Access, Dir};
 use crate::{
     Decision, Error, Follower, JsonlReader, JsonlWriter, LogEntry, MAX_CHECKPOINT_FILE_BYTES,
-    ReadReport, Result, WriterOptions,
+    ReadReport, Result, TaskFileStore, WriterOptions,
 };
 
 /// Checks `id` by the task-id rules of `oc-tasks` (1–128 of `[A-Za-z0-9._:-]`, not starting
@@ -361,8 +361,17 @@ impl TaskFiles {
     }
 
     /// Appends one entry to `logs.jsonl` (opening the file for this call).
+    ///
+    /// The same append as [`DirFileStore`](crate::DirFileStore)'s, acknowledged
+    /// [`Written`](crate::Ack::Written), through a store of this call's own.
     pub fn append_log(&self, entry: &LogEntry) -> Result<()> {
-        self.log_writer(WriterOptions::default())?.append(entry)
+        crate::DirFileStore::new(&self.data_dir)
+            .append_logs(
+                &self.task_id,
+                std::slice::from_ref(entry),
+                &crate::Append::written(),
+            )
+            .map(drop)
     }
 
     /// A reader of `logs.jsonl` and its rotated files.
@@ -393,10 +402,13 @@ impl TaskFiles {
     }
 
     /// Appends a decision to `decisions.jsonl`.
+    ///
+    /// The same append as [`DirFileStore`](crate::DirFileStore)'s, acknowledged
+    /// [`Written`](crate::Ack::Written), through a store of this call's own.
     pub fn append_decision(&self, d: &Decision) -> Result<()> {
-        let dir = self.task_dir_create()?;
-        JsonlWriter::open_guarded(dir, OsStr::new("decisions.jsonl"), WriterOptions::default())?
-            .append(d)
+        crate::DirFileStore::new(&self.data_dir)
+            .append_decision(&self.task_id, d, &crate::Append::written())
+            .map(drop)
     }
 
     /// A reader of `decisions.jsonl`, for a page of the newest ([`JsonlReader::tail_lines`])

@@ -170,7 +170,7 @@ fn newlines(mut r: impl Read, path: &Path) -> Result<u64> {
 }
 
 /// The newlines in `bytes`, eight bytes at a time.
-pub(super) fn count_newlines(bytes: &[u8]) -> u64 {
+pub(crate) fn count_newlines(bytes: &[u8]) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const NL: u64 = 0x0a0a_0a0a_0a0a_0a0a;
     let mut chunks = bytes.chunks_exact(8);

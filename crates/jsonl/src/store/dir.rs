@@ -2,7 +2,6 @@
 //! [`TaskFiles`], [`JsonlWriter`] and [`JsonlReader`] with their hardening (decision 0004: every
 //! path built from validated names, no link followed; decision 0002: bounded views).
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +9,6 @@ use std::time::Duration;
 
 use oc_time::Timestamp;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::fsx::Dir;
@@ -18,26 +16,26 @@ use crate::reader::count::LineCounts;
 use crate::writer::Wrote;
 use crate::{
     Ack, After, Append, Appended, Checkpoint, Decision, EntryId, Error, FileCounts, JsonlReader,
-    JsonlWriter, LineAt, LogAnalysis, LogCursor, LogEntry, LogVolume, MAX_LINE_BYTES, Overview,
-    OverviewRequest, Page, Query, ReadReport, Result, Retention, Stored, TaskFileStore, TaskFiles,
-    WriterOptions, check_append_key, check_task_id,
+    JsonlWriter, LogAnalysis, LogCursor, LogEntry, LogVolume, MAX_LINE_BYTES, Overview,
+    OverviewRequest, Page, Query, Result, Retention, TaskFileStore, TaskFiles, WriterOptions,
+    check_append_key, check_task_id,
 };
 
 use super::MAX_CHECKPOINT_FILE_BYTES;
 
 mod follow;
+mod pages;
 mod retain;
 mod scan;
+mod ship;
+
+use pages::{by_id, decision_page, tail_page};
 
 /// With an agent filter, the most decision lines one [`TaskFileStore::decisions`] call reads.
 pub const DECISIONS_SCANNED: usize = 10_000;
 
 /// How many writers a [`DirFileStore`] keeps open (the least recently used is closed).
 pub const MAX_OPEN_WRITERS: usize = 64;
-
-/// The bits of an [`EntryId`] that hold the byte offset; the file's generation (0: the live
-/// file, 1: the one rotated last, ...) is above them.
-const OFFSET_BITS: u32 = 48;
 
 /// A task's two append-only streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -275,148 +273,6 @@ impl DirFileStore {
     }
 }
 
-/// `at` as an [`EntryId`].
-fn entry_id(at: LineAt) -> EntryId {
-    EntryId((u64::from(at.file) << OFFSET_BITS) | (at.offset & ((1 << OFFSET_BITS) - 1)))
-}
-
-/// `id` as where its line starts.
-fn line_at(id: EntryId) -> LineAt {
-    LineAt {
-        file: u32::try_from(id.0 >> OFFSET_BITS).unwrap_or(u32::MAX),
-        offset: id.0 & ((1 << OFFSET_BITS) - 1),
-    }
-}
-
-/// The `n` records before the newest `skip` of `reader`, oldest first: lines that do not parse
-/// (or are too long to be held) are counted in the report.
-fn tail_page<T: DeserializeOwned>(reader: &JsonlReader, skip: usize, n: usize) -> Result<Page<T>> {
-    if n == 0 {
-        // `tail_lines` answers `more: false` for no lines: whether older ones exist is asked.
-        let page = reader.tail_lines(skip, 1)?;
-        let next = skip as u64;
-        return Ok(Page::new(
-            Vec::new(),
-            !page.lines.is_empty(),
-            next,
-            ReadReport::default(),
-        ));
-    }
-    let tail = reader.tail_lines(skip, n)?;
-    let mut report = ReadReport::default();
-    let mut entries = Vec::with_capacity(tail.lines.len());
-    for line in &tail.lines {
-        report.lines += 1;
-        match serde_json::from_slice::<T>(&line.text) {
-            Ok(record) => entries.push(Stored {
-                id: entry_id(line.at),
-                record,
-            }),
-            Err(_) => report.malformed += 1,
-        }
-    }
-    let next = skip.saturating_add(tail.lines.len()) as u64;
-    Ok(Page::new(entries, tail.more, next, report))
-}
-
-/// The line `id` of `reader`, parsed; `None` if no line starts there or it does not parse.
-fn by_id<T: DeserializeOwned>(reader: &JsonlReader, id: EntryId) -> Result<Option<T>> {
-    Ok(reader
-        .line_at(line_at(id))?
-        .and_then(|line| serde_json::from_slice(&line).ok()))
-}
-
-/// A page of decisions counted from the newest end (`skip` the newest, then `n` before them),
-/// by `agent` if given, reading at most [`DECISIONS_SCANNED`] lines with a filter.
-fn decision_page(
-    reader: &JsonlReader,
-    agent: Option<&str>,
-    skip: usize,
-    n: usize,
-) -> Result<Page<Decision>> {
-    let mut shown: Vec<Stored<Decision>> = Vec::new();
-    let (mut at, mut more) = (skip, false);
-    let mut report = ReadReport::default();
-    if n == 0 {
-        let page = reader.tail_lines(skip, 1)?;
-        return Ok(Page::new(
-            Vec::new(),
-            !page.lines.is_empty(),
-            skip as u64,
-            report,
-        ));
-    }
-    loop {
-        let want = if agent.is_some() {
-            DECISIONS_SCANNED
-                .saturating_add(skip)
-                .saturating_sub(at)
-                .min(n.max(256))
-        } else {
-            n - shown.len()
-        };
-        if want == 0 {
-            // The scan's budget is spent, with older lines left (the last page had more).
-            break;
-        }
-        let page = reader.tail_lines(at, want)?;
-        let read = page.lines.len();
-        let mut page_more = page.more;
-        for (i, line) in page.lines.iter().enumerate().rev() {
-            report.lines += 1;
-            match serde_json::from_slice::<Decision>(&line.text) {
-                Ok(d) if agent.is_none_or(|a| d.agent == a) => shown.push(Stored {
-                    id: entry_id(line.at),
-                    record: d,
-                }),
-                Ok(_) => {}
-                Err(_) => report.malformed += 1,
-            }
-            at += 1;
-            if shown.len() == n {
-                page_more |= i > 0;
-                break;
-            }
-        }
-        more = page_more;
-        if shown.len() == n || read < want || !page.more {
-            break;
-        }
-    }
-    shown.reverse();
-    Ok(Page::new(shown, more, at as u64, report))
-}
-
-/// Per collector, where it acknowledged the log: `{"cursor": "<LogCursor>"}` (the `Shipper`'s
-/// own entries, `{"line", "hash"}`, are kept as they are).
-const SHIP_FILE: &str = "ship-cursor.json";
-
-/// The most a ship cursor file may hold.
-const MAX_SHIP_FILE_BYTES: u64 = 1 << 20;
-
-/// The longest collector name.
-const MAX_COLLECTOR_BYTES: usize = 2048;
-
-fn check_collector(c: &str) -> Result<()> {
-    if c.is_empty() || c.len() > MAX_COLLECTOR_BYTES || c.chars().any(char::is_control) {
-        return Err(Error::InvalidInput {
-            field: "collector",
-            reason: format!("must be 1 to {MAX_COLLECTOR_BYTES} bytes without control characters"),
-        });
-    }
-    Ok(())
-}
-
-fn load_ship(files: &TaskFiles) -> Result<BTreeMap<String, Value>> {
-    match files.read_file(SHIP_FILE, MAX_SHIP_FILE_BYTES)? {
-        Some(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
-            path: files.dir().join(SHIP_FILE),
-            reason: e.to_string(),
-        }),
-        None => Ok(BTreeMap::new()),
-    }
-}
-
 impl TaskFileStore for DirFileStore {
     fn location(&self) -> String {
         self.data_dir.display().to_string()
@@ -499,56 +355,7 @@ impl TaskFileStore for DirFileStore {
 
     fn query(&self, task: &str, q: &Query) -> Result<Page<LogEntry>> {
         let reader = Self::reader(self.task_dir(task)?.as_ref(), Stream::Logs)?;
-        let mut kept: std::collections::VecDeque<Stored<LogEntry>> = Default::default();
-        let mut skipped = 0usize;
-        let mut bad = 0u64;
-        let mut more = false;
-        // One more than asked, to know whether more follow.
-        let window = q
-            .limit
-            .map(|l| l.saturating_add(q.offset).saturating_add(1));
-        let mut report = reader.for_each_line_at(|_, at, line| {
-            let Ok(record) = serde_json::from_slice::<LogEntry>(line) else {
-                bad += 1;
-                return true;
-            };
-            if !q.matches(&record) {
-                return true;
-            }
-            let s = Stored {
-                id: entry_id(at),
-                record,
-            };
-            if q.newest_first {
-                kept.push_back(s);
-                if window.is_some_and(|w| kept.len() > w) {
-                    kept.pop_front();
-                    more = true;
-                }
-                true
-            } else if skipped < q.offset {
-                skipped += 1;
-                true
-            } else if q.limit.is_some_and(|l| kept.len() >= l) {
-                more = true;
-                false
-            } else {
-                kept.push_back(s);
-                true
-            }
-        })?;
-        report.malformed += bad;
-        let limit = q.limit.unwrap_or(usize::MAX);
-        let entries: Vec<Stored<LogEntry>> = if q.newest_first {
-            let total = kept.len();
-            let shown: Vec<_> = kept.into_iter().rev().skip(q.offset).take(limit).collect();
-            more |= total > q.offset.saturating_add(shown.len());
-            shown
-        } else {
-            kept.into()
-        };
-        let next = q.offset.saturating_add(entries.len()) as u64;
-        Ok(Page::new(entries, more, next, report))
+        pages::query(&reader, q)
     }
 
     fn log_tail(&self, task: &str, skip: usize, n: usize) -> Result<Page<LogEntry>> {
@@ -643,72 +450,11 @@ impl TaskFileStore for DirFileStore {
     }
 
     fn ship_cursor(&self, task: &str, collector: &str) -> Result<Option<LogCursor>> {
-        let files = self.files(task)?;
-        check_collector(collector)?;
-        let all = load_ship(&files)?;
-        let Some(v) = all.get(collector) else {
-            return Ok(None);
-        };
-        if let Some(c) = v.get("cursor").and_then(Value::as_str) {
-            return LogCursor::new(c).map(Some);
-        }
-        // The `Shipper`'s own: a line count and the hash of that line.
-        let (Some(line), Some(hash)) = (
-            v.get("line").and_then(Value::as_u64),
-            v.get("hash").and_then(Value::as_str),
-        ) else {
-            return Err(Error::Corrupt {
-                path: files.dir().join(SHIP_FILE),
-                reason: format!("the cursor of {collector:?} is neither a cursor nor a line"),
-            });
-        };
-        if line == 0 {
-            return Ok(None);
-        }
-        let mut after = None;
-        let reader = files.logs();
-        reader.for_each_line_at(|n, at, text| {
-            if crate::task::sha256_hex(text) == hash {
-                after = Some((at, text.len() as u64 + 1));
-                return n < line;
-            }
-            true
-        })?;
-        let tdir = files.task_dir()?;
-        match after {
-            Some((at, len)) if at.file == 0 => {
-                follow::cursor_at(tdir.as_ref(), "logs.jsonl", at.offset + len).map(Some)
-            }
-            // In a rotated file: everything of the live file follows it.
-            Some(_) => follow::cursor_at(tdir.as_ref(), "logs.jsonl", 0).map(Some),
-            None => Ok(None),
-        }
+        ship::cursor(&self.files(task)?, collector)
     }
 
     fn set_ship_cursor(&self, task: &str, collector: &str, at: &LogCursor) -> Result<()> {
-        let files = self.files(task)?;
-        check_collector(collector)?;
-        follow::DiskCursor::parse(at)?;
-        let mut all = load_ship(&files)?;
-        all.insert(
-            collector.to_owned(),
-            serde_json::json!({ "cursor": at.as_str() }),
-        );
-        let path = files.dir().join(SHIP_FILE);
-        let bytes = serde_json::to_vec_pretty(&all).map_err(|source| Error::Json {
-            path: path.clone(),
-            source,
-        })?;
-        if bytes.len() as u64 > MAX_SHIP_FILE_BYTES {
-            return Err(Error::InvalidInput {
-                field: "collector",
-                reason: format!(
-                    "the ship cursors would take {} bytes; at most {MAX_SHIP_FILE_BYTES}",
-                    bytes.len()
-                ),
-            });
-        }
-        files.write_file(SHIP_FILE, &bytes)
+        ship::set_cursor(&self.files(task)?, collector, at)
     }
 
     /// The log's newest end, the decisions' and a page of checkpoints, through one walk to

@@ -174,8 +174,8 @@ fn restores_and_retentions_lose_no_append_of_four_processes() {
             checked += 1;
             assert!(
                 in_log,
-                "process {p}'s append {seq}, from {started} acknowledged at {t}, is not in {name} (in the final \
-                 log: {}; rounds: {:?})",
+                "process {p}'s append {seq}, from {started} acknowledged at {t}, is not in \
+                 {name} (in the final log: {}; rounds: {:?})",
                 fin.contains(&(p, seq)),
                 rounds
                     .iter()

@@ -820,3 +820,42 @@ fn a_keyed_append_cuts_a_torn_tail_left_by_a_crash_first() {
     assert_eq!(records(&page.entries), [entry(0), entry(1)]);
     assert_eq!(page.read.malformed, 0);
 }
+
+/// Decision 0004 through the store: a task directory or a log planted as a link is refused,
+/// and nothing reaches what it points at.
+#[test]
+fn links_planted_in_the_data_directory_are_refused_by_the_store() {
+    let (dir, s) = store();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("tasks/t1")).unwrap();
+    let refused = |r: Result<(), Error>| assert!(r.as_ref().is_err_and(Error::is_unsafe), "{r:?}");
+    refused(s.append_log("t1", &entry(0)).map(drop));
+    refused(s.log_tail("t1", 0, 5).map(drop));
+    refused(s.counts("t1").map(drop));
+    refused(s.read_after("t1", None, 5).map(drop));
+    let o = s.overview(
+        "t1",
+        &oc_jsonl::OverviewRequest::new((0, 5), (0, 5), (0, 5)),
+    );
+    refused(o.log.map(drop));
+    refused(o.checkpoints.map(drop));
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+
+    // A log planted as a link to a file outside: not appended to, retained or replaced.
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, "keep\n").unwrap();
+    s.save_state("t2", &json!(1)).unwrap();
+    std::os::unix::fs::symlink(&secret, dir.path().join("tasks/t2/logs.jsonl")).unwrap();
+    refused(s.append_log("t2", &entry(0)).map(drop));
+    refused(
+        s.retain(
+            "t2",
+            &Retention::new().max_entries(0),
+            Timestamp::from_millis(0),
+        )
+        .map(drop),
+    );
+    refused(s.log_end("t2").map(drop));
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "keep\n");
+}

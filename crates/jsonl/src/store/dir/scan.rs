@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::io;
+use crate::reader::count::count_newlines;
 use crate::task::sha256_hex;
 use crate::{Error, KEY_WINDOW_ENTRIES, MAX_LINE_BYTES, Result, TAIL_BLOCK};
 
@@ -65,8 +66,9 @@ struct KeyFields {
 /// Looks for the append keyed `key` among the last (at least) [`KEY_WINDOW_ENTRIES`] lines of
 /// `file` (`len` bytes, locked by the caller): its first line's offset and its line count.
 ///
-/// The file is read backwards in blocks of [`TAIL_BLOCK`]; a line is parsed only if it ends
-/// with `"idem":"<key>"}`, and then only when it is at most [`MAX_LINE_BYTES`].
+/// The file is read backwards in blocks of [`TAIL_BLOCK`], each searched once for lines ending
+/// with `"idem":"<key>"}` and once for newlines (to stop past the window); only such a line is
+/// parsed, and only when it is at most [`MAX_LINE_BYTES`].
 pub(super) fn find_key(
     file: &File,
     len: u64,
@@ -75,31 +77,31 @@ pub(super) fn find_key(
 ) -> Result<Option<(u64, u32)>> {
     let mut needle = key_suffix(key);
     needle.extend_from_slice(b"}\n");
+    let finder = memchr::memmem::FinderRev::new(&needle);
     let overlap = needle.len() as u64;
-    let mut lines = 0usize;
+    // Lines newer than the block being searched.
+    let mut lines = 0u64;
+    let window = KEY_WINDOW_ENTRIES as u64;
     let mut pos = len;
-    while pos > 0 && lines <= KEY_WINDOW_ENTRIES {
+    while pos > 0 && lines <= window {
         let start = pos.saturating_sub(TAIL_BLOCK);
         let from = start.saturating_sub(overlap);
         let block = read_at(file, from, pos - from, path)?;
-        // Newlines at `start..pos` (absolute), newest first.
+        // Only lines whose newline is in `start..pos` belong to this block.
         let own = usize::try_from(start - from).unwrap_or(0);
-        let mut end = block.len();
-        while let Some(nl) = memchr::memrchr(b'\n', &block[own..end]).map(|i| i + own) {
-            end = nl;
-            let line_end = from + nl as u64 + 1;
-            if line_end <= len
-                && nl + 1 >= needle.len()
-                && block[nl + 1 - needle.len()..=nl] == needle[..]
-                && let Some(found) = key_line(file, line_end, key, path)?
-            {
-                return Ok(Some(found));
-            }
-            lines += 1;
-            if lines > KEY_WINDOW_ENTRIES {
+        for at in finder.rfind_iter(&block) {
+            let end = at + needle.len();
+            if end <= own {
                 break;
             }
+            if lines + count_newlines(&block[end..]) > window {
+                break;
+            }
+            if let Some(found) = key_line(file, from + end as u64, key, path)? {
+                return Ok(Some(found));
+            }
         }
+        lines += count_newlines(&block[own.min(block.len())..]);
         pos = start;
     }
     Ok(None)
