@@ -36,6 +36,10 @@ const TAILS: usize = 21;
 /// Opens (creating) a store by name: a schema on PostgreSQL, a data directory on disk.
 pub(crate) type Open<'a> = &'a dyn Fn(&str) -> anyhow::Result<Arc<dyn TaskFileStore>>;
 
+/// The server's count of write transactions so far (`txid_current()`), when there is a
+/// server: between two readings, the group commit's calls (each one transaction) and one.
+pub(crate) type Commits<'a> = &'a dyn Fn() -> anyhow::Result<Option<u64>>;
+
 /// Entry `i` of `task`: an ordinary line of about 200 bytes (a message, two data fields), one
 /// in 20 an error, two warnings, three debug, the rest info, a millisecond apart.
 pub(crate) fn entry(task: &str, i: usize) -> LogEntry {
@@ -115,7 +119,8 @@ fn single_appends(
 /// written), single durable appends from 16 threads (a task each, and one task), a checkpoint
 /// of a task with 10 MB of log created and restored; unless `quick`, the last 20 entries and
 /// the analysis of a task of 1,000,000 (filled once; `after_fill` runs then, for the
-/// statistics a server would gather).
+/// statistics a server would gather). With a server (`commits`), also the appends per call of
+/// the group commit in the 16-thread figures (`_per_call`).
 pub(crate) fn figures(
     f: &mut Figures,
     prefix: &str,
@@ -123,6 +128,7 @@ pub(crate) fn figures(
     quick: bool,
     open: Open<'_>,
     after_fill: &dyn Fn() -> anyhow::Result<()>,
+    commits: Commits<'_>,
 ) -> anyhow::Result<()> {
     let name = |n: &str| format!("{prefix}{n}");
     let big = if quick {
@@ -165,28 +171,33 @@ pub(crate) fn figures(
             anyhow::ensure!(n == BATCHED as u64, "{task} holds {n} entries");
         }
 
-        let (rate, lat) =
-            single_appends(&s, THREADS, SINGLE_PER_THREAD, &|t| format!("single-{t}"))?;
-        f.add(name("log_append_durable_16t"), "entries/s", rate);
-        f.add(
-            name("log_append_durable_16t_p50"),
-            "ms",
-            quantile(&lat, 0.50),
-        );
-        f.add(
-            name("log_append_durable_16t_p99"),
-            "ms",
-            quantile(&lat, 0.99),
-        );
-        let (rate, lat) = single_appends(&s, THREADS, SHARED_PER_THREAD, &|_| {
-            "single-shared".to_owned()
-        })?;
-        f.add(name("log_append_durable_16t_one_task"), "entries/s", rate);
-        f.add(
-            name("log_append_durable_16t_one_task_p99"),
-            "ms",
-            quantile(&lat, 0.99),
-        );
+        let own = |t: usize| format!("single-{t}");
+        let shared = |_: usize| "single-shared".to_owned();
+        let variants: [(&str, usize, &(dyn Fn(usize) -> String + Sync)); 2] = [
+            ("log_append_durable_16t", SINGLE_PER_THREAD, &own),
+            (
+                "log_append_durable_16t_one_task",
+                SHARED_PER_THREAD,
+                &shared,
+            ),
+        ];
+        for (figure, per, task) in variants {
+            let before = commits()?;
+            let (rate, lat) = single_appends(&s, THREADS, per, task)?;
+            let after = commits()?;
+            f.add(name(figure), "entries/s", rate);
+            f.add(name(&format!("{figure}_p50")), "ms", quantile(&lat, 0.50));
+            f.add(name(&format!("{figure}_p99")), "ms", quantile(&lat, 0.99));
+            if let (Some(a), Some(b)) = (before, after) {
+                // Each call of the group commit is one transaction, and so is each reading.
+                let calls = b.saturating_sub(a).saturating_sub(1).max(1);
+                f.add(
+                    name(&format!("{figure}_per_call")),
+                    "appends",
+                    (THREADS * per) as f64 / calls as f64,
+                );
+            }
+        }
         let n = s.counts("single-shared")?.log_entries;
         anyhow::ensure!(
             n == (THREADS * SHARED_PER_THREAD) as u64,
@@ -293,7 +304,13 @@ pub(crate) fn pg_figures(
             .context("VACUUM")?;
         Ok(())
     };
-    figures(&mut f, "pg.", runs, quick, &open, &analyze)?;
+    let commits = || -> anyhow::Result<Option<u64>> {
+        let out = pg
+            .psql("postgres", "SELECT txid_current()")
+            .context("txid_current")?;
+        Ok(Some(out.trim().parse().context("txid_current")?))
+    };
+    figures(&mut f, "pg.", runs, quick, &open, &analyze, &commits)?;
     f.emit();
     Ok(())
 }
@@ -308,7 +325,15 @@ pub(crate) fn disk_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
         std::fs::create_dir_all(&data)?;
         Ok(Arc::new(oc_jsonl::DirFileStore::new(data)))
     };
-    figures(&mut f, "jsonl.store_", runs, quick, &open, &|| Ok(()))?;
+    figures(
+        &mut f,
+        "jsonl.store_",
+        runs,
+        quick,
+        &open,
+        &|| Ok(()),
+        &|| Ok(None),
+    )?;
     f.emit();
     Ok(())
 }
