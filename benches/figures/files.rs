@@ -40,6 +40,9 @@ pub(crate) type Open<'a> = &'a dyn Fn(&str) -> anyhow::Result<Arc<dyn TaskFileSt
 /// server: between two readings, the group commit's calls (each one transaction) and one.
 pub(crate) type Commits<'a> = &'a dyn Fn() -> anyhow::Result<Option<u64>>;
 
+/// Names the task of an appending thread.
+type TaskOf<'a> = &'a (dyn Fn(usize) -> String + Sync);
+
 /// Entry `i` of `task`: an ordinary line of about 200 bytes (a message, two data fields), one
 /// in 20 an error, two warnings, three debug, the rest info, a millisecond apart.
 pub(crate) fn entry(task: &str, i: usize) -> LogEntry {
@@ -85,7 +88,7 @@ fn single_appends(
     s: &Arc<dyn TaskFileStore>,
     threads: usize,
     per: usize,
-    task: &(dyn Fn(usize) -> String + Sync),
+    task: TaskOf<'_>,
 ) -> anyhow::Result<(f64, Vec<f64>)> {
     let started = Instant::now();
     let lat = std::thread::scope(|sc| {
@@ -173,7 +176,7 @@ pub(crate) fn figures(
 
         let own = |t: usize| format!("single-{t}");
         let shared = |_: usize| "single-shared".to_owned();
-        let variants: [(&str, usize, &(dyn Fn(usize) -> String + Sync)); 2] = [
+        let variants: [(&str, usize, TaskOf<'_>); 2] = [
             ("log_append_durable_16t", SINGLE_PER_THREAD, &own),
             (
                 "log_append_durable_16t_one_task",
