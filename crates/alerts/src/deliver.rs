@@ -1,6 +1,7 @@
 //! Delivery: routing by severity, one worker thread per receiver, timeouts, retries with
-//! exponential backoff, and counted failures.
+//! exponential backoff, counted failures, and the rows of a store's outbox sent once.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -9,9 +10,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError, bounded};
 use serde::Serialize;
 
-use crate::engine::Notification;
+use crate::engine::{Notification, Outbox};
 use crate::notify::{Notifier, SendError};
 use crate::rule::Severity;
+use crate::store::OutboxEntry;
 
 /// A named notifier and the lowest severity it receives.
 pub struct Receiver {
@@ -88,13 +90,34 @@ impl RetryPolicy {
         n: &Notification,
         c: &Counters,
     ) -> Result<(), SendError> {
+        self.deliver_keyed(notifier, n, None, None, c)
+            .unwrap_or(Ok(()))
+    }
+
+    /// As `deliver`, with an idempotency key, and no attempt started after `deadline`: `None`
+    /// when it passed before one (nothing sent, nothing counted but the retries).
+    fn deliver_keyed(
+        &self,
+        notifier: &dyn Notifier,
+        n: &Notification,
+        key: Option<&str>,
+        deadline: Option<Instant>,
+        c: &Counters,
+    ) -> Option<Result<(), SendError>> {
         let mut wait = self.backoff;
         let attempts = self.attempts.max(1);
         for attempt in 1..=attempts {
-            match notifier.send(n) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
+            let sent = match key {
+                Some(k) => notifier.send_keyed(n, k),
+                None => notifier.send(n),
+            };
+            match sent {
                 Ok(()) => {
                     c.sent.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
+                    return Some(Ok(()));
                 }
                 Err(e) if e.permanent || attempt == attempts => {
                     c.failed.fetch_add(1, Ordering::Relaxed);
@@ -104,7 +127,7 @@ impl RetryPolicy {
                         ..e
                     };
                     *c.last_error.lock() = Some(e.reason.clone());
-                    return Err(e);
+                    return Some(Err(e));
                 }
                 Err(_) => {
                     c.retries.fetch_add(1, Ordering::Relaxed);
@@ -113,7 +136,7 @@ impl RetryPolicy {
                 }
             }
         }
-        Ok(())
+        Some(Ok(()))
     }
 }
 
@@ -147,11 +170,17 @@ pub struct DeliveryStats {
     pub last_error: Option<String>,
 }
 
+/// What a worker sends: a notification handed over directly, or a row of a store's outbox.
+enum Job {
+    Note(Notification),
+    Row(OutboxEntry, Arc<Outbox>),
+}
+
 struct Worker {
     name: String,
     kind: &'static str,
     min_severity: Severity,
-    tx: Sender<Notification>,
+    tx: Sender<Job>,
     counters: Arc<Counters>,
     notifier: Arc<dyn Notifier>,
     _thread: JoinHandle<()>,
@@ -165,6 +194,8 @@ struct Worker {
 pub struct Dispatcher {
     workers: Vec<Worker>,
     retry: RetryPolicy,
+    /// Outbox rows queued or being sent, so that the next look at the outbox skips them.
+    rows: Arc<parking_lot::Mutex<HashSet<u64>>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -181,22 +212,55 @@ impl std::fmt::Debug for Dispatcher {
 
 const QUEUE: usize = 1024;
 
+/// Sends one outbox row, unless its lease may have lapsed, and marks it delivered.
+fn send_row(
+    retry: &RetryPolicy,
+    notifier: &dyn Notifier,
+    row: &OutboxEntry,
+    outbox: &Outbox,
+    c: &Counters,
+) {
+    let key = row.id.to_string();
+    let sent = retry.deliver_keyed(
+        notifier,
+        &row.notification,
+        Some(&key),
+        Some(outbox.send_until),
+        c,
+    );
+    if sent.is_some() {
+        // Failing to mark it sends it again later, under the same key.
+        if let Err(e) = outbox.store.delivered(&outbox.lease, &[row.id]) {
+            *c.last_error.lock() = Some(crate::redact(&e.to_string()));
+        }
+    }
+}
+
 impl Dispatcher {
     /// Starts one worker per receiver; fails if a thread cannot start.
     pub fn new(receivers: Vec<Receiver>, retry: RetryPolicy) -> crate::Result<Self> {
+        let rows = Arc::new(parking_lot::Mutex::new(HashSet::new()));
         let workers = receivers
             .into_iter()
             .map(|r| {
-                let (tx, rx) = bounded::<Notification>(QUEUE);
+                let (tx, rx) = bounded::<Job>(QUEUE);
                 let counters = Arc::new(Counters::default());
                 let notifier: Arc<dyn Notifier> = Arc::from(r.notifier);
                 let thread = {
-                    let (c, n) = (counters.clone(), notifier.clone());
+                    let (c, n, rows) = (counters.clone(), notifier.clone(), rows.clone());
                     std::thread::Builder::new()
                         .name(format!("oc-alerts-{}", r.name))
                         .spawn(move || {
-                            for note in rx {
-                                let _ = retry.deliver(&*n, &note, &c);
+                            for job in rx {
+                                match job {
+                                    Job::Note(note) => {
+                                        let _ = retry.deliver(&*n, &note, &c);
+                                    }
+                                    Job::Row(row, outbox) => {
+                                        send_row(&retry, &*n, &row, &outbox, &c);
+                                        rows.lock().remove(&row.id);
+                                    }
+                                }
                                 c.in_flight.fetch_sub(1, Ordering::SeqCst);
                             }
                         })
@@ -216,7 +280,56 @@ impl Dispatcher {
                 })
             })
             .collect::<crate::Result<_>>()?;
-        Ok(Dispatcher { workers, retry })
+        Ok(Dispatcher {
+            workers,
+            retry,
+            rows,
+        })
+    }
+
+    /// The receivers a notification of this severity reaches.
+    pub fn route(&self, n: &Notification) -> Vec<String> {
+        self.workers
+            .iter()
+            .filter(|w| n.alert.severity >= w.min_severity)
+            .map(|w| w.name.clone())
+            .collect()
+    }
+
+    /// Queues the undelivered rows of `outbox` (up to 1,024, oldest first) on their receivers'
+    /// workers, skipping those already queued; returns how many were queued. A worker sends a
+    /// row only before [`Outbox::send_until`], with its id as the idempotency key, and marks
+    /// it delivered after the last attempt (whether it succeeded or not, as
+    /// [`dispatch`](Dispatcher::dispatch) gives up). A row for a receiver no longer
+    /// configured is marked delivered unsent.
+    pub fn send_outbox(&self, outbox: &Outbox) -> crate::Result<usize> {
+        let rows = outbox.store.outbox(&outbox.lease, QUEUE)?;
+        let shared = Arc::new(outbox.clone());
+        let mut orphans = Vec::new();
+        let mut queued = 0;
+        for row in rows {
+            let Some(w) = self.workers.iter().find(|w| w.name == row.receiver) else {
+                orphans.push(row.id);
+                continue;
+            };
+            if !self.rows.lock().insert(row.id) {
+                continue;
+            }
+            let id = row.id;
+            w.counters.in_flight.fetch_add(1, Ordering::SeqCst);
+            match w.tx.try_send(Job::Row(row, shared.clone())) {
+                Ok(()) => queued += 1,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    // Still in the outbox: the next look queues it again.
+                    w.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    self.rows.lock().remove(&id);
+                }
+            }
+        }
+        if !orphans.is_empty() {
+            outbox.store.delivered(&outbox.lease, &orphans)?;
+        }
+        Ok(queued)
     }
 
     /// Queues each notification for every receiver its severity reaches.
@@ -228,7 +341,7 @@ impl Dispatcher {
                 .filter(|w| n.alert.severity >= w.min_severity)
             {
                 w.counters.in_flight.fetch_add(1, Ordering::SeqCst);
-                match w.tx.try_send(n.clone()) {
+                match w.tx.try_send(Job::Note(n.clone())) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                         w.counters.in_flight.fetch_sub(1, Ordering::SeqCst);

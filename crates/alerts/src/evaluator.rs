@@ -47,15 +47,29 @@ pub fn figures(engine: &Engine, dispatcher: Option<&Dispatcher>) -> AlertFigures
     AlertFigures { firing, receivers }
 }
 
-/// Takes a snapshot, evaluates `engine` over it at `now` and dispatches what it returns.
+/// Evaluates `engine` over `snap` at `now` and has `dispatcher` deliver what it returns.
+///
+/// An engine with a store commits each notification to the store's outbox for the receivers
+/// its severity reaches, then (while it holds the lease) the dispatcher sends what the outbox
+/// holds, older rows first: those a previous holder left unsent too. An engine without a store
+/// hands the notifications to the dispatcher directly.
 pub fn evaluate_once(
     engine: &Mutex<Engine>,
     dispatcher: &Dispatcher,
     snap: &Snapshot,
     now: Timestamp,
 ) -> Result<Vec<Notification>> {
-    let notes = engine.lock().evaluate(snap, now)?;
-    dispatcher.dispatch(&notes);
+    let mut e = engine.lock();
+    if e.store().is_none() {
+        let notes = e.evaluate(snap, now)?;
+        dispatcher.dispatch(&notes);
+        return Ok(notes);
+    }
+    let notes = e.evaluate_routed(snap, now, &|n| dispatcher.route(n))?;
+    if let Some(outbox) = e.outbox() {
+        drop(e);
+        dispatcher.send_outbox(&outbox)?;
+    }
     Ok(notes)
 }
 

@@ -1,5 +1,6 @@
 //! Alerting for opencode-tools: rules over the metrics snapshot, alert states with pending
-//! durations, repeats, silences and inhibition, a state file that survives restarts, and
+//! durations, repeats, silences and inhibition, a store that survives restarts (a state file,
+//! or a database shared by replicas that evaluate one at a time and notify once), and
 //! notification channels with routing and retries.
 //!
 //! # Overview
@@ -14,7 +15,10 @@
 //! - [`Engine`]: evaluates the rules at an explicit `now`; alerts go pending → firing →
 //!   resolved; it returns one [`Notification`] per change of state, repeats a firing alert
 //!   only after the repeat interval, mutes [`Silence`]d alerts, lets a critical alert inhibit
-//!   lower-severity alerts of the same rule and labels, and keeps its state in a file.
+//!   lower-severity alerts of the same rule and labels, and keeps its state in an
+//!   [`AlertStore`]: [`FileAlertStore`] on one host, `oc_postgres::PgAlertStore` for replicas
+//!   on one database, where the holder of the store's [`Lease`] evaluates and commits state
+//!   changes with their notifications (the outbox), and the others reload.
 //! - [`notify`]: the [`Notifier`] trait and the channels: log, generic webhook, Slack,
 //!   PagerDuty Events v2, email over SMTP, Prometheus Alertmanager.
 //! - [`Dispatcher`]: routing by severity, one worker per [`Receiver`], timeouts, retries with
@@ -74,17 +78,23 @@ mod evaluator;
 pub mod notify;
 mod redact;
 mod rule;
+mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 use std::path::PathBuf;
 
 pub use crate::config::{Config, ReceiverSpec};
 pub use crate::deliver::{DeliveryStats, Dispatcher, Receiver, RetryPolicy};
-pub use crate::engine::{Alert, Engine, Kind, Matcher, Notification, Silence, State};
+pub use crate::engine::{Alert, Engine, Kind, Matcher, Notification, Outbox, Silence, State};
 pub use crate::evaluator::{Evaluator, EvaluatorStats, evaluate_once, figures};
 pub use crate::notify::{Notifier, SendError};
 pub use crate::redact::{redact, redact_url};
 pub use crate::rule::{
     Condition, Hit, Measure, Op, Rule, Selector, Severity, Thresholds, builtin_rules,
+};
+pub use crate::store::{
+    AlertStore, FileAlertStore, Lease, OutboxEntry, Outgoing, holder_name, lease_ttl,
 };
 
 /// Everything that can go wrong in `oc-alerts`.
@@ -115,6 +125,19 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A shared [`AlertStore`] (a database) failed.
+    #[error("alert store ({backend}): {message}")]
+    Backend {
+        /// Which backend (`postgres`).
+        backend: &'static str,
+        /// What failed, never including a password.
+        message: String,
+        /// Whether trying again may succeed (a lost connection, a server restarting).
+        retryable: bool,
+        /// The backend's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 impl Error {
@@ -123,6 +146,17 @@ impl Error {
     /// not (`oc` exits 2 for the first, 1 for the second).
     pub fn is_invalid_input(&self) -> bool {
         matches!(self, Error::Invalid { .. } | Error::Config { .. })
+    }
+
+    /// Trying again may succeed: a shared store's connection was lost, its server restarting.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Backend {
+                retryable: true,
+                ..
+            }
+        )
     }
 }
 

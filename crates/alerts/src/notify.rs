@@ -54,6 +54,13 @@ pub trait Notifier: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Sends one notification.
     fn send(&self, n: &Notification) -> Result<(), SendError>;
+    /// Sends one notification that `key` names: the same key for every attempt and every
+    /// sender of this notification, so that a receiver that honours it keeps one. HTTP
+    /// channels send it as the `Idempotency-Key` header; by default it is ignored.
+    fn send_keyed(&self, n: &Notification, key: &str) -> Result<(), SendError> {
+        let _ = key;
+        self.send(n)
+    }
 }
 
 impl<N: Notifier + ?Sized> Notifier for Arc<N> {
@@ -62,6 +69,9 @@ impl<N: Notifier + ?Sized> Notifier for Arc<N> {
     }
     fn send(&self, n: &Notification) -> Result<(), SendError> {
         (**self).send(n)
+    }
+    fn send_keyed(&self, n: &Notification, key: &str) -> Result<(), SendError> {
+        (**self).send_keyed(n, key)
     }
 }
 
@@ -165,12 +175,15 @@ impl Http {
         }
     }
 
-    fn post(&self, body: &Value) -> Result<(), SendError> {
-        let res = self
+    fn post(&self, body: &Value, key: Option<&str>) -> Result<(), SendError> {
+        let mut req = self
             .agent
             .post(&self.url)
-            .header("Content-Type", "application/json")
-            .send(body.to_string().as_bytes());
+            .header("Content-Type", "application/json");
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let res = req.send(body.to_string().as_bytes());
         match res {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
@@ -209,17 +222,26 @@ impl WebhookNotifier {
     }
 }
 
+impl WebhookNotifier {
+    fn body(n: &Notification) -> Value {
+        json!({
+            "version": "1",
+            "status": status(n),
+            "repeat": n.repeat,
+            "alert": n.alert,
+        })
+    }
+}
+
 impl Notifier for WebhookNotifier {
     fn kind(&self) -> &'static str {
         "webhook"
     }
     fn send(&self, n: &Notification) -> Result<(), SendError> {
-        self.0.post(&json!({
-            "version": "1",
-            "status": status(n),
-            "repeat": n.repeat,
-            "alert": n.alert,
-        }))
+        self.0.post(&Self::body(n), None)
+    }
+    fn send_keyed(&self, n: &Notification, key: &str) -> Result<(), SendError> {
+        self.0.post(&Self::body(n), Some(key))
     }
 }
 
@@ -252,16 +274,25 @@ impl SlackNotifier {
     }
 }
 
+impl SlackNotifier {
+    fn body(&self, n: &Notification) -> Value {
+        let mut body = json!({ "text": Self::text(n) });
+        if let Some(c) = &self.channel {
+            body["channel"] = json!(c);
+        }
+        body
+    }
+}
+
 impl Notifier for SlackNotifier {
     fn kind(&self) -> &'static str {
         "slack"
     }
     fn send(&self, n: &Notification) -> Result<(), SendError> {
-        let mut body = json!({ "text": Self::text(n) });
-        if let Some(c) = &self.channel {
-            body["channel"] = json!(c);
-        }
-        self.http.post(&body)
+        self.http.post(&self.body(n), None)
+    }
+    fn send_keyed(&self, n: &Notification, key: &str) -> Result<(), SendError> {
+        self.http.post(&self.body(n), Some(key))
     }
 }
 
@@ -332,7 +363,10 @@ impl Notifier for PagerDutyNotifier {
         "pagerduty"
     }
     fn send(&self, n: &Notification) -> Result<(), SendError> {
-        self.http.post(&self.event(n))
+        self.http.post(&self.event(n), None)
+    }
+    fn send_keyed(&self, n: &Notification, key: &str) -> Result<(), SendError> {
+        self.http.post(&self.event(n), Some(key))
     }
 }
 
@@ -389,7 +423,10 @@ impl Notifier for AlertmanagerNotifier {
         "alertmanager"
     }
     fn send(&self, n: &Notification) -> Result<(), SendError> {
-        self.http.post(&self.body(n, Timestamp::now()))
+        self.http.post(&self.body(n, Timestamp::now()), None)
+    }
+    fn send_keyed(&self, n: &Notification, key: &str) -> Result<(), SendError> {
+        self.http.post(&self.body(n, Timestamp::now()), Some(key))
     }
 }
 

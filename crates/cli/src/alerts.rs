@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use oc_alerts::{
-    Alert, Config, Dispatcher, Engine, Evaluator, Kind, Matcher, Notification, Severity, State,
-    evaluate_once,
+    Alert, AlertStore, Config, Dispatcher, Engine, Evaluator, FileAlertStore, Kind, Matcher,
+    Notification, Severity, State, evaluate_once,
 };
 use oc_jsonl::TaskFileStore;
 use oc_metrics::{Snapshot, collect};
@@ -19,10 +19,23 @@ use crate::Site;
 use crate::args::AlertsCmd;
 use crate::output::{Clean, Output};
 
-/// The state file in the data directory.
+/// The state file in the data directory, without a database.
 const STATE: &str = "alerts-state.json";
 
-/// Rules, engine (with its state file) and receivers, from a configuration.
+/// Where the alert states, silences and outbox live: on PostgreSQL with `--database` (shared
+/// by every `oc serve --alerts` on it, one evaluating at a time), else in the data directory's
+/// state file. Opening the PostgreSQL store migrates its tables.
+pub(crate) fn store(site: &Site) -> anyhow::Result<Arc<dyn AlertStore>> {
+    if let Some(opts) = site.postgres()? {
+        let target = opts.target();
+        let store = oc_postgres::PgAlertStore::connect(opts)
+            .with_context(|| format!("cannot open the alert store on {target}"))?;
+        return Ok(Arc::new(store));
+    }
+    Ok(Arc::new(FileAlertStore::new(site.data_dir.join(STATE))))
+}
+
+/// Rules, engine (with its store) and receivers, from a configuration.
 pub(crate) struct Alerting {
     pub(crate) config: Config,
     pub(crate) engine: Arc<Mutex<Engine>>,
@@ -38,8 +51,13 @@ impl Alerting {
         };
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
-        let engine = Engine::open(config.rules.clone(), data_dir.join(STATE))?
-            .repeat_interval(config.repeat_interval);
+        let engine = Engine::with_store(
+            config.rules.clone(),
+            store(site)?,
+            &oc_alerts::holder_name(),
+        )?
+        .repeat_interval(config.repeat_interval)
+        .lease_ttl(oc_alerts::lease_ttl(config.interval));
         let dispatcher = Dispatcher::new(config.build_receivers(data_dir)?, config.retry)?;
         Ok(Alerting {
             config,
@@ -98,7 +116,13 @@ pub(crate) fn run(
                     })
                 })
                 .collect();
-            let silences = engine.silences().to_vec();
+            // Ended silences stay in the store until a new one is added: not shown.
+            let silences: Vec<_> = engine
+                .silences()
+                .iter()
+                .filter(|s| s.ends_at > now)
+                .cloned()
+                .collect();
             out.emit(
                 "alerts.list",
                 &json!({"rules": rows, "silences": silences}),
@@ -145,7 +169,9 @@ pub(crate) fn run(
             let snap = snapshot(site, &*site.files()?)?;
             let sent = evaluate_once(&a.engine, &a.dispatcher, &snap, now)?;
             let delivered = a.dispatcher.flush(Duration::from_secs(60));
-            let engine = a.engine.lock();
+            let mut engine = a.engine.lock();
+            // A one-off evaluation: the next evaluator need not wait for the lease to lapse.
+            engine.release()?;
             let active: Vec<Alert> = engine
                 .alerts()
                 .filter(|x| x.state != State::Resolved)

@@ -673,6 +673,14 @@ pub(crate) enum DbCmd {
     /// Brings the schemas of the task store and the lock manager to this build's version
     /// (every command does it on first use; this does only that).
     Migrate,
+    /// Moves the data directory's task files (logs, decisions, state, checkpoints) into the
+    /// PostgreSQL database of `--database`: resumable, a rerun moves nothing, nothing deleted;
+    /// exits 1 on conflicts or corruption.
+    ImportFiles {
+        /// Only this task (repeatable); all of the data directory's by default.
+        #[arg(long = "task", value_name = "ID")]
+        tasks: Vec<String>,
+    },
 }
 
 /// A lock mode on the command line.

@@ -8,6 +8,7 @@ mod alerts;
 mod args;
 mod demo;
 mod graph;
+mod import;
 mod lock;
 mod logs;
 mod ops;
@@ -247,7 +248,7 @@ impl Site {
     }
 
     /// The PostgreSQL options, when a database URL was given.
-    fn postgres(&self) -> anyhow::Result<Option<PgOptions>> {
+    pub(crate) fn postgres(&self) -> anyhow::Result<Option<PgOptions>> {
         let Some(url) = self.database.as_deref() else {
             return Ok(None);
         };
@@ -307,6 +308,9 @@ impl Site {
 
 fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
     let site = Site::new(&cli.global);
+    if let Some(task) = import::task_of(&cli.command) {
+        import::note(&site, task);
+    }
     match cli.command {
         Command::Task(cmd) => task::run(&site, cmd, out),
         Command::TaskStats => task::stats(&site, out),

@@ -35,13 +35,18 @@ pub(crate) fn metrics(site: &Site, format: MetricsFormat, out: &mut Output) -> a
 pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()> {
     let tasks = site.tasks()?;
     match cmd {
+        DbCmd::ImportFiles { tasks } => crate::import::run(site, &tasks, out),
         DbCmd::Migrate => {
             // Opening migrates, once, whatever other hosts do at the same time.
             site.locks()?;
             site.files()?;
+            if let Some(opts) = site.postgres()? {
+                oc_postgres::PgFileImports::connect(opts)?;
+            }
+            crate::alerts::store(site)?;
             let place = match tasks {
                 Tasks::Postgres(_) => {
-                    "Tasks, locks and task files in the PostgreSQL schema".to_owned()
+                    "Tasks, locks, task files and alerts in the PostgreSQL schema".to_owned()
                 }
                 Tasks::Sqlite(db) => format!("Tasks and locks in {}", db.path().display()),
             };
@@ -332,6 +337,10 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
     let checked = tasks.clone();
     let mut web = oc_web::Web::new(life, site.locks()?)
         .files(files)
+        .file_notes(
+            crate::import::Notes::new(site)
+                .map(|n| Arc::new(move |task: &str| n.line(task)) as oc_web::FileNotes),
+        )
         .storage(tasks.storage_source())
         .health(move || checked.check().map_err(|e| crate::one_line(&e)))
         .read_only(args.read_only);

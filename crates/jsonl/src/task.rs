@@ -258,6 +258,11 @@ fn read_manifest(cdir: &Dir, id: &str, task_id: &str) -> Result<Option<Checkpoin
 /// link, with every file reached relative to its directory's handle, again without following
 /// (see [`Error::Unsafe`]). Only the data directory itself is opened by its path.
 ///
+/// [`DirFileStore`](crate::DirFileStore) is built on it: its state, checkpoints, restores and
+/// listings are these, and its writers are the guarded ones [`log_writer`](Self::log_writer)
+/// gives (each write-out under the log's `LOCK_SH`, reopening a log replaced meanwhile). Prefer
+/// the store in new code; this type stays for callers not yet switched to the trait.
+///
 /// ```
 /// use oc_jsonl::{Level, LogEntry, TaskFiles};
 /// use oc_time::Timestamp;
@@ -666,6 +671,7 @@ impl TaskFiles {
             for name in ["logs.jsonl", "decisions.jsonl"] {
                 held.extend(tdir.lock_file(name, true)?);
             }
+            bump_log_generation(&tdir)?;
             for name in LAYERS {
                 match staged.iter().find(|(_, n)| *n == name) {
                     Some((tmp, _)) => {
@@ -757,6 +763,26 @@ impl TaskFiles {
         }
         Ok(gone)
     }
+}
+
+/// The file counting how many times a task's log was replaced (restored, retained), for
+/// cursors to tell a replaced log from a grown one even when it had no file
+/// ([`DirFileStore`](crate::DirFileStore)'s `read_after`).
+const LOG_GENERATION: &str = "logs.generation";
+
+/// How many times the log in `tdir` was replaced: 0 without a (readable) count.
+pub(crate) fn log_generation(tdir: &Dir) -> Result<u64> {
+    Ok(tdir
+        .read_bounded(LOG_GENERATION, 32)
+        .unwrap_or(None)
+        .and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// Counts one more replacement of the log in `tdir` (called under the log's `LOCK_EX`).
+pub(crate) fn bump_log_generation(tdir: &Dir) -> Result<()> {
+    let next = log_generation(tdir)?.wrapping_add(1);
+    tdir.write_atomic(LOG_GENERATION, format!("{next}\n").as_bytes())
 }
 
 /// A live file being copied into a checkpoint: the log and the decisions with their lock.

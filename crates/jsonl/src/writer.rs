@@ -261,7 +261,8 @@ impl std::fmt::Debug for JsonlWriter {
 }
 
 /// Cuts a torn last line off `file`; returns how many bytes were removed.
-fn repair(file: &mut File, path: &Path) -> Result<u64> {
+fn repair(file: &File, path: &Path) -> Result<u64> {
+    let mut file = file;
     let len = file.metadata().map_err(io(path))?.len();
     if len == 0 {
         return Ok(0);
@@ -332,7 +333,7 @@ fn open_append(
                 continue;
             }
         }
-        let repaired = repair(&mut file, path);
+        let repaired = repair(&file, path);
         if guarded {
             crate::fsx::unlock(&file);
         }
@@ -346,6 +347,17 @@ fn open_append(
         return Ok((file, bytes, lines, repaired));
     }
     Err(replaced(path))
+}
+
+/// Whether `file` (`len` bytes) ends without a newline.
+fn torn(file: &File, len: u64, path: &Path) -> Result<bool> {
+    use std::os::unix::fs::FileExt;
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1).map_err(io(path))?;
+    Ok(last[0] != b'\n')
 }
 
 /// How many times a guarded writer reopens a file replaced under it before it gives up.
@@ -631,8 +643,15 @@ impl JsonlWriter {
             self.write_out(inner)?;
             let file = self.lock_live(inner, exclusive)?;
             let known = if exclusive {
+                // Under `LOCK_EX` no write is under way: a last line without its newline was
+                // left by a crash, and is cut before anything is looked up or glued onto it.
                 file.metadata()
                     .map_err(io(&self.path))
+                    .and_then(|m| match torn(&file, m.len(), &self.path)? {
+                        true => repair(&file, &self.path)
+                            .and_then(|_| file.metadata().map_err(io(&self.path))),
+                        false => Ok(m),
+                    })
                     .and_then(|m| known(&file, m.len()))
             } else {
                 Ok(None)

@@ -22,6 +22,14 @@
 //!   primary key backwards, the analysis is computed by the server from an index, checkpoints
 //!   are the files a data directory holds, verified by their SHA-256 when restored in one
 //!   transaction; followers are woken by `LISTEN/NOTIFY` and poll every second.
+//! - [`PgFileImports`]: moves a data directory's task files into those tables
+//!   (`oc db import-files`), resumably: a cursor per data directory, task and stream
+//!   (`file_imports`) advanced in the transaction that appends each batch of lines, so a killed
+//!   import resumes after its last batch and a rerun moves nothing; states and checkpoints
+//!   verified and moved when the database has none of that name.
+//! - `PgAlertStore` (feature `alerts`): `oc_alerts::AlertStore` for replicas of an alert
+//!   evaluator on one database: states, silences, the outbox, and a lease on the database's
+//!   clock so that one replica evaluates and notifies at a time.
 //! - `testkit` (feature `testkit`): a throwaway server for tests, on a Unix socket.
 //!
 //! The API is synchronous. Inside, `tokio-postgres` runs on a private runtime thread and
@@ -45,6 +53,7 @@
 //!
 //! - `tls`: TLS to the server through rustls (ring), checked against the web PKI's roots or
 //!   [`PgOptions::tls_ca_file`]; used where the URL asks for it (`sslmode=require`).
+//! - `alerts`: `PgAlertStore`, with `oc-alerts`.
 //! - `testkit`: throwaway servers, network namespaces and the claim statement, for tests and
 //!   benchmarks.
 //!
@@ -77,11 +86,19 @@
 //!   in `commit.rs`); its schema in `files/migrations/*.sql`, its server-side functions
 //!   (`files_append`, `files_restore`, `files_retain`) in `files/functions/NNNN/*.sql` and its
 //!   statements in `files/sql/*.sql`.
+//! - `imports.rs` the importer of data directories; its SQL in `imports/sql/*.sql` (appending
+//!   through `files_append`) and its schema's versions in `imports/migrations/*.sql` (pinned
+//!   there).
+//! - `alerts.rs` the alert store; its SQL in `alerts/sql/*.sql` and its schema's versions in
+//!   `alerts/migrations/*.sql` (pinned there).
 //!
 //! Shipped migrations never change: `pinned.rs` holds the SHA-256 of each, as it shipped.
 
+#[cfg(feature = "alerts")]
+mod alerts;
 mod errors;
 mod files;
+mod imports;
 mod keys;
 mod locks;
 mod options;
@@ -94,8 +111,14 @@ mod tasks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+#[cfg(feature = "alerts")]
+pub use crate::alerts::PgAlertStore;
 pub use crate::errors::{BatchFailed, ClientStopped};
 pub use crate::files::{MAX_APPEND_BYTES, MAX_APPEND_ENTRIES, PgFileStore};
+pub use crate::imports::{
+    Batch, Fate, IMPORT_BATCH_BYTES, IMPORT_BATCH_LINES, ImportCursor, ImportStream, PgFileImports,
+    check_source, line_hash,
+};
 pub use crate::locks::{PgLockManager, PgLockOptions};
 pub use crate::options::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, PgOptions};
 pub use crate::tasks::{PgStorageStats, PgTaskStore};

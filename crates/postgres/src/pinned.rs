@@ -20,7 +20,7 @@ const LOCKS: &[&str] = &[
 ];
 
 /// The SHA-256 of each oc-files migration (a task's files, decision 0036), in order.
-const FILES: &[&str] = &["a18f355a8fb4bb651f6f247d000a15c13d1a20591878ab7c6233aae75d0a3c05"];
+const FILES: &[&str] = &["b2ef1926c9b99225c9faa8ec12a5fc766e2dbd95ec38399149b4816989c66ec3"];
 
 fn sha256(text: &str) -> String {
     Sha256::digest(text.as_bytes())

@@ -32,11 +32,15 @@ pub const HEALTH_FOR: Duration = Duration::from_secs(5);
 /// How long every open page shares one reading of the overview.
 const SHARED_FOR: Duration = Duration::from_secs(1);
 
+/// A note on a task's files, by task id (see [`Web::file_notes`]); `None` says nothing.
+pub type FileNotes = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// The app behind `oc serve`: the machine routes and the pages.
 pub struct Web {
     pub(crate) life: TaskLifecycle,
     pub(crate) locks: Arc<dyn LockManager>,
     pub(crate) files: Option<Arc<dyn TaskFileStore>>,
+    pub(crate) file_notes: Option<FileNotes>,
     storage: Option<Arc<dyn StorageSource>>,
     health: Option<Arc<Health>>,
     /// The last run of the health check and when it ended.
@@ -65,6 +69,7 @@ impl Web {
             life,
             locks,
             files: None,
+            file_notes: None,
             storage: None,
             health: None,
             checked: Mutex::new(None),
@@ -82,6 +87,13 @@ impl Web {
     /// volume in `/metrics`.
     pub fn files(mut self, files: Arc<dyn TaskFileStore>) -> Web {
         self.files = Some(files);
+        self
+    }
+
+    /// What to say on a task's page about its files (a banner): `oc` says there when a task's
+    /// files are still in this host's data directory while the pages read PostgreSQL.
+    pub fn file_notes(mut self, notes: Option<FileNotes>) -> Web {
+        self.file_notes = notes;
         self
     }
 

@@ -4,7 +4,8 @@
 //!
 //! - [`Web`] is the app: built over a `TaskLifecycle` (so the actions a page offers go through
 //!   hooks and history, as the CLI's do), a `LockManager`, the store of the tasks' files
-//!   (`Arc<dyn oc_jsonl::TaskFileStore>`, [`Web::files`]) and, optionally, the alert engine. [`Web::respond`] answers a [`Request`] with a [`Response`] and does no
+//!   (`Arc<dyn oc_jsonl::TaskFileStore>`, [`Web::files`]), optionally a note on a task's files
+//!   shown as a banner on its page ([`Web::file_notes`]), and, optionally, the alert engine. [`Web::respond`] answers a [`Request`] with a [`Response`] and does no
 //!   I/O, so every page and refusal is testable without a socket.
 //! - `serve` (feature `server`) runs it on an address: loopback by default, a token required
 //!   beyond it; every request passes the `Host` allow-list (against DNS rebinding), the token,
@@ -62,7 +63,7 @@ mod pages;
 #[cfg(feature = "server")]
 mod server;
 
-pub use crate::app::{Alerting, HEALTH_FOR, Web};
+pub use crate::app::{Alerting, FileNotes, HEALTH_FOR, Web};
 pub use crate::guard::SECURITY_HEADERS;
 pub use crate::http::{Method, Request, Response, ServeOptions};
 pub use crate::limits::{Limits, MAX_BODY_BYTES};

@@ -8,3 +8,4 @@ mod email;
 mod engine;
 mod evaluator;
 mod rules;
+mod store;

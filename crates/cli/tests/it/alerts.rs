@@ -108,6 +108,12 @@ url = "{url}"
     assert_eq!(quiet["firing"], 1);
     assert_eq!(got.lock().unwrap().len(), 2, "silenced");
     oc.json(&["alerts", "--config", cfg, "unsilence", "1"]);
+    let list = oc.json(&["alerts", "--config", cfg, "list"]);
+    assert_eq!(
+        list["silences"],
+        serde_json::json!([]),
+        "an ended silence is not listed"
+    );
     oc.json(&["alerts", "--config", cfg, "check"]);
     assert_eq!(got.lock().unwrap().len(), 3, "sent once the silence ends");
 

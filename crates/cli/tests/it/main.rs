@@ -2,12 +2,14 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod alerts;
+mod alerts_fleet;
 mod browser;
 mod datadir;
 mod demo;
 mod errors;
 mod escapes;
 mod graph;
+mod import;
 mod locks;
 mod logs;
 mod mcp;

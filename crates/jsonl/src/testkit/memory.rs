@@ -662,7 +662,13 @@ impl TaskFileStore for ModelStore {
         if let Some(age) = r.max_age {
             let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
             let cut = now.as_millis().saturating_sub(age);
-            t.log.retain(|l| l.record.timestamp.as_millis() >= cut);
+            // The oldest entries go: those before the first one young enough to stay.
+            let old = t
+                .log
+                .iter()
+                .take_while(|l| l.record.timestamp.as_millis() < cut)
+                .count();
+            t.log.drain(..old);
         }
         let mut keep = t.log.len();
         if let Some(n) = r.max_entries {

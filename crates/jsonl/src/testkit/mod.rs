@@ -19,8 +19,11 @@
 //! - A log line's bytes ([`FileCounts::log_bytes`](crate::FileCounts::log_bytes), [`Retention::max_bytes`](crate::Retention::max_bytes)) are the record
 //!   as `serde_json` writes it plus its newline, for entries appended without a key (a keyed
 //!   line may carry the key).
-//! - An entry older than [`Retention::max_age`](crate::Retention::max_age) is one whose timestamp is more than `max_age`
-//!   before `now`: one exactly `max_age` old stays.
+//! - An entry older than [`Retention::max_age`](crate::Retention::max_age) is one whose
+//!   timestamp is more than `max_age` before `now`: one exactly `max_age` old stays. Retention
+//!   deletes the oldest entries (a prefix of the log, as both backends cut it): an old entry
+//!   after a younger one stays. The checks and the model append in time order, where every
+//!   reading agrees.
 //!
 //! A single check runs like this:
 //!
@@ -79,7 +82,8 @@ macro_rules! file_store_conformance_tests {
             check_corrupt_checkpoint_refused, check_checkpoint_not_found, check_checkpoints_pruned,
             check_read_after, check_wait_returns_by_timeout, check_ship_cursors,
             check_retain_entries, check_retain_bytes, check_retain_age, check_counts_and_volume,
-            check_tasks_listed, check_overview, check_concurrent_appends, check_linearizable);
+            check_tasks_listed, check_overview, check_concurrent_appends, check_replacements_under_appends, check_key_race, check_checkpoints_under_appends,
+            check_linearizable_singles, check_linearizable);
     };
     (@each $make:expr; $($check:ident),*) => {$(
         #[test]

@@ -1,6 +1,6 @@
 //! The model test of a [`TaskFileStore`] (feature `testkit`): random operations on three tasks
 //! (appends keyed or not, batches, decisions, states, checkpoints, restores, prunes,
-//! retentions, tails, queries, analyses, reads by id) applied to the store and to a
+//! retentions, tails, queries, analyses, reads by id, follows) applied to the store and to a
 //! [`ModelStore`], which must agree on every answer.
 //!
 //! Entry ids are never compared by value (each backend has its own scheme): an id a store
@@ -27,8 +27,8 @@ use serde_json::json;
 
 use super::{ModelStore, START, records, whole_decisions};
 use crate::{
-    Append, Appended, Checkpoint, Decision, Error, Level, LogEntry, Page, Query, Result, Retention,
-    TaskFileStore,
+    Append, Appended, Checkpoint, Decision, Error, Level, LogCursor, LogEntry, Page, Query, Result,
+    Retention, TaskFileStore,
 };
 
 /// The tasks the operations touch.
@@ -127,6 +127,12 @@ pub enum Op {
     Counts {
         task: u8,
     },
+    /// Reads at most `n` entries after the task's follow cursor (from the start at first, and
+    /// after a retention that deleted entries), and moves the cursor on.
+    Follow {
+        task: u8,
+        n: u8,
+    },
     /// The clock moves on this many seconds (besides the one second every operation takes).
     Advance {
         secs: u8,
@@ -181,6 +187,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         2 => (t.clone(), proptest::option::of(0..3u8), 0..8u8, 0..6u8)
             .prop_map(|(task, agent, skip, n)| Op::Decisions { task, agent, skip, n }),
         1 => t.clone().prop_map(|task| Op::Counts { task }),
+        2 => (t.clone(), 1..8u8).prop_map(|(task, n)| Op::Follow { task, n }),
         1 => (0..30u8).prop_map(|secs| Op::Advance { secs }),
     ]
 }
@@ -253,6 +260,8 @@ pub fn run(store: &dyn TaskFileStore, ops: &[Op]) {
     let mut log_keys: [Keys; 3] = Default::default();
     let mut decision_keys: [Keys; 3] = Default::default();
     let mut fresh = 0u64;
+    // The store's and the model's follow cursors.
+    let mut cursors: [Option<(LogCursor, LogCursor)>; 3] = Default::default();
     for (step, op) in ops.iter().enumerate() {
         now = now.saturating_add(Duration::from_secs(1));
         let ctx = format!("op {step}: {op:?}");
@@ -458,6 +467,9 @@ pub fn run(store: &dyn TaskFileStore, ops: &[Op]) {
                 ) && s > 0
                 {
                     log_keys[ti].clear();
+                    // Whether a cursor from before restarts is the backend's (a rewritten file
+                    // does, rows deleted from the front need not): follow from the start.
+                    cursors[ti] = None;
                 }
             }
             Op::Tail { task, skip, n } => {
@@ -600,6 +612,25 @@ pub fn run(store: &dyn TaskFileStore, ops: &[Op]) {
                         c.state,
                     )
                 });
+            }
+            Op::Follow { task, n } => {
+                let ti = usize::from(*task);
+                let t = TASKS[ti];
+                let n = usize::from(*n);
+                let (sc, mc) = match &cursors[ti] {
+                    Some((s, m)) => (Some(s), Some(m)),
+                    None => (None, None),
+                };
+                // A restore replaces the log even when it was empty and stays so: restarted.
+                if let Some((s, m)) = agree(
+                    &ctx,
+                    store.read_after(t, sc, n),
+                    model.read_after(t, mc, n),
+                    |a| (records(&a.entries), a.restarted),
+                ) {
+                    super::assert_ids_increase(&ctx, &s.entries);
+                    cursors[ti] = Some((s.cursor, m.cursor));
+                }
             }
             Op::Advance { secs } => {
                 now = now.saturating_add(Duration::from_secs(u64::from(*secs)));

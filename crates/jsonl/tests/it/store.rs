@@ -805,3 +805,18 @@ fn durable_appends_from_eight_threads_land_once_each_whole() {
     }
     assert_eq!(seen.len(), 8 * 500);
 }
+
+#[test]
+fn a_keyed_append_cuts_a_torn_tail_left_by_a_crash_first() {
+    let (dir, s) = store();
+    s.append_log("t1", &entry(0)).unwrap();
+    // Another process died half-way through a line, while this store's writer is open.
+    let log = dir.path().join("tasks/t1/logs.jsonl");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"timestamp\":\"20").unwrap();
+    s.append_logs("t1", &[entry(1)], &Append::durable().key("k"))
+        .unwrap();
+    let page = s.log_tail("t1", 0, 10).unwrap();
+    assert_eq!(records(&page.entries), [entry(0), entry(1)]);
+    assert_eq!(page.read.malformed, 0);
+}

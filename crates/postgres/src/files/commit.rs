@@ -162,9 +162,10 @@ async fn run(queue: Arc<Queue>, opts: PgOptions) {
 /// The parameters of `sql/append.sql`, in its order (`$1` … `$10`).
 struct AppendParams {
     tasks: Vec<String>,
-    counts: Vec<i32>,
     keys: Vec<Option<String>>,
     streams: Vec<&'static str>,
+    /// Each row's request, from 1.
+    requests: Vec<i32>,
     ts: Vec<i64>,
     levels: Vec<Option<i16>>,
     agents: Vec<Option<String>>,
@@ -182,9 +183,9 @@ impl AppendParams {
         let rows: usize = batch.iter().map(|r| r.rows.len()).sum();
         let mut p = AppendParams {
             tasks: Vec::with_capacity(batch.len()),
-            counts: Vec::with_capacity(batch.len()),
             keys: Vec::with_capacity(batch.len()),
             streams: Vec::with_capacity(batch.len()),
+            requests: Vec::with_capacity(rows),
             ts: Vec::with_capacity(rows),
             levels: Vec::with_capacity(rows),
             agents: Vec::with_capacity(rows),
@@ -193,13 +194,13 @@ impl AppendParams {
             written_only: batch.iter().all(|r| !r.durable),
         };
         let mut replies = Vec::with_capacity(batch.len());
-        for r in batch {
+        for (i, r) in batch.into_iter().enumerate() {
+            let request = i32::try_from(i + 1).unwrap_or(i32::MAX);
             p.tasks.push(r.task);
-            p.counts
-                .push(i32::try_from(r.rows.len()).unwrap_or(i32::MAX));
             p.keys.push(r.key);
             p.streams.push(r.stream.as_str());
             for row in r.rows {
+                p.requests.push(request);
                 p.ts.push(row.ts);
                 p.levels.push(row.level);
                 p.agents.push(row.agent);
@@ -213,9 +214,9 @@ impl AppendParams {
     fn params(&self) -> [&(dyn ToSql + Sync); 10] {
         [
             &self.tasks,
-            &self.counts,
             &self.keys,
             &self.streams,
+            &self.requests,
             &self.ts,
             &self.levels,
             &self.agents,

@@ -227,7 +227,7 @@ impl PgFileStore {
         };
         let restarted = at.is_some() && generation != gen_seen;
         let mut from = seq;
-        if restarted || (at.is_none() && seq != 0) {
+        if restarted {
             from = 0;
             rows = self.fetch_after(task, 0, lim)?;
             if let Some(r) = rows.first() {

@@ -1,13 +1,17 @@
 //! Integration tests of `oc-postgres` against real, throwaway PostgreSQL servers.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+#[cfg(feature = "alerts")]
+mod alerts;
 mod conformance;
 mod errors;
 mod faults;
+mod file_hosts;
 mod files;
 mod graph;
 mod histories;
 mod hosts;
+mod imports;
 mod model;
 mod processes;
 mod readiness;

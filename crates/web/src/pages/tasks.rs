@@ -182,7 +182,11 @@ pub(crate) fn detail(web: &Web, id: &str, req: &Request) -> Response {
     let pages = |name: &str, per: usize, skipped: usize, more: bool| {
         paging(&here, req, name, per, skipped, more)
     };
+    let note = web.file_notes.as_ref().and_then(|n| n(task.id.as_str()));
     let body = html! {
+        @if let Some(note) = &note {
+            section class="banner" role="status" aria-label="Task files" { (note) }
+        }
         p { (status(task.status)) " " code { (task.id) } }
         section aria-labelledby="actions-h" {
             h2 id="actions-h" class="sr-only" { "Actions" }

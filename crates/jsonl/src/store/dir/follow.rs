@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::error::io;
 use crate::fsx::{Access, Dir};
 use crate::reader::{Lines, Next};
+use crate::task::log_generation;
 use crate::{
     After, EntryId, Error, FOLLOW_CHUNK, LogCursor, LogEntry, MAX_GZ_BYTES, ReadReport, Result,
     Stored,
@@ -25,26 +26,30 @@ pub(super) struct DiskCursor {
     ino: u64,
     offset: u64,
     hash: String,
+    /// How many times the log had been replaced ([`log_generation`]).
+    generation: u64,
 }
 
 impl DiskCursor {
     /// The start of whatever log there will be.
-    fn start() -> Self {
+    fn start(generation: u64) -> Self {
         DiskCursor {
             dev: 0,
             ino: 0,
             offset: 0,
             hash: "-".into(),
+            generation,
         }
     }
 
-    fn at(file: &File, offset: u64, path: &Path) -> Result<Self> {
+    fn at(file: &File, offset: u64, path: &Path, generation: u64) -> Result<Self> {
         let meta = file.metadata().map_err(io(path))?;
         Ok(DiskCursor {
             dev: meta.dev(),
             ino: meta.ino(),
             offset,
             hash: hash_before(file, offset, path)?,
+            generation,
         })
     }
 
@@ -55,8 +60,8 @@ impl DiskCursor {
 
     pub(super) fn to_cursor(&self) -> Result<LogCursor> {
         LogCursor::new(format!(
-            "f1:{}:{}:{}:{}",
-            self.dev, self.ino, self.offset, self.hash
+            "f1:{}:{}:{}:{}:{}",
+            self.dev, self.ino, self.offset, self.hash, self.generation
         ))
     }
 
@@ -80,6 +85,10 @@ impl DiskCursor {
         };
         let (dev, ino, offset) = (num()?, num()?, num()?);
         let hash = parts.next().ok_or_else(bad)?.to_owned();
+        let generation = parts
+            .next()
+            .and_then(|p| p.parse::<u64>().ok())
+            .ok_or_else(bad)?;
         let hash_ok = hash == "-"
             || hash == "short"
             || (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -91,6 +100,7 @@ impl DiskCursor {
             ino,
             offset,
             hash,
+            generation,
         })
     }
 
@@ -107,22 +117,29 @@ impl DiskCursor {
 
 /// A cursor after the last complete line of the log in `tdir` (`None`: no task directory).
 pub(super) fn log_end(tdir: Option<&Dir>, name: &str) -> Result<LogCursor> {
+    let generation = generation(tdir)?;
     let Some(file) = open(tdir, name)? else {
-        return DiskCursor::start().to_cursor();
+        return DiskCursor::start(generation).to_cursor();
     };
     let path = tdir.map(|d| d.join(name)).unwrap_or_default();
     let len = file.metadata().map_err(io(&path))?.len();
     let end = complete_end(&file, len, &path)?;
-    DiskCursor::at(&file, end, &path)?.to_cursor()
+    DiskCursor::at(&file, end, &path, generation)?.to_cursor()
+}
+
+/// How many times the log of `tdir` was replaced (0 without a task directory).
+fn generation(tdir: Option<&Dir>) -> Result<u64> {
+    tdir.map_or(Ok(0), log_generation)
 }
 
 /// A cursor at `offset` of the log in `tdir` (after the lines before it).
 pub(super) fn cursor_at(tdir: Option<&Dir>, name: &str, offset: u64) -> Result<LogCursor> {
+    let generation = generation(tdir)?;
     let Some(file) = open(tdir, name)? else {
-        return DiskCursor::start().to_cursor();
+        return DiskCursor::start(generation).to_cursor();
     };
     let path = tdir.map(|d| d.join(name)).unwrap_or_default();
-    DiskCursor::at(&file, offset, &path)?.to_cursor()
+    DiskCursor::at(&file, offset, &path, generation)?.to_cursor()
 }
 
 fn open(tdir: Option<&Dir>, name: &str) -> Result<Option<File>> {
@@ -141,9 +158,13 @@ pub(super) fn read_after(
     n: usize,
 ) -> Result<After> {
     let from = after.map(DiskCursor::parse).transpose()?;
+    let generation = generation(tdir)?;
+    // Replaced since the cursor was made, even where no file shows it (a log restored from
+    // nothing to nothing).
+    let replaced = from.as_ref().is_some_and(|c| c.generation != generation);
     let Some(mut file) = open(tdir, name)? else {
-        let restarted = from.is_some_and(|c| c.offset > 0);
-        let cursor = DiskCursor::start().to_cursor()?;
+        let restarted = replaced || from.is_some_and(|c| c.ino != 0 || c.offset > 0);
+        let cursor = DiskCursor::start(generation).to_cursor()?;
         return Ok(After::new(
             Vec::new(),
             cursor,
@@ -152,9 +173,11 @@ pub(super) fn read_after(
         ));
     };
     let path = tdir.map(|d| d.join(name)).unwrap_or_default();
+    // A cursor made before the log existed names no file: what is there now follows it.
     let (mut pos, restarted) = match &from {
         None => (0, false),
-        Some(c) if c.offset == 0 => (0, false),
+        Some(_) if replaced => (0, true),
+        Some(c) if c.ino == 0 && c.offset == 0 => (0, false),
         Some(c) if c.still(&file, &path)? => (c.offset, false),
         Some(_) => (0, true),
     };
@@ -186,7 +209,7 @@ pub(super) fn read_after(
         pos += used;
         read += used;
     }
-    let cursor = DiskCursor::at(&file, pos, &path)?.to_cursor()?;
+    let cursor = DiskCursor::at(&file, pos, &path, generation)?.to_cursor()?;
     Ok(After::new(entries, cursor, restarted, report))
 }
 

@@ -83,6 +83,7 @@ pub(super) fn retain(tdir: &Dir, name: &str, r: &Retention, now: Timestamp) -> R
     let from = starts.get(cut).copied().unwrap_or(end);
     let mut src = file.try_clone().map_err(io(&path))?;
     src.seek(SeekFrom::Start(from)).map_err(io(&path))?;
+    crate::task::bump_log_generation(tdir)?;
     tdir.replace_with(name, |dst| {
         std::io::copy(&mut src.take(end - from), dst).map(drop)
     })?;

@@ -1,14 +1,16 @@
 
-    -- One group commit: the requests of many callers, each appending `p_counts[i]` rows to
-    -- stream `p_streams[i]` (`log` or `decision`) of task `p_tasks[i]`, with an idempotency
-    -- key or NULL; the rows are `p_ts`, `p_levels`, `p_agents`, `p_bodies`, request after
-    -- request. Locks the tasks' rows in id order (made if new), so two calls never wait for
-    -- each other in a cycle; a request whose key is known writes nothing and answers the
-    -- range its key recorded (`duplicate`); the others get `seq` ranges in request order,
-    -- under the row lock, so a task's entries commit in `seq` order. Each task is notified
-    -- once. `p_async`: commit without waiting for the WAL's flush. Returns every request's first `seq` and count.
-    CREATE OR REPLACE FUNCTION {s}.files_append(p_tasks text[], p_counts integer[], p_keys text[],
-            p_streams text[], p_ts bigint[], p_levels smallint[], p_agents text[], p_bodies text[],
+    -- One group commit: the requests of many callers, request `i` appending to stream
+    -- `p_streams[i]` (`log` or `decision`) of task `p_tasks[i]`, with an idempotency key or
+    -- NULL; the rows are `p_requests` (each row's request), `p_ts`, `p_levels`, `p_agents` and
+    -- `p_bodies`, a request's rows together and in order. Locks the tasks' rows in id order
+    -- (made if new), so two calls never wait for each other in a cycle; a request whose key is
+    -- known writes nothing and answers the range its key recorded (`duplicate`); the others
+    -- get `seq` ranges in request order, under the row lock, so a task's entries commit in
+    -- `seq` order. Each task is notified once. `p_async`: commit without waiting for the WAL's
+    -- flush. Returns every request's first `seq` and count. Rows are joined to their requests,
+    -- never reached by subscript (a subscript of an array of text walks it from the start).
+    CREATE OR REPLACE FUNCTION {s}.files_append(p_tasks text[], p_keys text[], p_streams text[],
+            p_requests integer[], p_ts bigint[], p_levels smallint[], p_agents text[], p_bodies text[],
             p_now bigint, p_async boolean)
         RETURNS TABLE (request integer, first_seq bigint, count integer, duplicate boolean)
         LANGUAGE plpgsql VOLATILE AS $$
@@ -43,16 +45,22 @@
         ) f;
         RETURN QUERY
         WITH req AS (
-            SELECT x.task, x.stream, x.key, x.n, x.i::integer AS i,
-                   (sum(x.n) OVER (ORDER BY x.i) - x.n)::integer AS off,
-                   x.i = ANY(v_fresh) AS fresh
-            FROM unnest(p_tasks, p_streams, p_keys, p_counts) WITH ORDINALITY AS x(task, stream, key, n, i)
+            SELECT x.task, x.stream, x.key, x.i::integer AS i, f.i IS NOT NULL AS fresh
+            FROM unnest(p_tasks, p_streams, p_keys) WITH ORDINALITY AS x(task, stream, key, i)
+            LEFT JOIN unnest(v_fresh) AS f(i) ON f.i = x.i
+        ), rw AS (
+            SELECT r.request, r.ts, r.level, r.agent, r.body, r.j
+            FROM unnest(p_requests, p_ts, p_levels, p_agents, p_bodies)
+                 WITH ORDINALITY AS r(request, ts, level, agent, body, j)
+        ), sizes AS (
+            SELECT rw.request, count(*)::bigint AS n, sum(octet_length(rw.body) + 1)::bigint AS bytes,
+                   min(rw.j) AS j0
+            FROM rw GROUP BY rw.request
         ), fr AS (
-            SELECT req.*,
-                   (sum(req.n) OVER (PARTITION BY req.task, req.stream ORDER BY req.i) - req.n)::bigint AS before,
-                   (SELECT coalesce(sum(octet_length(p_bodies[req.off + o]) + 1), 0)
-                      FROM generate_series(1, req.n) o)::bigint AS bytes
-            FROM req WHERE req.fresh
+            SELECT req.i, req.task, req.stream, req.key, s.n, s.bytes, s.j0,
+                   (sum(s.n) OVER (PARTITION BY req.task, req.stream ORDER BY req.i) - s.n)::bigint AS before
+            FROM req JOIN sizes s ON s.request = req.i
+            WHERE req.fresh
         ), tot AS (
             SELECT fr.task,
                    coalesce(sum(fr.n) FILTER (WHERE fr.stream = 'log'), 0)::bigint AS logs,
@@ -67,27 +75,25 @@
               FROM tot WHERE f.task = tot.task
             RETURNING f.task, f.log_next - tot.logs AS log_base, f.decision_next - tot.decs AS dec_base
         ), placed AS (
-            SELECT fr.i, fr.task, fr.stream, fr.key, fr.n, fr.off,
+            SELECT fr.i, fr.task, fr.stream, fr.key, fr.n, fr.j0,
                    CASE WHEN fr.stream = 'log' THEN b.log_base ELSE b.dec_base END + fr.before AS first
             FROM fr JOIN bump b ON b.task = fr.task
         ), logs AS (
             INSERT INTO {s}.log_entries (task, seq, ts, level, bytes, body)
-            SELECT p.task, p.first + o - 1, p_ts[p.off + o], p_levels[p.off + o],
-                   octet_length(p_bodies[p.off + o]) + 1, p_bodies[p.off + o]
-            FROM placed p, generate_series(1, p.n) o WHERE p.stream = 'log'
+            SELECT p.task, p.first + (rw.j - p.j0), rw.ts, rw.level, octet_length(rw.body) + 1, rw.body
+            FROM placed p JOIN rw ON rw.request = p.i WHERE p.stream = 'log'
         ), decs AS (
             INSERT INTO {s}.decisions (task, seq, ts, agent, bytes, body)
-            SELECT p.task, p.first + o - 1, p_ts[p.off + o], p_agents[p.off + o],
-                   octet_length(p_bodies[p.off + o]) + 1, p_bodies[p.off + o]
-            FROM placed p, generate_series(1, p.n) o WHERE p.stream = 'decision'
+            SELECT p.task, p.first + (rw.j - p.j0), rw.ts, rw.agent, octet_length(rw.body) + 1, rw.body
+            FROM placed p JOIN rw ON rw.request = p.i WHERE p.stream = 'decision'
         ), keyed AS (
             UPDATE {s}.append_keys a SET first_seq = p.first, count = p.n
               FROM placed p
              WHERE p.key IS NOT NULL AND (a.task, a.stream, a.key) = (p.task, p.stream, p.key)
         )
-        SELECT p.i, p.first, p.n, false FROM placed p
+        SELECT p.i, p.first, p.n::integer, false FROM placed p
         UNION ALL
-        SELECT d.i, coalesce(p.first, a.first_seq), coalesce(p.n, a.count), true
+        SELECT d.i, coalesce(p.first, a.first_seq), coalesce(p.n::integer, a.count), true
           FROM req d
           LEFT JOIN placed p ON (p.task, p.stream, p.key) = (d.task, d.stream, d.key)
           LEFT JOIN {s}.append_keys a ON (a.task, a.stream, a.key) = (d.task, d.stream, d.key)
