@@ -24,9 +24,7 @@ const SINGLE_PER_THREAD: usize = 500;
 const SHARED_PER_THREAD: usize = 250;
 /// Entries of the big task.
 const BIG: usize = 1_000_000;
-/// Entries per append while filling a task (10,000 took 2.5 times as long on PostgreSQL:
-/// `files_append` subscripts its row arrays, which a custom plan holds flat, so a call's cost
-/// grows with the square of its rows).
+/// Entries per append while filling a task.
 const FILL_BATCH: usize = 1_000;
 /// Bytes of log of the checkpointed task.
 const CHECKPOINT_LOG_BYTES: usize = 10 << 20;
