@@ -2,11 +2,14 @@
 //! (`bench`, `measured`, `unit`, plus details) per line. `cargo xtask bench-report` runs it in
 //! release mode and sets the figures beside the documented ones.
 //!
-//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only | --locks-only | --jsonl-only | --hooks-only | --metrics-only | --alerts-only | --pg-only | --mcp-only | --web-only]`
-//! (`--quick`: one run, no 1M-task stats).
+//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only | --locks-only | --jsonl-only | --hooks-only | --metrics-only | --alerts-only | --pg-only | --mcp-only | --web-only | --files-only]`
+//! (`--quick`: one run, no 1M-task stats, no 1M-entry log). `--files-only`: just the task-file
+//! store's figures (`pg.log_*`, `pg.checkpoint_*` on a server of their own, `jsonl.store_*`),
+//! which `--pg-only` and `--jsonl-only` include.
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
 mod alerts;
+mod files;
 mod hooks;
 mod jsonl;
 mod locks;
@@ -91,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         "--pg-only",
         "--mcp-only",
         "--web-only",
+        "--files-only",
     ]
     .into_iter()
     .find(|o| args.iter().any(|a| a == o));
@@ -112,6 +116,9 @@ fn main() -> anyhow::Result<()> {
     if only.is_none_or(|o| o == "--jsonl-only") {
         jsonl::figures(runs, quick)?;
     }
+    if only.is_none_or(|o| o == "--jsonl-only" || o == "--files-only") {
+        files::disk_figures(runs, quick)?;
+    }
     if only.is_none_or(|o| o == "--hooks-only") {
         hooks::figures(runs)?;
     }
@@ -123,6 +130,9 @@ fn main() -> anyhow::Result<()> {
     }
     if only.is_none_or(|o| o == "--pg-only") {
         pg::figures(runs, quick)?;
+    }
+    if only == Some("--files-only") {
+        pg::files_figures(runs, quick)?;
     }
     if only.is_none_or(|o| o == "--mcp-only") {
         mcp::figures(runs, quick)?;

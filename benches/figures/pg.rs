@@ -11,7 +11,8 @@ use crate::tasks::{graph_figures, ready_pages};
 use crate::{Figures, per_sec};
 
 /// pg.*: the PostgreSQL store and lock manager against a throwaway server (Unix socket,
-/// `fsync=off`, `synchronous_commit=off`), and the same claim statement driven by `pgbench`.
+/// `fsync=off`, `synchronous_commit=off`), and the same claim statement driven by `pgbench`;
+/// then a task's files on the same server (`crate::files`).
 pub(crate) fn figures(runs: usize, quick: bool) -> anyhow::Result<()> {
     use oc_postgres::testkit::{PgServer, claim_next_sql, server_binaries};
     use oc_postgres::{PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
@@ -187,5 +188,17 @@ pub(crate) fn figures(runs: usize, quick: bool) -> anyhow::Result<()> {
         pg.psql("postgres", "ANALYZE pages.tasks")?;
         ready_pages(&store, "pg")?;
     }
-    Ok(())
+    // A task's files, on the same server (decision 0036).
+    crate::files::pg_figures(&pg, runs, quick)
+}
+
+/// The task-file store's `pg.*` figures alone, on a server of their own with the settings of
+/// [`figures`]'s.
+pub(crate) fn files_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
+    if oc_postgres::testkit::server_binaries().is_none() {
+        eprintln!("pg file figures skipped: no PostgreSQL server binaries");
+        return Ok(());
+    }
+    let pg = oc_postgres::testkit::PgServer::start()?;
+    crate::files::pg_figures(&pg, runs, quick)
 }
