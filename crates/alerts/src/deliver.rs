@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError, bounded};
 use serde::Serialize;
 
-use crate::engine::{Notification, Outbox};
+use crate::alert::Notification;
+use crate::engine::Outbox;
 use crate::notify::{Notifier, SendError};
 use crate::rule::Severity;
 use crate::store::OutboxEntry;

@@ -11,8 +11,9 @@ use oc_metrics::{AlertFigures, ReceiverFigures, Snapshot};
 use oc_time::Timestamp;
 use parking_lot::Mutex;
 
+use crate::alert::{Notification, State};
 use crate::deliver::Dispatcher;
-use crate::engine::{Engine, Notification, State};
+use crate::engine::Engine;
 use crate::rule::Severity;
 use crate::{Error, Result};
 

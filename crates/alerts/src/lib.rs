@@ -71,6 +71,7 @@
 #[doc = include_str!("../../../docs/MONITORING.md")]
 pub mod guide {}
 
+mod alert;
 mod config;
 mod deliver;
 mod engine;
@@ -84,9 +85,10 @@ pub mod testkit;
 
 use std::path::PathBuf;
 
+pub use crate::alert::{Alert, Kind, Matcher, Notification, Silence, State};
 pub use crate::config::{Config, ReceiverSpec};
 pub use crate::deliver::{DeliveryStats, Dispatcher, Receiver, RetryPolicy};
-pub use crate::engine::{Alert, Engine, Kind, Matcher, Notification, Outbox, Silence, State};
+pub use crate::engine::{Engine, Outbox};
 pub use crate::evaluator::{Evaluator, EvaluatorStats, evaluate_once, figures};
 pub use crate::notify::{Notifier, SendError};
 pub use crate::redact::{redact, redact_url};

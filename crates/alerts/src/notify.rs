@@ -9,7 +9,7 @@ use oc_jsonl::{JsonlWriter, WriterOptions};
 use oc_time::Timestamp;
 use serde_json::{Value, json};
 
-use crate::engine::{Kind, Notification};
+use crate::alert::{Kind, Notification};
 use crate::redact::{redact, redact_url};
 use crate::rule::Severity;
 

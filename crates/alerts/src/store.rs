@@ -12,7 +12,7 @@ use oc_time::Timestamp;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Alert, Notification, Silence};
+use crate::alert::{Alert, Notification, Silence};
 use crate::{Error, Result};
 
 /// The right to evaluate and notify until `until`, granted by [`AlertStore::lease`].

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use oc_time::Timestamp;
 
-use crate::engine::{Alert, Kind, Matcher, Notification, Silence, State};
+use crate::alert::{Alert, Kind, Matcher, Notification, Silence, State};
 use crate::rule::Severity;
 use crate::store::{AlertStore, Lease, Outgoing};
 
