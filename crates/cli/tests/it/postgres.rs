@@ -399,12 +399,7 @@ fn two_data_directories_on_one_database_see_the_same_task_files() {
         a.run_json(&["logs", "tail", "t1"]),
         b.run_json(&["logs", "tail", "t1"])
     );
-    for oc in [&a, &b] {
-        assert!(
-            !oc.data_dir().join("tasks").exists(),
-            "nothing in a data directory"
-        );
-    }
+    nothing_in_their_data_directories(&[&a, &b]);
 }
 
 /// `oc logs tail --follow` on one data directory prints what another appends, through the
@@ -962,12 +957,7 @@ fn hosts_a_and_b_answer_alike() {
         "hosts A and B answer differently:\n{}",
         diffs.0.join("\n")
     );
-    for oc in [&a, &b] {
-        assert!(
-            !oc.data_dir().join("tasks").exists(),
-            "nothing in a data directory"
-        );
-    }
+    nothing_in_their_data_directories(&[&a, &b]);
 }
 
 /// `oc logs ship` on PostgreSQL ships what any data directory appended, each collector after
@@ -979,12 +969,7 @@ fn ship_on_postgres_sends_what_any_host_appended_once_per_collector() {
     };
     let b = Oc::on_database(&url);
     crate::logs::ship_from_two_hosts_to_two_collectors(&a, &b);
-    for oc in [&a, &b] {
-        assert!(
-            !oc.data_dir().join("tasks").exists(),
-            "nothing in a data directory"
-        );
-    }
+    nothing_in_their_data_directories(&[&a, &b]);
 }
 
 /// `oc logs retain` on PostgreSQL: one host retains what another appended.
@@ -995,10 +980,16 @@ fn retain_on_postgres_deletes_for_every_host() {
     };
     let b = Oc::on_database(&url);
     crate::logs::retain_from_another_host(&a, &b);
-    for oc in [&a, &b] {
+    nothing_in_their_data_directories(&[&a, &b]);
+}
+
+/// The task files of `hosts` are in the database: none of their data directories has `tasks/`.
+fn nothing_in_their_data_directories(hosts: &[&Oc]) {
+    for oc in hosts {
         assert!(
             !oc.data_dir().join("tasks").exists(),
-            "nothing in a data directory"
+            "nothing in the data directory {}",
+            oc.data_dir().display()
         );
     }
 }
