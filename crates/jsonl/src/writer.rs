@@ -312,7 +312,7 @@ fn count_lines(file: &mut File, path: &Path) -> Result<u64> {
 /// device or a pipe has no tail to repair and no end to count lines up to), so the repair's cut
 /// only ever reaches the log itself. Lines are counted only when `count` (rotation by lines
 /// needs them; nothing else does). `guarded`: the repair runs under `LOCK_EX`, so it never cuts
-/// a line another process is writing under `LOCK_SH`, and on the file that has the name.
+/// a line another process is writing (under its `LOCK_EX`), and on the file that has the name.
 fn open_append(
     dir: &Dir,
     name: &OsStr,
