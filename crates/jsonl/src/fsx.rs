@@ -500,6 +500,16 @@ pub(crate) fn flock(file: &impl std::os::fd::AsFd, exclusive: bool, path: &Path)
     }
 }
 
+/// The length of `file` taken under its `LOCK_SH`, held only for the `fstat`: no write-out of
+/// a store's writers (each under `LOCK_EX`) is under way then, so bytes below it are whole
+/// write-outs, and a reader that reads no further sees a batch whole or not at all.
+pub(crate) fn settled_len(file: &File, path: &Path) -> Result<u64> {
+    flock(file, false, path)?;
+    let len = file.metadata().map(|m| m.len()).map_err(io(path));
+    unlock(file);
+    len
+}
+
 /// Releases an `flock` taken by [`flock`].
 pub(crate) fn unlock(file: &impl std::os::fd::AsFd) {
     let _ = rustix::fs::flock(file, rustix::fs::FlockOperation::Unlock);

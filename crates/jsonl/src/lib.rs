@@ -33,7 +33,9 @@
 //!   reads what any wrote. [`DirFileStore`] keeps up to [`MAX_OPEN_WRITERS`] writers open (group
 //!   commit for [`Ack::Durable`]), takes idempotency keys (a top-level `idem` field on an
 //!   append's last line, which readers ignore), and replaces a live log (restore, retention)
-//!   under its `flock`, so no process's append is lost.
+//!   under its `flock`, so no process's append is lost. Readers of a live log read below a
+//!   length taken under its `LOCK_SH`, and write-outs hold `LOCK_EX`: a batch is seen whole or
+//!   not at all.
 //! - `Shipper` (feature `ship`): log aggregation to an HTTP collector in JSON batches, with
 //!   retries, backoff and a per-collector cursor kept by the store
 //!   (`TaskFileStore::ship_cursor`), so nothing is sent twice or skipped, on any store.

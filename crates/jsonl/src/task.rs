@@ -260,7 +260,8 @@ fn read_manifest(cdir: &Dir, id: &str, task_id: &str) -> Result<Option<Checkpoin
 ///
 /// [`DirFileStore`](crate::DirFileStore) is built on it: its state, checkpoints, restores and
 /// listings are these, and its writers are the guarded ones [`log_writer`](Self::log_writer)
-/// gives (each write-out under the log's `LOCK_SH`, reopening a log replaced meanwhile). Prefer
+/// gives (each write-out under the log's `LOCK_EX`, reopening a log replaced meanwhile), and its
+/// readers read a live file only below a length taken under its `LOCK_SH`. Prefer
 /// the store in new code; this type stays for callers not yet switched to the trait.
 ///
 /// ```
@@ -354,8 +355,9 @@ impl TaskFiles {
 
     /// A writer on `logs.jsonl`, for agents that log a lot (keep it open).
     ///
-    /// Each of its write-outs holds `LOCK_SH` on the log and, if a restore or a retention
-    /// replaced the log meanwhile, reopens it and writes there: no append is lost to them.
+    /// Each of its write-outs holds `LOCK_EX` on the log (so the store's readers see it whole
+    /// or not at all) and, if a restore or a retention replaced the log meanwhile, reopens it
+    /// and writes there: no append is lost to them.
     pub fn log_writer(&self, opts: WriterOptions) -> Result<JsonlWriter> {
         JsonlWriter::open_guarded(self.task_dir_create()?, OsStr::new("logs.jsonl"), opts)
     }

@@ -242,9 +242,10 @@ pub struct JsonlWriter {
     repaired: u64,
     on_fsync: Option<FsyncObserver>,
     /// A writer of the data directory's stores (decision 0036): every write-out holds
-    /// `LOCK_SH` on the file, and a file found unlinked (replaced by a restore or a retention,
-    /// which hold `LOCK_EX`) is reopened and written again, so no append is lost to a
-    /// replacement. Its torn tail is repaired under `LOCK_EX`.
+    /// `LOCK_EX` on the file (so a reader's length, taken under `LOCK_SH`, never falls inside
+    /// one: a batch is seen whole or not at all), and a file found unlinked (replaced by a
+    /// restore or a retention, which hold `LOCK_EX` too) is reopened and written again, so no
+    /// append is lost to a replacement. Its torn tail is repaired under `LOCK_EX`.
     guarded: bool,
 }
 
@@ -311,7 +312,7 @@ fn count_lines(file: &mut File, path: &Path) -> Result<u64> {
 /// device or a pipe has no tail to repair and no end to count lines up to), so the repair's cut
 /// only ever reaches the log itself. Lines are counted only when `count` (rotation by lines
 /// needs them; nothing else does). `guarded`: the repair runs under `LOCK_EX`, so it never cuts
-/// a line another process is writing under `LOCK_SH`, and on the file that has the name.
+/// a line another process is writing (under its `LOCK_EX`), and on the file that has the name.
 fn open_append(
     dir: &Dir,
     name: &OsStr,
@@ -587,7 +588,8 @@ impl JsonlWriter {
             return Ok(());
         }
         let res = if self.guarded {
-            self.lock_live(inner, false).and_then(|file| {
+            // `LOCK_EX`: a reader's length, taken under `LOCK_SH`, never falls inside it.
+            self.lock_live(inner, true).and_then(|file| {
                 let res = (&*file).write_all(&inner.buf).map_err(io(&self.path));
                 crate::fsx::unlock(&*file);
                 res
@@ -623,16 +625,16 @@ impl JsonlWriter {
         Err(replaced(&self.path))
     }
 
-    /// Appends `lines` (`records` complete lines) for a store: under `LOCK_EX` when
-    /// `exclusive`, after asking `known` (given the locked file and its length) whether they
-    /// are there already; else under `LOCK_SH`. Returns where they start in the live file, and
+    /// Appends `lines` (`records` complete lines) for a store under `LOCK_EX`, when `keyed`
+    /// after asking `known` (given the locked file and its length) whether they are there
+    /// already. Returns where they start in the live file, and
     /// once `durable`, waits until an (`fdatasync` shared by concurrent appenders) covers them.
     /// Only for guarded writers with nothing buffered of their own (`Os` durability).
     pub(crate) fn append_store(
         &self,
         lines: &[u8],
         records: u64,
-        exclusive: bool,
+        keyed: bool,
         durable: bool,
         known: &mut KnownFn<'_>,
     ) -> Result<Wrote> {
@@ -641,8 +643,10 @@ impl JsonlWriter {
             let inner = &mut *guard;
             self.check_broken(inner)?;
             self.write_out(inner)?;
-            let file = self.lock_live(inner, exclusive)?;
-            let known = if exclusive {
+            // Always `LOCK_EX`: a reader's length, taken under `LOCK_SH`, never falls inside
+            // the write, so the lines are seen all or none.
+            let file = self.lock_live(inner, true)?;
+            let known = if keyed {
                 // Under `LOCK_EX` no write is under way: a last line without its newline was
                 // left by a crash, and is cut before anything is looked up or glued onto it.
                 file.metadata()

@@ -107,9 +107,8 @@ impl JsonlReader {
         self.check()?;
         let mut c = LineCount::default();
         for path in &self.files {
-            let mut f = self.open_file(path)?;
+            let (mut f, len) = self.open_len(path)?;
             let meta = f.metadata().map_err(io(path))?;
-            let len = meta.len();
             let id = file_id(&meta).unwrap_or((0, 0));
             let mut head = vec![0u8; HEAD_BYTES.min(usize::try_from(len).unwrap_or(HEAD_BYTES))];
             f.read_exact(&mut head).map_err(io(path))?;

@@ -147,6 +147,19 @@ impl JsonlReader {
         })
     }
 
+    /// One of the reader's files, opened, and how far it is read: for a reader of a task
+    /// directory (whose writers hold `LOCK_EX` for each write-out), a length taken under the
+    /// file's `LOCK_SH` ([`settled_len`](crate::fsx::settled_len)), so a batch written
+    /// meanwhile is read whole or not at all; else the file's length.
+    fn open_len(&self, path: &Path) -> Result<(File, u64)> {
+        let file = self.open_file(path)?;
+        let len = match (&self.dir, is_gz(path)) {
+            (Some(_), false) => crate::fsx::settled_len(&file, path)?,
+            _ => file.metadata().map_err(io(path))?.len(),
+        };
+        Ok((file, len))
+    }
+
     /// The files read, oldest first.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
@@ -202,10 +215,14 @@ impl JsonlReader {
         Ok(report)
     }
 
-    /// The lines of one of the reader's files, decompressed if it is gzipped.
+    /// The lines of one of the reader's files, decompressed if it is gzipped; a plain file's
+    /// only below the length [`open_len`](Self::open_len) took.
     fn lines_of(&self, path: &Path) -> Result<Lines> {
-        let file = self.open_file(path)?;
-        Ok(Lines::new(file, path, self.gz_cap))
+        if is_gz(path) {
+            return Ok(Lines::new(self.open_file(path)?, path, self.gz_cap));
+        }
+        let (file, len) = self.open_len(path)?;
+        Ok(Lines::new(file.take(len), path, self.gz_cap))
     }
 
     /// Every record that parses as `T`, oldest first; malformed lines are skipped and reported.
@@ -305,7 +322,7 @@ pub(crate) struct Lines {
 impl Lines {
     /// The lines of `file` (from where it is), decompressed up to [`MAX_GZ_BYTES`] if `path`
     /// names a gzipped file (`cap`: [`MAX_GZ_BYTES`] but in tests).
-    pub(crate) fn new(file: File, path: &Path, cap: u64) -> Lines {
+    pub(crate) fn new(file: impl Read + 'static, path: &Path, cap: u64) -> Lines {
         let gz = is_gz(path).then_some(cap);
         let inner: Box<dyn BufRead> = match gz {
             Some(cap) => Box::new(BufReader::with_capacity(

@@ -129,8 +129,7 @@ impl JsonlReader {
             }
             return Ok(None);
         }
-        let mut f = self.open_file(path)?;
-        let len = f.metadata().map_err(io(path))?.len();
+        let (mut f, len) = self.open_len(path)?;
         if at.offset >= len {
             return Ok(None);
         }
@@ -144,7 +143,10 @@ impl JsonlReader {
         } else {
             f.seek(SeekFrom::Start(0)).map_err(io(path))?;
         }
-        match Lines::new(f, path, self.gz_cap).next(&mut buf)?.0 {
+        match Lines::new(f.take(len - at.offset), path, self.gz_cap)
+            .next(&mut buf)?
+            .0
+        {
             Next::Line => Ok(Some(buf)),
             Next::TooLong | Next::End | Next::Torn => Ok(None),
         }
@@ -199,8 +201,7 @@ fn tail_file(
     block_size: u64,
     c: &mut Collect,
 ) -> Result<bool> {
-    let mut f = r.open_file(path)?;
-    let len = f.metadata().map_err(io(path))?.len();
+    let (mut f, len) = r.open_len(path)?;
     // Bytes from `pos` on have been read; those of the line being met are in `pieces`, the
     // block read last first, unless the line is skipped or too long.
     let mut pos = len;

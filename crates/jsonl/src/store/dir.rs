@@ -64,10 +64,12 @@ struct Writers {
 ///
 /// Appends go through up to [`MAX_OPEN_WRITERS`] writers kept open, so concurrent
 /// [`Ack::Durable`] appends to one task share their `fdatasync`s (group commit). Each write
-/// holds `LOCK_SH` on the file (`LOCK_EX` with an idempotency key, which is looked for in the
-/// stream's last [`KEY_WINDOW_ENTRIES`](crate::KEY_WINDOW_ENTRIES) lines first); a restore or
-/// a retention replaces the file under `LOCK_EX`, and a writer that finds its file replaced
-/// writes to the new one, so no append is lost, from this process or another.
+/// holds `LOCK_EX` on the file (an idempotency key is looked for under it, in the stream's
+/// last [`KEY_WINDOW_ENTRIES`](crate::KEY_WINDOW_ENTRIES) lines, first); a restore or a
+/// retention replaces the file under `LOCK_EX` too, and a writer that finds its file replaced
+/// writes to the new one, so no append is lost, from this process or another. Every read of
+/// a live file reads only below a length taken under its `LOCK_SH` (held for an `fstat`
+/// alone): a batch is seen whole or not at all.
 ///
 /// An [`EntryId`] is the file's generation (0 for the live file) in its top 16 bits and the
 /// line's byte offset below. A cursor ([`LogCursor`]) names the log file by device and inode,

@@ -11,6 +11,15 @@
 //! An append is acknowledged only once it can be read back and is as durable as its [`Ack`]
 //! asks; an append with an idempotency key that was already written writes nothing and
 //! answers the first append's [`Appended`] with `duplicate` set.
+//!
+//! A batch is all or none, to writers and readers alike: a read that runs while a batch is
+//! appended sees all of its entries or none of them. On the data directory
+//! ([`DirFileStore`]), every write-out of a log holds the file's `flock` exclusively
+//! (`LOCK_EX`), and every read of a live log (tails, pages, queries, `analyze`, `read_after`,
+//! `log_end`, reads by id, decisions, `overview`, counts) reads only below a length taken
+//! under the file's `LOCK_SH`, held just for the `fstat`: readers of a live log read below a
+//! length taken under its `LOCK_SH`, and write-outs hold `LOCK_EX`, so a batch is seen whole or
+//! not at all. A checkpoint copies the log under its `LOCK_EX`.
 
 use std::fmt;
 use std::sync::Arc;

@@ -61,21 +61,7 @@ mod dir_store {
         (store, corrupter(dir))
     }
 
-    // Every check but `check_linearizable`, which DirFileStore fails: a tail that runs while a
-    // batch is written can see the batch's first lines without the rest (a write(2) spanning
-    // two pages becomes visible a page at a time), so a tail is not always the last n of whole
-    // appends. `check_linearizable_singles` holds. Back to `file_store_conformance_tests!(make)`
-    // once batches are seen whole.
-    oc_jsonl::file_store_conformance_tests!(@each make;
-        check_appends_read_back, check_tails_and_pages, check_reads_by_id, check_queries,
-        check_limits_refused, check_invalid_ids, check_idempotency_keys, check_analyze,
-        check_decisions_by_agent, check_state, check_checkpoints_listed_and_restored,
-        check_corrupt_checkpoint_refused, check_checkpoint_not_found, check_checkpoints_pruned,
-        check_read_after, check_wait_returns_by_timeout, check_ship_cursors,
-        check_retain_entries, check_retain_bytes, check_retain_age, check_counts_and_volume,
-        check_tasks_listed, check_overview, check_concurrent_appends,
-        check_replacements_under_appends, check_key_race, check_checkpoints_under_appends,
-        check_linearizable_singles);
+    oc_jsonl::file_store_conformance_tests!(make);
 
     mod model {
         use oc_jsonl::DirFileStore;

@@ -2,7 +2,7 @@
 //! identity, an offset and a hash of the bytes before it.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -122,7 +122,8 @@ pub(super) fn log_end(tdir: Option<&Dir>, name: &str) -> Result<LogCursor> {
         return DiskCursor::start(generation).to_cursor();
     };
     let path = tdir.map(|d| d.join(name)).unwrap_or_default();
-    let len = file.metadata().map_err(io(&path))?.len();
+    // Taken under `LOCK_SH`: never inside a batch being written.
+    let len = crate::fsx::settled_len(&file, &path)?;
     let end = complete_end(&file, len, &path)?;
     DiskCursor::at(&file, end, &path, generation)?.to_cursor()
 }
@@ -173,6 +174,9 @@ pub(super) fn read_after(
         ));
     };
     let path = tdir.map(|d| d.join(name)).unwrap_or_default();
+    // Lines are read only below a length taken under `LOCK_SH`, when no write-out (each under
+    // `LOCK_EX`) is under way: a batch is read whole or not at all.
+    let len = crate::fsx::settled_len(&file, &path)?;
     // A cursor made before the log existed names no file: what is there now follows it.
     let (mut pos, restarted) = match &from {
         None => (0, false),
@@ -184,7 +188,11 @@ pub(super) fn read_after(
     let mut entries = Vec::new();
     let mut report = ReadReport::default();
     file.seek(SeekFrom::Start(pos)).map_err(io(&path))?;
-    let mut lines = Lines::new(file.try_clone().map_err(io(&path))?, &path, MAX_GZ_BYTES);
+    let within = file
+        .try_clone()
+        .map_err(io(&path))?
+        .take(len.saturating_sub(pos));
+    let mut lines = Lines::new(within, &path, MAX_GZ_BYTES);
     let mut buf = Vec::new();
     let mut read = 0u64;
     while entries.len() < n && (read < FOLLOW_CHUNK || report.lines == 0) {
