@@ -520,6 +520,207 @@ fn a_checkpoint_restores_exactly_and_a_corrupt_one_changes_nothing() {
     assert_eq!(s.checkpoints("t1").unwrap()[0].id, cp2.id);
 }
 
+/// Log lines a restore must read as `files_line` does: every level, time and shape `oc_jsonl`
+/// knows, and the near misses of each. Levels as `files_line` answers them (`-1` for NULL).
+const EDGE_LOG: &[(&str, i16)] = &[
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05.123Z","level":"info","message":"m","taskId":"t"}"#,
+        2,
+    ),
+    (
+        r#"{"timestamp":"2026-01-02t03:04:05.123456789","level":"WARNING","message":"m","taskId":"t","data":{}}"#,
+        3,
+    ),
+    (
+        r#"{"timestamp":"2026-01-02 03:04:05","level":"Error","message":"m","taskId":"t"}"#,
+        4,
+    ),
+    (
+        r#"{"timestamp":"1969-12-31T23:59:59.999Z","level":"trace","message":"m","taskId":"t"}"#,
+        0,
+    ),
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05Z","level":"debug","message":"m","taskId":"t"}"#,
+        1,
+    ),
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05Z","level":"fatal","message":"m","taskId":"t"}"#,
+        -1,
+    ),
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05Z","level":"info","message":"m","taskId":"t","data":null}"#,
+        -1,
+    ),
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05Z","level":"info","message":"m","taskId":"t","data":[]}"#,
+        -1,
+    ),
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05Z","level":"info","message":"m"}"#,
+        -1,
+    ),
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05Z","level":2,"message":"m","taskId":"t"}"#,
+        -1,
+    ),
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05.1234567890Z","level":"info","message":"m","taskId":"t"}"#,
+        -1,
+    ),
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05ZZ","level":"info","message":"m","taskId":"t"}"#,
+        -1,
+    ),
+    (
+        r#"{"timestamp":1767323045123,"level":"info","message":"m","taskId":"t"}"#,
+        -1,
+    ),
+    (r#"[1,2]"#, -1),
+    (r#""x""#, -1),
+    (r#"{}"#, -1),
+];
+
+/// Decision lines, with the agent `files_line` answers (`""` for NULL).
+const EDGE_DECISIONS: &[(&str, &str)] = &[
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05Z","agentId":"a1","decision":"d","reasoning":"r"}"#,
+        "a1",
+    ),
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05Z","agentId":"a2","decision":"d","reasoning":"r","metadata":{}}"#,
+        "a2",
+    ),
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05Z","agentId":"a3","decision":"d","reasoning":"r","metadata":null}"#,
+        "",
+    ),
+    (
+        r#"{"timestamp":"2026-01-02T03:04:05Z","agentId":4,"decision":"d","reasoning":"r"}"#,
+        "",
+    ),
+    (
+        r#"{"timestamp":"nope","agentId":"a5","decision":"d","reasoning":"r"}"#,
+        "",
+    ),
+];
+
+/// Puts `logs` and `decisions` (lines, each ended by a newline) in checkpoint `id` of `task`
+/// with a matching manifest, restores it and answers each restored row's `(seq, ts, level or
+/// agent)` with what `files_line` answers for its body, which must agree.
+fn restore_lines(
+    pg: &PgServer,
+    s: &PgFileStore,
+    schema: &str,
+    id: &str,
+    logs: &[&str],
+    decisions: &[&str],
+) -> (Vec<String>, Vec<String>) {
+    for (name, lines) in [("logs.jsonl", logs), ("decisions.jsonl", decisions)] {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        pg.psql(
+            "postgres",
+            &format!(
+                "UPDATE \"{schema}\".checkpoint_files SET body = b, bytes = octet_length(b), \
+                 sha256 = sha256(b) FROM (SELECT convert_to($edge${text}$edge$, 'UTF8') AS b) x \
+                 WHERE task = 't1' AND id = '{id}' AND name = '{name}'"
+            ),
+        )
+        .unwrap();
+    }
+    s.restore_checkpoint("t1", id).unwrap();
+    let c = s.counts("t1").unwrap();
+    let bytes: usize = logs.iter().map(|l| l.len() + 1).sum();
+    assert_eq!(
+        (c.log_entries, c.log_bytes, c.decisions),
+        (logs.len() as u64, bytes as u64, decisions.len() as u64)
+    );
+    let rows = |sql: String| -> Vec<String> {
+        let out = pg.psql("postgres", &sql).unwrap();
+        out.lines().map(str::to_owned).collect()
+    };
+    let log = rows(format!(
+        "SELECT e.seq, e.ts, coalesce(e.level, -1), e.ts = coalesce(m.ts, 0) \
+         AND e.level IS NOT DISTINCT FROM m.level FROM \"{schema}\".log_entries e, \
+         LATERAL \"{schema}\".files_line(e.body) m WHERE e.task = 't1' ORDER BY e.seq"
+    ));
+    let dec = rows(format!(
+        "SELECT d.seq, d.ts, coalesce(d.agent, ''), d.ts = coalesce(m.ts, 0) \
+         AND d.agent IS NOT DISTINCT FROM m.agent FROM \"{schema}\".decisions d, \
+         LATERAL \"{schema}\".files_line(d.body) m WHERE d.task = 't1' ORDER BY d.seq"
+    ));
+    for row in log.iter().chain(&dec) {
+        assert!(
+            row.ends_with("|t"),
+            "a row read otherwise than files_line reads it: {row}"
+        );
+    }
+    // Appends go on after the restored lines.
+    assert_eq!(
+        s.append_log("t1", &entry(1, Level::Info)).unwrap().first,
+        EntryId(logs.len() as u64 + 1)
+    );
+    (log, dec)
+}
+
+#[test]
+fn a_restore_reads_every_line_as_files_line_does_with_or_without_a_line_that_is_not_json() {
+    let Some(pg) = server() else { return };
+    let opts = fresh_options(pg);
+    let schema = opts.schema_name().to_owned();
+    let s = PgFileStore::connect(opts).unwrap();
+    s.append_log("t1", &entry(0, Level::Info)).unwrap();
+    s.append_decision(
+        "t1",
+        &Decision {
+            timestamp: Timestamp::from_millis(5),
+            agent: "a".into(),
+            decision: "go".into(),
+            reasoning: "r".into(),
+            metadata: Default::default(),
+        },
+        &Append::durable(),
+    )
+    .unwrap();
+    let cp = s
+        .create_checkpoint("t1", "edges", Timestamp::from_millis(1_700_000_000_000))
+        .unwrap();
+    let logs: Vec<&str> = EDGE_LOG.iter().map(|(l, _)| *l).collect();
+    let decisions: Vec<&str> = EDGE_DECISIONS.iter().map(|(l, _)| *l).collect();
+    let (log, dec) = restore_lines(pg, &s, &schema, &cp.id, &logs, &decisions);
+    let levels: Vec<i16> = log
+        .iter()
+        .map(|r| r.split('|').nth(2).unwrap().parse().unwrap())
+        .collect();
+    let want: Vec<i16> = EDGE_LOG.iter().map(|(_, l)| *l).collect();
+    assert_eq!(levels, want);
+    assert!(log[0].starts_with("1|1767323045123|"), "{}", log[0]);
+    assert!(log[1].starts_with("2|1767323045123|"), "{}", log[1]);
+    assert!(log[3].starts_with("4|-1|"), "{}", log[3]);
+    let agents: Vec<&str> = dec.iter().map(|r| r.split('|').nth(2).unwrap()).collect();
+    let want: Vec<&str> = EDGE_DECISIONS.iter().map(|(_, a)| *a).collect();
+    assert_eq!(agents, want);
+
+    // A line that is not JSON, and one whose time is no date: read line by line, each of
+    // them as nothing, the others as before.
+    let mut logs = logs;
+    logs.insert(1, "not json");
+    logs.push(r#"{"timestamp":"2026-13-02T03:04:05Z","level":"info","message":"m","taskId":"t"}"#);
+    let mut decisions = decisions;
+    decisions.push("{");
+    let (log, dec) = restore_lines(pg, &s, &schema, &cp.id, &logs, &decisions);
+    let levels: Vec<i16> = log
+        .iter()
+        .map(|r| r.split('|').nth(2).unwrap().parse().unwrap())
+        .collect();
+    let mut want: Vec<i16> = EDGE_LOG.iter().map(|(_, l)| *l).collect();
+    want.insert(1, -1);
+    want.push(-1);
+    assert_eq!(levels, want);
+    assert!(log[1].starts_with("2|0|"), "{}", log[1]);
+    assert!(log.last().unwrap().contains("|0|-1|"), "{:?}", log.last());
+    assert_eq!(dec.len(), EDGE_DECISIONS.len() + 1);
+}
+
 #[test]
 fn retention_keeps_the_newest_within_every_bound_exactly() {
     let Some(pg) = server() else { return };
