@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use oc_jsonl::{
-    Checkpoint, Error as FileError, JsonlReader, LineCounts, MAX_CHECKPOINT_FILE_BYTES, ReadReport,
-    TaskFiles, check_checkpoint_id,
+    Checkpoint, Error as FileError, JsonlReader, LineCounts, ReadReport, TaskFiles,
+    check_checkpoint_id,
 };
 use oc_postgres::{
     Batch, Fate, IMPORT_BATCH_BYTES, IMPORT_BATCH_LINES, ImportCursor, ImportStream, PgFileImports,
@@ -269,28 +269,6 @@ fn real_dir(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_dir())
 }
 
-/// The files of checkpoint `cp` as its manifest lists them, read bounded by the manifest's
-/// sizes and never through a link (each directory on the way checked to be one).
-fn checkpoint_files(dir: &Path, cp: &Checkpoint) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let cdir = dir.join("checkpoints").join(&cp.id);
-    for d in [dir.to_owned(), dir.join("checkpoints"), cdir.clone()] {
-        if !real_dir(&d) {
-            anyhow::bail!("{} is not a directory", d.display());
-        }
-    }
-    cp.files
-        .iter()
-        .map(|f| {
-            let path = cdir.join(&f.name);
-            let max = f.bytes.min(MAX_CHECKPOINT_FILE_BYTES);
-            let body = oc_jsonl::read_file(&path, max)
-                .with_context(|| format!("cannot read {}", path.display()))?
-                .with_context(|| format!("{} is missing", path.display()))?;
-            Ok((f.name.clone(), body))
-        })
-        .collect()
-}
-
 /// Checkpoint directories whose manifest is missing or does not validate (listing leaves
 /// them out).
 fn unlisted_checkpoints(dir: &Path, listed: &[Checkpoint]) -> Vec<String> {
@@ -375,8 +353,10 @@ fn import_task(
         ));
     }
     for cp in &listed {
-        let fate = checkpoint_files(&dir, cp)
-            .and_then(|bodies| Ok(imports.import_checkpoint(task, cp, &bodies)?));
+        let fate = files
+            .read_checkpoint(&cp.id)
+            .map_err(anyhow::Error::from)
+            .and_then(|(_, bodies)| Ok(imports.import_checkpoint(task, cp, &bodies)?));
         match fate {
             Ok(Fate::Moved) => rep.checkpoints.moved += 1,
             Ok(Fate::Present) => rep.checkpoints.present += 1,

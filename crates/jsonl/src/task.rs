@@ -653,6 +653,46 @@ impl TaskFiles {
         }
     }
 
+    /// Checkpoint `id`'s manifest and files, as `oc db import-files` moves them: each file read
+    /// through the checkpoint's directory handle (no link followed on the way or at the end),
+    /// no further than the size its manifest records, and checked against that size and hash
+    /// (else [`Error::Corrupt`]).
+    pub fn read_checkpoint(&self, id: &str) -> Result<(Checkpoint, Vec<(String, Vec<u8>)>)> {
+        check_checkpoint_id(id)?;
+        let not_found = || Error::NotFound {
+            what: format!("checkpoint {id} of task {}", self.task_id),
+        };
+        let cdir = self
+            .task_dir()?
+            .ok_or_else(not_found)?
+            .sub("checkpoints")?
+            .ok_or_else(not_found)?
+            .sub(id)?
+            .ok_or_else(not_found)?;
+        let cp = read_manifest(&cdir, id, &self.task_id)?.ok_or_else(not_found)?;
+        let mut files = Vec::with_capacity(cp.files.len());
+        for f in &cp.files {
+            let path = cdir.join(&f.name);
+            let corrupt = |reason: String| Error::Corrupt {
+                path: path.clone(),
+                reason,
+            };
+            let body = cdir
+                .read_bounded(&f.name, f.bytes.min(MAX_CHECKPOINT_FILE_BYTES))?
+                .ok_or_else(|| corrupt("it is missing".into()))?;
+            let (len, sha256) =
+                copy_hashing(&mut body.as_slice(), &mut std::io::sink()).map_err(io(&path))?;
+            if len != f.bytes || sha256 != f.sha256 {
+                return Err(corrupt(format!(
+                    "it is {len} bytes with SHA-256 {sha256}; the manifest records {} bytes and {}",
+                    f.bytes, f.sha256
+                )));
+            }
+            files.push((f.name.clone(), body));
+        }
+        Ok((cp, files))
+    }
+
     /// Replaces the live files with the checkpoint's, after verifying every one against the
     /// manifest (nothing is touched if one does not match). Live files the checkpoint does not
     /// hold are removed, so the task is exactly as it was. The log and the decisions are

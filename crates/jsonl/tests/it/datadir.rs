@@ -554,3 +554,43 @@ fn a_failed_restore_leaves_no_temporary_file() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// What an import reads of a checkpoint is its own files, verified: a changed byte is
+/// `Corrupt`, and a file or the checkpoint's directory swapped for a link is refused.
+#[test]
+fn a_checkpoint_is_read_verified_and_never_through_a_link() {
+    let s = Site::new();
+    let t = s.task("t");
+    t.append_log(&entry("x")).unwrap();
+    t.append_decision(&decision()).unwrap();
+    let cp = t.create_checkpoint("x", Timestamp::from_millis(1)).unwrap();
+    let (read, files) = t.read_checkpoint(&cp.id).unwrap();
+    assert_eq!(read, cp);
+    let log = files.iter().find(|(n, _)| n == "logs.jsonl").unwrap();
+    assert_eq!(log.1, std::fs::read(t.dir().join("logs.jsonl")).unwrap());
+
+    let cdir = t.dir().join("checkpoints").join(&cp.id);
+    let mut bytes = std::fs::read(cdir.join("logs.jsonl")).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(cdir.join("logs.jsonl"), &bytes).unwrap();
+    assert!(t.read_checkpoint(&cp.id).unwrap_err().is_corrupt());
+
+    // The checkpoint's file, then its directory, replaced by links to a copy outside.
+    let copy = s.outside.join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(copy.join("logs.jsonl"), &bytes).unwrap();
+    std::fs::remove_file(cdir.join("logs.jsonl")).unwrap();
+    symlink(copy.join("logs.jsonl"), cdir.join("logs.jsonl")).unwrap();
+    assert_link_refused(
+        &t.read_checkpoint(&cp.id).unwrap_err(),
+        &cdir.join("logs.jsonl"),
+    );
+    for name in ["manifest.json", "decisions.jsonl"] {
+        std::fs::copy(cdir.join(name), copy.join(name)).unwrap();
+    }
+    std::fs::remove_file(cdir.join("logs.jsonl")).unwrap();
+    std::fs::remove_dir_all(&cdir).unwrap();
+    symlink(&copy, &cdir).unwrap();
+    assert!(t.read_checkpoint(&cp.id).unwrap_err().is_unsafe());
+}
