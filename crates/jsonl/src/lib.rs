@@ -104,8 +104,8 @@ pub use crate::store::{
     check_append_key,
 };
 pub use crate::task::{
-    Checkpoint, CheckpointFile, MAX_DESCRIPTION, MAX_MANIFEST_BYTES, MAX_STATE_BYTES, TaskFiles,
-    check_checkpoint_id, check_task_id, read_file, write_atomic,
+    Checkpoint, CheckpointBodies, CheckpointFile, MAX_DESCRIPTION, MAX_MANIFEST_BYTES,
+    MAX_STATE_BYTES, TaskFiles, check_checkpoint_id, check_task_id, read_file, write_atomic,
 };
 pub use crate::writer::{
     Durability, JsonlWriter, MAX_SPIN, Rotation, WriterOptions, existing_rotated, rotated_path,

@@ -139,6 +139,9 @@ pub struct CheckpointFile {
     pub sha256: String,
 }
 
+/// A checkpoint's files as read, by name: `(name, bytes)`, in the manifest's order.
+pub type CheckpointBodies = Vec<(String, Vec<u8>)>;
+
 /// A checkpoint's manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -657,7 +660,7 @@ impl TaskFiles {
     /// through the checkpoint's directory handle (no link followed on the way or at the end),
     /// no further than the size its manifest records, and checked against that size and hash
     /// (else [`Error::Corrupt`]).
-    pub fn read_checkpoint(&self, id: &str) -> Result<(Checkpoint, Vec<(String, Vec<u8>)>)> {
+    pub fn read_checkpoint(&self, id: &str) -> Result<(Checkpoint, CheckpointBodies)> {
         check_checkpoint_id(id)?;
         let not_found = || Error::NotFound {
             what: format!("checkpoint {id} of task {}", self.task_id),
