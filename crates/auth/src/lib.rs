@@ -1,0 +1,24 @@
+//! Who is calling: the [`Identity`] a request acts as, with its [`Scope`] and [`Tenant`].
+//!
+//! A server (`oc serve`'s MCP endpoint and pages) turns a credential into an `Identity` before
+//! it runs anything, and every write is checked against it:
+//!
+//! - [`Scope::Read`] changes nothing;
+//! - [`Scope::Work`] acts as its own agent only: an `agent` argument, if given, must be its
+//!   own, so it cannot finish, heartbeat or release what another agent holds;
+//! - [`Scope::Admin`] may act for any agent, and is what the pages' actions need.
+//!
+//! The tenant chooses the store a request reaches; it comes from the credential, never from a
+//! request's arguments.
+
+mod identity;
+
+pub use identity::{AuthError, Identity, Scope, Tenant};
+
+/// Turns a bearer credential into the [`Identity`] it stands for. Implemented by the store of
+/// static tokens and by the OAuth access-token verifier; a server holds one (or a chain).
+pub trait Verifier: Send + Sync + std::fmt::Debug {
+    /// The identity `bearer` (the text after `Bearer `) stands for, or why it stands for none:
+    /// [`AuthError::BadToken`] for anything unknown, revoked, expired or badly signed.
+    fn verify(&self, bearer: &str) -> Result<Identity, AuthError>;
+}
