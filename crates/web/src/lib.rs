@@ -62,13 +62,15 @@ mod limits;
 mod pages;
 #[cfg(feature = "server")]
 mod server;
+mod session;
 
 pub use crate::app::{Alerting, FileNotes, HEALTH_FOR, Web};
 pub use crate::guard::SECURITY_HEADERS;
-pub use crate::http::{Method, Request, Response, ServeOptions};
+pub use crate::http::{Actions, Method, Request, Response, ServeOptions};
 pub use crate::limits::{Limits, MAX_BODY_BYTES};
 #[cfg(feature = "server")]
 pub use crate::server::{ServerHandle, serve};
+pub use crate::session::{LOGIN_FOR, LoginError, MAX_SESSIONS, SESSION_IDLE, Sessions};
 
 /// What can go wrong starting the server.
 #[derive(Debug)]
