@@ -806,8 +806,14 @@ pub(crate) struct ServeArgs {
     /// (against DNS rebinding, others are refused); repeat for several.
     #[arg(long = "allowed-host", value_name = "NAME")]
     pub(crate) allowed_hosts: Vec<String>,
+    /// Let anyone who can reach the server act on the pages (retry, cancel, release locks)
+    /// without logging in: on loopback, any process of this machine. Without it, acting needs
+    /// the session of the login URL printed at start, or an admin token.
+    #[arg(long)]
+    pub(crate) no_auth: bool,
     /// A file holding the token every request must carry (as a Bearer token, or as the
-    /// password of Basic auth); required to listen beyond loopback.
+    /// password of Basic auth) unless it has a session; it acts as an admin token. Required
+    /// to listen beyond loopback.
     #[arg(long, value_name = "FILE", conflicts_with = "token_env")]
     pub(crate) token_file: Option<std::path::PathBuf>,
     /// The token itself, from the environment.

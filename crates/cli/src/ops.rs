@@ -343,25 +343,55 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         )
         .storage(tasks.storage_source())
         .health(move || checked.check().map_err(|e| crate::one_line(&e)))
-        .read_only(args.read_only);
+        .read_only(args.read_only)
+        .login(!args.no_auth && !args.read_only);
     if let Some(a) = alerting {
         web = web.alerting((a.engine, a.dispatcher));
     }
+    // The pages' login: a one-time token printed in a URL, exchanged for a session kept in
+    // memory. With --no-auth, actions are open, as they were before the login.
+    let sessions = if args.no_auth {
+        None
+    } else {
+        Some(Arc::new(oc_web::Sessions::new()?))
+    };
     let opts = oc_web::ServeOptions {
         allowed_hosts: args.allowed_hosts,
         token,
+        actions: if args.no_auth {
+            oc_web::Actions::Open
+        } else {
+            oc_web::Actions::Admin
+        },
+        sessions: sessions.clone(),
         ..oc_web::ServeOptions::default()
     };
     let server = oc_web::serve(args.addr, Arc::new(web), opts)?;
     let bound = server.addr();
+    if args.no_auth && !args.read_only {
+        eprintln!(
+            "oc: warning: --no-auth: anyone who can reach {bound}, any process of this machine included, can retry, cancel and release locks on the pages without logging in"
+        );
+    }
+    let login_url = sessions
+        .as_ref()
+        .filter(|_| !args.read_only)
+        .and_then(|s| s.login_url(bound));
     out.emit(
         "serve",
-        &serde_json::json!({ "addr": bound.to_string() }),
+        &serde_json::json!({ "addr": bound.to_string(), "login_url": login_url }),
         |w, _| {
             writeln!(
                 w,
                 "Serving http://{bound}/ (status pages), /metrics, /healthz and /api/stats (Ctrl-C to stop)"
-            )
+            )?;
+            if let Some(url) = &login_url {
+                writeln!(
+                    w,
+                    "To act on the pages (retry, cancel, release locks), log in by opening: {url}\n  (it works once, within an hour; sessions are kept in memory and end when oc serve stops)"
+                )?;
+            }
+            Ok(())
         },
     )?;
     server.wait();

@@ -136,13 +136,35 @@ impl Response {
     }
 }
 
+/// Who may act on the pages (every POST: retry, cancel, release locks, bulk actions, alert
+/// silences), once the request has passed the `Host`, same-origin and read-only checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Actions {
+    /// Anyone who can reach the server (`oc serve --no-auth`): on loopback, any local process.
+    Open,
+    /// A session of the pages' login ([`ServeOptions::sessions`]), or an `admin` bearer: the
+    /// server's `token`, or one the `verifier` accepts, of the default tenant. Nothing else,
+    /// on loopback too.
+    #[default]
+    Admin,
+}
+
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Host names (besides loopback ones) that requests may name in `Host`.
     pub allowed_hosts: Vec<String>,
-    /// A token every request must carry (Bearer, or the password of Basic auth).
+    /// A token every request must carry (Bearer, or the password of Basic auth), or a session
+    /// instead; it may act, as an `admin` bearer. Required beyond loopback.
     pub token: Option<String>,
+    /// Who may act. The default, [`Actions::Admin`], asks for a session or an admin bearer.
+    pub actions: Actions,
+    /// The pages' login: the one-time login token and the sessions it opens (`None`: no
+    /// login, only bearers act).
+    pub sessions: Option<std::sync::Arc<crate::Sessions>>,
+    /// Bearer tokens besides `token`, and the identities they stand for (`oc token create`'s
+    /// store, OAuth access tokens).
+    pub verifier: Option<std::sync::Arc<dyn oc_auth::Verifier>>,
     /// Requests the app answers at once (its threads); more wait, within `limits`.
     pub workers: usize,
     /// The bounds on what clients may hold, applied before the guard.
@@ -154,6 +176,9 @@ impl Default for ServeOptions {
         ServeOptions {
             allowed_hosts: Vec::new(),
             token: None,
+            actions: Actions::Admin,
+            sessions: None,
+            verifier: None,
             workers: 4,
             limits: crate::Limits::default(),
         }
