@@ -30,7 +30,9 @@ use clap::Parser;
 use oc_auth::{SqliteTokenStore, TokenStore};
 use oc_jsonl::{DirFileStore, TaskFileStore};
 use oc_locks::LockManager;
-use oc_postgres::{PgFileStore, PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
+use oc_postgres::{
+    PgFileStore, PgLockManager, PgLockOptions, PgOptions, PgTaskStore, PgTokenStore,
+};
 use oc_tasks::{SqliteTaskStore, StorageSource, TaskStore};
 
 use crate::args::{Cli, Command};
@@ -307,6 +309,12 @@ impl Site {
     /// Opens the store of static tokens: in `<data-dir>/opencode.db`, or on PostgreSQL in the
     /// default schema (tokens choose the tenant, so they are global).
     pub(crate) fn tokens(&self) -> anyhow::Result<Arc<dyn TokenStore>> {
+        if let Some(opts) = self.postgres()? {
+            let target = opts.target();
+            let tokens = PgTokenStore::connect(opts)
+                .with_context(|| format!("cannot open the token store on {target}"))?;
+            return Ok(Arc::new(tokens));
+        }
         let path = self.sqlite_path()?;
         let tokens = SqliteTokenStore::open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;

@@ -133,3 +133,26 @@ fn bad_input_exits_2_and_an_unknown_id_3() {
     let empty = oc.run(&["token", "list"]);
     assert_eq!((empty.code, empty.stdout.trim()), (0, "No tokens"));
 }
+
+/// With `--database`, tokens live on PostgreSQL: one data directory creates, another (as on
+/// another host) sees and revokes, and the library refuses the token at once.
+#[test]
+fn tokens_on_postgres_are_shared_by_every_host() {
+    let Some((a, url)) = crate::postgres::oc("tokens_hosts") else {
+        eprintln!("skipped: no PostgreSQL");
+        return;
+    };
+    let b = Oc::on_database(&url);
+    let made = a.json(&["token", "create", "--agent", "alice", "--scope", "admin"]);
+    let token = made["token"].as_str().unwrap().to_owned();
+    let id = made["id"].as_str().unwrap().to_owned();
+    let store =
+        oc_postgres::PgTokenStore::connect(oc_postgres::PgOptions::new(&url).unwrap()).unwrap();
+    assert_eq!(store.verify(&token).unwrap().agent, "alice");
+    let listed = b.json(&["token", "list"]);
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert!(!a.db().exists(), "nothing in the data directory");
+    let r = b.run(&["token", "revoke", &id]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(matches!(store.verify(&token), Err(AuthError::BadToken(_))));
+}
