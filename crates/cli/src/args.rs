@@ -696,8 +696,8 @@ pub(crate) enum DbCmd {
     Stats,
     /// SQLite's integrity check, or the PostgreSQL store's token check; exits 1 on problems.
     Check,
-    /// Brings the schemas of the task store and the lock manager to this build's version
-    /// (every command does it on first use; this does only that).
+    /// Brings the schemas of the task store, the lock manager and the token store to this
+    /// build's version (every command does it on first use; this does only that).
     Migrate,
     /// Moves the data directory's task files (logs, decisions, state, checkpoints) into the
     /// PostgreSQL database of `--database`: resumable, a rerun moves nothing, nothing deleted;

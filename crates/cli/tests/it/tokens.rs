@@ -156,3 +156,19 @@ fn tokens_on_postgres_are_shared_by_every_host() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(matches!(store.verify(&token), Err(AuthError::BadToken(_))));
 }
+
+#[test]
+fn db_migrate_migrates_the_token_store() {
+    let oc = Oc::new();
+    let r = oc.run(&["db", "migrate"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let c = rusqlite::Connection::open(oc.db()).unwrap();
+    let v: i64 = c
+        .query_row(
+            "SELECT version FROM oc_schema WHERE component = 'oc-auth'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(v, 1);
+}
