@@ -11,9 +11,21 @@
 //! The tenant chooses the store a request reaches; it comes from the credential, never from a
 //! request's arguments.
 
+pub mod backend;
+mod chain;
 mod identity;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+mod tokens;
 
+pub use backend::{Secret, TokenInfo};
+pub use chain::{MAX_BEARER_BYTES, Verifiers, bearer};
 pub use identity::{AuthError, Identity, Scope, Tenant};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteTokenStore;
+pub use tokens::{MemoryTokenStore, TokenStore};
 
 /// Turns a bearer credential into the [`Identity`] it stands for. Implemented by the store of
 /// static tokens and by the OAuth access-token verifier; a server holds one (or a chain).

@@ -44,11 +44,13 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
                 oc_postgres::PgFileImports::connect(opts)?;
             }
             crate::alerts::store(site)?;
+            site.tokens()?;
             let place = match tasks {
                 Tasks::Postgres(_) => {
-                    "Tasks, locks, task files and alerts in the PostgreSQL schema".to_owned()
+                    "Tasks, locks, task files, alerts and tokens in the PostgreSQL schema"
+                        .to_owned()
                 }
-                Tasks::Sqlite(db) => format!("Tasks and locks in {}", db.path().display()),
+                Tasks::Sqlite(db) => format!("Tasks, locks and tokens in {}", db.path().display()),
             };
             out.emit(
                 "db.migrate",
