@@ -10,6 +10,10 @@
 //!
 //! The tenant chooses the store a request reaches; it comes from the credential, never from a
 //! request's arguments.
+//!
+//! [`TokenStore`] ([`MemoryTokenStore`], `SqliteTokenStore` (feature `sqlite`),
+//! `oc_postgres::PgTokenStore`) keeps static `oct_` tokens as SHA-256 hashes of their secrets;
+//! [`Verifiers`] routes a bearer credential to it or to another verifier (OAuth access tokens).
 
 pub mod backend;
 mod chain;

@@ -366,6 +366,12 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
             oc_web::Actions::Admin
         },
         sessions: sessions.clone(),
+        // Bearers: the tokens `oc token create` made, checked on every request.
+        verifier: if args.no_auth {
+            None
+        } else {
+            Some(Arc::new(oc_auth::Verifiers::new().tokens(site.tokens()?)))
+        },
         ..oc_web::ServeOptions::default()
     };
     let server = oc_web::serve(args.addr, Arc::new(web), opts)?;

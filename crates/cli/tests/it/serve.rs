@@ -368,6 +368,34 @@ fn serve_shows_pages_and_acts_unless_read_only() {
     assert_eq!(oc.json(&["task", "show", "f"])["status"], "cancelled");
 }
 
+/// Tokens made by `oc token create` act on the pages by their scope: an `admin` token acts,
+/// a `work` token is refused, and a revoked admin token is refused on the next request.
+#[test]
+fn stored_tokens_act_on_the_pages_by_scope() {
+    let oc = Oc::new();
+    oc.json(&["task", "create", "job", "--id", "f"]);
+    oc.json(&["task", "start", "f", "--agent", "a1"]);
+    oc.json(&["task", "fail", "f", "--error", "boom"]);
+    let made = |scope: &str| {
+        let doc = oc.json(&["token", "create", "--agent", "ops", "--scope", scope]);
+        (
+            doc["token"].as_str().unwrap().to_owned(),
+            doc["id"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (admin, admin_id) = made("admin");
+    let (work, _) = made("work");
+    let s = serve(&oc, "127.0.0.1:0");
+    let bearer = |t: &str| format!("Authorization: Bearer {t}\r\n");
+    assert!(post_with(&s.1, "/ui/tasks/f/retry", &bearer(&work)).contains("403"));
+    assert_eq!(oc.json(&["task", "show", "f"])["status"], "failed");
+    assert!(post_with(&s.1, "/ui/tasks/f/retry", &bearer(&admin)).contains("303"));
+    assert_eq!(oc.json(&["task", "show", "f"])["status"], "pending");
+    oc.json(&["token", "revoke", &admin_id]);
+    assert!(post_with(&s.1, "/ui/tasks/f/cancel", &bearer(&admin)).contains("401"));
+    assert_eq!(oc.json(&["task", "show", "f"])["status"], "pending");
+}
+
 /// Without `--json`, the login URL is printed with what it is for and how long it works.
 #[test]
 fn serve_prints_the_login_url() {
