@@ -40,6 +40,14 @@
 //!   `idempotency_key`, so a retry after a lost answer writes nothing and answers
 //!   `duplicate: true`.
 //!
+//! - Every call runs as an [`oc_auth::Identity`]: `oc mcp` over stdio as the local process
+//!   ([`Identity::local`](oc_auth::Identity::local): any agent, named by the `agent` argument
+//!   or `OC_AGENT`), an HTTP session as its bearer token's ([`Server::session`]). The checks are
+//!   central ([`Tool::call`]): a tool that changes something needs the `work` scope
+//!   (`FORBIDDEN`); a `work` identity acts as its own agent only (`NOT_YOUR_AGENT` for another
+//!   name), and heartbeats, finishes or releases a task only while its own agent holds the
+//!   lease, whatever agent name or fencing token it passes.
+//!
 //! Business outcomes (a conflict, a lost lease, a missing task, a bad argument value) are tool
 //! results with `isError` and a message a model can act on; an unknown tool or a malformed
 //! request is a JSON-RPC error; a malformed line never ends the server. Refusals are said from
