@@ -29,6 +29,16 @@
 //!   is given back is the hold the call was granted, by its fencing token: a newer hold of the
 //!   same agent name (another session's) stays, and a hold a later call of the same batch
 //!   released is not released twice.
+//! - [`HttpSessions`] serves the same tools over Streamable HTTP without an HTTP library of its
+//!   own: a request as plain data ([`HttpRequest`]) in, a response or a waiting call
+//!   ([`HttpCall`], whose body a transport writes as it comes) out. The stateless 2026-07-28
+//!   revision is checked header against body (`MCP-Protocol-Version`, `Mcp-Method`,
+//!   `Mcp-Name`: `400` and `-32020` on a mismatch); the handshake era gets sessions
+//!   (`Mcp-Session-Id`, at most [`MAX_SESSIONS`], closed after [`SESSION_IDLE`] unused, each
+//!   its own [`Server`] over the one shared toolbox and bound to the identity that opened it),
+//!   `DELETE`, SSE progress then the result for a call that waits, and resumption after
+//!   `Last-Event-ID` from a bounded replay buffer. A waiting call stops, taking nothing, when
+//!   its client goes away ([`HttpCall::cancel_flag`]), cancels it, or ends its session.
 //! - JSON-RPC batches are accepted exactly in sessions negotiated at [`BATCH_VERSION`]
 //!   (2025-03-26, whose specification requires them; the other revisions have none): one array
 //!   of the answers, none for notifications, an empty array an Invalid Request, and no call in
@@ -73,7 +83,8 @@ mod protocol;
 mod tools;
 
 pub use protocol::{
-    BATCH_VERSION, Batch, Incoming, LEGACY_VERSIONS, MAX_BATCH, MAX_MESSAGE_BYTES,
-    MAX_WAITING_CALLS, MODERN_VERSION, PendingCall, SERVER_NAME, Server, serve,
+    BATCH_VERSION, Batch, HttpAnswer, HttpCall, HttpOptions, HttpRequest, HttpResponse,
+    HttpSessions, Incoming, LEGACY_VERSIONS, MAX_BATCH, MAX_MESSAGE_BYTES, MAX_SESSIONS,
+    MAX_WAITING_CALLS, MODERN_VERSION, PendingCall, SERVER_NAME, SESSION_IDLE, Server, serve,
 };
 pub use tools::{CallContext, Tool, ToolError, Toolbox};

@@ -6,6 +6,7 @@
 
 mod batch;
 mod call;
+mod http;
 mod stdio;
 
 use std::sync::atomic::AtomicBool;
@@ -18,6 +19,10 @@ use crate::tools::{Tool, Toolbox, all};
 
 pub use batch::Batch;
 pub use call::PendingCall;
+pub use http::{
+    HttpAnswer, HttpCall, HttpOptions, HttpRequest, HttpResponse, HttpSessions, MAX_SESSIONS,
+    SESSION_IDLE,
+};
 pub use stdio::serve;
 
 /// The server's name, in `serverInfo`.

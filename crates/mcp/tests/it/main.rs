@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 mod bad_input;
 mod deep;
+mod http;
 mod identity;
 mod protocol;
 mod tools;
