@@ -818,4 +818,12 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     pub(crate) token_env: Option<String>,
+    /// Which tools `/mcp` serves: the compact default set, or all of them.
+    #[arg(long = "mcp-tools", value_enum, default_value_t = McpTools::Default)]
+    pub(crate) mcp_tools: McpTools,
+    /// A stopgap until the token store lands (issue 28): a JSON file mapping bearer tokens to
+    /// identities, `{"TOKEN": {"agent": "alice", "scope": "work"}}`, that `/mcp` requires. For
+    /// tests; without it `/mcp` serves every request as the local process.
+    #[arg(long = "mcp-static-tokens", value_name = "FILE", hide = true)]
+    pub(crate) mcp_static_tokens: Option<std::path::PathBuf>,
 }

@@ -347,9 +347,27 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
     if let Some(a) = alerting {
         web = web.alerting((a.engine, a.dispatcher));
     }
+    // `/mcp`: the same tools as `oc mcp`, over one toolbox every session shares.
+    let toolbox =
+        oc_mcp::Toolbox::new(crate::task::lifecycle(site)?, site.locks()?).files(site.files()?);
+    let mut mcp = oc_mcp::Server::new(toolbox);
+    if args.mcp_tools == crate::args::McpTools::All {
+        mcp = mcp.all_tools();
+    }
+    let sessions = Arc::new(oc_mcp::HttpSessions::new(
+        mcp,
+        oc_mcp::HttpOptions::default(),
+    ));
+    let verifier = args
+        .mcp_static_tokens
+        .as_deref()
+        .map(StaticTokens::load)
+        .transpose()?
+        .map(|v| Arc::new(v) as Arc<dyn oc_auth::Verifier>);
     let opts = oc_web::ServeOptions {
         allowed_hosts: args.allowed_hosts,
         token,
+        mcp: Some(oc_web::McpOptions::new(sessions, verifier)),
         ..oc_web::ServeOptions::default()
     };
     let server = oc_web::serve(args.addr, Arc::new(web), opts)?;
@@ -360,10 +378,65 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         |w, _| {
             writeln!(
                 w,
-                "Serving http://{bound}/ (status pages), /metrics, /healthz and /api/stats (Ctrl-C to stop)"
+                "Serving http://{bound}/ (status pages), /mcp (MCP over Streamable HTTP), /metrics, /healthz and /api/stats (Ctrl-C to stop)"
             )
         },
     )?;
     server.wait();
     Ok(())
+}
+
+/// Bearer tokens from a JSON file, each standing for an identity: a stopgap for tests until
+/// the store of tokens (`oc token create`) lands, which replaces it.
+struct StaticTokens {
+    tokens: std::collections::HashMap<String, oc_auth::Identity>,
+}
+
+impl std::fmt::Debug for StaticTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the tokens themselves.
+        f.debug_struct("StaticTokens")
+            .field("tokens", &self.tokens.len())
+            .finish()
+    }
+}
+
+impl StaticTokens {
+    fn load(path: &std::path::Path) -> anyhow::Result<StaticTokens> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the tokens file {}", path.display()))?;
+        let map: std::collections::HashMap<String, serde_json::Value> = serde_json::from_str(&text)
+            .with_context(|| format!("the tokens file {} is not a JSON object", path.display()))?;
+        let mut tokens = std::collections::HashMap::new();
+        for (token, who) in map {
+            let agent = who["agent"].as_str().unwrap_or_default().to_owned();
+            let scope = oc_auth::Scope::parse(who["scope"].as_str().unwrap_or_default())
+                .map_err(|e| UsageError(format!("tokens file {}: {e}", path.display())))?;
+            if token.is_empty() || agent.is_empty() {
+                return Err(UsageError(format!(
+                    "tokens file {}: every token needs an agent",
+                    path.display()
+                ))
+                .into());
+            }
+            tokens.insert(
+                token,
+                oc_auth::Identity {
+                    agent,
+                    scope,
+                    tenant: None,
+                },
+            );
+        }
+        Ok(StaticTokens { tokens })
+    }
+}
+
+impl oc_auth::Verifier for StaticTokens {
+    fn verify(&self, bearer: &str) -> Result<oc_auth::Identity, oc_auth::AuthError> {
+        self.tokens
+            .get(bearer)
+            .cloned()
+            .ok_or_else(|| oc_auth::AuthError::BadToken("unknown token".into()))
+    }
 }
