@@ -828,6 +828,9 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     pub(crate) token_env: Option<String>,
+    /// Which tools `/mcp` serves: the compact default set, or all of them.
+    #[arg(long = "mcp-tools", value_enum, default_value_t = McpTools::Default)]
+    pub(crate) mcp_tools: McpTools,
 }
 
 fn parse_scope(s: &str) -> Result<oc_auth::Scope, String> {

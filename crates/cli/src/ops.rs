@@ -357,6 +357,24 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
     } else {
         Some(Arc::new(oc_web::Sessions::new()?))
     };
+    // Bearers, for the pages' actions and `/mcp`: the tokens `oc token create` made, checked
+    // on every request. With --no-auth, `/mcp` serves every request as the local process.
+    let verifier: Option<Arc<dyn oc_auth::Verifier>> = if args.no_auth {
+        None
+    } else {
+        Some(Arc::new(oc_auth::Verifiers::new().tokens(site.tokens()?)))
+    };
+    // `/mcp`: the same tools as `oc mcp`, over one toolbox every session shares.
+    let toolbox =
+        oc_mcp::Toolbox::new(crate::task::lifecycle(site)?, site.locks()?).files(site.files()?);
+    let mut mcp = oc_mcp::Server::new(toolbox);
+    if args.mcp_tools == crate::args::McpTools::All {
+        mcp = mcp.all_tools();
+    }
+    let mcp_sessions = Arc::new(oc_mcp::HttpSessions::new(
+        mcp,
+        oc_mcp::HttpOptions::default(),
+    ));
     let opts = oc_web::ServeOptions {
         allowed_hosts: args.allowed_hosts,
         token,
@@ -366,12 +384,8 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
             oc_web::Actions::Admin
         },
         sessions: sessions.clone(),
-        // Bearers: the tokens `oc token create` made, checked on every request.
-        verifier: if args.no_auth {
-            None
-        } else {
-            Some(Arc::new(oc_auth::Verifiers::new().tokens(site.tokens()?)))
-        },
+        verifier: verifier.clone(),
+        mcp: Some(oc_web::McpOptions::new(mcp_sessions, verifier)),
         ..oc_web::ServeOptions::default()
     };
     let server = oc_web::serve(args.addr, Arc::new(web), opts)?;
@@ -391,7 +405,7 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         |w, _| {
             writeln!(
                 w,
-                "Serving http://{bound}/ (status pages), /metrics, /healthz and /api/stats (Ctrl-C to stop)"
+                "Serving http://{bound}/ (status pages), /mcp (MCP over Streamable HTTP), /metrics, /healthz and /api/stats (Ctrl-C to stop)"
             )?;
             if let Some(url) = &login_url {
                 writeln!(

@@ -49,6 +49,16 @@ enum Acting {
 }
 
 impl Guard {
+    /// The token every request must carry, if any.
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Whether the server refuses every change.
+    pub(crate) fn read_only(&self) -> bool {
+        self.read_only
+    }
+
     pub(crate) fn new(opts: &ServeOptions, read_only: bool) -> Guard {
         Guard {
             allowed_hosts: opts
@@ -267,7 +277,7 @@ impl Guard {
         }
     }
 
-    fn host_allowed(&self, host: &str) -> bool {
+    pub(crate) fn host_allowed(&self, host: &str) -> bool {
         let name = host_name(host);
         is_loopback_name(&name) || self.allowed_hosts.contains(&name)
     }
@@ -344,7 +354,7 @@ fn bearer(req: &Request) -> Option<&str> {
 /// sends it (only `same-origin` or `none`, a typed URL or bookmark, pass); otherwise compare
 /// `Origin` with `Host`; a request with neither is not from a browser and carries no ambient
 /// credentials of one.
-fn same_origin(req: &Request) -> bool {
+pub(crate) fn same_origin(req: &Request) -> bool {
     if let Some(site) = req.header_value("sec-fetch-site") {
         return matches!(site, "same-origin" | "none");
     }
@@ -359,7 +369,7 @@ fn same_origin(req: &Request) -> bool {
 }
 
 /// Whether `req` carries `token`, as a Bearer token or as the password of Basic auth.
-fn authorized(req: &Request, token: &str) -> bool {
+pub(crate) fn authorized(req: &Request, token: &str) -> bool {
     let Some(auth) = req.header_value("authorization") else {
         return false;
     };

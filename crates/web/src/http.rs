@@ -169,6 +169,64 @@ pub struct ServeOptions {
     pub workers: usize,
     /// The bounds on what clients may hold, applied before the guard.
     pub limits: crate::Limits,
+    /// MCP over Streamable HTTP at `/mcp`, when set.
+    pub mcp: Option<McpOptions>,
+}
+
+/// Open SSE streams (waiting MCP calls) at once, by default.
+pub const MAX_STREAMS: usize = 64;
+
+/// What produces the `WWW-Authenticate` value of a `401` from `/mcp`.
+pub type Challenge = std::sync::Arc<dyn Fn(&oc_auth::AuthError) -> String + Send + Sync>;
+
+/// MCP over Streamable HTTP at `/mcp` ([`ServeOptions::mcp`]).
+#[derive(Clone)]
+pub struct McpOptions {
+    /// The endpoint: the shared toolbox and the sessions.
+    pub sessions: std::sync::Arc<oc_mcp::HttpSessions>,
+    /// Turns `Authorization: Bearer …` into an identity; `None` serves every request as the
+    /// local process ([`oc_auth::Identity::local`]: `--no-auth`), behind the pages' token when
+    /// one is set.
+    pub verifier: Option<std::sync::Arc<dyn oc_auth::Verifier>>,
+    /// Open SSE streams at once ([`MAX_STREAMS`]); past it a waiting call is answered `503`.
+    pub max_streams: usize,
+    /// The `WWW-Authenticate` value of a `401` ([`bearer_challenge`] by default). The hook
+    /// where the OAuth resource server's builder (with `resource_metadata=…`) is swapped in.
+    pub challenge: Challenge,
+}
+
+impl McpOptions {
+    /// `/mcp` over `sessions`, with `verifier`, the default stream cap and challenge.
+    pub fn new(
+        sessions: std::sync::Arc<oc_mcp::HttpSessions>,
+        verifier: Option<std::sync::Arc<dyn oc_auth::Verifier>>,
+    ) -> McpOptions {
+        McpOptions {
+            sessions,
+            verifier,
+            max_streams: MAX_STREAMS,
+            challenge: std::sync::Arc::new(bearer_challenge),
+        }
+    }
+}
+
+impl std::fmt::Debug for McpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpOptions")
+            .field("verifier", &self.verifier.is_some())
+            .field("max_streams", &self.max_streams)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default `WWW-Authenticate` of a `401` from `/mcp` (RFC 6750): `Bearer`, with
+/// `error="invalid_token"` when a token was sent and refused. The reason a token was refused
+/// is never told (it is for logs).
+pub fn bearer_challenge(e: &oc_auth::AuthError) -> String {
+    match e {
+        oc_auth::AuthError::Missing => "Bearer realm=\"oc\"".into(),
+        _ => "Bearer realm=\"oc\", error=\"invalid_token\"".into(),
+    }
 }
 
 impl Default for ServeOptions {
@@ -181,6 +239,7 @@ impl Default for ServeOptions {
             verifier: None,
             workers: 4,
             limits: crate::Limits::default(),
+            mcp: None,
         }
     }
 }

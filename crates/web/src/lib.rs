@@ -74,7 +74,10 @@ mod session;
 
 pub use crate::app::{Alerting, FileNotes, HEALTH_FOR, Web};
 pub use crate::guard::SECURITY_HEADERS;
-pub use crate::http::{Actions, Method, Request, Response, ServeOptions};
+pub use crate::http::{
+    Actions, Challenge, MAX_STREAMS, McpOptions, Method, Request, Response, ServeOptions,
+    bearer_challenge,
+};
 pub use crate::limits::{Limits, MAX_BODY_BYTES};
 #[cfg(feature = "server")]
 pub use crate::server::{ServerHandle, serve};
