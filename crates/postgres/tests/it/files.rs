@@ -753,7 +753,11 @@ fn restored_as(s: &PgFileStore, id: &str, want: &[LogEntry]) {
 
 /// A task of 50 entries and a decision, its 11th entry's row altered to a time and level its
 /// line does not hold (so that what a restore reads from a line shows), checkpointed.
-fn altered_and_checkpointed(pg: &PgServer, s: &PgFileStore, schema: &str) -> (Vec<LogEntry>, String) {
+fn altered_and_checkpointed(
+    pg: &PgServer,
+    s: &PgFileStore,
+    schema: &str,
+) -> (Vec<LogEntry>, String) {
     let all: Vec<LogEntry> = (0..50).map(|i| entry(i, Level::Error)).collect();
     s.append_logs("t1", &all, &Append::written()).unwrap();
     s.append_decision(
