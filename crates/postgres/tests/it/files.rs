@@ -785,6 +785,17 @@ fn altered_and_checkpointed(
     (all, cp.id)
 }
 
+/// Where the row of task `t1`'s first entry is: the same after a restore that kept it.
+fn first_row(pg: &PgServer, schema: &str) -> String {
+    pg.psql(
+        "postgres",
+        &format!("SELECT ctid FROM \"{schema}\".log_entries WHERE task = 't1' AND seq = 1"),
+    )
+    .unwrap()
+    .trim()
+    .to_owned()
+}
+
 #[test]
 fn a_restore_gives_back_each_entrys_time_and_level_as_the_checkpoint_kept_them() {
     let Some(pg) = server() else { return };
@@ -795,15 +806,25 @@ fn a_restore_gives_back_each_entrys_time_and_level_as_the_checkpoint_kept_them()
     let before = log_rows(pg, &schema);
     assert_eq!(before[10], "11|7|0");
     let more: Vec<LogEntry> = (50..60).map(|i| entry(i, Level::Info)).collect();
-    s.append_logs("t1", &more, &Append::written()).unwrap();
-    // In the generation it was made in: the entries after the checkpoint's go.
-    restored_as(&s, &id, &all);
-    assert_eq!(log_rows(pg, &schema), before);
-    // In another generation (the restore bumped it), with entries appended since: every
-    // line again, each with its kept time and level.
-    s.append_logs("t1", &more, &Append::written()).unwrap();
-    restored_as(&s, &id, &all);
-    assert_eq!(log_rows(pg, &schema), before);
+    let kept = |s: &PgFileStore, id: &str, yes: bool| {
+        s.append_logs("t1", &more, &Append::written()).unwrap();
+        let first = first_row(pg, &schema);
+        restored_as(s, id, &all);
+        assert_eq!(log_rows(pg, &schema), before);
+        assert_eq!(first_row(pg, &schema) == first, yes, "entries kept: {yes}");
+    };
+    // In the generation it was made in: the entries after the checkpoint's go, the others
+    // stay.
+    kept(&s, &id, true);
+    // Again: the restore began a generation whose entries are the checkpoint's.
+    kept(&s, &id, true);
+    // Another checkpoint restored since: every line again, each with its kept time and level.
+    let other = s
+        .create_checkpoint("t1", "other", Timestamp::from_millis(1_700_000_000_001))
+        .unwrap();
+    kept(&s, &other.id, true);
+    kept(&s, &id, false);
+    kept(&s, &id, true);
     // Retention took the oldest entries since: every line again.
     s.append_logs("t1", &more, &Append::written()).unwrap();
     let gone = s
@@ -814,8 +835,8 @@ fn a_restore_gives_back_each_entrys_time_and_level_as_the_checkpoint_kept_them()
         )
         .unwrap();
     assert_eq!(gone, 55);
-    restored_as(&s, &id, &all);
-    assert_eq!(log_rows(pg, &schema), before);
+    kept(&s, &id, false);
+    kept(&s, &id, true);
     // Appends go on after the restored entries.
     assert_eq!(
         s.append_log("t1", &entry(99, Level::Info)).unwrap().first,

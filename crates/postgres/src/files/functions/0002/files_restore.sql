@@ -8,8 +8,9 @@
     -- Decision 0038: each line's time and level or agent come from the arrays kept beside the
     -- file it was made with (`lines_sha256` equal to the file's hash), read from the line only
     -- for a checkpoint without them; and while the task is in the generation the checkpoint
-    -- was made in and still holds its entries from 1, its entries below the checkpoint's
-    -- `next_seq` are the file's lines: they stay, and only the entries after them go.
+    -- was made or last restored in and still holds its entries from 1, its entries below the
+    -- checkpoint's `next_seq` are the file's lines: they stay, and only the entries after them
+    -- go.
     CREATE OR REPLACE FUNCTION {s}.files_restore(p_task text, p_id text)
         RETURNS TABLE (outcome text, name text, reason text)
         LANGUAGE plpgsql VOLATILE AS $$
@@ -151,6 +152,12 @@
             END IF;
         END IF;
 
+        -- The entries are now the file's lines, in the generation this restore begins: a later
+        -- restore of this checkpoint keeps them too (an agent trying again from one checkpoint).
+        IF l.fits THEN
+            UPDATE {s}.checkpoint_files cf SET generation = v_gen + 1, next_seq = v_logs + 1
+             WHERE cf.task = p_task AND cf.id = p_id AND cf.name = 'logs.jsonl';
+        END IF;
         UPDATE {s}.file_tasks t SET
             generation = t.generation + 1,
             state = v_state,
