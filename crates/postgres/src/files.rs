@@ -66,8 +66,10 @@ const KEY_AGE: Duration = Duration::from_secs(24 * 3600);
 ///   rows it returns and skips), a level query merges one range per level, the analysis is
 ///   one `GROUP BY level` on an index-only scan.
 /// - Checkpoints are the files a data directory holds, built by the server in one statement
-///   with their SHA-256; a restore checks every file against its manifest and replaces the
-///   log, decisions and state in one transaction, or changes nothing.
+///   with their SHA-256, and beside them each line's time and level or agent; a restore
+///   checks every file against its manifest and replaces the log, decisions and state in one
+///   transaction, or changes nothing. It reads no line of a checkpoint that kept those, and
+///   keeps the entries that are still the file's lines (decision 0038).
 /// - `wait` is woken by `LISTEN/NOTIFY` (one listening connection per store), and looks
 ///   every second as well.
 pub struct PgFileStore {

@@ -20,7 +20,10 @@ const LOCKS: &[&str] = &[
 ];
 
 /// The SHA-256 of each oc-files migration (a task's files, decision 0036), in order.
-const FILES: &[&str] = &["b2ef1926c9b99225c9faa8ec12a5fc766e2dbd95ec38399149b4816989c66ec3"];
+const FILES: &[&str] = &[
+    "b2ef1926c9b99225c9faa8ec12a5fc766e2dbd95ec38399149b4816989c66ec3",
+    "0eb4c1d6f9211a42786a931d5a31d339e064b6e6c55d0317ff22beb6718ed9b5",
+];
 
 /// The SHA-256 of each oc-auth migration (static tokens), in order.
 const AUTH: &[&str] = &["8d9fe5ad7eaf06ad63e1da9368ccbe32da589f5b9346428c260919dd7c6e9612"];

@@ -1,6 +1,7 @@
 //! Checkpoints: the files a data directory holds, built by the server from the task's rows
-//! in one snapshot, with their SHA-256; listed newest first; restored in one transaction by
-//! `files_restore`, which verifies every file first; deleted.
+//! in one snapshot, with their SHA-256 and each line's time and level or agent; listed newest
+//! first; restored in one transaction by `files_restore`, which verifies every file first and
+//! then reads no line it kept those for (decision 0038); deleted.
 
 use oc_jsonl::{
     Checkpoint, CheckpointFile, Error, MAX_CHECKPOINT_FILE_BYTES, MAX_DESCRIPTION, Result,

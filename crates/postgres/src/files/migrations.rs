@@ -21,4 +21,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         include_str!("functions/0001/files_restore.sql"),
         include_str!("functions/0001/files_retain.sql"),
     ),
+    // 2: beside a checkpoint's log and decisions, each line's time and level or agent, and
+    // the log's generation and next sequence number, so that a restore reads no line
+    // (decision 0038); the restore that uses them.
+    concat!(
+        include_str!("migrations/0002_checkpoint_lines.sql"),
+        include_str!("functions/0002/files_restore.sql"),
+    ),
 ];

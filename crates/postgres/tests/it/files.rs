@@ -721,6 +721,168 @@ fn a_restore_reads_every_line_as_files_line_does_with_or_without_a_line_that_is_
     assert_eq!(dec.len(), EDGE_DECISIONS.len() + 1);
 }
 
+/// Each row of task `t1`'s log as `seq|ts|level` (`-1` for none), oldest first.
+fn log_rows(pg: &PgServer, schema: &str) -> Vec<String> {
+    let out = pg
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT seq, ts, coalesce(level, -1) FROM \"{schema}\".log_entries \
+                 WHERE task = 't1' ORDER BY seq"
+            ),
+        )
+        .unwrap();
+    out.lines().map(str::to_owned).collect()
+}
+
+/// Restores `id` and checks that task `t1` then holds `want` (its entries, oldest first),
+/// counted, sized and numbered from 1 as a fresh log of them.
+fn restored_as(s: &PgFileStore, id: &str, want: &[LogEntry]) {
+    s.restore_checkpoint("t1", id).unwrap();
+    let page = s.log_tail("t1", 0, 1_000_000).unwrap();
+    let got: Vec<LogEntry> = page.entries.iter().map(|e| e.record.clone()).collect();
+    assert_eq!(got, want);
+    let ids: Vec<u64> = page.entries.iter().map(|e| e.id.0).collect();
+    assert_eq!(ids, (1..=want.len() as u64).collect::<Vec<_>>());
+    let c = s.counts("t1").unwrap();
+    assert_eq!(c.log_entries, want.len() as u64);
+    assert_eq!(c.log_bytes, page_lines(s, "t1"));
+    assert_eq!(c.decisions, 1);
+    assert_eq!(s.analyze("t1").unwrap().total_logs, want.len() as u64);
+}
+
+/// A task of 50 entries and a decision, its 11th entry's row altered to a time and level its
+/// line does not hold (so that what a restore reads from a line shows), checkpointed.
+fn altered_and_checkpointed(
+    pg: &PgServer,
+    s: &PgFileStore,
+    schema: &str,
+) -> (Vec<LogEntry>, String) {
+    let all: Vec<LogEntry> = (0..50).map(|i| entry(i, Level::Error)).collect();
+    s.append_logs("t1", &all, &Append::written()).unwrap();
+    s.append_decision(
+        "t1",
+        &Decision {
+            timestamp: Timestamp::from_millis(5),
+            agent: "a".into(),
+            decision: "go".into(),
+            reasoning: "r".into(),
+            metadata: Default::default(),
+        },
+        &Append::durable(),
+    )
+    .unwrap();
+    pg.psql(
+        "postgres",
+        &format!(
+            "UPDATE \"{schema}\".log_entries SET ts = 7, level = 0 WHERE task = 't1' AND seq = 11"
+        ),
+    )
+    .unwrap();
+    let cp = s
+        .create_checkpoint("t1", "before", Timestamp::from_millis(1_700_000_000_000))
+        .unwrap();
+    (all, cp.id)
+}
+
+/// Where the row of task `t1`'s first entry is: the same after a restore that kept it.
+fn first_row(pg: &PgServer, schema: &str) -> String {
+    pg.psql(
+        "postgres",
+        &format!("SELECT ctid FROM \"{schema}\".log_entries WHERE task = 't1' AND seq = 1"),
+    )
+    .unwrap()
+    .trim()
+    .to_owned()
+}
+
+#[test]
+fn a_restore_gives_back_each_entrys_time_and_level_as_the_checkpoint_kept_them() {
+    let Some(pg) = server() else { return };
+    let opts = fresh_options(pg);
+    let schema = opts.schema_name().to_owned();
+    let s = PgFileStore::connect(opts).unwrap();
+    let (all, id) = altered_and_checkpointed(pg, &s, &schema);
+    let before = log_rows(pg, &schema);
+    assert_eq!(before[10], "11|7|0");
+    let more: Vec<LogEntry> = (50..60).map(|i| entry(i, Level::Info)).collect();
+    let kept = |s: &PgFileStore, id: &str, yes: bool| {
+        s.append_logs("t1", &more, &Append::written()).unwrap();
+        let first = first_row(pg, &schema);
+        restored_as(s, id, &all);
+        assert_eq!(log_rows(pg, &schema), before);
+        assert_eq!(first_row(pg, &schema) == first, yes, "entries kept: {yes}");
+    };
+    // In the generation it was made in: the entries after the checkpoint's go, the others
+    // stay.
+    kept(&s, &id, true);
+    // Again: the restore began a generation whose entries are the checkpoint's.
+    kept(&s, &id, true);
+    // Another checkpoint restored since: every line again, each with its kept time and level.
+    let other = s
+        .create_checkpoint("t1", "other", Timestamp::from_millis(1_700_000_000_001))
+        .unwrap();
+    kept(&s, &other.id, true);
+    kept(&s, &id, false);
+    kept(&s, &id, true);
+    // Retention took the oldest entries since: every line again.
+    s.append_logs("t1", &more, &Append::written()).unwrap();
+    let gone = s
+        .retain(
+            "t1",
+            &Retention::new().max_entries(5),
+            Timestamp::from_millis(1_000_000),
+        )
+        .unwrap();
+    assert_eq!(gone, 55);
+    kept(&s, &id, false);
+    kept(&s, &id, true);
+    // Appends go on after the restored entries.
+    assert_eq!(
+        s.append_log("t1", &entry(99, Level::Info)).unwrap().first,
+        EntryId(all.len() as u64 + 1)
+    );
+}
+
+#[test]
+fn a_checkpoint_made_before_version_2_is_restored_by_reading_its_lines() {
+    let Some(pg) = server() else { return };
+    let opts = fresh_options(pg);
+    let schema = opts.schema_name().to_owned();
+    let s = PgFileStore::connect(opts).unwrap();
+    let (all, id) = altered_and_checkpointed(pg, &s, &schema);
+    // As version 1 wrote a checkpoint's files: without what version 2 keeps beside them.
+    pg.psql(
+        "postgres",
+        &format!(
+            "UPDATE \"{schema}\".checkpoint_files SET lines_sha256 = NULL, ts = NULL, \
+             levels = NULL, agents = NULL, generation = NULL, next_seq = NULL \
+             WHERE task = 't1' AND id = '{id}'"
+        ),
+    )
+    .unwrap();
+    let more: Vec<LogEntry> = (50..60).map(|i| entry(i, Level::Info)).collect();
+    s.append_logs("t1", &more, &Append::written()).unwrap();
+    restored_as(&s, &id, &all);
+    // Every line read: the 11th entry's time and level are its line's.
+    let rows = log_rows(pg, &schema);
+    assert_eq!(rows[10], "11|1010|4");
+    assert_eq!(rows.len(), 50);
+    // Arrays that do not fit the file (one time short) are not used either.
+    pg.psql(
+        "postgres",
+        &format!(
+            "UPDATE \"{schema}\".checkpoint_files SET lines_sha256 = sha256, \
+             ts = (SELECT array_agg(x) FROM generate_series(1, 49) x), \
+             levels = array_fill(0::smallint, ARRAY[49]) \
+             WHERE task = 't1' AND id = '{id}' AND name = 'logs.jsonl'"
+        ),
+    )
+    .unwrap();
+    restored_as(&s, &id, &all);
+    assert_eq!(log_rows(pg, &schema)[10], "11|1010|4");
+}
+
 #[test]
 fn retention_keeps_the_newest_within_every_bound_exactly() {
     let Some(pg) = server() else { return };
