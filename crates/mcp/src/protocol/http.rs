@@ -337,7 +337,9 @@ impl HttpSessions {
             }),
         });
         let answer = session.server.handle(text);
-        let ok = answer.first().is_some_and(|a| !a.contains(r#""error""#));
+        let ok = answer.first().is_some_and(|a| {
+            serde_json::from_str::<Value>(a).is_ok_and(|v| v.get("result").is_some())
+        });
         let body = answer.into_iter().next().unwrap_or_default();
         if !ok {
             return HttpAnswer::Now(HttpResponse::json(400, body));
