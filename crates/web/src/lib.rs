@@ -29,6 +29,14 @@
 //!   (`ServeOptions::workers` threads run the synchronous app; a bounded queue waits a bounded
 //!   time for them, then 503 with `Retry-After`; `/healthz` has one more thread of its own).
 //!   The accept loop survives every error, resting briefly when descriptors run out.
+//! - With [`ServeOptions::mcp`] ([`McpOptions`]), `/mcp` serves MCP over Streamable HTTP
+//!   (`oc_mcp::HttpSessions`, both protocol eras) behind the same bounds: the `Host` allow-list,
+//!   an `Origin` that is present and not this server's refused (403), and a bearer token turned
+//!   into an `oc_auth::Identity` by the configured `oc_auth::Verifier` (401 with
+//!   `WWW-Authenticate` from [`McpOptions::challenge`] when missing or refused; no verifier:
+//!   every request is the local process's). A call that waits streams (SSE) on a thread of its
+//!   own, at most [`McpOptions::max_streams`] at once, and stops, taking nothing, when its
+//!   client goes away.
 //! - `/healthz` runs the health check (SQLite's integrity check, for `oc serve`) at most once
 //!   per [`HEALTH_FOR`]; probes in between get its last answer.
 //! - The pages are HTML rendered on the server (`maud`, which escapes everything agents wrote),

@@ -365,3 +365,74 @@ fn the_cli_says_who_holds_a_task_and_that_a_finished_one_is_finished() {
         );
     }
 }
+
+/// The official MCP Python SDK's streamable HTTP client drives `oc serve`'s `/mcp` in both
+/// protocol generations with bearer tokens (`tests/mcp/client_http.py`): the workflow, SSE
+/// progress, a wait given up on taking nothing, and a `work` token refused another agent's
+/// task and lock. Needs `OC_MCP_PYTHON` as the stdio test does.
+#[test]
+fn the_official_python_client_runs_the_workflow_over_http_with_tokens() {
+    let Some(python) = std::env::var_os("OC_MCP_PYTHON") else {
+        assert!(
+            std::env::var_os("OC_REQUIRE_MCP_SDK").is_none(),
+            "the MCP Python SDK is required (OC_REQUIRE_MCP_SDK is set) but OC_MCP_PYTHON is not"
+        );
+        eprintln!("OC_MCP_PYTHON is not set: skipping the official MCP client over HTTP");
+        return;
+    };
+    let oc = Oc::new();
+    oc.command()
+        .args(["task", "create", "seed"])
+        .output()
+        .unwrap();
+    let tokens = oc.dir_file(
+        "tokens.json",
+        r#"{"tok-alice":{"agent":"alice","scope":"work"},"tok-bob":{"agent":"bob","scope":"work"}}"#,
+    );
+    let mut serve = oc
+        .command()
+        .args([
+            "--json",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--mcp-tools",
+            "all",
+        ])
+        .args(["--mcp-static-tokens", &tokens])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serve.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _serve = Kill(serve);
+    let doc: Value = serde_json::from_str(&line).unwrap();
+    let url = format!("http://{}/mcp", doc["data"]["addr"].as_str().unwrap());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client_http.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args([&url, "tok-alice", "tok-bob"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("legacy: ok") && stdout.contains("auto: ok"),
+        "{stdout}"
+    );
+}

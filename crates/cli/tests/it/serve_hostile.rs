@@ -561,3 +561,125 @@ fn a_storm_of_hostile_clients_leaves_healthz_answering() {
     assert!(peak < STORM_RSS_KIB, "VmRSS peaked at {peak} KiB");
     drop((idle, slow));
 }
+
+/// The same hostile clients against `/mcp`, unauthenticated (issue 28): a body declaring
+/// exabytes, bodies that never arrive, and a flood of handshake-era sessions. Each is bounded
+/// before the endpoint sees it, sessions beyond the cap push out the least recently used, and
+/// `/healthz` answers throughout.
+#[test]
+fn hostile_clients_of_mcp_are_bounded_too() {
+    let oc = Oc::new();
+    let mut server = Server::start(&oc, 1024);
+    let a = server.addr.clone();
+    let mut s = open(
+        &a,
+        format!("POST /mcp HTTP/1.1\r\nHost: {a}\r\nContent-Length: 9223372036854775000\r\n\r\nx")
+            .as_bytes(),
+    )
+    .unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let reply = reply_of(&mut s);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply:?}");
+    let big = "x".repeat(oc_web::MAX_BODY_BYTES + 1);
+    let mut s = open(
+        &a,
+        format!("POST /mcp HTTP/1.1\r\nHost: {a}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n", big.len())
+            .as_bytes(),
+    )
+    .unwrap();
+    let reply = reply_of(&mut s);
+    assert!(
+        reply.starts_with("HTTP/1.1 413"),
+        "a chunked body past the limit: {reply:?}"
+    );
+
+    // Bodies that never arrive hold nothing the pages need.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.extend(open(
+            &a,
+            format!("POST /mcp HTTP/1.1\r\nHost: {a}\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{{").as_bytes(),
+        ));
+    }
+    for _ in 0..3 {
+        server.healthz();
+    }
+
+    // A flood of sessions, on a few keep-alive connections.
+    let before = server.rss_kib();
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"flood","version":"1"}}}"#;
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {a}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{init}",
+        init.len()
+    );
+    let mut first = None;
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (a, request) = (a.clone(), request.clone());
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(&a).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut ids = Vec::new();
+                for _ in 0..500 {
+                    s.write_all(request.as_bytes()).unwrap();
+                    let (mut len, mut line) = (0, String::new());
+                    loop {
+                        line.clear();
+                        r.read_line(&mut line).unwrap();
+                        if let Some(v) = line.strip_prefix("Content-Length: ") {
+                            len = v.trim().parse().unwrap();
+                        }
+                        if let Some(v) = line.strip_prefix("Mcp-Session-Id: ") {
+                            ids.push(v.trim().to_owned());
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body).unwrap();
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in threads {
+        ids.extend(t.join().unwrap());
+    }
+    assert_eq!(ids.len(), 2000, "every initialize answered");
+    if let Some(id) = ids.first() {
+        first = Some(id.clone());
+    }
+    let grown = server.rss_kib().saturating_sub(before);
+    assert!(
+        grown < 64 * 1024,
+        "2,000 sessions grew the server by {grown} KiB"
+    );
+    // The oldest session made room for newer ones: it is gone (404), the newest answers.
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let ask = |sid: &str| {
+        let mut s = open(
+            &a,
+            format!(
+                "POST /mcp HTTP/1.1\r\nHost: {a}\r\nContent-Type: application/json\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{ping}",
+                ping.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        reply_of(&mut s)
+    };
+    let oldest = ask(&first.unwrap());
+    assert!(oldest.starts_with("HTTP/1.1 404"), "{oldest:?}");
+    let newest = ask(ids.last().unwrap());
+    assert!(newest.starts_with("HTTP/1.1 200"), "{newest:?}");
+    server.healthz();
+    server.assert_alive();
+    publish(
+        "hostile_clients_of_mcp_are_bounded_too",
+        serde_json::json!({ "sessions_opened": 2000, "rss_growth_kib": grown }),
+    );
+    drop(held);
+}

@@ -337,7 +337,9 @@ impl HttpSessions {
             }),
         });
         let answer = session.server.handle(text);
-        let ok = answer.first().is_some_and(|a| !a.contains(r#""error""#));
+        let ok = answer.first().is_some_and(|a| {
+            serde_json::from_str::<Value>(a).is_ok_and(|v| v.get("result").is_some())
+        });
         let body = answer.into_iter().next().unwrap_or_default();
         if !ok {
             return HttpAnswer::Now(HttpResponse::json(400, body));
@@ -669,10 +671,11 @@ impl HttpCall {
             let bytes = frame("", st.as_deref_mut());
             (send.lock().unwrap_or_else(PoisonError::into_inner))(bytes);
         }
+        // The session's lock is held while an event is framed (recorded for resumption), never
+        // while it is sent: a client that does not read blocks only its own call.
         let notify = |line: String| {
             if self.sse {
-                let mut st = lock();
-                let bytes = frame(&line, st.as_deref_mut());
+                let bytes = frame(&line, lock().as_deref_mut());
                 if !(send.lock().unwrap_or_else(PoisonError::into_inner))(bytes) {
                     self.cancelled.store(true, Ordering::SeqCst);
                 }
@@ -681,13 +684,20 @@ impl HttpCall {
         let delivered =
             self.call
                 .run_and_deliver(&self.server, &notify, &self.cancelled, &mut |line| {
-                    // Under the session's lock: a cancellation (DELETE, `notifications/cancelled`)
-                    // comes either before (nothing is sent, the grant is given back) or after.
-                    let mut st = lock();
-                    if self.cancelled.load(Ordering::SeqCst) {
-                        return false;
-                    }
-                    let bytes = frame(line, st.as_deref_mut());
+                    // Under the session's lock, the call leaves the table of waiting calls
+                    // unless a cancellation (DELETE, `notifications/cancelled`) came first: then
+                    // nothing is sent and the grant is given back. One that comes after finds
+                    // nothing to cancel: the result is on its way.
+                    let bytes = {
+                        let mut st = lock();
+                        if self.cancelled.load(Ordering::SeqCst) {
+                            return false;
+                        }
+                        if let Some(st) = st.as_deref_mut() {
+                            st.waiting.remove(&self.key);
+                        }
+                        frame(line, st.as_deref_mut())
+                    };
                     (send.lock().unwrap_or_else(PoisonError::into_inner))(bytes)
                 });
         if let Some(s) = shared {

@@ -50,6 +50,14 @@ fn started(streams: usize) -> (ServerHandle, Arc<dyn LockManager>) {
         ("t-alice", work("alice")),
         ("t-bob", work("bob")),
         (
+            "t-reader",
+            Identity {
+                agent: "eve".into(),
+                scope: Scope::Read,
+                tenant: None,
+            },
+        ),
+        (
             "t-admin",
             Identity {
                 agent: "ops".into(),
@@ -275,6 +283,12 @@ fn a_work_token_cannot_finish_or_release_what_another_agent_holds() {
         json!({"task_id": task, "fencing_token": token, "outcome": "completed"}),
     );
     assert_eq!(r["isError"], false, "{r}");
+    // A read token reads and changes nothing: its writes are tool refusals.
+    let reader = session(a, "t-reader");
+    let r = tool(a, "t-reader", &reader, "task_create", json!({"name":"x"}));
+    assert_eq!(r["error"]["code"], "FORBIDDEN", "{r}");
+    let r = tool(a, "t-reader", &reader, "task_get", json!({"task_id": task}));
+    assert_eq!(r["task"]["status"], "completed", "{r}");
     let admin = session(a, "t-admin");
     let r = tool(
         a,
