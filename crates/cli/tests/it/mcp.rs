@@ -385,10 +385,13 @@ fn the_official_python_client_runs_the_workflow_over_http_with_tokens() {
         .args(["task", "create", "seed"])
         .output()
         .unwrap();
-    let tokens = oc.dir_file(
-        "tokens.json",
-        r#"{"tok-alice":{"agent":"alice","scope":"work"},"tok-bob":{"agent":"bob","scope":"work"}}"#,
-    );
+    let token = |agent: &str| {
+        oc.json(&["token", "create", "--agent", agent, "--scope", "work"])["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (alice, bob) = (token("alice"), token("bob"));
     let mut serve = oc
         .command()
         .args([
@@ -399,7 +402,6 @@ fn the_official_python_client_runs_the_workflow_over_http_with_tokens() {
             "--mcp-tools",
             "all",
         ])
-        .args(["--mcp-static-tokens", &tokens])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -422,7 +424,7 @@ fn the_official_python_client_runs_the_workflow_over_http_with_tokens() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client_http.py");
     let out = std::process::Command::new(python)
         .arg(script)
-        .args([&url, "tok-alice", "tok-bob"])
+        .args([&url, alice.as_str(), bob.as_str()])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
