@@ -143,6 +143,7 @@ mod query;
 mod sqlite;
 mod storage;
 mod store;
+mod wait;
 
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
@@ -172,4 +173,5 @@ pub use crate::query::{
 pub use crate::sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteOptions, SqliteTaskStore};
 pub use crate::storage::{DEFAULT_SLOW_THRESHOLD, SlowCallback, SlowStatement, StorageStats};
 pub use crate::store::{StorageSource, TaskStore};
+pub use crate::wait::{DEFAULT_POLL, ReadySignal, WATCH_EVERY, Waiting};
 pub use oc_time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -1,0 +1,240 @@
+//! Waiting for work: [`Waiting`], what a waiting claim watches, and [`ReadySignal`], the
+//! in-process wake a store bumps when a write may have made a task ready ([0041]).
+//!
+//! [0041]: https://github.com/opencode-tools/opencode-tools/blob/main/docs/decisions/0041-waiting-for-work.md
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::{Change, LabelFilter, Result, Task, TaskStore, Timestamp};
+
+/// How often a waiting claim calls its watcher (so a cancellation is seen within this).
+pub const WATCH_EVERY: Duration = Duration::from_millis(100);
+
+/// The default bound between two claim attempts without a signal (another process's writes,
+/// a lost notification).
+pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
+
+/// The first pause of a store without a [`ReadySignal`]; it doubles up to the poll bound.
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+
+/// How a claim waits for a ready task ([`TaskStore::claim_next_watched`]): for at most
+/// `timeout`, trying again at least every `poll` (and at once when the store's
+/// [`ReadySignal`] says a task may be ready), calling the watcher at least every
+/// [`WATCH_EVERY`] with the time waited: the wait stops when it answers `false`.
+#[derive(Clone, Copy)]
+pub struct Waiting<'a> {
+    timeout: Duration,
+    poll: Duration,
+    watcher: &'a (dyn Fn(Duration) -> bool + Sync),
+}
+
+impl fmt::Debug for Waiting<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waiting")
+            .field("timeout", &self.timeout)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+fn always(_: Duration) -> bool {
+    true
+}
+
+impl<'a> Waiting<'a> {
+    /// A wait of at most `timeout` (zero: one attempt), polling every [`DEFAULT_POLL`],
+    /// watched by nobody.
+    pub fn new(timeout: Duration) -> Waiting<'a> {
+        Waiting {
+            timeout,
+            poll: DEFAULT_POLL,
+            watcher: &always,
+        }
+    }
+
+    /// Tries again at least this often without a signal (another process's writes, a lost
+    /// notification); at least 10 ms.
+    pub fn poll(mut self, every: Duration) -> Waiting<'a> {
+        self.poll = every.max(FIRST_BACKOFF);
+        self
+    }
+
+    /// Calls `watcher` with the time waited, before each attempt and at least every
+    /// [`WATCH_EVERY`]: `false` stops the wait (a cancellation), and a task claimed as it
+    /// answers `false` is released.
+    pub fn watch(mut self, watcher: &'a (dyn Fn(Duration) -> bool + Sync)) -> Waiting<'a> {
+        self.watcher = watcher;
+        self
+    }
+
+    /// The longest wait.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// A store's in-process wake for waiting claims: a generation bumped by every write that may
+/// make a task ready, and the earliest `run_at` ahead a write set (a backoff), at which
+/// waiters wake by themselves. Writes of other processes do not bump it: waiters poll too.
+#[derive(Debug, Default)]
+pub struct ReadySignal {
+    state: Mutex<SignalState>,
+    cond: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SignalState {
+    generation: u64,
+    wake_at: Option<Timestamp>,
+}
+
+impl ReadySignal {
+    /// A signal nobody bumped yet.
+    pub fn new() -> ReadySignal {
+        ReadySignal::default()
+    }
+
+    /// A task may have become ready: wakes every waiter.
+    pub fn bump(&self) {
+        let mut st = self.state.lock();
+        st.generation = st.generation.wrapping_add(1);
+        drop(st);
+        self.cond.notify_all();
+    }
+
+    /// A task becomes ready at `at` (a `run_at` ahead): waiters wake then.
+    pub fn ready_at(&self, at: Timestamp) {
+        let mut st = self.state.lock();
+        if st.wake_at.is_none_or(|w| at < w) {
+            st.wake_at = Some(at);
+            drop(st);
+            // Waiters sleeping past `at` must shorten their sleep.
+            self.cond.notify_all();
+        }
+    }
+
+    /// After a write: wakes waiters for each task of `tasks` that is pending, and sets a
+    /// timed wake for one whose `run_at` is ahead of `now`. Writes with no task to show (a
+    /// completion making dependents ready) call [`ReadySignal::bump`].
+    pub fn after(&self, tasks: &[&Task], now: Timestamp) {
+        for t in tasks {
+            match t.run_at {
+                Some(at) if at > now => self.ready_at(at),
+                _ => {}
+            }
+        }
+        self.bump();
+    }
+
+    /// The generation now: read before a claim attempt, passed to [`ReadySignal::wait`].
+    pub fn generation(&self) -> u64 {
+        self.state.lock().generation
+    }
+
+    /// Waits until the generation moves past `since`, a timed wake passes (by the store's
+    /// clock, `now`), or `until`; returns the generation.
+    pub fn wait(&self, since: u64, until: Instant, now: &dyn Fn() -> Timestamp) -> u64 {
+        let mut st = self.state.lock();
+        loop {
+            if st.generation != since {
+                return st.generation;
+            }
+            let mut deadline = until;
+            if let Some(at) = st.wake_at {
+                let ahead = at.as_millis().saturating_sub(now().as_millis());
+                if ahead <= 0 {
+                    // The first waiter to see the time pass wakes them all.
+                    st.wake_at = None;
+                    st.generation = st.generation.wrapping_add(1);
+                    self.cond.notify_all();
+                    return st.generation;
+                }
+                let ahead = Duration::from_millis(u64::try_from(ahead).unwrap_or(u64::MAX));
+                if let Some(t) = Instant::now().checked_add(ahead) {
+                    deadline = deadline.min(t);
+                }
+            }
+            if Instant::now() >= until {
+                return st.generation;
+            }
+            self.cond.wait_until(&mut st, deadline);
+        }
+    }
+}
+
+/// Whether `change` can make a task ready (itself, or its dependents): every change but a
+/// start, claim, heartbeat or cancellation.
+pub(crate) fn may_ready(change: &Change) -> bool {
+    !matches!(
+        change,
+        Change::Start { .. } | Change::Claim { .. } | Change::Heartbeat { .. } | Change::Cancel
+    )
+}
+
+/// [`TaskStore::claim_next_watched`]'s loop: claims at once if a task is ready, else waits on
+/// the store's signal (or a backoff up to the poll bound), never claiming past the timeout or
+/// once the watcher said stop, and releasing a task claimed as it did.
+pub(crate) fn claim_watched<S: TaskStore + ?Sized>(
+    store: &S,
+    owner: &str,
+    ttl: Duration,
+    filter: &LabelFilter,
+    w: &Waiting<'_>,
+) -> Result<Option<Task>> {
+    let start = Instant::now();
+    let deadline = start.checked_add(w.timeout);
+    let signal = store.ready_signal();
+    let mut backoff = FIRST_BACKOFF.min(w.poll);
+    let now = || store.now();
+    loop {
+        if !(w.watcher)(start.elapsed()) {
+            return Ok(None);
+        }
+        let seen = signal.map(ReadySignal::generation);
+        if let Some(t) = store.claim_next_matching(owner, ttl, filter)? {
+            if (w.watcher)(start.elapsed()) {
+                return Ok(Some(t));
+            }
+            // Stopped as it was claimed: a stopped wait takes nothing.
+            if let Some(lease) = t.lease {
+                match store.release(&t.id, lease.token) {
+                    Ok(_) | Err(crate::Error::LeaseLost { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(None);
+        }
+        let pause = if signal.is_some() { w.poll } else { backoff };
+        backoff = (backoff * 2).min(w.poll);
+        let next_try = Instant::now() + pause;
+        loop {
+            let at = Instant::now();
+            if let Some(d) = deadline
+                && at >= d
+            {
+                return Ok(None);
+            }
+            if !(w.watcher)(start.elapsed()) {
+                return Ok(None);
+            }
+            if at >= next_try {
+                break;
+            }
+            let mut until = next_try.min(at + WATCH_EVERY);
+            if let Some(d) = deadline {
+                until = until.min(d);
+            }
+            match (signal, seen) {
+                (Some(s), Some(seen)) => {
+                    if s.wait(seen, until, &now) != seen {
+                        break;
+                    }
+                }
+                _ => std::thread::sleep(until.saturating_duration_since(at)),
+            }
+        }
+    }
+}
