@@ -174,9 +174,7 @@ pub(crate) fn may_ready(change: &Change) -> bool {
     )
 }
 
-/// [`TaskStore::claim_next_watched`]'s loop: claims at once if a task is ready, else waits on
-/// the store's signal (or a backoff up to the poll bound), never claiming past the timeout or
-/// once the watcher said stop, and releasing a task claimed as it did.
+/// [`TaskStore::claim_next_watched`]'s loop over [`Waiting::run`].
 pub(crate) fn claim_watched<S: TaskStore + ?Sized>(
     store: &S,
     owner: &str,
@@ -184,56 +182,80 @@ pub(crate) fn claim_watched<S: TaskStore + ?Sized>(
     filter: &LabelFilter,
     w: &Waiting<'_>,
 ) -> Result<Option<Task>> {
-    let start = Instant::now();
-    let deadline = start.checked_add(w.timeout);
-    let signal = store.ready_signal();
-    let mut backoff = FIRST_BACKOFF.min(w.poll);
-    let now = || store.now();
-    loop {
-        if !(w.watcher)(start.elapsed()) {
-            return Ok(None);
-        }
-        let seen = signal.map(ReadySignal::generation);
-        if let Some(t) = store.claim_next_matching(owner, ttl, filter)? {
-            if (w.watcher)(start.elapsed()) {
-                return Ok(Some(t));
-            }
-            // Stopped as it was claimed: a stopped wait takes nothing.
+    w.run(
+        store.ready_signal(),
+        &|| store.now(),
+        &mut || store.claim_next_matching(owner, ttl, filter),
+        &mut |t: Task| {
             if let Some(lease) = t.lease {
                 match store.release(&t.id, lease.token) {
                     Ok(_) | Err(crate::Error::LeaseLost { .. }) => {}
                     Err(e) => return Err(e),
                 }
             }
-            return Ok(None);
-        }
-        let pause = if signal.is_some() { w.poll } else { backoff };
-        backoff = (backoff * 2).min(w.poll);
-        let next_try = Instant::now() + pause;
+            Ok(())
+        },
+    )
+}
+
+impl Waiting<'_> {
+    /// The loop of a waiting claim, for callers claiming their own way (with hooks, say):
+    /// tries `attempt` at once, then again when `signal` moves (a store's
+    /// [`TaskStore::ready_signal`]; `now` is its clock), at least every poll bound (a backoff
+    /// from 10 ms up to it without a signal), never past the timeout or once the watcher said
+    /// stop; what an attempt took as the watcher said stop goes to `give_back`, and the answer
+    /// is `None`.
+    pub fn run<T, E>(
+        &self,
+        signal: Option<&ReadySignal>,
+        now: &dyn Fn() -> Timestamp,
+        attempt: &mut dyn FnMut() -> std::result::Result<Option<T>, E>,
+        give_back: &mut dyn FnMut(T) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Option<T>, E> {
+        let start = Instant::now();
+        let deadline = start.checked_add(self.timeout);
+        let mut backoff = FIRST_BACKOFF.min(self.poll);
         loop {
-            let at = Instant::now();
-            if let Some(d) = deadline
-                && at >= d
-            {
+            if !(self.watcher)(start.elapsed()) {
                 return Ok(None);
             }
-            if !(w.watcher)(start.elapsed()) {
-                return Ok(None);
-            }
-            if at >= next_try {
-                break;
-            }
-            let mut until = next_try.min(at + WATCH_EVERY);
-            if let Some(d) = deadline {
-                until = until.min(d);
-            }
-            match (signal, seen) {
-                (Some(s), Some(seen)) => {
-                    if s.wait(seen, until, &now) != seen {
-                        break;
-                    }
+            let seen = signal.map(ReadySignal::generation);
+            if let Some(t) = attempt()? {
+                if (self.watcher)(start.elapsed()) {
+                    return Ok(Some(t));
                 }
-                _ => std::thread::sleep(until.saturating_duration_since(at)),
+                // Stopped as it was claimed: a stopped wait takes nothing.
+                give_back(t)?;
+                return Ok(None);
+            }
+            let pause = if signal.is_some() { self.poll } else { backoff };
+            backoff = (backoff * 2).min(self.poll);
+            let next_try = Instant::now() + pause;
+            loop {
+                let at = Instant::now();
+                if let Some(d) = deadline
+                    && at >= d
+                {
+                    return Ok(None);
+                }
+                if !(self.watcher)(start.elapsed()) {
+                    return Ok(None);
+                }
+                if at >= next_try {
+                    break;
+                }
+                let mut until = next_try.min(at + WATCH_EVERY);
+                if let Some(d) = deadline {
+                    until = until.min(d);
+                }
+                match (signal, seen) {
+                    (Some(s), Some(seen)) => {
+                        if s.wait(seen, until, now) != seen {
+                            break;
+                        }
+                    }
+                    _ => std::thread::sleep(until.saturating_duration_since(at)),
+                }
             }
         }
     }
