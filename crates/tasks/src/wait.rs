@@ -1,7 +1,6 @@
 //! Waiting for work: [`Waiting`], what a waiting claim watches, and [`ReadySignal`], the
-//! in-process wake a store bumps when a write may have made a task ready ([0041]).
-//!
-//! [0041]: https://github.com/opencode-tools/opencode-tools/blob/main/docs/decisions/0041-waiting-for-work.md
+//! in-process wake a store bumps when a write may have made a task ready
+//! (`docs/decisions/0041-waiting-for-work.md`).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -85,10 +84,14 @@ pub struct ReadySignal {
     cond: Condvar,
 }
 
+/// The most timed wakes a signal keeps: past that the latest are dropped (their waiters poll).
+const MAX_WAKES: usize = 64;
+
 #[derive(Debug, Default)]
 struct SignalState {
     generation: u64,
-    wake_at: Option<Timestamp>,
+    /// The `run_at`s ahead that writes set, earliest first.
+    wake_at: std::collections::BTreeSet<Timestamp>,
 }
 
 impl ReadySignal {
@@ -108,17 +111,21 @@ impl ReadySignal {
     /// A task becomes ready at `at` (a `run_at` ahead): waiters wake then.
     pub fn ready_at(&self, at: Timestamp) {
         let mut st = self.state.lock();
-        if st.wake_at.is_none_or(|w| at < w) {
-            st.wake_at = Some(at);
-            drop(st);
+        let earliest = st.wake_at.first().is_none_or(|w| at < *w);
+        st.wake_at.insert(at);
+        if st.wake_at.len() > MAX_WAKES {
+            st.wake_at.pop_last();
+        }
+        drop(st);
+        if earliest {
             // Waiters sleeping past `at` must shorten their sleep.
             self.cond.notify_all();
         }
     }
 
-    /// After a write: wakes waiters for each task of `tasks` that is pending, and sets a
-    /// timed wake for one whose `run_at` is ahead of `now`. Writes with no task to show (a
-    /// completion making dependents ready) call [`ReadySignal::bump`].
+    /// After a write that may have made a task ready: wakes every waiter, and sets a timed
+    /// wake for each of `tasks` whose `run_at` is ahead of `now` (a backoff). Writes with no
+    /// task to show call [`ReadySignal::bump`].
     pub fn after(&self, tasks: &[&Task], now: Timestamp) {
         for t in tasks {
             match t.run_at {
@@ -143,11 +150,12 @@ impl ReadySignal {
                 return st.generation;
             }
             let mut deadline = until;
-            if let Some(at) = st.wake_at {
-                let ahead = at.as_millis().saturating_sub(now().as_millis());
+            if let Some(&at) = st.wake_at.first() {
+                let now = now();
+                let ahead = at.as_millis().saturating_sub(now.as_millis());
                 if ahead <= 0 {
                     // The first waiter to see the time pass wakes them all.
-                    st.wake_at = None;
+                    st.wake_at.retain(|w| *w > now);
                     st.generation = st.generation.wrapping_add(1);
                     self.cond.notify_all();
                     return st.generation;
@@ -258,5 +266,37 @@ impl Waiting<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use super::*;
+
+    /// Timed wakes come each at its time, by the store's clock, earliest first; one set
+    /// before an earlier one is not lost.
+    #[test]
+    fn timed_wakes_come_in_order_and_none_is_lost() {
+        let s = ReadySignal::new();
+        let now = AtomicI64::new(1_000);
+        let clock = || Timestamp::from_millis(now.load(Ordering::SeqCst));
+        let soon = || Instant::now() + Duration::from_millis(20);
+        let later = || Instant::now() + Duration::from_secs(30);
+        s.ready_at(Timestamp::from_millis(3_000));
+        s.ready_at(Timestamp::from_millis(2_000));
+        let g = s.generation();
+        assert_eq!(s.wait(g, soon(), &clock), g, "neither is due");
+        now.store(2_000, Ordering::SeqCst);
+        let g2 = s.wait(g, later(), &clock);
+        assert_ne!(g2, g, "the first is due");
+        assert_eq!(s.wait(g2, soon(), &clock), g2, "the second is not yet");
+        now.store(3_500, Ordering::SeqCst);
+        let g3 = s.wait(g2, later(), &clock);
+        assert_ne!(g3, g2, "the second is due");
+        assert_eq!(s.wait(g3, soon(), &clock), g3, "nothing is left");
+        s.bump();
+        assert_ne!(s.generation(), g3);
     }
 }
