@@ -125,6 +125,17 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (try 30s, 5m, 1h)"))
 }
 
+/// The longest `oc task claim --next --wait`.
+const MAX_CLAIM_WAIT: Duration = Duration::from_secs(3600);
+
+fn parse_wait(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > MAX_CLAIM_WAIT {
+        return Err(format!("at most {} (1h)", MAX_CLAIM_WAIT.as_secs()));
+    }
+    Ok(d)
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum TaskCmd {
     /// Create a pending task.
@@ -239,6 +250,9 @@ pub(crate) enum TaskCmd {
         /// Lease length.
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         lease: Duration,
+        /// With --next: wait up to this long (at most 1h) for a ready task; 0 answers at once.
+        #[arg(long, default_value = "0s", value_parser = parse_wait)]
+        wait: Duration,
     },
     /// Extend a lease.
     Heartbeat {

@@ -164,11 +164,15 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
             labels,
             agent,
             lease,
+            wait,
         } => {
             let id = id.as_deref().map(task_id).transpose()?;
             let filter = labels.filter();
             if id.is_some() && !filter.is_any() {
                 return Err(UsageError("--label and --without-label go with --next".into()).into());
+            }
+            if id.is_some() && !wait.is_zero() {
+                return Err(UsageError("--wait goes with --next".into()).into());
             }
             let l = life()?;
             let t = match id {
@@ -176,9 +180,16 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
                     l.claim(&id, &agent, lease)
                         .map_err(|e| explain(&l, &id, "claim", e))?,
                 )),
-                None => {
+                None if wait.is_zero() => {
                     debug_assert!(next);
                     l.claim_next_matching(&agent, lease, &filter)?
+                        .map(committed)
+                }
+                None => {
+                    // A wait woken by this process's writes, polling for other processes'
+                    // (and, on PostgreSQL, woken by their notifications).
+                    let w = oc_tasks::Waiting::new(wait);
+                    l.claim_next_watched(&agent, lease, &filter, &w)?
                         .map(committed)
                 }
             };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use oc_tasks::{
     Change, EventKind, LabelFilter, NewTask, OnDependents, Order, Readiness, Task, TaskFilter,
-    TaskId, TaskQuery, TaskStore, Timestamp, transition,
+    TaskId, TaskQuery, TaskStore, Timestamp, Waiting, transition,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -231,6 +231,36 @@ impl TaskLifecycle {
     /// Extends a lease (no event: heartbeats are not transitions).
     pub fn heartbeat(&self, id: &TaskId, token: u64, ttl: Duration) -> Result<Task> {
         Ok(self.store.heartbeat(id, token, ttl)?)
+    }
+
+    /// As [`TaskLifecycle::claim_next_matching`], waiting as `wait` says for a ready task
+    /// that passes `filter` ([`TaskStore::claim_next_watched`]: woken by the store's signal,
+    /// polling too); `None` when nothing was ready in time or the wait was stopped. A task
+    /// claimed as the wait was stopped is released again through the hooks, so a stopped wait
+    /// takes nothing.
+    pub fn claim_next_watched(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        filter: &LabelFilter,
+        wait: &Waiting<'_>,
+    ) -> Result<Option<Committed>> {
+        let store = &*self.store;
+        wait.run(
+            store.ready_signal(),
+            &|| store.now(),
+            &mut || self.claim_next_matching(owner, ttl, filter),
+            &mut |c: Committed| {
+                let Some(lease) = c.task().lease else {
+                    return Ok(());
+                };
+                match self.release(&c.task().id, lease.token) {
+                    Ok(_) => Ok(()),
+                    Err(Error::Task(oc_tasks::Error::LeaseLost { .. })) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            },
+        )
     }
 
     /// running → pending: the holder of the lease `token` gives the task back.

@@ -15,7 +15,8 @@
 //!   files, an `Arc<dyn oc_jsonl::TaskFileStore>` on a data directory or PostgreSQL
 //!   ([`Toolbox::files`]). Embedders build one over their own backends.
 //! - [`serve`] runs the server over a reader and a writer (stdin and stdout): one compact JSON
-//!   message per line, nothing else on the writer. A `lock_acquire` that waits runs beside the
+//!   message per line, nothing else on the writer. A `lock_acquire` or `task_claim` that waits
+//!   (`wait_ms`; a claim waits for a ready task with its `labels`) runs beside the
 //!   reading of further messages (at most [`MAX_WAITING_CALLS`] at once; more are refused with
 //!   `TOO_MANY_WAITS`, and reading goes on): it sends progress notifications when asked to, and
 //!   a `notifications/cancelled` (on its own or inside a batch) stops it. Request ids are unique
@@ -25,7 +26,8 @@
 //!   leaves the queue and takes nothing) and returns as soon as they have stopped. An answer is
 //!   written only while its call is still wanted, and a grant whose answer is not delivered
 //!   (cancelled or cut off as it was made, or the writer failing) is released
-//!   ([`PendingCall::run_and_deliver`]): a departed agent never holds a lock for its TTL. What
+//!   ([`PendingCall::run_and_deliver`]): a departed agent never holds a lock for its TTL, and a
+//!   task claimed for an answer not delivered is released with its fencing token. What
 //!   is given back is the hold the call was granted, by its fencing token: a newer hold of the
 //!   same agent name (another session's) stays, and a hold a later call of the same batch
 //!   released is not released twice.

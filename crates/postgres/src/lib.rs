@@ -11,6 +11,10 @@
 //! - [`PgTaskStore`]: transitions computed by [`oc_tasks::transition`] and written by one
 //!   conditional statement; `claim_next` with `FOR UPDATE SKIP LOCKED`; fencing tokens from a
 //!   counter row, strictly increasing across every host; time from the database's clock.
+//!   Waiting claims (`claim_next_watched`) are woken by `LISTEN/NOTIFY`: a trigger notifies
+//!   `oc_tasks_<schema>` from every write that leaves a task pending with nothing to wait for
+//!   (sent on commit, with its `run_at` as payload), and one listening connection per store
+//!   bumps its `ReadySignal`; polling is the fallback for a lost connection.
 //! - [`PgLockManager`]: exclusive and shared locks on hierarchical resources, re-entrant holds,
 //!   TTLs and fencing tokens; each operation one call of a server-side function that locks the
 //!   manager's row, decides and writes; first-come-first-served waiting across hosts, woken

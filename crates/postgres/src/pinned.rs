@@ -11,6 +11,7 @@ const TASKS: &[&str] = &[
     "fe1890e39d16bba2d5bff93384a335f4d69c2950d66c7064c6686884e0ee91a5",
     "03a2f0ee821298c1d3a00487251823b6d8a76fc416bb60f1a4cd1046bf521255",
     "b59356de91807dac91426f7500310be7bf203f085a8fe1f1b9ee576ac2b8c75c",
+    "9d2f3b55e95680e9280b93b720611e84bc05b26f0d2dca11711e66a3f0de9f42",
 ];
 
 /// The SHA-256 of each oc-locks migration, in order.

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oc_tasks::{
-    Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, ReapedTask, Result,
-    Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore,
-    Timestamp,
+    Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, ReadySignal,
+    ReapedTask, Result, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats,
+    TaskStatus, TaskStore, Timestamp,
 };
 
 use crate::errors::task_error;
@@ -30,6 +30,7 @@ mod graph;
 mod insert;
 mod maintenance;
 mod migrations;
+mod ready;
 mod row;
 mod sql;
 mod statements;
@@ -74,6 +75,8 @@ pub struct PgTaskStore {
     claim_batch: Arc<str>,
     /// The text of the work graph's statements, rendered once.
     graph_sql: Arc<graph::GraphSql>,
+    /// Bumped by the notifications of writes that leave a task ready, from every host.
+    ready: Arc<ReadySignal>,
 }
 
 impl PgTaskStore {
@@ -101,6 +104,8 @@ impl PgTaskStore {
         let quoted = format!("\"{}\"", opts.schema);
         let claim_batch = claim_sql(&quoted, true).into();
         let graph_sql = Arc::new(graph::GraphSql::new(&quoted));
+        let ready = Arc::new(ReadySignal::new());
+        pool.spawn(ready::listen(ready.clone(), opts.clone()));
         Ok(PgTaskStore {
             pool,
             slow: SlowLog::new(opts.slow_threshold),
@@ -108,6 +113,7 @@ impl PgTaskStore {
             calls: Default::default(),
             claim_batch,
             graph_sql,
+            ready,
         })
     }
 
@@ -270,6 +276,10 @@ impl TaskStore for PgTaskStore {
                 })
             })
             .collect()
+    }
+
+    fn ready_signal(&self) -> Option<&ReadySignal> {
+        Some(&self.ready)
     }
 
     fn now(&self) -> Timestamp {

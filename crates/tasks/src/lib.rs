@@ -30,6 +30,13 @@
 //! [`TaskStore::reap_expired`] returns lapsed tasks to pending, or fails them once
 //! `max_attempts` runs have been spent.
 //!
+//! A claim can wait for work: [`TaskStore::claim_next_watched`] with a [`Waiting`] (a timeout,
+//! a poll bound, a watcher that can stop it) claims as soon as a task that passes the filter
+//! is ready. The memory and SQLite stores wake it by their [`ReadySignal`], bumped by every
+//! write of the handle that may make a task ready (and at a backoff's `run_at`), and it polls
+//! for other processes' writes; PostgreSQL wakes it by `LISTEN/NOTIFY`. It never claims past
+//! its timeout or once stopped, and a task claimed as it was stopped is released.
+//!
 //! ## The work graph
 //!
 //! Tasks may depend on other tasks ([`NewTask::depends_on`], [`TaskStore::add_dependency`]),
@@ -143,6 +150,7 @@ mod query;
 mod sqlite;
 mod storage;
 mod store;
+mod wait;
 
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
@@ -172,4 +180,5 @@ pub use crate::query::{
 pub use crate::sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteOptions, SqliteTaskStore};
 pub use crate::storage::{DEFAULT_SLOW_THRESHOLD, SlowCallback, SlowStatement, StorageStats};
 pub use crate::store::{StorageSource, TaskStore};
+pub use crate::wait::{DEFAULT_POLL, ReadySignal, WATCH_EVERY, Waiting};
 pub use oc_time::{Clock, ManualClock, SystemClock, Timestamp};

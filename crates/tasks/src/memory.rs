@@ -9,11 +9,12 @@ use parking_lot::Mutex;
 use crate::backend::{Doomed, PathSearch, cycle_error, finished_run, plan_submit};
 use crate::model::{reap, transition};
 use crate::query::{Cursor, RunDurations};
+use crate::wait::may_ready;
 use crate::{
     Capped, Change, Clock, Created, Error, EventKind, HistoryEntry, LabelFilter, NewTask,
-    OnDependents, Order, ReapedTask, Result, SystemClock, Task, TaskCounts, TaskFilter, TaskId,
-    TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, Unique,
-    is_ready,
+    OnDependents, Order, ReadySignal, ReapedTask, Result, SystemClock, Task, TaskCounts,
+    TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary,
+    Timestamp, Unique, is_ready,
 };
 
 /// An in-memory [`TaskStore`] with the same semantics as the SQLite one.
@@ -35,6 +36,7 @@ use crate::{
 pub struct MemoryTaskStore {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+    ready: ReadySignal,
 }
 
 #[derive(Debug, Default)]
@@ -134,6 +136,7 @@ impl MemoryTaskStore {
         MemoryTaskStore {
             clock,
             state: Mutex::new(State::default()),
+            ready: ReadySignal::new(),
         }
     }
 }
@@ -176,6 +179,8 @@ impl TaskStore for MemoryTaskStore {
             st.tasks.insert(c.task.id.clone(), c.task.clone());
             st.record(None, &c.task, Some(EventKind::Created));
         }
+        self.ready
+            .after(&out.iter().map(|c| &c.task).collect::<Vec<_>>(), now);
         Ok(out)
     }
 
@@ -201,6 +206,9 @@ impl TaskStore for MemoryTaskStore {
         st.last_token = token;
         let prev = st.tasks.insert(id.clone(), next.clone());
         st.record(prev.as_ref(), &next, kind);
+        if may_ready(&change) {
+            self.ready.after(&[&next], now);
+        }
         Ok(next)
     }
 
@@ -301,7 +309,9 @@ impl TaskStore for MemoryTaskStore {
             t.version += 1;
             t.updated_at = now;
         }
-        Ok(t.clone())
+        let t = t.clone();
+        self.ready.bump();
+        Ok(t)
     }
 
     fn delete_with(
@@ -350,6 +360,7 @@ impl TaskStore for MemoryTaskStore {
                 t.updated_at = now;
             }
         }
+        self.ready.bump();
         Ok(out)
     }
 
@@ -366,6 +377,10 @@ impl TaskStore for MemoryTaskStore {
             if let Some(prev) = st.tasks.insert(r.task.id.clone(), r.task.clone()) {
                 st.record(Some(&prev), &r.task, Some(EventKind::LeaseExpired));
             }
+        }
+        if !reaped.is_empty() {
+            self.ready
+                .after(&reaped.iter().map(|r| &r.task).collect::<Vec<_>>(), now);
         }
         Ok(reaped)
     }
@@ -467,6 +482,10 @@ impl TaskStore for MemoryTaskStore {
             return Err(Error::NotFound { id: id.clone() });
         }
         Ok(st.history.get(id).cloned().unwrap_or_default())
+    }
+
+    fn ready_signal(&self) -> Option<&ReadySignal> {
+        Some(&self.ready)
     }
 
     fn now(&self) -> Timestamp {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::wait::{ReadySignal, Waiting};
 use crate::{
     Blockers, Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, ReapedTask,
     Result, Rollup, StorageStats, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskPatch,
@@ -134,6 +135,29 @@ pub trait TaskStore: Send + Sync {
         filter: &LabelFilter,
     ) -> Result<Option<Task>> {
         Ok(self.claim_many(owner, ttl, 1, filter)?.pop())
+    }
+
+    /// The signal this store bumps when a write of this handle may have made a task ready,
+    /// which [`TaskStore::claim_next_watched`] waits on; `None` (the default): waiting polls
+    /// with a backoff.
+    fn ready_signal(&self) -> Option<&ReadySignal> {
+        None
+    }
+
+    /// As [`TaskStore::claim_next_matching`], waiting up to `wait`'s timeout for a task that
+    /// passes `filter` to be ready: woken by the store's [`ReadySignal`] (or, on PostgreSQL,
+    /// a notification), trying again at least every poll bound, and stopping when `wait`'s
+    /// watcher says so. `None` when nothing was ready in time or the wait was stopped: it never
+    /// claims past its timeout or once stopped, and a task claimed as it was stopped is
+    /// released, so a stopped wait takes nothing.
+    fn claim_next_watched(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        filter: &LabelFilter,
+        wait: &Waiting<'_>,
+    ) -> Result<Option<Task>> {
+        crate::wait::claim_watched(self, owner, ttl, filter, wait)
     }
 
     /// Deletes a task that nothing depends on and that has no children, and returns it as it
@@ -284,6 +308,12 @@ macro_rules! forward {
             fn counts(&self, cap: u64) -> Result<TaskCounts> { (**self).counts(cap) }
             fn history(&self, id: &TaskId) -> Result<Vec<HistoryEntry>> { (**self).history(id) }
             fn now(&self) -> Timestamp { (**self).now() }
+            fn ready_signal(&self) -> Option<&ReadySignal> { (**self).ready_signal() }
+            fn claim_next_watched(
+                &self, owner: &str, ttl: Duration, f: &LabelFilter, w: &Waiting<'_>,
+            ) -> Result<Option<Task>> {
+                (**self).claim_next_watched(owner, ttl, f, w)
+            }
         }
     )*};
 }

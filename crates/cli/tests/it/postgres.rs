@@ -993,3 +993,36 @@ fn nothing_in_their_data_directories(hosts: &[&Oc]) {
         );
     }
 }
+
+/// `oc task claim --next --wait` on PostgreSQL: a waiting `oc` claims the task another `oc`
+/// (another host, for all it knows) creates, woken by the notification.
+#[test]
+fn claim_next_waits_on_postgres() {
+    let Some((oc, _)) = oc("cli_claim_wait") else {
+        return;
+    };
+    oc.json(&["task", "create", "setup", "--id", "setup"]);
+    let waiter = oc
+        .command()
+        .args([
+            "--json", "task", "claim", "--next", "--label", "gpu", "--wait", "60s", "--agent", "w",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    oc.json(&["task", "create", "gpu job", "--id", "g1", "--label", "gpu"]);
+    let out = waiter.wait_with_output().unwrap();
+    let run = crate::util::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    assert_eq!(run.data()["id"], "g1", "{run:?}");
+    assert_eq!(oc.json(&["task", "show", "setup"])["status"], "pending");
+    let none = oc.json(&[
+        "task", "claim", "--next", "--label", "gpu", "--wait", "300ms", "--agent", "w",
+    ]);
+    assert!(none.is_null(), "nothing ready within the wait");
+}

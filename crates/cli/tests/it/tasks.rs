@@ -260,3 +260,50 @@ fn completions_are_generated() {
         "bash completion script"
     );
 }
+
+/// `oc task claim --next --wait`: a waiting `oc` claims the task with its labels that another
+/// `oc` creates (seen by polling: they are two processes); a wait that ends claims nothing,
+/// as `--next` does when nothing is ready; bad waits are usage errors.
+#[test]
+fn claim_next_waits_for_a_task_another_process_creates() {
+    let oc = Oc::new();
+    oc.json(&["task", "create", "setup", "--id", "setup"]);
+    oc.json(&["task", "claim", "setup", "--agent", "x"]);
+    let waiter = oc
+        .command()
+        .args([
+            "--json", "task", "claim", "--next", "--label", "gpu", "--wait", "60s", "--agent", "w",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    oc.json(&["task", "create", "plain", "--id", "plain"]);
+    oc.json(&["task", "create", "gpu job", "--id", "g1", "--label", "gpu"]);
+    let out = waiter.wait_with_output().unwrap();
+    let run = crate::util::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    let claimed = run.data();
+    assert_eq!(claimed["id"], "g1", "the task with the label");
+    assert_eq!(claimed["owner"], "w");
+    assert_eq!(oc.json(&["task", "show", "plain"])["status"], "pending");
+
+    let none = oc.run(&[
+        "task", "claim", "--next", "--label", "gpu", "--wait", "300ms", "--agent", "w",
+    ]);
+    assert_eq!(none.code, 0, "nothing ready within the wait: {none:?}");
+    assert!(none.stdout.contains("No ready task"), "{none:?}");
+    let none = oc.json(&[
+        "task", "claim", "--next", "--label", "gpu", "--wait", "300ms", "--agent", "w",
+    ]);
+    assert!(none.is_null());
+
+    let long = oc.run(&["task", "claim", "--next", "--wait", "2h", "--agent", "w"]);
+    assert_eq!(long.code, 2, "{long:?}");
+    let by_id = oc.run(&["task", "claim", "plain", "--wait", "1s", "--agent", "w"]);
+    assert_eq!(by_id.code, 2, "{by_id:?}");
+}

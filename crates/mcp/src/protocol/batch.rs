@@ -54,6 +54,7 @@ impl Batch {
     ) -> bool {
         let mut lines = Vec::new();
         let mut taken: Vec<Taken> = Vec::new();
+        let mut claims = Vec::new();
         for item in self.items {
             match item {
                 Incoming::Answer(a) => lines.extend(a),
@@ -78,16 +79,19 @@ impl Batch {
                         }
                     }
                     taken.extend(took.taken);
+                    claims.extend(took.claims);
                 }
             }
         }
         if lines.is_empty() {
             server.toolbox.give_back(&taken);
+            server.toolbox.give_back_claims(&claims);
             return false;
         }
         let delivered = deliver(&format!("[{}]", lines.join(",")));
         if !delivered {
             server.toolbox.give_back(&taken);
+            server.toolbox.give_back_claims(&claims);
         }
         delivered
     }

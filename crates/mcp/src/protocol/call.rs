@@ -68,6 +68,7 @@ impl PendingCall {
             Some(line) if deliver(&line) => true,
             _ => {
                 server.toolbox.give_back(&took.taken);
+                server.toolbox.give_back_claims(&took.claims);
                 false
             }
         }

@@ -85,6 +85,16 @@ impl Toolbox {
         }
     }
 
+    /// Gives back the claims of calls whose answers never reached their client: each task is
+    /// released with the fencing token its claim was granted, so a task that was finished,
+    /// lost its lease or was claimed afresh meanwhile (a new token) is left alone.
+    pub(crate) fn give_back_claims(&self, claims: &[(TaskId, u64)]) {
+        for (id, token) in claims {
+            // Nothing to do about a failure: the lease lapses at the end of its TTL.
+            let _ = self.life.release(id, *token);
+        }
+    }
+
     /// The store's time, for answers that carry `now`.
     pub(crate) fn now(&self) -> String {
         self.life.store().now().to_string()
@@ -326,6 +336,8 @@ impl Taken {
 pub(crate) struct Took {
     pub(crate) taken: Vec<Taken>,
     pub(crate) released: Vec<(Resource, Owner)>,
+    /// Tasks claimed, with their fencing tokens.
+    pub(crate) claims: Vec<(TaskId, u64)>,
 }
 
 /// What a running call may do besides answering: report progress (sent to the client only when
@@ -384,6 +396,15 @@ impl<'a> CallContext<'a> {
             .unwrap_or_else(PoisonError::into_inner)
             .taken
             .extend(locks.iter().map(Taken::of));
+    }
+
+    /// Records a task the call claimed, to release should its answer not be delivered.
+    pub(crate) fn claimed(&self, id: &TaskId, token: u64) {
+        self.took
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .claims
+            .push((id.clone(), token));
     }
 
     /// Records a hold the call released (so a batch does not give back, a second time, a hold

@@ -1,13 +1,22 @@
-//! Task tools: create, list, get, claim, heartbeat, finish, release, statistics.
+//! Task tools: create, list, get, claim (with a wait for a ready task that reports progress
+//! and can be cancelled), heartbeat, finish, release, statistics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use oc_hooks::Refusal;
-use oc_tasks::{LabelFilter, NewTask, Readiness, Task, TaskFilter, TaskId, TaskQuery, TaskStatus};
+use oc_tasks::{
+    LabelFilter, NewTask, Readiness, Task, TaskFilter, TaskId, TaskQuery, TaskStatus, Waiting,
+};
 use serde_json::{Value, json};
 
 use super::{
     Args, CallContext, Tool, ToolError, Toolbox, agent, any_object, boolean, integer, list, string,
     strings,
 };
+
+/// The longest wait for a ready task a call may ask for.
+const MAX_WAIT_MS: u64 = 300_000;
 
 /// How many recent tasks `task_stats` shows.
 const RECENT: usize = 5;
@@ -122,23 +131,79 @@ fn explain(tb: &Toolbox, id: &TaskId, action: &str, e: oc_hooks::Error) -> ToolE
     }
 }
 
-fn task_claim(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
+fn task_claim(tb: &Toolbox, a: &Args<'_>, ctx: &CallContext<'_>) -> Result<Value, ToolError> {
     let agent = a.agent(tb)?;
     let ttl = a.secs("lease_secs", 300)?;
+    let wait_ms = a.opt_u64("wait_ms", MAX_WAIT_MS)?.unwrap_or(0);
     if a.opt_str("task_id")?.is_some() {
+        if wait_ms > 0 {
+            return Err(ToolError::invalid(
+                "wait_ms",
+                "waits only for the next ready task: leave out task_id, or wait_ms",
+            ));
+        }
         let id = a.task_id("task_id")?;
         let c = tb
             .life
             .claim(&id, &agent, ttl)
             .map_err(|e| explain(tb, &id, "claim", e))?;
+        if let Some(l) = c.task().lease {
+            ctx.claimed(&c.task().id, l.token);
+        }
         return claimed(c.task());
     }
     let mut filter = LabelFilter::any();
     for l in a.strings("labels")? {
         filter = filter.require(l);
     }
-    match tb.life.claim_next_matching(&agent, ttl, &filter)? {
-        Some(c) => claimed(c.task()),
+    let got = if wait_ms == 0 {
+        tb.life.claim_next_matching(&agent, ttl, &filter)?
+    } else {
+        // Progress about once a second while waiting; a cancelled call stops waiting and
+        // gives back a task it claimed as it was cancelled.
+        let reported = AtomicU64::new(0);
+        let watcher = |waited: Duration| {
+            if ctx.is_cancelled() {
+                return false;
+            }
+            let secs = waited.as_secs();
+            if secs > reported.load(Ordering::Relaxed) {
+                reported.store(secs, Ordering::Relaxed);
+                ctx.report(
+                    waited.as_millis() as f64,
+                    Some(wait_ms as f64),
+                    &format!(
+                        "waiting {secs} s of {} s for a ready task",
+                        wait_ms.div_ceil(1000)
+                    ),
+                );
+            }
+            true
+        };
+        let wait = Waiting::new(Duration::from_millis(wait_ms)).watch(&watcher);
+        let got = tb.life.claim_next_watched(&agent, ttl, &filter, &wait)?;
+        if got.is_none() && ctx.is_cancelled() {
+            return Err(ToolError::Cancelled);
+        }
+        got
+    };
+    match got {
+        // Claimed as the client cancelled: a cancelled call takes nothing.
+        Some(c) if ctx.is_cancelled() => {
+            if let Some(l) = c.task().lease {
+                tb.give_back_claims(&[(c.task().id.clone(), l.token)]);
+            }
+            Err(ToolError::Cancelled)
+        }
+        Some(c) => {
+            // Released again if the answer cannot reach the client.
+            if let Some(l) = c.task().lease {
+                ctx.claimed(&c.task().id, l.token);
+            }
+            claimed(c.task())
+        }
+        None if wait_ms > 0 => Ok(json!({ "claimed": false,
+            "reason": format!("no ready task matched within {wait_ms} ms") })),
         None => Ok(json!({ "claimed": false, "reason": "no ready task matches" })),
     }
 }
@@ -292,7 +357,7 @@ pub(super) fn tools() -> Vec<Tool> {
         Tool::new(
             "task_claim",
             "Claim a task",
-            "Atomically claim the next ready task (or the given one) for `agent`, with a lease. Returns fencing_token and lease_expires_at: pass the token to task_heartbeat and task_finish, and heartbeat before the lease expires or another agent may take the task. A task another agent holds is refused with ALREADY_CLAIMED (owner, lease_expires_at, retry_after_ms); a finished one with ALREADY_FINISHED.",
+            "Atomically claim the next ready task (or the given one) for `agent`, with a lease; with wait_ms, wait up to that long for a ready task with the labels (progress is reported while waiting, and cancelling the call stops the wait, taking nothing). Returns fencing_token and lease_expires_at: pass the token to task_heartbeat and task_finish, and heartbeat before the lease expires or another agent may take the task. A task another agent holds is refused with ALREADY_CLAIMED (owner, lease_expires_at, retry_after_ms); a finished one with ALREADY_FINISHED.",
             task_claim,
         )
         .args(
@@ -303,6 +368,14 @@ pub(super) fn tools() -> Vec<Tool> {
                 (
                     "labels",
                     strings("Claim only a task with all these labels."),
+                ),
+                (
+                    "wait_ms",
+                    integer(
+                        "How long to wait for a ready task (default 0: answer at once); not with task_id.",
+                        0,
+                        MAX_WAIT_MS,
+                    ),
                 ),
             ],
             &[],
@@ -320,7 +393,8 @@ pub(super) fn tools() -> Vec<Tool> {
                 ("reason", string("Why nothing was claimed.")),
             ],
             &["claimed"],
-        ),
+        )
+        .waits_on("wait_ms"),
         Tool::new(
             "task_heartbeat",
             "Extend a lease",

@@ -13,6 +13,7 @@ use oc_tasks::MemoryTaskStore;
 use serde_json::{Value, json};
 
 mod bad_input;
+mod claim_waits;
 mod deep;
 mod http;
 mod identity;

@@ -21,4 +21,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // completions on different hosts wait for each other. And the blocked pending tasks in
     // two partial indexes, so that they are counted by short ranges.
     include_str!("migrations/0004_task_counts.sql"),
+    // 5: a notification on `oc_tasks_<schema>` from every write that leaves a task pending
+    // with nothing to wait for (sent on commit), which wakes waiting claims on every host.
+    include_str!("migrations/0005_task_ready_notify.sql"),
 ];

@@ -19,3 +19,4 @@ mod runtime;
 mod schemas;
 mod server;
 mod tls;
+mod wait;

@@ -19,9 +19,11 @@ const FINGERPRINT: &str = "SELECT string_agg(x, ',' ORDER BY x) FROM (
         UNION ALL SELECT relname || '@' || xmin::text FROM pg_class
                   WHERE relnamespace = 'oc'::regnamespace) f";
 
-/// A schema at the latest versions this code knows (tasks 4, locks 2), made by the code before
-/// oc-postgres was split by concept and kept as a `pg_dump` fixture (one pending task, one
-/// lock), opens with nothing to do: no migration runs, no function is replaced.
+/// A schema at tasks 4, locks 2, made by the code before oc-postgres was split by concept and
+/// kept as a `pg_dump` fixture (one pending task, one lock), is moved to tasks 5 by adding
+/// what migration 5 adds (the ready notification) and replacing nothing; then, at the latest
+/// versions this code knows, it opens with nothing to do: no migration runs, no function is
+/// replaced.
 #[test]
 fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     let Some(pg) = server() else { return };
@@ -38,11 +40,27 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
         .unwrap()
         .schema("oc")
         .unwrap();
+    drop(PgTaskStore::connect(opts.clone()).unwrap());
+    let upgraded = pg.psql("latest", FINGERPRINT).unwrap();
+    assert!(upgraded.contains("oc-tasks=5@"), "{upgraded}");
+    let items = |f: &str| -> Vec<String> { f.trim().split(',').map(str::to_owned).collect() };
+    let (was, now) = (items(&before), items(&upgraded));
+    for x in was.iter().filter(|x| !x.starts_with("oc-tasks=")) {
+        assert!(now.contains(x), "{x} kept as it was: {upgraded}");
+    }
+    let added: Vec<&String> = now
+        .iter()
+        .filter(|x| !was.contains(x) && !x.starts_with("oc-tasks="))
+        .collect();
+    assert!(
+        added.len() == 1 && added[0].starts_with("task_ready_notify@"),
+        "only the notification's function is new: {added:?}"
+    );
     let store = PgTaskStore::connect(opts.clone()).unwrap();
     let locks = PgLockManager::connect(PgLockOptions::new(opts)).unwrap();
     assert_eq!(
         pg.psql("latest", FINGERPRINT).unwrap(),
-        before,
+        upgraded,
         "nothing migrated"
     );
     assert_eq!(store.count(&TaskFilter::new()).unwrap(), 1);

@@ -59,6 +59,9 @@ pub struct SqliteTaskStore {
     opts: SqliteOptions,
     slow: Arc<SlowLog>,
     fence: Fence,
+    /// Bumped by this handle's writes that may make a task ready (other handles and processes
+    /// are seen by polling).
+    ready: crate::ReadySignal,
 }
 
 impl fmt::Debug for SqliteTaskStore {
@@ -94,6 +97,7 @@ impl SqliteTaskStore {
             writer: Mutex::new(conn),
             readers: None,
             fence: fence(&opts),
+            ready: crate::ReadySignal::new(),
             opts,
             slow,
         })
@@ -112,6 +116,7 @@ impl SqliteTaskStore {
             writer: Mutex::new(writer),
             readers: Some(Mutex::new(Vec::new())),
             fence: fence(&opts),
+            ready: crate::ReadySignal::new(),
             opts,
             slow,
         })

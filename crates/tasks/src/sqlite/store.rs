@@ -11,10 +11,11 @@ use super::rows::{COLS, corrupt, load, row_to_task, to_u64};
 use super::write::{apply_in, exists, insert, key_holder, moved, store_cas, touch, uncount};
 use crate::backend::{Doomed, PathSearch, cycle_error, plan_submit};
 use crate::model::reap;
+use crate::wait::may_ready;
 use crate::{
     Change, Created, Error, EventKind, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
-    Readiness, ReapedTask, Result, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery,
-    TaskStats, TaskStatus, TaskStore, Timestamp,
+    Readiness, ReadySignal, ReapedTask, Result, Task, TaskCounts, TaskFilter, TaskId, TaskPage,
+    TaskQuery, TaskStats, TaskStatus, TaskStore, Timestamp,
 };
 
 impl TaskStore for SqliteTaskStore {
@@ -35,9 +36,10 @@ impl TaskStore for SqliteTaskStore {
                 out.iter().try_for_each(|c| insert(tx, &c.task))?;
                 moved(tx, None, TaskStatus::Pending, out.len())
             })?;
+            self.woke(&out, now);
             return Ok(out);
         }
-        self.write(|tx| {
+        let out = self.write(|tx| {
             let out = plan_submit(
                 tasks.clone(),
                 |key| key_holder(tx, key, None),
@@ -63,7 +65,9 @@ impl TaskStore for SqliteTaskStore {
             }
             moved(tx, None, TaskStatus::Pending, fresh().count())?;
             Ok(out)
-        })
+        })?;
+        self.woke(&out, now);
+        Ok(out)
     }
 
     fn get(&self, id: &TaskId) -> Result<Option<Task>> {
@@ -72,7 +76,12 @@ impl TaskStore for SqliteTaskStore {
 
     fn apply(&self, id: &TaskId, change: Change, expect: Option<u64>) -> Result<Task> {
         change.validate()?;
-        self.write(|tx| apply_in(tx, &self.fence, id, &change, expect, self.opts.clock.now()))
+        let now = self.opts.clock.now();
+        let next = self.write(|tx| apply_in(tx, &self.fence, id, &change, expect, now))?;
+        if may_ready(&change) {
+            self.ready.after(&[&next], now);
+        }
+        Ok(next)
     }
 
     fn claim_many(
@@ -155,7 +164,7 @@ impl TaskStore for SqliteTaskStore {
     }
 
     fn remove_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
-        self.write(|tx| {
+        let t = self.write(|tx| {
             let now = self.opts.clock.now();
             let t = load(tx, task)?.ok_or_else(|| Error::NotFound { id: task.clone() })?;
             if !t.depends_on.contains(on) {
@@ -164,7 +173,9 @@ impl TaskStore for SqliteTaskStore {
             drop_edge(tx, task.as_str(), on.as_str())?;
             touch(tx, task.as_str(), now)?;
             load(tx, task)?.ok_or_else(|| Error::NotFound { id: task.clone() })
-        })
+        })?;
+        self.ready.bump();
+        Ok(t)
     }
 
     fn delete_with(
@@ -224,10 +235,11 @@ impl TaskStore for SqliteTaskStore {
             }
             Ok(doomed)
         })
+        .inspect(|_| self.ready.bump())
     }
 
     fn reap_expired(&self, now: Timestamp) -> Result<Vec<ReapedTask>> {
-        self.write(|tx| {
+        let reaped = self.write(|tx| {
             let expired: Vec<Task> = {
                 let mut stmt = tx.prepare_cached(&format!(
                     "SELECT {COLS} FROM tasks
@@ -248,7 +260,12 @@ impl TaskStore for SqliteTaskStore {
                 }
             }
             Ok(reaped)
-        })
+        })?;
+        if !reaped.is_empty() {
+            let tasks: Vec<&Task> = reaped.iter().map(|r| &r.task).collect();
+            self.ready.after(&tasks, now);
+        }
+        Ok(reaped)
     }
 
     fn list(&self, query: &TaskQuery) -> Result<TaskPage> {
@@ -316,5 +333,17 @@ impl TaskStore for SqliteTaskStore {
 
     fn now(&self) -> Timestamp {
         self.opts.clock.now()
+    }
+
+    fn ready_signal(&self) -> Option<&ReadySignal> {
+        Some(&self.ready)
+    }
+}
+
+impl SqliteTaskStore {
+    /// Wakes this handle's waiting claims after tasks were created.
+    fn woke(&self, created: &[Created], now: Timestamp) {
+        let tasks: Vec<&Task> = created.iter().map(|c| &c.task).collect();
+        self.ready.after(&tasks, now);
     }
 }

@@ -27,11 +27,13 @@ mod graph;
 pub mod history;
 pub mod model;
 mod reads;
+mod wait;
 
 pub use changes::*;
 pub use claims::*;
 pub use graph::*;
 pub use reads::*;
+pub use wait::*;
 
 /// Builds an empty store on the given clock.
 pub type Factory<'a> = &'a dyn Fn(ManualClock) -> Arc<dyn TaskStore>;
@@ -72,7 +74,8 @@ macro_rules! conformance_tests {
             check_dependencies_gate_claims, check_dependency_edits, check_batch_graph,
             check_parents_and_deletes, check_labels_route_claims, check_scheduling_and_backoff,
             check_unique_keys, check_claim_many, check_graph_rejects_bad_input, check_counts,
-            check_ready_claim_race, check_unique_key_race, check_linearizable);
+            check_ready_claim_race, check_unique_key_race, check_linearizable,
+            check_wait_wakes_on_create, check_wait_deadline, check_wait_cancel_takes_nothing);
     };
     (@each $make:expr; $($check:ident),*) => {$(
         #[test]

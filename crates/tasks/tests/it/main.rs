@@ -10,3 +10,4 @@ mod power_loss;
 mod processes;
 mod sqlite;
 mod tokio;
+mod wait;
