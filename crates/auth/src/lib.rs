@@ -12,6 +12,8 @@
 //! request's arguments.
 
 mod identity;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 
 pub use identity::{AuthError, Identity, Scope, Tenant};
 
