@@ -247,7 +247,10 @@ mod tests {
     #[test]
     fn the_highest_known_scope_wins() {
         let m = ScopeMap::default();
-        assert_eq!(m.highest(["openid", "oc:work", "oc:read"]), Some(Scope::Work));
+        assert_eq!(
+            m.highest(["openid", "oc:work", "oc:read"]),
+            Some(Scope::Work)
+        );
         assert_eq!(m.highest(["oc:admin", "oc:read"]), Some(Scope::Admin));
         assert_eq!(m.highest(["openid", "OC:ADMIN"]), None);
         assert_eq!(m.name_for(Scope::Work), "oc:work");

@@ -127,7 +127,8 @@ pub(crate) fn parse(token: &str) -> Result<Jws<'_>, String> {
         ));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err("it is not three base64url parts separated by dots (a JWS)".into());
     };

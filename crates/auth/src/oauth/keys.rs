@@ -66,7 +66,9 @@ pub(crate) fn metadata_urls(issuer: &str) -> Vec<String> {
     let mut urls = vec![format!("{trimmed}/.well-known/openid-configuration")];
     if let Some((scheme, authority, path)) = split_url(trimmed) {
         let base = format!("{scheme}://{authority}");
-        urls.push(format!("{base}/.well-known/oauth-authorization-server{path}"));
+        urls.push(format!(
+            "{base}/.well-known/oauth-authorization-server{path}"
+        ));
         if !path.is_empty() {
             urls.push(format!("{base}/.well-known/openid-configuration{path}"));
         }

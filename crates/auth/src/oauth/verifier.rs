@@ -123,9 +123,10 @@ impl JwtVerifier {
         let tenant = match &self.config.tenant_claim {
             None => None,
             Some(name) => match claims.get(name) {
-                Some(Value::String(t)) => Some(Tenant::new(t).map_err(|e| {
-                    bad(format!("its {name} does not name a tenant: {e}"))
-                })?),
+                Some(Value::String(t)) => Some(
+                    Tenant::new(t)
+                        .map_err(|e| bad(format!("its {name} does not name a tenant: {e}")))?,
+                ),
                 _ => return Err(bad(format!("it has no string {name} naming the tenant"))),
             },
         };
