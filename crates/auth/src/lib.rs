@@ -10,6 +10,13 @@
 //!
 //! The tenant chooses the store a request reaches; it comes from the credential, never from a
 //! request's arguments.
+//!
+//! # Features
+//!
+//! - `oauth`: [`oauth::JwtVerifier`], a [`Verifier`] of OAuth 2.1 JWT access tokens from one
+//!   issuer (signature with the issuer's JWKS, issuer, audience, expiry, scope), and
+//!   [`oauth::ProtectedResourceMetadata`], the RFC 9728 document and the `WWW-Authenticate`
+//!   challenges ([`AuthError::InsufficientScope`] when a token grants none of our scopes).
 
 mod identity;
 #[cfg(feature = "oauth")]
