@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use oc_auth::oauth::{JwtVerifier, OAuthConfig};
+use oc_auth::oauth::{JwtVerifier, OAuthConfig, ProtectedResourceMetadata};
 use oc_auth::{AuthError, Identity, Scope, Verifier};
 use oc_time::SystemClock;
 use serde_json::Value;
@@ -63,9 +63,14 @@ impl OidcProvider {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
+        // Whatever it prints later goes to our stderr, and its stdout never breaks.
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(Result::ok) {
+                eprintln!("issuer.mjs: {l}");
+            }
+        });
         let ready: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("issuer.mjs did not start: {e}: {line:?}"));
         Some(OidcProvider {
@@ -155,4 +160,123 @@ fn oidc_provider_rs256_tokens_are_accepted_for_our_audience_only() {
 fn oidc_provider_es256_and_ps256_tokens_are_accepted() {
     check("ES256");
     check("PS256");
+}
+
+/// A resource server that knows only its metadata: `/.well-known/oauth-protected-resource/mcp`
+/// from [`ProtectedResourceMetadata`], and a 401 with its challenge for anything else.
+struct ResourceServer {
+    url: String,
+    server: Arc<tiny_http::Server>,
+    metadata_hits: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for ResourceServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+impl ResourceServer {
+    fn bind() -> ResourceServer {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let url = format!("http://{}/mcp", server.server_addr().to_ip().unwrap());
+        ResourceServer {
+            url,
+            server,
+            metadata_hits: Arc::default(),
+        }
+    }
+
+    fn serve(&self, meta: ProtectedResourceMetadata) {
+        let (server, hits) = (self.server.clone(), self.metadata_hits.clone());
+        std::thread::spawn(move || {
+            for req in server.incoming_requests() {
+                let json =
+                    tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
+                let res = if req.url() == meta.metadata_path() {
+                    hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tiny_http::Response::from_string(meta.to_json().to_string()).with_header(json)
+                } else {
+                    let challenge = meta.challenge(&AuthError::Missing).unwrap();
+                    let h = tiny_http::Header::from_bytes(
+                        "WWW-Authenticate",
+                        challenge.www_authenticate,
+                    )
+                    .unwrap();
+                    tiny_http::Response::from_string("")
+                        .with_status_code(challenge.status)
+                        .with_header(h)
+                };
+                let _ = req.respond(res);
+            }
+        });
+    }
+}
+
+fn sdk_flow(client_id: Option<&str>) {
+    let rs = ResourceServer::bind();
+    let redirect = "http://127.0.0.1/callback";
+    let Some(op) = OidcProvider::start(&[
+        "--audience",
+        &rs.url,
+        "--redirect-uri",
+        redirect,
+        "--agent",
+        "alice",
+    ]) else {
+        return;
+    };
+    let config = OAuthConfig::new(op.issuer.clone(), rs.url.clone());
+    rs.serve(ProtectedResourceMetadata::from_config(&config));
+    let node = harness().join("node_modules/.bin/node");
+    let mut cmd = Command::new(node);
+    cmd.current_dir(harness()).args([
+        "flow.mjs",
+        "--server",
+        &rs.url,
+        "--scope",
+        "oc:work",
+        "--redirect-uri",
+        redirect,
+    ]);
+    if let Some(id) = client_id {
+        cmd.args(["--client-id", id]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "flow.mjs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tokens: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = tokens["access_token"].as_str().unwrap();
+    let v = JwtVerifier::new(config).unwrap();
+    assert_eq!(
+        v.verify(token),
+        Ok(Identity {
+            agent: "alice".into(),
+            scope: Scope::Work,
+            tenant: None,
+        })
+    );
+    assert!(
+        rs.metadata_hits.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the SDK read our metadata"
+    );
+    // The same token is refused by a server at another resource URL.
+    let elsewhere = JwtVerifier::new(OAuthConfig::new(op.issuer.clone(), OTHER)).unwrap();
+    assert!(matches!(
+        elsewhere.verify(token),
+        Err(AuthError::BadToken(_))
+    ));
+}
+
+#[test]
+fn the_sdk_authorizes_with_pkce_from_our_metadata_and_we_accept_its_token() {
+    sdk_flow(Some("oc-test"));
+}
+
+#[test]
+fn the_sdk_registers_itself_then_authorizes_and_we_accept_its_token() {
+    sdk_flow(None);
 }
