@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oc_time::{Clock, Timestamp};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use serde_json::Value;
 
 use super::config::{OAuthConfig, check_url, split_url};
@@ -120,13 +120,25 @@ impl KeySource {
         };
         match found {
             Ok(key) if !stale => return Ok(key),
-            _ => self.refresh(now),
+            // A known key past its age: refresh if nobody is fetching, else use it meanwhile,
+            // so that an issuer slow to answer does not hold up tokens we can check.
+            Ok(key) => match self.fetch.try_lock() {
+                Some(state) => self.refresh(now, state),
+                None => return Ok(key),
+            },
+            // An unknown kid waits for a fetch under way: it may bring the key.
+            Err(_) => self.refresh(now, self.fetch.lock()),
         }
-        let cache = self.cache.read();
-        match choose(&cache.keys, kid, alg) {
+        // The cache's lock is let go before the fetch mutex is taken: `refresh` takes them in
+        // the other order.
+        let (found, never_fetched) = {
+            let cache = self.cache.read();
+            (choose(&cache.keys, kid, alg), cache.fetched_at.is_none())
+        };
+        match found {
             Ok(key) => Ok(key),
             Err(reason) => {
-                if cache.fetched_at.is_none() {
+                if never_fetched {
                     let why = self.fetch.lock().last_error.clone();
                     if let Some(why) = why {
                         return Err(AuthError::Backend(format!(
@@ -140,8 +152,7 @@ impl KeySource {
     }
 
     /// Fetches the keys unless an attempt was made less than `refetch_interval` ago.
-    fn refresh(&self, now: Timestamp) {
-        let mut state = self.fetch.lock();
+    fn refresh(&self, now: Timestamp, mut state: MutexGuard<'_, FetchState>) {
         // A thread that waited here for another's fetch finds that attempt recent.
         if let Some(last) = state.last_attempt {
             let since = now.since(last);

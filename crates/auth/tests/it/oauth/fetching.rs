@@ -175,3 +175,35 @@ fn metadata_naming_another_issuer_is_not_used() {
     let (v, _) = issuer.verifier(config);
     assert!(v.verify(&key.token(&claims(&issuer.url))).is_ok());
 }
+
+#[test]
+fn a_known_key_is_used_while_a_slow_refetch_is_under_way() {
+    let key = Key::ec("k");
+    let issuer = Issuer::start(&[&key]);
+    let mut config = issuer.config();
+    config.fetch_timeout = Duration::from_secs(5);
+    let (v, clock) = issuer.verifier(config);
+    let mut c = claims(&issuer.url);
+    c["exp"] = (super::support::NOW + 7200).into();
+    assert!(v.verify(&key.token(&c)).is_ok());
+    // The keys are past their age, and the issuer stops answering.
+    clock.advance(Duration::from_secs(3600));
+    issuer.serve(Jwks::HangBeforeHeaders);
+    let unknown = key.token_with(json!({"kid": "new"}), &c);
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| v.verify(&unknown));
+        while issuer.hits("/jwks") < 2 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The fetch hangs; a token with the known key does not wait for it.
+        assert!(v.verify(&key.token(&c)).is_ok());
+        assert!(
+            !waiting.is_finished(),
+            "the unknown kid waits for the fetch"
+        );
+        assert!(matches!(
+            waiting.join().unwrap(),
+            Err(AuthError::BadToken(_))
+        ));
+    });
+}
