@@ -13,9 +13,9 @@
 //!
 //! # Features
 //!
-//! - `oauth`: [`oauth::JwtVerifier`], a [`Verifier`] of OAuth 2.1 JWT access tokens from one
+//! - `oauth`: `oauth::JwtVerifier`, a [`Verifier`] of OAuth 2.1 JWT access tokens from one
 //!   issuer (signature with the issuer's JWKS, issuer, audience, expiry, scope), and
-//!   [`oauth::ProtectedResourceMetadata`], the RFC 9728 document and the `WWW-Authenticate`
+//!   `oauth::ProtectedResourceMetadata`, the RFC 9728 document and the `WWW-Authenticate`
 //!   challenges ([`AuthError::InsufficientScope`] when a token grants none of our scopes).
 
 mod identity;
