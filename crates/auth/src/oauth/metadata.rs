@@ -21,7 +21,7 @@ use crate::AuthError;
 /// );
 /// assert_eq!(
 ///     meta.unauthorized(false),
-///     r#"Bearer resource_metadata="https://oc.example.com/.well-known/oauth-protected-resource/mcp""#
+///     r#"Bearer resource_metadata="https://oc.example.com/.well-known/oauth-protected-resource/mcp", scope="oc:work""#
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,10 @@ pub struct ProtectedResourceMetadata {
     pub scopes: ScopeMap,
     /// A name for people (`resource_name`), if any.
     pub resource_name: Option<String>,
+    /// The scope a 401 challenge asks for (`scope="…"`), `oc:work` by default. Clients follow
+    /// it before `scopes_supported` (the MCP spec's scope selection): without it the official
+    /// SDK asks for every scope listed, `oc:admin` included. `None` leaves it out.
+    pub challenge_scope: Option<String>,
 }
 
 /// What to answer a refused request with.
@@ -56,6 +60,7 @@ impl ProtectedResourceMetadata {
             authorization_servers: vec![config.issuer.clone()],
             scopes: config.scopes.clone(),
             resource_name: None,
+            challenge_scope: Some(config.scopes.name_for(crate::Scope::Work).to_owned()),
         }
     }
 
@@ -100,14 +105,19 @@ impl ProtectedResourceMetadata {
     }
 
     /// The challenge for a missing token (`token_given: false`) or a refused one:
-    /// `Bearer resource_metadata="…"`, with `error="invalid_token"` when a token was given.
+    /// `Bearer resource_metadata="…"`, with `error="invalid_token"` first when a token was
+    /// given, and `scope="…"` ([`challenge_scope`](Self::challenge_scope)) after it.
     pub fn unauthorized(&self, token_given: bool) -> String {
         let url = self.metadata_url();
+        let mut params = Vec::with_capacity(3);
         if token_given {
-            bearer(&[("error", "invalid_token"), ("resource_metadata", &url)])
-        } else {
-            bearer(&[("resource_metadata", &url)])
+            params.push(("error", "invalid_token"));
         }
+        params.push(("resource_metadata", url.as_str()));
+        if let Some(scope) = &self.challenge_scope {
+            params.push(("scope", scope.as_str()));
+        }
+        bearer(&params)
     }
 
     /// The challenge for a token whose scope is not enough (RFC 6750 3.1, the MCP spec's
@@ -224,14 +234,19 @@ mod tests {
         let c = m.challenge(&AuthError::Missing);
         assert_eq!(
             c.map(|c| (c.status, c.www_authenticate)),
-            Some((401, format!(r#"Bearer resource_metadata="{url}""#)))
+            Some((
+                401,
+                format!(r#"Bearer resource_metadata="{url}", scope="oc:work""#)
+            ))
         );
         let c = m.challenge(&AuthError::BadToken("expired".into()));
         assert_eq!(
             c.map(|c| (c.status, c.www_authenticate)),
             Some((
                 401,
-                format!(r#"Bearer error="invalid_token", resource_metadata="{url}""#)
+                format!(
+                    r#"Bearer error="invalid_token", resource_metadata="{url}", scope="oc:work""#
+                )
             ))
         );
         let c = m.challenge(&AuthError::Forbidden {
@@ -252,5 +267,11 @@ mod tests {
         });
         assert_eq!(c.map(|c| c.status), Some(403));
         assert_eq!(m.challenge(&AuthError::Backend("down".into())), None);
+        let mut bare = m.clone();
+        bare.challenge_scope = None;
+        assert_eq!(
+            bare.unauthorized(false),
+            format!(r#"Bearer resource_metadata="{url}""#)
+        );
     }
 }

@@ -162,12 +162,15 @@ fn oidc_provider_es256_and_ps256_tokens_are_accepted() {
     check("PS256");
 }
 
-/// A resource server that knows only its metadata: `/.well-known/oauth-protected-resource/mcp`
-/// from [`ProtectedResourceMetadata`], and a 401 with its challenge for anything else.
+/// A resource server that knows only its metadata and tokens, no MCP:
+/// `/.well-known/oauth-protected-resource/mcp` from [`ProtectedResourceMetadata`], a 401 with
+/// its challenge for a missing or refused token, and for a token [`JwtVerifier`] accepts, the
+/// identity recorded and a 501.
 struct ResourceServer {
     url: String,
     server: Arc<tiny_http::Server>,
     metadata_hits: Arc<std::sync::atomic::AtomicUsize>,
+    accepted: Arc<std::sync::Mutex<Vec<Identity>>>,
 }
 
 impl Drop for ResourceServer {
@@ -184,28 +187,52 @@ impl ResourceServer {
             url,
             server,
             metadata_hits: Arc::default(),
+            accepted: Arc::default(),
         }
     }
 
-    fn serve(&self, meta: ProtectedResourceMetadata) {
-        let (server, hits) = (self.server.clone(), self.metadata_hits.clone());
+    fn serve(&self, config: OAuthConfig) {
+        let meta = ProtectedResourceMetadata::from_config(&config);
+        let verifier = JwtVerifier::new(config).unwrap();
+        let (server, hits, accepted) = (
+            self.server.clone(),
+            self.metadata_hits.clone(),
+            self.accepted.clone(),
+        );
         std::thread::spawn(move || {
             for req in server.incoming_requests() {
                 let json =
                     tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
-                let res = if req.url() == meta.metadata_path() {
+                if req.url() == meta.metadata_path() {
                     hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    tiny_http::Response::from_string(meta.to_json().to_string()).with_header(json)
-                } else {
-                    let challenge = meta.challenge(&AuthError::Missing).unwrap();
-                    let h = tiny_http::Header::from_bytes(
-                        "WWW-Authenticate",
-                        challenge.www_authenticate,
-                    )
-                    .unwrap();
-                    tiny_http::Response::from_string("")
-                        .with_status_code(challenge.status)
-                        .with_header(h)
+                    let res = tiny_http::Response::from_string(meta.to_json().to_string())
+                        .with_header(json);
+                    let _ = req.respond(res);
+                    continue;
+                }
+                let bearer = req
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Authorization"))
+                    .and_then(|h| h.value.as_str().strip_prefix("Bearer ").map(str::to_owned));
+                let who = match bearer {
+                    None => Err(AuthError::Missing),
+                    Some(b) => verifier.verify(&b),
+                };
+                let res = match who {
+                    Ok(id) => {
+                        accepted.lock().unwrap().push(id);
+                        tiny_http::Response::from_string("no MCP here").with_status_code(501)
+                    }
+                    Err(e) => {
+                        let c = meta.challenge(&e).unwrap();
+                        let h =
+                            tiny_http::Header::from_bytes("WWW-Authenticate", c.www_authenticate)
+                                .unwrap();
+                        tiny_http::Response::from_string("")
+                            .with_status_code(c.status)
+                            .with_header(h)
+                    }
                 };
                 let _ = req.respond(res);
             }
@@ -227,7 +254,7 @@ fn sdk_flow(client_id: Option<&str>) {
         return;
     };
     let config = OAuthConfig::new(op.issuer.clone(), rs.url.clone());
-    rs.serve(ProtectedResourceMetadata::from_config(&config));
+    rs.serve(config.clone());
     let node = harness().join("node_modules/.bin/node");
     let mut cmd = Command::new(node);
     cmd.current_dir(harness()).args([
@@ -279,4 +306,49 @@ fn the_sdk_authorizes_with_pkce_from_our_metadata_and_we_accept_its_token() {
 #[test]
 fn the_sdk_registers_itself_then_authorizes_and_we_accept_its_token() {
     sdk_flow(None);
+}
+
+#[test]
+fn the_sdk_transport_meets_a_401_authorizes_and_presents_a_token_we_accept() {
+    let rs = ResourceServer::bind();
+    let redirect = "http://127.0.0.1/callback";
+    let Some(op) = OidcProvider::start(&[
+        "--audience",
+        &rs.url,
+        "--redirect-uri",
+        redirect,
+        "--agent",
+        "bob",
+    ]) else {
+        return;
+    };
+    rs.serve(OAuthConfig::new(op.issuer.clone(), rs.url.clone()));
+    let out = Command::new(harness().join("node_modules/.bin/node"))
+        .current_dir(harness())
+        .args([
+            "client.mjs",
+            "--server",
+            &rs.url,
+            "--scope",
+            "oc:read oc:work",
+        ])
+        .output()
+        .unwrap();
+    // This server speaks no MCP: the client stops at its 501, after presenting the token.
+    // The SDK asked for the scope our 401 named (oc:work), not every scope the metadata lists.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("no MCP here"),
+        "{stderr}"
+    );
+    let accepted = rs.accepted.lock().unwrap().clone();
+    assert_eq!(
+        accepted.first(),
+        Some(&Identity {
+            agent: "bob".into(),
+            scope: Scope::Work,
+            tenant: None,
+        }),
+        "{stderr}"
+    );
 }
