@@ -92,6 +92,16 @@ struct Header {
     kid: Option<Value>,
     #[serde(default)]
     crit: Option<Value>,
+    #[serde(default)]
+    typ: Option<Value>,
+}
+
+/// The `typ` values of an access token: RFC 9068's `at+jwt` and the plain `JWT` many issuers
+/// still send (the audience check is what keeps an ID token out: its `aud` is a client id).
+fn typ_allowed(typ: &str) -> bool {
+    ["at+jwt", "application/at+jwt", "JWT", "application/jwt"]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(typ))
 }
 
 /// Shows at most 40 characters of a value that came from a token, escaped.
@@ -155,6 +165,16 @@ pub(crate) fn parse(token: &str) -> Result<Jws<'_>, String> {
     if header.crit.is_some() {
         // RFC 7515 4.1.11: extensions marked critical must be understood; we understand none.
         return Err("the header has crit extensions, which are not supported".into());
+    }
+    match &header.typ {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if typ_allowed(t) => {}
+        Some(t) => {
+            return Err(format!(
+                "its typ {} is not an access token's",
+                shown(&t.to_string())
+            ));
+        }
     }
     let kid = match header.kid {
         None | Some(Value::Null) => None,
@@ -399,6 +419,8 @@ mod tests {
         check_refused(&tok(r#"{"alg":"RS256","alg":"RS256"}"#), "duplicate");
         check_refused(&tok(r#"{"alg":"RS256","crit":["b64"]}"#), "crit");
         check_refused(&tok(r#"[1]"#), "header");
+        check_refused(&tok(r#"{"alg":"ES256","typ":"dpop+jwt"}"#), "typ");
+        check_refused(&tok(r#"{"alg":"ES256","typ":7}"#), "typ");
         check_refused("a.b", "three");
         check_refused("a.b.c.d", "three");
         check_refused("a b.c.d", "0x20");

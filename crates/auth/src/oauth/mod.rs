@@ -13,7 +13,8 @@
 //! - [`ProtectedResourceMetadata`] is the RFC 9728 document for
 //!   `/.well-known/oauth-protected-resource` and builds the `WWW-Authenticate` values:
 //!   [`challenge`](ProtectedResourceMetadata::challenge) maps an [`AuthError`](crate::AuthError)
-//!   to 401 or 403 `insufficient_scope`.
+//!   to 401 or 403 `insufficient_scope`. A 401 names `scope="oc:work"` by default, so that a
+//!   client asks for work rather than every scope listed.
 //!
 //! ```no_run
 //! use oc_auth::Verifier;
