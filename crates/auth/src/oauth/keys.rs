@@ -76,10 +76,6 @@ pub(crate) fn metadata_urls(issuer: &str) -> Vec<String> {
     urls
 }
 
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 impl KeySource {
     pub(crate) fn new(config: &OAuthConfig, clock: Arc<dyn Clock>) -> KeySource {
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -123,11 +119,11 @@ impl KeySource {
             // A known key past its age: refresh if nobody is fetching, else use it meanwhile,
             // so that an issuer slow to answer does not hold up tokens we can check.
             Ok(key) => match self.fetch.try_lock() {
-                Some(state) => self.refresh(now, state),
+                Some(state) => self.refresh(state),
                 None => return Ok(key),
             },
             // An unknown kid waits for a fetch under way: it may bring the key.
-            Err(_) => self.refresh(now, self.fetch.lock()),
+            Err(_) => self.refresh(self.fetch.lock()),
         }
         // The cache's lock is let go before the fetch mutex is taken: `refresh` takes them in
         // the other order.
@@ -152,15 +148,21 @@ impl KeySource {
     }
 
     /// Fetches the keys unless an attempt was made less than `refetch_interval` ago.
-    fn refresh(&self, now: Timestamp, mut state: MutexGuard<'_, FetchState>) {
-        // A thread that waited here for another's fetch finds that attempt recent.
+    fn refresh(&self, mut state: MutexGuard<'_, FetchState>) {
+        // Read under the mutex, so that a thread that waited here for another's fetch finds
+        // that attempt recent. A clock moved back counts the same distance as one moved on.
+        let now = self.clock.now();
         if let Some(last) = state.last_attempt {
-            let since = now.since(last);
-            if ms(since) < ms(self.refetch_interval) && last <= now {
+            let apart = if now >= last {
+                now.since(last)
+            } else {
+                last.since(now)
+            };
+            if apart < self.refetch_interval {
                 return;
             }
         }
-        state.last_attempt = Some(self.clock.now());
+        state.last_attempt = Some(now);
         match self.fetch_keys(&mut state) {
             Ok(set) => {
                 state.last_error = None;

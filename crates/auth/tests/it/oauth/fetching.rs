@@ -207,3 +207,35 @@ fn a_known_key_is_used_while_a_slow_refetch_is_under_way() {
         ));
     });
 }
+
+#[test]
+fn threads_that_waited_for_a_fetch_do_not_fetch_again_on_the_system_clock() {
+    let key = Key::ec("k");
+    let issuer = Issuer::start(&[&key]);
+    let mut c = claims(&issuer.url);
+    c["exp"] = 4_102_444_800i64.into();
+    let tokens: Vec<String> = (0..4)
+        .map(|i| key.token_with(json!({"kid": format!("new-{i}")}), &c))
+        .collect();
+    // The fetch hangs until its 1 s timeout; three threads queue behind it meanwhile.
+    issuer.serve(Jwks::HangBeforeHeaders);
+    let config = issuer
+        .config()
+        .with_jwks_uri(format!("{}/jwks", issuer.url));
+    let v = oc_auth::oauth::JwtVerifier::new(config).unwrap();
+    std::thread::scope(|s| {
+        let first = s.spawn(|| v.verify(&tokens[0]));
+        while issuer.hits("/jwks") < 1 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let rest: Vec<_> = tokens[1..]
+            .iter()
+            .map(|t| s.spawn(|| v.verify(t)))
+            .collect();
+        assert!(matches!(first.join().unwrap(), Err(AuthError::Backend(_))));
+        for r in rest {
+            assert!(matches!(r.join().unwrap(), Err(AuthError::Backend(_))));
+        }
+    });
+    assert_eq!(issuer.hits("/jwks"), 1, "one fetch for the four of them");
+}
