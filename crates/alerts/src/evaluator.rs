@@ -119,11 +119,15 @@ impl Evaluator {
                         st.failures.fetch_add(1, Ordering::Relaxed);
                         *st.last_error.lock() = Some(crate::redact(&e));
                     }
-                    // A message or a disconnect both mean stop.
+                    // A message or a disconnect both mean stop: the lease goes back, so another
+                    // replica evaluates at once rather than after its TTL.
                     if !matches!(
                         stopped.recv_timeout(interval),
                         Err(crossbeam_channel::RecvTimeoutError::Timeout)
                     ) {
+                        if let Err(e) = engine.lock().release() {
+                            *st.last_error.lock() = Some(crate::redact(&e.to_string()));
+                        }
                         return;
                     }
                 }
@@ -144,7 +148,7 @@ impl Evaluator {
         &self.stats
     }
 
-    /// Stops after the evaluation in progress, if any.
+    /// Stops after the evaluation in progress, if any, and gives the store's lease back.
     pub fn stop(mut self) {
         self.shutdown();
     }

@@ -201,6 +201,12 @@ pub enum AuthError {
     /// The store of tokens failed.
     #[error("the token store failed: {0}")]
     Backend(String),
+    /// No token has this id (revoking one, say).
+    #[error("no token has id {id:?}")]
+    NotFound {
+        /// The id asked for (cut to 40 characters).
+        id: String,
+    },
 }
 
 #[cfg(test)]

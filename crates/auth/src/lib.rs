@@ -11,6 +11,10 @@
 //! The tenant chooses the store a request reaches; it comes from the credential, never from a
 //! request's arguments.
 //!
+//! [`TokenStore`] ([`MemoryTokenStore`], `SqliteTokenStore` (feature `sqlite`),
+//! `oc_postgres::PgTokenStore`) keeps static `oct_` tokens as SHA-256 hashes of their secrets;
+//! [`Verifiers`] routes a bearer credential to it or to another verifier (OAuth access tokens).
+//!
 //! # Features
 //!
 //! - `oauth`: `oauth::JwtVerifier`, a [`Verifier`] of OAuth 2.1 JWT access tokens from one
@@ -18,11 +22,23 @@
 //!   `oauth::ProtectedResourceMetadata`, the RFC 9728 document and the `WWW-Authenticate`
 //!   challenges ([`AuthError::InsufficientScope`] when a token grants none of our scopes).
 
+pub mod backend;
+mod chain;
 mod identity;
 #[cfg(feature = "oauth")]
 pub mod oauth;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+mod tokens;
 
+pub use backend::{Secret, TokenInfo};
+pub use chain::{MAX_BEARER_BYTES, Verifiers, bearer};
 pub use identity::{AuthError, Identity, Scope, Tenant};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteTokenStore;
+pub use tokens::{MemoryTokenStore, TokenStore};
 
 /// Turns a bearer credential into the [`Identity`] it stands for. Implemented by the store of
 /// static tokens and by the OAuth access-token verifier; a server holds one (or a chain).

@@ -103,6 +103,10 @@ pub(crate) enum Command {
         #[command(subcommand)]
         cmd: AlertsCmd,
     },
+    /// Create, list and revoke the bearer tokens `oc serve` accepts (shown once; only a hash
+    /// is kept).
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Database statistics and integrity.
     #[command(subcommand)]
     Db(DbCmd),
@@ -692,8 +696,8 @@ pub(crate) enum DbCmd {
     Stats,
     /// SQLite's integrity check, or the PostgreSQL store's token check; exits 1 on problems.
     Check,
-    /// Brings the schemas of the task store and the lock manager to this build's version
-    /// (every command does it on first use; this does only that).
+    /// Brings the schemas of the task store, the lock manager and the token store to this
+    /// build's version (every command does it on first use; this does only that).
     Migrate,
     /// Moves the data directory's task files (logs, decisions, state, checkpoints) into the
     /// PostgreSQL database of `--database`: resumable, a rerun moves nothing, nothing deleted;
@@ -806,8 +810,14 @@ pub(crate) struct ServeArgs {
     /// (against DNS rebinding, others are refused); repeat for several.
     #[arg(long = "allowed-host", value_name = "NAME")]
     pub(crate) allowed_hosts: Vec<String>,
+    /// Let anyone who can reach the server act on the pages (retry, cancel, release locks)
+    /// without logging in: on loopback, any process of this machine. Without it, acting needs
+    /// the session of the login URL printed at start, or an admin token.
+    #[arg(long)]
+    pub(crate) no_auth: bool,
     /// A file holding the token every request must carry (as a Bearer token, or as the
-    /// password of Basic auth); required to listen beyond loopback.
+    /// password of Basic auth) unless it has a session; it acts as an admin token. Required
+    /// to listen beyond loopback.
     #[arg(long, value_name = "FILE", conflicts_with = "token_env")]
     pub(crate) token_file: Option<std::path::PathBuf>,
     /// The token itself, from the environment.
@@ -818,4 +828,54 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     pub(crate) token_env: Option<String>,
+    /// Which tools `/mcp` serves: the compact default set, or all of them.
+    #[arg(long = "mcp-tools", value_enum, default_value_t = McpTools::Default)]
+    pub(crate) mcp_tools: McpTools,
+}
+
+fn parse_scope(s: &str) -> Result<oc_auth::Scope, String> {
+    oc_auth::Scope::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_tenant(s: &str) -> Result<oc_auth::Tenant, String> {
+    oc_auth::Tenant::new(s).map_err(|e| e.to_string())
+}
+
+/// The longest `--expires` (about ten years).
+const MAX_EXPIRES: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
+fn parse_expires(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() || d > MAX_EXPIRES {
+        return Err("must be more than 0 and at most 10 years".to_owned());
+    }
+    Ok(d)
+}
+
+/// `oc token ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCmd {
+    /// Create a token and print it, once: only its hash is kept.
+    Create {
+        /// The agent it acts as (a `work` token acts as this agent only).
+        #[arg(long)]
+        agent: String,
+        /// What it may do: read (changes nothing), work (as its own agent), admin (anything,
+        /// for any agent).
+        #[arg(long, value_parser = parse_scope, value_name = "read|work|admin")]
+        scope: oc_auth::Scope,
+        /// The tenant whose store it reaches (a-z, 0-9, _; default: the default store).
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: Option<oc_auth::Tenant>,
+        /// Refused after this long (30d, 12h); never by default.
+        #[arg(long, value_parser = parse_expires)]
+        expires: Option<Duration>,
+    },
+    /// List the tokens (never a secret): id, agent, scope, tenant, state, times.
+    List,
+    /// Revoke a token by id: refused from the next request on.
+    Revoke {
+        /// The token's id (the 16 hex digits after `oct_`).
+        id: String,
+    },
 }

@@ -19,6 +19,7 @@ mod logs;
 mod ops;
 mod output;
 mod task;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,9 +27,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use oc_auth::{SqliteTokenStore, TokenStore};
 use oc_jsonl::{DirFileStore, TaskFileStore};
 use oc_locks::LockManager;
-use oc_postgres::{PgFileStore, PgLockManager, PgLockOptions, PgOptions, PgTaskStore};
+use oc_postgres::{
+    PgFileStore, PgLockManager, PgLockOptions, PgOptions, PgTaskStore, PgTokenStore,
+};
 use oc_tasks::{SqliteTaskStore, StorageSource, TaskStore};
 
 use crate::args::{Cli, Command};
@@ -101,6 +105,12 @@ fn classify(err: &anyhow::Error) -> Exit {
             exit_for(e.is_invalid_input(), e.is_not_found(), false)
         } else if let Some(e) = cause.downcast_ref::<oc_alerts::Error>() {
             exit_for(e.is_invalid_input(), false, false)
+        } else if let Some(e) = cause.downcast_ref::<oc_auth::AuthError>() {
+            exit_for(
+                matches!(e, oc_auth::AuthError::Invalid { .. }),
+                matches!(e, oc_auth::AuthError::NotFound { .. }),
+                false,
+            )
         } else {
             None
         };
@@ -296,6 +306,21 @@ impl Site {
         Ok(Arc::new(DirFileStore::new(&self.data_dir)))
     }
 
+    /// Opens the store of static tokens: in `<data-dir>/opencode.db`, or on PostgreSQL in the
+    /// default schema (tokens choose the tenant, so they are global).
+    pub(crate) fn tokens(&self) -> anyhow::Result<Arc<dyn TokenStore>> {
+        if let Some(opts) = self.postgres()? {
+            let target = opts.target();
+            let tokens = PgTokenStore::connect(opts)
+                .with_context(|| format!("cannot open the token store on {target}"))?;
+            return Ok(Arc::new(tokens));
+        }
+        let path = self.sqlite_path()?;
+        let tokens = SqliteTokenStore::open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Arc::new(tokens))
+    }
+
     /// Opens the lock manager beside the task store.
     pub(crate) fn locks(&self) -> anyhow::Result<Arc<dyn LockManager>> {
         if let Some(opts) = self.postgres()? {
@@ -325,6 +350,7 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         Command::Decisions(cmd) => logs::decisions(&site, cmd, out),
         Command::Checkpoint(cmd) => logs::checkpoint(&site, cmd, out),
         Command::Metrics { format } => ops::metrics(&site, format, out),
+        Command::Token(cmd) => token::run(&site, cmd, out),
         Command::Db(cmd) => ops::db(&site, cmd, out),
         Command::Health => ops::health(&site, out),
         Command::Serve(args) => ops::serve(&site, args, out),

@@ -44,11 +44,13 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
                 oc_postgres::PgFileImports::connect(opts)?;
             }
             crate::alerts::store(site)?;
+            site.tokens()?;
             let place = match tasks {
                 Tasks::Postgres(_) => {
-                    "Tasks, locks, task files and alerts in the PostgreSQL schema".to_owned()
+                    "Tasks, locks, task files, alerts and tokens in the PostgreSQL schema"
+                        .to_owned()
                 }
-                Tasks::Sqlite(db) => format!("Tasks and locks in {}", db.path().display()),
+                Tasks::Sqlite(db) => format!("Tasks, locks and tokens in {}", db.path().display()),
             };
             out.emit(
                 "db.migrate",
@@ -343,25 +345,75 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         )
         .storage(tasks.storage_source())
         .health(move || checked.check().map_err(|e| crate::one_line(&e)))
-        .read_only(args.read_only);
+        .read_only(args.read_only)
+        .login(!args.no_auth && !args.read_only);
     if let Some(a) = alerting {
         web = web.alerting((a.engine, a.dispatcher));
     }
+    // The pages' login: a one-time token printed in a URL, exchanged for a session kept in
+    // memory. With --no-auth, actions are open, as they were before the login.
+    let sessions = if args.no_auth {
+        None
+    } else {
+        Some(Arc::new(oc_web::Sessions::new()?))
+    };
+    // Bearers, for the pages' actions and `/mcp`: the tokens `oc token create` made, checked
+    // on every request. With --no-auth, `/mcp` serves every request as the local process.
+    let verifier: Option<Arc<dyn oc_auth::Verifier>> = if args.no_auth {
+        None
+    } else {
+        Some(Arc::new(oc_auth::Verifiers::new().tokens(site.tokens()?)))
+    };
+    // `/mcp`: the same tools as `oc mcp`, over one toolbox every session shares.
+    let toolbox =
+        oc_mcp::Toolbox::new(crate::task::lifecycle(site)?, site.locks()?).files(site.files()?);
+    let mut mcp = oc_mcp::Server::new(toolbox);
+    if args.mcp_tools == crate::args::McpTools::All {
+        mcp = mcp.all_tools();
+    }
+    let mcp_sessions = Arc::new(oc_mcp::HttpSessions::new(
+        mcp,
+        oc_mcp::HttpOptions::default(),
+    ));
     let opts = oc_web::ServeOptions {
         allowed_hosts: args.allowed_hosts,
         token,
+        actions: if args.no_auth {
+            oc_web::Actions::Open
+        } else {
+            oc_web::Actions::Admin
+        },
+        sessions: sessions.clone(),
+        verifier: verifier.clone(),
+        mcp: Some(oc_web::McpOptions::new(mcp_sessions, verifier)),
         ..oc_web::ServeOptions::default()
     };
     let server = oc_web::serve(args.addr, Arc::new(web), opts)?;
     let bound = server.addr();
+    if args.no_auth && !args.read_only {
+        eprintln!(
+            "oc: warning: --no-auth: anyone who can reach {bound}, any process of this machine included, can retry, cancel and release locks on the pages without logging in"
+        );
+    }
+    let login_url = sessions
+        .as_ref()
+        .filter(|_| !args.read_only)
+        .and_then(|s| s.login_url(bound));
     out.emit(
         "serve",
-        &serde_json::json!({ "addr": bound.to_string() }),
+        &serde_json::json!({ "addr": bound.to_string(), "login_url": login_url }),
         |w, _| {
             writeln!(
                 w,
-                "Serving http://{bound}/ (status pages), /metrics, /healthz and /api/stats (Ctrl-C to stop)"
-            )
+                "Serving http://{bound}/ (status pages), /mcp (MCP over Streamable HTTP), /metrics, /healthz and /api/stats (Ctrl-C to stop)"
+            )?;
+            if let Some(url) = &login_url {
+                writeln!(
+                    w,
+                    "To act on the pages (retry, cancel, release locks), log in by opening: {url}\n  (it works once, within an hour; sessions are kept in memory and end when oc serve stops)"
+                )?;
+            }
+            Ok(())
         },
     )?;
     server.wait();

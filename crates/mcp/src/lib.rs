@@ -29,6 +29,16 @@
 //!   is given back is the hold the call was granted, by its fencing token: a newer hold of the
 //!   same agent name (another session's) stays, and a hold a later call of the same batch
 //!   released is not released twice.
+//! - [`HttpSessions`] serves the same tools over Streamable HTTP without an HTTP library of its
+//!   own: a request as plain data ([`HttpRequest`]) in, a response or a waiting call
+//!   ([`HttpCall`], whose body a transport writes as it comes) out. The stateless 2026-07-28
+//!   revision is checked header against body (`MCP-Protocol-Version`, `Mcp-Method`,
+//!   `Mcp-Name`: `400` and `-32020` on a mismatch); the handshake era gets sessions
+//!   (`Mcp-Session-Id`, at most [`MAX_SESSIONS`], closed after [`SESSION_IDLE`] unused, each
+//!   its own [`Server`] over the one shared toolbox and bound to the identity that opened it),
+//!   `DELETE`, SSE progress then the result for a call that waits, and resumption after
+//!   `Last-Event-ID` from a bounded replay buffer. A waiting call stops, taking nothing, when
+//!   its client goes away ([`HttpCall::cancel_flag`]), cancels it, or ends its session.
 //! - JSON-RPC batches are accepted exactly in sessions negotiated at [`BATCH_VERSION`]
 //!   (2025-03-26, whose specification requires them; the other revisions have none): one array
 //!   of the answers, none for notifications, an empty array an Invalid Request, and no call in
@@ -39,6 +49,14 @@
 //! - Appends are durable before they are answered; `task_log_append` takes an optional
 //!   `idempotency_key`, so a retry after a lost answer writes nothing and answers
 //!   `duplicate: true`.
+//!
+//! - Every call runs as an [`oc_auth::Identity`]: `oc mcp` over stdio as the local process
+//!   ([`Identity::local`](oc_auth::Identity::local): any agent, named by the `agent` argument
+//!   or `OC_AGENT`), an HTTP session as its bearer token's ([`Server::session`]). The checks are
+//!   central ([`Tool::call`]): a tool that changes something needs the `work` scope
+//!   (`FORBIDDEN`); a `work` identity acts as its own agent only (`NOT_YOUR_AGENT` for another
+//!   name), and heartbeats, finishes or releases a task only while its own agent holds the
+//!   lease, whatever agent name or fencing token it passes.
 //!
 //! Business outcomes (a conflict, a lost lease, a missing task, a bad argument value) are tool
 //! results with `isError` and a message a model can act on; an unknown tool or a malformed
@@ -65,7 +83,8 @@ mod protocol;
 mod tools;
 
 pub use protocol::{
-    BATCH_VERSION, Batch, Incoming, LEGACY_VERSIONS, MAX_BATCH, MAX_MESSAGE_BYTES,
-    MAX_WAITING_CALLS, MODERN_VERSION, PendingCall, SERVER_NAME, Server, serve,
+    BATCH_VERSION, Batch, HttpAnswer, HttpCall, HttpOptions, HttpRequest, HttpResponse,
+    HttpSessions, Incoming, LEGACY_VERSIONS, MAX_BATCH, MAX_MESSAGE_BYTES, MAX_SESSIONS,
+    MAX_WAITING_CALLS, MODERN_VERSION, PendingCall, SERVER_NAME, SESSION_IDLE, Server, serve,
 };
 pub use tools::{CallContext, Tool, ToolError, Toolbox};

@@ -170,6 +170,13 @@ pub(crate) fn files_error(f: Failure) -> oc_jsonl::Error {
     }
 }
 
+/// A token-store error for a failed call: the message only (`oc_auth::AuthError` keeps no
+/// source), never a password.
+pub(crate) fn auth_error(f: Failure) -> oc_auth::AuthError {
+    let (message, _, _) = backend(f);
+    oc_auth::AuthError::Backend(format!("postgres: {message}"))
+}
+
 /// The source of an append's error when the group commit it was part of failed: the
 /// server's error, shared by every append of the batch (downcast [`source`] to reach it).
 ///

@@ -27,6 +27,9 @@
 //!   (`file_imports`) advanced in the transaction that appends each batch of lines, so a killed
 //!   import resumes after its last batch and a rerun moves nothing; states and checkpoints
 //!   verified and moved when the database has none of that name.
+//! - [`PgTokenStore`]: [`oc_auth::TokenStore`], the static bearer tokens `oc serve` accepts,
+//!   in the default schema (a token chooses its tenant); only each secret's SHA-256 is kept,
+//!   and every call reads the row, so a revocation holds on every host at once.
 //! - `PgAlertStore` (feature `alerts`): `oc_alerts::AlertStore` for replicas of an alert
 //!   evaluator on one database: states, silences, the outbox, and a lease on the database's
 //!   clock so that one replica evaluates and notifies at a time.
@@ -89,6 +92,8 @@
 //! - `imports.rs` the importer of data directories; its SQL in `imports/sql/*.sql` (appending
 //!   through `files_append`) and its schema's versions in `imports/migrations/*.sql` (pinned
 //!   there).
+//! - `auth.rs` the token store; its SQL in `auth/sql/*.sql` and its schema's versions in
+//!   `auth/migrations/*.sql` (pinned in `pinned.rs`).
 //! - `alerts.rs` the alert store; its SQL in `alerts/sql/*.sql` and its schema's versions in
 //!   `alerts/migrations/*.sql` (pinned there).
 //!
@@ -96,6 +101,7 @@
 
 #[cfg(feature = "alerts")]
 mod alerts;
+mod auth;
 mod errors;
 mod files;
 mod imports;
@@ -113,6 +119,7 @@ pub mod testkit;
 
 #[cfg(feature = "alerts")]
 pub use crate::alerts::PgAlertStore;
+pub use crate::auth::PgTokenStore;
 pub use crate::errors::{BatchFailed, ClientStopped};
 pub use crate::files::{MAX_APPEND_BYTES, MAX_APPEND_ENTRIES, PgFileStore};
 pub use crate::imports::{

@@ -22,6 +22,9 @@ const LOCKS: &[&str] = &[
 /// The SHA-256 of each oc-files migration (a task's files, decision 0036), in order.
 const FILES: &[&str] = &["b2ef1926c9b99225c9faa8ec12a5fc766e2dbd95ec38399149b4816989c66ec3"];
 
+/// The SHA-256 of each oc-auth migration (static tokens), in order.
+const AUTH: &[&str] = &["8d9fe5ad7eaf06ad63e1da9368ccbe32da589f5b9346428c260919dd7c6e9612"];
+
 fn sha256(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
@@ -70,6 +73,15 @@ fn shipped_file_migrations_never_change() {
         .map(|m| (*m).to_owned())
         .collect();
     check("oc-files", &texts, FILES);
+}
+
+#[test]
+fn shipped_auth_migrations_never_change() {
+    let texts: Vec<String> = crate::auth::MIGRATIONS
+        .iter()
+        .map(|m| (*m).to_owned())
+        .collect();
+    check("oc-auth", &texts, AUTH);
 }
 
 #[test]

@@ -47,6 +47,8 @@ pub struct Web {
     checked: Mutex<Option<(Instant, Checked)>>,
     pub(crate) alerting: Option<Alerting>,
     pub(crate) read_only: bool,
+    /// The pages are behind the login: the navigation offers logout.
+    pub(crate) login: bool,
     exporter: Option<Exporter>,
     latency: LatencyTracker,
     overview: Mutex<Option<(Instant, Arc<pages::overview::Data>)>>,
@@ -75,6 +77,7 @@ impl Web {
             checked: Mutex::new(None),
             alerting: None,
             read_only: false,
+            login: false,
             exporter: Exporter::new().ok(),
             latency: LatencyTracker::new(Duration::from_secs(1)),
             overview: Mutex::new(None),
@@ -122,6 +125,13 @@ impl Web {
     /// Refuses every action (403) and shows none.
     pub fn read_only(mut self, read_only: bool) -> Web {
         self.read_only = read_only;
+        self
+    }
+
+    /// Whether the pages are behind the login of `oc serve` ([`crate::Sessions`]): the
+    /// navigation then offers "Log in another browser" and "Log out".
+    pub fn login(mut self, login: bool) -> Web {
+        self.login = login;
         self
     }
 

@@ -1,12 +1,21 @@
 //! What every request passes before the app sees it: the `Host` allow-list (against DNS
-//! rebinding), the token, the cross-origin check on every state-changing request, and the
-//! read-only switch. The security headers every response carries are here too.
+//! rebinding), the token, the cross-origin check on every state-changing request, the
+//! read-only switch, and who may act: a session of the pages' login or an `admin` bearer
+//! ([`Actions`]). The guard answers the login's own routes (`GET /login?token=…`,
+//! `POST /logout`, `POST /login/new`) itself. The security headers every response carries
+//! are here too.
 
-use crate::http::{Method, Request, Response, ServeOptions};
+use std::sync::Arc;
+
+use oc_auth::{AuthError, Scope, Verifier};
+
+use crate::http::{Actions, Method, Request, Response, ServeOptions};
+use crate::pages::login;
+use crate::session::{LoginError, Sessions, constant_time_eq};
 
 /// Headers on every response: a strict Content-Security-Policy with no inline script or style
-/// (the pages load `/static/app.js` and `/static/app.css` only), no sniffing, no referrer, no
-/// framing, no caching of pages that show live state.
+/// (the pages load `/static/app.js` and `/static/app.css` only), no sniffing, no referrer (a
+/// login URL is never sent on), no framing, no caching of pages that show live state.
 pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     (
         "Content-Security-Policy",
@@ -24,9 +33,32 @@ pub(crate) struct Guard {
     allowed_hosts: Vec<String>,
     token: Option<String>,
     read_only: bool,
+    actions: Actions,
+    sessions: Option<Arc<Sessions>>,
+    verifier: Option<Arc<dyn Verifier>>,
+}
+
+/// What a request's credentials stand for, as far as acting goes.
+enum Acting {
+    /// May act: a session, the server's token, or an `admin` bearer of the default tenant.
+    Yes,
+    /// Presented nothing usable (or a cookie of a session that has ended): 401.
+    Unknown(&'static str),
+    /// A credential that may not act here: 403.
+    No(String),
 }
 
 impl Guard {
+    /// The token every request must carry, if any.
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Whether the server refuses every change.
+    pub(crate) fn read_only(&self) -> bool {
+        self.read_only
+    }
+
     pub(crate) fn new(opts: &ServeOptions, read_only: bool) -> Guard {
         Guard {
             allowed_hosts: opts
@@ -36,10 +68,14 @@ impl Guard {
                 .collect(),
             token: opts.token.clone().filter(|t| !t.is_empty()),
             read_only,
+            actions: opts.actions,
+            sessions: opts.sessions.clone(),
+            verifier: opts.verifier.clone(),
         }
     }
 
-    /// The refusal of `req`, if it is refused.
+    /// The guard's answer to `req`: a refusal, or the login's own routes; `None` lets the app
+    /// answer.
     pub(crate) fn check(&self, req: &Request) -> Option<Response> {
         if let Some(host) = req.header_value("host")
             && !self.host_allowed(host)
@@ -52,13 +88,21 @@ impl Guard {
                 ),
             ));
         }
+        // The login URL is a credential of its own, so it passes without the token; the
+        // stylesheet its page loads holds nothing secret.
+        match (req.method, req.path.as_str()) {
+            (Method::Get, "/login") => return Some(self.login(req)),
+            (Method::Post, "/logout") => return Some(self.logout(req)),
+            (Method::Get, p) if p.starts_with("/static/") => return None,
+            _ => {}
+        }
         if let Some(token) = &self.token
-            && !authorized(req, token)
+            && !self.may_read(req, token)
         {
             return Some(
                 Response::text(
                     401,
-                    "a token is required (Bearer, or the password of Basic auth)\n",
+                    "a token is required (Bearer, or the password of Basic auth), or a session: open the URL oc serve printed\n",
                 )
                 .with(
                     "WWW-Authenticate",
@@ -80,11 +124,160 @@ impl Guard {
                 403,
                 "this server is read-only: nothing can be changed here\n",
             )),
-            Method::Post => None,
+            Method::Post => match self.acting(req) {
+                Acting::Yes if req.path == "/login/new" => Some(self.renew(req)),
+                Acting::Yes => None,
+                Acting::Unknown(why) => {
+                    let refused = login::needed(why);
+                    Some(match self.stale_cookie(req) {
+                        Some(clear) => refused.with("Set-Cookie", clear),
+                        None => refused,
+                    })
+                }
+                Acting::No(why) => Some(Response::text(403, format!("{why}\n"))),
+            },
         }
     }
 
-    fn host_allowed(&self, host: &str) -> bool {
+    /// Whether `req` may read a server that has a token: the token (Bearer or Basic
+    /// password), a session, or a bearer the verifier knows, of the default tenant.
+    fn may_read(&self, req: &Request, token: &str) -> bool {
+        authorized(req, token)
+            || self.session(req).is_some()
+            || bearer(req)
+                .zip(self.verifier.as_ref())
+                .and_then(|(b, v)| v.verify(b).ok())
+                .is_some_and(|id| id.tenant.is_none())
+    }
+
+    /// Whether `req` may act (a POST that passed the origin and read-only checks).
+    fn acting(&self, req: &Request) -> Acting {
+        if self.actions == Actions::Open || self.session(req).is_some() {
+            return Acting::Yes;
+        }
+        if req.header_value("authorization").is_some() {
+            if let Some(token) = &self.token
+                && authorized(req, token)
+            {
+                return Acting::Yes;
+            }
+            let (Some(b), Some(v)) = (bearer(req), &self.verifier) else {
+                return Acting::Unknown("The token is not valid.");
+            };
+            return match v.verify(b) {
+                Ok(id) if id.tenant.is_some() => Acting::No(
+                    "the pages serve the default tenant only: this token is of another".into(),
+                ),
+                Ok(id) => match id.require(Scope::Admin) {
+                    Ok(()) => Acting::Yes,
+                    Err(e) => Acting::No(e.to_string()),
+                },
+                Err(AuthError::Forbidden { needed, had }) => {
+                    Acting::No(AuthError::Forbidden { needed, had }.to_string())
+                }
+                Err(_) => Acting::Unknown("The token is not valid."),
+            };
+        }
+        if self.stale_cookie(req).is_some() {
+            Acting::Unknown(
+                "The session has ended (it was idle too long, logged out, or the server restarted).",
+            )
+        } else {
+            Acting::Unknown("Acting here needs a session of this browser, or an admin token.")
+        }
+    }
+
+    /// The open session `req`'s cookie names, if any.
+    fn session(&self, req: &Request) -> Option<String> {
+        let sessions = self.sessions.as_ref()?;
+        let name = cookie_name(req);
+        cookies(req, &name)
+            .find(|id| sessions.check(id))
+            .map(str::to_owned)
+    }
+
+    /// A `Set-Cookie` that clears `req`'s session cookie, if it sent one that names no open
+    /// session.
+    fn stale_cookie(&self, req: &Request) -> Option<String> {
+        let name = cookie_name(req);
+        if cookies(req, &name).next().is_some() && self.session(req).is_none() {
+            Some(clear_cookie(&name))
+        } else {
+            None
+        }
+    }
+
+    /// `GET /login?token=…`: the one-time token exchanged for a session cookie, then the
+    /// overview, so the token is not left in the address bar or history.
+    fn login(&self, req: &Request) -> Response {
+        if !same_origin(req) {
+            return login::refused(
+                403,
+                "A login link opened from another site is refused: paste the URL into the address bar.",
+            );
+        }
+        let Some(sessions) = &self.sessions else {
+            return if self.actions == Actions::Open {
+                login::not_asked()
+            } else {
+                login::refused(404, "This server offers no login: act with an admin token.")
+            };
+        };
+        if self.session(req).is_some() {
+            return Response::see_other("/");
+        }
+        let Some(token) = req.param("token") else {
+            return login::refused(200, "You are not logged in.");
+        };
+        match sessions.log_in(token) {
+            Ok(id) => Response::see_other("/").with(
+                "Set-Cookie",
+                format!(
+                    "{}={id}; Path=/; HttpOnly; SameSite=Strict",
+                    cookie_name(req)
+                ),
+            ),
+            Err(LoginError::Expired) => login::refused(
+                403,
+                "This login link has expired: each works for an hour after it was made.",
+            ),
+            Err(_) => login::refused(
+                403,
+                "This login link is not valid, or was used already: each works once.",
+            ),
+        }
+    }
+
+    /// `POST /logout`: ends the session and clears its cookie.
+    fn logout(&self, req: &Request) -> Response {
+        if !same_origin(req) {
+            return Response::text(403, "cross-origin requests may not change anything\n");
+        }
+        let name = cookie_name(req);
+        if let Some(sessions) = &self.sessions {
+            for id in cookies(req, &name) {
+                sessions.log_out(id);
+            }
+        }
+        login::logged_out().with("Set-Cookie", clear_cookie(&name))
+    }
+
+    /// `POST /login/new` (after the checks of an action): a new login URL for another
+    /// browser.
+    fn renew(&self, req: &Request) -> Response {
+        let Some(sessions) = &self.sessions else {
+            return login::refused(404, "This server offers no login.");
+        };
+        match sessions.renew_login() {
+            Ok(token) => {
+                let host = req.header_value("host").unwrap_or("127.0.0.1");
+                login::renewed(&format!("http://{host}/login?token={token}"))
+            }
+            Err(e) => Response::text(500, format!("{e}\n")),
+        }
+    }
+
+    pub(crate) fn host_allowed(&self, host: &str) -> bool {
         let name = host_name(host);
         is_loopback_name(&name) || self.allowed_hosts.contains(&name)
     }
@@ -114,11 +307,54 @@ fn is_loopback_name(name: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The session cookie's name: per port, since browsers send a host's cookies to all its
+/// ports, and two servers on one host would otherwise log each other out.
+fn cookie_name(req: &Request) -> String {
+    let port = req
+        .header_value("host")
+        .and_then(|h| h.trim().rsplit_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    match port {
+        Some(p) => format!("oc_session_{p}"),
+        None => "oc_session".to_owned(),
+    }
+}
+
+/// The values of the cookies named `name` in every `Cookie` header of `req`.
+fn cookies<'a>(req: &'a Request, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    req.headers
+        .iter()
+        .filter(|(n, _)| n == "cookie")
+        .flat_map(|(_, v)| v.split(';'))
+        .filter_map(move |pair| {
+            let (n, v) = pair.trim().split_once('=')?;
+            (n == name).then_some(v.trim())
+        })
+        // A browser sends a handful; more is a client making work for us.
+        .take(8)
+}
+
+/// A `Set-Cookie` that removes cookie `name`.
+fn clear_cookie(name: &str) -> String {
+    format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// The text after `Bearer ` in `req`'s `Authorization`, if that is its scheme.
+fn bearer(req: &Request) -> Option<&str> {
+    let auth = req.header_value("authorization")?.trim();
+    let (scheme, value) = auth.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(value.trim())
+        .filter(|v| !v.is_empty())
+}
+
 /// The algorithm of Go's `CrossOriginProtection`: trust `Sec-Fetch-Site` when the browser
 /// sends it (only `same-origin` or `none`, a typed URL or bookmark, pass); otherwise compare
 /// `Origin` with `Host`; a request with neither is not from a browser and carries no ambient
 /// credentials of one.
-fn same_origin(req: &Request) -> bool {
+pub(crate) fn same_origin(req: &Request) -> bool {
     if let Some(site) = req.header_value("sec-fetch-site") {
         return matches!(site, "same-origin" | "none");
     }
@@ -133,7 +369,7 @@ fn same_origin(req: &Request) -> bool {
 }
 
 /// Whether `req` carries `token`, as a Bearer token or as the password of Basic auth.
-fn authorized(req: &Request, token: &str) -> bool {
+pub(crate) fn authorized(req: &Request, token: &str) -> bool {
     let Some(auth) = req.header_value("authorization") else {
         return false;
     };
@@ -152,15 +388,6 @@ fn authorized(req: &Request, token: &str) -> bool {
         return false;
     };
     constant_time_eq(&presented, token.as_bytes())
-}
-
-/// Compares without stopping at the first difference, so timing tells nothing of the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, &x) in b.iter().enumerate() {
-        diff |= usize::from(x ^ a.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
 }
 
 /// Standard base64 (with or without padding); `None` for anything else.
@@ -190,16 +417,333 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::{LOGIN_FOR, SESSION_IDLE};
 
+    use oc_auth::{Identity, Tenant};
+    use oc_time::{ManualClock, Timestamp};
+
+    /// Today's guard, with actions open (`--no-auth`), for the checks before who acts.
     fn guard(token: Option<&str>, read_only: bool) -> Guard {
         Guard::new(
             &ServeOptions {
                 allowed_hosts: vec!["ops.example.".into()],
                 token: token.map(str::to_owned),
+                actions: Actions::Open,
                 ..ServeOptions::default()
             },
             read_only,
         )
+    }
+
+    /// Bearer tokens over a fixed map, as the token store will answer.
+    #[derive(Debug)]
+    struct Fixed;
+
+    impl Verifier for Fixed {
+        fn verify(&self, bearer: &str) -> Result<Identity, AuthError> {
+            let (scope, tenant) = match bearer {
+                "admin-t" => (Scope::Admin, None),
+                "work-t" => (Scope::Work, None),
+                "read-t" => (Scope::Read, None),
+                "acme-admin-t" => (Scope::Admin, Some(Tenant::new("acme")?)),
+                _ => return Err(AuthError::BadToken("unknown".into())),
+            };
+            Ok(Identity {
+                agent: "a".into(),
+                scope,
+                tenant,
+            })
+        }
+    }
+
+    /// The default guard (actions need a session or an admin bearer), its sessions, their
+    /// clock and the login token.
+    fn login_guard(token: Option<&str>) -> (Guard, Arc<Sessions>, ManualClock, String) {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
+        let sessions = Arc::new(Sessions::with_clock(Arc::new(clock.clone())).unwrap());
+        let url = sessions
+            .login_url("127.0.0.1:9464".parse().unwrap())
+            .unwrap();
+        let login = url.split_once("token=").unwrap().1.to_owned();
+        let g = Guard::new(
+            &ServeOptions {
+                token: token.map(str::to_owned),
+                sessions: Some(Arc::clone(&sessions)),
+                verifier: Some(Arc::new(Fixed)),
+                ..ServeOptions::default()
+            },
+            false,
+        );
+        (g, sessions, clock, login)
+    }
+
+    const HOST: &str = "127.0.0.1:9464";
+
+    fn retry() -> Request {
+        Request::new(Method::Post, "/ui/tasks/f1/retry").header("Host", HOST)
+    }
+
+    /// Opens the login URL as a browser does; the session cookie it sets (`name=value`).
+    fn log_in(g: &Guard, token: &str) -> Result<String, Response> {
+        let req = Request::new(Method::Get, &format!("/login?token={token}"))
+            .header("Host", HOST)
+            .header("Sec-Fetch-Site", "none");
+        let r = g.check(&req).expect("the guard answers /login");
+        if r.status != 303 {
+            return Err(r);
+        }
+        assert_eq!(
+            r.headers.iter().find(|(n, _)| *n == "Location").unwrap().1,
+            "/",
+            "the token leaves the address bar"
+        );
+        let cookie = &r
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "Set-Cookie")
+            .unwrap()
+            .1;
+        for attr in ["; Path=/", "; HttpOnly", "; SameSite=Strict"] {
+            assert!(cookie.contains(attr), "{attr} in {cookie}");
+        }
+        assert!(cookie.starts_with("oc_session_9464="), "{cookie}");
+        Ok(cookie.split(';').next().unwrap().to_owned())
+    }
+
+    #[test]
+    fn an_action_without_a_session_or_token_is_refused_on_loopback() {
+        let (g, _, _, _) = login_guard(None);
+        // curl from this machine: no Origin, no Sec-Fetch-Site, no cookie.
+        let r = g.check(&retry()).expect("refused");
+        assert_eq!(r.status, 401);
+        assert!(r.body_text().contains("oc serve"), "says how to log in");
+        assert!(r.body_text().contains("--no-auth"));
+        assert!(
+            !r.body_text().contains("<script"),
+            "the page needs no script"
+        );
+        for path in [
+            "/ui/locks/release",
+            "/ui/bulk",
+            "/ui/alerts/silence",
+            "/login/new",
+        ] {
+            let req = Request::new(Method::Post, path).header("Host", HOST);
+            assert_eq!(status(&g, &req), 401, "{path}");
+        }
+        // Reads stay open on loopback.
+        assert_eq!(
+            status(
+                &g,
+                &Request::new(Method::Get, "/ui/locks").header("Host", HOST)
+            ),
+            200
+        );
+    }
+
+    #[test]
+    fn forged_cookies_and_tokens_are_refused() {
+        let (g, _, _, login) = login_guard(None);
+        let forged = retry().header("Cookie", &format!("oc_session_9464={}", "ab".repeat(32)));
+        let r = g.check(&forged).unwrap();
+        assert_eq!(r.status, 401);
+        assert!(
+            r.headers
+                .iter()
+                .any(|(n, v)| *n == "Set-Cookie" && v.contains("Max-Age=0")),
+            "the stale cookie is cleared"
+        );
+        // The login token is not a session id.
+        let as_cookie = retry().header("Cookie", &format!("oc_session_9464={login}"));
+        assert_eq!(status(&g, &as_cookie), 401);
+        assert_eq!(
+            status(&g, &retry().header("Authorization", "Bearer nope")),
+            401
+        );
+        assert_eq!(
+            status(
+                &g,
+                &retry().header("Authorization", &format!("Bearer {login}"))
+            ),
+            401
+        );
+        assert_eq!(log_in(&g, "00").unwrap_err().status, 403);
+        assert!(log_in(&g, &login).is_ok(), "a wrong token spent nothing");
+    }
+
+    #[test]
+    fn the_login_token_works_once_and_opens_a_session() {
+        let (g, sessions, _, login) = login_guard(None);
+        let cookie = log_in(&g, &login).unwrap();
+        assert_eq!(status(&g, &retry().header("Cookie", &cookie)), 200);
+        assert_eq!(
+            status(
+                &g,
+                &retry().header("Cookie", &format!("theme=dark; {cookie}"))
+            ),
+            200
+        );
+        let replay = log_in(&g, &login).unwrap_err();
+        assert_eq!(replay.status, 403);
+        assert!(replay.body_text().contains("used already"));
+        assert_eq!(sessions.len(), 1);
+        // The cookie of another port's server is not this one's.
+        let other = cookie.replace("9464", "9465");
+        assert_eq!(status(&g, &retry().header("Cookie", &other)), 401);
+        // Logged in, the login URL goes to the overview.
+        let again = Request::new(Method::Get, &format!("/login?token={login}"))
+            .header("Host", HOST)
+            .header("Cookie", &cookie);
+        assert_eq!(status(&g, &again), 303);
+    }
+
+    #[test]
+    fn a_login_link_from_another_site_is_refused() {
+        let (g, sessions, _, login) = login_guard(None);
+        for foreign in [
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Sec-Fetch-Site", "same-site"),
+        ] {
+            let req = Request::new(Method::Get, &format!("/login?token={login}"))
+                .header("Host", HOST)
+                .header(foreign.0, foreign.1);
+            assert_eq!(status(&g, &req), 403, "{foreign:?}");
+        }
+        assert!(sessions.is_empty());
+        let evil = Request::new(Method::Get, &format!("/login?token={login}"))
+            .header("Host", "evil.example");
+        assert_eq!(status(&g, &evil), 403, "DNS rebinding");
+        assert!(log_in(&g, &login).is_ok(), "still unspent");
+    }
+
+    #[test]
+    fn expired_sessions_and_login_tokens_are_refused() {
+        let (g, _, clock, login) = login_guard(None);
+        let cookie = log_in(&g, &login).unwrap();
+        clock.advance(SESSION_IDLE + std::time::Duration::from_secs(1));
+        let r = g.check(&retry().header("Cookie", &cookie)).unwrap();
+        assert_eq!(r.status, 401);
+        assert!(
+            r.body_text().contains("session has ended"),
+            "{}",
+            r.body_text()
+        );
+
+        let (g, _, clock, login) = login_guard(None);
+        clock.advance(LOGIN_FOR + std::time::Duration::from_secs(1));
+        let r = log_in(&g, &login).unwrap_err();
+        assert_eq!(r.status, 403);
+        assert!(r.body_text().contains("expired"));
+    }
+
+    #[test]
+    fn bearers_act_only_as_admin_of_the_default_tenant() {
+        let (g, _, _, _) = login_guard(None);
+        let with = |t: &str| retry().header("Authorization", &format!("Bearer {t}"));
+        assert_eq!(status(&g, &with("admin-t")), 200);
+        let r = g.check(&with("work-t")).unwrap();
+        assert_eq!(r.status, 403);
+        assert!(r.body_text().contains("admin"), "{}", r.body_text());
+        assert_eq!(status(&g, &with("read-t")), 403);
+        assert_eq!(status(&g, &with("acme-admin-t")), 403, "another tenant");
+        assert_eq!(status(&g, &with("unknown")), 401);
+        // Still only from the same origin, and never on a read-only server.
+        assert_eq!(
+            status(&g, &with("admin-t").header("Sec-Fetch-Site", "cross-site")),
+            403
+        );
+    }
+
+    #[test]
+    fn logout_ends_the_session() {
+        let (g, sessions, _, login) = login_guard(None);
+        let cookie = log_in(&g, &login).unwrap();
+        let out = Request::new(Method::Post, "/logout")
+            .header("Host", HOST)
+            .header("Cookie", &cookie);
+        assert_eq!(
+            status(&g, &out.clone().header("Sec-Fetch-Site", "cross-site")),
+            403,
+            "no logout from another site"
+        );
+        assert_eq!(sessions.len(), 1);
+        let r = g.check(&out).unwrap();
+        assert_eq!(r.status, 200);
+        assert!(
+            r.headers
+                .iter()
+                .any(|(n, v)| *n == "Set-Cookie" && v.contains("Max-Age=0"))
+        );
+        assert!(sessions.is_empty());
+        assert_eq!(status(&g, &retry().header("Cookie", &cookie)), 401);
+    }
+
+    #[test]
+    fn a_session_gives_another_browser_a_new_login_url() {
+        let (g, sessions, _, login) = login_guard(None);
+        let cookie = log_in(&g, &login).unwrap();
+        let new = Request::new(Method::Post, "/login/new").header("Host", HOST);
+        assert_eq!(status(&g, &new), 401);
+        let r = g.check(&new.header("Cookie", &cookie)).unwrap();
+        assert_eq!(r.status, 200);
+        let page = r.body_text();
+        let url = page
+            .split("http://127.0.0.1:9464/login?token=")
+            .nth(1)
+            .unwrap();
+        let token: String = url.chars().take_while(char::is_ascii_hexdigit).collect();
+        let second = log_in(&g, &token).unwrap();
+        assert_eq!(sessions.len(), 2);
+        assert_eq!(status(&g, &retry().header("Cookie", &second)), 200);
+    }
+
+    #[test]
+    fn no_auth_keeps_actions_open_and_says_so_at_login() {
+        let g = guard(None, false);
+        assert_eq!(status(&g, &retry()), 200);
+        let r = g
+            .check(&Request::new(Method::Get, "/login?token=x"))
+            .unwrap();
+        assert_eq!(r.status, 404);
+        assert!(r.body_text().contains("--no-auth"));
+    }
+
+    #[test]
+    fn the_server_token_acts_and_a_session_reads_without_it() {
+        let (g, _, _, login) = login_guard(Some("s3cret"));
+        let get = || Request::new(Method::Get, "/").header("Host", HOST);
+        assert_eq!(status(&g, &get()), 401, "reads need a credential");
+        assert_eq!(
+            status(&g, &retry().header("Authorization", "Bearer s3cret")),
+            200
+        );
+        // "any:s3cret"
+        assert_eq!(
+            status(
+                &g,
+                &retry().header("Authorization", "Basic YW55OnMzY3JldA==")
+            ),
+            200
+        );
+        assert_eq!(
+            status(&g, &get().header("Authorization", "Bearer work-t")),
+            200
+        );
+        assert_eq!(
+            status(&g, &retry().header("Authorization", "Bearer work-t")),
+            403
+        );
+        let cookie = log_in(&g, &login).expect("the login URL needs no token");
+        assert_eq!(status(&g, &get().header("Cookie", &cookie)), 200);
+        assert_eq!(status(&g, &retry().header("Cookie", &cookie)), 200);
+        assert_eq!(
+            status(
+                &g,
+                &Request::new(Method::Get, "/static/app.css").header("Host", HOST)
+            ),
+            200,
+            "the login page's stylesheet"
+        );
     }
 
     fn status(g: &Guard, req: &Request) -> u16 {
@@ -272,6 +816,7 @@ mod tests {
 
     #[test]
     fn a_token_as_bearer_or_basic_password() {
+        // Today's token, on a server whose actions are open (`--no-auth`).
         let g = guard(Some("s3cret"), false);
         let get = || Request::new(Method::Get, "/");
         assert_eq!(status(&g, &get()), 401);
@@ -302,6 +847,10 @@ mod tests {
         );
         assert_eq!(status(&g, &get().header("Authorization", "Basic !!!")), 401);
         assert_eq!(status(&g, &get().header("Authorization", "Digest x")), 401);
+        assert_eq!(
+            status(&g, &get().header("Cookie", "oc_session=s3cret")),
+            401
+        );
     }
 
     #[test]

@@ -136,17 +136,97 @@ impl Response {
     }
 }
 
+/// Who may act on the pages (every POST: retry, cancel, release locks, bulk actions, alert
+/// silences), once the request has passed the `Host`, same-origin and read-only checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Actions {
+    /// Anyone who can reach the server (`oc serve --no-auth`): on loopback, any local process.
+    Open,
+    /// A session of the pages' login ([`ServeOptions::sessions`]), or an `admin` bearer: the
+    /// server's `token`, or one the `verifier` accepts, of the default tenant. Nothing else,
+    /// on loopback too.
+    #[default]
+    Admin,
+}
+
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Host names (besides loopback ones) that requests may name in `Host`.
     pub allowed_hosts: Vec<String>,
-    /// A token every request must carry (Bearer, or the password of Basic auth).
+    /// A token every request must carry (Bearer, or the password of Basic auth), or a session
+    /// instead; it may act, as an `admin` bearer. Required beyond loopback.
     pub token: Option<String>,
+    /// Who may act. The default, [`Actions::Admin`], asks for a session or an admin bearer.
+    pub actions: Actions,
+    /// The pages' login: the one-time login token and the sessions it opens (`None`: no
+    /// login, only bearers act).
+    pub sessions: Option<std::sync::Arc<crate::Sessions>>,
+    /// Bearer tokens besides `token`, and the identities they stand for (`oc token create`'s
+    /// store, OAuth access tokens).
+    pub verifier: Option<std::sync::Arc<dyn oc_auth::Verifier>>,
     /// Requests the app answers at once (its threads); more wait, within `limits`.
     pub workers: usize,
     /// The bounds on what clients may hold, applied before the guard.
     pub limits: crate::Limits,
+    /// MCP over Streamable HTTP at `/mcp`, when set.
+    pub mcp: Option<McpOptions>,
+}
+
+/// Open SSE streams (waiting MCP calls) at once, by default.
+pub const MAX_STREAMS: usize = 64;
+
+/// What produces the `WWW-Authenticate` value of a `401` from `/mcp`.
+pub type Challenge = std::sync::Arc<dyn Fn(&oc_auth::AuthError) -> String + Send + Sync>;
+
+/// MCP over Streamable HTTP at `/mcp` ([`ServeOptions::mcp`]).
+#[derive(Clone)]
+pub struct McpOptions {
+    /// The endpoint: the shared toolbox and the sessions.
+    pub sessions: std::sync::Arc<oc_mcp::HttpSessions>,
+    /// Turns `Authorization: Bearer …` into an identity; `None` serves every request as the
+    /// local process ([`oc_auth::Identity::local`]: `--no-auth`), behind the pages' token when
+    /// one is set.
+    pub verifier: Option<std::sync::Arc<dyn oc_auth::Verifier>>,
+    /// Open SSE streams at once ([`MAX_STREAMS`]); past it a waiting call is answered `503`.
+    pub max_streams: usize,
+    /// The `WWW-Authenticate` value of a `401` ([`bearer_challenge`] by default). The hook
+    /// where the OAuth resource server's builder (with `resource_metadata=…`) is swapped in.
+    pub challenge: Challenge,
+}
+
+impl McpOptions {
+    /// `/mcp` over `sessions`, with `verifier`, the default stream cap and challenge.
+    pub fn new(
+        sessions: std::sync::Arc<oc_mcp::HttpSessions>,
+        verifier: Option<std::sync::Arc<dyn oc_auth::Verifier>>,
+    ) -> McpOptions {
+        McpOptions {
+            sessions,
+            verifier,
+            max_streams: MAX_STREAMS,
+            challenge: std::sync::Arc::new(bearer_challenge),
+        }
+    }
+}
+
+impl std::fmt::Debug for McpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpOptions")
+            .field("verifier", &self.verifier.is_some())
+            .field("max_streams", &self.max_streams)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default `WWW-Authenticate` of a `401` from `/mcp` (RFC 6750): `Bearer`, with
+/// `error="invalid_token"` when a token was sent and refused. The reason a token was refused
+/// is never told (it is for logs).
+pub fn bearer_challenge(e: &oc_auth::AuthError) -> String {
+    match e {
+        oc_auth::AuthError::Missing => "Bearer realm=\"oc\"".into(),
+        _ => "Bearer realm=\"oc\", error=\"invalid_token\"".into(),
+    }
 }
 
 impl Default for ServeOptions {
@@ -154,8 +234,12 @@ impl Default for ServeOptions {
         ServeOptions {
             allowed_hosts: Vec::new(),
             token: None,
+            actions: Actions::Admin,
+            sessions: None,
+            verifier: None,
             workers: 4,
             limits: crate::Limits::default(),
+            mcp: None,
         }
     }
 }

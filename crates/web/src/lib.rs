@@ -9,8 +9,16 @@
 //!   I/O, so every page and refusal is testable without a socket.
 //! - `serve` (feature `server`) runs it on an address: loopback by default, a token required
 //!   beyond it; every request passes the `Host` allow-list (against DNS rebinding), the token,
-//!   and, for the POSTs that change anything, the same-origin check and the read-only switch;
-//!   every response carries a strict Content-Security-Policy and the other security headers.
+//!   and, for the POSTs that change anything, the same-origin check, the read-only switch and
+//!   who acts ([`Actions`]): a session of the pages' login or an `admin` bearer (the token, or
+//!   one an `oc_auth::Verifier` accepts), on loopback too, unless actions are
+//!   [`Actions::Open`] (`oc serve --no-auth`); every response carries a strict
+//!   Content-Security-Policy and the other security headers.
+//! - The login ([`Sessions`]): a one-time token (256 random bits, usable once within
+//!   [`LOGIN_FOR`]) that `oc serve` prints in a URL; `GET /login?token=…` exchanges it for a
+//!   session cookie (`HttpOnly`, `SameSite=Strict`) and redirects to `/`; sessions live in
+//!   memory (at most [`MAX_SESSIONS`], each ending after [`SESSION_IDLE`] idle, at
+//!   `POST /logout`, or at a restart). Reading stays open on loopback.
 //! - Before any of that, every client is bounded ([`Limits`], in [`ServeOptions`]): request line
 //!   and headers (16 KiB, 64 headers: else 431), the body ([`MAX_BODY_BYTES`]: a larger declared
 //!   length gets 413 before anything is read, a chunked body is cut as it streams), the time to
@@ -62,13 +70,18 @@ mod limits;
 mod pages;
 #[cfg(feature = "server")]
 mod server;
+mod session;
 
 pub use crate::app::{Alerting, FileNotes, HEALTH_FOR, Web};
 pub use crate::guard::SECURITY_HEADERS;
-pub use crate::http::{Method, Request, Response, ServeOptions};
+pub use crate::http::{
+    Actions, Challenge, MAX_STREAMS, McpOptions, Method, Request, Response, ServeOptions,
+    bearer_challenge,
+};
 pub use crate::limits::{Limits, MAX_BODY_BYTES};
 #[cfg(feature = "server")]
 pub use crate::server::{ServerHandle, serve};
+pub use crate::session::{LOGIN_FOR, LoginError, MAX_SESSIONS, SESSION_IDLE, Sessions};
 
 /// What can go wrong starting the server.
 #[derive(Debug)]

@@ -5,8 +5,11 @@
 //! One request goes through [`answer`]: a declared body over [`MAX_BODY_BYTES`] is refused at
 //! once, the guard checks the headers, the body is read (bounded in size and time), a thread
 //! of the app is waited for (bounded in number and time), and [`Web::respond`] answers.
-//! Streaming routes (MCP over Streamable HTTP, later) belong in [`answer`] before the app's
-//! thread is taken: they would answer with a streaming body type instead of [`Full`].
+//! MCP over Streamable HTTP (`/mcp`, when [`ServeOptions::mcp`] is set) goes through the same
+//! bounds, then [`mcp`]: the `Host` and `Origin` checks, the bearer token, and
+//! [`oc_mcp::HttpSessions`] on a thread of the app; a call that waits runs on a thread of its
+//! own (at most [`McpOptions::max_streams`] at once) and streams its answer, and stops, taking
+//! nothing, when its client goes away.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,8 +22,9 @@ use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Bytes, Incoming};
+use hyper::body::{Body, Bytes, Frame, Incoming};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -28,8 +32,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-use crate::guard::{Guard, SECURITY_HEADERS};
-use crate::http::{Method, Request, Response, ServeOptions};
+use crate::guard::{Guard, SECURITY_HEADERS, authorized, same_origin};
+use crate::http::{McpOptions, Method, Request, Response, ServeOptions};
 use crate::limits::{Limits, MAX_BODY_BYTES};
 use crate::{Error, Result, Web};
 
@@ -142,6 +146,10 @@ struct Shared {
     /// One more thread, for `/healthz` only: a probe is answered while every worker is busy
     /// with slow pages (it waits for neither them nor the queue).
     probe: Arc<Semaphore>,
+    /// MCP at `/mcp`, if served.
+    mcp: Option<McpOptions>,
+    /// One permit per open SSE stream (a waiting MCP call).
+    streams: Arc<Semaphore>,
 }
 
 /// Serves `web` on `addr`: HTTP/1.1, `opts.workers` requests answered at once, every client
@@ -178,6 +186,10 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
         probe: Arc::new(Semaphore::new(1)),
         open: parking_lot::Mutex::new(Conns::default()),
         limits,
+        streams: Arc::new(Semaphore::new(
+            opts.mcp.as_ref().map_or(1, |m| m.max_streams.max(1)),
+        )),
+        mcp: opts.mcp.clone(),
     });
     let (stopping, stop) = watch::channel(false);
     // The runtime is built, used and dropped on the server's own thread only, so that `serve`
@@ -434,8 +446,8 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaph
                     }
                 }
                 busy.fetch_add(1, Ordering::Relaxed);
-                let _busy = Busy(busy);
-                Ok::<_, Infallible>(answer(req, &shared).await)
+                let _busy = Busy(Arc::clone(&busy));
+                Ok::<_, Infallible>(answer(req, &shared, &busy).await)
             }
         })
     };
@@ -447,8 +459,12 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaph
     }
 }
 
+/// A response body: whole, or streamed (a waiting MCP call's).
+type Out = hyper::Response<BoxBody<Bytes, Infallible>>;
+
 /// Answers one request, bounding everything before the guard and the app see it.
-async fn answer(req: hyper::Request<Incoming>, shared: &Shared) -> hyper::Response<Full<Bytes>> {
+async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<AtomicUsize>) -> Out {
+    let req_method = req.method().as_str().to_owned();
     let method = match *req.method() {
         hyper::Method::GET | hyper::Method::HEAD => Method::Get,
         hyper::Method::POST => Method::Post,
@@ -471,6 +487,11 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared) -> hyper::Respon
     if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
         drain(body);
         return to_hyper(too_large());
+    }
+    if ours.path == "/mcp"
+        && let Some(endpoint) = &shared.mcp
+    {
+        return mcp(req_method, ours, body, shared, endpoint, busy).await;
     }
     if let Some(refused) = shared.guard.check(&ours) {
         drain(body);
@@ -513,6 +534,218 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared) -> hyper::Respon
     to_hyper(
         answered.unwrap_or_else(|_| Response::text(500, "the request could not be answered\n")),
     )
+}
+
+/// `/mcp`: the `Host` allow-list and the `Origin` check (against DNS rebinding), the bearer
+/// token, then the endpoint on a thread of the app.
+async fn mcp(
+    method: String,
+    mut ours: Request,
+    mut body: Incoming,
+    shared: &Shared,
+    endpoint: &McpOptions,
+    busy: &Arc<AtomicUsize>,
+) -> Out {
+    let refuse = |status: u16, message: &str| {
+        let body = serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":message}});
+        Response::new(status, "application/json", body.to_string())
+    };
+    if let Some(host) = ours.header_value("host")
+        && !shared.guard.host_allowed(host)
+    {
+        drain(body);
+        return to_hyper(refuse(403, "this host is not served here"));
+    }
+    if !same_origin(&ours) {
+        drain(body);
+        return to_hyper(refuse(403, "cross-origin requests to /mcp are refused"));
+    }
+    let mut identity = match &endpoint.verifier {
+        Some(verifier) => {
+            let bearer = ours
+                .header_value("authorization")
+                .and_then(|a| {
+                    let (scheme, token) = a.trim().split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+                })
+                .filter(|t| !t.is_empty());
+            let verified = match bearer {
+                Some(token) => verifier.verify(token),
+                None => Err(oc_auth::AuthError::Missing),
+            };
+            match verified {
+                Ok(identity) => identity,
+                Err(e) => {
+                    drain(body);
+                    let status = if matches!(e, oc_auth::AuthError::Backend(_)) {
+                        503
+                    } else {
+                        401
+                    };
+                    let message = if status == 503 {
+                        "the token store failed: try again in a moment"
+                    } else {
+                        "a valid bearer token is required"
+                    };
+                    return to_hyper(
+                        refuse(status, message).with("WWW-Authenticate", (endpoint.challenge)(&e)),
+                    );
+                }
+            }
+        }
+        None => {
+            // Without verifiers, the pages' token (when one is set) guards `/mcp` as it does
+            // every page.
+            if let Some(token) = shared.guard.token()
+                && !authorized(&ours, token)
+            {
+                drain(body);
+                return to_hyper(refuse(401, "a token is required").with(
+                    "WWW-Authenticate",
+                    (endpoint.challenge)(&oc_auth::AuthError::Missing),
+                ));
+            }
+            oc_auth::Identity::local()
+        }
+    };
+    if shared.guard.read_only() {
+        identity.scope = identity.scope.min(oc_auth::Scope::Read);
+    }
+    ours.body = match tokio::time::timeout(shared.limits.body_timeout, read(&mut body)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(Unread::TooLarge)) => {
+            drain(body);
+            return to_hyper(too_large());
+        }
+        Ok(Err(Unread::Broken)) => {
+            return to_hyper(refuse(400, "the request body could not be read"));
+        }
+        Err(_) => return to_hyper(refuse(408, "the request body did not arrive in time")),
+    };
+    let Some(permit) = worker(shared).await else {
+        return to_hyper(
+            refuse(503, "the server is busy: try again in a moment")
+                .with("Retry-After", "1".into()),
+        );
+    };
+    let request = oc_mcp::HttpRequest {
+        method,
+        headers: std::mem::take(&mut ours.headers),
+        body: std::mem::take(&mut ours.body),
+        identity,
+    };
+    let sessions = Arc::clone(&endpoint.sessions);
+    let answered = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        sessions.handle(request)
+    })
+    .await;
+    match answered {
+        Ok(oc_mcp::HttpAnswer::Now(r)) => mcp_response(r.status, r.headers, full(r.body)),
+        Ok(oc_mcp::HttpAnswer::Call(call)) => stream(*call, shared, busy),
+        Err(_) => to_hyper(refuse(500, "the request could not be answered")),
+    }
+}
+
+/// Runs a waiting MCP call on a thread of its own and streams what it sends; the call is
+/// cancelled (and takes nothing) when the body is dropped: the client went away.
+fn stream(call: oc_mcp::HttpCall, shared: &Shared, busy: &Arc<AtomicUsize>) -> Out {
+    let Ok(permit) = Arc::clone(&shared.streams).try_acquire_owned() else {
+        let body = serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"too many calls are waiting on this server: try again in a moment"}});
+        return to_hyper(
+            Response::new(503, "application/json", body.to_string())
+                .with("Retry-After", "1".into()),
+        );
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let cancel = call.cancel_flag();
+    let done = Arc::new(tokio::sync::Notify::new());
+    let watch = tx.clone();
+    let finished = Arc::clone(&done);
+    // The connection closed (hyper dropped the body) while the call waits: stop it.
+    tokio::spawn(async move {
+        tokio::select! {
+            () = watch.closed() => cancel.store(true, Ordering::SeqCst),
+            () = finished.notified() => {}
+        }
+    });
+    let (status, headers) = (call.status(), call.headers().to_vec());
+    let spawned = std::thread::Builder::new()
+        .name("oc-mcp-call".into())
+        .spawn(move || {
+            call.run(&mut |bytes| tx.blocking_send(Bytes::from(bytes)).is_ok());
+            done.notify_one();
+        });
+    if spawned.is_err() {
+        let body = serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"no thread for the call: try again in a moment"}});
+        return to_hyper(
+            Response::new(503, "application/json", body.to_string())
+                .with("Retry-After", "1".into()),
+        );
+    }
+    busy.fetch_add(1, Ordering::Relaxed);
+    let body = Streamed {
+        rx,
+        _permit: permit,
+        busy: Arc::clone(busy),
+    };
+    mcp_response(status, headers, BoxBody::new(body))
+}
+
+/// A streamed body: what the call's thread sends, until it ends. While it lives the
+/// connection counts as answering (never evicted as idle) and holds a stream permit.
+struct Streamed {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    _permit: OwnedSemaphorePermit,
+    busy: Arc<AtomicUsize>,
+}
+
+impl Drop for Streamed {
+    fn drop(&mut self) {
+        self.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Body for Streamed {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Infallible>>> {
+        self.rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn full(body: Vec<u8>) -> BoxBody<Bytes, Infallible> {
+    BoxBody::new(Full::new(Bytes::from(body)))
+}
+
+/// An MCP response with the endpoint's headers and the security headers it does not set.
+fn mcp_response(
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: BoxBody<Bytes, Infallible>,
+) -> Out {
+    let mut out = hyper::Response::new(body);
+    *out.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let own = |n: &str| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n));
+    let security: Vec<(String, String)> = SECURITY_HEADERS
+        .iter()
+        .filter(|(n, _)| !own(n))
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
+    for (name, value) in headers.iter().cloned().chain(security) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            out.headers_mut().append(name, value);
+        }
+    }
+    out
 }
 
 fn too_large() -> Response {
@@ -608,8 +841,8 @@ async fn probe_worker(shared: &Shared) -> Option<OwnedSemaphorePermit> {
 
 /// The app's response as hyper's, with the security headers. A HEAD request gets the same
 /// head without the body (hyper leaves it out).
-fn to_hyper(response: Response) -> hyper::Response<Full<Bytes>> {
-    let mut out = hyper::Response::new(Full::new(Bytes::from(response.body)));
+fn to_hyper(response: Response) -> Out {
+    let mut out = hyper::Response::new(full(response.body));
     *out.status_mut() = hyper::StatusCode::from_u16(response.status)
         .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = std::iter::once(("Content-Type", response.content_type.to_owned()))

@@ -37,6 +37,6 @@ fn the_pages_work_in_a_real_browser() {
         "browser tests failed:\n{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(report.contains("# pass 6"), "{report}");
+    assert!(report.contains("# pass 8"), "{report}");
     assert!(shots.join("overview.png").exists() && shots.join("task.png").exists());
 }

@@ -18,4 +18,5 @@ mod postgres;
 mod serve;
 mod serve_hostile;
 mod tasks;
+mod tokens;
 mod util;

@@ -10,7 +10,7 @@ use crate::util::Oc;
 static SERVER: OnceLock<Option<PgServer>> = OnceLock::new();
 
 /// A fresh database on the process's server, and `oc` pointed at it.
-fn oc(name: &str) -> Option<(Oc, String)> {
+pub(crate) fn oc(name: &str) -> Option<(Oc, String)> {
     let pg = SERVER.get_or_init(postgres_for_tests).as_ref()?;
     pg.psql("postgres", &format!("CREATE DATABASE {name}"))
         .unwrap();

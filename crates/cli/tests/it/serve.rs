@@ -58,7 +58,8 @@ pub(crate) fn promtool_check_metrics(text: &str) {
     );
 }
 
-pub(crate) struct Served(Child, pub(crate) String);
+/// A running `oc serve`: the process, the address, and the login URL it printed.
+pub(crate) struct Served(Child, pub(crate) String, pub(crate) Option<String>);
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -85,7 +86,8 @@ fn serve_with(oc: &Oc, args: &[&str]) -> Served {
         .unwrap();
     let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
     let bound = doc["data"]["addr"].as_str().unwrap().to_owned();
-    Served(child, bound)
+    let login = doc["data"]["login_url"].as_str().map(str::to_owned);
+    Served(child, bound, login)
 }
 
 #[test]
@@ -157,7 +159,7 @@ fn a_real_prometheus_scrapes_the_demo() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _prom = Served(prom, String::new());
+    let _prom = Served(prom, String::new(), None);
     let demo = oc.json(&["demo", "--agents", "2", "--tasks", "30", "--seed", "5"]);
     let created = demo["summary"]["hook_events"]["created"].as_f64().unwrap();
     let prom_addr = format!("127.0.0.1:{port}");
@@ -229,11 +231,12 @@ fn serve_evaluates_alerts_and_exports_them() {
     );
 }
 
-/// A POST over a plain TCP connection, as from a page of the server itself.
-fn post(addr: &str, path: &str) -> String {
+/// A POST over a plain TCP connection, as from a page of the server itself, with `headers`
+/// (a cookie); the status line.
+fn post_with(addr: &str, path: &str, headers: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.write_all(
-        format!("POST {path} HTTP/1.0\r\nHost: {addr}\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\n\r\n")
+        format!("POST {path} HTTP/1.0\r\nHost: {addr}\r\nSec-Fetch-Site: same-origin\r\n{headers}Content-Length: 0\r\n\r\n")
             .as_bytes(),
     )
     .unwrap();
@@ -242,8 +245,32 @@ fn post(addr: &str, path: &str) -> String {
     reply.lines().next().unwrap_or_default().to_owned()
 }
 
-/// The pages on the data directory: a failed task retried from its page; `--read-only`
-/// refuses the same action; a token is required beyond loopback, and read from its file.
+fn post(addr: &str, path: &str) -> String {
+    post_with(addr, path, "")
+}
+
+/// Opens the login URL as a browser does: the status line and the `Cookie` header its
+/// session cookie makes (`Cookie: name=value\r\n`).
+fn log_in(addr: &str, url: &str) -> (String, Option<String>) {
+    let path = url.split_once(addr).unwrap().1;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nSec-Fetch-Site: none\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let cookie = reply
+        .lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: "))
+        .map(|c| format!("Cookie: {}\r\n", c.split(';').next().unwrap()));
+    (reply.lines().next().unwrap_or_default().to_owned(), cookie)
+}
+
+/// The pages on the data directory: a failed task retried from its page once logged in
+/// through the printed URL, and never without; `--read-only` refuses the same action;
+/// `--no-auth` acts without a login and warns; a token is required beyond loopback, and read
+/// from its file.
 #[test]
 fn serve_shows_pages_and_acts_unless_read_only() {
     let oc = Oc::new();
@@ -256,11 +283,69 @@ fn serve_shows_pages_and_acts_unless_read_only() {
     assert!(page.contains("&lt;b&gt;flaky&lt;/b&gt; job") && page.contains("disabled"));
     assert!(post(&ro.1, "/ui/tasks/f/retry").contains("403"));
     assert_eq!(oc.json(&["task", "show", "f"])["status"], "failed");
+    assert_eq!(ro.2, None, "nothing to log in for");
     drop(ro);
+
     let rw = serve(&oc, "127.0.0.1:0");
-    assert!(post(&rw.1, "/ui/tasks/f/retry").contains("303"));
+    let url = rw.2.clone().expect("a login URL");
+    assert!(
+        url.starts_with(&format!("http://{}/login?token=", rw.1)),
+        "{url}"
+    );
+    assert!(
+        post(&rw.1, "/ui/tasks/f/retry").contains("401"),
+        "no session"
+    );
+    assert_eq!(oc.json(&["task", "show", "f"])["status"], "failed");
+    let (status, cookie) = log_in(&rw.1, &url);
+    assert!(status.contains("303"), "{status}");
+    let cookie = cookie.expect("a session cookie");
+    assert!(post_with(&rw.1, "/ui/tasks/f/retry", &cookie).contains("303"));
     assert_eq!(oc.json(&["task", "show", "f"])["status"], "pending");
-    assert!(get(&rw.1, "/").1.contains("Overview"));
+    assert!(log_in(&rw.1, &url).0.contains("403"), "the URL works once");
+    assert!(
+        get(&rw.1, "/").1.contains("Overview"),
+        "reads need no login"
+    );
+    drop(rw);
+
+    oc.json(&["task", "cancel", "f"]);
+    let mut child = oc
+        .command()
+        .args(["serve", "--addr", "127.0.0.1:0", "--no-auth"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut warning = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut warning)
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let open = Served(
+        child,
+        line.split("http://")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned(),
+        None,
+    );
+    assert!(
+        warning.contains("--no-auth") && warning.contains("any process"),
+        "{warning}"
+    );
+    assert!(
+        post(&open.1, "/ui/tasks/f/retry").contains("303"),
+        "today's behaviour"
+    );
+    assert_eq!(oc.json(&["task", "show", "f"])["status"], "pending");
+    drop(open);
 
     let open = oc.run(&["serve", "--addr", "0.0.0.0:0"]);
     assert_eq!(open.code, 1, "{open:?}");
@@ -271,6 +356,64 @@ fn serve_shows_pages_and_acts_unless_read_only() {
     let file = oc.dir_file("token2", "s3cret\n");
     let guarded = serve_with(&oc, &["--addr", "127.0.0.1:0", "--token-file", &file]);
     assert!(get(&guarded.1, "/").0.contains("401"));
+    assert!(
+        post_with(
+            &guarded.1,
+            "/ui/tasks/f/cancel",
+            "Authorization: Bearer s3cret\r\n"
+        )
+        .contains("303"),
+        "the server's token acts as an admin token"
+    );
+    assert_eq!(oc.json(&["task", "show", "f"])["status"], "cancelled");
+}
+
+/// Tokens made by `oc token create` act on the pages by their scope: an `admin` token acts,
+/// a `work` token is refused, and a revoked admin token is refused on the next request.
+#[test]
+fn stored_tokens_act_on_the_pages_by_scope() {
+    let oc = Oc::new();
+    oc.json(&["task", "create", "job", "--id", "f"]);
+    oc.json(&["task", "start", "f", "--agent", "a1"]);
+    oc.json(&["task", "fail", "f", "--error", "boom"]);
+    let made = |scope: &str| {
+        let doc = oc.json(&["token", "create", "--agent", "ops", "--scope", scope]);
+        (
+            doc["token"].as_str().unwrap().to_owned(),
+            doc["id"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (admin, admin_id) = made("admin");
+    let (work, _) = made("work");
+    let s = serve(&oc, "127.0.0.1:0");
+    let bearer = |t: &str| format!("Authorization: Bearer {t}\r\n");
+    assert!(post_with(&s.1, "/ui/tasks/f/retry", &bearer(&work)).contains("403"));
+    assert_eq!(oc.json(&["task", "show", "f"])["status"], "failed");
+    assert!(post_with(&s.1, "/ui/tasks/f/retry", &bearer(&admin)).contains("303"));
+    assert_eq!(oc.json(&["task", "show", "f"])["status"], "pending");
+    oc.json(&["token", "revoke", &admin_id]);
+    assert!(post_with(&s.1, "/ui/tasks/f/cancel", &bearer(&admin)).contains("401"));
+    assert_eq!(oc.json(&["task", "show", "f"])["status"], "pending");
+}
+
+/// Without `--json`, the login URL is printed with what it is for and how long it works.
+#[test]
+fn serve_prints_the_login_url() {
+    let oc = Oc::new();
+    let mut child = oc
+        .command()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    for _ in 0..3 {
+        out.read_line(&mut text).unwrap();
+    }
+    let _served = Served(child, String::new(), None);
+    assert!(text.contains("/login?token="), "{text}");
+    assert!(text.contains("once") && text.contains("memory"), "{text}");
 }
 
 /// A task's page reads its log, decisions and checkpoints in one `overview` call: the data

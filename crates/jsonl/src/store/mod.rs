@@ -508,14 +508,7 @@ pub trait TaskFileStore: Send + Sync + fmt::Debug {
     /// Keeps the newest checkpoints whose files together fit in `max_bytes`, and always the
     /// newest one; returns the ids deleted.
     fn prune_checkpoints_to_bytes(&self, task: &str, max_bytes: u64) -> Result<Vec<String>> {
-        let mut total = 0u64;
-        let mut doomed = Vec::new();
-        for (i, c) in self.checkpoints(task)?.into_iter().enumerate() {
-            total = total.saturating_add(c.bytes());
-            if i > 0 && total > max_bytes {
-                doomed.push(c.id);
-            }
-        }
+        let doomed = crate::task::over_bytes(&self.checkpoints(task)?, max_bytes);
         self.delete_checkpoints(task, &doomed)
     }
 

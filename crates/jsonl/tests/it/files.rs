@@ -127,7 +127,16 @@ fn checkpoints_restore_exactly_and_refuse_tampering() {
         [cp2.id.clone(), cp1.id.clone()]
     );
     assert_eq!(t.checkpoints().unwrap()[0].id, third.id);
+    // To bytes: the newest always stays, as the store's prune keeps it.
+    let fourth = t
+        .create_checkpoint("fourth", Timestamp::from_millis(3000))
+        .unwrap();
     assert_eq!(t.prune_checkpoints_to_bytes(0).unwrap(), [third.id]);
+    assert_eq!(t.checkpoints().unwrap()[0].id, fourth.id);
+    assert_eq!(
+        t.prune_checkpoints_to_bytes(0).unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

@@ -17,6 +17,8 @@ pub struct PendingCall {
     pub(super) structured: bool,
     pub(super) modern: bool,
     pub(super) progress_token: Option<Value>,
+    /// Who the call runs as: the identity of the session that accepted it.
+    pub(super) identity: oc_auth::Identity,
 }
 
 impl PendingCall {
@@ -102,7 +104,7 @@ impl PendingCall {
                 );
             }
         };
-        let ctx = CallContext::new(&progress, cancelled);
+        let ctx = CallContext::new(&progress, cancelled).as_identity(&self.identity);
         let tb = &server.toolbox;
         let outcome = server.tools[self.tool].call(tb, &self.arguments, &ctx);
         (self.answer(tb, outcome), ctx.into_took())

@@ -6,17 +6,23 @@
 
 mod batch;
 mod call;
+mod http;
 mod stdio;
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use oc_auth::Identity;
 use serde_json::{Map, Value, json};
 
 use crate::tools::{Tool, Toolbox, all};
 
 pub use batch::Batch;
 pub use call::PendingCall;
+pub use http::{
+    HttpAnswer, HttpCall, HttpOptions, HttpRequest, HttpResponse, HttpSessions, MAX_SESSIONS,
+    SESSION_IDLE,
+};
 pub use stdio::serve;
 
 /// The server's name, in `serverInfo`.
@@ -69,12 +75,18 @@ impl RpcError {
 
 /// The protocol core: one message in, the messages to write out. It does no I/O; [`serve`]
 /// drives it over stdin and stdout. Shared between threads, it serves calls concurrently.
+///
+/// A server is one session (one stdio process, one HTTP session) over a toolbox that many
+/// sessions may share ([`Server::session`]): what a handshake settled is the session's own, and
+/// so is the [`Identity`] its calls run as (the local process's unless
+/// [`Server::as_identity`] says otherwise).
 #[derive(Debug)]
 pub struct Server {
-    toolbox: Toolbox,
-    tools: Vec<Tool>,
+    toolbox: Arc<Toolbox>,
+    tools: Arc<[Tool]>,
     /// The version a handshake (`initialize`) settled on, if one happened.
     legacy: Mutex<Option<String>>,
+    identity: Identity,
 }
 
 /// What a message asks of the server ([`Server::accept`]).
@@ -100,18 +112,49 @@ enum Era {
 impl Server {
     /// A server with the compact default set of tools over `toolbox`.
     pub fn new(toolbox: Toolbox) -> Server {
-        let tools = offered(&toolbox, true);
+        let tools = offered(&toolbox, true).into();
         Server {
-            toolbox,
+            toolbox: Arc::new(toolbox),
             tools,
             legacy: Mutex::new(None),
+            identity: Identity::local(),
         }
     }
 
     /// Serves every tool, not only the default set (`oc mcp --tools all`).
     pub fn all_tools(mut self) -> Server {
-        self.tools = offered(&self.toolbox, false);
+        self.tools = offered(&self.toolbox, false).into();
         self
+    }
+
+    /// Runs this session's calls as `identity` (a verified bearer token's, on HTTP).
+    pub fn as_identity(mut self, identity: Identity) -> Server {
+        self.identity = identity;
+        self
+    }
+
+    /// Who this session's calls run as.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// A new session over the same toolbox and tools: no handshake yet, its calls run as
+    /// `identity`.
+    pub fn session(&self, identity: Identity) -> Server {
+        Server {
+            toolbox: Arc::clone(&self.toolbox),
+            tools: Arc::clone(&self.tools),
+            legacy: Mutex::new(None),
+            identity,
+        }
+    }
+
+    /// The version this session's handshake settled on, if one happened.
+    pub fn negotiated(&self) -> Option<String> {
+        self.legacy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The tools served, in `tools/list` order.
@@ -379,6 +422,7 @@ impl Server {
             structured: structured(&era),
             modern: matches!(era, Some(Era::Modern)),
             progress_token,
+            identity: self.identity.clone(),
         })
     }
 }

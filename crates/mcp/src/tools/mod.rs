@@ -3,9 +3,10 @@
 //! decisions and checkpoints in `files`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
+use oc_auth::{AuthError, Identity, Scope};
 use oc_hooks::TaskLifecycle;
 use oc_jsonl::TaskFileStore;
 use oc_locks::{Error as LockError, Lock, LockManager, Owner, Resource};
@@ -181,20 +182,43 @@ impl From<LockError> for ToolError {
     }
 }
 
-/// A tool call's arguments, checked against the tool's declared properties.
+impl From<AuthError> for ToolError {
+    fn from(e: AuthError) -> ToolError {
+        let code = match &e {
+            AuthError::Forbidden { .. } => "FORBIDDEN",
+            AuthError::NotYourAgent { .. } => "NOT_YOUR_AGENT",
+            AuthError::Invalid { what: "agent", .. } => {
+                return ToolError::invalid(
+                    "agent",
+                    "is required (or start the server with OC_AGENT set)",
+                );
+            }
+            AuthError::Invalid { .. } => "INVALID_ARGUMENT",
+            _ => "UNAUTHORIZED",
+        };
+        ToolError::refused(code, e.to_string())
+    }
+}
+
+/// A tool call's arguments, checked against the tool's declared properties, and who calls.
 struct Args<'a> {
     map: &'a Map<String, Value>,
+    identity: &'a Identity,
 }
 
 impl<'a> Args<'a> {
-    fn new(map: &'a Map<String, Value>, tool: &Tool) -> Result<Args<'a>, ToolError> {
+    fn new(
+        map: &'a Map<String, Value>,
+        tool: &Tool,
+        identity: &'a Identity,
+    ) -> Result<Args<'a>, ToolError> {
         let known = tool.input_schema["properties"].as_object();
         for key in map.keys() {
             if !known.is_some_and(|k| k.contains_key(key)) {
                 return Err(ToolError::invalid(key, "is not an argument of this tool"));
             }
         }
-        Ok(Args { map })
+        Ok(Args { map, identity })
     }
 
     fn opt_str(&self, name: &str) -> Result<Option<&'a str>, ToolError> {
@@ -259,17 +283,16 @@ impl<'a> Args<'a> {
         TaskId::new(self.str(name)?).map_err(|e| ToolError::invalid(name, e))
     }
 
-    /// The calling agent: the argument, or the server's default (`OC_AGENT`).
+    /// The agent a write acts as, as the caller's identity allows
+    /// ([`Identity::acting_as`]): a `work` identity is its own agent whatever the argument
+    /// asks (a name not its own is refused, `NOT_YOUR_AGENT`); an `admin` one (the local
+    /// process's) is the argument, or the server's default (`OC_AGENT`).
     fn agent(&self, tb: &Toolbox) -> Result<String, ToolError> {
-        match self.opt_str("agent")? {
-            Some(a) => Ok(a.to_owned()),
-            None => tb.default_agent.clone().ok_or_else(|| {
-                ToolError::invalid(
-                    "agent",
-                    "is required (or start the server with OC_AGENT set)",
-                )
-            }),
-        }
+        let requested = self.opt_str("agent")?;
+        Ok(self
+            .identity
+            .acting_as(requested, tb.default_agent.as_deref())?
+            .to_owned())
     }
 
     fn secs(&self, name: &str, default: u64) -> Result<Duration, ToolError> {
@@ -311,20 +334,26 @@ pub(crate) struct Took {
 pub struct CallContext<'a> {
     progress: &'a (dyn Fn(f64, Option<f64>, &str) + Sync),
     cancelled: &'a AtomicBool,
+    identity: &'a Identity,
     took: Mutex<Took>,
 }
+
+/// The identity of a call that names none: the local process ([`Identity::local`]).
+static LOCAL: LazyLock<Identity> = LazyLock::new(Identity::local);
 
 impl std::fmt::Debug for CallContext<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallContext")
             .field("cancelled", &self.is_cancelled())
+            .field("identity", &self.identity)
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> CallContext<'a> {
     /// A context reporting progress to `progress` (done so far, the total if known, a message;
-    /// done strictly increases) and cancelled once `cancelled` is set.
+    /// done strictly increases) and cancelled once `cancelled` is set. The call runs as the
+    /// local process ([`Identity::local`]) unless [`CallContext::as_identity`] says otherwise.
     pub fn new(
         progress: &'a (dyn Fn(f64, Option<f64>, &str) + Sync),
         cancelled: &'a AtomicBool,
@@ -332,8 +361,20 @@ impl<'a> CallContext<'a> {
         CallContext {
             progress,
             cancelled,
+            identity: &LOCAL,
             took: Mutex::new(Took::default()),
         }
+    }
+
+    /// Runs the call as `identity`: what it may do and which agent it acts as.
+    pub fn as_identity(mut self, identity: &'a Identity) -> CallContext<'a> {
+        self.identity = identity;
+        self
+    }
+
+    /// Who the call runs as.
+    pub fn identity(&self) -> &Identity {
+        self.identity
     }
 
     /// Records locks the call was granted, to release should its answer not be delivered.
@@ -401,6 +442,9 @@ pub struct Tool {
     /// The argument (milliseconds) for which a call may wait, if any: such calls run beside
     /// the others, report progress and can be cancelled.
     pub waits_on: Option<&'static str>,
+    /// Acts on the lease of the task this argument names (with its `fencing_token`): a `work`
+    /// identity may call it only on a task its own agent holds.
+    pub on_held_task: Option<&'static str>,
     handler: Handler,
 }
 
@@ -433,6 +477,7 @@ impl Tool {
             default_set: true,
             needs_files: false,
             waits_on: None,
+            on_held_task: None,
             handler,
         }
     }
@@ -480,6 +525,12 @@ impl Tool {
         self
     }
 
+    /// Acts on the lease of the task `arg` names ([`Tool::on_held_task`]).
+    fn on_held_task(mut self, arg: &'static str) -> Tool {
+        self.on_held_task = Some(arg);
+        self
+    }
+
     /// Whether a call with `arguments` may wait (and so should run beside other calls).
     pub fn may_wait(&self, arguments: &Map<String, Value>) -> bool {
         self.waits_on
@@ -488,14 +539,25 @@ impl Tool {
             .is_some_and(|ms| ms > 0)
     }
 
-    /// Runs the tool on `arguments`.
+    /// Runs the tool on `arguments`, as the context's identity ([`CallContext::identity`])
+    /// allows: a tool that changes something needs the `work` scope (`FORBIDDEN` otherwise),
+    /// the agent it acts as is checked ([`Identity::acting_as`], `NOT_YOUR_AGENT`), and a
+    /// `work` identity acts on a task's lease only while its agent holds that lease.
     pub fn call(
         &self,
         tb: &Toolbox,
         arguments: &Map<String, Value>,
         ctx: &CallContext<'_>,
     ) -> Result<Value, ToolError> {
-        let args = Args::new(arguments, self)?;
+        let args = Args::new(arguments, self, ctx.identity)?;
+        if !self.read_only {
+            ctx.identity.require(Scope::Work)?;
+        }
+        if let Some(arg) = self.on_held_task
+            && ctx.identity.scope == Scope::Work
+        {
+            holds_lease(tb, &args, arg)?;
+        }
         let mut out = (self.handler)(tb, &args, ctx)?;
         if let Value::Object(m) = &mut out {
             m.entry("now").or_insert_with(|| Value::String(tb.now()));
@@ -520,6 +582,39 @@ impl Tool {
             m.insert("outputSchema".into(), self.output_schema.clone());
         }
         d
+    }
+}
+
+/// Refuses unless the task `arg` names is held by the caller's own agent under the lease whose
+/// fencing token the call passes. Tokens are unique across the store, so a lease seen with the
+/// caller's agent and that token stays the caller's: the write that follows, checked against
+/// the token, cannot reach another agent's lease. A task that is not running (or a token that
+/// is not the lease's) is left to the tool, whose store refuses it with its own explanation.
+fn holds_lease(tb: &Toolbox, a: &Args<'_>, arg: &str) -> Result<(), ToolError> {
+    let me = a.agent(tb)?;
+    let id = a.task_id(arg)?;
+    let Some(task) = tb.life.store().get(&id)? else {
+        return Ok(());
+    };
+    let token = a.opt_u64("fencing_token", u64::MAX)?;
+    match (&task.owner, &task.lease) {
+        (Some(owner), Some(lease)) if *owner != me => Err(ToolError::Refused {
+            code: "NOT_YOUR_AGENT",
+            message: format!(
+                "task {id} is held by agent {owner:?}, not by {me:?}: this token acts as {me:?} only"
+            ),
+            details: json!({ "owner": owner, "lease_expires_at": lease.expires_at.to_string() }),
+        }),
+        (Some(_), Some(lease)) if token.is_some_and(|t| t != lease.token) => {
+            Err(ToolError::refused(
+                "LEASE_LOST",
+                format!(
+                    "fencing token {} is not the current lease of task {id}: use the token task_claim returned",
+                    token.unwrap_or_default()
+                ),
+            ))
+        }
+        _ => Ok(()),
     }
 }
 

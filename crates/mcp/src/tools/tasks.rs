@@ -338,7 +338,8 @@ pub(super) fn tools() -> Vec<Tool> {
             ],
             &["task_id"],
         )
-        .idempotent(),
+        .idempotent()
+        .on_held_task("task_id"),
         Tool::new(
             "task_finish",
             "Finish a task",
@@ -359,7 +360,8 @@ pub(super) fn tools() -> Vec<Tool> {
             ],
             &["task_id", "fencing_token", "outcome"],
         )
-        .answers(&one_task, &["task"]),
+        .answers(&one_task, &["task"])
+        .on_held_task("task_id"),
         Tool::new(
             "task_release",
             "Give a task back",
@@ -370,7 +372,8 @@ pub(super) fn tools() -> Vec<Tool> {
             &[agent(), task_id(), token()],
             &["task_id", "fencing_token"],
         )
-        .answers(&one_task, &["task"]),
+        .answers(&one_task, &["task"])
+        .on_held_task("task_id"),
         Tool::new(
             "task_stats",
             "Task statistics",

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 mod bad_input;
 mod deep;
+mod http;
+mod identity;
 mod protocol;
 mod tools;
 mod waits;

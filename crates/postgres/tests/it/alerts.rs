@@ -177,6 +177,37 @@ fn alert_engines_on_one_database_evaluate_one_at_a_time() {
 }
 
 #[test]
+fn a_stopped_evaluator_gives_its_lease_back_at_once() {
+    let Some(pg) = server() else {
+        return;
+    };
+    let (sa, sb) = pair(&fresh_options(pg));
+    let engine = Engine::with_store(vec![], sa, "replica-a")
+        .unwrap()
+        .lease_ttl(Duration::from_secs(3600));
+    let dispatcher =
+        Arc::new(oc_alerts::Dispatcher::new(vec![], oc_alerts::RetryPolicy::default()).unwrap());
+    let tasks = oc_tasks::MemoryTaskStore::new();
+    let ev = oc_alerts::Evaluator::spawn(
+        Arc::new(parking_lot::Mutex::new(engine)),
+        dispatcher,
+        Duration::from_millis(5),
+        move || oc_metrics::collect(&oc_metrics::Sources::new(&tasks)).map_err(|e| e.to_string()),
+    )
+    .unwrap();
+    while ev.stats().runs.load(Ordering::Relaxed) < 2 {
+        std::thread::yield_now();
+    }
+    let ttl = Duration::from_secs(60);
+    assert!(sb.lease("replica-b", ttl).unwrap().is_none(), "held by a");
+    ev.stop();
+    assert!(
+        sb.lease("replica-b", ttl).unwrap().is_some(),
+        "stopping gave the lease back: b evaluates without waiting out a's hour"
+    );
+}
+
+#[test]
 fn alert_store_failures_are_backend_errors_without_the_password() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -161,3 +161,56 @@ mod files {
         }
     }
 }
+
+/// `PgTokenStore`: two stores connected to one fresh schema, as two hosts would be.
+mod tokens {
+    use std::sync::Arc;
+
+    use oc_auth::testkit::ManualClock;
+    use oc_auth::{MemoryTokenStore, TokenStore};
+    use oc_postgres::PgTokenStore;
+    use oc_tasks::Clock;
+
+    use crate::server::{fresh_options, server};
+
+    fn make(clock: ManualClock) -> (Arc<dyn TokenStore>, Arc<dyn TokenStore>) {
+        let Some(pg) = server() else {
+            eprintln!("skipped: no PostgreSQL (the memory store stands in)");
+            let a = MemoryTokenStore::with_clock(Arc::new(clock));
+            return (Arc::new(a.clone()), Arc::new(a));
+        };
+        let opts = fresh_options(pg).clock(Arc::new(clock) as Arc<dyn Clock>);
+        let a = PgTokenStore::connect(opts.clone()).unwrap();
+        let b = PgTokenStore::connect(opts).unwrap();
+        (Arc::new(a), Arc::new(b))
+    }
+
+    oc_auth::token_store_conformance_tests!(make);
+
+    /// Without a test clock, times are the database's.
+    #[test]
+    fn times_come_from_the_database() {
+        let Some(pg) = server() else {
+            eprintln!("skipped: no PostgreSQL");
+            return;
+        };
+        let store = PgTokenStore::connect(fresh_options(pg)).unwrap();
+        let db_now: i64 = pg
+            .psql(
+                "postgres",
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            )
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let (_, info) = store
+            .create("alice", oc_auth::Scope::Work, None, None)
+            .unwrap();
+        let created = info.created_at.as_millis();
+        assert!(
+            created >= db_now && created - db_now < 60_000,
+            "{created} vs {db_now}"
+        );
+    }
+}

@@ -13,6 +13,7 @@ pub(crate) mod alerts;
 pub(crate) mod bulk;
 pub(crate) mod chart;
 pub(crate) mod locks;
+pub(crate) mod login;
 pub(crate) mod overview;
 pub(crate) mod tasks;
 
@@ -77,6 +78,14 @@ pub(crate) fn layout(
                         }
                         @if web.read_only {
                             span class="badge" title="Actions are refused by the server" { "read-only" }
+                        }
+                        @if web.login {
+                            form class="session" method="post" action="/login/new" {
+                                button type="submit" { "Log in another browser" }
+                            }
+                            form class="session" method="post" action="/logout" {
+                                button type="submit" { "Log out" }
+                            }
                         }
                     }
                 }

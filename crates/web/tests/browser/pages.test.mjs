@@ -24,7 +24,8 @@ const servers = [];
 const oc = (...args) => execFileSync(OC, ["--data-dir", dataDir, ...args], { encoding: "utf8" });
 const statusOf = (id) => JSON.parse(oc("--json", "task", "show", id)).data.status;
 
-// Starts `oc serve` with `args` on a free port; resolves to its base URL.
+// Starts `oc serve` with `args` on a free port; resolves to its base URL and the login URL it
+// printed.
 async function serve(...args) {
   const child = spawn(OC, ["--data-dir", dataDir, "--json", "serve", "--addr", "127.0.0.1:0", ...args], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -34,10 +35,13 @@ async function serve(...args) {
     createInterface({ input: child.stdout }).once("line", ok);
     child.once("exit", (code) => fail(new Error(`oc serve exited with ${code}`)));
   });
-  return `http://${JSON.parse(line).data.addr}`;
+  const { addr, login_url } = JSON.parse(line).data;
+  return { base: `http://${addr}`, login: login_url };
 }
 
-let base, readOnly;
+// `base` is the server the tests act on; `context` is a browser logged in to it through the
+// URL it printed, as a person opening that URL is.
+let base, login, readOnly, context;
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "oc-web-"));
@@ -51,8 +55,8 @@ before(async () => {
   oc("lock", "acquire", "repo/src/lib.rs", "--owner", "agent-2", "--ttl", "10m");
   oc("logs", "append", "t-run", "--level", "warn", "--message", "<i>flaky</i> test, retrying");
   oc("decisions", "add", "t-run", "--agent", "agent-2", "--decision", "use a B-tree", "--reasoning", "range scans");
-  base = await serve();
-  readOnly = await serve("--read-only");
+  ({ base, login } = await serve());
+  readOnly = (await serve("--read-only")).base;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -67,6 +71,12 @@ before(async () => {
     ],
   });
   mkdirSync(SHOTS, { recursive: true });
+  context = await browser.newContext();
+  const page = await context.newPage();
+  const response = await page.goto(login);
+  assert.equal(response.status(), 200);
+  assert.equal(page.url(), `${base}/`, "the login token is no longer in the address bar");
+  await page.close();
 });
 
 after(async () => {
@@ -85,7 +95,7 @@ const PAGES = [
 ];
 
 test("every page loads, passes axe-core, and is saved as a screenshot", async () => {
-  const page = await browser.newPage();
+  const page = await context.newPage();
   for (const [name, path, heading] of PAGES) {
     const response = await page.goto(`${base}${path}`);
     assert.equal(response.status(), 200, path);
@@ -107,7 +117,7 @@ test("every page loads, passes axe-core, and is saved as a screenshot", async ()
 });
 
 test("what agents wrote shows as text, never as markup", async () => {
-  const page = await browser.newPage();
+  const page = await context.newPage();
   let alerted = false;
   page.on("dialog", (d) => {
     alerted = true;
@@ -128,7 +138,7 @@ test("what agents wrote shows as text, never as markup", async () => {
 });
 
 test("Retry moves a failed task back to pending without a reload", async () => {
-  const page = await browser.newPage();
+  const page = await context.newPage();
   await page.goto(`${base}/ui/tasks/t-fail`);
   await page.evaluate(() => {
     window.notReloaded = true;
@@ -146,7 +156,7 @@ test("Retry moves a failed task back to pending without a reload", async () => {
 });
 
 test("a live page shows changes made elsewhere, without a reload", async () => {
-  const page = await browser.newPage();
+  const page = await context.newPage();
   await page.goto(`${base}/ui/tasks/t-live`);
   await page.evaluate(() => {
     window.notReloaded = true;
@@ -167,7 +177,7 @@ test("a form posted from another origin is refused", async () => {
     res.end(`<form id=f method=post action="${base}/ui/tasks/t-csrf/retry"></form><script>f.submit()</script>`);
   });
   await new Promise((ok) => evil.listen(0, "127.0.0.1", ok));
-  const page = await browser.newPage();
+  const page = await context.newPage();
   const answer = page.waitForResponse((r) => r.url().endsWith("/ui/tasks/t-csrf/retry"));
   await page.goto(`http://127.0.0.1:${evil.address().port}/`);
   assert.equal((await answer).status(), 403);
@@ -180,11 +190,67 @@ test("--read-only shows actions disabled and the server refuses them", async () 
   oc("task", "create", "kept", "--id", "t-ro");
   oc("task", "start", "t-ro", "--agent", "a");
   oc("task", "fail", "t-ro", "--error", "x");
-  const page = await browser.newPage();
+  const page = await context.newPage();
   await page.goto(`${readOnly}/ui/tasks/t-ro`);
   assert.equal(await page.getByRole("button", { name: "Retry" }).isDisabled(), true);
   const status = await page.evaluate(async () => (await fetch("/ui/tasks/t-ro/retry", { method: "POST" })).status);
   assert.equal(status, 403);
   assert.equal(statusOf("t-ro"), "failed");
+  await page.close();
+});
+
+// axe-core's serious or critical WCAG 2 A/AA violations on `page`, by rule.
+async function seriousViolations(page) {
+  await page.evaluate(axe.source);
+  const { violations } = await page.evaluate(() =>
+    window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } }),
+  );
+  return violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id);
+}
+
+test("without a session, an action shows how to log in, with scripts off, and changes nothing", async () => {
+  oc("task", "create", "guarded", "--id", "t-guard");
+  oc("task", "start", "t-guard", "--agent", "a");
+  oc("task", "fail", "t-guard", "--error", "x");
+  const stranger = await browser.newContext({ javaScriptEnabled: false });
+  const page = await stranger.newPage();
+  await page.goto(`${base}/ui/tasks/t-guard`);
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/ui/tasks/t-guard/retry")),
+    page.getByRole("button", { name: "Retry" }).click(),
+  ]);
+  assert.equal(response.status(), 401);
+  await page.getByRole("heading", { name: "Log in to act" }).waitFor();
+  const text = await page.locator("main").textContent();
+  assert.ok(text.includes("Open the URL oc serve printed") && text.includes("--no-auth"), text);
+  assert.equal(statusOf("t-guard"), "failed");
+  // The printed URL works once: a second browser opening it gets no session.
+  const replay = await page.goto(login);
+  assert.equal(replay.status(), 403);
+  assert.ok((await page.locator("main").textContent()).includes("used already"));
+  await page.screenshot({ path: join(SHOTS, "login-needed.png"), fullPage: true });
+  await stranger.close();
+});
+
+test("the login pages pass axe-core; another browser logs in with a new URL, then out", async () => {
+  const page = await context.newPage();
+  await page.goto(`${base}/`);
+  await page.getByRole("button", { name: "Log in another browser" }).click();
+  const url = (await page.locator(".login-url").textContent()).trim();
+  assert.ok(url.startsWith(`${base}/login?token=`), url);
+  assert.deepEqual(await seriousViolations(page), []);
+  const other = await browser.newContext();
+  const second = await other.newPage();
+  await second.goto(url);
+  assert.equal(second.url(), `${base}/`);
+  await second.getByRole("button", { name: "Log out" }).click();
+  await second.getByRole("heading", { name: "Logged out" }).waitFor();
+  assert.deepEqual(await seriousViolations(second), []);
+  const status = await second.evaluate(async () => (await fetch("/ui/tasks/t-live/retry", { method: "POST" })).status);
+  assert.equal(status, 401, "logged out");
+  // The first browser is still logged in: its action passes the guard (and finds no task).
+  const first = await page.evaluate(async () => (await fetch("/ui/tasks/t-none/retry", { method: "POST" })).status);
+  assert.equal(first, 404);
+  await other.close();
   await page.close();
 });

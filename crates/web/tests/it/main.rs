@@ -10,6 +10,7 @@ use oc_locks::{LockManager, LockRequest, MemoryLockManager};
 use oc_tasks::{MemoryTaskStore, NewTask, TaskId, TaskStore};
 use oc_web::Web;
 
+mod mcp;
 mod pages;
 #[cfg(feature = "server")]
 mod server;

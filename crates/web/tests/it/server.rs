@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use oc_auth::{AuthError, Identity, Scope, Verifier};
+use oc_locks::LockManager;
 use oc_tasks::{TaskId, TaskStatus, TaskStore};
-use oc_web::{Limits, ServeOptions, ServerHandle, Web, serve};
+use oc_web::{Actions, Limits, ServeOptions, ServerHandle, Sessions, Web, serve};
 
 use crate::filled;
 
@@ -73,11 +75,182 @@ fn pages_carry_the_security_headers_and_foreign_hosts_are_refused() {
     assert_eq!(status, 405);
 }
 
+/// Bearer tokens over a fixed map, as the token store answers.
+#[derive(Debug)]
+struct Fixed;
+
+impl Verifier for Fixed {
+    fn verify(&self, bearer: &str) -> Result<Identity, AuthError> {
+        let scope = match bearer {
+            "admin-token" => Scope::Admin,
+            "work-token" => Scope::Work,
+            _ => return Err(AuthError::BadToken("unknown".into())),
+        };
+        Ok(Identity {
+            agent: "agent-2".into(),
+            scope,
+            tenant: None,
+        })
+    }
+}
+
+/// A server as `oc serve` starts it by default: the login, and bearers through the verifier.
+/// Its sessions and the printed login URL's path (`/login?token=…`).
+fn logged(web: Web) -> (ServerHandle, Arc<Sessions>, String) {
+    let sessions = Arc::new(Sessions::new().unwrap());
+    let opts = ServeOptions {
+        sessions: Some(Arc::clone(&sessions)),
+        verifier: Some(Arc::new(Fixed)),
+        ..ServeOptions::default()
+    };
+    let server = started(web, opts);
+    let url = sessions.login_url(server.addr()).unwrap();
+    let path = url
+        .split_once(&server.addr().to_string())
+        .unwrap()
+        .1
+        .to_owned();
+    (server, sessions, path)
+}
+
+fn lock_held(locks: &Arc<dyn LockManager>) -> bool {
+    locks
+        .list()
+        .unwrap()
+        .iter()
+        .any(|l| l.resource.as_str() == "repo/src/lib.rs")
+}
+
+/// What an agent with `curl` on this machine could do before: retry, cancel, release locks,
+/// bulk actions, all without a word. Every one is refused and changes nothing.
+#[test]
+fn a_local_process_without_a_session_or_token_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, store, locks) = filled(dir.path());
+    let (server, _, _) = logged(web);
+    let a = server.addr();
+    let form = |body: &str| body.as_bytes().to_vec();
+    for (path, body) in [
+        ("/ui/tasks/f1/retry", form("")),
+        ("/ui/tasks/r1/cancel", form("")),
+        ("/ui/locks/release", form("owner=agent-2")),
+        ("/ui/bulk", form("action=retry&status=failed&confirm=1")),
+    ] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {a}\r\nContent-Type: application/x-www-form-urlencoded"
+        );
+        for credential in [
+            "",
+            "\r\nCookie: oc_session=forged",
+            &format!("\r\nCookie: oc_session_{}={}", a.port(), "0".repeat(64)),
+            "\r\nAuthorization: Bearer guessed",
+        ] {
+            let (status, reply) = send(a, &format!("{head}{credential}"), &body);
+            assert_eq!(status, 401, "{path} {credential:?}: {reply}");
+            assert!(reply.contains("oc serve"), "says how to log in: {reply}");
+        }
+        let (status, reply) = send(
+            a,
+            &format!("{head}\r\nAuthorization: Bearer work-token"),
+            &body,
+        );
+        assert_eq!(
+            status, 403,
+            "a work token may not act on the pages: {reply}"
+        );
+    }
+    assert_eq!(status_of(&store, "f1"), TaskStatus::Failed, "still failed");
+    assert_eq!(
+        status_of(&store, "r1"),
+        TaskStatus::Running,
+        "still running"
+    );
+    assert!(lock_held(&locks), "the lock is still held");
+}
+
+/// The printed URL, opened once, sets a session cookie and goes to the overview; the session
+/// acts; the URL opens nothing a second time; logout ends the session.
+#[test]
+fn the_printed_url_logs_in_once_and_the_session_acts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, store, locks) = filled(dir.path());
+    let (server, _, login) = logged(web);
+    let a = server.addr();
+    let (status, reply) = send(
+        a,
+        &format!("GET {login} HTTP/1.1\r\nHost: {a}\r\nSec-Fetch-Site: none"),
+        b"",
+    );
+    assert_eq!(status, 303, "{reply}");
+    assert!(reply.contains("\r\nLocation: /\r\n"), "{reply}");
+    let set = reply
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"));
+    let cookie = set
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let (status, reply) = send(
+        a,
+        &format!("GET {login} HTTP/1.1\r\nHost: {a}\r\nSec-Fetch-Site: none"),
+        b"",
+    );
+    assert_eq!(status, 403, "replayed: {reply}");
+    assert!(
+        !reply
+            .to_ascii_lowercase()
+            .contains("set-cookie: oc_session_"),
+        "{reply}"
+    );
+
+    let post = |path: &str, body: &str, extra: &str| {
+        send(
+            a,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: {a}\r\nSec-Fetch-Site: same-origin\r\nCookie: {cookie}{extra}"
+            ),
+            body.as_bytes(),
+        )
+    };
+    let (status, reply) = post("/ui/tasks/f1/retry", "", "");
+    assert_eq!(status, 303, "{reply}");
+    assert_eq!(status_of(&store, "f1"), TaskStatus::Pending);
+    // An admin bearer acts too, with no session.
+    let (status, reply) = send(
+        a,
+        &format!(
+            "POST /ui/locks/release HTTP/1.1\r\nHost: {a}\r\nAuthorization: Bearer admin-token"
+        ),
+        b"owner=agent-2",
+    );
+    assert_eq!(status, 303, "{reply}");
+    assert!(!lock_held(&locks));
+
+    let (status, _) = post("/logout", "", "");
+    assert_eq!(status, 200);
+    let (status, _) = post("/ui/tasks/r1/cancel", "", "");
+    assert_eq!(status, 401, "logged out");
+    assert_eq!(status_of(&store, "r1"), TaskStatus::Running);
+}
+
+/// `--no-auth`: today's behaviour, every same-origin POST acts.
 #[test]
 fn only_same_origin_posts_change_anything() {
     let dir = tempfile::tempdir().unwrap();
     let (web, store, _) = filled(dir.path());
-    let server = started(web, ServeOptions::default());
+    let opts = ServeOptions {
+        actions: Actions::Open,
+        ..ServeOptions::default()
+    };
+    let server = started(web, opts);
     let a = server.addr();
     let retry = format!("POST /ui/tasks/f1/retry HTTP/1.1\r\nHost: {a}");
     for foreign in [
@@ -187,9 +360,11 @@ fn a_token_is_asked_for_and_required_beyond_loopback() {
 fn limited(web: Web, workers: usize, limits: Limits) -> ServerHandle {
     started(
         web,
+        // Actions open, so that a POST's body is read (the limits on it are what is tested).
         ServeOptions {
             workers,
             limits,
+            actions: Actions::Open,
             ..ServeOptions::default()
         },
     )
@@ -235,7 +410,12 @@ fn head_is_answered_as_get_without_a_body() {
 fn a_chunked_body_over_the_limit_gets_413() {
     let dir = tempfile::tempdir().unwrap();
     let (web, _, _) = filled(dir.path());
-    let server = started(web, ServeOptions::default());
+    // Actions open: the guard lets the POST through, so its body is read.
+    let opts = ServeOptions {
+        actions: Actions::Open,
+        ..ServeOptions::default()
+    };
+    let server = started(web, opts);
     let a = server.addr();
     let mut s = std::net::TcpStream::connect(a).unwrap();
     s.write_all(

@@ -1,0 +1,883 @@
+//! MCP over Streamable HTTP without an HTTP library: [`HttpSessions`] takes a request as plain
+//! data ([`HttpRequest`]) and says what to answer ([`HttpAnswer`]): a response at once, or a
+//! tool call that may wait ([`HttpCall`]), whose body (JSON, or an SSE stream of progress then
+//! the result) the transport writes as it comes. Both eras of the transport are served:
+//!
+//! - 2026-07-28: every request is a stateless POST whose `MCP-Protocol-Version`, `Mcp-Method`
+//!   and `Mcp-Name` headers must match its body (`400`, `-32020` otherwise); no session,
+//!   `Mcp-Session-Id` and `Last-Event-ID` ignored, GET and DELETE `405`.
+//! - 2025-03-26 to 2025-11-25: `initialize` opens a session (`Mcp-Session-Id`, 128 random
+//!   bits), which every later request names (`400` without one, `404` once it is unknown,
+//!   expired or another identity's); a `MCP-Protocol-Version` header, when sent, must be the
+//!   one negotiated; `DELETE` ends the session and stops its waiting calls; GET has no
+//!   standalone stream (`405`) but resumes a call's stream after `Last-Event-ID` from a
+//!   bounded replay buffer.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use oc_auth::Identity;
+use serde_json::Value;
+
+use super::{
+    Incoming, MAX_WAITING_CALLS, META_VERSION, MODERN_VERSION, PendingCall, RpcError, Server,
+    error_line,
+};
+
+/// Sessions open at once, by default; past it the least recently used session without a
+/// waiting call is closed to make room.
+pub const MAX_SESSIONS: usize = 1024;
+/// A session unused for this long is closed, by default.
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+/// Streams of a session kept for resumption (`Last-Event-ID`), the newest.
+const STREAMS_KEPT: usize = 16;
+/// Events kept per stream for resumption, the newest (the result is always the last).
+const EVENTS_KEPT: usize = 64;
+/// JSON-RPC `HeaderMismatch` (2026-07-28).
+const HEADER_MISMATCH: i64 = -32020;
+
+/// An HTTP request to the MCP endpoint, as plain data.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// `POST`, `GET`, `DELETE`, or anything else (answered `405`).
+    pub method: String,
+    /// The headers, names in any case; the first of a name counts.
+    pub headers: Vec<(String, String)>,
+    /// The body (already bounded by the transport).
+    pub body: Vec<u8>,
+    /// Who is calling: a verified bearer token's identity, or the local process's.
+    pub identity: Identity,
+}
+
+impl HttpRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn accepts(&self, kind: &str) -> bool {
+        self.header("accept").is_some_and(|a| {
+            a.split(',').any(|t| {
+                let t = t.split(';').next().unwrap_or_default().trim();
+                t.eq_ignore_ascii_case(kind) || t == "*/*"
+            })
+        })
+    }
+}
+
+/// A response as plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    fn json(status: u16, body: String) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.into_bytes(),
+        }
+    }
+
+    fn empty(status: u16) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn error(status: u16, code: i64, message: impl Into<String>) -> HttpResponse {
+        HttpResponse::json(
+            status,
+            error_line(&Value::Null, RpcError::new(code, message)),
+        )
+    }
+
+    fn header(mut self, name: &str, value: impl Into<String>) -> HttpResponse {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What to answer a request ([`HttpSessions::handle`]).
+#[derive(Debug)]
+pub enum HttpAnswer {
+    /// This response, now.
+    Now(HttpResponse),
+    /// A call that may wait: send [`HttpCall::status`] and [`HttpCall::headers`], then run it
+    /// ([`HttpCall::run`]) and write each piece of body it hands over as it comes.
+    Call(Box<HttpCall>),
+}
+
+/// Limits of the sessions ([`HttpSessions::new`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpOptions {
+    /// Sessions open at once ([`MAX_SESSIONS`]).
+    pub max_sessions: usize,
+    /// How long an unused session lives ([`SESSION_IDLE`]).
+    pub idle: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> HttpOptions {
+        HttpOptions {
+            max_sessions: MAX_SESSIONS,
+            idle: SESSION_IDLE,
+        }
+    }
+}
+
+/// The MCP endpoint's state: the server every request shares (its toolbox and tools) and the
+/// handshake-era sessions, each a [`Server`] of its own.
+#[derive(Debug)]
+pub struct HttpSessions {
+    server: Server,
+    options: HttpOptions,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+#[derive(Debug)]
+struct Session {
+    server: Server,
+    state: Mutex<SessionState>,
+}
+
+#[derive(Debug)]
+struct SessionState {
+    last_used: Instant,
+    /// Waiting calls by request id (its JSON text) and the flag that cancels each. Delivering
+    /// an answer and cancelling happen under this lock, as in [`serve`](super::serve).
+    waiting: HashMap<String, Arc<AtomicBool>>,
+    streams: VecDeque<StreamLog>,
+    next_stream: u64,
+}
+
+/// The events one SSE stream sent, for resumption.
+#[derive(Debug)]
+struct StreamLog {
+    id: u64,
+    events: VecDeque<(u64, String)>,
+    next: u64,
+}
+
+impl HttpSessions {
+    /// The endpoint over `server` (its toolbox, tools and identity are the template of every
+    /// session and stateless request).
+    pub fn new(server: Server, options: HttpOptions) -> HttpSessions {
+        HttpSessions {
+            server,
+            options,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sessions open now (expired ones included until the next request looks).
+    pub fn open_sessions(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// What to answer `req`.
+    pub fn handle(&self, req: HttpRequest) -> HttpAnswer {
+        let modern = req.header("mcp-protocol-version") == Some(MODERN_VERSION);
+        match req.method.as_str() {
+            "POST" => self.post(req),
+            "DELETE" if !modern => HttpAnswer::Now(self.delete(&req)),
+            "GET" if !modern => HttpAnswer::Now(self.get(&req)),
+            _ => HttpAnswer::Now(
+                HttpResponse::error(405, -32600, "the MCP endpoint takes POST")
+                    .header("Allow", if modern { "POST" } else { "POST, GET, DELETE" }),
+            ),
+        }
+    }
+
+    fn post(&self, req: HttpRequest) -> HttpAnswer {
+        let now = |r| HttpAnswer::Now(r);
+        if let Some(ct) = req.header("content-type")
+            && !ct
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        {
+            return now(HttpResponse::error(
+                415,
+                -32600,
+                format!("Content-Type must be application/json, not {:.60}", ct),
+            ));
+        }
+        if req.header("accept").is_some()
+            && !req.accepts("application/json")
+            && !req.accepts("text/event-stream")
+        {
+            return now(HttpResponse::error(
+                406,
+                -32600,
+                "Accept must list application/json and text/event-stream",
+            ));
+        }
+        let Ok(text) = std::str::from_utf8(&req.body) else {
+            return now(HttpResponse::error(
+                400,
+                -32700,
+                "parse error: the body is not UTF-8",
+            ));
+        };
+        let msg: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                return now(HttpResponse::error(
+                    400,
+                    -32700,
+                    format!("parse error: {e}"),
+                ));
+            }
+        };
+        let method = msg.get("method").and_then(Value::as_str);
+        let meta_version = msg
+            .get("params")
+            .and_then(|p| p.get("_meta"))
+            .and_then(|m| m.get(META_VERSION));
+        let session_id = req.header("mcp-session-id");
+        let header_version = req.header("mcp-protocol-version");
+        // The stateless revision: told by its header or its `_meta`, never by a session.
+        if method != Some("initialize")
+            && (header_version == Some(MODERN_VERSION)
+                || (meta_version.is_some() && session_id.is_none()))
+        {
+            if let Err(e) = check_modern_headers(&req, &msg) {
+                let id = msg.get("id").cloned().unwrap_or(Value::Null);
+                return now(HttpResponse::json(400, error_line(&id, e)));
+            }
+            let server = self.server.session(req.identity.clone());
+            return self.answer(&server, None, &req, text, true);
+        }
+        if method == Some("initialize") {
+            return self.initialize(&req, text);
+        }
+        let Some(sid) = session_id else {
+            if msg.get("method").is_none() || msg.get("id").is_none() {
+                // A notification or a response that names no session: nothing to do with it.
+                return now(HttpResponse::error(
+                    400,
+                    -32600,
+                    "missing Mcp-Session-Id header: send initialize first",
+                ));
+            }
+            let id = msg.get("id").cloned().unwrap_or(Value::Null);
+            return now(HttpResponse::json(
+                400,
+                error_line(
+                    &id,
+                    RpcError::new(
+                        -32600,
+                        "missing Mcp-Session-Id header: send initialize first (or use protocol version 2026-07-28 with its _meta and headers)",
+                    ),
+                ),
+            ));
+        };
+        let Some(session) = self.find(sid, &req.identity) else {
+            return now(HttpResponse::error(
+                404,
+                -32600,
+                "unknown or expired session: send initialize again",
+            ));
+        };
+        if let (Some(h), Some(v)) = (header_version, session.server.negotiated())
+            && h != v
+        {
+            return now(HttpResponse::error(
+                400,
+                -32600,
+                format!(
+                    "MCP-Protocol-Version {:.40} is not this session's version {v}",
+                    h.escape_debug().to_string()
+                ),
+            ));
+        }
+        self.answer(&session.server, Some(&session), &req, text, false)
+    }
+
+    fn initialize(&self, req: &HttpRequest, text: &str) -> HttpAnswer {
+        let Some(sid) = new_session_id() else {
+            return HttpAnswer::Now(HttpResponse::error(
+                503,
+                -32603,
+                "no randomness for a session id",
+            ));
+        };
+        let session = Arc::new(Session {
+            server: self.server.session(req.identity.clone()),
+            state: Mutex::new(SessionState {
+                last_used: Instant::now(),
+                waiting: HashMap::new(),
+                streams: VecDeque::new(),
+                next_stream: 0,
+            }),
+        });
+        let answer = session.server.handle(text);
+        let ok = answer.first().is_some_and(|a| !a.contains(r#""error""#));
+        let body = answer.into_iter().next().unwrap_or_default();
+        if !ok {
+            return HttpAnswer::Now(HttpResponse::json(400, body));
+        }
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        self.make_room(&mut sessions);
+        sessions.insert(sid.clone(), session);
+        HttpAnswer::Now(HttpResponse::json(200, body).header("Mcp-Session-Id", sid))
+    }
+
+    /// Drops expired sessions and, at the cap, the least recently used one with no waiting
+    /// call.
+    fn make_room(&self, sessions: &mut HashMap<String, Arc<Session>>) {
+        let idle = self.options.idle;
+        sessions.retain(|_, s| {
+            let st = s.state.lock().unwrap_or_else(PoisonError::into_inner);
+            !st.waiting.is_empty() || st.last_used.elapsed() < idle
+        });
+        while sessions.len() >= self.options.max_sessions.max(1) {
+            let oldest = sessions
+                .iter()
+                .filter_map(|(k, s)| {
+                    let st = s.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    st.waiting.is_empty().then(|| (st.last_used, k.clone()))
+                })
+                .min();
+            let key = match oldest {
+                Some((_, k)) => k,
+                // Every session has a waiting call: close the least recently used anyway (its
+                // calls are cancelled and take nothing).
+                None => match sessions
+                    .iter()
+                    .map(|(k, s)| {
+                        (
+                            s.state
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .last_used,
+                            k.clone(),
+                        )
+                    })
+                    .min()
+                {
+                    Some((_, k)) => k,
+                    None => break,
+                },
+            };
+            if let Some(s) = sessions.remove(&key) {
+                s.close();
+            }
+        }
+    }
+
+    /// The session `sid` names, if it is open, unexpired and `identity`'s.
+    fn find(&self, sid: &str, identity: &Identity) -> Option<Arc<Session>> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let session = sessions.get(sid)?;
+        if session.server.identity() != identity {
+            return None;
+        }
+        let mut st = session.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if st.waiting.is_empty() && st.last_used.elapsed() >= self.options.idle {
+            drop(st);
+            if let Some(s) = sessions.remove(sid) {
+                s.close();
+            }
+            return None;
+        }
+        st.last_used = Instant::now();
+        drop(st);
+        Some(Arc::clone(session))
+    }
+
+    fn delete(&self, req: &HttpRequest) -> HttpResponse {
+        let Some(sid) = req.header("mcp-session-id") else {
+            return HttpResponse::error(400, -32600, "missing Mcp-Session-Id header");
+        };
+        if self.find(sid, &req.identity).is_none() {
+            return HttpResponse::error(404, -32600, "unknown or expired session");
+        }
+        let removed = self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(sid);
+        if let Some(s) = removed {
+            s.close();
+        }
+        HttpResponse::empty(200)
+    }
+
+    fn get(&self, req: &HttpRequest) -> HttpResponse {
+        let no_stream = || {
+            HttpResponse::error(
+                405,
+                -32600,
+                "no standalone stream: the MCP endpoint takes POST",
+            )
+            .header("Allow", "POST, DELETE")
+        };
+        let Some(last) = req.header("last-event-id") else {
+            return no_stream();
+        };
+        let Some(sid) = req.header("mcp-session-id") else {
+            return HttpResponse::error(400, -32600, "missing Mcp-Session-Id header");
+        };
+        let Some(session) = self.find(sid, &req.identity) else {
+            return HttpResponse::error(404, -32600, "unknown or expired session");
+        };
+        let parsed = last
+            .split_once('-')
+            .and_then(|(s, n)| Some((s.parse::<u64>().ok()?, n.parse::<u64>().ok()?)));
+        let Some((stream, after)) = parsed else {
+            return HttpResponse::error(400, -32600, "Last-Event-ID is not an event id of ours");
+        };
+        let st = session.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(log) = st.streams.iter().find(|l| l.id == stream) else {
+            return HttpResponse::error(
+                400,
+                -32600,
+                "that stream is no longer kept: send the request again",
+            );
+        };
+        let mut body = String::new();
+        for (seq, data) in log.events.iter().filter(|(s, _)| *s > after) {
+            body.push_str(&sse_event(Some(&format!("{stream}-{seq}")), data));
+        }
+        sse_response().with_body(body)
+    }
+
+    /// Answers a message in `server` (a session's, or a stateless request's).
+    fn answer(
+        &self,
+        server: &Server,
+        session: Option<&Arc<Session>>,
+        req: &HttpRequest,
+        text: &str,
+        modern: bool,
+    ) -> HttpAnswer {
+        let json_answer = |lines: Vec<String>| {
+            let Some(line) = lines.into_iter().next() else {
+                return HttpAnswer::Now(HttpResponse::empty(202));
+            };
+            HttpAnswer::Now(HttpResponse::json(status_of(&line, modern), line))
+        };
+        match server.accept(text) {
+            Incoming::Answer(lines) => json_answer(lines),
+            Incoming::Cancel(id) => {
+                if let Some(s) = session {
+                    s.cancel(&id);
+                }
+                HttpAnswer::Now(HttpResponse::empty(202))
+            }
+            Incoming::Batch(batch) => {
+                if let Some(s) = session {
+                    for id in batch.cancels() {
+                        s.cancel(id);
+                    }
+                }
+                let never = AtomicBool::new(false);
+                let mut out = Vec::new();
+                batch.run(server, false, &|_| {}, &never, &mut |line| {
+                    out.push(line.to_owned());
+                    true
+                });
+                json_answer(out)
+            }
+            Incoming::Call(call) if !call.may_wait(server) => {
+                let never = AtomicBool::new(false);
+                json_answer(call.run(server, &|_| {}, &never).into_iter().collect())
+            }
+            Incoming::Call(call) => self.waiting_call(server, session, req, call, modern),
+        }
+    }
+
+    fn waiting_call(
+        &self,
+        server: &Server,
+        session: Option<&Arc<Session>>,
+        req: &HttpRequest,
+        call: PendingCall,
+        modern: bool,
+    ) -> HttpAnswer {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let key = call.id().to_string();
+        let mut stream = None;
+        if let Some(s) = session {
+            let mut st = s.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if st.waiting.contains_key(&key) {
+                let e = RpcError::new(-32600, "id already in use by a call still waiting");
+                return HttpAnswer::Now(HttpResponse::json(200, error_line(call.id(), e)));
+            }
+            if st.waiting.len() >= MAX_WAITING_CALLS {
+                drop(st);
+                let refusal = call.refuse(
+                    server,
+                    "TOO_MANY_WAITS",
+                    format!(
+                        "at most {MAX_WAITING_CALLS} calls wait at once in a session: retry once one has answered, or with wait_ms 0"
+                    ),
+                );
+                return HttpAnswer::Now(HttpResponse::json(200, refusal));
+            }
+            st.waiting.insert(key.clone(), Arc::clone(&cancelled));
+            let id = st.next_stream;
+            st.next_stream += 1;
+            if st.streams.len() >= STREAMS_KEPT {
+                st.streams.pop_front();
+            }
+            st.streams.push_back(StreamLog {
+                id,
+                events: VecDeque::new(),
+                next: 0,
+            });
+            stream = Some(id);
+        }
+        let sse = req.accepts("text/event-stream");
+        let resumable = sse
+            && !modern
+            && session.is_some_and(|s| s.server.negotiated().as_deref() >= Some("2025-11-25"));
+        let head = if sse {
+            sse_response()
+        } else {
+            HttpResponse::json(200, String::new())
+        };
+        HttpAnswer::Call(Box::new(HttpCall {
+            head,
+            server: server.session(server.identity().clone()),
+            shared: session.map(Arc::clone),
+            call,
+            cancelled,
+            key,
+            sse,
+            stream: stream.filter(|_| !modern),
+            prime: resumable,
+        }))
+    }
+}
+
+impl Session {
+    fn cancel(&self, id: &Value) {
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(flag) = st.waiting.get(&id.to_string()) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Ends the session: its waiting calls stop (and take nothing).
+    fn close(&self) {
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for flag in st.waiting.values() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Records an event of `stream`; returns its id.
+    fn record(&self, st: &mut SessionState, stream: u64, data: &str) -> Option<String> {
+        let log = st.streams.iter_mut().find(|l| l.id == stream)?;
+        let seq = log.next;
+        log.next += 1;
+        if log.events.len() >= EVENTS_KEPT {
+            log.events.pop_front();
+        }
+        log.events.push_back((seq, data.to_owned()));
+        Some(format!("{stream}-{seq}"))
+    }
+}
+
+/// A tool call that may wait, accepted: its response head, and the call to run.
+#[derive(Debug)]
+pub struct HttpCall {
+    head: HttpResponse,
+    server: Server,
+    shared: Option<Arc<Session>>,
+    call: PendingCall,
+    cancelled: Arc<AtomicBool>,
+    key: String,
+    sse: bool,
+    stream: Option<u64>,
+    prime: bool,
+}
+
+impl HttpCall {
+    /// The status to send (200).
+    pub fn status(&self) -> u16 {
+        self.head.status
+    }
+
+    /// The headers to send: `Content-Type: text/event-stream` when the answer is a stream
+    /// (the client accepts one), else `application/json`.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.head.headers
+    }
+
+    /// Whether the body is an SSE stream.
+    pub fn is_stream(&self) -> bool {
+        self.sse
+    }
+
+    /// The flag that stops the call: set it when the client goes away (the connection closed,
+    /// the stream dropped); the call then stops within [`oc_locks::WATCH_EVERY`] and takes
+    /// nothing.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancelled)
+    }
+
+    /// Runs the call, handing `send` each piece of the body: for a stream, an optional priming
+    /// event (an id and no data, so a client can resume), each progress notification, then the
+    /// result; else the result alone. `send` says whether the piece reached the connection;
+    /// when the result does not (or the call was cancelled), what the call took is given back.
+    /// Returns whether the result was delivered.
+    pub fn run(self, send: &mut (dyn FnMut(Vec<u8>) -> bool + Send)) -> bool {
+        let send = Mutex::new(send);
+        let call_id = self.call.id().clone();
+        let shared = self.shared.as_deref();
+        let frame = |data: &str, st: Option<&mut SessionState>| -> Vec<u8> {
+            if !self.sse {
+                return data.as_bytes().to_vec();
+            }
+            let id = match (shared, self.stream, st) {
+                (Some(s), Some(stream), Some(st)) => s.record(st, stream, data),
+                _ => None,
+            };
+            sse_event(id.as_deref(), data).into_bytes()
+        };
+        let lock = || shared.map(|s| s.state.lock().unwrap_or_else(PoisonError::into_inner));
+        if self.prime {
+            let mut st = lock();
+            let bytes = frame("", st.as_deref_mut());
+            (send.lock().unwrap_or_else(PoisonError::into_inner))(bytes);
+        }
+        let notify = |line: String| {
+            if self.sse {
+                let mut st = lock();
+                let bytes = frame(&line, st.as_deref_mut());
+                if !(send.lock().unwrap_or_else(PoisonError::into_inner))(bytes) {
+                    self.cancelled.store(true, Ordering::SeqCst);
+                }
+            }
+        };
+        let delivered =
+            self.call
+                .run_and_deliver(&self.server, &notify, &self.cancelled, &mut |line| {
+                    // Under the session's lock: a cancellation (DELETE, `notifications/cancelled`)
+                    // comes either before (nothing is sent, the grant is given back) or after.
+                    let mut st = lock();
+                    if self.cancelled.load(Ordering::SeqCst) {
+                        return false;
+                    }
+                    let bytes = frame(line, st.as_deref_mut());
+                    (send.lock().unwrap_or_else(PoisonError::into_inner))(bytes)
+                });
+        if let Some(s) = shared {
+            let mut st = s.state.lock().unwrap_or_else(PoisonError::into_inner);
+            st.waiting.remove(&self.key);
+            if !delivered && let Some(stream) = self.stream {
+                // A client resuming this stream learns the call ended without a result.
+                let e = RpcError::new(
+                    -32800,
+                    "request cancelled: its stream closed or its session ended; nothing was taken",
+                );
+                let line = error_line(&call_id, e);
+                s.record(&mut st, stream, &line);
+            }
+        }
+        delivered
+    }
+}
+
+impl HttpResponse {
+    fn with_body(mut self, body: String) -> HttpResponse {
+        self.body = body.into_bytes();
+        self
+    }
+}
+
+fn sse_response() -> HttpResponse {
+    HttpResponse {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), "text/event-stream".into()),
+            ("Cache-Control".into(), "no-cache".into()),
+            ("X-Accel-Buffering".into(), "no".into()),
+        ],
+        body: Vec::new(),
+    }
+}
+
+/// One SSE event: `data` is one line of compact JSON (or empty, for a priming event).
+fn sse_event(id: Option<&str>, data: &str) -> String {
+    let mut e = String::new();
+    if let Some(id) = id {
+        e.push_str("id: ");
+        e.push_str(id);
+        e.push('\n');
+    }
+    if !data.is_empty() {
+        e.push_str("event: message\n");
+    }
+    e.push_str("data: ");
+    e.push_str(data);
+    e.push_str("\n\n");
+    e
+}
+
+/// The status of an answer: errors of the transport's own kind are not `200`.
+fn status_of(line: &str, modern: bool) -> u16 {
+    if !line.starts_with('{') || !line.contains(r#""error""#) {
+        return 200;
+    }
+    let code = serde_json::from_str::<Value>(line)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_i64());
+    match code {
+        Some(-32700 | -32600) => 400,
+        Some(-32022..=-32020) if modern => 400,
+        Some(-32602) if modern && line.contains("_meta") => 400,
+        Some(-32601) if modern => 404,
+        _ => 200,
+    }
+}
+
+/// Checks the headers of a 2026-07-28 request against its body.
+fn check_modern_headers(req: &HttpRequest, msg: &Value) -> Result<(), RpcError> {
+    let mismatch = |m: String| {
+        Err(RpcError::new(
+            HEADER_MISMATCH,
+            format!("Header mismatch: {m}"),
+        ))
+    };
+    let Some(method) = msg.get("method").and_then(Value::as_str) else {
+        return Ok(()); // A response: answered 202 by the core.
+    };
+    if msg.get("id").is_none() {
+        return Ok(()); // Notifications have no header rules in this revision.
+    }
+    let body_version = msg["params"]["_meta"][META_VERSION].as_str();
+    match req.header("mcp-protocol-version") {
+        None => return mismatch("the MCP-Protocol-Version header is required".into()),
+        Some(h) if body_version.is_some_and(|b| b != h) => {
+            return mismatch(format!(
+                "MCP-Protocol-Version header {:.40} does not match the body's {:.40}",
+                h.escape_debug().to_string(),
+                body_version.unwrap_or_default()
+            ));
+        }
+        Some(_) => {}
+    }
+    match req.header("mcp-method") {
+        None => return mismatch("the Mcp-Method header is required".into()),
+        Some(h) if h != method => {
+            return mismatch(format!(
+                "Mcp-Method header value {:.60} does not match body value {:.60}",
+                h.escape_debug().to_string(),
+                method.escape_debug().to_string()
+            ));
+        }
+        Some(_) => {}
+    }
+    let named = match method {
+        "tools/call" | "prompts/get" => msg["params"]["name"].as_str(),
+        "resources/read" => msg["params"]["uri"].as_str(),
+        _ => return Ok(()),
+    };
+    let Some(body_name) = named else {
+        return Ok(()); // The core says what is missing.
+    };
+    match req.header("mcp-name").map(decode_header) {
+        None => mismatch("the Mcp-Name header is required".into()),
+        Some(None) => mismatch("the Mcp-Name header is not valid base64".into()),
+        Some(Some(h)) if h != body_name => mismatch(format!(
+            "Mcp-Name header value {:.60} does not match body value {:.60}",
+            h.escape_debug().to_string(),
+            body_name.escape_debug().to_string()
+        )),
+        Some(Some(_)) => Ok(()),
+    }
+}
+
+/// A header value, decoded when it is in the `=?base64?…?=` form.
+fn decode_header(v: &str) -> Option<String> {
+    match v
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => String::from_utf8(base64_decode(b64)?).ok(),
+        None => Some(v.to_owned()),
+    }
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// 128 random bits, hex: visible ASCII as the revisions ask.
+fn new_session_id() -> Option<String> {
+    use rand::TryRngCore;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.try_fill_bytes(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_header_values_decode() {
+        assert_eq!(decode_header("plain").as_deref(), Some("plain"));
+        assert_eq!(
+            decode_header("=?base64?SGVsbG8sIOS4lueVjA==?=").as_deref(),
+            Some("Hello, 世界")
+        );
+        assert_eq!(decode_header("=?base64?!!?="), None);
+    }
+
+    #[test]
+    fn session_ids_are_random_visible_ascii() {
+        let (a, b) = (new_session_id().unwrap(), new_session_id().unwrap());
+        assert_ne!(a, b);
+        assert!(a.len() == 32 && a.bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+}
