@@ -362,3 +362,35 @@ fn huge_and_malformed_tokens_are_bad_tokens_and_fetch_nothing() {
     }
     assert_eq!(issuer.hits("/jwks"), 0);
 }
+
+#[test]
+fn beside_static_tokens_in_one_chain_each_credential_goes_to_its_verifier() {
+    use std::sync::Arc;
+
+    use oc_auth::{MemoryTokenStore, TokenStore, Verifiers};
+
+    let key = Key::ec("e1");
+    let issuer = Issuer::start(&[&key]);
+    let (jwt, _) = issuer.verifier(issuer.config());
+    let store = Arc::new(MemoryTokenStore::new());
+    let (secret, _) = store.create("bob", Scope::Read, None, None).unwrap();
+    let chain = Verifiers::new().tokens(store).other(Arc::new(jwt));
+    let header = |t: &str| format!("Bearer {t}");
+    assert_eq!(
+        chain.verify_header(Some(&header(&key.token(&claims(&issuer.url))))),
+        Ok(alice(Scope::Work))
+    );
+    assert_eq!(
+        chain
+            .verify_header(Some(&header(secret.expose())))
+            .map(|i| i.agent),
+        Ok("bob".into())
+    );
+    let expired = key.token(&with(&issuer, |c| {
+        _ = c.insert("exp".into(), (NOW - 3600).into())
+    }));
+    assert!(matches!(
+        chain.verify_header(Some(&header(&expired))),
+        Err(AuthError::BadToken(_))
+    ));
+}
