@@ -175,6 +175,13 @@ pub enum AuthError {
         /// The scope the token has.
         had: Scope,
     },
+    /// A valid OAuth access token granting none of the scopes this server knows
+    /// (HTTP 403 `insufficient_scope`).
+    #[error("the token grants none of this server's scopes; it needs at least {needed}")]
+    InsufficientScope {
+        /// The OAuth scope to ask for (`oc:read` by default).
+        needed: String,
+    },
     /// A `work` credential asked to act as another agent.
     #[error("this token acts as agent {agent:?} only, not as {requested:?}")]
     NotYourAgent {

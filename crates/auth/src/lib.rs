@@ -14,10 +14,19 @@
 //! [`TokenStore`] ([`MemoryTokenStore`], `SqliteTokenStore` (feature `sqlite`),
 //! `oc_postgres::PgTokenStore`) keeps static `oct_` tokens as SHA-256 hashes of their secrets;
 //! [`Verifiers`] routes a bearer credential to it or to another verifier (OAuth access tokens).
+//!
+//! # Features
+//!
+//! - `oauth`: `oauth::JwtVerifier`, a [`Verifier`] of OAuth 2.1 JWT access tokens from one
+//!   issuer (signature with the issuer's JWKS, issuer, audience, expiry, scope), and
+//!   `oauth::ProtectedResourceMetadata`, the RFC 9728 document and the `WWW-Authenticate`
+//!   challenges ([`AuthError::InsufficientScope`] when a token grants none of our scopes).
 
 pub mod backend;
 mod chain;
 mod identity;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(feature = "testkit")]

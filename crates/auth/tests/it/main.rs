@@ -1,5 +1,9 @@
-//! The conformance suite of token stores on the memory store and on SQLite files.
-#![allow(clippy::unwrap_used)]
+//! Integration tests of `oc-auth`: the conformance suite of token stores on the memory store
+//! and on SQLite files, and (feature `oauth`) the JWT access-token verifier.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+#[cfg(feature = "oauth")]
+mod oauth;
 
 mod memory {
     use std::sync::Arc;
