@@ -25,12 +25,14 @@ mod changes;
 mod claims;
 mod graph;
 pub mod history;
+mod keys;
 pub mod model;
 mod reads;
 
 pub use changes::*;
 pub use claims::*;
 pub use graph::*;
+pub use keys::*;
 pub use reads::*;
 
 /// Builds an empty store on the given clock.
@@ -72,7 +74,8 @@ macro_rules! conformance_tests {
             check_dependencies_gate_claims, check_dependency_edits, check_batch_graph,
             check_parents_and_deletes, check_labels_route_claims, check_scheduling_and_backoff,
             check_unique_keys, check_claim_many, check_graph_rejects_bad_input, check_counts,
-            check_ready_claim_race, check_unique_key_race, check_linearizable);
+            check_ready_claim_race, check_unique_key_race, check_linearizable,
+            check_idempotent_retries, check_idempotency_keys_lapse, check_idempotent_claim_race);
     };
     (@each $make:expr; $($check:ident),*) => {$(
         #[test]
