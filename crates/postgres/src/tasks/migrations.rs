@@ -21,4 +21,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // completions on different hosts wait for each other. And the blocked pending tasks in
     // two partial indexes, so that they are counted by short ranges.
     include_str!("migrations/0004_task_counts.sql"),
+    // 5: idempotency keys (`oc_tasks::IdempotencyKey`), per agent: the request and the first
+    // result, written in the transaction of the change they guard.
+    include_str!("migrations/0005_task_keys.sql"),
 ];
