@@ -19,9 +19,10 @@ const FINGERPRINT: &str = "SELECT string_agg(x, ',' ORDER BY x) FROM (
         UNION ALL SELECT relname || '@' || xmin::text FROM pg_class
                   WHERE relnamespace = 'oc'::regnamespace) f";
 
-/// A schema at the latest versions this code knows (tasks 4, locks 2), made by the code before
-/// oc-postgres was split by concept and kept as a `pg_dump` fixture (one pending task, one
-/// lock), opens with nothing to do: no migration runs, no function is replaced.
+/// A schema made by the code before oc-postgres was split by concept (tasks 4, locks 2), kept
+/// as a `pg_dump` fixture (one pending task, one lock), opens with only the migrations added
+/// since (the idempotency keys: tasks 5, locks 3), keeping what it holds; opened again at the
+/// latest versions, nothing is left to do: no migration runs, no function is replaced.
 #[test]
 fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     let Some(pg) = server() else { return };
@@ -38,6 +39,13 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
         .unwrap()
         .schema("oc")
         .unwrap();
+    drop(PgTaskStore::connect(opts.clone()).unwrap());
+    drop(PgLockManager::connect(PgLockOptions::new(opts.clone())).unwrap());
+    let before = pg.psql("latest", FINGERPRINT).unwrap();
+    assert!(
+        before.contains("oc-tasks=5@") && before.contains("oc-locks=3@"),
+        "{before}"
+    );
     let store = PgTaskStore::connect(opts.clone()).unwrap();
     let locks = PgLockManager::connect(PgLockOptions::new(opts)).unwrap();
     assert_eq!(
