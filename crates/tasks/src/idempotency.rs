@@ -120,7 +120,10 @@ pub enum KeyedRequest<'a> {
         id: &'a TaskId,
         /// The change.
         change: ChangeRequest<'a>,
-        /// The version expected.
+        /// The version expected: a precondition, not part of the request (a retry that read
+        /// the task again after its first call committed expects a later version, and must
+        /// still replay), so not in the fingerprint.
+        #[serde(skip)]
         expect: Option<u64>,
     },
     /// [`crate::TaskStore::claim_many_keyed`].
@@ -333,5 +336,15 @@ mod tests {
         };
         assert_eq!(f(&a), f(&a.clone()));
         assert_ne!(f(&a), f(&b));
+        let expecting = KeyedRequest::Apply {
+            id: &id,
+            change: (&a).into(),
+            expect: Some(3),
+        };
+        assert_eq!(
+            expecting.fingerprint().unwrap(),
+            f(&a),
+            "expect is a precondition"
+        );
     }
 }
