@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use std::time::Duration;
 
+pub use crate::idempotency::fingerprint;
+
 use crate::{Error, Holder, Lock, LockMode, LockRequest, LockStats, Result, Timestamp, TtlPolicy};
 
 /// A grant reaches its caller only while it lives: `Expired` (naming the first lapsed lock)

@@ -98,6 +98,19 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// An idempotency key was used before for another request ([`crate::IdempotencyKey`]):
+    /// nothing was granted or released.
+    #[error("idempotency key {key:?} of {agent:?} was used for another request")]
+    IdempotencyConflict {
+        /// The agent the key belongs to.
+        agent: String,
+        /// The key.
+        key: String,
+    },
+    /// This manager keeps no idempotency keys (one written outside this crate that does not
+    /// implement the keyed methods): nothing was granted or released.
+    #[error("this lock manager does not support idempotency keys")]
+    IdempotencyUnsupported,
     /// The storage backend failed: SQLite, PostgreSQL, or an embedder's own.
     ///
     /// The message is what a person reads (one line, never a password); the backend's own
@@ -121,10 +134,14 @@ pub enum Error {
 
 impl Error {
     /// Someone else holds, or waits for, what was asked (also after waiting), or the lock was
-    /// lost: the request lost against the current state.
+    /// lost: the request lost against the current state; or an idempotency key was used for
+    /// another request.
     pub fn is_conflict(&self) -> bool {
         match self {
-            Error::Conflict { .. } | Error::Timeout { .. } | Error::Expired { .. } => true,
+            Error::Conflict { .. }
+            | Error::Timeout { .. }
+            | Error::Expired { .. }
+            | Error::IdempotencyConflict { .. } => true,
             Error::NotHeld { holders, .. } => !holders.is_empty(),
             _ => false,
         }

@@ -13,6 +13,12 @@
 //! - [`Resource`] (`repo/src/main.rs`: a lock on `repo/src` overlaps it), [`Owner`], [`LockMode`],
 //!   [`LockRequest`], [`Lock`] (a grant, with its fencing token and expiry), [`LockStats`] (the
 //!   seed's `totalLocks`, `activeLocks`, `expiredLocks`, `conflictsDetected`, `averageHoldTime`, and more).
+//! - [`IdempotencyKey`], [`Keyed`]: retries after a timeout. [`LockManager::acquire_many_keyed`]
+//!   (and `acquire_keyed`) and [`LockManager::release_keyed`] record the key, per agent, with
+//!   the grant or release (under the manager's mutex, in SQLite's transaction); a retry with the
+//!   same key and request returns the first grant (its token, its holds) and adds no hold,
+//!   another request is [`Error::IdempotencyConflict`]. Keys are kept [`IDEMPOTENCY_KEY_TTL`]
+//!   (24 h), swept by keyed calls; calls without a key do no more than before.
 //!
 //! # Example
 //!
@@ -58,6 +64,7 @@
 mod asynchronous;
 pub mod backend;
 mod error;
+mod idempotency;
 mod manager;
 mod memory;
 mod model;
@@ -74,6 +81,9 @@ pub mod testkit;
 pub use crate::asynchronous::AsyncLockManager;
 pub use crate::backend::{KeepWaiting, WATCH_EVERY};
 pub use crate::error::{Error, Result};
+pub use crate::idempotency::{
+    IDEMPOTENCY_KEY_TTL, IDEMPOTENCY_SWEEP_BATCH, IdempotencyKey, Keyed, MAX_IDEMPOTENCY_KEY_LEN,
+};
 pub use crate::manager::{LockGuard, LockManager, LockManagerExt};
 pub use crate::memory::MemoryLockManager;
 pub use crate::model::{

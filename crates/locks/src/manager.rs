@@ -6,7 +6,7 @@ use std::time::Duration;
 use oc_time::Timestamp;
 
 use crate::backend::{KeepWaiting, Patience};
-use crate::{Error, Lock, LockRequest, LockStats, Owner, Resource, Result};
+use crate::{Error, IdempotencyKey, Keyed, Lock, LockRequest, LockStats, Owner, Resource, Result};
 
 /// A lock manager: exclusive and shared locks on hierarchical resources, with fencing tokens,
 /// expiry, re-entrant holds and first-come-first-served waiting.
@@ -118,6 +118,60 @@ pub trait LockManager: Send + Sync {
     fn try_acquire(&self, req: &LockRequest) -> Result<Lock> {
         self.acquire(req, Duration::ZERO)
     }
+
+    // Idempotency keys (docs/decisions/0043): a retry with the same key and request returns
+    // the first result and grants or releases nothing; with another request it is
+    // `IdempotencyConflict`. A manager records the key with the grant or release it guards,
+    // under the same lock or transaction, so only the manager can write these two: their
+    // defaults refuse (`IdempotencyUnsupported`). A wrapper forwards both.
+
+    /// [`acquire_many`](LockManager::acquire_many) under `key` (watched as
+    /// [`acquire_many_watched`](LockManager::acquire_many_watched) when `keep_waiting` is
+    /// given): a retry, even one that waited, returns the locks the first call was granted,
+    /// with their tokens and holds, and adds no hold. A refused or timed-out call records no
+    /// key.
+    fn acquire_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        reqs: &[LockRequest],
+        wait: Duration,
+        keep_waiting: Option<&KeepWaiting<'_>>,
+    ) -> Result<Keyed<Vec<Lock>>> {
+        let _ = (key, reqs, wait, keep_waiting);
+        Err(Error::IdempotencyUnsupported)
+    }
+
+    /// [`release`](LockManager::release) under `key`: a retry returns the lock as the first
+    /// call left it and drops no second hold.
+    fn release_keyed(
+        &self,
+        key: &IdempotencyKey,
+        resource: &Resource,
+        owner: &Owner,
+    ) -> Result<Keyed<Lock>> {
+        let _ = (key, resource, owner);
+        Err(Error::IdempotencyUnsupported)
+    }
+
+    /// [`acquire`](LockManager::acquire) under `key`.
+    fn acquire_keyed(
+        &self,
+        key: &IdempotencyKey,
+        req: &LockRequest,
+        wait: Duration,
+    ) -> Result<Keyed<Lock>> {
+        let got = self.acquire_many_keyed(key, std::slice::from_ref(req), wait, None)?;
+        let replayed = got.replayed;
+        let value = got
+            .value
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::InvalidInput {
+                field: "request",
+                reason: "nothing was granted".into(),
+            })?;
+        Ok(Keyed { value, replayed })
+    }
 }
 
 macro_rules! forward {
@@ -139,6 +193,14 @@ macro_rules! forward {
             fn stats(&self) -> Result<LockStats> { (**self).stats() }
             fn now(&self) -> Timestamp { (**self).now() }
             fn try_acquire(&self, req: &LockRequest) -> Result<Lock> { (**self).try_acquire(req) }
+            fn acquire_many_keyed(
+                &self, key: &IdempotencyKey, reqs: &[LockRequest], wait: Duration, keep_waiting: Option<&KeepWaiting<'_>>,
+            ) -> Result<Keyed<Vec<Lock>>> {
+                (**self).acquire_many_keyed(key, reqs, wait, keep_waiting)
+            }
+            fn release_keyed(&self, key: &IdempotencyKey, r: &Resource, o: &Owner) -> Result<Keyed<Lock>> {
+                (**self).release_keyed(key, r, o)
+            }
         }
     )*};
 }

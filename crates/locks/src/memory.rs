@@ -10,11 +10,11 @@ use crate::sync::{Condvar, Mutex};
 
 use oc_time::{Clock, CoarseClock, Timestamp};
 
-use crate::backend::{Patience, conflict};
+use crate::backend::{Patience, conflict, fingerprint};
 use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
 use crate::{
-    Error, Holder, KeepWaiting, Lock, LockManager, LockMode, LockRequest, LockStats, Owner,
-    Resource, Result, TtlPolicy,
+    Error, Holder, IDEMPOTENCY_KEY_TTL, IDEMPOTENCY_SWEEP_BATCH, IdempotencyKey, KeepWaiting,
+    Keyed, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result, TtlPolicy,
 };
 
 /// An in-process [`LockManager`].
@@ -58,6 +58,59 @@ struct State {
     next_ticket: u64,
     last_token: u64,
     counters: Counters,
+    /// Idempotency keys by (agent, key): the request's fingerprint, what it was given, when.
+    keys: HashMap<(String, String), (String, Vec<Lock>, Timestamp)>,
+    /// The keys in the order they were recorded, for the bounded sweep.
+    key_order: VecDeque<(Timestamp, (String, String))>,
+}
+
+/// A keyed acquire's key and request, and where its grant is collected.
+struct KeyArg<'a> {
+    key: &'a IdempotencyKey,
+    request: &'a str,
+    granted: &'a std::cell::RefCell<Vec<Lock>>,
+}
+
+impl State {
+    /// The result recorded for `key` if it is live, after sweeping a bounded batch of lapsed
+    /// keys; `IdempotencyConflict` if it was recorded for another request.
+    fn replay(
+        &mut self,
+        key: &IdempotencyKey,
+        request: &str,
+        now: Timestamp,
+    ) -> Result<Option<Vec<Lock>>> {
+        let lapsed = |at: Timestamp| at.saturating_add(IDEMPOTENCY_KEY_TTL) <= now;
+        for _ in 0..IDEMPOTENCY_SWEEP_BATCH {
+            match self.key_order.front() {
+                Some((at, _)) if lapsed(*at) => {}
+                _ => break,
+            }
+            if let Some((at, k)) = self.key_order.pop_front()
+                && self.keys.get(&k).is_some_and(|e| e.2 == at)
+            {
+                self.keys.remove(&k);
+            }
+        }
+        let k = (key.agent().to_owned(), key.key().to_owned());
+        match self.keys.get(&k) {
+            Some((req, locks, at)) if !lapsed(*at) => {
+                if req != request {
+                    return Err(key.conflict());
+                }
+                Ok(Some(locks.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Records `key`'s result, under the same lock as the change.
+    fn remember(&mut self, key: &IdempotencyKey, request: &str, locks: Vec<Lock>, now: Timestamp) {
+        let k = (key.agent().to_owned(), key.key().to_owned());
+        self.keys
+            .insert(k.clone(), (request.to_owned(), locks, now));
+        self.key_order.push_back((now, k));
+    }
 }
 
 #[derive(Debug)]
@@ -489,7 +542,7 @@ impl MemoryLockManager {
         let items = crate::backend::canonical_items(reqs, &self.ttl)?;
         let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
         let mut got = Vec::with_capacity(items.len());
-        self.acquire_items(&items, wait, watcher, &mut |l| got.push(l))?;
+        self.acquire_items(&items, wait, watcher, &mut |l| got.push(l), None)?;
         Ok(got)
     }
 
@@ -499,11 +552,22 @@ impl MemoryLockManager {
         wait: Duration,
         watcher: Option<&KeepWaiting<'_>>,
         out: &mut dyn FnMut(Lock),
-    ) -> Result<()> {
+        key: Option<&KeyArg<'_>>,
+    ) -> Result<Option<Vec<Lock>>> {
         let mut st = self.state.lock();
         let first = self.clock.now();
+        if let Some(k) = key
+            && let Some(locks) = st.replay(k.key, k.request, first)?
+        {
+            return Ok(Some(locks));
+        }
         let (resource, holders) = match st.try_grant(items, None, first, out) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                if let Some(k) = key {
+                    st.remember(k.key, k.request, k.granted.borrow().clone(), first);
+                }
+                return Ok(None);
+            }
             Err(b) => b,
         };
         st.counters.conflicts += 1;
@@ -525,11 +589,25 @@ impl MemoryLockManager {
         st.counters.waits += 1;
         loop {
             let now = self.clock.now();
+            // A retry of the same key may have been granted while this one waited.
+            if let Some(k) = key {
+                match st.replay(k.key, k.request, now) {
+                    Ok(None) => {}
+                    done => {
+                        st.dequeue(ticket);
+                        self.freed.notify_all();
+                        return done;
+                    }
+                }
+            }
             let (resource, holders) = match st.try_grant(items, Some(ticket), now, out) {
                 Ok(()) => {
+                    if let Some(k) = key {
+                        st.remember(k.key, k.request, k.granted.borrow().clone(), now);
+                    }
                     st.dequeue(ticket);
                     self.freed.notify_all();
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(b) => b,
             };
@@ -549,14 +627,106 @@ impl MemoryLockManager {
     }
 }
 
+impl MemoryLockManager {
+    fn release_in(
+        &self,
+        st: &mut State,
+        resource: &Resource,
+        owner: &Owner,
+        now: Timestamp,
+    ) -> Result<Lock> {
+        let (lock, emptied) = self.with_own(st, resource, owner, now, |v, i| {
+            v[i].holds -= 1;
+            if v[i].holds > 0 {
+                (v[i].clone(), false)
+            } else {
+                let lock = v.swap_remove(i);
+                (lock, v.is_empty())
+            }
+        })?;
+        if lock.holds > 0 {
+            return Ok(lock);
+        }
+        st.counters.record_release(&lock, now);
+        if emptied {
+            st.one_more_empty();
+        }
+        if !st.queue.is_empty() {
+            self.freed.notify_all();
+        }
+        Ok(lock)
+    }
+}
+
 impl LockManager for MemoryLockManager {
+    fn acquire_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        reqs: &[LockRequest],
+        wait: Duration,
+        keep_waiting: Option<&KeepWaiting<'_>>,
+    ) -> Result<Keyed<Vec<Lock>>> {
+        let items = crate::backend::canonical_items(reqs, &self.ttl)?;
+        let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
+        let request = fingerprint(reqs, None);
+        let granted = std::cell::RefCell::new(Vec::with_capacity(items.len()));
+        let arg = KeyArg {
+            key,
+            request: &request,
+            granted: &granted,
+        };
+        let replay = self.acquire_items(
+            &items,
+            wait,
+            keep_waiting,
+            &mut |l| granted.borrow_mut().push(l),
+            Some(&arg),
+        )?;
+        Ok(match replay {
+            Some(value) => Keyed {
+                value,
+                replayed: true,
+            },
+            None => Keyed {
+                value: granted.into_inner(),
+                replayed: false,
+            },
+        })
+    }
+
+    fn release_keyed(
+        &self,
+        key: &IdempotencyKey,
+        resource: &Resource,
+        owner: &Owner,
+    ) -> Result<Keyed<Lock>> {
+        let request = fingerprint(&[], Some((resource, owner)));
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        if let Some(mut v) = st.replay(key, &request, now)? {
+            return v
+                .pop()
+                .map(|value| Keyed {
+                    value,
+                    replayed: true,
+                })
+                .ok_or_else(|| key.conflict());
+        }
+        let lock = self.release_in(&mut st, resource, owner, now)?;
+        st.remember(key, &request, vec![lock.clone()], now);
+        Ok(Keyed {
+            value: lock,
+            replayed: false,
+        })
+    }
+
     fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> {
         let ttl = self.ttl.resolve(req.ttl)?;
         if let Some(lock) = self.try_free_flat(req, ttl) {
             return Ok(lock);
         }
         let mut got = None;
-        self.acquire_items(&[(req, ttl)], wait, None, &mut |l| got = Some(l))?;
+        self.acquire_items(&[(req, ttl)], wait, None, &mut |l| got = Some(l), None)?;
         got.ok_or_else(|| Error::InvalidInput {
             field: "request",
             reason: "nothing was granted".into(),
@@ -589,27 +759,7 @@ impl LockManager for MemoryLockManager {
     fn release(&self, resource: &Resource, owner: &Owner) -> Result<Lock> {
         let now = self.clock.now();
         let mut st = self.state.lock();
-        let st = &mut *st;
-        let (lock, emptied) = self.with_own(st, resource, owner, now, |v, i| {
-            v[i].holds -= 1;
-            if v[i].holds > 0 {
-                (v[i].clone(), false)
-            } else {
-                let lock = v.swap_remove(i);
-                (lock, v.is_empty())
-            }
-        })?;
-        if lock.holds > 0 {
-            return Ok(lock);
-        }
-        st.counters.record_release(&lock, now);
-        if emptied {
-            st.one_more_empty();
-        }
-        if !st.queue.is_empty() {
-            self.freed.notify_all();
-        }
-        Ok(lock)
+        self.release_in(&mut st, resource, owner, now)
     }
 
     fn release_owner(&self, owner: &Owner) -> Result<Vec<Lock>> {

@@ -25,13 +25,13 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use oc_sqlite::{Connect, Durability, Fence};
 use oc_time::{Clock, SystemClock, Timestamp};
 
-use crate::KeepWaiting;
-use crate::backend::{Patience, canonical_items, conflict, unexpired};
+use crate::backend::{Patience, canonical_items, conflict, fingerprint, unexpired};
 use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
 use crate::{
     Error, Holder, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result,
     TtlPolicy,
 };
+use crate::{IDEMPOTENCY_KEY_TTL, IDEMPOTENCY_SWEEP_BATCH, IdempotencyKey, KeepWaiting, Keyed};
 
 const COMPONENT: &str = "oc-locks";
 const MIGRATIONS: &[&str] = &[
@@ -64,6 +64,17 @@ const MIGRATIONS: &[&str] = &[
     // handed out.
     "INSERT INTO oc_locks_meta (key, value)
         SELECT 'token_ceiling', value FROM oc_locks_meta WHERE key = 'token';",
+    // 3: idempotency keys (`IdempotencyKey`), per acting agent: the request's fingerprint and
+    // the locks it was given (JSON), written in the transaction of the grant or release.
+    "CREATE TABLE oc_lock_keys (
+        agent   TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        request TEXT NOT NULL,
+        result  TEXT NOT NULL,
+        at      INTEGER NOT NULL,
+        PRIMARY KEY (agent, key)
+    );
+    CREATE INDEX oc_lock_keys_at ON oc_lock_keys (at);",
 ];
 
 const COLS: &str = "resource, owner, mode, token, holds, acquired_at, expires_at";
@@ -398,6 +409,74 @@ fn try_grant(
     Ok(Ok(granted))
 }
 
+/// A keyed call's key and request fingerprint.
+type KeyArg<'a> = (&'a IdempotencyKey, &'a str);
+
+/// What one attempt to acquire found.
+enum Attempt {
+    /// The key was known: its first grant.
+    Replay(Vec<Lock>),
+    /// Granted now.
+    Granted(Vec<Lock>),
+    /// In someone's way.
+    Blocked(Blocked),
+}
+
+/// The locks recorded for `key` if it is live, after sweeping a bounded batch of lapsed keys;
+/// `IdempotencyConflict` (inner) if it was recorded for another request.
+fn key_replay(
+    tx: &Transaction<'_>,
+    (key, request): KeyArg<'_>,
+    now: Timestamp,
+) -> Result<Result<Option<Vec<Lock>>>> {
+    let ttl = i64::try_from(IDEMPOTENCY_KEY_TTL.as_millis()).unwrap_or(i64::MAX);
+    let oldest = now.as_millis().saturating_sub(ttl);
+    tx.prepare_cached(
+        "DELETE FROM oc_lock_keys WHERE rowid IN
+           (SELECT rowid FROM oc_lock_keys WHERE at <= ?1 ORDER BY at LIMIT ?2)",
+    )?
+    .execute((
+        oldest,
+        i64::try_from(IDEMPOTENCY_SWEEP_BATCH).unwrap_or(i64::MAX),
+    ))?;
+    let known: Option<(String, String)> = tx
+        .prepare_cached(
+            "SELECT request, result FROM oc_lock_keys WHERE agent = ?1 AND key = ?2 AND at > ?3",
+        )?
+        .query_row((key.agent(), key.key(), oldest), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((known, result)) = known else {
+        return Ok(Ok(None));
+    };
+    if known != request {
+        return Ok(Err(key.conflict()));
+    }
+    serde_json::from_str(&result)
+        .map(|locks| Ok(Some(locks)))
+        .map_err(|e| corrupt(&format!("idempotency key {:?}", key.key()), e))
+}
+
+/// Records `key`'s result in the transaction of the change.
+fn key_remember(
+    tx: &Transaction<'_>,
+    (key, request): KeyArg<'_>,
+    locks: &[Lock],
+    now: Timestamp,
+) -> Result<()> {
+    let result = serde_json::to_string(locks).map_err(|e| Error::InvalidInput {
+        field: "result",
+        reason: e.to_string(),
+    })?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO oc_lock_keys (agent, key, request, result, at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute((key.agent(), key.key(), request, result, now.as_millis()))?;
+    Ok(())
+}
+
 impl SqliteLockManager {
     /// Opens (creating if needed) the database at `path` with default options.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -466,7 +545,7 @@ impl SqliteLockManager {
     ) -> Result<Vec<Lock>> {
         let items = canonical_items(reqs, &self.opts.ttl)?;
         let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
-        self.acquire_items(&items, wait, watcher)
+        Ok(self.acquire_items(&items, wait, watcher, None)?.value)
     }
 
     fn acquire_items(
@@ -474,19 +553,44 @@ impl SqliteLockManager {
         items: &[(&LockRequest, Duration)],
         wait: Duration,
         watcher: Option<&KeepWaiting<'_>>,
-    ) -> Result<Vec<Lock>> {
+        key: Option<KeyArg<'_>>,
+    ) -> Result<Keyed<Vec<Lock>>> {
+        let fresh = |value| Keyed {
+            value,
+            replayed: false,
+        };
         let first = self.write(|tx, now| {
+            if let Some(k) = key {
+                match key_replay(tx, k, now)? {
+                    Ok(None) => {}
+                    Ok(Some(locks)) => return Ok(Ok(Attempt::Replay(locks))),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
             Ok(Ok(match try_grant(tx, &self.fence, items, None, now)? {
-                Ok(locks) => Ok(locks),
+                Ok(locks) => {
+                    if let Some(k) = key {
+                        key_remember(tx, k, &locks, now)?;
+                    }
+                    Attempt::Granted(locks)
+                }
                 Err(blocked) => {
                     bump(tx, "conflicts", 1)?;
-                    Err(blocked)
+                    Attempt::Blocked(blocked)
                 }
             }))
         })?;
         let (resource, holders) = match first {
-            Ok(locks) => return unexpired(&locks, self.opts.clock.now()).map(|()| locks),
-            Err(b) => b,
+            Attempt::Replay(value) => {
+                return Ok(Keyed {
+                    value,
+                    replayed: true,
+                });
+            }
+            Attempt::Granted(locks) => {
+                return unexpired(&locks, self.opts.clock.now()).map(|()| fresh(locks));
+            }
+            Attempt::Blocked(b) => b,
         };
         if wait.is_zero() {
             return Err(conflict(resource.to_string(), holders));
@@ -511,18 +615,48 @@ impl SqliteLockManager {
                     .execute((ticket, now.saturating_add(lease).as_millis()))?;
                 tx.prepare_cached("DELETE FROM oc_lock_waiters WHERE expires_at <= ?1")?
                     .execute([now.as_millis()])?;
-                let r = try_grant(tx, &self.fence, items, Some(ticket), now)?;
-                if r.is_ok() {
+                let leave = || -> Result<()> {
                     tx.prepare_cached("DELETE FROM oc_lock_waiters WHERE ticket = ?1")?
                         .execute([ticket])?;
+                    Ok(())
+                };
+                // A retry of the same key may have been granted while this one waited.
+                if let Some(k) = key {
+                    match key_replay(tx, k, now)? {
+                        Ok(None) => {}
+                        Ok(Some(locks)) => {
+                            leave()?;
+                            return Ok(Ok((Attempt::Replay(locks), now)));
+                        }
+                        Err(e) => {
+                            leave()?;
+                            return Ok(Err(e));
+                        }
+                    }
                 }
+                let r = match try_grant(tx, &self.fence, items, Some(ticket), now)? {
+                    Ok(locks) => {
+                        leave()?;
+                        if let Some(k) = key {
+                            key_remember(tx, k, &locks, now)?;
+                        }
+                        Attempt::Granted(locks)
+                    }
+                    Err(b) => Attempt::Blocked(b),
+                };
                 Ok(Ok((r, now)))
             })?;
             let (holders, now) = match attempt {
-                (Ok(locks), _) => {
-                    return unexpired(&locks, self.opts.clock.now()).map(|()| locks);
+                (Attempt::Replay(value), _) => {
+                    return Ok(Keyed {
+                        value,
+                        replayed: true,
+                    });
                 }
-                (Err((_, h)), now) => (h, now),
+                (Attempt::Granted(locks), _) => {
+                    return unexpired(&locks, self.opts.clock.now()).map(|()| fresh(locks));
+                }
+                (Attempt::Blocked((_, h)), now) => (h, now),
             };
             let at = Instant::now();
             if patience.over(at) {
@@ -549,6 +683,28 @@ impl SqliteLockManager {
             }
             backoff = (backoff * 2).min(self.opts.max_poll);
         }
+    }
+
+    /// Drops one hold of the owner's lock in `tx`.
+    fn release_in(
+        tx: &Transaction<'_>,
+        resource: &Resource,
+        owner: &Owner,
+        now: Timestamp,
+    ) -> Result<Result<Lock>> {
+        let mut l = match Self::own_live(tx, resource, owner, now)? {
+            Ok(l) => l,
+            Err(e) => return Ok(Err(e)),
+        };
+        l.holds -= 1;
+        if l.holds > 0 {
+            tx.prepare_cached("UPDATE oc_locks SET holds = ?3 WHERE resource = ?1 AND owner = ?2")?
+                .execute((resource.as_str(), owner.as_str(), l.holds))?;
+        } else {
+            delete_lock(tx, &l)?;
+            record_release(tx, &l, now)?;
+        }
+        Ok(Ok(l))
     }
 
     /// Looks up the owner's live lock for `release`/`renew`; removes it if lapsed.
@@ -580,7 +736,7 @@ impl SqliteLockManager {
 impl LockManager for SqliteLockManager {
     fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> {
         let ttl = self.opts.ttl.resolve(req.ttl)?;
-        let mut v = self.acquire_items(&[(req, ttl)], wait, None)?;
+        let mut v = self.acquire_items(&[(req, ttl)], wait, None, None)?.value;
         v.pop().ok_or_else(|| Error::InvalidInput {
             field: "request",
             reason: "nothing was granted".into(),
@@ -618,24 +774,60 @@ impl LockManager for SqliteLockManager {
     }
 
     fn release(&self, resource: &Resource, owner: &Owner) -> Result<Lock> {
+        let out = self.write(|tx, now| Self::release_in(tx, resource, owner, now));
+        if matches!(&out, Ok(l) if l.holds == 0) || matches!(out, Err(Error::Expired { .. })) {
+            self.wake();
+        }
+        out
+    }
+
+    fn acquire_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        reqs: &[LockRequest],
+        wait: Duration,
+        keep_waiting: Option<&KeepWaiting<'_>>,
+    ) -> Result<Keyed<Vec<Lock>>> {
+        let items = canonical_items(reqs, &self.opts.ttl)?;
+        let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
+        let request = fingerprint(reqs, None);
+        self.acquire_items(&items, wait, keep_waiting, Some((key, &request)))
+    }
+
+    fn release_keyed(
+        &self,
+        key: &IdempotencyKey,
+        resource: &Resource,
+        owner: &Owner,
+    ) -> Result<Keyed<Lock>> {
+        let request = fingerprint(&[], Some((resource, owner)));
         let out = self.write(|tx, now| {
-            let mut l = match Self::own_live(tx, resource, owner, now)? {
+            match key_replay(tx, (key, &request), now)? {
+                Ok(None) => {}
+                Ok(Some(mut v)) => {
+                    return Ok(v
+                        .pop()
+                        .map(|value| Keyed {
+                            value,
+                            replayed: true,
+                        })
+                        .ok_or_else(|| key.conflict()));
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+            let l = match Self::release_in(tx, resource, owner, now)? {
                 Ok(l) => l,
                 Err(e) => return Ok(Err(e)),
             };
-            l.holds -= 1;
-            if l.holds > 0 {
-                tx.prepare_cached(
-                    "UPDATE oc_locks SET holds = ?3 WHERE resource = ?1 AND owner = ?2",
-                )?
-                .execute((resource.as_str(), owner.as_str(), l.holds))?;
-            } else {
-                delete_lock(tx, &l)?;
-                record_release(tx, &l, now)?;
-            }
-            Ok(Ok(l))
+            key_remember(tx, (key, &request), std::slice::from_ref(&l), now)?;
+            Ok(Ok(Keyed {
+                value: l,
+                replayed: false,
+            }))
         });
-        if matches!(&out, Ok(l) if l.holds == 0) || matches!(out, Err(Error::Expired { .. })) {
+        if matches!(&out, Ok(l) if !l.replayed && l.value.holds == 0)
+            || matches!(out, Err(Error::Expired { .. }))
+        {
             self.wake();
         }
         out

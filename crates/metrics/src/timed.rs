@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use metrics::histogram;
 use metrics_exporter_prometheus::PrometheusRecorder;
-use oc_locks::{Lock, LockManager, LockRequest, LockStats, Owner, Resource, Result};
+use oc_locks::{
+    IdempotencyKey, KeepWaiting, Keyed, Lock, LockManager, LockRequest, LockStats, Owner, Resource,
+    Result,
+};
 use oc_time::Timestamp;
 
 use crate::catalogue::LOCK_WAIT;
@@ -55,6 +58,20 @@ impl<M: LockManager> LockManager for TimedLocks<M> {
     }
     fn acquire_many(&self, reqs: &[LockRequest], wait: Duration) -> Result<Vec<Lock>> {
         self.timed(wait, || self.inner.acquire_many(reqs, wait))
+    }
+    fn acquire_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        reqs: &[LockRequest],
+        wait: Duration,
+        keep_waiting: Option<&KeepWaiting<'_>>,
+    ) -> Result<Keyed<Vec<Lock>>> {
+        self.timed(wait, || {
+            self.inner.acquire_many_keyed(key, reqs, wait, keep_waiting)
+        })
+    }
+    fn release_keyed(&self, key: &IdempotencyKey, r: &Resource, o: &Owner) -> Result<Keyed<Lock>> {
+        self.inner.release_keyed(key, r, o)
     }
     fn renew(&self, r: &Resource, o: &Owner, ttl: Option<Duration>) -> Result<Lock> {
         self.inner.renew(r, o, ttl)

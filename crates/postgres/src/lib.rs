@@ -19,6 +19,9 @@
 //!   TTLs and fencing tokens; each operation one call of a server-side function that locks the
 //!   manager's row, decides and writes; first-come-first-served waiting across hosts, woken
 //!   by `LISTEN/NOTIFY` with polling as the fallback.
+//! - Idempotency keys (decision 0043) on both: a keyed change (`*_keyed`) is one transaction
+//!   that takes the key's advisory lock, replays a known key, or makes the change and records
+//!   the key with its result (`task_keys`, `lock_keys`): retries on any host grant once.
 //! - [`PgFileStore`]: a task's log, decisions, state, checkpoints and ship cursors, shared
 //!   by every host (decision 0036). Appends are group-committed: a bounded queue drained by
 //!   two committers into one call of a server-side function per batch, which assigns each
@@ -85,7 +88,8 @@
 //! - `options.rs` the connection settings, `pool.rs` the runtime thread and the connections,
 //!   `errors.rs` failures classified, `keys.rs` the advisory-lock keys, `slow.rs` the slow
 //!   calls, `schema.rs` the migration runner.
-//! - `tasks.rs` the task store, with one file per part of it under `tasks/`; its SQL in
+//! - `tasks.rs` the task store, with one file per part of it under `tasks/` (`keyed.rs`: the
+//!   idempotency keys' transactions); its SQL in
 //!   `tasks/sql/*.sql` and its schema's versions in `tasks/migrations/*.sql`.
 //! - `locks.rs` the lock manager; its schema's versions in `locks/migrations/*.sql` and its
 //!   server-side functions in `locks/functions/NNNN/*.sql`.

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use oc_locks::backend::{Counters, stats};
 use oc_locks::{
-    Error, KeepWaiting, Lock, LockManager, LockRequest, LockStats, Owner, Resource, Result,
-    Timestamp,
+    Error, IdempotencyKey, KeepWaiting, Keyed, Lock, LockManager, LockRequest, LockStats, Owner,
+    Resource, Result, Timestamp,
 };
 use tokio_postgres::Row;
 
@@ -195,6 +195,28 @@ impl LockManager for PgLockManager {
 
     fn release(&self, resource: &Resource, owner: &Owner) -> Result<Lock> {
         self.own(resource, owner, None)
+    }
+
+    fn acquire_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        reqs: &[LockRequest],
+        wait: Duration,
+        keep_waiting: Option<&KeepWaiting<'_>>,
+    ) -> Result<Keyed<Vec<Lock>>> {
+        let items = oc_locks::backend::canonical_items(reqs, &self.opts.ttl)?;
+        let items: Vec<(&LockRequest, Duration)> = items.iter().map(|(r, t)| (r, *t)).collect();
+        let request = oc_locks::backend::fingerprint(reqs, None);
+        self.acquire_keyed_items(&items, wait, keep_waiting, (key, &request))
+    }
+
+    fn release_keyed(
+        &self,
+        key: &IdempotencyKey,
+        resource: &Resource,
+        owner: &Owner,
+    ) -> Result<Keyed<Lock>> {
+        self.release_keyed_tx(key, resource, owner)
     }
 
     fn release_owner(&self, owner: &Owner) -> Result<Vec<Lock>> {

@@ -12,12 +12,14 @@ const TASKS: &[&str] = &[
     "03a2f0ee821298c1d3a00487251823b6d8a76fc416bb60f1a4cd1046bf521255",
     "b59356de91807dac91426f7500310be7bf203f085a8fe1f1b9ee576ac2b8c75c",
     "9d2f3b55e95680e9280b93b720611e84bc05b26f0d2dca11711e66a3f0de9f42",
+    "43d8cdc58ba7d8ccec9c950340cb6064676a390772f49072c8906e0cc149146b",
 ];
 
 /// The SHA-256 of each oc-locks migration, in order.
 const LOCKS: &[&str] = &[
     "4c1cb110f9ed89f2850f6a3d1c696c35e88cc7c208ff0b850475703596451e94",
     "dc3c90c7d38cff71e1654680c6b10c4fd2d384b95fc38fd93541e6fbbc9cffe0",
+    "9c29046facc6a353584bbcff0bd5cc954e4492976dfd70c3252dddec7f5fa30c",
 ];
 
 /// The SHA-256 of each oc-files migration (a task's files, decision 0036), in order.

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oc_tasks::{
-    Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, ReadySignal,
-    ReapedTask, Result, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats,
-    TaskStatus, TaskStore, Timestamp,
+    Change, Created, Error, HistoryEntry, IdempotencyKey, Keyed, LabelFilter, NewTask,
+    OnDependents, ReadySignal, ReapedTask, Result, Task, TaskCounts, TaskFilter, TaskId, TaskPage,
+    TaskQuery, TaskStats, TaskStatus, TaskStore, Timestamp,
 };
 
 use crate::errors::task_error;
@@ -28,6 +28,7 @@ mod counts;
 mod filter;
 mod graph;
 mod insert;
+mod keyed;
 mod maintenance;
 mod migrations;
 mod ready;
@@ -280,6 +281,35 @@ impl TaskStore for PgTaskStore {
 
     fn ready_signal(&self) -> Option<&ReadySignal> {
         Some(&self.ready)
+    }
+
+    fn submit_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        new: Vec<NewTask>,
+    ) -> Result<Keyed<Vec<Created>>> {
+        self.submit_keyed_tx(key, new)
+    }
+
+    fn apply_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        change: Change,
+        expect: Option<u64>,
+    ) -> Result<Keyed<Task>> {
+        self.apply_keyed_tx(key, id, change, expect)
+    }
+
+    fn claim_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Keyed<Vec<Task>>> {
+        self.claim_keyed_tx(key, owner, ttl, n, filter)
     }
 
     fn now(&self) -> Timestamp {

@@ -123,6 +123,19 @@ pub enum Error {
         /// The task holding it.
         holder: TaskId,
     },
+    /// An idempotency key was used before for another request ([`crate::IdempotencyKey`]):
+    /// nothing was written.
+    #[error("idempotency key {key:?} of agent {agent:?} was used for another request")]
+    IdempotencyConflict {
+        /// The agent the key belongs to.
+        agent: String,
+        /// The key.
+        key: String,
+    },
+    /// This store keeps no idempotency keys (an embedder's store that does not implement the
+    /// keyed methods): nothing was written.
+    #[error("this task store does not support idempotency keys")]
+    IdempotencyUnsupported,
     /// The storage backend failed: SQLite, PostgreSQL, or an embedder's own.
     ///
     /// The message is what a person reads (one line, never a password); the backend's own
@@ -155,7 +168,8 @@ impl Error {
 
     /// The request lost against the store's current state: an invalid transition, a lost
     /// lease, a version mismatch, a duplicate id, a dependency cycle, dependents in the way of
-    /// a delete, or a unique key held by another task.
+    /// a delete, a unique key held by another task, or an idempotency key used for another
+    /// request.
     pub fn is_conflict(&self) -> bool {
         matches!(
             self,
@@ -166,6 +180,7 @@ impl Error {
                 | Error::Cycle { .. }
                 | Error::HasDependents { .. }
                 | Error::UniqueKeyHeld { .. }
+                | Error::IdempotencyConflict { .. }
         )
     }
 

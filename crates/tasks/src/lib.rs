@@ -16,6 +16,14 @@
 //! - [`RetryPolicy`], [`Unique`], [`LabelFilter`], [`Blockers`], [`Rollup`], [`Created`]: the
 //!   work graph (dependencies, readiness, parents, labels, retry policies, unique keys).
 //! - [`TaskQuery`], [`TaskFilter`], [`TaskPage`], [`TaskStats`]: listings and statistics.
+//! - [`IdempotencyKey`], [`Keyed`]: retries after a timeout. The keyed methods
+//!   ([`TaskStore::submit_many_keyed`], [`TaskStore::apply_keyed`],
+//!   [`TaskStore::claim_many_keyed`] and the conveniences over them: `claim_next_keyed`,
+//!   `claim_keyed`, `complete_keyed`, ...) record the key, per agent, in the transaction of
+//!   the change; a retry with the same key and request returns the first result and writes
+//!   nothing, another request is [`Error::IdempotencyConflict`]. Keys are kept
+//!   [`IDEMPOTENCY_KEY_TTL`] (24 h) and swept [`IDEMPOTENCY_SWEEP_BATCH`] at a time by keyed
+//!   writes; calls without a key do no more than before.
 //! - [`Clock`], [`ManualClock`]: time is an input, so tests never sleep.
 //! - [`backend`]: for authors of a backend only (shared validation, graph algorithms, row
 //!   mapping, SQL text); no semver promise beyond the crate's minor version.
@@ -143,6 +151,7 @@ mod error;
 mod graph;
 mod history;
 mod id;
+mod idempotency;
 mod memory;
 mod model;
 mod query;
@@ -166,6 +175,9 @@ pub use crate::graph::{
 };
 pub use crate::history::HistoryEntry;
 pub use crate::id::{MAX_ID_LEN, TaskId};
+pub use crate::idempotency::{
+    IDEMPOTENCY_KEY_TTL, IDEMPOTENCY_SWEEP_BATCH, IdempotencyKey, Keyed, MAX_IDEMPOTENCY_KEY_LEN,
+};
 pub use crate::memory::MemoryTaskStore;
 pub use crate::model::{
     Change, DEFAULT_MAX_ATTEMPTS, EventKind, Lease, MAX_LEASE, MIN_LEASE, NewTask, ReapedTask,

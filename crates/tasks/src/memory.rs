@@ -1,20 +1,23 @@
 //! `MemoryTaskStore`: the reference backend, for embedders' tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::backend::{Doomed, PathSearch, cycle_error, finished_run, plan_submit};
+use crate::backend::{
+    ChangeRequest, Doomed, KeyedRequest, KeyedResult, PathSearch, cycle_error, finished_run,
+    idempotency_conflict, plan_submit,
+};
 use crate::model::{reap, transition};
 use crate::query::{Cursor, RunDurations};
 use crate::wait::may_ready;
 use crate::{
-    Capped, Change, Clock, Created, Error, EventKind, HistoryEntry, LabelFilter, NewTask,
-    OnDependents, Order, ReadySignal, ReapedTask, Result, SystemClock, Task, TaskCounts,
-    TaskFilter, TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary,
-    Timestamp, Unique, is_ready,
+    Capped, Change, Clock, Created, Error, EventKind, HistoryEntry, IDEMPOTENCY_KEY_TTL,
+    IDEMPOTENCY_SWEEP_BATCH, IdempotencyKey, Keyed, LabelFilter, NewTask, OnDependents, Order,
+    ReadySignal, ReapedTask, Result, SystemClock, Task, TaskCounts, TaskFilter, TaskId, TaskPage,
+    TaskQuery, TaskStats, TaskStatus, TaskStore, TaskSummary, Timestamp, Unique, is_ready,
 };
 
 /// An in-memory [`TaskStore`] with the same semantics as the SQLite one.
@@ -47,6 +50,10 @@ struct State {
     entered: [u64; 5],
     runs: RunDurations,
     history: HashMap<TaskId, Vec<HistoryEntry>>,
+    /// Idempotency keys by (agent, key): the request's fingerprint, the first result, when.
+    keys: HashMap<(String, String), (String, KeyedResult, Timestamp)>,
+    /// The keys in the order they were recorded, for the bounded sweep.
+    key_order: VecDeque<(Timestamp, (String, String))>,
 }
 
 impl State {
@@ -162,23 +169,7 @@ impl TaskStore for MemoryTaskStore {
             .into_iter()
             .map(|n| n.into_task(now))
             .collect::<Result<Vec<_>>>()?;
-        let mut st = self.state.lock();
-        let out = plan_submit(
-            tasks,
-            |key| Ok(st.holder(key, None).cloned()),
-            |id| Ok(st.tasks.contains_key(id)),
-        )?;
-        for c in out.iter().filter(|c| !c.duplicate) {
-            if st.tasks.contains_key(&c.task.id) {
-                return Err(Error::AlreadyExists {
-                    id: c.task.id.clone(),
-                });
-            }
-        }
-        for c in out.iter().filter(|c| !c.duplicate) {
-            st.tasks.insert(c.task.id.clone(), c.task.clone());
-            st.record(None, &c.task, Some(EventKind::Created));
-        }
+        let out = self.state.lock().submit(tasks)?;
         self.ready
             .after(&out.iter().map(|c| &c.task).collect::<Vec<_>>(), now);
         Ok(out)
@@ -192,20 +183,7 @@ impl TaskStore for MemoryTaskStore {
         change.validate()?;
         let mut st = self.state.lock();
         let now = self.clock.now();
-        let st = &mut *st;
-        let task = st
-            .tasks
-            .get_mut(id)
-            .ok_or_else(|| Error::NotFound { id: id.clone() })?;
-        let mut token = st.last_token;
-        let (next, kind) = transition(task, &change, expect, now, || {
-            token += 1;
-            token
-        })?;
-        st.check_key(&next)?;
-        st.last_token = token;
-        let prev = st.tasks.insert(id.clone(), next.clone());
-        st.record(prev.as_ref(), &next, kind);
+        let next = st.apply(id, &change, expect, now)?;
         if may_ready(&change) {
             self.ready.after(&[&next], now);
         }
@@ -227,31 +205,7 @@ impl TaskStore for MemoryTaskStore {
         filter.validate()?;
         let mut st = self.state.lock();
         let now = self.clock.now();
-        let st = &mut *st;
-        let ids: Vec<TaskId> = sorted(
-            st.tasks
-                .values()
-                .filter(|t| st.ready(t, now) && filter.matches(&t.labels)),
-            Order::Priority,
-        )
-        .into_iter()
-        .take(n)
-        .map(|t| t.id.clone())
-        .collect();
-        let mut claimed = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Some(task) = st.tasks.get_mut(&id) else {
-                continue;
-            };
-            let (next, kind) = transition(task, &change, None, now, || {
-                st.last_token += 1;
-                st.last_token
-            })?;
-            let prev = std::mem::replace(task, next.clone());
-            st.record(Some(&prev), &next, kind);
-            claimed.push(next);
-        }
-        Ok(claimed)
+        st.claim(&change, n, filter, now)
     }
 
     fn add_dependency(&self, task: &TaskId, on: &TaskId) -> Result<Task> {
@@ -490,5 +444,212 @@ impl TaskStore for MemoryTaskStore {
 
     fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    fn submit_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        new: Vec<NewTask>,
+    ) -> Result<Keyed<Vec<Created>>> {
+        let request = KeyedRequest::Submit { tasks: &new }.fingerprint()?;
+        let mut st = self.state.lock();
+        let now = self.clock.now();
+        let tasks = new
+            .into_iter()
+            .map(|n| n.into_task(now))
+            .collect::<Result<Vec<_>>>()?;
+        let out = st
+            .keyed(key, request, now, |st| {
+                st.submit(tasks).map(KeyedResult::Submit)
+            })?
+            .try_map(|r| r.submit(key))?;
+        drop(st);
+        if !out.replayed {
+            self.ready
+                .after(&out.value.iter().map(|c| &c.task).collect::<Vec<_>>(), now);
+        }
+        Ok(out)
+    }
+
+    fn apply_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        change: Change,
+        expect: Option<u64>,
+    ) -> Result<Keyed<Task>> {
+        change.validate()?;
+        let request = KeyedRequest::Apply {
+            id,
+            change: ChangeRequest::from(&change),
+            expect,
+        }
+        .fingerprint()?;
+        let mut st = self.state.lock();
+        let now = self.clock.now();
+        let out = st
+            .keyed(key, request, now, |st| {
+                st.apply(id, &change, expect, now)
+                    .map(|t| KeyedResult::Apply(Box::new(t)))
+            })?
+            .try_map(|r| r.apply(key))?;
+        drop(st);
+        if !out.replayed && may_ready(&change) {
+            self.ready.after(&[&out.value], now);
+        }
+        Ok(out)
+    }
+
+    fn claim_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Keyed<Vec<Task>>> {
+        let change = Change::Claim {
+            owner: owner.into(),
+            ttl,
+        };
+        change.validate()?;
+        filter.validate()?;
+        let request = KeyedRequest::Claim {
+            owner,
+            ttl_ms: ttl.as_millis(),
+            n,
+            filter,
+        }
+        .fingerprint()?;
+        let mut st = self.state.lock();
+        let now = self.clock.now();
+        st.keyed(key, request, now, |st| {
+            st.claim(&change, n, filter, now).map(KeyedResult::Claim)
+        })?
+        .try_map(|r| r.claim(key))
+    }
+}
+
+impl State {
+    fn submit(&mut self, tasks: Vec<Task>) -> Result<Vec<Created>> {
+        let st = self;
+        let out = plan_submit(
+            tasks,
+            |key| Ok(st.holder(key, None).cloned()),
+            |id| Ok(st.tasks.contains_key(id)),
+        )?;
+        for c in out.iter().filter(|c| !c.duplicate) {
+            if st.tasks.contains_key(&c.task.id) {
+                return Err(Error::AlreadyExists {
+                    id: c.task.id.clone(),
+                });
+            }
+        }
+        for c in out.iter().filter(|c| !c.duplicate) {
+            st.tasks.insert(c.task.id.clone(), c.task.clone());
+            st.record(None, &c.task, Some(EventKind::Created));
+        }
+        Ok(out)
+    }
+
+    fn apply(
+        &mut self,
+        id: &TaskId,
+        change: &Change,
+        expect: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Task> {
+        let st = self;
+        let task = st
+            .tasks
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound { id: id.clone() })?;
+        let mut token = st.last_token;
+        let (next, kind) = transition(task, change, expect, now, || {
+            token += 1;
+            token
+        })?;
+        st.check_key(&next)?;
+        st.last_token = token;
+        let prev = st.tasks.insert(id.clone(), next.clone());
+        st.record(prev.as_ref(), &next, kind);
+        Ok(next)
+    }
+
+    fn claim(
+        &mut self,
+        change: &Change,
+        n: usize,
+        filter: &LabelFilter,
+        now: Timestamp,
+    ) -> Result<Vec<Task>> {
+        let st = self;
+        let ids: Vec<TaskId> = sorted(
+            st.tasks
+                .values()
+                .filter(|t| st.ready(t, now) && filter.matches(&t.labels)),
+            Order::Priority,
+        )
+        .into_iter()
+        .take(n)
+        .map(|t| t.id.clone())
+        .collect();
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(task) = st.tasks.get_mut(&id) else {
+                continue;
+            };
+            let (next, kind) = transition(task, change, None, now, || {
+                st.last_token += 1;
+                st.last_token
+            })?;
+            let prev = std::mem::replace(task, next.clone());
+            st.record(Some(&prev), &next, kind);
+            claimed.push(next);
+        }
+        Ok(claimed)
+    }
+
+    /// Runs `op` under `key`, or replays the result recorded for it; sweeps a bounded batch of
+    /// lapsed keys first. Called with the store's mutex held, so the key and the change are
+    /// recorded together.
+    fn keyed(
+        &mut self,
+        key: &IdempotencyKey,
+        request: String,
+        now: Timestamp,
+        op: impl FnOnce(&mut State) -> Result<KeyedResult>,
+    ) -> Result<Keyed<KeyedResult>> {
+        let lapsed = |at: Timestamp| at.saturating_add(IDEMPOTENCY_KEY_TTL) <= now;
+        for _ in 0..IDEMPOTENCY_SWEEP_BATCH {
+            match self.key_order.front() {
+                Some((at, _)) if lapsed(*at) => {}
+                _ => break,
+            }
+            if let Some((at, k)) = self.key_order.pop_front()
+                && self.keys.get(&k).is_some_and(|e| e.2 == at)
+            {
+                self.keys.remove(&k);
+            }
+        }
+        let k = (key.agent().to_owned(), key.key().to_owned());
+        if let Some((req, result, at)) = self.keys.get(&k)
+            && !lapsed(*at)
+        {
+            if *req != request {
+                return Err(idempotency_conflict(key));
+            }
+            return Ok(Keyed {
+                value: result.clone(),
+                replayed: true,
+            });
+        }
+        let result = op(self)?;
+        self.keys.insert(k.clone(), (request, result.clone(), now));
+        self.key_order.push_back((now, k));
+        Ok(Keyed {
+            value: result,
+            replayed: false,
+        })
     }
 }

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::idempotency::unsupported;
 use crate::wait::{ReadySignal, Waiting};
 use crate::{
-    Blockers, Change, Created, Error, HistoryEntry, LabelFilter, NewTask, OnDependents, ReapedTask,
-    Result, Rollup, StorageStats, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskPatch,
-    TaskQuery, TaskStats, TaskStatus, Timestamp,
+    Blockers, Change, Created, Error, HistoryEntry, IdempotencyKey, Keyed, LabelFilter, NewTask,
+    OnDependents, ReapedTask, Result, Rollup, StorageStats, Task, TaskCounts, TaskFilter, TaskId,
+    TaskPage, TaskPatch, TaskQuery, TaskStats, TaskStatus, Timestamp,
 };
 
 /// A store of tasks with an atomic state machine.
@@ -279,6 +280,133 @@ pub trait TaskStore: Send + Sync {
     fn update(&self, id: &TaskId, patch: TaskPatch) -> Result<Task> {
         self.apply(id, Change::Update(patch), None)
     }
+
+    // Idempotency keys (docs/decisions/0043): a retry with the same key and request returns the first
+    // result and writes nothing; with another request it is `IdempotencyConflict`. A store
+    // records the key in the transaction of the change it guards, so only the store can
+    // write the three methods below: their defaults refuse (`IdempotencyUnsupported`).
+    // The memory, SQLite and PostgreSQL stores implement them; the rest are defaulted on top.
+
+    /// [`submit_many`](TaskStore::submit_many) under `key`: a retry returns the first call's
+    /// [`Created`] (each `duplicate` as it was then) and creates nothing.
+    fn submit_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        new: Vec<NewTask>,
+    ) -> Result<Keyed<Vec<Created>>> {
+        let _ = (key, new);
+        Err(unsupported())
+    }
+
+    /// [`apply`](TaskStore::apply) under `key`: a retry returns the task as the first call
+    /// left it (a claim's lease and token included) and changes nothing, whatever happened to
+    /// the task since. A refused change records no key.
+    fn apply_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        change: Change,
+        expect_version: Option<u64>,
+    ) -> Result<Keyed<Task>> {
+        let _ = (key, id, change, expect_version);
+        Err(unsupported())
+    }
+
+    /// [`claim_many`](TaskStore::claim_many) under `key`: a retry returns the tasks the first
+    /// call claimed (none, if it found none) and claims nothing more.
+    fn claim_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Keyed<Vec<Task>>> {
+        let _ = (key, owner, ttl, n, filter);
+        Err(unsupported())
+    }
+
+    /// [`submit`](TaskStore::submit) under `key`.
+    fn submit_keyed(&self, key: &IdempotencyKey, new: NewTask) -> Result<Keyed<Created>> {
+        let k = self.submit_many_keyed(key, vec![new])?;
+        let replayed = k.replayed;
+        let created = k
+            .value
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::InvalidInput {
+                field: "tasks",
+                reason: "nothing to create".into(),
+            })?;
+        Ok(Keyed {
+            value: created,
+            replayed,
+        })
+    }
+
+    /// [`claim_next_matching`](TaskStore::claim_next_matching) under `key`.
+    fn claim_next_keyed(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        filter: &LabelFilter,
+    ) -> Result<Keyed<Option<Task>>> {
+        Ok(self
+            .claim_many_keyed(key, owner, ttl, 1, filter)?
+            .map(|mut v| v.pop()))
+    }
+
+    /// [`claim`](TaskStore::claim) under `key`.
+    fn claim_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Keyed<Task>> {
+        let owner = owner.into();
+        self.apply_keyed(key, id, Change::Claim { owner, ttl }, None)
+    }
+
+    /// [`heartbeat`](TaskStore::heartbeat) under `key`.
+    fn heartbeat_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: u64,
+        ttl: Duration,
+    ) -> Result<Keyed<Task>> {
+        self.apply_keyed(key, id, Change::Heartbeat { token, ttl }, None)
+    }
+
+    /// [`release`](TaskStore::release) under `key`.
+    fn release_keyed(&self, key: &IdempotencyKey, id: &TaskId, token: u64) -> Result<Keyed<Task>> {
+        self.apply_keyed(key, id, Change::Release { token }, None)
+    }
+
+    /// [`complete`](TaskStore::complete) under `key`.
+    fn complete_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: Option<u64>,
+        result: Option<Value>,
+    ) -> Result<Keyed<Task>> {
+        self.apply_keyed(key, id, Change::Complete { token, result }, None)
+    }
+
+    /// [`fail`](TaskStore::fail) under `key`.
+    fn fail_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: Option<u64>,
+        error: &str,
+    ) -> Result<Keyed<Task>> {
+        let error = error.into();
+        self.apply_keyed(key, id, Change::Fail { token, error }, None)
+    }
 }
 
 macro_rules! forward {
@@ -313,6 +441,19 @@ macro_rules! forward {
                 &self, owner: &str, ttl: Duration, f: &LabelFilter, w: &Waiting<'_>,
             ) -> Result<Option<Task>> {
                 (**self).claim_next_watched(owner, ttl, f, w)
+            }
+            fn submit_many_keyed(&self, key: &IdempotencyKey, new: Vec<NewTask>) -> Result<Keyed<Vec<Created>>> {
+                (**self).submit_many_keyed(key, new)
+            }
+            fn apply_keyed(
+                &self, key: &IdempotencyKey, id: &TaskId, change: Change, expect: Option<u64>,
+            ) -> Result<Keyed<Task>> {
+                (**self).apply_keyed(key, id, change, expect)
+            }
+            fn claim_many_keyed(
+                &self, key: &IdempotencyKey, owner: &str, ttl: Duration, n: usize, f: &LabelFilter,
+            ) -> Result<Keyed<Vec<Task>>> {
+                (**self).claim_many_keyed(key, owner, ttl, n, f)
             }
         }
     )*};

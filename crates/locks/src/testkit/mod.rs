@@ -20,7 +20,10 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 pub mod history;
+mod keys;
 pub mod model;
+
+pub use keys::*;
 
 use crate::{
     Error, Lock, LockManager, LockMode, LockRequest, ManualClock, Owner, Resource, Timestamp,
@@ -590,7 +593,8 @@ macro_rules! lock_conformance_tests {
         $crate::lock_conformance_tests!(@each $make; check_modes, check_hierarchy, check_reentrant_holds,
             check_upgrade, check_wrong_owner, check_bad_input, check_expiry, check_acquire_many,
             check_stats, check_waiting, check_watched_wait, check_no_starvation, check_tokens_increase,
-            check_linearizable);
+            check_linearizable, check_idempotent_locks, check_idempotency_keys_lapse,
+            check_idempotent_lock_race);
         #[test]
         fn check_mutual_exclusion() {
             let make = $make;

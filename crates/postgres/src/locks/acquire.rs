@@ -3,14 +3,19 @@
 
 use std::time::{Duration, Instant};
 
-use oc_locks::backend::{Patience, canonical_items, conflict, next_lapse, unexpired};
-use oc_locks::{Holder, KeepWaiting, Lock, LockRequest, Result, Timestamp};
+use oc_locks::backend::{Patience, canonical_items, conflict, fingerprint, next_lapse, unexpired};
+use oc_locks::{
+    Error, Holder, IDEMPOTENCY_KEY_TTL, IDEMPOTENCY_SWEEP_BATCH, IdempotencyKey, KeepWaiting,
+    Keyed, Lock, LockRequest, Owner, Resource, Result, Timestamp,
+};
 use parking_lot::{Condvar, Mutex};
 use tokio_postgres::AsyncMessage;
 use tokio_postgres::types::ToSql;
 
 use super::PgLockManager;
 use super::row::{corrupt, ms, row_holder, row_lock};
+use super::statements::LockStatements;
+use crate::errors::lock_error;
 
 /// Wakes waiters of this process when a lock is freed: by a release here, or by a
 /// notification from the server (a release on any host). Notifications are hints, since they
@@ -247,5 +252,271 @@ impl PgLockManager {
             }
             backoff = (backoff * 2).min(self.opts.max_poll);
         }
+    }
+}
+
+/// What one keyed attempt found.
+enum Attempt {
+    /// The key was known: its first grant.
+    Replay(Vec<Lock>),
+    /// Granted now (the key recorded with it).
+    Granted(Vec<Lock>),
+    /// In someone's way (no key recorded).
+    Blocked(Blocked),
+}
+
+/// Takes the key's lock, sweeps a batch of lapsed keys and looks the key up: the time, and
+/// the locks recorded for the same request if any; an inner error for another request.
+pub(super) async fn key_begin(
+    t: &tokio_postgres::Transaction<'_>,
+    st: &LockStatements,
+    schema: &str,
+    (key, request): (&IdempotencyKey, &str),
+    clock: Option<i64>,
+) -> std::result::Result<Result<(i64, Option<Vec<Lock>>)>, tokio_postgres::Error> {
+    t.execute(&st.key_lock, &[&schema, &key.agent(), &key.key()])
+        .await?;
+    let row = t.query_one(&st.now, &[&clock]).await?;
+    let now: i64 = match row.try_get(0) {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(corrupt("(now)", e))),
+    };
+    let ttl = i64::try_from(IDEMPOTENCY_KEY_TTL.as_millis()).unwrap_or(i64::MAX);
+    let oldest = now.saturating_sub(ttl);
+    let batch = i64::try_from(IDEMPOTENCY_SWEEP_BATCH).unwrap_or(i64::MAX);
+    t.execute(&st.key_sweep, &[&oldest, &batch]).await?;
+    let Some(r) = t
+        .query_opt(&st.key_read, &[&key.agent(), &key.key(), &oldest])
+        .await?
+    else {
+        return Ok(Ok((now, None)));
+    };
+    let (known, result): (String, String) = match (r.try_get(0), r.try_get(1)) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => return Ok(Err(corrupt("(idempotency key)", "unreadable row"))),
+    };
+    if known != request {
+        return Ok(Err(key.conflict()));
+    }
+    Ok(serde_json::from_str(&result)
+        .map(|locks| (now, Some(locks)))
+        .map_err(|e| corrupt("(idempotency key)", e)))
+}
+
+/// Records the key with the locks it was given, in the transaction of the change.
+pub(super) async fn key_end(
+    t: &tokio_postgres::Transaction<'_>,
+    st: &LockStatements,
+    (key, request): (&IdempotencyKey, &str),
+    locks: &[Lock],
+    now: i64,
+) -> std::result::Result<Result<()>, tokio_postgres::Error> {
+    let json = match serde_json::to_string(locks) {
+        Ok(j) => j,
+        Err(e) => return Ok(Err(corrupt("(idempotency key)", e))),
+    };
+    t.execute(
+        &st.key_write,
+        &[&key.agent(), &key.key(), &request, &json, &now],
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+macro_rules! inner {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
+impl PgLockManager {
+    /// One keyed attempt, in one transaction with the key: replay, grant (recording the key),
+    /// or blocked. A replay leaves the queue (`ticket`).
+    fn attempt_keyed(
+        &self,
+        items: &[(&LockRequest, Duration)],
+        ticket: Option<i64>,
+        key: (&IdempotencyKey, &str),
+    ) -> Result<Attempt> {
+        let p = AcquireParams::new(items, ticket, self.opts.waiter_lease, self.clock_ms());
+        let (schema, clock) = (self.opts.pg.schema.clone(), self.clock_ms());
+        let (k, request) = (key.0.clone(), key.1.to_owned());
+        let out = self.pool.transaction(move |t, st| {
+            Box::pin(async move {
+                let (now, known) = inner!(key_begin(t, st, &schema, (&k, &request), clock).await?);
+                if let Some(locks) = known {
+                    if let Some(ticket) = ticket {
+                        t.execute(&st.abandon, &[&ticket]).await?;
+                    }
+                    return Ok(Ok(Attempt::Replay(locks)));
+                }
+                let rows = t.query(&st.acquire, &p.params()).await?;
+                let granted: bool = match rows.first() {
+                    Some(r) => inner!(r.try_get(0).map_err(|e| corrupt("(acquire)", e))),
+                    None => return Ok(Err(corrupt("(acquire)", "the server granted nothing"))),
+                };
+                if granted {
+                    let locks = inner!(
+                        rows.iter()
+                            .map(|r| row_lock(r, 2))
+                            .collect::<Result<Vec<_>>>()
+                    );
+                    inner!(key_end(t, st, (&k, &request), &locks, now).await?);
+                    Ok(Ok(Attempt::Granted(locks)))
+                } else {
+                    let blocked: String =
+                        inner!(rows[0].try_get(1).map_err(|e| corrupt("(acquire)", e)));
+                    let holders = inner!(
+                        rows.iter()
+                            .map(|r| row_holder(r, 2))
+                            .collect::<Result<Vec<_>>>()
+                    );
+                    Ok(Ok(Attempt::Blocked((blocked, holders))))
+                }
+            })
+        });
+        out.map_err(lock_error)?
+    }
+
+    /// `acquire_many_keyed`: [`Self::acquire_items`], each attempt keyed.
+    pub(super) fn acquire_keyed_items(
+        &self,
+        items: &[(&LockRequest, Duration)],
+        wait: Duration,
+        watcher: Option<&KeepWaiting<'_>>,
+        key: (&IdempotencyKey, &str),
+    ) -> Result<Keyed<Vec<Lock>>> {
+        let ttl = items.iter().map(|(_, t)| *t).min().unwrap_or_default();
+        let replay = |value| Keyed {
+            value,
+            replayed: true,
+        };
+        let fresh = |value| Keyed {
+            value,
+            replayed: false,
+        };
+        let sent = Instant::now();
+        let (resource, holders) = match self.attempt_keyed(items, None, key)? {
+            Attempt::Replay(locks) => return Ok(replay(locks)),
+            Attempt::Granted(locks) => {
+                return self.delivered(&locks, sent, ttl).map(|()| fresh(locks));
+            }
+            Attempt::Blocked(b) => b,
+        };
+        if wait.is_zero() {
+            return Err(conflict(resource, holders));
+        }
+        self.listen();
+        let patience = Patience::new(wait, watcher, items[0].0);
+        let p = AcquireParams::new(items, None, self.opts.waiter_lease, self.clock_ms());
+        let row = self.call(move |c| async move {
+            c.client
+                .query_one(&c.stmts.enqueue, &p.enqueue_params())
+                .await
+        })?;
+        let ticket: i64 = row.try_get(0).map_err(|e| corrupt("(ticket)", e))?;
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            let seen = *self.freed.generation.lock();
+            let sent = Instant::now();
+            let holders = match self.attempt_keyed(items, Some(ticket), key)? {
+                Attempt::Replay(locks) => return Ok(replay(locks)),
+                Attempt::Granted(locks) => {
+                    return self.delivered(&locks, sent, ttl).map(|()| fresh(locks));
+                }
+                Attempt::Blocked((_, h)) => h,
+            };
+            let at = Instant::now();
+            if patience.over(at) {
+                self.call(
+                    move |c| async move { c.client.execute(&c.stmts.abandon, &[&ticket]).await },
+                )?;
+                return Err(patience.timed_out(resource, holders, at));
+            }
+            let now = self.now_of_db()?;
+            let until = [
+                Some(patience.wake_by(at)),
+                Some(at + backoff),
+                next_lapse(&holders, at, now),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(at);
+            let mut generation = self.freed.generation.lock();
+            if *generation == seen {
+                self.freed.cond.wait_until(&mut generation, until);
+            }
+            backoff = (backoff * 2).min(self.opts.max_poll);
+        }
+    }
+
+    /// `release_keyed`: `lock_own` in one transaction with the key.
+    pub(super) fn release_keyed_tx(
+        &self,
+        key: &IdempotencyKey,
+        resource: &Resource,
+        owner: &Owner,
+    ) -> Result<Keyed<Lock>> {
+        let request = fingerprint(&[], Some((resource, owner)));
+        let (schema, clock) = (self.opts.pg.schema.clone(), self.clock_ms());
+        let (k, r, o) = (key.clone(), resource.clone(), owner.clone());
+        let out = self.pool.transaction(move |t, st| {
+            Box::pin(async move {
+                let (now, known) = inner!(key_begin(t, st, &schema, (&k, &request), clock).await?);
+                if let Some(mut locks) = known {
+                    return Ok(locks
+                        .pop()
+                        .map(|value| Keyed {
+                            value,
+                            replayed: true,
+                        })
+                        .ok_or_else(|| k.conflict()));
+                }
+                let (rs, os) = (r.to_string(), o.to_string());
+                let none: Option<i64> = None;
+                let rows = t.query(&st.own, &[&rs, &os, &none, &clock]).await?;
+                let Some(first) = rows.first() else {
+                    return Ok(Err(corrupt(r.as_str(), "no outcome")));
+                };
+                let outcome: String = inner!(first.try_get(0).map_err(|e| corrupt("(outcome)", e)));
+                match outcome.as_str() {
+                    "not_held" => Ok(Err(Error::NotHeld {
+                        resource: rs,
+                        owner: os,
+                        holders: inner!(
+                            rows[1..]
+                                .iter()
+                                .map(|x| row_lock(x, 1).map(|l| l.holder()))
+                                .collect::<Result<_>>()
+                        ),
+                    })),
+                    "expired" => Ok(Err(Error::Expired {
+                        resource: rs,
+                        owner: os,
+                    })),
+                    _ => {
+                        let l = inner!(row_lock(first, 1));
+                        inner!(
+                            key_end(t, st, (&k, &request), std::slice::from_ref(&l), now).await?
+                        );
+                        Ok(Ok(Keyed {
+                            value: l,
+                            replayed: false,
+                        }))
+                    }
+                }
+            })
+        });
+        let out = out.map_err(lock_error)?;
+        if matches!(&out, Ok(k) if !k.replayed && k.value.holds == 0)
+            || matches!(out, Err(Error::Expired { .. }))
+        {
+            self.freed.wake();
+        }
+        out
     }
 }

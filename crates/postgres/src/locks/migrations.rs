@@ -33,4 +33,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 2: the manager's time is read after its row is locked, and never goes back (the
     // functions of 1 installed again, as this migration shipped).
     concat!(include_str!("migrations/0002_clock.sql"), functions_0001!()),
+    // 3: idempotency keys (`oc_locks::IdempotencyKey`), per agent: the request and the locks
+    // it was given, written in the transaction of the grant or release.
+    include_str!("migrations/0003_lock_keys.sql"),
 ];

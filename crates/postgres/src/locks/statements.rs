@@ -18,6 +18,10 @@ pub(crate) struct LockStatements {
     pub(super) list: Statement,
     pub(super) counters: Statement,
     pub(super) now: Statement,
+    pub(super) key_lock: Statement,
+    pub(super) key_sweep: Statement,
+    pub(super) key_read: Statement,
+    pub(super) key_write: Statement,
 }
 
 impl Prepare for LockStatements {
@@ -34,6 +38,10 @@ impl Prepare for LockStatements {
             list: prepare(c, &s, include_str!("sql/list.sql")).await?,
             counters: prepare(c, &s, include_str!("sql/counters.sql")).await?,
             now: prepare(c, &s, include_str!("sql/now.sql")).await?,
+            key_lock: prepare(c, &s, include_str!("sql/key_lock.sql")).await?,
+            key_sweep: prepare(c, &s, include_str!("sql/key_sweep.sql")).await?,
+            key_read: prepare(c, &s, include_str!("sql/key_read.sql")).await?,
+            key_write: prepare(c, &s, include_str!("sql/key_write.sql")).await?,
         })
     }
 }

@@ -9,7 +9,7 @@ use super::row::{corrupt, row_task};
 
 /// How often a claim that found nothing, while ready tasks were held locked by others, runs
 /// again before it answers "nothing" (about a second of pauses in all).
-const SKIPPED_ATTEMPTS: u32 = 100;
+pub(super) const SKIPPED_ATTEMPTS: u32 = 100;
 
 impl PgTaskStore {
     pub(super) fn claim(

@@ -3,13 +3,15 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use oc_tasks::backend::{metadata_text, plan_submit, retry_columns};
+use oc_tasks::backend::{KeyedRequest, KeyedResult, metadata_text, plan_submit, retry_columns};
 use oc_tasks::{
-    Created, Error, EventKind, HistoryEntry, NewTask, Result, Task, TaskId, TaskStatus, Unique,
+    Created, Error, EventKind, HistoryEntry, IdempotencyKey, Keyed, NewTask, Result, Task, TaskId,
+    TaskStatus, Unique,
 };
 use tokio_postgres::types::ToSql;
 
 use super::PgTaskStore;
+use super::keyed::{Found, inner, key_begin, key_end};
 use super::row::{corrupt, i64_of, result_text, row_task};
 use super::transition::{CAS_ATTEMPTS, UNIQUE_KEY};
 use crate::errors::{Failure, classify, task_error};
@@ -183,12 +185,50 @@ impl PgTaskStore {
     /// the same key makes the insert fail; the whole transaction is then tried again, and
     /// finds the new holder.
     fn submit_graph(&self, tasks: Vec<Task>) -> Result<Vec<Created>> {
+        Ok(self.submit_graph_keyed(tasks, None)?.value)
+    }
+
+    /// `submit_many_keyed`: the transaction of [`Self::submit_graph`] under the key.
+    pub(super) fn submit_keyed_tx(
+        &self,
+        key: &IdempotencyKey,
+        new: Vec<NewTask>,
+    ) -> Result<Keyed<Vec<Created>>> {
+        let request = KeyedRequest::Submit { tasks: &new }.fingerprint()?;
+        let now = self.db_now()?;
+        let tasks = new
+            .into_iter()
+            .map(|n| n.into_task(now))
+            .collect::<Result<Vec<_>>>()?;
+        self.submit_graph_keyed(tasks, Some((key.clone(), request)))
+    }
+
+    /// [`Self::submit_graph`], recording `key` (with its request) in the same transaction or
+    /// replaying what it recorded.
+    fn submit_graph_keyed(
+        &self,
+        tasks: Vec<Task>,
+        key: Option<(IdempotencyKey, String)>,
+    ) -> Result<Keyed<Vec<Created>>> {
         for _ in 0..CAS_ATTEMPTS {
             let batch = tasks.clone();
             let ids: Vec<TaskId> = batch.iter().map(|t| t.id.clone()).collect();
             let schema = self.table_schema();
+            let (key, name, clock) = (key.clone(), self.opts.schema.clone(), self.clock_ms());
             let out = self.pool.transaction(move |t, st| {
                 Box::pin(async move {
+                    let mut at = 0;
+                    if let Some((k, request)) = &key {
+                        match inner!(key_begin(t, st, &name, k, request, clock).await?) {
+                            Found::New(now) => at = now,
+                            Found::Replay(r) => {
+                                return Ok(r.submit(k).map(|value| Keyed {
+                                    value,
+                                    replayed: true,
+                                }));
+                            }
+                        }
+                    }
                     let in_batch: HashSet<TaskId> = batch.iter().map(|t| t.id.clone()).collect();
                     let keys: Vec<String> = batch
                         .iter()
@@ -280,12 +320,21 @@ impl PgTaskStore {
                             t.execute(&st.edges, &[&from, &to]).await?;
                         }
                     }
-                    Ok(Ok(planned))
+                    if let Some((k, request)) = &key {
+                        let result = KeyedResult::Submit(planned.clone());
+                        inner!(key_end(t, st, k, request, &result, at).await?);
+                    }
+                    Ok(Ok(Keyed {
+                        value: planned,
+                        replayed: false,
+                    }))
                 })
             });
             match out {
                 Ok(Ok(created)) => {
-                    trace_created(&created);
+                    if !created.replayed {
+                        trace_created(&created.value);
+                    }
                     return Ok(created);
                 }
                 Ok(Err(e)) => return Err(e),

@@ -24,4 +24,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 5: a notification on `oc_tasks_<schema>` from every write that leaves a task pending
     // with nothing to wait for (sent on commit), which wakes waiting claims on every host.
     include_str!("migrations/0005_task_ready_notify.sql"),
+    // 6: idempotency keys (`oc_tasks::IdempotencyKey`), per agent: the request and the first
+    // result, written in the transaction of the change they guard.
+    include_str!("migrations/0006_task_keys.sql"),
 ];

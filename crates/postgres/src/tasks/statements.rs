@@ -26,6 +26,10 @@ pub(crate) struct TaskStatements {
     pub(super) read_refs: Statement,
     pub(super) lock_task_key: Statement,
     pub(super) holders: Statement,
+    pub(super) key_lock: Statement,
+    pub(super) key_sweep: Statement,
+    pub(super) key_read: Statement,
+    pub(super) key_write: Statement,
 }
 
 impl Prepare for TaskStatements {
@@ -64,6 +68,10 @@ impl Prepare for TaskStatements {
             read_refs: prepare(c, &s, include_str!("sql/read_refs.sql"), &[]).await?,
             lock_task_key: prepare(c, &s, include_str!("sql/lock_task_key.sql"), &[]).await?,
             holders: prepare(c, &s, include_str!("sql/holders.sql"), &[]).await?,
+            key_lock: prepare(c, &s, include_str!("sql/key_lock.sql"), &[]).await?,
+            key_sweep: prepare(c, &s, include_str!("sql/key_sweep.sql"), &[]).await?,
+            key_read: prepare(c, &s, include_str!("sql/key_read.sql"), &[]).await?,
+            key_write: prepare(c, &s, include_str!("sql/key_write.sql"), &[]).await?,
         })
     }
 }

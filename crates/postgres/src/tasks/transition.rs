@@ -74,7 +74,12 @@ pub(super) struct TransitionParams {
 
 impl TransitionParams {
     /// The parameters for writing `next` over `prev`, with the history entry `h`.
-    fn new(prev: &Task, next: &Task, take_token: bool, h: Option<&HistoryEntry>) -> Result<Self> {
+    pub(super) fn new(
+        prev: &Task,
+        next: &Task,
+        take_token: bool,
+        h: Option<&HistoryEntry>,
+    ) -> Result<Self> {
         let ts = |t: Option<oc_tasks::Timestamp>| t.map(|t| t.as_millis());
         let run = finished_run(prev, next);
         let (retry_base_ms, retry_cap_ms, jitter) = retry_columns(&next.retry);

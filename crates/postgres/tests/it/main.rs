@@ -12,6 +12,7 @@ mod graph;
 mod histories;
 mod hosts;
 mod imports;
+mod keys;
 mod model;
 mod processes;
 mod readiness;

@@ -78,7 +78,7 @@ fn hosts_starting_together_migrate_once() {
             ),
         )
         .unwrap();
-    assert_eq!(version.trim(), "5");
+    assert_eq!(version.trim(), "6");
 }
 
 #[test]

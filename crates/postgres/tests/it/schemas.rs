@@ -20,10 +20,10 @@ const FINGERPRINT: &str = "SELECT string_agg(x, ',' ORDER BY x) FROM (
                   WHERE relnamespace = 'oc'::regnamespace) f";
 
 /// A schema at tasks 4, locks 2, made by the code before oc-postgres was split by concept and
-/// kept as a `pg_dump` fixture (one pending task, one lock), is moved to tasks 5 by adding
-/// what migration 5 adds (the ready notification) and replacing nothing; then, at the latest
-/// versions this code knows, it opens with nothing to do: no migration runs, no function is
-/// replaced.
+/// kept as a `pg_dump` fixture (one pending task, one lock), opens with only what the
+/// migrations since add (tasks 5, the ready notification; tasks 6 and locks 3, the idempotency
+/// keys), replacing nothing and keeping what it holds; then, at the latest versions this code
+/// knows, it opens with nothing to do: no migration runs, no function is replaced.
 #[test]
 fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     let Some(pg) = server() else { return };
@@ -41,20 +41,28 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
         .schema("oc")
         .unwrap();
     drop(PgTaskStore::connect(opts.clone()).unwrap());
+    drop(PgLockManager::connect(PgLockOptions::new(opts.clone())).unwrap());
     let upgraded = pg.psql("latest", FINGERPRINT).unwrap();
-    assert!(upgraded.contains("oc-tasks=5@"), "{upgraded}");
+    assert!(
+        upgraded.contains("oc-tasks=6@") && upgraded.contains("oc-locks=3@"),
+        "{upgraded}"
+    );
     let items = |f: &str| -> Vec<String> { f.trim().split(',').map(str::to_owned).collect() };
     let (was, now) = (items(&before), items(&upgraded));
-    for x in was.iter().filter(|x| !x.starts_with("oc-tasks=")) {
+    let versions = |x: &&String| x.starts_with("oc-tasks=") || x.starts_with("oc-locks=");
+    for x in was.iter().filter(|x| !versions(x)) {
         assert!(now.contains(x), "{x} kept as it was: {upgraded}");
     }
     let added: Vec<&String> = now
         .iter()
-        .filter(|x| !was.contains(x) && !x.starts_with("oc-tasks="))
+        .filter(|x| !was.contains(x) && !versions(x))
         .collect();
     assert!(
-        added.len() == 1 && added[0].starts_with("task_ready_notify@"),
-        "only the notification's function is new: {added:?}"
+        added.iter().any(|x| x.starts_with("task_ready_notify@"))
+            && added.iter().all(|x| x.starts_with("task_ready_notify@")
+                || x.starts_with("task_keys")
+                || x.starts_with("lock_keys")),
+        "only the notification's function and the keys' tables are new: {added:?}"
     );
     let store = PgTaskStore::connect(opts.clone()).unwrap();
     let locks = PgLockManager::connect(PgLockOptions::new(opts)).unwrap();

@@ -15,6 +15,8 @@
 //! - the graph: [`PathSearch`] and [`cycle_error`], [`Doomed`], [`plan_submit`] (the two walks
 //!   over stored edges do no I/O: a store, synchronous or not, feeds them what they ask for);
 //! - rows: [`StoredTask`], [`retry_columns`], [`metadata_text`], [`finished_run`];
+//! - idempotency keys: [`KeyedRequest`] (what a store compares a retry with) and
+//!   [`KeyedResult`] (what it keeps and gives back), [`idempotency_conflict`];
 //! - SQL text both SQL stores build their listings from: [`sql`] (the filter's `WHERE` clause
 //!   over a small dialect, the conditions "ready" and "blocked").
 
@@ -25,6 +27,9 @@ use crate::{Result, Task, Timestamp};
 pub mod sql;
 
 pub use crate::graph::algorithms::{Doomed, PathSearch, cycle_error, plan_submit};
+pub use crate::idempotency::{
+    ChangeRequest, KeyedRequest, KeyedResult, conflict as idempotency_conflict,
+};
 pub use crate::query::{finished_run, metadata_text};
 
 /// A retry policy as stored: base and cap in milliseconds and the jitter in percent, all

@@ -11,6 +11,7 @@
 mod connection;
 mod ffi;
 mod graph;
+mod keys;
 mod listing;
 mod maintenance;
 mod options;

@@ -115,6 +115,17 @@ const MIGRATIONS: &[&str] = &[
               UNION ALL SELECT 'failed' UNION ALL SELECT 'cancelled') AS s;
     CREATE INDEX tasks_scheduled ON tasks (status, run_at, waiting)
         WHERE status = 'pending' AND run_at IS NOT NULL;",
+    // 8: idempotency keys (`IdempotencyKey`), per acting agent: the request's fingerprint and
+    // the first result, written in the transaction of the change; swept by age in batches.
+    "CREATE TABLE task_keys (
+        agent   TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        request TEXT NOT NULL,
+        result  TEXT NOT NULL,
+        at      INTEGER NOT NULL,
+        PRIMARY KEY (agent, key)
+    );
+    CREATE INDEX task_keys_at ON task_keys (at);",
 ];
 
 /// Brings the task tables up to the newest version ([`oc_sqlite::migrate`]).

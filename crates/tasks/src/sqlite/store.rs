@@ -2,20 +2,25 @@
 
 use std::time::Duration;
 
+use oc_sqlite::Fence;
+use rusqlite::Transaction;
 use rusqlite::types::Value as SqlValue;
 
 use super::SqliteTaskStore;
 use super::graph::{dependents, drop_edge, edges_of};
+use super::keys::keyed;
 use super::listing::{READY_TABLE, counts_in, history_in, stats_in, where_clause};
 use super::rows::{COLS, corrupt, load, row_to_task, to_u64};
 use super::write::{apply_in, exists, insert, key_holder, moved, store_cas, touch, uncount};
-use crate::backend::{Doomed, PathSearch, cycle_error, plan_submit};
+use crate::backend::{
+    ChangeRequest, Doomed, KeyedRequest, KeyedResult, PathSearch, cycle_error, plan_submit,
+};
 use crate::model::reap;
 use crate::wait::may_ready;
 use crate::{
-    Change, Created, Error, EventKind, HistoryEntry, LabelFilter, NewTask, OnDependents, Order,
-    Readiness, ReadySignal, ReapedTask, Result, Task, TaskCounts, TaskFilter, TaskId, TaskPage,
-    TaskQuery, TaskStats, TaskStatus, TaskStore, Timestamp,
+    Change, Created, Error, EventKind, HistoryEntry, IdempotencyKey, Keyed, LabelFilter, NewTask,
+    OnDependents, Order, Readiness, ReadySignal, ReapedTask, Result, Task, TaskCounts, TaskFilter,
+    TaskId, TaskPage, TaskQuery, TaskStats, TaskStatus, TaskStore, Timestamp,
 };
 
 impl TaskStore for SqliteTaskStore {
@@ -39,33 +44,7 @@ impl TaskStore for SqliteTaskStore {
             self.woke(&out, now);
             return Ok(out);
         }
-        let out = self.write(|tx| {
-            let out = plan_submit(
-                tasks.clone(),
-                |key| key_holder(tx, key, None),
-                |id| exists(tx, id),
-            )?;
-            let fresh = || out.iter().filter(|c| !c.duplicate).map(|c| &c.task);
-            for t in fresh() {
-                insert(tx, t)?;
-            }
-            let mut edge =
-                tx.prepare_cached("INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)")?;
-            let mut waiting = tx.prepare_cached(
-                "UPDATE tasks SET waiting = (
-                    SELECT count(*) FROM task_deps d JOIN tasks x ON x.id = d.depends_on
-                    WHERE d.task_id = ?1 AND x.status <> 'completed')
-                 WHERE id = ?1",
-            )?;
-            for t in fresh().filter(|t| !t.depends_on.is_empty()) {
-                for d in &t.depends_on {
-                    edge.execute((t.id.as_str(), d.as_str()))?;
-                }
-                waiting.execute([t.id.as_str()])?;
-            }
-            moved(tx, None, TaskStatus::Pending, fresh().count())?;
-            Ok(out)
-        })?;
+        let out = self.write(|tx| submit_in(tx, tasks.clone()))?;
         self.woke(&out, now);
         Ok(out)
     }
@@ -99,30 +78,10 @@ impl TaskStore for SqliteTaskStore {
         filter.validate()?;
         // The time (`?1`) is read inside the transaction (below), not before waiting for the
         // writer: a claim that waited behind a completion must not be stamped before it.
-        let ready = TaskFilter {
-            labels: filter.clone(),
-            readiness: Some(Readiness::Ready),
-            ..TaskFilter::default()
-        };
-        let (cond, mut params) = where_clause(&ready, None, Timestamp::from_millis(0));
-        params.push(SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
-        let sql = format!(
-            "SELECT id FROM {READY_TABLE}{cond} ORDER BY priority DESC, created_at, id LIMIT ?{}",
-            params.len()
-        );
+        let (sql, mut params) = claim_sql(filter, n);
         self.write(|tx| {
             let now = self.opts.clock.now();
-            params[0] = SqlValue::Integer(now.as_millis());
-            let ids: Vec<String> = tx
-                .prepare_cached(&sql)?
-                .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut claimed = Vec::with_capacity(ids.len());
-            for id in ids {
-                let id = TaskId::new(id.clone()).map_err(|e| corrupt(&id, e))?;
-                claimed.push(apply_in(tx, &self.fence, &id, &change, None, now)?);
-            }
-            Ok(claimed)
+            claim_in(tx, &self.fence, &sql, &mut params, &change, now)
         })
     }
 
@@ -338,6 +297,159 @@ impl TaskStore for SqliteTaskStore {
     fn ready_signal(&self) -> Option<&ReadySignal> {
         Some(&self.ready)
     }
+
+    fn submit_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        new: Vec<NewTask>,
+    ) -> Result<Keyed<Vec<Created>>> {
+        let request = KeyedRequest::Submit { tasks: &new }.fingerprint()?;
+        let out = self
+            .write(|tx| {
+                let now = self.opts.clock.now();
+                let tasks = new
+                    .iter()
+                    .map(|n| n.clone().into_task(now))
+                    .collect::<Result<Vec<_>>>()?;
+                keyed(tx, key, &request, now, || {
+                    submit_in(tx, tasks).map(KeyedResult::Submit)
+                })
+            })?
+            .try_map(|r| r.submit(key))?;
+        if !out.replayed {
+            self.woke(&out.value, self.opts.clock.now());
+        }
+        Ok(out)
+    }
+
+    fn apply_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        change: Change,
+        expect: Option<u64>,
+    ) -> Result<Keyed<Task>> {
+        change.validate()?;
+        let request = KeyedRequest::Apply {
+            id,
+            change: ChangeRequest::from(&change),
+            expect,
+        }
+        .fingerprint()?;
+        let out = self
+            .write(|tx| {
+                let now = self.opts.clock.now();
+                keyed(tx, key, &request, now, || {
+                    apply_in(tx, &self.fence, id, &change, expect, now)
+                        .map(|t| KeyedResult::Apply(Box::new(t)))
+                })
+            })?
+            .try_map(|r| r.apply(key))?;
+        if !out.replayed && may_ready(&change) {
+            self.ready.after(&[&out.value], self.opts.clock.now());
+        }
+        Ok(out)
+    }
+
+    fn claim_many_keyed(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Keyed<Vec<Task>>> {
+        let change = Change::Claim {
+            owner: owner.into(),
+            ttl,
+        };
+        change.validate()?;
+        filter.validate()?;
+        let request = KeyedRequest::Claim {
+            owner,
+            ttl_ms: ttl.as_millis(),
+            n,
+            filter,
+        }
+        .fingerprint()?;
+        let (sql, mut params) = claim_sql(filter, n);
+        self.write(|tx| {
+            let now = self.opts.clock.now();
+            keyed(tx, key, &request, now, || {
+                claim_in(tx, &self.fence, &sql, &mut params, &change, now).map(KeyedResult::Claim)
+            })
+        })?
+        .try_map(|r| r.claim(key))
+    }
+}
+
+/// Inserts planned tasks with their edges and counts, looking up unique keys and references
+/// in `tx`.
+fn submit_in(tx: &Transaction<'_>, tasks: Vec<Task>) -> Result<Vec<Created>> {
+    let out = plan_submit(tasks, |key| key_holder(tx, key, None), |id| exists(tx, id))?;
+    let fresh = || out.iter().filter(|c| !c.duplicate).map(|c| &c.task);
+    for t in fresh() {
+        insert(tx, t)?;
+    }
+    let mut edge =
+        tx.prepare_cached("INSERT INTO task_deps (task_id, depends_on) VALUES (?1, ?2)")?;
+    let mut waiting = tx.prepare_cached(
+        "UPDATE tasks SET waiting = (
+            SELECT count(*) FROM task_deps d JOIN tasks x ON x.id = d.depends_on
+            WHERE d.task_id = ?1 AND x.status <> 'completed')
+         WHERE id = ?1",
+    )?;
+    for t in fresh().filter(|t| !t.depends_on.is_empty()) {
+        for d in &t.depends_on {
+            edge.execute((t.id.as_str(), d.as_str()))?;
+        }
+        waiting.execute([t.id.as_str()])?;
+    }
+    moved(tx, None, TaskStatus::Pending, fresh().count())?;
+    Ok(out)
+}
+
+/// The claim's `SELECT` of ready ids and its parameters, `?1` the time (set in the
+/// transaction).
+fn claim_sql(filter: &LabelFilter, n: usize) -> (String, Vec<SqlValue>) {
+    let ready = TaskFilter {
+        labels: filter.clone(),
+        readiness: Some(Readiness::Ready),
+        ..TaskFilter::default()
+    };
+    let (cond, mut params) = where_clause(&ready, None, Timestamp::from_millis(0));
+    params.push(SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
+    let sql = format!(
+        "SELECT id FROM {READY_TABLE}{cond} ORDER BY priority DESC, created_at, id LIMIT ?{}",
+        params.len()
+    );
+    (sql, params)
+}
+
+/// Claims what `sql` selects at `now`.
+// The time (`?1`) is read inside the transaction, not before waiting for the writer: a claim
+// that waited behind a completion must not be stamped before it.
+fn claim_in(
+    tx: &Transaction<'_>,
+    fence: &Fence,
+    sql: &str,
+    params: &mut [SqlValue],
+    change: &Change,
+    now: Timestamp,
+) -> Result<Vec<Task>> {
+    if let Some(p) = params.first_mut() {
+        *p = SqlValue::Integer(now.as_millis());
+    }
+    let ids: Vec<String> = tx
+        .prepare_cached(sql)?
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut claimed = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = TaskId::new(id.clone()).map_err(|e| corrupt(&id, e))?;
+        claimed.push(apply_in(tx, fence, &id, change, None, now)?);
+    }
+    Ok(claimed)
 }
 
 impl SqliteTaskStore {

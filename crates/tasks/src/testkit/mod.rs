@@ -25,6 +25,7 @@ mod changes;
 mod claims;
 mod graph;
 pub mod history;
+mod keys;
 pub mod model;
 mod reads;
 mod wait;
@@ -32,6 +33,7 @@ mod wait;
 pub use changes::*;
 pub use claims::*;
 pub use graph::*;
+pub use keys::*;
 pub use reads::*;
 pub use wait::*;
 
@@ -75,7 +77,8 @@ macro_rules! conformance_tests {
             check_parents_and_deletes, check_labels_route_claims, check_scheduling_and_backoff,
             check_unique_keys, check_claim_many, check_graph_rejects_bad_input, check_counts,
             check_ready_claim_race, check_unique_key_race, check_linearizable,
-            check_wait_wakes_on_create, check_wait_deadline, check_wait_cancel_takes_nothing);
+            check_wait_wakes_on_create, check_wait_deadline, check_wait_cancel_takes_nothing,
+            check_idempotent_retries, check_idempotency_keys_lapse, check_idempotent_claim_race);
     };
     (@each $make:expr; $($check:ident),*) => {$(
         #[test]

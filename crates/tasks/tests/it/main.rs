@@ -5,6 +5,7 @@ mod conformance;
 mod faults;
 mod graph_processes;
 mod history;
+mod keys;
 mod model;
 mod power_loss;
 mod processes;

@@ -1,0 +1,4 @@
+-- Deletes at most `$2` idempotency keys recorded at or before `$1`, oldest first.
+DELETE FROM {s}.lock_keys WHERE ctid IN (
+    SELECT ctid FROM {s}.lock_keys WHERE at <= $1::bigint ORDER BY at LIMIT $2::bigint
+)

@@ -1,0 +1,9 @@
+CREATE TABLE {s}.task_keys (
+        agent   text COLLATE "C" NOT NULL,
+        key     text COLLATE "C" NOT NULL,
+        request text NOT NULL,
+        result  text NOT NULL,
+        at      bigint NOT NULL,
+        PRIMARY KEY (agent, key)
+    );
+    CREATE INDEX task_keys_at ON {s}.task_keys (at);
