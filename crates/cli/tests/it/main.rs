@@ -13,6 +13,8 @@ mod import;
 mod locks;
 mod logs;
 mod mcp;
+mod mcp_conformance;
+mod mcp_typescript;
 mod ops;
 mod postgres;
 mod serve;

@@ -72,7 +72,7 @@ pub(crate) fn serve(oc: &Oc, addr: &str) -> Served {
     serve_with(oc, &["--addr", addr])
 }
 
-fn serve_with(oc: &Oc, args: &[&str]) -> Served {
+pub(crate) fn serve_with(oc: &Oc, args: &[&str]) -> Served {
     let mut child = oc
         .command()
         .args(["--json", "serve"])

@@ -8,10 +8,10 @@
 //!   `Mcp-Session-Id` and `Last-Event-ID` ignored, GET and DELETE `405`.
 //! - 2025-03-26 to 2025-11-25: `initialize` opens a session (`Mcp-Session-Id`, 128 random
 //!   bits), which every later request names (`400` without one, `404` once it is unknown,
-//!   expired or another identity's); a `MCP-Protocol-Version` header, when sent, must be the
-//!   one negotiated; `DELETE` ends the session and stops its waiting calls; GET has no
-//!   standalone stream (`405`) but resumes a call's stream after `Last-Event-ID` from a
-//!   bounded replay buffer.
+//!   expired or another identity's); a `MCP-Protocol-Version` header, when sent, must name a
+//!   version of this era (`400` otherwise; not necessarily the one negotiated); `DELETE` ends
+//!   the session and stops its waiting calls; GET has no standalone stream (`405`) but
+//!   resumes a call's stream after `Last-Event-ID` from a bounded replay buffer.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,8 +22,8 @@ use oc_auth::Identity;
 use serde_json::Value;
 
 use super::{
-    Incoming, MAX_WAITING_CALLS, META_VERSION, MODERN_VERSION, PendingCall, RpcError, Server,
-    error_line,
+    Incoming, LEGACY_VERSIONS, MAX_WAITING_CALLS, META_VERSION, MODERN_VERSION, PendingCall,
+    RpcError, Server, error_line,
 };
 
 /// Sessions open at once, by default; past it the least recently used session without a
@@ -304,14 +304,18 @@ impl HttpSessions {
                 "unknown or expired session: send initialize again",
             ));
         };
+        // A header naming another supported version of the era is accepted, as the spec asks
+        // (400 only for an invalid or unsupported one) and as the SDKs' servers do: clients and
+        // the conformance suite send 2025-03-26 on sessions negotiated later.
         if let (Some(h), Some(v)) = (header_version, session.server.negotiated())
             && h != v
+            && !LEGACY_VERSIONS.contains(&h)
         {
             return now(HttpResponse::error(
                 400,
                 -32600,
                 format!(
-                    "MCP-Protocol-Version {:.40} is not this session's version {v}",
+                    "MCP-Protocol-Version {:.40} is not a version this server supports (this session's: {v})",
                     h.escape_debug().to_string()
                 ),
             ));

@@ -194,15 +194,28 @@ fn handshake_sessions_are_named_by_every_request_and_end_with_delete() {
     assert_eq!(r.status, 400, "no session named");
     let r = now(e.handle(req("POST", &[("Mcp-Session-Id", "0123")], list.clone())));
     assert_eq!(r.status, 404, "an unknown session");
+    // The header may name any version of the handshake era this server supports (the SDKs
+    // and the conformance suite send 2025-03-26 on a session negotiated later), never another.
     let r = now(e.handle(req(
         "POST",
         &[
             ("Mcp-Session-Id", &sid),
-            ("MCP-Protocol-Version", "2025-06-18"),
+            ("MCP-Protocol-Version", "2025-03-26"),
         ],
         list.clone(),
     )));
-    assert_eq!(r.status, 400, "not the version negotiated");
+    assert_eq!(r.status, 200, "a supported version, not the one negotiated");
+    for unsupported in ["2025-01-01", "2026-07-28x", "latest"] {
+        let r = now(e.handle(req(
+            "POST",
+            &[
+                ("Mcp-Session-Id", &sid),
+                ("MCP-Protocol-Version", unsupported),
+            ],
+            list.clone(),
+        )));
+        assert_eq!(r.status, 400, "{unsupported}: not a version of ours");
+    }
     // Another identity cannot use the session, even knowing its id.
     let mut stolen = req("POST", &[("Mcp-Session-Id", &sid)], list.clone());
     stolen.identity = Identity {
