@@ -29,6 +29,11 @@
 //!   (`ServeOptions::workers` threads run the synchronous app; a bounded queue waits a bounded
 //!   time for them, then 503 with `Retry-After`; `/healthz` has one more thread of its own).
 //!   The accept loop survives every error, resting briefly when descriptors run out.
+//! - Tenants ([`Tenants`], in [`ServeOptions::tenants`]): the tenant of a request's bearer
+//!   (an `oc_auth::Identity`) chooses the app and the MCP endpoint that serve it, opened on
+//!   first use, at most [`MAX_TENANTS`] at once (then `503`); requests without a bearer, the
+//!   login's sessions and the server's token are the default tenant's. Nothing in a request
+//!   but its verified bearer names a tenant.
 //! - `/healthz` runs the health check (SQLite's integrity check, for `oc serve`) at most once
 //!   per [`HEALTH_FOR`]; probes in between get its last answer.
 //! - The pages are HTML rendered on the server (`maud`, which escapes everything agents wrote),
@@ -71,6 +76,7 @@ mod pages;
 #[cfg(feature = "server")]
 mod server;
 mod session;
+mod tenants;
 
 pub use crate::app::{Alerting, FileNotes, HEALTH_FOR, Web};
 pub use crate::guard::SECURITY_HEADERS;
@@ -82,6 +88,7 @@ pub use crate::limits::{Limits, MAX_BODY_BYTES};
 #[cfg(feature = "server")]
 pub use crate::server::{ServerHandle, serve};
 pub use crate::session::{LOGIN_FOR, LoginError, MAX_SESSIONS, SESSION_IDLE, Sessions};
+pub use crate::tenants::{MAX_TENANTS, OpenTenant, TenantApp, TenantError, Tenants};
 
 /// What can go wrong starting the server.
 #[derive(Debug)]
