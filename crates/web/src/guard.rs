@@ -678,6 +678,38 @@ mod tests {
     }
 
     #[test]
+    fn with_tenants_a_tenants_bearer_reads_and_acts_on_its_own_but_makes_no_login() {
+        let g = Guard::new(
+            &ServeOptions {
+                token: Some("server-token".into()),
+                verifier: Some(Arc::new(Fixed)),
+                sessions: Some(Arc::new(Sessions::new().unwrap())),
+                tenants: Some(Arc::new(crate::Tenants::new(|_: &Tenant| {
+                    Err("not opened here".into())
+                }))),
+                ..ServeOptions::default()
+            },
+            false,
+        );
+        let bearer = |r: Request, t: &str| r.header("Authorization", &format!("Bearer {t}"));
+        let read = Request::new(Method::Get, "/ui/tasks").header("Host", HOST);
+        assert_eq!(status(&g, &bearer(read.clone(), "acme-admin-t")), 200);
+        assert_eq!(
+            g.tenant(&bearer(read.clone(), "acme-admin-t")),
+            Some(Tenant::new("acme").unwrap())
+        );
+        assert_eq!(g.tenant(&bearer(read.clone(), "admin-t")), None);
+        assert_eq!(g.tenant(&bearer(read.clone(), "unknown")), None);
+        assert_eq!(g.tenant(&read), None, "no credential: the default tenant");
+        assert_eq!(status(&g, &bearer(retry(), "acme-admin-t")), 200);
+        let renew = Request::new(Method::Post, "/login/new")
+            .header("Host", HOST)
+            .header("Sec-Fetch-Site", "same-origin");
+        assert_eq!(status(&g, &bearer(renew.clone(), "acme-admin-t")), 403);
+        assert_eq!(status(&g, &bearer(renew, "admin-t")), 200);
+    }
+
+    #[test]
     fn logout_ends_the_session() {
         let (g, sessions, _, login) = login_guard(None);
         let cookie = log_in(&g, &login).unwrap();
