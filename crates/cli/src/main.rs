@@ -7,6 +7,10 @@
 //! files under `<data-dir>/tasks`, or all of them on PostgreSQL with `--database`, where every
 //! read command, MCP tool and page answers the same from every host (the test
 //! `postgres::hosts_a_and_b_answer_alike` compares them).
+//!
+//! A tenant's store ([`Site::tenant`], `oc --tenant T`) is a whole store of its own:
+//! `<data-dir>/tenants/<T>/`, or the schema `oc_t_<T>` of the same database; tokens stay in
+//! the default store. `oc serve` serves each token from its tenant's store (decision 0044).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod alerts;
