@@ -43,6 +43,12 @@ pub(crate) struct Global {
     /// the web PKI's); ask for TLS in the URL (`sslmode=require`).
     #[arg(long, global = true, env = "OC_DATABASE_CA", value_name = "FILE")]
     pub(crate) database_ca: Option<PathBuf>,
+    /// Act on a tenant's store (`<DIR>/tenants/<TENANT>/`, or the schema `oc_t_<TENANT>` on
+    /// PostgreSQL) instead of the default one: for operators with access to the store (its
+    /// files or the database); agents reach a tenant through `oc serve` with a token of it.
+    /// With `token create`, the tenant the token reaches.
+    #[arg(long, global = true, value_parser = parse_tenant, value_name = "TENANT")]
+    pub(crate) tenant: Option<oc_auth::Tenant>,
     /// Print one versioned JSON document on stdout.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -869,7 +875,8 @@ fn parse_expires(s: &str) -> Result<Duration, String> {
 /// `oc token ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokenCmd {
-    /// Create a token and print it, once: only its hash is kept.
+    /// Create a token and print it, once: only its hash is kept. `--tenant T` (a-z, 0-9, _)
+    /// makes a token of tenant T's store; without it, of the default store.
     Create {
         /// The agent it acts as (a `work` token acts as this agent only).
         #[arg(long)]
@@ -878,9 +885,6 @@ pub(crate) enum TokenCmd {
         /// for any agent).
         #[arg(long, value_parser = parse_scope, value_name = "read|work|admin")]
         scope: oc_auth::Scope,
-        /// The tenant whose store it reaches (a-z, 0-9, _; default: the default store).
-        #[arg(long, value_parser = parse_tenant)]
-        tenant: Option<oc_auth::Tenant>,
         /// Refused after this long (30d, 12h); never by default.
         #[arg(long, value_parser = parse_expires)]
         expires: Option<Duration>,

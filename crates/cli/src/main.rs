@@ -7,6 +7,10 @@
 //! files under `<data-dir>/tasks`, or all of them on PostgreSQL with `--database`, where every
 //! read command, MCP tool and page answers the same from every host (the test
 //! `postgres::hosts_a_and_b_answer_alike` compares them).
+//!
+//! A tenant's store ([`Site::tenant`], `oc --tenant T`) is a whole store of its own:
+//! `<data-dir>/tenants/<T>/`, or the schema `oc_t_<T>` of the same database; tokens stay in
+//! the default store. `oc serve` serves each token from its tenant's store (decision 0044).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod alerts;
@@ -183,11 +187,25 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// Where the stores live: tasks and locks in `<data-dir>/opencode.db`, logs, decisions, state
 /// and checkpoints under `<data-dir>/tasks` ([`Site::files`]); or all of them on PostgreSQL
 /// when a database URL is given.
+///
+/// A tenant's site ([`Site::tenant`]) is a whole store of its own: the data directory
+/// `<data-dir>/tenants/<tenant>/`, or the schema `oc_t_<tenant>` of the same database. Tokens
+/// stay in the default store whatever the site: they are what chooses the tenant.
 #[derive(Debug, Clone)]
 pub(crate) struct Site {
     pub(crate) data_dir: PathBuf,
+    /// The default store's data directory, where the tokens are.
+    root: PathBuf,
     database: Option<String>,
     database_ca: Option<PathBuf>,
+    /// The tenant whose store this is; `None` is the default store.
+    tenant: Option<oc_auth::Tenant>,
+}
+
+/// The PostgreSQL schema of `tenant`'s store (tenant names are safe in it: `a-z`, `0-9`, `_`,
+/// at most 32 characters).
+pub(crate) fn tenant_schema(tenant: &oc_auth::Tenant) -> String {
+    format!("oc_t_{tenant}")
 }
 
 /// The task store a [`Site`] opened: SQLite in the data directory, or PostgreSQL.
@@ -248,28 +266,69 @@ impl Tasks {
 
 impl Site {
     fn new(g: &args::Global) -> Self {
-        Site {
+        let site = Site {
             data_dir: g.data_dir.clone(),
+            root: g.data_dir.clone(),
             database: g.database.clone().filter(|u| !u.is_empty()),
             database_ca: g.database_ca.clone(),
+            tenant: None,
+        };
+        match &g.tenant {
+            Some(t) => site.tenant(t),
+            None => site,
         }
+    }
+
+    /// `tenant`'s store, beside this one: `<data-dir>/tenants/<tenant>/` as a data directory of
+    /// its own, or the schema `oc_t_<tenant>` of the same database; every store in it is
+    /// created and migrated on first use. Tokens stay in the default store.
+    pub(crate) fn tenant(&self, tenant: &oc_auth::Tenant) -> Site {
+        Site {
+            data_dir: self.root.join("tenants").join(tenant.as_str()),
+            root: self.root.clone(),
+            database: self.database.clone(),
+            database_ca: self.database_ca.clone(),
+            tenant: Some(tenant.clone()),
+        }
+    }
+
+    /// The tenant whose store this is; `None` for the default store.
+    pub(crate) fn tenant_name(&self) -> Option<&oc_auth::Tenant> {
+        self.tenant.as_ref()
+    }
+
+    /// `<dir>/opencode.db`, creating the directory on first use.
+    fn sqlite_in(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        Ok(dir.join("opencode.db"))
     }
 
     /// `<data-dir>/opencode.db`, creating the directory on first use.
     fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
-        std::fs::create_dir_all(&self.data_dir)
-            .with_context(|| format!("cannot create data directory {}", self.data_dir.display()))?;
-        Ok(self.data_dir.join("opencode.db"))
+        Site::sqlite_in(&self.data_dir)
     }
 
-    /// The PostgreSQL options, when a database URL was given.
-    pub(crate) fn postgres(&self) -> anyhow::Result<Option<PgOptions>> {
+    /// The PostgreSQL options of the default store, when a database URL was given.
+    fn postgres_default(&self) -> anyhow::Result<Option<PgOptions>> {
         let Some(url) = self.database.as_deref() else {
             return Ok(None);
         };
         let opts = PgOptions::new(url)?;
         Ok(Some(match &self.database_ca {
             Some(ca) => opts.tls_ca_file(ca)?,
+            None => opts,
+        }))
+    }
+
+    /// The PostgreSQL options, when a database URL was given: in the tenant's schema for a
+    /// tenant's site.
+    pub(crate) fn postgres(&self) -> anyhow::Result<Option<PgOptions>> {
+        let Some(opts) = self.postgres_default()? else {
+            return Ok(None);
+        };
+        Ok(Some(match &self.tenant {
+            Some(t) => opts.schema(&tenant_schema(t))?,
             None => opts,
         }))
     }
@@ -308,14 +367,16 @@ impl Site {
 
     /// Opens the store of static tokens: in `<data-dir>/opencode.db`, or on PostgreSQL in the
     /// default schema (tokens choose the tenant, so they are global).
+    ///
+    /// Whatever the tenant of this site: tokens choose the tenant.
     pub(crate) fn tokens(&self) -> anyhow::Result<Arc<dyn TokenStore>> {
-        if let Some(opts) = self.postgres()? {
+        if let Some(opts) = self.postgres_default()? {
             let target = opts.target();
             let tokens = PgTokenStore::connect(opts)
                 .with_context(|| format!("cannot open the token store on {target}"))?;
             return Ok(Arc::new(tokens));
         }
-        let path = self.sqlite_path()?;
+        let path = Site::sqlite_in(&self.root)?;
         let tokens = SqliteTokenStore::open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         Ok(Arc::new(tokens))

@@ -307,7 +307,50 @@ pub(crate) fn health(site: &Site, out: &mut Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A tenant's app for `oc serve`: the pages and `/mcp` over the tenant's own stores
+/// ([`Site::tenant`], created and migrated here on first use), one task store and one lock
+/// manager shared by both. No alerting: `--alerts` evaluates the default store's rules.
+fn tenant_app(
+    site: &Site,
+    read_only: bool,
+    login: bool,
+    tools: crate::args::McpTools,
+) -> anyhow::Result<oc_web::TenantApp> {
+    let tasks = site.tasks()?;
+    let locks = site.locks()?;
+    let files = site.files()?;
+    let life = oc_hooks::TaskLifecycle::new(tasks.store(), Arc::new(oc_hooks::Hooks::new()));
+    let checked = tasks.clone();
+    let web = oc_web::Web::new(life.clone(), Arc::clone(&locks))
+        .files(Arc::clone(&files))
+        .file_notes(
+            crate::import::Notes::new(site)
+                .map(|n| Arc::new(move |task: &str| n.line(task)) as oc_web::FileNotes),
+        )
+        .storage(tasks.storage_source())
+        .health(move || checked.check().map_err(|e| crate::one_line(&e)))
+        .read_only(read_only)
+        .login(login);
+    let mut mcp = oc_mcp::Server::new(oc_mcp::Toolbox::new(life, locks).files(files));
+    if tools == crate::args::McpTools::All {
+        mcp = mcp.all_tools();
+    }
+    Ok(oc_web::TenantApp {
+        web: Arc::new(web),
+        mcp: Some(Arc::new(oc_mcp::HttpSessions::new(
+            mcp,
+            oc_mcp::HttpOptions::default(),
+        ))),
+    })
+}
+
 pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::Result<()> {
+    if let Some(t) = site.tenant_name() {
+        return Err(UsageError(format!(
+            "oc serve serves every tenant, each to its own tokens: start it without --tenant {t}"
+        ))
+        .into());
+    }
     // With --alerts, rules are evaluated in the background, /metrics reports what fires and
     // the alerts page shows every rule.
     let alerting = args
@@ -375,6 +418,26 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         mcp,
         oc_mcp::HttpOptions::default(),
     ));
+    // Tenants: a bearer of tenant T is served by T's pages and tools, opened on its first
+    // request (at most `oc_web::MAX_TENANTS` at once); nothing but the token names a tenant.
+    let tenants = verifier.as_ref().map(|_| {
+        let root = site.clone();
+        let (read_only, login, tools) = (
+            args.read_only,
+            !args.no_auth && !args.read_only,
+            args.mcp_tools,
+        );
+        Arc::new(oc_web::Tenants::new(move |t: &oc_auth::Tenant| {
+            tenant_app(&root.tenant(t), read_only, login, tools).map_err(|e| {
+                let why = crate::one_line(&e);
+                eprintln!(
+                    "oc: error: cannot open the store of tenant {t}: {}",
+                    Clean(&why)
+                );
+                why
+            })
+        }))
+    });
     let opts = oc_web::ServeOptions {
         allowed_hosts: args.allowed_hosts,
         token,
@@ -386,6 +449,7 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         sessions: sessions.clone(),
         verifier: verifier.clone(),
         mcp: Some(oc_web::McpOptions::new(mcp_sessions, verifier)),
+        tenants,
         ..oc_web::ServeOptions::default()
     };
     let server = oc_web::serve(args.addr, Arc::new(web), opts)?;

@@ -42,9 +42,9 @@ pub(crate) fn run(site: &Site, cmd: TokenCmd, out: &mut Output) -> anyhow::Resul
         TokenCmd::Create {
             agent,
             scope,
-            tenant,
             expires,
         } => {
+            let tenant = site.tenant_name().cloned();
             oc_auth::backend::check_agent(&agent)?;
             let expires_at = expires.map(|d| Timestamp::now().saturating_add(d));
             let store = site.tokens()?;

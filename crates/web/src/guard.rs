@@ -36,6 +36,9 @@ pub(crate) struct Guard {
     actions: Actions,
     sessions: Option<Arc<Sessions>>,
     verifier: Option<Arc<dyn Verifier>>,
+    /// Whether tenants' apps are served ([`ServeOptions::tenants`]): a bearer of a tenant then
+    /// reads and acts on its own tenant's app.
+    tenants: bool,
 }
 
 /// What a request's credentials stand for, as far as acting goes.
@@ -71,7 +74,18 @@ impl Guard {
             actions: opts.actions,
             sessions: opts.sessions.clone(),
             verifier: opts.verifier.clone(),
+            tenants: opts.tenants.is_some(),
         }
+    }
+
+    /// The tenant whose app answers `req`: its bearer's, when tenants are served and the
+    /// verifier accepts it; else the default (`None`). Only a verified bearer names a tenant.
+    pub(crate) fn tenant(&self, req: &Request) -> Option<oc_auth::Tenant> {
+        if !self.tenants {
+            return None;
+        }
+        let (b, v) = bearer(req).zip(self.verifier.as_ref())?;
+        v.verify(b).ok()?.tenant
     }
 
     /// The guard's answer to `req`: a refusal, or the login's own routes; `None` lets the app
@@ -125,6 +139,14 @@ impl Guard {
                 "this server is read-only: nothing can be changed here\n",
             )),
             Method::Post => match self.acting(req) {
+                // A login URL opens a session of the operator's (the default tenant): never
+                // for a tenant's token.
+                Acting::Yes if req.path == "/login/new" && self.tenant(req).is_some() => {
+                    Some(Response::text(
+                        403,
+                        "a tenant's token cannot make a login URL: sessions are the operator's\n",
+                    ))
+                }
                 Acting::Yes if req.path == "/login/new" => Some(self.renew(req)),
                 Acting::Yes => None,
                 Acting::Unknown(why) => {
@@ -140,14 +162,15 @@ impl Guard {
     }
 
     /// Whether `req` may read a server that has a token: the token (Bearer or Basic
-    /// password), a session, or a bearer the verifier knows, of the default tenant.
+    /// password), a session, or a bearer the verifier knows, of the default tenant (or of any,
+    /// when tenants are served: it then reads its own tenant's app).
     fn may_read(&self, req: &Request, token: &str) -> bool {
         authorized(req, token)
             || self.session(req).is_some()
             || bearer(req)
                 .zip(self.verifier.as_ref())
                 .and_then(|(b, v)| v.verify(b).ok())
-                .is_some_and(|id| id.tenant.is_none())
+                .is_some_and(|id| id.tenant.is_none() || self.tenants)
     }
 
     /// Whether `req` may act (a POST that passed the origin and read-only checks).
@@ -165,7 +188,7 @@ impl Guard {
                 return Acting::Unknown("The token is not valid.");
             };
             return match v.verify(b) {
-                Ok(id) if id.tenant.is_some() => Acting::No(
+                Ok(id) if id.tenant.is_some() && !self.tenants => Acting::No(
                     "the pages serve the default tenant only: this token is of another".into(),
                 ),
                 Ok(id) => match id.require(Scope::Admin) {
@@ -652,6 +675,38 @@ mod tests {
             status(&g, &with("admin-t").header("Sec-Fetch-Site", "cross-site")),
             403
         );
+    }
+
+    #[test]
+    fn with_tenants_a_tenants_bearer_reads_and_acts_on_its_own_but_makes_no_login() {
+        let g = Guard::new(
+            &ServeOptions {
+                token: Some("server-token".into()),
+                verifier: Some(Arc::new(Fixed)),
+                sessions: Some(Arc::new(Sessions::new().unwrap())),
+                tenants: Some(Arc::new(crate::Tenants::new(|_: &Tenant| {
+                    Err("not opened here".into())
+                }))),
+                ..ServeOptions::default()
+            },
+            false,
+        );
+        let bearer = |r: Request, t: &str| r.header("Authorization", &format!("Bearer {t}"));
+        let read = Request::new(Method::Get, "/ui/tasks").header("Host", HOST);
+        assert_eq!(status(&g, &bearer(read.clone(), "acme-admin-t")), 200);
+        assert_eq!(
+            g.tenant(&bearer(read.clone(), "acme-admin-t")),
+            Some(Tenant::new("acme").unwrap())
+        );
+        assert_eq!(g.tenant(&bearer(read.clone(), "admin-t")), None);
+        assert_eq!(g.tenant(&bearer(read.clone(), "unknown")), None);
+        assert_eq!(g.tenant(&read), None, "no credential: the default tenant");
+        assert_eq!(status(&g, &bearer(retry(), "acme-admin-t")), 200);
+        let renew = Request::new(Method::Post, "/login/new")
+            .header("Host", HOST)
+            .header("Sec-Fetch-Site", "same-origin");
+        assert_eq!(status(&g, &bearer(renew.clone(), "acme-admin-t")), 403);
+        assert_eq!(status(&g, &bearer(renew, "admin-t")), 200);
     }
 
     #[test]

@@ -143,8 +143,9 @@ pub enum Actions {
     /// Anyone who can reach the server (`oc serve --no-auth`): on loopback, any local process.
     Open,
     /// A session of the pages' login ([`ServeOptions::sessions`]), or an `admin` bearer: the
-    /// server's `token`, or one the `verifier` accepts, of the default tenant. Nothing else,
-    /// on loopback too.
+    /// server's `token`, or one the `verifier` accepts, of the default tenant (or of any
+    /// tenant, acting on that tenant's app, with [`ServeOptions::tenants`]). Nothing else, on
+    /// loopback too.
     #[default]
     Admin,
 }
@@ -171,6 +172,12 @@ pub struct ServeOptions {
     pub limits: crate::Limits,
     /// MCP over Streamable HTTP at `/mcp`, when set.
     pub mcp: Option<McpOptions>,
+    /// Tenants' apps, when set: a request whose bearer the `verifier` (or `/mcp`'s) turns into
+    /// an identity of tenant T is served by T's app and MCP endpoint only; the app given to
+    /// `serve` and `mcp` serve the default tenant (requests without a credential, sessions of
+    /// the login, the `token`). Unset, a bearer of another tenant may not act on the pages and
+    /// is refused by `/mcp` (`403`).
+    pub tenants: Option<std::sync::Arc<crate::Tenants>>,
 }
 
 /// Open SSE streams (waiting MCP calls) at once, by default.
@@ -240,6 +247,7 @@ impl Default for ServeOptions {
             workers: 4,
             limits: crate::Limits::default(),
             mcp: None,
+            tenants: None,
         }
     }
 }

@@ -37,6 +37,11 @@
 //!   every request is the local process's). A call that waits streams (SSE) on a thread of its
 //!   own, at most [`McpOptions::max_streams`] at once, and stops, taking nothing, when its
 //!   client goes away.
+//! - Tenants ([`Tenants`], in [`ServeOptions::tenants`]): the tenant of a request's bearer
+//!   (an `oc_auth::Identity`) chooses the app and the MCP endpoint that serve it, opened on
+//!   first use, at most [`MAX_TENANTS`] at once (then `503`); requests without a bearer, the
+//!   login's sessions and the server's token are the default tenant's. Nothing in a request
+//!   but its verified bearer names a tenant.
 //! - `/healthz` runs the health check (SQLite's integrity check, for `oc serve`) at most once
 //!   per [`HEALTH_FOR`]; probes in between get its last answer.
 //! - The pages are HTML rendered on the server (`maud`, which escapes everything agents wrote),
@@ -79,6 +84,7 @@ mod pages;
 #[cfg(feature = "server")]
 mod server;
 mod session;
+mod tenants;
 
 pub use crate::app::{Alerting, FileNotes, HEALTH_FOR, Web};
 pub use crate::guard::SECURITY_HEADERS;
@@ -90,6 +96,7 @@ pub use crate::limits::{Limits, MAX_BODY_BYTES};
 #[cfg(feature = "server")]
 pub use crate::server::{ServerHandle, serve};
 pub use crate::session::{LOGIN_FOR, LoginError, MAX_SESSIONS, SESSION_IDLE, Sessions};
+pub use crate::tenants::{MAX_TENANTS, OpenTenant, TenantApp, TenantError, Tenants};
 
 /// What can go wrong starting the server.
 #[derive(Debug)]

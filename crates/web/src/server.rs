@@ -10,6 +10,8 @@
 //! [`oc_mcp::HttpSessions`] on a thread of the app; a call that waits runs on a thread of its
 //! own (at most [`McpOptions::max_streams`] at once) and streams its answer, and stops, taking
 //! nothing, when its client goes away.
+//! With [`ServeOptions::tenants`], the tenant of a request's verified bearer chooses the app
+//! (pages, `/api`, `/metrics`) and the MCP endpoint that answer it ([`tenant_app`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -35,7 +37,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use crate::guard::{Guard, SECURITY_HEADERS, authorized, same_origin};
 use crate::http::{McpOptions, Method, Request, Response, ServeOptions};
 use crate::limits::{Limits, MAX_BODY_BYTES};
-use crate::{Error, Result, Web};
+use crate::{Error, Result, TenantError, Tenants, Web};
 
 /// How often the server samples the throughput chart's counters.
 const SAMPLE_EVERY: Duration = Duration::from_secs(15);
@@ -115,6 +117,7 @@ impl Drop for ServerHandle {
 /// watches, until the returned sender is dropped.
 fn start_sampler(
     web: Arc<Web>,
+    tenants: Option<Arc<Tenants>>,
     every: Duration,
 ) -> Result<(std::sync::mpsc::Sender<()>, JoinHandle<()>)> {
     let (sampling, stop) = std::sync::mpsc::channel::<()>();
@@ -124,6 +127,9 @@ fn start_sampler(
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
                 // A failed reading shows on the page; the next tick tries again.
                 let _ = web.sample();
+                for app in tenants.iter().flat_map(|t| t.apps()) {
+                    let _ = app.sample();
+                }
             }
         })
         .map_err(|e| Error::Serve(format!("cannot start the sampler thread: {e}")))?;
@@ -150,6 +156,8 @@ struct Shared {
     mcp: Option<McpOptions>,
     /// One permit per open SSE stream (a waiting MCP call).
     streams: Arc<Semaphore>,
+    /// Tenants' apps and MCP endpoints, chosen by a bearer's tenant.
+    tenants: Option<Arc<Tenants>>,
 }
 
 /// Serves `web` on `addr`: HTTP/1.1, `opts.workers` requests answered at once, every client
@@ -190,6 +198,7 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
             opts.mcp.as_ref().map_or(1, |m| m.max_streams.max(1)),
         )),
         mcp: opts.mcp.clone(),
+        tenants: opts.tenants.clone(),
     });
     let (stopping, stop) = watch::channel(false);
     // The runtime is built, used and dropped on the server's own thread only, so that `serve`
@@ -224,7 +233,7 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
         sampling: None,
     };
     // On an error the handle, dropped, stops the server.
-    let (sampling, sampler) = start_sampler(web, SAMPLE_EVERY)?;
+    let (sampling, sampler) = start_sampler(web, opts.tenants.clone(), SAMPLE_EVERY)?;
     handle.threads.push(sampler);
     handle.sampling = Some(sampling);
     Ok(handle)
@@ -497,6 +506,8 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<Atomi
         drain(body);
         return to_hyper(refused);
     }
+    // The tenant of the request's verified bearer chooses the app; nothing else does.
+    let tenant = shared.guard.tenant(&ours);
     ours.body = match tokio::time::timeout(shared.limits.body_timeout, read(&mut body)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(Unread::TooLarge)) => {
@@ -526,9 +537,16 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<Atomi
         );
     };
     let web = Arc::clone(&shared.web);
+    let tenants = shared.tenants.clone();
     let answered = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        web.respond(&ours)
+        match tenant {
+            None => web.respond(&ours),
+            Some(t) => match tenant_app(tenants.as_deref(), &t) {
+                Ok(app) => app.web.respond(&ours),
+                Err(refused) => refused,
+            },
+        }
     })
     .await;
     to_hyper(
@@ -634,17 +652,55 @@ async fn mcp(
         body: std::mem::take(&mut ours.body),
         identity,
     };
-    let sessions = Arc::clone(&endpoint.sessions);
+    let default = Arc::clone(&endpoint.sessions);
+    let tenants = shared.tenants.clone();
     let answered = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        sessions.handle(request)
+        // The identity's tenant chooses the tool set: its own store's, and no other.
+        let sessions = match &request.identity.tenant {
+            None => default,
+            Some(t) => match tenant_app(tenants.as_deref(), t) {
+                Ok(app) => match app.mcp {
+                    Some(sessions) => sessions,
+                    None => return Err((404, "this tenant has no MCP endpoint".to_owned())),
+                },
+                Err(refused) => {
+                    return Err((refused.status, refused.body_text().trim_end().to_owned()));
+                }
+            },
+        };
+        Ok(sessions.handle(request))
     })
     .await;
     match answered {
-        Ok(oc_mcp::HttpAnswer::Now(r)) => mcp_response(r.status, r.headers, full(r.body)),
-        Ok(oc_mcp::HttpAnswer::Call(call)) => stream(*call, shared, busy),
+        Ok(Ok(oc_mcp::HttpAnswer::Now(r))) => mcp_response(r.status, r.headers, full(r.body)),
+        Ok(Ok(oc_mcp::HttpAnswer::Call(call))) => stream(*call, shared, busy),
+        Ok(Err((status, message))) => to_hyper(refuse(status, &message)),
         Err(_) => to_hyper(refuse(500, "the request could not be answered")),
     }
+}
+
+/// The app of `tenant`, or the refusal: `403` when this server serves no tenants but the
+/// default, `503` when the tenant's store cannot be opened or too many tenants are open.
+fn tenant_app(
+    tenants: Option<&Tenants>,
+    tenant: &oc_auth::Tenant,
+) -> std::result::Result<crate::TenantApp, Response> {
+    let Some(tenants) = tenants else {
+        return Err(Response::text(
+            403,
+            "this server serves the default tenant only: this token is of another\n",
+        ));
+    };
+    tenants.get(tenant).map_err(|e| match e {
+        TenantError::Full { .. } => Response::text(503, format!("{e}\n")),
+        // The reason is for the operator's log (the opener's); it may name the database.
+        _ => Response::text(
+            503,
+            "the tenant's store could not be opened: try again in a moment\n",
+        )
+        .with("Retry-After", "1".into()),
+    })
 }
 
 /// Runs a waiting MCP call on a thread of its own and streams what it sends; the call is
@@ -965,7 +1021,8 @@ mod tests {
             TaskLifecycle::new(store.clone(), Arc::new(Hooks::new())),
             Arc::new(MemoryLockManager::new()),
         ));
-        let (stop, sampler) = start_sampler(Arc::clone(&web), Duration::from_millis(10)).unwrap();
+        let (stop, sampler) =
+            start_sampler(Arc::clone(&web), None, Duration::from_millis(10)).unwrap();
         let samples = || web.samples.lock().len();
         let until = |what: &dyn Fn() -> bool| {
             let deadline = Instant::now() + Duration::from_secs(30);

@@ -20,5 +20,6 @@ mod postgres;
 mod serve;
 mod serve_hostile;
 mod tasks;
+mod tenants;
 mod tokens;
 mod util;

@@ -13,6 +13,8 @@ use oc_web::Web;
 mod mcp;
 mod pages;
 #[cfg(feature = "server")]
+mod tenants;
+#[cfg(feature = "server")]
 mod server;
 
 /// A task name no page may render as markup.
