@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use oc_locks::LockManager;
 use oc_tasks::{EventKind, NewTask, TaskId, TaskStore};
 use serde_json::{Value, json};
 
@@ -239,8 +240,14 @@ impl Agent<'_> {
 type Holders = Vec<Mutex<(Option<String>, u64)>>;
 
 /// Runs `agents` agents over `tasks` tasks on the `oc serve` of `oc`, then checks every task's
-/// history in `store`. Prints p50 and p99 per call kind.
-fn fleet(label: &str, oc: &Oc, store: &dyn TaskStore, agents: usize, tasks: usize) {
+/// history in `store` and that `locks` holds nothing. Prints p50 and p99 per call kind.
+fn fleet(
+    label: &str,
+    oc: &Oc,
+    (store, locks): (&dyn TaskStore, &dyn LockManager),
+    agents: usize,
+    tasks: usize,
+) {
     // Tokens first: `oc token create` makes the store the server opens.
     let tokens: Vec<String> = std::thread::scope(|s| {
         let per = agents.div_ceil(4);
@@ -377,6 +384,8 @@ fn fleet(label: &str, oc: &Oc, store: &dyn TaskStore, agents: usize, tasks: usiz
         }
     }
 
+    assert_eq!(locks.list().unwrap(), [], "every lock released");
+
     let calls: usize = latencies
         .iter()
         .flat_map(|m| m.values())
@@ -425,7 +434,8 @@ fn a_fleet_of_agents_works_the_queue_over_http_on_sqlite() {
     let r = oc.run(&["db", "migrate"]);
     assert_eq!(r.code, 0, "{r:?}");
     let store = oc_tasks::SqliteTaskStore::open(oc.db()).unwrap();
-    fleet("sqlite", &oc, &store, agents, tasks);
+    let locks = oc_locks::SqliteLockManager::open(oc.db()).unwrap();
+    fleet("sqlite", &oc, (&store, &locks), agents, tasks);
 }
 
 #[test]
@@ -437,7 +447,8 @@ fn a_fleet_of_agents_works_the_queue_over_http_on_postgres() {
     let (agents, tasks) = size(false);
     let r = oc.run(&["db", "migrate"]);
     assert_eq!(r.code, 0, "{r:?}");
-    let store =
-        oc_postgres::PgTaskStore::connect(oc_postgres::PgOptions::new(&url).unwrap()).unwrap();
-    fleet("postgres", &oc, &store, agents, tasks);
+    let opts = oc_postgres::PgOptions::new(&url).unwrap();
+    let store = oc_postgres::PgTaskStore::connect(opts.clone()).unwrap();
+    let locks = oc_postgres::PgLockManager::connect(oc_postgres::PgLockOptions::new(opts)).unwrap();
+    fleet("postgres", &oc, (&store, &locks), agents, tasks);
 }
