@@ -136,6 +136,7 @@ fn main() -> anyhow::Result<()> {
     }
     if only.is_none_or(|o| o == "--mcp-only") {
         mcp::figures(runs, quick)?;
+        mcp::http_figures(runs, quick)?;
     }
     if only.is_none_or(|o| o == "--web-only") {
         web::figures(runs, quick)?;

@@ -1,4 +1,5 @@
-//! `mcp.*`: tool calls over stdio to one `oc mcp`, beside one `oc` process per call.
+//! `mcp.*`: tool calls over stdio to one `oc mcp`, beside one `oc` process per call; and
+//! `task_get` over HTTP keep-alive to one `oc serve` (`/mcp`), on SQLite and on PostgreSQL.
 
 use anyhow::Context;
 use oc_benches::mcp;
@@ -64,5 +65,96 @@ pub(crate) fn figures(runs: usize, quick: bool) -> anyhow::Result<()> {
         }
     }
     f.emit();
+    Ok(())
+}
+
+/// mcp.task_get_http*, mcp.task_get_16c*: `task_get` over HTTP keep-alive (the stateless
+/// revision, a `read` token checked on every call) to one `oc serve` on a SQLite data
+/// directory, then on a throwaway PostgreSQL server (`_pg`): one client's p50 and p99, and 16
+/// clients' calls per second together.
+pub(crate) fn http_figures(runs: usize, quick: bool) -> anyhow::Result<()> {
+    use oc_postgres::testkit::{PgServer, server_binaries};
+    let oc = mcp::oc_binary()?;
+    let mut f = Figures::default();
+    http_store(&oc, None, "", runs, quick, &mut f)?;
+    if server_binaries().is_some() {
+        let pg = PgServer::start()?;
+        for run in 0..runs {
+            let db = format!("mcphttp{run}");
+            pg.psql("postgres", &format!("CREATE DATABASE {db}"))?;
+            http_store(&oc, Some(&pg.url(&db)), "_pg", 1, quick, &mut f)?;
+        }
+    } else {
+        eprintln!("mcp pg figures skipped: no PostgreSQL server binaries");
+    }
+    f.emit();
+    Ok(())
+}
+
+fn http_store(
+    oc: &std::path::Path,
+    database: Option<&str>,
+    suffix: &str,
+    runs: usize,
+    quick: bool,
+    f: &mut Figures,
+) -> anyhow::Result<()> {
+    const CLIENTS: usize = 16;
+    let (calls, per_client) = if quick { (1_000, 500) } else { (5_000, 2_000) };
+    let dir = tempfile::tempdir()?;
+    let data = dir.path();
+    let writer = mcp::token(oc, data, database, "bench", "work")?;
+    let reader = mcp::token(oc, data, database, "reader", "read")?;
+    let served = mcp::Served::start(oc, data, database)?;
+    let mut w = mcp::HttpClient::connect(&served.addr, &writer)?;
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let t = w.call("task_create", json!({ "name": format!("task {i}") }))?;
+        ids.push(t["task"]["id"].as_str().context("an id")?.to_owned());
+    }
+    for _ in 0..runs {
+        let mut c = mcp::HttpClient::connect(&served.addr, &reader)?;
+        let get = mcp::latencies(calls, |i| {
+            c.call("task_get", json!({ "task_id": ids[i % ids.len()] }))
+                .map(drop)
+        })?;
+        f.add(
+            format!("mcp.task_get_http_p50{suffix}"),
+            "ms",
+            quantile(&get, 0.50),
+        );
+        f.add(
+            format!("mcp.task_get_http_p99{suffix}"),
+            "ms",
+            quantile(&get, 0.99),
+        );
+        let mut clients = (0..CLIENTS)
+            .map(|_| mcp::HttpClient::connect(&served.addr, &reader))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let started = std::time::Instant::now();
+        std::thread::scope(|s| {
+            let hs: Vec<_> = clients
+                .iter_mut()
+                .enumerate()
+                .map(|(k, c)| {
+                    let ids = &ids;
+                    s.spawn(move || -> anyhow::Result<()> {
+                        for i in 0..per_client {
+                            c.call("task_get", json!({ "task_id": ids[(i + k) % ids.len()] }))?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .try_for_each(|h| h.join().map_err(|_| anyhow::anyhow!("a client panicked"))?)
+        })?;
+        f.add(
+            format!("mcp.task_get_16c{suffix}"),
+            "calls/s",
+            crate::per_sec(CLIENTS * per_client, started.elapsed()),
+        );
+    }
+    drop(served);
     Ok(())
 }

@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn the_table_parses_and_names_each_figure_once() {
         let figures = figures().unwrap();
-        assert_eq!(figures.len(), 115);
+        assert_eq!(figures.len(), 121);
         let by = |b: &str| figures.iter().find(|d| d.bench == b).unwrap();
         let batch = by("sqlite.batch_insert");
         assert_eq!(
@@ -124,7 +124,11 @@ mod tests {
             Some(Target::AtLeast(5_000_000.0))
         );
         assert_eq!(by("web.tasks_page_1m").target, Some(Target::Below(100.0)));
-        assert_eq!(figures.iter().filter(|d| d.target.is_some()).count(), 29);
+        assert_eq!(
+            by("mcp.task_get_16c").target,
+            Some(Target::AtLeast(5_000.0))
+        );
+        assert_eq!(figures.iter().filter(|d| d.target.is_some()).count(), 31);
         assert_eq!(
             figures.last().map(|d| d.bench.as_str()),
             Some("alerts.evaluate_1k_rules")

@@ -15,6 +15,7 @@ mod logs;
 mod mcp;
 mod mcp_conformance;
 mod mcp_typescript;
+mod mcp_fleet;
 mod ops;
 mod postgres;
 mod serve;
