@@ -851,6 +851,11 @@ pub(crate) struct ServeArgs {
     /// Which tools `/mcp` serves: the compact default set, or all of them.
     #[arg(long = "mcp-tools", value_enum, default_value_t = McpTools::Default)]
     pub(crate) mcp_tools: McpTools,
+    /// Requests answered at once (threads for the pages, `/api` and `/mcp`; 1 to 256); more
+    /// wait up to 2 s in a queue of 64, then get 503 with `Retry-After`. A large fleet of agents
+    /// on `/mcp` wants more than the default.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) workers: u16,
 }
 
 fn parse_scope(s: &str) -> Result<oc_auth::Scope, String> {

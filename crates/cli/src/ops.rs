@@ -450,6 +450,7 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         verifier: verifier.clone(),
         mcp: Some(oc_web::McpOptions::new(mcp_sessions, verifier)),
         tenants,
+        workers: usize::from(args.workers),
         ..oc_web::ServeOptions::default()
     };
     let server = oc_web::serve(args.addr, Arc::new(web), opts)?;

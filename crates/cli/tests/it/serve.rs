@@ -396,6 +396,18 @@ fn stored_tokens_act_on_the_pages_by_scope() {
     assert_eq!(oc.json(&["task", "show", "f"])["status"], "pending");
 }
 
+/// `--workers` sets how many requests are answered at once, within bounds.
+#[test]
+fn serve_takes_a_bounded_number_of_workers() {
+    let oc = Oc::new();
+    for bad in ["0", "257", "many"] {
+        let r = oc.run(&["serve", "--addr", "127.0.0.1:0", "--workers", bad]);
+        assert_eq!(r.code, 2, "{bad}: {r:?}");
+    }
+    let s = serve_with(&oc, &["--addr", "127.0.0.1:0", "--workers", "32"]);
+    assert!(get(&s.1, "/healthz").0.contains("200"));
+}
+
 /// Without `--json`, the login URL is printed with what it is for and how long it works.
 #[test]
 fn serve_prints_the_login_url() {
