@@ -84,7 +84,7 @@ pub use crate::app::{Alerting, FileNotes, HEALTH_FOR, Web};
 pub use crate::guard::SECURITY_HEADERS;
 pub use crate::http::{
     Actions, Challenge, MAX_STREAMS, McpOptions, Method, Request, Response, ServeOptions,
-    bearer_challenge,
+    WellKnown, bearer_challenge,
 };
 pub use crate::limits::{Limits, MAX_BODY_BYTES};
 #[cfg(feature = "server")]

@@ -488,6 +488,13 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<Atomi
         drain(body);
         return to_hyper(too_large());
     }
+    if let Some(endpoint) = &shared.mcp
+        && let Some(doc) = &endpoint.metadata
+        && doc.paths.iter().any(|p| *p == ours.path)
+    {
+        drain(body);
+        return to_hyper(well_known(&ours, shared, doc));
+    }
     if ours.path == "/mcp"
         && let Some(endpoint) = &shared.mcp
     {
@@ -536,6 +543,20 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<Atomi
     )
 }
 
+/// The protected-resource metadata: `GET` only, from an allowed `Host`, with no token.
+fn well_known(ours: &Request, shared: &Shared, doc: &crate::http::WellKnown) -> Response {
+    if let Some(host) = ours.header_value("host")
+        && !shared.guard.host_allowed(host)
+    {
+        return Response::text(403, "this host is not served here\n");
+    }
+    if ours.method != Method::Get {
+        return Response::text(405, "only GET is answered here\n").with("Allow", "GET".into());
+    }
+    Response::new(200, "application/json", doc.json.clone())
+        .with("Cache-Control", "max-age=300".into())
+}
+
 /// `/mcp`: the `Host` allow-list and the `Origin` check (against DNS rebinding), the bearer
 /// token, then the endpoint on a thread of the app.
 async fn mcp(
@@ -577,18 +598,16 @@ async fn mcp(
                 Ok(identity) => identity,
                 Err(e) => {
                     drain(body);
-                    let status = if matches!(e, oc_auth::AuthError::Backend(_)) {
-                        503
-                    } else {
-                        401
-                    };
-                    let message = if status == 503 {
-                        "the token store failed: try again in a moment"
-                    } else {
-                        "a valid bearer token is required"
+                    let (status, challenge) = (endpoint.challenge)(&e);
+                    let (status, message) = match (&e, status) {
+                        (oc_auth::AuthError::Backend(_), _) => {
+                            (503, "the token store failed: try again in a moment")
+                        }
+                        (_, 403) => (403, "the token's scope is not enough for /mcp"),
+                        _ => (401, "a valid bearer token is required"),
                     };
                     return to_hyper(
-                        refuse(status, message).with("WWW-Authenticate", (endpoint.challenge)(&e)),
+                        refuse(status, message).with("WWW-Authenticate", challenge),
                     );
                 }
             }
@@ -602,7 +621,7 @@ async fn mcp(
                 drain(body);
                 return to_hyper(refuse(401, "a token is required").with(
                     "WWW-Authenticate",
-                    (endpoint.challenge)(&oc_auth::AuthError::Missing),
+                    (endpoint.challenge)(&oc_auth::AuthError::Missing).1,
                 ));
             }
             oc_auth::Identity::local()
