@@ -606,9 +606,7 @@ async fn mcp(
                         (_, 403) => (403, "the token's scope is not enough for /mcp"),
                         _ => (401, "a valid bearer token is required"),
                     };
-                    return to_hyper(
-                        refuse(status, message).with("WWW-Authenticate", challenge),
-                    );
+                    return to_hyper(refuse(status, message).with("WWW-Authenticate", challenge));
                 }
             }
         }

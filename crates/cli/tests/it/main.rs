@@ -13,6 +13,7 @@ mod import;
 mod locks;
 mod logs;
 mod mcp;
+mod mcp_oauth;
 mod ops;
 mod postgres;
 mod serve;
