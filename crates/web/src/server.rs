@@ -6,10 +6,12 @@
 //! once, the guard checks the headers, the body is read (bounded in size and time), a thread
 //! of the app is waited for (bounded in number and time), and [`Web::respond`] answers.
 //! MCP over Streamable HTTP (`/mcp`, when [`ServeOptions::mcp`] is set) goes through the same
-//! bounds, then [`mcp`]: the `Host` and `Origin` checks, the bearer token, and
+//! bounds, then [`mcp`]: the `Host` and `Origin` checks, the bearer token (refused with the
+//! status and challenge [`McpOptions::challenge`] gives), and
 //! [`oc_mcp::HttpSessions`] on a thread of the app; a call that waits runs on a thread of its
 //! own (at most [`McpOptions::max_streams`] at once) and streams its answer, and stops, taking
-//! nothing, when its client goes away.
+//! nothing, when its client goes away. [`McpOptions::metadata`], when set, is answered by
+//! [`well_known`] with no token, after the same bounds and `Host` check.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -490,7 +492,7 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<Atomi
     }
     if let Some(endpoint) = &shared.mcp
         && let Some(doc) = &endpoint.metadata
-        && doc.paths.iter().any(|p| *p == ours.path)
+        && doc.paths.contains(&ours.path)
     {
         drain(body);
         return to_hyper(well_known(&ours, shared, doc));
