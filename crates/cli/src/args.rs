@@ -858,6 +858,13 @@ pub(crate) struct ServeArgs {
     /// `/.well-known/openid-configuration` or `/.well-known/oauth-authorization-server`).
     #[arg(long = "oauth-jwks", value_name = "URL", requires = "oauth_issuer")]
     pub(crate) oauth_jwks: Option<String>,
+    /// The claim of an OAuth token naming the agent it acts as (default `sub`).
+    #[arg(
+        long = "oauth-agent-claim",
+        value_name = "CLAIM",
+        requires = "oauth_issuer"
+    )]
+    pub(crate) oauth_agent_claim: Option<String>,
 }
 
 fn parse_scope(s: &str) -> Result<oc_auth::Scope, String> {

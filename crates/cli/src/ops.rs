@@ -412,12 +412,23 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         .and_then(|s| s.login_url(bound));
     out.emit(
         "serve",
-        &serde_json::json!({ "addr": bound.to_string(), "login_url": login_url }),
+        &serde_json::json!({
+            "addr": bound.to_string(),
+            "login_url": login_url,
+            "oauth": oauth.as_ref().map(|c| serde_json::json!({"issuer": c.issuer, "audience": c.audience})),
+        }),
         |w, _| {
             writeln!(
                 w,
                 "Serving http://{bound}/ (status pages), /mcp (MCP over Streamable HTTP), /metrics, /healthz and /api/stats (Ctrl-C to stop)"
             )?;
+            if let Some(c) = &oauth {
+                writeln!(
+                    w,
+                    "/mcp also accepts OAuth access tokens of {} for the resource {}",
+                    c.issuer, c.audience
+                )?;
+            }
             if let Some(url) = &login_url {
                 writeln!(
                     w,
@@ -453,6 +464,9 @@ fn oauth_config(args: &ServeArgs) -> anyhow::Result<Option<oc_auth::oauth::OAuth
     let mut config = oc_auth::oauth::OAuthConfig::new(issuer.clone(), audience);
     if let Some(jwks) = &args.oauth_jwks {
         config = config.with_jwks_uri(jwks.clone());
+    }
+    if let Some(claim) = &args.oauth_agent_claim {
+        config = config.with_agent_claim(claim.clone());
     }
     Ok(Some(config))
 }

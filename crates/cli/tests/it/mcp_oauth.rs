@@ -185,8 +185,15 @@ fn the_sdk_authorizes_at_oidc_provider_and_calls_oc_serve_as_the_tokens_agent() 
     let (_issuer, ready) = start(issuer, "issuer.mjs");
     let issuer_url = ready["issuer"].as_str().unwrap().to_owned();
     let addr = format!("127.0.0.1:{port}");
-    let (_serve, bound) = serve(&oc, &["--addr", &addr, "--oauth-issuer", &issuer_url]);
-    assert_eq!(bound, addr);
+    let mut cmd = oc.command();
+    cmd.args(["--json", "serve", "--mcp-tools", "all", "--addr", &addr])
+        .args(["--oauth-issuer", &issuer_url]);
+    let (_serve, started) = start(cmd, "oc serve");
+    assert_eq!(started["data"]["addr"], addr.as_str());
+    assert_eq!(
+        started["data"]["oauth"],
+        json!({"issuer": issuer_url, "audience": resource})
+    );
 
     // The metadata, at both paths, with no token.
     for path in [
