@@ -356,4 +356,14 @@ fn an_issuer_on_a_port_chosen_at_start_needs_an_audience() {
     ]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--oauth-audience"), "{}", run.stderr);
+    // Nor can an address no client uses.
+    let run = oc.run(&[
+        "serve",
+        "--addr",
+        "0.0.0.0:9464",
+        "--oauth-issuer",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--oauth-audience"), "{}", run.stderr);
 }
