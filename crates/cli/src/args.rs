@@ -856,6 +856,26 @@ pub(crate) struct ServeArgs {
     /// on `/mcp` wants more than the default.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub(crate) workers: u16,
+    /// Also accept OAuth 2.1 JWT access tokens from this issuer on `/mcp` (keys from its JWKS),
+    /// and serve the protected-resource metadata (RFC 9728) that leads clients to it.
+    #[arg(long = "oauth-issuer", value_name = "URL", conflicts_with = "no_auth")]
+    pub(crate) oauth_issuer: Option<String>,
+    /// This server's resource identifier, the audience OAuth tokens must name (RFC 8707): the
+    /// URL of `/mcp` as clients reach it. Default `http://ADDR/mcp` from `--addr`, which must
+    /// then name a port and an address clients use (not 0, not 0.0.0.0).
+    #[arg(long = "oauth-audience", value_name = "URL", requires = "oauth_issuer")]
+    pub(crate) oauth_audience: Option<String>,
+    /// The issuer's JWKS, when its metadata does not say (default: the `jwks_uri` of its
+    /// `/.well-known/openid-configuration` or `/.well-known/oauth-authorization-server`).
+    #[arg(long = "oauth-jwks", value_name = "URL", requires = "oauth_issuer")]
+    pub(crate) oauth_jwks: Option<String>,
+    /// The claim of an OAuth token naming the agent it acts as (default `sub`).
+    #[arg(
+        long = "oauth-agent-claim",
+        value_name = "CLAIM",
+        requires = "oauth_issuer"
+    )]
+    pub(crate) oauth_agent_claim: Option<String>,
 }
 
 fn parse_scope(s: &str) -> Result<oc_auth::Scope, String> {

@@ -351,6 +351,7 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         ))
         .into());
     }
+    let oauth = oauth_config(&args)?;
     // With --alerts, rules are evaluated in the background, /metrics reports what fires and
     // the alerts page shows every rule.
     let alerting = args
@@ -402,10 +403,17 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
     };
     // Bearers, for the pages' actions and `/mcp`: the tokens `oc token create` made, checked
     // on every request. With --no-auth, `/mcp` serves every request as the local process.
+    // With --oauth-issuer, OAuth access tokens are checked after the static ones.
     let verifier: Option<Arc<dyn oc_auth::Verifier>> = if args.no_auth {
         None
     } else {
-        Some(Arc::new(oc_auth::Verifiers::new().tokens(site.tokens()?)))
+        let mut chain = oc_auth::Verifiers::new().tokens(site.tokens()?);
+        if let Some(config) = &oauth {
+            let jwt = oc_auth::oauth::JwtVerifier::new(config.clone())
+                .map_err(|e| UsageError(format!("--oauth-issuer: {e}")))?;
+            chain = chain.other(Arc::new(jwt));
+        }
+        Some(Arc::new(chain))
     };
     // `/mcp`: the same tools as `oc mcp`, over one toolbox every session shares.
     let toolbox =
@@ -448,7 +456,10 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         },
         sessions: sessions.clone(),
         verifier: verifier.clone(),
-        mcp: Some(oc_web::McpOptions::new(mcp_sessions, verifier)),
+        mcp: Some(mcp_options(
+            oc_web::McpOptions::new(mcp_sessions, verifier),
+            oauth.as_ref(),
+        )),
         tenants,
         workers: usize::from(args.workers),
         ..oc_web::ServeOptions::default()
@@ -466,12 +477,23 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         .and_then(|s| s.login_url(bound));
     out.emit(
         "serve",
-        &serde_json::json!({ "addr": bound.to_string(), "login_url": login_url }),
+        &serde_json::json!({
+            "addr": bound.to_string(),
+            "login_url": login_url,
+            "oauth": oauth.as_ref().map(|c| serde_json::json!({"issuer": c.issuer, "audience": c.audience})),
+        }),
         |w, _| {
             writeln!(
                 w,
                 "Serving http://{bound}/ (status pages), /mcp (MCP over Streamable HTTP), /metrics, /healthz and /api/stats (Ctrl-C to stop)"
             )?;
+            if let Some(c) = &oauth {
+                writeln!(
+                    w,
+                    "/mcp also accepts OAuth access tokens of {} for the resource {}",
+                    c.issuer, c.audience
+                )?;
+            }
             if let Some(url) = &login_url {
                 writeln!(
                     w,
@@ -483,4 +505,60 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
     )?;
     server.wait();
     Ok(())
+}
+
+/// The OAuth resource server's configuration, from `--oauth-issuer`, `--oauth-audience` and
+/// `--oauth-jwks`. The audience defaults to `http://ADDR/mcp`: the resource identifier is what
+/// clients put in `resource=` and the issuer in `aud`, so it must be known before the server
+/// binds, and an address clients cannot reach (port 0, `0.0.0.0`) cannot be it.
+fn oauth_config(args: &ServeArgs) -> anyhow::Result<Option<oc_auth::oauth::OAuthConfig>> {
+    let Some(issuer) = &args.oauth_issuer else {
+        return Ok(None);
+    };
+    let audience = match &args.oauth_audience {
+        Some(a) => a.clone(),
+        None if args.addr.port() == 0 || args.addr.ip().is_unspecified() => {
+            return Err(UsageError(format!(
+                "--oauth-issuer needs --oauth-audience (the URL clients reach /mcp at) when --addr is {}: tokens name that URL, and a port or address chosen at start cannot be it",
+                args.addr
+            ))
+            .into());
+        }
+        None => format!("http://{}/mcp", args.addr),
+    };
+    let mut config = oc_auth::oauth::OAuthConfig::new(issuer.clone(), audience);
+    if let Some(jwks) = &args.oauth_jwks {
+        config = config.with_jwks_uri(jwks.clone());
+    }
+    if let Some(claim) = &args.oauth_agent_claim {
+        config = config.with_agent_claim(claim.clone());
+    }
+    Ok(Some(config))
+}
+
+/// `/mcp` with OAuth's challenges (401 with `resource_metadata`, 403 `insufficient_scope`)
+/// and its metadata at `/.well-known/oauth-protected-resource` and the path-suffixed form
+/// RFC 9728 derives for the resource (`…/mcp`, which the MCP SDK asks for first).
+fn mcp_options(
+    mut mcp: oc_web::McpOptions,
+    oauth: Option<&oc_auth::oauth::OAuthConfig>,
+) -> oc_web::McpOptions {
+    let Some(config) = oauth else {
+        return mcp;
+    };
+    let meta = oc_auth::oauth::ProtectedResourceMetadata::from_config(config);
+    let mut paths = vec![meta.metadata_path()];
+    let root = "/.well-known/oauth-protected-resource".to_owned();
+    if !paths.contains(&root) {
+        paths.push(root);
+    }
+    mcp.metadata = Some(oc_web::WellKnown {
+        paths,
+        json: meta.to_json().to_string(),
+    });
+    mcp.challenge = Arc::new(move |e| match meta.challenge(e) {
+        Some(c) => (c.status, c.www_authenticate),
+        None => (401, oc_web::bearer_challenge(e)),
+    });
+    mcp
 }

@@ -183,8 +183,22 @@ pub struct ServeOptions {
 /// Open SSE streams (waiting MCP calls) at once, by default.
 pub const MAX_STREAMS: usize = 64;
 
-/// What produces the `WWW-Authenticate` value of a `401` from `/mcp`.
-pub type Challenge = std::sync::Arc<dyn Fn(&oc_auth::AuthError) -> String + Send + Sync>;
+/// What `/mcp` answers a refused credential with: the status (`401`, or `403` for a scope
+/// that is not enough) and the `WWW-Authenticate` value. A store that failed
+/// ([`oc_auth::AuthError::Backend`]) is a `503` whatever this says.
+pub type Challenge = std::sync::Arc<dyn Fn(&oc_auth::AuthError) -> (u16, String) + Send + Sync>;
+
+/// A document served without a token at fixed paths next to `/mcp`: the OAuth
+/// protected-resource metadata (RFC 9728), which a client reads after a `401` to find the
+/// authorization server. It passes the server's limits and `Host` check as every route does.
+#[derive(Clone, Debug)]
+pub struct WellKnown {
+    /// The paths it is served at (`/.well-known/oauth-protected-resource` and the
+    /// path-suffixed form RFC 9728 section 3.1 derives for a resource with a path).
+    pub paths: Vec<String>,
+    /// The JSON document.
+    pub json: String,
+}
 
 /// MCP over Streamable HTTP at `/mcp` ([`ServeOptions::mcp`]).
 #[derive(Clone)]
@@ -197,9 +211,12 @@ pub struct McpOptions {
     pub verifier: Option<std::sync::Arc<dyn oc_auth::Verifier>>,
     /// Open SSE streams at once ([`MAX_STREAMS`]); past it a waiting call is answered `503`.
     pub max_streams: usize,
-    /// The `WWW-Authenticate` value of a `401` ([`bearer_challenge`] by default). The hook
-    /// where the OAuth resource server's builder (with `resource_metadata=…`) is swapped in.
+    /// The status and `WWW-Authenticate` value of a refusal (`401` with [`bearer_challenge`]
+    /// by default). The hook where the OAuth resource server's challenges (`resource_metadata=…`,
+    /// `403 insufficient_scope`) are swapped in.
     pub challenge: Challenge,
+    /// The protected-resource metadata, served with no token (`None`: no such route, a 404).
+    pub metadata: Option<WellKnown>,
 }
 
 impl McpOptions {
@@ -212,7 +229,8 @@ impl McpOptions {
             sessions,
             verifier,
             max_streams: MAX_STREAMS,
-            challenge: std::sync::Arc::new(bearer_challenge),
+            challenge: std::sync::Arc::new(|e| (401, bearer_challenge(e))),
+            metadata: None,
         }
     }
 }
@@ -222,6 +240,7 @@ impl std::fmt::Debug for McpOptions {
         f.debug_struct("McpOptions")
             .field("verifier", &self.verifier.is_some())
             .field("max_streams", &self.max_streams)
+            .field("metadata", &self.metadata.as_ref().map(|m| &m.paths))
             .finish_non_exhaustive()
     }
 }

@@ -32,9 +32,11 @@
 //! - With [`ServeOptions::mcp`] ([`McpOptions`]), `/mcp` serves MCP over Streamable HTTP
 //!   (`oc_mcp::HttpSessions`, both protocol eras) behind the same bounds: the `Host` allow-list,
 //!   an `Origin` that is present and not this server's refused (403), and a bearer token turned
-//!   into an `oc_auth::Identity` by the configured `oc_auth::Verifier` (401 with
-//!   `WWW-Authenticate` from [`McpOptions::challenge`] when missing or refused; no verifier:
-//!   every request is the local process's). A call that waits streams (SSE) on a thread of its
+//!   into an `oc_auth::Identity` by the configured `oc_auth::Verifier` (401, or 403 for a
+//!   scope that is not enough, with `WWW-Authenticate`, both from [`McpOptions::challenge`];
+//!   no verifier: every request is the local process's). [`McpOptions::metadata`] (a
+//!   [`WellKnown`]: the OAuth protected-resource metadata) is served at its paths with no
+//!   token, behind the same bounds and `Host` check. A call that waits streams (SSE) on a thread of its
 //!   own, at most [`McpOptions::max_streams`] at once, and stops, taking nothing, when its
 //!   client goes away.
 //! - Tenants ([`Tenants`], in [`ServeOptions::tenants`]): the tenant of a request's bearer
@@ -90,7 +92,7 @@ pub use crate::app::{Alerting, FileNotes, HEALTH_FOR, Web};
 pub use crate::guard::SECURITY_HEADERS;
 pub use crate::http::{
     Actions, Challenge, MAX_STREAMS, McpOptions, Method, Request, Response, ServeOptions,
-    bearer_challenge,
+    WellKnown, bearer_challenge,
 };
 pub use crate::limits::{Limits, MAX_BODY_BYTES};
 #[cfg(feature = "server")]

@@ -6,10 +6,12 @@
 //! once, the guard checks the headers, the body is read (bounded in size and time), a thread
 //! of the app is waited for (bounded in number and time), and [`Web::respond`] answers.
 //! MCP over Streamable HTTP (`/mcp`, when [`ServeOptions::mcp`] is set) goes through the same
-//! bounds, then [`mcp`]: the `Host` and `Origin` checks, the bearer token, and
+//! bounds, then [`mcp`]: the `Host` and `Origin` checks, the bearer token (refused with the
+//! status and challenge [`McpOptions::challenge`] gives), and
 //! [`oc_mcp::HttpSessions`] on a thread of the app; a call that waits runs on a thread of its
 //! own (at most [`McpOptions::max_streams`] at once) and streams its answer, and stops, taking
-//! nothing, when its client goes away.
+//! nothing, when its client goes away. [`McpOptions::metadata`], when set, is answered by
+//! [`well_known`] with no token, after the same bounds and `Host` check.
 //! With [`ServeOptions::tenants`], the tenant of a request's verified bearer chooses the app
 //! (pages, `/api`, `/metrics`) and the MCP endpoint that answer it ([`tenant_app`]).
 
@@ -497,6 +499,13 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<Atomi
         drain(body);
         return to_hyper(too_large());
     }
+    if let Some(endpoint) = &shared.mcp
+        && let Some(doc) = &endpoint.metadata
+        && doc.paths.contains(&ours.path)
+    {
+        drain(body);
+        return to_hyper(well_known(&ours, shared, doc));
+    }
     if ours.path == "/mcp"
         && let Some(endpoint) = &shared.mcp
     {
@@ -554,6 +563,20 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<Atomi
     )
 }
 
+/// The protected-resource metadata: `GET` only, from an allowed `Host`, with no token.
+fn well_known(ours: &Request, shared: &Shared, doc: &crate::http::WellKnown) -> Response {
+    if let Some(host) = ours.header_value("host")
+        && !shared.guard.host_allowed(host)
+    {
+        return Response::text(403, "this host is not served here\n");
+    }
+    if ours.method != Method::Get {
+        return Response::text(405, "only GET is answered here\n").with("Allow", "GET".into());
+    }
+    Response::new(200, "application/json", doc.json.clone())
+        .with("Cache-Control", "max-age=300".into())
+}
+
 /// `/mcp`: the `Host` allow-list and the `Origin` check (against DNS rebinding), the bearer
 /// token, then the endpoint on a thread of the app.
 async fn mcp(
@@ -595,19 +618,15 @@ async fn mcp(
                 Ok(identity) => identity,
                 Err(e) => {
                     drain(body);
-                    let status = if matches!(e, oc_auth::AuthError::Backend(_)) {
-                        503
-                    } else {
-                        401
+                    let (status, challenge) = (endpoint.challenge)(&e);
+                    let (status, message) = match (&e, status) {
+                        (oc_auth::AuthError::Backend(_), _) => {
+                            (503, "the token store failed: try again in a moment")
+                        }
+                        (_, 403) => (403, "the token's scope is not enough for /mcp"),
+                        _ => (401, "a valid bearer token is required"),
                     };
-                    let message = if status == 503 {
-                        "the token store failed: try again in a moment"
-                    } else {
-                        "a valid bearer token is required"
-                    };
-                    return to_hyper(
-                        refuse(status, message).with("WWW-Authenticate", (endpoint.challenge)(&e)),
-                    );
+                    return to_hyper(refuse(status, message).with("WWW-Authenticate", challenge));
                 }
             }
         }
@@ -620,7 +639,7 @@ async fn mcp(
                 drain(body);
                 return to_hyper(refuse(401, "a token is required").with(
                     "WWW-Authenticate",
-                    (endpoint.challenge)(&oc_auth::AuthError::Missing),
+                    (endpoint.challenge)(&oc_auth::AuthError::Missing).1,
                 ));
             }
             oc_auth::Identity::local()

@@ -15,6 +15,7 @@ mod logs;
 mod mcp;
 mod mcp_conformance;
 mod mcp_fleet;
+mod mcp_oauth;
 mod mcp_typescript;
 mod ops;
 mod postgres;
