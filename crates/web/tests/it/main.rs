@@ -13,9 +13,9 @@ use oc_web::Web;
 mod mcp;
 mod pages;
 #[cfg(feature = "server")]
-mod tenants;
-#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
+mod tenants;
 
 /// A task name no page may render as markup.
 pub const HOSTILE: &str = "<img src=x onerror=alert(1)> build docs";
