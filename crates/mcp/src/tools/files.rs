@@ -227,7 +227,8 @@ pub(super) fn tools() -> Vec<Tool> {
             ],
             &["entry"],
         )
-        .on_files(),
+        .on_files()
+        .on_held_task("task_id"),
         Tool::new(
             "task_log_query",
             "Read a task's log",
@@ -280,6 +281,7 @@ pub(super) fn tools() -> Vec<Tool> {
             &["decision"],
         )
         .on_files()
+        .on_held_task("task_id")
         .extra(),
         Tool::new(
             "decision_list",
@@ -337,6 +339,7 @@ pub(super) fn tools() -> Vec<Tool> {
         )
         .answers(&checkpoint, &["checkpoint"])
         .on_files()
+        .on_held_task("task_id")
         .extra(),
         Tool::new(
             "checkpoint_list",
@@ -367,6 +370,8 @@ pub(super) fn tools() -> Vec<Tool> {
         .idempotent()
         .destructive()
         .on_files()
+        .on_held_task("task_id")
+        .held_only()
         .extra(),
     ]
 }

@@ -466,6 +466,10 @@ pub struct Tool {
     /// Acts on the lease of the task this argument names (with its `fencing_token`): a `work`
     /// identity may call it only on a task its own agent holds.
     pub on_held_task: Option<&'static str>,
+    /// With [`on_held_task`](Tool::on_held_task): a `work` identity acts only while its own
+    /// agent holds the lease (a task nobody holds is refused too); for what replaces a task's
+    /// files.
+    pub held_only: bool,
     handler: Handler,
 }
 
@@ -499,6 +503,7 @@ impl Tool {
             needs_files: false,
             waits_on: None,
             on_held_task: None,
+            held_only: false,
             handler,
         }
     }
@@ -552,6 +557,12 @@ impl Tool {
         self
     }
 
+    /// Acts only on a task the caller's own agent holds ([`Tool::held_only`]).
+    fn held_only(mut self) -> Tool {
+        self.held_only = true;
+        self
+    }
+
     /// Whether a call with `arguments` may wait (and so should run beside other calls).
     pub fn may_wait(&self, arguments: &Map<String, Value>) -> bool {
         self.waits_on
@@ -577,7 +588,7 @@ impl Tool {
         if let Some(arg) = self.on_held_task
             && ctx.identity.scope == Scope::Work
         {
-            holds_lease(tb, &args, arg)?;
+            holds_lease(tb, &args, arg, self.held_only)?;
         }
         let mut out = (self.handler)(tb, &args, ctx)?;
         if let Value::Object(m) = &mut out {
@@ -611,7 +622,7 @@ impl Tool {
 /// caller's agent and that token stays the caller's: the write that follows, checked against
 /// the token, cannot reach another agent's lease. A task that is not running (or a token that
 /// is not the lease's) is left to the tool, whose store refuses it with its own explanation.
-fn holds_lease(tb: &Toolbox, a: &Args<'_>, arg: &str) -> Result<(), ToolError> {
+fn holds_lease(tb: &Toolbox, a: &Args<'_>, arg: &str, held_only: bool) -> Result<(), ToolError> {
     let me = a.agent(tb)?;
     let id = a.task_id(arg)?;
     let Some(task) = tb.life.store().get(&id)? else {
@@ -635,6 +646,13 @@ fn holds_lease(tb: &Toolbox, a: &Args<'_>, arg: &str) -> Result<(), ToolError> {
                 ),
             ))
         }
+        (Some(_), Some(_)) => Ok(()),
+        _ if held_only => Err(ToolError::refused(
+            "NOT_YOUR_AGENT",
+            format!(
+                "task {id} is not held by {me:?}: this token acts only on a task its agent holds (claim it first, or use an admin token)"
+            ),
+        )),
         _ => Ok(()),
     }
 }

@@ -183,3 +183,71 @@ fn admin_acts_for_anyone() {
     );
     assert!(!err, "{body}");
 }
+
+/// The tools on a task's files: a `work` identity writes only to a task no other agent holds,
+/// and restores (replacing what was written) only a task its own agent holds.
+#[test]
+fn a_work_identity_cannot_write_to_or_restore_another_agents_task_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = crate::server_with_files(dir.path());
+    init(&admin, "2025-11-25");
+    let (id, token) = bobs_task(&admin);
+    let bob = as_agent(&admin, "bob", Scope::Work);
+    let (err, cp) = call(
+        &bob,
+        "checkpoint_create",
+        json!({"task_id": id, "description": "safe"}),
+    );
+    assert!(!err, "{cp}");
+    let (err, l) = call(
+        &bob,
+        "task_log_append",
+        json!({"task_id": id, "message": "bob's work"}),
+    );
+    assert!(!err, "{l}");
+    let alice = as_agent(&admin, "alice", Scope::Work);
+    let cp_id = cp["checkpoint"]["id"].clone();
+    for (tool, args) in [
+        (
+            "checkpoint_restore",
+            json!({"task_id": id, "checkpoint_id": cp_id}),
+        ),
+        (
+            "task_log_append",
+            json!({"task_id": id, "message": "not mine"}),
+        ),
+        (
+            "decision_record",
+            json!({"task_id": id, "decision": "d", "reasoning": "r"}),
+        ),
+        (
+            "checkpoint_create",
+            json!({"task_id": id, "description": "mine now"}),
+        ),
+    ] {
+        check_refused(&alice, tool, args, "NOT_YOUR_AGENT");
+    }
+    let (_, logs) = call(&admin, "task_log_query", json!({"task_id": id}));
+    assert_eq!(logs["entries"].as_array().unwrap().len(), 1, "{logs}");
+    // A task nobody holds is not restored by a work identity either; bob restores his own.
+    let (err, done) = call(
+        &bob,
+        "task_release",
+        json!({"task_id": id, "fencing_token": token}),
+    );
+    assert!(!err, "{done}");
+    check_refused(
+        &alice,
+        "checkpoint_restore",
+        json!({"task_id": id, "checkpoint_id": cp_id}),
+        "NOT_YOUR_AGENT",
+    );
+    let (err, again) = call(&bob, "task_claim", json!({"task_id": id}));
+    assert!(!err, "{again}");
+    let (err, r) = call(
+        &bob,
+        "checkpoint_restore",
+        json!({"task_id": id, "checkpoint_id": cp_id}),
+    );
+    assert!(!err, "{r}");
+}
