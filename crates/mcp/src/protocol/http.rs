@@ -600,6 +600,16 @@ impl Session {
     }
 
     /// Records an event of `stream`; returns its id.
+    /// Drops from `stream`'s replay log the answer to the request `id` (a result or an error).
+    fn forget_answer(&self, st: &mut SessionState, stream: u64, id: &Value) {
+        if let Some(log) = st.streams.iter_mut().find(|l| l.id == stream) {
+            log.events.retain(|(_, data)| {
+                !serde_json::from_str::<Value>(data)
+                    .is_ok_and(|v| v.get("id") == Some(id) && v.get("method").is_none())
+            });
+        }
+    }
+
     fn record(&self, st: &mut SessionState, stream: u64, data: &str) -> Option<String> {
         let log = st.streams.iter_mut().find(|l| l.id == stream)?;
         let seq = log.next;
@@ -708,7 +718,10 @@ impl HttpCall {
             let mut st = s.state.lock().unwrap_or_else(PoisonError::into_inner);
             st.waiting.remove(&self.key);
             if !delivered && let Some(stream) = self.stream {
-                // A client resuming this stream learns the call ended without a result.
+                // A client resuming this stream learns the call ended without a result: the
+                // result recorded as it was sent (and not delivered: what it granted was given
+                // back) is not replayed.
+                s.forget_answer(&mut st, stream, &call_id);
                 let e = RpcError::new(
                     -32800,
                     "request cancelled: its stream closed or its session ended; nothing was taken",

@@ -431,6 +431,26 @@ fn a_waiting_call_whose_client_goes_away_takes_nothing() {
         true,
         "the grant was given back"
     );
+    // A client resuming that stream learns the call ended without a result: the grant it
+    // never read is not replayed (it was given back).
+    let first_id = events(&seen.lock().unwrap())[0].0.clone().unwrap();
+    let r = now(e.handle(req(
+        "GET",
+        &[
+            ("Mcp-Session-Id", &sid),
+            ("Last-Event-ID", &first_id),
+            ("Accept", "text/event-stream"),
+        ],
+        Value::Null,
+    )));
+    assert_eq!(r.status, 200);
+    let answers: Vec<Value> = events(&[r.body])
+        .into_iter()
+        .filter_map(|(_, d)| serde_json::from_str::<Value>(&d).ok())
+        .filter(|v| v["id"] == 13)
+        .collect();
+    assert_eq!(answers.len(), 1, "one answer for the call: {answers:?}");
+    assert_eq!(answers[0]["error"]["code"], -32800, "{answers:?}");
 }
 
 #[test]
