@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use oc_auth::{AuthError, Scope, Verifier};
+use oc_auth::{AuthError, Identity, Scope, Verifier};
 
 use crate::http::{Actions, Method, Request, Response, ServeOptions};
 use crate::pages::login;
@@ -84,8 +84,22 @@ impl Guard {
         if !self.tenants {
             return None;
         }
+        self.verified(req)?.ok()?.tenant
+    }
+
+    /// The verifier of bearers, if any.
+    pub(crate) fn verifier(&self) -> Option<&Arc<dyn Verifier>> {
+        self.verifier.as_ref()
+    }
+
+    /// What the verifier makes of `req`'s bearer: the server's check, done once before the
+    /// guard ([`Request::verified`]), else checked now; `None` without a bearer or a verifier.
+    fn verified(&self, req: &Request) -> Option<Result<Identity, AuthError>> {
+        if let Some(done) = &req.verified {
+            return Some(done.clone());
+        }
         let (b, v) = bearer(req).zip(self.verifier.as_ref())?;
-        v.verify(b).ok()?.tenant
+        Some(v.verify(b))
     }
 
     /// The guard's answer to `req`: a refusal, or the login's own routes; `None` lets the app
@@ -167,9 +181,9 @@ impl Guard {
     fn may_read(&self, req: &Request, token: &str) -> bool {
         authorized(req, token)
             || self.session(req).is_some()
-            || bearer(req)
-                .zip(self.verifier.as_ref())
-                .and_then(|(b, v)| v.verify(b).ok())
+            || self
+                .verified(req)
+                .and_then(Result::ok)
                 .is_some_and(|id| id.tenant.is_none() || self.tenants)
     }
 
@@ -184,10 +198,10 @@ impl Guard {
             {
                 return Acting::Yes;
             }
-            let (Some(b), Some(v)) = (bearer(req), &self.verifier) else {
+            let Some(verified) = self.verified(req) else {
                 return Acting::Unknown("The token is not valid.");
             };
-            return match v.verify(b) {
+            return match verified {
                 Ok(id) if id.tenant.is_some() && !self.tenants => Acting::No(
                     "the pages serve the default tenant only: this token is of another".into(),
                 ),

@@ -25,6 +25,10 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body (a form's pairs for a POST).
     pub body: Vec<u8>,
+    /// What the server's verifier made of the request's bearer, checked once and off the
+    /// server's async threads before the guard sees the request; `None`: not checked yet (the
+    /// guard checks it itself).
+    pub(crate) verified: Option<std::result::Result<oc_auth::Identity, oc_auth::AuthError>>,
 }
 
 impl Request {
@@ -39,6 +43,7 @@ impl Request {
                 .collect(),
             headers: Vec::new(),
             body: Vec::new(),
+            verified: None,
         }
     }
 

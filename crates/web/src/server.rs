@@ -160,6 +160,9 @@ struct Shared {
     streams: Arc<Semaphore>,
     /// Tenants' apps and MCP endpoints, chosen by a bearer's tenant.
     tenants: Option<Arc<Tenants>>,
+    /// One permit per bearer being checked, each on a blocking thread: a check may wait on a
+    /// token database or an issuer's keys, never on the two async threads.
+    checks: Arc<Semaphore>,
 }
 
 /// Serves `web` on `addr`: HTTP/1.1, `opts.workers` requests answered at once, every client
@@ -201,6 +204,7 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
         )),
         mcp: opts.mcp.clone(),
         tenants: opts.tenants.clone(),
+        checks: Arc::new(Semaphore::new(workers)),
     });
     let (stopping, stop) = watch::channel(false);
     // The runtime is built, used and dropped on the server's own thread only, so that `serve`
@@ -250,8 +254,8 @@ fn listen(
 ) -> Option<(tokio::runtime::Runtime, TcpListener)> {
     let started = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        // One more than the app's workers: the thread reserved for `/healthz`.
-        .max_blocking_threads(workers + 1)
+        // The app's workers, as many bearer checks, and the thread reserved for `/healthz`.
+        .max_blocking_threads(2 * workers + 1)
         .thread_name("oc-web")
         .enable_io()
         .enable_time()
@@ -511,6 +515,7 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<Atomi
     {
         return mcp(req_method, ours, body, shared, endpoint, busy).await;
     }
+    ours.verified = check_bearer(&ours, shared.guard.verifier(), shared).await;
     if let Some(refused) = shared.guard.check(&ours) {
         drain(body);
         return to_hyper(refused);
@@ -603,17 +608,9 @@ async fn mcp(
     }
     let mut identity = match &endpoint.verifier {
         Some(verifier) => {
-            let bearer = ours
-                .header_value("authorization")
-                .and_then(|a| {
-                    let (scheme, token) = a.trim().split_once(' ')?;
-                    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-                })
-                .filter(|t| !t.is_empty());
-            let verified = match bearer {
-                Some(token) => verifier.verify(token),
-                None => Err(oc_auth::AuthError::Missing),
-            };
+            let verified = check_bearer(&ours, Some(verifier), shared)
+                .await
+                .unwrap_or(Err(oc_auth::AuthError::Missing));
             match verified {
                 Ok(identity) => identity,
                 Err(e) => {
@@ -877,6 +874,49 @@ fn drain(mut body: Incoming) {
 
 /// A thread of the app: at once if one is free, else after waiting in a bounded queue for a
 /// bounded time; `None` when the server is too busy.
+/// Checks `req`'s bearer with `verifier` on a blocking thread, at most `workers` at once (a
+/// request waits up to the queue's wait for a turn, then is told the check failed): a slow
+/// token database or issuer stalls only the requests waiting on it. `None` without a bearer
+/// or a verifier.
+async fn check_bearer(
+    req: &Request,
+    verifier: Option<&Arc<dyn oc_auth::Verifier>>,
+    shared: &Shared,
+) -> Option<std::result::Result<oc_auth::Identity, oc_auth::AuthError>> {
+    let verifier = Arc::clone(verifier?);
+    // Only a bearer is the verifier's: another scheme (the pages' Basic password) is the
+    // guard's to judge.
+    let header = req.header_value("authorization")?;
+    let scheme = header.trim_start().split(' ').next().unwrap_or_default();
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = match oc_auth::bearer(Some(header)) {
+        Ok(token) => token.to_owned(),
+        Err(oc_auth::AuthError::Missing) => return None,
+        Err(e) => return Some(Err(e)),
+    };
+    let busy = || {
+        Some(Err(oc_auth::AuthError::Backend(
+            "too many tokens are being checked: try again in a moment".into(),
+        )))
+    };
+    let Ok(Ok(permit)) = tokio::time::timeout(
+        shared.limits.queue_wait,
+        Arc::clone(&shared.checks).acquire_owned(),
+    )
+    .await
+    else {
+        return busy();
+    };
+    let checked = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        verifier.verify(&token)
+    })
+    .await;
+    checked.map_or_else(|_| busy(), Some)
+}
+
 async fn worker(shared: &Shared) -> Option<OwnedSemaphorePermit> {
     if let Ok(permit) = Arc::clone(&shared.workers).try_acquire_owned() {
         return Some(permit);

@@ -384,3 +384,65 @@ fn a_waiting_call_streams_progress_and_stops_taking_nothing_when_its_client_leav
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""isError":false"#), "{body}");
 }
+
+/// A verifier that takes its time (a slow token database, an issuer's keys being fetched).
+#[derive(Debug)]
+struct Slow(Duration);
+
+impl Verifier for Slow {
+    fn verify(&self, _: &str) -> Result<Identity, AuthError> {
+        std::thread::sleep(self.0);
+        Err(AuthError::BadToken("slow and unknown".into()))
+    }
+}
+
+/// Tokens are checked off the server's two async threads: clients whose bearers take seconds
+/// to check (to `/mcp` and to the pages) do not stall `/healthz` nor the pages' reads.
+#[test]
+fn slow_token_checks_do_not_stall_the_server() {
+    let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), Arc::new(Hooks::new()));
+    let locks: Arc<dyn LockManager> = Arc::new(MemoryLockManager::new());
+    let web = Web::new(life.clone(), Arc::clone(&locks));
+    let sessions = Arc::new(HttpSessions::new(
+        Server::new(Toolbox::new(life, locks)),
+        HttpOptions::default(),
+    ));
+    let slow: Arc<dyn Verifier> = Arc::new(Slow(Duration::from_secs(4)));
+    let opts = ServeOptions {
+        mcp: Some(McpOptions::new(sessions, Some(Arc::clone(&slow)))),
+        verifier: Some(slow),
+        ..ServeOptions::default()
+    };
+    let handle = serve("127.0.0.1:0".parse().unwrap(), Arc::new(web), opts).unwrap();
+    let a = handle.addr();
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let mut pending: Vec<TcpStream> = (0..3)
+        .map(|_| post(a, &[("Authorization", "Bearer forged")], &init))
+        .collect();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(a).unwrap();
+        s.write_all(
+            format!("GET /api/stats HTTP/1.1\r\nHost: {a}\r\nAuthorization: Bearer forged\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        pending.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = Instant::now();
+    let mut s = TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(
+        format!("GET /healthz HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let took = asked.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        took < Duration::from_secs(2),
+        "/healthz waited {took:?} behind token checks that take 4 s"
+    );
+    drop(pending);
+}
