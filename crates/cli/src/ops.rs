@@ -468,7 +468,7 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
     let bound = server.addr();
     if args.no_auth && !args.read_only {
         eprintln!(
-            "oc: warning: --no-auth: anyone who can reach {bound}, any process of this machine included, can retry, cancel and release locks on the pages without logging in"
+            "oc: warning: --no-auth: anyone who can reach {bound}, any process of this machine included, can retry, cancel and release locks on the pages without logging in, and act as any agent on /mcp"
         );
     }
     let login_url = sessions
