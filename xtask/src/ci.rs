@@ -10,8 +10,9 @@ use crate::workspace::{figures_path, root, run, which};
 use crate::{flags, fuzz, instructions, reliability, shuttle};
 
 /// The library crates, each checked alone without default features.
-const LIBS: [&str; 12] = [
+const LIBS: [&str; 13] = [
     "oc-time",
+    "oc-auth",
     "oc-lincheck",
     "oc-sqlite",
     "oc-postgres",

@@ -466,7 +466,7 @@ pub struct Tool {
     /// Acts on the lease of the task this argument names (with its `fencing_token`): a `work`
     /// identity may call it only on a task its own agent holds.
     pub on_held_task: Option<&'static str>,
-    /// With [`on_held_task`](Tool::on_held_task): a `work` identity acts only while its own
+    /// With `on_held_task`: a `work` identity acts only while its own
     /// agent holds the lease (a task nobody holds is refused too); for what replaces a task's
     /// files.
     pub held_only: bool,
