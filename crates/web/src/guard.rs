@@ -377,14 +377,10 @@ fn clear_cookie(name: &str) -> String {
     format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
-/// The text after `Bearer ` in `req`'s `Authorization`, if that is its scheme.
+/// The text after `Bearer ` in `req`'s `Authorization`, if that is its scheme
+/// ([`oc_auth::bearer`], with its bound on the header's length).
 fn bearer(req: &Request) -> Option<&str> {
-    let auth = req.header_value("authorization")?.trim();
-    let (scheme, value) = auth.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(value.trim())
-        .filter(|v| !v.is_empty())
+    oc_auth::bearer(req.header_value("authorization")).ok()
 }
 
 /// The algorithm of Go's `CrossOriginProtection`: trust `Sec-Fetch-Site` when the browser
@@ -429,26 +425,13 @@ pub(crate) fn authorized(req: &Request, token: &str) -> bool {
 
 /// Standard base64 (with or without padding); `None` for anything else.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    STANDARD.decode(s).ok()
 }
 
 #[cfg(test)]
