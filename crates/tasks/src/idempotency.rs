@@ -203,6 +203,43 @@ impl<'a> From<&'a Change> for ChangeRequest<'a> {
 }
 
 impl KeyedRequest<'_> {
+    /// The fingerprint of a keyed [`Change`] of task `id`, once the change is checked: what
+    /// every backend's `apply_keyed` compares a retry with.
+    pub fn apply(id: &TaskId, change: &Change, expect: Option<u64>) -> Result<String> {
+        change.validate()?;
+        KeyedRequest::Apply {
+            id,
+            change: ChangeRequest::from(change),
+            expect,
+        }
+        .fingerprint()
+    }
+
+    /// The claim change and the fingerprint of a keyed claim of up to `n` tasks matching
+    /// `filter`, once both are checked: what every backend's `claim_many_keyed` runs and
+    /// compares a retry with.
+    pub fn claim(
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<(Change, String)> {
+        let change = Change::Claim {
+            owner: owner.into(),
+            ttl,
+        };
+        change.validate()?;
+        filter.validate()?;
+        let request = KeyedRequest::Claim {
+            owner,
+            ttl_ms: ttl.as_millis(),
+            n,
+            filter,
+        }
+        .fingerprint()?;
+        Ok((change, request))
+    }
+
     /// The request as one JSON text: two requests are the same request when their
     /// fingerprints are equal. Stores keep it beside the key, bounded as the request is.
     pub fn fingerprint(&self) -> Result<String> {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::backend::{
-    ChangeRequest, Doomed, KeyedRequest, KeyedResult, PathSearch, cycle_error, finished_run,
-    idempotency_conflict, plan_submit,
+    Doomed, KeyedRequest, KeyedResult, PathSearch, cycle_error, finished_run, idempotency_conflict,
+    plan_submit,
 };
 use crate::model::{reap, transition};
 use crate::query::{Cursor, RunDurations};
@@ -478,13 +478,7 @@ impl TaskStore for MemoryTaskStore {
         change: Change,
         expect: Option<u64>,
     ) -> Result<Keyed<Task>> {
-        change.validate()?;
-        let request = KeyedRequest::Apply {
-            id,
-            change: ChangeRequest::from(&change),
-            expect,
-        }
-        .fingerprint()?;
+        let request = KeyedRequest::apply(id, &change, expect)?;
         let mut st = self.state.lock();
         let now = self.clock.now();
         let out = st
@@ -508,19 +502,7 @@ impl TaskStore for MemoryTaskStore {
         n: usize,
         filter: &LabelFilter,
     ) -> Result<Keyed<Vec<Task>>> {
-        let change = Change::Claim {
-            owner: owner.into(),
-            ttl,
-        };
-        change.validate()?;
-        filter.validate()?;
-        let request = KeyedRequest::Claim {
-            owner,
-            ttl_ms: ttl.as_millis(),
-            n,
-            filter,
-        }
-        .fingerprint()?;
+        let (change, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
         let mut st = self.state.lock();
         let now = self.clock.now();
         st.keyed(key, request, now, |st| {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use oc_tasks::backend::{ChangeRequest, KeyedRequest, KeyedResult, idempotency_conflict};
+use oc_tasks::backend::{KeyedRequest, KeyedResult, idempotency_conflict};
 use oc_tasks::{
     Change, Error, HistoryEntry, IDEMPOTENCY_KEY_TTL, IDEMPOTENCY_SWEEP_BATCH, IdempotencyKey,
     Keyed, LabelFilter, Result, Task, TaskId, TaskStatus, Timestamp, Unique, transition,
@@ -110,13 +110,7 @@ impl PgTaskStore {
         change: Change,
         expect: Option<u64>,
     ) -> Result<Keyed<Task>> {
-        change.validate()?;
-        let request = KeyedRequest::Apply {
-            id,
-            change: ChangeRequest::from(&change),
-            expect,
-        }
-        .fingerprint()?;
+        let request = KeyedRequest::apply(id, &change, expect)?;
         let (schema, clock) = (self.opts.schema.clone(), self.clock_ms());
         let lock = task_lock_key(&self.table_schema(), id);
         let (k, tid) = (key.clone(), id.clone());
@@ -224,19 +218,8 @@ impl PgTaskStore {
         n: usize,
         filter: &LabelFilter,
     ) -> Result<Keyed<Vec<Task>>> {
-        let change = Change::Claim {
-            owner: owner.into(),
-            ttl,
-        };
-        change.validate()?;
-        filter.validate()?;
-        let request = KeyedRequest::Claim {
-            owner,
-            ttl_ms: ttl.as_millis(),
-            n,
-            filter,
-        }
-        .fingerprint()?;
+        // The claim's SQL takes the owner and TTL itself: only the check and fingerprint here.
+        let (_, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let batch = i64::try_from(n).unwrap_or(i64::MAX);
         for attempt in 0..super::claim::SKIPPED_ATTEMPTS {

@@ -12,9 +12,7 @@ use super::keys::keyed;
 use super::listing::{READY_TABLE, counts_in, history_in, stats_in, where_clause};
 use super::rows::{COLS, corrupt, load, row_to_task, to_u64};
 use super::write::{apply_in, exists, insert, key_holder, moved, store_cas, touch, uncount};
-use crate::backend::{
-    ChangeRequest, Doomed, KeyedRequest, KeyedResult, PathSearch, cycle_error, plan_submit,
-};
+use crate::backend::{Doomed, KeyedRequest, KeyedResult, PathSearch, cycle_error, plan_submit};
 use crate::model::reap;
 use crate::wait::may_ready;
 use crate::{
@@ -329,13 +327,7 @@ impl TaskStore for SqliteTaskStore {
         change: Change,
         expect: Option<u64>,
     ) -> Result<Keyed<Task>> {
-        change.validate()?;
-        let request = KeyedRequest::Apply {
-            id,
-            change: ChangeRequest::from(&change),
-            expect,
-        }
-        .fingerprint()?;
+        let request = KeyedRequest::apply(id, &change, expect)?;
         let out = self
             .write(|tx| {
                 let now = self.opts.clock.now();
@@ -359,19 +351,7 @@ impl TaskStore for SqliteTaskStore {
         n: usize,
         filter: &LabelFilter,
     ) -> Result<Keyed<Vec<Task>>> {
-        let change = Change::Claim {
-            owner: owner.into(),
-            ttl,
-        };
-        change.validate()?;
-        filter.validate()?;
-        let request = KeyedRequest::Claim {
-            owner,
-            ttl_ms: ttl.as_millis(),
-            n,
-            filter,
-        }
-        .fingerprint()?;
+        let (change, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
         let (sql, mut params) = claim_sql(filter, n);
         self.write(|tx| {
             let now = self.opts.clock.now();
