@@ -1,12 +1,15 @@
 //! `PgLockManager`: locks shared by agents on many machines through PostgreSQL.
 //!
-//! Every operation is one call of a server-side function that first locks the manager's row,
-//! then decides and writes: no lock is held across a network round trip, so a client cut off
-//! mid-operation stalls nobody, and a decision sees every grant committed before it (each
-//! statement of a `VOLATILE` function takes a fresh snapshot, after the row lock was granted).
-//! The functions follow `oc_locks`' rules (`decide`): the conformance suite and the model-based
-//! property test check that they agree with the memory and SQLite managers.
-
+//! Every operation is one call of a server-side function that first takes an advisory lock per
+//! path it touches (exclusive on the resource, shared on its ancestors: `lock_serialize`), then
+//! decides and writes: operations on overlapping resources run one at a time, the others in
+//! parallel, and no lock is held across a network round trip, so a client cut off
+//! mid-operation stalls nobody. A decision sees every grant on an overlapping resource
+//! committed before it (each statement of a `VOLATILE` function takes a fresh snapshot, after
+//! the advisory locks were granted). Tokens come from a sequence, the counters are rows of
+//! changes folded now and then (decision 0048). The functions follow `oc_locks`' rules
+//! (`decide`): the conformance suite and the model-based property test check that they agree
+//! with the memory and SQLite managers.
 //!
 //! One concept per file: the schema's versions (`migrations.rs`, `migrations/*.sql`) and its
 //! server-side functions (`functions/NNNN/*.sql`), the statements (`statements.rs`,
@@ -52,7 +55,20 @@ pub struct PgLockManager {
     opts: PgLockOptions,
     freed: Arc<Freed>,
     listening: Arc<std::sync::atomic::AtomicBool>,
+    /// Operations since this handle was made, for folding the counters now and then.
+    calls: std::sync::atomic::AtomicU64,
 }
+
+/// How many rows of changes to the counters one fold takes at most (one statement, bounded).
+const FOLD_BATCH: i64 = 10_000;
+
+/// How many rows of changes the counters may gather before a reader of the statistics folds
+/// them.
+const FOLD_AT: i64 = 1_000;
+
+/// How many operations a handle makes between folds of its own, so that the rows of changes
+/// stay few when nobody reads the statistics.
+const CALLS_PER_FOLD: u64 = 4_096;
 
 impl std::fmt::Debug for PgLockManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,6 +109,7 @@ impl PgLockManager {
             opts,
             freed: Arc::new(Freed::default()),
             listening: Arc::default(),
+            calls: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -127,6 +144,7 @@ impl PgLockManager {
                 .query(&c.stmts.own, &[&r, &o, &renew_ttl, &now])
                 .await
         })?;
+        self.tick();
         let first = rows
             .first()
             .ok_or_else(|| corrupt(resource.as_str(), "no outcome"))?;
@@ -155,6 +173,30 @@ impl PgLockManager {
                 Ok(l)
             }
         }
+    }
+
+    /// Counts an operation; every [`CALLS_PER_FOLD`]th folds the counters' rows of changes.
+    pub(super) fn tick(&self) {
+        let n = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % CALLS_PER_FOLD == CALLS_PER_FOLD - 1 {
+            // Best effort: a fold that fails leaves the rows for the next one, and the
+            // operation that triggered it has already succeeded.
+            let _ = self.fold();
+        }
+    }
+
+    /// Folds at most [`FOLD_BATCH`] rows of changes to the counters into one (none while
+    /// another handle folds).
+    fn fold(&self) -> Result<()> {
+        let schema = self.opts.pg.schema.clone();
+        self.call(move |c| async move {
+            c.client
+                .execute(&c.stmts.fold, &[&schema, &FOLD_BATCH])
+                .await
+        })
+        .map(drop)
     }
 
     fn locks(&self, rows: &[Row]) -> Result<Vec<Lock>> {
@@ -257,6 +299,11 @@ impl LockManager for PgLockManager {
         let now = self.clock_ms();
         let row = self
             .call(move |c| async move { c.client.query_one(&c.stmts.counters, &[&now]).await })?;
+        let rows: i64 = row.try_get(3).map_err(|e| corrupt("(stats)", e))?;
+        if rows > FOLD_AT {
+            // The sums stay what they are; the next reader sums fewer rows.
+            self.fold()?;
+        }
         let meta: Option<String> = row.try_get(0).map_err(|e| corrupt("(stats)", e))?;
         let meta: serde_json::Value = serde_json::from_str(meta.as_deref().unwrap_or("{}"))
             .map_err(|e| corrupt("(stats)", e))?;

@@ -121,6 +121,7 @@ impl PgLockManager {
         let p = AcquireParams::new(items, ticket, self.opts.waiter_lease, self.clock_ms());
         let rows =
             self.call(move |c| async move { c.client.query(&c.stmts.acquire, &p.params()).await })?;
+        self.tick();
         let granted: bool = match rows.first() {
             Some(r) => r.try_get(0).map_err(|e| corrupt("(acquire)", e))?,
             None => {

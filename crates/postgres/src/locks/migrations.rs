@@ -26,6 +26,23 @@ macro_rules! functions_0001 {
     };
 }
 
+/// The functions of migration 4 (decision 0048): every operation serialised with those on
+/// overlapping resources only, tokens and tickets from sequences, counts as rows of changes.
+macro_rules! functions_0004 {
+    () => {
+        concat!(
+            include_str!("functions/0004/lock_serialize.sql"),
+            include_str!("functions/0004/lock_time.sql"),
+            include_str!("functions/0004/lock_acquire.sql"),
+            include_str!("functions/0004/lock_enqueue.sql"),
+            include_str!("functions/0004/lock_abandon.sql"),
+            include_str!("functions/0004/lock_own.sql"),
+            include_str!("functions/0004/lock_release_owner.sql"),
+            include_str!("functions/0004/lock_sweep.sql"),
+        )
+    };
+}
+
 /// Each entry moves the schema one version up (entry `i` makes version `i + 1`).
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: locks, waiters, counters, and the functions every operation is one call of.
@@ -36,4 +53,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 3: idempotency keys (`oc_locks::IdempotencyKey`), per agent: the request and the locks
     // it was given, written in the transaction of the grant or release.
     include_str!("migrations/0003_lock_keys.sql"),
+    // 4: no row every operation takes (decision 0048): keys per resource path instead of the
+    // manager's row, tokens and tickets from sequences started above every one handed out,
+    // counts as rows of changes; the functions replaced.
+    concat!(include_str!("migrations/0004_no_hot_row.sql"), functions_0004!()),
 ];
