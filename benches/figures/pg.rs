@@ -25,6 +25,9 @@ pub(crate) fn figures(runs: usize, quick: bool) -> anyhow::Result<()> {
         return Ok(());
     };
     let pg = PgServer::start()?;
+    if std::env::var_os("OC_PG_LOCKS_ONLY").is_some() {
+        return locks_only(&pg, &bin, runs);
+    }
     let mut f = Figures::default();
     for run in 0..runs {
         let opts = |schema: &str, pool: usize| -> anyhow::Result<PgOptions> {
@@ -132,33 +135,7 @@ pub(crate) fn figures(runs: usize, quick: bool) -> anyhow::Result<()> {
         let locks = Arc::new(PgLockManager::connect(PgLockOptions::new(opts(
             &schema, 16,
         )?))?);
-        for (threads, name, per) in [(1, "pg.lock_pair_1t", 2_000), (16, "pg.lock_pair_16t", 250)] {
-            let started = std::time::Instant::now();
-            std::thread::scope(|s| -> anyhow::Result<()> {
-                let hs: Vec<_> = (0..threads)
-                    .map(|t| {
-                        let locks = locks.clone();
-                        s.spawn(move || -> anyhow::Result<()> {
-                            let req = oc_locks::LockRequest::exclusive(
-                                &format!("repo/w{t}/file"),
-                                &format!("w{t}"),
-                            )?;
-                            for _ in 0..per {
-                                let l = locks.try_acquire(&req)?;
-                                locks.release(&l.resource, &l.owner)?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .collect();
-                for h in hs {
-                    h.join()
-                        .map_err(|_| anyhow::anyhow!("a lock thread panicked"))??;
-                }
-                Ok(())
-            })?;
-            f.add(name, "pairs/s", per_sec(per * threads, started.elapsed()));
-        }
+        lock_figures(&mut f, &pg, &bin, &locks)?;
         let fresh_schema = std::sync::atomic::AtomicUsize::new(0);
         graph_figures(&mut f, "pg", run as u64, &|| {
             let n = fresh_schema.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -190,6 +167,115 @@ pub(crate) fn figures(runs: usize, quick: bool) -> anyhow::Result<()> {
     }
     // A task's files, on the same server (decision 0036).
     crate::files::pg_figures(&pg, runs, quick)
+}
+
+/// `OC_PG_LOCKS_ONLY=1 oc-bench-figures --pg-only`: the `pg.lock_pair_*` figures alone, each
+/// run in a fresh schema, for comparing builds run after run.
+fn locks_only(
+    pg: &oc_postgres::testkit::PgServer,
+    bin: &std::path::Path,
+    runs: usize,
+) -> anyhow::Result<()> {
+    use oc_postgres::{PgLockManager, PgLockOptions, PgOptions};
+    let mut f = Figures::default();
+    for run in 0..runs {
+        let opts = PgOptions::new(&pg.url("postgres"))?
+            .schema(&format!("locks{run}"))?
+            .pool_size(16);
+        let locks = Arc::new(PgLockManager::connect(PgLockOptions::new(opts))?);
+        lock_figures(&mut f, pg, bin, &locks)?;
+    }
+    f.emit();
+    Ok(())
+}
+
+/// Lock pairs per second on distinct resources: each of `threads` threads acquires and releases
+/// `repo/w<t>/file` (its own file, siblings under one directory) `per` times.
+fn lock_pairs(
+    locks: &Arc<oc_postgres::PgLockManager>,
+    threads: usize,
+    per: usize,
+) -> anyhow::Result<f64> {
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                let locks = locks.clone();
+                s.spawn(move || -> anyhow::Result<()> {
+                    let req = oc_locks::LockRequest::exclusive(
+                        &format!("repo/w{t}/file"),
+                        &format!("w{t}"),
+                    )?;
+                    for _ in 0..per {
+                        let l = locks.try_acquire(&req)?;
+                        locks.release(&l.resource, &l.owner)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a lock thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(per_sec(per * threads, started.elapsed()))
+}
+
+/// `pg.lock_pair_*`: lock pairs on distinct resources with 1 and 16 threads, then `pgbench`
+/// taking and releasing session advisory locks (`pg_advisory_lock`, `pg_advisory_unlock`, on a
+/// random key) with 16 clients on the same server, and our ratios to both (issue 29: 16
+/// threads at least 3 times one, and at least 0.25 times `pgbench`).
+fn lock_figures(
+    f: &mut Figures,
+    pg: &oc_postgres::testkit::PgServer,
+    bin: &std::path::Path,
+    locks: &Arc<oc_postgres::PgLockManager>,
+) -> anyhow::Result<()> {
+    const PAIRS_16: usize = 8_000;
+    // Warm every pooled connection (prepared statements, the functions' cached plans).
+    lock_pairs(locks, 16, 20)?;
+    let one = lock_pairs(locks, 1, 2_000)?;
+    f.add("pg.lock_pair_1t", "pairs/s", one);
+    let sixteen = lock_pairs(locks, 16, PAIRS_16 / 16)?;
+    f.add("pg.lock_pair_16t", "pairs/s", sixteen);
+    let script = std::env::temp_dir().join(format!("oc-advisory-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        "\\set id random(1, 1000000000)\nSELECT pg_advisory_lock(:id);\nSELECT pg_advisory_unlock(:id);\n",
+    )?;
+    let out = std::process::Command::new(bin.join("pgbench"))
+        .arg("-h")
+        .arg(pg.socket_dir())
+        .args([
+            "-p", "5432", "-U", "postgres", "-n", "-M", "prepared", "-c", "16", "-j", "2",
+        ])
+        .args(["-t", &(PAIRS_16 * 4 / 16).to_string(), "-f"])
+        .arg(&script)
+        .arg("postgres")
+        .output()?;
+    std::fs::remove_file(&script)?;
+    anyhow::ensure!(
+        out.status.success(),
+        "pgbench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tps = pgbench_tps(&String::from_utf8_lossy(&out.stdout))?;
+    f.add("pg.pgbench_advisory_16c", "pairs/s", tps);
+    f.add("pg.lock_pair16_over_1t", "x", sixteen / one);
+    f.add("pg.lock_pair16_over_pgbench", "x", sixteen / tps);
+    Ok(())
+}
+
+/// The `tps = …` figure of `pgbench`'s report.
+fn pgbench_tps(text: &str) -> anyhow::Result<f64> {
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .context("no tps in pgbench's output")?
+        .parse()?)
 }
 
 /// The task-file store's `pg.*` figures alone, on a server of their own with the settings of

@@ -56,5 +56,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 4: no row every operation takes (decision 0048): keys per resource path instead of the
     // manager's row, tokens and tickets from sequences started above every one handed out,
     // counts as rows of changes; the functions replaced.
-    concat!(include_str!("migrations/0004_no_hot_row.sql"), functions_0004!()),
+    concat!(
+        include_str!("migrations/0004_no_hot_row.sql"),
+        functions_0004!()
+    ),
 ];

@@ -13,6 +13,7 @@ mod histories;
 mod hosts;
 mod imports;
 mod keys;
+mod lock_stress;
 mod model;
 mod processes;
 mod readiness;

@@ -22,8 +22,10 @@ const FINGERPRINT: &str = "SELECT string_agg(x, ',' ORDER BY x) FROM (
 /// A schema at tasks 4, locks 2, made by the code before oc-postgres was split by concept and
 /// kept as a `pg_dump` fixture (one pending task, one lock), opens with only what the
 /// migrations since add (tasks 5, the ready notification; tasks 6 and locks 3, the idempotency
-/// keys), replacing nothing and keeping what it holds; then, at the latest versions this code
-/// knows, it opens with nothing to do: no migration runs, no function is replaced.
+/// keys; locks 4, the keys per path, sequences and rows of changes of decision 0048, which
+/// replaces the lock functions and nothing else) and keeping what it holds; then, at the latest
+/// versions this code knows, it opens with nothing to do: no migration runs, no function is
+/// replaced.
 #[test]
 fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     let Some(pg) = server() else { return };
@@ -44,25 +46,47 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     drop(PgLockManager::connect(PgLockOptions::new(opts.clone())).unwrap());
     let upgraded = pg.psql("latest", FINGERPRINT).unwrap();
     assert!(
-        upgraded.contains("oc-tasks=6@") && upgraded.contains("oc-locks=3@"),
+        upgraded.contains("oc-tasks=6@") && upgraded.contains("oc-locks=4@"),
         "{upgraded}"
     );
     let items = |f: &str| -> Vec<String> { f.trim().split(',').map(str::to_owned).collect() };
     let (was, now) = (items(&before), items(&upgraded));
     let versions = |x: &&String| x.starts_with("oc-tasks=") || x.starts_with("oc-locks=");
-    for x in was.iter().filter(|x| !versions(x)) {
+    // The functions locks 4 replaces (decision 0048).
+    let replaced = |x: &&String| {
+        [
+            "lock_acquire@",
+            "lock_enqueue@",
+            "lock_abandon@",
+            "lock_own@",
+            "lock_release_owner@",
+            "lock_sweep@",
+        ]
+        .iter()
+        .any(|f| x.starts_with(f))
+    };
+    for x in was.iter().filter(|x| !versions(x) && !replaced(x)) {
         assert!(now.contains(x), "{x} kept as it was: {upgraded}");
     }
     let added: Vec<&String> = now
         .iter()
-        .filter(|x| !was.contains(x) && !versions(x))
+        .filter(|x| !was.contains(x) && !versions(x) && !replaced(x))
         .collect();
+    let new = [
+        "task_ready_notify@",
+        "task_keys",
+        "lock_keys",
+        "lock_counts@",
+        "lock_tokens@",
+        "lock_tickets@",
+        "lock_serialize@",
+        "lock_time@",
+        "lock_waiters_expiry@",
+    ];
     assert!(
         added.iter().any(|x| x.starts_with("task_ready_notify@"))
-            && added.iter().all(|x| x.starts_with("task_ready_notify@")
-                || x.starts_with("task_keys")
-                || x.starts_with("lock_keys")),
-        "only the notification's function and the keys' tables are new: {added:?}"
+            && added.iter().all(|x| new.iter().any(|n| x.starts_with(n))),
+        "only the notification's function, the keys' tables and what locks 4 adds are new: {added:?}"
     );
     let store = PgTaskStore::connect(opts.clone()).unwrap();
     let locks = PgLockManager::connect(PgLockOptions::new(opts)).unwrap();
@@ -93,4 +117,16 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
         .unwrap();
     assert!(lock.token > 1, "tokens go on from the recorded counter");
     locks.release(&lock.resource, &lock.owner).unwrap();
+    assert_eq!(
+        pg.psql("latest", "SELECT count(*) FROM oc.lock_meta")
+            .unwrap()
+            .trim(),
+        "0",
+        "the counter rows are gone, so no call of the old functions can hand a token out again"
+    );
+    let stats = locks.stats().unwrap();
+    assert!(
+        stats.total_locks >= 2,
+        "the recorded counters carried over: {stats:?}"
+    );
 }

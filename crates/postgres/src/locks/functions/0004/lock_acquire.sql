@@ -29,27 +29,23 @@
                 WHERE l.resource = r AND l.owner = p_owner AND l.expires_at > v_now FOR UPDATE;
             has_own := FOUND;
             owned[i] := has_own;
-            -- Re-entry never waits, but an upgrade needs everyone else gone.
+            -- Re-entry never waits, but an upgrade needs everyone else gone. The blockers are
+            -- returned as found, in one statement: a waiter may leave the queue meanwhile (it
+            -- takes no key), so a check and a second read could disagree.
             IF NOT has_own OR (own_mode = 'shared' AND m = 'exclusive') THEN
-                IF EXISTS (SELECT 1 FROM {s}.locks l WHERE l.expires_at > v_now
-                           AND l.owner <> p_owner AND (l.mode = 'exclusive' OR m = 'exclusive')
-                           AND (l.resource = r OR l.resource = ANY(a) OR (l.resource >= (r || '/') COLLATE "C" AND l.resource < (r || '0') COLLATE "C"))) THEN
+                RETURN QUERY SELECT false, r, l.resource::text, l.owner::text, l.mode,
+                        NULL::bigint, NULL::integer, NULL::bigint, l.expires_at
+                    FROM {s}.locks l WHERE l.expires_at > v_now
+                       AND l.owner <> p_owner AND (l.mode = 'exclusive' OR m = 'exclusive')
+                       AND (l.resource = r OR l.resource = ANY(a) OR (l.resource >= (r || '/') COLLATE "C" AND l.resource < (r || '0') COLLATE "C"))
+                    ORDER BY l.resource, l.owner;
+                IF FOUND THEN
                     IF p_count_conflict THEN INSERT INTO {s}.lock_counts (conflicts) VALUES (1); END IF;
-                    RETURN QUERY SELECT false, r, l.resource::text, l.owner::text, l.mode,
-                            NULL::bigint, NULL::integer, NULL::bigint, l.expires_at
-                        FROM {s}.locks l WHERE l.expires_at > v_now
-                           AND l.owner <> p_owner AND (l.mode = 'exclusive' OR m = 'exclusive')
-                           AND (l.resource = r OR l.resource = ANY(a) OR (l.resource >= (r || '/') COLLATE "C" AND l.resource < (r || '0') COLLATE "C"))
-                        ORDER BY l.resource, l.owner;
                     RETURN;
                 END IF;
             END IF;
             -- Nor does a new grant overtake an earlier live waiter it conflicts with.
-            IF NOT has_own AND EXISTS (SELECT 1 FROM {s}.lock_waiters w WHERE w.expires_at > v_now
-                       AND (p_ticket IS NULL OR w.ticket < p_ticket) AND w.owner <> p_owner
-                       AND (w.mode = 'exclusive' OR m = 'exclusive')
-                       AND (w.resource = r OR w.resource = ANY(a) OR (w.resource >= (r || '/') COLLATE "C" AND w.resource < (r || '0') COLLATE "C"))) THEN
-                IF p_count_conflict THEN INSERT INTO {s}.lock_counts (conflicts) VALUES (1); END IF;
+            IF NOT has_own THEN
                 RETURN QUERY SELECT false, r, w.resource::text, w.owner::text, w.mode,
                         NULL::bigint, NULL::integer, NULL::bigint, NULL::bigint
                     FROM {s}.lock_waiters w WHERE w.expires_at > v_now
@@ -57,7 +53,10 @@
                        AND (w.mode = 'exclusive' OR m = 'exclusive')
                        AND (w.resource = r OR w.resource = ANY(a) OR (w.resource >= (r || '/') COLLATE "C" AND w.resource < (r || '0') COLLATE "C"))
                     ORDER BY w.ticket, w.resource;
-                RETURN;
+                IF FOUND THEN
+                    IF p_count_conflict THEN INSERT INTO {s}.lock_counts (conflicts) VALUES (1); END IF;
+                    RETURN;
+                END IF;
             END IF;
         END LOOP;
         FOR i IN 1 .. cardinality(p_res) LOOP
