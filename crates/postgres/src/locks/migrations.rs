@@ -31,6 +31,7 @@ macro_rules! functions_0001 {
 macro_rules! functions_0004 {
     () => {
         concat!(
+            include_str!("functions/0004/lock_ancestors.sql"),
             include_str!("functions/0004/lock_serialize.sql"),
             include_str!("functions/0004/lock_time.sql"),
             include_str!("functions/0004/lock_acquire.sql"),

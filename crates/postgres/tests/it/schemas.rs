@@ -55,6 +55,7 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     // The functions locks 4 replaces (decision 0048).
     let replaced = |x: &&String| {
         [
+            "lock_ancestors@",
             "lock_acquire@",
             "lock_enqueue@",
             "lock_abandon@",

@@ -2,7 +2,8 @@
     -- Queues a waiter: its ticket from the sequence, in line with the operations on the
     -- resources it waits for (`lock_serialize`).
     CREATE OR REPLACE FUNCTION {s}.lock_enqueue(p_res text[], p_owner text, p_mode text[], p_lease bigint,
-            p_now bigint) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+            p_now bigint) RETURNS bigint LANGUAGE plpgsql VOLATILE
+            SET plan_cache_mode = force_generic_plan AS $$
     DECLARE v_now bigint; t bigint;
     BEGIN
         PERFORM {s}.lock_serialize(p_res);

@@ -6,12 +6,16 @@
     CREATE OR REPLACE FUNCTION {s}.lock_own(p_res text, p_owner text, p_renew_ttl bigint, p_now bigint)
         RETURNS TABLE (outcome text, resource text, owner text, mode text, token bigint,
                        holds integer, acquired_at bigint, expires_at bigint)
-        LANGUAGE plpgsql VOLATILE AS $$
+        LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
     #variable_conflict use_column
-    DECLARE v_now bigint; l {s}.locks%ROWTYPE; a text[];
+    DECLARE v_now bigint; l {s}.locks%ROWTYPE; a text[]; latest bigint;
     BEGIN
         PERFORM {s}.lock_serialize(ARRAY[p_res]);
-        v_now := {s}.lock_time(ARRAY[p_res], p_now);
+        a := {s}.lock_ancestors(p_res);
+        -- The time, never before a grant recorded on an overlapping resource (`lock_time`).
+        SELECT max(x.acquired_at) INTO latest FROM {s}.locks x
+            WHERE x.resource = p_res OR x.resource = ANY(a) OR (x.resource >= (p_res || '/') COLLATE "C" AND x.resource < (p_res || '0') COLLATE "C");
+        v_now := greatest(coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000)::bigint), latest);
         SELECT * INTO l FROM {s}.locks x WHERE x.resource = p_res AND x.owner = p_owner FOR UPDATE;
         IF NOT FOUND THEN
             RETURN QUERY SELECT 'not_held', NULL::text, NULL::text, NULL::text, NULL::bigint,
@@ -22,7 +26,6 @@
                    AND x.expires_at > v_now ORDER BY x.owner;
             RETURN;
         END IF;
-        a := {s}.lock_ancestors(p_res);
         IF l.expires_at <= v_now THEN
             DELETE FROM {s}.locks x WHERE x.resource = p_res AND x.owner = p_owner;
             INSERT INTO {s}.lock_counts (expired) VALUES (1);

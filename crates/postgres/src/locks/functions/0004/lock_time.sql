@@ -4,7 +4,7 @@
     -- resource overlapping them. So an operation that read its clock, then waited behind a
     -- later one, cannot act in the past and see as live a lock that grant took as lapsed.
     CREATE OR REPLACE FUNCTION {s}.lock_time(p_res text[], p_now bigint) RETURNS bigint
-        LANGUAGE plpgsql VOLATILE AS $$
+        LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
     DECLARE t bigint;
     BEGIN
         SELECT max(l.acquired_at) INTO t FROM unnest(p_res) AS q(r),
