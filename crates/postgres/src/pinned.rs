@@ -20,6 +20,7 @@ const LOCKS: &[&str] = &[
     "4c1cb110f9ed89f2850f6a3d1c696c35e88cc7c208ff0b850475703596451e94",
     "dc3c90c7d38cff71e1654680c6b10c4fd2d384b95fc38fd93541e6fbbc9cffe0",
     "9c29046facc6a353584bbcff0bd5cc954e4492976dfd70c3252dddec7f5fa30c",
+    "db145ce18e47a35f44911e7d430c98d396052cb1d41791fade2bcfeab9dc3290",
 ];
 
 /// The SHA-256 of each oc-files migration (a task's files, decision 0036), in order.
