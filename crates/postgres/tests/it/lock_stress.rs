@@ -214,3 +214,40 @@ fn a_planted_bug_that_grants_overlapping_locks_is_caught() {
         );
     }
 }
+
+/// The counters are rows of changes, one per operation; reading the statistics past 1,000 rows
+/// folds them into one, and the sums stay exact.
+#[test]
+fn counters_fold_and_stay_exact() {
+    let Some(pg) = server() else {
+        eprintln!("skipped: no PostgreSQL");
+        return;
+    };
+    let (ms, schema) = managers(pg);
+    let m = &ms[0];
+    let req = LockRequest::exclusive("repo/f", "a").unwrap();
+    for _ in 0..600 {
+        let l = m.try_acquire(&req).unwrap();
+        m.release(&l.resource, &l.owner).unwrap();
+    }
+    let rows = |pg: &PgServer| -> i64 {
+        pg.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM \"{schema}\".lock_counts"),
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    assert!(rows(pg) > 1_000, "a row of changes per operation");
+    let first = m.stats().unwrap();
+    assert_eq!((first.total_locks, first.released), (600, 600));
+    assert_eq!(rows(pg), 1, "folded into one row");
+    let again = m.stats().unwrap();
+    assert_eq!(
+        (again.total_locks, again.released),
+        (600, 600),
+        "the fold kept the sums"
+    );
+}
