@@ -16,9 +16,11 @@
 //!   (sent on commit, with its `run_at` as payload), and one listening connection per store
 //!   bumps its `ReadySignal`; polling is the fallback for a lost connection.
 //! - [`PgLockManager`]: exclusive and shared locks on hierarchical resources, re-entrant holds,
-//!   TTLs and fencing tokens; each operation one call of a server-side function that locks the
-//!   manager's row, decides and writes; first-come-first-served waiting across hosts, woken
-//!   by `LISTEN/NOTIFY` with polling as the fallback.
+//!   TTLs and fencing tokens; each operation one call of a server-side function that takes an
+//!   advisory lock per path (exclusive on the resource, shared on its ancestors), decides and
+//!   writes, so operations on unrelated resources run in parallel (decision 0048); tokens from
+//!   a sequence; first-come-first-served waiting across hosts, woken by `LISTEN/NOTIFY` with
+//!   polling as the fallback.
 //! - Idempotency keys (decision 0043) on both: a keyed change (`*_keyed`) is one transaction
 //!   that takes the key's advisory lock, replays a known key, or makes the change and records
 //!   the key with its result (`task_keys`, `lock_keys`): retries on any host grant once.
