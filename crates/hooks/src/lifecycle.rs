@@ -356,8 +356,7 @@ impl TaskLifecycle {
         if self
             .hooks
             .has_before(TaskEvent::of(kind, &change, current.clone()).kind())
-            && let Ok((preview, kind)) =
-                transition(&current, &change, None, self.store.now(), || 0)
+            && let Ok((preview, kind)) = transition(&current, &change, None, self.store.now(), || 0)
         {
             self.hooks
                 .run_before(&TaskEvent::of(kind, &change, preview), &mut report)?;
@@ -544,19 +543,15 @@ impl TaskLifecycle {
         let mut report = HookReport::default();
         if self.hooks.has_before(EventKind::Released)
             && let Some(current) = self.store.get(id)?
-            && let Ok((preview, kind)) =
-                transition(&current, &change, None, self.store.now(), || 0)
+            && let Ok((preview, kind)) = transition(&current, &change, None, self.store.now(), || 0)
         {
             self.hooks
                 .run_before(&TaskEvent::of(kind, &change, preview), &mut report)?;
         }
-        Ok(self
-            .store
-            .release_forgetting(key, id, token)?
-            .map(|task| {
-                let ev = TaskEvent::of(Some(EventKind::Released), &change, task);
-                self.committed(ev, report)
-            }))
+        Ok(self.store.release_forgetting(key, id, token)?.map(|task| {
+            let ev = TaskEvent::of(Some(EventKind::Released), &change, task);
+            self.committed(ev, report)
+        }))
     }
 
     /// [`TaskLifecycle::heartbeat`] under `key`: a retry returns the lease as the first call

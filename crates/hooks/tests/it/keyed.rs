@@ -43,9 +43,13 @@ fn a_replay_runs_no_after_hook_and_changes_nothing() {
 
     let id = made.value.task().id.clone();
     let k = key("claim");
-    let c = life.claim_next_keyed(&k, "w", LEASE, &LabelFilter::any()).unwrap();
+    let c = life
+        .claim_next_keyed(&k, "w", LEASE, &LabelFilter::any())
+        .unwrap();
     let c = c.value.expect("x is ready");
-    let again = life.claim_next_keyed(&k, "w", LEASE, &LabelFilter::any()).unwrap();
+    let again = life
+        .claim_next_keyed(&k, "w", LEASE, &LabelFilter::any())
+        .unwrap();
     assert!(again.replayed);
     assert_eq!(again.value.unwrap().task(), c.task(), "the first grant");
     assert_eq!(after.load(Ordering::SeqCst), 2);
@@ -61,7 +65,9 @@ fn a_replay_runs_no_after_hook_and_changes_nothing() {
     assert_eq!(after.load(Ordering::SeqCst), 3, "one Completed after-hook");
     assert_eq!(life.store().history(&id).unwrap().len(), 3);
     // Another request under the key is refused, naming the key rule.
-    let e = life.complete_keyed(&k, &id, Some(token + 1), None).unwrap_err();
+    let e = life
+        .complete_keyed(&k, &id, Some(token + 1), None)
+        .unwrap_err();
     assert!(e.is_conflict(), "{e}");
 }
 
@@ -73,7 +79,11 @@ fn before_hooks_run_first_and_may_veto() {
     let vetoing = Arc::new(AtomicBool::new(true));
     let v = vetoing.clone();
     hooks.before("gate", &[EventKind::Claimed], 0, move |_| {
-        if v.load(Ordering::SeqCst) { Err("not now".into()) } else { Ok(()) }
+        if v.load(Ordering::SeqCst) {
+            Err("not now".into())
+        } else {
+            Ok(())
+        }
     });
     let k = key("c");
     let e = life.claim_keyed(&k, &id, "w", LEASE).unwrap_err();
@@ -98,7 +108,13 @@ fn a_keyed_wait_replays_and_what_it_gives_back_forgets_its_key() {
     let k = key("wait");
     // Nothing ready in time: nothing recorded.
     let none = life
-        .claim_next_watched_keyed(&k, "w", LEASE, &any, &Waiting::new(Duration::from_millis(30)))
+        .claim_next_watched_keyed(
+            &k,
+            "w",
+            LEASE,
+            &any,
+            &Waiting::new(Duration::from_millis(30)),
+        )
         .unwrap();
     assert!(!none.replayed && none.value.is_none());
     let t = life.create(NewTask::new("x")).unwrap().into_task();
@@ -125,6 +141,14 @@ fn a_keyed_wait_replays_and_what_it_gives_back_forgets_its_key() {
     assert_eq!(again.value.unwrap().into_task(), first);
     // The keyed give-back: released once; a second finds the lease gone.
     let token = first.lease.unwrap().token;
-    assert!(life.give_back_keyed(&k, &first.id, token).unwrap().is_some());
-    assert!(life.give_back_keyed(&k, &first.id, token).unwrap().is_none());
+    assert!(
+        life.give_back_keyed(&k, &first.id, token)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        life.give_back_keyed(&k, &first.id, token)
+            .unwrap()
+            .is_none()
+    );
 }

@@ -250,7 +250,10 @@ pub fn check_idempotent_give_back(make: Factory<'_>) {
         "created, claimed, released"
     );
     let fresh = s.claim_next_keyed(&k, "w", LEASE, &any).unwrap();
-    assert!(!fresh.replayed, "the key was forgotten: the retry claims afresh");
+    assert!(
+        !fresh.replayed,
+        "the key was forgotten: the retry claims afresh"
+    );
     let fresh = fresh.value.expect("a is ready again");
     assert_eq!(fresh.id, a.id);
     assert!(token(&fresh) > token(&a), "a new grant");
@@ -258,7 +261,11 @@ pub fn check_idempotent_give_back(make: Factory<'_>) {
     // A lease that is no longer the call's: the task is left alone, the key forgotten.
     let gone = s.release_forgetting(&k, &a.id, token(&a)).unwrap();
     assert_eq!(gone, None, "the old token's lease is gone");
-    assert_eq!(s.get(&a.id).unwrap().unwrap(), fresh, "the task did not move");
+    assert_eq!(
+        s.get(&a.id).unwrap().unwrap(),
+        fresh,
+        "the task did not move"
+    );
     let after = s.claim_next_keyed(&k, "w", LEASE, &any).unwrap();
     assert!(!after.replayed, "forgotten all the same");
     assert_eq!(after.value, None, "nothing else is ready");
@@ -273,8 +280,13 @@ pub fn check_idempotent_give_back(make: Factory<'_>) {
     let k2 = key("w", "empty");
     assert!(!s.claim_next_keyed(&k2, "w", LEASE, &any).unwrap().replayed);
     s.create(new("b")).unwrap();
-    let replay = s.claim_many_keyed_granted(&k2, "w", LEASE, 1, &any).unwrap();
-    assert!(replay.replayed && replay.value.is_empty(), "the first answer");
+    let replay = s
+        .claim_many_keyed_granted(&k2, "w", LEASE, 1, &any)
+        .unwrap();
+    assert!(
+        replay.replayed && replay.value.is_empty(),
+        "the first answer"
+    );
     assert_eq!(
         s.get(&id("b")).unwrap().unwrap().status,
         TaskStatus::Pending
