@@ -3,11 +3,12 @@
 use std::io::Write;
 
 use comfy_table::{ContentArrangement, Table, presets};
-use oc_locks::{Lock, LockManager, LockRequest, LockStats, Owner, Resource};
+use oc_locks::{IdempotencyKey, Lock, LockManager, LockRequest, LockStats, Owner, Resource};
 
-use crate::Site;
 use crate::args::LockCmd;
 use crate::output::{Clean, Output, thousands};
+use crate::task::note_replayed;
+use crate::{Site, UsageError};
 
 fn describe(l: &Lock) -> String {
     format!(
@@ -21,7 +22,26 @@ fn describe(l: &Lock) -> String {
     )
 }
 
-pub(crate) fn run(site: &Site, cmd: LockCmd, out: &mut Output) -> anyhow::Result<()> {
+/// The `--idempotency-key` of `owner`, checked by the libraries' rule.
+fn lock_key(key: Option<&str>, owner: &str) -> anyhow::Result<Option<IdempotencyKey>> {
+    key.map(|k| {
+        IdempotencyKey::new(owner, k)
+            .map_err(|e| UsageError(format!("--idempotency-key: {e}")).into())
+    })
+    .transpose()
+}
+
+pub(crate) fn run(
+    site: &Site,
+    cmd: LockCmd,
+    key: Option<&str>,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    if key.is_some() && !matches!(cmd, LockCmd::Acquire { .. } | LockCmd::Release { .. }) {
+        return Err(
+            UsageError("--idempotency-key goes with lock acquire and release".into()).into(),
+        );
+    }
     match cmd {
         LockCmd::Acquire {
             resource,
@@ -31,7 +51,15 @@ pub(crate) fn run(site: &Site, cmd: LockCmd, out: &mut Output) -> anyhow::Result
             wait,
         } => {
             let req = LockRequest::new(&resource, &owner, mode.into())?.ttl(ttl);
-            let l = site.locks()?.acquire(&req, wait)?;
+            let key = lock_key(key, &owner)?;
+            let l = match &key {
+                Some(k) => {
+                    let got = site.locks()?.acquire_keyed(k, &req, wait)?;
+                    note_replayed(got.replayed);
+                    got.value
+                }
+                None => site.locks()?.acquire(&req, wait)?,
+            };
             out.emit("lock.acquire", &l, |w, o| {
                 if o.quiet {
                     writeln!(w, "{}", l.token)
@@ -42,7 +70,15 @@ pub(crate) fn run(site: &Site, cmd: LockCmd, out: &mut Output) -> anyhow::Result
         }
         LockCmd::Release { resource, owner } => {
             let (r, o) = (Resource::new(&resource)?, Owner::new(&owner)?);
-            let l = site.locks()?.release(&r, &o)?;
+            let key = lock_key(key, &owner)?;
+            let l = match &key {
+                Some(k) => {
+                    let got = site.locks()?.release_keyed(k, &r, &o)?;
+                    note_replayed(got.replayed);
+                    got.value
+                }
+                None => site.locks()?.release(&r, &o)?,
+            };
             out.emit("lock.release", &l, |w, o| {
                 if o.quiet {
                     Ok(())

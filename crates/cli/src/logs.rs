@@ -128,7 +128,36 @@ const FOLLOW_BATCH: usize = 1_000;
 /// How long a follower waits for the log to grow before reading again.
 const FOLLOW_WAIT: Duration = Duration::from_secs(1);
 
-pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Result<()> {
+/// The append key of a command: `--key`, or the global `--idempotency-key` (the same key if
+/// both are given).
+fn append_key(key: Option<String>, global: Option<&str>) -> anyhow::Result<Option<String>> {
+    match (key, global) {
+        (Some(k), Some(g)) if k != g => Err(UsageError(
+            "--key and --idempotency-key name different keys: give one".into(),
+        )
+        .into()),
+        (Some(k), _) => Ok(Some(k)),
+        (None, g) => Ok(g.map(str::to_owned)),
+    }
+}
+
+/// Refuses `--idempotency-key` on a command it does not go with.
+fn no_key(global: Option<&str>, what: &str) -> anyhow::Result<()> {
+    match global {
+        Some(_) => Err(UsageError(format!("--idempotency-key goes with {what}")).into()),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn logs(
+    site: &Site,
+    cmd: LogsCmd,
+    global: Option<&str>,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    if !matches!(cmd, LogsCmd::Append { .. }) {
+        no_key(global, "logs append")?;
+    }
     match cmd {
         LogsCmd::Append {
             task,
@@ -137,6 +166,7 @@ pub(crate) fn logs(site: &Site, cmd: LogsCmd, out: &mut Output) -> anyhow::Resul
             data,
             key,
         } => {
+            let key = append_key(key, global)?;
             let data = json_object("data", data.as_deref())?;
             if let Some(k) = &key {
                 check_append_key(k).map_err(|e| UsageError(format!("--key: {e}")))?;
@@ -446,7 +476,15 @@ pub(crate) fn history(site: &Site, q: QueryArgs, out: &mut Output) -> anyhow::Re
     print_entries(out, "task-history", &entries, &report, q.full)
 }
 
-pub(crate) fn decisions(site: &Site, cmd: DecisionsCmd, out: &mut Output) -> anyhow::Result<()> {
+pub(crate) fn decisions(
+    site: &Site,
+    cmd: DecisionsCmd,
+    global: Option<&str>,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    if !matches!(cmd, DecisionsCmd::Add { .. }) {
+        no_key(global, "decisions add")?;
+    }
     match cmd {
         DecisionsCmd::Add {
             task,
@@ -455,6 +493,9 @@ pub(crate) fn decisions(site: &Site, cmd: DecisionsCmd, out: &mut Output) -> any
             reasoning,
             metadata,
         } => {
+            if let Some(k) = global {
+                check_append_key(k).map_err(|e| UsageError(format!("--idempotency-key: {e}")))?;
+            }
             let metadata = json_object("metadata", metadata.as_deref())?;
             let files = task_files(site, &task, true)?;
             let d = Decision {
@@ -464,7 +505,12 @@ pub(crate) fn decisions(site: &Site, cmd: DecisionsCmd, out: &mut Output) -> any
                 reasoning,
                 metadata,
             };
-            files.append_decision(&task, &d, &Append::durable())?;
+            let how = match global {
+                Some(k) => Append::durable().key(k),
+                None => Append::durable(),
+            };
+            let done = files.append_decision(&task, &d, &how)?;
+            crate::task::note_replayed(done.duplicate);
             out.emit("decisions.add", &d, |w, o| {
                 if o.quiet {
                     Ok(())

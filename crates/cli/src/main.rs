@@ -402,13 +402,26 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
     if let Some(task) = import::task_of(&cli.command) {
         import::note(&site, task);
     }
+    let key = cli.global.idempotency_key.as_deref();
+    if key.is_some()
+        && !matches!(
+            cli.command,
+            Command::Task(_) | Command::Lock(_) | Command::Logs(_) | Command::Decisions(_)
+        )
+    {
+        return Err(UsageError(
+            "--idempotency-key goes with the task, lock, logs and decisions commands that change something"
+                .into(),
+        )
+        .into());
+    }
     match cli.command {
-        Command::Task(cmd) => task::run(&site, cmd, out),
+        Command::Task(cmd) => task::run(&site, cmd, key, out),
         Command::TaskStats => task::stats(&site, out),
-        Command::Lock(cmd) => lock::run(&site, cmd, out),
-        Command::Logs(cmd) => logs::logs(&site, cmd, out),
+        Command::Lock(cmd) => lock::run(&site, cmd, key, out),
+        Command::Logs(cmd) => logs::logs(&site, cmd, key, out),
         Command::TaskHistory(q) => logs::history(&site, q, out),
-        Command::Decisions(cmd) => logs::decisions(&site, cmd, out),
+        Command::Decisions(cmd) => logs::decisions(&site, cmd, key, out),
         Command::Checkpoint(cmd) => logs::checkpoint(&site, cmd, out),
         Command::Metrics { format } => ops::metrics(&site, format, out),
         Command::Token(cmd) => token::run(&site, cmd, out),

@@ -3,7 +3,10 @@
 use std::io::Write;
 
 use anyhow::Context;
-use oc_tasks::{Cursor, NewTask, Task, TaskFilter, TaskQuery, TaskStats, TaskStatus, TaskStore};
+use oc_tasks::{
+    Cursor, IdempotencyKey, Keyed, NewTask, Task, TaskFilter, TaskQuery, TaskStats, TaskStatus,
+    TaskStore,
+};
 use serde_json::{Map, Value};
 
 use crate::args::{TaskCmd, When, task_id};
@@ -23,10 +26,62 @@ fn json_object(flag: &str, s: &str) -> anyhow::Result<Map<String, Value>> {
     }
 }
 
-pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result<()> {
+/// The agent whose `--idempotency-key` a command naming no agent uses (heartbeat, release,
+/// complete, fail).
+pub(crate) const CLI_AGENT: &str = "oc";
+
+/// The `--idempotency-key` of a command acting as `agent`, checked by the libraries' rule.
+fn task_key(key: Option<&str>, agent: &str) -> anyhow::Result<Option<IdempotencyKey>> {
+    key.map(|k| {
+        IdempotencyKey::new(agent, k)
+            .map_err(|e| UsageError(format!("--idempotency-key: {e}")).into())
+    })
+    .transpose()
+}
+
+/// Says on stderr that the answer printed is the first call's, replayed.
+pub(crate) fn note_replayed(replayed: bool) {
+    if replayed {
+        eprintln!(
+            "oc: replayed: this is the answer of the first call with this --idempotency-key; nothing changed now"
+        );
+    }
+}
+
+/// An unkeyed outcome as a keyed one that was not replayed.
+fn fresh<T>(value: T) -> Keyed<T> {
+    Keyed {
+        value,
+        replayed: false,
+    }
+}
+
+pub(crate) fn run(
+    site: &Site,
+    cmd: TaskCmd,
+    key: Option<&str>,
+    out: &mut Output,
+) -> anyhow::Result<()> {
     // Validate everything the user typed before the database is touched (or created).
     let store = || site.store();
     let life = || lifecycle(site);
+    if key.is_some()
+        && !matches!(
+            cmd,
+            TaskCmd::Create { .. }
+                | TaskCmd::Claim { .. }
+                | TaskCmd::Heartbeat { .. }
+                | TaskCmd::Release { .. }
+                | TaskCmd::Complete { .. }
+                | TaskCmd::Fail { .. }
+        )
+    {
+        return Err(UsageError(
+            "--idempotency-key goes with task create, claim, heartbeat, release, complete and fail"
+                .into(),
+        )
+        .into());
+    }
     match cmd {
         TaskCmd::Create {
             name,
@@ -70,6 +125,7 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
             if let Some(d) = description {
                 new = new.description(d);
             }
+            let key = task_key(key, owner.as_deref().unwrap_or(CLI_AGENT))?;
             if let Some(o) = owner {
                 new = new.owner(o);
             }
@@ -86,9 +142,13 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
                     When::In(d) => l.store().now().saturating_add(d),
                 });
             }
-            let c = l.create(new)?;
-            let duplicate = c.duplicate;
-            let t = committed(c);
+            let c = match &key {
+                Some(k) => l.create_keyed(k, new)?,
+                None => fresh(l.create(new)?),
+            };
+            note_replayed(c.replayed);
+            let duplicate = c.value.duplicate;
+            let t = committed(c.value);
             let mut doc = serde_json::to_value(&t)?;
             doc["duplicate"] = duplicate.into();
             out.emit("task.create", &doc, |w, o| {
@@ -174,25 +234,36 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
             if id.is_some() && !wait.is_zero() {
                 return Err(UsageError("--wait goes with --next".into()).into());
             }
+            let key = task_key(key, &agent)?;
             let l = life()?;
-            let t = match id {
-                Some(id) => Some(committed(
+            let got = match (id, &key) {
+                (Some(id), Some(k)) => l
+                    .claim_keyed(k, &id, &agent, lease)
+                    .map_err(|e| explain(&l, &id, "claim", e))?
+                    .map(Some),
+                (Some(id), None) => fresh(Some(
                     l.claim(&id, &agent, lease)
                         .map_err(|e| explain(&l, &id, "claim", e))?,
                 )),
-                None if wait.is_zero() => {
-                    debug_assert!(next);
-                    l.claim_next_matching(&agent, lease, &filter)?
-                        .map(committed)
+                (None, Some(k)) if wait.is_zero() => {
+                    l.claim_next_keyed(k, &agent, lease, &filter)?
                 }
-                None => {
+                (None, None) if wait.is_zero() => {
+                    debug_assert!(next);
+                    fresh(l.claim_next_matching(&agent, lease, &filter)?)
+                }
+                (None, key) => {
                     // A wait woken by this process's writes, polling for other processes'
                     // (and, on PostgreSQL, woken by their notifications).
                     let w = oc_tasks::Waiting::new(wait);
-                    l.claim_next_watched(&agent, lease, &filter, &w)?
-                        .map(committed)
+                    match key {
+                        Some(k) => l.claim_next_watched_keyed(k, &agent, lease, &filter, &w)?,
+                        None => fresh(l.claim_next_watched(&agent, lease, &filter, &w)?),
+                    }
                 }
             };
+            note_replayed(got.replayed);
+            let t = got.value.map(committed);
             out.emit("task.claim", &t, |w, o| match &t {
                 None => {
                     if o.quiet {
@@ -220,39 +291,55 @@ pub(crate) fn run(site: &Site, cmd: TaskCmd, out: &mut Output) -> anyhow::Result
         }
         TaskCmd::Heartbeat { id, token, lease } => {
             let id = task_id(&id)?;
+            let key = task_key(key, CLI_AGENT)?;
             let l = life()?;
-            let t = l
-                .heartbeat(&id, token, lease)
-                .map_err(|e| explain(&l, &id, "renew", e))?;
-            transition(out, "task.heartbeat", t)
+            let t = match &key {
+                Some(k) => l.heartbeat_keyed(k, &id, token, lease),
+                None => l.heartbeat(&id, token, lease).map(fresh),
+            }
+            .map_err(|e| explain(&l, &id, "renew", e))?;
+            note_replayed(t.replayed);
+            transition(out, "task.heartbeat", t.value)
         }
         TaskCmd::Release { id, token } => {
             let id = task_id(&id)?;
+            let key = task_key(key, CLI_AGENT)?;
             let l = life()?;
-            let c = l
-                .release(&id, token)
-                .map_err(|e| explain(&l, &id, "release", e))?;
-            transition(out, "task.release", committed(c))
+            let c = match &key {
+                Some(k) => l.release_keyed(k, &id, token),
+                None => l.release(&id, token).map(fresh),
+            }
+            .map_err(|e| explain(&l, &id, "release", e))?;
+            note_replayed(c.replayed);
+            transition(out, "task.release", committed(c.value))
         }
         TaskCmd::Complete { id, token, result } => {
             let id = task_id(&id)?;
+            let key = task_key(key, CLI_AGENT)?;
             let result = result
                 .as_deref()
                 .map(|r| json_arg("result", r))
                 .transpose()?;
             let l = life()?;
-            let c = l
-                .complete(&id, token, result)
-                .map_err(|e| explain(&l, &id, "complete", e))?;
-            transition(out, "task.complete", committed(c))
+            let c = match &key {
+                Some(k) => l.complete_keyed(k, &id, token, result),
+                None => l.complete(&id, token, result).map(fresh),
+            }
+            .map_err(|e| explain(&l, &id, "complete", e))?;
+            note_replayed(c.replayed);
+            transition(out, "task.complete", committed(c.value))
         }
         TaskCmd::Fail { id, token, error } => {
             let id = task_id(&id)?;
+            let key = task_key(key, CLI_AGENT)?;
             let l = life()?;
-            let c = l
-                .fail(&id, token, &error)
-                .map_err(|e| explain(&l, &id, "fail", e))?;
-            transition(out, "task.fail", committed(c))
+            let c = match &key {
+                Some(k) => l.fail_keyed(k, &id, token, &error),
+                None => l.fail(&id, token, &error).map(fresh),
+            }
+            .map_err(|e| explain(&l, &id, "fail", e))?;
+            note_replayed(c.replayed);
+            transition(out, "task.fail", committed(c.value))
         }
         TaskCmd::Cancel { id } => {
             let id = task_id(&id)?;

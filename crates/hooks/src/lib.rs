@@ -13,7 +13,10 @@
 //!   reports; per-hook [`HookStats`]; the seed's `register_after_task_start/complete/fail`.
 //! - [`TaskLifecycle`]: any `TaskStore` + the hooks: every transition is previewed, offered
 //!   to the before-hooks, written with a check-and-set (the store records it in the task's
-//!   history in the same transaction) and handed to the after-hooks.
+//!   history in the same transaction) and handed to the after-hooks. Its `*_keyed` methods take
+//!   an [`oc_tasks::IdempotencyKey`]: the before-hooks, then the store's keyed call; a replay
+//!   (`Keyed::replayed`) runs no after-hook, since they ran when the change was made
+//!   (decision 0043).
 //! - [`builtin`]: a checkpoint before completion; forwarding events to any `Fn(&TaskEvent)`.
 //! - [`Refusal`]: a refused claim or token-checked change said from what the task is now
 //!   (who holds it until when, finished when, where a lost lease went), in the words the CLI

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oc_tasks::{
-    Change, EventKind, LabelFilter, NewTask, OnDependents, Order, Readiness, Task, TaskFilter,
-    TaskId, TaskQuery, TaskStore, Timestamp, Waiting, transition,
+    Change, EventKind, IdempotencyKey, Keyed, LabelFilter, NewTask, OnDependents, Order, Readiness,
+    Task, TaskFilter, TaskId, TaskQuery, TaskStore, Timestamp, Waiting, transition,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -334,6 +334,270 @@ impl TaskLifecycle {
             gone.map(|task| self.committed(TaskEvent::Deleted { task }, HookReport::default())),
         );
         Ok(out)
+    }
+
+    // Keyed transitions (docs/decisions/0043): the before-hooks run, then the store's keyed
+    // call; a replay (`replayed: true`) runs no after-hook, since they ran when the change was
+    // first made, and returns the first call's task as it was then.
+
+    /// The keyed side of [`TaskLifecycle::apply`]: a change the state machine refuses on the
+    /// task as it is now skips the before-hooks and goes to the store, which replays it if the
+    /// key is known (a retried completion finds the task completed) or refuses it as the
+    /// unkeyed call would, recording no key.
+    fn apply_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        change: Change,
+    ) -> Result<Keyed<Committed>> {
+        let current = self.store.require(id)?;
+        let mut report = HookReport::default();
+        let kind = change.kind(&current);
+        if self
+            .hooks
+            .has_before(TaskEvent::of(kind, &change, current.clone()).kind())
+            && let Ok((preview, kind)) = transition(&current, &change, None, self.store.now(), || 0)
+        {
+            self.hooks
+                .run_before(&TaskEvent::of(kind, &change, preview), &mut report)?;
+        }
+        let done = self
+            .store
+            .apply_keyed(key, id, change.clone(), Some(current.version))?;
+        Ok(self.keyed_committed(done, |task| TaskEvent::of(kind, &change, task), report))
+    }
+
+    /// The committed (or replayed) keyed change: after-hooks only for a change made now.
+    fn keyed_committed<T>(
+        &self,
+        done: Keyed<T>,
+        event: impl FnOnce(T) -> TaskEvent,
+        report: HookReport,
+    ) -> Keyed<Committed> {
+        let ev = event(done.value);
+        let value = if done.replayed {
+            Committed {
+                event: ev,
+                hooks: report,
+                duplicate: false,
+            }
+        } else {
+            self.committed(ev, report)
+        };
+        Keyed {
+            value,
+            replayed: done.replayed,
+        }
+    }
+
+    /// [`TaskLifecycle::create`] under `key` ([`TaskStore::submit_keyed`]): a retry returns
+    /// the task the first call created (or found, [`Committed::duplicate`]) and creates
+    /// nothing. A task without an id gets the store's: a before-hook sees it with an id of its
+    /// own, since the retry's request must be the first's.
+    pub fn create_keyed(&self, key: &IdempotencyKey, new: NewTask) -> Result<Keyed<Committed>> {
+        let mut report = HookReport::default();
+        if self.hooks.has_before(EventKind::Created) {
+            let preview = new.clone().into_task(self.store.now())?;
+            self.hooks
+                .run_before(&TaskEvent::Created { task: preview }, &mut report)?;
+        }
+        let created = self.store.submit_keyed(key, new)?;
+        if created.value.duplicate {
+            return Ok(Keyed {
+                value: Committed {
+                    event: TaskEvent::Created {
+                        task: created.value.task,
+                    },
+                    hooks: report,
+                    duplicate: true,
+                },
+                replayed: created.replayed,
+            });
+        }
+        Ok(self.keyed_committed(created, |c| TaskEvent::Created { task: c.task }, report))
+    }
+
+    /// [`TaskLifecycle::claim`] under `key`: a retry returns the first grant, lease and
+    /// token as they were, and claims nothing.
+    pub fn claim_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Keyed<Committed>> {
+        let owner = owner.into();
+        self.apply_keyed(key, id, Change::Claim { owner, ttl })
+    }
+
+    /// [`TaskLifecycle::claim_next_matching`] under `key` ([`TaskStore::claim_next_keyed`]):
+    /// a retry returns the first call's grant (or its `None`). With before-hooks on claims a
+    /// keyed claim of the next task is refused (`InvalidInput`): the hooks would pick the
+    /// task, and a retry, seeing the first one taken, would pick another.
+    pub fn claim_next_keyed(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        filter: &LabelFilter,
+    ) -> Result<Keyed<Option<Committed>>> {
+        self.no_claim_hooks()?;
+        let got = self.store.claim_next_keyed(key, owner, ttl, filter)?;
+        Ok(self.claimed_keyed(got, owner, ttl))
+    }
+
+    fn no_claim_hooks(&self) -> Result<()> {
+        if self.hooks.has_before(EventKind::Claimed) {
+            return Err(Error::InvalidInput {
+                field: "idempotency key",
+                reason: "a keyed claim of the next task cannot run before-hooks on claims: \
+                         claim a task by id"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn claimed_keyed(
+        &self,
+        got: Keyed<Option<Task>>,
+        owner: &str,
+        ttl: Duration,
+    ) -> Keyed<Option<Committed>> {
+        let change = Change::Claim {
+            owner: owner.into(),
+            ttl,
+        };
+        let replayed = got.replayed;
+        let value = got.value.map(|task| {
+            let ev = TaskEvent::of(Some(EventKind::Claimed), &change, task);
+            if replayed {
+                Committed {
+                    event: ev,
+                    hooks: HookReport::default(),
+                    duplicate: false,
+                }
+            } else {
+                self.committed(ev, HookReport::default())
+            }
+        });
+        Keyed { value, replayed }
+    }
+
+    /// [`TaskLifecycle::claim_next_watched`] under `key`: the key is looked up first, so a
+    /// retry replays the first call's answer at once; each attempt records the key only with
+    /// a grant ([`TaskStore::claim_many_keyed_granted`]), so a wait that ends with nothing
+    /// leaves the key unused. A task claimed as the wait was stopped is given back and its key
+    /// forgotten ([`TaskLifecycle::give_back_keyed`]); a replayed grant is the first call's,
+    /// never given back here. Before-hooks on claims refuse it, as
+    /// [`TaskLifecycle::claim_next_keyed`].
+    pub fn claim_next_watched_keyed(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        filter: &LabelFilter,
+        wait: &Waiting<'_>,
+    ) -> Result<Keyed<Option<Committed>>> {
+        self.no_claim_hooks()?;
+        let store = &*self.store;
+        let got = wait.run(
+            store.ready_signal(),
+            &|| store.now(),
+            &mut || {
+                let got = store.claim_many_keyed_granted(key, owner, ttl, 1, filter)?;
+                let got = got.map(|mut v| v.pop());
+                Ok::<_, Error>((got.replayed || got.value.is_some()).then_some(got))
+            },
+            &mut |got: Keyed<Option<Task>>| {
+                if !got.replayed
+                    && let Some(t) = &got.value
+                    && let Some(lease) = t.lease
+                {
+                    self.give_back_keyed(key, &t.id, lease.token)?;
+                }
+                Ok(())
+            },
+        )?;
+        Ok(match got {
+            Some(got) => self.claimed_keyed(got, owner, ttl),
+            None => Keyed {
+                value: None,
+                replayed: false,
+            },
+        })
+    }
+
+    /// Gives back a keyed claim whose answer never reached its caller
+    /// ([`TaskStore::release_forgetting`]): the task is released if `token` is still its
+    /// lease and the key forgotten, in one step, so a retry claims afresh. Before-hooks on
+    /// releases run first (a veto keeps the claim, and its key: a retry then gets it);
+    /// after-hooks run for a release made. `None` when the lease was no longer `token`'s.
+    pub fn give_back_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: u64,
+    ) -> Result<Option<Committed>> {
+        let change = Change::Release { token };
+        let mut report = HookReport::default();
+        if self.hooks.has_before(EventKind::Released)
+            && let Some(current) = self.store.get(id)?
+            && let Ok((preview, kind)) = transition(&current, &change, None, self.store.now(), || 0)
+        {
+            self.hooks
+                .run_before(&TaskEvent::of(kind, &change, preview), &mut report)?;
+        }
+        Ok(self.store.release_forgetting(key, id, token)?.map(|task| {
+            let ev = TaskEvent::of(Some(EventKind::Released), &change, task);
+            self.committed(ev, report)
+        }))
+    }
+
+    /// [`TaskLifecycle::heartbeat`] under `key`: a retry returns the lease as the first call
+    /// left it.
+    pub fn heartbeat_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: u64,
+        ttl: Duration,
+    ) -> Result<Keyed<Task>> {
+        Ok(self.store.heartbeat_keyed(key, id, token, ttl)?)
+    }
+
+    /// [`TaskLifecycle::release`] under `key`.
+    pub fn release_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: u64,
+    ) -> Result<Keyed<Committed>> {
+        self.apply_keyed(key, id, Change::Release { token })
+    }
+
+    /// [`TaskLifecycle::complete`] under `key`: a retry returns the task as first completed
+    /// and runs no hook again.
+    pub fn complete_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: Option<u64>,
+        result: Option<Value>,
+    ) -> Result<Keyed<Committed>> {
+        self.apply_keyed(key, id, Change::Complete { token, result })
+    }
+
+    /// [`TaskLifecycle::fail`] under `key`.
+    pub fn fail_keyed(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: Option<u64>,
+        error: &str,
+    ) -> Result<Keyed<Committed>> {
+        let error = error.into();
+        self.apply_keyed(key, id, Change::Fail { token, error })
     }
 
     /// Returns lapsed claims to pending (or fails them), firing `LeaseExpired` for each.

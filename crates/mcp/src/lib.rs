@@ -31,6 +31,13 @@
 //!   is given back is the hold the call was granted, by its fencing token: a newer hold of the
 //!   same agent name (another session's) stays, and a hold a later call of the same batch
 //!   released is not released twice.
+//! - Every tool that changes something takes an optional `idempotency_key` (decision 0043),
+//!   the acting agent's: a retry with the same key and arguments answers the first call's
+//!   result with `replayed: true` and changes nothing; the same key with other arguments is
+//!   refused (`IDEMPOTENCY_CONFLICT`). A keyed claim whose answer is not delivered is given
+//!   back with its key forgotten, so the retry claims afresh; a replayed grant is never given
+//!   back (it is the first call's); a keyed lock grant whose answer is not delivered is kept
+//!   for the retry to replay (the lock manager cannot forget a key with a release yet).
 //! - [`HttpSessions`] serves the same tools over Streamable HTTP without an HTTP library of its
 //!   own: a request as plain data ([`HttpRequest`]) in, a response or a waiting call
 //!   ([`HttpCall`], whose body a transport writes as it comes) out. The stateless 2026-07-28

@@ -309,7 +309,27 @@ impl TaskStore for PgTaskStore {
         n: usize,
         filter: &LabelFilter,
     ) -> Result<Keyed<Vec<Task>>> {
-        self.claim_keyed_tx(key, owner, ttl, n, filter)
+        self.claim_keyed_tx(key, owner, ttl, n, filter, true)
+    }
+
+    fn claim_many_keyed_granted(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Keyed<Vec<Task>>> {
+        self.claim_keyed_tx(key, owner, ttl, n, filter, false)
+    }
+
+    fn release_forgetting(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: u64,
+    ) -> Result<Option<Task>> {
+        self.release_forgetting_tx(key, id, token)
     }
 
     fn now(&self) -> Timestamp {

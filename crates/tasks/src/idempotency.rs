@@ -305,6 +305,28 @@ impl KeyedResult {
     }
 }
 
+impl KeyedResult {
+    /// A claim that claimed nothing: what
+    /// [`claim_many_keyed_granted`](crate::TaskStore::claim_many_keyed_granted) does not record.
+    pub fn is_empty_claim(&self) -> bool {
+        matches!(self, KeyedResult::Claim(v) if v.is_empty())
+    }
+}
+
+/// The outcome of the release in [`release_forgetting`](crate::TaskStore::release_forgetting):
+/// the task released, `None` when the lease was no longer the caller's (a lost lease, a task
+/// not running any more or deleted), any other error as it was. Every backend maps its release
+/// through this, so they agree on when the key is forgotten with the task left alone.
+pub fn given_back(released: Result<Task>) -> Result<Option<Task>> {
+    match released {
+        Ok(t) => Ok(Some(t)),
+        Err(Error::LeaseLost { .. } | Error::InvalidTransition { .. } | Error::NotFound { .. }) => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The [`Error::IdempotencyConflict`] of `key`.
 pub fn conflict(key: &IdempotencyKey) -> Error {
     Error::IdempotencyConflict {

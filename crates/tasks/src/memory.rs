@@ -7,8 +7,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::backend::{
-    Doomed, KeyedRequest, KeyedResult, PathSearch, cycle_error, finished_run, idempotency_conflict,
-    plan_submit,
+    Doomed, KeyedRequest, KeyedResult, PathSearch, cycle_error, finished_run, given_back,
+    idempotency_conflict, plan_submit,
 };
 use crate::model::{reap, transition};
 use crate::query::{Cursor, RunDurations};
@@ -459,7 +459,7 @@ impl TaskStore for MemoryTaskStore {
             .map(|n| n.into_task(now))
             .collect::<Result<Vec<_>>>()?;
         let out = st
-            .keyed(key, request, now, |st| {
+            .keyed(key, request, now, true, |st| {
                 st.submit(tasks).map(KeyedResult::Submit)
             })?
             .try_map(|r| r.submit(key))?;
@@ -482,7 +482,7 @@ impl TaskStore for MemoryTaskStore {
         let mut st = self.state.lock();
         let now = self.clock.now();
         let out = st
-            .keyed(key, request, now, |st| {
+            .keyed(key, request, now, true, |st| {
                 st.apply(id, &change, expect, now)
                     .map(|t| KeyedResult::Apply(Box::new(t)))
             })?
@@ -505,10 +505,47 @@ impl TaskStore for MemoryTaskStore {
         let (change, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
         let mut st = self.state.lock();
         let now = self.clock.now();
-        st.keyed(key, request, now, |st| {
+        st.keyed(key, request, now, true, |st| {
             st.claim(&change, n, filter, now).map(KeyedResult::Claim)
         })?
         .try_map(|r| r.claim(key))
+    }
+
+    fn claim_many_keyed_granted(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Keyed<Vec<Task>>> {
+        let (change, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
+        let mut st = self.state.lock();
+        let now = self.clock.now();
+        st.keyed(key, request, now, false, |st| {
+            st.claim(&change, n, filter, now).map(KeyedResult::Claim)
+        })?
+        .try_map(|r| r.claim(key))
+    }
+
+    fn release_forgetting(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: u64,
+    ) -> Result<Option<Task>> {
+        let change = Change::Release { token };
+        change.validate()?;
+        let mut st = self.state.lock();
+        let now = self.clock.now();
+        st.keys
+            .remove(&(key.agent().to_owned(), key.key().to_owned()));
+        let released = given_back(st.apply(id, &change, None, now))?;
+        drop(st);
+        if let Some(t) = &released {
+            self.ready.after(&[t], now);
+        }
+        Ok(released)
     }
 }
 
@@ -594,12 +631,14 @@ impl State {
 
     /// Runs `op` under `key`, or replays the result recorded for it; sweeps a bounded batch of
     /// lapsed keys first. Called with the store's mutex held, so the key and the change are
-    /// recorded together.
+    /// recorded together. Without `record_empty`, a claim that claimed nothing is not
+    /// recorded.
     fn keyed(
         &mut self,
         key: &IdempotencyKey,
         request: String,
         now: Timestamp,
+        record_empty: bool,
         op: impl FnOnce(&mut State) -> Result<KeyedResult>,
     ) -> Result<Keyed<KeyedResult>> {
         let lapsed = |at: Timestamp| at.saturating_add(IDEMPOTENCY_KEY_TTL) <= now;
@@ -627,6 +666,12 @@ impl State {
             });
         }
         let result = op(self)?;
+        if !record_empty && result.is_empty_claim() {
+            return Ok(Keyed {
+                value: result,
+                replayed: false,
+            });
+        }
         self.keys.insert(k.clone(), (request, result.clone(), now));
         self.key_order.push_back((now, k));
         Ok(Keyed {

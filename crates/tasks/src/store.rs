@@ -326,6 +326,37 @@ pub trait TaskStore: Send + Sync {
         Err(unsupported())
     }
 
+    /// [`claim_many_keyed`](TaskStore::claim_many_keyed), except that a call that claims
+    /// nothing records no key (a key recorded earlier, even empty, still replays): what each
+    /// attempt of a keyed waiting claim calls, so a wait that ends with nothing leaves the key
+    /// unused and a retry waits afresh.
+    fn claim_many_keyed_granted(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Keyed<Vec<Task>>> {
+        let _ = (key, owner, ttl, n, filter);
+        Err(unsupported())
+    }
+
+    /// Gives back a keyed claim whose answer never reached its caller: releases task `id`
+    /// if `token` is still its lease, and forgets `key`, in one transaction, so a retry with
+    /// the key claims afresh instead of replaying a grant that was given back. The task as
+    /// released, or `None` when the lease is no longer `token`'s (finished, lapsed, claimed
+    /// afresh, deleted): the task is left alone, and the key is forgotten all the same.
+    fn release_forgetting(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: u64,
+    ) -> Result<Option<Task>> {
+        let _ = (key, id, token);
+        Err(unsupported())
+    }
+
     /// [`submit`](TaskStore::submit) under `key`.
     fn submit_keyed(&self, key: &IdempotencyKey, new: NewTask) -> Result<Keyed<Created>> {
         let k = self.submit_many_keyed(key, vec![new])?;
@@ -454,6 +485,14 @@ macro_rules! forward {
                 &self, key: &IdempotencyKey, owner: &str, ttl: Duration, n: usize, f: &LabelFilter,
             ) -> Result<Keyed<Vec<Task>>> {
                 (**self).claim_many_keyed(key, owner, ttl, n, f)
+            }
+            fn claim_many_keyed_granted(
+                &self, key: &IdempotencyKey, owner: &str, ttl: Duration, n: usize, f: &LabelFilter,
+            ) -> Result<Keyed<Vec<Task>>> {
+                (**self).claim_many_keyed_granted(key, owner, ttl, n, f)
+            }
+            fn release_forgetting(&self, key: &IdempotencyKey, id: &TaskId, token: u64) -> Result<Option<Task>> {
+                (**self).release_forgetting(key, id, token)
             }
         }
     )*};

@@ -10,6 +10,7 @@ mod errors;
 mod escapes;
 mod graph;
 mod import;
+mod keyed;
 mod locks;
 mod logs;
 mod mcp;

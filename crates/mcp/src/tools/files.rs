@@ -2,12 +2,13 @@
 //! list and restore checkpoints, through the [`TaskFileStore`] the server was given (the same
 //! store `oc logs`, `oc decisions` and `oc checkpoint` use).
 
-use oc_jsonl::{Append, Decision, Level, LogEntry, Query, TaskFileStore, check_append_key};
+use oc_jsonl::{Append, Decision, Level, LogEntry, Query, TaskFileStore};
 use oc_time::Timestamp;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Args, CallContext, Tool, ToolError, Toolbox, agent, any_object, boolean, integer, list, string,
+    Args, CallContext, Tool, ToolError, Toolbox, agent, any_object, boolean, idempotency_key,
+    integer, list, replayed, string,
 };
 
 impl From<oc_jsonl::Error> for ToolError {
@@ -76,10 +77,7 @@ fn json_of(v: &impl serde::Serialize) -> Result<Value, ToolError> {
 
 fn log_append(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
     let agent = a.agent(tb)?;
-    let key = a.opt_str("idempotency_key")?;
-    if let Some(k) = key {
-        check_append_key(k).map_err(|e| ToolError::invalid("idempotency_key", e))?;
-    }
+    let key = a.idempotency_key()?;
     let (files, task) = task_files(tb, a, true)?;
     let level = level_arg(a, "level")?.unwrap_or(Level::Info);
     let mut entry = LogEntry::new(tb.life.store().now(), level, &task, a.str("message")?);
@@ -96,7 +94,12 @@ fn log_append(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, 
             entry = first;
         }
     }
-    Ok(json!({ "entry": json_of(&entry)?, "id": done.first.0, "duplicate": done.duplicate }))
+    let mut out =
+        json!({ "entry": json_of(&entry)?, "id": done.first.0, "duplicate": done.duplicate });
+    if key.is_some() {
+        out["replayed"] = Value::Bool(done.duplicate);
+    }
+    Ok(out)
 }
 
 fn log_query(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
@@ -135,8 +138,19 @@ fn decision_record(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Va
         reasoning: a.opt_str("reasoning")?.unwrap_or_default().to_owned(),
         metadata: object_arg(a, "metadata")?,
     };
-    files.append_decision(&task, &d, &Append::durable())?;
-    Ok(json!({ "decision": json_of(&d)? }))
+    let key = a.idempotency_key()?;
+    let how = match key {
+        Some(k) => Append::durable().key(k),
+        None => Append::durable(),
+    };
+    let done = files.append_decision(&task, &d, &how)?;
+    let mut out = json!({ "decision": json_of(&d)? });
+    if key.is_some() {
+        // A retry: the task's decisions keep the first, and this one was not written.
+        out["duplicate"] = Value::Bool(done.duplicate);
+        out["replayed"] = Value::Bool(done.duplicate);
+    }
+    Ok(out)
 }
 
 /// The most decisions one `decision_list` answers (and its default).
@@ -224,6 +238,7 @@ pub(super) fn tools() -> Vec<Tool> {
                     "duplicate",
                     boolean("The key was already used: nothing was written now."),
                 ),
+                replayed(),
             ],
             &["entry"],
         )
@@ -273,11 +288,19 @@ pub(super) fn tools() -> Vec<Tool> {
                 ("decision", string("What you decided.")),
                 ("reasoning", string("Why.")),
                 ("metadata", any_object("Anything else.")),
+                idempotency_key("writes nothing (keys are per task's decisions, as for task_log_append)"),
             ],
             &["task_id", "decision"],
         )
         .answers(
-            &[("decision", any_object("The decision recorded."))],
+            &[
+                ("decision", any_object("The decision recorded (on a replay: as asked now, not written).")),
+                (
+                    "duplicate",
+                    boolean("The key was already used: nothing was written now."),
+                ),
+                replayed(),
+            ],
             &["decision"],
         )
         .on_files()
@@ -379,6 +402,7 @@ pub(super) fn tools() -> Vec<Tool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oc_jsonl::check_append_key;
 
     #[test]
     fn a_backend_failure_is_internal_and_the_callers_mistakes_are_refusals() {

@@ -4,12 +4,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use oc_locks::{Error as LockError, Holder, Lock, LockMode, LockRequest, Owner, Resource};
+use oc_locks::{Error as LockError, Holder, Keyed, Lock, LockMode, LockRequest, Owner, Resource};
 use serde_json::{Value, json};
 
 use super::{
-    Args, CallContext, Taken, Tool, ToolError, Toolbox, agent, any_object, boolean, integer, list,
-    string, strings,
+    Args, CallContext, Taken, Tool, ToolError, Toolbox, agent, any_object, boolean,
+    idempotency_key, integer, list, replayed, string, strings,
 };
 
 /// The longest wait a call may ask for.
@@ -82,6 +82,7 @@ fn refused(tb: &Toolbox, e: LockError) -> ToolError {
 
 fn lock_acquire(tb: &Toolbox, a: &Args<'_>, ctx: &CallContext<'_>) -> Result<Value, ToolError> {
     let owner = owner_arg(tb, a)?;
+    let key = a.lock_key(owner.as_str())?;
     let mode = mode_arg(a)?;
     let ttl = a.secs("ttl_secs", 300)?;
     let reqs: Vec<LockRequest> = paths_arg(a)?
@@ -89,45 +90,67 @@ fn lock_acquire(tb: &Toolbox, a: &Args<'_>, ctx: &CallContext<'_>) -> Result<Val
         .map(|r| LockRequest::from_parts(r, owner.clone(), mode).ttl(ttl))
         .collect();
     let wait_ms = a.opt_u64("wait_ms", MAX_WAIT_MS)?.unwrap_or(0);
-    let got = if wait_ms == 0 {
-        tb.locks.acquire_many(&reqs, Duration::ZERO)
-    } else {
-        // Progress about once a second while waiting; a cancelled call stops waiting.
-        let reported = AtomicU64::new(0);
-        let watcher = |waited: Duration| {
-            if ctx.is_cancelled() {
-                return false;
-            }
-            let secs = waited.as_secs();
-            if secs > reported.load(Ordering::Relaxed) {
-                reported.store(secs, Ordering::Relaxed);
-                ctx.report(
-                    waited.as_millis() as f64,
-                    Some(wait_ms as f64),
-                    &format!(
-                        "waiting {secs} s of {} s for the paths to be free",
-                        wait_ms / 1000
-                    ),
-                );
-            }
-            true
-        };
-        tb.locks
-            .acquire_many_watched(&reqs, Duration::from_millis(wait_ms), &watcher)
+    // Progress about once a second while waiting; a cancelled call stops waiting.
+    let reported = AtomicU64::new(0);
+    let watcher = |waited: Duration| {
+        if ctx.is_cancelled() {
+            return false;
+        }
+        let secs = waited.as_secs();
+        if secs > reported.load(Ordering::Relaxed) {
+            reported.store(secs, Ordering::Relaxed);
+            ctx.report(
+                waited.as_millis() as f64,
+                Some(wait_ms as f64),
+                &format!(
+                    "waiting {secs} s of {} s for the paths to be free",
+                    wait_ms / 1000
+                ),
+            );
+        }
+        true
+    };
+    let wait = Duration::from_millis(wait_ms);
+    let got = match (&key, wait_ms) {
+        (Some(k), 0) => tb.locks.acquire_many_keyed(k, &reqs, wait, None),
+        (Some(k), _) => tb.locks.acquire_many_keyed(k, &reqs, wait, Some(&watcher)),
+        (None, 0) => tb.locks.acquire_many(&reqs, wait).map(fresh),
+        (None, _) => tb
+            .locks
+            .acquire_many_watched(&reqs, wait, &watcher)
+            .map(fresh),
     };
     match got {
-        // Granted as the client cancelled: a cancelled call takes nothing.
+        // Granted as the client cancelled: a cancelled call takes nothing. A keyed grant is
+        // kept for the retry, which replays it (a manager cannot forget a key with a release
+        // yet): given back, the retry would be told of a grant no longer held.
         Ok(locks) if ctx.is_cancelled() => {
-            tb.give_back(&locks.iter().map(Taken::of).collect::<Vec<_>>());
+            if key.is_none() {
+                tb.give_back(&locks.value.iter().map(Taken::of).collect::<Vec<_>>());
+            }
             Err(ToolError::Cancelled)
         }
         Ok(locks) => {
-            // Released again if the answer cannot reach the client.
-            ctx.took(&locks);
-            Ok(json!({ "locks": locks.iter().map(lock_json).collect::<Vec<_>>() }))
+            // Released again if the answer cannot reach the client (unkeyed: see above).
+            if key.is_none() {
+                ctx.took(&locks.value);
+            }
+            let mut out = json!({ "locks": locks.value.iter().map(lock_json).collect::<Vec<_>>() });
+            if key.is_some() {
+                out["replayed"] = Value::Bool(locks.replayed);
+            }
+            Ok(out)
         }
         Err(_) if ctx.is_cancelled() => Err(ToolError::Cancelled),
         Err(e) => Err(refused(tb, e)),
+    }
+}
+
+/// An unkeyed outcome as a keyed one that was not replayed.
+fn fresh<T>(value: T) -> Keyed<T> {
+    Keyed {
+        value,
+        replayed: false,
     }
 }
 
@@ -172,6 +195,21 @@ fn lock_renew(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, 
 }
 
 fn lock_release(tb: &Toolbox, a: &Args<'_>, ctx: &CallContext<'_>) -> Result<Value, ToolError> {
+    let owner = owner_arg(tb, a)?;
+    if let Some(key) = a.lock_key(owner.as_str())? {
+        // One key names one release: one path.
+        let [r] = <[Resource; 1]>::try_from(paths_arg(a)?).map_err(|_| {
+            ToolError::invalid("paths", "with an idempotency_key, name exactly one path")
+        })?;
+        let got = tb.locks.release_keyed(&key, &r, &owner)?;
+        if !got.replayed {
+            ctx.released(&r, &owner);
+        }
+        return Ok(
+            json!({ "results": [{ "path": r.as_str(), "ok": true, "lock": lock_json(&got.value) }],
+                          "replayed": got.replayed }),
+        );
+    }
     each_path(tb, a, &|r, o| {
         let lock = tb.locks.release(r, o)?;
         ctx.released(r, o);
@@ -254,10 +292,13 @@ pub(super) fn tools() -> Vec<Tool> {
                         MAX_WAIT_MS,
                     ),
                 ),
+                idempotency_key(
+                    "returns the first grant (same fencing tokens), even once released, and holds nothing more",
+                ),
             ],
             &["paths"],
         )
-        .answers(&locks, &["locks"])
+        .answers(&[locks[0].clone(), replayed()], &["locks"])
         .waits_on("wait_ms"),
         Tool::new(
             "lock_renew",
@@ -284,8 +325,15 @@ pub(super) fn tools() -> Vec<Tool> {
             "Release one hold of your lock on each path; each path's outcome separately.",
             lock_release,
         )
-        .args(&[agent(), paths()], &["paths"])
-        .answers(&results, &["results"])
+        .args(
+            &[
+                agent(),
+                paths(),
+                idempotency_key("(one path only) releases nothing more"),
+            ],
+            &["paths"],
+        )
+        .answers(&[results[0].clone(), replayed()], &["results"])
         .destructive(),
         Tool::new(
             "lock_check",

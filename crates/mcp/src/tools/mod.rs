@@ -88,10 +88,16 @@ impl Toolbox {
     /// Gives back the claims of calls whose answers never reached their client: each task is
     /// released with the fencing token its claim was granted, so a task that was finished,
     /// lost its lease or was claimed afresh meanwhile (a new token) is left alone.
-    pub(crate) fn give_back_claims(&self, claims: &[(TaskId, u64)]) {
-        for (id, token) in claims {
+    /// A keyed claim's key is forgotten with the release, in one step
+    /// ([`TaskLifecycle::give_back_keyed`]), so a retry with it claims afresh rather than
+    /// replaying a grant that was given back.
+    pub(crate) fn give_back_claims(&self, claims: &[Claimed]) {
+        for c in claims {
             // Nothing to do about a failure: the lease lapses at the end of its TTL.
-            let _ = self.life.release(id, *token);
+            let _ = match &c.key {
+                Some(key) => self.life.give_back_keyed(key, &c.id, c.token).map(|_| ()),
+                None => self.life.release(&c.id, c.token).map(|_| ()),
+            };
         }
     }
 
@@ -143,6 +149,7 @@ impl From<TaskError> for ToolError {
             TaskError::InvalidTransition { .. } => "INVALID_TRANSITION",
             TaskError::VersionMismatch { .. } => "CONFLICT",
             TaskError::UniqueKeyHeld { .. } => "DUPLICATE",
+            TaskError::IdempotencyConflict { .. } => return key_conflict(&e),
             TaskError::InvalidId { .. }
             | TaskError::InvalidInput { .. }
             | TaskError::Cycle { .. }
@@ -151,6 +158,16 @@ impl From<TaskError> for ToolError {
         };
         ToolError::refused(code, e.to_string())
     }
+}
+
+/// Same key, another request: the key rule said, so the agent knows to pick a new key.
+fn key_conflict(e: &dyn std::fmt::Display) -> ToolError {
+    ToolError::refused(
+        "IDEMPOTENCY_CONFLICT",
+        format!(
+            "{e}: an idempotency key names one request (per agent, for 24 hours); retry that request with it, or use a new key for a new request"
+        ),
+    )
 }
 
 impl From<oc_hooks::Error> for ToolError {
@@ -183,6 +200,7 @@ impl From<LockError> for ToolError {
                 details: json!({ "holders": locks::holders_json(holders) }),
             },
             LockError::Expired { .. } => ToolError::refused("EXPIRED", message),
+            LockError::IdempotencyConflict { .. } => key_conflict(&e),
             LockError::InvalidResource { .. }
             | LockError::InvalidOwner { .. }
             | LockError::InvalidTtl { .. }
@@ -305,6 +323,36 @@ impl<'a> Args<'a> {
             .to_owned())
     }
 
+    /// The `idempotency_key` argument, checked by the rule the libraries and task-file
+    /// appends share (1 to 200 bytes, no control character): `None` without one.
+    fn idempotency_key(&self) -> Result<Option<&'a str>, ToolError> {
+        let Some(k) = self.opt_str(IDEMPOTENCY_KEY)? else {
+            return Ok(None);
+        };
+        oc_jsonl::check_append_key(k).map_err(|e| ToolError::invalid(IDEMPOTENCY_KEY, e))?;
+        Ok(Some(k))
+    }
+
+    /// The `idempotency_key` argument as the task store's key of `agent` (the acting agent).
+    fn task_key(&self, agent: &str) -> Result<Option<oc_tasks::IdempotencyKey>, ToolError> {
+        self.idempotency_key()?
+            .map(|k| {
+                oc_tasks::IdempotencyKey::new(agent, k)
+                    .map_err(|e| ToolError::invalid(IDEMPOTENCY_KEY, e))
+            })
+            .transpose()
+    }
+
+    /// The `idempotency_key` argument as the lock manager's key of `agent`.
+    fn lock_key(&self, agent: &str) -> Result<Option<oc_locks::IdempotencyKey>, ToolError> {
+        self.idempotency_key()?
+            .map(|k| {
+                oc_locks::IdempotencyKey::new(agent, k)
+                    .map_err(|e| ToolError::invalid(IDEMPOTENCY_KEY, e))
+            })
+            .transpose()
+    }
+
     fn secs(&self, name: &str, default: u64) -> Result<Duration, ToolError> {
         Ok(Duration::from_secs(
             self.opt_u64(name, 86_400)?.unwrap_or(default),
@@ -336,8 +384,18 @@ impl Taken {
 pub(crate) struct Took {
     pub(crate) taken: Vec<Taken>,
     pub(crate) released: Vec<(Resource, Owner)>,
-    /// Tasks claimed, with their fencing tokens.
-    pub(crate) claims: Vec<(TaskId, u64)>,
+    /// Tasks claimed.
+    pub(crate) claims: Vec<Claimed>,
+}
+
+/// A task a call claimed (not replayed): given back when its answer cannot be delivered.
+#[derive(Debug, Clone)]
+pub(crate) struct Claimed {
+    pub(crate) id: TaskId,
+    /// The fencing token of the claim: a lease with another is not this call's.
+    pub(crate) token: u64,
+    /// The idempotency key it was claimed under, forgotten when it is given back.
+    pub(crate) key: Option<oc_tasks::IdempotencyKey>,
 }
 
 /// What a running call may do besides answering: report progress (sent to the client only when
@@ -399,12 +457,12 @@ impl<'a> CallContext<'a> {
     }
 
     /// Records a task the call claimed, to release should its answer not be delivered.
-    pub(crate) fn claimed(&self, id: &TaskId, token: u64) {
+    pub(crate) fn claimed(&self, claim: Claimed) {
         self.took
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .claims
-            .push((id.clone(), token));
+            .push(claim);
     }
 
     /// Records a hold the call released (so a batch does not give back, a second time, a hold
@@ -716,6 +774,29 @@ fn agent() -> (&'static str, Value) {
         "agent",
         string(
             "Your agent name (defaults to the server's OC_AGENT). Several agents may share one server.",
+        ),
+    )
+}
+
+/// The argument naming a change for retries.
+const IDEMPOTENCY_KEY: &str = "idempotency_key";
+
+/// The optional `idempotency_key` argument of a tool that changes something.
+fn idempotency_key(what: &str) -> (&'static str, Value) {
+    (
+        IDEMPOTENCY_KEY,
+        string(&format!(
+            "Optional: a key naming this call (1 to 200 bytes, yours per agent for 24 hours). A retry with the same key and arguments, after a timeout say, {what} and answers replayed=true; the same key with other arguments is refused with IDEMPOTENCY_CONFLICT."
+        )),
+    )
+}
+
+/// The `replayed` answer of a keyed tool.
+fn replayed() -> (&'static str, Value) {
+    (
+        "replayed",
+        boolean(
+            "The idempotency key was known: this is the first call's answer, nothing changed now.",
         ),
     )
 }

@@ -4,15 +4,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use oc_hooks::Refusal;
+use oc_hooks::{Committed, Refusal};
 use oc_tasks::{
-    LabelFilter, NewTask, Readiness, Task, TaskFilter, TaskId, TaskQuery, TaskStatus, Waiting,
+    IdempotencyKey, Keyed, LabelFilter, NewTask, Readiness, Task, TaskFilter, TaskId, TaskQuery,
+    TaskStatus, Waiting,
 };
 use serde_json::{Value, json};
 
 use super::{
-    Args, CallContext, Tool, ToolError, Toolbox, agent, any_object, boolean, integer, list, string,
-    strings,
+    Args, CallContext, Claimed, Tool, ToolError, Toolbox, agent, any_object, boolean,
+    idempotency_key, integer, list, replayed, string, strings,
 };
 
 /// The longest wait for a ready task a call may ask for.
@@ -30,8 +31,26 @@ fn brief(t: &Task) -> Value {
             "priority": t.priority, "labels": t.labels, "depends_on": t.depends_on })
 }
 
+/// Marks a keyed answer: `replayed` is said only by a call that passed a key.
+fn mark(mut out: Value, keyed: bool, replayed: bool) -> Value {
+    if keyed && let Value::Object(m) = &mut out {
+        m.insert("replayed".into(), Value::Bool(replayed));
+    }
+    out
+}
+
+/// An unkeyed outcome as a keyed one that was not replayed.
+fn fresh<T>(value: T) -> Keyed<T> {
+    Keyed {
+        value,
+        replayed: false,
+    }
+}
+
 fn task_create(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
-    let mut new = NewTask::new(a.str("name")?).owner(a.agent(tb)?);
+    let agent = a.agent(tb)?;
+    let key = a.task_key(&agent)?;
+    let mut new = NewTask::new(a.str("name")?).owner(agent);
     if let Some(d) = a.opt_str("description")? {
         new = new.description(d);
     }
@@ -48,8 +67,12 @@ fn task_create(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value,
     if a.opt_str("parent")?.is_some() {
         new = new.parent(a.task_id("parent")?);
     }
-    let c = tb.life.create(new)?;
-    Ok(json!({ "task": task_json(c.task())?, "duplicate": c.duplicate }))
+    let c = match &key {
+        Some(k) => tb.life.create_keyed(k, new)?,
+        None => fresh(tb.life.create(new)?),
+    };
+    let out = json!({ "task": task_json(c.value.task())?, "duplicate": c.value.duplicate });
+    Ok(mark(out, key.is_some(), c.replayed))
 }
 
 fn task_get(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
@@ -133,6 +156,7 @@ fn explain(tb: &Toolbox, id: &TaskId, action: &str, e: oc_hooks::Error) -> ToolE
 
 fn task_claim(tb: &Toolbox, a: &Args<'_>, ctx: &CallContext<'_>) -> Result<Value, ToolError> {
     let agent = a.agent(tb)?;
+    let key = a.task_key(&agent)?;
     let ttl = a.secs("lease_secs", 300)?;
     let wait_ms = a.opt_u64("wait_ms", MAX_WAIT_MS)?.unwrap_or(0);
     if a.opt_str("task_id")?.is_some() {
@@ -143,24 +167,26 @@ fn task_claim(tb: &Toolbox, a: &Args<'_>, ctx: &CallContext<'_>) -> Result<Value
             ));
         }
         let id = a.task_id("task_id")?;
-        let c = tb
-            .life
-            .claim(&id, &agent, ttl)
-            .map_err(|e| explain(tb, &id, "claim", e))?;
-        if let Some(l) = c.task().lease {
-            ctx.claimed(&c.task().id, l.token);
+        let c = match &key {
+            Some(k) => tb.life.claim_keyed(k, &id, &agent, ttl),
+            None => tb.life.claim(&id, &agent, ttl).map(fresh),
         }
-        return claimed(c.task());
+        .map_err(|e| explain(tb, &id, "claim", e))?;
+        record(ctx, &c.value, c.replayed, &key);
+        return Ok(mark(claimed(c.value.task())?, key.is_some(), c.replayed));
     }
     let mut filter = LabelFilter::any();
     for l in a.strings("labels")? {
         filter = filter.require(l);
     }
     let got = if wait_ms == 0 {
-        tb.life.claim_next_matching(&agent, ttl, &filter)?
+        match &key {
+            Some(k) => tb.life.claim_next_keyed(k, &agent, ttl, &filter)?,
+            None => fresh(tb.life.claim_next_matching(&agent, ttl, &filter)?),
+        }
     } else {
         // Progress about once a second while waiting; a cancelled call stops waiting and
-        // gives back a task it claimed as it was cancelled.
+        // gives back a task it claimed as it was cancelled (forgetting its key).
         let reported = AtomicU64::new(0);
         let watcher = |waited: Duration| {
             if ctx.is_cancelled() {
@@ -181,30 +207,64 @@ fn task_claim(tb: &Toolbox, a: &Args<'_>, ctx: &CallContext<'_>) -> Result<Value
             true
         };
         let wait = Waiting::new(Duration::from_millis(wait_ms)).watch(&watcher);
-        let got = tb.life.claim_next_watched(&agent, ttl, &filter, &wait)?;
-        if got.is_none() && ctx.is_cancelled() {
+        let got = match &key {
+            Some(k) => tb
+                .life
+                .claim_next_watched_keyed(k, &agent, ttl, &filter, &wait)?,
+            None => fresh(tb.life.claim_next_watched(&agent, ttl, &filter, &wait)?),
+        };
+        if got.value.is_none() && !got.replayed && ctx.is_cancelled() {
             return Err(ToolError::Cancelled);
         }
         got
     };
-    match got {
-        // Claimed as the client cancelled: a cancelled call takes nothing.
-        Some(c) if ctx.is_cancelled() => {
+    let replay = got.replayed;
+    match got.value {
+        // Claimed as the client cancelled: a cancelled call takes nothing (a replayed grant
+        // is the first call's, not this one's to give back).
+        Some(c) if ctx.is_cancelled() && !replay => {
             if let Some(l) = c.task().lease {
-                tb.give_back_claims(&[(c.task().id.clone(), l.token)]);
+                tb.give_back_claims(&[Claimed {
+                    id: c.task().id.clone(),
+                    token: l.token,
+                    key: key.clone(),
+                }]);
             }
             Err(ToolError::Cancelled)
         }
         Some(c) => {
             // Released again if the answer cannot reach the client.
-            if let Some(l) = c.task().lease {
-                ctx.claimed(&c.task().id, l.token);
-            }
-            claimed(c.task())
+            record(ctx, &c, replay, &key);
+            Ok(mark(claimed(c.task())?, key.is_some(), replay))
         }
-        None if wait_ms > 0 => Ok(json!({ "claimed": false,
-            "reason": format!("no ready task matched within {wait_ms} ms") })),
-        None => Ok(json!({ "claimed": false, "reason": "no ready task matches" })),
+        None if replay => Ok(mark(
+            json!({ "claimed": false, "reason": "the first call with this idempotency key claimed nothing" }),
+            true,
+            true,
+        )),
+        None if wait_ms > 0 => Ok(mark(
+            json!({ "claimed": false,
+                    "reason": format!("no ready task matched within {wait_ms} ms") }),
+            key.is_some(),
+            false,
+        )),
+        None => Ok(mark(
+            json!({ "claimed": false, "reason": "no ready task matches" }),
+            key.is_some(),
+            false,
+        )),
+    }
+}
+
+/// Records a claim the call made, to give back should its answer not be delivered; a replayed
+/// one is the first call's (answered then, or given back then with its key forgotten).
+fn record(ctx: &CallContext<'_>, c: &Committed, replayed: bool, key: &Option<IdempotencyKey>) {
+    if let (false, Some(l)) = (replayed, c.task().lease) {
+        ctx.claimed(Claimed {
+            id: c.task().id.clone(),
+            token: l.token,
+            key: key.clone(),
+        });
     }
 }
 
@@ -218,49 +278,61 @@ fn token_arg(a: &Args<'_>) -> Result<u64, ToolError> {
 }
 
 fn task_heartbeat(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
-    a.agent(tb)?;
+    let key = a.task_key(&a.agent(tb)?)?;
     let id = a.task_id("task_id")?;
-    let t = tb
-        .life
-        .heartbeat(&id, token_arg(a)?, a.secs("lease_secs", 300)?)
-        .map_err(|e| explain(tb, &id, "renew", e))?;
-    let expires = t.lease.map(|l| l.expires_at.to_string());
-    Ok(json!({ "task_id": t.id.as_str(), "lease_expires_at": expires }))
+    let (token, ttl) = (token_arg(a)?, a.secs("lease_secs", 300)?);
+    let t = match &key {
+        Some(k) => tb.life.heartbeat_keyed(k, &id, token, ttl),
+        None => tb.life.heartbeat(&id, token, ttl).map(fresh),
+    }
+    .map_err(|e| explain(tb, &id, "renew", e))?;
+    let expires = t.value.lease.map(|l| l.expires_at.to_string());
+    let out = json!({ "task_id": t.value.id.as_str(), "lease_expires_at": expires });
+    Ok(mark(out, key.is_some(), t.replayed))
 }
 
 fn task_finish(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
-    a.agent(tb)?;
+    let key = a.task_key(&a.agent(tb)?)?;
     let id = a.task_id("task_id")?;
     let token = Some(token_arg(a)?);
     let c = match a.str("outcome")? {
         "completed" => {
             let result = a.map.get("result").cloned().filter(|v| !v.is_null());
-            tb.life
-                .complete(&id, token, result)
-                .map_err(|e| explain(tb, &id, "finish", e))?
+            match &key {
+                Some(k) => tb.life.complete_keyed(k, &id, token, result),
+                None => tb.life.complete(&id, token, result).map(fresh),
+            }
         }
-        "failed" => tb
-            .life
-            .fail(&id, token, a.opt_str("error")?.unwrap_or("failed"))
-            .map_err(|e| explain(tb, &id, "finish", e))?,
+        "failed" => {
+            let error = a.opt_str("error")?.unwrap_or("failed");
+            match &key {
+                Some(k) => tb.life.fail_keyed(k, &id, token, error),
+                None => tb.life.fail(&id, token, error).map(fresh),
+            }
+        }
         other => {
             return Err(ToolError::invalid(
                 "outcome",
                 format!("must be completed or failed, not {other:?}"),
             ));
         }
-    };
-    Ok(json!({ "task": task_json(c.task())? }))
+    }
+    .map_err(|e| explain(tb, &id, "finish", e))?;
+    let out = json!({ "task": task_json(c.value.task())? });
+    Ok(mark(out, key.is_some(), c.replayed))
 }
 
 fn task_release(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
-    a.agent(tb)?;
+    let key = a.task_key(&a.agent(tb)?)?;
     let id = a.task_id("task_id")?;
-    let c = tb
-        .life
-        .release(&id, token_arg(a)?)
-        .map_err(|e| explain(tb, &id, "release", e))?;
-    Ok(json!({ "task": task_json(c.task())? }))
+    let token = token_arg(a)?;
+    let c = match &key {
+        Some(k) => tb.life.release_keyed(k, &id, token),
+        None => tb.life.release(&id, token).map(fresh),
+    }
+    .map_err(|e| explain(tb, &id, "release", e))?;
+    let out = json!({ "task": task_json(c.value.task())? });
+    Ok(mark(out, key.is_some(), c.replayed))
 }
 
 fn task_stats(tb: &Toolbox, _: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
@@ -304,6 +376,7 @@ pub(super) fn tools() -> Vec<Tool> {
                 ),
                 ("labels", strings("Labels for routing.")),
                 ("parent", string("Id of the parent task.")),
+                idempotency_key("creates nothing more"),
             ],
             &["name"],
         )
@@ -314,6 +387,7 @@ pub(super) fn tools() -> Vec<Tool> {
                     "duplicate",
                     boolean("An unfinished task with its unique key already existed."),
                 ),
+                replayed(),
             ],
             &["task"],
         ),
@@ -377,6 +451,9 @@ pub(super) fn tools() -> Vec<Tool> {
                         MAX_WAIT_MS,
                     ),
                 ),
+                idempotency_key(
+                    "returns the first grant (same task, same fencing_token) and claims nothing more, even one that waited",
+                ),
             ],
             &[],
         )
@@ -391,6 +468,7 @@ pub(super) fn tools() -> Vec<Tool> {
                 ("lease_expires_at", string("When the lease lapses.")),
                 ("task", any_object("The claimed task.")),
                 ("reason", string("Why nothing was claimed.")),
+                replayed(),
             ],
             &["claimed"],
         )
@@ -402,13 +480,20 @@ pub(super) fn tools() -> Vec<Tool> {
             task_heartbeat,
         )
         .args(
-            &[agent(), task_id(), token(), lease()],
+            &[
+                agent(),
+                task_id(),
+                token(),
+                lease(),
+                idempotency_key("returns the first renewal"),
+            ],
             &["task_id", "fencing_token"],
         )
         .answers(
             &[
                 ("task_id", string("The task.")),
                 ("lease_expires_at", string("The new expiry.")),
+                replayed(),
             ],
             &["task_id"],
         )
@@ -431,10 +516,11 @@ pub(super) fn tools() -> Vec<Tool> {
                 ),
                 ("result", any_object("What was done (completed).")),
                 ("error", string("What went wrong (failed).")),
+                idempotency_key("returns the task as first finished"),
             ],
             &["task_id", "fencing_token", "outcome"],
         )
-        .answers(&one_task, &["task"])
+        .answers(&[one_task[0].clone(), replayed()], &["task"])
         .on_held_task("task_id"),
         Tool::new(
             "task_release",
@@ -443,10 +529,15 @@ pub(super) fn tools() -> Vec<Tool> {
             task_release,
         )
         .args(
-            &[agent(), task_id(), token()],
+            &[
+                agent(),
+                task_id(),
+                token(),
+                idempotency_key("returns the task as first released"),
+            ],
             &["task_id", "fencing_token"],
         )
-        .answers(&one_task, &["task"])
+        .answers(&[one_task[0].clone(), replayed()], &["task"])
         .on_held_task("task_id"),
         Tool::new(
             "task_stats",

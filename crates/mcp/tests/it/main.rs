@@ -17,6 +17,7 @@ mod claim_waits;
 mod deep;
 mod http;
 mod identity;
+mod keyed;
 mod protocol;
 mod tools;
 mod waits;

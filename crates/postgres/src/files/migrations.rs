@@ -28,4 +28,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         include_str!("migrations/0002_checkpoint_lines.sql"),
         include_str!("functions/0002/files_restore.sql"),
     ),
+    // 3: the restore, writing the task's row only for a checkpoint that exists.
+    concat!(
+        include_str!("migrations/0003_restore_unknown.sql"),
+        include_str!("functions/0003/files_restore.sql"),
+    ),
 ];

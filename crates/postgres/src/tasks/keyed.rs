@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use oc_tasks::backend::{KeyedRequest, KeyedResult, idempotency_conflict};
+use oc_tasks::backend::{KeyedRequest, KeyedResult, given_back, idempotency_conflict};
 use oc_tasks::{
     Change, Error, HistoryEntry, IDEMPOTENCY_KEY_TTL, IDEMPOTENCY_SWEEP_BATCH, IdempotencyKey,
     Keyed, LabelFilter, Result, Task, TaskId, TaskStatus, Timestamp, Unique, transition,
@@ -125,74 +125,13 @@ impl PgTaskStore {
                         }));
                     }
                 };
-                let sid = tid.to_string();
-                let at = Some(now);
-                for _ in 0..CAS_ATTEMPTS {
-                    let row = t.query_one(&st.read, &[&sid, &at]).await?;
-                    let present: Option<String> =
-                        inner!(row.try_get(1).map_err(|e| corrupt("(row)", e)));
-                    if present.is_none() {
-                        return Ok(Err(Error::NotFound { id: tid.clone() }));
-                    }
-                    let prev = inner!(row_task(&row, 1));
-                    let mut took = false;
-                    let (mut next, kind) = inner!(transition(
-                        &prev,
-                        &change,
-                        expect,
-                        Timestamp::from_millis(now),
-                        || {
-                            took = true;
-                            0
-                        }
-                    ));
-                    let h = kind.map(|k| HistoryEntry::new(k, Some(&prev), &next));
-                    let p = inner!(TransitionParams::new(&prev, &next, took, h.as_ref()));
-                    let completes = next.status == TaskStatus::Completed
-                        && prev.status != TaskStatus::Completed;
-                    if completes {
-                        t.execute(&st.lock_task_key, &[&lock]).await?;
-                    }
-                    let rows = t.query(&st.cas, &p.params()).await?;
-                    let Some(r) = rows.first() else {
-                        if expect.is_some() {
-                            let row = t.query_one(&st.read, &[&sid, &at]).await?;
-                            let now: Option<String> = row.try_get(1).ok().flatten();
-                            let actual = match now {
-                                Some(_) => row_task(&row, 1).map_or(0, |t| t.version),
-                                None => 0,
-                            };
-                            return Ok(Err(Error::VersionMismatch {
-                                id: tid.clone(),
-                                expected: prev.version,
-                                actual,
-                            }));
-                        }
-                        continue;
-                    };
-                    if completes {
-                        t.execute(&st.release, &[&sid]).await?;
-                    }
-                    let token: Option<i64> =
-                        inner!(r.try_get(0).map_err(|e| corrupt("(token)", e)));
-                    if let (Some(lease), Some(token)) = (
-                        next.lease.as_mut(),
-                        token.and_then(|t| u64::try_from(t).ok()),
-                    ) {
-                        lease.token = token;
-                    }
-                    let result = KeyedResult::Apply(Box::new(next.clone()));
-                    inner!(key_end(t, st, &k, &request, &result, now).await?);
-                    return Ok(Ok(Keyed {
-                        value: next,
-                        replayed: false,
-                    }));
-                }
-                Ok(Err(Error::backend(
-                    "postgres",
-                    true,
-                    format!("task {tid} kept changing under {CAS_ATTEMPTS} attempts to write it"),
-                )))
+                let next = inner!(cas_apply(t, st, &tid, &change, expect, now, lock).await?);
+                let result = KeyedResult::Apply(Box::new(next.clone()));
+                inner!(key_end(t, st, &k, &request, &result, now).await?);
+                Ok(Ok(Keyed {
+                    value: next,
+                    replayed: false,
+                }))
             })
         });
         match out {
@@ -210,6 +149,35 @@ impl PgTaskStore {
         }
     }
 
+    /// [`oc_tasks::TaskStore::release_forgetting`]: under the key's lock, forgets the key and
+    /// releases the task by `token` in one transaction, which commits the forgetting even when
+    /// the lease is no longer `token`'s.
+    pub(super) fn release_forgetting_tx(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: u64,
+    ) -> Result<Option<Task>> {
+        let change = Change::Release { token };
+        change.validate()?;
+        let (schema, clock) = (self.opts.schema.clone(), self.clock_ms());
+        let lock = task_lock_key(&self.table_schema(), id);
+        let (k, tid) = (key.clone(), id.clone());
+        let out = self.pool.transaction(move |t, st| {
+            Box::pin(async move {
+                t.execute(&st.key_lock, &[&schema, &k.agent(), &k.key()])
+                    .await?;
+                t.execute(&st.key_forget, &[&k.agent(), &k.key()]).await?;
+                let row = t.query_one(&st.now, &[&clock]).await?;
+                let now: i64 = inner!(row.try_get(0).map_err(|e| corrupt("(now)", e)));
+                let released = cas_apply(t, st, &tid, &change, None, now, lock).await?;
+                Ok(given_back(released))
+            })
+        });
+        out.map_err(task_error)?
+    }
+
+    /// A keyed claim; without `record_empty`, one that claims nothing records no key.
     pub(super) fn claim_keyed_tx(
         &self,
         key: &IdempotencyKey,
@@ -217,6 +185,7 @@ impl PgTaskStore {
         ttl: Duration,
         n: usize,
         filter: &LabelFilter,
+        record_empty: bool,
     ) -> Result<Keyed<Vec<Task>>> {
         // The claim's SQL takes the owner and TTL itself: only the check and fingerprint here.
         let (_, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
@@ -266,7 +235,9 @@ impl PgTaskStore {
                             .collect::<Result<Vec<_>>>()
                     );
                     let result = KeyedResult::Claim(claimed.clone());
-                    inner!(key_end(t, st, &k, &request, &result, now).await?);
+                    if record_empty || !result.is_empty_claim() {
+                        inner!(key_end(t, st, &k, &request, &result, now).await?);
+                    }
                     Ok(Ok(Step::Done(Keyed {
                         value: claimed,
                         replayed: false,
@@ -287,4 +258,78 @@ impl PgTaskStore {
             "ready tasks stayed locked by others while claiming",
         ))
     }
+}
+
+/// The check-and-set of `change` on task `tid` at `now`, retried while the task moves under
+/// it; `VersionMismatch` when it is not at `expect`.
+async fn cas_apply(
+    t: &Transaction<'_>,
+    st: &TaskStatements,
+    tid: &TaskId,
+    change: &Change,
+    expect: Option<u64>,
+    now: i64,
+    lock: i64,
+) -> std::result::Result<Result<Task>, tokio_postgres::Error> {
+    let sid = tid.to_string();
+    let at = Some(now);
+    for _ in 0..CAS_ATTEMPTS {
+        let row = t.query_one(&st.read, &[&sid, &at]).await?;
+        let present: Option<String> = inner!(row.try_get(1).map_err(|e| corrupt("(row)", e)));
+        if present.is_none() {
+            return Ok(Err(Error::NotFound { id: tid.clone() }));
+        }
+        let prev = inner!(row_task(&row, 1));
+        let mut took = false;
+        let (mut next, kind) = inner!(transition(
+            &prev,
+            change,
+            expect,
+            Timestamp::from_millis(now),
+            || {
+                took = true;
+                0
+            }
+        ));
+        let h = kind.map(|k| HistoryEntry::new(k, Some(&prev), &next));
+        let p = inner!(TransitionParams::new(&prev, &next, took, h.as_ref()));
+        let completes =
+            next.status == TaskStatus::Completed && prev.status != TaskStatus::Completed;
+        if completes {
+            t.execute(&st.lock_task_key, &[&lock]).await?;
+        }
+        let rows = t.query(&st.cas, &p.params()).await?;
+        let Some(r) = rows.first() else {
+            if expect.is_some() {
+                let row = t.query_one(&st.read, &[&sid, &at]).await?;
+                let now: Option<String> = row.try_get(1).ok().flatten();
+                let actual = match now {
+                    Some(_) => row_task(&row, 1).map_or(0, |t| t.version),
+                    None => 0,
+                };
+                return Ok(Err(Error::VersionMismatch {
+                    id: tid.clone(),
+                    expected: prev.version,
+                    actual,
+                }));
+            }
+            continue;
+        };
+        if completes {
+            t.execute(&st.release, &[&sid]).await?;
+        }
+        let token: Option<i64> = inner!(r.try_get(0).map_err(|e| corrupt("(token)", e)));
+        if let (Some(lease), Some(token)) = (
+            next.lease.as_mut(),
+            token.and_then(|t| u64::try_from(t).ok()),
+        ) {
+            lease.token = token;
+        }
+        return Ok(Ok(next));
+    }
+    Ok(Err(Error::backend(
+        "postgres",
+        true,
+        format!("task {tid} kept changing under {CAS_ATTEMPTS} attempts to write it"),
+    )))
 }

@@ -30,6 +30,7 @@ pub(crate) struct TaskStatements {
     pub(super) key_sweep: Statement,
     pub(super) key_read: Statement,
     pub(super) key_write: Statement,
+    pub(super) key_forget: Statement,
 }
 
 impl Prepare for TaskStatements {
@@ -72,6 +73,7 @@ impl Prepare for TaskStatements {
             key_sweep: prepare(c, &s, include_str!("sql/key_sweep.sql"), &[]).await?,
             key_read: prepare(c, &s, include_str!("sql/key_read.sql"), &[]).await?,
             key_write: prepare(c, &s, include_str!("sql/key_write.sql"), &[]).await?,
+            key_forget: prepare(c, &s, include_str!("sql/key_forget.sql"), &[]).await?,
         })
     }
 }

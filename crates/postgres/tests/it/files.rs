@@ -1217,3 +1217,31 @@ fn written_batches_from_four_threads_are_all_there() {
         );
     }
 }
+
+/// The attacker calls the restore function with a task and a checkpoint id that do not exist
+/// (through any connection that may call it, or racing a deletion past the store's own lookup):
+/// nothing is written, and the task does not become listed.
+#[test]
+fn a_restore_of_an_unknown_checkpoint_writes_no_row() {
+    let Some(pg) = server() else { return };
+    let opts = fresh_options(pg);
+    let schema = opts.schema_name().to_owned();
+    let s = PgFileStore::connect(opts).unwrap();
+    let out = pg
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT outcome FROM \"{schema}\".files_restore('ghost', 'cp-0000000000001-0')"
+            ),
+        )
+        .unwrap();
+    assert!(out.contains("not_found"), "{out}");
+    assert_eq!(s.tasks(None, 10).unwrap(), Vec::<String>::new(), "no row");
+    let rows = pg
+        .psql(
+            "postgres",
+            &format!("SELECT count(*) FROM \"{schema}\".file_tasks"),
+        )
+        .unwrap();
+    assert_eq!(rows.trim(), "0", "{rows}");
+}

@@ -28,7 +28,7 @@ pub mod sql;
 
 pub use crate::graph::algorithms::{Doomed, PathSearch, cycle_error, plan_submit};
 pub use crate::idempotency::{
-    ChangeRequest, KeyedRequest, KeyedResult, conflict as idempotency_conflict,
+    ChangeRequest, KeyedRequest, KeyedResult, conflict as idempotency_conflict, given_back,
 };
 pub use crate::query::{finished_run, metadata_text};
 

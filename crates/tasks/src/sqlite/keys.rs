@@ -9,12 +9,14 @@ use crate::{
 
 /// Runs `op` under `key` in the writer's transaction `tx`, or replays the result recorded for
 /// it; sweeps a bounded batch of lapsed keys first. A key past [`IDEMPOTENCY_KEY_TTL`] counts
-/// as unknown and is replaced.
+/// as unknown and is replaced. Without `record_empty`, a claim that claimed nothing is not
+/// recorded.
 pub(super) fn keyed(
     tx: &Transaction<'_>,
     key: &IdempotencyKey,
     request: &str,
     now: Timestamp,
+    record_empty: bool,
     op: impl FnOnce() -> Result<KeyedResult>,
 ) -> Result<Keyed<KeyedResult>> {
     let ttl = i64::try_from(IDEMPOTENCY_KEY_TTL.as_millis()).unwrap_or(i64::MAX);
@@ -45,6 +47,12 @@ pub(super) fn keyed(
         });
     }
     let result = op()?;
+    if !record_empty && result.is_empty_claim() {
+        return Ok(Keyed {
+            value: result,
+            replayed: false,
+        });
+    }
     tx.prepare_cached(
         "INSERT OR REPLACE INTO task_keys (agent, key, request, result, at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -60,4 +68,11 @@ pub(super) fn keyed(
         value: result,
         replayed: false,
     })
+}
+
+/// Forgets agent `key`'s record, in `tx` (the transaction of the release it goes with).
+pub(super) fn forget(tx: &Transaction<'_>, key: &IdempotencyKey) -> Result<()> {
+    tx.prepare_cached("DELETE FROM task_keys WHERE agent = ?1 AND key = ?2")?
+        .execute((key.agent(), key.key()))?;
+    Ok(())
 }

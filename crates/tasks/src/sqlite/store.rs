@@ -8,11 +8,13 @@ use rusqlite::types::Value as SqlValue;
 
 use super::SqliteTaskStore;
 use super::graph::{dependents, drop_edge, edges_of};
-use super::keys::keyed;
+use super::keys::{forget, keyed};
 use super::listing::{READY_TABLE, counts_in, history_in, stats_in, where_clause};
 use super::rows::{COLS, corrupt, load, row_to_task, to_u64};
 use super::write::{apply_in, exists, insert, key_holder, moved, store_cas, touch, uncount};
-use crate::backend::{Doomed, KeyedRequest, KeyedResult, PathSearch, cycle_error, plan_submit};
+use crate::backend::{
+    Doomed, KeyedRequest, KeyedResult, PathSearch, cycle_error, given_back, plan_submit,
+};
 use crate::model::reap;
 use crate::wait::may_ready;
 use crate::{
@@ -309,7 +311,7 @@ impl TaskStore for SqliteTaskStore {
                     .iter()
                     .map(|n| n.clone().into_task(now))
                     .collect::<Result<Vec<_>>>()?;
-                keyed(tx, key, &request, now, || {
+                keyed(tx, key, &request, now, true, || {
                     submit_in(tx, tasks).map(KeyedResult::Submit)
                 })
             })?
@@ -331,7 +333,7 @@ impl TaskStore for SqliteTaskStore {
         let out = self
             .write(|tx| {
                 let now = self.opts.clock.now();
-                keyed(tx, key, &request, now, || {
+                keyed(tx, key, &request, now, true, || {
                     apply_in(tx, &self.fence, id, &change, expect, now)
                         .map(|t| KeyedResult::Apply(Box::new(t)))
                 })
@@ -355,11 +357,49 @@ impl TaskStore for SqliteTaskStore {
         let (sql, mut params) = claim_sql(filter, n);
         self.write(|tx| {
             let now = self.opts.clock.now();
-            keyed(tx, key, &request, now, || {
+            keyed(tx, key, &request, now, true, || {
                 claim_in(tx, &self.fence, &sql, &mut params, &change, now).map(KeyedResult::Claim)
             })
         })?
         .try_map(|r| r.claim(key))
+    }
+
+    fn claim_many_keyed_granted(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+    ) -> Result<Keyed<Vec<Task>>> {
+        let (change, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
+        let (sql, mut params) = claim_sql(filter, n);
+        self.write(|tx| {
+            let now = self.opts.clock.now();
+            keyed(tx, key, &request, now, false, || {
+                claim_in(tx, &self.fence, &sql, &mut params, &change, now).map(KeyedResult::Claim)
+            })
+        })?
+        .try_map(|r| r.claim(key))
+    }
+
+    fn release_forgetting(
+        &self,
+        key: &IdempotencyKey,
+        id: &TaskId,
+        token: u64,
+    ) -> Result<Option<Task>> {
+        let change = Change::Release { token };
+        change.validate()?;
+        let released = self.write(|tx| {
+            let now = self.opts.clock.now();
+            forget(tx, key)?;
+            given_back(apply_in(tx, &self.fence, id, &change, None, now))
+        })?;
+        if let Some(t) = &released {
+            self.ready.after(&[t], self.opts.clock.now());
+        }
+        Ok(released)
     }
 }
 

@@ -219,3 +219,76 @@ pub fn check_idempotent_claim_race(make: Factory<'_>) {
     assert!(got.iter().all(|(t, _)| *t == got[0].0), "all told of it");
     assert_eq!(running(&*s), 1);
 }
+
+/// What a lost answer needs: a claim that claims nothing under
+/// [`TaskStore::claim_many_keyed_granted`] records no key (a waiting claim's attempts), and
+/// [`TaskStore::release_forgetting`] gives a keyed claim back and forgets its key in one
+/// step, so a retry claims afresh; with a lease no longer the caller's it leaves the task
+/// alone and forgets the key all the same.
+pub fn check_idempotent_give_back(make: Factory<'_>) {
+    let (s, _clock) = setup(make);
+    let any = LabelFilter::any();
+    let k = key("w", "wait");
+    let none = s.claim_many_keyed_granted(&k, "w", LEASE, 1, &any).unwrap();
+    assert!(!none.replayed && none.value.is_empty(), "nothing ready");
+    s.create(new("a")).unwrap();
+    let first = s.claim_many_keyed_granted(&k, "w", LEASE, 1, &any).unwrap();
+    assert!(!first.replayed, "finding nothing recorded no key");
+    let a = first.value.into_iter().next().expect("a is ready");
+    let again = s.claim_next_keyed(&k, "w", LEASE, &any).unwrap();
+    assert!(again.replayed, "a grant is recorded");
+    assert_eq!(again.value.as_ref(), Some(&a));
+
+    // The answer was lost: given back, the key forgotten, in one step.
+    let back = s.release_forgetting(&k, &a.id, token(&a)).unwrap();
+    let back = back.expect("the lease was the call's");
+    assert_eq!(back.status, TaskStatus::Pending);
+    assert_eq!(s.get(&a.id).unwrap().unwrap(), back);
+    assert_eq!(
+        s.history(&a.id).unwrap().len(),
+        3,
+        "created, claimed, released"
+    );
+    let fresh = s.claim_next_keyed(&k, "w", LEASE, &any).unwrap();
+    assert!(
+        !fresh.replayed,
+        "the key was forgotten: the retry claims afresh"
+    );
+    let fresh = fresh.value.expect("a is ready again");
+    assert_eq!(fresh.id, a.id);
+    assert!(token(&fresh) > token(&a), "a new grant");
+
+    // A lease that is no longer the call's: the task is left alone, the key forgotten.
+    let gone = s.release_forgetting(&k, &a.id, token(&a)).unwrap();
+    assert_eq!(gone, None, "the old token's lease is gone");
+    assert_eq!(
+        s.get(&a.id).unwrap().unwrap(),
+        fresh,
+        "the task did not move"
+    );
+    let after = s.claim_next_keyed(&k, "w", LEASE, &any).unwrap();
+    assert!(!after.replayed, "forgotten all the same");
+    assert_eq!(after.value, None, "nothing else is ready");
+    assert_eq!(
+        s.release_forgetting(&key("w", "other"), &id("missing"), 1)
+            .unwrap(),
+        None,
+        "a missing task is nobody's lease"
+    );
+
+    // A key recorded empty by a plain keyed claim still replays.
+    let k2 = key("w", "empty");
+    assert!(!s.claim_next_keyed(&k2, "w", LEASE, &any).unwrap().replayed);
+    s.create(new("b")).unwrap();
+    let replay = s
+        .claim_many_keyed_granted(&k2, "w", LEASE, 1, &any)
+        .unwrap();
+    assert!(
+        replay.replayed && replay.value.is_empty(),
+        "the first answer"
+    );
+    assert_eq!(
+        s.get(&id("b")).unwrap().unwrap().status,
+        TaskStatus::Pending
+    );
+}

@@ -78,7 +78,8 @@ macro_rules! conformance_tests {
             check_unique_keys, check_claim_many, check_graph_rejects_bad_input, check_counts,
             check_ready_claim_race, check_unique_key_race, check_linearizable,
             check_wait_wakes_on_create, check_wait_deadline, check_wait_cancel_takes_nothing,
-            check_idempotent_retries, check_idempotency_keys_lapse, check_idempotent_claim_race);
+            check_idempotent_retries, check_idempotency_keys_lapse, check_idempotent_claim_race,
+            check_idempotent_give_back);
     };
     (@each $make:expr; $($check:ident),*) => {$(
         #[test]

@@ -1,0 +1,3 @@
+-- 3: a restore of a checkpoint that does not exist writes nothing: `files_restore` looked the
+-- checkpoint up only after it had written the task's row in `file_tasks`, so a caller naming
+-- any task and any checkpoint id made that task listed (`tasks`), an autocommitted row.
