@@ -106,6 +106,10 @@ pub(crate) struct Peers {
     /// each peer.
     #[arg(long, value_name = "LIST")]
     pub(crate) only: Option<String>,
+    /// Installs and measures nothing: reports again the lines of an earlier run of
+    /// `oc-bench-peers` (every run keeps them as `peers/last-run.jsonl` in the target directory).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) replay: Option<std::path::PathBuf>,
 }
 
 /// `cargo xtask instructions`.
@@ -244,6 +248,7 @@ mod tests {
                 rounds: Some(2),
                 tcp: true,
                 only: Some(_),
+                replay: None,
             }))
         ));
         assert!(matches!(parse(&["ci"]), Ok(Cmd::Ci)));

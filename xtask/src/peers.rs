@@ -473,6 +473,13 @@ fn load_average() -> String {
 }
 
 /// What `cargo xtask peers` measured, as written to `peers/results.json`.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the short-mode test reads what the command prints"
+    )
+)]
 pub(crate) struct Report {
     pub(crate) output: Output,
     pub(crate) rows: Vec<Row>,
@@ -489,39 +496,59 @@ pub(crate) fn peers(flags: &Peers) -> anyhow::Result<Report> {
     };
     let jobs = flags.jobs.unwrap_or(jobs);
     let rounds = flags.rounds.unwrap_or(rounds);
-    let (node, node_dir, python, py_dir) = install()?;
-    // Build before timing anything, so the compiler does not share the machine with a run.
-    let exe = build_release("oc-benches", "oc-bench-peers")?;
-    let load_before = load_average();
-    let started = now_utc();
-    let mut cmd = Command::new(&exe);
-    cmd.args(["--jobs", &jobs.to_string(), "--rounds", &rounds.to_string()])
-        .args(["--pgbench-seconds", &pgbench_s.to_string()])
-        .arg("--node")
-        .arg(&node)
-        .arg("--node-dir")
-        .arg(&node_dir)
-        .arg("--python")
-        .arg(&python)
-        .arg("--python-dir")
-        .arg(&py_dir);
-    if flags.tcp {
-        cmd.arg("--tcp");
-    }
-    if let Some(only) = &flags.only {
-        cmd.args(["--only", only]);
-    }
-    eprintln!("running {} ({jobs} jobs, {rounds} round(s))", exe.display());
-    let out = cmd
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running oc-bench-peers")?;
-    if !out.status.success() {
-        bail!("oc-bench-peers failed: {}", out.status);
-    }
-    let load_after = load_average();
-    let output = parse(&String::from_utf8_lossy(&out.stdout))?;
+    let last_run = target_dir().join("peers/last-run.jsonl");
+    let (text, started, load_before, load_after) = match &flags.replay {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            eprintln!("the lines of an earlier run, from {}", path.display());
+            (
+                text,
+                format!("replayed from {}", path.display()),
+                "?".into(),
+                "?".into(),
+            )
+        }
+        None => {
+            let (node, node_dir, python, py_dir) = install()?;
+            // Build before timing anything, so the compiler does not share the machine with a run.
+            let exe = build_release("oc-benches", "oc-bench-peers")?;
+            let load_before = load_average();
+            let started = now_utc();
+            let mut cmd = Command::new(&exe);
+            cmd.args(["--jobs", &jobs.to_string(), "--rounds", &rounds.to_string()])
+                .args(["--pgbench-seconds", &pgbench_s.to_string()])
+                .arg("--node")
+                .arg(&node)
+                .arg("--node-dir")
+                .arg(&node_dir)
+                .arg("--python")
+                .arg(&python)
+                .arg("--python-dir")
+                .arg(&py_dir);
+            if flags.tcp {
+                cmd.arg("--tcp");
+            }
+            if let Some(only) = &flags.only {
+                cmd.args(["--only", only]);
+            }
+            eprintln!("running {} ({jobs} jobs, {rounds} round(s))", exe.display());
+            let out = cmd
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .context("running oc-bench-peers")?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            // Kept, so that `--replay` can report it again.
+            std::fs::write(&last_run, &text)
+                .with_context(|| format!("cannot write {}", last_run.display()))?;
+            if !out.status.success() {
+                bail!("oc-bench-peers failed: {}", out.status);
+            }
+            (text, started, load_before, load_average())
+        }
+    };
+    let output = parse(&text)?;
     let rows = rows(&output.runs);
     let lock = saved_lock_pairs_16();
     let targets = targets(&output, lock.clone());
@@ -530,9 +557,11 @@ pub(crate) fn peers(flags: &Peers) -> anyhow::Result<Report> {
     let machine = crate::bench::machine();
     println!(
         "{started}; {machine}; load average {load_before} before, {load_after} after; \
-         PostgreSQL {}; {jobs} jobs, {rounds} round(s), medians; × ours: claim + complete over \
-         ours with 16 threads, taken within each round",
+         PostgreSQL {}; {} jobs, {} round(s), medians; × ours: claim + complete over ours with \
+         16 threads, taken within each round",
         output.header["server"].as_str().unwrap_or("?"),
+        output.header["jobs"],
+        output.header["rounds"],
     );
     print!("{}", table(&rows, &versions));
     for clients in [1, 16] {
