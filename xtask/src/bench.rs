@@ -145,7 +145,7 @@ fn build_c() -> anyhow::Result<PathBuf> {
     Ok(exe)
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {

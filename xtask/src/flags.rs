@@ -42,6 +42,9 @@ pub(crate) enum Cmd {
     /// Instructions per operation of the hot paths under callgrind, against the committed
     /// `benches/instructions.json`.
     Instructions(Instructions),
+    /// oc-postgres against graphile-worker, pg-boss and pgqueuer (installed at their pins from
+    /// npm and PyPI under the target directory) on one throwaway server, in interleaved rounds.
+    Peers(Peers),
     /// Regenerates `docs/METRICS.md` from the metric catalogue.
     Codegen,
 }
@@ -81,6 +84,32 @@ pub(crate) struct BenchReport {
     /// Instead of timing: the SQLite phases, ours and C's, under callgrind (with --json).
     #[arg(long)]
     pub(crate) instructions: bool,
+}
+
+/// `cargo xtask peers`.
+#[derive(Debug, Args, Default)]
+pub(crate) struct Peers {
+    /// 2,000 jobs, one round, 2 s of pgbench: to check it works, not to publish.
+    #[arg(long)]
+    pub(crate) short: bool,
+    /// Jobs per run [default: 20,000; 2,000 with --short].
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+    /// Rounds, each running every system [default: 3; 1 with --short].
+    #[arg(long, value_name = "N")]
+    pub(crate) rounds: Option<usize>,
+    /// Every client over 127.0.0.1 TCP instead of the Unix socket.
+    #[arg(long)]
+    pub(crate) tcp: bool,
+    /// Only these systems (comma-separated: oc-16t, oc-1t, oc-claim-many, graphile-worker,
+    /// pg-boss, pg-boss-batch10, pgqueuer, pgbench); ours with 16 threads still runs before
+    /// each peer.
+    #[arg(long, value_name = "LIST")]
+    pub(crate) only: Option<String>,
+    /// Installs and measures nothing: reports again the lines of an earlier run of
+    /// `oc-bench-peers` (every run keeps them as `peers/last-run.jsonl` in the target directory).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) replay: Option<std::path::PathBuf>,
 }
 
 /// `cargo xtask instructions`.
@@ -124,6 +153,7 @@ mod tests {
             "shuttle",
             "bench-report",
             "instructions",
+            "peers",
             "codegen",
         ] {
             assert_eq!(error(&[sub, "--help"]), ErrorKind::DisplayHelp, "{sub}");
@@ -206,6 +236,19 @@ mod tests {
             Ok(Cmd::Instructions(Instructions {
                 check: true,
                 update: false
+            }))
+        ));
+        assert!(matches!(
+            parse(&[
+                "peers", "--short", "--jobs", "500", "--rounds", "2", "--tcp", "--only", "pg-boss"
+            ]),
+            Ok(Cmd::Peers(Peers {
+                short: true,
+                jobs: Some(500),
+                rounds: Some(2),
+                tcp: true,
+                only: Some(_),
+                replay: None,
             }))
         ));
         assert!(matches!(parse(&["ci"]), Ok(Cmd::Ci)));

@@ -20,6 +20,11 @@
 //!   instruction counts per phase are repeatable where wall-clock time on a shared machine is not.
 //! - `bench-report --save NAME` / `--compare NAME`: keep a run's figures, and compare a later
 //!   run against them, each change judged against the noise measured in both.
+//! - `peers [--short] [--jobs N] [--rounds N] [--tcp] [--only LIST]`: oc-postgres against
+//!   graphile-worker, pg-boss and pgqueuer, installed at the pins in `benches/peers/` under the
+//!   target directory, on one throwaway server in interleaved rounds; prints the table, each
+//!   peer's ratio to ours within each round and issue 29's targets, and writes
+//!   `peers/results.json` in the target directory (decision 0050).
 //! - `instructions [--check | --update]`: instructions per operation of the hot paths under
 //!   callgrind, against the committed `benches/instructions.json` (`--check` fails on a growth
 //!   beyond 5 %; `--update` rewrites it on purpose).
@@ -33,6 +38,7 @@ mod documented;
 mod flags;
 mod fuzz;
 mod instructions;
+mod peers;
 mod reliability;
 mod shuttle;
 mod stats;
@@ -61,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         flags::Cmd::Shuttle { soak } => shuttle::shuttle(soak),
         flags::Cmd::BenchReport(b) => bench::report(&b),
         flags::Cmd::Instructions(i) => instructions::instructions(&i),
+        flags::Cmd::Peers(p) => peers::peers(&p).map(drop),
         flags::Cmd::Codegen => codegen(),
     }
 }
