@@ -227,7 +227,7 @@ pub(crate) fn targets(out: &Output, lock_pairs_16: Option<(String, f64)>) -> Vec
             .map(|p| ours / p.pairs_per_s)
             .collect();
         t.push(Target {
-            what: format!("lock pairs, 16 workers: ours (pg.lock_pairs_16 of {from}) / pgbench"),
+            what: format!("lock pairs, 16 workers: ours (pg.lock_pair_16t of {from}) / pgbench"),
             floor: 0.25,
             rounds: base,
         });
@@ -436,7 +436,7 @@ fn install() -> anyhow::Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
     Ok((node, node_dir, python, py_dir))
 }
 
-/// `pg.lock_pairs_16` of the newest run saved by `bench-report --save` that has it.
+/// `pg.lock_pair_16t` of the newest run saved by `bench-report --save` that has it.
 fn saved_lock_pairs_16() -> Option<(String, f64)> {
     let dir = target_dir().join("bench-report");
     let mut saved: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
@@ -447,7 +447,7 @@ fn saved_lock_pairs_16() -> Option<(String, f64)> {
     saved.sort();
     saved.into_iter().rev().find_map(|(_, path)| {
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
-        let runs: Vec<f64> = doc["figures"]["pg.lock_pairs_16"]
+        let runs: Vec<f64> = doc["figures"]["pg.lock_pair_16t"]
             .as_array()?
             .iter()
             .filter_map(Value::as_f64)
@@ -582,10 +582,10 @@ pub(crate) fn peers(flags: &Peers) -> anyhow::Result<Report> {
     }
     match &lock {
         Some((from, v)) => println!(
-            "pg.lock_pairs_16 (saved run {from}): {} pairs/s",
+            "pg.lock_pair_16t (saved run {from}): {} pairs/s",
             grouped(*v)
         ),
-        None => println!("pg.lock_pairs_16: no saved bench-report run has it; no lock ratio"),
+        None => println!("pg.lock_pair_16t: no saved bench-report run has it; no lock ratio"),
     }
     println!("Targets (median of the per-round ratios):");
     for t in &targets {
