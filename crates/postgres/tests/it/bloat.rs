@@ -27,6 +27,8 @@ struct Sizes {
     bytes: Vec<u64>,
     dead: Vec<u64>,
     rows: u64,
+    /// Updates of `tasks`, and how many of them were HOT (no index touched).
+    updates: (u64, u64),
 }
 
 /// What a run measured.
@@ -70,7 +72,19 @@ fn sizes(pg: &PgServer, schema: &str) -> Sizes {
         .trim()
         .parse()
         .unwrap();
-    Sizes { bytes, dead, rows }
+    let q = format!(
+        "SELECT coalesce(sum(n_tup_upd), 0), coalesce(sum(n_tup_hot_upd), 0) \
+         FROM pg_stat_user_tables WHERE schemaname = '{schema}' AND relname = 'tasks'"
+    );
+    let out = pg.psql("postgres", &q).unwrap();
+    let mut it = out.trim().split('|').map(|v| v.parse::<u64>().unwrap());
+    let updates = (it.next().unwrap(), it.next().unwrap());
+    Sizes {
+        bytes,
+        dead,
+        rows,
+        updates,
+    }
 }
 
 /// A `psql` session that began a transaction, took a transaction id and keeps it open until
@@ -144,6 +158,17 @@ fn run(pg: &PgServer, length: Duration, interval: Duration, workers: usize) -> R
         .schema(schema)
         .unwrap();
     let store = Arc::new(PgTaskStore::connect(opts).unwrap());
+    // `OC_BLOAT_FILLFACTOR=70`: room on each page for HOT updates, to measure what it buys.
+    if let Some(ff) = std::env::var("OC_BLOAT_FILLFACTOR")
+        .ok()
+        .and_then(|f| f.parse::<u8>().ok())
+    {
+        pg.psql(
+            "postgres",
+            &format!("ALTER TABLE \"{schema}\".tasks SET (fillfactor = {ff})"),
+        )
+        .unwrap();
+    }
     let start = sizes(pg, schema);
     let holder = Holder::start(pg);
     let done = Arc::new(AtomicU64::new(0));
@@ -255,6 +280,10 @@ fn print(r: &Report) {
     eprintln!(
         "rows in tasks: start {}, end {}, after retention {}; retention deleted {} in {} ms",
         r.start.rows, r.end.rows, r.pruned.rows, r.pruned_tasks, r.prune_ms
+    );
+    eprintln!(
+        "updates of tasks during the run: {}, HOT: {}",
+        r.end.updates.0, r.end.updates.1
     );
 }
 

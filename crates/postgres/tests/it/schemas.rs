@@ -44,7 +44,7 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     drop(PgLockManager::connect(PgLockOptions::new(opts.clone())).unwrap());
     let upgraded = pg.psql("latest", FINGERPRINT).unwrap();
     assert!(
-        upgraded.contains("oc-tasks=6@") && upgraded.contains("oc-locks=3@"),
+        upgraded.contains("oc-tasks=7@") && upgraded.contains("oc-locks=3@"),
         "{upgraded}"
     );
     let items = |f: &str| -> Vec<String> { f.trim().split(',').map(str::to_owned).collect() };
@@ -61,8 +61,9 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
         added.iter().any(|x| x.starts_with("task_ready_notify@"))
             && added.iter().all(|x| x.starts_with("task_ready_notify@")
                 || x.starts_with("task_keys")
+                || x.starts_with("task_archive")
                 || x.starts_with("lock_keys")),
-        "only the notification's function and the keys' tables are new: {added:?}"
+        "only the notification's function and the keys' and archive's tables are new: {added:?}"
     );
     let store = PgTaskStore::connect(opts.clone()).unwrap();
     let locks = PgLockManager::connect(PgLockOptions::new(opts)).unwrap();
