@@ -6,7 +6,9 @@
 //! `bloat_harness_reports_sizes` runs it for 20 seconds and checks that it made progress and
 //! measured what it says (not how fast). With `OC_SOAK=1`, `bloat_soak` runs it for
 //! `OC_BLOAT_MINUTES` (10 by default) and prints the report:
-//! `OC_SOAK=1 cargo nextest run -p oc-postgres --all-features -E 'test(bloat_soak)' --no-capture`.
+//! `OC_SOAK=1 cargo nextest run -p oc-postgres --all-features -E 'test(bloat_soak)' --no-capture`;
+//! `OC_BLOAT_HOLD=0` runs it with no transaction held, `OC_BLOAT_FILLFACTOR=N` with that
+//! `fillfactor` on `tasks`.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -27,8 +29,9 @@ struct Sizes {
     bytes: Vec<u64>,
     dead: Vec<u64>,
     rows: u64,
-    /// Updates of `tasks`, and how many of them were HOT (no index touched).
-    updates: (u64, u64),
+    /// Updates of `tasks`, how many of them were HOT (no index touched), and how many times
+    /// autovacuum has vacuumed it.
+    updates: (u64, u64, u64),
 }
 
 /// What a run measured.
@@ -73,12 +76,12 @@ fn sizes(pg: &PgServer, schema: &str) -> Sizes {
         .parse()
         .unwrap();
     let q = format!(
-        "SELECT coalesce(sum(n_tup_upd), 0), coalesce(sum(n_tup_hot_upd), 0) \
-         FROM pg_stat_user_tables WHERE schemaname = '{schema}' AND relname = 'tasks'"
+        "SELECT coalesce(sum(n_tup_upd), 0), coalesce(sum(n_tup_hot_upd), 0), \
+         coalesce(sum(autovacuum_count), 0) FROM pg_stat_user_tables WHERE schemaname = '{schema}' AND relname = 'tasks'"
     );
     let out = pg.psql("postgres", &q).unwrap();
     let mut it = out.trim().split('|').map(|v| v.parse::<u64>().unwrap());
-    let updates = (it.next().unwrap(), it.next().unwrap());
+    let updates = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
     Sizes {
         bytes,
         dead,
@@ -170,7 +173,9 @@ fn run(pg: &PgServer, length: Duration, interval: Duration, workers: usize) -> R
         .unwrap();
     }
     let start = sizes(pg, schema);
-    let holder = Holder::start(pg);
+    // `OC_BLOAT_HOLD=0`: the same run with vacuum free to work, for comparison.
+    let hold = std::env::var("OC_BLOAT_HOLD").as_deref() != Ok("0");
+    let holder = hold.then(|| Holder::start(pg));
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..workers)
@@ -210,7 +215,9 @@ fn run(pg: &PgServer, length: Duration, interval: Duration, workers: usize) -> R
         t.join().unwrap();
     }
     let end = sizes(pg, schema);
-    holder.release();
+    if let Some(h) = holder {
+        h.release();
+    }
     let vacuum = |full: bool| {
         for t in TABLES {
             let how = if full { "VACUUM FULL" } else { "VACUUM" };
@@ -282,8 +289,8 @@ fn print(r: &Report) {
         r.start.rows, r.end.rows, r.pruned.rows, r.pruned_tasks, r.prune_ms
     );
     eprintln!(
-        "updates of tasks during the run: {}, HOT: {}",
-        r.end.updates.0, r.end.updates.1
+        "updates of tasks during the run: {}, HOT: {}; autovacuum runs on tasks: {}",
+        r.end.updates.0, r.end.updates.1, r.end.updates.2
     );
 }
 
