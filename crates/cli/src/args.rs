@@ -740,6 +740,20 @@ pub(crate) enum DbCmd {
         #[arg(long = "task", value_name = "ID")]
         tasks: Vec<String>,
     },
+    /// Takes finished tasks (completed, failed, cancelled) out of the store: deleted, or with
+    /// `--archive` moved to the archive with their history; in batches, each its own
+    /// transaction. A task stays while a task that stays depends on it or is its child.
+    Prune {
+        /// Tasks finished at least this long ago (30d, 12h, 0s).
+        #[arg(long, value_name = "AGE", value_parser = parse_duration)]
+        finished_older_than: Duration,
+        /// Archive instead of delete (`TaskStore::archived` reads one back).
+        #[arg(long)]
+        archive: bool,
+        /// At most this many tasks per transaction (1 to 10000).
+        #[arg(long, default_value_t = oc_tasks::DEFAULT_PRUNE_BATCH, value_name = "N")]
+        batch: usize,
+    },
 }
 
 /// A lock mode on the command line.

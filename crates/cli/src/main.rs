@@ -22,6 +22,7 @@ mod lock;
 mod logs;
 mod ops;
 mod output;
+mod prune;
 mod task;
 mod token;
 

@@ -36,6 +36,11 @@ pub(crate) fn db(site: &Site, cmd: DbCmd, out: &mut Output) -> anyhow::Result<()
     let tasks = site.tasks()?;
     match cmd {
         DbCmd::ImportFiles { tasks } => crate::import::run(site, &tasks, out),
+        DbCmd::Prune {
+            finished_older_than,
+            archive,
+            batch,
+        } => crate::prune::run(&tasks.store(), finished_older_than, archive, batch, out),
         DbCmd::Migrate => {
             // Opening migrates, once, whatever other hosts do at the same time.
             site.locks()?;

@@ -43,6 +43,15 @@
 //!   evaluator on one database: states, silences, the outbox, and a lease on the database's
 //!   clock so that one replica evaluates and notifies at a time.
 //! - `testkit` (feature `testkit`): a throwaway server for tests, on a Unix socket.
+//! - Retention (decision 0051): [`PgTaskStore`]'s `prune_finished` deletes or archives
+//!   (`task_archive`) finished tasks older than an age, a batch of at most 10,000 per
+//!   transaction, never one that a remaining task depends on or is the child of; the counts
+//!   by status lose them through the delete's rows of changes. With it, set autovacuum on the
+//!   hot tables: `autovacuum_vacuum_scale_factor = 0.01` on `tasks`, a fixed
+//!   `autovacuum_vacuum_threshold` (scale factor 0) on `tasks_meta` and `task_counts`, and
+//!   `idle_in_transaction_session_timeout` on the server, since one session idle in a
+//!   transaction stops vacuum from removing any dead row (the statements, and why `fillfactor`
+//!   does not help `tasks`, are in the decision; the figures in `docs/BENCHMARKS.md`).
 //!
 //! The API is synchronous. Inside, `tokio-postgres` runs on a private runtime thread and
 //! callers wait on a channel, so the stores work from any thread, including one that runs the

@@ -4,9 +4,9 @@
 //! fragments and templates (`sql.rs`, `sql/*.sql`), the statements prepared on each connection
 //! (`statements.rs`), rows to tasks (`row.rs`), transitions (`transition.rs`), creations
 //! (`insert.rs`), claims (`claim.rs`), the work graph's writes (`graph.rs`), listing by
-//! filter (`filter.rs`), the counts by status (`counts.rs`) and what `oc db` shows and checks
-//! (`maintenance.rs`). This file holds the store and the [`TaskStore`] methods, each a call
-//! into one of them.
+//! filter (`filter.rs`), the counts by status (`counts.rs`), what `oc db` shows and checks
+//! (`maintenance.rs`) and the retention of finished tasks (`retention.rs`). This file holds
+//! the store and the [`TaskStore`] methods, each a call into one of them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +32,7 @@ mod keyed;
 mod maintenance;
 mod migrations;
 mod ready;
+mod retention;
 mod row;
 mod sql;
 mod statements;
@@ -281,6 +282,14 @@ impl TaskStore for PgTaskStore {
 
     fn ready_signal(&self) -> Option<&ReadySignal> {
         Some(&self.ready)
+    }
+
+    fn prune_finished(&self, policy: &oc_tasks::RetentionPolicy) -> Result<oc_tasks::PruneReport> {
+        self.prune(policy)
+    }
+
+    fn archived(&self, id: &TaskId) -> Result<Option<oc_tasks::ArchivedTask>> {
+        self.read_archived(id)
     }
 
     fn submit_many_keyed(

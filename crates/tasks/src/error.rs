@@ -136,6 +136,13 @@ pub enum Error {
     /// keyed methods): nothing was written.
     #[error("this task store does not support idempotency keys")]
     IdempotencyUnsupported,
+    /// This task store does not implement `operation` (an embedder's store without it):
+    /// nothing was written.
+    #[error("this task store does not support {operation}")]
+    Unsupported {
+        /// What was asked, e.g. `pruning finished tasks`.
+        operation: &'static str,
+    },
     /// The storage backend failed: SQLite, PostgreSQL, or an embedder's own.
     ///
     /// The message is what a person reads (one line, never a password); the backend's own

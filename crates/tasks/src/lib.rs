@@ -155,6 +155,7 @@ mod idempotency;
 mod memory;
 mod model;
 mod query;
+mod retention;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod storage;
@@ -186,6 +187,9 @@ pub use crate::model::{
 pub use crate::query::{
     Capped, Cursor, DEFAULT_LIMIT, MAX_LIMIT, Order, RUN_BUCKETS_MS, RunDurations, TaskCounts,
     TaskFilter, TaskPage, TaskQuery, TaskStats, TaskSummary,
+};
+pub use crate::retention::{
+    ArchivedTask, DEFAULT_PRUNE_BATCH, MAX_PRUNE_BATCH, PruneReport, RetentionPolicy, Retire,
 };
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]

@@ -54,6 +54,8 @@ struct State {
     keys: HashMap<(String, String), (String, KeyedResult, Timestamp)>,
     /// The keys in the order they were recorded, for the bounded sweep.
     key_order: VecDeque<(Timestamp, (String, String))>,
+    /// Tasks archived by `prune_finished` (`retention.rs`), by id.
+    archive: HashMap<TaskId, crate::ArchivedTask>,
 }
 
 impl State {
@@ -121,6 +123,8 @@ impl State {
         v
     }
 }
+
+mod retention;
 
 fn slot(s: TaskStatus) -> usize {
     TaskStatus::ALL.iter().position(|x| *x == s).unwrap_or(0)
@@ -440,6 +444,14 @@ impl TaskStore for MemoryTaskStore {
 
     fn ready_signal(&self) -> Option<&ReadySignal> {
         Some(&self.ready)
+    }
+
+    fn prune_finished(&self, policy: &crate::RetentionPolicy) -> Result<crate::PruneReport> {
+        self.prune(policy)
+    }
+
+    fn archived(&self, id: &TaskId) -> Result<Option<crate::ArchivedTask>> {
+        Ok(self.state.lock().archive.get(id).cloned())
     }
 
     fn now(&self) -> Timestamp {

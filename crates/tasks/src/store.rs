@@ -8,9 +8,10 @@ use serde_json::Value;
 use crate::idempotency::unsupported;
 use crate::wait::{ReadySignal, Waiting};
 use crate::{
-    Blockers, Change, Created, Error, HistoryEntry, IdempotencyKey, Keyed, LabelFilter, NewTask,
-    OnDependents, ReapedTask, Result, Rollup, StorageStats, Task, TaskCounts, TaskFilter, TaskId,
-    TaskPage, TaskPatch, TaskQuery, TaskStats, TaskStatus, Timestamp,
+    ArchivedTask, Blockers, Change, Created, Error, HistoryEntry, IdempotencyKey, Keyed,
+    LabelFilter, NewTask, OnDependents, PruneReport, ReapedTask, Result, RetentionPolicy, Rollup,
+    StorageStats, Task, TaskCounts, TaskFilter, TaskId, TaskPage, TaskPatch, TaskQuery, TaskStats,
+    TaskStatus, Timestamp,
 };
 
 /// A store of tasks with an atomic state machine.
@@ -438,6 +439,25 @@ pub trait TaskStore: Send + Sync {
         let error = error.into();
         self.apply_keyed(key, id, Change::Fail { token, error }, None)
     }
+
+    /// Takes the finished tasks that `policy` names out of the hot tables, deleted or archived,
+    /// in transactions of at most `policy.batch` tasks each (docs/decisions/0051): a task goes
+    /// only with every task that depends on it or is its child, so the graph keeps no edge to
+    /// a missing task; the counts by status lose it; the counters of entries into each status
+    /// and of run durations keep it. The default refuses with [`Error::Unsupported`].
+    fn prune_finished(&self, policy: &RetentionPolicy) -> Result<PruneReport> {
+        let _ = policy;
+        Err(Error::Unsupported {
+            operation: "pruning finished tasks",
+        })
+    }
+
+    /// A task a [`prune_finished`](TaskStore::prune_finished) run archived, with its history;
+    /// `None` when there is none (the default: a store that archives nothing).
+    fn archived(&self, id: &TaskId) -> Result<Option<ArchivedTask>> {
+        let _ = id;
+        Ok(None)
+    }
 }
 
 macro_rules! forward {
@@ -494,6 +514,10 @@ macro_rules! forward {
             fn release_forgetting(&self, key: &IdempotencyKey, id: &TaskId, token: u64) -> Result<Option<Task>> {
                 (**self).release_forgetting(key, id, token)
             }
+            fn prune_finished(&self, policy: &RetentionPolicy) -> Result<PruneReport> {
+                (**self).prune_finished(policy)
+            }
+            fn archived(&self, id: &TaskId) -> Result<Option<ArchivedTask>> { (**self).archived(id) }
         }
     )*};
 }

@@ -20,6 +20,7 @@ mod mcp_oauth;
 mod mcp_typescript;
 mod ops;
 mod postgres;
+mod prune;
 mod serve;
 mod serve_hostile;
 mod tasks;

@@ -27,4 +27,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 6: idempotency keys (`oc_tasks::IdempotencyKey`), per agent: the request and the first
     // result, written in the transaction of the change they guard.
     include_str!("migrations/0006_task_keys.sql"),
+    // 9: the archive of finished tasks (`TaskStore::prune_finished` with `Retire::Archive`,
+    // docs/decisions/0051): each task as JSON with its history, written once, read by id.
+    include_str!("migrations/0009_task_archive.sql"),
 ];

@@ -46,7 +46,7 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     drop(PgLockManager::connect(PgLockOptions::new(opts.clone())).unwrap());
     let upgraded = pg.psql("latest", FINGERPRINT).unwrap();
     assert!(
-        upgraded.contains("oc-tasks=6@") && upgraded.contains("oc-locks=4@"),
+        upgraded.contains("oc-tasks=7@") && upgraded.contains("oc-locks=4@"),
         "{upgraded}"
     );
     let items = |f: &str| -> Vec<String> { f.trim().split(',').map(str::to_owned).collect() };
@@ -76,6 +76,7 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     let new = [
         "task_ready_notify@",
         "task_keys",
+        "task_archive",
         "lock_keys",
         "lock_counts@",
         "lock_tokens@",
@@ -87,7 +88,7 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     assert!(
         added.iter().any(|x| x.starts_with("task_ready_notify@"))
             && added.iter().all(|x| new.iter().any(|n| x.starts_with(n))),
-        "only the notification's function, the keys' tables and what locks 4 adds are new: {added:?}"
+        "only the notification's function, the keys' and archive's tables and what locks 4 adds are new: {added:?}"
     );
     let store = PgTaskStore::connect(opts.clone()).unwrap();
     let locks = PgLockManager::connect(PgLockOptions::new(opts)).unwrap();

@@ -17,6 +17,7 @@
 //! - rows: [`StoredTask`], [`retry_columns`], [`metadata_text`], [`finished_run`];
 //! - idempotency keys: [`KeyedRequest`] (what a store compares a retry with) and
 //!   [`KeyedResult`] (what it keeps and gives back), [`idempotency_conflict`];
+//! - retention: [`finished_by`], [`retirable`] and [`prunable`] (which finished tasks a run may take out);
 //! - SQL text both SQL stores build their listings from: [`sql`] (the filter's `WHERE` clause
 //!   over a small dialect, the conditions "ready" and "blocked").
 
@@ -31,6 +32,7 @@ pub use crate::idempotency::{
     ChangeRequest, KeyedRequest, KeyedResult, conflict as idempotency_conflict, given_back,
 };
 pub use crate::query::{finished_run, metadata_text};
+pub use crate::retention::{finished_by, prunable, retirable};
 
 /// A retry policy as stored: base and cap in milliseconds and the jitter in percent, all
 /// `NULL` without one.

@@ -6,7 +6,8 @@
 //! (`rows.rs`), the check-and-set every write ends in with the counts and history it keeps
 //! (`write.rs`), the edges (`graph.rs`), the `TaskStore` implementation (`store.rs`), listings,
 //! counts and statistics (`listing.rs`), storage figures, integrity and backups
-//! (`maintenance.rs`), and the one FFI call (`ffi.rs`).
+//! (`maintenance.rs`), retention of finished tasks (`retention.rs`), and the one FFI call
+//! (`ffi.rs`).
 
 mod connection;
 mod ffi;
@@ -15,6 +16,7 @@ mod keys;
 mod listing;
 mod maintenance;
 mod options;
+mod retention;
 mod rows;
 mod schema;
 mod store;

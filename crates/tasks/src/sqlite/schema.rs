@@ -126,6 +126,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (agent, key)
     );
     CREATE INDEX task_keys_at ON task_keys (at);",
+    // 9: the archive of finished tasks (`TaskStore::prune_finished` with `Retire::Archive`,
+    // docs/decisions/0051): each task as JSON with its history, written once, read by id.
+    "CREATE TABLE task_archive (
+        id          TEXT PRIMARY KEY NOT NULL,
+        finished_at INTEGER,
+        archived_at INTEGER NOT NULL,
+        task        TEXT NOT NULL,
+        history     TEXT NOT NULL
+    );",
 ];
 
 /// Brings the task tables up to the newest version ([`oc_sqlite::migrate`]).

@@ -10,6 +10,7 @@ use super::SqliteTaskStore;
 use super::graph::{dependents, drop_edge, edges_of};
 use super::keys::{forget, keyed};
 use super::listing::{READY_TABLE, counts_in, history_in, stats_in, where_clause};
+use super::retention;
 use super::rows::{COLS, corrupt, load, row_to_task, to_u64};
 use super::write::{apply_in, exists, insert, key_holder, moved, store_cas, touch, uncount};
 use crate::backend::{
@@ -296,6 +297,14 @@ impl TaskStore for SqliteTaskStore {
 
     fn ready_signal(&self) -> Option<&ReadySignal> {
         Some(&self.ready)
+    }
+
+    fn prune_finished(&self, policy: &crate::RetentionPolicy) -> Result<crate::PruneReport> {
+        self.prune(policy)
+    }
+
+    fn archived(&self, id: &TaskId) -> Result<Option<crate::ArchivedTask>> {
+        self.read(|c| retention::archived_in(c, id))
     }
 
     fn submit_many_keyed(

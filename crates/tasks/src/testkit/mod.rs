@@ -28,6 +28,7 @@ pub mod history;
 mod keys;
 pub mod model;
 mod reads;
+mod retention;
 mod wait;
 
 pub use changes::*;
@@ -35,6 +36,7 @@ pub use claims::*;
 pub use graph::*;
 pub use keys::*;
 pub use reads::*;
+pub use retention::*;
 pub use wait::*;
 
 /// Builds an empty store on the given clock.
@@ -79,7 +81,8 @@ macro_rules! conformance_tests {
             check_ready_claim_race, check_unique_key_race, check_linearizable,
             check_wait_wakes_on_create, check_wait_deadline, check_wait_cancel_takes_nothing,
             check_idempotent_retries, check_idempotency_keys_lapse, check_idempotent_claim_race,
-            check_idempotent_give_back);
+            check_idempotent_give_back,
+            check_prune_finished, check_prune_archives);
     };
     (@each $make:expr; $($check:ident),*) => {$(
         #[test]

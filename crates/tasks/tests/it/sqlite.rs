@@ -177,6 +177,7 @@ fn a_database_from_before_run_durations_counts_the_runs_it_holds() {
     c.execute_batch(
         "DELETE FROM oc_tasks_meta WHERE key LIKE 'run_%' OR key LIKE 'count_%';
          DROP INDEX tasks_scheduled;
+         DROP TABLE task_archive;
          DROP TABLE task_keys;
          DROP TABLE task_history;
          DROP INDEX tasks_ready; DROP INDEX tasks_parent; DROP INDEX tasks_unique_key;
