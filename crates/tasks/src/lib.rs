@@ -191,6 +191,6 @@ pub use crate::query::{
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use crate::sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteOptions, SqliteTaskStore};
 pub use crate::storage::{DEFAULT_SLOW_THRESHOLD, SlowCallback, SlowStatement, StorageStats};
-pub use crate::store::{StorageSource, TaskStore};
+pub use crate::store::{MAX_BATCH, StorageSource, TaskStore};
 pub use crate::wait::{DEFAULT_POLL, ReadySignal, WATCH_EVERY, Waiting};
 pub use oc_time::{Clock, ManualClock, SystemClock, Timestamp};
