@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use crate::{ManualClock, NewTask, Task, TaskId, TaskStore, Timestamp};
 
+mod batch;
 mod changes;
 mod claims;
 mod graph;
@@ -30,6 +31,7 @@ pub mod model;
 mod reads;
 mod wait;
 
+pub use batch::*;
 pub use changes::*;
 pub use claims::*;
 pub use graph::*;
@@ -78,7 +80,8 @@ macro_rules! conformance_tests {
             check_unique_keys, check_claim_many, check_graph_rejects_bad_input, check_counts,
             check_ready_claim_race, check_unique_key_race, check_linearizable,
             check_wait_wakes_on_create, check_wait_deadline, check_wait_cancel_takes_nothing,
-            check_idempotent_retries, check_idempotency_keys_lapse, check_idempotent_claim_race);
+            check_idempotent_retries, check_idempotency_keys_lapse, check_idempotent_claim_race,
+            check_batch_finishes);
     };
     (@each $make:expr; $($check:ident),*) => {$(
         #[test]
