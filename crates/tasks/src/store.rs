@@ -459,8 +459,8 @@ pub trait TaskStore: Send + Sync {
 /// [`TaskStore::heartbeat_many`]) takes.
 pub const MAX_BATCH: usize = 1_000;
 
-/// Refuses a batch of more than [`MAX_BATCH`] items.
-pub(crate) fn check_batch(n: usize) -> Result<()> {
+/// Refuses a batch of more than [`MAX_BATCH`] items ([`Error::InvalidInput`]).
+pub fn check_batch(n: usize) -> Result<()> {
     if n > MAX_BATCH {
         return Err(Error::InvalidInput {
             field: "items",

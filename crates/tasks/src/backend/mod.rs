@@ -31,6 +31,7 @@ pub use crate::idempotency::{
     ChangeRequest, KeyedRequest, KeyedResult, conflict as idempotency_conflict,
 };
 pub use crate::query::{finished_run, metadata_text};
+pub use crate::store::check_batch;
 
 /// A retry policy as stored: base and cap in milliseconds and the jitter in percent, all
 /// `NULL` without one.
