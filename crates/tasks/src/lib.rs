@@ -160,6 +160,7 @@ mod sqlite;
 mod storage;
 mod store;
 mod wait;
+pub mod worker;
 
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]

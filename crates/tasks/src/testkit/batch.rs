@@ -1,6 +1,7 @@
 //! Batches: `complete_many`, `fail_many` and `heartbeat_many` answer each item as the single
 //! call would, and leave the counts and history the single calls would.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -241,4 +242,79 @@ pub fn check_batch_finishes(make: Factory<'_>) {
         s.get(&id("x-done")).unwrap().unwrap().status,
         TaskStatus::Completed
     );
+}
+
+/// Several [`BatchWorker`](crate::worker::BatchWorker)s, each on a store handle of its own
+/// from `open` (one SQLite file, one PostgreSQL schema), run `tasks` tasks on threads until
+/// none is ready: every task is handed out once, completed once (one `Claimed` and one
+/// `Completed` in its history), and no worker reports a lease lost.
+pub fn check_batch_workers(
+    open: &(dyn Fn() -> Arc<dyn TaskStore> + Sync),
+    workers: usize,
+    tasks: usize,
+) {
+    use crate::worker::BatchWorker;
+    use crate::{EventKind, NewTask};
+
+    let s = open();
+    let mut ids = Vec::with_capacity(tasks);
+    for chunk in (0..tasks).collect::<Vec<_>>().chunks(500) {
+        let made = s
+            .create_many(
+                chunk
+                    .iter()
+                    .map(|i| NewTask::new(format!("job {i}")))
+                    .collect(),
+            )
+            .unwrap();
+        ids.extend(made.into_iter().map(|t| t.id));
+    }
+    let ran: Vec<Vec<TaskId>> = std::thread::scope(|scope| {
+        let hs: Vec<_> = (0..workers)
+            .map(|w| {
+                scope.spawn(move || {
+                    let worker = BatchWorker::builder(open(), &format!("w{w}"))
+                        .batch(8)
+                        .flush_every(Duration::from_millis(5))
+                        .start()
+                        .unwrap();
+                    let mut ran = Vec::new();
+                    while let Some(t) = worker.next().unwrap() {
+                        ran.push(t.id.clone());
+                        worker.complete(&t, Some(json!({"by": w}))).unwrap();
+                    }
+                    let lost = worker.shutdown().unwrap();
+                    assert!(lost.is_empty(), "worker {w} lost {lost:?}");
+                    ran
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<TaskId> = ran.concat();
+    all.sort();
+    let handed = all.len();
+    all.dedup();
+    assert_eq!(handed, all.len(), "a task was handed out twice");
+    ids.sort();
+    assert_eq!(all, ids, "every task was run");
+    let c = s.counts(10).unwrap();
+    assert_eq!(c.count(TaskStatus::Completed), tasks as u64);
+    let entered = c
+        .entered
+        .iter()
+        .find(|(st, _)| *st == TaskStatus::Completed);
+    assert_eq!(
+        entered.map(|e| e.1),
+        Some(tasks as u64),
+        "completed once each"
+    );
+    for id in &ids {
+        let kinds: Vec<EventKind> = s.history(id).unwrap().iter().map(|h| h.kind).collect();
+        assert_eq!(
+            kinds,
+            [EventKind::Created, EventKind::Claimed, EventKind::Completed],
+            "task {id}"
+        );
+    }
 }
