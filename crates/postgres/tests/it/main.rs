@@ -3,6 +3,7 @@
 
 #[cfg(feature = "alerts")]
 mod alerts;
+mod batch;
 mod conformance;
 mod errors;
 mod faults;
