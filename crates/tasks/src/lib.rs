@@ -24,6 +24,11 @@
 //!   nothing, another request is [`Error::IdempotencyConflict`]. Keys are kept
 //!   [`IDEMPOTENCY_KEY_TTL`] (24 h) and swept [`IDEMPOTENCY_SWEEP_BATCH`] at a time by keyed
 //!   writes; calls without a key do no more than before.
+//! - Batches for many small jobs: [`TaskStore::complete_many`], [`TaskStore::fail_many`] and
+//!   [`TaskStore::heartbeat_many`] (at most [`MAX_BATCH`] items, each item's outcome its own,
+//!   one transaction on the memory, SQLite and PostgreSQL stores), and
+//!   [`worker::BatchWorker`]: a local queue claimed n at a time, its leases heartbeaten in one
+//!   call, its finishes acknowledged in batches.
 //! - [`Clock`], [`ManualClock`]: time is an input, so tests never sleep.
 //! - [`backend`]: for authors of a backend only (shared validation, graph algorithms, row
 //!   mapping, SQL text); no semver promise beyond the crate's minor version.
