@@ -442,9 +442,10 @@ pub trait TaskStore: Send + Sync {
             .collect())
     }
 
-    /// [`heartbeat`](TaskStore::heartbeat) for each `(id, token)`, every lease extended to now
-    /// + `ttl`, each item's outcome its own, as for [`complete_many`](TaskStore::complete_many);
-    /// a `ttl` out of bounds refuses the whole call before anything is written.
+    /// [`heartbeat`](TaskStore::heartbeat) for each `(id, token)`, every lease extended by
+    /// `ttl` from now, each item's outcome its own, as for
+    /// [`complete_many`](TaskStore::complete_many); a `ttl` out of bounds refuses the whole
+    /// call before anything is written.
     fn heartbeat_many(&self, items: &[(TaskId, u64)], ttl: Duration) -> Result<Vec<Result<Task>>> {
         check_batch(items.len())?;
         Change::Heartbeat { token: 0, ttl }.validate()?;
