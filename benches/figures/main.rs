@@ -2,13 +2,15 @@
 //! (`bench`, `measured`, `unit`, plus details) per line. `cargo xtask bench-report` runs it in
 //! release mode and sets the figures beside the documented ones.
 //!
-//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only | --locks-only | --jsonl-only | --hooks-only | --metrics-only | --alerts-only | --pg-only | --mcp-only | --web-only | --files-only]`
+//! Usage: `oc-bench-figures [--runs N] [--quick] [--sqlite-only | --tasks-only | --locks-only | --jsonl-only | --hooks-only | --metrics-only | --alerts-only | --pg-only | --mcp-only | --web-only | --files-only | --batch-only]`
 //! (`--quick`: one run, no 1M-task stats, no 1M-entry log). `--files-only`: just the task-file
 //! store's figures (`pg.log_*`, `pg.checkpoint_*` on a server of their own, `jsonl.store_*`),
-//! which `--pg-only` and `--jsonl-only` include.
+//! which `--pg-only` and `--jsonl-only` include. `--batch-only`: just the batch figures
+//! (`tasks.batch_*`, `pg.batch_*`), which `--tasks-only` and `--pg-only` include.
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
 mod alerts;
+mod batch;
 mod files;
 mod hooks;
 mod jsonl;
@@ -95,6 +97,7 @@ fn main() -> anyhow::Result<()> {
         "--mcp-only",
         "--web-only",
         "--files-only",
+        "--batch-only",
     ]
     .into_iter()
     .find(|o| args.iter().any(|a| a == o));
@@ -130,6 +133,12 @@ fn main() -> anyhow::Result<()> {
     }
     if only.is_none_or(|o| o == "--pg-only") {
         pg::figures(runs, quick)?;
+    }
+    if only == Some("--batch-only") {
+        batch::sqlite_figures(runs)?;
+        if oc_postgres::testkit::server_binaries().is_some() {
+            batch::pg_figures(&oc_postgres::testkit::PgServer::start()?, runs)?;
+        }
     }
     if only == Some("--files-only") {
         pg::files_figures(runs, quick)?;

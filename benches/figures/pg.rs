@@ -147,6 +147,7 @@ pub(crate) fn figures(runs: usize, quick: bool) -> anyhow::Result<()> {
         })?;
     }
     f.emit();
+    crate::batch::pg_figures(&pg, runs)?;
     if !quick {
         let store = PgTaskStore::connect(
             PgOptions::new(&pg.url("postgres"))?

@@ -30,6 +30,7 @@ pub(crate) fn figures(runs: usize, quick: bool) -> anyhow::Result<()> {
     emit("tasks.claim_next_1t", c1, "claims/s");
     emit("tasks.claim_next_2t", c2, "claims/s");
     emit("tasks.stats_100k", st, "ms");
+    crate::batch::sqlite_figures(runs)?;
     let mut f = Figures::default();
     for run in 0..runs as u64 {
         graph_figures(&mut f, "tasks", run, &|| {

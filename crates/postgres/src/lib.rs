@@ -100,7 +100,8 @@
 //!   `errors.rs` failures classified, `keys.rs` the advisory-lock keys, `slow.rs` the slow
 //!   calls, `schema.rs` the migration runner.
 //! - `tasks.rs` the task store, with one file per part of it under `tasks/` (`keyed.rs`: the
-//!   idempotency keys' transactions); its SQL in
+//!   idempotency keys' transactions; `batch.rs`: `complete_many`, `fail_many` and
+//!   `heartbeat_many` in one statement, its SQL beside it); its SQL in
 //!   `tasks/sql/*.sql` and its schema's versions in `tasks/migrations/*.sql`.
 //! - `locks.rs` the lock manager; its schema's versions in `locks/migrations/*.sql` and its
 //!   server-side functions in `locks/functions/NNNN/*.sql`.

@@ -17,12 +17,15 @@ use oc_tasks::{
     TaskQuery, TaskStats, TaskStatus, TaskStore, Timestamp,
 };
 
+use oc_tasks::backend::check_batch;
+
 use crate::errors::task_error;
 use crate::options::PgOptions;
 use crate::pool::{Conn, Pool};
 use crate::schema::migrate;
 use crate::slow::SlowLog;
 
+mod batch;
 mod claim;
 mod counts;
 mod filter;
@@ -339,6 +342,46 @@ impl TaskStore for PgTaskStore {
         token: u64,
     ) -> Result<Option<Task>> {
         self.release_forgetting_tx(key, id, token)
+    }
+
+    fn complete_many(
+        &self,
+        items: &[(TaskId, Option<u64>, Option<serde_json::Value>)],
+    ) -> Result<Vec<Result<Task>>> {
+        check_batch(items.len())?;
+        self.apply_batch(
+            items
+                .iter()
+                .map(|(id, token, result)| {
+                    let (token, result) = (*token, result.clone());
+                    (id, Change::Complete { token, result })
+                })
+                .collect(),
+        )
+    }
+
+    fn fail_many(&self, items: &[(TaskId, Option<u64>, String)]) -> Result<Vec<Result<Task>>> {
+        check_batch(items.len())?;
+        self.apply_batch(
+            items
+                .iter()
+                .map(|(id, token, error)| {
+                    let (token, error) = (*token, error.clone());
+                    (id, Change::Fail { token, error })
+                })
+                .collect(),
+        )
+    }
+
+    fn heartbeat_many(&self, items: &[(TaskId, u64)], ttl: Duration) -> Result<Vec<Result<Task>>> {
+        check_batch(items.len())?;
+        Change::Heartbeat { token: 0, ttl }.validate()?;
+        self.apply_batch(
+            items
+                .iter()
+                .map(|(id, token)| (id, Change::Heartbeat { token: *token, ttl }))
+                .collect(),
+        )
     }
 
     fn now(&self) -> Timestamp {

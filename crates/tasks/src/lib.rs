@@ -24,6 +24,11 @@
 //!   nothing, another request is [`Error::IdempotencyConflict`]. Keys are kept
 //!   [`IDEMPOTENCY_KEY_TTL`] (24 h) and swept [`IDEMPOTENCY_SWEEP_BATCH`] at a time by keyed
 //!   writes; calls without a key do no more than before.
+//! - Batches for many small jobs: [`TaskStore::complete_many`], [`TaskStore::fail_many`] and
+//!   [`TaskStore::heartbeat_many`] (at most [`MAX_BATCH`] items, each item's outcome its own,
+//!   one transaction on the memory, SQLite and PostgreSQL stores), and
+//!   [`worker::BatchWorker`]: a local queue claimed n at a time, its leases heartbeaten in one
+//!   call, its finishes acknowledged in batches.
 //! - [`Clock`], [`ManualClock`]: time is an input, so tests never sleep.
 //! - [`backend`]: for authors of a backend only (shared validation, graph algorithms, row
 //!   mapping, SQL text); no semver promise beyond the crate's minor version.
@@ -161,6 +166,7 @@ mod sqlite;
 mod storage;
 mod store;
 mod wait;
+pub mod worker;
 
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
@@ -195,6 +201,6 @@ pub use crate::retention::{
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use crate::sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteOptions, SqliteTaskStore};
 pub use crate::storage::{DEFAULT_SLOW_THRESHOLD, SlowCallback, SlowStatement, StorageStats};
-pub use crate::store::{StorageSource, TaskStore};
+pub use crate::store::{MAX_BATCH, StorageSource, TaskStore};
 pub use crate::wait::{DEFAULT_POLL, ReadySignal, WATCH_EVERY, Waiting};
 pub use oc_time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -458,6 +458,67 @@ pub trait TaskStore: Send + Sync {
         let _ = id;
         Ok(None)
     }
+    // Batches (docs/decisions/0049): many finishes or heartbeats in one call, for embedders
+    // who run many small jobs. Each item's outcome is its own: the answer holds one `Result`
+    // per item, in the order given, and an item refused (its lease lost, the task unknown or
+    // already finished) changes nothing and does not stop the others. The defaults loop over
+    // the single calls; the memory, SQLite and PostgreSQL stores write a batch at once.
+
+    /// [`complete`](TaskStore::complete) for each `(id, token, result)`, in order: one
+    /// `Result` per item, each as the single call would answer it (an item's lost lease is its
+    /// own [`Error::LeaseLost`], not the batch's; an id given twice is finished by its first
+    /// item and refused for the second). The call itself fails only for more than
+    /// [`MAX_BATCH`] items, or when the store cannot run the batch at all: then the memory,
+    /// SQLite and PostgreSQL stores, which write a batch in one transaction, wrote nothing of it.
+    /// Counts and history afterwards are what the single calls would leave.
+    fn complete_many(
+        &self,
+        items: &[(TaskId, Option<u64>, Option<Value>)],
+    ) -> Result<Vec<Result<Task>>> {
+        check_batch(items.len())?;
+        Ok(items
+            .iter()
+            .map(|(id, token, result)| self.complete(id, *token, result.clone()))
+            .collect())
+    }
+
+    /// [`fail`](TaskStore::fail) for each `(id, token, error)`, in order, each item's outcome
+    /// its own, as for [`complete_many`](TaskStore::complete_many).
+    fn fail_many(&self, items: &[(TaskId, Option<u64>, String)]) -> Result<Vec<Result<Task>>> {
+        check_batch(items.len())?;
+        Ok(items
+            .iter()
+            .map(|(id, token, error)| self.fail(id, *token, error))
+            .collect())
+    }
+
+    /// [`heartbeat`](TaskStore::heartbeat) for each `(id, token)`, every lease extended by
+    /// `ttl` from now, each item's outcome its own, as for
+    /// [`complete_many`](TaskStore::complete_many); a `ttl` out of bounds refuses the whole
+    /// call before anything is written.
+    fn heartbeat_many(&self, items: &[(TaskId, u64)], ttl: Duration) -> Result<Vec<Result<Task>>> {
+        check_batch(items.len())?;
+        Change::Heartbeat { token: 0, ttl }.validate()?;
+        Ok(items
+            .iter()
+            .map(|(id, token)| self.heartbeat(id, *token, ttl))
+            .collect())
+    }
+}
+
+/// The most items one batch call ([`TaskStore::complete_many`], [`TaskStore::fail_many`],
+/// [`TaskStore::heartbeat_many`]) takes.
+pub const MAX_BATCH: usize = 1_000;
+
+/// Refuses a batch of more than [`MAX_BATCH`] items ([`Error::InvalidInput`]).
+pub fn check_batch(n: usize) -> Result<()> {
+    if n > MAX_BATCH {
+        return Err(Error::InvalidInput {
+            field: "items",
+            reason: format!("{n} items in one batch, at most {MAX_BATCH}"),
+        });
+    }
+    Ok(())
 }
 
 macro_rules! forward {
@@ -518,6 +579,17 @@ macro_rules! forward {
                 (**self).prune_finished(policy)
             }
             fn archived(&self, id: &TaskId) -> Result<Option<ArchivedTask>> { (**self).archived(id) }
+            fn complete_many(
+                &self, items: &[(TaskId, Option<u64>, Option<Value>)],
+            ) -> Result<Vec<Result<Task>>> {
+                (**self).complete_many(items)
+            }
+            fn fail_many(&self, items: &[(TaskId, Option<u64>, String)]) -> Result<Vec<Result<Task>>> {
+                (**self).fail_many(items)
+            }
+            fn heartbeat_many(&self, items: &[(TaskId, u64)], ttl: Duration) -> Result<Vec<Result<Task>>> {
+                (**self).heartbeat_many(items, ttl)
+            }
         }
     )*};
 }

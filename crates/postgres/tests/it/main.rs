@@ -3,6 +3,7 @@
 
 #[cfg(feature = "alerts")]
 mod alerts;
+mod batch;
 mod bloat;
 mod conformance;
 mod errors;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use oc_sqlite::Fence;
 use rusqlite::Transaction;
 use rusqlite::types::Value as SqlValue;
+use serde_json::Value;
 
 use super::SqliteTaskStore;
 use super::graph::{dependents, drop_edge, edges_of};
@@ -17,6 +18,7 @@ use crate::backend::{
     Doomed, KeyedRequest, KeyedResult, PathSearch, cycle_error, given_back, plan_submit,
 };
 use crate::model::reap;
+use crate::store::check_batch;
 use crate::wait::may_ready;
 use crate::{
     Change, Created, Error, EventKind, HistoryEntry, IdempotencyKey, Keyed, LabelFilter, NewTask,
@@ -409,6 +411,80 @@ impl TaskStore for SqliteTaskStore {
             self.ready.after(&[t], self.opts.clock.now());
         }
         Ok(released)
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction for the whole batch.
+    fn complete_many(
+        &self,
+        items: &[(TaskId, Option<u64>, Option<Value>)],
+    ) -> Result<Vec<Result<Task>>> {
+        check_batch(items.len())?;
+        let changes = items
+            .iter()
+            .map(|(id, token, result)| {
+                let (token, result) = (*token, result.clone());
+                (id, Change::Complete { token, result })
+            })
+            .collect();
+        self.apply_many(changes)
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction for the whole batch.
+    fn fail_many(&self, items: &[(TaskId, Option<u64>, String)]) -> Result<Vec<Result<Task>>> {
+        check_batch(items.len())?;
+        let changes = items
+            .iter()
+            .map(|(id, token, error)| {
+                let (token, error) = (*token, error.clone());
+                (id, Change::Fail { token, error })
+            })
+            .collect();
+        self.apply_many(changes)
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction for the whole batch.
+    fn heartbeat_many(&self, items: &[(TaskId, u64)], ttl: Duration) -> Result<Vec<Result<Task>>> {
+        check_batch(items.len())?;
+        Change::Heartbeat { token: 0, ttl }.validate()?;
+        let changes = items
+            .iter()
+            .map(|(id, token)| (id, Change::Heartbeat { token: *token, ttl }))
+            .collect();
+        self.apply_many(changes)
+    }
+}
+
+impl SqliteTaskStore {
+    /// Applies each change in order in one write transaction, each item's outcome its own:
+    /// an item refused (before it wrote anything: every refusal comes from reading) does not
+    /// stop the others, while a failure of the database rolls the whole batch back and is the
+    /// call's. Wakes waiters once, after the commit.
+    fn apply_many(&self, changes: Vec<(&TaskId, Change)>) -> Result<Vec<Result<Task>>> {
+        let mut now = self.opts.clock.now();
+        let out = self.write(|tx| {
+            now = self.opts.clock.now();
+            let mut out = Vec::with_capacity(changes.len());
+            for (id, change) in &changes {
+                let r = change
+                    .validate()
+                    .and_then(|()| apply_in(tx, &self.fence, id, change, None, now));
+                match r {
+                    Err(e @ Error::Backend { .. }) => return Err(e),
+                    r => out.push(r),
+                }
+            }
+            Ok(out)
+        })?;
+        let woke: Vec<&Task> = out
+            .iter()
+            .zip(&changes)
+            .filter(|(_, (_, change))| may_ready(change))
+            .filter_map(|(r, _)| r.as_ref().ok())
+            .collect();
+        if !woke.is_empty() {
+            self.ready.after(&woke, now);
+        }
+        Ok(out)
     }
 }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use crate::{ManualClock, NewTask, Task, TaskId, TaskStore, Timestamp};
 
+mod batch;
 mod changes;
 mod claims;
 mod graph;
@@ -31,6 +32,7 @@ mod reads;
 mod retention;
 mod wait;
 
+pub use batch::*;
 pub use changes::*;
 pub use claims::*;
 pub use graph::*;
@@ -82,7 +84,7 @@ macro_rules! conformance_tests {
             check_wait_wakes_on_create, check_wait_deadline, check_wait_cancel_takes_nothing,
             check_idempotent_retries, check_idempotency_keys_lapse, check_idempotent_claim_race,
             check_idempotent_give_back,
-            check_prune_finished, check_prune_archives);
+            check_prune_finished, check_prune_archives, check_batch_finishes);
     };
     (@each $make:expr; $($check:ident),*) => {$(
         #[test]

@@ -12,3 +12,4 @@ mod processes;
 mod sqlite;
 mod tokio;
 mod wait;
+mod worker;
