@@ -39,6 +39,9 @@ pub(crate) struct Guard {
     /// Whether tenants' apps are served ([`ServeOptions::tenants`]): a bearer of a tenant then
     /// reads and acts on its own tenant's app.
     tenants: bool,
+    /// Whether loopback clients read `/metrics` without a credential
+    /// ([`ServeOptions::metrics_open`]).
+    metrics_open: bool,
 }
 
 /// What a request's credentials stand for, as far as acting goes.
@@ -75,6 +78,7 @@ impl Guard {
             sessions: opts.sessions.clone(),
             verifier: opts.verifier.clone(),
             tenants: opts.tenants.is_some(),
+            metrics_open: opts.metrics_open,
         }
     }
 
@@ -124,19 +128,8 @@ impl Guard {
             (Method::Get, p) if p.starts_with("/static/") => return None,
             _ => {}
         }
-        if let Some(token) = &self.token
-            && !self.may_read(req, token)
-        {
-            return Some(
-                Response::text(
-                    401,
-                    "a token is required (Bearer, or the password of Basic auth), or a session: open the URL oc serve printed\n",
-                )
-                .with(
-                    "WWW-Authenticate",
-                    "Basic realm=\"oc\", charset=\"UTF-8\"".into(),
-                ),
-            );
+        if let Some(refused) = self.read_refused(req) {
+            return Some(refused);
         }
         match req.method {
             Method::Get => None,
@@ -175,11 +168,59 @@ impl Guard {
         }
     }
 
-    /// Whether `req` may read a server that has a token: the token (Bearer or Basic
+    /// The refusal of a read without a credential, if `req` is one. Reads need a credential
+    /// once a `token` is set or actions need a login ([`Actions::Admin`]): the pages, `/api`
+    /// and `/metrics` of every tenant, the default one included, on loopback too. Open are
+    /// `/healthz` (unless a token is set: today's rule) and, with
+    /// [`ServeOptions::metrics_open`], `GET /metrics` from a loopback client. A POST without
+    /// a token set is left to [`Guard::acting`], which asks for more.
+    fn read_refused(&self, req: &Request) -> Option<Response> {
+        let guarded = match &self.token {
+            Some(_) => true,
+            None => self.actions == Actions::Admin && req.method != Method::Post,
+        };
+        if !guarded || self.may_read(req) {
+            return None;
+        }
+        if self.token.is_none() && req.path == "/healthz" {
+            return None;
+        }
+        if self.metrics_open
+            && req.path == "/metrics"
+            && req.method == Method::Get
+            && req.peer.is_some_and(|p| p.ip().is_loopback())
+        {
+            return None;
+        }
+        if self.token.is_some() {
+            return Some(
+                Response::text(
+                    401,
+                    "a token is required (Bearer, or the password of Basic auth), or a session: open the URL oc serve printed\n",
+                )
+                .with(
+                    "WWW-Authenticate",
+                    "Basic realm=\"oc\", charset=\"UTF-8\"".into(),
+                ),
+            );
+        }
+        let why = if self.stale_cookie(req).is_some() {
+            "The session has ended (it was idle too long, logged out, or the server restarted)."
+        } else {
+            "Reading this server needs a session of this browser, or a token."
+        };
+        let refused = login::needed_to_read(why);
+        Some(match self.stale_cookie(req) {
+            Some(clear) => refused.with("Set-Cookie", clear),
+            None => refused,
+        })
+    }
+
+    /// Whether `req` carries a credential that may read: the server's token (Bearer or Basic
     /// password), a session, or a bearer the verifier knows, of the default tenant (or of any,
     /// when tenants are served: it then reads its own tenant's app).
-    fn may_read(&self, req: &Request, token: &str) -> bool {
-        authorized(req, token)
+    fn may_read(&self, req: &Request) -> bool {
+        self.token.as_deref().is_some_and(|t| authorized(req, t))
             || self.session(req).is_some()
             || self
                 .verified(req)
@@ -551,14 +592,104 @@ mod tests {
             let req = Request::new(Method::Post, path).header("Host", HOST);
             assert_eq!(status(&g, &req), 401, "{path}");
         }
-        // Reads stay open on loopback.
+        // Reads need a credential too (the next test).
         assert_eq!(
             status(
                 &g,
                 &Request::new(Method::Get, "/ui/locks").header("Host", HOST)
             ),
-            200
+            401
         );
+    }
+
+    /// The security review's finding: with auth on and tenants served, a local process with
+    /// no credential read the default tenant's pages, `/api/stats` and `/metrics`.
+    #[test]
+    fn reads_need_a_credential_once_auth_is_on_even_on_loopback() {
+        let (g, _, _, login) = login_guard(None);
+        let with_tenants = Guard::new(
+            &ServeOptions {
+                verifier: Some(Arc::new(Fixed)),
+                sessions: Some(Arc::new(Sessions::new().unwrap())),
+                tenants: Some(Arc::new(crate::Tenants::new(|_: &Tenant| {
+                    Err("not opened here".into())
+                }))),
+                ..ServeOptions::default()
+            },
+            false,
+        );
+        let local: std::net::SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        let get = |path: &str| {
+            let mut r = Request::new(Method::Get, path).header("Host", HOST);
+            r.peer = Some(local);
+            r
+        };
+        for guard in [&g, &with_tenants] {
+            for path in ["/", "/ui/tasks", "/ui/tasks/t1", "/api/stats", "/metrics"] {
+                let r = guard.check(&get(path)).expect("refused");
+                assert_eq!(r.status, 401, "{path}");
+                assert!(r.body_text().contains("oc serve"), "says how to log in");
+                assert_eq!(guard.tenant(&get(path)), None);
+            }
+            assert_eq!(status(guard, &get("/healthz")), 200, "probes stay open");
+            assert_eq!(
+                status(
+                    guard,
+                    &get("/metrics").header("Authorization", "Bearer nope")
+                ),
+                401
+            );
+            assert_eq!(
+                status(
+                    guard,
+                    &get("/api/stats").header("Authorization", "Bearer read-t")
+                ),
+                200,
+                "any scope reads"
+            );
+        }
+        let cookie = log_in(&g, &login).unwrap();
+        assert_eq!(status(&g, &get("/").header("Cookie", &cookie)), 200);
+        let stale = get("/").header("Cookie", &format!("oc_session_9464={}", "ab".repeat(32)));
+        let r = g.check(&stale).unwrap();
+        assert_eq!(r.status, 401);
+        assert!(r.body_text().contains("session has ended"));
+        // `--no-auth` reads as before.
+        assert_eq!(status(&guard(None, false), &get("/api/stats")), 200);
+    }
+
+    /// `--metrics-open`: `/metrics` alone, to loopback clients alone, without a credential.
+    #[test]
+    fn metrics_open_opens_metrics_to_loopback_clients_only() {
+        let g = Guard::new(
+            &ServeOptions {
+                verifier: Some(Arc::new(Fixed)),
+                sessions: Some(Arc::new(Sessions::new().unwrap())),
+                metrics_open: true,
+                ..ServeOptions::default()
+            },
+            false,
+        );
+        let from = |peer: &str, path: &str| {
+            let mut r = Request::new(Method::Get, path).header("Host", HOST);
+            r.peer = Some(peer.parse().unwrap());
+            r
+        };
+        assert_eq!(status(&g, &from("127.0.0.1:5", "/metrics")), 200);
+        assert_eq!(status(&g, &from("[::1]:5", "/metrics")), 200);
+        assert_eq!(
+            status(&g, &from("10.1.2.3:5", "/metrics")),
+            401,
+            "not loopback"
+        );
+        assert_eq!(
+            status(&g, &Request::new(Method::Get, "/metrics")),
+            401,
+            "no peer known"
+        );
+        for path in ["/", "/api/stats", "/metrics/../api/stats"] {
+            assert_eq!(status(&g, &from("127.0.0.1:5", path)), 401, "{path}");
+        }
     }
 
     #[test]

@@ -91,8 +91,8 @@ mod tenants;
 pub use crate::app::{Alerting, FileNotes, HEALTH_FOR, Web};
 pub use crate::guard::SECURITY_HEADERS;
 pub use crate::http::{
-    Actions, Challenge, MAX_STREAMS, McpOptions, Method, Request, Response, ServeOptions,
-    WellKnown, bearer_challenge,
+    Actions, Challenge, MAX_STREAMS, MAX_STREAMS_PER_IDENTITY, McpOptions, Method, Request,
+    Response, ServeOptions, WellKnown, bearer_challenge,
 };
 pub use crate::limits::{Limits, MAX_BODY_BYTES};
 #[cfg(feature = "server")]

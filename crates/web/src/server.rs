@@ -158,6 +158,8 @@ struct Shared {
     mcp: Option<McpOptions>,
     /// One permit per open SSE stream (a waiting MCP call).
     streams: Arc<Semaphore>,
+    /// Open SSE streams by identity, each at most [`McpOptions::max_streams_per_identity`].
+    streams_by: Arc<parking_lot::Mutex<std::collections::HashMap<Who, usize>>>,
     /// Tenants' apps and MCP endpoints, chosen by a bearer's tenant.
     tenants: Option<Arc<Tenants>>,
     /// One permit per bearer being checked, each on a blocking thread: a check may wait on a
@@ -202,6 +204,7 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
         streams: Arc::new(Semaphore::new(
             opts.mcp.as_ref().map_or(1, |m| m.max_streams.max(1)),
         )),
+        streams_by: Arc::default(),
         mcp: opts.mcp.clone(),
         tenants: opts.tenants.clone(),
         checks: Arc::new(Semaphore::new(workers)),
@@ -384,7 +387,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Rec
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 // At the cap, the oldest connection with nothing being answered makes room
                 // (idle ones, and those still sending headers): a fresh client is served
                 // however many idle connections someone holds. Else it waits for one to close.
@@ -403,7 +406,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Rec
                 };
                 // Small answers go out at once rather than after the peer's delayed ack.
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, Arc::clone(&shared), permit));
+                tokio::spawn(connection(stream, peer, Arc::clone(&shared), permit));
             }
             Err(e) => {
                 // A connection reset before it was accepted costs nothing; running out of
@@ -424,7 +427,12 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Rec
 
 /// Serves one connection; its permit is released when it closes (or when it is evicted, see
 /// [`Shared::evict`]).
-async fn connection(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaphorePermit) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+) {
     let busy = Arc::new(AtomicUsize::new(0));
     let close = Arc::new(tokio::sync::Notify::new());
     let id = {
@@ -462,7 +470,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaph
                 }
                 busy.fetch_add(1, Ordering::Relaxed);
                 let _busy = Busy(Arc::clone(&busy));
-                Ok::<_, Infallible>(answer(req, &shared, &busy).await)
+                Ok::<_, Infallible>(answer(req, peer, &shared, &busy).await)
             }
         })
     };
@@ -478,7 +486,12 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaph
 type Out = hyper::Response<BoxBody<Bytes, Infallible>>;
 
 /// Answers one request, bounding everything before the guard and the app see it.
-async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<AtomicUsize>) -> Out {
+async fn answer(
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    shared: &Shared,
+    busy: &Arc<AtomicUsize>,
+) -> Out {
     let req_method = req.method().as_str().to_owned();
     let method = match *req.method() {
         hyper::Method::GET | hyper::Method::HEAD => Method::Get,
@@ -487,6 +500,7 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<Atomi
     };
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let mut ours = Request::new(method, target);
+    ours.peer = Some(peer);
     ours.headers = req
         .headers()
         .iter()
@@ -642,9 +656,14 @@ async fn mcp(
             oc_auth::Identity::local()
         }
     };
+    // The credential's own scope, before a read-only server lowers it: only a credential
+    // that could be given more scope is asked to step up.
+    let granted = identity.scope;
     if shared.guard.read_only() {
         identity.scope = identity.scope.min(oc_auth::Scope::Read);
     }
+    let step_up = endpoint.verifier.is_some() && granted < oc_auth::Scope::Work;
+    let challenge = Arc::clone(&endpoint.challenge);
     ours.body = match tokio::time::timeout(shared.limits.body_timeout, read(&mut body)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(Unread::TooLarge)) => {
@@ -662,6 +681,7 @@ async fn mcp(
                 .with("Retry-After", "1".into()),
         );
     };
+    let who: Who = (identity.tenant.clone(), identity.agent.clone());
     let request = oc_mcp::HttpRequest {
         method,
         headers: std::mem::take(&mut ours.headers),
@@ -678,20 +698,34 @@ async fn mcp(
             Some(t) => match tenant_app(tenants.as_deref(), t) {
                 Ok(app) => match app.mcp {
                     Some(sessions) => sessions,
-                    None => return Err((404, "this tenant has no MCP endpoint".to_owned())),
+                    None => return Err(refuse(404, "this tenant has no MCP endpoint")),
                 },
                 Err(refused) => {
-                    return Err((refused.status, refused.body_text().trim_end().to_owned()));
+                    return Err(refuse(refused.status, refused.body_text().trim_end()));
                 }
             },
         };
+        // The MCP authorization spec's step-up: a token whose scope cannot call the tool is
+        // answered 403 `insufficient_scope`, naming the scope to ask its authorization server
+        // for, before the tool runs.
+        if step_up && let Some((tool, id)) = sessions.writing_call(&request.body) {
+            let needed = oc_auth::AuthError::Forbidden {
+                needed: oc_auth::Scope::Work,
+                had: granted,
+            };
+            let body = serde_json::json!({"jsonrpc":"2.0","id":id,"error":{"code":-32600,"message":format!(
+                "{tool} changes something: this token's scope ({granted}) is not enough, a token with the work scope is (see WWW-Authenticate)"
+            )}});
+            return Err(Response::new(403, "application/json", body.to_string())
+                .with("WWW-Authenticate", challenge(&needed).1));
+        }
         Ok(sessions.handle(request))
     })
     .await;
     match answered {
         Ok(Ok(oc_mcp::HttpAnswer::Now(r))) => mcp_response(r.status, r.headers, full(r.body)),
-        Ok(Ok(oc_mcp::HttpAnswer::Call(call))) => stream(*call, shared, busy),
-        Ok(Err((status, message))) => to_hyper(refuse(status, &message)),
+        Ok(Ok(oc_mcp::HttpAnswer::Call(call))) => stream(*call, who, shared, endpoint, busy),
+        Ok(Err(refused)) => to_hyper(refused),
         Err(_) => to_hyper(refuse(500, "the request could not be answered")),
     }
 }
@@ -719,9 +753,69 @@ fn tenant_app(
     })
 }
 
+/// Who holds a stream: the identity's tenant and agent.
+type Who = (Option<oc_auth::Tenant>, String);
+
+/// One stream of an identity, counted while it lives.
+struct StreamOf {
+    by: Arc<parking_lot::Mutex<std::collections::HashMap<Who, usize>>>,
+    who: Who,
+}
+
+impl StreamOf {
+    /// Counts a stream of `who`, unless it has `max` open already.
+    fn take(
+        by: &Arc<parking_lot::Mutex<std::collections::HashMap<Who, usize>>>,
+        who: Who,
+        max: usize,
+    ) -> Option<StreamOf> {
+        let mut open = by.lock();
+        let n = open.entry(who.clone()).or_insert(0);
+        if *n >= max.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(StreamOf {
+            by: Arc::clone(by),
+            who,
+        })
+    }
+}
+
+impl Drop for StreamOf {
+    fn drop(&mut self) {
+        let mut open = self.by.lock();
+        if let Some(n) = open.get_mut(&self.who) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.who);
+            }
+        }
+    }
+}
+
 /// Runs a waiting MCP call on a thread of its own and streams what it sends; the call is
-/// cancelled (and takes nothing) when the body is dropped: the client went away.
-fn stream(call: oc_mcp::HttpCall, shared: &Shared, busy: &Arc<AtomicUsize>) -> Out {
+/// cancelled (and takes nothing) when the body is dropped: the client went away. An identity
+/// holds at most [`McpOptions::max_streams_per_identity`] streams (`429` past it), everyone at
+/// most [`McpOptions::max_streams`] (`503`).
+fn stream(
+    call: oc_mcp::HttpCall,
+    who: Who,
+    shared: &Shared,
+    endpoint: &McpOptions,
+    busy: &Arc<AtomicUsize>,
+) -> Out {
+    let max = endpoint.max_streams_per_identity;
+    let Some(mine) = StreamOf::take(&shared.streams_by, who, max) else {
+        let message = format!(
+            "this token has {max} calls waiting, the most one identity may (max_streams_per_identity): end one, or try again in a moment"
+        );
+        let body = serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":message}});
+        return to_hyper(
+            Response::new(429, "application/json", body.to_string())
+                .with("Retry-After", "1".into()),
+        );
+    };
     let Ok(permit) = Arc::clone(&shared.streams).try_acquire_owned() else {
         let body = serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"too many calls are waiting on this server: try again in a moment"}});
         return to_hyper(
@@ -759,6 +853,7 @@ fn stream(call: oc_mcp::HttpCall, shared: &Shared, busy: &Arc<AtomicUsize>) -> O
     let body = Streamed {
         rx,
         _permit: permit,
+        _mine: mine,
         busy: Arc::clone(busy),
     };
     mcp_response(status, headers, BoxBody::new(body))
@@ -769,6 +864,7 @@ fn stream(call: oc_mcp::HttpCall, shared: &Shared, busy: &Arc<AtomicUsize>) -> O
 struct Streamed {
     rx: tokio::sync::mpsc::Receiver<Bytes>,
     _permit: OwnedSemaphorePermit,
+    _mine: StreamOf,
     busy: Arc<AtomicUsize>,
 }
 

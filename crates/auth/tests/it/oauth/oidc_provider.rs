@@ -281,7 +281,7 @@ fn sdk_flow(client_id: Option<&str>) {
     assert_eq!(
         v.verify(token),
         Ok(Identity {
-            agent: "alice".into(),
+            agent: "oauth:alice".into(),
             scope: Scope::Work,
             tenant: None,
         })
