@@ -16,8 +16,9 @@ use hyper::body::{Body, Bytes, Frame, Incoming};
 use hyper::header::{HeaderName, HeaderValue};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{
-    Out, Shared, Unread, check_bearer, drain, full, read, tenant_app, to_hyper, too_large, worker,
+use super::respond::{
+    Out, Shared, Unread, Who, check_bearer, drain, full, read, tenant_app, to_hyper, too_large,
+    worker,
 };
 use crate::guard::{SECURITY_HEADERS, authorized, same_origin};
 use crate::http::{McpOptions, Method, Request, Response};
@@ -173,9 +174,6 @@ pub(super) async fn answer(
         Err(_) => to_hyper(refuse(500, "the request could not be answered")),
     }
 }
-
-/// Who holds a stream: the identity's tenant and agent.
-pub(super) type Who = (Option<oc_auth::Tenant>, String);
 
 /// One stream of an identity, counted while it lives.
 struct StreamOf {
