@@ -190,7 +190,10 @@ impl Guard {
         if !guarded || self.may_read(req) {
             return None;
         }
-        if self.token.is_none() && req.path == "/healthz" {
+        // Probes, and the well-known paths OAuth clients look for (answered 404 here when no
+        // metadata is served: they hold nothing).
+        if self.token.is_none() && (req.path == "/healthz" || req.path.starts_with("/.well-known/"))
+        {
             return None;
         }
         if self.metrics_open

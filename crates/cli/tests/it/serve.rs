@@ -304,7 +304,8 @@ fn serve_shows_pages_and_acts_unless_read_only() {
     let (status, page) = get(&ro.1, "/ui/tasks/f");
     assert!(status.contains("200"), "{status}");
     assert!(page.contains("&lt;b&gt;flaky&lt;/b&gt; job") && page.contains("disabled"));
-    assert!(post(&ro.1, "/ui/tasks/f/retry").contains("403"));
+    let server_token = format!("Authorization: Bearer {TOKEN}\r\n");
+    assert!(post_with(&ro.1, "/ui/tasks/f/retry", &server_token).contains("403"));
     assert_eq!(oc.json(&["task", "show", "f"])["status"], "failed");
     assert!(
         get_with(&ro.1, "/ui/tasks/f", "").0.contains("401"),
