@@ -137,7 +137,7 @@ fn check(alg: &str) {
     assert_eq!(
         v.verify(&token),
         Ok(Identity {
-            agent: "oc-machine".into(),
+            agent: "oauth:oc-machine".into(),
             scope: Scope::Work,
             tenant: None,
         })
@@ -345,7 +345,7 @@ fn the_sdk_transport_meets_a_401_authorizes_and_presents_a_token_we_accept() {
     assert_eq!(
         accepted.first(),
         Some(&Identity {
-            agent: "bob".into(),
+            agent: "oauth:bob".into(),
             scope: Scope::Work,
             tenant: None,
         }),
