@@ -172,11 +172,19 @@ pub fn check_id(id: &str) -> Result<(), AuthError> {
     }
 }
 
+/// What the agents of OAuth identities start with (`oauth:` then the token's agent claim):
+/// a static token may not be issued to such a name, so that no OAuth token, whatever its
+/// claims, acts as an agent a static token stands for, nor the other way round.
+pub const OAUTH_AGENT_PREFIX: &str = "oauth:";
+
 /// Checks an agent name a token is issued to, by the task store's rules: 1 to
-/// [`MAX_AGENT_BYTES`] bytes, no NUL.
+/// [`MAX_AGENT_BYTES`] bytes, no NUL; and not in the OAuth identities' namespace
+/// ([`OAUTH_AGENT_PREFIX`]).
 pub fn check_agent(agent: &str) -> Result<(), AuthError> {
     let reason = if agent.is_empty() {
         "must not be empty".to_owned()
+    } else if agent.starts_with(OAUTH_AGENT_PREFIX) {
+        format!("must not start with {OAUTH_AGENT_PREFIX} (the agents of OAuth tokens)")
     } else if agent.len() > MAX_AGENT_BYTES {
         format!("must be at most {MAX_AGENT_BYTES} bytes")
     } else if agent.contains('\0') {

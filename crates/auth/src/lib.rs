@@ -14,6 +14,9 @@
 //! [`TokenStore`] ([`MemoryTokenStore`], `SqliteTokenStore` (feature `sqlite`),
 //! `oc_postgres::PgTokenStore`) keeps static `oct_` tokens as SHA-256 hashes of their secrets;
 //! [`Verifiers`] routes a bearer credential to it or to another verifier (OAuth access tokens).
+//! The two never name the same agent: an OAuth identity's agent is [`OAUTH_AGENT_PREFIX`]
+//! (`oauth:`) then its token's agent claim, and no static token may be issued to a name with
+//! that prefix.
 //!
 //! # Features
 //!
@@ -33,7 +36,7 @@ mod sqlite;
 pub mod testkit;
 mod tokens;
 
-pub use backend::{Secret, TokenInfo};
+pub use backend::{OAUTH_AGENT_PREFIX, Secret, TokenInfo};
 pub use chain::{MAX_BEARER_BYTES, Verifiers, bearer};
 pub use identity::{AuthError, Identity, Scope, Tenant};
 #[cfg(feature = "sqlite")]

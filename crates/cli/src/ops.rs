@@ -427,10 +427,7 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
     if args.mcp_tools == crate::args::McpTools::All {
         mcp = mcp.all_tools();
     }
-    let mcp_sessions = Arc::new(oc_mcp::HttpSessions::new(
-        mcp,
-        oc_mcp::HttpOptions::default(),
-    ));
+    let mcp_sessions = Arc::new(oc_mcp::HttpSessions::new(mcp, http_options(args.no_auth)));
     // Tenants: a bearer of tenant T is served by T's pages and tools, opened on its first
     // request (at most `oc_web::MAX_TENANTS` at once); nothing but the token names a tenant.
     let tenants = verifier.as_ref().map(|_| {
@@ -462,10 +459,17 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
         sessions: sessions.clone(),
         verifier: verifier.clone(),
         mcp: Some(mcp_options(
-            oc_web::McpOptions::new(mcp_sessions, verifier),
+            {
+                let mut mcp = oc_web::McpOptions::new(mcp_sessions, verifier);
+                if args.no_auth {
+                    mcp.max_streams_per_identity = mcp.max_streams;
+                }
+                mcp
+            },
             oauth.as_ref(),
         )),
         tenants,
+        metrics_open: args.metrics_open,
         workers: usize::from(args.workers),
         ..oc_web::ServeOptions::default()
     };
@@ -476,15 +480,22 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
             "oc: warning: --no-auth: anyone who can reach {bound}, any process of this machine included, can retry, cancel and release locks on the pages without logging in, and act as any agent on /mcp"
         );
     }
-    let login_url = sessions
-        .as_ref()
-        .filter(|_| !args.read_only)
-        .and_then(|s| s.login_url(bound));
+    // Read-only, the login is for reading: every read needs a credential once auth is on.
+    let login_url = sessions.as_ref().and_then(|s| s.login_url(bound));
+    // What answers without a credential, said at start (decision 0046).
+    let open: Vec<&str> = if args.no_auth {
+        vec!["everything"]
+    } else if args.metrics_open {
+        vec!["/healthz", "/metrics (loopback clients)"]
+    } else {
+        vec!["/healthz"]
+    };
     out.emit(
         "serve",
         &serde_json::json!({
             "addr": bound.to_string(),
             "login_url": login_url,
+            "open": open,
             "oauth": oauth.as_ref().map(|c| serde_json::json!({"issuer": c.issuer, "audience": c.audience})),
         }),
         |w, _| {
@@ -499,10 +510,22 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
                     c.issuer, c.audience
                 )?;
             }
-            if let Some(url) = &login_url {
+            if !args.no_auth {
                 writeln!(
                     w,
-                    "To act on the pages (retry, cancel, release locks), log in by opening: {url}\n  (it works once, within an hour; sessions are kept in memory and end when oc serve stops)"
+                    "Without a credential only {} answer; the pages, /api, /metrics and /mcp need a session or a token",
+                    open.join(" and ")
+                )?;
+            }
+            if let Some(url) = &login_url {
+                let what = if args.read_only {
+                    "To read the pages"
+                } else {
+                    "To read and act on the pages (retry, cancel, release locks)"
+                };
+                writeln!(
+                    w,
+                    "{what}, log in by opening: {url}\n  (it works once, within an hour; sessions are kept in memory and end when oc serve stops)"
                 )?;
             }
             Ok(())
@@ -510,6 +533,16 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
     )?;
     server.wait();
     Ok(())
+}
+
+/// The limits of `/mcp`'s sessions: per identity as `oc_mcp` sets them, but with `--no-auth`,
+/// where every client is the one local identity, only the global cap.
+fn http_options(no_auth: bool) -> oc_mcp::HttpOptions {
+    let mut options = oc_mcp::HttpOptions::default();
+    if no_auth {
+        options.max_sessions_per_identity = options.max_sessions;
+    }
+    options
 }
 
 /// The OAuth resource server's configuration, from `--oauth-issuer`, `--oauth-audience` and

@@ -43,7 +43,7 @@
 //!   ([`HttpCall`], whose body a transport writes as it comes) out. The stateless 2026-07-28
 //!   revision is checked header against body (`MCP-Protocol-Version`, `Mcp-Method`,
 //!   `Mcp-Name`: `400` and `-32020` on a mismatch); the handshake era gets sessions
-//!   (`Mcp-Session-Id`, at most [`MAX_SESSIONS`], closed after [`SESSION_IDLE`] unused, each
+//!   (`Mcp-Session-Id`, at most [`MAX_SESSIONS`], [`MAX_SESSIONS_PER_IDENTITY`] per identity, closed after [`SESSION_IDLE`] unused, each
 //!   its own [`Server`] over the one shared toolbox and bound to the identity that opened it),
 //!   `DELETE`, SSE progress then the result for a call that waits, and resumption after
 //!   `Last-Event-ID` from a bounded replay buffer. A waiting call stops, taking nothing, when
@@ -94,6 +94,7 @@ mod tools;
 pub use protocol::{
     BATCH_VERSION, Batch, HttpAnswer, HttpCall, HttpOptions, HttpRequest, HttpResponse,
     HttpSessions, Incoming, LEGACY_VERSIONS, MAX_BATCH, MAX_MESSAGE_BYTES, MAX_SESSIONS,
-    MAX_WAITING_CALLS, MODERN_VERSION, PendingCall, SERVER_NAME, SESSION_IDLE, Server, serve,
+    MAX_SESSIONS_PER_IDENTITY, MAX_WAITING_CALLS, MODERN_VERSION, PendingCall, SERVER_NAME,
+    SESSION_IDLE, Server, serve,
 };
 pub use tools::{CallContext, Tool, ToolError, Toolbox};

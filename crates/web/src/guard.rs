@@ -9,9 +9,17 @@ use std::sync::Arc;
 
 use oc_auth::{AuthError, Identity, Scope, Verifier};
 
+mod credentials;
+mod login;
+mod origin;
+
+pub(crate) use self::credentials::authorized;
+use self::credentials::{bearer, clear_cookie, cookie_name, cookies};
+pub(crate) use self::origin::same_origin;
+use self::origin::{host_name, is_loopback_name};
 use crate::http::{Actions, Method, Request, Response, ServeOptions};
-use crate::pages::login;
-use crate::session::{LoginError, Sessions, constant_time_eq};
+use crate::pages::login as login_pages;
+use crate::session::Sessions;
 
 /// Headers on every response: a strict Content-Security-Policy with no inline script or style
 /// (the pages load `/static/app.js` and `/static/app.css` only), no sniffing, no referrer (a
@@ -39,6 +47,9 @@ pub(crate) struct Guard {
     /// Whether tenants' apps are served ([`ServeOptions::tenants`]): a bearer of a tenant then
     /// reads and acts on its own tenant's app.
     tenants: bool,
+    /// Whether loopback clients read `/metrics` without a credential
+    /// ([`ServeOptions::metrics_open`]).
+    metrics_open: bool,
 }
 
 /// What a request's credentials stand for, as far as acting goes.
@@ -75,6 +86,7 @@ impl Guard {
             sessions: opts.sessions.clone(),
             verifier: opts.verifier.clone(),
             tenants: opts.tenants.is_some(),
+            metrics_open: opts.metrics_open,
         }
     }
 
@@ -124,19 +136,8 @@ impl Guard {
             (Method::Get, p) if p.starts_with("/static/") => return None,
             _ => {}
         }
-        if let Some(token) = &self.token
-            && !self.may_read(req, token)
-        {
-            return Some(
-                Response::text(
-                    401,
-                    "a token is required (Bearer, or the password of Basic auth), or a session: open the URL oc serve printed\n",
-                )
-                .with(
-                    "WWW-Authenticate",
-                    "Basic realm=\"oc\", charset=\"UTF-8\"".into(),
-                ),
-            );
+        if let Some(refused) = self.read_refused(req) {
+            return Some(refused);
         }
         match req.method {
             Method::Get => None,
@@ -164,7 +165,7 @@ impl Guard {
                 Acting::Yes if req.path == "/login/new" => Some(self.renew(req)),
                 Acting::Yes => None,
                 Acting::Unknown(why) => {
-                    let refused = login::needed(why);
+                    let refused = login_pages::needed(why);
                     Some(match self.stale_cookie(req) {
                         Some(clear) => refused.with("Set-Cookie", clear),
                         None => refused,
@@ -175,11 +176,62 @@ impl Guard {
         }
     }
 
-    /// Whether `req` may read a server that has a token: the token (Bearer or Basic
+    /// The refusal of a read without a credential, if `req` is one. Reads need a credential
+    /// once a `token` is set or actions need a login ([`Actions::Admin`]): the pages, `/api`
+    /// and `/metrics` of every tenant, the default one included, on loopback too. Open are
+    /// `/healthz` (unless a token is set: today's rule) and, with
+    /// [`ServeOptions::metrics_open`], `GET /metrics` from a loopback client. A POST without
+    /// a token set is left to [`Guard::acting`], which asks for more.
+    fn read_refused(&self, req: &Request) -> Option<Response> {
+        let guarded = match &self.token {
+            Some(_) => true,
+            None => self.actions == Actions::Admin && req.method != Method::Post,
+        };
+        if !guarded || self.may_read(req) {
+            return None;
+        }
+        // Probes, and the well-known paths OAuth clients look for (answered 404 here when no
+        // metadata is served: they hold nothing).
+        if self.token.is_none() && (req.path == "/healthz" || req.path.starts_with("/.well-known/"))
+        {
+            return None;
+        }
+        if self.metrics_open
+            && req.path == "/metrics"
+            && req.method == Method::Get
+            && req.peer.is_some_and(|p| p.ip().is_loopback())
+        {
+            return None;
+        }
+        if self.token.is_some() {
+            return Some(
+                Response::text(
+                    401,
+                    "a token is required (Bearer, or the password of Basic auth), or a session: open the URL oc serve printed\n",
+                )
+                .with(
+                    "WWW-Authenticate",
+                    "Basic realm=\"oc\", charset=\"UTF-8\"".into(),
+                ),
+            );
+        }
+        let why = if self.stale_cookie(req).is_some() {
+            "The session has ended (it was idle too long, logged out, or the server restarted)."
+        } else {
+            "Reading this server needs a session of this browser, or a token."
+        };
+        let refused = login_pages::needed_to_read(why);
+        Some(match self.stale_cookie(req) {
+            Some(clear) => refused.with("Set-Cookie", clear),
+            None => refused,
+        })
+    }
+
+    /// Whether `req` carries a credential that may read: the server's token (Bearer or Basic
     /// password), a session, or a bearer the verifier knows, of the default tenant (or of any,
     /// when tenants are served: it then reads its own tenant's app).
-    fn may_read(&self, req: &Request, token: &str) -> bool {
-        authorized(req, token)
+    fn may_read(&self, req: &Request) -> bool {
+        self.token.as_deref().is_some_and(|t| authorized(req, t))
             || self.session(req).is_some()
             || self
                 .verified(req)
@@ -244,206 +296,21 @@ impl Guard {
         }
     }
 
-    /// `GET /login?token=…`: the one-time token exchanged for a session cookie, then the
-    /// overview, so the token is not left in the address bar or history.
-    fn login(&self, req: &Request) -> Response {
-        if !same_origin(req) {
-            return login::refused(
-                403,
-                "A login link opened from another site is refused: paste the URL into the address bar.",
-            );
-        }
-        let Some(sessions) = &self.sessions else {
-            return if self.actions == Actions::Open {
-                login::not_asked()
-            } else {
-                login::refused(404, "This server offers no login: act with an admin token.")
-            };
-        };
-        if self.session(req).is_some() {
-            return Response::see_other("/");
-        }
-        let Some(token) = req.param("token") else {
-            return login::refused(200, "You are not logged in.");
-        };
-        match sessions.log_in(token) {
-            Ok(id) => Response::see_other("/").with(
-                "Set-Cookie",
-                format!(
-                    "{}={id}; Path=/; HttpOnly; SameSite=Strict",
-                    cookie_name(req)
-                ),
-            ),
-            Err(LoginError::Expired) => login::refused(
-                403,
-                "This login link has expired: each works for an hour after it was made.",
-            ),
-            Err(_) => login::refused(
-                403,
-                "This login link is not valid, or was used already: each works once.",
-            ),
-        }
-    }
-
-    /// `POST /logout`: ends the session and clears its cookie.
-    fn logout(&self, req: &Request) -> Response {
-        if !same_origin(req) {
-            return Response::text(403, "cross-origin requests may not change anything\n");
-        }
-        let name = cookie_name(req);
-        if let Some(sessions) = &self.sessions {
-            for id in cookies(req, &name) {
-                sessions.log_out(id);
-            }
-        }
-        login::logged_out().with("Set-Cookie", clear_cookie(&name))
-    }
-
-    /// `POST /login/new` (after the checks of an action): a new login URL for another
-    /// browser.
-    fn renew(&self, req: &Request) -> Response {
-        let Some(sessions) = &self.sessions else {
-            return login::refused(404, "This server offers no login.");
-        };
-        match sessions.renew_login() {
-            Ok(token) => {
-                let host = req.header_value("host").unwrap_or("127.0.0.1");
-                login::renewed(&format!("http://{host}/login?token={token}"))
-            }
-            Err(e) => Response::text(500, format!("{e}\n")),
-        }
-    }
-
     pub(crate) fn host_allowed(&self, host: &str) -> bool {
         let name = host_name(host);
         is_loopback_name(&name) || self.allowed_hosts.contains(&name)
     }
 }
 
-/// The name part of a `Host` header (no port, no trailing dot, lower case, IPv6 brackets
-/// kept).
-fn host_name(host: &str) -> String {
-    let host = host.trim();
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split_once(']')
-            .map_or(host.to_owned(), |(h, _)| format!("[{h}]"))
-    } else {
-        host.rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(host, |(h, _)| h)
-            .to_owned()
-    };
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-fn is_loopback_name(name: &str) -> bool {
-    name == "localhost"
-        || name == "[::1]"
-        || name
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The session cookie's name: per port, since browsers send a host's cookies to all its
-/// ports, and two servers on one host would otherwise log each other out.
-fn cookie_name(req: &Request) -> String {
-    let port = req
-        .header_value("host")
-        .and_then(|h| h.trim().rsplit_once(':'))
-        .map(|(_, p)| p)
-        .filter(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    match port {
-        Some(p) => format!("oc_session_{p}"),
-        None => "oc_session".to_owned(),
-    }
-}
-
-/// The values of the cookies named `name` in every `Cookie` header of `req`.
-fn cookies<'a>(req: &'a Request, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    req.headers
-        .iter()
-        .filter(|(n, _)| n == "cookie")
-        .flat_map(|(_, v)| v.split(';'))
-        .filter_map(move |pair| {
-            let (n, v) = pair.trim().split_once('=')?;
-            (n == name).then_some(v.trim())
-        })
-        // A browser sends a handful; more is a client making work for us.
-        .take(8)
-}
-
-/// A `Set-Cookie` that removes cookie `name`.
-fn clear_cookie(name: &str) -> String {
-    format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
-}
-
-/// The text after `Bearer ` in `req`'s `Authorization`, if that is its scheme
-/// ([`oc_auth::bearer`], with its bound on the header's length).
-fn bearer(req: &Request) -> Option<&str> {
-    oc_auth::bearer(req.header_value("authorization")).ok()
-}
-
-/// The algorithm of Go's `CrossOriginProtection`: trust `Sec-Fetch-Site` when the browser
-/// sends it (only `same-origin` or `none`, a typed URL or bookmark, pass); otherwise compare
-/// `Origin` with `Host`; a request with neither is not from a browser and carries no ambient
-/// credentials of one.
-pub(crate) fn same_origin(req: &Request) -> bool {
-    if let Some(site) = req.header_value("sec-fetch-site") {
-        return matches!(site, "same-origin" | "none");
-    }
-    match (req.header_value("origin"), req.header_value("host")) {
-        (None, _) => true,
-        (Some(origin), Some(host)) => origin
-            .strip_prefix("http://")
-            .or_else(|| origin.strip_prefix("https://"))
-            .is_some_and(|o| o.eq_ignore_ascii_case(host)),
-        (Some(_), None) => false,
-    }
-}
-
-/// Whether `req` carries `token`, as a Bearer token or as the password of Basic auth.
-pub(crate) fn authorized(req: &Request, token: &str) -> bool {
-    let Some(auth) = req.header_value("authorization") else {
-        return false;
-    };
-    let (scheme, value) = auth.trim().split_once(' ').unwrap_or((auth, ""));
-    let presented = if scheme.eq_ignore_ascii_case("bearer") {
-        value.trim().as_bytes().to_vec()
-    } else if scheme.eq_ignore_ascii_case("basic") {
-        match base64_decode(value.trim()) {
-            Some(pair) => match pair.iter().position(|&b| b == b':') {
-                Some(i) => pair[i + 1..].to_vec(),
-                None => return false,
-            },
-            None => return false,
-        }
-    } else {
-        return false;
-    };
-    constant_time_eq(&presented, token.as_bytes())
-}
-
-/// Standard base64 (with or without padding); `None` for anything else.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    const STANDARD: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    STANDARD.decode(s).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{LOGIN_FOR, SESSION_IDLE};
 
     use oc_auth::{Identity, Tenant};
     use oc_time::{ManualClock, Timestamp};
 
     /// Today's guard, with actions open (`--no-auth`), for the checks before who acts.
-    fn guard(token: Option<&str>, read_only: bool) -> Guard {
+    pub(super) fn guard(token: Option<&str>, read_only: bool) -> Guard {
         Guard::new(
             &ServeOptions {
                 allowed_hosts: vec!["ops.example.".into()],
@@ -457,7 +324,7 @@ mod tests {
 
     /// Bearer tokens over a fixed map, as the token store will answer.
     #[derive(Debug)]
-    struct Fixed;
+    pub(super) struct Fixed;
 
     impl Verifier for Fixed {
         fn verify(&self, bearer: &str) -> Result<Identity, AuthError> {
@@ -478,7 +345,7 @@ mod tests {
 
     /// The default guard (actions need a session or an admin bearer), its sessions, their
     /// clock and the login token.
-    fn login_guard(token: Option<&str>) -> (Guard, Arc<Sessions>, ManualClock, String) {
+    pub(super) fn login_guard(token: Option<&str>) -> (Guard, Arc<Sessions>, ManualClock, String) {
         let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
         let sessions = Arc::new(Sessions::with_clock(Arc::new(clock.clone())).unwrap());
         let url = sessions
@@ -497,14 +364,14 @@ mod tests {
         (g, sessions, clock, login)
     }
 
-    const HOST: &str = "127.0.0.1:9464";
+    pub(super) const HOST: &str = "127.0.0.1:9464";
 
-    fn retry() -> Request {
+    pub(super) fn retry() -> Request {
         Request::new(Method::Post, "/ui/tasks/f1/retry").header("Host", HOST)
     }
 
     /// Opens the login URL as a browser does; the session cookie it sets (`name=value`).
-    fn log_in(g: &Guard, token: &str) -> Result<String, Response> {
+    pub(super) fn log_in(g: &Guard, token: &str) -> Result<String, Response> {
         let req = Request::new(Method::Get, &format!("/login?token={token}"))
             .header("Host", HOST)
             .header("Sec-Fetch-Site", "none");
@@ -551,14 +418,104 @@ mod tests {
             let req = Request::new(Method::Post, path).header("Host", HOST);
             assert_eq!(status(&g, &req), 401, "{path}");
         }
-        // Reads stay open on loopback.
+        // Reads need a credential too (the next test).
         assert_eq!(
             status(
                 &g,
                 &Request::new(Method::Get, "/ui/locks").header("Host", HOST)
             ),
-            200
+            401
         );
+    }
+
+    /// The security review's finding: with auth on and tenants served, a local process with
+    /// no credential read the default tenant's pages, `/api/stats` and `/metrics`.
+    #[test]
+    fn reads_need_a_credential_once_auth_is_on_even_on_loopback() {
+        let (g, _, _, login) = login_guard(None);
+        let with_tenants = Guard::new(
+            &ServeOptions {
+                verifier: Some(Arc::new(Fixed)),
+                sessions: Some(Arc::new(Sessions::new().unwrap())),
+                tenants: Some(Arc::new(crate::Tenants::new(|_: &Tenant| {
+                    Err("not opened here".into())
+                }))),
+                ..ServeOptions::default()
+            },
+            false,
+        );
+        let local: std::net::SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        let get = |path: &str| {
+            let mut r = Request::new(Method::Get, path).header("Host", HOST);
+            r.peer = Some(local);
+            r
+        };
+        for guard in [&g, &with_tenants] {
+            for path in ["/", "/ui/tasks", "/ui/tasks/t1", "/api/stats", "/metrics"] {
+                let r = guard.check(&get(path)).expect("refused");
+                assert_eq!(r.status, 401, "{path}");
+                assert!(r.body_text().contains("oc serve"), "says how to log in");
+                assert_eq!(guard.tenant(&get(path)), None);
+            }
+            assert_eq!(status(guard, &get("/healthz")), 200, "probes stay open");
+            assert_eq!(
+                status(
+                    guard,
+                    &get("/metrics").header("Authorization", "Bearer nope")
+                ),
+                401
+            );
+            assert_eq!(
+                status(
+                    guard,
+                    &get("/api/stats").header("Authorization", "Bearer read-t")
+                ),
+                200,
+                "any scope reads"
+            );
+        }
+        let cookie = log_in(&g, &login).unwrap();
+        assert_eq!(status(&g, &get("/").header("Cookie", &cookie)), 200);
+        let stale = get("/").header("Cookie", &format!("oc_session_9464={}", "ab".repeat(32)));
+        let r = g.check(&stale).unwrap();
+        assert_eq!(r.status, 401);
+        assert!(r.body_text().contains("session has ended"));
+        // `--no-auth` reads as before.
+        assert_eq!(status(&guard(None, false), &get("/api/stats")), 200);
+    }
+
+    /// `--metrics-open`: `/metrics` alone, to loopback clients alone, without a credential.
+    #[test]
+    fn metrics_open_opens_metrics_to_loopback_clients_only() {
+        let g = Guard::new(
+            &ServeOptions {
+                verifier: Some(Arc::new(Fixed)),
+                sessions: Some(Arc::new(Sessions::new().unwrap())),
+                metrics_open: true,
+                ..ServeOptions::default()
+            },
+            false,
+        );
+        let from = |peer: &str, path: &str| {
+            let mut r = Request::new(Method::Get, path).header("Host", HOST);
+            r.peer = Some(peer.parse().unwrap());
+            r
+        };
+        assert_eq!(status(&g, &from("127.0.0.1:5", "/metrics")), 200);
+        assert_eq!(status(&g, &from("[::1]:5", "/metrics")), 200);
+        assert_eq!(
+            status(&g, &from("10.1.2.3:5", "/metrics")),
+            401,
+            "not loopback"
+        );
+        assert_eq!(
+            status(&g, &Request::new(Method::Get, "/metrics")),
+            401,
+            "no peer known"
+        );
+        for path in ["/", "/api/stats", "/metrics/../api/stats"] {
+            assert_eq!(status(&g, &from("127.0.0.1:5", path)), 401, "{path}");
+        }
     }
 
     #[test]
@@ -589,71 +546,6 @@ mod tests {
         );
         assert_eq!(log_in(&g, "00").unwrap_err().status, 403);
         assert!(log_in(&g, &login).is_ok(), "a wrong token spent nothing");
-    }
-
-    #[test]
-    fn the_login_token_works_once_and_opens_a_session() {
-        let (g, sessions, _, login) = login_guard(None);
-        let cookie = log_in(&g, &login).unwrap();
-        assert_eq!(status(&g, &retry().header("Cookie", &cookie)), 200);
-        assert_eq!(
-            status(
-                &g,
-                &retry().header("Cookie", &format!("theme=dark; {cookie}"))
-            ),
-            200
-        );
-        let replay = log_in(&g, &login).unwrap_err();
-        assert_eq!(replay.status, 403);
-        assert!(replay.body_text().contains("used already"));
-        assert_eq!(sessions.len(), 1);
-        // The cookie of another port's server is not this one's.
-        let other = cookie.replace("9464", "9465");
-        assert_eq!(status(&g, &retry().header("Cookie", &other)), 401);
-        // Logged in, the login URL goes to the overview.
-        let again = Request::new(Method::Get, &format!("/login?token={login}"))
-            .header("Host", HOST)
-            .header("Cookie", &cookie);
-        assert_eq!(status(&g, &again), 303);
-    }
-
-    #[test]
-    fn a_login_link_from_another_site_is_refused() {
-        let (g, sessions, _, login) = login_guard(None);
-        for foreign in [
-            ("Sec-Fetch-Site", "cross-site"),
-            ("Sec-Fetch-Site", "same-site"),
-        ] {
-            let req = Request::new(Method::Get, &format!("/login?token={login}"))
-                .header("Host", HOST)
-                .header(foreign.0, foreign.1);
-            assert_eq!(status(&g, &req), 403, "{foreign:?}");
-        }
-        assert!(sessions.is_empty());
-        let evil = Request::new(Method::Get, &format!("/login?token={login}"))
-            .header("Host", "evil.example");
-        assert_eq!(status(&g, &evil), 403, "DNS rebinding");
-        assert!(log_in(&g, &login).is_ok(), "still unspent");
-    }
-
-    #[test]
-    fn expired_sessions_and_login_tokens_are_refused() {
-        let (g, _, clock, login) = login_guard(None);
-        let cookie = log_in(&g, &login).unwrap();
-        clock.advance(SESSION_IDLE + std::time::Duration::from_secs(1));
-        let r = g.check(&retry().header("Cookie", &cookie)).unwrap();
-        assert_eq!(r.status, 401);
-        assert!(
-            r.body_text().contains("session has ended"),
-            "{}",
-            r.body_text()
-        );
-
-        let (g, _, clock, login) = login_guard(None);
-        clock.advance(LOGIN_FOR + std::time::Duration::from_secs(1));
-        let r = log_in(&g, &login).unwrap_err();
-        assert_eq!(r.status, 403);
-        assert!(r.body_text().contains("expired"));
     }
 
     #[test]
@@ -707,49 +599,6 @@ mod tests {
     }
 
     #[test]
-    fn logout_ends_the_session() {
-        let (g, sessions, _, login) = login_guard(None);
-        let cookie = log_in(&g, &login).unwrap();
-        let out = Request::new(Method::Post, "/logout")
-            .header("Host", HOST)
-            .header("Cookie", &cookie);
-        assert_eq!(
-            status(&g, &out.clone().header("Sec-Fetch-Site", "cross-site")),
-            403,
-            "no logout from another site"
-        );
-        assert_eq!(sessions.len(), 1);
-        let r = g.check(&out).unwrap();
-        assert_eq!(r.status, 200);
-        assert!(
-            r.headers
-                .iter()
-                .any(|(n, v)| *n == "Set-Cookie" && v.contains("Max-Age=0"))
-        );
-        assert!(sessions.is_empty());
-        assert_eq!(status(&g, &retry().header("Cookie", &cookie)), 401);
-    }
-
-    #[test]
-    fn a_session_gives_another_browser_a_new_login_url() {
-        let (g, sessions, _, login) = login_guard(None);
-        let cookie = log_in(&g, &login).unwrap();
-        let new = Request::new(Method::Post, "/login/new").header("Host", HOST);
-        assert_eq!(status(&g, &new), 401);
-        let r = g.check(&new.header("Cookie", &cookie)).unwrap();
-        assert_eq!(r.status, 200);
-        let page = r.body_text();
-        let url = page
-            .split("http://127.0.0.1:9464/login?token=")
-            .nth(1)
-            .unwrap();
-        let token: String = url.chars().take_while(char::is_ascii_hexdigit).collect();
-        let second = log_in(&g, &token).unwrap();
-        assert_eq!(sessions.len(), 2);
-        assert_eq!(status(&g, &retry().header("Cookie", &second)), 200);
-    }
-
-    #[test]
     fn no_auth_keeps_actions_open_and_says_so_at_login() {
         let g = guard(None, false);
         assert_eq!(status(&g, &retry()), 200);
@@ -798,118 +647,7 @@ mod tests {
         );
     }
 
-    fn status(g: &Guard, req: &Request) -> u16 {
+    pub(super) fn status(g: &Guard, req: &Request) -> u16 {
         g.check(req).map_or(200, |r| r.status)
-    }
-
-    #[test]
-    fn hosts_are_loopback_or_allowed() {
-        let g = guard(None, false);
-        for host in [
-            "127.0.0.1:9464",
-            "localhost",
-            "LOCALHOST.:80",
-            "[::1]:9464",
-            "127.3.4.5",
-            "ops.example",
-            "ops.example.:443",
-        ] {
-            let req = Request::new(Method::Get, "/").header("Host", host);
-            assert_eq!(status(&g, &req), 200, "{host}");
-        }
-        for host in [
-            "evil.example",
-            "127.0.0.1.evil.example",
-            "10.0.0.1:9464",
-            "[::2]",
-        ] {
-            let req = Request::new(Method::Get, "/").header("Host", host);
-            assert_eq!(status(&g, &req), 403, "{host}");
-        }
-        assert_eq!(
-            status(&g, &Request::new(Method::Get, "/")),
-            200,
-            "HTTP/1.0 without Host"
-        );
-    }
-
-    #[test]
-    fn posts_only_from_the_same_origin() {
-        let g = guard(None, false);
-        let post = || Request::new(Method::Post, "/ui/tasks/a/retry").header("Host", "127.0.0.1:1");
-        assert_eq!(
-            status(&g, &post().header("Sec-Fetch-Site", "same-origin")),
-            200
-        );
-        assert_eq!(status(&g, &post().header("Sec-Fetch-Site", "none")), 200);
-        assert_eq!(
-            status(&g, &post().header("Sec-Fetch-Site", "same-site")),
-            403
-        );
-        assert_eq!(
-            status(&g, &post().header("Sec-Fetch-Site", "cross-site")),
-            403
-        );
-        assert_eq!(
-            status(&g, &post().header("Origin", "http://127.0.0.1:1")),
-            200
-        );
-        assert_eq!(
-            status(&g, &post().header("Origin", "http://127.0.0.1:2")),
-            403
-        );
-        assert_eq!(status(&g, &post().header("Origin", "null")), 403);
-        assert_eq!(status(&g, &post()), 200, "not a browser");
-        assert_eq!(status(&g, &Request::new(Method::Other, "/")), 405);
-        let ro = guard(None, true);
-        assert_eq!(status(&ro, &post()), 403, "read-only");
-        assert_eq!(status(&ro, &Request::new(Method::Get, "/")), 200);
-    }
-
-    #[test]
-    fn a_token_as_bearer_or_basic_password() {
-        // Today's token, on a server whose actions are open (`--no-auth`).
-        let g = guard(Some("s3cret"), false);
-        let get = || Request::new(Method::Get, "/");
-        assert_eq!(status(&g, &get()), 401);
-        assert_eq!(
-            status(&g, &get().header("Authorization", "Bearer s3cret")),
-            200
-        );
-        assert_eq!(
-            status(&g, &get().header("Authorization", "bearer s3cret")),
-            200
-        );
-        assert_eq!(
-            status(&g, &get().header("Authorization", "Bearer s3cre")),
-            401
-        );
-        assert_eq!(
-            status(&g, &get().header("Authorization", "Bearer s3cret2")),
-            401
-        );
-        // "any:s3cret" and "any:wrong"
-        assert_eq!(
-            status(&g, &get().header("Authorization", "Basic YW55OnMzY3JldA==")),
-            200
-        );
-        assert_eq!(
-            status(&g, &get().header("Authorization", "Basic YW55Ondyb25n")),
-            401
-        );
-        assert_eq!(status(&g, &get().header("Authorization", "Basic !!!")), 401);
-        assert_eq!(status(&g, &get().header("Authorization", "Digest x")), 401);
-        assert_eq!(
-            status(&g, &get().header("Cookie", "oc_session=s3cret")),
-            401
-        );
-    }
-
-    #[test]
-    fn base64_decodes_what_browsers_send() {
-        assert_eq!(base64_decode("YW55OnMzY3JldA==").unwrap(), b"any:s3cret");
-        assert_eq!(base64_decode("YQ").unwrap(), b"a");
-        assert_eq!(base64_decode("").unwrap(), b"");
-        assert!(base64_decode("a b").is_none());
     }
 }

@@ -29,6 +29,9 @@ pub struct Request {
     /// server's async threads before the guard sees the request; `None`: not checked yet (the
     /// guard checks it itself).
     pub(crate) verified: Option<std::result::Result<oc_auth::Identity, oc_auth::AuthError>>,
+    /// The address the request came from, when the server knows it (for
+    /// [`ServeOptions::metrics_open`], which opens `/metrics` to loopback clients only).
+    pub(crate) peer: Option<std::net::SocketAddr>,
 }
 
 impl Request {
@@ -44,6 +47,7 @@ impl Request {
             headers: Vec::new(),
             body: Vec::new(),
             verified: None,
+            peer: None,
         }
     }
 
@@ -177,6 +181,12 @@ pub struct ServeOptions {
     pub limits: crate::Limits,
     /// MCP over Streamable HTTP at `/mcp`, when set.
     pub mcp: Option<McpOptions>,
+    /// Whether `/metrics` (the default tenant's) is answered without a credential to clients
+    /// on loopback addresses (`oc serve --metrics-open`, for a local Prometheus). Otherwise,
+    /// once actions need a login or a `token` is set, every read (pages, `/api`, `/metrics`)
+    /// needs a credential: a session, the `token`, or a bearer the `verifier` accepts, of any
+    /// scope. `/healthz` stays open unless a `token` is set.
+    pub metrics_open: bool,
     /// Tenants' apps, when set: a request whose bearer the `verifier` (or `/mcp`'s) turns into
     /// an identity of tenant T is served by T's app and MCP endpoint only; the app given to
     /// `serve` and `mcp` serve the default tenant (requests without a credential, sessions of
@@ -187,6 +197,10 @@ pub struct ServeOptions {
 
 /// Open SSE streams (waiting MCP calls) at once, by default.
 pub const MAX_STREAMS: usize = 64;
+
+/// Open SSE streams of one identity (its tenant and agent) at once, by default: one token
+/// cannot take every stream.
+pub const MAX_STREAMS_PER_IDENTITY: usize = 8;
 
 /// What `/mcp` answers a refused credential with: the status (`401`, or `403` for a scope
 /// that is not enough) and the `WWW-Authenticate` value. A store that failed
@@ -216,6 +230,10 @@ pub struct McpOptions {
     pub verifier: Option<std::sync::Arc<dyn oc_auth::Verifier>>,
     /// Open SSE streams at once ([`MAX_STREAMS`]); past it a waiting call is answered `503`.
     pub max_streams: usize,
+    /// Open SSE streams of one identity (tenant and agent) at once
+    /// ([`MAX_STREAMS_PER_IDENTITY`]); past it a waiting call of that identity is answered
+    /// `429`, while other identities are still served.
+    pub max_streams_per_identity: usize,
     /// The status and `WWW-Authenticate` value of a refusal (`401` with [`bearer_challenge`]
     /// by default). The hook where the OAuth resource server's challenges (`resource_metadata=…`,
     /// `403 insufficient_scope`) are swapped in.
@@ -234,6 +252,7 @@ impl McpOptions {
             sessions,
             verifier,
             max_streams: MAX_STREAMS,
+            max_streams_per_identity: MAX_STREAMS_PER_IDENTITY,
             challenge: std::sync::Arc::new(|e| (401, bearer_challenge(e))),
             metadata: None,
         }
@@ -245,17 +264,22 @@ impl std::fmt::Debug for McpOptions {
         f.debug_struct("McpOptions")
             .field("verifier", &self.verifier.is_some())
             .field("max_streams", &self.max_streams)
+            .field("max_streams_per_identity", &self.max_streams_per_identity)
             .field("metadata", &self.metadata.as_ref().map(|m| &m.paths))
             .finish_non_exhaustive()
     }
 }
 
-/// The default `WWW-Authenticate` of a `401` from `/mcp` (RFC 6750): `Bearer`, with
-/// `error="invalid_token"` when a token was sent and refused. The reason a token was refused
-/// is never told (it is for logs).
+/// The default `WWW-Authenticate` of a refusal from `/mcp` (RFC 6750): `Bearer`, with
+/// `error="invalid_token"` when a token was sent and refused, `error="insufficient_scope"`
+/// and the scope needed when its scope is not enough. The reason a token was refused is never
+/// told (it is for logs).
 pub fn bearer_challenge(e: &oc_auth::AuthError) -> String {
     match e {
         oc_auth::AuthError::Missing => "Bearer realm=\"oc\"".into(),
+        oc_auth::AuthError::Forbidden { needed, .. } => {
+            format!("Bearer realm=\"oc\", error=\"insufficient_scope\", scope=\"{needed}\"")
+        }
         _ => "Bearer realm=\"oc\", error=\"invalid_token\"".into(),
     }
 }
@@ -272,6 +296,7 @@ impl Default for ServeOptions {
             limits: crate::Limits::default(),
             mcp: None,
             tenants: None,
+            metrics_open: false,
         }
     }
 }

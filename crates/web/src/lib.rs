@@ -18,7 +18,10 @@
 //!   [`LOGIN_FOR`]) that `oc serve` prints in a URL; `GET /login?token=…` exchanges it for a
 //!   session cookie (`HttpOnly`, `SameSite=Strict`) and redirects to `/`; sessions live in
 //!   memory (at most [`MAX_SESSIONS`], each ending after [`SESSION_IDLE`] idle, at
-//!   `POST /logout`, or at a restart). Reading stays open on loopback.
+//!   `POST /logout`, or at a restart). Reading needs a credential too once actions do (or a
+//!   token is set): a session, the token, or any bearer the verifier accepts, on loopback too;
+//!   `/healthz` stays open, and [`ServeOptions::metrics_open`] opens `GET /metrics` to
+//!   loopback clients alone.
 //! - Before any of that, every client is bounded ([`Limits`], in [`ServeOptions`]): request line
 //!   and headers (16 KiB, 64 headers: else 431), the body ([`MAX_BODY_BYTES`]: a larger declared
 //!   length gets 413 before anything is read, a chunked body is cut as it streams), the time to
@@ -37,12 +40,15 @@
 //!   no verifier: every request is the local process's). [`McpOptions::metadata`] (a
 //!   [`WellKnown`]: the OAuth protected-resource metadata) is served at its paths with no
 //!   token, behind the same bounds and `Host` check. A call that waits streams (SSE) on a thread of its
-//!   own, at most [`McpOptions::max_streams`] at once, and stops, taking nothing, when its
-//!   client goes away.
+//!   own, at most [`McpOptions::max_streams`] at once and
+//!   [`McpOptions::max_streams_per_identity`] of one identity (`429` past it), and stops,
+//!   taking nothing, when its client goes away. A bearer whose scope is below `work` calling a
+//!   tool that changes something is answered `403` with the challenge's
+//!   `insufficient_scope` (the MCP authorization spec's step-up) before the tool runs.
 //! - Tenants ([`Tenants`], in [`ServeOptions::tenants`]): the tenant of a request's bearer
 //!   (an `oc_auth::Identity`) chooses the app and the MCP endpoint that serve it, opened on
-//!   first use, at most [`MAX_TENANTS`] at once (then `503`); requests without a bearer, the
-//!   login's sessions and the server's token are the default tenant's. Nothing in a request
+//!   first use, by one request (others of the tenant wait), at most [`MAX_TENANTS`] at once
+//!   (then `503`); the login's sessions and the server's token are the default tenant's. Nothing in a request
 //!   but its verified bearer names a tenant.
 //! - `/healthz` runs the health check (SQLite's integrity check, for `oc serve`) at most once
 //!   per [`HEALTH_FOR`]; probes in between get its last answer.
@@ -91,8 +97,8 @@ mod tenants;
 pub use crate::app::{Alerting, FileNotes, HEALTH_FOR, Web};
 pub use crate::guard::SECURITY_HEADERS;
 pub use crate::http::{
-    Actions, Challenge, MAX_STREAMS, McpOptions, Method, Request, Response, ServeOptions,
-    WellKnown, bearer_challenge,
+    Actions, Challenge, MAX_STREAMS, MAX_STREAMS_PER_IDENTITY, McpOptions, Method, Request,
+    Response, ServeOptions, WellKnown, bearer_challenge,
 };
 pub use crate::limits::{Limits, MAX_BODY_BYTES};
 #[cfg(feature = "server")]

@@ -6,12 +6,12 @@
 //! once, the guard checks the headers, the body is read (bounded in size and time), a thread
 //! of the app is waited for (bounded in number and time), and [`Web::respond`] answers.
 //! MCP over Streamable HTTP (`/mcp`, when [`ServeOptions::mcp`] is set) goes through the same
-//! bounds, then [`mcp`]: the `Host` and `Origin` checks, the bearer token (refused with the
+//! bounds, then `mcp` (in `server/mcp.rs`): the `Host` and `Origin` checks, the bearer token (refused with the
 //! status and challenge [`McpOptions::challenge`] gives), and
 //! [`oc_mcp::HttpSessions`] on a thread of the app; a call that waits runs on a thread of its
 //! own (at most [`McpOptions::max_streams`] at once) and streams its answer, and stops, taking
 //! nothing, when its client goes away. [`McpOptions::metadata`], when set, is answered by
-//! [`well_known`] with no token, after the same bounds and `Host` check.
+//! `mcp::well_known` with no token, after the same bounds and `Host` check.
 //! With [`ServeOptions::tenants`], the tenant of a request's verified bearer chooses the app
 //! (pages, `/api`, `/metrics`) and the MCP endpoint that answer it ([`tenant_app`]).
 
@@ -26,20 +26,25 @@ use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Bytes, Frame, Incoming};
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-use crate::guard::{Guard, SECURITY_HEADERS, authorized, same_origin};
-use crate::http::{McpOptions, Method, Request, Response, ServeOptions};
-use crate::limits::{Limits, MAX_BODY_BYTES};
-use crate::{Error, Result, TenantError, Tenants, Web};
+mod mcp;
+mod respond;
+
+use self::respond::{
+    Conn, Conns, Out, Shared, Unread, check_bearer, drain, probe_worker, read, tenant_app,
+    to_hyper, too_large, worker,
+};
+
+use crate::guard::Guard;
+use crate::http::{Method, Request, Response, ServeOptions};
+use crate::limits::MAX_BODY_BYTES;
+use crate::{Error, Result, Tenants, Web};
 
 /// How often the server samples the throughput chart's counters.
 const SAMPLE_EVERY: Duration = Duration::from_secs(15);
@@ -49,13 +54,6 @@ const RESERVED_DESCRIPTORS: u64 = 32;
 
 /// How long the accept loop rests when the process is out of descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// How much of a refused request's body is read and thrown away, so that closing the
-/// connection does not reset it before the client reads the refusal.
-const DRAIN_BYTES: usize = 256 * 1024;
-
-/// How long that draining may take.
-const DRAIN_FOR: Duration = Duration::from_secs(1);
 
 /// How long stopping waits for answers under way.
 const STOP_WITHIN: Duration = Duration::from_secs(1);
@@ -138,33 +136,6 @@ fn start_sampler(
     Ok((sampling, sampler))
 }
 
-/// What every connection shares.
-struct Shared {
-    web: Arc<Web>,
-    guard: Guard,
-    limits: Limits,
-    /// HTTP/1.1 as configured from the limits.
-    http: http1::Builder,
-    /// One permit per thread of the app.
-    workers: Arc<Semaphore>,
-    /// Requests waiting for a permit.
-    queued: AtomicUsize,
-    /// The open connections, oldest first, for [`Shared::evict`].
-    open: parking_lot::Mutex<Conns>,
-    /// One more thread, for `/healthz` only: a probe is answered while every worker is busy
-    /// with slow pages (it waits for neither them nor the queue).
-    probe: Arc<Semaphore>,
-    /// MCP at `/mcp`, if served.
-    mcp: Option<McpOptions>,
-    /// One permit per open SSE stream (a waiting MCP call).
-    streams: Arc<Semaphore>,
-    /// Tenants' apps and MCP endpoints, chosen by a bearer's tenant.
-    tenants: Option<Arc<Tenants>>,
-    /// One permit per bearer being checked, each on a blocking thread: a check may wait on a
-    /// token database or an issuer's keys, never on the two async threads.
-    checks: Arc<Semaphore>,
-}
-
 /// Serves `web` on `addr`: HTTP/1.1, `opts.workers` requests answered at once, every client
 /// bounded by `opts.limits`. Refuses to listen beyond loopback without a token; a taken port
 /// is a clear error naming the address. A read-only `web` ([`Web::read_only`]) gets every POST
@@ -202,6 +173,7 @@ pub fn serve(addr: SocketAddr, web: Arc<Web>, opts: ServeOptions) -> Result<Serv
         streams: Arc::new(Semaphore::new(
             opts.mcp.as_ref().map_or(1, |m| m.max_streams.max(1)),
         )),
+        streams_by: Arc::default(),
         mcp: opts.mcp.clone(),
         tenants: opts.tenants.clone(),
         checks: Arc::new(Semaphore::new(workers)),
@@ -306,42 +278,6 @@ fn raise_descriptor_limit() {
     }
 }
 
-/// The open connections: for each, whether it has a request being answered, and how to close
-/// it.
-#[derive(Default)]
-struct Conns {
-    next: u64,
-    /// By id, which grows: the oldest first.
-    all: std::collections::BTreeMap<u64, Conn>,
-}
-
-struct Conn {
-    /// Requests of the connection the app is answering (or whose body is being read).
-    busy: Arc<AtomicUsize>,
-    /// Closes the connection.
-    close: Arc<tokio::sync::Notify>,
-}
-
-impl Shared {
-    /// At the connection cap: closes the oldest connection that has no request being answered
-    /// (idle, or still sending its headers), so that a new client is served; whether one was.
-    fn evict(&self) -> bool {
-        let mut open = self.open.lock();
-        let oldest = open
-            .all
-            .iter()
-            .find(|(_, c)| c.busy.load(Ordering::Relaxed) == 0)
-            .map(|(id, _)| *id);
-        match oldest.and_then(|id| open.all.remove(&id)) {
-            Some(c) => {
-                c.close.notify_one();
-                true
-            }
-            None => false,
-        }
-    }
-}
-
 /// `wanted` connections at most, and no more than the process's descriptors allow.
 fn connection_cap(wanted: usize) -> usize {
     #[cfg(unix)]
@@ -384,7 +320,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Rec
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 // At the cap, the oldest connection with nothing being answered makes room
                 // (idle ones, and those still sending headers): a fresh client is served
                 // however many idle connections someone holds. Else it waits for one to close.
@@ -403,7 +339,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Rec
                 };
                 // Small answers go out at once rather than after the peer's delayed ack.
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, Arc::clone(&shared), permit));
+                tokio::spawn(connection(stream, peer, Arc::clone(&shared), permit));
             }
             Err(e) => {
                 // A connection reset before it was accepted costs nothing; running out of
@@ -424,7 +360,12 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Rec
 
 /// Serves one connection; its permit is released when it closes (or when it is evicted, see
 /// [`Shared::evict`]).
-async fn connection(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaphorePermit) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+) {
     let busy = Arc::new(AtomicUsize::new(0));
     let close = Arc::new(tokio::sync::Notify::new());
     let id = {
@@ -462,7 +403,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaph
                 }
                 busy.fetch_add(1, Ordering::Relaxed);
                 let _busy = Busy(Arc::clone(&busy));
-                Ok::<_, Infallible>(answer(req, &shared, &busy).await)
+                Ok::<_, Infallible>(answer(req, peer, &shared, &busy).await)
             }
         })
     };
@@ -474,11 +415,13 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaph
     }
 }
 
-/// A response body: whole, or streamed (a waiting MCP call's).
-type Out = hyper::Response<BoxBody<Bytes, Infallible>>;
-
 /// Answers one request, bounding everything before the guard and the app see it.
-async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<AtomicUsize>) -> Out {
+async fn answer(
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    shared: &Shared,
+    busy: &Arc<AtomicUsize>,
+) -> Out {
     let req_method = req.method().as_str().to_owned();
     let method = match *req.method() {
         hyper::Method::GET | hyper::Method::HEAD => Method::Get,
@@ -487,6 +430,7 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<Atomi
     };
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let mut ours = Request::new(method, target);
+    ours.peer = Some(peer);
     ours.headers = req
         .headers()
         .iter()
@@ -508,12 +452,12 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<Atomi
         && doc.paths.contains(&ours.path)
     {
         drain(body);
-        return to_hyper(well_known(&ours, shared, doc));
+        return to_hyper(mcp::well_known(&ours, shared, doc));
     }
     if ours.path == "/mcp"
         && let Some(endpoint) = &shared.mcp
     {
-        return mcp(req_method, ours, body, shared, endpoint, busy).await;
+        return mcp::answer(req_method, ours, body, shared, endpoint, busy).await;
     }
     ours.verified = check_bearer(&ours, shared.guard.verifier(), shared).await;
     if let Some(refused) = shared.guard.check(&ours) {
@@ -566,413 +510,6 @@ async fn answer(req: hyper::Request<Incoming>, shared: &Shared, busy: &Arc<Atomi
     to_hyper(
         answered.unwrap_or_else(|_| Response::text(500, "the request could not be answered\n")),
     )
-}
-
-/// The protected-resource metadata: `GET` only, from an allowed `Host`, with no token.
-fn well_known(ours: &Request, shared: &Shared, doc: &crate::http::WellKnown) -> Response {
-    if let Some(host) = ours.header_value("host")
-        && !shared.guard.host_allowed(host)
-    {
-        return Response::text(403, "this host is not served here\n");
-    }
-    if ours.method != Method::Get {
-        return Response::text(405, "only GET is answered here\n").with("Allow", "GET".into());
-    }
-    Response::new(200, "application/json", doc.json.clone())
-        .with("Cache-Control", "max-age=300".into())
-}
-
-/// `/mcp`: the `Host` allow-list and the `Origin` check (against DNS rebinding), the bearer
-/// token, then the endpoint on a thread of the app.
-async fn mcp(
-    method: String,
-    mut ours: Request,
-    mut body: Incoming,
-    shared: &Shared,
-    endpoint: &McpOptions,
-    busy: &Arc<AtomicUsize>,
-) -> Out {
-    let refuse = |status: u16, message: &str| {
-        let body = serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":message}});
-        Response::new(status, "application/json", body.to_string())
-    };
-    if let Some(host) = ours.header_value("host")
-        && !shared.guard.host_allowed(host)
-    {
-        drain(body);
-        return to_hyper(refuse(403, "this host is not served here"));
-    }
-    if !same_origin(&ours) {
-        drain(body);
-        return to_hyper(refuse(403, "cross-origin requests to /mcp are refused"));
-    }
-    let mut identity = match &endpoint.verifier {
-        Some(verifier) => {
-            let verified = check_bearer(&ours, Some(verifier), shared)
-                .await
-                .unwrap_or(Err(oc_auth::AuthError::Missing));
-            match verified {
-                Ok(identity) => identity,
-                Err(e) => {
-                    drain(body);
-                    let (status, challenge) = (endpoint.challenge)(&e);
-                    let (status, message) = match (&e, status) {
-                        (oc_auth::AuthError::Backend(_), _) => {
-                            (503, "the token store failed: try again in a moment")
-                        }
-                        (_, 403) => (403, "the token's scope is not enough for /mcp"),
-                        _ => (401, "a valid bearer token is required"),
-                    };
-                    return to_hyper(refuse(status, message).with("WWW-Authenticate", challenge));
-                }
-            }
-        }
-        None => {
-            // Without verifiers, the pages' token (when one is set) guards `/mcp` as it does
-            // every page.
-            if let Some(token) = shared.guard.token()
-                && !authorized(&ours, token)
-            {
-                drain(body);
-                return to_hyper(refuse(401, "a token is required").with(
-                    "WWW-Authenticate",
-                    (endpoint.challenge)(&oc_auth::AuthError::Missing).1,
-                ));
-            }
-            oc_auth::Identity::local()
-        }
-    };
-    if shared.guard.read_only() {
-        identity.scope = identity.scope.min(oc_auth::Scope::Read);
-    }
-    ours.body = match tokio::time::timeout(shared.limits.body_timeout, read(&mut body)).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(Unread::TooLarge)) => {
-            drain(body);
-            return to_hyper(too_large());
-        }
-        Ok(Err(Unread::Broken)) => {
-            return to_hyper(refuse(400, "the request body could not be read"));
-        }
-        Err(_) => return to_hyper(refuse(408, "the request body did not arrive in time")),
-    };
-    let Some(permit) = worker(shared).await else {
-        return to_hyper(
-            refuse(503, "the server is busy: try again in a moment")
-                .with("Retry-After", "1".into()),
-        );
-    };
-    let request = oc_mcp::HttpRequest {
-        method,
-        headers: std::mem::take(&mut ours.headers),
-        body: std::mem::take(&mut ours.body),
-        identity,
-    };
-    let default = Arc::clone(&endpoint.sessions);
-    let tenants = shared.tenants.clone();
-    let answered = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        // The identity's tenant chooses the tool set: its own store's, and no other.
-        let sessions = match &request.identity.tenant {
-            None => default,
-            Some(t) => match tenant_app(tenants.as_deref(), t) {
-                Ok(app) => match app.mcp {
-                    Some(sessions) => sessions,
-                    None => return Err((404, "this tenant has no MCP endpoint".to_owned())),
-                },
-                Err(refused) => {
-                    return Err((refused.status, refused.body_text().trim_end().to_owned()));
-                }
-            },
-        };
-        Ok(sessions.handle(request))
-    })
-    .await;
-    match answered {
-        Ok(Ok(oc_mcp::HttpAnswer::Now(r))) => mcp_response(r.status, r.headers, full(r.body)),
-        Ok(Ok(oc_mcp::HttpAnswer::Call(call))) => stream(*call, shared, busy),
-        Ok(Err((status, message))) => to_hyper(refuse(status, &message)),
-        Err(_) => to_hyper(refuse(500, "the request could not be answered")),
-    }
-}
-
-/// The app of `tenant`, or the refusal: `403` when this server serves no tenants but the
-/// default, `503` when the tenant's store cannot be opened or too many tenants are open.
-fn tenant_app(
-    tenants: Option<&Tenants>,
-    tenant: &oc_auth::Tenant,
-) -> std::result::Result<crate::TenantApp, Response> {
-    let Some(tenants) = tenants else {
-        return Err(Response::text(
-            403,
-            "this server serves the default tenant only: this token is of another\n",
-        ));
-    };
-    tenants.get(tenant).map_err(|e| match e {
-        TenantError::Full { .. } => Response::text(503, format!("{e}\n")),
-        // The reason is for the operator's log (the opener's); it may name the database.
-        _ => Response::text(
-            503,
-            "the tenant's store could not be opened: try again in a moment\n",
-        )
-        .with("Retry-After", "1".into()),
-    })
-}
-
-/// Runs a waiting MCP call on a thread of its own and streams what it sends; the call is
-/// cancelled (and takes nothing) when the body is dropped: the client went away.
-fn stream(call: oc_mcp::HttpCall, shared: &Shared, busy: &Arc<AtomicUsize>) -> Out {
-    let Ok(permit) = Arc::clone(&shared.streams).try_acquire_owned() else {
-        let body = serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"too many calls are waiting on this server: try again in a moment"}});
-        return to_hyper(
-            Response::new(503, "application/json", body.to_string())
-                .with("Retry-After", "1".into()),
-        );
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let cancel = call.cancel_flag();
-    let done = Arc::new(tokio::sync::Notify::new());
-    let watch = tx.clone();
-    let finished = Arc::clone(&done);
-    // The connection closed (hyper dropped the body) while the call waits: stop it.
-    tokio::spawn(async move {
-        tokio::select! {
-            () = watch.closed() => cancel.store(true, Ordering::SeqCst),
-            () = finished.notified() => {}
-        }
-    });
-    let (status, headers) = (call.status(), call.headers().to_vec());
-    let spawned = std::thread::Builder::new()
-        .name("oc-mcp-call".into())
-        .spawn(move || {
-            call.run(&mut |bytes| tx.blocking_send(Bytes::from(bytes)).is_ok());
-            done.notify_one();
-        });
-    if spawned.is_err() {
-        let body = serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"no thread for the call: try again in a moment"}});
-        return to_hyper(
-            Response::new(503, "application/json", body.to_string())
-                .with("Retry-After", "1".into()),
-        );
-    }
-    busy.fetch_add(1, Ordering::Relaxed);
-    let body = Streamed {
-        rx,
-        _permit: permit,
-        busy: Arc::clone(busy),
-    };
-    mcp_response(status, headers, BoxBody::new(body))
-}
-
-/// A streamed body: what the call's thread sends, until it ends. While it lives the
-/// connection counts as answering (never evicted as idle) and holds a stream permit.
-struct Streamed {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
-    _permit: OwnedSemaphorePermit,
-    busy: Arc<AtomicUsize>,
-}
-
-impl Drop for Streamed {
-    fn drop(&mut self) {
-        self.busy.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Body for Streamed {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Infallible>>> {
-        self.rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
-    }
-}
-
-fn full(body: Vec<u8>) -> BoxBody<Bytes, Infallible> {
-    BoxBody::new(Full::new(Bytes::from(body)))
-}
-
-/// An MCP response with the endpoint's headers and the security headers it does not set.
-fn mcp_response(
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: BoxBody<Bytes, Infallible>,
-) -> Out {
-    let mut out = hyper::Response::new(body);
-    *out.status_mut() =
-        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    let own = |n: &str| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n));
-    let security: Vec<(String, String)> = SECURITY_HEADERS
-        .iter()
-        .filter(|(n, _)| !own(n))
-        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-        .collect();
-    for (name, value) in headers.iter().cloned().chain(security) {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            out.headers_mut().append(name, value);
-        }
-    }
-    out
-}
-
-fn too_large() -> Response {
-    Response::text(
-        413,
-        format!("request bodies are limited to {MAX_BODY_BYTES} bytes\n"),
-    )
-}
-
-/// Why a body was not read.
-enum Unread {
-    /// It grew past [`MAX_BODY_BYTES`].
-    TooLarge,
-    /// The connection broke (or the chunked encoding was malformed).
-    Broken,
-}
-
-/// Reads `body` whole, refusing it as soon as it passes [`MAX_BODY_BYTES`] (a chunked body
-/// declares no length).
-async fn read(body: &mut Incoming) -> std::result::Result<Vec<u8>, Unread> {
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| Unread::Broken)?;
-        if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > MAX_BODY_BYTES {
-                return Err(Unread::TooLarge);
-            }
-            bytes.extend_from_slice(&data);
-        }
-    }
-    Ok(bytes)
-}
-
-/// Reads and throws away up to [`DRAIN_BYTES`] of a refused body for up to [`DRAIN_FOR`], so
-/// that the client, still sending, reads the refusal instead of a reset connection. Hyper
-/// closes the connection if the body is not read to its end.
-fn drain(mut body: Incoming) {
-    if body.is_end_stream() {
-        return;
-    }
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(DRAIN_FOR, async {
-            let mut seen = 0;
-            while let Some(Ok(frame)) = body.frame().await {
-                seen += frame.data_ref().map_or(0, Bytes::len);
-                if seen > DRAIN_BYTES {
-                    break;
-                }
-            }
-        })
-        .await;
-    });
-}
-
-/// A thread of the app: at once if one is free, else after waiting in a bounded queue for a
-/// bounded time; `None` when the server is too busy.
-/// Checks `req`'s bearer with `verifier` on a blocking thread, at most `workers` at once (a
-/// request waits up to the queue's wait for a turn, then is told the check failed): a slow
-/// token database or issuer stalls only the requests waiting on it. `None` without a bearer
-/// or a verifier.
-async fn check_bearer(
-    req: &Request,
-    verifier: Option<&Arc<dyn oc_auth::Verifier>>,
-    shared: &Shared,
-) -> Option<std::result::Result<oc_auth::Identity, oc_auth::AuthError>> {
-    let verifier = Arc::clone(verifier?);
-    // Only a bearer is the verifier's: another scheme (the pages' Basic password) is the
-    // guard's to judge.
-    let header = req.header_value("authorization")?;
-    let scheme = header.trim_start().split(' ').next().unwrap_or_default();
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let token = match oc_auth::bearer(Some(header)) {
-        Ok(token) => token.to_owned(),
-        Err(oc_auth::AuthError::Missing) => return None,
-        Err(e) => return Some(Err(e)),
-    };
-    let busy = || {
-        Some(Err(oc_auth::AuthError::Backend(
-            "too many tokens are being checked: try again in a moment".into(),
-        )))
-    };
-    let Ok(Ok(permit)) = tokio::time::timeout(
-        shared.limits.queue_wait,
-        Arc::clone(&shared.checks).acquire_owned(),
-    )
-    .await
-    else {
-        return busy();
-    };
-    let checked = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        verifier.verify(&token)
-    })
-    .await;
-    checked.map_or_else(|_| busy(), Some)
-}
-
-async fn worker(shared: &Shared) -> Option<OwnedSemaphorePermit> {
-    if let Ok(permit) = Arc::clone(&shared.workers).try_acquire_owned() {
-        return Some(permit);
-    }
-    struct Queued<'a>(&'a AtomicUsize);
-    impl Drop for Queued<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-    let before = shared.queued.fetch_add(1, Ordering::Relaxed);
-    let _queued = Queued(&shared.queued);
-    if before >= shared.limits.max_queued {
-        return None;
-    }
-    let waited = tokio::time::timeout(
-        shared.limits.queue_wait,
-        Arc::clone(&shared.workers).acquire_owned(),
-    )
-    .await;
-    waited.ok()?.ok()
-}
-
-/// A thread for `/healthz`: a free worker if there is one, else the one reserved for probes,
-/// waited for at most the queue's wait; `None` when even that one stays busy.
-async fn probe_worker(shared: &Shared) -> Option<OwnedSemaphorePermit> {
-    if let Ok(permit) = Arc::clone(&shared.workers).try_acquire_owned() {
-        return Some(permit);
-    }
-    let waited = tokio::time::timeout(
-        shared.limits.queue_wait,
-        Arc::clone(&shared.probe).acquire_owned(),
-    )
-    .await;
-    waited.ok()?.ok()
-}
-
-/// The app's response as hyper's, with the security headers. A HEAD request gets the same
-/// head without the body (hyper leaves it out).
-fn to_hyper(response: Response) -> Out {
-    let mut out = hyper::Response::new(full(response.body));
-    *out.status_mut() = hyper::StatusCode::from_u16(response.status)
-        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = std::iter::once(("Content-Type", response.content_type.to_owned()))
-        .chain(response.headers)
-        .chain(SECURITY_HEADERS.iter().map(|(n, v)| (*n, (*v).to_owned())));
-    for (name, value) in headers {
-        // A header the app could not have meant (a newline in a value) is left out.
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            out.headers_mut().append(name, value);
-        }
-    }
-    out
 }
 
 /// A connection whose writes fail once one has been blocked for `limit` (a client that does

@@ -4,7 +4,9 @@
 //! [`Tenants`] opens a tenant's app on its first request (through the embedder's opener,
 //! which chooses the store) and keeps it open; at most [`Tenants::max_open`] tenants are open
 //! at once ([`MAX_TENANTS`] by default), and a request of one more is refused
-//! ([`TenantError::Full`], `503`) rather than closing another's app under its sessions.
+//! ([`TenantError::Full`], `503`) rather than closing another's app under its sessions. A
+//! tenant is opened by one request only: others of the same tenant wait for it, so no tenant
+//! ever has two stores.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,15 +70,40 @@ impl std::error::Error for TenantError {}
 pub struct Tenants {
     open: OpenTenant,
     max: usize,
-    apps: parking_lot::Mutex<BTreeMap<Tenant, TenantApp>>,
+    apps: parking_lot::Mutex<BTreeMap<Tenant, Slot>>,
+    /// Signalled whenever an opening ends (opened or failed), for the requests waiting on it.
+    opened: parking_lot::Condvar,
+}
+
+/// A tenant's place: being opened by one request (the others wait), or open.
+enum Slot {
+    Opening,
+    Open(TenantApp),
 }
 
 impl std::fmt::Debug for Tenants {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tenants")
             .field("max", &self.max)
-            .field("open", &self.apps.lock().len())
+            .field("open", &self.open_count())
             .finish_non_exhaustive()
+    }
+}
+
+/// Gives a tenant's place back if its opener ends without filling it (an error, or a panic in
+/// the embedder's opener), and wakes the requests waiting on it.
+struct Opening<'a> {
+    tenants: &'a Tenants,
+    tenant: &'a Tenant,
+    done: bool,
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.tenants.apps.lock().remove(self.tenant);
+        }
+        self.tenants.opened.notify_all();
     }
 }
 
@@ -89,6 +116,7 @@ impl Tenants {
             open: Box::new(open),
             max: MAX_TENANTS,
             apps: parking_lot::Mutex::new(BTreeMap::new()),
+            opened: parking_lot::Condvar::new(),
         }
     }
 
@@ -98,28 +126,35 @@ impl Tenants {
         self
     }
 
-    /// `tenant`'s app, opened on first use. Opening runs outside the lock (it may connect to a
-    /// database and migrate it), so tenants already open are served meanwhile; two first
-    /// requests at once may both open, and the first to finish is kept.
+    /// `tenant`'s app, opened on first use, by one request only: the first request of a
+    /// tenant opens it outside the lock (it may connect to a database and migrate it), so
+    /// tenants already open are served meanwhile; other requests of the same tenant wait for
+    /// that opening, and try again themselves if it failed. A tenant being opened counts
+    /// against the cap.
     pub fn get(&self, tenant: &Tenant) -> Result<TenantApp, TenantError> {
-        {
-            let apps = self.apps.lock();
-            if let Some(app) = apps.get(tenant) {
-                return Ok(app.clone());
-            }
-            if apps.len() >= self.max {
-                return Err(TenantError::Full { max: self.max });
-            }
-        }
-        let app = (self.open)(tenant).map_err(TenantError::Open)?;
         let mut apps = self.apps.lock();
-        if let Some(first) = apps.get(tenant) {
-            return Ok(first.clone());
+        loop {
+            match apps.get(tenant) {
+                Some(Slot::Open(app)) => return Ok(app.clone()),
+                Some(Slot::Opening) => self.opened.wait(&mut apps),
+                None => break,
+            }
         }
         if apps.len() >= self.max {
             return Err(TenantError::Full { max: self.max });
         }
-        apps.insert(tenant.clone(), app.clone());
+        apps.insert(tenant.clone(), Slot::Opening);
+        drop(apps);
+        let mut opening = Opening {
+            tenants: self,
+            tenant,
+            done: false,
+        };
+        let app = (self.open)(tenant).map_err(TenantError::Open)?;
+        self.apps
+            .lock()
+            .insert(tenant.clone(), Slot::Open(app.clone()));
+        opening.done = true;
         Ok(app)
     }
 
@@ -128,13 +163,20 @@ impl Tenants {
         self.apps
             .lock()
             .values()
-            .map(|a| Arc::clone(&a.web))
+            .filter_map(|slot| match slot {
+                Slot::Open(a) => Some(Arc::clone(&a.web)),
+                Slot::Opening => None,
+            })
             .collect()
     }
 
     /// How many tenants are open.
     pub fn open_count(&self) -> usize {
-        self.apps.lock().len()
+        self.apps
+            .lock()
+            .values()
+            .filter(|slot| matches!(slot, Slot::Open(_)))
+            .count()
     }
 }
 
@@ -183,5 +225,85 @@ mod tests {
         );
         assert!(tenants.get(&a).is_ok(), "the open ones stay served");
         assert_eq!(tenants.apps().len(), 2);
+    }
+
+    /// The security review's finding: concurrent first requests of a tenant each opened a
+    /// store. Many threads ask for a few tenants at once; each tenant is opened once, and
+    /// every thread gets that one app.
+    #[test]
+    fn concurrent_first_requests_open_a_tenant_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let opens = Arc::new(parking_lot::Mutex::new(BTreeMap::<String, usize>::new()));
+        let count = Arc::clone(&opens);
+        let tenants = Arc::new(Tenants::new(move |t: &Tenant| {
+            *count.lock().entry(t.as_str().to_owned()).or_default() += 1;
+            // Opening takes a while (a database, a migration): the window of the race.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Ok(app())
+        }));
+        let names = ["a", "b", "c"];
+        let start = Arc::new(std::sync::Barrier::new(24));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..24)
+            .map(|i| {
+                let (tenants, start, failed) = (
+                    Arc::clone(&tenants),
+                    Arc::clone(&start),
+                    Arc::clone(&failed),
+                );
+                std::thread::spawn(move || {
+                    let t = Tenant::new(names[i % names.len()]).unwrap();
+                    start.wait();
+                    match tenants.get(&t) {
+                        Ok(app) => Some((t, app.web)),
+                        Err(_) => {
+                            failed.fetch_add(1, Ordering::SeqCst);
+                            None
+                        }
+                    }
+                })
+            })
+            .collect();
+        let got: Vec<_> = threads
+            .into_iter()
+            .filter_map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(failed.load(Ordering::SeqCst), 0);
+        for name in names {
+            assert_eq!(opens.lock().get(name), Some(&1), "{name} opened once");
+            let webs: Vec<_> = got.iter().filter(|(t, _)| t.as_str() == name).collect();
+            assert!(
+                webs.iter().all(|(_, w)| Arc::ptr_eq(w, &webs[0].1)),
+                "one app for {name}"
+            );
+        }
+        assert_eq!(tenants.open_count(), 3);
+    }
+
+    /// A failed opening wakes the waiters, one of which opens it again; the cap counts a
+    /// tenant being opened.
+    #[test]
+    fn a_failed_opening_is_tried_again_by_the_next_request() {
+        let tries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&tries);
+        let tenants = Tenants::new(move |_: &Tenant| {
+            if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                Err("not yet".into())
+            } else {
+                Ok(app())
+            }
+        })
+        .max_open(1);
+        let a = Tenant::new("a").unwrap();
+        assert_eq!(
+            tenants.get(&a).err(),
+            Some(TenantError::Open("not yet".into()))
+        );
+        assert_eq!(tenants.open_count(), 0);
+        assert!(tenants.get(&a).is_ok());
+        assert_eq!(
+            tenants.get(&Tenant::new("b").unwrap()).err(),
+            Some(TenantError::Full { max: 1 })
+        );
     }
 }

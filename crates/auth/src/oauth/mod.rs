@@ -6,7 +6,8 @@
 //!   from the issuer's JWKS chosen by `kid` and fitting the header's `alg`, then `iss`, `aud`
 //!   (this server's resource URL, RFC 8707), `exp`, `nbf` and `iat` with a leeway, and maps the
 //!   `scope` claim through [`ScopeMap`] (`oc:read`, `oc:work`, `oc:admin`; the highest wins).
-//! - [`OAuthConfig`] holds the issuer, the audience, the claims naming the agent (`sub`) and the
+//! - [`OAuthConfig`] holds the issuer, the audience, the claims naming the agent (`sub`; the
+//!   identity's agent is `oauth:` and its value, [`crate::OAUTH_AGENT_PREFIX`]) and the
 //!   tenant, and the bounds: tokens over 16 KiB are refused unread, keys are fetched with a
 //!   timeout and a size cap, at most `max_keys` are kept, and an unknown `kid` refetches them at
 //!   most once per `refetch_interval`.

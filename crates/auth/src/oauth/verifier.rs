@@ -13,6 +13,11 @@ use crate::{AuthError, Identity, Tenant, Verifier};
 /// The longest agent name a token may carry.
 const MAX_AGENT: usize = 256;
 
+/// What every OAuth identity's agent starts with ([`crate::OAUTH_AGENT_PREFIX`]): a token
+/// whose claim says `alice` acts as `oauth:alice`, never as the `alice` of a static token
+/// (whose agents may not start with it).
+const PREFIX: &str = crate::OAUTH_AGENT_PREFIX;
+
 /// Checks JWT access tokens from one issuer (RFC 9068 profile, RFC 7519 claims):
 /// the signature with the issuer's keys, then `iss`, `aud` (this server's resource URL),
 /// `exp`, `nbf` and `iat`, then maps the agent, tenant and scope claims.
@@ -105,7 +110,7 @@ impl JwtVerifier {
             Some(Value::String(a))
                 if !a.is_empty() && a.len() <= MAX_AGENT && !a.chars().any(char::is_control) =>
             {
-                a.clone()
+                format!("{PREFIX}{a}")
             }
             Some(Value::String(_)) => {
                 return Err(bad(format!(

@@ -23,6 +23,12 @@ pub(crate) struct ServeArgs {
     /// the session of the login URL printed at start, or an admin token.
     #[arg(long)]
     pub(crate) no_auth: bool,
+    /// Answer `/metrics` (the default store's) without a credential to clients on loopback
+    /// addresses, for a local Prometheus. Without it, once auth is on, `/metrics` needs a
+    /// token as every read does (a `read` token of `oc token create`, as Prometheus's
+    /// `authorization: credentials_file`).
+    #[arg(long)]
+    pub(crate) metrics_open: bool,
     /// A file holding the token every request must carry (as a Bearer token, or as the
     /// password of Basic auth) unless it has a session; it acts as an admin token. Required
     /// to listen beyond loopback.

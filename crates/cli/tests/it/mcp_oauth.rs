@@ -1,9 +1,9 @@
 //! `oc serve --oauth-issuer` against a real authorization server: `oidc-provider` (npm, a
-//! certified OpenID provider) started by `tests/oauth/issuer.mjs`, and the official MCP
-//! TypeScript SDK's OAuth client (`tests/oauth/client.mjs`) going the whole way: a 401 naming
+//! certified OpenID provider) started by `tests/node/issuer.mjs`, and the official MCP
+//! TypeScript SDK's OAuth client (`tests/node/client.mjs`) going the whole way: a 401 naming
 //! the metadata, discovery, authorization with PKCE, the token, the calls.
 //!
-//! Needs `npm ci --prefix crates/cli/tests/oauth`; with `OC_REQUIRE_OIDC_PROVIDER` set (CI) a
+//! Needs `npm ci --prefix crates/cli/tests/node`; with `OC_REQUIRE_OIDC_PROVIDER` set (CI) a
 //! missing install fails the test instead of skipping it.
 
 use std::io::{BufRead, BufReader};
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::util::Oc;
 
 fn harness() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oauth")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node")
 }
 
 /// `node` of the harness, or `None` (skipped) when it is not installed and not required.
@@ -27,10 +27,10 @@ fn node() -> Option<PathBuf> {
     }
     assert!(
         std::env::var_os("OC_REQUIRE_OIDC_PROVIDER").is_none(),
-        "OC_REQUIRE_OIDC_PROVIDER is set but {} is not installed: run npm ci --prefix crates/cli/tests/oauth",
+        "OC_REQUIRE_OIDC_PROVIDER is set but {} is not installed: run npm ci --prefix crates/cli/tests/node",
         node.display()
     );
-    eprintln!("skipped: oidc-provider is not installed (npm ci --prefix crates/cli/tests/oauth)");
+    eprintln!("skipped: oidc-provider is not installed (npm ci --prefix crates/cli/tests/node)");
     None
 }
 
@@ -241,9 +241,10 @@ fn the_sdk_authorizes_at_oidc_provider_and_calls_oc_serve_as_the_tokens_agent() 
     let tools = result["tools"].as_array().unwrap();
     assert!(tools.contains(&json!("task_claim")), "{result}");
     assert_ne!(result["call"]["isError"], true, "{result}");
-    // The task is alice's: the agent the token names, with no agent argument given.
+    // The task is alice's: the agent the token names, with no agent argument given, in the
+    // OAuth identities' namespace (no static token's `alice` can be borrowed).
     let task = oc.json(&["task", "show", &seed_id]);
-    assert_eq!(task["owner"], "alice", "{task}");
+    assert_eq!(task["owner"], "oauth:alice", "{task}");
 
     // A token the same issuer made for another resource: 401, pointing at our metadata.
     let elsewhere = machine_token(&issuer_url, &other, "oc:work");
@@ -271,20 +272,29 @@ fn the_sdk_authorizes_at_oidc_provider_and_calls_oc_serve_as_the_tokens_agent() 
         "{missing}"
     );
 
-    // An `oc:read` token reads, and is refused a writing tool by the tool (FORBIDDEN in the
-    // result): the HTTP exchange was allowed, the call was not.
+    // An `oc:read` token reads, and is asked to step up for a writing tool: 403
+    // insufficient_scope naming `oc:work` and our metadata (the MCP authorization spec),
+    // before the tool runs.
     let reader = machine_token(&issuer_url, &resource, "oc:read");
     let (status, _, body) = call(&resource, &reader, "task_list", json!({}));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("seed"), "{body}");
-    let (status, _, body) = call(
+    let (status, challenge, body) = call(
         &resource,
         &reader,
         "task_create",
         json!({"name": "written by a reader"}),
     );
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("FORBIDDEN"), "{body}");
+    assert_eq!(status, 403, "{body}");
+    let challenge = challenge.unwrap_or_default();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"oc:work\"")
+            && challenge.contains(&format!(
+                "resource_metadata=\"http://{addr}/.well-known/oauth-protected-resource/mcp\""
+            )),
+        "{challenge}"
+    );
     let list = oc.run_json(&["task", "list"]);
     assert!(!list.contains("written by a reader"), "{list}");
     // A token granting none of our scopes: 403 insufficient_scope.

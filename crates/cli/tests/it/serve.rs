@@ -5,10 +5,19 @@ use std::process::{Child, Command, Stdio};
 
 use crate::util::Oc;
 
-/// A GET over a plain TCP connection: status line and body.
+/// The server token the tests' `oc serve` is started with ([`serve_with`], through
+/// `OC_SERVE_TOKEN`) and [`get`] sends: once auth is on, every read needs a credential.
+pub(crate) const TOKEN: &str = "tests-serve-token";
+
+/// A GET over a plain TCP connection with the tests' server token: status line and body.
 pub(crate) fn get(addr: &str, path: &str) -> (String, String) {
+    get_with(addr, path, &format!("Authorization: Bearer {TOKEN}\r\n"))
+}
+
+/// A GET with `headers` (each ending in CRLF; none: no credential): status line and body.
+pub(crate) fn get_with(addr: &str, path: &str, headers: &str) -> (String, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}\r\n").as_bytes())
         .unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
@@ -72,14 +81,24 @@ pub(crate) fn serve(oc: &Oc, addr: &str) -> Served {
     serve_with(oc, &["--addr", addr])
 }
 
+/// `oc serve` with `args`, and the tests' server token ([`TOKEN`]) unless the arguments say
+/// `--no-auth` or name a token file.
 pub(crate) fn serve_with(oc: &Oc, args: &[&str]) -> Served {
-    let mut child = oc
-        .command()
-        .args(["--json", "serve"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let own = args
+        .iter()
+        .any(|a| *a == "--no-auth" || *a == "--token-file");
+    serve_as(oc, args, (!own).then_some(TOKEN))
+}
+
+/// `oc serve` with `args` and `token` as its server token (`OC_SERVE_TOKEN`), if any.
+pub(crate) fn serve_as(oc: &Oc, args: &[&str], token: Option<&str>) -> Served {
+    let mut cmd = oc.command();
+    cmd.args(["--json", "serve"]).args(args);
+    match token {
+        Some(t) => cmd.env("OC_SERVE_TOKEN", t),
+        None => cmd.env_remove("OC_SERVE_TOKEN"),
+    };
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -135,7 +154,11 @@ fn a_real_prometheus_scrapes_the_demo() {
     };
     let oc = Oc::new();
     oc.run(&["task-stats"]);
-    let served = serve(&oc, "127.0.0.1:0");
+    // Prometheus scrapes without a credential: `--metrics-open` lets loopback clients read
+    // /metrics, and nothing else.
+    let served = serve_with(&oc, &["--addr", "127.0.0.1:0", "--metrics-open"]);
+    assert!(get_with(&served.1, "/metrics", "").0.contains("200"));
+    assert!(get_with(&served.1, "/api/stats", "").0.contains("401"));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -281,9 +304,17 @@ fn serve_shows_pages_and_acts_unless_read_only() {
     let (status, page) = get(&ro.1, "/ui/tasks/f");
     assert!(status.contains("200"), "{status}");
     assert!(page.contains("&lt;b&gt;flaky&lt;/b&gt; job") && page.contains("disabled"));
-    assert!(post(&ro.1, "/ui/tasks/f/retry").contains("403"));
+    let server_token = format!("Authorization: Bearer {TOKEN}\r\n");
+    assert!(post_with(&ro.1, "/ui/tasks/f/retry", &server_token).contains("403"));
     assert_eq!(oc.json(&["task", "show", "f"])["status"], "failed");
-    assert_eq!(ro.2, None, "nothing to log in for");
+    assert!(
+        get_with(&ro.1, "/ui/tasks/f", "").0.contains("401"),
+        "reads need a login"
+    );
+    let (status, cookie) = log_in(&ro.1, ro.2.as_deref().expect("a login, to read"));
+    assert!(status.contains("303"), "{status}");
+    let (status, _) = get_with(&ro.1, "/ui/tasks/f", &cookie.expect("a session cookie"));
+    assert!(status.contains("200"), "{status}");
     drop(ro);
 
     let rw = serve(&oc, "127.0.0.1:0");
@@ -304,8 +335,12 @@ fn serve_shows_pages_and_acts_unless_read_only() {
     assert_eq!(oc.json(&["task", "show", "f"])["status"], "pending");
     assert!(log_in(&rw.1, &url).0.contains("403"), "the URL works once");
     assert!(
-        get(&rw.1, "/").1.contains("Overview"),
-        "reads need no login"
+        get_with(&rw.1, "/", &cookie).1.contains("Overview"),
+        "the session reads"
+    );
+    assert!(
+        get_with(&rw.1, "/", "").0.contains("401"),
+        "reads need a login"
     );
     drop(rw);
 
@@ -355,7 +390,7 @@ fn serve_shows_pages_and_acts_unless_read_only() {
     assert_eq!(refused.code, 2, "{refused:?}");
     let file = oc.dir_file("token2", "s3cret\n");
     let guarded = serve_with(&oc, &["--addr", "127.0.0.1:0", "--token-file", &file]);
-    assert!(get(&guarded.1, "/").0.contains("401"));
+    assert!(get(&guarded.1, "/").0.contains("401"), "another token");
     assert!(
         post_with(
             &guarded.1,
@@ -420,12 +455,16 @@ fn serve_prints_the_login_url() {
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut text = String::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         out.read_line(&mut text).unwrap();
     }
     let _served = Served(child, String::new(), None);
     assert!(text.contains("/login?token="), "{text}");
     assert!(text.contains("once") && text.contains("memory"), "{text}");
+    assert!(
+        text.contains("Without a credential only /healthz answer"),
+        "what is open is said: {text}"
+    );
 }
 
 /// A task's page reads its log, decisions and checkpoints in one `overview` call: the data
@@ -497,4 +536,70 @@ fn a_task_page_opens_the_task_directory_once() {
         .filter(|l| l.contains("open") && l.contains("\"t1\""))
         .collect();
     assert_eq!(task_dir.len(), 1, "{task_dir:#?}");
+}
+
+/// The security review's finding: with auth on (the default, which serves tenants), a local
+/// process with no credential read the default tenant's pages, `/api/stats` and `/metrics`.
+/// Now every read needs a session or a token (a `read` one of `oc token create` will do),
+/// `/healthz` stays open, `--metrics-open` opens `/metrics` alone to loopback clients, what
+/// is open is said at start, and `--no-auth` reads as before.
+#[test]
+fn reads_need_a_credential_once_auth_is_on() {
+    let oc = Oc::new();
+    oc.json(&["task", "create", "private", "--id", "p1"]);
+    let reader = oc.json(&["token", "create", "--agent", "prom", "--scope", "read"])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = serve_as(&oc, &["--addr", "127.0.0.1:0"], None);
+    for path in ["/", "/ui/tasks", "/ui/tasks/p1", "/api/stats", "/metrics"] {
+        let (status, body) = get_with(&s.1, path, "");
+        assert!(status.contains("401"), "{path}: {status}");
+        assert!(!body.contains("private"), "{path}: {body}");
+    }
+    assert!(get_with(&s.1, "/healthz", "").0.contains("200"));
+    let bearer = format!("Authorization: Bearer {reader}\r\n");
+    for path in ["/ui/tasks/p1", "/api/stats", "/metrics"] {
+        assert!(get_with(&s.1, path, &bearer).0.contains("200"), "{path}");
+    }
+    drop(s);
+
+    let mut child = oc
+        .command()
+        .args(["--json", "serve", "--addr", "127.0.0.1:0", "--metrics-open"])
+        .env_remove("OC_SERVE_TOKEN")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let open = Served(
+        child,
+        doc["data"]["addr"].as_str().unwrap().to_owned(),
+        None,
+    );
+    assert_eq!(
+        doc["data"]["open"],
+        serde_json::json!(["/healthz", "/metrics (loopback clients)"]),
+        "{doc}"
+    );
+    let (status, body) = get_with(&open.1, "/metrics", "");
+    assert!(
+        status.contains("200") && body.contains("opencode_tasks"),
+        "{status}"
+    );
+    for path in ["/", "/api/stats", "/ui/tasks/p1"] {
+        assert!(get_with(&open.1, path, "").0.contains("401"), "{path}");
+    }
+    drop(open);
+
+    let s = serve_as(&oc, &["--addr", "127.0.0.1:0", "--no-auth"], None);
+    let (status, body) = get_with(&s.1, "/ui/tasks/p1", "");
+    assert!(
+        status.contains("200") && body.contains("private"),
+        "--no-auth: {status}"
+    );
 }

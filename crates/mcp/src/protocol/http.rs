@@ -29,6 +29,9 @@ use super::{
 /// Sessions open at once, by default; past it the least recently used session without a
 /// waiting call is closed to make room.
 pub const MAX_SESSIONS: usize = 1024;
+/// Sessions one identity (its tenant and agent) may have open at once, by default: past it,
+/// its `initialize` is answered `429` while other identities still open theirs.
+pub const MAX_SESSIONS_PER_IDENTITY: usize = 16;
 /// A session unused for this long is closed, by default.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 /// Streams of a session kept for resumption (`Last-Event-ID`), the newest.
@@ -134,6 +137,9 @@ pub enum HttpAnswer {
 pub struct HttpOptions {
     /// Sessions open at once ([`MAX_SESSIONS`]).
     pub max_sessions: usize,
+    /// Sessions one identity (tenant and agent) may have open at once
+    /// ([`MAX_SESSIONS_PER_IDENTITY`]): one token cannot crowd out the others.
+    pub max_sessions_per_identity: usize,
     /// How long an unused session lives ([`SESSION_IDLE`]).
     pub idle: Duration,
 }
@@ -142,6 +148,7 @@ impl Default for HttpOptions {
     fn default() -> HttpOptions {
         HttpOptions {
             max_sessions: MAX_SESSIONS,
+            max_sessions_per_identity: MAX_SESSIONS_PER_IDENTITY,
             idle: SESSION_IDLE,
         }
     }
@@ -349,19 +356,68 @@ impl HttpSessions {
             return HttpAnswer::Now(HttpResponse::json(400, body));
         }
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        self.expire(&mut sessions);
+        let max = self.options.max_sessions_per_identity.max(1);
+        let same = |s: &Session| {
+            let (a, b) = (s.server.identity(), &req.identity);
+            a.agent == b.agent && a.tenant == b.tenant
+        };
+        if sessions.values().filter(|s| same(s)).count() >= max {
+            drop(sessions);
+            session.close();
+            let id = serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|m| m.get("id").cloned())
+                .unwrap_or(Value::Null);
+            let message = format!(
+                "this token has {max} sessions open, the most one identity may (max_sessions_per_identity): end one with DELETE, or wait for one to expire"
+            );
+            return HttpAnswer::Now(
+                HttpResponse::json(429, error_line(&id, RpcError::new(-32600, message)))
+                    .header("Retry-After", "60"),
+            );
+        }
         self.make_room(&mut sessions);
         sessions.insert(sid.clone(), session);
         HttpAnswer::Now(HttpResponse::json(200, body).header("Mcp-Session-Id", sid))
     }
 
-    /// Drops expired sessions and, at the cap, the least recently used one with no waiting
-    /// call.
-    fn make_room(&self, sessions: &mut HashMap<String, Arc<Session>>) {
+    /// The first call in `body` (one JSON-RPC message or a batch) of a served tool that
+    /// changes something, with its request id: what a `read` identity may not call, so that
+    /// the transport can answer `403 insufficient_scope` (the MCP authorization spec's
+    /// step-up) before anything runs. `None` for anything else, malformed bodies included
+    /// ([`HttpSessions::handle`] answers those).
+    pub fn writing_call(&self, body: &[u8]) -> Option<(String, Value)> {
+        let msg: Value = serde_json::from_slice(body).ok()?;
+        let one = std::slice::from_ref(&msg);
+        let all = match &msg {
+            Value::Array(batch) => batch.as_slice(),
+            _ => one,
+        };
+        all.iter().find_map(|m| {
+            if m.get("method")?.as_str()? != "tools/call" {
+                return None;
+            }
+            let name = m.get("params")?.get("name")?.as_str()?;
+            let tool = self.server.tools().iter().find(|t| t.name == name)?;
+            (!tool.read_only)
+                .then(|| (name.to_owned(), m.get("id").cloned().unwrap_or(Value::Null)))
+        })
+    }
+
+    /// Drops expired sessions (unused for [`HttpOptions::idle`], with no waiting call).
+    fn expire(&self, sessions: &mut HashMap<String, Arc<Session>>) {
         let idle = self.options.idle;
         sessions.retain(|_, s| {
             let st = s.state.lock().unwrap_or_else(PoisonError::into_inner);
             !st.waiting.is_empty() || st.last_used.elapsed() < idle
         });
+    }
+
+    /// Drops expired sessions and, at the cap, the least recently used one with no waiting
+    /// call.
+    fn make_room(&self, sessions: &mut HashMap<String, Arc<Session>>) {
+        self.expire(sessions);
         while sessions.len() >= self.options.max_sessions.max(1) {
             let oldest = sessions
                 .iter()

@@ -21,7 +21,7 @@ pub use batch::Batch;
 pub use call::PendingCall;
 pub use http::{
     HttpAnswer, HttpCall, HttpOptions, HttpRequest, HttpResponse, HttpSessions, MAX_SESSIONS,
-    SESSION_IDLE,
+    MAX_SESSIONS_PER_IDENTITY, SESSION_IDLE,
 };
 pub use stdio::serve;
 

@@ -253,6 +253,7 @@ fn a_2025_03_26_session_takes_batches_and_sessions_are_bounded_and_expire() {
     let e = endpoint(HttpOptions {
         max_sessions: 2,
         idle: Duration::from_secs(3600),
+        ..HttpOptions::default()
     });
     let first = initialize(&e, "2025-03-26", Identity::local());
     let batch = json!([
@@ -274,10 +275,75 @@ fn a_2025_03_26_session_takes_batches_and_sessions_are_bounded_and_expire() {
     let expiring = endpoint(HttpOptions {
         max_sessions: 8,
         idle: Duration::ZERO,
+        ..HttpOptions::default()
     });
     let sid = initialize_quietly(&expiring);
     let r = now(expiring.handle(req("POST", &[("Mcp-Session-Id", &sid)], ping)));
     assert_eq!(r.status, 404, "expired");
+}
+
+/// The security review's finding: one token could open every session (and, at the global
+/// cap, close everyone else's). An identity at its cap is refused (`429`, naming the cap);
+/// another identity still opens one, and nobody's session was closed to make room.
+#[test]
+fn one_identity_cannot_take_every_session() {
+    let e = endpoint(HttpOptions {
+        max_sessions: 8,
+        max_sessions_per_identity: 3,
+        ..HttpOptions::default()
+    });
+    let who = |agent: &str| Identity {
+        agent: agent.into(),
+        scope: Scope::Work,
+        tenant: None,
+    };
+    let init = json!({"jsonrpc":"2.0","id":7,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let open = |identity: Identity| {
+        let mut r = req("POST", &[], init.clone());
+        r.identity = identity;
+        now(e.handle(r))
+    };
+    let b_first = open(who("b"));
+    assert_eq!(b_first.status, 200);
+    let a: Vec<String> = (0..3)
+        .map(|_| {
+            let r = open(who("a"));
+            assert_eq!(r.status, 200);
+            r.header_value("Mcp-Session-Id").unwrap().to_owned()
+        })
+        .collect();
+    let refused = open(who("a"));
+    assert_eq!(refused.status, 429);
+    let error = &body(&refused)["error"];
+    assert_eq!(body(&refused)["id"], 7);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_sessions_per_identity"),
+        "{error}"
+    );
+    assert_eq!(e.open_sessions(), 4, "the refused one was not kept");
+    // The same agent of another tenant is another identity.
+    let mut elsewhere = who("a");
+    elsewhere.tenant = Some(oc_auth::Tenant::new("acme").unwrap());
+    assert_eq!(open(elsewhere).status, 200);
+    assert_eq!(open(who("b")).status, 200, "b still opens one");
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
+    for sid in a
+        .iter()
+        .chain([&b_first.header_value("Mcp-Session-Id").unwrap().to_owned()])
+    {
+        let owner = if a.contains(sid) { who("a") } else { who("b") };
+        let mut r = req("POST", &[("Mcp-Session-Id", sid)], ping.clone());
+        r.identity = owner;
+        assert_eq!(now(e.handle(r)).status, 200, "every session is still open");
+    }
+    // Ending one makes room for another.
+    let mut end = req("DELETE", &[("Mcp-Session-Id", &a[0])], Value::Null);
+    end.identity = who("a");
+    assert_eq!(now(e.handle(end)).status, 200);
+    assert_eq!(open(who("a")).status, 200);
 }
 
 fn initialize_quietly(e: &HttpSessions) -> String {

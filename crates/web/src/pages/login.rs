@@ -46,11 +46,23 @@ fn how() -> Markup {
             " for a new URL (a restart ends every session: they are kept in memory only)."
         }
         p {
-            "Scripts and tools act with an " code { "admin" } " token instead ("
+            "Scripts and tools read with any token of " code { "oc token create" }
+            " and act with an " code { "admin" } " one ("
             code { "Authorization: Bearer …" } "). Or start the server with "
             code { "oc serve --no-auth" } ", and any process on this machine can act."
         }
     }
+}
+
+/// A read (a page, `/api`, `/metrics`) without a session or a token, on a server whose
+/// actions need a login: 401, and how to log in.
+pub(crate) fn needed_to_read(why: &str) -> Response {
+    page(
+        401,
+        "Log in to read",
+        html! { p class="error" role="alert" { (why) } (how()) },
+    )
+    .with("WWW-Authenticate", "Bearer realm=\"oc\"".into())
 }
 
 /// An action without a session or a token: 401, and how to log in.

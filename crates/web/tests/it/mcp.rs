@@ -41,9 +41,18 @@ fn work(agent: &str) -> Identity {
 /// `oc serve`'s server with `/mcp` over a memory store, tokens `alice`, `bob` (work) and
 /// `admin`; at most `streams` open streams.
 fn started(streams: usize) -> (ServerHandle, Arc<dyn LockManager>) {
+    started_with(streams, oc_web::MAX_STREAMS_PER_IDENTITY, false)
+}
+
+/// [`started`], with at most `per_identity` streams of one identity, and read-only or not.
+fn started_with(
+    streams: usize,
+    per_identity: usize,
+    read_only: bool,
+) -> (ServerHandle, Arc<dyn LockManager>) {
     let life = TaskLifecycle::new(Arc::new(MemoryTaskStore::new()), Arc::new(Hooks::new()));
     let locks: Arc<dyn LockManager> = Arc::new(MemoryLockManager::new());
-    let web = Web::new(life.clone(), Arc::clone(&locks));
+    let web = Web::new(life.clone(), Arc::clone(&locks)).read_only(read_only);
     let server = Server::new(Toolbox::new(life, Arc::clone(&locks)));
     let sessions = Arc::new(HttpSessions::new(server, HttpOptions::default()));
     let verifier = Fixed(HashMap::from([
@@ -68,6 +77,7 @@ fn started(streams: usize) -> (ServerHandle, Arc<dyn LockManager>) {
     ]));
     let mut mcp = McpOptions::new(sessions, Some(Arc::new(verifier)));
     mcp.max_streams = streams;
+    mcp.max_streams_per_identity = per_identity;
     let opts = ServeOptions {
         mcp: Some(mcp),
         ..ServeOptions::default()
@@ -283,10 +293,9 @@ fn a_work_token_cannot_finish_or_release_what_another_agent_holds() {
         json!({"task_id": task, "fencing_token": token, "outcome": "completed"}),
     );
     assert_eq!(r["isError"], false, "{r}");
-    // A read token reads and changes nothing: its writes are tool refusals.
+    // A read token reads and changes nothing: its writes are refused before they run (the
+    // step-up test below).
     let reader = session(a, "t-reader");
-    let r = tool(a, "t-reader", &reader, "task_create", json!({"name":"x"}));
-    assert_eq!(r["error"]["code"], "FORBIDDEN", "{r}");
     let r = tool(a, "t-reader", &reader, "task_get", json!({"task_id": task}));
     assert_eq!(r["task"]["status"], "completed", "{r}");
     let admin = session(a, "t-admin");
@@ -445,4 +454,118 @@ fn slow_token_checks_do_not_stall_the_server() {
         "/healthz waited {took:?} behind token checks that take 4 s"
     );
     drop(pending);
+}
+
+/// The MCP authorization spec's step-up: a `read` token calling a tool that changes something
+/// is answered `403` with `WWW-Authenticate: Bearer error="insufficient_scope"` naming the
+/// scope needed, in both eras, before the tool runs; its reads go on. A `work` token on a
+/// read-only server is not asked to step up (no scope would do): its writes are tool
+/// refusals.
+#[test]
+fn a_read_token_calling_a_writing_tool_is_asked_to_step_up() {
+    let (server, _) = started(4);
+    let a = server.addr();
+    let reader = session(a, "t-reader");
+    let auth = bearer("t-reader");
+    let create = json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"task_create","arguments":{"name":"x"}}});
+    let (status, headers, body) = reply(post(
+        a,
+        &[("Authorization", &auth), ("Mcp-Session-Id", &reader)],
+        &create,
+    ));
+    assert_eq!(status, 403, "{body}");
+    let challenge = &headers["www-authenticate"];
+    assert!(
+        challenge.starts_with("Bearer") && challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(challenge.contains(r#"scope="work""#), "{challenge}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["id"], 4, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("task_create")
+    );
+    // The stateless revision.
+    let mut meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}});
+    meta["progressToken"] = json!(1);
+    let modern = json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"task_create","arguments":{"name":"y"},"_meta":meta}});
+    let (status, headers, _) = reply(post(
+        a,
+        &[
+            ("Authorization", auth.as_str()),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "task_create"),
+        ],
+        &modern,
+    ));
+    assert_eq!(status, 403);
+    assert!(headers["www-authenticate"].contains("insufficient_scope"));
+    // Nothing was created; reads are served.
+    let r = tool(a, "t-reader", &reader, "task_list", json!({}));
+    assert_eq!(r["isError"], false, "{r}");
+    assert_eq!(r["tasks"].as_array().map(Vec::len), Some(0), "{r}");
+    // A work token creates.
+    let alice = session(a, "t-alice");
+    let r = tool(a, "t-alice", &alice, "task_create", json!({"name":"z"}));
+    assert_eq!(r["isError"], false, "{r}");
+
+    let (server, _) = started_with(4, 4, true);
+    let a = server.addr();
+    let alice = session(a, "t-alice");
+    let r = tool(a, "t-alice", &alice, "task_create", json!({"name":"z"}));
+    assert_eq!(r["error"]["code"], "FORBIDDEN", "read-only: {r}");
+}
+
+/// The security review's finding: one token could hold every stream. Bob at his cap of one
+/// waiting call is refused another (`429`, naming the cap); alice still waits on hers.
+#[test]
+fn one_identity_cannot_hold_every_stream() {
+    let (server, _) = started_with(4, 1, false);
+    let a = server.addr();
+    let (alice, bob, admin) = (
+        session(a, "t-alice"),
+        session(a, "t-bob"),
+        session(a, "t-admin"),
+    );
+    tool(
+        a,
+        "t-admin",
+        &admin,
+        "lock_acquire",
+        json!({"agent":"ops","paths":["f"]}),
+    );
+    let as_who = |token: &str, sid: &str| (bearer(token), sid.to_owned());
+    let (bob_auth, bob_sid) = as_who("t-bob", &bob);
+    let h = [
+        ("Authorization", bob_auth.as_str()),
+        ("Mcp-Session-Id", bob_sid.as_str()),
+    ];
+    let waiting = |h: &[(&str, &str)], id: i64| {
+        let s = post(a, h, &wait_msg(id));
+        let mut r = BufReader::new(s);
+        let mut seen = String::new();
+        while !seen.contains("notifications/progress") {
+            let mut line = String::new();
+            assert!(r.read_line(&mut line).unwrap() > 0, "ended early: {seen}");
+            seen.push_str(&line);
+        }
+        r
+    };
+    let _bob_waits = waiting(&h, 20);
+    let (status, headers, body) = reply(post(a, &h, &wait_msg(21)));
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(headers.get("retry-after").map(String::as_str), Some("1"));
+    assert!(body.contains("max_streams_per_identity"), "{body}");
+    let (alice_auth, alice_sid) = as_who("t-alice", &alice);
+    let _alice_waits = waiting(
+        &[
+            ("Authorization", alice_auth.as_str()),
+            ("Mcp-Session-Id", alice_sid.as_str()),
+        ],
+        22,
+    );
 }

@@ -50,7 +50,14 @@ fn status_of(store: &Arc<dyn TaskStore>, id: &str) -> TaskStatus {
 fn pages_carry_the_security_headers_and_foreign_hosts_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (web, _, _) = filled(dir.path());
-    let server = started(web, ServeOptions::default());
+    // Reads open (`--no-auth`), so that a page is answered; a refusal carries them too.
+    let server = started(
+        web,
+        ServeOptions {
+            actions: Actions::Open,
+            ..ServeOptions::default()
+        },
+    );
     let a = server.addr();
     let (status, reply) = send(a, &format!("GET / HTTP/1.1\r\nHost: {a}"), b"");
     assert_eq!(status, 200);
@@ -299,7 +306,8 @@ fn a_read_only_server_refuses_every_action() {
     assert_eq!(status_of(&store, "f1"), TaskStatus::Failed);
     assert_eq!(
         send(a, &format!("GET /ui/tasks HTTP/1.1\r\nHost: {a}"), b"").0,
-        200
+        401,
+        "reads need a credential there too"
     );
 }
 

