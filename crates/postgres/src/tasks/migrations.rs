@@ -27,4 +27,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 6: idempotency keys (`oc_tasks::IdempotencyKey`), per agent: the request and the first
     // result, written in the transaction of the change they guard.
     include_str!("migrations/0006_task_keys.sql"),
+    // 7: no row every claim or completion updates (decision 0047). Tokens from the sequence
+    // `task_tokens` (started above every token the counter row issued), the counters of
+    // `tasks_meta` as rows of changes in `task_tallies` (as the counts by status already are),
+    // `task_finish`, the one call that completes or finally fails a task with its lease token
+    // (its tallies, history row and dependents), and the ready notification only from
+    // updates that make a task ready (or change its `run_at` or labels).
+    include_str!("migrations/0007_no_hot_row.sql"),
 ];
