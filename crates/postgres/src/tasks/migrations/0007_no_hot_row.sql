@@ -8,7 +8,8 @@ CREATE SEQUENCE {s}.task_tokens AS bigint MINVALUE 1 CACHE 1;
         SELECT key, value FROM {s}.tasks_meta WHERE key <> 'lease_token' AND value <> 0;
     DROP TABLE {s}.tasks_meta;
     CREATE FUNCTION {s}.task_tally_run(p_started bigint, p_finished bigint, p_status text)
-    RETURNS void LANGUAGE sql AS $$
+    RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
         INSERT INTO {s}.task_tallies (key, delta)
         SELECT k, d FROM (VALUES
             ('entered_' || p_status, 1::bigint),
@@ -22,8 +23,8 @@ CREATE SEQUENCE {s}.task_tokens AS bigint MINVALUE 1 CACHE 1;
                   ELSE 'run_le_inf' END, 1::bigint),
             (CASE WHEN p_started IS NOT NULL THEN 'run_ms_sum' END,
              greatest(p_finished - p_started, 0))) v(k, d)
-        WHERE k IS NOT NULL
-    $$;
+        WHERE k IS NOT NULL;
+    END $$;
     CREATE FUNCTION {s}.task_finish(p_id text, p_token bigint, p_expect bigint,
         p_status text, p_result text, p_error text, p_now bigint, p_lock bigint)
     RETURNS SETOF {s}.tasks LANGUAGE plpgsql AS $$
