@@ -29,6 +29,14 @@ pub(crate) fn figures(runs: usize, quick: bool) -> anyhow::Result<()> {
         return locks_only(&pg, &bin, runs);
     }
     let mut f = Figures::default();
+    if std::env::var_os("OC_BENCH_PG_JOBS_ONLY").is_some() {
+        // Just the jobs' figures (for interleaved before/after rounds of decision 0047).
+        for run in 0..runs {
+            job_figures(&mut f, &pg, run)?;
+        }
+        f.emit();
+        return Ok(());
+    }
     for run in 0..runs {
         let opts = |schema: &str, pool: usize| -> anyhow::Result<PgOptions> {
             Ok(PgOptions::new(&pg.url("postgres"))?
@@ -91,6 +99,7 @@ pub(crate) fn figures(runs: usize, quick: bool) -> anyhow::Result<()> {
                 latencies = lat.concat();
             }
         }
+        job_figures(&mut f, &pg, run)?;
         latencies.sort_by(f64::total_cmp);
         let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
         f.add("pg.claim_latency_16t_p50", "ms", pct(0.50));
@@ -277,6 +286,132 @@ fn pgbench_tps(text: &str) -> anyhow::Result<f64> {
         .and_then(|l| l.split_whitespace().next())
         .context("no tps in pgbench's output")?
         .parse()?)
+}
+
+/// `pg.claim_complete_1t` and `pg.claim_complete_16t` (jobs/s): what an agent does with each
+/// task, one `claim_next` and one `complete` with the lease token, on 1 and 16 threads (pool
+/// 16), in a schema of its own; and `pg.server_cpu_per_job_ms_1t`, `pg.server_cpu_per_job_ms`
+/// (16 threads): the server's CPU time per job, user and system of the postmaster and every
+/// backend (from `/proc`, including the backends that ended), over the jobs done.
+fn job_figures(
+    f: &mut Figures,
+    pg: &oc_postgres::testkit::PgServer,
+    run: usize,
+) -> anyhow::Result<()> {
+    use oc_postgres::{PgOptions, PgTaskStore};
+    use oc_tasks::{Change, NewTask};
+
+    const ONE: usize = 2_000;
+    const SIXTEEN: usize = 16_000;
+    let opts = PgOptions::new(&pg.url("postgres"))?
+        .schema(&format!("jobs{run}"))?
+        .pool_size(16);
+    let store = Arc::new(PgTaskStore::connect(opts)?);
+    for b in 0..(ONE + SIXTEEN) / 1000 {
+        store.create_many(
+            (0..1000)
+                .map(|i| NewTask::new(format!("j{b}-{i}")))
+                .collect(),
+        )?;
+    }
+    pg.psql("postgres", &format!("ANALYZE jobs{run}.tasks"))?;
+    for (threads, jobs, name, cpu) in [
+        (
+            1,
+            ONE,
+            "pg.claim_complete_1t",
+            "pg.server_cpu_per_job_ms_1t",
+        ),
+        (
+            16,
+            SIXTEEN,
+            "pg.claim_complete_16t",
+            "pg.server_cpu_per_job_ms",
+        ),
+    ] {
+        let per = jobs / threads;
+        let cpu_before = server_cpu_ms(pg)?;
+        let started = std::time::Instant::now();
+        std::thread::scope(|s| -> anyhow::Result<()> {
+            let hs: Vec<_> = (0..threads)
+                .map(|t| {
+                    let store = store.clone();
+                    s.spawn(move || -> anyhow::Result<()> {
+                        for _ in 0..per {
+                            let task = store
+                                .claim_next(&format!("w{t}"), Duration::from_secs(600))?
+                                .context("ran out of pending tasks")?;
+                            let token = task.lease.map(|l| l.token);
+                            store.apply(
+                                &task.id,
+                                Change::Complete {
+                                    token,
+                                    result: None,
+                                },
+                                None,
+                            )?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a job thread panicked"))??;
+            }
+            Ok(())
+        })?;
+        let elapsed = started.elapsed();
+        let cpu_ms = server_cpu_ms(pg)? - cpu_before;
+        f.add(name, "jobs/s", per_sec(per * threads, elapsed));
+        f.add(cpu, "ms", cpu_ms / (per * threads) as f64);
+    }
+    Ok(())
+}
+
+/// The CPU time (user and system, in milliseconds) the server of `pg` used so far: its
+/// postmaster's own and that of the children it reaped, and each live child's (`/proc`).
+fn server_cpu_ms(pg: &oc_postgres::testkit::PgServer) -> anyhow::Result<f64> {
+    let pid_file = std::fs::read_to_string(pg.socket_dir().join("data/postmaster.pid"))
+        .context("reading the server's postmaster.pid")?;
+    let postmaster: u32 = pid_file
+        .lines()
+        .next()
+        .context("an empty postmaster.pid")?
+        .trim()
+        .parse()?;
+    // (ppid, utime + stime, cutime + cstime) of a process, in clock ticks.
+    let stat = |pid: u32| -> Option<(u32, u64, u64)> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &text[text.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let n = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+        // After the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+        Some((u32::try_from(n(1)?).ok()?, n(11)? + n(12)?, n(13)? + n(14)?))
+    };
+    let (_, own, reaped) = stat(postmaster).context("the postmaster is gone")?;
+    let mut ticks = own + reaped;
+    for entry in std::fs::read_dir("/proc")? {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((ppid, live, done)) = stat(pid)
+            && ppid == postmaster
+        {
+            ticks += live + done;
+        }
+    }
+    let hz: f64 = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0);
+    Ok(ticks as f64 * 1000.0 / hz)
 }
 
 /// The task-file store's `pg.*` figures alone, on a server of their own with the settings of

@@ -13,7 +13,8 @@ const TASKS: &[&str] = &[
     "b59356de91807dac91426f7500310be7bf203f085a8fe1f1b9ee576ac2b8c75c",
     "9d2f3b55e95680e9280b93b720611e84bc05b26f0d2dca11711e66a3f0de9f42",
     "43d8cdc58ba7d8ccec9c950340cb6064676a390772f49072c8906e0cc149146b",
-    // 9 (the archive of finished tasks, decision 0051).
+    "b66c072ef45b1c0f193629e3830b026da4f2d8617e1ea26ccaf443b6b1ea2eec",
+    // 8 (the archive of finished tasks, decision 0051).
     "0e04c0d7b790a297f85eaeb394a1a15cfeeb6ca006d5867bff5de44164b1d985",
 ];
 

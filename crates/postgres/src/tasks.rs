@@ -2,7 +2,8 @@
 //!
 //! One concept per file: the schema's versions (`migrations.rs`, `migrations/*.sql`), the SQL
 //! fragments and templates (`sql.rs`, `sql/*.sql`), the statements prepared on each connection
-//! (`statements.rs`), rows to tasks (`row.rs`), transitions (`transition.rs`), creations
+//! (`statements.rs`), rows to tasks (`row.rs`), transitions (`transition.rs`), the lease
+//! holder's transitions in one call each (`lease.rs`), creations
 //! (`insert.rs`), claims (`claim.rs`), the work graph's writes (`graph.rs`), listing by
 //! filter (`filter.rs`), the counts by status (`counts.rs`), what `oc db` shows and checks
 //! (`maintenance.rs`) and the retention of finished tasks (`retention.rs`). This file holds
@@ -32,6 +33,7 @@ mod filter;
 mod graph;
 mod insert;
 mod keyed;
+mod lease;
 mod maintenance;
 mod migrations;
 mod ready;
@@ -63,9 +65,13 @@ use statements::TaskStatements;
 ///   transaction, after its row is locked, and whoever adds an edge to a task, or creates a
 ///   task depending on it, takes that task's advisory lock shared first (see
 ///   `docs/decisions/0022-postgres-graph-advisory-locks.md`).
-/// - Fencing tokens come from a counter row bumped in the claiming statement: they strictly
-///   increase in commit order across every host, and survive crashes with the commit
-///   (`synchronous_commit=on`, PostgreSQL's default).
+/// - Fencing tokens come from the sequence `task_tokens` (decision 0047): a token once returned
+///   is never returned again, and a later claim of a task gets a greater token than every
+///   earlier claim of it, across hosts and crashes; tokens of unrelated tasks need not follow
+///   commit order. No row is updated by every claim or completion: the counters are rows of
+///   changes, summed by readers and folded now and then.
+/// - The lease holder's completion, final failure, heartbeat and release are one call each,
+///   without reading the task first (`lease.rs`); no lock is held across a round trip.
 /// - Time is the database's clock (`clock_timestamp()`), so leases and reaping are judged by
 ///   one clock whatever the hosts' clocks say; [`PgOptions::clock`] replaces it in tests.
 #[derive(Debug)]

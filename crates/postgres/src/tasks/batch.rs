@@ -81,10 +81,8 @@ SELECT id FROM upd";
 
 /// What the written changes (`written`) record beside the rows, as `sql/transition.sql`
 /// records one: the counters of the statuses entered and of the finished runs' buckets and
-/// sum (their rows locked in key order, as there), and one history row per transition.
-///
-/// The one part of a batch that follows how the single transition keeps its counters: when
-/// they become appended rows of changes, `counted` becomes an `INSERT` of the same `deltas`.
+/// sum, appended to `task_tallies` as rows of changes (decision 0047: no row every batch
+/// locks), and one history row per transition.
 const RECORD: &str = "deltas AS (
     SELECT key, sum(n)::bigint AS n FROM (
         SELECT entered AS key, 1::bigint AS n FROM written WHERE entered <> ''
@@ -92,10 +90,7 @@ const RECORD: &str = "deltas AS (
         UNION ALL SELECT 'run_ms_sum', run_ms FROM written WHERE run_bucket <> '') x
     GROUP BY key
 ), counted AS (
-    UPDATE {s}.tasks_meta m SET value = m.value + d.n FROM deltas d
-    WHERE m.key = d.key AND m.key IN (
-        SELECT k.key FROM {s}.tasks_meta k WHERE k.key IN (SELECT key FROM deltas)
-        ORDER BY k.key FOR UPDATE)
+    INSERT INTO {s}.task_tallies (key, delta) SELECT key, n FROM deltas
 ), hist AS (
     INSERT INTO {s}.task_history (task_id, version, at, kind, from_status, to_status, actor,
         token, error)

@@ -1,4 +1,6 @@
-//! The counts by status, kept by triggers as rows of changes and folded now and then, and the
+//! The counts by status, kept by triggers as rows of changes, and the tallies (tasks that
+//! entered each status, finished runs by duration), appended as rows of changes by the
+//! statements that change them: read as sums, folded now and then in bounded batches; and the
 //! statistics read with them.
 
 use oc_tasks::{
@@ -12,8 +14,12 @@ use super::row::{corrupt, json_column, run_key, to_u64};
 use crate::errors::task_error;
 use crate::keys::task_lock_key_str;
 
-/// How many rows of changes `task_counts` may gather before a reader folds them.
+/// How many rows of changes `task_counts` and `task_tallies` may gather before a reader folds
+/// them.
 const FOLD_AT: i64 = 1_000;
+
+/// How many rows of changes of each table one fold takes at most.
+const FOLD_BATCH: i64 = 10_000;
 
 /// How many calls a store makes between folds of its own (so that the rows of changes stay
 /// few when nobody reads the counts).
@@ -157,12 +163,15 @@ impl PgTaskStore {
         })
     }
 
-    /// Folds the rows of changes to the counts by status into one row per status (unless
-    /// another call is folding them at this moment).
+    /// Folds up to [`FOLD_BATCH`] rows of changes to the counts by status into one row per
+    /// status, and as many to the tallies into one per key (unless another call is folding
+    /// them at this moment).
     pub(super) fn fold(&self) -> Result<()> {
         let key = task_lock_key_str(&self.table_schema(), "");
         self.pool
-            .call(move |c| async move { c.client.execute(&c.stmts.fold, &[&key]).await })
+            .call(
+                move |c| async move { c.client.execute(&c.stmts.fold, &[&key, &FOLD_BATCH]).await },
+            )
             .map(drop)
             .map_err(task_error)
     }

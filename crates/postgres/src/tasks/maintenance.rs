@@ -75,8 +75,8 @@ impl PgTaskStore {
         })
     }
 
-    /// Checks what the schema's constraints cannot: the token counter lies at or above every
-    /// lease token in use (else a token could be handed out twice), every task's count of
+    /// Checks what the schema's constraints cannot: the token sequence lies at or above every
+    /// lease token in use or in the history (else a token could be handed out twice), every task's count of
     /// unfinished dependencies matches its edges (else it would be handed out too early, or
     /// never), and the kept counts by status match the tasks. Returns the problems found.
     pub fn integrity_check(&self) -> Result<Vec<String>> {
@@ -93,7 +93,7 @@ impl PgTaskStore {
         let mut problems = Vec::new();
         if counter < max {
             problems.push(format!(
-                "the lease-token counter ({counter}) is below a token in use ({max})"
+                "the token sequence ({counter}) is below a token in use or recorded ({max})"
             ));
         }
         if !miscounted.is_empty() {

@@ -27,7 +27,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 6: idempotency keys (`oc_tasks::IdempotencyKey`), per agent: the request and the first
     // result, written in the transaction of the change they guard.
     include_str!("migrations/0006_task_keys.sql"),
-    // 9: the archive of finished tasks (`TaskStore::prune_finished` with `Retire::Archive`,
+    // 7: no row every claim or completion updates (decision 0047). Tokens from the sequence
+    // `task_tokens` (started above every token the counter row issued), the counters of
+    // `tasks_meta` as rows of changes in `task_tallies` (as the counts by status already are),
+    // `task_finish`, the one call that completes or finally fails a task with its lease token
+    // (its tallies, history row and dependents), and the ready notification only from
+    // updates that make a task ready (or change its `run_at` or labels).
+    include_str!("migrations/0007_no_hot_row.sql"),
+    // 8: the archive of finished tasks (`TaskStore::prune_finished` with `Retire::Archive`,
     // docs/decisions/0051): each task as JSON with its history, written once, read by id.
-    include_str!("migrations/0009_task_archive.sql"),
+    include_str!("migrations/0008_task_archive.sql"),
 ];

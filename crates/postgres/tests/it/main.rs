@@ -23,4 +23,5 @@ mod runtime;
 mod schemas;
 mod server;
 mod tls;
+mod tokens;
 mod wait;

@@ -22,10 +22,11 @@ const FINGERPRINT: &str = "SELECT string_agg(x, ',' ORDER BY x) FROM (
 /// A schema at tasks 4, locks 2, made by the code before oc-postgres was split by concept and
 /// kept as a `pg_dump` fixture (one pending task, one lock), opens with only what the
 /// migrations since add (tasks 5, the ready notification; tasks 6 and locks 3, the idempotency
-/// keys; locks 4, the keys per path, sequences and rows of changes of decision 0048, which
-/// replaces the lock functions and nothing else) and keeping what it holds; then, at the latest
-/// versions this code knows, it opens with nothing to do: no migration runs, no function is
-/// replaced.
+/// keys; tasks 7, the token sequence, the tallies and `task_finish`, which replace the counter
+/// rows of `tasks_meta`; tasks 8, the archive; locks 4, the keys per path, sequences and rows of
+/// changes of decision 0048, which replaces the lock functions and nothing else) and keeping what
+/// it holds; then, at the latest versions this code knows, it opens with nothing to do: no
+/// migration runs, no function is replaced.
 #[test]
 fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     let Some(pg) = server() else { return };
@@ -46,7 +47,7 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     drop(PgLockManager::connect(PgLockOptions::new(opts.clone())).unwrap());
     let upgraded = pg.psql("latest", FINGERPRINT).unwrap();
     assert!(
-        upgraded.contains("oc-tasks=7@") && upgraded.contains("oc-locks=4@"),
+        upgraded.contains("oc-tasks=8@") && upgraded.contains("oc-locks=4@"),
         "{upgraded}"
     );
     let items = |f: &str| -> Vec<String> { f.trim().split(',').map(str::to_owned).collect() };
@@ -62,6 +63,7 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
             "lock_own@",
             "lock_release_owner@",
             "lock_sweep@",
+            "tasks_meta",
         ]
         .iter()
         .any(|f| x.starts_with(f))
@@ -77,6 +79,10 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
         "task_ready_notify@",
         "task_keys",
         "task_archive",
+        "task_tokens@",
+        "task_tallies@",
+        "task_tally_run@",
+        "task_finish@",
         "lock_keys",
         "lock_counts@",
         "lock_tokens@",
@@ -88,7 +94,7 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     assert!(
         added.iter().any(|x| x.starts_with("task_ready_notify@"))
             && added.iter().all(|x| new.iter().any(|n| x.starts_with(n))),
-        "only the notification's function, the keys' and archive's tables and what locks 4 adds are new: {added:?}"
+        "only the notification's function, the keys' and archive's tables, tasks 7's and what locks 4 adds are new: {added:?}"
     );
     let store = PgTaskStore::connect(opts.clone()).unwrap();
     let locks = PgLockManager::connect(PgLockOptions::new(opts)).unwrap();

@@ -1,8 +1,10 @@
--- What the schema's constraints cannot check: the lease-token counter and the highest token in
--- use, up to ten tasks whose count of unfinished dependencies disagrees with their edges, and
+-- What the schema's constraints cannot check: the last value of the token sequence and the
+-- highest token in use or recorded, up to ten tasks whose count of unfinished dependencies disagrees with their edges, and
 -- the statuses whose kept count disagrees with the tasks.
-SELECT (SELECT value FROM {s}.tasks_meta WHERE key = 'lease_token'),
-       (SELECT coalesce(max(lease_token), 0) FROM {s}.tasks),
+SELECT (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END
+        FROM {s}.task_tokens),
+       greatest((SELECT coalesce(max(lease_token), 0) FROM {s}.tasks),
+                (SELECT coalesce(max(token), 0) FROM {s}.task_history)),
        ARRAY(SELECT t.id FROM {s}.tasks t WHERE t.waiting <> (
            SELECT count(*) FROM {s}.task_deps d JOIN {s}.tasks x ON x.id = d.depends_on
            WHERE d.task_id = t.id AND x.status <> 'completed') ORDER BY 1 LIMIT 10),

@@ -1,5 +1,6 @@
 -- The ready tasks that pass the label filter, locked with `FOR UPDATE SKIP LOCKED` in a
--- materialised CTE, one token each from one bump of the counter, in claim order. `$1` owner,
+-- materialised CTE, one token each from the sequence `task_tokens`, in claim order, and a row
+-- of changes to the tally of tasks that entered `running` (no row every claim updates). `$1` owner,
 -- `$2` lease in milliseconds, `$3` the time or NULL for the database's, `$4` labels required,
 -- `$5` labels excluded, and for a batch `$6` how many (see `claim_sql`).
 WITH n AS (SELECT coalesce($3::bigint, {db_now}) AS ms),
@@ -9,21 +10,20 @@ locked AS MATERIALIZED (
       AND c.labels @> $4::text[] AND NOT (c.labels && $5::text[])
     ORDER BY c.priority DESC, c.created_at, c.id LIMIT {limit}
     FOR UPDATE OF c SKIP LOCKED
-), next AS MATERIALIZED ({numbered}), tok AS (
-    UPDATE {s}.tasks_meta SET value = value + (SELECT count(*) FROM next)
-    WHERE key = 'lease_token' AND EXISTS (SELECT 1 FROM next) RETURNING value
+), next AS MATERIALIZED ({numbered}), tok AS MATERIALIZED (
+    SELECT id, nextval('{s}.task_tokens') AS token FROM next ORDER BY rn
 ), upd AS (
     UPDATE {s}.tasks t SET status = 'running', owner = $1,
         attempts = t.attempts + 1, started_at = n.ms, finished_at = NULL,
-        lease_token = (SELECT value FROM tok) - next.n + next.rn,
+        lease_token = tok.token,
         lease_expires_at = n.ms + $2::bigint,
         version = t.version + 1, updated_at = n.ms
-    FROM next, n
-    WHERE t.id = next.id AND t.status = 'pending'
+    FROM tok, n
+    WHERE t.id = tok.id AND t.status = 'pending'
     RETURNING {stored_columns}
 ), ent AS (
-    UPDATE {s}.tasks_meta SET value = value + (SELECT count(*) FROM upd)
-    WHERE key = 'entered_running' AND EXISTS (SELECT 1 FROM upd)
+    INSERT INTO {s}.task_tallies (key, delta)
+    SELECT 'entered_running', count(*) FROM upd HAVING count(*) > 0
 ), hist AS (
     INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
         to_status, actor, token)

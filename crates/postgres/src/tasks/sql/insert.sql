@@ -1,6 +1,6 @@
 -- New tasks, one array per column (`InsertColumns`, in `InsertColumns::params` order), with
--- their count of unfinished dependencies and a history row each, and the counter of tasks
--- that entered `pending`: one statement for the whole batch.
+-- their count of unfinished dependencies and a history row each, and a row of changes to the
+-- tally of tasks that entered `pending`: one statement for the whole batch.
 WITH ins AS (
     INSERT INTO {s}.tasks (id, name, description, status, owner, priority, metadata, result,
         error, attempts, max_attempts, version, created_at, updated_at, started_at,
@@ -30,5 +30,5 @@ WITH ins AS (
         to_status, actor)
     SELECT id, version, created_at, 'created', NULL, 'pending', owner FROM ins
 )
-UPDATE {s}.tasks_meta SET value = value + (SELECT count(*) FROM ins)
-WHERE key = 'entered_pending'
+INSERT INTO {s}.task_tallies (key, delta)
+SELECT 'entered_pending', count(*) FROM ins HAVING count(*) > 0

@@ -1,9 +1,9 @@
 -- A transition computed in Rust, written if the row is still at the version and status read
--- ($19, $20), with the counters and the history row, in one statement. The parameters are
--- `TransitionParams`, in `TransitionParams::params` order.
+-- ($19, $20), with rows of changes to the tallies and the history row, in one statement: no
+-- row every transition updates (a new lease's token comes from the sequence `task_tokens`).
+-- The parameters are `TransitionParams`, in `TransitionParams::params` order.
 WITH tok AS (
-    UPDATE {s}.tasks_meta SET value = value + 1
-    WHERE key = 'lease_token' AND $21::boolean RETURNING value
+    SELECT nextval('{s}.task_tokens') AS value WHERE $21::boolean
 ), upd AS (
     UPDATE {s}.tasks SET name = $2, description = $3, status = $4, owner = $5,
         priority = $6, metadata = $7, result = $8, error = $9, attempts = $10,
@@ -15,19 +15,12 @@ WITH tok AS (
         retry_jitter = $34::integer
     WHERE id = $1 AND version = $19 AND status = $20
     RETURNING lease_token
-), counts AS (
-    -- The status entered, and a finished run's bucket and sum: one UPDATE
-    -- that locks its rows in key order, so that transitions holding them
-    -- (a completion holds them until it has released its dependents)
-    -- never wait for each other in a circle.
-    UPDATE {s}.tasks_meta
-    SET value = value + CASE WHEN key = 'run_ms_sum' THEN $24::bigint ELSE 1 END
-    WHERE key IN (
-        SELECT key FROM {s}.tasks_meta
-        WHERE (key = $22::text
-               OR ($23::text <> '' AND key IN ($23::text, 'run_ms_sum')))
-          AND EXISTS (SELECT 1 FROM upd)
-        ORDER BY key FOR UPDATE)
+), tallies AS (
+    -- The status entered, and a finished run's bucket and sum, appended.
+    INSERT INTO {s}.task_tallies (key, delta)
+    SELECT v.key, v.delta FROM (VALUES ($22::text, 1::bigint), ($23::text, 1::bigint),
+        (CASE WHEN $23::text <> '' THEN 'run_ms_sum' ELSE '' END, $24::bigint)) v(key, delta)
+    WHERE v.key <> '' AND EXISTS (SELECT 1 FROM upd)
 ), hist AS (
     INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
         to_status, actor, token, error)
