@@ -99,6 +99,7 @@ pub use crate::reader::{
 pub use crate::ship::{ShipOptions, ShipReport, Shipper};
 pub use crate::store::{
     Ack, After, Append, Appended, DECISIONS_SCANNED, DirFileStore, EntryId, FileCounts,
+    KeyedCheckpoint,
     KEY_WINDOW_ENTRIES, LogCursor, LogVolume, MAX_APPEND_KEY_BYTES, MAX_CHECKPOINT_FILE_BYTES,
     MAX_OPEN_WRITERS, Overview, OverviewRequest, Page, Retention, Stored, TaskFileStore, WAIT_POLL,
     check_append_key,
