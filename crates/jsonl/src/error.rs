@@ -77,7 +77,9 @@ pub enum Error {
     },
     /// The idempotency key `key` of `task` already names another request (a checkpoint with
     /// another description): nothing was written.
-    #[error("idempotency key {key:?} of task {task} already names another request; use a new key for a new request")]
+    #[error(
+        "idempotency key {key:?} of task {task} already names another request; use a new key for a new request"
+    )]
     IdempotencyConflict {
         /// The task.
         task: String,

@@ -16,9 +16,9 @@ use crate::reader::count::LineCounts;
 use crate::writer::Wrote;
 use crate::{
     Ack, After, Append, Appended, Checkpoint, Decision, EntryId, Error, FileCounts, JsonlReader,
-    JsonlWriter, KeyedCheckpoint, LogAnalysis, LogCursor, LogEntry, LogVolume, MAX_LINE_BYTES, Overview,
-    OverviewRequest, Page, Query, Result, Retention, TaskFileStore, TaskFiles, WriterOptions,
-    check_append_key, check_task_id,
+    JsonlWriter, KeyedCheckpoint, LogAnalysis, LogCursor, LogEntry, LogVolume, MAX_LINE_BYTES,
+    Overview, OverviewRequest, Page, Query, Result, Retention, TaskFileStore, TaskFiles,
+    WriterOptions, check_append_key, check_task_id,
 };
 
 use super::MAX_CHECKPOINT_FILE_BYTES;

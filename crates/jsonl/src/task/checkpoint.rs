@@ -238,7 +238,9 @@ impl TaskFiles {
             let Some(cdir) = root.sub(&name)? else {
                 continue;
             };
-            if cdir.read_bounded("key", MAX_APPEND_KEY_BYTES as u64)?.as_deref()
+            if cdir
+                .read_bounded("key", MAX_APPEND_KEY_BYTES as u64)?
+                .as_deref()
                 != Some(key.as_bytes())
             {
                 continue;

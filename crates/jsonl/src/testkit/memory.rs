@@ -15,10 +15,9 @@ use sha2::{Digest, Sha256};
 use super::Corrupter;
 use crate::{
     After, Append, Appended, Checkpoint, CheckpointFile, Decision, EntryId, Error, FileCounts,
-    KeyedCheckpoint,
-    Level, LogAnalysis, LogCursor, LogEntry, LogVolume, MAX_DEPTH, MAX_DESCRIPTION, MAX_LINE_BYTES,
-    MAX_STATE_BYTES, Page, Query, ReadReport, Result, Retention, Stored, TaskFileStore,
-    check_append_key, check_checkpoint_id, check_task_id,
+    KeyedCheckpoint, Level, LogAnalysis, LogCursor, LogEntry, LogVolume, MAX_DEPTH,
+    MAX_DESCRIPTION, MAX_LINE_BYTES, MAX_STATE_BYTES, Page, Query, ReadReport, Result, Retention,
+    Stored, TaskFileStore, check_append_key, check_checkpoint_id, check_task_id,
 };
 
 /// One stored record: its id, its key (with the count of the append it began), its line's
@@ -609,7 +608,9 @@ impl TaskFileStore for ModelStore {
         description: &str,
         now: Timestamp,
     ) -> Result<Checkpoint> {
-        Ok(self.checkpoint_under(task, description, None, now)?.checkpoint)
+        Ok(self
+            .checkpoint_under(task, description, None, now)?
+            .checkpoint)
     }
 
     fn create_checkpoint_keyed(

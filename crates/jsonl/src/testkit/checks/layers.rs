@@ -329,13 +329,20 @@ pub fn check_keyed_checkpoints(store: &dyn TaskFileStore, _: &Corrupter) {
         .create_checkpoint_keyed(t, "before", "k-1", at_secs(2))
         .unwrap();
     assert!(again.replayed, "a retry replays");
-    assert_eq!(again.checkpoint, first.checkpoint, "the first checkpoint, as it was");
+    assert_eq!(
+        again.checkpoint, first.checkpoint,
+        "the first checkpoint, as it was"
+    );
     assert_eq!(store.checkpoints(t).unwrap().len(), 1, "one checkpoint");
     let e = store
         .create_checkpoint_keyed(t, "other", "k-1", at_secs(3))
         .unwrap_err();
     assert!(e.is_conflict(), "another description under the key: {e}");
-    assert_eq!(store.checkpoints(t).unwrap().len(), 1, "a conflict creates nothing");
+    assert_eq!(
+        store.checkpoints(t).unwrap().len(),
+        1,
+        "a conflict creates nothing"
+    );
     let other = store
         .create_checkpoint_keyed(t, "before", "k-2", at_secs(4))
         .unwrap();
