@@ -59,7 +59,8 @@ pub(crate) struct Global {
     /// create, claim, heartbeat, release, complete and fail, lock acquire and release (keys
     /// are the agent's or owner's, for 24 hours; heartbeat, release, complete and fail are the
     /// `oc` agent's), logs append and decisions add (the task's log or decisions' key, as
-    /// `logs append --key`).
+    /// `logs append --key`), and checkpoint create (the task's key, kept while its
+    /// checkpoint is; the same key names one description).
     #[arg(long, global = true, value_name = "KEY")]
     pub(crate) idempotency_key: Option<String>,
     /// Print one versioned JSON document on stdout.

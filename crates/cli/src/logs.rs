@@ -582,11 +582,30 @@ fn every_decision(files: &dyn TaskFileStore, task: &str) -> anyhow::Result<Vec<D
         .collect())
 }
 
-pub(crate) fn checkpoint(site: &Site, cmd: CheckpointCmd, out: &mut Output) -> anyhow::Result<()> {
+pub(crate) fn checkpoint(
+    site: &Site,
+    cmd: CheckpointCmd,
+    global: Option<&str>,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    if !matches!(cmd, CheckpointCmd::Create { .. }) {
+        no_key(global, "checkpoint create")?;
+    }
     match cmd {
         CheckpointCmd::Create { task, description } => {
+            if let Some(k) = global {
+                check_append_key(k).map_err(|e| UsageError(format!("--idempotency-key: {e}")))?;
+            }
             let files = task_files(site, &task, true)?;
-            let cp = files.create_checkpoint(&task, &description, Timestamp::now())?;
+            let cp = match global {
+                Some(k) => {
+                    let made =
+                        files.create_checkpoint_keyed(&task, &description, k, Timestamp::now())?;
+                    crate::task::note_replayed(made.replayed);
+                    made.checkpoint
+                }
+                None => files.create_checkpoint(&task, &description, Timestamp::now())?,
+            };
             out.emit("checkpoint.create", &cp, |w, o| {
                 if o.quiet {
                     writeln!(w, "{}", Clean(&cp.id))

@@ -107,7 +107,7 @@ fn classify(err: &anyhow::Error) -> Exit {
                 e.is_conflict() || e.is_vetoed(),
             )
         } else if let Some(e) = cause.downcast_ref::<oc_jsonl::Error>() {
-            exit_for(e.is_invalid_input(), e.is_not_found(), false)
+            exit_for(e.is_invalid_input(), e.is_not_found(), e.is_conflict())
         } else if let Some(e) = cause.downcast_ref::<oc_alerts::Error>() {
             exit_for(e.is_invalid_input(), false, false)
         } else if let Some(e) = cause.downcast_ref::<oc_auth::AuthError>() {
@@ -407,11 +407,15 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
     if key.is_some()
         && !matches!(
             cli.command,
-            Command::Task(_) | Command::Lock(_) | Command::Logs(_) | Command::Decisions(_)
+            Command::Task(_)
+                | Command::Lock(_)
+                | Command::Logs(_)
+                | Command::Decisions(_)
+                | Command::Checkpoint(_)
         )
     {
         return Err(UsageError(
-            "--idempotency-key goes with the task, lock, logs and decisions commands that change something"
+            "--idempotency-key goes with the task, lock, logs, decisions and checkpoint commands that change something"
                 .into(),
         )
         .into());
@@ -423,7 +427,7 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<()> {
         Command::Logs(cmd) => logs::logs(&site, cmd, key, out),
         Command::TaskHistory(q) => logs::history(&site, q, out),
         Command::Decisions(cmd) => logs::decisions(&site, cmd, key, out),
-        Command::Checkpoint(cmd) => logs::checkpoint(&site, cmd, out),
+        Command::Checkpoint(cmd) => logs::checkpoint(&site, cmd, key, out),
         Command::Metrics { format } => ops::metrics(&site, format, out),
         Command::Token(cmd) => token::run(&site, cmd, out),
         Command::Db(cmd) => ops::db(&site, cmd, out),

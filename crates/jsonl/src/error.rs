@@ -75,6 +75,24 @@ pub enum Error {
         /// What was looked for.
         what: String,
     },
+    /// The idempotency key `key` of `task` already names another request (a checkpoint with
+    /// another description): nothing was written.
+    #[error(
+        "idempotency key {key:?} of task {task} already names another request; use a new key for a new request"
+    )]
+    IdempotencyConflict {
+        /// The task.
+        task: String,
+        /// The key.
+        key: String,
+    },
+    /// The store does not implement `what` (an embedder's store that keeps no checkpoint
+    /// keys): nothing was written.
+    #[error("this store does not support {what}")]
+    Unsupported {
+        /// What it does not support.
+        what: &'static str,
+    },
     /// A store's backend failed: PostgreSQL, or an embedder's own (decision 0033).
     ///
     /// The message is what a person reads (one line, never a password); the backend's own
@@ -94,6 +112,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// The idempotency key already names another request ([`Error::IdempotencyConflict`]).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::IdempotencyConflict { .. })
+    }
+
     /// Nothing was found.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
@@ -186,6 +209,11 @@ impl Error {
                 reason,
             },
             Error::NotFound { what } => Error::NotFound { what: what.clone() },
+            Error::IdempotencyConflict { task, key } => Error::IdempotencyConflict {
+                task: task.clone(),
+                key: key.clone(),
+            },
+            Error::Unsupported { what } => Error::Unsupported { what },
             Error::Backend {
                 backend,
                 message,

@@ -427,6 +427,13 @@ impl Dir {
         rustix::fs::fsync(&self.fd).map_err(|e| errno_at(&self.path, e))
     }
 
+    /// Takes an `flock` on the directory itself (`exclusive`: `LOCK_EX`), on a descriptor of
+    /// its own, released when the returned [`Locked`] drops.
+    pub(crate) fn lock(&self, exclusive: bool) -> Result<Locked> {
+        let fd = self.fd.try_clone().map_err(io(&self.path))?;
+        Locked::take(File::from(fd), exclusive, &self.path)
+    }
+
     /// Opens `name` for reading and takes an `flock` on it (`exclusive`: `LOCK_EX`, else
     /// `LOCK_SH`), making sure the file locked is still the one named `name` (a replacer
     /// renames over it under `LOCK_EX`: a lock on the old file is retaken on the new one).

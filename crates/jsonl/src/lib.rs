@@ -35,7 +35,10 @@
 //!   append's last line, which readers ignore), and replaces a live log (restore, retention)
 //!   under its `flock`, so no process's append is lost. Readers of a live log read below a
 //!   length taken under its `LOCK_SH`, and write-outs hold `LOCK_EX`: a batch is seen whole or
-//!   not at all.
+//!   not at all. A checkpoint may be made under an idempotency key
+//!   ([`TaskFileStore::create_checkpoint_keyed`], per task): the key is written into the
+//!   checkpoint's directory before its manifest, under an `flock` on the task's `checkpoints`
+//!   directory, and a retry answers the first checkpoint.
 //! - `Shipper` (feature `ship`): log aggregation to an HTTP collector in JSON batches, with
 //!   retries, backoff and a per-collector cursor kept by the store
 //!   (`TaskFileStore::ship_cursor`), so nothing is sent twice or skipped, on any store.
@@ -99,9 +102,9 @@ pub use crate::reader::{
 pub use crate::ship::{ShipOptions, ShipReport, Shipper};
 pub use crate::store::{
     Ack, After, Append, Appended, DECISIONS_SCANNED, DirFileStore, EntryId, FileCounts,
-    KEY_WINDOW_ENTRIES, LogCursor, LogVolume, MAX_APPEND_KEY_BYTES, MAX_CHECKPOINT_FILE_BYTES,
-    MAX_OPEN_WRITERS, Overview, OverviewRequest, Page, Retention, Stored, TaskFileStore, WAIT_POLL,
-    check_append_key,
+    KEY_WINDOW_ENTRIES, KeyedCheckpoint, LogCursor, LogVolume, MAX_APPEND_KEY_BYTES,
+    MAX_CHECKPOINT_FILE_BYTES, MAX_OPEN_WRITERS, Overview, OverviewRequest, Page, Retention,
+    Stored, TaskFileStore, WAIT_POLL, check_append_key,
 };
 pub use crate::task::{
     Checkpoint, CheckpointBodies, CheckpointFile, MAX_DESCRIPTION, MAX_MANIFEST_BYTES,

@@ -34,7 +34,8 @@
 //! - Every tool that changes something takes an optional `idempotency_key` (decision 0043),
 //!   the acting agent's: a retry with the same key and arguments answers the first call's
 //!   result with `replayed: true` and changes nothing; the same key with other arguments is
-//!   refused (`IDEMPOTENCY_CONFLICT`). A keyed claim whose answer is not delivered is given
+//!   refused (`IDEMPOTENCY_CONFLICT`). The task-file tools' keys (`task_log_append`,
+//!   `decision_record`, `checkpoint_create`) are the task's, not the agent's. A keyed claim whose answer is not delivered is given
 //!   back with its key forgotten, so the retry claims afresh; a replayed grant is never given
 //!   back (it is the first call's); a keyed lock grant whose answer is not delivered is kept
 //!   for the retry to replay (the lock manager cannot forget a key with a release yet).

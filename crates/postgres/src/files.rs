@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oc_jsonl::{
-    After, Append, Appended, Checkpoint, Decision, EntryId, Error, FileCounts, LogAnalysis,
-    LogCursor, LogEntry, LogVolume, Page, Query, Result, Retention, TaskFileStore,
+    After, Append, Appended, Checkpoint, Decision, EntryId, Error, FileCounts, KeyedCheckpoint,
+    LogAnalysis, LogCursor, LogEntry, LogVolume, Page, Query, Result, Retention, TaskFileStore,
     check_append_key, check_checkpoint_id, check_task_id,
 };
 use oc_time::Timestamp;
@@ -460,7 +460,19 @@ impl TaskFileStore for PgFileStore {
         now: Timestamp,
     ) -> Result<Checkpoint> {
         check_task_id(task)?;
-        self.checkpoint(task, description, now)
+        Ok(self.checkpoint(task, description, None, now)?.checkpoint)
+    }
+
+    fn create_checkpoint_keyed(
+        &self,
+        task: &str,
+        description: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<KeyedCheckpoint> {
+        check_task_id(task)?;
+        check_append_key(key)?;
+        self.checkpoint(task, description, Some(key), now)
     }
 
     fn checkpoint_page(

@@ -30,7 +30,8 @@
 //!   task's sequence numbers under its row lock and honours idempotency keys. Tails read the
 //!   primary key backwards, the analysis is computed by the server from an index, checkpoints
 //!   are the files a data directory holds, verified by their SHA-256 when restored in one
-//!   transaction; followers are woken by `LISTEN/NOTIFY` and poll every second.
+//!   transaction (a keyed one records its key in its row, unique per task, files migration
+//!   4); followers are woken by `LISTEN/NOTIFY` and poll every second.
 //! - [`PgFileImports`]: moves a data directory's task files into those tables
 //!   (`oc db import-files`), resumably: a cursor per data directory, task and stream
 //!   (`file_imports`) advanced in the transaction that appends each batch of lines, so a killed

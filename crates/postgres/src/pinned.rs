@@ -31,6 +31,7 @@ const FILES: &[&str] = &[
     "b2ef1926c9b99225c9faa8ec12a5fc766e2dbd95ec38399149b4816989c66ec3",
     "0eb4c1d6f9211a42786a931d5a31d339e064b6e6c55d0317ff22beb6718ed9b5",
     "a3697e01bab640a0190cae30340d2fe597726c534cb55bd581ee545618cbf370",
+    "215cf18421baf6704055457194eeb85e479ab2a429bf20ff6009e101193b379f",
 ];
 
 /// The SHA-256 of each oc-auth migration (static tokens), in order.

@@ -96,3 +96,44 @@ fn a_keyed_claim_retried_prints_the_same_token_and_says_replayed() {
     let misplaced = oc.run(&["--idempotency-key", "x", "task", "list"]);
     assert_eq!(misplaced.code, 2, "{misplaced:?}");
 }
+
+#[test]
+fn a_keyed_checkpoint_retried_prints_the_first_and_creates_nothing() {
+    let oc = Oc::new();
+    oc.run(&["task", "create", "t", "--id", "t1"]);
+    let create = [
+        "--idempotency-key",
+        "cp",
+        "--json",
+        "checkpoint",
+        "create",
+        "t1",
+        "-d",
+        "safe point",
+    ];
+    let c1 = oc.run(&create);
+    assert_eq!(c1.code, 0, "{c1:?}");
+    assert!(!c1.stderr.contains("replayed"), "{c1:?}");
+    oc.run(&["logs", "append", "t1", "-m", "after"]);
+    let c2 = oc.run(&create);
+    assert_eq!(c2.code, 0, "{c2:?}");
+    assert_eq!(c1.data(), c2.data(), "the first checkpoint");
+    assert!(c2.stderr.contains("replayed"), "{c2:?}");
+    assert_eq!(
+        oc.json(&["checkpoint", "list", "t1"]).as_array().map(Vec::len),
+        Some(1)
+    );
+    let other = oc.run(&[
+        "--idempotency-key",
+        "cp",
+        "checkpoint",
+        "create",
+        "t1",
+        "-d",
+        "another",
+    ]);
+    assert_eq!(other.code, 4, "{other:?}");
+    assert!(other.stderr.contains("idempotency key \"cp\""), "{other:?}");
+    let misplaced = oc.run(&["--idempotency-key", "x", "checkpoint", "list", "t1"]);
+    assert_eq!(misplaced.code, 2, "{misplaced:?}");
+}

@@ -16,9 +16,9 @@ use crate::reader::count::LineCounts;
 use crate::writer::Wrote;
 use crate::{
     Ack, After, Append, Appended, Checkpoint, Decision, EntryId, Error, FileCounts, JsonlReader,
-    JsonlWriter, LogAnalysis, LogCursor, LogEntry, LogVolume, MAX_LINE_BYTES, Overview,
-    OverviewRequest, Page, Query, Result, Retention, TaskFileStore, TaskFiles, WriterOptions,
-    check_append_key, check_task_id,
+    JsonlWriter, KeyedCheckpoint, LogAnalysis, LogCursor, LogEntry, LogVolume, MAX_LINE_BYTES,
+    Overview, OverviewRequest, Page, Query, Result, Retention, TaskFileStore, TaskFiles,
+    WriterOptions, check_append_key, check_task_id,
 };
 
 use super::MAX_CHECKPOINT_FILE_BYTES;
@@ -424,6 +424,21 @@ impl TaskFileStore for DirFileStore {
     ) -> Result<Checkpoint> {
         self.files(task)?
             .create_checkpoint_within(description, now, MAX_CHECKPOINT_FILE_BYTES)
+    }
+
+    fn create_checkpoint_keyed(
+        &self,
+        task: &str,
+        description: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<KeyedCheckpoint> {
+        self.files(task)?.create_checkpoint_keyed_within(
+            description,
+            key,
+            now,
+            MAX_CHECKPOINT_FILE_BYTES,
+        )
     }
 
     fn checkpoint_page(

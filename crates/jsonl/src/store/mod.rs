@@ -171,6 +171,16 @@ pub fn check_append_key(key: &str) -> Result<()> {
     })
 }
 
+/// A checkpoint created, or replayed, under an idempotency key
+/// ([`TaskFileStore::create_checkpoint_keyed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyedCheckpoint {
+    /// The checkpoint: the first one made under the key when `replayed`.
+    pub checkpoint: Checkpoint,
+    /// The key was known: nothing was created now.
+    pub replayed: bool,
+}
+
 /// What an append wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Appended {
@@ -470,6 +480,26 @@ pub trait TaskFileStore: Send + Sync + fmt::Debug {
     /// Deletes the oldest log entries past `r`'s bounds; returns how many.
     fn retain(&self, task: &str, r: &Retention, now: Timestamp) -> Result<u64>;
 
+    /// [`create_checkpoint`](Self::create_checkpoint) under an idempotency key (per task,
+    /// [`check_append_key`]'s rules), recorded with the checkpoint atomically: a retry with
+    /// the same key and description creates nothing and answers the first checkpoint with
+    /// `replayed` set (while it exists: a deleted checkpoint takes its key with it); the same
+    /// key with another description is [`Error::IdempotencyConflict`]. A refused creation
+    /// records no key. The default is [`Error::Unsupported`]: only the store can record the
+    /// key with the checkpoint.
+    fn create_checkpoint_keyed(
+        &self,
+        task: &str,
+        description: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<KeyedCheckpoint> {
+        let _ = (task, description, key, now);
+        Err(Error::Unsupported {
+            what: "checkpoint idempotency keys",
+        })
+    }
+
     /// Where `collector` last acknowledged `task`'s log, if it did.
     fn ship_cursor(&self, task: &str, collector: &str) -> Result<Option<LogCursor>>;
 
@@ -567,6 +597,10 @@ macro_rules! forward {
             }
             fn create_checkpoint(&self, task: &str, description: &str, now: Timestamp)
                 -> Result<Checkpoint> { (**self).create_checkpoint(task, description, now) }
+            fn create_checkpoint_keyed(&self, task: &str, description: &str, key: &str,
+                now: Timestamp) -> Result<KeyedCheckpoint> {
+                (**self).create_checkpoint_keyed(task, description, key, now)
+            }
             fn checkpoint_page(&self, task: &str, skip: usize, n: usize)
                 -> Result<(Vec<Checkpoint>, bool)> { (**self).checkpoint_page(task, skip, n) }
             fn restore_checkpoint(&self, task: &str, id: &str) -> Result<Checkpoint> {

@@ -10,7 +10,10 @@ use sha2::{Digest, Sha256};
 use super::{TaskFiles, bump_log_generation, hex};
 use crate::error::io;
 use crate::fsx::{Access, Dir};
-use crate::{Error, MAX_CHECKPOINT_FILE_BYTES, Result};
+use crate::{
+    Error, KeyedCheckpoint, MAX_APPEND_KEY_BYTES, MAX_CHECKPOINT_FILE_BYTES, Result,
+    check_append_key,
+};
 
 /// Checks that `id` has the form [`TaskFiles::create_checkpoint`] gives ids
 /// (`cp-<millis>-<n>`: `cp-`, 1–19 digits, `-`, 1–10 digits), so it is one safe path segment
@@ -195,6 +198,81 @@ impl TaskFiles {
         now: Timestamp,
         max: u64,
     ) -> Result<Checkpoint> {
+        self.make_checkpoint(description, None, now, max)
+    }
+
+    /// [`create_checkpoint`](Self::create_checkpoint) under the idempotency key `key` (per
+    /// task): under an exclusive `flock` on the task's `checkpoints` directory, the complete
+    /// checkpoints are searched for one whose `key` file holds `key`; found, it is answered
+    /// `replayed` (the same description) or refused ([`Error::IdempotencyConflict`]); else a
+    /// checkpoint is made with `key` written into its directory before its manifest, so the key
+    /// is published with the checkpoint or not at all.
+    pub fn create_checkpoint_keyed(
+        &self,
+        description: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<KeyedCheckpoint> {
+        self.create_checkpoint_keyed_within(description, key, now, MAX_CHECKPOINT_FILE_BYTES)
+    }
+
+    /// [`create_checkpoint_keyed`](Self::create_checkpoint_keyed) with files bounded by `max`.
+    pub(crate) fn create_checkpoint_keyed_within(
+        &self,
+        description: &str,
+        key: &str,
+        now: Timestamp,
+        max: u64,
+    ) -> Result<KeyedCheckpoint> {
+        check_append_key(key)?;
+        let root = self.task_dir_create()?.sub_create("checkpoints")?;
+        let _held = root.lock(true)?;
+        let mut names: Vec<String> = root
+            .entries()?
+            .into_iter()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| check_checkpoint_id(name).is_ok())
+            .collect();
+        names.sort_unstable();
+        for name in names {
+            let Some(cdir) = root.sub(&name)? else {
+                continue;
+            };
+            if cdir
+                .read_bounded("key", MAX_APPEND_KEY_BYTES as u64)?
+                .as_deref()
+                != Some(key.as_bytes())
+            {
+                continue;
+            }
+            let Some(cp) = read_manifest(&cdir, &name, &self.task_id)? else {
+                continue;
+            };
+            if cp.description != description {
+                return Err(Error::IdempotencyConflict {
+                    task: self.task_id.clone(),
+                    key: key.to_owned(),
+                });
+            }
+            return Ok(KeyedCheckpoint {
+                checkpoint: cp,
+                replayed: true,
+            });
+        }
+        Ok(KeyedCheckpoint {
+            checkpoint: self.make_checkpoint(description, Some(key), now, max)?,
+            replayed: false,
+        })
+    }
+
+    /// Makes a checkpoint, recording `key` (if any) in its directory before its manifest.
+    fn make_checkpoint(
+        &self,
+        description: &str,
+        key: Option<&str>,
+        now: Timestamp,
+        max: u64,
+    ) -> Result<Checkpoint> {
         let too_big = |name: &str, len: u64| Error::InvalidInput {
             field: "checkpoint",
             reason: format!("{name} is {len} bytes; a checkpoint's file may hold at most {max}"),
@@ -276,6 +354,9 @@ impl TaskFiles {
                 description: description.to_owned(),
                 files,
             };
+            if let Some(key) = key {
+                cdir.write_atomic("key", key.as_bytes())?;
+            }
             let bytes = serde_json::to_vec_pretty(&cp).map_err(|source| Error::Json {
                 path: cdir.join("manifest.json"),
                 source,

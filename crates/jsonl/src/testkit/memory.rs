@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256};
 use super::Corrupter;
 use crate::{
     After, Append, Appended, Checkpoint, CheckpointFile, Decision, EntryId, Error, FileCounts,
-    Level, LogAnalysis, LogCursor, LogEntry, LogVolume, MAX_DEPTH, MAX_DESCRIPTION, MAX_LINE_BYTES,
-    MAX_STATE_BYTES, Page, Query, ReadReport, Result, Retention, Stored, TaskFileStore,
-    check_append_key, check_checkpoint_id, check_task_id,
+    KeyedCheckpoint, Level, LogAnalysis, LogCursor, LogEntry, LogVolume, MAX_DEPTH,
+    MAX_DESCRIPTION, MAX_LINE_BYTES, MAX_STATE_BYTES, Page, Query, ReadReport, Result, Retention,
+    Stored, TaskFileStore, check_append_key, check_checkpoint_id, check_task_id,
 };
 
 /// One stored record: its id, its key (with the count of the append it began), its line's
@@ -37,6 +37,8 @@ struct Line<T> {
 #[derive(Debug, Clone)]
 struct Snapshot {
     cp: Checkpoint,
+    /// The idempotency key it was created under.
+    key: Option<String>,
     files: BTreeMap<&'static str, Vec<u8>>,
     log: Vec<Line<LogEntry>>,
     decisions: Vec<Line<Decision>>,
@@ -295,6 +297,91 @@ impl ModelStore {
     }
 }
 
+impl ModelStore {
+    /// A checkpoint, under `key` if given: all under the one mutex.
+    fn checkpoint_under(
+        &self,
+        task: &str,
+        description: &str,
+        key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<KeyedCheckpoint> {
+        check_task_id(task)?;
+
+        if description.len() > MAX_DESCRIPTION {
+            return Err(Error::InvalidInput {
+                field: "description",
+                reason: format!("at most {MAX_DESCRIPTION} bytes"),
+            });
+        }
+        let mut inner = self.inner.lock();
+        let t = inner.tasks.entry(task.to_owned()).or_default();
+        if let Some(key) = key
+            && let Some(s) = t.checkpoints.iter().find(|s| s.key.as_deref() == Some(key))
+        {
+            if s.cp.description != description {
+                return Err(Error::IdempotencyConflict {
+                    task: task.to_owned(),
+                    key: key.to_owned(),
+                });
+            }
+            return Ok(KeyedCheckpoint {
+                checkpoint: s.cp.clone(),
+                replayed: true,
+            });
+        }
+        let millis = now.as_millis().max(0);
+        let id = (0u64..)
+            .map(|n| format!("cp-{millis:013}-{n}"))
+            .find(|id| t.checkpoints.iter().all(|s| s.cp.id != *id))
+            .unwrap_or_default();
+        let mut files = BTreeMap::new();
+        if let Some(s) = &t.state {
+            files.insert(
+                "state.json",
+                serde_json::to_vec(s).map_err(|e| Error::InvalidInput {
+                    field: "state",
+                    reason: e.to_string(),
+                })?,
+            );
+        }
+        if !t.log.is_empty() {
+            files.insert("logs.jsonl", lines(&t.log));
+        }
+        if !t.decisions.is_empty() {
+            files.insert("decisions.jsonl", lines(&t.decisions));
+        }
+        let cp = Checkpoint {
+            id,
+            task_id: task.to_owned(),
+            created_at: now,
+            description: description.to_owned(),
+            files: files
+                .iter()
+                .map(|(name, b)| CheckpointFile {
+                    name: (*name).to_owned(),
+                    bytes: b.len() as u64,
+                    sha256: sha256_hex(b),
+                })
+                .collect(),
+        };
+        let snap = Snapshot {
+            cp: cp.clone(),
+            key: key.map(str::to_owned),
+            files,
+            log: t.log.clone(),
+            decisions: t.decisions.clone(),
+            state: t.state.clone(),
+        };
+        t.checkpoints.push(snap);
+        t.checkpoints.sort_by(|a, b| a.cp.id.cmp(&b.cp.id));
+        Ok(KeyedCheckpoint {
+            checkpoint: cp,
+            replayed: false,
+        })
+    }
+}
+
 impl TaskFileStore for ModelStore {
     fn location(&self) -> String {
         "model:".to_owned()
@@ -521,60 +608,20 @@ impl TaskFileStore for ModelStore {
         description: &str,
         now: Timestamp,
     ) -> Result<Checkpoint> {
-        check_task_id(task)?;
-        if description.len() > MAX_DESCRIPTION {
-            return Err(Error::InvalidInput {
-                field: "description",
-                reason: format!("at most {MAX_DESCRIPTION} bytes"),
-            });
-        }
-        let mut inner = self.inner.lock();
-        let t = inner.tasks.entry(task.to_owned()).or_default();
-        let millis = now.as_millis().max(0);
-        let id = (0u64..)
-            .map(|n| format!("cp-{millis:013}-{n}"))
-            .find(|id| t.checkpoints.iter().all(|s| s.cp.id != *id))
-            .unwrap_or_default();
-        let mut files = BTreeMap::new();
-        if let Some(s) = &t.state {
-            files.insert(
-                "state.json",
-                serde_json::to_vec(s).map_err(|e| Error::InvalidInput {
-                    field: "state",
-                    reason: e.to_string(),
-                })?,
-            );
-        }
-        if !t.log.is_empty() {
-            files.insert("logs.jsonl", lines(&t.log));
-        }
-        if !t.decisions.is_empty() {
-            files.insert("decisions.jsonl", lines(&t.decisions));
-        }
-        let cp = Checkpoint {
-            id,
-            task_id: task.to_owned(),
-            created_at: now,
-            description: description.to_owned(),
-            files: files
-                .iter()
-                .map(|(name, b)| CheckpointFile {
-                    name: (*name).to_owned(),
-                    bytes: b.len() as u64,
-                    sha256: sha256_hex(b),
-                })
-                .collect(),
-        };
-        let snap = Snapshot {
-            cp: cp.clone(),
-            files,
-            log: t.log.clone(),
-            decisions: t.decisions.clone(),
-            state: t.state.clone(),
-        };
-        t.checkpoints.push(snap);
-        t.checkpoints.sort_by(|a, b| a.cp.id.cmp(&b.cp.id));
-        Ok(cp)
+        Ok(self
+            .checkpoint_under(task, description, None, now)?
+            .checkpoint)
+    }
+
+    fn create_checkpoint_keyed(
+        &self,
+        task: &str,
+        description: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<KeyedCheckpoint> {
+        check_append_key(key)?;
+        self.checkpoint_under(task, description, Some(key), now)
     }
 
     fn checkpoint_page(

@@ -80,6 +80,7 @@ macro_rules! file_store_conformance_tests {
             check_limits_refused, check_invalid_ids, check_idempotency_keys, check_analyze,
             check_decisions_by_agent, check_state, check_checkpoints_listed_and_restored,
             check_corrupt_checkpoint_refused, check_checkpoint_not_found, check_checkpoints_pruned,
+            check_keyed_checkpoints,
             check_read_after, check_wait_returns_by_timeout, check_ship_cursors,
             check_retain_entries, check_retain_bytes, check_retain_age, check_counts_and_volume,
             check_tasks_listed, check_overview, check_concurrent_appends, check_replacements_under_appends, check_key_race, check_checkpoints_under_appends,

@@ -18,6 +18,12 @@ impl From<oc_jsonl::Error> for ToolError {
             _ if e.is_not_found() => ToolError::refused("NOT_FOUND", message),
             _ if e.is_invalid_input() => ToolError::refused("INVALID_ARGUMENT", message),
             oc_jsonl::Error::Corrupt { .. } => ToolError::refused("CORRUPT", message),
+            _ if e.is_conflict() => ToolError::refused(
+                "IDEMPOTENCY_CONFLICT",
+                format!(
+                    "{message}: a checkpoint's idempotency key names one description (per task, while its checkpoint is kept); retry that request with it, or use a new key"
+                ),
+            ),
             // A link, a special file or a directory swapped into the data directory: refused,
             // nothing followed; the agent is told which path and why.
             _ if e.is_unsafe() => ToolError::refused("UNSAFE_PATH", message),
@@ -183,9 +189,19 @@ fn decision_list(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Valu
 
 fn checkpoint_create(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
     a.agent(tb)?;
+    let key = a.idempotency_key()?;
     let (files, task) = task_files(tb, a, true)?;
-    let cp = files.create_checkpoint(&task, a.str("description")?, tb.life.store().now())?;
-    Ok(json!({ "checkpoint": json_of(&cp)? }))
+    let (description, now) = (a.str("description")?, tb.life.store().now());
+    match key {
+        Some(k) => {
+            let made = files.create_checkpoint_keyed(&task, description, k, now)?;
+            Ok(json!({ "checkpoint": json_of(&made.checkpoint)?, "replayed": made.replayed }))
+        }
+        None => {
+            let cp = files.create_checkpoint(&task, description, now)?;
+            Ok(json!({ "checkpoint": json_of(&cp)? }))
+        }
+    }
 }
 
 fn checkpoint_list(tb: &Toolbox, a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, ToolError> {
@@ -357,10 +373,17 @@ pub(super) fn tools() -> Vec<Tool> {
             checkpoint_create,
         )
         .args(
-            &[agent(), task_id(), ("description", string("Why."))],
+            &[
+                agent(),
+                task_id(),
+                ("description", string("Why.")),
+                idempotency_key(
+                    "creates nothing (keys are per task, kept while their checkpoint is; the same key names one description)",
+                ),
+            ],
             &["task_id", "description"],
         )
-        .answers(&checkpoint, &["checkpoint"])
+        .answers(&[checkpoint[0].clone(), replayed()], &["checkpoint"])
         .on_files()
         .on_held_task("task_id")
         .extra(),

@@ -305,3 +305,44 @@ fn keyed_decisions_are_written_once() {
     let list = ok(&s, "decision_list", json!({"task_id":t}));
     assert_eq!(list["decisions"].as_array().unwrap().len(), 1, "{list}");
 }
+
+#[test]
+fn a_keyed_checkpoint_retried_returns_the_first_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = crate::server_with_files(dir.path());
+    init(&s, "2025-11-25");
+    let made = ok(&s, "task_create", json!({"agent":"a","name":"x"}));
+    let t = made["task"]["id"].clone();
+    let c = json!({"agent":"a","task_id":t,"description":"before","idempotency_key":"cp1"});
+    let first = ok(&s, "checkpoint_create", c.clone());
+    assert_eq!(first["replayed"], false, "{first}");
+    let again = ok(&s, "checkpoint_create", c);
+    assert_eq!(again["replayed"], true, "{again}");
+    assert_eq!(
+        again["checkpoint"], first["checkpoint"],
+        "the first checkpoint"
+    );
+    let list = ok(&s, "checkpoint_list", json!({"task_id":t}));
+    assert_eq!(list["checkpoints"].as_array().unwrap().len(), 1, "{list}");
+
+    // Same key, another description: refused, nothing created.
+    let (err, body) = call(
+        &s,
+        "checkpoint_create",
+        json!({"agent":"a","task_id":t,"description":"other","idempotency_key":"cp1"}),
+    );
+    assert!(err, "{body}");
+    assert_eq!(body["error"]["code"], "IDEMPOTENCY_CONFLICT", "{body}");
+    let list = ok(&s, "checkpoint_list", json!({"task_id":t}));
+    assert_eq!(list["checkpoints"].as_array().unwrap().len(), 1, "{list}");
+
+    // Unkeyed: no `replayed`, a new checkpoint each time.
+    let plain = ok(
+        &s,
+        "checkpoint_create",
+        json!({"agent":"a","task_id":t,"description":"before"}),
+    );
+    assert!(plain.get("replayed").is_none(), "{plain}");
+    let list = ok(&s, "checkpoint_list", json!({"task_id":t}));
+    assert_eq!(list["checkpoints"].as_array().unwrap().len(), 2, "{list}");
+}

@@ -1,10 +1,12 @@
 //! Checkpoints: the files a data directory holds, built by the server from the task's rows
 //! in one snapshot, with their SHA-256 and each line's time and level or agent; listed newest
 //! first; restored in one transaction by `files_restore`, which verifies every file first and
-//! then reads no line it kept those for (decision 0038); deleted.
+//! then reads no line it kept those for (decision 0038); deleted. A checkpoint made under an
+//! idempotency key records it in its row (`idem_key`, unique per task; decision 0043).
 
 use oc_jsonl::{
-    Checkpoint, CheckpointFile, Error, MAX_CHECKPOINT_FILE_BYTES, MAX_DESCRIPTION, Result,
+    Checkpoint, CheckpointFile, Error, KeyedCheckpoint, MAX_CHECKPOINT_FILE_BYTES, MAX_DESCRIPTION,
+    Result,
 };
 use oc_time::Timestamp;
 use tokio_postgres::Row;
@@ -18,6 +20,14 @@ use crate::errors::{Class, Failure, classify, files_error};
 const MAX_PER_MILLI: u32 = 1000;
 /// How often a creation is tried again when another took its id or its snapshot lost a race.
 const TRIES: usize = 5;
+
+/// What a creation's transaction found or made.
+enum Made {
+    /// The checkpoint already made under the key (a `checkpoint_by_key.sql` row).
+    Known(Row),
+    /// A new checkpoint: its id and its files (`checkpoint_create.sql`'s rows).
+    New(String, Vec<Row>),
+}
 
 impl PgFileStore {
     /// A checkpoint row of `checkpoint_page.sql` as a manifest.
@@ -45,12 +55,16 @@ impl PgFileStore {
         })
     }
 
+    /// A new checkpoint or, under a `key` already recorded for `task`, the one made under it
+    /// (looked up in the creation's transaction; two creations racing on one key meet at the
+    /// unique index `checkpoints_task_key`, and the loser's next try finds the winner's).
     pub(super) fn checkpoint(
         &self,
         task: &str,
         description: &str,
+        key: Option<&str>,
         now: Timestamp,
-    ) -> Result<Checkpoint> {
+    ) -> Result<KeyedCheckpoint> {
         if description.len() > MAX_DESCRIPTION {
             return Err(Error::InvalidInput {
                 field: "description",
@@ -68,11 +82,20 @@ impl PgFileStore {
         let mut tries = 0;
         loop {
             tries += 1;
-            let (t, d) = (task.to_owned(), description.to_owned());
+            let (t, d, k) = (
+                task.to_owned(),
+                description.to_owned(),
+                key.map(str::to_owned),
+            );
             let out = self.pool.transaction(move |tx, st| {
                 Box::pin(async move {
                     tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                         .await?;
+                    if let Some(k) = &k
+                        && let Some(r) = tx.query_opt(&st.checkpoint_by_key, &[&t, k]).await?
+                    {
+                        return Ok(Ok(Made::Known(r)));
+                    }
                     let sizes = tx.query_opt(&st.checkpoint_sizes, &[&t]).await?;
                     if let Some(r) = sizes {
                         for (i, name) in ["state.json", "logs.jsonl", "decisions.jsonl"]
@@ -110,13 +133,26 @@ impl PgFileStore {
                         }));
                     };
                     let rows = tx
-                        .query(&st.checkpoint_create, &[&t, &id, &millis, &d])
+                        .query(&st.checkpoint_create, &[&t, &id, &millis, &d, &k])
                         .await?;
-                    Ok(Ok((id, rows)))
+                    Ok(Ok(Made::New(id, rows)))
                 })
             });
             match out {
-                Ok(Ok((id, rows))) => {
+                Ok(Ok(Made::Known(r))) => {
+                    let cp = self.manifest(task, &r)?;
+                    if cp.description != description {
+                        return Err(Error::IdempotencyConflict {
+                            task: task.to_owned(),
+                            key: key.unwrap_or_default().to_owned(),
+                        });
+                    }
+                    return Ok(KeyedCheckpoint {
+                        checkpoint: cp,
+                        replayed: true,
+                    });
+                }
+                Ok(Ok(Made::New(id, rows))) => {
                     let bad = |e: tokio_postgres::Error| self.corrupt(task, "checkpoints", e);
                     let files = rows
                         .iter()
@@ -128,18 +164,22 @@ impl PgFileStore {
                             })
                         })
                         .collect::<Result<_>>()?;
-                    return Ok(Checkpoint {
-                        id,
-                        task_id: task.to_owned(),
-                        created_at: Timestamp::from_millis(millis),
-                        description: description.to_owned(),
-                        files,
+                    return Ok(KeyedCheckpoint {
+                        checkpoint: Checkpoint {
+                            id,
+                            task_id: task.to_owned(),
+                            created_at: Timestamp::from_millis(millis),
+                            description: description.to_owned(),
+                            files,
+                        },
+                        replayed: false,
                     });
                 }
                 Ok(Err(e)) => return Err(e),
                 Err(Failure::Pg(e))
                     if tries < TRIES
                         && (classify(&e).violates("checkpoints_pkey")
+                            || classify(&e).violates("checkpoints_task_key")
                             || classify(&e) == Class::SerializationFailure) => {}
                 Err(f) => return Err(files_error(f)),
             }

@@ -33,4 +33,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         include_str!("migrations/0003_restore_unknown.sql"),
         include_str!("functions/0003/files_restore.sql"),
     ),
+    // 4: a checkpoint's idempotency key, unique per task (decision 0043).
+    include_str!("migrations/0004_checkpoint_keys.sql"),
 ];

@@ -311,3 +311,61 @@ pub fn check_checkpoints_pruned(store: &dyn TaskFileStore, _: &Corrupter) {
     assert!(store.checkpoints(t).unwrap().is_empty());
     assert_eq!(store.counts(t).unwrap().checkpoints, 0);
 }
+
+/// A keyed checkpoint retried (same task, key and description) creates nothing and answers the
+/// first with `replayed`, even after the task changed; the same key with another description
+/// is `IdempotencyConflict` and creates nothing; the same key on another task, or another key,
+/// creates; a bad key is refused; a deleted checkpoint takes its key with it.
+pub fn check_keyed_checkpoints(store: &dyn TaskFileStore, _: &Corrupter) {
+    let t = "cpkeyed";
+    write_task(store, t, 0, 3, json!({"n": 1}));
+    let first = store
+        .create_checkpoint_keyed(t, "before", "k-1", at_secs(1))
+        .unwrap();
+    assert!(!first.replayed, "a new key creates");
+    assert_eq!(first.checkpoint.description, "before");
+    write_task(store, t, 3, 2, json!({"n": 2}));
+    let again = store
+        .create_checkpoint_keyed(t, "before", "k-1", at_secs(2))
+        .unwrap();
+    assert!(again.replayed, "a retry replays");
+    assert_eq!(
+        again.checkpoint, first.checkpoint,
+        "the first checkpoint, as it was"
+    );
+    assert_eq!(store.checkpoints(t).unwrap().len(), 1, "one checkpoint");
+    let e = store
+        .create_checkpoint_keyed(t, "other", "k-1", at_secs(3))
+        .unwrap_err();
+    assert!(e.is_conflict(), "another description under the key: {e}");
+    assert_eq!(
+        store.checkpoints(t).unwrap().len(),
+        1,
+        "a conflict creates nothing"
+    );
+    let other = store
+        .create_checkpoint_keyed(t, "before", "k-2", at_secs(4))
+        .unwrap();
+    assert!(!other.replayed && other.checkpoint.id != first.checkpoint.id);
+    let elsewhere = store
+        .create_checkpoint_keyed("cpkeyed-2", "before", "k-1", at_secs(5))
+        .unwrap();
+    assert!(!elsewhere.replayed, "keys are per task");
+    for bad in ["", "a\nb", &"k".repeat(201)] {
+        let e = store
+            .create_checkpoint_keyed(t, "before", bad, at_secs(6))
+            .unwrap_err();
+        assert!(e.is_invalid_input(), "key {bad:?}: {e}");
+    }
+    assert_eq!(store.checkpoints(t).unwrap().len(), 2);
+    store
+        .delete_checkpoints(t, std::slice::from_ref(&first.checkpoint.id))
+        .unwrap();
+    let anew = store
+        .create_checkpoint_keyed(t, "before", "k-1", at_secs(7))
+        .unwrap();
+    assert!(!anew.replayed, "a deleted checkpoint's key is free again");
+    assert_ne!(anew.checkpoint.id, first.checkpoint.id);
+    assert_eq!(anew.checkpoint.created_at, at_secs(7));
+    assert!(store.restore_checkpoint(t, &anew.checkpoint.id).is_ok());
+}

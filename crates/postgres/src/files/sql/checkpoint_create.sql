@@ -1,4 +1,5 @@
--- Checkpoint `$2` of task `$1` (created at `$3`, described by `$4`): its row, and a copy of
+-- Checkpoint `$2` of task `$1` (created at `$3`, described by `$4`, under idempotency key `$5`
+-- or none): its row, and a copy of
 -- the task's state, log and decisions as the files a data directory holds (`state.json`,
 -- `logs.jsonl` and `decisions.jsonl`, each line ending with a newline), with their lengths and
 -- SHA-256. One statement, so one snapshot: the three files are of one moment. Beside the log
@@ -7,7 +8,8 @@
 -- sequence number (decision 0038). Answers the manifest, in the order a data directory's lists
 -- the files.
 WITH cp AS (
-    INSERT INTO {s}.checkpoints (task, id, created_at, description) VALUES ($1, $2, $3, $4)
+    INSERT INTO {s}.checkpoints (task, id, created_at, description, idem_key)
+    VALUES ($1, $2, $3, $4, $5::text)
     RETURNING task, id
 ), t AS (
     SELECT f.state, f.generation, f.log_next FROM {s}.file_tasks f WHERE f.task = $1
