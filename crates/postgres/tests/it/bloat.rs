@@ -21,7 +21,7 @@ use oc_postgres::{PgOptions, PgTaskStore};
 use oc_tasks::{NewTask, RetentionPolicy, TaskStore};
 
 /// The tables whose sizes the report follows.
-const TABLES: [&str; 4] = ["tasks", "task_history", "task_counts", "tasks_meta"];
+const TABLES: [&str; 4] = ["tasks", "task_history", "task_counts", "task_tallies"];
 
 /// Sizes (`pg_total_relation_size`, bytes) and dead rows (`n_dead_tup`) of [`TABLES`].
 #[derive(Debug, Clone, PartialEq)]
