@@ -9,8 +9,9 @@
 //! - [`PgOptions`]: where the server is (a `postgresql://` URL or libpq `key=value` pairs),
 //!   the schema holding the tables (default `oc`), the pool size, an optional test clock.
 //! - [`PgTaskStore`]: transitions computed by [`oc_tasks::transition`] and written by one
-//!   conditional statement; `claim_next` with `FOR UPDATE SKIP LOCKED`; fencing tokens from a
-//!   counter row, strictly increasing across every host; time from the database's clock.
+//!   conditional statement; `claim_next` with `FOR UPDATE SKIP LOCKED`; fencing tokens from the
+//!   sequence `task_tokens`, never returned twice and greater for every later claim of a task,
+//!   across hosts and crashes (decision 0047; no row every claim or completion updates); time from the database's clock.
 //!   Waiting claims (`claim_next_watched`) are woken by `LISTEN/NOTIFY`: a trigger notifies
 //!   `oc_tasks_<schema>` from every write that leaves a task pending with nothing to wait for
 //!   (sent on commit, with its `run_at` as payload), and one listening connection per store
@@ -49,7 +50,7 @@
 //!   transaction, never one that a remaining task depends on or is the child of; the counts
 //!   by status lose them through the delete's rows of changes. With it, set autovacuum on the
 //!   hot tables: `autovacuum_vacuum_scale_factor = 0.01` on `tasks`, a fixed
-//!   `autovacuum_vacuum_threshold` (scale factor 0) on `tasks_meta` and `task_counts`, and
+//!   `autovacuum_vacuum_threshold` (scale factor 0) on `task_tallies` and `task_counts`, and
 //!   `idle_in_transaction_session_timeout` on the server, since one session idle in a
 //!   transaction stops vacuum from removing any dead row (the statements, and why `fillfactor`
 //!   does not help `tasks`, are in the decision; the figures in `docs/BENCHMARKS.md`).

@@ -391,9 +391,20 @@ impl Shared {
                 Ack::Complete(..) => None,
             })
             .collect();
-        let first = self.settle(completes, store.complete_many(&done));
-        let second = self.settle(fails, store.fail_many(&failed));
-        first.and(second)
+        // In calls of at most `MAX_BATCH` items: acknowledgements that piled up while flushes
+        // failed must not make every later call too large to be taken.
+        let mut outcome = Ok(());
+        let mut completes = completes.into_iter();
+        for chunk in done.chunks(MAX_BATCH) {
+            let acks = completes.by_ref().take(chunk.len()).collect();
+            outcome = outcome.and(self.settle(acks, store.complete_many(chunk)));
+        }
+        let mut fails = fails.into_iter();
+        for chunk in failed.chunks(MAX_BATCH) {
+            let acks = fails.by_ref().take(chunk.len()).collect();
+            outcome = outcome.and(self.settle(acks, store.fail_many(chunk)));
+        }
+        outcome
     }
 
     /// Takes in the store's answers to `acks`: a refused batch (nothing of it written) waits

@@ -50,6 +50,9 @@ pub enum TenantError {
     },
     /// The tenant's store could not be opened (`503`, try again).
     Open(String),
+    /// Another request is still opening the tenant's store, for longer than a request waits
+    /// ([`Tenants::opening_wait`]; `503`, try again).
+    Opening,
 }
 
 impl std::fmt::Display for TenantError {
@@ -60,6 +63,7 @@ impl std::fmt::Display for TenantError {
                 "this server serves at most {max} tenants at once, and that many are open: ask its operator"
             ),
             TenantError::Open(why) => write!(f, "the tenant's store could not be opened: {why}"),
+            TenantError::Opening => write!(f, "the tenant's store is still being opened"),
         }
     }
 }
@@ -70,6 +74,8 @@ impl std::error::Error for TenantError {}
 pub struct Tenants {
     open: OpenTenant,
     max: usize,
+    /// How long a request waits for another's opening of its tenant.
+    wait: std::time::Duration,
     apps: parking_lot::Mutex<BTreeMap<Tenant, Slot>>,
     /// Signalled whenever an opening ends (opened or failed), for the requests waiting on it.
     opened: parking_lot::Condvar,
@@ -115,9 +121,18 @@ impl Tenants {
         Tenants {
             open: Box::new(open),
             max: MAX_TENANTS,
+            wait: std::time::Duration::from_secs(5),
             apps: parking_lot::Mutex::new(BTreeMap::new()),
             opened: parking_lot::Condvar::new(),
         }
+    }
+
+    /// How long a request waits while another request opens its tenant (default 5 s): past
+    /// it, [`TenantError::Opening`], so that a tenant slow to open (or failing again and again)
+    /// holds no worker longer than this.
+    pub fn opening_wait(mut self, wait: std::time::Duration) -> Tenants {
+        self.wait = wait;
+        self
     }
 
     /// At most `max` tenants open at once (at least 1).
@@ -132,11 +147,18 @@ impl Tenants {
     /// that opening, and try again themselves if it failed. A tenant being opened counts
     /// against the cap.
     pub fn get(&self, tenant: &Tenant) -> Result<TenantApp, TenantError> {
+        let deadline = std::time::Instant::now() + self.wait;
         let mut apps = self.apps.lock();
         loop {
             match apps.get(tenant) {
                 Some(Slot::Open(app)) => return Ok(app.clone()),
-                Some(Slot::Opening) => self.opened.wait(&mut apps),
+                Some(Slot::Opening) => {
+                    if self.opened.wait_until(&mut apps, deadline).timed_out()
+                        && matches!(apps.get(tenant), Some(Slot::Opening))
+                    {
+                        return Err(TenantError::Opening);
+                    }
+                }
                 None => break,
             }
         }
@@ -305,5 +327,34 @@ mod tests {
             tenants.get(&Tenant::new("b").unwrap()).err(),
             Some(TenantError::Full { max: 1 })
         );
+    }
+
+    /// A request waits for another's opening of its tenant only so long: a tenant slow to open
+    /// holds no other request (and no worker) past `opening_wait`.
+    #[test]
+    fn a_request_waits_for_a_slow_opening_only_so_long() {
+        let (entered, release) = (
+            Arc::new(std::sync::Barrier::new(2)),
+            Arc::new(std::sync::Barrier::new(2)),
+        );
+        let (e, r) = (Arc::clone(&entered), Arc::clone(&release));
+        let tenants = Arc::new(
+            Tenants::new(move |_: &Tenant| {
+                e.wait();
+                r.wait();
+                Ok(app())
+            })
+            .opening_wait(std::time::Duration::from_millis(50)),
+        );
+        let a = Tenant::new("a").unwrap();
+        let opener = {
+            let (tenants, a) = (Arc::clone(&tenants), a.clone());
+            std::thread::spawn(move || tenants.get(&a).is_ok())
+        };
+        entered.wait();
+        assert_eq!(tenants.get(&a).err(), Some(TenantError::Opening));
+        release.wait();
+        assert!(opener.join().unwrap());
+        assert!(tenants.get(&a).is_ok(), "open once the opener is done");
     }
 }

@@ -26,7 +26,8 @@ pub(crate) struct ServeArgs {
     /// Answer `/metrics` (the default store's) without a credential to clients on loopback
     /// addresses, for a local Prometheus. Without it, once auth is on, `/metrics` needs a
     /// token as every read does (a `read` token of `oc token create`, as Prometheus's
-    /// `authorization: credentials_file`).
+    /// `authorization: credentials_file`). It trusts the peer's address: behind a reverse
+    /// proxy on the same host every client looks like loopback, so do not use it there.
     #[arg(long)]
     pub(crate) metrics_open: bool,
     /// A file holding the token every request must carry (as a Bearer token, or as the

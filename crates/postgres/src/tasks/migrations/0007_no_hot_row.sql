@@ -1,3 +1,7 @@
+-- Taken first, so that a claim of a host still on the code before this migration, which bumps
+-- `lease_token` in its transaction, has either committed before the sequence starts above it
+-- or waits and then fails on the table this drops: never a token handed out twice.
+    LOCK TABLE {s}.tasks_meta IN EXCLUSIVE MODE;
 CREATE SEQUENCE {s}.task_tokens AS bigint MINVALUE 1 CACHE 1;
     SELECT setval('{s}.task_tokens', 1 + greatest(
         (SELECT value FROM {s}.tasks_meta WHERE key = 'lease_token'),
