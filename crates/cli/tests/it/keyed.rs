@@ -120,7 +120,9 @@ fn a_keyed_checkpoint_retried_prints_the_first_and_creates_nothing() {
     assert_eq!(c1.data(), c2.data(), "the first checkpoint");
     assert!(c2.stderr.contains("replayed"), "{c2:?}");
     assert_eq!(
-        oc.json(&["checkpoint", "list", "t1"]).as_array().map(Vec::len),
+        oc.json(&["checkpoint", "list", "t1"])
+            .as_array()
+            .map(Vec::len),
         Some(1)
     );
     let other = oc.run(&[
