@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn the_table_parses_and_names_each_figure_once() {
         let figures = figures().unwrap();
-        assert_eq!(figures.len(), 121);
+        assert_eq!(figures.len(), 134);
         let by = |b: &str| figures.iter().find(|d| d.bench == b).unwrap();
         let batch = by("sqlite.batch_insert");
         assert_eq!(
@@ -128,7 +128,7 @@ mod tests {
             by("mcp.task_get_16c").target,
             Some(Target::AtLeast(5_000.0))
         );
-        assert_eq!(figures.iter().filter(|d| d.target.is_some()).count(), 31);
+        assert_eq!(figures.iter().filter(|d| d.target.is_some()).count(), 36);
         assert_eq!(
             figures.last().map(|d| d.bench.as_str()),
             Some("alerts.evaluate_1k_rules")

@@ -536,11 +536,12 @@ pub(crate) fn serve(site: &Site, args: ServeArgs, out: &mut Output) -> anyhow::R
 }
 
 /// The limits of `/mcp`'s sessions: per identity as `oc_mcp` sets them, but with `--no-auth`,
-/// where every client is the one local identity, only the global cap.
+/// where every client is the one local identity, only the global cap (which makes room for a
+/// new session by ending the oldest, rather than refusing it).
 fn http_options(no_auth: bool) -> oc_mcp::HttpOptions {
     let mut options = oc_mcp::HttpOptions::default();
     if no_auth {
-        options.max_sessions_per_identity = options.max_sessions;
+        options.max_sessions_per_identity = usize::MAX;
     }
     options
 }
