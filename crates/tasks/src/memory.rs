@@ -139,6 +139,26 @@ impl Default for MemoryTaskStore {
 }
 
 impl MemoryTaskStore {
+    /// A keyed claim of up to `n` tasks; with `record_empty`, an answer of no task is recorded
+    /// under the key too (`claim_many_keyed`), without, only a grant (`claim_many_keyed_granted`).
+    fn claim_keyed_recording(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+        record_empty: bool,
+    ) -> Result<Keyed<Vec<Task>>> {
+        let (change, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
+        let mut st = self.state.lock();
+        let now = self.clock.now();
+        st.keyed(key, request, now, record_empty, |st| {
+            st.claim(&change, n, filter, now).map(KeyedResult::Claim)
+        })?
+        .try_map(|r| r.claim(key))
+    }
+
     /// An empty store on the system clock.
     pub fn new() -> Self {
         Self::with_clock(Arc::new(SystemClock))
@@ -521,13 +541,7 @@ impl TaskStore for MemoryTaskStore {
         n: usize,
         filter: &LabelFilter,
     ) -> Result<Keyed<Vec<Task>>> {
-        let (change, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
-        let mut st = self.state.lock();
-        let now = self.clock.now();
-        st.keyed(key, request, now, true, |st| {
-            st.claim(&change, n, filter, now).map(KeyedResult::Claim)
-        })?
-        .try_map(|r| r.claim(key))
+        self.claim_keyed_recording(key, owner, ttl, n, filter, true)
     }
 
     fn claim_many_keyed_granted(
@@ -538,13 +552,7 @@ impl TaskStore for MemoryTaskStore {
         n: usize,
         filter: &LabelFilter,
     ) -> Result<Keyed<Vec<Task>>> {
-        let (change, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
-        let mut st = self.state.lock();
-        let now = self.clock.now();
-        st.keyed(key, request, now, false, |st| {
-            st.claim(&change, n, filter, now).map(KeyedResult::Claim)
-        })?
-        .try_map(|r| r.claim(key))
+        self.claim_keyed_recording(key, owner, ttl, n, filter, false)
     }
 
     fn release_forgetting(

@@ -364,15 +364,7 @@ impl TaskStore for SqliteTaskStore {
         n: usize,
         filter: &LabelFilter,
     ) -> Result<Keyed<Vec<Task>>> {
-        let (change, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
-        let (sql, mut params) = claim_sql(filter, n);
-        self.write(|tx| {
-            let now = self.opts.clock.now();
-            keyed(tx, key, &request, now, true, || {
-                claim_in(tx, &self.fence, &sql, &mut params, &change, now).map(KeyedResult::Claim)
-            })
-        })?
-        .try_map(|r| r.claim(key))
+        self.claim_keyed_recording(key, owner, ttl, n, filter, true)
     }
 
     fn claim_many_keyed_granted(
@@ -383,15 +375,7 @@ impl TaskStore for SqliteTaskStore {
         n: usize,
         filter: &LabelFilter,
     ) -> Result<Keyed<Vec<Task>>> {
-        let (change, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
-        let (sql, mut params) = claim_sql(filter, n);
-        self.write(|tx| {
-            let now = self.opts.clock.now();
-            keyed(tx, key, &request, now, false, || {
-                claim_in(tx, &self.fence, &sql, &mut params, &change, now).map(KeyedResult::Claim)
-            })
-        })?
-        .try_map(|r| r.claim(key))
+        self.claim_keyed_recording(key, owner, ttl, n, filter, false)
     }
 
     fn release_forgetting(
@@ -455,6 +439,27 @@ impl TaskStore for SqliteTaskStore {
 }
 
 impl SqliteTaskStore {
+    /// A keyed claim of up to `n` tasks; with `record_empty`, an answer of no task is recorded
+    /// under the key too (`claim_many_keyed`), without, only a grant (`claim_many_keyed_granted`).
+    fn claim_keyed_recording(
+        &self,
+        key: &IdempotencyKey,
+        owner: &str,
+        ttl: Duration,
+        n: usize,
+        filter: &LabelFilter,
+        record_empty: bool,
+    ) -> Result<Keyed<Vec<Task>>> {
+        let (change, request) = KeyedRequest::claim(owner, ttl, n, filter)?;
+        let (sql, mut params) = claim_sql(filter, n);
+        self.write(|tx| {
+            let now = self.opts.clock.now();
+            keyed(tx, key, &request, now, record_empty, || {
+                claim_in(tx, &self.fence, &sql, &mut params, &change, now).map(KeyedResult::Claim)
+            })
+        })?
+        .try_map(|r| r.claim(key))
+    }
     /// Applies each change in order in one write transaction, each item's outcome its own:
     /// an item refused (before it wrote anything: every refusal comes from reading) does not
     /// stop the others, while a failure of the database rolls the whole batch back and is the
