@@ -2,8 +2,9 @@
 //!
 //! Every operation is one call of a server-side function that first takes an advisory lock per
 //! path it touches (exclusive on the resource, shared on its ancestors: `lock_serialize`), then
-//! decides and writes: operations on overlapping resources run one at a time, the others in
-//! parallel, and no lock is held across a network round trip, so a client cut off
+//! decides and writes in one statement (decision 0053: a short one for the common case, a
+//! general one otherwise): operations on overlapping resources run one at a time, the others
+//! in parallel, and no lock is held across a network round trip, so a client cut off
 //! mid-operation stalls nobody. A decision sees every grant on an overlapping resource
 //! committed before it (each statement of a `VOLATILE` function takes a fresh snapshot, after
 //! the advisory locks were granted). Tokens come from a sequence, the counters are rows of

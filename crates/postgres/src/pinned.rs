@@ -24,6 +24,8 @@ const LOCKS: &[&str] = &[
     "dc3c90c7d38cff71e1654680c6b10c4fd2d384b95fc38fd93541e6fbbc9cffe0",
     "9c29046facc6a353584bbcff0bd5cc954e4492976dfd70c3252dddec7f5fa30c",
     "db145ce18e47a35f44911e7d430c98d396052cb1d41791fade2bcfeab9dc3290",
+    // 5 (fewer statements per operation, decision 0053).
+    "2a9df752a25f1c753bf12382bfb496f260bfdc46a55e0781771ad8163b352239",
 ];
 
 /// The SHA-256 of each oc-files migration (a task's files, decision 0036), in order.

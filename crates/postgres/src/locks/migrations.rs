@@ -44,6 +44,19 @@ macro_rules! functions_0004 {
     };
 }
 
+/// The functions of migration 5 (decision 0053): the keys taken without a query, each acquire
+/// and release one statement once they are held.
+macro_rules! functions_0005 {
+    () => {
+        concat!(
+            include_str!("functions/0005/lock_serialize.sql"),
+            include_str!("functions/0005/lock_removed.sql"),
+            include_str!("functions/0005/lock_acquire.sql"),
+            include_str!("functions/0005/lock_own.sql"),
+        )
+    };
+}
+
 /// Each entry moves the schema one version up (entry `i` makes version `i + 1`).
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: locks, waiters, counters, and the functions every operation is one call of.
@@ -60,5 +73,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     concat!(
         include_str!("migrations/0004_no_hot_row.sql"),
         functions_0004!()
+    ),
+    // 5: fewer statements per operation (decision 0053): `lock_serialize`, `lock_acquire` and
+    // `lock_own` replaced (same signatures and keys), `lock_removed` added; no table changes.
+    concat!(
+        include_str!("migrations/0005_fewer_statements.sql"),
+        functions_0005!()
     ),
 ];

@@ -24,7 +24,8 @@ const FINGERPRINT: &str = "SELECT string_agg(x, ',' ORDER BY x) FROM (
 /// migrations since add (tasks 5, the ready notification; tasks 6 and locks 3, the idempotency
 /// keys; tasks 7, the token sequence, the tallies and `task_finish`, which replace the counter
 /// rows of `tasks_meta`; tasks 8, the archive; locks 4, the keys per path, sequences and rows of
-/// changes of decision 0048, which replaces the lock functions and nothing else) and keeping what
+/// changes of decision 0048, which replaces the lock functions and nothing else; locks 5, the
+/// functions of decision 0053 and `lock_removed`) and keeping what
 /// it holds; then, at the latest versions this code knows, it opens with nothing to do: no
 /// migration runs, no function is replaced.
 #[test]
@@ -47,7 +48,7 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     drop(PgLockManager::connect(PgLockOptions::new(opts.clone())).unwrap());
     let upgraded = pg.psql("latest", FINGERPRINT).unwrap();
     assert!(
-        upgraded.contains("oc-tasks=8@") && upgraded.contains("oc-locks=4@"),
+        upgraded.contains("oc-tasks=8@") && upgraded.contains("oc-locks=5@"),
         "{upgraded}"
     );
     let items = |f: &str| -> Vec<String> { f.trim().split(',').map(str::to_owned).collect() };
@@ -89,12 +90,13 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
         "lock_tickets@",
         "lock_serialize@",
         "lock_time@",
+        "lock_removed@",
         "lock_waiters_expiry@",
     ];
     assert!(
         added.iter().any(|x| x.starts_with("task_ready_notify@"))
             && added.iter().all(|x| new.iter().any(|n| x.starts_with(n))),
-        "only the notification's function, the keys' and archive's tables, tasks 7's and what locks 4 adds are new: {added:?}"
+        "only the notification's function, the keys' and archive's tables, tasks 7's and what locks 4 and 5 add are new: {added:?}"
     );
     let store = PgTaskStore::connect(opts.clone()).unwrap();
     let locks = PgLockManager::connect(PgLockOptions::new(opts)).unwrap();

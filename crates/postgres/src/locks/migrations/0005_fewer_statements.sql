@@ -1,0 +1,6 @@
+-- Fewer statements per operation (decision 0053): the keys of an operation are taken by
+-- expressions evaluated in place, not queries; an acquire and a release each decide and write
+-- in one statement, with the time read in it. The tables do not change: only the functions
+-- `lock_serialize`, `lock_acquire` and `lock_own` are replaced (same names, signatures and
+-- keys, so hosts still on the functions of migration 4 serialise with these), and
+-- `lock_removed` is added.
