@@ -25,7 +25,7 @@ const LOCKS: &[&str] = &[
     "9c29046facc6a353584bbcff0bd5cc954e4492976dfd70c3252dddec7f5fa30c",
     "db145ce18e47a35f44911e7d430c98d396052cb1d41791fade2bcfeab9dc3290",
     // 5 (fewer statements per operation, decision 0053).
-    "2a9df752a25f1c753bf12382bfb496f260bfdc46a55e0781771ad8163b352239",
+    "cbdb0ef7136dc3bddf0ccc5e29e67334a817d21487902c4bfbdad7b4ab3e7f2c",
 ];
 
 /// The SHA-256 of each oc-files migration (a task's files, decision 0036), in order.

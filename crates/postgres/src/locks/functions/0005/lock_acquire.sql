@@ -1,7 +1,8 @@
 
     -- Grants every request or none; when one is blocked, returns its blockers (granted false).
     -- Once the keys are held (`lock_serialize`), one statement decides and writes, so it reads
-    -- one snapshot taken after them: the locks overlapping each request, read once (the owner's
+    -- one snapshot taken after them (a short statement for one fresh lock; when it finds the
+    -- case is not that one, the general statement below): the locks overlapping each request, read once (the owner's
     -- own, the blockers, lapsed locks to remove, the latest grant time), the time (the caller's
     -- clock or the database's, raised to that latest grant), the waiters ahead, then the writes
     -- of a grant (lapsed locks removed before the rows that replace them are inserted, the

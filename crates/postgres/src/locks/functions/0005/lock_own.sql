@@ -1,10 +1,11 @@
 
     -- Release or renew the owner's live lock. The first row says what happened
     -- (released, renewed, expired, not_held) with the lock; after a not_held come the holders.
-    -- Once the key is held (`lock_serialize`), one statement reads the time (never before a
-    -- grant recorded on an overlapping resource), deletes or updates the owner's row, appends
-    -- a row of changes to the counters, and tells the waiters (NOTIFY) when one waits for an
-    -- overlapping resource and the lock is gone. A row removed meanwhile by a sweep or a
+    -- Once the key is held (`lock_serialize`), one statement (a short one for the release of a
+    -- lock held once; when it finds the case is not that one, the general statement below)
+    -- reads the time (never before a grant recorded on an overlapping resource), deletes or
+    -- updates the owner's row, appends a row of changes to the counters, and tells the waiters
+    -- (NOTIFY) when one waits for an overlapping resource and the lock is gone. A row removed meanwhile by a sweep or a
     -- release of its owner's every lock (which take no keys) is neither deleted nor updated
     -- here: not_held, as before.
     CREATE OR REPLACE FUNCTION {s}.lock_own(p_res text, p_owner text, p_renew_ttl bigint, p_now bigint)
