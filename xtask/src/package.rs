@@ -11,8 +11,8 @@
 //!    compiles each package from its `.crate` alone (what `cargo package`'s verification does
 //!    one crate at a time, at a fraction of the time); its examples are the README examples of
 //!    `oc-tasks` and `oc-locks`, taken from the packaged READMEs, built and run.
-//! 4. `cargo install --debug --path` of the unpacked `oc-cli` into `packaged/install/`, with the
-//!    same patches, and the installed `oc --version` must run. (`--debug` shares the build above;
+//! 4. `cargo install --debug --path` of the unpacked `oc-cli` (a member of the project's
+//!    workspace) into `packaged/install/`, with the same patches, and the installed `oc --version` must run. (`--debug` shares the build above;
 //!    a release build of the whole tree would cost minutes and checks nothing more here.)
 
 use std::fs;
@@ -61,6 +61,7 @@ pub(crate) fn package() -> anyhow::Result<()> {
 
     let target = target_dir();
     let packaged = target.join("packaged");
+    let project = packaged.join("project");
     let mut unpacked = Vec::new();
     for (name, _) in PUBLISHED {
         let file = target
@@ -78,15 +79,25 @@ pub(crate) fn package() -> anyhow::Result<()> {
             "{name}: {:.1} KiB, with licences and README",
             size as f64 / 1024.0
         );
-        unpacked.push((name, unpack(&file, &packaged.join("crates"))?));
+        // oc-cli goes inside the project, as a member of its workspace: `cargo install --path`
+        // of a package outside any workspace, but under the workspace's `target/`, would find
+        // the workspace's root above it and refuse.
+        let into = if name == "oc-cli" {
+            project.clone()
+        } else {
+            packaged.join("crates")
+        };
+        unpacked.push((name, unpack(&file, &into)?));
     }
 
-    let project = packaged.join("project");
     write_project(&project, &unpacked)?;
-    let patches = patch_args(&unpacked);
-    let patch_refs: Vec<&str> = patches.iter().map(String::as_str).collect();
+    // oc-cli is a binary: nothing depends on it, so the patches name the libraries only.
+    let ((last, cli_dir), lib_dirs) = unpacked.split_last().context("nothing was packaged")?;
+    ensure!(*last == "oc-cli", "oc-cli is packaged last, not {last}");
+    let libs = patch_args(lib_dirs);
+    let lib_refs: Vec<&str> = libs.iter().map(String::as_str).collect();
     let mut build = vec!["build", "--examples", "--bins"];
-    build.extend(&patch_refs);
+    build.extend(&lib_refs);
     let target_s = target.to_string_lossy().into_owned();
     let envs = [("CARGO_TARGET_DIR", target_s.as_str())];
     run_in(&project, "cargo", &build, &envs)?;
@@ -95,22 +106,18 @@ pub(crate) fn package() -> anyhow::Result<()> {
         run_in(
             &project,
             "cargo",
-            &["run", "-q", "--example", &example],
+            &[&["run", "-q", "--example", &example][..], &lib_refs].concat(),
             &envs,
         )?;
     }
 
-    let cli = unpacked
-        .iter()
-        .find(|(name, _)| *name == "oc-cli")
-        .map(|(_, dir)| dir.to_string_lossy().into_owned())
-        .context("oc-cli was not packaged")?;
+    let cli = cli_dir.to_string_lossy().into_owned();
     let install_root = packaged.join("install");
     let install_s = install_root.to_string_lossy().into_owned();
     let mut install = vec![
         "install", "--debug", "--force", "--root", &install_s, "--path", &cli,
     ];
-    install.extend(&patch_refs);
+    install.extend(&lib_refs);
     run_in(&project, "cargo", &install, &envs)?;
     let oc = install_root.join("bin").join("oc");
     let out = Command::new(&oc)
@@ -188,8 +195,8 @@ fn unpack(file: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
         .to_string_lossy()
         .into_owned();
     let out = dir.join(&stem);
-    // The copy of the `.crate` unpacked last time.
-    let last = dir.join(name);
+    // The copy of the `.crate` unpacked last time (hidden: the project's members are `oc-cli-*`).
+    let last = dir.join(format!(".{}", name.to_string_lossy()));
     if fs::read(&last).is_ok_and(|old| old == bytes) && out.is_dir() {
         return Ok(out);
     }
