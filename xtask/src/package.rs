@@ -230,10 +230,9 @@ fn write_project(project: &Path, unpacked: &[(&str, PathBuf)]) -> anyhow::Result
         &project.join("src/main.rs"),
         &fs::read_to_string(template.join("src/main.rs")).context("tests/packaged/src/main.rs")?,
     )?;
-    let lock = project.join("Cargo.lock");
-    if !lock.exists() {
-        fs::copy(root().join("Cargo.lock"), &lock).context("cannot copy Cargo.lock")?;
-    }
+    // Every run starts from the workspace's lock file, which cargo then prunes to the project.
+    fs::copy(root().join("Cargo.lock"), project.join("Cargo.lock"))
+        .context("cannot copy Cargo.lock")?;
     for name in README_EXAMPLES {
         let dir = unpacked
             .iter()
