@@ -47,6 +47,10 @@ pub(crate) enum Cmd {
     Peers(Peers),
     /// Regenerates `docs/METRICS.md` from the metric catalogue.
     Codegen,
+    /// Packages every published crate, checks each package's files, builds them from their
+    /// `.crate` files in an out-of-tree project running the README examples of oc-tasks and
+    /// oc-locks, and installs the packaged `oc`.
+    Package,
 }
 
 /// `cargo xtask fuzz`.

@@ -15,6 +15,9 @@
 //! - `shuttle`: the in-memory lock manager's waiter queue and the JSONL group commit's hand-off
 //!   under shuttle's random and PCT schedulers (a build with `--cfg shuttle`, in `shuttle/` of
 //!   cargo's target directory).
+//! - `package`: packages every published crate, checks each package's files, builds them from
+//!   their `.crate` files in an out-of-tree project that runs the README examples, and installs
+//!   the packaged `oc` (decision 0054).
 //! - `codegen`: regenerates `docs/METRICS.md` from the metric catalogue (a test checks it).
 //! - `bench-report --instructions [--json]`: the SQLite workloads, ours and C's, under callgrind;
 //!   instruction counts per phase are repeatable where wall-clock time on a shared machine is not.
@@ -38,6 +41,7 @@ mod documented;
 mod flags;
 mod fuzz;
 mod instructions;
+mod package;
 mod peers;
 mod reliability;
 mod shuttle;
@@ -69,5 +73,6 @@ fn main() -> anyhow::Result<()> {
         flags::Cmd::Instructions(i) => instructions::instructions(&i),
         flags::Cmd::Peers(p) => peers::peers(&p).map(drop),
         flags::Cmd::Codegen => codegen(),
+        flags::Cmd::Package => package::package(),
     }
 }

@@ -65,10 +65,13 @@
 //! `oc alerts check`; the metrics carry counts only, the alerts page no error text) shows them
 //! redacted; a TOML error names the line and key, never the text there. Both functions take
 //! any text (a remote server's reply in any script) without panicking.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 
-/// The monitoring guide (`docs/MONITORING.md`); its Rust samples run as doc tests here, in
-/// the one library crate that can use all the others.
-#[doc = include_str!("../../../docs/MONITORING.md")]
+/// The monitoring guide (`docs/MONITORING.md`, linked into this crate so that its package has
+/// it); its Rust samples run as doc tests here, in the one library crate that can use all the
+/// others.
+#[doc = include_str!("../MONITORING.md")]
 pub mod guide {}
 
 mod alert;

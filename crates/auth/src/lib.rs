@@ -24,6 +24,8 @@
 //!   issuer (signature with the issuer's JWKS, issuer, audience, expiry, scope), and
 //!   `oauth::ProtectedResourceMetadata`, the RFC 9728 document and the `WWW-Authenticate`
 //!   challenges ([`AuthError::InsufficientScope`] when a token grants none of our scopes).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 
 pub mod backend;
 mod chain;

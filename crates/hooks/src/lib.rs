@@ -47,6 +47,8 @@
 //! # Errors
 //!
 //! [`Error::Vetoed`] names the hook and its reason; store errors pass through as [`Error::Task`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 
 mod error;
 mod event;

@@ -76,6 +76,8 @@
 //! too deep to read back is `InvalidInput` (field `record`), refused before anything is written;
 //! a symbolic link, special file or misplaced directory met in the data directory is `Unsafe`
 //! (naming the path and what it is), refused without following, reading or writing through it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 
 mod entry;
 mod error;

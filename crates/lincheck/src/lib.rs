@@ -67,6 +67,8 @@
 //! assert!(!report.is_linearizable());
 //! assert_eq!(report.failures.len(), 1);
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 
 mod check;
 mod clock;

@@ -59,6 +59,7 @@
 //! error as the source (a `rusqlite::Error`, a `tokio_postgres::Error`), for a caller that needs
 //! its code.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 
 #[cfg(feature = "tokio")]
 mod asynchronous;

@@ -88,6 +88,8 @@
 //! let out = server.handle(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#);
 //! assert!(out[0].contains(r#""protocolVersion":"2025-11-25""#));
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 
 mod protocol;
 mod tools;

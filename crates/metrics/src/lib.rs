@@ -44,6 +44,8 @@
 //! # Errors
 //!
 //! [`Error`] wraps the failures of the crates it reads from.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 
 pub mod catalogue;
 

@@ -120,6 +120,8 @@
 //!   `alerts/migrations/*.sql` (pinned there).
 //!
 //! Shipped migrations never change: `pinned.rs` holds the SHA-256 of each, as it shipped.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 
 #[cfg(feature = "alerts")]
 mod alerts;

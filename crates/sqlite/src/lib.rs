@@ -87,6 +87,8 @@
 //!
 //! - `testkit`: [`testkit`], a simulated power loss for a SQLite file, built from what `strace`
 //!   saw a process write and sync.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -13,6 +13,8 @@
 //! clock.advance(Duration::from_secs(2));
 //! assert_eq!(clock.now(), Timestamp::from_millis(3_000));
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 
 use std::fmt;
 use std::sync::Arc;

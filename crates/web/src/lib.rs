@@ -81,6 +81,8 @@
 //! - `server`: `serve` and `ServerHandle`, over hyper, hyper-util and tokio. Without it the crate
 //!   has no async runtime in its tree; the app, its pages and refusals, and the limits' data are
 //!   all there.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 
 mod app;
 // Only the server asks the guard; without it the guard is kept, and tested, for when it is on.
