@@ -82,7 +82,8 @@ SELECT id FROM upd";
 /// What the written changes (`written`) record beside the rows, as `sql/transition.sql`
 /// records one: the counters of the statuses entered and of the finished runs' buckets and
 /// sum, appended to `task_tallies` as rows of changes (decision 0047: no row every batch
-/// locks), and one history row per transition.
+/// locks), the counts by status moved (migration 9: no trigger does it), and one history row
+/// per transition.
 const RECORD: &str = "deltas AS (
     SELECT key, sum(n)::bigint AS n FROM (
         SELECT entered AS key, 1::bigint AS n FROM written WHERE entered <> ''
@@ -91,6 +92,12 @@ const RECORD: &str = "deltas AS (
     GROUP BY key
 ), counted AS (
     INSERT INTO {s}.task_tallies (key, delta) SELECT key, n FROM deltas
+), moved AS (
+    INSERT INTO {s}.task_counts (status, delta)
+    SELECT status, sum(n)::bigint FROM (
+        SELECT prev_status AS status, -1 AS n FROM written WHERE entered <> ''
+        UNION ALL SELECT status, 1 FROM written WHERE entered <> '') x
+    GROUP BY status
 ), hist AS (
     INSERT INTO {s}.task_history (task_id, version, at, kind, from_status, to_status, actor,
         token, error)
