@@ -20,9 +20,13 @@ fn profile_claim_complete() {
     let store = Arc::new(oc_postgres::PgTaskStore::connect(opts).unwrap());
     const JOBS: usize = 4_000;
     const THREADS: usize = 4;
-    pg.psql("postgres", "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    pg.psql(
+        "postgres",
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+    )
+    .unwrap();
+    pg.psql("postgres", "SELECT pg_stat_statements_reset()")
         .unwrap();
-    pg.psql("postgres", "SELECT pg_stat_statements_reset()").unwrap();
     let started = std::time::Instant::now();
     for b in 0..JOBS / 1000 {
         store
@@ -33,8 +37,12 @@ fn profile_claim_complete() {
             )
             .unwrap();
     }
-    eprintln!("insert: {:.0} tasks/s", JOBS as f64 / started.elapsed().as_secs_f64());
-    pg.psql("postgres", &format!("ANALYZE {schema}.tasks")).unwrap();
+    eprintln!(
+        "insert: {:.0} tasks/s",
+        JOBS as f64 / started.elapsed().as_secs_f64()
+    );
+    pg.psql("postgres", &format!("ANALYZE {schema}.tasks"))
+        .unwrap();
     std::thread::scope(|s| {
         for t in 0..THREADS {
             let store = store.clone();
@@ -46,7 +54,14 @@ fn profile_claim_complete() {
                         .unwrap();
                     let token = task.lease.map(|l| l.token);
                     store
-                        .apply(&task.id, Change::Complete { token, result: None }, None)
+                        .apply(
+                            &task.id,
+                            Change::Complete {
+                                token,
+                                result: None,
+                            },
+                            None,
+                        )
                         .unwrap();
                 }
             });
