@@ -292,7 +292,8 @@ fn pgbench_tps(text: &str) -> anyhow::Result<f64> {
 /// task, one `claim_next` and one `complete` with the lease token, on 1 and 16 threads (pool
 /// 16), in a schema of its own; and `pg.server_cpu_per_job_ms_1t`, `pg.server_cpu_per_job_ms`
 /// (16 threads): the server's CPU time per job, user and system of the postmaster and every
-/// backend (from `/proc`, including the backends that ended), over the jobs done.
+/// backend (from `/proc`, including the backends that ended), over the jobs done; and
+/// `pg.jobs_create_many` (tasks/s): the 18,000 jobs created first, in batches of 1,000.
 fn job_figures(
     f: &mut Figures,
     pg: &oc_postgres::testkit::PgServer,
@@ -307,6 +308,7 @@ fn job_figures(
         .schema(&format!("jobs{run}"))?
         .pool_size(16);
     let store = Arc::new(PgTaskStore::connect(opts)?);
+    let started = std::time::Instant::now();
     for b in 0..(ONE + SIXTEEN) / 1000 {
         store.create_many(
             (0..1000)
@@ -314,6 +316,11 @@ fn job_figures(
                 .collect(),
         )?;
     }
+    f.add(
+        "pg.jobs_create_many",
+        "tasks/s",
+        per_sec(ONE + SIXTEEN, started.elapsed()),
+    );
     pg.psql("postgres", &format!("ANALYZE jobs{run}.tasks"))?;
     for (threads, jobs, name, cpu) in [
         (

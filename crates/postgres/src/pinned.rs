@@ -16,6 +16,8 @@ const TASKS: &[&str] = &[
     "3562b181774951ee39d2e0651cb072af4f043a7b2d6e36404672785b330f573b",
     // 8 (the archive of finished tasks, decision 0051).
     "0e04c0d7b790a297f85eaeb394a1a15cfeeb6ca006d5867bff5de44164b1d985",
+    // 9 (cheaper transitions, decision 0052).
+    "30e5cd750ab6f60b62b320ffa4e07ffa66f5cf813f3ac52359556f259f94c85d",
 ];
 
 /// The SHA-256 of each oc-locks migration, in order.

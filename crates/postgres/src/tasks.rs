@@ -15,10 +15,10 @@ use std::time::Duration;
 use oc_tasks::{
     Change, Created, Error, HistoryEntry, IdempotencyKey, Keyed, LabelFilter, NewTask,
     OnDependents, ReadySignal, ReapedTask, Result, Task, TaskCounts, TaskFilter, TaskId, TaskPage,
-    TaskQuery, TaskStats, TaskStatus, TaskStore, Timestamp,
+    TaskQuery, TaskStats, TaskStore, Timestamp,
 };
 
-use oc_tasks::backend::check_batch;
+use oc_tasks::backend::{complete_changes, fail_changes, heartbeat_changes};
 
 use crate::errors::task_error;
 use crate::options::PgOptions;
@@ -46,7 +46,7 @@ mod transition;
 pub use maintenance::PgStorageStats;
 use migrations::COMPONENT;
 pub(crate) use migrations::MIGRATIONS;
-use row::{corrupt, row_task};
+use row::{corrupt, history_of, row_task};
 pub(crate) use sql::claim_sql;
 use statements::TaskStatements;
 
@@ -268,25 +268,7 @@ impl TaskStore for PgTaskStore {
             return Err(Error::NotFound { id: id.clone() });
         }
         let text: String = row.try_get(1).map_err(|e| bad(e.to_string()))?;
-        let rows: Vec<serde_json::Value> =
-            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        rows.iter()
-            .map(|r| {
-                let text = |i: usize| r[i].as_str().map(str::to_owned);
-                let status = |t: String| t.parse::<TaskStatus>().map_err(|e| bad(e.to_string()));
-                Ok(HistoryEntry {
-                    task: id.clone(),
-                    version: r[0].as_u64().unwrap_or(0),
-                    at: Timestamp::from_millis(r[1].as_i64().unwrap_or(0)),
-                    kind: text(2).unwrap_or_default().parse().map_err(bad)?,
-                    from: text(3).map(status).transpose()?,
-                    to: status(text(4).unwrap_or_default())?,
-                    actor: text(5),
-                    token: r[6].as_u64(),
-                    error: text(7),
-                })
-            })
-            .collect()
+        history_of(id, &text)
     }
 
     fn ready_signal(&self) -> Option<&ReadySignal> {
@@ -354,40 +336,15 @@ impl TaskStore for PgTaskStore {
         &self,
         items: &[(TaskId, Option<u64>, Option<serde_json::Value>)],
     ) -> Result<Vec<Result<Task>>> {
-        check_batch(items.len())?;
-        self.apply_batch(
-            items
-                .iter()
-                .map(|(id, token, result)| {
-                    let (token, result) = (*token, result.clone());
-                    (id, Change::Complete { token, result })
-                })
-                .collect(),
-        )
+        self.apply_batch(complete_changes(items)?)
     }
 
     fn fail_many(&self, items: &[(TaskId, Option<u64>, String)]) -> Result<Vec<Result<Task>>> {
-        check_batch(items.len())?;
-        self.apply_batch(
-            items
-                .iter()
-                .map(|(id, token, error)| {
-                    let (token, error) = (*token, error.clone());
-                    (id, Change::Fail { token, error })
-                })
-                .collect(),
-        )
+        self.apply_batch(fail_changes(items)?)
     }
 
     fn heartbeat_many(&self, items: &[(TaskId, u64)], ttl: Duration) -> Result<Vec<Result<Task>>> {
-        check_batch(items.len())?;
-        Change::Heartbeat { token: 0, ttl }.validate()?;
-        self.apply_batch(
-            items
-                .iter()
-                .map(|(id, token)| (id, Change::Heartbeat { token: *token, ttl }))
-                .collect(),
-        )
+        self.apply_batch(heartbeat_changes(items, ttl)?)
     }
 
     fn now(&self) -> Timestamp {

@@ -13,7 +13,7 @@ use crate::backend::{
 };
 use crate::model::{reap, transition};
 use crate::query::{Cursor, RunDurations};
-use crate::store::check_batch;
+use crate::store::{complete_changes, fail_changes, heartbeat_changes};
 use crate::wait::may_ready;
 use crate::{
     Capped, Change, Clock, Created, Error, EventKind, HistoryEntry, IDEMPOTENCY_KEY_TTL,
@@ -580,42 +580,24 @@ impl TaskStore for MemoryTaskStore {
         &self,
         items: &[(TaskId, Option<u64>, Option<Value>)],
     ) -> Result<Vec<Result<Task>>> {
-        check_batch(items.len())?;
-        self.apply_many(items.iter().map(|(id, token, result)| {
-            let (token, result) = (*token, result.clone());
-            (id, Change::Complete { token, result })
-        }))
+        self.apply_many(complete_changes(items)?)
     }
 
     /// Every item under one hold of the mutex, at one time.
     fn fail_many(&self, items: &[(TaskId, Option<u64>, String)]) -> Result<Vec<Result<Task>>> {
-        check_batch(items.len())?;
-        self.apply_many(items.iter().map(|(id, token, error)| {
-            let (token, error) = (*token, error.clone());
-            (id, Change::Fail { token, error })
-        }))
+        self.apply_many(fail_changes(items)?)
     }
 
     /// Every item under one hold of the mutex, at one time.
     fn heartbeat_many(&self, items: &[(TaskId, u64)], ttl: Duration) -> Result<Vec<Result<Task>>> {
-        check_batch(items.len())?;
-        Change::Heartbeat { token: 0, ttl }.validate()?;
-        self.apply_many(
-            items
-                .iter()
-                .map(|(id, token)| (id, Change::Heartbeat { token: *token, ttl })),
-        )
+        self.apply_many(heartbeat_changes(items, ttl)?)
     }
 }
 
 impl MemoryTaskStore {
     /// Applies each change in order under one hold of the mutex, each item's outcome its own;
     /// wakes waiters once, after.
-    fn apply_many<'a>(
-        &self,
-        changes: impl Iterator<Item = (&'a TaskId, Change)>,
-    ) -> Result<Vec<Result<Task>>> {
-        let changes: Vec<(&TaskId, Change)> = changes.collect();
+    fn apply_many(&self, changes: Vec<(&TaskId, Change)>) -> Result<Vec<Result<Task>>> {
         let mut st = self.state.lock();
         let now = self.clock.now();
         let out: Vec<Result<Task>> = changes
@@ -772,65 +754,4 @@ impl State {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use std::sync::mpsc;
-    use std::time::{Duration, Instant};
-
-    use super::*;
-
-    /// A write wakes waiters only once the store's mutex is free (decision 0041): a waiter
-    /// holding the signal's lock (here, inside the clock it calls under that lock) keeps the
-    /// writer's wake waiting, and the store must still be readable meanwhile. Were the wake
-    /// sent under the store's mutex, the read would wait for the waiter, which waits for it.
-    #[test]
-    fn writes_wake_waiters_after_unlocking() {
-        let store = Arc::new(MemoryTaskStore::new());
-        let t = store.create(NewTask::new("t")).unwrap();
-        let t = store.claim(&t.id, "w", Duration::from_secs(60)).unwrap();
-        let token = t.lease.unwrap().token;
-        let signal = store.ready_signal().unwrap();
-        // A timed wake far ahead, so that `wait` reads the clock under the signal's lock.
-        signal.ready_at(Timestamp::from_millis(i64::MAX / 2));
-        let (entered_tx, entered) = mpsc::channel();
-        let (go, go_rx) = mpsc::channel::<()>();
-        let (read_tx, read) = mpsc::channel();
-        std::thread::scope(|s| {
-            let g = signal.generation();
-            s.spawn(move || {
-                let first = std::sync::atomic::AtomicBool::new(true);
-                let now = || {
-                    if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                        entered_tx.send(()).unwrap();
-                        let _ = go_rx.recv();
-                    }
-                    Timestamp::EPOCH
-                };
-                signal.wait(g, Instant::now() + Duration::from_secs(60), &now);
-            });
-            entered.recv().unwrap();
-            let writer = {
-                let store = store.clone();
-                let id = t.id.clone();
-                s.spawn(move || store.complete(&id, Some(token), None))
-            };
-            {
-                let store = store.clone();
-                let id = t.id.clone();
-                s.spawn(move || {
-                    while store.get(&id).unwrap().unwrap().status != TaskStatus::Completed {
-                        std::thread::yield_now();
-                    }
-                    let _ = read_tx.send(());
-                });
-            }
-            let readable = read.recv_timeout(Duration::from_secs(10)).is_ok();
-            go.send(()).unwrap();
-            writer.join().unwrap().unwrap();
-            assert!(
-                readable,
-                "the store stayed locked while its write waited to wake the waiters"
-            );
-        });
-    }
-}
+mod tests;

@@ -521,6 +521,44 @@ pub fn check_batch(n: usize) -> Result<()> {
     Ok(())
 }
 
+/// The changes of a [`TaskStore::complete_many`] batch, in order, once [`check_batch`] passed:
+/// what a store that writes a batch natively applies.
+pub fn complete_changes(
+    items: &[(TaskId, Option<u64>, Option<Value>)],
+) -> Result<Vec<(&TaskId, Change)>> {
+    check_batch(items.len())?;
+    Ok(items
+        .iter()
+        .map(|(id, token, result)| {
+            let (token, result) = (*token, result.clone());
+            (id, Change::Complete { token, result })
+        })
+        .collect())
+}
+
+/// The changes of a [`TaskStore::fail_many`] batch, as [`complete_changes`].
+pub fn fail_changes(items: &[(TaskId, Option<u64>, String)]) -> Result<Vec<(&TaskId, Change)>> {
+    check_batch(items.len())?;
+    Ok(items
+        .iter()
+        .map(|(id, token, error)| {
+            let (token, error) = (*token, error.clone());
+            (id, Change::Fail { token, error })
+        })
+        .collect())
+}
+
+/// The changes of a [`TaskStore::heartbeat_many`] batch, as [`complete_changes`]; a bad `ttl`
+/// refuses the whole batch.
+pub fn heartbeat_changes(items: &[(TaskId, u64)], ttl: Duration) -> Result<Vec<(&TaskId, Change)>> {
+    check_batch(items.len())?;
+    Change::Heartbeat { token: 0, ttl }.validate()?;
+    Ok(items
+        .iter()
+        .map(|(id, token)| (id, Change::Heartbeat { token: *token, ttl }))
+        .collect())
+}
+
 macro_rules! forward {
     ($($ty:ty),*) => {$(
         impl<T: TaskStore + ?Sized> TaskStore for $ty {

@@ -12,16 +12,13 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::task::Poll;
 
-use oc_tasks::backend::finished_run;
-use oc_tasks::{
-    Change, Error, HistoryEntry, Result, RunDurations, Task, TaskId, TaskStatus, transition,
-};
+use oc_tasks::{Change, Error, HistoryEntry, Result, Task, TaskId, TaskStatus, transition};
 use tokio_postgres::types::{ToSql, Type};
 
 use super::PgTaskStore;
-use super::row::{corrupt, i64_of, result_text, row_task, run_key};
+use super::row::{corrupt, row_task};
 use super::sql::render;
-use super::transition::CAS_ATTEMPTS;
+use super::transition::{CAS_ATTEMPTS, TransitionParams};
 use crate::errors::task_error;
 use crate::keys::task_lock_key;
 
@@ -82,7 +79,8 @@ SELECT id FROM upd";
 /// What the written changes (`written`) record beside the rows, as `sql/transition.sql`
 /// records one: the counters of the statuses entered and of the finished runs' buckets and
 /// sum, appended to `task_tallies` as rows of changes (decision 0047: no row every batch
-/// locks), and one history row per transition.
+/// locks), the counts by status moved (migration 9: no trigger does it), and one history row
+/// per transition.
 const RECORD: &str = "deltas AS (
     SELECT key, sum(n)::bigint AS n FROM (
         SELECT entered AS key, 1::bigint AS n FROM written WHERE entered <> ''
@@ -91,6 +89,12 @@ const RECORD: &str = "deltas AS (
     GROUP BY key
 ), counted AS (
     INSERT INTO {s}.task_tallies (key, delta) SELECT key, n FROM deltas
+), moved AS (
+    INSERT INTO {s}.task_counts (status, delta)
+    SELECT status, sum(n)::bigint FROM (
+        SELECT prev_status AS status, -1 AS n FROM written WHERE entered <> ''
+        UNION ALL SELECT status, 1 FROM written WHERE entered <> '') x
+    GROUP BY status
 ), hist AS (
     INSERT INTO {s}.task_history (task_id, version, at, kind, from_status, to_status, actor,
         token, error)
@@ -165,44 +169,31 @@ struct Columns {
 }
 
 impl Columns {
+    /// The write's values, as the single transition's statement takes them
+    /// ([`TransitionParams`]), moved into the columns.
     fn push(&mut self, w: &Write) -> Result<()> {
-        let (prev, next) = (&w.prev, &w.next);
-        let ts = |t: Option<oc_tasks::Timestamp>| t.map(|t| t.as_millis());
-        let run = finished_run(prev, next);
-        let h = w.history.as_ref();
-        self.id.push(next.id.to_string());
-        self.status.push(next.status.as_str().to_owned());
-        self.result.push(result_text(next)?);
-        self.error.push(next.error.clone());
-        self.version.push(i64_of(next.version));
-        self.updated_at.push(next.updated_at.as_millis());
-        self.finished_at.push(ts(next.finished_at));
-        self.lease_token.push(next.lease.map(|l| i64_of(l.token)));
-        self.lease_expires_at
-            .push(ts(next.lease.map(|l| l.expires_at)));
-        self.run_at.push(ts(next.run_at));
-        self.prev_version.push(i64_of(prev.version));
-        self.prev_status.push(prev.status.as_str().to_owned());
-        self.entered.push(if next.status != prev.status {
-            format!("entered_{}", next.status)
-        } else {
-            String::new()
-        });
-        self.run_bucket.push(run.map_or_else(String::new, |d| {
-            run_key(RunDurations::bucket(
-                u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-            ))
-        }));
-        self.run_ms
-            .push(run.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
-        self.h_kind
-            .push(h.map_or(String::new(), |h| h.kind.as_str().to_owned()));
-        self.h_from
-            .push(h.and_then(|h| h.from.map(|f| f.as_str().to_owned())));
-        self.h_actor.push(h.and_then(|h| h.actor.clone()));
-        self.h_token.push(h.and_then(|h| h.token.map(i64_of)));
-        self.h_error.push(h.and_then(|h| h.error.clone()));
-        self.completes.push(completes(prev, next));
+        let p = TransitionParams::new(&w.prev, &w.next, false, w.history.as_ref())?;
+        self.id.push(p.id);
+        self.status.push(p.status);
+        self.result.push(p.result);
+        self.error.push(p.error);
+        self.version.push(p.version);
+        self.updated_at.push(p.updated_at);
+        self.finished_at.push(p.finished_at);
+        self.lease_token.push(p.lease_token);
+        self.lease_expires_at.push(p.lease_expires_at);
+        self.run_at.push(p.run_at);
+        self.prev_version.push(p.prev_version);
+        self.prev_status.push(p.prev_status);
+        self.entered.push(p.entered);
+        self.run_bucket.push(p.run_bucket);
+        self.run_ms.push(p.run_ms);
+        self.h_kind.push(p.history_kind);
+        self.h_from.push(p.history_from);
+        self.h_actor.push(p.history_actor);
+        self.h_token.push(p.history_token);
+        self.h_error.push(p.history_error);
+        self.completes.push(completes(&w.prev, &w.next));
         Ok(())
     }
 

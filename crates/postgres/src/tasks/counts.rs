@@ -1,6 +1,7 @@
-//! The counts by status, kept by triggers as rows of changes, and the tallies (tasks that
-//! entered each status, finished runs by duration), appended as rows of changes by the
-//! statements that change them: read as sums, folded now and then in bounded batches; and the
+//! The counts by status, kept as rows of changes (by the statement triggers of inserts and
+//! deletes, and since tasks migration 9 by the statements that move a task), and the tallies
+//! (tasks that entered each status, finished runs by duration), appended as rows of changes by
+//! the statements that change them: read as sums, folded now and then in bounded batches; and the
 //! statistics read with them.
 
 use oc_tasks::{

@@ -37,4 +37,35 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 8: the archive of finished tasks (`TaskStore::prune_finished` with `Retire::Archive`,
     // docs/decisions/0051): each task as JSON with its history, written once, read by id.
     include_str!("migrations/0008_task_archive.sql"),
+    // 9: cheaper transitions (decision 0052): the counts by status appended by the statements
+    // that move a task (no per-row trigger), the ready notification of new tasks once per
+    // statement, `tasks_ready` and `tasks_owner` without the finished (or unowned) tasks, and
+    // `task_finish` finding its row by primary key only, with its appends inline.
+    include_str!("migrations/0009_lean_transitions.sql"),
 ];
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// The run-duration buckets written into `task_finish` (the latest migration that defines
+    /// it) are `oc_tasks::RUN_BUCKETS_MS`, in order, each named by its bound, then `inf`: the
+    /// SQL cannot read the constant, so this compares them.
+    #[test]
+    fn task_finish_buckets_are_run_buckets_ms() {
+        let sql = super::MIGRATIONS
+            .iter()
+            .rev()
+            .find(|m| m.contains("FUNCTION {s}.task_finish("))
+            .unwrap();
+        let mut bounds = Vec::new();
+        for line in sql.lines().filter(|l| l.contains("THEN 'run_le_")) {
+            let (cond, name) = line.split_once(" THEN ").unwrap();
+            let bound: u64 = cond.rsplit("<= ").next().unwrap().trim().parse().unwrap();
+            assert_eq!(name.trim(), format!("'run_le_{bound}'"), "{line}");
+            bounds.push(bound);
+        }
+        assert_eq!(bounds, oc_tasks::RUN_BUCKETS_MS);
+        assert!(sql.contains("ELSE 'run_le_inf'"));
+    }
+}

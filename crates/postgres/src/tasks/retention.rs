@@ -9,13 +9,12 @@
 
 use oc_tasks::backend::{finished_by, prunable, retirable};
 use oc_tasks::{
-    ArchivedTask, HistoryEntry, PruneReport, Result, RetentionPolicy, Retire, Task, TaskId,
-    TaskStatus, Timestamp,
+    ArchivedTask, PruneReport, Result, RetentionPolicy, Retire, Task, TaskId, Timestamp,
 };
 use tokio_postgres::Row;
 
 use super::PgTaskStore;
-use super::row::{corrupt, row_task};
+use super::row::{corrupt, history_of, row_task};
 use super::sql::render;
 use crate::keys::task_lock_key;
 
@@ -68,30 +67,6 @@ fn candidates(rows: &[Row], below: usize, cutoff: Timestamp) -> Result<Vec<(Task
         out.push((t, ids));
     }
     Ok(out)
-}
-
-/// A history read as `lock_rows.sql` writes it (the rows of `history.sql`).
-fn history_of(id: &TaskId, text: &str) -> Result<Vec<HistoryEntry>> {
-    let bad = |e: String| corrupt(id.as_str(), e);
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-    rows.iter()
-        .map(|r| {
-            let text = |i: usize| r[i].as_str().map(str::to_owned);
-            let status = |t: String| t.parse::<TaskStatus>().map_err(|e| bad(e.to_string()));
-            Ok(HistoryEntry {
-                task: id.clone(),
-                version: r[0].as_u64().unwrap_or(0),
-                at: Timestamp::from_millis(r[1].as_i64().unwrap_or(0)),
-                kind: text(2).unwrap_or_default().parse().map_err(bad)?,
-                from: text(3).map(status).transpose()?,
-                to: status(text(4).unwrap_or_default())?,
-                actor: text(5),
-                token: r[6].as_u64(),
-                error: text(7),
-            })
-        })
-        .collect()
 }
 
 impl PgTaskStore {

@@ -2,7 +2,7 @@
 //! values written for them.
 
 use oc_tasks::backend::StoredTask;
-use oc_tasks::{Error, RUN_BUCKETS_MS, Result, Task};
+use oc_tasks::{Error, HistoryEntry, RUN_BUCKETS_MS, Result, Task, TaskId, TaskStatus, Timestamp};
 use tokio_postgres::Row;
 
 pub(super) fn corrupt(id: &str, reason: impl std::fmt::Display) -> Error {
@@ -84,4 +84,29 @@ pub(super) fn run_key(i: usize) -> String {
     RUN_BUCKETS_MS
         .get(i)
         .map_or_else(|| "run_le_inf".to_owned(), |b| format!("run_le_{b}"))
+}
+
+/// A task's history as `history.sql` reads it (and `retention/lock_rows.sql` archives it): a
+/// JSON array of rows, each `[version, at, kind, from, to, actor, token, error]`.
+pub(super) fn history_of(id: &TaskId, text: &str) -> Result<Vec<HistoryEntry>> {
+    let bad = |e: String| corrupt(id.as_str(), e);
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    rows.iter()
+        .map(|r| {
+            let text = |i: usize| r[i].as_str().map(str::to_owned);
+            let status = |t: String| t.parse::<TaskStatus>().map_err(|e| bad(e.to_string()));
+            Ok(HistoryEntry {
+                task: id.clone(),
+                version: r[0].as_u64().unwrap_or(0),
+                at: Timestamp::from_millis(r[1].as_i64().unwrap_or(0)),
+                kind: text(2).unwrap_or_default().parse().map_err(bad)?,
+                from: text(3).map(status).transpose()?,
+                to: status(text(4).unwrap_or_default())?,
+                actor: text(5),
+                token: r[6].as_u64(),
+                error: text(7),
+            })
+        })
+        .collect()
 }

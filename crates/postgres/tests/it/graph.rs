@@ -241,7 +241,7 @@ fn a_schema_from_the_release_before_the_work_graph_upgrades_in_place() {
             "SELECT version FROM oc.oc_schema WHERE component = 'oc-tasks'",
         )
         .unwrap();
-    assert_eq!(version.trim(), "8", "upgraded");
+    assert_eq!(version.trim(), "9", "upgraded");
     for t in &before {
         assert_eq!(&store.get(&t.id).unwrap().unwrap(), t, "kept as it was");
         assert!(!store.history(&t.id).unwrap().is_empty(), "history kept");

@@ -18,6 +18,7 @@ mod keys;
 mod lock_stress;
 mod model;
 mod processes;
+mod profile;
 mod readiness;
 mod runtime;
 mod schemas;

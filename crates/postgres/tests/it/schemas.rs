@@ -23,9 +23,9 @@ const FINGERPRINT: &str = "SELECT string_agg(x, ',' ORDER BY x) FROM (
 /// kept as a `pg_dump` fixture (one pending task, one lock), opens with only what the
 /// migrations since add (tasks 5, the ready notification; tasks 6 and locks 3, the idempotency
 /// keys; tasks 7, the token sequence, the tallies and `task_finish`, which replace the counter
-/// rows of `tasks_meta`; tasks 8, the archive; locks 4, the keys per path, sequences and rows of
-/// changes of decision 0048, which replaces the lock functions and nothing else; locks 5, the
-/// functions of decision 0053 and `lock_removed`) and keeping what
+/// rows of `tasks_meta`; tasks 8, the archive; tasks 9, the leaner transitions; locks 4, the keys
+/// per path, sequences and rows of changes of decision 0048, which replaces the lock functions
+/// and nothing else; locks 5, the functions of decision 0053 and `lock_removed`) and keeping what
 /// it holds; then, at the latest versions this code knows, it opens with nothing to do: no
 /// migration runs, no function is replaced.
 #[test]
@@ -48,7 +48,7 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
     drop(PgLockManager::connect(PgLockOptions::new(opts.clone())).unwrap());
     let upgraded = pg.psql("latest", FINGERPRINT).unwrap();
     assert!(
-        upgraded.contains("oc-tasks=8@") && upgraded.contains("oc-locks=5@"),
+        upgraded.contains("oc-tasks=9@") && upgraded.contains("oc-locks=5@"),
         "{upgraded}"
     );
     let items = |f: &str| -> Vec<String> { f.trim().split(',').map(str::to_owned).collect() };
@@ -65,6 +65,12 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
             "lock_release_owner@",
             "lock_sweep@",
             "tasks_meta",
+            // Tasks 9 (decision 0052): the per-row count trigger goes, the insert trigger's
+            // function also notifies, two indexes leave the finished tasks out.
+            "task_counts_moved@",
+            "task_counts_added@",
+            "tasks_ready@",
+            "tasks_owner@",
         ]
         .iter()
         .any(|f| x.starts_with(f))
@@ -84,6 +90,9 @@ fn a_schema_at_the_latest_versions_opens_with_nothing_to_do() {
         "task_tallies@",
         "task_tally_run@",
         "task_finish@",
+        "task_counts_added@",
+        "tasks_ready@",
+        "tasks_owner@",
         "lock_keys",
         "lock_counts@",
         "lock_tokens@",

@@ -33,7 +33,7 @@ pub use crate::idempotency::{
 };
 pub use crate::query::{finished_run, metadata_text};
 pub use crate::retention::{finished_by, prunable, retirable};
-pub use crate::store::check_batch;
+pub use crate::store::{check_batch, complete_changes, fail_changes, heartbeat_changes};
 
 /// A retry policy as stored: base and cap in milliseconds and the jitter in percent, all
 /// `NULL` without one.

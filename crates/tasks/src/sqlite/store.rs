@@ -18,7 +18,7 @@ use crate::backend::{
     Doomed, KeyedRequest, KeyedResult, PathSearch, cycle_error, given_back, plan_submit,
 };
 use crate::model::reap;
-use crate::store::check_batch;
+use crate::store::{complete_changes, fail_changes, heartbeat_changes};
 use crate::wait::may_ready;
 use crate::{
     Change, Created, Error, EventKind, HistoryEntry, IdempotencyKey, Keyed, LabelFilter, NewTask,
@@ -402,39 +402,17 @@ impl TaskStore for SqliteTaskStore {
         &self,
         items: &[(TaskId, Option<u64>, Option<Value>)],
     ) -> Result<Vec<Result<Task>>> {
-        check_batch(items.len())?;
-        let changes = items
-            .iter()
-            .map(|(id, token, result)| {
-                let (token, result) = (*token, result.clone());
-                (id, Change::Complete { token, result })
-            })
-            .collect();
-        self.apply_many(changes)
+        self.apply_many(complete_changes(items)?)
     }
 
     /// One `BEGIN IMMEDIATE` transaction for the whole batch.
     fn fail_many(&self, items: &[(TaskId, Option<u64>, String)]) -> Result<Vec<Result<Task>>> {
-        check_batch(items.len())?;
-        let changes = items
-            .iter()
-            .map(|(id, token, error)| {
-                let (token, error) = (*token, error.clone());
-                (id, Change::Fail { token, error })
-            })
-            .collect();
-        self.apply_many(changes)
+        self.apply_many(fail_changes(items)?)
     }
 
     /// One `BEGIN IMMEDIATE` transaction for the whole batch.
     fn heartbeat_many(&self, items: &[(TaskId, u64)], ttl: Duration) -> Result<Vec<Result<Task>>> {
-        check_batch(items.len())?;
-        Change::Heartbeat { token: 0, ttl }.validate()?;
-        let changes = items
-            .iter()
-            .map(|(id, token)| (id, Change::Heartbeat { token: *token, ttl }))
-            .collect();
-        self.apply_many(changes)
+        self.apply_many(heartbeat_changes(items, ttl)?)
     }
 }
 

@@ -1,6 +1,6 @@
 -- The ready tasks that pass the label filter, locked with `FOR UPDATE SKIP LOCKED` in a
 -- materialised CTE, one token each from the sequence `task_tokens`, in claim order, and a row
--- of changes to the tally of tasks that entered `running` (no row every claim updates). `$1` owner,
+-- of changes to the tally of tasks that entered `running` and to the counts by status (no row every claim updates). `$1` owner,
 -- `$2` lease in milliseconds, `$3` the time or NULL for the database's, `$4` labels required,
 -- `$5` labels excluded, and for a batch `$6` how many (see `claim_sql`).
 WITH n AS (SELECT coalesce($3::bigint, {db_now}) AS ms),
@@ -24,6 +24,12 @@ locked AS MATERIALIZED (
 ), ent AS (
     INSERT INTO {s}.task_tallies (key, delta)
     SELECT 'entered_running', count(*) FROM upd HAVING count(*) > 0
+), moved AS (
+    -- The counts by status: one row of changes each way per statement (migration 9).
+    INSERT INTO {s}.task_counts (status, delta)
+    SELECT v.status, v.sign * c.n FROM (SELECT count(*) AS n FROM upd) c,
+        (VALUES ('pending', -1), ('running', 1)) v(status, sign)
+    WHERE c.n > 0
 ), hist AS (
     INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
         to_status, actor, token)

@@ -1,5 +1,5 @@
 -- A transition computed in Rust, written if the row is still at the version and status read
--- ($19, $20), with rows of changes to the tallies and the history row, in one statement: no
+-- ($19, $20), with rows of changes to the tallies and the counts by status, and the history row, in one statement: no
 -- row every transition updates (a new lease's token comes from the sequence `task_tokens`).
 -- The parameters are `TransitionParams`, in `TransitionParams::params` order.
 WITH tok AS (
@@ -21,6 +21,12 @@ WITH tok AS (
     SELECT v.key, v.delta FROM (VALUES ($22::text, 1::bigint), ($23::text, 1::bigint),
         (CASE WHEN $23::text <> '' THEN 'run_ms_sum' ELSE '' END, $24::bigint)) v(key, delta)
     WHERE v.key <> '' AND EXISTS (SELECT 1 FROM upd)
+), moved AS (
+    -- The counts by status, when the status changes (`$22`, the status entered, is set).
+    INSERT INTO {s}.task_counts (status, delta)
+    SELECT v.status, v.delta FROM (VALUES ($20::text, -1::bigint), ($4::text, 1::bigint))
+        v(status, delta)
+    WHERE $22::text <> '' AND EXISTS (SELECT 1 FROM upd)
 ), hist AS (
     INSERT INTO {s}.task_history (task_id, version, at, kind, from_status,
         to_status, actor, token, error)
