@@ -329,6 +329,24 @@ impl LockManager for MemoryLockManager {
         })
     }
 
+    fn release_forgetting(&self, key: &IdempotencyKey) -> Result<Vec<Lock>> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let granted = st.forget(key, now)?;
+        let mut released = Vec::with_capacity(granted.len());
+        for g in &granted {
+            let still = st
+                .locks
+                .get(&g.resource)
+                .and_then(|v| v.iter().find(|l| l.owner == g.owner))
+                .is_some_and(|l| l.token == g.token && !l.is_expired(now));
+            if still {
+                released.push(self.release_in(&mut st, &g.resource, &g.owner, now)?);
+            }
+        }
+        Ok(released)
+    }
+
     fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> {
         let ttl = self.ttl.resolve(req.ttl)?;
         if let Some(lock) = self.try_free_flat(req, ttl) {

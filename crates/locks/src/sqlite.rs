@@ -25,7 +25,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use oc_sqlite::{Connect, Durability, Fence};
 use oc_time::{Clock, SystemClock, Timestamp};
 
-use crate::backend::{Patience, canonical_items, conflict, fingerprint, unexpired};
+use crate::backend::{Patience, canonical_items, conflict, fingerprint, is_acquire, unexpired};
 use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
 use crate::{
     Error, Holder, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result,
@@ -422,6 +422,28 @@ enum Attempt {
     Blocked(Blocked),
 }
 
+/// Keys recorded at or before this time (milliseconds) have lapsed at `now`.
+fn key_oldest(now: Timestamp) -> i64 {
+    let ttl = i64::try_from(IDEMPOTENCY_KEY_TTL.as_millis()).unwrap_or(i64::MAX);
+    now.as_millis().saturating_sub(ttl)
+}
+
+/// The request and result recorded for `key` after `oldest`, if any.
+fn key_lookup(
+    tx: &Transaction<'_>,
+    key: &IdempotencyKey,
+    oldest: i64,
+) -> Result<Option<(String, String)>> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT request, result FROM oc_lock_keys WHERE agent = ?1 AND key = ?2 AND at > ?3",
+        )?
+        .query_row((key.agent(), key.key(), oldest), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?)
+}
+
 /// The locks recorded for `key` if it is live, after sweeping a bounded batch of lapsed keys;
 /// `IdempotencyConflict` (inner) if it was recorded for another request.
 fn key_replay(
@@ -429,8 +451,7 @@ fn key_replay(
     (key, request): KeyArg<'_>,
     now: Timestamp,
 ) -> Result<Result<Option<Vec<Lock>>>> {
-    let ttl = i64::try_from(IDEMPOTENCY_KEY_TTL.as_millis()).unwrap_or(i64::MAX);
-    let oldest = now.as_millis().saturating_sub(ttl);
+    let oldest = key_oldest(now);
     tx.prepare_cached(
         "DELETE FROM oc_lock_keys WHERE rowid IN
            (SELECT rowid FROM oc_lock_keys WHERE at <= ?1 ORDER BY at LIMIT ?2)",
@@ -439,14 +460,7 @@ fn key_replay(
         oldest,
         i64::try_from(IDEMPOTENCY_SWEEP_BATCH).unwrap_or(i64::MAX),
     ))?;
-    let known: Option<(String, String)> = tx
-        .prepare_cached(
-            "SELECT request, result FROM oc_lock_keys WHERE agent = ?1 AND key = ?2 AND at > ?3",
-        )?
-        .query_row((key.agent(), key.key(), oldest), |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
+    let known = key_lookup(tx, key, oldest)?;
     let Some((known, result)) = known else {
         return Ok(Ok(None));
     };
@@ -475,6 +489,32 @@ fn key_remember(
     )?
     .execute((key.agent(), key.key(), request, result, now.as_millis()))?;
     Ok(())
+}
+
+/// Forgets `key` in the transaction of the release: the locks an acquire recorded under it,
+/// none if it is unknown or lapsed; `IdempotencyConflict` (inner), keeping it, if a release
+/// recorded it.
+fn key_forget(
+    tx: &Transaction<'_>,
+    key: &IdempotencyKey,
+    now: Timestamp,
+) -> Result<Result<Vec<Lock>>> {
+    let oldest = key_oldest(now);
+    let known = key_lookup(tx, key, oldest)?;
+    if known
+        .as_ref()
+        .is_some_and(|(request, _)| !is_acquire(request))
+    {
+        return Ok(Err(key.conflict()));
+    }
+    tx.prepare_cached("DELETE FROM oc_lock_keys WHERE agent = ?1 AND key = ?2")?
+        .execute((key.agent(), key.key()))?;
+    match known {
+        None => Ok(Ok(Vec::new())),
+        Some((_, result)) => serde_json::from_str(&result)
+            .map(Ok)
+            .map_err(|e| corrupt(&format!("idempotency key {:?}", key.key()), e)),
+    }
 }
 
 impl SqliteLockManager {
@@ -828,6 +868,31 @@ impl LockManager for SqliteLockManager {
         if matches!(&out, Ok(l) if !l.replayed && l.value.holds == 0)
             || matches!(out, Err(Error::Expired { .. }))
         {
+            self.wake();
+        }
+        out
+    }
+
+    fn release_forgetting(&self, key: &IdempotencyKey) -> Result<Vec<Lock>> {
+        let out = self.write(|tx, now| {
+            let granted = match key_forget(tx, key, now)? {
+                Ok(granted) => granted,
+                Err(e) => return Ok(Err(e)),
+            };
+            let mut released = Vec::with_capacity(granted.len());
+            for g in &granted {
+                let still = own_lock(tx, &g.resource, &g.owner)?
+                    .is_some_and(|l| l.token == g.token && !l.is_expired(now));
+                if still {
+                    match Self::release_in(tx, &g.resource, &g.owner, now)? {
+                        Ok(l) => released.push(l),
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+            }
+            Ok(Ok(released))
+        });
+        if matches!(&out, Ok(v) if v.iter().any(|l| l.holds == 0)) {
             self.wake();
         }
         out

@@ -7,6 +7,7 @@ use std::time::Duration;
 use oc_time::Timestamp;
 
 use super::hash::FastHash;
+use crate::idempotency::is_acquire;
 use crate::model::{Blocked, Counters, Decision, decide};
 use crate::{
     Holder, IDEMPOTENCY_KEY_TTL, IDEMPOTENCY_SWEEP_BATCH, IdempotencyKey, Lock, LockMode,
@@ -64,6 +65,24 @@ impl State {
             }
             _ => Ok(None),
         }
+    }
+
+    /// Forgets `key`: the locks an acquire recorded under it, none if it is unknown or lapsed;
+    /// `IdempotencyConflict`, keeping it, if a release recorded it.
+    pub(super) fn forget(&mut self, key: &IdempotencyKey, now: Timestamp) -> Result<Vec<Lock>> {
+        let k = (key.agent().to_owned(), key.key().to_owned());
+        let live = |at: Timestamp| now < at.saturating_add(IDEMPOTENCY_KEY_TTL);
+        match self.keys.get(&k) {
+            None => return Ok(Vec::new()),
+            Some((req, _, at)) if live(*at) && !is_acquire(req) => return Err(key.conflict()),
+            Some(_) => {}
+        }
+        Ok(self
+            .keys
+            .remove(&k)
+            .filter(|(_, _, at)| live(*at))
+            .map(|(_, locks, _)| locks)
+            .unwrap_or_default())
     }
 
     /// Records `key`'s result, under the same lock as the change.
