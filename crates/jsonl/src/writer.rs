@@ -2,7 +2,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,8 +14,16 @@ use crate::sync::{
 use serde::Serialize;
 
 use crate::error::io;
-use crate::fsx::{Access, Dir};
+use crate::fsx::Dir;
 use crate::{Error, Result};
+
+mod open;
+mod rotated;
+
+use open::{MAX_REOPENS, open_append, repair, replaced, torn, unlinked};
+pub(crate) use rotated::existing_rotated_in;
+use rotated::{compress, gz_name, rotated_name};
+pub use rotated::{existing_rotated, rotated_path};
 
 /// When an append counts as done. What each survives:
 ///
@@ -84,73 +92,6 @@ pub struct WriterOptions {
 
 /// The longest [`WriterOptions::spin`] accepted.
 pub const MAX_SPIN: Duration = Duration::from_millis(10);
-
-/// The path of rotated file `n` of `path` (`logs.jsonl.1` is the newest), uncompressed.
-pub fn rotated_path(path: &Path, n: usize) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(format!(".{n}"));
-    PathBuf::from(p)
-}
-
-/// Rotated file `n` of `path` as it exists on disk: `path.n` or `path.n.gz`. Whatever is there
-/// counts, a link included (it is not followed to decide: readers refuse it).
-pub fn existing_rotated(path: &Path, n: usize) -> Option<PathBuf> {
-    let plain = rotated_path(path, n);
-    if plain.symlink_metadata().is_ok() {
-        return Some(plain);
-    }
-    let gz = gz_path(&plain);
-    gz.symlink_metadata().is_ok().then_some(gz)
-}
-
-fn gz_path(p: &Path) -> PathBuf {
-    PathBuf::from(gz_name(p.as_os_str()))
-}
-
-fn gz_name(name: &OsStr) -> OsString {
-    let mut s = name.to_owned();
-    s.push(".gz");
-    s
-}
-
-/// `name.n`.
-fn rotated_name(name: &OsStr, n: usize) -> OsString {
-    let mut s = name.to_owned();
-    s.push(format!(".{n}"));
-    s
-}
-
-/// Rotated file `n` of `name` in `dir` as it exists (`name.n` or `name.n.gz`), not followed.
-pub(crate) fn existing_rotated_in(dir: &Dir, name: &OsStr, n: usize) -> Result<Option<OsString>> {
-    let plain = rotated_name(name, n);
-    if dir.kind(&plain)?.is_some() {
-        return Ok(Some(plain));
-    }
-    let gz = gz_name(&plain);
-    Ok(dir.kind(&gz)?.map(|_| gz))
-}
-
-/// Gzips `src` into `src.gz` (written atomically), then removes `src`; all in `dir`, never
-/// through a link.
-fn compress(dir: &Dir, src: &OsStr) -> Result<()> {
-    let path = dir.join(src);
-    let mut data = Vec::new();
-    dir.open_file(src, Access::Read)?
-        .ok_or_else(|| Error::Io {
-            path: path.clone(),
-            source: std::io::ErrorKind::NotFound.into(),
-        })?
-        .read_to_end(&mut data)
-        .map_err(io(&path))?;
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4),
-        flate2::Compression::default(),
-    );
-    enc.write_all(&data).map_err(io(&path))?;
-    let bytes = enc.finish().map_err(io(&path))?;
-    dir.write_atomic(gz_name(src), &bytes)?;
-    dir.remove_file(src).map(drop)
-}
 
 struct Inner {
     file: Arc<File>,
@@ -259,125 +200,6 @@ impl std::fmt::Debug for JsonlWriter {
             .field("opts", &self.opts)
             .finish_non_exhaustive()
     }
-}
-
-/// Cuts a torn last line off `file`; returns how many bytes were removed.
-fn repair(file: &File, path: &Path) -> Result<u64> {
-    let mut file = file;
-    let len = file.metadata().map_err(io(path))?.len();
-    if len == 0 {
-        return Ok(0);
-    }
-    let mut last = [0u8; 1];
-    file.seek(SeekFrom::Start(len - 1)).map_err(io(path))?;
-    file.read_exact(&mut last).map_err(io(path))?;
-    if last[0] == b'\n' {
-        return Ok(0);
-    }
-    // Walk back in chunks to the last newline.
-    let mut end = len;
-    let mut chunk = vec![0u8; 64 * 1024];
-    let keep = loop {
-        let start = end.saturating_sub(chunk.len() as u64);
-        let n = usize::try_from(end - start).unwrap_or(0);
-        file.seek(SeekFrom::Start(start)).map_err(io(path))?;
-        file.read_exact(&mut chunk[..n]).map_err(io(path))?;
-        if let Some(i) = memchr::memrchr(b'\n', &chunk[..n]) {
-            break start + i as u64 + 1;
-        }
-        if start == 0 {
-            break 0;
-        }
-        end = start;
-    };
-    file.set_len(keep).map_err(io(path))?;
-    file.sync_data().map_err(io(path))?;
-    Ok(len - keep)
-}
-
-fn count_lines(file: &mut File, path: &Path) -> Result<u64> {
-    file.seek(SeekFrom::Start(0)).map_err(io(path))?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut lines = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            return Ok(lines);
-        }
-        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-    }
-}
-
-/// Opens (creating) `name` in `dir` to append: never through a link, and only a regular file (a
-/// device or a pipe has no tail to repair and no end to count lines up to), so the repair's cut
-/// only ever reaches the log itself. Lines are counted only when `count` (rotation by lines
-/// needs them; nothing else does). `guarded`: the repair runs under `LOCK_EX`, so it never cuts
-/// a line another process is writing (under its `LOCK_EX`), and on the file that has the name.
-fn open_append(
-    dir: &Dir,
-    name: &OsStr,
-    count: bool,
-    guarded: bool,
-) -> Result<(File, u64, u64, u64)> {
-    let path = &dir.join(name);
-    for _ in 0..MAX_REOPENS {
-        let mut file = dir
-            .open_file(name, Access::Append)?
-            .ok_or_else(|| Error::Io {
-                path: path.clone(),
-                source: std::io::ErrorKind::NotFound.into(),
-            })?;
-        if guarded {
-            crate::fsx::flock(&file, true, path)?;
-            if unlinked(&file, path)? {
-                crate::fsx::unlock(&file);
-                continue;
-            }
-        }
-        let repaired = repair(&file, path);
-        if guarded {
-            crate::fsx::unlock(&file);
-        }
-        let repaired = repaired?;
-        let bytes = file.metadata().map_err(io(path))?.len();
-        let lines = if count {
-            count_lines(&mut file, path)?
-        } else {
-            0
-        };
-        return Ok((file, bytes, lines, repaired));
-    }
-    Err(replaced(path))
-}
-
-/// Whether `file` (`len` bytes) ends without a newline.
-fn torn(file: &File, len: u64, path: &Path) -> Result<bool> {
-    use std::os::unix::fs::FileExt;
-    if len == 0 {
-        return Ok(false);
-    }
-    let mut last = [0u8; 1];
-    file.read_exact_at(&mut last, len - 1).map_err(io(path))?;
-    Ok(last[0] != b'\n')
-}
-
-/// How many times a guarded writer reopens a file replaced under it before it gives up.
-const MAX_REOPENS: u32 = 1000;
-
-fn replaced(path: &Path) -> Error {
-    Error::Io {
-        path: path.to_owned(),
-        source: std::io::Error::other("the file kept being replaced while it was written"),
-    }
-}
-
-/// Whether `file` has no name any more (replaced by a rename, or removed).
-fn unlinked(file: &File, path: &Path) -> Result<bool> {
-    let st = rustix::fs::fstat(file).map_err(|e| Error::Io {
-        path: path.to_owned(),
-        source: e.into(),
-    })?;
-    Ok(st.st_nlink == 0)
 }
 
 /// Given the locked file and its length, where an append with the same key starts and how many

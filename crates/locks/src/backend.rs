@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use std::time::Duration;
 
-pub use crate::idempotency::fingerprint;
+pub use crate::idempotency::{fingerprint, is_acquire};
 
 use crate::{Error, Holder, Lock, LockMode, LockRequest, LockStats, Result, Timestamp, TtlPolicy};
 

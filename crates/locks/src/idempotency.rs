@@ -96,6 +96,12 @@ impl<T> Keyed<T> {
     }
 }
 
+/// Whether `request`, a [`fingerprint`], is an acquire's (a keyed release's is not): what
+/// [`release_forgetting`](crate::LockManager::release_forgetting) may give back.
+pub fn is_acquire(request: &str) -> bool {
+    request.starts_with("acquire")
+}
+
 /// A keyed call's request as one text, for managers to compare a retry with the first call
 /// (for authors of a manager: [`crate::backend`]). The wait is not part of it: a retry may
 /// wait longer. `release` marks a release, otherwise an acquire.

@@ -19,6 +19,8 @@
 //!   same key and request returns the first grant (its token, its holds) and adds no hold,
 //!   another request is [`Error::IdempotencyConflict`]. Keys are kept [`IDEMPOTENCY_KEY_TTL`]
 //!   (24 h), swept by keyed calls; calls without a key do no more than before.
+//!   [`LockManager::release_forgetting`] gives back a keyed grant whose answer was lost and
+//!   forgets its key in one step, so a retry acquires anew.
 //!
 //! # Example
 //!

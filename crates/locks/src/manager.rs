@@ -122,8 +122,8 @@ pub trait LockManager: Send + Sync {
     // Idempotency keys (docs/decisions/0043): a retry with the same key and request returns
     // the first result and grants or releases nothing; with another request it is
     // `IdempotencyConflict`. A manager records the key with the grant or release it guards,
-    // under the same lock or transaction, so only the manager can write these two: their
-    // defaults refuse (`IdempotencyUnsupported`). A wrapper forwards both.
+    // under the same lock or transaction, so only the manager can write these three: their
+    // defaults refuse (`IdempotencyUnsupported`). A wrapper forwards them.
 
     /// [`acquire_many`](LockManager::acquire_many) under `key` (watched as
     /// [`acquire_many_watched`](LockManager::acquire_many_watched) when `keep_waiting` is
@@ -150,6 +150,20 @@ pub trait LockManager: Send + Sync {
         owner: &Owner,
     ) -> Result<Keyed<Lock>> {
         let _ = (key, resource, owner);
+        Err(Error::IdempotencyUnsupported)
+    }
+
+    /// Gives back a keyed grant whose answer never reached its caller: releases the grant
+    /// that [`acquire_many_keyed`](LockManager::acquire_many_keyed) recorded under `key` (one
+    /// hold of each lock, if the owner's lock still bears the token granted; a lock that lapsed,
+    /// was released or was granted afresh since is left alone) and forgets `key`, in one step,
+    /// so a retry with the key acquires anew instead of replaying a grant that was given back.
+    /// Returns the locks as released (`holds` 0 once free). An unknown or lapsed key is a
+    /// no-op (nothing released); a key recorded by a keyed release is `IdempotencyConflict`
+    /// and is kept. Call it only for a grant that was not replayed: a replayed grant is the
+    /// first call's.
+    fn release_forgetting(&self, key: &IdempotencyKey) -> Result<Vec<Lock>> {
+        let _ = key;
         Err(Error::IdempotencyUnsupported)
     }
 
@@ -200,6 +214,9 @@ macro_rules! forward {
             }
             fn release_keyed(&self, key: &IdempotencyKey, r: &Resource, o: &Owner) -> Result<Keyed<Lock>> {
                 (**self).release_keyed(key, r, o)
+            }
+            fn release_forgetting(&self, key: &IdempotencyKey) -> Result<Vec<Lock>> {
+                (**self).release_forgetting(key)
             }
         }
     )*};

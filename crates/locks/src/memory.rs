@@ -1,8 +1,5 @@
 //! `MemoryLockManager`: locks for the threads of one process, as fast as a mutex allows.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
-use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,11 +8,16 @@ use crate::sync::{Condvar, Mutex};
 use oc_time::{Clock, CoarseClock, Timestamp};
 
 use crate::backend::{Patience, conflict, fingerprint};
-use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
+use crate::model::next_lapse;
 use crate::{
-    Error, Holder, IDEMPOTENCY_KEY_TTL, IDEMPOTENCY_SWEEP_BATCH, IdempotencyKey, KeepWaiting,
-    Keyed, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result, TtlPolicy,
+    Error, IdempotencyKey, KeepWaiting, Keyed, Lock, LockManager, LockRequest, LockStats, Owner,
+    Resource, Result, TtlPolicy,
 };
+
+mod hash;
+mod state;
+
+use state::{Item, State, Waiter};
 
 /// An in-process [`LockManager`].
 ///
@@ -44,404 +46,11 @@ pub struct MemoryLockManager {
     freed: Condvar,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    /// Holders by exact resource.
-    locks: HashMap<Resource, Vec<Lock>, FastHash>,
-    /// The keys of `locks` that are nested paths, in order, to find what lies below a resource.
-    /// While it is empty no lock lies below another, so flat resources look at their own entry only.
-    nested: BTreeSet<Resource>,
-    /// Keys of `locks` whose holder list is empty. Entries are kept when their last holder
-    /// leaves, so that re-locking a resource costs no allocation; they are pruned in bulk.
-    empty: usize,
-    queue: VecDeque<Waiter>,
-    next_ticket: u64,
-    last_token: u64,
-    counters: Counters,
-    /// Idempotency keys by (agent, key): the request's fingerprint, what it was given, when.
-    keys: HashMap<(String, String), (String, Vec<Lock>, Timestamp)>,
-    /// The keys in the order they were recorded, for the bounded sweep.
-    key_order: VecDeque<(Timestamp, (String, String))>,
-}
-
 /// A keyed acquire's key and request, and where its grant is collected.
 struct KeyArg<'a> {
     key: &'a IdempotencyKey,
     request: &'a str,
     granted: &'a std::cell::RefCell<Vec<Lock>>,
-}
-
-impl State {
-    /// The result recorded for `key` if it is live, after sweeping a bounded batch of lapsed
-    /// keys; `IdempotencyConflict` if it was recorded for another request.
-    fn replay(
-        &mut self,
-        key: &IdempotencyKey,
-        request: &str,
-        now: Timestamp,
-    ) -> Result<Option<Vec<Lock>>> {
-        let lapsed = |at: Timestamp| at.saturating_add(IDEMPOTENCY_KEY_TTL) <= now;
-        for _ in 0..IDEMPOTENCY_SWEEP_BATCH {
-            match self.key_order.front() {
-                Some((at, _)) if lapsed(*at) => {}
-                _ => break,
-            }
-            if let Some((at, k)) = self.key_order.pop_front()
-                && self.keys.get(&k).is_some_and(|e| e.2 == at)
-            {
-                self.keys.remove(&k);
-            }
-        }
-        let k = (key.agent().to_owned(), key.key().to_owned());
-        match self.keys.get(&k) {
-            Some((req, locks, at)) if !lapsed(*at) => {
-                if req != request {
-                    return Err(key.conflict());
-                }
-                Ok(Some(locks.clone()))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Records `key`'s result, under the same lock as the change.
-    fn remember(&mut self, key: &IdempotencyKey, request: &str, locks: Vec<Lock>, now: Timestamp) {
-        let k = (key.agent().to_owned(), key.key().to_owned());
-        self.keys
-            .insert(k.clone(), (request.to_owned(), locks, now));
-        self.key_order.push_back((now, k));
-    }
-}
-
-#[derive(Debug)]
-struct Waiter {
-    ticket: u64,
-    owner: Owner,
-    items: Vec<(Resource, LockMode)>,
-}
-
-/// A seeded multiply-rotate hash for resource names: several times cheaper than SipHash on
-/// short keys. Names come from the agents of one process, which are not adversaries, and the
-/// per-manager random seed keeps collisions from being precomputed.
-#[derive(Debug, Clone, Copy)]
-struct FastHash(u64);
-
-impl Default for FastHash {
-    fn default() -> Self {
-        FastHash(
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish(),
-        )
-    }
-}
-
-impl BuildHasher for FastHash {
-    type Hasher = FastHasher;
-    fn build_hasher(&self) -> FastHasher {
-        FastHasher(self.0)
-    }
-}
-
-#[derive(Debug)]
-struct FastHasher(u64);
-
-impl FastHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        // The last 1-7 bytes, read as at most two overlapping words (no copy of a
-        // variable length, which would be a call to `memcpy`).
-        let rest = chunks.remainder();
-        let n = rest.len();
-        let word = |i: usize, len: usize| {
-            rest[i..i + len]
-                .iter()
-                .rev()
-                .fold(0u64, |w, &b| (w << 8) | u64::from(b))
-        };
-        let tail = match n {
-            0 => return,
-            1..=3 => word(0, 1) | word(n / 2, 1) << 8 | word(n - 1, 1) << 16,
-            _ => word(0, 4) | word(n - 4, 4) << 32,
-        };
-        self.add(tail ^ ((n as u64) << 56));
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// Empty entries kept for reuse before they are pruned.
-const PRUNE_EMPTY: usize = 1024;
-
-/// A request with its TTL resolved.
-type Item<'a> = (&'a LockRequest, Duration);
-
-impl State {
-    /// Live locks on `res`, its ancestors and its descendants.
-    fn overlapping<'a>(
-        &'a self,
-        res: &'a Resource,
-        now: Timestamp,
-    ) -> impl Iterator<Item = &'a Lock> + Clone + 'a {
-        let exact = self.locks.get(res).into_iter().flatten();
-        let ancestors = res.ancestors().filter_map(|a| self.locks.get(a)).flatten();
-        let below = (!self.nested.is_empty()).then(|| {
-            let lo = format!("{res}/");
-            let hi = format!("{res}0"); // '0' is the character right after '/'
-            self.nested
-                .range::<str, _>((Bound::Included(lo.as_str()), Bound::Excluded(hi.as_str())))
-        });
-        let below = below
-            .into_iter()
-            .flatten()
-            .filter_map(|k| self.locks.get(k))
-            .flatten();
-        exact
-            .chain(ancestors)
-            .chain(below)
-            .filter(move |l| !l.is_expired(now))
-    }
-
-    /// Grants every item or none.
-    fn try_grant(
-        &mut self,
-        items: &[Item<'_>],
-        ticket: Option<u64>,
-        now: Timestamp,
-        out: &mut dyn FnMut(Lock),
-    ) -> std::result::Result<(), Blocked> {
-        if let [(req, ttl)] = items
-            && self.nested.is_empty()
-            && !req.resource.is_nested()
-        {
-            return self.try_grant_flat(req, *ttl, ticket, now).map(out);
-        }
-        for (req, _) in items {
-            let decision = decide(
-                req,
-                self.overlapping(&req.resource, now),
-                queued(&self.queue, ticket),
-            );
-            if let Decision::Blocked(h) = decision {
-                return Err((req.resource.clone(), h));
-            }
-        }
-        for (req, ttl) in items {
-            out(self.grant(req, *ttl, now));
-        }
-        Ok(())
-    }
-
-    /// Adds a hold to the owner's lock on the resource, or a new lock.
-    fn grant(&mut self, req: &LockRequest, ttl: Duration, now: Timestamp) -> Lock {
-        let mut inserted = false;
-        let entry = self.locks.entry(req.resource.clone()).or_insert_with(|| {
-            inserted = true;
-            Vec::with_capacity(1)
-        });
-        if inserted {
-            if req.resource.is_nested() {
-                self.nested.insert(req.resource.clone());
-            }
-        } else if entry.is_empty() {
-            self.empty -= 1;
-        }
-        grant_into(
-            entry,
-            req,
-            ttl,
-            now,
-            &mut self.last_token,
-            &mut self.counters,
-        )
-    }
-
-    /// The fast path for one flat request while no nested resource is held: the decision and
-    /// the grant share a single map lookup.
-    fn try_grant_flat(
-        &mut self,
-        req: &LockRequest,
-        ttl: Duration,
-        ticket: Option<u64>,
-        now: Timestamp,
-    ) -> std::result::Result<Lock, Blocked> {
-        // Look the name up without cloning it: a new entry is only made for a first lock.
-        if let Some(entry) = self.locks.get_mut(&req.resource) {
-            let decision = decide(
-                req,
-                entry.iter().filter(|l| !l.is_expired(now)),
-                queued(&self.queue, ticket),
-            );
-            if let Decision::Blocked(h) = decision {
-                return Err((req.resource.clone(), h));
-            }
-            if entry.is_empty() {
-                self.empty -= 1;
-            }
-            return Ok(grant_into(
-                entry,
-                req,
-                ttl,
-                now,
-                &mut self.last_token,
-                &mut self.counters,
-            ));
-        }
-        if let Decision::Blocked(h) = decide(req, std::iter::empty(), queued(&self.queue, ticket)) {
-            return Err((req.resource.clone(), h));
-        }
-        let entry = self
-            .locks
-            .entry(req.resource.clone())
-            .or_insert_with(|| Vec::with_capacity(1));
-        Ok(grant_into(
-            entry,
-            req,
-            ttl,
-            now,
-            &mut self.last_token,
-            &mut self.counters,
-        ))
-    }
-
-    /// Notes that the entry of `res` may have lost its last holder; prunes empty entries in
-    /// bulk once there are many.
-    fn drop_if_empty(&mut self, res: &Resource) {
-        if self.locks.get(res).is_some_and(Vec::is_empty) {
-            self.one_more_empty();
-        }
-    }
-
-    /// Counts an entry that just lost its last holder.
-    fn one_more_empty(&mut self) {
-        self.empty += 1;
-        if self.empty > PRUNE_EMPTY {
-            self.prune_empty();
-        }
-    }
-
-    fn prune_empty(&mut self) {
-        let nested = &mut self.nested;
-        self.locks.retain(|k, v| {
-            if v.is_empty() && k.is_nested() {
-                nested.remove(k);
-            }
-            !v.is_empty()
-        });
-        self.empty = 0;
-    }
-
-    fn dequeue(&mut self, ticket: u64) {
-        self.queue.retain(|w| w.ticket != ticket);
-    }
-
-    /// Removes every lapsed lock.
-    fn purge(&mut self, now: Timestamp) -> Vec<Lock> {
-        let mut gone = Vec::new();
-        for v in self.locks.values_mut() {
-            let (dead, live): (Vec<Lock>, Vec<Lock>) = v.drain(..).partition(|l| l.is_expired(now));
-            *v = live;
-            gone.extend(dead);
-        }
-        self.counters.expired += gone.len() as u64;
-        self.prune_empty();
-        gone
-    }
-
-    /// Live locks of other owners on exactly `res`, to name in a `NotHeld` error.
-    fn others_on(&self, res: &Resource, owner: &Owner, now: Timestamp) -> Vec<Holder> {
-        self.locks
-            .get(res)
-            .into_iter()
-            .flatten()
-            .filter(|l| &l.owner != owner && !l.is_expired(now))
-            .map(Lock::holder)
-            .collect()
-    }
-}
-
-/// Live waiters with a ticket below `ticket` (all of them when `None`), in arrival order.
-fn queued(
-    queue: &VecDeque<Waiter>,
-    ticket: Option<u64>,
-) -> impl Iterator<Item = (&Resource, &Owner, LockMode)> {
-    queue
-        .iter()
-        .take_while(move |w| ticket.is_none_or(|t| w.ticket < t))
-        .flat_map(|w| w.items.iter().map(move |(r, m)| (r, &w.owner, *m)))
-}
-
-/// Grants `req` into the holders of its resource: a hold on the owner's lock, or a new lock.
-fn grant_into(
-    entry: &mut Vec<Lock>,
-    req: &LockRequest,
-    ttl: Duration,
-    now: Timestamp,
-    last_token: &mut u64,
-    counters: &mut Counters,
-) -> Lock {
-    let expires_at = now.saturating_add(ttl);
-    let before = entry.len();
-    entry.retain(|l| !l.is_expired(now) || l.owner == req.owner);
-    counters.expired += (before - entry.len()) as u64;
-    if let Some(own) = entry.iter_mut().find(|l| l.owner == req.owner) {
-        if own.is_expired(now) {
-            // The owner's own lapsed lock: it is gone; this is a fresh grant.
-            *own = Lock {
-                resource: req.resource.clone(),
-                owner: req.owner.clone(),
-                mode: req.mode,
-                token: 0,
-                holds: 0,
-                acquired_at: now,
-                expires_at,
-            };
-            counters.expired += 1;
-        }
-        if own.holds == 0 {
-            *last_token += 1;
-            own.token = *last_token;
-            own.holds = 1;
-            counters.total += 1;
-        } else {
-            own.holds += 1;
-            own.expires_at = own.expires_at.max(expires_at);
-            if req.mode == LockMode::Exclusive {
-                own.mode = LockMode::Exclusive;
-            }
-            counters.reentrant += 1;
-        }
-        return own.clone();
-    }
-    *last_token += 1;
-    counters.total += 1;
-    let lock = Lock {
-        resource: req.resource.clone(),
-        owner: req.owner.clone(),
-        mode: req.mode,
-        token: *last_token,
-        holds: 1,
-        acquired_at: now,
-        expires_at,
-    };
-    entry.push(lock.clone());
-    lock
 }
 
 impl Default for MemoryLockManager {
@@ -718,6 +327,24 @@ impl LockManager for MemoryLockManager {
             value: lock,
             replayed: false,
         })
+    }
+
+    fn release_forgetting(&self, key: &IdempotencyKey) -> Result<Vec<Lock>> {
+        let now = self.clock.now();
+        let mut st = self.state.lock();
+        let granted = st.forget(key, now)?;
+        let mut released = Vec::with_capacity(granted.len());
+        for g in &granted {
+            let still = st
+                .locks
+                .get(&g.resource)
+                .and_then(|v| v.iter().find(|l| l.owner == g.owner))
+                .is_some_and(|l| l.token == g.token && !l.is_expired(now));
+            if still {
+                released.push(self.release_in(&mut st, &g.resource, &g.owner, now)?);
+            }
+        }
+        Ok(released)
     }
 
     fn acquire(&self, req: &LockRequest, wait: Duration) -> Result<Lock> {

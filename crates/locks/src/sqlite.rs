@@ -20,18 +20,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use oc_sqlite::{Connect, Durability, Fence};
 use oc_time::{Clock, SystemClock, Timestamp};
 
 use crate::backend::{Patience, canonical_items, conflict, fingerprint, unexpired};
-use crate::model::{Blocked, Counters, Decision, decide, next_lapse};
-use crate::{
-    Error, Holder, Lock, LockManager, LockMode, LockRequest, LockStats, Owner, Resource, Result,
-    TtlPolicy,
+use crate::model::{Blocked, Counters, next_lapse};
+use crate::{Error, Lock, LockManager, LockRequest, LockStats, Owner, Resource, Result, TtlPolicy};
+use crate::{IdempotencyKey, KeepWaiting, Keyed};
+
+mod keys;
+mod table;
+
+use keys::{KeyArg, key_forget, key_remember, key_replay};
+use table::{
+    COLS, bump, delete_lock, others_on, overlapping, own_lock, query_locks, record_release,
+    try_grant,
 };
-use crate::{IDEMPOTENCY_KEY_TTL, IDEMPOTENCY_SWEEP_BATCH, IdempotencyKey, KeepWaiting, Keyed};
 
 const COMPONENT: &str = "oc-locks";
 const MIGRATIONS: &[&str] = &[
@@ -76,8 +82,6 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX oc_lock_keys_at ON oc_lock_keys (at);",
 ];
-
-const COLS: &str = "resource, owner, mode, token, holds, acquired_at, expires_at";
 
 /// How to open a [`SqliteLockManager`].
 #[derive(Clone)]
@@ -206,212 +210,6 @@ fn plumbing(e: oc_sqlite::Error) -> Error {
         },
     }
 }
-
-fn corrupt(resource: &str, reason: impl fmt::Display) -> Error {
-    Error::Corrupt {
-        resource: resource.to_owned(),
-        reason: reason.to_string(),
-    }
-}
-
-fn row_to_lock(r: &Row<'_>) -> Result<Lock> {
-    let resource: String = r.get(0)?;
-    let owner: String = r.get(1)?;
-    let mode: String = r.get(2)?;
-    let token: i64 = r.get(3)?;
-    Ok(Lock {
-        owner: Owner::new(&owner).map_err(|e| corrupt(&resource, e))?,
-        mode: mode.parse().map_err(|e| corrupt(&resource, e))?,
-        token: u64::try_from(token).map_err(|e| corrupt(&resource, e))?,
-        holds: r.get(4)?,
-        acquired_at: Timestamp::from_millis(r.get(5)?),
-        expires_at: Timestamp::from_millis(r.get(6)?),
-        resource: Resource::new(&resource).map_err(|e| corrupt(&resource, e))?,
-    })
-}
-
-fn query_locks(c: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Lock>> {
-    let mut stmt = c.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
-    let mut v = Vec::new();
-    while let Some(r) = rows.next()? {
-        v.push(row_to_lock(r)?);
-    }
-    Ok(v)
-}
-
-/// Live locks on `res`, its descendants and its ancestors.
-fn overlapping(c: &Connection, res: &Resource, now: Timestamp) -> Result<Vec<Lock>> {
-    let mut v = query_locks(
-        c,
-        &format!(
-            "SELECT {COLS} FROM oc_locks WHERE expires_at > ?2
-             AND (resource = ?1 OR (resource >= ?1 || '/' AND resource < ?1 || '0'))"
-        ),
-        (res.as_str(), now.as_millis()),
-    )?;
-    for a in res.ancestors() {
-        v.extend(query_locks(
-            c,
-            &format!("SELECT {COLS} FROM oc_locks WHERE resource = ?1 AND expires_at > ?2"),
-            (a, now.as_millis()),
-        )?);
-    }
-    Ok(v)
-}
-
-/// Live waiters with a ticket below `before` (all live waiters when `None`), in ticket order.
-fn waiters(
-    c: &Connection,
-    before: Option<i64>,
-    now: Timestamp,
-) -> Result<Vec<(Resource, Owner, LockMode)>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT resource, owner, mode FROM oc_lock_waiters
-         WHERE expires_at > ?1 AND (?2 IS NULL OR ticket < ?2) ORDER BY ticket",
-    )?;
-    let mut rows = stmt.query((now.as_millis(), before))?;
-    let mut v = Vec::new();
-    while let Some(r) = rows.next()? {
-        let res: String = r.get(0)?;
-        let owner: String = r.get(1)?;
-        let mode: String = r.get(2)?;
-        v.push((
-            Resource::new(&res).map_err(|e| corrupt(&res, e))?,
-            Owner::new(&owner).map_err(|e| corrupt(&res, e))?,
-            mode.parse().map_err(|e| corrupt(&res, e))?,
-        ));
-    }
-    Ok(v)
-}
-
-fn bump(tx: &Connection, key: &str, by: u64) -> Result<i64> {
-    Ok(tx
-        .prepare_cached(
-            "UPDATE oc_locks_meta SET value = value + ?2 WHERE key = ?1 RETURNING value",
-        )?
-        .query_row((key, i64::try_from(by).unwrap_or(i64::MAX)), |r| r.get(0))?)
-}
-
-fn record_release(tx: &Connection, lock: &Lock, now: Timestamp) -> Result<()> {
-    let held = now
-        .as_millis()
-        .saturating_sub(lock.acquired_at.as_millis())
-        .max(0);
-    bump(tx, "released", 1)?;
-    bump(tx, "hold_total_ms", u64::try_from(held).unwrap_or(0))?;
-    tx.prepare_cached("UPDATE oc_locks_meta SET value = max(value, ?1) WHERE key = 'hold_max_ms'")?
-        .execute([held])?;
-    Ok(())
-}
-
-fn delete_lock(tx: &Connection, l: &Lock) -> Result<()> {
-    tx.prepare_cached("DELETE FROM oc_locks WHERE resource = ?1 AND owner = ?2")?
-        .execute((l.resource.as_str(), l.owner.as_str()))?;
-    Ok(())
-}
-
-fn own_lock(tx: &Connection, res: &Resource, owner: &Owner) -> Result<Option<Lock>> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {COLS} FROM oc_locks WHERE resource = ?1 AND owner = ?2"
-    ))?;
-    let mut rows = stmt.query((res.as_str(), owner.as_str()))?;
-    rows.next()?.map(row_to_lock).transpose()
-}
-
-fn others_on(
-    tx: &Connection,
-    res: &Resource,
-    owner: &Owner,
-    now: Timestamp,
-) -> Result<Vec<Holder>> {
-    Ok(query_locks(
-        tx,
-        &format!(
-            "SELECT {COLS} FROM oc_locks WHERE resource = ?1 AND owner != ?2 AND expires_at > ?3"
-        ),
-        (res.as_str(), owner.as_str(), now.as_millis()),
-    )?
-    .iter()
-    .map(Lock::holder)
-    .collect())
-}
-
-/// Grants all items or reports the first blocked one; writes nothing when blocked.
-fn try_grant(
-    tx: &Transaction<'_>,
-    fence: &Fence,
-    items: &[(&LockRequest, Duration)],
-    ticket: Option<i64>,
-    now: Timestamp,
-) -> Result<std::result::Result<Vec<Lock>, Blocked>> {
-    let queued = waiters(tx, ticket, now)?;
-    for (req, _) in items {
-        let live = overlapping(tx, &req.resource, now)?;
-        if let Decision::Blocked(h) =
-            decide(req, live.iter(), queued.iter().map(|(r, o, m)| (r, o, *m)))
-        {
-            return Ok(Err((req.resource.clone(), h)));
-        }
-    }
-    let mut granted = Vec::with_capacity(items.len());
-    let mut tokens = fence.issue(tx)?;
-    for (req, ttl) in items {
-        let expires_at = now.saturating_add(*ttl);
-        // Lapsed locks on this exact resource (the owner's own included) go first.
-        let n = tx
-            .prepare_cached("DELETE FROM oc_locks WHERE resource = ?1 AND expires_at <= ?2")?
-            .execute((req.resource.as_str(), now.as_millis()))?;
-        if n > 0 {
-            bump(tx, "expired", n as u64)?;
-        }
-        let lock = match own_lock(tx, &req.resource, &req.owner)? {
-            Some(mut own) => {
-                own.holds += 1;
-                own.expires_at = own.expires_at.max(expires_at);
-                if req.mode == LockMode::Exclusive {
-                    own.mode = LockMode::Exclusive;
-                }
-                tx.prepare_cached("UPDATE oc_locks SET holds = ?3, expires_at = ?4, mode = ?5 WHERE resource = ?1 AND owner = ?2")?
-                    .execute((own.resource.as_str(), own.owner.as_str(), own.holds, own.expires_at.as_millis(), own.mode.as_str()))?;
-                bump(tx, "reentrant", 1)?;
-                own
-            }
-            None => {
-                let token = tokens.take();
-                bump(tx, "total", 1)?;
-                let lock = Lock {
-                    resource: req.resource.clone(),
-                    owner: req.owner.clone(),
-                    mode: req.mode,
-                    token,
-                    holds: 1,
-                    acquired_at: now,
-                    expires_at,
-                };
-                tx.prepare_cached(&format!(
-                    "INSERT INTO oc_locks ({COLS}) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)"
-                ))?
-                .execute((
-                    lock.resource.as_str(),
-                    lock.owner.as_str(),
-                    lock.mode.as_str(),
-                    i64::try_from(token).unwrap_or(i64::MAX),
-                    now.as_millis(),
-                    expires_at.as_millis(),
-                ))?;
-                lock
-            }
-        };
-        granted.push(lock);
-    }
-    tokens.save(tx)?;
-    Ok(Ok(granted))
-}
-
-/// A keyed call's key and request fingerprint.
-type KeyArg<'a> = (&'a IdempotencyKey, &'a str);
-
 /// What one attempt to acquire found.
 enum Attempt {
     /// The key was known: its first grant.
@@ -420,61 +218,6 @@ enum Attempt {
     Granted(Vec<Lock>),
     /// In someone's way.
     Blocked(Blocked),
-}
-
-/// The locks recorded for `key` if it is live, after sweeping a bounded batch of lapsed keys;
-/// `IdempotencyConflict` (inner) if it was recorded for another request.
-fn key_replay(
-    tx: &Transaction<'_>,
-    (key, request): KeyArg<'_>,
-    now: Timestamp,
-) -> Result<Result<Option<Vec<Lock>>>> {
-    let ttl = i64::try_from(IDEMPOTENCY_KEY_TTL.as_millis()).unwrap_or(i64::MAX);
-    let oldest = now.as_millis().saturating_sub(ttl);
-    tx.prepare_cached(
-        "DELETE FROM oc_lock_keys WHERE rowid IN
-           (SELECT rowid FROM oc_lock_keys WHERE at <= ?1 ORDER BY at LIMIT ?2)",
-    )?
-    .execute((
-        oldest,
-        i64::try_from(IDEMPOTENCY_SWEEP_BATCH).unwrap_or(i64::MAX),
-    ))?;
-    let known: Option<(String, String)> = tx
-        .prepare_cached(
-            "SELECT request, result FROM oc_lock_keys WHERE agent = ?1 AND key = ?2 AND at > ?3",
-        )?
-        .query_row((key.agent(), key.key(), oldest), |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
-    let Some((known, result)) = known else {
-        return Ok(Ok(None));
-    };
-    if known != request {
-        return Ok(Err(key.conflict()));
-    }
-    serde_json::from_str(&result)
-        .map(|locks| Ok(Some(locks)))
-        .map_err(|e| corrupt(&format!("idempotency key {:?}", key.key()), e))
-}
-
-/// Records `key`'s result in the transaction of the change.
-fn key_remember(
-    tx: &Transaction<'_>,
-    (key, request): KeyArg<'_>,
-    locks: &[Lock],
-    now: Timestamp,
-) -> Result<()> {
-    let result = serde_json::to_string(locks).map_err(|e| Error::InvalidInput {
-        field: "result",
-        reason: e.to_string(),
-    })?;
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO oc_lock_keys (agent, key, request, result, at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute((key.agent(), key.key(), request, result, now.as_millis()))?;
-    Ok(())
 }
 
 impl SqliteLockManager {
@@ -828,6 +571,31 @@ impl LockManager for SqliteLockManager {
         if matches!(&out, Ok(l) if !l.replayed && l.value.holds == 0)
             || matches!(out, Err(Error::Expired { .. }))
         {
+            self.wake();
+        }
+        out
+    }
+
+    fn release_forgetting(&self, key: &IdempotencyKey) -> Result<Vec<Lock>> {
+        let out = self.write(|tx, now| {
+            let granted = match key_forget(tx, key, now)? {
+                Ok(granted) => granted,
+                Err(e) => return Ok(Err(e)),
+            };
+            let mut released = Vec::with_capacity(granted.len());
+            for g in &granted {
+                let still = own_lock(tx, &g.resource, &g.owner)?
+                    .is_some_and(|l| l.token == g.token && !l.is_expired(now));
+                if still {
+                    match Self::release_in(tx, &g.resource, &g.owner, now)? {
+                        Ok(l) => released.push(l),
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+            }
+            Ok(Ok(released))
+        });
+        if matches!(&out, Ok(v) if v.iter().any(|l| l.holds == 0)) {
             self.wake();
         }
         out

@@ -121,6 +121,88 @@ pub fn check_idempotent_locks(make: Factory<'_>) {
     assert_eq!(holds(&*m, "w", "d"), 1);
 }
 
+/// [`LockManager::release_forgetting`] gives a keyed grant whose answer was lost back and
+/// forgets its key in one step: the resources are free and a retry with the key acquires anew
+/// (new, greater tokens). A lock that is no longer the grant's (released and taken afresh, or
+/// lapsed) is left alone, and the key forgotten all the same; a re-entrant grant drops its one
+/// hold; an unknown key is a no-op; a key recorded by a release is refused and kept.
+pub fn check_idempotent_give_back(make: Factory<'_>) {
+    let (m, clock) = setup(make);
+    let k = key("a", "lost");
+    let reqs = [ex("f", "a"), sh("g", "a")];
+    let first = m
+        .acquire_many_keyed(&k, &reqs, Duration::ZERO, None)
+        .unwrap();
+    assert!(!first.replayed);
+    let back = m.release_forgetting(&k).unwrap();
+    assert_eq!(back.len(), 2, "both locks given back: {back:?}");
+    assert!(back.iter().all(|l| l.holds == 0), "{back:?}");
+    assert!(m.holders(&res("f")).unwrap().is_empty(), "f is free");
+    assert!(m.holders(&res("g")).unwrap().is_empty(), "g is free");
+    let other = m.try_acquire(&ex("f", "b")).unwrap();
+    m.release(&other.resource, &other.owner).unwrap();
+    let retry = m
+        .acquire_many_keyed(&k, &reqs, Duration::ZERO, None)
+        .unwrap();
+    assert!(
+        !retry.replayed,
+        "the key was forgotten: the retry acquires anew"
+    );
+    let newest = first.value.iter().map(|l| l.token).max().unwrap();
+    assert!(
+        retry.value.iter().all(|l| l.token > newest),
+        "new grants: {:?} after {:?}",
+        retry.value,
+        first.value
+    );
+
+    // f released and taken afresh: no longer the grant's, left alone; g still is.
+    m.release(&res("f"), &own("a")).unwrap();
+    let fresh = m.try_acquire(&ex("f", "a")).unwrap();
+    let back = m.release_forgetting(&k).unwrap();
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert_eq!((back[0].resource.as_str(), back[0].holds), ("g", 0));
+    assert_eq!(m.holders(&res("f")).unwrap(), vec![fresh], "f did not move");
+    let after = m.acquire_keyed(&k, &ex("h", "a"), Duration::ZERO).unwrap();
+    assert!(
+        !after.replayed,
+        "forgotten all the same: no conflict, a new grant"
+    );
+
+    // An unknown key: nothing to give back.
+    assert_eq!(m.release_forgetting(&key("a", "never")).unwrap(), vec![]);
+
+    // A re-entrant grant drops the one hold it added.
+    m.try_acquire(&ex("x", "c")).unwrap();
+    let k2 = key("c", "again");
+    let re = m.acquire_keyed(&k2, &ex("x", "c"), Duration::ZERO).unwrap();
+    assert_eq!(re.value.holds, 2);
+    let back = m.release_forgetting(&k2).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!((back[0].holds, back[0].token), (1, re.value.token));
+    assert_eq!(holds(&*m, "x", "c"), 1, "the unkeyed hold stays");
+
+    // A key recorded by a release is not a grant: refused, and kept.
+    let k3 = key("c", "rel");
+    m.release_keyed(&k3, &res("x"), &own("c")).unwrap();
+    conflict(m.release_forgetting(&k3).unwrap_err(), "c", "rel");
+    assert!(m.release_keyed(&k3, &res("x"), &own("c")).unwrap().replayed);
+
+    // A grant that lapsed is left alone (whoever holds the resource now keeps it).
+    let k4 = key("d", "lapsed");
+    let short = ex("y", "d").ttl(Duration::from_secs(1));
+    m.acquire_keyed(&k4, &short, Duration::ZERO).unwrap();
+    clock.advance(Duration::from_secs(2));
+    let now = m.try_acquire(&ex("y", "e")).unwrap();
+    assert_eq!(m.release_forgetting(&k4).unwrap(), vec![]);
+    assert_eq!(m.holders(&res("y")).unwrap(), vec![now]);
+    let e = m.acquire_keyed(&k4, &short, Duration::ZERO).unwrap_err();
+    assert!(
+        matches!(e, Error::Conflict { .. }),
+        "forgotten: the retry meets e's lock rather than replaying: {e}"
+    );
+}
+
 /// Keys lapse after [`IDEMPOTENCY_KEY_TTL`]: a retry after that runs afresh.
 pub fn check_idempotency_keys_lapse(make: Factory<'_>) {
     let (m, clock) = setup(make);
