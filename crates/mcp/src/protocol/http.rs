@@ -12,9 +12,18 @@
 //!   version of this era (`400` otherwise; not necessarily the one negotiated); `DELETE` ends
 //!   the session and stops its waiting calls; GET has no standalone stream (`405`) but
 //!   resumes a call's stream after `Last-Event-ID` from a bounded replay buffer.
+//!
+//! This file holds the endpoint and its sessions' table; the requests and responses are in
+//! `http/message.rs`, the 2026-07-28 header rules in `http/headers.rs`, a session's state and
+//! replay log in `http/session.rs`, and a call that may wait in `http/waiting.rs` ([`HttpCall`]).
+
+mod headers;
+mod message;
+mod session;
+mod waiting;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -25,6 +34,12 @@ use super::{
     Incoming, LEGACY_VERSIONS, MAX_WAITING_CALLS, META_VERSION, MODERN_VERSION, PendingCall,
     RpcError, Server, error_line,
 };
+use headers::check_modern_headers;
+use message::{sse_event, sse_response};
+use session::{STREAMS_KEPT, Session, SessionState, StreamLog, new_session_id};
+
+pub use message::{HttpRequest, HttpResponse};
+pub use waiting::HttpCall;
 
 /// Sessions open at once, by default; past it the least recently used session without a
 /// waiting call is closed to make room.
@@ -34,93 +49,6 @@ pub const MAX_SESSIONS: usize = 1024;
 pub const MAX_SESSIONS_PER_IDENTITY: usize = 16;
 /// A session unused for this long is closed, by default.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
-/// Streams of a session kept for resumption (`Last-Event-ID`), the newest.
-const STREAMS_KEPT: usize = 16;
-/// Events kept per stream for resumption, the newest (the result is always the last).
-const EVENTS_KEPT: usize = 64;
-/// JSON-RPC `HeaderMismatch` (2026-07-28).
-const HEADER_MISMATCH: i64 = -32020;
-
-/// An HTTP request to the MCP endpoint, as plain data.
-#[derive(Debug, Clone)]
-pub struct HttpRequest {
-    /// `POST`, `GET`, `DELETE`, or anything else (answered `405`).
-    pub method: String,
-    /// The headers, names in any case; the first of a name counts.
-    pub headers: Vec<(String, String)>,
-    /// The body (already bounded by the transport).
-    pub body: Vec<u8>,
-    /// Who is calling: a verified bearer token's identity, or the local process's.
-    pub identity: Identity,
-}
-
-impl HttpRequest {
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn accepts(&self, kind: &str) -> bool {
-        self.header("accept").is_some_and(|a| {
-            a.split(',').any(|t| {
-                let t = t.split(';').next().unwrap_or_default().trim();
-                t.eq_ignore_ascii_case(kind) || t == "*/*"
-            })
-        })
-    }
-}
-
-/// A response as plain data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// The status code.
-    pub status: u16,
-    /// The headers.
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl HttpResponse {
-    fn json(status: u16, body: String) -> HttpResponse {
-        HttpResponse {
-            status,
-            headers: vec![("Content-Type".into(), "application/json".into())],
-            body: body.into_bytes(),
-        }
-    }
-
-    fn empty(status: u16) -> HttpResponse {
-        HttpResponse {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    }
-
-    fn error(status: u16, code: i64, message: impl Into<String>) -> HttpResponse {
-        HttpResponse::json(
-            status,
-            error_line(&Value::Null, RpcError::new(code, message)),
-        )
-    }
-
-    fn header(mut self, name: &str, value: impl Into<String>) -> HttpResponse {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// The first value of header `name` (case-insensitive).
-    pub fn header_value(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// What to answer a request ([`HttpSessions::handle`]).
 #[derive(Debug)]
@@ -161,30 +89,6 @@ pub struct HttpSessions {
     server: Server,
     options: HttpOptions,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
-}
-
-#[derive(Debug)]
-struct Session {
-    server: Server,
-    state: Mutex<SessionState>,
-}
-
-#[derive(Debug)]
-struct SessionState {
-    last_used: Instant,
-    /// Waiting calls by request id (its JSON text) and the flag that cancels each. Delivering
-    /// an answer and cancelling happen under this lock, as in [`serve`](super::serve).
-    waiting: HashMap<String, Arc<AtomicBool>>,
-    streams: VecDeque<StreamLog>,
-    next_stream: u64,
-}
-
-/// The events one SSE stream sent, for resumption.
-#[derive(Debug)]
-struct StreamLog {
-    id: u64,
-    events: VecDeque<(u64, String)>,
-    next: u64,
 }
 
 impl HttpSessions {
@@ -639,193 +543,6 @@ impl HttpSessions {
     }
 }
 
-impl Session {
-    fn cancel(&self, id: &Value) {
-        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(flag) = st.waiting.get(&id.to_string()) {
-            flag.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// Ends the session: its waiting calls stop (and take nothing).
-    fn close(&self) {
-        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        for flag in st.waiting.values() {
-            flag.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// Records an event of `stream`; returns its id.
-    /// Drops from `stream`'s replay log the answer to the request `id` (a result or an error).
-    fn forget_answer(&self, st: &mut SessionState, stream: u64, id: &Value) {
-        if let Some(log) = st.streams.iter_mut().find(|l| l.id == stream) {
-            log.events.retain(|(_, data)| {
-                !serde_json::from_str::<Value>(data)
-                    .is_ok_and(|v| v.get("id") == Some(id) && v.get("method").is_none())
-            });
-        }
-    }
-
-    fn record(&self, st: &mut SessionState, stream: u64, data: &str) -> Option<String> {
-        let log = st.streams.iter_mut().find(|l| l.id == stream)?;
-        let seq = log.next;
-        log.next += 1;
-        if log.events.len() >= EVENTS_KEPT {
-            log.events.pop_front();
-        }
-        log.events.push_back((seq, data.to_owned()));
-        Some(format!("{stream}-{seq}"))
-    }
-}
-
-/// A tool call that may wait, accepted: its response head, and the call to run.
-#[derive(Debug)]
-pub struct HttpCall {
-    head: HttpResponse,
-    server: Server,
-    shared: Option<Arc<Session>>,
-    call: PendingCall,
-    cancelled: Arc<AtomicBool>,
-    key: String,
-    sse: bool,
-    stream: Option<u64>,
-    prime: bool,
-}
-
-impl HttpCall {
-    /// The status to send (200).
-    pub fn status(&self) -> u16 {
-        self.head.status
-    }
-
-    /// The headers to send: `Content-Type: text/event-stream` when the answer is a stream
-    /// (the client accepts one), else `application/json`.
-    pub fn headers(&self) -> &[(String, String)] {
-        &self.head.headers
-    }
-
-    /// Whether the body is an SSE stream.
-    pub fn is_stream(&self) -> bool {
-        self.sse
-    }
-
-    /// The flag that stops the call: set it when the client goes away (the connection closed,
-    /// the stream dropped); the call then stops within [`oc_locks::WATCH_EVERY`] and takes
-    /// nothing.
-    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.cancelled)
-    }
-
-    /// Runs the call, handing `send` each piece of the body: for a stream, an optional priming
-    /// event (an id and no data, so a client can resume), each progress notification, then the
-    /// result; else the result alone. `send` says whether the piece reached the connection;
-    /// when the result does not (or the call was cancelled), what the call took is given back.
-    /// Returns whether the result was delivered.
-    pub fn run(self, send: &mut (dyn FnMut(Vec<u8>) -> bool + Send)) -> bool {
-        let send = Mutex::new(send);
-        let call_id = self.call.id().clone();
-        let shared = self.shared.as_deref();
-        let frame = |data: &str, st: Option<&mut SessionState>| -> Vec<u8> {
-            if !self.sse {
-                return data.as_bytes().to_vec();
-            }
-            let id = match (shared, self.stream, st) {
-                (Some(s), Some(stream), Some(st)) => s.record(st, stream, data),
-                _ => None,
-            };
-            sse_event(id.as_deref(), data).into_bytes()
-        };
-        let lock = || shared.map(|s| s.state.lock().unwrap_or_else(PoisonError::into_inner));
-        if self.prime {
-            let mut st = lock();
-            let bytes = frame("", st.as_deref_mut());
-            (send.lock().unwrap_or_else(PoisonError::into_inner))(bytes);
-        }
-        // The session's lock is held while an event is framed (recorded for resumption), never
-        // while it is sent: a client that does not read blocks only its own call.
-        let notify = |line: String| {
-            if self.sse {
-                let bytes = frame(&line, lock().as_deref_mut());
-                if !(send.lock().unwrap_or_else(PoisonError::into_inner))(bytes) {
-                    self.cancelled.store(true, Ordering::SeqCst);
-                }
-            }
-        };
-        let delivered =
-            self.call
-                .run_and_deliver(&self.server, &notify, &self.cancelled, &mut |line| {
-                    // Under the session's lock, the call leaves the table of waiting calls
-                    // unless a cancellation (DELETE, `notifications/cancelled`) came first: then
-                    // nothing is sent and the grant is given back. One that comes after finds
-                    // nothing to cancel: the result is on its way.
-                    let bytes = {
-                        let mut st = lock();
-                        if self.cancelled.load(Ordering::SeqCst) {
-                            return false;
-                        }
-                        if let Some(st) = st.as_deref_mut() {
-                            st.waiting.remove(&self.key);
-                        }
-                        frame(line, st.as_deref_mut())
-                    };
-                    (send.lock().unwrap_or_else(PoisonError::into_inner))(bytes)
-                });
-        if let Some(s) = shared {
-            let mut st = s.state.lock().unwrap_or_else(PoisonError::into_inner);
-            st.waiting.remove(&self.key);
-            if !delivered && let Some(stream) = self.stream {
-                // A client resuming this stream learns the call ended without a result: the
-                // result recorded as it was sent (and not delivered: what it granted was given
-                // back) is not replayed.
-                s.forget_answer(&mut st, stream, &call_id);
-                let e = RpcError::new(
-                    -32800,
-                    "request cancelled: its stream closed or its session ended; nothing was taken",
-                );
-                let line = error_line(&call_id, e);
-                s.record(&mut st, stream, &line);
-            }
-        }
-        delivered
-    }
-}
-
-impl HttpResponse {
-    fn with_body(mut self, body: String) -> HttpResponse {
-        self.body = body.into_bytes();
-        self
-    }
-}
-
-fn sse_response() -> HttpResponse {
-    HttpResponse {
-        status: 200,
-        headers: vec![
-            ("Content-Type".into(), "text/event-stream".into()),
-            ("Cache-Control".into(), "no-cache".into()),
-            ("X-Accel-Buffering".into(), "no".into()),
-        ],
-        body: Vec::new(),
-    }
-}
-
-/// One SSE event: `data` is one line of compact JSON (or empty, for a priming event).
-fn sse_event(id: Option<&str>, data: &str) -> String {
-    let mut e = String::new();
-    if let Some(id) = id {
-        e.push_str("id: ");
-        e.push_str(id);
-        e.push('\n');
-    }
-    if !data.is_empty() {
-        e.push_str("event: message\n");
-    }
-    e.push_str("data: ");
-    e.push_str(data);
-    e.push_str("\n\n");
-    e
-}
-
 /// The status of an answer: errors of the transport's own kind are not `200`.
 fn status_of(line: &str, modern: bool) -> u16 {
     if !line.starts_with('{') || !line.contains(r#""error""#) {
@@ -840,114 +557,5 @@ fn status_of(line: &str, modern: bool) -> u16 {
         Some(-32602) if modern && line.contains("_meta") => 400,
         Some(-32601) if modern => 404,
         _ => 200,
-    }
-}
-
-/// Checks the headers of a 2026-07-28 request against its body.
-fn check_modern_headers(req: &HttpRequest, msg: &Value) -> Result<(), RpcError> {
-    let mismatch = |m: String| {
-        Err(RpcError::new(
-            HEADER_MISMATCH,
-            format!("Header mismatch: {m}"),
-        ))
-    };
-    let Some(method) = msg.get("method").and_then(Value::as_str) else {
-        return Ok(()); // A response: answered 202 by the core.
-    };
-    if msg.get("id").is_none() {
-        return Ok(()); // Notifications have no header rules in this revision.
-    }
-    let body_version = msg["params"]["_meta"][META_VERSION].as_str();
-    match req.header("mcp-protocol-version") {
-        None => return mismatch("the MCP-Protocol-Version header is required".into()),
-        Some(h) if body_version.is_some_and(|b| b != h) => {
-            return mismatch(format!(
-                "MCP-Protocol-Version header {:.40} does not match the body's {:.40}",
-                h.escape_debug().to_string(),
-                body_version.unwrap_or_default()
-            ));
-        }
-        Some(_) => {}
-    }
-    match req.header("mcp-method") {
-        None => return mismatch("the Mcp-Method header is required".into()),
-        Some(h) if h != method => {
-            return mismatch(format!(
-                "Mcp-Method header value {:.60} does not match body value {:.60}",
-                h.escape_debug().to_string(),
-                method.escape_debug().to_string()
-            ));
-        }
-        Some(_) => {}
-    }
-    let named = match method {
-        "tools/call" | "prompts/get" => msg["params"]["name"].as_str(),
-        "resources/read" => msg["params"]["uri"].as_str(),
-        _ => return Ok(()),
-    };
-    let Some(body_name) = named else {
-        return Ok(()); // The core says what is missing.
-    };
-    match req.header("mcp-name").map(decode_header) {
-        None => mismatch("the Mcp-Name header is required".into()),
-        Some(None) => mismatch("the Mcp-Name header is not valid base64".into()),
-        Some(Some(h)) if h != body_name => mismatch(format!(
-            "Mcp-Name header value {:.60} does not match body value {:.60}",
-            h.escape_debug().to_string(),
-            body_name.escape_debug().to_string()
-        )),
-        Some(Some(_)) => Ok(()),
-    }
-}
-
-/// A header value, decoded when it is in the `=?base64?…?=` form.
-fn decode_header(v: &str) -> Option<String> {
-    match v
-        .strip_prefix("=?base64?")
-        .and_then(|r| r.strip_suffix("?="))
-    {
-        Some(b64) => String::from_utf8(base64_decode(b64)?).ok(),
-        None => Some(v.to_owned()),
-    }
-}
-
-/// Base64 in either alphabet (standard or URL-safe), with or without padding.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    const CONFIG: GeneralPurposeConfig =
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-    const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, CONFIG);
-    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, CONFIG);
-    STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).ok()
-}
-
-/// 128 random bits, hex: visible ASCII as the revisions ask.
-fn new_session_id() -> Option<String> {
-    use rand::TryRngCore;
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.try_fill_bytes(&mut bytes).ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_header_values_decode() {
-        assert_eq!(decode_header("plain").as_deref(), Some("plain"));
-        assert_eq!(
-            decode_header("=?base64?SGVsbG8sIOS4lueVjA==?=").as_deref(),
-            Some("Hello, 世界")
-        );
-        assert_eq!(decode_header("=?base64?!!?="), None);
-    }
-
-    #[test]
-    fn session_ids_are_random_visible_ascii() {
-        let (a, b) = (new_session_id().unwrap(), new_session_id().unwrap());
-        assert_ne!(a, b);
-        assert!(a.len() == 32 && a.bytes().all(|c| c.is_ascii_hexdigit()));
     }
 }

@@ -1,21 +1,30 @@
 //! The tools: their definitions (names every client accepts, flat schemas, annotations) and
 //! what each does with the [`Toolbox`]. Tasks are in `tasks`, locks in `locks`, a task's log,
-//! decisions and checkpoints in `files`.
+//! decisions and checkpoints in `files`; what a running call may do besides answering in
+//! `context` ([`CallContext`]), and the pieces of the tools' schemas in `schema`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use oc_auth::{AuthError, Identity, Scope};
 use oc_hooks::TaskLifecycle;
 use oc_jsonl::TaskFileStore;
-use oc_locks::{Error as LockError, Lock, LockManager, Owner, Resource};
+use oc_locks::{Error as LockError, LockManager};
 use oc_tasks::{Error as TaskError, TaskId};
 use serde_json::{Map, Value, json};
 
+mod context;
 mod files;
 mod locks;
+mod schema;
 mod tasks;
+
+pub use context::CallContext;
+pub(crate) use context::{Claimed, Taken, Took};
+use schema::{
+    IDEMPOTENCY_KEY, agent, answer, any_object, boolean, idempotency_key, integer, list, object,
+    replayed, string, strings,
+};
 
 /// What the tools act on.
 pub struct Toolbox {
@@ -360,139 +369,6 @@ impl<'a> Args<'a> {
     }
 }
 
-/// A hold a call took: given back when its answer cannot be delivered, if still held with
-/// this fencing token.
-#[derive(Debug, Clone)]
-pub(crate) struct Taken {
-    pub(crate) resource: Resource,
-    pub(crate) owner: Owner,
-    pub(crate) token: u64,
-}
-
-impl Taken {
-    pub(crate) fn of(lock: &Lock) -> Taken {
-        Taken {
-            resource: lock.resource.clone(),
-            owner: lock.owner.clone(),
-            token: lock.token,
-        }
-    }
-}
-
-/// What a call took (holds granted) and gave back (holds released), in order.
-#[derive(Debug, Default)]
-pub(crate) struct Took {
-    pub(crate) taken: Vec<Taken>,
-    pub(crate) released: Vec<(Resource, Owner)>,
-    /// Tasks claimed.
-    pub(crate) claims: Vec<Claimed>,
-}
-
-/// A task a call claimed (not replayed): given back when its answer cannot be delivered.
-#[derive(Debug, Clone)]
-pub(crate) struct Claimed {
-    pub(crate) id: TaskId,
-    /// The fencing token of the claim: a lease with another is not this call's.
-    pub(crate) token: u64,
-    /// The idempotency key it was claimed under, forgotten when it is given back.
-    pub(crate) key: Option<oc_tasks::IdempotencyKey>,
-}
-
-/// What a running call may do besides answering: report progress (sent to the client only when
-/// its request asked for it), learn that the client cancelled it, and record what it took (to
-/// be given back if its answer never reaches the client).
-pub struct CallContext<'a> {
-    progress: &'a (dyn Fn(f64, Option<f64>, &str) + Sync),
-    cancelled: &'a AtomicBool,
-    identity: &'a Identity,
-    took: Mutex<Took>,
-}
-
-/// The identity of a call that names none: the local process ([`Identity::local`]).
-static LOCAL: LazyLock<Identity> = LazyLock::new(Identity::local);
-
-impl std::fmt::Debug for CallContext<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallContext")
-            .field("cancelled", &self.is_cancelled())
-            .field("identity", &self.identity)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'a> CallContext<'a> {
-    /// A context reporting progress to `progress` (done so far, the total if known, a message;
-    /// done strictly increases) and cancelled once `cancelled` is set. The call runs as the
-    /// local process ([`Identity::local`]) unless [`CallContext::as_identity`] says otherwise.
-    pub fn new(
-        progress: &'a (dyn Fn(f64, Option<f64>, &str) + Sync),
-        cancelled: &'a AtomicBool,
-    ) -> CallContext<'a> {
-        CallContext {
-            progress,
-            cancelled,
-            identity: &LOCAL,
-            took: Mutex::new(Took::default()),
-        }
-    }
-
-    /// Runs the call as `identity`: what it may do and which agent it acts as.
-    pub fn as_identity(mut self, identity: &'a Identity) -> CallContext<'a> {
-        self.identity = identity;
-        self
-    }
-
-    /// Who the call runs as.
-    pub fn identity(&self) -> &Identity {
-        self.identity
-    }
-
-    /// Records locks the call was granted, to release should its answer not be delivered.
-    pub(crate) fn took(&self, locks: &[Lock]) {
-        self.took
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .taken
-            .extend(locks.iter().map(Taken::of));
-    }
-
-    /// Records a task the call claimed, to release should its answer not be delivered.
-    pub(crate) fn claimed(&self, claim: Claimed) {
-        self.took
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .claims
-            .push(claim);
-    }
-
-    /// Records a hold the call released (so a batch does not give back, a second time, a hold
-    /// an earlier call of it took).
-    pub(crate) fn released(&self, resource: &Resource, owner: &Owner) {
-        self.took
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .released
-            .push((resource.clone(), owner.clone()));
-    }
-
-    /// What the call took and released.
-    pub(crate) fn into_took(self) -> Took {
-        self.took
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Reports progress.
-    pub fn report(&self, done: f64, total: Option<f64>, message: &str) {
-        (self.progress)(done, total, message);
-    }
-
-    /// Whether the client cancelled the call.
-    pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::SeqCst)
-    }
-}
-
 type Handler = fn(&Toolbox, &Args<'_>, &CallContext<'_>) -> Result<Value, ToolError>;
 
 /// A tool: its definition as `tools/list` shows it, and what it does.
@@ -639,12 +515,12 @@ impl Tool {
         arguments: &Map<String, Value>,
         ctx: &CallContext<'_>,
     ) -> Result<Value, ToolError> {
-        let args = Args::new(arguments, self, ctx.identity)?;
+        let args = Args::new(arguments, self, ctx.identity())?;
         if !self.read_only {
-            ctx.identity.require(Scope::Work)?;
+            ctx.identity().require(Scope::Work)?;
         }
         if let Some(arg) = self.on_held_task
-            && ctx.identity.scope == Scope::Work
+            && ctx.identity().scope == Scope::Work
         {
             holds_lease(tb, &args, arg, self.held_only)?;
         }
@@ -721,82 +597,4 @@ pub(crate) fn all() -> Vec<Tool> {
     all.extend(locks::tools());
     all.extend(files::tools());
     all
-}
-
-/// A flat object schema from `(name, schema)` pairs and the required names.
-fn object(props: &[(&str, Value)], required: &[&str]) -> Value {
-    let properties: Map<String, Value> = props
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    json!({ "type": "object", "properties": properties, "required": required,
-            "additionalProperties": false })
-}
-
-fn string(description: &str) -> Value {
-    json!({ "type": "string", "description": description })
-}
-
-fn strings(description: &str) -> Value {
-    json!({ "type": "array", "items": { "type": "string" }, "description": description })
-}
-
-fn integer(description: &str, min: u64, max: u64) -> Value {
-    json!({ "type": "integer", "minimum": min, "maximum": max, "description": description })
-}
-
-/// An answer's schema: the properties given, and the server's `now`.
-fn answer(props: &[(&str, Value)], required: &[&str]) -> Value {
-    let mut schema = object(props, required);
-    if let Some(p) = schema["properties"].as_object_mut() {
-        p.insert("now".into(), string("The server's time (RFC 3339)."));
-    }
-    if let Some(r) = schema["required"].as_array_mut() {
-        r.push(json!("now"));
-    }
-    schema
-}
-
-fn boolean(description: &str) -> Value {
-    json!({ "type": "boolean", "description": description })
-}
-
-fn list(description: &str) -> Value {
-    json!({ "type": "array", "description": description })
-}
-
-fn any_object(description: &str) -> Value {
-    json!({ "type": "object", "description": description })
-}
-
-fn agent() -> (&'static str, Value) {
-    (
-        "agent",
-        string(
-            "Your agent name (defaults to the server's OC_AGENT). Several agents may share one server.",
-        ),
-    )
-}
-
-/// The argument naming a change for retries.
-const IDEMPOTENCY_KEY: &str = "idempotency_key";
-
-/// The optional `idempotency_key` argument of a tool that changes something.
-fn idempotency_key(what: &str) -> (&'static str, Value) {
-    (
-        IDEMPOTENCY_KEY,
-        string(&format!(
-            "Optional: a key naming this call (1 to 200 bytes, yours per agent for 24 hours). A retry with the same key and arguments, after a timeout say, {what} and answers replayed=true; the same key with other arguments is refused with IDEMPOTENCY_CONFLICT."
-        )),
-    )
-}
-
-/// The `replayed` answer of a keyed tool.
-fn replayed() -> (&'static str, Value) {
-    (
-        "replayed",
-        boolean(
-            "The idempotency key was known: this is the first call's answer, nothing changed now.",
-        ),
-    )
 }
