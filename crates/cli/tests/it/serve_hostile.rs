@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use crate::util::Oc;
 
-/// `/healthz` must answer within this, whatever else is going on.
-const HEALTHZ_WITHIN: Duration = Duration::from_secs(1);
+/// `/healthz` must answer within this, whatever else is going on: well under the server's 10 s
+/// header timeout (a stall behind idle connections waits that long), with room for a busy machine.
+const HEALTHZ_WITHIN: Duration = Duration::from_secs(3);
 
 /// `oc serve` on 127.0.0.1:0, started through `sh -c 'ulimit -n <nofile>; exec oc ...'` so
 /// that its descriptor limit is the test's to choose; killed on drop.
@@ -96,7 +97,7 @@ impl Server {
         let took = t.elapsed();
         match answer {
             Ok(reply) if reply.starts_with("HTTP/1.1 200") && took <= HEALTHZ_WITHIN => took,
-            other => panic!("/healthz did not answer 200 within 1 s ({took:?}): {other:?}"),
+            other => panic!("/healthz did not answer 200 within {HEALTHZ_WITHIN:?} ({took:?}): {other:?}"),
         }
     }
 
@@ -218,7 +219,7 @@ fn a_body_declaring_exabytes_gets_413_and_the_server_lives() {
 }
 
 /// More idle connections than the connection cap (992 under `ulimit -n 1024`, soft and hard):
-/// the oldest idle ones make room, and `/healthz` answers within 1 s each time, also while
+/// the oldest idle ones make room, and `/healthz` answers within 3 s each time, also while
 /// the idle clients reconnect. It used to wait until an idle connection timed out.
 #[test]
 fn idle_connections_beyond_the_cap_do_not_stall_healthz() {
@@ -252,7 +253,7 @@ fn idle_connections_beyond_the_cap_do_not_stall_healthz() {
 
 /// Planted task logs of 1 GiB each (sparse, newline-free) and concurrent `/metrics` scrapes:
 /// each scrape reads a bounded budget of log bytes, and `/healthz` has a thread of its own, so
-/// it answers within 1 s throughout. Scrapes used to read every log whole (a newline-free one
+/// it answers within 3 s throughout. Scrapes used to read every log whole (a newline-free one
 /// held whole in memory) on the app's four threads, and `/healthz` waited behind them.
 #[test]
 fn slow_metrics_scrapes_leave_healthz_answering() {
@@ -455,7 +456,7 @@ fn huge_headers_are_refused_in_bounded_memory() {
 const STORM_RSS_KIB: u64 = 64 * 1024;
 
 /// All at once: 1,000 idle connections, 100 clients trickling a body a byte at a time and
-/// 10,000 malformed request lines; `/healthz`, asked every 100 ms, answers within 1 s each
+/// 10,000 malformed request lines; `/healthz`, asked every 100 ms, answers within 3 s each
 /// time and the resident memory stays under [`STORM_RSS_KIB`].
 #[test]
 fn a_storm_of_hostile_clients_leaves_healthz_answering() {
