@@ -26,7 +26,7 @@ use anyhow::{Context, bail, ensure};
 use oc_postgres::testkit::{PgServer, ServerOptions, server_binaries};
 use oc_postgres::{PgOptions, PgTaskStore};
 use oc_tasks::worker::BatchWorker;
-use oc_tasks::{NewTask, TaskStore};
+use oc_tasks::{NewTask, TaskId, TaskStore};
 use serde_json::{Value, json};
 
 /// Jobs per insert call, for every system.
@@ -321,6 +321,13 @@ fn run_ours(url: &str, jobs: usize, mode: OurMode, cpu: &Cpu) -> anyhow::Result<
     let store = Arc::new(PgTaskStore::connect(
         PgOptions::new(url)?.schema("oc")?.pool_size(WORKERS),
     )?);
+    // The pool connects (and prepares its statements) on first use, taking its connections in
+    // turn: without this, the timed inserts would open all of them. Every peer's script has
+    // its connections open (its schema installed through them) before its timed phases too.
+    let probe = TaskId::new("warm-up")?;
+    for _ in 0..WORKERS {
+        store.get(&probe)?;
+    }
     let mark = cpu.mark(me, false);
     let t0 = Instant::now();
     let mut made = 0;
