@@ -29,15 +29,9 @@ use crate::stats::median;
 use crate::workspace::{build_release, target_dir};
 
 use parse::Output;
+#[cfg(test)]
+use parse::{OURS, OURS_BATCH, OURS_ONE};
 use ratios::{Row, Target};
-
-/// Our per-task mode with 16 threads: every ratio's reference.
-const OURS: &str = "oc-16t";
-/// Our per-task mode with 1 thread: target (d) is ours with 16 over this.
-const OURS_ONE: &str = "oc-1t";
-/// Our batch mode: 16 `oc_tasks::worker::BatchWorker`s claiming 10 at a time and acknowledging
-/// with `complete_many` in batches of 10 (decision 0049).
-const OURS_BATCH: &str = "oc-batch";
 
 /// `pg.lock_pair_16t` of the newest run saved by `bench-report --save` that has it.
 fn saved_lock_pairs_16() -> Option<(String, f64)> {

@@ -4,6 +4,14 @@
 use anyhow::Context;
 use serde_json::Value;
 
+/// Our per-task mode with 16 threads: every ratio's reference.
+pub(super) const OURS: &str = "oc-16t";
+/// Our per-task mode with 1 thread: target (d) is ours with 16 over this.
+pub(super) const OURS_ONE: &str = "oc-1t";
+/// Our batch mode: 16 `oc_tasks::worker::BatchWorker`s claiming 10 at a time and acknowledging
+/// with `complete_many` in batches of 10 (decision 0049).
+pub(super) const OURS_BATCH: &str = "oc-batch";
+
 /// One run of one system, as `oc-bench-peers` printed it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Run {

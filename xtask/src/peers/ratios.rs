@@ -1,8 +1,7 @@
 //! The ratios of issue 29, each taken within a round (decision 0050): a peer's to the run of
 //! ours just before it, ours to ours by each round's medians, and the targets over them.
 
-use super::parse::{Output, Run};
-use super::{OURS, OURS_BATCH, OURS_ONE};
+use super::parse::{OURS, OURS_BATCH, OURS_ONE, Output, Run};
 use crate::stats::median;
 
 /// Per round: `system`'s claim-and-complete rate over that of the run just before it, when

@@ -7,9 +7,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::parse::Output;
+use super::parse::{OURS, OURS_BATCH, OURS_ONE, Output};
 use super::ratios::{Row, Target};
-use super::{OURS, OURS_BATCH, OURS_ONE};
 use crate::stats::median;
 
 /// Where and when a run was measured, and the lock figure it is compared with.
