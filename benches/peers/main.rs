@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use oc_postgres::testkit::{PgServer, ServerOptions, server_binaries};
 use oc_postgres::{PgOptions, PgTaskStore};
-use oc_tasks::{LabelFilter, NewTask, Task, TaskStore};
+use oc_tasks::worker::BatchWorker;
+use oc_tasks::{NewTask, TaskId, TaskStore};
 use serde_json::{Value, json};
 
 /// Jobs per insert call, for every system.
@@ -44,10 +45,13 @@ const MAX_JOBS: usize = 1_000_000;
 enum OurMode {
     /// `claim_next`, then `complete` with the token, per task, on `threads` threads.
     PerTask { threads: usize },
-    /// `claim_many` of up to [`BATCH`], then each completed, on [`WORKERS`] threads.
-    // When `TaskStore::complete_many` lands: complete the claimed batch in one call here (and
-    // rename the system `oc-batch`), nothing else changes.
-    ClaimMany,
+    /// The batch API end to end (decision 0049): [`WORKERS`] threads, each running one
+    /// `oc_tasks::worker::BatchWorker` with a batch of [`BATCH`]: one `claim_many` of up to
+    /// [`BATCH`] fills its local queue, every task handed out is acknowledged with `complete`,
+    /// and the acknowledgements are written by one `complete_many` per [`BATCH`] (the last
+    /// partial batch on `shutdown`); its own thread heartbeats every lease it holds in one
+    /// `heartbeat_many` every third of the lease (its default lease, 30 s).
+    Batch,
 }
 
 /// A system under test: ours in one mode, or a peer's worker script.
@@ -83,9 +87,9 @@ const OURS_1: System = System::Ours {
     name: "oc-1t",
     mode: OurMode::PerTask { threads: 1 },
 };
-const OURS_CLAIM_MANY: System = System::Ours {
-    name: "oc-claim-many",
-    mode: OurMode::ClaimMany,
+const OURS_BATCH: System = System::Ours {
+    name: "oc-batch",
+    mode: OurMode::Batch,
 };
 
 struct Args {
@@ -199,7 +203,7 @@ fn schedule(peers: &[Peer], only: Option<&[String]>) -> Vec<System> {
     if peers.is_empty() && wanted(&OURS_16) {
         out.push(OURS_16);
     }
-    out.extend([OURS_CLAIM_MANY, OURS_1].into_iter().filter(|s| wanted(s)));
+    out.extend([OURS_BATCH, OURS_1].into_iter().filter(|s| wanted(s)));
     out
 }
 
@@ -317,6 +321,13 @@ fn run_ours(url: &str, jobs: usize, mode: OurMode, cpu: &Cpu) -> anyhow::Result<
     let store = Arc::new(PgTaskStore::connect(
         PgOptions::new(url)?.schema("oc")?.pool_size(WORKERS),
     )?);
+    // The pool connects (and prepares its statements) on first use, taking its connections in
+    // turn: without this, the timed inserts would open all of them. Every peer's script has
+    // its connections open (its schema installed through them) before its timed phases too.
+    let probe = TaskId::new("warm-up")?;
+    for _ in 0..WORKERS {
+        store.get(&probe)?;
+    }
     let mark = cpu.mark(me, false);
     let t0 = Instant::now();
     let mut made = 0;
@@ -331,50 +342,13 @@ fn run_ours(url: &str, jobs: usize, mode: OurMode, cpu: &Cpu) -> anyhow::Result<
     }
     let insert = cpu.since(&mark, me, false, t0.elapsed().as_secs_f64(), jobs);
 
-    let threads = match mode {
-        OurMode::PerTask { threads } => threads,
-        OurMode::ClaimMany => WORKERS,
-    };
     let done = AtomicUsize::new(0);
     let mark = cpu.mark(me, false);
     let t0 = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let hs: Vec<_> = (0..threads)
-            .map(|t| {
-                let (store, done) = (&store, &done);
-                s.spawn(move || -> anyhow::Result<()> {
-                    let owner = format!("w{t}");
-                    let complete = |task: &Task| -> anyhow::Result<()> {
-                        let token = task.lease.as_ref().map(|l| l.token);
-                        store.complete(&task.id, token, None)?;
-                        Ok(())
-                    };
-                    loop {
-                        let claimed = match mode {
-                            OurMode::PerTask { .. } => {
-                                store.claim_next(&owner, LEASE)?.into_iter().collect()
-                            }
-                            OurMode::ClaimMany => {
-                                store.claim_many(&owner, LEASE, BATCH, &LabelFilter::any())?
-                            }
-                        };
-                        if claimed.is_empty() {
-                            return Ok(());
-                        }
-                        for task in &claimed {
-                            complete(task)?;
-                        }
-                        done.fetch_add(claimed.len(), Ordering::Relaxed);
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join()
-                .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??;
-        }
-        Ok(())
-    })?;
+    match mode {
+        OurMode::PerTask { threads } => per_task(&store, threads, &done)?,
+        OurMode::Batch => batch_workers(&store, &done)?,
+    }
     let work = cpu.since(
         &mark,
         me,
@@ -383,6 +357,62 @@ fn run_ours(url: &str, jobs: usize, mode: OurMode, cpu: &Cpu) -> anyhow::Result<
         done.into_inner(),
     );
     Ok((insert, work))
+}
+
+/// `threads` threads, each `claim_next` then `complete` with the token, until nothing is ready.
+fn per_task(store: &PgTaskStore, threads: usize, done: &AtomicUsize) -> anyhow::Result<()> {
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || -> anyhow::Result<()> {
+                    let owner = format!("w{t}");
+                    while let Some(task) = store.claim_next(&owner, LEASE)? {
+                        let token = task.lease.as_ref().map(|l| l.token);
+                        store.complete(&task.id, token, None)?;
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        join(hs)
+    })
+}
+
+/// [`WORKERS`] threads, each with a `BatchWorker` of [`BATCH`] on `store` (see
+/// [`OurMode::Batch`]), until nothing is ready; every acknowledgement written, none lost.
+fn batch_workers(store: &Arc<PgTaskStore>, done: &AtomicUsize) -> anyhow::Result<()> {
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let hs: Vec<_> = (0..WORKERS)
+            .map(|t| {
+                let store: Arc<dyn TaskStore> = store.clone();
+                s.spawn(move || -> anyhow::Result<()> {
+                    let worker = BatchWorker::builder(store, &format!("w{t}"))
+                        .batch(BATCH)
+                        .start()?;
+                    let mut ran = 0;
+                    while let Some(task) = worker.next()? {
+                        worker.complete(&task, None)?;
+                        ran += 1;
+                    }
+                    // Writes the last partial batch of acknowledgements.
+                    let lost = worker.shutdown()?;
+                    ensure!(lost.is_empty(), "worker {t} lost {} lease(s)", lost.len());
+                    done.fetch_add(ran, Ordering::Relaxed);
+                    Ok(())
+                })
+            })
+            .collect();
+        join(hs)
+    })
+}
+
+fn join(hs: Vec<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>>) -> anyhow::Result<()> {
+    for h in hs {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??;
+    }
+    Ok(())
 }
 
 /// Kills the child on the way out (an error, a panic), unless it was waited for.
@@ -656,15 +686,12 @@ mod tests {
         let ps = [peer("a"), peer("b")];
         assert_eq!(
             names(schedule(&ps, None)),
-            ["oc-16t", "a", "oc-16t", "b", "oc-claim-many", "oc-1t"]
+            ["oc-16t", "a", "oc-16t", "b", "oc-batch", "oc-1t"]
         );
         let only = ["b".to_owned()];
         assert_eq!(names(schedule(&ps[1..], Some(&only))), ["oc-16t", "b"]);
         let only = ["oc-1t".to_owned()];
         assert_eq!(names(schedule(&[], Some(&only))), ["oc-1t"]);
-        assert_eq!(
-            names(schedule(&[], None)),
-            ["oc-16t", "oc-claim-many", "oc-1t"]
-        );
+        assert_eq!(names(schedule(&[], None)), ["oc-16t", "oc-batch", "oc-1t"]);
     }
 }

@@ -105,7 +105,7 @@ pub(crate) struct Peers {
     /// Every client over 127.0.0.1 TCP instead of the Unix socket.
     #[arg(long)]
     pub(crate) tcp: bool,
-    /// Only these systems (comma-separated: oc-16t, oc-1t, oc-claim-many, graphile-worker,
+    /// Only these systems (comma-separated: oc-16t, oc-1t, oc-batch, graphile-worker,
     /// pg-boss, pg-boss-batch10, pgqueuer, pgbench); ours with 16 threads still runs before
     /// each peer.
     #[arg(long, value_name = "LIST")]
