@@ -141,7 +141,8 @@ pub(crate) fn ci() -> anyhow::Result<()> {
         &deny,
     )?;
     no_tokio()?;
-    no_sqlite()
+    no_sqlite()?;
+    crate::supply::supply()
 }
 
 /// The library crates' default builds must not contain tokio (design rule); only
