@@ -313,48 +313,115 @@ pub(crate) fn release(flags: &crate::flags::Release) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The CycloneDX SBOM of `oc` (its normal dependencies, all features as shipped) in
-/// `release-artifacts/oc-<version>.cdx.json`.
-pub(crate) fn sbom(version: &Version) -> anyhow::Result<PathBuf> {
-    let has = Command::new("cargo")
+/// Whether cargo-cyclonedx is installed.
+pub(crate) fn cyclonedx_installed() -> bool {
+    Command::new("cargo")
         .args(["cyclonedx", "--version"])
         .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The CycloneDX SBOM of `oc` (the dependencies it is built from on Linux x86-64, build
+/// scripts' own dependencies left out) in `release-artifacts/oc-<version>.cdx.json`.
+pub(crate) fn sbom(version: &Version) -> anyhow::Result<PathBuf> {
+    if !cyclonedx_installed() {
         bail!("cargo-cyclonedx is required for the SBOM: cargo install cargo-cyclonedx --locked");
     }
     let root = root();
-    let manifest = root.join("crates/cli/Cargo.toml");
-    let manifest_s = manifest.to_string_lossy().into_owned();
-    run(
+    // cargo-cyclonedx writes one file beside each workspace member's manifest, under the name
+    // given; oc-cli's is kept, the others are removed.
+    let name = format!("xtask-sbom-{}.cdx", std::process::id());
+    let manifest = root
+        .join("crates/cli/Cargo.toml")
+        .to_string_lossy()
+        .into_owned();
+    let result = run(
         "cargo",
         &[
             "cyclonedx",
             "--manifest-path",
-            &manifest_s,
+            &manifest,
             "--format",
             "json",
             "--spec-version",
             "1.5",
+            "--no-build-deps",
+            "--target",
+            "x86_64-unknown-linux-gnu",
             "--override-filename",
-            "oc.cdx",
+            &name,
         ],
         &[],
-    )?;
-    // cargo-cyclonedx writes next to the manifest; move it to the artifacts.
-    let written = root.join("crates/cli/oc.cdx.json");
+    );
+    let file = format!("{name}.json");
+    let written = root.join("crates/cli").join(&file);
     let dir = artifacts_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dest = dir.join(format!("oc-{version}.cdx.json"));
-    std::fs::rename(&written, &dest)
-        .or_else(|_| {
-            std::fs::copy(&written, &dest)
-                .map(drop)
-                .and_then(|()| std::fs::remove_file(&written))
-        })
-        .with_context(|| format!("cannot move {} to {}", written.display(), dest.display()))?;
-    println!("wrote {}", dest.display());
+    let moved = result.and_then(|()| {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::copy(&written, &dest)
+            .with_context(|| format!("cannot copy {} to {}", written.display(), dest.display()))
+    });
+    for member in member_dirs()? {
+        let _ = std::fs::remove_file(member.join(&file));
+    }
+    moved?;
+    let bom: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&dest)
+            .with_context(|| format!("cannot read {}", dest.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", dest.display()))?;
+    let components = bom["components"].as_array().map_or(0, Vec::len);
+    if bom["bomFormat"] != "CycloneDX"
+        || bom["metadata"]["component"]["name"] != "oc-cli"
+        || components == 0
+    {
+        bail!(
+            "{}: not a CycloneDX SBOM of oc-cli with its components",
+            dest.display()
+        );
+    }
+    eprintln!("sbom: wrote {} ({components} components)", dest.display());
     Ok(dest)
+}
+
+/// The SBOM of `oc` at the workspace's current version (what CI checks is produced).
+pub(crate) fn sbom_current() -> anyhow::Result<PathBuf> {
+    let path = root().join("Cargo.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let doc: toml::Table = toml::from_str(&text).context("Cargo.toml is not TOML")?;
+    let version = doc
+        .get("workspace")
+        .and_then(|w| w.get("package"))
+        .and_then(|p| p.get("version"))
+        .and_then(toml::Value::as_str)
+        .context("Cargo.toml: no version in [workspace.package]")?;
+    sbom(&Version::parse(version)?)
+}
+
+/// The directories of the workspace members.
+fn member_dirs() -> anyhow::Result<Vec<PathBuf>> {
+    let out = Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root())
+        .output()
+        .context("cannot run cargo metadata")?;
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("cargo metadata's output is not JSON")?;
+    Ok(meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(
+                Path::new(p["manifest_path"].as_str()?)
+                    .parent()?
+                    .to_path_buf(),
+            )
+        })
+        .collect())
 }
 
 #[cfg(test)]

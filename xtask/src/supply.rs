@@ -7,12 +7,14 @@
 //!   `advisories: skipped, database unreachable`.
 //! - **semver**: cargo-semver-checks of every published crate against the release commit
 //!   recorded in `release/baseline.toml` (not the tag: CI's clone may lack tags).
+//! - **sbom**: the CycloneDX SBOM of `oc` that `cargo xtask release` writes, produced (into
+//!   `release-artifacts/` of the target directory) and read back.
 //! - **msrv**: the workspace resolves with `resolver = "3"`, no package in `Cargo.lock` declares
 //!   a `rust-version` newer than ours, every path dependency is a workspace member, and the
 //!   toolchain building everything is the MSRV (else `cargo +<msrv>` checks the workspace).
 //!
-//! A missing cargo-deny or cargo-semver-checks is a notice locally and a failure under
-//! `CI=true` (or `OC_REQUIRE_CARGO_DENY`, `OC_REQUIRE_SEMVER_CHECKS`); so is a baseline commit
+//! A missing cargo-deny, cargo-semver-checks or cargo-cyclonedx is a notice locally and a failure under
+//! `CI=true` (or `OC_REQUIRE_CARGO_DENY`, `OC_REQUIRE_SEMVER_CHECKS`, `OC_REQUIRE_CYCLONEDX`); so is a baseline commit
 //! missing from the history.
 
 use std::path::Path;
@@ -29,7 +31,22 @@ pub(crate) const BASELINE_FILE: &str = "release/baseline.toml";
 pub(crate) fn supply() -> anyhow::Result<()> {
     timed("msrv", msrv)?;
     timed("deny", deny)?;
+    timed("sbom", sbom)?;
     timed("semver", semver)
+}
+
+/// The SBOM `cargo xtask release` writes, produced at the current version.
+fn sbom() -> anyhow::Result<()> {
+    if !crate::release::cyclonedx_installed() {
+        if required("OC_REQUIRE_CYCLONEDX") {
+            bail!(
+                "cargo-cyclonedx is required (OC_REQUIRE_CYCLONEDX or CI is set): cargo install cargo-cyclonedx --locked"
+            );
+        }
+        eprintln!("sbom: skipped, cargo-cyclonedx is not installed");
+        return Ok(());
+    }
+    crate::release::sbom_current().map(drop)
 }
 
 fn timed(name: &str, check: fn() -> anyhow::Result<()>) -> anyhow::Result<()> {
