@@ -245,38 +245,52 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
 }
 
-/// The lines that differ, pairing lines by position in the changed region (enough for the
-/// summary `--dry-run` prints: versions change in place, sections gain lines).
+/// The lines that differ (a longest-common-subsequence line diff; the files are small): each
+/// run of removed and added lines between unchanged ones is one edit, either side possibly
+/// empty.
 fn diff(file: &'static str, before: &str, after: &str) -> Vec<Edit> {
     let b: Vec<&str> = before.lines().collect();
     let a: Vec<&str> = after.lines().collect();
-    let prefix = b.iter().zip(&a).take_while(|(x, y)| x == y).count();
-    let suffix = b[prefix..]
-        .iter()
-        .rev()
-        .zip(a[prefix..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let old = &b[prefix..b.len() - suffix];
-    let new = &a[prefix..a.len() - suffix];
-    // Line-by-line pairs where both sides have the same number of lines (the manifest).
-    if old.len() == new.len() {
-        return old
-            .iter()
-            .zip(new)
-            .filter(|(x, y)| x != y)
-            .map(|(x, y)| Edit {
-                file,
-                before: (*x).to_owned(),
-                after: (*y).to_owned(),
-            })
-            .collect();
+    // lcs[i][j]: the longest common subsequence of b[i..] and a[j..].
+    let mut lcs = vec![vec![0usize; a.len() + 1]; b.len() + 1];
+    for i in (0..b.len()).rev() {
+        for j in (0..a.len()).rev() {
+            lcs[i][j] = if b[i] == a[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
     }
-    vec![Edit {
-        file,
-        before: old.join("\n"),
-        after: new.join("\n"),
-    }]
+    let (mut i, mut j) = (0, 0);
+    let mut edits = Vec::new();
+    let (mut removed, mut added): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    let mut flush = |removed: &mut Vec<&str>, added: &mut Vec<&str>| {
+        if !removed.is_empty() || !added.is_empty() {
+            edits.push(Edit {
+                file,
+                before: removed.join("\n"),
+                after: added.join("\n"),
+            });
+            removed.clear();
+            added.clear();
+        }
+    };
+    while i < b.len() || j < a.len() {
+        if i < b.len() && j < a.len() && b[i] == a[j] {
+            flush(&mut removed, &mut added);
+            i += 1;
+            j += 1;
+        } else if j < a.len() && (i == b.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            added.push(a[j]);
+            j += 1;
+        } else {
+            removed.push(b[i]);
+            i += 1;
+        }
+    }
+    flush(&mut removed, &mut added);
+    edits
 }
 
 /// Where the release's artifacts go.
@@ -289,12 +303,16 @@ pub(crate) fn release(flags: &crate::flags::Release) -> anyhow::Result<()> {
     let root = root();
     let (new, edits) = prepare(&root, flags.level, &today(), flags.dry_run)?;
     for e in &edits {
-        println!(
-            "{}:\n  - {}\n  + {}",
-            e.file,
-            e.before.replace('\n', "\n    "),
-            e.after.replace('\n', "\n    ")
-        );
+        let lines = |prefix: &str, text: &str| {
+            text.lines()
+                .map(|l| format!("  {prefix} {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let mut shown = vec![format!("{}:", e.file)];
+        shown.extend([lines("-", &e.before), lines("+", &e.after)]);
+        shown.retain(|l| !l.is_empty());
+        println!("{}", shown.join("\n"));
     }
     if flags.dry_run {
         println!(
@@ -512,10 +530,12 @@ mod tests {
             .filter(|(a, b)| a != b)
             .count();
         assert_eq!(changed, 1 + ours.len());
-        assert_eq!(
-            edits.iter().filter(|e| e.file == "Cargo.toml").count(),
-            changed
-        );
+        let shown: usize = edits
+            .iter()
+            .filter(|e| e.file == "Cargo.toml")
+            .map(|e| e.after.lines().count())
+            .sum();
+        assert_eq!(shown, changed);
 
         let log = std::fs::read_to_string(s.0.join("CHANGELOG.md")).unwrap();
         let unreleased = log.find("## [Unreleased]").unwrap();
@@ -589,6 +609,71 @@ mod tests {
         assert!(out.contains("oc-b = { path = \"crates/b\", version = \"0.1.1\" }"));
         assert!(out.contains("serde = { version = \"1\" }"));
         assert!(out.contains("[workspace.package]\nversion = \"0.1.1\""));
+    }
+
+    #[test]
+    fn the_sbom_of_oc_lists_its_components() {
+        if !cyclonedx_installed() {
+            let required = std::env::var_os("OC_REQUIRE_CYCLONEDX").is_some()
+                || std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !required,
+                "cargo-cyclonedx is required (OC_REQUIRE_CYCLONEDX or CI)"
+            );
+            eprintln!("skipped: cargo-cyclonedx is not installed");
+            return;
+        }
+        let path = sbom(&Version(0, 0, 0)).unwrap();
+        let bom: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let names: Vec<&str> = bom["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        for dep in ["oc-tasks", "rusqlite", "tokio", "rustls"] {
+            assert!(names.contains(&dep), "{dep} in the SBOM: {names:?}");
+        }
+        // Nothing is left beside the members' manifests.
+        for dir in member_dirs().unwrap() {
+            let left: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("xtask-sbom-"))
+                .collect();
+            assert!(left.is_empty(), "{left:?} left in {}", dir.display());
+        }
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn the_diff_names_changed_added_and_removed_lines() {
+        let d = diff("f", "a\nb\nc\nd\n", "a\nB\nc\nnew\nd\n");
+        assert_eq!(
+            d,
+            [
+                Edit {
+                    file: "f",
+                    before: "b".into(),
+                    after: "B".into()
+                },
+                Edit {
+                    file: "f",
+                    before: String::new(),
+                    after: "new".into()
+                },
+            ]
+        );
+        assert_eq!(
+            diff("f", "x\ny\n", "y\n"),
+            [Edit {
+                file: "f",
+                before: "x".into(),
+                after: String::new()
+            }]
+        );
+        assert!(diff("f", "same\n", "same\n").is_empty());
     }
 
     #[test]
