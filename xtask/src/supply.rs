@@ -160,7 +160,8 @@ fn has_commit(dir: &Path, commit: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The workspace packages that are not published (`publish = false`).
+/// The workspace packages semver-checks leaves out: not published (`publish = false`), or
+/// without a library.
 fn unpublished() -> anyhow::Result<Vec<String>> {
     let out = Command::new("cargo")
         .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
@@ -179,9 +180,25 @@ fn unpublished() -> anyhow::Result<Vec<String>> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|p| p["publish"].as_array().is_some_and(Vec::is_empty))
+        .filter(|p| p["publish"].as_array().is_some_and(Vec::is_empty) || !has_lib(p))
         .filter_map(|p| p["name"].as_str().map(str::to_owned))
         .collect())
+}
+
+/// Whether a package of `cargo metadata` has a library target (semver-checks checks only
+/// libraries: `oc-cli` is a binary, its interface is its command line).
+fn has_lib(package: &serde_json::Value) -> bool {
+    package["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|t| {
+            t["kind"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|k| matches!(k.as_str(), Some("lib" | "rlib" | "dylib" | "proc-macro")))
+        })
 }
 
 /// cargo-semver-checks of the published crates against the recorded release commit.
@@ -500,6 +517,14 @@ mod tests {
             ]
         });
         assert_eq!(foreign_paths(&metadata), ["b -> evil (/home/me/evil)"]);
+    }
+
+    #[test]
+    fn a_binary_only_package_has_no_library_to_check() {
+        let bin = serde_json::json!({"targets": [{"kind": ["bin"]}, {"kind": ["test"]}]});
+        let lib = serde_json::json!({"targets": [{"kind": ["bin"]}, {"kind": ["lib"]}]});
+        assert!(!has_lib(&bin));
+        assert!(has_lib(&lib));
     }
 
     #[test]
