@@ -142,7 +142,8 @@ pub(crate) fn ci() -> anyhow::Result<()> {
     )?;
     no_tokio()?;
     no_sqlite()?;
-    crate::package::package()
+    crate::package::package()?;
+    crate::supply::supply()
 }
 
 /// The library crates' default builds must not contain tokio (design rule); only

@@ -51,6 +51,23 @@ pub(crate) enum Cmd {
     /// `.crate` files in an out-of-tree project running the README examples of oc-tasks and
     /// oc-locks, and installs the packaged `oc`.
     Package,
+    /// The compatibility and supply-chain checks: cargo-deny (licences, bans, sources,
+    /// advisories when reachable), cargo-semver-checks against `release/baseline.toml`, MSRV.
+    Supply,
+    /// Bumps the published crates' version and dates CHANGELOG.md's Unreleased section, then
+    /// writes the SBOM of `oc` to `release-artifacts/` in cargo's target directory.
+    Release(Release),
+}
+
+/// `cargo xtask release`.
+#[derive(Debug, Args)]
+pub(crate) struct Release {
+    /// patch (fixes), minor (features; breaking before 1.0) or major.
+    #[arg(value_enum)]
+    pub(crate) level: crate::release::Level,
+    /// Prints what would change; writes nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// `cargo xtask fuzz`.

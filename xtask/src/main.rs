@@ -31,6 +31,8 @@
 //! - `instructions [--check | --update]`: instructions per operation of the hot paths under
 //!   callgrind, against the committed `benches/instructions.json` (`--check` fails on a growth
 //!   beyond 5 %; `--update` rewrites it on purpose).
+//! - `supply`: cargo-deny, cargo-semver-checks against `release/baseline.toml`, the MSRV
+//!   (decision 0055); `release <patch|minor|major> [--dry-run]`: versions, changelog, SBOM.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod baseline;
@@ -43,9 +45,11 @@ mod fuzz;
 mod instructions;
 mod package;
 mod peers;
+mod release;
 mod reliability;
 mod shuttle;
 mod stats;
+mod supply;
 #[cfg(test)]
 mod tidy;
 mod workspace;
@@ -74,5 +78,7 @@ fn main() -> anyhow::Result<()> {
         flags::Cmd::Peers(p) => peers::peers(&p).map(drop),
         flags::Cmd::Codegen => codegen(),
         flags::Cmd::Package => package::package(),
+        flags::Cmd::Supply => supply::supply(),
+        flags::Cmd::Release(r) => release::release(&r),
     }
 }
