@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn the_table_parses_and_names_each_figure_once() {
         let figures = figures().unwrap();
-        assert_eq!(figures.len(), 134);
+        assert_eq!(figures.len(), 135);
         let by = |b: &str| figures.iter().find(|d| d.bench == b).unwrap();
         let batch = by("sqlite.batch_insert");
         assert_eq!(
