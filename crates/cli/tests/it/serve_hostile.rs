@@ -97,7 +97,9 @@ impl Server {
         let took = t.elapsed();
         match answer {
             Ok(reply) if reply.starts_with("HTTP/1.1 200") && took <= HEALTHZ_WITHIN => took,
-            other => panic!("/healthz did not answer 200 within {HEALTHZ_WITHIN:?} ({took:?}): {other:?}"),
+            other => panic!(
+                "/healthz did not answer 200 within {HEALTHZ_WITHIN:?} ({took:?}): {other:?}"
+            ),
         }
     }
 
