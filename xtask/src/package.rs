@@ -115,7 +115,7 @@ pub(crate) fn package() -> anyhow::Result<()> {
     let install_root = packaged.join("install");
     let install_s = install_root.to_string_lossy().into_owned();
     let mut install = vec![
-        "install", "--debug", "--force", "--root", &install_s, "--path", &cli,
+        "install", "--locked", "--debug", "--force", "--root", &install_s, "--path", &cli,
     ];
     install.extend(&lib_refs);
     run_in(&project, "cargo", &install, &envs)?;

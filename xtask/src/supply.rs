@@ -100,11 +100,12 @@ pub(crate) fn deny() -> anyhow::Result<()> {
     )?;
     // `cargo deny fetch db` clones or updates the RustSec database from github.com; when that
     // fails the check below would fail for a reason that is not ours.
-    let fetch = Command::new("cargo")
-        .args(["deny", "fetch", "db"])
+    // A dropped packet would hang the clone until git gives up: two minutes at most.
+    let fetch = Command::new("timeout")
+        .args(["120", "cargo", "deny", "fetch", "db"])
         .current_dir(root())
         .output()
-        .context("cannot run cargo deny fetch db")?;
+        .context("cannot run timeout 120 cargo deny fetch db")?;
     if !fetch.status.success() {
         let why = String::from_utf8_lossy(&fetch.stderr);
         let why = why
@@ -112,10 +113,35 @@ pub(crate) fn deny() -> anyhow::Result<()> {
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("cargo deny fetch db failed");
-        eprintln!("advisories: skipped, database unreachable ({})", why.trim());
+        if cached_advisory_db() {
+            eprintln!(
+                "advisories: database unreachable ({}); checked against the cached copy",
+                why.trim()
+            );
+            return run(
+                "cargo",
+                &["deny", "--locked", "check", "--disable-fetch", "advisories"],
+                &[],
+            );
+        }
+        eprintln!(
+            "advisories: skipped, database unreachable ({}); yanked crates unchecked too",
+            why.trim()
+        );
         return Ok(());
     }
     run("cargo", &["deny", "--locked", "check", "advisories"], &[])
+}
+
+/// Whether cargo-deny has a copy of an advisory database from an earlier fetch
+/// (`$CARGO_HOME/advisory-dbs`, its default place).
+fn cached_advisory_db() -> bool {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
+    home.map(|h| h.join("advisory-dbs"))
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .is_some_and(|mut entries| entries.next().is_some())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,7 +271,13 @@ pub(crate) fn semver() -> anyhow::Result<()> {
         args.push(name);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run("cargo", &args, &[])
+    // semver-checks resolves both sides afresh, ignoring our Cargo.lock: prefer the versions
+    // our MSRV can build, so an upstream release needing a newer compiler does not fail us.
+    run(
+        "cargo",
+        &args,
+        &[("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback")],
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
