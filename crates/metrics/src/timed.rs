@@ -73,6 +73,9 @@ impl<M: LockManager> LockManager for TimedLocks<M> {
     fn release_keyed(&self, key: &IdempotencyKey, r: &Resource, o: &Owner) -> Result<Keyed<Lock>> {
         self.inner.release_keyed(key, r, o)
     }
+    fn release_forgetting(&self, key: &IdempotencyKey) -> Result<Vec<Lock>> {
+        self.inner.release_forgetting(key)
+    }
     fn renew(&self, r: &Resource, o: &Owner, ttl: Option<Duration>) -> Result<Lock> {
         self.inner.renew(r, o, ttl)
     }
