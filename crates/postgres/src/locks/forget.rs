@@ -56,11 +56,11 @@ impl PgLockManager {
                 // A lapsed key is forgotten too (it counts as unknown, and would be replaced).
                 t.execute(&st.key_forget, &[&k.agent(), &k.key()]).await?;
                 if granted.is_empty() {
-                    return Ok(Ok(Vec::new()));
+                    return Ok(Ok((Vec::new(), false)));
                 }
                 let paths: Vec<String> = granted.iter().map(|l| l.resource.to_string()).collect();
                 t.execute(&st.serialize, &[&paths]).await?;
-                let mut released = Vec::with_capacity(granted.len());
+                let (mut released, mut freed) = (Vec::with_capacity(granted.len()), false);
                 for g in &granted {
                     let (r, o) = (g.resource.to_string(), g.owner.to_string());
                     let Some(held) = t.query_opt(&st.own_token, &[&r, &o]).await? else {
@@ -78,18 +78,22 @@ impl PgLockManager {
                     };
                     let outcome: String =
                         inner!(first.try_get(0).map_err(|e| corrupt("(outcome)", e)));
-                    if outcome == "released" {
-                        released.push(inner!(row_lock(first, 1)));
+                    match outcome.as_str() {
+                        "released" => released.push(inner!(row_lock(first, 1))),
+                        // Lapsed by the time `lock_own` read (it never reads an earlier time
+                        // than a grant on an overlapping resource): removed, not given back.
+                        "expired" => freed = true,
+                        _ => {}
                     }
                 }
-                Ok(Ok(released))
+                Ok(Ok((released, freed)))
             })
         });
-        let out = out.map_err(crate::errors::lock_error)?;
-        if matches!(&out, Ok(v) if v.iter().any(|l| l.holds == 0)) {
+        let (released, freed) = out.map_err(crate::errors::lock_error)??;
+        if freed || released.iter().any(|l| l.holds == 0) {
             self.freed.wake();
         }
         self.tick();
-        out
+        Ok(released)
     }
 }
