@@ -70,8 +70,21 @@ impl<M: LockManager> LockManager for TimedLocks<M> {
             self.inner.acquire_many_keyed(key, reqs, wait, keep_waiting)
         })
     }
+    fn acquire_many_watched(
+        &self,
+        reqs: &[LockRequest],
+        wait: Duration,
+        keep_waiting: &KeepWaiting<'_>,
+    ) -> Result<Vec<Lock>> {
+        self.timed(wait, || {
+            self.inner.acquire_many_watched(reqs, wait, keep_waiting)
+        })
+    }
     fn release_keyed(&self, key: &IdempotencyKey, r: &Resource, o: &Owner) -> Result<Keyed<Lock>> {
         self.inner.release_keyed(key, r, o)
+    }
+    fn release_forgetting(&self, key: &IdempotencyKey) -> Result<Vec<Lock>> {
+        self.inner.release_forgetting(key)
     }
     fn renew(&self, r: &Resource, o: &Owner, ttl: Option<Duration>) -> Result<Lock> {
         self.inner.renew(r, o, ttl)

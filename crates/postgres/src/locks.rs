@@ -14,8 +14,8 @@
 //!
 //! One concept per file: the schema's versions (`migrations.rs`, `migrations/*.sql`) and its
 //! server-side functions (`functions/NNNN/*.sql`), the statements (`statements.rs`,
-//! `sql/*.sql`), rows to locks (`row.rs`), the options (`options.rs`), and acquiring and
-//! waiting (`acquire.rs`). This file holds the manager and the [`LockManager`] methods.
+//! `sql/*.sql`), rows to locks (`row.rs`), the options (`options.rs`), acquiring and waiting (`acquire.rs`), and giving
+//! back a keyed grant (`forget.rs`). This file holds the manager and the [`LockManager`] methods.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +32,7 @@ use crate::pool::{Conn, Pool};
 use crate::schema::migrate;
 
 mod acquire;
+mod forget;
 mod migrations;
 mod options;
 mod row;
@@ -260,6 +261,10 @@ impl LockManager for PgLockManager {
         owner: &Owner,
     ) -> Result<Keyed<Lock>> {
         self.release_keyed_tx(key, resource, owner)
+    }
+
+    fn release_forgetting(&self, key: &IdempotencyKey) -> Result<Vec<Lock>> {
+        self.release_forgetting_tx(key)
     }
 
     fn release_owner(&self, owner: &Owner) -> Result<Vec<Lock>> {

@@ -594,7 +594,7 @@ macro_rules! lock_conformance_tests {
             check_upgrade, check_wrong_owner, check_bad_input, check_expiry, check_acquire_many,
             check_stats, check_waiting, check_watched_wait, check_no_starvation, check_tokens_increase,
             check_linearizable, check_idempotent_locks, check_idempotency_keys_lapse,
-            check_idempotent_lock_race);
+            check_idempotent_lock_race, check_idempotent_give_back);
         #[test]
         fn check_mutual_exclusion() {
             let make = $make;

@@ -13,12 +13,6 @@ mod memory {
     }
 
     oc_locks::lock_conformance_tests!(make, 8, 1000);
-
-    // Not in the macro yet: PostgreSQL's manager does not implement `release_forgetting`.
-    #[test]
-    fn check_idempotent_give_back() {
-        oc_locks::testkit::check_idempotent_give_back(&make);
-    }
 }
 
 mod sqlite {
@@ -38,12 +32,6 @@ mod sqlite {
     }
 
     oc_locks::lock_conformance_tests!(make, 4, 100);
-
-    // Not in the macro yet: PostgreSQL's manager does not implement `release_forgetting`.
-    #[test]
-    fn check_idempotent_give_back() {
-        oc_locks::testkit::check_idempotent_give_back(&make);
-    }
 
     #[test]
     fn check_late_grants_refused() {

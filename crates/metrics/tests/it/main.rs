@@ -4,5 +4,6 @@
 mod catalogue;
 mod publish;
 mod rules;
+mod timed;
 mod tracing;
 mod values;

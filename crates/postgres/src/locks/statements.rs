@@ -23,6 +23,9 @@ pub(crate) struct LockStatements {
     pub(super) key_sweep: Statement,
     pub(super) key_read: Statement,
     pub(super) key_write: Statement,
+    pub(super) key_forget: Statement,
+    pub(super) serialize: Statement,
+    pub(super) own_token: Statement,
 }
 
 impl Prepare for LockStatements {
@@ -44,6 +47,9 @@ impl Prepare for LockStatements {
             key_sweep: prepare(c, &s, include_str!("sql/key_sweep.sql")).await?,
             key_read: prepare(c, &s, include_str!("sql/key_read.sql")).await?,
             key_write: prepare(c, &s, include_str!("sql/key_write.sql")).await?,
+            key_forget: prepare(c, &s, include_str!("sql/key_forget.sql")).await?,
+            serialize: prepare(c, &s, include_str!("sql/serialize.sql")).await?,
+            own_token: prepare(c, &s, include_str!("sql/own_token.sql")).await?,
         })
     }
 }
