@@ -79,12 +79,7 @@ fn cargo_figures(args: &[&str]) -> anyhow::Result<BTreeMap<String, Vec<f64>>> {
 
 /// Finds the SQLite amalgamation that rusqlite bundles, through `cargo metadata`.
 fn amalgamation() -> anyhow::Result<PathBuf> {
-    let out = Command::new("cargo")
-        .args(["metadata", "--format-version", "1", "--locked"])
-        .current_dir(root())
-        .output()
-        .context("cargo metadata")?;
-    let meta: Value = serde_json::from_slice(&out.stdout).context("cargo metadata output")?;
+    let meta = crate::workspace::cargo_metadata(&["--locked"])?;
     let pkgs = meta["packages"].as_array().context("packages")?;
     let sys = pkgs
         .iter()

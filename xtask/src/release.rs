@@ -421,13 +421,7 @@ pub(crate) fn sbom_current() -> anyhow::Result<PathBuf> {
 
 /// The directories of the workspace members.
 fn member_dirs() -> anyhow::Result<Vec<PathBuf>> {
-    let out = Command::new("cargo")
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(root())
-        .output()
-        .context("cannot run cargo metadata")?;
-    let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("cargo metadata's output is not JSON")?;
+    let meta = crate::workspace::cargo_metadata(&["--no-deps"])?;
     Ok(meta["packages"]
         .as_array()
         .into_iter()

@@ -189,19 +189,7 @@ fn has_commit(dir: &Path, commit: &str) -> bool {
 /// The workspace packages semver-checks leaves out: not published (`publish = false`), or
 /// without a library.
 fn unpublished() -> anyhow::Result<Vec<String>> {
-    let out = Command::new("cargo")
-        .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
-        .current_dir(root())
-        .output()
-        .context("cannot run cargo metadata")?;
-    if !out.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("cargo metadata's output is not JSON")?;
+    let meta = crate::workspace::cargo_metadata(&["--no-deps", "--locked"])?;
     Ok(meta["packages"]
         .as_array()
         .into_iter()
@@ -386,25 +374,7 @@ fn msrv_resolution() -> anyhow::Result<(u64, u64, u64)> {
     let msrv = parse_rust_version(declared)
         .with_context(|| format!("msrv: rust-version {declared:?} is not a version"))?;
 
-    let out = Command::new("cargo")
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--locked",
-            "--all-features",
-        ])
-        .current_dir(&root)
-        .output()
-        .context("cannot run cargo metadata")?;
-    if !out.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("cargo metadata's output is not JSON")?;
+    let metadata = crate::workspace::cargo_metadata(&["--locked", "--all-features"])?;
     let newer = newer_than(&metadata, msrv);
     if !newer.is_empty() {
         bail!(

@@ -62,6 +62,23 @@ pub(crate) fn which(program: &str) -> bool {
         .is_ok()
 }
 
+/// `cargo metadata --format-version 1` with `args` (e.g. `--no-deps`, `--locked`), parsed.
+pub(crate) fn cargo_metadata(args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new("cargo")
+        .args(["metadata", "--format-version", "1"])
+        .args(args)
+        .current_dir(root())
+        .output()
+        .context("cannot run cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("cargo metadata's output is not JSON")
+}
+
 /// Runs a command in the workspace root, failing on a non-zero exit.
 pub(crate) fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
     run_in(&root(), program, args, envs)

@@ -31,6 +31,17 @@ use crate::errors::lock_error;
 use crate::pool::{Conn, Pool};
 use crate::schema::migrate;
 
+/// In a keyed transaction's body: the value of an `Ok`, or the store's answer `Err(e)` returned
+/// from the body as `Ok(Err(e))` (a database error goes up with `?` instead).
+macro_rules! inner {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
 mod acquire;
 mod forget;
 mod migrations;

@@ -324,15 +324,6 @@ pub(super) async fn key_end(
     Ok(Ok(()))
 }
 
-macro_rules! inner {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        }
-    };
-}
-
 impl PgLockManager {
     /// One keyed attempt, in one transaction with the key: replay, grant (recording the key),
     /// or blocked. A replay leaves the queue (`ticket`).

@@ -7,15 +7,6 @@ use oc_locks::{IDEMPOTENCY_KEY_TTL, IdempotencyKey, Lock, Result};
 use super::PgLockManager;
 use super::row::{corrupt, row_lock};
 
-macro_rules! inner {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        }
-    };
-}
-
 impl PgLockManager {
     /// `release_forgetting`: takes the key's lock, reads its row (a release's is refused and
     /// kept), deletes it, takes the paths' locks of every recorded lock at once (as
