@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use oc_lincheck::{Checked, Grant, History, Model, Sink, SplitMix};
+use oc_lincheck::{Checked, Grant, History, Model, Outcome, Sink, SplitMix};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, ManualClock, NewTask, Task, TaskId, TaskStatus, TaskStore};
@@ -629,6 +629,31 @@ fn parts(op: &TaskOp, ret: Option<&TaskRet>, pairs: u32) -> Vec<u32> {
     }
 }
 
+/// A reap is atomic per task, not across tasks (each task is its own check-and-set): a reap that
+/// reports several tasks of `part` becomes one event per task over the same interval, each free
+/// to take effect at its own moment. Every other outcome stays whole.
+fn per_task(outcome: &Outcome<TaskRet>, part: u32) -> Vec<Outcome<TaskRet>> {
+    let Outcome::Returned { at, ret } = outcome else {
+        return vec![outcome.clone()];
+    };
+    let TaskAnswer::Reaped(list) = &ret.answer else {
+        return vec![outcome.clone()];
+    };
+    let mine: Vec<&Seen> = list.iter().filter(|r| r.task.0 == part).collect();
+    if mine.len() < 2 {
+        return vec![outcome.clone()];
+    }
+    mine.into_iter()
+        .map(|seen| Outcome::Returned {
+            at: *at,
+            ret: TaskRet {
+                at: ret.at,
+                answer: TaskAnswer::Reaped(vec![seen.clone()]),
+            },
+        })
+        .collect()
+}
+
 /// The claims in a history, for [`oc_lincheck::check_tokens`].
 pub fn grants(h: &TaskHistory) -> Vec<Grant> {
     h.events
@@ -675,15 +700,17 @@ pub fn check_pairs(h: &TaskHistory, pairs: u32) -> Checked {
     let mut split: History<PartOp, TaskRet> = History::new();
     for e in &h.events {
         for part in parts(&e.op, e.ret(), pairs) {
-            split.events.push(oc_lincheck::Event {
-                process: e.process,
-                op: PartOp {
-                    part,
-                    op: e.op.clone(),
-                },
-                invoked: e.invoked,
-                outcome: e.outcome.clone(),
-            });
+            for outcome in per_task(&e.outcome, part) {
+                split.events.push(oc_lincheck::Event {
+                    process: e.process,
+                    op: PartOp {
+                        part,
+                        op: e.op.clone(),
+                    },
+                    invoked: e.invoked,
+                    outcome,
+                });
+            }
         }
     }
     Checked {
