@@ -648,7 +648,7 @@ fn per_task(outcome: &Outcome<TaskRet>, part: u32) -> Vec<Outcome<TaskRet>> {
             at: *at,
             ret: TaskRet {
                 at: ret.at,
-                answer: TaskAnswer::Reaped(vec![seen.clone()]),
+                answer: TaskAnswer::Reaped(vec![*seen]),
             },
         })
         .collect()
