@@ -113,17 +113,6 @@ pub(crate) fn deny() -> anyhow::Result<()> {
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("cargo deny fetch db failed");
-        if cached_advisory_db() {
-            eprintln!(
-                "advisories: database unreachable ({}); checked against the cached copy",
-                why.trim()
-            );
-            return run(
-                "cargo",
-                &["deny", "--locked", "check", "--disable-fetch", "advisories"],
-                &[],
-            );
-        }
         eprintln!(
             "advisories: skipped, database unreachable ({}); yanked crates unchecked too",
             why.trim()
@@ -131,17 +120,6 @@ pub(crate) fn deny() -> anyhow::Result<()> {
         return Ok(());
     }
     run("cargo", &["deny", "--locked", "check", "advisories"], &[])
-}
-
-/// Whether cargo-deny has a copy of an advisory database from an earlier fetch
-/// (`$CARGO_HOME/advisory-dbs`, its default place).
-fn cached_advisory_db() -> bool {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
-    home.map(|h| h.join("advisory-dbs"))
-        .and_then(|d| std::fs::read_dir(d).ok())
-        .is_some_and(|mut entries| entries.next().is_some())
 }
 
 // ---------------------------------------------------------------------------------------------
