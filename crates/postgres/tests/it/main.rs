@@ -18,7 +18,6 @@ mod keys;
 mod lock_stress;
 mod model;
 mod processes;
-mod profile;
 mod readiness;
 mod runtime;
 mod schemas;
