@@ -58,13 +58,16 @@ fn a_watched_wait_is_forwarded_and_keeps_its_place() {
             locks.release(&first.resource, &first.owner).unwrap();
             got[0].token
         });
-        thread::sleep(WATCH_EVERY / 2);
+        // Queued first: its conflict is counted under the lock that queues it.
+        queued(&locks, 1);
         let plain = s.spawn(|| {
             let got = locks.acquire(&later, Duration::from_secs(30)).unwrap();
             locks.release(&later.resource, &later.owner).unwrap();
             got.token
         });
-        // Past a few of the watched waiter's slices, then free the lock.
+        queued(&locks, 2);
+        // What is tested is the watched wait's own period: let a few of them pass, then free
+        // the lock (a wait in slices would have left the queue and rejoined behind by now).
         thread::sleep(WATCH_EVERY * 3);
         locks.release(&held.resource, &held.owner).unwrap();
         (watched.join().unwrap(), plain.join().unwrap())
@@ -73,4 +76,11 @@ fn a_watched_wait_is_forwarded_and_keeps_its_place() {
         first_token < later_token,
         "the watched waiter, queued first, is served first: {first_token:?} vs {later_token:?}"
     );
+}
+
+/// Waits until `n` requests have met a conflict (each blocked waiter counts one when it queues).
+fn queued(locks: &impl LockManager, n: u64) {
+    while locks.stats().unwrap().conflicts_detected < n {
+        thread::yield_now();
+    }
 }
